@@ -1,0 +1,185 @@
+//! N-API binding over `ebpf-vm`. No logic of its own: it converts arguments, calls the engine and
+//! returns outcomes as plain data (errors included) for the TypeScript layer to turn into typed
+//! JavaScript errors. Nothing here may panic across the boundary: the engine reports errors as
+//! values, and every conversion is checked.
+
+use std::time::Instant;
+
+use ebpf_vm::{Engine, LoadError, Mode, Program, ProgramOptions, ProgramType, RunInput, Trap};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+/// Options of `loadProgram`, already checked by the TypeScript layer.
+#[napi(object)]
+pub struct NativeProgramOptions {
+    /// 'raw'
+    pub prog_type: String,
+    /// 'interpreter' | 'jit' | 'auto'
+    pub engine: String,
+    /// 'checked'
+    pub mode: String,
+    /// Instruction budget of a run (checked mode).
+    pub budget: Option<f64>,
+}
+
+/// A load or run failure, as data.
+#[napi(object)]
+pub struct NativeError {
+    /// Node-style errno code ('EINVAL', 'EFAULT', ...).
+    pub code: String,
+    pub message: String,
+    /// Instruction index the error is about, when there is one.
+    pub insn: Option<u32>,
+    /// Trap kind ('out_of_bounds', 'budget_exhausted', ...) for run failures.
+    pub kind: Option<String>,
+    pub addr: Option<BigInt>,
+    pub size: Option<u32>,
+    pub insn_count: Option<f64>,
+}
+
+impl From<LoadError> for NativeError {
+    fn from(e: LoadError) -> Self {
+        NativeError {
+            code: e.code.as_str().to_string(),
+            message: e.to_string(),
+            insn: e.insn.map(|i| i as u32),
+            kind: None,
+            addr: None,
+            size: None,
+            insn_count: None,
+        }
+    }
+}
+
+impl From<Trap> for NativeError {
+    fn from(t: Trap) -> Self {
+        NativeError {
+            code: t.kind.code().as_str().to_string(),
+            message: t.to_string(),
+            insn: Some(t.pc as u32),
+            kind: Some(t.kind.as_str().to_string()),
+            addr: Some(BigInt::from(t.addr)),
+            size: Some(t.size),
+            insn_count: Some(t.insn_count as f64),
+        }
+    }
+}
+
+#[napi(object)]
+pub struct NativeRunResult {
+    pub r0: BigInt,
+    pub insn_count: f64,
+    /// The data buffer as the program left it.
+    pub data: Buffer,
+    pub duration_ns: f64,
+    pub error: Option<NativeError>,
+}
+
+fn invalid(message: String) -> NativeError {
+    LoadError::new(ebpf_vm::ErrorCode::Einval, message).into()
+}
+
+fn parse_options(o: &NativeProgramOptions) -> std::result::Result<ProgramOptions, NativeError> {
+    let prog_type = match o.prog_type.as_str() {
+        "raw" => ProgramType::Raw,
+        other => return Err(invalid(format!("unknown program type '{other}'"))),
+    };
+    let engine = match o.engine.as_str() {
+        "interpreter" => Engine::Interpreter,
+        "jit" => Engine::Jit,
+        "auto" => Engine::Auto,
+        other => return Err(invalid(format!("unknown engine '{other}'"))),
+    };
+    let mode = match o.mode.as_str() {
+        "checked" => Mode::Checked,
+        other => return Err(invalid(format!("unknown mode '{other}'"))),
+    };
+    let mut options = ProgramOptions {
+        prog_type,
+        engine,
+        mode,
+        ..ProgramOptions::default()
+    };
+    if let Some(b) = o.budget {
+        if !(b.is_finite() && b >= 1.0) {
+            return Err(invalid(format!(
+                "budget must be a positive integer, got {b}"
+            )));
+        }
+        options.budget = b as u64;
+    }
+    Ok(options)
+}
+
+#[napi]
+pub struct NativeProgram {
+    inner: Program,
+}
+
+#[napi]
+impl NativeProgram {
+    /// The engine that runs the program: 'interpreter' or 'jit'.
+    #[napi(getter)]
+    pub fn engine(&self) -> String {
+        match self.inner.engine() {
+            Engine::Jit => "jit".into(),
+            _ => "interpreter".into(),
+        }
+    }
+
+    /// The bytecode as loaded.
+    #[napi]
+    pub fn xlated(&self) -> Buffer {
+        self.inner.xlated().into()
+    }
+
+    /// Runs once over a copy of `data`; the copy, as the program left it, is returned.
+    #[napi]
+    pub fn run(&self, data: &[u8], budget: Option<f64>) -> NativeRunResult {
+        let mut buf = data.to_vec();
+        let budget = budget
+            .filter(|b| b.is_finite() && *b >= 1.0)
+            .map(|b| b as u64);
+        let start = Instant::now();
+        let outcome = self.inner.run(&mut RunInput {
+            data: &mut buf,
+            budget,
+        });
+        let duration_ns = start.elapsed().as_nanos() as f64;
+        match outcome {
+            Ok(out) => NativeRunResult {
+                r0: BigInt::from(out.r0),
+                insn_count: out.insn_count as f64,
+                data: buf.into(),
+                duration_ns,
+                error: None,
+            },
+            Err(trap) => NativeRunResult {
+                r0: BigInt::from(0u64),
+                insn_count: trap.insn_count as f64,
+                data: buf.into(),
+                duration_ns,
+                error: Some(trap.into()),
+            },
+        }
+    }
+}
+
+#[napi(object)]
+pub struct NativeLoadResult {
+    pub error: Option<NativeError>,
+}
+
+/// Validates and prepares a program. On failure the program is `null` and the error is set.
+#[napi]
+pub fn load_program(
+    bytecode: &[u8],
+    options: NativeProgramOptions,
+) -> Either<NativeProgram, NativeLoadResult> {
+    let loaded = parse_options(&options)
+        .and_then(|opts| Program::load(bytecode, opts).map_err(NativeError::from));
+    match loaded {
+        Ok(inner) => Either::A(NativeProgram { inner }),
+        Err(e) => Either::B(NativeLoadResult { error: Some(e) }),
+    }
+}

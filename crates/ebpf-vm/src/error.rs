@@ -1,0 +1,160 @@
+//! Errors of loading and running programs, as data. Every error carries a Node-style errno `code`
+//! (what the binding exposes as `err.code`), a human message and, where one applies, the index of
+//! the instruction it is about.
+
+use std::fmt;
+
+/// Errno-style codes, in the kernel's vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// Malformed input: bytecode, arguments, sizes.
+    Einval,
+    /// Rejected by the verifier.
+    Eacces,
+    /// Over a limit (program size, map full, call depth).
+    E2big,
+    /// No such key or object.
+    Enoent,
+    /// Key already present.
+    Eexist,
+    /// No space left (queue/ringbuf full).
+    Enospc,
+    /// Operation not supported by this object or host.
+    Enotsupp,
+    /// A bad memory access at run time.
+    Efault,
+    /// Run aborted: instruction budget exhausted.
+    Etime,
+    /// Permission denied (for example writing a read-only map from a program).
+    Eperm,
+}
+
+impl ErrorCode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Einval => "EINVAL",
+            ErrorCode::Eacces => "EACCES",
+            ErrorCode::E2big => "E2BIG",
+            ErrorCode::Enoent => "ENOENT",
+            ErrorCode::Eexist => "EEXIST",
+            ErrorCode::Enospc => "ENOSPC",
+            ErrorCode::Enotsupp => "ENOTSUPP",
+            ErrorCode::Efault => "EFAULT",
+            ErrorCode::Etime => "ETIME",
+            ErrorCode::Eperm => "EPERM",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A program (or object) that cannot be loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadError {
+    pub code: ErrorCode,
+    /// Index of the offending instruction slot, when the error is about one.
+    pub insn: Option<usize>,
+    pub message: String,
+}
+
+impl LoadError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        LoadError {
+            code,
+            insn: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn at(code: ErrorCode, insn: usize, message: impl Into<String>) -> Self {
+        LoadError {
+            code,
+            insn: Some(insn),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.insn {
+            Some(i) => write!(f, "instruction {i}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Why a run stopped before `exit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TrapKind {
+    /// A load or store outside every memory region of the run (checked mode).
+    OutOfBounds,
+    /// A store to a region that is read-only.
+    ReadOnly,
+    /// An atomic operation on an address that is not a multiple of its size.
+    Misaligned,
+    /// The instruction budget ran out.
+    BudgetExhausted,
+    /// Too many nested bpf-to-bpf calls.
+    CallDepth,
+    /// `callx` (or a tail call) to something that is not a function.
+    BadCallTarget,
+    /// A helper reported an error the program cannot continue from.
+    HelperError,
+    /// More than the allowed number of tail calls.
+    TailCallLimit,
+}
+
+impl TrapKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TrapKind::OutOfBounds => "out_of_bounds",
+            TrapKind::ReadOnly => "read_only",
+            TrapKind::Misaligned => "misaligned",
+            TrapKind::BudgetExhausted => "budget_exhausted",
+            TrapKind::CallDepth => "call_depth",
+            TrapKind::BadCallTarget => "bad_call_target",
+            TrapKind::HelperError => "helper_error",
+            TrapKind::TailCallLimit => "tail_call_limit",
+        }
+    }
+
+    pub const fn code(self) -> ErrorCode {
+        match self {
+            TrapKind::OutOfBounds | TrapKind::ReadOnly | TrapKind::Misaligned => ErrorCode::Efault,
+            TrapKind::BudgetExhausted => ErrorCode::Etime,
+            TrapKind::CallDepth | TrapKind::TailCallLimit => ErrorCode::E2big,
+            TrapKind::BadCallTarget | TrapKind::HelperError => ErrorCode::Einval,
+        }
+    }
+}
+
+/// A run that stopped abnormally. Both engines produce identical traps for the same program and
+/// input: the kind, the instruction index and, for memory traps, the address and access size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trap {
+    pub kind: TrapKind,
+    /// Index of the instruction slot that trapped.
+    pub pc: usize,
+    /// The faulting address (memory traps), otherwise 0.
+    pub addr: u64,
+    /// The access size in bytes (memory traps), otherwise 0.
+    pub size: u32,
+    /// Instructions executed before the trap (the trapping one not included).
+    pub insn_count: u64,
+    pub message: String,
+}
+
+impl fmt::Display for Trap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "instruction {}: {}", self.pc, self.message)
+    }
+}
+
+impl std::error::Error for Trap {}

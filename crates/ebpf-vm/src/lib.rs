@@ -1,0 +1,20 @@
+//! `ebpf-vm`: a userspace eBPF engine. Pure Rust, no N-API: the Node binding (`ebpf-node`) and Rust
+//! users share it.
+//!
+//! - [`isa`]: RFC 9669 instruction encoding and table-driven validation.
+//! - [`interpreter`]: the reference semantics.
+//! - [`program`]: a loaded program and its runs.
+//! - [`helpers`]: helper functions by kernel number.
+//! - [`memory`]: the regions a run may touch.
+
+pub mod error;
+pub mod helpers;
+pub mod interpreter;
+pub mod isa;
+pub mod memory;
+pub mod program;
+
+pub use error::{ErrorCode, LoadError, Trap, TrapKind};
+pub use helpers::{HelperContext, HelperError, HelperTable};
+pub use interpreter::RunOutput;
+pub use program::{Engine, Mode, Program, ProgramOptions, ProgramType, RunInput};

@@ -1,0 +1,94 @@
+/**
+ * Error classes of the library. Every error has a Node-style `code` (`EINVAL` malformed input,
+ * `EACCES` rejected by the verifier, `E2BIG` over a limit, `ENOENT`/`EEXIST` for map keys,
+ * `EFAULT` a bad memory access at run time, `ETIME` an exhausted instruction budget) and the
+ * structured details that go with its kind.
+ */
+
+export type ErrorCode =
+  | 'EINVAL'
+  | 'EACCES'
+  | 'E2BIG'
+  | 'ENOENT'
+  | 'EEXIST'
+  | 'ENOSPC'
+  | 'ENOTSUPP'
+  | 'EFAULT'
+  | 'ETIME'
+  | 'EPERM'
+
+/** Base class of every error this library throws on purpose. */
+export class EbpfError extends Error {
+  readonly code: ErrorCode
+  constructor(code: ErrorCode, message: string) {
+    super(message)
+    this.code = code
+    this.name = new.target.name
+  }
+}
+
+/** A program or object that cannot be loaded: malformed bytecode, unknown helper, bad option. */
+export class LoadError extends EbpfError {
+  /** Index of the offending instruction slot, when the error is about one. */
+  readonly insn: number | undefined
+  constructor(code: ErrorCode, message: string, insn?: number) {
+    super(code, message)
+    this.insn = insn
+  }
+}
+
+/** Text that the assembler cannot read; `line` and `column` are 1-based. */
+export class AssembleError extends EbpfError {
+  readonly line: number
+  readonly column: number
+  constructor(message: string, line: number, column: number) {
+    super('EINVAL', `${line}:${column}: ${message}`)
+    this.line = line
+    this.column = column
+  }
+}
+
+/** Kinds of run-time traps, as the engine names them. */
+export type TrapKind =
+  | 'out_of_bounds'
+  | 'read_only'
+  | 'misaligned'
+  | 'budget_exhausted'
+  | 'call_depth'
+  | 'bad_call_target'
+  | 'helper_error'
+  | 'tail_call_limit'
+
+/** A run that stopped abnormally. Both engines report the same trap for the same program and input. */
+export class TrapError extends EbpfError {
+  readonly kind: TrapKind
+  /** Index of the instruction that trapped. */
+  readonly insn: number
+  /** Faulting address for memory traps, else 0n. */
+  readonly addr: bigint
+  /** Access size in bytes for memory traps, else 0. */
+  readonly size: number
+  /** Instructions executed before the trap. */
+  readonly insnCount: number
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: { kind: TrapKind; insn: number; addr: bigint; size: number; insnCount: number },
+  ) {
+    super(code, message)
+    this.kind = details.kind
+    this.insn = details.insn
+    this.addr = details.addr
+    this.size = details.size
+    this.insnCount = details.insnCount
+  }
+}
+
+/** Malformed ELF, BTF or other object data; `offset` is the byte offset where it went wrong. */
+export class FormatError extends EbpfError {
+  readonly offset: number | undefined
+  constructor(message: string, offset?: number) {
+    super('EINVAL', offset === undefined ? message : `${message} (at byte offset ${offset})`)
+    this.offset = offset
+  }
+}

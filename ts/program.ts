@@ -1,0 +1,129 @@
+/**
+ * `Program`: a loaded program and its runs. The engine validates, prepares and runs; this class
+ * checks options, converts results and turns error data from the engine into typed errors.
+ */
+import { type ErrorCode, LoadError, TrapError, type TrapKind } from './errors.js'
+import { type NativeError, type NativeProgram, native } from './native.js'
+
+export type ProgramType = 'raw'
+export type EngineName = 'jit' | 'interpreter' | 'auto'
+export type SafetyMode = 'checked'
+
+export interface ProgramOptions {
+  /** What r1/r2 hold at entry. `raw`: r1 = address of `data`, r2 = its length. Default `raw`. */
+  type?: ProgramType
+  /** Bytecode: 8-byte little-endian instruction slots, as `assemble` or `asm` produce. */
+  instructions: Uint8Array
+  /** `auto` (default) uses the JIT where the host supports it, else the interpreter. */
+  engine?: EngineName
+  /** `checked` (default): run-time bounds checks and an instruction budget. */
+  mode?: SafetyMode
+  /** Instructions a run may execute before it is stopped (default 10,000,000). */
+  budget?: number
+}
+
+export interface RunOptions {
+  /** The input data (packet); the program sees a copy, returned as `data`. */
+  data?: Uint8Array
+  /** Overrides the program's instruction budget for this run. */
+  budget?: number
+}
+
+export interface RunResult {
+  /** The full 64-bit r0 at exit. */
+  r0: bigint
+  /** r0 truncated to 32 bits, unsigned: what the kernel's BPF_PROG_TEST_RUN reports. */
+  retval: number
+  /** The data as the program left it. */
+  data: Uint8Array
+  /** Instructions executed. */
+  insnCount: number
+  /** Wall time of the run inside the engine, in nanoseconds. */
+  durationNs: number
+}
+
+const PROGRAM_TYPES: readonly ProgramType[] = ['raw']
+const ENGINES: readonly EngineName[] = ['jit', 'interpreter', 'auto']
+const MODES: readonly SafetyMode[] = ['checked']
+
+function oneOf<T extends string>(what: string, value: unknown, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback
+  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T
+  throw new LoadError('EINVAL', `${what} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${String(value)}`)
+}
+
+function checkBudget(budget: unknown): number | undefined {
+  if (budget === undefined) return undefined
+  if (typeof budget !== 'number' || !Number.isSafeInteger(budget) || budget < 1) {
+    throw new LoadError('EINVAL', `budget must be a positive integer, got ${String(budget)}`)
+  }
+  return budget
+}
+
+/** Converts error data from the engine into the matching error class. */
+export function fromNative(e: NativeError): LoadError | TrapError {
+  const code = e.code as ErrorCode
+  if (e.kind !== undefined) {
+    return new TrapError(code, e.message, {
+      kind: e.kind as TrapKind,
+      insn: e.insn ?? 0,
+      addr: e.addr ?? 0n,
+      size: e.size ?? 0,
+      insnCount: e.insnCount ?? 0,
+    })
+  }
+  return new LoadError(code, e.message, e.insn)
+}
+
+export class Program {
+  readonly type: ProgramType
+  readonly mode: SafetyMode
+  readonly #native: NativeProgram
+
+  constructor(options: ProgramOptions) {
+    if (options === null || typeof options !== 'object') {
+      throw new LoadError('EINVAL', 'Program options must be an object')
+    }
+    const { instructions } = options
+    if (!(instructions instanceof Uint8Array)) {
+      throw new LoadError('EINVAL', 'instructions must be a Uint8Array of bytecode')
+    }
+    this.type = oneOf('type', options.type, PROGRAM_TYPES, 'raw')
+    this.mode = oneOf('mode', options.mode, MODES, 'checked')
+    const engine = oneOf('engine', options.engine, ENGINES, 'auto')
+    const budget = checkBudget(options.budget)
+    const loaded = native.loadProgram(instructions, { progType: this.type, engine, mode: this.mode, budget })
+    if ('error' in loaded) {
+      throw fromNative(loaded.error as NativeError)
+    }
+    this.#native = loaded as NativeProgram
+  }
+
+  /** The engine that runs this program: `jit` or `interpreter` (`auto` resolved). */
+  get engine(): 'jit' | 'interpreter' {
+    return this.#native.engine as 'jit' | 'interpreter'
+  }
+
+  /** Runs the program once. Throws `TrapError` if the run stops abnormally. */
+  run(options: RunOptions = {}): RunResult {
+    const data = options.data ?? new Uint8Array(0)
+    if (!(data instanceof Uint8Array)) throw new LoadError('EINVAL', 'data must be a Uint8Array')
+    const budget = checkBudget(options.budget)
+    const res = this.#native.run(data, budget)
+    if (res.error) throw fromNative(res.error)
+    return {
+      r0: res.r0,
+      retval: Number(res.r0 & 0xffffffffn),
+      data: new Uint8Array(res.data.buffer, res.data.byteOffset, res.data.byteLength),
+      insnCount: res.insnCount,
+      durationNs: res.durationNs,
+    }
+  }
+
+  /** `xlated`: the bytecode as loaded. */
+  dump(what: 'xlated'): Uint8Array {
+    if (what !== 'xlated') throw new LoadError('EINVAL', `unknown dump kind ${String(what)}`)
+    const b = this.#native.xlated()
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+  }
+}
