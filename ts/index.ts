@@ -2,5 +2,5 @@
  * `ebpf`: a userspace eBPF runtime for Node.js. See README.md for the tour.
  */
 export * from './errors.js'
-export { Program } from './program.js'
 export type { EngineName, ProgramOptions, ProgramType, RunOptions, RunResult, SafetyMode } from './program.js'
+export { Program } from './program.js'

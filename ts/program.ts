@@ -49,7 +49,10 @@ const MODES: readonly SafetyMode[] = ['checked']
 function oneOf<T extends string>(what: string, value: unknown, allowed: readonly T[], fallback: T): T {
   if (value === undefined) return fallback
   if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T
-  throw new LoadError('EINVAL', `${what} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${String(value)}`)
+  throw new LoadError(
+    'EINVAL',
+    `${what} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${String(value)}`,
+  )
 }
 
 function checkBudget(budget: unknown): number | undefined {
