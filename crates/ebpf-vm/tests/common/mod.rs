@@ -1,0 +1,76 @@
+//! Shared test scaffolding: encode instructions by hand and run them on a chosen engine.
+#![allow(dead_code)]
+
+use ebpf_vm::isa::opcodes::*;
+use ebpf_vm::isa::{encode_all, Insn};
+use ebpf_vm::{Engine, LoadError, Program, ProgramOptions, RunInput, RunOutput, Trap};
+
+pub fn i(opcode: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn::new(opcode, dst, src, off, imm)
+}
+
+pub fn mov64_imm(dst: u8, imm: i32) -> Insn {
+    i(CLASS_ALU64 | ALU_MOV | SRC_K, dst, 0, 0, imm)
+}
+
+pub fn mov64_reg(dst: u8, src: u8) -> Insn {
+    i(CLASS_ALU64 | ALU_MOV | SRC_X, dst, src, 0, 0)
+}
+
+pub fn alu64_imm(op: u8, dst: u8, imm: i32) -> Insn {
+    i(CLASS_ALU64 | op | SRC_K, dst, 0, 0, imm)
+}
+
+pub fn alu64_reg(op: u8, dst: u8, src: u8) -> Insn {
+    i(CLASS_ALU64 | op | SRC_X, dst, src, 0, 0)
+}
+
+pub fn alu32_imm(op: u8, dst: u8, imm: i32) -> Insn {
+    i(CLASS_ALU | op | SRC_K, dst, 0, 0, imm)
+}
+
+pub fn alu32_reg(op: u8, dst: u8, src: u8) -> Insn {
+    i(CLASS_ALU | op | SRC_X, dst, src, 0, 0)
+}
+
+pub fn lddw(dst: u8, v: u64) -> [Insn; 2] {
+    [
+        i(OP_LDDW, dst, 0, 0, v as u32 as i32),
+        i(0, 0, 0, 0, (v >> 32) as u32 as i32),
+    ]
+}
+
+pub fn exit() -> Insn {
+    i(OP_EXIT, 0, 0, 0, 0)
+}
+
+pub fn bytes(insns: &[Insn]) -> Vec<u8> {
+    encode_all(insns)
+}
+
+pub fn load(insns: &[Insn], engine: Engine) -> Result<Program, LoadError> {
+    Program::load(
+        &bytes(insns),
+        ProgramOptions {
+            engine,
+            ..ProgramOptions::default()
+        },
+    )
+}
+
+pub fn run_with(
+    insns: &[Insn],
+    engine: Engine,
+    data: &mut [u8],
+    budget: Option<u64>,
+) -> Result<RunOutput, Trap> {
+    let prog = load(insns, engine).expect("program loads");
+    prog.run(&mut RunInput { data, budget })
+}
+
+/// r0 after running on the interpreter with no data.
+pub fn r0(insns: &[Insn]) -> u64 {
+    run_with(insns, Engine::Interpreter, &mut [], None)
+        .expect("program runs")
+        .r0
+}
