@@ -3,7 +3,7 @@
  * checks options, converts results and turns error data from the engine into typed errors.
  */
 import { type ErrorCode, LoadError, TrapError, type TrapKind } from './errors.js'
-import { type NativeError, type NativeProgram, native } from './native.js'
+import { type NativeError, type NativeProgram, type NativeRunResult, native } from './native.js'
 
 export type ProgramType = 'raw'
 export type EngineName = 'jit' | 'interpreter' | 'auto'
@@ -25,6 +25,8 @@ export interface ProgramOptions {
 export interface RunOptions {
   /** The input data (packet); the program sees a copy, returned as `data`. */
   data?: Uint8Array
+  /** Runs this many times over the same input (default 1); the result is the last run's, `durationNs` the mean. */
+  repeat?: number
   /** Overrides the program's instruction budget for this run. */
   budget?: number
 }
@@ -38,7 +40,7 @@ export interface RunResult {
   data: Uint8Array
   /** Instructions executed. */
   insnCount: number
-  /** Wall time of the run inside the engine, in nanoseconds. */
+  /** Wall time of one run inside the engine, in nanoseconds (the mean when `repeat` > 1). */
   durationNs: number
 }
 
@@ -61,6 +63,32 @@ function checkBudget(budget: unknown): number | undefined {
     throw new LoadError('EINVAL', `budget must be a positive integer, got ${String(budget)}`)
   }
   return budget
+}
+
+function checkRunOptions(options: RunOptions): {
+  data: Uint8Array
+  repeat: number | undefined
+  budget: number | undefined
+} {
+  if (options === null || typeof options !== 'object') throw new LoadError('EINVAL', 'run options must be an object')
+  const data = options.data ?? new Uint8Array(0)
+  if (!(data instanceof Uint8Array)) throw new LoadError('EINVAL', 'data must be a Uint8Array')
+  const { repeat } = options
+  if (repeat !== undefined && (!Number.isInteger(repeat) || repeat < 1 || repeat > 0xffffffff)) {
+    throw new LoadError('EINVAL', `repeat must be an integer from 1 to 2^32-1, got ${String(repeat)}`)
+  }
+  return { data, repeat, budget: checkBudget(options.budget) }
+}
+
+function toResult(res: NativeRunResult): RunResult {
+  if (res.error) throw fromNative(res.error)
+  return {
+    r0: res.r0,
+    retval: Number(res.r0 & 0xffffffffn),
+    data: new Uint8Array(res.data.buffer, res.data.byteOffset, res.data.byteLength),
+    insnCount: res.insnCount,
+    durationNs: res.durationNs,
+  }
 }
 
 /** Converts error data from the engine into the matching error class. */
@@ -107,20 +135,16 @@ export class Program {
     return this.#native.engine as 'jit' | 'interpreter'
   }
 
-  /** Runs the program once. Throws `TrapError` if the run stops abnormally. */
+  /** Runs the program (`repeat` times) on the calling thread. Throws `TrapError` if a run stops abnormally. */
   run(options: RunOptions = {}): RunResult {
-    const data = options.data ?? new Uint8Array(0)
-    if (!(data instanceof Uint8Array)) throw new LoadError('EINVAL', 'data must be a Uint8Array')
-    const budget = checkBudget(options.budget)
-    const res = this.#native.run(data, budget)
-    if (res.error) throw fromNative(res.error)
-    return {
-      r0: res.r0,
-      retval: Number(res.r0 & 0xffffffffn),
-      data: new Uint8Array(res.data.buffer, res.data.byteOffset, res.data.byteLength),
-      insnCount: res.insnCount,
-      durationNs: res.durationNs,
-    }
+    const { data, repeat, budget } = checkRunOptions(options)
+    return toResult(this.#native.run(data, repeat, budget))
+  }
+
+  /** The same as `run`, off the JavaScript thread (on the libuv thread pool). */
+  async runAsync(options: RunOptions = {}): Promise<RunResult> {
+    const { data, repeat, budget } = checkRunOptions(options)
+    return toResult(await this.#native.runAsync(data, repeat, budget))
   }
 
   /** `xlated`: the bytecode as loaded. */

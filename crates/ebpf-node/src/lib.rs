@@ -3,9 +3,12 @@
 //! JavaScript errors. Nothing here may panic across the boundary: the engine reports errors as
 //! values, and every conversion is checked.
 
-use std::time::Instant;
+use std::sync::Arc;
 
-use ebpf_vm::{Engine, LoadError, Mode, Program, ProgramOptions, ProgramType, RunInput, Trap};
+use ebpf_vm::{
+    Engine, LoadError, Mode, Program, ProgramOptions, ProgramType, TestRunInput, TestRunOutput,
+    Trap,
+};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -113,7 +116,7 @@ fn parse_options(o: &NativeProgramOptions) -> std::result::Result<ProgramOptions
 
 #[napi]
 pub struct NativeProgram {
-    inner: Program,
+    inner: Arc<Program>,
 }
 
 #[napi]
@@ -133,35 +136,67 @@ impl NativeProgram {
         self.inner.xlated().into()
     }
 
-    /// Runs once over a copy of `data`; the copy, as the program left it, is returned.
+    /// Runs `repeat` times (default 1) over copies of `data`, on the calling thread.
     #[napi]
-    pub fn run(&self, data: &[u8], budget: Option<f64>) -> NativeRunResult {
-        let mut buf = data.to_vec();
-        let budget = budget
+    pub fn run(&self, data: &[u8], repeat: Option<u32>, budget: Option<f64>) -> NativeRunResult {
+        to_js(self.inner.test_run(&test_input(data, repeat, budget)))
+    }
+
+    /// The same as `run`, on the libuv thread pool: the JavaScript thread stays free.
+    #[napi(ts_return_type = "Promise<NativeRunResult>")]
+    pub fn run_async(
+        &self,
+        data: &[u8],
+        repeat: Option<u32>,
+        budget: Option<f64>,
+    ) -> AsyncTask<RunTask> {
+        AsyncTask::new(RunTask {
+            program: self.inner.clone(),
+            input: test_input(data, repeat, budget),
+        })
+    }
+}
+
+fn test_input(data: &[u8], repeat: Option<u32>, budget: Option<f64>) -> TestRunInput {
+    TestRunInput {
+        data: data.to_vec(),
+        repeat: repeat.unwrap_or(1),
+        budget: budget
             .filter(|b| b.is_finite() && *b >= 1.0)
-            .map(|b| b as u64);
-        let start = Instant::now();
-        let outcome = self.inner.run(&mut RunInput {
-            data: &mut buf,
-            budget,
-        });
-        let duration_ns = start.elapsed().as_nanos() as f64;
-        match outcome {
-            Ok(out) => NativeRunResult {
-                r0: BigInt::from(out.r0),
-                insn_count: out.insn_count as f64,
-                data: buf.into(),
-                duration_ns,
-                error: None,
-            },
-            Err(trap) => NativeRunResult {
-                r0: BigInt::from(0u64),
-                insn_count: trap.insn_count as f64,
-                data: buf.into(),
-                duration_ns,
-                error: Some(trap.into()),
-            },
-        }
+            .map(|b| b as u64),
+    }
+}
+
+fn to_js(out: TestRunOutput) -> NativeRunResult {
+    let (r0, error) = match out.result {
+        Ok(r0) => (r0, None),
+        Err(trap) => (0, Some(trap.into())),
+    };
+    NativeRunResult {
+        r0: BigInt::from(r0),
+        insn_count: out.insn_count as f64,
+        data: out.data.into(),
+        duration_ns: out.duration_ns,
+        error,
+    }
+}
+
+/// A test run on the thread pool; the program is shared, the input owned.
+pub struct RunTask {
+    program: Arc<Program>,
+    input: TestRunInput,
+}
+
+impl Task for RunTask {
+    type Output = TestRunOutput;
+    type JsValue = NativeRunResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(self.program.test_run(&self.input))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(to_js(output))
     }
 }
 
@@ -179,7 +214,9 @@ pub fn load_program(
     let loaded = parse_options(&options)
         .and_then(|opts| Program::load(bytecode, opts).map_err(NativeError::from));
     match loaded {
-        Ok(inner) => Either::A(NativeProgram { inner }),
+        Ok(inner) => Either::A(NativeProgram {
+            inner: Arc::new(inner),
+        }),
         Err(e) => Either::B(NativeLoadResult { error: Some(e) }),
     }
 }

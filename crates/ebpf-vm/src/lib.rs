@@ -13,8 +13,10 @@ pub mod interpreter;
 pub mod isa;
 pub mod memory;
 pub mod program;
+pub mod test_run;
 
 pub use error::{ErrorCode, LoadError, Trap, TrapKind};
 pub use helpers::{HelperContext, HelperError, HelperTable};
 pub use interpreter::RunOutput;
 pub use program::{Engine, Mode, Program, ProgramOptions, ProgramType, RunInput};
+pub use test_run::{TestRunInput, TestRunOutput};
