@@ -1,0 +1,144 @@
+/**
+ * The Linux kernel as a test oracle: load an object with bpftool, test-run a program
+ * (BPF_PROG_TEST_RUN) and dump its maps, so that our results can be compared with the kernel's.
+ * Load, test-run, unpin and close only: nothing is ever attached to an interface, cgroup or hook.
+ *
+ * Where the kernel refuses (not root, no bpftool, no BPF), `kernelOracle()` says why and suites skip
+ * with that reason.
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export type OracleStatus = { ok: true } | { ok: false; reason: string }
+
+let status: OracleStatus | undefined
+let bpffs: string | undefined
+
+function bpftool(args: string[]): string {
+  return execFileSync('bpftool', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+/** A bpf filesystem to pin into: an existing mount, or one mounted for this process. */
+function bpfFs(): string {
+  if (bpffs) return bpffs
+  const mounts = readFileSync('/proc/mounts', 'utf8')
+  const existing = mounts
+    .split('\n')
+    .map((l) => l.split(' '))
+    .find((f) => f[2] === 'bpf')?.[1]
+  if (existing) {
+    bpffs = existing
+  } else {
+    const dir = mkdtempSync(join(tmpdir(), 'ebpf-bpffs-'))
+    execFileSync('mount', ['-t', 'bpf', 'bpf', dir])
+    bpffs = dir
+    process.on('exit', () => {
+      try {
+        execFileSync('umount', [dir])
+        rmSync(dir, { recursive: true, force: true })
+      } catch {
+        // Best effort at exit.
+      }
+    })
+  }
+  return bpffs
+}
+
+/** Whether the kernel can be used as an oracle here, and if not, why. */
+export function kernelOracle(): OracleStatus {
+  if (status) return status
+  if (process.platform !== 'linux') {
+    status = { ok: false, reason: 'not Linux' }
+  } else if (process.getuid?.() !== 0) {
+    status = { ok: false, reason: 'not root: the kernel refuses BPF_PROG_LOAD' }
+  } else {
+    try {
+      bpftool(['version'])
+      bpfFs()
+      status = { ok: true }
+    } catch (e) {
+      status = { ok: false, reason: `bpftool or bpffs unavailable: ${(e as Error).message.split('\n')[0]}` }
+    }
+  }
+  return status
+}
+
+export interface KernelRun {
+  retval: number
+  data: Uint8Array
+}
+
+export interface KernelMapEntry {
+  key: Uint8Array
+  /** One value, or for per-CPU maps one value per possible CPU. */
+  value: Uint8Array | Uint8Array[]
+}
+
+const hexBytes = (a: string[]): Uint8Array => Uint8Array.from(a.map((h) => Number.parseInt(h, 16)))
+
+/** An object loaded into the kernel with its programs and maps pinned under a private directory. */
+export class KernelObject {
+  readonly dir: string
+  readonly #scratch: string
+
+  private constructor(dir: string, scratch: string) {
+    this.dir = dir
+    this.#scratch = scratch
+  }
+
+  /** Loads every program of `objectPath` (bpftool prog loadall). Throws with the verifier log on failure. */
+  static load(objectPath: string): KernelObject {
+    const dir = join(bpfFs(), `ebpf-oracle-${process.pid}-${Math.random().toString(36).slice(2)}`)
+    try {
+      bpftool(['prog', 'loadall', objectPath, dir, 'pinmaps', join(dir, 'maps')])
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true })
+      const err = e as { stderr?: string; message: string }
+      throw new Error(`kernel refused ${objectPath}: ${err.stderr ?? err.message}`)
+    }
+    return new KernelObject(dir, mkdtempSync(join(tmpdir(), 'ebpf-oracle-')))
+  }
+
+  /** BPF_PROG_TEST_RUN of one program on `data`. */
+  run(program: string, data: Uint8Array, repeat = 1): KernelRun {
+    const input = join(this.#scratch, 'in.bin')
+    const output = join(this.#scratch, 'out.bin')
+    writeFileSync(input, data)
+    rmSync(output, { force: true })
+    const pin = join(this.dir, program)
+    const out = bpftool(['prog', 'run', 'pinned', pin, 'data_in', input, 'data_out', output, 'repeat', String(repeat)])
+    const m = /Return value: (\d+)/.exec(out)
+    if (!m) throw new Error(`unexpected bpftool output: ${out}`)
+    return {
+      retval: Number(m[1]),
+      data: existsSync(output) ? new Uint8Array(readFileSync(output)) : new Uint8Array(0),
+    }
+  }
+
+  /** All entries of a map, in the kernel's iteration order. */
+  dumpMap(name: string): KernelMapEntry[] {
+    const rows = JSON.parse(bpftool(['map', 'dump', 'pinned', join(this.dir, 'maps', name), '-j'])) as Array<{
+      key: string[]
+      value?: string[]
+      values?: Array<{ value: string[] }>
+    }>
+    return rows.map((r) => ({
+      key: hexBytes(r.key),
+      value: r.values ? r.values.map((v) => hexBytes(v.value)) : hexBytes(r.value ?? []),
+    }))
+  }
+
+  /** Sets one map element (bpftool map update). */
+  updateMap(name: string, key: Uint8Array, value: Uint8Array): void {
+    const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString())
+    bpftool(['map', 'update', 'pinned', join(this.dir, 'maps', name), 'key', ...hex(key), 'value', ...hex(value)])
+  }
+
+  /** Unpins everything, which lets the kernel free the programs and maps. */
+  close(): void {
+    rmSync(this.dir, { recursive: true, force: true })
+    rmSync(this.#scratch, { recursive: true, force: true })
+  }
+}
