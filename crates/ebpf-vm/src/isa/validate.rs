@@ -80,7 +80,7 @@ pub fn validate(bytes: &[u8], helper_exists: &dyn Fn(u32) -> bool) -> Result<Vec
     if bytes.is_empty() {
         return Err(LoadError::new(ErrorCode::Einval, "program is empty"));
     }
-    if bytes.len() % INSN_SIZE != 0 {
+    if !bytes.len().is_multiple_of(INSN_SIZE) {
         return Err(LoadError::at(
             ErrorCode::Einval,
             bytes.len() / INSN_SIZE,
@@ -176,11 +176,9 @@ pub fn validate(bytes: &[u8], helper_exists: &dyn Fn(u32) -> bool) -> Result<Vec
     let last = len - 1;
     let last_insn = &insns[last];
     let ends_flow = !second_slot[last]
-        && matches!(
-            lookup(last_insn.opcode).map(|s| s.kind),
-            Some(Kind::Exit) | Some(Kind::Jump32Imm)
-        )
-        || (last_insn.opcode == OP_JA && !second_slot[last]);
+        && (last_insn.opcode == OP_EXIT
+            || last_insn.opcode == OP_JA
+            || last_insn.opcode == OP_JA32);
     if !ends_flow {
         return Err(fail(
             last,
