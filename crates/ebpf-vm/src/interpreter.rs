@@ -34,6 +34,8 @@ pub struct RunEnv<'a> {
     pub budget: u64,
     /// The packet that `LD_ABS`/`LD_IND` read: start address and length.
     pub packet: (u64, u64),
+    /// The maps of the run (`RunMaps::default()` for a program without maps).
+    pub maps: crate::maps::RunMaps,
 }
 
 /// How a run ended normally.
@@ -110,6 +112,7 @@ pub fn call_helper(
     let func = helper.func.clone();
     let mut cx = HelperContext {
         regions: &mut env.regions,
+        maps: &mut env.maps,
     };
     func(&mut cx, args).map_err(|e| {
         trap(

@@ -11,6 +11,7 @@ pub mod error;
 pub mod helpers;
 pub mod interpreter;
 pub mod isa;
+pub mod maps;
 pub mod memory;
 pub mod program;
 pub mod test_run;

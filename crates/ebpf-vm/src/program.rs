@@ -45,6 +45,8 @@ pub struct ProgramOptions {
     /// Instructions a run may execute (checked mode); a run may lower or raise it.
     pub budget: u64,
     pub helpers: HelperTable,
+    /// The program's maps: `lddw` map relocations (pseudo sources 1, 2, 5, 6) index this list.
+    pub maps: Vec<std::sync::Arc<dyn crate::maps::Map>>,
 }
 
 impl Default for ProgramOptions {
@@ -55,6 +57,7 @@ impl Default for ProgramOptions {
             mode: Mode::Checked,
             budget: DEFAULT_BUDGET,
             helpers: HelperTable::standard(),
+            maps: Vec::new(),
         }
     }
 }
@@ -73,12 +76,15 @@ pub struct Program {
     insns: Vec<Insn>,
     options: ProgramOptions,
     engine: Engine,
+    /// The maps of the program and the global-data regions of its runs.
+    maps: crate::maps::ProgramMaps,
 }
 
 impl Program {
     /// Validates `bytecode` and prepares it for the chosen engine.
     pub fn load(bytecode: &[u8], options: ProgramOptions) -> Result<Program, LoadError> {
-        let insns = validate(bytecode, &|id| options.helpers.contains(id))?;
+        let mut insns = validate(bytecode, &|id| options.helpers.contains(id))?;
+        let maps = crate::maps::reloc::relocate(&mut insns, &options.maps)?;
         if let Some(pc) = insns.iter().position(|i| i.opcode == OP_LDDW && i.src != 0) {
             return Err(LoadError::at(
                 ErrorCode::Einval,
@@ -102,6 +108,7 @@ impl Program {
             insns,
             options,
             engine,
+            maps,
         })
     }
 
@@ -130,6 +137,9 @@ impl Program {
         let mut regions = Regions::new();
         regions.push(Region::new(stack_bytes, STACK_SIZE as u64, true));
         regions.push(Region::from_mut_slice(input.data));
+        for r in &self.maps.regions {
+            regions.push(*r);
+        }
         let data_addr = if input.data.is_empty() {
             0
         } else {
@@ -141,6 +151,7 @@ impl Program {
             stack_top: stack_bytes + STACK_SIZE as u64,
             budget: input.budget.unwrap_or(self.options.budget),
             packet: (data_addr, input.data.len() as u64),
+            maps: self.maps.run(),
         };
         let args = match self.options.prog_type {
             ProgramType::Raw => [data_addr, input.data.len() as u64, 0, 0, 0],

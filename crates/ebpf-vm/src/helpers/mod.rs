@@ -11,6 +11,8 @@ use crate::memory::Regions;
 /// What a helper may see and change of the run that called it.
 pub struct HelperContext<'a> {
     pub regions: &'a mut Regions,
+    /// The maps the run may use, and what it must keep alive (see `maps::run`).
+    pub maps: &'a mut crate::maps::RunMaps,
 }
 
 /// A helper failed in a way the program cannot recover from (for example a pointer argument
@@ -55,6 +57,7 @@ impl HelperTable {
     pub fn standard() -> Self {
         let mut table = HelperTable::new();
         standard::register(&mut table);
+        maps::register(&mut table);
         table
     }
 
@@ -85,4 +88,5 @@ impl HelperTable {
     }
 }
 
+pub mod maps;
 pub mod standard;

@@ -1,0 +1,291 @@
+//! Map and ring buffer helpers, with the kernel's numbers and return conventions: lookups return a
+//! value address or 0 (NULL); updates, deletes and queue operations return 0 or a negative errno
+//! (e.g. -ENOENT = -2 as u64); ring buffer reserve returns an address or 0.
+//!
+//! Every argument is distrusted: a map argument must be a handle from the run's map table
+//! (`RunMaps::resolve`), key and value pointers are read or written only through the run's checked
+//! regions, and ring buffer submit/discard accept only reservations this run made and has not
+//! released. What the kernel's verifier would reject at load time (an unknown map, an operation the
+//! map type does not offer to programs, a write to a `BPF_F_RDONLY_PROG` map, a bad pointer) stops
+//! the run with a helper error instead.
+//!
+//! A value a lookup returns is added to the run's regions (read-only for `BPF_F_RDONLY_PROG` maps),
+//! so checked loads and stores through it are allowed; ring buffer reservations likewise.
+//!
+//! Not yet here: `bpf_for_each_map_elem` (164) and `bpf_loop` need the engines to call back into the
+//! program; `bpf_tail_call` (12) needs the engines to switch programs (the prog array stores them).
+
+use std::sync::Arc;
+
+use crate::error::ErrorCode;
+use crate::maps::def::flags::{BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG};
+use crate::maps::ringbuf::{RingBuf, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
+use crate::maps::{errno, Map, MapError, MapType, ProgLookup};
+use crate::memory::Region;
+
+use super::{HelperContext, HelperError, HelperTable};
+
+pub const BPF_MAP_LOOKUP_ELEM: u32 = 1;
+pub const BPF_MAP_UPDATE_ELEM: u32 = 2;
+pub const BPF_MAP_DELETE_ELEM: u32 = 3;
+pub const BPF_MAP_PUSH_ELEM: u32 = 87;
+pub const BPF_MAP_POP_ELEM: u32 = 88;
+pub const BPF_MAP_PEEK_ELEM: u32 = 89;
+pub const BPF_RINGBUF_OUTPUT: u32 = 130;
+pub const BPF_RINGBUF_RESERVE: u32 = 131;
+pub const BPF_RINGBUF_SUBMIT: u32 = 132;
+pub const BPF_RINGBUF_DISCARD: u32 = 133;
+pub const BPF_RINGBUF_QUERY: u32 = 134;
+
+const EAGAIN: i64 = 11;
+
+/// A negative errno as r0.
+fn neg(e: i64) -> u64 {
+    (-e) as u64
+}
+
+fn status(r: Result<(), MapError>) -> u64 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => neg(e.errno()),
+    }
+}
+
+fn map_arg(cx: &HelperContext<'_>, h: u64) -> Result<Arc<dyn Map>, HelperError> {
+    cx.maps
+        .resolve(h)
+        .ok_or_else(|| HelperError(format!("r1 = 0x{h:x} is not a map of this program")))
+}
+
+/// The map in r1, which must be of one of `types` for this helper.
+fn typed_map(
+    cx: &HelperContext<'_>,
+    h: u64,
+    helper: &str,
+    types: &[MapType],
+) -> Result<Arc<dyn Map>, HelperError> {
+    let map = map_arg(cx, h)?;
+    if !types.contains(&map.map_type()) {
+        return Err(HelperError(format!(
+            "{helper} cannot be used on {} maps",
+            map.map_type().name()
+        )));
+    }
+    Ok(map)
+}
+
+/// Copies `len` bytes of run memory at `addr` (a key or value argument).
+fn read_arg(cx: &HelperContext<'_>, what: &str, addr: u64, len: u64) -> Result<Vec<u8>, HelperError> {
+    cx.regions.slice(addr, len).map(<[u8]>::to_vec).map_err(|_| {
+        HelperError(format!(
+            "{what} pointer 0x{addr:x} ({len} bytes) is outside the program's memory"
+        ))
+    })
+}
+
+fn write_arg(cx: &HelperContext<'_>, what: &str, addr: u64, bytes: &[u8]) -> Result<(), HelperError> {
+    let out = cx.regions.slice_mut(addr, bytes.len() as u64).map_err(|_| {
+        HelperError(format!(
+            "{what} pointer 0x{addr:x} ({} bytes) is not writable program memory",
+            bytes.len()
+        ))
+    })?;
+    out.copy_from_slice(bytes);
+    Ok(())
+}
+
+fn check_writable_out(cx: &HelperContext<'_>, addr: u64, len: u64) -> Result<(), HelperError> {
+    cx.regions.check(addr, len, true).map_err(|_| {
+        HelperError(format!(
+            "value pointer 0x{addr:x} ({len} bytes) is not writable program memory"
+        ))
+    })
+}
+
+fn no_prog_writes(map: &Arc<dyn Map>, helper: &str) -> Result<(), HelperError> {
+    if map.common().def.flags & BPF_F_RDONLY_PROG != 0 {
+        return Err(HelperError(format!(
+            "{helper}: the map is read-only for programs (BPF_F_RDONLY_PROG)"
+        )));
+    }
+    Ok(())
+}
+
+fn key_size(map: &Arc<dyn Map>) -> u64 {
+    map.common().def.key_size as u64
+}
+
+fn value_size(map: &Arc<dyn Map>) -> u64 {
+    map.common().def.value_size as u64
+}
+
+const KEYED: [MapType; 9] = [
+    MapType::Array,
+    MapType::PercpuArray,
+    MapType::Hash,
+    MapType::PercpuHash,
+    MapType::LruHash,
+    MapType::LruPercpuHash,
+    MapType::LpmTrie,
+    MapType::ArrayOfMaps,
+    MapType::HashOfMaps,
+];
+const WRITABLE: [MapType; 7] = [
+    MapType::Array,
+    MapType::PercpuArray,
+    MapType::Hash,
+    MapType::PercpuHash,
+    MapType::LruHash,
+    MapType::LruPercpuHash,
+    MapType::LpmTrie,
+];
+const QUEUES: [MapType; 2] = [MapType::Queue, MapType::Stack];
+const PUSHABLE: [MapType; 3] = [MapType::Queue, MapType::Stack, MapType::BloomFilter];
+
+fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    let map = typed_map(cx, a[0], "bpf_map_lookup_elem", &KEYED)?;
+    let key = read_arg(cx, "key", a[1], key_size(&map))?;
+    let cpu = cx.maps.cpu();
+    let found = match map.prog_lookup(&key, cpu) {
+        Ok(f) => f,
+        // E.g. an LPM key whose prefix length is out of range: nothing matches.
+        Err(e) if e.code != ErrorCode::Enotsupp => return Ok(0),
+        Err(e) => return Err(HelperError(e.message)),
+    };
+    Ok(match found {
+        ProgLookup::Null => 0,
+        ProgLookup::Map(inner) => cx.maps.admit(inner),
+        ProgLookup::Value { addr, len, keep } => {
+            if cx.maps.first_region(addr) {
+                if let Some(w) = keep {
+                    cx.maps.keep(w);
+                }
+                let flags = map.common().def.flags;
+                cx.regions
+                    .push(Region::new(addr, len, flags & BPF_F_RDONLY_PROG == 0));
+            }
+            addr
+        }
+    })
+}
+
+fn update(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    let map = typed_map(cx, a[0], "bpf_map_update_elem", &WRITABLE)?;
+    no_prog_writes(&map, "bpf_map_update_elem")?;
+    let key = read_arg(cx, "key", a[1], key_size(&map))?;
+    let value = read_arg(cx, "value", a[2], value_size(&map))?;
+    let cpu = cx.maps.cpu();
+    Ok(status(map.prog_update_elem(&key, &value, a[3], cpu)))
+}
+
+fn delete(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    let map = typed_map(cx, a[0], "bpf_map_delete_elem", &WRITABLE)?;
+    no_prog_writes(&map, "bpf_map_delete_elem")?;
+    let key = read_arg(cx, "key", a[1], key_size(&map))?;
+    Ok(status(map.delete_elem(&key)))
+}
+
+fn push(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    let map = typed_map(cx, a[0], "bpf_map_push_elem", &PUSHABLE)?;
+    no_prog_writes(&map, "bpf_map_push_elem")?;
+    let value = read_arg(cx, "value", a[1], value_size(&map))?;
+    Ok(status(map.push_elem(&value, a[2])))
+}
+
+fn pop(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    let map = typed_map(cx, a[0], "bpf_map_pop_elem", &QUEUES)?;
+    no_prog_writes(&map, "bpf_map_pop_elem")?;
+    // Check the destination before taking the value, so a bad pointer loses nothing.
+    check_writable_out(cx, a[1], value_size(&map))?;
+    match map.pop_elem() {
+        Ok(v) => write_arg(cx, "value", a[1], &v).map(|_| 0),
+        Err(e) => Ok(neg(e.errno())),
+    }
+}
+
+fn peek(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    let map = typed_map(cx, a[0], "bpf_map_peek_elem", &PUSHABLE)?;
+    if map.map_type() == MapType::BloomFilter {
+        let value = read_arg(cx, "value", a[1], value_size(&map))?;
+        return Ok(status(map.contains_elem(&value)));
+    }
+    check_writable_out(cx, a[1], value_size(&map))?;
+    match map.peek_elem() {
+        Ok(v) => write_arg(cx, "value", a[1], &v).map(|_| 0),
+        Err(e) => Ok(neg(e.errno())),
+    }
+}
+
+fn ring(cx: &HelperContext<'_>, h: u64, helper: &str) -> Result<Arc<dyn Map>, HelperError> {
+    typed_map(cx, h, helper, &[MapType::Ringbuf])
+}
+
+fn as_ring(map: &Arc<dyn Map>) -> &RingBuf {
+    map.downcast::<RingBuf>().expect("ringbuf maps are RingBuf")
+}
+
+fn ringbuf_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    let map = ring(cx, a[0], "bpf_ringbuf_output")?;
+    if a[3] & !(BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP) != 0 {
+        return Ok(neg(errno(ErrorCode::Einval)));
+    }
+    let data = read_arg(cx, "data", a[1], a[2])?;
+    Ok(if as_ring(&map).output(&data) {
+        0
+    } else {
+        neg(EAGAIN)
+    })
+}
+
+fn ringbuf_reserve(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    let map = ring(cx, a[0], "bpf_ringbuf_reserve")?;
+    if a[2] != 0 {
+        return Ok(0);
+    }
+    let Some(addr) = as_ring(&map).reserve(a[1]) else {
+        return Ok(0);
+    };
+    // A record's extent differs from one reservation to the next at the same address, so every
+    // reservation adds its own region.
+    cx.regions.push(Region::new(addr, a[1], true));
+    cx.maps.add_reservation(addr, map);
+    Ok(addr)
+}
+
+fn ringbuf_release(cx: &mut HelperContext<'_>, a: [u64; 5], discard: bool) -> Result<u64, HelperError> {
+    let Some(map) = cx.maps.take_reservation(a[0]) else {
+        return Err(HelperError(format!(
+            "0x{:x} is not a ring buffer reservation of this run that is still open",
+            a[0]
+        )));
+    };
+    as_ring(&map).commit(a[0], discard);
+    Ok(0)
+}
+
+fn ringbuf_query(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    let map = ring(cx, a[0], "bpf_ringbuf_query")?;
+    Ok(as_ring(&map).query(a[1]))
+}
+
+/// Registers the map helpers in `table`.
+pub fn register(table: &mut HelperTable) {
+    // Programs may not read a BPF_F_WRONLY_PROG map; regions cannot express write-only memory,
+    // so such values are readable here (documented gap).
+    let _ = BPF_F_WRONLY_PROG;
+    table.register(BPF_MAP_LOOKUP_ELEM, "bpf_map_lookup_elem", lookup);
+    table.register(BPF_MAP_UPDATE_ELEM, "bpf_map_update_elem", update);
+    table.register(BPF_MAP_DELETE_ELEM, "bpf_map_delete_elem", delete);
+    table.register(BPF_MAP_PUSH_ELEM, "bpf_map_push_elem", push);
+    table.register(BPF_MAP_POP_ELEM, "bpf_map_pop_elem", pop);
+    table.register(BPF_MAP_PEEK_ELEM, "bpf_map_peek_elem", peek);
+    table.register(BPF_RINGBUF_OUTPUT, "bpf_ringbuf_output", ringbuf_output);
+    table.register(BPF_RINGBUF_RESERVE, "bpf_ringbuf_reserve", ringbuf_reserve);
+    table.register(BPF_RINGBUF_SUBMIT, "bpf_ringbuf_submit", |cx, a| {
+        ringbuf_release(cx, a, false)
+    });
+    table.register(BPF_RINGBUF_DISCARD, "bpf_ringbuf_discard", |cx, a| {
+        ringbuf_release(cx, a, true)
+    });
+    table.register(BPF_RINGBUF_QUERY, "bpf_ringbuf_query", ringbuf_query);
+}

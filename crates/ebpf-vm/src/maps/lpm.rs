@@ -1,0 +1,208 @@
+//! `BPF_MAP_TYPE_LPM_TRIE` (11): longest-prefix match. Keys have the kernel's layout
+//! `{ u32 prefixlen (host order); u8 data[key_size - 4] (network order, most significant bit first) }`.
+//! Maps must be created with `BPF_F_NO_PREALLOC`. Only the first `prefixlen` bits of `data` matter
+//! for matching, but the stored key keeps the bytes it was last updated with (the kernel copies the
+//! whole key into its node), and `next_key` returns them.
+//!
+//! - update: `prefixlen` above `8 * (key_size - 4)` is EINVAL; a new prefix in a full map is ENOSPC
+//!   (the trie's errno, unlike hash maps' E2BIG); `BPF_NOEXIST`/`BPF_EXIST` as for hash maps.
+//! - lookup (user space and programs): the entry with the longest prefix no longer than the key's
+//!   `prefixlen` whose bits match the key's data; ENOENT / NULL when none does.
+//! - delete: exactly that prefix, else ENOENT.
+//! - next_key: the kernel trie's post-order: entries ordered by their bits (0 before 1), a prefix
+//!   after every longer prefix it contains (e.g. 192.168.0.0/24, 192.168.1.0/24, 192.168.0.0/16).
+//!   A key that is not in the trie restarts from the first entry, as in the kernel.
+//!
+//! Storage: a `BTreeMap` whose key is the post-order sort key (one byte per prefix bit, then a
+//! terminator larger than any bit), so iteration is in order and exact lookups are direct; the
+//! longest-prefix lookup probes the prefix lengths present, longest first. Values live in
+//! `Arc<Words>` as in hash maps, for the same reason (stable, alive while a run holds them).
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::error::ErrorCode;
+
+use super::array::check_update_flags;
+use super::def::flags;
+use super::{Map, MapCommon, MapDef, MapError, MapResult, ProgLookup, Words};
+
+struct Entry {
+    /// The key bytes as last written (prefixlen + data).
+    key: Vec<u8>,
+    value: Arc<Words>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Post-order sort key -> entry.
+    entries: BTreeMap<Vec<u8>, Entry>,
+    /// How many entries have each prefix length.
+    lengths: BTreeMap<u32, usize>,
+}
+
+pub struct LpmTrie {
+    common: MapCommon,
+    inner: RwLock<Inner>,
+}
+
+/// Bit `i` (0 = most significant bit of byte 0) of `data`.
+fn bit(data: &[u8], i: u32) -> u8 {
+    (data[(i / 8) as usize] >> (7 - i % 8)) & 1
+}
+
+/// The sort key of the prefix `data/plen`: its bits, then 2. Comparing sort keys orders two
+/// prefixes by their first differing bit, and a prefix after any longer one that extends it.
+fn sort_key(plen: u32, data: &[u8]) -> Vec<u8> {
+    let mut k: Vec<u8> = (0..plen).map(|i| bit(data, i)).collect();
+    k.push(2);
+    k
+}
+
+impl LpmTrie {
+    pub fn new(def: MapDef) -> LpmTrie {
+        LpmTrie {
+            common: MapCommon::new(def),
+            inner: RwLock::new(Inner::default()),
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Longest prefix length the data can hold.
+    pub fn max_prefixlen(&self) -> u32 {
+        (self.common.def.key_size - 4) * 8
+    }
+
+    /// Splits a key into prefix length and data, rejecting a prefix longer than the data.
+    fn parse<'k>(&self, key: &'k [u8]) -> MapResult<(u32, &'k [u8])> {
+        let plen = u32::from_ne_bytes(key[..4].try_into().expect("4-byte prefixlen"));
+        if plen > self.max_prefixlen() {
+            return Err(MapError::new(
+                ErrorCode::Einval,
+                format!("prefixlen {plen} exceeds the {} bits of the key data", self.max_prefixlen()),
+            ));
+        }
+        Ok((plen, &key[4..]))
+    }
+
+    /// The value of the longest matching prefix.
+    fn longest_match(&self, key: &[u8]) -> MapResult<Option<Arc<Words>>> {
+        let (plen, data) = self.parse(key)?;
+        let inner = self.read();
+        for &len in inner.lengths.range(..=plen).rev().map(|(l, _)| l) {
+            if let Some(e) = inner.entries.get(&sort_key(len, data)) {
+                return Ok(Some(e.value.clone()));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Map for LpmTrie {
+    fn common(&self) -> &MapCommon {
+        &self.common
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn lookup_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
+        match self.longest_match(key)? {
+            Some(w) => Ok(w.read_vec(0, self.common.def.value_size as usize)),
+            None => Err(MapError::new(ErrorCode::Enoent, "no prefix matches the key")),
+        }
+    }
+
+    fn update_elem(&self, key: &[u8], value: &[u8], flags: u64) -> MapResult<()> {
+        check_update_flags(flags)?;
+        let (plen, data) = self.parse(key)?;
+        let sk = sort_key(plen, data);
+        let mut inner = self.write();
+        if let Some(e) = inner.entries.get_mut(&sk) {
+            if flags == flags::BPF_NOEXIST {
+                return Err(MapError::new(ErrorCode::Eexist, "the prefix already exists"));
+            }
+            e.key.copy_from_slice(key);
+            e.value.write(0, value);
+            return Ok(());
+        }
+        if flags == flags::BPF_EXIST {
+            return Err(MapError::new(ErrorCode::Enoent, "no such prefix"));
+        }
+        if inner.entries.len() >= self.common.def.max_entries as usize {
+            return Err(MapError::new(
+                ErrorCode::Enospc,
+                format!("the trie is full ({} entries)", self.common.def.max_entries),
+            ));
+        }
+        inner.entries.insert(
+            sk,
+            Entry {
+                key: key.to_vec(),
+                value: Arc::new(Words::from_bytes(value)),
+            },
+        );
+        *inner.lengths.entry(plen).or_insert(0) += 1;
+        Ok(())
+    }
+
+    fn delete_elem(&self, key: &[u8]) -> MapResult<()> {
+        let (plen, data) = self.parse(key)?;
+        let mut inner = self.write();
+        if inner.entries.remove(&sort_key(plen, data)).is_none() {
+            return Err(MapError::new(ErrorCode::Enoent, "no such prefix"));
+        }
+        if let Some(n) = inner.lengths.get_mut(&plen) {
+            *n -= 1;
+            if *n == 0 {
+                inner.lengths.remove(&plen);
+            }
+        }
+        Ok(())
+    }
+
+    fn get_next_key(&self, key: Option<&[u8]>) -> MapResult<Vec<u8>> {
+        let inner = self.read();
+        let at = key
+            .and_then(|k| self.parse(k).ok())
+            .map(|(plen, data)| sort_key(plen, data))
+            .filter(|sk| inner.entries.contains_key(sk));
+        let next = match &at {
+            Some(sk) => inner
+                .entries
+                .range::<[u8], _>((Bound::Excluded(sk.as_slice()), Bound::Unbounded))
+                .next(),
+            None => inner.entries.iter().next(),
+        };
+        match next {
+            Some((_, e)) => Ok(e.key.clone()),
+            None if at.is_some() => Err(MapError::new(ErrorCode::Enoent, "no key after the last one")),
+            None => Err(MapError::new(ErrorCode::Enoent, "the trie is empty")),
+        }
+    }
+
+    fn prog_lookup(&self, key: &[u8], _cpu: usize) -> MapResult<ProgLookup> {
+        Ok(match self.longest_match(key)? {
+            None => ProgLookup::Null,
+            Some(w) => ProgLookup::Value {
+                addr: w.addr(0),
+                len: self.common.def.value_size as u64,
+                keep: Some(w),
+            },
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.read().entries.len()
+    }
+}

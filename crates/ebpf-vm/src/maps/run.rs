@@ -1,0 +1,94 @@
+//! The maps side of one run: which map handles the program may pass to helpers, and what the run
+//! must keep alive or clean up.
+//!
+//! - Handles: a program names a map by the value its `lddw` was relocated to (`maps::handle`, the
+//!   map object's address, compared and never dereferenced). Helpers resolve r1 against this table
+//!   only: the program's maps, plus inner maps that map-in-map lookups returned during the run. Any
+//!   other value is refused, so a program cannot forge a map.
+//! - Keep-alive: hash and trie values looked up during the run are held here (`Arc<Words>` clones),
+//!   so a concurrent delete cannot free memory the program still points to.
+//! - Regions: `first_region` tells whether a value's region was already added to the run's regions,
+//!   so repeated lookups do not grow the region list.
+//! - Ring buffer reservations not submitted or discarded by the end of the run are discarded when
+//!   the run is dropped, so the consumer is never blocked by a record that will not be committed.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::percpu::current_cpu;
+use super::ringbuf::RingBuf;
+use super::{handle, Map, Words};
+
+#[derive(Default)]
+pub struct RunMaps {
+    program: Option<Arc<[Arc<dyn Map>]>>,
+    extra: Vec<Arc<dyn Map>>,
+    keep: Vec<Arc<Words>>,
+    seen: HashSet<u64>,
+    reservations: Vec<(u64, Arc<dyn Map>)>,
+    cpu: Option<usize>,
+}
+
+impl RunMaps {
+    /// The table of a run of a program whose maps are `program` (load-time indices).
+    pub fn new(program: Arc<[Arc<dyn Map>]>) -> Self {
+        let mut run = RunMaps::default();
+        run.program = Some(program);
+        run
+    }
+
+    /// The map a program-supplied handle names, if it is one this run may use.
+    pub fn resolve(&self, h: u64) -> Option<Arc<dyn Map>> {
+        let program = self.program.as_deref().unwrap_or(&[]);
+        program
+            .iter()
+            .chain(self.extra.iter())
+            .find(|m| handle(m) == h)
+            .cloned()
+    }
+
+    /// Makes `map` usable by the rest of the run (an inner map); returns its handle.
+    pub fn admit(&mut self, map: Arc<dyn Map>) -> u64 {
+        let h = handle(&map);
+        if self.resolve(h).is_none() {
+            self.extra.push(map);
+        }
+        h
+    }
+
+    /// Keeps a looked-up value alive until the run ends (call it once per value: together with
+    /// `first_region`).
+    pub fn keep(&mut self, words: Arc<Words>) {
+        self.keep.push(words);
+    }
+
+    /// True the first time a region starting at `addr` is reported in this run.
+    pub fn first_region(&mut self, addr: u64) -> bool {
+        self.seen.insert(addr)
+    }
+
+    /// The running thread's per-CPU slot.
+    pub fn cpu(&mut self) -> usize {
+        *self.cpu.get_or_insert_with(current_cpu)
+    }
+
+    pub fn add_reservation(&mut self, addr: u64, ring: Arc<dyn Map>) {
+        self.reservations.push((addr, ring));
+    }
+
+    /// Removes and returns the ring of the outstanding reservation at `addr`.
+    pub fn take_reservation(&mut self, addr: u64) -> Option<Arc<dyn Map>> {
+        let i = self.reservations.iter().position(|(a, _)| *a == addr)?;
+        Some(self.reservations.swap_remove(i).1)
+    }
+}
+
+impl Drop for RunMaps {
+    fn drop(&mut self) {
+        for (addr, ring) in self.reservations.drain(..) {
+            if let Some(rb) = ring.as_any().downcast_ref::<RingBuf>() {
+                rb.commit(addr, true);
+            }
+        }
+    }
+}
