@@ -1,0 +1,206 @@
+/**
+ * `Btf`: a parsed set of BTF types with the queries users and the loader need (by id, by name and
+ * kind, resolved sizes, member offsets) and the two dumps (bpftool's raw text and a C header).
+ */
+import { EbpfError, FormatError } from '../errors.js'
+import { readElf, isElf } from '../elf/reader.js'
+import { dumpC } from './dump-c.js'
+import { dumpRaw } from './dump-raw.js'
+import { type BtfExt, parseBtfExt } from './ext.js'
+import { parseBtf } from './parse.js'
+import type { BtfKind, BtfMember, BtfType } from './types.js'
+
+/** libbpf stops following type references after this many hops; so do we (cycles are malformed). */
+const MAX_RESOLVE_DEPTH = 32
+
+export interface DumpOptions {
+  /** `raw`: bpftool's `btf dump` text; `c`: a C header declaring every named type. */
+  format: 'raw' | 'c'
+}
+
+export interface MemberLocation {
+  /** Offset from the start of the outer type, in bits. */
+  bitOffset: number
+  /** Bitfield width, 0 for an ordinary member. */
+  bitfieldSize: number
+  /** Type id of the member. */
+  type: number
+}
+
+const MODIFIERS = new Set<BtfKind>(['TYPEDEF', 'CONST', 'VOLATILE', 'RESTRICT', 'TYPE_TAG'])
+
+export class Btf {
+  /** Index = type id; `types[0]` is void. */
+  readonly types: readonly BtfType[]
+  /** `.BTF.ext` records when the BTF came from an object that has them. */
+  readonly ext: BtfExt | undefined
+  private byName: Map<string, BtfType[]> | undefined
+
+  constructor(types: readonly BtfType[], ext?: BtfExt) {
+    this.types = types
+    this.ext = ext
+  }
+
+  /** Parses a raw BTF blob, or the `.BTF` (and `.BTF.ext`) sections of an ELF object, as in the file. */
+  static parse(bytes: Uint8Array): Btf {
+    if (!(bytes instanceof Uint8Array)) throw new EbpfError('EINVAL', 'BTF input must be a Uint8Array')
+    if (isElf(bytes)) {
+      const elf = readElf(bytes)
+      const sec = elf.sectionByName('.BTF')
+      if (!sec) throw new FormatError('ELF object has no .BTF section')
+      const parsed = parseBtf(sec.data, sec.offset)
+      const extSec = elf.sectionByName('.BTF.ext')
+      const ext = extSec ? parseBtfExt(extSec.data, parsed.strings, extSec.offset) : undefined
+      return new Btf(parsed.types, ext)
+    }
+    return new Btf(parseBtf(bytes).types)
+  }
+
+  /** Number of types including void (ids are 0 .. count-1). */
+  get count(): number {
+    return this.types.length
+  }
+
+  typeById(id: number): BtfType {
+    const t = Number.isInteger(id) ? this.types[id] : undefined
+    if (!t) throw new EbpfError('ENOENT', `no BTF type with id ${id} (ids are 0..${this.types.length - 1})`)
+    return t
+  }
+
+  /** All types with this name, optionally of one kind, in id order. */
+  typesByName(name: string, kind?: BtfKind): BtfType[] {
+    if (!this.byName) {
+      this.byName = new Map()
+      for (const t of this.types) {
+        if (t.id === 0 || t.name === '') continue
+        const list = this.byName.get(t.name)
+        if (list) list.push(t)
+        else this.byName.set(t.name, [t])
+      }
+    }
+    const all = this.byName.get(name) ?? []
+    return kind ? all.filter((t) => t.kind === kind) : all
+  }
+
+  /** The first type with this name (and kind), or undefined. */
+  typeByName(name: string, kind?: BtfKind): BtfType | undefined {
+    return this.typesByName(name, kind)[0]
+  }
+
+  /** Follows typedefs and qualifiers (const, volatile, restrict, type tags) to the underlying type. */
+  resolve(id: number): BtfType {
+    let t = this.typeById(id)
+    for (let depth = 0; MODIFIERS.has(t.kind); depth++) {
+      if (depth > MAX_RESOLVE_DEPTH) throw new FormatError(`BTF type #${id}: reference chain too long or cyclic`)
+      t = this.typeById(t.type!)
+    }
+    return t
+  }
+
+  /** Size in bytes of a type, following references; throws for types without a size (void, func, fwd). */
+  sizeOf(id: number): number {
+    return this.sizeAt(id, 0)
+  }
+
+  private sizeAt(id: number, depth: number): number {
+    if (depth > MAX_RESOLVE_DEPTH) throw new FormatError(`BTF type #${id}: reference chain too long or cyclic`)
+    const t = this.typeById(id)
+    switch (t.kind) {
+      case 'INT':
+      case 'ENUM':
+      case 'ENUM64':
+      case 'STRUCT':
+      case 'UNION':
+      case 'FLOAT':
+      case 'DATASEC':
+        return t.size!
+      case 'PTR':
+        return 8
+      case 'ARRAY':
+        return t.nelems! * this.sizeAt(t.elemType!, depth + 1)
+      case 'TYPEDEF':
+      case 'CONST':
+      case 'VOLATILE':
+      case 'RESTRICT':
+      case 'TYPE_TAG':
+      case 'VAR':
+        return this.sizeAt(t.type!, depth + 1)
+      default:
+        throw new EbpfError('EINVAL', `BTF type #${id} (${t.kind}${t.name ? ` '${t.name}'` : ''}) has no size`)
+    }
+  }
+
+  /** Alignment in bytes as the compiler lays the type out for BPF (natural alignment, at most 8). */
+  alignOf(id: number): number {
+    const t = this.resolve(id)
+    switch (t.kind) {
+      case 'INT':
+      case 'ENUM':
+      case 'ENUM64':
+      case 'FLOAT':
+        return Math.min(t.size!, 8)
+      case 'PTR':
+        return 8
+      case 'ARRAY':
+        return this.alignOf(t.elemType!)
+      case 'STRUCT':
+      case 'UNION': {
+        let a = 1
+        for (const m of t.members!) a = Math.max(a, this.alignOf(m.type))
+        return a
+      }
+      default:
+        return 1
+    }
+  }
+
+  /**
+   * Locates a member by path, e.g. `'times.last_ns'` or `'bytes[1]'`, inside a struct, union or
+   * array type (typedefs followed). Anonymous members are searched through.
+   */
+  memberOffset(id: number, path: string): MemberLocation {
+    let loc: MemberLocation = { bitOffset: 0, bitfieldSize: 0, type: id }
+    const parts = path.match(/[^.[\]]+|\[\d+\]/g)
+    if (!parts) throw new EbpfError('EINVAL', `empty member path '${path}'`)
+    for (const part of parts) {
+      const t = this.resolve(loc.type)
+      if (part.startsWith('[')) {
+        if (t.kind !== 'ARRAY') throw new EbpfError('EINVAL', `'${path}': ${part} indexes a ${t.kind}, not an array`)
+        const i = Number(part.slice(1, -1))
+        if (i >= t.nelems!) throw new EbpfError('EINVAL', `'${path}': index ${i} is out of bounds (${t.nelems})`)
+        loc = { bitOffset: loc.bitOffset + i * this.sizeOf(t.elemType!) * 8, bitfieldSize: 0, type: t.elemType! }
+        continue
+      }
+      const found = this.findMember(t, part)
+      if (!found) throw new EbpfError('EINVAL', `'${path}': ${t.kind} ${t.name || '(anon)'} has no member '${part}'`)
+      loc = { bitOffset: loc.bitOffset + found.bitOffset, bitfieldSize: found.member.bitfieldSize, type: found.member.type }
+    }
+    return loc
+  }
+
+  private findMember(t: BtfType, name: string): { member: BtfMember; bitOffset: number } | undefined {
+    if (t.kind !== 'STRUCT' && t.kind !== 'UNION') return undefined
+    for (const m of t.members!) {
+      if (m.name === name) return { member: m, bitOffset: m.bitOffset }
+      if (m.name === '') {
+        const inner = this.findMember(this.resolve(m.type), name)
+        if (inner) return { member: inner.member, bitOffset: m.bitOffset + inner.bitOffset }
+      }
+    }
+    return undefined
+  }
+
+  dump(options: DumpOptions = { format: 'raw' }): string {
+    if (options.format === 'raw') return dumpRaw(this.types)
+    if (options.format === 'c') return dumpC(this)
+    throw new EbpfError('EINVAL', `dump format must be 'raw' or 'c', got ${String(options.format)}`)
+  }
+
+  /** A copy with some types replaced (used for the libbpf DATASEC fix-up). */
+  withTypes(replacements: Map<number, BtfType>): Btf {
+    return new Btf(
+      this.types.map((t) => replacements.get(t.id) ?? t),
+      this.ext,
+    )
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * TypeScript declarations for BTF types, matching what `codec()` produces and accepts: user code
+ * gets typed map keys and values and global variables (`interface flow_info { ... }`).
+ */
+import type { Btf } from './btf.js'
+import type { BtfType } from './types.js'
+
+const RESERVED = new Set(
+  (
+    'break case catch class const continue debugger default delete do else enum export extends false finally for ' +
+    'function if import in instanceof new null return super switch this throw true try typeof var void while with ' +
+    'as implements interface let package private protected public static yield any boolean number string symbol ' +
+    'bigint object never unknown undefined type'
+  ).split(' '),
+)
+
+/** A TypeScript identifier for a C name. */
+export function tsIdent(name: string): string {
+  const clean = name.replace(/[^A-Za-z0-9_$]/g, '_')
+  const id = /^[0-9]/.test(clean) ? `_${clean}` : clean
+  return RESERVED.has(id) ? `${id}_` : id
+}
+
+function propName(name: string): string {
+  return /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name) ? name : JSON.stringify(name)
+}
+
+/** The TypeScript type of type `id`'s decoded value; named types are referred to by name. */
+export function tsTypeOf(btf: Btf, id: number, depth = 0, inline = false): string {
+  if (depth > 32) return 'unknown'
+  const t = btf.typeById(id)
+  switch (t.kind) {
+    case 'TYPEDEF':
+      return inline ? tsTypeOf(btf, t.type!, depth + 1) : tsIdent(t.name)
+    case 'CONST':
+    case 'VOLATILE':
+    case 'RESTRICT':
+    case 'TYPE_TAG':
+    case 'VAR':
+      return tsTypeOf(btf, t.type!, depth + 1, inline)
+    case 'INT':
+      if ((t.encoding! & 4) !== 0 && t.bits === t.size! * 8 && t.size! <= 4) return 'boolean'
+      return t.size! > 4 ? 'bigint' : 'number'
+    case 'PTR':
+      return 'bigint'
+    case 'FLOAT':
+      return t.size === 4 || t.size === 8 ? 'number' : 'Uint8Array'
+    case 'ENUM':
+    case 'ENUM64':
+      if (t.name !== '' && !inline) return tsIdent(t.name)
+      return enumUnion(t)
+    case 'ARRAY': {
+      const e = btf.resolve(t.elemType!)
+      if (e.kind === 'INT' && e.size === 1 && (e.name === 'char' || (e.encoding! & 2) !== 0)) return 'string'
+      const inner = tsTypeOf(btf, t.elemType!, depth + 1)
+      return /^[A-Za-z0-9_$]+$/.test(inner) ? `${inner}[]` : `Array<${inner}>`
+    }
+    case 'STRUCT':
+    case 'UNION':
+      if (t.name !== '' && !inline) return tsIdent(t.name)
+      return objectLiteral(btf, t, depth)
+    case 'DATASEC':
+      return `{ ${t.vars!.map((v) => `${propName(btf.typeById(v.type).name)}: ${tsTypeOf(btf, v.type, depth + 1)}`).join('; ')} }`
+    default:
+      return 'unknown'
+  }
+}
+
+function enumUnion(t: BtfType): string {
+  const wide = t.size! > 4
+  const names = t.values!.map((v) => JSON.stringify(v.name))
+  return [...names, wide ? 'bigint' : 'number'].join(' | ')
+}
+
+function collectFields(btf: Btf, t: BtfType, depth: number, out: string[]): void {
+  for (const m of t.members!) {
+    const inner = btf.resolve(m.type)
+    if (m.name === '' && (inner.kind === 'STRUCT' || inner.kind === 'UNION')) {
+      collectFields(btf, inner, depth + 1, out)
+      continue
+    }
+    if (m.name === '') continue
+    const type = m.bitfieldSize > 0 ? (btf.sizeOf(m.type) > 4 ? 'bigint' : 'number') : tsTypeOf(btf, m.type, depth + 1)
+    out.push(`${propName(m.name)}: ${type}`)
+  }
+}
+
+function objectLiteral(btf: Btf, t: BtfType, depth: number): string {
+  const fields: string[] = []
+  collectFields(btf, t, depth, fields)
+  return `{ ${fields.join('; ')} }`
+}
+
+export interface DeclarationExtras {
+  /** Map name -> key and value type ids (0 or undefined when the map has no BTF for it). */
+  maps?: Array<{ name: string; key?: number; value?: number }>
+  /** Global variables: name -> type id. */
+  variables?: Array<{ name: string; type: number }>
+}
+
+/**
+ * Declarations for every named struct, union, enum and typedef, plus `Maps` and `Variables`
+ * interfaces when `extras` describes them.
+ */
+export function generateDeclarations(btf: Btf, extras: DeclarationExtras = {}): string {
+  const lines: string[] = ['// Generated from BTF by ebpf: the JavaScript shapes of the C types.', '']
+  const seen = new Set<string>()
+  for (const t of btf.types) {
+    if (t.name === '') continue
+    const ident = tsIdent(t.name)
+    let decl: string | undefined
+    if (t.kind === 'STRUCT' || t.kind === 'UNION') {
+      const fields: string[] = []
+      collectFields(btf, t, 0, fields)
+      decl = `export interface ${ident} {\n${fields.map((f) => `  ${f}`).join('\n')}\n}`
+    } else if (t.kind === 'ENUM' || t.kind === 'ENUM64') {
+      decl = `export type ${ident} = ${enumUnion(t)}`
+    } else if (t.kind === 'TYPEDEF') {
+      decl = `export type ${ident} = ${tsTypeOf(btf, t.type!)}`
+    }
+    if (decl === undefined || seen.has(ident)) continue
+    seen.add(ident)
+    lines.push(decl, '')
+  }
+  if (extras.maps) {
+    lines.push('export interface Maps {')
+    for (const m of extras.maps) {
+      const k = m.key ? tsTypeOf(btf, m.key) : 'Uint8Array'
+      const v = m.value ? tsTypeOf(btf, m.value) : 'Uint8Array'
+      lines.push(`  ${propName(m.name)}: { key: ${k}; value: ${v} }`)
+    }
+    lines.push('}', '')
+  }
+  if (extras.variables) {
+    lines.push('export interface Variables {')
+    for (const v of extras.variables) lines.push(`  ${propName(v.name)}: ${tsTypeOf(btf, v.type)}`)
+    lines.push('}', '')
+  }
+  return lines.join('\n')
+}

@@ -1,0 +1,29 @@
+/**
+ * The `btf` namespace: BTF parsing, queries, dumps, typed value codecs and TypeScript declarations.
+ */
+import { Btf } from './btf.js'
+import { type Codec, codec as buildCodec } from './codec.js'
+import type { BtfType } from './types.js'
+
+export { Btf, type DumpOptions, type MemberLocation } from './btf.js'
+export type { BtfValue, Codec } from './codec.js'
+export { generateDeclarations, tsTypeOf, type DeclarationExtras } from './declarations.js'
+export {
+  type BtfExt,
+  type BtfExtCoreRelo,
+  type BtfExtFuncInfo,
+  type BtfExtLineInfo,
+  type BtfExtSection,
+  CORE_RELO_KINDS,
+} from './ext.js'
+export * from './types.js'
+
+/** Parses raw BTF bytes, or the `.BTF`/`.BTF.ext` of an ELF object, exactly as stored. */
+export function parse(bytes: Uint8Array): Btf {
+  return Btf.parse(bytes)
+}
+
+/** A codec for a type of `types`, given by id or by the type itself. */
+export function codec(types: Btf, type: number | BtfType): Codec {
+  return buildCodec(types, typeof type === 'number' ? type : type.id)
+}

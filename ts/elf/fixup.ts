@@ -1,0 +1,52 @@
+/**
+ * libbpf's BTF fix-up for objects straight from clang: DATASEC sizes come from the ELF section
+ * sizes and variable offsets from the ELF symbols (clang leaves both zero), hidden globals become
+ * static, and each DATASEC's variables are sorted by offset. `.kconfig`/`.ksyms` are only sorted.
+ */
+import type { Btf } from '../btf/btf.js'
+import type { BtfType } from '../btf/types.js'
+import { FormatError } from '../errors.js'
+import { type ElfFile, STB_GLOBAL, STB_WEAK, STT_OBJECT } from './reader.js'
+
+const STV_INTERNAL = 1
+const STV_HIDDEN = 2
+
+export function fixupBtf(btf: Btf, elf: ElfFile): Btf {
+  const replacements = new Map<number, BtfType>()
+  const globals = new Map<string, (typeof elf.symbols)[number]>()
+  for (const s of elf.symbols) {
+    if (s.type === STT_OBJECT && (s.bind === STB_GLOBAL || s.bind === STB_WEAK) && !globals.has(s.name)) {
+      globals.set(s.name, s)
+    }
+  }
+  for (const t of btf.types) {
+    if (t.kind !== 'DATASEC') continue
+    const vars = t.vars!.map((v) => ({ ...v }))
+    const fixed: BtfType = { ...t, vars }
+    if (t.name !== '.kconfig' && t.name !== '.ksyms') {
+      let fixOffsets = false
+      if (t.size === 0) {
+        const sec = elf.sectionByName(t.name)
+        if (!sec || sec.size === 0) {
+          throw new FormatError(`BTF DATASEC '${t.name}' has no non-empty ELF section to take its size from`)
+        }
+        fixed.size = sec.size
+        fixOffsets = true
+      }
+      for (const v of vars) {
+        const vt = btf.typeById(v.type)
+        if (vt.kind !== 'VAR') throw new FormatError(`BTF DATASEC '${t.name}' lists type #${v.type} (${vt.kind}), not a VAR`)
+        if (vt.linkage === 0 || vt.linkage === 2) continue
+        const sym = globals.get(vt.name)
+        if (!sym) throw new FormatError(`BTF DATASEC '${t.name}': no ELF symbol for variable '${vt.name}'`)
+        if (fixOffsets) v.offset = sym.value
+        if (sym.visibility === STV_HIDDEN || sym.visibility === STV_INTERNAL) {
+          replacements.set(vt.id, { ...vt, linkage: 0 })
+        }
+      }
+    }
+    vars.sort((a, b) => a.offset - b.offset)
+    replacements.set(t.id, fixed)
+  }
+  return btf.withTypes(replacements)
+}
