@@ -4,3 +4,14 @@
 export * from './errors.js'
 export type { EngineName, ProgramOptions, ProgramType, RunOptions, RunResult, SafetyMode } from './program.js'
 export { Program } from './program.js'
+export * as btf from './btf/index.js'
+export type {
+  CollectionSpec,
+  FuncInfo,
+  LineInfo,
+  MapSlot,
+  MapSpec,
+  ProgramSpec,
+  Relocation,
+} from './spec.js'
+export { loadCollectionSpec, loadCollectionSpecSync, VariableSpec } from './spec.js'
