@@ -3,6 +3,7 @@
 //!
 //! - [`isa`]: RFC 9669 instruction encoding and table-driven validation.
 //! - [`interpreter`]: the reference semantics.
+//! - `jit`: x86-64 code generation (x86-64 hosts only).
 //! - [`program`]: a loaded program and its runs.
 //! - [`helpers`]: helper functions by kernel number.
 //! - [`memory`]: the regions a run may touch.
@@ -11,6 +12,8 @@ pub mod error;
 pub mod helpers;
 pub mod interpreter;
 pub mod isa;
+#[cfg(target_arch = "x86_64")]
+pub mod jit;
 pub mod maps;
 pub mod memory;
 pub mod program;

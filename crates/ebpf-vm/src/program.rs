@@ -78,6 +78,9 @@ pub struct Program {
     engine: Engine,
     /// The maps of the program and the global-data regions of its runs.
     maps: crate::maps::ProgramMaps,
+    /// The compiled code when `engine` is `Jit`.
+    #[cfg(target_arch = "x86_64")]
+    jit: Option<crate::jit::JitProgram>,
 }
 
 impl Program {
@@ -95,21 +98,44 @@ impl Program {
                 ),
             ));
         }
-        let engine = match options.engine {
-            Engine::Interpreter | Engine::Auto => Engine::Interpreter,
-            Engine::Jit => {
-                return Err(LoadError::new(
-                    ErrorCode::Enotsupp,
-                    "the JIT engine is not available in this build",
-                ))
-            }
-        };
-        Ok(Program {
-            insns,
-            options,
-            engine,
-            maps,
-        })
+        #[cfg(target_arch = "x86_64")]
+        {
+            // Compiled at load time, so that a run never pays for it.
+            let (engine, jit) = match options.engine {
+                Engine::Interpreter => (Engine::Interpreter, None),
+                Engine::Jit => (Engine::Jit, Some(crate::jit::JitProgram::compile(&insns)?)),
+                // Auto: the JIT, unless it cannot take this program (then the interpreter).
+                Engine::Auto => match crate::jit::JitProgram::compile(&insns) {
+                    Ok(j) => (Engine::Jit, Some(j)),
+                    Err(_) => (Engine::Interpreter, None),
+                },
+            };
+            Ok(Program {
+                insns,
+                options,
+                engine,
+                maps,
+                jit,
+            })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let engine = match options.engine {
+                Engine::Interpreter | Engine::Auto => Engine::Interpreter,
+                Engine::Jit => {
+                    return Err(LoadError::new(
+                        ErrorCode::Enotsupp,
+                        "the JIT engine needs an x86-64 host",
+                    ))
+                }
+            };
+            Ok(Program {
+                insns,
+                options,
+                engine,
+                maps,
+            })
+        }
     }
 
     /// The engine that actually runs this program (`Auto` resolved).
@@ -128,6 +154,16 @@ impl Program {
     /// The bytecode as loaded (after any rewriting), for `dump('xlated')`.
     pub fn xlated(&self) -> Vec<u8> {
         encode_all(&self.insns)
+    }
+
+    /// The machine code as Intel-syntax assembly, for `dump('jited')`; a one-line note when the
+    /// program runs on the interpreter.
+    pub fn jited_disassembly(&self) -> String {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(jit) = &self.jit {
+            return jit.disassembly();
+        }
+        "; not compiled: this program runs on the interpreter\n".to_string()
     }
 
     pub fn run(&self, input: &mut RunInput<'_>) -> Result<RunOutput, Trap> {
@@ -156,10 +192,10 @@ impl Program {
         let args = match self.options.prog_type {
             ProgramType::Raw => [data_addr, input.data.len() as u64, 0, 0, 0],
         };
-        match self.engine {
-            Engine::Interpreter | Engine::Auto | Engine::Jit => {
-                interpreter::run(&self.insns, &mut env, args)
-            }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(jit) = &self.jit {
+            return jit.run(&self.insns, &mut env, args);
         }
+        interpreter::run(&self.insns, &mut env, args)
     }
 }

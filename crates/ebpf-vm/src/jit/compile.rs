@@ -1,0 +1,777 @@
+//! Translation of validated eBPF into x86-64 machine code: segment analysis for the budget, then
+//! one pass over the instructions, then the out-of-line snippets and the shared stubs. The layout,
+//! register assignment and budget scheme are described in `jit/mod.rs`.
+
+use super::frame::*;
+use super::runtime;
+use super::x86::*;
+use crate::interpreter::{MAX_CALL_FRAMES, STACK_FRAME_SIZE};
+use crate::isa::opcodes::*;
+use crate::isa::{lddw_imm, Insn};
+
+/// Host register of each eBPF register r0-r10.
+pub const REG: [u8; 11] = [RDI, RSI, R8, R9, R10, R11, RBX, R13, R14, R15, RBP];
+/// Instruction budget left in this run (decremented per segment).
+const BUDGET: u8 = R12;
+
+/// Upper bound on the bytes one instruction emits inline, its segment check included.
+pub const MAX_INSN_BYTES: usize = 128;
+/// Upper bound on the out-of-line bytes one instruction adds (budget snippet + one trap snippet).
+pub const MAX_SNIPPET_BYTES: usize = 48;
+/// Upper bound on the prologue and shared stubs.
+pub const MAX_FIXED_BYTES: usize = 1024;
+
+/// Compiled code and, for each instruction slot, the offset of its code (`u32::MAX` for the
+/// second slot of `lddw`).
+pub struct Compiled {
+    pub code: Vec<u8>,
+    pub offsets: Vec<u32>,
+    /// Where the out-of-line snippets and shared stubs begin.
+    pub body_end: usize,
+}
+
+/// The code-size bound, known before emission.
+pub fn size_bound(insns: usize) -> usize {
+    insns * (MAX_INSN_BYTES + MAX_SNIPPET_BYTES) + MAX_FIXED_BYTES
+}
+
+/// Whether `[r10 + off, r10 + off + size)` is inside the current frame: r10 is always the top of
+/// a 512-byte frame inside the stack area (it only moves by whole frames, at most 7 of them), so
+/// such an access can never leave the stack region and needs no run-time check.
+fn frame_local(base: u8, off: i16, size: u32) -> bool {
+    base == FP && off as i32 >= -(STACK_FRAME_SIZE as i32) && off as i32 + size as i32 <= 0
+}
+
+fn is_lddw(insn: &Insn) -> bool {
+    insn.opcode == OP_LDDW
+}
+
+/// Whether an instruction ends a metering segment: it jumps, calls, exits, may trap, or changes
+/// memory that outlives the run. Only register arithmetic, `lddw` and frame-local stack accesses
+/// (whose effects die with the run) may sit in the middle of a segment.
+fn ends_segment(insn: &Insn) -> bool {
+    let op = insn.opcode;
+    match class(op) {
+        CLASS_ALU | CLASS_ALU64 => false,
+        CLASS_LD => !is_lddw(insn),
+        CLASS_LDX => !frame_local(insn.src, insn.off, access_size(op)),
+        CLASS_ST => !frame_local(insn.dst, insn.off, access_size(op)),
+        CLASS_STX => op & 0xe0 == MODE_ATOMIC || !frame_local(insn.dst, insn.off, access_size(op)),
+        _ => true,
+    }
+}
+
+/// Jump and call targets of an instruction.
+fn targets(pc: usize, insn: &Insn) -> Option<usize> {
+    let op = insn.opcode;
+    match class(op) {
+        CLASS_JMP | CLASS_JMP32 => match op & 0xf0 {
+            JMP_EXIT => None,
+            JMP_CALL if op & SRC_X == 0 && insn.src == CALL_LOCAL => {
+                Some((pc as i64 + 1 + insn.imm as i64) as usize)
+            }
+            JMP_CALL => None,
+            JMP_JA if class(op) == CLASS_JMP32 => Some((pc as i64 + 1 + insn.imm as i64) as usize),
+            _ => Some((pc as i64 + 1 + insn.off as i64) as usize),
+        },
+        _ => None,
+    }
+}
+
+/// For each slot starting a segment, the number of instructions in that segment (0 elsewhere).
+pub fn segments(insns: &[Insn]) -> Vec<u32> {
+    let len = insns.len();
+    let mut leader = vec![false; len];
+    leader[0] = true;
+    let mut pc = 0;
+    while pc < len {
+        let insn = &insns[pc];
+        let next = pc + if is_lddw(insn) { 2 } else { 1 };
+        if let Some(t) = targets(pc, insn) {
+            leader[t] = true;
+        }
+        if ends_segment(insn) && next < len {
+            leader[next] = true;
+        }
+        pc = next;
+    }
+    let mut count = vec![0u32; len];
+    let mut current = 0;
+    let mut pc = 0;
+    while pc < len {
+        if leader[pc] {
+            current = pc;
+        }
+        count[current] += 1;
+        pc += if is_lddw(&insns[pc]) { 2 } else { 1 };
+    }
+    count
+}
+
+enum Snippet {
+    /// Budget too small for the segment at `pc` of `n` instructions.
+    Budget {
+        at: Label,
+        pc: usize,
+        n: u32,
+    },
+    CallDepth {
+        at: Label,
+        pc: usize,
+    },
+    Misaligned {
+        at: Label,
+        info: u32,
+    },
+}
+
+struct Stubs {
+    exit: Label,
+    main_exit: Label,
+    epilogue: Label,
+    check: Label,
+    helper: Label,
+    budget: Label,
+    call_depth: Label,
+    misaligned: Label,
+    packet_miss: Label,
+}
+
+struct Compiler<'a> {
+    a: Asm,
+    insns: &'a [Insn],
+    labels: Vec<Label>,
+    stubs: Stubs,
+    snippets: Vec<Snippet>,
+}
+
+fn ctx(off: i32) -> Mem {
+    mem(RSP, off)
+}
+
+pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
+    let mut a = Asm::with_capacity(size_bound(insns.len()));
+    let labels = (0..insns.len()).map(|_| a.new_label()).collect();
+    let stubs = Stubs {
+        exit: a.new_label(),
+        main_exit: a.new_label(),
+        epilogue: a.new_label(),
+        check: a.new_label(),
+        helper: a.new_label(),
+        budget: a.new_label(),
+        call_depth: a.new_label(),
+        misaligned: a.new_label(),
+        packet_miss: a.new_label(),
+    };
+    let mut c = Compiler {
+        a,
+        insns,
+        labels,
+        stubs,
+        snippets: Vec::new(),
+    };
+    c.prologue();
+    let seg = segments(insns);
+    let mut offsets = vec![u32::MAX; insns.len()];
+    let mut pc = 0;
+    while pc < insns.len() {
+        let start = c.a.pos();
+        offsets[pc] = start as u32;
+        c.a.bind(c.labels[pc]);
+        if seg[pc] > 0 {
+            c.meter(pc, seg[pc]);
+        }
+        c.insn(pc);
+        let used = c.a.pos() - start;
+        if used > MAX_INSN_BYTES {
+            return Err(format!(
+                "instruction {pc} needed {used} bytes, over the bound of {MAX_INSN_BYTES}"
+            ));
+        }
+        pc += if is_lddw(&insns[pc]) { 2 } else { 1 };
+    }
+    // Second slots of lddw are never jumped to (validation), but bind them so no label dangles.
+    for (pc, off) in offsets.iter().enumerate() {
+        if *off == u32::MAX {
+            let l = c.labels[pc];
+            c.a.bind(l);
+        }
+    }
+    let body_end = c.a.pos();
+    c.emit_snippets();
+    if c.a.pos() - body_end > MAX_SNIPPET_BYTES * insns.len() {
+        return Err("out-of-line code over its bound".into());
+    }
+    c.emit_stubs();
+    let code = c.a.finish()?;
+    debug_assert!(code.len() <= size_bound(insns.len()));
+    Ok(Compiled {
+        code,
+        offsets,
+        body_end,
+    })
+}
+
+impl Compiler<'_> {
+    fn prologue(&mut self) {
+        let a = &mut self.a;
+        for r in [RBX, RBP, R12, R13, R14, R15] {
+            a.push(r);
+        }
+        a.alu_ri(Alu::Sub, W::B64, RSP, CTX_BYTES);
+        // Copy the context block from the Rust side (rdi) onto the host stack.
+        a.mov_rr(W::B64, RSI, RDI);
+        a.mov_rr(W::B64, RDI, RSP);
+        a.mov_r32_imm(RCX, CTX_WORDS);
+        a.rep_movsq();
+        for (k, r) in REG[1..6].iter().enumerate() {
+            a.load(W::B64, *r, ctx(OFF_ARGS + 8 * k as i32));
+        }
+        a.load(W::B64, REG[10], ctx(OFF_STACK_TOP));
+        a.load(W::B64, BUDGET, ctx(OFF_BUDGET));
+        // The interpreter starts every other register at zero; so must we.
+        for r in [REG[0], REG[6], REG[7], REG[8], REG[9]] {
+            a.alu_rr(Alu::Xor, W::B32, r, r);
+        }
+    }
+
+    /// Charges a segment of `n` instructions; if fewer are left, traps at the right instruction.
+    fn meter(&mut self, pc: usize, n: u32) {
+        let at = self.a.new_label();
+        self.a.alu_ri(Alu::Sub, W::B64, BUDGET, n as i32);
+        self.a.jcc(Cond::B, at);
+        self.snippets.push(Snippet::Budget { at, pc, n });
+    }
+
+    fn label(&self, pc: usize) -> Label {
+        self.labels[pc]
+    }
+
+    fn insn(&mut self, pc: usize) {
+        let insn = self.insns[pc];
+        let op = insn.opcode;
+        match class(op) {
+            CLASS_ALU | CLASS_ALU64 => self.alu(&insn),
+            CLASS_JMP | CLASS_JMP32 => self.jump(pc, &insn),
+            CLASS_LDX => self.load(pc, &insn),
+            CLASS_ST | CLASS_STX if op & 0xe0 == MODE_ATOMIC => self.atomic(pc, &insn),
+            CLASS_ST | CLASS_STX => self.store(pc, &insn),
+            _ if is_lddw(&insn) => {
+                let v = lddw_imm(&insn, &self.insns[pc + 1]);
+                self.a.mov_imm64(REG[insn.dst as usize], v);
+            }
+            _ => self.packet_load(&insn),
+        }
+    }
+
+    fn alu(&mut self, insn: &Insn) {
+        let op = insn.opcode;
+        let wide = class(op) == CLASS_ALU64;
+        let w = if wide { W::B64 } else { W::B32 };
+        let d = REG[insn.dst as usize];
+        let x = op & SRC_X != 0;
+        // Validation guarantees src <= 10 for register forms and 0 for immediate forms.
+        let s = REG[insn.src as usize];
+        let imm = insn.imm;
+        let a = &mut self.a;
+        let simple = match op & 0xf0 {
+            ALU_ADD => Some(Alu::Add),
+            ALU_SUB => Some(Alu::Sub),
+            ALU_OR => Some(Alu::Or),
+            ALU_AND => Some(Alu::And),
+            ALU_XOR => Some(Alu::Xor),
+            _ => None,
+        };
+        if let Some(o) = simple {
+            if x {
+                a.alu_rr(o, w, d, s);
+            } else {
+                a.alu_ri(o, w, d, imm);
+            }
+            return;
+        }
+        match op & 0xf0 {
+            ALU_MUL => {
+                if x {
+                    a.imul_rr(w, d, s);
+                } else {
+                    a.imul_rri(w, d, d, imm);
+                }
+            }
+            ALU_DIV | ALU_MOD => self.divide(insn, w, d, s),
+            ALU_LSH | ALU_RSH | ALU_ARSH => {
+                let sh = match op & 0xf0 {
+                    ALU_LSH => Shift::Shl,
+                    ALU_RSH => Shift::Shr,
+                    _ => Shift::Sar,
+                };
+                if x {
+                    // The hardware masks cl by 63 (or 31) exactly as RFC 9669 asks.
+                    a.mov_rr(W::B64, RCX, s);
+                    a.shift_cl(sh, w, d);
+                    if !wide {
+                        // A zero count leaves the register unwritten on some CPUs: zero-extend.
+                        a.mov_rr(W::B32, d, d);
+                    }
+                } else {
+                    let n = imm as u32 & if wide { 63 } else { 31 };
+                    if n != 0 {
+                        a.shift_ri(sh, w, d, n as u8);
+                    } else if !wide {
+                        a.mov_rr(W::B32, d, d);
+                    }
+                }
+            }
+            ALU_NEG => a.neg(w, d),
+            ALU_MOV => {
+                if !x {
+                    if wide {
+                        a.mov_r64_simm(d, imm);
+                    } else {
+                        a.mov_r32_imm(d, imm as u32);
+                    }
+                } else {
+                    match insn.off {
+                        8 => a.movsx_rr(w, d, s, 1),
+                        16 => a.movsx_rr(w, d, s, 2),
+                        32 => a.movsx_rr(W::B64, d, s, 4),
+                        _ => a.mov_rr(w, d, s),
+                    }
+                }
+            }
+            _ => {
+                // ALU_END: le (ALU|K) truncates; be (ALU|X) and bswap (ALU64) also swap.
+                let swap = op == CLASS_ALU | ALU_END | SRC_X || op == CLASS_ALU64 | ALU_END;
+                match (imm, swap) {
+                    (16, false) => a.movzx16_rr(d, d),
+                    (32, false) => a.mov_rr(W::B32, d, d),
+                    (16, true) => {
+                        a.shift_ri(Shift::Rol, W::B16, d, 8);
+                        a.movzx16_rr(d, d);
+                    }
+                    (32, true) => a.bswap(W::B32, d),
+                    (_, true) => a.bswap(W::B64, d),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Division and modulo with RFC 9669's total semantics: x/0 = 0, x%0 = x, and for the signed
+    /// forms x/-1 = -x and x%-1 = 0 (where `idiv` would fault on INT_MIN / -1).
+    fn divide(&mut self, insn: &Insn, w: W, d: u8, s: u8) {
+        let op = insn.opcode;
+        let is_mod = op & 0xf0 == ALU_MOD;
+        let signed = insn.off == 1;
+        let wide = w == W::B64;
+        let a = &mut self.a;
+        let zero = a.new_label();
+        let minus_one = a.new_label();
+        let done = a.new_label();
+        // The divisor goes to rcx: from the register, or the immediate as the interpreter sees it.
+        if op & SRC_X != 0 {
+            a.mov_rr(w, RCX, s);
+            a.test_rr(w, RCX, RCX);
+            a.jcc(Cond::E, zero);
+            if signed {
+                a.alu_ri(Alu::Cmp, w, RCX, -1);
+                a.jcc(Cond::E, minus_one);
+            }
+        } else if insn.imm == 0 {
+            a.jmp(zero);
+        } else if signed && insn.imm == -1 {
+            a.jmp(minus_one);
+        } else if wide {
+            a.mov_r64_simm(RCX, insn.imm);
+        } else {
+            a.mov_r32_imm(RCX, insn.imm as u32);
+        }
+        a.mov_rr(w, RAX, d);
+        if signed {
+            a.sign_extend_ax(w);
+            a.idiv(w, RCX);
+        } else {
+            a.alu_rr(Alu::Xor, W::B32, RDX, RDX);
+            a.div(w, RCX);
+        }
+        a.mov_rr(w, d, if is_mod { RDX } else { RAX });
+        a.jmp(done);
+        a.bind(minus_one);
+        if is_mod {
+            a.alu_rr(Alu::Xor, W::B32, d, d);
+        } else {
+            a.neg(w, d);
+        }
+        a.jmp(done);
+        a.bind(zero);
+        if !is_mod {
+            a.alu_rr(Alu::Xor, W::B32, d, d);
+        } else if !wide {
+            a.mov_rr(W::B32, d, d);
+        }
+        a.bind(done);
+    }
+
+    fn jump(&mut self, pc: usize, insn: &Insn) {
+        let op = insn.opcode;
+        let wide = class(op) == CLASS_JMP;
+        let w = if wide { W::B64 } else { W::B32 };
+        let x = op & SRC_X != 0;
+        match op & 0xf0 {
+            JMP_JA => {
+                let t = targets(pc, insn).expect("ja has a target");
+                let l = self.label(t);
+                self.a.jmp(l);
+            }
+            JMP_EXIT => {
+                let l = self.stubs.exit;
+                self.a.jmp(l);
+            }
+            JMP_CALL if x => {
+                self.a.mov_rr(W::B64, RAX, REG[insn.dst as usize]);
+                self.call_helper(pc);
+            }
+            JMP_CALL if insn.src == CALL_LOCAL => self.local_call(pc, insn),
+            JMP_CALL => {
+                self.a.mov_r32_imm(RAX, insn.imm as u32);
+                self.call_helper(pc);
+            }
+            cond => {
+                let d = REG[insn.dst as usize];
+                if x {
+                    let s = REG[insn.src as usize];
+                    if cond == JMP_JSET {
+                        self.a.test_rr(w, d, s);
+                    } else {
+                        self.a.alu_rr(Alu::Cmp, w, d, s);
+                    }
+                } else if cond == JMP_JSET {
+                    self.a.test_ri(w, d, insn.imm);
+                } else {
+                    self.a.alu_ri(Alu::Cmp, w, d, insn.imm);
+                }
+                let cc = match cond {
+                    JMP_JEQ => Cond::E,
+                    JMP_JNE | JMP_JSET => Cond::Ne,
+                    JMP_JGT => Cond::A,
+                    JMP_JGE => Cond::Ae,
+                    JMP_JLT => Cond::B,
+                    JMP_JLE => Cond::Be,
+                    JMP_JSGT => Cond::G,
+                    JMP_JSGE => Cond::Ge,
+                    JMP_JSLT => Cond::L,
+                    _ => Cond::Le,
+                };
+                let t = targets(pc, insn).expect("conditional jump has a target");
+                let l = self.label(t);
+                self.a.jcc(cc, l);
+            }
+        }
+    }
+
+    /// rax = helper id; the stub passes r1-r5 to `interpreter::call_helper` and sets r0.
+    fn call_helper(&mut self, pc: usize) {
+        self.a.mov_r32_imm(RDX, pc as u32);
+        let l = self.stubs.helper;
+        self.a.call(l);
+    }
+
+    /// A bpf-to-bpf call: saves r6-r10 and the return address in the next frame slot of the
+    /// context, moves r10 down one frame and jumps. `exit` in the callee comes back through the
+    /// exit stub. Host `call`/`ret` are not used so that rsp stays fixed and the context stays at
+    /// a constant offset from it.
+    fn local_call(&mut self, pc: usize, insn: &Insn) {
+        let target = targets(pc, insn).expect("local call has a target");
+        let over = self.a.new_label();
+        self.snippets.push(Snippet::CallDepth { at: over, pc });
+        let ret = self.label(pc + 1);
+        let tl = self.label(target);
+        let a = &mut self.a;
+        a.load(W::B64, RAX, ctx(OFF_DEPTH));
+        a.alu_ri(Alu::Cmp, W::B64, RAX, MAX_CALL_FRAMES as i32 - 1);
+        a.jcc(Cond::Ae, over);
+        a.lea(RCX, mem(RAX, 1));
+        a.store(W::B64, ctx(OFF_DEPTH), RCX);
+        frame_slot(a);
+        for (k, r) in REG[6..11].iter().enumerate() {
+            a.store(W::B64, mem_idx(RSP, RAX, 0, OFF_FRAMES + 8 * k as i32), *r);
+        }
+        a.lea_label(RCX, ret);
+        a.store(W::B64, mem_idx(RSP, RAX, 0, OFF_FRAMES + 40), RCX);
+        a.alu_ri(Alu::Sub, W::B64, REG[10], STACK_FRAME_SIZE as i32);
+        a.jmp(tl);
+    }
+
+    /// Checks `[rax, rax + size)`: inline against the two fast regions, else through the stub,
+    /// which walks the whole region table and traps on failure. Clobbers rcx and rdx.
+    fn check(&mut self, pc: usize, size: u32, write: bool) {
+        let ok = self.a.new_label();
+        let bi = bound_index(size, write) as i32;
+        for r in 0..2 {
+            self.a.mov_rr(W::B64, RCX, RAX);
+            self.a
+                .alu_rm(Alu::Sub, W::B64, RCX, ctx(OFF_FAST_START + 8 * r));
+            self.a
+                .alu_rm(Alu::Cmp, W::B64, RCX, ctx(OFF_FAST_BOUND + 64 * r + 8 * bi));
+            self.a.jcc(Cond::B, ok);
+        }
+        self.a.mov_r32_imm(RDX, access_info(pc, size, write));
+        let stub = self.stubs.check;
+        self.a.call(stub);
+        self.a.bind(ok);
+    }
+
+    /// The memory operand of a load/store at `base + off`, checked unless frame-local.
+    fn operand(&mut self, pc: usize, base: u8, off: i16, size: u32, write: bool) -> Mem {
+        if frame_local(base, off, size) {
+            return mem(REG[10], off as i32);
+        }
+        self.a.lea(RAX, mem(REG[base as usize], off as i32));
+        self.check(pc, size, write);
+        mem(RAX, 0)
+    }
+
+    fn load(&mut self, pc: usize, insn: &Insn) {
+        let size = access_size(insn.opcode);
+        let m = self.operand(pc, insn.src, insn.off, size, false);
+        let d = REG[insn.dst as usize];
+        if insn.opcode & 0xe0 == MODE_MEMSX {
+            self.a.load_sx(size, d, m);
+        } else {
+            self.a.load_zx(size, d, m);
+        }
+    }
+
+    fn store(&mut self, pc: usize, insn: &Insn) {
+        let size = access_size(insn.opcode);
+        let m = self.operand(pc, insn.dst, insn.off, size, true);
+        let w = W::of_size(size);
+        if class(insn.opcode) == CLASS_ST {
+            self.a.store_imm(w, m, insn.imm);
+        } else {
+            self.a.store(w, m, REG[insn.src as usize]);
+        }
+    }
+
+    fn atomic(&mut self, pc: usize, insn: &Insn) {
+        let size = access_size(insn.opcode);
+        let w = W::of_size(size);
+        let s = REG[insn.src as usize];
+        self.a
+            .lea(RAX, mem(REG[insn.dst as usize], insn.off as i32));
+        self.check(pc, size, true);
+        let at = self.a.new_label();
+        self.snippets.push(Snippet::Misaligned {
+            at,
+            info: access_info(pc, size, true),
+        });
+        let a = &mut self.a;
+        a.test_al(size as u8 - 1);
+        a.jcc(Cond::Ne, at);
+        let m = mem(RAX, 0);
+        let fetch = insn.imm & ATOMIC_FETCH != 0;
+        match insn.imm {
+            ATOMIC_XCHG => {
+                a.mov_rr(W::B64, RCX, s);
+                a.xchg(w, m, RCX);
+                a.mov_rr(W::B64, s, RCX);
+            }
+            ATOMIC_CMPXCHG => {
+                a.mov_rr(W::B64, RDX, RAX);
+                a.mov_rr(w, RAX, REG[0]);
+                a.lock_cmpxchg(w, mem(RDX, 0), s);
+                a.mov_rr(w, REG[0], RAX);
+            }
+            op => {
+                let alu = match op & !ATOMIC_FETCH {
+                    ATOMIC_ADD => Alu::Add,
+                    ATOMIC_OR => Alu::Or,
+                    ATOMIC_AND => Alu::And,
+                    _ => Alu::Xor,
+                };
+                if !fetch {
+                    a.lock_alu_mr(alu, w, m, s);
+                } else if alu == Alu::Add {
+                    a.mov_rr(W::B64, RCX, s);
+                    a.lock_xadd(w, m, RCX);
+                    a.mov_rr(W::B64, s, RCX);
+                } else {
+                    // No fetch-or/and/xor instruction exists: a compare-exchange loop.
+                    let again = a.new_label();
+                    a.mov_rr(W::B64, RDX, RAX);
+                    a.load(w, RAX, mem(RDX, 0));
+                    a.bind(again);
+                    a.mov_rr(w, RCX, RAX);
+                    a.alu_rr(alu, w, RCX, s);
+                    a.lock_cmpxchg(w, mem(RDX, 0), RCX);
+                    a.jcc(Cond::Ne, again);
+                    a.mov_rr(w, s, RAX);
+                }
+            }
+        }
+    }
+
+    /// Legacy `LD_ABS`/`LD_IND`: a big-endian load from the packet into r0; outside the packet
+    /// the program ends with r0 = 0.
+    fn packet_load(&mut self, insn: &Insn) {
+        let size = access_size(insn.opcode);
+        let miss = self.stubs.packet_miss;
+        let a = &mut self.a;
+        a.mov_r64_simm(RAX, insn.imm);
+        if insn.opcode & 0xe0 == MODE_IND {
+            a.movsx_rr(W::B64, RCX, REG[insn.src as usize], 4);
+            a.alu_rr(Alu::Add, W::B64, RAX, RCX);
+        }
+        a.test_rr(W::B64, RAX, RAX);
+        a.jcc(Cond::S, miss);
+        a.lea(RCX, mem(RAX, size as i32));
+        a.alu_rm(Alu::Cmp, W::B64, RCX, ctx(OFF_PACKET_LEN));
+        a.jcc(Cond::A, miss);
+        a.alu_rm(Alu::Add, W::B64, RAX, ctx(OFF_PACKET_START));
+        a.load_zx(size, RAX, mem(RAX, 0));
+        match size {
+            2 => a.shift_ri(Shift::Rol, W::B16, RAX, 8),
+            4 => a.bswap(W::B32, RAX),
+            _ => {}
+        }
+        a.mov_rr(W::B64, REG[0], RAX);
+    }
+
+    fn emit_snippets(&mut self) {
+        for s in std::mem::take(&mut self.snippets) {
+            match s {
+                Snippet::Budget { at, pc, n } => {
+                    self.a.bind(at);
+                    self.a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
+                    self.a.mov_r32_imm(RAX, pc as u32);
+                    let l = self.stubs.budget;
+                    self.a.jmp(l);
+                }
+                Snippet::CallDepth { at, pc } => {
+                    self.a.bind(at);
+                    self.a.mov_r32_imm(RAX, pc as u32);
+                    let l = self.stubs.call_depth;
+                    self.a.jmp(l);
+                }
+                Snippet::Misaligned { at, info } => {
+                    self.a.bind(at);
+                    self.a.mov_r32_imm(RDX, info);
+                    let l = self.stubs.misaligned;
+                    self.a.jmp(l);
+                }
+            }
+        }
+    }
+
+    fn emit_stubs(&mut self) {
+        let st = &self.stubs;
+        let a = &mut self.a;
+
+        // exit: return from a bpf-to-bpf call, or leave the program from the main frame.
+        a.bind(st.exit);
+        a.load(W::B64, RAX, ctx(OFF_DEPTH));
+        a.test_rr(W::B64, RAX, RAX);
+        a.jcc(Cond::E, st.main_exit);
+        a.alu_ri(Alu::Sub, W::B64, RAX, 1);
+        a.store(W::B64, ctx(OFF_DEPTH), RAX);
+        frame_slot(a);
+        for (k, r) in REG[6..11].iter().enumerate() {
+            a.load(W::B64, *r, mem_idx(RSP, RAX, 0, OFF_FRAMES + 8 * k as i32));
+        }
+        a.jmp_m(mem_idx(RSP, RAX, 0, OFF_FRAMES + 40));
+
+        // A legacy packet load outside the packet ends the whole program with r0 = 0.
+        a.bind(st.packet_miss);
+        a.alu_rr(Alu::Xor, W::B32, REG[0], REG[0]);
+        a.bind(st.main_exit);
+        a.store(W::B64, ctx(OFF_R0), REG[0]);
+        exit_with(a, EXIT_NORMAL, st.epilogue);
+
+        // Traps whose details are in rax (and rdx); the budget left is in r12.
+        a.bind(st.budget);
+        a.store(W::B64, ctx(OFF_EXIT_A), RAX);
+        exit_with(a, EXIT_BUDGET, st.epilogue);
+        a.bind(st.call_depth);
+        a.store(W::B64, ctx(OFF_EXIT_A), RAX);
+        exit_with(a, EXIT_CALL_DEPTH, st.epilogue);
+        a.bind(st.misaligned);
+        a.store(W::B64, ctx(OFF_EXIT_A), RAX);
+        a.store(W::B64, ctx(OFF_EXIT_B), RDX);
+        exit_with(a, EXIT_MISALIGNED, st.epilogue);
+
+        // Slow memory check (entered by call; rax = address, edx = access info). Saves the
+        // caller-saved eBPF registers and rax, calls `runtime::check_entry`.
+        a.bind(st.check);
+        for r in [RAX, REG[0], REG[1], REG[2], REG[3], REG[4], REG[5]] {
+            a.push(r);
+        }
+        // rsp is now 64 bytes below the body's rsp, 16-byte aligned.
+        a.mov_rr(W::B64, RSI, RAX);
+        a.mov_rr(W::B64, RCX, BUDGET);
+        a.lea(RDI, mem(RSP, 64));
+        a.mov_imm64(RAX, runtime::check_entry as *const () as u64);
+        a.call_r(RAX);
+        a.test_rr(W::B64, RAX, RAX);
+        for r in [REG[5], REG[4], REG[3], REG[2], REG[1], REG[0]] {
+            a.pop(r);
+        }
+        let check_failed = a.new_label();
+        a.jcc(Cond::Ne, check_failed);
+        a.pop(RAX);
+        a.ret();
+        a.bind(check_failed);
+        a.lea(RSP, mem(RSP, 16));
+        a.jmp(st.epilogue);
+
+        // Helper call (entered by call; rax = helper id, edx = pc). r1-r5 are pushed so that
+        // they form the argument array, and popped back: helper calls preserve them.
+        a.bind(st.helper);
+        for r in [REG[5], REG[4], REG[3], REG[2], REG[1]] {
+            a.push(r);
+        }
+        // rsp is now 48 bytes below the body's rsp, 16-byte aligned.
+        a.mov_rr(W::B64, RSI, RAX);
+        a.mov_rr(W::B64, RCX, BUDGET);
+        a.mov_rr(W::B64, R8, RSP);
+        a.lea(RDI, mem(RSP, 48));
+        a.mov_imm64(RAX, runtime::helper_entry as *const () as u64);
+        a.call_r(RAX);
+        for r in [REG[1], REG[2], REG[3], REG[4], REG[5]] {
+            a.pop(r);
+        }
+        let helper_failed = a.new_label();
+        a.test_rr(W::B64, RDX, RDX);
+        a.jcc(Cond::Ne, helper_failed);
+        a.mov_rr(W::B64, REG[0], RAX);
+        a.ret();
+        a.bind(helper_failed);
+        a.lea(RSP, mem(RSP, 8));
+        a.jmp(st.epilogue);
+
+        // Epilogue: copy the results to the Rust side, restore the host registers.
+        a.bind(st.epilogue);
+        a.load(W::B64, RDI, ctx(OFF_SELF));
+        for off in [OFF_R0, OFF_REM, OFF_EXIT_KIND, OFF_EXIT_A, OFF_EXIT_B] {
+            a.load(W::B64, RAX, ctx(off));
+            a.store(W::B64, mem(RDI, off), RAX);
+        }
+        a.alu_ri(Alu::Add, W::B64, RSP, CTX_BYTES);
+        for r in [R15, R14, R13, R12, RBP, RBX] {
+            a.pop(r);
+        }
+        a.ret();
+        a.int3();
+    }
+}
+
+/// rax = depth -> rax = byte offset of that frame slot (depth * 48).
+fn frame_slot(a: &mut Asm) {
+    a.lea(RAX, mem_idx(RAX, RAX, 1, 0));
+    a.shift_ri(Shift::Shl, W::B64, RAX, 4);
+}
+
+fn exit_with(a: &mut Asm, kind: u64, epilogue: Label) {
+    a.store(W::B64, ctx(OFF_REM), BUDGET);
+    a.store_imm(W::B64, ctx(OFF_EXIT_KIND), kind as i32);
+    a.jmp(epilogue);
+}

@@ -1,0 +1,104 @@
+//! The JIT's run context: one `repr(C)` block that the prologue copies onto the host stack, so that
+//! compiled code reaches every field at a fixed offset from `rsp`, and that Rust fills in before and
+//! reads back after a run. Offsets are taken with `offset_of!`, so the layout is stated once.
+
+use std::mem::{offset_of, size_of};
+
+/// Saved state of one bpf-to-bpf call: r6-r9, r10 and the host return address (48 bytes, so
+/// the slot of depth d is at `(d * 3) << 4`).
+pub const FRAME_WORDS: usize = 6;
+
+/// How a run left the compiled code.
+pub const EXIT_NORMAL: u64 = 0;
+/// A Rust trampoline built the trap (memory check, helper error) and stored it in the run state.
+pub const EXIT_RECORDED: u64 = 1;
+/// The budget ran out; `exit_a` = first pc of the segment, `rem` = budget left at its start.
+pub const EXIT_BUDGET: u64 = 2;
+/// Call depth exceeded; `exit_a` = pc of the call.
+pub const EXIT_CALL_DEPTH: u64 = 3;
+/// Misaligned atomic; `exit_a` = address, `exit_b` = access info (see `access_info`).
+pub const EXIT_MISALIGNED: u64 = 4;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Ctx {
+    /// Start address of the first two regions of the run (the fast, inline-checked ones).
+    pub fast_start: [u64; 2],
+    /// For each fast region: exclusive bound on `addr - start` per access kind, indexed by
+    /// `bound_index(size, write)`; 0 when that kind of access never fits (so it takes the slow path).
+    pub fast_bound: [[u64; 8]; 2],
+    pub packet_start: u64,
+    pub packet_len: u64,
+    /// Live bpf-to-bpf calls (0 in the main program).
+    pub depth: u64,
+    pub frames: [[u64; FRAME_WORDS]; 8],
+    /// r1-r5 at entry.
+    pub args: [u64; 5],
+    /// r10 at entry.
+    pub stack_top: u64,
+    pub budget: u64,
+    /// `*mut RunState` for the Rust trampolines.
+    pub state: u64,
+    /// The Rust-side copy of this block, where the epilogue writes the results.
+    pub self_ptr: u64,
+    // Results.
+    pub r0: u64,
+    /// Budget left (r12) when the run stopped.
+    pub rem: u64,
+    pub exit_kind: u64,
+    pub exit_a: u64,
+    pub exit_b: u64,
+}
+
+/// Bytes the prologue reserves: the block, rounded so that rsp stays 16-byte aligned after the six
+/// callee-saved pushes (entry rsp is 8 mod 16; 8 + 48 + CTX_BYTES must be 0 mod 16).
+pub const CTX_BYTES: i32 = {
+    let s = size_of::<Ctx>();
+    (if s % 16 == 8 { s } else { s + 8 }) as i32
+};
+pub const CTX_WORDS: u32 = (size_of::<Ctx>() / 8) as u32;
+
+const _: () = assert!(size_of::<Ctx>().is_multiple_of(8));
+const _: () = assert!(CTX_BYTES % 16 == 8);
+
+pub const OFF_FAST_START: i32 = offset_of!(Ctx, fast_start) as i32;
+pub const OFF_FAST_BOUND: i32 = offset_of!(Ctx, fast_bound) as i32;
+pub const OFF_PACKET_START: i32 = offset_of!(Ctx, packet_start) as i32;
+pub const OFF_PACKET_LEN: i32 = offset_of!(Ctx, packet_len) as i32;
+pub const OFF_DEPTH: i32 = offset_of!(Ctx, depth) as i32;
+pub const OFF_FRAMES: i32 = offset_of!(Ctx, frames) as i32;
+pub const OFF_ARGS: i32 = offset_of!(Ctx, args) as i32;
+pub const OFF_STACK_TOP: i32 = offset_of!(Ctx, stack_top) as i32;
+pub const OFF_BUDGET: i32 = offset_of!(Ctx, budget) as i32;
+pub const OFF_SELF: i32 = offset_of!(Ctx, self_ptr) as i32;
+pub const OFF_R0: i32 = offset_of!(Ctx, r0) as i32;
+pub const OFF_REM: i32 = offset_of!(Ctx, rem) as i32;
+pub const OFF_EXIT_KIND: i32 = offset_of!(Ctx, exit_kind) as i32;
+pub const OFF_EXIT_A: i32 = offset_of!(Ctx, exit_a) as i32;
+pub const OFF_EXIT_B: i32 = offset_of!(Ctx, exit_b) as i32;
+
+/// Index into `fast_bound[region]` for an access of `size` bytes.
+pub const fn bound_index(size: u32, write: bool) -> usize {
+    let log = match size {
+        1 => 0,
+        2 => 1,
+        4 => 2,
+        _ => 3,
+    };
+    (write as usize) * 4 + log
+}
+
+/// What the slow memory check and the misalignment trap learn about an access, packed in 32
+/// bits: size in bits 0-3, write in bit 4, the instruction index from bit 8 (indices are below
+/// 2^20, see `isa::MAX_INSNS`).
+pub const fn access_info(pc: usize, size: u32, write: bool) -> u32 {
+    (pc as u32) << 8 | (write as u32) << 4 | size
+}
+
+pub fn decode_access_info(info: u64) -> (usize, u32, bool) {
+    (
+        (info >> 8) as usize,
+        (info & 0xf) as u32,
+        info >> 4 & 1 == 1,
+    )
+}

@@ -1,0 +1,135 @@
+//! Unit tests of the emitter and compiler: every encoding the JIT emits is decoded back with
+//! iced-x86 (an independent decoder) and compared with the Intel-syntax text we meant.
+
+use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+
+use super::x86::*;
+
+fn text(code: &[u8]) -> String {
+    let mut d = Decoder::with_ip(64, code, 0, DecoderOptions::NONE);
+    let mut f = IntelFormatter::new();
+    let mut out = Vec::new();
+    for insn in &mut d {
+        assert!(!insn.is_invalid(), "invalid encoding in {code:02x?}");
+        let mut s = String::new();
+        f.format(&insn, &mut s);
+        out.push(s);
+    }
+    out.join("; ")
+}
+
+fn asm(f: impl FnOnce(&mut Asm)) -> String {
+    let mut a = Asm::default();
+    f(&mut a);
+    text(&a.finish().unwrap())
+}
+
+#[test]
+fn encodings_decode_to_what_was_meant() {
+    let cases: Vec<(String, &str)> = vec![
+        (asm(|a| a.mov_rr(W::B32, RDI, RDI)), "mov edi,edi"),
+        (
+            asm(|a| a.alu_ri(Alu::And, W::B64, R11, -16)),
+            "and r11,0FFFFFFFFFFFFFFF0h",
+        ),
+        (
+            asm(|a| a.alu_ri(Alu::Xor, W::B32, RBX, 0x10000)),
+            "xor ebx,10000h",
+        ),
+        (asm(|a| a.imul_rri(W::B64, R15, R15, 7)), "imul r15,7"),
+        (
+            asm(|a| a.shift_ri(Shift::Shr, W::B32, R13, 31)),
+            "shr r13d,1Fh",
+        ),
+        (asm(|a| a.shift_ri(Shift::Rol, W::B16, RSI, 8)), "rol si,8"),
+        (asm(|a| a.movzx16_rr(R9, R9)), "movzx r9d,r9w"),
+        (asm(|a| a.movsx_rr(W::B64, RDI, RSI, 1)), "movsx rdi,sil"),
+        (asm(|a| a.movsx_rr(W::B32, RBX, RDI, 1)), "movsx ebx,dil"),
+        (asm(|a| a.movsx_rr(W::B32, R8, R10, 2)), "movsx r8d,r10w"),
+        (asm(|a| a.movsx_rr(W::B64, RCX, RBP, 4)), "movsxd rcx,ebp"),
+        (
+            asm(|a| a.load_zx(2, R14, mem(RBP, -6))),
+            "movzx r14d,word ptr [rbp-6]",
+        ),
+        (
+            asm(|a| a.load_sx(1, RSI, mem(RAX, 0))),
+            "movsx rsi,byte ptr [rax]",
+        ),
+        (asm(|a| a.store(W::B8, mem(RAX, 0), RDI)), "mov [rax],dil"),
+        (
+            asm(|a| a.store(W::B8, mem(RBP, -1), R15)),
+            "mov [rbp-1],r15b",
+        ),
+        (
+            asm(|a| a.store_imm(W::B16, mem(RAX, 0), -2)),
+            "mov word ptr [rax],0FFFEh",
+        ),
+        (
+            asm(|a| a.store_imm(W::B8, mem(R12, 0x100), 0x7f)),
+            "mov byte ptr [r12+100h],7Fh",
+        ),
+        (
+            asm(|a| a.alu_rm(Alu::Cmp, W::B64, RCX, mem(RSP, 0x58))),
+            "cmp rcx,[rsp+58h]",
+        ),
+        (
+            asm(|a| a.lock_alu_mr(Alu::Or, W::B32, mem(RAX, 0), R9)),
+            "lock or [rax],r9d",
+        ),
+        (
+            asm(|a| a.lock_xadd(W::B64, mem(RAX, 0), RCX)),
+            "lock xadd [rax],rcx",
+        ),
+        (asm(|a| a.xchg(W::B32, mem(RAX, 0), RCX)), "xchg [rax],ecx"),
+        (
+            asm(|a| a.lock_cmpxchg(W::B64, mem(RDX, 0), RDI)),
+            "lock cmpxchg [rdx],rdi",
+        ),
+        (
+            asm(|a| a.test_ri(W::B64, R10, -1)),
+            "test r10,0FFFFFFFFFFFFFFFFh",
+        ),
+        (asm(|a| a.test_al(7)), "test al,7"),
+        (asm(|a| a.div(W::B32, RCX)), "div ecx"),
+        (asm(|a| a.idiv(W::B64, RCX)), "idiv rcx"),
+        (asm(|a| a.sign_extend_ax(W::B32)), "cdq"),
+        (asm(|a| a.bswap(W::B32, RBP)), "bswap ebp"),
+        (asm(|a| a.push(R12)), "push r12"),
+        (asm(|a| a.pop(RBX)), "pop rbx"),
+        (asm(|a| a.call_r(RAX)), "call rax"),
+        (
+            asm(|a| a.jmp_m(mem_idx(RSP, RAX, 0, 0xd0))),
+            "jmp qword ptr [rsp+rax+0D0h]",
+        ),
+        (
+            asm(|a| a.lea(RAX, mem_idx(RAX, RAX, 1, 0))),
+            "lea rax,[rax+rax*2]",
+        ),
+        (asm(|a| a.rep_movsq()), "rep movsq [rdi],[rsi]"),
+        (asm(|a| a.mov_imm64(RDX, 0xffff_ffff)), "mov edx,0FFFFFFFFh"),
+    ];
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter(|(got, want)| got != want)
+        .map(|(got, want)| format!("{got:?} != {want:?}"))
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn segments_cut_after_effects_and_at_targets() {
+    use crate::isa::opcodes::*;
+    use crate::isa::Insn;
+    let i = Insn::new;
+    let prog = [
+        i(CLASS_ALU64 | ALU_MOV, 0, 0, 0, 1), // 0: segment of 3
+        i(CLASS_STX | MODE_MEM | SIZE_DW, 10, 0, -8, 0), // 1: frame-local store: not an end
+        i(CLASS_LDX | MODE_MEM | SIZE_W, 0, 1, 0, 0), // 2: checked load: ends
+        i(OP_LDDW, 2, 0, 0, 5),               // 3: segment of 2 (lddw counts once)
+        i(0, 0, 0, 0, 0),
+        i(CLASS_JMP | JMP_JEQ, 0, 0, -3, 0),  // 5: to 3; ends
+        i(CLASS_ALU64 | ALU_ADD, 0, 0, 0, 1), // 6: segment of 2
+        i(OP_EXIT, 0, 0, 0, 0),
+    ];
+    assert_eq!(super::segments(&prog), vec![3, 0, 0, 2, 0, 0, 2, 0]);
+}

@@ -1,0 +1,451 @@
+//! Differential testing: randomly generated valid programs run on the interpreter (the reference)
+//! and on the JIT, against the same memory at the same addresses. r0, the instruction count, the
+//! trap (kind, pc, addr, size, insn_count, message) and the final bytes of every writable region
+//! must be identical.
+//!
+//! `cargo test -p ebpf-vm --test differential` runs a bounded number of cases; set
+//! `DIFF_CASES=200000` for a long run and `DIFF_SEED=<n>` to pick the first seed (a failure
+//! prints the seed and the program of the failing case).
+#![cfg(target_arch = "x86_64")]
+
+use ebpf_vm::helpers::{HelperError, HelperTable};
+use ebpf_vm::interpreter::{self, RunEnv, STACK_SIZE};
+use ebpf_vm::isa::opcodes::*;
+use ebpf_vm::isa::{encode_all, validate, Insn};
+use ebpf_vm::jit::JitProgram;
+use ebpf_vm::memory::{Region, Regions};
+use ebpf_vm::{RunOutput, Trap};
+
+/// xorshift64*: small, seedable, good enough to pick instructions.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below((hi - lo + 1) as u64) as i64
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+const DATA_LEN: usize = 64;
+const EXTRA_LEN: usize = 32;
+const HELPER_MIX: u32 = 1;
+const HELPER_FAILS_ON_ODD: u32 = 2;
+
+fn helpers() -> HelperTable {
+    let mut t = HelperTable::new();
+    t.register(HELPER_MIX, "mix", |_, a| {
+        Ok(a[0].wrapping_mul(3) ^ a[1].rotate_left(7) ^ a[4])
+    });
+    t.register(HELPER_FAILS_ON_ODD, "fails_on_odd", |_, a| {
+        if a[0] & 1 == 1 {
+            Err(HelperError("odd argument".into()))
+        } else {
+            Ok(a[1].wrapping_add(1))
+        }
+    });
+    t
+}
+
+/// One program item before jump offsets are known.
+#[derive(Clone, Debug)]
+enum Item {
+    Plain(Insn),
+    Lddw(u8, u64),
+    /// A jump (opcode, dst, src, imm) to item `target`.
+    Jump(u8, u8, u8, i32, usize),
+    /// `ja32` to item `target`.
+    Ja32(usize),
+    /// Local call to the item index `target`.
+    Call(usize),
+}
+
+fn interesting(r: &mut Rng) -> u64 {
+    match r.below(12) {
+        0 => 0,
+        1 => 1,
+        2 => u64::MAX,
+        3 => i64::MIN as u64,
+        4 => i64::MAX as u64,
+        5 => i32::MIN as i64 as u64,
+        6 => 0x8000_0000,
+        7 => 0xffff_ffff,
+        8 => 0x1_0000_0000,
+        9 => r.below(64),
+        _ => r.next(),
+    }
+}
+
+fn imm(r: &mut Rng) -> i32 {
+    match r.below(8) {
+        0 => 0,
+        1 => -1,
+        2 => i32::MIN,
+        3 => 1,
+        4 => r.range(-64, 64) as i32,
+        _ => r.next() as i32,
+    }
+}
+
+/// A register the program may write: mostly not r1 (data) or r3 (extra region), so that memory
+/// traffic through them stays interesting.
+fn dst(r: &mut Rng) -> u8 {
+    if r.chance(5) {
+        r.pick(&[1, 3])
+    } else {
+        r.pick(&[0, 2, 4, 5, 6, 7, 8, 9])
+    }
+}
+
+fn src(r: &mut Rng) -> u8 {
+    r.below(11) as u8
+}
+
+fn alu(r: &mut Rng) -> Insn {
+    let class = r.pick(&[CLASS_ALU, CLASS_ALU64]);
+    let ops = [
+        ALU_ADD, ALU_SUB, ALU_MUL, ALU_DIV, ALU_OR, ALU_AND, ALU_LSH, ALU_RSH, ALU_NEG, ALU_MOD,
+        ALU_XOR, ALU_MOV, ALU_ARSH, ALU_END,
+    ];
+    let op = r.pick(&ops);
+    let d = dst(r);
+    match op {
+        ALU_NEG => Insn::new(class | op, d, 0, 0, 0),
+        ALU_END => {
+            let opcode = r.pick(&[
+                CLASS_ALU | ALU_END,
+                CLASS_ALU | ALU_END | SRC_X,
+                CLASS_ALU64 | ALU_END,
+            ]);
+            Insn::new(opcode, d, 0, 0, r.pick(&[16, 32, 64]))
+        }
+        _ => {
+            let off = match op {
+                ALU_DIV | ALU_MOD => r.pick(&[0i16, 1]),
+                ALU_MOV if class == CLASS_ALU64 => r.pick(&[0i16, 0, 8, 16, 32]),
+                ALU_MOV => r.pick(&[0i16, 0, 8, 16]),
+                _ => 0,
+            };
+            if r.chance(50) {
+                Insn::new(class | op | SRC_X, d, src(r), off, 0)
+            } else {
+                let off = if op == ALU_MOV { 0 } else { off };
+                let k = if matches!(op, ALU_LSH | ALU_RSH | ALU_ARSH) && r.chance(70) {
+                    r.below(64) as i32
+                } else {
+                    imm(r)
+                };
+                Insn::new(class | op, d, 0, off, k)
+            }
+        }
+    }
+}
+
+/// Base register and offset of a memory access of `size` bytes.
+fn address(r: &mut Rng, size: u32) -> (u8, i16) {
+    match r.below(10) {
+        0..=3 => (10, r.range(-530, 8) as i16),
+        4..=6 => (1, r.range(-4, DATA_LEN as i64 + 4) as i16),
+        7 | 8 => (3, r.range(-4, EXTRA_LEN as i64 + 4) as i16),
+        _ => (src(r), r.range(-16, 16) as i16 * size as i16),
+    }
+}
+
+fn size_bits(r: &mut Rng) -> (u8, u32) {
+    r.pick(&[(SIZE_B, 1), (SIZE_H, 2), (SIZE_W, 4), (SIZE_DW, 8)])
+}
+
+fn memory(r: &mut Rng) -> Insn {
+    let (sz, size) = size_bits(r);
+    match r.below(3) {
+        0 => {
+            let (base, off) = address(r, size);
+            let mode = if size != 8 && r.chance(30) {
+                MODE_MEMSX
+            } else {
+                MODE_MEM
+            };
+            Insn::new(CLASS_LDX | mode | sz, dst(r), base, off, 0)
+        }
+        1 => {
+            let (base, off) = address(r, size);
+            Insn::new(CLASS_ST | MODE_MEM | sz, base, 0, off, imm(r))
+        }
+        _ => {
+            let (base, off) = address(r, size);
+            Insn::new(CLASS_STX | MODE_MEM | sz, base, src(r), off, 0)
+        }
+    }
+}
+
+fn atomic(r: &mut Rng) -> Insn {
+    let (sz, size) = r.pick(&[(SIZE_W, 4u32), (SIZE_DW, 8)]);
+    let (base, mut off) = address(r, size);
+    if r.chance(85) {
+        off -= off.rem_euclid(size as i16);
+    }
+    let op = r.pick(&[
+        ATOMIC_ADD,
+        ATOMIC_ADD | ATOMIC_FETCH,
+        ATOMIC_OR,
+        ATOMIC_OR | ATOMIC_FETCH,
+        ATOMIC_AND,
+        ATOMIC_AND | ATOMIC_FETCH,
+        ATOMIC_XOR,
+        ATOMIC_XOR | ATOMIC_FETCH,
+        ATOMIC_XCHG,
+        ATOMIC_CMPXCHG,
+    ]);
+    Insn::new(
+        CLASS_STX | MODE_ATOMIC | sz,
+        base,
+        r.below(10) as u8,
+        off,
+        op,
+    )
+}
+
+fn jump(r: &mut Rng, target: usize) -> Item {
+    let class = r.pick(&[CLASS_JMP, CLASS_JMP32]);
+    let op = r.pick(&[
+        JMP_JEQ, JMP_JGT, JMP_JGE, JMP_JSET, JMP_JNE, JMP_JSGT, JMP_JSGE, JMP_JLT, JMP_JLE,
+        JMP_JSLT, JMP_JSLE,
+    ]);
+    if r.chance(50) {
+        Item::Jump(class | op | SRC_X, src(r), src(r), 0, target)
+    } else {
+        Item::Jump(class | op, src(r), 0, imm(r), target)
+    }
+}
+
+/// Items of one function occupying item indices `base..base + len`, the last being `exit`.
+fn function(r: &mut Rng, base: usize, len: usize, sub: usize) -> Vec<Item> {
+    let mut items = Vec::with_capacity(len);
+    for i in 0..len - 1 {
+        let target = base + r.below(len as u64) as usize;
+        let item = match r.below(100) {
+            0..=29 => Item::Plain(alu(r)),
+            30..=37 => Item::Lddw(dst(r), interesting(r)),
+            38..=57 => Item::Plain(memory(r)),
+            58..=63 => Item::Plain(atomic(r)),
+            64..=75 => jump(r, target),
+            76..=77 => Item::Jump(OP_JA, 0, 0, 0, target),
+            78 => Item::Ja32(target),
+            79..=82 => Item::Plain(Insn::new(OP_CALL, 0, 0, 0, r.pick(&[1, 2]))),
+            83 => Item::Plain(Insn::new(OP_CALLX, src(r), 0, 0, 0)),
+            84..=86 => Item::Call(sub),
+            87..=89 => {
+                let (sz, _) = r.pick(&[(SIZE_B, 1), (SIZE_H, 2), (SIZE_W, 4)]);
+                let k = r.range(-2, DATA_LEN as i64 + 2) as i32;
+                if r.chance(50) {
+                    Item::Plain(Insn::new(CLASS_LD | MODE_ABS | sz, 0, 0, 0, k))
+                } else {
+                    Item::Plain(Insn::new(CLASS_LD | MODE_IND | sz, 0, src(r), 0, k))
+                }
+            }
+            90..=91 => Item::Plain(Insn::new(OP_EXIT, 0, 0, 0, 0)),
+            _ => {
+                // Give a register a value that makes divisions and callx interesting.
+                let v = r.pick(&[
+                    0u64,
+                    u64::MAX,
+                    1,
+                    2,
+                    3,
+                    i64::MIN as u64,
+                    0xffff_ffff_8000_0000,
+                ]);
+                Item::Lddw(dst(r), v)
+            }
+        };
+        let _ = i;
+        items.push(item);
+    }
+    items.push(Item::Plain(Insn::new(OP_EXIT, 0, 0, 0, 0)));
+    items
+}
+
+fn generate(r: &mut Rng) -> Vec<Insn> {
+    let main_len = r.range(2, 40) as usize;
+    let sub_len = r.range(2, 12) as usize;
+    let mut items = function(r, 0, main_len, main_len);
+    items.extend(function(r, main_len, sub_len, main_len));
+    // Slot index of each item.
+    let mut slot = Vec::with_capacity(items.len());
+    let mut n = 0usize;
+    for it in &items {
+        slot.push(n);
+        n += if matches!(it, Item::Lddw(..)) { 2 } else { 1 };
+    }
+    let mut out = Vec::with_capacity(n);
+    for (k, it) in items.iter().enumerate() {
+        let rel = |t: usize| slot[t] as i64 - (slot[k] as i64 + 1);
+        match *it {
+            Item::Plain(i) => out.push(i),
+            Item::Lddw(d, v) => {
+                out.push(Insn::new(OP_LDDW, d, 0, 0, v as u32 as i32));
+                out.push(Insn::new(0, 0, 0, 0, (v >> 32) as u32 as i32));
+            }
+            Item::Jump(op, d, s, k, t) => out.push(Insn::new(op, d, s, rel(t) as i16, k)),
+            Item::Ja32(t) => out.push(Insn::new(OP_JA32, 0, 0, 0, rel(t) as i32)),
+            Item::Call(t) => out.push(Insn::new(OP_CALL, 0, CALL_LOCAL, 0, rel(t) as i32)),
+        }
+    }
+    out
+}
+
+/// Everything a run can be judged by.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    result: Result<RunOutput, Trap>,
+    data: Vec<u8>,
+    extra: Vec<u8>,
+}
+
+/// Memory of one case, at fixed addresses for both engines.
+struct Memory {
+    stack: Vec<u64>,
+    data: Vec<u8>,
+    extra: Vec<u8>,
+}
+
+fn run_case(
+    insns: &[Insn],
+    jit: Option<&JitProgram>,
+    mem: &mut Memory,
+    init: &[u8],
+    data_writable: bool,
+    budget: u64,
+    helpers: &HelperTable,
+) -> Outcome {
+    mem.stack.iter_mut().for_each(|w| *w = 0);
+    mem.data.copy_from_slice(init);
+    mem.extra.copy_from_slice(&init[..EXTRA_LEN]);
+    let stack = mem.stack.as_mut_ptr() as u64;
+    let data = mem.data.as_mut_ptr() as u64;
+    let extra = mem.extra.as_mut_ptr() as u64;
+    let mut regions = Regions::new();
+    regions.push(Region::new(stack, STACK_SIZE as u64, true));
+    regions.push(Region::new(data, DATA_LEN as u64, data_writable));
+    regions.push(Region::new(extra, EXTRA_LEN as u64, true));
+    let mut env = RunEnv {
+        helpers,
+        regions,
+        stack_top: stack + STACK_SIZE as u64,
+        budget,
+        packet: (data, DATA_LEN as u64),
+        maps: Default::default(),
+    };
+    let args = [data, DATA_LEN as u64, extra, 0, 0];
+    let result = match jit {
+        None => interpreter::run(insns, &mut env, args),
+        Some(j) => j.run(insns, &mut env, args),
+    };
+    Outcome {
+        result,
+        data: mem.data.clone(),
+        extra: mem.extra.clone(),
+    }
+}
+
+fn listing(insns: &[Insn]) -> String {
+    insns
+        .iter()
+        .enumerate()
+        .map(|(pc, i)| format!("{pc:3}: {i:?}\n"))
+        .collect()
+}
+
+#[test]
+fn jit_agrees_with_interpreter_on_random_programs() {
+    let cases: u64 = std::env::var("DIFF_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let first: u64 = std::env::var("DIFF_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let helpers = helpers();
+    let mut mem = Memory {
+        stack: vec![0; STACK_SIZE / 8],
+        data: vec![0; DATA_LEN],
+        extra: vec![0; EXTRA_LEN],
+    };
+    let (mut trapped, mut exited) = (0u64, 0u64);
+    let mut kinds = std::collections::BTreeMap::new();
+    for seed in first..first + cases {
+        let mut r = Rng::new(seed);
+        let insns = generate(&mut r);
+        let insns = validate(&encode_all(&insns), &|id| helpers.contains(id)).unwrap_or_else(|e| {
+            panic!(
+                "seed {seed}: generated program is invalid: {e}\n{}",
+                listing(&insns)
+            )
+        });
+        let jit = JitProgram::compile(&insns)
+            .unwrap_or_else(|e| panic!("seed {seed}: JIT rejected a valid program: {e}"));
+        let init: Vec<u8> = (0..DATA_LEN).map(|_| r.next() as u8).collect();
+        let data_writable = r.chance(85);
+        let budget = r.range(0, 3000) as u64;
+        let want = run_case(
+            &insns,
+            None,
+            &mut mem,
+            &init,
+            data_writable,
+            budget,
+            &helpers,
+        );
+        let got = run_case(
+            &insns,
+            Some(&jit),
+            &mut mem,
+            &init,
+            data_writable,
+            budget,
+            &helpers,
+        );
+        if want != got {
+            panic!(
+                "seed {seed}: engines disagree (budget {budget}, data writable {data_writable})\n\
+                 interpreter: {:?}\njit:         {:?}\n{}\n{}",
+                want.result,
+                got.result,
+                listing(&insns),
+                jit.disassembly()
+            );
+        }
+        match &want.result {
+            Ok(_) => exited += 1,
+            Err(t) => {
+                trapped += 1;
+                *kinds.entry(t.kind.as_str()).or_insert(0u64) += 1;
+            }
+        }
+    }
+    println!("{cases} cases: {exited} exited, {trapped} trapped: {kinds:?}");
+    // The generator must exercise both endings, or the comparison proves little.
+    assert!(
+        exited > cases / 20 && trapped > cases / 20,
+        "exited {exited}, trapped {trapped}"
+    );
+}
