@@ -75,21 +75,37 @@ fn typed_map(
 }
 
 /// Copies `len` bytes of run memory at `addr` (a key or value argument).
-fn read_arg(cx: &HelperContext<'_>, what: &str, addr: u64, len: u64) -> Result<Vec<u8>, HelperError> {
-    cx.regions.slice(addr, len).map(<[u8]>::to_vec).map_err(|_| {
-        HelperError(format!(
-            "{what} pointer 0x{addr:x} ({len} bytes) is outside the program's memory"
-        ))
-    })
+fn read_arg(
+    cx: &HelperContext<'_>,
+    what: &str,
+    addr: u64,
+    len: u64,
+) -> Result<Vec<u8>, HelperError> {
+    cx.regions
+        .slice(addr, len)
+        .map(<[u8]>::to_vec)
+        .map_err(|_| {
+            HelperError(format!(
+                "{what} pointer 0x{addr:x} ({len} bytes) is outside the program's memory"
+            ))
+        })
 }
 
-fn write_arg(cx: &HelperContext<'_>, what: &str, addr: u64, bytes: &[u8]) -> Result<(), HelperError> {
-    let out = cx.regions.slice_mut(addr, bytes.len() as u64).map_err(|_| {
-        HelperError(format!(
-            "{what} pointer 0x{addr:x} ({} bytes) is not writable program memory",
-            bytes.len()
-        ))
-    })?;
+fn write_arg(
+    cx: &HelperContext<'_>,
+    what: &str,
+    addr: u64,
+    bytes: &[u8],
+) -> Result<(), HelperError> {
+    let out = cx
+        .regions
+        .slice_mut(addr, bytes.len() as u64)
+        .map_err(|_| {
+            HelperError(format!(
+                "{what} pointer 0x{addr:x} ({} bytes) is not writable program memory",
+                bytes.len()
+            ))
+        })?;
     out.copy_from_slice(bytes);
     Ok(())
 }
@@ -252,7 +268,11 @@ fn ringbuf_reserve(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Helpe
     Ok(addr)
 }
 
-fn ringbuf_release(cx: &mut HelperContext<'_>, a: [u64; 5], discard: bool) -> Result<u64, HelperError> {
+fn ringbuf_release(
+    cx: &mut HelperContext<'_>,
+    a: [u64; 5],
+    discard: bool,
+) -> Result<u64, HelperError> {
     let Some(map) = cx.maps.take_reservation(a[0]) else {
         return Err(HelperError(format!(
             "0x{:x} is not a ring buffer reservation of this run that is still open",

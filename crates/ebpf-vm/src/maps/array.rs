@@ -106,7 +106,11 @@ impl Map for ArrayMap {
         let Some(i) = self.index(key) else {
             return Err(MapError::new(
                 ErrorCode::Enoent,
-                format!("index {} is past the end ({} entries)", index_of(key), self.def().max_entries),
+                format!(
+                    "index {} is past the end ({} entries)",
+                    index_of(key),
+                    self.def().max_entries
+                ),
             ));
         };
         let vs = self.def().value_size as usize;
@@ -115,8 +119,10 @@ impl Map for ArrayMap {
         }
         let mut out = vec![0; self.value_blob_size()];
         for c in 0..self.cpus {
-            self.values
-                .read(self.offset(i, c), &mut out[c * self.stride..c * self.stride + vs]);
+            self.values.read(
+                self.offset(i, c),
+                &mut out[c * self.stride..c * self.stride + vs],
+            );
         }
         Ok(out)
     }
@@ -126,7 +132,11 @@ impl Map for ArrayMap {
         let Some(i) = self.index(key) else {
             return Err(MapError::new(
                 ErrorCode::E2big,
-                format!("index {} is past the end ({} entries)", index_of(key), self.def().max_entries),
+                format!(
+                    "index {} is past the end ({} entries)",
+                    index_of(key),
+                    self.def().max_entries
+                ),
             ));
         };
         if flags == flags::BPF_NOEXIST {
@@ -137,8 +147,10 @@ impl Map for ArrayMap {
         }
         let vs = self.def().value_size as usize;
         for c in 0..self.cpus {
-            self.values
-                .write(self.offset(i, c), &value[c * self.stride..c * self.stride + vs]);
+            self.values.write(
+                self.offset(i, c),
+                &value[c * self.stride..c * self.stride + vs],
+            );
         }
         Ok(())
     }
@@ -157,7 +169,10 @@ impl Map for ArrayMap {
             None => 0,
             Some(i) if i >= max => 0,
             Some(i) if i == max - 1 => {
-                return Err(MapError::new(ErrorCode::Enoent, "no key after the last index"))
+                return Err(MapError::new(
+                    ErrorCode::Enoent,
+                    "no key after the last index",
+                ))
             }
             Some(i) => i + 1,
         };
@@ -184,7 +199,10 @@ impl Map for ArrayMap {
             return Err(MapError::new(ErrorCode::E2big, "index past the end"));
         };
         if flags == flags::BPF_NOEXIST {
-            return Err(MapError::new(ErrorCode::Eexist, "array elements always exist"));
+            return Err(MapError::new(
+                ErrorCode::Eexist,
+                "array elements always exist",
+            ));
         }
         self.values.write(self.offset(i, cpu % self.cpus), value);
         Ok(())

@@ -44,12 +44,16 @@ impl BloomFilter {
             k => k as u32,
         };
         // max_entries * k / ln 2, computed as * 7 / 5 like the kernel, at least 64 bits.
-        let want = (def.max_entries as u64 * hashes as u64 * 7).div_ceil(5).max(64);
+        let want = (def.max_entries as u64 * hashes as u64 * 7)
+            .div_ceil(5)
+            .max(64);
         let nbits = want.next_power_of_two();
         if nbits / 8 > MAX_MAP_BYTES {
             return Err(MapError::new(
                 ErrorCode::E2big,
-                format!("a bloom filter of {nbits} bits exceeds the limit of {MAX_MAP_BYTES} bytes"),
+                format!(
+                    "a bloom filter of {nbits} bits exceeds the limit of {MAX_MAP_BYTES} bytes"
+                ),
             ));
         }
         Ok(BloomFilter {
@@ -107,7 +111,10 @@ impl Map for BloomFilter {
         if all {
             Ok(())
         } else {
-            Err(MapError::new(ErrorCode::Enoent, "the value is not in the filter"))
+            Err(MapError::new(
+                ErrorCode::Enoent,
+                "the value is not in the filter",
+            ))
         }
     }
 

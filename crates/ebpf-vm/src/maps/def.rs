@@ -116,7 +116,8 @@ pub mod flags {
     pub const BPF_F_INNER_MAP: u32 = 1 << 12;
 
     /// The access flags every type accepts (`BPF_F_ACCESS_MASK` in the kernel).
-    pub const ACCESS_MASK: u32 = BPF_F_RDONLY | BPF_F_RDONLY_PROG | BPF_F_WRONLY | BPF_F_WRONLY_PROG;
+    pub const ACCESS_MASK: u32 =
+        BPF_F_RDONLY | BPF_F_RDONLY_PROG | BPF_F_WRONLY | BPF_F_WRONLY_PROG;
 }
 
 use flags::*;
@@ -233,9 +234,9 @@ impl MapDef {
             return Err(self.fail("BPF_F_RDONLY and BPF_F_WRONLY exclude each other".into()));
         }
         if self.flags & BPF_F_RDONLY_PROG != 0 && self.flags & BPF_F_WRONLY_PROG != 0 {
-            return Err(self.fail(
-                "BPF_F_RDONLY_PROG and BPF_F_WRONLY_PROG exclude each other".into(),
-            ));
+            return Err(
+                self.fail("BPF_F_RDONLY_PROG and BPF_F_WRONLY_PROG exclude each other".into())
+            );
         }
         if self.map_extra != 0 && t != BloomFilter {
             return Err(self.fail("map_extra is only for bloom filters".into()));
@@ -289,7 +290,9 @@ impl MapDef {
                     )));
                 }
                 if self.flags & BPF_F_NO_PREALLOC == 0 {
-                    return Err(self.fail("lpm_trie maps must be created with BPF_F_NO_PREALLOC".into()));
+                    return Err(
+                        self.fail("lpm_trie maps must be created with BPF_F_NO_PREALLOC".into())
+                    );
                 }
             }
             Queue | Stack | BloomFilter => {

@@ -121,7 +121,10 @@ impl HashMap {
             None if self.cpus == 1 => words.write(0, value),
             None => {
                 for c in 0..self.cpus {
-                    words.write(c * self.stride, &value[c * self.stride..c * self.stride + vs]);
+                    words.write(
+                        c * self.stride,
+                        &value[c * self.stride..c * self.stride + vs],
+                    );
                 }
             }
             Some(c) => words.write((c % self.cpus) * self.stride, value),
@@ -195,7 +198,10 @@ impl Map for HashMap {
         }
         let mut out = vec![0; self.value_blob_size()];
         for c in 0..self.cpus {
-            words.read(c * self.stride, &mut out[c * self.stride..c * self.stride + vs]);
+            words.read(
+                c * self.stride,
+                &mut out[c * self.stride..c * self.stride + vs],
+            );
         }
         Ok(out)
     }

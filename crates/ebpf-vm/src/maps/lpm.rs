@@ -7,7 +7,8 @@
 //! - update: `prefixlen` above `8 * (key_size - 4)` is EINVAL; a new prefix in a full map is ENOSPC
 //!   (the trie's errno, unlike hash maps' E2BIG); `BPF_NOEXIST`/`BPF_EXIST` as for hash maps.
 //! - lookup (user space and programs): the entry with the longest prefix no longer than the key's
-//!   `prefixlen` whose bits match the key's data; ENOENT / NULL when none does.
+//!   `prefixlen` whose bits match the key's data; ENOENT / NULL when none does (also when the key's
+//!   `prefixlen` exceeds the data, as in the kernel).
 //! - delete: exactly that prefix, else ENOENT.
 //! - next_key: the kernel trie's post-order: entries ordered by their bits (0 before 1), a prefix
 //!   after every longer prefix it contains (e.g. 192.168.0.0/24, 192.168.1.0/24, 192.168.0.0/16).
@@ -88,7 +89,10 @@ impl LpmTrie {
         if plen > self.max_prefixlen() {
             return Err(MapError::new(
                 ErrorCode::Einval,
-                format!("prefixlen {plen} exceeds the {} bits of the key data", self.max_prefixlen()),
+                format!(
+                    "prefixlen {plen} exceeds the {} bits of the key data",
+                    self.max_prefixlen()
+                ),
             ));
         }
         Ok((plen, &key[4..]))
@@ -96,7 +100,12 @@ impl LpmTrie {
 
     /// The value of the longest matching prefix.
     fn longest_match(&self, key: &[u8]) -> MapResult<Option<Arc<Words>>> {
-        let (plen, data) = self.parse(key)?;
+        let plen = u32::from_ne_bytes(key[..4].try_into().expect("4-byte prefixlen"));
+        if plen > self.max_prefixlen() {
+            // The kernel finds nothing for such a key (observed: bpftool lookup gives ENOENT).
+            return Ok(None);
+        }
+        let data = &key[4..];
         let inner = self.read();
         for &len in inner.lengths.range(..=plen).rev().map(|(l, _)| l) {
             if let Some(e) = inner.entries.get(&sort_key(len, data)) {
@@ -119,7 +128,10 @@ impl Map for LpmTrie {
     fn lookup_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
         match self.longest_match(key)? {
             Some(w) => Ok(w.read_vec(0, self.common.def.value_size as usize)),
-            None => Err(MapError::new(ErrorCode::Enoent, "no prefix matches the key")),
+            None => Err(MapError::new(
+                ErrorCode::Enoent,
+                "no prefix matches the key",
+            )),
         }
     }
 
@@ -130,7 +142,10 @@ impl Map for LpmTrie {
         let mut inner = self.write();
         if let Some(e) = inner.entries.get_mut(&sk) {
             if flags == flags::BPF_NOEXIST {
-                return Err(MapError::new(ErrorCode::Eexist, "the prefix already exists"));
+                return Err(MapError::new(
+                    ErrorCode::Eexist,
+                    "the prefix already exists",
+                ));
             }
             e.key.copy_from_slice(key);
             e.value.write(0, value);
@@ -186,7 +201,10 @@ impl Map for LpmTrie {
         };
         match next {
             Some((_, e)) => Ok(e.key.clone()),
-            None if at.is_some() => Err(MapError::new(ErrorCode::Enoent, "no key after the last one")),
+            None if at.is_some() => Err(MapError::new(
+                ErrorCode::Enoent,
+                "no key after the last one",
+            )),
             None => Err(MapError::new(ErrorCode::Enoent, "the trie is empty")),
         }
     }

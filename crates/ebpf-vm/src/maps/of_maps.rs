@@ -49,7 +49,12 @@ impl MapOfMaps {
 
     /// Whether `map` may be stored here (the kernel's `bpf_map_meta_equal`).
     fn check_inner(&self, map: &Arc<dyn Map>) -> MapResult<()> {
-        let want = self.common.def.inner.as_deref().expect("validated at creation");
+        let want = self
+            .common
+            .def
+            .inner
+            .as_deref()
+            .expect("validated at creation");
         let got = &map.common().def;
         let same = got.map_type == want.map_type
             && got.key_size == want.key_size
@@ -85,18 +90,28 @@ impl MapOfMaps {
         if key.len() != self.common.def.key_size as usize {
             return Err(MapError::new(
                 ErrorCode::Einval,
-                format!("key of {} bytes, the map's keys have {}", key.len(), self.common.def.key_size),
+                format!(
+                    "key of {} bytes, the map's keys have {}",
+                    key.len(),
+                    self.common.def.key_size
+                ),
             ));
         }
         self.check_inner(&map)?;
         let mut entries = self.write();
         if self.is_array {
             if flags != flags::BPF_ANY {
-                return Err(MapError::new(ErrorCode::Einval, "array of maps updates take BPF_ANY only"));
+                return Err(MapError::new(
+                    ErrorCode::Einval,
+                    "array of maps updates take BPF_ANY only",
+                ));
             }
             let i = index_of(key);
             if i >= self.common.def.max_entries {
-                return Err(MapError::new(ErrorCode::E2big, format!("index {i} is past the end")));
+                return Err(MapError::new(
+                    ErrorCode::E2big,
+                    format!("index {i} is past the end"),
+                ));
             }
         } else {
             check_update_flags(flags)?;
@@ -133,7 +148,10 @@ impl Map for MapOfMaps {
     fn lookup_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
         match self.read().get(key) {
             Some(m) => Ok(m.common().id.to_ne_bytes().to_vec()),
-            None => Err(MapError::new(ErrorCode::Enoent, "no inner map under this key")),
+            None => Err(MapError::new(
+                ErrorCode::Enoent,
+                "no inner map under this key",
+            )),
         }
     }
 
@@ -150,7 +168,10 @@ impl Map for MapOfMaps {
         }
         match self.write().remove(key) {
             Some(_) => Ok(()),
-            None => Err(MapError::new(ErrorCode::Enoent, "no inner map under this key")),
+            None => Err(MapError::new(
+                ErrorCode::Enoent,
+                "no inner map under this key",
+            )),
         }
     }
 

@@ -68,10 +68,15 @@ impl Map for ProgArray {
 
     fn lookup_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
         let i = index_of(key);
-        let slot = self.slot(i).map_err(|e| MapError::new(ErrorCode::Enoent, e.message))?;
+        let slot = self
+            .slot(i)
+            .map_err(|e| MapError::new(ErrorCode::Enoent, e.message))?;
         match &*slot.read().unwrap_or_else(|e| e.into_inner()) {
             Some((id, _)) => Ok(id.to_ne_bytes().to_vec()),
-            None => Err(MapError::new(ErrorCode::Enoent, format!("no program at index {i}"))),
+            None => Err(MapError::new(
+                ErrorCode::Enoent,
+                format!("no program at index {i}"),
+            )),
         }
     }
 
@@ -84,9 +89,17 @@ impl Map for ProgArray {
 
     fn delete_elem(&self, key: &[u8]) -> MapResult<()> {
         let i = index_of(key);
-        match self.slot(i)?.write().unwrap_or_else(|e| e.into_inner()).take() {
+        match self
+            .slot(i)?
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             Some(_) => Ok(()),
-            None => Err(MapError::new(ErrorCode::Enoent, format!("no program at index {i}"))),
+            None => Err(MapError::new(
+                ErrorCode::Enoent,
+                format!("no program at index {i}"),
+            )),
         }
     }
 
@@ -106,7 +119,10 @@ impl Map for ProgArray {
 pub(crate) fn next_index(key: Option<&[u8]>, max: u32) -> MapResult<Vec<u8>> {
     let next = match key.map(index_of) {
         Some(i) if i < max && i == max - 1 => {
-            return Err(MapError::new(ErrorCode::Enoent, "no key after the last index"))
+            return Err(MapError::new(
+                ErrorCode::Enoent,
+                "no key after the last index",
+            ))
         }
         Some(i) if i < max => i + 1,
         _ => 0,

@@ -63,7 +63,14 @@ pub fn relocate(insns: &mut [Insn], maps: &[Arc<dyn Map>]) -> Result<ProgramMaps
             continue;
         }
         let src = insn.src;
-        if ![PSEUDO_MAP_FD, PSEUDO_MAP_IDX, PSEUDO_MAP_VALUE, PSEUDO_MAP_IDX_VALUE].contains(&src) {
+        if ![
+            PSEUDO_MAP_FD,
+            PSEUDO_MAP_IDX,
+            PSEUDO_MAP_VALUE,
+            PSEUDO_MAP_IDX_VALUE,
+        ]
+        .contains(&src)
+        {
             pc += 2;
             continue;
         }

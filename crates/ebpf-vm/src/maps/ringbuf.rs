@@ -121,9 +121,10 @@ impl RingBuf {
             return None;
         }
         let off = prod & (self.size - 1);
-        self.data
-            .word((off / 8) as usize)
-            .store((len as u32 | BPF_RINGBUF_BUSY_BIT) as u64, Ordering::Relaxed);
+        self.data.word((off / 8) as usize).store(
+            (len as u32 | BPF_RINGBUF_BUSY_BIT) as u64,
+            Ordering::Relaxed,
+        );
         self.producer.store(prod + total, Ordering::Release);
         Some(self.data.addr((off + BPF_RINGBUF_HDR_SZ) as usize))
     }
@@ -148,7 +149,9 @@ impl RingBuf {
         let end = hdr + BPF_RINGBUF_HDR_SZ + len;
         if !discard && end > self.size {
             // Move the part written past the end to the start, where the ring continues.
-            let tail = self.data.read_vec(self.size as usize, (end - self.size) as usize);
+            let tail = self
+                .data
+                .read_vec(self.size as usize, (end - self.size) as usize);
             self.data.write(0, &tail);
         }
         let flags = if discard { BPF_RINGBUF_DISCARD_BIT } else { 0 };
