@@ -3,7 +3,8 @@
  * kind, resolved sizes, member offsets) and the two dumps (bpftool's raw text and a C header).
  */
 import { EbpfError, FormatError } from '../errors.js'
-import { readElf, isElf } from '../elf/reader.js'
+import { fixupBtf } from '../elf/fixup.js'
+import { isElf, readElf } from '../elf/reader.js'
 import { dumpC } from './dump-c.js'
 import { dumpRaw } from './dump-raw.js'
 import { type BtfExt, parseBtfExt } from './ext.js'
@@ -41,8 +42,11 @@ export class Btf {
     this.ext = ext
   }
 
-  /** Parses a raw BTF blob, or the `.BTF` (and `.BTF.ext`) sections of an ELF object, as in the file. */
-  static parse(bytes: Uint8Array): Btf {
+  /**
+   * Parses a raw BTF blob, or the `.BTF` (and `.BTF.ext`) sections of an ELF object. With
+   * `fixup` (ELF only), applies libbpf's DATASEC fix-up: the form the kernel receives.
+   */
+  static parse(bytes: Uint8Array, options: { fixup?: boolean } = {}): Btf {
     if (!(bytes instanceof Uint8Array)) throw new EbpfError('EINVAL', 'BTF input must be a Uint8Array')
     if (isElf(bytes)) {
       const elf = readElf(bytes)
@@ -51,7 +55,8 @@ export class Btf {
       const parsed = parseBtf(sec.data, sec.offset)
       const extSec = elf.sectionByName('.BTF.ext')
       const ext = extSec ? parseBtfExt(extSec.data, parsed.strings, extSec.offset) : undefined
-      return new Btf(parsed.types, ext)
+      const btf = new Btf(parsed.types, ext)
+      return options.fixup ? fixupBtf(btf, elf) : btf
     }
     return new Btf(parseBtf(bytes).types)
   }

@@ -19,8 +19,8 @@ export {
 export * from './types.js'
 
 /** Parses raw BTF bytes, or the `.BTF`/`.BTF.ext` of an ELF object, exactly as stored. */
-export function parse(bytes: Uint8Array): Btf {
-  return Btf.parse(bytes)
+export function parse(bytes: Uint8Array, options: { fixup?: boolean } = {}): Btf {
+  return Btf.parse(bytes, options)
 }
 
 /** A codec for a type of `types`, given by id or by the type itself. */

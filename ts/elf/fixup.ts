@@ -1,7 +1,8 @@
 /**
  * libbpf's BTF fix-up for objects straight from clang: DATASEC sizes come from the ELF section
  * sizes and variable offsets from the ELF symbols (clang leaves both zero), hidden globals become
- * static, and each DATASEC's variables are sorted by offset. `.kconfig`/`.ksyms` are only sorted.
+ * static, and each DATASEC's variables are sorted by offset. `.kconfig` externs are laid out as
+ * libbpf lays out its kconfig map; `.ksyms` is only sorted (its rewrite needs the kernel's BTF).
  */
 import type { Btf } from '../btf/btf.js'
 import type { BtfType } from '../btf/types.js'
@@ -23,7 +24,9 @@ export function fixupBtf(btf: Btf, elf: ElfFile): Btf {
     if (t.kind !== 'DATASEC') continue
     const vars = t.vars!.map((v) => ({ ...v }))
     const fixed: BtfType = { ...t, vars }
-    if (t.name !== '.kconfig' && t.name !== '.ksyms') {
+    if (t.name === '.kconfig') {
+      layoutKconfig(btf, fixed, replacements)
+    } else if (t.name !== '.ksyms') {
       let fixOffsets = false
       if (t.size === 0) {
         const sec = elf.sectionByName(t.name)
@@ -49,4 +52,25 @@ export function fixupBtf(btf: Btf, elf: ElfFile): Btf {
     replacements.set(t.id, fixed)
   }
   return btf.withTypes(replacements)
+}
+
+/**
+ * libbpf places kconfig externs by descending alignment, then ascending size, then name, each at
+ * the next offset aligned for it; the VARs become global-allocated and the DATASEC gets the total size.
+ */
+function layoutKconfig(btf: Btf, sec: BtfType, replacements: Map<number, BtfType>): void {
+  const items = sec.vars!.map((v) => {
+    const vt = btf.typeById(v.type)
+    return { v, vt, size: btf.sizeOf(vt.type!), align: btf.alignOf(vt.type!) }
+  })
+  const order = [...items].sort(
+    (a, b) => b.align - a.align || a.size - b.size || (a.vt.name < b.vt.name ? -1 : a.vt.name > b.vt.name ? 1 : 0),
+  )
+  let off = 0
+  for (const it of order) {
+    it.v.offset = Math.ceil(off / it.align) * it.align
+    off = it.v.offset + it.size
+    replacements.set(it.vt.id, { ...it.vt, linkage: 1 })
+  }
+  sec.size = off
 }

@@ -302,28 +302,37 @@ class ObjectLoader {
   private link(main: Func): Pick<ProgramSpec, 'instructions' | 'relocations' | 'subprograms' | 'lineInfo' | 'funcInfo'> {
     const placed = new Map<Func, number>()
     const order: Func[] = []
+    const chunks: Uint8Array[] = []
+    const stack: Array<{ f: Func; i: number }> = []
+    // Depth-first, as libbpf does: a sub-program is appended when first called and processed at
+    // once, so the layout (and everything indexed by it) matches what libbpf hands the kernel.
     const place = (f: Func): number => {
       let at = placed.get(f)
       if (at === undefined) {
         at = order.reduce((n, g) => n + g.count, 0)
         placed.set(f, at)
         order.push(f)
+        chunks.push(f.section.data.slice(f.start * INSN, (f.start + f.count) * INSN))
+        stack.push({ f, i: 0 })
       }
       return at
     }
     place(main)
     const relocations: Relocation[] = []
     const patches: Array<() => void> = []
-    const chunks: Uint8Array[] = []
-    // `order` grows while we walk it: each newly reached sub-program is processed in turn.
-    for (let k = 0; k < order.length; k++) {
-      const f = order[k]!
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!
+      if (top.i >= top.f.count) {
+        stack.pop()
+        continue
+      }
+      const f = top.f
+      const i = top.i++
       const base = placed.get(f)!
-      const code = f.section.data.slice(f.start * INSN, (f.start + f.count) * INSN)
-      chunks.push(code)
+      const code = chunks[order.indexOf(f)]!
       const view = new DataView(code.buffer, code.byteOffset, code.byteLength)
       const rels = this.relocIndex.get(f.section.index)
-      for (let i = 0; i < f.count; i++) {
+      {
         const o = i * INSN
         const op = code[o]!
         const src = code[o + 1]! >> 4
@@ -404,6 +413,7 @@ class ObjectLoader {
       }
     }
     for (const p of patches) p()
+    relocations.sort((a, b) => a.insn - b.insn)
     const total = order.reduce((n, g) => n + g.count, 0)
     const instructions = new Uint8Array(total * INSN)
     let pos = 0
