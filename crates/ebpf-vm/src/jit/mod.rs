@@ -111,6 +111,11 @@ impl JitProgram {
         unsafe { runtime::run(self.mem.entry(), insns, env, args) }
     }
 
+    /// Address of the first byte of machine code (the entry point).
+    pub fn code_ptr(&self) -> *const u8 {
+        self.mem.entry()
+    }
+
     /// Size of the machine code in bytes.
     pub fn code_len(&self) -> usize {
         self.mem.code().len()

@@ -1,0 +1,385 @@
+//! The JIT on the edge cases where x86-64 and eBPF disagree, and on the run-time machinery
+//! (budget, frames, helpers, traps, W^X). Expected values are worked out by hand from RFC 9669
+//! and the interpreter's documented choices, never taken from either engine.
+#![cfg(target_arch = "x86_64")]
+
+mod common;
+
+use common::*;
+use ebpf_vm::helpers::HelperTable;
+use ebpf_vm::isa::opcodes::*;
+use ebpf_vm::isa::Insn;
+use ebpf_vm::{Engine, Program, ProgramOptions, RunInput, TrapKind};
+
+fn jit_r0(insns: &[Insn]) -> u64 {
+    run_with(insns, Engine::Jit, &mut [], None)
+        .expect("program runs")
+        .r0
+}
+
+fn prog(mut head: Vec<Insn>, rest: &[Insn]) -> Vec<Insn> {
+    head.extend_from_slice(rest);
+    head
+}
+
+const INT64_MIN: u64 = 0x8000_0000_0000_0000;
+
+fn sdiv64(dst: u8, src: u8) -> Insn {
+    i(CLASS_ALU64 | ALU_DIV | SRC_X, dst, src, 1, 0)
+}
+
+fn smod64(dst: u8, src: u8) -> Insn {
+    i(CLASS_ALU64 | ALU_MOD | SRC_X, dst, src, 1, 0)
+}
+
+#[test]
+fn signed_division_overflow_does_not_fault() {
+    // INT64_MIN / -1 overflows: x86 idiv would raise #DE; RFC 9669 wraps to INT64_MIN.
+    let p = prog(
+        lddw(0, INT64_MIN).to_vec(),
+        &[mov64_imm(1, -1), sdiv64(0, 1), exit()],
+    );
+    assert_eq!(jit_r0(&p), INT64_MIN);
+    let p = prog(
+        lddw(0, INT64_MIN).to_vec(),
+        &[mov64_imm(1, -1), smod64(0, 1), exit()],
+    );
+    assert_eq!(jit_r0(&p), 0);
+    // Immediate divisor -1, 32-bit: INT32_MIN / -1 = INT32_MIN, zero-extended.
+    let p = [
+        alu32_imm(ALU_MOV, 0, i32::MIN),
+        i(CLASS_ALU | ALU_DIV, 0, 0, 1, -1),
+        exit(),
+    ];
+    assert_eq!(jit_r0(&p), 0x8000_0000);
+    // -7 s/ 2 = -3 and -7 s% 2 = -1 (truncating division).
+    let p = [mov64_imm(0, -7), mov64_imm(1, 2), sdiv64(0, 1), exit()];
+    assert_eq!(jit_r0(&p), (-3i64) as u64);
+    let p = [mov64_imm(0, -7), mov64_imm(1, 2), smod64(0, 1), exit()];
+    assert_eq!(jit_r0(&p), (-1i64) as u64);
+}
+
+#[test]
+fn division_by_zero_is_total() {
+    let p = [
+        mov64_imm(0, 7),
+        mov64_imm(1, 0),
+        alu64_reg(ALU_DIV, 0, 1),
+        exit(),
+    ];
+    assert_eq!(jit_r0(&p), 0);
+    let p = [
+        mov64_imm(0, 7),
+        mov64_imm(1, 0),
+        alu64_reg(ALU_MOD, 0, 1),
+        exit(),
+    ];
+    assert_eq!(jit_r0(&p), 7);
+    // 32-bit modulo by zero leaves the dividend's low half, zero-extended.
+    let p = prog(
+        lddw(0, 0x1_0000_0007).to_vec(),
+        &[alu32_imm(ALU_MOD, 0, 0), exit()],
+    );
+    assert_eq!(jit_r0(&p), 7);
+    let p = [mov64_imm(0, -9), sdiv64(0, 1), exit()]; // r1 = 0 at entry (no data)
+    assert_eq!(jit_r0(&p), 0);
+    // Unsigned 64-bit division by an immediate uses the sign-extended immediate: x / (2^64 - 1).
+    let p = prog(
+        lddw(0, u64::MAX).to_vec(),
+        &[alu64_imm(ALU_DIV, 0, -1), exit()],
+    );
+    assert_eq!(jit_r0(&p), 1);
+}
+
+#[test]
+fn shifts_are_masked_and_32_bit_results_zero_extend() {
+    // 1 << (65 & 63) = 2.
+    let p = [
+        mov64_imm(0, 1),
+        mov64_imm(1, 65),
+        alu64_reg(ALU_LSH, 0, 1),
+        exit(),
+    ];
+    assert_eq!(jit_r0(&p), 2);
+    // A 32-bit shift by 0 still clears the upper half.
+    let p = prog(
+        lddw(0, 0xffff_ffff_0000_0003).to_vec(),
+        &[mov64_imm(1, 32), alu32_reg(ALU_LSH, 0, 1), exit()],
+    );
+    assert_eq!(jit_r0(&p), 3);
+    // Arithmetic shift of a negative 32-bit value: 0x80000000 s>> 4 = 0xf8000000.
+    let p = [
+        alu32_imm(ALU_MOV, 0, i32::MIN),
+        alu32_imm(ALU_ARSH, 0, 4),
+        exit(),
+    ];
+    assert_eq!(jit_r0(&p), 0xf800_0000);
+}
+
+#[test]
+fn byte_order_and_sign_extension() {
+    let v = 0x0102_0304_0506_0708u64;
+    let be16 = i(CLASS_ALU | ALU_END | SRC_X, 0, 0, 0, 16);
+    let le32 = i(CLASS_ALU | ALU_END, 0, 0, 0, 32);
+    let bswap64 = i(CLASS_ALU64 | ALU_END, 0, 0, 0, 64);
+    assert_eq!(jit_r0(&prog(lddw(0, v).to_vec(), &[be16, exit()])), 0x0807);
+    assert_eq!(
+        jit_r0(&prog(lddw(0, v).to_vec(), &[le32, exit()])),
+        0x0506_0708
+    );
+    assert_eq!(
+        jit_r0(&prog(lddw(0, v).to_vec(), &[bswap64, exit()])),
+        0x0807_0605_0403_0201
+    );
+    // movsx r0, (s8) 0x80 = -128; movsx32 zero-extends its 32-bit result.
+    let p = [
+        mov64_imm(1, 0x80),
+        i(CLASS_ALU64 | ALU_MOV | SRC_X, 0, 1, 8, 0),
+        exit(),
+    ];
+    assert_eq!(jit_r0(&p), (-128i64) as u64);
+    let p = [
+        mov64_imm(1, 0x8000),
+        i(CLASS_ALU | ALU_MOV | SRC_X, 0, 1, 16, 0),
+        exit(),
+    ];
+    assert_eq!(jit_r0(&p), 0xffff_8000);
+}
+
+#[test]
+fn budget_ends_in_the_middle_of_a_straight_line() {
+    // Ten movs and an exit: eleven instructions, one segment.
+    let mut p: Vec<Insn> = (0..10).map(|k| mov64_imm(0, k)).collect();
+    p.push(exit());
+    let out = run_with(&p, Engine::Jit, &mut [], Some(11)).unwrap();
+    assert_eq!((out.r0, out.insn_count), (9, 11));
+    for budget in [0u64, 1, 4, 10] {
+        let t = run_with(&p, Engine::Jit, &mut [], Some(budget)).unwrap_err();
+        assert_eq!(t.kind, TrapKind::BudgetExhausted);
+        assert_eq!((t.pc, t.insn_count), (budget as usize, budget));
+        assert_eq!(
+            t.message,
+            format!("instruction budget of {budget} exhausted")
+        );
+    }
+}
+
+#[test]
+fn infinite_loop_stops_at_the_budget() {
+    // 0: r0 += 1; 1: ja -2 (back to 0). Budget 1001: 500 full iterations, then the add.
+    let p = [alu64_imm(ALU_ADD, 0, 1), i(OP_JA, 0, 0, -2, 0), exit()];
+    let t = run_with(&p, Engine::Jit, &mut [], Some(1001)).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.insn_count),
+        (TrapKind::BudgetExhausted, 1, 1001)
+    );
+}
+
+#[test]
+fn load_outside_memory_traps_with_address_and_count() {
+    // r1 = data (4 bytes); ldxw r0, [r1 + 2] reads bytes 2..6: out of bounds.
+    let p = [
+        mov64_imm(0, 0),
+        i(CLASS_LDX | MODE_MEM | SIZE_W, 0, 1, 2, 0),
+        exit(),
+    ];
+    let mut data = [1u8, 2, 3, 4];
+    let addr = data.as_ptr() as u64 + 2;
+    let t = run_with(&p, Engine::Jit, &mut data, None).unwrap_err();
+    assert_eq!(t.kind, TrapKind::OutOfBounds);
+    assert_eq!((t.pc, t.addr, t.size, t.insn_count), (1, addr, 4, 1));
+    // The same load at offset 0 is fine and little-endian.
+    let p = [i(CLASS_LDX | MODE_MEM | SIZE_W, 0, 1, 0, 0), exit()];
+    assert_eq!(
+        run_with(&p, Engine::Jit, &mut data, None).unwrap().r0,
+        0x0403_0201
+    );
+}
+
+#[test]
+fn stores_reach_the_data_and_the_stack_is_per_frame() {
+    // main: r6 = 7; [r10-8] = r6; call sub; r0 += r6; r1 = [r10-8]; r0 += r1; [data] = r0; exit
+    // sub:  r6 = 100; [r10-8] = 5 (its own frame); r0 = 1; exit
+    let p = [
+        mov64_imm(6, 7),
+        i(CLASS_STX | MODE_MEM | SIZE_DW, 10, 6, -8, 0),
+        mov64_reg(7, 1),
+        i(OP_CALL, 0, CALL_LOCAL, 0, 5),
+        alu64_reg(ALU_ADD, 0, 6),
+        i(CLASS_LDX | MODE_MEM | SIZE_DW, 1, 10, -8, 0),
+        alu64_reg(ALU_ADD, 0, 1),
+        i(CLASS_STX | MODE_MEM | SIZE_B, 7, 0, 0, 0),
+        exit(),
+        mov64_imm(6, 100),
+        i(CLASS_ST | MODE_MEM | SIZE_DW, 10, 0, -8, 5),
+        mov64_imm(0, 1),
+        exit(),
+    ];
+    let mut data = [0u8; 2];
+    let out = run_with(&p, Engine::Jit, &mut data, None).unwrap();
+    assert_eq!(out.r0, 15);
+    // 4 in main before the call, 4 in sub, 5 after the return.
+    assert_eq!(out.insn_count, 13);
+    assert_eq!(data, [15, 0]);
+}
+
+#[test]
+fn recursion_stops_at_eight_frames() {
+    // 0: call 0 (itself). Seven calls succeed (frames 2..8), the eighth traps.
+    let p = [i(OP_CALL, 0, CALL_LOCAL, 0, -1), exit()];
+    let t = run_with(&p, Engine::Jit, &mut [], None).unwrap_err();
+    assert_eq!((t.kind, t.pc, t.insn_count), (TrapKind::CallDepth, 0, 7));
+}
+
+#[test]
+fn helpers_see_arguments_and_preserve_r1_to_r5() {
+    let mut helpers = HelperTable::new();
+    helpers.register(1, "sum", |_, a| Ok(a.iter().sum::<u64>() * 2));
+    let p = [
+        mov64_imm(1, 1),
+        mov64_imm(2, 2),
+        mov64_imm(3, 3),
+        mov64_imm(4, 4),
+        mov64_imm(5, 5),
+        i(OP_CALL, 0, 0, 0, 1),
+        alu64_reg(ALU_ADD, 0, 1),
+        alu64_reg(ALU_ADD, 0, 2),
+        alu64_reg(ALU_ADD, 0, 3),
+        alu64_reg(ALU_ADD, 0, 4),
+        alu64_reg(ALU_ADD, 0, 5),
+        exit(),
+    ];
+    let prog = Program::load(
+        &bytes(&p),
+        ProgramOptions {
+            engine: Engine::Jit,
+            helpers,
+            ..ProgramOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(prog.engine(), Engine::Jit);
+    let out = prog
+        .run(&mut RunInput {
+            data: &mut [],
+            budget: None,
+        })
+        .unwrap();
+    assert_eq!(out.r0, 30 + 15);
+}
+
+#[test]
+fn callx_to_a_non_helper_traps() {
+    let p = [mov64_imm(2, 99_999), i(OP_CALLX, 2, 0, 0, 0), exit()];
+    let t = run_with(&p, Engine::Jit, &mut [], None).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.insn_count),
+        (TrapKind::BadCallTarget, 1, 1)
+    );
+}
+
+#[test]
+fn atomics_are_aligned_and_fetch() {
+    // [r10-8] = 5; r1 = 3; lock fetch add [r10-8], r1 (r1 = 5); r0 = [r10-8] (8) * 10 + r1.
+    let p = [
+        i(CLASS_ST | MODE_MEM | SIZE_DW, 10, 0, -8, 5),
+        mov64_imm(1, 3),
+        i(
+            CLASS_STX | MODE_ATOMIC | SIZE_DW,
+            10,
+            1,
+            -8,
+            ATOMIC_ADD | ATOMIC_FETCH,
+        ),
+        i(CLASS_LDX | MODE_MEM | SIZE_DW, 0, 10, -8, 0),
+        alu64_imm(ALU_MUL, 0, 10),
+        alu64_reg(ALU_ADD, 0, 1),
+        exit(),
+    ];
+    assert_eq!(jit_r0(&p), 85);
+    // cmpxchg: r0 = 5 matches, so [r10-8] = r2 = 9 and r0 = old (5); then r0 += [r10-8].
+    let p = [
+        i(CLASS_ST | MODE_MEM | SIZE_DW, 10, 0, -8, 5),
+        mov64_imm(0, 5),
+        mov64_imm(2, 9),
+        i(CLASS_STX | MODE_ATOMIC | SIZE_DW, 10, 2, -8, ATOMIC_CMPXCHG),
+        i(CLASS_LDX | MODE_MEM | SIZE_DW, 3, 10, -8, 0),
+        alu64_reg(ALU_ADD, 0, 3),
+        exit(),
+    ];
+    assert_eq!(jit_r0(&p), 14);
+    // A 4-byte atomic at r10-6 is misaligned (the stack top is 8-aligned).
+    let p = [
+        mov64_imm(1, 1),
+        i(CLASS_STX | MODE_ATOMIC | SIZE_W, 10, 1, -6, ATOMIC_ADD),
+        exit(),
+    ];
+    let t = run_with(&p, Engine::Jit, &mut [], None).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.size, t.insn_count),
+        (TrapKind::Misaligned, 1, 4, 1)
+    );
+}
+
+#[test]
+fn legacy_packet_loads_are_big_endian_and_end_the_program_outside() {
+    let mut data = [0x12u8, 0x34, 0x56, 0x78];
+    let ldh = |k| i(CLASS_LD | MODE_ABS | SIZE_H, 0, 0, 0, k);
+    let out = run_with(&[ldh(1), exit()], Engine::Jit, &mut data, None).unwrap();
+    assert_eq!(out.r0, 0x3456);
+    // Offset 3 + 2 bytes > 4: the program ends with r0 = 0 after 2 instructions.
+    let p = [mov64_imm(0, 7), ldh(3), mov64_imm(0, 9), exit()];
+    let out = run_with(&p, Engine::Jit, &mut data, None).unwrap();
+    assert_eq!((out.r0, out.insn_count), (0, 2));
+    // LD_IND: r2 = 4 (length) - 4 + 0 -> word at 0.
+    let p = [
+        alu64_imm(ALU_SUB, 2, 4),
+        i(CLASS_LD | MODE_IND | SIZE_W, 0, 2, 0, 0),
+        exit(),
+    ];
+    assert_eq!(
+        run_with(&p, Engine::Jit, &mut data, None).unwrap().r0,
+        0x1234_5678
+    );
+}
+
+/// The permissions of the mapping that starts at `addr`, from /proc/self/maps.
+fn mapping_perms(addr: usize) -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|l| {
+        let (range, rest) = l.split_once(' ')?;
+        let (start, end) = range.split_once('-')?;
+        let start = usize::from_str_radix(start, 16).ok()?;
+        let end = usize::from_str_radix(end, 16).ok()?;
+        (start <= addr && addr < end).then(|| rest.split(' ').next().unwrap_or("").to_string())
+    })
+}
+
+#[test]
+fn code_is_never_writable_and_executable() {
+    let jit = ebpf_vm::jit::JitProgram::compile(&[mov64_imm(0, 1), exit()]).unwrap();
+    let listing = jit.disassembly();
+    // The listing's first column is the offset; the entry address comes from the code pointer.
+    assert!(
+        listing.contains("; insn 0") && listing.contains("ret"),
+        "{listing}"
+    );
+    let perms = mapping_perms(jit.code_ptr() as usize).expect("code is mapped");
+    assert_eq!(perms, "r-xp");
+}
+
+#[test]
+fn engine_selection() {
+    let p = [mov64_imm(0, 1), exit()];
+    assert_eq!(load(&p, Engine::Auto).unwrap().engine(), Engine::Jit);
+    assert_eq!(
+        load(&p, Engine::Interpreter).unwrap().engine(),
+        Engine::Interpreter
+    );
+    let jit = load(&p, Engine::Jit).unwrap();
+    assert!(jit.jited_disassembly().contains("; insn 1"));
+    assert!(load(&p, Engine::Interpreter)
+        .unwrap()
+        .jited_disassembly()
+        .contains("interpreter"));
+}
