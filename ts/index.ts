@@ -4,6 +4,8 @@
 export * from './errors.js'
 export type { EngineName, ProgramOptions, ProgramType, RunOptions, RunResult, SafetyMode } from './program.js'
 export { Program } from './program.js'
+export { assemble, disassemble } from './asm/index.js'
+export * as asm from './asm/index.js'
 export * as btf from './btf/index.js'
 export type {
   CollectionSpec,

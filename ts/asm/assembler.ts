@@ -1,0 +1,99 @@
+/**
+ * `assemble(text)`: bytecode from assembly text in either dialect, even both mixed in one text.
+ * Each statement is recognised by its first token: a mnemonic of the bpf_conformance dialect
+ * (`mov`, `ldxdw`, `jeq32`, `lock fetch add`, ...), or the shape of the llvm-objdump / kernel
+ * dialect (`r0 = ...`, `*(u32 *)... =`, `if ... goto`, `lock *(...)`). `exit`, `call` and
+ * `.8byte` are common to both.
+ *
+ * Labels are `name:` or `<name>:` (llvm-objdump's symbol lines, with or without the address in
+ * front), alone on a line or before a statement. As in the conformance suite, the first `exit`
+ * defines the label `exit` unless the text defines it itself. Comments start with `#`, `//` or
+ * `;`. Lines pasted from `llvm-objdump -d` keep working: the leading `N:` and the byte columns are
+ * skipped, and so are `<sym+0x10>` annotations after jump offsets.
+ */
+import { AssembleError } from '../errors.js'
+import { commonStatement } from './dialect-common.js'
+import { conformanceStatement, isConformanceMnemonic } from './dialect-conformance.js'
+import { isLlvmStart, llvmStatement } from './dialect-llvm.js'
+import { encodeInstructions, type Instruction } from './instruction.js'
+import { Cursor, commentStart, type Token, tokenize } from './lexer.js'
+import { looksLikeRegister } from './operands.js'
+import { Output } from './output.js'
+
+const COMMON = new Set(['exit', 'call', 'callx', '.8byte'])
+
+// `      5:\t18 02 00 00 ... \t` in front of an llvm-objdump instruction line.
+const OBJDUMP_PREFIX = /^\s*\d+:\s+(?:[0-9a-f]{2} ){7,15}[0-9a-f]{2}\s+/
+// `0000000000000000 <prog>:`: a symbol line, i.e. a label.
+const OBJDUMP_SYMBOL = /^\s*[0-9a-f]+\s+(?=<)/
+
+/** Assembles `text` into 8-byte little-endian instruction slots. Throws AssembleError (EINVAL). */
+export function assemble(text: string): Uint8Array {
+  return encodeInstructions(assembleInstructions(text))
+}
+
+/** The same as `assemble`, as decoded slots. */
+export function assembleInstructions(text: string): Instruction[] {
+  if (typeof text !== 'string') throw new AssembleError('assembly text must be a string', 1, 1)
+  const out = new Output()
+  const lines = text.split(/\r?\n|\r/)
+  lines.forEach((raw, i) => {
+    out.line = i + 1
+    statementLine(raw, out)
+  })
+  if (out.firstExit !== undefined && !out.layout.labels.has('exit')) out.layout.labels.set('exit', out.firstExit)
+  return out.layout.resolve((site, message) => {
+    throw new AssembleError(message, site.line, site.col)
+  })
+}
+
+function statementLine(raw: string, out: Output): void {
+  let line = raw.slice(0, commentStart(raw))
+  let start = 0
+  const prefix = OBJDUMP_PREFIX.exec(line) ?? OBJDUMP_SYMBOL.exec(line)
+  if (prefix) start = prefix[0].length
+  line = line.trimEnd()
+  const tokens = tokenize(line, out.line, start)
+  const cur = new Cursor(tokens, out.line, line.length + 1)
+  labels(cur, out)
+  if (cur.done) return
+  const head = cur.peek()!
+  if (head.kind === 'ident' && COMMON.has(head.text)) {
+    cur.next(head.text)
+    commonStatement(head, cur, out)
+  } else if (isLlvmStart(head, cur.peek(1)) || looksLikeRegister(head)) {
+    llvmStatement(cur, out)
+  } else if (head.kind === 'ident' && isConformanceMnemonic(head.text)) {
+    cur.next(head.text)
+    conformanceStatement(head, cur, out)
+  } else if (head.kind === 'ident') {
+    cur.fail(`unknown mnemonic '${head.text}'`, head)
+  } else {
+    cur.fail(`expected an instruction, found '${head.text}'`, head)
+  }
+  cur.end()
+}
+
+/** Reads the labels at the start of a line: `name:` and `<name>:`, any number of them. */
+function labels(cur: Cursor, out: Output): void {
+  for (;;) {
+    const t = cur.peek()
+    let name: Token | undefined
+    if (t?.kind === 'ident' && cur.peek(1)?.text === ':') {
+      name = t
+      cur.next('label')
+      cur.next(':')
+    } else if (
+      t?.text === '<' &&
+      cur.peek(1)?.kind === 'ident' &&
+      cur.peek(2)?.text === '>' &&
+      cur.peek(3)?.text === ':'
+    ) {
+      name = cur.peek(1)!
+      for (let k = 0; k < 4; k++) cur.next('label')
+    } else {
+      return
+    }
+    if (!out.layout.define(name.text)) cur.fail(`duplicate label '${name.text}'`, name)
+  }
+}
