@@ -82,6 +82,8 @@ export function loadConformanceSuite(dir = conformanceDir()): ConformanceCase[] 
 export function wordsToBytes(words: readonly bigint[]): Uint8Array {
   const out = new Uint8Array(words.length * 8)
   const view = new DataView(out.buffer)
-  words.forEach((w, i) => view.setBigUint64(i * 8, BigInt.asUintN(64, w), true))
+  words.forEach((w, i) => {
+    view.setBigUint64(i * 8, BigInt.asUintN(64, w), true)
+  })
   return out
 }
