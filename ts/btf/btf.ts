@@ -136,7 +136,8 @@ export class Btf {
   }
 
   /** Alignment in bytes as the compiler lays the type out for BPF (natural alignment, at most 8). */
-  alignOf(id: number): number {
+  alignOf(id: number, depth = 0): number {
+    if (depth > MAX_RESOLVE_DEPTH) throw new FormatError(`BTF type #${id}: reference chain too long or cyclic`)
     const t = this.resolve(id)
     switch (t.kind) {
       case 'INT':
@@ -147,11 +148,11 @@ export class Btf {
       case 'PTR':
         return 8
       case 'ARRAY':
-        return this.alignOf(t.elemType!)
+        return this.alignOf(t.elemType!, depth + 1)
       case 'STRUCT':
       case 'UNION': {
         let a = 1
-        for (const m of t.members!) a = Math.max(a, this.alignOf(m.type))
+        for (const m of t.members!) a = Math.max(a, this.alignOf(m.type, depth + 1))
         return a
       }
       default:
@@ -183,12 +184,13 @@ export class Btf {
     return loc
   }
 
-  private findMember(t: BtfType, name: string): { member: BtfMember; bitOffset: number } | undefined {
+  private findMember(t: BtfType, name: string, depth = 0): { member: BtfMember; bitOffset: number } | undefined {
+    if (depth > MAX_RESOLVE_DEPTH) throw new FormatError(`BTF type #${t.id}: members nest too deeply`)
     if (t.kind !== 'STRUCT' && t.kind !== 'UNION') return undefined
     for (const m of t.members!) {
       if (m.name === name) return { member: m, bitOffset: m.bitOffset }
       if (m.name === '') {
-        const inner = this.findMember(this.resolve(m.type), name)
+        const inner = this.findMember(this.resolve(m.type), name, depth + 1)
         if (inner) return { member: inner.member, bitOffset: m.bitOffset + inner.bitOffset }
       }
     }

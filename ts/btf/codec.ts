@@ -333,6 +333,7 @@ interface Field {
 
 /** Members of a struct or union, with anonymous struct/union members flattened into the parent. */
 function fields(btf: Btf, t: BtfType, baseBits: number, depth: number, out: Field[]): void {
+  if (depth > MAX_DEPTH) throw new EbpfError('EINVAL', `BTF type #${t.id} nests too deeply to encode`)
   for (const m of t.members!) {
     const bitOffset = baseBits + m.bitOffset
     const inner = btf.resolve(m.type)

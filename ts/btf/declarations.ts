@@ -73,6 +73,7 @@ function enumUnion(t: BtfType): string {
 }
 
 function collectFields(btf: Btf, t: BtfType, depth: number, out: string[]): void {
+  if (depth > 32) return
   for (const m of t.members!) {
     const inner = btf.resolve(m.type)
     if (m.name === '' && (inner.kind === 'STRUCT' || inner.kind === 'UNION')) {

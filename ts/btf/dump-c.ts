@@ -4,8 +4,12 @@
  * explicit padding or `packed` where the recorded layout is not the natural one, so that
  * `sizeof` and member offsets in the header equal the BTF's.
  */
+import { FormatError } from '../errors.js'
 import type { Btf } from './btf.js'
 import type { BtfType } from './types.js'
+
+/** Deeper type graphs than this are cyclic or hostile; real ones are far shallower. */
+const MAX_DEPTH = 64
 
 export function dumpC(btf: Btf): string {
   return new CDumper(btf).run()
@@ -81,47 +85,48 @@ class CDumper {
   }
 
   /** Makes sure `id` is declared (and, if `complete`, fully defined) before the current point. */
-  private ensure(id: number, complete: boolean): void {
+  private ensure(id: number, complete: boolean, depth = 0): void {
+    if (depth > MAX_DEPTH) throw new FormatError(`BTF type #${id}: type graph too deep or cyclic for a C dump`)
     const t = this.canon(this.btf.typeById(id))
     switch (t.kind) {
       case 'CONST':
       case 'VOLATILE':
       case 'RESTRICT':
       case 'TYPE_TAG':
-        this.ensure(t.type!, complete)
+        this.ensure(t.type!, complete, depth + 1)
         return
       case 'PTR':
-        this.ensure(t.type!, false)
+        this.ensure(t.type!, false, depth + 1)
         return
       case 'ARRAY':
-        this.ensure(t.elemType!, true)
+        this.ensure(t.elemType!, true, depth + 1)
         return
       case 'FUNC_PROTO':
-        this.ensure(t.type!, false)
-        for (const p of t.params!) this.ensure(p.type, false)
+        this.ensure(t.type!, false, depth + 1)
+        for (const p of t.params!) this.ensure(p.type, false, depth + 1)
         return
       case 'TYPEDEF':
         if (!this.defined.has(t.id)) {
           if (this.inProgress.has(t.id)) return
           this.inProgress.add(t.id)
           const target = this.btf.typeById(t.type!)
-          this.ensure(t.type!, target.name === '' || complete)
+          this.ensure(t.type!, target.name === '' || complete, depth + 1)
           this.out.push(`typedef ${this.decl(t.type!, t.name, '')};`, '')
           this.defined.add(t.id)
           this.inProgress.delete(t.id)
         } else if (complete) {
-          this.ensure(t.type!, true)
+          this.ensure(t.type!, true, depth + 1)
         }
         return
       case 'STRUCT':
       case 'UNION':
         if (t.name === '') {
-          for (const m of t.members!) this.ensure(m.type, true)
+          for (const m of t.members!) this.ensure(m.type, true, depth + 1)
           return
         }
         if (!complete || this.defined.has(t.id) || this.inProgress.has(t.id)) return
         this.inProgress.add(t.id)
-        for (const m of t.members!) this.ensure(m.type, true)
+        for (const m of t.members!) this.ensure(m.type, true, depth + 1)
         this.out.push(`${this.body(t, '')};`, '')
         this.defined.add(t.id)
         this.inProgress.delete(t.id)
@@ -142,7 +147,7 @@ class CDumper {
   }
 
   /** Struct or union body with the members laid out at the recorded offsets. */
-  private body(t: BtfType, indent: string): string {
+  private body(t: BtfType, indent: string, depth = 0): string {
     const tag = t.kind === 'STRUCT' ? 'struct' : 'union'
     const inner = `${indent}\t`
     const lines: string[] = []
@@ -166,7 +171,7 @@ class CDumper {
         end = Math.max(end, Math.ceil((m.bitOffset + m.bitfieldSize) / 8))
       }
       const declarator = m.bitfieldSize ? `${m.name}: ${m.bitfieldSize}` : m.name
-      lines.push(`${inner}${this.decl(m.type, declarator, inner)};`)
+      lines.push(`${inner}${this.decl(m.type, declarator, inner, [], depth + 1)};`)
     }
     if (t.kind === 'STRUCT') {
       const natural = Math.ceil(end / maxAlign) * maxAlign
@@ -194,7 +199,8 @@ class CDumper {
   }
 
   /** C declaration of `declarator` with type `id` (qualifiers and pointers applied C-style). */
-  private decl(id: number, declarator: string, indent: string, quals: string[] = []): string {
+  private decl(id: number, declarator: string, indent: string, quals: string[] = [], depth = 0): string {
+    if (depth > MAX_DEPTH) throw new FormatError(`BTF type #${id}: type graph too deep or cyclic for a C dump`)
     const t0 = this.btf.typeById(id)
     const t = this.canon(t0)
     const q = quals.length ? `${quals.join(' ')} ` : ''
@@ -206,33 +212,33 @@ class CDumper {
       case 'FLOAT':
         return sep(`${q}${t.name}`)
       case 'CONST':
-        return this.decl(t.type!, declarator, indent, [...quals, 'const'])
+        return this.decl(t.type!, declarator, indent, [...quals, 'const'], depth + 1)
       case 'VOLATILE':
-        return this.decl(t.type!, declarator, indent, [...quals, 'volatile'])
+        return this.decl(t.type!, declarator, indent, [...quals, 'volatile'], depth + 1)
       case 'RESTRICT':
-        return this.decl(t.type!, declarator, indent, [...quals, 'restrict'])
+        return this.decl(t.type!, declarator, indent, [...quals, 'restrict'], depth + 1)
       case 'TYPE_TAG':
-        return this.decl(t.type!, declarator, indent, quals)
+        return this.decl(t.type!, declarator, indent, quals, depth + 1)
       case 'PTR': {
         const qs = quals.length ? `${quals.join(' ')} ` : ''
-        return this.decl(t.type!, `*${qs}${declarator}`, indent)
+        return this.decl(t.type!, `*${qs}${declarator}`, indent, [], depth + 1)
       }
       case 'ARRAY': {
         const d = declarator.startsWith('*') ? `(${declarator})` : declarator
-        return this.decl(t.elemType!, `${d}[${t.nelems}]`, indent, quals)
+        return this.decl(t.elemType!, `${d}[${t.nelems}]`, indent, quals, depth + 1)
       }
       case 'FUNC_PROTO': {
         const d = declarator.startsWith('*') ? `(${declarator})` : declarator
-        const params = t.params!.map((p) => (p.type === 0 ? '...' : this.decl(p.type, p.name, indent)))
+        const params = t.params!.map((p) => (p.type === 0 ? '...' : this.decl(p.type, p.name, indent, [], depth + 1)))
         const list = params.length === 0 ? 'void' : params.join(', ')
-        return this.decl(t.type!, `${d}(${list})`, indent)
+        return this.decl(t.type!, `${d}(${list})`, indent, [], depth + 1)
       }
       case 'TYPEDEF':
         return sep(`${q}${t.name}`)
       case 'STRUCT':
       case 'UNION':
         if (t.name !== '') return sep(`${q}${t.kind === 'STRUCT' ? 'struct' : 'union'} ${t.name}`)
-        return sep(`${q}${this.body(t, indent)}`)
+        return sep(`${q}${this.body(t, indent, depth + 1)}`)
       case 'FWD':
         return sep(`${q}${t.fwdUnion ? 'union' : 'struct'} ${t.name}`)
       case 'ENUM':

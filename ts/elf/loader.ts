@@ -303,16 +303,21 @@ class ObjectLoader {
     const placed = new Map<Func, number>()
     const order: Func[] = []
     const chunks: Uint8Array[] = []
+    const chunkOf = new Map<Func, { code: Uint8Array; view: DataView }>()
     const stack: Array<{ f: Func; i: number }> = []
+    let total = 0
     // Depth-first, as libbpf does: a sub-program is appended when first called and processed at
     // once, so the layout (and everything indexed by it) matches what libbpf hands the kernel.
     const place = (f: Func): number => {
       let at = placed.get(f)
       if (at === undefined) {
-        at = order.reduce((n, g) => n + g.count, 0)
+        at = total
+        total += f.count
         placed.set(f, at)
         order.push(f)
-        chunks.push(f.section.data.slice(f.start * INSN, (f.start + f.count) * INSN))
+        const code = f.section.data.slice(f.start * INSN, (f.start + f.count) * INSN)
+        chunks.push(code)
+        chunkOf.set(f, { code, view: new DataView(code.buffer, code.byteOffset, code.byteLength) })
         stack.push({ f, i: 0 })
       }
       return at
@@ -329,8 +334,7 @@ class ObjectLoader {
       const f = top.f
       const i = top.i++
       const base = placed.get(f)!
-      const code = chunks[order.indexOf(f)]!
-      const view = new DataView(code.buffer, code.byteOffset, code.byteLength)
+      const { code, view } = chunkOf.get(f)!
       const rels = this.relocIndex.get(f.section.index)
       {
         const o = i * INSN
@@ -414,7 +418,6 @@ class ObjectLoader {
     }
     for (const p of patches) p()
     relocations.sort((a, b) => a.insn - b.insn)
-    const total = order.reduce((n, g) => n + g.count, 0)
     const instructions = new Uint8Array(total * INSN)
     let pos = 0
     for (const c of chunks) {
