@@ -1,0 +1,90 @@
+/**
+ * BTF dumps against independent oracles: bpftool 7.1's raw dump of each object (golden files),
+ * the BTF the kernel received when libbpf loaded the object (libbpf's fixed-up form), bpftool's
+ * dump of the running kernel's raw BTF blob, and clang compiling our C dump with the layout asserted.
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { Btf } from '../ts/btf/btf.js'
+
+const dir = join(__dirname, 'fixtures')
+const objects = readdirSync(dir).filter((f) => f.endsWith('.bpf.o'))
+
+function which(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+describe('raw dump equals `bpftool btf dump file` (bpftool 7.1)', () => {
+  it('has at least 12 fixtures', () => expect(objects.length).toBeGreaterThanOrEqual(12))
+  for (const f of objects) {
+    it(f, () => {
+      const btf = Btf.parse(readFileSync(join(dir, f)))
+      const golden = readFileSync(join(dir, f.replace('.bpf.o', '.btf.txt')), 'utf8')
+      expect(btf.dump({ format: 'raw' })).toBe(golden)
+    })
+  }
+})
+
+describe('fixed-up dump equals the BTF the kernel received from libbpf', () => {
+  for (const f of objects) {
+    const fixed = join(dir, f.replace('.bpf.o', '.btf.fixed.txt'))
+    if (!existsSync(fixed)) continue
+    it(f, () => {
+      const btf = Btf.parse(readFileSync(join(dir, f)), { fixup: true })
+      expect(btf.dump({ format: 'raw' })).toBe(readFileSync(fixed, 'utf8'))
+    })
+  }
+})
+
+const vmlinux = '/sys/kernel/btf/vmlinux'
+const haveVmlinux = existsSync(vmlinux) && which('bpftool')
+describe.skipIf(!haveVmlinux)(`raw BTF blob (${vmlinux}; skipped when absent or bpftool is missing)`, () => {
+  it('dumps byte-identically to bpftool', () => {
+    const expected = execFileSync('bpftool', ['btf', 'dump', 'file', vmlinux], { maxBuffer: 1 << 30, encoding: 'utf8' })
+    const btf = Btf.parse(new Uint8Array(readFileSync(vmlinux)))
+    expect(btf.count).toBeGreaterThan(10000)
+    const got = btf.dump({ format: 'raw' })
+    expect(got.length).toBe(expected.length)
+    expect(got === expected).toBe(true)
+  })
+})
+
+const clang = ['clang-19', 'clang'].find(which)
+describe.skipIf(!clang)('C dump compiles with clang and keeps every size and offset', () => {
+  for (const f of objects) {
+    it(f, () => {
+      const btf = Btf.parse(readFileSync(join(dir, f)))
+      const asserts: string[] = []
+      const seen = new Set<string>()
+      for (const t of btf.types) {
+        if ((t.kind !== 'STRUCT' && t.kind !== 'UNION') || t.name === '' || seen.has(t.name)) continue
+        seen.add(t.name)
+        const tag = `${t.kind === 'STRUCT' ? 'struct' : 'union'} ${t.name}`
+        asserts.push(`_Static_assert(sizeof(${tag}) == ${t.size}, "size of ${tag}");`)
+        for (const m of t.members!) {
+          if (m.name === '' || m.bitfieldSize > 0) continue
+          asserts.push(
+            `_Static_assert(__builtin_offsetof(${tag}, ${m.name}) == ${m.bitOffset / 8}, "${tag}.${m.name}");`,
+          )
+        }
+      }
+      const tmp = mkdtempSync(join(tmpdir(), 'btf-c-'))
+      try {
+        const file = join(tmp, 'dump.c')
+        writeFileSync(file, `${btf.dump({ format: 'c' })}\n${asserts.join('\n')}\n`)
+        execFileSync(clang!, ['-target', 'bpf', '-fsyntax-only', '-Werror', '-Wno-unused', file], { stdio: 'pipe' })
+      } finally {
+        rmSync(tmp, { recursive: true, force: true })
+      }
+      expect(asserts.length).toBeGreaterThan(0)
+    })
+  }
+})
