@@ -391,7 +391,8 @@ fn relocation_errors_are_load_errors() {
     let arr = create(MapType::Array, 4, 16, 2);
     let one = create(MapType::Array, 4, 16, 1);
     let hash = create(MapType::Hash, 4, 16, 1);
-    let cases: Vec<(Vec<u8>, Vec<Arc<dyn Map>>)> = vec![
+    type Case = (Vec<u8>, Vec<Arc<dyn Map>>);
+    let cases: Vec<Case> = vec![
         // Map index 1 of a one-map list.
         (prog![ld_map(1, 1), exit()], vec![one.clone()]),
         // Offset 16 of a 16-byte value.

@@ -55,6 +55,16 @@ fn creation_checks_follow_the_kernel() {
         code(maps::create(MapDef::new(MapType::Hash, 513, 4, 1))),
         ErrorCode::E2big
     );
+    // Our memory caps (the kernel would say ENOMEM): 2^31-byte ring buffers, a 4G-entry prog
+    // array, a 16 GiB array.
+    for def in [
+        MapDef::new(MapType::Ringbuf, 0, 0, 1 << 31),
+        MapDef::new(MapType::ProgArray, 4, 4, u32::MAX),
+        MapDef::new(MapType::Array, 4, 4, u32::MAX),
+        MapDef::new(MapType::BloomFilter, 0, 8, u32::MAX),
+    ] {
+        assert_eq!(code(maps::create(def.clone())), ErrorCode::E2big, "{def:?}");
+    }
     // Observed: an 8192-byte ring buffer and a bloom filter of 10 x 4 bytes are accepted.
     create(MapType::Ringbuf, 0, 0, 8192);
     create(MapType::BloomFilter, 0, 4, 10);

@@ -315,7 +315,7 @@ impl MapDef {
                     )));
                 }
                 let n = self.max_entries;
-                if !n.is_power_of_two() || n % PAGE_SIZE != 0 {
+                if !n.is_power_of_two() || !n.is_multiple_of(PAGE_SIZE) {
                     return Err(self.fail(format!(
                         "max_entries {n} must be a power of two and a multiple of {PAGE_SIZE}"
                     )));

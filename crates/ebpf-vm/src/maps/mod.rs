@@ -198,6 +198,10 @@ pub trait Map: Send + Sync + 'static {
     }
     /// Number of elements present (arrays: max_entries).
     fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl fmt::Debug for dyn Map {
@@ -227,7 +231,7 @@ pub fn create(def: MapDef) -> MapResult<Arc<dyn Map>> {
         MapType::Hash | MapType::LruHash | MapType::PercpuHash | MapType::LruPercpuHash => {
             Arc::new(hash::HashMap::new(def)?)
         }
-        MapType::ProgArray => Arc::new(prog_array::ProgArray::new(def)),
+        MapType::ProgArray => Arc::new(prog_array::ProgArray::new(def)?),
         MapType::ArrayOfMaps | MapType::HashOfMaps => Arc::new(of_maps::MapOfMaps::new(def)?),
         MapType::Queue | MapType::Stack => Arc::new(queue::QueueMap::new(def)),
         MapType::LpmTrie => Arc::new(lpm::LpmTrie::new(def)),

@@ -11,14 +11,18 @@ use std::sync::{Arc, RwLock};
 use crate::error::ErrorCode;
 
 use super::array::index_of;
+use super::def::MAX_MAP_BYTES;
 use super::{Map, MapCommon, MapDef, MapError, MapResult};
 
 /// A program reference stored in a prog array.
 pub type ProgRef = Arc<dyn Any + Send + Sync>;
 
+/// One index: the program's user-visible id and the program.
+type Slot = RwLock<Option<(u32, ProgRef)>>;
+
 pub struct ProgArray {
     common: MapCommon,
-    slots: Box<[RwLock<Option<(u32, ProgRef)>>]>,
+    slots: Box<[Slot]>,
 }
 
 fn past_end(index: u32, max: u32) -> MapError {
@@ -29,15 +33,22 @@ fn past_end(index: u32, max: u32) -> MapError {
 }
 
 impl ProgArray {
-    pub fn new(def: MapDef) -> ProgArray {
+    pub fn new(def: MapDef) -> MapResult<ProgArray> {
         let n = def.max_entries as usize;
-        ProgArray {
+        let bytes = n as u64 * std::mem::size_of::<Slot>() as u64;
+        if bytes > MAX_MAP_BYTES {
+            return Err(MapError::new(
+                ErrorCode::E2big,
+                format!("a prog array of {n} entries exceeds the limit of {MAX_MAP_BYTES} bytes"),
+            ));
+        }
+        Ok(ProgArray {
             common: MapCommon::new(def),
             slots: (0..n).map(|_| RwLock::new(None)).collect(),
-        }
+        })
     }
 
-    fn slot(&self, index: u32) -> MapResult<&RwLock<Option<(u32, ProgRef)>>> {
+    fn slot(&self, index: u32) -> MapResult<&Slot> {
         self.slots
             .get(index as usize)
             .ok_or_else(|| past_end(index, self.common.def.max_entries))

@@ -80,7 +80,7 @@ pub fn relocate(insns: &mut [Insn], maps: &[Arc<dyn Map>]) -> Result<ProgramMaps
                 ErrorCode::Einval,
                 pc,
                 format!(
-                    "lddw refers to map {index}, but the program was given {} maps",
+                    "map relocation: lddw refers to map {index}, but the program was given {} maps",
                     maps.len()
                 ),
             ));
@@ -91,7 +91,7 @@ pub fn relocate(insns: &mut [Insn], maps: &[Arc<dyn Map>]) -> Result<ProgramMaps
                 return Err(LoadError::at(
                     ErrorCode::Einval,
                     pc,
-                    format!("lddw of map {index} must have 0 in its second slot, has {second}"),
+                    format!("map relocation: lddw of map {index} must have 0 in its second slot, has {second}"),
                 ));
             }
             set_imm64(insns, pc, handle(map));
@@ -101,7 +101,7 @@ pub fn relocate(insns: &mut [Insn], maps: &[Arc<dyn Map>]) -> Result<ProgramMaps
                     ErrorCode::Einval,
                     pc,
                     format!(
-                        "map {index} ({} map, {} entries) has no directly addressable value: \
+                        "map value relocation: map {index} ({} map, {} entries) has no directly addressable value: \
                          only single-element arrays (global data) do",
                         map.map_type().name(),
                         map.common().def.max_entries
@@ -112,7 +112,7 @@ pub fn relocate(insns: &mut [Insn], maps: &[Arc<dyn Map>]) -> Result<ProgramMaps
                 return Err(LoadError::at(
                     ErrorCode::Einval,
                     pc,
-                    format!("offset {second} is outside the {len}-byte value of map {index}"),
+                    format!("map value relocation: offset {second} is outside the {len}-byte value of map {index}"),
                 ));
             }
             set_imm64(insns, pc, addr + second as u64);

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use crate::error::ErrorCode;
 
+use super::def::MAX_MAP_BYTES;
 use super::{Map, MapCommon, MapDef, MapError, MapResult, Words};
 
 pub const BPF_RINGBUF_BUSY_BIT: u32 = 1 << 31;
@@ -59,6 +60,16 @@ fn round8(v: u64) -> u64 {
 impl RingBuf {
     pub fn new(def: MapDef) -> MapResult<RingBuf> {
         let size = def.max_entries as u64;
+        // Twice the size is allocated (see the wraparound note above).
+        if 2 * size > MAX_MAP_BYTES {
+            return Err(MapError::new(
+                ErrorCode::E2big,
+                format!(
+                    "a ring buffer of {size} bytes exceeds the limit of {} bytes",
+                    MAX_MAP_BYTES / 2
+                ),
+            ));
+        }
         Ok(RingBuf {
             common: MapCommon::new(def),
             size,
@@ -135,7 +146,7 @@ impl RingBuf {
         let base = self.data.addr(0);
         addr >= base + BPF_RINGBUF_HDR_SZ
             && addr < base + self.size + BPF_RINGBUF_HDR_SZ
-            && (addr - base) % 8 == 0
+            && (addr - base).is_multiple_of(8)
     }
 
     /// Commits (or discards) the record whose data starts at `addr`, which `reserve` returned and

@@ -63,7 +63,7 @@ impl Words {
 
     /// Copies `out.len()` bytes starting at byte `offset` (a multiple of 8).
     pub fn read(&self, offset: usize, out: &mut [u8]) {
-        debug_assert!(offset % 8 == 0 && offset + out.len() <= self.len());
+        debug_assert!(offset.is_multiple_of(8) && offset + out.len() <= self.len());
         let first = offset / 8;
         for (i, chunk) in out.chunks_mut(8).enumerate() {
             let w = self.words[first + i].load(Ordering::Relaxed).to_le_bytes();
@@ -79,7 +79,7 @@ impl Words {
 
     /// Copies `src` to byte `offset` (a multiple of 8). A partial last word keeps its other bytes.
     pub fn write(&self, offset: usize, src: &[u8]) {
-        debug_assert!(offset % 8 == 0 && offset + src.len() <= self.len());
+        debug_assert!(offset.is_multiple_of(8) && offset + src.len() <= self.len());
         let first = offset / 8;
         for (i, chunk) in src.chunks(8).enumerate() {
             let word = &self.words[first + i];
@@ -99,12 +99,12 @@ impl Words {
     /// Zeroes `len` bytes from byte `offset` (a multiple of 8), whole words only when `len` is a
     /// multiple of 8.
     pub fn zero(&self, offset: usize, len: usize) {
-        debug_assert!(offset % 8 == 0);
+        debug_assert!(offset.is_multiple_of(8));
         let first = offset / 8;
         for i in 0..len / 8 {
             self.words[first + i].store(0, Ordering::Relaxed);
         }
-        if len % 8 != 0 {
+        if !len.is_multiple_of(8) {
             self.write(offset + len / 8 * 8, &vec![0; len % 8]);
         }
     }

@@ -1,0 +1,161 @@
+//! Several std threads using one map at once through its user-space face. Each thread works on its
+//! own keys (or counts what it did), so the final contents are known exactly whatever the
+//! interleaving.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use ebpf_vm::maps::def::flags::*;
+use ebpf_vm::maps::{self, Map, MapDef, MapType};
+use ebpf_vm::ErrorCode;
+
+const THREADS: u32 = 4;
+const PER: u32 = 500;
+
+fn spawn_all(m: &Arc<dyn Map>, f: fn(&Arc<dyn Map>, u32)) {
+    let hs: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let m = m.clone();
+            thread::spawn(move || f(&m, t))
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+}
+
+fn key(t: u32, i: u32) -> [u8; 8] {
+    let mut k = [0u8; 8];
+    k[..4].copy_from_slice(&t.to_be_bytes());
+    k[4..].copy_from_slice(&i.to_be_bytes());
+    k
+}
+
+#[test]
+fn hash_updates_and_deletes_from_several_threads() {
+    let m = maps::create(MapDef::new(MapType::Hash, 8, 8, THREADS * PER)).unwrap();
+    spawn_all(&m, |m, t| {
+        for i in 0..PER {
+            m.update(
+                &key(t, i),
+                &((t * PER + i) as u64).to_ne_bytes(),
+                BPF_NOEXIST,
+            )
+            .unwrap();
+        }
+        // Delete the odd ones again, and overwrite the even ones with BPF_EXIST.
+        for i in 0..PER {
+            if i % 2 == 1 {
+                m.delete(&key(t, i)).unwrap();
+            } else {
+                m.update(&key(t, i), &(i as u64).to_ne_bytes(), BPF_EXIST)
+                    .unwrap();
+            }
+        }
+    });
+    let keys = m.keys().unwrap();
+    assert_eq!(keys.len(), (THREADS * PER / 2) as usize);
+    // Byte order of big-endian (thread, index) keys is numeric order.
+    let want: Vec<Vec<u8>> = (0..THREADS)
+        .flat_map(|t| (0..PER).step_by(2).map(move |i| key(t, i).to_vec()))
+        .collect();
+    assert_eq!(keys, want);
+    for k in &keys {
+        let i = u32::from_be_bytes(k[4..].try_into().unwrap());
+        assert_eq!(m.lookup(k).unwrap(), (i as u64).to_ne_bytes());
+    }
+}
+
+#[test]
+fn a_full_hash_admits_exactly_max_entries_under_contention() {
+    let m = maps::create(MapDef::new(MapType::Hash, 8, 8, 1000)).unwrap();
+    static OK: AtomicUsize = AtomicUsize::new(0);
+    spawn_all(&m, |m, t| {
+        for i in 0..PER {
+            match m.update(&key(t, i), &[1; 8], BPF_ANY) {
+                Ok(()) => {
+                    OK.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => assert_eq!(e.code, ErrorCode::E2big),
+            }
+        }
+    });
+    assert_eq!(OK.load(Ordering::Relaxed), 1000);
+    assert_eq!(m.len(), 1000);
+}
+
+#[test]
+fn lru_stays_at_capacity_under_contention() {
+    let m = maps::create(MapDef::new(MapType::LruHash, 8, 8, 100)).unwrap();
+    spawn_all(&m, |m, t| {
+        for i in 0..PER {
+            m.update(&key(t, i), &[2; 8], BPF_ANY).unwrap();
+        }
+    });
+    assert_eq!(m.len(), 100);
+    assert_eq!(m.keys().unwrap().len(), 100);
+}
+
+#[test]
+fn queue_loses_and_duplicates_nothing() {
+    let q = maps::create(MapDef::new(MapType::Queue, 0, 8, THREADS * PER)).unwrap();
+    spawn_all(&q, |q, t| {
+        for i in 0..PER {
+            q.push(&((t * PER + i) as u64).to_ne_bytes(), BPF_ANY)
+                .unwrap();
+        }
+    });
+    let mut seen = vec![false; (THREADS * PER) as usize];
+    let mut last = vec![None::<u32>; THREADS as usize];
+    while let Ok(v) = q.pop() {
+        let v = u64::from_ne_bytes(v.try_into().unwrap()) as u32;
+        assert!(!seen[v as usize]);
+        seen[v as usize] = true;
+        // FIFO: each producer's values come out in the order it pushed them.
+        let (t, i) = (v / PER, v % PER);
+        assert!(last[t as usize].is_none_or(|l| l < i));
+        last[t as usize] = Some(i);
+    }
+    assert!(seen.iter().all(|&s| s));
+}
+
+#[test]
+fn lpm_inserts_from_several_threads() {
+    let m = maps::create(
+        MapDef::new(MapType::LpmTrie, 8, 4, THREADS * PER).with_flags(BPF_F_NO_PREALLOC),
+    )
+    .unwrap();
+    spawn_all(&m, |m, t| {
+        for i in 0..PER {
+            // 10.t.(i/256).(i%256)/32
+            let mut k = 32u32.to_ne_bytes().to_vec();
+            k.extend_from_slice(&[10, t as u8, (i / 256) as u8, (i % 256) as u8]);
+            m.update(&k, &(t * PER + i).to_ne_bytes(), BPF_ANY).unwrap();
+        }
+    });
+    assert_eq!(m.len(), (THREADS * PER) as usize);
+    let mut k = 32u32.to_ne_bytes().to_vec();
+    k.extend_from_slice(&[10, 3, 1, 4]);
+    assert_eq!(m.lookup(&k).unwrap(), (3 * PER + 260).to_ne_bytes());
+}
+
+#[test]
+fn array_readers_and_writers() {
+    let m = maps::create(MapDef::new(MapType::Array, 4, 8, THREADS)).unwrap();
+    spawn_all(&m, |m, t| {
+        for i in 0..PER as u64 {
+            m.update(&t.to_ne_bytes(), &i.to_ne_bytes(), BPF_ANY)
+                .unwrap();
+            let v = u64::from_ne_bytes(m.lookup(&t.to_ne_bytes()).unwrap().try_into().unwrap());
+            // Only this thread writes element t.
+            assert_eq!(v, i);
+        }
+    });
+    for t in 0..THREADS {
+        assert_eq!(
+            m.lookup(&t.to_ne_bytes()).unwrap(),
+            ((PER - 1) as u64).to_ne_bytes()
+        );
+    }
+}
