@@ -147,8 +147,15 @@ export class Program {
     return toResult(await this.#native.runAsync(data, repeat, budget))
   }
 
-  /** `xlated`: the bytecode as loaded. */
-  dump(what: 'xlated'): Uint8Array {
+  /**
+   * `xlated`: the bytecode as loaded. `jited`: the x86-64 machine code as Intel-syntax assembly,
+   * one `; insn N` marker where each instruction's code begins (a one-line note when the program
+   * runs on the interpreter).
+   */
+  dump(what: 'xlated'): Uint8Array
+  dump(what: 'jited'): string
+  dump(what: 'xlated' | 'jited'): Uint8Array | string {
+    if (what === 'jited') return this.#native.jited()
     if (what !== 'xlated') throw new LoadError('EINVAL', `unknown dump kind ${String(what)}`)
     const b = this.#native.xlated()
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)

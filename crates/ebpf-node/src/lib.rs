@@ -136,6 +136,12 @@ impl NativeProgram {
         self.inner.xlated().into()
     }
 
+    /// The machine code as Intel-syntax assembly (a one-line note for interpreted programs).
+    #[napi]
+    pub fn jited(&self) -> String {
+        self.inner.jited_disassembly()
+    }
+
     /// Runs `repeat` times (default 1) over copies of `data`, on the calling thread.
     #[napi]
     pub fn run(&self, data: &[u8], repeat: Option<u32>, budget: Option<f64>) -> NativeRunResult {

@@ -383,3 +383,48 @@ fn engine_selection() {
         .jited_disassembly()
         .contains("interpreter"));
 }
+
+#[test]
+fn regions_added_by_a_helper_are_usable_at_once() {
+    // A helper that hands out 16 bytes of fresh memory, as map lookups do.
+    let buf: &'static mut [u8; 16] = Box::leak(Box::new([0u8; 16]));
+    let addr = buf.as_mut_ptr() as u64;
+    let mut helpers = HelperTable::new();
+    helpers.register(1, "give", move |cx, _| {
+        cx.regions
+            .push(ebpf_vm::memory::Region::new(addr, 16, true));
+        Ok(addr)
+    });
+    let load_with = |p: &[Insn]| {
+        Program::load(
+            &bytes(p),
+            ProgramOptions {
+                engine: Engine::Jit,
+                helpers: helpers.clone(),
+                ..ProgramOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let store_at = |off| {
+        [
+            i(OP_CALL, 0, 0, 0, 1),
+            i(CLASS_ST | MODE_MEM | SIZE_DW, 0, 0, off, 77),
+            i(CLASS_LDX | MODE_MEM | SIZE_DW, 0, 0, off, 0),
+            exit(),
+        ]
+    };
+    let run = |p: &Program| {
+        p.run(&mut RunInput {
+            data: &mut [],
+            budget: None,
+        })
+    };
+    assert_eq!(run(&load_with(&store_at(8))).unwrap().r0, 77);
+    // Bytes 16..24 are past the end of the new region.
+    let t = run(&load_with(&store_at(16))).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.addr, t.size),
+        (TrapKind::OutOfBounds, 1, addr + 16, 8)
+    );
+}

@@ -74,6 +74,9 @@ pub(super) unsafe extern "C" fn helper_entry(
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         interpreter::call_helper(env, id, args, pc as usize, count)
     }));
+    // A helper may have changed the run's memory (a packet resized, regions added): the inline
+    // checks must see the table as it is now.
+    refresh_fast_path(&mut *ctx, &*state.env);
     match outcome {
         Ok(Ok(value)) => return HelperResult { value, failed: 0 },
         Ok(Err(trap)) => state.trap = Some(trap),
@@ -101,6 +104,20 @@ fn bounds(r: &Region, earlier_read_only: bool) -> [u64; 8] {
         }
     }
     b
+}
+
+/// Copies what the inline code checks against from the environment: the first two regions and
+/// the packet.
+fn refresh_fast_path(ctx: &mut Ctx, env: &RunEnv<'_>) {
+    let regions = env.regions.as_slice();
+    ctx.fast_start = [0; 2];
+    ctx.fast_bound = [[0; 8]; 2];
+    for (i, r) in regions.iter().take(2).enumerate() {
+        ctx.fast_start[i] = r.start;
+        ctx.fast_bound[i] = bounds(r, i == 1 && regions[0].writable == 0);
+    }
+    ctx.packet_start = env.packet.0;
+    ctx.packet_len = env.packet.1;
 }
 
 /// Runs compiled code at `entry` for `insns` (the program it was compiled from).
@@ -142,10 +159,7 @@ pub(super) unsafe fn run(
         exit_a: 0,
         exit_b: 0,
     };
-    for (i, r) in regions.iter().take(2).enumerate() {
-        ctx.fast_start[i] = r.start;
-        ctx.fast_bound[i] = bounds(r, i == 1 && regions[0].writable == 0);
-    }
+    refresh_fast_path(&mut ctx, env);
     let budget = env.budget;
     let mut state = RunState {
         env: std::ptr::from_mut(env).cast::<RunEnv<'static>>(),
