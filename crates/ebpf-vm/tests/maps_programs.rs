@@ -2,7 +2,8 @@
 //! atomics on map values from several threads, global data through `lddw` map-value relocation,
 //! queues, ring buffers, map-in-map, and the refusals (forged handles, bad pointers, writes to
 //! read-only maps). Programs are encoded by hand; expected values are worked out by hand from the
-//! kernel's helper documentation (linux/bpf.h).
+//! kernel's helper documentation (linux/bpf.h). `EBPF_TEST_ENGINE=jit cargo test -p ebpf-vm --test
+//! maps_programs` runs the same programs on the JIT.
 
 use std::sync::Arc;
 use std::thread;
@@ -96,11 +97,20 @@ impl AsInsns for [Insn; 2] {
     }
 }
 
+/// The engine under test: the interpreter, or the JIT with `EBPF_TEST_ENGINE=jit` (the helpers
+/// are shared, so the same expectations hold).
+fn engine() -> Engine {
+    match std::env::var("EBPF_TEST_ENGINE").as_deref() {
+        Ok("jit") => Engine::Jit,
+        _ => Engine::Interpreter,
+    }
+}
+
 fn load_with(code: &[u8], maps: Vec<Arc<dyn Map>>, helpers: HelperTable) -> Program {
     Program::load(
         code,
         ProgramOptions {
-            engine: Engine::Interpreter,
+            engine: engine(),
             maps,
             helpers,
             ..ProgramOptions::default()
