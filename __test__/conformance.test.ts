@@ -8,7 +8,7 @@ import { assemble } from '../ts/asm/index.js'
 import { Program } from '../ts/program.js'
 import { conformanceDir, conformanceSuiteExists, loadConformanceSuite, wordsToBytes } from './helpers/conformance.js'
 
-const ENGINES = ['interpreter'] as const
+const ENGINES = ['interpreter', 'jit'] as const
 
 /** Cases known to fail on an engine, with the reason (see the report of the issue that found them). */
 const KNOWN_FAILURES: Partial<Record<(typeof ENGINES)[number], Record<string, string>>> = {}
