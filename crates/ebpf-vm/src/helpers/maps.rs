@@ -74,6 +74,12 @@ fn typed_map(
     Ok(map)
 }
 
+fn bad_pointer(what: &str, addr: u64, len: u64) -> HelperError {
+    HelperError(format!(
+        "{what} pointer 0x{addr:x} ({len} bytes) is outside the program's memory"
+    ))
+}
+
 /// Copies `len` bytes of run memory at `addr` (a key or value argument).
 fn read_arg(
     cx: &HelperContext<'_>,
@@ -84,11 +90,7 @@ fn read_arg(
     cx.regions
         .slice(addr, len)
         .map(<[u8]>::to_vec)
-        .map_err(|_| {
-            HelperError(format!(
-                "{what} pointer 0x{addr:x} ({len} bytes) is outside the program's memory"
-            ))
-        })
+        .map_err(|_| bad_pointer(what, addr, len))
 }
 
 fn write_arg(
@@ -160,9 +162,13 @@ const PUSHABLE: [MapType; 3] = [MapType::Queue, MapType::Stack, MapType::BloomFi
 
 fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     let map = typed_map(cx, a[0], "bpf_map_lookup_elem", &KEYED)?;
-    let key = read_arg(cx, "key", a[1], key_size(&map))?;
     let cpu = cx.maps.cpu();
-    let found = match map.prog_lookup(&key, cpu) {
+    // The key is read in place (no copy): this is the hottest map helper.
+    let key = cx
+        .regions
+        .slice(a[1], key_size(&map))
+        .map_err(|_| bad_pointer("key", a[1], key_size(&map)))?;
+    let found = match map.prog_lookup(key, cpu) {
         Ok(f) => f,
         // E.g. an LPM key whose prefix length is out of range: nothing matches.
         Err(e) if e.code != ErrorCode::Enotsupp => return Ok(0),
