@@ -58,33 +58,42 @@ describe.skipIf(!haveVmlinux)(`raw BTF blob (${vmlinux}; skipped when absent or 
 })
 
 const clang = ['clang-19', 'clang'].find(which)
+
+/** Compiles the C dump of `btf` with a static assert for every named struct's size and member offsets. */
+function compileWithLayoutAsserts(btf: Btf): number {
+  const asserts: string[] = []
+  // Names used by more than one struct, union or enum are renamed in the dump (name___2): skip them.
+  const uses = new Map<string, number>()
+  for (const t of btf.types) {
+    if (['STRUCT', 'UNION', 'ENUM', 'ENUM64'].includes(t.kind)) uses.set(t.name, (uses.get(t.name) ?? 0) + 1)
+  }
+  for (const t of btf.types) {
+    if ((t.kind !== 'STRUCT' && t.kind !== 'UNION') || t.name === '' || uses.get(t.name)! > 1) continue
+    const tag = `${t.kind === 'STRUCT' ? 'struct' : 'union'} ${t.name}`
+    asserts.push(`_Static_assert(sizeof(${tag}) == ${t.size}, "size of ${tag}");`)
+    for (const m of t.members!) {
+      if (m.name === '' || m.bitfieldSize > 0) continue
+      asserts.push(`_Static_assert(__builtin_offsetof(${tag}, ${m.name}) == ${m.bitOffset / 8}, "${tag}.${m.name}");`)
+    }
+  }
+  const tmp = mkdtempSync(join(tmpdir(), 'btf-c-'))
+  try {
+    const file = join(tmp, 'dump.c')
+    writeFileSync(file, `${btf.dump({ format: 'c' })}\n${asserts.join('\n')}\n`)
+    execFileSync(clang!, ['-target', 'bpf', '-fsyntax-only', '-Werror', '-Wno-unused', file], { stdio: 'pipe' })
+  } finally {
+    rmSync(tmp, { recursive: true, force: true })
+  }
+  return asserts.length
+}
+
 describe.skipIf(!clang)('C dump compiles with clang and keeps every size and offset', () => {
   for (const f of objects) {
     it(f, () => {
-      const btf = Btf.parse(readFileSync(join(dir, f)))
-      const asserts: string[] = []
-      const seen = new Set<string>()
-      for (const t of btf.types) {
-        if ((t.kind !== 'STRUCT' && t.kind !== 'UNION') || t.name === '' || seen.has(t.name)) continue
-        seen.add(t.name)
-        const tag = `${t.kind === 'STRUCT' ? 'struct' : 'union'} ${t.name}`
-        asserts.push(`_Static_assert(sizeof(${tag}) == ${t.size}, "size of ${tag}");`)
-        for (const m of t.members!) {
-          if (m.name === '' || m.bitfieldSize > 0) continue
-          asserts.push(
-            `_Static_assert(__builtin_offsetof(${tag}, ${m.name}) == ${m.bitOffset / 8}, "${tag}.${m.name}");`,
-          )
-        }
-      }
-      const tmp = mkdtempSync(join(tmpdir(), 'btf-c-'))
-      try {
-        const file = join(tmp, 'dump.c')
-        writeFileSync(file, `${btf.dump({ format: 'c' })}\n${asserts.join('\n')}\n`)
-        execFileSync(clang!, ['-target', 'bpf', '-fsyntax-only', '-Werror', '-Wno-unused', file], { stdio: 'pipe' })
-      } finally {
-        rmSync(tmp, { recursive: true, force: true })
-      }
-      expect(asserts.length).toBeGreaterThan(0)
+      expect(compileWithLayoutAsserts(Btf.parse(readFileSync(join(dir, f))))).toBeGreaterThan(0)
     })
   }
+  it.skipIf(!haveVmlinux)('the running kernel (vmlinux)', () => {
+    expect(compileWithLayoutAsserts(Btf.parse(new Uint8Array(readFileSync(vmlinux))))).toBeGreaterThan(10000)
+  })
 })

@@ -14,7 +14,14 @@ const load = (name: string) => loadCollectionSpec(join(dir, `${name}.bpf.o`))
 
 interface KernelFacts {
   programs: Record<string, { type: string; functions: string[] }>
-  maps: Array<{ name: string; type: string; bytes_key: number; bytes_value: number; max_entries: number; flags: number }>
+  maps: Array<{
+    name: string
+    type: string
+    bytes_key: number
+    bytes_value: number
+    max_entries: number
+    flags: number
+  }>
 }
 
 /** The shape of a map as the tests state it: [type name, key size, value size, max entries, flags]. */
@@ -51,7 +58,9 @@ describe('every loadable fixture agrees with the kernel', () => {
       // Maps the programs reference, as the kernel created them. Global data maps are named
       // '<object>.rodata' etc. in the kernel and after their section here.
       for (const km of kernel.maps) {
-        const m = spec.maps.get(km.name) ?? [...spec.maps.values()].find((x) => x.name.startsWith('.') && km.name.endsWith(x.name))
+        const m =
+          spec.maps.get(km.name) ??
+          [...spec.maps.values()].find((x) => x.name.startsWith('.') && km.name.endsWith(x.name))
         expect(m, km.name).toBeDefined()
         expect(shape(m!)).toEqual([km.type, km.bytes_key, km.bytes_value, km.max_entries, km.flags])
       }
@@ -186,7 +195,8 @@ describe('fixture contents, from the C sources', () => {
     const cb = p.subprograms[0]!.insn
     const funcs: number[] = []
     for (let i = 0; i < p.instructions.length / 8; i++) {
-      if (p.instructions[i * 8] === 0x18 && p.instructions[i * 8 + 1]! >> 4 === 4) funcs.push(i + i32(p.instructions, i * 8 + 4) + 1)
+      if (p.instructions[i * 8] === 0x18 && p.instructions[i * 8 + 1]! >> 4 === 4)
+        funcs.push(i + i32(p.instructions, i * 8 + 4) + 1)
     }
     expect(funcs).toEqual([cb])
     // last_sum and iterations are zero-initialised, so clang put them in .bss.
@@ -234,7 +244,9 @@ describe('fixture contents, from the C sources', () => {
     expect(shape(spec.maps.get('.bss')!)).toEqual(['array', 4, 40, 1, 0x400])
     expect(shape(spec.maps.get('.data.stats')!)).toEqual(['array', 4, 16, 1, 0x400])
     expect(shape(spec.maps.get('.rodata.tables')!)).toEqual(['array', 4, 4, 1, 0x480])
-    const vars = Object.fromEntries([...spec.variables.values()].map((v) => [v.name, [v.section, v.offset, v.size, v.get()]]))
+    const vars = Object.fromEntries(
+      [...spec.variables.values()].map((v) => [v.name, [v.section, v.offset, v.size, v.get()]]),
+    )
     expect(vars).toEqual({
       limits: ['.rodata', 0, 8, { max_packets: 1000, max_len: 1500, enabled: 1, level: 2 }],
       magic: ['.rodata', 8, 8, 0xfeedfacecafebeefn],
@@ -324,7 +336,12 @@ describe('fixture contents, from the C sources', () => {
     }
     expect(ops).toEqual(['sdiv'])
     const sp = await load('subprogs')
-    expect(sp.programs.get('xdp_bucket')!.subprograms.map((s) => s.name)).toEqual(['bucket_of', 'mix', 'fold', 'record'])
+    expect(sp.programs.get('xdp_bucket')!.subprograms.map((s) => s.name)).toEqual([
+      'bucket_of',
+      'mix',
+      'fold',
+      'record',
+    ])
     expect(sp.programs.get('xdp_fold_only')!.subprograms.map((s) => s.name)).toEqual(['fold', 'mix'])
     // record() is the only user of `scratch`, so the relocation lives in its appended copy.
     const rec = sp.programs.get('xdp_bucket')!.subprograms.find((s) => s.name === 'record')!.insn
@@ -332,7 +349,10 @@ describe('fixture contents, from the C sources', () => {
   })
 
   it('unsupported features are clear errors naming the symbol', async () => {
-    await expect(load('kconfig')).rejects.toMatchObject({ code: 'ENOTSUPP', message: expect.stringMatching(/\.kconfig extern '(LINUX_KERNEL_VERSION|CONFIG_HZ)'/) })
+    await expect(load('kconfig')).rejects.toMatchObject({
+      code: 'ENOTSUPP',
+      message: expect.stringMatching(/\.kconfig extern '(LINUX_KERNEL_VERSION|CONFIG_HZ)'/),
+    })
     await expect(load('core')).rejects.toMatchObject({
       code: 'ENOTSUPP',
       message: expect.stringMatching(/program 'core_switch': CO-RE relocation .* struct task_struct/),

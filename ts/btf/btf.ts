@@ -2,9 +2,10 @@
  * `Btf`: a parsed set of BTF types with the queries users and the loader need (by id, by name and
  * kind, resolved sizes, member offsets) and the two dumps (bpftool's raw text and a C header).
  */
-import { EbpfError, FormatError } from '../errors.js'
+
 import { fixupBtf } from '../elf/fixup.js'
 import { isElf, readElf } from '../elf/reader.js'
+import { EbpfError, FormatError } from '../errors.js'
 import { dumpC } from './dump-c.js'
 import { dumpRaw } from './dump-raw.js'
 import { type BtfExt, parseBtfExt } from './ext.js'
@@ -179,7 +180,11 @@ export class Btf {
       }
       const found = this.findMember(t, part)
       if (!found) throw new EbpfError('EINVAL', `'${path}': ${t.kind} ${t.name || '(anon)'} has no member '${part}'`)
-      loc = { bitOffset: loc.bitOffset + found.bitOffset, bitfieldSize: found.member.bitfieldSize, type: found.member.type }
+      loc = {
+        bitOffset: loc.bitOffset + found.bitOffset,
+        bitfieldSize: found.member.bitfieldSize,
+        type: found.member.type,
+      }
     }
     return loc
   }

@@ -20,68 +20,82 @@ class CDumper {
   private readonly defined = new Set<number>()
   private readonly inProgress = new Set<number>()
   /** First type of each (kind, name): later duplicates are referred to through it. */
-  private readonly canonical = new Map<string, number>()
+  private readonly cnames = new Map<number, string>()
+  /** Enumerator names used so far: C has one namespace for them, so repeats get a suffix (as bpftool does). */
+  private readonly enumerators = new Map<string, number>()
+  /** Padding members get names unique in the whole header (anonymous members share their parent's scope). */
+  private padCount = 0
 
   constructor(private readonly btf: Btf) {}
 
   run(): string {
     const types = this.btf.types
     this.out.push('#ifndef __BTF_DUMP_H__', '#define __BTF_DUMP_H__', '')
+    // Every distinct named type gets a distinct C name: struct, union and enum tags share one
+    // namespace, typedefs another, and deduplicated BTF can still hold two different `struct x`.
+    // Later ones are suffixed ___2, ___3 (as bpftool does).
+    const usedTags = new Set<string>()
+    const usedTypedefs = new Set<string>()
+    const unique = (used: Set<string>, base: string): string => {
+      let name = base
+      for (let n = 2; used.has(name); n++) name = `${base}___${n}`
+      used.add(name)
+      return name
+    }
     for (const t of types) {
       if (t.name === '') continue
-      const tag = this.tagOf(t)
-      if (tag === undefined) continue
-      const key = `${tag} ${t.name}`
-      if (!this.canonical.has(key)) this.canonical.set(key, t.id)
+      if (t.kind === 'STRUCT' || t.kind === 'UNION' || t.kind === 'ENUM' || t.kind === 'ENUM64') {
+        this.cnames.set(t.id, unique(usedTags, t.name))
+      } else if (t.kind === 'TYPEDEF') {
+        // The compiler predefines __builtin_* typedefs (with the BPF target's meaning): keep ours apart.
+        this.cnames.set(t.id, unique(usedTypedefs, t.name.startsWith('__builtin_') ? `___btf${t.name}` : t.name))
+      }
+    }
+    for (const t of types) {
+      if (t.kind === 'FWD' && this.canon(t) === t) this.cnames.set(t.id, unique(usedTags, t.name))
     }
     // Forward declarations let pointers refer to any struct or union before its definition.
-    const forwards = new Set<string>()
+    let forwards = 0
     for (const t of types) {
-      const tag = this.tagOf(t)
-      if ((tag === 'struct' || tag === 'union') && t.name !== '' && !forwards.has(`${tag} ${t.name}`)) {
-        forwards.add(`${tag} ${t.name}`)
-        this.out.push(`${tag} ${t.name};`)
+      if (((t.kind === 'STRUCT' || t.kind === 'UNION') && t.name !== '') || (t.kind === 'FWD' && this.canon(t) === t)) {
+        this.out.push(`${this.tagged(t)};`)
+        forwards++
       }
     }
-    if (forwards.size) this.out.push('')
-    // Enums have no dependencies; named ones are emitted once, anonymous ones as plain enumerators.
-    const enumNames = new Set<string>()
+    if (forwards) this.out.push('')
+    // Enums have no dependencies.
     for (const t of types) {
       if (t.kind !== 'ENUM' && t.kind !== 'ENUM64') continue
-      if (t.name !== '') {
-        if (enumNames.has(t.name)) continue
-        enumNames.add(t.name)
-      }
       this.out.push(`${this.enumBody(t)};`, '')
       this.defined.add(t.id)
     }
     for (const t of types) {
-      if (t.kind === 'TYPEDEF' || ((t.kind === 'STRUCT' || t.kind === 'UNION') && t.name !== '')) this.ensure(t.id, true)
+      if (t.kind === 'TYPEDEF' || ((t.kind === 'STRUCT' || t.kind === 'UNION') && t.name !== ''))
+        this.ensure(t.id, true)
     }
     this.out.push('#endif /* __BTF_DUMP_H__ */', '')
     return this.out.join('\n')
   }
 
-  private tagOf(t: BtfType): string | undefined {
-    if (t.kind === 'STRUCT') return 'struct'
-    if (t.kind === 'UNION') return 'union'
-    if (t.kind === 'ENUM' || t.kind === 'ENUM64') return 'enum'
-    if (t.kind === 'TYPEDEF') return 'typedef'
-    if (t.kind === 'FWD') return t.fwdUnion ? 'union' : 'struct'
-    return undefined
+  /** `struct foo` / `union foo` / `enum foo` with its unique C name. */
+  private tagged(t: BtfType): string {
+    const tag =
+      t.kind === 'STRUCT'
+        ? 'struct'
+        : t.kind === 'UNION'
+          ? 'union'
+          : t.kind === 'FWD'
+            ? t.fwdUnion
+              ? 'union'
+              : 'struct'
+            : 'enum'
+    return `${tag} ${this.cnames.get(t.id) ?? t.name}`
   }
 
+  /** A FWD stands for the first struct (or union) of the same name, when the BTF has one. */
   private canon(t: BtfType): BtfType {
-    const tag = this.tagOf(t)
-    if (tag === undefined || t.name === '') return t
-    const id = this.canonical.get(`${tag} ${t.name}`)
-    const c = id === undefined ? t : this.btf.types[id]!
-    // A FWD resolves to the struct of the same name when there is one.
-    if (t.kind === 'FWD') {
-      const full = this.btf.typesByName(t.name).find((x) => x.kind === (t.fwdUnion ? 'UNION' : 'STRUCT'))
-      return full ?? c
-    }
-    return c
+    if (t.kind !== 'FWD') return t
+    return this.btf.typesByName(t.name).find((x) => x.kind === (t.fwdUnion ? 'UNION' : 'STRUCT')) ?? t
   }
 
   /** Makes sure `id` is declared (and, if `complete`, fully defined) before the current point. */
@@ -109,14 +123,21 @@ class CDumper {
         if (!this.defined.has(t.id)) {
           if (this.inProgress.has(t.id)) return
           this.inProgress.add(t.id)
-          const target = this.btf.typeById(t.type!)
-          this.ensure(t.type!, target.name === '' || complete, depth + 1)
-          this.out.push(`typedef ${this.decl(t.type!, t.name, '')};`, '')
+          // `typedef struct foo foo_t;` needs only a forward declaration, so it is emitted before
+          // struct foo is completed (foo's members may use foo_t). Anonymous bodies and arrays
+          // are spelled out in the typedef and need their members complete first.
+          let target = this.btf.typeById(t.type!)
+          for (let d = 0; (target.kind === 'CONST' || target.kind === 'VOLATILE') && d < MAX_DEPTH; d++) {
+            target = this.btf.typeById(target.type!)
+          }
+          const inline =
+            target.kind === 'ARRAY' || (target.name === '' && (target.kind === 'STRUCT' || target.kind === 'UNION'))
+          this.ensure(t.type!, inline, depth + 1)
+          this.out.push(`typedef ${this.decl(t.type!, this.cnames.get(t.id) ?? t.name, '')};`, '')
           this.defined.add(t.id)
           this.inProgress.delete(t.id)
-        } else if (complete) {
-          this.ensure(t.type!, true, depth + 1)
         }
+        if (complete) this.ensure(t.type!, true, depth + 1)
         return
       case 'STRUCT':
       case 'UNION':
@@ -140,46 +161,77 @@ class CDumper {
     const lines = t.values!.map((v) => {
       const lit = t.kind === 'ENUM64' ? (t.signed ? `${v.value}LL` : `${v.value}ULL`) : `${v.value}`
       // -2147483648 is not a literal in C; spell it as an expression.
-      const safe = v.value === -(2n ** 31n) ? '(-2147483647 - 1)' : v.value === -(2n ** 63n) ? '(-9223372036854775807LL - 1)' : lit
-      return `\t${v.name} = ${safe},`
+      const safe =
+        v.value === -(2n ** 31n) ? '(-2147483647 - 1)' : v.value === -(2n ** 63n) ? '(-9223372036854775807LL - 1)' : lit
+      const seen = this.enumerators.get(v.name) ?? 0
+      this.enumerators.set(v.name, seen + 1)
+      return `\t${seen === 0 ? v.name : `${v.name}___${seen + 1}`} = ${safe},`
     })
-    return `enum ${t.name ? `${t.name} ` : ''}{\n${lines.join('\n')}\n}`
+    // An enum whose recorded size is not the compiler's default gets it back through `mode`.
+    const mode = ENUM_MODES[t.size!]
+    const natural = t.kind === 'ENUM64' ? 8 : 4
+    const attr = t.size !== natural && mode ? ` __attribute__((mode(${mode})))` : ''
+    return `${t.name ? `${this.tagged(t)} ` : 'enum '}{\n${lines.join('\n')}\n}${attr}`
   }
 
-  /** Struct or union body with the members laid out at the recorded offsets. */
+  /**
+   * Struct or union body with the members at the recorded offsets: alignment gaps the compiler
+   * would not leave are filled with `char` arrays (or unnamed `unsigned char` bitfields between
+   * bitfields), and a layout tighter than natural alignment is marked `packed`.
+   */
   private body(t: BtfType, indent: string, depth = 0): string {
     const tag = t.kind === 'STRUCT' ? 'struct' : 'union'
     const inner = `${indent}\t`
     const lines: string[] = []
-    let end = 0 // natural end of the last member, in bytes
-    let maxAlign = 1
+    const alignUp = (n: number, a: number) => Math.ceil(n / a) * a
+    const members = t.members!
+    const aligns = members.map((m) => this.safeAlign(m.type))
+    const maxAlign = Math.max(1, ...aligns)
     let packed = false
-    let pad = 0
-    for (const m of t.members!) {
-      const align = this.safeAlign(m.type)
-      maxAlign = Math.max(maxAlign, align)
-      if (t.kind === 'STRUCT' && m.bitfieldSize === 0) {
+    let maxEnd = 0
+    let endBits = 0
+    for (let i = 0; i < members.length; i++) {
+      const m = members[i]!
+      if (m.bitfieldSize === 0) {
         const off = m.bitOffset / 8
-        const natural = Math.ceil(end / align) * align
-        if (off > natural) {
-          lines.push(`${inner}char __pad${pad++}[${off - end}];`)
-        } else if (off < natural || !Number.isInteger(off)) {
+        if (t.kind === 'STRUCT' && (!Number.isInteger(off) || off < alignUp(Math.ceil(endBits / 8), aligns[i]!)))
           packed = true
+        endBits = m.bitOffset + this.safeSize(m.type) * 8
+      } else endBits = m.bitOffset + m.bitfieldSize
+      maxEnd = Math.max(maxEnd, t.kind === 'STRUCT' ? Math.ceil(endBits / 8) : Math.ceil(endBits / 8))
+    }
+    if (t.size! % maxAlign !== 0 || t.size! < alignUp(maxEnd, maxAlign)) packed = true
+    endBits = 0
+    for (let i = 0; i < members.length; i++) {
+      const m = members[i]!
+      if (t.kind === 'STRUCT') {
+        if (m.bitfieldSize === 0) {
+          const end = Math.ceil(endBits / 8)
+          const off = m.bitOffset / 8
+          const expected = packed ? end : alignUp(end, aligns[i]!)
+          if (off > expected) lines.push(`${inner}char __pad${this.padCount++}[${off - end}];`)
+          endBits = m.bitOffset + this.safeSize(m.type) * 8
+        } else {
+          // Unnamed bitfields of at most a byte never straddle a unit, so they land exactly.
+          for (let from = endBits; from < m.bitOffset; ) {
+            const k = Math.min(8 - (from % 8), m.bitOffset - from)
+            lines.push(`${inner}unsigned char: ${k};`)
+            from += k
+          }
+          endBits = m.bitOffset + m.bitfieldSize
         }
-        end = off + this.safeSize(m.type)
-      } else if (t.kind === 'STRUCT') {
-        end = Math.max(end, Math.ceil((m.bitOffset + m.bitfieldSize) / 8))
       }
       const declarator = m.bitfieldSize ? `${m.name}: ${m.bitfieldSize}` : m.name
       lines.push(`${inner}${this.decl(m.type, declarator, inner, [], depth + 1)};`)
     }
     if (t.kind === 'STRUCT') {
-      const natural = Math.ceil(end / maxAlign) * maxAlign
-      if (t.size! > natural) lines.push(`${inner}char __pad${pad++}[${t.size! - end}];`)
-      else if (t.size! < natural) packed = true
+      const end = Math.ceil(endBits / 8)
+      if (t.size! > (packed ? end : alignUp(end, maxAlign)))
+        lines.push(`${inner}char __pad${this.padCount++}[${t.size! - end}];`)
+    } else if (t.size! > alignUp(maxEnd, maxAlign)) {
+      lines.push(`${inner}char __pad${this.padCount++}[${t.size!}];`)
     }
-    const name = t.name ? `${t.name} ` : ''
-    return `${tag} ${name}{\n${lines.join('\n')}\n${indent}}${packed ? ' __attribute__((packed))' : ''}`
+    return `${t.name ? this.tagged(t) : tag} {\n${lines.join('\n')}\n${indent}}${packed ? ' __attribute__((packed))' : ''}`
   }
 
   private safeSize(id: number): number {
@@ -203,7 +255,7 @@ class CDumper {
     if (depth > MAX_DEPTH) throw new FormatError(`BTF type #${id}: type graph too deep or cyclic for a C dump`)
     const t0 = this.btf.typeById(id)
     const t = this.canon(t0)
-    const q = quals.length ? `${quals.join(' ')} ` : ''
+    const q = quals.length ? `${[...new Set(quals)].join(' ')} ` : ''
     const sep = (s: string) => (declarator === '' ? s : `${s} ${declarator}`)
     switch (t.kind) {
       case 'VOID':
@@ -220,7 +272,7 @@ class CDumper {
       case 'TYPE_TAG':
         return this.decl(t.type!, declarator, indent, quals, depth + 1)
       case 'PTR': {
-        const qs = quals.length ? `${quals.join(' ')} ` : ''
+        const qs = quals.length ? `${[...new Set(quals)].join(' ')} ` : ''
         return this.decl(t.type!, `*${qs}${declarator}`, indent, [], depth + 1)
       }
       case 'ARRAY': {
@@ -234,16 +286,16 @@ class CDumper {
         return this.decl(t.type!, `${d}(${list})`, indent, [], depth + 1)
       }
       case 'TYPEDEF':
-        return sep(`${q}${t.name}`)
+        return sep(`${q}${this.cnames.get(t.id) ?? t.name}`)
       case 'STRUCT':
       case 'UNION':
-        if (t.name !== '') return sep(`${q}${t.kind === 'STRUCT' ? 'struct' : 'union'} ${t.name}`)
+        if (t.name !== '') return sep(`${q}${this.tagged(t)}`)
         return sep(`${q}${this.body(t, indent, depth + 1)}`)
       case 'FWD':
-        return sep(`${q}${t.fwdUnion ? 'union' : 'struct'} ${t.name}`)
+        return sep(`${q}${this.tagged(t)}`)
       case 'ENUM':
       case 'ENUM64':
-        if (t.name !== '') return sep(`${q}enum ${t.name}`)
+        if (t.name !== '') return sep(`${q}${this.tagged(t)}`)
         return sep(`${q}${intName(t.size!, t.signed ?? false)}`)
       default:
         // FUNC, VAR, DATASEC and DECL_TAG never appear inside a declaration.
@@ -251,6 +303,8 @@ class CDumper {
     }
   }
 }
+
+const ENUM_MODES: Record<number, string> = { 1: 'QI', 2: 'HI', 4: 'SI', 8: 'DI' }
 
 function intName(size: number, signed: boolean): string {
   const base = size === 1 ? 'char' : size === 2 ? 'short' : size === 8 ? 'long long' : 'int'

@@ -2,12 +2,12 @@
  * The `btf` namespace: BTF parsing, queries, dumps, typed value codecs and TypeScript declarations.
  */
 import { Btf } from './btf.js'
-import { type Codec, codec as buildCodec } from './codec.js'
+import { codec as buildCodec, type Codec } from './codec.js'
 import type { BtfType } from './types.js'
 
 export { Btf, type DumpOptions, type MemberLocation } from './btf.js'
 export type { BtfValue, Codec } from './codec.js'
-export { generateDeclarations, tsTypeOf, type DeclarationExtras } from './declarations.js'
+export { type DeclarationExtras, generateDeclarations, tsTypeOf } from './declarations.js'
 export {
   type BtfExt,
   type BtfExtCoreRelo,

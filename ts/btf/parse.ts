@@ -4,8 +4,9 @@
  * Documentation/bpf/btf.rst; checks follow what libbpf refuses, so bad input is EINVAL with a
  * message naming the type and field.
  */
-import { FormatError } from '../errors.js'
+
 import { ByteReader } from '../elf/bytes.js'
+import { FormatError } from '../errors.js'
 import {
   BTF_KIND,
   type BtfEnumValue,
@@ -78,7 +79,7 @@ function parseType(r: ByteReader, o: number, id: number, strings: ByteReader): {
   const sizeOrType = r.u32(o + 8, `${where} size/type`)
   const kindNum = (info >>> 24) & 0x1f
   const vlen = info & 0xffff
-  const kindFlag = (info >>> 31) === 1
+  const kindFlag = info >>> 31 === 1
   if (kindNum === 0 || kindNum > BTF_KIND.ENUM64) r.fail(`${where} has unknown kind ${kindNum}`, o + 4)
   if ((info & 0x60ff0000) !== 0) r.fail(`${where} has reserved info bits set (0x${info.toString(16)})`, o + 4)
   const kind = KIND_NAMES[kindNum]!
@@ -95,7 +96,8 @@ function parseType(r: ByteReader, o: number, id: number, strings: ByteReader): {
       t.bitsOffset = (v >>> 16) & 0xff
       t.bits = v & 0xff
       if ((v & 0xf0000000) !== 0 || (v & 0x0000ff00) !== 0) r.fail(`${field('int data')} has reserved bits set`, p - 4)
-      if (![1, 2, 4, 8, 16].includes(sizeOrType)) r.fail(`${field('size')} ${sizeOrType} is not 1, 2, 4, 8 or 16`, o + 8)
+      if (![1, 2, 4, 8, 16].includes(sizeOrType))
+        r.fail(`${field('size')} ${sizeOrType} is not 1, 2, 4, 8 or 16`, o + 8)
       if (t.bits === 0 || t.bits > 128 || t.bitsOffset + t.bits > sizeOrType * 8) {
         r.fail(`${field('bits')} ${t.bits} at bit offset ${t.bitsOffset} do not fit ${sizeOrType} bytes`, p - 4)
       }
@@ -209,7 +211,10 @@ function checkReferences(types: BtfType[], r: ByteReader): void {
   const n = types.length
   const check = (t: BtfType, id: number | undefined, what: string) => {
     if (id !== undefined && id >= n) {
-      throw new FormatError(`.BTF: type #${t.id} (${t.kind}) ${what} refers to missing type #${id} (only ${n - 1} types)`, r.base)
+      throw new FormatError(
+        `.BTF: type #${t.id} (${t.kind}) ${what} refers to missing type #${id} (only ${n - 1} types)`,
+        r.base,
+      )
     }
   }
   for (const t of types) {

@@ -38,7 +38,8 @@ export function fixupBtf(btf: Btf, elf: ElfFile): Btf {
       }
       for (const v of vars) {
         const vt = btf.typeById(v.type)
-        if (vt.kind !== 'VAR') throw new FormatError(`BTF DATASEC '${t.name}' lists type #${v.type} (${vt.kind}), not a VAR`)
+        if (vt.kind !== 'VAR')
+          throw new FormatError(`BTF DATASEC '${t.name}' lists type #${v.type} (${vt.kind}), not a VAR`)
         if (vt.linkage === 0 || vt.linkage === 2) continue
         const sym = globals.get(vt.name)
         if (!sym) throw new FormatError(`BTF DATASEC '${t.name}': no ELF symbol for variable '${vt.name}'`)

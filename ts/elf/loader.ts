@@ -129,7 +129,10 @@ class ObjectLoader {
       if (funcs.length === 0) throw new FormatError(`section '${sec.name}' has code but no function symbol`, sec.offset)
       for (const f of funcs) {
         if (f.symbol.bind === STB_LOCAL) {
-          throw new EbpfError('ENOTSUPP', `section '${sec.name}': program '${f.name}' is static, which libbpf does not support`)
+          throw new EbpfError(
+            'ENOTSUPP',
+            `section '${sec.name}': program '${f.name}' is static, which libbpf does not support`,
+          )
         }
         if (programs.has(f.name)) throw new FormatError(`two programs are named '${f.name}'`)
         const linked = this.link(f)
@@ -196,7 +199,8 @@ class ObjectLoader {
     if (mapsSec) {
       const datasec = this.types.typeByName('.maps', 'DATASEC')
       if (!datasec) throw new FormatError("the '.maps' section needs BTF (a '.maps' DATASEC) to describe its maps")
-      for (const [offset, { map }] of parseBtfMaps(this.types, datasec, mapsSec)) this.addMap(map, mapsSec.index, offset)
+      for (const [offset, { map }] of parseBtfMaps(this.types, datasec, mapsSec))
+        this.addMap(map, mapsSec.index, offset)
     }
     const legacy = elf.sectionByName('maps')
     if (legacy) for (const [offset, map] of parseLegacyMaps(legacy, elf.symbols)) this.addMap(map, legacy.index, offset)
@@ -249,24 +253,37 @@ class ObjectLoader {
       const [off, d] = owner
       const map = this.maps.get(d.map.name)!
       if (r.type !== R_BPF_64_ABS64 || d.valuesOffset === undefined || r.offset < off + d.valuesOffset) {
-        throw new EbpfError('ENOTSUPP', `map '${map.name}': relocation against '${r.symbol.name}' outside its 'values' slots`)
+        throw new EbpfError(
+          'ENOTSUPP',
+          `map '${map.name}': relocation against '${r.symbol.name}' outside its 'values' slots`,
+        )
       }
       const rel = r.offset - off - d.valuesOffset
-      if (rel % 8 !== 0) throw new FormatError(`map '${map.name}': misaligned slot initialiser`, mapsSec.offset + r.offset)
+      if (rel % 8 !== 0)
+        throw new FormatError(`map '${map.name}': misaligned slot initialiser`, mapsSec.offset + r.offset)
       const index = rel / 8
       if (index >= map.maxEntries) {
-        throw new EbpfError('EINVAL', `map '${map.name}': slot ${index} is initialised but max_entries is ${map.maxEntries}`)
+        throw new EbpfError(
+          'EINVAL',
+          `map '${map.name}': slot ${index} is initialised but max_entries is ${map.maxEntries}`,
+        )
       }
       let target: string
       if (map.innerMap) {
         const inner = this.mapAt.get(`${r.symbol.shndx}:${r.symbol.value}`)
         if (!inner || r.symbol.shndx !== mapsSec.index) {
-          throw new EbpfError('EINVAL', `map '${map.name}': slot ${index} refers to '${r.symbol.name}', which is not a map`)
+          throw new EbpfError(
+            'EINVAL',
+            `map '${map.name}': slot ${index} refers to '${r.symbol.name}', which is not a map`,
+          )
         }
         target = inner.name
       } else {
         if (!programs.has(r.symbol.name)) {
-          throw new EbpfError('EINVAL', `map '${map.name}': slot ${index} refers to '${r.symbol.name}', which is not a program`)
+          throw new EbpfError(
+            'EINVAL',
+            `map '${map.name}': slot ${index} refers to '${r.symbol.name}', which is not a program`,
+          )
         }
         target = r.symbol.name
       }
@@ -292,14 +309,19 @@ class ObjectLoader {
     for (let i = 1; i < funcs.length; i++) {
       const prev = funcs[i - 1]!
       if (funcs[i]!.start < prev.start + prev.count) {
-        throw new FormatError(`functions '${prev.name}' and '${funcs[i]!.name}' overlap in section '${sec.name}'`, sec.offset)
+        throw new FormatError(
+          `functions '${prev.name}' and '${funcs[i]!.name}' overlap in section '${sec.name}'`,
+          sec.offset,
+        )
       }
     }
     return funcs
   }
 
   /** The main function with every `.text` function it reaches appended, libbpf style. */
-  private link(main: Func): Pick<ProgramSpec, 'instructions' | 'relocations' | 'subprograms' | 'lineInfo' | 'funcInfo'> {
+  private link(
+    main: Func,
+  ): Pick<ProgramSpec, 'instructions' | 'relocations' | 'subprograms' | 'lineInfo' | 'funcInfo'> {
     const placed = new Map<Func, number>()
     const order: Func[] = []
     const chunks: Uint8Array[] = []
@@ -349,9 +371,13 @@ class ObjectLoader {
         if (op === OP_CALL && src === PSEUDO_CALL) {
           let target: number
           if (rel) {
-            if (rel.type !== R_BPF_64_32) throw new FormatError(`${where}: call relocation has type ${rel.type}, expected R_BPF_64_32`)
+            if (rel.type !== R_BPF_64_32)
+              throw new FormatError(`${where}: call relocation has type ${rel.type}, expected R_BPF_64_32`)
             if (rel.symbol.shndx === SHN_UNDEF) {
-              throw new EbpfError('ENOTSUPP', `${where}: call to extern function '${rel.symbol.name}' is not supported yet`)
+              throw new EbpfError(
+                'ENOTSUPP',
+                `${where}: call to extern function '${rel.symbol.name}' is not supported yet`,
+              )
             }
             if (!this.text || rel.symbol.shndx !== this.text.index) {
               throw new FormatError(`${where}: call to '${rel.symbol.name}' outside the .text section`)
@@ -368,17 +394,22 @@ class ObjectLoader {
           continue
         }
         if (op === OP_LDDW && rel) {
-          if (rel.type !== R_BPF_64_64) throw new FormatError(`${where}: lddw relocation has type ${rel.type}, expected R_BPF_64_64`)
+          if (rel.type !== R_BPF_64_64)
+            throw new FormatError(`${where}: lddw relocation has type ${rel.type}, expected R_BPF_64_64`)
           if (i + 1 >= f.count) throw new FormatError(`${where}: lddw is missing its second slot`)
           const s = rel.symbol
-          if (s.shndx === SHN_UNDEF) throw new EbpfError('ENOTSUPP', `${where}: extern '${s.name}' is not supported yet`)
-          if (s.shndx >= SHN_LORESERVE) throw new FormatError(`${where}: relocation against '${s.name}' in a special section`)
+          if (s.shndx === SHN_UNDEF)
+            throw new EbpfError('ENOTSUPP', `${where}: extern '${s.name}' is not supported yet`)
+          if (s.shndx >= SHN_LORESERVE)
+            throw new FormatError(`${where}: relocation against '${s.name}' in a special section`)
           const symSec = this.elf.sections[s.shndx]!
           if ((symSec.flags & SHF_EXECINSTR) !== 0) {
             // Address of a function (bpf_loop callbacks, ...): a BPF_PSEUDO_FUNC lddw with a relative offset.
             const byteOff = s.value + imm
             if (byteOff % INSN !== 0 || symSec !== this.text) {
-              throw new FormatError(`${where}: function address relocation against '${s.name}' is not a .text instruction`)
+              throw new FormatError(
+                `${where}: function address relocation against '${s.name}' is not a .text instruction`,
+              )
             }
             const target = byteOff / INSN
             const callee = this.textFunc(target, where)
@@ -392,13 +423,18 @@ class ObjectLoader {
             // The value offset is the symbol's offset plus what clang put in imm (for section symbols).
             const offset = (s.type === STT_SECTION ? 0 : s.value) + imm
             if (offset < 0 || offset >= Math.max(dataMap.valueSize, 1)) {
-              throw new FormatError(`${where}: offset ${offset} is outside '${dataMap.name}' (${dataMap.valueSize} bytes)`)
+              throw new FormatError(
+                `${where}: offset ${offset} is outside '${dataMap.name}' (${dataMap.valueSize} bytes)`,
+              )
             }
             relocations.push({ insn: at, kind: 'map_value', map: dataMap.name, offset })
           } else {
             const map = this.mapAt.get(`${s.shndx}:${s.value}`)
             if (!map) {
-              throw new EbpfError('ENOTSUPP', `${where}: relocation against '${s.name}' in section '${symSec.name}' is not a map or global data`)
+              throw new EbpfError(
+                'ENOTSUPP',
+                `${where}: relocation against '${s.name}' in section '${symSec.name}' is not a map or global data`,
+              )
             }
             relocations.push({ insn: at, kind: 'map', map: map.name, offset: 0 })
           }
@@ -438,7 +474,8 @@ class ObjectLoader {
       })) as LineInfo[],
       funcInfo: this.infoFor(order, placed, this.ext?.funcInfo, (r, insn) => {
         const t = this.types.types[r.typeId]
-        if (!t || t.kind !== 'FUNC') throw new FormatError(`.BTF.ext func_info names type #${r.typeId}, which is not a FUNC`)
+        if (t?.kind !== 'FUNC')
+          throw new FormatError(`.BTF.ext func_info names type #${r.typeId}, which is not a FUNC`)
         return { insn, typeId: r.typeId, name: t.name }
       }) as FuncInfo[],
     }
@@ -465,7 +502,8 @@ class ObjectLoader {
       const hi = (f.start + f.count) * INSN
       for (const r of recs) {
         if (r.insnOff < lo || r.insnOff >= hi) continue
-        if (r.insnOff % INSN !== 0) throw new FormatError(`.BTF.ext record at byte ${r.insnOff} of '${f.section.name}' is misaligned`)
+        if (r.insnOff % INSN !== 0)
+          throw new FormatError(`.BTF.ext record at byte ${r.insnOff} of '${f.section.name}' is misaligned`)
         out.push(make(r, placed.get(f)! + (r.insnOff - lo) / INSN))
       }
     }
@@ -490,11 +528,18 @@ class ObjectLoader {
     }
   }
 
-  private variables(): Array<{ name: string; section: string; offset: number; size: number; type: BtfType; linkage: string }> {
+  private variables(): Array<{
+    name: string
+    section: string
+    offset: number
+    size: number
+    type: BtfType
+    linkage: string
+  }> {
     const out = []
     for (const map of this.dataMaps.values()) {
       const ds = map.value
-      if (!ds || ds.kind !== 'DATASEC') continue
+      if (ds?.kind !== 'DATASEC') continue
       for (const v of ds.vars!) {
         const vt = this.types.typeById(v.type)
         if (vt.kind !== 'VAR') continue

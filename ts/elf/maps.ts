@@ -106,7 +106,8 @@ export function parseBtfMapDef(
   }
   const ulong = (m: { name: string; type: number }): bigint => {
     const e = btf.resolve(m.type)
-    if ((e.kind === 'ENUM' || e.kind === 'ENUM64') && e.values!.length === 1) return BigInt.asUintN(64, e.values![0]!.value)
+    if ((e.kind === 'ENUM' || e.kind === 'ENUM64') && e.values!.length === 1)
+      return BigInt.asUintN(64, e.values![0]!.value)
     return BigInt(uint(m))
   }
   const pointee = (m: { name: string; type: number }): number => {
@@ -174,7 +175,8 @@ export function parseBtfMapDef(
   if (keyType !== undefined) {
     map.key = btf.typeById(keyType)
     const size = btf.sizeOf(keyType)
-    if (keySizeGiven !== undefined && keySizeGiven !== size) fail(`key_size ${keySizeGiven} disagrees with key type size ${size}`)
+    if (keySizeGiven !== undefined && keySizeGiven !== size)
+      fail(`key_size ${keySizeGiven} disagrees with key type size ${size}`)
     map.keySize = size
   } else if (keySizeGiven !== undefined) map.keySize = keySizeGiven
   if (valueType !== undefined) {
@@ -191,13 +193,19 @@ export function parseBtfMapDef(
     if (valueSizeGiven !== undefined && valueSizeGiven !== 4) fail(`value_size must be 4 for a ${map.typeName}`)
     map.valueSize = 4
   }
-  if (isMapInMap(map.type) && !map.innerMap) fail(`a ${map.typeName} needs __array(values, ...) describing its inner map`)
-  if (map.innerMap && !isMapInMap(map.type)) fail(`__array(values, struct ...) needs an array_of_maps or hash_of_maps, not ${map.typeName}`)
+  if (isMapInMap(map.type) && !map.innerMap)
+    fail(`a ${map.typeName} needs __array(values, ...) describing its inner map`)
+  if (map.innerMap && !isMapInMap(map.type))
+    fail(`__array(values, struct ...) needs an array_of_maps or hash_of_maps, not ${map.typeName}`)
   return { map, valuesOffset }
 }
 
 /** Reads the BTF-defined maps of the `.maps` section from its DATASEC (fixed-up offsets). */
-export function parseBtfMaps(btf: Btf, datasec: BtfType, section: ElfSection): Map<number, { map: MapSpec; size: number; valuesOffset?: number }> {
+export function parseBtfMaps(
+  btf: Btf,
+  datasec: BtfType,
+  section: ElfSection,
+): Map<number, { map: MapSpec; size: number; valuesOffset?: number }> {
   const out = new Map<number, { map: MapSpec; size: number; valuesOffset?: number }>()
   for (const v of datasec.vars!) {
     const varType = btf.typeById(v.type)
@@ -220,20 +228,32 @@ export function parseLegacyMaps(section: ElfSection, symbols: ElfSymbol[]): Map<
   const out = new Map<number, MapSpec>()
   if (syms.length === 0) return out
   if (section.size % syms.length !== 0) {
-    throw new FormatError(`legacy 'maps' section size ${section.size} is not a multiple of its ${syms.length} maps`, section.offset)
+    throw new FormatError(
+      `legacy 'maps' section size ${section.size} is not a multiple of its ${syms.length} maps`,
+      section.offset,
+    )
   }
   const defSize = section.size / syms.length
   if (defSize < LEGACY_DEF_SIZE) {
-    throw new FormatError(`legacy map definitions of ${defSize} bytes are shorter than struct bpf_map_def (20)`, section.offset)
+    throw new FormatError(
+      `legacy map definitions of ${defSize} bytes are shorter than struct bpf_map_def (20)`,
+      section.offset,
+    )
   }
   const r = new ByteReader(section.data, "legacy 'maps' section", section.offset)
   for (const s of syms) {
     if (s.value % defSize !== 0 || s.value + defSize > section.size) {
-      r.fail(`map '${s.name}' at offset ${s.value} is not on a ${defSize}-byte record boundary`, Math.min(s.value, section.size))
+      r.fail(
+        `map '${s.name}' at offset ${s.value} is not on a ${defSize}-byte record boundary`,
+        Math.min(s.value, section.size),
+      )
     }
     for (let o = LEGACY_DEF_SIZE; o < defSize; o++) {
       if (r.u8(s.value + o) !== 0) {
-        throw new EbpfError('ENOTSUPP', `legacy map '${s.name}': fields past struct bpf_map_def (byte ${o}) are not supported`)
+        throw new EbpfError(
+          'ENOTSUPP',
+          `legacy map '${s.name}': fields past struct bpf_map_def (byte ${o}) are not supported`,
+        )
       }
     }
     const map = emptyMap(s.name, section.name)

@@ -147,7 +147,11 @@ export function readElf(bytes: Uint8Array): ElfFile {
   }
   const shstr = raw[shstrndx]!
   if (shstr.type !== SHT_STRTAB) throw new FormatError(`section name table #${shstrndx} is not a string table`, 62)
-  const names = new ByteReader(bytes.subarray(shstr.offset, shstr.offset + shstr.size), 'section name table', shstr.offset)
+  const names = new ByteReader(
+    bytes.subarray(shstr.offset, shstr.offset + shstr.size),
+    'section name table',
+    shstr.offset,
+  )
 
   const sections: ElfSection[] = raw.map((s) => ({
     index: s.index,
@@ -160,7 +164,8 @@ export function readElf(bytes: Uint8Array): ElfFile {
     info: s.info,
     addralign: s.addralign,
     entsize: s.entsize,
-    data: s.type === SHT_NOBITS || s.type === SHT_NULL ? new Uint8Array(0) : bytes.subarray(s.offset, s.offset + s.size),
+    data:
+      s.type === SHT_NOBITS || s.type === SHT_NULL ? new Uint8Array(0) : bytes.subarray(s.offset, s.offset + s.size),
   }))
 
   const symbols = readSymbols(sections)
@@ -184,7 +189,10 @@ export function readElf(bytes: Uint8Array): ElfFile {
       const symIndex = Number(info >> 32n)
       const symbol = symbols[symIndex]
       if (symIndex === 0 || symbol === undefined) {
-        throw new FormatError(`relocation section '${s.name}': relocation #${o / REL_SIZE} names missing symbol #${symIndex}`, s.offset + o + 8)
+        throw new FormatError(
+          `relocation section '${s.name}': relocation #${o / REL_SIZE} names missing symbol #${symIndex}`,
+          s.offset + o + 8,
+        )
       }
       list.push({ offset, type: Number(info & 0xffffffffn), symbol })
     }
