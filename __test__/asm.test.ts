@@ -525,6 +525,35 @@ describe('disassembler', () => {
 // Errors: class, code, 1-based line and column.
 // ---------------------------------------------------------------------------------------------
 describe('assembler errors', () => {
+  it('random text only ever throws AssembleError, and what assembles round-trips', () => {
+    const fragments = ['r0', 'w1', '%r2', 'r11', '=', '+=', 's>>=', 's<', '*', '(', 'u32', ')', '[', ']', '+', '-']
+    fragments.push('0x10', '5', 'll', 'goto', 'if', 'lock', 'call', 'local', 'exit', 'mov', 'ldxw', 'lddw', 'jeq', ',')
+    fragments.push('skb', 'atomic_fetch_add', 'xchg_64', 'cmpxchg_64', '(s8)', 'be16', '<', '>', ':', 'label', 'fetch')
+    fragments.push('add32', '.8byte', 'pc', 'gotol', 'callx', '0xffffffffffffffffff', '-0x8000', '#', ';', '\t')
+    let seed = 42
+    const rand = (n: number) => {
+      seed ^= seed << 13
+      seed ^= seed >>> 17
+      seed ^= seed << 5
+      return (seed >>> 0) % n
+    }
+    let assembled = 0
+    for (let i = 0; i < 20000; i++) {
+      let text = ''
+      for (let k = 1 + rand(10); k > 0; k--) text += fragments[rand(fragments.length)] + (rand(2) ? ' ' : '')
+      let b: Uint8Array
+      try {
+        b = assemble(text)
+      } catch (e) {
+        expect(e, text).toBeInstanceOf(AssembleError)
+        continue
+      }
+      assembled++
+      expect(hex(assemble(disassemble(b))), text).toBe(hex(b))
+    }
+    expect(assembled).toBeGreaterThan(500)
+  })
+
   it('unknown mnemonic', () => {
     expectError(
       () => assemble('mov %r0, 1\n  frob %r0, 1'),
