@@ -344,10 +344,10 @@ describe('kernel dialect: llvm-objdump-19 output', () => {
     })
   }
 
-  it('reads a whole pasted listing (addresses, byte columns, <sym>: lines, annotations)', () => {
-    const section = OBJDUMP.slice(OBJDUMP.indexOf('Disassembly of section raw:') + 'Disassembly of section raw:'.length)
-    const expected = objdumpLines(section).flatMap((l) => Array.from(l.bytes))
-    expect(hex(assemble(section))).toBe(hex(Uint8Array.from(expected)))
+  it('reads a whole pasted listing (headers, addresses, byte columns, <sym>: lines, annotations)', () => {
+    const listing = `sample.o:\tfile format elf64-bpf\n\n${OBJDUMP}`
+    const expected = objdumpLines(listing).flatMap((l) => Array.from(l.bytes))
+    expect(hex(assemble(listing))).toBe(hex(Uint8Array.from(expected)))
   })
 
   it('disassembles every non-jump line exactly as llvm-objdump prints it', () => {

@@ -9,7 +9,7 @@
  * front), alone on a line or before a statement. As in the conformance suite, the first `exit`
  * defines the label `exit` unless the text defines it itself. Comments start with `#`, `//` or
  * `;`. Lines pasted from `llvm-objdump -d` keep working: the leading `N:` and the byte columns are
- * skipped, and so are `<sym+0x10>` annotations after jump offsets.
+ * skipped, and so are the listing's headers and `<sym+0x10>` annotations after jump offsets.
  */
 import { AssembleError } from '../errors.js'
 import { commonStatement } from './dialect-common.js'
@@ -26,6 +26,8 @@ const COMMON = new Set(['exit', 'call', 'callx', '.8byte'])
 const OBJDUMP_PREFIX = /^\s*\d+:\s+(?:[0-9a-f]{2} ){7,15}[0-9a-f]{2}\s+/
 // `0000000000000000 <prog>:`: a symbol line, i.e. a label.
 const OBJDUMP_SYMBOL = /^\s*[0-9a-f]+\s+(?=<)/
+// The headers of a listing: `prog.o:\tfile format elf64-bpf`, `Disassembly of section xdp:`.
+const OBJDUMP_HEADER = /^(?:\S+:\s+file format \S+|Disassembly of section \S+:)\s*$/
 
 /** Assembles `text` into 8-byte little-endian instruction slots. Throws AssembleError (EINVAL). */
 export function assemble(text: string): Uint8Array {
@@ -48,6 +50,7 @@ export function assembleInstructions(text: string): Instruction[] {
 }
 
 function statementLine(raw: string, out: Output): void {
+  if (OBJDUMP_HEADER.test(raw)) return
   let line = raw.slice(0, commentStart(raw))
   let start = 0
   const prefix = OBJDUMP_PREFIX.exec(line) ?? OBJDUMP_SYMBOL.exec(line)
