@@ -25,7 +25,7 @@ const COMMON = new Set(['exit', 'call', 'callx', '.8byte'])
 // `      5:\t18 02 00 00 ... \t` in front of an llvm-objdump instruction line.
 const OBJDUMP_PREFIX = /^\s*\d+:\s+(?:[0-9a-f]{2} ){7,15}[0-9a-f]{2}\s+/
 // `0000000000000000 <prog>:`: a symbol line, i.e. a label.
-const OBJDUMP_SYMBOL = /^\s*[0-9a-f]+\s+(?=<)/
+const OBJDUMP_SYMBOL = /^\s*[0-9a-f]{8,}\s+(?=<)/
 // The headers of a listing: `prog.o:\tfile format elf64-bpf`, `Disassembly of section xdp:`.
 const OBJDUMP_HEADER = /^(?:\S+:\s+file format \S+|Disassembly of section \S+:)\s*$/
 
