@@ -530,6 +530,7 @@ describe('assembler errors', () => {
     fragments.push('0x10', '5', 'll', 'goto', 'if', 'lock', 'call', 'local', 'exit', 'mov', 'ldxw', 'lddw', 'jeq', ',')
     fragments.push('skb', 'atomic_fetch_add', 'xchg_64', 'cmpxchg_64', '(s8)', 'be16', '<', '>', ':', 'label', 'fetch')
     fragments.push('add32', '.8byte', 'pc', 'gotol', 'callx', '0xffffffffffffffffff', '-0x8000', '#', ';', '\t')
+    fragments.push('constructor', '__proto__', 'toString')
     let seed = 42
     const rand = (n: number) => {
       seed ^= seed << 13
@@ -612,6 +613,9 @@ describe('assembler errors', () => {
     expectError(() => assemble('movsx3232 %r0, %r1'), AssembleError, { line: 1, column: 1 })
     expectError(() => assemble('r0 = cmpxchg_64(r1 + 0, r2, r3)'), AssembleError, { line: 1, column: 25 }, /r0/)
     expectError(() => assemble('mov %r0 @'), AssembleError, { line: 1, column: 9 }, /unexpected character/)
+    // Names of Object.prototype members are not sizes or operators.
+    expectError(() => assemble('r0 = *(constructor *)(r1 + 0)'), AssembleError, { line: 1, column: 8 }, /access size/)
+    expectError(() => assemble('r0 = (toString)r1'), AssembleError, { line: 1, column: 7 }, /sign-extension/)
   })
 })
 

@@ -62,6 +62,11 @@ const CASTS: Readonly<Record<string, { size: Size; signed: boolean }>> = {
   s32: { size: 'w', signed: true },
 }
 
+/** `record[key]` for own keys only: `constructor` and friends are not operators. */
+function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined
+}
+
 const ENDIAN = /^(be|le|bswap)(16|32|64)$/
 const FETCH = /^atomic_fetch_(add|or|and|xor)$/
 
@@ -76,7 +81,7 @@ export function isLlvmStart(head: Token, next: Token | undefined): boolean {
 function sizeCast(cur: Cursor): { size: Size; signed: boolean; token: Token } {
   cur.expect('(', "a size cast such as '(u32 *)'")
   const t = cur.next('a size (u8, u16, u32, u64, s8, s16, s32)')
-  const cast = CASTS[t.text]
+  const cast = own(CASTS, t.text)
   if (t.kind !== 'ident' || cast === undefined) cur.fail(`unknown access size '${t.text}'`, t)
   cur.expect('*', "'*' in the size cast")
   cur.expect(')', "')' closing the size cast")
@@ -146,7 +151,7 @@ export function llvmStatement(cur: Cursor, out: Output): void {
     assignment(dst, cur, out)
     return
   }
-  const alu = op.kind === 'punct' ? COMPOUND[op.text] : undefined
+  const alu = op.kind === 'punct' ? own(COMPOUND, op.text) : undefined
   if (alu === undefined) cur.fail(`unknown operator '${op.text}'`, op)
   out.emit(E.alu(!dst.w, alu, dst.index, regOrImm(cur, dst)))
 }
@@ -154,7 +159,7 @@ export function llvmStatement(cur: Cursor, out: Output): void {
 function conditional(cur: Cursor, out: Output): void {
   const dst = register(cur)
   const cmp = cur.next('a comparison')
-  const op = cmp.kind === 'punct' ? COMPARE[cmp.text] : undefined
+  const op = cmp.kind === 'punct' ? own(COMPARE, cmp.text) : undefined
   if (op === undefined) cur.fail(`unknown comparison '${cmp.text}'`, cmp)
   const operand = regOrImm(cur, dst)
   cur.expect('goto', "'goto'")
@@ -177,7 +182,7 @@ function lock(cur: Cursor, out: Output): void {
     cur.fail(`atomic operations are u32 or u64, found '${token.text}'`, token)
   const { base, off } = address(cur, true)
   const opTok = cur.next("an atomic operator ('+=', '|=', '&=', '^=')")
-  const op = LOCK_OPS[opTok.text]
+  const op = own(LOCK_OPS, opTok.text)
   if (op === undefined || opTok.kind !== 'punct') cur.fail(`unknown atomic operator '${opTok.text}'`, opTok)
   out.emit(E.atomic(size === 'dw', op, false, base, off, register(cur).index))
 }
@@ -194,7 +199,7 @@ function assignment(dst: Reg, cur: Cursor, out: Output): void {
     // movsx: `r1 = (s8)r2`
     cur.next('(')
     const c = cur.next('s8, s16 or s32')
-    const bits = { s8: 8, s16: 16, s32: 32 }[c.text]
+    const bits = own({ s8: 8, s16: 16, s32: 32 }, c.text)
     if (bits === undefined || c.kind !== 'ident') cur.fail(`unknown sign-extension cast '${c.text}'`, c)
     if (dst.w && bits === 32) cur.fail('32-bit movsx takes (s8) or (s16)', c)
     cur.expect(')', "')'")
