@@ -213,7 +213,7 @@ function bitfield(bitOffset: number, bits: number, signed: boolean, wide: boolea
       else if (typeof x === 'number' && Number.isInteger(x)) b = BigInt(x)
       else if (typeof x === 'boolean') b = x ? 1n : 0n
       else bad(path, `expected an integer for a ${bits}-bit field, got ${describe(x)}`)
-      if (b < min || b > max) bad(path, `${b} does not fit a ${signed ? 'signed' : 'unsigned'} ${bits}-bit field`)
+      if (b < min || b > max) bad(path, `${b} does not fit ${signed ? 'a signed' : 'an unsigned'} ${bits}-bit field`)
       let acc = load(v, o)
       acc = (acc & ~(mask << shift)) | ((BigInt.asUintN(bits, b) & mask) << shift)
       for (let i = 0; i < nbytes; i++) {
