@@ -92,3 +92,18 @@ export class FormatError extends EbpfError {
     this.offset = offset
   }
 }
+
+/** A map operation that failed: `EEXIST`/`ENOENT` for keys, `E2BIG` when full, `EINVAL` for wrong sizes or flags, `EPERM` for a frozen or read-only map. */
+export class MapError extends EbpfError {}
+
+/**
+ * Errors the native layer throws carry their errno name at the head of the message
+ * (`"EEXIST: ..."`); this turns one into a `MapError` with that code. Other errors pass through.
+ */
+export function fromNativeMapError(e: unknown): unknown {
+  if (e instanceof Error && !(e instanceof EbpfError)) {
+    const m = /^(E[A-Z0-9]+): ([\s\S]*)$/.exec(e.message)
+    if (m) return new MapError(m[1] as ErrorCode, m[2]!)
+  }
+  return e
+}

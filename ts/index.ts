@@ -1,12 +1,15 @@
 /**
  * `ebpf`: a userspace eBPF runtime for Node.js. See README.md for the tour.
  */
+
+export * as asm from './asm/index.js'
+export { assemble, disassemble } from './asm/index.js'
+export * as btf from './btf/index.js'
 export * from './errors.js'
+export type { MapCodecs, MapDefinition, MapTypeName, UpdateFlag } from './map.js'
+export { BpfMap, MAP_TYPES } from './map.js'
 export type { EngineName, ProgramOptions, ProgramType, RunOptions, RunResult, SafetyMode } from './program.js'
 export { Program } from './program.js'
-export { assemble, disassemble } from './asm/index.js'
-export * as asm from './asm/index.js'
-export * as btf from './btf/index.js'
 export type {
   CollectionSpec,
   FuncInfo,

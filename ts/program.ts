@@ -3,6 +3,7 @@
  * checks options, converts results and turns error data from the engine into typed errors.
  */
 import { type ErrorCode, LoadError, TrapError, type TrapKind } from './errors.js'
+import { asBpfMap, type BpfMap } from './map.js'
 import { type NativeError, type NativeProgram, type NativeRunResult, native } from './native.js'
 
 export type ProgramType = 'raw'
@@ -20,6 +21,12 @@ export interface ProgramOptions {
   mode?: SafetyMode
   /** Instructions a run may execute before it is stopped (default 10,000,000). */
   budget?: number
+  /**
+   * The maps the program uses: `lddw rX, map[i]` (src 5) loads a reference to `maps[i]`, and
+   * `lddw rX, map_value[i] + off` (src 6) the address of byte `off` of a single-value array map
+   * (global data). A `Collection` fills this in from the object's relocations.
+   */
+  maps?: readonly BpfMap[]
 }
 
 export interface RunOptions {
@@ -123,7 +130,10 @@ export class Program {
     this.mode = oneOf('mode', options.mode, MODES, 'checked')
     const engine = oneOf('engine', options.engine, ENGINES, 'auto')
     const budget = checkBudget(options.budget)
-    const loaded = native.loadProgram(instructions, { progType: this.type, engine, mode: this.mode, budget })
+    const maps = options.maps ?? []
+    if (!Array.isArray(maps)) throw new LoadError('EINVAL', 'maps must be an array of BpfMap')
+    const mapIds = maps.map((m, i) => asBpfMap(m, `maps[${i}]`).id)
+    const loaded = native.loadProgram(instructions, { progType: this.type, engine, mode: this.mode, budget, mapIds })
     if ('error' in loaded) {
       throw fromNative(loaded.error as NativeError)
     }

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+mod map;
+
 use ebpf_vm::{
     Engine, LoadError, Mode, Program, ProgramOptions, ProgramType, TestRunInput, TestRunOutput,
     Trap,
@@ -23,6 +25,9 @@ pub struct NativeProgramOptions {
     pub mode: String,
     /// Instruction budget of a run (checked mode).
     pub budget: Option<f64>,
+    /// Ids of the maps the program refers to: `lddw` with src 5 (map) or 6 (map value) and
+    /// `imm = i` means `mapIds[i]`.
+    pub map_ids: Option<Vec<u32>>,
 }
 
 /// A load or run failure, as data.
@@ -110,6 +115,11 @@ fn parse_options(o: &NativeProgramOptions) -> std::result::Result<ProgramOptions
             )));
         }
         options.budget = b as u64;
+    }
+    for id in o.map_ids.iter().flatten() {
+        let map = ebpf_vm::maps::registry::by_id(*id)
+            .ok_or_else(|| invalid(format!("no map with id {id}")))?;
+        options.maps.push(map);
     }
     Ok(options)
 }

@@ -16,6 +16,7 @@ pub mod isa;
 pub mod jit;
 pub mod maps;
 pub mod memory;
+pub mod pins;
 pub mod program;
 pub mod test_run;
 

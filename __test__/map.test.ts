@@ -1,0 +1,158 @@
+import { Worker } from 'node:worker_threads'
+import { describe, expect, it } from 'vitest'
+import { assemble, BpfMap, MapError, Program } from '../ts/index'
+import { mapRef } from './helpers/map-ref'
+
+const u32 = (n: number) => Uint8Array.from([n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24])
+const u64 = (n: bigint) => {
+  const b = new Uint8Array(8)
+  new DataView(b.buffer).setBigUint64(0, n, true)
+  return b
+}
+
+describe('BpfMap from JavaScript', () => {
+  it('hash: update flags, lookup, delete, iteration', () => {
+    const m = new BpfMap({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 2 })
+    m.update(1, 10n)
+    m.update(2, 20n, 'noexist')
+    expect(m.lookup(1)).toEqual(u64(10n))
+    expect(m.lookup(3)).toBeUndefined()
+    expect(m.size).toBe(2)
+    expect(() => m.update(1, 11n, 'noexist')).toThrow(expect.objectContaining({ code: 'EEXIST' }))
+    expect(() => m.update(3, 30n, 'exist')).toThrow(expect.objectContaining({ code: 'ENOENT' }))
+    // Full: a third key does not fit (the kernel's E2BIG).
+    expect(() => m.update(3, 30n)).toThrow(expect.objectContaining({ code: 'E2BIG' }))
+    m.update(1, 12n, 'exist')
+    expect(m.lookup(1)).toEqual(u64(12n))
+    expect(new Set(Array.from(m.keys(), (k) => (k as Uint8Array)[0]))).toEqual(new Set([1, 2]))
+    expect(m.delete(2)).toBe(true)
+    expect(m.delete(2)).toBe(false)
+    expect([...m.entries()]).toEqual([[u32(1), u64(12n)]])
+  })
+
+  it('array: fixed keys, iteration in index order, no delete', () => {
+    const m = new BpfMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 3 })
+    expect(Array.from(m.keys())).toEqual([u32(0), u32(1), u32(2)])
+    expect(m.lookup(2)).toEqual(u32(0))
+    m.update(2, Uint8Array.of(9, 0, 0, 0))
+    expect(m.lookup(2)).toEqual(u32(9))
+    expect(() => m.update(3, u32(1))).toThrow(expect.objectContaining({ code: 'E2BIG' }))
+    expect(() => m.delete(0)).toThrow(expect.objectContaining({ code: 'EINVAL' }))
+    expect(() => m.update(0, u32(1), 'noexist')).toThrow(expect.objectContaining({ code: 'EEXIST' }))
+  })
+
+  it('rejects wrong sizes, bad definitions and unknown flags with MapError', () => {
+    const m = new BpfMap({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 2 })
+    expect(() => m.update(Uint8Array.of(1, 2), u64(1n))).toThrow(MapError)
+    expect(() => m.update(Uint8Array.of(1, 2), u64(1n))).toThrow(/key of 2 bytes/)
+    expect(() => m.update(1, Uint8Array.of(1))).toThrow(expect.objectContaining({ code: 'EINVAL' }))
+    expect(() => new BpfMap({ type: 'hash', keySize: 0, valueSize: 8, maxEntries: 1 })).toThrow(
+      expect.objectContaining({ code: 'EINVAL' }),
+    )
+    expect(() => new BpfMap({ type: 'nope' as 'hash', keySize: 4, valueSize: 4, maxEntries: 1 })).toThrow(MapError)
+    expect(() => m.update(1, 1n, 'sometimes' as 'any')).toThrow(MapError)
+  })
+
+  it('queue and stack order, bloom filter membership', () => {
+    const q = new BpfMap({ type: 'queue', keySize: 0, valueSize: 4, maxEntries: 2 })
+    q.push(u32(1))
+    q.push(u32(2))
+    expect(() => q.push(u32(3))).toThrow(expect.objectContaining({ code: 'E2BIG' }))
+    expect(q.peek()).toEqual(u32(1))
+    expect(q.pop()).toEqual(u32(1))
+    expect(q.pop()).toEqual(u32(2))
+    expect(q.pop()).toBeUndefined()
+    const s = new BpfMap({ type: 'stack', keySize: 0, valueSize: 4, maxEntries: 2 })
+    s.push(u32(1))
+    s.push(u32(2))
+    expect(s.pop()).toEqual(u32(2))
+    const b = new BpfMap({ type: 'bloom_filter', keySize: 0, valueSize: 4, maxEntries: 100 })
+    b.push(u32(42))
+    expect(b.mayContain(u32(42))).toBe(true)
+  })
+
+  it('batches', () => {
+    const m = new BpfMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 10 })
+    expect(m.updateBatch([1, 2, 3].map((k) => [u32(k), u32(k * 10)] as [Uint8Array, Uint8Array]))).toBe(3)
+    const first = m.lookupBatch({ max: 2 })
+    expect(first.entries.length).toBe(2)
+    const rest = m.lookupBatch({ cursor: first.next, max: 10 })
+    const all = [...first.entries, ...rest.entries].map(([k, v]) => [(k as Uint8Array)[0], (v as Uint8Array)[0]])
+    expect(all.sort()).toEqual([
+      [1, 10],
+      [2, 20],
+      [3, 30],
+    ])
+    expect(m.deleteBatch([u32(1), u32(2)])).toBe(2)
+    expect(() => m.deleteBatch([u32(3), u32(9)])).toThrow(/after 1 deletes/)
+    expect(m.size).toBe(0)
+  })
+
+  it('is found by id and by pin path, and a pin path is taken once', () => {
+    const m = new BpfMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 })
+    m.update(0, u32(7))
+    expect(BpfMap.fromId(m.id).lookup(0)).toEqual(u32(7))
+    m.pin(`/test/map-${m.id}`)
+    expect(BpfMap.fromPinned(`/test/map-${m.id}`).lookup(0)).toEqual(u32(7))
+    expect(() => m.pin(`/test/map-${m.id}`)).toThrow(expect.objectContaining({ code: 'EEXIST' }))
+    expect(() => BpfMap.fromPinned('/test/never')).toThrow(expect.objectContaining({ code: 'ENOENT' }))
+  })
+})
+
+// Adds 1 to the u64 value at key 0 of maps[0] with an atomic instruction.
+const ATOMIC_INC = mapRef(
+  assemble(`
+    *(u32 *)(r10 - 4) = 0
+    r1 = 0 ll
+    r2 = r10
+    r2 += -4
+    call 1
+    if r0 == 0 goto out
+    r1 = 1
+    lock *(u64 *)(r0 + 0) += r1
+  out:
+    r0 = 0
+    exit
+  `),
+  1,
+  0,
+)
+
+describe('maps used by programs', () => {
+  for (const engine of ['interpreter', 'jit'] as const) {
+    it(`${engine}: a program's map updates are seen from JavaScript`, () => {
+      const m = new BpfMap({ type: 'array', keySize: 4, valueSize: 8, maxEntries: 1 })
+      const prog = new Program({ instructions: ATOMIC_INC, maps: [m], engine })
+      prog.run({ repeat: 5 })
+      expect(m.lookup(0)).toEqual(u64(5n))
+    })
+
+    it(`${engine}: several worker threads increment one value atomically and get the exact total`, async () => {
+      const m = new BpfMap({ type: 'array', keySize: 4, valueSize: 8, maxEntries: 1 })
+      const pin = `/test/atomic-${engine}-${m.id}`
+      m.pin(pin)
+      const workers = 4
+      const repeat = 20_000
+      await Promise.all(
+        Array.from(
+          { length: workers },
+          () =>
+            new Promise<void>((resolve, reject) => {
+              const w = new Worker(new URL('./workers/atomic-add.cjs', import.meta.url), {
+                workerData: { pin, bytecode: Array.from(ATOMIC_INC), repeat, engine },
+              })
+              w.on('message', () => resolve())
+              w.on('error', reject)
+            }),
+        ),
+      )
+      expect(m.lookup(0)).toEqual(u64(BigInt(workers * repeat)))
+    })
+  }
+
+  it('refuses a program whose map index is out of range', () => {
+    expect(() => new Program({ instructions: ATOMIC_INC, maps: [] })).toThrow(
+      expect.objectContaining({ code: 'EINVAL' }),
+    )
+  })
+})

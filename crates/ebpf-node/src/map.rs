@@ -1,0 +1,309 @@
+//! `NativeMap`: a map of the engine, shared by programs, JavaScript and worker threads. Conversions
+//! only. Errors are thrown as `Error("<ERRNO>: <message>")`, the errno name first (the napi macro
+//! cannot set `code` itself); the TypeScript layer turns them into `MapError` with that `code`.
+
+use std::sync::Arc;
+
+use ebpf_vm::maps::{self, Map, MapDef, MapError, MapType};
+use ebpf_vm::pins;
+use ebpf_vm::ErrorCode;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+fn coded(code: ErrorCode, message: &str) -> napi::Error {
+    napi::Error::new(
+        Status::GenericFailure,
+        format!("{}: {message}", code.as_str()),
+    )
+}
+
+fn js_err(e: MapError) -> napi::Error {
+    coded(e.code, &e.message)
+}
+
+fn einval(message: String) -> napi::Error {
+    coded(ErrorCode::Einval, &message)
+}
+
+/// A map definition, as `bpf(BPF_MAP_CREATE)` takes it. The inner map of a map-in-map is described
+/// by the `inner*` fields.
+#[napi(object)]
+pub struct NativeMapDef {
+    /// Kernel numbering (`BPF_MAP_TYPE_*`).
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: Option<u32>,
+    pub name: Option<String>,
+    pub map_extra: Option<BigInt>,
+    pub inner_map_type: Option<u32>,
+    pub inner_key_size: Option<u32>,
+    pub inner_value_size: Option<u32>,
+    pub inner_max_entries: Option<u32>,
+    pub inner_flags: Option<u32>,
+}
+
+fn map_type(v: u32) -> Result<MapType> {
+    MapType::from_u32(v).ok_or_else(|| einval(format!("unknown or unsupported map type {v}")))
+}
+
+fn to_def(d: &NativeMapDef) -> Result<MapDef> {
+    let mut def = MapDef::new(
+        map_type(d.map_type)?,
+        d.key_size,
+        d.value_size,
+        d.max_entries,
+    )
+    .with_flags(d.flags.unwrap_or(0));
+    if let Some(name) = &d.name {
+        def = def.with_name(name);
+    }
+    if let Some(extra) = &d.map_extra {
+        let (negative, v, lossless) = extra.get_u64();
+        if negative || !lossless {
+            return Err(einval("map_extra must be an unsigned 64-bit value".into()));
+        }
+        def = def.with_map_extra(v);
+    }
+    if let Some(t) = d.inner_map_type {
+        let inner = MapDef::new(
+            map_type(t)?,
+            d.inner_key_size.unwrap_or(0),
+            d.inner_value_size.unwrap_or(0),
+            d.inner_max_entries.unwrap_or(0),
+        )
+        .with_flags(d.inner_flags.unwrap_or(0));
+        def = def.with_inner(inner);
+    }
+    Ok(def)
+}
+
+/// One batch of a batched lookup.
+#[napi(object)]
+pub struct NativeBatch {
+    pub keys: Vec<Buffer>,
+    pub values: Vec<Buffer>,
+    /// Cursor for the next batch; absent once the map is exhausted.
+    pub next: Option<Buffer>,
+}
+
+#[napi]
+pub struct NativeMap {
+    pub(crate) inner: Arc<dyn Map>,
+}
+
+impl NativeMap {
+    pub(crate) fn new(inner: Arc<dyn Map>) -> Self {
+        NativeMap { inner }
+    }
+}
+
+#[napi]
+impl NativeMap {
+    /// Creates a map (`BPF_MAP_CREATE`).
+    #[napi(factory)]
+    pub fn create(def: NativeMapDef) -> Result<NativeMap> {
+        let map = maps::create(to_def(&def)?).map_err(js_err)?;
+        Ok(NativeMap::new(map))
+    }
+
+    /// The live map with this id (any thread of the process), or null.
+    #[napi(factory)]
+    pub fn from_id(id: u32) -> Result<NativeMap> {
+        maps::registry::by_id(id)
+            .map(NativeMap::new)
+            .ok_or_else(|| coded(ErrorCode::Enoent, &format!("no map with id {id}")))
+    }
+
+    /// The map pinned under `path` (like an object pinned in bpffs).
+    #[napi(factory)]
+    pub fn from_pinned(path: String) -> Result<NativeMap> {
+        pins::get_map(&path).map(NativeMap::new).map_err(js_err)
+    }
+
+    #[napi]
+    pub fn pin(&self, path: String) -> Result<()> {
+        pins::pin_map(&path, &self.inner).map_err(js_err)
+    }
+
+    #[napi(getter)]
+    pub fn id(&self) -> u32 {
+        self.inner.id()
+    }
+
+    #[napi(getter)]
+    pub fn map_type(&self) -> u32 {
+        self.inner.map_type() as u32
+    }
+
+    #[napi(getter)]
+    pub fn key_size(&self) -> u32 {
+        self.inner.common().def.key_size
+    }
+
+    #[napi(getter)]
+    pub fn value_size(&self) -> u32 {
+        self.inner.common().def.value_size
+    }
+
+    /// Size of a value as user space reads and writes it (per-CPU maps: all CPUs' values).
+    #[napi(getter)]
+    pub fn value_blob_size(&self) -> u32 {
+        self.inner.value_blob_size() as u32
+    }
+
+    #[napi(getter)]
+    pub fn max_entries(&self) -> u32 {
+        self.inner.common().def.max_entries
+    }
+
+    #[napi(getter)]
+    pub fn flags(&self) -> u32 {
+        self.inner.common().def.flags
+    }
+
+    #[napi(getter)]
+    pub fn name(&self) -> String {
+        self.inner.common().def.name.clone()
+    }
+
+    /// Number of elements present.
+    #[napi(getter)]
+    pub fn size(&self) -> u32 {
+        self.inner.len() as u32
+    }
+
+    /// The value of `key`, or null when there is none (ENOENT).
+    #[napi]
+    pub fn lookup(&self, key: &[u8]) -> Result<Option<Buffer>> {
+        match self.inner.lookup(key) {
+            Ok(v) => Ok(Some(v.into())),
+            Err(e) if e.code == ErrorCode::Enoent => Ok(None),
+            Err(e) => Err(js_err(e)),
+        }
+    }
+
+    #[napi]
+    pub fn update(&self, key: &[u8], value: &[u8], flags: Option<u32>) -> Result<()> {
+        self.inner
+            .update(key, value, flags.unwrap_or(0) as u64)
+            .map_err(js_err)
+    }
+
+    /// Deletes `key`; false when it was not there.
+    #[napi]
+    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+        match self.inner.delete(key) {
+            Ok(()) => Ok(true),
+            Err(e) if e.code == ErrorCode::Enoent => Ok(false),
+            Err(e) => Err(js_err(e)),
+        }
+    }
+
+    /// The key after `key` (null: the first key); null after the last one.
+    #[napi]
+    pub fn next_key(&self, key: Option<&[u8]>) -> Result<Option<Buffer>> {
+        match self.inner.next_key(key) {
+            Ok(k) => Ok(Some(k.into())),
+            Err(e) if e.code == ErrorCode::Enoent => Ok(None),
+            Err(e) => Err(js_err(e)),
+        }
+    }
+
+    /// Lookup and delete in one step (queue/stack pop when `key` is null).
+    #[napi]
+    pub fn lookup_and_delete(&self, key: Option<&[u8]>) -> Result<Option<Buffer>> {
+        let r = match key {
+            Some(k) => self.inner.lookup_and_delete(k),
+            None => self.inner.pop(),
+        };
+        match r {
+            Ok(v) => Ok(Some(v.into())),
+            Err(e) if e.code == ErrorCode::Enoent => Ok(None),
+            Err(e) => Err(js_err(e)),
+        }
+    }
+
+    /// Queue, stack, bloom filter: add a value.
+    #[napi]
+    pub fn push(&self, value: &[u8], flags: Option<u32>) -> Result<()> {
+        self.inner
+            .push(value, flags.unwrap_or(0) as u64)
+            .map_err(js_err)
+    }
+
+    /// Queue and stack: the next value without removing it, or null.
+    #[napi]
+    pub fn peek(&self) -> Result<Option<Buffer>> {
+        match self.inner.peek() {
+            Ok(v) => Ok(Some(v.into())),
+            Err(e) if e.code == ErrorCode::Enoent => Ok(None),
+            Err(e) => Err(js_err(e)),
+        }
+    }
+
+    /// Bloom filter: whether `value` may be present.
+    #[napi]
+    pub fn contains(&self, value: &[u8]) -> Result<bool> {
+        match self.inner.contains(value) {
+            Ok(()) => Ok(true),
+            Err(e) if e.code == ErrorCode::Enoent => Ok(false),
+            Err(e) => Err(js_err(e)),
+        }
+    }
+
+    #[napi]
+    pub fn lookup_batch(
+        &self,
+        cursor: Option<&[u8]>,
+        max: u32,
+        and_delete: Option<bool>,
+    ) -> Result<NativeBatch> {
+        let b = if and_delete.unwrap_or(false) {
+            self.inner.lookup_and_delete_batch(cursor, max as usize)
+        } else {
+            self.inner.lookup_batch(cursor, max as usize)
+        }
+        .map_err(js_err)?;
+        Ok(NativeBatch {
+            keys: b.keys.into_iter().map(Buffer::from).collect(),
+            values: b.values.into_iter().map(Buffer::from).collect(),
+            next: b.next.map(Buffer::from),
+        })
+    }
+
+    /// Updates pairs in order; on failure the error's message says how many succeeded.
+    #[napi]
+    pub fn update_batch(
+        &self,
+        keys: Vec<Buffer>,
+        values: Vec<Buffer>,
+        flags: Option<u32>,
+    ) -> Result<u32> {
+        let k: Vec<&[u8]> = keys.iter().map(|b| b.as_ref()).collect();
+        let v: Vec<&[u8]> = values.iter().map(|b| b.as_ref()).collect();
+        let (n, r) = self.inner.update_batch(&k, &v, flags.unwrap_or(0) as u64);
+        r.map(|()| n as u32)
+            .map_err(|e| coded(e.code, &format!("{} (after {n} updates)", e.message)))
+    }
+
+    #[napi]
+    pub fn delete_batch(&self, keys: Vec<Buffer>) -> Result<u32> {
+        let k: Vec<&[u8]> = keys.iter().map(|b| b.as_ref()).collect();
+        let (n, r) = self.inner.delete_batch(&k);
+        r.map(|()| n as u32)
+            .map_err(|e| coded(e.code, &format!("{} (after {n} deletes)", e.message)))
+    }
+
+    /// No more writes from user space (`BPF_MAP_FREEZE`).
+    #[napi]
+    pub fn freeze(&self) {
+        self.inner.freeze()
+    }
+
+    #[napi(getter)]
+    pub fn frozen(&self) -> bool {
+        self.inner.is_frozen()
+    }
+}

@@ -1,0 +1,348 @@
+/**
+ * `BpfMap`: a map of the engine, seen from JavaScript. The map itself lives in Rust and is shared by
+ * programs, this object and other threads. Keys and values are raw bytes, or JavaScript values when
+ * the map has BTF types (maps of a `Collection`) or codecs given by the caller.
+ */
+import type { Codec } from './btf/codec.js'
+import { EbpfError, fromNativeMapError, MapError } from './errors.js'
+import { native } from './native.js'
+
+type NativeMap = InstanceType<typeof native.NativeMap>
+
+/** Map types in the kernel's numbering (`enum bpf_map_type`). */
+export const MAP_TYPES = {
+  hash: 1,
+  array: 2,
+  prog_array: 3,
+  percpu_hash: 5,
+  percpu_array: 6,
+  lru_hash: 9,
+  lru_percpu_hash: 10,
+  lpm_trie: 11,
+  array_of_maps: 12,
+  hash_of_maps: 13,
+  queue: 22,
+  stack: 23,
+  ringbuf: 27,
+  bloom_filter: 30,
+} as const
+
+export type MapTypeName = keyof typeof MAP_TYPES
+
+/** Update flags, as `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`. */
+export type UpdateFlag = 'any' | 'noexist' | 'exist'
+const UPDATE_FLAGS: Record<UpdateFlag, number> = { any: 0, noexist: 1, exist: 2 }
+
+export interface MapDefinition {
+  type: MapTypeName | number
+  keySize: number
+  valueSize: number
+  maxEntries: number
+  /** `BPF_F_*` creation flags. */
+  flags?: number
+  name?: string
+  /** For bloom filters: the number of hash functions (low 4 bits), as `map_extra`. */
+  mapExtra?: bigint
+  /** Template of the inner maps of an `array_of_maps` / `hash_of_maps`. */
+  innerMap?: Omit<MapDefinition, 'innerMap'>
+}
+
+/** How keys and values are converted; without a codec they are raw `Uint8Array`s. */
+export interface MapCodecs {
+  key?: Codec
+  value?: Codec
+}
+
+function typeNumber(t: MapTypeName | number): number {
+  if (typeof t === 'number') return t
+  const n = MAP_TYPES[t]
+  if (n === undefined) throw new MapError('EINVAL', `unknown map type '${String(t)}'`)
+  return n
+}
+
+function u32(what: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+    throw new MapError('EINVAL', `${what} must be an integer from 0 to 2^32-1, got ${String(v)}`)
+  }
+  return v
+}
+
+/** Calls into the native map, turning its errors into `MapError`s. */
+function call<T>(f: () => T): T {
+  try {
+    return f()
+  } catch (e) {
+    throw fromNativeMapError(e)
+  }
+}
+
+/** A plain Uint8Array view of bytes the native layer returned (a Buffer). */
+const view = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+
+const PERCPU_TYPES = new Set<number>([MAP_TYPES.percpu_array, MAP_TYPES.percpu_hash, MAP_TYPES.lru_percpu_hash])
+
+export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
+  /** @internal */
+  readonly native: NativeMap
+  readonly #codecs: MapCodecs
+
+  /** Creates a new, empty map. */
+  constructor(def: MapDefinition, codecs?: MapCodecs)
+  /** @internal wraps a native map */
+  constructor(def: NativeMap, codecs?: MapCodecs)
+  constructor(def: MapDefinition | NativeMap, codecs: MapCodecs = {}) {
+    this.#codecs = codecs
+    if (def instanceof native.NativeMap) {
+      this.native = def
+      return
+    }
+    if (def === null || typeof def !== 'object') throw new MapError('EINVAL', 'map definition must be an object')
+    const inner = def.innerMap
+    this.native = call(() =>
+      native.NativeMap.create({
+        mapType: typeNumber(def.type),
+        keySize: u32('keySize', def.keySize),
+        valueSize: u32('valueSize', def.valueSize),
+        maxEntries: u32('maxEntries', def.maxEntries),
+        flags: def.flags === undefined ? undefined : u32('flags', def.flags),
+        name: def.name,
+        mapExtra: def.mapExtra,
+        innerMapType: inner ? typeNumber(inner.type) : undefined,
+        innerKeySize: inner?.keySize,
+        innerValueSize: inner?.valueSize,
+        innerMaxEntries: inner?.maxEntries,
+        innerFlags: inner?.flags,
+      }),
+    )
+  }
+
+  /** The live map with this id (from any thread of the process). */
+  static fromId<K = unknown, V = unknown>(id: number, codecs?: MapCodecs): BpfMap<K, V> {
+    return new BpfMap<K, V>(
+      call(() => native.NativeMap.fromId(u32('id', id))),
+      codecs,
+    )
+  }
+
+  /** The map pinned under `path` with `pin()`, from any thread of the process. */
+  static fromPinned<K = unknown, V = unknown>(path: string, codecs?: MapCodecs): BpfMap<K, V> {
+    return new BpfMap<K, V>(
+      call(() => native.NativeMap.fromPinned(path)),
+      codecs,
+    )
+  }
+
+  /** Process-unique id, as the kernel's map id. */
+  get id(): number {
+    return this.native.id
+  }
+  get type(): number {
+    return this.native.mapType
+  }
+  get name(): string {
+    return this.native.name
+  }
+  get keySize(): number {
+    return this.native.keySize
+  }
+  get valueSize(): number {
+    return this.native.valueSize
+  }
+  get maxEntries(): number {
+    return this.native.maxEntries
+  }
+  get flags(): number {
+    return this.native.flags
+  }
+  /** Number of elements present (arrays: maxEntries). */
+  get size(): number {
+    return this.native.size
+  }
+  get frozen(): boolean {
+    return this.native.frozen
+  }
+  /** True for per-CPU maps, whose values are arrays with one value per slot. */
+  get perCpu(): boolean {
+    return PERCPU_TYPES.has(this.type)
+  }
+
+  /** Pins the map under `path` so that other threads can open it with `BpfMap.fromPinned`. */
+  pin(path: string): void {
+    call(() => this.native.pin(path))
+  }
+
+  /** Encodes a key: a codec's value, raw bytes, or a number/bigint for 4- and 8-byte keys. */
+  encodeKey(key: K | Uint8Array): Uint8Array {
+    return this.#encode(key, this.#codecs.key, this.keySize, 'key')
+  }
+
+  /** Encodes one value (per-CPU maps: one CPU's value). */
+  encodeValue(value: V | Uint8Array): Uint8Array {
+    return this.#encode(value, this.#codecs.value, this.valueSize, 'value')
+  }
+
+  decodeKey(bytes: Uint8Array): K {
+    return (this.#codecs.key ? this.#codecs.key.decode(bytes) : view(bytes)) as K
+  }
+
+  decodeValue(bytes: Uint8Array): V {
+    return (this.#codecs.value ? this.#codecs.value.decode(bytes) : view(bytes)) as V
+  }
+
+  #encode(v: unknown, codec: Codec | undefined, size: number, what: string): Uint8Array {
+    if (v instanceof Uint8Array) return v
+    if (codec) return codec.encode(v)
+    if ((typeof v === 'number' || typeof v === 'bigint') && (size === 4 || size === 8)) {
+      const out = new Uint8Array(size)
+      const view = new DataView(out.buffer)
+      if (size === 4) view.setUint32(0, u32(what, typeof v === 'bigint' ? Number(v) : v), true)
+      else view.setBigUint64(0, BigInt.asUintN(64, BigInt(v)), true)
+      return out
+    }
+    throw new MapError('EINVAL', `${what} must be a Uint8Array of ${size} bytes (this map has no BTF type for it)`)
+  }
+
+  /** Splits a per-CPU value blob into one decoded value per slot. */
+  #decodeBlob(blob: Uint8Array): V | V[] {
+    if (!this.perCpu) return this.decodeValue(blob)
+    const stride = (this.valueSize + 7) & ~7
+    const out: V[] = []
+    for (let off = 0; off < blob.length; off += stride) {
+      out.push(this.decodeValue(blob.slice(off, off + this.valueSize)))
+    }
+    return out
+  }
+
+  #encodeBlob(value: V | V[] | Uint8Array): Uint8Array {
+    if (!this.perCpu || value instanceof Uint8Array) return this.encodeValue(value as V | Uint8Array)
+    if (!Array.isArray(value)) {
+      throw new MapError('EINVAL', 'a per-CPU map takes an array with one value per slot')
+    }
+    const stride = (this.valueSize + 7) & ~7
+    const slots = this.native.valueBlobSize / stride
+    if (value.length !== slots) {
+      throw new MapError('EINVAL', `a per-CPU value needs ${slots} slots, got ${value.length}`)
+    }
+    const out = new Uint8Array(this.native.valueBlobSize)
+    value.forEach((v, i) => {
+      out.set(this.encodeValue(v as V), i * stride)
+    })
+    return out
+  }
+
+  /** The value of `key`, or `undefined`. Per-CPU maps give one value per slot. */
+  lookup(key: K | Uint8Array): V | undefined
+  lookup(key: K | Uint8Array): V | V[] | undefined {
+    const raw = call(() => this.native.lookup(this.encodeKey(key)))
+    return raw === null ? undefined : this.#decodeBlob(raw)
+  }
+
+  has(key: K | Uint8Array): boolean {
+    return call(() => this.native.lookup(this.encodeKey(key))) !== null
+  }
+
+  /** Sets `key` (flags: `any` (default), `noexist`, `exist`); `EEXIST`/`ENOENT`/`E2BIG` as in the kernel. */
+  update(key: K | Uint8Array, value: V | V[] | Uint8Array, flags: UpdateFlag | number = 'any'): void {
+    const f = typeof flags === 'number' ? flags : UPDATE_FLAGS[flags]
+    if (f === undefined) throw new MapError('EINVAL', `unknown update flag '${String(flags)}'`)
+    call(() => this.native.update(this.encodeKey(key), this.#encodeBlob(value), f))
+  }
+
+  /** Deletes `key`; false when it was not there. */
+  delete(key: K | Uint8Array): boolean {
+    return call(() => this.native.delete(this.encodeKey(key)))
+  }
+
+  /** The key after `key` (first key when omitted), or undefined after the last. */
+  nextKey(key?: K | Uint8Array): K | undefined {
+    const k = call(() => this.native.nextKey(key === undefined ? undefined : this.encodeKey(key)))
+    return k === null ? undefined : this.decodeKey(k)
+  }
+
+  /** Keys in the map's iteration order (the kernel's get_next_key order). */
+  *keys(): IterableIterator<K> {
+    let k: Uint8Array | null = call(() => this.native.nextKey(undefined))
+    while (k !== null) {
+      const current: Uint8Array = k
+      yield this.decodeKey(current)
+      k = call(() => this.native.nextKey(current))
+    }
+  }
+
+  *entries(): IterableIterator<[K, V]> {
+    for (const k of this.keys()) {
+      const v = this.lookup(this.encodeKey(k as K))
+      if (v !== undefined) yield [k, v]
+    }
+  }
+
+  *values(): IterableIterator<V> {
+    for (const [, v] of this.entries()) yield v
+  }
+
+  [Symbol.iterator](): IterableIterator<[K, V]> {
+    return this.entries()
+  }
+
+  /** Up to `max` entries per call, from the start or after `cursor`; `next` continues. `delete` removes what it returns. */
+  lookupBatch(options: { cursor?: Uint8Array; max?: number; delete?: boolean } = {}): {
+    entries: Array<[K, V]>
+    next: Uint8Array | undefined
+  } {
+    const b = call(() => this.native.lookupBatch(options.cursor, u32('max', options.max ?? 1024), options.delete))
+    return {
+      entries: b.keys.map((k, i) => [this.decodeKey(k), this.#decodeBlob(b.values[i]!) as V]),
+      next: b.next === undefined || b.next === null ? undefined : view(b.next),
+    }
+  }
+
+  /** Updates many entries in order; throws at the first failure (its message says how many succeeded). */
+  updateBatch(entries: Iterable<[K | Uint8Array, V | Uint8Array]>, flags: UpdateFlag = 'any'): number {
+    const keys: Buffer[] = []
+    const values: Buffer[] = []
+    for (const [k, v] of entries) {
+      keys.push(Buffer.from(this.encodeKey(k)))
+      values.push(Buffer.from(this.#encodeBlob(v)))
+    }
+    return call(() => this.native.updateBatch(keys, values, UPDATE_FLAGS[flags]))
+  }
+
+  /** Deletes many keys in order; throws at the first missing one. */
+  deleteBatch(keys: Iterable<K | Uint8Array>): number {
+    const encoded = Array.from(keys, (k) => Buffer.from(this.encodeKey(k)))
+    return call(() => this.native.deleteBatch(encoded))
+  }
+
+  /** Queue, stack, bloom filter: adds a value (`exist` on a full queue/stack replaces the oldest). */
+  push(value: V | Uint8Array, flags: UpdateFlag = 'any'): void {
+    call(() => this.native.push(this.encodeValue(value), UPDATE_FLAGS[flags]))
+  }
+
+  /** Queue and stack: removes and returns the next value, or undefined when empty. */
+  pop(): V | undefined {
+    const v = call(() => this.native.lookupAndDelete(undefined))
+    return v === null ? undefined : this.decodeValue(v)
+  }
+
+  /** Queue and stack: the next value without removing it. */
+  peek(): V | undefined {
+    const v = call(() => this.native.peek())
+    return v === null ? undefined : this.decodeValue(v)
+  }
+
+  /** Bloom filter: false when `value` is certainly absent. */
+  mayContain(value: V | Uint8Array): boolean {
+    return call(() => this.native.contains(this.encodeValue(value)))
+  }
+
+  /** No more writes from user space (`BPF_MAP_FREEZE`); programs may still write unless read-only to them. */
+  freeze(): void {
+    this.native.freeze()
+  }
+}
+
+/** @internal checks that an object is a BpfMap (for APIs taking maps). */
+export function asBpfMap(m: unknown, what: string): BpfMap {
+  if (!(m instanceof BpfMap)) throw new EbpfError('EINVAL', `${what} must be a BpfMap`)
+  return m
+}
