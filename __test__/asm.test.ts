@@ -364,6 +364,44 @@ describe('kernel dialect: llvm-objdump-19 output', () => {
   })
 })
 
+describe("kernel dialect: the verifier log's spelling", () => {
+  it('reads `N: (op)` prefixes, name#id helper calls, lddw without ll and atomic64_* names', () => {
+    const log = [
+      '0: (b7) r0 = 0',
+      '1: (18) r1 = 0x1122334455667788',
+      '3: (85) call bpf_map_lookup_elem#1',
+      '4: (db) r2 = atomic64_fetch_add((u64 *)(r1 +8), r2)',
+      '5: (c3) r0 = atomic_cmpxchg((u32 *)(r1 -4), r0, r3)',
+      '6: (db) r3 = atomic64_xchg((u64 *)(r1 +0), r3)',
+      '7: (7b) *(u64 *)(r10 -8) = r1 ; R1_w=ctx() R10=fp0',
+      '8: (15) if r0 == 0x0 goto pc+1',
+      '9: (95) exit',
+      '10: (95) exit',
+    ].join('\n')
+    // By hand (RFC 9669): mov64 imm b7; lddw 18 + second slot; call 85 imm 1;
+    // STX|ATOMIC|DW db with imm ADD|FETCH 01; STX|ATOMIC|W c3 with CMPXCHG f1, off -4;
+    // XCHG e1; STX|MEM|DW 7b dst r10 src r1 off -8; JEQ|K 15 off 1; exit 95.
+    expect(hex(assemble(log))).toBe(
+      [
+        'b7 00 00 00 00 00 00 00',
+        '18 01 00 00 88 77 66 55 00 00 00 00 44 33 22 11',
+        '85 00 00 00 01 00 00 00',
+        'db 21 08 00 01 00 00 00',
+        'c3 31 fc ff f1 00 00 00',
+        'db 31 00 00 e1 00 00 00',
+        '7b 1a f8 ff 00 00 00 00',
+        '15 00 01 00 00 00 00 00',
+        '95 00 00 00 00 00 00 00',
+        '95 00 00 00 00 00 00 00',
+      ].join(' '),
+    )
+  })
+
+  it('still treats # after a space as a comment', () => {
+    expect(hex(assemble('exit # call bpf_map_lookup_elem#1'))).toBe('95 00 00 00 00 00 00 00')
+  })
+})
+
 describe.skipIf(!hasTool('llvm-objdump-19'))('kernel dialect: the fixture objects', () => {
   const dir = join(__dirname, 'fixtures')
   for (const f of readdirSync(dir).filter((n) => n.endsWith('.bpf.o'))) {

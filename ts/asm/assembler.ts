@@ -9,7 +9,9 @@
  * front), alone on a line or before a statement. As in the conformance suite, the first `exit`
  * defines the label `exit` unless the text defines it itself. Comments start with `#`, `//` or
  * `;`. Lines pasted from `llvm-objdump -d` keep working: the leading `N:` and the byte columns are
- * skipped, and so are the listing's headers and `<sym+0x10>` annotations after jump offsets.
+ * skipped, and so are the listing's headers and `<sym+0x10>` annotations after jump offsets; so
+ * are the `12: (b7) ` prefixes of the kernel's verifier log, which also names helper calls
+ * `call bpf_map_lookup_elem#1`.
  */
 import { AssembleError } from '../errors.js'
 import { commonStatement } from './dialect-common.js'
@@ -26,6 +28,8 @@ const COMMON = new Set(['exit', 'call', 'callx', '.8byte'])
 const OBJDUMP_PREFIX = /^\s*\d+:\s+(?:[0-9a-f]{2} ){7,15}[0-9a-f]{2}\s+/
 // `0000000000000000 <prog>:`: a symbol line, i.e. a label.
 const OBJDUMP_SYMBOL = /^\s*[0-9a-f]{8,}\s+(?=<)/
+// `  12: (b7) r0 = 0`: an instruction line of the kernel's verifier log or `bpftool prog dump xlated`.
+const KERNEL_PREFIX = /^\s*\d+: \(([0-9a-f]{2})\) /
 // The headers of a listing: `prog.o:\tfile format elf64-bpf`, `Disassembly of section xdp:`.
 const OBJDUMP_HEADER = /^(?:\S+:\s+file format \S+|Disassembly of section \S+:)\s*$/
 
@@ -53,10 +57,14 @@ function statementLine(raw: string, out: Output): void {
   if (OBJDUMP_HEADER.test(raw)) return
   let line = raw.slice(0, commentStart(raw))
   let start = 0
-  const prefix = OBJDUMP_PREFIX.exec(line) ?? OBJDUMP_SYMBOL.exec(line)
+  const kernel = KERNEL_PREFIX.exec(line)
+  const prefix = kernel ?? OBJDUMP_PREFIX.exec(line) ?? OBJDUMP_SYMBOL.exec(line)
   if (prefix) start = prefix[0].length
   line = line.trimEnd()
   const tokens = tokenize(line, out.line, start)
+  // The kernel prints `(18) r1 = 0x1122334455667788` without llvm's `ll`; the opcode says lddw.
+  if (kernel?.[1] === '18' && tokens.at(-1)?.text !== 'll')
+    tokens.push({ kind: 'ident', text: 'll', col: line.length + 1 })
   const cur = new Cursor(tokens, out.line, line.length + 1)
   labels(cur, out)
   if (cur.done) return

@@ -35,7 +35,8 @@ export function commonStatement(head: Token, cur: Cursor, out: Output): boolean 
 /**
  * `call N` calls helper N. A local call is `call label`, `call local label|±N`, `call pc±N`, or a
  * signed number (`call -0x1` is how llvm-objdump prints an unrelocated local call; helper ids
- * are never negative). `call %rN` / `call rN` is callx; `call runtime N` / `call kfunc N` a kfunc.
+ * are never negative). `call %rN` / `call rN` is callx; `call runtime N` / `call kfunc N` a kfunc;
+ * `call name#N` (the kernel's verifier log) is helper N.
  */
 function callStatement(cur: Cursor, out: Output): void {
   const mode = cur.peek()
@@ -53,6 +54,15 @@ function callStatement(cur: Cursor, out: Output): void {
       out.emit(E.callKfunc(imm32(cur, 'a kfunc id')))
     }
     skipAnnotation(cur)
+    return
+  }
+  const named = mode?.kind === 'ident' ? /#([0-9]+)$/.exec(mode.text) : null
+  if (named) {
+    // The kernel's `call bpf_map_lookup_elem#1`: the number is the helper id.
+    cur.next('helper')
+    const id = BigInt(named[1]!)
+    if (id > 0xffffffffn) cur.fail(`helper id ${id} does not fit in 32 bits`, mode)
+    out.emit(E.call(Number(BigInt.asIntN(32, id))))
     return
   }
   if (looksLikeRegister(mode)) {

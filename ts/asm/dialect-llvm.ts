@@ -68,7 +68,10 @@ function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined
 }
 
 const ENDIAN = /^(be|le|bswap)(16|32|64)$/
-const FETCH = /^atomic_fetch_(add|or|and|xor)$/
+// llvm-objdump: atomic_fetch_add((u64 *)(r1 + 0x8), r2), xchg_64(r1 + 0x8, r2), xchg32_32(...),
+// cmpxchg_64(r1 + 0x8, r0, r2); the kernel's verifier log: atomic64_fetch_add((u64 *)(r1 +8), r2),
+// atomic64_xchg((u64 *)(...), r2), atomic_cmpxchg((u32 *)(...), r0, r2).
+const ATOMIC_CALL = /^(?:atomic(64)?_(fetch_(?:add|or|and|xor)|xchg|cmpxchg)|(xchg|cmpxchg)(_64|32_32))$/
 
 /** True if the statement starting with `head` belongs to this dialect. */
 export function isLlvmStart(head: Token, next: Token | undefined): boolean {
@@ -216,43 +219,10 @@ function assignment(dst: Reg, cur: Cursor, out: Output): void {
       out.emit(E.endian(endian[1] as 'be' | 'le' | 'bswap', dst.index, Number(endian[2])))
       return
     }
-    const fetch = FETCH.exec(t.text)
-    if (fetch) {
-      cur.next('atomic_fetch')
-      cur.expect('(')
-      const { size, token } = sizeCast(cur)
-      if (size !== 'w' && size !== 'dw') cur.fail(`atomic operations are u32 or u64, found '${token.text}'`, token)
-      const { base, off } = address(cur, true)
-      cur.expect(',', "','")
-      const src = register(cur)
-      sameRegister(cur, src, dst, 'the fetched value goes to the source register')
-      cur.expect(')', "')'")
-      out.emit(E.atomic(size === 'dw', fetch[1] as AtomicOp, true, base, off, src.index))
-      return
-    }
-    if (t.text === 'xchg_64' || t.text === 'xchg32_32') {
-      cur.next('xchg')
-      cur.expect('(')
-      const { base, off } = address(cur, false)
-      cur.expect(',', "','")
-      const src = register(cur)
-      sameRegister(cur, src, dst, 'xchg returns the old value in its source register')
-      cur.expect(')', "')'")
-      out.emit(E.atomic(t.text === 'xchg_64', 'xchg', true, base, off, src.index))
-      return
-    }
-    if (t.text === 'cmpxchg_64' || t.text === 'cmpxchg32_32') {
-      cur.next('cmpxchg')
-      if (dst.index !== 0) cur.fail('cmpxchg returns the old value in r0', dst.token)
-      cur.expect('(')
-      const { base, off } = address(cur, false)
-      cur.expect(',', "','")
-      const r0 = register(cur)
-      if (r0.index !== 0) cur.fail('cmpxchg compares with r0', r0.token)
-      cur.expect(',', "','")
-      const src = register(cur)
-      cur.expect(')', "')'")
-      out.emit(E.atomic(t.text === 'cmpxchg_64', 'cmpxchg', true, base, off, src.index))
+    const call = ATOMIC_CALL.exec(t.text)
+    if (call) {
+      cur.next('atomic operation')
+      atomicCall(dst, call, cur, out)
       return
     }
   }
@@ -309,4 +279,34 @@ function load(dst: Reg, cur: Cursor, out: Output): void {
   }
   const { base, off } = address(cur, true)
   out.emit(E.ldx(size, dst.index, base, off, signed))
+}
+
+/** `dst = <atomic>(...)`: the function-call forms of fetching atomics (see ATOMIC_CALL). */
+function atomicCall(dst: Reg, m: RegExpExecArray, cur: Cursor, out: Output): void {
+  const [name, kernel64, kernelOp, llvmOp, llvmWidth] = m
+  const op = (kernelOp ?? llvmOp)!.replace('fetch_', '') as AtomicOp | 'xchg' | 'cmpxchg'
+  cur.expect('(', "'('")
+  let wide: boolean
+  if (llvmWidth !== undefined) {
+    // llvm-objdump names the width and writes the address without a cast.
+    wide = llvmWidth === '_64'
+  } else {
+    const { size, token } = sizeCast(cur)
+    if (size !== 'w' && size !== 'dw') cur.fail(`atomic operations are u32 or u64, found '${token.text}'`, token)
+    wide = size === 'dw'
+    if (kernel64 !== undefined && !wide) cur.fail(`'${name}' takes a (u64 *) address`, token)
+  }
+  const { base, off } = address(cur, llvmWidth === undefined)
+  cur.expect(',', "','")
+  if (op === 'cmpxchg') {
+    // cmpxchg compares with r0 and returns the old value there.
+    if (dst.index !== 0) cur.fail('cmpxchg returns the old value in r0', dst.token)
+    const r0 = register(cur)
+    if (r0.index !== 0) cur.fail('cmpxchg compares with r0', r0.token)
+    cur.expect(',', "','")
+  }
+  const src = register(cur)
+  if (op !== 'cmpxchg') sameRegister(cur, src, dst, 'the old value goes to the source register')
+  cur.expect(')', "')'")
+  out.emit(E.atomic(wide, op, true, base, off, src.index))
 }

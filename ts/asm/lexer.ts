@@ -51,14 +51,24 @@ const SIGNED_OPERATORS = ['>>=', '/=', '%=', '<=', '>=', '<', '>']
 const IDENT_START = /[A-Za-z_.$]/
 const IDENT_CHAR = /[A-Za-z0-9_.$]/
 
+// `bpf_map_lookup_elem#1`: how the kernel's verifier log names a helper call. That `#` is part of
+// the name, not a comment.
+const HELPER_SUFFIX = /[A-Za-z_]#[0-9]/y
+
 /** Index where a comment (`#`, `//`, `;`) starts, or the line length. */
 export function commentStart(line: string): number {
   let end = line.length
   for (const marker of ['#', '//', ';']) {
-    const at = line.indexOf(marker)
+    let at = line.indexOf(marker)
+    while (marker === '#' && at > 0 && isHelperSuffix(line, at)) at = line.indexOf(marker, at + 1)
     if (at >= 0 && at < end) end = at
   }
   return end
+}
+
+function isHelperSuffix(line: string, hash: number): boolean {
+  HELPER_SUFFIX.lastIndex = hash - 1
+  return HELPER_SUFFIX.test(line)
 }
 
 /** Tokenizes `line` from index `start` (comments must already be cut off). */
@@ -75,6 +85,10 @@ export function tokenize(line: string, lineNo: number, start = 0): Token[] {
     if (IDENT_START.test(c)) {
       let j = i + 1
       while (j < line.length && IDENT_CHAR.test(line[j]!)) j++
+      if (line[j] === '#' && isHelperSuffix(line, j)) {
+        j++
+        while (j < line.length && /[0-9]/.test(line[j]!)) j++
+      }
       const text = line.slice(i, j)
       if (text === 's') {
         const op = SIGNED_OPERATORS.find((p) => line.startsWith(p, j))
