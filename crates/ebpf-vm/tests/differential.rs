@@ -333,6 +333,7 @@ fn run_case(
     mem: &mut Memory,
     init: &[u8],
     data_writable: bool,
+    extra_overlaps: bool,
     budget: u64,
     helpers: &HelperTable,
 ) -> Outcome {
@@ -341,7 +342,13 @@ fn run_case(
     mem.extra.copy_from_slice(&init[..EXTRA_LEN]);
     let stack = mem.stack.as_mut_ptr() as u64;
     let data = mem.data.as_mut_ptr() as u64;
-    let extra = mem.extra.as_mut_ptr() as u64;
+    // Sometimes the extra region is a writable window into the (maybe read-only) data, so that
+    // the order in which regions are searched matters.
+    let extra = if extra_overlaps {
+        data + 8
+    } else {
+        mem.extra.as_mut_ptr() as u64
+    };
     let mut regions = Regions::new();
     regions.push(Region::new(stack, STACK_SIZE as u64, true));
     regions.push(Region::new(data, DATA_LEN as u64, data_writable));
@@ -405,6 +412,7 @@ fn jit_agrees_with_interpreter_on_random_programs() {
             .unwrap_or_else(|e| panic!("seed {seed}: JIT rejected a valid program: {e}"));
         let init: Vec<u8> = (0..DATA_LEN).map(|_| r.next() as u8).collect();
         let data_writable = r.chance(85);
+        let extra_overlaps = r.chance(20);
         let budget = r.range(0, 3000) as u64;
         let want = run_case(
             &insns,
@@ -412,6 +420,7 @@ fn jit_agrees_with_interpreter_on_random_programs() {
             &mut mem,
             &init,
             data_writable,
+            extra_overlaps,
             budget,
             &helpers,
         );
@@ -421,12 +430,14 @@ fn jit_agrees_with_interpreter_on_random_programs() {
             &mut mem,
             &init,
             data_writable,
+            extra_overlaps,
             budget,
             &helpers,
         );
         if want != got {
             panic!(
-                "seed {seed}: engines disagree (budget {budget}, data writable {data_writable})\n\
+                "seed {seed}: engines disagree (budget {budget}, data writable {data_writable}, \
+                 extra overlaps {extra_overlaps})\n\
                  interpreter: {:?}\njit:         {:?}\n{}\n{}",
                 want.result,
                 got.result,

@@ -504,10 +504,16 @@ impl Compiler<'_> {
 
     /// Checks `[rax, rax + size)`: inline against the two fast regions, else through the stub,
     /// which walks the whole region table and traps on failure. Clobbers rcx and rdx.
-    fn check(&mut self, pc: usize, size: u32, write: bool) {
+    ///
+    /// The two fast regions may be tried in either order: a load is allowed by any region that
+    /// contains it, and `runtime::bounds` gives region 1 no store bound when region 0 is
+    /// read-only, so a store accepted inline is one the first containing region accepts. Accesses
+    /// through r10 try the stack (region 0) first, all others the data (region 1).
+    fn check(&mut self, pc: usize, base: u8, size: u32, write: bool) {
         let ok = self.a.new_label();
         let bi = bound_index(size, write) as i32;
-        for r in 0..2 {
+        let order = if base == FP { [0, 1] } else { [1, 0] };
+        for r in order {
             self.a.mov_rr(W::B64, RCX, RAX);
             self.a
                 .alu_rm(Alu::Sub, W::B64, RCX, ctx(OFF_FAST_START + 8 * r));
@@ -527,7 +533,7 @@ impl Compiler<'_> {
             return mem(REG[10], off as i32);
         }
         self.a.lea(RAX, mem(REG[base as usize], off as i32));
-        self.check(pc, size, write);
+        self.check(pc, base, size, write);
         mem(RAX, 0)
     }
 
@@ -559,7 +565,7 @@ impl Compiler<'_> {
         let s = REG[insn.src as usize];
         self.a
             .lea(RAX, mem(REG[insn.dst as usize], insn.off as i32));
-        self.check(pc, size, true);
+        self.check(pc, insn.dst, size, true);
         let at = self.a.new_label();
         self.snippets.push(Snippet::Misaligned {
             at,
