@@ -99,7 +99,11 @@ pub fn call_helper(
     pc: usize,
     count: u64,
 ) -> Result<u64, Trap> {
-    let Some(helper) = u32::try_from(id).ok().and_then(|id| env.helpers.get(id)) else {
+    // `env.helpers` is a shared reference of its own: the helper is borrowed from the table
+    // while the run's state is lent to it mutably, with no reference counting per call (which
+    // threads running one program would contend on).
+    let helpers: &HelperTable = env.helpers;
+    let Some(helper) = u32::try_from(id).ok().and_then(|id| helpers.get(id)) else {
         return Err(trap(
             TrapKind::BadCallTarget,
             pc,
@@ -109,12 +113,11 @@ pub fn call_helper(
             format!("callx to {id}, which is not a helper"),
         ));
     };
-    let func = helper.func.clone();
     let mut cx = HelperContext {
         regions: &mut env.regions,
         maps: &mut env.maps,
     };
-    func(&mut cx, args).map_err(|e| {
+    (helper.func)(&mut cx, args).map_err(|e| {
         trap(
             TrapKind::HelperError,
             pc,

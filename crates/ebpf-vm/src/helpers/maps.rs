@@ -20,7 +20,7 @@ use std::sync::Arc;
 use crate::error::ErrorCode;
 use crate::maps::def::flags::{BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG};
 use crate::maps::ringbuf::{RingBuf, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
-use crate::maps::{errno, Map, MapError, MapType, ProgLookup};
+use crate::maps::{errno, Map, MapError, MapType, ProgLookup, RunMaps};
 use crate::memory::Region;
 
 use super::{HelperContext, HelperError, HelperTable};
@@ -51,20 +51,21 @@ fn status(r: Result<(), MapError>) -> u64 {
     }
 }
 
-fn map_arg(cx: &HelperContext<'_>, h: u64) -> Result<Arc<dyn Map>, HelperError> {
-    cx.maps
-        .resolve(h)
+/// The map a handle names, borrowed from the run's table (no reference-count traffic: every
+/// thread running the program would otherwise contend on the map's count).
+fn map_arg(maps: &RunMaps, h: u64) -> Result<&Arc<dyn Map>, HelperError> {
+    maps.resolve_ref(h)
         .ok_or_else(|| HelperError(format!("r1 = 0x{h:x} is not a map of this program")))
 }
 
 /// The map in r1, which must be of one of `types` for this helper.
-fn typed_map(
-    cx: &HelperContext<'_>,
+fn typed_map<'m>(
+    maps: &'m RunMaps,
     h: u64,
     helper: &str,
     types: &[MapType],
-) -> Result<Arc<dyn Map>, HelperError> {
-    let map = map_arg(cx, h)?;
+) -> Result<&'m Arc<dyn Map>, HelperError> {
+    let map = map_arg(maps, h)?;
     if !types.contains(&map.map_type()) {
         return Err(HelperError(format!(
             "{helper} cannot be used on {} maps",
@@ -161,14 +162,19 @@ const QUEUES: [MapType; 2] = [MapType::Queue, MapType::Stack];
 const PUSHABLE: [MapType; 3] = [MapType::Queue, MapType::Stack, MapType::BloomFilter];
 
 fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
-    let map = typed_map(cx, a[0], "bpf_map_lookup_elem", &KEYED)?;
     let cpu = cx.maps.cpu();
-    // The key is read in place (no copy): this is the hottest map helper.
-    let key = cx
-        .regions
-        .slice(a[1], key_size(&map))
-        .map_err(|_| bad_pointer("key", a[1], key_size(&map)))?;
-    let found = match map.prog_lookup(key, cpu) {
+    // The hottest map helper: the map is borrowed and the key read in place.
+    let (found, writable) = {
+        let map = typed_map(cx.maps, a[0], "bpf_map_lookup_elem", &KEYED)?;
+        let len = key_size(map);
+        let key = cx
+            .regions
+            .slice(a[1], len)
+            .map_err(|_| bad_pointer("key", a[1], len))?;
+        let writable = map.common().def.flags & BPF_F_RDONLY_PROG == 0;
+        (map.prog_lookup(key, cpu), writable)
+    };
+    let found = match found {
         Ok(f) => f,
         // E.g. an LPM key whose prefix length is out of range: nothing matches.
         Err(e) if e.code != ErrorCode::Enotsupp => return Ok(0),
@@ -182,9 +188,7 @@ fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
                 if let Some(w) = keep {
                     cx.maps.keep(w);
                 }
-                let flags = map.common().def.flags;
-                cx.regions
-                    .push(Region::new(addr, len, flags & BPF_F_RDONLY_PROG == 0));
+                cx.regions.push(Region::new(addr, len, writable));
             }
             addr
         }
@@ -192,7 +196,7 @@ fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
 }
 
 fn update(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
-    let map = typed_map(cx, a[0], "bpf_map_update_elem", &WRITABLE)?;
+    let map = typed_map(cx.maps, a[0], "bpf_map_update_elem", &WRITABLE)?.clone();
     no_prog_writes(&map, "bpf_map_update_elem")?;
     let key = read_arg(cx, "key", a[1], key_size(&map))?;
     let value = read_arg(cx, "value", a[2], value_size(&map))?;
@@ -201,21 +205,21 @@ fn update(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
 }
 
 fn delete(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
-    let map = typed_map(cx, a[0], "bpf_map_delete_elem", &WRITABLE)?;
+    let map = typed_map(cx.maps, a[0], "bpf_map_delete_elem", &WRITABLE)?.clone();
     no_prog_writes(&map, "bpf_map_delete_elem")?;
     let key = read_arg(cx, "key", a[1], key_size(&map))?;
     Ok(status(map.delete_elem(&key)))
 }
 
 fn push(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
-    let map = typed_map(cx, a[0], "bpf_map_push_elem", &PUSHABLE)?;
+    let map = typed_map(cx.maps, a[0], "bpf_map_push_elem", &PUSHABLE)?.clone();
     no_prog_writes(&map, "bpf_map_push_elem")?;
     let value = read_arg(cx, "value", a[1], value_size(&map))?;
     Ok(status(map.push_elem(&value, a[2])))
 }
 
 fn pop(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
-    let map = typed_map(cx, a[0], "bpf_map_pop_elem", &QUEUES)?;
+    let map = typed_map(cx.maps, a[0], "bpf_map_pop_elem", &QUEUES)?.clone();
     no_prog_writes(&map, "bpf_map_pop_elem")?;
     // Check the destination before taking the value, so a bad pointer loses nothing.
     check_writable_out(cx, a[1], value_size(&map))?;
@@ -226,7 +230,7 @@ fn pop(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
 }
 
 fn peek(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
-    let map = typed_map(cx, a[0], "bpf_map_peek_elem", &PUSHABLE)?;
+    let map = typed_map(cx.maps, a[0], "bpf_map_peek_elem", &PUSHABLE)?.clone();
     if map.map_type() == MapType::BloomFilter {
         let value = read_arg(cx, "value", a[1], value_size(&map))?;
         return Ok(status(map.contains_elem(&value)));
@@ -239,7 +243,7 @@ fn peek(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
 }
 
 fn ring(cx: &HelperContext<'_>, h: u64, helper: &str) -> Result<Arc<dyn Map>, HelperError> {
-    typed_map(cx, h, helper, &[MapType::Ringbuf])
+    typed_map(cx.maps, h, helper, &[MapType::Ringbuf]).cloned()
 }
 
 fn as_ring(map: &Arc<dyn Map>) -> &RingBuf {

@@ -13,18 +13,41 @@
 //!   the run is dropped, so the consumer is never blocked by a record that will not be committed.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::percpu::current_cpu;
 use super::ringbuf::RingBuf;
 use super::{handle, Map, Words};
 
+/// Hashes addresses (8-byte aligned, distinct) by one multiplication: the set is private to a run
+/// and its keys are not chosen by an adversary who could profit from collisions beyond a slower
+/// run, which the instruction budget bounds anyway.
+#[derive(Default)]
+pub struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 #[derive(Default)]
 pub struct RunMaps {
     program: Option<Arc<[Arc<dyn Map>]>>,
     extra: Vec<Arc<dyn Map>>,
     keep: Vec<Arc<Words>>,
-    seen: HashSet<u64>,
+    seen: HashSet<u64, BuildHasherDefault<AddrHasher>>,
+    /// The region start `first_region` saw last: loops look the same value up again and again.
+    last_seen: u64,
     reservations: Vec<(u64, Arc<dyn Map>)>,
     cpu: Option<usize>,
 }
@@ -39,12 +62,16 @@ impl RunMaps {
 
     /// The map a program-supplied handle names, if it is one this run may use.
     pub fn resolve(&self, h: u64) -> Option<Arc<dyn Map>> {
+        self.resolve_ref(h).cloned()
+    }
+
+    /// As `resolve`, borrowed.
+    pub fn resolve_ref(&self, h: u64) -> Option<&Arc<dyn Map>> {
         let program = self.program.as_deref().unwrap_or(&[]);
         program
             .iter()
             .chain(self.extra.iter())
             .find(|m| handle(m) == h)
-            .cloned()
     }
 
     /// Makes `map` usable by the rest of the run (an inner map); returns its handle.
@@ -64,6 +91,10 @@ impl RunMaps {
 
     /// True the first time a region starting at `addr` is reported in this run.
     pub fn first_region(&mut self, addr: u64) -> bool {
+        if addr == self.last_seen {
+            return false;
+        }
+        self.last_seen = addr;
         self.seen.insert(addr)
     }
 
