@@ -328,6 +328,8 @@ function zero(v: DataView, o: number, size: number): void {
 interface Field {
   name: string
   byteOffset: number
+  /** First byte past the member, to check it lies inside its struct. */
+  end: number
   part: Omit<Part, 'size'>
 }
 
@@ -346,11 +348,13 @@ function fields(btf: Btf, t: BtfType, baseBits: number, depth: number, out: Fiel
       const it = inner
       const signed = it.kind === 'INT' ? (it.encoding! & 1) !== 0 : it.kind === 'ENUM' ? (it.signed ?? false) : false
       const wide = btf.sizeOf(m.type) > 4
-      out.push({ name: m.name, byteOffset: 0, part: bitfield(bitOffset, m.bitfieldSize, signed, wide) })
+      const end = Math.ceil((bitOffset + m.bitfieldSize) / 8)
+      out.push({ name: m.name, byteOffset: 0, end, part: bitfield(bitOffset, m.bitfieldSize, signed, wide) })
       continue
     }
     if (bitOffset % 8 !== 0) throw new EbpfError('EINVAL', `member '${m.name}' is not byte-aligned`)
-    out.push({ name: m.name, byteOffset: bitOffset / 8, part: build(btf, m.type, depth + 1) })
+    const part = build(btf, m.type, depth + 1)
+    out.push({ name: m.name, byteOffset: bitOffset / 8, end: bitOffset / 8 + part.size, part })
   }
 }
 
@@ -360,6 +364,14 @@ function structPart(btf: Btf, t: BtfType, depth: number): Part {
   const byName = new Map(list.map((f) => [f.name, f]))
   const size = t.size!
   const isUnion = t.kind === 'UNION'
+  for (const f of list) {
+    if (f.end > size) {
+      throw new EbpfError(
+        'EINVAL',
+        `member '${f.name}' ends at byte ${f.end}, past the end of ${t.kind.toLowerCase()} ${t.name || '(anon)'} (${size} bytes)`,
+      )
+    }
+  }
   return {
     size,
     read: (v, o) => {
@@ -392,6 +404,14 @@ function datasecPart(btf: Btf, t: BtfType, depth: number): Part {
     offset: s.offset,
     part: build(btf, s.type, depth + 1),
   }))
+  for (const v of vars) {
+    if (v.offset + v.part.size > t.size!) {
+      throw new EbpfError(
+        'EINVAL',
+        `variable '${v.name}' (offset ${v.offset}) does not fit section ${t.name} (${t.size} bytes)`,
+      )
+    }
+  }
   return {
     size: t.size!,
     read: (v, o) => {

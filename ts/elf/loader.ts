@@ -42,6 +42,8 @@ const PSEUDO_CALL = 1
 const PSEUDO_FUNC = 4
 const BPF_F_RDONLY_PROG = 1 << 7
 const BPF_F_MMAPABLE = 1 << 10
+/** Largest global data section we allocate (1 GiB): a map value, so far above any real program's. */
+const MAX_DATA_SECTION = 1 << 30
 
 export interface VariableInit {
   name: string
@@ -105,7 +107,8 @@ class ObjectLoader {
     }
     const ver = elf.sectionByName('version')
     if (ver) {
-      if (ver.size !== 4) throw new FormatError(`'version' section must be 4 bytes, found ${ver.size}`, ver.offset)
+      if (ver.data.length !== 4)
+        throw new FormatError(`'version' section must hold 4 bytes, found ${ver.data.length}`, ver.offset)
       this.kernelVersion = new DataView(ver.data.buffer, ver.data.byteOffset, 4).getUint32(0, true)
     }
     this.readMaps()
@@ -208,6 +211,12 @@ class ObjectLoader {
     for (const sec of elf.sections) {
       if (!isDataSection(sec.name) || (sec.flags & SHF_ALLOC) === 0 || sec.size === 0) continue
       if (sec.type !== SHT_PROGBITS && sec.type !== SHT_NOBITS) continue
+      if (sec.size > MAX_DATA_SECTION) {
+        throw new EbpfError(
+          'E2BIG',
+          `data section '${sec.name}' is ${sec.size} bytes, over the ${MAX_DATA_SECTION}-byte limit`,
+        )
+      }
       const rodata = (sec.flags & SHF_WRITE) === 0
       const datasec = this.types.typeByName(sec.name, 'DATASEC')
       // libbpf makes a data map mmapable when it holds at least one non-static variable.
@@ -474,8 +483,7 @@ class ObjectLoader {
       })) as LineInfo[],
       funcInfo: this.infoFor(order, placed, this.ext?.funcInfo, (r, insn) => {
         const t = this.types.types[r.typeId]
-        if (t?.kind !== 'FUNC')
-          throw new FormatError(`.BTF.ext func_info names type #${r.typeId}, which is not a FUNC`)
+        if (t?.kind !== 'FUNC') throw new FormatError(`.BTF.ext func_info names type #${r.typeId}, which is not a FUNC`)
         return { insn, typeId: r.typeId, name: t.name }
       }) as FuncInfo[],
     }
@@ -548,6 +556,12 @@ class ObjectLoader {
         if (vt.linkage === 0) {
           const sym = this.elf.symbols.find((s) => s.name === vt.name && this.elf.sections[s.shndx]?.name === map.name)
           if (sym) offset = sym.value
+        }
+        const typeSize = this.types.sizeOf(vt.type!)
+        if (typeSize !== v.size) {
+          throw new FormatError(
+            `variable '${vt.name}' is ${v.size} bytes in DATASEC '${map.name}' but its type is ${typeSize}`,
+          )
         }
         if (offset + v.size > map.valueSize) {
           throw new FormatError(`variable '${vt.name}' (offset ${offset}, size ${v.size}) is outside '${map.name}'`)
