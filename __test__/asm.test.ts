@@ -774,3 +774,23 @@ describe('asm.Builder', () => {
     expectError(() => new asm.Builder().atomic64('nand' as 'add', R0, 0, R1), LoadError)
   })
 })
+
+describe('map references', () => {
+  it('encode lddw with pseudo sources 5 and 6 and read back in both dialects', () => {
+    const b = assemble('r1 = map[2] ll\nlddw %r2, map_value[1] + 16\nexit')
+    // lddw r1, src 5, imm 2 | second slot 0; lddw r2, src 6, imm 1 | second slot imm 16 (RFC 9669 §4.4).
+    expect(Buffer.from(b).toString('hex')).toBe(
+      '1851000002000000' + '0000000000000000' + '1862000001000000' + '0000000010000000' + '9500000000000000',
+    )
+    for (const dialect of ['llvm', 'conformance'] as const) {
+      expect(assemble(disassemble(b, { dialect }))).toEqual(b)
+    }
+    expect(disassemble(b)).toContain('r2 = map_value[1] + 16 ll')
+  })
+
+  it('rejects malformed map references', () => {
+    expect(() => assemble('r1 = map[-1] ll')).toThrow(AssembleError)
+    expect(() => assemble('w1 = map[0]')).toThrow(/64-bit register/)
+    expect(() => assemble('r1 = map[0')).toThrow(AssembleError)
+  })
+})

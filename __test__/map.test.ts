@@ -1,7 +1,6 @@
 import { Worker } from 'node:worker_threads'
 import { describe, expect, it } from 'vitest'
 import { assemble, BpfMap, MapError, Program } from '../ts/index'
-import { mapRef } from './helpers/map-ref'
 
 const u32 = (n: number) => Uint8Array.from([n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24])
 const u64 = (n: bigint) => {
@@ -100,10 +99,9 @@ describe('BpfMap from JavaScript', () => {
 })
 
 // Adds 1 to the u64 value at key 0 of maps[0] with an atomic instruction.
-const ATOMIC_INC = mapRef(
-  assemble(`
+const ATOMIC_INC = assemble(`
     *(u32 *)(r10 - 4) = 0
-    r1 = 0 ll
+    r1 = map[0] ll
     r2 = r10
     r2 += -4
     call 1
@@ -113,10 +111,7 @@ const ATOMIC_INC = mapRef(
   out:
     r0 = 0
     exit
-  `),
-  1,
-  0,
-)
+  `)
 
 describe('maps used by programs', () => {
   for (const engine of ['interpreter', 'jit'] as const) {

@@ -17,9 +17,20 @@ export type ErrorCode =
   | 'ETIME'
   | 'EPERM'
 
+/** Where in the C source an instruction came from (from BTF line info). */
+export interface SourceLocation {
+  file: string
+  line: number
+  column: number
+  /** The source line's text. */
+  text: string
+}
+
 /** Base class of every error this library throws on purpose. */
 export class EbpfError extends Error {
   readonly code: ErrorCode
+  /** The C source line of the instruction the error is about, where the object had line info. */
+  source: SourceLocation | undefined
   constructor(code: ErrorCode, message: string) {
     super(message)
     this.code = code

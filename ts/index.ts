@@ -20,3 +20,4 @@ export type {
   Relocation,
 } from './spec.js'
 export { loadCollectionSpec, loadCollectionSpecSync, VariableSpec } from './spec.js'
+export { Collection, type CollectionOptions } from './collection.js'

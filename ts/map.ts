@@ -6,6 +6,7 @@
 import type { Codec } from './btf/codec.js'
 import { EbpfError, fromNativeMapError, MapError } from './errors.js'
 import { native } from './native.js'
+import type { Program } from './program.js'
 
 type NativeMap = InstanceType<typeof native.NativeMap>
 
@@ -333,6 +334,11 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** Bloom filter: false when `value` is certainly absent. */
   mayContain(value: V | Uint8Array): boolean {
     return call(() => this.native.contains(this.encodeValue(value)))
+  }
+
+  /** Prog array: puts `program` at `index`, the target of `bpf_tail_call(ctx, &map, index)`. */
+  setProgram(index: number, program: Program): void {
+    call(() => this.native.setProgram(u32('index', index), program.native))
   }
 
   /** No more writes from user space (`BPF_MAP_FREEZE`); programs may still write unless read-only to them. */

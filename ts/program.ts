@@ -4,9 +4,11 @@
  */
 import { type ErrorCode, LoadError, TrapError, type TrapKind } from './errors.js'
 import { asBpfMap, type BpfMap } from './map.js'
+import type { LineInfo } from './spec.js'
 import { type NativeError, type NativeProgram, type NativeRunResult, native } from './native.js'
 
-export type ProgramType = 'raw'
+/** What r1 points to at entry; see README "Program types". */
+export type ProgramType = 'raw' | 'socket_filter' | 'xdp' | 'tracing'
 export type EngineName = 'jit' | 'interpreter' | 'auto'
 export type SafetyMode = 'checked'
 
@@ -27,6 +29,11 @@ export interface ProgramOptions {
    * (global data). A `Collection` fills this in from the object's relocations.
    */
   maps?: readonly BpfMap[]
+  /**
+   * Source line of instructions (`ProgramSpec.lineInfo`): errors about an instruction then name the
+   * C source line it came from.
+   */
+  lineInfo?: readonly LineInfo[]
 }
 
 export interface RunOptions {
@@ -51,7 +58,7 @@ export interface RunResult {
   durationNs: number
 }
 
-const PROGRAM_TYPES: readonly ProgramType[] = ['raw']
+const PROGRAM_TYPES: readonly ProgramType[] = ['raw', 'socket_filter', 'xdp', 'tracing']
 const ENGINES: readonly EngineName[] = ['jit', 'interpreter', 'auto']
 const MODES: readonly SafetyMode[] = ['checked']
 
@@ -88,7 +95,6 @@ function checkRunOptions(options: RunOptions): {
 }
 
 function toResult(res: NativeRunResult): RunResult {
-  if (res.error) throw fromNative(res.error)
   return {
     r0: res.r0,
     retval: Number(res.r0 & 0xffffffffn),
@@ -116,7 +122,11 @@ export function fromNative(e: NativeError): LoadError | TrapError {
 export class Program {
   readonly type: ProgramType
   readonly mode: SafetyMode
-  readonly #native: NativeProgram
+  /** Process-unique id, as the kernel's program id. */
+  readonly id: number
+  /** @internal the engine's program */
+  readonly native: NativeProgram
+  readonly #lineInfo: LineInfo[]
 
   constructor(options: ProgramOptions) {
     if (options === null || typeof options !== 'object') {
@@ -134,27 +144,50 @@ export class Program {
     if (!Array.isArray(maps)) throw new LoadError('EINVAL', 'maps must be an array of BpfMap')
     const mapIds = maps.map((m, i) => asBpfMap(m, `maps[${i}]`).id)
     const loaded = native.loadProgram(instructions, { progType: this.type, engine, mode: this.mode, budget, mapIds })
+    this.#lineInfo = [...(options.lineInfo ?? [])].sort((a, b) => a.insn - b.insn)
     if ('error' in loaded) {
-      throw fromNative(loaded.error as NativeError)
+      throw this.#located(fromNative(loaded.error as NativeError))
     }
-    this.#native = loaded as NativeProgram
+    this.native = loaded as NativeProgram
+    this.id = this.native.id
   }
 
   /** The engine that runs this program: `jit` or `interpreter` (`auto` resolved). */
   get engine(): 'jit' | 'interpreter' {
-    return this.#native.engine as 'jit' | 'interpreter'
+    return this.native.engine as 'jit' | 'interpreter'
   }
 
   /** Runs the program (`repeat` times) on the calling thread. Throws `TrapError` if a run stops abnormally. */
   run(options: RunOptions = {}): RunResult {
     const { data, repeat, budget } = checkRunOptions(options)
-    return toResult(this.#native.run(data, repeat, budget))
+    return this.#result(this.native.run(data, repeat, budget))
   }
 
   /** The same as `run`, off the JavaScript thread (on the libuv thread pool). */
   async runAsync(options: RunOptions = {}): Promise<RunResult> {
     const { data, repeat, budget } = checkRunOptions(options)
-    return toResult(await this.#native.runAsync(data, repeat, budget))
+    return this.#result(await this.native.runAsync(data, repeat, budget))
+  }
+
+  #result(res: NativeRunResult): RunResult {
+    if (res.error) throw this.#located(fromNative(res.error))
+    return toResult(res)
+  }
+
+  /** Adds the C source line of the error's instruction, when line info says it. */
+  #located<E extends LoadError | TrapError>(e: E): E {
+    const insn = e.insn
+    if (insn === undefined || this.#lineInfo.length === 0) return e
+    let found: LineInfo | undefined
+    for (const li of this.#lineInfo) {
+      if (li.insn > insn) break
+      found = li
+    }
+    if (found) {
+      e.source = { file: found.file, line: found.line, column: found.column, text: found.text }
+      e.message += ` (${found.file}:${found.line}:${found.column}: ${found.text.trim()})`
+    }
+    return e
   }
 
   /**
@@ -165,9 +198,9 @@ export class Program {
   dump(what: 'xlated'): Uint8Array
   dump(what: 'jited'): string
   dump(what: 'xlated' | 'jited'): Uint8Array | string {
-    if (what === 'jited') return this.#native.jited()
+    if (what === 'jited') return this.native.jited()
     if (what !== 'xlated') throw new LoadError('EINVAL', `unknown dump kind ${String(what)}`)
-    const b = this.#native.xlated()
+    const b = this.native.xlated()
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
   }
 }

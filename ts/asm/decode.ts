@@ -53,6 +53,8 @@ export type Form =
   | { k: 'movsx'; wide: boolean; dst: number; src: number; bits: number }
   | { k: 'endian'; op: 'le' | 'be' | 'bswap'; dst: number; bits: number }
   | { k: 'lddw'; dst: number; value: bigint }
+  /** lddw with pseudo source 5 (`map[index]`) or 6 (`map_value[index] + offset`). */
+  | { k: 'ldmap'; dst: number; value: boolean; index: number; offset: number }
   | { k: 'ldx'; size: Size; signed: boolean; dst: number; src: number; off: number }
   | { k: 'st'; size: Size; dst: number; off: number; imm: number }
   | { k: 'stx'; size: Size; dst: number; off: number; src: number }
@@ -204,6 +206,22 @@ export function decodeForms(insns: readonly Instruction[]): Decoded[] {
       ) {
         const value = BigInt(i.imm >>> 0) | (BigInt(next.imm >>> 0) << 32n)
         out.push({ form: { k: 'lddw', dst: i.dst, value }, slots: 2 })
+        pc++
+        continue
+      }
+      if (
+        next !== undefined &&
+        isReg(i.dst) &&
+        (i.src === 5 || i.src === 6) &&
+        i.off === 0 &&
+        next.opcode === 0 &&
+        next.dst === 0 &&
+        next.src === 0 &&
+        next.off === 0 &&
+        (i.src === 6 || next.imm === 0)
+      ) {
+        const form: Form = { k: 'ldmap', dst: i.dst, value: i.src === 6, index: i.imm >>> 0, offset: next.imm >>> 0 }
+        out.push({ form, slots: 2 })
         pc++
         continue
       }

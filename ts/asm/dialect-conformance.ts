@@ -7,7 +7,17 @@
 import * as E from './encode.js'
 import type { Cursor, Token } from './lexer.js'
 import { type AluOp, ATOMIC_OPS, type AtomicOp, type JumpOp, type Size } from './opcodes.js'
-import { imm32, imm64, memoryDisplacement, type Reg, register, register64, startsNumber, target } from './operands.js'
+import {
+  imm32,
+  imm64,
+  mapReference,
+  memoryDisplacement,
+  type Reg,
+  register,
+  register64,
+  startsNumber,
+  target,
+} from './operands.js'
 import type { Output } from './output.js'
 
 const ALU = /^(add|sub|mul|div|sdiv|or|and|lsh|rsh|mod|smod|xor|mov|arsh)(32|64)?$/
@@ -150,7 +160,8 @@ const STATEMENTS: [RegExp, Parse][] = [
     (_m, cur, out) => {
       const dst = reg(cur).index
       comma(cur)
-      out.emit(...E.lddw(dst, imm64(cur)))
+      const ref = mapReference(cur)
+      out.emit(...(ref ? E.lddw(dst, ref.value, ref.src) : E.lddw(dst, imm64(cur))))
     },
   ],
   [/^ja$/, (_m, cur, out) => out.emitTo(E.ja(0), 'off', target(cur, 16))],

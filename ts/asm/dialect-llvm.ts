@@ -10,6 +10,7 @@ import type { Cursor, Token } from './lexer.js'
 import type { AluOp, AtomicOp, JumpOp, Size } from './opcodes.js'
 import {
   imm32,
+  mapReference,
   memoryDisplacement,
   type Reg,
   register,
@@ -232,6 +233,13 @@ function assignment(dst: Reg, cur: Cursor, out: Output): void {
     sameRegister(cur, src, dst, 'neg works in place')
     sameWidth(cur, src, dst)
     out.emit(E.neg(!dst.w, dst.index))
+    return
+  }
+  const ref = mapReference(cur)
+  if (ref) {
+    if (dst.w) cur.fail('a map reference needs a 64-bit register', dst.token)
+    cur.accept('ll')
+    out.emit(...E.lddw(dst.index, ref.value, ref.src))
     return
   }
   if (startsNumber(cur)) {

@@ -75,6 +75,10 @@ function jumpDelta(f: Form): number | undefined {
 
 const signedOffset = (n: number) => (n < 0 ? `${n}` : `+${n}`)
 const hex = (n: number | bigint) => (n < 0 ? `-0x${(-BigInt(n)).toString(16)}` : `0x${n.toString(16)}`)
+/** `map[N]` or `map_value[N] + OFF`, as both dialects read them. */
+const mapRef = (f: { value: boolean; index: number; offset: number }) =>
+  f.value ? `map_value[${f.index}] + ${f.offset}` : `map[${f.index}]`
+
 const rawLine = (word: bigint) => `.8byte 0x${word.toString(16).padStart(16, '0')}`
 
 // ---- llvm-objdump dialect -------------------------------------------------------------------
@@ -128,6 +132,8 @@ function llvm(f: Form, label: string | undefined): string {
       return `r${f.dst} = ${f.op}${f.bits} r${f.dst}`
     case 'lddw':
       return `r${f.dst} = ${hex(f.value)} ll`
+    case 'ldmap':
+      return `r${f.dst} = ${mapRef(f)} ll`
     case 'ldx':
       return `r${f.dst} = *(${f.signed ? 's' : 'u'}${LLVM_SIZE[f.size]} *)${mem(f.src, f.off)}`
     case 'st':
@@ -189,6 +195,8 @@ function conformance(f: Form, label: string | undefined): string {
       return `${f.op}${f.bits} %r${f.dst}`
     case 'lddw':
       return `lddw %r${f.dst}, ${hex(f.value)}`
+    case 'ldmap':
+      return `lddw %r${f.dst}, ${mapRef(f)}`
     case 'ldx':
       return `ldx${f.signed ? 's' : ''}${f.size} %r${f.dst}, ${cmem(f.src, f.off)}`
     case 'st':

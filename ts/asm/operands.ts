@@ -134,3 +134,26 @@ export function skipAnnotation(cur: Cursor): void {
   if (cur.tokens[n - 1]?.text !== '>') return
   while (!cur.done) cur.next('>')
 }
+
+/**
+ * A map reference as the engine resolves it against a program's map list: `map[N]` (lddw pseudo
+ * source 5, a reference to map N) or `map_value[N] + OFF` (source 6, the address of byte OFF of
+ * the single value of array map N, as global data is addressed). Undefined when the next token
+ * does not start one. Returns the lddw's source and its 64-bit immediate (index | offset << 32).
+ */
+export function mapReference(cur: Cursor): { src: number; value: bigint } | undefined {
+  const t = cur.peek()
+  if (t?.kind !== 'ident' || (t.text !== 'map' && t.text !== 'map_value')) return undefined
+  cur.next('map')
+  cur.expect('[')
+  const { value: index, token } = signedNumber(cur, 'a map index')
+  if (index < 0n || index > 0xffffffffn) cur.fail(`map index ${index} is out of range`, token)
+  cur.expect(']')
+  let offset = 0n
+  if (t.text === 'map_value' && cur.accept('+')) {
+    const off = signedNumber(cur, 'a value offset')
+    if (off.value < 0n || off.value > 0xffffffffn) cur.fail(`value offset ${off.value} is out of range`, off.token)
+    offset = off.value
+  }
+  return { src: t.text === 'map' ? 5 : 6, value: index | (offset << 32n) }
+}

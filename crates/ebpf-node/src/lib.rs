@@ -126,11 +126,23 @@ fn parse_options(o: &NativeProgramOptions) -> std::result::Result<ProgramOptions
 
 #[napi]
 pub struct NativeProgram {
-    inner: Arc<Program>,
+    pub(crate) inner: Arc<Program>,
+    /// Process-unique id, as the kernel's program id (what a prog_array lookup returns).
+    pub(crate) id: u32,
+}
+
+fn next_program_id() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 #[napi]
 impl NativeProgram {
+    #[napi(getter)]
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
     /// The engine that runs the program: 'interpreter' or 'jit'.
     #[napi(getter)]
     pub fn engine(&self) -> String {
@@ -232,6 +244,7 @@ pub fn load_program(
     match loaded {
         Ok(inner) => Either::A(NativeProgram {
             inner: Arc::new(inner),
+            id: next_program_id(),
         }),
         Err(e) => Either::B(NativeLoadResult { error: Some(e) }),
     }

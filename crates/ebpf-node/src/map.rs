@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use ebpf_vm::maps::prog_array::ProgArray;
 use ebpf_vm::maps::{self, Map, MapDef, MapError, MapType};
 use ebpf_vm::pins;
 use ebpf_vm::ErrorCode;
@@ -294,6 +295,18 @@ impl NativeMap {
         let (n, r) = self.inner.delete_batch(&k);
         r.map(|()| n as u32)
             .map_err(|e| coded(e.code, &format!("{} (after {n} deletes)", e.message)))
+    }
+
+    /// Prog array: puts `program` at `index` (the tail-call target `bpf_tail_call(ctx, map, index)`).
+    #[napi]
+    pub fn set_program(&self, index: u32, program: &crate::NativeProgram) -> Result<()> {
+        let array = self
+            .inner
+            .downcast::<ProgArray>()
+            .ok_or_else(|| einval(format!("map {} is not a prog_array", self.inner.id())))?;
+        array
+            .set(index, program.id, program.inner.clone())
+            .map_err(js_err)
     }
 
     /// No more writes from user space (`BPF_MAP_FREEZE`).

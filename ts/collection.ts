@@ -1,0 +1,206 @@
+/**
+ * `Collection`: the loaded form of a `CollectionSpec`. Creates the maps (global data sections
+ * initialised from the object, `.rodata` frozen and read-only to programs), relocates every
+ * program's map references, loads the programs and fills the statically initialised slots of
+ * map-in-map and prog_array maps, as libbpf does for the kernel.
+ */
+import { type Codec, codec } from './btf/codec.js'
+import type { BtfType } from './btf/types.js'
+import { EbpfError, LoadError } from './errors.js'
+import { BpfMap, MAP_TYPES, type MapCodecs } from './map.js'
+import { type EngineName, Program, type ProgramType, type SafetyMode } from './program.js'
+import type { CollectionSpec, MapSpec, ProgramSpec } from './spec.js'
+
+export interface CollectionOptions {
+  engine?: EngineName
+  mode?: SafetyMode
+  budget?: number
+  /** Use these existing maps instead of creating the object's maps of the same name. */
+  mapReplacements?: Record<string, BpfMap>
+  /** Where maps with `pinning = LIBBPF_PIN_BY_NAME` are pinned and looked up (default `/sys/fs/bpf`). */
+  pinPath?: string
+}
+
+/** `BPF_F_RDONLY_PROG`: programs may read but not write the map. */
+const BPF_F_RDONLY_PROG = 1 << 7
+const PIN_BY_NAME = 1
+
+/** lddw pseudo sources the engine resolves against a program's map list. */
+const PSEUDO_MAP_IDX = 5
+const PSEUDO_MAP_IDX_VALUE = 6
+
+/**
+ * The engine's program type for a libbpf program type, by the context the program gets:
+ * `__sk_buff` programs, `xdp_md` programs and tracing programs whose context is caller-supplied bytes.
+ */
+const PROGRAM_TYPES: Record<string, ProgramType> = {
+  socket_filter: 'socket_filter',
+  sched_cls: 'socket_filter',
+  sched_act: 'socket_filter',
+  cgroup_skb: 'socket_filter',
+  xdp: 'xdp',
+  kprobe: 'tracing',
+  tracepoint: 'tracing',
+  raw_tracepoint: 'tracing',
+  raw_tracepoint_writable: 'tracing',
+  perf_event: 'tracing',
+  tracing: 'tracing',
+}
+
+/** The engine's program type for a program spec, or a LoadError naming the unsupported type. */
+export function programTypeOf(spec: ProgramSpec): ProgramType {
+  const t = PROGRAM_TYPES[spec.type]
+  if (t === undefined) {
+    throw new LoadError(
+      'ENOTSUPP',
+      `program '${spec.name}' (section '${spec.section}') has type '${spec.type}', which cannot run here; supported: ${Object.keys(PROGRAM_TYPES).join(', ')}`,
+    )
+  }
+  return t
+}
+
+function codecOf(spec: CollectionSpec, type: BtfType | undefined): Codec | undefined {
+  // Global data maps carry their DATASEC: read them through `variables` instead.
+  if (type === undefined || type.kind === 'DATASEC') return undefined
+  return codec(spec.types, type.id)
+}
+
+/** The program's instructions with every relocation resolved to an index into `maps`. */
+function relocate(
+  prog: ProgramSpec,
+  maps: Map<string, BpfMap>,
+): { instructions: Uint8Array; maps: BpfMap[] } {
+  const instructions = prog.instructions.slice()
+  const view = new DataView(instructions.buffer)
+  const used: BpfMap[] = []
+  const index = new Map<string, number>()
+  for (const r of prog.relocations) {
+    const map = maps.get(r.map)
+    if (!map) {
+      throw new LoadError('EINVAL', `program '${prog.name}': instruction ${r.insn} refers to unknown map '${r.map}'`, r.insn)
+    }
+    let i = index.get(r.map)
+    if (i === undefined) {
+      i = used.push(map) - 1
+      index.set(r.map, i)
+    }
+    const at = r.insn * 8
+    if (at + 16 > instructions.length || instructions[at] !== 0x18) {
+      throw new LoadError('EINVAL', `program '${prog.name}': relocation at instruction ${r.insn} is not on an lddw`, r.insn)
+    }
+    const src = r.kind === 'map' ? PSEUDO_MAP_IDX : PSEUDO_MAP_IDX_VALUE
+    instructions[at + 1] = (instructions[at + 1]! & 0x0f) | (src << 4)
+    view.setInt32(at + 4, i, true)
+    view.setInt32(at + 12, r.kind === 'map' ? 0 : r.offset, true)
+  }
+  return { instructions, maps: used }
+}
+
+export class Collection {
+  readonly spec: CollectionSpec
+  readonly programs = new Map<string, Program>()
+  readonly maps = new Map<string, BpfMap>()
+
+  constructor(spec: CollectionSpec, options: CollectionOptions = {}) {
+    if (spec === null || typeof spec !== 'object' || !(spec.programs instanceof Map)) {
+      throw new EbpfError('EINVAL', 'Collection takes a CollectionSpec from loadCollectionSpec')
+    }
+    this.spec = spec
+    for (const m of spec.maps.values()) {
+      this.maps.set(m.name, options.mapReplacements?.[m.name] ?? this.#createMap(m, options.pinPath ?? '/sys/fs/bpf'))
+    }
+    for (const m of spec.maps.values()) this.#fillInnerMaps(m)
+    for (const p of spec.programs.values()) {
+      const { instructions, maps } = relocate(p, this.maps)
+      this.programs.set(
+        p.name,
+        new Program({
+          type: programTypeOf(p),
+          instructions,
+          maps,
+          engine: options.engine,
+          mode: options.mode,
+          budget: options.budget,
+          lineInfo: p.lineInfo,
+        }),
+      )
+    }
+    for (const m of spec.maps.values()) this.#fillProgArray(m)
+  }
+
+  #createMap(m: MapSpec, pinPath: string): BpfMap {
+    const pin = m.pinning === PIN_BY_NAME ? `${pinPath}/${m.name}` : undefined
+    if (pin) {
+      try {
+        return BpfMap.fromPinned(pin, this.#codecs(m))
+      } catch (e) {
+        if ((e as EbpfError).code !== 'ENOENT') throw e
+      }
+    }
+    const flags = m.flags | (m.readonly ? BPF_F_RDONLY_PROG : 0)
+    const inner = m.innerMap
+    const map = new BpfMap(
+      {
+        type: m.type,
+        keySize: m.keySize,
+        valueSize: m.valueSize,
+        maxEntries: m.maxEntries,
+        flags,
+        name: m.name,
+        mapExtra: m.mapExtra,
+        innerMap: inner && {
+          type: inner.type,
+          keySize: inner.keySize,
+          valueSize: inner.valueSize,
+          maxEntries: inner.maxEntries,
+          flags: inner.flags,
+        },
+      },
+      this.#codecs(m),
+    )
+    if (m.contents) {
+      map.update(new Uint8Array(4), m.contents)
+      if (m.readonly) map.freeze()
+    }
+    if (pin) map.pin(pin)
+    return map
+  }
+
+  #codecs(m: MapSpec): MapCodecs {
+    return { key: codecOf(this.spec, m.key), value: codecOf(this.spec, m.value) }
+  }
+
+  /** `__array(values, ...)` initialisers of map-in-map: the slots hold the inner maps' ids. */
+  #fillInnerMaps(m: MapSpec): void {
+    if (m.type !== MAP_TYPES.array_of_maps && m.type !== MAP_TYPES.hash_of_maps) return
+    const outer = this.maps.get(m.name)!
+    for (const slot of m.slots ?? []) {
+      const inner = this.maps.get(slot.target)
+      if (!inner) throw new LoadError('EINVAL', `map '${m.name}' slot ${slot.index} names unknown map '${slot.target}'`)
+      const key = new Uint8Array(m.keySize)
+      new DataView(key.buffer).setUint32(0, slot.index, true)
+      const id = new Uint8Array(4)
+      new DataView(id.buffer).setUint32(0, inner.id, true)
+      outer.update(key, id)
+    }
+  }
+
+  /** `__array(values, ...)` initialisers of prog_array maps: the slots hold programs. */
+  #fillProgArray(m: MapSpec): void {
+    if (m.type !== MAP_TYPES.prog_array) return
+    const array = this.maps.get(m.name)!
+    for (const slot of m.slots ?? []) {
+      const prog = this.programs.get(slot.target)
+      if (!prog) throw new LoadError('EINVAL', `map '${m.name}' slot ${slot.index} names unknown program '${slot.target}'`)
+      array.setProgram(slot.index, prog)
+    }
+  }
+
+  /** The global variable `name` as the programs see it now (read from its data map). */
+  variable(name: string): unknown {
+    const v = this.spec.variables.get(name)
+    if (!v) throw new EbpfError('ENOENT', `no global variable '${name}'`)
+    const bytes = this.maps.get(v.section)!.lookup(new Uint8Array(4)) as Uint8Array
+    return v.codec.decode(bytes.subarray(v.offset, v.offset + v.size))
+  }
+}
