@@ -44,9 +44,10 @@ impl Inner {
         self.clock += 1;
         let now = self.clock;
         if let Some(e) = self.entries.get_mut(key) {
-            self.by_age.remove(&e.stamp);
+            // Reuse the age index's copy of the key: a lookup should not allocate.
+            let k = self.by_age.remove(&e.stamp).unwrap_or_else(|| key.to_vec());
             e.stamp = now;
-            self.by_age.insert(now, key.to_vec());
+            self.by_age.insert(now, k);
         }
     }
 
