@@ -341,6 +341,33 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     call(() => this.native.setProgram(u32('index', index), program.native))
   }
 
+  /** Ring buffer: every committed record so far, oldest first, removed from the ring. */
+  drainRecords(): Uint8Array[] {
+    return call(() => this.native.ringbufDrain()).map(view)
+  }
+
+  /**
+   * Ring buffer: records as they are committed, oldest first. Waiting happens off the JavaScript
+   * thread; the iteration ends when `signal` aborts (or the loop breaks).
+   */
+  async *records(options: { signal?: AbortSignal; pollMs?: number } = {}): AsyncGenerator<Uint8Array> {
+    const poll = u32('pollMs', options.pollMs ?? 100)
+    while (!options.signal?.aborted) {
+      for (const r of this.drainRecords()) yield r
+      if (options.signal?.aborted) return
+      await call(() => this.native.ringbufWait(poll))
+    }
+  }
+
+  /** Ring buffer: calls `fn` with each record as it is committed, until the returned function is called. */
+  onRecord(fn: (record: Uint8Array) => void, options: { pollMs?: number } = {}): () => void {
+    const controller = new AbortController()
+    void (async () => {
+      for await (const r of this.records({ signal: controller.signal, pollMs: options.pollMs })) fn(r)
+    })()
+    return () => controller.abort()
+  }
+
   /** No more writes from user space (`BPF_MAP_FREEZE`); programs may still write unless read-only to them. */
   freeze(): void {
     this.native.freeze()

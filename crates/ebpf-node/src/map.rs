@@ -3,8 +3,10 @@
 //! cannot set `code` itself); the TypeScript layer turns them into `MapError` with that `code`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ebpf_vm::maps::prog_array::ProgArray;
+use ebpf_vm::maps::ringbuf::RingBuf;
 use ebpf_vm::maps::{self, Map, MapDef, MapError, MapType};
 use ebpf_vm::pins;
 use ebpf_vm::ErrorCode;
@@ -97,6 +99,34 @@ pub struct NativeMap {
 impl NativeMap {
     pub(crate) fn new(inner: Arc<dyn Map>) -> Self {
         NativeMap { inner }
+    }
+
+    fn ringbuf(&self) -> Result<&RingBuf> {
+        self.inner
+            .downcast::<RingBuf>()
+            .ok_or_else(|| einval(format!("map {} is not a ringbuf", self.inner.id())))
+    }
+}
+
+/// Waiting for ring-buffer records on the thread pool.
+pub struct RingbufWait {
+    map: Arc<dyn Map>,
+    timeout: Duration,
+}
+
+impl Task for RingbufWait {
+    type Output = bool;
+    type JsValue = bool;
+
+    fn compute(&mut self) -> Result<bool> {
+        Ok(self
+            .map
+            .downcast::<RingBuf>()
+            .is_some_and(|ring| ring.wait(self.timeout)))
+    }
+
+    fn resolve(&mut self, _env: Env, output: bool) -> Result<bool> {
+        Ok(output)
     }
 }
 
@@ -307,6 +337,27 @@ impl NativeMap {
         array
             .set(index, program.id, program.inner.clone())
             .map_err(js_err)
+    }
+
+    /// Ring buffer: every committed record, oldest first, removed from the ring (discarded records
+    /// are skipped).
+    #[napi]
+    pub fn ringbuf_drain(&self) -> Result<Vec<Buffer>> {
+        let ring = self.ringbuf()?;
+        let mut out = Vec::new();
+        ring.consume(|rec| out.push(Buffer::from(rec.to_vec())));
+        Ok(out)
+    }
+
+    /// Ring buffer: resolves to true once records are available, false after `timeout_ms`. Waits on
+    /// the thread pool, not the JavaScript thread.
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn ringbuf_wait(&self, timeout_ms: u32) -> Result<AsyncTask<RingbufWait>> {
+        self.ringbuf()?;
+        Ok(AsyncTask::new(RingbufWait {
+            map: self.inner.clone(),
+            timeout: Duration::from_millis(timeout_ms as u64),
+        }))
     }
 
     /// No more writes from user space (`BPF_MAP_FREEZE`).
