@@ -115,8 +115,12 @@ fn busy_records_hold_back_later_ones_and_discards_are_skipped() {
     r.commit(b, true);
     // `a` is still busy: nothing can be consumed, as in the kernel.
     assert!(drain(r).is_empty());
-    r.commit(a, false);
+    assert!(r.commit(a, false));
     assert_eq!(drain(r), vec![b"aaaa".to_vec(), b"cccc".to_vec()]);
+    // Committing twice, or something that is not a record, does nothing.
+    assert!(!r.commit(a, false));
+    assert!(!r.commit(a + 4, false));
+    assert!(!r.commit(0, true));
     assert_eq!(r.avail_data(), 0);
 }
 

@@ -150,12 +150,20 @@ impl RingBuf {
     }
 
     /// Commits (or discards) the record whose data starts at `addr`, which `reserve` returned and
-    /// which has not been committed yet.
-    pub fn commit(&self, addr: u64, discard: bool) {
+    /// which has not been committed yet. False (and nothing done) when `addr` is outside the ring,
+    /// misaligned, or its header is not busy (committed twice). This is a cheap sanity check, not
+    /// a proof: the helpers commit only reservations their own run made (`RunMaps`).
+    pub fn commit(&self, addr: u64, discard: bool) -> bool {
+        if !self.owns(addr) {
+            return false;
+        }
         let base = self.data.addr(0);
         let hdr = addr - BPF_RINGBUF_HDR_SZ - base;
         let word = self.data.word((hdr / 8) as usize);
         let head = word.load(Ordering::Relaxed);
+        if head as u32 & BPF_RINGBUF_BUSY_BIT == 0 {
+            return false;
+        }
         let len = (head as u32 & !(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT)) as u64;
         let end = hdr + BPF_RINGBUF_HDR_SZ + len;
         if !discard && end > self.size {
@@ -170,6 +178,7 @@ impl RingBuf {
         let mut n = self.lock_commits();
         *n += 1;
         self.committed.notify_all();
+        true
     }
 
     /// Reserves, copies `data` and commits: `bpf_ringbuf_output`. False when there is no room.
