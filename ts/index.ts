@@ -5,10 +5,19 @@
 export * as asm from './asm/index.js'
 export { assemble, disassemble } from './asm/index.js'
 export * as btf from './btf/index.js'
+export { Collection, type CollectionOptions } from './collection.js'
 export * from './errors.js'
 export type { MapCodecs, MapDefinition, MapTypeName, UpdateFlag } from './map.js'
 export { BpfMap, MAP_TYPES } from './map.js'
-export type { EngineName, ProgramOptions, ProgramType, RunOptions, RunResult, SafetyMode } from './program.js'
+export type {
+  BatchEntry,
+  EngineName,
+  ProgramOptions,
+  ProgramType,
+  RunOptions,
+  RunResult,
+  SafetyMode,
+} from './program.js'
 export { Program } from './program.js'
 export type {
   CollectionSpec,
@@ -20,4 +29,3 @@ export type {
   Relocation,
 } from './spec.js'
 export { loadCollectionSpec, loadCollectionSpecSync, VariableSpec } from './spec.js'
-export { Collection, type CollectionOptions } from './collection.js'

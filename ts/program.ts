@@ -4,8 +4,8 @@
  */
 import { type ErrorCode, LoadError, TrapError, type TrapKind } from './errors.js'
 import { asBpfMap, type BpfMap } from './map.js'
-import type { LineInfo } from './spec.js'
 import { type NativeError, type NativeProgram, type NativeRunResult, native } from './native.js'
+import type { LineInfo } from './spec.js'
 
 /** What r1 points to at entry; see README "Program types". */
 export type ProgramType = 'raw' | 'socket_filter' | 'xdp' | 'tracing'
@@ -94,6 +94,21 @@ function checkRunOptions(options: RunOptions): {
   return { data, repeat, budget: checkBudget(options.budget) }
 }
 
+/** One packet's outcome in `runBatch`. */
+export type BatchEntry = ({ ok: true } & RunResult) | { ok: false; error: LoadError | TrapError }
+
+function checkBatch(
+  packets: readonly Uint8Array[],
+  options: { budget?: number },
+): { list: Buffer[]; budget: number | undefined } {
+  if (!Array.isArray(packets)) throw new LoadError('EINVAL', 'runBatch takes an array of Uint8Array packets')
+  const list = packets.map((p, i) => {
+    if (!(p instanceof Uint8Array)) throw new LoadError('EINVAL', `packets[${i}] must be a Uint8Array`)
+    return Buffer.from(p.buffer, p.byteOffset, p.byteLength)
+  })
+  return { list, budget: checkBudget(options?.budget) }
+}
+
 function toResult(res: NativeRunResult): RunResult {
   return {
     r0: res.r0,
@@ -167,6 +182,25 @@ export class Program {
   async runAsync(options: RunOptions = {}): Promise<RunResult> {
     const { data, repeat, budget } = checkRunOptions(options)
     return this.#result(await this.native.runAsync(data, repeat, budget))
+  }
+
+  /**
+   * One run per packet, in order; a trap on one packet does not stop the others. Each entry is the
+   * run's result or its error.
+   */
+  runBatch(packets: readonly Uint8Array[], options: { budget?: number } = {}): BatchEntry[] {
+    const { list, budget } = checkBatch(packets, options)
+    return this.native.runBatch(list, budget).map((r) => this.#entry(r))
+  }
+
+  /** `runBatch` off the JavaScript thread. */
+  async runBatchAsync(packets: readonly Uint8Array[], options: { budget?: number } = {}): Promise<BatchEntry[]> {
+    const { list, budget } = checkBatch(packets, options)
+    return (await this.native.runBatchAsync(list, budget)).map((r) => this.#entry(r))
+  }
+
+  #entry(r: NativeRunResult): BatchEntry {
+    return r.error ? { ok: false, error: this.#located(fromNative(r.error)) } : { ok: true, ...toResult(r) }
   }
 
   #result(res: NativeRunResult): RunResult {

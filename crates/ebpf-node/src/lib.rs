@@ -170,6 +170,28 @@ impl NativeProgram {
         to_js(self.inner.test_run(&test_input(data, repeat, budget)))
     }
 
+    /// One run per packet, in order, on the calling thread.
+    #[napi]
+    pub fn run_batch(&self, packets: Vec<Buffer>, budget: Option<f64>) -> Vec<NativeRunResult> {
+        batch_inputs(&packets, budget)
+            .iter()
+            .map(|i| to_js(self.inner.test_run(i)))
+            .collect()
+    }
+
+    /// `run_batch` on the libuv thread pool.
+    #[napi(ts_return_type = "Promise<NativeRunResult[]>")]
+    pub fn run_batch_async(
+        &self,
+        packets: Vec<Buffer>,
+        budget: Option<f64>,
+    ) -> AsyncTask<BatchTask> {
+        AsyncTask::new(BatchTask {
+            program: self.inner.clone(),
+            inputs: batch_inputs(&packets, budget),
+        })
+    }
+
     /// The same as `run`, on the libuv thread pool: the JavaScript thread stays free.
     #[napi(ts_return_type = "Promise<NativeRunResult>")]
     pub fn run_async(
@@ -183,6 +205,36 @@ impl NativeProgram {
             input: test_input(data, repeat, budget),
         })
     }
+}
+
+/// Many packets on the thread pool, one test run each.
+pub struct BatchTask {
+    program: Arc<Program>,
+    inputs: Vec<TestRunInput>,
+}
+
+impl Task for BatchTask {
+    type Output = Vec<TestRunOutput>;
+    type JsValue = Vec<NativeRunResult>;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(self
+            .inputs
+            .iter()
+            .map(|i| self.program.test_run(i))
+            .collect())
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output.into_iter().map(to_js).collect())
+    }
+}
+
+fn batch_inputs(packets: &[Buffer], budget: Option<f64>) -> Vec<TestRunInput> {
+    packets
+        .iter()
+        .map(|p| test_input(p, None, budget))
+        .collect()
 }
 
 fn test_input(data: &[u8], repeat: Option<u32>, budget: Option<f64>) -> TestRunInput {

@@ -1,0 +1,142 @@
+import { describe, expect, it } from 'vitest'
+import { AssembleError, assemble, LoadError, Program, TrapError } from '../ts/index'
+
+const bytes = (...words: number[][]) => Uint8Array.from(words.flat())
+const EXIT = [0x95, 0, 0, 0, 0, 0, 0, 0]
+const MOV_R0_42 = [0xb7, 0, 0, 0, 42, 0, 0, 0]
+
+function loadError(instructions: Uint8Array): LoadError {
+  try {
+    new Program({ instructions })
+  } catch (e) {
+    expect(e).toBeInstanceOf(LoadError)
+    return e as LoadError
+  }
+  throw new Error('program loaded')
+}
+
+function trap(prog: Program, data?: Uint8Array, budget?: number): TrapError {
+  try {
+    prog.run({ data, budget })
+  } catch (e) {
+    expect(e).toBeInstanceOf(TrapError)
+    return e as TrapError
+  }
+  throw new Error('program ran')
+}
+
+describe('Program', () => {
+  it('runs and reports r0, retval, data and the instruction count', () => {
+    const prog = new Program({ instructions: bytes(MOV_R0_42, EXIT) })
+    const res = prog.run()
+    expect(res.r0).toBe(42n)
+    expect(res.retval).toBe(42)
+    expect(res.insnCount).toBe(2)
+    expect(res.durationNs).toBeGreaterThan(0)
+    // retval is the low 32 bits, unsigned.
+    const neg = new Program({ instructions: assemble('r0 = -1\nexit') }).run()
+    expect(neg.r0).toBe(0xffffffffffffffffn)
+    expect(neg.retval).toBe(0xffffffff)
+  })
+
+  it('works on a copy of the data and returns it as the program left it', () => {
+    const input = Uint8Array.of(1, 2, 3)
+    const prog = new Program({ instructions: assemble('*(u8 *)(r1 + 1) = 9\nr0 = r2\nexit') })
+    const res = prog.run({ data: input })
+    expect(res.r0).toBe(3n)
+    expect(res.data).toEqual(Uint8Array.of(1, 9, 3))
+    expect(input).toEqual(Uint8Array.of(1, 2, 3))
+  })
+
+  it('repeat runs from the same input each time; runAsync gives the same result', async () => {
+    const prog = new Program({ instructions: assemble('r0 = *(u8 *)(r1 + 0)\nr0 += 1\n*(u8 *)(r1 + 0) = r0\nexit') })
+    const res = prog.run({ data: Uint8Array.of(10), repeat: 50 })
+    expect(res.r0).toBe(11n)
+    expect(res.data).toEqual(Uint8Array.of(11))
+    const res2 = await prog.runAsync({ data: Uint8Array.of(10), repeat: 50 })
+    expect(res2.r0).toBe(11n)
+  })
+
+  it('runBatch: one result per packet, a trap stays with its packet', async () => {
+    const prog = new Program({ instructions: assemble('r0 = *(u8 *)(r1 + 0)\nexit') })
+    const packets = [Uint8Array.of(5), new Uint8Array(0), Uint8Array.of(7)]
+    for (const out of [prog.runBatch(packets), await prog.runBatchAsync(packets)]) {
+      expect(out.map((r) => (r.ok ? r.r0 : r.error.code))).toEqual([5n, 'EFAULT', 7n])
+    }
+  })
+
+  it('checks its options', () => {
+    expect(() => new Program({ instructions: [1, 2] as unknown as Uint8Array })).toThrow(LoadError)
+    expect(() => new Program({ instructions: bytes(EXIT), engine: 'fast' as 'jit' })).toThrow(/engine must be one of/)
+    expect(() => new Program({ instructions: bytes(EXIT), type: 'kernel' as 'raw' })).toThrow(/type must be one of/)
+    expect(() => new Program({ instructions: bytes(EXIT), budget: 0 })).toThrow(/budget must be a positive integer/)
+    const prog = new Program({ instructions: bytes(MOV_R0_42, EXIT) })
+    expect(() => prog.run({ repeat: 0 })).toThrow(expect.objectContaining({ code: 'EINVAL' }))
+    expect(() => prog.run({ data: 'abc' as unknown as Uint8Array })).toThrow(/data must be a Uint8Array/)
+  })
+})
+
+describe('bad bytecode is a LoadError naming the instruction and the rule', () => {
+  it('truncated bytecode', () => {
+    const e = loadError(bytes(MOV_R0_42, EXIT).slice(0, 12))
+    expect([e.code, e.insn]).toEqual(['EINVAL', 1])
+    expect(e.message).toMatch(/not a multiple of 8/)
+  })
+  it('unknown opcode', () => {
+    const e = loadError(bytes([0x8e, 0, 0, 0, 0, 0, 0, 0], EXIT))
+    expect([e.code, e.insn, e.message]).toEqual(['EINVAL', 0, 'instruction 0: unknown opcode 0x8e'])
+  })
+  it('reserved field set', () => {
+    // mov r0, 42 with src = 1: the src field of an immediate form is reserved.
+    const e = loadError(bytes([0xb7, 0x10, 0, 0, 42, 0, 0, 0], EXIT))
+    expect([e.code, e.insn]).toEqual(['EINVAL', 0])
+    expect(e.message).toMatch(/reserved field src must be zero/)
+  })
+  it('jump out of range', () => {
+    const e = loadError(bytes([0x05, 0, 5, 0, 0, 0, 0, 0], EXIT))
+    expect([e.code, e.insn]).toEqual(['EINVAL', 0])
+    expect(e.message).toMatch(/outside the program/)
+  })
+  it('unknown helper', () => {
+    const e = loadError(assemble('call 9999\nexit'))
+    expect([e.code, e.insn]).toEqual(['EINVAL', 0])
+    expect(e.message).toMatch(/unknown helper 9999/)
+  })
+  it('unknown mnemonic and register are assembler errors with line and column', () => {
+    expect(() => assemble('r0 = 1\nfrobnicate r0')).toThrow(AssembleError)
+    try {
+      assemble('r0 = 1\n  r11 = 2')
+    } catch (e) {
+      expect((e as AssembleError).code).toBe('EINVAL')
+      expect([(e as AssembleError).line, (e as AssembleError).column]).toEqual([2, 3])
+    }
+  })
+})
+
+describe('run-time traps are TrapErrors, identical on both engines', () => {
+  for (const engine of ['interpreter', 'jit'] as const) {
+    it(`${engine}: budget exhausted (ja -1)`, () => {
+      const e = trap(new Program({ instructions: assemble('spin:\ngoto spin\nexit'), engine }), undefined, 1000)
+      expect([e.code, e.kind, e.insn, e.insnCount]).toEqual(['ETIME', 'budget_exhausted', 0, 1000])
+    })
+    it(`${engine}: out-of-bounds load and store`, () => {
+      const load = trap(
+        new Program({ instructions: assemble('r0 = *(u32 *)(r1 + 2)\nexit'), engine }),
+        Uint8Array.of(1, 2, 3, 4),
+      )
+      expect([load.code, load.kind, load.insn, load.size]).toEqual(['EFAULT', 'out_of_bounds', 0, 4])
+      const store = trap(new Program({ instructions: assemble('r0 = 0\n*(u64 *)(r10 + 0) = r0\nexit'), engine }))
+      expect([store.code, store.kind, store.insn, store.size, store.insnCount]).toEqual([
+        'EFAULT',
+        'out_of_bounds',
+        1,
+        8,
+        1,
+      ])
+    })
+    it(`${engine}: stack overflow through recursion`, () => {
+      const e = trap(new Program({ instructions: assemble('f:\ncall f\nexit'), engine }))
+      expect([e.code, e.kind, e.insn, e.insnCount]).toEqual(['E2BIG', 'call_depth', 0, 7])
+    })
+  }
+})
