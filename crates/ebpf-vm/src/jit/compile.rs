@@ -16,8 +16,9 @@ const BUDGET: u8 = R12;
 
 /// Upper bound on the bytes one instruction emits inline, its segment check included.
 pub const MAX_INSN_BYTES: usize = 128;
-/// Upper bound on the out-of-line bytes one instruction adds (budget snippet + one trap snippet).
-pub const MAX_SNIPPET_BYTES: usize = 48;
+/// Upper bound on the out-of-line bytes one instruction adds (budget snippet, second region
+/// check, one trap snippet).
+pub const MAX_SNIPPET_BYTES: usize = 96;
 /// Upper bound on the prologue and shared stubs.
 pub const MAX_FIXED_BYTES: usize = 1024;
 
@@ -123,6 +124,15 @@ enum Snippet {
         at: Label,
         info: u32,
     },
+    /// The inline check against one fast region failed: try the other, then the stub.
+    Check {
+        at: Label,
+        back: Label,
+        m: Mem,
+        region: usize,
+        bi: usize,
+        info: u32,
+    },
 }
 
 struct Stubs {
@@ -147,6 +157,14 @@ struct Compiler<'a> {
 
 fn ctx(off: i32) -> Mem {
     mem(RSP, off)
+}
+
+fn fast_start(region: usize) -> i32 {
+    OFF_FAST_START + 8 * region as i32
+}
+
+fn fast_bound(region: usize, bi: usize) -> i32 {
+    OFF_FAST_BOUND + 64 * region as i32 + 8 * bi as i32
 }
 
 pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
@@ -502,29 +520,33 @@ impl Compiler<'_> {
         a.jmp(tl);
     }
 
-    /// Checks `[rax, rax + size)`: inline against the two fast regions, else through the stub,
-    /// which walks the whole region table and traps on failure. Clobbers rcx and rdx.
+    /// Checks the access at `m` (the address `base + off`): inline against one fast region,
+    /// out of line against the other and then through the stub, which walks the whole region
+    /// table and traps on failure. Clobbers rax, rcx and rdx.
     ///
     /// The two fast regions may be tried in either order: a load is allowed by any region that
     /// contains it, and `runtime::bounds` gives region 1 no store bound when region 0 is
     /// read-only, so a store accepted inline is one the first containing region accepts. Accesses
     /// through r10 try the stack (region 0) first, all others the data (region 1).
-    fn check(&mut self, pc: usize, base: u8, size: u32, write: bool) {
+    fn check(&mut self, pc: usize, base: u8, m: Mem, size: u32, write: bool) {
+        let bi = bound_index(size, write);
+        let (first, second) = if base == FP { (0, 1) } else { (1, 0) };
+        let slow = self.a.new_label();
         let ok = self.a.new_label();
-        let bi = bound_index(size, write) as i32;
-        let order = if base == FP { [0, 1] } else { [1, 0] };
-        for r in order {
-            self.a.mov_rr(W::B64, RCX, RAX);
-            self.a
-                .alu_rm(Alu::Sub, W::B64, RCX, ctx(OFF_FAST_START + 8 * r));
-            self.a
-                .alu_rm(Alu::Cmp, W::B64, RCX, ctx(OFF_FAST_BOUND + 64 * r + 8 * bi));
-            self.a.jcc(Cond::B, ok);
-        }
-        self.a.mov_r32_imm(RDX, access_info(pc, size, write));
-        let stub = self.stubs.check;
-        self.a.call(stub);
+        self.a.lea(RCX, m);
+        self.a.alu_rm(Alu::Sub, W::B64, RCX, ctx(fast_start(first)));
+        self.a
+            .alu_rm(Alu::Cmp, W::B64, RCX, ctx(fast_bound(first, bi)));
+        self.a.jcc(Cond::Ae, slow);
         self.a.bind(ok);
+        self.snippets.push(Snippet::Check {
+            at: slow,
+            back: ok,
+            m,
+            region: second,
+            bi,
+            info: access_info(pc, size, write),
+        });
     }
 
     /// The memory operand of a load/store at `base + off`, checked unless frame-local.
@@ -532,9 +554,9 @@ impl Compiler<'_> {
         if frame_local(base, off, size) {
             return mem(REG[10], off as i32);
         }
-        self.a.lea(RAX, mem(REG[base as usize], off as i32));
-        self.check(pc, base, size, write);
-        mem(RAX, 0)
+        let m = mem(REG[base as usize], off as i32);
+        self.check(pc, base, m, size, write);
+        m
     }
 
     fn load(&mut self, pc: usize, insn: &Insn) {
@@ -563,9 +585,9 @@ impl Compiler<'_> {
         let size = access_size(insn.opcode);
         let w = W::of_size(size);
         let s = REG[insn.src as usize];
-        self.a
-            .lea(RAX, mem(REG[insn.dst as usize], insn.off as i32));
-        self.check(pc, insn.dst, size, true);
+        let m = mem(REG[insn.dst as usize], insn.off as i32);
+        self.check(pc, insn.dst, m, size, true);
+        self.a.lea(RAX, m);
         let at = self.a.new_label();
         self.snippets.push(Snippet::Misaligned {
             at,
@@ -658,6 +680,25 @@ impl Compiler<'_> {
                     self.a.mov_r32_imm(RAX, pc as u32);
                     let l = self.stubs.call_depth;
                     self.a.jmp(l);
+                }
+                Snippet::Check {
+                    at,
+                    back,
+                    m,
+                    region,
+                    bi,
+                    info,
+                } => {
+                    let a = &mut self.a;
+                    a.bind(at);
+                    a.lea(RCX, m);
+                    a.alu_rm(Alu::Sub, W::B64, RCX, ctx(fast_start(region)));
+                    a.alu_rm(Alu::Cmp, W::B64, RCX, ctx(fast_bound(region, bi)));
+                    a.jcc(Cond::B, back);
+                    a.lea(RAX, m);
+                    a.mov_r32_imm(RDX, info);
+                    a.call(self.stubs.check);
+                    a.jmp(back);
                 }
                 Snippet::Misaligned { at, info } => {
                     self.a.bind(at);
