@@ -109,6 +109,9 @@ pub enum TrapKind {
     HelperError,
     /// More than the allowed number of tail calls.
     TailCallLimit,
+    /// The run's input does not fit the program type (a context image of the wrong size, an
+    /// `xdp_md` the kernel's test run would refuse, ...).
+    InvalidInput,
 }
 
 impl TrapKind {
@@ -122,6 +125,7 @@ impl TrapKind {
             TrapKind::BadCallTarget => "bad_call_target",
             TrapKind::HelperError => "helper_error",
             TrapKind::TailCallLimit => "tail_call_limit",
+            TrapKind::InvalidInput => "invalid_input",
         }
     }
 
@@ -130,7 +134,9 @@ impl TrapKind {
             TrapKind::OutOfBounds | TrapKind::ReadOnly | TrapKind::Misaligned => ErrorCode::Efault,
             TrapKind::BudgetExhausted => ErrorCode::Etime,
             TrapKind::CallDepth | TrapKind::TailCallLimit => ErrorCode::E2big,
-            TrapKind::BadCallTarget | TrapKind::HelperError => ErrorCode::Einval,
+            TrapKind::BadCallTarget | TrapKind::HelperError | TrapKind::InvalidInput => {
+                ErrorCode::Einval
+            }
         }
     }
 }

@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Trap, TrapKind};
-use crate::helpers::{HelperContext, HelperTable};
+use crate::helpers::{CallerInfo, HelperContext, HelperTable};
 use crate::isa::opcodes::*;
 use crate::isa::{lddw_imm, Insn};
 use crate::memory::Regions;
@@ -36,6 +36,11 @@ pub struct RunEnv<'a> {
     pub packet: (u64, u64),
     /// The maps of the run (`RunMaps::default()` for a program without maps).
     pub maps: crate::maps::RunMaps,
+    /// The program-type side of the run (context, packet, output, callbacks, tail calls).
+    pub state: crate::context::RunState,
+    /// How this engine runs a function of the program, for helpers that call back
+    /// (`bpf_loop`); see `helpers/callbacks.rs`.
+    pub function_runner: Option<&'a crate::helpers::callbacks::FunctionRunner<'a>>,
 }
 
 /// How a run ended normally.
@@ -116,8 +121,21 @@ pub fn call_helper(
     let mut cx = HelperContext {
         regions: &mut env.regions,
         maps: &mut env.maps,
+        state: &mut env.state,
+        caller: CallerInfo {
+            helpers: env.helpers,
+            packet: env.packet,
+            budget: env.budget,
+            insn_base: count + 1,
+            pc,
+            runner: env.function_runner,
+        },
     };
     (helper.func)(&mut cx, args).map_err(|e| {
+        // A trap inside a callback stops the run as it is.
+        if let Some(t) = env.state.pending_trap.take() {
+            return t;
+        }
         trap(
             TrapKind::HelperError,
             pc,

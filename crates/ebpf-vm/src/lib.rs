@@ -8,6 +8,7 @@
 //! - [`helpers`]: helper functions by kernel number.
 //! - [`memory`]: the regions a run may touch.
 
+pub mod context;
 pub mod error;
 pub mod helpers;
 pub mod interpreter;
@@ -20,6 +21,7 @@ pub mod pins;
 pub mod program;
 pub mod test_run;
 
+pub use context::{ContextInput, ContextOutput, ProcessInfo};
 pub use error::{ErrorCode, LoadError, Trap, TrapKind};
 pub use helpers::{HelperContext, HelperError, HelperTable};
 pub use interpreter::RunOutput;

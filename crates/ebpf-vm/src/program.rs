@@ -1,10 +1,14 @@
 //! A loaded program: validated instructions, the helpers it may call, its program type, engine and
 //! safety mode; and one run of it against input memory.
 
-use crate::error::{ErrorCode, LoadError, Trap};
+use std::sync::Arc;
+
+use crate::context::{self, ContextInput, ContextOutput, RunState};
+use crate::error::{ErrorCode, LoadError, Trap, TrapKind};
+use crate::helpers::output::{PerfSink, ProgramOutput, TraceSink};
 use crate::helpers::HelperTable;
 use crate::interpreter::{self, RunEnv, RunOutput, STACK_SIZE};
-use crate::isa::opcodes::OP_LDDW;
+use crate::isa::opcodes::{OP_CALL, OP_CALLX, OP_EXIT, OP_LDDW};
 use crate::isa::{encode_all, validate, Insn};
 use crate::memory::{Region, Regions};
 
@@ -26,12 +30,19 @@ pub enum Mode {
     Checked,
 }
 
-/// What r1 (and r2) hold at entry.
+/// What r1 (and r2) hold at entry, which helpers the program has, and what a run hands back
+/// (see `context/mod.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ProgramType {
     /// r1 = address of the input data, r2 = its length (the conformance suite's convention).
     #[default]
     Raw,
+    /// r1 = `struct __sk_buff` over the (read-only) data; r0 = bytes of the packet to keep.
+    SocketFilter,
+    /// r1 = `struct xdp_md` over a copy of the data in an XDP frame; r0 = an XDP action.
+    Xdp,
+    /// r1 = the context bytes the run supplies (kprobe, tracepoint, raw_tp, fentry style).
+    Tracing,
 }
 
 /// The default instruction budget of a run in checked mode.
@@ -47,6 +58,10 @@ pub struct ProgramOptions {
     pub helpers: HelperTable,
     /// The program's maps: `lddw` map relocations (pseudo sources 1, 2, 5, 6) index this list.
     pub maps: Vec<std::sync::Arc<dyn crate::maps::Map>>,
+    /// Receives `bpf_trace_printk` output instead of the program's log (`Program::trace_log`).
+    pub trace_sink: Option<TraceSink>,
+    /// Receives `bpf_perf_event_output` records (without one the helper returns -ENOENT).
+    pub perf_sink: Option<PerfSink>,
 }
 
 impl Default for ProgramOptions {
@@ -58,6 +73,8 @@ impl Default for ProgramOptions {
             budget: DEFAULT_BUDGET,
             helpers: HelperTable::standard(),
             maps: Vec::new(),
+            trace_sink: None,
+            perf_sink: None,
         }
     }
 }
@@ -78,6 +95,15 @@ pub struct Program {
     engine: Engine,
     /// The maps of the program and the global-data regions of its runs.
     maps: crate::maps::ProgramMaps,
+    /// `options.helpers` plus the helpers of the program type (`context::helpers_for`).
+    helpers: HelperTable,
+    /// Callback entries (`lddw` of functions), and for each the program behind a two-instruction
+    /// trampoline that calls it, prepared for the interpreter (how callbacks run).
+    callbacks: Option<Arc<[usize]>>,
+    callback_programs: Vec<(usize, Vec<Insn>)>,
+    /// Trace log and sinks; handed to runs only when the program can print (`prints`).
+    output: Arc<ProgramOutput>,
+    prints: bool,
     /// The compiled code when `engine` is `Jit`.
     #[cfg(target_arch = "x86_64")]
     jit: Option<crate::jit::JitProgram>,
@@ -86,7 +112,10 @@ pub struct Program {
 impl Program {
     /// Validates `bytecode` and prepares it for the chosen engine.
     pub fn load(bytecode: &[u8], options: ProgramOptions) -> Result<Program, LoadError> {
-        let mut insns = validate(bytecode, &|id| options.helpers.contains(id))?;
+        let helpers = context::helpers_for(options.prog_type, &options.helpers);
+        let mut insns = validate(bytecode, &|id| helpers.contains(id))?;
+        // Function pointers first: they are the one `lddw` pseudo source that is not a map.
+        let callbacks = context::pseudo_func::resolve_pseudo_funcs(&mut insns)?;
         let maps = crate::maps::reloc::relocate(&mut insns, &options.maps)?;
         if let Some(pc) = insns.iter().position(|i| i.opcode == OP_LDDW && i.src != 0) {
             return Err(LoadError::at(
@@ -98,6 +127,25 @@ impl Program {
                 ),
             ));
         }
+        context::prepare_program(options.prog_type, &mut insns, &callbacks)?;
+        let callback_programs = callbacks
+            .iter()
+            .map(|&entry| (entry, trampoline(&insns, entry)))
+            .collect();
+        let prints = insns.iter().any(|i| {
+            i.opcode == OP_CALLX || (i.opcode == OP_CALL && i.src == 0 && matches!(i.imm, 6 | 25))
+        });
+        let output = Arc::new(ProgramOutput::new(
+            options.trace_sink.clone(),
+            options.perf_sink.clone(),
+        ));
+        let extra = Extra {
+            helpers,
+            callbacks: (!callbacks.is_empty()).then(|| callbacks.into()),
+            callback_programs,
+            output,
+            prints,
+        };
         #[cfg(target_arch = "x86_64")]
         {
             // Compiled at load time, so that a run never pays for it.
@@ -115,6 +163,11 @@ impl Program {
                 options,
                 engine,
                 maps,
+                helpers: extra.helpers,
+                callbacks: extra.callbacks,
+                callback_programs: extra.callback_programs,
+                output: extra.output,
+                prints: extra.prints,
                 jit,
             })
         }
@@ -134,6 +187,11 @@ impl Program {
                 options,
                 engine,
                 maps,
+                helpers: extra.helpers,
+                callbacks: extra.callbacks,
+                callback_programs: extra.callback_programs,
+                output: extra.output,
+                prints: extra.prints,
             })
         }
     }
@@ -166,36 +224,178 @@ impl Program {
         "; not compiled: this program runs on the interpreter\n".to_string()
     }
 
+    pub fn prog_type(&self) -> ProgramType {
+        self.options.prog_type
+    }
+
+    /// The `bpf_trace_printk` output of all runs so far (when no `trace_sink` was given).
+    pub fn trace_log(&self) -> String {
+        self.output.trace_log()
+    }
+
+    /// The `bpf_trace_printk` output so far, emptying the log.
+    pub fn take_trace_log(&self) -> String {
+        self.output.take_trace_log()
+    }
+
     pub fn run(&self, input: &mut RunInput<'_>) -> Result<RunOutput, Trap> {
+        self.run_with_context(input, &ContextInput::default())
+            .map(|(out, _)| out)
+    }
+
+    /// A run with the program-type inputs (context image, task identity) and outputs (XDP packet
+    /// and metadata, context after the run).
+    pub fn run_with_context(
+        &self,
+        input: &mut RunInput<'_>,
+        cx: &ContextInput<'_>,
+    ) -> Result<(RunOutput, ContextOutput), Trap> {
         // The stack lives in this Rust frame for the duration of the run; u64 for alignment.
         let mut stack = [0u64; STACK_SIZE / 8];
         let stack_bytes = stack.as_mut_ptr() as u64;
         let mut regions = Regions::new();
         regions.push(Region::new(stack_bytes, STACK_SIZE as u64, true));
-        regions.push(Region::from_mut_slice(input.data));
+        let mut state = RunState::new(self.options.prog_type);
+        let entry = context::prepare_run(
+            self.options.prog_type,
+            input.data,
+            cx,
+            &mut state,
+            &mut regions,
+        )?;
+        if self.prints {
+            state.output = Some(self.output.clone());
+        }
+        let budget = input.budget.unwrap_or(self.options.budget);
+        let stack_top = stack_bytes + STACK_SIZE as u64;
+        let (result, mut state) = self.run_chain(regions, state, stack_top, budget, &entry);
+        let held = state.release_lock();
+        let out = result?;
+        if let Some(pc) = held {
+            return Err(Trap {
+                kind: TrapKind::HelperError,
+                pc,
+                addr: 0,
+                size: 0,
+                insn_count: out.insn_count,
+                message: "the program exited holding the bpf_spin_lock it took here".into(),
+            });
+        }
+        Ok((out, context::finish_run(&state)))
+    }
+
+    /// Runs this program, then the programs it tail-calls, on the same memory; returns the
+    /// outcome and the run state for the caller to read.
+    fn run_chain(
+        &self,
+        mut regions: Regions,
+        mut state: RunState,
+        stack_top: u64,
+        budget: u64,
+        entry: &context::Entry,
+    ) -> (Result<RunOutput, Trap>, RunState) {
         for r in &self.maps.regions {
             regions.push(*r);
         }
-        let data_addr = if input.data.is_empty() {
-            0
-        } else {
-            input.data.as_mut_ptr() as u64
-        };
+        state.callbacks = self.callbacks.clone();
+        let runner =
+            |env: &mut RunEnv<'_>, pc: usize, args: [u64; 5]| self.run_callback(env, pc, args);
         let mut env = RunEnv {
-            helpers: &self.options.helpers,
+            helpers: &self.helpers,
             regions,
-            stack_top: stack_bytes + STACK_SIZE as u64,
-            budget: input.budget.unwrap_or(self.options.budget),
-            packet: (data_addr, input.data.len() as u64),
+            stack_top,
+            budget,
+            packet: entry.packet,
             maps: self.maps.run(),
+            state,
+            function_runner: Some(&runner),
         };
-        let args = match self.options.prog_type {
-            ProgramType::Raw => [data_addr, input.data.len() as u64, 0, 0, 0],
+        let result = self.execute(&mut env, entry.args);
+        let next = match &result {
+            Err(trap) => env
+                .state
+                .tail_call
+                .take()
+                .map(|p| (p, trap.insn_count + 1)),
+            Ok(_) => None,
         };
+        let state = std::mem::take(&mut env.state);
+        let Some((next, used)) = next else {
+            return (result, state);
+        };
+        let Ok(next) = next.downcast::<Program>() else {
+            unreachable!("HelperContext::tail_call accepts programs only");
+        };
+        let regions = std::mem::take(&mut env.regions);
+        // The map keep-alives of this program (`env.maps`) live until the chain ends.
+        let (result, state) =
+            next.run_chain(regions, state, stack_top, budget.saturating_sub(used), entry);
+        let result = match result {
+            Ok(mut out) => {
+                out.insn_count += used;
+                Ok(out)
+            }
+            Err(mut trap) => {
+                trap.insn_count += used;
+                Err(trap)
+            }
+        };
+        (result, state)
+    }
+
+    /// Runs a callback of this program (`helpers/callbacks.rs`) with the interpreter, through its
+    /// trampoline program; trap positions are given in the program's own numbering.
+    fn run_callback(
+        &self,
+        env: &mut RunEnv<'_>,
+        pc: usize,
+        args: [u64; 5],
+    ) -> Result<RunOutput, Trap> {
+        let Some((_, program)) = self.callback_programs.iter().find(|(e, _)| *e == pc) else {
+            return Err(Trap {
+                kind: TrapKind::BadCallTarget,
+                pc,
+                addr: 0,
+                size: 0,
+                insn_count: 0,
+                message: format!("{pc} is not a callback of this program"),
+            });
+        };
+        interpreter::run(program, env, args).map_err(|mut t| {
+            t.pc = t.pc.saturating_sub(TRAMPOLINE_LEN);
+            t
+        })
+    }
+
+    /// Runs the program's own instructions on the chosen engine.
+    fn execute(&self, env: &mut RunEnv<'_>, args: [u64; 5]) -> Result<RunOutput, Trap> {
         #[cfg(target_arch = "x86_64")]
         if let Some(jit) = &self.jit {
-            return jit.run(&self.insns, &mut env, args);
+            return jit.run(&self.insns, env, args);
         }
-        interpreter::run(&self.insns, &mut env, args)
+        interpreter::run(&self.insns, env, args)
     }
+}
+
+/// Load-time products of the program type, gathered before the engine-specific part of `load`.
+struct Extra {
+    helpers: HelperTable,
+    callbacks: Option<Arc<[usize]>>,
+    callback_programs: Vec<(usize, Vec<Insn>)>,
+    output: Arc<ProgramOutput>,
+    prints: bool,
+}
+
+/// Slots before the program in a callback's trampoline.
+const TRAMPOLINE_LEN: usize = 2;
+
+/// `call <entry>; exit` followed by the program: running it from slot 0 runs the function at
+/// `entry` as a called frame and returns its r0. Relative jumps and calls inside the program are
+/// unchanged by the shift.
+fn trampoline(insns: &[Insn], entry: usize) -> Vec<Insn> {
+    let mut out = Vec::with_capacity(insns.len() + TRAMPOLINE_LEN);
+    out.push(Insn::new(OP_CALL, 0, 1, 0, entry as i32 + 1));
+    out.push(Insn::new(OP_EXIT, 0, 0, 0, 0));
+    out.extend_from_slice(insns);
+    out
 }

@@ -360,6 +360,8 @@ fn run_case(
         budget,
         packet: (data, DATA_LEN as u64),
         maps: Default::default(),
+        state: Default::default(),
+        function_runner: None,
     };
     let args = [data, DATA_LEN as u64, extra, 0, 0];
     let result = match jit {

@@ -13,6 +13,29 @@ pub struct HelperContext<'a> {
     pub regions: &'a mut Regions,
     /// The maps the run may use, and what it must keep alive (see `maps::run`).
     pub maps: &'a mut crate::maps::RunMaps,
+    /// The program-type side of the run: context, packet, task identity, trace/perf output,
+    /// callbacks, tail calls, the held spin lock (see `context::run_state`).
+    pub state: &'a mut crate::context::RunState,
+    /// The calling frame, for helpers that call back into the program (`call_function`).
+    pub caller: CallerInfo<'a>,
+}
+
+/// What `HelperContext::call_function` needs of the calling frame to run a callback as a nested
+/// frame (see `callbacks.rs` for the contract with the engines). Filled by
+/// `interpreter::call_helper`, the single path through which both engines call helpers.
+#[derive(Clone, Copy)]
+pub struct CallerInfo<'a> {
+    pub helpers: &'a HelperTable,
+    /// The packet of the run (`RunEnv::packet`).
+    pub packet: (u64, u64),
+    /// The calling frame's budget (`RunEnv::budget`).
+    pub budget: u64,
+    /// Instructions the calling frame has executed, the call included.
+    pub insn_base: u64,
+    /// Index of the call instruction.
+    pub pc: usize,
+    /// How the engine runs a function of the program; `None` if it cannot.
+    pub runner: Option<&'a callbacks::FunctionRunner<'a>>,
 }
 
 /// A helper failed in a way the program cannot recover from (for example a pointer argument
@@ -88,5 +111,15 @@ impl HelperTable {
     }
 }
 
+pub mod callbacks;
+pub mod format;
+pub mod locks;
 pub mod maps;
+pub mod output;
+pub mod packet;
+pub mod perf;
+pub mod process;
 pub mod standard;
+pub mod strings;
+pub mod tail_call;
+pub mod trace;

@@ -1,0 +1,175 @@
+//! Program types and their contexts: what r1 points to, which memory a run has, what a run hands
+//! back, which helpers each type may call, and the load-time rewriting of context accesses.
+//!
+//! | type           | r1 (r2)                     | packet                    | helpers beyond the base set |
+//! |----------------|-----------------------------|---------------------------|-----------------------------|
+//! | `Raw`          | data address (r2 = length)  | the data, writable        | -                           |
+//! | `SocketFilter` | `struct __sk_buff`          | the data, read-only       | skb_load_bytes, perf_event_output |
+//! | `Xdp`          | `struct xdp_md`             | a copy in an XDP frame    | csum_diff, xdp_adjust_head/meta/tail, perf_event_output |
+//! | `Tracing`      | the caller's context bytes  | none                      | get_current_pid_tgid/uid_gid/comm, perf_event_output |
+//!
+//! The base set, for every type: the embedder's table (`ProgramOptions::helpers`, standard and map
+//! helpers by default) plus trace_printk, tail_call, spin_lock/unlock, strtol/strtoul, snprintf
+//! and loop. A helper the embedder registered under a number wins over ours. Calling a helper the
+//! type does not have is a load error naming the instruction, as in the kernel.
+
+pub mod layout;
+pub mod pseudo_func;
+pub mod rewrite;
+pub mod run_state;
+pub mod socket_filter;
+pub mod tracing;
+pub mod xdp;
+
+use crate::error::{ErrorCode, LoadError, Trap};
+use crate::helpers::{self, HelperTable};
+use crate::isa::opcodes::{class, CLASS_LD, MODE_ABS, MODE_IND};
+use crate::isa::Insn;
+use crate::memory::{Region, Regions};
+use crate::program::ProgramType;
+
+pub use run_state::{ProcessInfo, RunState};
+
+/// The program-type inputs of a run, besides the data (see `Program::run_with_context`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ContextInput<'a> {
+    /// A context image: `struct __sk_buff` fields for socket filters, `struct xdp_md` for XDP
+    /// (metadata size, ifindex, queue), the context bytes themselves for tracing programs.
+    pub ctx: Option<&'a [u8]>,
+    /// What the `get_current_*` helpers report.
+    pub process: ProcessInfo,
+}
+
+/// The program-type outputs of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContextOutput {
+    /// XDP: the packet after the run, `[data, data_end)` (moved and resized by the adjust helpers).
+    pub packet: Option<Vec<u8>>,
+    /// XDP: the metadata after the run, `[data_meta, data)`.
+    pub meta: Option<Vec<u8>>,
+    /// The context after the run: the `__sk_buff` image (socket filters; `cb[]` may have changed)
+    /// or the `xdp_md` image as the kernel's test run returns it.
+    pub ctx: Option<Vec<u8>>,
+}
+
+/// Where a run starts: r1-r5, and the packet that `LD_ABS`/`LD_IND` read.
+pub struct Entry {
+    pub args: [u64; 5],
+    pub packet: (u64, u64),
+}
+
+/// The context layout whose pointer fields are rewritten at load, if the type has one.
+pub fn layout_of(prog_type: ProgramType) -> Option<&'static layout::CtxLayout> {
+    match prog_type {
+        ProgramType::SocketFilter => Some(&layout::SKB),
+        ProgramType::Xdp => Some(&layout::XDP),
+        ProgramType::Raw | ProgramType::Tracing => None,
+    }
+}
+
+/// The helper table of a program of `prog_type`: the embedder's `base` plus the helpers the type
+/// has (where `base` has nothing under that number).
+pub fn helpers_for(prog_type: ProgramType, base: &HelperTable) -> HelperTable {
+    let mut ours = HelperTable::new();
+    helpers::trace::register(&mut ours);
+    helpers::strings::register(&mut ours);
+    helpers::callbacks::register(&mut ours);
+    helpers::locks::register(&mut ours);
+    helpers::tail_call::register(&mut ours);
+    match prog_type {
+        ProgramType::Raw => {}
+        ProgramType::SocketFilter => {
+            helpers::packet::register_skb(&mut ours);
+            helpers::perf::register(&mut ours);
+        }
+        ProgramType::Xdp => {
+            helpers::packet::register_xdp(&mut ours);
+            helpers::packet::register_csum(&mut ours);
+            helpers::perf::register(&mut ours);
+        }
+        ProgramType::Tracing => {
+            helpers::process::register(&mut ours);
+            helpers::perf::register(&mut ours);
+        }
+    }
+    let mut table = base.clone();
+    for h in ours.iter() {
+        if !table.contains(h.id) {
+            let f = h.func.clone();
+            table.register(h.id, &h.name, move |cx, a| f(cx, a));
+        }
+    }
+    table
+}
+
+/// Load-time work of a program type on validated, relocated instructions: refuses legacy packet
+/// loads where the kernel does, and rewrites context accesses (`callbacks`: the function entries
+/// that `pseudo_func::resolve_pseudo_funcs` found).
+pub fn prepare_program(
+    prog_type: ProgramType,
+    insns: &mut [Insn],
+    callbacks: &[usize],
+) -> Result<(), LoadError> {
+    if matches!(prog_type, ProgramType::Xdp | ProgramType::Tracing) {
+        if let Some(pc) = insns.iter().position(|i| {
+            class(i.opcode) == CLASS_LD && matches!(i.opcode & 0xe0, MODE_ABS | MODE_IND)
+        }) {
+            return Err(LoadError::at(
+                ErrorCode::Einval,
+                pc,
+                "BPF_LD_[ABS|IND] instructions not allowed for this program type",
+            ));
+        }
+    }
+    if let Some(layout) = layout_of(prog_type) {
+        rewrite::rewrite_ctx_accesses(insns, layout, callbacks)?;
+    }
+    Ok(())
+}
+
+/// Builds the context and packet memory of a run and adds their regions (after the stack).
+pub fn prepare_run(
+    prog_type: ProgramType,
+    data: &mut [u8],
+    input: &ContextInput<'_>,
+    state: &mut RunState,
+    regions: &mut Regions,
+) -> Result<Entry, Trap> {
+    state.process = input.process;
+    match prog_type {
+        ProgramType::Raw => {
+            let addr = if data.is_empty() {
+                0
+            } else {
+                data.as_mut_ptr() as u64
+            };
+            regions.push(Region::from_mut_slice(data));
+            Ok(Entry {
+                args: [addr, data.len() as u64, 0, 0, 0],
+                packet: (addr, data.len() as u64),
+            })
+        }
+        ProgramType::SocketFilter => socket_filter::prepare(data, input.ctx, state, regions),
+        ProgramType::Xdp => xdp::prepare(data, input.ctx, state, regions),
+        ProgramType::Tracing => tracing::prepare(input.ctx, state, regions),
+    }
+}
+
+/// What a finished run hands back besides r0.
+pub fn finish_run(state: &RunState) -> ContextOutput {
+    match state.prog_type {
+        ProgramType::Raw | ProgramType::Tracing => ContextOutput::default(),
+        ProgramType::SocketFilter => ContextOutput {
+            ctx: socket_filter::ctx_out(state),
+            ..ContextOutput::default()
+        },
+        ProgramType::Xdp => match &state.xdp {
+            Some(frame) => ContextOutput {
+                packet: Some(frame.packet()),
+                meta: Some(frame.meta()),
+                ctx: Some(xdp::ctx_out(frame)),
+            },
+            None => ContextOutput::default(),
+        },
+    }
+}

@@ -1,0 +1,309 @@
+//! Load-time rewriting of context accesses, as the kernel's verifier does it (`convert_ctx_accesses`).
+//!
+//! A 32-bit load of `data`, `data_end` or `data_meta` through the context pointer becomes a 64-bit
+//! load of the real pointer from the hidden tail of the context buffer (see `layout.rs`), so objects
+//! clang built for the kernel run unchanged. To know which loads go through the context pointer,
+//! a small forward dataflow pass tracks, per instruction, which registers and which 8-byte stack
+//! slots of the current frame hold the unmodified context pointer (r1 at entry; copies by `mov`;
+//! spills and fills through r10), the same provenance the kernel's verifier uses for this rewrite.
+//! bpf-to-bpf calls pass r1-r5 to the callee (all call sites joined); callback entries (`lddw` of
+//! a function, for `bpf_loop`) start with no context register.
+//!
+//! What the kernel rejects here is rejected too (EACCES, naming the instruction): a pointer field
+//! loaded with the wrong size or offset, an access past the end of the struct, a store outside the
+//! writable fields, an atomic on the context, and one instruction reached with the context pointer
+//! on one path and another value on another ("same insn cannot be used with different pointers").
+
+use crate::error::{ErrorCode, LoadError};
+use crate::isa::opcodes::*;
+use crate::isa::Insn;
+
+use super::layout::CtxLayout;
+
+/// What a register or stack slot holds, as far as the context pointer goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tag {
+    /// Anything but the unmodified context pointer.
+    Other,
+    Ctx,
+    /// The context pointer on some paths, something else on others.
+    Mixed,
+}
+
+fn join(a: Tag, b: Tag) -> Tag {
+    match (a, b) {
+        (x, y) if x == y => x,
+        _ => Tag::Mixed,
+    }
+}
+
+/// 8-byte slots of one 512-byte stack frame.
+const SLOTS: usize = 64;
+
+#[derive(Clone, PartialEq, Eq)]
+struct State {
+    regs: [Tag; 11],
+    stack: [Tag; SLOTS],
+}
+
+impl State {
+    fn entry(ctx_in_r1: bool) -> State {
+        let mut regs = [Tag::Other; 11];
+        if ctx_in_r1 {
+            regs[1] = Tag::Ctx;
+        }
+        State {
+            regs,
+            stack: [Tag::Other; SLOTS],
+        }
+    }
+
+    /// Joins `other` into `self`; true when `self` changed.
+    fn merge(&mut self, other: &State) -> bool {
+        let mut changed = false;
+        for (a, b) in self
+            .regs
+            .iter_mut()
+            .chain(self.stack.iter_mut())
+            .zip(other.regs.iter().chain(other.stack.iter()))
+        {
+            let j = join(*a, *b);
+            changed |= j != *a;
+            *a = j;
+        }
+        changed
+    }
+
+    fn clobber_caller_saved(&mut self) {
+        for r in 0..=5 {
+            self.regs[r] = Tag::Other;
+        }
+    }
+
+    /// The slot an 8-byte-aligned access at r10 + `off` names, if it is one.
+    fn slot(off: i64) -> Option<usize> {
+        if (-(SLOTS as i64) * 8..0).contains(&off) && off % 8 == 0 {
+            Some(((off + SLOTS as i64 * 8) / 8) as usize)
+        } else {
+            None
+        }
+    }
+
+    /// Any store of `size` bytes at r10 + `off` that is not a whole-slot spill.
+    fn smash(&mut self, off: i64, size: u32) {
+        let base = SLOTS as i64 * 8;
+        for byte in [off, off + size as i64 - 1] {
+            if (0..base).contains(&(byte + base)) {
+                self.stack[((byte + base) / 8) as usize] = Tag::Other;
+            }
+        }
+    }
+}
+
+/// Control-flow successors of the instruction at `pc` and the state each one receives.
+fn step(insns: &[Insn], pc: usize, s: &State, out: &mut Vec<(usize, State)>) {
+    let insn = insns[pc];
+    let op = insn.opcode;
+    let d = (insn.dst & 0x0f) as usize;
+    let sr = (insn.src & 0x0f) as usize;
+    let mut n = s.clone();
+    let rel = |off: i64| (pc as i64 + 1 + off) as usize;
+    match class(op) {
+        CLASS_ALU64 | CLASS_ALU => {
+            n.regs[d] = if op == (CLASS_ALU64 | ALU_MOV | SRC_X) && insn.off == 0 {
+                s.regs[sr]
+            } else {
+                Tag::Other
+            };
+            out.push((pc + 1, n));
+        }
+        CLASS_LDX => {
+            let size = access_size(op);
+            n.regs[d] = match State::slot(insn.off as i64) {
+                Some(i) if sr == FP as usize && size == 8 && op & 0xe0 == MODE_MEM => s.stack[i],
+                _ => Tag::Other,
+            };
+            out.push((pc + 1, n));
+        }
+        CLASS_ST | CLASS_STX => {
+            let size = access_size(op);
+            if d == FP as usize {
+                let spill = class(op) == CLASS_STX && op & 0xe0 == MODE_MEM && size == 8;
+                match State::slot(insn.off as i64) {
+                    Some(i) if spill => n.stack[i] = s.regs[sr],
+                    _ => n.smash(insn.off as i64, size),
+                }
+            }
+            if op & 0xe0 == MODE_ATOMIC {
+                if insn.imm == ATOMIC_CMPXCHG {
+                    n.regs[0] = Tag::Other;
+                } else if insn.imm & ATOMIC_FETCH != 0 {
+                    n.regs[sr] = Tag::Other;
+                }
+            }
+            out.push((pc + 1, n));
+        }
+        CLASS_LD => {
+            if op == OP_LDDW {
+                n.regs[d] = Tag::Other;
+                out.push((pc + 2, n));
+            } else {
+                // Legacy packet loads clobber r0-r5, as in the kernel.
+                n.clobber_caller_saved();
+                out.push((pc + 1, n));
+            }
+        }
+        _ => match op & 0xf0 {
+            JMP_EXIT => {}
+            JMP_JA if op == OP_JA => out.push((rel(insn.off as i64), n)),
+            JMP_JA if op == OP_JA32 => out.push((rel(insn.imm as i64), n)),
+            JMP_CALL if op == OP_CALL && insn.src == CALL_LOCAL => {
+                let mut callee = State::entry(false);
+                callee.regs[1..=5].copy_from_slice(&s.regs[1..=5]);
+                out.push((rel(insn.imm as i64), callee));
+                n.clobber_caller_saved();
+                out.push((pc + 1, n));
+            }
+            JMP_CALL => {
+                n.clobber_caller_saved();
+                out.push((pc + 1, n));
+            }
+            _ => {
+                out.push((rel(insn.off as i64), n.clone()));
+                out.push((pc + 1, n));
+            }
+        },
+    }
+}
+
+fn ctx_error(pc: usize, layout: &CtxLayout, off: i64, size: u32, what: &str) -> LoadError {
+    LoadError::at(
+        ErrorCode::Eacces,
+        pc,
+        format!(
+            "invalid bpf_context access off={off} size={size} ({what} of struct {})",
+            layout.name
+        ),
+    )
+}
+
+/// Rewrites the context accesses of `insns` for `layout`; `callbacks` are the extra function
+/// entries (`lddw` function targets). Returns how many loads were rewritten.
+pub fn rewrite_ctx_accesses(
+    insns: &mut [Insn],
+    layout: &CtxLayout,
+    callbacks: &[usize],
+) -> Result<usize, LoadError> {
+    let n = insns.len();
+    let mut states: Vec<Option<State>> = vec![None; n];
+    let mut queued = vec![false; n];
+    let mut work: Vec<usize> = Vec::new();
+    let mut seed = |pc: usize, s: State, states: &mut Vec<Option<State>>, work: &mut Vec<usize>| {
+        if pc < n {
+            states[pc] = Some(s);
+            if !queued[pc] {
+                queued[pc] = true;
+                work.push(pc);
+            }
+        }
+    };
+    seed(0, State::entry(true), &mut states, &mut work);
+    for &cb in callbacks {
+        if cb != 0 && states.get(cb).is_some_and(|s| s.is_none()) {
+            seed(cb, State::entry(false), &mut states, &mut work);
+        }
+    }
+    let mut succ = Vec::with_capacity(2);
+    while let Some(pc) = work.pop() {
+        queued[pc] = false;
+        let Some(s) = states[pc].clone() else {
+            continue;
+        };
+        succ.clear();
+        step(insns, pc, &s, &mut succ);
+        for (to, st) in succ.drain(..) {
+            if to >= n {
+                continue;
+            }
+            let changed = match &mut states[to] {
+                Some(cur) => cur.merge(&st),
+                slot @ None => {
+                    *slot = Some(st);
+                    true
+                }
+            };
+            if changed && !queued[to] {
+                queued[to] = true;
+                work.push(to);
+            }
+        }
+    }
+
+    let mut rewritten = 0;
+    for pc in 0..n {
+        let Some(s) = &states[pc] else { continue };
+        let insn = insns[pc];
+        let op = insn.opcode;
+        let (base, is_load) = match class(op) {
+            CLASS_LDX => ((insn.src & 0x0f) as usize, true),
+            CLASS_ST | CLASS_STX => ((insn.dst & 0x0f) as usize, false),
+            _ => continue,
+        };
+        let off = insn.off as i64;
+        let size = access_size(op);
+        let pointer = layout.pointer_at(off, size).copied();
+        match s.regs[base] {
+            Tag::Ctx => {}
+            Tag::Mixed if pointer.is_some() => {
+                return Err(LoadError::at(
+                    ErrorCode::Eacces,
+                    pc,
+                    format!(
+                        "same insn cannot be used with different pointers: r{base} is the context \
+                         on some paths only, and this accesses its {} field",
+                        pointer.map(|p| p.name).unwrap_or("")
+                    ),
+                ));
+            }
+            _ => continue,
+        }
+        if off < 0 || off + size as i64 > layout.size as i64 {
+            return Err(ctx_error(pc, layout, off, size, "outside"));
+        }
+        if !is_load {
+            if op & 0xe0 == MODE_ATOMIC {
+                return Err(ctx_error(
+                    pc,
+                    layout,
+                    off,
+                    size,
+                    "atomic operation on a field",
+                ));
+            }
+            if !layout.is_writable(off, size) {
+                return Err(ctx_error(
+                    pc,
+                    layout,
+                    off,
+                    size,
+                    "store to a read-only field",
+                ));
+            }
+            continue;
+        }
+        if let Some(p) = pointer {
+            if off != p.off as i64 || size != 4 || op & 0xe0 != MODE_MEM {
+                return Err(ctx_error(pc, layout, off, size, p.name));
+            }
+            insns[pc] = Insn::new(
+                CLASS_LDX | MODE_MEM | SIZE_DW,
+                insn.dst,
+                insn.src,
+                p.hidden as i16,
+                0,
+            );
+            rewritten += 1;
+        }
+    }
+    Ok(rewritten)
+}

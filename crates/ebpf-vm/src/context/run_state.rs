@@ -1,0 +1,147 @@
+//! The program-type side of one run, as helpers see it (`HelperContext::state`): the context and
+//! packet the run built, the task identity `get_current_*` report, where trace and perf output
+//! goes, the callback and tail-call bookkeeping, and the spin lock the run holds.
+//!
+//! Memory the program can point into (the context buffer, the XDP frame, callback stacks) is owned
+//! here as `Vec<u64>` (8-byte aligned) and only ever touched through the addresses taken once at
+//! creation; moving a `RunState` (helpers do, to run a callback) does not move that memory.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use crate::error::Trap;
+use crate::helpers::output::ProgramOutput;
+use crate::program::ProgramType;
+
+use super::xdp::XdpFrame;
+
+/// What `bpf_get_current_pid_tgid` / `_uid_gid` / `_comm` report for a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// The thread id (the kernel's `pid`).
+    pub pid: u32,
+    /// The process id (the kernel's `tgid`).
+    pub tgid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// NUL-padded, as `task->comm` (15 characters and a NUL at most).
+    pub comm: [u8; 16],
+}
+
+impl ProcessInfo {
+    /// A `comm` from a name, truncated to 15 bytes as the kernel does.
+    pub fn comm_from(name: &str) -> [u8; 16] {
+        let mut comm = [0u8; 16];
+        let n = name.len().min(15);
+        comm[..n].copy_from_slice(&name.as_bytes()[..n]);
+        comm
+    }
+}
+
+/// A zeroed, 8-byte aligned buffer owned by the run, addressed by the program.
+pub(crate) struct OwnedBuf {
+    _words: Vec<u64>,
+    pub addr: u64,
+    pub len: u64,
+}
+
+impl OwnedBuf {
+    pub fn zeroed(len: usize) -> OwnedBuf {
+        let mut words = vec![0u64; len.div_ceil(8).max(1)];
+        let addr = words.as_mut_ptr() as u64;
+        OwnedBuf {
+            _words: words,
+            addr,
+            len: len as u64,
+        }
+    }
+
+    /// Copies `bytes` in at byte offset `at` (`at + bytes.len() <= len`).
+    pub fn write(&self, at: u64, bytes: &[u8]) {
+        assert!(at + bytes.len() as u64 <= self.len);
+        // SAFETY: inside the buffer (asserted), which this struct owns.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), (self.addr + at) as *mut u8, bytes.len())
+        }
+    }
+
+    pub fn write_u32(&self, at: u32, v: u32) {
+        self.write(at as u64, &v.to_le_bytes());
+    }
+
+    pub fn write_u64(&self, at: u32, v: u64) {
+        self.write(at as u64, &v.to_le_bytes());
+    }
+
+    pub fn read(&self, at: u64, len: u64) -> Vec<u8> {
+        assert!(at + len <= self.len);
+        // SAFETY: inside the buffer (asserted); the program is not running while this is called.
+        unsafe { std::slice::from_raw_parts((self.addr + at) as *const u8, len as usize).to_vec() }
+    }
+}
+
+/// How many callbacks may be nested (a callback that calls `bpf_loop` ...), as the kernel's
+/// limit on call frames.
+pub const MAX_CALLBACK_DEPTH: usize = 8;
+
+/// Tail calls one run may make, as the kernel's `MAX_TAIL_CALL_CNT`.
+pub const MAX_TAIL_CALLS: u32 = 33;
+
+#[derive(Default)]
+pub struct RunState {
+    pub prog_type: ProgramType,
+    /// Address of the context the program received in r1 (0 when there is none).
+    pub ctx_addr: u64,
+    pub(crate) ctx: Option<OwnedBuf>,
+    /// The packet of a socket filter (address, length), which `bpf_skb_load_bytes` reads.
+    pub skb_packet: (u64, u64),
+    /// The XDP frame with its moving bounds.
+    pub xdp: Option<XdpFrame>,
+    pub process: ProcessInfo,
+    /// Where `bpf_trace_printk` and `bpf_perf_event_output` deliver (absent for programs that
+    /// cannot call them).
+    pub output: Option<Arc<ProgramOutput>>,
+    /// Instruction indices that `call_function` accepts (from `lddw` of functions).
+    pub callbacks: Option<Arc<[usize]>>,
+    /// Callbacks running now (0 in the main flow).
+    pub callback_depth: usize,
+    /// Instructions callbacks have executed so far in this run (charged to the run's budget).
+    pub callback_insns: u64,
+    /// One stack area per callback depth, allocated on first use.
+    pub(crate) callback_stacks: Vec<OwnedBuf>,
+    /// A tail call the current program asked for: the program (`Arc<Program>` as `Any`).
+    pub tail_call: Option<Arc<dyn Any + Send + Sync>>,
+    /// Tail calls made so far in this run.
+    pub tail_calls: u32,
+    /// The `bpf_spin_lock` word this run holds (address), and the instruction that took it.
+    pub held_lock: Option<(u64, usize)>,
+    /// A trap raised inside a callback, which the helper's caller re-raises as is.
+    pub pending_trap: Option<Trap>,
+}
+
+impl RunState {
+    pub fn new(prog_type: ProgramType) -> RunState {
+        let mut state = RunState::default();
+        state.prog_type = prog_type;
+        state
+    }
+
+    /// Releases the spin lock this run holds, if any; returns the instruction that took it.
+    pub fn release_lock(&mut self) -> Option<usize> {
+        let (addr, pc) = self.held_lock.take()?;
+        // SAFETY: the address was checked (writable, aligned, inside a region) when the lock was
+        // taken, and map values stay alive for the run.
+        let word = unsafe { AtomicU32::from_ptr(addr as *mut u32) };
+        word.store(0, Ordering::Release);
+        Some(pc)
+    }
+}
+
+impl Drop for RunState {
+    /// A run that ends in any way (trap included) must not leave a lock taken: other runs would
+    /// wait for it forever.
+    fn drop(&mut self) {
+        self.release_lock();
+    }
+}

@@ -1,0 +1,87 @@
+//! Socket filters: `struct __sk_buff` over the caller's packet.
+//!
+//! The caller may pass an `__sk_buff` image (up to 192 bytes, shorter is zero-extended) whose
+//! fields the program then reads: `mark`, `priority`, `ifindex`, `hash`, `cb[]`, `vlan_*`, ... .
+//! The run fills in what the packet determines: `len` (always the packet length) and `protocol`
+//! (when the image leaves it 0: the Ethernet type of the packet, in network byte order as the
+//! kernel stores `skb->protocol`). Pointer fields are the run's own (`data`, `data_end`,
+//! `data_meta` through the hidden tail; `flow_keys` and `sk` are NULL).
+//!
+//! The packet is the caller's bytes from the first one on (the kernel's test run strips the
+//! Ethernet header for socket filters; attached to a packet socket, a filter sees it): `LD_ABS`,
+//! `LD_IND`, `bpf_skb_load_bytes` and direct loads all read the same bytes. It is read-only, as
+//! socket filters cannot write packets. The context is read-only except `cb[]`.
+//! The return value is the number of bytes to keep (0 drops the packet); the caller truncates.
+
+use crate::error::{Trap, TrapKind};
+use crate::memory::{Region, Regions};
+
+use super::layout::skb as off;
+use super::run_state::{OwnedBuf, RunState};
+use super::Entry;
+
+pub(crate) fn prepare(
+    data: &[u8],
+    ctx_in: Option<&[u8]>,
+    state: &mut RunState,
+    regions: &mut Regions,
+) -> Result<Entry, Trap> {
+    let ctx = OwnedBuf::zeroed(off::BUFFER_SIZE as usize);
+    if let Some(c) = ctx_in {
+        if c.len() > off::SIZE as usize {
+            return Err(Trap {
+                kind: TrapKind::InvalidInput,
+                pc: 0,
+                addr: 0,
+                size: 0,
+                insn_count: 0,
+                message: format!(
+                    "the socket filter context is {} bytes; struct __sk_buff has {}",
+                    c.len(),
+                    off::SIZE
+                ),
+            });
+        }
+        ctx.write(0, c);
+    }
+    // The run's own fields: pointers (the UAPI slots read 0; the real values are in the tail).
+    for (at, n) in [
+        (off::DATA, 4),
+        (off::DATA_END, 4),
+        (off::DATA_META, 4),
+        (off::FLOW_KEYS, 8),
+        (off::SK, 8),
+    ] {
+        ctx.write(at as u64, &[0u8; 8][..n]);
+    }
+    let len = data.len() as u64;
+    let addr = if data.is_empty() {
+        0
+    } else {
+        data.as_ptr() as u64
+    };
+    ctx.write_u32(off::LEN, len as u32);
+    if ctx.read(off::PROTOCOL as u64, 4) == [0, 0, 0, 0] && data.len() >= 14 {
+        // The two ethertype bytes as they lie in memory: htons(ethertype) read natively.
+        ctx.write(off::PROTOCOL as u64, &data[12..14]);
+    }
+    ctx.write_u64(off::HIDDEN_DATA, addr);
+    ctx.write_u64(off::HIDDEN_DATA_END, addr + len);
+    ctx.write_u64(off::HIDDEN_DATA_META, addr);
+    regions.push(Region::new(addr, len, false));
+    // cb[] first: the first region that contains an access decides whether it may store.
+    regions.push(Region::new(ctx.addr + off::CB as u64, 20, true));
+    regions.push(Region::new(ctx.addr, off::BUFFER_SIZE as u64, false));
+    state.ctx_addr = ctx.addr;
+    state.skb_packet = (addr, len);
+    state.ctx = Some(ctx);
+    Ok(Entry {
+        args: [state.ctx_addr, 0, 0, 0, 0],
+        packet: (addr, len),
+    })
+}
+
+/// The `__sk_buff` image after the run (pointer fields read 0).
+pub(crate) fn ctx_out(state: &RunState) -> Option<Vec<u8>> {
+    state.ctx.as_ref().map(|c| c.read(0, off::SIZE as u64))
+}

@@ -1,0 +1,141 @@
+//! Calling back into the program: `HelperContext::call_function`, and `bpf_loop` (181) on top of it.
+//!
+//! The contract between helpers and engines (see also `helpers/mod.rs`):
+//! - A callback is named by the value of a `lddw rX, <function>` (`BPF_PSEUDO_FUNC`), which the
+//!   loader turned into the function's instruction index (`context::pseudo_func`). Only indices in
+//!   the program's list (`RunState::callbacks`) are accepted.
+//! - The engine that runs the program provides a `FunctionRunner` in `RunEnv::function_runner`:
+//!   "run the function at this instruction index, with r1-r5 = args and r10 = env.stack_top, until
+//!   its `exit`; return its r0 and how many instructions it executed, or the trap that stopped it".
+//!   The interpreter's is `interpreter::run_at` over the program's instructions; an engine without
+//!   one leaves it `None` and callbacks fail with a helper error.
+//! - Each callback runs as a new frame on its own stack area (one 4 KiB area per nesting depth,
+//!   allocated on first use and added to the run's regions), at most 8 deep.
+//! - Budget: a callback may execute what is left of the run's budget at the time of the call, less
+//!   what earlier callbacks of the run executed; its instructions are not added to the calling
+//!   frame's `insn_count`. So a run executes at most (nesting depth + 1) x budget instructions.
+//! - A trap inside a callback (bad access, budget) stops the whole run with that trap: the helper
+//!   returns an error and `interpreter::call_helper` re-raises the trap saved in
+//!   `RunState::pending_trap`.
+
+use crate::context::run_state::{OwnedBuf, MAX_CALLBACK_DEPTH};
+use crate::error::{Trap, TrapKind};
+use crate::interpreter::{RunEnv, RunOutput, STACK_SIZE};
+use crate::memory::Region;
+
+use super::{HelperContext, HelperError, HelperTable};
+
+pub const BPF_LOOP: u32 = 181;
+/// `BPF_MAX_LOOPS`: the most iterations `bpf_loop` accepts.
+pub const BPF_MAX_LOOPS: u64 = 1 << 23;
+
+const E2BIG: i64 = 7;
+const EINVAL: i64 = 22;
+
+/// Runs the function at an instruction index in `env` (see the module comment).
+pub type FunctionRunner<'a> =
+    dyn Fn(&mut RunEnv<'_>, usize, [u64; 5]) -> Result<RunOutput, Trap> + Sync + 'a;
+
+impl HelperContext<'_> {
+    fn callback_trap(&mut self, kind: TrapKind, message: String) -> HelperError {
+        self.state.pending_trap = Some(Trap {
+            kind,
+            pc: self.caller.pc,
+            addr: 0,
+            size: 0,
+            insn_count: self.caller.insn_base.saturating_sub(1),
+            message: message.clone(),
+        });
+        HelperError(message)
+    }
+
+    /// Calls the program's function `target` (a value from a function `lddw`) with `args`;
+    /// returns its r0. An `Err` means the run must stop (the helper should return it as is).
+    pub fn call_function(&mut self, target: u64, args: [u64; 5]) -> Result<u64, HelperError> {
+        let known =
+            self.state.callbacks.as_deref().is_some_and(|c| {
+                usize::try_from(target).is_ok_and(|t| c.binary_search(&t).is_ok())
+            });
+        if !known {
+            return Err(HelperError(format!(
+                "0x{target:x} is not a callback function of this program"
+            )));
+        }
+        let Some(runner) = self.caller.runner else {
+            return Err(HelperError(
+                "this engine cannot call back into the program".into(),
+            ));
+        };
+        let depth = self.state.callback_depth;
+        if depth >= MAX_CALLBACK_DEPTH {
+            return Err(self.callback_trap(
+                TrapKind::CallDepth,
+                format!("callbacks nested more than {MAX_CALLBACK_DEPTH} deep"),
+            ));
+        }
+        while self.state.callback_stacks.len() <= depth {
+            let stack = OwnedBuf::zeroed(STACK_SIZE);
+            self.regions
+                .push(Region::new(stack.addr, STACK_SIZE as u64, true));
+            self.state.callback_stacks.push(stack);
+        }
+        let stack_top = self.state.callback_stacks[depth].addr + STACK_SIZE as u64;
+        let budget = self
+            .caller
+            .budget
+            .saturating_sub(self.caller.insn_base)
+            .saturating_sub(self.state.callback_insns);
+        let mut env = RunEnv {
+            helpers: self.caller.helpers,
+            regions: std::mem::take(self.regions),
+            stack_top,
+            budget,
+            packet: self.caller.packet,
+            maps: std::mem::take(self.maps),
+            state: std::mem::take(self.state),
+            function_runner: Some(runner),
+        };
+        env.state.callback_depth += 1;
+        let result = runner(&mut env, target as usize, args);
+        env.state.callback_depth -= 1;
+        *self.regions = std::mem::take(&mut env.regions);
+        *self.maps = std::mem::take(&mut env.maps);
+        *self.state = std::mem::take(&mut env.state);
+        match result {
+            Ok(out) => {
+                self.state.callback_insns += out.insn_count;
+                Ok(out.r0)
+            }
+            Err(mut trap) => {
+                self.state.callback_insns += trap.insn_count;
+                trap.insn_count += self.caller.insn_base;
+                let message = trap.message.clone();
+                self.state.pending_trap = Some(trap);
+                Err(HelperError(format!("callback stopped: {message}")))
+            }
+        }
+    }
+}
+
+/// `bpf_loop(nr_loops, callback, ctx, flags)`: calls `callback(i, ctx)` for i = 0.. until it
+/// returns non-zero; returns the number of calls made. flags != 0: -EINVAL; more than 2^23
+/// iterations: -E2BIG.
+fn bpf_loop(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    let (nr, callback, ctx, flags) = (a[0] as u32 as u64, a[1], a[2], a[3]);
+    if flags != 0 {
+        return Ok((-EINVAL) as u64);
+    }
+    if nr > BPF_MAX_LOOPS {
+        return Ok((-E2BIG) as u64);
+    }
+    for i in 0..nr {
+        if cx.call_function(callback, [i, ctx, 0, 0, 0])? != 0 {
+            return Ok(i + 1);
+        }
+    }
+    Ok(nr)
+}
+
+pub fn register(table: &mut HelperTable) {
+    table.register(BPF_LOOP, "bpf_loop", bpf_loop);
+}

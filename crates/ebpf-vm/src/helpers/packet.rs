@@ -1,0 +1,158 @@
+//! Packet helpers, as in net/core/filter.c: `bpf_skb_load_bytes` (26, socket filters),
+//! `bpf_csum_diff` (28) and the XDP bounds helpers `bpf_xdp_adjust_head` (44),
+//! `bpf_xdp_adjust_meta` (54), `bpf_xdp_adjust_tail` (65) (the arithmetic is in
+//! `context/xdp.rs`). The context argument must be the run's context: anything else is refused,
+//! as the kernel's verifier would.
+
+use super::{HelperContext, HelperError, HelperTable};
+
+pub const BPF_SKB_LOAD_BYTES: u32 = 26;
+pub const BPF_CSUM_DIFF: u32 = 28;
+pub const BPF_XDP_ADJUST_HEAD: u32 = 44;
+pub const BPF_XDP_ADJUST_META: u32 = 54;
+pub const BPF_XDP_ADJUST_TAIL: u32 = 65;
+
+const EFAULT: i64 = 14;
+const EINVAL: i64 = 22;
+
+pub(crate) fn require_ctx(cx: &HelperContext<'_>, r1: u64) -> Result<(), HelperError> {
+    if cx.state.ctx_addr != 0 && r1 == cx.state.ctx_addr {
+        Ok(())
+    } else {
+        Err(HelperError(format!(
+            "r1 = 0x{r1:x} is not the program's context"
+        )))
+    }
+}
+
+/// `bpf_skb_load_bytes(skb, offset, to, len)`: 0, or -EFAULT with `to` zeroed when the range is
+/// not inside the packet.
+fn skb_load_bytes(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    require_ctx(cx, a[0])?;
+    let (offset, to, len) = (a[1] as u32 as u64, a[2], a[3] as u32 as u64);
+    let (pkt, pkt_len) = cx.state.skb_packet;
+    let src = if offset <= i32::MAX as u64 && offset + len <= pkt_len {
+        Some(cx.regions.slice(pkt + offset, len).map(<[u8]>::to_vec))
+    } else {
+        None
+    };
+    let dst = cx
+        .regions
+        .slice_mut(to, len)
+        .map_err(|_| HelperError(format!("to (0x{to:x}, {len} bytes) is not writable memory")))?;
+    match src {
+        Some(Ok(bytes)) => {
+            dst.copy_from_slice(&bytes);
+            Ok(0)
+        }
+        _ => {
+            dst.fill(0);
+            Ok((-EFAULT) as u64)
+        }
+    }
+}
+
+/// `csum_partial` as x86-64 Linux computes it: the one's complement sum of `seed` and the bytes
+/// read as little-endian 32-bit words (the last one zero-padded), folded to 32 bits; it is 0 only
+/// when everything added was 0, and 0xffffffff for any other sum that is 0 modulo 2^32 - 1.
+fn csum_partial(bytes: &[u8], seed: u32) -> u32 {
+    let mut sum = seed as u64;
+    let mut any = seed != 0;
+    for c in bytes.chunks(4) {
+        let mut w = [0u8; 4];
+        w[..c.len()].copy_from_slice(c);
+        let w = u32::from_le_bytes(w);
+        any |= w != 0;
+        sum += w as u64;
+    }
+    while sum >> 32 != 0 {
+        sum = (sum & 0xffff_ffff) + (sum >> 32);
+    }
+    if any && sum == 0 {
+        0xffff_ffff
+    } else {
+        sum as u32
+    }
+}
+
+/// One's complement 32-bit addition (the kernel's `csum_add`).
+fn csum_add(a: u32, b: u32) -> u32 {
+    let (r, carry) = a.overflowing_add(b);
+    r + carry as u32
+}
+
+/// Folds 32 bits to 16 without complementing (the kernel's `csum_from32to16`).
+fn from32to16(x: u32) -> u16 {
+    (x.wrapping_add(x.rotate_right(16)) >> 16) as u16
+}
+
+/// `bpf_csum_diff` as Linux 6.13+ computes it (checked against Linux 6.18 with
+/// `bpftool prog run`, see tests/helpers_packet.rs): with both buffers, the checksum of `to`
+/// (seeded) minus that of `from`; with one, that one added (or, for `from`, removed); with
+/// neither, the seed; always folded to 16 bits. (Older kernels returned the unfolded 32-bit
+/// sum and refused sizes that are not multiples of 4.)
+pub fn csum_diff_value(from: &[u8], to: &[u8], seed: u32) -> u64 {
+    let ret = match (from.is_empty(), to.is_empty()) {
+        (false, false) => csum_add(csum_partial(to, seed), !csum_partial(from, 0)),
+        (true, false) => csum_partial(to, seed),
+        (false, true) => !csum_partial(from, !seed),
+        (true, true) => seed,
+    };
+    from32to16(ret) as u64
+}
+
+/// `bpf_csum_diff(from, from_size, to, to_size, seed)`.
+fn csum_diff(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    let (from, from_size, to, to_size) = (a[0], a[1] as u32 as u64, a[2], a[3] as u32 as u64);
+    let read = |addr: u64, len: u64, what: &str| -> Result<Vec<u8>, HelperError> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        cx.regions
+            .slice(addr, len)
+            .map(<[u8]>::to_vec)
+            .map_err(|_| {
+                HelperError(format!(
+                    "{what} (0x{addr:x}, {len} bytes) is not readable memory"
+                ))
+            })
+    };
+    let f = read(from, from_size, "from")?;
+    let t = read(to, to_size, "to")?;
+    Ok(csum_diff_value(&f, &t, a[4] as u32))
+}
+
+fn xdp_adjust(
+    cx: &mut HelperContext<'_>,
+    a: [u64; 5],
+    op: fn(&mut crate::context::xdp::XdpFrame, i32) -> i64,
+) -> Result<u64, HelperError> {
+    require_ctx(cx, a[0])?;
+    match cx.state.xdp.as_mut() {
+        Some(frame) => Ok(op(frame, a[1] as i32) as u64),
+        None => Ok((-EINVAL) as u64),
+    }
+}
+
+/// Helpers of socket filters.
+pub fn register_skb(table: &mut HelperTable) {
+    table.register(BPF_SKB_LOAD_BYTES, "bpf_skb_load_bytes", skb_load_bytes);
+}
+
+/// `bpf_csum_diff`, for the packet program types that have it.
+pub fn register_csum(table: &mut HelperTable) {
+    table.register(BPF_CSUM_DIFF, "bpf_csum_diff", csum_diff);
+}
+
+/// Helpers of XDP programs.
+pub fn register_xdp(table: &mut HelperTable) {
+    table.register(BPF_XDP_ADJUST_HEAD, "bpf_xdp_adjust_head", |cx, a| {
+        xdp_adjust(cx, a, |f, d| f.adjust_head(d))
+    });
+    table.register(BPF_XDP_ADJUST_META, "bpf_xdp_adjust_meta", |cx, a| {
+        xdp_adjust(cx, a, |f, d| f.adjust_meta(d))
+    });
+    table.register(BPF_XDP_ADJUST_TAIL, "bpf_xdp_adjust_tail", |cx, a| {
+        xdp_adjust(cx, a, |f, d| f.adjust_tail(d))
+    });
+}
