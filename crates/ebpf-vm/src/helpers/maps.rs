@@ -10,7 +10,10 @@
 //! the run with a helper error instead.
 //!
 //! A value a lookup returns is added to the run's regions (read-only for `BPF_F_RDONLY_PROG` maps),
-//! so checked loads and stores through it are allowed; ring buffer reservations likewise.
+//! so checked loads and stores through it are allowed; ring buffer reservations likewise (a record's
+//! region stays in the run after submit: still the ring's own memory, but the consumer may then see
+//! later writes). Known gap: values of `BPF_F_WRONLY_PROG` maps are readable, since regions cannot
+//! express write-only memory (the kernel's verifier rejects such reads).
 //!
 //! Not yet here: `bpf_for_each_map_elem` (164) and `bpf_loop` need the engines to call back into the
 //! program; `bpf_tail_call` (12) needs the engines to switch programs (the prog array stores them).
@@ -18,7 +21,7 @@
 use std::sync::Arc;
 
 use crate::error::ErrorCode;
-use crate::maps::def::flags::{BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG};
+use crate::maps::def::flags::BPF_F_RDONLY_PROG;
 use crate::maps::ringbuf::{RingBuf, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use crate::maps::{errno, Map, MapError, MapType, ProgLookup, RunMaps};
 use crate::memory::Region;
@@ -300,9 +303,6 @@ fn ringbuf_query(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperE
 
 /// Registers the map helpers in `table`.
 pub fn register(table: &mut HelperTable) {
-    // Programs may not read a BPF_F_WRONLY_PROG map; regions cannot express write-only memory,
-    // so such values are readable here (documented gap).
-    let _ = BPF_F_WRONLY_PROG;
     table.register(BPF_MAP_LOOKUP_ELEM, "bpf_map_lookup_elem", lookup);
     table.register(BPF_MAP_UPDATE_ELEM, "bpf_map_update_elem", update);
     table.register(BPF_MAP_DELETE_ELEM, "bpf_map_delete_elem", delete);
