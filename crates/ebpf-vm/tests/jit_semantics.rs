@@ -428,3 +428,78 @@ fn regions_added_by_a_helper_are_usable_at_once() {
         (TrapKind::OutOfBounds, 1, addr + 16, 8)
     );
 }
+
+#[test]
+fn one_compiled_program_runs_on_many_threads() {
+    // Sum of data bytes, in a loop: r0 = sum(data[0..r2]).
+    let p = [
+        mov64_imm(0, 0),
+        mov64_imm(3, 0),
+        // loop: if r3 >= r2 goto end
+        i(CLASS_JMP | JMP_JGE | SRC_X, 3, 2, 6, 0),
+        mov64_reg(4, 1),
+        alu64_reg(ALU_ADD, 4, 3),
+        i(CLASS_LDX | MODE_MEM | SIZE_B, 4, 4, 0, 0),
+        alu64_reg(ALU_ADD, 0, 4),
+        alu64_imm(ALU_ADD, 3, 1),
+        i(OP_JA, 0, 0, -7, 0),
+        exit(),
+    ];
+    let prog = std::sync::Arc::new(load(&p, Engine::Jit).unwrap());
+    let threads: Vec<_> = (0..4u8)
+        .map(|t| {
+            let prog = prog.clone();
+            std::thread::spawn(move || {
+                for n in 0..200u32 {
+                    let mut data: Vec<u8> = (0..n).map(|k| (k as u8).wrapping_add(t)).collect();
+                    let want: u64 = data.iter().map(|&b| b as u64).sum();
+                    let out = prog
+                        .run(&mut RunInput {
+                            data: &mut data,
+                            budget: None,
+                        })
+                        .unwrap();
+                    assert_eq!(out.r0, want);
+                    // 2 + 7 per byte + the final compare and exit.
+                    assert_eq!(out.insn_count, 2 + 7 * n as u64 + 2);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn large_programs_compile() {
+    // 200,000 instructions of arithmetic and stack traffic: r0 counts the adds.
+    let mut p = Vec::new();
+    for k in 0..50_000 {
+        p.push(alu64_imm(ALU_ADD, 0, 1));
+        p.push(i(
+            CLASS_STX | MODE_MEM | SIZE_DW,
+            10,
+            0,
+            -8 * (1 + k % 64) as i16,
+            0,
+        ));
+        p.push(i(
+            CLASS_LDX | MODE_MEM | SIZE_DW,
+            1,
+            10,
+            -8 * (1 + k % 64) as i16,
+            0,
+        ));
+        p.push(i(CLASS_JMP | JMP_JNE | SRC_X, 0, 1, 0, 0));
+    }
+    p.push(exit());
+    let prog = load(&p, Engine::Jit).unwrap();
+    let out = prog
+        .run(&mut RunInput {
+            data: &mut [],
+            budget: None,
+        })
+        .unwrap();
+    assert_eq!((out.r0, out.insn_count), (50_000, 200_001));
+}

@@ -25,7 +25,8 @@
 //! `prologue | body: one block per instruction, in order | out-of-line snippets | shared stubs`.
 //!
 //! - Snippets (per site): the budget slow path of each segment (`add r12, n; mov eax, pc; jmp
-//!   budget`), call-depth traps (`mov eax, pc`), misaligned-atomic traps (`mov edx, info`).
+//!   budget`), the second-region memory check, call-depth traps (`mov eax, pc`) and
+//!   misaligned-atomic traps (`mov edx, info`).
 //! - Shared stubs: `exit` (returns from a bpf-to-bpf frame, or leaves from the main one),
 //!   `packet_miss` (legacy packet load outside the packet: r0 = 0, leave), `budget`,
 //!   `call_depth`, `misaligned` (write the exit record), `check` (slow memory check: saves the
@@ -36,10 +37,12 @@
 //!   in Rust are recorded in the run state; the others are rebuilt in `runtime::run` from the
 //!   exit record with the interpreter's own `memory_trap` / `budget_trap`.
 //!
-//! Memory checks: each load/store computes its address into rax and compares `addr - start`
-//! against per-size bounds of the first two regions (stack, data) inline; otherwise it calls
-//! the `check` stub. Accesses `[r10 + off]` that lie within the current 512-byte frame are
-//! proved in bounds at compile time and carry no check.
+//! Memory checks: each load/store compares `addr - start` (computed with `lea rcx, [base+off]`)
+//! against a per-size, per-direction bound of one fast region inline (the data for most bases,
+//! the stack for r10) and then accesses `[base + off]` directly; on a miss, an out-of-line snippet
+//! tries the other fast region and then calls the `check` stub. Accesses `[r10 + off]` that lie
+//! within the current 512-byte frame are proved in bounds at compile time and carry no check.
+//! The fast regions and the packet are re-read from the environment after every helper call.
 //!
 //! # Budget scheme
 //!

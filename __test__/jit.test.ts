@@ -1,0 +1,92 @@
+/**
+ * The JIT through the public API: engine selection, `dump('jited')`, and traps that carry the same
+ * details as the interpreter's. Programs are assembled from text; expected values are worked out by
+ * hand.
+ */
+import { describe, expect, it } from 'vitest'
+import { assemble } from '../ts/asm/index.js'
+import { TrapError } from '../ts/errors.js'
+import { Program } from '../ts/program.js'
+
+const onX64 = process.arch === 'x64'
+
+const sumBytes = assemble(`
+  mov %r0, 0
+  mov %r3, 0
+loop:
+  jge %r3, %r2, out
+  mov %r4, %r1
+  add %r4, %r3
+  ldxb %r4, [%r4]
+  add %r0, %r4
+  add %r3, 1
+  ja loop
+out:
+  exit`)
+
+describe.skipIf(!onX64)('JIT', () => {
+  it('is what auto picks on x86-64', () => {
+    expect(new Program({ instructions: sumBytes }).engine).toBe('jit')
+    expect(new Program({ instructions: sumBytes, engine: 'interpreter' }).engine).toBe('interpreter')
+  })
+
+  it('runs and counts like the interpreter', () => {
+    const data = Uint8Array.from([1, 2, 3, 250])
+    for (const engine of ['jit', 'interpreter'] as const) {
+      const res = new Program({ instructions: sumBytes, engine }).run({ data })
+      expect(res.r0).toBe(256n)
+      // 2 + 7 per byte + the final compare and exit.
+      expect(res.insnCount).toBe(2 + 7 * 4 + 2)
+    }
+  })
+
+  it('dumps its machine code', () => {
+    const text = new Program({ instructions: sumBytes, engine: 'jit' }).dump('jited')
+    expect(text).toContain('; insn 0')
+    expect(text).toContain('; insn 9')
+    expect(text).toMatch(/\bret\b/)
+    const interp = new Program({ instructions: sumBytes, engine: 'interpreter' }).dump('jited')
+    expect(interp).toContain('interpreter')
+  })
+
+  it('traps with the interpreter’s details', () => {
+    // ldxw at offset 1 of a 4-byte buffer reads bytes 1..5: one past the end.
+    const oob = assemble(`
+      mov %r0, 7
+      ldxw %r0, [%r1+1]
+      exit`)
+    const traps = (['jit', 'interpreter'] as const).map((engine) => {
+      try {
+        new Program({ instructions: oob, engine }).run({ data: new Uint8Array(4) })
+      } catch (e) {
+        return e as TrapError
+      }
+      throw new Error('no trap')
+    })
+    for (const t of traps) {
+      expect(t).toBeInstanceOf(TrapError)
+      expect(t.code).toBe('EFAULT')
+      expect(t.kind).toBe('out_of_bounds')
+      expect(t.insn).toBe(1)
+      expect(t.size).toBe(4)
+      expect(t.insnCount).toBe(1)
+    }
+    // Each engine ran over its own copy of the data: the messages agree up to the address.
+    expect(traps[0]?.message.replace(/0x[0-9a-f]+/, 'ADDR')).toBe(traps[1]?.message.replace(/0x[0-9a-f]+/, 'ADDR'))
+
+    const spin = assemble(`
+    top:
+      add %r0, 1
+      ja top`)
+    try {
+      new Program({ instructions: spin, engine: 'jit' }).run({ budget: 1001 })
+      throw new Error('no trap')
+    } catch (e) {
+      const t = e as TrapError
+      expect(t.code).toBe('ETIME')
+      expect(t.kind).toBe('budget_exhausted')
+      // 500 rounds of two instructions, then the add: the jump at 1 is where it stops.
+      expect([t.insn, t.insnCount]).toEqual([1, 1001])
+    }
+  })
+})
