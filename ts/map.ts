@@ -86,6 +86,8 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** @internal */
   readonly native: NativeMap
   readonly #codecs: MapCodecs
+  /** Bytes of a value as user space sees it (per-CPU: all slots); fixed for the map's life. */
+  #blobSizeCache: number | undefined
 
   /** Creates a new, empty map. */
   constructor(def: MapDefinition, codecs?: MapCodecs)
@@ -131,6 +133,11 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       call(() => native.NativeMap.fromPinned(path)),
       codecs,
     )
+  }
+
+  get #blobSize(): number {
+    this.#blobSizeCache ??= this.native.valueBlobSize
+    return this.#blobSizeCache
   }
 
   /** Process-unique id, as the kernel's map id. */
@@ -220,11 +227,11 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       throw new MapError('EINVAL', 'a per-CPU map takes an array with one value per slot')
     }
     const stride = (this.valueSize + 7) & ~7
-    const slots = this.native.valueBlobSize / stride
+    const slots = this.#blobSize / stride
     if (value.length !== slots) {
       throw new MapError('EINVAL', `a per-CPU value needs ${slots} slots, got ${value.length}`)
     }
-    const out = new Uint8Array(this.native.valueBlobSize)
+    const out = new Uint8Array(this.#blobSize)
     value.forEach((v, i) => {
       out.set(this.encodeValue(v as V), i * stride)
     })
@@ -234,12 +241,13 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** The value of `key`, or `undefined`. Per-CPU maps give one value per slot. */
   lookup(key: K | Uint8Array): V | undefined
   lookup(key: K | Uint8Array): V | V[] | undefined {
-    const raw = call(() => this.native.lookup(this.encodeKey(key)))
-    return raw === null ? undefined : this.#decodeBlob(raw)
+    const out = new Uint8Array(this.#blobSize)
+    const found = call(() => this.native.lookupInto(this.encodeKey(key), out))
+    return found ? this.#decodeBlob(out) : undefined
   }
 
   has(key: K | Uint8Array): boolean {
-    return call(() => this.native.lookup(this.encodeKey(key))) !== null
+    return call(() => this.native.lookupInto(this.encodeKey(key), new Uint8Array(this.#blobSize)))
   }
 
   /** Sets `key` (flags: `any` (default), `noexist`, `exist`); `EEXIST`/`ENOENT`/`E2BIG` as in the kernel. */
@@ -343,7 +351,14 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /** Ring buffer: every committed record so far, oldest first, removed from the ring. */
   drainRecords(): Uint8Array[] {
-    return call(() => this.native.ringbufDrain()).map(view)
+    const { data, lengths } = call(() => this.native.ringbufDrain())
+    const out: Uint8Array[] = []
+    let at = 0
+    for (const len of lengths) {
+      out.push(new Uint8Array(data.buffer, data.byteOffset + at, len))
+      at += len
+    }
+    return out
   }
 
   /**

@@ -82,6 +82,13 @@ fn to_def(d: &NativeMapDef) -> Result<MapDef> {
     Ok(def)
 }
 
+/// Ring-buffer records, concatenated, with the length of each.
+#[napi(object)]
+pub struct NativeRecords {
+    pub data: Buffer,
+    pub lengths: Vec<u32>,
+}
+
 /// One batch of a batched lookup.
 #[napi(object)]
 pub struct NativeBatch {
@@ -203,6 +210,26 @@ impl NativeMap {
     #[napi(getter)]
     pub fn size(&self) -> u32 {
         self.inner.len() as u32
+    }
+
+    /// Copies the value of `key` into `out` (which must be `valueBlobSize` bytes); false when there
+    /// is none. Writing into the caller's buffer avoids allocating a JavaScript object per lookup.
+    #[napi]
+    pub fn lookup_into(&self, key: &[u8], mut out: Uint8Array) -> Result<bool> {
+        match self.inner.lookup(key) {
+            Ok(v) if v.len() == out.len() => {
+                // SAFETY: the Uint8Array is alive for this call and no JavaScript runs meanwhile.
+                unsafe { out.as_mut() }.copy_from_slice(&v);
+                Ok(true)
+            }
+            Ok(v) => Err(einval(format!(
+                "output buffer of {} bytes for a value of {}",
+                out.len(),
+                v.len()
+            ))),
+            Err(e) if e.code == ErrorCode::Enoent => Ok(false),
+            Err(e) => Err(js_err(e)),
+        }
     }
 
     /// The value of `key`, or null when there is none (ENOENT).
@@ -340,13 +367,20 @@ impl NativeMap {
     }
 
     /// Ring buffer: every committed record, oldest first, removed from the ring (discarded records
-    /// are skipped).
+    /// are skipped), packed into one buffer (one JavaScript object however many records).
     #[napi]
-    pub fn ringbuf_drain(&self) -> Result<Vec<Buffer>> {
+    pub fn ringbuf_drain(&self) -> Result<NativeRecords> {
         let ring = self.ringbuf()?;
-        let mut out = Vec::new();
-        ring.consume(|rec| out.push(Buffer::from(rec.to_vec())));
-        Ok(out)
+        let mut data = Vec::new();
+        let mut lengths = Vec::new();
+        ring.consume(|rec| {
+            data.extend_from_slice(rec);
+            lengths.push(rec.len() as u32);
+        });
+        Ok(NativeRecords {
+            data: data.into(),
+            lengths,
+        })
     }
 
     /// Ring buffer: resolves to true once records are available, false after `timeout_ms`. Waits on
