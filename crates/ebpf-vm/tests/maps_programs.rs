@@ -885,3 +885,104 @@ fn map_in_map_lookup_gives_a_usable_inner_handle() {
     outer.delete(&1u32.to_ne_bytes()).unwrap();
     assert_eq!(run(&p).unwrap(), 1);
 }
+
+/// `lddw dst, <function at slot target>` (BPF_PSEUDO_FUNC) placed at slot `pc`.
+fn ld_func(dst: u8, pc: i32, target: i32) -> [Insn; 2] {
+    [
+        i(OP_LDDW, dst, PSEUDO_FUNC, 0, target - pc - 1),
+        i(0, 0, 0, 0, 0),
+    ]
+}
+
+/// Main: sum = 0; n = for_each_map_elem(map 0, callback, &sum, flags); return sum * 1000 + n.
+/// Callback (slot 17): sum += *value; *value += 1; then `tail` (returns 0, or something else).
+fn for_each_program(flags: i32, tail: &[Insn]) -> Vec<u8> {
+    let mut v: Vec<Insn> = Vec::new();
+    v.extend(ld_map(1, 0)); // 0-1
+    v.extend(ld_func(2, 2, 17)); // 2-3
+    v.push(mov_reg(3, 10)); // 4
+    v.push(add_imm(3, -8)); // 5
+    v.push(st_dw(10, -8, 0)); // 6
+    v.push(mov_imm(4, flags)); // 7
+    v.push(call(164)); // 8
+    v.push(mov_reg(6, 0)); // 9
+    v.push(ldx_dw(0, 10, -8)); // 10
+    v.push(i(CLASS_ALU64 | ALU_MUL | SRC_K, 0, 0, 0, 1000)); // 11
+    v.push(i(CLASS_ALU64 | ALU_ADD | SRC_X, 0, 6, 0, 0)); // 12
+    v.push(exit()); // 13
+    v.push(mov_imm(0, 0)); // 14: padding, never reached
+    v.push(exit()); // 15
+    v.push(exit()); // 16
+    assert_eq!(v.len(), 17);
+    // Callback: r1 map, r2 key, r3 value, r4 ctx.
+    v.push(ldx_dw(5, 3, 0)); // 17
+    v.push(ldx_dw(0, 4, 0));
+    v.push(i(CLASS_ALU64 | ALU_ADD | SRC_X, 0, 5, 0, 0));
+    v.push(stx_dw(4, 0, 0));
+    v.push(add_imm(5, 1));
+    v.push(stx_dw(3, 5, 0));
+    v.extend_from_slice(tail);
+    v.iter().flat_map(|x| x.encode()).collect()
+}
+
+#[test]
+fn for_each_map_elem_visits_every_element() {
+    let a = create(MapType::Array, 4, 8, 4);
+    for (k, v) in [10u64, 20, 30, 40].iter().enumerate() {
+        a.update(&(k as u32).to_ne_bytes(), &v.to_ne_bytes(), BPF_ANY)
+            .unwrap();
+    }
+    let p = load(
+        &for_each_program(0, &[mov_imm(0, 0), exit()]),
+        vec![a.clone()],
+    );
+    // Sum 10 + 20 + 30 + 40 = 100 over 4 elements.
+    assert_eq!(run(&p).unwrap(), 100_004);
+    // The callback incremented every value through its pointer.
+    assert_eq!(a.lookup(&3u32.to_ne_bytes()).unwrap(), 41u64.to_ne_bytes());
+    // flags must be 0: -EINVAL, and nothing visited (sum 0).
+    let bad = load(
+        &for_each_program(1, &[mov_imm(0, 0), exit()]),
+        vec![a.clone()],
+    );
+    assert_eq!(run(&bad).unwrap(), neg(22));
+}
+
+#[test]
+fn for_each_map_elem_stops_when_the_callback_returns_1() {
+    let a = create(MapType::Array, 4, 8, 4);
+    for (k, v) in [10u64, 20, 30, 40].iter().enumerate() {
+        a.update(&(k as u32).to_ne_bytes(), &v.to_ne_bytes(), BPF_ANY)
+            .unwrap();
+    }
+    // Return 1 when *key == 2: elements 0, 1 and 2 are visited (the stopping one counts, as in
+    // the kernel), sum 10 + 20 + 30 = 60.
+    let tail = [
+        ldx_w(0, 2, 0),
+        jeq_imm(0, 2, 2),
+        mov_imm(0, 0),
+        exit(),
+        mov_imm(0, 1),
+        exit(),
+    ];
+    let p = load(&for_each_program(0, &tail), vec![a.clone()]);
+    assert_eq!(run(&p).unwrap(), 60_003);
+}
+
+#[test]
+fn for_each_map_elem_over_a_hash_whose_callback_deletes() {
+    let h = create(MapType::Hash, 4, 8, 8);
+    for k in [5u32, 6, 7] {
+        h.update(&k.to_ne_bytes(), &(k as u64).to_ne_bytes(), BPF_ANY)
+            .unwrap();
+    }
+    // The callback deletes the element it is given: r1 (map) and r2 (key) still hold its own
+    // arguments, since nothing before the call changes them.
+    let tail = [call(3), mov_imm(0, 0), exit()];
+    let p = load(&for_each_program(0, &tail), vec![h.clone()]);
+    // 5 + 6 + 7 = 18 over 3 elements, and the map is empty afterwards.
+    assert_eq!(run(&p).unwrap(), 18_003);
+    assert_eq!(h.len(), 0);
+    // An empty map: nothing visited.
+    assert_eq!(run(&p).unwrap(), 0);
+}

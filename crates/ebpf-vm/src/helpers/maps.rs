@@ -15,15 +15,15 @@
 //! later writes). Known gap: values of `BPF_F_WRONLY_PROG` maps are readable, since regions cannot
 //! express write-only memory (the kernel's verifier rejects such reads).
 //!
-//! Not yet here: `bpf_for_each_map_elem` (164) and `bpf_loop` need the engines to call back into the
-//! program; `bpf_tail_call` (12) needs the engines to switch programs (the prog array stores them).
+//! `bpf_for_each_map_elem` (164) calls back into the program through
+//! `HelperContext::call_function` (see `callbacks.rs`).
 
 use std::sync::Arc;
 
 use crate::error::ErrorCode;
 use crate::maps::def::flags::BPF_F_RDONLY_PROG;
 use crate::maps::ringbuf::{RingBuf, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
-use crate::maps::{errno, Map, MapError, MapType, ProgLookup, RunMaps};
+use crate::maps::{errno, Map, MapError, MapType, ProgLookup, RunMaps, Words};
 use crate::memory::Region;
 
 use super::{HelperContext, HelperError, HelperTable};
@@ -39,6 +39,7 @@ pub const BPF_RINGBUF_RESERVE: u32 = 131;
 pub const BPF_RINGBUF_SUBMIT: u32 = 132;
 pub const BPF_RINGBUF_DISCARD: u32 = 133;
 pub const BPF_RINGBUF_QUERY: u32 = 134;
+pub const BPF_FOR_EACH_MAP_ELEM: u32 = 164;
 
 const EAGAIN: i64 = 11;
 
@@ -183,7 +184,13 @@ fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
         Err(e) if e.code != ErrorCode::Enotsupp => return Ok(0),
         Err(e) => return Err(HelperError(e.message)),
     };
-    Ok(match found {
+    Ok(admit(cx, found, writable))
+}
+
+/// What a program receives for a lookup result: 0, an inner map's handle, or a value's address
+/// (made accessible and kept alive for the rest of the run).
+fn admit(cx: &mut HelperContext<'_>, found: ProgLookup, writable: bool) -> u64 {
+    match found {
         ProgLookup::Null => 0,
         ProgLookup::Map(inner) => cx.maps.admit(inner),
         ProgLookup::Value { addr, len, keep } => {
@@ -195,7 +202,78 @@ fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
             }
             addr
         }
-    })
+    }
+}
+
+const ITERABLE: [MapType; 6] = [
+    MapType::Hash,
+    MapType::PercpuHash,
+    MapType::LruHash,
+    MapType::LruPercpuHash,
+    MapType::Array,
+    MapType::PercpuArray,
+];
+
+/// `bpf_for_each_map_elem(map, callback_fn, callback_ctx, flags)`: calls
+/// `callback_fn(map, &key, &value, callback_ctx)` for each element, stopping after a callback
+/// that returns non-zero; returns the number of elements visited (that one included), or -EINVAL
+/// for flags other than 0. Per-CPU maps give the running thread's slot.
+///
+/// The keys are a snapshot taken at the call (arrays: every index; hash maps: their keys in
+/// iteration order); an element deleted before its turn (by the callback, say) is skipped, one
+/// added meanwhile is not visited. So a callback that deletes or inserts cannot make the walk
+/// repeat or run forever. The key is passed in a read-only buffer of the run, rewritten for each
+/// element; the value as `map_lookup_elem` would return it.
+fn for_each_map_elem(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    let (h, callback, ctx, flags) = (a[0], a[1], a[2], a[3]);
+    let map = typed_map(cx.maps, h, "bpf_for_each_map_elem", &ITERABLE)?.clone();
+    if flags != 0 {
+        return Ok(neg(errno(ErrorCode::Einval)));
+    }
+    let def = &map.common().def;
+    let writable = def.flags & BPF_F_RDONLY_PROG == 0;
+    let keys: Vec<Vec<u8>> = if matches!(def.map_type, MapType::Array | MapType::PercpuArray) {
+        (0..def.max_entries)
+            .map(|i| i.to_ne_bytes().to_vec())
+            .collect()
+    } else {
+        // Through the type's own iteration (no user-space permission checks), at most
+        // max_entries keys.
+        let mut keys = Vec::new();
+        let mut at: Option<Vec<u8>> = None;
+        while keys.len() < def.max_entries as usize {
+            match map.get_next_key(at.as_deref()) {
+                Ok(k) => {
+                    at = Some(k.clone());
+                    keys.push(k);
+                }
+                Err(_) => break,
+            }
+        }
+        keys
+    };
+    let key_buf = Arc::new(Words::zeroed(def.key_size as usize));
+    let key_addr = key_buf.addr(0);
+    cx.regions
+        .push(Region::new(key_addr, def.key_size as u64, false));
+    cx.maps.keep(key_buf.clone());
+    let cpu = cx.maps.cpu();
+    let mut visited = 0;
+    for key in keys {
+        let found = map
+            .prog_lookup(&key, cpu)
+            .map_err(|e| HelperError(e.message))?;
+        if matches!(found, ProgLookup::Null) {
+            continue;
+        }
+        key_buf.write(0, &key);
+        let value = admit(cx, found, writable);
+        visited += 1;
+        if cx.call_function(callback, [h, key_addr, value, ctx, 0])? != 0 {
+            break;
+        }
+    }
+    Ok(visited)
 }
 
 fn update(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
@@ -304,6 +382,11 @@ fn ringbuf_query(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperE
 /// Registers the map helpers in `table`.
 pub fn register(table: &mut HelperTable) {
     table.register(BPF_MAP_LOOKUP_ELEM, "bpf_map_lookup_elem", lookup);
+    table.register(
+        BPF_FOR_EACH_MAP_ELEM,
+        "bpf_for_each_map_elem",
+        for_each_map_elem,
+    );
     table.register(BPF_MAP_UPDATE_ELEM, "bpf_map_update_elem", update);
     table.register(BPF_MAP_DELETE_ELEM, "bpf_map_delete_elem", delete);
     table.register(BPF_MAP_PUSH_ELEM, "bpf_map_push_elem", push);
