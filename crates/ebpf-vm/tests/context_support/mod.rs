@@ -147,3 +147,39 @@ pub fn put32(buf: &mut [u8], off: usize, v: u32) {
 pub fn get32(buf: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(buf[off..off + 4].try_into().unwrap())
 }
+
+/// Stores `bytes` (zero-padded to a multiple of 8) on the stack at r10 + `at` (8-aligned),
+/// through r9.
+pub fn stack_bytes(bytes: &[u8], at: i16) -> Vec<Insn> {
+    let mut v = Vec::new();
+    for (k, chunk) in bytes.chunks(8).enumerate() {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        v.extend(lddw(9, u64::from_le_bytes(w)));
+        v.push(stx(SIZE_DW, 10, 9, at + 8 * k as i16));
+    }
+    if bytes.len() % 8 == 0 {
+        // Room for the terminating NUL of a string that fills its last word.
+        v.push(st(SIZE_DW, 10, at + bytes.len() as i16, 0));
+    }
+    v
+}
+
+/// `dst = r10 + off`.
+pub fn fp_plus(dst: u8, off: i32) -> [Insn; 2] {
+    [movr(dst, 10), add(dst, off)]
+}
+
+pub fn run_process(
+    prog: &Program,
+    ctx: Option<&[u8]>,
+    process: ebpf_vm::ProcessInfo,
+) -> Result<(RunOutput, ContextOutput), Trap> {
+    prog.run_with_context(
+        &mut RunInput {
+            data: &mut [],
+            budget: None,
+        },
+        &ContextInput { ctx, process },
+    )
+}

@@ -1,0 +1,170 @@
+//! `bpf_loop` (181): callbacks named by `lddw rX, <function>` (BPF_PSEUDO_FUNC), run as nested
+//! frames through the engine's function runner; the kernel's return values and limits.
+
+mod context_support;
+
+use context_support::*;
+use ebpf_vm::isa::opcodes::*;
+use ebpf_vm::isa::Insn;
+use ebpf_vm::{ProgramType, RunInput, TrapKind};
+
+const RAW: ProgramType = ProgramType::Raw;
+
+/// main: *(u64 *)(r10 - 8) = 0; r0 = bpf_loop(nr, cb, r10 - 8, flags);
+///       return *(u64 *)(r10 - 8) << 32 | (u32) r0
+/// cb (slot 15): `body`, which sees r1 = index, r2 = &sum.
+fn looped(nr: i32, flags: i32, body: &[Insn]) -> Vec<Insn> {
+    let mut v = prog![
+        st(SIZE_DW, 10, -8, 0),                             // 0
+        mov(1, nr),                                         // 1
+        lddw_func(2, 12),                                   // 2-3: function at 2 + 12 + 1 = 15
+        fp_plus(3, -8),                                     // 4-5
+        mov(4, flags),                                      // 6
+        call(181),                                          // 7
+        movr(6, 0),                                         // 8
+        ldx(SIZE_DW, 0, 10, -8),                            // 9
+        lsh(0, 32),                                         // 10
+        movr(7, 6),                                         // 11
+        Insn::new(CLASS_ALU | ALU_MOV | SRC_X, 7, 7, 0, 0), // 12: r7 = (u32) r7
+        orr(0, 7),                                          // 13
+        exit(),                                             // 14
+    ];
+    v.extend_from_slice(body);
+    v
+}
+
+/// *sum += index; return 0
+fn add_index() -> Vec<Insn> {
+    prog![
+        ldx(SIZE_DW, 3, 2, 0),
+        addr(3, 1),
+        stx(SIZE_DW, 2, 3, 0),
+        mov(0, 0),
+        exit()
+    ]
+}
+
+fn run_raw(insns: &[Insn], budget: Option<u64>) -> Result<u64, ebpf_vm::Trap> {
+    let p = load(insns, RAW).unwrap();
+    p.run(&mut RunInput {
+        data: &mut [],
+        budget,
+    })
+    .map(|o| o.r0)
+}
+
+#[test]
+fn bpf_loop_calls_the_callback_nr_times() {
+    // sum of 0..9 = 45; bpf_loop returns 10.
+    assert_eq!(
+        run_raw(&looped(10, 0, &add_index()), None).unwrap(),
+        45 << 32 | 10
+    );
+    // Zero iterations: nothing called, 0 returned.
+    assert_eq!(run_raw(&looped(0, 0, &add_index()), None).unwrap(), 0);
+}
+
+#[test]
+fn a_non_zero_callback_result_stops_the_loop() {
+    // sum += index; return index == 3
+    let body = prog![
+        ldx(SIZE_DW, 3, 2, 0),
+        addr(3, 1),
+        stx(SIZE_DW, 2, 3, 0),
+        mov(0, 0),
+        ji(JMP_JNE, 1, 3, 1),
+        mov(0, 1),
+        exit()
+    ];
+    // 0 + 1 + 2 + 3 = 6, and 4 calls were made.
+    assert_eq!(run_raw(&looped(100, 0, &body), None).unwrap(), 6 << 32 | 4);
+}
+
+#[test]
+fn flags_and_the_iteration_limit_are_checked_as_in_the_kernel() {
+    let einval = (-22i64) as u32 as u64;
+    let e2big = (-7i64) as u32 as u64;
+    assert_eq!(run_raw(&looped(3, 1, &add_index()), None).unwrap(), einval);
+    assert_eq!(
+        run_raw(&looped((1 << 23) + 1, 0, &add_index()), None).unwrap(),
+        e2big
+    );
+}
+
+#[test]
+fn only_function_pointers_of_the_program_are_callbacks() {
+    // r2 = 12 (a number, and not a function entry): the run stops at the call.
+    let mut insns = looped(3, 0, &add_index());
+    insns[2] = mov(2, 12);
+    insns[3] = mov(0, 0);
+    let p = load(&insns, RAW).unwrap();
+    let t = p
+        .run(&mut RunInput {
+            data: &mut [],
+            budget: None,
+        })
+        .unwrap_err();
+    assert_eq!((t.kind, t.pc), (TrapKind::HelperError, 7));
+    // A function pointer outside the program is a load error naming the lddw.
+    let mut bad = looped(3, 0, &add_index());
+    bad[2].imm = 1000;
+    let e = load(&bad, RAW).unwrap_err();
+    assert_eq!(e.insn, Some(2));
+}
+
+#[test]
+fn a_trap_in_a_callback_stops_the_run_at_the_callbacks_instruction() {
+    // The callback loads from address 8.
+    let body = prog![mov(3, 8), ldx(SIZE_DW, 0, 3, 0), exit()];
+    let t = run_raw(&looped(3, 0, &body), None).unwrap_err();
+    assert_eq!((t.kind, t.pc, t.addr), (TrapKind::OutOfBounds, 16, 8));
+}
+
+#[test]
+fn callbacks_share_the_runs_budget() {
+    // 2^23 iterations of a 5-instruction callback cannot finish in 10,000 instructions.
+    let t = run_raw(&looped(1 << 23, 0, &add_index()), Some(10_000)).unwrap_err();
+    assert_eq!(t.kind, TrapKind::BudgetExhausted);
+}
+
+#[test]
+fn callbacks_have_their_own_stack_frame_and_may_loop_again() {
+    // Callback: stores the index in its own frame, then runs an inner bpf_loop of 2 iterations of
+    // add_index over the outer sum; returns 0. Outer: 3 iterations -> sum = 3 * (0 + 1) = 3.
+    let inner_at = 15 + 11; // slot of the inner callback
+    let body = prog![
+        stx(SIZE_DW, 10, 1, -8),     // 15
+        movr(3, 2),                  // 16: the outer &sum is the inner ctx
+        mov(1, 2),                   // 17
+        lddw_func(2, inner_at - 19), // 18-19
+        mov(4, 0),                   // 20
+        call(181),                   // 21
+        ldx(SIZE_DW, 1, 10, -8),     // 22: still our index
+        mov(0, 0),                   // 23
+        exit(),                      // 24
+        mov(0, 0),                   // 25 (unreached filler)
+    ];
+    let mut insns = looped(3, 0, &body);
+    insns.extend(add_index());
+    assert_eq!(run_raw(&insns, None).unwrap(), 3 << 32 | 3);
+}
+
+#[test]
+fn callbacks_work_the_same_when_the_main_program_is_compiled() {
+    let insns = looped(10, 0, &add_index());
+    let p = load_with(
+        &insns,
+        ebpf_vm::ProgramOptions {
+            engine: ebpf_vm::Engine::Auto,
+            ..options(RAW)
+        },
+    )
+    .unwrap();
+    let out = p
+        .run(&mut RunInput {
+            data: &mut [],
+            budget: None,
+        })
+        .unwrap();
+    assert_eq!(out.r0, 45 << 32 | 10, "engine {:?}", p.engine());
+}

@@ -1,0 +1,207 @@
+//! `bpf_trace_printk` (6), `bpf_snprintf` (165), `bpf_strtol` (105) and `bpf_strtoul` (106).
+//! Expected texts are written by hand from the kernel's format rules (kernel/bpf/helpers.c,
+//! `bpf_bprintf_prepare`); the strtol/strtoul cases were also run on Linux 6.18 (XDP programs
+//! under `bpftool prog run`) with the same results, including `*res = 0` on failure.
+
+mod context_support;
+
+use std::sync::{Arc, Mutex};
+
+use context_support::*;
+use ebpf_vm::helpers::output::TraceSink;
+use ebpf_vm::isa::opcodes::*;
+use ebpf_vm::isa::Insn;
+use ebpf_vm::{ProgramOptions, ProgramType, TrapKind};
+
+const EINVAL: u64 = (-22i64) as u64;
+const ERANGE: u64 = (-34i64) as u64;
+
+/// trace_printk(fmt, len + 1, a, b, c) with fmt at r10 - 128 and a string "hello" at r10 - 160.
+fn printk(fmt: &str, args: [u64; 3]) -> Vec<Insn> {
+    let mut v = stack_bytes(fmt.as_bytes(), -128);
+    v.extend(stack_bytes(b"hello", -160));
+    v.extend(prog![fp_plus(1, -128), mov(2, fmt.len() as i32 + 1)]);
+    for (k, a) in args.iter().enumerate() {
+        v.extend(lddw(3 + k as u8, *a));
+    }
+    v.extend(prog![call(6), exit()]);
+    v
+}
+
+/// The value that stands for "the address of the string hello" in `printk` arguments.
+const HELLO: u64 = u64::MAX - 1;
+
+fn printed(fmt: &str, args: [u64; 3]) -> (u64, String) {
+    let mut insns = printk(fmt, args);
+    // Replace the HELLO placeholder loads by r = r10 - 160.
+    for k in 0..insns.len() {
+        if insns[k].opcode == OP_LDDW && insns[k].imm as u32 == HELLO as u32 && k + 1 < insns.len()
+        {
+            let d = insns[k].dst;
+            insns[k] = movr(d, 10);
+            insns[k + 1] = add(d, -160);
+        }
+    }
+    let p = load(&insns, ProgramType::Raw).unwrap();
+    let r = r0(&p, &mut [], None);
+    (r, p.take_trace_log())
+}
+
+#[test]
+fn trace_printk_formats_the_kernels_conversions() {
+    let m5 = (-5i64) as u64;
+    assert_eq!(
+        printed("a=%d b=%u c=%x\n", [m5, m5, 255]),
+        (23, "a=-5 b=4294967291 c=ff\n".into())
+    );
+    assert_eq!(
+        printed("%ld %lu %lx", [m5, m5, m5]).1,
+        "-5 18446744073709551611 fffffffffffffffb"
+    );
+    assert_eq!(printed("%lld %llu %llx", [m5, 7, 0xabc]).1, "-5 7 abc");
+    assert_eq!(printed("%i %c %%", [42, b'A' as u64, 0]).1, "42 A %");
+    assert_eq!(printed("%p", [0x1234, 0, 0]).1, "0000000000001234");
+    assert_eq!(printed("<%s>", [HELLO, 0, 0]), (7, "<hello>".into()));
+    assert_eq!(printed("%5d|%-5d|%05d", [3, 3, 3]).1, "    3|3    |00003");
+    assert_eq!(printed("%+d % d %X", [3, 3, 0xbeef]).1, "+3  3 BEEF");
+    // A %s pointer outside the program's memory prints nothing (the kernel prints "").
+    assert_eq!(printed("[%s]", [8, 0, 0]).1, "[]");
+}
+
+#[test]
+fn trace_printk_refuses_what_the_kernel_refuses() {
+    for fmt in ["%d %d %d %d", "%f", "%.2d", "%hd", "%o", "tab\x01"] {
+        assert_eq!(printed(fmt, [1, 2, 3]), (EINVAL, String::new()), "{fmt:?}");
+    }
+    // fmt_size that does not reach the NUL: -EINVAL.
+    let mut insns = stack_bytes(b"abcdefgh", -16);
+    insns.extend(prog![fp_plus(1, -16), mov(2, 8), call(6), exit()]);
+    let p = load(&insns, ProgramType::Raw).unwrap();
+    assert_eq!(r0(&p, &mut [], None), EINVAL);
+    // fmt outside the program's memory: the run stops.
+    let bad = load(
+        &prog![mov(1, 64), mov(2, 4), call(6), exit()],
+        ProgramType::Raw,
+    )
+    .unwrap();
+    let t = run_ctx(&bad, &mut [], None).unwrap_err();
+    assert_eq!((t.kind, t.pc), (TrapKind::HelperError, 2));
+}
+
+#[test]
+fn trace_output_accumulates_per_program_or_goes_to_a_sink() {
+    let insns = printk("n=%d\n", [1, 0, 0]);
+    let p = load(&insns, ProgramType::Raw).unwrap();
+    for _ in 0..3 {
+        r0(&p, &mut [], None);
+    }
+    assert_eq!(p.trace_log(), "n=1\nn=1\nn=1\n");
+    assert_eq!(p.take_trace_log(), "n=1\nn=1\nn=1\n");
+    assert_eq!(p.trace_log(), "");
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let s = seen.clone();
+    let with_sink = load_with(
+        &insns,
+        ProgramOptions {
+            trace_sink: Some(TraceSink::new(move |t| {
+                s.lock().unwrap().push(t.to_string())
+            })),
+            ..options(ProgramType::Tracing)
+        },
+    )
+    .unwrap();
+    r0(&with_sink, &mut [], None);
+    assert_eq!(*seen.lock().unwrap(), vec!["n=1\n".to_string()]);
+    assert_eq!(with_sink.trace_log(), "");
+}
+
+/// snprintf(out at r10 - 64, size, fmt at r10 - 128, data at r10 - 32 = [7, &"hello"], len);
+/// r0 = return value; the output buffer's first 16 bytes come back in the data (16 bytes).
+fn snprintf(fmt: &str, size: i32, data_len: i32) -> (u64, Vec<u8>) {
+    let mut v = stack_bytes(fmt.as_bytes(), -128);
+    v.extend(stack_bytes(b"hello", -160));
+    v.extend(prog![
+        st(SIZE_DW, 10, -32, 7),
+        fp_plus(2, -160),
+        stx(SIZE_DW, 10, 2, -24),
+        st(SIZE_DW, 10, -64, 0x2a2a2a2a),
+        st(SIZE_DW, 10, -56, 0x2a2a2a2a),
+        fp_plus(1, -64),
+        mov(2, size),
+        fp_plus(3, -128),
+        fp_plus(4, -32),
+        mov(5, data_len),
+        call(165),
+        ldx(SIZE_DW, 2, 10, -64),
+        ldx(SIZE_DW, 3, 10, -56),
+        // data: the caller's 16-byte buffer (Raw: r1 of the program was saved in r6).
+        stx(SIZE_DW, 6, 2, 0),
+        stx(SIZE_DW, 6, 3, 8),
+        exit(),
+    ]);
+    let mut insns = prog![movr(6, 1)];
+    insns.extend(v);
+    let p = load(&insns, ProgramType::Raw).unwrap();
+    let mut data = vec![0u8; 16];
+    let r = r0(&p, &mut data, None);
+    (r, data)
+}
+
+#[test]
+fn snprintf_writes_a_truncated_nul_terminated_string_and_returns_the_full_size() {
+    // "x=7 y=hello" is 11 characters: 12 with the NUL.
+    let (r, out) = snprintf("x=%d y=%s", 64, 16);
+    assert_eq!(r, 12);
+    assert_eq!(&out[..12], b"x=7 y=hello\0");
+    let (r, out) = snprintf("x=%d y=%s", 8, 16);
+    assert_eq!(r, 12);
+    assert_eq!(&out[..8], b"x=7 y=h\0");
+    // Size 0 writes nothing (the 0x2a filler stays).
+    let (r, out) = snprintf("x=%d y=%s", 0, 16);
+    assert_eq!(r, 12);
+    assert_eq!(&out[..4], b"****");
+    // data_len not a multiple of 8, or over 12 arguments; more conversions than arguments.
+    assert_eq!(snprintf("x=%d", 64, 12).0, EINVAL);
+    assert_eq!(snprintf("x=%d", 64, 13 * 8).0, EINVAL);
+    assert_eq!(snprintf("%d %s %d", 64, 16).0, EINVAL);
+}
+
+/// strtol/strtoul(buf = s at r10 - 64, len(s), flags, &res at r10 - 8 preset to 7);
+/// returns (r0, res).
+fn strto(helper: i32, s: &str, flags: i32) -> (u64, u64) {
+    let mut insns = prog![movr(6, 1)];
+    insns.extend(stack_bytes(s.as_bytes(), -64));
+    insns.extend(prog![
+        st(SIZE_DW, 10, -8, 7),
+        fp_plus(1, -64),
+        mov(2, s.len() as i32),
+        mov(3, flags),
+        fp_plus(4, -8),
+        call(helper),
+        ldx(SIZE_DW, 2, 10, -8),
+        stx(SIZE_DW, 6, 2, 0),
+        exit(),
+    ]);
+    let p = load(&insns, ProgramType::Raw).unwrap();
+    let mut data = [0u8; 8];
+    let r = r0(&p, &mut data, None);
+    (r, u64::from_le_bytes(data))
+}
+
+#[test]
+fn strtol_and_strtoul_as_on_linux() {
+    let neg = |v: i64| v as u64;
+    assert_eq!(strto(105, "  -42xyz", 0), (5, neg(-42)));
+    assert_eq!(strto(105, "0x1f", 0), (4, 31));
+    assert_eq!(strto(105, "0x", 0), (1, 0));
+    assert_eq!(strto(105, "0x", 16), (EINVAL, 0));
+    assert_eq!(strto(105, "017", 0), (3, 15));
+    assert_eq!(strto(105, "9223372036854775808", 10), (ERANGE, 0));
+    assert_eq!(strto(105, "-9223372036854775808", 10), (20, neg(i64::MIN)));
+    assert_eq!(strto(105, "zz", 10), (EINVAL, 0));
+    assert_eq!(strto(105, "12", 7), (EINVAL, 0));
+    assert_eq!(strto(106, "-1", 10), (EINVAL, 0));
+    assert_eq!(strto(106, "0X1fG", 16), (4, 31));
+    assert_eq!(strto(106, "18446744073709551615", 0), (20, u64::MAX));
+    assert_eq!(strto(106, "18446744073709551616", 0), (ERANGE, 0));
+}
