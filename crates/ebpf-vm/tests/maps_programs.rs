@@ -986,3 +986,38 @@ fn for_each_map_elem_over_a_hash_whose_callback_deletes() {
     // An empty map: nothing visited.
     assert_eq!(run(&p).unwrap(), 0);
 }
+
+#[test]
+fn smp_processor_id_names_the_per_cpu_slot() {
+    // *percpu[0] = bpf_get_smp_processor_id() + 100; return the id.
+    let m = create(MapType::PercpuArray, 4, 8, 1);
+    let [k0, k1, k2] = key_on_stack(0);
+    let code = prog![
+        call(8),
+        mov_reg(6, 0),
+        k0,
+        k1,
+        k2,
+        ld_map(1, 0),
+        call(1),
+        jeq_imm(0, 0, 3),
+        mov_reg(1, 6),
+        add_imm(1, 100),
+        stx_dw(0, 1, 0),
+        mov_reg(0, 6),
+        exit(),
+    ];
+    let p = Arc::new(load(&code, vec![m.clone()]));
+    let ids: Vec<u64> = (0..3)
+        .map(|_| {
+            let p = p.clone();
+            thread::spawn(move || run(&p).unwrap()).join().unwrap()
+        })
+        .collect();
+    let blob = m.lookup(&0u32.to_ne_bytes()).unwrap();
+    for id in ids {
+        assert!((id as usize) < possible_cpus());
+        let slot = &blob[id as usize * 8..id as usize * 8 + 8];
+        assert_eq!(slot, (id + 100).to_ne_bytes());
+    }
+}

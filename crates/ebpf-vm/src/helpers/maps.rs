@@ -40,6 +40,8 @@ pub const BPF_RINGBUF_SUBMIT: u32 = 132;
 pub const BPF_RINGBUF_DISCARD: u32 = 133;
 pub const BPF_RINGBUF_QUERY: u32 = 134;
 pub const BPF_FOR_EACH_MAP_ELEM: u32 = 164;
+/// Also in `standard` (as a constant 0); see `register`.
+pub const BPF_GET_SMP_PROCESSOR_ID: u32 = 8;
 
 const EAGAIN: i64 = 11;
 
@@ -381,6 +383,13 @@ fn ringbuf_query(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperE
 
 /// Registers the map helpers in `table`.
 pub fn register(table: &mut HelperTable) {
+    // The CPU number must name the per-CPU map slot the program sees (`maps::percpu`), so this
+    // replaces the standard table's constant 0 (this module registers after `standard`).
+    table.register(
+        BPF_GET_SMP_PROCESSOR_ID,
+        "bpf_get_smp_processor_id",
+        |cx, _| Ok(cx.maps.cpu() as u64),
+    );
     table.register(BPF_MAP_LOOKUP_ELEM, "bpf_map_lookup_elem", lookup);
     table.register(
         BPF_FOR_EACH_MAP_ELEM,
