@@ -327,17 +327,29 @@ struct Memory {
     extra: Vec<u8>,
 }
 
+/// What a case runs against, besides the program.
+struct Setup<'a> {
+    init: &'a [u8],
+    data_writable: bool,
+    extra_overlaps: bool,
+    budget: u64,
+    helpers: &'a HelperTable,
+}
+
 fn run_case(
     insns: &[Insn],
     jit: Option<&JitProgram>,
     mem: &mut Memory,
-    init: &[u8],
-    data_writable: bool,
-    extra_overlaps: bool,
-    budget: u64,
-    helpers: &HelperTable,
+    setup: &Setup<'_>,
 ) -> Outcome {
     mem.stack.iter_mut().for_each(|w| *w = 0);
+    let Setup {
+        init,
+        data_writable,
+        extra_overlaps,
+        budget,
+        helpers,
+    } = *setup;
     mem.data.copy_from_slice(init);
     mem.extra.copy_from_slice(&init[..EXTRA_LEN]);
     let stack = mem.stack.as_mut_ptr() as u64;
@@ -416,26 +428,15 @@ fn jit_agrees_with_interpreter_on_random_programs() {
         let data_writable = r.chance(85);
         let extra_overlaps = r.chance(20);
         let budget = r.range(0, 3000) as u64;
-        let want = run_case(
-            &insns,
-            None,
-            &mut mem,
-            &init,
+        let setup = Setup {
+            init: &init,
             data_writable,
             extra_overlaps,
             budget,
-            &helpers,
-        );
-        let got = run_case(
-            &insns,
-            Some(&jit),
-            &mut mem,
-            &init,
-            data_writable,
-            extra_overlaps,
-            budget,
-            &helpers,
-        );
+            helpers: &helpers,
+        };
+        let want = run_case(&insns, None, &mut mem, &setup);
+        let got = run_case(&insns, Some(&jit), &mut mem, &setup);
         if want != got {
             panic!(
                 "seed {seed}: engines disagree (budget {budget}, data writable {data_writable}, \
