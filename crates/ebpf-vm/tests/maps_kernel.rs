@@ -292,7 +292,7 @@ fn lpm_trie_matches_the_kernel() {
     let mut rng = Rng(0x5eed_1e55);
     // Addresses from a few overlapping ranges, so prefixes nest and collide often; random bits
     // past the prefix are kept (both sides store the key as written).
-    let mut addr = |rng: &mut Rng| {
+    let addr = |rng: &mut Rng| {
         let a = [10u8, 192, 172][rng.below(3) as usize];
         let b = [0u8, 1, 168, 255][rng.below(4) as usize];
         [a, b, rng.below(4) as u8 * 64, rng.next() as u8]
