@@ -131,6 +131,8 @@ function intPart(t: BtfType): Part {
 
 /** A whole integer of 1, 2, 4, 8 or 16 bytes: number up to 4 bytes, bigint above. */
 function integer(size: number, signed: boolean, what: string): Part {
+  if (![1, 2, 4, 8, 16].includes(size))
+    throw new EbpfError('EINVAL', `${what}: integer size ${size} is not 1, 2, 4, 8 or 16`)
   const bits = BigInt(size * 8)
   const min = signed ? -(1n << (bits - 1n)) : 0n
   const max = signed ? (1n << (bits - 1n)) - 1n : (1n << bits) - 1n

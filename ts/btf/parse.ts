@@ -30,9 +30,21 @@ export interface ParsedBtf {
 /** Reads a string from the BTF string section; offset 0 is the empty name. */
 export function btfString(strings: ByteReader, off: number, field: string): string {
   if (off === 0) return ''
+  // Names repeat a lot (member names, file names in line info): decode each offset once.
+  let cache = stringCaches.get(strings)
+  if (!cache) {
+    cache = new Map()
+    stringCaches.set(strings, cache)
+  }
+  const hit = cache.get(off)
+  if (hit !== undefined) return hit
   if (off >= strings.length) strings.fail(`${field}: string offset ${off} is past the string section`, 0)
-  return strings.cstring(off, field)
+  const s = strings.cstring(off, field)
+  cache.set(off, s)
+  return s
 }
+
+const stringCaches = new WeakMap<ByteReader, Map<number, string>>()
 
 /** Parses `.BTF` bytes; `base` is the file offset of `bytes` for error messages. */
 export function parseBtf(bytes: Uint8Array, base = 0): ParsedBtf {

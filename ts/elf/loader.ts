@@ -302,10 +302,20 @@ class ObjectLoader {
     for (const m of this.maps.values()) m.slots?.sort((a, b) => a.index - b.index)
   }
 
+  private funcSymbols: Map<number, ElfSymbol[]> | undefined
+
   private functionsOf(sec: ElfSection): Func[] {
+    if (!this.funcSymbols) {
+      this.funcSymbols = new Map()
+      for (const s of this.elf.symbols) {
+        if (s.type !== STT_FUNC) continue
+        const list = this.funcSymbols.get(s.shndx)
+        if (list) list.push(s)
+        else this.funcSymbols.set(s.shndx, [s])
+      }
+    }
     const funcs: Func[] = []
-    for (const s of this.elf.symbols) {
-      if (s.shndx !== sec.index || s.type !== STT_FUNC) continue
+    for (const s of this.funcSymbols.get(sec.index) ?? []) {
       if (s.value % INSN !== 0 || s.size % INSN !== 0 || s.size === 0 || s.value + s.size > sec.size) {
         throw new FormatError(
           `function '${s.name}' (offset ${s.value}, size ${s.size}) is not a whole number of instructions inside section '${sec.name}' (${sec.size} bytes)`,
@@ -364,9 +374,12 @@ class ObjectLoader {
       }
       const f = top.f
       const i = top.i++
-      const base = placed.get(f)!
       const { code, view } = chunkOf.get(f)!
+      const op0 = code[i * INSN]!
       const rels = this.relocIndex.get(f.section.index)
+      // Fast path: most instructions are neither calls nor relocated.
+      if (op0 !== OP_CALL && !rels?.has((f.start + i) * INSN)) continue
+      const base = placed.get(f)!
       {
         const o = i * INSN
         const op = code[o]!
@@ -375,8 +388,10 @@ class ObjectLoader {
         const secInsn = f.start + i
         const rel = rels?.get(secInsn * INSN)
         const at = base + i
-        const where = `program '${main.name}': instruction ${at} (${f.name}+${i})`
+        // Most instructions need nothing: skip them before building any message text.
+        if (rel === undefined && !(op === OP_CALL && src === PSEUDO_CALL)) continue
         if (rel && rel.type === R_BPF_NONE) continue
+        const where = `program '${main.name}': instruction ${at} (${f.name}+${i})`
         if (op === OP_CALL && src === PSEUDO_CALL) {
           let target: number
           if (rel) {
@@ -505,17 +520,45 @@ class ObjectLoader {
     if (!sections) return []
     const out: T[] = []
     for (const f of order) {
-      const recs = sections.find((s) => s.section === f.section.name)?.records ?? []
+      const recs = this.sortedRecords(sections, f.section.name)
       const lo = f.start * INSN
       const hi = (f.start + f.count) * INSN
-      for (const r of recs) {
-        if (r.insnOff < lo || r.insnOff >= hi) continue
-        if (r.insnOff % INSN !== 0)
+      // Records are sorted by offset: binary-search the function's first one.
+      let a = 0
+      let b = recs.length
+      while (a < b) {
+        const mid = (a + b) >>> 1
+        if (recs[mid]!.insnOff < lo) a = mid + 1
+        else b = mid
+      }
+      for (let i = a; i < recs.length && recs[i]!.insnOff < hi; i++) {
+        const r = recs[i]!
+        if (r.insnOff % INSN !== 0) {
           throw new FormatError(`.BTF.ext record at byte ${r.insnOff} of '${f.section.name}' is misaligned`)
+        }
         out.push(make(r, placed.get(f)! + (r.insnOff - lo) / INSN))
       }
     }
     return out
+  }
+
+  private readonly sortedCache = new Map<unknown, Map<string, unknown[]>>()
+
+  /** The records of one section sorted by offset (stable, so equal offsets keep file order), cached. */
+  private sortedRecords<R extends { insnOff: number }>(sections: BtfExtSection<R>[], name: string): R[] {
+    let bySection = this.sortedCache.get(sections)
+    if (!bySection) {
+      bySection = new Map()
+      for (const s of sections) {
+        const prev = (bySection.get(s.section) ?? []) as R[]
+        bySection.set(
+          s.section,
+          [...prev, ...s.records].sort((x, y) => x.insnOff - y.insnOff),
+        )
+      }
+      this.sortedCache.set(sections, bySection)
+    }
+    return (bySection.get(name) ?? []) as R[]
   }
 
   /** CO-RE relocations need the target kernel's BTF; refuse clearly rather than run unrelocated code. */
@@ -523,7 +566,7 @@ class ObjectLoader {
     const secs = this.ext?.coreRelos
     if (!secs) return
     for (const f of order) {
-      const recs = secs.find((s) => s.section === f.section.name)?.records ?? []
+      const recs = this.sortedRecords(secs, f.section.name)
       for (const r of recs) {
         if (r.insnOff < f.start * INSN || r.insnOff >= (f.start + f.count) * INSN) continue
         const t = this.types.types[r.typeId]

@@ -81,7 +81,7 @@ export interface ElfFile {
   bytes: Uint8Array
   sections: ElfSection[]
   symbols: ElfSymbol[]
-  /** Relocations keyed by the index of the section they apply to. */
+  /** Relocations keyed by the index of the (allocated) section they apply to. */
   relocations: Map<number, ElfRelocation[]>
   sectionByName(name: string): ElfSection | undefined
 }
@@ -178,6 +178,8 @@ export function readElf(bytes: Uint8Array): ElfFile {
     if (s.info >= sections.length || s.info === 0) {
       throw new FormatError(`relocation section '${s.name}' applies to missing section #${s.info}`, s.offset)
     }
+    // Relocations of non-loaded sections (DWARF, .BTF, .BTF.ext) mean nothing to a BPF loader.
+    if ((sections[s.info]!.flags & SHF_ALLOC) === 0) continue
     if (s.size % REL_SIZE !== 0) {
       throw new FormatError(`relocation section '${s.name}' size ${s.size} is not a multiple of 16`, s.offset)
     }
