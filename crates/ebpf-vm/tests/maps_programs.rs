@@ -1021,3 +1021,45 @@ fn smp_processor_id_names_the_per_cpu_slot() {
         assert_eq!(slot, (id + 100).to_ne_bytes());
     }
 }
+
+#[test]
+fn lookup_percpu_elem_reads_any_cpu_slot() {
+    let n = possible_cpus();
+    let m = create(MapType::PercpuArray, 4, 8, 2);
+    let mut blob = vec![0u8; n * 8];
+    for c in 0..n {
+        blob[c * 8..c * 8 + 8].copy_from_slice(&(1000 + c as u64).to_ne_bytes());
+    }
+    m.update(&1u32.to_ne_bytes(), &blob, BPF_ANY).unwrap();
+    // r0 = *bpf_map_lookup_percpu_elem(map, &1, cpu), or 7 for NULL.
+    let read = |cpu: i32| {
+        let [k0, k1, k2] = key_on_stack(1);
+        let code = prog![
+            k0,
+            k1,
+            k2,
+            ld_map(1, 0),
+            mov_imm(3, cpu),
+            call(195),
+            jeq_imm(0, 0, 2),
+            ldx_dw(0, 0, 0),
+            exit(),
+            mov_imm(0, 7),
+            exit(),
+        ];
+        run(&load(&code, vec![m.clone()])).unwrap()
+    };
+    for c in 0..n {
+        assert_eq!(read(c as i32), 1000 + c as u64);
+    }
+    // A CPU number past the last slot: NULL.
+    assert_eq!(read(n as i32), 7);
+    // Not a per-CPU map: refused.
+    let plain = create(MapType::Array, 4, 8, 2);
+    let [k0, k1, k2] = key_on_stack(1);
+    let code = prog![k0, k1, k2, ld_map(1, 0), mov_imm(3, 0), call(195), exit()];
+    assert_eq!(
+        run(&load(&code, vec![plain])).unwrap_err().kind,
+        TrapKind::HelperError
+    );
+}

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use crate::error::ErrorCode;
 use crate::maps::def::flags::BPF_F_RDONLY_PROG;
+use crate::maps::percpu::possible_cpus;
 use crate::maps::ringbuf::{RingBuf, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use crate::maps::{errno, Map, MapError, MapType, ProgLookup, RunMaps, Words};
 use crate::memory::Region;
@@ -40,6 +41,7 @@ pub const BPF_RINGBUF_SUBMIT: u32 = 132;
 pub const BPF_RINGBUF_DISCARD: u32 = 133;
 pub const BPF_RINGBUF_QUERY: u32 = 134;
 pub const BPF_FOR_EACH_MAP_ELEM: u32 = 164;
+pub const BPF_MAP_LOOKUP_PERCPU_ELEM: u32 = 195;
 /// Also in `standard` (as a constant 0); see `register`.
 pub const BPF_GET_SMP_PROCESSOR_ID: u32 = 8;
 
@@ -187,6 +189,34 @@ fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
         Err(e) => return Err(HelperError(e.message)),
     };
     Ok(admit(cx, found, writable))
+}
+
+/// `bpf_map_lookup_percpu_elem(map, key, cpu)`: the value of another CPU slot of a per-CPU map,
+/// NULL when the key is absent or `cpu` is not below `possible_cpus()`.
+fn lookup_percpu(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    const PERCPU: [MapType; 3] = [
+        MapType::PercpuArray,
+        MapType::PercpuHash,
+        MapType::LruPercpuHash,
+    ];
+    let cpu = a[2] as u32 as usize;
+    let (found, writable) = {
+        let map = typed_map(cx.maps, a[0], "bpf_map_lookup_percpu_elem", &PERCPU)?;
+        let len = key_size(map);
+        let key = cx
+            .regions
+            .slice(a[1], len)
+            .map_err(|_| bad_pointer("key", a[1], len))?;
+        if cpu >= possible_cpus() {
+            return Ok(0);
+        }
+        let writable = map.common().def.flags & BPF_F_RDONLY_PROG == 0;
+        (map.prog_lookup(key, cpu), writable)
+    };
+    match found {
+        Ok(f) => Ok(admit(cx, f, writable)),
+        Err(e) => Err(HelperError(e.message)),
+    }
 }
 
 /// What a program receives for a lookup result: 0, an inner map's handle, or a value's address
@@ -391,6 +421,11 @@ pub fn register(table: &mut HelperTable) {
         |cx, _| Ok(cx.maps.cpu() as u64),
     );
     table.register(BPF_MAP_LOOKUP_ELEM, "bpf_map_lookup_elem", lookup);
+    table.register(
+        BPF_MAP_LOOKUP_PERCPU_ELEM,
+        "bpf_map_lookup_percpu_elem",
+        lookup_percpu,
+    );
     table.register(
         BPF_FOR_EACH_MAP_ELEM,
         "bpf_for_each_map_elem",
