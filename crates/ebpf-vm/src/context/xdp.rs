@@ -41,7 +41,7 @@ const EINVAL: i64 = 22;
 const EACCES: i64 = 13;
 
 fn metalen_invalid(metalen: u64) -> bool {
-    metalen % 4 != 0 || metalen > XDP_META_MAX
+    !metalen.is_multiple_of(4) || metalen > XDP_META_MAX
 }
 
 /// The frame of one XDP run. All fields are host addresses.

@@ -20,7 +20,7 @@ const WAIT_LIMIT: Duration = Duration::from_secs(1);
 
 fn spin_lock(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     let addr = a[0];
-    if addr % 4 != 0 || cx.regions.check(addr, 4, true).is_err() {
+    if !addr.is_multiple_of(4) || cx.regions.check(addr, 4, true).is_err() {
         return Err(HelperError(format!(
             "lock (0x{addr:x}) is not 4 aligned, writable bytes of the run"
         )));
@@ -40,7 +40,7 @@ fn spin_lock(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError
         .is_err()
     {
         spins = spins.wrapping_add(1);
-        if spins % 64 != 0 {
+        if !spins.is_multiple_of(64) {
             std::hint::spin_loop();
             continue;
         }

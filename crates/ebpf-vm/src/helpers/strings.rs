@@ -108,12 +108,11 @@ fn strtoul_value(buf: &[u8], flags: u64) -> Result<(u64, usize), i64> {
     Ok((mag, n))
 }
 
+/// A parser: (buffer, flags) to (value, characters consumed) or a negative errno.
+type Parse = fn(&[u8], u64) -> Result<(u64, usize), i64>;
+
 /// Shared argument handling: reads the buffer, runs `parse`, writes `res`.
-fn strto(
-    cx: &mut HelperContext<'_>,
-    a: [u64; 5],
-    parse: fn(&[u8], u64) -> Result<(u64, usize), i64>,
-) -> Result<u64, HelperError> {
+fn strto(cx: &mut HelperContext<'_>, a: [u64; 5], parse: Parse) -> Result<u64, HelperError> {
     let (buf, len, flags, res) = (a[0], a[1], a[2], a[3]);
     cx.regions
         .check(res, 8, true)

@@ -158,7 +158,7 @@ pub fn stack_bytes(bytes: &[u8], at: i16) -> Vec<Insn> {
         v.extend(lddw(9, u64::from_le_bytes(w)));
         v.push(stx(SIZE_DW, 10, 9, at + 8 * k as i16));
     }
-    if bytes.len() % 8 == 0 {
+    if bytes.len().is_multiple_of(8) {
         // Room for the terminating NUL of a string that fills its last word.
         v.push(st(SIZE_DW, 10, at + bytes.len() as i16, 0));
     }
