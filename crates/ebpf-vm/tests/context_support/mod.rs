@@ -104,10 +104,20 @@ impl<const N: usize> Push for [Insn; N] {
     }
 }
 
+/// The engine of these tests: the interpreter, or the one `EBPF_TEST_ENGINE` names (`jit`,
+/// `auto`), so that the same suites can be run on the JIT.
+pub fn engine() -> Engine {
+    match std::env::var("EBPF_TEST_ENGINE").as_deref() {
+        Ok("jit") => Engine::Jit,
+        Ok("auto") => Engine::Auto,
+        _ => Engine::Interpreter,
+    }
+}
+
 pub fn options(prog_type: ProgramType) -> ProgramOptions {
     ProgramOptions {
         prog_type,
-        engine: Engine::Interpreter,
+        engine: engine(),
         ..ProgramOptions::default()
     }
 }
