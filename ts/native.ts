@@ -12,3 +12,4 @@ export const native: typeof Binding = require('../native/index.js')
 export type NativeError = Binding.NativeError
 export type NativeProgram = Binding.NativeProgram
 export type NativeRunResult = Binding.NativeRunResult
+export type NativeRunInput = Binding.NativeRunInput

@@ -2,9 +2,11 @@
  * `Program`: a loaded program and its runs. The engine validates, prepares and runs; this class
  * checks options, converts results and turns error data from the engine into typed errors.
  */
+
+import { type ContextValue, decodeContext, encodeContext } from './context.js'
 import { type ErrorCode, LoadError, TrapError, type TrapKind } from './errors.js'
 import { asBpfMap, type BpfMap } from './map.js'
-import { type NativeError, type NativeProgram, type NativeRunResult, native } from './native.js'
+import { type NativeError, type NativeProgram, type NativeRunInput, type NativeRunResult, native } from './native.js'
 import type { LineInfo } from './spec.js'
 
 /** What r1 points to at entry; see README "Program types". */
@@ -34,11 +36,41 @@ export interface ProgramOptions {
    * C source line it came from.
    */
   lineInfo?: readonly LineInfo[]
+  /**
+   * Receives each `bpf_perf_event_output` record, after the run that wrote it. Without it the helper
+   * returns -ENOENT, as the kernel does when no perf event is behind the slot.
+   */
+  onPerfEvent?: (record: PerfRecord) => void
+}
+
+/** One `bpf_perf_event_output` record. */
+export interface PerfRecord {
+  /** The perf event array slot (0 for BPF_F_CURRENT_CPU: the engine runs on "CPU" 0). */
+  index: number
+  /** The program's bytes, then the packet bytes it asked for (socket filter and XDP). */
+  data: Uint8Array
+}
+
+/** What the `bpf_get_current_*` helpers report during a run. */
+export interface ProcessIdentity {
+  pid?: number
+  tgid?: number
+  uid?: number
+  gid?: number
+  /** Task name, at most 15 bytes are kept (as the kernel's `comm`). */
+  comm?: string
 }
 
 export interface RunOptions {
   /** The input data (packet); the program sees a copy, returned as `data`. */
   data?: Uint8Array
+  /**
+   * The context: for `xdp` and `socket_filter` the fields of `struct xdp_md` / `struct __sk_buff`
+   * (an object of named fields, or the struct's bytes); for `tracing` the context bytes themselves.
+   */
+  ctx?: Uint8Array | ContextValue
+  /** What `bpf_get_current_pid_tgid`, `_uid_gid` and `_comm` report. */
+  process?: ProcessIdentity
   /** Runs this many times over the same input (default 1); the result is the last run's, `durationNs` the mean. */
   repeat?: number
   /** Overrides the program's instruction budget for this run. */
@@ -50,8 +82,14 @@ export interface RunResult {
   r0: bigint
   /** r0 truncated to 32 bits, unsigned: what the kernel's BPF_PROG_TEST_RUN reports. */
   retval: number
-  /** The data as the program left it. */
+  /** The data as the program left it (XDP: the packet from data to data_end, after any adjust_head/tail). */
   data: Uint8Array
+  /** The context as the program left it, as bytes (xdp, socket_filter). */
+  ctx?: Uint8Array
+  /** The context's named fields (xdp, socket_filter). */
+  ctxFields?: ContextValue
+  /** XDP: the metadata in front of the packet. */
+  meta?: Uint8Array
   /** Instructions executed. */
   insnCount: number
   /** Wall time of one run inside the engine, in nanoseconds (the mean when `repeat` > 1). */
@@ -79,11 +117,18 @@ function checkBudget(budget: unknown): number | undefined {
   return budget
 }
 
-function checkRunOptions(options: RunOptions): {
-  data: Uint8Array
-  repeat: number | undefined
-  budget: number | undefined
-} {
+function checkU32(what: string, v: unknown): number | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+    throw new LoadError('EINVAL', `${what} must be an integer from 0 to 2^32-1, got ${String(v)}`)
+  }
+  return v
+}
+
+const view = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+
+/** Checks run options and turns them into the engine's run input. */
+function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
   if (options === null || typeof options !== 'object') throw new LoadError('EINVAL', 'run options must be an object')
   const data = options.data ?? new Uint8Array(0)
   if (!(data instanceof Uint8Array)) throw new LoadError('EINVAL', 'data must be a Uint8Array')
@@ -91,32 +136,49 @@ function checkRunOptions(options: RunOptions): {
   if (repeat !== undefined && (!Number.isInteger(repeat) || repeat < 1 || repeat > 0xffffffff)) {
     throw new LoadError('EINVAL', `repeat must be an integer from 1 to 2^32-1, got ${String(repeat)}`)
   }
-  return { data, repeat, budget: checkBudget(options.budget) }
+  const ctx = encodeContext(type, options.ctx)
+  const p = options.process ?? {}
+  if (p.comm !== undefined && typeof p.comm !== 'string') throw new LoadError('EINVAL', 'process.comm must be a string')
+  return {
+    data: view(data),
+    ctx: ctx && view(ctx),
+    repeat,
+    budget: checkBudget(options.budget),
+    pid: checkU32('process.pid', p.pid),
+    tgid: checkU32('process.tgid', p.tgid),
+    uid: checkU32('process.uid', p.uid),
+    gid: checkU32('process.gid', p.gid),
+    comm: p.comm,
+  }
 }
 
 /** One packet's outcome in `runBatch`. */
 export type BatchEntry = ({ ok: true } & RunResult) | { ok: false; error: LoadError | TrapError }
 
-function checkBatch(
-  packets: readonly Uint8Array[],
-  options: { budget?: number },
-): { list: Buffer[]; budget: number | undefined } {
+function checkPackets(packets: readonly Uint8Array[]): Buffer[] {
   if (!Array.isArray(packets)) throw new LoadError('EINVAL', 'runBatch takes an array of Uint8Array packets')
-  const list = packets.map((p, i) => {
+  return packets.map((p, i) => {
     if (!(p instanceof Uint8Array)) throw new LoadError('EINVAL', `packets[${i}] must be a Uint8Array`)
-    return Buffer.from(p.buffer, p.byteOffset, p.byteLength)
+    return view(p)
   })
-  return { list, budget: checkBudget(options?.budget) }
 }
 
-function toResult(res: NativeRunResult): RunResult {
-  return {
+const bytes = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+
+function toResult(type: ProgramType, res: NativeRunResult): RunResult {
+  const out: RunResult = {
     r0: res.r0,
     retval: Number(res.r0 & 0xffffffffn),
-    data: new Uint8Array(res.data.buffer, res.data.byteOffset, res.data.byteLength),
+    data: bytes(res.data),
     insnCount: res.insnCount,
     durationNs: res.durationNs,
   }
+  if (res.ctx) {
+    out.ctx = bytes(res.ctx)
+    out.ctxFields = decodeContext(type, out.ctx)
+  }
+  if (res.meta) out.meta = bytes(res.meta)
+  return out
 }
 
 /** Converts error data from the engine into the matching error class. */
@@ -142,6 +204,7 @@ export class Program {
   /** @internal the engine's program */
   readonly native: NativeProgram
   readonly #lineInfo: LineInfo[]
+  readonly #onPerfEvent: ((record: PerfRecord) => void) | undefined
 
   constructor(options: ProgramOptions) {
     if (options === null || typeof options !== 'object') {
@@ -158,7 +221,18 @@ export class Program {
     const maps = options.maps ?? []
     if (!Array.isArray(maps)) throw new LoadError('EINVAL', 'maps must be an array of BpfMap')
     const mapIds = maps.map((m, i) => asBpfMap(m, `maps[${i}]`).id)
-    const loaded = native.loadProgram(instructions, { progType: this.type, engine, mode: this.mode, budget, mapIds })
+    if (options.onPerfEvent !== undefined && typeof options.onPerfEvent !== 'function') {
+      throw new LoadError('EINVAL', 'onPerfEvent must be a function')
+    }
+    this.#onPerfEvent = options.onPerfEvent
+    const loaded = native.loadProgram(instructions, {
+      progType: this.type,
+      engine,
+      mode: this.mode,
+      budget,
+      mapIds,
+      perfEvents: options.onPerfEvent !== undefined,
+    })
     this.#lineInfo = [...(options.lineInfo ?? [])].sort((a, b) => a.insn - b.insn)
     if ('error' in loaded) {
       throw this.#located(fromNative(loaded.error as NativeError))
@@ -174,38 +248,57 @@ export class Program {
 
   /** Runs the program (`repeat` times) on the calling thread. Throws `TrapError` if a run stops abnormally. */
   run(options: RunOptions = {}): RunResult {
-    const { data, repeat, budget } = checkRunOptions(options)
-    return this.#result(this.native.run(data, repeat, budget))
+    const res = this.native.run(runInput(this.type, options))
+    this.#deliverPerfRecords()
+    return this.#result(res)
   }
 
   /** The same as `run`, off the JavaScript thread (on the libuv thread pool). */
   async runAsync(options: RunOptions = {}): Promise<RunResult> {
-    const { data, repeat, budget } = checkRunOptions(options)
-    return this.#result(await this.native.runAsync(data, repeat, budget))
+    const res = await this.native.runAsync(runInput(this.type, options))
+    this.#deliverPerfRecords()
+    return this.#result(res)
   }
 
   /**
-   * One run per packet, in order; a trap on one packet does not stop the others. Each entry is the
-   * run's result or its error.
+   * One run per packet, in order, each with the other inputs of `options` (ctx, process, budget);
+   * a trap on one packet does not stop the others. Each entry is the run's result or its error.
    */
-  runBatch(packets: readonly Uint8Array[], options: { budget?: number } = {}): BatchEntry[] {
-    const { list, budget } = checkBatch(packets, options)
-    return this.native.runBatch(list, budget).map((r) => this.#entry(r))
+  runBatch(packets: readonly Uint8Array[], options: Omit<RunOptions, 'data' | 'repeat'> = {}): BatchEntry[] {
+    const list = checkPackets(packets)
+    const out = this.native.runBatch(list, runInput(this.type, options)).map((r) => this.#entry(r))
+    this.#deliverPerfRecords()
+    return out
   }
 
   /** `runBatch` off the JavaScript thread. */
-  async runBatchAsync(packets: readonly Uint8Array[], options: { budget?: number } = {}): Promise<BatchEntry[]> {
-    const { list, budget } = checkBatch(packets, options)
-    return (await this.native.runBatchAsync(list, budget)).map((r) => this.#entry(r))
+  async runBatchAsync(
+    packets: readonly Uint8Array[],
+    options: Omit<RunOptions, 'data' | 'repeat'> = {},
+  ): Promise<BatchEntry[]> {
+    const list = checkPackets(packets)
+    const out = (await this.native.runBatchAsync(list, runInput(this.type, options))).map((r) => this.#entry(r))
+    this.#deliverPerfRecords()
+    return out
+  }
+
+  /** Text the program printed with `bpf_trace_printk`, one line per call; `take` empties the log. */
+  traceLog(options: { take?: boolean } = {}): string {
+    return this.native.traceLog(options.take)
+  }
+
+  #deliverPerfRecords(): void {
+    if (!this.#onPerfEvent) return
+    for (const r of this.native.takePerfRecords()) this.#onPerfEvent({ index: r.index, data: bytes(r.data) })
   }
 
   #entry(r: NativeRunResult): BatchEntry {
-    return r.error ? { ok: false, error: this.#located(fromNative(r.error)) } : { ok: true, ...toResult(r) }
+    return r.error ? { ok: false, error: this.#located(fromNative(r.error)) } : { ok: true, ...toResult(this.type, r) }
   }
 
   #result(res: NativeRunResult): RunResult {
     if (res.error) throw this.#located(fromNative(res.error))
-    return toResult(res)
+    return toResult(this.type, res)
   }
 
   /** Adds the C source line of the error's instruction, when line info says it. */

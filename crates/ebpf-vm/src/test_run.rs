@@ -1,8 +1,11 @@
-//! BPF_PROG_TEST_RUN in user space: run a program `repeat` times over the same input and report the
-//! last outcome with the mean duration of one run, as the kernel's test-run command does.
+//! BPF_PROG_TEST_RUN in user space: run a program `repeat` times over the same input (data and
+//! context) and report the last outcome with the mean duration of one run, as the kernel's test-run
+//! command does: `retval`, `data_out` (for XDP the packet as the program left it, moved and resized
+//! by the adjust helpers), `ctx_out`.
 
 use std::time::Instant;
 
+use crate::context::{ContextInput, ProcessInfo};
 use crate::error::Trap;
 use crate::program::{Program, RunInput};
 
@@ -10,6 +13,10 @@ use crate::program::{Program, RunInput};
 #[derive(Clone, Debug, Default)]
 pub struct TestRunInput {
     pub data: Vec<u8>,
+    /// The context image (`__sk_buff` fields, `xdp_md` fields, or a tracing program's context).
+    pub ctx: Option<Vec<u8>>,
+    /// What the `get_current_*` helpers report.
+    pub process: ProcessInfo,
     /// How many times to run (at least once).
     pub repeat: u32,
     pub budget: Option<u64>,
@@ -21,17 +28,25 @@ pub struct TestRunOutput {
     /// r0 of the last run, or the trap that stopped it.
     pub result: Result<u64, Trap>,
     pub insn_count: u64,
-    /// The data as the last run left it.
+    /// The data as the last run left it (XDP: the packet between data and data_end).
     pub data: Vec<u8>,
+    /// The context as the last run left it, where the type has one.
+    pub ctx: Option<Vec<u8>>,
+    /// XDP: the metadata in front of the packet.
+    pub meta: Option<Vec<u8>>,
     /// Mean wall time of one run, in nanoseconds.
     pub duration_ns: f64,
 }
 
 impl Program {
     /// Runs `input.repeat` times; every repetition starts from the same input bytes, so that each
-    /// one sees what the caller passed (the copy is not timed).
+    /// one sees what the caller passed (the copy is not timed). A trap ends the test run.
     pub fn test_run(&self, input: &TestRunInput) -> TestRunOutput {
         let repeat = input.repeat.max(1);
+        let cx = ContextInput {
+            ctx: input.ctx.as_deref(),
+            process: input.process,
+        };
         let mut data = input.data.clone();
         let mut total_ns = 0u128;
         let mut runs = 0u32;
@@ -41,29 +56,39 @@ impl Program {
                 data.copy_from_slice(&input.data);
             }
             let start = Instant::now();
-            let outcome = self.run(&mut RunInput {
-                data: &mut data,
-                budget: input.budget,
-            });
+            let outcome = self.run_with_context(
+                &mut RunInput {
+                    data: &mut data,
+                    budget: input.budget,
+                },
+                &cx,
+            );
             total_ns += start.elapsed().as_nanos();
             runs += 1;
             let trapped = outcome.is_err();
             last = Some(outcome);
             if trapped {
-                // A trap ends the test run: the same input would trap again.
                 break;
             }
         }
-        let outcome = last.expect("at least one repetition");
-        let insn_count = match &outcome {
-            Ok(out) => out.insn_count,
-            Err(trap) => trap.insn_count,
-        };
-        TestRunOutput {
-            result: outcome.map(|o| o.r0),
-            insn_count,
-            data,
-            duration_ns: total_ns as f64 / runs as f64,
+        let duration_ns = total_ns as f64 / runs as f64;
+        match last.expect("at least one repetition") {
+            Ok((out, cx_out)) => TestRunOutput {
+                result: Ok(out.r0),
+                insn_count: out.insn_count,
+                data: cx_out.packet.unwrap_or(data),
+                ctx: cx_out.ctx,
+                meta: cx_out.meta,
+                duration_ns,
+            },
+            Err(trap) => TestRunOutput {
+                insn_count: trap.insn_count,
+                result: Err(trap),
+                data,
+                ctx: None,
+                meta: None,
+                duration_ns,
+            },
         }
     }
 }

@@ -1,0 +1,316 @@
+//! `NativeProgram`: a loaded program and its test runs (on the calling thread, on the thread pool,
+//! one packet or a batch). Converts options and results; the engine does the work.
+
+use std::sync::{Arc, Mutex};
+
+use ebpf_vm::helpers::output::{PerfRecord, PerfSink};
+use ebpf_vm::{
+    Engine, Mode, ProcessInfo, Program, ProgramOptions, ProgramType, TestRunInput, TestRunOutput,
+};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::{invalid, NativeError};
+
+/// Options of `loadProgram`, already checked by the TypeScript layer.
+#[napi(object)]
+pub struct NativeProgramOptions {
+    /// 'raw' | 'socket_filter' | 'xdp' | 'tracing'
+    pub prog_type: String,
+    /// 'interpreter' | 'jit' | 'auto'
+    pub engine: String,
+    /// 'checked'
+    pub mode: String,
+    /// Instruction budget of a run (checked mode).
+    pub budget: Option<f64>,
+    /// Ids of the maps the program refers to: `lddw` with src 5 (map) or 6 (map value) and
+    /// `imm = i` means `mapIds[i]`.
+    pub map_ids: Option<Vec<u32>>,
+    /// Keep `bpf_perf_event_output` records for `takePerfRecords` (else the helper returns
+    /// -ENOENT, as the kernel does with no perf event behind the slot).
+    pub perf_events: Option<bool>,
+}
+
+/// One test run's input.
+#[napi(object)]
+pub struct NativeRunInput {
+    pub data: Buffer,
+    /// The context image (`__sk_buff`, `xdp_md`, or a tracing program's context bytes).
+    pub ctx: Option<Buffer>,
+    pub repeat: Option<u32>,
+    pub budget: Option<f64>,
+    /// What `bpf_get_current_pid_tgid/uid_gid/comm` report.
+    pub pid: Option<u32>,
+    pub tgid: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub comm: Option<String>,
+}
+
+#[napi(object)]
+pub struct NativeRunResult {
+    pub r0: BigInt,
+    pub insn_count: f64,
+    /// The data as the program left it (XDP: the packet between data and data_end).
+    pub data: Buffer,
+    pub ctx: Option<Buffer>,
+    /// XDP: the metadata in front of the packet.
+    pub meta: Option<Buffer>,
+    pub duration_ns: f64,
+    pub error: Option<NativeError>,
+}
+
+#[napi(object)]
+pub struct NativePerfRecord {
+    /// The perf event array slot (the running CPU, 0, for BPF_F_CURRENT_CPU).
+    pub index: u32,
+    pub data: Buffer,
+}
+
+fn parse_options(
+    o: &NativeProgramOptions,
+    perf: &Arc<Mutex<Vec<PerfRecord>>>,
+) -> std::result::Result<ProgramOptions, NativeError> {
+    let prog_type = match o.prog_type.as_str() {
+        "raw" => ProgramType::Raw,
+        "socket_filter" => ProgramType::SocketFilter,
+        "xdp" => ProgramType::Xdp,
+        "tracing" => ProgramType::Tracing,
+        other => return Err(invalid(format!("unknown program type '{other}'"))),
+    };
+    let engine = match o.engine.as_str() {
+        "interpreter" => Engine::Interpreter,
+        "jit" => Engine::Jit,
+        "auto" => Engine::Auto,
+        other => return Err(invalid(format!("unknown engine '{other}'"))),
+    };
+    let mode = match o.mode.as_str() {
+        "checked" => Mode::Checked,
+        other => return Err(invalid(format!("unknown mode '{other}'"))),
+    };
+    let mut options = ProgramOptions {
+        prog_type,
+        engine,
+        mode,
+        ..ProgramOptions::default()
+    };
+    if let Some(b) = o.budget {
+        if !(b.is_finite() && b >= 1.0) {
+            return Err(invalid(format!(
+                "budget must be a positive integer, got {b}"
+            )));
+        }
+        options.budget = b as u64;
+    }
+    for id in o.map_ids.iter().flatten() {
+        let map = ebpf_vm::maps::registry::by_id(*id)
+            .ok_or_else(|| invalid(format!("no map with id {id}")))?;
+        options.maps.push(map);
+    }
+    if o.perf_events.unwrap_or(false) {
+        let records = perf.clone();
+        options.perf_sink = Some(PerfSink::new(move |r| {
+            records
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(r.clone())
+        }));
+    }
+    Ok(options)
+}
+
+fn test_input(i: &NativeRunInput, data: &[u8]) -> TestRunInput {
+    let mut process = ProcessInfo::default();
+    process.pid = i.pid.unwrap_or(0);
+    process.tgid = i.tgid.unwrap_or(0);
+    process.uid = i.uid.unwrap_or(0);
+    process.gid = i.gid.unwrap_or(0);
+    if let Some(comm) = &i.comm {
+        process.comm = ProcessInfo::comm_from(comm);
+    }
+    TestRunInput {
+        data: data.to_vec(),
+        ctx: i.ctx.as_ref().map(|c| c.to_vec()),
+        process,
+        repeat: i.repeat.unwrap_or(1),
+        budget: i
+            .budget
+            .filter(|b| b.is_finite() && *b >= 1.0)
+            .map(|b| b as u64),
+    }
+}
+
+fn to_js(out: TestRunOutput) -> NativeRunResult {
+    let (r0, error) = match out.result {
+        Ok(r0) => (r0, None),
+        Err(trap) => (0, Some(trap.into())),
+    };
+    NativeRunResult {
+        r0: BigInt::from(r0),
+        insn_count: out.insn_count as f64,
+        data: out.data.into(),
+        ctx: out.ctx.map(Buffer::from),
+        meta: out.meta.map(Buffer::from),
+        duration_ns: out.duration_ns,
+        error,
+    }
+}
+
+#[napi]
+pub struct NativeProgram {
+    pub(crate) inner: Arc<Program>,
+    /// Process-unique id, as the kernel's program id (what a prog_array lookup returns).
+    pub(crate) id: u32,
+    perf: Arc<Mutex<Vec<PerfRecord>>>,
+}
+
+fn next_program_id() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[napi]
+impl NativeProgram {
+    #[napi(getter)]
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The engine that runs the program: 'interpreter' or 'jit'.
+    #[napi(getter)]
+    pub fn engine(&self) -> String {
+        match self.inner.engine() {
+            Engine::Jit => "jit".into(),
+            _ => "interpreter".into(),
+        }
+    }
+
+    /// The bytecode as loaded.
+    #[napi]
+    pub fn xlated(&self) -> Buffer {
+        self.inner.xlated().into()
+    }
+
+    /// The machine code as Intel-syntax assembly (a one-line note for interpreted programs).
+    #[napi]
+    pub fn jited(&self) -> String {
+        self.inner.jited_disassembly()
+    }
+
+    /// `bpf_trace_printk` output so far; `take` empties the log.
+    #[napi]
+    pub fn trace_log(&self, take: Option<bool>) -> String {
+        if take.unwrap_or(false) {
+            self.inner.take_trace_log()
+        } else {
+            self.inner.trace_log()
+        }
+    }
+
+    /// `bpf_perf_event_output` records since the last call, in order.
+    #[napi]
+    pub fn take_perf_records(&self) -> Vec<NativePerfRecord> {
+        std::mem::take(&mut *self.perf.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
+            .map(|r| NativePerfRecord {
+                index: r.index,
+                data: r.data.into(),
+            })
+            .collect()
+    }
+
+    /// A test run (`repeat` times) on the calling thread.
+    #[napi]
+    pub fn run(&self, input: NativeRunInput) -> NativeRunResult {
+        to_js(self.inner.test_run(&test_input(&input, &input.data)))
+    }
+
+    /// The same as `run`, on the libuv thread pool: the JavaScript thread stays free.
+    #[napi(ts_return_type = "Promise<NativeRunResult>")]
+    pub fn run_async(&self, input: NativeRunInput) -> AsyncTask<RunTask> {
+        AsyncTask::new(RunTask {
+            program: self.inner.clone(),
+            inputs: vec![test_input(&input, &input.data)],
+            batch: false,
+        })
+    }
+
+    /// One run per packet, in order, with the other inputs of `input` (its data is ignored).
+    #[napi]
+    pub fn run_batch(&self, packets: Vec<Buffer>, input: NativeRunInput) -> Vec<NativeRunResult> {
+        packets
+            .iter()
+            .map(|p| to_js(self.inner.test_run(&test_input(&input, p))))
+            .collect()
+    }
+
+    /// `run_batch` on the libuv thread pool.
+    #[napi(ts_return_type = "Promise<NativeRunResult[]>")]
+    pub fn run_batch_async(
+        &self,
+        packets: Vec<Buffer>,
+        input: NativeRunInput,
+    ) -> AsyncTask<RunTask> {
+        AsyncTask::new(RunTask {
+            program: self.inner.clone(),
+            inputs: packets.iter().map(|p| test_input(&input, p)).collect(),
+            batch: true,
+        })
+    }
+}
+
+/// Test runs on the thread pool; the program is shared, the inputs owned.
+pub struct RunTask {
+    program: Arc<Program>,
+    inputs: Vec<TestRunInput>,
+    /// A batch resolves to the list of results, a single run to its result.
+    batch: bool,
+}
+
+impl Task for RunTask {
+    type Output = Vec<TestRunOutput>;
+    type JsValue = Either<NativeRunResult, Vec<NativeRunResult>>;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(self
+            .inputs
+            .iter()
+            .map(|i| self.program.test_run(i))
+            .collect())
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        let mut results: Vec<NativeRunResult> = output.into_iter().map(to_js).collect();
+        Ok(match (self.batch, results.pop()) {
+            (false, Some(one)) => Either::A(one),
+            (_, last) => {
+                results.extend(last);
+                Either::B(results)
+            }
+        })
+    }
+}
+
+#[napi(object)]
+pub struct NativeLoadResult {
+    pub error: Option<NativeError>,
+}
+
+/// Validates and prepares a program. On failure the program is `null` and the error is set.
+#[napi]
+pub fn load_program(
+    bytecode: &[u8],
+    options: NativeProgramOptions,
+) -> Either<NativeProgram, NativeLoadResult> {
+    let perf = Arc::new(Mutex::new(Vec::new()));
+    let loaded = parse_options(&options, &perf)
+        .and_then(|opts| Program::load(bytecode, opts).map_err(NativeError::from));
+    match loaded {
+        Ok(inner) => Either::A(NativeProgram {
+            inner: Arc::new(inner),
+            id: next_program_id(),
+            perf,
+        }),
+        Err(e) => Either::B(NativeLoadResult { error: Some(e) }),
+    }
+}

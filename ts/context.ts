@@ -1,0 +1,127 @@
+/**
+ * Context images of the program types, as `BPF_PROG_TEST_RUN` takes and returns them: the UAPI
+ * `struct xdp_md` and `struct __sk_buff` (offsets from linux/bpf.h). A run's `ctx` may be given as
+ * raw bytes or as an object of named u32 fields; results carry both.
+ */
+import { LoadError } from './errors.js'
+import type { ProgramType } from './program.js'
+
+/** Named u32 fields of `struct xdp_md` a caller may set (data pointers are the engine's business). */
+export interface XdpContext {
+  ingress_ifindex?: number
+  rx_queue_index?: number
+  egress_ifindex?: number
+  /** Bytes of metadata in front of the packet (the kernel's test run: data_meta = data - this). */
+  data_meta?: number
+}
+
+/** Named u32 fields of `struct __sk_buff` a caller may set. */
+export interface SkbContext {
+  len?: number
+  pkt_type?: number
+  mark?: number
+  queue_mapping?: number
+  protocol?: number
+  vlan_present?: number
+  vlan_tci?: number
+  vlan_proto?: number
+  priority?: number
+  ingress_ifindex?: number
+  ifindex?: number
+  tc_index?: number
+  cb?: [number, number, number, number, number]
+  hash?: number
+  tc_classid?: number
+  napi_id?: number
+  family?: number
+  remote_ip4?: number
+  local_ip4?: number
+  remote_port?: number
+  local_port?: number
+  wire_len?: number
+  gso_segs?: number
+  gso_size?: number
+}
+
+export type ContextValue = XdpContext | SkbContext
+
+const XDP_MD = { size: 24, fields: { data_meta: 8, ingress_ifindex: 12, rx_queue_index: 16, egress_ifindex: 20 } }
+
+const SK_BUFF = {
+  size: 192,
+  fields: {
+    len: 0,
+    pkt_type: 4,
+    mark: 8,
+    queue_mapping: 12,
+    protocol: 16,
+    vlan_present: 20,
+    vlan_tci: 24,
+    vlan_proto: 28,
+    priority: 32,
+    ingress_ifindex: 36,
+    ifindex: 40,
+    tc_index: 44,
+    hash: 68,
+    tc_classid: 72,
+    napi_id: 84,
+    family: 88,
+    remote_ip4: 92,
+    local_ip4: 96,
+    remote_port: 132,
+    local_port: 136,
+    wire_len: 160,
+    gso_segs: 164,
+    gso_size: 176,
+  } as Record<string, number>,
+  cb: 48,
+}
+
+function layoutOf(type: ProgramType): { size: number; fields: Record<string, number>; cb?: number } | undefined {
+  if (type === 'xdp') return XDP_MD
+  if (type === 'socket_filter') return SK_BUFF
+  return undefined
+}
+
+/** The bytes of a context given as bytes or named fields. */
+export function encodeContext(type: ProgramType, ctx: Uint8Array | ContextValue | undefined): Uint8Array | undefined {
+  if (ctx === undefined || ctx instanceof Uint8Array) return ctx
+  const layout = layoutOf(type)
+  if (!layout || typeof ctx !== 'object' || ctx === null) {
+    throw new LoadError('EINVAL', `ctx of a '${type}' program must be a Uint8Array`)
+  }
+  const out = new Uint8Array(layout.size)
+  const view = new DataView(out.buffer)
+  for (const [name, value] of Object.entries(ctx)) {
+    if (name === 'cb' && layout.cb !== undefined) {
+      if (!Array.isArray(value) || value.length !== 5)
+        throw new LoadError('EINVAL', 'ctx.cb must be an array of 5 numbers')
+      value.forEach((v, i) => {
+        view.setUint32(layout.cb! + 4 * i, u32(`ctx.cb[${i}]`, v), true)
+      })
+      continue
+    }
+    const off = layout.fields[name]
+    if (off === undefined) throw new LoadError('EINVAL', `'${name}' is not a settable field of the ${type} context`)
+    view.setUint32(off, u32(`ctx.${name}`, value), true)
+  }
+  return out
+}
+
+/** Named fields of a context image the engine returned. */
+export function decodeContext(type: ProgramType, bytes: Uint8Array): ContextValue | undefined {
+  const layout = layoutOf(type)
+  if (!layout || bytes.length < layout.size) return undefined
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const out: Record<string, unknown> = {}
+  for (const [name, off] of Object.entries(layout.fields)) out[name] = view.getUint32(off, true)
+  if (layout.cb !== undefined) out.cb = Array.from({ length: 5 }, (_, i) => view.getUint32(layout.cb! + 4 * i, true))
+  return out as ContextValue
+}
+
+function u32(what: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+    throw new LoadError('EINVAL', `${what} must be an integer from 0 to 2^32-1, got ${String(v)}`)
+  }
+  return v
+}
