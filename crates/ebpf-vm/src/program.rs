@@ -100,13 +100,16 @@ pub struct Program {
     /// Callback entries (`lddw` of functions), and for each the program behind a two-instruction
     /// trampoline that calls it, prepared for the interpreter (how callbacks run).
     callbacks: Option<Arc<[usize]>>,
-    callback_programs: Vec<(usize, Vec<Insn>)>,
+    callback_programs: Vec<(usize, interpreter::Prepared)>,
     /// Trace log and sinks; handed to runs only when the program can print (`prints`).
     output: Arc<ProgramOutput>,
     prints: bool,
     /// The compiled code when `engine` is `Jit`.
     #[cfg(target_arch = "x86_64")]
     jit: Option<crate::jit::JitProgram>,
+    /// The interpreter's form of the instructions when `engine` is `Interpreter`, made once here
+    /// so that a run never pays for it.
+    prepared: Option<interpreter::Prepared>,
 }
 
 impl Program {
@@ -130,7 +133,7 @@ impl Program {
         context::prepare_program(options.prog_type, &mut insns, &callbacks)?;
         let callback_programs = callbacks
             .iter()
-            .map(|&entry| (entry, trampoline(&insns, entry)))
+            .map(|&entry| (entry, interpreter::prepare(&trampoline(&insns, entry))))
             .collect();
         let prints = insns.iter().any(|i| {
             i.opcode == OP_CALLX || (i.opcode == OP_CALL && i.src == 0 && matches!(i.imm, 6 | 25))
@@ -158,6 +161,7 @@ impl Program {
                     Err(_) => (Engine::Interpreter, None),
                 },
             };
+            let prepared = (engine == Engine::Interpreter).then(|| interpreter::prepare(&insns));
             Ok(Program {
                 insns,
                 options,
@@ -169,6 +173,7 @@ impl Program {
                 output: extra.output,
                 prints: extra.prints,
                 jit,
+                prepared,
             })
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -182,6 +187,7 @@ impl Program {
                     ))
                 }
             };
+            let prepared = Some(interpreter::prepare(&insns));
             Ok(Program {
                 insns,
                 options,
@@ -192,6 +198,7 @@ impl Program {
                 callback_programs: extra.callback_programs,
                 output: extra.output,
                 prints: extra.prints,
+                prepared,
             })
         }
     }
@@ -361,7 +368,7 @@ impl Program {
                 message: format!("{pc} is not a callback of this program"),
             });
         };
-        interpreter::run(program, env, args).map_err(|mut t| {
+        interpreter::run_prepared(program, env, args).map_err(|mut t| {
             t.pc = t.pc.saturating_sub(TRAMPOLINE_LEN);
             t
         })
@@ -373,7 +380,10 @@ impl Program {
         if let Some(jit) = &self.jit {
             return jit.run(&self.insns, env, args);
         }
-        interpreter::run(&self.insns, env, args)
+        match &self.prepared {
+            Some(p) => interpreter::run_prepared(p, env, args),
+            None => interpreter::run(&self.insns, env, args),
+        }
     }
 }
 
@@ -381,7 +391,7 @@ impl Program {
 struct Extra {
     helpers: HelperTable,
     callbacks: Option<Arc<[usize]>>,
-    callback_programs: Vec<(usize, Vec<Insn>)>,
+    callback_programs: Vec<(usize, interpreter::Prepared)>,
     output: Arc<ProgramOutput>,
     prints: bool,
 }
