@@ -112,6 +112,7 @@ class ObjectLoader {
       this.kernelVersion = new DataView(ver.data.buffer, ver.data.byteOffset, 4).getUint32(0, true)
     }
     this.readMaps()
+    this.checkUnsupportedSections()
     for (const [secIndex, rels] of elf.relocations) {
       const byInsn = new Map<number, ElfRelocation>()
       for (const r of rels) byInsn.set(r.offset, r)
@@ -193,6 +194,32 @@ class ObjectLoader {
       }
       if (where === 'extern' && this.types.typeByName(s.name, 'FUNC')) where = 'kfunc extern'
       throw new EbpfError('ENOTSUPP', `${where} '${s.name}' is not supported yet (externs need the target kernel)`)
+    }
+  }
+
+  /**
+   * Sections libbpf gives a meaning we do not implement yet. Refusing them beats loading an object
+   * whose behaviour silently differs from what the kernel would do.
+   */
+  private checkUnsupportedSections(): void {
+    for (const sec of this.elf.sections) {
+      if (sec.name === '.struct_ops' || sec.name === '.struct_ops.link') {
+        throw new EbpfError('ENOTSUPP', `section '${sec.name}': struct_ops maps are not supported yet`)
+      }
+      if (sec.name === '.addr_space.1') {
+        throw new EbpfError('ENOTSUPP', `section '${sec.name}': arena globals are not supported yet`)
+      }
+      // Pointers stored in global data (e.g. `const char *names[] = {...}`) would need the data's
+      // address at run time; libbpf leaves them unrelocated, we refuse them by name.
+      if (this.dataMaps.has(sec.index)) {
+        const rel = this.elf.relocations.get(sec.index)?.find((r) => r.type !== R_BPF_NONE)
+        if (rel) {
+          throw new EbpfError(
+            'ENOTSUPP',
+            `section '${sec.name}': global data initialised with the address of '${rel.symbol.name}' (offset ${rel.offset}) is not supported`,
+          )
+        }
+      }
     }
   }
 
