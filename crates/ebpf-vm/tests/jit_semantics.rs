@@ -503,3 +503,43 @@ fn large_programs_compile() {
         .unwrap();
     assert_eq!((out.r0, out.insn_count), (50_000, 200_001));
 }
+
+#[test]
+fn a_panicking_helper_unwinds_past_compiled_code() {
+    let load_jit = |p: &[Insn]| {
+        Program::load(
+            &bytes(p),
+            ProgramOptions {
+                engine: Engine::Jit,
+                helpers: panicking_helpers(),
+                ..ProgramOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let run = |prog: &Program| {
+        prog.run(&mut RunInput {
+            data: &mut [],
+            budget: None,
+        })
+    };
+    // r1 = 1 makes the helper panic.
+    let bad = load_jit(&[mov64_imm(1, 1), i(OP_CALL, 0, 0, 0, 1), exit()]);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&bad)));
+    assert!(caught.is_err(), "the panic reaches the caller");
+    // The process and the compiled code are fine afterwards.
+    let good = load_jit(&[mov64_imm(1, 2), i(OP_CALL, 0, 0, 0, 1), exit()]);
+    assert_eq!(run(&good).unwrap().r0, 5);
+}
+
+/// Helper 1 panics when r1 is 1 and returns 5 otherwise.
+fn panicking_helpers() -> HelperTable {
+    let mut helpers = HelperTable::new();
+    helpers.register(1, "boom", |_, a| {
+        if a[0] == 1 {
+            panic!("helper panicked on purpose");
+        }
+        Ok(5)
+    });
+    helpers
+}
