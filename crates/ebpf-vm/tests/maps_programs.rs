@@ -1063,3 +1063,71 @@ fn lookup_percpu_elem_reads_any_cpu_slot() {
         TrapKind::HelperError
     );
 }
+
+#[test]
+fn spin_locked_values_stay_consistent_between_programs_and_user_space() {
+    // Value: struct { bpf_spin_lock lock; u32 pad; u64 a; u64 b; }, invariant a == b.
+    let m = maps::create(MapDef::new(MapType::Hash, 4, 24, 1).with_spin_lock(0)).unwrap();
+    m.update(&1u32.to_ne_bytes(), &[0; 24], BPF_ANY).unwrap();
+    // v = lookup(1); spin_lock(&v->lock); v->a += 1; (delay) v->b = v->a; spin_unlock(&v->lock).
+    let [k0, k1, k2] = key_on_stack(1);
+    let code = prog![
+        k0,
+        k1,
+        k2,
+        ld_map(1, 0),
+        call(1),
+        jeq_imm(0, 0, 12),
+        mov_reg(6, 0),
+        mov_reg(1, 6),
+        call(93),
+        ldx_dw(7, 6, 8),
+        add_imm(7, 1),
+        stx_dw(6, 7, 8),
+        // A wide window between the two stores: 200 turns of an empty loop.
+        mov_imm(8, 200),
+        add_imm(8, -1),
+        i(CLASS_JMP | JMP_JNE | SRC_K, 8, 0, -2, 0),
+        stx_dw(6, 7, 16),
+        mov_reg(1, 6),
+        call(94),
+        mov_imm(0, 0),
+        exit(),
+    ];
+    let p = Arc::new(load(&code, vec![m.clone()]));
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let runners: Vec<_> = (0..2)
+        .map(|_| {
+            let (p, done) = (p.clone(), done.clone());
+            thread::spawn(move || {
+                for _ in 0..2000 {
+                    run(&p).unwrap();
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            })
+        })
+        .collect();
+    // User space resets both fields under the lock and checks the invariant under the lock, for
+    // as long as the programs run.
+    let mut i = 0u64;
+    while done.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        i += 1;
+        let mut v = [0u8; 24];
+        v[8..16].copy_from_slice(&(i * 1_000_000).to_ne_bytes());
+        v[16..24].copy_from_slice(&(i * 1_000_000).to_ne_bytes());
+        m.update(&1u32.to_ne_bytes(), &v, BPF_F_LOCK | BPF_EXIST)
+            .unwrap();
+        let got = m
+            .lookup_with_flags(&1u32.to_ne_bytes(), BPF_F_LOCK)
+            .unwrap();
+        assert_eq!(&got[8..16], &got[16..24], "a == b under the lock");
+        assert_eq!(&got[0..4], &[0; 4], "the lock reads as 0");
+    }
+    for r in runners {
+        r.join().unwrap();
+    }
+    let got = m
+        .lookup_with_flags(&1u32.to_ne_bytes(), BPF_F_LOCK)
+        .unwrap();
+    assert_eq!(&got[8..16], &got[16..24]);
+}

@@ -508,3 +508,72 @@ fn map_ids_find_live_maps_only() {
     drop(m);
     assert!(maps::registry::by_id(id).is_none());
 }
+
+#[test]
+fn spin_lock_values() {
+    // Only hash and array values may hold a lock; it must be 4-aligned inside the value.
+    for (def, want) in [
+        (
+            MapDef::new(MapType::PercpuHash, 4, 16, 1).with_spin_lock(0),
+            ErrorCode::Enotsupp,
+        ),
+        (
+            MapDef::new(MapType::Array, 4, 16, 1).with_spin_lock(6),
+            ErrorCode::Einval,
+        ),
+        (
+            MapDef::new(MapType::Array, 4, 16, 1).with_spin_lock(16),
+            ErrorCode::Einval,
+        ),
+    ] {
+        assert_eq!(code(maps::create(def.clone())), want, "{def:?}");
+    }
+    let m = maps::create(MapDef::new(MapType::Array, 4, 16, 2).with_spin_lock(8)).unwrap();
+    let a = m.downcast::<ArrayMap>().unwrap();
+    let lock_word = |held: Option<u32>| {
+        // SAFETY: bytes 8..12 of element 0, 4-aligned, inside the map's storage.
+        let w = unsafe {
+            std::sync::atomic::AtomicU32::from_ptr(a.storage().as_ptr().add(8) as *mut u32)
+        };
+        if let Some(v) = held {
+            w.store(v, std::sync::atomic::Ordering::SeqCst);
+        }
+        w.load(std::sync::atomic::Ordering::SeqCst)
+    };
+    // User copies never write the lock word and read it as 0.
+    m.update(&k32(0), &[0xaa; 16], BPF_ANY).unwrap();
+    assert_eq!(lock_word(None), 0);
+    let mut want = vec![0xaa; 16];
+    want[8..12].fill(0);
+    assert_eq!(m.lookup(&k32(0)).unwrap(), want);
+    // While a program holds the lock (word = 1), a plain update goes ahead around it...
+    lock_word(Some(1));
+    m.update(&k32(0), &[0xbb; 16], BPF_ANY).unwrap();
+    assert_eq!(lock_word(None), 1);
+    // ...and a BPF_F_LOCK update waits for the unlock.
+    let m2 = m.clone();
+    let t = std::thread::spawn(move || m2.update(&k32(0), &[0xcc; 16], BPF_F_LOCK | BPF_EXIST));
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(m.lookup(&k32(0)).unwrap()[0], 0xbb);
+    lock_word(Some(0));
+    t.join().unwrap().unwrap();
+    assert_eq!(m.lookup_with_flags(&k32(0), BPF_F_LOCK).unwrap()[0], 0xcc);
+    assert_eq!(lock_word(None), 0);
+    // BPF_F_LOCK with BPF_NOEXIST is still EEXIST for an array; unknown lookup flags are EINVAL.
+    assert_eq!(
+        code(m.update(&k32(1), &[0; 16], BPF_F_LOCK | BPF_NOEXIST)),
+        ErrorCode::Eexist
+    );
+    assert_eq!(code(m.lookup_with_flags(&k32(0), 8)), ErrorCode::Einval);
+    // A map without a lock refuses BPF_F_LOCK both ways.
+    let plain = create(MapType::Hash, 4, 16, 2);
+    plain.update(&k32(0), &[1; 16], BPF_ANY).unwrap();
+    assert_eq!(
+        code(plain.update(&k32(0), &[1; 16], BPF_F_LOCK)),
+        ErrorCode::Einval
+    );
+    assert_eq!(
+        code(plain.lookup_with_flags(&k32(0), BPF_F_LOCK)),
+        ErrorCode::Einval
+    );
+}

@@ -40,6 +40,71 @@ pub(crate) fn check_update_flags(flags: u64) -> MapResult<()> {
     Ok(())
 }
 
+/// Checks update flags for a map whose values may hold a spin lock at `lock` (`MapDef::
+/// spin_lock_off`): `BPF_F_LOCK` is allowed only then. Returns the flags without `BPF_F_LOCK` and
+/// whether to take the lock.
+pub(crate) fn check_lock_flags(flags: u64, lock: Option<u32>) -> MapResult<(u64, bool)> {
+    let locked = flags & flags::BPF_F_LOCK != 0;
+    if locked && lock.is_none() {
+        check_update_flags(flags)?;
+    }
+    let base = flags & !flags::BPF_F_LOCK;
+    check_update_flags(base)?;
+    Ok((base, locked))
+}
+
+/// Checks lookup flags (0, or `BPF_F_LOCK` when the values hold a spin lock); true to lock.
+pub(crate) fn check_lookup_flags(flags: u64, lock: Option<u32>) -> MapResult<bool> {
+    match flags {
+        0 => Ok(false),
+        flags::BPF_F_LOCK if lock.is_some() => Ok(true),
+        _ => Err(MapError::new(
+            ErrorCode::Einval,
+            format!("lookup flags 0x{flags:x}: only BPF_F_LOCK, for values with a spin lock"),
+        )),
+    }
+}
+
+/// Writes one value of a map whose values may hold a spin lock (see `lock`).
+pub(crate) fn store_value(
+    words: &Words,
+    offset: usize,
+    src: &[u8],
+    lock: Option<u32>,
+    locked: bool,
+) -> MapResult<()> {
+    match lock {
+        None => words.write(offset, src),
+        Some(l) if locked => {
+            super::lock::with_lock(words, offset + l as usize, || {
+                super::lock::write_around(words, offset, src, l as usize)
+            })?;
+        }
+        Some(l) => super::lock::write_around(words, offset, src, l as usize),
+    }
+    Ok(())
+}
+
+/// Reads one value of a map whose values may hold a spin lock; the lock reads as zero.
+pub(crate) fn load_value(
+    words: &Words,
+    offset: usize,
+    len: usize,
+    lock: Option<u32>,
+    locked: bool,
+) -> MapResult<Vec<u8>> {
+    let mut v = match lock {
+        Some(l) if locked => {
+            super::lock::with_lock(words, offset + l as usize, || words.read_vec(offset, len))?
+        }
+        _ => words.read_vec(offset, len),
+    };
+    if let Some(l) = lock {
+        super::lock::hide_lock(&mut v, l as usize);
+    }
+    Ok(v)
+}
+
 /// Reads a u32 array index from a 4-byte key.
 pub(crate) fn index_of(key: &[u8]) -> u32 {
     u32::from_ne_bytes(key[..4].try_into().expect("4-byte key"))
@@ -115,7 +180,13 @@ impl Map for ArrayMap {
         };
         let vs = self.def().value_size as usize;
         if self.cpus == 1 {
-            return Ok(self.values.read_vec(self.offset(i, 0), vs));
+            return load_value(
+                &self.values,
+                self.offset(i, 0),
+                vs,
+                self.def().spin_lock_off,
+                false,
+            );
         }
         let mut out = vec![0; self.value_blob_size()];
         for c in 0..self.cpus {
@@ -127,8 +198,21 @@ impl Map for ArrayMap {
         Ok(out)
     }
 
+    fn lookup_elem_flags(&self, key: &[u8], flags: u64) -> MapResult<Vec<u8>> {
+        let lock = self.def().spin_lock_off;
+        if !check_lookup_flags(flags, lock)? {
+            return self.lookup_elem(key);
+        }
+        let Some(i) = self.index(key) else {
+            return Err(MapError::new(ErrorCode::Enoent, "index past the end"));
+        };
+        let vs = self.def().value_size as usize;
+        load_value(&self.values, self.offset(i, 0), vs, lock, true)
+    }
+
     fn update_elem(&self, key: &[u8], value: &[u8], flags: u64) -> MapResult<()> {
-        check_update_flags(flags)?;
+        let lock = self.def().spin_lock_off;
+        let (flags, locked) = check_lock_flags(flags, lock)?;
         let Some(i) = self.index(key) else {
             return Err(MapError::new(
                 ErrorCode::E2big,
@@ -147,10 +231,13 @@ impl Map for ArrayMap {
         }
         let vs = self.def().value_size as usize;
         for c in 0..self.cpus {
-            self.values.write(
+            store_value(
+                &self.values,
                 self.offset(i, c),
                 &value[c * self.stride..c * self.stride + vs],
-            );
+                lock,
+                locked,
+            )?;
         }
         Ok(())
     }

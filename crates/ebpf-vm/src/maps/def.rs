@@ -149,6 +149,9 @@ pub struct MapDef {
     pub name: String,
     /// Map-in-map: the definition every inner map must match (the kernel's `inner_map_fd`).
     pub inner: Option<Box<MapDef>>,
+    /// Byte offset of the value's `struct bpf_spin_lock` (from BTF), if it has one: copies from
+    /// user space leave that word alone, and `BPF_F_LOCK` takes it (see `lock`).
+    pub spin_lock_off: Option<u32>,
 }
 
 impl MapDef {
@@ -162,7 +165,14 @@ impl MapDef {
             map_extra: 0,
             name: String::new(),
             inner: None,
+            spin_lock_off: None,
         }
+    }
+
+    /// The value has a `struct bpf_spin_lock` at byte `off`.
+    pub fn with_spin_lock(mut self, off: u32) -> Self {
+        self.spin_lock_off = Some(off);
+        self
     }
 
     pub fn with_flags(mut self, flags: u32) -> Self {
@@ -327,6 +337,20 @@ impl MapDef {
                 ErrorCode::E2big,
                 format!("value_size {v} exceeds the limit of {MAX_VALUE_SIZE}"),
             ));
+        }
+        if let Some(off) = self.spin_lock_off {
+            // The kernel's map_check_btf: only these types may hold a bpf_spin_lock.
+            if !matches!(t, Hash | Array) {
+                return Err(MapError::new(
+                    ErrorCode::Enotsupp,
+                    format!("{} maps cannot hold a bpf_spin_lock", t.name()),
+                ));
+            }
+            if !off.is_multiple_of(4) || off as u64 + 4 > v as u64 {
+                return Err(self.fail(format!(
+                    "spin lock offset {off} must be 4-aligned and inside the {v}-byte value"
+                )));
+            }
         }
         if let Some(inner) = &self.inner {
             if matches!(inner.map_type, ArrayOfMaps | HashOfMaps | ProgArray) {

@@ -20,7 +20,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::ErrorCode;
 
-use super::array::check_update_flags;
+use super::array::{check_lock_flags, check_lookup_flags, load_value, store_value};
 use super::def::flags;
 use super::percpu::possible_cpus;
 use super::{Map, MapCommon, MapDef, MapError, MapResult, MapType, ProgLookup, Words};
@@ -116,10 +116,19 @@ impl HashMap {
 
     /// Writes `value` into `words`: every slot from a user-space blob, or one slot (`Some(cpu)`)
     /// from a program.
-    fn store(&self, words: &Words, value: &[u8], cpu: Option<usize>) {
+    fn store(
+        &self,
+        words: &Words,
+        value: &[u8],
+        cpu: Option<usize>,
+        locked: bool,
+    ) -> MapResult<()> {
         let vs = self.value_size();
         match cpu {
-            None if self.cpus == 1 => words.write(0, value),
+            // Only plain hash maps can hold a spin lock (one slot).
+            _ if self.cpus == 1 => {
+                store_value(words, 0, value, self.common.def.spin_lock_off, locked)?
+            }
             None => {
                 for c in 0..self.cpus {
                     words.write(
@@ -130,21 +139,24 @@ impl HashMap {
             }
             Some(c) => words.write((c % self.cpus) * self.stride, value),
         }
+        Ok(())
     }
 
     fn update(&self, key: &[u8], value: &[u8], flags: u64, cpu: Option<usize>) -> MapResult<()> {
-        check_update_flags(flags)?;
+        let (flags, locked) = check_lock_flags(flags, self.common.def.spin_lock_off)?;
         let mut inner = self.write();
         if let Some(e) = inner.entries.get(key) {
             if flags == flags::BPF_NOEXIST {
                 return Err(MapError::new(ErrorCode::Eexist, "the key already exists"));
             }
             let words = e.value.clone();
-            self.store(&words, value, cpu);
             if self.lru {
                 inner.touch(key);
             }
-            return Ok(());
+            // Written outside the map's lock: a BPF_F_LOCK copy may wait for a program's spin
+            // lock, and must not hold up every other operation on the map meanwhile.
+            drop(inner);
+            return self.store(&words, value, cpu, locked);
         }
         if flags == flags::BPF_EXIST {
             return Err(MapError::new(ErrorCode::Enoent, "no such key"));
@@ -161,7 +173,8 @@ impl HashMap {
             }
         }
         let words = Arc::new(Words::zeroed(self.cpus * self.stride));
-        self.store(&words, value, cpu);
+        // A new value's lock word is 0 and nobody else can see it yet: no locking needed.
+        self.store(&words, value, cpu, false)?;
         inner.entries.insert(
             key.to_vec(),
             Entry {
@@ -195,7 +208,7 @@ impl Map for HashMap {
         };
         let vs = self.value_size();
         if self.cpus == 1 {
-            return Ok(words.read_vec(0, vs));
+            return load_value(&words, 0, vs, self.common.def.spin_lock_off, false);
         }
         let mut out = vec![0; self.value_blob_size()];
         for c in 0..self.cpus {
@@ -205,6 +218,18 @@ impl Map for HashMap {
             );
         }
         Ok(out)
+    }
+
+    fn lookup_elem_flags(&self, key: &[u8], flags: u64) -> MapResult<Vec<u8>> {
+        let lock = self.common.def.spin_lock_off;
+        if !check_lookup_flags(flags, lock)? {
+            return self.lookup_elem(key);
+        }
+        let words = match self.read().entries.get(key) {
+            Some(e) => e.value.clone(),
+            None => return Err(MapError::new(ErrorCode::Enoent, "no such key")),
+        };
+        load_value(&words, 0, self.value_size(), lock, true)
     }
 
     fn update_elem(&self, key: &[u8], value: &[u8], flags: u64) -> MapResult<()> {

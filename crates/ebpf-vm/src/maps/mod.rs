@@ -20,6 +20,7 @@ pub mod array;
 pub mod bloom;
 pub mod def;
 pub mod hash;
+pub mod lock;
 pub mod lpm;
 pub mod of_maps;
 pub mod percpu;
@@ -150,6 +151,16 @@ pub trait Map: Send + Sync + 'static {
     /// Copy of the value (per-CPU maps: every CPU's value, each padded to 8 bytes).
     fn lookup_elem(&self, _key: &[u8]) -> MapResult<Vec<u8>> {
         unsupported(self.common(), "lookup")
+    }
+    /// `lookup_elem` with lookup flags: only `BPF_F_LOCK`, for values with a spin lock.
+    fn lookup_elem_flags(&self, key: &[u8], flags: u64) -> MapResult<Vec<u8>> {
+        if flags != 0 {
+            return Err(MapError::new(
+                ErrorCode::Einval,
+                format!("lookup flags 0x{flags:x}: only BPF_F_LOCK, for values with a spin lock"),
+            ));
+        }
+        self.lookup_elem(key)
     }
     fn update_elem(&self, _key: &[u8], _value: &[u8], _flags: u64) -> MapResult<()> {
         unsupported(self.common(), "update")

@@ -113,6 +113,14 @@ impl dyn Map {
         self.lookup_elem(key)
     }
 
+    /// `lookup` with lookup flags: `BPF_F_LOCK` copies the value while holding its spin lock
+    /// (maps whose values have one, `MapDef::spin_lock_off`); the lock word always reads as 0.
+    pub fn lookup_with_flags(&self, key: &[u8], flags: u64) -> MapResult<Vec<u8>> {
+        self.check_readable()?;
+        self.check_key(key)?;
+        self.lookup_elem_flags(key, flags)
+    }
+
     /// Creates or replaces the value under `key`, according to `flags` (`BPF_ANY`, `BPF_NOEXIST`,
     /// `BPF_EXIST`). Queue/stack/bloom filter: push (the key must be empty).
     pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> MapResult<()> {
