@@ -58,7 +58,7 @@ pub fn write_around(words: &Words, offset: usize, src: &[u8], lock: usize) {
     if word_start > 0 {
         words.write(offset, &src[..word_start]);
     }
-    let other = if lock % 8 == 0 {
+    let other = if lock.is_multiple_of(8) {
         word_start + 4
     } else {
         word_start
