@@ -484,11 +484,14 @@ fn batches() {
     let b1 = m.lookup_batch(None, 2).unwrap();
     assert_eq!(b1.keys, vec![keys[0].to_vec(), keys[1].to_vec()]);
     assert_eq!(b1.values, vec![vals[0].to_vec(), vals[1].to_vec()]);
+    // The cursor's key disappears between batches: the walk goes on after it, not from the start.
+    m.delete(&keys[1]).unwrap();
     let b2 = m.lookup_batch(b1.next.as_deref(), 2).unwrap();
     assert_eq!(b2.keys, vec![keys[2].to_vec(), keys[3].to_vec()]);
     let b3 = m.lookup_batch(b2.next.as_deref(), 2).unwrap();
     assert_eq!(b3.keys, vec![keys[4].to_vec()]);
     assert_eq!(b3.next, None);
+    m.update(&keys[1], &vals[1], BPF_ANY).unwrap();
     // Lookup-and-delete empties the map batch by batch.
     let d1 = m.lookup_and_delete_batch(None, 3).unwrap();
     assert_eq!(d1.keys.len(), 3);
@@ -576,4 +579,23 @@ fn spin_lock_values() {
         code(plain.lookup_with_flags(&k32(0), BPF_F_LOCK)),
         ErrorCode::Einval
     );
+}
+
+#[test]
+fn lpm_batches_continue_after_a_deleted_cursor() {
+    let m =
+        maps::create(MapDef::new(MapType::LpmTrie, 8, 4, 8).with_flags(BPF_F_NO_PREALLOC)).unwrap();
+    for (plen, ip) in [(8, [10, 0, 0, 0]), (16, [10, 1, 0, 0]), (24, [10, 1, 1, 0])] {
+        m.update(&lpm_key(plen, ip), &k32(plen), BPF_ANY).unwrap();
+    }
+    // Post-order: 10.1.1.0/24, 10.1.0.0/16, 10.0.0.0/8.
+    let b1 = m.lookup_batch(None, 1).unwrap();
+    assert_eq!(b1.keys, vec![lpm_key(24, [10, 1, 1, 0])]);
+    m.delete(&lpm_key(24, [10, 1, 1, 0])).unwrap();
+    let b2 = m.lookup_batch(b1.next.as_deref(), 5).unwrap();
+    assert_eq!(
+        b2.keys,
+        vec![lpm_key(16, [10, 1, 0, 0]), lpm_key(8, [10, 0, 0, 0])]
+    );
+    assert_eq!(b2.next, None);
 }

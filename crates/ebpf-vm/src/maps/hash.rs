@@ -73,6 +73,14 @@ pub(crate) fn first_key<V>(m: &BTreeMap<Vec<u8>, V>) -> MapResult<Vec<u8>> {
         .ok_or_else(|| MapError::new(ErrorCode::Enoent, "the map is empty"))
 }
 
+/// The first key strictly after `key` in a byte-ordered map, present or not.
+pub(crate) fn after_in_order<V>(m: &BTreeMap<Vec<u8>, V>, key: &[u8]) -> MapResult<Vec<u8>> {
+    m.range::<[u8], _>((Bound::Excluded(key), Bound::Unbounded))
+        .next()
+        .map(|(k, _)| k.clone())
+        .ok_or_else(|| MapError::new(ErrorCode::Enoent, "no key after the last one"))
+}
+
 /// `next_key` over a byte-ordered map: the key after `key`, or the first key when `key` is absent.
 pub(crate) fn next_in_order<V>(m: &BTreeMap<Vec<u8>, V>, key: Option<&[u8]>) -> MapResult<Vec<u8>> {
     match key {
@@ -249,6 +257,10 @@ impl Map for HashMap {
 
     fn get_next_key(&self, key: Option<&[u8]>) -> MapResult<Vec<u8>> {
         next_in_order(&self.read().entries, key)
+    }
+
+    fn key_after(&self, key: &[u8]) -> MapResult<Vec<u8>> {
+        after_in_order(&self.read().entries, key)
     }
 
     fn prog_lookup(&self, key: &[u8], cpu: usize) -> MapResult<ProgLookup> {

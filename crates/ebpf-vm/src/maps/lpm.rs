@@ -209,6 +209,23 @@ impl Map for LpmTrie {
         }
     }
 
+    fn key_after(&self, key: &[u8]) -> MapResult<Vec<u8>> {
+        let (plen, data) = self.parse(key)?;
+        let sk = sort_key(plen, data);
+        let inner = self.read();
+        let next = inner
+            .entries
+            .range::<[u8], _>((Bound::Excluded(sk.as_slice()), Bound::Unbounded))
+            .next();
+        match next {
+            Some((_, e)) => Ok(e.key.clone()),
+            None => Err(MapError::new(
+                ErrorCode::Enoent,
+                "no key after the last one",
+            )),
+        }
+    }
+
     fn prog_lookup(&self, key: &[u8], _cpu: usize) -> MapResult<ProgLookup> {
         Ok(match self.longest_match(key)? {
             None => ProgLookup::Null,

@@ -173,6 +173,12 @@ pub trait Map: Send + Sync + 'static {
     fn get_next_key(&self, _key: Option<&[u8]>) -> MapResult<Vec<u8>> {
         unsupported(self.common(), "get_next_key")
     }
+    /// The first key after `key` in iteration order whether or not `key` is still in the map (batch
+    /// cursors: an element deleted meanwhile must not restart the walk). Types whose `get_next_key`
+    /// cannot tell where an absent key would be fall back to it.
+    fn key_after(&self, key: &[u8]) -> MapResult<Vec<u8>> {
+        self.get_next_key(Some(key))
+    }
     /// Queue, stack and bloom filter: add a value.
     fn push_elem(&self, _value: &[u8], _flags: u64) -> MapResult<()> {
         unsupported(self.common(), "push")

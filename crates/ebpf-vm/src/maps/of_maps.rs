@@ -19,7 +19,7 @@ use crate::error::ErrorCode;
 
 use super::array::{check_update_flags, index_of};
 use super::def::flags;
-use super::hash::next_in_order;
+use super::hash::{after_in_order, next_in_order};
 use super::prog_array::next_index;
 use super::{registry, Map, MapCommon, MapDef, MapError, MapResult, MapType, ProgLookup};
 
@@ -180,6 +180,14 @@ impl Map for MapOfMaps {
             next_index(key, self.common.def.max_entries)
         } else {
             next_in_order(&self.read(), key)
+        }
+    }
+
+    fn key_after(&self, key: &[u8]) -> MapResult<Vec<u8>> {
+        if self.is_array {
+            next_index(Some(key), self.common.def.max_entries)
+        } else {
+            after_in_order(&self.read(), key)
         }
     }
 

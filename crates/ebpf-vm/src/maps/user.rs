@@ -229,10 +229,20 @@ impl dyn Map {
         if delete {
             self.check_writable()?;
         }
+        self.check_readable()?;
         let mut out = Batch::default();
+        if let Some(c) = cursor {
+            self.check_key(c)?;
+        }
         let mut at = cursor.map(<[u8]>::to_vec);
         loop {
-            let key = match self.next_key(at.as_deref()) {
+            // The cursor is the last key returned; it may be gone by now (deleted by this batch or
+            // by someone else), so continue after where it was rather than from the start.
+            let next = match &at {
+                None => self.get_next_key(None),
+                Some(k) => self.key_after(k),
+            };
+            let key = match next {
                 Ok(k) => k,
                 Err(e) if e.code == ErrorCode::Enoent => {
                     out.next = None;
