@@ -274,7 +274,11 @@ fn for_each_map_elem(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
         let mut keys = Vec::new();
         let mut at: Option<Vec<u8>> = None;
         while keys.len() < def.max_entries as usize {
-            match map.get_next_key(at.as_deref()) {
+            let next = match &at {
+                None => map.get_next_key(None),
+                Some(k) => map.key_after(k),
+            };
+            match next {
                 Ok(k) => {
                     at = Some(k.clone());
                     keys.push(k);

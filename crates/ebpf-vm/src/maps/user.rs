@@ -154,8 +154,15 @@ impl dyn Map {
     pub fn keys(&self) -> MapResult<Vec<Vec<u8>>> {
         let mut keys = Vec::new();
         let mut at: Option<Vec<u8>> = None;
+        self.check_readable()?;
         while keys.len() < self.common().def.max_entries as usize {
-            match self.next_key(at.as_deref()) {
+            // After the previous key whether or not it is still there, so that concurrent deletes
+            // cannot restart the walk.
+            let next = match &at {
+                None => self.get_next_key(None),
+                Some(k) => self.key_after(k),
+            };
+            match next {
                 Ok(k) => {
                     keys.push(k.clone());
                     at = Some(k);
