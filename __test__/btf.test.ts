@@ -248,3 +248,48 @@ const info_sample = {
   user_ptr: 0n,
   self: 0n,
 }
+
+/** A raw BTF blob: `int`, then `levels` structs each holding two members of the previous one. */
+function doublingBtf(levels: number, anonymous: boolean): Uint8Array {
+  const strings = ['', 'int', 'a', 'b', 'top']
+  const strOff = (s: string) => strings.slice(0, strings.indexOf(s)).reduce((n, x) => n + x.length + 1, 0)
+  const words: number[] = [strOff('int'), 0x01000000, 4, (1 << 24) | 32]
+  let size = 4
+  for (let k = 1; k <= levels; k++) {
+    const name = k === levels || !anonymous ? strOff('top') : 0
+    words.push(k === levels ? name : anonymous ? 0 : name, (4 << 24) | 2, size * 2)
+    words.push(strOff('a'), k, 0, strOff('b'), k, size * 8)
+    size *= 2
+  }
+  const typeBytes = new Uint8Array(new Uint32Array(words).buffer)
+  const strBytes = new TextEncoder().encode(`${strings.join('\0')}\0`)
+  const out = new Uint8Array(24 + typeBytes.length + strBytes.length)
+  const v = new DataView(out.buffer)
+  v.setUint16(0, 0xeb9f, true)
+  v.setUint8(2, 1)
+  v.setUint32(4, 24, true)
+  v.setUint32(8, 0, true)
+  v.setUint32(12, typeBytes.length, true)
+  v.setUint32(16, typeBytes.length, true)
+  v.setUint32(20, strBytes.length, true)
+  out.set(typeBytes, 24)
+  out.set(strBytes, 24 + typeBytes.length)
+  return out
+}
+
+describe('hostile BTF stays bounded', () => {
+  it('a type reused at every level does not make codecs exponential', () => {
+    const b = btf.parse(doublingBtf(24, false))
+    const top = b.types[b.types.length - 1]!
+    expect(b.sizeOf(top.id)).toBe(4 * 2 ** 24)
+    expect(b.alignOf(top.id)).toBe(4)
+    expect(btf.codec(b, top).size).toBe(4 * 2 ** 24)
+    expect(b.dump({ format: 'c' })).toContain('struct top {')
+  })
+
+  it('anonymous types inlined 2^24 times are refused, not expanded', () => {
+    const b = btf.parse(doublingBtf(24, true))
+    expect(() => b.dump({ format: 'c' })).toThrow(/too complex for a C dump/)
+    expect(() => btf.generateDeclarations(b)).toThrow(/too complex to declare/)
+  })
+})

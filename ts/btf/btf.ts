@@ -139,6 +139,17 @@ export class Btf {
   /** Alignment in bytes as the compiler lays the type out for BPF (natural alignment, at most 8). */
   alignOf(id: number, depth = 0): number {
     if (depth > MAX_RESOLVE_DEPTH) throw new FormatError(`BTF type #${id}: reference chain too long or cyclic`)
+    // Cached: struct alignment recurses into members, which would be exponential on shared types.
+    const known = this.aligns.get(id)
+    if (known !== undefined) return known
+    const a = this.alignUncached(id, depth)
+    this.aligns.set(id, a)
+    return a
+  }
+
+  private readonly aligns = new Map<number, number>()
+
+  private alignUncached(id: number, depth: number): number {
     const t = this.resolve(id)
     switch (t.kind) {
       case 'INT':

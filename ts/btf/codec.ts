@@ -46,6 +46,7 @@ function describe(v: unknown): string {
 
 /** Builds a codec for type `id` of `btf`. */
 export function codec(btf: Btf, id: number): Codec {
+  work = 0
   const part = build(btf, id, 0)
   return {
     size: part.size,
@@ -70,7 +71,29 @@ export function codec(btf: Btf, id: number): Codec {
   }
 }
 
+/**
+ * Parts are pure functions of (btf, type id), so each is built once: a struct used many times (or
+ * a hostile BTF that reuses one type at every level) costs its size once, not exponentially.
+ */
+const partCache = new WeakMap<Btf, Map<number, Part>>()
+/** Members visited while flattening anonymous members in one codec() call; bounded for the same reason. */
+let work = 0
+const MAX_WORK = 1_000_000
+
 function build(btf: Btf, id: number, depth: number): Part {
+  let cache = partCache.get(btf)
+  if (!cache) {
+    cache = new Map()
+    partCache.set(btf, cache)
+  }
+  const hit = cache.get(id)
+  if (hit) return hit
+  const part = buildUncached(btf, id, depth)
+  cache.set(id, part)
+  return part
+}
+
+function buildUncached(btf: Btf, id: number, depth: number): Part {
   if (depth > MAX_DEPTH) throw new EbpfError('EINVAL', `BTF type #${id} nests too deeply to encode`)
   const t = btf.typeById(id)
   switch (t.kind) {
@@ -339,6 +362,7 @@ interface Field {
 function fields(btf: Btf, t: BtfType, baseBits: number, depth: number, out: Field[]): void {
   if (depth > MAX_DEPTH) throw new EbpfError('EINVAL', `BTF type #${t.id} nests too deeply to encode`)
   for (const m of t.members!) {
+    if (++work > MAX_WORK) throw new EbpfError('EINVAL', `BTF type #${t.id} is too complex to encode`)
     const bitOffset = baseBits + m.bitOffset
     const inner = btf.resolve(m.type)
     if (m.name === '' && (inner.kind === 'STRUCT' || inner.kind === 'UNION')) {

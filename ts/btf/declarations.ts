@@ -2,7 +2,12 @@
  * TypeScript declarations for BTF types, matching what `codec()` produces and accepts: user code
  * gets typed map keys and values and global variables (`interface flow_info { ... }`).
  */
+import { FormatError } from '../errors.js'
 import type { Btf } from './btf.js'
+
+let work = 0
+const MAX_WORK = 5_000_000
+
 import type { BtfType } from './types.js'
 
 const RESERVED = new Set(
@@ -28,6 +33,8 @@ function propName(name: string): string {
 /** The TypeScript type of type `id`'s decoded value; named types are referred to by name. */
 export function tsTypeOf(btf: Btf, id: number, depth = 0, inline = false): string {
   if (depth > 32) return 'unknown'
+  // Anonymous types are written out where used: bound the total work against hostile BTF.
+  if (++work > MAX_WORK) throw new FormatError('BTF is too complex to declare in TypeScript')
   const t = btf.typeById(id)
   switch (t.kind) {
     case 'TYPEDEF':
@@ -104,6 +111,7 @@ export interface DeclarationExtras {
  * interfaces when `extras` describes them.
  */
 export function generateDeclarations(btf: Btf, extras: DeclarationExtras = {}): string {
+  work = 0
   const lines: string[] = ['// Generated from BTF by ebpf: the JavaScript shapes of the C types.', '']
   const seen = new Set<string>()
   for (const t of btf.types) {

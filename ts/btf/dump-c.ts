@@ -10,6 +10,8 @@ import type { BtfType } from './types.js'
 
 /** Deeper type graphs than this are cyclic or hostile; real ones are far shallower. */
 const MAX_DEPTH = 64
+/** Declarator steps for one dump; vmlinux (150k types) needs under a million. */
+const MAX_WORK = 5_000_000
 
 export function dumpC(btf: Btf): string {
   return new CDumper(btf).run()
@@ -25,6 +27,7 @@ class CDumper {
   private readonly enumerators = new Map<string, number>()
   /** Padding members get names unique in the whole header (anonymous members share their parent's scope). */
   private padCount = 0
+  private work = 0
 
   constructor(private readonly btf: Btf) {}
 
@@ -253,6 +256,8 @@ class CDumper {
   /** C declaration of `declarator` with type `id` (qualifiers and pointers applied C-style). */
   private decl(id: number, declarator: string, indent: string, quals: string[] = [], depth = 0): string {
     if (depth > MAX_DEPTH) throw new FormatError(`BTF type #${id}: type graph too deep or cyclic for a C dump`)
+    // Anonymous types are spelled out where used; a hostile BTF could make that exponential.
+    if (++this.work > MAX_WORK) throw new FormatError('BTF is too complex for a C dump')
     const t0 = this.btf.typeById(id)
     const t = this.canon(t0)
     const q = quals.length ? `${[...new Set(quals)].join(' ')} ` : ''
