@@ -6,7 +6,8 @@ import { FormatError } from '../errors.js'
 import type { Btf } from './btf.js'
 
 let work = 0
-const MAX_WORK = 5_000_000
+/** Type references followed for one run; vmlinux needs about 70,000. */
+const MAX_WORK = 1_000_000
 
 import type { BtfType } from './types.js'
 

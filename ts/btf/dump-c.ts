@@ -10,8 +10,8 @@ import type { BtfType } from './types.js'
 
 /** Deeper type graphs than this are cyclic or hostile; real ones are far shallower. */
 const MAX_DEPTH = 64
-/** Declarator steps for one dump; vmlinux (150k types) needs under a million. */
-const MAX_WORK = 5_000_000
+/** Declarator steps for one dump; vmlinux (150k types) needs about 125,000. */
+const MAX_WORK = 1_000_000
 
 export function dumpC(btf: Btf): string {
   return new CDumper(btf).run()
