@@ -112,9 +112,14 @@ export class MapError extends EbpfError {}
  * (`"EEXIST: ..."`); this turns one into a `MapError` with that code. Other errors pass through.
  */
 export function fromNativeMapError(e: unknown): unknown {
+  return fromCodedError(e, MapError)
+}
+
+/** As `fromNativeMapError`, into any error class of the library. */
+export function fromCodedError(e: unknown, Kind: new (code: ErrorCode, message: string) => EbpfError): unknown {
   if (e instanceof Error && !(e instanceof EbpfError)) {
     const m = /^(E[A-Z0-9]+): ([\s\S]*)$/.exec(e.message)
-    if (m) return new MapError(m[1] as ErrorCode, m[2]!)
+    if (m) return new Kind(m[1] as ErrorCode, `${m[1]}: ${m[2]!}`)
   }
   return e
 }

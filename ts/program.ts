@@ -4,7 +4,7 @@
  */
 
 import { type ContextValue, decodeContext, encodeContext } from './context.js'
-import { type ErrorCode, LoadError, TrapError, type TrapKind } from './errors.js'
+import { EbpfError, type ErrorCode, fromCodedError, LoadError, TrapError, type TrapKind } from './errors.js'
 import { asBpfMap, type BpfMap } from './map.js'
 import { type NativeError, type NativeProgram, type NativeRunInput, type NativeRunResult, native } from './native.js'
 import type { LineInfo } from './spec.js'
@@ -41,6 +41,68 @@ export interface ProgramOptions {
    * returns -ENOENT, as the kernel does when no perf event is behind the slot.
    */
   onPerfEvent?: (record: PerfRecord) => void
+  /**
+   * Helpers written in JavaScript, by helper number (a number the kernel uses replaces that helper
+   * for this program). They run synchronously on the JavaScript thread, so programs that call them
+   * run with `run()`/`runBatch()`, not the async forms.
+   */
+  helpers?: Record<number, HelperFunction | { name: string; fn: HelperFunction }>
+}
+
+/** The run memory a JavaScript helper may touch: checked against the run's regions like any access of the program. */
+export interface HelperMemory {
+  read(addr: bigint, length: number): Uint8Array
+  write(addr: bigint, bytes: Uint8Array): void
+}
+
+/** A helper in JavaScript: r1-r5 in, r0 out (a bigint or a safe integer; undefined is 0; -errno as a negative). */
+export type HelperFunction = (
+  args: [bigint, bigint, bigint, bigint, bigint],
+  memory: HelperMemory,
+) => bigint | number | undefined
+
+const helperMemory: HelperMemory = {
+  read: (addr, length) => {
+    try {
+      return new Uint8Array(native.helperMemoryRead(addr, length))
+    } catch (e) {
+      throw fromCodedError(e, EbpfError)
+    }
+  },
+  write: (addr, bytes) => {
+    try {
+      native.helperMemoryWrite(addr, bytes)
+    } catch (e) {
+      throw fromCodedError(e, EbpfError)
+    }
+  },
+}
+
+/** The dispatcher the engine calls for JavaScript helpers, and the ids and names it serves. */
+function jsHelpers(
+  helpers: ProgramOptions['helpers'],
+):
+  | { ids: number[]; names: string[]; dispatch: (id: number, ...args: bigint[]) => bigint | number | undefined }
+  | undefined {
+  if (helpers === undefined) return undefined
+  if (helpers === null || typeof helpers !== 'object')
+    throw new LoadError('EINVAL', 'helpers must be an object keyed by helper number')
+  const table = new Map<number, HelperFunction>()
+  const names: string[] = []
+  for (const [key, h] of Object.entries(helpers)) {
+    const id = Number(key)
+    if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
+      throw new LoadError('EINVAL', `helper number ${key} is not a u32`)
+    const fn = typeof h === 'function' ? h : h?.fn
+    if (typeof fn !== 'function') throw new LoadError('EINVAL', `helpers[${key}] must be a function or { name, fn }`)
+    table.set(id, fn)
+    names.push(typeof h === 'function' ? `js_helper_${id}` : String(h.name))
+  }
+  return {
+    ids: [...table.keys()],
+    names,
+    dispatch: (id, ...args) => table.get(id)!(args as [bigint, bigint, bigint, bigint, bigint], helperMemory),
+  }
 }
 
 /** One `bpf_perf_event_output` record. */
@@ -225,14 +287,21 @@ export class Program {
       throw new LoadError('EINVAL', 'onPerfEvent must be a function')
     }
     this.#onPerfEvent = options.onPerfEvent
-    const loaded = native.loadProgram(instructions, {
-      progType: this.type,
-      engine,
-      mode: this.mode,
-      budget,
-      mapIds,
-      perfEvents: options.onPerfEvent !== undefined,
-    })
+    const js = jsHelpers(options.helpers)
+    const loaded = native.loadProgram(
+      instructions,
+      {
+        progType: this.type,
+        engine,
+        mode: this.mode,
+        budget,
+        mapIds,
+        perfEvents: options.onPerfEvent !== undefined,
+        jsHelperIds: js?.ids,
+        jsHelperNames: js?.names,
+      },
+      js?.dispatch,
+    )
     this.#lineInfo = [...(options.lineInfo ?? [])].sort((a, b) => a.insn - b.insn)
     if ('error' in loaded) {
       throw this.#located(fromNative(loaded.error as NativeError))

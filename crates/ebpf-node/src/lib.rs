@@ -3,6 +3,7 @@
 //! JavaScript errors. Nothing here may panic across the boundary: the engine reports errors as
 //! values, and every conversion is checked.
 
+mod js_helpers;
 mod map;
 mod program;
 

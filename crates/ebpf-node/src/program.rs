@@ -29,6 +29,9 @@ pub struct NativeProgramOptions {
     /// Keep `bpf_perf_event_output` records for `takePerfRecords` (else the helper returns
     /// -ENOENT, as the kernel does with no perf event behind the slot).
     pub perf_events: Option<bool>,
+    /// Helper ids served by the JavaScript dispatcher given to `loadProgram`, and their names.
+    pub js_helper_ids: Option<Vec<u32>>,
+    pub js_helper_names: Option<Vec<String>>,
 }
 
 /// One test run's input.
@@ -296,21 +299,36 @@ pub struct NativeLoadResult {
     pub error: Option<NativeError>,
 }
 
+/// The JavaScript helper dispatcher: `(id, r1, r2, r3, r4, r5) => bigint | number | undefined`.
+pub type JsDispatcher<'a> =
+    Function<'a, FnArgs<(u32, BigInt, BigInt, BigInt, BigInt, BigInt)>, Unknown<'a>>;
+
 /// Validates and prepares a program. On failure the program is `null` and the error is set.
 #[napi]
 pub fn load_program(
+    env: Env,
     bytecode: &[u8],
     options: NativeProgramOptions,
-) -> Either<NativeProgram, NativeLoadResult> {
+    js_helpers: Option<JsDispatcher<'_>>,
+) -> Result<Either<NativeProgram, NativeLoadResult>> {
     let perf = Arc::new(Mutex::new(Vec::new()));
-    let loaded = parse_options(&options, &perf)
-        .and_then(|opts| Program::load(bytecode, opts).map_err(NativeError::from));
-    match loaded {
+    let mut parsed = parse_options(&options, &perf);
+    if let (Ok(opts), Some(dispatcher)) = (&mut parsed, &js_helpers) {
+        crate::js_helpers::register(
+            &env,
+            &mut opts.helpers,
+            dispatcher,
+            options.js_helper_ids.as_deref().unwrap_or(&[]),
+            options.js_helper_names.as_deref().unwrap_or(&[]),
+        )?;
+    }
+    let loaded = parsed.and_then(|opts| Program::load(bytecode, opts).map_err(NativeError::from));
+    Ok(match loaded {
         Ok(inner) => Either::A(NativeProgram {
             inner: Arc::new(inner),
             id: next_program_id(),
             perf,
         }),
         Err(e) => Either::B(NativeLoadResult { error: Some(e) }),
-    }
+    })
 }
