@@ -65,10 +65,16 @@ impl fmt::Debug for Helper {
     }
 }
 
+/// Helper ids below this are found by indexing (every kernel helper number is below it today);
+/// a call is on the hot path of every program, a tree walk there cost ~130 instructions.
+const DIRECT_IDS: usize = 256;
+
 /// Helpers known to a program, by id.
 #[derive(Clone, Debug, Default)]
 pub struct HelperTable {
     by_id: BTreeMap<u32, Helper>,
+    /// `by_id` again for ids below `DIRECT_IDS`, indexed by id.
+    direct: Vec<Option<Helper>>,
 }
 
 impl HelperTable {
@@ -88,18 +94,28 @@ impl HelperTable {
     where
         F: Fn(&mut HelperContext<'_>, [u64; 5]) -> Result<u64, HelperError> + Send + Sync + 'static,
     {
-        self.by_id.insert(
+        let helper = Helper {
             id,
-            Helper {
-                id,
-                name: name.to_string(),
-                func: Arc::new(func),
-            },
-        );
+            name: name.to_string(),
+            func: Arc::new(func),
+        };
+        let slot = id as usize;
+        if slot < DIRECT_IDS {
+            if self.direct.len() <= slot {
+                self.direct.resize(slot + 1, None);
+            }
+            self.direct[slot] = Some(helper.clone());
+        }
+        self.by_id.insert(id, helper);
     }
 
+    #[inline]
     pub fn get(&self, id: u32) -> Option<&Helper> {
-        self.by_id.get(&id)
+        if (id as usize) < DIRECT_IDS {
+            self.direct.get(id as usize).and_then(Option::as_ref)
+        } else {
+            self.by_id.get(&id)
+        }
     }
 
     pub fn contains(&self, id: u32) -> bool {
@@ -123,3 +139,21 @@ pub mod standard;
 pub mod strings;
 pub mod tail_call;
 pub mod trace;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_by_index_and_by_tree_agree_and_later_registration_wins() {
+        let mut t = HelperTable::new();
+        t.register(5, "five", |_, _| Ok(5));
+        t.register(70_000, "big", |_, _| Ok(7));
+        t.register(5, "five again", |_, _| Ok(55));
+        assert_eq!(t.get(5).map(|h| h.name.as_str()), Some("five again"));
+        assert_eq!(t.get(70_000).map(|h| h.id), Some(70_000));
+        assert!(t.get(6).is_none() && t.get(255).is_none() && t.get(256).is_none());
+        assert!(t.contains(70_000) && !t.contains(4));
+        assert_eq!(t.iter().map(|h| h.id).collect::<Vec<_>>(), vec![5, 70_000]);
+    }
+}
