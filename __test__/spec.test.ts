@@ -73,6 +73,34 @@ describe('every loadable fixture agrees with the kernel', () => {
   }
 })
 
+describe('linked instructions equal what libbpf handed the kernel (fixtures/*.libbpf.json)', () => {
+  const names = readdirSync(dir)
+    .filter((f) => f.endsWith('.libbpf.json'))
+    .map((f) => f.replace('.libbpf.json', ''))
+    .filter((n) => n !== 'kconfig' && n !== 'core')
+  it('has the libbpf facts', () => expect(names.length).toBeGreaterThanOrEqual(12))
+  for (const name of names) {
+    it(name, async () => {
+      const spec = await load(name)
+      const facts = JSON.parse(readFileSync(join(dir, `${name}.libbpf.json`), 'utf8')) as Record<
+        string,
+        { insns: string; relocations: Array<{ insn: number; kind: string; map: string; offset: number }> }
+      >
+      expect([...spec.programs.keys()].sort()).toEqual(Object.keys(facts).sort())
+      for (const [pname, f] of Object.entries(facts)) {
+        const p = spec.programs.get(pname)!
+        expect(Buffer.from(p.instructions).toString('hex'), pname).toBe(f.insns)
+        // libbpf names global data maps '<object prefix>.rodata'; ours are named after the section.
+        const theirs = f.relocations.map((r) => ({
+          ...r,
+          map: spec.maps.has(r.map) ? r.map : [...spec.maps.keys()].find((m) => m.startsWith('.') && r.map.endsWith(m)),
+        }))
+        expect(p.relocations).toEqual(theirs)
+      }
+    })
+  }
+})
+
 /** Relocated lddw slots are cleared for the collection loader; every local call lands on a function start. */
 function checkInstructions(spec: CollectionSpec): void {
   for (const p of spec.programs.values()) {
