@@ -275,7 +275,7 @@ impl Program {
         }
         let budget = input.budget.unwrap_or(self.options.budget);
         let stack_top = stack_bytes + STACK_SIZE as u64;
-        let (result, mut state) = self.run_chain(regions, state, stack_top, budget, &entry);
+        let result = self.run_chain(regions, &mut state, stack_top, budget, &entry);
         let held = state.release_lock();
         let out = result?;
         if let Some(pc) = held {
@@ -291,16 +291,15 @@ impl Program {
         Ok((out, context::finish_run(&state)))
     }
 
-    /// Runs this program, then the programs it tail-calls, on the same memory; returns the
-    /// outcome and the run state for the caller to read.
+    /// Runs this program, then the programs it tail-calls, on the same memory and run state.
     fn run_chain(
         &self,
         mut regions: Regions,
-        mut state: RunState,
+        state: &mut RunState,
         stack_top: u64,
         budget: u64,
         entry: &context::Entry,
-    ) -> (Result<RunOutput, Trap>, RunState) {
+    ) -> Result<RunOutput, Trap> {
         for r in &self.maps.regions {
             regions.push(*r);
         }
@@ -326,18 +325,22 @@ impl Program {
                 .map(|p| (p, trap.insn_count + 1)),
             Ok(_) => None,
         };
-        let state = std::mem::take(&mut env.state);
         let Some((next, used)) = next else {
-            return (result, state);
+            return result;
         };
         let Ok(next) = next.downcast::<Program>() else {
             unreachable!("HelperContext::tail_call accepts programs only");
         };
         let regions = std::mem::take(&mut env.regions);
         // The map keep-alives of this program (`env.maps`) live until the chain ends.
-        let (result, state) =
-            next.run_chain(regions, state, stack_top, budget.saturating_sub(used), entry);
-        let result = match result {
+        let result = next.run_chain(
+            regions,
+            &mut *env.state,
+            stack_top,
+            budget.saturating_sub(used),
+            entry,
+        );
+        match result {
             Ok(mut out) => {
                 out.insn_count += used;
                 Ok(out)
@@ -346,8 +349,7 @@ impl Program {
                 trap.insn_count += used;
                 Err(trap)
             }
-        };
-        (result, state)
+        }
     }
 
     /// Runs a callback of this program (`helpers/callbacks.rs`) with the interpreter, through its

@@ -372,7 +372,7 @@ fn run_case(
         budget,
         packet: (data, DATA_LEN as u64),
         maps: Default::default(),
-        state: Default::default(),
+        state: &mut Default::default(),
         function_runner: None,
     };
     let args = [data, DATA_LEN as u64, extra, 0, 0];

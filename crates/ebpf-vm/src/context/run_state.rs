@@ -97,7 +97,7 @@ pub struct RunState {
     /// The packet of a socket filter (address, length), which `bpf_skb_load_bytes` reads.
     pub skb_packet: (u64, u64),
     /// The XDP frame with its moving bounds.
-    pub xdp: Option<XdpFrame>,
+    pub xdp: Option<Box<XdpFrame>>,
     pub process: ProcessInfo,
     /// Where `bpf_trace_printk` and `bpf_perf_event_output` deliver (absent for programs that
     /// cannot call them).

@@ -240,7 +240,7 @@ pub(crate) fn prepare(
     regions.push(Region::new(ctx_addr, off::BUFFER_SIZE as u64, false));
     let packet = (frame.data, pkt_len);
     state.ctx_addr = ctx_addr;
-    state.xdp = Some(frame);
+    state.xdp = Some(Box::new(frame));
     Ok(Entry {
         args: [ctx_addr, 0, 0, 0, 0],
         packet,

@@ -92,7 +92,7 @@ impl HelperContext<'_> {
             budget,
             packet: self.caller.packet,
             maps: std::mem::take(self.maps),
-            state: std::mem::take(self.state),
+            state: &mut *self.state,
             function_runner: Some(runner),
         };
         env.state.callback_depth += 1;
@@ -100,7 +100,6 @@ impl HelperContext<'_> {
         env.state.callback_depth -= 1;
         *self.regions = std::mem::take(&mut env.regions);
         *self.maps = std::mem::take(&mut env.maps);
-        *self.state = std::mem::take(&mut env.state);
         match result {
             Ok(out) => {
                 self.state.callback_insns += out.insn_count;
