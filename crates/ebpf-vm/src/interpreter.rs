@@ -452,6 +452,17 @@ enum Code {
     StxB,
     StxDw,
     Lddw,
+    // Fused sequences (see `fuse`): `rD = rS; rD += rT` alone, or followed by a load or a store
+    // through rD, the way clang indexes arrays.
+    MovAdd,
+    MovAddLdxW,
+    MovAddLdxH,
+    MovAddLdxB,
+    MovAddLdxDw,
+    MovAddStxW,
+    MovAddStxH,
+    MovAddStxB,
+    MovAddStxDw,
 }
 
 /// The fast loop's code for an instruction.
@@ -585,6 +596,36 @@ struct Op {
     run: u32,
 }
 
+/// Nothing, in a way the optimiser cannot see through: called on one side of a branch, it keeps
+/// the branch from becoming a conditional move (see `branch!` in `run_prepared`).
+#[inline(always)]
+fn keep_branch() {
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64"))]
+    // SAFETY: an empty asm block: no instructions, no effects.
+    unsafe {
+        std::arch::asm!("", options(nomem, nostack, preserves_flags))
+    };
+}
+
+/// The second source register of a fused op (see `fuse`).
+#[inline(always)]
+fn t_of(op: Op) -> usize {
+    let t = (op.imm & 0xff) as usize;
+    // SAFETY: `fuse` stores a register number of a validated instruction (at most r10), and runs
+    // only when `prepare` checked them all.
+    unsafe { std::hint::assert_unchecked(t < 11) };
+    t
+}
+
+/// The register a fused op loads into or stores from (see `fuse`).
+#[inline(always)]
+fn x_of(op: Op) -> usize {
+    let x = ((op.imm >> 8) & 0xff) as usize;
+    // SAFETY: as for `t_of`.
+    unsafe { std::hint::assert_unchecked(x < 11) };
+    x
+}
+
 /// Instructions prepared for repeated runs (see `prepare`).
 #[derive(Clone, Debug, Default)]
 pub struct Prepared {
@@ -661,10 +702,64 @@ pub fn prepare(insns: &[Insn]) -> Prepared {
             run,
         };
     }
+    if fast {
+        fuse(insns, &second, &mut ops);
+    }
     Prepared {
         insns: insns.to_vec(),
         ops,
         fast,
+    }
+}
+
+/// Replaces the op of a slot that starts `rD = rS; rD += rT` (64-bit, registers), optionally
+/// followed by a load or store whose base is rD, with one op that does all of it. The later slots
+/// keep their own ops, so a jump into the middle still works; none of these instructions ends a
+/// segment, so counting is unchanged, and a trap in the memory access names its own slot.
+/// The fused op keeps rD/rS in `dst`/`src`, rT in bits 0-7 of `imm` and the register loaded or
+/// stored in bits 8-15, and the access's offset in `off`.
+fn fuse(insns: &[Insn], second: &[bool], ops: &mut [Op]) {
+    const MOV64_REG: u8 = CLASS_ALU64 | ALU_MOV | SRC_X;
+    const ADD64_REG: u8 = CLASS_ALU64 | ALU_ADD | SRC_X;
+    let len = insns.len();
+    for pc in 0..len.saturating_sub(1) {
+        let (a, b) = (&insns[pc], &insns[pc + 1]);
+        if second[pc]
+            || second[pc + 1]
+            || a.opcode != MOV64_REG
+            || a.off != 0
+            || b.opcode != ADD64_REG
+            || b.dst != a.dst
+        {
+            continue;
+        }
+        let d = a.dst;
+        let mut code = Code::MovAdd;
+        let mut other = 0u8;
+        let mut off = 0i32;
+        if pc + 2 < len && !second[pc + 2] {
+            let c = &insns[pc + 2];
+            let access = match c.opcode {
+                0x61 if c.src == d => Some((Code::MovAddLdxW, c.dst)),
+                0x69 if c.src == d => Some((Code::MovAddLdxH, c.dst)),
+                0x71 if c.src == d => Some((Code::MovAddLdxB, c.dst)),
+                0x79 if c.src == d => Some((Code::MovAddLdxDw, c.dst)),
+                0x63 if c.dst == d => Some((Code::MovAddStxW, c.src)),
+                0x6b if c.dst == d => Some((Code::MovAddStxH, c.src)),
+                0x73 if c.dst == d => Some((Code::MovAddStxB, c.src)),
+                0x7b if c.dst == d => Some((Code::MovAddStxDw, c.src)),
+                _ => None,
+            };
+            if let Some((c_code, reg)) = access {
+                code = c_code;
+                other = reg;
+                off = c.off as i32;
+            }
+        }
+        let op = &mut ops[pc];
+        op.code = code;
+        op.imm = (b.src as i32) | ((other as i32) << 8);
+        op.off = off;
     }
 }
 
@@ -769,15 +864,28 @@ pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Resul
                 unsafe { store(addr, $size, $v) };
             }};
         }
+        // `rD = rS; rD += rT`, then the access of the third slot (`pc` moved past it first, so
+        // that a trap names that slot).
+        macro_rules! mov_add_access {
+            ($op:expr, $d:expr, $s:expr, $access:expr) => {{
+                reg[$d] = reg[$s];
+                reg[$d] = reg[$d].wrapping_add(reg[t_of($op)]);
+                pc += 2;
+                $access
+            }};
+        }
         // A conditional jump ends the segment whichever way it goes.
+        // It stays a branch of the host: the empty asm keeps the compiler from turning it into a
+        // conditional move, which would make the next dispatch wait for the comparison instead of
+        // running ahead on the prediction.
         macro_rules! branch {
             ($cond:expr, $op:expr) => {{
-                let t = if $cond {
-                    pc.wrapping_add($op.off as isize as usize)
+                if $cond {
+                    keep_branch();
+                    enter!(pc.wrapping_add($op.off as isize as usize));
                 } else {
-                    pc
-                };
-                enter!(t);
+                    enter!(pc);
+                }
             }};
         }
 
@@ -925,6 +1033,21 @@ pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Resul
                     let hi = unsafe { ops.get_unchecked(pc) }.imm;
                     reg[d] = (op.imm as u32 as u64) | ((hi as u32 as u64) << 32);
                     pc += 1;
+                }
+                Code::MovAdd => {
+                    reg[d] = reg[s];
+                    reg[d] = reg[d].wrapping_add(reg[t_of(op)]);
+                    pc += 1;
+                }
+                Code::MovAddLdxW => mov_add_access!(op, d, s, load_fast!(4, op, x_of(op), d)),
+                Code::MovAddLdxH => mov_add_access!(op, d, s, load_fast!(2, op, x_of(op), d)),
+                Code::MovAddLdxB => mov_add_access!(op, d, s, load_fast!(1, op, x_of(op), d)),
+                Code::MovAddLdxDw => mov_add_access!(op, d, s, load_fast!(8, op, x_of(op), d)),
+                Code::MovAddStxW => mov_add_access!(op, d, s, store_fast!(4, op, d, reg[x_of(op)])),
+                Code::MovAddStxH => mov_add_access!(op, d, s, store_fast!(2, op, d, reg[x_of(op)])),
+                Code::MovAddStxB => mov_add_access!(op, d, s, store_fast!(1, op, d, reg[x_of(op)])),
+                Code::MovAddStxDw => {
+                    mov_add_access!(op, d, s, store_fast!(8, op, d, reg[x_of(op)]))
                 }
                 Code::General | Code::Exit => {
                     let at = pc - 1;
