@@ -13,3 +13,4 @@ export type NativeError = Binding.NativeError
 export type NativeProgram = Binding.NativeProgram
 export type NativeRunResult = Binding.NativeRunResult
 export type NativeRunInput = Binding.NativeRunInput
+export type NativeBatch = Binding.NativeBatch

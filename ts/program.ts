@@ -6,7 +6,14 @@
 import { type ContextValue, decodeContext, encodeContext } from './context.js'
 import { EbpfError, type ErrorCode, fromCodedError, LoadError, TrapError, type TrapKind } from './errors.js'
 import { asBpfMap, type BpfMap } from './map.js'
-import { type NativeError, type NativeProgram, type NativeRunInput, type NativeRunResult, native } from './native.js'
+import {
+  type NativeBatch,
+  type NativeError,
+  type NativeProgram,
+  type NativeRunInput,
+  type NativeRunResult,
+  native,
+} from './native.js'
 import type { LineInfo } from './spec.js'
 
 /** What r1 points to at entry; see README "Program types". */
@@ -217,12 +224,14 @@ function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
 /** One packet's outcome in `runBatch`. */
 export type BatchEntry = ({ ok: true } & RunResult) | { ok: false; error: LoadError | TrapError }
 
-function checkPackets(packets: readonly Uint8Array[]): Buffer[] {
+/** The packets of a batch as one buffer and their lengths (one crossing into the engine). */
+function concatPackets(packets: readonly Uint8Array[]): { all: Buffer; lengths: number[] } {
   if (!Array.isArray(packets)) throw new LoadError('EINVAL', 'runBatch takes an array of Uint8Array packets')
-  return packets.map((p, i) => {
+  const lengths = packets.map((p, i) => {
     if (!(p instanceof Uint8Array)) throw new LoadError('EINVAL', `packets[${i}] must be a Uint8Array`)
-    return view(p)
+    return p.byteLength
   })
+  return { all: Buffer.concat(packets), lengths }
 }
 
 const bytes = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
@@ -334,8 +343,8 @@ export class Program {
    * a trap on one packet does not stop the others. Each entry is the run's result or its error.
    */
   runBatch(packets: readonly Uint8Array[], options: Omit<RunOptions, 'data' | 'repeat'> = {}): BatchEntry[] {
-    const list = checkPackets(packets)
-    const out = this.native.runBatch(list, runInput(this.type, options)).map((r) => this.#entry(r))
+    const { all, lengths } = concatPackets(packets)
+    const out = this.#entries(this.native.runBatch(all, lengths, runInput(this.type, options)))
     this.#deliverPerfRecords()
     return out
   }
@@ -345,8 +354,8 @@ export class Program {
     packets: readonly Uint8Array[],
     options: Omit<RunOptions, 'data' | 'repeat'> = {},
   ): Promise<BatchEntry[]> {
-    const list = checkPackets(packets)
-    const out = (await this.native.runBatchAsync(list, runInput(this.type, options))).map((r) => this.#entry(r))
+    const { all, lengths } = concatPackets(packets)
+    const out = this.#entries(await this.native.runBatchAsync(all, lengths, runInput(this.type, options)))
     this.#deliverPerfRecords()
     return out
   }
@@ -361,8 +370,42 @@ export class Program {
     for (const r of this.native.takePerfRecords()) this.#onPerfEvent({ index: r.index, data: bytes(r.data) })
   }
 
-  #entry(r: NativeRunResult): BatchEntry {
-    return r.error ? { ok: false, error: this.#located(fromNative(r.error)) } : { ok: true, ...toResult(this.type, r) }
+  /** Unpacks a batch: per-packet views into the few buffers the engine returned. */
+  #entries(b: NativeBatch): BatchEntry[] {
+    const errors = new Map(b.errors.map((e) => [e.index, e.error]))
+    const r0 = new DataView(b.r0.buffer, b.r0.byteOffset, b.r0.byteLength)
+    const counts = new DataView(b.insnCounts.buffer, b.insnCounts.byteOffset, b.insnCounts.byteLength)
+    const durations = new DataView(b.durations.buffer, b.durations.byteOffset, b.durations.byteLength)
+    const at = { data: 0, ctx: 0, meta: 0 }
+    const slice = (buf: Buffer, key: 'data' | 'ctx' | 'meta', len: number) => {
+      const v = new Uint8Array(buf.buffer, buf.byteOffset + at[key], len)
+      at[key] += len
+      return v
+    }
+    return b.dataLengths.map((dataLen, i) => {
+      const data = slice(b.data, 'data', dataLen)
+      const ctxLen = b.ctxLengths[i]!
+      const ctx = ctxLen ? slice(b.ctx, 'ctx', ctxLen) : undefined
+      const metaLen = b.metaLengths[i]!
+      const meta = metaLen ? slice(b.meta, 'meta', metaLen) : undefined
+      const error = errors.get(i)
+      if (error) return { ok: false, error: this.#located(fromNative(error)) }
+      const value = r0.getBigUint64(8 * i, true)
+      const entry: BatchEntry = {
+        ok: true,
+        r0: value,
+        retval: Number(value & 0xffffffffn),
+        data,
+        insnCount: counts.getFloat64(8 * i, true),
+        durationNs: durations.getFloat64(8 * i, true),
+      }
+      if (ctx) {
+        entry.ctx = ctx
+        entry.ctxFields = decodeContext(this.type, ctx)
+      }
+      if (meta) entry.meta = meta
+      return entry
+    })
   }
 
   #result(res: NativeRunResult): RunResult {

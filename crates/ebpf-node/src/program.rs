@@ -233,46 +233,145 @@ impl NativeProgram {
     pub fn run_async(&self, input: NativeRunInput) -> AsyncTask<RunTask> {
         AsyncTask::new(RunTask {
             program: self.inner.clone(),
-            inputs: vec![test_input(&input, &input.data)],
-            batch: false,
+            input: test_input(&input, &input.data),
         })
     }
 
-    /// One run per packet, in order, with the other inputs of `input` (its data is ignored).
+    /// One run per packet, in order, with the other inputs of `input` (its data is ignored). The
+    /// packets come concatenated in `packets`, `lengths[i]` bytes each; results come back packed,
+    /// so that a batch costs a handful of JavaScript objects, not a few per packet.
     #[napi]
-    pub fn run_batch(&self, packets: Vec<Buffer>, input: NativeRunInput) -> Vec<NativeRunResult> {
-        packets
-            .iter()
-            .map(|p| to_js(self.inner.test_run(&test_input(&input, p))))
-            .collect()
+    pub fn run_batch(
+        &self,
+        packets: &[u8],
+        lengths: Vec<u32>,
+        input: NativeRunInput,
+    ) -> Result<NativeBatch> {
+        let inputs = batch_inputs(packets, &lengths, &input)?;
+        Ok(pack(inputs.iter().map(|i| self.inner.test_run(i))))
     }
 
     /// `run_batch` on the libuv thread pool.
-    #[napi(ts_return_type = "Promise<NativeRunResult[]>")]
+    #[napi(ts_return_type = "Promise<NativeBatch>")]
     pub fn run_batch_async(
         &self,
-        packets: Vec<Buffer>,
+        packets: &[u8],
+        lengths: Vec<u32>,
         input: NativeRunInput,
-    ) -> AsyncTask<RunTask> {
-        AsyncTask::new(RunTask {
+    ) -> Result<AsyncTask<BatchTask>> {
+        Ok(AsyncTask::new(BatchTask {
             program: self.inner.clone(),
-            inputs: packets.iter().map(|p| test_input(&input, p)).collect(),
-            batch: true,
-        })
+            inputs: batch_inputs(packets, &lengths, &input)?,
+        }))
     }
 }
 
-/// Test runs on the thread pool; the program is shared, the inputs owned.
-pub struct RunTask {
-    program: Arc<Program>,
-    inputs: Vec<TestRunInput>,
-    /// A batch resolves to the list of results, a single run to its result.
-    batch: bool,
+/// The results of a batch, packed: entry `i` of each array belongs to packet `i`.
+#[napi(object)]
+pub struct NativeBatch {
+    /// r0 of each run, 8 bytes little-endian each (0 where the run trapped).
+    pub r0: Buffer,
+    /// Instructions executed, f64 little-endian each.
+    pub insn_counts: Buffer,
+    /// Nanoseconds of each run, f64 little-endian each.
+    pub durations: Buffer,
+    /// The data each run left, concatenated, `data_lengths[i]` bytes each.
+    pub data: Buffer,
+    pub data_lengths: Vec<u32>,
+    /// Context images, concatenated (empty when the type has none).
+    pub ctx: Buffer,
+    pub ctx_lengths: Vec<u32>,
+    /// XDP metadata, concatenated.
+    pub meta: Buffer,
+    pub meta_lengths: Vec<u32>,
+    /// The runs that trapped.
+    pub errors: Vec<NativeBatchError>,
 }
 
-impl Task for RunTask {
+#[napi(object)]
+pub struct NativeBatchError {
+    pub index: u32,
+    pub error: NativeError,
+}
+
+fn batch_inputs(
+    packets: &[u8],
+    lengths: &[u32],
+    input: &NativeRunInput,
+) -> Result<Vec<TestRunInput>> {
+    let total: u64 = lengths.iter().map(|&l| l as u64).sum();
+    if total != packets.len() as u64 {
+        return Err(Error::new(
+            Status::InvalidArg,
+            format!(
+                "EINVAL: packet lengths add up to {total} bytes, the packets have {}",
+                packets.len()
+            ),
+        ));
+    }
+    let mut at = 0usize;
+    Ok(lengths
+        .iter()
+        .map(|&l| {
+            let p = &packets[at..at + l as usize];
+            at += l as usize;
+            test_input(input, p)
+        })
+        .collect())
+}
+
+fn pack(outputs: impl Iterator<Item = TestRunOutput>) -> NativeBatch {
+    let (mut r0, mut counts, mut durations) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut data, mut data_lengths) = (Vec::new(), Vec::new());
+    let (mut ctx, mut ctx_lengths) = (Vec::new(), Vec::new());
+    let (mut meta, mut meta_lengths) = (Vec::new(), Vec::new());
+    let mut errors = Vec::new();
+    for (i, out) in outputs.enumerate() {
+        let value = match out.result {
+            Ok(v) => v,
+            Err(trap) => {
+                errors.push(NativeBatchError {
+                    index: i as u32,
+                    error: trap.into(),
+                });
+                0
+            }
+        };
+        r0.extend_from_slice(&value.to_le_bytes());
+        counts.extend_from_slice(&(out.insn_count as f64).to_le_bytes());
+        durations.extend_from_slice(&out.duration_ns.to_le_bytes());
+        data_lengths.push(out.data.len() as u32);
+        data.extend_from_slice(&out.data);
+        let c = out.ctx.unwrap_or_default();
+        ctx_lengths.push(c.len() as u32);
+        ctx.extend_from_slice(&c);
+        let m = out.meta.unwrap_or_default();
+        meta_lengths.push(m.len() as u32);
+        meta.extend_from_slice(&m);
+    }
+    NativeBatch {
+        r0: r0.into(),
+        insn_counts: counts.into(),
+        durations: durations.into(),
+        data: data.into(),
+        data_lengths,
+        ctx: ctx.into(),
+        ctx_lengths,
+        meta: meta.into(),
+        meta_lengths,
+        errors,
+    }
+}
+
+/// A batch on the thread pool.
+pub struct BatchTask {
+    program: Arc<Program>,
+    inputs: Vec<TestRunInput>,
+}
+
+impl Task for BatchTask {
     type Output = Vec<TestRunOutput>;
-    type JsValue = Either<NativeRunResult, Vec<NativeRunResult>>;
+    type JsValue = NativeBatch;
 
     fn compute(&mut self) -> Result<Self::Output> {
         Ok(self
@@ -283,14 +382,26 @@ impl Task for RunTask {
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        let mut results: Vec<NativeRunResult> = output.into_iter().map(to_js).collect();
-        Ok(match (self.batch, results.pop()) {
-            (false, Some(one)) => Either::A(one),
-            (_, last) => {
-                results.extend(last);
-                Either::B(results)
-            }
-        })
+        Ok(pack(output.into_iter()))
+    }
+}
+
+/// A test run on the thread pool; the program is shared, the input owned.
+pub struct RunTask {
+    program: Arc<Program>,
+    input: TestRunInput,
+}
+
+impl Task for RunTask {
+    type Output = TestRunOutput;
+    type JsValue = NativeRunResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(self.program.test_run(&self.input))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(to_js(output))
     }
 }
 
