@@ -270,9 +270,6 @@ impl Program {
             &mut state,
             &mut regions,
         )?;
-        if self.prints {
-            state.output = Some(self.output.clone());
-        }
         let budget = input.budget.unwrap_or(self.options.budget);
         let stack_top = stack_bytes + STACK_SIZE as u64;
         let result = self.run_chain(regions, &mut state, stack_top, budget, &entry);
@@ -303,7 +300,9 @@ impl Program {
         for r in &self.maps.regions {
             regions.push(*r);
         }
+        // Each program of a tail-call chain has its own callbacks and output.
         state.callbacks = self.callbacks.clone();
+        state.output = self.prints.then(|| self.output.clone());
         let runner =
             |env: &mut RunEnv<'_>, pc: usize, args: [u64; 5]| self.run_callback(env, pc, args);
         let mut env = RunEnv {

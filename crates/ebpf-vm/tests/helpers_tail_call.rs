@@ -122,3 +122,32 @@ fn a_program_of_another_type_is_not_tail_called() {
         .unwrap();
     assert_eq!(out.r0, (-22i64) as u64);
 }
+
+#[test]
+fn a_tail_called_program_prints_to_its_own_log() {
+    let map = prog_array(1);
+    // Target: trace_printk("t\n", 3); return 5
+    let target = load_raw(
+        &prog![
+            st(SIZE_W, 10, -8, 0x000a_74),
+            fp_plus(1, -8),
+            mov(2, 3),
+            call(6),
+            mov(0, 5),
+            exit()
+        ],
+        &map,
+        ProgramType::Raw,
+    );
+    set(&map, 0, target.clone());
+    let caller = load_raw(&counting(0), &map, ProgramType::Raw);
+    let out = caller
+        .run(&mut RunInput {
+            data: &mut [0u8; 1],
+            budget: None,
+        })
+        .unwrap();
+    assert_eq!(out.r0, 5);
+    assert_eq!(target.trace_log(), "t\n");
+    assert_eq!(caller.trace_log(), "");
+}
