@@ -543,3 +543,79 @@ fn panicking_helpers() -> HelperTable {
     });
     helpers
 }
+
+#[test]
+fn budget_ending_inside_a_block_keeps_earlier_stores_only() {
+    // One block: three stores to the data, then exit. r1 = data.
+    let stb = |off, v| i(CLASS_ST | MODE_MEM | SIZE_B, 1, 0, off, v);
+    let p = [stb(0, 1), stb(1, 2), stb(2, 3), exit()];
+    for budget in 0..4u64 {
+        let mut data = [0u8; 3];
+        let t = run_with(&p, Engine::Jit, &mut data, Some(budget)).unwrap_err();
+        assert_eq!(
+            (t.kind, t.pc, t.insn_count),
+            (TrapKind::BudgetExhausted, budget as usize, budget)
+        );
+        // Exactly the first `budget` stores happened.
+        let want: Vec<u8> = (0..3)
+            .map(|k| if k < budget { k as u8 + 1 } else { 0 })
+            .collect();
+        assert_eq!(data.to_vec(), want, "budget {budget}");
+    }
+    let mut data = [0u8; 3];
+    let out = run_with(&p, Engine::Jit, &mut data, Some(4)).unwrap();
+    assert_eq!((out.insn_count, data), (4, [1, 2, 3]));
+}
+
+#[test]
+fn a_trap_inside_a_block_counts_only_what_ran() {
+    // One block: store data[0], load 8 bytes at data+1 (past the 4-byte end), store data[1].
+    let p = [
+        i(CLASS_ST | MODE_MEM | SIZE_B, 1, 0, 0, 9),
+        i(CLASS_LDX | MODE_MEM | SIZE_DW, 0, 1, 1, 0),
+        i(CLASS_ST | MODE_MEM | SIZE_B, 1, 0, 1, 9),
+        exit(),
+    ];
+    let mut data = [0u8; 4];
+    let addr = data.as_ptr() as u64 + 1;
+    let t = run_with(&p, Engine::Jit, &mut data, None).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.addr, t.size, t.insn_count),
+        (TrapKind::OutOfBounds, 1, addr, 8, 1)
+    );
+    assert_eq!(data, [9, 0, 0, 0]);
+    // With a budget of 1 the load never runs: the budget trap comes first, at the load.
+    let mut data = [0u8; 4];
+    let t = run_with(&p, Engine::Jit, &mut data, Some(1)).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.insn_count),
+        (TrapKind::BudgetExhausted, 1, 1)
+    );
+    assert_eq!(data, [9, 0, 0, 0]);
+    // A helper error in the middle of a block: helper 1 fails; two movs before it.
+    let mut helpers = HelperTable::new();
+    helpers.register(1, "fail", |_, _| Err(ebpf_vm::HelperError("no".into())));
+    let p = [
+        mov64_imm(0, 1),
+        mov64_imm(0, 2),
+        i(OP_CALL, 0, 0, 0, 1),
+        mov64_imm(0, 3),
+        exit(),
+    ];
+    let prog = Program::load(
+        &bytes(&p),
+        ProgramOptions {
+            engine: Engine::Jit,
+            helpers,
+            ..ProgramOptions::default()
+        },
+    )
+    .unwrap();
+    let t = prog
+        .run(&mut RunInput {
+            data: &mut [],
+            budget: None,
+        })
+        .unwrap_err();
+    assert_eq!((t.kind, t.pc, t.insn_count), (TrapKind::HelperError, 2, 2));
+}

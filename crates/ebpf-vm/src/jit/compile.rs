@@ -1,5 +1,6 @@
-//! Translation of validated eBPF into x86-64 machine code: segment analysis for the budget, then
-//! one pass over the instructions, then the out-of-line snippets and the shared stubs. The layout,
+//! Translation of validated eBPF into x86-64 machine code: basic-block analysis for the budget,
+//! then one pass over the instructions, then the out-of-line snippets (among them the metered
+//! copies of blocks) and the shared stubs. The layout,
 //! register assignment and budget scheme are described in `jit/mod.rs`.
 
 use super::frame::*;
@@ -11,14 +12,15 @@ use crate::isa::{lddw_imm, Insn};
 
 /// Host register of each eBPF register r0-r10.
 pub const REG: [u8; 11] = [RDI, RSI, R8, R9, R10, R11, RBX, R13, R14, R15, RBP];
-/// Instruction budget left in this run (decremented per segment).
+/// Instruction budget left in this run (decremented per basic block).
 const BUDGET: u8 = R12;
 
-/// Upper bound on the bytes one instruction emits inline, its segment check included.
-pub const MAX_INSN_BYTES: usize = 128;
-/// Upper bound on the out-of-line bytes one instruction adds (budget snippet, second region
-/// check, one trap snippet).
-pub const MAX_SNIPPET_BYTES: usize = 96;
+/// Upper bound on the bytes one instruction emits inline, its block's budget check included.
+pub const MAX_INSN_BYTES: usize = 144;
+/// Upper bound on the out-of-line bytes one instruction adds: its copy in the metered version of
+/// its block with a budget probe, and for each of its two copies a second-region check or a trap
+/// snippet, plus its block's budget exit.
+pub const MAX_SNIPPET_BYTES: usize = 2 * MAX_INSN_BYTES + 32 + 2 * 72 + 24;
 /// Upper bound on the prologue and shared stubs.
 pub const MAX_FIXED_BYTES: usize = 1024;
 
@@ -31,7 +33,7 @@ pub struct Compiled {
     pub body_end: usize,
 }
 
-/// The code-size bound, known before emission.
+/// The code-size bound, known before emission (compilation fails rather than exceed it).
 pub fn size_bound(insns: usize) -> usize {
     insns * (MAX_INSN_BYTES + MAX_SNIPPET_BYTES) + MAX_FIXED_BYTES
 }
@@ -47,10 +49,22 @@ fn is_lddw(insn: &Insn) -> bool {
     insn.opcode == OP_LDDW
 }
 
-/// Whether an instruction ends a metering segment: it jumps, calls, exits, may trap, or changes
-/// memory that outlives the run. Only register arithmetic, `lddw` and frame-local stack accesses
-/// (whose effects die with the run) may sit in the middle of a segment.
-fn ends_segment(insn: &Insn) -> bool {
+/// Whether an instruction ends a basic block: it jumps, calls a bpf function or exits. Helper
+/// calls do not: control comes back to the next instruction.
+fn ends_block(insn: &Insn) -> bool {
+    let op = insn.opcode;
+    match class(op) {
+        CLASS_JMP | CLASS_JMP32 => {
+            !(op & 0xf0 == JMP_CALL && (op & SRC_X != 0 || insn.src != CALL_LOCAL))
+        }
+        _ => false,
+    }
+}
+
+/// Whether an instruction can have an effect that outlives a trap of the run: it may trap
+/// itself, end the run, or change memory other than the current stack frame. Register
+/// arithmetic, `lddw` and frame-local stack accesses cannot.
+fn observable(insn: &Insn) -> bool {
     let op = insn.opcode;
     match class(op) {
         CLASS_ALU | CLASS_ALU64 => false,
@@ -79,8 +93,8 @@ fn targets(pc: usize, insn: &Insn) -> Option<usize> {
     }
 }
 
-/// For each slot starting a segment, the number of instructions in that segment (0 elsewhere).
-pub fn segments(insns: &[Insn]) -> Vec<u32> {
+/// For each slot starting a basic block, the number of instructions in that block (0 elsewhere).
+pub fn blocks(insns: &[Insn]) -> Vec<u32> {
     let len = insns.len();
     let mut leader = vec![false; len];
     leader[0] = true;
@@ -91,7 +105,7 @@ pub fn segments(insns: &[Insn]) -> Vec<u32> {
         if let Some(t) = targets(pc, insn) {
             leader[t] = true;
         }
-        if ends_segment(insn) && next < len {
+        if ends_block(insn) && next < len {
             leader[next] = true;
         }
         pc = next;
@@ -110,7 +124,8 @@ pub fn segments(insns: &[Insn]) -> Vec<u32> {
 }
 
 enum Snippet {
-    /// Budget too small for the segment at `pc` of `n` instructions.
+    /// Budget too small for the block at `pc` of `n` instructions: run its metered copy (or
+    /// stop at once when no instruction before its last is observable).
     Budget {
         at: Label,
         pc: usize,
@@ -123,6 +138,12 @@ enum Snippet {
     Misaligned {
         at: Label,
         info: u32,
+        adj: u32,
+    },
+    /// A legacy packet load outside the packet.
+    PacketMiss {
+        at: Label,
+        adj: u32,
     },
     /// The inline check against one fast region failed: try the other, then the stub.
     Check {
@@ -132,6 +153,7 @@ enum Snippet {
         region: usize,
         bi: usize,
         info: u32,
+        adj: u32,
     },
 }
 
@@ -153,6 +175,9 @@ struct Compiler<'a> {
     labels: Vec<Label>,
     stubs: Stubs,
     snippets: Vec<Snippet>,
+    /// Size of the block being emitted and the index in it of the instruction being emitted.
+    block_n: u32,
+    block_k: u32,
 }
 
 fn ctx(off: i32) -> Mem {
@@ -168,7 +193,8 @@ fn fast_bound(region: usize, bi: usize) -> i32 {
 }
 
 pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
-    let mut a = Asm::with_capacity(size_bound(insns.len()));
+    // The bound is checked as code is emitted; the initial reservation is only a guess.
+    let mut a = Asm::with_capacity(insns.len() * 64 + MAX_FIXED_BYTES);
     let labels = (0..insns.len()).map(|_| a.new_label()).collect();
     let stubs = Stubs {
         exit: a.new_label(),
@@ -187,9 +213,11 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
         labels,
         stubs,
         snippets: Vec::new(),
+        block_n: 0,
+        block_k: 0,
     };
     c.prologue();
-    let seg = segments(insns);
+    let seg = blocks(insns);
     let mut offsets = vec![u32::MAX; insns.len()];
     let mut pc = 0;
     while pc < insns.len() {
@@ -198,8 +226,11 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
         c.a.bind(c.labels[pc]);
         if seg[pc] > 0 {
             c.meter(pc, seg[pc]);
+            c.block_n = seg[pc];
+            c.block_k = 0;
         }
         c.insn(pc);
+        c.block_k += 1;
         let used = c.a.pos() - start;
         if used > MAX_INSN_BYTES {
             return Err(format!(
@@ -253,7 +284,8 @@ impl Compiler<'_> {
         }
     }
 
-    /// Charges a segment of `n` instructions; if fewer are left, traps at the right instruction.
+    /// Charges a block of `n` instructions; if fewer are left, goes out of line to run exactly as
+    /// many as the budget allows.
     fn meter(&mut self, pc: usize, n: u32) {
         let at = self.a.new_label();
         self.a.alu_ri(Alu::Sub, W::B64, BUDGET, n as i32);
@@ -489,9 +521,35 @@ impl Compiler<'_> {
 
     /// rax = helper id; the stub passes r1-r5 to `interpreter::call_helper` and sets r0.
     fn call_helper(&mut self, pc: usize) {
+        let adj = self.adj();
         self.a.mov_r32_imm(RDX, pc as u32);
         let l = self.stubs.helper;
-        self.a.call(l);
+        self.with_count(adj, |a| a.call(l));
+    }
+
+    /// Instructions of the current block after the one being emitted. The block was charged in
+    /// full on entry, so at this instruction `r12 + adj` is the budget left after it: what the
+    /// stubs must see to count the instructions executed before it.
+    fn adj(&self) -> u32 {
+        self.block_n - 1 - self.block_k
+    }
+
+    /// Raises r12 by `adj` for a stub that counts instructions and leaves the run.
+    fn leave_with_count(&mut self, adj: u32) {
+        if adj > 0 {
+            self.a.alu_ri(Alu::Add, W::B64, BUDGET, adj as i32);
+        }
+    }
+
+    /// Emits `f` with r12 raised by `adj` around it (for stubs that count instructions).
+    fn with_count(&mut self, adj: u32, f: impl FnOnce(&mut Asm)) {
+        if adj > 0 {
+            self.a.alu_ri(Alu::Add, W::B64, BUDGET, adj as i32);
+        }
+        f(&mut self.a);
+        if adj > 0 {
+            self.a.alu_ri(Alu::Sub, W::B64, BUDGET, adj as i32);
+        }
     }
 
     /// A bpf-to-bpf call: saves r6-r10 and the return address in the next frame slot of the
@@ -546,6 +604,7 @@ impl Compiler<'_> {
             region: second,
             bi,
             info: access_info(pc, size, write),
+            adj: self.adj(),
         });
     }
 
@@ -592,6 +651,7 @@ impl Compiler<'_> {
         self.snippets.push(Snippet::Misaligned {
             at,
             info: access_info(pc, size, true),
+            adj: self.adj(),
         });
         let a = &mut self.a;
         a.test_al(size as u8 - 1);
@@ -643,7 +703,11 @@ impl Compiler<'_> {
     /// the program ends with r0 = 0.
     fn packet_load(&mut self, insn: &Insn) {
         let size = access_size(insn.opcode);
-        let miss = self.stubs.packet_miss;
+        let miss = self.a.new_label();
+        self.snippets.push(Snippet::PacketMiss {
+            at: miss,
+            adj: self.adj(),
+        });
         let a = &mut self.a;
         a.mov_r64_simm(RAX, insn.imm);
         if insn.opcode & 0xe0 == MODE_IND {
@@ -665,49 +729,102 @@ impl Compiler<'_> {
         a.mov_rr(W::B64, REG[0], RAX);
     }
 
+    /// Emits the out-of-line snippets, including those that the metered copies of blocks add.
     fn emit_snippets(&mut self) {
-        for s in std::mem::take(&mut self.snippets) {
-            match s {
-                Snippet::Budget { at, pc, n } => {
-                    self.a.bind(at);
-                    self.a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
-                    self.a.mov_r32_imm(RAX, pc as u32);
-                    let l = self.stubs.budget;
-                    self.a.jmp(l);
-                }
-                Snippet::CallDepth { at, pc } => {
-                    self.a.bind(at);
-                    self.a.mov_r32_imm(RAX, pc as u32);
-                    let l = self.stubs.call_depth;
-                    self.a.jmp(l);
-                }
-                Snippet::Check {
-                    at,
-                    back,
-                    m,
-                    region,
-                    bi,
-                    info,
-                } => {
-                    let a = &mut self.a;
-                    a.bind(at);
-                    a.lea(RCX, m);
-                    a.alu_rm(Alu::Sub, W::B64, RCX, ctx(fast_start(region)));
-                    a.alu_rm(Alu::Cmp, W::B64, RCX, ctx(fast_bound(region, bi)));
-                    a.jcc(Cond::B, back);
-                    a.lea(RAX, m);
-                    a.mov_r32_imm(RDX, info);
-                    a.call(self.stubs.check);
-                    a.jmp(back);
-                }
-                Snippet::Misaligned { at, info } => {
-                    self.a.bind(at);
-                    self.a.mov_r32_imm(RDX, info);
-                    let l = self.stubs.misaligned;
-                    self.a.jmp(l);
-                }
+        while !self.snippets.is_empty() {
+            for s in std::mem::take(&mut self.snippets) {
+                self.snippet(s);
             }
         }
+    }
+
+    fn snippet(&mut self, s: Snippet) {
+        match s {
+            Snippet::Budget { at, pc, n } => {
+                self.a.bind(at);
+                self.metered_copy(pc, n);
+                // Budget exhausted at the instruction `rem` places into the block (r12 + n).
+                self.a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
+                self.a.mov_r32_imm(RAX, pc as u32);
+                let l = self.stubs.budget;
+                self.a.jmp(l);
+            }
+            Snippet::CallDepth { at, pc } => {
+                self.a.bind(at);
+                self.a.mov_r32_imm(RAX, pc as u32);
+                let l = self.stubs.call_depth;
+                self.a.jmp(l);
+            }
+            Snippet::Check {
+                at,
+                back,
+                m,
+                region,
+                bi,
+                info,
+                adj,
+            } => {
+                self.a.bind(at);
+                self.a.lea(RCX, m);
+                self.a
+                    .alu_rm(Alu::Sub, W::B64, RCX, ctx(fast_start(region)));
+                self.a
+                    .alu_rm(Alu::Cmp, W::B64, RCX, ctx(fast_bound(region, bi)));
+                self.a.jcc(Cond::B, back);
+                self.a.lea(RAX, m);
+                self.a.mov_r32_imm(RDX, info);
+                let stub = self.stubs.check;
+                self.with_count(adj, |a| a.call(stub));
+                self.a.jmp(back);
+            }
+            Snippet::Misaligned { at, info, adj } => {
+                self.a.bind(at);
+                self.leave_with_count(adj);
+                self.a.mov_r32_imm(RDX, info);
+                let l = self.stubs.misaligned;
+                self.a.jmp(l);
+            }
+            Snippet::PacketMiss { at, adj } => {
+                self.a.bind(at);
+                self.leave_with_count(adj);
+                let l = self.stubs.packet_miss;
+                self.a.jmp(l);
+            }
+        }
+    }
+
+    /// The block at `pc` of `n` instructions, for a run whose budget ends inside it: r12 is
+    /// `rem - n` (wrapped), `rem < n`. The interpreter would execute the first `rem` instructions
+    /// and trap before the next; so each observable instruction `k` runs only if `k < rem`, and
+    /// the others (register arithmetic, frame-local stack traffic: invisible once the run traps)
+    /// may run regardless. Falls through to the budget trap; the block's last instruction (its
+    /// jump, call or exit, if it has one) is never reached, as `rem <= n - 1`.
+    fn metered_copy(&mut self, start: usize, n: u32) {
+        let mut pcs = Vec::with_capacity(n as usize);
+        let mut pc = start;
+        for _ in 0..n {
+            pcs.push(pc);
+            pc += if is_lddw(&self.insns[pc]) { 2 } else { 1 };
+        }
+        if !pcs[..n as usize - 1]
+            .iter()
+            .any(|&pc| observable(&self.insns[pc]))
+        {
+            return;
+        }
+        let out = self.a.new_label();
+        self.block_n = n;
+        for (k, &pc) in pcs[..n as usize - 1].iter().enumerate() {
+            if observable(&self.insns[pc]) {
+                // if rem <= k: stop here.
+                self.a.lea(RAX, mem(BUDGET, n as i32));
+                self.a.alu_ri(Alu::Cmp, W::B64, RAX, k as i32);
+                self.a.jcc(Cond::Be, out);
+            }
+            self.block_k = k as u32;
+            self.insn(pc);
+        }
+        self.a.bind(out);
     }
 
     fn emit_stubs(&mut self) {

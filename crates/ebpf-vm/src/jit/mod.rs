@@ -11,7 +11,7 @@
 //! | r1-r5| rsi, r8, r9, r10, r11 | caller-saved: pushed around helper calls (they must survive) |
 //! | r6-r9| rbx, r13, r14, r15 | callee-saved: survive calls into Rust for free |
 //! | r10  | rbp    | callee-saved; `[rbp + off]` frame-local accesses need no check |
-//! | budget left | r12 | callee-saved; decremented once per segment |
+//! | budget left | r12 | callee-saved; decremented once per basic block |
 //! | scratch | rax, rcx, rdx | addresses, `div`/`idiv` (rdx:rax), shift counts (cl) |
 //!
 //! `rsp` points at the run's context block (`frame::Ctx`), copied onto the host stack by the
@@ -24,9 +24,9 @@
 //!
 //! `prologue | body: one block per instruction, in order | out-of-line snippets | shared stubs`.
 //!
-//! - Snippets (per site): the budget slow path of each segment (`add r12, n; mov eax, pc; jmp
-//!   budget`), the second-region memory check, call-depth traps (`mov eax, pc`) and
-//!   misaligned-atomic traps (`mov edx, info`).
+//! - Snippets (per site): the budget slow path of each block (its metered copy, then `add r12,
+//!   n; mov eax, pc; jmp budget`), the second-region memory check, call-depth traps
+//!   (`mov eax, pc`), misaligned-atomic traps (`mov edx, info`) and packet-load misses.
 //! - Shared stubs: `exit` (returns from a bpf-to-bpf frame, or leaves from the main one),
 //!   `packet_miss` (legacy packet load outside the packet: r0 = 0, leave), `budget`,
 //!   `call_depth`, `misaligned` (write the exit record), `check` (slow memory check: saves the
@@ -46,20 +46,28 @@
 //!
 //! # Budget scheme
 //!
-//! The program is cut into *segments*: straight-line runs that start at a jump/call target or
-//! after a segment end, and end with the first instruction that jumps, calls, exits, may trap,
-//! or changes memory that outlives the run (checked loads/stores, atomics, packet loads). On
-//! entry a segment of n instructions does `sub r12, n; jb slow`. If the budget covers it, no
-//! other metering happens inside. If not (`slow`), the run stops *before executing any of it*:
-//! every instruction before the last one is register arithmetic or frame-local stack traffic,
-//! whose effects are unobservable once the run traps, so stopping early is indistinguishable
-//! from the interpreter executing `rem` of them and trapping at the next one; `runtime::run`
-//! walks `rem` instructions from the segment start to name that pc. Because every instruction
-//! that can trap ends its segment, a trap's `insn_count` is `budget - r12 - 1`, and a normal
-//! exit's is `budget - r12`.
+//! Metering is per basic block: blocks start at pc 0, at jump and call targets and after a
+//! jump, bpf-to-bpf call or exit, and end with such an instruction (helper calls, loads, stores
+//! and atomics may sit anywhere in a block). On entry a block of n instructions does
+//! `sub r12, n; jb slow`: if the budget covers the whole block, no other metering happens in it.
+//! An instruction that can trap at index k of its block knows statically that `n - 1 - k`
+//! instructions of the block were charged but not executed, and raises r12 by that much before
+//! the stub that counts (`check`, `helper`, `misaligned`, `packet_miss`), so a trap's
+//! `insn_count` is `budget - r12 - 1` and a normal exit's `budget - r12`, exactly.
+//!
+//! `slow` (rem = r12 + n < n: the budget ends inside this block) jumps to the block's *metered
+//! copy*, emitted out of line: the block's instructions again, each observable one (checked
+//! memory access, atomic, helper call, packet load) preceded by a probe `if rem <= k: stop`.
+//! The interpreter would execute the first `rem` instructions and then trap, so observable
+//! instructions run exactly when k < rem, in order, with their own traps taking precedence;
+//! register arithmetic and frame-local stack traffic may run past the stopping point because
+//! their effects die with the trapping run. The copy ends in the budget trap (the block's own
+//! jump/call/exit is never reached, as rem < n); `runtime::run` walks `rem` instructions from
+//! the block start to name the pc. Blocks with nothing observable before their last
+//! instruction have no copy: they trap at once. A run enters a metered copy at most once.
 //!
 //! Safety for any validated bytecode: all memory accesses are checked or frame-local; the
-//! budget bounds every loop (each backward jump lands on a segment start); `div`/`idiv` never
+//! budget bounds every loop (each backward jump lands on a block start); `div`/`idiv` never
 //! see a zero divisor or INT_MIN / -1; call depth is bounded by 8 frames in `Ctx::frames`, and
 //! the host stack use is fixed.
 
@@ -74,7 +82,7 @@ use crate::error::{ErrorCode, LoadError, Trap};
 use crate::interpreter::{RunEnv, RunOutput};
 use crate::isa::Insn;
 
-pub use compile::segments;
+pub use compile::blocks;
 
 /// A program compiled to x86-64.
 #[derive(Debug)]

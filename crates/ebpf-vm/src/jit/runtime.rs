@@ -22,8 +22,8 @@ struct RunState {
     panic: Option<Box<dyn Any + Send>>,
 }
 
-/// Instructions executed before the one a segment-terminating trap names: that instruction is
-/// the last of its segment, which was charged in full.
+/// Instructions executed before the one a trap names, from the budget left as the stubs see it
+/// (r12 raised by the instructions of the block after the trapping one: see `compile::adj`).
 fn count_before(budget: u64, rem: u64) -> u64 {
     budget.wrapping_sub(rem).wrapping_sub(1)
 }
@@ -183,7 +183,7 @@ pub(super) unsafe fn run(
             insn_count: budget - out.rem,
         }),
         EXIT_BUDGET => {
-            // The segment starting at exit_a had only `rem` instructions of budget left: the
+            // The block starting at exit_a had only `rem` instructions of budget left: the
             // budget ends before the instruction `rem` places into it.
             let mut pc = out.exit_a as usize;
             for _ in 0..out.rem {

@@ -117,19 +117,22 @@ fn encodings_decode_to_what_was_meant() {
 }
 
 #[test]
-fn segments_cut_after_effects_and_at_targets() {
+fn blocks_end_at_jumps_calls_and_exits_and_start_at_targets() {
     use crate::isa::opcodes::*;
     use crate::isa::Insn;
     let i = Insn::new;
     let prog = [
-        i(CLASS_ALU64 | ALU_MOV, 0, 0, 0, 1), // 0: segment of 3
-        i(CLASS_STX | MODE_MEM | SIZE_DW, 10, 0, -8, 0), // 1: frame-local store: not an end
-        i(CLASS_LDX | MODE_MEM | SIZE_W, 0, 1, 0, 0), // 2: checked load: ends
-        i(OP_LDDW, 2, 0, 0, 5),               // 3: segment of 2 (lddw counts once)
+        i(CLASS_ALU64 | ALU_MOV, 0, 0, 0, 1),            // 0: block of 5
+        i(CLASS_STX | MODE_MEM | SIZE_DW, 10, 0, -8, 0), // 1
+        i(CLASS_LDX | MODE_MEM | SIZE_W, 0, 1, 0, 0),    // 2: a checked load does not end it
+        i(OP_CALL, 0, 0, 0, 1),                          // 3: nor does a helper call
+        i(CLASS_JMP | JMP_JEQ, 0, 0, 0, 0),              // 4: a jump does (to 5)
+        i(OP_LDDW, 2, 0, 0, 5),                          // 5: block of 2 (lddw counts once)
         i(0, 0, 0, 0, 0),
-        i(CLASS_JMP | JMP_JEQ, 0, 0, -3, 0),  // 5: to 3; ends
-        i(CLASS_ALU64 | ALU_ADD, 0, 0, 0, 1), // 6: segment of 2
+        i(OP_CALL, 0, CALL_LOCAL, 0, 1), // 7: local call to 9: ends the block
+        i(OP_EXIT, 0, 0, 0, 0),          // 8: block of 1
+        i(CLASS_ALU64 | ALU_ADD, 0, 0, 0, 1), // 9: block of 2
         i(OP_EXIT, 0, 0, 0, 0),
     ];
-    assert_eq!(super::segments(&prog), vec![3, 0, 0, 2, 0, 0, 2, 0]);
+    assert_eq!(super::blocks(&prog), vec![5, 0, 0, 0, 0, 2, 0, 0, 1, 2, 0]);
 }
