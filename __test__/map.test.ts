@@ -113,6 +113,36 @@ const ATOMIC_INC = assemble(`
     exit
   `)
 
+describe('zero-copy array view', () => {
+  it('shares memory with the map, programs and other views, and keeps the map alive', () => {
+    const m = new BpfMap({ type: 'array', keySize: 4, valueSize: 8, maxEntries: 4 })
+    expect(m.valueStride).toBe(8)
+    const view = new BigUint64Array(m.arrayView())
+    expect(view.length).toBe(4)
+    view[2] = 99n
+    expect(m.lookup(2)).toEqual(u64(99n))
+    m.update(3, u64(7n))
+    expect(view[3]).toBe(7n)
+    // A program's atomic add on value 0 is seen through the view without a copy.
+    new Program({ instructions: ATOMIC_INC, maps: [m] }).run({ repeat: 3 })
+    expect(view[0]).toBe(3n)
+    const again = new BigUint64Array(m.arrayView())
+    again[1] = 5n
+    expect(view[1]).toBe(5n)
+  })
+
+  it('pads values to 8 bytes and refuses frozen maps and other types', () => {
+    const m = new BpfMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 2 })
+    const words = new Uint32Array(m.arrayView())
+    words[2] = 0xabcd
+    expect(m.lookup(1)).toEqual(u32(0xabcd))
+    m.freeze()
+    expect(() => m.arrayView()).toThrow(expect.objectContaining({ code: 'EPERM' }))
+    const h = new BpfMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 2 })
+    expect(() => h.arrayView()).toThrow(expect.objectContaining({ code: 'EINVAL' }))
+  })
+})
+
 describe('maps used by programs', () => {
   for (const engine of ['interpreter', 'jit'] as const) {
     it(`${engine}: a program's map updates are seen from JavaScript`, () => {

@@ -344,6 +344,21 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     return call(() => this.native.contains(this.encodeValue(value)))
   }
 
+  /**
+   * Array maps: the values as an ArrayBuffer over the map's own memory, without copying (like an
+   * mmap of a `BPF_F_MMAPABLE` array). Value `i` starts at byte `i * valueStride`; writes through
+   * the view are seen by programs at once and the other way round. The view keeps the map alive.
+   * Refused (`EPERM`) for frozen maps, (`EINVAL`) for other map types.
+   */
+  arrayView(): ArrayBuffer {
+    return call(() => this.native.arrayView())
+  }
+
+  /** Bytes between consecutive values in `arrayView()`: the value size rounded up to 8. */
+  get valueStride(): number {
+    return this.native.valueStride
+  }
+
   /** Prog array: puts `program` at `index`, the target of `bpf_tail_call(ctx, &map, index)`. */
   setProgram(index: number, program: Program): void {
     call(() => this.native.setProgram(u32('index', index), program.native))

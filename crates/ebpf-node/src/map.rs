@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ebpf_vm::maps::array::ArrayMap;
 use ebpf_vm::maps::prog_array::ProgArray;
 use ebpf_vm::maps::ringbuf::RingBuf;
 use ebpf_vm::maps::{self, Map, MapDef, MapError, MapType};
@@ -392,6 +393,40 @@ impl NativeMap {
             map: self.inner.clone(),
             timeout: Duration::from_millis(timeout_ms as u64),
         }))
+    }
+
+    /// Array maps: the values as one ArrayBuffer over the map's own memory (no copy), like an mmap of
+    /// a `BPF_F_MMAPABLE` array: value `i` is at byte `i * valueStride`. Writes through it are seen
+    /// by programs at once and vice versa. Refused for frozen maps (EPERM, as the kernel refuses a
+    /// writable mmap of one) and per-CPU arrays.
+    #[napi(ts_return_type = "ArrayBuffer")]
+    pub fn array_view<'env>(&self, env: &'env Env) -> Result<ArrayBuffer<'env>> {
+        let array = self
+            .inner
+            .downcast::<ArrayMap>()
+            .filter(|_| self.inner.map_type() == MapType::Array)
+            .ok_or_else(|| einval(format!("map {} is not an array map", self.inner.id())))?;
+        if self.inner.is_frozen() {
+            return Err(coded(
+                ErrorCode::Eperm,
+                "the map is frozen: its memory cannot be viewed writable",
+            ));
+        }
+        let storage = array.storage();
+        let keep = self.inner.clone();
+        // SAFETY: the storage never moves and lives as long as the map; the finalize hint keeps the
+        // map alive until the ArrayBuffer is collected.
+        unsafe {
+            ArrayBuffer::from_external(env, storage.as_ptr(), storage.len(), keep, |_, keep| {
+                drop(keep)
+            })
+        }
+    }
+
+    /// Bytes between consecutive values in `arrayView` (the value size rounded up to 8).
+    #[napi(getter)]
+    pub fn value_stride(&self) -> u32 {
+        self.inner.common().def.value_stride() as u32
     }
 
     /// No more writes from user space (`BPF_MAP_FREEZE`).
