@@ -66,10 +66,7 @@ function codecOf(spec: CollectionSpec, type: BtfType | undefined): Codec | undef
 }
 
 /** The program's instructions with every relocation resolved to an index into `maps`. */
-function relocate(
-  prog: ProgramSpec,
-  maps: Map<string, BpfMap>,
-): { instructions: Uint8Array; maps: BpfMap[] } {
+function relocate(prog: ProgramSpec, maps: Map<string, BpfMap>): { instructions: Uint8Array; maps: BpfMap[] } {
   const instructions = prog.instructions.slice()
   const view = new DataView(instructions.buffer)
   const used: BpfMap[] = []
@@ -77,7 +74,11 @@ function relocate(
   for (const r of prog.relocations) {
     const map = maps.get(r.map)
     if (!map) {
-      throw new LoadError('EINVAL', `program '${prog.name}': instruction ${r.insn} refers to unknown map '${r.map}'`, r.insn)
+      throw new LoadError(
+        'EINVAL',
+        `program '${prog.name}': instruction ${r.insn} refers to unknown map '${r.map}'`,
+        r.insn,
+      )
     }
     let i = index.get(r.map)
     if (i === undefined) {
@@ -86,7 +87,11 @@ function relocate(
     }
     const at = r.insn * 8
     if (at + 16 > instructions.length || instructions[at] !== 0x18) {
-      throw new LoadError('EINVAL', `program '${prog.name}': relocation at instruction ${r.insn} is not on an lddw`, r.insn)
+      throw new LoadError(
+        'EINVAL',
+        `program '${prog.name}': relocation at instruction ${r.insn} is not on an lddw`,
+        r.insn,
+      )
     }
     const src = r.kind === 'map' ? PSEUDO_MAP_IDX : PSEUDO_MAP_IDX_VALUE
     instructions[at + 1] = (instructions[at + 1]! & 0x0f) | (src << 4)
@@ -191,7 +196,8 @@ export class Collection {
     const array = this.maps.get(m.name)!
     for (const slot of m.slots ?? []) {
       const prog = this.programs.get(slot.target)
-      if (!prog) throw new LoadError('EINVAL', `map '${m.name}' slot ${slot.index} names unknown program '${slot.target}'`)
+      if (!prog)
+        throw new LoadError('EINVAL', `map '${m.name}' slot ${slot.index} names unknown program '${slot.target}'`)
       array.setProgram(slot.index, prog)
     }
   }
