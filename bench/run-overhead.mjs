@@ -46,12 +46,19 @@ const rows = bench.tasks.map((t) => {
   const median = (r.latency.p50 * 1e6) / INNER
   const mean = (r.latency.mean * 1e6) / INNER
   perCall[t.name] = median
-  return { task: t.name, 'median ns/call': median.toFixed(1), 'mean ns/call': mean.toFixed(1), samples: r.latency.samplesCount }
+  return {
+    task: t.name,
+    'median ns/call': median.toFixed(1),
+    'mean ns/call': mean.toFixed(1),
+    samples: r.latency.samplesCount,
+  }
 })
 console.table(rows)
 const noop = perCall['no-op napi call (native.engine)']
 for (const e of ['interpreter', 'jit']) {
   const run = perCall[`program.run() ${e}`]
-  console.log(`run() overhead, ${e}: ${run.toFixed(1)} ns = ${(run / noop).toFixed(2)}x a no-op napi call (${noop.toFixed(1)} ns)`)
+  console.log(
+    `run() overhead, ${e}: ${run.toFixed(1)} ns = ${(run / noop).toFixed(2)}x a no-op napi call (${noop.toFixed(1)} ns)`,
+  )
 }
 if (sink === 0.5) console.log(sink)

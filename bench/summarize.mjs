@@ -43,8 +43,8 @@ function median(xs) {
 
 const t = Object.fromEntries(PROGRAMS.map((p) => [p, Object.fromEntries(ENGINES.map((e) => [e, estimate(p, e)]))]))
 
-console.log('| program | ' + ENGINES.join(' | ') + ' |')
-console.log('|' + ' --- |'.repeat(ENGINES.length + 1))
+console.log(`| program | ${ENGINES.join(' | ')} |`)
+console.log(`|${' --- |'.repeat(ENGINES.length + 1)}`)
 for (const p of PROGRAMS) console.log(`| ${p} | ${ENGINES.map((e) => time(t[p][e])).join(' | ')} |`)
 console.log()
 
@@ -54,15 +54,15 @@ const RATIOS = [
   ['ebpf_jit faster than rbpf_jit', (x) => ratio(x.rbpf_jit, x.ebpf_jit)],
   ['ebpf_interp faster than rbpf_interp', (x) => ratio(x.rbpf_interp, x.ebpf_interp)],
 ]
-console.log('| program | ' + RATIOS.map(([n]) => n).join(' | ') + ' |')
-console.log('|' + ' --- |'.repeat(RATIOS.length + 1))
+console.log(`| program | ${RATIOS.map(([n]) => n).join(' | ')} |`)
+console.log(`|${' --- |'.repeat(RATIOS.length + 1)}`)
 for (const p of PROGRAMS) console.log(`| ${p} | ${RATIOS.map(([, f]) => fmt(f(t[p]))).join(' | ')} |`)
 console.log(`| **median** | ${RATIOS.map(([, f]) => fmt(median(PROGRAMS.map((p) => f(t[p]))))).join(' | ')} |`)
 console.log()
 
 const COMPILE = ['ebpf_jit', 'ebpf_interp', 'rbpf_jit', 'rbpf_interp']
-console.log('| load/compile | ' + COMPILE.join(' | ') + ' | ebpf_jit / rbpf_jit |')
-console.log('|' + ' --- |'.repeat(COMPILE.length + 2))
+console.log(`| load/compile | ${COMPILE.join(' | ')} | ebpf_jit / rbpf_jit |`)
+console.log(`|${' --- |'.repeat(COMPILE.length + 2)}`)
 for (const g of ['compile_big', 'compile_parse']) {
   const x = Object.fromEntries(COMPILE.map((e) => [e, estimate(g, e)]))
   console.log(`| ${g} | ${COMPILE.map((e) => time(x[e])).join(' | ')} | ${fmt(ratio(x.ebpf_jit, x.rbpf_jit))} |`)
