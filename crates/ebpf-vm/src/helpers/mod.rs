@@ -1,6 +1,22 @@
 //! Helper functions, by the kernel's numbering. A helper receives r1-r5 and the run's context (its
 //! memory regions, so that pointer arguments are checked like any other access) and returns r0 or
 //! an error that stops the run. Both engines call helpers through the same `HelperTable`.
+//!
+//! Contracts between helpers and the engines (all through `interpreter::call_helper`):
+//! - Callbacks (`bpf_loop`, `bpf_for_each_map_elem`): a helper calls
+//!   `HelperContext::call_function(target, args)`. `target` must be an entry the loader found in a
+//!   function `lddw` (src = BPF_PSEUDO_FUNC, turned into the entry's instruction index). The engine
+//!   provides `RunEnv::function_runner`, a `FunctionRunner`: run the function at that index with
+//!   r1-r5 = args and r10 = `env.stack_top` (a fresh stack area per nesting depth) until its
+//!   `exit`, returning its r0 and instruction count or the trap that stopped it. `Program` gives
+//!   both engines the interpreter's runner (a prepared `call f; exit` trampoline); a JIT runner
+//!   may replace it. Callbacks may run what is left of the run's budget; a trap inside one is
+//!   re-raised as is (`RunState::pending_trap`). Details: `callbacks.rs`.
+//! - Tail calls: `HelperContext::tail_call(program)` records the target and returns an error; the
+//!   engine propagates the resulting trap like any other and `Program::run` starts the target on
+//!   the same memory (at most 33 per run). Details: `tail_call.rs`.
+//! - Program-type state (context, packet, XDP frame, task identity, trace/perf output, held spin
+//!   lock) is `HelperContext::state` (`context::RunState`).
 
 use std::collections::BTreeMap;
 use std::fmt;
