@@ -214,7 +214,8 @@ pub(crate) fn prepare(
                     "xdp_md.rx_queue_index needs an ingress_ifindex".into(),
                 ));
             }
-            (d, ing, rxq)
+            // No device named: the loopback device, as in the kernel's test run.
+            (d, if ing == 0 { 1 } else { ing }, rxq)
         }
     };
     let pkt_len = len - metalen;
