@@ -276,6 +276,9 @@ export class Program {
   readonly native: NativeProgram
   readonly #lineInfo: LineInfo[]
   readonly #onPerfEvent: ((record: PerfRecord) => void) | undefined
+  /** `run({ data })` of a raw program without JavaScript helpers takes `runInPlace`. */
+  readonly #fastPath: boolean
+  readonly #scratch = new BigUint64Array(3)
 
   constructor(options: ProgramOptions) {
     if (options === null || typeof options !== 'object') {
@@ -316,6 +319,7 @@ export class Program {
       throw this.#located(fromNative(loaded.error as NativeError))
     }
     this.native = loaded as NativeProgram
+    this.#fastPath = this.type === 'raw' && js === undefined && options.onPerfEvent === undefined
     this.id = this.native.id
   }
 
@@ -326,9 +330,35 @@ export class Program {
 
   /** Runs the program (`repeat` times) on the calling thread. Throws `TrapError` if a run stops abnormally. */
   run(options: RunOptions = {}): RunResult {
+    if (
+      this.#fastPath &&
+      options !== null &&
+      typeof options === 'object' &&
+      options.ctx === undefined &&
+      options.process === undefined &&
+      options.repeat === undefined &&
+      options.budget === undefined
+    ) {
+      return this.#runInPlace(options.data)
+    }
     const res = this.native.run(runInput(this.type, options))
     this.#deliverPerfRecords()
     return this.#result(res)
+  }
+
+  /**
+   * A `raw` run with data only: the engine runs on a private copy of the data in place and reports
+   * through a scratch array, so that a call creates no objects but the result.
+   */
+  #runInPlace(input: Uint8Array | undefined): RunResult {
+    if (input !== undefined && !(input instanceof Uint8Array))
+      throw new LoadError('EINVAL', 'data must be a Uint8Array')
+    // A copy in a new (never shared) ArrayBuffer: Buffer#slice would be a view of the caller's bytes.
+    const data = input === undefined ? new Uint8Array(0) : new Uint8Array(input)
+    const out = this.#scratch
+    if (!this.native.runInPlace(data, out)) throw this.#located(fromNative(this.native.takeError()!))
+    const r0 = out[0]!
+    return { r0, retval: Number(r0 & 0xffffffffn), data, insnCount: Number(out[1]), durationNs: Number(out[2]) }
   }
 
   /** The same as `run`, off the JavaScript thread (on the libuv thread pool). */

@@ -2,10 +2,12 @@
 //! one packet or a batch). Converts options and results; the engine does the work.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use ebpf_vm::helpers::output::{PerfRecord, PerfSink};
 use ebpf_vm::{
-    Engine, Mode, ProcessInfo, Program, ProgramOptions, ProgramType, TestRunInput, TestRunOutput,
+    Engine, Mode, ProcessInfo, Program, ProgramOptions, ProgramType, RunInput, TestRunInput,
+    TestRunOutput, Trap,
 };
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -165,6 +167,8 @@ pub struct NativeProgram {
     /// Process-unique id, as the kernel's program id (what a prog_array lookup returns).
     pub(crate) id: u32,
     perf: Arc<Mutex<Vec<PerfRecord>>>,
+    /// The trap of the last failed `run_in_place`.
+    last_error: Mutex<Option<Trap>>,
 }
 
 fn next_program_id() -> u32 {
@@ -220,6 +224,43 @@ impl NativeProgram {
                 data: r.data.into(),
             })
             .collect()
+    }
+
+    /// The fast path of one `raw` run with nothing but data: runs in place on `data` (the caller's
+    /// private copy), writes `[r0, instructions, nanoseconds]` into `out` and returns true; on a trap
+    /// returns false and keeps the error for `takeError`. No objects are created per call. The
+    /// TypeScript layer uses it only for programs without JavaScript helpers (a helper could detach
+    /// `data` while the program runs).
+    #[napi]
+    pub fn run_in_place(&self, mut data: Uint8Array, mut out: BigUint64Array) -> bool {
+        let start = Instant::now();
+        // SAFETY: the typed arrays are alive for this call and no JavaScript runs during it (the
+        // program has no JavaScript helpers); `data` is the caller's own, unshared copy.
+        let (data, out) = unsafe { (data.as_mut(), out.as_mut()) };
+        let outcome = self.inner.run(&mut RunInput { data, budget: None });
+        let ns = start.elapsed().as_nanos() as u64;
+        match outcome {
+            Ok(o) => {
+                if let [r0, count, time, ..] = out {
+                    (*r0, *count, *time) = (o.r0, o.insn_count, ns);
+                }
+                true
+            }
+            Err(trap) => {
+                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(trap);
+                false
+            }
+        }
+    }
+
+    /// The trap of the last `runInPlace` that returned false.
+    #[napi]
+    pub fn take_error(&self) -> Option<NativeError> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .map(NativeError::from)
     }
 
     /// A test run (`repeat` times) on the calling thread.
@@ -439,6 +480,7 @@ pub fn load_program(
             inner: Arc::new(inner),
             id: next_program_id(),
             perf,
+            last_error: Mutex::new(None),
         }),
         Err(e) => Either::B(NativeLoadResult { error: Some(e) }),
     })
