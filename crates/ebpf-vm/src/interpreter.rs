@@ -121,7 +121,7 @@ pub fn call_helper(
     let mut cx = HelperContext {
         regions: &mut env.regions,
         maps: &mut env.maps,
-        state: &mut env.state,
+        state: env.state,
         caller: CallerInfo {
             helpers: env.helpers,
             packet: env.packet,
