@@ -129,7 +129,7 @@ fn a_tail_called_program_prints_to_its_own_log() {
     // Target: trace_printk("t\n", 3); return 5
     let target = load_raw(
         &prog![
-            st(SIZE_W, 10, -8, 0x000a_74),
+            st(SIZE_W, 10, -8, 0x0a74), // "t\n\0"
             fp_plus(1, -8),
             mov(2, 3),
             call(6),
