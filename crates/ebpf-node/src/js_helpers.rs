@@ -17,9 +17,14 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 
+/// The JavaScript helper dispatcher: `(id, r1, r2, r3, r4, r5) => bigint | number | undefined`.
+pub type JsDispatcher<'a> =
+    Function<'a, FnArgs<(u32, BigInt, BigInt, BigInt, BigInt, BigInt)>, Unknown<'a>>;
+
 thread_local! {
-    /// The helper context of the JavaScript helper call in progress on this thread (null when none).
-    static CURRENT: Cell<*mut HelperContext<'static>> = const { Cell::new(ptr::null_mut()) };
+    /// The `HelperContext` of the JavaScript helper call in progress on this thread, type-erased
+    /// (its lifetime is the call's); null when none.
+    static CURRENT: Cell<*mut ()> = const { Cell::new(ptr::null_mut()) };
 }
 
 /// A reference to the JavaScript dispatcher, usable only on the thread that created it.
@@ -84,8 +89,7 @@ impl Dispatcher {
         let env = self.env;
         // Publish the context for helperMemoryRead/Write during the call; restore the outer one
         // after (a JavaScript helper may run another program).
-        let outer = CURRENT
-            .with(|c| c.replace(cx as *mut HelperContext<'_> as *mut HelperContext<'static>));
+        let outer = CURRENT.with(|c| c.replace(cx as *mut HelperContext<'_> as *mut ()));
         // SAFETY: on the creating thread, inside a napi call of that env (the run() that led here).
         let result = unsafe {
             let mut func = ptr::null_mut();
@@ -143,7 +147,7 @@ impl Dispatcher {
 pub(crate) fn register(
     env: &Env,
     table: &mut HelperTable,
-    dispatcher: &Function<'_, FnArgs<(u32, BigInt, BigInt, BigInt, BigInt, BigInt)>, Unknown<'_>>,
+    dispatcher: &JsDispatcher<'_>,
     ids: &[u32],
     names: &[String],
 ) -> Result<()> {
@@ -182,7 +186,7 @@ fn with_current<T>(f: impl FnOnce(&mut HelperContext<'_>) -> Result<T>) -> Resul
     }
     // SAFETY: set by `Dispatcher::call` for the duration of the JavaScript call on this thread;
     // the run that owns it is suspended in that call.
-    f(unsafe { &mut *cx })
+    f(unsafe { &mut *(cx as *mut HelperContext<'_>) })
 }
 
 fn address(addr: BigInt) -> Result<u64> {

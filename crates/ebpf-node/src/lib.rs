@@ -3,9 +3,9 @@
 //! JavaScript errors. Nothing here may panic across the boundary: the engine reports errors as
 //! values, and every conversion is checked.
 
-mod js_helpers;
-mod map;
-mod program;
+pub mod js_helpers;
+pub mod map;
+pub mod program;
 
 pub use map::NativeMap;
 pub use program::NativeProgram;

@@ -75,23 +75,23 @@ pub struct NativePerfRecord {
 fn parse_options(
     o: &NativeProgramOptions,
     perf: &Arc<Mutex<Vec<PerfRecord>>>,
-) -> std::result::Result<ProgramOptions, NativeError> {
+) -> std::result::Result<ProgramOptions, Box<NativeError>> {
     let prog_type = match o.prog_type.as_str() {
         "raw" => ProgramType::Raw,
         "socket_filter" => ProgramType::SocketFilter,
         "xdp" => ProgramType::Xdp,
         "tracing" => ProgramType::Tracing,
-        other => return Err(invalid(format!("unknown program type '{other}'"))),
+        other => return Err(Box::new(invalid(format!("unknown program type '{other}'")))),
     };
     let engine = match o.engine.as_str() {
         "interpreter" => Engine::Interpreter,
         "jit" => Engine::Jit,
         "auto" => Engine::Auto,
-        other => return Err(invalid(format!("unknown engine '{other}'"))),
+        other => return Err(Box::new(invalid(format!("unknown engine '{other}'")))),
     };
     let mode = match o.mode.as_str() {
         "checked" => Mode::Checked,
-        other => return Err(invalid(format!("unknown mode '{other}'"))),
+        other => return Err(Box::new(invalid(format!("unknown mode '{other}'")))),
     };
     let mut options = ProgramOptions {
         prog_type,
@@ -101,15 +101,15 @@ fn parse_options(
     };
     if let Some(b) = o.budget {
         if !(b.is_finite() && b >= 1.0) {
-            return Err(invalid(format!(
+            return Err(Box::new(invalid(format!(
                 "budget must be a positive integer, got {b}"
-            )));
+            ))));
         }
         options.budget = b as u64;
     }
     for id in o.map_ids.iter().flatten() {
         let map = ebpf_vm::maps::registry::by_id(*id)
-            .ok_or_else(|| invalid(format!("no map with id {id}")))?;
+            .ok_or_else(|| Box::new(invalid(format!("no map with id {id}"))))?;
         options.maps.push(map);
     }
     if o.perf_events.unwrap_or(false) {
@@ -125,14 +125,17 @@ fn parse_options(
 }
 
 fn test_input(i: &NativeRunInput, data: &[u8]) -> TestRunInput {
-    let mut process = ProcessInfo::default();
-    process.pid = i.pid.unwrap_or(0);
-    process.tgid = i.tgid.unwrap_or(0);
-    process.uid = i.uid.unwrap_or(0);
-    process.gid = i.gid.unwrap_or(0);
-    if let Some(comm) = &i.comm {
-        process.comm = ProcessInfo::comm_from(comm);
-    }
+    let process = ProcessInfo {
+        pid: i.pid.unwrap_or(0),
+        tgid: i.tgid.unwrap_or(0),
+        uid: i.uid.unwrap_or(0),
+        gid: i.gid.unwrap_or(0),
+        comm: i
+            .comm
+            .as_deref()
+            .map(ProcessInfo::comm_from)
+            .unwrap_or_default(),
+    };
     TestRunInput {
         data: data.to_vec(),
         ctx: i.ctx.as_ref().map(|c| c.to_vec()),
@@ -451,17 +454,13 @@ pub struct NativeLoadResult {
     pub error: Option<NativeError>,
 }
 
-/// The JavaScript helper dispatcher: `(id, r1, r2, r3, r4, r5) => bigint | number | undefined`.
-pub type JsDispatcher<'a> =
-    Function<'a, FnArgs<(u32, BigInt, BigInt, BigInt, BigInt, BigInt)>, Unknown<'a>>;
-
 /// Validates and prepares a program. On failure the program is `null` and the error is set.
 #[napi]
 pub fn load_program(
     env: Env,
     bytecode: &[u8],
     options: NativeProgramOptions,
-    js_helpers: Option<JsDispatcher<'_>>,
+    js_helpers: Option<crate::js_helpers::JsDispatcher<'_>>,
 ) -> Result<Either<NativeProgram, NativeLoadResult>> {
     let perf = Arc::new(Mutex::new(Vec::new()));
     let mut parsed = parse_options(&options, &perf);
@@ -474,7 +473,8 @@ pub fn load_program(
             options.js_helper_names.as_deref().unwrap_or(&[]),
         )?;
     }
-    let loaded = parsed.and_then(|opts| Program::load(bytecode, opts).map_err(NativeError::from));
+    let loaded = parsed
+        .and_then(|opts| Program::load(bytecode, opts).map_err(|e| Box::new(NativeError::from(e))));
     Ok(match loaded {
         Ok(inner) => Either::A(NativeProgram {
             inner: Arc::new(inner),
@@ -482,6 +482,6 @@ pub fn load_program(
             perf,
             last_error: Mutex::new(None),
         }),
-        Err(e) => Either::B(NativeLoadResult { error: Some(e) }),
+        Err(e) => Either::B(NativeLoadResult { error: Some(*e) }),
     })
 }
