@@ -317,11 +317,7 @@ impl Program {
         };
         let result = self.execute(&mut env, entry.args);
         let next = match &result {
-            Err(trap) => env
-                .state
-                .tail_call
-                .take()
-                .map(|p| (p, trap.insn_count + 1)),
+            Err(trap) => env.state.tail_call.take().map(|p| (p, trap.insn_count + 1)),
             Ok(_) => None,
         };
         let Some((next, used)) = next else {

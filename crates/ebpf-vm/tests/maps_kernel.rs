@@ -323,7 +323,10 @@ fn lpm_trie_matches_the_kernel() {
     }
     // Same elements, same post-order, same stored key bytes.
     let keys = m.keys().unwrap();
-    assert!(keys.len() >= 10, "the sequence should leave a populated trie");
+    assert!(
+        keys.len() >= 10,
+        "the sequence should leave a populated trie"
+    );
     assert_eq!(keys, k.keys());
     for _ in 0..60 {
         let plen = rng.below(33) as u32;
