@@ -8,15 +8,13 @@
 //! something wrote the word directly) is waited for at most one second, then the run stops with a
 //! helper error rather than hang.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU32;
 
 use super::{HelperContext, HelperError, HelperTable};
+use crate::maps::lock::{acquire, WAIT_LIMIT};
 
 pub const BPF_SPIN_LOCK: u32 = 93;
 pub const BPF_SPIN_UNLOCK: u32 = 94;
-
-const WAIT_LIMIT: Duration = Duration::from_secs(1);
 
 fn spin_lock(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     let addr = a[0];
@@ -33,23 +31,10 @@ fn spin_lock(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError
     // SAFETY: 4 aligned, writable bytes inside a region of the run (checked above); other
     // threads touch the word only atomically.
     let word = unsafe { AtomicU32::from_ptr(addr as *mut u32) };
-    let mut start: Option<Instant> = None;
-    let mut spins = 0u32;
-    while word
-        .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        spins = spins.wrapping_add(1);
-        if !spins.is_multiple_of(64) {
-            std::hint::spin_loop();
-            continue;
-        }
-        std::thread::yield_now();
-        if start.get_or_insert_with(Instant::now).elapsed() > WAIT_LIMIT {
-            return Err(HelperError(format!(
-                "the spin lock at 0x{addr:x} was not released within {WAIT_LIMIT:?}"
-            )));
-        }
+    if !acquire(word) {
+        return Err(HelperError(format!(
+            "the spin lock at 0x{addr:x} was not released within {WAIT_LIMIT:?}"
+        )));
     }
     cx.state.held_lock = Some((addr, cx.caller.pc));
     Ok(0)

@@ -11,9 +11,31 @@ use crate::error::ErrorCode;
 
 use super::{MapError, MapResult, Words};
 
-/// How long a `BPF_F_LOCK` copy waits for a lock a program holds (programs release their lock by
-/// the end of their run; a word that stays taken was written by something else).
-const WAIT_LIMIT: Duration = Duration::from_secs(1);
+/// How long anyone waits for a `bpf_spin_lock` word (programs release their lock by the end of
+/// their run; a word that stays taken was written by something else).
+pub const WAIT_LIMIT: Duration = Duration::from_secs(1);
+
+/// Takes the lock word (0 free, 1 taken): spins, yields every 64 tries, and gives up with `false`
+/// after `WAIT_LIMIT`. The one acquisition loop of `BPF_F_LOCK` copies and `bpf_spin_lock`.
+pub fn acquire(word: &AtomicU32) -> bool {
+    let mut start: Option<Instant> = None;
+    let mut spins = 0u32;
+    while word
+        .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        spins = spins.wrapping_add(1);
+        if !spins.is_multiple_of(64) {
+            std::hint::spin_loop();
+            continue;
+        }
+        std::thread::yield_now();
+        if start.get_or_insert_with(Instant::now).elapsed() > WAIT_LIMIT {
+            return false;
+        }
+    }
+    true
+}
 
 fn lock_word(words: &Words, at: usize) -> &AtomicU32 {
     debug_assert!(at.is_multiple_of(4) && at + 4 <= words.len());
@@ -26,24 +48,11 @@ fn lock_word(words: &Words, at: usize) -> &AtomicU32 {
 /// Runs `f` holding the value's spin lock at byte `at` of `words`.
 pub fn with_lock<R>(words: &Words, at: usize, f: impl FnOnce() -> R) -> MapResult<R> {
     let word = lock_word(words, at);
-    let start = Instant::now();
-    let mut spins = 0u32;
-    while word
-        .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        spins = spins.wrapping_add(1);
-        if !spins.is_multiple_of(64) {
-            std::hint::spin_loop();
-            continue;
-        }
-        std::thread::yield_now();
-        if start.elapsed() > WAIT_LIMIT {
-            return Err(MapError::new(
-                ErrorCode::Etime,
-                format!("the value's spin lock was not released within {WAIT_LIMIT:?}"),
-            ));
-        }
+    if !acquire(word) {
+        return Err(MapError::new(
+            ErrorCode::Etime,
+            format!("the value's spin lock was not released within {WAIT_LIMIT:?}"),
+        ));
     }
     let r = f();
     word.store(0, Ordering::Release);
