@@ -1,7 +1,8 @@
 //! Differential testing: randomly generated valid programs run on the interpreter (the reference)
 //! and on the JIT, against the same memory at the same addresses. r0, the instruction count, the
 //! trap (kind, pc, addr, size, insn_count, message) and the final bytes of every writable region
-//! must be identical.
+//! must be identical. Memory: the stack, the data (sometimes read-only), an extra region (sometimes
+//! overlapping the data) and a buffer whose region a helper adds during the run.
 //!
 //! `cargo test -p ebpf-vm --test differential` runs a bounded number of cases; set
 //! `DIFF_CASES=200000` for a long run and `DIFF_SEED=<n>` to pick the first seed (a failure
@@ -47,11 +48,19 @@ impl Rng {
 
 const DATA_LEN: usize = 64;
 const EXTRA_LEN: usize = 32;
+const VALUE_LEN: usize = 24;
 const HELPER_MIX: u32 = 1;
 const HELPER_FAILS_ON_ODD: u32 = 2;
+/// Adds a region for the buffer at `value` and returns its address, as a map lookup does: the
+/// run's region table grows while compiled code runs.
+const HELPER_VALUE: u32 = 3;
 
-fn helpers() -> HelperTable {
+fn helpers(value: u64) -> HelperTable {
     let mut t = HelperTable::new();
+    t.register(HELPER_VALUE, "value", move |cx, _| {
+        cx.regions.push(Region::new(value, VALUE_LEN as u64, true));
+        Ok(value)
+    });
     t.register(HELPER_MIX, "mix", |_, a| {
         Ok(a[0].wrapping_mul(3) ^ a[1].rotate_left(7) ^ a[4])
     });
@@ -239,8 +248,36 @@ fn jump(r: &mut Rng, target: usize) -> Item {
 /// Items of one function occupying item indices `base..base + len`, the last being `exit`.
 fn function(r: &mut Rng, base: usize, len: usize, sub: usize) -> Vec<Item> {
     let mut items = Vec::with_capacity(len);
-    for i in 0..len - 1 {
+    while items.len() < len - 1 {
         let target = base + r.below(len as u64) as usize;
+        if items.len() + 2 < len && r.chance(4) {
+            // Get a fresh region from a helper and use it through r0.
+            items.push(Item::Plain(Insn::new(
+                OP_CALL,
+                0,
+                0,
+                0,
+                HELPER_VALUE as i32,
+            )));
+            let (sz, size) = size_bits(r);
+            let off = r.range(-4, VALUE_LEN as i64 + 4) as i16;
+            items.push(Item::Plain(match r.below(4) {
+                0 => Insn::new(CLASS_LDX | MODE_MEM | sz, dst(r), 0, off, 0),
+                1 => Insn::new(CLASS_ST | MODE_MEM | sz, 0, 0, off, imm(r)),
+                2 if size >= 4 => {
+                    let off = off - off.rem_euclid(size as i16);
+                    Insn::new(
+                        CLASS_STX | MODE_ATOMIC | sz,
+                        0,
+                        r.below(10) as u8,
+                        off,
+                        ATOMIC_ADD,
+                    )
+                }
+                _ => Insn::new(CLASS_STX | MODE_MEM | sz, 0, src(r), off, 0),
+            }));
+            continue;
+        }
         let item = match r.below(100) {
             0..=29 => Item::Plain(alu(r)),
             30..=37 => Item::Lddw(dst(r), interesting(r)),
@@ -249,7 +286,7 @@ fn function(r: &mut Rng, base: usize, len: usize, sub: usize) -> Vec<Item> {
             64..=75 => jump(r, target),
             76..=77 => Item::Jump(OP_JA, 0, 0, 0, target),
             78 => Item::Ja32(target),
-            79..=82 => Item::Plain(Insn::new(OP_CALL, 0, 0, 0, r.pick(&[1, 2]))),
+            79..=82 => Item::Plain(Insn::new(OP_CALL, 0, 0, 0, r.pick(&[1, 2, 3]))),
             83 => Item::Plain(Insn::new(OP_CALLX, src(r), 0, 0, 0)),
             84..=86 => Item::Call(sub),
             87..=89 => {
@@ -276,7 +313,6 @@ fn function(r: &mut Rng, base: usize, len: usize, sub: usize) -> Vec<Item> {
                 Item::Lddw(dst(r), v)
             }
         };
-        let _ = i;
         items.push(item);
     }
     items.push(Item::Plain(Insn::new(OP_EXIT, 0, 0, 0, 0)));
@@ -318,6 +354,7 @@ struct Outcome {
     result: Result<RunOutput, Trap>,
     data: Vec<u8>,
     extra: Vec<u8>,
+    value: Vec<u8>,
 }
 
 /// Memory of one case, at fixed addresses for both engines.
@@ -325,6 +362,7 @@ struct Memory {
     stack: Vec<u64>,
     data: Vec<u8>,
     extra: Vec<u8>,
+    value: Vec<u8>,
 }
 
 /// What a case runs against, besides the program.
@@ -352,6 +390,7 @@ fn run_case(
     } = *setup;
     mem.data.copy_from_slice(init);
     mem.extra.copy_from_slice(&init[..EXTRA_LEN]);
+    mem.value.copy_from_slice(&init[DATA_LEN - VALUE_LEN..]);
     let stack = mem.stack.as_mut_ptr() as u64;
     let data = mem.data.as_mut_ptr() as u64;
     // Sometimes the extra region is a writable window into the (maybe read-only) data, so that
@@ -384,6 +423,7 @@ fn run_case(
         result,
         data: mem.data.clone(),
         extra: mem.extra.clone(),
+        value: mem.value.clone(),
     }
 }
 
@@ -405,12 +445,13 @@ fn jit_agrees_with_interpreter_on_random_programs() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    let helpers = helpers();
     let mut mem = Memory {
         stack: vec![0; STACK_SIZE / 8],
         data: vec![0; DATA_LEN],
         extra: vec![0; EXTRA_LEN],
+        value: vec![0; VALUE_LEN],
     };
+    let helpers = helpers(mem.value.as_mut_ptr() as u64);
     let (mut trapped, mut exited) = (0u64, 0u64);
     let mut kinds = std::collections::BTreeMap::new();
     for seed in first..first + cases {
