@@ -609,7 +609,7 @@ fn keep_branch() {
 
 /// The second source register of a fused op (see `fuse`).
 #[inline(always)]
-fn t_of(op: Op) -> usize {
+fn t_of(op: &Op) -> usize {
     let t = (op.imm & 0xff) as usize;
     // SAFETY: `fuse` stores a register number of a validated instruction (at most r10), and runs
     // only when `prepare` checked them all.
@@ -619,7 +619,7 @@ fn t_of(op: Op) -> usize {
 
 /// The register a fused op loads into or stores from (see `fuse`).
 #[inline(always)]
-fn x_of(op: Op) -> usize {
+fn x_of(op: &Op) -> usize {
     let x = ((op.imm >> 8) & 0xff) as usize;
     // SAFETY: as for `t_of`.
     unsafe { std::hint::assert_unchecked(x < 11) };
@@ -893,98 +893,103 @@ pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Resul
         loop {
             // SAFETY: `pc` is a slot the program reaches: slot 0, a checked successor, or the next
             // slot inside a segment, which `prepare` checked exists.
-            let op = *unsafe { ops.get_unchecked(pc) };
+            let op = unsafe { ops.get_unchecked(pc) };
             let d = op.dst as usize;
             let s = op.src as usize;
             // SAFETY: `prepare` only lets the fast loop run when every register is at most r10.
             unsafe { std::hint::assert_unchecked(d < 11 && s < 11) };
-            let imm = op.imm as i64 as u64;
+            // Read in the arms that need it, so that the others do not pay for it.
+            macro_rules! imm {
+                () => {
+                    op.imm as i64 as u64
+                };
+            }
             // `pc` now names the next slot; jumps add their offset to it.
             pc += 1;
             match op.code {
                 // ALU64, immediate and register.
-                Code::Add64Imm => reg[d] = reg[d].wrapping_add(imm),
+                Code::Add64Imm => reg[d] = reg[d].wrapping_add(imm!()),
                 Code::Add64Reg => reg[d] = reg[d].wrapping_add(reg[s]),
-                Code::Sub64Imm => reg[d] = reg[d].wrapping_sub(imm),
+                Code::Sub64Imm => reg[d] = reg[d].wrapping_sub(imm!()),
                 Code::Sub64Reg => reg[d] = reg[d].wrapping_sub(reg[s]),
-                Code::Mul64Imm => reg[d] = reg[d].wrapping_mul(imm),
+                Code::Mul64Imm => reg[d] = reg[d].wrapping_mul(imm!()),
                 Code::Mul64Reg => reg[d] = reg[d].wrapping_mul(reg[s]),
-                Code::Div64Imm => reg[d] = reg[d].checked_div(imm).unwrap_or(0),
+                Code::Div64Imm => reg[d] = reg[d].checked_div(imm!()).unwrap_or(0),
                 Code::Div64Reg => reg[d] = reg[d].checked_div(reg[s]).unwrap_or(0),
-                Code::Or64Imm => reg[d] |= imm,
+                Code::Or64Imm => reg[d] |= imm!(),
                 Code::Or64Reg => reg[d] |= reg[s],
-                Code::And64Imm => reg[d] &= imm,
+                Code::And64Imm => reg[d] &= imm!(),
                 Code::And64Reg => reg[d] &= reg[s],
-                Code::Lsh64Imm => reg[d] <<= imm & 63,
+                Code::Lsh64Imm => reg[d] <<= imm!() & 63,
                 Code::Lsh64Reg => reg[d] <<= reg[s] & 63,
-                Code::Rsh64Imm => reg[d] >>= imm & 63,
+                Code::Rsh64Imm => reg[d] >>= imm!() & 63,
                 Code::Rsh64Reg => reg[d] >>= reg[s] & 63,
-                Code::Mod64Imm => reg[d] = reg[d].checked_rem(imm).unwrap_or(reg[d]),
+                Code::Mod64Imm => reg[d] = reg[d].checked_rem(imm!()).unwrap_or(reg[d]),
                 Code::Mod64Reg => reg[d] = reg[d].checked_rem(reg[s]).unwrap_or(reg[d]),
-                Code::Xor64Imm => reg[d] ^= imm,
+                Code::Xor64Imm => reg[d] ^= imm!(),
                 Code::Xor64Reg => reg[d] ^= reg[s],
-                Code::Mov64Imm => reg[d] = imm,
+                Code::Mov64Imm => reg[d] = imm!(),
                 Code::Mov64Reg => reg[d] = reg[s],
-                Code::Arsh64Imm => reg[d] = ((reg[d] as i64) >> (imm & 63)) as u64,
+                Code::Arsh64Imm => reg[d] = ((reg[d] as i64) >> (imm!() & 63)) as u64,
                 Code::Arsh64Reg => reg[d] = ((reg[d] as i64) >> (reg[s] & 63)) as u64,
                 // ALU32: the result is zero-extended.
-                Code::Add32Imm => reg[d] = (reg[d] as u32).wrapping_add(imm as u32) as u64,
+                Code::Add32Imm => reg[d] = (reg[d] as u32).wrapping_add(imm!() as u32) as u64,
                 Code::Add32Reg => reg[d] = (reg[d] as u32).wrapping_add(reg[s] as u32) as u64,
-                Code::Sub32Imm => reg[d] = (reg[d] as u32).wrapping_sub(imm as u32) as u64,
+                Code::Sub32Imm => reg[d] = (reg[d] as u32).wrapping_sub(imm!() as u32) as u64,
                 Code::Sub32Reg => reg[d] = (reg[d] as u32).wrapping_sub(reg[s] as u32) as u64,
-                Code::Mul32Imm => reg[d] = (reg[d] as u32).wrapping_mul(imm as u32) as u64,
+                Code::Mul32Imm => reg[d] = (reg[d] as u32).wrapping_mul(imm!() as u32) as u64,
                 Code::Mul32Reg => reg[d] = (reg[d] as u32).wrapping_mul(reg[s] as u32) as u64,
                 Code::Div32Imm => {
-                    reg[d] = (reg[d] as u32).checked_div(imm as u32).unwrap_or(0) as u64
+                    reg[d] = (reg[d] as u32).checked_div(imm!() as u32).unwrap_or(0) as u64
                 }
                 Code::Div32Reg => {
                     reg[d] = (reg[d] as u32).checked_div(reg[s] as u32).unwrap_or(0) as u64
                 }
-                Code::Or32Imm => reg[d] = (reg[d] as u32 | imm as u32) as u64,
+                Code::Or32Imm => reg[d] = (reg[d] as u32 | imm!() as u32) as u64,
                 Code::Or32Reg => reg[d] = (reg[d] as u32 | reg[s] as u32) as u64,
-                Code::And32Imm => reg[d] = (reg[d] as u32 & imm as u32) as u64,
+                Code::And32Imm => reg[d] = (reg[d] as u32 & imm!() as u32) as u64,
                 Code::And32Reg => reg[d] = (reg[d] as u32 & reg[s] as u32) as u64,
-                Code::Lsh32Imm => reg[d] = ((reg[d] as u32) << (imm & 31)) as u64,
+                Code::Lsh32Imm => reg[d] = ((reg[d] as u32) << (imm!() & 31)) as u64,
                 Code::Lsh32Reg => reg[d] = ((reg[d] as u32) << (reg[s] & 31)) as u64,
-                Code::Rsh32Imm => reg[d] = ((reg[d] as u32) >> (imm & 31)) as u64,
+                Code::Rsh32Imm => reg[d] = ((reg[d] as u32) >> (imm!() & 31)) as u64,
                 Code::Rsh32Reg => reg[d] = ((reg[d] as u32) >> (reg[s] & 31)) as u64,
                 Code::Mod32Imm => {
                     let a = reg[d] as u32;
-                    reg[d] = a.checked_rem(imm as u32).unwrap_or(a) as u64
+                    reg[d] = a.checked_rem(imm!() as u32).unwrap_or(a) as u64
                 }
                 Code::Mod32Reg => {
                     let a = reg[d] as u32;
                     reg[d] = a.checked_rem(reg[s] as u32).unwrap_or(a) as u64
                 }
-                Code::Xor32Imm => reg[d] = (reg[d] as u32 ^ imm as u32) as u64,
+                Code::Xor32Imm => reg[d] = (reg[d] as u32 ^ imm!() as u32) as u64,
                 Code::Xor32Reg => reg[d] = (reg[d] as u32 ^ reg[s] as u32) as u64,
-                Code::Mov32Imm => reg[d] = imm as u32 as u64,
+                Code::Mov32Imm => reg[d] = imm!() as u32 as u64,
                 Code::Mov32Reg => reg[d] = reg[s] as u32 as u64,
-                Code::Arsh32Imm => reg[d] = ((reg[d] as i32) >> (imm & 31)) as u32 as u64,
+                Code::Arsh32Imm => reg[d] = ((reg[d] as i32) >> (imm!() & 31)) as u32 as u64,
                 Code::Arsh32Reg => reg[d] = ((reg[d] as i32) >> (reg[s] & 31)) as u32 as u64,
                 // JMP: 64-bit comparisons.
                 Code::Ja => enter!(pc.wrapping_add(op.off as isize as usize)),
-                Code::JeqImm => branch!(reg[d] == imm, op),
+                Code::JeqImm => branch!(reg[d] == imm!(), op),
                 Code::JeqReg => branch!(reg[d] == reg[s], op),
-                Code::JgtImm => branch!(reg[d] > imm, op),
+                Code::JgtImm => branch!(reg[d] > imm!(), op),
                 Code::JgtReg => branch!(reg[d] > reg[s], op),
-                Code::JgeImm => branch!(reg[d] >= imm, op),
+                Code::JgeImm => branch!(reg[d] >= imm!(), op),
                 Code::JgeReg => branch!(reg[d] >= reg[s], op),
-                Code::JsetImm => branch!(reg[d] & imm != 0, op),
+                Code::JsetImm => branch!(reg[d] & imm!() != 0, op),
                 Code::JsetReg => branch!(reg[d] & reg[s] != 0, op),
-                Code::JneImm => branch!(reg[d] != imm, op),
+                Code::JneImm => branch!(reg[d] != imm!(), op),
                 Code::JneReg => branch!(reg[d] != reg[s], op),
-                Code::JsgtImm => branch!(reg[d] as i64 > imm as i64, op),
+                Code::JsgtImm => branch!(reg[d] as i64 > imm!() as i64, op),
                 Code::JsgtReg => branch!(reg[d] as i64 > reg[s] as i64, op),
-                Code::JsgeImm => branch!(reg[d] as i64 >= imm as i64, op),
+                Code::JsgeImm => branch!(reg[d] as i64 >= imm!() as i64, op),
                 Code::JsgeReg => branch!(reg[d] as i64 >= reg[s] as i64, op),
-                Code::JltImm => branch!(reg[d] < imm, op),
+                Code::JltImm => branch!(reg[d] < imm!(), op),
                 Code::JltReg => branch!(reg[d] < reg[s], op),
-                Code::JleImm => branch!(reg[d] <= imm, op),
+                Code::JleImm => branch!(reg[d] <= imm!(), op),
                 Code::JleReg => branch!(reg[d] <= reg[s], op),
-                Code::JsltImm => branch!((reg[d] as i64) < imm as i64, op),
+                Code::JsltImm => branch!((reg[d] as i64) < imm!() as i64, op),
                 Code::JsltReg => branch!((reg[d] as i64) < reg[s] as i64, op),
-                Code::JsleImm => branch!(reg[d] as i64 <= imm as i64, op),
+                Code::JsleImm => branch!(reg[d] as i64 <= imm!() as i64, op),
                 Code::JsleReg => branch!(reg[d] as i64 <= reg[s] as i64, op),
                 Code::Exit if frames.is_empty() => {
                     return Ok(RunOutput {
@@ -993,37 +998,37 @@ pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Resul
                     })
                 }
                 // JMP32: comparisons of the low halves.
-                Code::Jeq32Imm => branch!(reg[d] as u32 == imm as u32, op),
+                Code::Jeq32Imm => branch!(reg[d] as u32 == imm!() as u32, op),
                 Code::Jeq32Reg => branch!(reg[d] as u32 == reg[s] as u32, op),
-                Code::Jgt32Imm => branch!(reg[d] as u32 > imm as u32, op),
+                Code::Jgt32Imm => branch!(reg[d] as u32 > imm!() as u32, op),
                 Code::Jgt32Reg => branch!(reg[d] as u32 > reg[s] as u32, op),
-                Code::Jge32Imm => branch!(reg[d] as u32 >= imm as u32, op),
+                Code::Jge32Imm => branch!(reg[d] as u32 >= imm!() as u32, op),
                 Code::Jge32Reg => branch!(reg[d] as u32 >= reg[s] as u32, op),
-                Code::Jset32Imm => branch!(reg[d] as u32 & imm as u32 != 0, op),
+                Code::Jset32Imm => branch!(reg[d] as u32 & imm!() as u32 != 0, op),
                 Code::Jset32Reg => branch!(reg[d] as u32 & reg[s] as u32 != 0, op),
-                Code::Jne32Imm => branch!(reg[d] as u32 != imm as u32, op),
+                Code::Jne32Imm => branch!(reg[d] as u32 != imm!() as u32, op),
                 Code::Jne32Reg => branch!(reg[d] as u32 != reg[s] as u32, op),
-                Code::Jsgt32Imm => branch!(reg[d] as i32 > imm as i32, op),
+                Code::Jsgt32Imm => branch!(reg[d] as i32 > imm!() as i32, op),
                 Code::Jsgt32Reg => branch!(reg[d] as i32 > reg[s] as i32, op),
-                Code::Jsge32Imm => branch!(reg[d] as i32 >= imm as i32, op),
+                Code::Jsge32Imm => branch!(reg[d] as i32 >= imm!() as i32, op),
                 Code::Jsge32Reg => branch!(reg[d] as i32 >= reg[s] as i32, op),
-                Code::Jlt32Imm => branch!((reg[d] as u32) < imm as u32, op),
+                Code::Jlt32Imm => branch!((reg[d] as u32) < imm!() as u32, op),
                 Code::Jlt32Reg => branch!((reg[d] as u32) < reg[s] as u32, op),
-                Code::Jle32Imm => branch!(reg[d] as u32 <= imm as u32, op),
+                Code::Jle32Imm => branch!(reg[d] as u32 <= imm!() as u32, op),
                 Code::Jle32Reg => branch!(reg[d] as u32 <= reg[s] as u32, op),
-                Code::Jslt32Imm => branch!((reg[d] as i32) < imm as i32, op),
+                Code::Jslt32Imm => branch!((reg[d] as i32) < imm!() as i32, op),
                 Code::Jslt32Reg => branch!((reg[d] as i32) < reg[s] as i32, op),
-                Code::Jsle32Imm => branch!(reg[d] as i32 <= imm as i32, op),
+                Code::Jsle32Imm => branch!(reg[d] as i32 <= imm!() as i32, op),
                 Code::Jsle32Reg => branch!(reg[d] as i32 <= reg[s] as i32, op),
                 // Loads and stores.
                 Code::LdxW => load_fast!(4, op, d, s),
                 Code::LdxH => load_fast!(2, op, d, s),
                 Code::LdxB => load_fast!(1, op, d, s),
                 Code::LdxDw => load_fast!(8, op, d, s),
-                Code::StW => store_fast!(4, op, d, imm),
-                Code::StH => store_fast!(2, op, d, imm),
-                Code::StB => store_fast!(1, op, d, imm),
-                Code::StDw => store_fast!(8, op, d, imm),
+                Code::StW => store_fast!(4, op, d, imm!()),
+                Code::StH => store_fast!(2, op, d, imm!()),
+                Code::StB => store_fast!(1, op, d, imm!()),
+                Code::StDw => store_fast!(8, op, d, imm!()),
                 Code::StxW => store_fast!(4, op, d, reg[s]),
                 Code::StxH => store_fast!(2, op, d, reg[s]),
                 Code::StxB => store_fast!(1, op, d, reg[s]),
