@@ -141,9 +141,8 @@ pub fn all(prog: &BenchProgram, native_lib: Option<&NativeLib>) -> Vec<Runner> {
     if MEASURE_OUR_JIT {
         candidates.push(ours(Engine::Jit, prog).map_err(|e| format!("ebpf_jit: {e}")));
     }
-    match native_lib {
-        Some(lib) => candidates.push(native(lib, prog)),
-        None => {}
+    if let Some(lib) = native_lib {
+        candidates.push(native(lib, prog));
     }
     let mut runners = vec![reference];
     let mut agree = true;
