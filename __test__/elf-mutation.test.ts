@@ -14,6 +14,7 @@ import { EbpfError } from '../ts/errors.js'
 import { loadCollectionSpecSync } from '../ts/spec.js'
 
 const dir = join(__dirname, 'fixtures')
+const coreTarget = Btf.parse(readFileSync(join(dir, 'core_target.bpf.o')))
 const objects = readdirSync(dir).filter((f) => f.endsWith('.bpf.o'))
 const MUTATIONS_PER_FIXTURE = Number(process.env.EBPF_MUTATIONS ?? 300)
 /** Change EBPF_MUTATION_SEED (and EBPF_MUTATIONS) for a longer or different run. */
@@ -42,6 +43,8 @@ function exercise(bytes: Uint8Array): void {
       b.dump({ format: 'c' })
     },
     () => Btf.parse(bytes, { fixup: true }).dump({ format: 'raw' }),
+    // CO-RE relocation against a small stand-in kernel BTF.
+    () => loadCollectionSpecSync(bytes, { kernelTypes: coreTarget }),
     () => {
       const spec = loadCollectionSpecSync(bytes)
       spec.types.dump({ format: 'c' })

@@ -3,9 +3,11 @@
  * expectations derived by hand from the C sources, and cross-checked against what the kernel
  * recorded when libbpf loaded the same objects (`*.kernel.json`, written by fixtures/build.sh).
  */
+import { createHash } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { Btf } from '../ts/btf/btf.js'
 import { EbpfError } from '../ts/errors.js'
 import { type CollectionSpec, loadCollectionSpec, type MapSpec, type ProgramSpec } from '../ts/spec.js'
 
@@ -40,7 +42,7 @@ describe('every loadable fixture agrees with the kernel', () => {
   const names = readdirSync(dir)
     .filter((f) => f.endsWith('.kernel.json'))
     .map((f) => f.replace('.kernel.json', ''))
-    .filter((n) => n !== 'kconfig' && n !== 'core')
+    .filter((n) => n !== 'kconfig' && n !== 'core' && n !== 'core_full')
   it('has the kernel facts', () => expect(names.length).toBeGreaterThanOrEqual(12))
   for (const name of names) {
     it(name, async () => {
@@ -77,7 +79,7 @@ describe('linked instructions equal what libbpf handed the kernel (fixtures/*.li
   const names = readdirSync(dir)
     .filter((f) => f.endsWith('.libbpf.json'))
     .map((f) => f.replace('.libbpf.json', ''))
-    .filter((n) => n !== 'kconfig' && n !== 'core')
+    .filter((n) => n !== 'kconfig' && n !== 'core' && n !== 'core_full')
   it('has the libbpf facts', () => expect(names.length).toBeGreaterThanOrEqual(12))
   for (const name of names) {
     it(name, async () => {
@@ -99,6 +101,56 @@ describe('linked instructions equal what libbpf handed the kernel (fixtures/*.li
       }
     })
   }
+})
+
+describe('CO-RE relocations with kernelTypes', () => {
+  const core = () => new Uint8Array(readFileSync(join(dir, 'core.bpf.o')))
+  const insn = (p: ProgramSpec, i: number) => {
+    const v = new DataView(p.instructions.buffer, p.instructions.byteOffset)
+    return { op: p.instructions[i * 8], off: v.getInt16(i * 8 + 2, true), imm: v.getInt32(i * 8 + 4, true) }
+  }
+
+  it('against a hand-written target: pid at 12, tgid exists', async () => {
+    const target = Btf.parse(readFileSync(join(dir, 'core_target.bpf.o')))
+    const spec = await loadCollectionSpec(core(), { kernelTypes: target })
+    const p = spec.programs.get('core_switch')!
+    // insn 0: r2 = <offset of pid> (clang wrote the local offset 0); insn 7: r1 = <tgid exists>.
+    expect(insn(p, 0)).toEqual({ op: 0xb7, off: 0, imm: 12 })
+    expect(insn(p, 7)).toEqual({ op: 0xb7, off: 0, imm: 1 })
+  })
+
+  it('against a target without the type: the read is poisoned, the existence test is 0', async () => {
+    const target = Btf.parse(readFileSync(join(dir, 'globals.bpf.o')))
+    const p = (await loadCollectionSpec(core(), { kernelTypes: target })).programs.get('core_switch')!
+    expect(insn(p, 0)).toEqual({ op: 0x85, off: 0, imm: 0xbad2310 })
+    expect(insn(p, 7)).toEqual({ op: 0xb7, off: 0, imm: 0 })
+  })
+
+  const vmlinux = '/sys/kernel/btf/vmlinux'
+  const recorded = readFileSync(join(dir, 'vmlinux.sha256'), 'utf8').trim()
+  const sameKernel =
+    existsSync(vmlinux) && createHash('sha256').update(readFileSync(vmlinux)).digest('hex') === recorded
+  describe.skipIf(!sameKernel)('equal to libbpf against the kernel the oracle was recorded on (vmlinux.sha256)', () => {
+    for (const name of ['core', 'core_full']) {
+      it(name, async () => {
+        const kernelTypes = Btf.parse(new Uint8Array(readFileSync(vmlinux)))
+        const spec = await loadCollectionSpec(join(dir, `${name}.bpf.o`), { kernelTypes })
+        const facts = JSON.parse(readFileSync(join(dir, `${name}.libbpf.json`), 'utf8')) as Record<
+          string,
+          { insns: string; relocations: Array<{ insn: number; map: string }> }
+        >
+        for (const [pname, f] of Object.entries(facts)) {
+          const p = spec.programs.get(pname)!
+          expect(Buffer.from(p.instructions).toString('hex')).toBe(f.insns)
+          expect(p.relocations.map((r) => r.insn)).toEqual(f.relocations.map((r) => r.insn))
+        }
+      })
+    }
+  })
+
+  it('kernelTypes must be a Btf', async () => {
+    await expect(loadCollectionSpec(core(), { kernelTypes: {} as Btf })).rejects.toMatchObject({ code: 'EINVAL' })
+  })
 })
 
 /** Relocated lddw slots are cleared for the collection loader; every local call lands on a function start. */
@@ -430,7 +482,9 @@ describe('fixture contents, from the C sources', () => {
     })
     await expect(load('core')).rejects.toMatchObject({
       code: 'ENOTSUPP',
-      message: expect.stringMatching(/program 'core_switch': CO-RE relocation .* struct task_struct/),
+      message: expect.stringMatching(
+        /program 'core_switch': CO-RE relocation .* struct task_struct .*needs the target kernel's BTF/,
+      ),
     })
   })
 

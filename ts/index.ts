@@ -24,6 +24,7 @@ export type {
   CollectionSpec,
   FuncInfo,
   LineInfo,
+  LoadOptions,
   MapSlot,
   MapSpec,
   ProgramSpec,

@@ -186,8 +186,19 @@ export interface CollectionSpec {
   declarations(): string
 }
 
+export interface LoadOptions {
+  /**
+   * BTF of the kernel the programs are written for (e.g. `btf.parse(readFileSync('/sys/kernel/btf/vmlinux'))`).
+   * With it, CO-RE relocations are applied as libbpf would; without it, an object that has any is refused.
+   */
+  kernelTypes?: Btf
+}
+
 /** Reads an object file (path or bytes) into a CollectionSpec without loading anything. */
-export async function loadCollectionSpec(pathOrBytes: string | Uint8Array): Promise<CollectionSpec> {
+export async function loadCollectionSpec(
+  pathOrBytes: string | Uint8Array,
+  options: LoadOptions = {},
+): Promise<CollectionSpec> {
   let bytes: Uint8Array
   if (typeof pathOrBytes === 'string') {
     try {
@@ -201,12 +212,12 @@ export async function loadCollectionSpec(pathOrBytes: string | Uint8Array): Prom
   } else {
     throw new EbpfError('EINVAL', 'loadCollectionSpec takes a file path or a Uint8Array')
   }
-  return loadCollectionSpecSync(bytes)
+  return loadCollectionSpecSync(bytes, options)
 }
 
 /** Synchronous form for bytes already in memory. */
-export function loadCollectionSpecSync(bytes: Uint8Array): CollectionSpec {
-  const obj = loadObject(bytes)
+export function loadCollectionSpecSync(bytes: Uint8Array, options: LoadOptions = {}): CollectionSpec {
+  const obj = loadObject(bytes, options)
   const variables = new Map<string, VariableSpec>()
   for (const v of obj.variables) {
     const map = obj.maps.get(v.section)

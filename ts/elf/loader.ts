@@ -5,6 +5,7 @@
  * created here; lddw instructions that need a map keep a relocation record instead.
  */
 import { Btf } from '../btf/btf.js'
+import { applyCoreRelocations, type CoreRelocation } from '../btf/core.js'
 import { type BtfExt, type BtfExtSection, parseBtfExt } from '../btf/ext.js'
 import { parseBtf } from '../btf/parse.js'
 import type { BtfType } from '../btf/types.js'
@@ -75,9 +76,17 @@ interface Func {
   symbol: ElfSymbol
 }
 
-export function loadObject(bytes: Uint8Array): LoadedObject {
+export interface LoadObjectOptions {
+  /** BTF of the kernel the programs are meant for: enables CO-RE relocations against it. */
+  kernelTypes?: Btf
+}
+
+export function loadObject(bytes: Uint8Array, options: LoadObjectOptions = {}): LoadedObject {
   if (!(bytes instanceof Uint8Array)) throw new EbpfError('EINVAL', 'object must be a Uint8Array')
-  return new ObjectLoader(readElf(bytes)).load()
+  if (options.kernelTypes !== undefined && !(options.kernelTypes instanceof Btf)) {
+    throw new EbpfError('EINVAL', 'kernelTypes must be a Btf (from btf.parse)')
+  }
+  return new ObjectLoader(readElf(bytes), options.kernelTypes).load()
 }
 
 class ObjectLoader {
@@ -94,7 +103,10 @@ class ObjectLoader {
   private license = ''
   private kernelVersion = 0
 
-  constructor(private readonly elf: ElfFile) {}
+  constructor(
+    private readonly elf: ElfFile,
+    private readonly kernelTypes: Btf | undefined,
+  ) {}
 
   load(): LoadedObject {
     const elf = this.elf
@@ -511,7 +523,7 @@ class ObjectLoader {
       instructions.set(c, pos)
       pos += c.length
     }
-    this.checkCoreRelos(main, order)
+    this.coreRelocate(main, order, placed, instructions)
     return {
       instructions,
       relocations,
@@ -589,21 +601,32 @@ class ObjectLoader {
   }
 
   /** CO-RE relocations need the target kernel's BTF; refuse clearly rather than run unrelocated code. */
-  private checkCoreRelos(main: Func, order: Func[]): void {
+  private coreRelocate(main: Func, order: Func[], placed: Map<Func, number>, code: Uint8Array): void {
     const secs = this.ext?.coreRelos
     if (!secs) return
+    const relos: CoreRelocation[] = []
     for (const f of order) {
-      const recs = this.sortedRecords(secs, f.section.name)
-      for (const r of recs) {
+      for (const r of this.sortedRecords(secs, f.section.name)) {
         if (r.insnOff < f.start * INSN || r.insnOff >= (f.start + f.count) * INSN) continue
-        const t = this.types.types[r.typeId]
-        const tname = t ? `${t.kind.toLowerCase()} ${t.name || '(anon)'}` : `type #${r.typeId}`
-        throw new EbpfError(
-          'ENOTSUPP',
-          `program '${main.name}': CO-RE relocation (${r.kindName}, access '${r.access}') against ${tname} in '${f.name}' is not supported yet (it needs the target kernel's BTF)`,
-        )
+        if (r.insnOff % INSN !== 0)
+          throw new FormatError(`CO-RE record at byte ${r.insnOff} of '${f.section.name}' is misaligned`)
+        if (!this.kernelTypes) {
+          const t = this.types.types[r.typeId]
+          const tname = t ? `${t.kind.toLowerCase()} ${t.name || '(anon)'}` : `type #${r.typeId}`
+          throw new EbpfError(
+            'ENOTSUPP',
+            `program '${main.name}': CO-RE relocation (${r.kindName}, access '${r.access}') against ${tname} in '${f.name}' needs the target kernel's BTF (pass kernelTypes)`,
+          )
+        }
+        relos.push({
+          insn: placed.get(f)! + (r.insnOff / INSN - f.start),
+          typeId: r.typeId,
+          access: r.access,
+          kind: r.kind,
+        })
       }
     }
+    if (relos.length > 0) applyCoreRelocations(code, relos, this.types, this.kernelTypes!, main.name)
   }
 
   private variables(): Array<{
