@@ -142,65 +142,25 @@ impl Program {
             options.trace_sink.clone(),
             options.perf_sink.clone(),
         ));
-        let extra = Extra {
+        let (engine, jit) = select_engine(options.engine, &insns)?;
+        // The interpreter's form of the instructions, made once here so that a run never pays for it.
+        let prepared = (engine == Engine::Interpreter).then(|| interpreter::prepare(&insns));
+        #[cfg(not(target_arch = "x86_64"))]
+        let () = jit;
+        Ok(Program {
+            insns,
+            options,
+            engine,
+            maps,
             helpers,
             callbacks: (!callbacks.is_empty()).then(|| callbacks.into()),
             callback_programs,
             output,
             prints,
-        };
-        #[cfg(target_arch = "x86_64")]
-        {
-            // Compiled at load time, so that a run never pays for it.
-            let (engine, jit) = match options.engine {
-                Engine::Interpreter => (Engine::Interpreter, None),
-                Engine::Jit => (Engine::Jit, Some(crate::jit::JitProgram::compile(&insns)?)),
-                // Auto: the JIT, unless it cannot take this program (then the interpreter).
-                Engine::Auto => match crate::jit::JitProgram::compile(&insns) {
-                    Ok(j) => (Engine::Jit, Some(j)),
-                    Err(_) => (Engine::Interpreter, None),
-                },
-            };
-            let prepared = (engine == Engine::Interpreter).then(|| interpreter::prepare(&insns));
-            Ok(Program {
-                insns,
-                options,
-                engine,
-                maps,
-                helpers: extra.helpers,
-                callbacks: extra.callbacks,
-                callback_programs: extra.callback_programs,
-                output: extra.output,
-                prints: extra.prints,
-                jit,
-                prepared,
-            })
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let engine = match options.engine {
-                Engine::Interpreter | Engine::Auto => Engine::Interpreter,
-                Engine::Jit => {
-                    return Err(LoadError::new(
-                        ErrorCode::Enotsupp,
-                        "the JIT engine needs an x86-64 host",
-                    ))
-                }
-            };
-            let prepared = Some(interpreter::prepare(&insns));
-            Ok(Program {
-                insns,
-                options,
-                engine,
-                maps,
-                helpers: extra.helpers,
-                callbacks: extra.callbacks,
-                callback_programs: extra.callback_programs,
-                output: extra.output,
-                prints: extra.prints,
-                prepared,
-            })
-        }
+            #[cfg(target_arch = "x86_64")]
+            jit,
+            prepared,
+        })
     }
 
     /// The engine that actually runs this program (`Auto` resolved).
@@ -384,13 +344,34 @@ impl Program {
     }
 }
 
-/// Load-time products of the program type, gathered before the engine-specific part of `load`.
-struct Extra {
-    helpers: HelperTable,
-    callbacks: Option<Arc<[usize]>>,
-    callback_programs: Vec<(usize, interpreter::Prepared)>,
-    output: Arc<ProgramOutput>,
-    prints: bool,
+/// The engine that will run a program and, where the host has the JIT, its compiled code: `Jit`
+/// compiles at load time (so that a run never pays for it) and fails if it cannot; `Auto` takes
+/// the JIT unless it cannot take this program.
+#[cfg(target_arch = "x86_64")]
+fn select_engine(
+    requested: Engine,
+    insns: &[Insn],
+) -> Result<(Engine, Option<crate::jit::JitProgram>), LoadError> {
+    Ok(match requested {
+        Engine::Interpreter => (Engine::Interpreter, None),
+        Engine::Jit => (Engine::Jit, Some(crate::jit::JitProgram::compile(insns)?)),
+        Engine::Auto => match crate::jit::JitProgram::compile(insns) {
+            Ok(j) => (Engine::Jit, Some(j)),
+            Err(_) => (Engine::Interpreter, None),
+        },
+    })
+}
+
+/// Hosts without the JIT: `Auto` interprets, `Jit` is ENOTSUPP.
+#[cfg(not(target_arch = "x86_64"))]
+fn select_engine(requested: Engine, _insns: &[Insn]) -> Result<(Engine, ()), LoadError> {
+    match requested {
+        Engine::Interpreter | Engine::Auto => Ok((Engine::Interpreter, ())),
+        Engine::Jit => Err(LoadError::new(
+            ErrorCode::Enotsupp,
+            "the JIT engine needs an x86-64 host",
+        )),
+    }
 }
 
 /// Slots before the program in a callback's trampoline.
