@@ -101,10 +101,23 @@ function relocate(prog: ProgramSpec, maps: Map<string, BpfMap>): { instructions:
   return { instructions, maps: used }
 }
 
-export class Collection {
+/** Key and value types of maps by name: the `Maps` interface that `spec.declarations()` generates. */
+export type MapTypes<M = Record<string, unknown>> = Record<keyof M, { key: unknown; value: unknown }>
+
+/** `collection.maps`: a Map of BpfMaps whose `get` is typed by the object's `Maps` declarations. */
+export type CollectionMaps<M extends MapTypes<M>> = {
+  get<K extends keyof M & string>(name: K): BpfMap<M[K]['key'], M[K]['value']> | undefined
+} & Map<string, BpfMap>
+
+/**
+ * A loaded object. Give it the `Maps` interface from `spec.declarations()` (or `ebpf gen-types`) to
+ * have typed keys and values: `new Collection<Maps>(spec).maps.get('counts')` is a
+ * `BpfMap<Maps['counts']['key'], Maps['counts']['value']>`.
+ */
+export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; value: unknown }>> {
   readonly spec: CollectionSpec
   readonly programs = new Map<string, Program>()
-  readonly maps = new Map<string, BpfMap>()
+  readonly maps: CollectionMaps<M> = new Map<string, BpfMap>()
 
   constructor(spec: CollectionSpec, options: CollectionOptions = {}) {
     if (spec === null || typeof spec !== 'object' || !(spec.programs instanceof Map)) {

@@ -5,7 +5,7 @@
 export * as asm from './asm/index.js'
 export { assemble, disassemble } from './asm/index.js'
 export * as btf from './btf/index.js'
-export { Collection, type CollectionOptions } from './collection.js'
+export { Collection, type CollectionMaps, type CollectionOptions, type MapTypes } from './collection.js'
 export type { ContextValue, SkbContext, XdpContext } from './context.js'
 export * from './errors.js'
 export type { MapCodecs, MapDefinition, MapTypeName, UpdateFlag } from './map.js'
