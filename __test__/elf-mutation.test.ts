@@ -43,8 +43,8 @@ function exercise(bytes: Uint8Array): void {
       b.dump({ format: 'c' })
     },
     () => Btf.parse(bytes, { fixup: true }).dump({ format: 'raw' }),
-    // CO-RE relocation against a small stand-in kernel BTF.
-    () => loadCollectionSpecSync(bytes, { kernelTypes: coreTarget }),
+    // CO-RE relocation against a small stand-in kernel BTF, and kconfig values.
+    () => loadCollectionSpecSync(bytes, { kernelTypes: coreTarget, kconfig: { LINUX_KERNEL_VERSION: 1 } }),
     () => {
       const spec = loadCollectionSpecSync(bytes)
       spec.types.dump({ format: 'c' })

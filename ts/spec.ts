@@ -192,6 +192,11 @@ export interface LoadOptions {
    * With it, CO-RE relocations are applied as libbpf would; without it, an object that has any is refused.
    */
   kernelTypes?: Btf
+  /**
+   * Values of the object's `.kconfig` externs, e.g. `{ LINUX_KERNEL_VERSION: 0x060c00, CONFIG_HZ: 250 }`
+   * (encoded with each extern's BTF type). Weak externs left out are 0; strong ones are an error.
+   */
+  kconfig?: Record<string, unknown>
 }
 
 /** Reads an object file (path or bytes) into a CollectionSpec without loading anything. */

@@ -5,6 +5,7 @@
  * created here; lddw instructions that need a map keep a relocation record instead.
  */
 import { Btf } from '../btf/btf.js'
+import { codec } from '../btf/codec.js'
 import { applyCoreRelocations, type CoreRelocation } from '../btf/core.js'
 import { type BtfExt, type BtfExtSection, parseBtfExt } from '../btf/ext.js'
 import { parseBtf } from '../btf/parse.js'
@@ -31,6 +32,7 @@ import {
   SHT_NOBITS,
   SHT_PROGBITS,
   STB_LOCAL,
+  STB_WEAK,
   STT_FUNC,
   STT_SECTION,
 } from './reader.js'
@@ -79,6 +81,8 @@ interface Func {
 export interface LoadObjectOptions {
   /** BTF of the kernel the programs are meant for: enables CO-RE relocations against it. */
   kernelTypes?: Btf
+  /** Values of `.kconfig` externs (LINUX_KERNEL_VERSION, CONFIG_*), encoded with their BTF types. */
+  kconfig?: Record<string, unknown>
 }
 
 export function loadObject(bytes: Uint8Array, options: LoadObjectOptions = {}): LoadedObject {
@@ -86,7 +90,10 @@ export function loadObject(bytes: Uint8Array, options: LoadObjectOptions = {}): 
   if (options.kernelTypes !== undefined && !(options.kernelTypes instanceof Btf)) {
     throw new EbpfError('EINVAL', 'kernelTypes must be a Btf (from btf.parse)')
   }
-  return new ObjectLoader(readElf(bytes), options.kernelTypes).load()
+  if (options.kconfig !== undefined && (typeof options.kconfig !== 'object' || options.kconfig === null)) {
+    throw new EbpfError('EINVAL', 'kconfig must be an object of extern names to values')
+  }
+  return new ObjectLoader(readElf(bytes), options.kernelTypes, options.kconfig).load()
 }
 
 class ObjectLoader {
@@ -103,9 +110,13 @@ class ObjectLoader {
   private license = ''
   private kernelVersion = 0
 
+  private kconfigMap: MapSpec | undefined
+  private readonly kconfigOffsets = new Map<string, number>()
+
   constructor(
     private readonly elf: ElfFile,
     private readonly kernelTypes: Btf | undefined,
+    private readonly kconfig: Record<string, unknown> | undefined,
   ) {}
 
   load(): LoadedObject {
@@ -124,6 +135,7 @@ class ObjectLoader {
       this.kernelVersion = new DataView(ver.data.buffer, ver.data.byteOffset, 4).getUint32(0, true)
     }
     this.readMaps()
+    this.readKconfig()
     this.checkUnsupportedSections()
     for (const [secIndex, rels] of elf.relocations) {
       const byInsn = new Map<number, ElfRelocation>()
@@ -195,8 +207,12 @@ class ObjectLoader {
 
   /** Undefined symbols are externs (.kconfig, .ksyms, kfuncs): not supported yet, so say which. */
   private checkExterns(): void {
+    const kconfig = new Set(
+      (this.types.typeByName('.kconfig', 'DATASEC')?.vars ?? []).map((v) => this.types.types[v.type]?.name),
+    )
     for (const s of this.elf.symbols) {
       if (s.shndx !== SHN_UNDEF || s.name === '' || s.index === 0) continue
+      if (kconfig.has(s.name)) continue
       let where = 'extern'
       for (const t of this.types.types) {
         if (t.kind !== 'DATASEC') continue
@@ -279,6 +295,57 @@ class ObjectLoader {
       this.addMap(map, sec.index, 0)
       this.dataMaps.set(sec.index, map)
     }
+  }
+
+  /**
+   * `.kconfig` externs become a read-only one-entry array map named '.kconfig', laid out as libbpf
+   * lays it out (see fixup.ts); values come from the caller, since there is no kernel config to
+   * read. A weak extern without a value is 0; a strong one is an error naming it.
+   */
+  private readKconfig(): void {
+    const datasec = this.types.typeByName('.kconfig', 'DATASEC')
+    if (!datasec) return
+    const contents = new Uint8Array(datasec.size!)
+    const view = new DataView(contents.buffer)
+    const given = this.kconfig ?? {}
+    for (const v of datasec.vars!) {
+      const vt = this.types.typeById(v.type)
+      if (vt.kind !== 'VAR') throw new FormatError(`.kconfig DATASEC lists type #${v.type}, not a VAR`)
+      this.kconfigOffsets.set(vt.name, v.offset)
+      const sym = this.elf.symbols.find((s) => s.name === vt.name && s.shndx === SHN_UNDEF)
+      if (!(vt.name in given)) {
+        if (sym?.bind === STB_WEAK) continue
+        throw new EbpfError(
+          'ENOTSUPP',
+          `.kconfig extern '${vt.name}' has no value: give it in the kconfig load option (there is no kernel config to read)`,
+        )
+      }
+      try {
+        codec(this.types, vt.type!).write(view, v.offset, given[vt.name])
+      } catch (e) {
+        if (e instanceof EbpfError) throw new EbpfError(e.code, `.kconfig extern '${vt.name}': ${e.message}`)
+        throw e
+      }
+    }
+    const map: MapSpec = {
+      name: '.kconfig',
+      type: BPF_MAP_TYPE.array,
+      typeName: 'array',
+      keySize: 4,
+      valueSize: datasec.size!,
+      maxEntries: 1,
+      flags: BPF_F_RDONLY_PROG | BPF_F_MMAPABLE,
+      pinning: 0,
+      numaNode: 0,
+      mapExtra: 0n,
+      value: datasec,
+      contents,
+      readonly: true,
+      section: '.kconfig',
+    }
+    if (this.maps.has(map.name)) throw new FormatError("two maps are named '.kconfig'")
+    this.maps.set(map.name, map)
+    this.kconfigMap = map
   }
 
   private addMap(map: MapSpec, secIndex: number, offset: number): void {
@@ -461,6 +528,15 @@ class ObjectLoader {
             throw new FormatError(`${where}: lddw relocation has type ${rel.type}, expected R_BPF_64_64`)
           if (i + 1 >= f.count) throw new FormatError(`${where}: lddw is missing its second slot`)
           const s = rel.symbol
+          const kconfigOffset = s.shndx === SHN_UNDEF ? this.kconfigOffsets.get(s.name) : undefined
+          if (kconfigOffset !== undefined) {
+            // A kconfig extern reads its value from the '.kconfig' map, as libbpf lays it out.
+            relocations.push({ insn: at, kind: 'map_value', map: '.kconfig', offset: kconfigOffset })
+            code[o + 1] = code[o + 1]! & 0x0f
+            view.setInt32(o + 4, 0, true)
+            view.setInt32(o + INSN + 4, 0, true)
+            continue
+          }
           if (s.shndx === SHN_UNDEF)
             throw new EbpfError('ENOTSUPP', `${where}: extern '${s.name}' is not supported yet`)
           if (s.shndx >= SHN_LORESERVE)
@@ -638,7 +714,7 @@ class ObjectLoader {
     linkage: string
   }> {
     const out = []
-    for (const map of this.dataMaps.values()) {
+    for (const map of [...this.dataMaps.values(), ...(this.kconfigMap ? [this.kconfigMap] : [])]) {
       const ds = map.value
       if (ds?.kind !== 'DATASEC') continue
       for (const v of ds.vars!) {
