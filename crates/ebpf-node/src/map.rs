@@ -49,7 +49,7 @@ pub struct NativeMapDef {
 }
 
 fn map_type(v: u32) -> Result<MapType> {
-    MapType::from_u32(v).ok_or_else(|| einval(format!("unknown or unsupported map type {v}")))
+    MapType::from_kernel(v).map_err(js_err)
 }
 
 fn to_def(d: &NativeMapDef) -> Result<MapDef> {

@@ -46,6 +46,18 @@ impl MapType {
         })
     }
 
+    /// The type for a kernel map type number: ENOTSUPP naming the type for the kernel's types this
+    /// runtime does not have (devmap, sockmap, ...), EINVAL for a number that is no map type.
+    pub fn from_kernel(v: u32) -> MapResult<MapType> {
+        MapType::from_u32(v).ok_or_else(|| match KERNEL_MAP_TYPES.get(v as usize) {
+            Some(name) if v != 0 => MapError::new(
+                ErrorCode::Enotsupp,
+                format!("map type {v} ({name}) is not supported by this runtime"),
+            ),
+            _ => MapError::new(ErrorCode::Einval, format!("unknown map type {v}")),
+        })
+    }
+
     /// The name bpftool and libbpf use (`BPF_MAP_TYPE_` suffix, lower case).
     pub fn from_name(name: &str) -> Option<MapType> {
         ALL.iter().copied().find(|t| t.name() == name)
@@ -77,6 +89,44 @@ impl MapType {
         )
     }
 }
+
+/// Every kernel map type by number (`enum bpf_map_type`, Linux 6.18), supported here or not.
+const KERNEL_MAP_TYPES: [&str; 34] = [
+    "unspec",
+    "hash",
+    "array",
+    "prog_array",
+    "perf_event_array",
+    "percpu_hash",
+    "percpu_array",
+    "stack_trace",
+    "cgroup_array",
+    "lru_hash",
+    "lru_percpu_hash",
+    "lpm_trie",
+    "array_of_maps",
+    "hash_of_maps",
+    "devmap",
+    "sockmap",
+    "cpumap",
+    "xskmap",
+    "sockhash",
+    "cgroup_storage",
+    "reuseport_sockarray",
+    "percpu_cgroup_storage",
+    "queue",
+    "stack",
+    "sk_storage",
+    "devmap_hash",
+    "struct_ops",
+    "ringbuf",
+    "inode_storage",
+    "task_storage",
+    "bloom_filter",
+    "user_ringbuf",
+    "cgrp_storage",
+    "arena",
+];
 
 /// Every supported type.
 pub const ALL: [MapType; 14] = [
@@ -362,5 +412,27 @@ impl MapDef {
             inner.validate()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod kernel_numbers {
+    use super::*;
+
+    #[test]
+    fn kernel_types_we_lack_are_enotsupp_by_name_and_non_types_einval() {
+        assert_eq!(MapType::from_kernel(2).unwrap(), MapType::Array);
+        let e = MapType::from_kernel(14).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Enotsupp);
+        assert!(e.message.contains("devmap"), "{}", e.message);
+        assert_eq!(MapType::from_kernel(0).unwrap_err().code, ErrorCode::Einval);
+        assert_eq!(
+            MapType::from_kernel(99).unwrap_err().code,
+            ErrorCode::Einval
+        );
+        // Every type this runtime has keeps its kernel name.
+        for t in ALL {
+            assert_eq!(KERNEL_MAP_TYPES[t as usize], t.name());
+        }
     }
 }
