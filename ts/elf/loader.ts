@@ -5,44 +5,34 @@
  * created here; lddw instructions that need a map keep a relocation record instead.
  */
 import { Btf } from '../btf/btf.js'
-import { codec } from '../btf/codec.js'
-import { applyCoreRelocations, type CoreRelocation } from '../btf/core.js'
-import { type BtfExt, type BtfExtSection, parseBtfExt } from '../btf/ext.js'
+import { type BtfExt, parseBtfExt } from '../btf/ext.js'
 import { parseBtf } from '../btf/parse.js'
 import type { BtfType } from '../btf/types.js'
 import { EbpfError, FormatError } from '../errors.js'
-import type { FuncInfo, LineInfo, MapSpec, ProgramSpec, Relocation } from '../spec.js'
+import type { MapSpec, ProgramSpec } from '../spec.js'
 import { fixupBtf } from './fixup.js'
+import { kconfigMap } from './kconfig.js'
+import { type Func, INSN, Linker } from './link.js'
 import { BPF_MAP_TYPE, isDataSection, parseBtfMaps, parseLegacyMaps } from './maps.js'
 import {
   type ElfFile,
   type ElfRelocation,
   type ElfSection,
   type ElfSymbol,
-  R_BPF_64_32,
-  R_BPF_64_64,
   R_BPF_64_ABS64,
   R_BPF_NONE,
   readElf,
   SHF_ALLOC,
   SHF_EXECINSTR,
   SHF_WRITE,
-  SHN_LORESERVE,
   SHN_UNDEF,
   SHT_NOBITS,
   SHT_PROGBITS,
   STB_LOCAL,
-  STB_WEAK,
   STT_FUNC,
-  STT_SECTION,
 } from './reader.js'
 import { sectionType } from './section-types.js'
 
-const INSN = 8
-const OP_LDDW = 0x18
-const OP_CALL = 0x85
-const PSEUDO_CALL = 1
-const PSEUDO_FUNC = 4
 const BPF_F_RDONLY_PROG = 1 << 7
 const BPF_F_MMAPABLE = 1 << 10
 /** Largest global data section we allocate (1 GiB): a map value, so far above any real program's. */
@@ -65,17 +55,6 @@ export interface LoadedObject {
   rawTypes: Btf
   license: string
   kernelVersion: number
-}
-
-/** A function in an executable section. */
-interface Func {
-  name: string
-  section: ElfSection
-  /** First instruction index inside the section. */
-  start: number
-  /** Number of instruction slots. */
-  count: number
-  symbol: ElfSymbol
 }
 
 export interface LoadObjectOptions {
@@ -146,6 +125,18 @@ class ObjectLoader {
     const execs = elf.sections.filter((s) => s.type === SHT_PROGBITS && (s.flags & SHF_EXECINSTR) !== 0 && s.size > 0)
     this.text = execs.find((s) => s.name === '.text')
     if (this.text) this.textFuncs = this.functionsOf(this.text)
+    const linker = new Linker({
+      elf,
+      text: this.text,
+      textFuncs: this.textFuncs,
+      relocIndex: this.relocIndex,
+      dataMaps: this.dataMaps,
+      mapAt: this.mapAt,
+      kconfigOffsets: this.kconfigOffsets,
+      types: this.types,
+      ext: this.ext,
+      kernelTypes: this.kernelTypes,
+    })
     const programs = new Map<string, ProgramSpec>()
     for (const sec of execs) {
       if (sec === this.text) continue
@@ -163,7 +154,7 @@ class ObjectLoader {
           )
         }
         if (programs.has(f.name)) throw new FormatError(`two programs are named '${f.name}'`)
-        const linked = this.link(f)
+        const linked = linker.link(f)
         programs.set(f.name, {
           name: f.name,
           section: sec.name,
@@ -297,55 +288,13 @@ class ObjectLoader {
     }
   }
 
-  /**
-   * `.kconfig` externs become a read-only one-entry array map named '.kconfig', laid out as libbpf
-   * lays it out (see fixup.ts); values come from the caller, since there is no kernel config to
-   * read. A weak extern without a value is 0; a strong one is an error naming it.
-   */
   private readKconfig(): void {
-    const datasec = this.types.typeByName('.kconfig', 'DATASEC')
-    if (!datasec) return
-    const contents = new Uint8Array(datasec.size!)
-    const view = new DataView(contents.buffer)
-    const given = this.kconfig ?? {}
-    for (const v of datasec.vars!) {
-      const vt = this.types.typeById(v.type)
-      if (vt.kind !== 'VAR') throw new FormatError(`.kconfig DATASEC lists type #${v.type}, not a VAR`)
-      this.kconfigOffsets.set(vt.name, v.offset)
-      const sym = this.elf.symbols.find((s) => s.name === vt.name && s.shndx === SHN_UNDEF)
-      if (!(vt.name in given)) {
-        if (sym?.bind === STB_WEAK) continue
-        throw new EbpfError(
-          'ENOTSUPP',
-          `.kconfig extern '${vt.name}' has no value: give it in the kconfig load option (there is no kernel config to read)`,
-        )
-      }
-      try {
-        codec(this.types, vt.type!).write(view, v.offset, given[vt.name])
-      } catch (e) {
-        if (e instanceof EbpfError) throw new EbpfError(e.code, `.kconfig extern '${vt.name}': ${e.message}`)
-        throw e
-      }
-    }
-    const map: MapSpec = {
-      name: '.kconfig',
-      type: BPF_MAP_TYPE.array,
-      typeName: 'array',
-      keySize: 4,
-      valueSize: datasec.size!,
-      maxEntries: 1,
-      flags: BPF_F_RDONLY_PROG | BPF_F_MMAPABLE,
-      pinning: 0,
-      numaNode: 0,
-      mapExtra: 0n,
-      value: datasec,
-      contents,
-      readonly: true,
-      section: '.kconfig',
-    }
-    if (this.maps.has(map.name)) throw new FormatError("two maps are named '.kconfig'")
-    this.maps.set(map.name, map)
-    this.kconfigMap = map
+    const k = kconfigMap(this.types, this.elf.symbols, this.kconfig ?? {})
+    if (!k) return
+    if (this.maps.has(k.map.name)) throw new FormatError("two maps are named '.kconfig'")
+    this.maps.set(k.map.name, k.map)
+    this.kconfigMap = k.map
+    for (const [name, off] of k.offsets) this.kconfigOffsets.set(name, off)
   }
 
   private addMap(map: MapSpec, secIndex: number, offset: number): void {
@@ -441,268 +390,6 @@ class ObjectLoader {
       }
     }
     return funcs
-  }
-
-  /** The main function with every `.text` function it reaches appended, libbpf style. */
-  private link(
-    main: Func,
-  ): Pick<ProgramSpec, 'instructions' | 'relocations' | 'subprograms' | 'lineInfo' | 'funcInfo'> {
-    const placed = new Map<Func, number>()
-    const order: Func[] = []
-    const chunks: Uint8Array[] = []
-    const chunkOf = new Map<Func, { code: Uint8Array; view: DataView }>()
-    const stack: Array<{ f: Func; i: number }> = []
-    let total = 0
-    // Depth-first, as libbpf does: a sub-program is appended when first called and processed at
-    // once, so the layout (and everything indexed by it) matches what libbpf hands the kernel.
-    const place = (f: Func): number => {
-      let at = placed.get(f)
-      if (at === undefined) {
-        at = total
-        total += f.count
-        placed.set(f, at)
-        order.push(f)
-        const code = f.section.data.slice(f.start * INSN, (f.start + f.count) * INSN)
-        chunks.push(code)
-        chunkOf.set(f, { code, view: new DataView(code.buffer, code.byteOffset, code.byteLength) })
-        stack.push({ f, i: 0 })
-      }
-      return at
-    }
-    place(main)
-    const relocations: Relocation[] = []
-    const patches: Array<() => void> = []
-    while (stack.length > 0) {
-      const top = stack[stack.length - 1]!
-      if (top.i >= top.f.count) {
-        stack.pop()
-        continue
-      }
-      const f = top.f
-      const i = top.i++
-      const { code, view } = chunkOf.get(f)!
-      const op0 = code[i * INSN]!
-      const rels = this.relocIndex.get(f.section.index)
-      // Fast path: most instructions are neither calls nor relocated.
-      if (op0 !== OP_CALL && !rels?.has((f.start + i) * INSN)) continue
-      const base = placed.get(f)!
-      {
-        const o = i * INSN
-        const op = code[o]!
-        const src = code[o + 1]! >> 4
-        const imm = view.getInt32(o + 4, true)
-        const secInsn = f.start + i
-        const rel = rels?.get(secInsn * INSN)
-        const at = base + i
-        // Most instructions need nothing: skip them before building any message text.
-        if (rel === undefined && !(op === OP_CALL && src === PSEUDO_CALL)) continue
-        if (rel && rel.type === R_BPF_NONE) continue
-        const where = `program '${main.name}': instruction ${at} (${f.name}+${i})`
-        if (op === OP_CALL && src === PSEUDO_CALL) {
-          let target: number
-          if (rel) {
-            if (rel.type !== R_BPF_64_32)
-              throw new FormatError(`${where}: call relocation has type ${rel.type}, expected R_BPF_64_32`)
-            if (rel.symbol.shndx === SHN_UNDEF) {
-              throw new EbpfError(
-                'ENOTSUPP',
-                `${where}: call to extern function '${rel.symbol.name}' is not supported yet`,
-              )
-            }
-            if (!this.text || rel.symbol.shndx !== this.text.index) {
-              throw new FormatError(`${where}: call to '${rel.symbol.name}' outside the .text section`)
-            }
-            target = rel.symbol.value / INSN + imm + 1
-          } else if (f.section === this.text) {
-            target = secInsn + imm + 1
-          } else {
-            throw new FormatError(`${where}: bpf-to-bpf call without a relocation outside .text`)
-          }
-          const callee = this.textFunc(target, where)
-          const calleeBase = place(callee)
-          patches.push(() => view.setInt32(o + 4, calleeBase + (target - callee.start) - at - 1, true))
-          continue
-        }
-        if (op === OP_LDDW && rel) {
-          if (rel.type !== R_BPF_64_64)
-            throw new FormatError(`${where}: lddw relocation has type ${rel.type}, expected R_BPF_64_64`)
-          if (i + 1 >= f.count) throw new FormatError(`${where}: lddw is missing its second slot`)
-          const s = rel.symbol
-          const kconfigOffset = s.shndx === SHN_UNDEF ? this.kconfigOffsets.get(s.name) : undefined
-          if (kconfigOffset !== undefined) {
-            // A kconfig extern reads its value from the '.kconfig' map, as libbpf lays it out.
-            relocations.push({ insn: at, kind: 'map_value', map: '.kconfig', offset: kconfigOffset })
-            code[o + 1] = code[o + 1]! & 0x0f
-            view.setInt32(o + 4, 0, true)
-            view.setInt32(o + INSN + 4, 0, true)
-            continue
-          }
-          if (s.shndx === SHN_UNDEF)
-            throw new EbpfError('ENOTSUPP', `${where}: extern '${s.name}' is not supported yet`)
-          if (s.shndx >= SHN_LORESERVE)
-            throw new FormatError(`${where}: relocation against '${s.name}' in a special section`)
-          const symSec = this.elf.sections[s.shndx]!
-          if ((symSec.flags & SHF_EXECINSTR) !== 0) {
-            // Address of a function (bpf_loop callbacks, ...): a BPF_PSEUDO_FUNC lddw with a relative offset.
-            const byteOff = s.value + imm
-            if (byteOff % INSN !== 0 || symSec !== this.text) {
-              throw new FormatError(
-                `${where}: function address relocation against '${s.name}' is not a .text instruction`,
-              )
-            }
-            const target = byteOff / INSN
-            const callee = this.textFunc(target, where)
-            const calleeBase = place(callee)
-            code[o + 1] = (code[o + 1]! & 0x0f) | (PSEUDO_FUNC << 4)
-            patches.push(() => view.setInt32(o + 4, calleeBase + (target - callee.start) - at - 1, true))
-            continue
-          }
-          const dataMap = this.dataMaps.get(s.shndx)
-          if (dataMap) {
-            // The value offset is the symbol's offset plus what clang put in imm (for section symbols).
-            const offset = (s.type === STT_SECTION ? 0 : s.value) + imm
-            if (offset < 0 || offset >= Math.max(dataMap.valueSize, 1)) {
-              throw new FormatError(
-                `${where}: offset ${offset} is outside '${dataMap.name}' (${dataMap.valueSize} bytes)`,
-              )
-            }
-            relocations.push({ insn: at, kind: 'map_value', map: dataMap.name, offset })
-          } else {
-            const map = this.mapAt.get(`${s.shndx}:${s.value}`)
-            if (!map) {
-              throw new EbpfError(
-                'ENOTSUPP',
-                `${where}: relocation against '${s.name}' in section '${symSec.name}' is not a map or global data`,
-              )
-            }
-            relocations.push({ insn: at, kind: 'map', map: map.name, offset: 0 })
-          }
-          // Relocated lddw: src_reg and both immediates are for the collection loader to fill.
-          code[o + 1] = code[o + 1]! & 0x0f
-          view.setInt32(o + 4, 0, true)
-          view.setInt32(o + INSN + 4, 0, true)
-          continue
-        }
-        if (rel) {
-          throw new EbpfError(
-            'ENOTSUPP',
-            `${where}: relocation against '${rel.symbol.name}' on opcode 0x${op.toString(16)} (only lddw and call are relocatable)`,
-          )
-        }
-      }
-    }
-    for (const p of patches) p()
-    relocations.sort((a, b) => a.insn - b.insn)
-    const instructions = new Uint8Array(total * INSN)
-    let pos = 0
-    for (const c of chunks) {
-      instructions.set(c, pos)
-      pos += c.length
-    }
-    this.coreRelocate(main, order, placed, instructions)
-    return {
-      instructions,
-      relocations,
-      subprograms: order.slice(1).map((f) => ({ name: f.name, insn: placed.get(f)! })),
-      lineInfo: this.infoFor(order, placed, this.ext?.lineInfo, (r, insn) => ({
-        insn,
-        file: r.file,
-        line: r.line,
-        column: r.column,
-        text: r.text,
-      })) as LineInfo[],
-      funcInfo: this.infoFor(order, placed, this.ext?.funcInfo, (r, insn) => {
-        const t = this.types.types[r.typeId]
-        if (t?.kind !== 'FUNC') throw new FormatError(`.BTF.ext func_info names type #${r.typeId}, which is not a FUNC`)
-        return { insn, typeId: r.typeId, name: t.name }
-      }) as FuncInfo[],
-    }
-  }
-
-  private textFunc(target: number, where: string): Func {
-    const f = this.textFuncs.find((g) => target >= g.start && target < g.start + g.count)
-    if (!f) throw new FormatError(`${where}: call target ${target} is not inside a .text function`)
-    return f
-  }
-
-  /** Selects the .BTF.ext records that fall in the linked functions and renumbers them. */
-  private infoFor<R extends { insnOff: number }, T>(
-    order: Func[],
-    placed: Map<Func, number>,
-    sections: BtfExtSection<R>[] | undefined,
-    make: (r: R, insn: number) => T,
-  ): T[] {
-    if (!sections) return []
-    const out: T[] = []
-    for (const f of order) {
-      const recs = this.sortedRecords(sections, f.section.name)
-      const lo = f.start * INSN
-      const hi = (f.start + f.count) * INSN
-      // Records are sorted by offset: binary-search the function's first one.
-      let a = 0
-      let b = recs.length
-      while (a < b) {
-        const mid = (a + b) >>> 1
-        if (recs[mid]!.insnOff < lo) a = mid + 1
-        else b = mid
-      }
-      for (let i = a; i < recs.length && recs[i]!.insnOff < hi; i++) {
-        const r = recs[i]!
-        if (r.insnOff % INSN !== 0) {
-          throw new FormatError(`.BTF.ext record at byte ${r.insnOff} of '${f.section.name}' is misaligned`)
-        }
-        out.push(make(r, placed.get(f)! + (r.insnOff - lo) / INSN))
-      }
-    }
-    return out
-  }
-
-  private readonly sortedCache = new Map<unknown, Map<string, unknown[]>>()
-
-  /** The records of one section sorted by offset (stable, so equal offsets keep file order), cached. */
-  private sortedRecords<R extends { insnOff: number }>(sections: BtfExtSection<R>[], name: string): R[] {
-    let bySection = this.sortedCache.get(sections)
-    if (!bySection) {
-      bySection = new Map()
-      for (const s of sections) {
-        const prev = (bySection.get(s.section) ?? []) as R[]
-        bySection.set(
-          s.section,
-          [...prev, ...s.records].sort((x, y) => x.insnOff - y.insnOff),
-        )
-      }
-      this.sortedCache.set(sections, bySection)
-    }
-    return (bySection.get(name) ?? []) as R[]
-  }
-
-  /** CO-RE relocations need the target kernel's BTF; refuse clearly rather than run unrelocated code. */
-  private coreRelocate(main: Func, order: Func[], placed: Map<Func, number>, code: Uint8Array): void {
-    const secs = this.ext?.coreRelos
-    if (!secs) return
-    const relos: CoreRelocation[] = []
-    for (const f of order) {
-      for (const r of this.sortedRecords(secs, f.section.name)) {
-        if (r.insnOff < f.start * INSN || r.insnOff >= (f.start + f.count) * INSN) continue
-        if (r.insnOff % INSN !== 0)
-          throw new FormatError(`CO-RE record at byte ${r.insnOff} of '${f.section.name}' is misaligned`)
-        if (!this.kernelTypes) {
-          const t = this.types.types[r.typeId]
-          const tname = t ? `${t.kind.toLowerCase()} ${t.name || '(anon)'}` : `type #${r.typeId}`
-          throw new EbpfError(
-            'ENOTSUPP',
-            `program '${main.name}': CO-RE relocation (${r.kindName}, access '${r.access}') against ${tname} in '${f.name}' needs the target kernel's BTF (pass kernelTypes)`,
-          )
-        }
-        relos.push({
-          insn: placed.get(f)! + (r.insnOff / INSN - f.start),
-          typeId: r.typeId,
-          access: r.access,
-          kind: r.kind,
-        })
-      }
-    }
-    if (relos.length > 0) applyCoreRelocations(code, relos, this.types, this.kernelTypes!, main.name)
   }
 
   private variables(): Array<{
