@@ -1,0 +1,30 @@
+/**
+ * `ebpf btf dump OBJ.o [--format raw|c]`: the object's BTF as in the file. `raw` is byte for byte
+ * what `bpftool btf dump file OBJ.o` prints; `c` is a header declaring the types. A raw BTF blob
+ * (such as /sys/kernel/btf/vmlinux) is dumped too.
+ */
+import { btf } from '../index.js'
+import { expectPositionals, optString } from './args.js'
+import type { Command } from './command.js'
+import { about, displayName, readInput } from './io.js'
+
+export const btfDumpCommand: Command = {
+  name: 'btf dump',
+  usage: 'ebpf btf dump OBJ.o|BTF_FILE [--format raw|c]',
+  summary: 'print the BTF types of an object (as bpftool btf dump file)',
+  description:
+    "Prints the .BTF section of an ELF object, or a raw BTF blob. --format raw (default) is bpftool's text\n" +
+    '([id] KIND name ... lines, identical bytes); --format c is a C header declaring every named type.',
+  options: {
+    format: { value: true, arg: 'FORMAT', choices: ['raw', 'c'], help: 'raw (default) or c' },
+  },
+  run(args) {
+    const [file] = expectPositionals(args, ['OBJ.o'], 'btf dump') as [string]
+    const format = (optString(args, 'format') ?? 'raw') as 'raw' | 'c'
+    const bytes = readInput(file)
+    // The BTF as in the file, not libbpf's fixed-up form: bpftool dumps the file's bytes.
+    const types = about(file, () => btf.parse(bytes))
+    process.stdout.write(about(displayName(file), () => types.dump({ format })))
+    return 0
+  },
+}

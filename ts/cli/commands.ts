@@ -1,0 +1,30 @@
+/** Every command of the CLI, in the order help lists them, and the command groups (`prog`, `map`, `btf`). */
+import { asmCommand } from './asm.js'
+import { btfDumpCommand } from './btf.js'
+import type { Command } from './command.js'
+import { disasmCommand } from './disasm.js'
+import { genTypesCommand } from './gen-types.js'
+import { mapListCommand } from './map.js'
+import { progListCommand } from './prog.js'
+import { runCommand } from './run.js'
+
+export const COMMANDS: readonly Command[] = [
+  asmCommand,
+  disasmCommand,
+  progListCommand,
+  mapListCommand,
+  btfDumpCommand,
+  genTypesCommand,
+  runCommand,
+]
+
+/** Second words of the groups; `show` is bpftool's alias of `list`. */
+export const GROUPS: Record<string, Record<string, Command>> = {
+  prog: { list: progListCommand, show: progListCommand },
+  map: { list: mapListCommand, show: mapListCommand },
+  btf: { dump: btfDumpCommand },
+}
+
+export function commandByName(name: string): Command | undefined {
+  return COMMANDS.find((c) => c.name === name)
+}

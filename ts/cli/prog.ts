@@ -1,0 +1,40 @@
+/** `ebpf prog list OBJ.o [--json]`: the programs of an object, as `bpftool prog list` shows loaded ones. */
+import { expectPositionals, optFlag } from './args.js'
+import type { Command } from './command.js'
+import { json, table } from './format.js'
+import { readObject } from './io.js'
+
+export const progListCommand: Command = {
+  name: 'prog list',
+  usage: 'ebpf prog list OBJ.o [--json]',
+  summary: 'list the programs of an object',
+  description:
+    'One row per program: function name, ELF section, program type (libbpf names, from the section),\n' +
+    'instruction slots (sub-programs it calls included) and license. --json prints an array of objects\n' +
+    'that also carry the attach target and the sub-programs.',
+  options: { json: { short: 'j', help: 'JSON output' } },
+  run(args) {
+    const [file] = expectPositionals(args, ['OBJ.o'], 'prog list') as [string]
+    const spec = readObject(file)
+    const progs = [...spec.programs.values()]
+    if (optFlag(args, 'json')) {
+      process.stdout.write(
+        json(
+          progs.map((p) => ({
+            name: p.name,
+            section: p.section,
+            type: p.type,
+            insns: p.instructions.length / 8,
+            license: p.license,
+            attachTo: p.attachTo,
+            subprograms: p.subprograms.map((s) => s.name),
+          })),
+        ),
+      )
+      return 0
+    }
+    const rows = progs.map((p) => [p.name, p.section, p.type, String(p.instructions.length / 8), p.license])
+    process.stdout.write(table(['NAME', 'SECTION', 'TYPE', 'INSNS', 'LICENSE'], rows))
+    return 0
+  },
+}

@@ -1,0 +1,331 @@
+/**
+ * `ebpf run FILE.bin|FILE.s|OBJ.o ...`: loads a program (raw bytecode, assembly text, or a program of
+ * an object through a Collection, with `--set` applied to its globals first), runs it once or
+ * `--repeat` times, and prints what `bpftool prog run` would: return value, output data if the
+ * program changed it, plus r0, the instruction count, trace_printk output and, with `--dump-maps`,
+ * the maps after the run. A trap prints its kind, instruction and C source line and exits 2.
+ */
+import {
+  type BpfMap,
+  Collection,
+  type CollectionSpec,
+  EbpfError,
+  type EngineName,
+  loadCollectionSpecSync,
+  Program,
+  type ProgramType,
+  type RunResult,
+  TrapError,
+} from '../index.js'
+import { expectPositionals, optFlag, optList, optPositiveInt, optString, type Parsed, UsageError } from './args.js'
+import type { Command } from './command.js'
+import { inline, json } from './format.js'
+import { about, assembleFile, CliError, displayName, isElf, parseHex, readInput, sameBytes, toHex } from './io.js'
+import { selectProgram } from './select.js'
+
+const XDP_ACTIONS = ['XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT']
+
+/** The program to run and, for objects, the collection it belongs to. */
+interface Loaded {
+  program: Program
+  collection?: Collection
+  spec?: CollectionSpec
+}
+
+/**
+ * A command-line value for a global or a map key/value: integers (decimal or 0x hex; bigints past
+ * 2^53), JSON (objects, arrays, strings, booleans), or else the text itself (char arrays, enum names).
+ */
+export function parseValue(text: string): unknown {
+  if (/^-?(0x[0-9a-f]+|\d+)$/i.test(text)) {
+    const neg = text.startsWith('-')
+    const big = BigInt(neg ? text.slice(1) : text) * (neg ? -1n : 1n)
+    return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big
+  }
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+/** `NAME=VALUE` split at the first '='. */
+function assignment(text: string, option: string): [string, string] {
+  const eq = text.indexOf('=')
+  if (eq <= 0) throw new UsageError(`--${option} takes NAME=VALUE, got '${text}'`, 'run')
+  return [text.slice(0, eq), text.slice(eq + 1)]
+}
+
+function applySets(spec: CollectionSpec, sets: readonly string[], file: string): void {
+  for (const s of sets) {
+    const [name, value] = assignment(s, 'set')
+    const v = spec.variables.get(name)
+    if (!v) {
+      const known = [...spec.variables.keys()].join(', ') || '(none)'
+      throw new CliError(`${displayName(file)}: no global variable '${name}'; the object has: ${known}`)
+    }
+    try {
+      v.set(parseValue(value))
+    } catch (e) {
+      if (e instanceof EbpfError) throw new CliError(`${displayName(file)}: --set ${name}: ${e.message}`)
+      throw e
+    }
+  }
+}
+
+/** `--map-update MAP=[KEY,VALUE]`: entries written into the collection's maps before the run. */
+function applyMapUpdates(coll: Collection, updates: readonly string[], file: string): void {
+  for (const u of updates) {
+    const [name, text] = assignment(u, 'map-update')
+    const map = coll.maps.get(name)
+    if (!map) {
+      throw new CliError(`${displayName(file)}: no map '${name}'; the object has: ${[...coll.maps.keys()].join(', ')}`)
+    }
+    let pair: unknown
+    try {
+      pair = JSON.parse(text)
+    } catch {
+      pair = undefined
+    }
+    if (!Array.isArray(pair) || pair.length !== 2) {
+      throw new UsageError(`--map-update ${name}: the value must be a JSON array [KEY, VALUE], got '${text}'`, 'run')
+    }
+    try {
+      map.update(pair[0], pair[1])
+    } catch (e) {
+      if (e instanceof EbpfError) throw new CliError(`${displayName(file)}: --map-update ${name}: ${e.message}`)
+      throw e
+    }
+  }
+}
+
+function load(file: string, args: Parsed, engine: EngineName | undefined, budget: number | undefined): Loaded {
+  const bytes = readInput(file)
+  const name = optString(args, 'program')
+  const sets = optList(args, 'set')
+  const updates = optList(args, 'map-update')
+  if (isElf(bytes)) {
+    if (optString(args, 'type') !== undefined) {
+      throw new UsageError("--type is for raw bytecode; an object's program type comes from its section", 'run')
+    }
+    const spec = about(file, () => loadCollectionSpecSync(bytes))
+    const progSpec = selectProgram(spec, name, file)
+    applySets(spec, sets, file)
+    const collection = about(file, () => new Collection(spec, { engine, budget }))
+    applyMapUpdates(collection, updates, file)
+    return { program: collection.programs.get(progSpec.name)!, collection, spec }
+  }
+  for (const [opt, given] of [
+    ['program', name !== undefined],
+    ['set', sets.length > 0],
+    ['map-update', updates.length > 0],
+  ] as const) {
+    if (given) throw new UsageError(`--${opt} needs an ELF object; ${displayName(file)} is not one`, 'run')
+  }
+  const instructions = /\.(s|S|asm)$/.test(file) ? assembleFile(file, bytes) : bytes
+  const type = (optString(args, 'type') ?? 'raw') as ProgramType
+  const program = about(file, () => new Program({ type, instructions, engine, budget }))
+  return { program }
+}
+
+/** A map's entries as [key, value] pairs, or a note when the map type cannot be walked (ring buffer, prog array...). */
+function mapEntries(map: BpfMap): { entries: [unknown, unknown][] } | { note: string } {
+  try {
+    return { entries: [...map.entries()] }
+  } catch (e) {
+    if (e instanceof EbpfError) return { note: e.message }
+    throw e
+  }
+}
+
+interface MapDump {
+  name: string
+  type: string
+  /** Global data sections: their variables by name. */
+  variables?: Record<string, unknown>
+  entries?: [unknown, unknown][]
+  note?: string
+}
+
+function dumpMaps(loaded: Loaded): MapDump[] {
+  const { collection, spec } = loaded
+  if (!collection || !spec) return []
+  const out: MapDump[] = []
+  for (const [name, map] of collection.maps) {
+    const ms = spec.maps.get(name)
+    const type = ms?.typeName ?? String(map.type)
+    if (ms?.value?.kind === 'DATASEC') {
+      const variables: Record<string, unknown> = {}
+      for (const v of spec.variables.values()) if (v.section === name) variables[v.name] = collection.variable(v.name)
+      out.push({ name, type, variables })
+      continue
+    }
+    out.push({ name, type, ...mapEntries(map) })
+  }
+  return out
+}
+
+/** A map in JSON output: entries as `{ key, value }` objects, which read better than pairs. */
+function mapJson(d: MapDump): [string, unknown] {
+  const { name, entries, ...rest } = d
+  return [name, { ...rest, ...(entries ? { entries: entries.map(([key, value]) => ({ key, value })) } : {}) }]
+}
+
+function mapsText(dumps: readonly MapDump[]): string {
+  const lines: string[] = []
+  for (const d of dumps) {
+    lines.push(`map ${d.name} (${d.type}):`)
+    if (d.variables) {
+      for (const [k, v] of Object.entries(d.variables)) lines.push(`  ${k} = ${inline(v)}`)
+    } else if (d.entries) {
+      if (d.entries.length === 0) lines.push('  (empty)')
+      for (const [k, v] of d.entries) lines.push(`  ${inline(k)}: ${inline(v)}`)
+    } else {
+      lines.push(`  (${d.note})`)
+    }
+  }
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`
+}
+
+function traceLines(program: Program): string[] {
+  const log = program.traceLog()
+  return log === '' ? [] : log.replace(/\n$/, '').split('\n')
+}
+
+/** The verdict's name where the program type gives return values one. */
+function retvalName(type: ProgramType, retval: number): string | undefined {
+  return type === 'xdp' ? XDP_ACTIONS[retval] : undefined
+}
+
+function report(loaded: Loaded, res: RunResult, input: Uint8Array, args: Parsed, repeat: number): string {
+  const { program } = loaded
+  const changed = !sameBytes(input, res.data)
+  const trace = traceLines(program)
+  const maps = optFlag(args, 'dump-maps') ? dumpMaps(loaded) : undefined
+  const action = retvalName(program.type, res.retval)
+  if (optFlag(args, 'json')) {
+    return json({
+      retval: res.retval,
+      ...(action ? { action } : {}),
+      r0: res.r0,
+      insnCount: res.insnCount,
+      durationNs: res.durationNs,
+      repeat,
+      engine: program.engine,
+      dataChanged: changed,
+      data: res.data,
+      ...(res.meta && res.meta.length > 0 ? { meta: res.meta } : {}),
+      ...(res.ctxFields ? { ctx: res.ctxFields } : {}),
+      trace,
+      ...(maps ? { maps: Object.fromEntries(maps.map(mapJson)) } : {}),
+    })
+  }
+  const lines = [
+    `retval: ${res.retval}${action ? ` (${action})` : ''}`,
+    `r0: ${res.r0} (0x${res.r0.toString(16)})`,
+    `insns: ${res.insnCount}`,
+    `duration: ${Math.round(res.durationNs)} ns${repeat > 1 ? ` (mean of ${repeat} runs)` : ''}`,
+    `engine: ${program.engine}`,
+  ]
+  if (changed) lines.push(`data: ${toHex(res.data)}`)
+  if (res.meta && res.meta.length > 0) lines.push(`meta: ${toHex(res.meta)}`)
+  let text = `${lines.join('\n')}\n`
+  if (trace.length > 0) text += `trace:\n${trace.map((l) => `  ${l}`).join('\n')}\n`
+  if (maps) text += mapsText(maps)
+  return text
+}
+
+/** A trap as the user should see it: what, where (instruction and C line), after how many instructions. */
+function trapReport(file: string, e: TrapError, asJson: boolean): { stdout: string; stderr: string } {
+  const where = e.source ? `${e.source.file}:${e.source.line}:${e.source.column}` : undefined
+  const stderr =
+    `ebpf run: ${displayName(file)}: trap ${e.kind} (${e.code}) at instruction ${e.insn} after ${e.insnCount} instructions: ${e.message}\n` +
+    (e.source ? `  source: ${where}: ${e.source.text.trim()}\n` : '')
+  const stdout = asJson
+    ? json({
+        error: {
+          code: e.code,
+          kind: e.kind,
+          insn: e.insn,
+          insnCount: e.insnCount,
+          addr: e.addr,
+          size: e.size,
+          message: e.message,
+          ...(e.source ? { source: e.source } : {}),
+        },
+      })
+    : ''
+  return { stdout, stderr }
+}
+
+export const runCommand: Command = {
+  name: 'run',
+  usage:
+    'ebpf run FILE.bin|FILE.s|OBJ.o [--program NAME] [--type raw|xdp|socket_filter|tracing]\n' +
+    '         [--data FILE | --hex HEX] [--ctx-hex HEX] [--engine jit|interpreter|auto] [--repeat N]\n' +
+    '         [--budget N] [--set VAR=VALUE ...] [--map-update MAP=[KEY,VALUE] ...] [--dump-maps] [--json]',
+  summary: 'run a program once (or --repeat times) and print its result',
+  description:
+    'Loads raw bytecode (FILE.s is assembled first) as a program of --type (default raw: r1 = data, r2 =\n' +
+    'length), or a program of an ELF object through a Collection (its maps created, its type from its\n' +
+    'section; --set changes .rodata/.data/.bss variables before load, --map-update writes map entries\n' +
+    'with BTF-typed JSON before the run). Prints retval (with the XDP action name), r0, instructions\n' +
+    'executed, duration, the engine, the output data as hex if the program changed it, trace_printk\n' +
+    'output and, with --dump-maps, every map after the run. Exit code 2 when the program traps.',
+  options: {
+    program: { value: true, arg: 'NAME', help: "the object's program to run (needed when it has several)" },
+    type: {
+      value: true,
+      arg: 'TYPE',
+      choices: ['raw', 'xdp', 'socket_filter', 'tracing'],
+      help: 'program type of raw bytecode (default raw)',
+    },
+    data: { value: true, arg: 'FILE', help: 'input data (packet) from a file' },
+    hex: { value: true, arg: 'HEX', help: 'input data as hex (e.g. 0a0b0c or "0a 0b 0c")' },
+    'ctx-hex': { value: true, arg: 'HEX', help: 'context bytes (struct xdp_md, struct __sk_buff, tracing ctx)' },
+    engine: { value: true, arg: 'ENGINE', choices: ['jit', 'interpreter', 'auto'], help: 'default auto' },
+    repeat: { value: true, arg: 'N', help: 'run N times; duration is the mean' },
+    budget: { value: true, arg: 'N', help: 'instructions a run may execute (default 10,000,000)' },
+    set: { value: true, repeat: true, arg: 'VAR=VALUE', help: 'set a global variable of the object before load' },
+    'map-update': {
+      value: true,
+      repeat: true,
+      arg: 'MAP=[KEY,VALUE]',
+      help: 'write a map entry (JSON, typed through BTF) before the run',
+    },
+    'dump-maps': { help: 'print every map (and global variables) after the run' },
+    json: { short: 'j', help: 'JSON output' },
+  },
+  run(args) {
+    const [file] = expectPositionals(args, ['FILE'], 'run') as [string]
+    if (optString(args, 'data') !== undefined && optString(args, 'hex') !== undefined) {
+      throw new UsageError('give the input data with --data FILE or --hex HEX, not both', 'run')
+    }
+    const engine = optString(args, 'engine') as EngineName | undefined
+    const repeat = optPositiveInt(args, 'repeat', 'run', 0xffffffff)
+    const budget = optPositiveInt(args, 'budget', 'run')
+    const dataFile = optString(args, 'data')
+    const hex = optString(args, 'hex')
+    const data =
+      dataFile !== undefined ? readInput(dataFile) : hex !== undefined ? parseHex(hex, '--hex') : new Uint8Array(0)
+    const ctxHex = optString(args, 'ctx-hex')
+    const ctx = ctxHex === undefined ? undefined : parseHex(ctxHex, '--ctx-hex')
+
+    const loaded = load(file, args, engine, budget)
+    let res: RunResult
+    try {
+      res = loaded.program.run({ data, ctx, repeat })
+    } catch (e) {
+      if (e instanceof TrapError) {
+        const { stdout, stderr } = trapReport(file, e, optFlag(args, 'json'))
+        process.stdout.write(stdout)
+        process.stderr.write(stderr)
+        return 2
+      }
+      if (e instanceof EbpfError) throw new CliError(`${displayName(file)}: ${e.message}`)
+      throw e
+    }
+    process.stdout.write(report(loaded, res, data, args, repeat ?? 1))
+    return 0
+  },
+}
