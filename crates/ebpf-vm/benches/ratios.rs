@@ -219,8 +219,4 @@ fn main() {
             fmt_ratio(div(get("ebpf_jit"), get("rbpf_jit"))),
         );
     }
-    println!();
-    println!(
-        "(load times include cloning the program options, the standard helper table among them)"
-    );
 }
