@@ -236,6 +236,75 @@ function typesCompat(local: Btf, lid: number, target: Btf, tid: number, level = 
   throw new CoreError('type references nest too deeply')
 }
 
+/** Names equal up to a `___flavor` suffix; an anonymous target matches only an anonymous local. */
+function namesMatch(local: string, target: string): boolean {
+  if (target === '') return local === ''
+  return essentialName(local) === essentialName(target)
+}
+
+/**
+ * The stricter `type_matches` relation (libbpf's __bpf_core_types_match): same shape, names
+ * matching up to flavors, every local member and enumerator present in the target, equal int sizes
+ * and signedness, equal array lengths; behind a pointer a struct may match a forward declaration.
+ */
+function typesMatch(local: Btf, lid: number, target: Btf, tid: number, behindPtr: boolean, level: number): boolean {
+  if (level <= 0) throw new CoreError('types nest too deeply for type_matches')
+  for (let depth = 32; depth >= 0; depth--) {
+    const l = local.resolve(lid)
+    const t = target.resolve(tid)
+    if (!namesMatch(l.name, t.name)) return false
+    switch (l.kind) {
+      case 'VOID':
+        return t.kind === 'VOID'
+      case 'FWD':
+        if (behindPtr && t.kind !== 'FWD')
+          return (t.kind === 'STRUCT' && !l.fwdUnion) || (t.kind === 'UNION' && !!l.fwdUnion)
+        return t.kind === 'FWD' && l.fwdUnion === t.fwdUnion
+      case 'ENUM':
+      case 'ENUM64': {
+        if (!isAnyEnum(t) || l.size !== t.size || l.vlen > t.vlen) return false
+        return l.values!.every((lv) => t.values!.some((tv) => namesMatch(lv.name, tv.name)))
+      }
+      case 'STRUCT':
+      case 'UNION':
+        if (behindPtr) {
+          if (l.kind === t.kind) return true
+          return t.kind === 'FWD' && (l.kind === 'UNION') === !!t.fwdUnion
+        }
+        if (l.kind !== t.kind || l.vlen > t.vlen) return false
+        return l.members!.every((lm) =>
+          t.members!.some(
+            (tm) => namesMatch(lm.name, tm.name) && typesMatch(local, lm.type, target, tm.type, behindPtr, level - 1),
+          ),
+        )
+      case 'INT':
+        return t.kind === 'INT' && l.size === t.size && (l.encoding! & 1) === (t.encoding! & 1)
+      case 'PTR':
+        if (t.kind !== 'PTR') return false
+        behindPtr = true
+        lid = l.type!
+        tid = t.type!
+        continue
+      case 'ARRAY':
+        if (t.kind !== 'ARRAY' || l.nelems !== t.nelems) return false
+        lid = l.elemType!
+        tid = t.elemType!
+        continue
+      case 'FUNC_PROTO':
+        if (t.kind !== 'FUNC_PROTO' || l.vlen !== t.vlen) return false
+        for (let i = 0; i < l.vlen; i++) {
+          if (!typesMatch(local, l.params![i]!.type, target, t.params![i]!.type, behindPtr, level - 1)) return false
+        }
+        lid = l.type!
+        tid = t.type!
+        continue
+      default:
+        return false
+    }
+  }
+  throw new CoreError('type references nest too deeply for type_matches')
+}
+
 /** Finds the local member `acc` in target type `tid` (through anonymous members); extends `spec`. */
 function matchMember(local: Btf, acc: Accessor, target: Btf, tid: number, spec: Spec, depth = 0): number | undefined {
   if (depth > MAX_DEPTH) throw new CoreError('anonymous members nest too deeply')
@@ -267,6 +336,7 @@ function matchMember(local: Btf, acc: Accessor, target: Btf, tid: number, spec: 
 
 function matchSpec(local: Spec, kind: number, target: Btf, candId: number): Spec | undefined {
   const spec: Spec = { btf: target, rootId: candId, acc: [], raw: [], bitOffset: 0 }
+  if (kind === K.TYPE_MATCHES) return typesMatch(local.btf, local.rootId, target, candId, false, 32) ? spec : undefined
   if (isTypeKind(kind)) return typesCompat(local.btf, local.rootId, target, candId) ? spec : undefined
   if (isEnumvalKind(kind)) {
     const t = target.resolve(candId)
@@ -402,6 +472,7 @@ function typeValue(kind: number, spec: Spec | undefined): { value: bigint; valid
     case K.TYPE_ID_TARGET:
       return { value: BigInt(spec.rootId), validate: false }
     case K.TYPE_EXISTS:
+    case K.TYPE_MATCHES:
       return { value: 1n, validate: true }
     case K.TYPE_SIZE:
       return { value: BigInt(spec.btf.sizeOf(spec.rootId)), validate: true }
@@ -443,7 +514,7 @@ function calc(kind: number, local: Spec, target: Spec | undefined): Result {
       const unsignedInts = ot.kind === 'INT' && nt.kind === 'INT' && ot.encoding !== 1 && nt.encoding !== 1
       res.failMemSizeAdjust = !(ot.kind === 'PTR' && nt.kind === 'PTR') && !unsignedInts
     }
-  } else if (isTypeKind(kind)) {
+  } else if (isTypeKind(kind) || kind === K.TYPE_MATCHES) {
     const o = typeValue(kind, local)
     res.orig = o.value
     res.validate = o.validate
@@ -551,7 +622,6 @@ export function applyCoreRelocations(
   for (const r of relocations) {
     const kindName = CORE_RELO_KINDS[r.kind] ?? `kind ${r.kind}`
     const where = `program '${program}': CO-RE relocation (${kindName}, access '${r.access}') at instruction ${r.insn}`
-    if (r.kind === K.TYPE_MATCHES) throw new EbpfError('ENOTSUPP', `${where}: type_matches is not supported yet`)
     if (r.kind >= CORE_RELO_KINDS.length) throw new EbpfError('ENOTSUPP', `${where}: unknown relocation kind`)
     const localType = local.typeById(r.typeId)
     let spec: Spec
