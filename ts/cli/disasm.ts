@@ -12,6 +12,7 @@ type Dialect = 'llvm' | 'conformance'
 import { expectPositionals, optFlag, optString, UsageError } from './args.js'
 import type { Command } from './command.js'
 import { about, CliError, displayName, isElf, readInput, readObject } from './io.js'
+import { loadOptionsFrom, OBJECT_OPTIONS } from './object-options.js'
 import { selectPrograms } from './select.js'
 
 const LDDW = 0x18
@@ -82,6 +83,7 @@ export const disasmCommand: Command = {
       help: 'llvm (default: r0 = 1) or conformance (mov %r0, 1)',
     },
     'no-source': { help: 'leave out the C source comments' },
+    ...OBJECT_OPTIONS,
   },
   run(args) {
     const [file] = expectPositionals(args, ['FILE'], 'disasm') as [string]
@@ -94,7 +96,7 @@ export const disasmCommand: Command = {
       process.stdout.write(about(file, () => disassemble(bytes, { dialect })))
       return 0
     }
-    const spec = readObject(file)
+    const spec = readObject(file, loadOptionsFrom(args, 'disasm'))
     const progs = selectPrograms(spec, name, file)
     if (progs.length === 0) throw new CliError(`${displayName(file)}: the object has no programs`)
     const texts = progs.map((p) => about(file, () => annotatedListing(p, dialect, !optFlag(args, 'no-source'))))

@@ -2,6 +2,7 @@
 import { expectPositionals, optString } from './args.js'
 import type { Command } from './command.js'
 import { about, readObject, writeOutput } from './io.js'
+import { loadOptionsFrom, OBJECT_OPTIONS } from './object-options.js'
 
 export const genTypesCommand: Command = {
   name: 'gen-types',
@@ -13,10 +14,11 @@ export const genTypesCommand: Command = {
     'new Collection<Maps>(spec). Standard output unless -o is given.',
   options: {
     output: { short: 'o', value: true, arg: 'FILE.d.ts', help: 'write to this file instead of standard output' },
+    ...OBJECT_OPTIONS,
   },
   run(args) {
     const [file] = expectPositionals(args, ['OBJ.o'], 'gen-types') as [string]
-    const spec = readObject(file)
+    const spec = readObject(file, loadOptionsFrom(args, 'gen-types'))
     const text = about(file, () => spec.declarations())
     writeOutput(optString(args, 'output') ?? '-', text)
     return 0

@@ -3,7 +3,14 @@
  * never a stack trace), telling objects from raw bytecode, hex in and out, writing results.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
-import { AssembleError, assemble, type CollectionSpec, EbpfError, loadCollectionSpecSync } from '../index.js'
+import {
+  AssembleError,
+  assemble,
+  type CollectionSpec,
+  EbpfError,
+  type LoadOptions,
+  loadCollectionSpecSync,
+} from '../index.js'
 
 /** An error the CLI reports as one line and the exit code it ends with (1: usage or load, 2: trap). */
 export class CliError extends Error {
@@ -73,10 +80,10 @@ export function about<T>(file: string, fn: () => T): T {
 }
 
 /** Parses an object file into its spec; anything that is not a readable object is a CliError naming the file. */
-export function readObject(path: string): CollectionSpec {
+export function readObject(path: string, options: LoadOptions = {}): CollectionSpec {
   const bytes = readInput(path)
   if (!isElf(bytes)) throw new CliError(`${displayName(path)}: not an ELF object file`)
-  return about(path, () => loadCollectionSpecSync(bytes))
+  return about(path, () => loadCollectionSpecSync(bytes, options))
 }
 
 /** Bytes from hex text: whitespace, ':' and a leading 0x are ignored (`00 01`, `00:01`, `0x0001`). */

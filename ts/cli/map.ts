@@ -3,6 +3,7 @@ import { expectPositionals, optFlag } from './args.js'
 import type { Command } from './command.js'
 import { hexFlags, json, table } from './format.js'
 import { readObject } from './io.js'
+import { loadOptionsFrom, OBJECT_OPTIONS } from './object-options.js'
 
 export const mapListCommand: Command = {
   name: 'map list',
@@ -12,10 +13,10 @@ export const mapListCommand: Command = {
     'One row per map: name, type, key and value size in bytes, max_entries and map_flags (hex). Global data\n' +
     'sections (.data, .rodata, .bss, ...) are one-entry array maps named after the section, as libbpf makes\n' +
     'them. --json prints an array of objects.',
-  options: { json: { short: 'j', help: 'JSON output' } },
+  options: { json: { short: 'j', help: 'JSON output' }, ...OBJECT_OPTIONS },
   run(args) {
     const [file] = expectPositionals(args, ['OBJ.o'], 'map list') as [string]
-    const spec = readObject(file)
+    const spec = readObject(file, loadOptionsFrom(args, 'map list'))
     const maps = [...spec.maps.values()]
     if (optFlag(args, 'json')) {
       process.stdout.write(

@@ -3,6 +3,7 @@ import { expectPositionals, optFlag } from './args.js'
 import type { Command } from './command.js'
 import { json, table } from './format.js'
 import { readObject } from './io.js'
+import { loadOptionsFrom, OBJECT_OPTIONS } from './object-options.js'
 
 export const progListCommand: Command = {
   name: 'prog list',
@@ -12,10 +13,10 @@ export const progListCommand: Command = {
     'One row per program: function name, ELF section, program type (libbpf names, from the section),\n' +
     'instruction slots (sub-programs it calls included) and license. --json prints an array of objects\n' +
     'that also carry the attach target and the sub-programs.',
-  options: { json: { short: 'j', help: 'JSON output' } },
+  options: { json: { short: 'j', help: 'JSON output' }, ...OBJECT_OPTIONS },
   run(args) {
     const [file] = expectPositionals(args, ['OBJ.o'], 'prog list') as [string]
-    const spec = readObject(file)
+    const spec = readObject(file, loadOptionsFrom(args, 'prog list'))
     const progs = [...spec.programs.values()]
     if (optFlag(args, 'json')) {
       process.stdout.write(

@@ -21,6 +21,7 @@ import { expectPositionals, optFlag, optList, optPositiveInt, optString, type Pa
 import type { Command } from './command.js'
 import { inline, json } from './format.js'
 import { about, assembleFile, CliError, displayName, isElf, parseHex, readInput, sameBytes, toHex } from './io.js'
+import { assignment, loadOptionsFrom, OBJECT_OPTIONS, parseValue } from './object-options.js'
 import { selectProgram } from './select.js'
 
 const XDP_ACTIONS = ['XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT']
@@ -32,33 +33,9 @@ interface Loaded {
   spec?: CollectionSpec
 }
 
-/**
- * A command-line value for a global or a map key/value: integers (decimal or 0x hex; bigints past
- * 2^53), JSON (objects, arrays, strings, booleans), or else the text itself (char arrays, enum names).
- */
-export function parseValue(text: string): unknown {
-  if (/^-?(0x[0-9a-f]+|\d+)$/i.test(text)) {
-    const neg = text.startsWith('-')
-    const big = BigInt(neg ? text.slice(1) : text) * (neg ? -1n : 1n)
-    return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big
-  }
-  try {
-    return JSON.parse(text)
-  } catch {
-    return text
-  }
-}
-
-/** `NAME=VALUE` split at the first '='. */
-function assignment(text: string, option: string): [string, string] {
-  const eq = text.indexOf('=')
-  if (eq <= 0) throw new UsageError(`--${option} takes NAME=VALUE, got '${text}'`, 'run')
-  return [text.slice(0, eq), text.slice(eq + 1)]
-}
-
 function applySets(spec: CollectionSpec, sets: readonly string[], file: string): void {
   for (const s of sets) {
-    const [name, value] = assignment(s, 'set')
+    const [name, value] = assignment(s, 'set', 'run')
     const v = spec.variables.get(name)
     if (!v) {
       const known = [...spec.variables.keys()].join(', ') || '(none)'
@@ -76,7 +53,7 @@ function applySets(spec: CollectionSpec, sets: readonly string[], file: string):
 /** `--map-update MAP=[KEY,VALUE]`: entries written into the collection's maps before the run. */
 function applyMapUpdates(coll: Collection, updates: readonly string[], file: string): void {
   for (const u of updates) {
-    const [name, text] = assignment(u, 'map-update')
+    const [name, text] = assignment(u, 'map-update', 'run')
     const map = coll.maps.get(name)
     if (!map) {
       throw new CliError(`${displayName(file)}: no map '${name}'; the object has: ${[...coll.maps.keys()].join(', ')}`)
@@ -108,7 +85,7 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
     if (optString(args, 'type') !== undefined) {
       throw new UsageError("--type is for raw bytecode; an object's program type comes from its section", 'run')
     }
-    const spec = about(file, () => loadCollectionSpecSync(bytes))
+    const spec = about(file, () => loadCollectionSpecSync(bytes, loadOptionsFrom(args, 'run')))
     const progSpec = selectProgram(spec, name, file)
     applySets(spec, sets, file)
     const collection = about(file, () => new Collection(spec, { engine, budget }))
@@ -237,10 +214,14 @@ function report(loaded: Loaded, res: RunResult, input: Uint8Array, args: Parsed,
 
 /** A trap as the user should see it: what, where (instruction and C line), after how many instructions. */
 function trapReport(file: string, e: TrapError, asJson: boolean): { stdout: string; stderr: string } {
-  const where = e.source ? `${e.source.file}:${e.source.line}:${e.source.column}` : undefined
+  // The library appends the C source line to the message; it gets its own line here.
+  const src = e.source
+  const suffix = src ? ` (${src.file}:${src.line}:${src.column}: ${src.text.trim()})` : ''
+  const message = suffix && e.message.endsWith(suffix) ? e.message.slice(0, -suffix.length) : e.message
   const stderr =
-    `ebpf run: ${displayName(file)}: trap ${e.kind} (${e.code}) at instruction ${e.insn} after ${e.insnCount} instructions: ${e.message}\n` +
-    (e.source ? `  source: ${where}: ${e.source.text.trim()}\n` : '')
+    `ebpf run: ${displayName(file)}: trap ${e.kind} (${e.code}): ${message}\n` +
+    `  trapped at instruction ${e.insn} after executing ${e.insnCount} instructions\n` +
+    (src ? `  source: ${src.file}:${src.line}:${src.column}: ${src.text.trim()}\n` : '')
   const stdout = asJson
     ? json({
         error: {
@@ -295,6 +276,7 @@ export const runCommand: Command = {
     },
     'dump-maps': { help: 'print every map (and global variables) after the run' },
     json: { short: 'j', help: 'JSON output' },
+    ...OBJECT_OPTIONS,
   },
   run(args) {
     const [file] = expectPositionals(args, ['FILE'], 'run') as [string]
