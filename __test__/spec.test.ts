@@ -478,6 +478,17 @@ describe('fixture contents, from the C sources', () => {
     expect(new Set(p.lineInfo.map((l) => l.file.split('/').pop()))).toEqual(new Set(['linked_a.c', 'linked_b.c']))
   })
 
+  it('prog_array_init: a prog_array with statically initialised slots', async () => {
+    const spec = await load('prog_array_init')
+    const m = spec.maps.get('by_parity')!
+    expect(shape(m)).toEqual(['prog_array', 4, 4, 4, 0])
+    expect(m.slots).toEqual([
+      { index: 0, target: 'count_even' },
+      { index: 1, target: 'count_odd' },
+    ])
+    expect([...spec.programs.keys()]).toEqual(['count_even', 'count_odd', 'parity_dispatch'])
+  })
+
   it('more_maps: keyless maps, map_extra, numa_node', async () => {
     const spec = await load('more_maps')
     const got = Object.fromEntries([...spec.maps.values()].map((m) => [m.name, shape(m)]))
