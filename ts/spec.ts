@@ -56,8 +56,9 @@ export interface ProgramSpec {
   sleepable: boolean
   /**
    * The function's instructions followed by every `.text` sub-program it calls (directly or not),
-   * with call offsets and `BPF_PSEUDO_FUNC` lddw offsets fixed up. lddw instructions listed in
-   * `relocations` have src_reg 0 and both imm fields 0: the loader of the collection fills them.
+   * with call offsets and `BPF_PSEUDO_FUNC` lddw offsets fixed up, and CO-RE relocations applied
+   * when `kernelTypes` was given. lddw instructions listed in `relocations` (maps, global data,
+   * kconfig externs) have src_reg 0 and both imm fields 0: the loader of the collection fills them.
    */
   instructions: Uint8Array
   relocations: Relocation[]
