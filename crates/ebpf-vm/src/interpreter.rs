@@ -775,6 +775,19 @@ pub fn run(insns: &[Insn], env: &mut RunEnv<'_>, args: [u64; 5]) -> Result<RunOu
     run_prepared(&prepare(insns), env, args)
 }
 
+/// Runs validated instructions with the reference loop alone: one instruction at a time through
+/// the reference code, the budget checked before each. Slow; for tests that check the fast loop
+/// (and other engines) against it.
+pub fn run_reference(
+    insns: &[Insn],
+    env: &mut RunEnv<'_>,
+    args: [u64; 5],
+) -> Result<RunOutput, Trap> {
+    let mut p = prepare(insns);
+    p.fast = false;
+    run_prepared(&p, env, args)
+}
+
 /// Runs prepared instructions from slot 0 with r1-r5 = `args`.
 ///
 /// Two loops share the machine state. The fast loop dispatches once per instruction on the opcode
