@@ -571,3 +571,73 @@ describe('run: the XDP firewall object (verdicts worked out from xdp_firewall.c)
     for (const o of [prog, v, badValue, map, many]) expectNoStack(o)
   })
 })
+
+describe('objects that need load options', () => {
+  const KCONFIG = join(fixtures, 'kconfig.bpf.o')
+  const packet = Buffer.from(ipv4Packet()).toString('hex') // 42 bytes
+
+  it('--kconfig gives .kconfig externs their values (kconfig.c: version > 0x050000 ? skb->len + CONFIG_HZ : 0)', () => {
+    const run = (...kconfig: string[]) =>
+      ebpf(['run', KCONFIG, '--hex', packet, ...kconfig.flatMap((k) => ['--kconfig', k])])
+    expect(run('LINUX_KERNEL_VERSION=0x060c00', 'CONFIG_HZ=250').stdout).toContain('retval: 292\n')
+    expect(run('LINUX_KERNEL_VERSION=0x040000', 'CONFIG_HZ=250').stdout).toContain('retval: 0\n')
+    // CONFIG_HZ is __weak: left out, it is 0.
+    expect(run('LINUX_KERNEL_VERSION=0x060c00').stdout).toContain('retval: 42\n')
+    const missing = run()
+    expect(missing.status).toBe(1)
+    expect(missing.stderr).toContain("'LINUX_KERNEL_VERSION'")
+    expect(missing.stderr).toContain('--kconfig NAME=VALUE')
+    expectNoStack(missing)
+  })
+
+  const vmlinux = '/sys/kernel/btf/vmlinux'
+  it.skipIf(!existsSync(vmlinux))(`--kernel-btf applies CO-RE relocations (skipped without ${vmlinux})`, () => {
+    const core = join(fixtures, 'core.bpf.o')
+    const without = ebpf(['prog', 'list', core])
+    expect(without.status).toBe(1)
+    expect(without.stderr).toContain('--kernel-btf FILE')
+    const o = ebpf(['prog', 'list', core, '--kernel-btf', vmlinux, '--json'])
+    expect(o.status).toBe(0)
+    // core.c: SEC("raw_tp/sched_switch") int core_switch(...), GPL.
+    expect(JSON.parse(o.stdout)).toMatchObject([
+      { name: 'core_switch', section: 'raw_tp/sched_switch', type: 'raw_tracepoint', license: 'GPL' },
+    ])
+  })
+})
+
+describe('run --dump-maps: every map type of all_maps.c after one packet', () => {
+  it('values worked out from the C source for a 42-byte UDP packet from 10.0.0.1', () => {
+    const packet = Buffer.from(ipv4Packet({ src: [10, 0, 0, 1] })).toString('hex')
+    const o = ebpf([
+      'run',
+      join(fixtures, 'all_maps.bpf.o'),
+      '--program',
+      'all_maps',
+      '--hex',
+      packet,
+      '--dump-maps',
+      '--json',
+    ])
+    expect(o.status).toBe(0)
+    const j = JSON.parse(o.stdout) as { retval: number; maps: Record<string, Record<string, unknown>> }
+    // The prog_array slot is empty, so bpf_tail_call falls through to `return XDP_DROP`.
+    expect(j.retval).toBe(1)
+    // saddr is read as a host (little-endian) u32: bytes 0a 00 00 01 -> 0x0100000a.
+    const saddr = 0x0100000a
+    expect(j.maps.by_source!.entries).toEqual([{ key: saddr, value: 1 }])
+    expect(j.maps.recent!.entries).toEqual([{ key: saddr, value: 42 }])
+    expect(j.maps.packets!.entries).toEqual([
+      { key: 0, value: 1 },
+      { key: 1, value: 0 },
+      { key: 2, value: 0 },
+      { key: 3, value: 0 },
+    ])
+    // len (u32 42) into the ring buffer and the queue, proto (u32 17, UDP) onto the stack.
+    expect(j.maps.lengths).toEqual({ type: 'ringbuf', values: ['2a000000'] })
+    expect(j.maps.arrivals).toEqual({ type: 'queue', values: ['2a000000'] })
+    expect(j.maps.protos).toEqual({ type: 'stack', values: ['11000000'] })
+    const perCpu = j.maps.proto_bytes!.entries as Array<{ key: number; value: number[] }>
+    expect(perCpu.map((e) => [e.key, e.value.reduce((a, b) => a + b, 0)])).toEqual([[17, 42]])
+    expect(j.maps['.bss']!.variables).toEqual({ last_flags: 0 })
+  })
+})

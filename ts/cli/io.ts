@@ -74,9 +74,16 @@ export function about<T>(file: string, fn: () => T): T {
   try {
     return fn()
   } catch (e) {
-    if (e instanceof EbpfError) throw new CliError(`${displayName(file)}: ${e.message}`)
+    if (e instanceof EbpfError) throw new CliError(`${displayName(file)}: ${e.message}${cliHint(e.message)}`)
     throw e
   }
+}
+
+/** The library names its load options; on the command line they are options of their own. */
+function cliHint(message: string): string {
+  if (message.includes('kernelTypes')) return ' [on the command line: --kernel-btf FILE]'
+  if (message.includes('kconfig load option')) return ' [on the command line: --kconfig NAME=VALUE]'
+  return ''
 }
 
 /** Parses an object file into its spec; anything that is not a readable object is a CliError naming the file. */

@@ -6,7 +6,6 @@
  * the maps after the run. A trap prints its kind, instruction and C source line and exits 2.
  */
 import {
-  type BpfMap,
   Collection,
   type CollectionSpec,
   EbpfError,
@@ -19,7 +18,8 @@ import {
 } from '../index.js'
 import { expectPositionals, optFlag, optList, optPositiveInt, optString, type Parsed, UsageError } from './args.js'
 import type { Command } from './command.js'
-import { inline, json } from './format.js'
+import { dumpMaps, mapJson, mapsText } from './dump-maps.js'
+import { json } from './format.js'
 import { about, assembleFile, CliError, displayName, isElf, parseHex, readInput, sameBytes, toHex } from './io.js'
 import { assignment, loadOptionsFrom, OBJECT_OPTIONS, parseValue } from './object-options.js'
 import { selectProgram } from './select.js'
@@ -105,65 +105,6 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
   return { program }
 }
 
-/** A map's entries as [key, value] pairs, or a note when the map type cannot be walked (ring buffer, prog array...). */
-function mapEntries(map: BpfMap): { entries: [unknown, unknown][] } | { note: string } {
-  try {
-    return { entries: [...map.entries()] }
-  } catch (e) {
-    if (e instanceof EbpfError) return { note: e.message }
-    throw e
-  }
-}
-
-interface MapDump {
-  name: string
-  type: string
-  /** Global data sections: their variables by name. */
-  variables?: Record<string, unknown>
-  entries?: [unknown, unknown][]
-  note?: string
-}
-
-function dumpMaps(loaded: Loaded): MapDump[] {
-  const { collection, spec } = loaded
-  if (!collection || !spec) return []
-  const out: MapDump[] = []
-  for (const [name, map] of collection.maps) {
-    const ms = spec.maps.get(name)
-    const type = ms?.typeName ?? String(map.type)
-    if (ms?.value?.kind === 'DATASEC') {
-      const variables: Record<string, unknown> = {}
-      for (const v of spec.variables.values()) if (v.section === name) variables[v.name] = collection.variable(v.name)
-      out.push({ name, type, variables })
-      continue
-    }
-    out.push({ name, type, ...mapEntries(map) })
-  }
-  return out
-}
-
-/** A map in JSON output: entries as `{ key, value }` objects, which read better than pairs. */
-function mapJson(d: MapDump): [string, unknown] {
-  const { name, entries, ...rest } = d
-  return [name, { ...rest, ...(entries ? { entries: entries.map(([key, value]) => ({ key, value })) } : {}) }]
-}
-
-function mapsText(dumps: readonly MapDump[]): string {
-  const lines: string[] = []
-  for (const d of dumps) {
-    lines.push(`map ${d.name} (${d.type}):`)
-    if (d.variables) {
-      for (const [k, v] of Object.entries(d.variables)) lines.push(`  ${k} = ${inline(v)}`)
-    } else if (d.entries) {
-      if (d.entries.length === 0) lines.push('  (empty)')
-      for (const [k, v] of d.entries) lines.push(`  ${inline(k)}: ${inline(v)}`)
-    } else {
-      lines.push(`  (${d.note})`)
-    }
-  }
-  return lines.length === 0 ? '' : `${lines.join('\n')}\n`
-}
-
 function traceLines(program: Program): string[] {
   const log = program.traceLog()
   return log === '' ? [] : log.replace(/\n$/, '').split('\n')
@@ -178,7 +119,10 @@ function report(loaded: Loaded, res: RunResult, input: Uint8Array, args: Parsed,
   const { program } = loaded
   const changed = !sameBytes(input, res.data)
   const trace = traceLines(program)
-  const maps = optFlag(args, 'dump-maps') ? dumpMaps(loaded) : undefined
+  const maps =
+    optFlag(args, 'dump-maps') && loaded.collection && loaded.spec
+      ? dumpMaps(loaded.collection, loaded.spec)
+      : undefined
   const action = retvalName(program.type, res.retval)
   if (optFlag(args, 'json')) {
     return json({
