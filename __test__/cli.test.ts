@@ -641,3 +641,21 @@ describe('run --dump-maps: every map type of all_maps.c after one packet', () =>
     expect(j.maps['.bss']!.variables).toEqual({ last_flags: 0 })
   })
 })
+
+describe('run: a trap after output', () => {
+  it('keeps what the program printed before it trapped', () => {
+    // bpf_trace_printk("hi\n") as above, then a load from r1 + 100: r1 still points at the string
+    // (helpers leave r1-r5 unchanged), 4 bytes below the stack top, so the load is past the stack.
+    const s = file(
+      'printk-trap.s',
+      'r1 = 0xa6968\n*(u32 *)(r10 - 4) = r1\nr1 = r10\nr1 += -4\nr2 = 4\ncall 6\nr0 = *(u64 *)(r1 + 100)\nexit\n',
+    )
+    const o = ebpf(['run', s])
+    expect(o.status).toBe(2)
+    expect(o.stdout).toBe('trace:\n  hi\n')
+    expect(o.stderr).toContain('trap out_of_bounds (EFAULT)')
+    const j = ebpf(['run', s, '--json'])
+    expect(j.status).toBe(2)
+    expect((JSON.parse(j.stdout) as { trace: string[] }).trace).toEqual(['hi'])
+  })
+})

@@ -105,9 +105,21 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
   return { program }
 }
 
-function traceLines(program: Program): string[] {
+function logLines(program: Program): string[] {
   const log = program.traceLog()
   return log === '' ? [] : log.replace(/\n$/, '').split('\n')
+}
+
+/**
+ * What bpf_trace_printk wrote: the program's own lines, then those of other programs of the
+ * collection (tail-call targets keep their own log), prefixed with their name.
+ */
+function traceLines(loaded: Loaded): string[] {
+  const lines = logLines(loaded.program)
+  for (const [name, p] of loaded.collection?.programs ?? []) {
+    if (p !== loaded.program) lines.push(...logLines(p).map((l) => `[${name}] ${l}`))
+  }
+  return lines
 }
 
 /** The verdict's name where the program type gives return values one. */
@@ -118,7 +130,7 @@ function retvalName(type: ProgramType, retval: number): string | undefined {
 function report(loaded: Loaded, res: RunResult, input: Uint8Array, args: Parsed, repeat: number): string {
   const { program } = loaded
   const changed = !sameBytes(input, res.data)
-  const trace = traceLines(program)
+  const trace = traceLines(loaded)
   const maps =
     optFlag(args, 'dump-maps') && loaded.collection && loaded.spec
       ? dumpMaps(loaded.collection, loaded.spec)
@@ -157,7 +169,7 @@ function report(loaded: Loaded, res: RunResult, input: Uint8Array, args: Parsed,
 }
 
 /** A trap as the user should see it: what, where (instruction and C line), after how many instructions. */
-function trapReport(file: string, e: TrapError, asJson: boolean): { stdout: string; stderr: string } {
+function trapReport(file: string, e: TrapError, trace: string[], asJson: boolean): { stdout: string; stderr: string } {
   // The library appends the C source line to the message; it gets its own line here.
   const src = e.source
   const suffix = src ? ` (${src.file}:${src.line}:${src.column}: ${src.text.trim()})` : ''
@@ -178,8 +190,11 @@ function trapReport(file: string, e: TrapError, asJson: boolean): { stdout: stri
           message: e.message,
           ...(e.source ? { source: e.source } : {}),
         },
+        trace,
       })
-    : ''
+    : trace.length > 0
+      ? `trace:\n${trace.map((l) => `  ${l}`).join('\n')}\n`
+      : ''
   return { stdout, stderr }
 }
 
@@ -243,7 +258,7 @@ export const runCommand: Command = {
       res = loaded.program.run({ data, ctx, repeat })
     } catch (e) {
       if (e instanceof TrapError) {
-        const { stdout, stderr } = trapReport(file, e, optFlag(args, 'json'))
+        const { stdout, stderr } = trapReport(file, e, traceLines(loaded), optFlag(args, 'json'))
         process.stdout.write(stdout)
         process.stderr.write(stderr)
         return 2
