@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { conformanceDir, conformanceSuiteExists, loadConformanceSuite, wordsToBytes } from './helpers/conformance'
 import { ipv4Packet } from './helpers/packets'
 
 const root = join(__dirname, '..')
@@ -658,4 +659,24 @@ describe('run: a trap after output', () => {
     expect(j.status).toBe(2)
     expect((JSON.parse(j.stdout) as { trace: string[] }).trace).toEqual(['hi'])
   })
+})
+
+describe('run: a sample of the bpf_conformance suite through the command line', () => {
+  const present = conformanceSuiteExists()
+  const ci = process.env.CI !== undefined && !['', '0', 'false'].includes(process.env.CI)
+  it('the suite is present (required under CI)', () => {
+    if (!present && ci) throw new Error(`conformance suite not found at ${conformanceDir()} (set BPF_CONFORMANCE_DIR)`)
+  })
+  // Every 13th case (24 of 313): a process per case is slow, and the suite runs in full elsewhere.
+  const sample = present ? loadConformanceSuite().filter((_, i) => i % 13 === 0) : []
+  for (const c of sample) {
+    it.skipIf(!present)(`${c.name}: r0 is the suite's expected result`, () => {
+      const input = c.raw ? file(`${c.name}.bin`, wordsToBytes(c.raw)) : file(`${c.name}.s`, c.asm)
+      const o = ebpf(['run', input, '--hex', Buffer.from(c.mem).toString('hex'), '--json'])
+      expect(o.stderr).toBe('')
+      expect(o.status).toBe(0)
+      const r0 = (JSON.parse(o.stdout) as { r0: number | string }).r0
+      expect(BigInt.asUintN(64, BigInt(r0))).toBe(c.expected)
+    })
+  }
 })
