@@ -200,6 +200,34 @@ describe('disasm', () => {
     expect(new Uint8Array(back.stdout)).toEqual(new Uint8Array(readFileSync(section)))
   })
 
+  it.skipIf(!which('llvm-objcopy'))(
+    "every fixture program alone in its section: the listing assembles back to clang's section bytes",
+    () => {
+      let compared = 0
+      for (const f of readdirSync(fixtures).filter((n) => n.endsWith('.bpf.o'))) {
+        const obj = join(fixtures, f)
+        const list = ebpf(['prog', 'list', obj, '--json'])
+        if (list.status !== 0) continue // objects that need --kconfig / --kernel-btf / unsupported data
+        const progs = JSON.parse(list.stdout) as Array<{ name: string; section: string; subprograms: string[] }>
+        for (const p of progs) {
+          // Sub-programs are appended from .text and sibling functions share a section: those differ from one section's bytes.
+          if (p.subprograms.length > 0 || progs.filter((q) => q.section === p.section).length > 1) continue
+          const section = join(work, `${f}.${p.name}.sec`)
+          expect(spawnSync('llvm-objcopy', ['-O', 'binary', `--only-section=${p.section}`, obj, section]).status).toBe(
+            0,
+          )
+          const text = ebpf(['disasm', obj, '--program', p.name])
+          expect(text.status).toBe(0)
+          const back = ebpfBytes(['asm', '-', '-o', '-'], text.stdout)
+          expect(back.status, `${f} ${p.name}`).toBe(0)
+          expect(new Uint8Array(back.stdout), `${f} ${p.name}`).toEqual(new Uint8Array(readFileSync(section)))
+          compared++
+        }
+      }
+      expect(compared).toBeGreaterThanOrEqual(15)
+    },
+  )
+
   it('an unknown program lists the ones there are', () => {
     const o = ebpf(['disasm', FIREWALL, '--program', 'nope'])
     expect(o.status).toBe(1)
