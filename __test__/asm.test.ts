@@ -420,7 +420,8 @@ describe.skipIf(!hasTool('llvm-objdump-19'))('kernel dialect: the fixture object
         }
         compared++
       }
-      expect(compared).toBeGreaterThan(0)
+      // Objects with code must have been compared; core_target.bpf.o (a stand-in kernel's BTF) has none.
+      if (/Disassembly of section/.test(listing)) expect(compared).toBeGreaterThan(0)
     })
   }
 })
