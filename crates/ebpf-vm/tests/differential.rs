@@ -278,6 +278,26 @@ fn function(r: &mut Rng, base: usize, len: usize, sub: usize) -> Vec<Item> {
             }));
             continue;
         }
+        if items.len() + 2 < len && r.chance(5) {
+            // Address arithmetic as clang writes it (`rd = rs; rd += rx`), which the JIT may
+            // emit as one lea; the add may name rd itself.
+            let class = r.pick(&[CLASS_ALU, CLASS_ALU64]);
+            let d = dst(r);
+            items.push(Item::Plain(Insn::new(
+                class | ALU_MOV | SRC_X,
+                d,
+                src(r),
+                0,
+                0,
+            )));
+            items.push(Item::Plain(if r.chance(50) {
+                let x = if r.chance(20) { d } else { src(r) };
+                Insn::new(class | ALU_ADD | SRC_X, d, x, 0, 0)
+            } else {
+                Insn::new(class | ALU_ADD, d, 0, 0, imm(r))
+            }));
+            continue;
+        }
         let item = match r.below(100) {
             0..=29 => Item::Plain(alu(r)),
             30..=37 => Item::Lddw(dst(r), interesting(r)),

@@ -619,3 +619,107 @@ fn a_trap_inside_a_block_counts_only_what_ran() {
         .unwrap_err();
     assert_eq!((t.kind, t.pc, t.insn_count), (TrapKind::HelperError, 2, 2));
 }
+
+/// A loop whose early exit jumps backwards out of it (clang's layout), so that the JIT charges
+/// the loop body as one chain and gives back the rest of the chain when the exit is taken.
+fn loop_with_backward_exit(exit_path: Insn) -> Vec<Insn> {
+    vec![
+        i(OP_JA, 0, 0, 2, 0),                // 0: to 3
+        exit_path,                           // 1: the exit path, before the loop
+        exit(),                              // 2
+        alu64_imm(ALU_ADD, 0, 1),            // 3: loop head
+        i(CLASS_JMP | JMP_JEQ, 0, 0, -4, 3), // 4: r0 == 3: leave to 1
+        alu64_imm(ALU_ADD, 2, 1),            // 5
+        i(OP_JA, 0, 0, -4, 0),               // 6: back to 3
+        exit(),                              // 7: never reached
+    ]
+}
+
+#[test]
+fn an_early_loop_exit_counts_exactly() {
+    // Executed pcs: 0, then 3 4 5 6 twice, then 3 4 (r0 = 3: taken), 1, 2: 13 instructions.
+    let seq = [0usize, 3, 4, 5, 6, 3, 4, 5, 6, 3, 4, 1, 2];
+    let p = loop_with_backward_exit(alu64_imm(ALU_ADD, 0, 100));
+    let out = run_with(&p, Engine::Jit, &mut [], None).unwrap();
+    assert_eq!((out.r0, out.insn_count), (103, 13));
+    for (budget, &pc) in seq.iter().enumerate() {
+        let t = run_with(&p, Engine::Jit, &mut [], Some(budget as u64)).unwrap_err();
+        assert_eq!(
+            (t.kind, t.pc, t.insn_count),
+            (TrapKind::BudgetExhausted, pc, budget as u64),
+            "budget {budget}"
+        );
+    }
+    let out = run_with(&p, Engine::Jit, &mut [], Some(13)).unwrap();
+    assert_eq!(out.insn_count, 13);
+    // A trap on the exit path counts the 11 instructions before it.
+    let p = loop_with_backward_exit(i(CLASS_LDX | MODE_MEM | SIZE_DW, 0, 1, 100, 0));
+    let mut data = [0u8; 4];
+    let addr = data.as_ptr() as u64 + 100;
+    let t = run_with(&p, Engine::Jit, &mut data, None).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.addr, t.insn_count),
+        (TrapKind::OutOfBounds, 1, addr, 11)
+    );
+}
+
+#[test]
+fn mov_then_add_computes_the_same_as_two_instructions() {
+    let mut data = [1u8, 2, 3, 4];
+    // r3 = r1; r3 += 2; r0 = *(u8 *)(r3 + 0): data[2].
+    let p = [
+        mov64_reg(3, 1),
+        alu64_imm(ALU_ADD, 3, 2),
+        i(CLASS_LDX | MODE_MEM | SIZE_B, 0, 3, 0, 0),
+        exit(),
+    ];
+    assert_eq!(run_with(&p, Engine::Jit, &mut data, None).unwrap().r0, 3);
+    // w0 = w4; w0 += -1 with r4 = 0: 0xffffffff, zero-extended.
+    let p = [
+        mov64_imm(4, 0),
+        alu32_reg(ALU_MOV, 0, 4),
+        alu32_imm(ALU_ADD, 0, -1),
+        exit(),
+    ];
+    assert_eq!(jit_r0(&p), 0xffff_ffff);
+    // r0 = r4; r0 += r0 with r4 = 5: the add reads the copy, 10.
+    let p = [
+        mov64_imm(4, 5),
+        mov64_reg(0, 4),
+        alu64_reg(ALU_ADD, 0, 0),
+        exit(),
+    ];
+    assert_eq!(jit_r0(&p), 10);
+    // 32-bit: w0 = w4; w0 += w5 with r4 = 0xffffffff, r5 = 2: wraps to 1.
+    let p = [
+        mov64_imm(4, -1),
+        mov64_imm(5, 2),
+        alu32_reg(ALU_MOV, 0, 4),
+        alu32_reg(ALU_ADD, 0, 5),
+        exit(),
+    ];
+    assert_eq!(jit_r0(&p), 1);
+}
+
+#[test]
+fn a_remainder_left_in_a_scratch_register_never_passes_a_check() {
+    // r2 = data % u64::MAX leaves the data address as the remainder; then a load from
+    // -data (far outside every region) must trap, whatever division did to scratch registers.
+    // Five instructions (lddw counts once) run before the load.
+    let mut p = lddw(4, u64::MAX).to_vec();
+    p.extend_from_slice(&[
+        mov64_reg(2, 1),
+        alu64_reg(ALU_MOD, 2, 4),
+        mov64_reg(3, 1),
+        i(CLASS_ALU64 | ALU_NEG, 3, 0, 0, 0),
+        i(CLASS_LDX | MODE_MEM | SIZE_B, 0, 3, 0, 0),
+        exit(),
+    ]);
+    let mut data = [0u8; 64];
+    let addr = (data.as_ptr() as u64).wrapping_neg();
+    let t = run_with(&p, Engine::Jit, &mut data, None).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.addr, t.insn_count),
+        (TrapKind::OutOfBounds, 6, addr, 5)
+    );
+}

@@ -12,8 +12,11 @@ use crate::isa::{lddw_imm, Insn};
 
 /// Host register of each eBPF register r0-r10.
 pub const REG: [u8; 11] = [RDI, RSI, R8, R9, R10, R11, RBX, R13, R14, R15, RBP];
-/// Instruction budget left in this run (decremented per basic block).
+/// Instruction budget left in this run (decremented per metered chain of blocks).
 const BUDGET: u8 = R12;
+/// `0 - start` of the data region (`Ctx::data_neg`), for the inline check. Code that needs rdx
+/// for something else (division, compare-exchange, calls out) reloads it afterwards.
+const DATA_NEG: u8 = RDX;
 
 /// Upper bound on the bytes one instruction emits inline, its block's budget check included.
 pub const MAX_INSN_BYTES: usize = 144;
@@ -21,6 +24,9 @@ pub const MAX_INSN_BYTES: usize = 144;
 /// its block with a budget probe, and for each of its two copies a second-region check or a trap
 /// snippet, plus its block's budget exit.
 pub const MAX_SNIPPET_BYTES: usize = 2 * MAX_INSN_BYTES + 32 + 2 * 72 + 24;
+/// Loop heads start on a cache line, so that a short loop is fetched and decoded whole (dense
+/// code such as the inline checks is front-end bound; measured: strcmp 16.2 -> 13.9 us).
+pub const LOOP_ALIGN: usize = 64;
 /// Upper bound on the prologue and shared stubs.
 pub const MAX_FIXED_BYTES: usize = 1024;
 
@@ -35,7 +41,7 @@ pub struct Compiled {
 
 /// The code-size bound, known before emission (compilation fails rather than exceed it).
 pub fn size_bound(insns: usize) -> usize {
-    insns * (MAX_INSN_BYTES + MAX_SNIPPET_BYTES) + MAX_FIXED_BYTES
+    insns * (MAX_INSN_BYTES + MAX_SNIPPET_BYTES + LOOP_ALIGN - 1) + MAX_FIXED_BYTES
 }
 
 /// Whether `[r10 + off, r10 + off + size)` is inside the current frame: r10 is always the top of
@@ -93,6 +99,92 @@ fn targets(pc: usize, insn: &Insn) -> Option<usize> {
     }
 }
 
+/// Whether an instruction is a conditional jump: control may fall through to the next one.
+fn is_cond_jump(insn: &Insn) -> bool {
+    let op = insn.opcode;
+    matches!(class(op), CLASS_JMP | CLASS_JMP32)
+        && !matches!(op & 0xf0, JMP_JA | JMP_CALL | JMP_EXIT)
+}
+
+/// For each slot starting a metered chain, the number of instructions in that chain (0
+/// elsewhere). A chain is a run of basic blocks that only the first can be entered other than by
+/// falling through: each later block follows a conditional jump that leaves a loop backwards
+/// (clang's layout of a loop's early exits, rarely taken; a forward jump past a loop's last
+/// backward jump may as well be its hot path) and is no jump or call target. The whole chain is charged on entry; a jump
+/// taken out of its middle gives back what it skips (see `Snippet::Refund`). Chains only save
+/// time; any split of the blocks into chains is exact.
+pub fn chains(insns: &[Insn]) -> Vec<u32> {
+    let len = insns.len();
+    let mut head = vec![false; len];
+    head[0] = true;
+    // Loops as the layout shows them: from each target of backward jumps to the last of them.
+    let mut ends = std::collections::BTreeMap::new();
+    let mut pc = 0;
+    while pc < len {
+        let insn = &insns[pc];
+        if matches!(class(insn.opcode), CLASS_JMP | CLASS_JMP32) {
+            if let Some(t) = targets(pc, insn) {
+                if t <= pc {
+                    let end = ends.entry(t).or_insert(pc);
+                    *end = pc.max(*end);
+                }
+            }
+        }
+        pc += if is_lddw(insn) { 2 } else { 1 };
+    }
+    let loops: Vec<(usize, usize)> = ends.into_iter().collect();
+    // The pairwise scan below is quadratic: past this much work, chains are plain blocks.
+    let cheap = loops.len().saturating_mul(len) <= 1 << 22;
+    let leaves_loop =
+        |pc: usize, t: usize| cheap && loops.iter().any(|&(z, y)| z <= pc && pc < y && t < z);
+    let mut pc = 0;
+    while pc < len {
+        let insn = &insns[pc];
+        let next = pc + if is_lddw(insn) { 2 } else { 1 };
+        let t = targets(pc, insn);
+        if let Some(t) = t {
+            head[t] = true;
+        }
+        let joins = is_cond_jump(insn) && t.is_some_and(|t| leaves_loop(pc, t));
+        if ends_block(insn) && !joins && next < len {
+            head[next] = true;
+        }
+        pc = next;
+    }
+    count_runs(insns, &head)
+}
+
+/// For each `true` slot of `head`, the number of instructions up to the next one.
+fn count_runs(insns: &[Insn], head: &[bool]) -> Vec<u32> {
+    let mut count = vec![0u32; insns.len()];
+    let mut current = 0;
+    let mut pc = 0;
+    while pc < insns.len() {
+        if head[pc] {
+            current = pc;
+        }
+        count[current] += 1;
+        pc += if is_lddw(&insns[pc]) { 2 } else { 1 };
+    }
+    count
+}
+
+/// Targets of backward jumps: the heads of loops as the layout shows them.
+fn loop_heads(insns: &[Insn]) -> Vec<bool> {
+    let mut head = vec![false; insns.len()];
+    let mut pc = 0;
+    while pc < insns.len() {
+        let insn = &insns[pc];
+        if let Some(t) = targets(pc, insn) {
+            if t <= pc {
+                head[t] = true;
+            }
+        }
+        pc += if is_lddw(insn) { 2 } else { 1 };
+    }
+    head
+}
+
 /// For each slot starting a basic block, the number of instructions in that block (0 elsewhere).
 pub fn blocks(insns: &[Insn]) -> Vec<u32> {
     let len = insns.len();
@@ -110,17 +202,7 @@ pub fn blocks(insns: &[Insn]) -> Vec<u32> {
         }
         pc = next;
     }
-    let mut count = vec![0u32; len];
-    let mut current = 0;
-    let mut pc = 0;
-    while pc < len {
-        if leader[pc] {
-            current = pc;
-        }
-        count[current] += 1;
-        pc += if is_lddw(&insns[pc]) { 2 } else { 1 };
-    }
-    count
+    count_runs(insns, &leader)
 }
 
 enum Snippet {
@@ -144,6 +226,13 @@ enum Snippet {
     PacketMiss {
         at: Label,
         adj: u32,
+    },
+    /// A conditional jump taken out of the middle of a chain: give back the `adj` instructions
+    /// of the chain that it skips, then go to the target.
+    Refund {
+        at: Label,
+        adj: u32,
+        target: Label,
     },
     /// The inline check against one fast region failed: try the other, then the stub.
     Check {
@@ -217,10 +306,14 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
         block_k: 0,
     };
     c.prologue();
-    let seg = blocks(insns);
+    let seg = chains(insns);
     let mut offsets = vec![u32::MAX; insns.len()];
     let mut pc = 0;
+    let loop_heads = loop_heads(insns);
     while pc < insns.len() {
+        if loop_heads[pc] {
+            c.a.align(LOOP_ALIGN);
+        }
         let start = c.a.pos();
         offsets[pc] = start as u32;
         c.a.bind(c.labels[pc]);
@@ -229,7 +322,15 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
             c.block_n = seg[pc];
             c.block_k = 0;
         }
-        c.insn(pc);
+        let fused = pc + 1 < insns.len() && seg[pc + 1] == 0 && c.mov_add(pc);
+        if fused {
+            // The add is no jump target (it is inside a chain): nothing can start at it.
+            offsets[pc + 1] = c.a.pos() as u32;
+            c.a.bind(c.labels[pc + 1]);
+            c.block_k += 1;
+        } else {
+            c.insn(pc);
+        }
         c.block_k += 1;
         let used = c.a.pos() - start;
         if used > MAX_INSN_BYTES {
@@ -237,7 +338,7 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
                 "instruction {pc} needed {used} bytes, over the bound of {MAX_INSN_BYTES}"
             ));
         }
-        pc += if is_lddw(&insns[pc]) { 2 } else { 1 };
+        pc += if is_lddw(&insns[pc]) || fused { 2 } else { 1 };
     }
     // Second slots of lddw are never jumped to (validation), but bind them so no label dangles.
     for (pc, off) in offsets.iter().enumerate() {
@@ -278,6 +379,7 @@ impl Compiler<'_> {
         }
         a.load(W::B64, REG[10], ctx(OFF_STACK_TOP));
         a.load(W::B64, BUDGET, ctx(OFF_BUDGET));
+        a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
         // The interpreter starts every other register at zero; so must we.
         for r in [REG[0], REG[6], REG[7], REG[8], REG[9]] {
             a.alu_rr(Alu::Xor, W::B32, r, r);
@@ -312,6 +414,40 @@ impl Compiler<'_> {
             }
             _ => self.packet_load(&insn),
         }
+    }
+
+    /// `dst = src; dst += x` (x a register or an immediate, both 64-bit or both 32-bit) as one
+    /// `lea`, when the instruction after `pc` is that add. Returns whether it emitted the pair.
+    fn mov_add(&mut self, pc: usize) -> bool {
+        let (mv, add) = (self.insns[pc], self.insns[pc + 1]);
+        let cls = class(mv.opcode);
+        if !matches!(cls, CLASS_ALU | CLASS_ALU64)
+            || mv.opcode != cls | ALU_MOV | SRC_X
+            || mv.off != 0
+            || add.opcode & !SRC_X != cls | ALU_ADD
+            || add.dst != mv.dst
+        {
+            return false;
+        }
+        let d = REG[mv.dst as usize];
+        let y = REG[mv.src as usize];
+        let m = if add.opcode & SRC_X != 0 {
+            // After the mov, dst holds src: `dst += dst` adds src.
+            let z = if add.src == mv.dst {
+                y
+            } else {
+                REG[add.src as usize]
+            };
+            mem_idx(y, z, 0, 0)
+        } else {
+            mem(y, add.imm)
+        };
+        if cls == CLASS_ALU64 {
+            self.a.lea(d, m);
+        } else {
+            self.a.lea32(d, m);
+        }
+        true
     }
 
     fn alu(&mut self, insn: &Insn) {
@@ -375,8 +511,11 @@ impl Compiler<'_> {
             ALU_NEG => a.neg(w, d),
             ALU_MOV => {
                 if !x {
-                    if wide {
-                        a.mov_r64_simm(d, imm);
+                    if imm == 0 {
+                        // No flags live across eBPF instructions: the short zeroing idiom.
+                        a.alu_rr(Alu::Xor, W::B32, d, d);
+                    } else if wide {
+                        a.mov_imm64(d, imm as i64 as u64);
                     } else {
                         a.mov_r32_imm(d, imm as u32);
                     }
@@ -445,6 +584,7 @@ impl Compiler<'_> {
             a.div(w, RCX);
         }
         a.mov_rr(w, d, if is_mod { RDX } else { RAX });
+        a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
         a.jmp(done);
         a.bind(minus_one);
         if is_mod {
@@ -497,6 +637,9 @@ impl Compiler<'_> {
                     }
                 } else if cond == JMP_JSET {
                     self.a.test_ri(w, d, insn.imm);
+                } else if insn.imm == 0 {
+                    // Same flags as `cmp d, 0` for every condition (CF = OF = 0).
+                    self.a.test_rr(w, d, d);
                 } else {
                     self.a.alu_ri(Alu::Cmp, w, d, insn.imm);
                 }
@@ -513,8 +656,15 @@ impl Compiler<'_> {
                     _ => Cond::Le,
                 };
                 let t = targets(pc, insn).expect("conditional jump has a target");
-                let l = self.label(t);
-                self.a.jcc(cc, l);
+                let target = self.label(t);
+                let adj = self.adj();
+                if adj == 0 {
+                    self.a.jcc(cc, target);
+                } else {
+                    let at = self.a.new_label();
+                    self.a.jcc(cc, at);
+                    self.snippets.push(Snippet::Refund { at, adj, target });
+                }
             }
         }
     }
@@ -525,6 +675,8 @@ impl Compiler<'_> {
         self.a.mov_r32_imm(RDX, pc as u32);
         let l = self.stubs.helper;
         self.with_count(adj, |a| a.call(l));
+        // The helper may have moved the regions: the stub's call refreshed the context.
+        self.a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
     }
 
     /// Instructions of the current block after the one being emitted. The block was charged in
@@ -591,8 +743,13 @@ impl Compiler<'_> {
         let (first, second) = if base == FP { (0, 1) } else { (1, 0) };
         let slow = self.a.new_label();
         let ok = self.a.new_label();
-        self.a.lea(RCX, m);
-        self.a.alu_rm(Alu::Sub, W::B64, RCX, ctx(fast_start(first)));
+        if first == 1 {
+            // addr - start in one lea: rdx holds -start.
+            self.a.lea(RCX, mem_idx(m.base, DATA_NEG, 0, m.disp));
+        } else {
+            self.a.lea(RCX, m);
+            self.a.alu_rm(Alu::Sub, W::B64, RCX, ctx(fast_start(first)));
+        }
         self.a
             .alu_rm(Alu::Cmp, W::B64, RCX, ctx(fast_bound(first, bi)));
         self.a.jcc(Cond::Ae, slow);
@@ -641,6 +798,12 @@ impl Compiler<'_> {
     }
 
     fn atomic(&mut self, pc: usize, insn: &Insn) {
+        self.atomic_op(pc, insn);
+        // The compare-exchange forms hold the address in rdx.
+        self.a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+    }
+
+    fn atomic_op(&mut self, pc: usize, insn: &Insn) {
         let size = access_size(insn.opcode);
         let w = W::of_size(size);
         let s = REG[insn.src as usize];
@@ -749,6 +912,11 @@ impl Compiler<'_> {
                 let l = self.stubs.budget;
                 self.a.jmp(l);
             }
+            Snippet::Refund { at, adj, target } => {
+                self.a.bind(at);
+                self.a.alu_ri(Alu::Add, W::B64, BUDGET, adj as i32);
+                self.a.jmp(target);
+            }
             Snippet::CallDepth { at, pc } => {
                 self.a.bind(at);
                 self.a.mov_r32_imm(RAX, pc as u32);
@@ -775,6 +943,7 @@ impl Compiler<'_> {
                 self.a.mov_r32_imm(RDX, info);
                 let stub = self.stubs.check;
                 self.with_count(adj, |a| a.call(stub));
+                self.a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
                 self.a.jmp(back);
             }
             Snippet::Misaligned { at, info, adj } => {

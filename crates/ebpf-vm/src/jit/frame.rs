@@ -27,6 +27,9 @@ pub struct Ctx {
     /// For each fast region: exclusive bound on `addr - start` per access kind, indexed by
     /// `bound_index(size, write)`; 0 when that kind of access never fits (so it takes the slow path).
     pub fast_bound: [[u64; 8]; 2],
+    /// `0 - fast_start[1]`, kept in rdx by compiled code so that the inline check of the data
+    /// region is one `lea` of `base + rdx + off` and one compare.
+    pub data_neg: u64,
     pub packet_start: u64,
     pub packet_len: u64,
     /// Live bpf-to-bpf calls (0 in the main program).
@@ -63,6 +66,7 @@ const _: () = assert!(CTX_BYTES % 16 == 8);
 
 pub const OFF_FAST_START: i32 = offset_of!(Ctx, fast_start) as i32;
 pub const OFF_FAST_BOUND: i32 = offset_of!(Ctx, fast_bound) as i32;
+pub const OFF_DATA_NEG: i32 = offset_of!(Ctx, data_neg) as i32;
 pub const OFF_PACKET_START: i32 = offset_of!(Ctx, packet_start) as i32;
 pub const OFF_PACKET_LEN: i32 = offset_of!(Ctx, packet_len) as i32;
 pub const OFF_DEPTH: i32 = offset_of!(Ctx, depth) as i32;

@@ -11,8 +11,9 @@
 //! | r1-r5| rsi, r8, r9, r10, r11 | caller-saved: pushed around helper calls (they must survive) |
 //! | r6-r9| rbx, r13, r14, r15 | callee-saved: survive calls into Rust for free |
 //! | r10  | rbp    | callee-saved; `[rbp + off]` frame-local accesses need no check |
-//! | budget left | r12 | callee-saved; decremented once per basic block |
-//! | scratch | rax, rcx, rdx | addresses, `div`/`idiv` (rdx:rax), shift counts (cl) |
+//! | budget left | r12 | callee-saved; decremented once per metered chain of blocks |
+//! | `0 - data start` | rdx | `Ctx::data_neg`, for the inline data check; reloaded after the few things that clobber it (division, compare-exchange, helper and slow-check calls) |
+//! | scratch | rax, rcx | addresses, `div`/`idiv` (with rdx), shift counts (cl) |
 //!
 //! `rsp` points at the run's context block (`frame::Ctx`), copied onto the host stack by the
 //! prologue, so every run-wide value (fast region bounds, packet, call frames, exit record) is
@@ -37,23 +38,29 @@
 //!   in Rust are recorded in the run state; the others are rebuilt in `runtime::run` from the
 //!   exit record with the interpreter's own `memory_trap` / `budget_trap`.
 //!
-//! Memory checks: each load/store compares `addr - start` (computed with `lea rcx, [base+off]`)
-//! against a per-size, per-direction bound of one fast region inline (the data for most bases,
-//! the stack for r10) and then accesses `[base + off]` directly; on a miss, an out-of-line snippet
+//! Memory checks: each load/store compares `addr - start` against a per-size, per-direction bound
+//! of one fast region inline (the data for most bases: `lea rcx, [base + rdx + off]; cmp rcx,
+//! [rsp + bound]`; the stack for r10: `lea` then `sub` of its start) and then accesses
+//! `[base + off]` directly; on a miss, an out-of-line snippet
 //! tries the other fast region and then calls the `check` stub. Accesses `[r10 + off]` that lie
 //! within the current 512-byte frame are proved in bounds at compile time and carry no check.
 //! The fast regions and the packet are re-read from the environment after every helper call.
 //!
 //! # Budget scheme
 //!
-//! Metering is per basic block: blocks start at pc 0, at jump and call targets and after a
-//! jump, bpf-to-bpf call or exit, and end with such an instruction (helper calls, loads, stores
-//! and atomics may sit anywhere in a block). On entry a block of n instructions does
-//! `sub r12, n; jb slow`: if the budget covers the whole block, no other metering happens in it.
-//! An instruction that can trap at index k of its block knows statically that `n - 1 - k`
-//! instructions of the block were charged but not executed, and raises r12 by that much before
-//! the stub that counts (`check`, `helper`, `misaligned`, `packet_miss`), so a trap's
-//! `insn_count` is `budget - r12 - 1` and a normal exit's `budget - r12`, exactly.
+//! Metering is per chain of basic blocks: blocks start at pc 0, at jump and call targets and
+//! after a jump, bpf-to-bpf call or exit, and end with such an instruction (helper calls, loads,
+//! stores and atomics may sit anywhere in a block). A chain is a block and the blocks that follow
+//! it by falling through a conditional jump that leaves a loop backwards (clang puts a loop's
+//! early exits before its head; such a jump is rarely taken) and that are no jump targets
+//! (`compile::chains`). On entry a chain of n instructions does `sub r12, n; jb slow`: if the
+//! budget covers the whole chain, no other metering happens in it. A conditional jump taken out
+//! of the middle of a chain at index k goes through a snippet that gives back the `n - 1 - k`
+//! instructions it skips (`add r12, n-1-k`) before reaching its target. An instruction that can
+//! trap at index k of its chain knows statically that `n - 1 - k` instructions of the chain were
+//! charged but not executed, and raises r12 by that much before the stub that counts (`check`,
+//! `helper`, `misaligned`, `packet_miss`), so a trap's `insn_count` is `budget - r12 - 1` and a
+//! normal exit's `budget - r12`, exactly. (Below, "block" means a chain.)
 //!
 //! `slow` (rem = r12 + n < n: the budget ends inside this block) jumps to the block's *metered
 //! copy*, emitted out of line: the block's instructions again, each observable one (checked
@@ -65,6 +72,13 @@
 //! jump/call/exit is never reached, as rem < n); `runtime::run` walks `rem` instructions from
 //! the block start to name the pc. Blocks with nothing observable before their last
 //! instruction have no copy: they trap at once. A run enters a metered copy at most once.
+//!
+//! # Code quality
+//!
+//! `dst = src; dst += x` inside a chain is one `lea` (the add is no jump target, so nothing can
+//! enter between the two); `mov r, 0` is `xor`, `cmp r, 0` is `test r, r` (no flags live across
+//! eBPF instructions); loop heads (targets of backward jumps) are aligned to 64 bytes, as the
+//! inline checks make hot loops long enough to be bound by instruction fetch.
 //!
 //! Safety for any validated bytecode: all memory accesses are checked or frame-local; the
 //! budget bounds every loop (each backward jump lands on a block start); `div`/`idiv` never
@@ -82,7 +96,7 @@ use crate::error::{ErrorCode, LoadError, Trap};
 use crate::interpreter::{RunEnv, RunOutput};
 use crate::isa::Insn;
 
-pub use compile::blocks;
+pub use compile::{blocks, chains};
 
 /// A program compiled to x86-64.
 #[derive(Debug)]

@@ -116,6 +116,7 @@ fn refresh_fast_path(ctx: &mut Ctx, env: &RunEnv<'_>) {
         ctx.fast_start[i] = r.start;
         ctx.fast_bound[i] = bounds(r, i == 1 && regions[0].writable == 0);
     }
+    ctx.data_neg = ctx.fast_start[1].wrapping_neg();
     ctx.packet_start = env.packet.0;
     ctx.packet_len = env.packet.1;
 }
@@ -144,6 +145,7 @@ pub(super) unsafe fn run(
     let mut ctx = Ctx {
         fast_start: [0; 2],
         fast_bound: [[0; 8]; 2],
+        data_neg: 0,
         packet_start: env.packet.0,
         packet_len: env.packet.1,
         depth: 0,

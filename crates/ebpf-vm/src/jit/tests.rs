@@ -136,3 +136,23 @@ fn blocks_end_at_jumps_calls_and_exits_and_start_at_targets() {
     ];
     assert_eq!(super::blocks(&prog), vec![5, 0, 0, 0, 0, 2, 0, 0, 1, 2, 0]);
 }
+
+#[test]
+fn chains_continue_past_backward_loop_exits_only() {
+    use crate::isa::opcodes::*;
+    use crate::isa::Insn;
+    let i = Insn::new;
+    let prog = [
+        i(OP_JA, 0, 0, 2, 0),                   // 0: to 3
+        i(CLASS_ALU64 | ALU_ADD, 0, 0, 0, 100), // 1: exit path, before the loop
+        i(OP_EXIT, 0, 0, 0, 0),                 // 2
+        i(CLASS_ALU64 | ALU_ADD, 0, 0, 0, 1),   // 3: loop head
+        i(CLASS_JMP | JMP_JEQ, 0, 0, -4, 3),    // 4: leaves the loop backwards: no split
+        i(CLASS_JMP | JMP_JGT, 0, 0, 1, 9),     // 5: forward to 7, inside the loop: split
+        i(CLASS_ALU64 | ALU_ADD, 2, 0, 0, 1),   // 6
+        i(OP_JA, 0, 0, -5, 0),                  // 7: back to 3
+        i(OP_EXIT, 0, 0, 0, 0),                 // 8
+    ];
+    assert_eq!(super::blocks(&prog), vec![1, 2, 0, 2, 0, 1, 1, 1, 1]);
+    assert_eq!(super::chains(&prog), vec![1, 2, 0, 3, 0, 0, 1, 1, 1]);
+}

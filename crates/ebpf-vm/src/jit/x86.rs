@@ -336,6 +336,11 @@ impl Asm {
         self.op_rm(W::B64, &[0x8d], dst, m);
     }
 
+    /// `lea r32, [m]`: the low 32 bits of the address, zero-extended.
+    pub fn lea32(&mut self, dst: u8, m: Mem) {
+        self.op_rm(W::B32, &[0x8d], dst, m);
+    }
+
     /// `lea dst, [rip + label]`.
     pub fn lea_label(&mut self, dst: u8, l: Label) {
         self.rex(true, dst, 0, 0, false);
@@ -512,6 +517,28 @@ impl Asm {
 
     pub fn ret(&mut self) {
         self.byte(0xc3);
+    }
+
+    /// Multi-byte `nop`s up to the next multiple of `align` (a power of two) bytes.
+    pub fn align(&mut self, align: usize) {
+        // The recommended long nops, 1 to 9 bytes.
+        const NOPS: [&[u8]; 9] = [
+            &[0x90],
+            &[0x66, 0x90],
+            &[0x0f, 0x1f, 0x00],
+            &[0x0f, 0x1f, 0x40, 0x00],
+            &[0x0f, 0x1f, 0x44, 0x00, 0x00],
+            &[0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
+            &[0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
+            &[0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+            &[0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+        ];
+        let mut pad = self.pos().wrapping_neg() & (align - 1);
+        while pad > 0 {
+            let n = pad.min(9);
+            self.bytes(NOPS[n - 1]);
+            pad -= n;
+        }
     }
 
     /// `int3`: padding that traps if ever executed.
