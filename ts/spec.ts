@@ -8,7 +8,7 @@ import type { Btf } from './btf/btf.js'
 import { type BtfValue, type Codec, codec } from './btf/codec.js'
 import { generateDeclarations } from './btf/declarations.js'
 import type { BtfType } from './btf/types.js'
-import { loadObject } from './elf/loader.js'
+import { loadObject, type VariableInit } from './elf/loader.js'
 import { EbpfError } from './errors.js'
 
 /** An lddw instruction that must receive a map reference (`map`) or a map value address (`map_value`). */
@@ -124,16 +124,7 @@ export class VariableSpec {
   private readonly types: Btf
   private codecCache: Codec | undefined
 
-  constructor(init: {
-    name: string
-    section: string
-    offset: number
-    size: number
-    type: BtfType
-    linkage: string
-    map: MapSpec
-    types: Btf
-  }) {
+  constructor(init: VariableInit & { map: MapSpec; types: Btf }) {
     this.name = init.name
     this.section = init.section
     this.offset = init.offset
