@@ -41,17 +41,39 @@ impl ProcessInfo {
 
 /// A zeroed, 8-byte aligned buffer owned by the run, addressed by the program.
 pub(crate) struct OwnedBuf {
-    _words: Vec<u64>,
+    words: Vec<u64>,
     pub addr: u64,
     pub len: u64,
 }
 
+/// Buffers of finished runs, kept per thread for the next runs: a run's frame and context cost a
+/// memset, not a malloc and a free (which were a fifth of a short XDP run).
+const POOL_BUFFERS: usize = 8;
+/// Larger buffers are freed rather than kept.
+const POOL_MAX_WORDS: usize = 8192;
+
+thread_local! {
+    static POOL: std::cell::RefCell<Vec<Vec<u64>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl OwnedBuf {
     pub fn zeroed(len: usize) -> OwnedBuf {
-        let mut words = vec![0u64; len.div_ceil(8).max(1)];
+        let n = len.div_ceil(8).max(1);
+        let mut words = POOL
+            .try_with(|p| {
+                let mut p = p.borrow_mut();
+                let i = p.iter().position(|w| w.capacity() >= n)?;
+                Some(p.swap_remove(i))
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        // Zeroed whether new or reused: a run never sees what an earlier run left.
+        words.clear();
+        words.resize(n, 0);
         let addr = words.as_mut_ptr() as u64;
         OwnedBuf {
-            _words: words,
+            words,
             addr,
             len: len as u64,
         }
@@ -78,6 +100,22 @@ impl OwnedBuf {
         assert!(at + len <= self.len);
         // SAFETY: inside the buffer (asserted); the program is not running while this is called.
         unsafe { std::slice::from_raw_parts((self.addr + at) as *const u8, len as usize).to_vec() }
+    }
+}
+
+impl Drop for OwnedBuf {
+    /// Back to this thread's pool: the run that used it has ended (run state is dropped after).
+    fn drop(&mut self) {
+        let words = std::mem::take(&mut self.words);
+        if words.capacity() > POOL_MAX_WORDS {
+            return;
+        }
+        let _ = POOL.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < POOL_BUFFERS {
+                p.push(words);
+            }
+        });
     }
 }
 
