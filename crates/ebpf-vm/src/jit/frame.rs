@@ -2,7 +2,7 @@
 //! compiled code reaches every field at a fixed offset from `rsp`, and that Rust fills in before and
 //! reads back after a run. Offsets are taken with `offset_of!`, so the layout is stated once.
 
-use std::mem::{offset_of, size_of};
+use std::mem::{offset_of, size_of, MaybeUninit};
 
 /// Saved state of one bpf-to-bpf call: r6-r9, r10 and the host return address (48 bytes, so
 /// the slot of depth d is at `(d * 3) << 4`).
@@ -32,9 +32,6 @@ pub struct Ctx {
     pub data_neg: u64,
     pub packet_start: u64,
     pub packet_len: u64,
-    /// Live bpf-to-bpf calls (0 in the main program).
-    pub depth: u64,
-    pub frames: [[u64; FRAME_WORDS]; 8],
     /// r1-r5 at entry.
     pub args: [u64; 5],
     /// r10 at entry.
@@ -44,6 +41,12 @@ pub struct Ctx {
     pub state: u64,
     /// The Rust-side copy of this block, where the epilogue writes the results.
     pub self_ptr: u64,
+    // The fields above are the run's inputs (`CTX_IN_WORDS`), the only ones the prologue copies;
+    // those below are written by compiled code before it reads them.
+    /// Live bpf-to-bpf calls (0 in the main program; the prologue sets it).
+    pub depth: u64,
+    /// Saved frames of live calls: never read on the Rust side, so left uninitialised there.
+    pub frames: MaybeUninit<[[u64; FRAME_WORDS]; 8]>,
     // Results.
     pub r0: u64,
     /// Budget left (r12) when the run stopped.
@@ -59,7 +62,8 @@ pub const CTX_BYTES: i32 = {
     let s = size_of::<Ctx>();
     (if s % 16 == 8 { s } else { s + 8 }) as i32
 };
-pub const CTX_WORDS: u32 = (size_of::<Ctx>() / 8) as u32;
+/// Words of the inputs at the start of `Ctx`, which the prologue copies onto the host stack.
+pub const CTX_IN_WORDS: u32 = (offset_of!(Ctx, depth) / 8) as u32;
 
 const _: () = assert!(size_of::<Ctx>().is_multiple_of(8));
 const _: () = assert!(CTX_BYTES % 16 == 8);

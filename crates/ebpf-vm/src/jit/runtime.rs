@@ -148,13 +148,13 @@ pub(super) unsafe fn run(
         data_neg: 0,
         packet_start: env.packet.0,
         packet_len: env.packet.1,
-        depth: 0,
-        frames: [[0; FRAME_WORDS]; 8],
         args,
         stack_top: env.stack_top,
         budget: env.budget,
         state: 0,
         self_ptr: 0,
+        depth: 0,
+        frames: std::mem::MaybeUninit::uninit(),
         r0: 0,
         rem: 0,
         exit_kind: EXIT_NORMAL,
@@ -174,7 +174,8 @@ pub(super) unsafe fn run(
     (*ctx_ptr).self_ptr = ctx_ptr as u64;
     let code: unsafe extern "C" fn(*mut Ctx) = std::mem::transmute(entry);
     code(ctx_ptr);
-    let out = std::ptr::read(ctx_ptr);
+    // The epilogue wrote the results through `self_ptr`.
+    let out = &*ctx_ptr;
     if let Some(p) = state.panic.take() {
         resume_unwind(p);
     }

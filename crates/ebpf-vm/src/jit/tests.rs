@@ -105,7 +105,22 @@ fn encodings_decode_to_what_was_meant() {
             asm(|a| a.lea(RAX, mem_idx(RAX, RAX, 1, 0))),
             "lea rax,[rax+rax*2]",
         ),
-        (asm(|a| a.rep_movsq()), "rep movsq [rdi],[rsi]"),
+        (
+            asm(|a| a.movups_load(1, mem(RDI, 0x20))),
+            "movups xmm1,[rdi+20h]",
+        ),
+        (
+            asm(|a| a.movups_store(mem(RSP, 0x30), 0)),
+            "movups [rsp+30h],xmm0",
+        ),
+        (
+            asm(|a| a.lea32(R10, mem_idx(R15, RSI, 0, -1))),
+            "lea r10d,[r15+rsi-1]",
+        ),
+        (
+            asm(|a| a.lea(RCX, mem_idx(R13, RDX, 0, 0))),
+            "lea rcx,[r13+rdx]",
+        ),
         (asm(|a| a.mov_imm64(RDX, 0xffff_ffff)), "mov edx,0FFFFFFFFh"),
     ];
     let wrong: Vec<String> = cases

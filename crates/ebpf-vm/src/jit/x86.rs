@@ -336,6 +336,16 @@ impl Asm {
         self.op_rm(W::B64, &[0x8d], dst, m);
     }
 
+    /// `movups xmm<x>, [m]` (x < 8).
+    pub fn movups_load(&mut self, x: u8, m: Mem) {
+        self.op_rm(W::B32, &[0x0f, 0x10], x, m);
+    }
+
+    /// `movups [m], xmm<x>` (x < 8).
+    pub fn movups_store(&mut self, m: Mem, x: u8) {
+        self.op_rm(W::B32, &[0x0f, 0x11], x, m);
+    }
+
     /// `lea r32, [m]`: the low 32 bits of the address, zero-extended.
     pub fn lea32(&mut self, dst: u8, m: Mem) {
         self.op_rm(W::B32, &[0x8d], dst, m);
@@ -376,11 +386,6 @@ impl Asm {
     pub fn pop(&mut self, r: u8) {
         self.rex(false, 0, 0, r, false);
         self.byte(0x58 + (r & 7));
-    }
-
-    /// `rep movsq`: copies rcx qwords from [rsi] to [rdi].
-    pub fn rep_movsq(&mut self) {
-        self.bytes(&[0xf3, 0x48, 0xa5]);
     }
 
     // ---- arithmetic ----
