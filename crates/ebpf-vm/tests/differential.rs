@@ -245,6 +245,93 @@ fn jump(r: &mut Rng, target: usize) -> Item {
     }
 }
 
+/// A counted loop as clang writes it (`t = b; t += i; access [t + off]; i += step;
+/// if i < n goto head`), which the JIT may check once at its head: with the index, bound and base
+/// sometimes set to fitting values and sometimes left as they are (anything), 64- or 32-bit,
+/// loads and stores of every size, and sometimes a write to the base or an extra instruction.
+fn counted_loop(r: &mut Rng, base: usize, items: &mut Vec<Item>) {
+    let regs = [0u8, 2, 4, 5, 6, 7, 8, 9];
+    let i = r.pick(&regs);
+    let n = r.pick(&regs);
+    let t = r.pick(&regs);
+    let b = if r.chance(70) {
+        1
+    } else if r.chance(50) {
+        3
+    } else {
+        src(r)
+    };
+    if r.chance(70) {
+        let i0 = if r.chance(80) {
+            r.range(0, 4)
+        } else {
+            r.pick(&[-1, -2, 0x7fff_ffff, DATA_LEN as i64 + 3])
+        };
+        items.push(Item::Plain(Insn::new(
+            CLASS_ALU64 | ALU_MOV,
+            i,
+            0,
+            0,
+            i0 as i32,
+        )));
+    }
+    let wide = r.chance(60);
+    let imm_bound = r.chance(40);
+    let bound = r.range(0, 2 * DATA_LEN as i64) as i32;
+    if !imm_bound && r.chance(70) {
+        items.push(Item::Plain(Insn::new(
+            CLASS_ALU64 | ALU_MOV,
+            n,
+            0,
+            0,
+            bound,
+        )));
+    }
+    let head = base + items.len();
+    items.push(Item::Plain(Insn::new(
+        CLASS_ALU64 | ALU_MOV | SRC_X,
+        t,
+        b,
+        0,
+        0,
+    )));
+    items.push(Item::Plain(Insn::new(
+        CLASS_ALU64 | ALU_ADD | SRC_X,
+        t,
+        i,
+        0,
+        0,
+    )));
+    let (sz, _) = size_bits(r);
+    let off = r.range(-4, 8) as i16;
+    items.push(Item::Plain(match r.below(3) {
+        0 => Insn::new(CLASS_LDX | MODE_MEM | sz, dst(r), t, off, 0),
+        1 => Insn::new(CLASS_ST | MODE_MEM | sz, t, 0, off, imm(r)),
+        _ => Insn::new(CLASS_STX | MODE_MEM | sz, t, src(r), off, 0),
+    }));
+    if r.chance(30) {
+        items.push(Item::Plain(alu(r)));
+    }
+    let step_class = if wide || r.chance(20) {
+        CLASS_ALU64
+    } else {
+        CLASS_ALU
+    };
+    items.push(Item::Plain(Insn::new(
+        step_class | ALU_ADD,
+        i,
+        0,
+        0,
+        r.range(1, 9) as i32,
+    )));
+    let class = if wide { CLASS_JMP } else { CLASS_JMP32 };
+    items.push(if imm_bound {
+        Item::Jump(class | JMP_JLT, i, 0, bound, head)
+    } else {
+        Item::Jump(class | JMP_JLT | SRC_X, i, n, 0, head)
+    });
+}
+
 /// Items of one function occupying item indices `base..base + len`, the last being `exit`.
 fn function(r: &mut Rng, base: usize, len: usize, sub: usize) -> Vec<Item> {
     let mut items = Vec::with_capacity(len);
@@ -276,6 +363,10 @@ fn function(r: &mut Rng, base: usize, len: usize, sub: usize) -> Vec<Item> {
                 }
                 _ => Insn::new(CLASS_STX | MODE_MEM | sz, 0, src(r), off, 0),
             }));
+            continue;
+        }
+        if items.len() + 9 < len && r.chance(10) {
+            counted_loop(r, base, &mut items);
             continue;
         }
         if items.len() + 2 < len && r.chance(5) {

@@ -723,3 +723,70 @@ fn a_remainder_left_in_a_scratch_register_never_passes_a_check() {
         (TrapKind::OutOfBounds, 6, addr, 5)
     );
 }
+
+/// `r2 = 0; loop: r3 = r1; r3 += r2; *(u8 *)(r3 + 0) = 7; r2 += 1; if r2 < limit goto loop;
+/// exit`: a loop whose store the JIT may check once, at the loop head.
+fn fill_loop(limit: i32) -> Vec<Insn> {
+    vec![
+        mov64_imm(2, 0),                             // 0
+        mov64_reg(3, 1),                             // 1: loop head
+        alu64_reg(ALU_ADD, 3, 2),                    // 2
+        i(CLASS_ST | MODE_MEM | SIZE_B, 3, 0, 0, 7), // 3
+        alu64_imm(ALU_ADD, 2, 1),                    // 4
+        i(CLASS_JMP | JMP_JLT, 2, 0, -5, limit),     // 5: back to 1
+        exit(),                                      // 6
+    ]
+}
+
+#[test]
+fn a_loop_checked_once_stores_what_each_iteration_stores() {
+    // 16 iterations over 16 bytes: 1 + 16 * 5 + 1 instructions.
+    let mut data = [0u8; 16];
+    let out = run_with(&fill_loop(16), Engine::Jit, &mut data, None).unwrap();
+    assert_eq!((out.r0, out.insn_count), (0, 82));
+    assert_eq!(data, [7; 16]);
+    // 20 iterations over 16 bytes: the 17th store (pc 3, i = 16) is outside; 1 + 16 * 5 + 2
+    // instructions ran before it, and the first 16 stores happened.
+    let mut data = [0u8; 16];
+    let addr = data.as_ptr() as u64 + 16;
+    let t = run_with(&fill_loop(20), Engine::Jit, &mut data, None).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.addr, t.size, t.insn_count),
+        (TrapKind::OutOfBounds, 3, addr, 1, 83)
+    );
+    assert_eq!(data, [7; 16]);
+    // Budget 50: pc 0, nine whole iterations (45), then pcs 1-4 of the tenth (its store runs);
+    // the budget ends at pc 5.
+    let mut data = [0u8; 16];
+    let t = run_with(&fill_loop(16), Engine::Jit, &mut data, Some(50)).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.insn_count),
+        (TrapKind::BudgetExhausted, 5, 50)
+    );
+    let want: Vec<u8> = (0..16).map(|k| if k < 10 { 7 } else { 0 }).collect();
+    assert_eq!(data.to_vec(), want);
+}
+
+#[test]
+fn a_32_bit_loop_bound_says_nothing_of_the_upper_half() {
+    // i += 0xffffffff00000000 (64-bit) keeps the low half, so `if w2 < 4` loops on with i far
+    // past the data: the second load, at data - 2^32, must trap. Instructions before it: pc 0,
+    // the lddw (one), pcs 3-7 of the first iteration, pcs 3-4 of the second: 9.
+    let mut p = vec![mov64_imm(2, 0)];
+    p.extend_from_slice(&lddw(5, 0xffff_ffff_0000_0000));
+    p.extend_from_slice(&[
+        mov64_reg(3, 1),                              // 3: loop head
+        alu64_reg(ALU_ADD, 3, 2),                     // 4
+        i(CLASS_LDX | MODE_MEM | SIZE_B, 0, 3, 0, 0), // 5
+        alu64_reg(ALU_ADD, 2, 5),                     // 6
+        i(CLASS_JMP32 | JMP_JLT, 2, 0, -5, 4),        // 7: back to 3
+        exit(),
+    ]);
+    let mut data = [0u8; 16];
+    let addr = (data.as_ptr() as u64).wrapping_sub(1 << 32);
+    let t = run_with(&p, Engine::Jit, &mut data, None).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.addr, t.insn_count),
+        (TrapKind::OutOfBounds, 5, addr, 9)
+    );
+}

@@ -4,6 +4,7 @@
 //! register assignment and budget scheme are described in `jit/mod.rs`.
 
 use super::frame::*;
+use super::loops::{self, FastLoop, Limit};
 use super::runtime;
 use super::x86::*;
 use crate::interpreter::{MAX_CALL_FRAMES, STACK_FRAME_SIZE};
@@ -23,10 +24,12 @@ pub const MAX_INSN_BYTES: usize = 144;
 /// Upper bound on the out-of-line bytes one instruction adds: its copy in the metered version of
 /// its block with a budget probe, and for each of its two copies a second-region check or a trap
 /// snippet, plus its block's budget exit.
-pub const MAX_SNIPPET_BYTES: usize = 2 * MAX_INSN_BYTES + 32 + 2 * 72 + 24;
+pub const MAX_SNIPPET_BYTES: usize = 3 * MAX_INSN_BYTES + 32 + 3 * 72 + 24 + 2 * LOOP_ALIGN + 16;
 /// Loop heads start on a cache line, so that a short loop is fetched and decoded whole (dense
 /// code such as the inline checks is front-end bound; measured: strcmp 16.2 -> 13.9 us).
 pub const LOOP_ALIGN: usize = 64;
+/// Upper bound on the check a fast loop does at its head (see `loops`).
+pub const MAX_GUARD_BYTES: usize = 32 + 40 * loops::MAX_ACCESSES;
 /// Upper bound on the prologue and shared stubs.
 pub const MAX_FIXED_BYTES: usize = 1024;
 
@@ -41,7 +44,8 @@ pub struct Compiled {
 
 /// The code-size bound, known before emission (compilation fails rather than exceed it).
 pub fn size_bound(insns: usize) -> usize {
-    insns * (MAX_INSN_BYTES + MAX_SNIPPET_BYTES + LOOP_ALIGN - 1) + MAX_FIXED_BYTES
+    insns * (MAX_INSN_BYTES + MAX_SNIPPET_BYTES + MAX_GUARD_BYTES + LOOP_ALIGN - 1)
+        + MAX_FIXED_BYTES
 }
 
 /// Whether `[r10 + off, r10 + off + size)` is inside the current frame: r10 is always the top of
@@ -234,6 +238,15 @@ enum Snippet {
         adj: u32,
         target: Label,
     },
+    /// The copy of a loop chain whose covered accesses go unchecked (see `loops`), entered at
+    /// `body` once the check at the head passed; its meter shares the budget exit `slow`.
+    FastLoop {
+        head: usize,
+        n: u32,
+        body: Label,
+        slow: Label,
+        accesses: Vec<usize>,
+    },
     /// The inline check against one fast region failed: try the other, then the stub.
     Check {
         at: Label,
@@ -267,6 +280,9 @@ struct Compiler<'a> {
     /// Size of the block being emitted and the index in it of the instruction being emitted.
     block_n: u32,
     block_k: u32,
+    /// While a fast loop's copy is emitted: its head (back jumps to it go to `.1`) and the
+    /// accesses that its head check covered.
+    fast: Option<(usize, Label, Vec<usize>)>,
 }
 
 fn ctx(off: i32) -> Mem {
@@ -304,6 +320,7 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
         snippets: Vec::new(),
         block_n: 0,
         block_k: 0,
+        fast: None,
     };
     c.prologue();
     let seg = chains(insns);
@@ -317,10 +334,19 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
         let start = c.a.pos();
         offsets[pc] = start as u32;
         c.a.bind(c.labels[pc]);
+        let mut start = start;
         if seg[pc] > 0 {
-            c.meter(pc, seg[pc]);
+            let slow = c.meter(pc, seg[pc]);
             c.block_n = seg[pc];
             c.block_k = 0;
+            if let Some(fl) = loops::fast_loop(insns, pc, seg[pc]) {
+                let g = c.a.pos();
+                c.guard(pc, seg[pc], slow, fl);
+                if c.a.pos() - g > MAX_GUARD_BYTES {
+                    return Err(format!("loop check at {pc} over its bound"));
+                }
+                start += c.a.pos() - g;
+            }
         }
         let fused = pc + 1 < insns.len() && seg[pc + 1] == 0 && c.mov_add(pc);
         if fused {
@@ -396,11 +422,100 @@ impl Compiler<'_> {
 
     /// Charges a block of `n` instructions; if fewer are left, goes out of line to run exactly as
     /// many as the budget allows.
-    fn meter(&mut self, pc: usize, n: u32) {
+    fn meter(&mut self, pc: usize, n: u32) -> Label {
         let at = self.a.new_label();
         self.a.alu_ri(Alu::Sub, W::B64, BUDGET, n as i32);
         self.a.jcc(Cond::B, at);
         self.snippets.push(Snippet::Budget { at, pc, n });
+        at
+    }
+
+    /// At the head of a fast loop (after its meter): if one check shows that every covered
+    /// access of every iteration is in the data region, go to the copy without their checks;
+    /// otherwise fall through to the ordinary chain. Clobbers rax and rcx. See `loops`.
+    fn guard(&mut self, head: usize, n: u32, slow: Label, fl: FastLoop) {
+        let fail = self.a.new_label();
+        let body = self.a.new_label();
+        let a = &mut self.a;
+        // rcx = m = max(i + 1, n), unsigned; i + 1 must not wrap.
+        a.mov_rr(W::B64, RCX, REG[fl.i as usize]);
+        a.alu_ri(Alu::Add, W::B64, RCX, 1);
+        a.jcc(Cond::B, fail);
+        match (fl.limit, fl.wide) {
+            (Limit::Reg(r), true) => a.mov_rr(W::B64, RAX, REG[r as usize]),
+            (Limit::Reg(r), false) => a.mov_rr(W::B32, RAX, REG[r as usize]),
+            (Limit::Imm(v), true) => a.mov_imm64(RAX, v as i64 as u64),
+            (Limit::Imm(v), false) => a.mov_r32_imm(RAX, v as u32),
+        }
+        a.alu_rr(Alu::Cmp, W::B64, RCX, RAX);
+        a.cmov(Cond::B, W::B64, RCX, RAX);
+        for acc in &fl.accesses {
+            // Exclusive bound on `addr - start` of one-byte accesses of this direction: the
+            // region's length, or 0 when such accesses are not allowed inline.
+            let len = ctx(fast_bound(1, bound_index(1, acc.write)));
+            // rax = b + off - start, which must be inside the region ...
+            a.lea(
+                RAX,
+                mem_idx(REG[acc.b as usize], DATA_NEG, 0, acc.off as i32),
+            );
+            a.alu_rm(Alu::Cmp, W::B64, RAX, len);
+            a.jcc(Cond::Ae, fail);
+            // ... and so must its end for the largest i: rax + m - 1 + size <= len.
+            a.alu_rr(Alu::Add, W::B64, RAX, RCX);
+            a.jcc(Cond::B, fail);
+            if acc.size > 1 {
+                a.alu_ri(Alu::Add, W::B64, RAX, acc.size as i32 - 1);
+                a.jcc(Cond::B, fail);
+            }
+            a.alu_rm(Alu::Cmp, W::B64, RAX, len);
+            a.jcc(Cond::A, fail);
+        }
+        a.jmp(body);
+        a.bind(fail);
+        self.snippets.push(Snippet::FastLoop {
+            head,
+            n,
+            body,
+            slow,
+            accesses: fl.accesses.iter().map(|acc| acc.pc).collect(),
+        });
+    }
+
+    /// The copy of a fast loop's chain: its own meter (sharing the budget exit), then the chain
+    /// with the covered accesses unchecked, its back jump to this copy; when the loop ends it
+    /// continues after the chain.
+    fn fast_copy(&mut self, head: usize, n: u32, body: Label, slow: Label, accesses: Vec<usize>) {
+        self.a.align(LOOP_ALIGN);
+        let top = self.a.new_label();
+        self.a.bind(top);
+        self.a.alu_ri(Alu::Sub, W::B64, BUDGET, n as i32);
+        self.a.jcc(Cond::B, slow);
+        self.a.bind(body);
+        self.fast = Some((head, top, accesses));
+        self.block_n = n;
+        self.block_k = 0;
+        let mut pc = head;
+        let mut k = 0;
+        while k < n {
+            let fused = k + 1 < n && self.mov_add(pc);
+            if fused {
+                self.block_k += 1;
+                k += 1;
+            } else {
+                self.insn(pc);
+            }
+            self.block_k += 1;
+            k += 1;
+            pc += if is_lddw(&self.insns[pc]) || fused {
+                2
+            } else {
+                1
+            };
+        }
+        self.fast = None;
+        // The chain ended with its back jump, not taken: on to the instruction after it.
+        let next = self.label(pc);
+        self.a.jmp(next);
     }
 
     fn label(&self, pc: usize) -> Label {
@@ -664,7 +779,12 @@ impl Compiler<'_> {
                     _ => Cond::Le,
                 };
                 let t = targets(pc, insn).expect("conditional jump has a target");
-                let target = self.label(t);
+                // Only the chain's own back jump (its last instruction) stays in a fast loop's
+                // copy: any other way to the head must pass the head's check again.
+                let target = match &self.fast {
+                    Some((head, top, _)) if *head == t && self.adj() == 0 => *top,
+                    _ => self.label(t),
+                };
                 let adj = self.adj();
                 if adj == 0 {
                     self.a.jcc(cc, target);
@@ -779,7 +899,10 @@ impl Compiler<'_> {
             return mem(REG[10], off as i32);
         }
         let m = mem(REG[base as usize], off as i32);
-        self.check(pc, base, m, size, write);
+        let covered = matches!(&self.fast, Some((_, _, acc)) if acc.contains(&pc));
+        if !covered {
+            self.check(pc, base, m, size, write);
+        }
         m
     }
 
@@ -920,6 +1043,13 @@ impl Compiler<'_> {
                 let l = self.stubs.budget;
                 self.a.jmp(l);
             }
+            Snippet::FastLoop {
+                head,
+                n,
+                body,
+                slow,
+                accesses,
+            } => self.fast_copy(head, n, body, slow, accesses),
             Snippet::Refund { at, adj, target } => {
                 self.a.bind(at);
                 self.a.alu_ri(Alu::Add, W::B64, BUDGET, adj as i32);

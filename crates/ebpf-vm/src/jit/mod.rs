@@ -24,6 +24,7 @@
 //! # Layout and stubs
 //!
 //! `prologue | body: one block per instruction, in order | out-of-line snippets | shared stubs`.
+//! Fast-loop copies are snippets too.
 //!
 //! - Snippets (per site): the budget slow path of each block (its metered copy, then `add r12,
 //!   n; mov eax, pc; jmp budget`), the second-region memory check, call-depth traps
@@ -44,6 +45,10 @@
 //! `[base + off]` directly; on a miss, an out-of-line snippet
 //! tries the other fast region and then calls the `check` stub. Accesses `[r10 + off]` that lie
 //! within the current 512-byte frame are proved in bounds at compile time and carry no check.
+//! Counted loops (`t = b; t += i; access [t + off]; ...; if i < n goto head`, one chain, no
+//! helper calls) check every covered access of every iteration once at their head and then run
+//! an out-of-line copy of the chain without those checks (`loops.rs` has the argument); when
+//! that check fails, the ordinary chain runs.
 //! The fast regions and the packet are re-read from the environment after every helper call.
 //!
 //! # Budget scheme
@@ -89,6 +94,7 @@ mod compile;
 mod disasm;
 mod exec_mem;
 mod frame;
+mod loops;
 mod runtime;
 mod x86;
 

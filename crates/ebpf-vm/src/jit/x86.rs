@@ -336,6 +336,11 @@ impl Asm {
         self.op_rm(W::B64, &[0x8d], dst, m);
     }
 
+    /// `cmov<c> dst, src`.
+    pub fn cmov(&mut self, c: Cond, w: W, dst: u8, src: u8) {
+        self.op_rr(w, &[0x0f, 0x40 | c as u8], dst, src);
+    }
+
     /// `movups xmm<x>, [m]` (x < 8).
     pub fn movups_load(&mut self, x: u8, m: Mem) {
         self.op_rm(W::B32, &[0x0f, 0x10], x, m);

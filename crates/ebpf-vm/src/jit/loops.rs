@@ -1,0 +1,182 @@
+//! Loops whose memory accesses can be checked once, before the loop, rather than on every
+//! iteration: a chain (see `compile::chains`) that ends in `if i < n goto head`, and accesses in
+//! it at `t + off` where `t = b + i` was computed in the same iteration from the values that `b`
+//! and `i` had at the head.
+//!
+//! Why a single check at the head covers every iteration: the back jump is taken only when
+//! `i < n` (unsigned), and nothing writes `i` between that jump and the head, so at the head `i`
+//! is either its value on entry `i0` or below `n`; that is, below `m = max(i0 + 1, n)`. `b` and
+//! `n` are never written in the chain, and no helper runs in it (so the regions stay as they
+//! are). If `[b + off, b + off + m - 1 + size)` lies in the data region, so does every access of
+//! every iteration. For the 32-bit compare (`if w_i < w_n`) the same holds with `n` zero-extended
+//! from 32 bits, provided the last write to `i` in the chain is a 32-bit ALU operation (which
+//! clears the upper half); before any write, `i` is `i0`.
+
+use crate::isa::opcodes::*;
+use crate::isa::Insn;
+
+/// The bound `n` of the loop's compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    Reg(u8),
+    /// The compare's immediate, as the compare sees it (sign-extended for 64 bits).
+    Imm(i32),
+}
+
+/// One access covered by the check at the head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    pub pc: usize,
+    /// The loop-invariant base (`t = b + i`).
+    pub b: u8,
+    pub off: i16,
+    pub size: u32,
+    pub write: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FastLoop {
+    /// The induction register compared at the end of the chain.
+    pub i: u8,
+    pub limit: Limit,
+    /// 64-bit compare (`JMP`) or 32-bit (`JMP32`).
+    pub wide: bool,
+    pub accesses: Vec<Access>,
+}
+
+/// Most accesses one head check covers (bounds the check's code size).
+pub const MAX_ACCESSES: usize = 4;
+
+/// What an instruction does to registers, for this analysis.
+enum Effect {
+    None,
+    Writes(u8),
+    /// Calls out, exits, touches the packet or is atomic: the loop is not analysed.
+    Opaque,
+}
+
+fn effect(insn: &Insn) -> Effect {
+    let op = insn.opcode;
+    match class(op) {
+        CLASS_ALU | CLASS_ALU64 | CLASS_LDX => Effect::Writes(insn.dst),
+        CLASS_LD if op == OP_LDDW => Effect::Writes(insn.dst),
+        CLASS_LD => Effect::Opaque,
+        CLASS_ST => Effect::None,
+        CLASS_STX if op & 0xe0 == MODE_ATOMIC => Effect::Opaque,
+        CLASS_STX => Effect::None,
+        _ => match op & 0xf0 {
+            JMP_CALL | JMP_EXIT => Effect::Opaque,
+            _ => Effect::None,
+        },
+    }
+}
+
+fn writes(insn: &Insn, r: u8) -> bool {
+    matches!(effect(insn), Effect::Writes(w) if w == r)
+}
+
+/// The chain of `n` instructions starting at `head`, if it is such a loop with accesses to cover.
+pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
+    let mut pcs = Vec::with_capacity(n as usize);
+    let mut pc = head;
+    for _ in 0..n {
+        pcs.push(pc);
+        pc += if insns[pc].opcode == OP_LDDW { 2 } else { 1 };
+    }
+    let &last = pcs.last()?;
+    let l = &insns[last];
+    let wide = match class(l.opcode) {
+        CLASS_JMP => true,
+        CLASS_JMP32 => false,
+        _ => return None,
+    };
+    if l.opcode & 0xf0 != JMP_JLT || (last as i64 + 1 + l.off as i64) != head as i64 {
+        return None;
+    }
+    let i = l.dst;
+    let limit = if l.opcode & SRC_X != 0 {
+        Limit::Reg(l.src)
+    } else {
+        Limit::Imm(l.imm)
+    };
+    let body = &pcs[..pcs.len() - 1];
+    let mut last_write_to_i = None;
+    for &p in body {
+        match effect(&insns[p]) {
+            Effect::Opaque => return None,
+            Effect::Writes(w) => {
+                if Limit::Reg(w) == limit {
+                    return None;
+                }
+                if w == i {
+                    last_write_to_i = Some(p);
+                }
+            }
+            Effect::None => {}
+        }
+    }
+    if !wide {
+        if let Some(p) = last_write_to_i {
+            let op = insns[p].opcode;
+            if class(op) != CLASS_ALU || op & 0xf0 == ALU_END {
+                return None;
+            }
+        }
+    }
+    let mut accesses = Vec::new();
+    for k in 0..body.len().saturating_sub(1) {
+        let (mv, add) = (&insns[body[k]], &insns[body[k + 1]]);
+        if mv.opcode != CLASS_ALU64 | ALU_MOV | SRC_X
+            || mv.off != 0
+            || add.opcode != CLASS_ALU64 | ALU_ADD | SRC_X
+            || add.dst != mv.dst
+        {
+            continue;
+        }
+        let t = mv.dst;
+        let b = match (mv.src, add.src) {
+            (x, y) if x == i && y != i => y,
+            (x, y) if y == i && x != i => x,
+            _ => continue,
+        };
+        if t == i || t == b || b == 10 {
+            continue;
+        }
+        // `b` is invariant; `i` still holds its value from the head when the add reads it.
+        if body.iter().any(|&p| writes(&insns[p], b))
+            || body[..=k + 1].iter().any(|&p| writes(&insns[p], i))
+        {
+            continue;
+        }
+        for &p in &body[k + 2..] {
+            let insn = &insns[p];
+            let op = insn.opcode;
+            let base = match class(op) {
+                CLASS_LDX if op & 0xe0 == MODE_MEM || op & 0xe0 == MODE_MEMSX => Some(insn.src),
+                CLASS_ST | CLASS_STX if op & 0xe0 == MODE_MEM => Some(insn.dst),
+                _ => None,
+            };
+            if base == Some(t) && accesses.len() < MAX_ACCESSES {
+                accesses.push(Access {
+                    pc: p,
+                    b,
+                    off: insn.off,
+                    size: access_size(op),
+                    write: class(op) != CLASS_LDX,
+                });
+            }
+            if writes(insn, t) {
+                break;
+            }
+        }
+    }
+    if accesses.is_empty() {
+        return None;
+    }
+    Some(FastLoop {
+        i,
+        limit,
+        wide,
+        accesses,
+    })
+}
