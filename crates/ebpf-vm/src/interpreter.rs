@@ -637,7 +637,8 @@ pub struct Prepared {
     fast: bool,
 }
 
-/// Precomputes what the fast loop needs: per-slot ops, segment lengths and instruction indexes.
+/// Precomputes what the fast loop needs: per-slot ops (fused where `fuse` finds an idiom) and
+/// segment lengths.
 /// Cheap (one pass each way); a `Program` does it once at load.
 pub fn prepare(insns: &[Insn]) -> Prepared {
     let len = insns.len();
@@ -790,15 +791,15 @@ pub fn run_reference(
 
 /// Runs prepared instructions from slot 0 with r1-r5 = `args`.
 ///
-/// Two loops share the machine state. The fast loop dispatches once per instruction on the opcode
-/// byte (one jump table), with an arm of its own for each frequent instruction; the rest go
+/// Two loops share the machine state. The fast loop dispatches once per op on its `Code` (one
+/// jump table), with an arm of its own for each frequent instruction and fused idiom; the rest go
 /// through `general`, the reference code by instruction class. It counts instructions per
 /// *segment* (a straight run of slots ending at the first jump, call, exit or packet load): on
 /// entering a segment it adds the segment's length at once, if the budget covers it. When it does
 /// not, the budget ends inside that segment, and the reference loop finishes the run one
 /// instruction at a time. Traps in the middle of a segment recompute the exact count from the
 /// length of the rest of the segment, so counts and traps are what a per-instruction count would
-/// give.
+/// give. Conditional jumps stay host branches (see `keep_branch`).
 /// Memory checks try the first two regions inline before walking the list, in the list's order,
 /// so the outcome (including which region decides a store's writability) is the same.
 pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Result<RunOutput, Trap> {
@@ -808,7 +809,7 @@ pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Resul
     reg[FP as usize] = env.stack_top;
     let mut frames: Vec<Frame> = Vec::new();
     let mut pc = 0usize;
-    // Instructions executed, plus (in the fast loop) the rest of the current segment.
+    // Instructions executed (the fast loop keeps `left` instead and sets this when it hands over).
     let mut count = 0u64;
     let budget = env.budget;
 
