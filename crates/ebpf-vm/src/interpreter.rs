@@ -1,6 +1,10 @@
-//! The reference semantics: a straightforward interpreter of validated instructions, checked mode.
-//! Everything another engine does must agree with this file, bit for bit: r0, memory, the trap
-//! (kind, instruction index, address, size) and the instruction count.
+//! The reference semantics: an interpreter of validated instructions, checked mode. Everything
+//! another engine does must agree with this file, bit for bit: r0, memory, the trap (kind,
+//! instruction index, address, size) and the instruction count.
+//!
+//! The reference itself is `general` (one instruction, by class) driven one instruction at a time
+//! (`run_reference`). `run`/`run_prepared` add a fast loop over prepared ops that must give the
+//! same results (`tests/interpreter_fast_path.rs` checks it against the reference loop).
 //!
 //! Semantics fixed here where RFC 9669 leaves a choice to the implementation:
 //! - helper calls leave r1-r5 as they were (as the kernel's own interpreter does);
