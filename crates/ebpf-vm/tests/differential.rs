@@ -276,6 +276,8 @@ fn counted_loop(r: &mut Rng, base: usize, items: &mut Vec<Item>) {
         )));
     }
     let wide = r.chance(60);
+    // `if i != n` counting up by one (64-bit), as clang writes fixed-count loops.
+    let counts_up = wide && r.chance(40);
     let imm_bound = r.chance(40);
     let bound = r.range(0, 2 * DATA_LEN as i64) as i32;
     if !imm_bound && r.chance(70) {
@@ -317,18 +319,18 @@ fn counted_loop(r: &mut Rng, base: usize, items: &mut Vec<Item>) {
     } else {
         CLASS_ALU
     };
-    items.push(Item::Plain(Insn::new(
-        step_class | ALU_ADD,
-        i,
-        0,
-        0,
-        r.range(1, 9) as i32,
-    )));
-    let class = if wide { CLASS_JMP } else { CLASS_JMP32 };
-    items.push(if imm_bound {
-        Item::Jump(class | JMP_JLT, i, 0, bound, head)
+    let step = if counts_up && r.chance(85) {
+        1
     } else {
-        Item::Jump(class | JMP_JLT | SRC_X, i, n, 0, head)
+        r.range(1, 9) as i32
+    };
+    items.push(Item::Plain(Insn::new(step_class | ALU_ADD, i, 0, 0, step)));
+    let class = if wide { CLASS_JMP } else { CLASS_JMP32 };
+    let cond = if counts_up { JMP_JNE } else { JMP_JLT };
+    items.push(if imm_bound {
+        Item::Jump(class | cond, i, 0, bound, head)
+    } else {
+        Item::Jump(class | cond | SRC_X, i, n, 0, head)
     });
 }
 

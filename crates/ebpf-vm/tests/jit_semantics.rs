@@ -790,3 +790,34 @@ fn a_32_bit_loop_bound_says_nothing_of_the_upper_half() {
         (TrapKind::OutOfBounds, 5, addr, 9)
     );
 }
+
+#[test]
+fn a_loop_counting_up_to_a_bound_checked_once() {
+    // r2 = i0; r0 = 0; loop: r3 = r1; r3 += r2; r4 = *(u8 *)(r3 + 0); r0 += r4; r2 += 1;
+    // if r2 != 4 goto loop; exit. Data: 1..=8.
+    let p = |i0| {
+        vec![
+            mov64_imm(2, i0),                             // 0
+            mov64_imm(0, 0),                              // 1
+            mov64_reg(3, 1),                              // 2: loop head
+            alu64_reg(ALU_ADD, 3, 2),                     // 3
+            i(CLASS_LDX | MODE_MEM | SIZE_B, 4, 3, 0, 0), // 4
+            alu64_reg(ALU_ADD, 0, 4),                     // 5
+            alu64_imm(ALU_ADD, 2, 1),                     // 6
+            i(CLASS_JMP | JMP_JNE, 2, 0, -6, 4),          // 7: back to 2
+            exit(),                                       // 8
+        ]
+    };
+    let mut data = [1u8, 2, 3, 4, 5, 6, 7, 8];
+    // From 0: bytes 0-3, 1 + 2 + 3 + 4; 2 + 4 * 6 + 1 instructions.
+    let out = run_with(&p(0), Engine::Jit, &mut data, None).unwrap();
+    assert_eq!((out.r0, out.insn_count), (10, 27));
+    // From 6 the index passes 4 by and runs off the end: bytes 6 and 7, then the load at 8
+    // traps after 2 + 2 * 6 + 2 instructions.
+    let addr = data.as_ptr() as u64 + 8;
+    let t = run_with(&p(6), Engine::Jit, &mut data, None).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.addr, t.insn_count),
+        (TrapKind::OutOfBounds, 4, addr, 16)
+    );
+}

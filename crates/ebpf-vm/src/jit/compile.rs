@@ -437,18 +437,27 @@ impl Compiler<'_> {
         let fail = self.a.new_label();
         let body = self.a.new_label();
         let a = &mut self.a;
-        // rcx = m = max(i + 1, n), unsigned; i + 1 must not wrap.
-        a.mov_rr(W::B64, RCX, REG[fl.i as usize]);
-        a.alu_ri(Alu::Add, W::B64, RCX, 1);
-        a.jcc(Cond::B, fail);
+        // rax = n as the compare sees it.
         match (fl.limit, fl.wide) {
             (Limit::Reg(r), true) => a.mov_rr(W::B64, RAX, REG[r as usize]),
             (Limit::Reg(r), false) => a.mov_rr(W::B32, RAX, REG[r as usize]),
             (Limit::Imm(v), true) => a.mov_imm64(RAX, v as i64 as u64),
             (Limit::Imm(v), false) => a.mov_r32_imm(RAX, v as u32),
         }
-        a.alu_rr(Alu::Cmp, W::B64, RCX, RAX);
-        a.cmov(Cond::B, W::B64, RCX, RAX);
+        let i = REG[fl.i as usize];
+        if fl.counts_up {
+            // i0 < n, and then m = n.
+            a.alu_rr(Alu::Cmp, W::B64, i, RAX);
+            a.jcc(Cond::Ae, fail);
+            a.mov_rr(W::B64, RCX, RAX);
+        } else {
+            // rcx = m = max(i + 1, n), unsigned; i + 1 must not wrap.
+            a.mov_rr(W::B64, RCX, i);
+            a.alu_ri(Alu::Add, W::B64, RCX, 1);
+            a.jcc(Cond::B, fail);
+            a.alu_rr(Alu::Cmp, W::B64, RCX, RAX);
+            a.cmov(Cond::B, W::B64, RCX, RAX);
+        }
         for acc in &fl.accesses {
             // Exclusive bound on `addr - start` of one-byte accesses of this direction: the
             // region's length, or 0 when such accesses are not allowed inline.

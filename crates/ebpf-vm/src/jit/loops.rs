@@ -11,6 +11,10 @@
 //! every iteration. For the 32-bit compare (`if w_i < w_n`) the same holds with `n` zero-extended
 //! from 32 bits, provided the last write to `i` in the chain is a 32-bit ALU operation (which
 //! clears the upper half); before any write, `i` is `i0`.
+//!
+//! The loop may also end in `if i != n goto head` (64-bit) when the only write to `i` in the
+//! chain is `i += 1`: if `i0 < n` (which the head check requires), the head sees `i0, i0 + 1, ...`
+//! and the back jump is taken only while `i + 1 != n`, so every head value is below `n` (`m = n`).
 
 use crate::isa::opcodes::*;
 use crate::isa::Insn;
@@ -41,6 +45,8 @@ pub struct FastLoop {
     pub limit: Limit,
     /// 64-bit compare (`JMP`) or 32-bit (`JMP32`).
     pub wide: bool,
+    /// `if i != n` with `i += 1` the only write to `i` (rather than `if i < n`).
+    pub counts_up: bool,
     pub accesses: Vec<Access>,
 }
 
@@ -90,7 +96,12 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
         CLASS_JMP32 => false,
         _ => return None,
     };
-    if l.opcode & 0xf0 != JMP_JLT || (last as i64 + 1 + l.off as i64) != head as i64 {
+    let counts_up = match l.opcode & 0xf0 {
+        JMP_JLT => false,
+        JMP_JNE if wide => true,
+        _ => return None,
+    };
+    if (last as i64 + 1 + l.off as i64) != head as i64 {
         return None;
     }
     let i = l.dst;
@@ -100,6 +111,17 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
         Limit::Imm(l.imm)
     };
     let body = &pcs[..pcs.len() - 1];
+    if counts_up {
+        let steps: Vec<&Insn> = body
+            .iter()
+            .map(|&p| &insns[p])
+            .filter(|insn| writes(insn, l.dst))
+            .collect();
+        let inc = Insn::new(CLASS_ALU64 | ALU_ADD, l.dst, 0, 0, 1);
+        if steps.len() != 1 || *steps[0] != inc {
+            return None;
+        }
+    }
     let mut last_write_to_i = None;
     for &p in body {
         match effect(&insns[p]) {
@@ -177,6 +199,7 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
         i,
         limit,
         wide,
+        counts_up,
         accesses,
     })
 }
