@@ -35,6 +35,12 @@ bench.add('program.run() jit', () => {
   const p = programs.jit
   for (let i = 0; i < INNER; i++) sink += p.run().retval
 })
+// With data, each run also returns a private copy of it (a new ArrayBuffer per call).
+const DATA = new Uint8Array(64)
+bench.add('program.run({ data: 64 bytes }) interpreter', () => {
+  const p = programs.interpreter
+  for (let i = 0; i < INNER; i++) sink += p.run({ data: DATA }).retval
+})
 bench.add('empty JS loop (reference)', () => {
   for (let i = 0; i < INNER; i++) sink += i & 1
 })
@@ -55,8 +61,8 @@ const rows = bench.tasks.map((t) => {
 })
 console.table(rows)
 const noop = perCall['no-op napi call (native.engine)']
-for (const e of ['interpreter', 'jit']) {
-  const run = perCall[`program.run() ${e}`]
+for (const e of ['interpreter', 'jit', '{ data: 64 bytes }) interpreter']) {
+  const run = perCall[e.startsWith('{') ? `program.run(${e}` : `program.run() ${e}`]
   console.log(
     `run() overhead, ${e}: ${run.toFixed(1)} ns = ${(run / noop).toFixed(2)}x a no-op napi call (${noop.toFixed(1)} ns)`,
   )

@@ -194,6 +194,9 @@ function checkU32(what: string, v: unknown): number | undefined {
   return v
 }
 
+/** The data of runs without data. */
+const NO_DATA = new Uint8Array(0)
+
 const view = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 
 /** Checks run options and turns them into the engine's run input. */
@@ -354,7 +357,9 @@ export class Program {
     if (input !== undefined && !(input instanceof Uint8Array))
       throw new LoadError('EINVAL', 'data must be a Uint8Array')
     // A copy in a new (never shared) ArrayBuffer: Buffer#slice would be a view of the caller's bytes.
-    const data = input === undefined ? new Uint8Array(0) : new Uint8Array(input)
+    // No data shares one empty array: nothing can be written to it, and a fresh typed array per
+    // run costs V8 a backing-store allocation when the engine asks for its memory.
+    const data = input === undefined || input.byteLength === 0 ? NO_DATA : new Uint8Array(input)
     const out = this.#scratch
     if (!this.native.runInPlace(data, out)) throw this.#located(fromNative(this.native.takeError()!))
     const r0 = out[0]!

@@ -235,10 +235,15 @@ impl NativeProgram {
     /// TypeScript layer uses it only for programs without JavaScript helpers (a helper could detach
     /// `data` while the program runs).
     #[napi]
-    pub fn run_in_place(&self, mut data: Uint8Array, mut out: BigUint64Array) -> bool {
+    pub fn run_in_place(
+        &self,
+        mut data: Uint8ArraySlice<'_>,
+        mut out: BigUint64ArraySlice<'_>,
+    ) -> bool {
         let start = Instant::now();
-        // SAFETY: the typed arrays are alive for this call and no JavaScript runs during it (the
-        // program has no JavaScript helpers); `data` is the caller's own, unshared copy.
+        // SAFETY: borrowed views (no reference is created: this is the hot path) of typed arrays
+        // that are alive for this call; no JavaScript runs during it (the program has no
+        // JavaScript helpers), and `data` is the caller's own, unshared copy.
         let (data, out) = unsafe { (data.as_mut(), out.as_mut()) };
         let outcome = self.inner.run(&mut RunInput { data, budget: None });
         let ns = start.elapsed().as_nanos() as u64;
