@@ -334,6 +334,36 @@ fn counted_loop(r: &mut Rng, base: usize, items: &mut Vec<Item>) {
     });
 }
 
+/// Two to four accesses through one base register at nearby offsets, as a parser's field reads
+/// are (the JIT may check the span they cover once), often near an end of the data, sometimes
+/// with an instruction between them that may write the base.
+fn access_group(r: &mut Rng, items: &mut Vec<Item>) {
+    let b = if r.chance(70) {
+        1
+    } else if r.chance(50) {
+        3
+    } else {
+        src(r)
+    };
+    let at = if r.chance(50) {
+        r.range(DATA_LEN as i64 - 40, DATA_LEN as i64 + 2)
+    } else {
+        r.range(-10, 20)
+    };
+    for _ in 0..r.range(2, 5) {
+        let (sz, _) = size_bits(r);
+        let off = (at + r.range(0, 40)) as i16;
+        items.push(Item::Plain(match r.below(3) {
+            0 => Insn::new(CLASS_LDX | MODE_MEM | sz, dst(r), b, off, 0),
+            1 => Insn::new(CLASS_ST | MODE_MEM | sz, b, 0, off, imm(r)),
+            _ => Insn::new(CLASS_STX | MODE_MEM | sz, b, src(r), off, 0),
+        }));
+        if r.chance(15) {
+            items.push(Item::Plain(alu(r)));
+        }
+    }
+}
+
 /// Items of one function occupying item indices `base..base + len`, the last being `exit`.
 fn function(r: &mut Rng, base: usize, len: usize, sub: usize) -> Vec<Item> {
     let mut items = Vec::with_capacity(len);
@@ -369,6 +399,10 @@ fn function(r: &mut Rng, base: usize, len: usize, sub: usize) -> Vec<Item> {
         }
         if items.len() + 9 < len && r.chance(10) {
             counted_loop(r, base, &mut items);
+            continue;
+        }
+        if items.len() + 6 < len && r.chance(8) {
+            access_group(r, &mut items);
             continue;
         }
         if items.len() + 2 < len && r.chance(5) {

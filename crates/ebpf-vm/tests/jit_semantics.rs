@@ -821,3 +821,28 @@ fn a_loop_counting_up_to_a_bound_checked_once() {
         (TrapKind::OutOfBounds, 4, addr, 16)
     );
 }
+
+#[test]
+fn accesses_checked_as_a_group_trap_at_the_first_one_outside() {
+    // Three accesses through r1 within 8 bytes: two byte stores, then a 4-byte load at 14..18
+    // of a 16-byte buffer. The stores happen, the load traps after 2 instructions.
+    let p = [
+        i(CLASS_ST | MODE_MEM | SIZE_B, 1, 0, 10, 1),
+        i(CLASS_ST | MODE_MEM | SIZE_B, 1, 0, 14, 2),
+        i(CLASS_LDX | MODE_MEM | SIZE_W, 0, 1, 14, 0),
+        exit(),
+    ];
+    let mut data = [0u8; 16];
+    let addr = data.as_ptr() as u64 + 14;
+    let t = run_with(&p, Engine::Jit, &mut data, None).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.addr, t.size, t.insn_count),
+        (TrapKind::OutOfBounds, 2, addr, 4, 2)
+    );
+    assert_eq!((data[10], data[14]), (1, 2));
+    // On a 20-byte buffer all three fit: the load reads 2, 0, 0, 0.
+    let mut data = [0u8; 20];
+    let out = run_with(&p, Engine::Jit, &mut data, None).unwrap();
+    assert_eq!((out.r0, out.insn_count), (2, 4));
+    assert_eq!((data[10], data[14]), (1, 2));
+}

@@ -247,6 +247,16 @@ enum Snippet {
         slow: Label,
         accesses: Vec<usize>,
     },
+    /// A group's check failed: run its accesses (and what lies between them) with their own
+    /// checks, then rejoin the ordinary code after the last of them.
+    Group {
+        at: Label,
+        first: usize,
+        last: usize,
+        block_n: u32,
+        block_k: u32,
+        rejoin: Label,
+    },
     /// The inline check against one fast region failed: try the other, then the stub.
     Check {
         at: Label,
@@ -283,6 +293,10 @@ struct Compiler<'a> {
     /// While a fast loop's copy is emitted: its head (back jumps to it go to `.1`) and the
     /// accesses that its head check covered.
     fast: Option<(usize, Label, Vec<usize>)>,
+    /// In the main pass: accesses a group check covers, and where the group's last one ends
+    /// (its pc, and the label to bind after its code).
+    covered: Vec<usize>,
+    group_end: Option<(usize, Label)>,
 }
 
 fn ctx(off: i32) -> Mem {
@@ -321,6 +335,8 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
         block_n: 0,
         block_k: 0,
         fast: None,
+        covered: Vec::new(),
+        group_end: None,
     };
     c.prologue();
     let seg = chains(insns);
@@ -355,7 +371,17 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
             c.a.bind(c.labels[pc + 1]);
             c.block_k += 1;
         } else {
+            if c.group_end.is_none() {
+                c.group(pc);
+            }
             c.insn(pc);
+            if let Some((last, rejoin)) = c.group_end {
+                if last == pc {
+                    c.a.bind(rejoin);
+                    c.group_end = None;
+                    c.covered.clear();
+                }
+            }
         }
         c.block_k += 1;
         let used = c.a.pos() - start;
@@ -546,6 +572,72 @@ impl Compiler<'_> {
             }
             _ => self.packet_load(&insn),
         }
+    }
+
+    /// If the access at `pc` starts a group (further accesses through the same base register
+    /// in the rest of its chain, before anything writes that register or calls out, within
+    /// `HULL_SIZES` bytes of each other), checks the span they cover once, against the data
+    /// region, and marks them covered; if that check fails, a copy of the group's instructions
+    /// with their own checks runs instead (`Snippet::Group`). Accesses that fit in the data
+    /// region are exactly those that pass their own inline check there, so this changes no
+    /// outcome. Clobbers rcx.
+    fn group(&mut self, pc: usize) {
+        let Some((base, off, size, write)) = checked_access(&self.insns[pc]) else {
+            return;
+        };
+        if base == FP {
+            return;
+        }
+        let (mut lo, mut hi) = (off as i64, off as i64 + size as i64);
+        let mut any_write = write;
+        let mut members = vec![pc];
+        let mut p = pc;
+        for _ in self.block_k + 1..self.block_n {
+            let prev = &self.insns[p];
+            if loops::writes(prev, base) || loops::opaque(prev) {
+                break;
+            }
+            p += if is_lddw(prev) { 2 } else { 1 };
+            let insn = &self.insns[p];
+            if let Some((b, o, sz, w)) = checked_access(insn) {
+                let (l, h) = (lo.min(o as i64), hi.max(o as i64 + sz as i64));
+                if b == base && h - l <= *HULL_SIZES.last().unwrap() as i64 {
+                    (lo, hi) = (l, h);
+                    any_write |= w;
+                    members.push(p);
+                }
+            }
+        }
+        if members.len() < 2 {
+            return;
+        }
+        let span = (hi - lo) as u32;
+        let bound = if span <= 8 {
+            ctx(fast_bound(1, bound_index(8, any_write)))
+        } else {
+            let k = HULL_SIZES
+                .iter()
+                .position(|&h| span <= h)
+                .expect("span fits");
+            ctx(OFF_HULL_BOUND + 8 * hull_index(k, any_write) as i32)
+        };
+        let at = self.a.new_label();
+        let rejoin = self.a.new_label();
+        self.a
+            .lea(RCX, mem_idx(REG[base as usize], DATA_NEG, 0, lo as i32));
+        self.a.alu_rm(Alu::Cmp, W::B64, RCX, bound);
+        self.a.jcc(Cond::Ae, at);
+        let last = *members.last().unwrap();
+        self.snippets.push(Snippet::Group {
+            at,
+            first: pc,
+            last,
+            block_n: self.block_n,
+            block_k: self.block_k,
+            rejoin,
+        });
+        self.covered = members;
+        self.group_end = Some((last, rejoin));
     }
 
     /// `dst = src; dst += x` (x a register or an immediate, both 64-bit or both 32-bit) as one
@@ -908,7 +1000,8 @@ impl Compiler<'_> {
             return mem(REG[10], off as i32);
         }
         let m = mem(REG[base as usize], off as i32);
-        let covered = matches!(&self.fast, Some((_, _, acc)) if acc.contains(&pc));
+        let covered = matches!(&self.fast, Some((_, _, acc)) if acc.contains(&pc))
+            || self.covered.contains(&pc);
         if !covered {
             self.check(pc, base, m, size, write);
         }
@@ -1059,6 +1152,28 @@ impl Compiler<'_> {
                 slow,
                 accesses,
             } => self.fast_copy(head, n, body, slow, accesses),
+            Snippet::Group {
+                at,
+                first,
+                last,
+                block_n,
+                block_k,
+                rejoin,
+            } => {
+                self.a.bind(at);
+                self.block_n = block_n;
+                self.block_k = block_k;
+                let mut pc = first;
+                loop {
+                    self.insn(pc);
+                    self.block_k += 1;
+                    if pc == last {
+                        break;
+                    }
+                    pc += if is_lddw(&self.insns[pc]) { 2 } else { 1 };
+                }
+                self.a.jmp(rejoin);
+            }
             Snippet::Refund { at, adj, target } => {
                 self.a.bind(at);
                 self.a.alu_ri(Alu::Add, W::B64, BUDGET, adj as i32);
@@ -1242,6 +1357,20 @@ impl Compiler<'_> {
         a.ret();
         a.int3();
     }
+}
+
+/// Base register, offset, size and direction of a plain load or store (not atomic, not legacy
+/// packet access) that carries a check: not frame-local.
+fn checked_access(insn: &Insn) -> Option<(u8, i16, u32, bool)> {
+    let op = insn.opcode;
+    let mode = op & 0xe0;
+    let (base, write) = match class(op) {
+        CLASS_LDX if mode == MODE_MEM || mode == MODE_MEMSX => (insn.src, false),
+        CLASS_ST | CLASS_STX if mode == MODE_MEM => (insn.dst, true),
+        _ => return None,
+    };
+    let size = access_size(op);
+    (!frame_local(base, insn.off, size)).then_some((base, insn.off, size, write))
 }
 
 /// rax = depth -> rax = byte offset of that frame slot (depth * 48).

@@ -27,6 +27,9 @@ pub struct Ctx {
     /// For each fast region: exclusive bound on `addr - start` per access kind, indexed by
     /// `bound_index(size, write)`; 0 when that kind of access never fits (so it takes the slow path).
     pub fast_bound: [[u64; 8]; 2],
+    /// For the data region (region 1): bounds like `fast_bound` for the spans of `HULL_SIZES`
+    /// bytes, indexed by `hull_index`; one check of a group of accesses (see `compile::group`).
+    pub hull_bound: [u64; 6],
     /// `0 - fast_start[1]`, kept in rdx by compiled code so that the inline check of the data
     /// region is one `lea` of `base + rdx + off` and one compare.
     pub data_neg: u64,
@@ -70,6 +73,7 @@ const _: () = assert!(CTX_BYTES % 16 == 8);
 
 pub const OFF_FAST_START: i32 = offset_of!(Ctx, fast_start) as i32;
 pub const OFF_FAST_BOUND: i32 = offset_of!(Ctx, fast_bound) as i32;
+pub const OFF_HULL_BOUND: i32 = offset_of!(Ctx, hull_bound) as i32;
 pub const OFF_DATA_NEG: i32 = offset_of!(Ctx, data_neg) as i32;
 pub const OFF_PACKET_START: i32 = offset_of!(Ctx, packet_start) as i32;
 pub const OFF_PACKET_LEN: i32 = offset_of!(Ctx, packet_len) as i32;
@@ -84,6 +88,14 @@ pub const OFF_REM: i32 = offset_of!(Ctx, rem) as i32;
 pub const OFF_EXIT_KIND: i32 = offset_of!(Ctx, exit_kind) as i32;
 pub const OFF_EXIT_A: i32 = offset_of!(Ctx, exit_a) as i32;
 pub const OFF_EXIT_B: i32 = offset_of!(Ctx, exit_b) as i32;
+
+/// Spans that one check of a group of accesses can cover (larger groups are split).
+pub const HULL_SIZES: [u32; 3] = [16, 32, 64];
+
+/// Index into `Ctx::hull_bound` for `HULL_SIZES[k]` and the direction.
+pub const fn hull_index(k: usize, write: bool) -> usize {
+    (write as usize) * 3 + k
+}
 
 /// Index into `fast_bound[region]` for an access of `size` bytes.
 pub const fn bound_index(size: u32, write: bool) -> usize {

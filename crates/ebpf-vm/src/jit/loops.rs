@@ -77,8 +77,13 @@ fn effect(insn: &Insn) -> Effect {
     }
 }
 
-fn writes(insn: &Insn, r: u8) -> bool {
+pub(super) fn writes(insn: &Insn, r: u8) -> bool {
     matches!(effect(insn), Effect::Writes(w) if w == r)
+}
+
+/// Whether an instruction calls out (so the regions may change), exits or is atomic.
+pub(super) fn opaque(insn: &Insn) -> bool {
+    matches!(effect(insn), Effect::Opaque)
 }
 
 /// The chain of `n` instructions starting at `head`, if it is such a loop with accesses to cover.

@@ -45,6 +45,9 @@
 //! `[base + off]` directly; on a miss, an out-of-line snippet
 //! tries the other fast region and then calls the `check` stub. Accesses `[r10 + off]` that lie
 //! within the current 512-byte frame are proved in bounds at compile time and carry no check.
+//! Accesses through one base register within 64 bytes of each other in a chain, with nothing
+//! writing that register or calling out between them, share one check of the span they cover
+//! (`compile::group`); if it fails, a copy of those instructions with their own checks runs.
 //! Counted loops (`t = b; t += i; access [t + off]; ...; if i < n goto head`, one chain, no
 //! helper calls) check every covered access of every iteration once at their head and then run
 //! an out-of-line copy of the chain without those checks (`loops.rs` has the argument); when

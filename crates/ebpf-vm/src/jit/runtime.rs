@@ -96,14 +96,20 @@ fn bounds(r: &Region, earlier_read_only: bool) -> [u64; 8] {
     let mut b = [0u64; 8];
     for size in [1u32, 2, 4, 8] {
         for write in [false, true] {
-            let allowed =
-                r.len >= size as u64 && !(write && (r.writable == 0 || earlier_read_only));
-            if allowed {
-                b[bound_index(size, write)] = r.len - size as u64 + 1;
-            }
+            b[bound_index(size, write)] = bound(r, size as u64, write, earlier_read_only);
         }
     }
     b
+}
+
+/// Exclusive bound on `addr - r.start` for `size` bytes at `addr`, 0 when never allowed.
+fn bound(r: &Region, size: u64, write: bool, earlier_read_only: bool) -> u64 {
+    let allowed = r.len >= size && !(write && (r.writable == 0 || earlier_read_only));
+    if allowed {
+        r.len - size + 1
+    } else {
+        0
+    }
 }
 
 /// Copies what the inline code checks against from the environment: the first two regions and
@@ -112,9 +118,19 @@ fn refresh_fast_path(ctx: &mut Ctx, env: &RunEnv<'_>) {
     let regions = env.regions.as_slice();
     ctx.fast_start = [0; 2];
     ctx.fast_bound = [[0; 8]; 2];
+    ctx.hull_bound = [0; 6];
     for (i, r) in regions.iter().take(2).enumerate() {
         ctx.fast_start[i] = r.start;
-        ctx.fast_bound[i] = bounds(r, i == 1 && regions[0].writable == 0);
+        let earlier_read_only = i == 1 && regions[0].writable == 0;
+        ctx.fast_bound[i] = bounds(r, earlier_read_only);
+        if i == 1 {
+            for (k, size) in HULL_SIZES.iter().enumerate() {
+                for write in [false, true] {
+                    ctx.hull_bound[hull_index(k, write)] =
+                        bound(r, *size as u64, write, earlier_read_only);
+                }
+            }
+        }
     }
     ctx.data_neg = ctx.fast_start[1].wrapping_neg();
     ctx.packet_start = env.packet.0;
@@ -145,6 +161,7 @@ pub(super) unsafe fn run(
     let mut ctx = Ctx {
         fast_start: [0; 2],
         fast_bound: [[0; 8]; 2],
+        hull_bound: [0; 6],
         data_neg: 0,
         packet_start: env.packet.0,
         packet_len: env.packet.1,
