@@ -77,6 +77,15 @@ function call<T>(f: () => T): T {
   }
 }
 
+/** A buffer outside V8's heap that lives as long as its map (see `#keyScratch`). */
+const scratch = (size: number): Uint8Array => new Uint8Array(new ArrayBuffer(Math.max(size, 1)), 0, size)
+
+/** `size` bytes from Node's buffer pool (no allocation per call), as a plain Uint8Array. */
+const pooled = (size: number): Uint8Array => {
+  const b = Buffer.allocUnsafe(size)
+  return new Uint8Array(b.buffer, b.byteOffset, size)
+}
+
 /** A plain Uint8Array view of bytes the native layer returned (a Buffer). */
 const view = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 
@@ -88,6 +97,13 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   readonly #codecs: MapCodecs
   /** Bytes of a value as user space sees it (per-CPU: all slots); fixed for the map's life. */
   #blobSizeCache: number | undefined
+  /**
+   * Reused buffers for keys and values on their way into the engine. A fresh small typed array
+   * per call costs V8 a backing-store allocation when the engine asks for its memory; these are
+   * allocated once, outside V8's heap.
+   */
+  #keyScratch: Uint8Array | undefined
+  #valueScratch: Uint8Array | undefined
 
   /** Creates a new, empty map. */
   constructor(def: MapDefinition, codecs?: MapCodecs)
@@ -197,6 +213,35 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     return (this.#codecs.value ? this.#codecs.value.decode(bytes) : view(bytes)) as V
   }
 
+  /** The key's bytes for one engine call (a reused buffer unless the caller passed bytes). */
+  #keyBytes(key: unknown): Uint8Array {
+    if (key instanceof Uint8Array) return key
+    this.#keyScratch ??= scratch(this.keySize)
+    return this.#encodeInto(this.#keyScratch, key, this.#codecs.key, 'key')
+  }
+
+  /** One value's bytes for one engine call (as `#keyBytes`). */
+  #valueBytes(value: unknown): Uint8Array {
+    if (value instanceof Uint8Array) return value
+    this.#valueScratch ??= scratch(this.valueSize)
+    return this.#encodeInto(this.#valueScratch, value, this.#codecs.value, 'value')
+  }
+
+  #encodeInto(out: Uint8Array, v: unknown, codec: Codec | undefined, what: string): Uint8Array {
+    const size = out.length
+    if (codec) {
+      out.set(codec.encode(v))
+      return out
+    }
+    if ((typeof v === 'number' || typeof v === 'bigint') && (size === 4 || size === 8)) {
+      const dv = new DataView(out.buffer, out.byteOffset, size)
+      if (size === 4) dv.setUint32(0, u32(what, typeof v === 'bigint' ? Number(v) : v), true)
+      else dv.setBigUint64(0, BigInt.asUintN(64, BigInt(v)), true)
+      return out
+    }
+    throw new MapError('EINVAL', `${what} must be a Uint8Array of ${size} bytes (this map has no BTF type for it)`)
+  }
+
   #encode(v: unknown, codec: Codec | undefined, size: number, what: string): Uint8Array {
     if (v instanceof Uint8Array) return v
     if (codec) return codec.encode(v)
@@ -222,7 +267,7 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   #encodeBlob(value: V | V[] | Uint8Array): Uint8Array {
-    if (!this.perCpu || value instanceof Uint8Array) return this.encodeValue(value as V | Uint8Array)
+    if (!this.perCpu || value instanceof Uint8Array) return this.#valueBytes(value)
     if (!Array.isArray(value)) {
       throw new MapError('EINVAL', 'a per-CPU map takes an array with one value per slot')
     }
@@ -241,30 +286,30 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** The value of `key`, or `undefined`. Per-CPU maps give one value per slot. */
   lookup(key: K | Uint8Array): V | undefined
   lookup(key: K | Uint8Array): V | V[] | undefined {
-    const out = new Uint8Array(this.#blobSize)
-    const found = call(() => this.native.lookupInto(this.encodeKey(key), out))
+    const out = pooled(this.#blobSize)
+    const found = call(() => this.native.lookupInto(this.#keyBytes(key), out))
     return found ? this.#decodeBlob(out) : undefined
   }
 
   has(key: K | Uint8Array): boolean {
-    return call(() => this.native.lookupInto(this.encodeKey(key), new Uint8Array(this.#blobSize)))
+    return call(() => this.native.lookupInto(this.#keyBytes(key), pooled(this.#blobSize)))
   }
 
   /** Sets `key` (flags: `any` (default), `noexist`, `exist`); `EEXIST`/`ENOENT`/`E2BIG` as in the kernel. */
   update(key: K | Uint8Array, value: V | V[] | Uint8Array, flags: UpdateFlag | number = 'any'): void {
     const f = typeof flags === 'number' ? flags : UPDATE_FLAGS[flags]
     if (f === undefined) throw new MapError('EINVAL', `unknown update flag '${String(flags)}'`)
-    call(() => this.native.update(this.encodeKey(key), this.#encodeBlob(value), f))
+    call(() => this.native.update(this.#keyBytes(key), this.#encodeBlob(value), f))
   }
 
   /** Deletes `key`; false when it was not there. */
   delete(key: K | Uint8Array): boolean {
-    return call(() => this.native.delete(this.encodeKey(key)))
+    return call(() => this.native.delete(this.#keyBytes(key)))
   }
 
   /** The key after `key` (first key when omitted), or undefined after the last. */
   nextKey(key?: K | Uint8Array): K | undefined {
-    const k = call(() => this.native.nextKey(key === undefined ? undefined : this.encodeKey(key)))
+    const k = call(() => this.native.nextKey(key === undefined ? undefined : this.#keyBytes(key)))
     return k === null ? undefined : this.decodeKey(k)
   }
 

@@ -216,11 +216,13 @@ impl NativeMap {
     /// Copies the value of `key` into `out` (which must be `valueBlobSize` bytes); false when there
     /// is none. Writing into the caller's buffer avoids allocating a JavaScript object per lookup.
     #[napi]
-    pub fn lookup_into(&self, key: &[u8], mut out: Uint8Array) -> Result<bool> {
+    pub fn lookup_into(&self, key: &[u8], mut out: Uint8ArraySlice<'_>) -> Result<bool> {
+        // SAFETY: a borrowed view (no reference per call) of a typed array alive for this call;
+        // no JavaScript runs meanwhile.
+        let out = unsafe { out.as_mut() };
         match self.inner.lookup(key) {
             Ok(v) if v.len() == out.len() => {
-                // SAFETY: the Uint8Array is alive for this call and no JavaScript runs meanwhile.
-                unsafe { out.as_mut() }.copy_from_slice(&v);
+                out.copy_from_slice(&v);
                 Ok(true)
             }
             Ok(v) => Err(einval(format!(
