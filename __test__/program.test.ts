@@ -65,6 +65,14 @@ describe('Program', () => {
     }
   })
 
+  it('runBatchRetvals: the retvals in one array, errors by index', () => {
+    const prog = new Program({ instructions: assemble('r0 = *(u8 *)(r1 + 0)\nr2 = 0x100000000 ll\nr0 |= r2\nexit') })
+    const { retvals, errors } = prog.runBatchRetvals([Uint8Array.of(5), new Uint8Array(0), Uint8Array.of(7)])
+    // The low 32 bits of r0; 0 where the run trapped (packet 1 has no byte to load).
+    expect(retvals).toEqual(Uint32Array.of(5, 0, 7))
+    expect(errors.map((e) => [e.index, e.error.code])).toEqual([[1, 'EFAULT']])
+  })
+
   it('checks its options', () => {
     expect(() => new Program({ instructions: [1, 2] as unknown as Uint8Array })).toThrow(LoadError)
     expect(() => new Program({ instructions: bytes(EXIT), engine: 'fast' as 'jit' })).toThrow(/engine must be one of/)
