@@ -201,7 +201,7 @@ fn address(addr: BigInt) -> Result<u64> {
 }
 
 /// Reads `len` bytes of the calling run's memory (checked against its regions).
-#[napi]
+#[napi(catch_unwind)]
 pub fn helper_memory_read(addr: BigInt, len: u32) -> Result<Buffer> {
     let addr = address(addr)?;
     with_current(|cx| {
@@ -218,7 +218,7 @@ pub fn helper_memory_read(addr: BigInt, len: u32) -> Result<Buffer> {
 }
 
 /// Writes `data` into the calling run's memory (checked against its writable regions).
-#[napi]
+#[napi(catch_unwind)]
 pub fn helper_memory_write(addr: BigInt, data: &[u8]) -> Result<()> {
     let addr = address(addr)?;
     with_current(|cx| {

@@ -141,14 +141,14 @@ impl Task for RingbufWait {
 #[napi]
 impl NativeMap {
     /// Creates a map (`BPF_MAP_CREATE`).
-    #[napi(factory)]
+    #[napi(factory, catch_unwind)]
     pub fn create(def: NativeMapDef) -> Result<NativeMap> {
         let map = maps::create(to_def(&def)?).map_err(js_err)?;
         Ok(NativeMap::new(map))
     }
 
     /// The live map with this id (any thread of the process), or null.
-    #[napi(factory)]
+    #[napi(factory, catch_unwind)]
     pub fn from_id(id: u32) -> Result<NativeMap> {
         maps::registry::by_id(id)
             .map(NativeMap::new)
@@ -156,12 +156,12 @@ impl NativeMap {
     }
 
     /// The map pinned under `path` (like an object pinned in bpffs).
-    #[napi(factory)]
+    #[napi(factory, catch_unwind)]
     pub fn from_pinned(path: String) -> Result<NativeMap> {
         pins::get_map(&path).map(NativeMap::new).map_err(js_err)
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn pin(&self, path: String) -> Result<()> {
         pins::pin_map(&path, &self.inner).map_err(js_err)
     }
@@ -215,7 +215,7 @@ impl NativeMap {
 
     /// Copies the value of `key` into `out` (which must be `valueBlobSize` bytes); false when there
     /// is none. Writing into the caller's buffer avoids allocating a JavaScript object per lookup.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn lookup_into(&self, key: &[u8], mut out: Uint8ArraySlice<'_>) -> Result<bool> {
         // SAFETY: a borrowed view (no reference per call) of a typed array alive for this call;
         // no JavaScript runs meanwhile.
@@ -236,7 +236,7 @@ impl NativeMap {
     }
 
     /// The value of `key`, or null when there is none (ENOENT).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn lookup(&self, key: &[u8]) -> Result<Option<Buffer>> {
         match self.inner.lookup(key) {
             Ok(v) => Ok(Some(v.into())),
@@ -245,7 +245,7 @@ impl NativeMap {
         }
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn update(&self, key: &[u8], value: &[u8], flags: Option<u32>) -> Result<()> {
         self.inner
             .update(key, value, flags.unwrap_or(0) as u64)
@@ -253,7 +253,7 @@ impl NativeMap {
     }
 
     /// Deletes `key`; false when it was not there.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
         match self.inner.delete(key) {
             Ok(()) => Ok(true),
@@ -263,7 +263,7 @@ impl NativeMap {
     }
 
     /// The key after `key` (null: the first key); null after the last one.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn next_key(&self, key: Option<&[u8]>) -> Result<Option<Buffer>> {
         match self.inner.next_key(key) {
             Ok(k) => Ok(Some(k.into())),
@@ -273,7 +273,7 @@ impl NativeMap {
     }
 
     /// Lookup and delete in one step (queue/stack pop when `key` is null).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn lookup_and_delete(&self, key: Option<&[u8]>) -> Result<Option<Buffer>> {
         let r = match key {
             Some(k) => self.inner.lookup_and_delete(k),
@@ -287,7 +287,7 @@ impl NativeMap {
     }
 
     /// Queue, stack, bloom filter: add a value.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn push(&self, value: &[u8], flags: Option<u32>) -> Result<()> {
         self.inner
             .push(value, flags.unwrap_or(0) as u64)
@@ -295,7 +295,7 @@ impl NativeMap {
     }
 
     /// Queue and stack: the next value without removing it, or null.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn peek(&self) -> Result<Option<Buffer>> {
         match self.inner.peek() {
             Ok(v) => Ok(Some(v.into())),
@@ -305,7 +305,7 @@ impl NativeMap {
     }
 
     /// Bloom filter: whether `value` may be present.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn contains(&self, value: &[u8]) -> Result<bool> {
         match self.inner.contains(value) {
             Ok(()) => Ok(true),
@@ -314,7 +314,7 @@ impl NativeMap {
         }
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn lookup_batch(
         &self,
         cursor: Option<&[u8]>,
@@ -335,7 +335,7 @@ impl NativeMap {
     }
 
     /// Updates pairs in order; on failure the error's message says how many succeeded.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn update_batch(
         &self,
         keys: Vec<Buffer>,
@@ -349,7 +349,7 @@ impl NativeMap {
             .map_err(|e| coded(e.code, &format!("{} (after {n} updates)", e.message)))
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn delete_batch(&self, keys: Vec<Buffer>) -> Result<u32> {
         let k: Vec<&[u8]> = keys.iter().map(|b| b.as_ref()).collect();
         let (n, r) = self.inner.delete_batch(&k);
@@ -358,7 +358,7 @@ impl NativeMap {
     }
 
     /// Prog array: puts `program` at `index` (the tail-call target `bpf_tail_call(ctx, map, index)`).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn set_program(&self, index: u32, program: &crate::NativeProgram) -> Result<()> {
         let array = self
             .inner
@@ -371,7 +371,7 @@ impl NativeMap {
 
     /// Ring buffer: every committed record, oldest first, removed from the ring (discarded records
     /// are skipped), packed into one buffer (one JavaScript object however many records).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn ringbuf_drain(&self) -> Result<NativeRecords> {
         let ring = self.ringbuf()?;
         let mut data = Vec::new();
@@ -388,7 +388,7 @@ impl NativeMap {
 
     /// Ring buffer: resolves to true once records are available, false after `timeout_ms`. Waits on
     /// the thread pool, not the JavaScript thread.
-    #[napi(ts_return_type = "Promise<boolean>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
     pub fn ringbuf_wait(&self, timeout_ms: u32) -> Result<AsyncTask<RingbufWait>> {
         self.ringbuf()?;
         Ok(AsyncTask::new(RingbufWait {
@@ -401,7 +401,7 @@ impl NativeMap {
     /// a `BPF_F_MMAPABLE` array: value `i` is at byte `i * valueStride`. Writes through it are seen
     /// by programs at once and vice versa. Refused for frozen maps (EPERM, as the kernel refuses a
     /// writable mmap of one) and per-CPU arrays.
-    #[napi(ts_return_type = "ArrayBuffer")]
+    #[napi(catch_unwind, ts_return_type = "ArrayBuffer")]
     pub fn array_view<'env>(&self, env: &'env Env) -> Result<ArrayBuffer<'env>> {
         let array = self
             .inner
@@ -432,7 +432,7 @@ impl NativeMap {
     }
 
     /// No more writes from user space (`BPF_MAP_FREEZE`).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn freeze(&self) {
         self.inner.freeze()
     }

@@ -196,19 +196,19 @@ impl NativeProgram {
     }
 
     /// The bytecode as loaded.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn xlated(&self) -> Buffer {
         self.inner.xlated().into()
     }
 
     /// The machine code as Intel-syntax assembly (a one-line note for interpreted programs).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn jited(&self) -> String {
         self.inner.jited_disassembly()
     }
 
     /// `bpf_trace_printk` output so far; `take` empties the log.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn trace_log(&self, take: Option<bool>) -> String {
         if take.unwrap_or(false) {
             self.inner.take_trace_log()
@@ -218,7 +218,7 @@ impl NativeProgram {
     }
 
     /// `bpf_perf_event_output` records since the last call, in order.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn take_perf_records(&self) -> Vec<NativePerfRecord> {
         std::mem::take(&mut *self.perf.lock().unwrap_or_else(|e| e.into_inner()))
             .into_iter()
@@ -234,7 +234,7 @@ impl NativeProgram {
     /// returns false and keeps the error for `takeError`. No objects are created per call. The
     /// TypeScript layer uses it only for programs without JavaScript helpers (a helper could detach
     /// `data` while the program runs).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn run_in_place(
         &self,
         mut data: Uint8ArraySlice<'_>,
@@ -262,7 +262,7 @@ impl NativeProgram {
     }
 
     /// The trap of the last `runInPlace` that returned false.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn take_error(&self) -> Option<NativeError> {
         self.last_error
             .lock()
@@ -272,13 +272,13 @@ impl NativeProgram {
     }
 
     /// A test run (`repeat` times) on the calling thread.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn run(&self, input: NativeRunInput) -> NativeRunResult {
         to_js(self.inner.test_run(&test_input(&input, &input.data)))
     }
 
     /// The same as `run`, on the libuv thread pool: the JavaScript thread stays free.
-    #[napi(ts_return_type = "Promise<NativeRunResult>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<NativeRunResult>")]
     pub fn run_async(&self, input: NativeRunInput) -> AsyncTask<RunTask> {
         AsyncTask::new(RunTask {
             program: self.inner.clone(),
@@ -289,7 +289,7 @@ impl NativeProgram {
     /// One run per packet, in order, with the other inputs of `input` (its data is ignored). The
     /// packets come concatenated in `packets`, `lengths[i]` bytes each; results come back packed,
     /// so that a batch costs a handful of JavaScript objects, not a few per packet.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn run_batch(
         &self,
         packets: &[u8],
@@ -301,7 +301,7 @@ impl NativeProgram {
     }
 
     /// `run_batch` on the libuv thread pool.
-    #[napi(ts_return_type = "Promise<NativeBatch>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<NativeBatch>")]
     pub fn run_batch_async(
         &self,
         packets: &[u8],
@@ -412,6 +412,17 @@ fn pack(outputs: impl Iterator<Item = TestRunOutput>) -> NativeBatch {
     }
 }
 
+/// Work on the thread pool, where `#[napi(catch_unwind)]` does not reach: a panic of the engine
+/// (a bug; it is written not to panic) becomes an error instead of unwinding into libuv.
+fn unpanicked<T>(f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
+        Error::new(
+            Status::GenericFailure,
+            "EFAULT: the engine panicked (a bug: please report it)",
+        )
+    })
+}
+
 /// A batch on the thread pool.
 pub struct BatchTask {
     program: Arc<Program>,
@@ -446,7 +457,8 @@ impl Task for RunTask {
     type JsValue = NativeRunResult;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        Ok(self.program.test_run(&self.input))
+        let (program, input) = (&self.program, &self.input);
+        unpanicked(|| program.test_run(input))
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
@@ -460,7 +472,7 @@ pub struct NativeLoadResult {
 }
 
 /// Validates and prepares a program. On failure the program is `null` and the error is set.
-#[napi]
+#[napi(catch_unwind)]
 pub fn load_program(
     env: Env,
     bytecode: &[u8],
