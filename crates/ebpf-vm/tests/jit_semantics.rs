@@ -846,3 +846,33 @@ fn accesses_checked_as_a_group_trap_at_the_first_one_outside() {
     assert_eq!((out.r0, out.insn_count), (2, 4));
     assert_eq!((data[10], data[14]), (1, 2));
 }
+
+#[test]
+fn every_budget_inside_a_loop_checked_once_counts_exactly() {
+    // fill_loop(16) runs pc 0, then pcs 1-5 sixteen times, then the exit (82 instructions).
+    // With budget b < 82 the instruction at position b + 1 (1-based) is where the budget ends,
+    // and the stores at positions 4 + 5k <= b (k < 16) are the ones that happened.
+    let p = fill_loop(16);
+    for budget in 0..82u64 {
+        let pos = budget + 1;
+        let pc = match pos {
+            1 => 0,
+            82 => 6,
+            _ => 1 + ((pos - 2) % 5) as usize,
+        };
+        let stores = if budget >= 4 {
+            ((budget - 4) / 5 + 1).min(16)
+        } else {
+            0
+        };
+        let mut data = [0u8; 16];
+        let t = run_with(&p, Engine::Jit, &mut data, Some(budget)).unwrap_err();
+        assert_eq!(
+            (t.kind, t.pc, t.insn_count),
+            (TrapKind::BudgetExhausted, pc, budget),
+            "budget {budget}"
+        );
+        let want: Vec<u8> = (0..16).map(|k| if k < stores { 7 } else { 0 }).collect();
+        assert_eq!(data.to_vec(), want, "budget {budget}");
+    }
+}

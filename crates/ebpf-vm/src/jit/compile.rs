@@ -24,7 +24,7 @@ pub const MAX_INSN_BYTES: usize = 144;
 /// Upper bound on the out-of-line bytes one instruction adds: its copy in the metered version of
 /// its block with a budget probe, and for each of its two copies a second-region check or a trap
 /// snippet, plus its block's budget exit.
-pub const MAX_SNIPPET_BYTES: usize = 3 * MAX_INSN_BYTES + 32 + 3 * 72 + 24 + 2 * LOOP_ALIGN + 16;
+pub const MAX_SNIPPET_BYTES: usize = 4 * MAX_INSN_BYTES + 32 + 4 * 72 + 24 + 2 * LOOP_ALIGN + 64;
 /// Loop heads start on a cache line, so that a short loop is fetched and decoded whole (dense
 /// code such as the inline checks is front-end bound; measured: strcmp 16.2 -> 13.9 us).
 pub const LOOP_ALIGN: usize = 64;
@@ -238,13 +238,15 @@ enum Snippet {
         adj: u32,
         target: Label,
     },
-    /// The copy of a loop chain whose covered accesses go unchecked (see `loops`), entered at
-    /// `body` once the check at the head passed; its meter shares the budget exit `slow`.
+    /// The copy of a loop chain whose covered accesses go unchecked (see `loops`), unrolled
+    /// twice, entered at `top` once the check at the head passed; `slow` is the chain's budget
+    /// exit, `checked` the ordinary chain after its head check.
     FastLoop {
         head: usize,
         n: u32,
-        body: Label,
+        top: Label,
         slow: Label,
+        checked: Label,
         accesses: Vec<usize>,
     },
     /// A group's check failed: run its accesses (and what lies between them) with their own
@@ -293,6 +295,8 @@ struct Compiler<'a> {
     /// While a fast loop's copy is emitted: its head (back jumps to it go to `.1`) and the
     /// accesses that its head check covered.
     fast: Option<(usize, Label, Vec<usize>)>,
+    /// In the first half of an unrolled fast loop: where its back jump, inverted, leaves.
+    unroll_exit: Option<Label>,
     /// In the main pass: accesses a group check covers, and where the group's last one ends
     /// (its pc, and the label to bind after its code).
     covered: Vec<usize>,
@@ -335,6 +339,7 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
         block_n: 0,
         block_k: 0,
         fast: None,
+        unroll_exit: None,
         covered: Vec::new(),
         group_end: None,
     };
@@ -344,7 +349,13 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
     let mut pc = 0;
     let loop_heads = loop_heads(insns);
     while pc < insns.len() {
-        if loop_heads[pc] {
+        let fast = if seg[pc] > 0 {
+            loops::fast_loop(insns, pc, seg[pc])
+        } else {
+            None
+        };
+        // A fast loop runs in its aligned copy; here only its head check runs, once per entry.
+        if loop_heads[pc] && fast.is_none() {
             c.a.align(LOOP_ALIGN);
         }
         let start = c.a.pos();
@@ -355,7 +366,7 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
             let slow = c.meter(pc, seg[pc]);
             c.block_n = seg[pc];
             c.block_k = 0;
-            if let Some(fl) = loops::fast_loop(insns, pc, seg[pc]) {
+            if let Some(fl) = fast {
                 let g = c.a.pos();
                 c.guard(pc, seg[pc], slow, fl);
                 if c.a.pos() - g > MAX_GUARD_BYTES {
@@ -461,7 +472,7 @@ impl Compiler<'_> {
     /// otherwise fall through to the ordinary chain. Clobbers rax and rcx. See `loops`.
     fn guard(&mut self, head: usize, n: u32, slow: Label, fl: FastLoop) {
         let fail = self.a.new_label();
-        let body = self.a.new_label();
+        let top = self.a.new_label();
         let a = &mut self.a;
         // rax = n as the compare sees it.
         match (fl.limit, fl.wide) {
@@ -505,52 +516,78 @@ impl Compiler<'_> {
             a.alu_rm(Alu::Cmp, W::B64, RAX, len);
             a.jcc(Cond::A, fail);
         }
-        a.jmp(body);
+        // The copy charges two iterations at its top: give back the one charged here.
+        a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
+        a.jmp(top);
         a.bind(fail);
         self.snippets.push(Snippet::FastLoop {
             head,
             n,
-            body,
+            top,
             slow,
+            checked: fail,
             accesses: fl.accesses.iter().map(|acc| acc.pc).collect(),
         });
     }
 
-    /// The copy of a fast loop's chain: its own meter (sharing the budget exit), then the chain
-    /// with the covered accesses unchecked, its back jump to this copy; when the loop ends it
-    /// continues after the chain.
-    fn fast_copy(&mut self, head: usize, n: u32, body: Label, slow: Label, accesses: Vec<usize>) {
+    /// The copy of a fast loop's chain, unrolled twice and metered as one chain of `2n`: the
+    /// first half's back jump becomes a jump out when the loop ends (giving back the second
+    /// half), the second half's goes back to the top; the covered accesses go unchecked. With
+    /// less than `2n` of budget left it runs the ordinary chain instead (checked, or metered
+    /// through `slow` when even `n` is not left).
+    fn fast_copy(&mut self, head: usize, n: u32, labels: [Label; 3], accesses: Vec<usize>) {
+        let [top, slow, checked] = labels;
+        let slow2 = self.a.new_label();
+        let exit = self.a.new_label();
         self.a.align(LOOP_ALIGN);
-        let top = self.a.new_label();
         self.a.bind(top);
-        self.a.alu_ri(Alu::Sub, W::B64, BUDGET, n as i32);
-        self.a.jcc(Cond::B, slow);
-        self.a.bind(body);
+        self.a.alu_ri(Alu::Sub, W::B64, BUDGET, 2 * n as i32);
+        self.a.jcc(Cond::B, slow2);
         self.fast = Some((head, top, accesses));
-        self.block_n = n;
+        self.block_n = 2 * n;
         self.block_k = 0;
-        let mut pc = head;
-        let mut k = 0;
-        while k < n {
-            let fused = k + 1 < n && self.mov_add(pc);
-            if fused {
+        let mut next = head;
+        for half in 0..2 {
+            let mut pc = head;
+            let mut k = 0;
+            while k < n {
+                let fused = k + 1 < n && self.mov_add(pc);
+                if fused {
+                    self.block_k += 1;
+                    k += 1;
+                } else {
+                    if half == 0 && k == n - 1 {
+                        self.unroll_exit = Some(exit);
+                    }
+                    self.insn(pc);
+                    self.unroll_exit = None;
+                }
                 self.block_k += 1;
                 k += 1;
-            } else {
-                self.insn(pc);
+                pc += if is_lddw(&self.insns[pc]) || fused {
+                    2
+                } else {
+                    1
+                };
             }
-            self.block_k += 1;
-            k += 1;
-            pc += if is_lddw(&self.insns[pc]) || fused {
-                2
-            } else {
-                1
-            };
+            next = pc;
         }
         self.fast = None;
         // The chain ended with its back jump, not taken: on to the instruction after it.
-        let next = self.label(pc);
-        self.a.jmp(next);
+        let after = self.label(next);
+        self.a.jmp(after);
+        // The loop ended after the first half: the second half's n were charged, not run.
+        self.a.bind(exit);
+        self.a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
+        self.a.jmp(after);
+        // Less than 2n left: r12 = rem - 2n. Charge one chain instead (r12 = rem - n) and run
+        // it checked, or metered if rem < n.
+        self.a.bind(slow2);
+        self.a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
+        self.a.lea(RAX, mem(BUDGET, n as i32));
+        self.a.alu_ri(Alu::Cmp, W::B64, RAX, n as i32);
+        self.a.jcc(Cond::B, slow);
+        self.a.jmp(checked);
     }
 
     fn label(&self, pc: usize) -> Label {
@@ -880,6 +917,11 @@ impl Compiler<'_> {
                     _ => Cond::Le,
                 };
                 let t = targets(pc, insn).expect("conditional jump has a target");
+                if let Some(exit) = self.unroll_exit {
+                    // The first half of an unrolled fast loop: leave when the loop ends.
+                    self.a.jcc(invert(cc), exit);
+                    return;
+                }
                 // Only the chain's own back jump (its last instruction) stays in a fast loop's
                 // copy: any other way to the head must pass the head's check again.
                 let target = match &self.fast {
@@ -1148,10 +1190,11 @@ impl Compiler<'_> {
             Snippet::FastLoop {
                 head,
                 n,
-                body,
+                top,
                 slow,
+                checked,
                 accesses,
-            } => self.fast_copy(head, n, body, slow, accesses),
+            } => self.fast_copy(head, n, [top, slow, checked], accesses),
             Snippet::Group {
                 at,
                 first,
@@ -1356,6 +1399,15 @@ impl Compiler<'_> {
         }
         a.ret();
         a.int3();
+    }
+}
+
+/// The opposite condition (of those fast loops end with: `jb`, `jne`).
+fn invert(c: Cond) -> Cond {
+    match c {
+        Cond::B => Cond::Ae,
+        Cond::Ne => Cond::E,
+        _ => unreachable!("fast loops end in jlt or jne"),
     }
 }
 

@@ -50,8 +50,9 @@
 //! (`compile::group`); if it fails, a copy of those instructions with their own checks runs.
 //! Counted loops (`t = b; t += i; access [t + off]; ...; if i < n goto head`, one chain, no
 //! helper calls) check every covered access of every iteration once at their head and then run
-//! an out-of-line copy of the chain without those checks (`loops.rs` has the argument); when
-//! that check fails, the ordinary chain runs.
+//! an out-of-line copy of the chain without those checks (`loops.rs` has the argument), unrolled
+//! twice and metered as one chain of twice the length; when that check fails, or less than two
+//! iterations of budget are left, the ordinary chain runs.
 //! The fast regions and the packet are re-read from the environment after every helper call.
 //!
 //! # Budget scheme
