@@ -432,17 +432,13 @@ impl Compiler<'_> {
             a.push(r);
         }
         a.alu_ri(Alu::Sub, W::B64, RSP, CTX_BYTES);
-        // Copy the inputs of the context block from the Rust side (rdi) onto the host stack,
-        // 16 bytes at a time (`rep movsq` costs more to start than this whole copy).
-        let words = CTX_IN_WORDS as i32;
-        for k in 0..words / 2 {
-            let x = (k & 1) as u8;
-            a.movups_load(x, mem(RDI, 16 * k));
-            a.movups_store(mem(RSP, 16 * k), x);
-        }
-        if words % 2 == 1 {
-            a.load(W::B64, RAX, mem(RDI, 8 * (words - 1)));
-            a.store(W::B64, mem(RSP, 8 * (words - 1)), RAX);
+        // Copy the inputs of the context block from the Rust side (rdi) onto the host stack, a
+        // word at a time: Rust has just written them word by word, and wider loads would miss
+        // store forwarding (and `rep movsq` costs more to start than this whole copy).
+        for k in 0..CTX_IN_WORDS as i32 {
+            let r = if k % 2 == 0 { RAX } else { RCX };
+            a.load(W::B64, r, mem(RDI, 8 * k));
+            a.store(W::B64, mem(RSP, 8 * k), r);
         }
         for (k, r) in REG[1..6].iter().enumerate() {
             a.load(W::B64, *r, ctx(OFF_ARGS + 8 * k as i32));

@@ -105,14 +105,7 @@ fn encodings_decode_to_what_was_meant() {
             asm(|a| a.lea(RAX, mem_idx(RAX, RAX, 1, 0))),
             "lea rax,[rax+rax*2]",
         ),
-        (
-            asm(|a| a.movups_load(1, mem(RDI, 0x20))),
-            "movups xmm1,[rdi+20h]",
-        ),
-        (
-            asm(|a| a.movups_store(mem(RSP, 0x30), 0)),
-            "movups [rsp+30h],xmm0",
-        ),
+        (asm(|a| a.cmov(Cond::B, W::B64, RCX, RAX)), "cmovb rcx,rax"),
         (
             asm(|a| a.lea32(R10, mem_idx(R15, RSI, 0, -1))),
             "lea r10d,[r15+rsi-1]",

@@ -341,16 +341,6 @@ impl Asm {
         self.op_rr(w, &[0x0f, 0x40 | c as u8], dst, src);
     }
 
-    /// `movups xmm<x>, [m]` (x < 8).
-    pub fn movups_load(&mut self, x: u8, m: Mem) {
-        self.op_rm(W::B32, &[0x0f, 0x10], x, m);
-    }
-
-    /// `movups [m], xmm<x>` (x < 8).
-    pub fn movups_store(&mut self, m: Mem, x: u8) {
-        self.op_rm(W::B32, &[0x0f, 0x11], x, m);
-    }
-
     /// `lea r32, [m]`: the low 32 bits of the address, zero-extended.
     pub fn lea32(&mut self, dst: u8, m: Mem) {
         self.op_rm(W::B32, &[0x8d], dst, m);
