@@ -112,11 +112,12 @@ fn is_cond_jump(insn: &Insn) -> bool {
 
 /// For each slot starting a metered chain, the number of instructions in that chain (0
 /// elsewhere). A chain is a run of basic blocks that only the first can be entered other than by
-/// falling through: each later block follows a conditional jump that leaves a loop backwards
-/// (clang's layout of a loop's early exits, rarely taken; a forward jump past a loop's last
-/// backward jump may as well be its hot path) and is no jump or call target. The whole chain is charged on entry; a jump
-/// taken out of its middle gives back what it skips (see `Snippet::Refund`). Chains only save
-/// time; any split of the blocks into chains is exact.
+/// falling through: each later block follows a conditional jump that leaves every loop holding
+/// it (a loop's early exit, rarely taken; a jump that stays inside some loop, such as a switch
+/// inside a loop, may as well be its hot path) and is no jump or call target. Loops are read off
+/// the layout: from a backward jump's target to the last backward jump there. The whole chain is
+/// charged on entry; a jump taken out of its middle gives back what it skips (see
+/// `Snippet::Refund`). Chains only save time; any split of the blocks into chains is exact.
 pub fn chains(insns: &[Insn]) -> Vec<u32> {
     let len = insns.len();
     let mut head = vec![false; len];
@@ -139,8 +140,16 @@ pub fn chains(insns: &[Insn]) -> Vec<u32> {
     let loops: Vec<(usize, usize)> = ends.into_iter().collect();
     // The pairwise scan below is quadratic: past this much work, chains are plain blocks.
     let cheap = loops.len().saturating_mul(len) <= 1 << 22;
-    let leaves_loop =
-        |pc: usize, t: usize| cheap && loops.iter().any(|&(z, y)| z <= pc && pc < y && t < z);
+    // A jump leaves its loops when the innermost loop holding it (not as its last backward
+    // jump) does not hold the target, and neither does any other, loops headed by the target
+    // aside (those may be just the exits' own backward jumps, as the layout shows them).
+    let leaves_loop = |pc: usize, t: usize| {
+        let outside = |&(z, y): &(usize, usize)| t < z || t > y;
+        let holding = || loops.iter().filter(|&&(z, y)| z <= pc && pc < y);
+        cheap
+            && holding().min_by_key(|&&(z, y)| y - z).is_some_and(outside)
+            && holding().all(|l| l.0 == t || outside(l))
+    };
     let mut pc = 0;
     while pc < len {
         let insn = &insns[pc];

@@ -60,8 +60,8 @@
 //! Metering is per chain of basic blocks: blocks start at pc 0, at jump and call targets and
 //! after a jump, bpf-to-bpf call or exit, and end with such an instruction (helper calls, loads,
 //! stores and atomics may sit anywhere in a block). A chain is a block and the blocks that follow
-//! it by falling through a conditional jump that leaves a loop backwards (clang puts a loop's
-//! early exits before its head; such a jump is rarely taken) and that are no jump targets
+//! it by falling through a conditional jump that leaves every loop holding it (a loop's early
+//! exit, rarely taken) and that are no jump targets
 //! (`compile::chains`). On entry a chain of n instructions does `sub r12, n; jb slow`: if the
 //! budget covers the whole chain, no other metering happens in it. A conditional jump taken out
 //! of the middle of a chain at index k goes through a snippet that gives back the `n - 1 - k`

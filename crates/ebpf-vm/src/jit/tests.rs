@@ -155,7 +155,7 @@ fn chains_continue_past_backward_loop_exits_only() {
         i(CLASS_ALU64 | ALU_ADD, 0, 0, 0, 100), // 1: exit path, before the loop
         i(OP_EXIT, 0, 0, 0, 0),                 // 2
         i(CLASS_ALU64 | ALU_ADD, 0, 0, 0, 1),   // 3: loop head
-        i(CLASS_JMP | JMP_JEQ, 0, 0, -4, 3),    // 4: leaves the loop backwards: no split
+        i(CLASS_JMP | JMP_JEQ, 0, 0, -4, 3),    // 4: leaves the loop: no split
         i(CLASS_JMP | JMP_JGT, 0, 0, 1, 9),     // 5: forward to 7, inside the loop: split
         i(CLASS_ALU64 | ALU_ADD, 2, 0, 0, 1),   // 6
         i(OP_JA, 0, 0, -5, 0),                  // 7: back to 3
@@ -163,4 +163,26 @@ fn chains_continue_past_backward_loop_exits_only() {
     ];
     assert_eq!(super::blocks(&prog), vec![1, 2, 0, 2, 0, 1, 1, 1, 1]);
     assert_eq!(super::chains(&prog), vec![1, 2, 0, 3, 0, 0, 1, 1, 1]);
+}
+
+#[test]
+fn chains_split_at_jumps_that_stay_in_an_outer_loop() {
+    use crate::isa::opcodes::*;
+    use crate::isa::Insn;
+    let i = Insn::new;
+    // 0-3: inner loop (back jump at 3 to 0) inside an outer loop 0-6 (back jump at 6 to 0).
+    // The exit at 1 goes to 5, past the inner loop but inside the outer one: a split. The one at
+    // 2 goes to 7, out of both: no split.
+    let prog = [
+        i(CLASS_ALU64 | ALU_ADD, 0, 0, 0, 1), // 0: head of both loops
+        i(CLASS_JMP | JMP_JEQ, 0, 0, 3, 5),   // 1: to 5
+        i(CLASS_JMP | JMP_JEQ, 0, 0, 4, 6),   // 2: to 7
+        i(CLASS_JMP | JMP_JLT, 0, 0, -4, 9),  // 3: back to 0
+        i(CLASS_ALU64 | ALU_ADD, 1, 0, 0, 1), // 4
+        i(CLASS_ALU64 | ALU_ADD, 2, 0, 0, 1), // 5
+        i(CLASS_JMP | JMP_JLT, 2, 0, -7, 9),  // 6: back to 0
+        i(OP_EXIT, 0, 0, 0, 0),               // 7
+    ];
+    assert_eq!(super::blocks(&prog), vec![2, 0, 1, 1, 1, 2, 0, 1]);
+    assert_eq!(super::chains(&prog), vec![2, 0, 2, 0, 1, 2, 0, 1]);
 }
