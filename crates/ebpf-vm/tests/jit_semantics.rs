@@ -876,3 +876,33 @@ fn every_budget_inside_a_loop_checked_once_counts_exactly() {
         assert_eq!(data.to_vec(), want, "budget {budget}");
     }
 }
+
+#[test]
+fn a_loop_ending_in_a_jump_over_its_back_jump_counts_exactly() {
+    // r0 = 0; loop: r0 += 1; r2 = r0; if r2 > 3 goto out; ja loop; out: exit.
+    // pc 0, three whole iterations (pcs 1-4), pcs 1-3 of the fourth, the exit: 17, r0 = 4.
+    let p = [
+        mov64_imm(0, 0),                    // 0
+        alu64_imm(ALU_ADD, 0, 1),           // 1: loop head
+        mov64_reg(2, 0),                    // 2
+        i(CLASS_JMP | JMP_JGT, 2, 0, 1, 3), // 3: to 5
+        i(OP_JA, 0, 0, -4, 0),              // 4: back to 1
+        exit(),                             // 5
+    ];
+    let out = run_with(&p, Engine::Jit, &mut [], None).unwrap();
+    assert_eq!((out.r0, out.insn_count), (4, 17));
+    for budget in 0..17u64 {
+        let pos = budget + 1;
+        let pc = match pos {
+            1 => 0,
+            17 => 5,
+            _ => 1 + ((pos - 2) % 4) as usize,
+        };
+        let t = run_with(&p, Engine::Jit, &mut [], Some(budget)).unwrap_err();
+        assert_eq!(
+            (t.kind, t.pc, t.insn_count),
+            (TrapKind::BudgetExhausted, pc, budget),
+            "budget {budget}"
+        );
+    }
+}

@@ -306,6 +306,9 @@ struct Compiler<'a> {
     fast: Option<(usize, Label, Vec<usize>)>,
     /// In the first half of an unrolled fast loop: where its back jump, inverted, leaves.
     unroll_exit: Option<Label>,
+    /// A conditional jump followed by the `ja` that ends its chain: the `ja`'s target, which
+    /// the inverted jump goes to (see `cond_over_ja`).
+    over_ja: Option<Label>,
     /// In the main pass: accesses a group check covers, and where the group's last one ends
     /// (its pc, and the label to bind after its code).
     covered: Vec<usize>,
@@ -349,6 +352,7 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
         block_k: 0,
         fast: None,
         unroll_exit: None,
+        over_ja: None,
         covered: Vec::new(),
         group_end: None,
     };
@@ -384,9 +388,10 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
                 start += c.a.pos() - g;
             }
         }
-        let fused = pc + 1 < insns.len() && seg[pc + 1] == 0 && c.mov_add(pc);
+        let fused =
+            pc + 1 < insns.len() && seg[pc + 1] == 0 && (c.mov_add(pc) || c.cond_over_ja(pc));
         if fused {
-            // The add is no jump target (it is inside a chain): nothing can start at it.
+            // The second one is no jump target (it is inside a chain): nothing can start at it.
             offsets[pc + 1] = c.a.pos() as u32;
             c.a.bind(c.labels[pc + 1]);
             c.block_k += 1;
@@ -682,6 +687,23 @@ impl Compiler<'_> {
         self.group_end = Some((last, rejoin));
     }
 
+    /// `if c goto t; ja back` where the `ja` ends the chain (clang's rotated loops end so): as
+    /// `if !c goto back`, then the way to t. Returns whether it emitted the pair.
+    fn cond_over_ja(&mut self, pc: usize) -> bool {
+        let (cond, ja) = (self.insns[pc], self.insns[pc + 1]);
+        if !is_cond_jump(&cond) || self.block_k + 2 != self.block_n {
+            return false;
+        }
+        let back = match ja.opcode {
+            OP_JA | OP_JA32 => targets(pc + 1, &ja).expect("ja has a target"),
+            _ => return false,
+        };
+        self.over_ja = Some(self.label(back));
+        self.insn(pc);
+        debug_assert!(self.over_ja.is_none(), "the jump used it");
+        true
+    }
+
     /// `dst = src; dst += x` (x a register or an immediate, both 64-bit or both 32-bit) as one
     /// `lea`, when the instruction after `pc` is that add. Returns whether it emitted the pair.
     fn mov_add(&mut self, pc: usize) -> bool {
@@ -925,6 +947,16 @@ impl Compiler<'_> {
                 if let Some(exit) = self.unroll_exit {
                     // The first half of an unrolled fast loop: leave when the loop ends.
                     self.a.jcc(invert(cc), exit);
+                    return;
+                }
+                if let Some(back) = self.over_ja.take() {
+                    // `if c goto t; ja back` ending a chain: one jump on the path through the
+                    // `ja` (both charged, adj 0 there); the jump to t gives back the `ja`.
+                    let adj = self.adj();
+                    self.a.jcc(invert(cc), back);
+                    self.a.alu_ri(Alu::Add, W::B64, BUDGET, adj as i32);
+                    let target = self.label(t);
+                    self.a.jmp(target);
                     return;
                 }
                 // Only the chain's own back jump (its last instruction) stays in a fast loop's
@@ -1407,12 +1439,20 @@ impl Compiler<'_> {
     }
 }
 
-/// The opposite condition (of those fast loops end with: `jb`, `jne`).
+/// The opposite condition (of those eBPF jumps use).
 fn invert(c: Cond) -> Cond {
     match c {
         Cond::B => Cond::Ae,
+        Cond::Ae => Cond::B,
+        Cond::E => Cond::Ne,
         Cond::Ne => Cond::E,
-        _ => unreachable!("fast loops end in jlt or jne"),
+        Cond::Be => Cond::A,
+        Cond::A => Cond::Be,
+        Cond::L => Cond::Ge,
+        Cond::Ge => Cond::L,
+        Cond::Le => Cond::G,
+        Cond::G => Cond::Le,
+        Cond::S => unreachable!("no eBPF jump tests the sign flag"),
     }
 }
 
