@@ -376,16 +376,31 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
         c.a.bind(c.labels[pc]);
         let mut start = start;
         if seg[pc] > 0 {
+            // A fast loop's head check comes first: its copy meters itself.
+            let guarded = fast.map(|fl| {
+                let g = c.a.pos();
+                let top = c.guard(&fl);
+                let accesses = fl.accesses.iter().map(|acc| acc.pc).collect::<Vec<_>>();
+                (top, c.a.pos() - g, accesses)
+            });
             let slow = c.meter(pc, seg[pc]);
             c.block_n = seg[pc];
             c.block_k = 0;
-            if let Some(fl) = fast {
-                let g = c.a.pos();
-                c.guard(pc, seg[pc], slow, fl);
-                if c.a.pos() - g > MAX_GUARD_BYTES {
+            if let Some((top, bytes, accesses)) = guarded {
+                if bytes > MAX_GUARD_BYTES {
                     return Err(format!("loop check at {pc} over its bound"));
                 }
-                start += c.a.pos() - g;
+                start += bytes;
+                let checked = c.a.new_label();
+                c.a.bind(checked);
+                c.snippets.push(Snippet::FastLoop {
+                    head: pc,
+                    n: seg[pc],
+                    top,
+                    slow,
+                    checked,
+                    accesses,
+                });
             }
         }
         let fused =
@@ -477,10 +492,11 @@ impl Compiler<'_> {
         at
     }
 
-    /// At the head of a fast loop (after its meter): if one check shows that every covered
-    /// access of every iteration is in the data region, go to the copy without their checks;
-    /// otherwise fall through to the ordinary chain. Clobbers rax and rcx. See `loops`.
-    fn guard(&mut self, head: usize, n: u32, slow: Label, fl: FastLoop) {
+    /// At the head of a fast loop (before its meter: the copy meters itself): if one check shows
+    /// that every covered access of every iteration is in the data region, go to the copy
+    /// without their checks; otherwise fall through to the ordinary chain. Clobbers rax and
+    /// rcx; reads registers only, so it is invisible to the budget. See `loops`.
+    fn guard(&mut self, fl: &FastLoop) -> Label {
         let fail = self.a.new_label();
         let top = self.a.new_label();
         let a = &mut self.a;
@@ -526,18 +542,9 @@ impl Compiler<'_> {
             a.alu_rm(Alu::Cmp, W::B64, RAX, len);
             a.jcc(Cond::A, fail);
         }
-        // The copy charges two iterations at its top: give back the one charged here.
-        a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
         a.jmp(top);
         a.bind(fail);
-        self.snippets.push(Snippet::FastLoop {
-            head,
-            n,
-            top,
-            slow,
-            checked: fail,
-            accesses: fl.accesses.iter().map(|acc| acc.pc).collect(),
-        });
+        top
     }
 
     /// The copy of a fast loop's chain, unrolled twice and metered as one chain of `2n`: the
