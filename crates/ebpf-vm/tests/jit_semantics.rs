@@ -906,3 +906,39 @@ fn a_loop_ending_in_a_jump_over_its_back_jump_counts_exactly() {
         );
     }
 }
+
+#[test]
+fn a_jump_over_a_lone_ja_counts_exactly() {
+    // r0 = 0; r2 = 0; loop: r2 += 1; if r2 < 4 goto body; ja out; body: r0 += r2; ja loop;
+    // out: exit. Three passes through the body (r0 = 1 + 2 + 3), then 2, 3, 4, 7: 18.
+    let p = [
+        mov64_imm(0, 0),                    // 0
+        mov64_imm(2, 0),                    // 1
+        alu64_imm(ALU_ADD, 2, 1),           // 2: loop head
+        i(CLASS_JMP | JMP_JLT, 2, 0, 1, 4), // 3: to 5
+        i(OP_JA, 0, 0, 2, 0),               // 4: to 7
+        alu64_reg(ALU_ADD, 0, 2),           // 5
+        i(OP_JA, 0, 0, -5, 0),              // 6: back to 2
+        exit(),                             // 7
+    ];
+    let out = run_with(&p, Engine::Jit, &mut [], None).unwrap();
+    assert_eq!((out.r0, out.insn_count), (6, 18));
+    for budget in 0..18u64 {
+        let pos = budget + 1;
+        let pc = match pos {
+            1 => 0,
+            2 => 1,
+            3..=14 => [2, 3, 5, 6][((pos - 3) % 4) as usize],
+            15 => 2,
+            16 => 3,
+            17 => 4,
+            _ => 7,
+        };
+        let t = run_with(&p, Engine::Jit, &mut [], Some(budget)).unwrap_err();
+        assert_eq!(
+            (t.kind, t.pc, t.insn_count),
+            (TrapKind::BudgetExhausted, pc, budget),
+            "budget {budget}"
+        );
+    }
+}

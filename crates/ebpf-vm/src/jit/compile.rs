@@ -240,6 +240,11 @@ enum Snippet {
         at: Label,
         adj: u32,
     },
+    /// A chain of one `ja` that a conditional jump just before it jumps over: placed out of line
+    /// so that the way over it is the fall-through (see `jump_over_ja`).
+    LoneJa {
+        pc: usize,
+    },
     /// A conditional jump taken out of the middle of a chain: give back the `adj` instructions
     /// of the chain that it skips, then go to the target.
     Refund {
@@ -309,6 +314,8 @@ struct Compiler<'a> {
     /// A conditional jump followed by the `ja` that ends its chain: the `ja`'s target, which
     /// the inverted jump goes to (see `cond_over_ja`).
     over_ja: Option<Label>,
+    /// A conditional jump over a lone `ja`: where its inverted form goes (the `ja`'s label).
+    to_lone_ja: Option<Label>,
     /// In the main pass: accesses a group check covers, and where the group's last one ends
     /// (its pc, and the label to bind after its code).
     covered: Vec<usize>,
@@ -353,6 +360,7 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
         fast: None,
         unroll_exit: None,
         over_ja: None,
+        to_lone_ja: None,
         covered: Vec::new(),
         group_end: None,
     };
@@ -405,11 +413,15 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
         }
         let fused =
             pc + 1 < insns.len() && seg[pc + 1] == 0 && (c.mov_add(pc) || c.cond_over_ja(pc));
+        let lone = !fused && c.jump_over_ja(pc, &seg, &loop_heads);
         if fused {
             // The second one is no jump target (it is inside a chain): nothing can start at it.
             offsets[pc + 1] = c.a.pos() as u32;
             c.a.bind(c.labels[pc + 1]);
             c.block_k += 1;
+        } else if lone {
+            // The `ja` after it went out of line (its label is bound there).
+            offsets[pc + 1] = c.a.pos() as u32;
         } else {
             if c.group_end.is_none() {
                 c.group(pc);
@@ -430,7 +442,11 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
                 "instruction {pc} needed {used} bytes, over the bound of {MAX_INSN_BYTES}"
             ));
         }
-        pc += if is_lddw(&insns[pc]) || fused { 2 } else { 1 };
+        pc += if is_lddw(&insns[pc]) || fused || lone {
+            2
+        } else {
+            1
+        };
     }
     // Second slots of lddw are never jumped to (validation), but bind them so no label dangles.
     for (pc, off) in offsets.iter().enumerate() {
@@ -711,6 +727,31 @@ impl Compiler<'_> {
         true
     }
 
+    /// `if c goto pc + 2` ending its chain, where `pc + 1` is a chain of one `ja` and no loop
+    /// head: emits `if !c goto <the ja>` and puts the `ja` chain out of line, so that the jump
+    /// over it (a loop going on, as clang lays loops out) costs no taken branch. Returns whether
+    /// it did (the caller then skips `pc + 1`).
+    fn jump_over_ja(&mut self, pc: usize, seg: &[u32], loop_heads: &[bool]) -> bool {
+        let insn = self.insns[pc];
+        let next = pc + 1;
+        if !is_cond_jump(&insn)
+            || self.block_k + 1 != self.block_n
+            || next >= self.insns.len()
+            || seg[next] != 1
+            || loop_heads[next]
+            || !matches!(self.insns[next].opcode, OP_JA | OP_JA32)
+            || targets(pc, &insn) != Some(pc + 2)
+        {
+            return false;
+        }
+        let l = self.label(next);
+        self.to_lone_ja = Some(l);
+        self.insn(pc);
+        debug_assert!(self.to_lone_ja.is_none(), "the jump used it");
+        self.snippets.push(Snippet::LoneJa { pc: next });
+        true
+    }
+
     /// `dst = src; dst += x` (x a register or an immediate, both 64-bit or both 32-bit) as one
     /// `lea`, when the instruction after `pc` is that add. Returns whether it emitted the pair.
     fn mov_add(&mut self, pc: usize) -> bool {
@@ -954,6 +995,12 @@ impl Compiler<'_> {
                 if let Some(exit) = self.unroll_exit {
                     // The first half of an unrolled fast loop: leave when the loop ends.
                     self.a.jcc(invert(cc), exit);
+                    return;
+                }
+                if let Some(ja) = self.to_lone_ja.take() {
+                    // Ends its chain: nothing to give back either way.
+                    debug_assert_eq!(self.adj(), 0);
+                    self.a.jcc(invert(cc), ja);
                     return;
                 }
                 if let Some(back) = self.over_ja.take() {
@@ -1260,6 +1307,14 @@ impl Compiler<'_> {
                     pc += if is_lddw(&self.insns[pc]) { 2 } else { 1 };
                 }
                 self.a.jmp(rejoin);
+            }
+            Snippet::LoneJa { pc } => {
+                let l = self.label(pc);
+                self.a.bind(l);
+                self.meter(pc, 1);
+                self.block_n = 1;
+                self.block_k = 0;
+                self.insn(pc);
             }
             Snippet::Refund { at, adj, target } => {
                 self.a.bind(at);
