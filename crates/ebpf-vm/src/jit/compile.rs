@@ -516,26 +516,14 @@ impl Compiler<'_> {
         let fail = self.a.new_label();
         let top = self.a.new_label();
         let a = &mut self.a;
-        // rax = n as the compare sees it.
-        match (fl.limit, fl.wide) {
-            (Limit::Reg(r), true) => a.mov_rr(W::B64, RAX, REG[r as usize]),
-            (Limit::Reg(r), false) => a.mov_rr(W::B32, RAX, REG[r as usize]),
-            (Limit::Imm(v), true) => a.mov_imm64(RAX, v as i64 as u64),
-            (Limit::Imm(v), false) => a.mov_r32_imm(RAX, v as u32),
-        }
         let i = REG[fl.i as usize];
-        if fl.counts_up {
-            // i0 < n, and then m = n.
-            a.alu_rr(Alu::Cmp, W::B64, i, RAX);
+        if let (true, Limit::Imm(v)) = (fl.counts_up, fl.limit) {
+            // i0 < n, and then m = n (64-bit: n is the immediate sign-extended).
+            a.alu_ri(Alu::Cmp, W::B64, i, v);
             a.jcc(Cond::Ae, fail);
-            a.mov_rr(W::B64, RCX, RAX);
+            a.mov_imm64(RCX, v as i64 as u64);
         } else {
-            // rcx = m = max(i + 1, n), unsigned; i + 1 must not wrap.
-            a.mov_rr(W::B64, RCX, i);
-            a.alu_ri(Alu::Add, W::B64, RCX, 1);
-            a.jcc(Cond::B, fail);
-            a.alu_rr(Alu::Cmp, W::B64, RCX, RAX);
-            a.cmov(Cond::B, W::B64, RCX, RAX);
+            Self::loop_bound(a, fl, i, fail);
         }
         for acc in &fl.accesses {
             // Exclusive bound on `addr - start` of one-byte accesses of this direction: the
@@ -561,6 +549,30 @@ impl Compiler<'_> {
         a.jmp(top);
         a.bind(fail);
         top
+    }
+
+    /// rcx = m (see `loops`) for the head check, or a jump to `fail` when it cannot be had.
+    fn loop_bound(a: &mut Asm, fl: &FastLoop, i: u8, fail: Label) {
+        // rax = n as the compare sees it.
+        match (fl.limit, fl.wide) {
+            (Limit::Reg(r), true) => a.mov_rr(W::B64, RAX, REG[r as usize]),
+            (Limit::Reg(r), false) => a.mov_rr(W::B32, RAX, REG[r as usize]),
+            (Limit::Imm(v), true) => a.mov_imm64(RAX, v as i64 as u64),
+            (Limit::Imm(v), false) => a.mov_r32_imm(RAX, v as u32),
+        }
+        if fl.counts_up {
+            // i0 < n, and then m = n.
+            a.alu_rr(Alu::Cmp, W::B64, i, RAX);
+            a.jcc(Cond::Ae, fail);
+            a.mov_rr(W::B64, RCX, RAX);
+        } else {
+            // rcx = m = max(i + 1, n), unsigned; i + 1 must not wrap.
+            a.mov_rr(W::B64, RCX, i);
+            a.alu_ri(Alu::Add, W::B64, RCX, 1);
+            a.jcc(Cond::B, fail);
+            a.alu_rr(Alu::Cmp, W::B64, RCX, RAX);
+            a.cmov(Cond::B, W::B64, RCX, RAX);
+        }
     }
 
     /// The copy of a fast loop's chain, unrolled twice and metered as one chain of `2n`: the
