@@ -942,3 +942,26 @@ fn a_jump_over_a_lone_ja_counts_exactly() {
         );
     }
 }
+
+#[test]
+fn a_loop_checked_once_that_starts_below_the_data_traps_at_once() {
+    // As fill_loop(4), but storing at r3 - 1: the first store, at data - 1, traps after
+    // pcs 0-2.
+    let p = [
+        mov64_imm(2, 0),
+        mov64_reg(3, 1),
+        alu64_reg(ALU_ADD, 3, 2),
+        i(CLASS_ST | MODE_MEM | SIZE_B, 3, 0, -1, 7),
+        alu64_imm(ALU_ADD, 2, 1),
+        i(CLASS_JMP | JMP_JLT, 2, 0, -5, 4),
+        exit(),
+    ];
+    let mut data = [0u8; 16];
+    let addr = data.as_ptr() as u64 - 1;
+    let t = run_with(&p, Engine::Jit, &mut data, None).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.addr, t.size, t.insn_count),
+        (TrapKind::OutOfBounds, 3, addr, 1, 3)
+    );
+    assert_eq!(data, [0; 16]);
+}

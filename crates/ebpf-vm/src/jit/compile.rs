@@ -529,14 +529,14 @@ impl Compiler<'_> {
             // Exclusive bound on `addr - start` of one-byte accesses of this direction: the
             // region's length, or 0 when such accesses are not allowed inline.
             let len = ctx(fast_bound(1, bound_index(1, acc.write)));
-            // rax = b + off - start, which must be inside the region ...
+            // rax = (b + off - start) mod 2^64, the offset of the first access in the region.
+            // With no carry below, rax + m - 1 + size <= len holds as integers, so for every
+            // i < m the access at offset rax + i (mod 2^64 the address minus start) ends
+            // inside the region; rax < len follows (m >= 1), no check of its own needed.
             a.lea(
                 RAX,
                 mem_idx(REG[acc.b as usize], DATA_NEG, 0, acc.off as i32),
             );
-            a.alu_rm(Alu::Cmp, W::B64, RAX, len);
-            a.jcc(Cond::Ae, fail);
-            // ... and so must its end for the largest i: rax + m - 1 + size <= len.
             a.alu_rr(Alu::Add, W::B64, RAX, RCX);
             a.jcc(Cond::B, fail);
             if acc.size > 1 {
