@@ -19,6 +19,7 @@ pub mod maps;
 pub mod memory;
 pub mod pins;
 pub mod program;
+pub mod stack_reach;
 pub mod test_run;
 
 pub use context::{ContextInput, ContextOutput, ProcessInfo};

@@ -110,6 +110,8 @@ pub struct Program {
     /// The interpreter's form of the instructions when `engine` is `Interpreter`, made once here
     /// so that a run never pays for it.
     prepared: Option<interpreter::Prepared>,
+    /// Stack frames a run can reach (see `stack_reach`): only those are zeroed and accessible.
+    stack_frames: usize,
 }
 
 impl Program {
@@ -142,6 +144,7 @@ impl Program {
             options.trace_sink.clone(),
             options.perf_sink.clone(),
         ));
+        let stack_frames = crate::stack_reach::reachable_frames(&insns);
         let (engine, jit) = select_engine(options.engine, &insns)?;
         // The interpreter's form of the instructions, made once here so that a run never pays for it.
         let prepared = (engine == Engine::Interpreter).then(|| interpreter::prepare(&insns));
@@ -160,6 +163,7 @@ impl Program {
             #[cfg(target_arch = "x86_64")]
             jit,
             prepared,
+            stack_frames,
         })
     }
 
@@ -218,10 +222,16 @@ impl Program {
         cx: &ContextInput<'_>,
     ) -> Result<(RunOutput, ContextOutput), Trap> {
         // The stack lives in this Rust frame for the duration of the run; u64 for alignment.
-        let mut stack = [0u64; STACK_SIZE / 8];
+        let mut stack = std::mem::MaybeUninit::<[u64; STACK_SIZE / 8]>::uninit();
         let stack_bytes = stack.as_mut_ptr() as u64;
+        // Only the frames the program can reach are zeroed and become a region of the run: the
+        // rest of the area stays uninitialised and out of reach (see stack_reach.rs).
+        let reach = self.stack_frames * crate::interpreter::STACK_FRAME_SIZE;
+        let reach_start = stack_bytes + (STACK_SIZE - reach) as u64;
+        // SAFETY: the top `reach` bytes of the stack area, which this frame owns.
+        unsafe { std::ptr::write_bytes(reach_start as *mut u8, 0, reach) };
         let mut regions = Regions::new();
-        regions.push(Region::new(stack_bytes, STACK_SIZE as u64, true));
+        regions.push(Region::new(reach_start, reach as u64, true));
         let mut state = RunState::new(self.options.prog_type);
         let entry = context::prepare_run(
             self.options.prog_type,

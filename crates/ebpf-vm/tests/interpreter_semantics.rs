@@ -575,3 +575,34 @@ fn legacy_packet_loads_are_big_endian_and_end_the_program_out_of_range() {
     let ld_ind = i(CLASS_LD | MODE_IND | SIZE_H, 0, 7, 0, 1);
     assert_eq!(run(&[mov64_imm(7, 1), ld_ind, exit()]), 0x5678);
 }
+
+#[test]
+fn the_stack_reaches_only_the_frames_the_call_graph_needs() {
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        // No calls: one 512-byte frame; [r10 - 520] is below it and traps, as the kernel's
+        // verifier refuses it.
+        let t = run_with(&[i(LDXDW, 0, 10, -520, 0), exit()], engine, &mut [], None).unwrap_err();
+        assert_eq!(
+            (t.kind, t.pc, t.size),
+            (TrapKind::OutOfBounds, 0, 8),
+            "{engine:?}"
+        );
+        assert_eq!(
+            r0(&[i(STDW, 10, 0, -512, 7), i(LDXDW, 0, 10, -512, 0), exit()]),
+            7
+        );
+        // One call: the callee's frame exists, and the caller may reach into it by pointer
+        // (r1 = r10 - 520, written by the callee at its own r10 - 8).
+        let p = [
+            mov64_reg(6, 10),
+            alu64_imm(ALU_ADD, 6, -520),
+            i(OP_CALL, 0, CALL_LOCAL, 0, 2),
+            i(LDXDW, 0, 6, 0, 0),
+            exit(),
+            i(STDW, 10, 0, -8, 42),
+            exit(),
+        ];
+        let out = run_with(&p, engine, &mut [], None).unwrap();
+        assert_eq!(out.r0, 42, "{engine:?}");
+    }
+}
