@@ -606,3 +606,25 @@ fn the_stack_reaches_only_the_frames_the_call_graph_needs() {
         assert_eq!(out.r0, 42, "{engine:?}");
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn jit_programs_run_compiled_code_with_either_stack_layout() {
+    // Without calls (one exposed frame) and with a local call (every frame), the JIT must run its
+    // own code, not fall back to the interpreter.
+    let before = ebpf_vm::jit::interpreter_fallbacks();
+    assert_eq!(
+        run_with(&[mov64_imm(0, 3), exit()], Engine::Jit, &mut [], None)
+            .unwrap()
+            .r0,
+        3
+    );
+    let p = [
+        i(OP_CALL, 0, CALL_LOCAL, 0, 1),
+        exit(),
+        mov64_imm(0, 4),
+        exit(),
+    ];
+    assert_eq!(run_with(&p, Engine::Jit, &mut [], None).unwrap().r0, 4);
+    assert_eq!(ebpf_vm::jit::interpreter_fallbacks(), before);
+}

@@ -108,12 +108,21 @@ use crate::isa::Insn;
 
 pub use compile::{blocks, chains};
 
+/// How many runs of compiled code fell back to the interpreter because the run's first region was
+/// not a stack layout the code was compiled for (0 in a correct set-up; tests check it).
+pub fn interpreter_fallbacks() -> u64 {
+    runtime::FALLBACKS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A program compiled to x86-64.
 #[derive(Debug)]
 pub struct JitProgram {
     mem: exec_mem::ExecMem,
     offsets: Vec<u32>,
     body_end: usize,
+    /// The program has no bpf-to-bpf or tail call, so a run may expose only its first stack frame
+    /// (see `stack_reach`).
+    one_frame: bool,
 }
 
 impl JitProgram {
@@ -127,6 +136,7 @@ impl JitProgram {
             mem,
             offsets: c.offsets,
             body_end: c.body_end,
+            one_frame: !crate::stack_reach::may_leave_first_frame(insns),
         })
     }
 
@@ -143,7 +153,7 @@ impl JitProgram {
             "JIT code run with other instructions"
         );
         // SAFETY: the code was compiled from `insns` (same program; length checked above).
-        unsafe { runtime::run(self.mem.entry(), insns, env, args) }
+        unsafe { runtime::run(self.mem.entry(), insns, env, args, self.one_frame) }
     }
 
     /// Address of the first byte of machine code (the entry point).

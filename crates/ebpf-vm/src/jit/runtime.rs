@@ -137,6 +137,10 @@ fn refresh_fast_path(ctx: &mut Ctx, env: &RunEnv<'_>) {
     ctx.packet_len = env.packet.1;
 }
 
+/// Runs that compiled code could not take (an unexpected stack region) and the interpreter ran
+/// instead: correct, but slow, so tests watch this count.
+pub(super) static FALLBACKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Runs compiled code at `entry` for `insns` (the program it was compiled from).
 ///
 /// # Safety
@@ -146,16 +150,19 @@ pub(super) unsafe fn run(
     insns: &[Insn],
     env: &mut RunEnv<'_>,
     args: [u64; 5],
+    one_frame: bool,
 ) -> Result<RunOutput, Trap> {
     let regions = env.regions.as_slice();
     // Compiled code accesses [r10 - 512, r10) without checks, which is sound only when the first
-    // region is the run's whole stack area under `stack_top`.
-    let stack = Region::new(
-        env.stack_top.wrapping_sub(interpreter::STACK_SIZE as u64),
-        interpreter::STACK_SIZE as u64,
-        true,
-    );
-    if regions.first() != Some(&stack) {
+    // region holds every frame a run can enter under `stack_top`: the whole stack area, or just the
+    // first frame for a program that has no call that could leave it.
+    let frames = |n: usize| {
+        let len = (n * interpreter::STACK_FRAME_SIZE) as u64;
+        Region::new(env.stack_top.wrapping_sub(len), len, true)
+    };
+    let first = regions.first();
+    if first != Some(&frames(MAX_CALL_FRAMES)) && !(one_frame && first == Some(&frames(1))) {
+        FALLBACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return interpreter::run(insns, env, args);
     }
     let mut ctx = Ctx {
