@@ -3,29 +3,14 @@
 //! run in checked mode: loading and running give a result or a typed error, never a panic or a
 //! hang, and nothing outside the run's memory is touched (checked mode traps first).
 
+mod rng;
+use rng::{Random, XorShift as Rng};
 mod context_support;
 
 use context_support::*;
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::Insn;
 use ebpf_vm::{ContextInput, ProgramType, RunInput};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
 
 fn random_program(rng: &mut Rng, len: usize) -> Vec<Insn> {
     let sizes = [SIZE_B, SIZE_H, SIZE_W, SIZE_DW];

@@ -9,6 +9,7 @@
 //! prints the seed and the program of the failing case).
 #![cfg(target_arch = "x86_64")]
 
+mod rng;
 use ebpf_vm::helpers::{HelperError, HelperTable};
 use ebpf_vm::interpreter::{self, RunEnv, STACK_SIZE};
 use ebpf_vm::isa::opcodes::*;
@@ -16,35 +17,7 @@ use ebpf_vm::isa::{encode_all, validate, Insn};
 use ebpf_vm::jit::JitProgram;
 use ebpf_vm::memory::{Region, Regions};
 use ebpf_vm::{RunOutput, Trap};
-
-/// xorshift64*: small, seedable, good enough to pick instructions.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + self.below((hi - lo + 1) as u64) as i64
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
+use rng::{Random, Rng};
 
 const DATA_LEN: usize = 64;
 const EXTRA_LEN: usize = 32;

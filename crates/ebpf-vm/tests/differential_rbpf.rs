@@ -7,28 +7,11 @@
 //! r0 and the final data bytes must match. `DIFF_CASES` scales it like `differential.rs`.
 #![cfg(target_arch = "x86_64")]
 
+mod rng;
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::{encode_all, Insn};
 use ebpf_vm::{Engine, Program, ProgramOptions, RunInput};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
+use rng::{Random, Rng};
 
 const DATA_LEN: i16 = 32;
 /// Registers that hold values: r1 is the data pointer and r10 the stack pointer, so neither is

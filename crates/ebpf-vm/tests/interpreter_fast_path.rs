@@ -7,29 +7,13 @@
 //! `cargo test -p ebpf-vm --test interpreter_fast_path`; `FAST_PATH_CASES=300000` for a long run,
 //! `FAST_PATH_SEED=<n>` to change the seed.
 
+mod rng;
 use ebpf_vm::helpers::{HelperError, HelperTable};
 use ebpf_vm::interpreter::{self, RunEnv, STACK_SIZE};
 use ebpf_vm::isa::{encode_all, validate, Insn};
 use ebpf_vm::memory::{Region, Regions};
 use ebpf_vm::{RunOutput, Trap};
-
-/// xorshift64*: small and seedable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
+use rng::{Random, Rng};
 
 const DATA_LEN: usize = 100;
 const EXTRA_LEN: usize = 64;

@@ -8,6 +8,8 @@
 //! kernel and byte order here, by design. LRU maps are not compared: the kernel's LRU is
 //! approximate.
 
+mod rng;
+use rng::{Random, XorShift as Rng};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -171,20 +173,6 @@ fn parse_after(out: &str, label: &str) -> Vec<u8> {
 
 fn ours<T>(r: Result<T, maps::MapError>) -> Result<T, i64> {
     r.map_err(|e| e.errno())
-}
-
-/// xorshift64: deterministic sequences, the same on every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 #[test]

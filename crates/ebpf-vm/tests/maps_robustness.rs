@@ -3,29 +3,14 @@
 //! fail with one of the kernel's errnos, and leave the map consistent (`keys()` agrees with
 //! `len()`). Map creation with arbitrary definitions likewise.
 
+mod rng;
+use rng::{Random, XorShift as Rng};
 use std::sync::Arc;
 
 use ebpf_vm::maps::def::flags::*;
 use ebpf_vm::maps::def::ALL;
 use ebpf_vm::maps::{self, Map, MapDef, MapError, MapType};
 use ebpf_vm::ErrorCode;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        // Few distinct values, so that keys collide and elements are found again.
-        (0..len).map(|_| self.below(3) as u8).collect()
-    }
-}
 
 fn allowed<T>(r: &Result<T, MapError>) {
     if let Err(e) = r {
