@@ -184,18 +184,8 @@ fn atomic(r: &mut Rng) -> Insn {
     if r.chance(85) {
         off -= off.rem_euclid(size as i16);
     }
-    let op = r.pick(&[
-        ATOMIC_ADD,
-        ATOMIC_ADD | ATOMIC_FETCH,
-        ATOMIC_OR,
-        ATOMIC_OR | ATOMIC_FETCH,
-        ATOMIC_AND,
-        ATOMIC_AND | ATOMIC_FETCH,
-        ATOMIC_XOR,
-        ATOMIC_XOR | ATOMIC_FETCH,
-        ATOMIC_XCHG,
-        ATOMIC_CMPXCHG,
-    ]);
+    // Every atomic operation the validator accepts.
+    let op = r.pick(ebpf_vm::isa::table::ATOMIC_OPS);
     Insn::new(
         CLASS_STX | MODE_ATOMIC | sz,
         base,
