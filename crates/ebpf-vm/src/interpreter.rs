@@ -122,6 +122,11 @@ pub fn call_helper(
             format!("callx to {id}, which is not a helper"),
         ));
     };
+    if env.state.held_lock.is_some() {
+        if let Err(message) = crate::helpers::locks::check_call(env.state, helper.id) {
+            return Err(trap(TrapKind::HelperError, pc, 0, 0, count, message));
+        }
+    }
     let mut cx = HelperContext {
         regions: &mut env.regions,
         maps: &mut env.maps,

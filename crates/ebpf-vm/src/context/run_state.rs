@@ -152,10 +152,24 @@ pub struct RunState {
     pub tail_call: Option<Arc<dyn Any + Send + Sync>>,
     /// Tail calls made so far in this run.
     pub tail_calls: u32,
-    /// The `bpf_spin_lock` word this run holds (address), and the instruction that took it.
-    pub held_lock: Option<(u64, usize)>,
+    /// The `bpf_spin_lock` word this run holds.
+    pub held_lock: Option<HeldLock>,
     /// A trap raised inside a callback, which the helper's caller re-raises as is.
     pub pending_trap: Option<Trap>,
+}
+
+/// A `bpf_spin_lock` a run holds: the word's address, the instruction that took it, and what keeps
+/// the word's memory alive until the lock is released.
+///
+/// The release must write into live memory whenever it happens (an unlock, the end of the run, a
+/// trap, the unwinding of a panic), and a concurrent delete or LRU eviction may drop the map entry
+/// the word belongs to meanwhile. So the lock owns its memory: `owner` is the map (or kept value)
+/// whose storage holds the word, and memory that belongs to the run itself (stack, data, context,
+/// XDP frame, callback stacks) has no owner because it outlives the `RunState` (see `Drop`).
+pub struct HeldLock {
+    pub addr: u64,
+    pub pc: usize,
+    pub owner: Option<crate::maps::MemoryOwner>,
 }
 
 impl RunState {
@@ -167,18 +181,21 @@ impl RunState {
 
     /// Releases the spin lock this run holds, if any; returns the instruction that took it.
     pub fn release_lock(&mut self) -> Option<usize> {
-        let (addr, pc) = self.held_lock.take()?;
-        // SAFETY: the address was checked (writable, aligned, inside a region) when the lock was
-        // taken, and map values stay alive for the run.
-        let word = unsafe { AtomicU32::from_ptr(addr as *mut u32) };
+        let held = self.held_lock.take()?;
+        // SAFETY: the address was checked (writable, 4-aligned, inside a region) when the lock was
+        // taken, and its memory is still alive: `held.owner` keeps a map's storage, and memory of
+        // the run outlives this state (see `HeldLock`). The owner is dropped after the store.
+        let word = unsafe { AtomicU32::from_ptr(held.addr as *mut u32) };
         word.store(0, Ordering::Release);
-        Some(pc)
+        Some(held.pc)
     }
 }
 
 impl Drop for RunState {
     /// A run that ends in any way (trap included) must not leave a lock taken: other runs would
-    /// wait for it forever.
+    /// wait for it forever. `drop` runs before the fields are dropped, so a lock word on a
+    /// callback stack, in the context or in the XDP frame (all owned here) is still alive; the run's
+    /// stack and data outlive the state (`Program::run_with_context` declares them first).
     fn drop(&mut self) {
         self.release_lock();
     }

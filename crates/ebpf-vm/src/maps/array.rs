@@ -300,6 +300,10 @@ impl Map for ArrayMap {
             .then(|| (self.values.addr(0), self.def().value_size as u64))
     }
 
+    fn value_area(&self) -> Option<(u64, u64)> {
+        Some((self.values.addr(0), self.values.len() as u64))
+    }
+
     fn value_blob_size(&self) -> usize {
         if self.cpus == 1 {
             self.def().value_size as usize

@@ -42,7 +42,7 @@ use crate::error::ErrorCode;
 
 pub use def::{flags, MapDef, MapType};
 pub use reloc::ProgramMaps;
-pub use run::RunMaps;
+pub use run::{MemoryOwner, RunMaps};
 pub use storage::Words;
 pub use user::Batch;
 
@@ -207,6 +207,12 @@ pub trait Map: Send + Sync + 'static {
     /// Address and length of the single value of a one-element array (global data), for
     /// `lddw` map-value relocations.
     fn direct_value(&self) -> Option<(u64, u64)> {
+        None
+    }
+    /// Address and length of the storage that holds every value a program can be handed (arrays:
+    /// all elements; ring buffers: the data area), which lives as long as the map; `None` when
+    /// programs never point into the map's own memory.
+    fn value_area(&self) -> Option<(u64, u64)> {
         None
     }
     /// Length of a value as user space reads and writes it.

@@ -252,6 +252,10 @@ impl Map for RingBuf {
         ))
     }
 
+    fn value_area(&self) -> Option<(u64, u64)> {
+        Some((self.data.addr(0), self.data.len() as u64))
+    }
+
     fn len(&self) -> usize {
         0
     }

@@ -40,6 +40,19 @@ impl Hasher for AddrHasher {
     }
 }
 
+/// What keeps memory a program points into alive while something outside the map table still
+/// needs it (a held spin lock: `context::run_state::HeldLock`): a map, whose storage lives as long
+/// as it does, or a hash or trie value, which a delete may unlink.
+pub enum MemoryOwner {
+    Map(Arc<dyn Map>),
+    Value(Arc<Words>),
+}
+
+/// Whether `[start, start + len)` holds `addr`.
+fn holds(area: (u64, u64), addr: u64) -> bool {
+    addr >= area.0 && addr - area.0 < area.1
+}
+
 #[derive(Default)]
 pub struct RunMaps {
     program: Option<Arc<[Arc<dyn Map>]>>,
@@ -87,6 +100,25 @@ impl RunMaps {
     /// `first_region`).
     pub fn keep(&mut self, words: Arc<Words>) {
         self.keep.push(words);
+    }
+
+    /// The owner of the map memory at `addr` (a value this run looked up, a map's value area, a
+    /// ring buffer record), or `None` when `addr` is not map memory of this run.
+    pub fn owner_of(&self, addr: u64) -> Option<MemoryOwner> {
+        if let Some(w) = self
+            .keep
+            .iter()
+            .find(|w| holds((w.addr(0), w.len() as u64), addr))
+        {
+            return Some(MemoryOwner::Value(w.clone()));
+        }
+        let program = self.program.as_deref().unwrap_or(&[]);
+        program
+            .iter()
+            .chain(self.extra.iter())
+            .chain(self.reservations.iter().map(|(_, ring)| ring))
+            .find(|m| m.value_area().is_some_and(|area| holds(area, addr)))
+            .map(|m| MemoryOwner::Map(m.clone()))
     }
 
     /// True the first time a region starting at `addr` is reported in this run.

@@ -1,0 +1,219 @@
+//! Issue #11: memory a hostile program must not be able to misuse, on both engines.
+//!
+//! - A spin lock taken on a hash value whose key the program then deletes, held at exit: the run
+//!   must stop with a typed trap and the lock must be released into live memory (it used to be
+//!   written after the value was freed). Run this file under valgrind to see no invalid write:
+//!   `valgrind --error-exitcode=1 target/debug/deps/sandbox_memory-*`.
+//! - No helper but bpf_spin_unlock while a lock is held (the kernel verifier's rule "function
+//!   calls are not allowed while holding a lock"), checked at run time.
+
+mod context_support;
+
+use context_support::*;
+use ebpf_vm::isa::opcodes::*;
+use ebpf_vm::isa::Insn;
+use ebpf_vm::maps::{self, Map, MapDef, MapType};
+use ebpf_vm::{Engine, ProgramOptions, ProgramType, RunInput, Trap, TrapKind};
+
+use std::sync::Arc;
+
+const ENGINES: [Engine; 2] = [Engine::Interpreter, Engine::Jit];
+
+/// `lddw dst, map[index]` (BPF_PSEUDO_MAP_IDX).
+fn ld_map(dst: u8, index: i32) -> [Insn; 2] {
+    [
+        Insn::new(OP_LDDW, dst, PSEUDO_MAP_IDX, 0, index),
+        Insn::new(0, 0, 0, 0, 0),
+    ]
+}
+
+fn load_on(engine: Engine, insns: &[Insn], maps: Vec<Arc<dyn Map>>) -> ebpf_vm::Program {
+    load_with(
+        insns,
+        ProgramOptions {
+            prog_type: ProgramType::Raw,
+            engine,
+            maps,
+            ..ProgramOptions::default()
+        },
+    )
+    .expect("program loads")
+}
+
+fn run(p: &ebpf_vm::Program) -> Result<u64, Trap> {
+    p.run(&mut RunInput {
+        data: &mut [],
+        budget: None,
+    })
+    .map(|o| o.r0)
+}
+
+/// The program of the issue: lookup key 0, lock the value, delete the key, exit holding the lock.
+fn lock_delete_exit() -> Vec<Insn> {
+    prog![
+        st(SIZE_W, 10, -4, 0),
+        ld_map(1, 0),
+        fp_plus(2, -4),
+        call(1), // bpf_map_lookup_elem
+        ji(JMP_JEQ, 0, 0, 7),
+        movr(1, 0),
+        call(93), // bpf_spin_lock(value)
+        ld_map(1, 0),
+        fp_plus(2, -4),
+        call(3), // bpf_map_delete_elem
+        mov(0, 0),
+        exit(),
+    ]
+}
+
+fn locked_hash(value_size: u32) -> Arc<dyn Map> {
+    let map = maps::create(MapDef::new(MapType::Hash, 4, value_size, 4).with_spin_lock(0)).unwrap();
+    map.update(&0u32.to_ne_bytes(), &vec![0u8; value_size as usize], 0)
+        .unwrap();
+    map
+}
+
+#[test]
+fn a_lock_on_a_value_deleted_under_it_gives_a_trap_not_a_write_to_freed_memory() {
+    for engine in ENGINES {
+        for value_size in [8, 1 << 20] {
+            let map = locked_hash(value_size);
+            let p = load_on(engine, &lock_delete_exit(), vec![map.clone()]);
+            let t = run(&p).unwrap_err();
+            // The delete is a helper call made while holding the lock: the kernel's verifier refuses
+            // it ("function calls are not allowed while holding a lock"); here the run stops there.
+            assert_eq!(
+                (t.kind, t.pc),
+                (TrapKind::HelperError, 13),
+                "{engine:?}: {t}"
+            );
+            assert!(
+                t.message.contains("while holding a lock"),
+                "{engine:?}: {}",
+                t.message
+            );
+            // The key is still there, its lock free again: a BPF_F_LOCK lookup does not wait.
+            assert_eq!(map.len(), 1);
+            map.lookup_with_flags(&0u32.to_ne_bytes(), maps::flags::BPF_F_LOCK)
+                .expect("the lock was released");
+            // Run again: the same trap, and the lock is taken and released again.
+            assert_eq!(run(&p).unwrap_err().pc, 13);
+        }
+    }
+}
+
+#[test]
+fn a_lock_held_at_exit_on_a_value_another_thread_deleted_is_released_into_live_memory() {
+    // r6 = lookup(hash, 0); r7 = lookup(flags, 0); lock(r6); r7[0] = 1; wait for r7[1] != 0;
+    // exit holding the lock. Meanwhile another thread sees r7[0], deletes key 0 of the hash map
+    // and sets r7[1]: the value the lock lives in is unlinked while the run holds the lock.
+    let insns = prog![
+        st(SIZE_W, 10, -4, 0),
+        ld_map(1, 0),
+        fp_plus(2, -4),
+        call(1),
+        ji(JMP_JEQ, 0, 0, 13),
+        movr(6, 0),
+        ld_map(1, 1),
+        fp_plus(2, -4),
+        call(1),
+        ji(JMP_JEQ, 0, 0, 6),
+        movr(7, 0),
+        movr(1, 6),
+        call(93),
+        st(SIZE_DW, 7, 0, 1),
+        ldx(SIZE_DW, 1, 7, 8),
+        ji(JMP_JEQ, 1, 0, -2),
+        mov(0, 0),
+        exit(),
+    ];
+    for engine in ENGINES {
+        let hash = locked_hash(64);
+        let flags = maps::create(MapDef::new(MapType::Array, 4, 16, 1)).unwrap();
+        let p = load_on(engine, &insns, vec![hash.clone(), flags.clone()]);
+        let deleter = {
+            let (hash, flags) = (hash.clone(), flags.clone());
+            std::thread::spawn(move || {
+                let k = 0u32.to_ne_bytes();
+                while flags.lookup(&k).unwrap()[0] != 1 {
+                    std::thread::yield_now();
+                }
+                hash.delete(&k).unwrap();
+                let mut go = [0u8; 16];
+                go[8] = 1;
+                flags.update(&k, &go, 0).unwrap();
+            })
+        };
+        let t = p
+            .run(&mut RunInput {
+                data: &mut [],
+                budget: Some(1 << 40),
+            })
+            .unwrap_err();
+        deleter.join().unwrap();
+        assert_eq!(
+            (t.kind, t.pc),
+            (TrapKind::HelperError, 16),
+            "{engine:?}: {t}"
+        );
+        assert!(t.message.contains("exited holding"), "{}", t.message);
+        assert!(hash.is_empty());
+    }
+}
+
+#[test]
+fn no_helper_but_unlock_while_a_lock_is_held_and_local_calls_are_allowed() {
+    let mut word = [0u8; 8];
+    for engine in ENGINES {
+        // lock(data); r0 = get_prandom_u32() : stopped at the call.
+        let p = load_with(
+            &prog![movr(6, 1), call(93), call(7), movr(1, 6), call(94), exit()],
+            ProgramOptions {
+                engine,
+                ..ProgramOptions::default()
+            },
+        )
+        .unwrap();
+        let t = p
+            .run(&mut RunInput {
+                data: &mut word,
+                budget: None,
+            })
+            .unwrap_err();
+        assert_eq!(
+            (t.kind, t.pc),
+            (TrapKind::HelperError, 2),
+            "{engine:?}: {t}"
+        );
+        assert!(t.message.contains("not allowed while holding a lock"));
+        assert_eq!(word[..4], [0; 4], "released");
+        // lock(data); a bpf-to-bpf call that stores 7 into data[4]; unlock: allowed, as the
+        // kernel allows static subprograms inside a critical section.
+        let p = load_with(
+            &prog![
+                movr(6, 1),
+                call(93),
+                movr(1, 6),
+                call_local(3),
+                movr(1, 6),
+                call(94),
+                exit(),
+                st(SIZE_B, 1, 4, 7),
+                mov(0, 0),
+                exit(),
+            ],
+            ProgramOptions {
+                engine,
+                ..ProgramOptions::default()
+            },
+        )
+        .unwrap();
+        word = [0; 8];
+        p.run(&mut RunInput {
+            data: &mut word,
+            budget: None,
+        })
+        .unwrap();
+        assert_eq!(word, [0, 0, 0, 0, 7, 0, 0, 0]);
+    }
+}
