@@ -12,7 +12,7 @@ use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::Insn;
 use ebpf_vm::maps::prog_array::ProgArray;
 use ebpf_vm::maps::{self, Map, MapDef, MapType};
-use ebpf_vm::{Program, ProgramOptions, ProgramType, RunInput};
+use ebpf_vm::{Engine, Program, ProgramOptions, ProgramType, RunInput};
 
 fn ld_map(dst: u8, index: i32) -> [Insn; 2] {
     [
@@ -150,4 +150,59 @@ fn a_tail_called_program_prints_to_its_own_log() {
     assert_eq!(out.r0, 5);
     assert_eq!(target.trace_log(), "t\n");
     assert_eq!(caller.trace_log(), "");
+}
+
+/// A tail call made through `callx` (the helper id in a register, here r5 = 12) reaches a program
+/// with bpf-to-bpf calls, whose second frame must be on the stack the run exposes: the caller
+/// has no local call and no `call 12`, so only `callx` tells the load that it may leave its
+/// frame. The target's function writes and reads its own frame (r10 - 8 there is 512 bytes below
+/// the caller's r10 - 8) and returns 40 + 2.
+#[test]
+fn a_tail_call_through_callx_exposes_the_frames_of_the_target() {
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        let map = prog_array(1);
+        let opts = || ProgramOptions {
+            maps: vec![map.clone()],
+            engine,
+            ..options(ProgramType::Raw)
+        };
+        let target = Arc::new(
+            load_with(
+                &prog![
+                    st(SIZE_DW, 10, -8, 40),
+                    call_local(1),
+                    exit(),
+                    // The function: r0 = *(r10 - 8) of its own frame, after writing it.
+                    st(SIZE_DW, 10, -8, 2),
+                    ldx(SIZE_DW, 0, 10, -8),
+                    exit(),
+                ],
+                opts(),
+            )
+            .unwrap(),
+        );
+        set(&map, 0, target);
+        let caller = load_with(
+            &prog![
+                ld_map(2, 0),
+                mov(3, 0),
+                mov(5, 12),
+                Insn::new(OP_CALLX, 5, 0, 0, 0),
+                mov(0, 99),
+                exit(),
+            ],
+            opts(),
+        )
+        .unwrap();
+        assert_eq!(caller.engine(), engine);
+        let out = caller
+            .run(&mut RunInput {
+                data: &mut [0u8; 1],
+                budget: None,
+            })
+            .unwrap_or_else(|t| panic!("{engine:?}: {t:?}"));
+        // The function returns 2; its caller's frame still holds 40 (not read back: r0 is the
+        // function's result), so a wrong frame would have trapped, not changed r0.
+        assert_eq!(out.r0, 2, "{engine:?}");
+    }
 }
