@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { Collection, loadCollectionSpec } from '../ts/index'
+import { BpfMap, Collection, loadCollectionSpec } from '../ts/index'
 import { KernelObject, kernelOracle } from './helpers/kernel'
 import { IPPROTO_TCP, IPPROTO_UDP, ipv4Packet } from './helpers/packets'
 
@@ -212,4 +212,59 @@ describe('bpf_loop with a callback', () => {
       expect(coll.variable('iterations')).toBe(11)
     })
   }
+})
+
+describe('maps reused by pin or replacement must have the shape the object wants (libbpf map_is_reuse_compat)', () => {
+  // pinned.c: shared_total is array, key 4, value 8, max_entries 1, pinned by name.
+  const wants = 'array key_size 4 value_size 8 max_entries 1 map_flags 0x0 map_extra 0'
+  const hash = () => new BpfMap({ type: 'hash', keySize: 16, valueSize: 2, maxEntries: 7 })
+  let n = 0
+  const pinPath = () => `/test/reuse-${process.pid}-${n++}`
+
+  for (const engine of ENGINES) {
+    it(`${engine}: two collections share a compatible pinned map`, async () => {
+      const spec = await loadCollectionSpec(fixture('pinned'))
+      const dir = pinPath()
+      const a = new Collection(spec, { engine, pinPath: dir })
+      const b = new Collection(spec, { engine, pinPath: dir })
+      expect(b.maps.get('shared_total')!.id).toBe(a.maps.get('shared_total')!.id)
+      // The socket filter adds skb->len: 60 then 40 bytes.
+      a.programs.get('count_shared')!.run({ data: new Uint8Array(60) })
+      b.programs.get('count_shared')!.run({ data: new Uint8Array(40) })
+      expect(a.maps.get('shared_total')!.lookup(0)).toBe(100n)
+    })
+  }
+
+  it('a pinned map of another shape is EINVAL naming the map and both shapes', async () => {
+    const spec = await loadCollectionSpec(fixture('pinned'))
+    const dir = pinPath()
+    hash().pin(`${dir}/shared_total`)
+    expect(() => new Collection(spec, { pinPath: dir })).toThrow(
+      expect.objectContaining({
+        code: 'EINVAL',
+        message: `EINVAL: map 'shared_total': the map pinned at ${dir}/shared_total is hash key_size 16 value_size 2 max_entries 7 map_flags 0x0 map_extra 0, but the object wants ${wants}`,
+      }),
+    )
+  })
+
+  it('a replacement of another shape is EINVAL, one of the same shape is used', async () => {
+    const spec = await loadCollectionSpec(fixture('pinned'))
+    expect(() => new Collection(spec, { pinPath: pinPath(), mapReplacements: { shared_total: hash() } })).toThrow(
+      expect.objectContaining({
+        code: 'EINVAL',
+        message: `EINVAL: map 'shared_total': the replacement map is hash key_size 16 value_size 2 max_entries 7 map_flags 0x0 map_extra 0, but the object wants ${wants}`,
+      }),
+    )
+    // Flags count too: a mmapable array (BPF_F_MMAPABLE = 1 << 10) is another shape.
+    const mmapable = new BpfMap({ type: 'array', keySize: 4, valueSize: 8, maxEntries: 1, flags: 1 << 10 })
+    expect(() => new Collection(spec, { pinPath: pinPath(), mapReplacements: { shared_total: mmapable } })).toThrow(
+      expect.objectContaining({ code: 'EINVAL', message: expect.stringContaining('map_flags 0x400') }),
+    )
+    const same = new BpfMap({ type: 'array', keySize: 4, valueSize: 8, maxEntries: 1 })
+    const coll = new Collection(spec, { pinPath: pinPath(), mapReplacements: { shared_total: same } })
+    expect(coll.maps.get('shared_total')!.id).toBe(same.id)
+    expect(() => new Collection(spec, { mapReplacements: { shared_total: {} as BpfMap } })).toThrow(
+      expect.objectContaining({ code: 'EINVAL', message: expect.stringContaining("mapReplacements['shared_total']") }),
+    )
+  })
 })

@@ -7,7 +7,7 @@
 import { type Codec, codec } from './btf/codec.js'
 import type { BtfType } from './btf/types.js'
 import { EbpfError, LoadError } from './errors.js'
-import { BpfMap, MAP_TYPES, type MapCodecs } from './map.js'
+import { asBpfMap, BpfMap, MAP_TYPES, type MapCodecs, type MapDefinition } from './map.js'
 import { type EngineName, Program, type ProgramType, type SafetyMode } from './program.js'
 import type { CollectionSpec, MapSpec, ProgramSpec } from './spec.js'
 
@@ -63,6 +63,27 @@ function codecOf(spec: CollectionSpec, type: BtfType | undefined): Codec | undef
   // Global data maps carry their DATASEC: read them through `variables` instead.
   if (type === undefined || type.kind === 'DATASEC') return undefined
   return codec(spec.types, type.id)
+}
+
+/** The definition a map spec creates (read-only global data is `BPF_F_RDONLY_PROG` to programs). */
+function definitionOf(m: MapSpec): MapDefinition {
+  const inner = m.innerMap
+  return {
+    type: m.type,
+    keySize: m.keySize,
+    valueSize: m.valueSize,
+    maxEntries: m.maxEntries,
+    flags: m.flags | (m.readonly ? BPF_F_RDONLY_PROG : 0),
+    name: m.name,
+    mapExtra: m.mapExtra,
+    innerMap: inner && {
+      type: inner.type,
+      keySize: inner.keySize,
+      valueSize: inner.valueSize,
+      maxEntries: inner.maxEntries,
+      flags: inner.flags,
+    },
+  }
 }
 
 /** The program's instructions with every relocation resolved to an index into `maps`. */
@@ -125,7 +146,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
     }
     this.spec = spec
     for (const m of spec.maps.values()) {
-      this.maps.set(m.name, options.mapReplacements?.[m.name] ?? this.#createMap(m, options.pinPath ?? '/sys/fs/bpf'))
+      this.maps.set(m.name, this.#mapFor(m, options))
     }
     for (const m of spec.maps.values()) this.#fillInnerMaps(m)
     for (const p of spec.programs.values()) {
@@ -146,36 +167,36 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
     for (const m of spec.maps.values()) this.#fillProgArray(m)
   }
 
-  #createMap(m: MapSpec, pinPath: string): BpfMap {
-    const pin = m.pinning === PIN_BY_NAME ? `${pinPath}/${m.name}` : undefined
+  /**
+   * The map that stands for `m`: its replacement, the map pinned under its name, or a new one. A
+   * replacement or a pinned map must have the shape the object wants (as libbpf checks before
+   * reusing a pinned map): the programs are relocated against that shape.
+   */
+  #mapFor(m: MapSpec, options: CollectionOptions): BpfMap {
+    const replacement = options.mapReplacements?.[m.name]
+    if (replacement !== undefined) {
+      const map = asBpfMap(replacement, `mapReplacements['${m.name}']`)
+      map.checkReuse(definitionOf(m), 'the replacement map')
+      return map
+    }
+    const pin = m.pinning === PIN_BY_NAME ? `${options.pinPath ?? '/sys/fs/bpf'}/${m.name}` : undefined
     if (pin) {
+      let pinned: BpfMap | undefined
       try {
-        return BpfMap.fromPinned(pin, this.#codecs(m))
+        pinned = BpfMap.fromPinned(pin, this.#codecs(m))
       } catch (e) {
         if ((e as EbpfError).code !== 'ENOENT') throw e
       }
+      if (pinned) {
+        pinned.checkReuse(definitionOf(m), `the map pinned at ${pin}`)
+        return pinned
+      }
     }
-    const flags = m.flags | (m.readonly ? BPF_F_RDONLY_PROG : 0)
-    const inner = m.innerMap
-    const map = new BpfMap(
-      {
-        type: m.type,
-        keySize: m.keySize,
-        valueSize: m.valueSize,
-        maxEntries: m.maxEntries,
-        flags,
-        name: m.name,
-        mapExtra: m.mapExtra,
-        innerMap: inner && {
-          type: inner.type,
-          keySize: inner.keySize,
-          valueSize: inner.valueSize,
-          maxEntries: inner.maxEntries,
-          flags: inner.flags,
-        },
-      },
-      this.#codecs(m),
-    )
+    return this.#createMap(m, pin)
+  }
+
+  #createMap(m: MapSpec, pin: string | undefined): BpfMap {
+    const map = new BpfMap(definitionOf(m), this.#codecs(m))
     if (m.contents) {
       map.update(new Uint8Array(4), m.contents)
       if (m.readonly) map.freeze()

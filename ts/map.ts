@@ -9,6 +9,7 @@ import { native } from './native.js'
 import type { Program } from './program.js'
 
 type NativeMap = InstanceType<typeof native.NativeMap>
+type NativeMapDef = Parameters<typeof native.NativeMap.create>[0]
 
 /** Map types in the kernel's numbering (`enum bpf_map_type`). */
 export const MAP_TYPES = {
@@ -89,6 +90,26 @@ const pooled = (size: number): Uint8Array => {
 /** A plain Uint8Array view of bytes the native layer returned (a Buffer). */
 const view = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 
+/** The native form of a definition, its numbers checked. */
+function nativeDef(def: MapDefinition): NativeMapDef {
+  if (def === null || typeof def !== 'object') throw new MapError('EINVAL', 'map definition must be an object')
+  const inner = def.innerMap
+  return {
+    mapType: typeNumber(def.type),
+    keySize: u32('keySize', def.keySize),
+    valueSize: u32('valueSize', def.valueSize),
+    maxEntries: u32('maxEntries', def.maxEntries),
+    flags: def.flags === undefined ? undefined : u32('flags', def.flags),
+    name: def.name,
+    mapExtra: def.mapExtra,
+    innerMapType: inner ? typeNumber(inner.type) : undefined,
+    innerKeySize: inner?.keySize,
+    innerValueSize: inner?.valueSize,
+    innerMaxEntries: inner?.maxEntries,
+    innerFlags: inner?.flags,
+  }
+}
+
 const PERCPU_TYPES = new Set<number>([MAP_TYPES.percpu_array, MAP_TYPES.percpu_hash, MAP_TYPES.lru_percpu_hash])
 
 export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
@@ -115,24 +136,7 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       this.native = def
       return
     }
-    if (def === null || typeof def !== 'object') throw new MapError('EINVAL', 'map definition must be an object')
-    const inner = def.innerMap
-    this.native = call(() =>
-      native.NativeMap.create({
-        mapType: typeNumber(def.type),
-        keySize: u32('keySize', def.keySize),
-        valueSize: u32('valueSize', def.valueSize),
-        maxEntries: u32('maxEntries', def.maxEntries),
-        flags: def.flags === undefined ? undefined : u32('flags', def.flags),
-        name: def.name,
-        mapExtra: def.mapExtra,
-        innerMapType: inner ? typeNumber(inner.type) : undefined,
-        innerKeySize: inner?.keySize,
-        innerValueSize: inner?.valueSize,
-        innerMaxEntries: inner?.maxEntries,
-        innerFlags: inner?.flags,
-      }),
-    )
+    this.native = call(() => native.NativeMap.create(nativeDef(def)))
   }
 
   /** The live map with this id (from any thread of the process). */
@@ -188,6 +192,15 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   /** True for per-CPU maps, whose values are arrays with one value per slot. */
   get perCpu(): boolean {
     return PERCPU_TYPES.has(this.type)
+  }
+
+  /**
+   * @internal `EINVAL` unless this map has the shape `def` describes (type, key and value size,
+   * max entries, flags, map_extra: libbpf's `map_is_reuse_compat`), naming `def.name`, both shapes
+   * and `source` (where this map came from).
+   */
+  checkReuse(def: MapDefinition, source: string): void {
+    call(() => this.native.checkReuse(nativeDef(def), source))
   }
 
   /** Pins the map under `path` so that other threads can open it with `BpfMap.fromPinned`. */

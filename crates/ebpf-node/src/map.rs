@@ -166,6 +166,13 @@ impl NativeMap {
         pins::pin_map(&path, &self.inner).map_err(js_err)
     }
 
+    /// EINVAL unless this map has the shape `def` describes (libbpf's `map_is_reuse_compat`);
+    /// `source` says in the message where this map came from.
+    #[napi(catch_unwind)]
+    pub fn check_reuse(&self, def: NativeMapDef, source: String) -> Result<()> {
+        maps::reuse::check_reuse(&to_def(&def)?, &self.inner.common().def, &source).map_err(js_err)
+    }
+
     #[napi(getter)]
     pub fn id(&self) -> u32 {
         self.inner.id()

@@ -28,6 +28,7 @@ pub mod prog_array;
 pub mod queue;
 pub mod registry;
 pub mod reloc;
+pub mod reuse;
 pub mod ringbuf;
 pub mod run;
 pub mod storage;
