@@ -1,6 +1,8 @@
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { Worker } from 'node:worker_threads'
 import { describe, expect, it } from 'vitest'
-import { assemble, BpfMap, MapError, Program } from '../ts/index'
+import { assemble, BpfMap, type MapArrayView, MapError, Program } from '../ts/index'
 
 const u32 = (n: number) => Uint8Array.from([n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24])
 const u64 = (n: bigint) => {
@@ -136,10 +138,63 @@ describe('zero-copy array view', () => {
     const words = new Uint32Array(m.arrayView())
     words[2] = 0xabcd
     expect(m.lookup(1)).toEqual(u32(0xabcd))
+    expect(() => m.freeze()).toThrow(expect.objectContaining({ code: 'EBUSY' }))
+    ;(words.buffer as MapArrayView).release()
     m.freeze()
     expect(() => m.arrayView()).toThrow(expect.objectContaining({ code: 'EPERM' }))
     const h = new BpfMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: 2 })
     expect(() => h.arrayView()).toThrow(expect.objectContaining({ code: 'EINVAL' }))
+  })
+
+  it('freeze is EBUSY while a writable view is held (as the kernel with a writable mmap)', () => {
+    const m = new BpfMap({ type: 'array', keySize: 4, valueSize: 8, maxEntries: 2 })
+    const a = m.arrayView()
+    const b = m.arrayView()
+    const words = new BigUint64Array(a)
+    words[0] = 7n
+    expect(() => m.freeze()).toThrow(expect.objectContaining({ code: 'EBUSY', name: 'MapError' }))
+    expect(m.frozen).toBe(false)
+    // Releasing detaches the buffer: nothing can write through it any more.
+    a.release()
+    a.release()
+    expect(a.byteLength).toBe(0)
+    expect(words.length).toBe(0)
+    words[0] = 9n
+    expect(m.lookup(0)).toEqual(u64(7n))
+    // One view (b) is still held.
+    expect(() => m.freeze()).toThrow(expect.objectContaining({ code: 'EBUSY' }))
+    {
+      using _held = b
+    }
+    expect(b.byteLength).toBe(0)
+    m.freeze()
+    expect(m.frozen).toBe(true)
+    expect(() => m.update(0, u64(1n))).toThrow(expect.objectContaining({ code: 'EPERM' }))
+    expect(m.lookup(0)).toEqual(u64(7n))
+  })
+
+  it('a view that is garbage collected no longer blocks freeze', async () => {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const m = new BpfMap({ type: 'array', keySize: 4, valueSize: 8, maxEntries: 2 })
+    ;(() => {
+      new BigUint64Array(m.arrayView())[1] = 3n
+    })()
+    expect(() => m.freeze()).toThrow(expect.objectContaining({ code: 'EBUSY' }))
+    // Collection and the buffer's finaliser are asynchronous: a bounded number of rounds.
+    let rounds = 0
+    while (!m.frozen && rounds < 50) {
+      gc()
+      await new Promise((r) => setImmediate(r))
+      try {
+        m.freeze()
+      } catch (e) {
+        expect(e).toMatchObject({ code: 'EBUSY' })
+      }
+      rounds++
+    }
+    expect(m.frozen).toBe(true)
+    expect(m.lookup(1)).toEqual(u64(3n))
   })
 })
 

@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'EFAULT'
   | 'ETIME'
   | 'EPERM'
+  | 'EBUSY'
 
 /** Where in the C source an instruction came from (from BTF line info). */
 export interface SourceLocation {

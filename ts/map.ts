@@ -49,6 +49,16 @@ export interface MapDefinition {
   innerMap?: Omit<MapDefinition, 'innerMap'>
 }
 
+/**
+ * `arrayView()`'s result: an ArrayBuffer over an array map's values that counts as a writer of the
+ * map until it is released (`release()`, `using`, or garbage collection).
+ */
+export type MapArrayView = ArrayBuffer & {
+  /** Detaches the buffer (its length becomes 0) so that the map can be frozen; twice is harmless. */
+  release(): void
+  [Symbol.dispose](): void
+}
+
 /** How keys and values are converted; without a codec they are raw `Uint8Array`s. */
 export interface MapCodecs {
   key?: Codec
@@ -403,13 +413,21 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   /**
-   * Array maps: the values as an ArrayBuffer over the map's own memory, without copying (like an
-   * mmap of a `BPF_F_MMAPABLE` array). Value `i` starts at byte `i * valueStride`; writes through
-   * the view are seen by programs at once and the other way round. The view keeps the map alive.
+   * Array maps: the values as an ArrayBuffer over the map's own memory, without copying (like a
+   * writable mmap of a `BPF_F_MMAPABLE` array). Value `i` starts at byte `i * valueStride`; writes
+   * through the view are seen by programs at once and the other way round. The view keeps the map
+   * alive. While it exists, `freeze()` fails with `EBUSY` (as the kernel's does while a writable
+   * mmap exists): `view.release()` (or `using view = map.arrayView()`) detaches it (its length
+   * becomes 0) and lets the map be frozen; a view that is garbage collected is released too.
    * Refused (`EPERM`) for frozen maps, (`EINVAL`) for other map types.
    */
-  arrayView(): ArrayBuffer {
-    return call(() => this.native.arrayView())
+  arrayView(): MapArrayView {
+    const lease = call(() => this.native.arrayView())
+    const buffer = call(() => lease.buffer())
+    const release = (): void => call(() => lease.release(buffer))
+    Object.defineProperty(buffer, 'release', { value: release })
+    Object.defineProperty(buffer, Symbol.dispose, { value: release })
+    return buffer as MapArrayView
   }
 
   /** Bytes between consecutive values in `arrayView()`: the value size rounded up to 8. */
@@ -456,9 +474,12 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     return () => controller.abort()
   }
 
-  /** No more writes from user space (`BPF_MAP_FREEZE`); programs may still write unless read-only to them. */
+  /**
+   * No more writes from user space (`BPF_MAP_FREEZE`); programs may still write unless read-only to
+   * them. `EBUSY` while a writable `arrayView()` of the map is held (release it first).
+   */
   freeze(): void {
-    this.native.freeze()
+    call(() => this.native.freeze())
   }
 }
 

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ebpf_vm::maps::array::ArrayMap;
 use ebpf_vm::maps::prog_array::ProgArray;
 use ebpf_vm::maps::ringbuf::RingBuf;
+use ebpf_vm::maps::view::WritableView;
 use ebpf_vm::maps::{self, Map, MapDef, MapError, MapType};
 use ebpf_vm::pins;
 use ebpf_vm::ErrorCode;
@@ -404,32 +404,17 @@ impl NativeMap {
         }))
     }
 
-    /// Array maps: the values as one ArrayBuffer over the map's own memory (no copy), like an mmap of
-    /// a `BPF_F_MMAPABLE` array: value `i` is at byte `i * valueStride`. Writes through it are seen
-    /// by programs at once and vice versa. Refused for frozen maps (EPERM, as the kernel refuses a
-    /// writable mmap of one) and per-CPU arrays.
-    #[napi(catch_unwind, ts_return_type = "ArrayBuffer")]
-    pub fn array_view<'env>(&self, env: &'env Env) -> Result<ArrayBuffer<'env>> {
-        let array = self
-            .inner
-            .downcast::<ArrayMap>()
-            .filter(|_| self.inner.map_type() == MapType::Array)
-            .ok_or_else(|| einval(format!("map {} is not an array map", self.inner.id())))?;
-        if self.inner.is_frozen() {
-            return Err(coded(
-                ErrorCode::Eperm,
-                "the map is frozen: its memory cannot be viewed writable",
-            ));
-        }
-        let storage = array.storage();
-        let keep = self.inner.clone();
-        // SAFETY: the storage never moves and lives as long as the map; the finalize hint keeps the
-        // map alive until the ArrayBuffer is collected.
-        unsafe {
-            ArrayBuffer::from_external(env, storage.as_ptr(), storage.len(), keep, |_, keep| {
-                drop(keep)
-            })
-        }
+    /// Array maps: a writable view of the values (`NativeArrayView`), like a writable mmap of a
+    /// `BPF_F_MMAPABLE` array. While it is held, `freeze` is EBUSY. Refused for frozen maps (EPERM,
+    /// as the kernel refuses a writable mmap of one) and for other types, per-CPU arrays included
+    /// (EINVAL).
+    #[napi(catch_unwind)]
+    pub fn array_view(&self) -> Result<NativeArrayView> {
+        let view = WritableView::open(&self.inner).map_err(js_err)?;
+        Ok(NativeArrayView {
+            view: Arc::new(view),
+            buffer_made: false,
+        })
     }
 
     /// Bytes between consecutive values in `arrayView` (the value size rounded up to 8).
@@ -438,14 +423,64 @@ impl NativeMap {
         self.inner.common().def.value_stride() as u32
     }
 
-    /// No more writes from user space (`BPF_MAP_FREEZE`).
+    /// No more writes from user space (`BPF_MAP_FREEZE`); EBUSY while a writable view is held.
     #[napi(catch_unwind)]
-    pub fn freeze(&self) {
-        self.inner.freeze()
+    pub fn freeze(&self) -> Result<()> {
+        self.inner.freeze().map_err(js_err)
     }
 
     #[napi(getter)]
     pub fn frozen(&self) -> bool {
         self.inner.is_frozen()
+    }
+}
+
+/// One writable view of an array map's values: the ArrayBuffer over them (`buffer`, made once) and
+/// its lease, which counts as a writer of the map until `release` or until both this object and
+/// the buffer are garbage collected.
+#[napi]
+pub struct NativeArrayView {
+    view: Arc<WritableView>,
+    buffer_made: bool,
+}
+
+#[napi]
+impl NativeArrayView {
+    /// The values as one ArrayBuffer over the map's own memory (no copy): value `i` is at byte
+    /// `i * valueStride`. Writes through it are seen by programs at once and vice versa.
+    #[napi(catch_unwind, ts_return_type = "ArrayBuffer")]
+    pub fn buffer<'env>(&mut self, env: &'env Env) -> Result<ArrayBuffer<'env>> {
+        if self.buffer_made {
+            return Err(einval("this view's buffer was made already".into()));
+        }
+        let (ptr, len) = self.view.memory();
+        let keep = self.view.clone();
+        // SAFETY: the storage never moves and lives as long as the map, which the view keeps; the
+        // finalize hint keeps the view until the ArrayBuffer is collected.
+        let made = unsafe { ArrayBuffer::from_external(env, ptr, len, keep, |_, keep| drop(keep)) };
+        match made {
+            Ok(buffer) => {
+                self.buffer_made = true;
+                Ok(buffer)
+            }
+            Err(e) => {
+                self.view.release();
+                Err(e)
+            }
+        }
+    }
+
+    /// Detaches `buffer` (this view's, so that nothing writes through it any more) and stops
+    /// counting the view as a writer. Releasing twice is harmless.
+    #[napi(catch_unwind)]
+    pub fn release(&self, buffer: ArrayBuffer) -> Result<()> {
+        if !buffer.is_detached()? {
+            if buffer.as_ptr() != self.view.memory().0.cast_const() {
+                return Err(einval("release takes this view's own buffer".into()));
+            }
+            buffer.detach()?;
+        }
+        self.view.release();
+        Ok(())
     }
 }

@@ -27,6 +27,8 @@ pub enum ErrorCode {
     Etime,
     /// Permission denied (for example writing a read-only map from a program).
     Eperm,
+    /// The object is in use (freezing a map while a writable view of it exists).
+    Ebusy,
 }
 
 impl ErrorCode {
@@ -42,6 +44,7 @@ impl ErrorCode {
             ErrorCode::Efault => "EFAULT",
             ErrorCode::Etime => "ETIME",
             ErrorCode::Eperm => "EPERM",
+            ErrorCode::Ebusy => "EBUSY",
         }
     }
 }

@@ -370,7 +370,7 @@ fn read_only_global_data_cannot_be_written_by_programs() {
         maps::create(MapDef::new(MapType::Array, 4, 8, 1).with_flags(BPF_F_RDONLY_PROG)).unwrap();
     ro.update(&0u32.to_ne_bytes(), &5u64.to_ne_bytes(), BPF_ANY)
         .unwrap();
-    ro.freeze();
+    ro.freeze().unwrap();
     let read = prog![
         ld_map_value(1, PSEUDO_MAP_IDX_VALUE, 0, 0),
         ldx_dw(0, 1, 0),

@@ -460,7 +460,7 @@ fn permissions_and_freeze() {
     assert_eq!(code(wo.lookup(&k32(0))), ErrorCode::Eperm);
     let m = create(MapType::Hash, 4, 4, 4);
     m.update(&k32(0), &k32(1), BPF_ANY).unwrap();
-    m.freeze();
+    m.freeze().unwrap();
     assert!(m.is_frozen());
     assert_eq!(code(m.update(&k32(0), &k32(2), BPF_ANY)), ErrorCode::Eperm);
     assert_eq!(code(m.delete(&k32(0))), ErrorCode::Eperm);

@@ -33,11 +33,12 @@ pub mod ringbuf;
 pub mod run;
 pub mod storage;
 mod user;
+pub mod view;
 
 use std::any::Any;
 use std::fmt;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::ErrorCode;
 
@@ -80,6 +81,7 @@ pub const fn errno(code: ErrorCode) -> i64 {
         ErrorCode::Enospc => 28,
         ErrorCode::Etime => 62,
         ErrorCode::Eacces => 13,
+        ErrorCode::Ebusy => 16,
         // The kernel's internal ENOTSUPP, which helpers and the syscall do return.
         ErrorCode::Enotsupp => 524,
     }
@@ -120,6 +122,9 @@ pub struct MapCommon {
     /// Set by `freeze()`: no more writes from user space (programs may still write unless the map
     /// is `BPF_F_RDONLY_PROG`).
     pub frozen: AtomicBool,
+    /// Writable views user space holds (`view::WritableView`); `freeze()` is EBUSY while any
+    /// exists. The lock also orders freezing against opening a view.
+    writers: Mutex<u32>,
 }
 
 impl MapCommon {
@@ -128,7 +133,13 @@ impl MapCommon {
             def,
             id: registry::next_id(),
             frozen: AtomicBool::new(false),
+            writers: Mutex::new(0),
         }
+    }
+
+    /// The count of writable views, locked (see `writers`).
+    pub(crate) fn lock_writers(&self) -> MutexGuard<'_, u32> {
+        self.writers.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -220,9 +220,24 @@ impl dyn Map {
     }
 
     /// Stops user-space writes for good (programs may still write unless `BPF_F_RDONLY_PROG`).
-    /// Freezing twice is harmless (the kernel says EBUSY; there is nothing to protect here).
-    pub fn freeze(&self) {
+    /// EBUSY while user space holds a writable view of the values (`view::WritableView`), as the
+    /// kernel refuses while a writable mmap exists. Freezing twice is harmless (the kernel says
+    /// EBUSY; there is nothing to protect here).
+    pub fn freeze(&self) -> MapResult<()> {
+        let writers = self.common().lock_writers();
+        if *writers > 0 {
+            return Err(MapError::new(
+                ErrorCode::Ebusy,
+                format!(
+                    "map {} has {} writable view(s) of its values: release them (or let them be \
+                     garbage collected) before freezing",
+                    self.id(),
+                    *writers
+                ),
+            ));
+        }
         self.common().frozen.store(true, Ordering::Release);
+        Ok(())
     }
 
     pub fn is_frozen(&self) -> bool {
