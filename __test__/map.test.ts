@@ -89,6 +89,49 @@ describe('BpfMap from JavaScript', () => {
     expect(m.size).toBe(0)
   })
 
+  it('a deleting batch returns every key it removes exactly once while a worker deletes the same keys', async () => {
+    const n = 20_000
+    const m = new BpfMap({ type: 'hash', keySize: 4, valueSize: 4, maxEntries: n })
+    // Big-endian keys: the map's order (byte order) is numeric order, the worker's order.
+    const be = (k: number) => {
+      const b = new Uint8Array(4)
+      new DataView(b.buffer).setUint32(0, k, false)
+      return b
+    }
+    for (let k = 0; k < n; k++) m.update(be(k), u32(k))
+    const pin = `/test/batch-delete-${m.id}`
+    m.pin(pin)
+    // The worker is ready (slot 1) before this thread lets it start (slot 0), so both run at once.
+    const start = new SharedArrayBuffer(8)
+    const signal = new Int32Array(start)
+    const worker = new Worker(new URL('./workers/delete-keys.cjs', import.meta.url), { workerData: { pin, n, start } })
+    const done = new Promise<number[]>((resolve, reject) => {
+      worker.on('message', (msg) => resolve(msg as number[]))
+      worker.on('error', reject)
+    })
+    while (Atomics.load(signal, 1) === 0) await new Promise((r) => setTimeout(r, 1))
+    Atomics.store(signal, 0, 1)
+    Atomics.notify(signal, 0)
+    // Both walk the keys upwards: a batch continues after its last key, which is where the worker is.
+    const returned: number[] = []
+    let cursor: Uint8Array | undefined
+    do {
+      const b = m.lookupBatch({ cursor, max: 8, delete: true })
+      for (const [k, v] of b.entries) {
+        const key = new DataView((k as Uint8Array).buffer, (k as Uint8Array).byteOffset).getUint32(0, false)
+        expect(v).toEqual(u32(key))
+        returned.push(key)
+      }
+      cursor = b.next
+    } while (cursor !== undefined)
+    const deleted = await done
+    const all = [...returned, ...deleted].sort((a, b) => a - b)
+    expect(new Set(returned).size).toBe(returned.length)
+    expect(all.length).toBe(n)
+    expect(all).toEqual(Array.from({ length: n }, (_, i) => i))
+    expect(m.size).toBe(0)
+  })
+
   it('is found by id and by pin path, and a pin path is taken once', () => {
     const m = new BpfMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 })
     m.update(0, u32(7))

@@ -159,3 +159,97 @@ fn array_readers_and_writers() {
         );
     }
 }
+
+/// `lookup_and_delete_batch` against a thread that deletes the same keys one by one: every key is
+/// removed exactly once, either returned by a batch or deleted by the other thread, never both,
+/// never lost (before, a key the other thread deleted between the batch's lookup and its delete
+/// failed the batch with ENOENT after it had already deleted and dropped the keys before it).
+#[test]
+fn a_deleting_batch_returns_each_key_it_removes_exactly_once_under_concurrent_deletes() {
+    for map_type in [MapType::Hash, MapType::LruHash, MapType::PercpuHash] {
+        const N: u32 = 4000;
+        for round in 0..4 {
+            let m = maps::create(MapDef::new(map_type, 8, 8, N)).unwrap();
+            for i in 0..N {
+                let mut v = vec![0u8; m.value_blob_size()];
+                v[..8].copy_from_slice(&(i as u64).to_ne_bytes());
+                m.update(&key(0, i), &v, BPF_NOEXIST).unwrap();
+            }
+            let deleter = {
+                let m = m.clone();
+                thread::spawn(move || {
+                    // From the end backwards (or interleaved), so the two meet in the middle.
+                    let mut deleted = Vec::new();
+                    for j in 0..N {
+                        let i = if round % 2 == 0 {
+                            N - 1 - j
+                        } else {
+                            (j * 7919) % N
+                        };
+                        match m.delete(&key(0, i)) {
+                            Ok(()) => deleted.push(i),
+                            Err(e) => assert_eq!(e.code, ErrorCode::Enoent),
+                        }
+                    }
+                    deleted
+                })
+            };
+            let mut returned = Vec::new();
+            let mut cursor: Option<Vec<u8>> = None;
+            loop {
+                let b = m
+                    .lookup_and_delete_batch(cursor.as_deref(), 16)
+                    .unwrap_or_else(|e| panic!("{map_type:?}: {e}"));
+                for (k, v) in b.keys.iter().zip(&b.values) {
+                    let i = u32::from_be_bytes(k[4..].try_into().unwrap());
+                    // The value is the one stored under that key.
+                    assert_eq!(v[..8], (i as u64).to_ne_bytes());
+                    returned.push(i);
+                }
+                match b.next {
+                    Some(n) => cursor = Some(n),
+                    None => break,
+                }
+            }
+            let deleted = deleter.join().unwrap();
+            let mut all: Vec<u32> = returned.iter().chain(&deleted).copied().collect();
+            all.sort_unstable();
+            let want: Vec<u32> = (0..N).collect();
+            assert_eq!(
+                all.len(),
+                N as usize,
+                "{map_type:?} round {round}: {} returned + {} deleted by the other thread",
+                returned.len(),
+                deleted.len()
+            );
+            assert_eq!(all, want, "{map_type:?} round {round}");
+            assert_eq!(m.len(), 0);
+        }
+    }
+}
+
+/// `lookup_and_delete` of the same keys from several threads: each key's value goes to exactly one
+/// of them (the others get ENOENT).
+#[test]
+fn lookup_and_delete_gives_each_value_to_exactly_one_thread() {
+    const N: u32 = 2000;
+    let m = maps::create(MapDef::new(MapType::Hash, 8, 8, N)).unwrap();
+    for i in 0..N {
+        m.update(&key(0, i), &(i as u64).to_ne_bytes(), BPF_NOEXIST)
+            .unwrap();
+    }
+    static TAKEN: AtomicUsize = AtomicUsize::new(0);
+    spawn_all(&m, |m, _| {
+        for i in 0..N {
+            match m.lookup_and_delete(&key(0, i)) {
+                Ok(v) => {
+                    assert_eq!(v, (i as u64).to_ne_bytes());
+                    TAKEN.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => assert_eq!(e.code, ErrorCode::Enoent),
+            }
+        }
+    });
+    assert_eq!(TAKEN.load(Ordering::Relaxed), N as usize);
+    assert_eq!(m.len(), 0);
+}

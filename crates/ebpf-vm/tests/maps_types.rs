@@ -448,6 +448,14 @@ fn map_in_map_checks_inner_maps() {
         .unwrap();
     assert_eq!(flexible.keys().unwrap(), vec![vec![1; 8]]);
     flexible.delete(&[1; 8]).unwrap();
+    // hash_of_maps has lookup-and-delete batches (the kernel's BATCH_OPS(htab)): the inner id.
+    flexible
+        .update(&[2; 8], &big.id().to_ne_bytes(), BPF_ANY)
+        .unwrap();
+    let taken = flexible.lookup_and_delete_batch(None, 4).unwrap();
+    assert_eq!(taken.keys, vec![vec![2; 8]]);
+    assert_eq!(taken.values, vec![big.id().to_ne_bytes().to_vec()]);
+    assert_eq!(flexible.len(), 0);
 }
 
 #[test]
@@ -501,6 +509,20 @@ fn batches() {
     let (n, r) = m.delete_batch(&kr[..1]);
     assert_eq!(n, 0);
     assert_eq!(r.unwrap_err().code, ErrorCode::Enoent);
+    // As in the kernel, only the hash types (and hash_of_maps) have lookup-and-delete batches;
+    // the others are ENOTSUPP and keep their elements.
+    let a = create(MapType::Array, 4, 4, 2);
+    a.update(&k32(0), &k32(5), BPF_ANY).unwrap();
+    let e = a.lookup_and_delete_batch(None, 2).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Enotsupp);
+    assert_eq!(a.lookup(&k32(0)).unwrap(), k32(5));
+    let lpm =
+        maps::create(MapDef::new(MapType::LpmTrie, 8, 4, 2).with_flags(BPF_F_NO_PREALLOC)).unwrap();
+    lpm.update(&[32, 0, 0, 0, 10, 0, 0, 1], &k32(1), BPF_ANY)
+        .unwrap();
+    let e = lpm.lookup_and_delete_batch(None, 2).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Enotsupp);
+    assert_eq!(lpm.len(), 1);
 }
 
 #[test]

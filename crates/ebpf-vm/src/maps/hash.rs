@@ -118,6 +118,22 @@ impl HashMap {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A value as user space reads it (per-CPU: every slot, each padded to 8 bytes).
+    fn copy_out(&self, words: &Words) -> MapResult<Vec<u8>> {
+        let vs = self.value_size();
+        if self.cpus == 1 {
+            return load_value(words, 0, vs, self.common.def.spin_lock_off, false);
+        }
+        let mut out = vec![0; self.value_blob_size()];
+        for c in 0..self.cpus {
+            words.read(
+                c * self.stride,
+                &mut out[c * self.stride..c * self.stride + vs],
+            );
+        }
+        Ok(out)
+    }
+
     fn value_size(&self) -> usize {
         self.common.def.value_size as usize
     }
@@ -214,18 +230,15 @@ impl Map for HashMap {
             };
             e.value.clone()
         };
-        let vs = self.value_size();
-        if self.cpus == 1 {
-            return load_value(&words, 0, vs, self.common.def.spin_lock_off, false);
+        self.copy_out(&words)
+    }
+
+    fn take_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
+        let removed = self.write().remove(key);
+        match removed {
+            Some(e) => self.copy_out(&e.value),
+            None => Err(MapError::new(ErrorCode::Enoent, "no such key")),
         }
-        let mut out = vec![0; self.value_blob_size()];
-        for c in 0..self.cpus {
-            words.read(
-                c * self.stride,
-                &mut out[c * self.stride..c * self.stride + vs],
-            );
-        }
-        Ok(out)
     }
 
     fn lookup_elem_flags(&self, key: &[u8], flags: u64) -> MapResult<Vec<u8>> {

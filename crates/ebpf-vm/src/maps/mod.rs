@@ -180,6 +180,12 @@ pub trait Map: Send + Sync + 'static {
     fn delete_elem(&self, _key: &[u8]) -> MapResult<()> {
         unsupported(self.common(), "delete")
     }
+    /// Removes the element under `key` and returns its value (as `lookup_elem` gives it) in one
+    /// step under the map's lock, so that of two concurrent removals of one key exactly one gets
+    /// it. The kernel has this only for the hash types (`lookup_and_delete` and its batch).
+    fn take_elem(&self, _key: &[u8]) -> MapResult<Vec<u8>> {
+        unsupported(self.common(), "lookup_and_delete")
+    }
     /// The key after `key` in this type's iteration order (`None`: the first key); ENOENT after
     /// the last one.
     fn get_next_key(&self, _key: Option<&[u8]>) -> MapResult<Vec<u8>> {

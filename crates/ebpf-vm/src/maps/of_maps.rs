@@ -162,6 +162,23 @@ impl Map for MapOfMaps {
         self.set(key, map, flags)
     }
 
+    /// hash_of_maps only (the kernel's array_of_maps has no lookup_and_delete): the inner map's id.
+    fn take_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
+        if self.is_array {
+            return Err(MapError::new(
+                ErrorCode::Enotsupp,
+                "lookup_and_delete is not supported by array_of_maps maps",
+            ));
+        }
+        match self.write().remove(key) {
+            Some(m) => Ok(m.common().id.to_ne_bytes().to_vec()),
+            None => Err(MapError::new(
+                ErrorCode::Enoent,
+                "no inner map under this key",
+            )),
+        }
+    }
+
     fn delete_elem(&self, key: &[u8]) -> MapResult<()> {
         if self.is_array && index_of(key) >= self.common.def.max_entries {
             return Err(MapError::new(ErrorCode::E2big, "index past the end"));

@@ -207,10 +207,9 @@ impl dyn Map {
         self.check_key(key)?;
         match self.map_type() {
             MapType::Queue | MapType::Stack => self.pop_elem(),
+            // One step under the map's lock: of two concurrent removals exactly one gets the value.
             MapType::Hash | MapType::LruHash | MapType::PercpuHash | MapType::LruPercpuHash => {
-                let v = self.lookup_elem(key)?;
-                self.delete_elem(key)?;
-                Ok(v)
+                self.take_elem(key)
             }
             t => Err(MapError::new(
                 ErrorCode::Enotsupp,
@@ -272,16 +271,27 @@ impl dyn Map {
                 }
                 Err(e) => return Err(e),
             };
-            match self.lookup_elem(&key) {
+            // A deleting batch takes each element in one step (`take_elem`): an element someone
+            // else deletes meanwhile is theirs (ENOENT here, skipped), every element this batch
+            // removes is returned, and none is returned twice.
+            let found = if delete {
+                self.take_elem(&key)
+            } else {
+                self.lookup_elem(&key)
+            };
+            match found {
                 Ok(v) => {
-                    if delete {
-                        self.delete_elem(&key)?;
-                    }
                     out.keys.push(key.clone());
                     out.values.push(v);
                 }
                 // Array slots of fd arrays and elements deleted meanwhile are skipped.
                 Err(e) if e.code == ErrorCode::Enoent => {}
+                // What this batch already took must reach the caller: stop here and let the next
+                // batch, which starts after the last key returned, meet the error again.
+                Err(_) if !out.keys.is_empty() => {
+                    out.next = out.keys.last().cloned();
+                    return Ok(out);
+                }
                 Err(e) => return Err(e),
             }
             at = Some(key);
@@ -297,7 +307,10 @@ impl dyn Map {
         self.batch(cursor, max, false)
     }
 
-    /// As `lookup_batch`, deleting what it returns (`BPF_MAP_LOOKUP_AND_DELETE_BATCH`).
+    /// As `lookup_batch`, deleting what it returns (`BPF_MAP_LOOKUP_AND_DELETE_BATCH`): the hash
+    /// types and hash_of_maps, as in the kernel (ENOTSUPP for the others). Each element is removed
+    /// and returned in one step, so a concurrent delete of the same key either wins (the batch
+    /// skips it) or loses (ENOENT for the other side): nothing is removed without being returned.
     pub fn lookup_and_delete_batch(&self, cursor: Option<&[u8]>, max: usize) -> MapResult<Batch> {
         self.batch(cursor, max, true)
     }
