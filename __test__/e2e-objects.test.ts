@@ -204,12 +204,13 @@ describe('bpf_loop with a callback', () => {
     it(engine, async () => {
       const coll = await collection('bpf_loop', engine)
       const prog = coll.programs.get('xdp_loop_sum')!
-      // 10 bytes 1..10: the callback stops at index 10 (past data_end) after 10 bytes.
-      const data = Uint8Array.from({ length: 10 }, (_, i) => i + 1)
+      // 14 bytes 1..14 (an XDP test run needs an Ethernet header's worth): the callback stops at
+      // index 14 (past data_end) after 14 bytes.
+      const data = Uint8Array.from({ length: 14 }, (_, i) => i + 1)
       expect(prog.run({ data }).retval).toBe(XDP_PASS)
-      expect(coll.variable('last_sum')).toBe(55)
-      // bpf_loop returns the number of callback calls: 10 that continued plus the one that stopped.
-      expect(coll.variable('iterations')).toBe(11)
+      expect(coll.variable('last_sum')).toBe(105)
+      // bpf_loop returns the number of callback calls: 14 that continued plus the one that stopped.
+      expect(coll.variable('iterations')).toBe(15)
     })
   }
 })

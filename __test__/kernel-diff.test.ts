@@ -2,12 +2,14 @@
  * Differential test against the Linux kernel: every XDP and tc program of the fixtures that the
  * kernel loads gets the same sequence of random packets here (both engines) and in the kernel
  * (BPF_PROG_TEST_RUN through bpftool); verdicts and output packets must be equal. Each side starts
- * from a freshly loaded object, so map state evolves the same way on both.
+ * from a freshly loaded object, so map state evolves the same way on both. XDP programs also get
+ * runts (fewer than 14 bytes, which the kernel's test run refuses with EINVAL, and so must we) and
+ * packets longer than the 3,520-byte linear part (the rest in fragments).
  */
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { Collection, loadCollectionSpec } from '../ts/index'
-import { KernelObject, kernelOracle } from './helpers/kernel'
+import { KernelObject, type KernelRun, kernelOracle } from './helpers/kernel'
 import { ipv4Packet } from './helpers/packets'
 
 const PROGRAMS: Array<[fixture: string, program: string]> = [
@@ -23,6 +25,7 @@ const PROGRAMS: Array<[fixture: string, program: string]> = [
   ['subprogs', 'xdp_fold_only'],
   ['tail_calls', 'dispatch'],
   ['all_maps', 'all_maps'],
+  ['xdp_frags', 'xdp_frags'],
 ]
 const PACKETS = 40
 
@@ -58,6 +61,22 @@ function packets(seed: number): Uint8Array[] {
   })
 }
 
+/** XDP only: runts the kernel refuses and packets that go on in fragments, in a seeded order. */
+function xdpExtremes(seed: number): Uint8Array[] {
+  const next = rng(seed)
+  const lengths = [0, 13, 3520, 3521, 4000, 8000, 3521 + (next() % 20000), next() % 14, 7616, 9000]
+  return lengths.map((len) => Uint8Array.from({ length: len }, () => next() & 0xff))
+}
+
+/** The kernel's test run of one packet, or the error bpftool reported. */
+function kernelRun(kernel: KernelObject, program: string, p: Uint8Array): KernelRun | { error: string } {
+  try {
+    return kernel.run(program, p)
+  } catch (e) {
+    return { error: String((e as { stderr?: string }).stderr ?? e) }
+  }
+}
+
 const oracle = kernelOracle()
 
 describe(`our engines against the kernel (${oracle.ok ? 'root, bpftool' : `skipped: ${oracle.reason}`})`, () => {
@@ -71,10 +90,21 @@ describe(`our engines against the kernel (${oracle.ok ? 'root, bpftool' : `skipp
             async (engine) => new Collection(await loadCollectionSpec(object), { engine }).programs.get(program)!,
           ),
         )
-        const seq = packets(fixture.length * 31 + program.length)
+        const seed = fixture.length * 31 + program.length
+        const seq = packets(seed)
+        if (ours[0]!.type === 'xdp') seq.push(...xdpExtremes(seed))
         for (const [i, p] of seq.entries()) {
-          const k = kernel.run(program, p)
+          const k = kernelRun(kernel, program, p)
           for (const prog of ours) {
+            if ('error' in k) {
+              // Only the XDP runts: the kernel's EINVAL is ours.
+              expect(k.error, `packet ${i} (${p.length} bytes)`).toMatch(/Invalid argument/)
+              expect(p.length).toBeLessThan(14)
+              expect(() => prog.run({ data: p }), `${prog.engine}, packet ${i}`).toThrow(
+                expect.objectContaining({ code: 'EINVAL', kind: 'invalid_input' }),
+              )
+              continue
+            }
             const r = prog.run({ data: p })
             expect([i, r.retval], `${prog.engine}, packet ${i}`).toEqual([i, k.retval])
             expect(r.data, `${prog.engine}, packet ${i} data`).toEqual(k.data)

@@ -156,24 +156,25 @@ fn context_fields_and_metadata_come_from_the_context_image() {
     put32(&mut ctx, 12, 5);
     put32(&mut ctx, 16, 3);
     assert_eq!(r0(&ifx, &mut [0u8; 20], Some(&ctx)), 5 | 3 << 16);
-    // 8 leading bytes of the input are metadata: data - data_meta = 8, data_end - data = 12.
+    // 8 leading bytes of the input are metadata: data - data_meta = 8, data_end - data = 22.
     put32(&mut ctx, 0, 8);
-    put32(&mut ctx, 4, 20);
+    put32(&mut ctx, 4, 30);
     let p = load(&report(&[]), XDP).unwrap();
-    let v = r0(&p, &mut [0u8; 20], Some(&ctx));
-    assert_eq!(((v >> 8) & 0xfff, v >> 20), (12, 8));
-    // What the kernel's test run refuses: metadata not a multiple of 4, data_end not the length,
-    // egress_ifindex set, a queue without a device.
-    for (off, val) in [(0, 6), (4, 19), (20, 1)] {
+    let v = r0(&p, &mut [0u8; 30], Some(&ctx));
+    assert_eq!(((v >> 8) & 0xfff, v >> 20), (22, 8));
+    // What the kernel's test run refuses: metadata not a multiple of 4 or over 216 (the headroom
+    // less struct xdp_frame), data_end past the input, egress_ifindex set, a queue without a
+    // device (all observed on Linux 6.18).
+    for (off, val) in [(0, 6), (0, 220), (4, 31), (20, 1)] {
         let mut bad = ctx.clone();
         put32(&mut bad, off, val);
-        let t = run_ctx(&p, &mut [0u8; 20], Some(&bad)).unwrap_err();
+        let t = run_ctx(&p, &mut [0u8; 30], Some(&bad)).unwrap_err();
         assert_eq!(t.kind, TrapKind::InvalidInput, "field {off} = {val}");
     }
     let mut bad = vec![0u8; 24];
     put32(&mut bad, 16, 1);
     assert_eq!(
-        run_ctx(&p, &mut [0u8; 20], Some(&bad)).unwrap_err().kind,
+        run_ctx(&p, &mut [0u8; 30], Some(&bad)).unwrap_err().kind,
         TrapKind::InvalidInput
     );
 }

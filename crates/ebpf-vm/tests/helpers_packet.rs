@@ -11,7 +11,7 @@ use context_support::*;
 use ebpf_vm::helpers::output::{PerfRecord, PerfSink};
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::Insn;
-use ebpf_vm::{ProgramOptions, ProgramType, TrapKind};
+use ebpf_vm::{Engine, ProgramOptions, ProgramType, TrapKind};
 
 const FROM: [u32; 3] = [0x0102_0304, 0xa0b0_c0d0, 0xffff_ffff];
 const TO: [u32; 3] = [0x1122_3344, 0x5566_7788, 0x0000_0001];
@@ -121,8 +121,9 @@ fn with_sink(insns: &[Insn], t: ProgramType) -> (ebpf_vm::Program, Arc<Mutex<Vec
 fn perf_event_output_delivers_records_with_packet_bytes() {
     const CURRENT_CPU: u64 = 0xffff_ffff;
     let (p, got) = with_sink(&perf_prog(CURRENT_CPU | 3 << 32), ProgramType::Xdp);
-    let mut pkt = vec![9u8, 8, 7, 6, 5];
-    assert_eq!(r0(&p, &mut pkt, None), 0);
+    // An Ethernet header's worth at least: the kernel's XDP test run refuses shorter packets.
+    let mut frame = vec![9u8, 8, 7, 6, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    assert_eq!(r0(&p, &mut frame, None), 0);
     assert_eq!(
         got.lock().unwrap().as_slice(),
         &[PerfRecord {
@@ -132,6 +133,7 @@ fn perf_event_output_delivers_records_with_packet_bytes() {
         }]
     );
     // An explicit index; more packet bytes than the packet has: -EFAULT.
+    let mut pkt = vec![9u8, 8, 7, 6, 5];
     let (p, got) = with_sink(&perf_prog(5), ProgramType::SocketFilter);
     assert_eq!(r0(&p, &mut pkt, None), 0);
     assert_eq!(got.lock().unwrap()[0].index, 5);
@@ -142,5 +144,41 @@ fn perf_event_output_delivers_records_with_packet_bytes() {
     assert_eq!(r0(&p, &mut [], Some(&[0u8; 8])), (-22i64) as u64);
     // No sink: -ENOENT, as for an empty perf event array slot.
     let p = load(&perf_prog(0), ProgramType::Xdp).unwrap();
-    assert_eq!(r0(&p, &mut pkt, None), (-2i64) as u64);
+    assert_eq!(r0(&p, &mut frame, None), (-2i64) as u64);
+}
+
+/// XDP packet bytes appended to a perf record come from the linear part and the fragments alike,
+/// bounded by `xdp_get_buff_len` (the kernel's `bpf_xdp_event_output` and `bpf_xdp_copy`): a
+/// 4,000-byte packet has 3,520 linear bytes and a 480-byte fragment. Both engines.
+#[test]
+fn perf_event_output_appends_xdp_bytes_from_the_fragments_too() {
+    const CURRENT_CPU: u64 = 0xffff_ffff;
+    let pkt: Vec<u8> = (0..4000u32).map(|i| (i * 7 + 3) as u8).collect();
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        let load = |flags: u64| {
+            let g = g.clone();
+            load_with(
+                &perf_prog(flags),
+                ProgramOptions {
+                    perf_sink: Some(PerfSink::new(move |r| g.lock().unwrap().push(r.clone()))),
+                    engine,
+                    ..options(ProgramType::Xdp)
+                },
+            )
+            .unwrap()
+        };
+        let p = load(CURRENT_CPU | 4000 << 32);
+        assert_eq!(r0(&p, &mut pkt.clone(), None), 0);
+        let mut want = vec![1, 2, 3, 4];
+        want.extend_from_slice(&pkt);
+        assert_eq!(got.lock().unwrap()[0].data, want, "{engine:?}");
+        let p = load(CURRENT_CPU | 4001 << 32);
+        assert_eq!(
+            r0(&p, &mut pkt.clone(), None),
+            (-14i64) as u64,
+            "{engine:?}"
+        );
+    }
 }

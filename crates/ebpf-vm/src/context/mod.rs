@@ -20,6 +20,7 @@ pub mod run_state;
 pub mod socket_filter;
 pub mod tracing;
 pub mod xdp;
+pub mod xdp_frags;
 
 use crate::error::{ErrorCode, LoadError, Trap};
 use crate::helpers::{self, HelperTable};

@@ -5,8 +5,11 @@
 //! `data_hard_start`, then `XDP_PACKET_HEADROOM` (256) bytes of headroom whose first 40 bytes the
 //! kernel reserves for `struct xdp_frame`, then metadata (if the caller gave some) ending where the
 //! packet starts, then the packet, then free room up to `data_hard_end`, which lies 320 bytes
-//! (`skb_shared_info`) before the end of a 4096-byte frame. A larger packet gets a frame exactly
-//! big enough for it (the kernel would switch to fragments).
+//! (`skb_shared_info`) before the end of a 4096-byte frame. So the linear part holds at most
+//! 3,520 packet bytes; the rest of a longer input goes into fragments (`xdp_frags`), which
+//! `data_end` does not cover. As in Linux 6.18, an input whose packet (after the metadata) is
+//! shorter than an Ethernet header is refused (EINVAL), and so is one that needs more than 17
+//! fragments (the kernel: ENOMEM).
 //!
 //! In checked mode the whole frame `[data_hard_start, data_hard_end)` is one writable region:
 //! a program cannot reach outside it, but, unlike under the kernel's verifier, it is not stopped
@@ -17,6 +20,7 @@ use crate::memory::{Region, Regions};
 
 use super::layout::xdp as off;
 use super::run_state::{OwnedBuf, RunState};
+use super::xdp_frags::{XdpFrags, FRAG_PAGE_SIZE, MAX_FRAGS};
 use super::Entry;
 
 pub const XDP_PACKET_HEADROOM: u64 = 256;
@@ -29,6 +33,12 @@ pub const XDP_FRAME_SIZE: u64 = 4096;
 pub const ETH_HLEN: u64 = 14;
 /// The largest metadata area: `skb_shared_info.meta_len` is a u8 (and it must be a multiple of 4).
 pub const XDP_META_MAX: u64 = 255;
+/// The largest metadata a test run's input may carry: the headroom less `struct xdp_frame`.
+pub const XDP_META_MAX_INPUT: u64 = XDP_PACKET_HEADROOM - XDP_FRAME_RESERVED;
+/// `data_hard_end`, from `data_hard_start`.
+const XDP_FRAME_END: u64 = XDP_FRAME_SIZE - XDP_TAILROOM;
+/// The most packet bytes the linear part holds: from the headroom to `data_hard_end` (3,520).
+pub const XDP_LINEAR_MAX: u64 = XDP_FRAME_END - XDP_PACKET_HEADROOM;
 
 /// XDP actions (`enum xdp_action`).
 pub const XDP_ABORTED: u64 = 0;
@@ -53,6 +63,8 @@ pub struct XdpFrame {
     pub data_meta: u64,
     pub data: u64,
     pub data_end: u64,
+    /// The packet bytes past the linear part (`data_end`).
+    frags: XdpFrags,
     /// The context buffer whose hidden pointer words mirror `data`, `data_end`, `data_meta`.
     ctx: Option<OwnedBuf>,
 }
@@ -113,9 +125,25 @@ impl XdpFrame {
         0
     }
 
-    /// `bpf_xdp_adjust_tail`: moves `data_end` by `delta`. -EINVAL past `data_hard_end` or below
-    /// an Ethernet header; bytes gained are zeroed.
+    /// `bpf_xdp_adjust_tail`: moves the end of the packet by `delta`; bytes gained are zeroed.
+    /// Linear packets: -EINVAL past `data_hard_end` or below an Ethernet header. Packets with
+    /// fragments: growing extends the last fragment within its page (-EINVAL beyond); shrinking
+    /// takes whole fragments from the end, then the linear part once none is left (-EINVAL when
+    /// fewer than 14 bytes would remain).
     pub fn adjust_tail(&mut self, delta: i32) -> i64 {
+        if !self.frags.is_empty() {
+            let n = delta.unsigned_abs() as u64;
+            if delta >= 0 {
+                return if self.frags.grow(n) { 0 } else { -EINVAL };
+            }
+            if n as i64 > self.buff_len() as i64 - ETH_HLEN as i64 {
+                return -EINVAL;
+            }
+            let from_linear = self.frags.shrink(n);
+            self.data_end -= from_linear;
+            self.sync();
+            return 0;
+        }
         let end = self.data_end as i64 + delta as i64;
         if end > self.hard_end as i64 || end < (self.data + ETH_HLEN) as i64 {
             return -EINVAL;
@@ -133,9 +161,60 @@ impl XdpFrame {
         self.buf.read(from - self.hard_start, to - from)
     }
 
-    /// The packet, `[data, data_end)`.
+    /// The whole packet: the linear part `[data, data_end)`, then the fragments.
     pub fn packet(&self) -> Vec<u8> {
-        self.bytes(self.data, self.data_end)
+        let mut out = self.bytes(self.data, self.data_end);
+        out.extend_from_slice(&self.frags.bytes());
+        out
+    }
+
+    /// Packet bytes, linear part and fragments (`xdp_get_buff_len`).
+    pub fn buff_len(&self) -> u64 {
+        self.data_end - self.data + self.frags.len()
+    }
+
+    /// Packet bytes `[at, at + len)` across the linear part and the fragments; `None` when the
+    /// range goes past the end (`bpf_xdp_copy`, `bpf_xdp_load_bytes`).
+    pub fn read_packet(&self, at: u64, len: u64) -> Option<Vec<u8>> {
+        let mut out = vec![0u8; usize::try_from(len).ok()?];
+        let linear = self.data_end - self.data;
+        if at.checked_add(len)? > self.buff_len() {
+            return None;
+        }
+        let in_linear = linear.saturating_sub(at).min(len);
+        if in_linear > 0 {
+            out[..in_linear as usize]
+                .copy_from_slice(&self.bytes(self.data + at, self.data + at + in_linear));
+        }
+        if in_linear < len {
+            // The rest lies past the linear part: at + in_linear >= linear.
+            self.frags
+                .read(at + in_linear - linear, &mut out[in_linear as usize..]);
+        }
+        Some(out)
+    }
+
+    /// Writes `bytes` at packet offset `at` across the linear part and the fragments; false when
+    /// the range goes past the end (`bpf_xdp_store_bytes`).
+    pub fn write_packet(&mut self, at: u64, bytes: &[u8]) -> bool {
+        let len = bytes.len() as u64;
+        let linear = self.data_end - self.data;
+        match at.checked_add(len) {
+            Some(end) if end <= self.buff_len() => {}
+            _ => return false,
+        }
+        let in_linear = linear.saturating_sub(at).min(len);
+        if in_linear > 0 {
+            self.buf.write(
+                self.data + at - self.hard_start,
+                &bytes[..in_linear as usize],
+            );
+        }
+        if in_linear < len {
+            self.frags
+                .write(at + in_linear - linear, &bytes[in_linear as usize..]);
+        }
+        true
     }
 
     /// The metadata, `[data_meta, data)`.
@@ -165,13 +244,18 @@ fn field(ctx: &[u8], at: u32) -> u32 {
     u32::from_le_bytes(b)
 }
 
-/// Builds the frame and `struct xdp_md` of a run.
+/// Builds the frame and `struct xdp_md` of a run, as Linux 6.18's `bpf_prog_test_run_xdp` does.
 ///
 /// `ctx_in` (optional) is an `xdp_md` image, checked as the kernel's test run checks it:
-/// `data` = how many leading bytes of `data` are metadata (a multiple of 4, at most 255),
-/// `data_end` = the input length (or 0 for "all of it"), `data_meta` = 0, `egress_ifindex` = 0,
-/// and `rx_queue_index` only with an `ingress_ifindex`. Without it, `ingress_ifindex` is 1 (the
-/// loopback device, what the kernel's test run reports) and there is no metadata.
+/// `data` = how many leading bytes of `data` are metadata (a multiple of 4, at most 216),
+/// `data_end` = where the linear part ends (metadata included; at most the input length, and 0
+/// means all of it), `data_meta` = 0, `egress_ifindex` = 0, and `rx_queue_index` only with an
+/// `ingress_ifindex`. Without it, `ingress_ifindex` is 1 (the loopback device, what the kernel's
+/// test run reports) and there is no metadata. The packet after the metadata must have at least
+/// 14 bytes; past the linear part's 3,520 bytes (or `data_end`) it continues in fragments.
+///
+/// One difference: the kernel takes `data_end` = 0 literally (an empty linear part); here it means
+/// "the whole input", so that a context image need not repeat the input's length.
 pub(crate) fn prepare(
     data: &[u8],
     ctx_in: Option<&[u8]>,
@@ -179,8 +263,8 @@ pub(crate) fn prepare(
     regions: &mut Regions,
 ) -> Result<Entry, Trap> {
     let len = data.len() as u64;
-    let (metalen, ingress, rxq) = match ctx_in {
-        None => (0u64, 1u32, 0u32),
+    let (metalen, linear_end, ingress, rxq) = match ctx_in {
+        None => (0u64, len, 1u32, 0u32),
         Some(c) => {
             if c.len() > off::SIZE as usize {
                 return Err(bad_input(format!(
@@ -195,11 +279,12 @@ pub(crate) fn prepare(
                 field(c, off::DATA_META),
             );
             let de = if de == 0 { len } else { de };
-            if dm != 0 || de != len || d > de || metalen_invalid(d) {
+            if dm != 0 || de > len || d > de || metalen_invalid(d) || d > XDP_META_MAX_INPUT {
                 return Err(bad_input(format!(
-                    "xdp_md must have data_meta = 0, data_end = the input length ({len}) and \
-                     data = a metadata size that is a multiple of 4 and at most {XDP_META_MAX} \
-                     (got data = {d}, data_end = {de}, data_meta = {dm})"
+                    "xdp_md must have data_meta = 0, data_end = the end of the linear part (at \
+                     most the input length, {len}) and data = a metadata size that is a \
+                     multiple of 4 and at most {XDP_META_MAX_INPUT} (got data = {d}, data_end = \
+                     {de}, data_meta = {dm})"
                 )));
             }
             if field(c, off::EGRESS_IFINDEX) != 0 {
@@ -215,13 +300,28 @@ pub(crate) fn prepare(
                 ));
             }
             // No device named: the loopback device, as in the kernel's test run.
-            (d, if ing == 0 { 1 } else { ing }, rxq)
+            (d, de, if ing == 0 { 1 } else { ing }, rxq)
         }
     };
-    let pkt_len = len - metalen;
-    let frame_len = (XDP_FRAME_SIZE - XDP_TAILROOM).max(XDP_PACKET_HEADROOM + pkt_len);
-    let buf = OwnedBuf::zeroed(frame_len as usize);
-    buf.write(XDP_PACKET_HEADROOM - metalen, data);
+    if len - metalen < ETH_HLEN {
+        return Err(bad_input(format!(
+            "the XDP packet has {} bytes after {metalen} bytes of metadata; the kernel's test run \
+             needs at least an Ethernet header ({ETH_HLEN})",
+            len - metalen
+        )));
+    }
+    // The linear part (metadata included) ends at `data_end`, and at the frame's end at most.
+    let linear_end = linear_end.min(metalen + XDP_LINEAR_MAX);
+    let Some(frags) = XdpFrags::from_bytes(&data[linear_end as usize..]) else {
+        return Err(bad_input(format!(
+            "the XDP input has {len} bytes; at most {} fit (the linear part and {MAX_FRAGS} \
+             fragments of {FRAG_PAGE_SIZE} bytes; the kernel's test run fails with ENOMEM)",
+            linear_end + (MAX_FRAGS * FRAG_PAGE_SIZE) as u64
+        )));
+    };
+    let pkt_len = linear_end - metalen;
+    let buf = OwnedBuf::zeroed(XDP_FRAME_END as usize);
+    buf.write(XDP_PACKET_HEADROOM - metalen, &data[..linear_end as usize]);
     let hard_start = buf.addr;
     let ctx = OwnedBuf::zeroed(off::BUFFER_SIZE as usize);
     ctx.write_u32(off::INGRESS_IFINDEX, ingress);
@@ -229,15 +329,16 @@ pub(crate) fn prepare(
     let ctx_addr = ctx.addr;
     let frame = XdpFrame {
         hard_start,
-        hard_end: hard_start + frame_len,
+        hard_end: hard_start + XDP_FRAME_END,
         data_meta: hard_start + XDP_PACKET_HEADROOM - metalen,
         data: hard_start + XDP_PACKET_HEADROOM,
         data_end: hard_start + XDP_PACKET_HEADROOM + pkt_len,
         buf,
+        frags,
         ctx: Some(ctx),
     };
     frame.sync();
-    regions.push(Region::new(hard_start, frame_len, true));
+    regions.push(Region::new(hard_start, XDP_FRAME_END, true));
     regions.push(Region::new(ctx_addr, off::BUFFER_SIZE as u64, false));
     let packet = (frame.data, pkt_len);
     state.ctx_addr = ctx_addr;

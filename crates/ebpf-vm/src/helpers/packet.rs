@@ -1,7 +1,8 @@
 //! Packet helpers, as in net/core/filter.c: `bpf_skb_load_bytes` (26, socket filters),
-//! `bpf_csum_diff` (28) and the XDP bounds helpers `bpf_xdp_adjust_head` (44),
+//! `bpf_csum_diff` (28), the XDP bounds helpers `bpf_xdp_adjust_head` (44),
 //! `bpf_xdp_adjust_meta` (54), `bpf_xdp_adjust_tail` (65) (the arithmetic is in
-//! `context/xdp.rs`). The context argument must be the run's context: anything else is refused,
+//! `context/xdp.rs`), and the XDP helpers that see the fragments of a long packet too:
+//! `bpf_xdp_get_buff_len` (188), `bpf_xdp_load_bytes` (189), `bpf_xdp_store_bytes` (190). The context argument must be the run's context: anything else is refused,
 //! as the kernel's verifier would.
 
 use super::{HelperContext, HelperError, HelperTable};
@@ -11,6 +12,12 @@ pub const BPF_CSUM_DIFF: u32 = 28;
 pub const BPF_XDP_ADJUST_HEAD: u32 = 44;
 pub const BPF_XDP_ADJUST_META: u32 = 54;
 pub const BPF_XDP_ADJUST_TAIL: u32 = 65;
+pub const BPF_XDP_GET_BUFF_LEN: u32 = 188;
+pub const BPF_XDP_LOAD_BYTES: u32 = 189;
+pub const BPF_XDP_STORE_BYTES: u32 = 190;
+
+/// `bpf_xdp_load_bytes`/`store_bytes` refuse offsets and lengths above this with -EFAULT.
+const XDP_BYTES_MAX: u64 = 0xffff;
 
 const EFAULT: i64 = 14;
 const EINVAL: i64 = 22;
@@ -134,6 +141,78 @@ fn xdp_adjust(
     }
 }
 
+/// The frame of an XDP run, for the helpers that take its context.
+fn xdp_frame<'a>(
+    cx: &'a mut HelperContext<'_>,
+    r1: u64,
+) -> Result<Option<&'a mut crate::context::xdp::XdpFrame>, HelperError> {
+    require_ctx(cx, r1)?;
+    Ok(cx.state.xdp.as_deref_mut())
+}
+
+/// `bpf_xdp_get_buff_len(ctx)`: the linear part and the fragments.
+fn xdp_get_buff_len(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    Ok(xdp_frame(cx, a[0])?.map_or(0, |f| f.buff_len()))
+}
+
+/// The checks of the kernel's `bpf_xdp_pointer`: -EFAULT for an offset or length over 0xffff,
+/// -EINVAL for a range past the end of the packet (fragments included).
+fn xdp_range_error(frame: &crate::context::xdp::XdpFrame, offset: u64, len: u64) -> Option<i64> {
+    if offset > XDP_BYTES_MAX || len > XDP_BYTES_MAX {
+        Some(-EFAULT)
+    } else if offset + len > frame.buff_len() {
+        Some(-EINVAL)
+    } else {
+        None
+    }
+}
+
+/// `bpf_xdp_load_bytes(ctx, offset, buf, len)`: packet bytes, across fragments, into `buf`.
+fn xdp_load_bytes(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    let (offset, buf, len) = (a[1] as u32 as u64, a[2], a[3] as u32 as u64);
+    let Some(frame) = xdp_frame(cx, a[0])? else {
+        return Ok((-EINVAL) as u64);
+    };
+    if let Some(e) = xdp_range_error(frame, offset, len) {
+        return Ok(e as u64);
+    }
+    let Some(bytes) = frame.read_packet(offset, len) else {
+        return Ok((-EINVAL) as u64);
+    };
+    let dst = cx.regions.slice_mut(buf, len).map_err(|_| {
+        HelperError(format!(
+            "buf (0x{buf:x}, {len} bytes) is not writable memory"
+        ))
+    })?;
+    dst.copy_from_slice(&bytes);
+    Ok(0)
+}
+
+/// `bpf_xdp_store_bytes(ctx, offset, buf, len)`: `buf` into the packet, across fragments.
+fn xdp_store_bytes(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    let (offset, buf, len) = (a[1] as u32 as u64, a[2], a[3] as u32 as u64);
+    let bytes = cx
+        .regions
+        .slice(buf, len)
+        .map(<[u8]>::to_vec)
+        .map_err(|_| {
+            HelperError(format!(
+                "buf (0x{buf:x}, {len} bytes) is not readable memory"
+            ))
+        })?;
+    let Some(frame) = xdp_frame(cx, a[0])? else {
+        return Ok((-EINVAL) as u64);
+    };
+    if let Some(e) = xdp_range_error(frame, offset, len) {
+        return Ok(e as u64);
+    }
+    Ok(if frame.write_packet(offset, &bytes) {
+        0
+    } else {
+        (-EINVAL) as u64
+    })
+}
+
 /// Helpers of socket filters.
 pub fn register_skb(table: &mut HelperTable) {
     table.register(BPF_SKB_LOAD_BYTES, "bpf_skb_load_bytes", skb_load_bytes);
@@ -155,4 +234,11 @@ pub fn register_xdp(table: &mut HelperTable) {
     table.register(BPF_XDP_ADJUST_TAIL, "bpf_xdp_adjust_tail", |cx, a| {
         xdp_adjust(cx, a, |f, d| f.adjust_tail(d))
     });
+    table.register(
+        BPF_XDP_GET_BUFF_LEN,
+        "bpf_xdp_get_buff_len",
+        xdp_get_buff_len,
+    );
+    table.register(BPF_XDP_LOAD_BYTES, "bpf_xdp_load_bytes", xdp_load_bytes);
+    table.register(BPF_XDP_STORE_BYTES, "bpf_xdp_store_bytes", xdp_store_bytes);
 }

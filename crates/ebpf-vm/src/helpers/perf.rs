@@ -23,12 +23,12 @@ const EINVAL: i64 = 22;
 fn perf_event_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     require_ctx(cx, a[0])?;
     let (map, flags, data, size) = (a[1], a[2], a[3], a[4]);
-    let packet = match cx.state.prog_type {
-        ProgramType::SocketFilter => Some(cx.state.skb_packet),
-        ProgramType::Xdp => cx.state.xdp.as_ref().map(|f| (f.data, f.data_end - f.data)),
-        _ => None,
+    let has_packet = match cx.state.prog_type {
+        ProgramType::SocketFilter => true,
+        ProgramType::Xdp => cx.state.xdp.is_some(),
+        _ => false,
     };
-    let allowed = if packet.is_some() {
+    let allowed = if has_packet {
         BPF_F_INDEX_MASK | BPF_F_CTXLEN_MASK
     } else {
         BPF_F_INDEX_MASK
@@ -49,15 +49,11 @@ fn perf_event_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
             .to_vec()
     };
     let ctx_len = (flags & BPF_F_CTXLEN_MASK) >> 32;
-    if let (Some((pkt, pkt_len)), true) = (packet, ctx_len > 0) {
-        if ctx_len > pkt_len {
+    if has_packet && ctx_len > 0 {
+        let Some(head) = packet_head(cx, ctx_len)? else {
             return Ok((-EFAULT) as u64);
-        }
-        let tail = cx
-            .regions
-            .slice(pkt, ctx_len)
-            .map_err(|_| HelperError("the packet is not readable memory".into()))?;
-        bytes.extend_from_slice(tail);
+        };
+        bytes.extend_from_slice(&head);
     }
     let index = match flags & BPF_F_INDEX_MASK {
         BPF_F_CURRENT_CPU => 0,
@@ -72,6 +68,22 @@ fn perf_event_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
         data: bytes,
     });
     Ok(0)
+}
+
+/// The first `n` bytes of the run's packet, `None` when it is shorter. XDP: across the linear part
+/// and the fragments, as the kernel's `bpf_xdp_copy` (bounded by `xdp_get_buff_len`).
+fn packet_head(cx: &HelperContext<'_>, n: u64) -> Result<Option<Vec<u8>>, HelperError> {
+    if let Some(frame) = &cx.state.xdp {
+        return Ok(frame.read_packet(0, n));
+    }
+    let (pkt, pkt_len) = cx.state.skb_packet;
+    if n > pkt_len {
+        return Ok(None);
+    }
+    cx.regions
+        .slice(pkt, n)
+        .map(|b| Some(b.to_vec()))
+        .map_err(|_| HelperError("the packet is not readable memory".into()))
 }
 
 pub fn register(table: &mut HelperTable) {
