@@ -148,3 +148,44 @@ describe('run-time traps are TrapErrors, identical on both engines', () => {
     })
   }
 })
+
+describe('XDP inputs as the kernel test run takes them (Linux 6.18, bpftool prog run)', () => {
+  // r0 = (data_end - data) | (data - data_meta) << 16 | bpf_xdp_get_buff_len(ctx) << 32
+  const lengths = assemble(`
+    r6 = r1
+    r2 = *(u32 *)(r6 + 0)
+    r3 = *(u32 *)(r6 + 4)
+    r4 = *(u32 *)(r6 + 8)
+    r7 = r3
+    r7 -= r2
+    r8 = r2
+    r8 -= r4
+    r8 <<= 16
+    r7 |= r8
+    r1 = r6
+    call 188
+    r0 <<= 32
+    r0 |= r7
+    exit
+  `)
+  for (const engine of ['interpreter', 'jit'] as const) {
+    it(`${engine}: runts are EINVAL, metadata comes from ctx.data_meta, long packets go on in fragments`, () => {
+      const p = new Program({ type: 'xdp', instructions: lengths, engine })
+      expect(() => p.run({ data: new Uint8Array(13) })).toThrow(
+        expect.objectContaining({ code: 'EINVAL', kind: 'invalid_input', name: 'TrapError' }),
+      )
+      const data = Uint8Array.from({ length: 30 }, (_, i) => i)
+      const r = p.run({ data, ctx: { data_meta: 8 } })
+      // 8 bytes of metadata, 22 of packet.
+      expect(r.r0).toBe(22n | (8n << 16n) | (22n << 32n))
+      expect(r.meta).toEqual(data.subarray(0, 8))
+      expect(r.data).toEqual(data.subarray(8))
+      expect(r.ctxFields).toMatchObject({ data_meta: 8, ingress_ifindex: 1 })
+      // 5000 bytes: 3520 linear, 1480 in a fragment, all of it returned.
+      const long = Uint8Array.from({ length: 5000 }, (_, i) => (i * 7 + 3) & 0xff)
+      const l = p.run({ data: long })
+      expect(l.r0).toBe(3520n | (5000n << 32n))
+      expect(l.data).toEqual(long)
+    })
+  }
+})

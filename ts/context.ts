@@ -11,7 +11,11 @@ export interface XdpContext {
   ingress_ifindex?: number
   rx_queue_index?: number
   egress_ifindex?: number
-  /** Bytes of metadata in front of the packet (the kernel's test run: data_meta = data - this). */
+  /**
+   * Bytes of metadata in front of the packet: the first `data_meta` bytes of `data` (a multiple of
+   * 4, at most 216). The kernel's test run takes this number in `xdp_md.data` (its `data_meta` must
+   * be 0), and so does the image this field is written to; after a run it reads back the same way.
+   */
   data_meta?: number
 }
 
@@ -45,7 +49,8 @@ export interface SkbContext {
 
 export type ContextValue = XdpContext | SkbContext
 
-const XDP_MD = { size: 24, fields: { data_meta: 8, ingress_ifindex: 12, rx_queue_index: 16, egress_ifindex: 20 } }
+/** `data_meta` (the metadata size) lives in `xdp_md.data` (offset 0), as the kernel's test run wants it. */
+const XDP_MD = { size: 24, fields: { data_meta: 0, ingress_ifindex: 12, rx_queue_index: 16, egress_ifindex: 20 } }
 
 const SK_BUFF = {
   size: 192,
