@@ -199,7 +199,7 @@ describe.runIf(hostMatches)('installed into a fresh project', () => {
     )
     const o = ok(run('npx', ['--offline', 'ebpf', 'run', FIREWALL, '--hex', '00', '--json'], project), 'npx ebpf run')
     expect(JSON.parse(o.stdout).retval).toBe(2)
-  })
+  }, 120_000)
 
   it('types: a TypeScript consumer compiles with skipLibCheck false (CommonJS and ESM)', () => {
     writeFileSync(
@@ -240,7 +240,7 @@ export const r0: bigint = new Program({ instructions: assemble('r0 = 1\\nexit') 
     const o = node(project, [tsc, '-p', project])
     expect(o.stdout + o.stderr).toBe('')
     expect(o.status).toBe(0)
-  })
+  }, 300_000)
 
   it('without the platform package: help, --version and the assembler work; a run names the missing binary', () => {
     const moved = join(project, 'platform-package-aside')
