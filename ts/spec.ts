@@ -198,26 +198,17 @@ function unreadable(path: string, e: unknown): EbpfError {
   return new EbpfError(code, `cannot read object '${path}': ${(e as Error).message}`)
 }
 
-function notAnObject(fn: string): EbpfError {
-  return new EbpfError('EINVAL', `${fn} takes a file path or a Uint8Array`)
-}
-
 /** Reads an object file (path or bytes) into a CollectionSpec without loading anything. */
 export async function loadCollectionSpec(
   pathOrBytes: string | Uint8Array,
   options: LoadOptions = {},
 ): Promise<CollectionSpec> {
+  if (typeof pathOrBytes !== 'string') return loadCollectionSpecSync(pathOrBytes, options)
   let bytes: Uint8Array
-  if (typeof pathOrBytes === 'string') {
-    try {
-      bytes = new Uint8Array(await readFile(pathOrBytes))
-    } catch (e) {
-      throw unreadable(pathOrBytes, e)
-    }
-  } else if (pathOrBytes instanceof Uint8Array) {
-    bytes = pathOrBytes
-  } else {
-    throw notAnObject('loadCollectionSpec')
+  try {
+    bytes = new Uint8Array(await readFile(pathOrBytes))
+  } catch (e) {
+    throw unreadable(pathOrBytes, e)
   }
   return loadCollectionSpecSync(bytes, options)
 }
@@ -234,7 +225,7 @@ export function loadCollectionSpecSync(pathOrBytes: string | Uint8Array, options
   } else if (pathOrBytes instanceof Uint8Array) {
     bytes = pathOrBytes
   } else {
-    throw notAnObject('loadCollectionSpecSync')
+    throw new EbpfError('EINVAL', 'loadCollectionSpec takes a file path or a Uint8Array')
   }
   const obj = loadObject(bytes, options)
   const variables = new Map<string, VariableSpec>()
