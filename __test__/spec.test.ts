@@ -9,7 +9,13 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { Btf } from '../ts/btf/btf.js'
 import { EbpfError } from '../ts/errors.js'
-import { type CollectionSpec, loadCollectionSpec, type MapSpec, type ProgramSpec } from '../ts/spec.js'
+import {
+  type CollectionSpec,
+  loadCollectionSpec,
+  loadCollectionSpecSync,
+  type MapSpec,
+  type ProgramSpec,
+} from '../ts/spec.js'
 
 const dir = join(__dirname, 'fixtures')
 const load = (name: string) => loadCollectionSpec(join(dir, `${name}.bpf.o`))
@@ -564,5 +570,19 @@ describe('fixture contents, from the C sources', () => {
     expect(existsSync(join(dir, 'nope.o'))).toBe(false)
     await expect(loadCollectionSpec(join(dir, 'nope.o'))).rejects.toMatchObject({ code: 'ENOENT' })
     await expect(loadCollectionSpec(42 as unknown as string)).rejects.toMatchObject({ code: 'EINVAL' })
+  })
+
+  it('loadCollectionSpecSync reads a path or bytes as the async form does', () => {
+    const path = join(dir, 'socket_filter.bpf.o')
+    const fromPath = loadCollectionSpecSync(path)
+    const fromBytes = loadCollectionSpecSync(new Uint8Array(readFileSync(path)))
+    expect([...fromPath.programs.keys()]).toEqual(['udp_port_filter'])
+    expect(fromPath.programs.get('udp_port_filter')!.instructions).toEqual(
+      fromBytes.programs.get('udp_port_filter')!.instructions,
+    )
+    expect(() => loadCollectionSpecSync(join(dir, 'nope.o'))).toThrow(
+      expect.objectContaining({ code: 'ENOENT', message: expect.stringContaining('nope.o') }),
+    )
+    expect(() => loadCollectionSpecSync(42 as unknown as string)).toThrow(expect.objectContaining({ code: 'EINVAL' }))
   })
 })

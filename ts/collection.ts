@@ -125,9 +125,17 @@ function relocate(prog: ProgramSpec, maps: Map<string, BpfMap>): { instructions:
 /** Key and value types of maps by name: the `Maps` interface that `spec.declarations()` generates. */
 export type MapTypes<M = Record<string, unknown>> = Record<keyof M, { key: unknown; value: unknown }>
 
-/** `collection.maps`: a Map of BpfMaps whose `get` is typed by the object's `Maps` declarations. */
+/** The map names a `Maps` interface declares; none for the default, which declares no names. */
+type DeclaredMapName<M> = string extends keyof M ? never : keyof M & string
+
+/**
+ * `collection.maps`: a Map of BpfMaps whose `get` is typed by the object's `Maps` declarations. A
+ * declared name gives its typed map (the collection creates every map of its spec, and the
+ * declarations come from that spec); any other name may be absent.
+ */
 export type CollectionMaps<M extends MapTypes<M>> = {
-  get<K extends keyof M & string>(name: K): BpfMap<M[K]['key'], M[K]['value']> | undefined
+  get<K extends DeclaredMapName<M>>(name: K): BpfMap<M[K]['key'], M[K]['value']>
+  get(name: string): BpfMap | undefined
 } & Map<string, BpfMap>
 
 /**
@@ -138,7 +146,8 @@ export type CollectionMaps<M extends MapTypes<M>> = {
 export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; value: unknown }>> {
   readonly spec: CollectionSpec
   readonly programs = new Map<string, Program>()
-  readonly maps: CollectionMaps<M> = new Map<string, BpfMap>()
+  // The declared names' maps are all created by the constructor, which is what the type promises.
+  readonly maps: CollectionMaps<M> = new Map<string, BpfMap>() as CollectionMaps<M>
 
   constructor(spec: CollectionSpec, options: CollectionOptions = {}) {
     if (spec === null || typeof spec !== 'object' || !(spec.programs instanceof Map)) {

@@ -109,6 +109,23 @@ export class FormatError extends EbpfError {
 export class MapError extends EbpfError {}
 
 /**
+ * The native core (the `.node` file) has no build for this platform, or it failed to load:
+ * `platform` is napi-rs's name for the host (`linux-x64-gnu`), `packageName` the prebuilt package
+ * that would hold it. Only what runs programs or holds maps needs it; the assembler, the object
+ * loader and `ebpf help` work without it.
+ */
+export class NativeBindingError extends EbpfError {
+  readonly platform: string
+  readonly packageName: string
+  constructor(message: string, details: { platform: string; packageName: string; cause?: unknown }) {
+    super('ENOTSUPP', message)
+    this.platform = details.platform
+    this.packageName = details.packageName
+    if (details.cause !== undefined) this.cause = details.cause
+  }
+}
+
+/**
  * Errors the native layer throws carry their errno name at the head of the message
  * (`"EEXIST: ..."`); this turns one into a `MapError` with that code. Other errors pass through.
  */

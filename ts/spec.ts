@@ -3,6 +3,7 @@
  * parsed but not loaded. `loadCollectionSpec` reads a clang/libbpf object; a `Collection` (the
  * next stage) creates the maps, applies `relocations` and verifies the programs.
  */
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import type { Btf } from './btf/btf.js'
 import { type BtfValue, type Codec, codec } from './btf/codec.js'
@@ -191,29 +192,41 @@ export interface LoadOptions {
   kconfig?: Record<string, unknown>
 }
 
+/** The error for an object file that cannot be read. */
+function unreadable(path: string, e: unknown): EbpfError {
+  const code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'ENOENT' : 'EINVAL'
+  return new EbpfError(code, `cannot read object '${path}': ${(e as Error).message}`)
+}
+
 /** Reads an object file (path or bytes) into a CollectionSpec without loading anything. */
 export async function loadCollectionSpec(
   pathOrBytes: string | Uint8Array,
   options: LoadOptions = {},
 ): Promise<CollectionSpec> {
+  if (typeof pathOrBytes !== 'string') return loadCollectionSpecSync(pathOrBytes, options)
+  let bytes: Uint8Array
+  try {
+    bytes = new Uint8Array(await readFile(pathOrBytes))
+  } catch (e) {
+    throw unreadable(pathOrBytes, e)
+  }
+  return loadCollectionSpecSync(bytes, options)
+}
+
+/** `loadCollectionSpec` without the promise: the file (if a path) is read synchronously. */
+export function loadCollectionSpecSync(pathOrBytes: string | Uint8Array, options: LoadOptions = {}): CollectionSpec {
   let bytes: Uint8Array
   if (typeof pathOrBytes === 'string') {
     try {
-      bytes = new Uint8Array(await readFile(pathOrBytes))
+      bytes = new Uint8Array(readFileSync(pathOrBytes))
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'ENOENT' : 'EINVAL'
-      throw new EbpfError(code, `cannot read object '${pathOrBytes}': ${(e as Error).message}`)
+      throw unreadable(pathOrBytes, e)
     }
   } else if (pathOrBytes instanceof Uint8Array) {
     bytes = pathOrBytes
   } else {
     throw new EbpfError('EINVAL', 'loadCollectionSpec takes a file path or a Uint8Array')
   }
-  return loadCollectionSpecSync(bytes, options)
-}
-
-/** Synchronous form for bytes already in memory. */
-export function loadCollectionSpecSync(bytes: Uint8Array, options: LoadOptions = {}): CollectionSpec {
   const obj = loadObject(bytes, options)
   const variables = new Map<string, VariableSpec>()
   for (const v of obj.variables) {

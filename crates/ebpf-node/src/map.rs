@@ -90,9 +90,10 @@ pub struct NativeRecords {
     pub lengths: Vec<u32>,
 }
 
-/// One batch of a batched lookup.
+/// One batch of a batched lookup. (Named apart from `program::NativeBatch`: the generated
+/// `index.d.ts` has one namespace, where two interfaces of one name would merge.)
 #[napi(object)]
-pub struct NativeBatch {
+pub struct NativeMapBatch {
     pub keys: Vec<Buffer>,
     pub values: Vec<Buffer>,
     /// Cursor for the next batch; absent once the map is exhausted.
@@ -327,14 +328,14 @@ impl NativeMap {
         cursor: Option<&[u8]>,
         max: u32,
         and_delete: Option<bool>,
-    ) -> Result<NativeBatch> {
+    ) -> Result<NativeMapBatch> {
         let b = if and_delete.unwrap_or(false) {
             self.inner.lookup_and_delete_batch(cursor, max as usize)
         } else {
             self.inner.lookup_batch(cursor, max as usize)
         }
         .map_err(js_err)?;
-        Ok(NativeBatch {
+        Ok(NativeMapBatch {
             keys: b.keys.into_iter().map(Buffer::from).collect(),
             values: b.values.into_iter().map(Buffer::from).collect(),
             next: b.next.map(Buffer::from),

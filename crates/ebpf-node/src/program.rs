@@ -477,6 +477,10 @@ pub fn load_program(
     env: Env,
     bytecode: &[u8],
     options: NativeProgramOptions,
+    // Spelled out: the type alias's name would reach the generated index.d.ts undeclared.
+    #[napi(
+        ts_arg_type = "(id: number, r1: bigint, r2: bigint, r3: bigint, r4: bigint, r5: bigint) => bigint | number | undefined"
+    )]
     js_helpers: Option<crate::js_helpers::JsDispatcher<'_>>,
 ) -> Result<Either<NativeProgram, NativeLoadResult>> {
     let perf = Arc::new(Mutex::new(Vec::new()));
