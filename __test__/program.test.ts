@@ -133,6 +133,9 @@ describe('run-time traps are TrapErrors, identical on both engines', () => {
         Uint8Array.of(1, 2, 3, 4),
       )
       expect([load.code, load.kind, load.insn, load.size]).toEqual(['EFAULT', 'out_of_bounds', 0, 4])
+      // The address relative to its region; no host address in the error.
+      expect([load.region, load.addr]).toEqual(['data', 2n])
+      expect(load.message).toBe("instruction 0: load of 4 bytes at data+2 is outside the program's memory")
       const store = trap(new Program({ instructions: assemble('r0 = 0\n*(u64 *)(r10 + 0) = r0\nexit'), engine }))
       expect([store.code, store.kind, store.insn, store.size, store.insnCount]).toEqual([
         'EFAULT',
@@ -141,6 +144,12 @@ describe('run-time traps are TrapErrors, identical on both engines', () => {
         8,
         1,
       ])
+      expect([store.region, store.addr]).toEqual(['stack', 0n])
+      const far = trap(
+        new Program({ instructions: assemble('r1 = 0x123456789abc ll\nr0 = *(u8 *)(r1 + 0)\nexit'), engine }),
+      )
+      expect([far.kind, far.region, far.addr]).toEqual(['out_of_bounds', undefined, 0n])
+      expect(far.message).toBe('instruction 2: load of 1 bytes at an address outside every region of the run')
     })
     it(`${engine}: stack overflow through recursion`, () => {
       const e = trap(new Program({ instructions: assemble('f:\ncall f\nexit'), engine }))

@@ -75,8 +75,17 @@ export class TrapError extends EbpfError {
   readonly kind: TrapKind
   /** Index of the instruction that trapped. */
   readonly insn: number
-  /** Faulting address for memory traps, else 0n. */
+  /**
+   * For memory traps, the faulting address relative to `region` (`-8n` with `region` 'stack' is 8
+   * bytes below r10 of the main frame), else 0n. Host addresses never reach JavaScript.
+   */
   readonly addr: bigint
+  /**
+   * The region `addr` is relative to: 'stack', 'callback stack', 'data', 'ctx', `map 'NAME' value`,
+   * `map 'NAME' key`, `ringbuf 'NAME' record`, or 'null' (an address near 0); undefined for traps
+   * without an address and for an address far from every region of the run.
+   */
+  readonly region: string | undefined
   /** Access size in bytes for memory traps, else 0. */
   readonly size: number
   /** Instructions executed before the trap. */
@@ -84,12 +93,20 @@ export class TrapError extends EbpfError {
   constructor(
     code: ErrorCode,
     message: string,
-    details: { kind: TrapKind; insn: number; addr: bigint; size: number; insnCount: number },
+    details: {
+      kind: TrapKind
+      insn: number
+      addr: bigint
+      region?: string | undefined
+      size: number
+      insnCount: number
+    },
   ) {
     super(code, message)
     this.kind = details.kind
     this.insn = details.insn
     this.addr = details.addr
+    this.region = details.region
     this.size = details.size
     this.insnCount = details.insnCount
   }

@@ -263,6 +263,7 @@ export function fromNative(e: NativeError): LoadError | TrapError {
       kind: e.kind as TrapKind,
       insn: e.insn ?? 0,
       addr: e.addr ?? 0n,
+      region: e.region ?? undefined,
       size: e.size ?? 0,
       insnCount: e.insnCount ?? 0,
     })

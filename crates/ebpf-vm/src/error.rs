@@ -148,13 +148,18 @@ pub struct Trap {
     pub kind: TrapKind,
     /// Index of the instruction slot that trapped.
     pub pc: usize,
-    /// The faulting address (memory traps), otherwise 0.
+    /// The faulting host address (memory traps), otherwise 0. For the embedder's debugging only:
+    /// `message` and `place` give the address relative to the run's regions instead, and the
+    /// Node binding never hands host addresses to JavaScript.
     pub addr: u64,
     /// The access size in bytes (memory traps), otherwise 0.
     pub size: u32,
     /// Instructions executed before the trap (the trapping one not included).
     pub insn_count: u64,
     pub message: String,
+    /// Where the faulting address lies relative to the run's regions (memory traps; `None` for
+    /// other traps and for an address far from every region).
+    pub place: Option<crate::places::Place>,
 }
 
 impl fmt::Display for Trap {

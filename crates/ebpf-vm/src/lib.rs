@@ -18,6 +18,7 @@ pub mod jit;
 pub mod maps;
 pub mod memory;
 pub mod pins;
+pub mod places;
 pub mod program;
 pub mod stack_reach;
 pub mod test_run;

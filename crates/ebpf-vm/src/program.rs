@@ -233,6 +233,7 @@ impl Program {
         let mut regions = Regions::new();
         regions.push(Region::new(reach_start, reach as u64, true));
         let mut state = RunState::new(self.options.prog_type);
+        state.stack_top = stack_bytes + STACK_SIZE as u64;
         let entry = context::prepare_run(
             self.options.prog_type,
             input.data,
@@ -253,6 +254,7 @@ impl Program {
                 size: 0,
                 insn_count: out.insn_count,
                 message: "the program exited holding the bpf_spin_lock it took here".into(),
+                place: None,
             });
         }
         Ok((out, context::finish_run(&state)))
@@ -333,6 +335,7 @@ impl Program {
                 size: 0,
                 insn_count: 0,
                 message: format!("{pc} is not a callback of this program"),
+                place: None,
             });
         };
         interpreter::run_prepared(program, env, args).map_err(|mut t| {

@@ -43,7 +43,8 @@ fn perf_event_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
             .slice(data, size)
             .map_err(|_| {
                 HelperError(format!(
-                    "data (0x{data:x}, {size} bytes) is not readable memory"
+                    "data ({}, {size} bytes) is not readable memory",
+                    cx.describe(data)
                 ))
             })?
             .to_vec()

@@ -20,7 +20,8 @@ fn trace_printk(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperEr
         .slice(fmt, size)
         .map_err(|_| {
             HelperError(format!(
-                "fmt (0x{fmt:x}, {size} bytes) is not readable memory"
+                "fmt ({}, {size} bytes) is not readable memory",
+                cx.describe(fmt)
             ))
         })?
         .to_vec();

@@ -73,6 +73,11 @@ impl RunMaps {
         run
     }
 
+    /// The maps of the program the run belongs to.
+    pub fn program_maps(&self) -> &[Arc<dyn Map>] {
+        self.program.as_deref().unwrap_or(&[])
+    }
+
     /// The map a program-supplied handle names, if it is one this run may use.
     pub fn resolve(&self, h: u64) -> Option<Arc<dyn Map>> {
         self.resolve_ref(h).cloned()
