@@ -157,3 +157,32 @@ describe('run-time traps are TrapErrors, identical on both engines', () => {
     })
   }
 })
+
+describe('pointer leaks are refused unless allowed (pointerLeaks)', () => {
+  for (const engine of ['interpreter', 'jit'] as const) {
+    it(`${engine}: r0 = r10 at exit is a pointer_leak TrapError; allowed, the run returns it`, () => {
+      const instructions = assemble('r0 = r10\nexit')
+      const e = trap(new Program({ instructions, engine }))
+      expect([e.code, e.kind, e.insn, e.insnCount, e.region, e.addr]).toEqual([
+        'EACCES',
+        'pointer_leak',
+        1,
+        1,
+        'stack',
+        0n,
+      ])
+      expect(e.message).toBe(
+        'instruction 1: r0 at exit holds an address (stack+0), and this program refuses pointer leaks',
+      )
+      const allowed = new Program({ instructions, engine, pointerLeaks: 'allow' })
+      expect(allowed.run().r0).toBeGreaterThan(4096n)
+      // Values that are not addresses of the run pass.
+      expect(new Program({ instructions: assemble('r0 = r10\nr0 >>= 63\nexit'), engine }).run().r0).toBe(0n)
+    })
+  }
+  it('anything but allow or refuse is EINVAL', () => {
+    expect(() => new Program({ instructions: bytes(EXIT), pointerLeaks: 'no' as 'allow' })).toThrow(
+      expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/pointerLeaks/) }),
+    )
+  })
+})

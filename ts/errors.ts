@@ -69,6 +69,8 @@ export type TrapKind =
   | 'bad_call_target'
   | 'helper_error'
   | 'tail_call_limit'
+  | 'invalid_input'
+  | 'pointer_leak'
 
 /** A run that stopped abnormally. Both engines report the same trap for the same program and input. */
 export class TrapError extends EbpfError {

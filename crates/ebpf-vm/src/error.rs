@@ -109,6 +109,9 @@ pub enum TrapKind {
     HelperError,
     /// More than the allowed number of tail calls.
     TailCallLimit,
+    /// The program let a host address out (r0 at exit, or a word a helper copies out) while
+    /// pointer leaks are refused (`ProgramOptions::pointer_leaks`).
+    PointerLeak,
     /// The run's input does not fit the program type (a context image of the wrong size, an
     /// `xdp_md` the kernel's test run would refuse, ...).
     InvalidInput,
@@ -126,6 +129,7 @@ impl TrapKind {
             TrapKind::HelperError => "helper_error",
             TrapKind::TailCallLimit => "tail_call_limit",
             TrapKind::InvalidInput => "invalid_input",
+            TrapKind::PointerLeak => "pointer_leak",
         }
     }
 
@@ -133,6 +137,7 @@ impl TrapKind {
         match self {
             TrapKind::OutOfBounds | TrapKind::ReadOnly | TrapKind::Misaligned => ErrorCode::Efault,
             TrapKind::BudgetExhausted => ErrorCode::Etime,
+            TrapKind::PointerLeak => ErrorCode::Eacces,
             TrapKind::CallDepth | TrapKind::TailCallLimit => ErrorCode::E2big,
             TrapKind::BadCallTarget | TrapKind::HelperError | TrapKind::InvalidInput => {
                 ErrorCode::Einval

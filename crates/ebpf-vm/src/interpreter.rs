@@ -52,6 +52,9 @@ pub struct RunEnv<'a> {
 pub struct RunOutput {
     pub r0: u64,
     pub insn_count: u64,
+    /// The instruction the run left by: the main frame's `exit`, or the legacy packet load
+    /// outside the packet that ended the program.
+    pub exit_pc: usize,
 }
 
 struct Frame {
@@ -1030,6 +1033,7 @@ pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Resul
                     return Ok(RunOutput {
                         r0: reg[0],
                         insn_count: budget - left,
+                        exit_pc: pc - 1,
                     })
                 }
                 // JMP32: comparisons of the low halves.
@@ -1225,6 +1229,7 @@ fn general(
                         return Ok(Step::Exit(RunOutput {
                             r0: reg[0],
                             insn_count: count,
+                            exit_pc: pc,
                         }))
                     }
                     Some(f) => {
@@ -1302,6 +1307,7 @@ fn general(
                     return Ok(Step::Exit(RunOutput {
                         r0: 0,
                         insn_count: count,
+                        exit_pc: pc,
                     }));
                 }
                 // SAFETY: inside the packet, which is one of the run's regions.

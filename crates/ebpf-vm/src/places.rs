@@ -58,6 +58,11 @@ impl AddedRegions {
     pub fn add(&mut self, start: u64, len: u64, what: Added) {
         self.list.push((start, len, what));
     }
+
+    /// The length of the region added last at `start`.
+    pub fn len_at(&self, start: u64) -> Option<u64> {
+        self.list.iter().rev().find(|e| e.0 == start).map(|e| e.1)
+    }
 }
 
 /// One named extent: `[start, start + len)`, offsets counted from `base`.

@@ -11,6 +11,7 @@ use crate::interpreter::{self, RunEnv, RunOutput, STACK_SIZE};
 use crate::isa::opcodes::{OP_CALL, OP_CALLX, OP_EXIT, OP_LDDW};
 use crate::isa::{encode_all, validate, Insn};
 use crate::memory::{Region, Regions};
+use crate::pointer_leaks::{self, PointerLeaks};
 
 /// Which engine runs the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -62,6 +63,9 @@ pub struct ProgramOptions {
     pub trace_sink: Option<TraceSink>,
     /// Receives `bpf_perf_event_output` records (without one the helper returns -ENOENT).
     pub perf_sink: Option<PerfSink>,
+    /// Whether a run may let host addresses out (r0 at exit, words helpers copy out): refused by
+    /// default, as untrusted bytecode must not learn the host's layout (see `pointer_leaks`).
+    pub pointer_leaks: PointerLeaks,
 }
 
 impl Default for ProgramOptions {
@@ -75,6 +79,7 @@ impl Default for ProgramOptions {
             maps: Vec::new(),
             trace_sink: None,
             perf_sink: None,
+            pointer_leaks: PointerLeaks::Refuse,
         }
     }
 }
@@ -275,6 +280,8 @@ impl Program {
         // Each program of a tail-call chain has its own callbacks and output.
         state.callbacks = self.callbacks.clone();
         state.output = self.prints.then(|| self.output.clone());
+        let refuse_leaks = self.options.pointer_leaks == PointerLeaks::Refuse;
+        state.refuse_pointer_leaks = refuse_leaks;
         let runner =
             |env: &mut RunEnv<'_>, pc: usize, args: [u64; 5]| self.run_callback(env, pc, args);
         let mut env = RunEnv {
@@ -287,7 +294,23 @@ impl Program {
             state,
             function_runner: Some(&runner),
         };
-        let result = self.execute(&mut env, entry.args);
+        let mut result = self.execute(&mut env, entry.args);
+        if let Ok(out) = &result {
+            if refuse_leaks
+                && pointer_leaks::is_host_address(out.r0, &env.regions, env.state, &env.maps)
+            {
+                let count = out.insn_count - 1;
+                let what = "r0 at exit";
+                result = Err(pointer_leaks::leak(
+                    out.r0,
+                    out.exit_pc,
+                    count,
+                    what,
+                    env.state,
+                    &env.maps,
+                ));
+            }
+        }
         let next = match &result {
             Err(trap) => env.state.tail_call.take().map(|p| (p, trap.insn_count + 1)),
             Ok(_) => None,

@@ -11,7 +11,7 @@ use context_support::*;
 use ebpf_vm::helpers::output::TraceSink;
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::Insn;
-use ebpf_vm::{Engine, ProgramOptions, ProgramType, TrapKind};
+use ebpf_vm::{Engine, PointerLeaks, ProgramOptions, ProgramType, Trap, TrapKind};
 
 const EINVAL: u64 = (-22i64) as u64;
 const ERANGE: u64 = (-34i64) as u64;
@@ -217,11 +217,27 @@ enum Arg {
 /// bpf_snprintf(out (128 bytes on the stack), size, fmt, args, 8 * args.len()); returns r0 and
 /// the output buffer.
 fn snprintf_case(fmt: &str, args: &[Arg], size: i32) -> (u64, Vec<u8>) {
-    snprintf_on(engine(), fmt, args, size, b"hello")
+    let options = options(ProgramType::Raw);
+    snprintf_with(options, fmt, args, size, b"hello").expect("program runs")
 }
 
 /// `snprintf_case` on `engine`, with `blob` (at most 16 bytes) where "hello" was.
 fn snprintf_on(engine: Engine, fmt: &str, args: &[Arg], size: i32, blob: &[u8]) -> (u64, Vec<u8>) {
+    let options = ProgramOptions {
+        engine,
+        ..options(ProgramType::Raw)
+    };
+    snprintf_with(options, fmt, args, size, blob).expect("program runs")
+}
+
+/// `snprintf_on` with `options`; the trap if the run stops.
+fn snprintf_with(
+    options: ProgramOptions,
+    fmt: &str,
+    args: &[Arg],
+    size: i32,
+    blob: &[u8],
+) -> Result<(u64, Vec<u8>), Trap> {
     let mut v = prog![movr(6, 1)];
     v.extend(stack_bytes(fmt.as_bytes(), -256));
     v.extend(stack_bytes(blob, -400));
@@ -250,17 +266,10 @@ fn snprintf_on(engine: Engine, fmt: &str, args: &[Arg], size: i32, blob: &[u8]) 
         v.push(stx(SIZE_DW, 6, 2, 8 * k));
     }
     v.extend(prog![movr(0, 7), exit()]);
-    let p = load_with(
-        &v,
-        ProgramOptions {
-            engine,
-            ..options(ProgramType::Raw)
-        },
-    )
-    .unwrap();
+    let p = load_with(&v, options).unwrap();
     let mut out = vec![0u8; 128];
-    let r = r0(&p, &mut out, None);
-    (r, out)
+    let r = run_ctx(&p, &mut out, None)?.0.r0;
+    Ok((r, out))
 }
 
 /// The same calls as XDP programs on Linux 6.18 (`bpftool prog run`, output copied to the
@@ -428,13 +437,29 @@ fn pointer_conversions_match_linux() {
 fn pointers_print_as_ids_or_zeros_never_as_addresses() {
     use Arg::*;
     let id = |engine, v: u64| snprintf_text(engine, "%p", &[Num(v)], b"").1;
+    let all = "%lx|%p|%px|%ps|%pS|%pB|%pK";
+    let args = [Hello, Hello, Hello, Hello, Hello, Hello, Hello];
     for engine in [Engine::Interpreter, Engine::Jit] {
-        let (_, text) = snprintf_text(
+        // %lx prints the address itself: only a program allowed to leak pointers may do that.
+        let options = ProgramOptions {
             engine,
-            "%lx|%p|%px|%ps|%pS|%pB|%pK",
-            &[Hello, Hello, Hello, Hello, Hello, Hello, Hello],
-            b"hello",
+            ..options(ProgramType::Raw)
+        };
+        let t = snprintf_with(options.clone(), all, &args, 128, b"hello").unwrap_err();
+        // The call is slot 63: 1 + 12 (format) + 3 ("hello") + 21 (arguments) + 18 (filler) + 8.
+        assert_eq!((t.kind, t.pc), (TrapKind::PointerLeak, 63));
+        assert_eq!(
+            t.message,
+            "bpf_snprintf: argument 1 (printed as a number) holds an address (stack-400), \
+             and this program refuses pointer leaks"
         );
+        let allowed = ProgramOptions {
+            pointer_leaks: PointerLeaks::Allow,
+            ..options
+        };
+        let (_, out) = snprintf_with(allowed, all, &args, 128, b"hello").unwrap();
+        let text =
+            String::from_utf8_lossy(&out[..out.iter().position(|&b| b == 0).unwrap()]).into_owned();
         let parts: Vec<&str> = text.split('|').collect();
         let addr = u64::from_str_radix(parts[0], 16).unwrap();
         let hashed = parts[1];

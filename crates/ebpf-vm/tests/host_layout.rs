@@ -1,18 +1,25 @@
 //! The host's memory layout stays out of what a run reports (issue 11, section 5): trap messages
 //! and `Trap::place` name addresses relative to the run's regions (`stack-520`, `data+70`,
-//! `map 'counts' value+12`), never as host addresses. Every case runs on both engines, which must
-//! report the same place and message. (Printed pointers: `helpers_trace.rs`.)
+//! `map 'counts' value+12`), never as host addresses; and a program that lets a host address out
+//! (r0 at exit, words helpers copy out) is stopped unless it may leak pointers. Every case runs on
+//! both engines, which must report the same trap. (Printed pointers: `helpers_trace.rs`.)
 
 mod context_support;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use context_support::*;
+use ebpf_vm::helpers::output::{PerfRecord, PerfSink};
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::Insn;
+use ebpf_vm::maps::def::flags::BPF_ANY;
+use ebpf_vm::maps::ringbuf::RingBuf;
 use ebpf_vm::maps::{self, Map, MapDef, MapType};
 use ebpf_vm::places::Place;
-use ebpf_vm::{ContextInput, Engine, ProgramOptions, ProgramType, RunInput, Trap, TrapKind};
+use ebpf_vm::{
+    ContextInput, Engine, ErrorCode, PointerLeaks, ProgramOptions, ProgramType, RunInput,
+    RunOutput, Trap, TrapKind,
+};
 
 const ENGINES: [Engine; 2] = [Engine::Interpreter, Engine::Jit];
 
@@ -235,5 +242,267 @@ fn helper_errors_name_places_too() {
             t.message,
             "helper 6 (bpf_trace_printk) failed: fmt (stack-600, 4 bytes) is not readable memory"
         );
+    }
+}
+
+// ---- pointer leaks -------------------------------------------------------------------------
+
+/// One run of a raw program over `data` with `maps`, leaks refused or allowed.
+fn run_raw(
+    engine: Engine,
+    insns: &[Insn],
+    maps: Vec<Arc<dyn Map>>,
+    leaks: PointerLeaks,
+    data: &mut [u8],
+) -> Result<RunOutput, Trap> {
+    let p = load_with(
+        insns,
+        ProgramOptions {
+            engine,
+            maps,
+            pointer_leaks: leaks,
+            ..options(ProgramType::Raw)
+        },
+    )
+    .expect("program loads");
+    p.run(&mut RunInput { data, budget: None })
+}
+
+/// The leak trap of `insns` on both engines (the same on both), after checking that the same
+/// program runs when it may leak pointers. Returns the trap of the last engine.
+fn refused(insns: &[Insn], maps: impl Fn() -> Vec<Arc<dyn Map>>, data_len: usize) -> Trap {
+    let mut traps = Vec::new();
+    for engine in ENGINES {
+        let mut data = vec![0u8; data_len];
+        run_raw(engine, insns, maps(), PointerLeaks::Allow, &mut data).expect("allowed: runs");
+        let t = run_raw(engine, insns, maps(), PointerLeaks::Refuse, &mut data).unwrap_err();
+        assert_eq!(
+            (t.kind, t.kind.code()),
+            (TrapKind::PointerLeak, ErrorCode::Eacces)
+        );
+        assert!(!t.message.contains("0x"), "{}", t.message);
+        traps.push(t);
+    }
+    let same = |t: &Trap| (t.pc, t.insn_count, t.place.clone(), t.message.clone());
+    assert_eq!(same(&traps[0]), same(&traps[1]));
+    traps.pop().unwrap()
+}
+
+fn leak_message(what: &str, at: &str) -> String {
+    format!("{what} holds an address ({at}), and this program refuses pointer leaks")
+}
+
+#[test]
+fn r0_holding_an_address_at_exit_is_refused() {
+    // r0 = r10: the top of the stack, one past the end of its region.
+    let t = refused(&prog![movr(0, 10), exit()], Vec::new, 0);
+    assert_eq!((t.pc, t.insn_count, t.place), (1, 1, place("stack", 0)));
+    assert_eq!(t.message, leak_message("r0 at exit", "stack+0"));
+    // r0 = r1 + 64: one past the end of the data.
+    let t = refused(&prog![movr(0, 1), add(0, 64), exit()], Vec::new, 64);
+    assert_eq!((t.pc, t.place), (2, place("data", 64)));
+    // Into the stack area below the frames the program can reach.
+    let t = refused(&prog![movr(0, 10), add(0, -4000), exit()], Vec::new, 0);
+    assert_eq!(t.place, place("stack", -4000));
+    // A map handle.
+    let counts =
+        || vec![maps::create(MapDef::new(MapType::Array, 4, 8, 1).with_name("counts")).unwrap()];
+    let t = refused(&prog![ld_map(0, 0), exit()], counts, 0);
+    assert_eq!((t.pc, t.place.clone()), (2, None));
+    assert_eq!(
+        t.message,
+        leak_message("r0 at exit", "a map handle, map 'counts'")
+    );
+    // The exit of the second of two exits names that one.
+    let t = refused(
+        &prog![mov(0, 0), ji(JMP_JEQ, 1, 0, 1), exit(), movr(0, 10), exit()],
+        Vec::new,
+        0,
+    );
+    assert_eq!(t.pc, 4);
+    for engine in ENGINES {
+        let no = PointerLeaks::Refuse;
+        // A function may return an address to its caller: only the program's own exit counts.
+        let call = prog![call_local(2), mov(0, 7), exit(), movr(0, 10), exit()];
+        assert_eq!(run_raw(engine, &call, vec![], no, &mut []).unwrap().r0, 7);
+        // Small values are not addresses; an empty input's r1 is 0.
+        let r1 = prog![movr(0, 1), exit()];
+        assert_eq!(run_raw(engine, &r1, vec![], no, &mut []).unwrap().r0, 0);
+    }
+}
+
+/// `*(u64 *)(r10 - 16) = 5; *(u64 *)(r10 - 8) = r10; *(u32 *)(r10 - 20) = 0`, then
+/// `call(map 0, &key at r10 - 20, &value at r10 - 16, ...)`: a value whose second word is r10.
+fn copy_out_stack_pointer(call: Vec<Insn>) -> Vec<Insn> {
+    let mut v = prog![
+        st(SIZE_DW, 10, -16, 5),
+        stx(SIZE_DW, 10, 10, -8),
+        st(SIZE_W, 10, -20, 0),
+    ];
+    v.extend(call);
+    v.extend(prog![mov(0, 0), exit()]);
+    v
+}
+
+#[test]
+fn map_updates_and_pushes_refuse_values_holding_addresses() {
+    let counts = maps::create(MapDef::new(MapType::Array, 4, 16, 1).with_name("counts")).unwrap();
+    let update = copy_out_stack_pointer(prog![
+        ld_map(1, 0),
+        fp_plus(2, -20),
+        fp_plus(3, -16),
+        mov(4, BPF_ANY as i32),
+        call(2),
+    ]);
+    let t = refused(&update, || vec![counts.clone()], 0);
+    // Nine instructions before the call at slot 10 (the lddw is one instruction in two slots).
+    assert_eq!(
+        (t.pc, t.insn_count, t.place.clone()),
+        (10, 9, place("stack", 0))
+    );
+    assert_eq!(
+        t.message,
+        leak_message("bpf_map_update_elem: the value's word at +8", "stack+0")
+    );
+    // The refused update did not happen (the allowed runs of `refused` wrote the value; clear it).
+    counts.update(&[0; 4], &[0; 16], BPF_ANY).unwrap();
+    for engine in ENGINES {
+        let r = run_raw(
+            engine,
+            &update,
+            vec![counts.clone()],
+            PointerLeaks::Refuse,
+            &mut [],
+        );
+        assert_eq!(r.unwrap_err().kind, TrapKind::PointerLeak);
+        assert_eq!(counts.lookup(&[0; 4]).unwrap(), vec![0; 16]);
+    }
+    let queue = || vec![maps::create(MapDef::new(MapType::Queue, 0, 16, 4)).unwrap()];
+    let push = copy_out_stack_pointer(prog![ld_map(1, 0), fp_plus(2, -16), mov(3, 0), call(87)]);
+    let t = refused(&push, queue, 0);
+    assert_eq!(
+        t.message,
+        leak_message("bpf_map_push_elem: the value's word at +8", "stack+0")
+    );
+}
+
+#[test]
+fn output_helpers_refuse_records_holding_addresses() {
+    // perf_event_output(ctx, map, BPF_F_CURRENT_CPU, r10 - 16, 16).
+    let perf = copy_out_stack_pointer(prog![
+        mov(2, 0),
+        lddw(3, 0xffff_ffff),
+        fp_plus(4, -16),
+        mov(5, 16),
+        call(25),
+    ]);
+    for engine in ENGINES {
+        let got = Arc::new(Mutex::new(Vec::<PerfRecord>::new()));
+        let g = got.clone();
+        let p = load_with(
+            &perf,
+            ProgramOptions {
+                engine,
+                perf_sink: Some(PerfSink::new(move |r| g.lock().unwrap().push(r.clone()))),
+                ..options(ProgramType::Tracing)
+            },
+        )
+        .unwrap();
+        let t = p
+            .run_with_context(
+                &mut RunInput::default(),
+                &ContextInput {
+                    ctx: Some(&[0; 8]),
+                    ..ContextInput::default()
+                },
+            )
+            .unwrap_err();
+        assert_eq!((t.kind, t.pc), (TrapKind::PointerLeak, 9));
+        assert_eq!(
+            t.message,
+            leak_message("bpf_perf_event_output: the record's word at +8", "stack+0")
+        );
+        assert!(got.lock().unwrap().is_empty(), "nothing delivered");
+    }
+    let events = || {
+        vec![maps::create(MapDef::new(MapType::Ringbuf, 0, 0, 4096).with_name("events")).unwrap()]
+    };
+    // ringbuf_output(events, r10 - 16, 16, 0).
+    let output = copy_out_stack_pointer(prog![
+        ld_map(1, 0),
+        fp_plus(2, -16),
+        mov(3, 16),
+        mov(4, 0),
+        call(130)
+    ]);
+    let t = refused(&output, events, 0);
+    assert_eq!(
+        t.message,
+        leak_message("bpf_ringbuf_output: the data's word at +8", "stack+0")
+    );
+    // r6 = ringbuf_reserve(events, 16, 0); r6[1] = r10; ringbuf_submit(r6, 0): refused, and the
+    // record is discarded at the end of the run, not delivered.
+    let submit = prog![
+        ld_map(1, 0),
+        mov(2, 16),
+        mov(3, 0),
+        call(131),
+        ji(JMP_JEQ, 0, 0, 5),
+        movr(6, 0),
+        stx(SIZE_DW, 6, 10, 8),
+        movr(1, 6),
+        mov(2, 0),
+        call(132),
+        mov(0, 0),
+        exit(),
+    ];
+    let t = refused(&submit, events, 0);
+    assert_eq!(t.pc, 10);
+    assert_eq!(
+        t.message,
+        leak_message("bpf_ringbuf_submit: the record's word at +8", "stack+0")
+    );
+    for engine in ENGINES {
+        let ring = events();
+        let r = run_raw(engine, &submit, ring.clone(), PointerLeaks::Refuse, &mut []);
+        assert_eq!(r.unwrap_err().kind, TrapKind::PointerLeak);
+        let rb = ring[0].as_any().downcast_ref::<RingBuf>().unwrap();
+        assert_eq!(rb.consume(|_| ()), 0, "no record on {engine:?}");
+    }
+}
+
+#[test]
+fn trace_printk_refuses_addresses_printed_as_numbers() {
+    // trace_printk("%d %s", 5, r10 - 8 ("ab")) prints; with r10 for %d it is refused.
+    let printk = |first: Insn| {
+        let mut v = stack_bytes(b"%d %s", -16);
+        v.extend(stack_bytes(b"ab", -24));
+        v.extend(prog![
+            fp_plus(1, -16),
+            mov(2, 6),
+            first,
+            fp_plus(4, -24),
+            call(6),
+            exit()
+        ]);
+        v
+    };
+    let t = refused(&printk(movr(3, 10)), Vec::new, 0);
+    assert_eq!(
+        t.message,
+        leak_message(
+            "bpf_trace_printk: argument 1 (printed as a number)",
+            "stack+0"
+        )
+    );
+    for engine in ENGINES {
+        let ok = run_raw(
+            engine,
+            &printk(mov(3, 5)),
+            vec![],
+            PointerLeaks::Refuse,
+            &mut [],
+        );
+        assert_eq!(ok.unwrap().r0, 4, "\"5 ab\" on {engine:?}");
     }
 }

@@ -162,6 +162,9 @@ pub struct RunState {
     pub data: (u64, u64),
     /// Regions helpers added during the run and what they hold (see `places`).
     pub added: crate::places::AddedRegions,
+    /// Whether helpers refuse to copy out host addresses (the program's `pointer_leaks`; false in
+    /// a run state made outside `Program`).
+    pub refuse_pointer_leaks: bool,
 }
 
 /// A `bpf_spin_lock` a run holds: the word's address, the instruction that took it, and what keeps

@@ -68,9 +68,18 @@ fn c_string(regions: &Regions, addr: u64) -> Vec<u8> {
     s
 }
 
-/// Formats `fmt` (without its NUL) with `args`; Err holds a negative errno.
-pub fn bprintf(fmt: &[u8], args: &[u64], regions: &Regions) -> Result<Vec<u8>, i64> {
+/// A formatted text and which arguments it printed as numbers or characters.
+pub struct Printed {
+    pub text: Vec<u8>,
+    /// Bit k: argument k went through `d i u x X c` (its value is in the text), not through a
+    /// pointer conversion (`s`, `p...`: a string, an id, zeros or an IP address).
+    pub scalar_args: u32,
+}
+
+/// Formats `fmt` (without its NUL) with `args` (at most 32); Err holds a negative errno.
+pub fn bprintf(fmt: &[u8], args: &[u64], regions: &Regions) -> Result<Printed, i64> {
     let mut out = Vec::with_capacity(fmt.len() + 16);
+    let mut scalar_args = 0u32;
     let mut used = 0usize;
     let mut i = 0usize;
     let at = |i: usize| fmt.get(i).copied().unwrap_or(0);
@@ -118,9 +127,11 @@ pub fn bprintf(fmt: &[u8], args: &[u64], regions: &Regions) -> Result<Vec<u8>, i
             }
             b'c' => {
                 pad(&mut out, &[arg as u8], b"", spec, false);
+                scalar_args |= 1u32.checked_shl(used as u32 - 1).unwrap_or(0);
                 i += 1;
             }
             _ => {
+                scalar_args |= 1u32.checked_shl(used as u32 - 1).unwrap_or(0);
                 let mut wide = false;
                 if at(i) == b'l' {
                     wide = true;
@@ -164,7 +175,10 @@ pub fn bprintf(fmt: &[u8], args: &[u64], regions: &Regions) -> Result<Vec<u8>, i
             }
         }
     }
-    Ok(out)
+    Ok(Printed {
+        text: out,
+        scalar_args,
+    })
 }
 
 /// Formats the `%p` conversion whose modifiers start at `fmt[i]`; returns the index after it.

@@ -326,6 +326,8 @@ fn update(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     no_prog_writes(&map, "bpf_map_update_elem")?;
     let key = read_arg(cx, "key", a[1], key_size(&map))?;
     let value = read_arg(cx, "value", a[2], value_size(&map))?;
+    cx.refuse_leaked_words("bpf_map_update_elem: the key's", &key)?;
+    cx.refuse_leaked_words("bpf_map_update_elem: the value's", &value)?;
     let cpu = cx.maps.cpu();
     Ok(status(map.prog_update_elem(&key, &value, a[3], cpu)))
 }
@@ -341,6 +343,7 @@ fn push(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     let map = typed_map(cx.maps, a[0], "bpf_map_push_elem", &PUSHABLE)?.clone();
     no_prog_writes(&map, "bpf_map_push_elem")?;
     let value = read_arg(cx, "value", a[1], value_size(&map))?;
+    cx.refuse_leaked_words("bpf_map_push_elem: the value's", &value)?;
     Ok(status(map.push_elem(&value, a[2])))
 }
 
@@ -382,6 +385,7 @@ fn ringbuf_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Helper
         return Ok(neg(errno(ErrorCode::Einval)));
     }
     let data = read_arg(cx, "data", a[1], a[2])?;
+    cx.refuse_leaked_words("bpf_ringbuf_output: the data's", &data)?;
     Ok(if as_ring(&map).output(&data) {
         0
     } else {
@@ -412,6 +416,14 @@ fn ringbuf_release(
     a: [u64; 5],
     discard: bool,
 ) -> Result<u64, HelperError> {
+    if !discard && cx.refuses_pointer_leaks() {
+        // Checked before the record is taken: a refused record stays reserved, and the run's end
+        // discards it.
+        if let Some(len) = cx.state.added.len_at(a[0]) {
+            let record = read_arg(cx, "record", a[0], len)?;
+            cx.refuse_leaked_words("bpf_ringbuf_submit: the record's", &record)?;
+        }
+    }
     let Some(map) = cx.maps.take_reservation(a[0]) else {
         return Err(HelperError(format!(
             "{} is not a ring buffer reservation of this run that is still open",

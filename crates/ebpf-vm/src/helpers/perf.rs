@@ -60,6 +60,7 @@ fn perf_event_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
             .map_err(|_| HelperError("the packet is not readable memory".into()))?;
         bytes.extend_from_slice(tail);
     }
+    cx.refuse_leaked_words("bpf_perf_event_output: the record's", &bytes)?;
     let index = match flags & BPF_F_INDEX_MASK {
         BPF_F_CURRENT_CPU => 0,
         i => i as u32,

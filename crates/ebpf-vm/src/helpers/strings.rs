@@ -168,7 +168,10 @@ fn snprintf(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError>
             .collect()
     };
     let text = match bprintf(&fmt, &args, cx.regions) {
-        Ok(t) => t,
+        Ok(p) => {
+            cx.refuse_leaked_args("bpf_snprintf", &args, p.scalar_args)?;
+            p.text
+        }
         Err(e) => return Ok(e as u64),
     };
     if out_size > 0 {

@@ -239,6 +239,7 @@ enum Snippet {
     PacketMiss {
         at: Label,
         adj: u32,
+        pc: usize,
     },
     /// A chain of one `ja` that a conditional jump just before it jumps over: placed out of line
     /// so that the way over it is the fall-through (see `jump_over_ja`).
@@ -652,7 +653,7 @@ impl Compiler<'_> {
                 let v = lddw_imm(&insn, &self.insns[pc + 1]);
                 self.a.mov_imm64(REG[insn.dst as usize], v);
             }
-            _ => self.packet_load(&insn),
+            _ => self.packet_load(pc, &insn),
         }
     }
 
@@ -962,6 +963,8 @@ impl Compiler<'_> {
                 self.a.jmp(l);
             }
             JMP_EXIT => {
+                // The exit record names the instruction the run leaves by (`RunOutput::exit_pc`).
+                self.a.mov_r32_imm(RCX, pc as u32);
                 let l = self.stubs.exit;
                 self.a.jmp(l);
             }
@@ -1242,12 +1245,13 @@ impl Compiler<'_> {
 
     /// Legacy `LD_ABS`/`LD_IND`: a big-endian load from the packet into r0; outside the packet
     /// the program ends with r0 = 0.
-    fn packet_load(&mut self, insn: &Insn) {
+    fn packet_load(&mut self, pc: usize, insn: &Insn) {
         let size = access_size(insn.opcode);
         let miss = self.a.new_label();
         self.snippets.push(Snippet::PacketMiss {
             at: miss,
             adj: self.adj(),
+            pc,
         });
         let a = &mut self.a;
         a.mov_r64_simm(RAX, insn.imm);
@@ -1369,9 +1373,10 @@ impl Compiler<'_> {
                 let l = self.stubs.misaligned;
                 self.a.jmp(l);
             }
-            Snippet::PacketMiss { at, adj } => {
+            Snippet::PacketMiss { at, adj, pc } => {
                 self.a.bind(at);
                 self.leave_with_count(adj);
+                self.a.mov_r32_imm(RCX, pc as u32);
                 let l = self.stubs.packet_miss;
                 self.a.jmp(l);
             }
@@ -1430,10 +1435,12 @@ impl Compiler<'_> {
         a.jmp_m(mem_idx(RSP, RAX, 0, OFF_FRAMES + 40));
 
         // A legacy packet load outside the packet ends the whole program with r0 = 0.
+        // Both ways here have the instruction the run leaves by in rcx.
         a.bind(st.packet_miss);
         a.alu_rr(Alu::Xor, W::B32, REG[0], REG[0]);
         a.bind(st.main_exit);
         a.store(W::B64, ctx(OFF_R0), REG[0]);
+        a.store(W::B64, ctx(OFF_EXIT_A), RCX);
         exit_with(a, EXIT_NORMAL, st.epilogue);
 
         // Traps whose details are in rax (and rdx); the budget left is in r12.

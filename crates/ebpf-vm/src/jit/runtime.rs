@@ -209,6 +209,7 @@ pub(super) unsafe fn run(
         EXIT_NORMAL => Ok(RunOutput {
             r0: out.r0,
             insn_count: budget - out.rem,
+            exit_pc: out.exit_a as usize,
         }),
         EXIT_BUDGET => {
             // The block starting at exit_a had only `rem` instructions of budget left: the
