@@ -17,6 +17,8 @@ export interface CollectionOptions {
   budget?: number
   /** As `ProgramOptions.pointerLeaks`, for every program of the collection. */
   pointerLeaks?: 'allow' | 'refuse'
+  /** As `ProgramOptions.blindConstants`, for every program of the collection. */
+  blindConstants?: boolean
   /** Use these existing maps instead of creating the object's maps of the same name. */
   mapReplacements?: Record<string, BpfMap>
   /** Where maps with `pinning = LIBBPF_PIN_BY_NAME` are pinned and looked up (default `/sys/fs/bpf`). */
@@ -142,6 +144,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
           mode: options.mode,
           budget: options.budget,
           pointerLeaks: options.pointerLeaks,
+          blindConstants: options.blindConstants,
           lineInfo: p.lineInfo,
         }),
       )

@@ -63,6 +63,13 @@ export interface ProgramOptions {
    * caught (that needs the verifier).
    */
   pointerLeaks?: 'allow' | 'refuse'
+  /**
+   * JIT constant blinding (default true): no immediate of the program is written into executable
+   * memory as it is (each is XORed with a random key and rebuilt at run time), so untrusted
+   * bytecode cannot plant chosen machine code for a JIT-spray attack. `false` for trusted bytecode
+   * (measured cost in BENCHMARKS.md).
+   */
+  blindConstants?: boolean
 }
 
 /** The run memory a JavaScript helper may touch: checked against the run's regions like any access of the program. */
@@ -307,6 +314,10 @@ export class Program {
     const engine = oneOf('engine', options.engine, ENGINES, 'auto')
     const budget = checkBudget(options.budget)
     const pointerLeaks = oneOf('pointerLeaks', options.pointerLeaks, POINTER_LEAKS, 'refuse')
+    const { blindConstants } = options
+    if (blindConstants !== undefined && typeof blindConstants !== 'boolean') {
+      throw new LoadError('EINVAL', `blindConstants must be a boolean, got ${String(blindConstants)}`)
+    }
     const maps = options.maps ?? []
     if (!Array.isArray(maps)) throw new LoadError('EINVAL', 'maps must be an array of BpfMap')
     const mapIds = maps.map((m, i) => asBpfMap(m, `maps[${i}]`).id)
@@ -327,6 +338,7 @@ export class Program {
         jsHelperIds: js?.ids,
         jsHelperNames: js?.names,
         pointerLeaks,
+        blindConstants,
       },
       js?.dispatch,
     )

@@ -36,6 +36,8 @@ pub struct NativeProgramOptions {
     pub js_helper_names: Option<Vec<String>>,
     /// 'refuse' (default) | 'allow': whether a run may let host addresses out.
     pub pointer_leaks: Option<String>,
+    /// JIT constant blinding (default true).
+    pub blind_constants: Option<bool>,
 }
 
 /// One test run's input.
@@ -109,6 +111,7 @@ fn parse_options(
         engine,
         mode,
         pointer_leaks,
+        blind_constants: o.blind_constants.unwrap_or(true),
         ..ProgramOptions::default()
     };
     if let Some(b) = o.budget {

@@ -66,6 +66,9 @@ pub struct ProgramOptions {
     /// Whether a run may let host addresses out (r0 at exit, words helpers copy out): refused by
     /// default, as untrusted bytecode must not learn the host's layout (see `pointer_leaks`).
     pub pointer_leaks: PointerLeaks,
+    /// JIT: emit no immediate of the program as it is in executable memory (constant blinding,
+    /// against JIT spraying; see `jit/blind.rs`). On by default: the bytecode is untrusted.
+    pub blind_constants: bool,
 }
 
 impl Default for ProgramOptions {
@@ -80,6 +83,7 @@ impl Default for ProgramOptions {
             trace_sink: None,
             perf_sink: None,
             pointer_leaks: PointerLeaks::Refuse,
+            blind_constants: true,
         }
     }
 }
@@ -150,7 +154,7 @@ impl Program {
             options.perf_sink.clone(),
         ));
         let stack_frames = crate::stack_reach::reachable_frames(&insns);
-        let (engine, jit) = select_engine(options.engine, &insns)?;
+        let (engine, jit) = select_engine(options.engine, &insns, options.blind_constants)?;
         // The interpreter's form of the instructions, made once here so that a run never pays for it.
         let prepared = (engine == Engine::Interpreter).then(|| interpreter::prepare(&insns));
         #[cfg(not(target_arch = "x86_64"))]
@@ -387,11 +391,14 @@ impl Program {
 fn select_engine(
     requested: Engine,
     insns: &[Insn],
+    blind_constants: bool,
 ) -> Result<(Engine, Option<crate::jit::JitProgram>), LoadError> {
+    use crate::jit::{JitOptions, JitProgram};
+    let compile = || JitProgram::compile_with(insns, JitOptions { blind_constants });
     Ok(match requested {
         Engine::Interpreter => (Engine::Interpreter, None),
-        Engine::Jit => (Engine::Jit, Some(crate::jit::JitProgram::compile(insns)?)),
-        Engine::Auto => match crate::jit::JitProgram::compile(insns) {
+        Engine::Jit => (Engine::Jit, Some(compile()?)),
+        Engine::Auto => match compile() {
             Ok(j) => (Engine::Jit, Some(j)),
             Err(_) => (Engine::Interpreter, None),
         },
@@ -400,7 +407,11 @@ fn select_engine(
 
 /// Hosts without the JIT: `Auto` interprets, `Jit` is ENOTSUPP.
 #[cfg(not(target_arch = "x86_64"))]
-fn select_engine(requested: Engine, _insns: &[Insn]) -> Result<(Engine, ()), LoadError> {
+fn select_engine(
+    requested: Engine,
+    _insns: &[Insn],
+    _blind_constants: bool,
+) -> Result<(Engine, ()), LoadError> {
     match requested {
         Engine::Interpreter | Engine::Auto => Ok((Engine::Interpreter, ())),
         Engine::Jit => Err(LoadError::new(

@@ -2,7 +2,8 @@
 //! and `Trap::place` name addresses relative to the run's regions (`stack-520`, `data+70`,
 //! `map 'counts' value+12`), never as host addresses; and a program that lets a host address out
 //! (r0 at exit, words helpers copy out) is stopped unless it may leak pointers. Every case runs on
-//! both engines, which must report the same trap. (Printed pointers: `helpers_trace.rs`.)
+//! both engines, which must report the same trap. (Printed pointers: `helpers_trace.rs`.) And
+//! the JIT writes none of the program's immediates into executable memory (constant blinding).
 
 mod context_support;
 
@@ -505,4 +506,151 @@ fn trace_printk_refuses_addresses_printed_as_numbers() {
         );
         assert_eq!(ok.unwrap().r0, 4, "\"5 ab\" on {engine:?}");
     }
+}
+
+// ---- constant blinding -----------------------------------------------------------------------
+
+/// Distinctive 32-bit immediates, one per kind of instruction that carries one.
+const IMMS: [u32; 18] = [
+    0x5a17_c0de,
+    0x1337_beef,
+    0x3c0f_fee1,
+    0x2ead_0123,
+    0x4f1e_5a1e,
+    0x7a57_e000,
+    0x600d_cafe,
+    0x0bad_f00d,
+    0x2bad_2bad,
+    0x4ead_4ead,
+    0x0d15_ea5e,
+    0x7a11_ed00,
+    0x51de_5ea7,
+    0x7e57_c0de,
+    0x5d00_dfee,
+    0x3ead_0123,
+    0x6a5e_1234,
+    0x4c00_c0de,
+];
+
+/// A program that uses each of `IMMS` in another way (it is compiled, not run).
+fn immediates() -> Vec<Insn> {
+    let k = |n: usize| IMMS[n] as i32;
+    let alu = |op: u8, imm: i32| Insn::new(CLASS_ALU | op | SRC_K, 0, 0, 0, imm);
+    prog![
+        mov(0, k(0)),
+        Insn::new(CLASS_ALU | ALU_MOV | SRC_K, 2, 0, 0, k(1)),
+        add(0, k(2)),
+        alu(ALU_SUB, k(3)),
+        Insn::new(CLASS_ALU64 | ALU_OR | SRC_K, 0, 0, 0, k(4)),
+        alu(ALU_XOR, k(5)),
+        Insn::new(CLASS_ALU64 | ALU_MUL | SRC_K, 0, 0, 0, k(6)),
+        Insn::new(CLASS_ALU64 | ALU_DIV | SRC_K, 0, 0, 0, k(7)),
+        st(SIZE_W, 10, -8, k(8)),
+        st(SIZE_DW, 10, -16, k(9)),
+        ji(JMP_JEQ, 0, k(10), 0),
+        ji(JMP_JSET, 0, k(11), 0),
+        Insn::new(CLASS_JMP32 | JMP_JLT | SRC_K, 0, 0, 0, k(12)),
+        lddw(3, (IMMS[13] as u64) << 32 | IMMS[14] as u64),
+        Insn::new(CLASS_LD | MODE_ABS | SIZE_W, 0, 0, 0, k(15)),
+        // A counted loop whose bound is an immediate (the fast-loop check at its head uses it),
+        // and `r5 = r1; r5 += imm` (one `lea` when not blinded).
+        mov(2, 0),
+        movr(3, 1),
+        addr(3, 2),
+        ldx(SIZE_B, 4, 3, 0),
+        add(2, 1),
+        ji(JMP_JLT, 2, k(17), -5),
+        movr(5, 1),
+        add(5, k(16)),
+        exit(),
+    ]
+}
+
+/// Offsets in `code` where the little-endian bytes of `imm` lie.
+fn find(code: &[u8], imm: u32) -> Vec<usize> {
+    let want = imm.to_le_bytes();
+    code.windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == want)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn constant_blinding_keeps_the_programs_immediates_out_of_the_code() {
+    use ebpf_vm::jit::{JitOptions, JitProgram};
+    let insns = ebpf_vm::isa::validate(&ebpf_vm::isa::encode_all(&immediates()), &|_| true)
+        .expect("valid program");
+    let code = |blind_constants| {
+        let jit = JitProgram::compile_with(&insns, JitOptions { blind_constants }).unwrap();
+        // SAFETY: the code of a live program, `code_len` bytes at `code_ptr`.
+        unsafe { std::slice::from_raw_parts(jit.code_ptr(), jit.code_len()) }.to_vec()
+    };
+    let plain = code(false);
+    for imm in IMMS {
+        assert!(
+            !find(&plain, imm).is_empty(),
+            "{imm:#x} is in the code without blinding"
+        );
+    }
+    // The loop bound is in the fast loop's head check, the ordinary chain's jump and the two jumps
+    // of the unrolled fast copy: the head check (which blinding covers too) is there.
+    assert_eq!(find(&plain, IMMS[17]).len(), 4);
+    // Two compilations draw different keys; neither has any immediate.
+    let (a, b) = (code(true), code(true));
+    assert_ne!(a, b);
+    for blinded in [a, b] {
+        for imm in IMMS {
+            assert_eq!(find(&blinded, imm), vec![], "{imm:#x} in blinded code");
+        }
+    }
+    // The default is blinded, for `Program` as for `JitProgram::compile`.
+    let default = JitProgram::compile(&insns).unwrap();
+    // SAFETY: as above.
+    let bytes = unsafe { std::slice::from_raw_parts(default.code_ptr(), default.code_len()) };
+    assert!(IMMS.iter().all(|&imm| find(bytes, imm).is_empty()));
+    assert!(ProgramOptions::default().blind_constants);
+}
+
+/// Blinded and plain code compute the same: the immediates of `immediates()` applied to data,
+/// on a program that runs (the conformance suite and the differential test cover the rest).
+#[test]
+fn blinded_code_computes_what_plain_code_computes() {
+    // Every ALU and JMP immediate form, the stores, lddw and a division, folded into r0.
+    let insns = prog![
+        mov(0, IMMS[0] as i32),
+        add(0, IMMS[2] as i32),
+        Insn::new(CLASS_ALU64 | ALU_MUL | SRC_K, 0, 0, 0, IMMS[6] as i32),
+        Insn::new(CLASS_ALU | ALU_XOR | SRC_K, 0, 0, 0, IMMS[5] as i32),
+        Insn::new(CLASS_ALU64 | ALU_LSH | SRC_K, 0, 0, 0, 13),
+        Insn::new(CLASS_ALU64 | ALU_MOD | SRC_K, 0, 0, 0, IMMS[7] as i32),
+        st(SIZE_DW, 10, -16, IMMS[9] as i32),
+        st(SIZE_H, 10, -2, 0x1234),
+        ldx(SIZE_DW, 1, 10, -16),
+        addr(0, 1),
+        ldx(SIZE_H, 1, 10, -2),
+        addr(0, 1),
+        lddw(1, 0x7e57_c0de_5d00_dfee),
+        Insn::new(CLASS_ALU64 | ALU_XOR | SRC_X, 0, 1, 0, 0),
+        ji(JMP_JSET, 0, 1, 1),
+        add(0, 7),
+        Insn::new(CLASS_JMP32 | JMP_JSGT | SRC_K, 0, 0, 1, -5),
+        add(0, 11),
+        exit(),
+    ];
+    let run = |engine, blind_constants| {
+        let p = load_with(
+            &insns,
+            ProgramOptions {
+                engine,
+                blind_constants,
+                ..options(ProgramType::Raw)
+            },
+        )
+        .unwrap();
+        p.run(&mut RunInput::default()).unwrap().r0
+    };
+    let want = run(Engine::Interpreter, true);
+    assert_eq!(run(Engine::Jit, true), want);
+    assert_eq!(run(Engine::Jit, false), want);
 }
