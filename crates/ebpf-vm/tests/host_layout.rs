@@ -604,6 +604,24 @@ fn constant_blinding_keeps_the_programs_immediates_out_of_the_code() {
             assert_eq!(find(&blinded, imm), vec![], "{imm:#x} in blinded code");
         }
     }
+    // Constants of one chosen byte (-256..=255, all-ones masks) are left as they are (sbpf's rule):
+    // with nothing else, blinded code is the plain code.
+    let small = prog![
+        mov(0, 1),
+        add(0, -256),
+        Insn::new(CLASS_ALU | ALU_AND | SRC_K, 0, 0, 0, 0xffff),
+        st(SIZE_W, 10, -4, 255),
+        ji(JMP_JGT, 0, 64, 0),
+        lddw(1, u64::MAX),
+        exit(),
+    ];
+    let small = ebpf_vm::isa::validate(&ebpf_vm::isa::encode_all(&small), &|_| true).unwrap();
+    let small_code = |blind_constants| {
+        let jit = JitProgram::compile_with(&small, JitOptions { blind_constants }).unwrap();
+        // SAFETY: as above.
+        unsafe { std::slice::from_raw_parts(jit.code_ptr(), jit.code_len()) }.to_vec()
+    };
+    assert_eq!(small_code(true), small_code(false));
     // The default is blinded, for `Program` as for `JitProgram::compile`.
     let default = JitProgram::compile(&insns).unwrap();
     // SAFETY: as above.

@@ -9,6 +9,13 @@
 //! xor r, key`), with a fresh random key per instruction drawn from a per-program random seed;
 //! the instruction then uses the register. The code holds `imm ^ key` and `key`, never `imm`.
 //!
+//! As in sbpf (`should_sanitize_constant`), constants that choose at most one byte are left as
+//! they are: values from -256 to 255 (the rest of their bytes are all 0 or all 1) and the masks
+//! 0xffff .. 0xffff_ffff_ffff_ff. They are most of a program's constants (loop steps, small
+//! bounds, shift counts, flags) and the cheapest to leave; one chosen byte between bytes the JIT
+//! chose is no sprayed instruction. The kernel blinds them too, at a cost measured in
+//! BENCHMARKS.md.
+//!
 //! Not blinded, as in the kernel: 16-bit memory offsets and jump offsets, and numbers the compiler
 //! derives from the program's shape (instruction indices, block lengths), which the program cannot
 //! set to arbitrary 32-bit values.
@@ -16,6 +23,20 @@
 use std::hash::{BuildHasher, RandomState};
 
 use super::x86::{Alu, Asm, W};
+
+/// Whether a constant (as the instruction sees it, 64 bits) lets the program choose more than one
+/// byte of the code: what is worth blinding (sbpf's rule).
+pub fn worth_blinding(v: u64) -> bool {
+    const MASKS: [u64; 6] = [
+        0xffff,
+        0xff_ffff,
+        0xffff_ffff,
+        0xff_ffff_ffff,
+        0xffff_ffff_ffff,
+        0xff_ffff_ffff_ffff,
+    ];
+    !(v <= 0xff || !v <= 0xff || MASKS.contains(&v))
+}
 
 /// Draws the keys of one program: xorshift64* from a random seed (std's per-process random
 /// `RandomState`, a new one per program).
@@ -75,5 +96,38 @@ impl Blinder {
         a.mov_imm64(reg, v ^ key);
         a.mov_imm64(scratch, key);
         a.alu_rr(Alu::Xor, W::B64, reg, scratch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worth_blinding;
+
+    #[test]
+    fn one_chosen_byte_is_not_worth_blinding() {
+        for v in [
+            0u64,
+            1,
+            0x7f,
+            0x80,
+            0xff,
+            u64::MAX,
+            (-256i64) as u64,
+            0xffff,
+            0xffff_ffff,
+        ] {
+            assert!(!worth_blinding(v), "{v:#x}");
+        }
+        for v in [
+            0x100u64,
+            (-257i64) as u64,
+            0x1234,
+            0xfffe,
+            0x1_0000,
+            0x8000_0000,
+            1 << 63,
+        ] {
+            assert!(worth_blinding(v), "{v:#x}");
+        }
     }
 }

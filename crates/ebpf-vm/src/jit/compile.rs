@@ -3,7 +3,7 @@
 //! copies of blocks) and the shared stubs. The layout,
 //! register assignment and budget scheme are described in `jit/mod.rs`.
 
-use super::blind::Blinder;
+use super::blind::{worth_blinding, Blinder};
 use super::frame::*;
 use super::loops::{self, FastLoop, Limit};
 use super::runtime;
@@ -527,12 +527,12 @@ impl Compiler<'_> {
         if let (true, Limit::Imm(v)) = (fl.counts_up, fl.limit) {
             // i0 < n, and then m = n (64-bit: n is the immediate sign-extended).
             match &mut self.blind {
-                Some(b) => {
+                Some(b) if worth_blinding(v as i64 as u64) => {
                     b.load(a, W::B64, RCX, v);
                     a.alu_rr(Alu::Cmp, W::B64, i, RCX);
                     a.jcc(Cond::Ae, fail);
                 }
-                None => {
+                _ => {
                     a.alu_ri(Alu::Cmp, W::B64, i, v);
                     a.jcc(Cond::Ae, fail);
                     a.mov_imm64(RCX, v as i64 as u64);
@@ -573,9 +573,9 @@ impl Compiler<'_> {
         let w = if fl.wide { W::B64 } else { W::B32 };
         match (fl.limit, fl.wide, blind) {
             (Limit::Reg(r), _, _) => a.mov_rr(w, RAX, REG[r as usize]),
-            (Limit::Imm(v), _, Some(b)) => b.load(a, w, RAX, v),
-            (Limit::Imm(v), true, None) => a.mov_imm64(RAX, v as i64 as u64),
-            (Limit::Imm(v), false, None) => a.mov_r32_imm(RAX, v as u32),
+            (Limit::Imm(v), _, Some(b)) if worth_blinding(v as i64 as u64) => b.load(a, w, RAX, v),
+            (Limit::Imm(v), true, _) => a.mov_imm64(RAX, v as i64 as u64),
+            (Limit::Imm(v), false, _) => a.mov_r32_imm(RAX, v as u32),
         }
         if fl.counts_up {
             // i0 < n, and then m = n.
@@ -669,8 +669,8 @@ impl Compiler<'_> {
                 let v = lddw_imm(&insn, &self.insns[pc + 1]);
                 let d = REG[insn.dst as usize];
                 match &mut self.blind {
-                    Some(b) => b.load64(&mut self.a, d, v, RAX),
-                    None => self.a.mov_imm64(d, v),
+                    Some(b) if worth_blinding(v) => b.load64(&mut self.a, d, v, RAX),
+                    _ => self.a.mov_imm64(d, v),
                 }
             }
             _ => self.packet_load(pc, &insn),
@@ -798,7 +798,8 @@ impl Compiler<'_> {
         {
             return false;
         }
-        if add.opcode & SRC_X == 0 && self.blind.is_some() {
+        if add.opcode & SRC_X == 0 && self.blind.is_some() && worth_blinding(add.imm as i64 as u64)
+        {
             // The lea would carry the add's immediate as its displacement.
             return false;
         }
@@ -1568,16 +1569,16 @@ impl Compiler<'_> {
     }
 }
 
-/// With blinding, `reg = imm` as a `w`-wide instruction sees its immediate, loaded without the
-/// constant in the code (see `blind`), and true; without, nothing, and false: the caller then uses
-/// the instruction's immediate form.
+/// With blinding, for a constant worth it, `reg = imm` as a `w`-wide instruction sees its
+/// immediate, loaded without the constant in the code (see `blind`), and true; otherwise nothing,
+/// and false: the caller then uses the instruction's immediate form.
 fn blinded(a: &mut Asm, blind: &mut Option<Blinder>, w: W, reg: u8, imm: i32) -> bool {
     match blind {
-        Some(b) => {
+        Some(b) if worth_blinding(imm as i64 as u64) => {
             b.load(a, w, reg, imm);
             true
         }
-        None => false,
+        _ => false,
     }
 }
 
