@@ -49,6 +49,36 @@ describe.skipIf(!onX64)('JIT', () => {
     expect(interp).toContain('interpreter')
   })
 
+  it('writes none of the program’s immediates into its code unless blindConstants is false', () => {
+    // The immediates of an ALU op, a compare, a store, a multiply and both halves of an lddw.
+    const imms = ['5A17C0DE', '3C0FFEE1', '0D15EA5E', '2BAD2BAD', '600DCAFE', '7E57C0DE', '5D00DFEE']
+    const instructions = assemble(`
+      r0 = 0x5a17c0de
+      r0 += 0x3c0ffee1
+      if r0 == 0xd15ea5e goto out
+      *(u32 *)(r10 - 8) = 0x2bad2bad
+      r0 *= 0x600dcafe
+      r1 = 0x7e57c0de5d00dfee ll
+      r0 ^= r1
+    out:
+      exit`)
+    const plain = new Program({ instructions, engine: 'jit', blindConstants: false })
+    const blinded = new Program({ instructions, engine: 'jit' })
+    const code = (p: Program) => p.dump('jited').toUpperCase()
+    for (const imm of imms) {
+      expect(code(plain)).toContain(imm)
+      expect(code(blinded)).not.toContain(imm)
+    }
+    // 0x5a17c0de + 0x3c0ffee1 = 0x9627bfbf; * 0x600dcafe (mod 2^64), then ^ the lddw.
+    const want = ((0x9627bfbfn * 0x600dcafen) & 0xffffffffffffffffn) ^ 0x7e57c0de5d00dfeen
+    for (const p of [plain, blinded, new Program({ instructions, engine: 'interpreter' })]) {
+      expect(p.run().r0).toBe(want)
+    }
+    expect(() => new Program({ instructions, blindConstants: 1 as unknown as boolean })).toThrow(
+      expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/blindConstants/) }),
+    )
+  })
+
   it('traps with the interpreter’s details', () => {
     // ldxw at offset 1 of a 4-byte buffer reads bytes 1..5: one past the end.
     const oob = assemble(`

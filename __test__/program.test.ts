@@ -133,6 +133,9 @@ describe('run-time traps are TrapErrors, identical on both engines', () => {
         Uint8Array.of(1, 2, 3, 4),
       )
       expect([load.code, load.kind, load.insn, load.size]).toEqual(['EFAULT', 'out_of_bounds', 0, 4])
+      // The address relative to its region; no host address in the error.
+      expect([load.region, load.addr]).toEqual(['data', 2n])
+      expect(load.message).toBe("instruction 0: load of 4 bytes at data+2 is outside the program's memory")
       const store = trap(new Program({ instructions: assemble('r0 = 0\n*(u64 *)(r10 + 0) = r0\nexit'), engine }))
       expect([store.code, store.kind, store.insn, store.size, store.insnCount]).toEqual([
         'EFAULT',
@@ -141,6 +144,12 @@ describe('run-time traps are TrapErrors, identical on both engines', () => {
         8,
         1,
       ])
+      expect([store.region, store.addr]).toEqual(['stack', 0n])
+      const far = trap(
+        new Program({ instructions: assemble('r1 = 0x123456789abc ll\nr0 = *(u8 *)(r1 + 0)\nexit'), engine }),
+      )
+      expect([far.kind, far.region, far.addr]).toEqual(['out_of_bounds', undefined, 0n])
+      expect(far.message).toBe('instruction 2: load of 1 bytes at an address outside every region of the run')
     })
     it(`${engine}: stack overflow through recursion`, () => {
       const e = trap(new Program({ instructions: assemble('f:\ncall f\nexit'), engine }))
@@ -188,4 +197,33 @@ describe('XDP inputs as the kernel test run takes them (Linux 6.18, bpftool prog
       expect(l.data).toEqual(long)
     })
   }
+})
+
+describe('pointer leaks are refused unless allowed (pointerLeaks)', () => {
+  for (const engine of ['interpreter', 'jit'] as const) {
+    it(`${engine}: r0 = r10 at exit is a pointer_leak TrapError; allowed, the run returns it`, () => {
+      const instructions = assemble('r0 = r10\nexit')
+      const e = trap(new Program({ instructions, engine }))
+      expect([e.code, e.kind, e.insn, e.insnCount, e.region, e.addr]).toEqual([
+        'EACCES',
+        'pointer_leak',
+        1,
+        1,
+        'stack',
+        0n,
+      ])
+      expect(e.message).toBe(
+        'instruction 1: r0 at exit holds an address (stack+0), and this program refuses pointer leaks',
+      )
+      const allowed = new Program({ instructions, engine, pointerLeaks: 'allow' })
+      expect(allowed.run().r0).toBeGreaterThan(4096n)
+      // Values that are not addresses of the run pass.
+      expect(new Program({ instructions: assemble('r0 = r10\nr0 >>= 63\nexit'), engine }).run().r0).toBe(0n)
+    })
+  }
+  it('anything but allow or refuse is EINVAL', () => {
+    expect(() => new Program({ instructions: bytes(EXIT), pointerLeaks: 'no' as 'allow' })).toThrow(
+      expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/pointerLeaks/) }),
+    )
+  })
 })

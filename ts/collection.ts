@@ -15,6 +15,10 @@ export interface CollectionOptions {
   engine?: EngineName
   mode?: SafetyMode
   budget?: number
+  /** As `ProgramOptions.pointerLeaks`, for every program of the collection. */
+  pointerLeaks?: 'allow' | 'refuse'
+  /** As `ProgramOptions.blindConstants`, for every program of the collection. */
+  blindConstants?: boolean
   /** Use these existing maps instead of creating the object's maps of the same name. */
   mapReplacements?: Record<string, BpfMap>
   /** Where maps with `pinning = LIBBPF_PIN_BY_NAME` are pinned and looked up (default `/sys/fs/bpf`). */
@@ -169,6 +173,8 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
           engine: options.engine,
           mode: options.mode,
           budget: options.budget,
+          pointerLeaks: options.pointerLeaks,
+          blindConstants: options.blindConstants,
           lineInfo: p.lineInfo,
         }),
       )

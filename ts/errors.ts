@@ -70,14 +70,25 @@ export type TrapKind =
   | 'bad_call_target'
   | 'helper_error'
   | 'tail_call_limit'
+  | 'invalid_input'
+  | 'pointer_leak'
 
 /** A run that stopped abnormally. Both engines report the same trap for the same program and input. */
 export class TrapError extends EbpfError {
   readonly kind: TrapKind
   /** Index of the instruction that trapped. */
   readonly insn: number
-  /** Faulting address for memory traps, else 0n. */
+  /**
+   * For memory traps, the faulting address relative to `region` (`-8n` with `region` 'stack' is 8
+   * bytes below r10 of the main frame), else 0n. Host addresses never reach JavaScript.
+   */
   readonly addr: bigint
+  /**
+   * The region `addr` is relative to: 'stack', 'callback stack', 'data', 'ctx', `map 'NAME' value`,
+   * `map 'NAME' key`, `ringbuf 'NAME' record`, or 'null' (an address near 0); undefined for traps
+   * without an address and for an address far from every region of the run.
+   */
+  readonly region: string | undefined
   /** Access size in bytes for memory traps, else 0. */
   readonly size: number
   /** Instructions executed before the trap. */
@@ -85,12 +96,20 @@ export class TrapError extends EbpfError {
   constructor(
     code: ErrorCode,
     message: string,
-    details: { kind: TrapKind; insn: number; addr: bigint; size: number; insnCount: number },
+    details: {
+      kind: TrapKind
+      insn: number
+      addr: bigint
+      region?: string | undefined
+      size: number
+      insnCount: number
+    },
   ) {
     super(code, message)
     this.kind = details.kind
     this.insn = details.insn
     this.addr = details.addr
+    this.region = details.region
     this.size = details.size
     this.insnCount = details.insnCount
   }

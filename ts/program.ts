@@ -54,6 +54,22 @@ export interface ProgramOptions {
    * run with `run()`/`runBatch()`, not the async forms.
    */
   helpers?: Record<number, HelperFunction | { name: string; fn: HelperFunction }>
+  /**
+   * `refuse` (default): a run that lets a host address out stops with a `pointer_leak` TrapError
+   * (`EACCES`): r0 holding an address of the run at exit, or an address in an 8-byte word that a map
+   * update or push, `bpf_perf_event_output`, `bpf_ringbuf_output`/`submit` copies out, or in an
+   * argument `bpf_trace_printk`/`bpf_snprintf` print as a number. `allow` lets them through
+   * (trusted bytecode). Addresses a program stores into map values or the packet itself are not
+   * caught (that needs the verifier).
+   */
+  pointerLeaks?: 'allow' | 'refuse'
+  /**
+   * JIT constant blinding (default true): no immediate of the program is written into executable
+   * memory as it is (each is XORed with a random key and rebuilt at run time), so untrusted
+   * bytecode cannot plant chosen machine code for a JIT-spray attack. `false` for trusted bytecode
+   * (measured cost in BENCHMARKS.md).
+   */
+  blindConstants?: boolean
 }
 
 /** The run memory a JavaScript helper may touch: checked against the run's regions like any access of the program. */
@@ -168,6 +184,7 @@ export interface RunResult {
 const PROGRAM_TYPES: readonly ProgramType[] = ['raw', 'socket_filter', 'xdp', 'tracing']
 const ENGINES: readonly EngineName[] = ['jit', 'interpreter', 'auto']
 const MODES: readonly SafetyMode[] = ['checked']
+const POINTER_LEAKS: readonly ('allow' | 'refuse')[] = ['allow', 'refuse']
 
 function oneOf<T extends string>(what: string, value: unknown, allowed: readonly T[], fallback: T): T {
   if (value === undefined) return fallback
@@ -263,6 +280,7 @@ export function fromNative(e: NativeError): LoadError | TrapError {
       kind: e.kind as TrapKind,
       insn: e.insn ?? 0,
       addr: e.addr ?? 0n,
+      region: e.region ?? undefined,
       size: e.size ?? 0,
       insnCount: e.insnCount ?? 0,
     })
@@ -295,6 +313,11 @@ export class Program {
     this.mode = oneOf('mode', options.mode, MODES, 'checked')
     const engine = oneOf('engine', options.engine, ENGINES, 'auto')
     const budget = checkBudget(options.budget)
+    const pointerLeaks = oneOf('pointerLeaks', options.pointerLeaks, POINTER_LEAKS, 'refuse')
+    const { blindConstants } = options
+    if (blindConstants !== undefined && typeof blindConstants !== 'boolean') {
+      throw new LoadError('EINVAL', `blindConstants must be a boolean, got ${String(blindConstants)}`)
+    }
     const maps = options.maps ?? []
     if (!Array.isArray(maps)) throw new LoadError('EINVAL', 'maps must be an array of BpfMap')
     const mapIds = maps.map((m, i) => asBpfMap(m, `maps[${i}]`).id)
@@ -314,6 +337,8 @@ export class Program {
         perfEvents: options.onPerfEvent !== undefined,
         jsHelperIds: js?.ids,
         jsHelperNames: js?.names,
+        pointerLeaks,
+        blindConstants,
       },
       js?.dispatch,
     )

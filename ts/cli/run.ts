@@ -186,6 +186,7 @@ function trapReport(file: string, e: TrapError, trace: string[], asJson: boolean
           insn: e.insn,
           insnCount: e.insnCount,
           addr: e.addr,
+          region: e.region,
           size: e.size,
           message: e.message,
           ...(e.source ? { source: e.source } : {}),

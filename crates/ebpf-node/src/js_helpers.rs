@@ -211,7 +211,11 @@ pub fn helper_memory_read(addr: BigInt, len: u32) -> Result<Buffer> {
             .map_err(|k| {
                 Error::new(
                     Status::GenericFailure,
-                    format!("EFAULT: read of {len} bytes at 0x{addr:x}: {}", k.as_str()),
+                    format!(
+                        "EFAULT: read of {len} bytes at {}: {}",
+                        cx.describe(addr),
+                        k.as_str()
+                    ),
                 )
             })
     })
@@ -226,8 +230,9 @@ pub fn helper_memory_write(addr: BigInt, data: &[u8]) -> Result<()> {
             Error::new(
                 Status::GenericFailure,
                 format!(
-                    "EFAULT: write of {} bytes at 0x{addr:x}: {}",
+                    "EFAULT: write of {} bytes at {}: {}",
                     data.len(),
+                    cx.describe(addr),
                     k.as_str()
                 ),
             )

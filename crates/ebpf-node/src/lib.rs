@@ -24,7 +24,10 @@ pub struct NativeError {
     pub insn: Option<u32>,
     /// Trap kind ('out_of_bounds', 'budget_exhausted', ...) for run failures.
     pub kind: Option<String>,
+    /// A memory trap's address relative to `region` (never a host address).
     pub addr: Option<BigInt>,
+    /// The region `addr` is relative to ('stack', 'data', 'ctx', "map 'counts' value", ...).
+    pub region: Option<String>,
     pub size: Option<u32>,
     pub insn_count: Option<f64>,
 }
@@ -37,6 +40,7 @@ impl From<LoadError> for NativeError {
             insn: e.insn.map(|i| i as u32),
             kind: None,
             addr: None,
+            region: None,
             size: None,
             insn_count: None,
         }
@@ -50,7 +54,9 @@ impl From<Trap> for NativeError {
             message: t.to_string(),
             insn: Some(t.pc as u32),
             kind: Some(t.kind.as_str().to_string()),
-            addr: Some(BigInt::from(t.addr)),
+            // Host addresses never reach JavaScript: `t.addr` stays on the Rust side.
+            addr: t.place.as_ref().map(|p| BigInt::from(p.offset)),
+            region: t.place.map(|p| p.region),
             size: Some(t.size),
             insn_count: Some(t.insn_count as f64),
         }

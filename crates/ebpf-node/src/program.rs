@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use ebpf_vm::helpers::output::{PerfRecord, PerfSink};
 use ebpf_vm::{
-    Engine, Mode, ProcessInfo, Program, ProgramOptions, ProgramType, RunInput, TestRunInput,
-    TestRunOutput, Trap,
+    Engine, Mode, PointerLeaks, ProcessInfo, Program, ProgramOptions, ProgramType, RunInput,
+    TestRunInput, TestRunOutput, Trap,
 };
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -34,6 +34,10 @@ pub struct NativeProgramOptions {
     /// Helper ids served by the JavaScript dispatcher given to `loadProgram`, and their names.
     pub js_helper_ids: Option<Vec<u32>>,
     pub js_helper_names: Option<Vec<String>>,
+    /// 'refuse' (default) | 'allow': whether a run may let host addresses out.
+    pub pointer_leaks: Option<String>,
+    /// JIT constant blinding (default true).
+    pub blind_constants: Option<bool>,
 }
 
 /// One test run's input.
@@ -93,10 +97,21 @@ fn parse_options(
         "checked" => Mode::Checked,
         other => return Err(Box::new(invalid(format!("unknown mode '{other}'")))),
     };
+    let pointer_leaks = match o.pointer_leaks.as_deref() {
+        None | Some("refuse") => PointerLeaks::Refuse,
+        Some("allow") => PointerLeaks::Allow,
+        Some(other) => {
+            return Err(Box::new(invalid(format!(
+                "pointerLeaks must be 'allow' or 'refuse', got '{other}'"
+            ))))
+        }
+    };
     let mut options = ProgramOptions {
         prog_type,
         engine,
         mode,
+        pointer_leaks,
+        blind_constants: o.blind_constants.unwrap_or(true),
         ..ProgramOptions::default()
     };
     if let Some(b) = o.budget {

@@ -18,12 +18,13 @@ use support::engines::{self, compile_rbpf_jit, Runner, MEASURE_OUR_JIT};
 use support::inputs::programs;
 use support::native::NativeLib;
 
-const ENGINES: [&str; 5] = [
+const ENGINES: [&str; 6] = [
     "native",
     "ebpf_jit",
     "ebpf_interp",
     "rbpf_jit",
     "rbpf_interp",
+    "ebpf_jit_plain",
 ];
 /// Time spent per program, all engines together.
 const PER_PROGRAM: Duration = Duration::from_millis(3000);
@@ -113,9 +114,9 @@ fn main() {
         println!("| {name} | {} |", cells.join(" | "));
     }
     println!();
-    type RatioFn = fn(&[Option<f64>; 5]) -> Option<f64>;
+    type RatioFn = fn(&[Option<f64>; 6]) -> Option<f64>;
     let div = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
-    let ratios: [(&str, RatioFn); 4] = [
+    let ratios: [(&str, RatioFn); 5] = [
         ("ebpf_jit / native", |t| t[1].zip(t[0]).map(|(a, b)| a / b)),
         ("ebpf_interp / native", |t| {
             t[2].zip(t[0]).map(|(a, b)| a / b)
@@ -125,6 +126,10 @@ fn main() {
         }),
         ("ebpf_interp faster than rbpf_interp", |t| {
             t[4].zip(t[2]).map(|(a, b)| a / b)
+        }),
+        // The cost of constant blinding: the default JIT against the same without it.
+        ("ebpf_jit / ebpf_jit_plain", |t| {
+            t[1].zip(t[5]).map(|(a, b)| a / b)
         }),
     ];
     let names: Vec<&str> = ratios.iter().map(|(n, _)| *n).collect();
@@ -143,9 +148,9 @@ fn main() {
 
     // Load/compile latency, the same way.
     println!(
-        "| load/compile | ebpf_jit | ebpf_interp | rbpf_jit | rbpf_interp | ebpf_jit / rbpf_jit |"
+        "| load/compile | ebpf_jit | ebpf_jit_plain | ebpf_interp | rbpf_jit | rbpf_interp | ebpf_jit / rbpf_jit |"
     );
-    println!("|{}", " --- |".repeat(6));
+    println!("|{}", " --- |".repeat(7));
     for prog in programs()
         .into_iter()
         .filter(|p| p.name == "big" || p.name == "parse")
@@ -168,10 +173,20 @@ fn main() {
         let jit_ok = MEASURE_OUR_JIT
             && Program::load(bytes, jit_opts.clone()).is_ok_and(|p| p.engine() == Engine::Jit);
         if jit_ok {
+            let plain_opts = ProgramOptions {
+                blind_constants: false,
+                ..jit_opts.clone()
+            };
             tasks.push((
                 "ebpf_jit",
                 Box::new(move || {
                     black_box(Program::load(bytes, jit_opts.clone()).unwrap());
+                }),
+            ));
+            tasks.push((
+                "ebpf_jit_plain",
+                Box::new(move || {
+                    black_box(Program::load(bytes, plain_opts.clone()).unwrap());
                 }),
             ));
         }
@@ -209,10 +224,11 @@ fn main() {
             }
         };
         println!(
-            "| compile_{} ({} insns) | {} | {} | {} | {} | {} |",
+            "| compile_{} ({} insns) | {} | {} | {} | {} | {} | {} |",
             prog.name,
             bytes.len() / 8,
             fmt_time(get("ebpf_jit")),
+            fmt_time(get("ebpf_jit_plain")),
             fmt_time(get("ebpf_interp")),
             fmt_time(get("rbpf_jit")),
             fmt_time(get("rbpf_interp")),

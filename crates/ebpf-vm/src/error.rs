@@ -112,6 +112,9 @@ pub enum TrapKind {
     HelperError,
     /// More than the allowed number of tail calls.
     TailCallLimit,
+    /// The program let a host address out (r0 at exit, or a word a helper copies out) while
+    /// pointer leaks are refused (`ProgramOptions::pointer_leaks`).
+    PointerLeak,
     /// The run's input does not fit the program type (a context image of the wrong size, an
     /// `xdp_md` the kernel's test run would refuse, ...).
     InvalidInput,
@@ -129,6 +132,7 @@ impl TrapKind {
             TrapKind::HelperError => "helper_error",
             TrapKind::TailCallLimit => "tail_call_limit",
             TrapKind::InvalidInput => "invalid_input",
+            TrapKind::PointerLeak => "pointer_leak",
         }
     }
 
@@ -136,6 +140,7 @@ impl TrapKind {
         match self {
             TrapKind::OutOfBounds | TrapKind::ReadOnly | TrapKind::Misaligned => ErrorCode::Efault,
             TrapKind::BudgetExhausted => ErrorCode::Etime,
+            TrapKind::PointerLeak => ErrorCode::Eacces,
             TrapKind::CallDepth | TrapKind::TailCallLimit => ErrorCode::E2big,
             TrapKind::BadCallTarget | TrapKind::HelperError | TrapKind::InvalidInput => {
                 ErrorCode::Einval
@@ -151,13 +156,18 @@ pub struct Trap {
     pub kind: TrapKind,
     /// Index of the instruction slot that trapped.
     pub pc: usize,
-    /// The faulting address (memory traps), otherwise 0.
+    /// The faulting host address (memory traps), otherwise 0. For the embedder's debugging only:
+    /// `message` and `place` give the address relative to the run's regions instead, and the
+    /// Node binding never hands host addresses to JavaScript.
     pub addr: u64,
     /// The access size in bytes (memory traps), otherwise 0.
     pub size: u32,
     /// Instructions executed before the trap (the trapping one not included).
     pub insn_count: u64,
     pub message: String,
+    /// Where the faulting address lies relative to the run's regions (memory traps; `None` for
+    /// other traps and for an address far from every region).
+    pub place: Option<crate::places::Place>,
 }
 
 impl fmt::Display for Trap {

@@ -52,6 +52,9 @@ pub struct RunEnv<'a> {
 pub struct RunOutput {
     pub r0: u64,
     pub insn_count: u64,
+    /// The instruction the run left by: the main frame's `exit`, or the legacy packet load
+    /// outside the packet that ended the program.
+    pub exit_pc: usize,
 }
 
 struct Frame {
@@ -68,10 +71,12 @@ fn trap(kind: TrapKind, pc: usize, addr: u64, size: u32, count: u64, message: St
         size,
         insn_count: count,
         message,
+        place: None,
     }
 }
 
-/// The trap for a failed memory check; the message is the one both engines give.
+/// The trap for a failed memory check; the message is the one both engines give. It names the
+/// address by its place in the run's memory (`stack-8`, `data+70`), never as a host address.
 pub fn memory_trap(
     kind: TrapKind,
     pc: usize,
@@ -79,14 +84,24 @@ pub fn memory_trap(
     size: u32,
     count: u64,
     write: bool,
+    env: &RunEnv<'_>,
 ) -> Trap {
     let what = if write { "store" } else { "load" };
-    let message = match kind {
-        TrapKind::ReadOnly => format!("{what} of {size} bytes at 0x{addr:x} into read-only memory"),
-        TrapKind::Misaligned => format!("misaligned atomic {what} of {size} bytes at 0x{addr:x}"),
-        _ => format!("{what} of {size} bytes at 0x{addr:x} is outside the program's memory"),
+    let place = crate::places::locate(addr, env.state, &env.maps);
+    let at = match &place {
+        Some(p) => format!("at {p}"),
+        None => "at an address outside every region of the run".into(),
     };
-    trap(kind, pc, addr, size, count, message)
+    let message = match kind {
+        TrapKind::ReadOnly => format!("{what} of {size} bytes {at} into read-only memory"),
+        TrapKind::Misaligned => format!("misaligned atomic {what} of {size} bytes {at}"),
+        _ if place.is_none() => format!("{what} of {size} bytes {at}"),
+        _ => format!("{what} of {size} bytes {at} is outside the program's memory"),
+    };
+    Trap {
+        place,
+        ..trap(kind, pc, addr, size, count, message)
+    }
 }
 
 pub fn budget_trap(pc: usize, budget: u64) -> Trap {
@@ -860,7 +875,7 @@ pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Resul
             ($addr:expr, $size:expr, $write:expr) => {
                 if let Err(kind) = env.regions.check($addr, $size as u64, $write) {
                     let at = pc - 1;
-                    return Err(memory_trap(kind, at, $addr, $size, exact!(at), $write));
+                    return Err(memory_trap(kind, at, $addr, $size, exact!(at), $write, env));
                 }
             };
         }
@@ -1018,6 +1033,7 @@ pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Resul
                     return Ok(RunOutput {
                         r0: reg[0],
                         insn_count: budget - left,
+                        exit_pc: pc - 1,
                     })
                 }
                 // JMP32: comparisons of the low halves.
@@ -1145,7 +1161,7 @@ fn general(
     macro_rules! check {
         ($addr:expr, $size:expr, $write:expr) => {
             if let Err(kind) = env.regions.check($addr, $size as u64, $write) {
-                return Err(memory_trap(kind, pc, $addr, $size, count - 1, $write));
+                return Err(memory_trap(kind, pc, $addr, $size, count - 1, $write, env));
             }
         };
     }
@@ -1213,6 +1229,7 @@ fn general(
                         return Ok(Step::Exit(RunOutput {
                             r0: reg[0],
                             insn_count: count,
+                            exit_pc: pc,
                         }))
                     }
                     Some(f) => {
@@ -1258,6 +1275,7 @@ fn general(
                         size,
                         count - 1,
                         true,
+                        env,
                     ));
                 }
                 // SAFETY: checked and aligned; other threads may touch it only atomically.
@@ -1289,6 +1307,7 @@ fn general(
                     return Ok(Step::Exit(RunOutput {
                         r0: 0,
                         insn_count: count,
+                        exit_pc: pc,
                     }));
                 }
                 // SAFETY: inside the packet, which is one of the run's regions.

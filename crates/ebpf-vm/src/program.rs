@@ -11,6 +11,7 @@ use crate::interpreter::{self, RunEnv, RunOutput, STACK_SIZE};
 use crate::isa::opcodes::{OP_CALL, OP_CALLX, OP_EXIT, OP_LDDW};
 use crate::isa::{encode_all, validate, Insn};
 use crate::memory::{Region, Regions};
+use crate::pointer_leaks::{self, PointerLeaks};
 
 /// Which engine runs the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -62,6 +63,12 @@ pub struct ProgramOptions {
     pub trace_sink: Option<TraceSink>,
     /// Receives `bpf_perf_event_output` records (without one the helper returns -ENOENT).
     pub perf_sink: Option<PerfSink>,
+    /// Whether a run may let host addresses out (r0 at exit, words helpers copy out): refused by
+    /// default, as untrusted bytecode must not learn the host's layout (see `pointer_leaks`).
+    pub pointer_leaks: PointerLeaks,
+    /// JIT: emit no immediate of the program as it is in executable memory (constant blinding,
+    /// against JIT spraying; see `jit/blind.rs`). On by default: the bytecode is untrusted.
+    pub blind_constants: bool,
 }
 
 impl Default for ProgramOptions {
@@ -75,6 +82,8 @@ impl Default for ProgramOptions {
             maps: Vec::new(),
             trace_sink: None,
             perf_sink: None,
+            pointer_leaks: PointerLeaks::Refuse,
+            blind_constants: true,
         }
     }
 }
@@ -145,7 +154,7 @@ impl Program {
             options.perf_sink.clone(),
         ));
         let stack_frames = crate::stack_reach::reachable_frames(&insns);
-        let (engine, jit) = select_engine(options.engine, &insns)?;
+        let (engine, jit) = select_engine(options.engine, &insns, options.blind_constants)?;
         // The interpreter's form of the instructions, made once here so that a run never pays for it.
         let prepared = (engine == Engine::Interpreter).then(|| interpreter::prepare(&insns));
         #[cfg(not(target_arch = "x86_64"))]
@@ -233,6 +242,7 @@ impl Program {
         let mut regions = Regions::new();
         regions.push(Region::new(reach_start, reach as u64, true));
         let mut state = RunState::new(self.options.prog_type);
+        state.stack_top = stack_bytes + STACK_SIZE as u64;
         let entry = context::prepare_run(
             self.options.prog_type,
             input.data,
@@ -253,6 +263,7 @@ impl Program {
                 size: 0,
                 insn_count: out.insn_count,
                 message: "the program exited holding the bpf_spin_lock it took here".into(),
+                place: None,
             });
         }
         Ok((out, context::finish_run(&state)))
@@ -273,6 +284,8 @@ impl Program {
         // Each program of a tail-call chain has its own callbacks and output.
         state.callbacks = self.callbacks.clone();
         state.output = self.prints.then(|| self.output.clone());
+        let refuse_leaks = self.options.pointer_leaks == PointerLeaks::Refuse;
+        state.refuse_pointer_leaks = refuse_leaks;
         let runner =
             |env: &mut RunEnv<'_>, pc: usize, args: [u64; 5]| self.run_callback(env, pc, args);
         let mut env = RunEnv {
@@ -285,7 +298,23 @@ impl Program {
             state,
             function_runner: Some(&runner),
         };
-        let result = self.execute(&mut env, entry.args);
+        let mut result = self.execute(&mut env, entry.args);
+        if let Ok(out) = &result {
+            if refuse_leaks
+                && pointer_leaks::is_host_address(out.r0, &env.regions, env.state, &env.maps)
+            {
+                let count = out.insn_count - 1;
+                let what = "r0 at exit";
+                result = Err(pointer_leaks::leak(
+                    out.r0,
+                    out.exit_pc,
+                    count,
+                    what,
+                    env.state,
+                    &env.maps,
+                ));
+            }
+        }
         let next = match &result {
             Err(trap) => env.state.tail_call.take().map(|p| (p, trap.insn_count + 1)),
             Ok(_) => None,
@@ -333,6 +362,7 @@ impl Program {
                 size: 0,
                 insn_count: 0,
                 message: format!("{pc} is not a callback of this program"),
+                place: None,
             });
         };
         interpreter::run_prepared(program, env, args).map_err(|mut t| {
@@ -361,11 +391,14 @@ impl Program {
 fn select_engine(
     requested: Engine,
     insns: &[Insn],
+    blind_constants: bool,
 ) -> Result<(Engine, Option<crate::jit::JitProgram>), LoadError> {
+    use crate::jit::{JitOptions, JitProgram};
+    let compile = || JitProgram::compile_with(insns, JitOptions { blind_constants });
     Ok(match requested {
         Engine::Interpreter => (Engine::Interpreter, None),
-        Engine::Jit => (Engine::Jit, Some(crate::jit::JitProgram::compile(insns)?)),
-        Engine::Auto => match crate::jit::JitProgram::compile(insns) {
+        Engine::Jit => (Engine::Jit, Some(compile()?)),
+        Engine::Auto => match compile() {
             Ok(j) => (Engine::Jit, Some(j)),
             Err(_) => (Engine::Interpreter, None),
         },
@@ -374,7 +407,11 @@ fn select_engine(
 
 /// Hosts without the JIT: `Auto` interprets, `Jit` is ENOTSUPP.
 #[cfg(not(target_arch = "x86_64"))]
-fn select_engine(requested: Engine, _insns: &[Insn]) -> Result<(Engine, ()), LoadError> {
+fn select_engine(
+    requested: Engine,
+    _insns: &[Insn],
+    _blind_constants: bool,
+) -> Result<(Engine, ()), LoadError> {
     match requested {
         Engine::Interpreter | Engine::Auto => Ok((Engine::Interpreter, ())),
         Engine::Jit => Err(LoadError::new(

@@ -14,7 +14,7 @@ use ebpf_vm::helpers::{HelperError, HelperTable};
 use ebpf_vm::interpreter::{self, RunEnv, STACK_SIZE};
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::{encode_all, validate, Insn};
-use ebpf_vm::jit::JitProgram;
+use ebpf_vm::jit::{JitOptions, JitProgram};
 use ebpf_vm::memory::{Region, Regions};
 use ebpf_vm::{RunOutput, Trap};
 use rng::{Random, Rng};
@@ -573,7 +573,11 @@ fn jit_agrees_with_interpreter_on_random_programs() {
                 listing(&insns)
             )
         });
-        let jit = JitProgram::compile(&insns)
+        // Half the programs with constant blinding (the default), half without.
+        let options = JitOptions {
+            blind_constants: seed % 2 == 0,
+        };
+        let jit = JitProgram::compile_with(&insns, options)
             .unwrap_or_else(|e| panic!("seed {seed}: JIT rejected a valid program: {e}"));
         let init: Vec<u8> = (0..DATA_LEN).map(|_| r.next() as u8).collect();
         let data_writable = r.chance(85);

@@ -11,7 +11,7 @@ use context_support::*;
 use ebpf_vm::helpers::output::TraceSink;
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::Insn;
-use ebpf_vm::{ProgramOptions, ProgramType, TrapKind};
+use ebpf_vm::{Engine, PointerLeaks, ProgramOptions, ProgramType, Trap, TrapKind};
 
 const EINVAL: u64 = (-22i64) as u64;
 const ERANGE: u64 = (-34i64) as u64;
@@ -60,7 +60,9 @@ fn trace_printk_formats_the_kernels_conversions() {
     );
     assert_eq!(printed("%lld %llu %llx", [m5, 7, 0xabc]).1, "-5 7 abc");
     assert_eq!(printed("%i %c %%", [42, b'A' as u64, 0]).1, "42 A %");
-    assert_eq!(printed("%p", [0x1234, 0, 0]).1, "0000000000001234");
+    // %p prints an id of the value, never the value (see `pointers_print_as_ids_...`).
+    let id = printed("%p", [0x1234, 0, 0]).1;
+    assert!(id.len() == 16 && id.starts_with("00000000") && id != "0000000000001234");
     assert_eq!(printed("<%s>", [HELLO, 0, 0]), (7, "<hello>".into()));
     assert_eq!(printed("%5d|%-5d|%05d", [3, 3, 3]).1, "    3|3    |00003");
     assert_eq!(printed("%+d % d %X", [3, 3, 0xbeef]).1, "+3  3 BEEF");
@@ -215,9 +217,30 @@ enum Arg {
 /// bpf_snprintf(out (128 bytes on the stack), size, fmt, args, 8 * args.len()); returns r0 and
 /// the output buffer.
 fn snprintf_case(fmt: &str, args: &[Arg], size: i32) -> (u64, Vec<u8>) {
+    let options = options(ProgramType::Raw);
+    snprintf_with(options, fmt, args, size, b"hello").expect("program runs")
+}
+
+/// `snprintf_case` on `engine`, with `blob` (at most 16 bytes) where "hello" was.
+fn snprintf_on(engine: Engine, fmt: &str, args: &[Arg], size: i32, blob: &[u8]) -> (u64, Vec<u8>) {
+    let options = ProgramOptions {
+        engine,
+        ..options(ProgramType::Raw)
+    };
+    snprintf_with(options, fmt, args, size, blob).expect("program runs")
+}
+
+/// `snprintf_on` with `options`; the trap if the run stops.
+fn snprintf_with(
+    options: ProgramOptions,
+    fmt: &str,
+    args: &[Arg],
+    size: i32,
+    blob: &[u8],
+) -> Result<(u64, Vec<u8>), Trap> {
     let mut v = prog![movr(6, 1)];
     v.extend(stack_bytes(fmt.as_bytes(), -256));
-    v.extend(stack_bytes(b"hello", -400));
+    v.extend(stack_bytes(blob, -400));
     for (k, a) in args.iter().enumerate() {
         match a {
             Arg::Num(n) => v.extend(lddw(9, *n)),
@@ -243,10 +266,10 @@ fn snprintf_case(fmt: &str, args: &[Arg], size: i32) -> (u64, Vec<u8>) {
         v.push(stx(SIZE_DW, 6, 2, 8 * k));
     }
     v.extend(prog![movr(0, 7), exit()]);
-    let p = load(&v, ProgramType::Raw).unwrap();
+    let p = load_with(&v, options).unwrap();
     let mut out = vec![0u8; 128];
-    let r = r0(&p, &mut out, None);
-    (r, out)
+    let r = run_ctx(&p, &mut out, None)?.0.r0;
+    Ok((r, out))
 }
 
 /// The same calls as XDP programs on Linux 6.18 (`bpftool prog run`, output copied to the
@@ -299,4 +322,156 @@ fn snprintf_output_matches_linux() {
     let (r, out) = snprintf_case("n=%d!", &[Num(12345)], 4);
     assert_eq!(r, 9);
     assert_eq!(&out[..8], b"n=1\0****");
+}
+
+/// The text and return value of `bpf_snprintf` into a 128-byte buffer on `engine`.
+fn snprintf_text(engine: Engine, fmt: &str, args: &[Arg], blob: &[u8]) -> (u64, String) {
+    let (r, out) = snprintf_on(engine, fmt, args, 128, blob);
+    let end = out.iter().position(|&b| b == 0).unwrap_or(out.len());
+    (r, String::from_utf8_lossy(&out[..end]).into_owned())
+}
+
+/// Pointer conversions as Linux 6.18 prints them: the same calls as an XDP program under
+/// `bpftool prog run` (the output copied to the packet) gave these texts and return values. Values
+/// that are not NULL or an error pointer are hashed there with a boot-time key, so these cases
+/// print NULL (zeros), an error pointer (-14) or what lies behind the pointer.
+#[test]
+fn pointer_conversions_match_linux() {
+    use Arg::*;
+    let efault = (-14i64) as u64;
+    let ip = [10, 0, 2, 15];
+    // (format, arguments, the bytes behind `Hello`, return value, text)
+    type Case<'a> = (&'a str, Vec<Arg>, &'a [u8], u64, &'a str);
+    let cases: [Case; 11] = [
+        (
+            "%p|%p|%px",
+            vec![Num(0), Num(efault), Num(0)],
+            b"hello",
+            51,
+            "0000000000000000|fffffffffffffff2|0000000000000000",
+        ),
+        (
+            "%pI4|%pi4",
+            vec![Hello, Hello],
+            b"hello",
+            32,
+            "104.101.108.108|104.101.108.108",
+        ),
+        (
+            "%pI6",
+            vec![Hello],
+            b"hello",
+            40,
+            "6865:6c6c:6f00:0000:0000:0000:0000:0000",
+        ),
+        (
+            "%pi6",
+            vec![Hello],
+            b"hello",
+            33,
+            "68656c6c6f0000000000000000000000",
+        ),
+        // Letters and digits right after a pointer conversion belong to it; punctuation does not.
+        (
+            "%pI4h,%pI4xy!",
+            vec![Hello, Hello],
+            b"hello",
+            33,
+            "104.101.108.108,104.101.108.108!",
+        ),
+        (
+            "[%20p][%-4p][%020p]",
+            vec![Num(0), Num(0), Num(0)],
+            b"hello",
+            51,
+            "[                   0][0   ][00000000000000000000]",
+        ),
+        // %pus reads user memory, and no address of the program is one: an empty string.
+        ("%pks|%pus|", vec![Hello, Hello], b"hello", 8, "hello||"),
+        ("%pI4", vec![Num(8)], b"hello", 8, "0.0.0.0"),
+        (
+            "%p,%px.",
+            vec![Num(0), Num(0)],
+            b"hello",
+            35,
+            "0000000000000000,0000000000000000.",
+        ),
+        (
+            "%pKabc|%pxyz|",
+            vec![Num(0), Num(0)],
+            b"hello",
+            35,
+            "0000000000000000|0000000000000000|",
+        ),
+        (
+            "%pI4|%pi4|",
+            vec![Hello, Hello],
+            &ip,
+            27,
+            "10.0.2.15|010.000.002.015|",
+        ),
+    ];
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        for (fmt, args, blob, r, text) in &cases {
+            assert_eq!(
+                snprintf_text(engine, fmt, args, blob),
+                (*r, text.to_string()),
+                "{fmt:?} on {engine:?}"
+            );
+        }
+        // The kernel's verifier refuses these formats ("Invalid format string"); at run time the
+        // helper's answer is -EINVAL.
+        for fmt in ["%pd", "%p1", "%pa", "%pk", "%pI5"] {
+            assert_eq!(
+                snprintf_text(engine, fmt, &[Num(0)], b"").0,
+                EINVAL,
+                "{fmt:?}"
+            );
+        }
+    }
+}
+
+/// What the kernel shows a reader without privileges, and what this runtime always shows: `%p`
+/// (and `%px`, `%ps`, `%pS`, `%pB`) a 32-bit id, `%pK` zeros, never the address.
+#[test]
+fn pointers_print_as_ids_or_zeros_never_as_addresses() {
+    use Arg::*;
+    let id = |engine, v: u64| snprintf_text(engine, "%p", &[Num(v)], b"").1;
+    let all = "%lx|%p|%px|%ps|%pS|%pB|%pK";
+    let args = [Hello, Hello, Hello, Hello, Hello, Hello, Hello];
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        // %lx prints the address itself: only a program allowed to leak pointers may do that.
+        let options = ProgramOptions {
+            engine,
+            ..options(ProgramType::Raw)
+        };
+        let t = snprintf_with(options.clone(), all, &args, 128, b"hello").unwrap_err();
+        // The call is slot 63: 1 + 12 (format) + 3 ("hello") + 21 (arguments) + 18 (filler) + 8.
+        assert_eq!((t.kind, t.pc), (TrapKind::PointerLeak, 63));
+        assert_eq!(
+            t.message,
+            "bpf_snprintf: argument 1 (printed as a number) holds an address (stack-400), \
+             and this program refuses pointer leaks"
+        );
+        let allowed = ProgramOptions {
+            pointer_leaks: PointerLeaks::Allow,
+            ..options
+        };
+        let (_, out) = snprintf_with(allowed, all, &args, 128, b"hello").unwrap();
+        let text =
+            String::from_utf8_lossy(&out[..out.iter().position(|&b| b == 0).unwrap()]).into_owned();
+        let parts: Vec<&str> = text.split('|').collect();
+        let addr = u64::from_str_radix(parts[0], 16).unwrap();
+        let hashed = parts[1];
+        assert_eq!(hashed.len(), 16);
+        assert!(hashed.starts_with("00000000"), "{hashed}: 32 bits");
+        assert_ne!(u64::from_str_radix(hashed, 16).unwrap(), addr);
+        assert_ne!(&hashed[8..], &format!("{addr:016x}")[8..]);
+        assert_eq!(&parts[2..6], [hashed; 4]);
+        assert_eq!(parts[6], "0000000000000000");
+        // Ids are stable within the process (both engines, every run) and tell values apart.
+        assert_eq!(id(engine, 0x1234), id(Engine::Interpreter, 0x1234));
+        assert_ne!(id(engine, 0x1234), id(engine, 0x1235));
+        assert_ne!(id(engine, 0x1234), "0000000000001234");
+    }
 }

@@ -12,8 +12,8 @@ use super::native::NativeLib;
 pub const MEASURE_OUR_JIT: bool = true;
 
 pub struct Runner {
-    /// Column name in criterion's output: `native`, `ebpf_jit`, `ebpf_interp`, `rbpf_jit`,
-    /// `rbpf_interp`.
+    /// Column name in criterion's output: `native`, `ebpf_jit`, `ebpf_jit_plain` (constants not
+    /// blinded), `ebpf_interp`, `rbpf_jit`, `rbpf_interp`.
     pub engine: &'static str,
     run: Box<dyn FnMut() -> u64>,
 }
@@ -26,10 +26,20 @@ impl Runner {
     }
 }
 
-/// The bytecode loaded by our engine, or why not.
+/// The bytecode loaded by our engine (default options), or why not.
 pub fn ours(engine: Engine, prog: &BenchProgram) -> Result<Runner, String> {
+    ours_with(engine, prog, true)
+}
+
+/// As `ours`, with the JIT's constant blinding on or off (`ebpf_jit_plain` when off).
+pub fn ours_with(
+    engine: Engine,
+    prog: &BenchProgram,
+    blind_constants: bool,
+) -> Result<Runner, String> {
     let options = ProgramOptions {
         engine,
+        blind_constants,
         ..ProgramOptions::default()
     };
     let program = Program::load(prog.bytecode, options).map_err(|e| e.to_string())?;
@@ -39,8 +49,9 @@ pub fn ours(engine: Engine, prog: &BenchProgram) -> Result<Runner, String> {
     let mut mem = (prog.input)();
     let name = prog.name;
     Ok(Runner {
-        engine: match engine {
-            Engine::Jit => "ebpf_jit",
+        engine: match (engine, blind_constants) {
+            (Engine::Jit, true) => "ebpf_jit",
+            (Engine::Jit, false) => "ebpf_jit_plain",
             _ => "ebpf_interp",
         },
         run: Box::new(move || {
@@ -140,6 +151,8 @@ pub fn all(prog: &BenchProgram, native_lib: Option<&NativeLib>) -> Vec<Runner> {
     let mut candidates: Vec<Result<Runner, String>> = vec![rbpf_interp(prog)];
     if MEASURE_OUR_JIT {
         candidates.push(ours(Engine::Jit, prog).map_err(|e| format!("ebpf_jit: {e}")));
+        candidates
+            .push(ours_with(Engine::Jit, prog, false).map_err(|e| format!("ebpf_jit_plain: {e}")));
     }
     if let Some(lib) = native_lib {
         candidates.push(native(lib, prog));

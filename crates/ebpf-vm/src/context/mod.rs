@@ -145,6 +145,7 @@ pub fn prepare_run(
                 data.as_mut_ptr() as u64
             };
             regions.push(Region::from_mut_slice(data));
+            state.data = (addr, data.len() as u64);
             Ok(Entry {
                 args: [addr, data.len() as u64, 0, 0, 0],
                 packet: (addr, data.len() as u64),

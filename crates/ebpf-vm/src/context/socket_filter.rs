@@ -40,6 +40,7 @@ pub(crate) fn prepare(
                     c.len(),
                     off::SIZE
                 ),
+                place: None,
             });
         }
         ctx.write(0, c);
@@ -74,6 +75,7 @@ pub(crate) fn prepare(
     regions.push(Region::new(ctx.addr, off::BUFFER_SIZE as u64, false));
     state.ctx_addr = ctx.addr;
     state.skb_packet = (addr, len);
+    state.data = (addr, len);
     state.ctx = Some(ctx);
     Ok(Entry {
         args: [state.ctx_addr, 0, 0, 0, 0],

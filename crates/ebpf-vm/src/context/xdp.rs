@@ -70,6 +70,11 @@ pub struct XdpFrame {
 }
 
 impl XdpFrame {
+    /// The context buffer's address and length, for naming places (`places`).
+    pub(crate) fn ctx_extent(&self) -> Option<(u64, u64)> {
+        self.ctx.as_ref().map(|c| (c.addr, c.len))
+    }
+
     /// Writes the current bounds into the context's hidden pointer words.
     fn sync(&self) {
         if let Some(ctx) = &self.ctx {
@@ -231,6 +236,7 @@ fn bad_input(message: String) -> Trap {
         size: 0,
         insn_count: 0,
         message,
+        place: None,
     }
 }
 

@@ -45,6 +45,7 @@ impl HelperContext<'_> {
             size: 0,
             insn_count: self.caller.insn_base.saturating_sub(1),
             message: message.clone(),
+            place: None,
         });
         HelperError(message)
     }
@@ -58,7 +59,8 @@ impl HelperContext<'_> {
             });
         if !known {
             return Err(HelperError(format!(
-                "0x{target:x} is not a callback function of this program"
+                "{} is not a callback function of this program",
+                self.describe(target)
             )));
         }
         let Some(runner) = self.caller.runner else {

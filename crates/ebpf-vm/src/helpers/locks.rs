@@ -26,13 +26,14 @@ fn spin_lock(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError
     let addr = a[0];
     if !addr.is_multiple_of(4) || cx.regions.check(addr, 4, true).is_err() {
         return Err(HelperError(format!(
-            "lock (0x{addr:x}) is not 4 aligned, writable bytes of the run"
+            "lock ({}) is not 4 aligned, writable bytes of the run",
+            cx.describe(addr)
         )));
     }
     if let Some(held) = &cx.state.held_lock {
         return Err(HelperError(format!(
-            "bpf_spin_lock while this run holds the lock at 0x{:x} (one lock at a time)",
-            held.addr
+            "bpf_spin_lock while this run holds the lock at {} (one lock at a time)",
+            cx.describe(held.addr)
         )));
     }
     // SAFETY: 4 aligned, writable bytes inside a region of the run (checked above); other
@@ -40,7 +41,8 @@ fn spin_lock(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError
     let word = unsafe { AtomicU32::from_ptr(addr as *mut u32) };
     if !acquire(word) {
         return Err(HelperError(format!(
-            "the spin lock at 0x{addr:x} was not released within {WAIT_LIMIT:?}"
+            "the spin lock at {} was not released within {WAIT_LIMIT:?}",
+            cx.describe(addr)
         )));
     }
     cx.state.held_lock = Some(HeldLock {
@@ -58,8 +60,8 @@ fn spin_unlock(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperErr
             Ok(0)
         }
         _ => Err(HelperError(format!(
-            "bpf_spin_unlock of 0x{:x}, a lock this run does not hold",
-            a[0]
+            "bpf_spin_unlock of {}, a lock this run does not hold",
+            cx.describe(a[0])
         ))),
     }
 }

@@ -18,6 +18,7 @@
 //! `bpf_for_each_map_elem` (164) calls back into the program through
 //! `HelperContext::call_function` (see `callbacks.rs`).
 
+use crate::places::Added;
 use std::sync::Arc;
 
 use crate::error::ErrorCode;
@@ -63,7 +64,7 @@ fn status(r: Result<(), MapError>) -> u64 {
 /// thread running the program would otherwise contend on the map's count).
 fn map_arg(maps: &RunMaps, h: u64) -> Result<&Arc<dyn Map>, HelperError> {
     maps.resolve_ref(h)
-        .ok_or_else(|| HelperError(format!("r1 = 0x{h:x} is not a map of this program")))
+        .ok_or_else(|| HelperError("r1 is not a map of this program".into()))
 }
 
 /// The map in r1, which must be of one of `types` for this helper.
@@ -83,9 +84,10 @@ fn typed_map<'m>(
     Ok(map)
 }
 
-fn bad_pointer(what: &str, addr: u64, len: u64) -> HelperError {
+fn bad_pointer(cx: &HelperContext<'_>, what: &str, addr: u64, len: u64) -> HelperError {
     HelperError(format!(
-        "{what} pointer 0x{addr:x} ({len} bytes) is outside the program's memory"
+        "{what} pointer {} ({len} bytes) is outside the program's memory",
+        cx.describe(addr)
     ))
 }
 
@@ -99,7 +101,7 @@ fn read_arg(
     cx.regions
         .slice(addr, len)
         .map(<[u8]>::to_vec)
-        .map_err(|_| bad_pointer(what, addr, len))
+        .map_err(|_| bad_pointer(cx, what, addr, len))
 }
 
 fn write_arg(
@@ -113,7 +115,8 @@ fn write_arg(
         .slice_mut(addr, bytes.len() as u64)
         .map_err(|_| {
             HelperError(format!(
-                "{what} pointer 0x{addr:x} ({} bytes) is not writable program memory",
+                "{what} pointer {} ({} bytes) is not writable program memory",
+                cx.describe(addr),
                 bytes.len()
             ))
         })?;
@@ -124,7 +127,8 @@ fn write_arg(
 fn check_writable_out(cx: &HelperContext<'_>, addr: u64, len: u64) -> Result<(), HelperError> {
     cx.regions.check(addr, len, true).map_err(|_| {
         HelperError(format!(
-            "value pointer 0x{addr:x} ({len} bytes) is not writable program memory"
+            "value pointer {} ({len} bytes) is not writable program memory",
+            cx.describe(addr)
         ))
     })
 }
@@ -178,7 +182,7 @@ fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
         let key = cx
             .regions
             .slice(a[1], len)
-            .map_err(|_| bad_pointer("key", a[1], len))?;
+            .map_err(|_| bad_pointer(cx, "key", a[1], len))?;
         let writable = map.common().def.flags & BPF_F_RDONLY_PROG == 0;
         (map.prog_lookup(key, cpu), writable)
     };
@@ -188,7 +192,7 @@ fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
         Err(e) if e.code != ErrorCode::Enotsupp => return Ok(0),
         Err(e) => return Err(HelperError(e.message)),
     };
-    Ok(admit(cx, found, writable))
+    Ok(admit(cx, found, writable, a[0]))
 }
 
 /// `bpf_map_lookup_percpu_elem(map, key, cpu)`: the value of another CPU slot of a per-CPU map,
@@ -206,7 +210,7 @@ fn lookup_percpu(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperE
         let key = cx
             .regions
             .slice(a[1], len)
-            .map_err(|_| bad_pointer("key", a[1], len))?;
+            .map_err(|_| bad_pointer(cx, "key", a[1], len))?;
         if cpu >= possible_cpus() {
             return Ok(0);
         }
@@ -214,14 +218,14 @@ fn lookup_percpu(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperE
         (map.prog_lookup(key, cpu), writable)
     };
     match found {
-        Ok(f) => Ok(admit(cx, f, writable)),
+        Ok(f) => Ok(admit(cx, f, writable, a[0])),
         Err(e) => Err(HelperError(e.message)),
     }
 }
 
-/// What a program receives for a lookup result: 0, an inner map's handle, or a value's address
-/// (made accessible and kept alive for the rest of the run).
-fn admit(cx: &mut HelperContext<'_>, found: ProgLookup, writable: bool) -> u64 {
+/// What a program receives for a lookup result in map `map` (a handle): 0, an inner map's handle,
+/// or a value's address (made accessible and kept alive for the rest of the run).
+fn admit(cx: &mut HelperContext<'_>, found: ProgLookup, writable: bool, map: u64) -> u64 {
     match found {
         ProgLookup::Null => 0,
         ProgLookup::Map(inner) => cx.maps.admit(inner),
@@ -231,6 +235,7 @@ fn admit(cx: &mut HelperContext<'_>, found: ProgLookup, writable: bool) -> u64 {
                     cx.maps.keep(w);
                 }
                 cx.regions.push(Region::new(addr, len, writable));
+                cx.state.added.add(addr, len, Added::MapValue { map });
             }
             addr
         }
@@ -292,6 +297,10 @@ fn for_each_map_elem(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
     let key_addr = key_buf.addr(0);
     cx.regions
         .push(Region::new(key_addr, def.key_size as u64, false));
+    let key_len = def.key_size as u64;
+    cx.state
+        .added
+        .add(key_addr, key_len, Added::MapKey { map: h });
     cx.maps.keep(key_buf.clone());
     let cpu = cx.maps.cpu();
     let mut visited = 0;
@@ -303,7 +312,7 @@ fn for_each_map_elem(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
             continue;
         }
         key_buf.write(0, &key);
-        let value = admit(cx, found, writable);
+        let value = admit(cx, found, writable, h);
         visited += 1;
         if cx.call_function(callback, [h, key_addr, value, ctx, 0])? != 0 {
             break;
@@ -317,6 +326,8 @@ fn update(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     no_prog_writes(&map, "bpf_map_update_elem")?;
     let key = read_arg(cx, "key", a[1], key_size(&map))?;
     let value = read_arg(cx, "value", a[2], value_size(&map))?;
+    cx.refuse_leaked_words("bpf_map_update_elem: the key's", &key)?;
+    cx.refuse_leaked_words("bpf_map_update_elem: the value's", &value)?;
     let cpu = cx.maps.cpu();
     Ok(status(map.prog_update_elem(&key, &value, a[3], cpu)))
 }
@@ -332,6 +343,7 @@ fn push(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     let map = typed_map(cx.maps, a[0], "bpf_map_push_elem", &PUSHABLE)?.clone();
     no_prog_writes(&map, "bpf_map_push_elem")?;
     let value = read_arg(cx, "value", a[1], value_size(&map))?;
+    cx.refuse_leaked_words("bpf_map_push_elem: the value's", &value)?;
     Ok(status(map.push_elem(&value, a[2])))
 }
 
@@ -373,6 +385,7 @@ fn ringbuf_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Helper
         return Ok(neg(errno(ErrorCode::Einval)));
     }
     let data = read_arg(cx, "data", a[1], a[2])?;
+    cx.refuse_leaked_words("bpf_ringbuf_output: the data's", &data)?;
     Ok(if as_ring(&map).output(&data) {
         0
     } else {
@@ -391,6 +404,9 @@ fn ringbuf_reserve(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Helpe
     // A record's extent differs from one reservation to the next at the same address, so every
     // reservation adds its own region.
     cx.regions.push(Region::new(addr, a[1], true));
+    cx.state
+        .added
+        .add(addr, a[1], Added::RingbufRecord { map: a[0] });
     cx.maps.add_reservation(addr, map);
     Ok(addr)
 }
@@ -400,10 +416,18 @@ fn ringbuf_release(
     a: [u64; 5],
     discard: bool,
 ) -> Result<u64, HelperError> {
+    if !discard && cx.refuses_pointer_leaks() {
+        // Checked before the record is taken: a refused record stays reserved, and the run's end
+        // discards it.
+        if let Some(len) = cx.state.added.len_at(a[0]) {
+            let record = read_arg(cx, "record", a[0], len)?;
+            cx.refuse_leaked_words("bpf_ringbuf_submit: the record's", &record)?;
+        }
+    }
     let Some(map) = cx.maps.take_reservation(a[0]) else {
         return Err(HelperError(format!(
-            "0x{:x} is not a ring buffer reservation of this run that is still open",
-            a[0]
+            "{} is not a ring buffer reservation of this run that is still open",
+            cx.describe(a[0])
         )));
     };
     as_ring(&map).commit(a[0], discard);

@@ -36,6 +36,14 @@ pub struct HelperContext<'a> {
     pub caller: CallerInfo<'a>,
 }
 
+impl HelperContext<'_> {
+    /// `addr` as messages show it: its place in the run's memory (`stack-16`, `map 'm' value+4`),
+    /// never the host address (see `places`).
+    pub fn describe(&self, addr: u64) -> String {
+        crate::places::describe(addr, self.state, self.maps)
+    }
+}
+
 /// What `HelperContext::call_function` needs of the calling frame to run a callback as a nested
 /// frame (see `callbacks.rs` for the contract with the engines). Filled by
 /// `interpreter::call_helper`, the single path through which both engines call helpers.

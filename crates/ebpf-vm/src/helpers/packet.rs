@@ -27,7 +27,8 @@ pub(crate) fn require_ctx(cx: &HelperContext<'_>, r1: u64) -> Result<(), HelperE
         Ok(())
     } else {
         Err(HelperError(format!(
-            "r1 = 0x{r1:x} is not the program's context"
+            "r1 ({}) is not the program's context",
+            cx.describe(r1)
         )))
     }
 }
@@ -43,10 +44,12 @@ fn skb_load_bytes(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Helper
     } else {
         None
     };
-    let dst = cx
-        .regions
-        .slice_mut(to, len)
-        .map_err(|_| HelperError(format!("to (0x{to:x}, {len} bytes) is not writable memory")))?;
+    let dst = cx.regions.slice_mut(to, len).map_err(|_| {
+        HelperError(format!(
+            "to ({}, {len} bytes) is not writable memory",
+            cx.describe(to)
+        ))
+    })?;
     match src {
         Some(Ok(bytes)) => {
             dst.copy_from_slice(&bytes);
@@ -120,7 +123,8 @@ fn csum_diff(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError
             .map(<[u8]>::to_vec)
             .map_err(|_| {
                 HelperError(format!(
-                    "{what} (0x{addr:x}, {len} bytes) is not readable memory"
+                    "{what} ({}, {len} bytes) is not readable memory",
+                    cx.describe(addr)
                 ))
             })
     };

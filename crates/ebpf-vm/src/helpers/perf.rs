@@ -43,7 +43,8 @@ fn perf_event_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
             .slice(data, size)
             .map_err(|_| {
                 HelperError(format!(
-                    "data (0x{data:x}, {size} bytes) is not readable memory"
+                    "data ({}, {size} bytes) is not readable memory",
+                    cx.describe(data)
                 ))
             })?
             .to_vec()
@@ -55,6 +56,7 @@ fn perf_event_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
         };
         bytes.extend_from_slice(&head);
     }
+    cx.refuse_leaked_words("bpf_perf_event_output: the record's", &bytes)?;
     let index = match flags & BPF_F_INDEX_MASK {
         BPF_F_CURRENT_CPU => 0,
         i => i as u32,

@@ -20,7 +20,8 @@ fn get_current_comm(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Help
     let comm = cx.state.process.comm;
     let dst = cx.regions.slice_mut(buf, size).map_err(|_| {
         HelperError(format!(
-            "buf (0x{buf:x}, {size} bytes) is not writable memory"
+            "buf ({}, {size} bytes) is not writable memory",
+            cx.describe(buf)
         ))
     })?;
     let name_len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());

@@ -114,15 +114,19 @@ type Parse = fn(&[u8], u64) -> Result<(u64, usize), i64>;
 /// Shared argument handling: reads the buffer, runs `parse`, writes `res`.
 fn strto(cx: &mut HelperContext<'_>, a: [u64; 5], parse: Parse) -> Result<u64, HelperError> {
     let (buf, len, flags, res) = (a[0], a[1], a[2], a[3]);
-    cx.regions
-        .check(res, 8, true)
-        .map_err(|_| HelperError(format!("res (0x{res:x}) is not 8 writable bytes")))?;
+    cx.regions.check(res, 8, true).map_err(|_| {
+        HelperError(format!(
+            "res ({}) is not 8 writable bytes",
+            cx.describe(res)
+        ))
+    })?;
     let outcome = if len == 0 {
         Err(-EINVAL)
     } else {
         let bytes = cx.regions.slice(buf, len).map_err(|_| {
             HelperError(format!(
-                "buf (0x{buf:x}, {len} bytes) is not readable memory"
+                "buf ({}, {len} bytes) is not readable memory",
+                cx.describe(buf)
             ))
         })?;
         parse(bytes, flags)
@@ -144,7 +148,8 @@ fn snprintf(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError>
     }
     let Some(fmt) = format_string(cx.regions, fmt, 1 << 16) else {
         return Err(HelperError(format!(
-            "fmt (0x{fmt:x}) is not a NUL-terminated string in the program's memory"
+            "fmt ({}) is not a NUL-terminated string in the program's memory",
+            cx.describe(fmt)
         )));
     };
     let args: Vec<u64> = if data_len == 0 {
@@ -154,7 +159,8 @@ fn snprintf(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError>
             .slice(data, data_len)
             .map_err(|_| {
                 HelperError(format!(
-                    "data (0x{data:x}, {data_len} bytes) is not readable memory"
+                    "data ({}, {data_len} bytes) is not readable memory",
+                    cx.describe(data)
                 ))
             })?
             .chunks_exact(8)
@@ -162,13 +168,17 @@ fn snprintf(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError>
             .collect()
     };
     let text = match bprintf(&fmt, &args, cx.regions) {
-        Ok(t) => t,
+        Ok(p) => {
+            cx.refuse_leaked_args("bpf_snprintf", &args, p.scalar_args)?;
+            p.text
+        }
         Err(e) => return Ok(e as u64),
     };
     if out_size > 0 {
         let dst = cx.regions.slice_mut(out, out_size).map_err(|_| {
             HelperError(format!(
-                "str (0x{out:x}, {out_size} bytes) is not writable memory"
+                "str ({}, {out_size} bytes) is not writable memory",
+                cx.describe(out)
             ))
         })?;
         let n = text.len().min(out_size as usize - 1);

@@ -46,9 +46,7 @@ impl HelperContext<'_> {
 fn tail_call(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     let (map, index) = (a[1], a[2] as u32);
     let Some(map) = cx.maps.resolve(map) else {
-        return Err(HelperError(format!(
-            "r2 = 0x{map:x} is not a map of this program"
-        )));
+        return Err(HelperError("r2 is not a map of this program".into()));
     };
     let Some(array) = map.as_any().downcast_ref::<ProgArray>() else {
         return Err(HelperError("bpf_tail_call needs a prog array map".into()));

@@ -20,17 +20,20 @@ fn trace_printk(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperEr
         .slice(fmt, size)
         .map_err(|_| {
             HelperError(format!(
-                "fmt (0x{fmt:x}, {size} bytes) is not readable memory"
+                "fmt ({}, {size} bytes) is not readable memory",
+                cx.describe(fmt)
             ))
         })?
         .to_vec();
     let Some(nul) = bytes.iter().position(|&b| b == 0) else {
         return Ok((-EINVAL) as u64);
     };
-    let mut text = match bprintf(&bytes[..nul], &a[2..5], cx.regions) {
-        Ok(t) => t,
+    let printed = match bprintf(&bytes[..nul], &a[2..5], cx.regions) {
+        Ok(p) => p,
         Err(e) => return Ok(e as u64),
     };
+    cx.refuse_leaked_args("bpf_trace_printk", &a[2..5], printed.scalar_args)?;
+    let mut text = printed.text;
     let len = text.len();
     text.truncate(MAX_BPRINTF_BUF - 1);
     if let Some(out) = &cx.state.output {

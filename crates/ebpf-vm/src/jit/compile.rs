@@ -3,6 +3,7 @@
 //! copies of blocks) and the shared stubs. The layout,
 //! register assignment and budget scheme are described in `jit/mod.rs`.
 
+use super::blind::{worth_blinding, Blinder};
 use super::frame::*;
 use super::loops::{self, FastLoop, Limit};
 use super::runtime;
@@ -28,8 +29,9 @@ pub const MAX_SNIPPET_BYTES: usize = 4 * MAX_INSN_BYTES + 32 + 4 * 72 + 24 + 2 *
 /// Loop heads start on a cache line, so that a short loop is fetched and decoded whole (dense
 /// code such as the inline checks is front-end bound; measured: strcmp 16.2 -> 13.9 us).
 pub const LOOP_ALIGN: usize = 64;
-/// Upper bound on the check a fast loop does at its head (see `loops`).
-pub const MAX_GUARD_BYTES: usize = 32 + 40 * loops::MAX_ACCESSES;
+/// Upper bound on the check a fast loop does at its head (see `loops`); its fixed part has room
+/// for a blinded bound (13 bytes where the plain one takes up to 7).
+pub const MAX_GUARD_BYTES: usize = 48 + 40 * loops::MAX_ACCESSES;
 /// Upper bound on the prologue and shared stubs.
 pub const MAX_FIXED_BYTES: usize = 1024;
 
@@ -239,6 +241,7 @@ enum Snippet {
     PacketMiss {
         at: Label,
         adj: u32,
+        pc: usize,
     },
     /// A chain of one `ja` that a conditional jump just before it jumps over: placed out of line
     /// so that the way over it is the fall-through (see `jump_over_ja`).
@@ -320,6 +323,8 @@ struct Compiler<'a> {
     /// (its pc, and the label to bind after its code).
     covered: Vec<usize>,
     group_end: Option<(usize, Label)>,
+    /// Draws the keys of blinded constants; `None` when constants are emitted as they are.
+    blind: Option<Blinder>,
 }
 
 fn ctx(off: i32) -> Mem {
@@ -334,7 +339,8 @@ fn fast_bound(region: usize, bi: usize) -> i32 {
     OFF_FAST_BOUND + 64 * region as i32 + 8 * bi as i32
 }
 
-pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
+/// Compiles `insns`; with `blind`, no immediate of the program appears in the code (see `blind`).
+pub fn compile(insns: &[Insn], blind: bool) -> Result<Compiled, String> {
     // The bound is checked as code is emitted; the initial reservation is only a guess.
     let mut a = Asm::with_capacity(insns.len() * 64 + MAX_FIXED_BYTES);
     let labels = (0..insns.len()).map(|_| a.new_label()).collect();
@@ -363,6 +369,7 @@ pub fn compile(insns: &[Insn]) -> Result<Compiled, String> {
         to_lone_ja: None,
         covered: Vec::new(),
         group_end: None,
+        blind: blind.then(Blinder::new),
     };
     c.prologue();
     let seg = chains(insns);
@@ -519,11 +526,20 @@ impl Compiler<'_> {
         let i = REG[fl.i as usize];
         if let (true, Limit::Imm(v)) = (fl.counts_up, fl.limit) {
             // i0 < n, and then m = n (64-bit: n is the immediate sign-extended).
-            a.alu_ri(Alu::Cmp, W::B64, i, v);
-            a.jcc(Cond::Ae, fail);
-            a.mov_imm64(RCX, v as i64 as u64);
+            match &mut self.blind {
+                Some(b) if worth_blinding(v as i64 as u64) => {
+                    b.load(a, W::B64, RCX, v);
+                    a.alu_rr(Alu::Cmp, W::B64, i, RCX);
+                    a.jcc(Cond::Ae, fail);
+                }
+                _ => {
+                    a.alu_ri(Alu::Cmp, W::B64, i, v);
+                    a.jcc(Cond::Ae, fail);
+                    a.mov_imm64(RCX, v as i64 as u64);
+                }
+            }
         } else {
-            Self::loop_bound(a, fl, i, fail);
+            Self::loop_bound(a, self.blind.as_mut(), fl, i, fail);
         }
         for acc in &fl.accesses {
             // Exclusive bound on `addr - start` of one-byte accesses of this direction: the
@@ -552,13 +568,14 @@ impl Compiler<'_> {
     }
 
     /// rcx = m (see `loops`) for the head check, or a jump to `fail` when it cannot be had.
-    fn loop_bound(a: &mut Asm, fl: &FastLoop, i: u8, fail: Label) {
+    fn loop_bound(a: &mut Asm, blind: Option<&mut Blinder>, fl: &FastLoop, i: u8, fail: Label) {
         // rax = n as the compare sees it.
-        match (fl.limit, fl.wide) {
-            (Limit::Reg(r), true) => a.mov_rr(W::B64, RAX, REG[r as usize]),
-            (Limit::Reg(r), false) => a.mov_rr(W::B32, RAX, REG[r as usize]),
-            (Limit::Imm(v), true) => a.mov_imm64(RAX, v as i64 as u64),
-            (Limit::Imm(v), false) => a.mov_r32_imm(RAX, v as u32),
+        let w = if fl.wide { W::B64 } else { W::B32 };
+        match (fl.limit, fl.wide, blind) {
+            (Limit::Reg(r), _, _) => a.mov_rr(w, RAX, REG[r as usize]),
+            (Limit::Imm(v), _, Some(b)) if worth_blinding(v as i64 as u64) => b.load(a, w, RAX, v),
+            (Limit::Imm(v), true, _) => a.mov_imm64(RAX, v as i64 as u64),
+            (Limit::Imm(v), false, _) => a.mov_r32_imm(RAX, v as u32),
         }
         if fl.counts_up {
             // i0 < n, and then m = n.
@@ -650,9 +667,13 @@ impl Compiler<'_> {
             CLASS_ST | CLASS_STX => self.store(pc, &insn),
             _ if is_lddw(&insn) => {
                 let v = lddw_imm(&insn, &self.insns[pc + 1]);
-                self.a.mov_imm64(REG[insn.dst as usize], v);
+                let d = REG[insn.dst as usize];
+                match &mut self.blind {
+                    Some(b) if worth_blinding(v) => b.load64(&mut self.a, d, v, RAX),
+                    _ => self.a.mov_imm64(d, v),
+                }
             }
-            _ => self.packet_load(&insn),
+            _ => self.packet_load(pc, &insn),
         }
     }
 
@@ -777,6 +798,11 @@ impl Compiler<'_> {
         {
             return false;
         }
+        if add.opcode & SRC_X == 0 && self.blind.is_some() && worth_blinding(add.imm as i64 as u64)
+        {
+            // The lea would carry the add's immediate as its displacement.
+            return false;
+        }
         let d = REG[mv.dst as usize];
         let y = REG[mv.src as usize];
         let m = if add.opcode & SRC_X != 0 {
@@ -807,7 +833,7 @@ impl Compiler<'_> {
         // Validation guarantees src <= 10 for register forms and 0 for immediate forms.
         let s = REG[insn.src as usize];
         let imm = insn.imm;
-        let a = &mut self.a;
+        let (a, blind) = (&mut self.a, &mut self.blind);
         let simple = match op & 0xf0 {
             ALU_ADD => Some(Alu::Add),
             ALU_SUB => Some(Alu::Sub),
@@ -819,6 +845,8 @@ impl Compiler<'_> {
         if let Some(o) = simple {
             if x {
                 a.alu_rr(o, w, d, s);
+            } else if blinded(a, blind, w, RAX, imm) {
+                a.alu_rr(o, w, d, RAX);
             } else {
                 a.alu_ri(o, w, d, imm);
             }
@@ -828,6 +856,8 @@ impl Compiler<'_> {
             ALU_MUL => {
                 if x {
                     a.imul_rr(w, d, s);
+                } else if blinded(a, blind, w, RAX, imm) {
+                    a.imul_rr(w, d, RAX);
                 } else {
                     a.imul_rri(w, d, d, imm);
                 }
@@ -849,7 +879,9 @@ impl Compiler<'_> {
                     }
                 } else {
                     let n = imm as u32 & if wide { 63 } else { 31 };
-                    if n != 0 {
+                    if n != 0 && blinded(a, blind, W::B32, RCX, n as i32) {
+                        a.shift_cl(sh, w, d);
+                    } else if n != 0 {
                         a.shift_ri(sh, w, d, n as u8);
                     } else if !wide {
                         a.mov_rr(W::B32, d, d);
@@ -862,6 +894,8 @@ impl Compiler<'_> {
                     if imm == 0 {
                         // No flags live across eBPF instructions: the short zeroing idiom.
                         a.alu_rr(Alu::Xor, W::B32, d, d);
+                    } else if blinded(a, blind, w, d, imm) {
+                        // Loaded straight into the destination.
                     } else if wide {
                         a.mov_imm64(d, imm as i64 as u64);
                     } else {
@@ -901,7 +935,7 @@ impl Compiler<'_> {
         let is_mod = op & 0xf0 == ALU_MOD;
         let signed = insn.off == 1;
         let wide = w == W::B64;
-        let a = &mut self.a;
+        let (a, blind) = (&mut self.a, &mut self.blind);
         let zero = a.new_label();
         let minus_one = a.new_label();
         let done = a.new_label();
@@ -918,6 +952,8 @@ impl Compiler<'_> {
             a.jmp(zero);
         } else if signed && insn.imm == -1 {
             a.jmp(minus_one);
+        } else if blinded(a, blind, w, RCX, insn.imm) {
+            // The divisor, rebuilt in rcx.
         } else if wide {
             a.mov_r64_simm(RCX, insn.imm);
         } else {
@@ -962,6 +998,8 @@ impl Compiler<'_> {
                 self.a.jmp(l);
             }
             JMP_EXIT => {
+                // The exit record names the instruction the run leaves by (`RunOutput::exit_pc`).
+                self.a.mov_r32_imm(RCX, pc as u32);
                 let l = self.stubs.exit;
                 self.a.jmp(l);
             }
@@ -971,7 +1009,9 @@ impl Compiler<'_> {
             }
             JMP_CALL if insn.src == CALL_LOCAL => self.local_call(pc, insn),
             JMP_CALL => {
-                self.a.mov_r32_imm(RAX, insn.imm as u32);
+                if !blinded(&mut self.a, &mut self.blind, W::B32, RAX, insn.imm) {
+                    self.a.mov_r32_imm(RAX, insn.imm as u32);
+                }
                 self.call_helper(pc);
             }
             cond => {
@@ -983,11 +1023,17 @@ impl Compiler<'_> {
                     } else {
                         self.a.alu_rr(Alu::Cmp, w, d, s);
                     }
-                } else if cond == JMP_JSET {
-                    self.a.test_ri(w, d, insn.imm);
-                } else if insn.imm == 0 {
+                } else if insn.imm == 0 && cond != JMP_JSET {
                     // Same flags as `cmp d, 0` for every condition (CF = OF = 0).
                     self.a.test_rr(w, d, d);
+                } else if blinded(&mut self.a, &mut self.blind, w, RAX, insn.imm) {
+                    if cond == JMP_JSET {
+                        self.a.test_rr(w, d, RAX);
+                    } else {
+                        self.a.alu_rr(Alu::Cmp, w, d, RAX);
+                    }
+                } else if cond == JMP_JSET {
+                    self.a.test_ri(w, d, insn.imm);
                 } else {
                     self.a.alu_ri(Alu::Cmp, w, d, insn.imm);
                 }
@@ -1169,7 +1215,11 @@ impl Compiler<'_> {
         let m = self.operand(pc, insn.dst, insn.off, size, true);
         let w = W::of_size(size);
         if class(insn.opcode) == CLASS_ST {
-            self.a.store_imm(w, m, insn.imm);
+            if blinded(&mut self.a, &mut self.blind, w, RAX, insn.imm) {
+                self.a.store(w, m, RAX);
+            } else {
+                self.a.store_imm(w, m, insn.imm);
+            }
         } else {
             self.a.store(w, m, REG[insn.src as usize]);
         }
@@ -1242,15 +1292,18 @@ impl Compiler<'_> {
 
     /// Legacy `LD_ABS`/`LD_IND`: a big-endian load from the packet into r0; outside the packet
     /// the program ends with r0 = 0.
-    fn packet_load(&mut self, insn: &Insn) {
+    fn packet_load(&mut self, pc: usize, insn: &Insn) {
         let size = access_size(insn.opcode);
         let miss = self.a.new_label();
         self.snippets.push(Snippet::PacketMiss {
             at: miss,
             adj: self.adj(),
+            pc,
         });
         let a = &mut self.a;
-        a.mov_r64_simm(RAX, insn.imm);
+        if !blinded(a, &mut self.blind, W::B64, RAX, insn.imm) {
+            a.mov_r64_simm(RAX, insn.imm);
+        }
         if insn.opcode & 0xe0 == MODE_IND {
             a.movsx_rr(W::B64, RCX, REG[insn.src as usize], 4);
             a.alu_rr(Alu::Add, W::B64, RAX, RCX);
@@ -1369,9 +1422,10 @@ impl Compiler<'_> {
                 let l = self.stubs.misaligned;
                 self.a.jmp(l);
             }
-            Snippet::PacketMiss { at, adj } => {
+            Snippet::PacketMiss { at, adj, pc } => {
                 self.a.bind(at);
                 self.leave_with_count(adj);
+                self.a.mov_r32_imm(RCX, pc as u32);
                 let l = self.stubs.packet_miss;
                 self.a.jmp(l);
             }
@@ -1430,10 +1484,12 @@ impl Compiler<'_> {
         a.jmp_m(mem_idx(RSP, RAX, 0, OFF_FRAMES + 40));
 
         // A legacy packet load outside the packet ends the whole program with r0 = 0.
+        // Both ways here have the instruction the run leaves by in rcx.
         a.bind(st.packet_miss);
         a.alu_rr(Alu::Xor, W::B32, REG[0], REG[0]);
         a.bind(st.main_exit);
         a.store(W::B64, ctx(OFF_R0), REG[0]);
+        a.store(W::B64, ctx(OFF_EXIT_A), RCX);
         exit_with(a, EXIT_NORMAL, st.epilogue);
 
         // Traps whose details are in rax (and rdx); the budget left is in r12.
@@ -1510,6 +1566,19 @@ impl Compiler<'_> {
         }
         a.ret();
         a.int3();
+    }
+}
+
+/// With blinding, for a constant worth it, `reg = imm` as a `w`-wide instruction sees its
+/// immediate, loaded without the constant in the code (see `blind`), and true; otherwise nothing,
+/// and false: the caller then uses the instruction's immediate form.
+fn blinded(a: &mut Asm, blind: &mut Option<Blinder>, w: W, reg: u8, imm: i32) -> bool {
+    match blind {
+        Some(b) if worth_blinding(imm as i64 as u64) => {
+            b.load(a, w, reg, imm);
+            true
+        }
+        _ => false,
     }
 }
 

@@ -89,11 +89,20 @@
 //! eBPF instructions); loop heads (targets of backward jumps) are aligned to 64 bytes, as the
 //! inline checks make hot loops long enough to be bound by instruction fetch.
 //!
+//! # Constant blinding
+//!
+//! By default (`JitOptions::blind_constants`, `ProgramOptions::blind_constants`) no immediate of
+//! the program is written into the code as it is: each is XORed with a random key and rebuilt in a
+//! scratch register (rax, or rcx for divisors and shift counts) right before the instruction that
+//! uses it, which then takes its register form; `dst = src; dst += imm` is then not fused into a
+//! `lea`. See `blind.rs`.
+//!
 //! Safety for any validated bytecode: all memory accesses are checked or frame-local; the
 //! budget bounds every loop (each backward jump lands on a block start); `div`/`idiv` never
 //! see a zero divisor or INT_MIN / -1; call depth is bounded by 8 frames in `Ctx::frames`, and
 //! the host stack use is fixed.
 
+mod blind;
 mod compile;
 mod disasm;
 mod exec_mem;
@@ -125,10 +134,31 @@ pub struct JitProgram {
     one_frame: bool,
 }
 
+/// How the JIT compiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JitOptions {
+    /// Emit no immediate of the program as it is (see `blind.rs`): on by default, as the bytecode
+    /// is untrusted.
+    pub blind_constants: bool,
+}
+
+impl Default for JitOptions {
+    fn default() -> Self {
+        JitOptions {
+            blind_constants: true,
+        }
+    }
+}
+
 impl JitProgram {
-    /// Compiles validated instructions.
+    /// Compiles validated instructions, with the default options (constants blinded).
     pub fn compile(insns: &[Insn]) -> Result<JitProgram, LoadError> {
-        let c = compile::compile(insns)
+        Self::compile_with(insns, JitOptions::default())
+    }
+
+    /// Compiles validated instructions.
+    pub fn compile_with(insns: &[Insn], options: JitOptions) -> Result<JitProgram, LoadError> {
+        let c = compile::compile(insns, options.blind_constants)
             .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
         let mem = exec_mem::ExecMem::new(&c.code)
             .map_err(|m| LoadError::new(ErrorCode::E2big, format!("JIT: {m}")))?;

@@ -40,7 +40,8 @@ pub(super) unsafe extern "C" fn check_entry(ctx: *mut Ctx, addr: u64, info: u64,
         Ok(()) => 0,
         Err(kind) => {
             let count = count_before(state.budget, rem);
-            state.trap = Some(memory_trap(kind, pc, addr, size, count, write));
+            let env = &*state.env;
+            state.trap = Some(memory_trap(kind, pc, addr, size, count, write, env));
             (*ctx).exit_kind = EXIT_RECORDED;
             1
         }
@@ -208,6 +209,7 @@ pub(super) unsafe fn run(
         EXIT_NORMAL => Ok(RunOutput {
             r0: out.r0,
             insn_count: budget - out.rem,
+            exit_pc: out.exit_a as usize,
         }),
         EXIT_BUDGET => {
             // The block starting at exit_a had only `rem` instructions of budget left: the
@@ -225,6 +227,7 @@ pub(super) unsafe fn run(
             size: 0,
             insn_count: count_before,
             message: format!("call depth exceeds {MAX_CALL_FRAMES} frames"),
+            place: None,
         }),
         EXIT_MISALIGNED => {
             let (pc, size, write) = decode_access_info(out.exit_b);
@@ -235,6 +238,7 @@ pub(super) unsafe fn run(
                 size,
                 count_before,
                 write,
+                env,
             ))
         }
         _ => Err(state

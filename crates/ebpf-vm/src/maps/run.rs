@@ -73,6 +73,16 @@ impl RunMaps {
         run
     }
 
+    /// Every map the run may name: the program's, then inner maps admitted during the run.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Map>> {
+        self.program_maps().iter().chain(self.extra.iter())
+    }
+
+    /// The maps of the program the run belongs to.
+    pub fn program_maps(&self) -> &[Arc<dyn Map>] {
+        self.program.as_deref().unwrap_or(&[])
+    }
+
     /// The map a program-supplied handle names, if it is one this run may use.
     pub fn resolve(&self, h: u64) -> Option<Arc<dyn Map>> {
         self.resolve_ref(h).cloned()

@@ -1,0 +1,174 @@
+//! Where an address lies, in the program's own terms: `stack-8`, `data+70`, `ctx+12`,
+//! `map 'counts' value+12`, `ringbuf 'events' record+4`. Trap messages, helper errors and the
+//! `Trap::place` that JavaScript sees use these instead of host addresses, so that a program's
+//! output (and what an embedder shows of it) does not reveal where the host put its memory.
+//!
+//! The regions that the program type and the loader set up (stack, data, context, XDP frame,
+//! callback stacks, global data) are named from the run's state when a place is asked for; the
+//! ones helpers add during the run (map values, `bpf_for_each_map_elem` keys, ring buffer
+//! records) are recorded as they are added (`AddedRegions`). Looking a place up walks all of them:
+//! it happens on errors only.
+//!
+//! An address inside a region, or at most `NEAR` bytes outside one, is given relative to that
+//! region (the nearest one when outside). An address within `NEAR` of zero is given as it is
+//! (`null+8`): no host memory lies there. Any other address is "outside every region", with
+//! nothing said about where it is.
+
+use std::fmt;
+
+use crate::context::RunState;
+use crate::interpreter::STACK_SIZE;
+use crate::maps::RunMaps;
+
+/// How far outside a region an address is still given relative to it.
+pub const NEAR: u64 = 4096;
+
+/// An address as an offset from a named point of the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// `stack` (offset from the top of the stack: r10 of the main frame), `callback stack`,
+    /// `data` (the input or packet data; for XDP, where `data` points now), `ctx`,
+    /// `map 'NAME' value`, `map 'NAME' key`, `ringbuf 'NAME' record`, or `null`.
+    pub region: String,
+    pub offset: i64,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{:+}", self.region, self.offset)
+    }
+}
+
+/// What a region added by a helper holds; maps are named by their handle (resolved through the
+/// run's maps when a place is asked for, so adding costs no allocation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Added {
+    MapValue { map: u64 },
+    MapKey { map: u64 },
+    RingbufRecord { map: u64 },
+}
+
+/// The regions helpers added to a run, with what they hold.
+#[derive(Clone, Debug, Default)]
+pub struct AddedRegions {
+    list: Vec<(u64, u64, Added)>,
+}
+
+impl AddedRegions {
+    pub fn add(&mut self, start: u64, len: u64, what: Added) {
+        self.list.push((start, len, what));
+    }
+
+    /// The length of the region added last at `start`.
+    pub fn len_at(&self, start: u64) -> Option<u64> {
+        self.list.iter().rev().find(|e| e.0 == start).map(|e| e.1)
+    }
+}
+
+/// One named extent: `[start, start + len)`, offsets counted from `base`.
+struct Named {
+    start: u64,
+    len: u64,
+    base: u64,
+    region: String,
+}
+
+fn map_name(maps: &RunMaps, handle: u64, kind: &str) -> String {
+    match maps.resolve_ref(handle) {
+        Some(m) if !m.common().def.name.is_empty() => format!("{kind} '{}'", m.common().def.name),
+        Some(m) => format!("{} {kind}", m.map_type().name()),
+        None => kind.to_string(),
+    }
+}
+
+/// Every named extent of the run: the helper-added ones first (they are the most specific).
+fn extents(state: &RunState, maps: &RunMaps) -> Vec<Named> {
+    let mut out = Vec::new();
+    let mut add = |start: u64, len: u64, base: u64, region: String| {
+        if len > 0 {
+            out.push(Named {
+                start,
+                len,
+                base,
+                region,
+            })
+        }
+    };
+    for &(start, len, what) in &state.added.list {
+        let region = match what {
+            Added::MapValue { map } => format!("{} value", map_name(maps, map, "map")),
+            Added::MapKey { map } => format!("{} key", map_name(maps, map, "map")),
+            Added::RingbufRecord { map } => format!("{} record", map_name(maps, map, "ringbuf")),
+        };
+        add(start, len, start, region);
+    }
+    if state.stack_top != 0 {
+        let len = STACK_SIZE as u64;
+        add(state.stack_top - len, len, state.stack_top, "stack".into());
+    }
+    for s in &state.callback_stacks {
+        add(s.addr, s.len, s.addr + s.len, "callback stack".into());
+    }
+    match &state.xdp {
+        Some(frame) => {
+            add(
+                frame.hard_start,
+                frame.hard_end - frame.hard_start,
+                frame.data,
+                "data".into(),
+            );
+            if let Some((addr, len)) = frame.ctx_extent() {
+                add(addr, len, addr, "ctx".into());
+            }
+        }
+        None => {
+            add(state.data.0, state.data.1, state.data.0, "data".into());
+            if let Some(ctx) = &state.ctx {
+                add(ctx.addr, ctx.len, ctx.addr, "ctx".into());
+            }
+        }
+    }
+    for m in maps.program_maps() {
+        if let Some((addr, len)) = m.direct_value() {
+            let name = &m.common().def.name;
+            add(addr, len, addr, format!("map '{name}' value"));
+        }
+    }
+    out
+}
+
+/// Where `addr` lies, relative to the region that holds it or the nearest one (see the module
+/// comment); `None` when it is far from every region.
+pub fn locate(addr: u64, state: &RunState, maps: &RunMaps) -> Option<Place> {
+    let all = extents(state, maps);
+    let distance = |n: &Named| {
+        if addr < n.start {
+            n.start - addr
+        } else {
+            addr.saturating_sub(n.start + n.len - 1)
+        }
+    };
+    let nearest = all
+        .iter()
+        .map(|n| (distance(n), n))
+        .filter(|(d, _)| *d <= NEAR)
+        .min_by_key(|(d, _)| *d);
+    if let Some((_, n)) = nearest {
+        return Some(Place {
+            region: n.region.clone(),
+            offset: addr.wrapping_sub(n.base) as i64,
+        });
+    }
+    (addr as i64).unsigned_abs().le(&NEAR).then(|| Place {
+        region: "null".into(),
+        offset: addr as i64,
+    })
+}
+
+/// `addr` for a message: its place, or "an address outside every region of the run".
+pub fn describe(addr: u64, state: &RunState, maps: &RunMaps) -> String {
+    match locate(addr, state, maps) {
+        Some(p) => p.to_string(),
+        None => "an address outside every region of the run".into(),
+    }
+}
