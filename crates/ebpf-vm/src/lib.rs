@@ -2,12 +2,15 @@
 //! users share it.
 //!
 //! - [`isa`]: RFC 9669 instruction encoding and table-driven validation.
+//! - [`analysis`]: the validated program's shape: logical instructions, blocks, dominators,
+//!   loops, functions, call graph, stack depth, the per-instruction side table, a dataflow solver.
 //! - [`interpreter`]: the reference semantics.
 //! - `jit`: x86-64 code generation (x86-64 hosts only).
 //! - [`program`]: a loaded program and its runs.
 //! - [`helpers`]: helper functions by kernel number.
 //! - [`memory`]: the regions a run may touch.
 
+pub mod analysis;
 pub mod context;
 pub mod error;
 pub mod helpers;
