@@ -10,6 +10,7 @@ mod rng;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use analysis_support::generated;
 use common::{exit, i, lddw, mov64_imm, mov64_reg};
 use ebpf_vm::analysis::*;
 use ebpf_vm::isa::opcodes::*;
@@ -57,7 +58,6 @@ fn analyse_with(insns: &[Insn], entries: &[usize]) -> Result<Analysis, ebpf_vm::
         &slots,
         &AnalysisOptions {
             func_entries: entries,
-            ..AnalysisOptions::default()
         },
     )
 }
@@ -299,19 +299,20 @@ fn functions_ranges_and_call_graph() {
     assert_eq!(f.max_frames, Some(3));
     assert_eq!(a.aux[3].imm64, Imm64::Func { entry: 8 });
     assert_eq!(a.function_of(a.program.index_of_slot(10).unwrap()), 2);
-    let depth: Vec<u32> = a.stack.iter().map(|s| s.bytes).collect();
-    assert_eq!(depth, [8, 24, 40]);
+    let depths = a.stack_depths(&all_five);
+    let bytes: Vec<u32> = depths.iter().map(|s| s.bytes).collect();
+    assert_eq!(bytes, [8, 24, 40]);
     // Along main -> f -> g, rounded to 16 each (the kernel's JIT rounding): 16 + 32 + 48.
     assert_eq!(
-        a.deepest_stack_chain(StackRounding::Jit),
+        a.deepest_stack_chain(&depths, StackRounding::Jit),
         Some((96, vec![0, 1, 2]))
     );
     // Rounded to 32 each (its interpreter's): 32 + 32 + 64.
     assert_eq!(
-        a.deepest_stack_chain(StackRounding::Interpreter),
+        a.deepest_stack_chain(&depths, StackRounding::Interpreter),
         Some((128, vec![0, 1, 2]))
     );
-    assert_eq!(a.check_stack_limits(StackRounding::Jit), Ok(()));
+    assert_eq!(a.check_stack_limits(&depths, StackRounding::Jit), Ok(()));
 }
 
 #[test]
@@ -350,9 +351,12 @@ fn recursion_is_found_and_leaves_frames_unbounded() {
     ]);
     assert_eq!(a.functions.recursive, [false, true]);
     assert_eq!(a.functions.max_frames, None);
-    assert_eq!(a.deepest_stack_chain(StackRounding::Jit), None);
+    let depths = a.stack_depths(&all_five);
+    assert_eq!(a.deepest_stack_chain(&depths, StackRounding::Jit), None);
     assert_eq!(
-        a.check_stack_limits(StackRounding::Jit).unwrap_err().code,
+        a.check_stack_limits(&depths, StackRounding::Jit)
+            .unwrap_err()
+            .code,
         ErrorCode::E2big
     );
     // Mutual recursion through a second function.
@@ -377,7 +381,9 @@ fn kernel_limits_on_frames_and_combined_stack() {
     p.extend([mov64_imm(0, 0), exit()]);
     let a = analysed(&p);
     assert_eq!(a.functions.max_frames, Some(9));
-    let e = a.check_stack_limits(StackRounding::Jit).unwrap_err();
+    let e = a
+        .check_stack_limits(&a.stack_depths(&all_five), StackRounding::Jit)
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::E2big);
     assert!(
         e.message.contains("the call stack of 9 frames is too deep"),
@@ -391,8 +397,11 @@ fn kernel_limits_on_frames_and_combined_stack() {
         st(SIZE_DW, FP, -300, 0),
         exit(),
     ]);
-    assert_eq!(a.stack[0].bytes, 296 + 8);
-    let e = a.check_stack_limits(StackRounding::Jit).unwrap_err();
+    let depths = a.stack_depths(&all_five);
+    assert_eq!(depths[0].bytes, 296 + 8);
+    let e = a
+        .check_stack_limits(&depths, StackRounding::Jit)
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::Eacces);
     assert!(
         e.message.contains("combined stack size of 2 calls is 608"),
@@ -412,13 +421,13 @@ fn stack_depth_follows_copies_of_r10_and_flags_variable_offsets() {
         exit(),
     ]);
     assert_eq!(
-        a.stack[0],
+        a.stack_depths(&all_five)[0],
         StackDepth {
             bytes: 64,
             variable: true
         }
     );
-    assert_eq!(a.stack[0].bound(), MAX_BPF_STACK);
+    assert_eq!(a.stack_depths(&all_five)[0].bound(), MAX_BPF_STACK);
 }
 
 // ---- Structural errors ------------------------------------------------------------------------
@@ -716,14 +725,7 @@ fn kernel_extra_stack(fixture: &str) -> u32 {
 }
 
 fn analyse_for_kernel(slots: &[Insn]) -> Analysis {
-    analyse(
-        slots,
-        &AnalysisOptions {
-            func_entries: &[],
-            helper_args: &uapi_helper_args,
-        },
-    )
-    .unwrap_or_else(|e| panic!("analysis failed: {e}"))
+    analyse(slots, &AnalysisOptions::default()).unwrap_or_else(|e| panic!("analysis failed: {e}"))
 }
 
 #[test]
@@ -743,10 +745,11 @@ fn function_entries_and_stack_depth_agree_with_the_kernel() {
             .map(|f| a.program.slot(f.start))
             .collect();
         assert_eq!(entries, funcs, "{fixture}/{name}: function entries");
-        let mut ours: Vec<u32> = a.stack.iter().map(|s| s.bytes).collect();
+        let depths = a.stack_depths(&uapi_helper_args);
+        let mut ours: Vec<u32> = depths.iter().map(|s| s.bytes).collect();
         ours[0] += kernel_extra_stack(fixture);
         assert_eq!(ours, stack, "{fixture}/{name}: stack depth per function");
-        assert!(a.stack.iter().all(|s| !s.variable), "{fixture}/{name}");
+        assert!(depths.iter().all(|s| !s.variable), "{fixture}/{name}");
         // The literals above and the script's file say the same.
         let k = &oracle[&(fixture.to_string(), name.to_string())];
         assert_eq!((k.funcs.as_slice(), k.stack.as_slice()), (funcs, stack));
@@ -823,11 +826,7 @@ fn live_registers_and_loops_agree_with_the_kernel() {
 #[test]
 fn a_million_straight_line_instructions() {
     let n = ebpf_vm::isa::MAX_INSNS;
-    let mut p: Vec<Insn> = (0..n - 1)
-        .map(|k| mov64_imm((k % 10) as u8, k as i32))
-        .collect();
-    p.push(exit());
-    let a = analysed(&p);
+    let a = analysed(&generated::straight_line(n));
     assert_eq!(a.cfg.len(), 1);
     assert_eq!(a.program.len(), n);
     // Only r0 is ever read (by the exit): it is live after the last mov that writes it.
@@ -838,60 +837,24 @@ fn a_million_straight_line_instructions() {
     assert_eq!(live.iter().filter(|&&m| m != 0).count(), n - 1 - last_r0);
 }
 
-/// About 100,000 slots in 1,000 functions, each with loops, branches, an lddw, stack accesses and
-/// calls of later functions (and a callback address).
-fn many_functions(functions: usize, body: usize) -> Vec<Insn> {
-    let size = body + 8;
-    let mut p = Vec::new();
-    for f in 0..functions {
-        let start = p.len();
-        p.push(st(SIZE_DW, FP, -8 * (1 + (f % 8) as i16), 0));
-        for k in 0..body {
-            let here = p.len() - start;
-            p.push(match k % 5 {
-                0 => add64(1, 1),
-                1 if here > 4 => jcond(JMP_JLT, 1, 100, -3), // a short loop
-                2 => jcond(JMP_JEQ, 2, k as i32, 1),         // skips one
-                _ => mov64_imm(2, k as i32),
-            });
-        }
-        // Call the next function (the last one calls nothing) and take the address of the one
-        // after it.
-        if f + 1 < functions {
-            let target = ((f + 1) * size) as i32 - p.len() as i32 - 1;
-            p.push(call_local(target));
-        } else {
-            p.push(mov64_imm(0, 0));
-        }
-        if f + 2 < functions {
-            let cb = ((f + 2) * size) as i32 - p.len() as i32 - 1;
-            p.extend(lddw_src(3, PSEUDO_FUNC, cb, 0));
-        } else {
-            p.extend(lddw(3, 0));
-        }
-        while p.len() < start + size - 1 {
-            p.push(mov64_imm(0, 1));
-        }
-        p.push(exit());
-    }
-    p
-}
-
 #[test]
 fn a_hundred_thousand_instructions_in_a_thousand_functions() {
-    let p = many_functions(1000, 92);
+    let p = generated::many_functions(1000, 92);
     assert_eq!(p.len(), 100_000);
     let a = analysed(&p);
     assert_eq!(a.functions.funcs.len(), 1000);
     assert_eq!(a.functions.max_frames, Some(1000));
     assert_eq!(a.loops.loops.len(), 1000 * 18);
     assert!(a.unreachable.is_empty());
-    assert!(a.stack.iter().all(|s| s.bytes >= 8 && s.bytes <= 64));
+    let depths = a.stack_depths(&all_five);
+    assert!(depths.iter().all(|s| s.bytes >= 8 && s.bytes <= 64));
     let live = a.live_registers(&all_five);
     assert_eq!(live.len(), a.program.len());
     let _ = a.unproven_stack_reads();
     assert_eq!(
-        a.check_stack_limits(StackRounding::Jit).unwrap_err().code,
+        a.check_stack_limits(&depths, StackRounding::Jit)
+            .unwrap_err()
+            .code,
         ErrorCode::E2big
     );
 }
@@ -1001,7 +964,6 @@ fn random_valid_programs_never_panic_and_match_brute_force() {
             &slots,
             &AnalysisOptions {
                 func_entries: &entries,
-                ..AnalysisOptions::default()
             },
         ) {
             Ok(a) => a,
@@ -1090,8 +1052,9 @@ fn random_valid_programs_never_panic_and_match_brute_force() {
         // The clients run.
         let _ = a.live_registers(&all_five);
         let _ = a.unproven_stack_reads();
-        let _ = a.check_stack_limits(StackRounding::Interpreter);
-        let _ = a.deepest_stack_chain(StackRounding::Jit);
+        let depths = a.stack_depths(&all_five);
+        let _ = a.check_stack_limits(&depths, StackRounding::Interpreter);
+        let _ = a.deepest_stack_chain(&depths, StackRounding::Jit);
     }
     // The generator must actually exercise the analysis.
     eprintln!("{valid} valid: {analysed_ok} analysed, {refused} refused; {with_loops} loops");

@@ -22,7 +22,7 @@ pub enum FrameOffset {
     #[default]
     None,
     /// r10 plus this many bytes (negative below the top of the frame).
-    At(i64),
+    At(i32),
     /// A pointer into the frame at an offset not known statically.
     Any,
 }
@@ -38,7 +38,9 @@ impl FrameOffset {
 
     fn moved(self, by: i64) -> FrameOffset {
         match self {
-            FrameOffset::At(a) => FrameOffset::At(a.saturating_add(by)),
+            FrameOffset::At(a) => {
+                i32::try_from(a as i64 + by).map_or(FrameOffset::Any, FrameOffset::At)
+            }
             other => other,
         }
     }
@@ -90,7 +92,7 @@ impl Problem for FramePointers {
                     ALU_MOV if x && wide && insn.off == 0 => regs[s],
                     ALU_MOV if !x => FrameOffset::None,
                     ALU_ADD if !x && wide => regs[d].moved(insn.constant),
-                    ALU_SUB if !x && wide => regs[d].moved(insn.constant.saturating_neg()),
+                    ALU_SUB if !x && wide => regs[d].moved(-insn.constant),
                     // Anything else done to a frame pointer leaves a pointer at an unknown place
                     // (or garbage the verifier will refuse): count it as anywhere in the frame.
                     _ if regs[d].is_frame() || (x && regs[s].is_frame()) => FrameOffset::Any,

@@ -73,12 +73,13 @@ pub fn uses_and_defs(
     }
 }
 
-struct Live<'a> {
-    cfg: &'a Cfg,
-    helper_args: HelperArgs<'a>,
+/// The reads and writes of every instruction, computed once: the solver applies a transfer
+/// several times per instruction.
+struct Live {
+    uses_defs: Vec<(RegSet, RegSet)>,
 }
 
-impl Problem for Live<'_> {
+impl Problem for Live {
     type Fact = RegSet;
     const DIRECTION: Direction = Direction::Backward;
 
@@ -93,8 +94,8 @@ impl Problem for Live<'_> {
         *into |= *other;
         *into != old
     }
-    fn transfer(&self, program: &LogicalProgram, index: usize, live: &mut RegSet) {
-        let (uses, defs) = uses_and_defs(program, self.cfg.flows[index], index, self.helper_args);
+    fn transfer(&self, _: &LogicalProgram, index: usize, live: &mut RegSet) {
+        let (uses, defs) = self.uses_defs[index];
         *live = (*live & !defs) | uses;
     }
 }
@@ -105,7 +106,11 @@ pub fn live_registers(
     cfg: &Cfg,
     helper_args: HelperArgs<'_>,
 ) -> Vec<RegSet> {
-    let problem = Live { cfg, helper_args };
+    let problem = Live {
+        uses_defs: (0..program.len())
+            .map(|i| uses_and_defs(program, cfg.flows[i], i, helper_args))
+            .collect(),
+    };
     let solution = solve(program, cfg, &problem);
     let mut live = vec![0; program.len()];
     solution.visit(program, cfg, &problem, |i, fact| live[i] = *fact);

@@ -13,7 +13,7 @@
 //! - [`Cfg`]: basic blocks, successors, predecessors and reverse postorder, per function;
 //! - [`Dominators`] (Cooper-Harvey-Kennedy) and [`Loops`]: natural loops from back edges, with
 //!   headers, latches and nesting, and the edges that make the graph irreducible;
-//! - [`StackDepth`] of each function, as the kernel counts it;
+//! - [`StackDepth`] of each function, as the kernel counts it (on demand);
 //! - [`Aux`], the per-instruction side table (what each `lddw` loads, which context field an
 //!   access touches, and what the verifier proves);
 //! - the instructions no run can reach.
@@ -55,21 +55,10 @@ use crate::error::LoadError;
 use crate::isa::Insn;
 
 /// What the loader knows beyond the bytes.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct AnalysisOptions<'a> {
     /// Function entries from the object's function info (BTF `func_info`), as slots.
     pub func_entries: &'a [usize],
-    /// How many argument registers each helper reads (for stack depth; liveness takes its own).
-    pub helper_args: HelperArgs<'a>,
-}
-
-impl Default for AnalysisOptions<'_> {
-    fn default() -> Self {
-        AnalysisOptions {
-            func_entries: &[],
-            helper_args: &all_five,
-        }
-    }
 }
 
 /// Everything [`analyse`] finds.
@@ -80,8 +69,6 @@ pub struct Analysis {
     pub cfg: Cfg,
     pub dominators: Dominators,
     pub loops: Loops,
-    /// The stack depth of each function.
-    pub stack: Vec<StackDepth>,
     /// One entry per logical instruction.
     pub aux: Vec<Aux>,
     /// Instructions no run can reach (logical indices, increasing).
@@ -96,7 +83,6 @@ pub fn analyse(slots: &[Insn], options: &AnalysisOptions<'_>) -> Result<Analysis
     let cfg = Cfg::build(flows, &functions);
     let dominators = Dominators::compute(&cfg);
     let loops = Loops::compute(&cfg, &dominators);
-    let stack = stack_depth::stack_depths(&program, &cfg, &functions, options.helper_args);
     let aux = side_table::build(&program)?;
     let unreachable = reach::unreachable_instructions(&cfg, &functions);
     Ok(Analysis {
@@ -105,7 +91,6 @@ pub fn analyse(slots: &[Insn], options: &AnalysisOptions<'_>) -> Result<Analysis
         cfg,
         dominators,
         loops,
-        stack,
         aux,
         unreachable,
     })
@@ -122,15 +107,29 @@ impl Analysis {
         stack_init::unproven_stack_reads(&self.program, &self.cfg)
     }
 
-    /// The deepest chain of calls by stack use: its rounded total and its functions, main first
-    /// (`None` when recursion is reachable).
-    pub fn deepest_stack_chain(&self, rounding: StackRounding) -> Option<(u32, Vec<usize>)> {
-        stack_depth::deepest_chain(&self.functions, &self.stack, rounding)
+    /// The stack depth of each function (computed on demand: no engine needs it). A frame
+    /// pointer passed to a helper counts as an access, for the first `helper_args(id)` arguments.
+    pub fn stack_depths(&self, helper_args: HelperArgs<'_>) -> Vec<StackDepth> {
+        stack_depth::stack_depths(&self.program, &self.cfg, &self.functions, helper_args)
+    }
+
+    /// The deepest chain of calls by stack use, given each function's `depths`: its rounded
+    /// total and its functions, main first (`None` when recursion is reachable).
+    pub fn deepest_stack_chain(
+        &self,
+        depths: &[StackDepth],
+        rounding: StackRounding,
+    ) -> Option<(u32, Vec<usize>)> {
+        stack_depth::deepest_chain(&self.functions, depths, rounding)
     }
 
     /// The kernel's frame and combined-stack limits (`check_max_stack_depth`), as a load error.
-    pub fn check_stack_limits(&self, rounding: StackRounding) -> Result<(), LoadError> {
-        stack_depth::check_stack_limits(&self.functions, &self.stack, rounding)
+    pub fn check_stack_limits(
+        &self,
+        depths: &[StackDepth],
+        rounding: StackRounding,
+    ) -> Result<(), LoadError> {
+        stack_depth::check_stack_limits(&self.functions, depths, rounding)
     }
 
     /// The block holding instruction `index`.

@@ -18,7 +18,7 @@ use crate::error::{ErrorCode, LoadError};
 use crate::isa::opcodes::*;
 
 use super::cfg::Cfg;
-use super::dataflow::solve;
+use super::dataflow::{solve, Problem, Solution};
 use super::flow::Flow;
 use super::frame_pointer::{FrameOffset, FramePointers};
 use super::functions::Functions;
@@ -79,31 +79,52 @@ pub fn stack_depths(
     let mut deepest = vec![0i64; functions.funcs.len()];
     let mut variable = vec![false; functions.funcs.len()];
     let problem = FramePointers;
-    let solution = solve(program, cfg, &problem);
-    solution.visit(program, cfg, &problem, |i, regs| {
-        let f = functions.function_of(i);
+    // Only an ALU instruction reading r10 makes another register a frame pointer. Without one,
+    // r10 is the only frame pointer there is and no dataflow is needed.
+    let copies_r10 = program.insns().iter().any(|insn| {
+        matches!(class(insn.opcode), CLASS_ALU | CLASS_ALU64)
+            && insn.opcode & SRC_X != 0
+            && insn.src == FP
+    });
+    let solution = if copies_r10 {
+        solve(program, cfg, &problem)
+    } else {
+        let only_r10 = problem.boundary();
+        Solution {
+            before: vec![only_r10; cfg.len()],
+            after: Vec::new(),
+        }
+    };
+    for (b, block) in cfg.blocks.iter().enumerate() {
+        let f = functions.function_of(block.start);
         let mut reach = |at: FrameOffset, off: i64| match at {
             FrameOffset::None => {}
-            FrameOffset::At(a) => deepest[f] = deepest[f].max(-(a.saturating_add(off))),
+            FrameOffset::At(a) => deepest[f] = deepest[f].max(-(a as i64 + off)),
             FrameOffset::Any => variable[f] = true,
         };
-        let insn = program.get(i);
-        let reg = |r: u8| regs.get(r as usize & 0x0f).copied().unwrap_or_default();
-        match class(insn.opcode) {
-            CLASS_LDX => reach(reg(insn.src), insn.off as i64),
-            CLASS_ST | CLASS_STX => reach(reg(insn.dst), insn.off as i64),
-            _ => {
-                let args = match cfg.flows[i] {
-                    Flow::Helper { id } => helper_args(id).min(5),
-                    Flow::Call { .. } | Flow::CallX => 5,
-                    _ => 0,
-                };
-                for r in 1..=args {
-                    reach(reg(r), 0);
+        let mut regs = solution.before[b];
+        for i in block.start..block.end {
+            let insn = program.get(i);
+            let reg = |r: u8| regs[(r & 0x0f).min(10) as usize];
+            match class(insn.opcode) {
+                CLASS_LDX => reach(reg(insn.src), insn.off as i64),
+                CLASS_ST | CLASS_STX => reach(reg(insn.dst), insn.off as i64),
+                _ => {
+                    let args = match cfg.flows[i] {
+                        Flow::Helper { id } => helper_args(id).min(5),
+                        Flow::Call { .. } | Flow::CallX => 5,
+                        _ => 0,
+                    };
+                    for r in 1..=args {
+                        reach(reg(r), 0);
+                    }
                 }
             }
+            if copies_r10 {
+                problem.transfer(program, i, &mut regs);
+            }
         }
-    });
+    }
     deepest
         .iter()
         .zip(&variable)

@@ -2,6 +2,8 @@
 //! the kernel's own figures for them.
 #![allow(dead_code)]
 
+pub mod generated;
+
 use ebpf_vm::isa::{decode_all, Insn};
 
 /// The programs of `__test__/fixtures/<fixture>.libbpf.json`: (name, slots), in file order. The
