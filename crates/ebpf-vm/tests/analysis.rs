@@ -550,7 +550,7 @@ fn aux_says_what_each_lddw_loads() {
         .aux
         .iter()
         .all(|x| x.ctx_field.is_none() && !x.proved_in_bounds && !x.prune_point));
-    assert!(std::mem::size_of::<Aux>() <= 24);
+    assert!(std::mem::size_of::<Aux>() <= 20);
 }
 
 // ---- Dataflow clients -------------------------------------------------------------------------

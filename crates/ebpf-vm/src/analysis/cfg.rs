@@ -201,6 +201,6 @@ impl Cfg {
 
     /// Whether the block is the entry of a function.
     pub fn is_entry(&self, block: usize) -> bool {
-        self.blocks[block].start == 0 || self.entries.binary_search(&block).is_ok()
+        self.entries.binary_search(&block).is_ok()
     }
 }

@@ -2,7 +2,7 @@
 //! instruction for what later passes learn about it and must not lose. The analysis fills what the
 //! bytes say (what each `lddw` loads); relocation fills in the map behind a map `lddw` instead of
 //! erasing it into a constant; the context rewrite records which field a load touches; the
-//! verifier records what it proved. Kept small: one entry is 24 bytes.
+//! verifier records what it proved. Kept small: one entry is 20 bytes.
 
 use crate::error::LoadError;
 use crate::isa::opcodes::*;

@@ -2,8 +2,8 @@
 //! the frame is written at an instruction when every path from the function's entry stores to it
 //! first (a "must" problem: the join is the intersection, and the bottom is "every byte", the
 //! identity of intersection). A load through r10 of a byte that is not written on every path is
-//! listed: the kernel refuses such reads ("invalid read from stack") unless it can prove the byte
-//! was written.
+//! listed: the kernel refuses such reads ("invalid read from stack") unless the loader may read
+//! uninitialised stack (`allow_uninit_stack`, CAP_PERFMON), and then the value is unknown.
 //!
 //! The syntactic version only: stores and loads through r10 itself. Writes made through another
 //! pointer (a register copied from r10, a helper filling a buffer) are not seen, so reads after

@@ -3,7 +3,8 @@
 # (__test__/fixtures/*.bpf.o, loaded with `bpftool prog loadall`) and of the benchmark programs
 # (bench/programs/bpf/*.o, loaded as socket filters: the kernel rejects most of them, but its log
 # has printed what is needed here before it does). Needs root, a bpffs at /sys/fs/bpf and a kernel
-# of 6.17 or later (the "Live regs before insn" listing with strongly connected components).
+# whose level-2 verifier log lists "Live regs before insn" with strongly connected components
+# (Linux 6.18 wrote the committed file).
 # Nothing is attached; every pin is removed again.
 #
 #   crates/ebpf-vm/tests/analysis_support/kernel_oracle.sh
