@@ -78,40 +78,34 @@ pub fn solve<P: Problem>(program: &LogicalProgram, cfg: &Cfg, problem: &P) -> So
     queued.iter_mut().for_each(|q| *q = true);
     let mut work: VecDeque<usize> = order.into();
 
+    // Facts enter a block on its input side (before it, going forward) and leave on its output
+    // side, towards the neighbours that the direction follows.
+    let (input, output) = if forward {
+        (&mut before, &mut after)
+    } else {
+        (&mut after, &mut before)
+    };
     while let Some(b) = work.pop_front() {
         queued[b] = false;
         let block = cfg.blocks[b];
+        let mut fact = input[b].clone();
         if forward {
-            let mut fact = before[b].clone();
-            for i in block.start..block.end {
-                problem.transfer(program, i, &mut fact);
-            }
-            if fact == after[b] {
-                continue;
-            }
-            after[b] = fact;
-            for &s in cfg.succs(b) {
-                let s = s as usize;
-                if problem.join(&mut before[s], &after[b]) && !queued[s] {
-                    queued[s] = true;
-                    work.push_back(s);
-                }
-            }
+            (block.start..block.end).for_each(|i| problem.transfer(program, i, &mut fact));
         } else {
-            let mut fact = after[b].clone();
-            for i in (block.start..block.end).rev() {
-                problem.transfer(program, i, &mut fact);
-            }
-            if fact == before[b] {
-                continue;
-            }
-            before[b] = fact;
-            for &p in cfg.preds(b) {
-                let p = p as usize;
-                if problem.join(&mut after[p], &before[b]) && !queued[p] {
-                    queued[p] = true;
-                    work.push_back(p);
-                }
+            (block.start..block.end)
+                .rev()
+                .for_each(|i| problem.transfer(program, i, &mut fact));
+        }
+        if fact == output[b] {
+            continue;
+        }
+        output[b] = fact;
+        let next = if forward { cfg.succs(b) } else { cfg.preds(b) };
+        for &m in next {
+            let m = m as usize;
+            if problem.join(&mut input[m], &output[b]) && !queued[m] {
+                queued[m] = true;
+                work.push_back(m);
             }
         }
     }
