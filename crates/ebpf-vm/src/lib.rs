@@ -1,13 +1,25 @@
 //! `ebpf-vm`: a userspace eBPF engine. Pure Rust, no N-API: the Node binding (`ebpf-node`) and Rust
 //! users share it.
 //!
-//! - [`isa`]: RFC 9669 instruction encoding and table-driven validation.
-//! - [`interpreter`]: the reference semantics.
-//! - `jit`: x86-64 code generation (x86-64 hosts only).
-//! - [`program`]: a loaded program and its runs.
-//! - [`helpers`]: helper functions by kernel number.
-//! - [`memory`]: the regions a run may touch.
+//! The modules form layers, and a module uses only the layers below its own (never a peer of its
+//! own layer, never anything above):
+//!
+//! 1. [`error`]: load errors and traps, as data.
+//! 2. [`isa`]: RFC 9669 instruction encoding and table-driven validation.
+//! 3. [`analysis`]: the validated program's shape: logical instructions, blocks, dominators,
+//!    loops, functions, call graph, stack depth, the per-instruction side table, a dataflow solver.
+//! 4. the run ABI both engines share: [`memory`] (the regions a run may touch), `vm` (to come:
+//!    run environment and output, frames, traps), then [`stack_reach`] (the frames a run exposes).
+//! 5. [`maps`] (and [`pins`]), then [`helpers`] (by kernel number), then [`context`] (program types
+//!    and their context layouts).
+//! 6. the engines, peers: [`interpreter`] (the reference semantics) and `jit` (x86-64 code
+//!    generation, x86-64 hosts only).
+//! 7. [`program`]: a loaded program and its runs; then [`test_run`].
+//!
+//! `tests/layering.rs` reads every file's `crate::` references and enforces this order; the edges
+//! the tree still has against it are listed there, with their reasons, and may only go away.
 
+pub mod analysis;
 pub mod context;
 pub mod error;
 pub mod helpers;
