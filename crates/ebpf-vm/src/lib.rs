@@ -11,7 +11,9 @@
 //! 4. the run ABI both engines share: [`memory`] (the regions a run may touch), `vm` (to come:
 //!    run environment and output, frames, traps), then [`stack_reach`] (the frames a run exposes).
 //! 5. [`maps`] (and [`pins`]), then [`helpers`] (by kernel number), then [`context`] (program types
-//!    and their context layouts).
+//!    and their context layouts); above them [`places`] (addresses named by their region, for
+//!    traps and messages) and [`pointer_leaks`] (the run-time refusal of addresses in a program's
+//!    output).
 //! 6. the engines, peers: [`interpreter`] (the reference semantics) and `jit` (x86-64 code
 //!    generation, x86-64 hosts only).
 //! 7. [`program`]: a loaded program and its runs; then [`test_run`].
