@@ -8,7 +8,7 @@
  * no binary still works and the rest says which binary is missing and how to build it.
  *
  * Expected values: r0 of the assembled programs by hand (RFC 9669), the XDP verdict from
- * `xdp_firewall.c` (a 1-byte packet is under `min_len`: XDP_PASS = 2), file lists from
+ * `xdp_firewall.c` (a 14-byte frame is under `min_len`: XDP_PASS = 2), file lists from
  * package.json's `files` and the README's links.
  */
 import { type SpawnSyncOptions, spawnSync } from 'node:child_process'
@@ -197,7 +197,9 @@ describe.runIf(hostMatches)('installed into a fresh project', () => {
     expect(ok(run('npx', ['--offline', 'ebpf', '--version'], project), 'npx ebpf --version').stdout).toBe(
       `ebpf ${PKG.version}\n`,
     )
-    const o = ok(run('npx', ['--offline', 'ebpf', 'run', FIREWALL, '--hex', '00', '--json'], project), 'npx ebpf run')
+    // An Ethernet header alone (14 bytes, the least an XDP test run takes): under min_len (34).
+    const frame = '00'.repeat(14)
+    const o = ok(run('npx', ['--offline', 'ebpf', 'run', FIREWALL, '--hex', frame, '--json'], project), 'npx ebpf run')
     expect(JSON.parse(o.stdout).retval).toBe(2)
   }, 120_000)
 
