@@ -88,5 +88,5 @@ export function wrong() {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
-  }, 60_000)
+  }, 180_000)
 })
