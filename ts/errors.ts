@@ -1,8 +1,9 @@
 /**
  * Error classes of the library. Every error has a Node-style `code` (`EINVAL` malformed input,
  * `EACCES` rejected by the verifier, `E2BIG` over a limit, `ENOENT`/`EEXIST` for map keys,
- * `EFAULT` a bad memory access at run time, `ETIME` an exhausted instruction budget) and the
- * structured details that go with its kind.
+ * `EFAULT` a bad memory access at run time, `ETIME` an exhausted instruction budget or a run past
+ * its `timeoutMs`, `ABORT_ERR` a run cancelled through its `AbortSignal`) and the structured
+ * details that go with its kind.
  */
 
 export type ErrorCode =
@@ -17,6 +18,7 @@ export type ErrorCode =
   | 'ETIME'
   | 'EPERM'
   | 'EBUSY'
+  | 'ABORT_ERR'
 
 /** Where in the C source an instruction came from (from BTF line info). */
 export interface SourceLocation {
@@ -72,6 +74,8 @@ export type TrapKind =
   | 'tail_call_limit'
   | 'invalid_input'
   | 'pointer_leak'
+  | 'timeout'
+  | 'aborted'
 
 /** A run that stopped abnormally. Both engines report the same trap for the same program and input. */
 export class TrapError extends EbpfError {
@@ -112,6 +116,22 @@ export class TrapError extends EbpfError {
     this.region = details.region
     this.size = details.size
     this.insnCount = details.insnCount
+  }
+}
+
+/**
+ * A run cancelled through the `signal` of `runAsync`/`runBatchAsync` (code `ABORT_ERR`, kind
+ * `aborted`, named `AbortError` as Node's own cancellations are). `cause` is the signal's reason.
+ * `insn` and `insnCount` say where the run stopped (0 when it never started).
+ */
+export class AbortError extends TrapError {
+  constructor(
+    message: string,
+    details: { insn: number; insnCount: number } = { insn: 0, insnCount: 0 },
+    cause?: unknown,
+  ) {
+    super('ABORT_ERR', message, { kind: 'aborted', addr: 0n, size: 0, ...details })
+    if (cause !== undefined) Object.defineProperty(this, 'cause', { value: cause, configurable: true, writable: true })
   }
 }
 

@@ -96,3 +96,4 @@ export type NativeProgram = Binding.NativeProgram
 export type NativeRunResult = Binding.NativeRunResult
 export type NativeRunInput = Binding.NativeRunInput
 export type NativeBatch = Binding.NativeBatch
+export type NativeCancelToken = Binding.NativeCancelToken

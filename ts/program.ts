@@ -4,10 +4,11 @@
  */
 
 import { type ContextValue, decodeContext, encodeContext } from './context.js'
-import { EbpfError, type ErrorCode, fromCodedError, LoadError, TrapError, type TrapKind } from './errors.js'
+import { AbortError, EbpfError, type ErrorCode, fromCodedError, LoadError, TrapError, type TrapKind } from './errors.js'
 import { asBpfMap, type BpfMap } from './map.js'
 import {
   type NativeBatch,
+  type NativeCancelToken,
   type NativeError,
   type NativeProgram,
   type NativeRunInput,
@@ -160,6 +161,21 @@ export interface RunOptions {
   repeat?: number
   /** Overrides the program's instruction budget for this run. */
   budget?: number
+  /**
+   * Wall-clock limit of the call in milliseconds, measured from the call (over every repetition,
+   * and over the whole batch in the batch forms). A run still going when it passes stops with a
+   * `TrapError` of code `ETIME` and kind `timeout` (runs of a batch not yet started stop before
+   * their first instruction). Checked at least every 2^20 instructions, so a run shorter than
+   * that is never stopped by it.
+   */
+  timeoutMs?: number
+  /**
+   * Cancels `runAsync`/`runBatchAsync`: when it fires, the run under way stops (checked at least
+   * every 2^20 instructions) and the promise rejects with an `AbortError` (code `ABORT_ERR`). The
+   * synchronous forms only honour a signal that has already fired (they block the thread that
+   * would deliver it).
+   */
+  signal?: AbortSignal
 }
 
 export interface RunResult {
@@ -203,6 +219,40 @@ function checkBudget(budget: unknown): number | undefined {
   return budget
 }
 
+function checkTimeout(ms: unknown): number | undefined {
+  if (ms === undefined) return undefined
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
+    throw new LoadError('EINVAL', `timeoutMs must be a positive number of milliseconds, got ${String(ms)}`)
+  }
+  return ms
+}
+
+function checkSignal(signal: unknown): AbortSignal | undefined {
+  if (signal === undefined) return undefined
+  if (!(signal instanceof AbortSignal)) throw new LoadError('EINVAL', 'signal must be an AbortSignal')
+  if (signal.aborted) throw new AbortError('the run was cancelled before it started', undefined, signal.reason)
+  return signal
+}
+
+/**
+ * Runs `call` with a native cancel token that `signal` cancels when it fires (none without a
+ * signal); an `aborted` trap in what it returns becomes an `AbortError` carrying the signal's reason.
+ */
+async function withSignal<T>(
+  signal: AbortSignal | undefined,
+  call: (token: NativeCancelToken | undefined) => Promise<T>,
+): Promise<T> {
+  if (signal === undefined) return call(undefined)
+  const token = new native.NativeCancelToken()
+  const onAbort = () => token.cancel()
+  signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    return await call(token)
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
 function checkU32(what: string, v: unknown): number | undefined {
   if (v === undefined) return undefined
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
@@ -233,6 +283,7 @@ function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
     ctx: ctx && view(ctx),
     repeat,
     budget: checkBudget(options.budget),
+    timeoutMs: checkTimeout(options.timeoutMs),
     pid: checkU32('process.pid', p.pid),
     tgid: checkU32('process.tgid', p.tgid),
     uid: checkU32('process.uid', p.uid),
@@ -273,8 +324,11 @@ function toResult(type: ProgramType, res: NativeRunResult): RunResult {
 }
 
 /** Converts error data from the engine into the matching error class. */
-export function fromNative(e: NativeError): LoadError | TrapError {
+export function fromNative(e: NativeError, cause?: unknown): LoadError | TrapError {
   const code = e.code as ErrorCode
+  if (e.kind === 'aborted') {
+    return new AbortError(e.message, { insn: e.insn ?? 0, insnCount: e.insnCount ?? 0 }, cause)
+  }
   if (e.kind !== undefined) {
     return new TrapError(code, e.message, {
       kind: e.kind as TrapKind,
@@ -365,10 +419,13 @@ export class Program {
       options.ctx === undefined &&
       options.process === undefined &&
       options.repeat === undefined &&
-      options.budget === undefined
+      options.budget === undefined &&
+      options.timeoutMs === undefined &&
+      options.signal === undefined
     ) {
       return this.#runInPlace(options.data)
     }
+    checkSignal(options?.signal)
     const res = this.native.run(runInput(this.type, options))
     this.#deliverPerfRecords()
     return this.#result(res)
@@ -391,11 +448,17 @@ export class Program {
     return { r0, retval: Number(r0 & 0xffffffffn), data, insnCount: Number(out[1]), durationNs: Number(out[2]) }
   }
 
-  /** The same as `run`, off the JavaScript thread (on the libuv thread pool). */
+  /**
+   * The same as `run`, off the JavaScript thread (on the libuv thread pool). `signal` cancels it:
+   * the promise then rejects with an `AbortError`.
+   */
   async runAsync(options: RunOptions = {}): Promise<RunResult> {
-    const res = await this.native.runAsync(runInput(this.type, options))
+    const input = runInput(this.type, options)
+    const signal = checkSignal(options.signal)
+    const res = await withSignal(signal, (token) => this.native.runAsync(input, token))
     this.#deliverPerfRecords()
-    return this.#result(res)
+    if (res.error) throw this.#located(fromNative(res.error, signal?.reason))
+    return toResult(this.type, res)
   }
 
   /**
@@ -404,7 +467,9 @@ export class Program {
    */
   runBatch(packets: readonly Uint8Array[], options: Omit<RunOptions, 'data' | 'repeat'> = {}): BatchEntry[] {
     const { all, lengths } = concatPackets(packets)
-    const out = this.#entries(this.native.runBatch(all, lengths, runInput(this.type, options)))
+    const input = runInput(this.type, options)
+    checkSignal(options?.signal)
+    const out = this.#entries(this.native.runBatch(all, lengths, input))
     this.#deliverPerfRecords()
     return out
   }
@@ -419,7 +484,9 @@ export class Program {
     options: Omit<RunOptions, 'data' | 'repeat'> = {},
   ): { retvals: Uint32Array; errors: Array<{ index: number; error: LoadError | TrapError }> } {
     const { all, lengths } = concatPackets(packets)
-    const b = this.native.runBatch(all, lengths, runInput(this.type, options))
+    const input = runInput(this.type, options)
+    checkSignal(options?.signal)
+    const b = this.native.runBatch(all, lengths, input)
     this.#deliverPerfRecords()
     // r0 values are 8 bytes little-endian each: the low halves are the retvals.
     const words = new Uint32Array(b.r0.buffer.slice(b.r0.byteOffset, b.r0.byteOffset + b.r0.byteLength))
@@ -428,15 +495,22 @@ export class Program {
     return { retvals, errors: b.errors.map((e) => ({ index: e.index, error: this.#located(fromNative(e.error)) })) }
   }
 
-  /** `runBatch` off the JavaScript thread. */
+  /**
+   * `runBatch` off the JavaScript thread. `signal` cancels the whole batch: the promise then
+   * rejects with an `AbortError`.
+   */
   async runBatchAsync(
     packets: readonly Uint8Array[],
     options: Omit<RunOptions, 'data' | 'repeat'> = {},
   ): Promise<BatchEntry[]> {
     const { all, lengths } = concatPackets(packets)
-    const out = this.#entries(await this.native.runBatchAsync(all, lengths, runInput(this.type, options)))
+    const input = runInput(this.type, options)
+    const signal = checkSignal(options.signal)
+    const batch = await withSignal(signal, (token) => this.native.runBatchAsync(all, lengths, input, token))
     this.#deliverPerfRecords()
-    return out
+    const aborted = batch.errors.find((e) => e.error.kind === 'aborted')
+    if (aborted) throw fromNative(aborted.error, signal?.reason)
+    return this.#entries(batch)
   }
 
   /** Text the program printed with `bpf_trace_printk`, one line per call; `take` empties the log. */

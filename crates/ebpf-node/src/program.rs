@@ -2,12 +2,12 @@
 //! one packet or a batch). Converts options and results; the engine does the work.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ebpf_vm::helpers::output::{PerfRecord, PerfSink};
 use ebpf_vm::{
-    Engine, Mode, PointerLeaks, ProcessInfo, Program, ProgramOptions, ProgramType, RunInput,
-    TestRunInput, TestRunOutput, Trap,
+    CancelToken, Engine, Mode, PointerLeaks, ProcessInfo, Program, ProgramOptions, ProgramType,
+    RunInput, RunLimits, TestRunInput, TestRunOutput, Trap,
 };
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -48,6 +48,9 @@ pub struct NativeRunInput {
     pub ctx: Option<Buffer>,
     pub repeat: Option<u32>,
     pub budget: Option<f64>,
+    /// Wall-clock limit of the call in milliseconds, from the call (every repetition, every
+    /// packet of a batch); already checked by the TypeScript layer (finite, > 0).
+    pub timeout_ms: Option<f64>,
     /// What `bpf_get_current_pid_tgid/uid_gid/comm` report.
     pub pid: Option<u32>,
     pub tgid: Option<u32>,
@@ -139,7 +142,20 @@ fn parse_options(
     Ok(options)
 }
 
-fn test_input(i: &NativeRunInput, data: &[u8]) -> TestRunInput {
+/// The limits of a call: its deadline (from `timeout_ms`, measured from now) and the cancel
+/// token of an async call.
+fn run_limits(i: &NativeRunInput, cancel: Option<&NativeCancelToken>) -> RunLimits {
+    let deadline = i
+        .timeout_ms
+        .filter(|ms| ms.is_finite() && *ms > 0.0)
+        .map(|ms| Instant::now() + Duration::from_secs_f64((ms / 1000.0).min(1e9)));
+    RunLimits {
+        deadline,
+        cancel: cancel.map(|c| c.token.clone()),
+    }
+}
+
+fn test_input(i: &NativeRunInput, data: &[u8], limits: &RunLimits) -> TestRunInput {
     let process = ProcessInfo {
         pid: i.pid.unwrap_or(0),
         tgid: i.tgid.unwrap_or(0),
@@ -160,6 +176,35 @@ fn test_input(i: &NativeRunInput, data: &[u8]) -> TestRunInput {
             .budget
             .filter(|b| b.is_finite() && *b >= 1.0)
             .map(|b| b as u64),
+        limits: limits.clone(),
+    }
+}
+
+/// A cancellation flag shared with runs on the thread pool: the TypeScript layer cancels it when
+/// the call's `AbortSignal` fires, and the run stops at its next check with an `aborted` trap.
+#[napi]
+pub struct NativeCancelToken {
+    token: CancelToken,
+}
+
+#[napi]
+impl NativeCancelToken {
+    #[napi(constructor)]
+    pub fn new() -> Self {
+        NativeCancelToken {
+            token: CancelToken::new(),
+        }
+    }
+
+    #[napi]
+    pub fn cancel(&self) {
+        self.token.cancel();
+    }
+}
+
+impl Default for NativeCancelToken {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -289,15 +334,25 @@ impl NativeProgram {
     /// A test run (`repeat` times) on the calling thread.
     #[napi(catch_unwind)]
     pub fn run(&self, input: NativeRunInput) -> NativeRunResult {
-        to_js(self.inner.test_run(&test_input(&input, &input.data)))
+        let limits = run_limits(&input, None);
+        to_js(
+            self.inner
+                .test_run(&test_input(&input, &input.data, &limits)),
+        )
     }
 
-    /// The same as `run`, on the libuv thread pool: the JavaScript thread stays free.
+    /// The same as `run`, on the libuv thread pool: the JavaScript thread stays free. `cancel`
+    /// stops it (an `aborted` trap) when cancelled.
     #[napi(catch_unwind, ts_return_type = "Promise<NativeRunResult>")]
-    pub fn run_async(&self, input: NativeRunInput) -> AsyncTask<RunTask> {
+    pub fn run_async(
+        &self,
+        input: NativeRunInput,
+        cancel: Option<&NativeCancelToken>,
+    ) -> AsyncTask<RunTask> {
+        let limits = run_limits(&input, cancel);
         AsyncTask::new(RunTask {
             program: self.inner.clone(),
-            input: test_input(&input, &input.data),
+            input: test_input(&input, &input.data, &limits),
         })
     }
 
@@ -311,21 +366,24 @@ impl NativeProgram {
         lengths: Vec<u32>,
         input: NativeRunInput,
     ) -> Result<NativeBatch> {
-        let inputs = batch_inputs(packets, &lengths, &input)?;
+        let limits = run_limits(&input, None);
+        let inputs = batch_inputs(packets, &lengths, &input, &limits)?;
         Ok(pack(inputs.iter().map(|i| self.inner.test_run(i))))
     }
 
-    /// `run_batch` on the libuv thread pool.
+    /// `run_batch` on the libuv thread pool; `cancel` stops the run under way and the rest.
     #[napi(catch_unwind, ts_return_type = "Promise<NativeBatch>")]
     pub fn run_batch_async(
         &self,
         packets: &[u8],
         lengths: Vec<u32>,
         input: NativeRunInput,
+        cancel: Option<&NativeCancelToken>,
     ) -> Result<AsyncTask<BatchTask>> {
+        let limits = run_limits(&input, cancel);
         Ok(AsyncTask::new(BatchTask {
             program: self.inner.clone(),
-            inputs: batch_inputs(packets, &lengths, &input)?,
+            inputs: batch_inputs(packets, &lengths, &input, &limits)?,
         }))
     }
 }
@@ -358,10 +416,12 @@ pub struct NativeBatchError {
     pub error: NativeError,
 }
 
+/// One test-run input per packet, all under the call's `limits` (one deadline for the batch).
 fn batch_inputs(
     packets: &[u8],
     lengths: &[u32],
     input: &NativeRunInput,
+    limits: &RunLimits,
 ) -> Result<Vec<TestRunInput>> {
     let total: u64 = lengths.iter().map(|&l| l as u64).sum();
     if total != packets.len() as u64 {
@@ -379,7 +439,7 @@ fn batch_inputs(
         .map(|&l| {
             let p = &packets[at..at + l as usize];
             at += l as usize;
-            test_input(input, p)
+            test_input(input, p, limits)
         })
         .collect())
 }

@@ -23,12 +23,14 @@ pub enum ErrorCode {
     Enotsupp,
     /// A bad memory access at run time.
     Efault,
-    /// Run aborted: instruction budget exhausted.
+    /// Run stopped: instruction budget exhausted, or its wall-clock limit passed.
     Etime,
     /// Permission denied (for example writing a read-only map from a program).
     Eperm,
     /// The object is in use (freezing a map while a writable view of it exists).
     Ebusy,
+    /// Run cancelled by its caller (Node's `AbortError` code).
+    AbortErr,
 }
 
 impl ErrorCode {
@@ -45,6 +47,7 @@ impl ErrorCode {
             ErrorCode::Etime => "ETIME",
             ErrorCode::Eperm => "EPERM",
             ErrorCode::Ebusy => "EBUSY",
+            ErrorCode::AbortErr => "ABORT_ERR",
         }
     }
 }
@@ -118,6 +121,10 @@ pub enum TrapKind {
     /// The run's input does not fit the program type (a context image of the wrong size, an
     /// `xdp_md` the kernel's test run would refuse, ...).
     InvalidInput,
+    /// The run went past its wall-clock limit (`RunLimits::deadline`).
+    Timeout,
+    /// The run was cancelled (`RunLimits::cancel`).
+    Aborted,
 }
 
 impl TrapKind {
@@ -133,14 +140,17 @@ impl TrapKind {
             TrapKind::TailCallLimit => "tail_call_limit",
             TrapKind::InvalidInput => "invalid_input",
             TrapKind::PointerLeak => "pointer_leak",
+            TrapKind::Timeout => "timeout",
+            TrapKind::Aborted => "aborted",
         }
     }
 
     pub const fn code(self) -> ErrorCode {
         match self {
             TrapKind::OutOfBounds | TrapKind::ReadOnly | TrapKind::Misaligned => ErrorCode::Efault,
-            TrapKind::BudgetExhausted => ErrorCode::Etime,
+            TrapKind::BudgetExhausted | TrapKind::Timeout => ErrorCode::Etime,
             TrapKind::PointerLeak => ErrorCode::Eacces,
+            TrapKind::Aborted => ErrorCode::AbortErr,
             TrapKind::CallDepth | TrapKind::TailCallLimit => ErrorCode::E2big,
             TrapKind::BadCallTarget | TrapKind::HelperError | TrapKind::InvalidInput => {
                 ErrorCode::Einval

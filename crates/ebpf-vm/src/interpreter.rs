@@ -19,6 +19,7 @@ use crate::error::{Trap, TrapKind};
 use crate::helpers::{CallerInfo, HelperContext, HelperTable};
 use crate::isa::opcodes::*;
 use crate::isa::{lddw_imm, Insn};
+use crate::limits::Meter;
 use crate::memory::{Region, Regions};
 
 /// Bytes of stack per call frame, as in the kernel.
@@ -115,14 +116,24 @@ pub fn budget_trap(pc: usize, budget: u64) -> Trap {
     )
 }
 
-/// Calls helper `id` with r1-r5; the trap on failure names instruction `pc`.
+/// What a helper call returned: r0, and the instructions of the run's budget the helper used
+/// besides its call instruction (callbacks, charged work; see `HelperContext::charged`), which
+/// the engine adds to its count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HelperReturn {
+    pub r0: u64,
+    pub charged: u64,
+}
+
+/// Calls helper `id` with r1-r5; the trap on failure names instruction `pc`. `count`: the
+/// instructions the calling frame executed before the call.
 pub fn call_helper(
     env: &mut RunEnv<'_>,
     id: u64,
     args: [u64; 5],
     pc: usize,
     count: u64,
-) -> Result<u64, Trap> {
+) -> Result<HelperReturn, Trap> {
     // `env.helpers` is a shared reference of its own: the helper is borrowed from the table
     // while the run's state is lent to it mutably, with no reference counting per call (which
     // threads running one program would contend on).
@@ -154,8 +165,11 @@ pub fn call_helper(
             pc,
             runner: env.function_runner,
         },
+        charged: 0,
     };
-    (helper.func)(&mut cx, args).map_err(|e| {
+    let result = (helper.func)(&mut cx, args);
+    let charged = cx.charged;
+    result.map(|r0| HelperReturn { r0, charged }).map_err(|e| {
         // A trap inside a callback stops the run as it is.
         if let Some(t) = env.state.pending_trap.take() {
             return t;
@@ -814,6 +828,23 @@ pub fn run_reference(
 }
 
 /// Runs prepared instructions from slot 0 with r1-r5 = `args`.
+pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Result<RunOutput, Trap> {
+    run_from(p, env, args, 0)
+}
+
+/// Runs the function that starts at slot `entry` (a callback: see `helpers/callbacks.rs`) until
+/// its `exit`, as `run_prepared` runs the program from slot 0. `entry` must start an instruction
+/// (not the second slot of `lddw`), as the loader checks for callback entries.
+pub fn run_function(
+    p: &Prepared,
+    env: &mut RunEnv<'_>,
+    args: [u64; 5],
+    entry: usize,
+) -> Result<RunOutput, Trap> {
+    run_from(p, env, args, entry)
+}
+
+/// Runs prepared instructions from slot `entry` with r1-r5 = `args`.
 ///
 /// Two loops share the machine state. The fast loop dispatches once per op on its `Code` (one
 /// jump table), with an arm of its own for each frequent instruction and fused idiom; the rest go
@@ -826,16 +857,25 @@ pub fn run_reference(
 /// give. Conditional jumps stay host branches (see `keep_branch`).
 /// Memory checks try the first two regions inline before walking the list, in the list's order,
 /// so the outcome (including which region decides a store's writability) is the same.
-pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Result<RunOutput, Trap> {
+/// With run limits the budget comes in slices (`limits::Meter`): when the budget in hand does not
+/// cover a segment, the limits are checked and the next slice taken; only when the whole budget
+/// is in hand does the reference loop take over.
+fn run_from(
+    p: &Prepared,
+    env: &mut RunEnv<'_>,
+    args: [u64; 5],
+    entry: usize,
+) -> Result<RunOutput, Trap> {
     // Sixteen slots so that a validated register nibble indexes without a bounds check.
     let mut reg = [0u64; 16];
     reg[1..6].copy_from_slice(&args);
     reg[FP as usize] = env.stack_top;
     let mut frames: Vec<Frame> = Vec::new();
-    let mut pc = 0usize;
-    // Instructions executed (the fast loop keeps `left` instead and sets this when it hands over).
-    let mut count = 0u64;
+    let mut pc = entry;
     let budget = env.budget;
+    // Budget in hand: in the fast loop, what is left once the current segment has run to its end;
+    // the count is `meter.count(left)` (`budget - left` without limits).
+    let (mut meter, mut left) = Meter::start(budget, &env.state.limits);
 
     'fast: {
         if !p.fast {
@@ -844,10 +884,9 @@ pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Resul
         let ops = &p.ops[..];
         // Refreshed after every helper call, the only thing that can add regions during a run.
         let mut hot = hot_regions(&env.regions);
-        // Budget left once the current segment has run to its end: `count` is `budget - left`.
-        let mut left = budget;
 
-        // Enters the segment at `$t`, or leaves for the reference loop if the budget ends in it.
+        // Enters the segment at `$t`; if the budget in hand does not cover it, takes the next
+        // slice, and leaves for the reference loop if the whole budget ends in it.
         macro_rules! enter {
             ($t:expr) => {{
                 let t = $t;
@@ -857,8 +896,12 @@ pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Resul
                 match left.checked_sub(run) {
                     Some(l) => left = l,
                     None => {
-                        count = budget - left;
-                        break 'fast;
+                        left = meter.next_slice(&env.state.limits, left, run, t);
+                        // A limit met leaves `left` short too (see `Meter::next_slice`).
+                        match left.checked_sub(run) {
+                            Some(l) => left = l,
+                            None => break 'fast,
+                        }
                     }
                 }
             }};
@@ -867,7 +910,7 @@ pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Resul
         // the segment less the instructions from `$at` through that end.
         macro_rules! exact {
             ($at:expr) => {
-                budget - left - ops[$at].run as u64
+                meter.count(left) - ops[$at].run as u64
             };
         }
         // The slow half of a memory check; `pc` has already moved past the instruction.
@@ -927,7 +970,7 @@ pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Resul
             }};
         }
 
-        enter!(0);
+        enter!(pc);
         loop {
             // SAFETY: `pc` is a slot the program reaches: slot 0, a checked successor, or the next
             // slot inside a segment, which `prepare` checked exists.
@@ -1032,7 +1075,7 @@ pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Resul
                 Code::Exit if frames.is_empty() => {
                     return Ok(RunOutput {
                         r0: reg[0],
-                        insn_count: budget - left,
+                        insn_count: meter.count(left),
                         exit_pc: pc - 1,
                     })
                 }
@@ -1106,15 +1149,18 @@ pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Resul
                         exact!(at) + 1,
                     )? {
                         Step::Next(next) => {
-                            if class(insn.opcode) == CLASS_JMP {
-                                // A helper may have handed the program new regions.
-                                hot = hot_regions(&env.regions);
-                            }
                             if op.ends_segment != 0 {
                                 enter!(next);
                             } else {
                                 pc = next;
                             }
+                        }
+                        Step::Call(next, charged) => {
+                            // A call ends its segment, so `left` is exact here.
+                            left = meter.take(left, charged);
+                            // A helper may have handed the program new regions.
+                            hot = hot_regions(&env.regions);
+                            enter!(next);
                         }
                         Step::Exit(out) => return Ok(out),
                     }
@@ -1123,16 +1169,34 @@ pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Resul
         }
     }
 
+    if let Some(trap) = meter.stop_trap(left) {
+        return Err(trap);
+    }
     // The reference loop: one instruction at a time, the budget checked before each. It runs a
     // whole program that `prepare` could not vouch for, and otherwise the last, partial segment.
     loop {
-        if count == budget {
-            return Err(budget_trap(pc, budget));
+        if left == 0 {
+            left = meter.refill(&env.state.limits, 0, 1, pc)?;
+            if left == 0 {
+                return Err(budget_trap(pc, budget));
+            }
         }
+        left -= 1;
         let insn = p.insns[pc];
-        count += 1;
-        match general(&p.insns, pc, insn, &mut reg, &mut frames, env, count)? {
+        match general(
+            &p.insns,
+            pc,
+            insn,
+            &mut reg,
+            &mut frames,
+            env,
+            meter.count(left),
+        )? {
             Step::Next(next) => pc = next,
+            Step::Call(next, charged) => {
+                left = meter.take(left, charged);
+                pc = next;
+            }
             Step::Exit(out) => return Ok(out),
         }
     }
@@ -1142,6 +1206,9 @@ pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Resul
 enum Step {
     /// Go on at this slot.
     Next(usize),
+    /// A helper call: go on at this slot, with the instructions the helper charged to the budget
+    /// (callbacks and other work, see `HelperReturn`) added to the count.
+    Call(usize, u64),
     /// The program ended.
     Exit(RunOutput),
 }
@@ -1199,7 +1266,9 @@ fn general(
                 JMP_JA => next = (pc as i64 + 1 + insn.imm as i64) as usize,
                 JMP_CALL if op & SRC_X != 0 => {
                     let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
-                    reg[0] = call_helper(env, reg[d], args, pc, count - 1)?;
+                    let ret = call_helper(env, reg[d], args, pc, count - 1)?;
+                    reg[0] = ret.r0;
+                    return Ok(Step::Call(next, ret.charged));
                 }
                 JMP_CALL if insn.src == CALL_LOCAL => {
                     if frames.len() + 1 >= MAX_CALL_FRAMES {
@@ -1222,7 +1291,9 @@ fn general(
                 }
                 JMP_CALL => {
                     let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
-                    reg[0] = call_helper(env, insn.imm as u32 as u64, args, pc, count - 1)?;
+                    let ret = call_helper(env, insn.imm as u32 as u64, args, pc, count - 1)?;
+                    reg[0] = ret.r0;
+                    return Ok(Step::Call(next, ret.charged));
                 }
                 JMP_EXIT => match frames.pop() {
                     None => {

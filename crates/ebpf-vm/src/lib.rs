@@ -8,7 +8,8 @@
 //! 2. [`isa`]: RFC 9669 instruction encoding and table-driven validation.
 //! 3. [`analysis`]: the validated program's shape: logical instructions, blocks, dominators,
 //!    loops, functions, call graph, stack depth, the per-instruction side table, a dataflow solver.
-//! 4. the run ABI both engines share: [`memory`] (the regions a run may touch), `vm` (to come:
+//! 4. the run ABI both engines share: [`memory`] (the regions a run may touch), [`limits`] (a
+//!    run's deadline and cancellation, and the budget meter that slices for them), `vm` (to come:
 //!    run environment and output, frames, traps), then [`stack_reach`] (the frames a run exposes).
 //! 5. [`maps`] (and [`pins`]), then [`helpers`] (by kernel number), then [`context`] (program types
 //!    and their context layouts); above them [`places`] (addresses named by their region, for
@@ -29,6 +30,7 @@ pub mod interpreter;
 pub mod isa;
 #[cfg(target_arch = "x86_64")]
 pub mod jit;
+pub mod limits;
 pub mod maps;
 pub mod memory;
 pub mod pins;
@@ -42,6 +44,7 @@ pub use context::{ContextInput, ContextOutput, ProcessInfo};
 pub use error::{ErrorCode, LoadError, Trap, TrapKind};
 pub use helpers::{HelperContext, HelperError, HelperTable};
 pub use interpreter::RunOutput;
+pub use limits::{CancelToken, RunLimits};
 pub use pointer_leaks::PointerLeaks;
 pub use program::{Engine, Mode, Program, ProgramOptions, ProgramType, RunInput};
 pub use test_run::{TestRunInput, TestRunOutput};

@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use crate::context::{self, ContextInput, ContextOutput, RunState};
 use crate::error::{ErrorCode, LoadError, Trap, TrapKind};
+use crate::helpers::callbacks::rebase_trap;
 use crate::helpers::output::{PerfSink, ProgramOutput, TraceSink};
 use crate::helpers::HelperTable;
 use crate::interpreter::{self, RunEnv, RunOutput, STACK_SIZE};
-use crate::isa::opcodes::{OP_CALL, OP_CALLX, OP_EXIT, OP_LDDW};
+use crate::isa::opcodes::{OP_CALL, OP_CALLX, OP_LDDW};
 use crate::isa::{encode_all, validate, Insn};
+use crate::limits::RunLimits;
 use crate::memory::{Region, Regions};
 use crate::pointer_leaks::{self, PointerLeaks};
 
@@ -106,10 +108,8 @@ pub struct Program {
     maps: crate::maps::ProgramMaps,
     /// `options.helpers` plus the helpers of the program type (`context::helpers_for`).
     helpers: HelperTable,
-    /// Callback entries (`lddw` of functions), and for each the program behind a two-instruction
-    /// trampoline that calls it, prepared for the interpreter (how callbacks run).
+    /// Callback entries (`lddw` of functions): where the engine may be entered besides slot 0.
     callbacks: Option<Arc<[usize]>>,
-    callback_programs: Vec<(usize, interpreter::Prepared)>,
     /// Trace log and sinks; handed to runs only when the program can print (`prints`).
     output: Arc<ProgramOutput>,
     prints: bool,
@@ -142,10 +142,6 @@ impl Program {
             ));
         }
         context::prepare_program(options.prog_type, &mut insns, &callbacks)?;
-        let callback_programs = callbacks
-            .iter()
-            .map(|&entry| (entry, interpreter::prepare(&trampoline(&insns, entry))))
-            .collect();
         let prints = insns.iter().any(|i| {
             i.opcode == OP_CALLX || (i.opcode == OP_CALL && i.src == 0 && matches!(i.imm, 6 | 25))
         });
@@ -154,7 +150,8 @@ impl Program {
             options.perf_sink.clone(),
         ));
         let stack_frames = crate::stack_reach::reachable_frames(&insns);
-        let (engine, jit) = select_engine(options.engine, &insns, options.blind_constants)?;
+        let (engine, jit) =
+            select_engine(options.engine, &insns, options.blind_constants, &callbacks)?;
         // The interpreter's form of the instructions, made once here so that a run never pays for it.
         let prepared = (engine == Engine::Interpreter).then(|| interpreter::prepare(&insns));
         #[cfg(not(target_arch = "x86_64"))]
@@ -166,7 +163,6 @@ impl Program {
             maps,
             helpers,
             callbacks: (!callbacks.is_empty()).then(|| callbacks.into()),
-            callback_programs,
             output,
             prints,
             #[cfg(target_arch = "x86_64")]
@@ -230,6 +226,17 @@ impl Program {
         input: &mut RunInput<'_>,
         cx: &ContextInput<'_>,
     ) -> Result<(RunOutput, ContextOutput), Trap> {
+        self.run_with_limits(input, cx, &RunLimits::default())
+    }
+
+    /// `run_with_context` under a wall-clock deadline and a cancellation token (see `limits`):
+    /// the run stops with a `timeout` or `aborted` trap when one is reached.
+    pub fn run_with_limits(
+        &self,
+        input: &mut RunInput<'_>,
+        cx: &ContextInput<'_>,
+        limits: &RunLimits,
+    ) -> Result<(RunOutput, ContextOutput), Trap> {
         // The stack lives in this Rust frame for the duration of the run; u64 for alignment.
         let mut stack = std::mem::MaybeUninit::<[u64; STACK_SIZE / 8]>::uninit();
         let stack_bytes = stack.as_mut_ptr() as u64;
@@ -243,6 +250,7 @@ impl Program {
         regions.push(Region::new(reach_start, reach as u64, true));
         let mut state = RunState::new(self.options.prog_type);
         state.stack_top = stack_bytes + STACK_SIZE as u64;
+        state.limits = limits.clone();
         let entry = context::prepare_run(
             self.options.prog_type,
             input.data,
@@ -340,35 +348,28 @@ impl Program {
                 Ok(out)
             }
             Err(mut trap) => {
-                trap.insn_count += used;
+                rebase_trap(&mut trap, used, budget);
                 Err(trap)
             }
         }
     }
 
-    /// Runs a callback of this program (`helpers/callbacks.rs`) with the interpreter, through its
-    /// trampoline program; trap positions are given in the program's own numbering.
+    /// Runs a callback of this program (`helpers/callbacks.rs`) on the program's own engine,
+    /// entered at the callback's first instruction.
     fn run_callback(
         &self,
         env: &mut RunEnv<'_>,
         pc: usize,
         args: [u64; 5],
     ) -> Result<RunOutput, Trap> {
-        let Some((_, program)) = self.callback_programs.iter().find(|(e, _)| *e == pc) else {
-            return Err(Trap {
-                kind: TrapKind::BadCallTarget,
-                pc,
-                addr: 0,
-                size: 0,
-                insn_count: 0,
-                message: format!("{pc} is not a callback of this program"),
-                place: None,
-            });
-        };
-        interpreter::run_prepared(program, env, args).map_err(|mut t| {
-            t.pc = t.pc.saturating_sub(TRAMPOLINE_LEN);
-            t
-        })
+        #[cfg(target_arch = "x86_64")]
+        if let Some(jit) = &self.jit {
+            return jit.run_function(&self.insns, env, args, pc);
+        }
+        match &self.prepared {
+            Some(p) => interpreter::run_function(p, env, args, pc),
+            None => interpreter::run_function(&interpreter::prepare(&self.insns), env, args, pc),
+        }
     }
 
     /// Runs the program's own instructions on the chosen engine.
@@ -392,9 +393,10 @@ fn select_engine(
     requested: Engine,
     insns: &[Insn],
     blind_constants: bool,
+    callbacks: &[usize],
 ) -> Result<(Engine, Option<crate::jit::JitProgram>), LoadError> {
     use crate::jit::{JitOptions, JitProgram};
-    let compile = || JitProgram::compile_with(insns, JitOptions { blind_constants });
+    let compile = || JitProgram::compile_program(insns, JitOptions { blind_constants }, callbacks);
     Ok(match requested {
         Engine::Interpreter => (Engine::Interpreter, None),
         Engine::Jit => (Engine::Jit, Some(compile()?)),
@@ -411,6 +413,7 @@ fn select_engine(
     requested: Engine,
     _insns: &[Insn],
     _blind_constants: bool,
+    _callbacks: &[usize],
 ) -> Result<(Engine, ()), LoadError> {
     match requested {
         Engine::Interpreter | Engine::Auto => Ok((Engine::Interpreter, ())),
@@ -419,18 +422,4 @@ fn select_engine(
             "the JIT engine needs an x86-64 host",
         )),
     }
-}
-
-/// Slots before the program in a callback's trampoline.
-const TRAMPOLINE_LEN: usize = 2;
-
-/// `call <entry>; exit` followed by the program: running it from slot 0 runs the function at
-/// `entry` as a called frame and returns its r0. Relative jumps and calls inside the program are
-/// unchanged by the shift.
-fn trampoline(insns: &[Insn], entry: usize) -> Vec<Insn> {
-    let mut out = Vec::with_capacity(insns.len() + TRAMPOLINE_LEN);
-    out.push(Insn::new(OP_CALL, 0, 1, 0, entry as i32 + 1));
-    out.push(Insn::new(OP_EXIT, 0, 0, 0, 0));
-    out.extend_from_slice(insns);
-    out
 }

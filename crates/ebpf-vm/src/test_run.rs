@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::context::{ContextInput, ProcessInfo};
 use crate::error::Trap;
+use crate::limits::RunLimits;
 use crate::program::{Program, RunInput};
 
 /// Input of a test run.
@@ -20,6 +21,8 @@ pub struct TestRunInput {
     /// How many times to run (at least once).
     pub repeat: u32,
     pub budget: Option<u64>,
+    /// Deadline and cancellation of the whole test run (every repetition; see `limits`).
+    pub limits: RunLimits,
 }
 
 /// Outcome of the last repetition.
@@ -57,13 +60,19 @@ impl Program {
             if i > 0 {
                 data.copy_from_slice(&input.data);
             }
-            let outcome = self.run_with_context(
-                &mut RunInput {
-                    data: &mut data,
-                    budget: input.budget,
-                },
-                &cx,
-            );
+            // Runs too short to reach a check of their own still end at the limits: a run that
+            // starts with a limit reached stops before its first instruction.
+            let outcome = match input.limits.check(0, 0) {
+                Err(trap) => Err(trap),
+                Ok(()) => self.run_with_limits(
+                    &mut RunInput {
+                        data: &mut data,
+                        budget: input.budget,
+                    },
+                    &cx,
+                    &input.limits,
+                ),
+            };
             runs += 1;
             let trapped = outcome.is_err();
             last = Some(outcome);

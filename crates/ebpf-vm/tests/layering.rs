@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["error"],
     &["isa"],
     &["analysis"],
-    &["memory"],
+    &["memory", "limits"],
     &["vm"],
     &["stack_reach"],
     &["maps"],
@@ -38,7 +38,7 @@ const KNOWN_EXCEPTIONS: &[(&str, &str, &str)] = &[
     ("jit/compile.rs", "interpreter", "MAX_CALL_FRAMES, STACK_FRAME_SIZE are in interpreter.rs"),
     ("jit/mod.rs", "interpreter", "RunEnv, RunOutput; the JIT falls back to the interpreter"),
     ("jit/runtime.rs", "interpreter", "RunEnv, RunOutput, budget_trap, memory_trap"),
-    ("helpers/callbacks.rs", "interpreter", "RunEnv, RunOutput, STACK_SIZE for callback runs"),
+    ("helpers/callbacks.rs", "interpreter", "RunEnv, RunOutput, STACK_SIZE, budget_trap for callback runs"),
     // ProgramType lives in program.rs until it moves below context; tail calls downcast.
     ("context/mod.rs", "program", "ProgramType is in program.rs"),
     ("context/run_state.rs", "program", "ProgramType is in program.rs"),

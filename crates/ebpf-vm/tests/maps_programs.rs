@@ -987,6 +987,88 @@ fn for_each_map_elem_over_a_hash_whose_callback_deletes() {
     assert_eq!(run(&p).unwrap(), 0);
 }
 
+/// `Engine::Interpreter` and, on x86-64, `Engine::Jit`, each loaded with `maps`.
+fn on_both_engines(code: &[u8], maps: &[Arc<dyn Map>]) -> Vec<Program> {
+    let mut engines = vec![Engine::Interpreter];
+    if cfg!(target_arch = "x86_64") {
+        engines.push(Engine::Jit);
+    }
+    engines
+        .into_iter()
+        .map(|engine| {
+            let p = Program::load(
+                code,
+                ProgramOptions {
+                    engine,
+                    maps: maps.to_vec(),
+                    ..ProgramOptions::default()
+                },
+            )
+            .expect("program loads");
+            assert_eq!(p.engine(), engine);
+            p
+        })
+        .collect()
+}
+
+fn run_budget(p: &Program, budget: u64) -> Result<ebpf_vm::RunOutput, Trap> {
+    p.run(&mut RunInput {
+        data: &mut [],
+        budget: Some(budget),
+    })
+}
+
+#[test]
+fn for_each_map_elem_counts_its_callbacks_in_the_run() {
+    // Main (`for_each_program`): slots 0, 2 (two lddw, one instruction each), 4-8 (the call at
+    // 8): 7 instructions, then 9-13: 12. Each element: 1 (the call of the callback) + 8 (slots
+    // 17-22 and the tail's two). Four elements: 12 + 4 * 9 = 48.
+    let a = create(MapType::Array, 4, 8, 4);
+    let code = for_each_program(0, &[mov_imm(0, 0), exit()]);
+    for p in on_both_engines(&code, std::slice::from_ref(&a)) {
+        let out = run_budget(&p, 1_000).unwrap();
+        assert_eq!(out.insn_count, 48, "{:?}", p.engine());
+        // 7 + 2 elements (18) + the third call (1) + 3 of its instructions = 29: the store at
+        // slot 20 (the 4th of the callback) is past the budget.
+        let t = run_budget(&p, 29).unwrap_err();
+        assert_eq!(
+            (t.kind, t.pc, t.insn_count),
+            (TrapKind::BudgetExhausted, 20, 29),
+            "{:?}",
+            p.engine()
+        );
+    }
+}
+
+#[test]
+fn for_each_map_elem_over_a_large_array_ends_at_the_budget() {
+    // while (1) for_each_map_elem(array of 2^20 elements, cb, 0, 0); cb: return 0.
+    // Each element costs 3 instructions (the call, `r0 = 0`, `exit`): a budget of 300,000 ends
+    // inside the first walk, after 99,998 elements, without the walk touching the rest.
+    let a = create(MapType::Array, 4, 8, 1 << 20);
+    let mut v: Vec<Insn> = Vec::new();
+    v.extend(ld_map(1, 0)); // 0-1
+    v.extend(ld_func(2, 2, 8)); // 2-3
+    v.push(mov_imm(3, 0)); // 4
+    v.push(mov_imm(4, 0)); // 5
+    v.push(call(164)); // 6
+    v.push(i(OP_JA, 0, 0, -8, 0)); // 7: back to 0
+    v.push(mov_imm(0, 0)); // 8: the callback
+    v.push(exit()); // 9
+    let code: Vec<u8> = v.iter().flat_map(|x| x.encode()).collect();
+    for p in on_both_engines(&code, std::slice::from_ref(&a)) {
+        let t = run_budget(&p, 300_000).unwrap_err();
+        // 5 instructions before the call; then 99,998 elements (299,994) and the 99,999th
+        // call (1): 300,000, its `r0 = 0` at slot 8 past the budget.
+        assert_eq!(
+            (t.kind, t.pc, t.insn_count),
+            (TrapKind::BudgetExhausted, 8, 300_000),
+            "{:?}",
+            p.engine()
+        );
+    }
+}
+
 #[test]
 fn smp_processor_id_names_the_per_cpu_slot() {
     // *percpu[0] = bpf_get_smp_processor_id() + 100; return the id.

@@ -144,10 +144,11 @@ pub struct RunState {
     pub callbacks: Option<Arc<[usize]>>,
     /// Callbacks running now (0 in the main flow).
     pub callback_depth: usize,
-    /// Instructions callbacks have executed so far in this run (charged to the run's budget).
-    pub callback_insns: u64,
-    /// One stack area per callback depth, allocated on first use.
+    /// One stack area per callback depth, allocated on first use (each `STACK_SIZE` bytes and a
+    /// region of the run from then on).
     pub(crate) callback_stacks: Vec<OwnedBuf>,
+    /// The run's deadline and cancellation token (see `limits`).
+    pub limits: crate::limits::RunLimits,
     /// A tail call the current program asked for: the program (`Arc<Program>` as `Any`).
     pub tail_call: Option<Arc<dyn Any + Send + Sync>>,
     /// Tail calls made so far in this run.
@@ -186,6 +187,14 @@ impl RunState {
         let mut state = RunState::default();
         state.prog_type = prog_type;
         state
+    }
+
+    /// Whether `top` is the top of one of the run's callback stacks: r10 of a callback, under
+    /// which a whole `STACK_SIZE` area of the run lies (what compiled code relies on).
+    pub fn is_callback_stack(&self, top: u64) -> bool {
+        self.callback_stacks
+            .iter()
+            .any(|s| s.addr.wrapping_add(s.len) == top)
     }
 
     /// Releases the spin lock this run holds, if any; returns the instruction that took it.

@@ -7,20 +7,23 @@
 //! - The engine that runs the program provides a `FunctionRunner` in `RunEnv::function_runner`:
 //!   "run the function at this instruction index, with r1-r5 = args and r10 = env.stack_top, until
 //!   its `exit`; return its r0 and how many instructions it executed, or the trap that stopped it".
-//!   The interpreter's is `interpreter::run_at` over the program's instructions; an engine without
-//!   one leaves it `None` and callbacks fail with a helper error.
+//!   `Program` runs it on the program's own engine (the interpreter's prepared form or the JIT's
+//!   code, entered at that index); an engine without one leaves it `None` and callbacks fail with
+//!   a helper error.
 //! - Each callback runs as a new frame on its own stack area (one 4 KiB area per nesting depth,
 //!   allocated on first use and added to the run's regions), at most 8 deep.
-//! - Budget: a callback may execute what is left of the run's budget at the time of the call, less
-//!   what earlier callbacks of the run executed; its instructions are not added to the calling
-//!   frame's `insn_count`. So a run executes at most (nesting depth + 1) x budget instructions.
-//! - A trap inside a callback (bad access, budget) stops the whole run with that trap: the helper
-//!   returns an error and `interpreter::call_helper` re-raises the trap saved in
-//!   `RunState::pending_trap`.
+//! - Budget: the run has one budget. Each call costs one instruction (the call itself) plus the
+//!   instructions the callback executes, all charged to the helper call (`HelperContext::charged`),
+//!   which the calling engine adds to its count; a callback may execute what is left of the run's
+//!   budget at its start. So `insn_count` covers callbacks, and a run never executes more than
+//!   its budget, however deeply callbacks nest.
+//! - A trap inside a callback (bad access, budget) stops the whole run with that trap, its count
+//!   and (for a budget trap) its budget restated as the run's: the helper returns an error and
+//!   `interpreter::call_helper` re-raises the trap saved in `RunState::pending_trap`.
 
 use crate::context::run_state::{OwnedBuf, MAX_CALLBACK_DEPTH};
 use crate::error::{Trap, TrapKind};
-use crate::interpreter::{RunEnv, RunOutput, STACK_SIZE};
+use crate::interpreter::{budget_trap, RunEnv, RunOutput, STACK_SIZE};
 use crate::memory::Region;
 
 use super::{HelperContext, HelperError, HelperTable};
@@ -36,6 +39,17 @@ const EINVAL: i64 = 22;
 pub type FunctionRunner<'a> =
     dyn Fn(&mut RunEnv<'_>, usize, [u64; 5]) -> Result<RunOutput, Trap> + Sync + 'a;
 
+/// A trap of an execution that started `base` instructions into an execution with `budget`
+/// instructions (a callback inside its caller, a tail-called program inside its chain), restated
+/// in the outer execution's terms: its count from the outer start, and a budget trap naming the
+/// outer budget.
+pub fn rebase_trap(trap: &mut Trap, base: u64, budget: u64) {
+    trap.insn_count += base;
+    if trap.kind == TrapKind::BudgetExhausted {
+        *trap = budget_trap(trap.pc, budget);
+    }
+}
+
 impl HelperContext<'_> {
     fn callback_trap(&mut self, kind: TrapKind, message: String) -> HelperError {
         self.state.pending_trap = Some(Trap {
@@ -43,11 +57,35 @@ impl HelperContext<'_> {
             pc: self.caller.pc,
             addr: 0,
             size: 0,
-            insn_count: self.caller.insn_base.saturating_sub(1),
+            insn_count: self.caller.insn_base.saturating_sub(1) + self.charged,
             message: message.clone(),
             place: None,
         });
         HelperError(message)
+    }
+
+    /// Instructions of the calling frame's budget still unused: what a callback may execute, or
+    /// a helper charge.
+    pub fn budget_left(&self) -> u64 {
+        self.caller
+            .budget
+            .saturating_sub(self.caller.insn_base)
+            .saturating_sub(self.charged)
+    }
+
+    /// Charges `n` instructions of work to the run's budget. When the budget does not cover it,
+    /// the run stops with a budget trap at the helper call (an `Err` the helper must return as
+    /// is).
+    pub fn charge(&mut self, n: u64) -> Result<(), HelperError> {
+        if n > self.budget_left() {
+            self.charged += self.budget_left();
+            let trap = budget_trap(self.caller.pc, self.caller.budget);
+            let message = trap.message.clone();
+            self.state.pending_trap = Some(trap);
+            return Err(HelperError(message));
+        }
+        self.charged += n;
+        Ok(())
     }
 
     /// Calls the program's function `target` (a value from a function `lddw`) with `args`;
@@ -75,6 +113,16 @@ impl HelperContext<'_> {
                 format!("callbacks nested more than {MAX_CALLBACK_DEPTH} deep"),
             ));
         }
+        // A helper calling back many times checks the run's limits as it goes (a callback too
+        // short to finish a slice of its own never would).
+        if let Err(mut trap) = self.state.limits.check(self.caller.pc, 0) {
+            trap.insn_count = self.caller.insn_base - 1 + self.charged;
+            let message = trap.message.clone();
+            self.state.pending_trap = Some(trap);
+            return Err(HelperError(message));
+        }
+        // The call itself.
+        self.charge(1)?;
         while self.state.callback_stacks.len() <= depth {
             let stack = OwnedBuf::zeroed(STACK_SIZE);
             self.regions
@@ -82,16 +130,12 @@ impl HelperContext<'_> {
             self.state.callback_stacks.push(stack);
         }
         let stack_top = self.state.callback_stacks[depth].addr + STACK_SIZE as u64;
-        let budget = self
-            .caller
-            .budget
-            .saturating_sub(self.caller.insn_base)
-            .saturating_sub(self.state.callback_insns);
+        let base = self.caller.insn_base + self.charged;
         let mut env = RunEnv {
             helpers: self.caller.helpers,
             regions: std::mem::take(self.regions),
             stack_top,
-            budget,
+            budget: self.budget_left(),
             packet: self.caller.packet,
             maps: std::mem::take(self.maps),
             state: &mut *self.state,
@@ -104,12 +148,12 @@ impl HelperContext<'_> {
         *self.maps = std::mem::take(&mut env.maps);
         match result {
             Ok(out) => {
-                self.state.callback_insns += out.insn_count;
+                self.charged += out.insn_count;
                 Ok(out.r0)
             }
             Err(mut trap) => {
-                self.state.callback_insns += trap.insn_count;
-                trap.insn_count += self.caller.insn_base;
+                self.charged += trap.insn_count;
+                rebase_trap(&mut trap, base, self.caller.budget);
                 let message = trap.message.clone();
                 self.state.pending_trap = Some(trap);
                 Err(HelperError(format!("callback stopped: {message}")))

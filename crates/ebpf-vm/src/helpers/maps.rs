@@ -256,11 +256,17 @@ const ITERABLE: [MapType; 6] = [
 /// that returns non-zero; returns the number of elements visited (that one included), or -EINVAL
 /// for flags other than 0. Per-CPU maps give the running thread's slot.
 ///
-/// The keys are a snapshot taken at the call (arrays: every index; hash maps: their keys in
-/// iteration order); an element deleted before its turn (by the callback, say) is skipped, one
-/// added meanwhile is not visited. So a callback that deletes or inserts cannot make the walk
-/// repeat or run forever. The key is passed in a read-only buffer of the run, rewritten for each
-/// element; the value as `map_lookup_elem` would return it.
+/// Arrays are walked by index (0 to max_entries - 1). Hash maps are walked through a cursor in
+/// their iteration order (key order, see `maps::hash`): each step looks up the first key after the
+/// last one visited, so an element deleted before its turn (by the callback, say) is skipped and
+/// one inserted after the cursor is visited when the walk gets to it; no copy of the key set is
+/// made. A walk takes at most max_entries steps, so a callback that keeps inserting ahead of the
+/// cursor cannot make it run forever. The key is passed in a read-only buffer of the run,
+/// rewritten for each element; the value as `map_lookup_elem` would return it.
+///
+/// Budget: every step costs one instruction of the run's budget (each callback call is charged
+/// 1 + its instructions by `call_function`; a key found gone when its turn comes is charged 1),
+/// so a walk ends at the run's budget however large the map.
 fn for_each_map_elem(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     let (h, callback, ctx, flags) = (a[0], a[1], a[2], a[3]);
     let map = typed_map(cx.maps, h, "bpf_for_each_map_elem", &ITERABLE)?.clone();
@@ -269,30 +275,7 @@ fn for_each_map_elem(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
     }
     let def = &map.common().def;
     let writable = def.flags & BPF_F_RDONLY_PROG == 0;
-    let keys: Vec<Vec<u8>> = if matches!(def.map_type, MapType::Array | MapType::PercpuArray) {
-        (0..def.max_entries)
-            .map(|i| i.to_ne_bytes().to_vec())
-            .collect()
-    } else {
-        // Through the type's own iteration (no user-space permission checks), at most
-        // max_entries keys.
-        let mut keys = Vec::new();
-        let mut at: Option<Vec<u8>> = None;
-        while keys.len() < def.max_entries as usize {
-            let next = match &at {
-                None => map.get_next_key(None),
-                Some(k) => map.key_after(k),
-            };
-            match next {
-                Ok(k) => {
-                    at = Some(k.clone());
-                    keys.push(k);
-                }
-                Err(_) => break,
-            }
-        }
-        keys
-    };
+    let is_array = matches!(def.map_type, MapType::Array | MapType::PercpuArray);
     let key_buf = Arc::new(Words::zeroed(def.key_size as usize));
     let key_addr = key_buf.addr(0);
     cx.regions
@@ -304,14 +287,28 @@ fn for_each_map_elem(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
     cx.maps.keep(key_buf.clone());
     let cpu = cx.maps.cpu();
     let mut visited = 0;
-    for key in keys {
+    let mut cursor: Option<Vec<u8>> = None;
+    for index in 0..def.max_entries {
+        let index_key = index.to_ne_bytes();
+        let key: &[u8] = if is_array {
+            &index_key
+        } else {
+            let next = match &cursor {
+                None => map.get_next_key(None),
+                Some(k) => map.key_after(k),
+            };
+            let Ok(k) = next else { break };
+            cursor.insert(k)
+        };
         let found = map
-            .prog_lookup(&key, cpu)
+            .prog_lookup(key, cpu)
             .map_err(|e| HelperError(e.message))?;
         if matches!(found, ProgLookup::Null) {
+            // Deleted since the cursor found it.
+            cx.charge(1)?;
             continue;
         }
-        key_buf.write(0, &key);
+        key_buf.write(0, key);
         let value = admit(cx, found, writable, h);
         visited += 1;
         if cx.call_function(callback, [h, key_addr, value, ctx, 0])? != 0 {

@@ -8,10 +8,14 @@
 //!   function `lddw` (src = BPF_PSEUDO_FUNC, turned into the entry's instruction index). The engine
 //!   provides `RunEnv::function_runner`, a `FunctionRunner`: run the function at that index with
 //!   r1-r5 = args and r10 = `env.stack_top` (a fresh stack area per nesting depth) until its
-//!   `exit`, returning its r0 and instruction count or the trap that stopped it. `Program` gives
-//!   both engines the interpreter's runner (a prepared `call f; exit` trampoline); a JIT runner
-//!   may replace it. Callbacks may run what is left of the run's budget; a trap inside one is
-//!   re-raised as is (`RunState::pending_trap`). Details: `callbacks.rs`.
+//!   `exit`, returning its r0 and instruction count or the trap that stopped it. `Program` runs
+//!   the function on the program's own engine, entered at that index (no copy of the program).
+//!   Callbacks may run what is left of the run's budget; a trap inside one is re-raised with its
+//!   count and budget those of the run (`RunState::pending_trap`). Details: `callbacks.rs`.
+//! - Budget: a helper whose work grows with its input (a callback per element, a walk over a
+//!   map) charges it to the run's instruction budget (`HelperContext::charge`); the engine adds
+//!   `HelperContext::charged` to its count after the call, so that `insn_count` and the budget
+//!   cover what helpers did on the program's behalf.
 //! - Tail calls: `HelperContext::tail_call(program)` records the target and returns an error; the
 //!   engine propagates the resulting trap like any other and `Program::run` starts the target on
 //!   the same memory (at most 33 per run). Details: `tail_call.rs`.
@@ -34,6 +38,10 @@ pub struct HelperContext<'a> {
     pub state: &'a mut crate::context::RunState,
     /// The calling frame, for helpers that call back into the program (`call_function`).
     pub caller: CallerInfo<'a>,
+    /// Instructions of the run's budget this helper call has used so far, its own call
+    /// instruction aside: callbacks and the work a helper charges (`charge`). The engine that
+    /// called the helper adds them to its count when the helper returns.
+    pub charged: u64,
 }
 
 impl HelperContext<'_> {

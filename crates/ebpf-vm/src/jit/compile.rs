@@ -24,16 +24,22 @@ const DATA_NEG: u8 = RDX;
 pub const MAX_INSN_BYTES: usize = 144;
 /// Upper bound on the out-of-line bytes one instruction adds: its copy in the metered version of
 /// its block with a budget probe, and for each of its two copies a second-region check or a trap
-/// snippet, plus its block's budget exit.
-pub const MAX_SNIPPET_BYTES: usize = 4 * MAX_INSN_BYTES + 32 + 4 * 72 + 24 + 2 * LOOP_ALIGN + 64;
+/// snippet, plus its block's budget exit (the request for the next slice included).
+pub const MAX_SNIPPET_BYTES: usize =
+    4 * MAX_INSN_BYTES + 32 + 4 * 72 + 24 + 2 * LOOP_ALIGN + 64 + 40;
 /// Loop heads start on a cache line, so that a short loop is fetched and decoded whole (dense
 /// code such as the inline checks is front-end bound; measured: strcmp 16.2 -> 13.9 us).
 pub const LOOP_ALIGN: usize = 64;
 /// Upper bound on the check a fast loop does at its head (see `loops`); its fixed part has room
 /// for a blinded bound (13 bytes where the plain one takes up to 7).
 pub const MAX_GUARD_BYTES: usize = 48 + 40 * loops::MAX_ACCESSES;
-/// Upper bound on the prologue and shared stubs.
-pub const MAX_FIXED_BYTES: usize = 1024;
+/// Upper bound on the two prologues and the shared stubs.
+pub const MAX_FIXED_BYTES: usize = 2048;
+/// Instructions after an access that `group` looks at for more accesses through its base, and
+/// the most accesses one group check covers: both bound the work per access (and the group's
+/// out-of-line copy), so that compilation stays linear in the program's length.
+const GROUP_WINDOW: u32 = 64;
+const GROUP_MAX_MEMBERS: usize = 16;
 
 /// Compiled code and, for each instruction slot, the offset of its code (`u32::MAX` for the
 /// second slot of `lddw`).
@@ -42,6 +48,11 @@ pub struct Compiled {
     pub offsets: Vec<u32>,
     /// Where the out-of-line snippets and shared stubs begin.
     pub body_end: usize,
+    /// The function prologue: sets up a run as the main prologue does, then jumps to
+    /// `Ctx::entry` (how a callback is entered).
+    pub function_entry: usize,
+    /// For each callback entry (ascending), the offset of its code.
+    pub entries: Vec<(usize, u32)>,
 }
 
 /// The code-size bound, known before emission (compilation fails rather than exceed it).
@@ -61,16 +72,12 @@ fn is_lddw(insn: &Insn) -> bool {
     insn.opcode == OP_LDDW
 }
 
-/// Whether an instruction ends a basic block: it jumps, calls a bpf function or exits. Helper
-/// calls do not: control comes back to the next instruction.
+/// Whether an instruction ends a basic block: it jumps, calls or exits. Helper calls end blocks
+/// too, although control comes back to the next instruction: a helper may charge the budget
+/// (callbacks, see `helpers/callbacks.rs`), so what is left of it is known only after the call,
+/// and the next block meters itself against that.
 fn ends_block(insn: &Insn) -> bool {
-    let op = insn.opcode;
-    match class(op) {
-        CLASS_JMP | CLASS_JMP32 => {
-            !(op & 0xf0 == JMP_CALL && (op & SRC_X != 0 || insn.src != CALL_LOCAL))
-        }
-        _ => false,
-    }
+    matches!(class(insn.opcode), CLASS_JMP | CLASS_JMP32)
 }
 
 /// Whether an instruction can have an effect that outlives a trap of the run: it may trap
@@ -120,10 +127,14 @@ fn is_cond_jump(insn: &Insn) -> bool {
 /// the layout: from a backward jump's target to the last backward jump there. The whole chain is
 /// charged on entry; a jump taken out of its middle gives back what it skips (see
 /// `Snippet::Refund`). Chains only save time; any split of the blocks into chains is exact.
-pub fn chains(insns: &[Insn]) -> Vec<u32> {
+/// `entries`: where callbacks start (code is entered there too, so a chain starts there).
+pub fn chains(insns: &[Insn], entries: &[usize]) -> Vec<u32> {
     let len = insns.len();
     let mut head = vec![false; len];
     head[0] = true;
+    for &e in entries {
+        head[e] = true;
+    }
     // Loops as the layout shows them: from each target of backward jumps to the last of them.
     let mut ends = std::collections::BTreeMap::new();
     let mut pc = 0;
@@ -221,10 +232,12 @@ pub fn blocks(insns: &[Insn]) -> Vec<u32> {
 }
 
 enum Snippet {
-    /// Budget too small for the block at `pc` of `n` instructions: run its metered copy (or
-    /// stop at once when no instruction before its last is observable).
+    /// Budget in hand too small for the block at `pc` of `n` instructions: take the next slice
+    /// (`runtime::refill_entry`) and go on at `resume` if it covers the block; else run its
+    /// metered copy (or stop at once when no instruction before its last is observable).
     Budget {
         at: Label,
+        resume: Label,
         pc: usize,
         n: u32,
     },
@@ -298,6 +311,7 @@ struct Stubs {
     call_depth: Label,
     misaligned: Label,
     packet_miss: Label,
+    refill: Label,
 }
 
 struct Compiler<'a> {
@@ -340,7 +354,8 @@ fn fast_bound(region: usize, bi: usize) -> i32 {
 }
 
 /// Compiles `insns`; with `blind`, no immediate of the program appears in the code (see `blind`).
-pub fn compile(insns: &[Insn], blind: bool) -> Result<Compiled, String> {
+/// `entries` are the callback entries (sorted), where code may be entered besides slot 0.
+pub fn compile(insns: &[Insn], blind: bool, entries: &[usize]) -> Result<Compiled, String> {
     // The bound is checked as code is emitted; the initial reservation is only a guess.
     let mut a = Asm::with_capacity(insns.len() * 64 + MAX_FIXED_BYTES);
     let labels = (0..insns.len()).map(|_| a.new_label()).collect();
@@ -354,6 +369,7 @@ pub fn compile(insns: &[Insn], blind: bool) -> Result<Compiled, String> {
         call_depth: a.new_label(),
         misaligned: a.new_label(),
         packet_miss: a.new_label(),
+        refill: a.new_label(),
     };
     let mut c = Compiler {
         a,
@@ -371,8 +387,8 @@ pub fn compile(insns: &[Insn], blind: bool) -> Result<Compiled, String> {
         group_end: None,
         blind: blind.then(Blinder::new),
     };
-    c.prologue();
-    let seg = chains(insns);
+    c.prologue(false);
+    let seg = chains(insns, entries);
     let mut offsets = vec![u32::MAX; insns.len()];
     let mut pc = 0;
     let loop_heads = loop_heads(insns);
@@ -468,17 +484,33 @@ pub fn compile(insns: &[Insn], blind: bool) -> Result<Compiled, String> {
         return Err("out-of-line code over its bound".into());
     }
     c.emit_stubs();
+    let function_entry = c.a.pos();
+    c.prologue(true);
+    let entries = entries
+        .iter()
+        .map(|&pc| {
+            let at =
+                c.a.label_pos(c.labels[pc])
+                    .ok_or("callback entry without code")?;
+            Ok((pc, at as u32))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     let code = c.a.finish()?;
     debug_assert!(code.len() <= size_bound(insns.len()));
     Ok(Compiled {
         code,
         offsets,
         body_end,
+        function_entry,
+        entries,
     })
 }
 
 impl Compiler<'_> {
-    fn prologue(&mut self) {
+    /// Saves the host registers and sets up the run from the Rust-side context block (in rdi).
+    /// The main prologue falls into the code of slot 0; the function prologue (`function`) jumps
+    /// to `Ctx::entry` instead.
+    fn prologue(&mut self, function: bool) {
         let a = &mut self.a;
         for r in [RBX, RBP, R12, R13, R14, R15] {
             a.push(r);
@@ -499,9 +531,16 @@ impl Compiler<'_> {
         a.load(W::B64, BUDGET, ctx(OFF_BUDGET));
         a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
         a.store_imm(W::B64, ctx(OFF_DEPTH), 0);
+        if function {
+            // rdi (r0) still points at the Rust-side block.
+            a.load(W::B64, RAX, mem(RDI, OFF_ENTRY));
+        }
         // The interpreter starts every other register at zero; so must we.
         for r in [REG[0], REG[6], REG[7], REG[8], REG[9]] {
             a.alu_rr(Alu::Xor, W::B32, r, r);
+        }
+        if function {
+            a.jmp_r(RAX);
         }
     }
 
@@ -509,9 +548,11 @@ impl Compiler<'_> {
     /// many as the budget allows.
     fn meter(&mut self, pc: usize, n: u32) -> Label {
         let at = self.a.new_label();
+        let resume = self.a.new_label();
         self.a.alu_ri(Alu::Sub, W::B64, BUDGET, n as i32);
         self.a.jcc(Cond::B, at);
-        self.snippets.push(Snippet::Budget { at, pc, n });
+        self.a.bind(resume);
+        self.snippets.push(Snippet::Budget { at, resume, pc, n });
         at
     }
 
@@ -695,7 +736,14 @@ impl Compiler<'_> {
         let mut any_write = write;
         let mut members = vec![pc];
         let mut p = pc;
-        for _ in self.block_k + 1..self.block_n {
+        // A bounded look-ahead, so that the scan (and `covered`, searched per access) stays
+        // constant per access: a straight line of a million loads through one base is one
+        // group per window rather than one scan of the whole chain per load.
+        let window = (self.block_n - self.block_k - 1).min(GROUP_WINDOW);
+        for _ in 0..window {
+            if members.len() == GROUP_MAX_MEMBERS {
+                break;
+            }
             let prev = &self.insns[p];
             if loops::writes(prev, base) || loops::opaque(prev) {
                 break;
@@ -1089,12 +1137,14 @@ impl Compiler<'_> {
         }
     }
 
-    /// rax = helper id; the stub passes r1-r5 to `interpreter::call_helper` and sets r0.
+    /// rax = helper id; the stub passes r1-r5 to `interpreter::call_helper` and sets r0, and r12
+    /// to what the helper left of the budget. A helper call ends its chain (`ends_block`), so no
+    /// instruction after it was charged in advance.
     fn call_helper(&mut self, pc: usize) {
-        let adj = self.adj();
+        debug_assert_eq!(self.adj(), 0, "a helper call ends its chain");
         self.a.mov_r32_imm(RDX, pc as u32);
         let l = self.stubs.helper;
-        self.with_count(adj, |a| a.call(l));
+        self.a.call(l);
         // The helper may have moved the regions: the stub's call refreshed the context.
         self.a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
     }
@@ -1334,8 +1384,16 @@ impl Compiler<'_> {
 
     fn snippet(&mut self, s: Snippet) {
         match s {
-            Snippet::Budget { at, pc, n } => {
+            Snippet::Budget { at, resume, pc, n } => {
                 self.a.bind(at);
+                // r12 = rem - n (wrapped): back to rem, and ask for the next slice.
+                self.a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
+                self.a.mov_r32_imm(RAX, pc as u32);
+                self.a.mov_r32_imm(RDX, n);
+                let l = self.stubs.refill;
+                self.a.call(l);
+                self.a.alu_ri(Alu::Sub, W::B64, BUDGET, n as i32);
+                self.a.jcc(Cond::Ae, resume);
                 self.metered_copy(pc, n);
                 // Budget exhausted at the instruction `rem` places into the block (r12 + n).
                 self.a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
@@ -1507,15 +1565,7 @@ impl Compiler<'_> {
         // Slow memory check (entered by call; rax = address, edx = access info). Saves the
         // caller-saved eBPF registers and rax, calls `runtime::check_entry`.
         a.bind(st.check);
-        for r in [RAX, REG[0], REG[1], REG[2], REG[3], REG[4], REG[5]] {
-            a.push(r);
-        }
-        // rsp is now 64 bytes below the body's rsp, 16-byte aligned.
-        a.mov_rr(W::B64, RSI, RAX);
-        a.mov_rr(W::B64, RCX, BUDGET);
-        a.lea(RDI, mem(RSP, 64));
-        a.mov_imm64(RAX, runtime::check_entry as *const () as u64);
-        a.call_r(RAX);
+        save_and_call(a, runtime::check_entry as *const () as u64);
         a.test_rr(W::B64, RAX, RAX);
         for r in [REG[5], REG[4], REG[3], REG[2], REG[1], REG[0]] {
             a.pop(r);
@@ -1544,12 +1594,34 @@ impl Compiler<'_> {
         for r in [REG[1], REG[2], REG[3], REG[4], REG[5]] {
             a.pop(r);
         }
+        // rax = r0, rdx = the budget in hand after the helper's charge, or all ones if it failed
+        // (never a budget in hand after a call: that is at most the budget less one).
         let helper_failed = a.new_label();
-        a.test_rr(W::B64, RDX, RDX);
-        a.jcc(Cond::Ne, helper_failed);
+        a.alu_ri(Alu::Cmp, W::B64, RDX, -1);
+        a.jcc(Cond::E, helper_failed);
+        a.mov_rr(W::B64, BUDGET, RDX);
         a.mov_rr(W::B64, REG[0], RAX);
         a.ret();
         a.bind(helper_failed);
+        a.lea(RSP, mem(RSP, 8));
+        a.jmp(st.epilogue);
+
+        // Next slice of the budget (entered by call; eax = pc of the block, edx = its length,
+        // r12 = the budget in hand). Saves the caller-saved eBPF registers, calls
+        // `runtime::refill_entry`, which checks the run's limits and returns the new budget in
+        // hand; sets r12 to it, or leaves through the epilogue with the trap recorded.
+        a.bind(st.refill);
+        save_and_call(a, runtime::refill_entry as *const () as u64);
+        for r in [REG[5], REG[4], REG[3], REG[2], REG[1], REG[0], RCX] {
+            a.pop(r);
+        }
+        let refill_failed = a.new_label();
+        a.test_rr(W::B64, RDX, RDX);
+        a.jcc(Cond::Ne, refill_failed);
+        a.mov_rr(W::B64, BUDGET, RAX);
+        a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG + 8));
+        a.ret();
+        a.bind(refill_failed);
         a.lea(RSP, mem(RSP, 8));
         a.jmp(st.epilogue);
 
@@ -1611,6 +1683,20 @@ fn checked_access(insn: &Insn) -> Option<(u8, i16, u32, bool)> {
     };
     let size = access_size(op);
     (!frame_local(base, insn.off, size)).then_some((base, insn.off, size, write))
+}
+
+/// In a stub entered by `call`: pushes rax and the caller-saved eBPF registers r0-r5 (rsp ends
+/// 64 bytes below the body's, 16-byte aligned) and calls `f(ctx, rax, rdx, r12)` (SysV: rdi,
+/// rsi, rdx, rcx), whose result is in rax:rdx. The stub pops them back.
+fn save_and_call(a: &mut Asm, f: u64) {
+    for r in [RAX, REG[0], REG[1], REG[2], REG[3], REG[4], REG[5]] {
+        a.push(r);
+    }
+    a.mov_rr(W::B64, RSI, RAX);
+    a.mov_rr(W::B64, RCX, BUDGET);
+    a.lea(RDI, mem(RSP, 64));
+    a.mov_imm64(RAX, f);
+    a.call_r(RAX);
 }
 
 /// rax = depth -> rax = byte offset of that frame slot (depth * 48).

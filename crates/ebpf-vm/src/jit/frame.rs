@@ -57,6 +57,9 @@ pub struct Ctx {
     pub exit_kind: u64,
     pub exit_a: u64,
     pub exit_b: u64,
+    /// Where the function prologue goes once the block is set up (a callback's code): read from
+    /// the Rust-side block only, never copied.
+    pub entry: u64,
 }
 
 /// Bytes the prologue reserves: the block, rounded so that rsp stays 16-byte aligned after the six
@@ -88,6 +91,7 @@ pub const OFF_REM: i32 = offset_of!(Ctx, rem) as i32;
 pub const OFF_EXIT_KIND: i32 = offset_of!(Ctx, exit_kind) as i32;
 pub const OFF_EXIT_A: i32 = offset_of!(Ctx, exit_a) as i32;
 pub const OFF_EXIT_B: i32 = offset_of!(Ctx, exit_b) as i32;
+pub const OFF_ENTRY: i32 = offset_of!(Ctx, entry) as i32;
 
 /// Spans that one check of a group of accesses can cover (larger groups are split).
 pub const HULL_SIZES: [u32; 3] = [16, 32, 64];

@@ -52,6 +52,8 @@ pub struct FastLoop {
 
 /// Most accesses one head check covers (bounds the check's code size).
 pub const MAX_ACCESSES: usize = 4;
+/// Instructions after `t = b + i` searched for accesses through `t`.
+const ACCESS_WINDOW: usize = 64;
 
 /// What an instruction does to registers, for this analysis.
 enum Effect {
@@ -150,8 +152,23 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
             }
         }
     }
+    // Per register: whether the body writes it, and the first body index that writes it (so that
+    // each candidate below is tested in constant time: the analysis stays linear in the chain).
+    let mut written = [false; 16];
+    let mut first_write_of_i = body.len();
+    for (k, &p) in body.iter().enumerate() {
+        if let Effect::Writes(w) = effect(&insns[p]) {
+            written[(w & 0x0f) as usize] = true;
+            if w == i && first_write_of_i == body.len() {
+                first_write_of_i = k;
+            }
+        }
+    }
     let mut accesses = Vec::new();
     for k in 0..body.len().saturating_sub(1) {
+        if accesses.len() == MAX_ACCESSES {
+            break;
+        }
         let (mv, add) = (&insns[body[k]], &insns[body[k + 1]]);
         if mv.opcode != CLASS_ALU64 | ALU_MOV | SRC_X
             || mv.off != 0
@@ -170,12 +187,13 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
             continue;
         }
         // `b` is invariant; `i` still holds its value from the head when the add reads it.
-        if body.iter().any(|&p| writes(&insns[p], b))
-            || body[..=k + 1].iter().any(|&p| writes(&insns[p], i))
-        {
+        if written[(b & 0x0f) as usize] || first_write_of_i <= k + 1 {
             continue;
         }
-        for &p in &body[k + 2..] {
+        // Accesses through `t` are looked for in a window after the add (bounded, so that many
+        // such adds in one long chain cost linear time).
+        let end = body.len().min(k + 2 + ACCESS_WINDOW);
+        for &p in &body[k + 2..end] {
             let insn = &insns[p];
             let op = insn.opcode;
             let base = match class(op) {

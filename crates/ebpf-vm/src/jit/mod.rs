@@ -129,6 +129,9 @@ pub struct JitProgram {
     mem: exec_mem::ExecMem,
     offsets: Vec<u32>,
     body_end: usize,
+    /// The function prologue (how callbacks are entered) and each callback entry's code.
+    function_entry: usize,
+    entries: Vec<(usize, u32)>,
     /// The program has no bpf-to-bpf or tail call, so a run may expose only its first stack frame
     /// (see `stack_reach`).
     one_frame: bool,
@@ -158,7 +161,17 @@ impl JitProgram {
 
     /// Compiles validated instructions.
     pub fn compile_with(insns: &[Insn], options: JitOptions) -> Result<JitProgram, LoadError> {
-        let c = compile::compile(insns, options.blind_constants)
+        Self::compile_program(insns, options, &[])
+    }
+
+    /// Compiles validated instructions; `entries` are the program's callback entries (sorted),
+    /// which `run_function` may start at.
+    pub fn compile_program(
+        insns: &[Insn],
+        options: JitOptions,
+        entries: &[usize],
+    ) -> Result<JitProgram, LoadError> {
+        let c = compile::compile(insns, options.blind_constants, entries)
             .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
         let mem = exec_mem::ExecMem::new(&c.code)
             .map_err(|m| LoadError::new(ErrorCode::E2big, format!("JIT: {m}")))?;
@@ -166,6 +179,8 @@ impl JitProgram {
             mem,
             offsets: c.offsets,
             body_end: c.body_end,
+            function_entry: c.function_entry,
+            entries: c.entries,
             one_frame: !crate::stack_reach::may_leave_first_frame(insns),
         })
     }
@@ -182,8 +197,47 @@ impl JitProgram {
             self.offsets.len(),
             "JIT code run with other instructions"
         );
+        let start = runtime::Start::Main(self.mem.entry());
         // SAFETY: the code was compiled from `insns` (same program; length checked above).
-        unsafe { runtime::run(self.mem.entry(), insns, env, args, self.one_frame) }
+        unsafe { runtime::run(start, insns, env, args, self.one_frame) }
+    }
+
+    /// Runs the function at callback entry `pc` (one of the `entries` given to `compile`) until
+    /// its `exit`, on the stack at `env.stack_top` (a callback stack of the run).
+    pub fn run_function(
+        &self,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+        pc: usize,
+    ) -> Result<RunOutput, Trap> {
+        assert_eq!(
+            insns.len(),
+            self.offsets.len(),
+            "JIT code run with other instructions"
+        );
+        let Ok(i) = self.entries.binary_search_by_key(&pc, |e| e.0) else {
+            return Err(Trap {
+                kind: crate::error::TrapKind::BadCallTarget,
+                pc,
+                addr: 0,
+                size: 0,
+                insn_count: 0,
+                message: format!("{pc} is not a callback entry of this program"),
+                place: None,
+            });
+        };
+        let base = self.mem.entry();
+        // SAFETY: offsets inside the code, which was compiled from `insns` (length checked).
+        let start = unsafe {
+            runtime::Start::Function(
+                base.add(self.function_entry),
+                base.add(self.entries[i].1 as usize),
+                pc,
+            )
+        };
+        // SAFETY: as above.
+        unsafe { runtime::run(start, insns, env, args, self.one_frame) }
     }
 
     /// Address of the first byte of machine code (the entry point).

@@ -10,6 +10,7 @@ use crate::error::{Trap, TrapKind};
 use crate::interpreter::{self, budget_trap, memory_trap, RunEnv, RunOutput, MAX_CALL_FRAMES};
 use crate::isa::opcodes::OP_LDDW;
 use crate::isa::Insn;
+use crate::limits::Meter;
 use crate::memory::Region;
 
 /// What the Rust entry points need during a run (behind `Ctx::state`).
@@ -17,15 +18,19 @@ struct RunState {
     /// The run's environment; the lifetime is erased because compiled code only hands this
     /// pointer back to the entry points below, all within the run.
     env: *mut RunEnv<'static>,
-    budget: u64,
+    /// The budget, and what of it r12 does not hold yet (with run limits it comes in slices).
+    meter: Meter,
     trap: Option<Trap>,
     panic: Option<Box<dyn Any + Send>>,
 }
 
-/// Instructions executed before the one a trap names, from the budget left as the stubs see it
-/// (r12 raised by the instructions of the block after the trapping one: see `compile::adj`).
-fn count_before(budget: u64, rem: u64) -> u64 {
-    budget.wrapping_sub(rem).wrapping_sub(1)
+impl RunState {
+    /// Instructions executed before the one a trap names, from the budget in hand as the stubs
+    /// see it (r12 raised by the instructions of the block after the trapping one: see
+    /// `compile::adj`).
+    fn count_before(&self, rem: u64) -> u64 {
+        self.meter.count(rem).wrapping_sub(1)
+    }
 }
 
 /// Slow path of a memory access check: walks the whole region table (it may have grown since the
@@ -39,7 +44,7 @@ pub(super) unsafe extern "C" fn check_entry(ctx: *mut Ctx, addr: u64, info: u64,
     match (*state.env).regions.check(addr, size as u64, write) {
         Ok(()) => 0,
         Err(kind) => {
-            let count = count_before(state.budget, rem);
+            let count = state.count_before(rem);
             let env = &*state.env;
             state.trap = Some(memory_trap(kind, pc, addr, size, count, write, env));
             (*ctx).exit_kind = EXIT_RECORDED;
@@ -50,14 +55,12 @@ pub(super) unsafe extern "C" fn check_entry(ctx: *mut Ctx, addr: u64, info: u64,
 
 /// Two words returned in rax:rdx.
 #[repr(C)]
-pub(super) struct HelperResult {
-    value: u64,
-    failed: u64,
-}
+pub(super) struct TwoWords(u64, u64);
 
 /// Calls helper `id` through `interpreter::call_helper`, so that both engines share one helper
-/// path. A panic in a helper is caught here (it must not unwind through compiled code) and
-/// resumed once the run is back in Rust.
+/// path. Returns r0 and the budget in hand after what the helper charged (callbacks), or all ones
+/// in rdx when the run must stop (the trap is recorded). A panic in a helper is caught here (it
+/// must not unwind through compiled code) and resumed once the run is back in Rust.
 ///
 /// # Safety
 /// `ctx` is the context block of a live run; `args` points at r1-r5.
@@ -67,10 +70,10 @@ pub(super) unsafe extern "C" fn helper_entry(
     pc: u64,
     rem: u64,
     args: *const [u64; 5],
-) -> HelperResult {
+) -> TwoWords {
     let state = &mut *((*ctx).state as *mut RunState);
     let env = &mut *state.env;
-    let count = count_before(state.budget, rem);
+    let count = state.count_before(rem);
     let args = *args;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         interpreter::call_helper(env, id, args, pc as usize, count)
@@ -79,14 +82,35 @@ pub(super) unsafe extern "C" fn helper_entry(
     // checks must see the table as it is now.
     refresh_fast_path(&mut *ctx, &*state.env);
     match outcome {
-        Ok(Ok(value)) => return HelperResult { value, failed: 0 },
+        Ok(Ok(ret)) => return TwoWords(ret.r0, state.meter.take(rem, ret.charged)),
         Ok(Err(trap)) => state.trap = Some(trap),
         Err(panic) => state.panic = Some(panic),
     }
     (*ctx).exit_kind = EXIT_RECORDED;
-    HelperResult {
-        value: 0,
-        failed: 1,
+    TwoWords(0, u64::MAX)
+}
+
+/// The budget in hand (`rem`) does not cover the block at `pc` of `need` instructions: checks the
+/// run's limits and hands over the next slice (`limits::Meter::refill`). Returns the new budget
+/// in hand and 0, or 1 in rdx when a limit stopped the run (the trap is recorded).
+///
+/// # Safety
+/// `ctx` is the context block of a live run.
+pub(super) unsafe extern "C" fn refill_entry(
+    ctx: *mut Ctx,
+    pc: u64,
+    need: u64,
+    rem: u64,
+) -> TwoWords {
+    let state = &mut *((*ctx).state as *mut RunState);
+    let limits = &(*state.env).state.limits;
+    match state.meter.refill(limits, rem, need, pc as usize) {
+        Ok(in_hand) => TwoWords(in_hand, 0),
+        Err(trap) => {
+            state.trap = Some(trap);
+            (*ctx).exit_kind = EXIT_RECORDED;
+            TwoWords(rem, 1)
+        }
     }
 }
 
@@ -142,30 +166,52 @@ fn refresh_fast_path(ctx: &mut Ctx, env: &RunEnv<'_>) {
 /// instead: correct, but slow, so tests watch this count.
 pub(super) static FALLBACKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Runs compiled code at `entry` for `insns` (the program it was compiled from).
+/// Where a run of compiled code starts.
+pub(super) enum Start {
+    /// The main prologue, which falls into slot 0.
+    Main(*const u8),
+    /// A function (callback): the function prologue, the code of the function's first
+    /// instruction and that instruction's index.
+    Function(*const u8, *const u8, usize),
+}
+
+/// Runs compiled code for `insns` (the program it was compiled from) from `start`.
 ///
 /// # Safety
-/// `entry` is the entry of code that `compile::compile` produced from exactly `insns`.
+/// The addresses of `start` are in code that `compile::compile` produced from exactly `insns`.
 pub(super) unsafe fn run(
-    entry: *const u8,
+    start: Start,
     insns: &[Insn],
     env: &mut RunEnv<'_>,
     args: [u64; 5],
     one_frame: bool,
 ) -> Result<RunOutput, Trap> {
     let regions = env.regions.as_slice();
-    // Compiled code accesses [r10 - 512, r10) without checks, which is sound only when the first
-    // region holds every frame a run can enter under `stack_top`: the whole stack area, or just the
-    // first frame for a program that has no call that could leave it.
+    // Compiled code accesses [r10 - 512, r10) without checks, which is sound only when every
+    // frame a run can enter under `stack_top` is memory of the run: for the main program the
+    // first region holds the whole stack area, or just the first frame for a program that has no
+    // call that could leave it; a callback runs on one of the run's callback stacks, each a whole
+    // stack area and a region of the run.
     let frames = |n: usize| {
         let len = (n * interpreter::STACK_FRAME_SIZE) as u64;
         Region::new(env.stack_top.wrapping_sub(len), len, true)
     };
     let first = regions.first();
-    if first != Some(&frames(MAX_CALL_FRAMES)) && !(one_frame && first == Some(&frames(1))) {
+    let (entry, target, start_pc) = match start {
+        Start::Main(entry) => (entry, 0, 0),
+        Start::Function(entry, code, pc) => (entry, code as u64, pc),
+    };
+    let stack_ok = match start {
+        Start::Main(_) => {
+            first == Some(&frames(MAX_CALL_FRAMES)) || (one_frame && first == Some(&frames(1)))
+        }
+        Start::Function(..) => env.state.is_callback_stack(env.stack_top),
+    };
+    if !stack_ok {
         FALLBACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return interpreter::run(insns, env, args);
+        return interpreter::run_function(&interpreter::prepare(insns), env, args, start_pc);
     }
+    let (meter, in_hand) = Meter::start(env.budget, &env.state.limits);
     let mut ctx = Ctx {
         fast_start: [0; 2],
         fast_bound: [[0; 8]; 2],
@@ -175,7 +221,7 @@ pub(super) unsafe fn run(
         packet_len: env.packet.1,
         args,
         stack_top: env.stack_top,
-        budget: env.budget,
+        budget: in_hand,
         state: 0,
         self_ptr: 0,
         depth: 0,
@@ -185,12 +231,13 @@ pub(super) unsafe fn run(
         exit_kind: EXIT_NORMAL,
         exit_a: 0,
         exit_b: 0,
+        entry: target,
     };
     refresh_fast_path(&mut ctx, env);
     let budget = env.budget;
     let mut state = RunState {
         env: std::ptr::from_mut(env).cast::<RunEnv<'static>>(),
-        budget,
+        meter,
         trap: None,
         panic: None,
     };
@@ -204,16 +251,17 @@ pub(super) unsafe fn run(
     if let Some(p) = state.panic.take() {
         resume_unwind(p);
     }
-    let count_before = count_before(budget, out.rem);
+    let count_before = state.count_before(out.rem);
     match out.exit_kind {
         EXIT_NORMAL => Ok(RunOutput {
             r0: out.r0,
-            insn_count: budget - out.rem,
+            insn_count: state.meter.count(out.rem),
             exit_pc: out.exit_a as usize,
         }),
         EXIT_BUDGET => {
-            // The block starting at exit_a had only `rem` instructions of budget left: the
-            // budget ends before the instruction `rem` places into it.
+            // The block starting at exit_a had only `rem` instructions of budget left (and no
+            // reserve: the last refill handed it all over): the budget ends before the
+            // instruction `rem` places into it.
             let mut pc = out.exit_a as usize;
             for _ in 0..out.rem {
                 pc += if insns[pc].opcode == OP_LDDW { 2 } else { 1 };

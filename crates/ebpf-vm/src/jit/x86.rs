@@ -159,6 +159,11 @@ impl Asm {
         self.labels[l.0 as usize] = Some(self.code.len());
     }
 
+    /// Where label `l` was bound, if it was.
+    pub fn label_pos(&self, l: Label) -> Option<usize> {
+        self.labels[l.0 as usize]
+    }
+
     /// Patches every rel32 field; fails if a label was never bound (a compiler bug).
     pub fn finish(mut self) -> Result<Vec<u8>, String> {
         for &(at, l) in &self.fixups {
@@ -508,6 +513,11 @@ impl Asm {
     /// `call r`.
     pub fn call_r(&mut self, r: u8) {
         self.op_rr(W::B32, &[0xff], 2, r);
+    }
+
+    /// `jmp r`.
+    pub fn jmp_r(&mut self, r: u8) {
+        self.op_rr(W::B32, &[0xff], 4, r);
     }
 
     /// `jmp [m]`.

@@ -82,6 +82,7 @@ pub const fn errno(code: ErrorCode) -> i64 {
         ErrorCode::Etime => 62,
         ErrorCode::Eacces => 13,
         ErrorCode::Ebusy => 16,
+        ErrorCode::AbortErr => 125,
         // The kernel's internal ENOTSUPP, which helpers and the syscall do return.
         ErrorCode::Enotsupp => 524,
     }

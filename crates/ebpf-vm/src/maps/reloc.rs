@@ -55,6 +55,9 @@ fn set_imm64(insns: &mut [Insn], pc: usize, v: u64) {
 /// Rewrites the map `lddw`s of validated `insns` against `maps` (the program's map list).
 pub fn relocate(insns: &mut [Insn], maps: &[Arc<dyn Map>]) -> Result<ProgramMaps, LoadError> {
     let mut regions: Vec<Region> = Vec::new();
+    // Starts of the values already in `regions`: one look-up per relocation, whatever the number
+    // of maps.
+    let mut added = std::collections::HashSet::new();
     let mut pc = 0;
     while pc < insns.len() {
         let insn = insns[pc];
@@ -116,7 +119,7 @@ pub fn relocate(insns: &mut [Insn], maps: &[Arc<dyn Map>]) -> Result<ProgramMaps
                 ));
             }
             set_imm64(insns, pc, addr + second as u64);
-            if !regions.iter().any(|r| r.start == addr) {
+            if added.insert(addr) {
                 let writable = map.common().def.flags & BPF_F_RDONLY_PROG == 0;
                 regions.push(Region::new(addr, len, writable));
             }
