@@ -59,6 +59,14 @@ impl AddedRegions {
         self.list.push((start, len, what));
     }
 
+    /// Forgets the region added last at `start` (it left the run: a ring buffer record submitted,
+    /// a `bpf_for_each_map_elem` key after the call), so the list holds what the run can reach.
+    pub fn remove(&mut self, start: u64) {
+        if let Some(i) = self.list.iter().rposition(|e| e.0 == start) {
+            self.list.remove(i);
+        }
+    }
+
     /// The length of the region added last at `start`.
     pub fn len_at(&self, start: u64) -> Option<u64> {
         self.list.iter().rev().find(|e| e.0 == start).map(|e| e.1)

@@ -217,3 +217,105 @@ fn no_helper_but_unlock_while_a_lock_is_held_and_local_calls_are_allowed() {
         assert_eq!(word, [0, 0, 0, 0, 7, 0, 0, 0]);
     }
 }
+
+/// A helper (id `REGIONS`) that returns the size of the run's region table.
+const REGIONS: i32 = 1000;
+
+fn load_counting(engine: Engine, insns: &[Insn], maps: Vec<Arc<dyn Map>>) -> ebpf_vm::Program {
+    let mut helpers = ebpf_vm::HelperTable::standard();
+    helpers.register(REGIONS as u32, "regions", |cx, _| {
+        Ok(cx.regions.len() as u64)
+    });
+    load_with(
+        insns,
+        ProgramOptions {
+            engine,
+            maps,
+            helpers,
+            ..ProgramOptions::default()
+        },
+    )
+    .expect("program loads")
+}
+
+#[test]
+fn ring_buffer_records_leave_the_region_table_when_submitted() {
+    // n times: r = reserve(ring, 8); *r = 7; submit(r). Then r0 = regions.
+    let reserve_submit = |n: i32| {
+        prog![
+            mov(6, n),
+            ld_map(1, 0),
+            mov(2, 8),
+            mov(3, 0),
+            call(131),
+            ji(JMP_JEQ, 0, 0, 6),
+            st(SIZE_DW, 0, 0, 7),
+            movr(1, 0),
+            mov(2, 0),
+            call(132),
+            add(6, -1),
+            ji(JMP_JNE, 6, 0, -12),
+            call(REGIONS),
+            exit(),
+        ]
+    };
+    for engine in ENGINES {
+        let ring = maps::create(MapDef::new(MapType::Ringbuf, 0, 0, 1 << 16)).unwrap();
+        let once = load_counting(engine, &reserve_submit(1), vec![ring.clone()]);
+        let many = load_counting(engine, &reserve_submit(200), vec![ring.clone()]);
+        let base = run(&once).unwrap();
+        assert_eq!(run(&many).unwrap(), base, "{engine:?}");
+        // A store through the pointer after submit traps: the record is no longer the run's.
+        let late = load_counting(
+            engine,
+            &prog![
+                ld_map(1, 0),
+                mov(2, 8),
+                mov(3, 0),
+                call(131),
+                ji(JMP_JEQ, 0, 0, 5),
+                movr(7, 0),
+                movr(1, 0),
+                mov(2, 0),
+                call(132),
+                st(SIZE_DW, 7, 0, 7),
+                exit(),
+            ],
+            vec![ring.clone()],
+        );
+        let t = run(&late).unwrap_err();
+        assert_eq!(
+            (t.kind, t.pc),
+            (TrapKind::OutOfBounds, 10),
+            "{engine:?}: {t}"
+        );
+    }
+}
+
+#[test]
+fn for_each_map_elem_in_a_loop_does_not_grow_the_region_table() {
+    // n times: for_each(array, cb, 0, 0) with cb returning 0. Then r0 = regions.
+    let walks = |n: i32| {
+        prog![
+            mov(6, n),
+            ld_map(1, 0),
+            lddw_func(2, 8),
+            mov(3, 0),
+            mov(4, 0),
+            call(164),
+            add(6, -1),
+            ji(JMP_JNE, 6, 0, -9),
+            call(REGIONS),
+            exit(),
+            mov(0, 0),
+            exit(),
+        ]
+    };
+    for engine in ENGINES {
+        let array = maps::create(MapDef::new(MapType::Array, 4, 8, 4)).unwrap();
+        let once = load_counting(engine, &walks(1), vec![array.clone()]);
+        let many = load_counting(engine, &walks(100), vec![array.clone()]);
+        let base = run(&once).unwrap();
+        assert_eq!(run(&many).unwrap(), base, "{engine:?}");
+    }
+}

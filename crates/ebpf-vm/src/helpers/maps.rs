@@ -10,9 +10,8 @@
 //! the run with a helper error instead.
 //!
 //! A value a lookup returns is added to the run's regions (read-only for `BPF_F_RDONLY_PROG` maps),
-//! so checked loads and stores through it are allowed; ring buffer reservations likewise (a record's
-//! region stays in the run after submit: still the ring's own memory, but the consumer may then see
-//! later writes). Known gap: values of `BPF_F_WRONLY_PROG` maps are readable, since regions cannot
+//! so checked loads and stores through it are allowed; ring buffer reservations likewise, until they
+//! are submitted or discarded (at most `MAX_RESERVATIONS` at once). Known gap: values of `BPF_F_WRONLY_PROG` maps are readable, since regions cannot
 //! express write-only memory (the kernel's verifier rejects such reads).
 //!
 //! `bpf_for_each_map_elem` (164) calls back into the program through
@@ -47,6 +46,11 @@ pub const BPF_MAP_LOOKUP_PERCPU_ELEM: u32 = 195;
 pub const BPF_GET_SMP_PROCESSOR_ID: u32 = 8;
 
 const EAGAIN: i64 = 11;
+
+/// Ring buffer records one run may hold reserved at once; `bpf_ringbuf_reserve` returns NULL
+/// beyond, as when the ring is full. (The kernel's verifier makes a program release every
+/// reservation on every path, which in practice keeps this number small.)
+pub const MAX_RESERVATIONS: usize = 1024;
 
 /// A negative errno as r0.
 fn neg(e: i64) -> u64 {
@@ -293,32 +297,38 @@ fn for_each_map_elem(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
         }
         keys
     };
-    let key_buf = Arc::new(Words::zeroed(def.key_size as usize));
-    let key_addr = key_buf.addr(0);
-    cx.regions
-        .push(Region::new(key_addr, def.key_size as u64, false));
-    let key_len = def.key_size as u64;
+    // The key buffer is memory of this call only: its region goes when the call returns, so a
+    // loop of calls does not grow the run's region table (a key pointer kept past the call
+    // then traps).
+    let key_buf = Words::zeroed(def.key_size as usize);
+    let key_region = Region::new(key_buf.addr(0), def.key_size as u64, false);
+    cx.regions.push(key_region);
     cx.state
         .added
-        .add(key_addr, key_len, Added::MapKey { map: h });
-    cx.maps.keep(key_buf.clone());
+        .add(key_region.start, key_region.len, Added::MapKey { map: h });
     let cpu = cx.maps.cpu();
     let mut visited = 0;
-    for key in keys {
-        let found = map
-            .prog_lookup(&key, cpu)
-            .map_err(|e| HelperError(e.message))?;
-        if matches!(found, ProgLookup::Null) {
-            continue;
+    let walk = || {
+        for key in keys {
+            let found = map
+                .prog_lookup(&key, cpu)
+                .map_err(|e| HelperError(e.message))?;
+            if matches!(found, ProgLookup::Null) {
+                continue;
+            }
+            key_buf.write(0, &key);
+            let value = admit(cx, found, writable, h);
+            visited += 1;
+            if cx.call_function(callback, [h, key_region.start, value, ctx, 0])? != 0 {
+                break;
+            }
         }
-        key_buf.write(0, &key);
-        let value = admit(cx, found, writable, h);
-        visited += 1;
-        if cx.call_function(callback, [h, key_addr, value, ctx, 0])? != 0 {
-            break;
-        }
-    }
-    Ok(visited)
+        Ok(visited)
+    };
+    let result = walk();
+    cx.regions.remove(key_region);
+    cx.state.added.remove(key_region.start);
+    result
 }
 
 fn update(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
@@ -398,16 +408,19 @@ fn ringbuf_reserve(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Helpe
     if a[2] != 0 {
         return Ok(0);
     }
+    if cx.maps.reservations() >= MAX_RESERVATIONS {
+        return Ok(0);
+    }
     let Some(addr) = as_ring(&map).reserve(a[1]) else {
         return Ok(0);
     };
-    // A record's extent differs from one reservation to the next at the same address, so every
-    // reservation adds its own region.
+    // The record is memory of the run until it is submitted or discarded (the kernel's verifier
+    // invalidates the pointer then): its region comes and goes with the reservation.
     cx.regions.push(Region::new(addr, a[1], true));
     cx.state
         .added
         .add(addr, a[1], Added::RingbufRecord { map: a[0] });
-    cx.maps.add_reservation(addr, map);
+    cx.maps.add_reservation(addr, a[1], map);
     Ok(addr)
 }
 
@@ -424,12 +437,14 @@ fn ringbuf_release(
             cx.refuse_leaked_words("bpf_ringbuf_submit: the record's", &record)?;
         }
     }
-    let Some(map) = cx.maps.take_reservation(a[0]) else {
+    let Some((len, map)) = cx.maps.take_reservation(a[0]) else {
         return Err(HelperError(format!(
             "{} is not a ring buffer reservation of this run that is still open",
             cx.describe(a[0])
         )));
     };
+    cx.regions.remove(Region::new(a[0], len, true));
+    cx.state.added.remove(a[0]);
     as_ring(&map).commit(a[0], discard);
     Ok(0)
 }

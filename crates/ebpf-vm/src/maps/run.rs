@@ -61,7 +61,8 @@ pub struct RunMaps {
     seen: HashSet<u64, BuildHasherDefault<AddrHasher>>,
     /// The region start `first_region` saw last: loops look the same value up again and again.
     last_seen: u64,
-    reservations: Vec<(u64, Arc<dyn Map>)>,
+    /// Open ring buffer reservations: record address, length, ring.
+    reservations: Vec<(u64, u64, Arc<dyn Map>)>,
     cpu: Option<usize>,
 }
 
@@ -126,7 +127,7 @@ impl RunMaps {
         program
             .iter()
             .chain(self.extra.iter())
-            .chain(self.reservations.iter().map(|(_, ring)| ring))
+            .chain(self.reservations.iter().map(|(.., ring)| ring))
             .find(|m| m.value_area().is_some_and(|area| holds(area, addr)))
             .map(|m| MemoryOwner::Map(m.clone()))
     }
@@ -145,20 +146,26 @@ impl RunMaps {
         *self.cpu.get_or_insert_with(current_cpu)
     }
 
-    pub fn add_reservation(&mut self, addr: u64, ring: Arc<dyn Map>) {
-        self.reservations.push((addr, ring));
+    pub fn add_reservation(&mut self, addr: u64, len: u64, ring: Arc<dyn Map>) {
+        self.reservations.push((addr, len, ring));
     }
 
-    /// Removes and returns the ring of the outstanding reservation at `addr`.
-    pub fn take_reservation(&mut self, addr: u64) -> Option<Arc<dyn Map>> {
-        let i = self.reservations.iter().position(|(a, _)| *a == addr)?;
-        Some(self.reservations.swap_remove(i).1)
+    /// Open reservations.
+    pub fn reservations(&self) -> usize {
+        self.reservations.len()
+    }
+
+    /// Removes the outstanding reservation at `addr`; returns its length and ring.
+    pub fn take_reservation(&mut self, addr: u64) -> Option<(u64, Arc<dyn Map>)> {
+        let i = self.reservations.iter().position(|(a, ..)| *a == addr)?;
+        let (_, len, ring) = self.reservations.swap_remove(i);
+        Some((len, ring))
     }
 }
 
 impl Drop for RunMaps {
     fn drop(&mut self) {
-        for (addr, ring) in self.reservations.drain(..) {
+        for (addr, _, ring) in self.reservations.drain(..) {
             if let Some(rb) = ring.as_any().downcast_ref::<RingBuf>() {
                 rb.commit(addr, true);
             }
