@@ -5,8 +5,10 @@
 
 use crate::error::TrapKind;
 
-/// One contiguous range `[start, start + len)` of host memory that the program may access.
-/// `repr(C)` because the JIT reads the table directly.
+/// One contiguous range `[start, start + len)` of host memory that the program may access; for a
+/// map's value area, only within one of its values: every `stride` bytes from `start` a value of
+/// `elem` bytes (so an access never spans two values or their padding, as the kernel's verifier
+/// bounds a map value pointer by the value size).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct Region {
@@ -14,6 +16,10 @@ pub struct Region {
     pub len: u64,
     /// 1 when stores are allowed, 0 when the region is read-only.
     pub writable: u64,
+    /// Distance between values (0: the region is one plain range).
+    pub stride: u64,
+    /// Bytes of each value (`stride` != 0).
+    pub elem: u64,
 }
 
 impl Region {
@@ -22,6 +28,21 @@ impl Region {
             start,
             len,
             writable: writable as u64,
+            stride: 0,
+            elem: 0,
+        }
+    }
+
+    /// `len` bytes of values of `elem` bytes, `stride` bytes apart (`elem <= stride`). A single
+    /// value is a plain region of `elem` bytes.
+    pub fn values(start: u64, len: u64, stride: u64, elem: u64, writable: bool) -> Self {
+        if len <= stride || stride == 0 {
+            return Region::new(start, elem.min(len), writable);
+        }
+        Region {
+            stride,
+            elem,
+            ..Region::new(start, len, writable)
         }
     }
 
@@ -34,19 +55,27 @@ impl Region {
     }
 
     /// Whether `[addr, addr + size)` lies inside this region (no overflow possible: the
-    /// subtraction happens only once `addr >= start`).
+    /// subtraction happens only once `addr >= start`), and inside one value of a value area.
     #[inline(always)]
     pub fn contains(&self, addr: u64, size: u64) -> bool {
         addr >= self.start
             && addr - self.start <= self.len
             && self.len - (addr - self.start) >= size
+            && (self.stride == 0 || (addr - self.start) % self.stride + size <= self.elem)
+    }
+
+    /// Plain: accesses anywhere in its range (compiled code and the interpreter's fast loop
+    /// inline the checks of such regions only).
+    pub fn is_plain(&self) -> bool {
+        self.stride == 0
     }
 }
 
 /// Regions in the first-inserted part of the table: what `context::prepare_run` adds (stack, data,
 /// context: at most four for every program type) is searched in insertion order, as before a
 /// region can overlap another there (a socket filter's writable `cb[]` inside its read-only
-/// context). Compiled code and the interpreter's fast loop inline checks of the first two.
+/// context). Compiled code and the interpreter's fast loop inline checks of the first two, so
+/// value areas (`Region::values`) never enter it.
 pub const PREFIX: usize = 4;
 
 /// The regions of a run.
@@ -75,9 +104,14 @@ fn ends(r: &Region) -> u64 {
     r.start.saturating_add(r.len)
 }
 
-/// Whether `outer` covers all of `inner`.
+/// Whether every access `inner` allows, `outer` allows too (a plain region around it, or the
+/// same value area).
 fn covers(outer: &Region, inner: &Region) -> bool {
-    inner.start >= outer.start && ends(inner) <= ends(outer)
+    let around = inner.start >= outer.start && ends(inner) <= ends(outer);
+    around
+        && (outer.is_plain()
+            || (outer.start, outer.len, outer.stride, outer.elem)
+                == (inner.start, inner.len, inner.stride, inner.elem))
 }
 
 impl Regions {
@@ -88,21 +122,21 @@ impl Regions {
         }
     }
 
-    /// Adds `region` (an empty one is ignored).
-    pub fn push(&mut self, region: Region) {
+    /// Adds `region`; false when that changes nothing (an empty region, or one inside an earlier
+    /// region, which decides every access inside it).
+    pub fn push(&mut self, region: Region) -> bool {
         if region.len == 0
             || self.list.iter().any(|r| covers(r, &region))
             || self
                 .find_sorted(region.start)
                 .is_some_and(|r| covers(r, &region))
         {
-            // Every access inside it is decided by the earlier region.
-            return;
+            return false;
         }
         self.inserted += 1;
-        if self.sorted.is_empty() && self.list.len() < PREFIX {
+        if self.sorted.is_empty() && self.list.len() < PREFIX && region.is_plain() {
             self.list.push(region);
-            return;
+            return true;
         }
         // Earlier regions it covers with the same writability give the same answers as it does
         // (exactly so while no region overlaps another: then it alone contains their bytes).
@@ -121,6 +155,7 @@ impl Regions {
             self.overlapping = true;
         }
         self.sorted.insert(at, (region, self.inserted));
+        true
     }
 
     /// Removes a region that `push` added, exactly as given (a ring buffer record once submitted
@@ -241,7 +276,13 @@ mod tests {
             let mut table = Regions::new();
             let mut plain = Vec::new();
             for _ in 0..next(count) + 1 {
-                let r = Region::new(next(256), next(span), next(2) == 0);
+                let r = if next(4) == 0 {
+                    // A value area: values of 1-8 bytes, 8 or 16 apart.
+                    let stride = 8 << next(2);
+                    Region::values(next(256), next(span * 2), stride, 1 + next(8), next(2) == 0)
+                } else {
+                    Region::new(next(256), next(span), next(2) == 0)
+                };
                 table.push(r);
                 if r.len > 0 {
                     plain.push(r);

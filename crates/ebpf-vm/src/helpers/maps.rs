@@ -180,15 +180,14 @@ const PUSHABLE: [MapType; 3] = [MapType::Queue, MapType::Stack, MapType::BloomFi
 fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     let cpu = cx.maps.cpu();
     // The hottest map helper: the map is borrowed and the key read in place.
-    let (found, writable) = {
+    let (found, area) = {
         let map = typed_map(cx.maps, a[0], "bpf_map_lookup_elem", &KEYED)?;
         let len = key_size(map);
         let key = cx
             .regions
             .slice(a[1], len)
             .map_err(|_| bad_pointer(cx, "key", a[1], len))?;
-        let writable = map.common().def.flags & BPF_F_RDONLY_PROG == 0;
-        (map.prog_lookup(key, cpu), writable)
+        (map.prog_lookup(key, cpu), value_region(map))
     };
     let found = match found {
         Ok(f) => f,
@@ -196,7 +195,7 @@ fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
         Err(e) if e.code != ErrorCode::Enotsupp => return Ok(0),
         Err(e) => return Err(HelperError(e.message)),
     };
-    Ok(admit(cx, found, writable, a[0]))
+    Ok(admit(cx, found, area, a[0]))
 }
 
 /// `bpf_map_lookup_percpu_elem(map, key, cpu)`: the value of another CPU slot of a per-CPU map,
@@ -208,7 +207,7 @@ fn lookup_percpu(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperE
         MapType::LruPercpuHash,
     ];
     let cpu = a[2] as u32 as usize;
-    let (found, writable) = {
+    let (found, area) = {
         let map = typed_map(cx.maps, a[0], "bpf_map_lookup_percpu_elem", &PERCPU)?;
         let len = key_size(map);
         let key = cx
@@ -218,28 +217,43 @@ fn lookup_percpu(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperE
         if cpu >= possible_cpus() {
             return Ok(0);
         }
-        let writable = map.common().def.flags & BPF_F_RDONLY_PROG == 0;
-        (map.prog_lookup(key, cpu), writable)
+        (map.prog_lookup(key, cpu), value_region(map))
     };
     match found {
-        Ok(f) => Ok(admit(cx, f, writable, a[0])),
+        Ok(f) => Ok(admit(cx, f, area, a[0])),
         Err(e) => Err(HelperError(e.message)),
     }
 }
 
+/// The region a value of `map` gives the run: the map's whole value area (memory the map owns for
+/// its life), each access within one value, read-only for `BPF_F_RDONLY_PROG` maps.
+fn value_region(map: &Arc<dyn Map>) -> Option<Region> {
+    let def = &map.common().def;
+    let writable = def.flags & BPF_F_RDONLY_PROG == 0;
+    map.value_area().map(|(start, len)| {
+        Region::values(
+            start,
+            len,
+            def.value_stride() as u64,
+            def.value_size as u64,
+            writable,
+        )
+    })
+}
+
 /// What a program receives for a lookup result in map `map` (a handle): 0, an inner map's handle,
-/// or a value's address (made accessible and kept alive for the rest of the run).
-fn admit(cx: &mut HelperContext<'_>, found: ProgLookup, writable: bool, map: u64) -> u64 {
+/// or a value's address (its map's value area made accessible, once per run).
+fn admit(cx: &mut HelperContext<'_>, found: ProgLookup, area: Option<Region>, map: u64) -> u64 {
     match found {
         ProgLookup::Null => 0,
         ProgLookup::Map(inner) => cx.maps.admit(inner),
-        ProgLookup::Value { addr, len, keep } => {
-            if cx.maps.first_region(addr) {
-                if let Some(w) = keep {
-                    cx.maps.keep(w);
+        ProgLookup::Value(addr) => {
+            if let Some(area) = area {
+                if cx.maps.new_area(area.start) && cx.regions.push(area) {
+                    cx.state
+                        .added
+                        .add(area.start, area.len, Added::MapValue { map });
                 }
-                cx.regions.push(Region::new(addr, len, writable));
-                cx.state.added.add(addr, len, Added::MapValue { map });
             }
             addr
         }
@@ -272,7 +286,7 @@ fn for_each_map_elem(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
         return Ok(neg(errno(ErrorCode::Einval)));
     }
     let def = &map.common().def;
-    let writable = def.flags & BPF_F_RDONLY_PROG == 0;
+    let area = value_region(&map);
     let keys: Vec<Vec<u8>> = if matches!(def.map_type, MapType::Array | MapType::PercpuArray) {
         (0..def.max_entries)
             .map(|i| i.to_ne_bytes().to_vec())
@@ -317,7 +331,7 @@ fn for_each_map_elem(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
                 continue;
             }
             key_buf.write(0, &key);
-            let value = admit(cx, found, writable, h);
+            let value = admit(cx, found, area, h);
             visited += 1;
             if cx.call_function(callback, [h, key_region.start, value, ctx, 0])? != 0 {
                 break;

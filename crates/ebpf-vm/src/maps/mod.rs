@@ -7,8 +7,9 @@
 //! - the user-space face (what the `bpf(2)` syscall offers): the inherent methods on `dyn Map`
 //!   (`lookup`, `update`, `delete`, `next_key`, batches, `freeze`, queue `push`/`pop`/`peek`). They
 //!   check key and value lengths and the access flags, then call the type's `*_elem` operations.
-//! - the program face: `prog_lookup` hands out the address of a value that stays valid for the whole
-//!   run (see `storage` for why it cannot be freed under the program), used by the map helpers in
+//! - the program face: `prog_lookup` hands out the address of a value inside the map's
+//!   `value_area`, memory the map owns for its whole life (arrays: their elements; hash maps and
+//!   LPM tries: a preallocated pool of slots, see `pool`), used by the map helpers in
 //!   `helpers::maps` through a run's `RunMaps` table.
 //!
 //! Memory model: every value lives in 8-byte aligned, zero-initialised storage that never moves
@@ -24,6 +25,7 @@ pub mod lock;
 pub mod lpm;
 pub mod of_maps;
 pub mod percpu;
+pub mod pool;
 pub mod prog_array;
 pub mod queue;
 pub mod registry;
@@ -44,7 +46,7 @@ use crate::error::ErrorCode;
 
 pub use def::{flags, MapDef, MapType};
 pub use reloc::ProgramMaps;
-pub use run::{MemoryOwner, RunMaps};
+pub use run::RunMaps;
 pub use storage::Words;
 pub use user::Batch;
 
@@ -101,14 +103,9 @@ pub type MapResult<T> = Result<T, MapError>;
 pub enum ProgLookup {
     /// No such element: the helper returns 0 (NULL).
     Null,
-    /// A value at host address `addr`, `len` bytes. `keep` is the storage that must stay alive while
-    /// the program may use the address (hash values, which a delete could otherwise free); `None`
-    /// when the storage belongs to the map itself and lives as long as the map (arrays).
-    Value {
-        addr: u64,
-        len: u64,
-        keep: Option<Arc<Words>>,
-    },
+    /// The host address of the value. It lies in the map's `value_area`, memory the map owns for
+    /// its whole life, which the helper makes a region of the run.
+    Value(u64),
     /// An inner map (map-in-map lookups): the helper returns its handle.
     Map(Arc<dyn Map>),
 }
@@ -275,7 +272,7 @@ pub fn create(def: MapDef) -> MapResult<Arc<dyn Map>> {
         MapType::ProgArray => Arc::new(prog_array::ProgArray::new(def)?),
         MapType::ArrayOfMaps | MapType::HashOfMaps => Arc::new(of_maps::MapOfMaps::new(def)?),
         MapType::Queue | MapType::Stack => Arc::new(queue::QueueMap::new(def)),
-        MapType::LpmTrie => Arc::new(lpm::LpmTrie::new(def)),
+        MapType::LpmTrie => Arc::new(lpm::LpmTrie::new(def)?),
         MapType::BloomFilter => Arc::new(bloom::BloomFilter::new(def)?),
         MapType::Ringbuf => Arc::new(ringbuf::RingBuf::new(def)?),
     };

@@ -1,0 +1,170 @@
+//! Issue #11 §2-§3 as counts: what one run, or one map, may make the process hold. Resident memory
+//! is read from /proc/self/statm (Linux); the tests of this file take turns so that one's
+//! allocations do not show in another's figures.
+
+mod context_support;
+
+use std::sync::{Arc, Mutex};
+
+use context_support::*;
+use ebpf_vm::isa::opcodes::*;
+use ebpf_vm::isa::Insn;
+use ebpf_vm::maps::{self, Map, MapDef, MapType};
+use ebpf_vm::{Engine, HelperTable, Program, ProgramOptions, RunInput};
+
+const ENGINES: [Engine; 2] = [Engine::Interpreter, Engine::Jit];
+const MIB: u64 = 1 << 20;
+
+static TURN: Mutex<()> = Mutex::new(());
+
+/// Resident bytes of this process.
+fn resident() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+fn ld_map(dst: u8, index: i32) -> [Insn; 2] {
+    [
+        Insn::new(OP_LDDW, dst, PSEUDO_MAP_IDX, 0, index),
+        Insn::new(0, 0, 0, 0, 0),
+    ]
+}
+
+/// A helper (id 1000) that returns the size of the run's region table.
+fn counting(engine: Engine, insns: &[Insn], maps: Vec<Arc<dyn Map>>) -> Program {
+    let mut helpers = HelperTable::standard();
+    helpers.register(1000, "regions", |cx, _| Ok(cx.regions.len() as u64));
+    load_with(
+        insns,
+        ProgramOptions {
+            engine,
+            maps,
+            helpers,
+            ..ProgramOptions::default()
+        },
+    )
+    .expect("program loads")
+}
+
+/// n times: delete(k); update(k, data); v = lookup(k); *v += 1 (the value comes from the run's
+/// data, r1). Then r0 = the size of the region table. Key 0 on the stack at r10 - 4.
+fn churn(n: i32) -> Vec<Insn> {
+    prog![
+        movr(8, 1),
+        st(SIZE_W, 10, -4, 0),
+        mov(6, n),
+        // loop:
+        ld_map(1, 0),
+        fp_plus(2, -4),
+        call(3),
+        ld_map(1, 0),
+        fp_plus(2, -4),
+        movr(3, 8),
+        mov(4, 0),
+        call(2),
+        ld_map(1, 0),
+        fp_plus(2, -4),
+        call(1),
+        ji(JMP_JEQ, 0, 0, 2),
+        ldx(SIZE_B, 1, 0, 0),
+        stx(SIZE_B, 0, 1, 1),
+        add(6, -1),
+        ji(JMP_JNE, 6, 0, -22),
+        call(1000),
+        exit(),
+    ]
+}
+
+#[test]
+fn delete_update_lookup_loops_keep_memory_and_regions_at_the_maps_size() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    for engine in ENGINES {
+        // The issue's case: 1 MiB values; 40,000 instructions (2,100 rounds) used to pin 2.4 GiB,
+        // 100 rounds (1,905 instructions) pinned 100 MiB.
+        let map = maps::create(MapDef::new(MapType::Hash, 4, MIB as u32, 2)).unwrap();
+        let p = counting(engine, &churn(100), vec![map.clone()]);
+        let mut data = vec![7u8; MIB as usize];
+        let once = counting(engine, &churn(1), vec![map.clone()])
+            .run(&mut RunInput {
+                data: &mut data,
+                budget: None,
+            })
+            .unwrap()
+            .r0;
+        let before = resident();
+        let out = p
+            .run(&mut RunInput {
+                data: &mut data,
+                budget: None,
+            })
+            .unwrap();
+        let grown = resident().saturating_sub(before);
+        assert_eq!(out.insn_count, 100 * 19 + 5, "{engine:?}");
+        assert_eq!(out.r0, once, "{engine:?}: the region table grew");
+        // At most the map's two values, and some slack for the allocator.
+        assert!(
+            grown < 16 * MIB,
+            "{engine:?}: resident memory grew by {grown} bytes"
+        );
+        assert_eq!(map.len(), 1);
+    }
+}
+
+#[test]
+fn the_default_budget_on_a_one_entry_map_does_not_grow_the_region_table() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    for engine in ENGINES {
+        let map = maps::create(MapDef::new(MapType::Hash, 4, 8, 1)).unwrap();
+        let mut data = [0u8; 8];
+        let mut regions = |n: i32| {
+            counting(engine, &churn(n), vec![map.clone()])
+                .run(&mut RunInput {
+                    data: &mut data,
+                    budget: None,
+                })
+                .unwrap()
+        };
+        let once = regions(1).r0;
+        // 20,000 rounds (380,005 instructions) under the default budget: every round inserts a
+        // fresh element and looks it up, which used to add a region each time.
+        let many = regions(20_000);
+        assert_eq!(many.insn_count, 20_000 * 19 + 5);
+        assert_eq!(many.r0, once, "{engine:?}");
+    }
+}
+
+#[test]
+fn big_maps_commit_only_the_memory_they_touch() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    // A million 64-byte values: 64 MiB of address space for each map.
+    for map_type in [MapType::Hash, MapType::LruHash, MapType::Array] {
+        let before = resident();
+        let map = maps::create(MapDef::new(map_type, 4, 64, 1 << 20)).unwrap();
+        let created = resident().saturating_sub(before);
+        assert!(
+            created < 4 * MIB,
+            "{map_type:?}: {created} bytes resident after creation"
+        );
+        for k in 0..1000u32 {
+            map.update(&k.to_ne_bytes(), &[1; 64], 0).unwrap();
+        }
+        let used = resident().saturating_sub(before);
+        assert!(
+            used < 8 * MIB,
+            "{map_type:?}: {used} bytes resident after 1,000 updates"
+        );
+        drop(map);
+    }
+    let before = resident();
+    let trie = maps::create(
+        MapDef::new(MapType::LpmTrie, 8, 64, 1 << 20).with_flags(maps::flags::BPF_F_NO_PREALLOC),
+    )
+    .unwrap();
+    let created = resident().saturating_sub(before);
+    assert!(
+        created < 4 * MIB,
+        "lpm_trie: {created} bytes resident after creation"
+    );
+    drop(trie);
+}
