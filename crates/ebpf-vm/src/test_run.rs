@@ -36,6 +36,8 @@ pub struct TestRunOutput {
     pub meta: Option<Vec<u8>>,
     /// Mean wall time of one run, in nanoseconds.
     pub duration_ns: f64,
+    /// `bpf_perf_event_output` records dropped, over all repetitions (see `helpers::output`).
+    pub perf_lost: u64,
 }
 
 impl Program {
@@ -49,6 +51,7 @@ impl Program {
         };
         let mut data = input.data.clone();
         let mut runs = 0u32;
+        let mut perf_lost = 0u64;
         let mut last = None;
         // One clock reading around the loop, as the kernel's test run does: per-repetition readings
         // cost as much as a short program (the data reset inside the loop is a small memcpy).
@@ -57,7 +60,7 @@ impl Program {
             if i > 0 {
                 data.copy_from_slice(&input.data);
             }
-            let outcome = self.run_with_context(
+            let (outcome, lost) = self.run_counting_lost(
                 &mut RunInput {
                     data: &mut data,
                     budget: input.budget,
@@ -65,6 +68,7 @@ impl Program {
                 &cx,
             );
             runs += 1;
+            perf_lost += lost;
             let trapped = outcome.is_err();
             last = Some(outcome);
             if trapped {
@@ -80,6 +84,7 @@ impl Program {
                 ctx: cx_out.ctx,
                 meta: cx_out.meta,
                 duration_ns,
+                perf_lost,
             },
             Err(trap) => TestRunOutput {
                 insn_count: trap.insn_count,
@@ -88,6 +93,7 @@ impl Program {
                 ctx: None,
                 meta: None,
                 duration_ns,
+                perf_lost,
             },
         }
     }

@@ -319,3 +319,80 @@ fn for_each_map_elem_in_a_loop_does_not_grow_the_region_table() {
         assert_eq!(run(&many).unwrap(), base, "{engine:?}");
     }
 }
+
+#[test]
+fn perf_records_beyond_the_runs_buffer_are_dropped_and_counted() {
+    use ebpf_vm::helpers::output::PerfSink;
+    use ebpf_vm::{ContextInput, TestRunInput};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // 25 times: perf_event_output(ctx, 0, BPF_F_CURRENT_CPU, r10 - 8, 8); r0 = the calls that
+    // returned 0. An 8-byte record takes 24 bytes of a perf ring (8-byte header, u32 size, the
+    // data, 4 bytes of padding), so a 240-byte buffer holds 10 of them.
+    let insns = prog![
+        movr(6, 1),
+        mov(7, 0),
+        mov(8, 25),
+        st(SIZE_DW, 10, -8, 0x55),
+        movr(1, 6),
+        mov(2, 0),
+        lddw(3, 0xffff_ffff),
+        fp_plus(4, -8),
+        mov(5, 8),
+        call(25),
+        ji(JMP_JNE, 0, 0, 1),
+        add(7, 1),
+        add(8, -1),
+        ji(JMP_JNE, 8, 0, -12),
+        movr(0, 7),
+        exit(),
+    ];
+    for engine in ENGINES {
+        let kept = Arc::new(AtomicU64::new(0));
+        let lost = Arc::new(AtomicU64::new(0));
+        let (k, l) = (kept.clone(), lost.clone());
+        let sink = PerfSink::new(move |r| {
+            assert_eq!(r.data, 0x55u64.to_ne_bytes());
+            k.fetch_add(1, Ordering::Relaxed);
+        })
+        .with_lost(move |n| {
+            l.fetch_add(n, Ordering::Relaxed);
+        });
+        let p = load_with(
+            &insns,
+            ProgramOptions {
+                prog_type: ProgramType::Tracing,
+                engine,
+                perf_sink: Some(sink),
+                perf_buffer_bytes: 240,
+                ..ProgramOptions::default()
+            },
+        )
+        .unwrap();
+        let ctx = [0u8; 8];
+        let (out, cx) = p
+            .run_with_context(
+                &mut RunInput {
+                    data: &mut [],
+                    budget: None,
+                },
+                &ContextInput {
+                    ctx: Some(&ctx),
+                    ..ContextInput::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(out.r0, 10, "{engine:?}");
+        assert_eq!(cx.perf_lost, 15, "{engine:?}");
+        assert_eq!(kept.load(Ordering::Relaxed), 10);
+        assert_eq!(lost.load(Ordering::Relaxed), 15);
+        // Each run has its own buffer: three repetitions drop 45 of 75.
+        let t = p.test_run(&TestRunInput {
+            ctx: Some(ctx.to_vec()),
+            repeat: 3,
+            ..TestRunInput::default()
+        });
+        assert_eq!(t.result.unwrap(), 10);
+        assert_eq!(t.perf_lost, 45);
+        assert_eq!(kept.load(Ordering::Relaxed), 40);
+    }
+}

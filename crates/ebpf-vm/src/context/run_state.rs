@@ -165,6 +165,10 @@ pub struct RunState {
     /// Whether helpers refuse to copy out host addresses (the program's `pointer_leaks`; false in
     /// a run state made outside `Program`).
     pub refuse_pointer_leaks: bool,
+    /// Bytes of `bpf_perf_event_output` records this run delivered, as the kernel's perf ring
+    /// counts them, and the records dropped because they did not fit (`helpers::output`).
+    pub perf_bytes: u64,
+    pub perf_lost: u64,
 }
 
 /// A `bpf_spin_lock` a run holds: the word's address, the instruction that took it, and what keeps
