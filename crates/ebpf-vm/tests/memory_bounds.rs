@@ -157,6 +157,16 @@ fn big_maps_commit_only_the_memory_they_touch() {
         drop(map);
     }
     let before = resident();
+    // Ten million program slots (the most under the per-map limit is 14.9 million): taken as
+    // programs are put in, not at creation.
+    let progs = maps::create(MapDef::new(MapType::ProgArray, 4, 4, 10_000_000)).unwrap();
+    let created = resident().saturating_sub(before);
+    assert!(
+        created < 4 * MIB,
+        "prog_array: {created} bytes resident after creation"
+    );
+    drop(progs);
+    let before = resident();
     let trie = maps::create(
         MapDef::new(MapType::LpmTrie, 8, 64, 1 << 20).with_flags(maps::flags::BPF_F_NO_PREALLOC),
     )
@@ -167,4 +177,22 @@ fn big_maps_commit_only_the_memory_they_touch() {
         "lpm_trie: {created} bytes resident after creation"
     );
     drop(trie);
+}
+
+#[test]
+fn what_a_full_map_may_take_is_known_before_it_is_created() {
+    // A million 64-byte values: 64 MiB for an array; a hash map adds per element its key (4 bytes,
+    // kept in 8) and an index entry (64 bytes, an estimate): 136 bytes each.
+    let def = |t, k, v, n| MapDef::new(t, k, v, n);
+    assert_eq!(def(MapType::Array, 4, 64, 1 << 20).memory_bound(), 64 * MIB);
+    assert_eq!(def(MapType::Hash, 4, 64, 1 << 20).memory_bound(), 136 * MIB);
+    // 25 million program slots: 72 bytes each once full, though none is taken while empty; over
+    // the 1 GiB a map may take, so creating it fails at once (the object committed 1.9 GiB).
+    let progs = def(MapType::ProgArray, 4, 4, 25_000_000);
+    assert_eq!(progs.memory_bound(), 25_000_000 * 72);
+    let e = maps::create(progs.with_name("next")).unwrap_err();
+    assert_eq!(e.code, ebpf_vm::ErrorCode::E2big);
+    assert!(e.message.contains("\"next\""), "{}", e.message);
+    // A ring buffer is allocated twice over (see ringbuf.rs).
+    assert_eq!(def(MapType::Ringbuf, 0, 0, 1 << 20).memory_bound(), 2 * MIB);
 }

@@ -261,9 +261,26 @@ pub fn handle(map: &Arc<dyn Map>) -> u64 {
     Arc::as_ptr(map) as *const () as u64
 }
 
-/// Creates a map from its definition, validating it as the kernel's `map_alloc_check` does.
+/// Creates a map from its definition, validating it as the kernel's `map_alloc_check` does, and
+/// refusing (E2BIG) one that may take more than `MAX_MAP_BYTES` once full (`MapDef::memory_bound`).
 pub fn create(def: MapDef) -> MapResult<Arc<dyn Map>> {
     def.validate()?;
+    let bound = def.memory_bound();
+    if bound > def::MAX_MAP_BYTES {
+        // The kernel would say ENOMEM, or account it to a memory cgroup; a runtime in someone
+        // else's process caps what one map may ever take.
+        return Err(MapError::new(
+            ErrorCode::E2big,
+            format!(
+                "{} map {:?} ({} entries) may take {bound} bytes once full, over the limit of {} \
+                 bytes per map",
+                def.map_type.name(),
+                def.name,
+                def.max_entries,
+                def::MAX_MAP_BYTES
+            ),
+        ));
+    }
     let map: Arc<dyn Map> = match def.map_type {
         MapType::Array | MapType::PercpuArray => Arc::new(array::ArrayMap::new(def)?),
         MapType::Hash | MapType::LruHash | MapType::PercpuHash | MapType::LruPercpuHash => {

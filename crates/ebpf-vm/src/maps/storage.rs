@@ -17,6 +17,21 @@ pub struct Words {
     words: Box<[AtomicU64]>,
 }
 
+/// `n` (at least 1) zeroed 64-bit atomics, or `None` when the allocator refuses. The memory comes
+/// zeroed from the allocator (`calloc`: the fresh pages of a large block are the kernel's zero
+/// page until written), so a big map that holds little costs little resident memory.
+pub fn zeroed_atomics(n: usize) -> Option<Box<[AtomicU64]>> {
+    let layout = Layout::array::<AtomicU64>(n.max(1)).ok()?;
+    // SAFETY: a non-zero size; all-zero bytes are a valid `AtomicU64`.
+    let ptr = unsafe { alloc_zeroed(layout) } as *mut AtomicU64;
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: `n` zero-initialised `AtomicU64`s, allocated with the layout that
+    // `Box<[AtomicU64]>` frees them with.
+    Some(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, n.max(1))) })
+}
+
 impl std::fmt::Debug for Words {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Words({} bytes at {:p})", self.len(), self.as_ptr())
@@ -38,22 +53,10 @@ impl Words {
         Layout::array::<AtomicU64>(words).ok()
     }
 
-    /// `bytes` zero bytes, rounded up to whole words, or `None` when the allocator refuses. The
-    /// memory comes zeroed from the allocator (`calloc`: fresh pages of a large block are mapped
-    /// from the kernel's zero page and committed only when written), so a big map that holds
-    /// little costs little.
+    /// `bytes` zero bytes, rounded up to whole words, or `None` when the allocator refuses (see
+    /// `zeroed_atomics`).
     pub fn try_zeroed(bytes: usize) -> Option<Words> {
-        let n = bytes.div_ceil(8).max(1);
-        let layout = Words::layout(n)?;
-        // SAFETY: a non-zero size (n >= 1); all-zero bytes are a valid `AtomicU64`.
-        let ptr = unsafe { alloc_zeroed(layout) } as *mut AtomicU64;
-        if ptr.is_null() {
-            return None;
-        }
-        // SAFETY: `n` zero-initialised `AtomicU64`s allocated with the layout `Box<[AtomicU64]>`
-        // frees them with.
-        let words = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, n)) };
-        Some(Words { words })
+        zeroed_atomics(bytes.div_ceil(8).max(1)).map(|words| Words { words })
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Words {
