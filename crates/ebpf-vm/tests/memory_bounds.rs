@@ -4,13 +4,13 @@
 
 mod context_support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use context_support::*;
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::Insn;
-use ebpf_vm::maps::{self, Map, MapDef, MapType};
-use ebpf_vm::{Engine, HelperTable, Program, ProgramOptions, RunInput};
+use ebpf_vm::maps::{self, MapDef, MapType};
+use ebpf_vm::{Engine, RunInput};
 
 const ENGINES: [Engine; 2] = [Engine::Interpreter, Engine::Jit];
 const MIB: u64 = 1 << 20;
@@ -22,29 +22,6 @@ fn resident() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
     pages * 4096
-}
-
-fn ld_map(dst: u8, index: i32) -> [Insn; 2] {
-    [
-        Insn::new(OP_LDDW, dst, PSEUDO_MAP_IDX, 0, index),
-        Insn::new(0, 0, 0, 0, 0),
-    ]
-}
-
-/// A helper (id 1000) that returns the size of the run's region table.
-fn counting(engine: Engine, insns: &[Insn], maps: Vec<Arc<dyn Map>>) -> Program {
-    let mut helpers = HelperTable::standard();
-    helpers.register(1000, "regions", |cx, _| Ok(cx.regions.len() as u64));
-    load_with(
-        insns,
-        ProgramOptions {
-            engine,
-            maps,
-            helpers,
-            ..ProgramOptions::default()
-        },
-    )
-    .expect("program loads")
 }
 
 /// n times: delete(k); update(k, data); v = lookup(k); *v += 1 (the value comes from the run's
@@ -71,7 +48,7 @@ fn churn(n: i32) -> Vec<Insn> {
         stx(SIZE_B, 0, 1, 1),
         add(6, -1),
         ji(JMP_JNE, 6, 0, -22),
-        call(1000),
+        call(REGIONS),
         exit(),
     ]
 }
@@ -83,9 +60,9 @@ fn delete_update_lookup_loops_keep_memory_and_regions_at_the_maps_size() {
         // The case: 1 MiB values; 40,000 instructions (2,100 rounds) used to pin 2.4 GiB,
         // 100 rounds (1,905 instructions) pinned 100 MiB.
         let map = maps::create(MapDef::new(MapType::Hash, 4, MIB as u32, 2)).unwrap();
-        let p = counting(engine, &churn(100), vec![map.clone()]);
+        let p = counting_regions(engine, &churn(100), vec![map.clone()]);
         let mut data = vec![7u8; MIB as usize];
-        let once = counting(engine, &churn(1), vec![map.clone()])
+        let once = counting_regions(engine, &churn(1), vec![map.clone()])
             .run(&mut RunInput {
                 data: &mut data,
                 budget: None,
@@ -118,7 +95,7 @@ fn the_default_budget_on_a_one_entry_map_does_not_grow_the_region_table() {
         let map = maps::create(MapDef::new(MapType::Hash, 4, 8, 1)).unwrap();
         let mut data = [0u8; 8];
         let mut regions = |n: i32| {
-            counting(engine, &churn(n), vec![map.clone()])
+            counting_regions(engine, &churn(n), vec![map.clone()])
                 .run(&mut RunInput {
                     data: &mut data,
                     budget: None,

@@ -19,14 +19,6 @@ use std::sync::Arc;
 
 const ENGINES: [Engine; 2] = [Engine::Interpreter, Engine::Jit];
 
-/// `lddw dst, map[index]` (BPF_PSEUDO_MAP_IDX).
-fn ld_map(dst: u8, index: i32) -> [Insn; 2] {
-    [
-        Insn::new(OP_LDDW, dst, PSEUDO_MAP_IDX, 0, index),
-        Insn::new(0, 0, 0, 0, 0),
-    ]
-}
-
 fn load_on(engine: Engine, insns: &[Insn], maps: Vec<Arc<dyn Map>>) -> ebpf_vm::Program {
     load_with(
         insns,
@@ -218,26 +210,6 @@ fn no_helper_but_unlock_while_a_lock_is_held_and_local_calls_are_allowed() {
     }
 }
 
-/// A helper (id `REGIONS`) that returns the size of the run's region table.
-const REGIONS: i32 = 1000;
-
-fn load_counting(engine: Engine, insns: &[Insn], maps: Vec<Arc<dyn Map>>) -> ebpf_vm::Program {
-    let mut helpers = ebpf_vm::HelperTable::standard();
-    helpers.register(REGIONS as u32, "regions", |cx, _| {
-        Ok(cx.regions.len() as u64)
-    });
-    load_with(
-        insns,
-        ProgramOptions {
-            engine,
-            maps,
-            helpers,
-            ..ProgramOptions::default()
-        },
-    )
-    .expect("program loads")
-}
-
 #[test]
 fn ring_buffer_records_leave_the_region_table_when_submitted() {
     // n times: r = reserve(ring, 8); *r = 7; submit(r). Then r0 = regions.
@@ -261,12 +233,12 @@ fn ring_buffer_records_leave_the_region_table_when_submitted() {
     };
     for engine in ENGINES {
         let ring = maps::create(MapDef::new(MapType::Ringbuf, 0, 0, 1 << 16)).unwrap();
-        let once = load_counting(engine, &reserve_submit(1), vec![ring.clone()]);
-        let many = load_counting(engine, &reserve_submit(200), vec![ring.clone()]);
+        let once = counting_regions(engine, &reserve_submit(1), vec![ring.clone()]);
+        let many = counting_regions(engine, &reserve_submit(200), vec![ring.clone()]);
         let base = run(&once).unwrap();
         assert_eq!(run(&many).unwrap(), base, "{engine:?}");
         // A store through the pointer after submit traps: the record is no longer the run's.
-        let late = load_counting(
+        let late = counting_regions(
             engine,
             &prog![
                 ld_map(1, 0),
@@ -313,8 +285,8 @@ fn for_each_map_elem_in_a_loop_does_not_grow_the_region_table() {
     };
     for engine in ENGINES {
         let array = maps::create(MapDef::new(MapType::Array, 4, 8, 4)).unwrap();
-        let once = load_counting(engine, &walks(1), vec![array.clone()]);
-        let many = load_counting(engine, &walks(100), vec![array.clone()]);
+        let once = counting_regions(engine, &walks(1), vec![array.clone()]);
+        let many = counting_regions(engine, &walks(100), vec![array.clone()]);
         let base = run(&once).unwrap();
         assert_eq!(run(&many).unwrap(), base, "{engine:?}");
     }
