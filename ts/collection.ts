@@ -6,7 +6,7 @@
  */
 import { type Codec, codec } from './btf/codec.js'
 import type { BtfType } from './btf/types.js'
-import { EbpfError, LoadError } from './errors.js'
+import { EbpfError, LoadError, MapError } from './errors.js'
 import { asBpfMap, BpfMap, MAP_TYPES, type MapCodecs, type MapDefinition } from './map.js'
 import { type EngineName, Program, type ProgramType, type SafetyMode } from './program.js'
 import type { CollectionSpec, MapSpec, ProgramSpec } from './spec.js'
@@ -23,7 +23,22 @@ export interface CollectionOptions {
   mapReplacements?: Record<string, BpfMap>
   /** Where maps with `pinning = LIBBPF_PIN_BY_NAME` are pinned and looked up (default `/sys/fs/bpf`). */
   pinPath?: string
+  /**
+   * Bytes the maps this collection creates may take together once full (`BpfMap.memoryBound` of
+   * each; default 1 GiB). A map that would go over it fails with `E2BIG` naming it, before any
+   * memory is taken for it.
+   */
+  memoryLimit?: number
 }
+
+/** Bytes the maps of a collection may take together (`limit`) and those created so far take. */
+interface MemoryBudget {
+  limit: number
+  used: number
+}
+
+/** The default `CollectionOptions.memoryLimit`: 1 GiB. */
+export const DEFAULT_COLLECTION_MEMORY = 2 ** 30
 
 /** `BPF_F_RDONLY_PROG`: programs may read but not write the map. */
 const BPF_F_RDONLY_PROG = 1 << 7
@@ -158,8 +173,13 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
       throw new EbpfError('EINVAL', 'Collection takes a CollectionSpec from loadCollectionSpec')
     }
     this.spec = spec
+    const limit = options.memoryLimit ?? DEFAULT_COLLECTION_MEMORY
+    if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
+      throw new EbpfError('EINVAL', `memoryLimit must be a non-negative integer, got ${String(limit)}`)
+    }
+    const budget = { limit, used: 0 }
     for (const m of spec.maps.values()) {
-      this.maps.set(m.name, this.#mapFor(m, options))
+      this.maps.set(m.name, this.#mapFor(m, options, budget))
     }
     for (const m of spec.maps.values()) this.#fillInnerMaps(m)
     for (const p of spec.programs.values()) {
@@ -187,7 +207,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
    * replacement or a pinned map must have the shape the object wants (as libbpf checks before
    * reusing a pinned map): the programs are relocated against that shape.
    */
-  #mapFor(m: MapSpec, options: CollectionOptions): BpfMap {
+  #mapFor(m: MapSpec, options: CollectionOptions, budget: MemoryBudget): BpfMap {
     const replacement = options.mapReplacements?.[m.name]
     if (replacement !== undefined) {
       const map = asBpfMap(replacement, `mapReplacements['${m.name}']`)
@@ -207,11 +227,23 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
         return pinned
       }
     }
-    return this.#createMap(m, pin)
+    return this.#createMap(m, pin, budget)
   }
 
-  #createMap(m: MapSpec, pin: string | undefined): BpfMap {
-    const map = new BpfMap(definitionOf(m), this.#codecs(m))
+  /** Creates map `m` (pinned under `pin` if given); it counts against `budget`. */
+  #createMap(m: MapSpec, pin: string | undefined, budget: MemoryBudget): BpfMap {
+    const def = definitionOf(m)
+    const bound = BpfMap.memoryBound(def)
+    if (budget.used + bound > budget.limit) {
+      throw new MapError(
+        'E2BIG',
+        `map '${m.name}' (${m.maxEntries} entries of ${m.valueSize} bytes) may take ${bound} bytes once full; ` +
+          `with the ${budget.used} bytes of the maps before it that exceeds the collection's memory limit of ` +
+          `${budget.limit} bytes (CollectionOptions.memoryLimit)`,
+      )
+    }
+    budget.used += bound
+    const map = new BpfMap(def, this.#codecs(m))
     if (m.contents) {
       map.update(new Uint8Array(4), m.contents)
       if (m.readonly) map.freeze()

@@ -149,6 +149,16 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     this.native = call(() => native.NativeMap.create(nativeDef(def)))
   }
 
+  /**
+   * The most bytes a map of definition `def` can take once full (its values, whether allocated up
+   * front or not, and an estimate of its key index), without creating it. A `Collection` counts
+   * its maps against its `memoryLimit` with it.
+   */
+  static memoryBound(def: MapDefinition): number {
+    const d = nativeDef(def)
+    return call(() => native.NativeMap.memoryBound(d))
+  }
+
   /** The live map with this id (from any thread of the process). */
   static fromId<K = unknown, V = unknown>(id: number, codecs?: MapCodecs): BpfMap<K, V> {
     return new BpfMap<K, V>(

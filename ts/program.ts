@@ -50,6 +50,19 @@ export interface ProgramOptions {
    */
   onPerfEvent?: (record: PerfRecord) => void
   /**
+   * Receives the number of `bpf_perf_event_output` records dropped since the last delivery
+   * (called after a run, a batch or `repeat` runs, when some were): a run may output
+   * `perfBufferBytes` of records, and as many wait for delivery; beyond that the helper returns
+   * -ENOSPC and the record is lost, as with the kernel's perf ring and its lost-sample count.
+   */
+  onPerfLost?: (count: number) => void
+  /**
+   * Bytes of perf records, counted as the kernel's perf ring lays them out (8-byte header, u32
+   * size, data, padded to 8), that one run may output and that wait for delivery (default
+   * 262,144: 64 pages).
+   */
+  perfBufferBytes?: number
+  /**
    * Helpers written in JavaScript, by helper number (a number the kernel uses replaces that helper
    * for this program). They run synchronously on the JavaScript thread, so programs that call them
    * run with `run()`/`runBatch()`, not the async forms.
@@ -195,6 +208,8 @@ export interface RunResult {
   insnCount: number
   /** Wall time of one run inside the engine, in nanoseconds (the mean when `repeat` > 1). */
   durationNs: number
+  /** Perf records dropped by this call (programs with `onPerfEvent`; see `perfBufferBytes`). */
+  perfLost?: number
 }
 
 const PROGRAM_TYPES: readonly ProgramType[] = ['raw', 'socket_filter', 'xdp', 'tracing']
@@ -351,6 +366,7 @@ export class Program {
   readonly native: NativeProgram
   readonly #lineInfo: LineInfo[]
   readonly #onPerfEvent: ((record: PerfRecord) => void) | undefined
+  readonly #onPerfLost: ((count: number) => void) | undefined
   /** `run({ data })` of a raw program without JavaScript helpers takes `runInPlace`. */
   readonly #fastPath: boolean
   readonly #scratch = new BigUint64Array(3)
@@ -379,6 +395,20 @@ export class Program {
       throw new LoadError('EINVAL', 'onPerfEvent must be a function')
     }
     this.#onPerfEvent = options.onPerfEvent
+    if (options.onPerfLost !== undefined && typeof options.onPerfLost !== 'function') {
+      throw new LoadError('EINVAL', 'onPerfLost must be a function')
+    }
+    this.#onPerfLost = options.onPerfLost
+    const perfBufferBytes = options.perfBufferBytes
+    if (
+      perfBufferBytes !== undefined &&
+      (typeof perfBufferBytes !== 'number' ||
+        !Number.isInteger(perfBufferBytes) ||
+        perfBufferBytes < 1 ||
+        perfBufferBytes > 2 ** 30)
+    ) {
+      throw new LoadError('EINVAL', `perfBufferBytes must be an integer from 1 to 2^30, got ${String(perfBufferBytes)}`)
+    }
     const js = jsHelpers(options.helpers)
     const loaded = native.loadProgram(
       instructions,
@@ -389,6 +419,7 @@ export class Program {
         budget,
         mapIds,
         perfEvents: options.onPerfEvent !== undefined,
+        perfBufferBytes,
         jsHelperIds: js?.ids,
         jsHelperNames: js?.names,
         pointerLeaks,
@@ -427,8 +458,7 @@ export class Program {
     }
     checkSignal(options?.signal)
     const res = this.native.run(runInput(this.type, options))
-    this.#deliverPerfRecords()
-    return this.#result(res)
+    return this.#result(res, this.#deliverPerfRecords())
   }
 
   /**
@@ -456,9 +486,7 @@ export class Program {
     const input = runInput(this.type, options)
     const signal = checkSignal(options.signal)
     const res = await withSignal(signal, (token) => this.native.runAsync(input, token))
-    this.#deliverPerfRecords()
-    if (res.error) throw this.#located(fromNative(res.error, signal?.reason))
-    return toResult(this.type, res)
+    return this.#result(res, this.#deliverPerfRecords(), signal?.reason)
   }
 
   /**
@@ -518,9 +546,13 @@ export class Program {
     return this.native.traceLog(options.take)
   }
 
-  #deliverPerfRecords(): void {
-    if (!this.#onPerfEvent) return
-    for (const r of this.native.takePerfRecords()) this.#onPerfEvent({ index: r.index, data: bytes(r.data) })
+  /** Hands the records of the last call to `onPerfEvent`; returns how many were lost. */
+  #deliverPerfRecords(): number | undefined {
+    if (!this.#onPerfEvent) return undefined
+    const { records, lost } = this.native.takePerfRecords()
+    for (const r of records) this.#onPerfEvent({ index: r.index, data: bytes(r.data) })
+    if (lost > 0) this.#onPerfLost?.(lost)
+    return lost
   }
 
   /** Unpacks a batch: per-packet views into the few buffers the engine returned. */
@@ -559,9 +591,11 @@ export class Program {
     })
   }
 
-  #result(res: NativeRunResult): RunResult {
-    if (res.error) throw this.#located(fromNative(res.error))
-    return toResult(this.type, res)
+  #result(res: NativeRunResult, perfLost: number | undefined, abortReason?: unknown): RunResult {
+    if (res.error) throw this.#located(fromNative(res.error, abortReason))
+    const result = toResult(this.type, res)
+    if (perfLost !== undefined) result.perfLost = perfLost
+    return result
   }
 
   /** Adds the C source line of the error's instruction, when line info says it. */

@@ -148,6 +148,15 @@ impl NativeMap {
         Ok(NativeMap::new(map))
     }
 
+    /// Bytes the map `def` describes may take once full (`MapDef::memory_bound`), without
+    /// creating it; the errors of a definition `create` would refuse.
+    #[napi(catch_unwind)]
+    pub fn memory_bound(def: NativeMapDef) -> Result<f64> {
+        let def = to_def(&def)?;
+        def.validate().map_err(js_err)?;
+        Ok(def.memory_bound() as f64)
+    }
+
     /// The live map with this id (any thread of the process), or null.
     #[napi(factory, catch_unwind)]
     pub fn from_id(id: u32) -> Result<NativeMap> {

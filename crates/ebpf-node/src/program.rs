@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ebpf_vm::helpers::output::{PerfRecord, PerfSink};
+use ebpf_vm::helpers::output::{perf_record_bytes, PerfRecord, PerfSink};
 use ebpf_vm::{
     CancelToken, Engine, Mode, PointerLeaks, ProcessInfo, Program, ProgramOptions, ProgramType,
     RunInput, RunLimits, TestRunInput, TestRunOutput, Trap,
@@ -31,6 +31,9 @@ pub struct NativeProgramOptions {
     /// Keep `bpf_perf_event_output` records for `takePerfRecords` (else the helper returns
     /// -ENOENT, as the kernel does with no perf event behind the slot).
     pub perf_events: Option<bool>,
+    /// Bytes of perf records a run may output, and that wait for `takePerfRecords` (records
+    /// beyond are dropped and counted; default 256 KiB).
+    pub perf_buffer_bytes: Option<f64>,
     /// Helper ids served by the JavaScript dispatcher given to `loadProgram`, and their names.
     pub js_helper_ids: Option<Vec<u32>>,
     pub js_helper_names: Option<Vec<String>>,
@@ -73,15 +76,53 @@ pub struct NativeRunResult {
 }
 
 #[napi(object)]
+pub struct NativePerfRecords {
+    pub records: Vec<NativePerfRecord>,
+    /// Records dropped since the last call.
+    pub lost: f64,
+}
+
+#[napi(object)]
 pub struct NativePerfRecord {
     /// The perf event array slot (the running CPU, 0, for BPF_F_CURRENT_CPU).
     pub index: u32,
     pub data: Buffer,
 }
 
+/// Perf records waiting for `takePerfRecords`, bounded as a perf ring that is read after each call
+/// (a run, a batch, `repeat` runs): `limit` bytes of records in the kernel's layout; records beyond
+/// are counted in `lost`.
+#[derive(Default)]
+pub struct PerfBuffer {
+    records: Vec<PerfRecord>,
+    bytes: u64,
+    lost: u64,
+    limit: u64,
+}
+
+impl PerfBuffer {
+    /// Keeps `record`, or counts it lost when it does not fit.
+    fn push(&mut self, record: &PerfRecord) -> bool {
+        let size = perf_record_bytes(record.data.len() as u64);
+        if self.bytes + size > self.limit {
+            self.lost += 1;
+            return false;
+        }
+        self.bytes += size;
+        self.records.push(record.clone());
+        true
+    }
+}
+
+type SharedPerf = Arc<Mutex<PerfBuffer>>;
+
+fn lock(perf: &SharedPerf) -> std::sync::MutexGuard<'_, PerfBuffer> {
+    perf.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn parse_options(
     o: &NativeProgramOptions,
-    perf: &Arc<Mutex<Vec<PerfRecord>>>,
+    perf: &SharedPerf,
 ) -> std::result::Result<ProgramOptions, Box<NativeError>> {
     let prog_type = match o.prog_type.as_str() {
         "raw" => ProgramType::Raw,
@@ -130,14 +171,21 @@ fn parse_options(
             .ok_or_else(|| Box::new(invalid(format!("no map with id {id}"))))?;
         options.maps.push(map);
     }
+    if let Some(b) = o.perf_buffer_bytes {
+        if !(b.is_finite() && b >= 1.0 && b.fract() == 0.0 && b <= (1u64 << 30) as f64) {
+            return Err(Box::new(invalid(format!(
+                "perfBufferBytes must be an integer from 1 to 2^30, got {b}"
+            ))));
+        }
+        options.perf_buffer_bytes = b as u64;
+    }
+    lock(perf).limit = options.perf_buffer_bytes;
     if o.perf_events.unwrap_or(false) {
-        let records = perf.clone();
-        options.perf_sink = Some(PerfSink::new(move |r| {
-            records
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(r.clone())
-        }));
+        let (records, lost) = (perf.clone(), perf.clone());
+        options.perf_sink = Some(
+            PerfSink::accepting(move |r| lock(&records).push(r))
+                .with_lost(move |n| lock(&lost).lost += n),
+        );
     }
     Ok(options)
 }
@@ -229,7 +277,7 @@ pub struct NativeProgram {
     pub(crate) inner: Arc<Program>,
     /// Process-unique id, as the kernel's program id (what a prog_array lookup returns).
     pub(crate) id: u32,
-    perf: Arc<Mutex<Vec<PerfRecord>>>,
+    perf: SharedPerf,
     /// The trap of the last failed `run_in_place`.
     last_error: Mutex<Option<Trap>>,
 }
@@ -277,16 +325,24 @@ impl NativeProgram {
         }
     }
 
-    /// `bpf_perf_event_output` records since the last call, in order.
+    /// `bpf_perf_event_output` records since the last call, in order, and how many were dropped
+    /// meanwhile because a run's perf buffer or this buffer was full.
     #[napi(catch_unwind)]
-    pub fn take_perf_records(&self) -> Vec<NativePerfRecord> {
-        std::mem::take(&mut *self.perf.lock().unwrap_or_else(|e| e.into_inner()))
-            .into_iter()
-            .map(|r| NativePerfRecord {
-                index: r.index,
-                data: r.data.into(),
-            })
-            .collect()
+    pub fn take_perf_records(&self) -> NativePerfRecords {
+        let mut perf = lock(&self.perf);
+        let records = std::mem::take(&mut perf.records);
+        perf.bytes = 0;
+        let lost = std::mem::take(&mut perf.lost);
+        NativePerfRecords {
+            records: records
+                .into_iter()
+                .map(|r| NativePerfRecord {
+                    index: r.index,
+                    data: r.data.into(),
+                })
+                .collect(),
+            lost: lost as f64,
+        }
     }
 
     /// The fast path of one `raw` run with nothing but data: runs in place on `data` (the caller's
@@ -558,7 +614,7 @@ pub fn load_program(
     )]
     js_helpers: Option<crate::js_helpers::JsDispatcher<'_>>,
 ) -> Result<Either<NativeProgram, NativeLoadResult>> {
-    let perf = Arc::new(Mutex::new(Vec::new()));
+    let perf = SharedPerf::default();
     let mut parsed = parse_options(&options, &perf);
     if let (Ok(opts), Some(dispatcher)) = (&mut parsed, &js_helpers) {
         crate::js_helpers::register(

@@ -59,17 +59,27 @@ impl AddedRegions {
         self.list.push((start, len, what));
     }
 
+    /// Forgets the region added last at `start` (it left the run: a ring buffer record submitted,
+    /// a `bpf_for_each_map_elem` key after the call), so the list holds what the run can reach.
+    pub fn remove(&mut self, start: u64) {
+        if let Some(i) = self.list.iter().rposition(|e| e.0 == start) {
+            self.list.remove(i);
+        }
+    }
+
     /// The length of the region added last at `start`.
     pub fn len_at(&self, start: u64) -> Option<u64> {
         self.list.iter().rev().find(|e| e.0 == start).map(|e| e.1)
     }
 }
 
-/// One named extent: `[start, start + len)`, offsets counted from `base`.
+/// One named extent: `[start, start + len)`, offsets counted from `base`; or, for a map's value
+/// area (`stride` != 0), from the start of the value an address inside it falls in.
 struct Named {
     start: u64,
     len: u64,
     base: u64,
+    stride: u64,
     region: String,
 }
 
@@ -84,24 +94,35 @@ fn map_name(maps: &RunMaps, handle: u64, kind: &str) -> String {
 /// Every named extent of the run: the helper-added ones first (they are the most specific).
 fn extents(state: &RunState, maps: &RunMaps) -> Vec<Named> {
     let mut out = Vec::new();
-    let mut add = |start: u64, len: u64, base: u64, region: String| {
+    let mut add_strided = |start: u64, len: u64, base: u64, stride: u64, region: String| {
         if len > 0 {
             out.push(Named {
                 start,
                 len,
                 base,
+                stride,
                 region,
             })
         }
     };
     for &(start, len, what) in &state.added.list {
-        let region = match what {
-            Added::MapValue { map } => format!("{} value", map_name(maps, map, "map")),
-            Added::MapKey { map } => format!("{} key", map_name(maps, map, "map")),
-            Added::RingbufRecord { map } => format!("{} record", map_name(maps, map, "ringbuf")),
+        let (region, stride) = match what {
+            // A value area holds every value of the map, `value_stride` bytes apart.
+            Added::MapValue { map } => (
+                format!("{} value", map_name(maps, map, "map")),
+                maps.resolve_ref(map)
+                    .map_or(0, |m| m.common().def.value_stride() as u64),
+            ),
+            Added::MapKey { map } => (format!("{} key", map_name(maps, map, "map")), 0),
+            Added::RingbufRecord { map } => {
+                (format!("{} record", map_name(maps, map, "ringbuf")), 0)
+            }
         };
-        add(start, len, start, region);
+        add_strided(start, len, start, stride, region);
     }
+    let mut add = |start: u64, len: u64, base: u64, region: String| {
+        add_strided(start, len, base, 0, region)
+    };
     if state.stack_top != 0 {
         let len = STACK_SIZE as u64;
         add(state.stack_top - len, len, state.stack_top, "stack".into());
@@ -154,9 +175,15 @@ pub fn locate(addr: u64, state: &RunState, maps: &RunMaps) -> Option<Place> {
         .filter(|(d, _)| *d <= NEAR)
         .min_by_key(|(d, _)| *d);
     if let Some((_, n)) = nearest {
+        let inside = addr >= n.start && addr - n.start < n.len;
+        let offset = if n.stride > 0 && inside {
+            ((addr - n.start) % n.stride) as i64
+        } else {
+            addr.wrapping_sub(n.base) as i64
+        };
         return Some(Place {
             region: n.region.clone(),
-            offset: addr.wrapping_sub(n.base) as i64,
+            offset,
         });
     }
     (addr as i64).unsigned_abs().le(&NEAR).then(|| Place {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::context::{self, ContextInput, ContextOutput, RunState};
 use crate::error::{ErrorCode, LoadError, Trap, TrapKind};
 use crate::helpers::callbacks::rebase_trap;
-use crate::helpers::output::{PerfSink, ProgramOutput, TraceSink};
+use crate::helpers::output::{PerfSink, ProgramOutput, TraceSink, DEFAULT_PERF_BUFFER_BYTES};
 use crate::helpers::HelperTable;
 use crate::interpreter::{self, RunEnv, RunOutput, STACK_SIZE};
 use crate::isa::opcodes::{OP_CALL, OP_CALLX, OP_LDDW};
@@ -71,6 +71,9 @@ pub struct ProgramOptions {
     /// JIT: emit no immediate of the program as it is in executable memory (constant blinding,
     /// against JIT spraying; see `jit/blind.rs`). On by default: the bytecode is untrusted.
     pub blind_constants: bool,
+    /// Bytes of perf records one run may output; records beyond are dropped and counted
+    /// (`helpers::output`).
+    pub perf_buffer_bytes: u64,
 }
 
 impl Default for ProgramOptions {
@@ -86,6 +89,7 @@ impl Default for ProgramOptions {
             perf_sink: None,
             pointer_leaks: PointerLeaks::Refuse,
             blind_constants: true,
+            perf_buffer_bytes: DEFAULT_PERF_BUFFER_BYTES,
         }
     }
 }
@@ -148,6 +152,7 @@ impl Program {
         let output = Arc::new(ProgramOutput::new(
             options.trace_sink.clone(),
             options.perf_sink.clone(),
+            options.perf_buffer_bytes,
         ));
         let stack_frames = crate::stack_reach::reachable_frames(&insns);
         let (engine, jit) =
@@ -237,6 +242,16 @@ impl Program {
         cx: &ContextInput<'_>,
         limits: &RunLimits,
     ) -> Result<(RunOutput, ContextOutput), Trap> {
+        self.run_counting_lost(input, cx, limits).0
+    }
+
+    /// `run_with_limits`, and the number of perf records the run dropped (also when it trapped).
+    pub(crate) fn run_counting_lost(
+        &self,
+        input: &mut RunInput<'_>,
+        cx: &ContextInput<'_>,
+        limits: &RunLimits,
+    ) -> (Result<(RunOutput, ContextOutput), Trap>, u64) {
         // The stack lives in this Rust frame for the duration of the run; u64 for alignment.
         let mut stack = std::mem::MaybeUninit::<[u64; STACK_SIZE / 8]>::uninit();
         let stack_bytes = stack.as_mut_ptr() as u64;
@@ -248,20 +263,35 @@ impl Program {
         unsafe { std::ptr::write_bytes(reach_start as *mut u8, 0, reach) };
         let mut regions = Regions::new();
         regions.push(Region::new(reach_start, reach as u64, true));
+        // Declared after the stack, so dropped before it: a lock word on the stack is released
+        // while the stack is alive (see `RunState`'s `Drop`).
         let mut state = RunState::new(self.options.prog_type);
         state.stack_top = stack_bytes + STACK_SIZE as u64;
         state.limits = limits.clone();
-        let entry = context::prepare_run(
+        let entry = match context::prepare_run(
             self.options.prog_type,
             input.data,
             cx,
             &mut state,
             &mut regions,
-        )?;
+        ) {
+            Ok(entry) => entry,
+            Err(trap) => return (Err(trap), 0),
+        };
         let budget = input.budget.unwrap_or(self.options.budget);
         let stack_top = stack_bytes + STACK_SIZE as u64;
         let result = self.run_chain(regions, &mut state, stack_top, budget, &entry);
         let held = state.release_lock();
+        (Program::finish(&state, result, held), state.perf_lost)
+    }
+
+    /// The outcome of a run whose chain gave `result`, `held` being the instruction that took a
+    /// lock still held at the end.
+    fn finish(
+        state: &RunState,
+        result: Result<RunOutput, Trap>,
+        held: Option<usize>,
+    ) -> Result<(RunOutput, ContextOutput), Trap> {
         let out = result?;
         if let Some(pc) = held {
             return Err(Trap {
@@ -274,7 +304,7 @@ impl Program {
                 place: None,
             });
         }
-        Ok((out, context::finish_run(&state)))
+        Ok((out, context::finish_run(state)))
     }
 
     /// Runs this program, then the programs it tail-calls, on the same memory and run state.

@@ -39,6 +39,8 @@ pub struct TestRunOutput {
     pub meta: Option<Vec<u8>>,
     /// Mean wall time of one run, in nanoseconds.
     pub duration_ns: f64,
+    /// `bpf_perf_event_output` records dropped, over all repetitions (see `helpers::output`).
+    pub perf_lost: u64,
 }
 
 impl Program {
@@ -52,6 +54,7 @@ impl Program {
         };
         let mut data = input.data.clone();
         let mut runs = 0u32;
+        let mut perf_lost = 0u64;
         let mut last = None;
         // One clock reading around the loop, as the kernel's test run does: per-repetition readings
         // cost as much as a short program (the data reset inside the loop is a small memcpy).
@@ -62,9 +65,9 @@ impl Program {
             }
             // Runs too short to reach a check of their own still end at the limits: a run that
             // starts with a limit reached stops before its first instruction.
-            let outcome = match input.limits.check(0, 0) {
-                Err(trap) => Err(trap),
-                Ok(()) => self.run_with_limits(
+            let (outcome, lost) = match input.limits.check(0, 0) {
+                Err(trap) => (Err(trap), 0),
+                Ok(()) => self.run_counting_lost(
                     &mut RunInput {
                         data: &mut data,
                         budget: input.budget,
@@ -74,6 +77,7 @@ impl Program {
                 ),
             };
             runs += 1;
+            perf_lost += lost;
             let trapped = outcome.is_err();
             last = Some(outcome);
             if trapped {
@@ -89,6 +93,7 @@ impl Program {
                 ctx: cx_out.ctx,
                 meta: cx_out.meta,
                 duration_ns,
+                perf_lost,
             },
             Err(trap) => TestRunOutput {
                 insn_count: trap.insn_count,
@@ -97,6 +102,7 @@ impl Program {
                 ctx: None,
                 meta: None,
                 duration_ns,
+                perf_lost,
             },
         }
     }

@@ -19,14 +19,6 @@ use std::sync::Arc;
 
 const ENGINES: [Engine; 2] = [Engine::Interpreter, Engine::Jit];
 
-/// `lddw dst, map[index]` (BPF_PSEUDO_MAP_IDX).
-fn ld_map(dst: u8, index: i32) -> [Insn; 2] {
-    [
-        Insn::new(OP_LDDW, dst, PSEUDO_MAP_IDX, 0, index),
-        Insn::new(0, 0, 0, 0, 0),
-    ]
-}
-
 fn load_on(engine: Engine, insns: &[Insn], maps: Vec<Arc<dyn Map>>) -> ebpf_vm::Program {
     load_with(
         insns,
@@ -215,5 +207,164 @@ fn no_helper_but_unlock_while_a_lock_is_held_and_local_calls_are_allowed() {
         })
         .unwrap();
         assert_eq!(word, [0, 0, 0, 0, 7, 0, 0, 0]);
+    }
+}
+
+#[test]
+fn ring_buffer_records_leave_the_region_table_when_submitted() {
+    // n times: r = reserve(ring, 8); *r = 7; submit(r). Then r0 = regions.
+    let reserve_submit = |n: i32| {
+        prog![
+            mov(6, n),
+            ld_map(1, 0),
+            mov(2, 8),
+            mov(3, 0),
+            call(131),
+            ji(JMP_JEQ, 0, 0, 6),
+            st(SIZE_DW, 0, 0, 7),
+            movr(1, 0),
+            mov(2, 0),
+            call(132),
+            add(6, -1),
+            ji(JMP_JNE, 6, 0, -12),
+            call(REGIONS),
+            exit(),
+        ]
+    };
+    for engine in ENGINES {
+        let ring = maps::create(MapDef::new(MapType::Ringbuf, 0, 0, 1 << 16)).unwrap();
+        let once = counting_regions(engine, &reserve_submit(1), vec![ring.clone()]);
+        let many = counting_regions(engine, &reserve_submit(200), vec![ring.clone()]);
+        let base = run(&once).unwrap();
+        assert_eq!(run(&many).unwrap(), base, "{engine:?}");
+        // A store through the pointer after submit traps: the record is no longer the run's.
+        let late = counting_regions(
+            engine,
+            &prog![
+                ld_map(1, 0),
+                mov(2, 8),
+                mov(3, 0),
+                call(131),
+                ji(JMP_JEQ, 0, 0, 5),
+                movr(7, 0),
+                movr(1, 0),
+                mov(2, 0),
+                call(132),
+                st(SIZE_DW, 7, 0, 7),
+                exit(),
+            ],
+            vec![ring.clone()],
+        );
+        let t = run(&late).unwrap_err();
+        assert_eq!(
+            (t.kind, t.pc),
+            (TrapKind::OutOfBounds, 10),
+            "{engine:?}: {t}"
+        );
+    }
+}
+
+#[test]
+fn for_each_map_elem_in_a_loop_does_not_grow_the_region_table() {
+    // n times: for_each(array, cb, 0, 0) with cb returning 0. Then r0 = regions.
+    let walks = |n: i32| {
+        prog![
+            mov(6, n),
+            ld_map(1, 0),
+            lddw_func(2, 8),
+            mov(3, 0),
+            mov(4, 0),
+            call(164),
+            add(6, -1),
+            ji(JMP_JNE, 6, 0, -9),
+            call(REGIONS),
+            exit(),
+            mov(0, 0),
+            exit(),
+        ]
+    };
+    for engine in ENGINES {
+        let array = maps::create(MapDef::new(MapType::Array, 4, 8, 4)).unwrap();
+        let once = counting_regions(engine, &walks(1), vec![array.clone()]);
+        let many = counting_regions(engine, &walks(100), vec![array.clone()]);
+        let base = run(&once).unwrap();
+        assert_eq!(run(&many).unwrap(), base, "{engine:?}");
+    }
+}
+
+#[test]
+fn perf_records_beyond_the_runs_buffer_are_dropped_and_counted() {
+    use ebpf_vm::helpers::output::PerfSink;
+    use ebpf_vm::{ContextInput, TestRunInput};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // 25 times: perf_event_output(ctx, 0, BPF_F_CURRENT_CPU, r10 - 8, 8); r0 = the calls that
+    // returned 0. An 8-byte record takes 24 bytes of a perf ring (8-byte header, u32 size, the
+    // data, 4 bytes of padding), so a 240-byte buffer holds 10 of them.
+    let insns = prog![
+        movr(6, 1),
+        mov(7, 0),
+        mov(8, 25),
+        st(SIZE_DW, 10, -8, 0x55),
+        movr(1, 6),
+        mov(2, 0),
+        lddw(3, 0xffff_ffff),
+        fp_plus(4, -8),
+        mov(5, 8),
+        call(25),
+        ji(JMP_JNE, 0, 0, 1),
+        add(7, 1),
+        add(8, -1),
+        ji(JMP_JNE, 8, 0, -12),
+        movr(0, 7),
+        exit(),
+    ];
+    for engine in ENGINES {
+        let kept = Arc::new(AtomicU64::new(0));
+        let lost = Arc::new(AtomicU64::new(0));
+        let (k, l) = (kept.clone(), lost.clone());
+        let sink = PerfSink::new(move |r| {
+            assert_eq!(r.data, 0x55u64.to_ne_bytes());
+            k.fetch_add(1, Ordering::Relaxed);
+        })
+        .with_lost(move |n| {
+            l.fetch_add(n, Ordering::Relaxed);
+        });
+        let p = load_with(
+            &insns,
+            ProgramOptions {
+                prog_type: ProgramType::Tracing,
+                engine,
+                perf_sink: Some(sink),
+                perf_buffer_bytes: 240,
+                ..ProgramOptions::default()
+            },
+        )
+        .unwrap();
+        let ctx = [0u8; 8];
+        let (out, cx) = p
+            .run_with_context(
+                &mut RunInput {
+                    data: &mut [],
+                    budget: None,
+                },
+                &ContextInput {
+                    ctx: Some(&ctx),
+                    ..ContextInput::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(out.r0, 10, "{engine:?}");
+        assert_eq!(cx.perf_lost, 15, "{engine:?}");
+        assert_eq!(kept.load(Ordering::Relaxed), 10);
+        assert_eq!(lost.load(Ordering::Relaxed), 15);
+        // Each run has its own buffer: three repetitions drop 45 of 75.
+        let t = p.test_run(&TestRunInput {
+            ctx: Some(ctx.to_vec()),
+            repeat: 3,
+            ..TestRunInput::default()
+        });
+        assert_eq!(t.result.unwrap(), 10);
+        assert_eq!(t.perf_lost, 45);
+        assert_eq!(kept.load(Ordering::Relaxed), 40);
     }
 }

@@ -51,6 +51,8 @@ pub struct ContextOutput {
     /// The context after the run: the `__sk_buff` image (socket filters; `cb[]` may have changed)
     /// or the `xdp_md` image as the kernel's test run returns it.
     pub ctx: Option<Vec<u8>>,
+    /// `bpf_perf_event_output` records the run dropped because its perf buffer was full.
+    pub perf_lost: u64,
 }
 
 /// Where a run starts: r1-r5, and the packet that `LD_ABS`/`LD_IND` read.
@@ -159,19 +161,24 @@ pub fn prepare_run(
 
 /// What a finished run hands back besides r0.
 pub fn finish_run(state: &RunState) -> ContextOutput {
+    let out = ContextOutput {
+        perf_lost: state.perf_lost,
+        ..ContextOutput::default()
+    };
     match state.prog_type {
-        ProgramType::Raw | ProgramType::Tracing => ContextOutput::default(),
+        ProgramType::Raw | ProgramType::Tracing => out,
         ProgramType::SocketFilter => ContextOutput {
             ctx: socket_filter::ctx_out(state),
-            ..ContextOutput::default()
+            ..out
         },
         ProgramType::Xdp => match &state.xdp {
             Some(frame) => ContextOutput {
                 packet: Some(frame.packet()),
                 meta: Some(frame.meta()),
                 ctx: Some(xdp::ctx_out(frame)),
+                ..out
             },
-            None => ContextOutput::default(),
+            None => out,
         },
     }
 }

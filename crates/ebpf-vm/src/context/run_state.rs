@@ -166,20 +166,25 @@ pub struct RunState {
     /// Whether helpers refuse to copy out host addresses (the program's `pointer_leaks`; false in
     /// a run state made outside `Program`).
     pub refuse_pointer_leaks: bool,
+    /// Bytes of `bpf_perf_event_output` records this run delivered, as the kernel's perf ring
+    /// counts them, and the records dropped because they did not fit (`helpers::output`).
+    pub perf_bytes: u64,
+    pub perf_lost: u64,
 }
 
 /// A `bpf_spin_lock` a run holds: the word's address, the instruction that took it, and what keeps
 /// the word's memory alive until the lock is released.
 ///
 /// The release must write into live memory whenever it happens (an unlock, the end of the run, a
-/// trap, the unwinding of a panic), and a concurrent delete or LRU eviction may drop the map entry
-/// the word belongs to meanwhile. So the lock owns its memory: `owner` is the map (or kept value)
-/// whose storage holds the word, and memory that belongs to the run itself (stack, data, context,
-/// XDP frame, callback stacks) has no owner because it outlives the `RunState` (see `Drop`).
+/// trap, the unwinding of a panic), whichever maps the run's table or a tail-called program kept
+/// alive by then. So the lock owns its memory: `owner` is the map whose storage holds the word
+/// (map memory lives as long as its map, whatever is deleted meanwhile), and memory that belongs
+/// to the run itself (stack, data, context, XDP frame, callback stacks) has no owner because it
+/// outlives the `RunState` (see `Drop`).
 pub struct HeldLock {
     pub addr: u64,
     pub pc: usize,
-    pub owner: Option<crate::maps::MemoryOwner>,
+    pub owner: Option<Arc<dyn crate::maps::Map>>,
 }
 
 impl RunState {

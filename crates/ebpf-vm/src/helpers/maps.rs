@@ -10,9 +10,8 @@
 //! the run with a helper error instead.
 //!
 //! A value a lookup returns is added to the run's regions (read-only for `BPF_F_RDONLY_PROG` maps),
-//! so checked loads and stores through it are allowed; ring buffer reservations likewise (a record's
-//! region stays in the run after submit: still the ring's own memory, but the consumer may then see
-//! later writes). Known gap: values of `BPF_F_WRONLY_PROG` maps are readable, since regions cannot
+//! so checked loads and stores through it are allowed; ring buffer reservations likewise, until they
+//! are submitted or discarded (at most `MAX_RESERVATIONS` at once). Known gap: values of `BPF_F_WRONLY_PROG` maps are readable, since regions cannot
 //! express write-only memory (the kernel's verifier rejects such reads).
 //!
 //! `bpf_for_each_map_elem` (164) calls back into the program through
@@ -47,6 +46,11 @@ pub const BPF_MAP_LOOKUP_PERCPU_ELEM: u32 = 195;
 pub const BPF_GET_SMP_PROCESSOR_ID: u32 = 8;
 
 const EAGAIN: i64 = 11;
+
+/// Ring buffer records one run may hold reserved at once; `bpf_ringbuf_reserve` returns NULL
+/// beyond, as when the ring is full. (The kernel's verifier makes a program release every
+/// reservation on every path, which in practice keeps this number small.)
+pub const MAX_RESERVATIONS: usize = 1024;
 
 /// A negative errno as r0.
 fn neg(e: i64) -> u64 {
@@ -176,15 +180,14 @@ const PUSHABLE: [MapType; 3] = [MapType::Queue, MapType::Stack, MapType::BloomFi
 fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     let cpu = cx.maps.cpu();
     // The hottest map helper: the map is borrowed and the key read in place.
-    let (found, writable) = {
+    let (found, area) = {
         let map = typed_map(cx.maps, a[0], "bpf_map_lookup_elem", &KEYED)?;
         let len = key_size(map);
         let key = cx
             .regions
             .slice(a[1], len)
             .map_err(|_| bad_pointer(cx, "key", a[1], len))?;
-        let writable = map.common().def.flags & BPF_F_RDONLY_PROG == 0;
-        (map.prog_lookup(key, cpu), writable)
+        (map.prog_lookup(key, cpu), value_region(map))
     };
     let found = match found {
         Ok(f) => f,
@@ -192,7 +195,7 @@ fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
         Err(e) if e.code != ErrorCode::Enotsupp => return Ok(0),
         Err(e) => return Err(HelperError(e.message)),
     };
-    Ok(admit(cx, found, writable, a[0]))
+    Ok(admit(cx, found, area, a[0]))
 }
 
 /// `bpf_map_lookup_percpu_elem(map, key, cpu)`: the value of another CPU slot of a per-CPU map,
@@ -204,7 +207,7 @@ fn lookup_percpu(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperE
         MapType::LruPercpuHash,
     ];
     let cpu = a[2] as u32 as usize;
-    let (found, writable) = {
+    let (found, area) = {
         let map = typed_map(cx.maps, a[0], "bpf_map_lookup_percpu_elem", &PERCPU)?;
         let len = key_size(map);
         let key = cx
@@ -214,28 +217,43 @@ fn lookup_percpu(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperE
         if cpu >= possible_cpus() {
             return Ok(0);
         }
-        let writable = map.common().def.flags & BPF_F_RDONLY_PROG == 0;
-        (map.prog_lookup(key, cpu), writable)
+        (map.prog_lookup(key, cpu), value_region(map))
     };
     match found {
-        Ok(f) => Ok(admit(cx, f, writable, a[0])),
+        Ok(f) => Ok(admit(cx, f, area, a[0])),
         Err(e) => Err(HelperError(e.message)),
     }
 }
 
+/// The region a value of `map` gives the run: the map's whole value area (memory the map owns for
+/// its life), each access within one value, read-only for `BPF_F_RDONLY_PROG` maps.
+fn value_region(map: &Arc<dyn Map>) -> Option<Region> {
+    let def = &map.common().def;
+    let writable = def.flags & BPF_F_RDONLY_PROG == 0;
+    map.value_area().map(|(start, len)| {
+        Region::values(
+            start,
+            len,
+            def.value_stride() as u64,
+            def.value_size as u64,
+            writable,
+        )
+    })
+}
+
 /// What a program receives for a lookup result in map `map` (a handle): 0, an inner map's handle,
-/// or a value's address (made accessible and kept alive for the rest of the run).
-fn admit(cx: &mut HelperContext<'_>, found: ProgLookup, writable: bool, map: u64) -> u64 {
+/// or a value's address (its map's value area made accessible, once per run).
+fn admit(cx: &mut HelperContext<'_>, found: ProgLookup, area: Option<Region>, map: u64) -> u64 {
     match found {
         ProgLookup::Null => 0,
         ProgLookup::Map(inner) => cx.maps.admit(inner),
-        ProgLookup::Value { addr, len, keep } => {
-            if cx.maps.first_region(addr) {
-                if let Some(w) = keep {
-                    cx.maps.keep(w);
+        ProgLookup::Value(addr) => {
+            if let Some(area) = area {
+                if cx.maps.new_area(area.start) && cx.regions.push(area) {
+                    cx.state
+                        .added
+                        .add(area.start, area.len, Added::MapValue { map });
                 }
-                cx.regions.push(Region::new(addr, len, writable));
-                cx.state.added.add(addr, len, Added::MapValue { map });
             }
             addr
         }
@@ -274,48 +292,54 @@ fn for_each_map_elem(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
         return Ok(neg(errno(ErrorCode::Einval)));
     }
     let def = &map.common().def;
-    let writable = def.flags & BPF_F_RDONLY_PROG == 0;
     let is_array = matches!(def.map_type, MapType::Array | MapType::PercpuArray);
-    let key_buf = Arc::new(Words::zeroed(def.key_size as usize));
-    let key_addr = key_buf.addr(0);
-    cx.regions
-        .push(Region::new(key_addr, def.key_size as u64, false));
-    let key_len = def.key_size as u64;
+    let area = value_region(&map);
+    // The key buffer is memory of this call only: its region goes when the call returns, so a
+    // loop of calls does not grow the run's region table (a key pointer kept past the call
+    // then traps).
+    let key_buf = Words::zeroed(def.key_size as usize);
+    let key_region = Region::new(key_buf.addr(0), def.key_size as u64, false);
+    cx.regions.push(key_region);
     cx.state
         .added
-        .add(key_addr, key_len, Added::MapKey { map: h });
-    cx.maps.keep(key_buf.clone());
+        .add(key_region.start, key_region.len, Added::MapKey { map: h });
     let cpu = cx.maps.cpu();
     let mut visited = 0;
-    let mut cursor: Option<Vec<u8>> = None;
-    for index in 0..def.max_entries {
-        let index_key = index.to_ne_bytes();
-        let key: &[u8] = if is_array {
-            &index_key
-        } else {
-            let next = match &cursor {
-                None => map.get_next_key(None),
-                Some(k) => map.key_after(k),
+    let mut walk = || {
+        let mut cursor: Option<Vec<u8>> = None;
+        for index in 0..def.max_entries {
+            let index_key = index.to_ne_bytes();
+            let key: &[u8] = if is_array {
+                &index_key
+            } else {
+                let next = match &cursor {
+                    None => map.get_next_key(None),
+                    Some(k) => map.key_after(k),
+                };
+                let Ok(k) = next else { break };
+                cursor.insert(k)
             };
-            let Ok(k) = next else { break };
-            cursor.insert(k)
-        };
-        let found = map
-            .prog_lookup(key, cpu)
-            .map_err(|e| HelperError(e.message))?;
-        if matches!(found, ProgLookup::Null) {
-            // Deleted since the cursor found it.
-            cx.charge(1)?;
-            continue;
+            let found = map
+                .prog_lookup(key, cpu)
+                .map_err(|e| HelperError(e.message))?;
+            if matches!(found, ProgLookup::Null) {
+                // Deleted since the cursor found it.
+                cx.charge(1)?;
+                continue;
+            }
+            key_buf.write(0, key);
+            let value = admit(cx, found, area, h);
+            visited += 1;
+            if cx.call_function(callback, [h, key_region.start, value, ctx, 0])? != 0 {
+                break;
+            }
         }
-        key_buf.write(0, key);
-        let value = admit(cx, found, writable, h);
-        visited += 1;
-        if cx.call_function(callback, [h, key_addr, value, ctx, 0])? != 0 {
-            break;
-        }
-    }
-    Ok(visited)
+        Ok(visited)
+    };
+    let result = walk();
+    cx.regions.remove(key_region);
+    cx.state.added.remove(key_region.start);
+    result
 }
 
 fn update(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
@@ -395,16 +419,19 @@ fn ringbuf_reserve(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Helpe
     if a[2] != 0 {
         return Ok(0);
     }
+    if cx.maps.reservations() >= MAX_RESERVATIONS {
+        return Ok(0);
+    }
     let Some(addr) = as_ring(&map).reserve(a[1]) else {
         return Ok(0);
     };
-    // A record's extent differs from one reservation to the next at the same address, so every
-    // reservation adds its own region.
+    // The record is memory of the run until it is submitted or discarded (the kernel's verifier
+    // invalidates the pointer then): its region comes and goes with the reservation.
     cx.regions.push(Region::new(addr, a[1], true));
     cx.state
         .added
         .add(addr, a[1], Added::RingbufRecord { map: a[0] });
-    cx.maps.add_reservation(addr, map);
+    cx.maps.add_reservation(addr, a[1], map);
     Ok(addr)
 }
 
@@ -421,12 +448,14 @@ fn ringbuf_release(
             cx.refuse_leaked_words("bpf_ringbuf_submit: the record's", &record)?;
         }
     }
-    let Some(map) = cx.maps.take_reservation(a[0]) else {
+    let Some((len, map)) = cx.maps.take_reservation(a[0]) else {
         return Err(HelperError(format!(
             "{} is not a ring buffer reservation of this run that is still open",
             cx.describe(a[0])
         )));
     };
+    cx.regions.remove(Region::new(a[0], len, true));
+    cx.state.added.remove(a[0]);
     as_ring(&map).commit(a[0], discard);
     Ok(0)
 }

@@ -2,6 +2,13 @@
 //! reads, or a callback of its own) and the records of `bpf_perf_event_output` (a callback the
 //! embedder registers; without one the helper returns -ENOENT, as the kernel does for a perf event
 //! array slot with no event).
+//!
+//! Perf records are bounded per run as the kernel's perf ring is by its size: a run may output
+//! `perf_buffer_bytes` (default `DEFAULT_PERF_BUFFER_BYTES`) of records, each counted as the kernel
+//! lays it out in the ring (`perf_record_bytes`). A record beyond that is dropped, the helper
+//! returns -ENOSPC as the kernel's does when the ring is full, and the loss is counted: the sink's
+//! `lost` callback hears of it (the kernel's `PERF_RECORD_LOST`), and the run reports the number
+//! (`ContextOutput::perf_lost`, `TestRunOutput::perf_lost`).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -21,16 +28,59 @@ pub struct PerfRecord {
     pub data: Vec<u8>,
 }
 
-type PerfFn = dyn Fn(&PerfRecord) + Send + Sync;
+type PerfFn = dyn Fn(&PerfRecord) -> bool + Send + Sync;
+type LostFn = dyn Fn(u64) + Send + Sync;
 type TraceFn = dyn Fn(&str) + Send + Sync;
 
-/// Receives `bpf_perf_event_output` records, on the thread that runs the program.
+/// Bytes of perf records one run may output by default: 64 pages, a common size of a perf ring.
+pub const DEFAULT_PERF_BUFFER_BYTES: u64 = 64 * 4096;
+
+/// The bytes a record of `len` data bytes takes in the kernel's perf ring: the 8-byte
+/// `perf_event_header`, then the raw sample (a u32 size and the data) padded to 8 bytes.
+pub fn perf_record_bytes(len: u64) -> u64 {
+    8 + (len + 4).div_ceil(8) * 8
+}
+
+/// Receives `bpf_perf_event_output` records, on the thread that runs the program, and the count of
+/// records dropped because a run's perf buffer was full.
 #[derive(Clone)]
-pub struct PerfSink(pub Arc<PerfFn>);
+pub struct PerfSink {
+    record: Arc<PerfFn>,
+    lost: Option<Arc<LostFn>>,
+}
 
 impl PerfSink {
     pub fn new(f: impl Fn(&PerfRecord) + Send + Sync + 'static) -> Self {
-        PerfSink(Arc::new(f))
+        PerfSink::accepting(move |r| {
+            f(r);
+            true
+        })
+    }
+
+    /// A sink with a bound of its own (records waiting for a consumer): `f` returns false for a
+    /// record it drops, which then counts as lost for the run (the sink counts it itself).
+    pub fn accepting(f: impl Fn(&PerfRecord) -> bool + Send + Sync + 'static) -> Self {
+        PerfSink {
+            record: Arc::new(f),
+            lost: None,
+        }
+    }
+
+    /// Also tells `f` of records dropped (with their number, each time some are).
+    pub fn with_lost(mut self, f: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        self.lost = Some(Arc::new(f));
+        self
+    }
+
+    /// Hands `record` over; false when the sink dropped it.
+    pub fn deliver(&self, record: &PerfRecord) -> bool {
+        (self.record)(record)
+    }
+
+    pub fn lost(&self, count: u64) {
+        if let Some(f) = &self.lost {
+            f(count)
+        }
     }
 }
 
@@ -72,6 +122,8 @@ pub struct ProgramOutput {
     log: Mutex<Log>,
     pub trace_sink: Option<TraceSink>,
     pub perf_sink: Option<PerfSink>,
+    /// Bytes of perf records a run may output (see the module comment).
+    pub perf_buffer_bytes: u64,
 }
 
 impl fmt::Debug for ProgramOutput {
@@ -79,16 +131,22 @@ impl fmt::Debug for ProgramOutput {
         f.debug_struct("ProgramOutput")
             .field("trace_sink", &self.trace_sink)
             .field("perf_sink", &self.perf_sink)
+            .field("perf_buffer_bytes", &self.perf_buffer_bytes)
             .finish()
     }
 }
 
 impl ProgramOutput {
-    pub fn new(trace_sink: Option<TraceSink>, perf_sink: Option<PerfSink>) -> Self {
+    pub fn new(
+        trace_sink: Option<TraceSink>,
+        perf_sink: Option<PerfSink>,
+        perf_buffer_bytes: u64,
+    ) -> Self {
         ProgramOutput {
             log: Mutex::default(),
             trace_sink,
             perf_sink,
+            perf_buffer_bytes,
         }
     }
 

@@ -2,11 +2,13 @@
 //! thread, before the helper returns. Flags as in the kernel: the low 32 bits are the perf event
 //! array index or `BPF_F_CURRENT_CPU`; for socket filters and XDP the bits 32-51
 //! (`BPF_F_CTXLEN_MASK`) ask for that many packet bytes to be appended (-EFAULT when the packet is
-//! shorter); any other bit is -EINVAL. No sink: -ENOENT (an empty perf event array slot).
+//! shorter); any other bit is -EINVAL. No sink: -ENOENT (an empty perf event array slot). A record
+//! that does not fit in what is left of the run's perf buffer is dropped and counted as lost:
+//! -ENOSPC (see `output`).
 
 use crate::program::ProgramType;
 
-use super::output::PerfRecord;
+use super::output::{perf_record_bytes, PerfRecord};
 use super::packet::require_ctx;
 use super::{HelperContext, HelperError, HelperTable};
 
@@ -19,6 +21,7 @@ pub const BPF_F_CTXLEN_MASK: u64 = 0xfffff << 32;
 const ENOENT: i64 = 2;
 const EFAULT: i64 = 14;
 const EINVAL: i64 = 22;
+const ENOSPC: i64 = 28;
 
 fn perf_event_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     require_ctx(cx, a[0])?;
@@ -61,14 +64,28 @@ fn perf_event_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
         BPF_F_CURRENT_CPU => 0,
         i => i as u32,
     };
-    let Some(sink) = cx.state.output.as_ref().and_then(|o| o.perf_sink.clone()) else {
+    let Some(output) = cx.state.output.clone() else {
         return Ok((-ENOENT) as u64);
     };
-    (sink.0)(&PerfRecord {
+    let Some(sink) = &output.perf_sink else {
+        return Ok((-ENOENT) as u64);
+    };
+    let record = perf_record_bytes(bytes.len() as u64);
+    if cx.state.perf_bytes + record > output.perf_buffer_bytes {
+        cx.state.perf_lost += 1;
+        sink.lost(1);
+        return Ok((-ENOSPC) as u64);
+    }
+    let delivered = sink.deliver(&PerfRecord {
         map,
         index,
         data: bytes,
     });
+    if !delivered {
+        cx.state.perf_lost += 1;
+        return Ok((-ENOSPC) as u64);
+    }
+    cx.state.perf_bytes += record;
     Ok(0)
 }
 

@@ -129,7 +129,12 @@ impl ArrayMap {
             common: MapCommon::new(def),
             stride,
             cpus,
-            values: Words::zeroed(bytes as usize),
+            values: Words::try_zeroed(bytes as usize).ok_or_else(|| {
+                MapError::new(
+                    ErrorCode::E2big,
+                    format!("cannot allocate {bytes} bytes of array values"),
+                )
+            })?,
         })
     }
 
@@ -269,11 +274,7 @@ impl Map for ArrayMap {
     fn prog_lookup(&self, key: &[u8], cpu: usize) -> MapResult<ProgLookup> {
         Ok(match self.index(key) {
             None => ProgLookup::Null,
-            Some(i) => ProgLookup::Value {
-                addr: self.values.addr(self.offset(i, cpu % self.cpus)),
-                len: self.def().value_size as u64,
-                keep: None,
-            },
+            Some(i) => ProgLookup::Value(self.values.addr(self.offset(i, cpu % self.cpus))),
         })
     }
 

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::ErrorCode;
 
 use super::def::MAX_MAP_BYTES;
+use super::storage::zeroed_atomics;
 use super::{Map, MapCommon, MapDef, MapError, MapResult};
 
 pub struct BloomFilter {
@@ -37,17 +38,27 @@ fn fnv1a(seed: u64, data: &[u8]) -> u64 {
     h ^ (h >> 31)
 }
 
+/// Hash functions of the filter: `map_extra` bits 0-3, 0 meaning 5.
+fn hash_count(def: &MapDef) -> u32 {
+    match def.map_extra & 0xf {
+        0 => 5,
+        k => k as u32,
+    }
+}
+
+/// Bits of the filter: max_entries * k / ln 2, computed as * 7 / 5 like the kernel, at least 64,
+/// rounded up to a power of two.
+pub fn filter_bits(def: &MapDef) -> u64 {
+    (def.max_entries as u64 * hash_count(def) as u64 * 7)
+        .div_ceil(5)
+        .max(64)
+        .next_power_of_two()
+}
+
 impl BloomFilter {
     pub fn new(def: MapDef) -> MapResult<BloomFilter> {
-        let hashes = match def.map_extra & 0xf {
-            0 => 5,
-            k => k as u32,
-        };
-        // max_entries * k / ln 2, computed as * 7 / 5 like the kernel, at least 64 bits.
-        let want = (def.max_entries as u64 * hashes as u64 * 7)
-            .div_ceil(5)
-            .max(64);
-        let nbits = want.next_power_of_two();
+        let hashes = hash_count(&def);
+        let nbits = filter_bits(&def);
         if nbits / 8 > MAX_MAP_BYTES {
             return Err(MapError::new(
                 ErrorCode::E2big,
@@ -60,7 +71,12 @@ impl BloomFilter {
             common: MapCommon::new(def),
             hashes,
             mask: nbits - 1,
-            bits: (0..nbits / 64).map(|_| AtomicU64::new(0)).collect(),
+            bits: zeroed_atomics((nbits / 64) as usize).ok_or_else(|| {
+                MapError::new(
+                    ErrorCode::E2big,
+                    format!("cannot allocate a bloom filter of {nbits} bits"),
+                )
+            })?,
         })
     }
 

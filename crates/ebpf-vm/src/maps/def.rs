@@ -185,6 +185,9 @@ pub const LPM_DATA_SIZE_MAX: u32 = 256;
 pub const LPM_VAL_SIZE_MAX: u32 = MAX_VALUE_SIZE;
 /// Ring buffers must be a power-of-two multiple of the page size.
 pub const PAGE_SIZE: u32 = 4096;
+/// Estimated bytes of an index entry besides its key (a share of a tree node, a key allocation):
+/// `MapDef::memory_bound` counts it per element of keyed maps.
+pub const INDEX_ENTRY_BYTES: u64 = 64;
 
 /// A map definition, as `BPF_MAP_CREATE` receives it (and as ELF `.maps` sections describe it).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -248,6 +251,35 @@ impl MapDef {
     /// Value bytes rounded up to 8: the stride of arrays and per-CPU slots.
     pub fn value_stride(&self) -> usize {
         (self.value_size as usize).div_ceil(8) * 8
+    }
+
+    /// The most memory the map's elements can take once it is full: its values (allocated up front
+    /// or not), and for keyed types an estimate of their index (`INDEX_ENTRY_BYTES` per entry
+    /// besides the key). What a `Collection` counts against its memory limit, computed from the
+    /// definition alone so that a collection can refuse a map before creating it.
+    pub fn memory_bound(&self) -> u64 {
+        use MapType::*;
+        let max = self.max_entries as u64;
+        let stride = self.value_stride() as u64;
+        let cpus = if self.map_type.is_percpu() {
+            super::percpu::possible_cpus() as u64
+        } else {
+            1
+        };
+        let key = (self.key_size as u64).div_ceil(8) * 8 + INDEX_ENTRY_BYTES;
+        let per_entry = match self.map_type {
+            Array | PercpuArray => cpus * stride,
+            Hash | PercpuHash => cpus * stride + key,
+            // The LRU's age index holds a second copy of each key.
+            LruHash | LruPercpuHash => cpus * stride + 2 * key,
+            // The trie's sort key has a byte per prefix bit.
+            LpmTrie => stride + key + (self.key_size as u64).saturating_sub(4) * 8 + 1,
+            ProgArray | ArrayOfMaps | HashOfMaps => key,
+            Queue | Stack => stride + INDEX_ENTRY_BYTES,
+            BloomFilter => return super::bloom::filter_bits(self) / 8,
+            Ringbuf => return 2 * max,
+        };
+        max.saturating_mul(per_entry)
     }
 
     fn fail(&self, message: String) -> MapError {

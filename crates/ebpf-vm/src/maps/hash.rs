@@ -8,25 +8,31 @@
 //! Iteration order (`next_key`): keys in lexicographic order of their bytes. A key that is not in the
 //! map restarts the iteration from the first key, as the kernel's hash maps do.
 //!
-//! Each value has its own `Arc<Words>` (per-CPU: `possible_cpus()` slots of `value_stride` bytes).
-//! Updates of an existing key write in place, so a value's address never changes while the key
-//! exists and atomics of concurrent programs are not lost. A delete unlinks the value; a run that
-//! looked it up keeps it alive through its own clone of the `Arc` until the run ends.
+//! Values live in a preallocated pool of `max_entries` slots (`pool`; per-CPU: a slot holds
+//! `possible_cpus()` values of `value_stride` bytes), as the kernel preallocates hash elements. A
+//! new key takes a free slot, a delete or an LRU eviction gives it back for a later insert; the
+//! LRU evicts before it inserts, so `max_entries` slots suffice. Updates of an existing key write in
+//! place, so a value's address never changes while the key exists and atomics of concurrent
+//! programs are not lost. Copies to and from user space happen under the map's lock (so they never
+//! mix two elements' bytes through a reused slot), except `BPF_F_LOCK` copies, which wait for the
+//! value's spin lock and so happen outside it, as the kernel's do.
 
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::ErrorCode;
 
 use super::array::{check_lock_flags, check_lookup_flags, load_value, store_value};
 use super::def::flags;
 use super::percpu::possible_cpus;
-use super::{Map, MapCommon, MapDef, MapError, MapResult, MapType, ProgLookup, Words};
+use super::pool::{FreeSlots, ValuePool};
+use super::{Map, MapCommon, MapDef, MapError, MapResult, MapType, ProgLookup};
 
 struct Entry {
-    value: Arc<Words>,
+    /// The element's slot in the value pool.
+    slot: u32,
     /// LRU clock value of the last use (LRU types only).
     stamp: u64,
 }
@@ -37,6 +43,7 @@ struct Inner {
     /// LRU types: stamp of last use -> key, oldest first.
     by_age: BTreeMap<u64, Vec<u8>>,
     clock: u64,
+    free: FreeSlots,
 }
 
 impl Inner {
@@ -51,10 +58,14 @@ impl Inner {
         }
     }
 
-    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let e = self.entries.remove(key)?;
+    /// Unlinks `key` and frees its slot.
+    fn remove(&mut self, key: &[u8]) -> bool {
+        let Some(e) = self.entries.remove(key) else {
+            return false;
+        };
         self.by_age.remove(&e.stamp);
-        Some(e)
+        self.free.give(e.slot);
+        true
     }
 }
 
@@ -63,6 +74,7 @@ pub struct HashMap {
     lru: bool,
     cpus: usize,
     stride: usize,
+    pool: ValuePool,
     inner: RwLock<Inner>,
 }
 
@@ -101,8 +113,15 @@ impl HashMap {
         } else {
             1
         };
+        let stride = def.value_stride();
+        let pool = ValuePool::new(
+            def.max_entries,
+            cpus * stride,
+            &format!("{} map {:?}", def.map_type.name(), def.name),
+        )?;
         Ok(HashMap {
-            stride: def.value_stride(),
+            stride,
+            pool,
             common: MapCommon::new(def),
             lru,
             cpus,
@@ -118,52 +137,48 @@ impl HashMap {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A value as user space reads it (per-CPU: every slot, each padded to 8 bytes).
-    fn copy_out(&self, words: &Words) -> MapResult<Vec<u8>> {
-        let vs = self.value_size();
-        if self.cpus == 1 {
-            return load_value(words, 0, vs, self.common.def.spin_lock_off, false);
-        }
-        let mut out = vec![0; self.value_blob_size()];
-        for c in 0..self.cpus {
-            words.read(
-                c * self.stride,
-                &mut out[c * self.stride..c * self.stride + vs],
-            );
-        }
-        Ok(out)
-    }
-
     fn value_size(&self) -> usize {
         self.common.def.value_size as usize
     }
 
-    /// Writes `value` into `words`: every slot from a user-space blob, or one slot (`Some(cpu)`)
-    /// from a program.
-    fn store(
-        &self,
-        words: &Words,
-        value: &[u8],
-        cpu: Option<usize>,
-        locked: bool,
-    ) -> MapResult<()> {
+    /// Writes `value` into the element at `slot`: every per-CPU value from a user-space blob, or
+    /// one (`Some(cpu)`) from a program.
+    fn store(&self, slot: u32, value: &[u8], cpu: Option<usize>, locked: bool) -> MapResult<()> {
+        let (words, base) = (self.pool.words(), self.pool.offset(slot));
         let vs = self.value_size();
         match cpu {
-            // Only plain hash maps can hold a spin lock (one slot).
+            // Only plain hash maps can hold a spin lock (one value per slot).
             _ if self.cpus == 1 => {
-                store_value(words, 0, value, self.common.def.spin_lock_off, locked)?
+                store_value(words, base, value, self.common.def.spin_lock_off, locked)?
             }
             None => {
                 for c in 0..self.cpus {
                     words.write(
-                        c * self.stride,
+                        base + c * self.stride,
                         &value[c * self.stride..c * self.stride + vs],
                     );
                 }
             }
-            Some(c) => words.write((c % self.cpus) * self.stride, value),
+            Some(c) => words.write(base + (c % self.cpus) * self.stride, value),
         }
         Ok(())
+    }
+
+    /// Copies the element at `slot` out (per-CPU: every CPU's value, each padded to 8 bytes).
+    fn load(&self, slot: u32) -> MapResult<Vec<u8>> {
+        let (words, base) = (self.pool.words(), self.pool.offset(slot));
+        let vs = self.value_size();
+        if self.cpus == 1 {
+            return load_value(words, base, vs, self.common.def.spin_lock_off, false);
+        }
+        let mut out = vec![0; self.value_blob_size()];
+        for c in 0..self.cpus {
+            words.read(
+                base + c * self.stride,
+                &mut out[c * self.stride..c * self.stride + vs],
+            );
+        }
+        Ok(out)
     }
 
     fn update(&self, key: &[u8], value: &[u8], flags: u64, cpu: Option<usize>) -> MapResult<()> {
@@ -173,14 +188,16 @@ impl HashMap {
             if flags == flags::BPF_NOEXIST {
                 return Err(MapError::new(ErrorCode::Eexist, "the key already exists"));
             }
-            let words = e.value.clone();
+            let slot = e.slot;
             if self.lru {
                 inner.touch(key);
             }
-            // Written outside the map's lock: a BPF_F_LOCK copy may wait for a program's spin
-            // lock, and must not hold up every other operation on the map meanwhile.
-            drop(inner);
-            return self.store(&words, value, cpu, locked);
+            if locked {
+                // A BPF_F_LOCK copy may wait for a program's spin lock, and must not hold up
+                // every other operation on the map meanwhile.
+                drop(inner);
+            }
+            return self.store(slot, value, cpu, locked);
         }
         if flags == flags::BPF_EXIST {
             return Err(MapError::new(ErrorCode::Enoent, "no such key"));
@@ -193,16 +210,27 @@ impl HashMap {
                 ));
             }
             if let Some((_, oldest)) = inner.by_age.pop_first() {
-                inner.entries.remove(&oldest);
+                if let Some(e) = inner.entries.remove(&oldest) {
+                    inner.free.give(e.slot);
+                }
             }
         }
-        let words = Arc::new(Words::zeroed(self.cpus * self.stride));
-        // A new value's lock word is 0 and nobody else can see it yet: no locking needed.
-        self.store(&words, value, cpu, false)?;
+        let Some(taken) = inner.free.take(self.pool.slots()) else {
+            return Err(MapError::new(
+                ErrorCode::E2big,
+                "no free value slot (a bug: there is one per entry)",
+            ));
+        };
+        if taken.reused {
+            self.pool.clear(taken.slot, self.common.def.spin_lock_off);
+        }
+        // A new value's lock word is free (or belongs to a run that still holds the deleted
+        // element's lock, which only that run releases): no locking for the copy.
+        self.store(taken.slot, value, cpu, false)?;
         inner.entries.insert(
             key.to_vec(),
             Entry {
-                value: words,
+                slot: taken.slot,
                 stamp: 0,
             },
         );
@@ -223,22 +251,22 @@ impl Map for HashMap {
     }
 
     fn lookup_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
-        let words = {
-            let inner = self.read();
-            let Some(e) = inner.entries.get(key) else {
-                return Err(MapError::new(ErrorCode::Enoent, "no such key"));
-            };
-            e.value.clone()
-        };
-        self.copy_out(&words)
+        let inner = self.read();
+        match inner.entries.get(key) {
+            Some(e) => self.load(e.slot),
+            None => Err(MapError::new(ErrorCode::Enoent, "no such key")),
+        }
     }
 
     fn take_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
-        let removed = self.write().remove(key);
-        match removed {
-            Some(e) => self.copy_out(&e.value),
-            None => Err(MapError::new(ErrorCode::Enoent, "no such key")),
-        }
+        let mut inner = self.write();
+        let Some(slot) = inner.entries.get(key).map(|e| e.slot) else {
+            return Err(MapError::new(ErrorCode::Enoent, "no such key"));
+        };
+        // Copied before the slot is freed, under the map's lock: no insert can reuse it meanwhile.
+        let value = self.load(slot)?;
+        inner.remove(key);
+        Ok(value)
     }
 
     fn lookup_elem_flags(&self, key: &[u8], flags: u64) -> MapResult<Vec<u8>> {
@@ -246,11 +274,18 @@ impl Map for HashMap {
         if !check_lookup_flags(flags, lock)? {
             return self.lookup_elem(key);
         }
-        let words = match self.read().entries.get(key) {
-            Some(e) => e.value.clone(),
+        let slot = match self.read().entries.get(key) {
+            Some(e) => e.slot,
             None => return Err(MapError::new(ErrorCode::Enoent, "no such key")),
         };
-        load_value(&words, 0, self.value_size(), lock, true)
+        // Outside the map's lock: the copy waits for the value's spin lock.
+        load_value(
+            self.pool.words(),
+            self.pool.offset(slot),
+            self.value_size(),
+            lock,
+            true,
+        )
     }
 
     fn update_elem(&self, key: &[u8], value: &[u8], flags: u64) -> MapResult<()> {
@@ -262,9 +297,10 @@ impl Map for HashMap {
     }
 
     fn delete_elem(&self, key: &[u8]) -> MapResult<()> {
-        match self.write().remove(key) {
-            Some(_) => Ok(()),
-            None => Err(MapError::new(ErrorCode::Enoent, "no such key")),
+        if self.write().remove(key) {
+            Ok(())
+        } else {
+            Err(MapError::new(ErrorCode::Enoent, "no such key"))
         }
     }
 
@@ -277,24 +313,26 @@ impl Map for HashMap {
     }
 
     fn prog_lookup(&self, key: &[u8], cpu: usize) -> MapResult<ProgLookup> {
-        let words = if self.lru {
+        let slot = if self.lru {
             let mut inner = self.write();
-            let Some(w) = inner.entries.get(key).map(|e| e.value.clone()) else {
+            let Some(slot) = inner.entries.get(key).map(|e| e.slot) else {
                 return Ok(ProgLookup::Null);
             };
             inner.touch(key);
-            w
+            slot
         } else {
             match self.read().entries.get(key) {
-                Some(e) => e.value.clone(),
+                Some(e) => e.slot,
                 None => return Ok(ProgLookup::Null),
             }
         };
-        Ok(ProgLookup::Value {
-            addr: words.addr((cpu % self.cpus) * self.stride),
-            len: self.value_size() as u64,
-            keep: Some(words),
-        })
+        Ok(ProgLookup::Value(
+            self.pool.addr(slot, (cpu % self.cpus) * self.stride),
+        ))
+    }
+
+    fn value_area(&self) -> Option<(u64, u64)> {
+        Some(self.pool.area())
     }
 
     fn value_blob_size(&self) -> usize {

@@ -16,24 +16,28 @@
 //!
 //! Storage: a `BTreeMap` whose key is the post-order sort key (one byte per prefix bit, then a
 //! terminator larger than any bit), so iteration is in order and exact lookups are direct; the
-//! longest-prefix lookup probes the prefix lengths present, longest first. Values live in
-//! `Arc<Words>` as in hash maps, for the same reason (stable, alive while a run holds them).
+//! longest-prefix lookup probes the prefix lengths present, longest first. Values live in a
+//! preallocated pool of `max_entries` slots, as hash maps' do (`pool`): the kernel allocates trie
+//! nodes on demand (`BPF_F_NO_PREALLOC`) and frees them after a grace period, which here would mean
+//! keeping each value a run looked up alive per run; a pool bounds the memory by the map's size.
 
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::ErrorCode;
 
 use super::array::check_update_flags;
 use super::def::flags;
-use super::{Map, MapCommon, MapDef, MapError, MapResult, ProgLookup, Words};
+use super::pool::{FreeSlots, ValuePool};
+use super::{Map, MapCommon, MapDef, MapError, MapResult, ProgLookup};
 
 struct Entry {
     /// The key bytes as last written (prefixlen + data).
     key: Vec<u8>,
-    value: Arc<Words>,
+    /// The value's slot in the pool.
+    slot: u32,
 }
 
 #[derive(Default)]
@@ -42,10 +46,12 @@ struct Inner {
     entries: BTreeMap<Vec<u8>, Entry>,
     /// How many entries have each prefix length.
     lengths: BTreeMap<u32, usize>,
+    free: FreeSlots,
 }
 
 pub struct LpmTrie {
     common: MapCommon,
+    pool: ValuePool,
     inner: RwLock<Inner>,
 }
 
@@ -63,11 +69,23 @@ fn sort_key(plen: u32, data: &[u8]) -> Vec<u8> {
 }
 
 impl LpmTrie {
-    pub fn new(def: MapDef) -> LpmTrie {
-        LpmTrie {
+    pub fn new(def: MapDef) -> MapResult<LpmTrie> {
+        let pool = ValuePool::new(
+            def.max_entries,
+            def.value_stride(),
+            &format!("lpm_trie map {:?}", def.name),
+        )?;
+        Ok(LpmTrie {
             common: MapCommon::new(def),
+            pool,
             inner: RwLock::new(Inner::default()),
-        }
+        })
+    }
+
+    fn read_value(&self, slot: u32) -> Vec<u8> {
+        self.pool
+            .words()
+            .read_vec(self.pool.offset(slot), self.common.def.value_size as usize)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
@@ -98,21 +116,20 @@ impl LpmTrie {
         Ok((plen, &key[4..]))
     }
 
-    /// The value of the longest matching prefix.
-    fn longest_match(&self, key: &[u8]) -> MapResult<Option<Arc<Words>>> {
+    /// The slot of the longest matching prefix.
+    fn longest_match(inner: &Inner, max_prefixlen: u32, key: &[u8]) -> Option<u32> {
         let plen = u32::from_ne_bytes(key[..4].try_into().expect("4-byte prefixlen"));
-        if plen > self.max_prefixlen() {
+        if plen > max_prefixlen {
             // The kernel finds nothing for such a key (observed: bpftool lookup gives ENOENT).
-            return Ok(None);
+            return None;
         }
         let data = &key[4..];
-        let inner = self.read();
-        for &len in inner.lengths.range(..=plen).rev().map(|(l, _)| l) {
-            if let Some(e) = inner.entries.get(&sort_key(len, data)) {
-                return Ok(Some(e.value.clone()));
-            }
-        }
-        Ok(None)
+        inner
+            .lengths
+            .range(..=plen)
+            .rev()
+            .find_map(|(&len, _)| inner.entries.get(&sort_key(len, data)))
+            .map(|e| e.slot)
     }
 }
 
@@ -126,8 +143,9 @@ impl Map for LpmTrie {
     }
 
     fn lookup_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
-        match self.longest_match(key)? {
-            Some(w) => Ok(w.read_vec(0, self.common.def.value_size as usize)),
+        let inner = self.read();
+        match LpmTrie::longest_match(&inner, self.max_prefixlen(), key) {
+            Some(slot) => Ok(self.read_value(slot)),
             None => Err(MapError::new(
                 ErrorCode::Enoent,
                 "no prefix matches the key",
@@ -148,7 +166,8 @@ impl Map for LpmTrie {
                 ));
             }
             e.key.copy_from_slice(key);
-            e.value.write(0, value);
+            let at = self.pool.offset(e.slot);
+            self.pool.words().write(at, value);
             return Ok(());
         }
         if flags == flags::BPF_EXIST {
@@ -160,11 +179,21 @@ impl Map for LpmTrie {
                 format!("the trie is full ({} entries)", self.common.def.max_entries),
             ));
         }
+        let Some(taken) = inner.free.take(self.pool.slots()) else {
+            return Err(MapError::new(
+                ErrorCode::Enospc,
+                "no free value slot (a bug: there is one per entry)",
+            ));
+        };
+        if taken.reused {
+            self.pool.clear(taken.slot, None);
+        }
+        self.pool.words().write(self.pool.offset(taken.slot), value);
         inner.entries.insert(
             sk,
             Entry {
                 key: key.to_vec(),
-                value: Arc::new(Words::from_bytes(value)),
+                slot: taken.slot,
             },
         );
         *inner.lengths.entry(plen).or_insert(0) += 1;
@@ -174,9 +203,10 @@ impl Map for LpmTrie {
     fn delete_elem(&self, key: &[u8]) -> MapResult<()> {
         let (plen, data) = self.parse(key)?;
         let mut inner = self.write();
-        if inner.entries.remove(&sort_key(plen, data)).is_none() {
+        let Some(e) = inner.entries.remove(&sort_key(plen, data)) else {
             return Err(MapError::new(ErrorCode::Enoent, "no such prefix"));
-        }
+        };
+        inner.free.give(e.slot);
         if let Some(n) = inner.lengths.get_mut(&plen) {
             *n -= 1;
             if *n == 0 {
@@ -227,14 +257,17 @@ impl Map for LpmTrie {
     }
 
     fn prog_lookup(&self, key: &[u8], _cpu: usize) -> MapResult<ProgLookup> {
-        Ok(match self.longest_match(key)? {
-            None => ProgLookup::Null,
-            Some(w) => ProgLookup::Value {
-                addr: w.addr(0),
-                len: self.common.def.value_size as u64,
-                keep: Some(w),
+        let inner = self.read();
+        Ok(
+            match LpmTrie::longest_match(&inner, self.max_prefixlen(), key) {
+                None => ProgLookup::Null,
+                Some(slot) => ProgLookup::Value(self.pool.addr(slot, 0)),
             },
-        })
+        )
+    }
+
+    fn value_area(&self) -> Option<(u64, u64)> {
+        Some(self.pool.area())
     }
 
     fn len(&self) -> usize {

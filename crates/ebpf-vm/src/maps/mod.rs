@@ -7,8 +7,9 @@
 //! - the user-space face (what the `bpf(2)` syscall offers): the inherent methods on `dyn Map`
 //!   (`lookup`, `update`, `delete`, `next_key`, batches, `freeze`, queue `push`/`pop`/`peek`). They
 //!   check key and value lengths and the access flags, then call the type's `*_elem` operations.
-//! - the program face: `prog_lookup` hands out the address of a value that stays valid for the whole
-//!   run (see `storage` for why it cannot be freed under the program), used by the map helpers in
+//! - the program face: `prog_lookup` hands out the address of a value inside the map's
+//!   `value_area`, memory the map owns for its whole life (arrays: their elements; hash maps and
+//!   LPM tries: a preallocated pool of slots, see `pool`), used by the map helpers in
 //!   `helpers::maps` through a run's `RunMaps` table.
 //!
 //! Memory model: every value lives in 8-byte aligned, zero-initialised storage that never moves
@@ -24,6 +25,7 @@ pub mod lock;
 pub mod lpm;
 pub mod of_maps;
 pub mod percpu;
+pub mod pool;
 pub mod prog_array;
 pub mod queue;
 pub mod registry;
@@ -44,7 +46,7 @@ use crate::error::ErrorCode;
 
 pub use def::{flags, MapDef, MapType};
 pub use reloc::ProgramMaps;
-pub use run::{MemoryOwner, RunMaps};
+pub use run::RunMaps;
 pub use storage::Words;
 pub use user::Batch;
 
@@ -102,14 +104,9 @@ pub type MapResult<T> = Result<T, MapError>;
 pub enum ProgLookup {
     /// No such element: the helper returns 0 (NULL).
     Null,
-    /// A value at host address `addr`, `len` bytes. `keep` is the storage that must stay alive while
-    /// the program may use the address (hash values, which a delete could otherwise free); `None`
-    /// when the storage belongs to the map itself and lives as long as the map (arrays).
-    Value {
-        addr: u64,
-        len: u64,
-        keep: Option<Arc<Words>>,
-    },
+    /// The host address of the value. It lies in the map's `value_area`, memory the map owns for
+    /// its whole life, which the helper makes a region of the run.
+    Value(u64),
     /// An inner map (map-in-map lookups): the helper returns its handle.
     Map(Arc<dyn Map>),
 }
@@ -265,9 +262,26 @@ pub fn handle(map: &Arc<dyn Map>) -> u64 {
     Arc::as_ptr(map) as *const () as u64
 }
 
-/// Creates a map from its definition, validating it as the kernel's `map_alloc_check` does.
+/// Creates a map from its definition, validating it as the kernel's `map_alloc_check` does, and
+/// refusing (E2BIG) one that may take more than `MAX_MAP_BYTES` once full (`MapDef::memory_bound`).
 pub fn create(def: MapDef) -> MapResult<Arc<dyn Map>> {
     def.validate()?;
+    let bound = def.memory_bound();
+    if bound > def::MAX_MAP_BYTES {
+        // The kernel would say ENOMEM, or account it to a memory cgroup; a runtime in someone
+        // else's process caps what one map may ever take.
+        return Err(MapError::new(
+            ErrorCode::E2big,
+            format!(
+                "{} map {:?} ({} entries) may take {bound} bytes once full, over the limit of {} \
+                 bytes per map",
+                def.map_type.name(),
+                def.name,
+                def.max_entries,
+                def::MAX_MAP_BYTES
+            ),
+        ));
+    }
     let map: Arc<dyn Map> = match def.map_type {
         MapType::Array | MapType::PercpuArray => Arc::new(array::ArrayMap::new(def)?),
         MapType::Hash | MapType::LruHash | MapType::PercpuHash | MapType::LruPercpuHash => {
@@ -276,7 +290,7 @@ pub fn create(def: MapDef) -> MapResult<Arc<dyn Map>> {
         MapType::ProgArray => Arc::new(prog_array::ProgArray::new(def)?),
         MapType::ArrayOfMaps | MapType::HashOfMaps => Arc::new(of_maps::MapOfMaps::new(def)?),
         MapType::Queue | MapType::Stack => Arc::new(queue::QueueMap::new(def)),
-        MapType::LpmTrie => Arc::new(lpm::LpmTrie::new(def)),
+        MapType::LpmTrie => Arc::new(lpm::LpmTrie::new(def)?),
         MapType::BloomFilter => Arc::new(bloom::BloomFilter::new(def)?),
         MapType::Ringbuf => Arc::new(ringbuf::RingBuf::new(def)?),
     };

@@ -4,25 +4,30 @@
 //! the kernel returns a program id. Programs cannot read it: `map_lookup_elem` on it is refused.
 //! Indices iterate in order, present or not, as for arrays. Update flags must be `BPF_ANY` and an
 //! index past the end is E2BIG, as in the kernel's fd arrays.
+//!
+//! Slots are kept only for the indices that hold a program (an ordered map under one lock), so a
+//! prog array of millions of entries that holds a few programs costs a few entries, not memory in
+//! proportion to `max_entries` (the kernel's array of pointers is allocated whole).
 
 use std::any::Any;
-use std::sync::{Arc, RwLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::ErrorCode;
 
 use super::array::index_of;
-use super::def::MAX_MAP_BYTES;
 use super::{Map, MapCommon, MapDef, MapError, MapResult};
 
 /// A program reference stored in a prog array.
 pub type ProgRef = Arc<dyn Any + Send + Sync>;
 
-/// One index: the program's user-visible id and the program.
-type Slot = RwLock<Option<(u32, ProgRef)>>;
+/// The program at an index, with its user-visible id.
+type Slot = (u32, ProgRef);
 
 pub struct ProgArray {
     common: MapCommon,
-    slots: Box<[Slot]>,
+    /// The indices that hold a program.
+    slots: RwLock<BTreeMap<u32, Slot>>,
 }
 
 fn past_end(index: u32, max: u32) -> MapError {
@@ -34,37 +39,39 @@ fn past_end(index: u32, max: u32) -> MapError {
 
 impl ProgArray {
     pub fn new(def: MapDef) -> MapResult<ProgArray> {
-        let n = def.max_entries as usize;
-        let bytes = n as u64 * std::mem::size_of::<Slot>() as u64;
-        if bytes > MAX_MAP_BYTES {
-            return Err(MapError::new(
-                ErrorCode::E2big,
-                format!("a prog array of {n} entries exceeds the limit of {MAX_MAP_BYTES} bytes"),
-            ));
-        }
         Ok(ProgArray {
             common: MapCommon::new(def),
-            slots: (0..n).map(|_| RwLock::new(None)).collect(),
+            slots: RwLock::new(BTreeMap::new()),
         })
     }
 
-    fn slot(&self, index: u32) -> MapResult<&Slot> {
-        self.slots
-            .get(index as usize)
-            .ok_or_else(|| past_end(index, self.common.def.max_entries))
+    fn read(&self) -> RwLockReadGuard<'_, BTreeMap<u32, Slot>> {
+        self.slots.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<u32, Slot>> {
+        self.slots.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn check(&self, index: u32) -> MapResult<()> {
+        let max = self.common.def.max_entries;
+        if index < max {
+            Ok(())
+        } else {
+            Err(past_end(index, max))
+        }
     }
 
     /// Puts program `prog` (user-visible id `id`) at `index`.
     pub fn set(&self, index: u32, id: u32, prog: ProgRef) -> MapResult<()> {
-        *self.slot(index)?.write().unwrap_or_else(|e| e.into_inner()) = Some((id, prog));
+        self.check(index)?;
+        self.write().insert(index, (id, prog));
         Ok(())
     }
 
     /// The program at `index`, for the tail-call helper.
     pub fn get(&self, index: u32) -> Option<ProgRef> {
-        let slot = self.slots.get(index as usize)?;
-        let guard = slot.read().unwrap_or_else(|e| e.into_inner());
-        guard.as_ref().map(|(_, p)| p.clone())
+        self.read().get(&index).map(|(_, p)| p.clone())
     }
 }
 
@@ -79,10 +86,9 @@ impl Map for ProgArray {
 
     fn lookup_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
         let i = index_of(key);
-        let slot = self
-            .slot(i)
+        self.check(i)
             .map_err(|e| MapError::new(ErrorCode::Enoent, e.message))?;
-        match &*slot.read().unwrap_or_else(|e| e.into_inner()) {
+        match self.read().get(&i) {
             Some((id, _)) => Ok(id.to_ne_bytes().to_vec()),
             None => Err(MapError::new(
                 ErrorCode::Enoent,
@@ -100,12 +106,8 @@ impl Map for ProgArray {
 
     fn delete_elem(&self, key: &[u8]) -> MapResult<()> {
         let i = index_of(key);
-        match self
-            .slot(i)?
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        self.check(i)?;
+        match self.write().remove(&i) {
             Some(_) => Ok(()),
             None => Err(MapError::new(
                 ErrorCode::Enoent,
@@ -119,10 +121,7 @@ impl Map for ProgArray {
     }
 
     fn len(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| s.read().unwrap_or_else(|e| e.into_inner()).is_some())
-            .count()
+        self.read().len()
     }
 }
 

@@ -73,7 +73,12 @@ impl RingBuf {
         Ok(RingBuf {
             common: MapCommon::new(def),
             size,
-            data: Words::zeroed(2 * size as usize),
+            data: Words::try_zeroed(2 * size as usize).ok_or_else(|| {
+                MapError::new(
+                    ErrorCode::E2big,
+                    format!("cannot allocate the {size}-byte ring buffer"),
+                )
+            })?,
             producer: AtomicU64::new(0),
             consumer: AtomicU64::new(0),
             produce: Mutex::new(()),

@@ -1,28 +1,28 @@
-//! The maps side of one run: which map handles the program may pass to helpers, and what the run
-//! must keep alive or clean up.
+//! The maps side of one run: which map handles the program may pass to helpers, which map memory
+//! the run reaches, and what the run must clean up.
 //!
 //! - Handles: a program names a map by the value its `lddw` was relocated to (`maps::handle`, the
 //!   map object's address, compared and never dereferenced). Helpers resolve r1 against this table
 //!   only: the program's maps, plus inner maps that map-in-map lookups returned during the run. Any
-//!   other value is refused, so a program cannot forge a map.
-//! - Keep-alive: hash and trie values looked up during the run are held here (`Arc<Words>` clones),
-//!   so a concurrent delete cannot free memory the program still points to.
-//! - Regions: `first_region` tells whether a value's region was already added to the run's regions,
-//!   so repeated lookups do not grow the region list.
+//!   other value is refused, so a program cannot forge a map. Inner maps stay alive here until the
+//!   run ends.
+//! - Memory: a value a lookup returns lies in its map's `value_area`, which lives as long as the
+//!   map (nothing is kept alive per value). The area becomes one region of the run, the first time
+//!   the run looks into that map; `owner_of` tells which map some memory of the run belongs to (a
+//!   held spin lock keeps that map alive until it is released).
 //! - Ring buffer reservations not submitted or discarded by the end of the run are discarded when
 //!   the run is dropped, so the consumer is never blocked by a record that will not be committed.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::percpu::current_cpu;
 use super::ringbuf::RingBuf;
-use super::{handle, Map, Words};
+use super::{handle, Map};
 
-/// Hashes addresses (8-byte aligned, distinct) by one multiplication: the set is private to a run
-/// and its keys are not chosen by an adversary who could profit from collisions beyond a slower
-/// run, which the instruction budget bounds anyway.
+/// Hashes map handles (8-byte aligned, distinct addresses) by one multiplication: the table is
+/// private to a run and its keys are objects that exist, not values an adversary picks freely.
 #[derive(Default)]
 pub struct AddrHasher(u64);
 
@@ -40,14 +40,6 @@ impl Hasher for AddrHasher {
     }
 }
 
-/// What keeps memory a program points into alive while something outside the map table still
-/// needs it (a held spin lock: `context::run_state::HeldLock`): a map, whose storage lives as long
-/// as it does, or a hash or trie value, which a delete may unlink.
-pub enum MemoryOwner {
-    Map(Arc<dyn Map>),
-    Value(Arc<Words>),
-}
-
 /// Whether `[start, start + len)` holds `addr`.
 fn holds(area: (u64, u64), addr: u64) -> bool {
     addr >= area.0 && addr - area.0 < area.1
@@ -56,12 +48,14 @@ fn holds(area: (u64, u64), addr: u64) -> bool {
 #[derive(Default)]
 pub struct RunMaps {
     program: Option<Arc<[Arc<dyn Map>]>>,
-    extra: Vec<Arc<dyn Map>>,
-    keep: Vec<Arc<Words>>,
-    seen: HashSet<u64, BuildHasherDefault<AddrHasher>>,
-    /// The region start `first_region` saw last: loops look the same value up again and again.
-    last_seen: u64,
-    reservations: Vec<(u64, Arc<dyn Map>)>,
+    /// Inner maps admitted during the run, by handle.
+    extra: HashMap<u64, Arc<dyn Map>, BuildHasherDefault<AddrHasher>>,
+    /// The value areas of `extra`, by start address.
+    extra_areas: BTreeMap<u64, (u64, Arc<dyn Map>)>,
+    /// The value area whose region was added last: loops look into the same map again and again.
+    last_area: u64,
+    /// Open ring buffer reservations: record address, length, ring.
+    reservations: Vec<(u64, u64, Arc<dyn Map>)>,
     cpu: Option<usize>,
 }
 
@@ -75,7 +69,7 @@ impl RunMaps {
 
     /// Every map the run may name: the program's, then inner maps admitted during the run.
     pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Map>> {
-        self.program_maps().iter().chain(self.extra.iter())
+        self.program_maps().iter().chain(self.extra.values())
     }
 
     /// The maps of the program the run belongs to.
@@ -93,51 +87,42 @@ impl RunMaps {
         let program = self.program.as_deref().unwrap_or(&[]);
         program
             .iter()
-            .chain(self.extra.iter())
             .find(|m| handle(m) == h)
+            .or_else(|| self.extra.get(&h))
     }
 
     /// Makes `map` usable by the rest of the run (an inner map); returns its handle.
     pub fn admit(&mut self, map: Arc<dyn Map>) -> u64 {
         let h = handle(&map);
-        if self.resolve(h).is_none() {
-            self.extra.push(map);
+        if self.resolve_ref(h).is_none() {
+            if let Some((start, len)) = map.value_area() {
+                self.extra_areas.insert(start, (len, map.clone()));
+            }
+            self.extra.insert(h, map);
         }
         h
     }
 
-    /// Keeps a looked-up value alive until the run ends (call it once per value: together with
-    /// `first_region`).
-    pub fn keep(&mut self, words: Arc<Words>) {
-        self.keep.push(words);
+    /// False when `start` is the value area this run added a region for last (a cheap test before
+    /// adding a region for it again, which the region table would drop as a repeat anyway).
+    pub fn new_area(&mut self, start: u64) -> bool {
+        std::mem::replace(&mut self.last_area, start) != start
     }
 
-    /// The owner of the map memory at `addr` (a value this run looked up, a map's value area, a
-    /// ring buffer record), or `None` when `addr` is not map memory of this run.
-    pub fn owner_of(&self, addr: u64) -> Option<MemoryOwner> {
-        if let Some(w) = self
-            .keep
-            .iter()
-            .find(|w| holds((w.addr(0), w.len() as u64), addr))
-        {
-            return Some(MemoryOwner::Value(w.clone()));
+    /// The map whose memory holds `addr` (a value area of a map of the program or of an inner
+    /// map of the run, a ring buffer record of the run), or `None` when `addr` is not map memory.
+    pub fn owner_of(&self, addr: u64) -> Option<Arc<dyn Map>> {
+        if let Some((start, (len, map))) = self.extra_areas.range(..=addr).next_back() {
+            if holds((*start, *len), addr) {
+                return Some(map.clone());
+            }
         }
         let program = self.program.as_deref().unwrap_or(&[]);
         program
             .iter()
-            .chain(self.extra.iter())
-            .chain(self.reservations.iter().map(|(_, ring)| ring))
+            .chain(self.reservations.iter().map(|(.., ring)| ring))
             .find(|m| m.value_area().is_some_and(|area| holds(area, addr)))
-            .map(|m| MemoryOwner::Map(m.clone()))
-    }
-
-    /// True the first time a region starting at `addr` is reported in this run.
-    pub fn first_region(&mut self, addr: u64) -> bool {
-        if addr == self.last_seen {
-            return false;
-        }
-        self.last_seen = addr;
-        self.seen.insert(addr)
+            .cloned()
     }
 
     /// The running thread's per-CPU slot.
@@ -145,20 +130,26 @@ impl RunMaps {
         *self.cpu.get_or_insert_with(current_cpu)
     }
 
-    pub fn add_reservation(&mut self, addr: u64, ring: Arc<dyn Map>) {
-        self.reservations.push((addr, ring));
+    pub fn add_reservation(&mut self, addr: u64, len: u64, ring: Arc<dyn Map>) {
+        self.reservations.push((addr, len, ring));
     }
 
-    /// Removes and returns the ring of the outstanding reservation at `addr`.
-    pub fn take_reservation(&mut self, addr: u64) -> Option<Arc<dyn Map>> {
-        let i = self.reservations.iter().position(|(a, _)| *a == addr)?;
-        Some(self.reservations.swap_remove(i).1)
+    /// Open reservations.
+    pub fn reservations(&self) -> usize {
+        self.reservations.len()
+    }
+
+    /// Removes the outstanding reservation at `addr`; returns its length and ring.
+    pub fn take_reservation(&mut self, addr: u64) -> Option<(u64, Arc<dyn Map>)> {
+        let i = self.reservations.iter().position(|(a, ..)| *a == addr)?;
+        let (_, len, ring) = self.reservations.swap_remove(i);
+        Some((len, ring))
     }
 }
 
 impl Drop for RunMaps {
     fn drop(&mut self) {
-        for (addr, ring) in self.reservations.drain(..) {
+        for (addr, _, ring) in self.reservations.drain(..) {
             if let Some(rb) = ring.as_any().downcast_ref::<RingBuf>() {
                 rb.commit(addr, true);
             }

@@ -6,14 +6,30 @@
 //! thread may be writing the same value at the same moment (as in the kernel, a reader may then see
 //! a torn value), and atomics keep that a well-defined race instead of undefined behaviour.
 //!
-//! Hash maps keep each value in its own `Arc<Words>`; a run that looked a value up holds a clone
-//! of the `Arc`, so a concurrent delete only unlinks the value and its memory lives until the run
-//! ends. Arrays keep all values in one `Words` owned by the map, which the program holds.
+//! Every map keeps all its values in `Words` it owns for its whole life: arrays one element after
+//! the other, hash maps and LPM tries in a preallocated pool of slots (`pool`). So an address a
+//! program was handed stays valid as long as the map does, whatever deletes happen meanwhile.
 
+use std::alloc::{alloc_zeroed, Layout};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct Words {
     words: Box<[AtomicU64]>,
+}
+
+/// `n` (at least 1) zeroed 64-bit atomics, or `None` when the allocator refuses. The memory comes
+/// zeroed from the allocator (`calloc`: the fresh pages of a large block are the kernel's zero
+/// page until written), so a big map that holds little costs little resident memory.
+pub fn zeroed_atomics(n: usize) -> Option<Box<[AtomicU64]>> {
+    let layout = Layout::array::<AtomicU64>(n.max(1)).ok()?;
+    // SAFETY: a non-zero size; all-zero bytes are a valid `AtomicU64`.
+    let ptr = unsafe { alloc_zeroed(layout) } as *mut AtomicU64;
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: `n` zero-initialised `AtomicU64`s, allocated with the layout that
+    // `Box<[AtomicU64]>` frees them with.
+    Some(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, n.max(1))) })
 }
 
 impl std::fmt::Debug for Words {
@@ -23,12 +39,24 @@ impl std::fmt::Debug for Words {
 }
 
 impl Words {
-    /// `bytes` zero bytes, rounded up to whole words.
+    /// `bytes` zero bytes, rounded up to whole words. Aborts, as any allocation does, when the
+    /// memory cannot be had: large maps use `try_zeroed`.
     pub fn zeroed(bytes: usize) -> Words {
         let n = bytes.div_ceil(8).max(1);
-        Words {
-            words: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        match Words::try_zeroed(bytes) {
+            Some(w) => w,
+            None => std::alloc::handle_alloc_error(Words::layout(n).expect("a size that fits")),
         }
+    }
+
+    fn layout(words: usize) -> Option<Layout> {
+        Layout::array::<AtomicU64>(words).ok()
+    }
+
+    /// `bytes` zero bytes, rounded up to whole words, or `None` when the allocator refuses (see
+    /// `zeroed_atomics`).
+    pub fn try_zeroed(bytes: usize) -> Option<Words> {
+        zeroed_atomics(bytes.div_ceil(8).max(1)).map(|words| Words { words })
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Words {

@@ -80,6 +80,40 @@ pub fn lddw_func(dst: u8, rel: i32) -> [Insn; 2] {
     ]
 }
 
+/// `lddw dst, map[index]` (BPF_PSEUDO_MAP_IDX).
+pub fn ld_map(dst: u8, index: i32) -> [Insn; 2] {
+    [
+        Insn::new(OP_LDDW, dst, PSEUDO_MAP_IDX, 0, index),
+        Insn::new(0, 0, 0, 0, 0),
+    ]
+}
+
+/// Helper number of `counting_regions`' helper.
+pub const REGIONS: i32 = 1000;
+
+/// A raw program on `engine` with `maps` and the standard helpers plus helper `REGIONS`, which
+/// returns the size of the run's region table (resource tests count regions with it).
+pub fn counting_regions(
+    engine: Engine,
+    insns: &[Insn],
+    maps: Vec<std::sync::Arc<dyn ebpf_vm::maps::Map>>,
+) -> Program {
+    let mut helpers = ebpf_vm::HelperTable::standard();
+    helpers.register(REGIONS as u32, "regions", |cx, _| {
+        Ok(cx.regions.len() as u64)
+    });
+    load_with(
+        insns,
+        ProgramOptions {
+            engine,
+            maps,
+            helpers,
+            ..ProgramOptions::default()
+        },
+    )
+    .expect("program loads")
+}
+
 /// Flattens a program written as a list of instruction groups.
 #[macro_export]
 macro_rules! prog {
