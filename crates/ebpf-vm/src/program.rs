@@ -249,7 +249,7 @@ impl Program {
         let mut regions = Regions::new();
         regions.push(Region::new(reach_start, reach as u64, true));
         let mut state = RunState::new(self.options.prog_type);
-        state.stack_top = stack_bytes + STACK_SIZE as u64;
+        state.stack = (stack_bytes, STACK_SIZE as u64);
         state.limits = limits.clone();
         let entry = context::prepare_run(
             self.options.prog_type,
