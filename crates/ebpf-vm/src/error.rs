@@ -177,7 +177,24 @@ pub struct Trap {
     pub message: String,
     /// Where the faulting address lies relative to the run's regions (memory traps; `None` for
     /// other traps and for an address far from every region).
-    pub place: Option<crate::places::Place>,
+    pub place: Option<Place>,
+}
+
+/// An address as an offset from a named point of the run, so that messages and what the Node
+/// binding hands to JavaScript never carry a host address (`context::places` finds it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// `stack` (offset from the top of the stack: r10 of the main frame), `callback stack`,
+    /// `data` (the input or packet data; for XDP, where `data` points now), `ctx`,
+    /// `map 'NAME' value`, `map 'NAME' key`, `ringbuf 'NAME' record`, or `null`.
+    pub region: String,
+    pub offset: i64,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{:+}", self.region, self.offset)
+    }
 }
 
 impl fmt::Display for Trap {

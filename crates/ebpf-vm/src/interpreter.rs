@@ -88,7 +88,7 @@ pub fn memory_trap(
     env: &RunEnv<'_>,
 ) -> Trap {
     let what = if write { "store" } else { "load" };
-    let place = crate::places::locate(addr, env.state, &env.maps);
+    let place = crate::context::places::locate(addr, env.state, &env.maps);
     let at = match &place {
         Some(p) => format!("at {p}"),
         None => "at an address outside every region of the run".into(),

@@ -12,9 +12,9 @@
 //!    run's deadline and cancellation, and the budget meter that slices for them), `vm` (to come:
 //!    run environment and output, frames, traps), then [`stack_reach`] (the frames a run exposes).
 //! 5. [`maps`] (and [`pins`]), then [`helpers`] (by kernel number), then [`context`] (program types
-//!    and their context layouts); above them [`places`] (addresses named by their region, for
-//!    traps and messages) and [`pointer_leaks`] (the run-time refusal of addresses in a program's
-//!    output).
+//!    and their context layouts, with [`context::places`]: addresses named by their region, for
+//!    traps and messages); above them [`pointer_leaks`] (the run-time refusal of addresses in a
+//!    program's output).
 //! 6. the engines, peers: [`interpreter`] (the reference semantics) and `jit` (x86-64 code
 //!    generation, x86-64 hosts only).
 //! 7. [`program`]: a loaded program and its runs; then [`test_run`].
@@ -34,7 +34,6 @@ pub mod limits;
 pub mod maps;
 pub mod memory;
 pub mod pins;
-pub mod places;
 pub mod pointer_leaks;
 pub mod program;
 pub mod stack_reach;

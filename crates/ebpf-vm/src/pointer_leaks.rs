@@ -17,10 +17,9 @@
 
 use std::sync::Arc;
 
-use crate::context::RunState;
+use crate::context::{places, RunState};
 use crate::error::{Trap, TrapKind};
 use crate::helpers::{HelperContext, HelperError};
-use crate::interpreter::STACK_SIZE;
 use crate::maps::{Map, RunMaps};
 use crate::memory::Regions;
 
@@ -49,8 +48,8 @@ pub fn is_host_address(v: u64, regions: &Regions, state: &RunState, maps: &RunMa
     if in_region(v) || in_region(v - 1) {
         return true;
     }
-    let top = state.stack_top;
-    if top != 0 && v <= top && v >= top - STACK_SIZE as u64 {
+    let (stack, stack_len) = state.stack;
+    if stack_len != 0 && v >= stack && v - stack <= stack_len {
         return true;
     }
     map_object_at(v, maps).is_some()
@@ -150,8 +149,8 @@ pub fn leak(
     let (at, place) = match map_object_at(v, maps) {
         Some(m) => (format!("a map handle, map '{}'", m.common().def.name), None),
         None => {
-            let place = crate::places::locate(v, state, maps);
-            (crate::places::describe(v, state, maps), place)
+            let place = places::locate(v, state, maps);
+            (places::describe(v, state, maps), place)
         }
     };
     Trap {

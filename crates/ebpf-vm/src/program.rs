@@ -266,7 +266,7 @@ impl Program {
         // Declared after the stack, so dropped before it: a lock word on the stack is released
         // while the stack is alive (see `RunState`'s `Drop`).
         let mut state = RunState::new(self.options.prog_type);
-        state.stack_top = stack_bytes + STACK_SIZE as u64;
+        state.stack = (stack_bytes, STACK_SIZE as u64);
         state.limits = limits.clone();
         let entry = match context::prepare_run(
             self.options.prog_type,

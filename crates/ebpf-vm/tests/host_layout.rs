@@ -10,13 +10,13 @@ mod context_support;
 use std::sync::{Arc, Mutex};
 
 use context_support::*;
+use ebpf_vm::error::Place;
 use ebpf_vm::helpers::output::{PerfRecord, PerfSink};
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::Insn;
 use ebpf_vm::maps::def::flags::BPF_ANY;
 use ebpf_vm::maps::ringbuf::RingBuf;
 use ebpf_vm::maps::{self, Map, MapDef, MapType};
-use ebpf_vm::places::Place;
 use ebpf_vm::{
     ContextInput, Engine, ErrorCode, PointerLeaks, ProgramOptions, ProgramType, RunInput,
     RunOutput, Trap, TrapKind,

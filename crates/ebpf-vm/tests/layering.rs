@@ -22,7 +22,6 @@ const LAYERS: &[&[&str]] = &[
     &["pins"],
     &["helpers"],
     &["context"],
-    &["places"],
     &["pointer_leaks"],
     &["interpreter", "jit"],
     &["program"],
@@ -50,14 +49,6 @@ const KNOWN_EXCEPTIONS: &[(&str, &str, &str)] = &[
     ("helpers/tail_call.rs", "context", "MAX_TAIL_CALLS is in context/run_state.rs"),
     ("helpers/locks.rs", "context", "RunState, HeldLock are in context/run_state.rs"),
     ("helpers/packet.rs", "context", "XdpFrame is in context/xdp.rs"),
-    // Places (region-relative trap addresses) name regions from the run state and the run's maps,
-    // so they sit above context; the trap types and the run state that carry them sit below.
-    ("error.rs", "places", "Trap carries a Place"),
-    ("context/run_state.rs", "places", "RunState records the regions helpers add (AddedRegions)"),
-    ("helpers/maps.rs", "places", "map lookups record the value regions they add"),
-    ("helpers/mod.rs", "places", "helper errors describe addresses by place"),
-    ("places.rs", "interpreter", "STACK_SIZE is in interpreter.rs"),
-    ("pointer_leaks.rs", "interpreter", "STACK_SIZE is in interpreter.rs"),
 ];
 
 /// The layer of a top-level module, by its position in `LAYERS`.

@@ -14,6 +14,7 @@
 //! type does not have is a load error naming the instruction, as in the kernel.
 
 pub mod layout;
+pub mod places;
 pub mod pseudo_func;
 pub mod rewrite;
 pub mod run_state;

@@ -157,12 +157,13 @@ pub struct RunState {
     pub held_lock: Option<HeldLock>,
     /// A trap raised inside a callback, which the helper's caller re-raises as is.
     pub pending_trap: Option<Trap>,
-    /// r10 of the main frame (one past the top of the stack area), for naming places.
-    pub stack_top: u64,
+    /// The stack area of the run (start, length; r10 of the main frame is its end), for naming
+    /// places and telling addresses from other values.
+    pub stack: (u64, u64),
     /// The input data (raw) or packet (socket filter): address and length, for naming places.
     pub data: (u64, u64),
     /// Regions helpers added during the run and what they hold (see `places`).
-    pub added: crate::places::AddedRegions,
+    pub added: crate::maps::added_regions::AddedRegions,
     /// Whether helpers refuse to copy out host addresses (the program's `pointer_leaks`; false in
     /// a run state made outside `Program`).
     pub refuse_pointer_leaks: bool,

@@ -17,7 +17,7 @@
 //! `bpf_for_each_map_elem` (164) calls back into the program through
 //! `HelperContext::call_function` (see `callbacks.rs`).
 
-use crate::places::Added;
+use crate::maps::added_regions::Added;
 use std::sync::Arc;
 
 use crate::error::ErrorCode;

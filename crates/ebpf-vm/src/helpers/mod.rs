@@ -48,7 +48,7 @@ impl HelperContext<'_> {
     /// `addr` as messages show it: its place in the run's memory (`stack-16`, `map 'm' value+4`),
     /// never the host address (see `places`).
     pub fn describe(&self, addr: u64) -> String {
-        crate::places::describe(addr, self.state, self.maps)
+        crate::context::places::describe(addr, self.state, self.maps)
     }
 }
 

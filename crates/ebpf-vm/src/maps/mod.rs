@@ -17,6 +17,7 @@
 //! stay valid for the life of the map. Plain concurrent accesses to one value race exactly as they do
 //! in the kernel (torn values are possible; host memory safety is not at stake).
 
+pub mod added_regions;
 pub mod array;
 pub mod bloom;
 pub mod def;

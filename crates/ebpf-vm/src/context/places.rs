@@ -1,77 +1,27 @@
 //! Where an address lies, in the program's own terms: `stack-8`, `data+70`, `ctx+12`,
-//! `map 'counts' value+12`, `ringbuf 'events' record+4`. Trap messages, helper errors and the
-//! `Trap::place` that JavaScript sees use these instead of host addresses, so that a program's
+//! `map 'counts' value+12`, `ringbuf 'events' record+4` (`error::Place`). Trap messages, helper
+//! errors and the `Trap::place` that JavaScript sees use these instead of host addresses, so that a program's
 //! output (and what an embedder shows of it) does not reveal where the host put its memory.
 //!
 //! The regions that the program type and the loader set up (stack, data, context, XDP frame,
 //! callback stacks, global data) are named from the run's state when a place is asked for; the
 //! ones helpers add during the run (map values, `bpf_for_each_map_elem` keys, ring buffer
-//! records) are recorded as they are added (`AddedRegions`). Looking a place up walks all of them:
-//! it happens on errors only.
+//! records) are recorded as they are added (`maps::added_regions`). Looking a place up walks all
+//! of them: it happens on errors only.
 //!
 //! An address inside a region, or at most `NEAR` bytes outside one, is given relative to that
 //! region (the nearest one when outside). An address within `NEAR` of zero is given as it is
 //! (`null+8`): no host memory lies there. Any other address is "outside every region", with
 //! nothing said about where it is.
 
-use std::fmt;
-
-use crate::context::RunState;
-use crate::interpreter::STACK_SIZE;
+use crate::error::Place;
+use crate::maps::added_regions::Added;
 use crate::maps::RunMaps;
+
+use super::RunState;
 
 /// How far outside a region an address is still given relative to it.
 pub const NEAR: u64 = 4096;
-
-/// An address as an offset from a named point of the run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Place {
-    /// `stack` (offset from the top of the stack: r10 of the main frame), `callback stack`,
-    /// `data` (the input or packet data; for XDP, where `data` points now), `ctx`,
-    /// `map 'NAME' value`, `map 'NAME' key`, `ringbuf 'NAME' record`, or `null`.
-    pub region: String,
-    pub offset: i64,
-}
-
-impl fmt::Display for Place {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{:+}", self.region, self.offset)
-    }
-}
-
-/// What a region added by a helper holds; maps are named by their handle (resolved through the
-/// run's maps when a place is asked for, so adding costs no allocation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Added {
-    MapValue { map: u64 },
-    MapKey { map: u64 },
-    RingbufRecord { map: u64 },
-}
-
-/// The regions helpers added to a run, with what they hold.
-#[derive(Clone, Debug, Default)]
-pub struct AddedRegions {
-    list: Vec<(u64, u64, Added)>,
-}
-
-impl AddedRegions {
-    pub fn add(&mut self, start: u64, len: u64, what: Added) {
-        self.list.push((start, len, what));
-    }
-
-    /// Forgets the region added last at `start` (it left the run: a ring buffer record submitted,
-    /// a `bpf_for_each_map_elem` key after the call), so the list holds what the run can reach.
-    pub fn remove(&mut self, start: u64) {
-        if let Some(i) = self.list.iter().rposition(|e| e.0 == start) {
-            self.list.remove(i);
-        }
-    }
-
-    /// The length of the region added last at `start`.
-    pub fn len_at(&self, start: u64) -> Option<u64> {
-        self.list.iter().rev().find(|e| e.0 == start).map(|e| e.1)
-    }
-}
 
 /// One named extent: `[start, start + len)`, offsets counted from `base`; or, for a map's value
 /// area (`stride` != 0), from the start of the value an address inside it falls in.
@@ -105,7 +55,7 @@ fn extents(state: &RunState, maps: &RunMaps) -> Vec<Named> {
             })
         }
     };
-    for &(start, len, what) in &state.added.list {
+    for &(start, len, what) in state.added.iter() {
         let (region, stride) = match what {
             // A value area holds every value of the map, `value_stride` bytes apart.
             Added::MapValue { map } => (
@@ -123,10 +73,8 @@ fn extents(state: &RunState, maps: &RunMaps) -> Vec<Named> {
     let mut add = |start: u64, len: u64, base: u64, region: String| {
         add_strided(start, len, base, 0, region)
     };
-    if state.stack_top != 0 {
-        let len = STACK_SIZE as u64;
-        add(state.stack_top - len, len, state.stack_top, "stack".into());
-    }
+    let (stack, stack_len) = state.stack;
+    add(stack, stack_len, stack + stack_len, "stack".into());
     for s in &state.callback_stacks {
         add(s.addr, s.len, s.addr + s.len, "callback stack".into());
     }
