@@ -48,12 +48,12 @@ export class LoadError extends EbpfError {
   }
 }
 
-/** Text that the assembler cannot read; `line` and `column` are 1-based. */
+/** Text that the assembler cannot read (`EINVAL`) or that is over a limit (`E2BIG`); `line` and `column` are 1-based. */
 export class AssembleError extends EbpfError {
   readonly line: number
   readonly column: number
-  constructor(message: string, line: number, column: number) {
-    super('EINVAL', `${line}:${column}: ${message}`)
+  constructor(message: string, line: number, column: number, code: ErrorCode = 'EINVAL') {
+    super(code, `${line}:${column}: ${message}`)
     this.line = line
     this.column = column
   }
@@ -95,11 +95,14 @@ export class TrapError extends EbpfError {
   }
 }
 
-/** Malformed ELF, BTF or other object data; `offset` is the byte offset where it went wrong. */
+/**
+ * Malformed ELF, BTF or other object data (`EINVAL`), or data whose processing would go over a
+ * limit (`E2BIG`); `offset` is the byte offset where it went wrong.
+ */
 export class FormatError extends EbpfError {
   readonly offset: number | undefined
-  constructor(message: string, offset?: number) {
-    super('EINVAL', offset === undefined ? message : `${message} (at byte offset ${offset})`)
+  constructor(message: string, offset?: number, code: ErrorCode = 'EINVAL') {
+    super(code, offset === undefined ? message : `${message} (at byte offset ${offset})`)
     this.offset = offset
   }
 }
@@ -122,4 +125,41 @@ export function fromCodedError(e: unknown, Kind: new (code: ErrorCode, message: 
     if (m) return new Kind(m[1] as ErrorCode, `${m[1]}: ${m[2]!}`)
   }
   return e
+}
+
+/**
+ * A short, safe description of a value for error messages: never throws (`String()` does on
+ * symbols in templates, on null-prototype objects and on hostile `toString`s) and never prints
+ * more than a few dozen characters of a long string or bigint.
+ */
+export function describeValue(v: unknown): string {
+  try {
+    switch (typeof v) {
+      case 'undefined':
+        return 'undefined'
+      case 'number':
+        return String(v)
+      case 'bigint': {
+        const s = `${v}n`
+        return s.length > 40 ? `a ${v.toString(2).length}-bit bigint` : s
+      }
+      case 'string':
+        return v.length > 40 ? `a string of ${v.length} characters` : JSON.stringify(v)
+      case 'boolean':
+        return String(v)
+      case 'symbol':
+        return `Symbol(${v.description ?? ''})`
+      case 'function':
+        return 'a function'
+      default: {
+        if (v === null) return 'null'
+        if (Array.isArray(v)) return `an array of ${v.length}`
+        if (ArrayBuffer.isView(v)) return `a ${v.constructor.name} of ${v.byteLength} bytes`
+        const ctor = Object.getPrototypeOf(v)?.constructor?.name
+        return typeof ctor === 'string' && ctor !== '' && ctor !== 'Object' ? `a ${ctor}` : 'an object'
+      }
+    }
+  } catch {
+    return 'a value'
+  }
 }

@@ -5,7 +5,7 @@
 
 import { fixupBtf } from '../elf/fixup.js'
 import { isElf, readElf } from '../elf/reader.js'
-import { EbpfError, FormatError } from '../errors.js'
+import { describeValue, EbpfError, FormatError } from '../errors.js'
 import { dumpC } from './dump-c.js'
 import { dumpRaw } from './dump-raw.js'
 import { type BtfExt, parseBtfExt } from './ext.js'
@@ -122,8 +122,15 @@ export class Btf {
         return t.size!
       case 'PTR':
         return 8
-      case 'ARRAY':
-        return t.nelems! * this.sizeAt(t.elemType!, depth + 1)
+      case 'ARRAY': {
+        const size = t.nelems! * this.sizeAt(t.elemType!, depth + 1)
+        // The kernel refuses arrays larger than u32 (btf_array_resolve); so do we, which also keeps
+        // nested arrays from growing past what a JavaScript number holds exactly.
+        if (size > 0xffffffff) {
+          throw new FormatError(`BTF type #${id} (ARRAY of ${t.nelems}) is ${size} bytes, more than 2^32-1`)
+        }
+        return size
+      }
       case 'TYPEDEF':
       case 'CONST':
       case 'VOLATILE':
@@ -177,6 +184,7 @@ export class Btf {
    * array type (typedefs followed). Anonymous members are searched through.
    */
   memberOffset(id: number, path: string): MemberLocation {
+    if (typeof path !== 'string') throw new EbpfError('EINVAL', `member path must be a string, got ${typeof path}`)
     let loc: MemberLocation = { bitOffset: 0, bitfieldSize: 0, type: id }
     const parts = path.match(/[^.[\]]+|\[\d+\]/g)
     if (!parts) throw new EbpfError('EINVAL', `empty member path '${path}'`)
@@ -189,7 +197,7 @@ export class Btf {
         loc = { bitOffset: loc.bitOffset + i * this.sizeOf(t.elemType!) * 8, bitfieldSize: 0, type: t.elemType! }
         continue
       }
-      const found = this.findMember(t, part)
+      const found = this.findMember(t, part, 0, new Set())
       if (!found) throw new EbpfError('EINVAL', `'${path}': ${t.kind} ${t.name || '(anon)'} has no member '${part}'`)
       loc = {
         bitOffset: loc.bitOffset + found.bitOffset,
@@ -200,13 +208,25 @@ export class Btf {
     return loc
   }
 
-  private findMember(t: BtfType, name: string, depth = 0): { member: BtfMember; bitOffset: number } | undefined {
+  /**
+   * `name` among the members of `t`, searching anonymous members depth first. `searched` holds the
+   * anonymous types already searched in vain: a type reached again (one anonymous struct used at
+   * every level of a hostile BTF) is not searched again, so a search visits each type once.
+   */
+  private findMember(
+    t: BtfType,
+    name: string,
+    depth: number,
+    searched: Set<number>,
+  ): { member: BtfMember; bitOffset: number } | undefined {
     if (depth > MAX_RESOLVE_DEPTH) throw new FormatError(`BTF type #${t.id}: members nest too deeply`)
     if (t.kind !== 'STRUCT' && t.kind !== 'UNION') return undefined
+    if (searched.has(t.id)) return undefined
+    searched.add(t.id)
     for (const m of t.members!) {
       if (m.name === name) return { member: m, bitOffset: m.bitOffset }
       if (m.name === '') {
-        const inner = this.findMember(this.resolve(m.type), name, depth + 1)
+        const inner = this.findMember(this.resolve(m.type), name, depth + 1, searched)
         if (inner) return { member: inner.member, bitOffset: m.bitOffset + inner.bitOffset }
       }
     }
@@ -214,9 +234,11 @@ export class Btf {
   }
 
   dump(options: DumpOptions = { format: 'raw' }): string {
+    if (options === null || typeof options !== 'object')
+      throw new EbpfError('EINVAL', `dump options must be an object, got ${describeValue(options)}`)
     if (options.format === 'raw') return dumpRaw(this.types)
     if (options.format === 'c') return dumpC(this)
-    throw new EbpfError('EINVAL', `dump format must be 'raw' or 'c', got ${String(options.format)}`)
+    throw new EbpfError('EINVAL', `dump format must be 'raw' or 'c', got ${describeValue(options.format)}`)
   }
 
   /** A copy with some types replaced (used for the libbpf DATASEC fix-up). */
