@@ -4,10 +4,12 @@
  * program's map references, loads the programs and fills the statically initialised slots of
  * map-in-map and prog_array maps, as libbpf does for the kernel.
  */
+
+import { checkBytes, checkDenseArray, checkObject, checkString, describeValue, optionsObject } from './arguments.js'
 import { type Codec, codec } from './btf/codec.js'
 import type { BtfType } from './btf/types.js'
 import { EbpfError, LoadError } from './errors.js'
-import { BpfMap, MAP_TYPES, type MapCodecs } from './map.js'
+import { asBpfMap, BpfMap, MAP_TYPES, type MapCodecs } from './map.js'
 import { type EngineName, Program, type ProgramType, type SafetyMode } from './program.js'
 import type { CollectionSpec, MapSpec, ProgramSpec } from './spec.js'
 
@@ -101,6 +103,32 @@ function relocate(prog: ProgramSpec, maps: Map<string, BpfMap>): { instructions:
   return { instructions, maps: used }
 }
 
+/**
+ * The parts of a spec the constructor relies on, checked so that a spec built or edited by hand
+ * fails with an error naming the field rather than a TypeError from deep inside the load.
+ */
+function checkSpec(spec: CollectionSpec): void {
+  const what = 'Collection takes a CollectionSpec from loadCollectionSpec'
+  if (spec === null || typeof spec !== 'object') throw new EbpfError('EINVAL', `${what}, got ${describeValue(spec)}`)
+  for (const k of ['programs', 'maps', 'variables'] as const) {
+    if (!(spec[k] instanceof Map)) throw new EbpfError('EINVAL', `${what}: spec.${k} must be a Map`)
+  }
+  for (const [name, p] of spec.programs) {
+    checkObject(LoadError, `program ${describeValue(name)}`, p)
+    checkString(LoadError, `program ${describeValue(name)}: name`, p.name)
+    checkBytes(LoadError, `program '${p.name}': instructions`, p.instructions)
+    checkDenseArray(LoadError, `program '${p.name}': relocations`, p.relocations)
+    checkDenseArray(LoadError, `program '${p.name}': lineInfo`, p.lineInfo)
+    if (typeof p.type !== 'string') throw new LoadError('EINVAL', `program '${p.name}': type must be a string`)
+  }
+  for (const [name, m] of spec.maps) {
+    checkObject(LoadError, `map ${describeValue(name)}`, m)
+    checkString(LoadError, `map ${describeValue(name)}: name`, m.name)
+    if (m.contents !== undefined) checkBytes(LoadError, `map '${m.name}': contents`, m.contents)
+    if (m.slots !== undefined) checkDenseArray(LoadError, `map '${m.name}': slots`, m.slots)
+  }
+}
+
 /** Key and value types of maps by name: the `Maps` interface that `spec.declarations()` generates. */
 export type MapTypes<M = Record<string, unknown>> = Record<keyof M, { key: unknown; value: unknown }>
 
@@ -120,12 +148,17 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
   readonly maps: CollectionMaps<M> = new Map<string, BpfMap>()
 
   constructor(spec: CollectionSpec, options: CollectionOptions = {}) {
-    if (spec === null || typeof spec !== 'object' || !(spec.programs instanceof Map)) {
-      throw new EbpfError('EINVAL', 'Collection takes a CollectionSpec from loadCollectionSpec')
-    }
+    checkSpec(spec)
+    const opts = optionsObject<CollectionOptions>(LoadError, 'Collection options', options)
+    const replacements =
+      opts.mapReplacements === undefined
+        ? {}
+        : checkObject<Record<string, BpfMap>>(LoadError, 'mapReplacements', opts.mapReplacements)
+    for (const [name, m] of Object.entries(replacements)) asBpfMap(m, `mapReplacements[${JSON.stringify(name)}]`)
+    const pinPath = opts.pinPath === undefined ? '/sys/fs/bpf' : checkString(LoadError, 'pinPath', opts.pinPath)
     this.spec = spec
     for (const m of spec.maps.values()) {
-      this.maps.set(m.name, options.mapReplacements?.[m.name] ?? this.#createMap(m, options.pinPath ?? '/sys/fs/bpf'))
+      this.maps.set(m.name, Object.hasOwn(replacements, m.name) ? replacements[m.name]! : this.#createMap(m, pinPath))
     }
     for (const m of spec.maps.values()) this.#fillInnerMaps(m)
     for (const p of spec.programs.values()) {
@@ -136,9 +169,9 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
           type: programTypeOf(p),
           instructions,
           maps,
-          engine: options.engine,
-          mode: options.mode,
-          budget: options.budget,
+          engine: opts.engine,
+          mode: opts.mode,
+          budget: opts.budget,
           lineInfo: p.lineInfo,
         }),
       )
@@ -217,8 +250,9 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
 
   /** The global variable `name` as the programs see it now (read from its data map). */
   variable(name: string): unknown {
+    checkString(EbpfError, 'variable name', name)
     const v = this.spec.variables.get(name)
-    if (!v) throw new EbpfError('ENOENT', `no global variable '${name}'`)
+    if (!v) throw new EbpfError('ENOENT', `no global variable ${describeValue(name)}`)
     const bytes = this.maps.get(v.section)!.lookup(new Uint8Array(4)) as Uint8Array
     return v.codec.decode(bytes.subarray(v.offset, v.offset + v.size))
   }

@@ -114,52 +114,28 @@ export class MapError extends EbpfError {}
  * Errors the native layer throws carry their errno name at the head of the message
  * (`"EEXIST: ..."`); this turns one into a `MapError` with that code. Other errors pass through.
  */
-export function fromNativeMapError(e: unknown): unknown {
-  return fromCodedError(e, MapError)
-}
-
-/** As `fromNativeMapError`, into any error class of the library. */
-export function fromCodedError(e: unknown, Kind: new (code: ErrorCode, message: string) => EbpfError): unknown {
-  if (e instanceof Error && !(e instanceof EbpfError)) {
-    const m = /^(E[A-Z0-9]+): ([\s\S]*)$/.exec(e.message)
-    if (m) return new Kind(m[1] as ErrorCode, `${m[1]}: ${m[2]!}`)
-  }
-  return e
+export function fromNativeMapError(e: unknown, what?: string): unknown {
+  return fromCodedError(e, MapError, what)
 }
 
 /**
- * A short, safe description of a value for error messages: never throws (`String()` does on
- * symbols in templates, on null-prototype objects and on hostile `toString`s) and never prints
- * more than a few dozen characters of a long string or bigint.
+ * As `fromNativeMapError`, into any error class of the library. An error of napi-rs's own (a
+ * value the binding could not convert: `code` 'InvalidArg', 'StringExpected', ...) becomes an
+ * `EINVAL` of that class naming `what`; the TypeScript layer checks arguments first, so this is
+ * the last line, not the usual path.
  */
-export function describeValue(v: unknown): string {
-  try {
-    switch (typeof v) {
-      case 'undefined':
-        return 'undefined'
-      case 'number':
-        return String(v)
-      case 'bigint': {
-        const s = `${v}n`
-        return s.length > 40 ? `a ${v.toString(2).length}-bit bigint` : s
-      }
-      case 'string':
-        return v.length > 40 ? `a string of ${v.length} characters` : JSON.stringify(v)
-      case 'boolean':
-        return String(v)
-      case 'symbol':
-        return `Symbol(${v.description ?? ''})`
-      case 'function':
-        return 'a function'
-      default: {
-        if (v === null) return 'null'
-        if (Array.isArray(v)) return `an array of ${v.length}`
-        if (ArrayBuffer.isView(v)) return `a ${v.constructor.name} of ${v.byteLength} bytes`
-        const ctor = Object.getPrototypeOf(v)?.constructor?.name
-        return typeof ctor === 'string' && ctor !== '' && ctor !== 'Object' ? `a ${ctor}` : 'an object'
-      }
+export function fromCodedError(
+  e: unknown,
+  Kind: new (code: ErrorCode, message: string) => EbpfError,
+  what = 'argument',
+): unknown {
+  if (e instanceof Error && !(e instanceof EbpfError)) {
+    const m = /^(E[A-Z0-9]+): ([\s\S]*)$/.exec(e.message)
+    if (m) return new Kind(m[1] as ErrorCode, `${m[1]}: ${m[2]!}`)
+    const napiCode = (e as { code?: unknown }).code
+    if (typeof napiCode === 'string' && /^[A-Z][A-Za-z]+$/.test(napiCode)) {
+      return new Kind('EINVAL', `invalid ${what}: ${e.message.trim() || napiCode}`)
     }
-  } catch {
-    return 'a value'
   }
+  return e
 }

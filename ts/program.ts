@@ -3,6 +3,17 @@
  * checks options, converts results and turns error data from the engine into typed errors.
  */
 
+import {
+  checkBytes,
+  checkDenseArray,
+  checkFunction,
+  checkObject,
+  checkString,
+  checkU32 as checkU32Of,
+  checkUnsigned64,
+  describeValue,
+  optionsObject,
+} from './arguments.js'
 import { type ContextValue, decodeContext, encodeContext } from './context.js'
 import { EbpfError, type ErrorCode, fromCodedError, LoadError, TrapError, type TrapKind } from './errors.js'
 import { asBpfMap, type BpfMap } from './map.js'
@@ -70,19 +81,44 @@ export type HelperFunction = (
 
 const helperMemory: HelperMemory = {
   read: (addr, length) => {
+    const at = checkUnsigned64(EbpfError, 'memory.read: addr', addr)
+    const len = checkU32Of(EbpfError, 'memory.read: length', length)
     try {
-      return new Uint8Array(native.helperMemoryRead(addr, length))
+      return new Uint8Array(native.helperMemoryRead(at, len))
     } catch (e) {
-      throw fromCodedError(e, EbpfError)
+      throw fromCodedError(e, EbpfError, 'memory.read argument')
     }
   },
   write: (addr, bytes) => {
+    const at = checkUnsigned64(EbpfError, 'memory.write: addr', addr)
+    checkBytes(EbpfError, 'memory.write: bytes', bytes)
     try {
-      native.helperMemoryWrite(addr, bytes)
+      native.helperMemoryWrite(at, bytes)
     } catch (e) {
-      throw fromCodedError(e, EbpfError)
+      throw fromCodedError(e, EbpfError, 'memory.write argument')
     }
   },
+}
+
+/**
+ * What a JavaScript helper threw, as an Error whose string form is safe to take: the engine turns
+ * it into the run's helper-error trap, and a symbol or an object without a string form would
+ * otherwise make that conversion throw a TypeError out of `run()`.
+ */
+function helperException(id: number, e: unknown): Error {
+  let text: string
+  if (e instanceof Error) {
+    try {
+      text = `${String(e.name)}: ${String(e.message)}`
+    } catch {
+      text = 'an Error without a readable message'
+    }
+  } else {
+    text = describeValue(e)
+  }
+  const out = new Error(`helper ${id} threw ${text}`)
+  out.toString = () => text
+  return out
 }
 
 /** The dispatcher the engine calls for JavaScript helpers, and the ids and names it serves. */
@@ -92,23 +128,31 @@ function jsHelpers(
   | { ids: number[]; names: string[]; dispatch: (id: number, ...args: bigint[]) => bigint | number | undefined }
   | undefined {
   if (helpers === undefined) return undefined
-  if (helpers === null || typeof helpers !== 'object')
-    throw new LoadError('EINVAL', 'helpers must be an object keyed by helper number')
+  checkObject(LoadError, 'helpers (an object keyed by helper number)', helpers)
   const table = new Map<number, HelperFunction>()
   const names: string[] = []
   for (const [key, h] of Object.entries(helpers)) {
     const id = Number(key)
     if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
-      throw new LoadError('EINVAL', `helper number ${key} is not a u32`)
-    const fn = typeof h === 'function' ? h : h?.fn
-    if (typeof fn !== 'function') throw new LoadError('EINVAL', `helpers[${key}] must be a function or { name, fn }`)
+      throw new LoadError('EINVAL', `helper number ${describeValue(key)} is not a u32`)
+    const fn = typeof h === 'function' ? h : h !== null && typeof h === 'object' ? h.fn : undefined
+    if (typeof fn !== 'function')
+      throw new LoadError('EINVAL', `helpers[${key}] must be a function or { name, fn }, got ${describeValue(h)}`)
     table.set(id, fn)
-    names.push(typeof h === 'function' ? `js_helper_${id}` : String(h.name))
+    names.push(typeof h === 'function' ? `js_helper_${id}` : checkString(LoadError, `helpers[${key}].name`, h.name))
   }
   return {
     ids: [...table.keys()],
     names,
-    dispatch: (id, ...args) => table.get(id)!(args as [bigint, bigint, bigint, bigint, bigint], helperMemory),
+    // The return value is checked by the engine (a bigint from -2^63 to 2^64-1, a safe integer or
+    // undefined; anything else is the run's helper-error trap, never a truncated value).
+    dispatch: (id, ...args) => {
+      try {
+        return table.get(id)!(args as [bigint, bigint, bigint, bigint, bigint], helperMemory)
+      } catch (e) {
+        throw helperException(id, e)
+      }
+    },
   }
 }
 
@@ -174,24 +218,40 @@ function oneOf<T extends string>(what: string, value: unknown, allowed: readonly
   if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T
   throw new LoadError(
     'EINVAL',
-    `${what} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${String(value)}`,
+    `${what} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describeValue(value)}`,
   )
 }
 
 function checkBudget(budget: unknown): number | undefined {
   if (budget === undefined) return undefined
   if (typeof budget !== 'number' || !Number.isSafeInteger(budget) || budget < 1) {
-    throw new LoadError('EINVAL', `budget must be a positive integer, got ${String(budget)}`)
+    throw new LoadError('EINVAL', `budget must be a positive integer, got ${describeValue(budget)}`)
   }
   return budget
 }
 
 function checkU32(what: string, v: unknown): number | undefined {
-  if (v === undefined) return undefined
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-    throw new LoadError('EINVAL', `${what} must be an integer from 0 to 2^32-1, got ${String(v)}`)
+  return v === undefined ? undefined : checkU32Of(LoadError, what, v)
+}
+
+/**
+ * Calls into the engine, turning an error napi-rs raises itself (a value it could not convert)
+ * into a LoadError: arguments are checked before they get here, so this is only the last line.
+ */
+function engine<T>(what: string, call: () => T): T {
+  try {
+    return call()
+  } catch (e) {
+    throw fromCodedError(e, LoadError, what)
   }
-  return v
+}
+
+async function engineAsync<T>(what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call()
+  } catch (e) {
+    throw fromCodedError(e, LoadError, what)
+  }
 }
 
 /** The data of runs without data. */
@@ -201,16 +261,16 @@ const view = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.by
 
 /** Checks run options and turns them into the engine's run input. */
 function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
-  if (options === null || typeof options !== 'object') throw new LoadError('EINVAL', 'run options must be an object')
+  checkObject(LoadError, 'run options', options)
   const data = options.data ?? new Uint8Array(0)
-  if (!(data instanceof Uint8Array)) throw new LoadError('EINVAL', 'data must be a Uint8Array')
+  checkBytes(LoadError, 'data', data)
   const { repeat } = options
   if (repeat !== undefined && (!Number.isInteger(repeat) || repeat < 1 || repeat > 0xffffffff)) {
-    throw new LoadError('EINVAL', `repeat must be an integer from 1 to 2^32-1, got ${String(repeat)}`)
+    throw new LoadError('EINVAL', `repeat must be an integer from 1 to 2^32-1, got ${describeValue(repeat)}`)
   }
   const ctx = encodeContext(type, options.ctx)
-  const p = options.process ?? {}
-  if (p.comm !== undefined && typeof p.comm !== 'string') throw new LoadError('EINVAL', 'process.comm must be a string')
+  const p = optionsObject<ProcessIdentity>(LoadError, 'process', options.process)
+  if (p.comm !== undefined) checkString(LoadError, 'process.comm', p.comm)
   return {
     data: view(data),
     ctx: ctx && view(ctx),
@@ -229,11 +289,8 @@ export type BatchEntry = ({ ok: true } & RunResult) | { ok: false; error: LoadEr
 
 /** The packets of a batch as one buffer and their lengths (one crossing into the engine). */
 function concatPackets(packets: readonly Uint8Array[]): { all: Buffer; lengths: number[] } {
-  if (!Array.isArray(packets)) throw new LoadError('EINVAL', 'runBatch takes an array of Uint8Array packets')
-  const lengths = packets.map((p, i) => {
-    if (!(p instanceof Uint8Array)) throw new LoadError('EINVAL', `packets[${i}] must be a Uint8Array`)
-    return p.byteLength
-  })
+  checkDenseArray(LoadError, 'packets', packets)
+  const lengths = packets.map((p, i) => checkBytes(LoadError, `packets[${i}]`, p).byteLength)
   return { all: Buffer.concat(packets), lengths }
 }
 
@@ -284,40 +341,40 @@ export class Program {
   readonly #scratch = new BigUint64Array(3)
 
   constructor(options: ProgramOptions) {
-    if (options === null || typeof options !== 'object') {
-      throw new LoadError('EINVAL', 'Program options must be an object')
-    }
+    checkObject(LoadError, 'Program options', options)
     const { instructions } = options
-    if (!(instructions instanceof Uint8Array)) {
-      throw new LoadError('EINVAL', 'instructions must be a Uint8Array of bytecode')
-    }
+    checkBytes(LoadError, 'instructions (bytecode)', instructions)
     this.type = oneOf('type', options.type, PROGRAM_TYPES, 'raw')
     this.mode = oneOf('mode', options.mode, MODES, 'checked')
-    const engine = oneOf('engine', options.engine, ENGINES, 'auto')
+    const engineName = oneOf('engine', options.engine, ENGINES, 'auto')
     const budget = checkBudget(options.budget)
-    const maps = options.maps ?? []
-    if (!Array.isArray(maps)) throw new LoadError('EINVAL', 'maps must be an array of BpfMap')
+    const maps = checkDenseArray<BpfMap>(LoadError, 'maps (an array of BpfMap)', options.maps ?? [])
     const mapIds = maps.map((m, i) => asBpfMap(m, `maps[${i}]`).id)
-    if (options.onPerfEvent !== undefined && typeof options.onPerfEvent !== 'function') {
-      throw new LoadError('EINVAL', 'onPerfEvent must be a function')
-    }
+    if (options.onPerfEvent !== undefined) checkFunction(LoadError, 'onPerfEvent', options.onPerfEvent)
     this.#onPerfEvent = options.onPerfEvent
     const js = jsHelpers(options.helpers)
-    const loaded = native.loadProgram(
-      instructions,
-      {
-        progType: this.type,
-        engine,
-        mode: this.mode,
-        budget,
-        mapIds,
-        perfEvents: options.onPerfEvent !== undefined,
-        jsHelperIds: js?.ids,
-        jsHelperNames: js?.names,
-      },
-      js?.dispatch,
+    const lineInfo = checkDenseArray<LineInfo>(LoadError, 'lineInfo', options.lineInfo ?? [])
+    lineInfo.forEach((li, i) => {
+      checkObject(LoadError, `lineInfo[${i}]`, li)
+      checkU32Of(LoadError, `lineInfo[${i}].insn`, li.insn)
+    })
+    const loaded = engine('program option', () =>
+      native.loadProgram(
+        instructions,
+        {
+          progType: this.type,
+          engine: engineName,
+          mode: this.mode,
+          budget,
+          mapIds,
+          perfEvents: options.onPerfEvent !== undefined,
+          jsHelperIds: js?.ids,
+          jsHelperNames: js?.names,
+        },
+        js?.dispatch,
+      ),
     )
-    this.#lineInfo = [...(options.lineInfo ?? [])].sort((a, b) => a.insn - b.insn)
+    this.#lineInfo = [...lineInfo].sort((a, b) => a.insn - b.insn)
     if ('error' in loaded) {
       throw this.#located(fromNative(loaded.error as NativeError))
     }
@@ -344,7 +401,8 @@ export class Program {
     ) {
       return this.#runInPlace(options.data)
     }
-    const res = this.native.run(runInput(this.type, options))
+    const input = runInput(this.type, options)
+    const res = engine('run option', () => this.native.run(input))
     this.#deliverPerfRecords()
     return this.#result(res)
   }
@@ -354,21 +412,22 @@ export class Program {
    * through a scratch array, so that a call creates no objects but the result.
    */
   #runInPlace(input: Uint8Array | undefined): RunResult {
-    if (input !== undefined && !(input instanceof Uint8Array))
-      throw new LoadError('EINVAL', 'data must be a Uint8Array')
+    if (input !== undefined) checkBytes(LoadError, 'data', input)
     // A copy in a new (never shared) ArrayBuffer: Buffer#slice would be a view of the caller's bytes.
     // No data shares one empty array: nothing can be written to it, and a fresh typed array per
     // run costs V8 a backing-store allocation when the engine asks for its memory.
     const data = input === undefined || input.byteLength === 0 ? NO_DATA : new Uint8Array(input)
     const out = this.#scratch
-    if (!this.native.runInPlace(data, out)) throw this.#located(fromNative(this.native.takeError()!))
+    if (!engine('data', () => this.native.runInPlace(data, out)))
+      throw this.#located(fromNative(this.native.takeError()!))
     const r0 = out[0]!
     return { r0, retval: Number(r0 & 0xffffffffn), data, insnCount: Number(out[1]), durationNs: Number(out[2]) }
   }
 
   /** The same as `run`, off the JavaScript thread (on the libuv thread pool). */
   async runAsync(options: RunOptions = {}): Promise<RunResult> {
-    const res = await this.native.runAsync(runInput(this.type, options))
+    const input = runInput(this.type, options)
+    const res = await engineAsync('run option', () => this.native.runAsync(input))
     this.#deliverPerfRecords()
     return this.#result(res)
   }
@@ -379,7 +438,8 @@ export class Program {
    */
   runBatch(packets: readonly Uint8Array[], options: Omit<RunOptions, 'data' | 'repeat'> = {}): BatchEntry[] {
     const { all, lengths } = concatPackets(packets)
-    const out = this.#entries(this.native.runBatch(all, lengths, runInput(this.type, options)))
+    const input = runInput(this.type, options)
+    const out = this.#entries(engine('run option', () => this.native.runBatch(all, lengths, input)))
     this.#deliverPerfRecords()
     return out
   }
@@ -394,7 +454,8 @@ export class Program {
     options: Omit<RunOptions, 'data' | 'repeat'> = {},
   ): { retvals: Uint32Array; errors: Array<{ index: number; error: LoadError | TrapError }> } {
     const { all, lengths } = concatPackets(packets)
-    const b = this.native.runBatch(all, lengths, runInput(this.type, options))
+    const input = runInput(this.type, options)
+    const b = engine('run option', () => this.native.runBatch(all, lengths, input))
     this.#deliverPerfRecords()
     // r0 values are 8 bytes little-endian each: the low halves are the retvals.
     const words = new Uint32Array(b.r0.buffer.slice(b.r0.byteOffset, b.r0.byteOffset + b.r0.byteLength))
@@ -409,14 +470,18 @@ export class Program {
     options: Omit<RunOptions, 'data' | 'repeat'> = {},
   ): Promise<BatchEntry[]> {
     const { all, lengths } = concatPackets(packets)
-    const out = this.#entries(await this.native.runBatchAsync(all, lengths, runInput(this.type, options)))
+    const input = runInput(this.type, options)
+    const out = this.#entries(await engineAsync('run option', () => this.native.runBatchAsync(all, lengths, input)))
     this.#deliverPerfRecords()
     return out
   }
 
   /** Text the program printed with `bpf_trace_printk`, one line per call; `take` empties the log. */
   traceLog(options: { take?: boolean } = {}): string {
-    return this.native.traceLog(options.take)
+    const { take } = optionsObject<{ take?: boolean }>(LoadError, 'traceLog options', options)
+    if (take !== undefined && typeof take !== 'boolean')
+      throw new LoadError('EINVAL', `take must be a boolean, got ${describeValue(take)}`)
+    return this.native.traceLog(take)
   }
 
   #deliverPerfRecords(): void {
@@ -490,7 +555,8 @@ export class Program {
   dump(what: 'jited'): string
   dump(what: 'xlated' | 'jited'): Uint8Array | string {
     if (what === 'jited') return this.native.jited()
-    if (what !== 'xlated') throw new LoadError('EINVAL', `unknown dump kind ${String(what)}`)
+    if (what !== 'xlated')
+      throw new LoadError('EINVAL', `dump kind must be 'xlated' or 'jited', got ${describeValue(what)}`)
     const b = this.native.xlated()
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
   }

@@ -4,6 +4,7 @@
  * next stage) creates the maps, applies `relocations` and verifies the programs.
  */
 import { readFile } from 'node:fs/promises'
+import { checkBytes, describeValue, optionsObject } from './arguments.js'
 import type { Btf } from './btf/btf.js'
 import { type BtfValue, type Codec, codec } from './btf/codec.js'
 import { generateDeclarations } from './btf/declarations.js'
@@ -207,14 +208,18 @@ export async function loadCollectionSpec(
   } else if (pathOrBytes instanceof Uint8Array) {
     bytes = pathOrBytes
   } else {
-    throw new EbpfError('EINVAL', 'loadCollectionSpec takes a file path or a Uint8Array')
+    throw new EbpfError(
+      'EINVAL',
+      `loadCollectionSpec takes a file path or a Uint8Array, got ${describeValue(pathOrBytes)}`,
+    )
   }
   return loadCollectionSpecSync(bytes, options)
 }
 
 /** Synchronous form for bytes already in memory. */
 export function loadCollectionSpecSync(bytes: Uint8Array, options: LoadOptions = {}): CollectionSpec {
-  const obj = loadObject(bytes, options)
+  checkBytes(EbpfError, 'object bytes', bytes)
+  const obj = loadObject(bytes, optionsObject<LoadOptions>(EbpfError, 'load options', options))
   const variables = new Map<string, VariableSpec>()
   for (const v of obj.variables) {
     const map = obj.maps.get(v.section)

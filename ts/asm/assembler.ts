@@ -13,7 +13,8 @@
  * are the `12: (b7) ` prefixes of the kernel's verifier log, which also names helper calls
  * `call bpf_map_lookup_elem#1`.
  */
-import { AssembleError, describeValue } from '../errors.js'
+import { describeValue } from '../arguments.js'
+import { AssembleError } from '../errors.js'
 import { commonStatement } from './dialect-common.js'
 import { conformanceStatement, isConformanceMnemonic } from './dialect-conformance.js'
 import { isLlvmStart, llvmStatement } from './dialect-llvm.js'
@@ -61,7 +62,12 @@ export function assembleInstructions(text: string): Instruction[] {
     const end = m ? m.index : text.length
     out.line = lineNo
     if (end - start > MAX_LINE_LENGTH) {
-      throw new AssembleError(`line is ${end - start} characters long, more than ${MAX_LINE_LENGTH}`, lineNo, 1, 'E2BIG')
+      throw new AssembleError(
+        `line is ${end - start} characters long, more than ${MAX_LINE_LENGTH}`,
+        lineNo,
+        1,
+        'E2BIG',
+      )
     }
     if (end > start) statementLine(text.slice(start, end), out)
     if (!m) break

@@ -13,7 +13,8 @@
  *   p.mov64(asm.R0, 0).label('loop').add64(asm.R0, 1).jlt(asm.R0, 10, 'loop').exit()
  *   const bytes = p.assemble()
  */
-import { describeValue, type ErrorCode, LoadError } from '../errors.js'
+import { describeValue } from '../arguments.js'
+import { type ErrorCode, LoadError } from '../errors.js'
 import * as E from './encode.js'
 import { encodeInstructions, type Instruction } from './instruction.js'
 import { Layout } from './layout.js'
@@ -228,7 +229,8 @@ export class Builder {
   }
   /** dst = sign extension of the low `bits` of src. */
   movsx64(dst: Register, src: Register, bits: 8 | 16 | 32): this {
-    if (bits !== 8 && bits !== 16 && bits !== 32) this.#fail(`movsx64 takes 8, 16 or 32 bits, got ${describeValue(bits)}`)
+    if (bits !== 8 && bits !== 16 && bits !== 32)
+      this.#fail(`movsx64 takes 8, 16 or 32 bits, got ${describeValue(bits)}`)
     return this.#emit(E.movsx(true, this.#reg(dst, 'dst'), this.#reg(src, 'src'), bits))
   }
 
@@ -287,7 +289,8 @@ export class Builder {
   // ---- byte order --------------------------------------------------------------------------
 
   #endian(op: 'le' | 'be' | 'bswap', dst: Register, bits: 16 | 32 | 64): this {
-    if (bits !== 16 && bits !== 32 && bits !== 64) this.#fail(`${op} takes 16, 32 or 64 bits, got ${describeValue(bits)}`)
+    if (bits !== 16 && bits !== 32 && bits !== 64)
+      this.#fail(`${op} takes 16, 32 or 64 bits, got ${describeValue(bits)}`)
     return this.#emit(E.endian(op, this.#reg(dst, 'dst'), bits))
   }
   /** Host (little-endian) to little-endian: truncates to `bits`. */
@@ -364,7 +367,7 @@ export class Builder {
   }
 
   #atomic(wide: boolean, op: AtomicOperation, dst: Register, off: number, src: Register): this {
-    const m = typeof op === "string" ? /^(fetch_)?(add|or|and|xor)$/.exec(op) : null
+    const m = typeof op === 'string' ? /^(fetch_)?(add|or|and|xor)$/.exec(op) : null
     if (m === null && op !== 'xchg' && op !== 'cmpxchg') this.#fail(`unknown atomic operation ${describeValue(op)}`)
     const base = m ? (m[2] as AtomicOp) : (op as 'xchg' | 'cmpxchg')
     return this.#emit(

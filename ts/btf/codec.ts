@@ -4,6 +4,7 @@
  * objects (anonymous members flattened), arrays are arrays, `char` arrays are strings, enums are
  * their enumerator names, bitfields are read and written in place. Little-endian, as BPF is.
  */
+import { describeValue } from '../arguments.js'
 import { EbpfError } from '../errors.js'
 import type { Btf } from './btf.js'
 import type { BtfType } from './types.js'
@@ -51,6 +52,13 @@ function describe(v: unknown): string {
   return typeof v
 }
 
+/** `size` bytes at `offset` of `view` must exist (a DataView would throw a RangeError). */
+function checkView(view: unknown, offset: unknown, size: number): void {
+  if (!(view instanceof DataView)) bad('', `expected a DataView, got ${describe(view)}`)
+  if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset + size > view.byteLength)
+    bad('', `offset ${describeValue(offset)} does not leave ${size} bytes in a DataView of ${view.byteLength}`)
+}
+
 /** Builds a codec for type `id` of `btf`. */
 export function codec(btf: Btf, id: number): Codec {
   work = 0
@@ -74,9 +82,11 @@ export function codec(btf: Btf, id: number): Codec {
       return part.read(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0)
     },
     write(view, offset, value) {
+      checkView(view, offset, part.size)
       part.write(view, offset, value, '')
     },
     read(view, offset) {
+      checkView(view, offset, part.size)
       return part.read(view, offset)
     },
   }

@@ -2,8 +2,9 @@
  * TypeScript declarations for BTF types, matching what `codec()` produces and accepts: user code
  * gets typed map keys and values and global variables (`interface flow_info { ... }`).
  */
-import { FormatError } from '../errors.js'
-import type { Btf } from './btf.js'
+import { checkDenseArray, checkObject, checkString, describeValue } from '../arguments.js'
+import { EbpfError, FormatError } from '../errors.js'
+import { Btf } from './btf.js'
 import type { BtfType } from './types.js'
 
 /** Type references and members visited for one run; vmlinux needs about 70,000. */
@@ -66,7 +67,14 @@ function propName(name: string): string {
 
 /** The TypeScript type of type `id`'s decoded value; named types are referred to by name. */
 export function tsTypeOf(btf: Btf, id: number, depth = 0, inline = false): string {
-  return typeOf(btf, id, depth, inline, new Budget())
+  checkBtf(btf)
+  if (typeof depth !== 'number' || !Number.isInteger(depth))
+    throw new EbpfError('EINVAL', `depth must be an integer, got ${describeValue(depth)}`)
+  return typeOf(btf, id, depth, inline === true, new Budget())
+}
+
+function checkBtf(btf: unknown): void {
+  if (!(btf instanceof Btf)) throw new EbpfError('EINVAL', `btf must be a Btf, got ${describeValue(btf)}`)
 }
 
 function typeOf(btf: Btf, id: number, depth: number, inline: boolean, budget: Budget): string {
@@ -144,6 +152,29 @@ function objectLiteral(btf: Btf, t: BtfType, depth: number, budget: Budget): str
   return `{ ${fields.join('; ')} }`
 }
 
+function checkExtras(extras: unknown): void {
+  const e = checkObject<DeclarationExtras>(EbpfError, 'extras', extras)
+  const id = (what: string, v: unknown) => {
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v)))
+      throw new EbpfError('EINVAL', `${what} must be a type id, got ${describeValue(v)}`)
+  }
+  if (e.maps !== undefined) {
+    checkDenseArray(EbpfError, 'extras.maps', e.maps).forEach((x, i) => {
+      const m = checkObject<Record<string, unknown>>(EbpfError, `extras.maps[${i}]`, x)
+      checkString(EbpfError, `extras.maps[${i}].name`, m.name)
+      id(`extras.maps[${i}].key`, m.key)
+      id(`extras.maps[${i}].value`, m.value)
+    })
+  }
+  if (e.variables !== undefined) {
+    checkDenseArray(EbpfError, 'extras.variables', e.variables).forEach((x, i) => {
+      const v = checkObject<Record<string, unknown>>(EbpfError, `extras.variables[${i}]`, x)
+      checkString(EbpfError, `extras.variables[${i}].name`, v.name)
+      id(`extras.variables[${i}].type`, v.type)
+    })
+  }
+}
+
 export interface DeclarationExtras {
   /** Map name -> key and value type ids (0 or undefined when the map has no BTF for it). */
   maps?: Array<{ name: string; key?: number; value?: number }>
@@ -156,6 +187,8 @@ export interface DeclarationExtras {
  * interfaces when `extras` describes them.
  */
 export function generateDeclarations(btf: Btf, extras: DeclarationExtras = {}): string {
+  checkBtf(btf)
+  checkExtras(extras)
   const budget = new Budget()
   const lines: string[] = ['// Generated from BTF by ebpf: the JavaScript shapes of the C types.', '']
   const seen = new Set<string>()
