@@ -26,12 +26,13 @@ function hasTool(name: string): boolean {
   }
 }
 
-/** Asserts that `fn` throws `cls` with code EINVAL and, for AssembleError, the given position. */
+/** Asserts that `fn` throws `cls` with `code` (EINVAL by default) and, for AssembleError, the given position. */
 function expectError(
   fn: () => unknown,
   cls: abstract new (...args: never[]) => EbpfError,
   where?: { line: number; column: number },
   message?: RegExp,
+  code = 'EINVAL',
 ) {
   let error: unknown
   try {
@@ -41,7 +42,7 @@ function expectError(
   }
   expect(error).toBeInstanceOf(cls)
   const e = error as EbpfError
-  expect(e.code).toBe('EINVAL')
+  expect(e.code).toBe(code)
   if (where) {
     expect({ line: (e as AssembleError).line, column: (e as AssembleError).column }).toEqual(where)
   }
@@ -661,6 +662,42 @@ describe('assembler errors', () => {
 // ---------------------------------------------------------------------------------------------
 // Builder: same bytes as the assembler, and it runs.
 // ---------------------------------------------------------------------------------------------
+describe('limits (issue #11)', () => {
+  it('the 1,000,000-slot limit of the engine applies while assembling, at the line that crosses it', () => {
+    // 1,000,001 one-slot lines: the last one is refused.
+    expectError(
+      () => assemble('exit\n'.repeat(1_000_001)),
+      AssembleError,
+      { line: 1_000_001, column: 1 },
+      /more than 1000000 instruction slots/,
+      'E2BIG',
+    )
+  })
+
+  it('lines longer than 64 KiB are E2BIG; long comments and blank lines cost nothing kept', () => {
+    expectError(
+      () => assemble(`exit\nr0 = 1 ; ${'x'.repeat(65_536)}`),
+      AssembleError,
+      { line: 2, column: 1 },
+      /65545 characters long/,
+      'E2BIG',
+    )
+    expect(assemble(`${'\n'.repeat(2_000_000)}exit`)).toEqual(bytes('95 00 00 00 00 00 00 00'))
+  })
+
+  it('the builder stops at 1,000,000 slots and 1,000,000 labels', () => {
+    const p = new asm.Builder()
+    for (let i = 0; i < 999_999; i++) p.exit()
+    expectError(() => p.lddw(asm.R0, 1n), LoadError, undefined, /more than 1000000 instruction slots/, 'E2BIG')
+    p.exit()
+    expect(p.length).toBe(1_000_000)
+    expectError(() => p.exit(), LoadError, undefined, /more than 1000000/, 'E2BIG')
+    const labels = new asm.Builder()
+    for (let i = 0; i < 1_000_000; i++) labels.label(`l${i}`)
+    expectError(() => labels.label('one_more'), LoadError, undefined, /more than 1000000 labels/, 'E2BIG')
+  })
+})
+
 describe('asm.Builder', () => {
   const { R0, R1, R2, R3, R10 } = asm
 

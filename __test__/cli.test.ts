@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { nestedUnions } from './helpers/btf-builder'
 import { conformanceDir, conformanceSuiteExists, loadConformanceSuite, wordsToBytes } from './helpers/conformance'
 import { ipv4Packet } from './helpers/packets'
 
@@ -356,6 +357,15 @@ describe('btf dump', () => {
     expect(o.status).toBe(0)
     expect(o.stdout).toMatch(/struct rule \{\n\s+__u64 hits;\n\s+__u32 action;\n\s+__u32 rule_id;\n\};/)
     expect(o.stdout).toMatch(/struct lpm_v4_key \{\n\s+__u32 prefixlen;\n\s+__u8 addr\[4\];\n\};/)
+  })
+
+  it('a blob whose C dump would be 3^30 declarations is an error naming it, not a hang', () => {
+    const blob = file('nested.btf', nestedUnions(30))
+    const o = ebpf(['btf', 'dump', blob, '--format', 'c'])
+    expect(o.status).toBe(1)
+    expect(o.stdout).toBe('')
+    expect(o.stderr).toContain(`${blob}: BTF is too large for a C dump`)
+    expectNoStack(o)
   })
 
   it('an object without BTF is an error naming it', () => {

@@ -4,6 +4,8 @@
  * program's map references, loads the programs and fills the statically initialised slots of
  * map-in-map and prog_array maps, as libbpf does for the kernel.
  */
+
+import { checkBytes, checkDenseArray, checkObject, checkString, describeValue, optionsObject } from './arguments.js'
 import { type Codec, codec } from './btf/codec.js'
 import type { BtfType } from './btf/types.js'
 import { EbpfError, LoadError, MapError } from './errors.js'
@@ -141,6 +143,32 @@ function relocate(prog: ProgramSpec, maps: Map<string, BpfMap>): { instructions:
   return { instructions, maps: used }
 }
 
+/**
+ * The parts of a spec the constructor relies on, checked so that a spec built or edited by hand
+ * fails with an error naming the field rather than a TypeError from deep inside the load.
+ */
+function checkSpec(spec: CollectionSpec): void {
+  const what = 'Collection takes a CollectionSpec from loadCollectionSpec'
+  if (spec === null || typeof spec !== 'object') throw new EbpfError('EINVAL', `${what}, got ${describeValue(spec)}`)
+  for (const k of ['programs', 'maps', 'variables'] as const) {
+    if (!(spec[k] instanceof Map)) throw new EbpfError('EINVAL', `${what}: spec.${k} must be a Map`)
+  }
+  for (const [name, p] of spec.programs) {
+    checkObject(LoadError, `program ${describeValue(name)}`, p)
+    checkString(LoadError, `program ${describeValue(name)}: name`, p.name)
+    checkBytes(LoadError, `program '${p.name}': instructions`, p.instructions)
+    checkDenseArray(LoadError, `program '${p.name}': relocations`, p.relocations)
+    checkDenseArray(LoadError, `program '${p.name}': lineInfo`, p.lineInfo)
+    if (typeof p.type !== 'string') throw new LoadError('EINVAL', `program '${p.name}': type must be a string`)
+  }
+  for (const [name, m] of spec.maps) {
+    checkObject(LoadError, `map ${describeValue(name)}`, m)
+    checkString(LoadError, `map ${describeValue(name)}: name`, m.name)
+    if (m.contents !== undefined) checkBytes(LoadError, `map '${m.name}': contents`, m.contents)
+    if (m.slots !== undefined) checkDenseArray(LoadError, `map '${m.name}': slots`, m.slots)
+  }
+}
+
 /** Key and value types of maps by name: the `Maps` interface that `spec.declarations()` generates. */
 export type MapTypes<M = Record<string, unknown>> = Record<keyof M, { key: unknown; value: unknown }>
 
@@ -169,17 +197,22 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
   readonly maps: CollectionMaps<M> = new Map<string, BpfMap>() as CollectionMaps<M>
 
   constructor(spec: CollectionSpec, options: CollectionOptions = {}) {
-    if (spec === null || typeof spec !== 'object' || !(spec.programs instanceof Map)) {
-      throw new EbpfError('EINVAL', 'Collection takes a CollectionSpec from loadCollectionSpec')
-    }
+    checkSpec(spec)
+    const opts = optionsObject<CollectionOptions>(LoadError, 'Collection options', options)
+    const replacements =
+      opts.mapReplacements === undefined
+        ? {}
+        : checkObject<Record<string, BpfMap>>(LoadError, 'mapReplacements', opts.mapReplacements)
+    for (const [name, m] of Object.entries(replacements)) asBpfMap(m, `mapReplacements[${JSON.stringify(name)}]`)
+    const pinPath = opts.pinPath === undefined ? '/sys/fs/bpf' : checkString(LoadError, 'pinPath', opts.pinPath)
     this.spec = spec
-    const limit = options.memoryLimit ?? DEFAULT_COLLECTION_MEMORY
+    const limit = opts.memoryLimit ?? DEFAULT_COLLECTION_MEMORY
     if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
       throw new EbpfError('EINVAL', `memoryLimit must be a non-negative integer, got ${String(limit)}`)
     }
     const budget = { limit, used: 0 }
     for (const m of spec.maps.values()) {
-      this.maps.set(m.name, this.#mapFor(m, options, budget))
+      this.maps.set(m.name, this.#mapFor(m, replacements, pinPath, budget))
     }
     for (const m of spec.maps.values()) this.#fillInnerMaps(m)
     for (const p of spec.programs.values()) {
@@ -190,11 +223,11 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
           type: programTypeOf(p),
           instructions,
           maps,
-          engine: options.engine,
-          mode: options.mode,
-          budget: options.budget,
-          pointerLeaks: options.pointerLeaks,
-          blindConstants: options.blindConstants,
+          engine: opts.engine,
+          mode: opts.mode,
+          budget: opts.budget,
+          pointerLeaks: opts.pointerLeaks,
+          blindConstants: opts.blindConstants,
           lineInfo: p.lineInfo,
         }),
       )
@@ -207,14 +240,14 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
    * replacement or a pinned map must have the shape the object wants (as libbpf checks before
    * reusing a pinned map): the programs are relocated against that shape.
    */
-  #mapFor(m: MapSpec, options: CollectionOptions, budget: MemoryBudget): BpfMap {
-    const replacement = options.mapReplacements?.[m.name]
+  #mapFor(m: MapSpec, replacements: Record<string, BpfMap>, pinPath: string, budget: MemoryBudget): BpfMap {
+    const replacement = Object.hasOwn(replacements, m.name) ? replacements[m.name] : undefined
     if (replacement !== undefined) {
       const map = asBpfMap(replacement, `mapReplacements['${m.name}']`)
       map.checkReuse(definitionOf(m), 'the replacement map')
       return map
     }
-    const pin = m.pinning === PIN_BY_NAME ? `${options.pinPath ?? '/sys/fs/bpf'}/${m.name}` : undefined
+    const pin = m.pinning === PIN_BY_NAME ? `${pinPath}/${m.name}` : undefined
     if (pin) {
       let pinned: BpfMap | undefined
       try {
@@ -285,8 +318,9 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
 
   /** The global variable `name` as the programs see it now (read from its data map). */
   variable(name: string): unknown {
+    checkString(EbpfError, 'variable name', name)
     const v = this.spec.variables.get(name)
-    if (!v) throw new EbpfError('ENOENT', `no global variable '${name}'`)
+    if (!v) throw new EbpfError('ENOENT', `no global variable ${describeValue(name)}`)
     const bytes = this.maps.get(v.section)!.lookup(new Uint8Array(4)) as Uint8Array
     return v.codec.decode(bytes.subarray(v.offset, v.offset + v.size))
   }

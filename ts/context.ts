@@ -3,6 +3,7 @@
  * `struct xdp_md` and `struct __sk_buff` (offsets from linux/bpf.h). A run's `ctx` may be given as
  * raw bytes or as an object of named u32 fields; results carry both.
  */
+import { describeValue } from './arguments.js'
 import { LoadError } from './errors.js'
 import type { ProgramType } from './program.js'
 
@@ -98,8 +99,13 @@ function layoutOf(type: ProgramType): { size: number; fields: Record<string, num
 export function encodeContext(type: ProgramType, ctx: Uint8Array | ContextValue | undefined): Uint8Array | undefined {
   if (ctx === undefined || ctx instanceof Uint8Array) return ctx
   const layout = layoutOf(type)
-  if (!layout || typeof ctx !== 'object' || ctx === null) {
-    throw new LoadError('EINVAL', `ctx of a '${type}' program must be a Uint8Array`)
+  if (!layout)
+    throw new LoadError('EINVAL', `ctx of a '${type}' program must be a Uint8Array, got ${describeValue(ctx)}`)
+  if (typeof ctx !== 'object' || ctx === null || Array.isArray(ctx)) {
+    throw new LoadError(
+      'EINVAL',
+      `ctx of a '${type}' program must be a Uint8Array or an object of named fields, got ${describeValue(ctx)}`,
+    )
   }
   const out = new Uint8Array(layout.size)
   const view = new DataView(out.buffer)
@@ -132,7 +138,7 @@ export function decodeContext(type: ProgramType, bytes: Uint8Array): ContextValu
 
 function u32(what: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-    throw new LoadError('EINVAL', `${what} must be an integer from 0 to 2^32-1, got ${String(v)}`)
+    throw new LoadError('EINVAL', `${what} must be an integer from 0 to 2^32-1, got ${describeValue(v)}`)
   }
   return v
 }

@@ -51,12 +51,12 @@ export class LoadError extends EbpfError {
   }
 }
 
-/** Text that the assembler cannot read; `line` and `column` are 1-based. */
+/** Text that the assembler cannot read (`EINVAL`) or that is over a limit (`E2BIG`); `line` and `column` are 1-based. */
 export class AssembleError extends EbpfError {
   readonly line: number
   readonly column: number
-  constructor(message: string, line: number, column: number) {
-    super('EINVAL', `${line}:${column}: ${message}`)
+  constructor(message: string, line: number, column: number, code: ErrorCode = 'EINVAL') {
+    super(code, `${line}:${column}: ${message}`)
     this.line = line
     this.column = column
   }
@@ -135,11 +135,14 @@ export class AbortError extends TrapError {
   }
 }
 
-/** Malformed ELF, BTF or other object data; `offset` is the byte offset where it went wrong. */
+/**
+ * Malformed ELF, BTF or other object data (`EINVAL`), or data whose processing would go over a
+ * limit (`E2BIG`); `offset` is the byte offset where it went wrong.
+ */
 export class FormatError extends EbpfError {
   readonly offset: number | undefined
-  constructor(message: string, offset?: number) {
-    super('EINVAL', offset === undefined ? message : `${message} (at byte offset ${offset})`)
+  constructor(message: string, offset?: number, code: ErrorCode = 'EINVAL') {
+    super(code, offset === undefined ? message : `${message} (at byte offset ${offset})`)
     this.offset = offset
   }
 }
@@ -168,15 +171,28 @@ export class NativeBindingError extends EbpfError {
  * Errors the native layer throws carry their errno name at the head of the message
  * (`"EEXIST: ..."`); this turns one into a `MapError` with that code. Other errors pass through.
  */
-export function fromNativeMapError(e: unknown): unknown {
-  return fromCodedError(e, MapError)
+export function fromNativeMapError(e: unknown, what?: string): unknown {
+  return fromCodedError(e, MapError, what)
 }
 
-/** As `fromNativeMapError`, into any error class of the library. */
-export function fromCodedError(e: unknown, Kind: new (code: ErrorCode, message: string) => EbpfError): unknown {
+/**
+ * As `fromNativeMapError`, into any error class of the library. An error of napi-rs's own (a
+ * value the binding could not convert: `code` 'InvalidArg', 'StringExpected', ...) becomes an
+ * `EINVAL` of that class naming `what`; the TypeScript layer checks arguments first, so this is
+ * the last line, not the usual path.
+ */
+export function fromCodedError(
+  e: unknown,
+  Kind: new (code: ErrorCode, message: string) => EbpfError,
+  what = 'argument',
+): unknown {
   if (e instanceof Error && !(e instanceof EbpfError)) {
     const m = /^(E[A-Z0-9]+): ([\s\S]*)$/.exec(e.message)
     if (m) return new Kind(m[1] as ErrorCode, `${m[1]}: ${m[2]!}`)
+    const napiCode = (e as { code?: unknown }).code
+    if (typeof napiCode === 'string' && /^[A-Z][A-Za-z]+$/.test(napiCode)) {
+      return new Kind('EINVAL', `invalid ${what}: ${e.message.trim() || napiCode}`)
+    }
   }
   return e
 }

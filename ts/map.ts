@@ -3,6 +3,19 @@
  * programs, this object and other threads. Keys and values are raw bytes, or JavaScript values when
  * the map has BTF types (maps of a `Collection`) or codecs given by the caller.
  */
+import {
+  checkBoolean,
+  checkBytes,
+  checkDenseArray,
+  checkFunction,
+  checkObject,
+  checkString,
+  checkU32,
+  checkU64,
+  checkUnsigned64,
+  describeValue,
+  optionsObject,
+} from './arguments.js'
 import type { Codec } from './btf/codec.js'
 import { EbpfError, fromNativeMapError, MapError } from './errors.js'
 import { native } from './native.js'
@@ -43,8 +56,8 @@ export interface MapDefinition {
   /** `BPF_F_*` creation flags. */
   flags?: number
   name?: string
-  /** For bloom filters: the number of hash functions (low 4 bits), as `map_extra`. */
-  mapExtra?: bigint
+  /** For bloom filters: the number of hash functions (low 4 bits), as `map_extra` (a bigint or a safe integer). */
+  mapExtra?: bigint | number
   /** Template of the inner maps of an `array_of_maps` / `hash_of_maps`. */
   innerMap?: Omit<MapDefinition, 'innerMap'>
 }
@@ -65,26 +78,46 @@ export interface MapCodecs {
   value?: Codec
 }
 
-function typeNumber(t: MapTypeName | number): number {
-  if (typeof t === 'number') return t
-  const n = MAP_TYPES[t]
-  if (n === undefined) throw new MapError('EINVAL', `unknown map type '${String(t)}'`)
+function typeNumber(what: string, t: unknown): number {
+  if (typeof t === 'number') return u32(what, t)
+  const n = typeof t === 'string' && Object.hasOwn(MAP_TYPES, t) ? MAP_TYPES[t as MapTypeName] : undefined
+  if (n === undefined) {
+    throw new MapError(
+      'EINVAL',
+      `${what} must be a map type number or one of ${Object.keys(MAP_TYPES).join(', ')}; got ${describeValue(t)}`,
+    )
+  }
   return n
 }
 
 function u32(what: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-    throw new MapError('EINVAL', `${what} must be an integer from 0 to 2^32-1, got ${String(v)}`)
-  }
-  return v
+  return checkU32(MapError, what, v)
+}
+
+/** An update flag: a name or the kernel's number. */
+function updateFlag(flags: unknown): number {
+  if (typeof flags === 'number') return u32('flags', flags)
+  if (typeof flags === 'string' && Object.hasOwn(UPDATE_FLAGS, flags)) return UPDATE_FLAGS[flags as UpdateFlag]
+  throw new MapError('EINVAL', `flags must be 'any', 'noexist', 'exist' or a number, got ${describeValue(flags)}`)
 }
 
 /** Calls into the native map, turning its errors into `MapError`s. */
-function call<T>(f: () => T): T {
+function call<T>(f: () => T, what?: string): T {
   try {
     return f()
   } catch (e) {
-    throw fromNativeMapError(e)
+    throw fromNativeMapError(e, what)
+  }
+}
+
+/** A key or value given as a number or bigint: little-endian, u32 for 4 bytes, 64 bits for 8. */
+function writeInteger(out: Uint8Array, v: number | bigint, what: string): void {
+  const dv = new DataView(out.buffer, out.byteOffset, out.length)
+  if (out.length === 4) {
+    const n = typeof v === 'bigint' && v >= 0n && v <= 0xffffffffn ? Number(v) : v
+    dv.setUint32(0, u32(what, n), true)
+  } else {
+    dv.setBigUint64(0, checkU64(MapError, what, v), true)
   }
 }
 
@@ -100,23 +133,26 @@ const pooled = (size: number): Uint8Array => {
 /** A plain Uint8Array view of bytes the native layer returned (a Buffer). */
 const view = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 
-/** The native form of a definition, its numbers checked. */
+/** The native form of a definition, every field checked. */
 function nativeDef(def: MapDefinition): NativeMapDef {
-  if (def === null || typeof def !== 'object') throw new MapError('EINVAL', 'map definition must be an object')
-  const inner = def.innerMap
+  checkObject(MapError, 'map definition', def)
+  const inner =
+    def.innerMap === undefined
+      ? undefined
+      : checkObject<Omit<MapDefinition, 'innerMap'>>(MapError, 'innerMap', def.innerMap)
   return {
-    mapType: typeNumber(def.type),
+    mapType: typeNumber('type', def.type),
     keySize: u32('keySize', def.keySize),
     valueSize: u32('valueSize', def.valueSize),
     maxEntries: u32('maxEntries', def.maxEntries),
     flags: def.flags === undefined ? undefined : u32('flags', def.flags),
-    name: def.name,
-    mapExtra: def.mapExtra,
-    innerMapType: inner ? typeNumber(inner.type) : undefined,
-    innerKeySize: inner?.keySize,
-    innerValueSize: inner?.valueSize,
-    innerMaxEntries: inner?.maxEntries,
-    innerFlags: inner?.flags,
+    name: def.name === undefined ? undefined : checkString(MapError, 'name', def.name),
+    mapExtra: def.mapExtra === undefined ? undefined : checkUnsigned64(MapError, 'mapExtra', def.mapExtra),
+    innerMapType: inner ? typeNumber('innerMap.type', inner.type) : undefined,
+    innerKeySize: inner ? u32('innerMap.keySize', inner.keySize) : undefined,
+    innerValueSize: inner ? u32('innerMap.valueSize', inner.valueSize) : undefined,
+    innerMaxEntries: inner ? u32('innerMap.maxEntries', inner.maxEntries) : undefined,
+    innerFlags: inner?.flags === undefined ? undefined : u32('innerMap.flags', inner.flags),
   }
 }
 
@@ -146,7 +182,14 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       this.native = def
       return
     }
-    this.native = call(() => native.NativeMap.create(nativeDef(def)))
+    const codecsGiven = checkObject<MapCodecs>(MapError, 'codecs', codecs)
+    for (const k of ['key', 'value'] as const) {
+      const c = codecsGiven[k]
+      if (c !== undefined && (c === null || typeof c !== 'object' || typeof c.encode !== 'function'))
+        throw new MapError('EINVAL', `codecs.${k} must be a Codec (from btf.codec), got ${describeValue(c)}`)
+    }
+    const spec = nativeDef(def)
+    this.native = call(() => native.NativeMap.create(spec), 'map definition')
   }
 
   /**
@@ -156,7 +199,7 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    */
   static memoryBound(def: MapDefinition): number {
     const d = nativeDef(def)
-    return call(() => native.NativeMap.memoryBound(d))
+    return call(() => native.NativeMap.memoryBound(d), 'map definition')
   }
 
   /** The live map with this id (from any thread of the process). */
@@ -169,6 +212,7 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /** The map pinned under `path` with `pin()`, from any thread of the process. */
   static fromPinned<K = unknown, V = unknown>(path: string, codecs?: MapCodecs): BpfMap<K, V> {
+    checkString(MapError, 'path', path)
     return new BpfMap<K, V>(
       call(() => native.NativeMap.fromPinned(path)),
       codecs,
@@ -225,6 +269,7 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /** Pins the map under `path` so that other threads can open it with `BpfMap.fromPinned`. */
   pin(path: string): void {
+    checkString(MapError, 'path', path)
     call(() => this.native.pin(path))
   }
 
@@ -239,10 +284,12 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   }
 
   decodeKey(bytes: Uint8Array): K {
+    checkBytes(MapError, 'key bytes', bytes)
     return (this.#codecs.key ? this.#codecs.key.decode(bytes) : view(bytes)) as K
   }
 
   decodeValue(bytes: Uint8Array): V {
+    checkBytes(MapError, 'value bytes', bytes)
     return (this.#codecs.value ? this.#codecs.value.decode(bytes) : view(bytes)) as V
   }
 
@@ -267,12 +314,13 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
       return out
     }
     if ((typeof v === 'number' || typeof v === 'bigint') && (size === 4 || size === 8)) {
-      const dv = new DataView(out.buffer, out.byteOffset, size)
-      if (size === 4) dv.setUint32(0, u32(what, typeof v === 'bigint' ? Number(v) : v), true)
-      else dv.setBigUint64(0, BigInt.asUintN(64, BigInt(v)), true)
+      writeInteger(out, v, what)
       return out
     }
-    throw new MapError('EINVAL', `${what} must be a Uint8Array of ${size} bytes (this map has no BTF type for it)`)
+    throw new MapError(
+      'EINVAL',
+      `${what} must be a Uint8Array of ${size} bytes (this map has no BTF type for it), got ${describeValue(v)}`,
+    )
   }
 
   #encode(v: unknown, codec: Codec | undefined, size: number, what: string): Uint8Array {
@@ -280,12 +328,13 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     if (codec) return codec.encode(v)
     if ((typeof v === 'number' || typeof v === 'bigint') && (size === 4 || size === 8)) {
       const out = new Uint8Array(size)
-      const view = new DataView(out.buffer)
-      if (size === 4) view.setUint32(0, u32(what, typeof v === 'bigint' ? Number(v) : v), true)
-      else view.setBigUint64(0, BigInt.asUintN(64, BigInt(v)), true)
+      writeInteger(out, v, what)
       return out
     }
-    throw new MapError('EINVAL', `${what} must be a Uint8Array of ${size} bytes (this map has no BTF type for it)`)
+    throw new MapError(
+      'EINVAL',
+      `${what} must be a Uint8Array of ${size} bytes (this map has no BTF type for it), got ${describeValue(v)}`,
+    )
   }
 
   /** Splits a per-CPU value blob into one decoded value per slot. */
@@ -301,16 +350,14 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   #encodeBlob(value: V | V[] | Uint8Array): Uint8Array {
     if (!this.perCpu || value instanceof Uint8Array) return this.#valueBytes(value)
-    if (!Array.isArray(value)) {
-      throw new MapError('EINVAL', 'a per-CPU map takes an array with one value per slot')
-    }
+    const slotsGiven = checkDenseArray<V>(MapError, 'a per-CPU value (one value per slot)', value)
     const stride = (this.valueSize + 7) & ~7
     const slots = this.#blobSize / stride
-    if (value.length !== slots) {
-      throw new MapError('EINVAL', `a per-CPU value needs ${slots} slots, got ${value.length}`)
+    if (slotsGiven.length !== slots) {
+      throw new MapError('EINVAL', `a per-CPU value needs ${slots} slots, got ${slotsGiven.length}`)
     }
     const out = new Uint8Array(this.#blobSize)
-    value.forEach((v, i) => {
+    slotsGiven.forEach((v, i) => {
       out.set(this.encodeValue(v as V), i * stride)
     })
     return out
@@ -330,9 +377,10 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /** Sets `key` (flags: `any` (default), `noexist`, `exist`); `EEXIST`/`ENOENT`/`E2BIG` as in the kernel. */
   update(key: K | Uint8Array, value: V | V[] | Uint8Array, flags: UpdateFlag | number = 'any'): void {
-    const f = typeof flags === 'number' ? flags : UPDATE_FLAGS[flags]
-    if (f === undefined) throw new MapError('EINVAL', `unknown update flag '${String(flags)}'`)
-    call(() => this.native.update(this.#keyBytes(key), this.#encodeBlob(value), f))
+    const f = updateFlag(flags)
+    const k = this.#keyBytes(key)
+    const v = this.#encodeBlob(value)
+    call(() => this.native.update(k, v, f))
   }
 
   /** Deletes `key`; false when it was not there. */
@@ -376,7 +424,15 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
     entries: Array<[K, V]>
     next: Uint8Array | undefined
   } {
-    const b = call(() => this.native.lookupBatch(options.cursor, u32('max', options.max ?? 1024), options.delete))
+    const o = optionsObject<{ cursor?: Uint8Array; max?: number; delete?: boolean }>(
+      MapError,
+      'lookupBatch options',
+      options,
+    )
+    const cursor = o.cursor === undefined ? undefined : checkBytes(MapError, 'cursor', o.cursor)
+    const max = u32('max', o.max ?? 1024)
+    const del = o.delete === undefined ? undefined : checkBoolean(MapError, 'delete', o.delete)
+    const b = call(() => this.native.lookupBatch(cursor, max, del))
     return {
       entries: b.keys.map((k, i) => [this.decodeKey(k), this.#decodeBlob(b.values[i]!) as V]),
       next: b.next === undefined || b.next === null ? undefined : view(b.next),
@@ -385,24 +441,31 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /** Updates many entries in order; throws at the first failure (its message says how many succeeded). */
   updateBatch(entries: Iterable<[K | Uint8Array, V | Uint8Array]>, flags: UpdateFlag = 'any'): number {
+    const f = updateFlag(flags)
     const keys: Buffer[] = []
     const values: Buffer[] = []
-    for (const [k, v] of entries) {
-      keys.push(Buffer.from(this.encodeKey(k)))
-      values.push(Buffer.from(this.#encodeBlob(v)))
+    let i = 0
+    for (const entry of iterable<[K | Uint8Array, V | Uint8Array]>('entries', entries)) {
+      if (!Array.isArray(entry) || entry.length !== 2)
+        throw new MapError('EINVAL', `entries[${i}] must be a [key, value] pair, got ${describeValue(entry)}`)
+      keys.push(Buffer.from(this.encodeKey(entry[0])))
+      values.push(Buffer.from(this.#encodeBlob(entry[1])))
+      i++
     }
-    return call(() => this.native.updateBatch(keys, values, UPDATE_FLAGS[flags]))
+    return call(() => this.native.updateBatch(keys, values, f))
   }
 
   /** Deletes many keys in order; throws at the first missing one. */
   deleteBatch(keys: Iterable<K | Uint8Array>): number {
-    const encoded = Array.from(keys, (k) => Buffer.from(this.encodeKey(k)))
+    const encoded = Array.from(iterable<K | Uint8Array>('keys', keys), (k) => Buffer.from(this.encodeKey(k)))
     return call(() => this.native.deleteBatch(encoded))
   }
 
   /** Queue, stack, bloom filter: adds a value (`exist` on a full queue/stack replaces the oldest). */
   push(value: V | Uint8Array, flags: UpdateFlag = 'any'): void {
-    call(() => this.native.push(this.encodeValue(value), UPDATE_FLAGS[flags]))
+    const f = updateFlag(flags)
+    const v = this.encodeValue(value)
+    call(() => this.native.push(v, f))
   }
 
   /** Queue and stack: removes and returns the next value, or undefined when empty. */
@@ -447,7 +510,11 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
   /** Prog array: puts `program` at `index`, the target of `bpf_tail_call(ctx, &map, index)`. */
   setProgram(index: number, program: Program): void {
-    call(() => this.native.setProgram(u32('index', index), program.native))
+    const at = u32('index', index)
+    const target = (program as { native?: unknown } | null | undefined)?.native
+    if (program === null || typeof program !== 'object' || !(target instanceof native.NativeProgram))
+      throw new MapError('EINVAL', `program must be a Program, got ${describeValue(program)}`)
+    call(() => this.native.setProgram(at, target))
   }
 
   /** Ring buffer: every committed record so far, oldest first, removed from the ring. */
@@ -467,19 +534,26 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
    * thread; the iteration ends when `signal` aborts (or the loop breaks).
    */
   async *records(options: { signal?: AbortSignal; pollMs?: number } = {}): AsyncGenerator<Uint8Array> {
-    const poll = u32('pollMs', options.pollMs ?? 100)
-    while (!options.signal?.aborted) {
+    const o = optionsObject<{ signal?: AbortSignal; pollMs?: number }>(MapError, 'records options', options)
+    const poll = u32('pollMs', o.pollMs ?? 100)
+    const { signal } = o
+    if (signal !== undefined && !(signal instanceof AbortSignal))
+      throw new MapError('EINVAL', `signal must be an AbortSignal, got ${describeValue(signal)}`)
+    while (!signal?.aborted) {
       for (const r of this.drainRecords()) yield r
-      if (options.signal?.aborted) return
+      if (signal?.aborted) return
       await call(() => this.native.ringbufWait(poll))
     }
   }
 
   /** Ring buffer: calls `fn` with each record as it is committed, until the returned function is called. */
   onRecord(fn: (record: Uint8Array) => void, options: { pollMs?: number } = {}): () => void {
+    checkFunction(MapError, 'fn', fn)
+    const { pollMs } = optionsObject<{ pollMs?: number }>(MapError, 'onRecord options', options)
+    if (pollMs !== undefined) u32('pollMs', pollMs)
     const controller = new AbortController()
     void (async () => {
-      for await (const r of this.records({ signal: controller.signal, pollMs: options.pollMs })) fn(r)
+      for await (const r of this.records({ signal: controller.signal, pollMs })) fn(r)
     })()
     return () => controller.abort()
   }
@@ -495,6 +569,13 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
 
 /** @internal checks that an object is a BpfMap (for APIs taking maps). */
 export function asBpfMap(m: unknown, what: string): BpfMap {
-  if (!(m instanceof BpfMap)) throw new EbpfError('EINVAL', `${what} must be a BpfMap`)
+  if (!(m instanceof BpfMap)) throw new EbpfError('EINVAL', `${what} must be a BpfMap, got ${describeValue(m)}`)
   return m
+}
+
+/** `v` if it can be iterated, else a MapError naming `what`. */
+function iterable<T>(what: string, v: unknown): Iterable<T> {
+  if (v === null || v === undefined || typeof (v as { [Symbol.iterator]?: unknown })[Symbol.iterator] !== 'function')
+    throw new MapError('EINVAL', `${what} must be iterable, got ${describeValue(v)}`)
+  return v as Iterable<T>
 }

@@ -3,6 +3,17 @@
  * checks options, converts results and turns error data from the engine into typed errors.
  */
 
+import {
+  checkBytes,
+  checkDenseArray,
+  checkFunction,
+  checkObject,
+  checkString,
+  checkU32 as checkU32Of,
+  checkUnsigned64,
+  describeValue,
+  optionsObject,
+} from './arguments.js'
 import { type ContextValue, decodeContext, encodeContext } from './context.js'
 import { AbortError, EbpfError, type ErrorCode, fromCodedError, LoadError, TrapError, type TrapKind } from './errors.js'
 import { asBpfMap, type BpfMap } from './map.js'
@@ -100,19 +111,44 @@ export type HelperFunction = (
 
 const helperMemory: HelperMemory = {
   read: (addr, length) => {
+    const at = checkUnsigned64(EbpfError, 'memory.read: addr', addr)
+    const len = checkU32Of(EbpfError, 'memory.read: length', length)
     try {
-      return new Uint8Array(native.helperMemoryRead(addr, length))
+      return new Uint8Array(native.helperMemoryRead(at, len))
     } catch (e) {
-      throw fromCodedError(e, EbpfError)
+      throw fromCodedError(e, EbpfError, 'memory.read argument')
     }
   },
   write: (addr, bytes) => {
+    const at = checkUnsigned64(EbpfError, 'memory.write: addr', addr)
+    checkBytes(EbpfError, 'memory.write: bytes', bytes)
     try {
-      native.helperMemoryWrite(addr, bytes)
+      native.helperMemoryWrite(at, bytes)
     } catch (e) {
-      throw fromCodedError(e, EbpfError)
+      throw fromCodedError(e, EbpfError, 'memory.write argument')
     }
   },
+}
+
+/**
+ * What a JavaScript helper threw, as an Error whose string form is safe to take: the engine turns
+ * it into the run's helper-error trap, and a symbol or an object without a string form would
+ * otherwise make that conversion throw a TypeError out of `run()`.
+ */
+function helperException(id: number, e: unknown): Error {
+  let text: string
+  if (e instanceof Error) {
+    try {
+      text = `${String(e.name)}: ${String(e.message)}`
+    } catch {
+      text = 'an Error without a readable message'
+    }
+  } else {
+    text = describeValue(e)
+  }
+  const out = new Error(`helper ${id} threw ${text}`)
+  out.toString = () => text
+  return out
 }
 
 /** The dispatcher the engine calls for JavaScript helpers, and the ids and names it serves. */
@@ -122,23 +158,31 @@ function jsHelpers(
   | { ids: number[]; names: string[]; dispatch: (id: number, ...args: bigint[]) => bigint | number | undefined }
   | undefined {
   if (helpers === undefined) return undefined
-  if (helpers === null || typeof helpers !== 'object')
-    throw new LoadError('EINVAL', 'helpers must be an object keyed by helper number')
+  checkObject(LoadError, 'helpers (an object keyed by helper number)', helpers)
   const table = new Map<number, HelperFunction>()
   const names: string[] = []
   for (const [key, h] of Object.entries(helpers)) {
     const id = Number(key)
     if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
-      throw new LoadError('EINVAL', `helper number ${key} is not a u32`)
-    const fn = typeof h === 'function' ? h : h?.fn
-    if (typeof fn !== 'function') throw new LoadError('EINVAL', `helpers[${key}] must be a function or { name, fn }`)
+      throw new LoadError('EINVAL', `helper number ${describeValue(key)} is not a u32`)
+    const fn = typeof h === 'function' ? h : h !== null && typeof h === 'object' ? h.fn : undefined
+    if (typeof fn !== 'function')
+      throw new LoadError('EINVAL', `helpers[${key}] must be a function or { name, fn }, got ${describeValue(h)}`)
     table.set(id, fn)
-    names.push(typeof h === 'function' ? `js_helper_${id}` : String(h.name))
+    names.push(typeof h === 'function' ? `js_helper_${id}` : checkString(LoadError, `helpers[${key}].name`, h.name))
   }
   return {
     ids: [...table.keys()],
     names,
-    dispatch: (id, ...args) => table.get(id)!(args as [bigint, bigint, bigint, bigint, bigint], helperMemory),
+    // The return value is checked by the engine (a bigint from -2^63 to 2^64-1, a safe integer or
+    // undefined; anything else is the run's helper-error trap, never a truncated value).
+    dispatch: (id, ...args) => {
+      try {
+        return table.get(id)!(args as [bigint, bigint, bigint, bigint, bigint], helperMemory)
+      } catch (e) {
+        throw helperException(id, e)
+      }
+    },
   }
 }
 
@@ -222,14 +266,14 @@ function oneOf<T extends string>(what: string, value: unknown, allowed: readonly
   if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T
   throw new LoadError(
     'EINVAL',
-    `${what} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${String(value)}`,
+    `${what} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describeValue(value)}`,
   )
 }
 
 function checkBudget(budget: unknown): number | undefined {
   if (budget === undefined) return undefined
   if (typeof budget !== 'number' || !Number.isSafeInteger(budget) || budget < 1) {
-    throw new LoadError('EINVAL', `budget must be a positive integer, got ${String(budget)}`)
+    throw new LoadError('EINVAL', `budget must be a positive integer, got ${describeValue(budget)}`)
   }
   return budget
 }
@@ -269,11 +313,27 @@ async function withSignal<T>(
 }
 
 function checkU32(what: string, v: unknown): number | undefined {
-  if (v === undefined) return undefined
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-    throw new LoadError('EINVAL', `${what} must be an integer from 0 to 2^32-1, got ${String(v)}`)
+  return v === undefined ? undefined : checkU32Of(LoadError, what, v)
+}
+
+/**
+ * Calls into the engine, turning an error napi-rs raises itself (a value it could not convert)
+ * into a LoadError: arguments are checked before they get here, so this is only the last line.
+ */
+function engine<T>(what: string, call: () => T): T {
+  try {
+    return call()
+  } catch (e) {
+    throw fromCodedError(e, LoadError, what)
   }
-  return v
+}
+
+async function engineAsync<T>(what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call()
+  } catch (e) {
+    throw fromCodedError(e, LoadError, what)
+  }
 }
 
 /** The data of runs without data. */
@@ -283,16 +343,16 @@ const view = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.by
 
 /** Checks run options and turns them into the engine's run input. */
 function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
-  if (options === null || typeof options !== 'object') throw new LoadError('EINVAL', 'run options must be an object')
+  checkObject(LoadError, 'run options', options)
   const data = options.data ?? new Uint8Array(0)
-  if (!(data instanceof Uint8Array)) throw new LoadError('EINVAL', 'data must be a Uint8Array')
+  checkBytes(LoadError, 'data', data)
   const { repeat } = options
   if (repeat !== undefined && (!Number.isInteger(repeat) || repeat < 1 || repeat > 0xffffffff)) {
-    throw new LoadError('EINVAL', `repeat must be an integer from 1 to 2^32-1, got ${String(repeat)}`)
+    throw new LoadError('EINVAL', `repeat must be an integer from 1 to 2^32-1, got ${describeValue(repeat)}`)
   }
   const ctx = encodeContext(type, options.ctx)
-  const p = options.process ?? {}
-  if (p.comm !== undefined && typeof p.comm !== 'string') throw new LoadError('EINVAL', 'process.comm must be a string')
+  const p = optionsObject<ProcessIdentity>(LoadError, 'process', options.process)
+  if (p.comm !== undefined) checkString(LoadError, 'process.comm', p.comm)
   return {
     data: view(data),
     ctx: ctx && view(ctx),
@@ -312,11 +372,8 @@ export type BatchEntry = ({ ok: true } & RunResult) | { ok: false; error: LoadEr
 
 /** The packets of a batch as one buffer and their lengths (one crossing into the engine). */
 function concatPackets(packets: readonly Uint8Array[]): { all: Buffer; lengths: number[] } {
-  if (!Array.isArray(packets)) throw new LoadError('EINVAL', 'runBatch takes an array of Uint8Array packets')
-  const lengths = packets.map((p, i) => {
-    if (!(p instanceof Uint8Array)) throw new LoadError('EINVAL', `packets[${i}] must be a Uint8Array`)
-    return p.byteLength
-  })
+  checkDenseArray(LoadError, 'packets', packets)
+  const lengths = packets.map((p, i) => checkBytes(LoadError, `packets[${i}]`, p).byteLength)
   return { all: Buffer.concat(packets), lengths }
 }
 
@@ -372,28 +429,21 @@ export class Program {
   readonly #scratch = new BigUint64Array(3)
 
   constructor(options: ProgramOptions) {
-    if (options === null || typeof options !== 'object') {
-      throw new LoadError('EINVAL', 'Program options must be an object')
-    }
+    checkObject(LoadError, 'Program options', options)
     const { instructions } = options
-    if (!(instructions instanceof Uint8Array)) {
-      throw new LoadError('EINVAL', 'instructions must be a Uint8Array of bytecode')
-    }
+    checkBytes(LoadError, 'instructions (bytecode)', instructions)
     this.type = oneOf('type', options.type, PROGRAM_TYPES, 'raw')
     this.mode = oneOf('mode', options.mode, MODES, 'checked')
-    const engine = oneOf('engine', options.engine, ENGINES, 'auto')
+    const engineName = oneOf('engine', options.engine, ENGINES, 'auto')
     const budget = checkBudget(options.budget)
     const pointerLeaks = oneOf('pointerLeaks', options.pointerLeaks, POINTER_LEAKS, 'refuse')
     const { blindConstants } = options
     if (blindConstants !== undefined && typeof blindConstants !== 'boolean') {
       throw new LoadError('EINVAL', `blindConstants must be a boolean, got ${String(blindConstants)}`)
     }
-    const maps = options.maps ?? []
-    if (!Array.isArray(maps)) throw new LoadError('EINVAL', 'maps must be an array of BpfMap')
+    const maps = checkDenseArray<BpfMap>(LoadError, 'maps (an array of BpfMap)', options.maps ?? [])
     const mapIds = maps.map((m, i) => asBpfMap(m, `maps[${i}]`).id)
-    if (options.onPerfEvent !== undefined && typeof options.onPerfEvent !== 'function') {
-      throw new LoadError('EINVAL', 'onPerfEvent must be a function')
-    }
+    if (options.onPerfEvent !== undefined) checkFunction(LoadError, 'onPerfEvent', options.onPerfEvent)
     this.#onPerfEvent = options.onPerfEvent
     if (options.onPerfLost !== undefined && typeof options.onPerfLost !== 'function') {
       throw new LoadError('EINVAL', 'onPerfLost must be a function')
@@ -410,24 +460,31 @@ export class Program {
       throw new LoadError('EINVAL', `perfBufferBytes must be an integer from 1 to 2^30, got ${String(perfBufferBytes)}`)
     }
     const js = jsHelpers(options.helpers)
-    const loaded = native.loadProgram(
-      instructions,
-      {
-        progType: this.type,
-        engine,
-        mode: this.mode,
-        budget,
-        mapIds,
-        perfEvents: options.onPerfEvent !== undefined,
-        perfBufferBytes,
-        jsHelperIds: js?.ids,
-        jsHelperNames: js?.names,
-        pointerLeaks,
-        blindConstants,
-      },
-      js?.dispatch,
+    const lineInfo = checkDenseArray<LineInfo>(LoadError, 'lineInfo', options.lineInfo ?? [])
+    lineInfo.forEach((li, i) => {
+      checkObject(LoadError, `lineInfo[${i}]`, li)
+      checkU32Of(LoadError, `lineInfo[${i}].insn`, li.insn)
+    })
+    const loaded = engine('program option', () =>
+      native.loadProgram(
+        instructions,
+        {
+          progType: this.type,
+          engine: engineName,
+          mode: this.mode,
+          budget,
+          mapIds,
+          perfEvents: options.onPerfEvent !== undefined,
+          perfBufferBytes,
+          jsHelperIds: js?.ids,
+          jsHelperNames: js?.names,
+          pointerLeaks,
+          blindConstants,
+        },
+        js?.dispatch,
+      ),
     )
-    this.#lineInfo = [...(options.lineInfo ?? [])].sort((a, b) => a.insn - b.insn)
+    this.#lineInfo = [...lineInfo].sort((a, b) => a.insn - b.insn)
     if ('error' in loaded) {
       throw this.#located(fromNative(loaded.error as NativeError))
     }
@@ -457,7 +514,8 @@ export class Program {
       return this.#runInPlace(options.data)
     }
     checkSignal(options?.signal)
-    const res = this.native.run(runInput(this.type, options))
+    const input = runInput(this.type, options)
+    const res = engine('run option', () => this.native.run(input))
     return this.#result(res, this.#deliverPerfRecords())
   }
 
@@ -466,14 +524,14 @@ export class Program {
    * through a scratch array, so that a call creates no objects but the result.
    */
   #runInPlace(input: Uint8Array | undefined): RunResult {
-    if (input !== undefined && !(input instanceof Uint8Array))
-      throw new LoadError('EINVAL', 'data must be a Uint8Array')
+    if (input !== undefined) checkBytes(LoadError, 'data', input)
     // A copy in a new (never shared) ArrayBuffer: Buffer#slice would be a view of the caller's bytes.
     // No data shares one empty array: nothing can be written to it, and a fresh typed array per
     // run costs V8 a backing-store allocation when the engine asks for its memory.
     const data = input === undefined || input.byteLength === 0 ? NO_DATA : new Uint8Array(input)
     const out = this.#scratch
-    if (!this.native.runInPlace(data, out)) throw this.#located(fromNative(this.native.takeError()!))
+    if (!engine('data', () => this.native.runInPlace(data, out)))
+      throw this.#located(fromNative(this.native.takeError()!))
     const r0 = out[0]!
     return { r0, retval: Number(r0 & 0xffffffffn), data, insnCount: Number(out[1]), durationNs: Number(out[2]) }
   }
@@ -485,7 +543,7 @@ export class Program {
   async runAsync(options: RunOptions = {}): Promise<RunResult> {
     const input = runInput(this.type, options)
     const signal = checkSignal(options.signal)
-    const res = await withSignal(signal, (token) => this.native.runAsync(input, token))
+    const res = await engineAsync('run option', () => withSignal(signal, (token) => this.native.runAsync(input, token)))
     return this.#result(res, this.#deliverPerfRecords(), signal?.reason)
   }
 
@@ -497,7 +555,7 @@ export class Program {
     const { all, lengths } = concatPackets(packets)
     const input = runInput(this.type, options)
     checkSignal(options?.signal)
-    const out = this.#entries(this.native.runBatch(all, lengths, input))
+    const out = this.#entries(engine('run option', () => this.native.runBatch(all, lengths, input)))
     this.#deliverPerfRecords()
     return out
   }
@@ -514,7 +572,7 @@ export class Program {
     const { all, lengths } = concatPackets(packets)
     const input = runInput(this.type, options)
     checkSignal(options?.signal)
-    const b = this.native.runBatch(all, lengths, input)
+    const b = engine('run option', () => this.native.runBatch(all, lengths, input))
     this.#deliverPerfRecords()
     // r0 values are 8 bytes little-endian each: the low halves are the retvals.
     const words = new Uint32Array(b.r0.buffer.slice(b.r0.byteOffset, b.r0.byteOffset + b.r0.byteLength))
@@ -534,7 +592,9 @@ export class Program {
     const { all, lengths } = concatPackets(packets)
     const input = runInput(this.type, options)
     const signal = checkSignal(options.signal)
-    const batch = await withSignal(signal, (token) => this.native.runBatchAsync(all, lengths, input, token))
+    const batch = await engineAsync('run option', () =>
+      withSignal(signal, (token) => this.native.runBatchAsync(all, lengths, input, token)),
+    )
     this.#deliverPerfRecords()
     const aborted = batch.errors.find((e) => e.error.kind === 'aborted')
     if (aborted) throw fromNative(aborted.error, signal?.reason)
@@ -543,7 +603,10 @@ export class Program {
 
   /** Text the program printed with `bpf_trace_printk`, one line per call; `take` empties the log. */
   traceLog(options: { take?: boolean } = {}): string {
-    return this.native.traceLog(options.take)
+    const { take } = optionsObject<{ take?: boolean }>(LoadError, 'traceLog options', options)
+    if (take !== undefined && typeof take !== 'boolean')
+      throw new LoadError('EINVAL', `take must be a boolean, got ${describeValue(take)}`)
+    return this.native.traceLog(take)
   }
 
   /** Hands the records of the last call to `onPerfEvent`; returns how many were lost. */
@@ -623,7 +686,8 @@ export class Program {
   dump(what: 'jited'): string
   dump(what: 'xlated' | 'jited'): Uint8Array | string {
     if (what === 'jited') return this.native.jited()
-    if (what !== 'xlated') throw new LoadError('EINVAL', `unknown dump kind ${String(what)}`)
+    if (what !== 'xlated')
+      throw new LoadError('EINVAL', `dump kind must be 'xlated' or 'jited', got ${describeValue(what)}`)
     const b = this.native.xlated()
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
   }

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { describeValue, optionsObject } from './arguments.js'
 import type { Btf } from './btf/btf.js'
 import { type BtfValue, type Codec, codec } from './btf/codec.js'
 import { generateDeclarations } from './btf/declarations.js'
@@ -225,9 +226,12 @@ export function loadCollectionSpecSync(pathOrBytes: string | Uint8Array, options
   } else if (pathOrBytes instanceof Uint8Array) {
     bytes = pathOrBytes
   } else {
-    throw new EbpfError('EINVAL', 'loadCollectionSpec takes a file path or a Uint8Array')
+    throw new EbpfError(
+      'EINVAL',
+      `loadCollectionSpec takes a file path or a Uint8Array, got ${describeValue(pathOrBytes)}`,
+    )
   }
-  const obj = loadObject(bytes, options)
+  const obj = loadObject(bytes, optionsObject<LoadOptions>(EbpfError, 'load options', options))
   const variables = new Map<string, VariableSpec>()
   for (const v of obj.variables) {
     const map = obj.maps.get(v.section)

@@ -13,6 +13,7 @@
  * are the `12: (b7) ` prefixes of the kernel's verifier log, which also names helper calls
  * `call bpf_map_lookup_elem#1`.
  */
+import { describeValue } from '../arguments.js'
 import { AssembleError } from '../errors.js'
 import { commonStatement } from './dialect-common.js'
 import { conformanceStatement, isConformanceMnemonic } from './dialect-conformance.js'
@@ -33,20 +34,45 @@ const KERNEL_PREFIX = /^\s*\d+: \(([0-9a-f]{2})\) /
 // The headers of a listing: `prog.o:\tfile format elf64-bpf`, `Disassembly of section xdp:`.
 const OBJDUMP_HEADER = /^(?:\S+:\s+file format \S+|Disassembly of section \S+:)\s*$/
 
-/** Assembles `text` into 8-byte little-endian instruction slots. Throws AssembleError (EINVAL). */
+/**
+ * Characters a line may have. Listings, verifier logs and hand-written text stay far below; the
+ * limit bounds the tokens one line makes.
+ */
+export const MAX_LINE_LENGTH = 64 * 1024
+
+/**
+ * Assembles `text` into 8-byte little-endian instruction slots. Throws AssembleError: `EINVAL` for
+ * text it cannot read, `E2BIG` past a limit (1,000,000 slots, as the engine; as many labels; lines
+ * of 64 KiB), raised at the line that crosses it.
+ */
 export function assemble(text: string): Uint8Array {
   return encodeInstructions(assembleInstructions(text))
 }
 
 /** The same as `assemble`, as decoded slots. */
 export function assembleInstructions(text: string): Instruction[] {
-  if (typeof text !== 'string') throw new AssembleError('assembly text must be a string', 1, 1)
+  if (typeof text !== 'string')
+    throw new AssembleError(`assembly text must be a string, got ${describeValue(text)}`, 1, 1)
   const out = new Output()
-  const lines = text.split(/\r?\n|\r/)
-  lines.forEach((raw, i) => {
-    out.line = i + 1
-    statementLine(raw, out)
-  })
+  // One line at a time: splitting the whole text first would hold every line at once.
+  const newline = /\r?\n|\r/g
+  let start = 0
+  for (let lineNo = 1; ; lineNo++) {
+    const m = newline.exec(text)
+    const end = m ? m.index : text.length
+    out.line = lineNo
+    if (end - start > MAX_LINE_LENGTH) {
+      throw new AssembleError(
+        `line is ${end - start} characters long, more than ${MAX_LINE_LENGTH}`,
+        lineNo,
+        1,
+        'E2BIG',
+      )
+    }
+    if (end > start) statementLine(text.slice(start, end), out)
+    if (!m) break
+    start = newline.lastIndex
+  }
   if (out.firstExit !== undefined && !out.layout.labels.has('exit')) out.layout.labels.set('exit', out.firstExit)
   return out.layout.resolve((site, message) => {
     throw new AssembleError(message, site.line, site.col)
@@ -105,6 +131,6 @@ function labels(cur: Cursor, out: Output): void {
     } else {
       return
     }
-    if (!out.layout.define(name.text)) cur.fail(`duplicate label '${name.text}'`, name)
+    if (!out.layout.define(name.text)) cur.fail(`duplicate label ${describeValue(name.text)}`, name)
   }
 }

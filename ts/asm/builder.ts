@@ -13,7 +13,8 @@
  *   p.mov64(asm.R0, 0).label('loop').add64(asm.R0, 1).jlt(asm.R0, 10, 'loop').exit()
  *   const bytes = p.assemble()
  */
-import { LoadError } from '../errors.js'
+import { describeValue } from '../arguments.js'
+import { type ErrorCode, LoadError } from '../errors.js'
 import * as E from './encode.js'
 import { encodeInstructions, type Instruction } from './instruction.js'
 import { Layout } from './layout.js'
@@ -52,12 +53,12 @@ export type JumpTarget = string | number
 export type AtomicOperation = AtomicOp | `fetch_${AtomicOp}` | 'xchg' | 'cmpxchg'
 
 export class Builder {
-  readonly #layout = new Layout<number>()
+  readonly #layout: Layout<number> = new Layout<number>((message): never => this.#fail(message, undefined, 'E2BIG'))
 
   // ---- plumbing ----------------------------------------------------------------------------
 
-  #fail(message: string, insn = this.#layout.pc): never {
-    throw new LoadError('EINVAL', `asm.Builder: ${message}`, insn)
+  #fail(message: string, insn = this.#layout.pc, code: ErrorCode = 'EINVAL'): never {
+    throw new LoadError(code, `asm.Builder: ${message}`, insn)
   }
 
   #reg(r: Register, what: string): number {
@@ -69,14 +70,14 @@ export class Builder {
       r.index < 0 ||
       r.index > 10
     ) {
-      this.#fail(`${what} must be a register (asm.R0..asm.R10), got ${String(r)}`)
+      this.#fail(`${what} must be a register (asm.R0..asm.R10), got ${describeValue(r)}`)
     }
     return r.index
   }
 
   #int(v: unknown, min: number, max: number, what: string): number {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      this.#fail(`${what} must be an integer from ${min} to ${max}, got ${String(v)}`)
+      this.#fail(`${what} must be an integer from ${min} to ${max}, got ${describeValue(v)}`)
     }
     return v
   }
@@ -108,7 +109,7 @@ export class Builder {
   }
 
   #emit(...insns: Instruction[]): this {
-    this.#layout.emit(...insns)
+    this.#layout.emitAll(insns)
     return this
   }
 
@@ -136,14 +137,26 @@ export class Builder {
 
   /** Defines `name` at the next instruction. */
   label(name: string): this {
-    if (typeof name !== 'string' || name.length === 0) this.#fail('label names must be non-empty strings')
-    if (!this.#layout.define(name)) this.#fail(`duplicate label '${name}'`)
+    if (typeof name !== 'string' || name.length === 0)
+      this.#fail(`label names must be non-empty strings, got ${describeValue(name)}`)
+    if (!this.#layout.define(name)) this.#fail(`duplicate label ${describeValue(name)}`)
     return this
   }
 
   /** Appends instruction slots as they are (e.g. from `decodeInstructions`). */
   raw(...insns: Instruction[]): this {
-    return this.#emit(...insns.map((i) => ({ ...i })))
+    const copies = insns.map((insn, i) => {
+      const what = `raw instruction ${i}`
+      if (insn === null || typeof insn !== 'object') this.#fail(`${what} must be an object, got ${describeValue(insn)}`)
+      return {
+        opcode: this.#int(insn.opcode, 0, 0xff, `${what}: opcode`),
+        dst: this.#int(insn.dst, 0, 15, `${what}: dst`),
+        src: this.#int(insn.src, 0, 15, `${what}: src`),
+        off: this.#int(insn.off, -0x8000, 0x7fff, `${what}: off`),
+        imm: this.#int(insn.imm, -0x80000000, 0x7fffffff, `${what}: imm`),
+      }
+    })
+    return this.#emit(...copies)
   }
 
   /** Number of slots so far (`lddw` counts two). */
@@ -153,11 +166,10 @@ export class Builder {
 
   /** The program's slots, labels resolved. */
   instructions(): Instruction[] {
-    const insns = this.#layout.insns.map((i) => ({ ...i }))
-    const copy = new Layout<number>()
-    copy.emit(...insns)
+    const copy = new Layout<number>((message) => this.#fail(message, this.#layout.pc, 'E2BIG'))
+    copy.emitAll(this.#layout.insns.map((i) => ({ ...i })))
     for (const [k, v] of this.#layout.labels) copy.labels.set(k, v)
-    copy.fixups.push(...this.#layout.fixups)
+    for (const f of this.#layout.fixups) copy.fixups.push(f)
     return copy.resolve((insn, message) => this.#fail(message, insn))
   }
 
@@ -217,7 +229,8 @@ export class Builder {
   }
   /** dst = sign extension of the low `bits` of src. */
   movsx64(dst: Register, src: Register, bits: 8 | 16 | 32): this {
-    if (bits !== 8 && bits !== 16 && bits !== 32) this.#fail(`movsx64 takes 8, 16 or 32 bits, got ${String(bits)}`)
+    if (bits !== 8 && bits !== 16 && bits !== 32)
+      this.#fail(`movsx64 takes 8, 16 or 32 bits, got ${describeValue(bits)}`)
     return this.#emit(E.movsx(true, this.#reg(dst, 'dst'), this.#reg(src, 'src'), bits))
   }
 
@@ -269,14 +282,15 @@ export class Builder {
     return this.#emit(E.neg(false, this.#reg(dst, 'dst')))
   }
   movsx32(dst: Register, src: Register, bits: 8 | 16): this {
-    if (bits !== 8 && bits !== 16) this.#fail(`movsx32 takes 8 or 16 bits, got ${String(bits)}`)
+    if (bits !== 8 && bits !== 16) this.#fail(`movsx32 takes 8 or 16 bits, got ${describeValue(bits)}`)
     return this.#emit(E.movsx(false, this.#reg(dst, 'dst'), this.#reg(src, 'src'), bits))
   }
 
   // ---- byte order --------------------------------------------------------------------------
 
   #endian(op: 'le' | 'be' | 'bswap', dst: Register, bits: 16 | 32 | 64): this {
-    if (bits !== 16 && bits !== 32 && bits !== 64) this.#fail(`${op} takes 16, 32 or 64 bits, got ${String(bits)}`)
+    if (bits !== 16 && bits !== 32 && bits !== 64)
+      this.#fail(`${op} takes 16, 32 or 64 bits, got ${describeValue(bits)}`)
     return this.#emit(E.endian(op, this.#reg(dst, 'dst'), bits))
   }
   /** Host (little-endian) to little-endian: truncates to `bits`. */
@@ -299,7 +313,7 @@ export class Builder {
     let v: bigint
     if (typeof value === 'bigint') v = value
     else if (typeof value === 'number' && Number.isSafeInteger(value)) v = BigInt(value)
-    else this.#fail(`lddw takes a bigint or a safe integer, got ${String(value)}`)
+    else this.#fail(`lddw takes a bigint or a safe integer, got ${describeValue(value)}`)
     if (v < -(2n ** 63n) || v > 2n ** 64n - 1n) this.#fail(`lddw value ${v} does not fit in 64 bits`)
     return this.#emit(...E.lddw(this.#reg(dst, 'dst'), v))
   }
@@ -353,8 +367,8 @@ export class Builder {
   }
 
   #atomic(wide: boolean, op: AtomicOperation, dst: Register, off: number, src: Register): this {
-    const m = /^(fetch_)?(add|or|and|xor)$/.exec(op)
-    if (m === null && op !== 'xchg' && op !== 'cmpxchg') this.#fail(`unknown atomic operation '${String(op)}'`)
+    const m = typeof op === 'string' ? /^(fetch_)?(add|or|and|xor)$/.exec(op) : null
+    if (m === null && op !== 'xchg' && op !== 'cmpxchg') this.#fail(`unknown atomic operation ${describeValue(op)}`)
     const base = m ? (m[2] as AtomicOp) : (op as 'xchg' | 'cmpxchg')
     return this.#emit(
       E.atomic(wide, base, m ? m[1] !== undefined : true, this.#reg(dst, 'dst'), this.#off(off), this.#reg(src, 'src')),

@@ -6,6 +6,7 @@
  * Whatever is printed, `assemble` reads back to the same bytes. A length that is not a multiple
  * of 8 is an error (FormatError, EINVAL).
  */
+import { describeValue } from '../arguments.js'
 import { FormatError } from '../errors.js'
 import { type Decoded, decodeForms, type Form } from './decode.js'
 import { decodeInstructions } from './instruction.js'
@@ -19,10 +20,11 @@ export interface DisassembleOptions {
 }
 
 export function disassemble(bytes: Uint8Array, options: DisassembleOptions = {}): string {
-  if (options === null || typeof options !== 'object') throw new FormatError('disassemble options must be an object')
+  if (options === null || typeof options !== 'object')
+    throw new FormatError(`disassemble options must be an object, got ${describeValue(options)}`)
   const dialect = options.dialect ?? 'llvm'
   if (dialect !== 'llvm' && dialect !== 'conformance') {
-    throw new FormatError(`dialect must be 'llvm' or 'conformance', got ${String(dialect)}`)
+    throw new FormatError(`dialect must be 'llvm' or 'conformance', got ${describeValue(dialect)}`)
   }
   const decoded = decodeForms(decodeInstructions(bytes))
   const starts = new Map<number, Decoded>()

@@ -4,6 +4,7 @@
  * signed 32-bit immediate. `lddw` takes two slots: the second has opcode 0 and carries the high
  * half of the 64-bit immediate.
  */
+import { describeValue } from '../arguments.js'
 import { FormatError } from '../errors.js'
 
 export interface Instruction {
@@ -22,6 +23,17 @@ export const SLOT_SIZE = 8
 
 /** Encodes slots into bytecode. Fields are truncated to their widths, as the hardware format has them. */
 export function encodeInstructions(insns: readonly Instruction[]): Uint8Array {
+  if (!Array.isArray(insns)) throw new FormatError(`instructions must be an array, got ${describeValue(insns)}`)
+  for (let i = 0; i < insns.length; i++) {
+    const insn: unknown = insns[i]
+    if (insn === null || typeof insn !== 'object')
+      throw new FormatError(`instructions[${i}] must be an instruction object, got ${describeValue(insn)}`)
+    for (const f of ['opcode', 'dst', 'src', 'off', 'imm'] as const) {
+      const v = (insn as Record<string, unknown>)[f]
+      if (typeof v !== 'number' || !Number.isInteger(v))
+        throw new FormatError(`instructions[${i}].${f} must be an integer, got ${describeValue(v)}`)
+    }
+  }
   const out = new Uint8Array(insns.length * SLOT_SIZE)
   const view = new DataView(out.buffer)
   insns.forEach((insn, i) => {
@@ -36,7 +48,8 @@ export function encodeInstructions(insns: readonly Instruction[]): Uint8Array {
 
 /** Splits bytecode into slots. A length that is not a multiple of 8 is a truncated program: EINVAL. */
 export function decodeInstructions(bytes: Uint8Array): Instruction[] {
-  if (!(bytes instanceof Uint8Array)) throw new FormatError('bytecode must be a Uint8Array')
+  if (!(bytes instanceof Uint8Array))
+    throw new FormatError(`bytecode must be a Uint8Array, got ${describeValue(bytes)}`)
   if (bytes.length % SLOT_SIZE !== 0) {
     throw new FormatError(
       `bytecode length ${bytes.length} is not a multiple of 8: truncated instruction`,

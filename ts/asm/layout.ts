@@ -5,6 +5,14 @@
  */
 import type { Instruction } from './instruction.js'
 
+/** Instruction slots a program may have: the engine's limit (`isa::MAX_INSNS`, the kernel's 1M). */
+export const MAX_SLOTS = 1_000_000
+/** Labels a program may define: at most one per slot on average. */
+export const MAX_LABELS = MAX_SLOTS
+
+/** What a layout reports when it would go over a limit; must throw. */
+export type LimitReport = (message: string) => never
+
 /** Where a label is used: `off` for 16-bit jump offsets, `imm` for `ja32` and local calls. */
 export interface Fixup<Site> {
   slot: number
@@ -18,18 +26,30 @@ export class Layout<Site> {
   readonly labels = new Map<string, number>()
   readonly fixups: Fixup<Site>[] = []
 
+  /** `overLimit` is called (and throws) when the program would exceed MAX_SLOTS or MAX_LABELS. */
+  constructor(private readonly overLimit: LimitReport) {}
+
   /** Index of the next slot. */
   get pc(): number {
     return this.insns.length
   }
 
   emit(...insns: Instruction[]): void {
-    this.insns.push(...insns)
+    this.emitAll(insns)
+  }
+
+  /** Appends slots from an array of any length (no argument spreading). */
+  emitAll(insns: readonly Instruction[]): void {
+    if (this.insns.length + insns.length > MAX_SLOTS) {
+      this.overLimit(`program has more than ${MAX_SLOTS} instruction slots, the limit of the engine`)
+    }
+    for (const insn of insns) this.insns.push(insn)
   }
 
   /** Defines `label` at the next slot; returns false if it is already defined. */
   define(label: string): boolean {
     if (this.labels.has(label)) return false
+    if (this.labels.size >= MAX_LABELS) this.overLimit(`program defines more than ${MAX_LABELS} labels`)
     this.labels.set(label, this.pc)
     return true
   }

@@ -5,6 +5,9 @@
  * checked against it line by line.
  */
 
+import { describeValue } from '../arguments.js'
+import { FormatError } from '../errors.js'
+
 // Instruction classes (RFC 9669, 3.3): the low three bits.
 export const CLASS_LD = 0x00
 export const CLASS_LDX = 0x01
@@ -92,6 +95,7 @@ export const NUM_REGS = 11
 
 /** Access size in bytes, by size bits. */
 export function accessBytes(sizeBits: number): 1 | 2 | 4 | 8 {
+  if (typeof sizeBits !== 'number') throw new FormatError(`size bits must be a number, got ${describeValue(sizeBits)}`)
   switch (sizeBits & 0x18) {
     case SIZE_B:
       return 1
@@ -179,6 +183,8 @@ export const ENDIAN_OPCODES: Readonly<Record<EndianOp, number>> = {
 
 /** Reverse lookup of a small record: value -> key. */
 export function invert<K extends string>(record: Readonly<Record<K, number>>): Map<number, K> {
+  if (record === null || typeof record !== 'object')
+    throw new FormatError(`invert takes a record of numbers, got ${describeValue(record)}`)
   const out = new Map<number, K>()
   for (const [k, v] of Object.entries(record) as [K, number][]) if (!out.has(v)) out.set(v, k)
   return out

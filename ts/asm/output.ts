@@ -2,6 +2,7 @@
  * What a dialect parser writes to: instructions, and label references placed at the token that
  * named them (so an undefined label is reported at its use).
  */
+import { AssembleError } from '../errors.js'
 import type { Instruction } from './instruction.js'
 import { Layout } from './layout.js'
 import type { Target } from './operands.js'
@@ -13,7 +14,9 @@ export interface Site {
 }
 
 export class Output {
-  readonly layout = new Layout<Site>()
+  readonly layout = new Layout<Site>((message) => {
+    throw new AssembleError(message, this.line, 1, 'E2BIG')
+  })
   /** Slot of the first `exit`, which the conformance dialect makes an implicit label `exit`. */
   firstExit: number | undefined
 

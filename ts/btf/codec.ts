@@ -4,6 +4,7 @@
  * objects (anonymous members flattened), arrays are arrays, `char` arrays are strings, enums are
  * their enumerator names, bitfields are read and written in place. Little-endian, as BPF is.
  */
+import { describeValue } from '../arguments.js'
 import { EbpfError } from '../errors.js'
 import type { Btf } from './btf.js'
 import type { BtfType } from './types.js'
@@ -33,6 +34,13 @@ interface Part {
 }
 
 const MAX_DEPTH = 32
+/** Bytes a codec may encode into one new buffer (map values are at most 1 MiB, sections rarely more). */
+const MAX_ENCODED_SIZE = 1 << 30
+/**
+ * JavaScript values one decode may create beyond one per byte: zero-size elements (`struct {} x[n]`)
+ * give values without bytes, and nested arrays of them would make a decode of no bytes exponential.
+ */
+const MAX_EXTRA_VALUES = 1 << 20
 
 function bad(path: string, message: string): never {
   throw new EbpfError('EINVAL', `${path || 'value'}: ${message}`)
@@ -44,13 +52,24 @@ function describe(v: unknown): string {
   return typeof v
 }
 
+/** `size` bytes at `offset` of `view` must exist (a DataView would throw a RangeError). */
+function checkView(view: unknown, offset: unknown, size: number): void {
+  if (!(view instanceof DataView)) bad('', `expected a DataView, got ${describe(view)}`)
+  if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset + size > view.byteLength)
+    bad('', `offset ${describeValue(offset)} does not leave ${size} bytes in a DataView of ${view.byteLength}`)
+}
+
 /** Builds a codec for type `id` of `btf`. */
 export function codec(btf: Btf, id: number): Codec {
   work = 0
+  building.clear()
   const part = build(btf, id, 0)
   return {
     size: part.size,
     encode(value: unknown): Uint8Array {
+      if (part.size > MAX_ENCODED_SIZE) {
+        throw new EbpfError('E2BIG', `BTF type #${id} is ${part.size} bytes, more than ${MAX_ENCODED_SIZE} to encode`)
+      }
       const out = new Uint8Array(part.size)
       part.write(new DataView(out.buffer), 0, value, '')
       return out
@@ -63,9 +82,11 @@ export function codec(btf: Btf, id: number): Codec {
       return part.read(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0)
     },
     write(view, offset, value) {
+      checkView(view, offset, part.size)
       part.write(view, offset, value, '')
     },
     read(view, offset) {
+      checkView(view, offset, part.size)
       return part.read(view, offset)
     },
   }
@@ -75,12 +96,18 @@ export function codec(btf: Btf, id: number): Codec {
  * Parts are pure functions of (btf, type id), so each is built once: a struct used many times (or
  * a hostile BTF that reuses one type at every level) costs its size once, not exponentially.
  */
-const partCache = new WeakMap<Btf, Map<number, Part>>()
-/** Members visited while flattening anonymous members in one codec() call; bounded for the same reason. */
+const partCache = new WeakMap<Btf, Map<number, Part & { values: number }>>()
+/** Parts built and members visited in one codec() call; bounded for the same reason. */
 let work = 0
 const MAX_WORK = 1_000_000
+/** Types whose part is being built: meeting one again is a type that contains itself by value. */
+const building = new Set<number>()
 
-function build(btf: Btf, id: number, depth: number): Part {
+function tooComplex(id: number): EbpfError {
+  return new EbpfError('E2BIG', `BTF type #${id} is too complex to encode: more than ${MAX_WORK} steps`)
+}
+
+function build(btf: Btf, id: number, depth: number): Part & { values: number } {
   let cache = partCache.get(btf)
   if (!cache) {
     cache = new Map()
@@ -88,12 +115,22 @@ function build(btf: Btf, id: number, depth: number): Part {
   }
   const hit = cache.get(id)
   if (hit) return hit
+  if (++work > MAX_WORK) throw tooComplex(id)
+  if (building.has(id)) throw new EbpfError('EINVAL', `BTF type #${id} contains itself`)
+  building.add(id)
   const part = buildUncached(btf, id, depth)
-  cache.set(id, part)
-  return part
+  building.delete(id)
+  // How many JavaScript values a decode creates: one per leaf, arrays multiply.
+  const values = part.values ?? 1
+  if (values > 2 * part.size + MAX_EXTRA_VALUES) {
+    throw new EbpfError('E2BIG', `BTF type #${id} decodes to ${values} values from ${part.size} bytes`)
+  }
+  const done = { ...part, values }
+  cache.set(id, done)
+  return done
 }
 
-function buildUncached(btf: Btf, id: number, depth: number): Part {
+function buildUncached(btf: Btf, id: number, depth: number): Part & { values?: number } {
   if (depth > MAX_DEPTH) throw new EbpfError('EINVAL', `BTF type #${id} nests too deeply to encode`)
   const t = btf.typeById(id)
   switch (t.kind) {
@@ -306,7 +343,7 @@ function rawBytes(v: DataView, o: number, size: number, x: unknown, path: string
 const utf8 = new TextDecoder('utf-8')
 const utf8enc = new TextEncoder()
 
-function arrayPart(btf: Btf, t: BtfType, depth: number): Part {
+function arrayPart(btf: Btf, t: BtfType, depth: number): Part & { values?: number } {
   const n = t.nelems!
   if (isCharType(btf, t.elemType!)) {
     return {
@@ -329,6 +366,7 @@ function arrayPart(btf: Btf, t: BtfType, depth: number): Part {
   const es = elem.size
   return {
     size: n * es,
+    values: 1 + n * elem.values,
     read: (v, o) => {
       const out: BtfValue[] = new Array(n)
       for (let i = 0; i < n; i++) out[i] = elem.read(v, o + i * es)
@@ -356,13 +394,15 @@ interface Field {
   /** First byte past the member, to check it lies inside its struct. */
   end: number
   part: Omit<Part, 'size'>
+  /** JavaScript values a decode of the member creates. */
+  values: number
 }
 
 /** Members of a struct or union, with anonymous struct/union members flattened into the parent. */
 function fields(btf: Btf, t: BtfType, baseBits: number, depth: number, out: Field[]): void {
   if (depth > MAX_DEPTH) throw new EbpfError('EINVAL', `BTF type #${t.id} nests too deeply to encode`)
   for (const m of t.members!) {
-    if (++work > MAX_WORK) throw new EbpfError('EINVAL', `BTF type #${t.id} is too complex to encode`)
+    if (++work > MAX_WORK) throw tooComplex(t.id)
     const bitOffset = baseBits + m.bitOffset
     const inner = btf.resolve(m.type)
     if (m.name === '' && (inner.kind === 'STRUCT' || inner.kind === 'UNION')) {
@@ -375,18 +415,20 @@ function fields(btf: Btf, t: BtfType, baseBits: number, depth: number, out: Fiel
       const signed = it.kind === 'INT' ? (it.encoding! & 1) !== 0 : it.kind === 'ENUM' ? (it.signed ?? false) : false
       const wide = btf.sizeOf(m.type) > 4
       const end = Math.ceil((bitOffset + m.bitfieldSize) / 8)
-      out.push({ name: m.name, byteOffset: 0, end, part: bitfield(bitOffset, m.bitfieldSize, signed, wide) })
+      out.push({ name: m.name, byteOffset: 0, end, part: bitfield(bitOffset, m.bitfieldSize, signed, wide), values: 1 })
       continue
     }
     if (bitOffset % 8 !== 0) throw new EbpfError('EINVAL', `member '${m.name}' is not byte-aligned`)
     const part = build(btf, m.type, depth + 1)
-    out.push({ name: m.name, byteOffset: bitOffset / 8, end: bitOffset / 8 + part.size, part })
+    out.push({ name: m.name, byteOffset: bitOffset / 8, end: bitOffset / 8 + part.size, part, values: part.values })
   }
 }
 
-function structPart(btf: Btf, t: BtfType, depth: number): Part {
+function structPart(btf: Btf, t: BtfType, depth: number): Part & { values: number } {
   const list: Field[] = []
   fields(btf, t, 0, depth, list)
+  let values = 1
+  for (const f of list) values += f.values
   const byName = new Map(list.map((f) => [f.name, f]))
   const size = t.size!
   const isUnion = t.kind === 'UNION'
@@ -400,6 +442,7 @@ function structPart(btf: Btf, t: BtfType, depth: number): Part {
   }
   return {
     size,
+    values,
     read: (v, o) => {
       const obj: { [name: string]: BtfValue } = {}
       for (const f of list) obj[f.name] = f.part.read(v, o + f.byteOffset)
@@ -424,12 +467,14 @@ function structPart(btf: Btf, t: BtfType, depth: number): Part {
   }
 }
 
-function datasecPart(btf: Btf, t: BtfType, depth: number): Part {
+function datasecPart(btf: Btf, t: BtfType, depth: number): Part & { values: number } {
   const vars = t.vars!.map((s) => ({
     name: btf.typeById(s.type).name,
     offset: s.offset,
     part: build(btf, s.type, depth + 1),
   }))
+  let values = 1
+  for (const v of vars) values += v.part.values
   for (const v of vars) {
     if (v.offset + v.part.size > t.size!) {
       throw new EbpfError(
@@ -440,6 +485,7 @@ function datasecPart(btf: Btf, t: BtfType, depth: number): Part {
   }
   return {
     size: t.size!,
+    values,
     read: (v, o) => {
       const obj: { [name: string]: BtfValue } = {}
       for (const s of vars) obj[s.name] = s.part.read(v, o + s.offset)

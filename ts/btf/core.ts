@@ -76,6 +76,28 @@ class CoreError extends EbpfError {
   }
 }
 
+/** Type comparisons one object's relocations may make; a relocation against vmlinux makes hundreds. */
+const MAX_MATCH_STEPS = 4_000_000
+
+/**
+ * The comparison budget of one object's CO-RE relocations. Matching recurses through members and
+ * parameters of both BTFs, and a hostile BTF (a struct whose members are all that struct's
+ * neighbours, prototypes taking themselves) could make it exponential; the budget turns that
+ * into an `E2BIG`.
+ */
+export class CoreBudget {
+  private steps = 0
+
+  step(): void {
+    if (++this.steps > MAX_MATCH_STEPS) {
+      throw new EbpfError('E2BIG', `CO-RE type matching took more than ${MAX_MATCH_STEPS} steps`)
+    }
+  }
+}
+
+/** The budget of the relocation being matched (set by applyCoreRelocations). */
+let budget = new CoreBudget()
+
 /** Length of a name without its `___flavor` suffix. */
 function essentialName(name: string): string {
   for (let i = name.length - 5; i >= 0; i--) {
@@ -170,6 +192,7 @@ function isFlexArray(btf: Btf, acc: Accessor | undefined, arr: BtfType): boolean
 
 function fieldsCompat(local: Btf, lid: number, target: Btf, tid: number, depth = 0): boolean {
   if (depth > MAX_DEPTH) throw new CoreError('field types nest too deeply')
+  budget.step()
   const l = local.resolve(lid)
   const t = target.resolve(tid)
   if (isComposite(l) && isComposite(t)) return true
@@ -197,6 +220,7 @@ function fieldsCompat(local: Btf, lid: number, target: Btf, tid: number, depth =
 function typesCompat(local: Btf, lid: number, target: Btf, tid: number, level = 32): boolean {
   if (!kindsCompat(local.typeById(lid), target.typeById(tid))) return false
   for (let depth = 32; depth >= 0; depth--) {
+    budget.step()
     const l = local.resolve(lid)
     const t = target.resolve(tid)
     if (!kindsCompat(l, t)) return false
@@ -236,6 +260,28 @@ function typesCompat(local: Btf, lid: number, target: Btf, tid: number, level = 
   throw new CoreError('type references nest too deeply')
 }
 
+const nameIndexes = new WeakMap<readonly { name: string }[], Map<string, { name: string }[]>>()
+
+/**
+ * Members or enumerators by essential name (anonymous ones under ''), built once per list: the
+ * candidates `namesMatch` can accept for a local name, so that matching two lists of n names
+ * costs O(n) lookups instead of n^2 comparisons.
+ */
+function byEssentialName<T extends { name: string }>(list: readonly T[]): Map<string, T[]> {
+  let index = nameIndexes.get(list) as Map<string, T[]> | undefined
+  if (!index) {
+    index = new Map()
+    for (const x of list) {
+      const key = essentialName(x.name)
+      const same = index.get(key)
+      if (same) same.push(x)
+      else index.set(key, [x])
+    }
+    nameIndexes.set(list, index)
+  }
+  return index
+}
+
 /** Names equal up to a `___flavor` suffix; an anonymous target matches only an anonymous local. */
 function namesMatch(local: string, target: string): boolean {
   if (target === '') return local === ''
@@ -250,6 +296,7 @@ function namesMatch(local: string, target: string): boolean {
 function typesMatch(local: Btf, lid: number, target: Btf, tid: number, behindPtr: boolean, level: number): boolean {
   if (level <= 0) throw new CoreError('types nest too deeply for type_matches')
   for (let depth = 32; depth >= 0; depth--) {
+    budget.step()
     const l = local.resolve(lid)
     const t = target.resolve(tid)
     if (!namesMatch(l.name, t.name)) return false
@@ -263,7 +310,11 @@ function typesMatch(local: Btf, lid: number, target: Btf, tid: number, behindPtr
       case 'ENUM':
       case 'ENUM64': {
         if (!isAnyEnum(t) || l.size !== t.size || l.vlen > t.vlen) return false
-        return l.values!.every((lv) => t.values!.some((tv) => namesMatch(lv.name, tv.name)))
+        const tValues = byEssentialName(t.values!)
+        return l.values!.every((lv) => {
+          budget.step()
+          return (tValues.get(essentialName(lv.name)) ?? []).some((tv) => namesMatch(lv.name, tv.name))
+        })
       }
       case 'STRUCT':
       case 'UNION':
@@ -272,11 +323,15 @@ function typesMatch(local: Btf, lid: number, target: Btf, tid: number, behindPtr
           return t.kind === 'FWD' && (l.kind === 'UNION') === !!t.fwdUnion
         }
         if (l.kind !== t.kind || l.vlen > t.vlen) return false
-        return l.members!.every((lm) =>
-          t.members!.some(
-            (tm) => namesMatch(lm.name, tm.name) && typesMatch(local, lm.type, target, tm.type, behindPtr, level - 1),
-          ),
-        )
+        {
+          const tMembers = byEssentialName(t.members!)
+          return l.members!.every((lm) => {
+            budget.step()
+            return (tMembers.get(essentialName(lm.name)) ?? []).some(
+              (tm) => namesMatch(lm.name, tm.name) && typesMatch(local, lm.type, target, tm.type, behindPtr, level - 1),
+            )
+          })
+        }
       case 'INT':
         return t.kind === 'INT' && l.size === t.size && (l.encoding! & 1) === (t.encoding! & 1)
       case 'PTR':
@@ -312,6 +367,7 @@ function matchMember(local: Btf, acc: Accessor, target: Btf, tid: number, spec: 
   if (!isComposite(t)) return undefined
   const localMember = local.typeById(acc.typeId).members![acc.idx]!
   for (let i = 0; i < t.vlen; i++) {
+    budget.step()
     const m = t.members![i]!
     if (spec.raw.length >= MAX_SPEC_LEN) throw new CoreError('target access path is too long')
     spec.bitOffset += m.bitOffset
@@ -618,7 +674,9 @@ export function applyCoreRelocations(
   local: Btf,
   target: Btf,
   program: string,
+  steps: CoreBudget = new CoreBudget(),
 ): void {
+  budget = steps
   for (const r of relocations) {
     const kindName = CORE_RELO_KINDS[r.kind] ?? `kind ${r.kind}`
     const where = `program '${program}': CO-RE relocation (${kindName}, access '${r.access}') at instruction ${r.insn}`

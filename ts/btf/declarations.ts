@@ -2,14 +2,48 @@
  * TypeScript declarations for BTF types, matching what `codec()` produces and accepts: user code
  * gets typed map keys and values and global variables (`interface flow_info { ... }`).
  */
-import { FormatError } from '../errors.js'
-import type { Btf } from './btf.js'
-
-let work = 0
-/** Type references followed for one run; vmlinux needs about 70,000. */
-const MAX_WORK = 1_000_000
-
+import { checkDenseArray, checkObject, checkString, describeValue } from '../arguments.js'
+import { EbpfError, FormatError } from '../errors.js'
+import { Btf } from './btf.js'
 import type { BtfType } from './types.js'
+
+/** Type references and members visited for one run; vmlinux needs about 70,000. */
+const MAX_WORK = 1_000_000
+/** Characters of TypeScript built for one run (nested literals count once per level); vmlinux: about 3 M. */
+const MAX_CHARS = 64 * 1024 * 1024
+
+/**
+ * The budget of one run: anonymous types are written out where used, so a hostile BTF (one
+ * anonymous struct nested in itself at every level, long names used often) could make the work
+ * and the text exponential.
+ */
+class Budget {
+  private work = 0
+  private chars = 0
+
+  step(): void {
+    if (++this.work > MAX_WORK) {
+      throw new FormatError(
+        `BTF is too complex to declare in TypeScript: more than ${MAX_WORK} type references`,
+        undefined,
+        'E2BIG',
+      )
+    }
+  }
+
+  /** Counts a string just built. */
+  text(s: string): string {
+    this.chars += s.length
+    if (this.chars > MAX_CHARS) {
+      throw new FormatError(
+        `BTF is too large to declare in TypeScript: more than ${MAX_CHARS} characters`,
+        undefined,
+        'E2BIG',
+      )
+    }
+    return s
+  }
+}
 
 const RESERVED = new Set(
   (
@@ -33,19 +67,29 @@ function propName(name: string): string {
 
 /** The TypeScript type of type `id`'s decoded value; named types are referred to by name. */
 export function tsTypeOf(btf: Btf, id: number, depth = 0, inline = false): string {
+  checkBtf(btf)
+  if (typeof depth !== 'number' || !Number.isInteger(depth))
+    throw new EbpfError('EINVAL', `depth must be an integer, got ${describeValue(depth)}`)
+  return typeOf(btf, id, depth, inline === true, new Budget())
+}
+
+function checkBtf(btf: unknown): void {
+  if (!(btf instanceof Btf)) throw new EbpfError('EINVAL', `btf must be a Btf, got ${describeValue(btf)}`)
+}
+
+function typeOf(btf: Btf, id: number, depth: number, inline: boolean, budget: Budget): string {
   if (depth > 32) return 'unknown'
-  // Anonymous types are written out where used: bound the total work against hostile BTF.
-  if (++work > MAX_WORK) throw new FormatError('BTF is too complex to declare in TypeScript')
+  budget.step()
   const t = btf.typeById(id)
   switch (t.kind) {
     case 'TYPEDEF':
-      return inline ? tsTypeOf(btf, t.type!, depth + 1) : tsIdent(t.name)
+      return inline ? typeOf(btf, t.type!, depth + 1, false, budget) : tsIdent(t.name)
     case 'CONST':
     case 'VOLATILE':
     case 'RESTRICT':
     case 'TYPE_TAG':
     case 'VAR':
-      return tsTypeOf(btf, t.type!, depth + 1, inline)
+      return typeOf(btf, t.type!, depth + 1, inline, budget)
     case 'INT':
       if ((t.encoding! & 4) !== 0 && t.bits === t.size! * 8 && t.size! <= 4) return 'boolean'
       return t.size! > 4 ? 'bigint' : 'number'
@@ -56,19 +100,21 @@ export function tsTypeOf(btf: Btf, id: number, depth = 0, inline = false): strin
     case 'ENUM':
     case 'ENUM64':
       if (t.name !== '' && !inline) return tsIdent(t.name)
-      return enumUnion(t)
+      return budget.text(enumUnion(t))
     case 'ARRAY': {
       const e = btf.resolve(t.elemType!)
       if (e.kind === 'INT' && e.size === 1 && (e.name === 'char' || (e.encoding! & 2) !== 0)) return 'string'
-      const inner = tsTypeOf(btf, t.elemType!, depth + 1)
-      return /^[A-Za-z0-9_$]+$/.test(inner) ? `${inner}[]` : `Array<${inner}>`
+      const inner = typeOf(btf, t.elemType!, depth + 1, false, budget)
+      return budget.text(/^[A-Za-z0-9_$]+$/.test(inner) ? `${inner}[]` : `Array<${inner}>`)
     }
     case 'STRUCT':
     case 'UNION':
       if (t.name !== '' && !inline) return tsIdent(t.name)
-      return objectLiteral(btf, t, depth)
+      return budget.text(objectLiteral(btf, t, depth, budget))
     case 'DATASEC':
-      return `{ ${t.vars!.map((v) => `${propName(btf.typeById(v.type).name)}: ${tsTypeOf(btf, v.type, depth + 1)}`).join('; ')} }`
+      return budget.text(
+        `{ ${t.vars!.map((v) => `${propName(btf.typeById(v.type).name)}: ${typeOf(btf, v.type, depth + 1, false, budget)}`).join('; ')} }`,
+      )
     default:
       return 'unknown'
   }
@@ -80,24 +126,53 @@ function enumUnion(t: BtfType): string {
   return [...names, wide ? 'bigint' : 'number'].join(' | ')
 }
 
-function collectFields(btf: Btf, t: BtfType, depth: number, out: string[]): void {
+function collectFields(btf: Btf, t: BtfType, depth: number, out: string[], budget: Budget): void {
   if (depth > 32) return
   for (const m of t.members!) {
+    budget.step()
     const inner = btf.resolve(m.type)
     if (m.name === '' && (inner.kind === 'STRUCT' || inner.kind === 'UNION')) {
-      collectFields(btf, inner, depth + 1, out)
+      collectFields(btf, inner, depth + 1, out, budget)
       continue
     }
     if (m.name === '') continue
-    const type = m.bitfieldSize > 0 ? (btf.sizeOf(m.type) > 4 ? 'bigint' : 'number') : tsTypeOf(btf, m.type, depth + 1)
-    out.push(`${propName(m.name)}: ${type}`)
+    const type =
+      m.bitfieldSize > 0
+        ? btf.sizeOf(m.type) > 4
+          ? 'bigint'
+          : 'number'
+        : typeOf(btf, m.type, depth + 1, false, budget)
+    out.push(budget.text(`${propName(m.name)}: ${type}`))
   }
 }
 
-function objectLiteral(btf: Btf, t: BtfType, depth: number): string {
+function objectLiteral(btf: Btf, t: BtfType, depth: number, budget: Budget): string {
   const fields: string[] = []
-  collectFields(btf, t, depth, fields)
+  collectFields(btf, t, depth, fields, budget)
   return `{ ${fields.join('; ')} }`
+}
+
+function checkExtras(extras: unknown): void {
+  const e = checkObject<DeclarationExtras>(EbpfError, 'extras', extras)
+  const id = (what: string, v: unknown) => {
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v)))
+      throw new EbpfError('EINVAL', `${what} must be a type id, got ${describeValue(v)}`)
+  }
+  if (e.maps !== undefined) {
+    checkDenseArray(EbpfError, 'extras.maps', e.maps).forEach((x, i) => {
+      const m = checkObject<Record<string, unknown>>(EbpfError, `extras.maps[${i}]`, x)
+      checkString(EbpfError, `extras.maps[${i}].name`, m.name)
+      id(`extras.maps[${i}].key`, m.key)
+      id(`extras.maps[${i}].value`, m.value)
+    })
+  }
+  if (e.variables !== undefined) {
+    checkDenseArray(EbpfError, 'extras.variables', e.variables).forEach((x, i) => {
+      const v = checkObject<Record<string, unknown>>(EbpfError, `extras.variables[${i}]`, x)
+      checkString(EbpfError, `extras.variables[${i}].name`, v.name)
+      id(`extras.variables[${i}].type`, v.type)
+    })
+  }
 }
 
 export interface DeclarationExtras {
@@ -112,7 +187,9 @@ export interface DeclarationExtras {
  * interfaces when `extras` describes them.
  */
 export function generateDeclarations(btf: Btf, extras: DeclarationExtras = {}): string {
-  work = 0
+  checkBtf(btf)
+  checkExtras(extras)
+  const budget = new Budget()
   const lines: string[] = ['// Generated from BTF by ebpf: the JavaScript shapes of the C types.', '']
   const seen = new Set<string>()
   for (const t of btf.types) {
@@ -121,12 +198,12 @@ export function generateDeclarations(btf: Btf, extras: DeclarationExtras = {}): 
     let decl: string | undefined
     if (t.kind === 'STRUCT' || t.kind === 'UNION') {
       const fields: string[] = []
-      collectFields(btf, t, 0, fields)
+      collectFields(btf, t, 0, fields, budget)
       decl = `export interface ${ident} {\n${fields.map((f) => `  ${f}`).join('\n')}\n}`
     } else if (t.kind === 'ENUM' || t.kind === 'ENUM64') {
-      decl = `export type ${ident} = ${enumUnion(t)}`
+      decl = `export type ${ident} = ${budget.text(enumUnion(t))}`
     } else if (t.kind === 'TYPEDEF') {
-      decl = `export type ${ident} = ${tsTypeOf(btf, t.type!)}`
+      decl = `export type ${ident} = ${typeOf(btf, t.type!, 0, false, budget)}`
     }
     if (decl === undefined || seen.has(ident)) continue
     seen.add(ident)
@@ -135,15 +212,15 @@ export function generateDeclarations(btf: Btf, extras: DeclarationExtras = {}): 
   if (extras.maps) {
     lines.push('export interface Maps {')
     for (const m of extras.maps) {
-      const k = m.key ? tsTypeOf(btf, m.key) : 'Uint8Array'
-      const v = m.value ? tsTypeOf(btf, m.value) : 'Uint8Array'
+      const k = m.key ? typeOf(btf, m.key, 0, false, budget) : 'Uint8Array'
+      const v = m.value ? typeOf(btf, m.value, 0, false, budget) : 'Uint8Array'
       lines.push(`  ${propName(m.name)}: { key: ${k}; value: ${v} }`)
     }
     lines.push('}', '')
   }
   if (extras.variables) {
     lines.push('export interface Variables {')
-    for (const v of extras.variables) lines.push(`  ${propName(v.name)}: ${tsTypeOf(btf, v.type)}`)
+    for (const v of extras.variables) lines.push(`  ${propName(v.name)}: ${typeOf(btf, v.type, 0, false, budget)}`)
     lines.push('}', '')
   }
   return lines.join('\n')

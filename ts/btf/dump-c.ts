@@ -6,78 +6,134 @@
  */
 import { FormatError } from '../errors.js'
 import type { Btf } from './btf.js'
-import type { BtfType } from './types.js'
+import type { BtfMember, BtfType } from './types.js'
 
 /** Deeper type graphs than this are cyclic or hostile; real ones are far shallower. */
 const MAX_DEPTH = 64
 /** Declarator steps for one dump; vmlinux (150k types) needs about 125,000. */
 const MAX_WORK = 1_000_000
+/**
+ * Characters the dump may build (counted where strings are made, so nested bodies count once per
+ * level): vmlinux's 3 MB header counts about 4.5 M. The limit stops hostile BTF (anonymous types
+ * inlined many times, long names used often) before it exhausts the heap.
+ */
+export const MAX_C_DUMP_CHARS = 64 * 1024 * 1024
 
 export function dumpC(btf: Btf): string {
   return new CDumper(btf).run()
 }
 
+/**
+ * Hands out C names unique in one namespace: the first use of a name keeps it, later ones get
+ * `___2`, `___3`, ... (as bpftool does). The next suffix to try is kept per name, so n uses of one
+ * name cost O(n), not O(n^2).
+ */
+class UniqueNames {
+  private readonly used = new Set<string>()
+  private readonly nextSuffix = new Map<string, number>()
+
+  take(base: string): string {
+    if (!this.used.has(base)) {
+      this.used.add(base)
+      return base
+    }
+    let n = this.nextSuffix.get(base) ?? 2
+    while (this.used.has(`${base}___${n}`)) n++
+    this.nextSuffix.set(base, n + 1)
+    const name = `${base}___${n}`
+    this.used.add(name)
+    return name
+  }
+}
+
+const tooDeep = (id: number) => new FormatError(`BTF type #${id}: type graph too deep or cyclic for a C dump`)
+
 class CDumper {
   private readonly out: string[] = []
   private readonly defined = new Set<number>()
   private readonly inProgress = new Set<number>()
+  /** `ensure` calls made, as `2 * id + complete`: each type is walked once per mode. */
+  private readonly ensured = new Set<number>()
+  /** `ensure` calls in progress, keyed the same way. */
+  private readonly active = new Set<number>()
   /** First type of each (kind, name): later duplicates are referred to through it. */
   private readonly cnames = new Map<number, string>()
-  /** Enumerator names used so far: C has one namespace for them, so repeats get a suffix (as bpftool does). */
-  private readonly enumerators = new Map<string, number>()
+  /** The first struct and the first union of each name: what a FWD of that name stands for. */
+  private readonly firstStruct = new Map<string, BtfType>()
+  private readonly firstUnion = new Map<string, BtfType>()
+  /** Enumerator names: C has one namespace for them, so repeats get a suffix (as bpftool does). */
+  private readonly enumerators = new UniqueNames()
   /** Padding members get names unique in the whole header (anonymous members share their parent's scope). */
   private padCount = 0
   private work = 0
+  /** Characters built so far (see MAX_C_DUMP_CHARS). */
+  private chars = 0
 
   constructor(private readonly btf: Btf) {}
 
   run(): string {
     const types = this.btf.types
-    this.out.push('#ifndef __BTF_DUMP_H__', '#define __BTF_DUMP_H__', '')
+    this.emit('#ifndef __BTF_DUMP_H__', '#define __BTF_DUMP_H__', '')
+    for (const t of types) {
+      const first = t.kind === 'STRUCT' ? this.firstStruct : t.kind === 'UNION' ? this.firstUnion : undefined
+      if (first && t.name !== '' && !first.has(t.name)) first.set(t.name, t)
+    }
     // Every distinct named type gets a distinct C name: struct, union and enum tags share one
     // namespace, typedefs another, and deduplicated BTF can still hold two different `struct x`.
     // Later ones are suffixed ___2, ___3 (as bpftool does).
-    const usedTags = new Set<string>()
-    const usedTypedefs = new Set<string>()
-    const unique = (used: Set<string>, base: string): string => {
-      let name = base
-      for (let n = 2; used.has(name); n++) name = `${base}___${n}`
-      used.add(name)
-      return name
-    }
+    const tags = new UniqueNames()
+    const typedefs = new UniqueNames()
     for (const t of types) {
       if (t.name === '') continue
       if (t.kind === 'STRUCT' || t.kind === 'UNION' || t.kind === 'ENUM' || t.kind === 'ENUM64') {
-        this.cnames.set(t.id, unique(usedTags, t.name))
+        this.cnames.set(t.id, tags.take(t.name))
       } else if (t.kind === 'TYPEDEF') {
         // The compiler predefines __builtin_* typedefs (with the BPF target's meaning): keep ours apart.
-        this.cnames.set(t.id, unique(usedTypedefs, t.name.startsWith('__builtin_') ? `___btf${t.name}` : t.name))
+        this.cnames.set(t.id, typedefs.take(t.name.startsWith('__builtin_') ? `___btf${t.name}` : t.name))
       }
     }
     for (const t of types) {
-      if (t.kind === 'FWD' && this.canon(t) === t) this.cnames.set(t.id, unique(usedTags, t.name))
+      if (t.kind === 'FWD' && this.canon(t) === t) this.cnames.set(t.id, tags.take(t.name))
     }
     // Forward declarations let pointers refer to any struct or union before its definition.
     let forwards = 0
     for (const t of types) {
       if (((t.kind === 'STRUCT' || t.kind === 'UNION') && t.name !== '') || (t.kind === 'FWD' && this.canon(t) === t)) {
-        this.out.push(`${this.tagged(t)};`)
+        this.emit(`${this.tagged(t)};`)
         forwards++
       }
     }
-    if (forwards) this.out.push('')
+    if (forwards) this.emit('')
     // Enums have no dependencies.
     for (const t of types) {
       if (t.kind !== 'ENUM' && t.kind !== 'ENUM64') continue
-      this.out.push(`${this.enumBody(t)};`, '')
+      this.emit(`${this.enumBody(t)};`, '')
       this.defined.add(t.id)
     }
     for (const t of types) {
       if (t.kind === 'TYPEDEF' || ((t.kind === 'STRUCT' || t.kind === 'UNION') && t.name !== ''))
         this.ensure(t.id, true)
     }
-    this.out.push('#endif /* __BTF_DUMP_H__ */', '')
+    this.emit('#endif /* __BTF_DUMP_H__ */', '')
     return this.out.join('\n')
+  }
+
+  /** Appends top-level lines to the header. */
+  private emit(...lines: string[]): void {
+    for (const l of lines) this.charge(l.length + 1)
+    this.out.push(...lines)
+  }
+
+  /** Counts `n` characters about to be built against MAX_C_DUMP_CHARS. */
+  private charge(n: number): void {
+    this.chars += n
+    if (this.chars > MAX_C_DUMP_CHARS) {
+      throw new FormatError(
+        `BTF is too large for a C dump: more than ${MAX_C_DUMP_CHARS} characters of declarations`,
+        undefined,
+        'E2BIG',
+      )
+    }
   }
 
   /** `struct foo` / `union foo` / `enum foo` with its unique C name. */
@@ -98,13 +154,35 @@ class CDumper {
   /** A FWD stands for the first struct (or union) of the same name, when the BTF has one. */
   private canon(t: BtfType): BtfType {
     if (t.kind !== 'FWD') return t
-    return this.btf.typesByName(t.name).find((x) => x.kind === (t.fwdUnion ? 'UNION' : 'STRUCT')) ?? t
+    return (t.fwdUnion ? this.firstUnion : this.firstStruct).get(t.name) ?? t
   }
 
-  /** Makes sure `id` is declared (and, if `complete`, fully defined) before the current point. */
+  /**
+   * Makes sure `id` is declared (and, if `complete`, fully defined) before the current point. Each
+   * (type, complete) pair is walked once: a type shared by many others (or an anonymous struct
+   * nested in itself at every level) costs its members once, not once per path to it.
+   */
   private ensure(id: number, complete: boolean, depth = 0): void {
-    if (depth > MAX_DEPTH) throw new FormatError(`BTF type #${id}: type graph too deep or cyclic for a C dump`)
-    const t = this.canon(this.btf.typeById(id))
+    if (depth > MAX_DEPTH) throw tooDeep(id)
+    const key = 2 * id + (complete ? 1 : 0)
+    if (this.ensured.has(key)) return
+    if (this.active.has(key)) {
+      // Needing a type complete while completing it: it contains itself by value. A declaration
+      // needed while declaring it is a pointer back to it, which the forward declarations cover.
+      if (complete) throw this.containsItself(this.btf.typeById(id))
+      return
+    }
+    this.active.add(key)
+    this.ensureType(this.canon(this.btf.typeById(id)), complete, depth)
+    this.active.delete(key)
+    this.ensured.add(key)
+  }
+
+  private containsItself(t: BtfType): FormatError {
+    return new FormatError(`BTF type #${t.id} (${t.kind} ${t.name === '' ? '(anon)' : `'${t.name}'`}) contains itself`)
+  }
+
+  private ensureType(t: BtfType, complete: boolean, depth: number): void {
     switch (t.kind) {
       case 'CONST':
       case 'VOLATILE':
@@ -124,7 +202,8 @@ class CDumper {
         return
       case 'TYPEDEF':
         if (!this.defined.has(t.id)) {
-          if (this.inProgress.has(t.id)) return
+          // C cannot spell a typedef whose definition needs the typedef itself (A -> B -> A).
+          if (this.inProgress.has(t.id)) throw this.containsItself(t)
           this.inProgress.add(t.id)
           // `typedef struct foo foo_t;` needs only a forward declaration, so it is emitted before
           // struct foo is completed (foo's members may use foo_t). Anonymous bodies and arrays
@@ -136,7 +215,7 @@ class CDumper {
           const inline =
             target.kind === 'ARRAY' || (target.name === '' && (target.kind === 'STRUCT' || target.kind === 'UNION'))
           this.ensure(t.type!, inline, depth + 1)
-          this.out.push(`typedef ${this.decl(t.type!, this.cnames.get(t.id) ?? t.name, '')};`, '')
+          this.emit(`typedef ${this.decl(t.type!, this.cnames.get(t.id) ?? t.name, '')};`, '')
           this.defined.add(t.id)
           this.inProgress.delete(t.id)
         }
@@ -148,10 +227,11 @@ class CDumper {
           for (const m of t.members!) this.ensure(m.type, true, depth + 1)
           return
         }
-        if (!complete || this.defined.has(t.id) || this.inProgress.has(t.id)) return
+        if (!complete || this.defined.has(t.id)) return
+        if (this.inProgress.has(t.id)) throw this.containsItself(t)
         this.inProgress.add(t.id)
         for (const m of t.members!) this.ensure(m.type, true, depth + 1)
-        this.out.push(`${this.body(t, '')};`, '')
+        this.emit(`${this.body(t, '')};`, '')
         this.defined.add(t.id)
         this.inProgress.delete(t.id)
         return
@@ -166,9 +246,7 @@ class CDumper {
       // -2147483648 is not a literal in C; spell it as an expression.
       const safe =
         v.value === -(2n ** 31n) ? '(-2147483647 - 1)' : v.value === -(2n ** 63n) ? '(-9223372036854775807LL - 1)' : lit
-      const seen = this.enumerators.get(v.name) ?? 0
-      this.enumerators.set(v.name, seen + 1)
-      return `\t${seen === 0 ? v.name : `${v.name}___${seen + 1}`} = ${safe},`
+      return `\t${this.enumerators.take(v.name)} = ${safe},`
     })
     // An enum whose recorded size is not the compiler's default gets it back through `mode`.
     const mode = ENUM_MODES[t.size!]
@@ -183,13 +261,15 @@ class CDumper {
    * bitfields), and a layout tighter than natural alignment is marked `packed`.
    */
   private body(t: BtfType, indent: string, depth = 0): string {
+    this.checkLayout(t)
     const tag = t.kind === 'STRUCT' ? 'struct' : 'union'
     const inner = `${indent}\t`
     const lines: string[] = []
     const alignUp = (n: number, a: number) => Math.ceil(n / a) * a
     const members = t.members!
     const aligns = members.map((m) => this.safeAlign(m.type))
-    const maxAlign = Math.max(1, ...aligns)
+    let maxAlign = 1
+    for (const a of aligns) maxAlign = Math.max(maxAlign, a)
     let packed = false
     let maxEnd = 0
     let endBits = 0
@@ -215,12 +295,7 @@ class CDumper {
           if (off > expected) lines.push(`${inner}char __pad${this.padCount++}[${off - end}];`)
           endBits = m.bitOffset + this.safeSize(m.type) * 8
         } else {
-          // Unnamed bitfields of at most a byte never straddle a unit, so they land exactly.
-          for (let from = endBits; from < m.bitOffset; ) {
-            const k = Math.min(8 - (from % 8), m.bitOffset - from)
-            lines.push(`${inner}unsigned char: ${k};`)
-            from += k
-          }
+          this.bitGap(endBits, m.bitOffset, inner, lines)
           endBits = m.bitOffset + m.bitfieldSize
         }
       }
@@ -234,7 +309,59 @@ class CDumper {
     } else if (t.size! > alignUp(maxEnd, maxAlign)) {
       lines.push(`${inner}char __pad${this.padCount++}[${t.size!}];`)
     }
+    for (const l of lines) this.charge(l.length + 1)
     return `${t.name ? this.tagged(t) : tag} {\n${lines.join('\n')}\n${indent}}${packed ? ' __attribute__((packed))' : ''}`
+  }
+
+  /**
+   * Fills the bits from `from` to `to` between bitfields: unnamed bitfields of at most a byte up to
+   * a byte boundary and after the last one (they never straddle a unit, so they land exactly), and
+   * one `char` array for the whole bytes between, so that a gap costs at most three lines.
+   */
+  private bitGap(from: number, to: number, indent: string, lines: string[]): void {
+    if (from >= to) return
+    if (from % 8 !== 0) {
+      const k = Math.min(8 - (from % 8), to - from)
+      lines.push(`${indent}unsigned char: ${k};`)
+      from += k
+    }
+    const bytes = Math.floor((to - from) / 8)
+    if (bytes > 0) {
+      lines.push(`${indent}char __pad${this.padCount++}[${bytes}];`)
+      from += bytes * 8
+    }
+    if (from < to) lines.push(`${indent}unsigned char: ${to - from};`)
+  }
+
+  /**
+   * The member layout rules the kernel's BTF check applies (btf_struct_check_meta and the member
+   * checks): members inside the struct, in order and not overlapping, union members at offset 0,
+   * non-bitfields byte-aligned, bitfields no wider than their type. A layout that breaks them has
+   * no C spelling; refusing it also keeps the padding the dump writes bounded by the struct size.
+   */
+  private checkLayout(t: BtfType): void {
+    const what = (m: BtfMember) =>
+      `BTF type #${t.id} (${t.kind} ${t.name === '' ? '(anon)' : `'${t.name}'`}, ${t.size} bytes) member '${m.name}'`
+    let prevEnd = 0
+    for (const m of t.members!) {
+      if (t.kind === 'UNION' && m.bitOffset !== 0)
+        throw new FormatError(`${what(m)} is at bit offset ${m.bitOffset}: union members start at 0`)
+      const typeBits = this.safeSize(m.type) * 8
+      if (m.bitfieldSize === 0 && m.bitOffset % 8 !== 0)
+        throw new FormatError(`${what(m)} at bit offset ${m.bitOffset} is neither byte-aligned nor a bitfield`)
+      if (m.bitfieldSize > typeBits)
+        throw new FormatError(`${what(m)} is a ${m.bitfieldSize}-bit field of a ${typeBits}-bit type`)
+      const end = m.bitOffset + (m.bitfieldSize || typeBits)
+      if (end > t.size! * 8)
+        throw new FormatError(`${what(m)} at bit offset ${m.bitOffset} ends at bit ${end}, past the end of its type`)
+      if (t.kind === 'STRUCT') {
+        if (m.bitOffset < prevEnd)
+          throw new FormatError(
+            `${what(m)} at bit offset ${m.bitOffset} overlaps the member before it (ending at bit ${prevEnd})`,
+          )
+        prevEnd = end
+      }
+    }
   }
 
   private safeSize(id: number): number {
@@ -255,13 +382,23 @@ class CDumper {
 
   /** C declaration of `declarator` with type `id` (qualifiers and pointers applied C-style). */
   private decl(id: number, declarator: string, indent: string, quals: string[] = [], depth = 0): string {
-    if (depth > MAX_DEPTH) throw new FormatError(`BTF type #${id}: type graph too deep or cyclic for a C dump`)
+    if (depth > MAX_DEPTH) throw tooDeep(id)
     // Anonymous types are spelled out where used; a hostile BTF could make that exponential.
-    if (++this.work > MAX_WORK) throw new FormatError('BTF is too complex for a C dump')
+    if (++this.work > MAX_WORK)
+      throw new FormatError(
+        `BTF is too complex for a C dump: more than ${MAX_WORK} declarator steps`,
+        undefined,
+        'E2BIG',
+      )
+    // Each step builds a new declarator around the old one.
+    this.charge(declarator.length + indent.length)
     const t0 = this.btf.typeById(id)
     const t = this.canon(t0)
     const q = quals.length ? `${[...new Set(quals)].join(' ')} ` : ''
-    const sep = (s: string) => (declarator === '' ? s : `${s} ${declarator}`)
+    const sep = (s: string) => {
+      this.charge(s.length + 1)
+      return declarator === '' ? s : `${s} ${declarator}`
+    }
     switch (t.kind) {
       case 'VOID':
         return sep(`${q}void`)

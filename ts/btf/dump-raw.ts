@@ -2,7 +2,14 @@
  * The raw text dump, line for line what `bpftool btf dump file X` prints (bpftool 7.1,
  * `dump_btf_type` in bpftool's btf.c): one entry per type id from 1, members indented by a tab.
  */
+import { FormatError } from '../errors.js'
 import type { BtfType } from './types.js'
+
+/**
+ * Characters of one raw dump: vmlinux's is about 12 M. Names are stored once but printed at every
+ * use, so a small hostile blob (many members naming one long string) could print gigabytes.
+ */
+export const MAX_RAW_DUMP_CHARS = 128 * 1024 * 1024
 
 const INT_ENCODINGS: Record<number, string> = { 0: '(none)', 1: 'SIGNED', 2: 'CHAR', 4: 'BOOL' }
 const LINKAGE = ['static', 'global', 'extern']
@@ -76,6 +83,24 @@ export function dumpTypeRaw(t: BtfType, types: readonly BtfType[]): string {
 
 export function dumpRaw(types: readonly BtfType[]): string {
   const parts: string[] = []
-  for (let i = 1; i < types.length; i++) parts.push(dumpTypeRaw(types[i]!, types))
+  let chars = 0
+  for (let i = 1; i < types.length; i++) {
+    const t = types[i]!
+    // An upper bound of the type's text before it is built: fixed fields plus every name it prints.
+    let names = t.name.length
+    for (const m of t.members ?? []) names += m.name.length
+    for (const v of t.values ?? []) names += v.name.length
+    for (const p of t.params ?? []) names += p.name.length
+    for (const v of t.vars ?? []) names += types[v.type]?.name.length ?? 0
+    chars += names + 80 * (1 + (t.members?.length ?? t.values?.length ?? t.params?.length ?? t.vars?.length ?? 0))
+    if (chars > MAX_RAW_DUMP_CHARS) {
+      throw new FormatError(
+        `BTF is too large for a raw dump: more than ${MAX_RAW_DUMP_CHARS} characters`,
+        undefined,
+        'E2BIG',
+      )
+    }
+    parts.push(dumpTypeRaw(t, types))
+  }
   return parts.join('')
 }

@@ -1,6 +1,8 @@
 /**
  * The `btf` namespace: BTF parsing, queries, dumps, typed value codecs and TypeScript declarations.
  */
+import { describeValue } from '../arguments.js'
+import { EbpfError } from '../errors.js'
 import { Btf } from './btf.js'
 import { codec as buildCodec, type Codec } from './codec.js'
 import type { BtfType } from './types.js'
@@ -25,5 +27,8 @@ export function parse(bytes: Uint8Array, options: { fixup?: boolean } = {}): Btf
 
 /** A codec for a type of `types`, given by id or by the type itself. */
 export function codec(types: Btf, type: number | BtfType): Codec {
-  return buildCodec(types, typeof type === 'number' ? type : type.id)
+  if (!(types instanceof Btf)) throw new EbpfError('EINVAL', `types must be a Btf, got ${describeValue(types)}`)
+  const id = typeof type === 'number' ? type : type !== null && typeof type === 'object' ? type.id : undefined
+  if (id === undefined) throw new EbpfError('EINVAL', `type must be a type id or a BtfType, got ${describeValue(type)}`)
+  return buildCodec(types, id)
 }

@@ -5,7 +5,7 @@
  * and func info renumbered, and CO-RE relocations applied when a target BTF is given.
  */
 import type { Btf } from '../btf/btf.js'
-import { applyCoreRelocations, type CoreRelocation } from '../btf/core.js'
+import { applyCoreRelocations, CoreBudget, type CoreRelocation } from '../btf/core.js'
 import type { BtfExt, BtfExtSection } from '../btf/ext.js'
 import { EbpfError, FormatError } from '../errors.js'
 import type { FuncInfo, LineInfo, MapSpec, ProgramSpec, Relocation } from '../spec.js'
@@ -71,6 +71,8 @@ export class Linker {
   private readonly types: Btf
   private readonly ext: BtfExt | undefined
   private readonly kernelTypes: Btf | undefined
+  /** One CO-RE matching budget for the whole object. */
+  private readonly coreBudget = new CoreBudget()
 
   constructor(ctx: LinkContext) {
     this.elf = ctx.elf
@@ -342,6 +344,6 @@ export class Linker {
         })
       }
     }
-    if (relos.length > 0) applyCoreRelocations(code, relos, this.types, this.kernelTypes!, main.name)
+    if (relos.length > 0) applyCoreRelocations(code, relos, this.types, this.kernelTypes!, main.name, this.coreBudget)
   }
 }

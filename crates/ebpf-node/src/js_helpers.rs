@@ -62,7 +62,11 @@ unsafe fn take_exception(env: sys::napi_env) -> String {
     }
     let mut text = ptr::null_mut();
     if sys::napi_coerce_to_string(env, exc, &mut text) != sys::Status::napi_ok {
-        return "the JavaScript helper threw".into();
+        // A value without a string form (a symbol, an object whose toString throws): the
+        // conversion left its own exception pending, which must not reach the caller of run().
+        let mut ignored = ptr::null_mut();
+        sys::napi_get_and_clear_last_exception(env, &mut ignored);
+        return "the JavaScript helper threw a value that has no string form".into();
     }
     let mut buf = vec![0u8; 512];
     let mut len = 0usize;
@@ -116,20 +120,25 @@ impl Dispatcher {
                         if lossless {
                             Ok(v)
                         } else {
-                            // Negative values wrap as the kernel's helpers return -errno.
+                            // Negative values wrap as the kernel's helpers return -errno; values
+                            // that fit neither u64 nor i64 would be truncated: refused.
                             let mut s = 0i64;
                             sys::napi_get_value_bigint_int64(env, ret, &mut s, &mut lossless);
-                            Ok(s as u64)
+                            if lossless {
+                                Ok(s as u64)
+                            } else {
+                                Err(fail(format!(
+                                    "helper {id} returned a bigint outside -2^63..2^64-1"
+                                )))
+                            }
                         }
                     }
                     sys::ValueType::napi_number => {
                         let mut v = 0f64;
                         sys::napi_get_value_double(env, ret, &mut v);
-                        if v.is_finite() && v.fract() == 0.0 {
-                            Ok(v as i64 as u64)
-                        } else {
-                            Err(fail(format!("helper {id} returned {v}, not an integer")))
-                        }
+                        safe_integer(v).ok_or_else(|| {
+                            fail(format!("helper {id} returned {}, not a safe integer (use a bigint for 64-bit values)", number_text(v)))
+                        })
                     }
                     sys::ValueType::napi_undefined => Ok(0),
                     _ => Err(fail(format!(
@@ -140,6 +149,24 @@ impl Dispatcher {
         };
         CURRENT.with(|c| c.set(outer));
         result
+    }
+}
+
+/// Largest integer a JavaScript number holds exactly (`Number.MAX_SAFE_INTEGER`).
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// `v` as a 64-bit word (negative values two's complement) when it is a safe integer; beyond
+/// 2^53 a number is already rounded, so it is refused rather than converted.
+fn safe_integer(v: f64) -> Option<u64> {
+    (v.fract() == 0.0 && v.abs() <= MAX_SAFE_INTEGER).then_some(v as i64 as u64)
+}
+
+/// A number as JavaScript would print it closely enough for a message (1e300 rather than 301 digits).
+fn number_text(v: f64) -> String {
+    if v.is_finite() && v.abs() >= 1e21 {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
     }
 }
 
