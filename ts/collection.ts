@@ -203,7 +203,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
       opts.mapReplacements === undefined
         ? {}
         : checkObject<Record<string, BpfMap>>(LoadError, 'mapReplacements', opts.mapReplacements)
-    for (const [name, m] of Object.entries(replacements)) asBpfMap(m, `mapReplacements[${JSON.stringify(name)}]`)
+    for (const [name, m] of Object.entries(replacements)) asBpfMap(m, `mapReplacements['${name}']`)
     const pinPath = opts.pinPath === undefined ? '/sys/fs/bpf' : checkString(LoadError, 'pinPath', opts.pinPath)
     this.spec = spec
     const limit = opts.memoryLimit ?? DEFAULT_COLLECTION_MEMORY

@@ -228,7 +228,7 @@ export function loadCollectionSpecSync(pathOrBytes: string | Uint8Array, options
   } else {
     throw new EbpfError(
       'EINVAL',
-      `loadCollectionSpec takes a file path or a Uint8Array, got ${describeValue(pathOrBytes)}`,
+      `loadCollectionSpec takes the path of an object file or its bytes (a Uint8Array), got ${describeValue(pathOrBytes)}`,
     )
   }
   const obj = loadObject(bytes, optionsObject<LoadOptions>(EbpfError, 'load options', options))
