@@ -70,9 +70,8 @@ fn extents(state: &RunState, maps: &RunMaps) -> Vec<Named> {
         };
         add_strided(start, len, start, stride, region);
     }
-    let mut add = |start: u64, len: u64, base: u64, region: String| {
-        add_strided(start, len, base, 0, region)
-    };
+    let mut add =
+        |start: u64, len: u64, base: u64, region: String| add_strided(start, len, base, 0, region);
     let (stack, stack_len) = state.stack;
     add(stack, stack_len, stack + stack_len, "stack".into());
     for s in &state.callback_stacks {
