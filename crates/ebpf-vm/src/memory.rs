@@ -141,8 +141,17 @@ impl Regions {
         // Earlier regions it covers with the same writability give the same answers as it does
         // (exactly so while no region overlaps another: then it alone contains their bytes).
         if !self.overlapping {
-            self.sorted
-                .retain(|(r, _)| !(covers(&region, r) && r.writable == region.writable));
+            // Only regions that start inside it can lie inside it: a push searches, removes what it
+            // replaces and inserts, without walking the whole table.
+            let mut i = self.sorted.partition_point(|(r, _)| r.start < region.start);
+            while i < self.sorted.len() && self.sorted[i].0.start < ends(&region) {
+                let r = &self.sorted[i].0;
+                if covers(&region, r) && r.writable == region.writable {
+                    self.sorted.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
         }
         let at = self
             .sorted
