@@ -489,7 +489,7 @@ describe.skipIf(suite.length === 0)('round trip of every conformance program', (
 })
 
 // ---------------------------------------------------------------------------------------------
-// Disassembler: non-canonical slots and random bytes read back exactly.
+// Disassembler: non-canonical slots read back exactly (random bytes: fuzz-parsers.test.ts).
 // ---------------------------------------------------------------------------------------------
 describe('disassembler', () => {
   it('prints slots without a canonical form as .8byte', () => {
@@ -520,35 +520,6 @@ describe('disassembler', () => {
     expect(hex(assemble(disassemble(b)))).toBe(hex(b))
   })
 
-  it('reads back whatever it prints, for random bytes (both dialects)', () => {
-    let seed = 0x12345678
-    const rand = () => {
-      // xorshift32: deterministic, so a failure reproduces
-      seed ^= seed << 13
-      seed ^= seed >>> 17
-      seed ^= seed << 5
-      return seed >>> 0
-    }
-    for (let round = 0; round < 200; round++) {
-      const slots = 1 + (rand() % 12)
-      const b = new Uint8Array(slots * 8)
-      for (let i = 0; i < b.length; i += 8) {
-        b[i] = rand() & 0xff
-        // Mostly small registers and zero fields, so that many slots are canonical.
-        b[i + 1] = rand() % 4 === 0 ? rand() & 0xff : (rand() % 11) | (((rand() % 11) << 4) * (rand() % 2))
-        const off = rand() % 3 === 0 ? rand() & 0xffff : rand() % 3 === 0 ? rand() % 8 : 0
-        b[i + 2] = off & 0xff
-        b[i + 3] = off >> 8
-        const imm = rand() % 3 === 0 ? rand() : [0, 1, 16, 32, 64, 0xe1, 0xf1, 0x41][rand() % 8]!
-        new DataView(b.buffer).setUint32(i + 4, imm, true)
-      }
-      for (const dialect of ['llvm', 'conformance'] as const) {
-        const text = disassemble(b, { dialect })
-        expect(hex(assemble(text)), text).toBe(hex(b))
-      }
-    }
-  })
-
   it('rejects truncated bytecode with EINVAL', () => {
     expectError(() => disassemble(new Uint8Array(12)), FormatError, undefined, /not a multiple of 8/)
     expect(() => disassemble(new Uint8Array(12))).toThrow(/byte offset 8/)
@@ -565,36 +536,6 @@ describe('disassembler', () => {
 // Errors: class, code, 1-based line and column.
 // ---------------------------------------------------------------------------------------------
 describe('assembler errors', () => {
-  it('random text only ever throws AssembleError, and what assembles round-trips', () => {
-    const fragments = ['r0', 'w1', '%r2', 'r11', '=', '+=', 's>>=', 's<', '*', '(', 'u32', ')', '[', ']', '+', '-']
-    fragments.push('0x10', '5', 'll', 'goto', 'if', 'lock', 'call', 'local', 'exit', 'mov', 'ldxw', 'lddw', 'jeq', ',')
-    fragments.push('skb', 'atomic_fetch_add', 'xchg_64', 'cmpxchg_64', '(s8)', 'be16', '<', '>', ':', 'label', 'fetch')
-    fragments.push('add32', '.8byte', 'pc', 'gotol', 'callx', '0xffffffffffffffffff', '-0x8000', '#', ';', '\t')
-    fragments.push('constructor', '__proto__', 'toString')
-    let seed = 42
-    const rand = (n: number) => {
-      seed ^= seed << 13
-      seed ^= seed >>> 17
-      seed ^= seed << 5
-      return (seed >>> 0) % n
-    }
-    let assembled = 0
-    for (let i = 0; i < 20000; i++) {
-      let text = ''
-      for (let k = 1 + rand(10); k > 0; k--) text += fragments[rand(fragments.length)] + (rand(2) ? ' ' : '')
-      let b: Uint8Array
-      try {
-        b = assemble(text)
-      } catch (e) {
-        expect(e, text).toBeInstanceOf(AssembleError)
-        continue
-      }
-      assembled++
-      expect(hex(assemble(disassemble(b))), text).toBe(hex(b))
-    }
-    expect(assembled).toBeGreaterThan(500)
-  })
-
   it('unknown mnemonic', () => {
     expectError(
       () => assemble('mov %r0, 1\n  frob %r0, 1'),

@@ -12,8 +12,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { Btf } from '../ts/btf/btf.js'
 import { applyCoreRelocations } from '../ts/btf/core.js'
-import { MAX_C_DUMP_CHARS } from '../ts/btf/dump-c.js'
-import { MAX_RAW_DUMP_CHARS } from '../ts/btf/dump-raw.js'
+import { textLimits } from '../ts/btf/limits.js'
 import { btf, EbpfError, FormatError } from '../ts/index.js'
 import { BtfBuilder, nestedUnions } from './helpers/btf-builder.js'
 
@@ -122,7 +121,7 @@ describe('nesting and sharing', () => {
     // top spells the 6th union once; each union spells its inner one three times.
     expect(count(c, 'int m0;')).toBe(3 ** 5)
     expect(count(c, 'union {')).toBe(1 + 3 + 9 + 27 + 81 + 243)
-    expect(c.length).toBeLessThan(MAX_C_DUMP_CHARS)
+    expect(c.length).toBeLessThan(textLimits(b.types).chars)
   })
 
   it('a type reused at every level does not make codecs exponential', () => {
@@ -363,9 +362,12 @@ describe('output size', () => {
     )
     const blob = b.build()
     expect(blob.length).toBeLessThan(128 * 1024)
-    // 5,000 x 60 KiB = 293 MiB of text.
-    expect(5000 * name.length).toBeGreaterThan(MAX_RAW_DUMP_CHARS)
-    expectCode(() => btf.parse(blob).dump({ format: 'raw' }), 'E2BIG', /raw dump/)
+    // 5,000 x 60 KiB = 293 MiB of text from a blob of 120 KB. The limit is 1 MiB, plus 128 per
+    // record (3 types with void, 5,000 members), plus twice the distinct names ('void', 'int', 's'
+    // and the long one): 1,048,576 + 128 x 5,003 + 2 x (4 + 3 + 1 + 61,440) = 1,811,856.
+    const parsed = btf.parse(blob)
+    expect(textLimits(parsed.types).rawChars).toBe(1_811_856)
+    expectCode(() => parsed.dump({ format: 'raw' }), 'E2BIG', /more than 1811856 characters/)
   })
 })
 

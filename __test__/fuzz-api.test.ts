@@ -5,17 +5,8 @@
  */
 import { describe, expect, it } from 'vitest'
 import { type EbpfError, LoadError, Program, TrapError } from '../ts/index'
-
-// A small deterministic generator (xorshift32), so a failure names a reproducible seed.
-function rng(seed: number) {
-  let x = seed || 1
-  return () => {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    return x >>> 0
-  }
-}
+import { FUZZ_SEED, fuzzTimeoutMs, LONG, LONG_SECONDS } from './helpers/fuzz-runner'
+import { Random } from './helpers/random'
 
 // Opcodes that exist (ALU/JMP/LD/ST of every class), plus a few that do not.
 const OPCODES = [
@@ -96,38 +87,48 @@ function randomProgram(next: () => number): Uint8Array {
 
 describe('random bytecode through the public API', () => {
   for (const engine of ['interpreter', 'jit'] as const) {
-    it(`${engine}: 3000 programs give results or typed errors`, () => {
-      const next = rng(engine === 'jit' ? 7 : 11)
-      const outcomes = { loaded: 0, rejected: 0, ran: 0, trapped: 0 }
-      for (let i = 0; i < 3000; i++) {
-        const code = randomProgram(next)
-        let prog: Program
-        try {
-          prog = new Program({ instructions: code, engine, budget: 5000 })
-          outcomes.loaded++
-        } catch (e) {
-          expect(e).toBeInstanceOf(LoadError)
-          expect((e as EbpfError).code).toMatch(/^E[A-Z0-9]+$/)
-          outcomes.rejected++
-          continue
+    it(
+      `${engine}: 3000 programs give results or typed errors`,
+      () => {
+        // EBPF_FUZZ_LONG=1: as many programs as fit EBPF_FUZZ_SECONDS, from seed EBPF_FUZZ_SEED.
+        const seed = LONG ? FUZZ_SEED : engine === 'jit' ? 7 : 11
+        const random = new Random(seed)
+        const next = () => random.u32()
+        const outcomes = { loaded: 0, rejected: 0, ran: 0, trapped: 0 }
+        const deadline = Date.now() + LONG_SECONDS * 1000
+        let i = 0
+        for (; LONG ? Date.now() < deadline : i < 3000; i++) {
+          const code = randomProgram(next)
+          let prog: Program
+          try {
+            prog = new Program({ instructions: code, engine, budget: 5000 })
+            outcomes.loaded++
+          } catch (e) {
+            expect(e).toBeInstanceOf(LoadError)
+            expect((e as EbpfError).code).toMatch(/^E[A-Z0-9]+$/)
+            outcomes.rejected++
+            continue
+          }
+          const data = Uint8Array.from({ length: next() % 64 }, () => next() & 0xff)
+          try {
+            const res = prog.run({ data })
+            expect(res.insnCount).toBeLessThanOrEqual(5000)
+            expect(res.data.length).toBe(data.length)
+            outcomes.ran++
+          } catch (e) {
+            expect(e).toBeInstanceOf(TrapError)
+            expect((e as TrapError).insnCount).toBeLessThanOrEqual(5000)
+            outcomes.trapped++
+          }
         }
-        const data = Uint8Array.from({ length: next() % 64 }, () => next() & 0xff)
-        try {
-          const res = prog.run({ data })
-          expect(res.insnCount).toBeLessThanOrEqual(5000)
-          expect(res.data.length).toBe(data.length)
-          outcomes.ran++
-        } catch (e) {
-          expect(e).toBeInstanceOf(TrapError)
-          expect((e as TrapError).insnCount).toBeLessThanOrEqual(5000)
-          outcomes.trapped++
-        }
-      }
-      // The generator must exercise both sides of each question.
-      expect(outcomes.loaded).toBeGreaterThan(100)
-      expect(outcomes.rejected).toBeGreaterThan(100)
-      expect(outcomes.ran).toBeGreaterThan(10)
-      expect(outcomes.trapped).toBeGreaterThan(10)
-    })
+        console.log(`fuzz api ${engine}: ${i} programs (seed ${seed}): ${JSON.stringify(outcomes)}`)
+        // The generator must exercise both sides of each question.
+        expect(outcomes.loaded).toBeGreaterThan(100)
+        expect(outcomes.rejected).toBeGreaterThan(100)
+        expect(outcomes.ran).toBeGreaterThan(10)
+        expect(outcomes.trapped).toBeGreaterThan(10)
+      },
+      fuzzTimeoutMs(60_000),
+    )
   }
 })

@@ -7,6 +7,7 @@
 import { describeValue } from '../arguments.js'
 import { EbpfError } from '../errors.js'
 import type { Btf } from './btf.js'
+import { textLimits } from './limits.js'
 import type { BtfType } from './types.js'
 
 /** A JavaScript value as a codec produces or accepts it. */
@@ -40,7 +41,7 @@ const MAX_ENCODED_SIZE = 1 << 30
  * JavaScript values one decode may create beyond one per byte: zero-size elements (`struct {} x[n]`)
  * give values without bytes, and nested arrays of them would make a decode of no bytes exponential.
  */
-const MAX_EXTRA_VALUES = 1 << 20
+const MAX_EXTRA_VALUES = 1 << 16
 
 function bad(path: string, message: string): never {
   throw new EbpfError('EINVAL', `${path || 'value'}: ${message}`)
@@ -62,6 +63,7 @@ function checkView(view: unknown, offset: unknown, size: number): void {
 /** Builds a codec for type `id` of `btf`. */
 export function codec(btf: Btf, id: number): Codec {
   work = 0
+  maxWork = textLimits(btf.types).work
   building.clear()
   const part = build(btf, id, 0)
   return {
@@ -99,12 +101,13 @@ export function codec(btf: Btf, id: number): Codec {
 const partCache = new WeakMap<Btf, Map<number, Part & { values: number }>>()
 /** Parts built and members visited in one codec() call; bounded for the same reason. */
 let work = 0
-const MAX_WORK = 1_000_000
+/** The limit of the current codec() call: in proportion to the BTF (ts/btf/limits.ts). */
+let maxWork = 0
 /** Types whose part is being built: meeting one again is a type that contains itself by value. */
 const building = new Set<number>()
 
 function tooComplex(id: number): EbpfError {
-  return new EbpfError('E2BIG', `BTF type #${id} is too complex to encode: more than ${MAX_WORK} steps`)
+  return new EbpfError('E2BIG', `BTF type #${id} is too complex to encode: more than ${maxWork} steps`)
 }
 
 function build(btf: Btf, id: number, depth: number): Part & { values: number } {
@@ -115,7 +118,7 @@ function build(btf: Btf, id: number, depth: number): Part & { values: number } {
   }
   const hit = cache.get(id)
   if (hit) return hit
-  if (++work > MAX_WORK) throw tooComplex(id)
+  if (++work > maxWork) throw tooComplex(id)
   if (building.has(id)) throw new EbpfError('EINVAL', `BTF type #${id} contains itself`)
   building.add(id)
   const part = buildUncached(btf, id, depth)
@@ -402,7 +405,7 @@ interface Field {
 function fields(btf: Btf, t: BtfType, baseBits: number, depth: number, out: Field[]): void {
   if (depth > MAX_DEPTH) throw new EbpfError('EINVAL', `BTF type #${t.id} nests too deeply to encode`)
   for (const m of t.members!) {
-    if (++work > MAX_WORK) throw tooComplex(t.id)
+    if (++work > maxWork) throw tooComplex(t.id)
     const bitOffset = baseBits + m.bitOffset
     const inner = btf.resolve(m.type)
     if (m.name === '' && (inner.kind === 'STRUCT' || inner.kind === 'UNION')) {

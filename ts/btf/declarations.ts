@@ -5,12 +5,8 @@
 import { checkDenseArray, checkObject, checkString, describeValue } from '../arguments.js'
 import { EbpfError, FormatError } from '../errors.js'
 import { Btf } from './btf.js'
+import { type TextLimits, textLimits } from './limits.js'
 import type { BtfType } from './types.js'
-
-/** Type references and members visited for one run; vmlinux needs about 70,000. */
-const MAX_WORK = 1_000_000
-/** Characters of TypeScript built for one run (nested literals count once per level); vmlinux: about 3 M. */
-const MAX_CHARS = 64 * 1024 * 1024
 
 /**
  * The budget of one run: anonymous types are written out where used, so a hostile BTF (one
@@ -20,23 +16,28 @@ const MAX_CHARS = 64 * 1024 * 1024
 class Budget {
   private work = 0
   private chars = 0
+  private readonly limits: TextLimits
+
+  constructor(btf: Btf) {
+    this.limits = textLimits(btf.types)
+  }
 
   step(): void {
-    if (++this.work > MAX_WORK) {
+    if (++this.work > this.limits.work) {
       throw new FormatError(
-        `BTF is too complex to declare in TypeScript: more than ${MAX_WORK} type references`,
+        `BTF is too complex to declare in TypeScript: more than ${this.limits.work} type references`,
         undefined,
         'E2BIG',
       )
     }
   }
 
-  /** Counts a string just built. */
+  /** Counts a string just built (nested literals count once per level). */
   text(s: string): string {
     this.chars += s.length
-    if (this.chars > MAX_CHARS) {
+    if (this.chars > this.limits.chars) {
       throw new FormatError(
-        `BTF is too large to declare in TypeScript: more than ${MAX_CHARS} characters`,
+        `BTF is too large to declare in TypeScript: more than ${this.limits.chars} characters`,
         undefined,
         'E2BIG',
       )
@@ -70,7 +71,7 @@ export function tsTypeOf(btf: Btf, id: number, depth = 0, inline = false): strin
   checkBtf(btf)
   if (typeof depth !== 'number' || !Number.isInteger(depth))
     throw new EbpfError('EINVAL', `depth must be an integer, got ${describeValue(depth)}`)
-  return typeOf(btf, id, depth, inline === true, new Budget())
+  return typeOf(btf, id, depth, inline === true, new Budget(btf))
 }
 
 function checkBtf(btf: unknown): void {
@@ -189,7 +190,7 @@ export interface DeclarationExtras {
 export function generateDeclarations(btf: Btf, extras: DeclarationExtras = {}): string {
   checkBtf(btf)
   checkExtras(extras)
-  const budget = new Budget()
+  const budget = new Budget(btf)
   const lines: string[] = ['// Generated from BTF by ebpf: the JavaScript shapes of the C types.', '']
   const seen = new Set<string>()
   for (const t of btf.types) {

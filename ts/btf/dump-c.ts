@@ -6,18 +6,11 @@
  */
 import { FormatError } from '../errors.js'
 import type { Btf } from './btf.js'
+import { type TextLimits, textLimits } from './limits.js'
 import type { BtfMember, BtfType } from './types.js'
 
 /** Deeper type graphs than this are cyclic or hostile; real ones are far shallower. */
 const MAX_DEPTH = 64
-/** Declarator steps for one dump; vmlinux (150k types) needs about 125,000. */
-const MAX_WORK = 1_000_000
-/**
- * Characters the dump may build (counted where strings are made, so nested bodies count once per
- * level): vmlinux's 3 MB header counts about 4.5 M. The limit stops hostile BTF (anonymous types
- * inlined many times, long names used often) before it exhausts the heap.
- */
-export const MAX_C_DUMP_CHARS = 64 * 1024 * 1024
 
 export function dumpC(btf: Btf): string {
   return new CDumper(btf).run()
@@ -66,10 +59,14 @@ class CDumper {
   /** Padding members get names unique in the whole header (anonymous members share their parent's scope). */
   private padCount = 0
   private work = 0
-  /** Characters built so far (see MAX_C_DUMP_CHARS). */
+  /** Characters built so far (counted where strings are made, each once). */
   private chars = 0
+  /** Declarator steps and characters this BTF may take (ts/btf/limits.ts). */
+  private readonly limits: TextLimits
 
-  constructor(private readonly btf: Btf) {}
+  constructor(private readonly btf: Btf) {
+    this.limits = textLimits(btf.types)
+  }
 
   run(): string {
     const types = this.btf.types
@@ -124,12 +121,12 @@ class CDumper {
     this.out.push(...lines)
   }
 
-  /** Counts `n` characters about to be built against MAX_C_DUMP_CHARS. */
+  /** Counts `n` characters about to be built against the limit. */
   private charge(n: number): void {
     this.chars += n
-    if (this.chars > MAX_C_DUMP_CHARS) {
+    if (this.chars > this.limits.chars) {
       throw new FormatError(
-        `BTF is too large for a C dump: more than ${MAX_C_DUMP_CHARS} characters of declarations`,
+        `BTF is too large for a C dump: more than ${this.limits.chars} characters of declarations for ${this.btf.count} types`,
         undefined,
         'E2BIG',
       )
@@ -384,19 +381,20 @@ class CDumper {
   private decl(id: number, declarator: string, indent: string, quals: string[] = [], depth = 0): string {
     if (depth > MAX_DEPTH) throw tooDeep(id)
     // Anonymous types are spelled out where used; a hostile BTF could make that exponential.
-    if (++this.work > MAX_WORK)
+    if (++this.work > this.limits.work) {
       throw new FormatError(
-        `BTF is too complex for a C dump: more than ${MAX_WORK} declarator steps`,
+        `BTF is too complex for a C dump: more than ${this.limits.work} declarator steps for ${this.btf.count} types`,
         undefined,
         'E2BIG',
       )
+    }
     // Each step builds a new declarator around the old one.
     this.charge(declarator.length + indent.length)
     const t0 = this.btf.typeById(id)
     const t = this.canon(t0)
     const q = quals.length ? `${[...new Set(quals)].join(' ')} ` : ''
-    const sep = (s: string) => {
-      this.charge(s.length + 1)
+    const sep = (s: string, charged = 0) => {
+      this.charge(s.length - charged + 1)
       return declarator === '' ? s : `${s} ${declarator}`
     }
     switch (t.kind) {
@@ -432,7 +430,11 @@ class CDumper {
       case 'STRUCT':
       case 'UNION':
         if (t.name !== '') return sep(`${q}${this.tagged(t)}`)
-        return sep(`${q}${this.body(t, indent, depth + 1)}`)
+        {
+          // The body counted its own lines.
+          const body = this.body(t, indent, depth + 1)
+          return sep(`${q}${body}`, body.length)
+        }
       case 'FWD':
         return sep(`${q}${this.tagged(t)}`)
       case 'ENUM':

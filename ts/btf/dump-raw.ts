@@ -3,13 +3,8 @@
  * `dump_btf_type` in bpftool's btf.c): one entry per type id from 1, members indented by a tab.
  */
 import { FormatError } from '../errors.js'
+import { RAW_LINE_CHARS, textLimits } from './limits.js'
 import type { BtfType } from './types.js'
-
-/**
- * Characters of one raw dump: vmlinux's is about 12 M. Names are stored once but printed at every
- * use, so a small hostile blob (many members naming one long string) could print gigabytes.
- */
-export const MAX_RAW_DUMP_CHARS = 128 * 1024 * 1024
 
 const INT_ENCODINGS: Record<number, string> = { 0: '(none)', 1: 'SIGNED', 2: 'CHAR', 4: 'BOOL' }
 const LINKAGE = ['static', 'global', 'extern']
@@ -83,6 +78,7 @@ export function dumpTypeRaw(t: BtfType, types: readonly BtfType[]): string {
 
 export function dumpRaw(types: readonly BtfType[]): string {
   const parts: string[] = []
+  const limit = textLimits(types).rawChars
   let chars = 0
   for (let i = 1; i < types.length; i++) {
     const t = types[i]!
@@ -92,10 +88,11 @@ export function dumpRaw(types: readonly BtfType[]): string {
     for (const v of t.values ?? []) names += v.name.length
     for (const p of t.params ?? []) names += p.name.length
     for (const v of t.vars ?? []) names += types[v.type]?.name.length ?? 0
-    chars += names + 80 * (1 + (t.members?.length ?? t.values?.length ?? t.params?.length ?? t.vars?.length ?? 0))
-    if (chars > MAX_RAW_DUMP_CHARS) {
+    const lines = 1 + (t.members?.length ?? t.values?.length ?? t.params?.length ?? t.vars?.length ?? 0)
+    chars += names + RAW_LINE_CHARS * lines
+    if (chars > limit) {
       throw new FormatError(
-        `BTF is too large for a raw dump: more than ${MAX_RAW_DUMP_CHARS} characters`,
+        `BTF is too large for a raw dump: more than ${limit} characters for ${types.length} types`,
         undefined,
         'E2BIG',
       )
