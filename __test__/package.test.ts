@@ -102,7 +102,8 @@ afterAll(() => {
 describe('the packed tarballs', () => {
   it('main package: the built JavaScript and types, the loader, the CLI, what the README links; no binary', () => {
     const files = tarList(mainTgz)
-    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'bin/ebpf.js', 'package.json']) {
+    const shipped = ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'bin/ebpf.js', 'package.json']
+    for (const f of [...shipped, 'LICENSE-MIT', 'LICENSE-APACHE']) {
       expect(files).toContain(f)
     }
     expect(files).toContain('native/index.js')
@@ -132,8 +133,9 @@ describe('the packed tarballs', () => {
     expect(installed.optionalDependencies).toEqual({ [PLATFORM.name]: PKG.version })
   })
 
-  it('platform package: its binary, package.json and README', () => {
-    expect(tarList(platformTgz).sort()).toEqual([PLATFORM.main, 'README.md', 'package.json'].sort())
+  it('platform package: its binary, package.json, README and the two licenses', () => {
+    const expected = [PLATFORM.main, 'README.md', 'package.json', 'LICENSE-MIT', 'LICENSE-APACHE']
+    expect(tarList(platformTgz).sort()).toEqual(expected.sort())
   })
 
   it('prepack refuses a platform package without its binary, and a main package without its loader', () => {
