@@ -220,10 +220,17 @@ impl dyn Map {
 
     /// Stops user-space writes for good (programs may still write unless `BPF_F_RDONLY_PROG`).
     /// EBUSY while user space holds a writable view of the values (`view::WritableView`), as the
-    /// kernel refuses while a writable mmap exists. Freezing twice is harmless (the kernel says
-    /// EBUSY; there is nothing to protect here).
+    /// kernel refuses while a writable mmap exists. Freezing a frozen map is EPERM, as in Linux
+    /// 6.18 (`map_freeze` finds no write permission left on a frozen map; `bpftool map freeze`
+    /// twice says "Operation not permitted").
     pub fn freeze(&self) -> MapResult<()> {
         let writers = self.common().lock_writers();
+        if self.is_frozen() {
+            return Err(MapError::new(
+                ErrorCode::Eperm,
+                format!("map {} is frozen already", self.id()),
+            ));
+        }
         if *writers > 0 {
             return Err(MapError::new(
                 ErrorCode::Ebusy,

@@ -90,6 +90,8 @@ mod tests {
         m.freeze().unwrap();
         assert!(m.is_frozen());
         assert_eq!(WritableView::open(&m).err().unwrap().code, ErrorCode::Eperm);
+        // A second freeze: EPERM, as `bpftool map freeze` twice on Linux 6.18.
+        assert_eq!(m.freeze().unwrap_err().code, ErrorCode::Eperm);
         let hash = create(MapDef::new(MapType::Hash, 4, 8, 2)).unwrap();
         assert_eq!(
             WritableView::open(&hash).err().unwrap().code,
