@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::ptr;
 use std::thread::{self, ThreadId};
 
-use ebpf_vm::helpers::{HelperContext, HelperError};
+use ebpf_vm::helpers::{HelperContext, HelperError, HelperPrototype};
 use ebpf_vm::HelperTable;
 use napi::bindgen_prelude::*;
 use napi::sys;
@@ -170,13 +170,14 @@ fn number_text(v: f64) -> String {
     }
 }
 
-/// Registers `ids` in `table`, each calling `dispatcher` with its id.
+/// Registers `ids` in `table` with their `prototypes`, each calling `dispatcher` with its id.
 pub(crate) fn register(
     env: &Env,
     table: &mut HelperTable,
     dispatcher: &JsDispatcher<'_>,
     ids: &[u32],
     names: &[String],
+    prototypes: &[HelperPrototype],
 ) -> Result<()> {
     let mut func = ptr::null_mut();
     // SAFETY: a reference to a live function value of this env.
@@ -198,7 +199,8 @@ pub(crate) fn register(
             .get(i)
             .cloned()
             .unwrap_or_else(|| format!("js_helper_{id}"));
-        table.register(id, &name, move |cx, args| d.call(cx, id, args));
+        let prototype = prototypes.get(i).copied().unwrap_or_default();
+        table.register_with_prototype(id, &name, prototype, move |cx, args| d.call(cx, id, args));
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 pub mod js_helpers;
 pub mod map;
 pub mod program;
+pub mod prototypes;
 
 pub use map::NativeMap;
 pub use program::NativeProgram;

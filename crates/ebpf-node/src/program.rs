@@ -37,6 +37,8 @@ pub struct NativeProgramOptions {
     /// Helper ids served by the JavaScript dispatcher given to `loadProgram`, and their names.
     pub js_helper_ids: Option<Vec<u32>>,
     pub js_helper_names: Option<Vec<String>>,
+    /// Their prototypes, in the same order (what one leaves out is "scalars in, scalar out").
+    pub js_helper_prototypes: Option<Vec<crate::prototypes::NativeHelperDeclaration>>,
     /// 'refuse' (default) | 'allow': whether a run may let host addresses out.
     pub pointer_leaks: Option<String>,
     /// JIT constant blinding (default true).
@@ -120,17 +122,22 @@ fn lock(perf: &SharedPerf) -> std::sync::MutexGuard<'_, PerfBuffer> {
     perf.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn parse_options(
-    o: &NativeProgramOptions,
-    perf: &SharedPerf,
-) -> std::result::Result<ProgramOptions, Box<NativeError>> {
-    let prog_type = match o.prog_type.as_str() {
+/// The program type named `name` (as `ProgramOptions.type` spells it).
+pub(crate) fn prog_type(name: &str) -> std::result::Result<ProgramType, Box<NativeError>> {
+    Ok(match name {
         "raw" => ProgramType::Raw,
         "socket_filter" => ProgramType::SocketFilter,
         "xdp" => ProgramType::Xdp,
         "tracing" => ProgramType::Tracing,
         other => return Err(Box::new(invalid(format!("unknown program type '{other}'")))),
-    };
+    })
+}
+
+fn parse_options(
+    o: &NativeProgramOptions,
+    perf: &SharedPerf,
+) -> std::result::Result<ProgramOptions, Box<NativeError>> {
+    let prog_type = prog_type(&o.prog_type)?;
     let engine = match o.engine.as_str() {
         "interpreter" => Engine::Interpreter,
         "jit" => Engine::Jit,
@@ -616,13 +623,30 @@ pub fn load_program(
 ) -> Result<Either<NativeProgram, NativeLoadResult>> {
     let perf = SharedPerf::default();
     let mut parsed = parse_options(&options, &perf);
+    let ids = options.js_helper_ids.as_deref().unwrap_or(&[]);
+    let declarations = options.js_helper_prototypes.as_deref().unwrap_or(&[]);
+    let prototypes = match ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| crate::prototypes::declared(id, declarations.get(i)))
+        .collect::<std::result::Result<Vec<_>, _>>()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            if parsed.is_ok() {
+                parsed = Err(e);
+            }
+            Vec::new()
+        }
+    };
     if let (Ok(opts), Some(dispatcher)) = (&mut parsed, &js_helpers) {
         crate::js_helpers::register(
             &env,
             &mut opts.helpers,
             dispatcher,
-            options.js_helper_ids.as_deref().unwrap_or(&[]),
+            ids,
             options.js_helper_names.as_deref().unwrap_or(&[]),
+            &prototypes,
         )?;
     }
     let loaded = parsed

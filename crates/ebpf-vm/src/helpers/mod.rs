@@ -1,6 +1,10 @@
 //! Helper functions, by the kernel's numbering. A helper receives r1-r5 and the run's context (its
 //! memory regions, so that pointer arguments are checked like any other access) and returns r0 or
 //! an error that stops the run. Both engines call helpers through the same `HelperTable`.
+//! Every helper carries a `HelperPrototype` (argument and return types in the kernel's
+//! vocabulary, GPL flag, program types) for the verifier: the kernel's for the helpers this
+//! engine implements (`kernel_prototypes`), "scalars in, scalar out" unless an embedder declares
+//! its own (`register_with_prototype`).
 //!
 //! Contracts between helpers and the engines (all through `interpreter::call_helper`):
 //! - Callbacks (`bpf_loop`, `bpf_for_each_map_elem`): a helper calls
