@@ -3,7 +3,7 @@
  * (`bpf_func_proto`: `RET_PTR_TO_MAP_VALUE_OR_NULL`, `ARG_CONST_MAP_PTR`, ...), as Linux 6.18
  * declares them; `kernelProgTypes` are the kernel program types that offer each helper.
  */
-import { LoadError } from './errors.js'
+import { fromCodedError, LoadError } from './errors.js'
 import { native } from './native.js'
 import type { ProgramType } from './program.js'
 
@@ -26,6 +26,6 @@ export function helperPrototypes(type: ProgramType = 'raw'): HelperPrototype[] {
   try {
     return native.helperPrototypes(type)
   } catch (e) {
-    throw new LoadError('EINVAL', e instanceof Error ? e.message : String(e))
+    throw fromCodedError(e, LoadError, 'program type')
   }
 }

@@ -409,7 +409,10 @@ function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
 /** One packet's outcome in `runBatch`. */
 export type BatchEntry = ({ ok: true } & RunResult) | { ok: false; error: LoadError | TrapError }
 
-/** The packets of a batch as one buffer and their lengths (one crossing into the engine). */
+/**
+ * The packets of a batch as one buffer and their lengths (one crossing into the engine). The
+ * buffer is new and private, so the async form hands it to the engine to keep, without a copy.
+ */
 function concatPackets(packets: readonly Uint8Array[]): { all: Buffer; lengths: number[] } {
   checkDenseArray(LoadError, 'packets', packets)
   const lengths = packets.map((p, i) => checkBytes(LoadError, `packets[${i}]`, p).byteLength)

@@ -12,7 +12,9 @@ use ebpf_vm::{
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::errors::{einval, thrown, Code};
 use crate::{invalid, NativeError};
+use ebpf_vm::ErrorCode;
 
 /// Options of `loadProgram`, already checked by the TypeScript layer.
 #[napi(object)]
@@ -428,25 +430,36 @@ impl NativeProgram {
         packets: &[u8],
         lengths: Vec<u32>,
         input: NativeRunInput,
-    ) -> Result<NativeBatch> {
+    ) -> Result<NativeBatch, Code> {
+        check_lengths(packets.len(), &lengths)?;
         let limits = run_limits(&input, None);
-        let inputs = batch_inputs(packets, &lengths, &input, &limits)?;
-        Ok(pack(inputs.iter().map(|i| self.inner.test_run(i))))
+        let mut input = test_input(&input, &[], &limits);
+        Ok(pack(run_packets(
+            &self.inner,
+            packets,
+            &lengths,
+            &mut input,
+        )))
     }
 
     /// `run_batch` on the libuv thread pool; `cancel` stops the run under way and the rest.
+    /// `packets` must be the caller's private buffer: the task keeps it, without a copy, until
+    /// it ends.
     #[napi(catch_unwind, ts_return_type = "Promise<NativeBatch>")]
     pub fn run_batch_async(
         &self,
-        packets: &[u8],
+        packets: Buffer,
         lengths: Vec<u32>,
         input: NativeRunInput,
         cancel: Option<&NativeCancelToken>,
-    ) -> Result<AsyncTask<BatchTask>> {
+    ) -> Result<AsyncTask<BatchTask>, Code> {
+        check_lengths(packets.len(), &lengths)?;
         let limits = run_limits(&input, cancel);
         Ok(AsyncTask::new(BatchTask {
             program: self.inner.clone(),
-            inputs: batch_inputs(packets, &lengths, &input, &limits)?,
+            input: test_input(&input, &[], &limits),
+            packets,
+            lengths,
         }))
     }
 }
@@ -479,32 +492,32 @@ pub struct NativeBatchError {
     pub error: NativeError,
 }
 
-/// One test-run input per packet, all under the call's `limits` (one deadline for the batch).
-fn batch_inputs(
-    packets: &[u8],
-    lengths: &[u32],
-    input: &NativeRunInput,
-    limits: &RunLimits,
-) -> Result<Vec<TestRunInput>> {
-    let total: u64 = lengths.iter().map(|&l| l as u64).sum();
-    if total != packets.len() as u64 {
-        return Err(Error::new(
-            Status::InvalidArg,
-            format!(
-                "EINVAL: packet lengths add up to {total} bytes, the packets have {}",
-                packets.len()
-            ),
-        ));
+/// `EINVAL` unless `lengths` add up to the `total` bytes of the packets.
+fn check_lengths(total: usize, lengths: &[u32]) -> Result<(), Code> {
+    let sum: u64 = lengths.iter().map(|&l| l as u64).sum();
+    if sum != total as u64 {
+        return Err(einval(format!(
+            "packet lengths add up to {sum} bytes, the packets have {total}"
+        )));
     }
+    Ok(())
+}
+
+/// Runs each packet of `packets` (`lengths[i]` bytes each, checked by `check_lengths`) in order,
+/// with the other inputs of `input`, whose data buffer is reused from packet to packet.
+fn run_packets<'a>(
+    program: &'a Program,
+    packets: &'a [u8],
+    lengths: &'a [u32],
+    input: &'a mut TestRunInput,
+) -> impl Iterator<Item = TestRunOutput> + 'a {
     let mut at = 0usize;
-    Ok(lengths
-        .iter()
-        .map(|&l| {
-            let p = &packets[at..at + l as usize];
-            at += l as usize;
-            test_input(input, p, limits)
-        })
-        .collect())
+    lengths.iter().map(move |&l| {
+        input.data.clear();
+        input.data.extend_from_slice(&packets[at..at + l as usize]);
+        at += l as usize;
+        program.test_run(input)
+    })
 }
 
 fn pack(outputs: impl Iterator<Item = TestRunOutput>) -> NativeBatch {
@@ -551,20 +564,38 @@ fn pack(outputs: impl Iterator<Item = TestRunOutput>) -> NativeBatch {
 }
 
 /// Work on the thread pool, where `#[napi(catch_unwind)]` does not reach: a panic of the engine
-/// (a bug; it is written not to panic) becomes an error instead of unwinding into libuv.
+/// (a bug; it is written not to panic) becomes an error instead of unwinding into libuv. The
+/// task's `reject` throws it as `EFAULT` (`coded_rejection`).
 fn unpanicked<T>(f: impl FnOnce() -> T) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
         Error::new(
             Status::GenericFailure,
-            "EFAULT: the engine panicked (a bug: please report it)",
+            "the engine panicked (a bug: please report it)",
         )
     })
 }
 
-/// A batch on the thread pool.
+/// A task's failure as the error its promise rejects with, `code` EFAULT (`Task::reject` has
+/// napi-rs's own error type, whose status would otherwise become the code).
+fn coded_rejection(env: Env, err: Error) -> Error {
+    // SAFETY: `reject` runs on the JavaScript thread, with its env.
+    let value = unsafe {
+        JsError::from(thrown(ErrorCode::Efault, err.reason.clone())).into_value(env.raw())
+    };
+    // SAFETY: `value` is a live value of this env.
+    match unsafe { Unknown::from_napi_value(env.raw(), value) } {
+        Ok(v) => Error::from(v),
+        Err(e) => e,
+    }
+}
+
+/// A batch on the thread pool. It owns its inputs: the packets (the TypeScript layer's private
+/// concatenation, moved here, not copied) and the run input, whose data buffer each packet reuses.
 pub struct BatchTask {
     program: Arc<Program>,
-    inputs: Vec<TestRunInput>,
+    packets: Buffer,
+    lengths: Vec<u32>,
+    input: TestRunInput,
 }
 
 impl Task for BatchTask {
@@ -572,15 +603,21 @@ impl Task for BatchTask {
     type JsValue = NativeBatch;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        Ok(self
-            .inputs
-            .iter()
-            .map(|i| self.program.test_run(i))
-            .collect())
+        let BatchTask {
+            program,
+            packets,
+            lengths,
+            input,
+        } = self;
+        unpanicked(|| run_packets(program, packets, lengths, input).collect())
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
         Ok(pack(output.into_iter()))
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        Err(coded_rejection(env, err))
     }
 }
 
@@ -601,6 +638,10 @@ impl Task for RunTask {
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
         Ok(to_js(output))
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        Err(coded_rejection(env, err))
     }
 }
 

@@ -6,6 +6,7 @@ use ebpf_vm::helpers::{ArgType, HelperPrototype, RetType};
 use ebpf_vm::HelperTable;
 use napi_derive::napi;
 
+use crate::errors::{einval, Code};
 use crate::{invalid, NativeError};
 
 /// One helper of a program type, with its prototype.
@@ -32,9 +33,8 @@ pub struct NativeHelperDeclaration {
 
 /// The helpers a program of `prog_type` has by default (no embedder helpers), by id.
 #[napi(catch_unwind)]
-pub fn helper_prototypes(prog_type_name: String) -> napi::Result<Vec<NativeHelperInfo>> {
-    let t = crate::program::prog_type(&prog_type_name)
-        .map_err(|e| napi::Error::new(napi::Status::InvalidArg, e.message))?;
+pub fn helper_prototypes(prog_type_name: String) -> napi::Result<Vec<NativeHelperInfo>, Code> {
+    let t = crate::program::prog_type(&prog_type_name).map_err(|e| einval(e.message))?;
     let table = ebpf_vm::context::helpers_for(t, &HelperTable::standard());
     Ok(table
         .iter()
