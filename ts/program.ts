@@ -18,6 +18,7 @@ import { type ContextValue, decodeContext, encodeContext } from './context.js'
 import { AbortError, EbpfError, type ErrorCode, fromCodedError, LoadError, TrapError, type TrapKind } from './errors.js'
 import { asBpfMap, type BpfMap } from './map.js'
 import {
+  type EngineName,
   type NativeBatch,
   type NativeCancelToken,
   type NativeError,
@@ -25,13 +26,18 @@ import {
   type NativeRunInput,
   type NativeRunResult,
   native,
+  nativeNames,
+  type ProgramTypeName,
+  type SafetyMode,
 } from './native.js'
 import type { LineInfo } from './spec.js'
 
-/** What r1 points to at entry; see README "Program types". */
-export type ProgramType = 'raw' | 'socket_filter' | 'xdp' | 'tracing'
-export type EngineName = 'jit' | 'interpreter' | 'auto'
-export type SafetyMode = 'checked'
+/**
+ * What r1 points to at entry; see README "Program types". Program types, engines and modes are
+ * declared once, in the binding (`crates/ebpf-node/src/names.rs`), which generates these types.
+ */
+export type ProgramType = ProgramTypeName
+export type { EngineName, SafetyMode }
 
 export interface ProgramOptions {
   /** What r1/r2 hold at entry. `raw`: r1 = address of `data`, r2 = its length. Default `raw`. */
@@ -295,9 +301,6 @@ export interface RunResult {
   perfLost?: number
 }
 
-const PROGRAM_TYPES: readonly ProgramType[] = ['raw', 'socket_filter', 'xdp', 'tracing']
-const ENGINES: readonly EngineName[] = ['jit', 'interpreter', 'auto']
-const MODES: readonly SafetyMode[] = ['checked']
 const POINTER_LEAKS: readonly ('allow' | 'refuse')[] = ['allow', 'refuse']
 
 function oneOf<T extends string>(what: string, value: unknown, allowed: readonly T[], fallback: T): T {
@@ -474,9 +477,9 @@ export class Program {
     checkObject(LoadError, 'Program options', options)
     const { instructions } = options
     checkBytes(LoadError, 'instructions (bytecode)', instructions)
-    this.type = oneOf('type', options.type, PROGRAM_TYPES, 'raw')
-    this.mode = oneOf('mode', options.mode, MODES, 'checked')
-    const engineName = oneOf('engine', options.engine, ENGINES, 'auto')
+    this.type = oneOf('type', options.type, nativeNames<ProgramType>('ProgramTypeName'), 'raw')
+    this.mode = oneOf('mode', options.mode, nativeNames<SafetyMode>('SafetyMode'), 'checked')
+    const engineName = oneOf('engine', options.engine, nativeNames<EngineName>('EngineName'), 'auto')
     const budget = checkBudget(options.budget)
     const pointerLeaks = oneOf('pointerLeaks', options.pointerLeaks, POINTER_LEAKS, 'refuse')
     const { blindConstants } = options

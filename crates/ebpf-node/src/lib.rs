@@ -6,6 +6,7 @@
 pub mod errors;
 pub mod js_helpers;
 pub mod map;
+pub mod names;
 pub mod program;
 pub mod prototypes;
 

@@ -6,25 +6,23 @@ use std::time::{Duration, Instant};
 
 use ebpf_vm::helpers::output::{perf_record_bytes, PerfRecord, PerfSink};
 use ebpf_vm::{
-    CancelToken, Engine, Mode, PointerLeaks, ProcessInfo, Program, ProgramOptions, ProgramType,
-    RunInput, RunLimits, TestRunInput, TestRunOutput, Trap,
+    CancelToken, PointerLeaks, ProcessInfo, Program, ProgramOptions, RunInput, RunLimits,
+    TestRunInput, TestRunOutput, Trap,
 };
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::errors::{einval, thrown, Code};
+use crate::names::{EngineName, ProgramTypeName, SafetyMode};
 use crate::{invalid, NativeError};
 use ebpf_vm::ErrorCode;
 
 /// Options of `loadProgram`, already checked by the TypeScript layer.
 #[napi(object)]
 pub struct NativeProgramOptions {
-    /// 'raw' | 'socket_filter' | 'xdp' | 'tracing'
-    pub prog_type: String,
-    /// 'interpreter' | 'jit' | 'auto'
-    pub engine: String,
-    /// 'checked'
-    pub mode: String,
+    pub prog_type: ProgramTypeName,
+    pub engine: EngineName,
+    pub mode: SafetyMode,
     /// Instruction budget of a run (checked mode).
     pub budget: Option<f64>,
     /// Ids of the maps the program refers to: `lddw` with src 5 (map) or 6 (map value) and
@@ -124,32 +122,11 @@ fn lock(perf: &SharedPerf) -> std::sync::MutexGuard<'_, PerfBuffer> {
     perf.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The program type named `name` (as `ProgramOptions.type` spells it).
-pub(crate) fn prog_type(name: &str) -> std::result::Result<ProgramType, Box<NativeError>> {
-    Ok(match name {
-        "raw" => ProgramType::Raw,
-        "socket_filter" => ProgramType::SocketFilter,
-        "xdp" => ProgramType::Xdp,
-        "tracing" => ProgramType::Tracing,
-        other => return Err(Box::new(invalid(format!("unknown program type '{other}'")))),
-    })
-}
-
 fn parse_options(
     o: &NativeProgramOptions,
     perf: &SharedPerf,
 ) -> std::result::Result<ProgramOptions, Box<NativeError>> {
-    let prog_type = prog_type(&o.prog_type)?;
-    let engine = match o.engine.as_str() {
-        "interpreter" => Engine::Interpreter,
-        "jit" => Engine::Jit,
-        "auto" => Engine::Auto,
-        other => return Err(Box::new(invalid(format!("unknown engine '{other}'")))),
-    };
-    let mode = match o.mode.as_str() {
-        "checked" => Mode::Checked,
-        other => return Err(Box::new(invalid(format!("unknown mode '{other}'")))),
-    };
+    let (prog_type, engine, mode) = (o.prog_type.into(), o.engine.into(), o.mode.into());
     let pointer_leaks = match o.pointer_leaks.as_deref() {
         None | Some("refuse") => PointerLeaks::Refuse,
         Some("allow") => PointerLeaks::Allow,
@@ -305,11 +282,8 @@ impl NativeProgram {
 
     /// The engine that runs the program: 'interpreter' or 'jit'.
     #[napi(getter)]
-    pub fn engine(&self) -> String {
-        match self.inner.engine() {
-            Engine::Jit => "jit".into(),
-            _ => "interpreter".into(),
-        }
+    pub fn engine(&self) -> EngineName {
+        self.inner.engine().into()
     }
 
     /// The bytecode as loaded.

@@ -6,7 +6,7 @@ use ebpf_vm::helpers::{ArgType, HelperPrototype, RetType};
 use ebpf_vm::HelperTable;
 use napi_derive::napi;
 
-use crate::errors::{einval, Code};
+use crate::names::ProgramTypeName;
 use crate::{invalid, NativeError};
 
 /// One helper of a program type, with its prototype.
@@ -33,10 +33,9 @@ pub struct NativeHelperDeclaration {
 
 /// The helpers a program of `prog_type` has by default (no embedder helpers), by id.
 #[napi(catch_unwind)]
-pub fn helper_prototypes(prog_type_name: String) -> napi::Result<Vec<NativeHelperInfo>, Code> {
-    let t = crate::program::prog_type(&prog_type_name).map_err(|e| einval(e.message))?;
-    let table = ebpf_vm::context::helpers_for(t, &HelperTable::standard());
-    Ok(table
+pub fn helper_prototypes(prog_type: ProgramTypeName) -> Vec<NativeHelperInfo> {
+    let table = ebpf_vm::context::helpers_for(prog_type.into(), &HelperTable::standard());
+    table
         .iter()
         .map(|h| {
             let p = &h.prototype;
@@ -52,7 +51,7 @@ pub fn helper_prototypes(prog_type_name: String) -> napi::Result<Vec<NativeHelpe
                 kernel_prog_types: p.prog_types.iter().map(|t| t.name().to_string()).collect(),
             }
         })
-        .collect())
+        .collect()
 }
 
 /// The prototype `d` declares for helper `id`, or an `EINVAL` naming what is not a kernel type.
