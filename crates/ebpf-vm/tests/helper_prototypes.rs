@@ -427,3 +427,41 @@ fn embedder_helpers_default_to_scalars_and_may_declare_their_own() {
     assert_eq!(xdp.prototype(7), Some(&HelperPrototype::SCALARS));
     assert_eq!(xdp.prototype(1000), Some(&declared));
 }
+
+/// Where the helper sets of the engine's program types differ from the kernel's for the same
+/// type (socket_filter, xdp, and kprobe for `Tracing`), by the recorded table: (type, helper id,
+/// whether the engine offers it). The list may only shrink: `context::helpers_for` decides the
+/// engine's sets, and a verifier that refuses what the kernel refuses would close these.
+const KNOWN_DIVERGENCES: &[(&str, u32, bool)] = &[
+    // Linux 6.18 offers bpf_get_current_pid_tgid/uid_gid/comm to every program type.
+    ("socket_filter", 14, false),
+    ("socket_filter", 15, false),
+    ("socket_filter", 16, false),
+    ("xdp", 14, false),
+    ("xdp", 15, false),
+    ("xdp", 16, false),
+    // bpf_ktime_get_coarse_ns comes with the standard table; tracing programs cannot call it.
+    ("kprobe", 160, true),
+];
+
+#[test]
+fn engine_helper_sets_against_the_kernels() {
+    let kernel = parse_access(RECORDED);
+    let base = HelperTable::standard();
+    let mut found = Vec::new();
+    for (ours, theirs) in [
+        (ProgramType::SocketFilter, KernelProgType::SocketFilter),
+        (ProgramType::Xdp, KernelProgType::Xdp),
+        (ProgramType::Tracing, KernelProgType::Kprobe),
+    ] {
+        let table = helpers_for(ours, &base);
+        for id in implemented().keys() {
+            let offered = table.contains(*id);
+            let kernel_offers = kernel[id].1[theirs.name()] != "-";
+            if offered != kernel_offers {
+                found.push((theirs.name(), *id, offered));
+            }
+        }
+    }
+    assert_eq!(found, KNOWN_DIVERGENCES);
+}
