@@ -371,15 +371,15 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
             "ARG_CONST_SIZE",
         ],
     ),
-    // 6.18 declares the buffer uninit (a kernel bug fixed later: the helper reads it); 6.18.44
-    // loads a call with an uninitialised stack buffer.
+    // As corrected in 6.18's stable updates (net/core/filter.c: the buffer is read); the release
+    // had ARG_PTR_TO_UNINIT_MEM. tests/helper_mem_args.rs asks the running kernel.
     (
         190,
         "RET_INTEGER",
         &[
             "ARG_PTR_TO_CTX",
             "ARG_ANYTHING",
-            "ARG_PTR_TO_UNINIT_MEM",
+            "ARG_PTR_TO_MEM | MEM_RDONLY",
             "ARG_CONST_SIZE",
         ],
     ),

@@ -87,11 +87,11 @@ pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
         packet::BPF_XDP_LOAD_BYTES => {
             p(Integer, &[PtrToCtx, Anything, PtrToUninitMem, ConstSize]).for_types(&[Xdp])
         }
-        // The helper reads the buffer, yet 6.18 declares it ARG_PTR_TO_UNINIT_MEM (6.18.44
-        // loads a call with an uninitialised stack buffer); later kernels declare it
-        // `ARG_PTR_TO_MEM | MEM_RDONLY`. Recorded as 6.18 has it; the verifier may be stricter.
+        // The buffer is read: ARG_PTR_TO_MEM | MEM_RDONLY since a fix that 6.18's stable updates
+        // carry (6.18.44 refuses uninitialised stack there once CAP_PERFMON is dropped;
+        // tests/helper_mem_args.rs). The release was ARG_PTR_TO_UNINIT_MEM.
         packet::BPF_XDP_STORE_BYTES => {
-            p(Integer, &[PtrToCtx, Anything, PtrToUninitMem, ConstSize]).for_types(&[Xdp])
+            p(Integer, &[PtrToCtx, Anything, PtrToReadonlyMem, ConstSize]).for_types(&[Xdp])
         }
         locks::BPF_SPIN_LOCK | locks::BPF_SPIN_UNLOCK => p(Void, &[PtrToSpinLock]),
         strings::BPF_STRTOL | strings::BPF_STRTOUL => p(

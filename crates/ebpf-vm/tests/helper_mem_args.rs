@@ -1,0 +1,258 @@
+//! Memory arguments of helper prototypes against the live kernel: does the helper read the memory
+//! (the verifier wants it initialised: `ARG_PTR_TO_MEM | MEM_RDONLY`, `..._OR_NULL`) or only write
+//! it (uninitialised stack is fine: `ARG_PTR_TO_UNINIT_MEM`, fixed-size `MEM_UNINIT`)?
+//!
+//! For every helper we implement whose arguments are only the context, memory, sizes and scalars,
+//! and for each of its memory arguments, a program passes 8 bytes of uninitialised stack in that
+//! argument (initialised stack in the others, size 8, scalars 0) and is loaded with a verifier log
+//! (`bpf(BPF_PROG_LOAD)`, nothing attached; the program is closed at once). The kernel accepting it
+//! means the argument may be uninitialised; "invalid (indirect) read from stack" means it is read.
+//! Our prototype must say the same. The loads run on a thread that has dropped CAP_PERFMON and
+//! CAP_SYS_ADMIN (capabilities are per thread): with them the verifier lets any read of
+//! uninitialised stack through (`allow_uninit_stack`), and could not tell the two apart. Helpers
+//! the kernel offers only with CAP_PERFMON (trace_printk, get_current_comm) cannot be asked so.
+//! Skips, saying why, without root or off Linux 6.18 x86-64.
+
+use std::collections::BTreeMap;
+
+use ebpf_vm::context::helpers_for;
+use ebpf_vm::helpers::{ArgType, HelperPrototype, KernelProgType};
+use ebpf_vm::isa::Insn;
+use ebpf_vm::{HelperTable, ProgramType};
+
+const MOV64_IMM: u8 = 0xb7;
+const MOV64_REG: u8 = 0xbf;
+const ADD64_IMM: u8 = 0x07;
+const STORE_DW_IMM: u8 = 0x7a;
+const CALL: u8 = 0x85;
+const EXIT: u8 = 0x95;
+
+/// Initialised stack (`r10 - 8`) and uninitialised stack (`r10 - 16`), 8 bytes each.
+const INITIALISED: i32 = -8;
+const UNINITIALISED: i32 = -16;
+
+/// The program asking about argument `probe` of helper `id`, or `None` when an argument is of a
+/// kind this probe cannot supply (a map, a function, a ring buffer record, ...).
+fn probe_program(id: u32, p: &HelperPrototype, probe: usize) -> Option<Vec<Insn>> {
+    let mut v = vec![
+        Insn::new(MOV64_REG, 6, 1, 0, 0),
+        Insn::new(STORE_DW_IMM, 10, 0, INITIALISED as i16, 0),
+    ];
+    for (i, arg) in p.args[..p.arg_count()].iter().enumerate() {
+        let r = i as u8 + 1;
+        match arg {
+            ArgType::PtrToCtx => v.push(Insn::new(MOV64_REG, r, 6, 0, 0)),
+            ArgType::PtrToReadonlyMem
+            | ArgType::PtrToReadonlyMemOrNull
+            | ArgType::PtrToUninitMem
+            | ArgType::PtrToFixedSizeUninitMem { size: 8 } => {
+                let at = if i == probe {
+                    UNINITIALISED
+                } else {
+                    INITIALISED
+                };
+                v.push(Insn::new(MOV64_REG, r, 10, 0, 0));
+                v.push(Insn::new(ADD64_IMM, r, 0, 0, at));
+            }
+            ArgType::ConstSize | ArgType::ConstSizeOrZero => {
+                v.push(Insn::new(MOV64_IMM, r, 0, 0, 8))
+            }
+            ArgType::Anything => v.push(Insn::new(MOV64_IMM, r, 0, 0, 0)),
+            _ => return None,
+        }
+    }
+    v.push(Insn::new(CALL, 0, 0, 0, id as i32));
+    v.push(Insn::new(MOV64_IMM, 0, 0, 0, 0));
+    v.push(Insn::new(EXIT, 0, 0, 0, 0));
+    Some(v)
+}
+
+fn is_mem(a: ArgType) -> bool {
+    a.is_sized_mem() || matches!(a, ArgType::PtrToFixedSizeUninitMem { .. })
+}
+
+/// What our prototype says: may the memory be uninitialised?
+fn may_be_uninitialised(a: ArgType) -> bool {
+    matches!(
+        a,
+        ArgType::PtrToUninitMem | ArgType::PtrToFixedSizeUninitMem { .. }
+    )
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod kernel {
+    use ebpf_vm::isa::insn::encode_all;
+    use ebpf_vm::isa::Insn;
+
+    extern "C" {
+        fn syscall(number: i64, ...) -> i64;
+        fn close(fd: i32) -> i32;
+        fn geteuid() -> u32;
+    }
+
+    const SYS_BPF: i64 = 321;
+    const SYS_CAPGET: i64 = 125;
+    const SYS_CAPSET: i64 = 126;
+    const BPF_PROG_LOAD: i64 = 5;
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+
+    /// Runs `f` on a thread without CAP_PERFMON and CAP_SYS_ADMIN in its effective set (the
+    /// rest of the process keeps its capabilities: they are per thread).
+    pub fn without_perfmon<T: Send>(
+        f: impl FnOnce() -> Result<T, String> + Send,
+    ) -> Result<T, String> {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // struct __user_cap_header_struct { u32 version; int pid; } and two
+                // struct __user_cap_data_struct { u32 effective, permitted, inheritable; }.
+                let header = [LINUX_CAPABILITY_VERSION_3, 0];
+                let mut data = [0u32; 6];
+                // SAFETY: header and data have the layouts capget/capset take (version 3: two
+                // data structs); pid 0 is the calling thread.
+                if unsafe { syscall(SYS_CAPGET, header.as_ptr(), data.as_mut_ptr()) } != 0 {
+                    return Err("capget failed".to_string());
+                }
+                for cap in [CAP_SYS_ADMIN, CAP_PERFMON] {
+                    data[3 * (cap / 32) as usize] &= !(1 << (cap % 32));
+                }
+                // SAFETY: as above.
+                if unsafe { syscall(SYS_CAPSET, header.as_ptr(), data.as_ptr()) } != 0 {
+                    return Err("capset failed".to_string());
+                }
+                f()
+            })
+            .join()
+            .unwrap_or_else(|_| Err("the probing thread panicked".to_string()))
+        })
+    }
+
+    pub fn usable() -> Result<(), String> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { geteuid() } != 0 {
+            return Err("not root: the bpf syscall needs CAP_BPF and CAP_PERFMON".into());
+        }
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        if !release.starts_with("6.18.") {
+            return Err(format!(
+                "the prototypes are Linux 6.18's, this kernel is {}",
+                release.trim()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Loads `insns` as a GPL program of `prog_type`: Ok(()) if the kernel accepts it, else the
+    /// verifier's log.
+    pub fn load(prog_type: u32, insns: &[Insn]) -> Result<(), String> {
+        let code = encode_all(insns);
+        let license = b"GPL\0";
+        let mut log = vec![0u8; 1 << 16];
+        // union bpf_attr for BPF_PROG_LOAD, the fields up to log_buf (the rest zero).
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&prog_type.to_le_bytes());
+        attr[4..8].copy_from_slice(&(insns.len() as u32).to_le_bytes());
+        attr[8..16].copy_from_slice(&(code.as_ptr() as u64).to_le_bytes());
+        attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_le_bytes());
+        attr[24..28].copy_from_slice(&1u32.to_le_bytes());
+        attr[28..32].copy_from_slice(&(log.len() as u32).to_le_bytes());
+        attr[32..40].copy_from_slice(&(log.as_mut_ptr() as u64).to_le_bytes());
+        // SAFETY: `attr` points to a zeroed union bpf_attr prefix whose pointers (code, license,
+        // log) outlive the call.
+        let fd = unsafe { syscall(SYS_BPF, BPF_PROG_LOAD, attr.as_ptr(), attr.len() as u32) };
+        if fd >= 0 {
+            // SAFETY: the descriptor the call returned, closed once.
+            unsafe { close(fd as i32) };
+            return Ok(());
+        }
+        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+        Err(String::from_utf8_lossy(&log[..end]).into_owned())
+    }
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[test]
+fn memory_arguments_read_or_written_as_the_kernel_checks_them() {
+    if let Err(why) = kernel::usable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let base = HelperTable::standard();
+    let mut helpers = BTreeMap::new();
+    for t in [
+        ProgramType::Raw,
+        ProgramType::SocketFilter,
+        ProgramType::Xdp,
+        ProgramType::Tracing,
+    ] {
+        for h in helpers_for(t, &base).iter() {
+            helpers.insert(h.id, (h.name.clone(), h.prototype));
+        }
+    }
+    let (asked, wrong) = kernel::without_perfmon(|| {
+        let mut asked = Vec::new();
+        let mut wrong = Vec::new();
+        for (id, (name, p)) in &helpers {
+            let Some(prog_type) = [
+                KernelProgType::SocketFilter,
+                KernelProgType::Xdp,
+                KernelProgType::SchedCls,
+                KernelProgType::Kprobe,
+            ]
+            .into_iter()
+            .find(|t| p.prog_types.contains(*t)) else {
+                continue;
+            };
+            for (i, arg) in p.args.iter().enumerate() {
+                if !is_mem(*arg) {
+                    continue;
+                }
+                let Some(insns) = probe_program(*id, p, i) else {
+                    break;
+                };
+                let kernel_says = match kernel::load(prog_type as u32, &insns) {
+                    Ok(()) => true,
+                    Err(log) if log.contains("invalid read from stack") => false,
+                    Err(log) if log.contains("invalid indirect read from stack") => false,
+                    // Offered only with CAP_PERFMON: not askable on this thread.
+                    Err(log) if log.contains("cannot use helper") => break,
+                    Err(log) => {
+                        return Err(format!(
+                            "{id} {name} arg {}: unexpected refusal:\n{log}",
+                            i + 1
+                        ))
+                    }
+                };
+                asked.push(format!("{name} arg{}", i + 1));
+                if kernel_says != may_be_uninitialised(*arg) {
+                    wrong.push(format!(
+                        "{id} {name} arg{} {}: the kernel {} uninitialised memory",
+                        i + 1,
+                        arg.kernel_name(),
+                        if kernel_says { "accepts" } else { "refuses" }
+                    ));
+                }
+            }
+        }
+        Ok((asked, wrong))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    // What this probe can ask: the arguments of every helper whose arguments it can supply and
+    // that the kernel offers without CAP_PERFMON.
+    assert_eq!(
+        asked,
+        [
+            "bpf_skb_load_bytes arg3",
+            "bpf_csum_diff arg1",
+            "bpf_csum_diff arg3",
+            "bpf_strtol arg1",
+            "bpf_strtol arg4",
+            "bpf_strtoul arg1",
+            "bpf_strtoul arg4",
+            "bpf_xdp_load_bytes arg3",
+            "bpf_xdp_store_bytes arg3",
+        ]
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
