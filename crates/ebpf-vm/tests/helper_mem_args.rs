@@ -2,9 +2,10 @@
 //! (the verifier wants it initialised: `ARG_PTR_TO_MEM | MEM_RDONLY`, `..._OR_NULL`) or only write
 //! it (uninitialised stack is fine: `ARG_PTR_TO_UNINIT_MEM`, fixed-size `MEM_UNINIT`)?
 //!
-//! For every helper we implement whose arguments are only the context, memory, sizes and scalars,
-//! and for each of its memory arguments, a program passes 8 bytes of uninitialised stack in that
-//! argument (initialised stack in the others, size 8, scalars 0) and is loaded with a verifier log
+//! For every helper we implement whose arguments are only the context, a map, memory (map keys and
+//! values included), sizes and scalars, and for each of its memory arguments, a program passes 8
+//! bytes of uninitialised stack in that argument (initialised stack in the others, size 8, scalars
+//! 0, a map of the kind the helper works on, 8-byte keys and values) and is loaded with a verifier log
 //! (`bpf(BPF_PROG_LOAD)`, nothing attached; the program is closed at once). The kernel accepting it
 //! means the argument may be uninitialised; "invalid (indirect) read from stack" means it is read.
 //! Our prototype must say the same. The loads run on a thread that has dropped CAP_PERFMON and
@@ -23,6 +24,9 @@ use ebpf_vm::{HelperTable, ProgramType};
 const MOV64_IMM: u8 = 0xb7;
 const MOV64_REG: u8 = 0xbf;
 const ADD64_IMM: u8 = 0x07;
+const LDDW: u8 = 0x18;
+/// `lddw` source: the immediate is a map's file descriptor.
+const BPF_PSEUDO_MAP_FD: u8 = 1;
 const STORE_DW_IMM: u8 = 0x7a;
 const CALL: u8 = 0x85;
 const EXIT: u8 = 0x95;
@@ -31,9 +35,33 @@ const EXIT: u8 = 0x95;
 const INITIALISED: i32 = -8;
 const UNINITIALISED: i32 = -16;
 
-/// The program asking about argument `probe` of helper `id`, or `None` when an argument is of a
-/// kind this probe cannot supply (a map, a function, a ring buffer record, ...).
-fn probe_program(id: u32, p: &HelperPrototype, probe: usize) -> Option<Vec<Insn>> {
+/// The map a helper's `ARG_CONST_MAP_PTR` gets: `BPF_MAP_CREATE`'s type, key size, value size
+/// and max entries; `None` for helpers this probe does not give a map.
+fn map_for(id: u32) -> Option<(u32, u32, u32, u32)> {
+    const HASH: u32 = 1;
+    const PERF_EVENT_ARRAY: u32 = 4;
+    const PERCPU_HASH: u32 = 5;
+    const QUEUE: u32 = 22;
+    const RINGBUF: u32 = 27;
+    Some(match id {
+        1..=3 => (HASH, 8, 8, 1),
+        195 => (PERCPU_HASH, 8, 8, 1),
+        87..=89 => (QUEUE, 0, 8, 1),
+        25 => (PERF_EVENT_ARRAY, 4, 4, 1),
+        130 => (RINGBUF, 0, 0, 4096),
+        _ => return None,
+    })
+}
+
+/// The program asking about argument `probe` of helper `id` (`map_fd`: its map, if it takes
+/// one), or `None` when an argument is of a kind this probe cannot supply (a function, a ring
+/// buffer record, ...).
+fn probe_program(
+    id: u32,
+    p: &HelperPrototype,
+    probe: usize,
+    map_fd: Option<i32>,
+) -> Option<Vec<Insn>> {
     let mut v = vec![
         Insn::new(MOV64_REG, 6, 1, 0, 0),
         Insn::new(STORE_DW_IMM, 10, 0, INITIALISED as i16, 0),
@@ -42,7 +70,14 @@ fn probe_program(id: u32, p: &HelperPrototype, probe: usize) -> Option<Vec<Insn>
         let r = i as u8 + 1;
         match arg {
             ArgType::PtrToCtx => v.push(Insn::new(MOV64_REG, r, 6, 0, 0)),
-            ArgType::PtrToReadonlyMem
+            ArgType::ConstMapPtr => {
+                v.push(Insn::new(LDDW, r, BPF_PSEUDO_MAP_FD, 0, map_fd?));
+                v.push(Insn::new(0, 0, 0, 0, 0));
+            }
+            ArgType::PtrToMapKey
+            | ArgType::PtrToMapValue
+            | ArgType::PtrToUninitMapValue
+            | ArgType::PtrToReadonlyMem
             | ArgType::PtrToReadonlyMemOrNull
             | ArgType::PtrToUninitMem
             | ArgType::PtrToFixedSizeUninitMem { size: 8 } => {
@@ -68,14 +103,23 @@ fn probe_program(id: u32, p: &HelperPrototype, probe: usize) -> Option<Vec<Insn>
 }
 
 fn is_mem(a: ArgType) -> bool {
-    a.is_sized_mem() || matches!(a, ArgType::PtrToFixedSizeUninitMem { .. })
+    a.is_sized_mem()
+        || matches!(
+            a,
+            ArgType::PtrToFixedSizeUninitMem { .. }
+                | ArgType::PtrToMapKey
+                | ArgType::PtrToMapValue
+                | ArgType::PtrToUninitMapValue
+        )
 }
 
 /// What our prototype says: may the memory be uninitialised?
 fn may_be_uninitialised(a: ArgType) -> bool {
     matches!(
         a,
-        ArgType::PtrToUninitMem | ArgType::PtrToFixedSizeUninitMem { .. }
+        ArgType::PtrToUninitMem
+            | ArgType::PtrToFixedSizeUninitMem { .. }
+            | ArgType::PtrToUninitMapValue
     )
 }
 
@@ -93,6 +137,7 @@ mod kernel {
     const SYS_BPF: i64 = 321;
     const SYS_CAPGET: i64 = 125;
     const SYS_CAPSET: i64 = 126;
+    const BPF_MAP_CREATE: i64 = 0;
     const BPF_PROG_LOAD: i64 = 5;
     const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
     const CAP_SYS_ADMIN: u32 = 21;
@@ -141,6 +186,34 @@ mod kernel {
             ));
         }
         Ok(())
+    }
+
+    /// A map (`BPF_MAP_CREATE`), closed on drop.
+    pub struct Map(pub i32);
+
+    impl Drop for Map {
+        fn drop(&mut self) {
+            // SAFETY: the descriptor `create_map` returned, closed once.
+            unsafe { close(self.0) };
+        }
+    }
+
+    pub fn create_map(
+        (map_type, key_size, value_size, max_entries): (u32, u32, u32, u32),
+    ) -> Result<Map, String> {
+        let mut attr = [0u8; 72];
+        for (i, v) in [map_type, key_size, value_size, max_entries]
+            .iter()
+            .enumerate()
+        {
+            attr[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        // SAFETY: `attr` is a zeroed union bpf_attr prefix for BPF_MAP_CREATE.
+        let fd = unsafe { syscall(SYS_BPF, BPF_MAP_CREATE, attr.as_ptr(), attr.len() as u32) };
+        if fd < 0 {
+            return Err(format!("BPF_MAP_CREATE of type {map_type} failed"));
+        }
+        Ok(Map(fd as i32))
     }
 
     /// Loads `insns` as a GPL program of `prog_type`: Ok(()) if the kernel accepts it, else the
@@ -208,7 +281,8 @@ fn memory_arguments_read_or_written_as_the_kernel_checks_them() {
                 if !is_mem(*arg) {
                     continue;
                 }
-                let Some(insns) = probe_program(*id, p, i) else {
+                let map = map_for(*id).map(kernel::create_map).transpose()?;
+                let Some(insns) = probe_program(*id, p, i, map.as_ref().map(|m| m.0)) else {
                     break;
                 };
                 let kernel_says = match kernel::load(prog_type as u32, &insns) {
@@ -243,15 +317,25 @@ fn memory_arguments_read_or_written_as_the_kernel_checks_them() {
     assert_eq!(
         asked,
         [
+            "bpf_map_lookup_elem arg2",
+            "bpf_map_update_elem arg2",
+            "bpf_map_update_elem arg3",
+            "bpf_map_delete_elem arg2",
+            "bpf_perf_event_output arg4",
             "bpf_skb_load_bytes arg3",
             "bpf_csum_diff arg1",
             "bpf_csum_diff arg3",
+            "bpf_map_push_elem arg2",
+            "bpf_map_pop_elem arg2",
+            "bpf_map_peek_elem arg2",
             "bpf_strtol arg1",
             "bpf_strtol arg4",
             "bpf_strtoul arg1",
             "bpf_strtoul arg4",
+            "bpf_ringbuf_output arg2",
             "bpf_xdp_load_bytes arg3",
             "bpf_xdp_store_bytes arg3",
+            "bpf_map_lookup_percpu_elem arg2",
         ]
     );
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
