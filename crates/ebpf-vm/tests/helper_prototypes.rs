@@ -372,7 +372,7 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
         ],
     ),
     // As corrected in 6.18's stable updates (net/core/filter.c: the buffer is read); the release
-    // had ARG_PTR_TO_UNINIT_MEM. tests/helper_mem_args.rs asks the running kernel.
+    // had ARG_PTR_TO_UNINIT_MEM. tests/helper_prototypes_live.rs asks the running kernel.
     (
         190,
         "RET_INTEGER",

@@ -3,7 +3,8 @@
 //! net/core/filter.c, kernel/trace/bpf_trace.c) and which program types' `get_func_proto` offer
 //! them. Facts read from the kernel source; `tests/helper_prototypes.rs` checks the program types
 //! and GPL flags against what the running kernel accepts (table in
-//! `tests/kernel_oracle/helper_access_6.18.txt`) and lists every argument type once more by hand.
+//! `tests/kernel_oracle/helper_access_6.18.txt`) and lists every argument type once more by hand;
+//! `tests/helper_prototypes_live.rs` asks the kernel about return types and memory arguments.
 
 use super::prototype::{ArgType::*, HelperPrototype, KernelProgType::*, RetType::*};
 use super::{callbacks, locks, maps, packet, perf, process, standard, strings, tail_call, trace};
@@ -89,7 +90,7 @@ pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
         }
         // The buffer is read: ARG_PTR_TO_MEM | MEM_RDONLY since a fix that 6.18's stable updates
         // carry (6.18.44 refuses uninitialised stack there once CAP_PERFMON is dropped;
-        // tests/helper_mem_args.rs). The release was ARG_PTR_TO_UNINIT_MEM.
+        // tests/helper_prototypes_live.rs). The release was ARG_PTR_TO_UNINIT_MEM.
         packet::BPF_XDP_STORE_BYTES => {
             p(Integer, &[PtrToCtx, Anything, PtrToReadonlyMem, ConstSize]).for_types(&[Xdp])
         }

@@ -1,4 +1,11 @@
-//! Memory arguments of helper prototypes against the live kernel: does the helper read the memory
+//! Helper prototypes against the live kernel: return types, and memory arguments.
+//!
+//! Return types: a program calls the helper (arguments as below, memory initialised) and then
+//! reads a byte at r0; the verifier's refusal names what r0 is after the call ("R0 !read_ok":
+//! `RET_VOID`; "invalid mem access 'scalar'": `RET_INTEGER`; `'map_value_or_null'`,
+//! `'ringbuf_mem_or_null'`: the pointers that must be checked against NULL first).
+//!
+//! Memory arguments: does the helper read the memory
 //! (the verifier wants it initialised: `ARG_PTR_TO_MEM | MEM_RDONLY`, `..._OR_NULL`) or only write
 //! it (uninitialised stack is fine: `ARG_PTR_TO_UNINIT_MEM`, fixed-size `MEM_UNINIT`)?
 //!
@@ -17,7 +24,7 @@
 use std::collections::BTreeMap;
 
 use ebpf_vm::context::helpers_for;
-use ebpf_vm::helpers::{ArgType, HelperPrototype, KernelProgType};
+use ebpf_vm::helpers::{ArgType, HelperPrototype, KernelProgType, RetType};
 use ebpf_vm::isa::Insn;
 use ebpf_vm::{HelperTable, ProgramType};
 
@@ -28,6 +35,7 @@ const LDDW: u8 = 0x18;
 /// `lddw` source: the immediate is a map's file descriptor.
 const BPF_PSEUDO_MAP_FD: u8 = 1;
 const STORE_DW_IMM: u8 = 0x7a;
+const LOAD_B: u8 = 0x71;
 const CALL: u8 = 0x85;
 const EXIT: u8 = 0x95;
 
@@ -39,6 +47,7 @@ const UNINITIALISED: i32 = -16;
 /// and max entries; `None` for helpers this probe does not give a map.
 fn map_for(id: u32) -> Option<(u32, u32, u32, u32)> {
     const HASH: u32 = 1;
+    const PROG_ARRAY: u32 = 3;
     const PERF_EVENT_ARRAY: u32 = 4;
     const PERCPU_HASH: u32 = 5;
     const QUEUE: u32 = 22;
@@ -48,19 +57,24 @@ fn map_for(id: u32) -> Option<(u32, u32, u32, u32)> {
         195 => (PERCPU_HASH, 8, 8, 1),
         87..=89 => (QUEUE, 0, 8, 1),
         25 => (PERF_EVENT_ARRAY, 4, 4, 1),
-        130 => (RINGBUF, 0, 0, 4096),
+        12 => (PROG_ARRAY, 4, 4, 1),
+        130 | 131 | 134 => (RINGBUF, 0, 0, 4096),
         _ => return None,
     })
 }
 
-/// The program asking about argument `probe` of helper `id` (`map_fd`: its map, if it takes
-/// one), or `None` when an argument is of a kind this probe cannot supply (a function, a ring
-/// buffer record, ...).
+/// No memory argument is uninitialised (`probe_program`'s `probe`).
+const NONE: usize = usize::MAX;
+
+/// A program calling helper `id` with uninitialised stack in argument `probe` (`NONE`: none) and
+/// `map_fd` as its map, if it takes one; then reading a byte at r0 if `deref_r0`. `None` when an
+/// argument is of a kind this probe cannot supply (a function, a ring buffer record, ...).
 fn probe_program(
     id: u32,
     p: &HelperPrototype,
     probe: usize,
     map_fd: Option<i32>,
+    deref_r0: bool,
 ) -> Option<Vec<Insn>> {
     let mut v = vec![
         Insn::new(MOV64_REG, 6, 1, 0, 0),
@@ -89,7 +103,7 @@ fn probe_program(
                 v.push(Insn::new(MOV64_REG, r, 10, 0, 0));
                 v.push(Insn::new(ADD64_IMM, r, 0, 0, at));
             }
-            ArgType::ConstSize | ArgType::ConstSizeOrZero => {
+            ArgType::ConstSize | ArgType::ConstSizeOrZero | ArgType::ConstAllocSizeOrZero => {
                 v.push(Insn::new(MOV64_IMM, r, 0, 0, 8))
             }
             ArgType::Anything => v.push(Insn::new(MOV64_IMM, r, 0, 0, 0)),
@@ -97,9 +111,41 @@ fn probe_program(
         }
     }
     v.push(Insn::new(CALL, 0, 0, 0, id as i32));
+    if deref_r0 {
+        v.push(Insn::new(LOAD_B, 1, 0, 0, 0));
+    }
     v.push(Insn::new(MOV64_IMM, 0, 0, 0, 0));
     v.push(Insn::new(EXIT, 0, 0, 0, 0));
     Some(v)
+}
+
+/// Every helper the engine implements, with its prototype.
+fn implemented() -> BTreeMap<u32, (String, HelperPrototype)> {
+    let base = HelperTable::standard();
+    let mut helpers = BTreeMap::new();
+    for t in [
+        ProgramType::Raw,
+        ProgramType::SocketFilter,
+        ProgramType::Xdp,
+        ProgramType::Tracing,
+    ] {
+        for h in helpers_for(t, &base).iter() {
+            helpers.insert(h.id, (h.name.clone(), h.prototype));
+        }
+    }
+    helpers
+}
+
+/// The kernel program type a probe of a helper with prototype `p` is loaded as.
+fn kernel_type(p: &HelperPrototype) -> Option<KernelProgType> {
+    [
+        KernelProgType::SocketFilter,
+        KernelProgType::Xdp,
+        KernelProgType::SchedCls,
+        KernelProgType::Kprobe,
+    ]
+    .into_iter()
+    .find(|t| p.prog_types.contains(*t))
 }
 
 fn is_mem(a: ArgType) -> bool {
@@ -251,30 +297,12 @@ fn memory_arguments_read_or_written_as_the_kernel_checks_them() {
         eprintln!("skipped: {why}");
         return;
     }
-    let base = HelperTable::standard();
-    let mut helpers = BTreeMap::new();
-    for t in [
-        ProgramType::Raw,
-        ProgramType::SocketFilter,
-        ProgramType::Xdp,
-        ProgramType::Tracing,
-    ] {
-        for h in helpers_for(t, &base).iter() {
-            helpers.insert(h.id, (h.name.clone(), h.prototype));
-        }
-    }
+    let helpers = implemented();
     let (asked, wrong) = kernel::without_perfmon(|| {
         let mut asked = Vec::new();
         let mut wrong = Vec::new();
         for (id, (name, p)) in &helpers {
-            let Some(prog_type) = [
-                KernelProgType::SocketFilter,
-                KernelProgType::Xdp,
-                KernelProgType::SchedCls,
-                KernelProgType::Kprobe,
-            ]
-            .into_iter()
-            .find(|t| p.prog_types.contains(*t)) else {
+            let Some(prog_type) = kernel_type(p) else {
                 continue;
             };
             for (i, arg) in p.args.iter().enumerate() {
@@ -282,7 +310,7 @@ fn memory_arguments_read_or_written_as_the_kernel_checks_them() {
                     continue;
                 }
                 let map = map_for(*id).map(kernel::create_map).transpose()?;
-                let Some(insns) = probe_program(*id, p, i, map.as_ref().map(|m| m.0)) else {
+                let Some(insns) = probe_program(*id, p, i, map.as_ref().map(|m| m.0), false) else {
                     break;
                 };
                 let kernel_says = match kernel::load(prog_type as u32, &insns) {
@@ -338,5 +366,59 @@ fn memory_arguments_read_or_written_as_the_kernel_checks_them() {
             "bpf_map_lookup_percpu_elem arg2",
         ]
     );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// What r0 is after the call, as the verifier's refusal of a read through it names it.
+fn ret_type_in_log(log: &str) -> Option<RetType> {
+    if log.contains("R0 !read_ok") {
+        Some(RetType::Void)
+    } else if log.contains("invalid mem access 'scalar'") {
+        Some(RetType::Integer)
+    } else if log.contains("invalid mem access 'map_value_or_null'") {
+        Some(RetType::PtrToMapValueOrNull)
+    } else if log.contains("invalid mem access 'ringbuf_mem_or_null'") {
+        Some(RetType::PtrToRingbufMemOrNull)
+    } else {
+        None
+    }
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[test]
+fn return_types_as_the_kernel_types_r0() {
+    if let Err(why) = kernel::usable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let mut asked = Vec::new();
+    let mut wrong = Vec::new();
+    for (id, (name, p)) in implemented() {
+        let Some(prog_type) = kernel_type(&p) else {
+            continue;
+        };
+        let map = map_for(id).map(kernel::create_map).transpose().unwrap();
+        let Some(insns) = probe_program(id, &p, NONE, map.as_ref().map(|m| m.0), true) else {
+            continue;
+        };
+        let log = match kernel::load(prog_type as u32, &insns) {
+            Ok(()) => panic!("{id} {name}: the kernel let a read through r0 pass"),
+            Err(log) => log,
+        };
+        let Some(kernel_says) = ret_type_in_log(&log) else {
+            panic!("{id} {name}: unexpected refusal:\n{log}");
+        };
+        asked.push(name.clone());
+        if kernel_says != p.ret {
+            wrong.push(format!(
+                "{id} {name}: ours {}, the kernel's {kernel_says}",
+                p.ret
+            ));
+        }
+    }
+    // Every helper whose arguments the probe can supply: all but spin_lock/unlock (a map value
+    // with a BTF-described lock), ringbuf_submit/discard (a reserved record), for_each_map_elem
+    // and loop (a callback) and snprintf (a constant string).
+    assert_eq!(asked.len(), 31, "{asked:?}");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
