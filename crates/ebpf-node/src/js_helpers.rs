@@ -12,13 +12,12 @@ use std::ptr;
 use std::thread::{self, ThreadId};
 
 use ebpf_vm::helpers::{HelperContext, HelperError, HelperPrototype};
-use ebpf_vm::HelperTable;
+use ebpf_vm::{ErrorCode, HelperTable};
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 
 use crate::errors::{einval, thrown, Code};
-use ebpf_vm::ErrorCode;
 
 /// The JavaScript helper dispatcher: `(id, r1, r2, r3, r4, r5) => bigint | number | undefined`.
 pub type JsDispatcher<'a> =

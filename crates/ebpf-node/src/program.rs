@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use ebpf_vm::helpers::output::{perf_record_bytes, PerfRecord, PerfSink};
 use ebpf_vm::{
-    CancelToken, PointerLeaks, ProcessInfo, Program, ProgramOptions, RunInput, RunLimits,
-    TestRunInput, TestRunOutput, Trap,
+    CancelToken, ErrorCode, PointerLeaks, ProcessInfo, Program, ProgramOptions, RunInput,
+    RunLimits, TestRunInput, TestRunOutput, Trap,
 };
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -15,7 +15,6 @@ use napi_derive::napi;
 use crate::errors::{einval, thrown, Code};
 use crate::names::{EngineName, ProgramTypeName, SafetyMode};
 use crate::{invalid, NativeError};
-use ebpf_vm::ErrorCode;
 
 /// Options of `loadProgram`, already checked by the TypeScript layer.
 #[napi(object)]
