@@ -1,4 +1,9 @@
-//! Helper prototypes against the live kernel: return types, and memory arguments.
+//! Helper prototypes against the live kernel: return types, argument kinds, and whether memory
+//! arguments are read or written.
+//!
+//! Argument kinds: a program passes an argument of the wrong kind (a non-null scalar where
+//! memory is wanted, the frame pointer anywhere else; the arguments before it well-formed) and
+//! the verifier's refusal lists what it expected ("R2 type=fp expected=map_ptr").
 //!
 //! Return types: a program calls the helper (arguments as below, memory initialised) and then
 //! reads a byte at r0; the verifier's refusal names what r0 is after the call ("R0 !read_ok":
@@ -53,7 +58,7 @@ fn map_for(id: u32) -> Option<(u32, u32, u32, u32)> {
     const QUEUE: u32 = 22;
     const RINGBUF: u32 = 27;
     Some(match id {
-        1..=3 => (HASH, 8, 8, 1),
+        1..=3 | 164 => (HASH, 8, 8, 1),
         195 => (PERCPU_HASH, 8, 8, 1),
         87..=89 => (QUEUE, 0, 8, 1),
         25 => (PERF_EVENT_ARRAY, 4, 4, 1),
@@ -63,16 +68,25 @@ fn map_for(id: u32) -> Option<(u32, u32, u32, u32)> {
     })
 }
 
-/// No memory argument is uninitialised (`probe_program`'s `probe`).
-const NONE: usize = usize::MAX;
+/// What a probe program does differently from a well-formed call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// Nothing: every argument as the prototype wants it.
+    Nothing,
+    /// Memory argument `i` (0-based) is uninitialised stack.
+    Uninitialised(usize),
+    /// Argument `i` is of the wrong kind: a non-null scalar where memory is wanted, the frame
+    /// pointer anywhere else.
+    WrongKind(usize),
+}
 
-/// A program calling helper `id` with uninitialised stack in argument `probe` (`NONE`: none) and
-/// `map_fd` as its map, if it takes one; then reading a byte at r0 if `deref_r0`. `None` when an
-/// argument is of a kind this probe cannot supply (a function, a ring buffer record, ...).
+/// A program calling helper `id` as `probe` says, `map_fd` as its map if it takes one; then
+/// reading a byte at r0 if `deref_r0`. `None` when an argument is of a kind this probe cannot
+/// supply (a function, a ring buffer record, ...).
 fn probe_program(
     id: u32,
     p: &HelperPrototype,
-    probe: usize,
+    probe: Probe,
     map_fd: Option<i32>,
     deref_r0: bool,
 ) -> Option<Vec<Insn>> {
@@ -82,6 +96,20 @@ fn probe_program(
     ];
     for (i, arg) in p.args[..p.arg_count()].iter().enumerate() {
         let r = i as u8 + 1;
+        // The verifier checks arguments in order and stops at the first wrong one: those after
+        // the probed one need not be well-formed.
+        if matches!(probe, Probe::WrongKind(k) if i > k) {
+            v.push(Insn::new(MOV64_IMM, r, 0, 0, 0));
+            continue;
+        }
+        if probe == Probe::WrongKind(i) {
+            v.push(if is_mem(*arg) {
+                Insn::new(MOV64_IMM, r, 0, 0, 1)
+            } else {
+                Insn::new(MOV64_REG, r, 10, 0, 0)
+            });
+            continue;
+        }
         match arg {
             ArgType::PtrToCtx => v.push(Insn::new(MOV64_REG, r, 6, 0, 0)),
             ArgType::ConstMapPtr => {
@@ -94,8 +122,9 @@ fn probe_program(
             | ArgType::PtrToReadonlyMem
             | ArgType::PtrToReadonlyMemOrNull
             | ArgType::PtrToUninitMem
+            | ArgType::PtrToWritableMemOrNull
             | ArgType::PtrToFixedSizeUninitMem { size: 8 } => {
-                let at = if i == probe {
+                let at = if probe == Probe::Uninitialised(i) {
                     UNINITIALISED
                 } else {
                     INITIALISED
@@ -313,7 +342,13 @@ fn memory_arguments_read_or_written_as_the_kernel_checks_them() {
                     continue;
                 }
                 let map = map_for(*id).map(kernel::create_map).transpose()?;
-                let Some(insns) = probe_program(*id, p, i, map.as_ref().map(|m| m.0), false) else {
+                let Some(insns) = probe_program(
+                    *id,
+                    p,
+                    Probe::Uninitialised(i),
+                    map.as_ref().map(|m| m.0),
+                    false,
+                ) else {
                     break;
                 };
                 let kernel_says = match kernel::load(prog_type as u32, &insns) {
@@ -401,7 +436,8 @@ fn return_types_as_the_kernel_types_r0() {
             continue;
         };
         let map = map_for(id).map(kernel::create_map).transpose().unwrap();
-        let Some(insns) = probe_program(id, &p, NONE, map.as_ref().map(|m| m.0), true) else {
+        let Some(insns) = probe_program(id, &p, Probe::Nothing, map.as_ref().map(|m| m.0), true)
+        else {
             continue;
         };
         let log = match kernel::load(prog_type as u32, &insns) {
@@ -423,5 +459,88 @@ fn return_types_as_the_kernel_types_r0() {
     // with a BTF-described lock), ringbuf_submit/discard (a reserved record), for_each_map_elem
     // and loop (a callback) and snprintf (a constant string).
     assert_eq!(asked.len(), 31, "{asked:?}");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The kind of register an argument wants, in the words of the verifier's "expected=" list:
+/// `ctx`, `map_ptr`, `scalar`, or `memory` (a list of pointer kinds with the stack and map values).
+fn kind_of(a: ArgType) -> &'static str {
+    match a {
+        ArgType::PtrToCtx => "ctx",
+        ArgType::ConstMapPtr => "map_ptr",
+        ArgType::ConstSize | ArgType::ConstSizeOrZero | ArgType::ConstAllocSizeOrZero => "scalar",
+        // A map value holding a `struct bpf_spin_lock`, or a BTF object (`ptr_`) holding one.
+        ArgType::PtrToSpinLock => "map_value, ptr_",
+        ArgType::PtrToRingbufMemRelease => "ringbuf_mem",
+        ArgType::PtrToFunc => "func",
+        // The string must be in a read-only map value (the kernel checks that further on).
+        ArgType::PtrToConstStr => "map_value",
+        a if is_mem(a) => "memory",
+        _ => "other",
+    }
+}
+
+/// The kind the verifier's "R<n> type=... expected=..." line of `log` names for register `reg`.
+fn expected_kind(log: &str, reg: usize) -> Option<String> {
+    let head = format!("R{reg} type=");
+    let line = log.lines().find(|l| l.starts_with(&head))?;
+    let list = line.split("expected=").nth(1)?.trim();
+    Some(match list {
+        "ctx" | "map_ptr" | "scalar" => list.to_string(),
+        l if l.contains("fp") && l.contains("map_value") => "memory".to_string(),
+        other => other.to_string(),
+    })
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[test]
+fn argument_kinds_as_the_kernel_expects_them() {
+    if let Err(why) = kernel::usable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let mut asked = 0;
+    let mut wrong = Vec::new();
+    for (id, (name, p)) in implemented() {
+        let Some(prog_type) = kernel_type(&p) else {
+            continue;
+        };
+        for (i, arg) in p.args[..p.arg_count()].iter().enumerate() {
+            if *arg == ArgType::Anything {
+                continue;
+            }
+            let map = map_for(id).map(kernel::create_map).transpose().unwrap();
+            let Some(insns) = probe_program(
+                id,
+                &p,
+                Probe::WrongKind(i),
+                map.as_ref().map(|m| m.0),
+                false,
+            ) else {
+                break;
+            };
+            let log = match kernel::load(prog_type as u32, &insns) {
+                Ok(()) => panic!(
+                    "{id} {name} arg{}: the kernel took an argument of the wrong kind",
+                    i + 1
+                ),
+                Err(log) => log,
+            };
+            let Some(kernel_says) = expected_kind(&log, i + 1) else {
+                panic!("{id} {name} arg{}: unexpected refusal:\n{log}", i + 1);
+            };
+            asked += 1;
+            if kernel_says != kind_of(*arg) {
+                wrong.push(format!(
+                    "{id} {name} arg{} {}: the kernel expects {kernel_says}",
+                    i + 1,
+                    arg.kernel_name()
+                ));
+            }
+        }
+    }
+    // Every argument but ARG_ANYTHING up to the first this probe cannot supply well-formed (a
+    // callback, a reserved ring buffer record, a constant string, a lock in a map value).
+    assert_eq!(asked, 64);
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
