@@ -6,19 +6,27 @@
  * details that go with its kind.
  */
 
-export type ErrorCode =
-  | 'EINVAL'
-  | 'EACCES'
-  | 'E2BIG'
-  | 'ENOENT'
-  | 'EEXIST'
-  | 'ENOSPC'
-  | 'ENOTSUPP'
-  | 'EFAULT'
-  | 'ETIME'
-  | 'EPERM'
-  | 'EBUSY'
-  | 'ABORT_ERR'
+/** The codes, listed once: the type below and the check of a native error's `code` read it. */
+const ERROR_CODES = [
+  'EINVAL',
+  'EACCES',
+  'E2BIG',
+  'ENOENT',
+  'EEXIST',
+  'ENOSPC',
+  'ENOTSUPP',
+  'EFAULT',
+  'ETIME',
+  'EPERM',
+  'EBUSY',
+  'ABORT_ERR',
+] as const
+
+export type ErrorCode = (typeof ERROR_CODES)[number]
+
+function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && (ERROR_CODES as readonly string[]).includes(code)
+}
 
 /** Where in the C source an instruction came from (from BTF line info). */
 export interface SourceLocation {
@@ -168,18 +176,19 @@ export class NativeBindingError extends EbpfError {
 }
 
 /**
- * Errors the native layer throws carry their errno name at the head of the message
- * (`"EEXIST: ..."`); this turns one into a `MapError` with that code. Other errors pass through.
+ * Errors the native layer throws carry their errno name as their `code` (napi-rs sets it from
+ * the binding's error status); this turns one into a `MapError` with that code. Other errors
+ * pass through.
  */
 export function fromNativeMapError(e: unknown, what?: string): unknown {
   return fromCodedError(e, MapError, what)
 }
 
 /**
- * As `fromNativeMapError`, into any error class of the library. An error of napi-rs's own (a
- * value the binding could not convert: `code` 'InvalidArg', 'StringExpected', ...) becomes an
- * `EINVAL` of that class naming `what`; the TypeScript layer checks arguments first, so this is
- * the last line, not the usual path.
+ * As `fromNativeMapError`, into any error class of the library; the message is the code and
+ * the native message (`EEXIST: ...`). An error of napi-rs's own (a value the binding could not
+ * convert: `code` 'InvalidArg', 'StringExpected', ...) becomes an `EINVAL` of that class naming
+ * `what`; the TypeScript layer checks arguments first, so this is the last line, not the usual path.
  */
 export function fromCodedError(
   e: unknown,
@@ -187,11 +196,11 @@ export function fromCodedError(
   what = 'argument',
 ): unknown {
   if (e instanceof Error && !(e instanceof EbpfError)) {
-    const m = /^(E[A-Z0-9]+): ([\s\S]*)$/.exec(e.message)
-    if (m) return new Kind(m[1] as ErrorCode, `${m[1]}: ${m[2]!}`)
-    const napiCode = (e as { code?: unknown }).code
-    if (typeof napiCode === 'string' && /^[A-Z][A-Za-z]+$/.test(napiCode)) {
-      return new Kind('EINVAL', `invalid ${what}: ${e.message.trim() || napiCode}`)
+    const code = (e as { code?: unknown }).code
+    if (isErrorCode(code)) return new Kind(code, `${code}: ${e.message}`)
+    // napi-rs's status names are CamelCase; Node's own codes (ERR_...) pass through.
+    if (typeof code === 'string' && /^[A-Z][a-z][A-Za-z]*$/.test(code)) {
+      return new Kind('EINVAL', `invalid ${what}: ${e.message.trim() || code}`)
     }
   }
   return e

@@ -8,11 +8,13 @@ export * as btf from './btf/index.js'
 export { Collection, type CollectionMaps, type CollectionOptions, type MapTypes } from './collection.js'
 export type { ContextValue, SkbContext, XdpContext } from './context.js'
 export * from './errors.js'
+export { type HelperPrototype, helperPrototypes } from './helpers.js'
 export type { MapArrayView, MapCodecs, MapDefinition, MapTypeName, UpdateFlag } from './map.js'
 export { BpfMap, MAP_TYPES } from './map.js'
 export type {
   BatchEntry,
   EngineName,
+  HelperDeclaration,
   ProgramOptions,
   ProgramType,
   RunOptions,

@@ -30,6 +30,15 @@ export const native: typeof Binding = new Proxy({} as typeof Binding, {
   get: (_target, key) => Reflect.get(load(), key),
 })
 
+/**
+ * The values of a string enum the binding declares (`ProgramTypeName`, `EngineName`,
+ * `SafetyMode`), in declaration order: the one list of the names, which the TypeScript types
+ * are generated from too. (`index.d.ts` declares such an enum as a type only.)
+ */
+export function nativeNames<T extends string>(name: 'ProgramTypeName' | 'EngineName' | 'SafetyMode'): readonly T[] {
+  return Object.values(Reflect.get(load(), name) as Record<string, T>)
+}
+
 /** napi-rs's name for this host, as in the platform packages' names (`linux-x64-gnu`). */
 export function platformName(): string {
   const { platform, arch } = process
@@ -97,3 +106,6 @@ export type NativeRunResult = Binding.NativeRunResult
 export type NativeRunInput = Binding.NativeRunInput
 export type NativeBatch = Binding.NativeBatch
 export type NativeCancelToken = Binding.NativeCancelToken
+export type ProgramTypeName = Binding.ProgramTypeName
+export type EngineName = Binding.EngineName
+export type SafetyMode = Binding.SafetyMode

@@ -18,6 +18,7 @@ import { type ContextValue, decodeContext, encodeContext } from './context.js'
 import { AbortError, EbpfError, type ErrorCode, fromCodedError, LoadError, TrapError, type TrapKind } from './errors.js'
 import { asBpfMap, type BpfMap } from './map.js'
 import {
+  type EngineName,
   type NativeBatch,
   type NativeCancelToken,
   type NativeError,
@@ -25,13 +26,18 @@ import {
   type NativeRunInput,
   type NativeRunResult,
   native,
+  nativeNames,
+  type ProgramTypeName,
+  type SafetyMode,
 } from './native.js'
 import type { LineInfo } from './spec.js'
 
-/** What r1 points to at entry; see README "Program types". */
-export type ProgramType = 'raw' | 'socket_filter' | 'xdp' | 'tracing'
-export type EngineName = 'jit' | 'interpreter' | 'auto'
-export type SafetyMode = 'checked'
+/**
+ * What r1 points to at entry; see README "Program types". Program types, engines and modes are
+ * declared once, in the binding (`crates/ebpf-node/src/names.rs`), which generates these types.
+ */
+export type ProgramType = ProgramTypeName
+export type { EngineName, SafetyMode }
 
 export interface ProgramOptions {
   /** What r1/r2 hold at entry. `raw`: r1 = address of `data`, r2 = its length. Default `raw`. */
@@ -78,7 +84,7 @@ export interface ProgramOptions {
    * for this program). They run synchronously on the JavaScript thread, so programs that call them
    * run with `run()`/`runBatch()`, not the async forms.
    */
-  helpers?: Record<number, HelperFunction | { name: string; fn: HelperFunction }>
+  helpers?: Record<number, HelperFunction | HelperDeclaration>
   /**
    * `refuse` (default): a run that lets a host address out stops with a `pointer_leak` TrapError
    * (`EACCES`): r0 holding an address of the run at exit, or an address in an 8-byte word that a map
@@ -101,6 +107,22 @@ export interface ProgramOptions {
 export interface HelperMemory {
   read(addr: bigint, length: number): Uint8Array
   write(addr: bigint, bytes: Uint8Array): void
+}
+
+/**
+ * A JavaScript helper with its name and, optionally, its prototype in the kernel's spelling
+ * (`args: ['ARG_PTR_TO_MEM | MEM_RDONLY', 'ARG_CONST_SIZE']`, `ret: 'RET_INTEGER'`): what the
+ * verifier will check at each call. Left out, it takes five scalars and returns a scalar.
+ * `helperPrototypes()` lists the spellings the standard helpers use.
+ */
+export interface HelperDeclaration {
+  name: string
+  fn: HelperFunction
+  /** r1 first, at most five; arguments past the last listed are not read. */
+  args?: readonly string[]
+  ret?: string
+  /** Only programs under a GPL-compatible license may call it. */
+  gplOnly?: boolean
 }
 
 /** A helper in JavaScript: r1-r5 in, r0 out (a bigint or a safe integer; undefined is 0; -errno as a negative). */
@@ -151,16 +173,37 @@ function helperException(id: number, e: unknown): Error {
   return out
 }
 
+/** The prototype a helper declaration gives, its shape checked (the engine checks the names). */
+function helperDeclaration(key: string, h: HelperDeclaration): { args?: string[]; ret?: string; gplOnly?: boolean } {
+  const out: { args?: string[]; ret?: string; gplOnly?: boolean } = {}
+  if (h.args !== undefined) {
+    const args = checkDenseArray<string>(LoadError, `helpers[${key}].args`, h.args)
+    out.args = args.map((a, i) => checkString(LoadError, `helpers[${key}].args[${i}]`, a))
+  }
+  if (h.ret !== undefined) out.ret = checkString(LoadError, `helpers[${key}].ret`, h.ret)
+  if (h.gplOnly !== undefined) {
+    if (typeof h.gplOnly !== 'boolean') {
+      throw new LoadError('EINVAL', `helpers[${key}].gplOnly must be a boolean, got ${describeValue(h.gplOnly)}`)
+    }
+    out.gplOnly = h.gplOnly
+  }
+  return out
+}
+
 /** The dispatcher the engine calls for JavaScript helpers, and the ids and names it serves. */
-function jsHelpers(
-  helpers: ProgramOptions['helpers'],
-):
-  | { ids: number[]; names: string[]; dispatch: (id: number, ...args: bigint[]) => bigint | number | undefined }
+function jsHelpers(helpers: ProgramOptions['helpers']):
+  | {
+      ids: number[]
+      names: string[]
+      prototypes: { args?: string[]; ret?: string; gplOnly?: boolean }[]
+      dispatch: (id: number, ...args: bigint[]) => bigint | number | undefined
+    }
   | undefined {
   if (helpers === undefined) return undefined
   checkObject(LoadError, 'helpers (an object keyed by helper number)', helpers)
   const table = new Map<number, HelperFunction>()
   const names: string[] = []
+  const prototypes: { args?: string[]; ret?: string; gplOnly?: boolean }[] = []
   for (const [key, h] of Object.entries(helpers)) {
     const id = Number(key)
     if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
@@ -170,10 +213,12 @@ function jsHelpers(
       throw new LoadError('EINVAL', `helpers[${key}] must be a function or { name, fn }, got ${describeValue(h)}`)
     table.set(id, fn)
     names.push(typeof h === 'function' ? `js_helper_${id}` : checkString(LoadError, `helpers[${key}].name`, h.name))
+    prototypes.push(typeof h === 'function' ? {} : helperDeclaration(key, h))
   }
   return {
     ids: [...table.keys()],
     names,
+    prototypes,
     // The return value is checked by the engine (a bigint from -2^63 to 2^64-1, a safe integer or
     // undefined; anything else is the run's helper-error trap, never a truncated value).
     dispatch: (id, ...args) => {
@@ -256,9 +301,6 @@ export interface RunResult {
   perfLost?: number
 }
 
-const PROGRAM_TYPES: readonly ProgramType[] = ['raw', 'socket_filter', 'xdp', 'tracing']
-const ENGINES: readonly EngineName[] = ['jit', 'interpreter', 'auto']
-const MODES: readonly SafetyMode[] = ['checked']
 const POINTER_LEAKS: readonly ('allow' | 'refuse')[] = ['allow', 'refuse']
 
 function oneOf<T extends string>(what: string, value: unknown, allowed: readonly T[], fallback: T): T {
@@ -370,7 +412,10 @@ function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
 /** One packet's outcome in `runBatch`. */
 export type BatchEntry = ({ ok: true } & RunResult) | { ok: false; error: LoadError | TrapError }
 
-/** The packets of a batch as one buffer and their lengths (one crossing into the engine). */
+/**
+ * The packets of a batch as one buffer and their lengths (one crossing into the engine). The
+ * buffer is new and private, so the async form hands it to the engine to keep, without a copy.
+ */
 function concatPackets(packets: readonly Uint8Array[]): { all: Buffer; lengths: number[] } {
   checkDenseArray(LoadError, 'packets', packets)
   const lengths = packets.map((p, i) => checkBytes(LoadError, `packets[${i}]`, p).byteLength)
@@ -432,9 +477,9 @@ export class Program {
     checkObject(LoadError, 'Program options', options)
     const { instructions } = options
     checkBytes(LoadError, 'instructions (bytecode)', instructions)
-    this.type = oneOf('type', options.type, PROGRAM_TYPES, 'raw')
-    this.mode = oneOf('mode', options.mode, MODES, 'checked')
-    const engineName = oneOf('engine', options.engine, ENGINES, 'auto')
+    this.type = oneOf('type', options.type, nativeNames<ProgramType>('ProgramTypeName'), 'raw')
+    this.mode = oneOf('mode', options.mode, nativeNames<SafetyMode>('SafetyMode'), 'checked')
+    const engineName = oneOf('engine', options.engine, nativeNames<EngineName>('EngineName'), 'auto')
     const budget = checkBudget(options.budget)
     const pointerLeaks = oneOf('pointerLeaks', options.pointerLeaks, POINTER_LEAKS, 'refuse')
     const { blindConstants } = options
@@ -478,6 +523,7 @@ export class Program {
           perfBufferBytes,
           jsHelperIds: js?.ids,
           jsHelperNames: js?.names,
+          jsHelperPrototypes: js?.prototypes,
           pointerLeaks,
           blindConstants,
         },

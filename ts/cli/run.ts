@@ -218,13 +218,20 @@ export const runCommand: Command = {
     type: {
       value: true,
       arg: 'TYPE',
-      choices: ['raw', 'xdp', 'socket_filter', 'tracing'],
+      // Checked against the binding's declaration of the names (`satisfies`); listed here so that
+      // `ebpf help` works without the native binding.
+      choices: ['raw', 'xdp', 'socket_filter', 'tracing'] satisfies ProgramType[],
       help: 'program type of raw bytecode (default raw)',
     },
     data: { value: true, arg: 'FILE', help: 'input data (packet) from a file' },
     hex: { value: true, arg: 'HEX', help: 'input data as hex (e.g. 0a0b0c or "0a 0b 0c")' },
     'ctx-hex': { value: true, arg: 'HEX', help: 'context bytes (struct xdp_md, struct __sk_buff, tracing ctx)' },
-    engine: { value: true, arg: 'ENGINE', choices: ['jit', 'interpreter', 'auto'], help: 'default auto' },
+    engine: {
+      value: true,
+      arg: 'ENGINE',
+      choices: ['jit', 'interpreter', 'auto'] satisfies EngineName[],
+      help: 'default auto',
+    },
     repeat: { value: true, arg: 'N', help: 'run N times; duration is the mean' },
     budget: { value: true, arg: 'N', help: 'instructions a run may execute (default 10,000,000)' },
     set: { value: true, repeat: true, arg: 'VAR=VALUE', help: 'set a global variable of the object before load' },

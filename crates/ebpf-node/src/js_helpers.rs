@@ -11,11 +11,13 @@ use std::cell::Cell;
 use std::ptr;
 use std::thread::{self, ThreadId};
 
-use ebpf_vm::helpers::{HelperContext, HelperError};
-use ebpf_vm::HelperTable;
+use ebpf_vm::helpers::{HelperContext, HelperError, HelperPrototype};
+use ebpf_vm::{ErrorCode, HelperTable};
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
+
+use crate::errors::{einval, thrown, Code};
 
 /// The JavaScript helper dispatcher: `(id, r1, r2, r3, r4, r5) => bigint | number | undefined`.
 pub type JsDispatcher<'a> =
@@ -170,13 +172,14 @@ fn number_text(v: f64) -> String {
     }
 }
 
-/// Registers `ids` in `table`, each calling `dispatcher` with its id.
+/// Registers `ids` in `table` with their `prototypes`, each calling `dispatcher` with its id.
 pub(crate) fn register(
     env: &Env,
     table: &mut HelperTable,
     dispatcher: &JsDispatcher<'_>,
     ids: &[u32],
     names: &[String],
+    prototypes: &[HelperPrototype],
 ) -> Result<()> {
     let mut func = ptr::null_mut();
     // SAFETY: a reference to a live function value of this env.
@@ -198,17 +201,17 @@ pub(crate) fn register(
             .get(i)
             .cloned()
             .unwrap_or_else(|| format!("js_helper_{id}"));
-        table.register(id, &name, move |cx, args| d.call(cx, id, args));
+        let prototype = prototypes.get(i).copied().unwrap_or_default();
+        table.register_with_prototype(id, &name, prototype, move |cx, args| d.call(cx, id, args));
     }
     Ok(())
 }
 
-fn with_current<T>(f: impl FnOnce(&mut HelperContext<'_>) -> Result<T>) -> Result<T> {
+fn with_current<T>(f: impl FnOnce(&mut HelperContext<'_>) -> Result<T, Code>) -> Result<T, Code> {
     let cx = CURRENT.with(|c| c.get());
     if cx.is_null() {
-        return Err(Error::new(
-            Status::GenericFailure,
-            "EINVAL: helper memory is only reachable while a JavaScript helper runs",
+        return Err(einval(
+            "helper memory is only reachable while a JavaScript helper runs",
         ));
     }
     // SAFETY: set by `Dispatcher::call` for the duration of the JavaScript call on this thread;
@@ -216,30 +219,27 @@ fn with_current<T>(f: impl FnOnce(&mut HelperContext<'_>) -> Result<T>) -> Resul
     f(unsafe { &mut *(cx as *mut HelperContext<'_>) })
 }
 
-fn address(addr: BigInt) -> Result<u64> {
+fn address(addr: BigInt) -> Result<u64, Code> {
     let (negative, v, lossless) = addr.get_u64();
     if negative || !lossless {
-        return Err(Error::new(
-            Status::GenericFailure,
-            "EINVAL: address must be an unsigned 64-bit value",
-        ));
+        return Err(einval("address must be an unsigned 64-bit value"));
     }
     Ok(v)
 }
 
 /// Reads `len` bytes of the calling run's memory (checked against its regions).
 #[napi(catch_unwind)]
-pub fn helper_memory_read(addr: BigInt, len: u32) -> Result<Buffer> {
+pub fn helper_memory_read(addr: BigInt, len: u32) -> Result<Buffer, Code> {
     let addr = address(addr)?;
     with_current(|cx| {
         cx.regions
             .slice(addr, len as u64)
             .map(|s| Buffer::from(s.to_vec()))
             .map_err(|k| {
-                Error::new(
-                    Status::GenericFailure,
+                thrown(
+                    ErrorCode::Efault,
                     format!(
-                        "EFAULT: read of {len} bytes at {}: {}",
+                        "read of {len} bytes at {}: {}",
                         cx.describe(addr),
                         k.as_str()
                     ),
@@ -250,14 +250,14 @@ pub fn helper_memory_read(addr: BigInt, len: u32) -> Result<Buffer> {
 
 /// Writes `data` into the calling run's memory (checked against its writable regions).
 #[napi(catch_unwind)]
-pub fn helper_memory_write(addr: BigInt, data: &[u8]) -> Result<()> {
+pub fn helper_memory_write(addr: BigInt, data: &[u8]) -> Result<(), Code> {
     let addr = address(addr)?;
     with_current(|cx| {
         let dst = cx.regions.slice_mut(addr, data.len() as u64).map_err(|k| {
-            Error::new(
-                Status::GenericFailure,
+            thrown(
+                ErrorCode::Efault,
                 format!(
-                    "EFAULT: write of {} bytes at {}: {}",
+                    "write of {} bytes at {}: {}",
                     data.len(),
                     cx.describe(addr),
                     k.as_str()

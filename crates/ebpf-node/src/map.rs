@@ -1,6 +1,6 @@
 //! `NativeMap`: a map of the engine, shared by programs, JavaScript and worker threads. Conversions
-//! only. Errors are thrown as `Error("<ERRNO>: <message>")`, the errno name first (the napi macro
-//! cannot set `code` itself); the TypeScript layer turns them into `MapError` with that `code`.
+//! only. Errors are thrown with their errno name as the JavaScript error's `code` (`errors::Thrown`);
+//! the TypeScript layer turns them into `MapError`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,26 +8,13 @@ use std::time::Duration;
 use ebpf_vm::maps::prog_array::ProgArray;
 use ebpf_vm::maps::ringbuf::RingBuf;
 use ebpf_vm::maps::view::WritableView;
-use ebpf_vm::maps::{self, Map, MapDef, MapError, MapType};
+use ebpf_vm::maps::{self, Map, MapDef, MapType};
 use ebpf_vm::pins;
 use ebpf_vm::ErrorCode;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-fn coded(code: ErrorCode, message: &str) -> napi::Error {
-    napi::Error::new(
-        Status::GenericFailure,
-        format!("{}: {message}", code.as_str()),
-    )
-}
-
-fn js_err(e: MapError) -> napi::Error {
-    coded(e.code, &e.message)
-}
-
-fn einval(message: String) -> napi::Error {
-    coded(ErrorCode::Einval, &message)
-}
+use crate::errors::{einval, map_error as js_err, napi_failure, thrown, Code};
 
 /// A map definition, as `bpf(BPF_MAP_CREATE)` takes it. The inner map of a map-in-map is described
 /// by the `inner*` fields.
@@ -48,11 +35,11 @@ pub struct NativeMapDef {
     pub inner_flags: Option<u32>,
 }
 
-fn map_type(v: u32) -> Result<MapType> {
+fn map_type(v: u32) -> Result<MapType, Code> {
     MapType::from_kernel(v).map_err(js_err)
 }
 
-fn to_def(d: &NativeMapDef) -> Result<MapDef> {
+fn to_def(d: &NativeMapDef) -> Result<MapDef, Code> {
     let mut def = MapDef::new(
         map_type(d.map_type)?,
         d.key_size,
@@ -66,7 +53,7 @@ fn to_def(d: &NativeMapDef) -> Result<MapDef> {
     if let Some(extra) = &d.map_extra {
         let (negative, v, lossless) = extra.get_u64();
         if negative || !lossless {
-            return Err(einval("map_extra must be an unsigned 64-bit value".into()));
+            return Err(einval("map_extra must be an unsigned 64-bit value"));
         }
         def = def.with_map_extra(v);
     }
@@ -110,7 +97,7 @@ impl NativeMap {
         NativeMap { inner }
     }
 
-    fn ringbuf(&self) -> Result<&RingBuf> {
+    fn ringbuf(&self) -> Result<&RingBuf, Code> {
         self.inner
             .downcast::<RingBuf>()
             .ok_or_else(|| einval(format!("map {} is not a ringbuf", self.inner.id())))
@@ -143,7 +130,7 @@ impl Task for RingbufWait {
 impl NativeMap {
     /// Creates a map (`BPF_MAP_CREATE`).
     #[napi(factory, catch_unwind)]
-    pub fn create(def: NativeMapDef) -> Result<NativeMap> {
+    pub fn create(def: NativeMapDef) -> Result<NativeMap, Code> {
         let map = maps::create(to_def(&def)?).map_err(js_err)?;
         Ok(NativeMap::new(map))
     }
@@ -151,7 +138,7 @@ impl NativeMap {
     /// Bytes the map `def` describes may take once full (`MapDef::memory_bound`), without
     /// creating it; the errors of a definition `create` would refuse.
     #[napi(catch_unwind)]
-    pub fn memory_bound(def: NativeMapDef) -> Result<f64> {
+    pub fn memory_bound(def: NativeMapDef) -> Result<f64, Code> {
         let def = to_def(&def)?;
         def.validate().map_err(js_err)?;
         Ok(def.memory_bound() as f64)
@@ -159,27 +146,27 @@ impl NativeMap {
 
     /// The live map with this id (any thread of the process), or null.
     #[napi(factory, catch_unwind)]
-    pub fn from_id(id: u32) -> Result<NativeMap> {
+    pub fn from_id(id: u32) -> Result<NativeMap, Code> {
         maps::registry::by_id(id)
             .map(NativeMap::new)
-            .ok_or_else(|| coded(ErrorCode::Enoent, &format!("no map with id {id}")))
+            .ok_or_else(|| thrown(ErrorCode::Enoent, format!("no map with id {id}")))
     }
 
     /// The map pinned under `path` (like an object pinned in bpffs).
     #[napi(factory, catch_unwind)]
-    pub fn from_pinned(path: String) -> Result<NativeMap> {
+    pub fn from_pinned(path: String) -> Result<NativeMap, Code> {
         pins::get_map(&path).map(NativeMap::new).map_err(js_err)
     }
 
     #[napi(catch_unwind)]
-    pub fn pin(&self, path: String) -> Result<()> {
+    pub fn pin(&self, path: String) -> Result<(), Code> {
         pins::pin_map(&path, &self.inner).map_err(js_err)
     }
 
     /// EINVAL unless this map has the shape `def` describes (libbpf's `map_is_reuse_compat`);
     /// `source` says in the message where this map came from.
     #[napi(catch_unwind)]
-    pub fn check_reuse(&self, def: NativeMapDef, source: String) -> Result<()> {
+    pub fn check_reuse(&self, def: NativeMapDef, source: String) -> Result<(), Code> {
         maps::reuse::check_reuse(&to_def(&def)?, &self.inner.common().def, &source).map_err(js_err)
     }
 
@@ -233,7 +220,7 @@ impl NativeMap {
     /// Copies the value of `key` into `out` (which must be `valueBlobSize` bytes); false when there
     /// is none. Writing into the caller's buffer avoids allocating a JavaScript object per lookup.
     #[napi(catch_unwind)]
-    pub fn lookup_into(&self, key: &[u8], mut out: Uint8ArraySlice<'_>) -> Result<bool> {
+    pub fn lookup_into(&self, key: &[u8], mut out: Uint8ArraySlice<'_>) -> Result<bool, Code> {
         // SAFETY: a borrowed view (no reference per call) of a typed array alive for this call;
         // no JavaScript runs meanwhile.
         let out = unsafe { out.as_mut() };
@@ -254,7 +241,7 @@ impl NativeMap {
 
     /// The value of `key`, or null when there is none (ENOENT).
     #[napi(catch_unwind)]
-    pub fn lookup(&self, key: &[u8]) -> Result<Option<Buffer>> {
+    pub fn lookup(&self, key: &[u8]) -> Result<Option<Buffer>, Code> {
         match self.inner.lookup(key) {
             Ok(v) => Ok(Some(v.into())),
             Err(e) if e.code == ErrorCode::Enoent => Ok(None),
@@ -263,7 +250,7 @@ impl NativeMap {
     }
 
     #[napi(catch_unwind)]
-    pub fn update(&self, key: &[u8], value: &[u8], flags: Option<u32>) -> Result<()> {
+    pub fn update(&self, key: &[u8], value: &[u8], flags: Option<u32>) -> Result<(), Code> {
         self.inner
             .update(key, value, flags.unwrap_or(0) as u64)
             .map_err(js_err)
@@ -271,7 +258,7 @@ impl NativeMap {
 
     /// Deletes `key`; false when it was not there.
     #[napi(catch_unwind)]
-    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+    pub fn delete(&self, key: &[u8]) -> Result<bool, Code> {
         match self.inner.delete(key) {
             Ok(()) => Ok(true),
             Err(e) if e.code == ErrorCode::Enoent => Ok(false),
@@ -281,7 +268,7 @@ impl NativeMap {
 
     /// The key after `key` (null: the first key); null after the last one.
     #[napi(catch_unwind)]
-    pub fn next_key(&self, key: Option<&[u8]>) -> Result<Option<Buffer>> {
+    pub fn next_key(&self, key: Option<&[u8]>) -> Result<Option<Buffer>, Code> {
         match self.inner.next_key(key) {
             Ok(k) => Ok(Some(k.into())),
             Err(e) if e.code == ErrorCode::Enoent => Ok(None),
@@ -291,7 +278,7 @@ impl NativeMap {
 
     /// Lookup and delete in one step (queue/stack pop when `key` is null).
     #[napi(catch_unwind)]
-    pub fn lookup_and_delete(&self, key: Option<&[u8]>) -> Result<Option<Buffer>> {
+    pub fn lookup_and_delete(&self, key: Option<&[u8]>) -> Result<Option<Buffer>, Code> {
         let r = match key {
             Some(k) => self.inner.lookup_and_delete(k),
             None => self.inner.pop(),
@@ -305,7 +292,7 @@ impl NativeMap {
 
     /// Queue, stack, bloom filter: add a value.
     #[napi(catch_unwind)]
-    pub fn push(&self, value: &[u8], flags: Option<u32>) -> Result<()> {
+    pub fn push(&self, value: &[u8], flags: Option<u32>) -> Result<(), Code> {
         self.inner
             .push(value, flags.unwrap_or(0) as u64)
             .map_err(js_err)
@@ -313,7 +300,7 @@ impl NativeMap {
 
     /// Queue and stack: the next value without removing it, or null.
     #[napi(catch_unwind)]
-    pub fn peek(&self) -> Result<Option<Buffer>> {
+    pub fn peek(&self) -> Result<Option<Buffer>, Code> {
         match self.inner.peek() {
             Ok(v) => Ok(Some(v.into())),
             Err(e) if e.code == ErrorCode::Enoent => Ok(None),
@@ -323,7 +310,7 @@ impl NativeMap {
 
     /// Bloom filter: whether `value` may be present.
     #[napi(catch_unwind)]
-    pub fn contains(&self, value: &[u8]) -> Result<bool> {
+    pub fn contains(&self, value: &[u8]) -> Result<bool, Code> {
         match self.inner.contains(value) {
             Ok(()) => Ok(true),
             Err(e) if e.code == ErrorCode::Enoent => Ok(false),
@@ -337,7 +324,7 @@ impl NativeMap {
         cursor: Option<&[u8]>,
         max: u32,
         and_delete: Option<bool>,
-    ) -> Result<NativeMapBatch> {
+    ) -> Result<NativeMapBatch, Code> {
         let b = if and_delete.unwrap_or(false) {
             self.inner.lookup_and_delete_batch(cursor, max as usize)
         } else {
@@ -358,25 +345,25 @@ impl NativeMap {
         keys: Vec<Buffer>,
         values: Vec<Buffer>,
         flags: Option<u32>,
-    ) -> Result<u32> {
+    ) -> Result<u32, Code> {
         let k: Vec<&[u8]> = keys.iter().map(|b| b.as_ref()).collect();
         let v: Vec<&[u8]> = values.iter().map(|b| b.as_ref()).collect();
         let (n, r) = self.inner.update_batch(&k, &v, flags.unwrap_or(0) as u64);
         r.map(|()| n as u32)
-            .map_err(|e| coded(e.code, &format!("{} (after {n} updates)", e.message)))
+            .map_err(|e| thrown(e.code, format!("{} (after {n} updates)", e.message)))
     }
 
     #[napi(catch_unwind)]
-    pub fn delete_batch(&self, keys: Vec<Buffer>) -> Result<u32> {
+    pub fn delete_batch(&self, keys: Vec<Buffer>) -> Result<u32, Code> {
         let k: Vec<&[u8]> = keys.iter().map(|b| b.as_ref()).collect();
         let (n, r) = self.inner.delete_batch(&k);
         r.map(|()| n as u32)
-            .map_err(|e| coded(e.code, &format!("{} (after {n} deletes)", e.message)))
+            .map_err(|e| thrown(e.code, format!("{} (after {n} deletes)", e.message)))
     }
 
     /// Prog array: puts `program` at `index` (the tail-call target `bpf_tail_call(ctx, map, index)`).
     #[napi(catch_unwind)]
-    pub fn set_program(&self, index: u32, program: &crate::NativeProgram) -> Result<()> {
+    pub fn set_program(&self, index: u32, program: &crate::NativeProgram) -> Result<(), Code> {
         let array = self
             .inner
             .downcast::<ProgArray>()
@@ -389,7 +376,7 @@ impl NativeMap {
     /// Ring buffer: every committed record, oldest first, removed from the ring (discarded records
     /// are skipped), packed into one buffer (one JavaScript object however many records).
     #[napi(catch_unwind)]
-    pub fn ringbuf_drain(&self) -> Result<NativeRecords> {
+    pub fn ringbuf_drain(&self) -> Result<NativeRecords, Code> {
         let ring = self.ringbuf()?;
         let mut data = Vec::new();
         let mut lengths = Vec::new();
@@ -406,7 +393,7 @@ impl NativeMap {
     /// Ring buffer: resolves to true once records are available, false after `timeout_ms`. Waits on
     /// the thread pool, not the JavaScript thread.
     #[napi(catch_unwind, ts_return_type = "Promise<boolean>")]
-    pub fn ringbuf_wait(&self, timeout_ms: u32) -> Result<AsyncTask<RingbufWait>> {
+    pub fn ringbuf_wait(&self, timeout_ms: u32) -> Result<AsyncTask<RingbufWait>, Code> {
         self.ringbuf()?;
         Ok(AsyncTask::new(RingbufWait {
             map: self.inner.clone(),
@@ -419,7 +406,7 @@ impl NativeMap {
     /// as the kernel refuses a writable mmap of one) and for other types, per-CPU arrays included
     /// (EINVAL).
     #[napi(catch_unwind)]
-    pub fn array_view(&self) -> Result<NativeArrayView> {
+    pub fn array_view(&self) -> Result<NativeArrayView, Code> {
         let view = WritableView::open(&self.inner).map_err(js_err)?;
         Ok(NativeArrayView {
             view: Arc::new(view),
@@ -435,7 +422,7 @@ impl NativeMap {
 
     /// No more writes from user space (`BPF_MAP_FREEZE`); EBUSY while a writable view is held.
     #[napi(catch_unwind)]
-    pub fn freeze(&self) -> Result<()> {
+    pub fn freeze(&self) -> Result<(), Code> {
         self.inner.freeze().map_err(js_err)
     }
 
@@ -459,9 +446,9 @@ impl NativeArrayView {
     /// The values as one ArrayBuffer over the map's own memory (no copy): value `i` is at byte
     /// `i * valueStride`. Writes through it are seen by programs at once and vice versa.
     #[napi(catch_unwind, ts_return_type = "ArrayBuffer")]
-    pub fn buffer<'env>(&mut self, env: &'env Env) -> Result<ArrayBuffer<'env>> {
+    pub fn buffer<'env>(&mut self, env: &'env Env) -> Result<ArrayBuffer<'env>, Code> {
         if self.buffer_made {
-            return Err(einval("this view's buffer was made already".into()));
+            return Err(einval("this view's buffer was made already"));
         }
         let (ptr, len) = self.view.memory();
         let keep = self.view.clone();
@@ -475,7 +462,7 @@ impl NativeArrayView {
             }
             Err(e) => {
                 self.view.release();
-                Err(e)
+                Err(napi_failure(e))
             }
         }
     }
@@ -483,12 +470,12 @@ impl NativeArrayView {
     /// Detaches `buffer` (this view's, so that nothing writes through it any more) and stops
     /// counting the view as a writer. Releasing twice is harmless.
     #[napi(catch_unwind)]
-    pub fn release(&self, buffer: ArrayBuffer) -> Result<()> {
-        if !buffer.is_detached()? {
+    pub fn release(&self, buffer: ArrayBuffer) -> Result<(), Code> {
+        if !buffer.is_detached().map_err(napi_failure)? {
             if buffer.as_ptr() != self.view.memory().0.cast_const() {
-                return Err(einval("release takes this view's own buffer".into()));
+                return Err(einval("release takes this view's own buffer"));
             }
-            buffer.detach()?;
+            buffer.detach().map_err(napi_failure)?;
         }
         self.view.release();
         Ok(())

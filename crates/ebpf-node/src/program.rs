@@ -6,23 +6,22 @@ use std::time::{Duration, Instant};
 
 use ebpf_vm::helpers::output::{perf_record_bytes, PerfRecord, PerfSink};
 use ebpf_vm::{
-    CancelToken, Engine, Mode, PointerLeaks, ProcessInfo, Program, ProgramOptions, ProgramType,
-    RunInput, RunLimits, TestRunInput, TestRunOutput, Trap,
+    CancelToken, ErrorCode, PointerLeaks, ProcessInfo, Program, ProgramOptions, RunInput,
+    RunLimits, TestRunInput, TestRunOutput, Trap,
 };
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::errors::{einval, thrown, Code};
+use crate::names::{EngineName, ProgramTypeName, SafetyMode};
 use crate::{invalid, NativeError};
 
 /// Options of `loadProgram`, already checked by the TypeScript layer.
 #[napi(object)]
 pub struct NativeProgramOptions {
-    /// 'raw' | 'socket_filter' | 'xdp' | 'tracing'
-    pub prog_type: String,
-    /// 'interpreter' | 'jit' | 'auto'
-    pub engine: String,
-    /// 'checked'
-    pub mode: String,
+    pub prog_type: ProgramTypeName,
+    pub engine: EngineName,
+    pub mode: SafetyMode,
     /// Instruction budget of a run (checked mode).
     pub budget: Option<f64>,
     /// Ids of the maps the program refers to: `lddw` with src 5 (map) or 6 (map value) and
@@ -37,6 +36,8 @@ pub struct NativeProgramOptions {
     /// Helper ids served by the JavaScript dispatcher given to `loadProgram`, and their names.
     pub js_helper_ids: Option<Vec<u32>>,
     pub js_helper_names: Option<Vec<String>>,
+    /// Their prototypes, in the same order (what one leaves out is "scalars in, scalar out").
+    pub js_helper_prototypes: Option<Vec<crate::prototypes::NativeHelperDeclaration>>,
     /// 'refuse' (default) | 'allow': whether a run may let host addresses out.
     pub pointer_leaks: Option<String>,
     /// JIT constant blinding (default true).
@@ -124,23 +125,7 @@ fn parse_options(
     o: &NativeProgramOptions,
     perf: &SharedPerf,
 ) -> std::result::Result<ProgramOptions, Box<NativeError>> {
-    let prog_type = match o.prog_type.as_str() {
-        "raw" => ProgramType::Raw,
-        "socket_filter" => ProgramType::SocketFilter,
-        "xdp" => ProgramType::Xdp,
-        "tracing" => ProgramType::Tracing,
-        other => return Err(Box::new(invalid(format!("unknown program type '{other}'")))),
-    };
-    let engine = match o.engine.as_str() {
-        "interpreter" => Engine::Interpreter,
-        "jit" => Engine::Jit,
-        "auto" => Engine::Auto,
-        other => return Err(Box::new(invalid(format!("unknown engine '{other}'")))),
-    };
-    let mode = match o.mode.as_str() {
-        "checked" => Mode::Checked,
-        other => return Err(Box::new(invalid(format!("unknown mode '{other}'")))),
-    };
+    let (prog_type, engine, mode) = (o.prog_type.into(), o.engine.into(), o.mode.into());
     let pointer_leaks = match o.pointer_leaks.as_deref() {
         None | Some("refuse") => PointerLeaks::Refuse,
         Some("allow") => PointerLeaks::Allow,
@@ -296,11 +281,8 @@ impl NativeProgram {
 
     /// The engine that runs the program: 'interpreter' or 'jit'.
     #[napi(getter)]
-    pub fn engine(&self) -> String {
-        match self.inner.engine() {
-            Engine::Jit => "jit".into(),
-            _ => "interpreter".into(),
-        }
+    pub fn engine(&self) -> EngineName {
+        self.inner.engine().into()
     }
 
     /// The bytecode as loaded.
@@ -421,25 +403,36 @@ impl NativeProgram {
         packets: &[u8],
         lengths: Vec<u32>,
         input: NativeRunInput,
-    ) -> Result<NativeBatch> {
+    ) -> Result<NativeBatch, Code> {
+        check_lengths(packets.len(), &lengths)?;
         let limits = run_limits(&input, None);
-        let inputs = batch_inputs(packets, &lengths, &input, &limits)?;
-        Ok(pack(inputs.iter().map(|i| self.inner.test_run(i))))
+        let mut input = test_input(&input, &[], &limits);
+        Ok(pack(run_packets(
+            &self.inner,
+            packets,
+            &lengths,
+            &mut input,
+        )))
     }
 
     /// `run_batch` on the libuv thread pool; `cancel` stops the run under way and the rest.
+    /// `packets` must be the caller's private buffer: the task keeps it, without a copy, until
+    /// it ends.
     #[napi(catch_unwind, ts_return_type = "Promise<NativeBatch>")]
     pub fn run_batch_async(
         &self,
-        packets: &[u8],
+        packets: Buffer,
         lengths: Vec<u32>,
         input: NativeRunInput,
         cancel: Option<&NativeCancelToken>,
-    ) -> Result<AsyncTask<BatchTask>> {
+    ) -> Result<AsyncTask<BatchTask>, Code> {
+        check_lengths(packets.len(), &lengths)?;
         let limits = run_limits(&input, cancel);
         Ok(AsyncTask::new(BatchTask {
             program: self.inner.clone(),
-            inputs: batch_inputs(packets, &lengths, &input, &limits)?,
+            input: test_input(&input, &[], &limits),
+            packets,
+            lengths,
         }))
     }
 }
@@ -472,32 +465,32 @@ pub struct NativeBatchError {
     pub error: NativeError,
 }
 
-/// One test-run input per packet, all under the call's `limits` (one deadline for the batch).
-fn batch_inputs(
-    packets: &[u8],
-    lengths: &[u32],
-    input: &NativeRunInput,
-    limits: &RunLimits,
-) -> Result<Vec<TestRunInput>> {
-    let total: u64 = lengths.iter().map(|&l| l as u64).sum();
-    if total != packets.len() as u64 {
-        return Err(Error::new(
-            Status::InvalidArg,
-            format!(
-                "EINVAL: packet lengths add up to {total} bytes, the packets have {}",
-                packets.len()
-            ),
-        ));
+/// `EINVAL` unless `lengths` add up to the `total` bytes of the packets.
+fn check_lengths(total: usize, lengths: &[u32]) -> Result<(), Code> {
+    let sum: u64 = lengths.iter().map(|&l| l as u64).sum();
+    if sum != total as u64 {
+        return Err(einval(format!(
+            "packet lengths add up to {sum} bytes, the packets have {total}"
+        )));
     }
+    Ok(())
+}
+
+/// Runs each packet of `packets` (`lengths[i]` bytes each, checked by `check_lengths`) in order,
+/// with the other inputs of `input`, whose data buffer is reused from packet to packet.
+fn run_packets<'a>(
+    program: &'a Program,
+    packets: &'a [u8],
+    lengths: &'a [u32],
+    input: &'a mut TestRunInput,
+) -> impl Iterator<Item = TestRunOutput> + 'a {
     let mut at = 0usize;
-    Ok(lengths
-        .iter()
-        .map(|&l| {
-            let p = &packets[at..at + l as usize];
-            at += l as usize;
-            test_input(input, p, limits)
-        })
-        .collect())
+    lengths.iter().map(move |&l| {
+        input.data.clear();
+        input.data.extend_from_slice(&packets[at..at + l as usize]);
+        at += l as usize;
+        program.test_run(input)
+    })
 }
 
 fn pack(outputs: impl Iterator<Item = TestRunOutput>) -> NativeBatch {
@@ -544,20 +537,38 @@ fn pack(outputs: impl Iterator<Item = TestRunOutput>) -> NativeBatch {
 }
 
 /// Work on the thread pool, where `#[napi(catch_unwind)]` does not reach: a panic of the engine
-/// (a bug; it is written not to panic) becomes an error instead of unwinding into libuv.
+/// (a bug; it is written not to panic) becomes an error instead of unwinding into libuv. The
+/// task's `reject` throws it as `EFAULT` (`coded_rejection`).
 fn unpanicked<T>(f: impl FnOnce() -> T) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
         Error::new(
             Status::GenericFailure,
-            "EFAULT: the engine panicked (a bug: please report it)",
+            "the engine panicked (a bug: please report it)",
         )
     })
 }
 
-/// A batch on the thread pool.
+/// A task's failure as the error its promise rejects with, `code` EFAULT (`Task::reject` has
+/// napi-rs's own error type, whose status would otherwise become the code).
+fn coded_rejection(env: Env, err: Error) -> Error {
+    // SAFETY: `reject` runs on the JavaScript thread, with its env.
+    let value = unsafe {
+        JsError::from(thrown(ErrorCode::Efault, err.reason.clone())).into_value(env.raw())
+    };
+    // SAFETY: `value` is a live value of this env.
+    match unsafe { Unknown::from_napi_value(env.raw(), value) } {
+        Ok(v) => Error::from(v),
+        Err(e) => e,
+    }
+}
+
+/// A batch on the thread pool. It owns its inputs: the packets (the TypeScript layer's private
+/// concatenation, moved here, not copied) and the run input, whose data buffer each packet reuses.
 pub struct BatchTask {
     program: Arc<Program>,
-    inputs: Vec<TestRunInput>,
+    packets: Buffer,
+    lengths: Vec<u32>,
+    input: TestRunInput,
 }
 
 impl Task for BatchTask {
@@ -565,15 +576,21 @@ impl Task for BatchTask {
     type JsValue = NativeBatch;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        Ok(self
-            .inputs
-            .iter()
-            .map(|i| self.program.test_run(i))
-            .collect())
+        let BatchTask {
+            program,
+            packets,
+            lengths,
+            input,
+        } = self;
+        unpanicked(|| run_packets(program, packets, lengths, input).collect())
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
         Ok(pack(output.into_iter()))
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        Err(coded_rejection(env, err))
     }
 }
 
@@ -594,6 +611,10 @@ impl Task for RunTask {
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
         Ok(to_js(output))
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        Err(coded_rejection(env, err))
     }
 }
 
@@ -616,13 +637,30 @@ pub fn load_program(
 ) -> Result<Either<NativeProgram, NativeLoadResult>> {
     let perf = SharedPerf::default();
     let mut parsed = parse_options(&options, &perf);
+    let ids = options.js_helper_ids.as_deref().unwrap_or(&[]);
+    let declarations = options.js_helper_prototypes.as_deref().unwrap_or(&[]);
+    let prototypes = match ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| crate::prototypes::declared(id, declarations.get(i)))
+        .collect::<std::result::Result<Vec<_>, _>>()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            if parsed.is_ok() {
+                parsed = Err(e);
+            }
+            Vec::new()
+        }
+    };
     if let (Ok(opts), Some(dispatcher)) = (&mut parsed, &js_helpers) {
         crate::js_helpers::register(
             &env,
             &mut opts.helpers,
             dispatcher,
-            options.js_helper_ids.as_deref().unwrap_or(&[]),
+            ids,
             options.js_helper_names.as_deref().unwrap_or(&[]),
+            &prototypes,
         )?;
     }
     let loaded = parsed

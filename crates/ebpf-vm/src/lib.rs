@@ -41,7 +41,7 @@ pub mod test_run;
 
 pub use context::{ContextInput, ContextOutput, ProcessInfo};
 pub use error::{ErrorCode, LoadError, Trap, TrapKind};
-pub use helpers::{HelperContext, HelperError, HelperTable};
+pub use helpers::{ArgType, HelperContext, HelperError, HelperPrototype, HelperTable, RetType};
 pub use interpreter::RunOutput;
 pub use limits::{CancelToken, RunLimits};
 pub use pointer_leaks::PointerLeaks;

@@ -99,8 +99,7 @@ pub fn helpers_for(prog_type: ProgramType, base: &HelperTable) -> HelperTable {
     let mut table = base.clone();
     for h in ours.iter() {
         if !table.contains(h.id) {
-            let f = h.func.clone();
-            table.register(h.id, &h.name, move |cx, a| f(cx, a));
+            table.insert(h.clone());
         }
     }
     table

@@ -182,5 +182,5 @@ fn bpf_loop(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError>
 }
 
 pub fn register(table: &mut HelperTable) {
-    table.register(BPF_LOOP, "bpf_loop", bpf_loop);
+    table.register_kernel(BPF_LOOP, "bpf_loop", bpf_loop);
 }

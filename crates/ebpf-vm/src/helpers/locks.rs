@@ -82,6 +82,6 @@ pub fn check_call(state: &RunState, id: u32) -> Result<(), String> {
 }
 
 pub fn register(table: &mut HelperTable) {
-    table.register(BPF_SPIN_LOCK, "bpf_spin_lock", spin_lock);
-    table.register(BPF_SPIN_UNLOCK, "bpf_spin_unlock", spin_unlock);
+    table.register_kernel(BPF_SPIN_LOCK, "bpf_spin_lock", spin_lock);
+    table.register_kernel(BPF_SPIN_UNLOCK, "bpf_spin_unlock", spin_unlock);
 }

@@ -469,34 +469,34 @@ fn ringbuf_query(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperE
 pub fn register(table: &mut HelperTable) {
     // The CPU number must name the per-CPU map slot the program sees (`maps::percpu`), so this
     // replaces the standard table's constant 0 (this module registers after `standard`).
-    table.register(
+    table.register_kernel(
         BPF_GET_SMP_PROCESSOR_ID,
         "bpf_get_smp_processor_id",
         |cx, _| Ok(cx.maps.cpu() as u64),
     );
-    table.register(BPF_MAP_LOOKUP_ELEM, "bpf_map_lookup_elem", lookup);
-    table.register(
+    table.register_kernel(BPF_MAP_LOOKUP_ELEM, "bpf_map_lookup_elem", lookup);
+    table.register_kernel(
         BPF_MAP_LOOKUP_PERCPU_ELEM,
         "bpf_map_lookup_percpu_elem",
         lookup_percpu,
     );
-    table.register(
+    table.register_kernel(
         BPF_FOR_EACH_MAP_ELEM,
         "bpf_for_each_map_elem",
         for_each_map_elem,
     );
-    table.register(BPF_MAP_UPDATE_ELEM, "bpf_map_update_elem", update);
-    table.register(BPF_MAP_DELETE_ELEM, "bpf_map_delete_elem", delete);
-    table.register(BPF_MAP_PUSH_ELEM, "bpf_map_push_elem", push);
-    table.register(BPF_MAP_POP_ELEM, "bpf_map_pop_elem", pop);
-    table.register(BPF_MAP_PEEK_ELEM, "bpf_map_peek_elem", peek);
-    table.register(BPF_RINGBUF_OUTPUT, "bpf_ringbuf_output", ringbuf_output);
-    table.register(BPF_RINGBUF_RESERVE, "bpf_ringbuf_reserve", ringbuf_reserve);
-    table.register(BPF_RINGBUF_SUBMIT, "bpf_ringbuf_submit", |cx, a| {
+    table.register_kernel(BPF_MAP_UPDATE_ELEM, "bpf_map_update_elem", update);
+    table.register_kernel(BPF_MAP_DELETE_ELEM, "bpf_map_delete_elem", delete);
+    table.register_kernel(BPF_MAP_PUSH_ELEM, "bpf_map_push_elem", push);
+    table.register_kernel(BPF_MAP_POP_ELEM, "bpf_map_pop_elem", pop);
+    table.register_kernel(BPF_MAP_PEEK_ELEM, "bpf_map_peek_elem", peek);
+    table.register_kernel(BPF_RINGBUF_OUTPUT, "bpf_ringbuf_output", ringbuf_output);
+    table.register_kernel(BPF_RINGBUF_RESERVE, "bpf_ringbuf_reserve", ringbuf_reserve);
+    table.register_kernel(BPF_RINGBUF_SUBMIT, "bpf_ringbuf_submit", |cx, a| {
         ringbuf_release(cx, a, false)
     });
-    table.register(BPF_RINGBUF_DISCARD, "bpf_ringbuf_discard", |cx, a| {
+    table.register_kernel(BPF_RINGBUF_DISCARD, "bpf_ringbuf_discard", |cx, a| {
         ringbuf_release(cx, a, true)
     });
-    table.register(BPF_RINGBUF_QUERY, "bpf_ringbuf_query", ringbuf_query);
+    table.register_kernel(BPF_RINGBUF_QUERY, "bpf_ringbuf_query", ringbuf_query);
 }

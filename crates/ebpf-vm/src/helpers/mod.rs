@@ -1,6 +1,10 @@
 //! Helper functions, by the kernel's numbering. A helper receives r1-r5 and the run's context (its
 //! memory regions, so that pointer arguments are checked like any other access) and returns r0 or
 //! an error that stops the run. Both engines call helpers through the same `HelperTable`.
+//! Every helper carries a `HelperPrototype` (argument and return types in the kernel's
+//! vocabulary, GPL flag, program types) for the verifier: the kernel's for the helpers this
+//! engine implements (`kernel_prototypes`), "scalars in, scalar out" unless an embedder declares
+//! its own (`register_with_prototype`).
 //!
 //! Contracts between helpers and the engines (all through `interpreter::call_helper`):
 //! - Callbacks (`bpf_loop`, `bpf_for_each_map_elem`): a helper calls
@@ -27,6 +31,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::memory::Regions;
+
+pub use prototype::{ArgType, HelperPrototype, KernelProgType, ProgTypes, RetType};
 
 /// What a helper may see and change of the run that called it.
 pub struct HelperContext<'a> {
@@ -88,6 +94,8 @@ pub type HelperFn =
 pub struct Helper {
     pub id: u32,
     pub name: String,
+    /// Argument and return types, GPL flag and program types, for the verifier.
+    pub prototype: HelperPrototype,
     pub func: Arc<HelperFn>,
 }
 
@@ -122,15 +130,47 @@ impl HelperTable {
         table
     }
 
+    /// Registers an embedder's helper with the default prototype: five scalars in, a scalar
+    /// out, for every program type (`HelperPrototype::SCALARS`).
     pub fn register<F>(&mut self, id: u32, name: &str, func: F)
     where
         F: Fn(&mut HelperContext<'_>, [u64; 5]) -> Result<u64, HelperError> + Send + Sync + 'static,
     {
-        let helper = Helper {
+        self.register_with_prototype(id, name, HelperPrototype::SCALARS, func);
+    }
+
+    /// Registers a helper with its prototype.
+    pub fn register_with_prototype<F>(
+        &mut self,
+        id: u32,
+        name: &str,
+        prototype: HelperPrototype,
+        func: F,
+    ) where
+        F: Fn(&mut HelperContext<'_>, [u64; 5]) -> Result<u64, HelperError> + Send + Sync + 'static,
+    {
+        self.insert(Helper {
             id,
             name: name.to_string(),
+            prototype,
             func: Arc::new(func),
-        };
+        });
+    }
+
+    /// Registers one of the kernel's helpers that this engine implements, with the kernel's
+    /// prototype (`kernel_prototypes`; every id registered this way has one, a unit test
+    /// checks it).
+    pub(crate) fn register_kernel<F>(&mut self, id: u32, name: &str, func: F)
+    where
+        F: Fn(&mut HelperContext<'_>, [u64; 5]) -> Result<u64, HelperError> + Send + Sync + 'static,
+    {
+        let prototype = kernel_prototypes::kernel_prototype(id).unwrap_or_default();
+        self.register_with_prototype(id, name, prototype, func);
+    }
+
+    /// Adds `helper` (taken from another table, prototype and all), replacing any under its id.
+    pub fn insert(&mut self, helper: Helper) {
+        let id = helper.id;
         let slot = id as usize;
         if slot < DIRECT_IDS {
             if self.direct.len() <= slot {
@@ -157,16 +197,23 @@ impl HelperTable {
     pub fn iter(&self) -> impl Iterator<Item = &Helper> {
         self.by_id.values()
     }
+
+    /// The prototype of helper `id`, if the table has it.
+    pub fn prototype(&self, id: u32) -> Option<&HelperPrototype> {
+        self.get(id).map(|h| &h.prototype)
+    }
 }
 
 pub mod callbacks;
 pub mod format;
+pub mod kernel_prototypes;
 pub mod locks;
 pub mod maps;
 pub mod output;
 pub mod packet;
 pub mod perf;
 pub mod process;
+pub mod prototype;
 pub mod standard;
 pub mod strings;
 pub mod tail_call;

@@ -219,30 +219,30 @@ fn xdp_store_bytes(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Helpe
 
 /// Helpers of socket filters.
 pub fn register_skb(table: &mut HelperTable) {
-    table.register(BPF_SKB_LOAD_BYTES, "bpf_skb_load_bytes", skb_load_bytes);
+    table.register_kernel(BPF_SKB_LOAD_BYTES, "bpf_skb_load_bytes", skb_load_bytes);
 }
 
 /// `bpf_csum_diff`, for the packet program types that have it.
 pub fn register_csum(table: &mut HelperTable) {
-    table.register(BPF_CSUM_DIFF, "bpf_csum_diff", csum_diff);
+    table.register_kernel(BPF_CSUM_DIFF, "bpf_csum_diff", csum_diff);
 }
 
 /// Helpers of XDP programs.
 pub fn register_xdp(table: &mut HelperTable) {
-    table.register(BPF_XDP_ADJUST_HEAD, "bpf_xdp_adjust_head", |cx, a| {
+    table.register_kernel(BPF_XDP_ADJUST_HEAD, "bpf_xdp_adjust_head", |cx, a| {
         xdp_adjust(cx, a, |f, d| f.adjust_head(d))
     });
-    table.register(BPF_XDP_ADJUST_META, "bpf_xdp_adjust_meta", |cx, a| {
+    table.register_kernel(BPF_XDP_ADJUST_META, "bpf_xdp_adjust_meta", |cx, a| {
         xdp_adjust(cx, a, |f, d| f.adjust_meta(d))
     });
-    table.register(BPF_XDP_ADJUST_TAIL, "bpf_xdp_adjust_tail", |cx, a| {
+    table.register_kernel(BPF_XDP_ADJUST_TAIL, "bpf_xdp_adjust_tail", |cx, a| {
         xdp_adjust(cx, a, |f, d| f.adjust_tail(d))
     });
-    table.register(
+    table.register_kernel(
         BPF_XDP_GET_BUFF_LEN,
         "bpf_xdp_get_buff_len",
         xdp_get_buff_len,
     );
-    table.register(BPF_XDP_LOAD_BYTES, "bpf_xdp_load_bytes", xdp_load_bytes);
-    table.register(BPF_XDP_STORE_BYTES, "bpf_xdp_store_bytes", xdp_store_bytes);
+    table.register_kernel(BPF_XDP_LOAD_BYTES, "bpf_xdp_load_bytes", xdp_load_bytes);
+    table.register_kernel(BPF_XDP_STORE_BYTES, "bpf_xdp_store_bytes", xdp_store_bytes);
 }

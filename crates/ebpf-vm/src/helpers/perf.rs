@@ -106,7 +106,7 @@ fn packet_head(cx: &HelperContext<'_>, n: u64) -> Result<Option<Vec<u8>>, Helper
 }
 
 pub fn register(table: &mut HelperTable) {
-    table.register(
+    table.register_kernel(
         BPF_PERF_EVENT_OUTPUT,
         "bpf_perf_event_output",
         perf_event_output,

@@ -32,7 +32,7 @@ fn get_current_comm(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Help
 }
 
 pub fn register(table: &mut HelperTable) {
-    table.register(
+    table.register_kernel(
         BPF_GET_CURRENT_PID_TGID,
         "bpf_get_current_pid_tgid",
         |cx, _| {
@@ -40,7 +40,7 @@ pub fn register(table: &mut HelperTable) {
             Ok((p.tgid as u64) << 32 | p.pid as u64)
         },
     );
-    table.register(
+    table.register_kernel(
         BPF_GET_CURRENT_UID_GID,
         "bpf_get_current_uid_gid",
         |cx, _| {
@@ -48,7 +48,7 @@ pub fn register(table: &mut HelperTable) {
             Ok((p.gid as u64) << 32 | p.uid as u64)
         },
     );
-    table.register(
+    table.register_kernel(
         BPF_GET_CURRENT_COMM,
         "bpf_get_current_comm",
         get_current_comm,

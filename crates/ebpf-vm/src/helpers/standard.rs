@@ -31,21 +31,21 @@ fn prandom_u32() -> u32 {
 }
 
 pub fn register(table: &mut HelperTable) {
-    table.register(BPF_KTIME_GET_NS, "bpf_ktime_get_ns", |_, _| {
+    table.register_kernel(BPF_KTIME_GET_NS, "bpf_ktime_get_ns", |_, _| {
         Ok(monotonic_ns())
     });
-    table.register(BPF_KTIME_GET_BOOT_NS, "bpf_ktime_get_boot_ns", |_, _| {
+    table.register_kernel(BPF_KTIME_GET_BOOT_NS, "bpf_ktime_get_boot_ns", |_, _| {
         Ok(monotonic_ns())
     });
-    table.register(
+    table.register_kernel(
         BPF_KTIME_GET_COARSE_NS,
         "bpf_ktime_get_coarse_ns",
         |_, _| Ok(monotonic_ns()),
     );
-    table.register(BPF_GET_PRANDOM_U32, "bpf_get_prandom_u32", |_, _| {
+    table.register_kernel(BPF_GET_PRANDOM_U32, "bpf_get_prandom_u32", |_, _| {
         Ok(prandom_u32() as u64)
     });
-    table.register(
+    table.register_kernel(
         BPF_GET_SMP_PROCESSOR_ID,
         "bpf_get_smp_processor_id",
         |_, _| Ok(0),

@@ -189,13 +189,13 @@ fn snprintf(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError>
 }
 
 pub fn register(table: &mut HelperTable) {
-    table.register(BPF_STRTOL, "bpf_strtol", |cx, a| {
+    table.register_kernel(BPF_STRTOL, "bpf_strtol", |cx, a| {
         strto(cx, a, |b, f| strtol_value(b, f).map(|(v, n)| (v as u64, n)))
     });
-    table.register(BPF_STRTOUL, "bpf_strtoul", |cx, a| {
+    table.register_kernel(BPF_STRTOUL, "bpf_strtoul", |cx, a| {
         strto(cx, a, strtoul_value)
     });
-    table.register(BPF_SNPRINTF, "bpf_snprintf", snprintf);
+    table.register_kernel(BPF_SNPRINTF, "bpf_snprintf", snprintf);
 }
 
 #[cfg(test)]

@@ -58,5 +58,5 @@ fn tail_call(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError
 }
 
 pub fn register(table: &mut HelperTable) {
-    table.register(BPF_TAIL_CALL, "bpf_tail_call", tail_call);
+    table.register_kernel(BPF_TAIL_CALL, "bpf_tail_call", tail_call);
 }

@@ -43,5 +43,5 @@ fn trace_printk(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperEr
 }
 
 pub fn register(table: &mut HelperTable) {
-    table.register(BPF_TRACE_PRINTK, "bpf_trace_printk", trace_printk);
+    table.register_kernel(BPF_TRACE_PRINTK, "bpf_trace_printk", trace_printk);
 }

@@ -1,0 +1,121 @@
+//! The prototypes of the kernel helpers this engine implements, as Linux 6.18 declares them
+//! (`struct bpf_func_proto` in kernel/bpf/helpers.c, ringbuf.c, bpf_iter.c, core.c,
+//! net/core/filter.c, kernel/trace/bpf_trace.c) and which program types' `get_func_proto` offer
+//! them. Facts read from the kernel source; `tests/helper_prototypes.rs` checks the program types
+//! and GPL flags against what the running kernel accepts (table in
+//! `tests/kernel_oracle/helper_access_6.18.txt`) and lists every argument type once more by hand;
+//! `tests/helper_prototypes_live.rs` asks the kernel about return types and memory arguments.
+
+use super::prototype::{ArgType::*, HelperPrototype, KernelProgType::*, RetType::*};
+use super::{callbacks, locks, maps, packet, perf, process, standard, strings, tail_call, trace};
+
+/// The kernel's prototype of helper `id`, for the helpers this engine implements.
+pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
+    let p = HelperPrototype::new;
+    Some(match id {
+        maps::BPF_MAP_LOOKUP_ELEM => p(PtrToMapValueOrNull, &[ConstMapPtr, PtrToMapKey]),
+        maps::BPF_MAP_UPDATE_ELEM => p(
+            Integer,
+            &[ConstMapPtr, PtrToMapKey, PtrToMapValue, Anything],
+        ),
+        maps::BPF_MAP_DELETE_ELEM => p(Integer, &[ConstMapPtr, PtrToMapKey]),
+        maps::BPF_MAP_PUSH_ELEM => p(Integer, &[ConstMapPtr, PtrToMapValue, Anything]),
+        maps::BPF_MAP_POP_ELEM | maps::BPF_MAP_PEEK_ELEM => {
+            p(Integer, &[ConstMapPtr, PtrToUninitMapValue])
+        }
+        maps::BPF_MAP_LOOKUP_PERCPU_ELEM => {
+            p(PtrToMapValueOrNull, &[ConstMapPtr, PtrToMapKey, Anything])
+        }
+        maps::BPF_FOR_EACH_MAP_ELEM => p(
+            Integer,
+            &[ConstMapPtr, PtrToFunc, PtrToStackOrNull, Anything],
+        ),
+        maps::BPF_RINGBUF_OUTPUT => p(
+            Integer,
+            &[ConstMapPtr, PtrToReadonlyMem, ConstSizeOrZero, Anything],
+        ),
+        maps::BPF_RINGBUF_RESERVE => p(
+            PtrToRingbufMemOrNull,
+            &[ConstMapPtr, ConstAllocSizeOrZero, Anything],
+        ),
+        maps::BPF_RINGBUF_SUBMIT | maps::BPF_RINGBUF_DISCARD => {
+            p(Void, &[PtrToRingbufMemRelease, Anything])
+        }
+        maps::BPF_RINGBUF_QUERY => p(Integer, &[ConstMapPtr, Anything]),
+        standard::BPF_KTIME_GET_NS
+        | standard::BPF_KTIME_GET_BOOT_NS
+        | standard::BPF_GET_PRANDOM_U32
+        | standard::BPF_GET_SMP_PROCESSOR_ID
+        | process::BPF_GET_CURRENT_PID_TGID
+        | process::BPF_GET_CURRENT_UID_GID => p(Integer, &[]),
+        // Tracing programs do not get the coarse clock (bpf_tracing_func_proto refuses it).
+        standard::BPF_KTIME_GET_COARSE_NS => {
+            p(Integer, &[]).for_types(&[SocketFilter, SchedCls, Xdp])
+        }
+        process::BPF_GET_CURRENT_COMM => p(Integer, &[PtrToUninitMem, ConstSize]),
+        // r3-r5 are the format's arguments: the prototype leaves them undeclared.
+        trace::BPF_TRACE_PRINTK => p(Integer, &[PtrToReadonlyMem, ConstSize]).gpl_only(),
+        tail_call::BPF_TAIL_CALL => p(Void, &[PtrToCtx, ConstMapPtr, Anything]),
+        // One prototype per program type in the kernel (skb, xdp, tracing), all alike.
+        perf::BPF_PERF_EVENT_OUTPUT => p(
+            Integer,
+            &[
+                PtrToCtx,
+                ConstMapPtr,
+                Anything,
+                PtrToReadonlyMem,
+                ConstSizeOrZero,
+            ],
+        )
+        .gpl_only(),
+        packet::BPF_SKB_LOAD_BYTES => p(Integer, &[PtrToCtx, Anything, PtrToUninitMem, ConstSize])
+            .for_types(&[SocketFilter, SchedCls]),
+        packet::BPF_CSUM_DIFF => p(
+            Integer,
+            &[
+                PtrToReadonlyMemOrNull,
+                ConstSizeOrZero,
+                PtrToReadonlyMemOrNull,
+                ConstSizeOrZero,
+                Anything,
+            ],
+        )
+        .for_types(&[SchedCls, Xdp]),
+        packet::BPF_XDP_ADJUST_HEAD | packet::BPF_XDP_ADJUST_META | packet::BPF_XDP_ADJUST_TAIL => {
+            p(Integer, &[PtrToCtx, Anything]).for_types(&[Xdp])
+        }
+        packet::BPF_XDP_GET_BUFF_LEN => p(Integer, &[PtrToCtx]).for_types(&[Xdp]),
+        packet::BPF_XDP_LOAD_BYTES => {
+            p(Integer, &[PtrToCtx, Anything, PtrToUninitMem, ConstSize]).for_types(&[Xdp])
+        }
+        // The buffer is read: ARG_PTR_TO_MEM | MEM_RDONLY since a fix that 6.18's stable updates
+        // carry (6.18.44 refuses uninitialised stack there once CAP_PERFMON is dropped;
+        // tests/helper_prototypes_live.rs). The release was ARG_PTR_TO_UNINIT_MEM.
+        packet::BPF_XDP_STORE_BYTES => {
+            p(Integer, &[PtrToCtx, Anything, PtrToReadonlyMem, ConstSize]).for_types(&[Xdp])
+        }
+        locks::BPF_SPIN_LOCK | locks::BPF_SPIN_UNLOCK => p(Void, &[PtrToSpinLock]),
+        strings::BPF_STRTOL | strings::BPF_STRTOUL => p(
+            Integer,
+            &[
+                PtrToReadonlyMem,
+                ConstSize,
+                Anything,
+                PtrToFixedSizeUninitMem { size: 8 },
+            ],
+        ),
+        strings::BPF_SNPRINTF => p(
+            Integer,
+            &[
+                PtrToWritableMemOrNull,
+                ConstSizeOrZero,
+                PtrToConstStr,
+                PtrToReadonlyMemOrNull,
+                ConstSizeOrZero,
+            ],
+        )
+        .gpl_only(),
+        callbacks::BPF_LOOP => p(Integer, &[Anything, PtrToFunc, PtrToStackOrNull, Anything]),
+        _ => return None,
+    })
+}
