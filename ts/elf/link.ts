@@ -4,11 +4,7 @@
  * offsets fixed up, lddw map relocations recorded (and their immediates cleared), .BTF.ext line
  * and func info renumbered, and CO-RE relocations applied when a target BTF is given.
  */
-import type { Btf } from '../btf/btf.js'
-import { applyCoreRelocations, CoreBudget, type CoreRelocation } from '../btf/core.js'
-import type { BtfExt, BtfExtSection } from '../btf/ext.js'
-import { EbpfError, FormatError } from '../errors.js'
-import type { FuncInfo, LineInfo, MapSpec, ProgramSpec, Relocation } from '../spec.js'
+
 import {
   type ElfFile,
   type ElfRelocation,
@@ -21,7 +17,12 @@ import {
   SHN_LORESERVE,
   SHN_UNDEF,
   STT_SECTION,
-} from './reader.js'
+} from '../binary/elf.js'
+import type { Btf } from '../btf/btf.js'
+import { applyCoreRelocations, CoreBudget, type CoreRelocation } from '../btf/core.js'
+import type { BtfExt, BtfExtSection } from '../btf/ext.js'
+import { EbpfError, FormatError } from '../errors.js'
+import type { FuncInfo, LineInfo, MapSpec, ProgramSpec, Relocation } from './specs.js'
 
 export const INSN = 8
 const OP_LDDW = 0x18

@@ -4,16 +4,7 @@
  * (`.maps`, legacy `maps`, global data sections), global variables and fixed-up BTF. Nothing is
  * created here; lddw instructions that need a map keep a relocation record instead.
  */
-import { Btf } from '../btf/btf.js'
-import { type BtfExt, parseBtfExt } from '../btf/ext.js'
-import { parseBtf } from '../btf/parse.js'
-import type { BtfType } from '../btf/types.js'
-import { EbpfError, FormatError } from '../errors.js'
-import type { MapSpec, ProgramSpec } from '../spec.js'
-import { fixupBtf } from './fixup.js'
-import { kconfigMap } from './kconfig.js'
-import { type Func, INSN, Linker } from './link.js'
-import { BPF_MAP_TYPE, isDataSection, parseBtfMaps, parseLegacyMaps } from './maps.js'
+
 import {
   type ElfFile,
   type ElfRelocation,
@@ -30,8 +21,18 @@ import {
   SHT_PROGBITS,
   STB_LOCAL,
   STT_FUNC,
-} from './reader.js'
+} from '../binary/elf.js'
+import { Btf } from '../btf/btf.js'
+import { type BtfExt, parseBtfExt } from '../btf/ext.js'
+import { fixupBtf } from '../btf/fixup.js'
+import { parseBtf } from '../btf/parse.js'
+import type { BtfType } from '../btf/types.js'
+import { EbpfError, FormatError } from '../errors.js'
+import { kconfigMap } from './kconfig.js'
+import { type Func, INSN, Linker } from './link.js'
+import { BPF_MAP_TYPE, isDataSection, parseBtfMaps, parseLegacyMaps } from './maps.js'
 import { sectionType } from './section-types.js'
+import type { MapSpec, ProgramSpec } from './specs.js'
 
 const BPF_F_RDONLY_PROG = 1 << 7
 const BPF_F_MMAPABLE = 1 << 10

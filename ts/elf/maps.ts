@@ -3,12 +3,13 @@
  * `__array` and `__ulong` macros of bpf_helpers.h encode each field in the *type* of a struct
  * member), the legacy `maps` section of `struct bpf_map_def` records, and the map types' numbering.
  */
+
+import { ByteReader } from '../binary/bytes.js'
+import type { ElfSection, ElfSymbol } from '../binary/elf.js'
 import type { Btf } from '../btf/btf.js'
 import type { BtfType } from '../btf/types.js'
 import { EbpfError, FormatError } from '../errors.js'
-import type { MapSpec } from '../spec.js'
-import { ByteReader } from './bytes.js'
-import type { ElfSection, ElfSymbol } from './reader.js'
+import type { MapSpec } from './specs.js'
 
 /** BPF_MAP_TYPE_* names in kernel numbering (linux/bpf.h). */
 export const MAP_TYPE_NAMES = [
