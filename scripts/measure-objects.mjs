@@ -3,6 +3,8 @@
  * `node scripts/measure-objects.mjs DIR [--verbose]`: how many of the ELF objects under DIR (found
  * recursively, `*.o`) `loadCollectionSpec` parses, and how many of their programs of a supported
  * type load in checked mode, each alone (`new Collection(spec, { programs: [name], mode: 'checked' })`).
+ * Programs the spec marks `unsupported`, and those of type `unspec` (their section name does not say
+ * a type; the user sets it), are counted apart.
  * Reads the built package (`npm run build:ts` first). Third-party objects are measured where they
  * lie (e.g. a checkout under /tmp); none are part of this repository.
  *
@@ -49,6 +51,7 @@ let programs = 0
 let runnable = 0
 let loaded = 0
 let unsupported = 0
+let untyped = 0
 const files = objects(dir)
 for (const f of files) {
   const name = relative(dir, f)
@@ -67,9 +70,14 @@ for (const f of files) {
       unsupported++
       continue
     }
+    if (p.type === 'unspec') {
+      untyped++
+      continue
+    }
     runnable++
     try {
-      new Collection(spec, { programs: [p.name], mode: 'checked' })
+      // Pins are process-wide: each object gets its own pin directory, as separate loads would.
+      new Collection(spec, { programs: [p.name], mode: 'checked', pinPath: `/measure/${files.indexOf(f)}` })
       loaded++
     } catch (e) {
       if (verbose) process.stdout.write(`load FAIL ${name} ${p.name} (${p.type}): ${e.code ?? ''} ${e.message}\n`)
@@ -80,7 +88,8 @@ for (const f of files) {
 const pct = (a, b) => (b === 0 ? '-' : `${((100 * a) / b).toFixed(1)}%`)
 process.stdout.write(`\nobjects: ${files.length}, parsed: ${parsed} (${pct(parsed, files.length)})\n`)
 process.stdout.write(
-  `programs: ${programs}, marked unsupported by the spec: ${unsupported}, loaded in checked mode: ${loaded} of ${runnable} (${pct(loaded, runnable)})\n`,
+  `programs: ${programs}, marked unsupported by the spec: ${unsupported}, type unspec (section name says none): ${untyped}\n` +
+    `loaded in checked mode, each alone: ${loaded} of the other ${runnable} (${pct(loaded, runnable)})\n`,
 )
 for (const [title, m] of [
   ['parse failures', parseFailures],

@@ -89,9 +89,17 @@ export interface CollectionSpec {
 export interface LoadOptions {
   /**
    * BTF of the kernel the programs are written for (e.g. `btf.parse(readFileSync('/sys/kernel/btf/vmlinux'))`).
-   * With it, CO-RE relocations are applied as libbpf would; without it, an object that has any is refused.
+   * CO-RE relocations are applied against it as libbpf would. Default: the running kernel's
+   * `/sys/kernel/btf/vmlinux` when it is readable (as libbpf does); `null`: none. Without kernel
+   * BTF, the programs with CO-RE relocations are marked `unsupported` (the others load).
    */
-  kernelTypes?: Btf
+  kernelTypes?: Btf | null
+  /**
+   * Program types by program name (or section name, for all its programs), for sections whose
+   * name does not say one (type `unspec`) or says the wrong one: `{ xdp_prog: 'xdp' }`. Values
+   * are libbpf's names ('xdp', 'socket_filter', 'sched_cls', 'kprobe', ...).
+   */
+  programTypes?: Record<string, string>
   /**
    * Values of the object's `.kconfig` externs, e.g. `{ LINUX_KERNEL_VERSION: 0x060c00, CONFIG_HZ: 250 }`
    * (encoded with each extern's BTF type). Weak externs left out are 0; strong ones are an error.

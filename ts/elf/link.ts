@@ -23,6 +23,7 @@ import { applyCoreRelocations, CoreBudget, type CoreRelocation } from '../btf/co
 import type { BtfExt, BtfExtSection } from '../btf/ext.js'
 import { EbpfError, FormatError } from '../errors.js'
 import type { FuncInfo, LineInfo, MapSpec, ProgramSpec, Relocation } from './specs.js'
+import { externKind } from './unsupported.js'
 
 export const INSN = 8
 const OP_LDDW = 0x18
@@ -56,7 +57,10 @@ export interface LinkContext {
   kconfigOffsets: Map<string, number>
   types: Btf
   ext: BtfExt | undefined
-  kernelTypes: Btf | undefined
+  /** The target kernel's BTF for CO-RE, asked for only when a program has CO-RE relocations. */
+  kernelTypes: () => Btf | undefined
+  /** Where that BTF came from, for the error when there is none ('' when the caller said null). */
+  kernelTypesSource: string
 }
 
 export type LinkedProgram = Pick<ProgramSpec, 'instructions' | 'relocations' | 'subprograms' | 'lineInfo' | 'funcInfo'>
@@ -71,7 +75,8 @@ export class Linker {
   private readonly kconfigOffsets: Map<string, number>
   private readonly types: Btf
   private readonly ext: BtfExt | undefined
-  private readonly kernelTypes: Btf | undefined
+  private readonly kernelTypes: () => Btf | undefined
+  private readonly kernelTypesSource: string
   /** One CO-RE matching budget for the whole object. */
   private readonly coreBudget = new CoreBudget()
 
@@ -86,6 +91,7 @@ export class Linker {
     this.types = ctx.types
     this.ext = ctx.ext
     this.kernelTypes = ctx.kernelTypes
+    this.kernelTypesSource = ctx.kernelTypesSource
   }
 
   /** The main function with every `.text` function it reaches appended, libbpf style. */
@@ -149,7 +155,7 @@ export class Linker {
             if (rel.symbol.shndx === SHN_UNDEF) {
               throw new EbpfError(
                 'ENOTSUPP',
-                `${where}: call to extern function '${rel.symbol.name}' is not supported yet`,
+                `${where}: call to ${this.extern(rel.symbol.name, true)}: not supported (externs need the target kernel)`,
               )
             }
             if (!this.text || rel.symbol.shndx !== this.text.index) {
@@ -180,8 +186,12 @@ export class Linker {
             view.setInt32(o + INSN + 4, 0, true)
             continue
           }
-          if (s.shndx === SHN_UNDEF)
-            throw new EbpfError('ENOTSUPP', `${where}: extern '${s.name}' is not supported yet`)
+          if (s.shndx === SHN_UNDEF) {
+            throw new EbpfError(
+              'ENOTSUPP',
+              `${where}: ${this.extern(s.name, false)} is not supported (externs need the target kernel)`,
+            )
+          }
           if (s.shndx >= SHN_LORESERVE)
             throw new FormatError(`${where}: relocation against '${s.name}' in a special section`)
           const symSec = this.elf.sections[s.shndx]!
@@ -203,7 +213,7 @@ export class Linker {
           const dataMap = this.dataMaps.get(s.shndx)
           if (dataMap) {
             // The value offset is the symbol's offset plus what clang put in imm (for section symbols).
-            const offset = (s.type === STT_SECTION ? 0 : s.value) + imm
+            const offset = (s.type === STT_SECTION ? 0 : s.value) + imm + rel.addend
             if (offset < 0 || offset >= Math.max(dataMap.valueSize, 1)) {
               throw new FormatError(
                 `${where}: offset ${offset} is outside '${dataMap.name}' (${dataMap.valueSize} bytes)`,
@@ -211,7 +221,7 @@ export class Linker {
             }
             relocations.push({ insn: at, kind: 'map_value', map: dataMap.name, offset })
           } else {
-            const map = this.mapAt.get(`${s.shndx}:${s.value}`)
+            const map = this.mapAt.get(`${s.shndx}:${s.value + rel.addend}`)
             if (!map) {
               throw new EbpfError(
                 'ENOTSUPP',
@@ -260,6 +270,18 @@ export class Linker {
         return { insn, typeId: r.typeId, name: t.name }
       }) as FuncInfo[],
     }
+  }
+
+  /** An undefined symbol described for an error: the DATASEC that declares it, a kfunc, a libcall. */
+  private extern(name: string, isCall: boolean): string {
+    const sectionOf = (n: string): string | undefined => {
+      for (const t of this.types.types) {
+        if (t.kind !== 'DATASEC') continue
+        if (t.vars!.some((v) => this.types.types[v.type]?.name === n)) return t.name
+      }
+      return undefined
+    }
+    return externKind(name, sectionOf, isCall || this.types.typeByName(name, 'FUNC') !== undefined)
   }
 
   private textFunc(target: number, where: string): Func {
@@ -329,12 +351,12 @@ export class Linker {
         if (r.insnOff < f.start * INSN || r.insnOff >= (f.start + f.count) * INSN) continue
         if (r.insnOff % INSN !== 0)
           throw new FormatError(`CO-RE record at byte ${r.insnOff} of '${f.section.name}' is misaligned`)
-        if (!this.kernelTypes) {
+        if (!this.kernelTypes()) {
           const t = this.types.types[r.typeId]
           const tname = t ? `${t.kind.toLowerCase()} ${t.name || '(anon)'}` : `type #${r.typeId}`
           throw new EbpfError(
             'ENOTSUPP',
-            `program '${main.name}': CO-RE relocation (${r.kindName}, access '${r.access}') against ${tname} in '${f.name}' needs the target kernel's BTF (pass kernelTypes)`,
+            `program '${main.name}': CO-RE relocation (${r.kindName}, access '${r.access}') against ${tname} in '${f.name}' needs the target kernel's BTF (pass kernelTypes${this.kernelTypesSource})`,
           )
         }
         relos.push({
@@ -345,6 +367,6 @@ export class Linker {
         })
       }
     }
-    if (relos.length > 0) applyCoreRelocations(code, relos, this.types, this.kernelTypes!, main.name, this.coreBudget)
+    if (relos.length > 0) applyCoreRelocations(code, relos, this.types, this.kernelTypes()!, main.name, this.coreBudget)
   }
 }

@@ -63,6 +63,13 @@ export interface ProgramSpec {
   kernelVersion: number
   lineInfo: LineInfo[]
   funcInfo: FuncInfo[]
+  /**
+   * Why this program cannot be loaded here (an extern, a kfunc, CO-RE without kernel BTF, a map that
+   * is unsupported), when it cannot. The rest of the object still loads: name the programs you want
+   * with `new Collection(spec, { programs: [...] })`. Its `instructions` are then the function's
+   * bytes as in the file, unlinked.
+   */
+  unsupported?: string
 }
 
 /** Initial content of a map-in-map or prog_array slot (`.values = { [i] = &x }`). */
@@ -83,7 +90,11 @@ export interface MapSpec {
   valueSize: number
   maxEntries: number
   flags: number
-  /** 0 none, 1 by name (LIBBPF_PIN_BY_NAME). */
+  /**
+   * The pinning field as the object wrote it: in `.maps` 0 none, 1 LIBBPF_PIN_BY_NAME, 16 cilium's
+   * CILIUM_PIN_REPLACE; in a legacy `maps` section iproute2's 0 PIN_NONE, 1 PIN_OBJECT_NS,
+   * 2 PIN_GLOBAL_NS. `pinName` says where that puts the map.
+   */
   pinning: number
   numaNode: number
   mapExtra: bigint
@@ -100,4 +111,20 @@ export interface MapSpec {
   readonly?: boolean
   /** Section the map was defined in ('.maps', 'maps', or the data section). */
   section: string
+  /**
+   * Where the map is pinned, relative to `CollectionOptions.pinPath`: its name for
+   * LIBBPF_PIN_BY_NAME (pinning 1 in `.maps`); iproute2's `tc/globals/NAME` (PIN_GLOBAL_NS, 2) and
+   * `tc/OBJECT/NAME` (PIN_OBJECT_NS, 1 in a legacy `maps` section; OBJECT is the SHA-1 of the
+   * object file, as iproute2 names it). Absent when the map is not pinned.
+   */
+  pinName?: string
+  /**
+   * Cilium's CILIUM_PIN_REPLACE (pinning 16 in `.maps`): never reuse the pinned map; a new one is
+   * created each load. (Cilium's agent re-pins it after attaching, which has no counterpart here.)
+   */
+  pinReplace?: boolean
+  /** iproute2's `id` (legacy `maps` records): what an outer map's `inner_id` refers to. */
+  legacyId?: number
+  /** Why the map cannot be created here; the programs that use it are unsupported too. */
+  unsupported?: string
 }
