@@ -23,7 +23,7 @@ import { applyCoreRelocations, CoreBudget, type CoreRelocation } from '../btf/co
 import type { BtfExt, BtfExtSection } from '../btf/ext.js'
 import { EbpfError, FormatError } from '../errors.js'
 import type { FuncInfo, LineInfo, MapSpec, ProgramSpec, Relocation } from './specs.js'
-import { externKind } from './unsupported.js'
+import { externProblem } from './unsupported.js'
 
 export const INSN = 8
 const OP_LDDW = 0x18
@@ -153,10 +153,7 @@ export class Linker {
             if (rel.type !== R_BPF_64_32)
               throw new FormatError(`${where}: call relocation has type ${rel.type}, expected R_BPF_64_32`)
             if (rel.symbol.shndx === SHN_UNDEF) {
-              throw new EbpfError(
-                'ENOTSUPP',
-                `${where}: call to ${this.extern(rel.symbol.name, true)}: not supported (externs need the target kernel)`,
-              )
+              throw new EbpfError('ENOTSUPP', `${where}: ${this.extern(rel.symbol.name, true)}`)
             }
             if (!this.text || rel.symbol.shndx !== this.text.index) {
               throw new FormatError(`${where}: call to '${rel.symbol.name}' outside the .text section`)
@@ -187,10 +184,7 @@ export class Linker {
             continue
           }
           if (s.shndx === SHN_UNDEF) {
-            throw new EbpfError(
-              'ENOTSUPP',
-              `${where}: ${this.extern(s.name, false)} is not supported (externs need the target kernel)`,
-            )
+            throw new EbpfError('ENOTSUPP', `${where}: ${this.extern(s.name, false)}`)
           }
           if (s.shndx >= SHN_LORESERVE)
             throw new FormatError(`${where}: relocation against '${s.name}' in a special section`)
@@ -274,6 +268,7 @@ export class Linker {
 
   /** An undefined symbol described for an error: the DATASEC that declares it, a kfunc, a libcall. */
   private extern(name: string, isCall: boolean): string {
+    // A call is a kfunc or a libcall; an lddw of a function address is also a kfunc's.
     const sectionOf = (n: string): string | undefined => {
       for (const t of this.types.types) {
         if (t.kind !== 'DATASEC') continue
@@ -281,7 +276,7 @@ export class Linker {
       }
       return undefined
     }
-    return externKind(name, sectionOf, isCall || this.types.typeByName(name, 'FUNC') !== undefined)
+    return externProblem(name, sectionOf, isCall)
   }
 
   private textFunc(target: number, where: string): Func {

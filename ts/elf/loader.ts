@@ -20,11 +20,9 @@ import {
   SHF_ALLOC,
   SHF_EXECINSTR,
   SHF_WRITE,
-  SHN_UNDEF,
   SHT_NOBITS,
   SHT_PROGBITS,
   STB_GLOBAL,
-  STB_LOCAL,
   STT_FUNC,
 } from '../binary/elf.js'
 import { Btf } from '../btf/btf.js'
@@ -402,10 +400,10 @@ class ObjectLoader {
         target = inner.name
       } else {
         if (!programs.has(r.symbol.name)) {
-          throw new EbpfError(
-            'EINVAL',
-            `map '${map.name}': slot ${index} refers to '${r.symbol.name}', which is not a program`,
-          )
+          // A .text function is a sub-program to libbpf, never loaded alone: the map cannot be filled.
+          const what = this.textFuncs.some((f) => f.name === r.symbol.name) ? 'a .text sub-program' : 'not a program'
+          map.unsupported ??= `slot ${index} refers to '${r.symbol.name}', which is ${what}`
+          continue
         }
         target = r.symbol.name
       }
