@@ -161,7 +161,12 @@ const readelf = ['llvm-readelf-19', 'llvm-readelf'].find((c) => {
 describe.skipIf(!readelf)('relocations agree with llvm-readelf', () => {
   const objects = readdirSync(dir)
     .filter((f) => f.endsWith('.bpf.o'))
-    .filter((f) => !['kconfig.bpf.o', 'core.bpf.o', 'core_full.bpf.o', 'data_pointers.bpf.o', 'unsupported_parts.bpf.o'].includes(f))
+    .filter(
+      (f) =>
+        !['kconfig.bpf.o', 'core.bpf.o', 'core_full.bpf.o', 'data_pointers.bpf.o', 'unsupported_parts.bpf.o'].includes(
+          f,
+        ),
+    )
   for (const f of objects) {
     it(f, () => {
       const out = execFileSync(readelf!, ['-r', join(dir, f)], { encoding: 'utf8' })

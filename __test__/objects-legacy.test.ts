@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { readElf } from '../ts/binary/elf.js'
-import { BpfMap, Collection, loadCollectionSpecSync } from '../ts/index.js'
+import { uapiContextTypes } from '../ts/btf/kernel.js'
+import { BpfMap, Collection, disassemble, loadCollectionSpecSync } from '../ts/index.js'
 
 const dir = join(__dirname, 'fixtures')
 const path = (name: string) => join(dir, `${name}.bpf.o`)
@@ -265,5 +266,33 @@ describe('ebpf run on old-convention objects', () => {
       },
     )
     expect(p.stdout).toContain('retval: 10\n')
+  })
+})
+
+describe('CO-RE against context structs without kernel BTF (core_ctx.c)', () => {
+  // Offsets from linux/bpf.h (__sk_buff: len at 0, mark at 8) and x86-64's pt_regs (si at 104, di at 112).
+  const expected = {
+    skb_core: ['r2 = *(u32 *)(r1 + 0x8)', 'r0 = *(u32 *)(r1 + 0x0)'],
+    regs_core: ['r2 = *(u64 *)(r1 + 0x68)', 'r0 = *(u64 *)(r1 + 0x70)'],
+  }
+  const firstTwo = (spec: ReturnType<typeof load>) =>
+    Object.fromEntries(
+      [...spec.programs.values()].map((p) => [p.name, disassemble(p.instructions).split('\n').slice(0, 2)]),
+    )
+
+  it('the shipped UAPI context BTF relocates them as the kernel BTF does', () => {
+    expect(firstTwo(load('core_ctx', { kernelTypes: uapiContextTypes() }))).toEqual(expected)
+    // The default: /sys/kernel/btf/vmlinux where readable (this machine's kernel), else the same UAPI BTF.
+    expect(firstTwo(load('core_ctx'))).toEqual(expected)
+  })
+
+  it('runs: mark + len, di - si', () => {
+    const coll = new Collection(load('core_ctx', { kernelTypes: uapiContextTypes() }))
+    expect(coll.programs.get('skb_core')!.run({ data: new Uint8Array(30), ctx: { mark: 12 } }).retval).toBe(42)
+    const regs = new Uint8Array(168)
+    const view = new DataView(regs.buffer)
+    view.setBigUint64(112, 100n, true) // di
+    view.setBigUint64(104, 58n, true) // si
+    expect(coll.programs.get('regs_core')!.run({ ctx: regs }).retval).toBe(42)
   })
 })

@@ -89,9 +89,12 @@ export interface CollectionSpec {
 export interface LoadOptions {
   /**
    * BTF of the kernel the programs are written for (e.g. `btf.parse(readFileSync('/sys/kernel/btf/vmlinux'))`).
-   * CO-RE relocations are applied against it as libbpf would. Default: the running kernel's
-   * `/sys/kernel/btf/vmlinux` when it is readable (as libbpf does); `null`: none. Without kernel
-   * BTF, the programs with CO-RE relocations are marked `unsupported` (the others load).
+   * CO-RE relocations are applied against it as libbpf would (a relocation whose target is not
+   * found poisons its instruction, which traps if reached). Default: the running kernel's
+   * `/sys/kernel/btf/vmlinux` when it is readable (as libbpf does), else the BTF of the UAPI
+   * context structs shipped with ebpf (`__sk_buff`, `xdp_md`, `bpf_sock_ops`, `sk_msg_md`,
+   * `bpf_perf_event_data`, x86-64 `pt_regs`, arm64 `user_pt_regs`). `null`: none; the programs
+   * with CO-RE relocations are then marked `unsupported` (the others load).
    */
   kernelTypes?: Btf | null
   /**

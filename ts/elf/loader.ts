@@ -28,7 +28,7 @@ import {
 import { Btf } from '../btf/btf.js'
 import { type BtfExt, parseBtfExt } from '../btf/ext.js'
 import { fixupBtf } from '../btf/fixup.js'
-import { runningKernelTypes, VMLINUX_BTF } from '../btf/kernel.js'
+import { defaultKernelTypes } from '../btf/kernel.js'
 import { parseBtf } from '../btf/parse.js'
 import type { BtfType } from '../btf/types.js'
 import { EbpfError, FormatError } from '../errors.js'
@@ -66,8 +66,8 @@ export interface LoadedObject {
 export interface LoadObjectOptions {
   /**
    * BTF of the kernel the programs are meant for: CO-RE relocations are applied against it. Default:
-   * the running kernel's (/sys/kernel/btf/vmlinux) when readable; null: none (CO-RE programs are
-   * then unsupported).
+   * the running kernel's (/sys/kernel/btf/vmlinux) when readable, else the UAPI context structs we
+   * ship; null: none (CO-RE programs are then unsupported).
    */
   kernelTypes?: Btf | null
   /** Values of `.kconfig` externs (LINUX_KERNEL_VERSION, CONFIG_*), encoded with their BTF types. */
@@ -190,9 +190,10 @@ class ObjectLoader {
       kconfigOffsets: this.kconfigOffsets,
       types: this.types,
       ext: this.ext,
-      kernelTypes: () => (this.kernelTypes === undefined ? runningKernelTypes() : (this.kernelTypes ?? undefined)),
-      kernelTypesSource:
-        this.kernelTypes === undefined ? `; ${VMLINUX_BTF} is not readable here` : '; kernelTypes was null',
+      // Asked for only when a program has CO-RE relocations: the running kernel's BTF is big.
+      kernelTypes: () =>
+        this.kernelTypes === undefined ? defaultKernelTypes().types : (this.kernelTypes ?? undefined),
+      kernelTypesSource: '; kernelTypes was null',
     })
     const programs = new Map<string, ProgramSpec>()
     for (const sec of execs) {
