@@ -22,6 +22,7 @@ import type { Btf } from '../btf/btf.js'
 import { applyCoreRelocations, CoreBudget, type CoreRelocation } from '../btf/core.js'
 import type { BtfExt, BtfExtSection } from '../btf/ext.js'
 import { EbpfError, FormatError } from '../errors.js'
+import { libcallCode } from './libcalls.js'
 import type { FuncInfo, LineInfo, MapSpec, ProgramSpec, Relocation } from './specs.js'
 import { externProblem } from './unsupported.js'
 
@@ -153,7 +154,11 @@ export class Linker {
             if (rel.type !== R_BPF_64_32)
               throw new FormatError(`${where}: call relocation has type ${rel.type}, expected R_BPF_64_32`)
             if (rel.symbol.shndx === SHN_UNDEF) {
-              throw new EbpfError('ENOTSUPP', `${where}: ${this.extern(rel.symbol.name, true)}`)
+              const builtin = this.libcall(rel.symbol.name)
+              if (!builtin) throw new EbpfError('ENOTSUPP', `${where}: ${this.extern(rel.symbol.name, true)}`)
+              const calleeBase = place(builtin)
+              patches.push(() => view.setInt32(o + 4, calleeBase - at - 1, true))
+              continue
             }
             if (!this.text || rel.symbol.shndx !== this.text.index) {
               throw new FormatError(`${where}: call to '${rel.symbol.name}' outside the .text section`)
@@ -277,6 +282,50 @@ export class Linker {
       return undefined
     }
     return externProblem(name, sectionOf, isCall)
+  }
+
+  private readonly libcalls = new Map<string, Func>()
+
+  /**
+   * A C library function clang called (memcpy, memset, ...) as a sub-program of our own, unless
+   * the object declares the name in a DATASEC (then it is a kfunc or ksym of that name).
+   */
+  private libcall(name: string): Func | undefined {
+    let f = this.libcalls.get(name)
+    if (f) return f
+    const code = libcallCode(name)
+    if (
+      !code ||
+      this.types.types.some((t) => t.kind === 'DATASEC' && t.vars!.some((v) => this.types.types[v.type]?.name === name))
+    ) {
+      return undefined
+    }
+    const section: ElfSection = {
+      index: -1,
+      name: `<builtin ${name}>`,
+      type: 0,
+      flags: SHF_EXECINSTR,
+      offset: 0,
+      size: code.length,
+      link: 0,
+      info: 0,
+      addralign: INSN,
+      entsize: 0,
+      data: code,
+    }
+    const symbol: ElfSymbol = {
+      index: -1,
+      name,
+      type: 2,
+      bind: 1,
+      visibility: 0,
+      shndx: -1,
+      value: 0,
+      size: code.length,
+    }
+    f = { name, section, start: 0, count: code.length / INSN, symbol }
+    this.libcalls.set(name, f)
+    return f
   }
 
   private textFunc(target: number, where: string): Func {

@@ -11,19 +11,13 @@ export function unsupportedReason(e: unknown): string | undefined {
   return e instanceof EbpfError && e.code === 'ENOTSUPP' ? e.message : undefined
 }
 
-/** C library functions clang calls when it does not inline a copy or fill (no kernel provides them). */
-const LIBCALLS = new Set(['memcpy', 'memset', 'memmove', 'memcmp', 'bcmp'])
-
 /**
  * Why a reference to the undefined symbol `name` cannot be linked, in words for the program's
- * `unsupported` reason: a kfunc or `.ksyms` variable (kernel functions and addresses), a C library
- * call clang emitted, or another extern. `sectionOf` names the DATASEC that declares it, if any.
+ * `unsupported` reason: a kfunc or `.ksyms` variable (kernel functions and addresses), or another
+ * extern. (C library calls clang emitted are linked to our own: libcalls.ts.) `sectionOf` names the DATASEC that declares it, if any.
  */
 export function externProblem(name: string, sectionOf: (name: string) => string | undefined, isCall: boolean): string {
   const section = sectionOf(name)
-  if (isCall && LIBCALLS.has(name) && section === undefined) {
-    return `call to '${name}', a C library function clang called instead of inlining it: no kernel provides it (use __builtin_${name} with a constant size)`
-  }
   if (isCall)
     return `call to kfunc '${name}'${section ? ` (a ${section} extern)` : ''}: kernel functions are not available here`
   if (section === '.ksyms') return `.ksyms extern '${name}' (a kernel symbol's address) is not available here`
