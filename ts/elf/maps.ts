@@ -299,7 +299,12 @@ export function parseLegacyMaps(section: ElfSection, symbols: ElfSymbol[], objec
       defSize === ELF_MAP_PINNED_SIZE && (isMapInMap(map.type) || (map.flags & BPF_F_NUMA_NODE) !== 0)
     if (samplesLayout) {
       // samples/bpf's struct bpf_map_def: inner_map_idx, numa_node.
-      if (isMapInMap(map.type)) innerIndex.set(map, r.u32(s.value + 20, 'inner_map_idx'))
+      if (isMapInMap(map.type)) {
+        innerIndex.set(map, r.u32(s.value + 20, 'inner_map_idx'))
+        // bpf_load.c created these with bpf_create_map_in_map_node, which passes no value size:
+        // the slots hold 4-byte ids whatever the record says (the samples leave it 0).
+        if (map.valueSize === 0) map.valueSize = 4
+      }
       map.numaNode = r.u32(s.value + 24, 'numa_node')
       continue
     }
