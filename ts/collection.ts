@@ -221,7 +221,9 @@ type DeclaredMapName<M> = string extends keyof M ? never : keyof M & string
 /**
  * `collection.maps`: a Map of BpfMaps whose `get` is typed by the object's `Maps` declarations. A
  * declared name gives its typed map (the collection creates every map of its spec, and the
- * declarations come from that spec); any other name may be absent.
+ * declarations come from that spec); any other name may be absent. With `programs`, only the maps
+ * those programs use are created: a declared map no chosen program uses is then absent (the type
+ * cannot know which programs will be chosen).
  */
 export type CollectionMaps<M extends MapTypes<M>> = {
   get<K extends DeclaredMapName<M>>(name: K): BpfMap<M[K]['key'], M[K]['value']>
