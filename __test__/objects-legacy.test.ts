@@ -303,3 +303,91 @@ describe('CO-RE against context structs without kernel BTF (core_ctx.c)', () => 
     expect(coll.programs.get('regs_core')!.run({ ctx: regs }).retval).toBe(42)
   })
 })
+
+describe('an EM_NONE object with RELA relocations (LLVM before 3.9), built byte by byte', () => {
+  /**
+   * The smallest such object: section `classifier` (no function symbols) with `lddw r1, m; r0 = 0;
+   * exit`, a RELA entry of type 0 against map symbol `m` in the legacy `maps` section (a 20-byte
+   * bpf_map_def: array, 4-byte keys and values, 1 entry), e_machine 0.
+   */
+  function oldObject(): Uint8Array {
+    const names = ['', 'classifier', '.relaclassifier', 'maps', '.symtab', '.strtab', '.shstrtab']
+    const shstr: number[] = []
+    const nameOff = names.map((n) => {
+      const at = shstr.length
+      shstr.push(...Buffer.from(n), 0)
+      return at
+    })
+    const le = (n: number, size: number) => [...Array(size)].map((_, i) => Number((BigInt(n) >> BigInt(8 * i)) & 0xffn))
+    const code = [0x18, 0x01, 0, 0, 0, 0, 0, 0, ...le(0, 8), 0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]
+    const rela = [...le(0, 8), ...le((1n << 32n) | 0n, 8), ...le(0, 8)] // offset 0, symbol 1, type 0, addend 0
+    const maps = [...le(2, 4), ...le(4, 4), ...le(4, 4), ...le(1, 4), ...le(0, 4)]
+    const strtab = [0, ...Buffer.from('m'), 0]
+    const sym = (name: number, info: number, shndx: number) => [
+      ...le(name, 4),
+      info,
+      0,
+      ...le(shndx, 2),
+      ...le(0, 8),
+      ...le(0, 8),
+    ]
+    const symtab = [...sym(0, 0, 0), ...sym(1, 0x10 /* GLOBAL NOTYPE */, 3)]
+    const bodies = [[], code, rela, maps, symtab, strtab, shstr]
+    // [type, flags, link, info, entsize] per section.
+    const meta = [
+      [0, 0, 0, 0, 0],
+      [1, 0x6, 0, 0, 0],
+      [4, 0, 4, 1, 24],
+      [1, 0x3, 0, 0, 0],
+      [2, 0, 5, 1, 24],
+      [3, 0, 0, 0, 0],
+      [3, 0, 0, 0, 0],
+    ]
+    const out: number[] = Array(64).fill(0)
+    const offsets = bodies.map((b) => {
+      while (out.length % 8) out.push(0)
+      const at = out.length
+      out.push(...b)
+      return at
+    })
+    while (out.length % 8) out.push(0)
+    const shoff = out.length
+    bodies.forEach((b, i) => {
+      const [type, flags, link, info, entsize] = meta[i]!
+      out.push(
+        ...le(nameOff[i]!, 4),
+        ...le(type!, 4),
+        ...le(flags!, 8),
+        ...le(0, 8),
+        ...le(i === 0 ? 0 : offsets[i]!, 8),
+      )
+      out.push(...le(b.length, 8), ...le(link!, 4), ...le(info!, 4), ...le(8, 8), ...le(entsize!, 8))
+    })
+    const header = [
+      0x7f,
+      0x45,
+      0x4c,
+      0x46,
+      2,
+      1,
+      1,
+      ...Array(9).fill(0),
+      ...le(1, 2),
+      ...le(0 /* EM_NONE */, 2),
+      ...le(1, 4),
+    ]
+    header.push(...le(0, 8), ...le(0, 8), ...le(shoff, 8), ...le(0, 4), ...le(64, 2), ...le(0, 2), ...le(0, 2))
+    header.push(...le(64, 2), ...le(bodies.length, 2), ...le(6, 2))
+    out.splice(0, 64, ...header)
+    return Uint8Array.from(out)
+  }
+
+  it('reads the RELA relocation by the instruction it patches: a map lddw', () => {
+    const spec = loadCollectionSpecSync(oldObject())
+    expect(shape(spec.maps.get('m')!)).toEqual(['array', 4, 4, 1, 0])
+    const p = spec.programs.get('classifier')!
+    expect(p).toMatchObject({ section: 'classifier', type: 'sched_cls' })
+    expect(p.relocations).toEqual([{ insn: 0, kind: 'map', map: 'm', offset: 0 }])
+    expect(new Collection(spec).programs.get('classifier')!.run({ data: new Uint8Array(20) }).retval).toBe(0)
+  })
+})
