@@ -35,7 +35,8 @@ import { EbpfError, FormatError } from '../errors.js'
 import { kconfigMap } from './kconfig.js'
 import { type Func, INSN, Linker } from './link.js'
 import { BPF_MAP_TYPE, isDataSection, parseBtfMaps, parseLegacyMaps } from './maps.js'
-import { PROG_TYPES, sectionType } from './section-types.js'
+import { applyProgramTypes, checkProgramTypes } from './program-types.js'
+import { sectionType } from './section-types.js'
 import type { MapSpec, ProgramSpec } from './specs.js'
 import { unsupportedReason } from './unsupported.js'
 
@@ -88,44 +89,6 @@ export function loadObject(bytes: Uint8Array, options: LoadObjectOptions = {}): 
   const loaded = new ObjectLoader(readElf(bytes), options.kernelTypes, options.kconfig).load()
   applyProgramTypes(loaded.programs, programTypes)
   return loaded
-}
-
-function checkProgramTypes(types: unknown): Map<string, string> {
-  const out = new Map<string, string>()
-  if (types === undefined) return out
-  if (types === null || typeof types !== 'object' || Array.isArray(types)) {
-    throw new EbpfError('EINVAL', 'programTypes must be an object of program (or section) names to program types')
-  }
-  for (const [name, type] of Object.entries(types)) {
-    if (typeof type !== 'string' || !Object.hasOwn(PROG_TYPES, type) || type === 'unspec') {
-      throw new EbpfError(
-        'EINVAL',
-        `programTypes['${name}']: ${JSON.stringify(type)} is not a program type; one of ${Object.keys(PROG_TYPES)
-          .filter((t) => t !== 'unspec')
-          .join(', ')}`,
-      )
-    }
-    out.set(name, type)
-  }
-  return out
-}
-
-/** Sets the types `programTypes` names (by program name, else by section); a name matching nothing is a typo. */
-function applyProgramTypes(programs: Map<string, ProgramSpec>, types: Map<string, string>): void {
-  for (const [name, type] of types) {
-    const byName = programs.get(name)
-    const targets = byName ? [byName] : [...programs.values()].filter((p) => p.section === name)
-    if (targets.length === 0) {
-      throw new EbpfError(
-        'EINVAL',
-        `programTypes['${name}']: the object has no program or section of that name; programs: ${[...programs.keys()].join(', ')}`,
-      )
-    }
-    for (const p of targets) {
-      p.type = type
-      p.typeId = PROG_TYPES[type]!
-    }
-  }
 }
 
 class ObjectLoader {
