@@ -274,6 +274,20 @@ describe('ebpf run on old-convention objects', () => {
     )
     expect(p.stdout).toContain('retval: 10\n')
   })
+
+  it('map list and prog list say where maps are pinned and what cannot load', () => {
+    const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' })
+    const maps = run(['map', 'list', path('iproute2_maps')])
+    expect(maps.stdout).toContain('global_counts: pinned as tc/globals/global_counts\n')
+    expect(maps.stdout).toContain('custom_pinned: cannot be created here: pinning 3 is an iproute2 custom pinning')
+    const json = JSON.parse(run(['map', 'list', path('cilium_btf_maps'), '--json']).stdout)
+    expect(json.find((m: { name: string }) => m.name === 'calls')).toMatchObject({ pinning: 16, pinName: 'calls' })
+    const progs = run(['prog', 'list', path('unsupported_parts')])
+    expect(progs.stdout).toContain(
+      "uses_kfunc: cannot be loaded here: program 'uses_kfunc': instruction 0 (uses_kfunc+0): call to kfunc 'bpf_rcu_read_lock'",
+    )
+    expect(progs.stdout).not.toContain('plain: cannot')
+  })
 })
 
 describe('CO-RE against context structs without kernel BTF (core_ctx.c)', () => {
