@@ -307,6 +307,17 @@ describe('CO-RE against context structs without kernel BTF (core_ctx.c)', () => 
     expect(firstTwo(load('core_ctx'))).toEqual(expected)
   })
 
+  it('the shipped BTF gives the instructions libbpf handed the kernel (core_ctx.libbpf.json)', () => {
+    const libbpf = JSON.parse(readFileSync(join(dir, 'core_ctx.libbpf.json'), 'utf8')) as Record<
+      string,
+      { insns: string }
+    >
+    const spec = load('core_ctx', { kernelTypes: uapiContextTypes() })
+    for (const [name, f] of Object.entries(libbpf)) {
+      expect(Buffer.from(spec.programs.get(name)!.instructions).toString('hex'), name).toBe(f.insns)
+    }
+  })
+
   it('runs: mark + len, di - si', () => {
     const coll = new Collection(load('core_ctx', { kernelTypes: uapiContextTypes() }))
     expect(coll.programs.get('skb_core')!.run({ data: new Uint8Array(30), ctx: { mark: 12 } }).retval).toBe(42)
