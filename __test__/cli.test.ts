@@ -207,7 +207,7 @@ describe('disasm', () => {
       let compared = 0
       for (const f of readdirSync(fixtures).filter((n) => n.endsWith('.bpf.o'))) {
         const obj = join(fixtures, f)
-        const list = ebpf(['prog', 'list', obj, '--json'])
+        const list = ebpf(['prog', 'list', obj, '--json', '--kernel-btf', 'none'])
         if (list.status !== 0) continue // objects that need --kconfig / --kernel-btf / unsupported data
         const progs = JSON.parse(list.stdout) as Array<{ name: string; section: string; subprograms: string[] }>
         for (const p of progs) {
@@ -217,7 +217,8 @@ describe('disasm', () => {
           expect(spawnSync('llvm-objcopy', ['-O', 'binary', `--only-section=${p.section}`, obj, section]).status).toBe(
             0,
           )
-          const text = ebpf(['disasm', obj, '--program', p.name])
+          // Without kernel BTF CO-RE leaves the bytes as clang wrote them (the program is marked unsupported).
+          const text = ebpf(['disasm', obj, '--program', p.name, '--kernel-btf', 'none'])
           expect(text.status).toBe(0)
           const back = ebpfBytes(['asm', '-', '-o', '-'], text.stdout)
           expect(back.status, `${f} ${p.name}`).toBe(0)
@@ -633,15 +634,25 @@ describe('objects that need load options', () => {
   const vmlinux = '/sys/kernel/btf/vmlinux'
   it.skipIf(!existsSync(vmlinux))(`--kernel-btf applies CO-RE relocations (skipped without ${vmlinux})`, () => {
     const core = join(fixtures, 'core.bpf.o')
-    const without = ebpf(['prog', 'list', core])
-    expect(without.status).toBe(1)
-    expect(without.stderr).toContain('--kernel-btf FILE')
-    const o = ebpf(['prog', 'list', core, '--kernel-btf', vmlinux, '--json'])
-    expect(o.status).toBe(0)
-    // core.c: SEC("raw_tp/sched_switch") int core_switch(...), GPL.
-    expect(JSON.parse(o.stdout)).toMatchObject([
-      { name: 'core_switch', section: 'raw_tp/sched_switch', type: 'raw_tracepoint', license: 'GPL' },
-    ])
+    // Without kernel BTF the object is listed, its CO-RE program marked unsupported with the reason.
+    const without = ebpf(['prog', 'list', core, '--kernel-btf', 'none'])
+    expect(without.status).toBe(0)
+    expect(without.stdout).toContain("core_switch: cannot be loaded here: program 'core_switch': CO-RE relocation")
+    expect(without.stdout).toContain('--kernel-btf FILE')
+    // core.c: SEC("raw_tp/sched_switch") int core_switch(...), GPL. With vmlinux given, and by
+    // default (the running kernel's BTF), it is relocated.
+    for (const args of [['--kernel-btf', vmlinux], []]) {
+      const o = ebpf(['prog', 'list', core, ...args, '--json'])
+      expect(o.status).toBe(0)
+      const [p] = JSON.parse(o.stdout)
+      expect(p).toMatchObject({
+        name: 'core_switch',
+        section: 'raw_tp/sched_switch',
+        type: 'raw_tracepoint',
+        license: 'GPL',
+      })
+      expect(p.unsupported).toBeUndefined()
+    }
   })
 })
 

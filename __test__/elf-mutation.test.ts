@@ -9,7 +9,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { readElf } from '../ts/elf/reader.js'
+import { readElf } from '../ts/binary/elf.js'
 import { fuzz, fuzzTimeoutMs, LONG, LONG_SECONDS } from './helpers/fuzz-runner.js'
 import { seedOf } from './helpers/random.js'
 

@@ -9,7 +9,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { readElf } from '../ts/elf/reader.js'
+import { readElf } from '../ts/binary/elf.js'
 import { disassemble, loadCollectionSpecSync } from '../ts/index.js'
 import { BtfBuilder, type MemberSpec, nestedUnions } from './helpers/btf-builder.js'
 import { conformanceSuiteExists, loadConformanceSuite } from './helpers/conformance.js'

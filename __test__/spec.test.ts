@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { Btf } from '../ts/btf/btf.js'
+import { Collection } from '../ts/collection.js'
 import { EbpfError } from '../ts/errors.js'
 import {
   type CollectionSpec,
@@ -538,18 +539,26 @@ describe('fixture contents, from the C sources', () => {
       code: 'ENOTSUPP',
       message: expect.stringMatching(/^\.kconfig extern 'LINUX_KERNEL_VERSION' has no value/),
     })
+  })
+
+  it('what cannot run here is marked on its map or program, and the object still parses', async () => {
     // libbpf skips .rel.data ("skipping relo section"), and the kernel then rejects the program.
-    await expect(load('data_pointers')).rejects.toMatchObject({
-      code: 'ENOTSUPP',
-      message:
-        "section '.data': global data initialised with the address of '.rodata.str1.1' (offset 0) is not supported",
-    })
-    await expect(load('core')).rejects.toMatchObject({
-      code: 'ENOTSUPP',
-      message: expect.stringMatching(
-        /program 'core_switch': CO-RE relocation .* struct task_struct .*needs the target kernel's BTF/,
-      ),
-    })
+    const data = await load('data_pointers')
+    const reason =
+      "section '.data': global data initialised with the address of '.rodata.str1.1' (offset 0) is not supported"
+    expect(data.maps.get('.data')!.unsupported).toBe(reason)
+    expect(data.programs.get('pick_name')!.unsupported).toBe(`uses map '.data', which is unsupported: ${reason}`)
+    expect(() => new Collection(data)).toThrow(
+      expect.objectContaining({
+        code: 'ENOTSUPP',
+        message: expect.stringContaining("program 'pick_name' cannot be loaded here"),
+      }),
+    )
+    // CO-RE with no kernel BTF (null: not even the running kernel's).
+    const core = await loadCollectionSpec(join(dir, 'core.bpf.o'), { kernelTypes: null })
+    expect(core.programs.get('core_switch')!.unsupported).toMatch(
+      /^program 'core_switch': CO-RE relocation .* struct task_struct .*needs the target kernel's BTF \(pass kernelTypes; kernelTypes was null\)/,
+    )
   })
 
   it('declarations() type the maps and variables', async () => {

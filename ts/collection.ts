@@ -21,6 +21,14 @@ export interface CollectionOptions {
   pointerLeaks?: 'allow' | 'refuse'
   /** As `ProgramOptions.blindConstants`, for every program of the collection. */
   blindConstants?: boolean
+  /**
+   * Load only these programs (by name), as libbpf loads only the programs whose autoload is on:
+   * the others, including those the spec marks `unsupported` or whose type is `unspec`, are not
+   * loaded and not in `collection.programs`. Only the maps these programs use are created (with
+   * the inner maps their slots name); prog_array slots naming programs not loaded stay empty.
+   * Default: every program and every map.
+   */
+  programs?: string[]
   /** Use these existing maps instead of creating the object's maps of the same name. */
   mapReplacements?: Record<string, BpfMap>
   /** Where maps with `pinning = LIBBPF_PIN_BY_NAME` are pinned and looked up (default `/sys/fs/bpf`). */
@@ -44,7 +52,6 @@ export const DEFAULT_COLLECTION_MEMORY = 2 ** 30
 
 /** `BPF_F_RDONLY_PROG`: programs may read but not write the map. */
 const BPF_F_RDONLY_PROG = 1 << 7
-const PIN_BY_NAME = 1
 
 /** lddw pseudo sources the engine resolves against a program's map list. */
 const PSEUDO_MAP_IDX = 5
@@ -70,6 +77,12 @@ const PROGRAM_TYPES: Record<string, ProgramType> = {
 
 /** The engine's program type for a program spec, or a LoadError naming the unsupported type. */
 export function programTypeOf(spec: ProgramSpec): ProgramType {
+  if (spec.type === 'unspec') {
+    throw new LoadError(
+      'ENOTSUPP',
+      `program '${spec.name}': section '${spec.section}' does not say its program type; set it (spec.programs.get('${spec.name}').type = 'xdp', the programTypes load option, or ebpf run --type)`,
+    )
+  }
   const t = PROGRAM_TYPES[spec.type]
   if (t === undefined) {
     throw new LoadError(
@@ -78,6 +91,36 @@ export function programTypeOf(spec: ProgramSpec): ProgramType {
     )
   }
   return t
+}
+
+/** The programs `names` chooses (all when undefined), each checked to exist. */
+function chosenPrograms(spec: CollectionSpec, names: string[] | undefined): ProgramSpec[] {
+  if (names === undefined) return [...spec.programs.values()]
+  checkDenseArray(LoadError, 'programs', names)
+  return names.map((n, i) => {
+    checkString(LoadError, `programs[${i}]`, n)
+    const p = spec.programs.get(n)
+    if (!p) {
+      throw new LoadError(
+        'EINVAL',
+        `programs[${i}]: no program '${n}'; the object has: ${[...spec.programs.keys()].join(', ')}`,
+      )
+    }
+    return p
+  })
+}
+
+/** The map specs `programs` relocate against, with the maps their map-in-map slots name, in spec order. */
+function mapsUsedBy(spec: CollectionSpec, programs: ProgramSpec[]): MapSpec[] {
+  const used = new Set<string>()
+  const add = (name: string): void => {
+    if (used.has(name)) return
+    used.add(name)
+    const m = spec.maps.get(name)
+    if (m?.innerMap) for (const slot of m.slots ?? []) add(slot.target)
+  }
+  for (const p of programs) for (const r of p.relocations) add(r.map)
+  return [...spec.maps.values()].filter((m) => used.has(m.name))
 }
 
 function codecOf(spec: CollectionSpec, type: BtfType | undefined): Codec | undefined {
@@ -178,7 +221,9 @@ type DeclaredMapName<M> = string extends keyof M ? never : keyof M & string
 /**
  * `collection.maps`: a Map of BpfMaps whose `get` is typed by the object's `Maps` declarations. A
  * declared name gives its typed map (the collection creates every map of its spec, and the
- * declarations come from that spec); any other name may be absent.
+ * declarations come from that spec); any other name may be absent. With `programs`, only the maps
+ * those programs use are created: a declared map no chosen program uses is then absent (the type
+ * cannot know which programs will be chosen).
  */
 export type CollectionMaps<M extends MapTypes<M>> = {
   get<K extends DeclaredMapName<M>>(name: K): BpfMap<M[K]['key'], M[K]['value']>
@@ -211,11 +256,30 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
       throw new EbpfError('EINVAL', `memoryLimit must be a non-negative integer, got ${String(limit)}`)
     }
     const budget = { limit, used: 0 }
-    for (const m of spec.maps.values()) {
+    const chosen = chosenPrograms(spec, opts.programs)
+    const mapSpecs = opts.programs === undefined ? [...spec.maps.values()] : mapsUsedBy(spec, chosen)
+    for (const p of chosen) {
+      if (p.unsupported !== undefined) {
+        const others = [...spec.programs.values()].filter((q) => q.unsupported === undefined).map((q) => q.name)
+        throw new LoadError(
+          'ENOTSUPP',
+          `program '${p.name}' cannot be loaded here: ${p.unsupported}` +
+            (opts.programs === undefined
+              ? `; load the others with { programs: [${others.map((n) => `'${n}'`).join(', ')}] }`
+              : ''),
+        )
+      }
+    }
+    for (const m of mapSpecs) {
+      if (m.unsupported !== undefined) {
+        throw new LoadError('ENOTSUPP', `map '${m.name}' cannot be created here: ${m.unsupported}`)
+      }
+    }
+    for (const m of mapSpecs) {
       this.maps.set(m.name, this.#mapFor(m, replacements, pinPath, budget))
     }
-    for (const m of spec.maps.values()) this.#fillInnerMaps(m)
-    for (const p of spec.programs.values()) {
+    for (const m of mapSpecs) this.#fillInnerMaps(m)
+    for (const p of chosen) {
       const { instructions, maps } = relocate(p, this.maps)
       this.programs.set(
         p.name,
@@ -232,7 +296,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
         }),
       )
     }
-    for (const m of spec.maps.values()) this.#fillProgArray(m)
+    for (const m of mapSpecs) this.#fillProgArray(m, opts.programs !== undefined)
   }
 
   /**
@@ -247,7 +311,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
       map.checkReuse(definitionOf(m), 'the replacement map')
       return map
     }
-    const pin = m.pinning === PIN_BY_NAME ? `${pinPath}/${m.name}` : undefined
+    const pin = m.pinName === undefined || m.pinReplace ? undefined : `${pinPath}/${m.pinName}`
     if (pin) {
       let pinned: BpfMap | undefined
       try {
@@ -304,12 +368,13 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
     }
   }
 
-  /** `__array(values, ...)` initialisers of prog_array maps: the slots hold programs. */
-  #fillProgArray(m: MapSpec): void {
+  /** `__array(values, ...)` initialisers of prog_array maps: the slots hold programs (loaded ones, when `programs` chose). */
+  #fillProgArray(m: MapSpec, chosen: boolean): void {
     if (m.type !== MAP_TYPES.prog_array) return
     const array = this.maps.get(m.name)!
     for (const slot of m.slots ?? []) {
       const prog = this.programs.get(slot.target)
+      if (!prog && chosen && this.spec.programs.has(slot.target)) continue
       if (!prog)
         throw new LoadError('EINVAL', `map '${m.name}' slot ${slot.index} names unknown program '${slot.target}'`)
       array.setProgram(slot.index, prog)

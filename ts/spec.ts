@@ -11,104 +11,10 @@ import { type BtfValue, type Codec, codec } from './btf/codec.js'
 import { generateDeclarations } from './btf/declarations.js'
 import type { BtfType } from './btf/types.js'
 import { loadObject, type VariableInit } from './elf/loader.js'
+import type { MapSpec, ProgramSpec } from './elf/specs.js'
 import { EbpfError } from './errors.js'
 
-/** An lddw instruction that must receive a map reference (`map`) or a map value address (`map_value`). */
-export interface Relocation {
-  /** Index of the lddw's first slot in the program's `instructions`. */
-  insn: number
-  kind: 'map' | 'map_value'
-  /** Name of the MapSpec: a map such as 'counts', or a global data section such as '.rodata'. */
-  map: string
-  /** For `map_value`: byte offset inside the map's value. 0 for `map`. */
-  offset: number
-}
-
-export interface LineInfo {
-  /** Instruction index in the program's `instructions`. */
-  insn: number
-  file: string
-  line: number
-  column: number
-  /** The source line. */
-  text: string
-}
-
-export interface FuncInfo {
-  /** First instruction of the function in the program's `instructions`. */
-  insn: number
-  /** BTF FUNC type id. */
-  typeId: number
-  name: string
-}
-
-export interface ProgramSpec {
-  /** Function name. */
-  name: string
-  /** ELF section, e.g. 'xdp' or 'kprobe/do_unlinkat'. */
-  section: string
-  /** libbpf-style program type: 'xdp', 'socket_filter', 'kprobe', 'tracepoint', 'sched_cls', ... */
-  type: string
-  /** Kernel BPF_PROG_TYPE_* number. */
-  typeId: number
-  /** libbpf-style expected attach type ('' when none). */
-  attachType: string
-  /** What the section name says to attach to (e.g. 'do_unlinkat', 'syscalls/sys_enter_openat'), '' if nothing. */
-  attachTo: string
-  sleepable: boolean
-  /**
-   * The function's instructions followed by every `.text` sub-program it calls (directly or not),
-   * with call offsets and `BPF_PSEUDO_FUNC` lddw offsets fixed up, and CO-RE relocations applied
-   * when `kernelTypes` was given. lddw instructions listed in `relocations` (maps, global data,
-   * kconfig externs) have src_reg 0 and both imm fields 0: the loader of the collection fills them.
-   */
-  instructions: Uint8Array
-  relocations: Relocation[]
-  /** Sub-programs appended after the main function, with their first instruction index. */
-  subprograms: Array<{ name: string; insn: number }>
-  license: string
-  /** Value of the object's `version` section (0 when absent). */
-  kernelVersion: number
-  lineInfo: LineInfo[]
-  funcInfo: FuncInfo[]
-}
-
-/** Initial content of a map-in-map or prog_array slot (`.values = { [i] = &x }`). */
-export interface MapSlot {
-  index: number
-  /** Name of the inner MapSpec, or of the ProgramSpec for a prog_array. */
-  target: string
-}
-
-export interface MapSpec {
-  /** Map name; global data maps are named after their section ('.data', '.rodata', '.bss', '.data.foo'). */
-  name: string
-  /** Kernel BPF_MAP_TYPE_* number. */
-  type: number
-  /** Lower-case name of the type: 'hash', 'array', 'lpm_trie', 'array_of_maps', ... */
-  typeName: string
-  keySize: number
-  valueSize: number
-  maxEntries: number
-  flags: number
-  /** 0 none, 1 by name (LIBBPF_PIN_BY_NAME). */
-  pinning: number
-  numaNode: number
-  mapExtra: bigint
-  /** BTF key and value types when the object records them (the DATASEC for global data). */
-  key?: BtfType
-  value?: BtfType
-  /** Template of the inner maps of an array_of_maps / hash_of_maps. */
-  innerMap?: MapSpec
-  /** Statically initialised slots (`__array(values, ...)` with an initializer). */
-  slots?: MapSlot[]
-  /** Initial value of a global data map: `valueSize` bytes (zeros for .bss). */
-  contents?: Uint8Array
-  /** True for .rodata-style maps: read-only to programs once loaded. */
-  readonly?: boolean
-  /** Section the map was defined in ('.maps', 'maps', or the data section). */
-  section: string
-}
+export type { FuncInfo, LineInfo, MapSlot, MapSpec, ProgramSpec, Relocation } from './elf/specs.js'
 
 /** A global variable in a data section; `set` changes the section's initial contents before load. */
 export class VariableSpec {
@@ -183,9 +89,20 @@ export interface CollectionSpec {
 export interface LoadOptions {
   /**
    * BTF of the kernel the programs are written for (e.g. `btf.parse(readFileSync('/sys/kernel/btf/vmlinux'))`).
-   * With it, CO-RE relocations are applied as libbpf would; without it, an object that has any is refused.
+   * CO-RE relocations are applied against it as libbpf would (a relocation whose target is not
+   * found poisons its instruction, which traps if reached). Default: the running kernel's
+   * `/sys/kernel/btf/vmlinux` when it is readable (as libbpf does), else the BTF of the UAPI
+   * context structs shipped with ebpf (`__sk_buff`, `xdp_md`, `bpf_sock_ops`, `sk_msg_md`,
+   * `bpf_perf_event_data`, x86-64 `pt_regs`, arm64 `user_pt_regs`). `null`: none; the programs
+   * with CO-RE relocations are then marked `unsupported` (the others load).
    */
-  kernelTypes?: Btf
+  kernelTypes?: Btf | null
+  /**
+   * Program types by program name (or section name, for all its programs), for sections whose
+   * name does not say one (type `unspec`) or says the wrong one: `{ xdp_prog: 'xdp' }`. Values
+   * are libbpf's names ('xdp', 'socket_filter', 'sched_cls', 'kprobe', ...).
+   */
+  programTypes?: Record<string, string>
   /**
    * Values of the object's `.kconfig` externs, e.g. `{ LINUX_KERNEL_VERSION: 0x060c00, CONFIG_HZ: 250 }`
    * (encoded with each extern's BTF type). Weak externs left out are 0; strong ones are an error.

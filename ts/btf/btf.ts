@@ -4,12 +4,12 @@
  */
 
 import { checkBoolean, checkBytes, describeValue, optionsObject } from '../arguments.js'
-import { fixupBtf } from '../elf/fixup.js'
-import { isElf, readElf } from '../elf/reader.js'
+import { isElf, readElf } from '../binary/elf.js'
 import { EbpfError, FormatError } from '../errors.js'
 import { dumpC } from './dump-c.js'
 import { dumpRaw } from './dump-raw.js'
 import { type BtfExt, parseBtfExt } from './ext.js'
+import { fixupBtf } from './fixup.js'
 import { parseBtf } from './parse.js'
 import { type BtfKind, type BtfMember, type BtfType, KIND_NAMES } from './types.js'
 

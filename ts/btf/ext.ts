@@ -3,7 +3,7 @@
  * in the object are byte offsets within the named ELF section; the loader turns them into
  * instruction indexes per program. Strings live in the `.BTF` string section.
  */
-import { ByteReader } from '../elf/bytes.js'
+import { ByteReader } from '../binary/bytes.js'
 import { btfString } from './parse.js'
 
 export interface BtfExtFuncInfo {

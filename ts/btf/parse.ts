@@ -5,7 +5,7 @@
  * message naming the type and field.
  */
 
-import { ByteReader } from '../elf/bytes.js'
+import { ByteReader } from '../binary/bytes.js'
 import { FormatError } from '../errors.js'
 import {
   BTF_KIND,

@@ -80,7 +80,7 @@ export function about<T>(file: string, fn: () => T): T {
 }
 
 /** The library names its load options; on the command line they are options of their own. */
-function cliHint(message: string): string {
+export function cliHint(message: string): string {
   if (message.includes('kernelTypes')) return ' [on the command line: --kernel-btf FILE]'
   if (message.includes('kconfig load option')) return ' [on the command line: --kconfig NAME=VALUE]'
   return ''

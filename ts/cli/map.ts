@@ -12,7 +12,9 @@ export const mapListCommand: Command = {
   description:
     'One row per map: name, type, key and value size in bytes, max_entries and map_flags (hex). Global data\n' +
     'sections (.data, .rodata, .bss, ...) are one-entry array maps named after the section, as libbpf makes\n' +
-    'them. --json prints an array of objects.',
+    "them. Then where each pinned map is pinned (under a collection's pinPath, default /sys/fs/bpf) and why\n" +
+    'each map that cannot be created here cannot. --json prints an array of objects with pinName and\n' +
+    'unsupported where they apply.',
   options: { json: { short: 'j', help: 'JSON output' }, ...OBJECT_OPTIONS },
   run(args) {
     const [file] = expectPositionals(args, ['OBJ.o'], 'map list') as [string]
@@ -31,6 +33,8 @@ export const mapListCommand: Command = {
             flags: m.flags,
             section: m.section,
             pinning: m.pinning,
+            ...(m.pinName === undefined ? {} : { pinName: m.pinName }),
+            ...(m.unsupported === undefined ? {} : { unsupported: m.unsupported }),
           })),
         ),
       )
@@ -45,6 +49,11 @@ export const mapListCommand: Command = {
       hexFlags(m.flags),
     ])
     process.stdout.write(table(['NAME', 'TYPE', 'KEY', 'VALUE', 'MAX_ENTRIES', 'FLAGS'], rows))
+    for (const m of maps) {
+      if (m.pinName !== undefined)
+        process.stdout.write(`${m.name}: pinned as ${m.pinName}${m.pinReplace ? ' (never reused)' : ''}\n`)
+      if (m.unsupported !== undefined) process.stdout.write(`${m.name}: cannot be created here: ${m.unsupported}\n`)
+    }
     return 0
   },
 }

@@ -1,6 +1,6 @@
 /**
- * Options every command that reads an object shares: `--kernel-btf FILE` (the target kernel's BTF
- * for CO-RE relocations) and `--kconfig NAME=VALUE` (values of `.kconfig` externs). Without them an
+ * Options every command that reads an object shares: `--kernel-btf FILE|none` (the target kernel's
+ * BTF for CO-RE relocations; the running kernel's by default) and `--kconfig NAME=VALUE` (values of `.kconfig` externs). Without them an
  * object that needs them is refused with a message that says which option to give.
  */
 import { btf, type LoadOptions } from '../index.js'
@@ -11,7 +11,7 @@ export const OBJECT_OPTIONS: Record<string, OptionSpec> = {
   'kernel-btf': {
     value: true,
     arg: 'FILE',
-    help: 'BTF of the target kernel for CO-RE relocations (e.g. /sys/kernel/btf/vmlinux)',
+    help: "BTF of the target kernel for CO-RE relocations (default /sys/kernel/btf/vmlinux when readable; 'none': no kernel BTF)",
   },
   kconfig: { value: true, repeat: true, arg: 'NAME=VALUE', help: 'value of a .kconfig extern (CONFIG_HZ=250)' },
 }
@@ -45,7 +45,8 @@ export function assignment(text: string, option: string, command: string): [stri
 export function loadOptionsFrom(args: Parsed, command: string): LoadOptions {
   const options: LoadOptions = {}
   const kernelBtf = optString(args, 'kernel-btf')
-  if (kernelBtf !== undefined) {
+  if (kernelBtf === 'none') options.kernelTypes = null
+  else if (kernelBtf !== undefined) {
     const bytes = readInput(kernelBtf)
     options.kernelTypes = about(kernelBtf, () => btf.parse(bytes))
   }

@@ -2,7 +2,7 @@
 import { expectPositionals, optFlag } from './args.js'
 import type { Command } from './command.js'
 import { json, table } from './format.js'
-import { readObject } from './io.js'
+import { cliHint, readObject } from './io.js'
 import { loadOptionsFrom, OBJECT_OPTIONS } from './object-options.js'
 
 export const progListCommand: Command = {
@@ -11,8 +11,9 @@ export const progListCommand: Command = {
   summary: 'list the programs of an object',
   description:
     'One row per program: function name, ELF section, program type (libbpf names, from the section),\n' +
-    'instruction slots (sub-programs it calls included) and license. --json prints an array of objects\n' +
-    'that also carry the attach target and the sub-programs.',
+    'instruction slots (sub-programs it calls included) and license, then why a program cannot be\n' +
+    'loaded here, for those that cannot. --json prints an array of objects that also carry the attach\n' +
+    'target, the sub-programs and `unsupported` (the reason) where it applies.',
   options: { json: { short: 'j', help: 'JSON output' }, ...OBJECT_OPTIONS },
   run(args) {
     const [file] = expectPositionals(args, ['OBJ.o'], 'prog list') as [string]
@@ -29,6 +30,7 @@ export const progListCommand: Command = {
             license: p.license,
             attachTo: p.attachTo,
             subprograms: p.subprograms.map((s) => s.name),
+            ...(p.unsupported === undefined ? {} : { unsupported: p.unsupported }),
           })),
         ),
       )
@@ -36,6 +38,10 @@ export const progListCommand: Command = {
     }
     const rows = progs.map((p) => [p.name, p.section, p.type, String(p.instructions.length / 8), p.license])
     process.stdout.write(table(['NAME', 'SECTION', 'TYPE', 'INSNS', 'LICENSE'], rows))
+    for (const p of progs) {
+      if (p.unsupported !== undefined)
+        process.stdout.write(`${p.name}: cannot be loaded here: ${p.unsupported}${cliHint(p.unsupported)}\n`)
+    }
     return 0
   },
 }

@@ -25,6 +25,10 @@ import { assignment, loadOptionsFrom, OBJECT_OPTIONS, parseValue } from './objec
 import { selectProgram } from './select.js'
 
 const XDP_ACTIONS = ['XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT']
+/** Program types raw bytecode can be run as (objects take libbpf's names: xdp, sched_cls, kprobe, ...). */
+// Checked against the binding's declaration of the names (`satisfies`); listed here so that `ebpf help`
+// works without the native binding.
+const RAW_TYPES: readonly string[] = ['raw', 'xdp', 'socket_filter', 'tracing'] satisfies ProgramType[]
 
 /** The program to run and, for objects, the collection it belongs to. */
 interface Loaded {
@@ -82,13 +86,15 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
   const sets = optList(args, 'set')
   const updates = optList(args, 'map-update')
   if (isElf(bytes)) {
-    if (optString(args, 'type') !== undefined) {
-      throw new UsageError("--type is for raw bytecode; an object's program type comes from its section", 'run')
-    }
     const spec = about(file, () => loadCollectionSpecSync(bytes, loadOptionsFrom(args, 'run')))
     const progSpec = selectProgram(spec, name, file)
+    // For a section name that says no type (or the wrong one), as spec.programs.get(x).type = T.
+    const type = optString(args, 'type')
+    if (type !== undefined) progSpec.type = type
     applySets(spec, sets, file)
-    const collection = about(file, () => new Collection(spec, { engine, budget }))
+    // Only the chosen program is loaded (and the maps it uses), so that the object's other
+    // programs, supported here or not, do not stand in its way.
+    const collection = about(file, () => new Collection(spec, { engine, budget, programs: [progSpec.name] }))
     applyMapUpdates(collection, updates, file)
     return { program: collection.programs.get(progSpec.name)!, collection, spec }
   }
@@ -101,6 +107,9 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
   }
   const instructions = /\.(s|S|asm)$/.test(file) ? assembleFile(file, bytes) : bytes
   const type = (optString(args, 'type') ?? 'raw') as ProgramType
+  if (!RAW_TYPES.includes(type)) {
+    throw new UsageError(`--type for raw bytecode must be one of ${RAW_TYPES.join(', ')}, got '${type}'`, 'run')
+  }
   const program = about(file, () => new Program({ type, instructions, engine, budget }))
   return { program }
 }
@@ -202,14 +211,15 @@ function trapReport(file: string, e: TrapError, trace: string[], asJson: boolean
 export const runCommand: Command = {
   name: 'run',
   usage:
-    'ebpf run FILE.bin|FILE.s|OBJ.o [--program NAME] [--type raw|xdp|socket_filter|tracing]\n' +
+    'ebpf run FILE.bin|FILE.s|OBJ.o [--program NAME] [--type TYPE]\n' +
     '         [--data FILE | --hex HEX] [--ctx-hex HEX] [--engine jit|interpreter|auto] [--repeat N]\n' +
     '         [--budget N] [--set VAR=VALUE ...] [--map-update MAP=[KEY,VALUE] ...] [--dump-maps] [--json]',
   summary: 'run a program once (or --repeat times) and print its result',
   description:
     'Loads raw bytecode (FILE.s is assembled first) as a program of --type (default raw: r1 = data, r2 =\n' +
     'length), or a program of an ELF object through a Collection (its maps created, its type from its\n' +
-    'section; --set changes .rodata/.data/.bss variables before load, --map-update writes map entries\n' +
+    'section, or --type (libbpf names: xdp, socket_filter, sched_cls, kprobe, ...) where the section says\n' +
+    'none; only that program and the maps it uses are loaded; --set changes .rodata/.data/.bss variables before load, --map-update writes map entries\n' +
     'with BTF-typed JSON before the run). Prints retval (with the XDP action name), r0, instructions\n' +
     'executed, duration, the engine, the output data as hex if the program changed it, trace_printk\n' +
     'output and, with --dump-maps, every map after the run. Exit code 2 when the program traps.',
@@ -218,10 +228,7 @@ export const runCommand: Command = {
     type: {
       value: true,
       arg: 'TYPE',
-      // Checked against the binding's declaration of the names (`satisfies`); listed here so that
-      // `ebpf help` works without the native binding.
-      choices: ['raw', 'xdp', 'socket_filter', 'tracing'] satisfies ProgramType[],
-      help: 'program type of raw bytecode (default raw)',
+      help: "program type: of raw bytecode raw|xdp|socket_filter|tracing (default raw); of an object's program a libbpf name (xdp, sched_cls, ...), for sections that say none",
     },
     data: { value: true, arg: 'FILE', help: 'input data (packet) from a file' },
     hex: { value: true, arg: 'HEX', help: 'input data as hex (e.g. 0a0b0c or "0a 0b 0c")' },

@@ -3,12 +3,13 @@
  * one-entry array map whose layout fixup.ts reproduces. There is no kernel config to read here,
  * so the values come from the caller; a weak extern without a value is 0, a strong one an error.
  */
+
+import { type ElfSymbol, SHN_UNDEF, STB_WEAK } from '../binary/elf.js'
 import type { Btf } from '../btf/btf.js'
 import { codec } from '../btf/codec.js'
 import { EbpfError, FormatError } from '../errors.js'
-import type { MapSpec } from '../spec.js'
 import { BPF_MAP_TYPE } from './maps.js'
-import { type ElfSymbol, SHN_UNDEF, STB_WEAK } from './reader.js'
+import type { MapSpec } from './specs.js'
 
 const BPF_F_RDONLY_PROG = 1 << 7
 const BPF_F_MMAPABLE = 1 << 10

@@ -4,11 +4,7 @@
  * offsets fixed up, lddw map relocations recorded (and their immediates cleared), .BTF.ext line
  * and func info renumbered, and CO-RE relocations applied when a target BTF is given.
  */
-import type { Btf } from '../btf/btf.js'
-import { applyCoreRelocations, CoreBudget, type CoreRelocation } from '../btf/core.js'
-import type { BtfExt, BtfExtSection } from '../btf/ext.js'
-import { EbpfError, FormatError } from '../errors.js'
-import type { FuncInfo, LineInfo, MapSpec, ProgramSpec, Relocation } from '../spec.js'
+
 import {
   type ElfFile,
   type ElfRelocation,
@@ -21,7 +17,14 @@ import {
   SHN_LORESERVE,
   SHN_UNDEF,
   STT_SECTION,
-} from './reader.js'
+} from '../binary/elf.js'
+import type { Btf } from '../btf/btf.js'
+import { applyCoreRelocations, CoreBudget, type CoreRelocation } from '../btf/core.js'
+import type { BtfExt, BtfExtSection } from '../btf/ext.js'
+import { EbpfError, FormatError } from '../errors.js'
+import { libcallCode } from './libcalls.js'
+import type { FuncInfo, LineInfo, MapSpec, ProgramSpec, Relocation } from './specs.js'
+import { externProblem } from './unsupported.js'
 
 export const INSN = 8
 const OP_LDDW = 0x18
@@ -55,7 +58,10 @@ export interface LinkContext {
   kconfigOffsets: Map<string, number>
   types: Btf
   ext: BtfExt | undefined
-  kernelTypes: Btf | undefined
+  /** The target kernel's BTF for CO-RE, asked for only when a program has CO-RE relocations. */
+  kernelTypes: () => Btf | undefined
+  /** Where that BTF came from, for the error when there is none ('' when the caller said null). */
+  kernelTypesSource: string
 }
 
 export type LinkedProgram = Pick<ProgramSpec, 'instructions' | 'relocations' | 'subprograms' | 'lineInfo' | 'funcInfo'>
@@ -70,7 +76,8 @@ export class Linker {
   private readonly kconfigOffsets: Map<string, number>
   private readonly types: Btf
   private readonly ext: BtfExt | undefined
-  private readonly kernelTypes: Btf | undefined
+  private readonly kernelTypes: () => Btf | undefined
+  private readonly kernelTypesSource: string
   /** One CO-RE matching budget for the whole object. */
   private readonly coreBudget = new CoreBudget()
 
@@ -85,6 +92,7 @@ export class Linker {
     this.types = ctx.types
     this.ext = ctx.ext
     this.kernelTypes = ctx.kernelTypes
+    this.kernelTypesSource = ctx.kernelTypesSource
   }
 
   /** The main function with every `.text` function it reaches appended, libbpf style. */
@@ -146,10 +154,11 @@ export class Linker {
             if (rel.type !== R_BPF_64_32)
               throw new FormatError(`${where}: call relocation has type ${rel.type}, expected R_BPF_64_32`)
             if (rel.symbol.shndx === SHN_UNDEF) {
-              throw new EbpfError(
-                'ENOTSUPP',
-                `${where}: call to extern function '${rel.symbol.name}' is not supported yet`,
-              )
+              const builtin = this.libcall(rel.symbol.name)
+              if (!builtin) throw new EbpfError('ENOTSUPP', `${where}: ${this.extern(rel.symbol.name, true)}`)
+              const calleeBase = place(builtin)
+              patches.push(() => view.setInt32(o + 4, calleeBase - at - 1, true))
+              continue
             }
             if (!this.text || rel.symbol.shndx !== this.text.index) {
               throw new FormatError(`${where}: call to '${rel.symbol.name}' outside the .text section`)
@@ -179,8 +188,9 @@ export class Linker {
             view.setInt32(o + INSN + 4, 0, true)
             continue
           }
-          if (s.shndx === SHN_UNDEF)
-            throw new EbpfError('ENOTSUPP', `${where}: extern '${s.name}' is not supported yet`)
+          if (s.shndx === SHN_UNDEF) {
+            throw new EbpfError('ENOTSUPP', `${where}: ${this.extern(s.name, false)}`)
+          }
           if (s.shndx >= SHN_LORESERVE)
             throw new FormatError(`${where}: relocation against '${s.name}' in a special section`)
           const symSec = this.elf.sections[s.shndx]!
@@ -202,7 +212,7 @@ export class Linker {
           const dataMap = this.dataMaps.get(s.shndx)
           if (dataMap) {
             // The value offset is the symbol's offset plus what clang put in imm (for section symbols).
-            const offset = (s.type === STT_SECTION ? 0 : s.value) + imm
+            const offset = (s.type === STT_SECTION ? 0 : s.value) + imm + rel.addend
             if (offset < 0 || offset >= Math.max(dataMap.valueSize, 1)) {
               throw new FormatError(
                 `${where}: offset ${offset} is outside '${dataMap.name}' (${dataMap.valueSize} bytes)`,
@@ -210,7 +220,7 @@ export class Linker {
             }
             relocations.push({ insn: at, kind: 'map_value', map: dataMap.name, offset })
           } else {
-            const map = this.mapAt.get(`${s.shndx}:${s.value}`)
+            const map = this.mapAt.get(`${s.shndx}:${s.value + rel.addend}`)
             if (!map) {
               throw new EbpfError(
                 'ENOTSUPP',
@@ -259,6 +269,63 @@ export class Linker {
         return { insn, typeId: r.typeId, name: t.name }
       }) as FuncInfo[],
     }
+  }
+
+  /** An undefined symbol described for an error: the DATASEC that declares it, a kfunc, a libcall. */
+  private extern(name: string, isCall: boolean): string {
+    // A call is a kfunc or a libcall; an lddw of a function address is also a kfunc's.
+    const sectionOf = (n: string): string | undefined => {
+      for (const t of this.types.types) {
+        if (t.kind !== 'DATASEC') continue
+        if (t.vars!.some((v) => this.types.types[v.type]?.name === n)) return t.name
+      }
+      return undefined
+    }
+    return externProblem(name, sectionOf, isCall)
+  }
+
+  private readonly libcalls = new Map<string, Func>()
+
+  /**
+   * A C library function clang called (memcpy, memset, ...) as a sub-program of our own, unless
+   * the object declares the name in a DATASEC (then it is a kfunc or ksym of that name).
+   */
+  private libcall(name: string): Func | undefined {
+    let f = this.libcalls.get(name)
+    if (f) return f
+    const code = libcallCode(name)
+    if (
+      !code ||
+      this.types.types.some((t) => t.kind === 'DATASEC' && t.vars!.some((v) => this.types.types[v.type]?.name === name))
+    ) {
+      return undefined
+    }
+    const section: ElfSection = {
+      index: -1,
+      name: `<builtin ${name}>`,
+      type: 0,
+      flags: SHF_EXECINSTR,
+      offset: 0,
+      size: code.length,
+      link: 0,
+      info: 0,
+      addralign: INSN,
+      entsize: 0,
+      data: code,
+    }
+    const symbol: ElfSymbol = {
+      index: -1,
+      name,
+      type: 2,
+      bind: 1,
+      visibility: 0,
+      shndx: -1,
+      value: 0,
+      size: code.length,
+    }
+    f = { name, section, start: 0, count: code.length / INSN, symbol }
+    this.libcalls.set(name, f)
+    return f
   }
 
   private textFunc(target: number, where: string): Func {
@@ -328,12 +395,12 @@ export class Linker {
         if (r.insnOff < f.start * INSN || r.insnOff >= (f.start + f.count) * INSN) continue
         if (r.insnOff % INSN !== 0)
           throw new FormatError(`CO-RE record at byte ${r.insnOff} of '${f.section.name}' is misaligned`)
-        if (!this.kernelTypes) {
+        if (!this.kernelTypes()) {
           const t = this.types.types[r.typeId]
           const tname = t ? `${t.kind.toLowerCase()} ${t.name || '(anon)'}` : `type #${r.typeId}`
           throw new EbpfError(
             'ENOTSUPP',
-            `program '${main.name}': CO-RE relocation (${r.kindName}, access '${r.access}') against ${tname} in '${f.name}' needs the target kernel's BTF (pass kernelTypes)`,
+            `program '${main.name}': CO-RE relocation (${r.kindName}, access '${r.access}') against ${tname} in '${f.name}' needs the target kernel's BTF (pass kernelTypes${this.kernelTypesSource})`,
           )
         }
         relos.push({
@@ -344,6 +411,6 @@ export class Linker {
         })
       }
     }
-    if (relos.length > 0) applyCoreRelocations(code, relos, this.types, this.kernelTypes!, main.name, this.coreBudget)
+    if (relos.length > 0) applyCoreRelocations(code, relos, this.types, this.kernelTypes()!, main.name, this.coreBudget)
   }
 }

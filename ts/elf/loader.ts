@@ -4,34 +4,41 @@
  * (`.maps`, legacy `maps`, global data sections), global variables and fixed-up BTF. Nothing is
  * created here; lddw instructions that need a map keep a relocation record instead.
  */
-import { Btf } from '../btf/btf.js'
-import { type BtfExt, parseBtfExt } from '../btf/ext.js'
-import { parseBtf } from '../btf/parse.js'
-import type { BtfType } from '../btf/types.js'
-import { EbpfError, FormatError } from '../errors.js'
-import type { MapSpec, ProgramSpec } from '../spec.js'
-import { fixupBtf } from './fixup.js'
-import { kconfigMap } from './kconfig.js'
-import { type Func, INSN, Linker } from './link.js'
-import { BPF_MAP_TYPE, isDataSection, parseBtfMaps, parseLegacyMaps } from './maps.js'
+
+import { createHash } from 'node:crypto'
 import {
   type ElfFile,
   type ElfRelocation,
   type ElfSection,
   type ElfSymbol,
+  EM_NONE,
+  R_BPF_64_32,
+  R_BPF_64_64,
   R_BPF_64_ABS64,
   R_BPF_NONE,
   readElf,
   SHF_ALLOC,
   SHF_EXECINSTR,
   SHF_WRITE,
-  SHN_UNDEF,
   SHT_NOBITS,
   SHT_PROGBITS,
-  STB_LOCAL,
+  STB_GLOBAL,
   STT_FUNC,
-} from './reader.js'
+} from '../binary/elf.js'
+import { Btf } from '../btf/btf.js'
+import { type BtfExt, parseBtfExt } from '../btf/ext.js'
+import { fixupBtf } from '../btf/fixup.js'
+import { defaultKernelTypes } from '../btf/kernel.js'
+import { parseBtf } from '../btf/parse.js'
+import type { BtfType } from '../btf/types.js'
+import { EbpfError, FormatError } from '../errors.js'
+import { kconfigMap } from './kconfig.js'
+import { type Func, INSN, Linker } from './link.js'
+import { BPF_MAP_TYPE, isDataSection, parseBtfMaps, parseLegacyMaps } from './maps.js'
+import { applyProgramTypes, checkProgramTypes } from './program-types.js'
 import { sectionType } from './section-types.js'
+import type { MapSpec, ProgramSpec } from './specs.js'
+import { unsupportedReason } from './unsupported.js'
 
 const BPF_F_RDONLY_PROG = 1 << 7
 const BPF_F_MMAPABLE = 1 << 10
@@ -58,21 +65,30 @@ export interface LoadedObject {
 }
 
 export interface LoadObjectOptions {
-  /** BTF of the kernel the programs are meant for: enables CO-RE relocations against it. */
-  kernelTypes?: Btf
+  /**
+   * BTF of the kernel the programs are meant for: CO-RE relocations are applied against it. Default:
+   * the running kernel's (/sys/kernel/btf/vmlinux) when readable, else the UAPI context structs we
+   * ship; null: none (CO-RE programs are then unsupported).
+   */
+  kernelTypes?: Btf | null
   /** Values of `.kconfig` externs (LINUX_KERNEL_VERSION, CONFIG_*), encoded with their BTF types. */
   kconfig?: Record<string, unknown>
+  /** Program types by program or section name, for sections whose name does not say (or says wrong). */
+  programTypes?: Record<string, string>
 }
 
 export function loadObject(bytes: Uint8Array, options: LoadObjectOptions = {}): LoadedObject {
   if (!(bytes instanceof Uint8Array)) throw new EbpfError('EINVAL', 'object must be a Uint8Array')
-  if (options.kernelTypes !== undefined && !(options.kernelTypes instanceof Btf)) {
-    throw new EbpfError('EINVAL', 'kernelTypes must be a Btf (from btf.parse)')
+  if (options.kernelTypes !== undefined && options.kernelTypes !== null && !(options.kernelTypes instanceof Btf)) {
+    throw new EbpfError('EINVAL', 'kernelTypes must be a Btf (from btf.parse), or null for none')
   }
   if (options.kconfig !== undefined && (typeof options.kconfig !== 'object' || options.kconfig === null)) {
     throw new EbpfError('EINVAL', 'kconfig must be an object of extern names to values')
   }
-  return new ObjectLoader(readElf(bytes), options.kernelTypes, options.kconfig).load()
+  const programTypes = checkProgramTypes(options.programTypes)
+  const loaded = new ObjectLoader(readElf(bytes), options.kernelTypes, options.kconfig).load()
+  applyProgramTypes(loaded.programs, programTypes)
+  return loaded
 }
 
 class ObjectLoader {
@@ -94,14 +110,13 @@ class ObjectLoader {
 
   constructor(
     private readonly elf: ElfFile,
-    private readonly kernelTypes: Btf | undefined,
+    private readonly kernelTypes: Btf | null | undefined,
     private readonly kconfig: Record<string, unknown> | undefined,
   ) {}
 
   load(): LoadedObject {
     const elf = this.elf
     this.readBtf()
-    this.checkExterns()
     const lic = elf.sectionByName('license')
     if (lic) {
       const end = lic.data.indexOf(0)
@@ -118,13 +133,16 @@ class ObjectLoader {
     this.checkUnsupportedSections()
     for (const [secIndex, rels] of elf.relocations) {
       const byInsn = new Map<number, ElfRelocation>()
-      for (const r of rels) byInsn.set(r.offset, r)
+      const sec = elf.sections[secIndex]!
+      for (const r of rels) byInsn.set(r.offset, elf.machine === EM_NONE ? this.emNoneRelocation(sec, r) : r)
       this.relocIndex.set(secIndex, byInsn)
     }
 
     const execs = elf.sections.filter((s) => s.type === SHT_PROGBITS && (s.flags & SHF_EXECINSTR) !== 0 && s.size > 0)
     this.text = execs.find((s) => s.name === '.text')
     if (this.text) this.textFuncs = this.functionsOf(this.text)
+    // A .text without function symbols (old clang) holds no sub-programs: it is a program itself.
+    if (this.text && this.textFuncs.length === 0) this.text = undefined
     const linker = new Linker({
       elf,
       text: this.text,
@@ -135,26 +153,41 @@ class ObjectLoader {
       kconfigOffsets: this.kconfigOffsets,
       types: this.types,
       ext: this.ext,
-      kernelTypes: this.kernelTypes,
+      // Asked for only when a program has CO-RE relocations: the running kernel's BTF is big.
+      kernelTypes: () =>
+        this.kernelTypes === undefined ? defaultKernelTypes().types : (this.kernelTypes ?? undefined),
+      kernelTypesSource: '; kernelTypes was null',
     })
     const programs = new Map<string, ProgramSpec>()
     for (const sec of execs) {
       if (sec === this.text) continue
       const st = sectionType(sec.name)
-      if (!st) {
-        throw new EbpfError('ENOTSUPP', `section '${sec.name}': program type cannot be derived from the section name`)
-      }
-      const funcs = this.functionsOf(sec)
-      if (funcs.length === 0) throw new FormatError(`section '${sec.name}' has code but no function symbol`, sec.offset)
+      let funcs = this.functionsOf(sec)
+      // Objects from clang before function symbols (and iproute2's loader) had one program per
+      // section, its symbols plain labels: the whole section is the program, named after it.
+      if (funcs.length === 0) funcs = [this.wholeSection(sec)]
       for (const f of funcs) {
-        if (f.symbol.bind === STB_LOCAL) {
-          throw new EbpfError(
-            'ENOTSUPP',
-            `section '${sec.name}': program '${f.name}' is static, which libbpf does not support`,
-          )
-        }
         if (programs.has(f.name)) throw new FormatError(`two programs are named '${f.name}'`)
-        const linked = linker.link(f)
+        // A static program (cilium's tail calls are) loads as cilium/ebpf loads it; libbpf 1.1
+        // refuses it ("program is static and not supported"), but nothing in it needs refusing.
+        let unsupported: string | undefined
+        let linked: ReturnType<Linker['link']>
+        try {
+          linked = linker.link(f)
+        } catch (e) {
+          // What this program needs and we lack (an extern, a kfunc, kernel BTF for CO-RE) makes
+          // this program unloadable, not the object: it is listed with the reason.
+          const reason = unsupportedReason(e)
+          if (reason === undefined) throw e
+          unsupported ??= reason
+          linked = {
+            instructions: f.section.data.slice(f.start * INSN, (f.start + f.count) * INSN),
+            relocations: [],
+            subprograms: [],
+            lineInfo: [],
+            funcInfo: [],
+          }
+        }
         programs.set(f.name, {
           name: f.name,
           section: sec.name,
@@ -166,10 +199,12 @@ class ObjectLoader {
           license: this.license,
           kernelVersion: this.kernelVersion,
           ...linked,
+          ...(unsupported === undefined ? {} : { unsupported }),
         })
       }
     }
     this.readMapSlots(programs)
+    this.markProgramsUsingUnsupportedMaps(programs)
     return {
       programs,
       maps: this.maps,
@@ -196,26 +231,6 @@ class ObjectLoader {
     this.types = fixupBtf(this.rawTypes, this.elf)
   }
 
-  /** Undefined symbols are externs (.kconfig, .ksyms, kfuncs): not supported yet, so say which. */
-  private checkExterns(): void {
-    const kconfig = new Set(
-      (this.types.typeByName('.kconfig', 'DATASEC')?.vars ?? []).map((v) => this.types.types[v.type]?.name),
-    )
-    for (const s of this.elf.symbols) {
-      if (s.shndx !== SHN_UNDEF || s.name === '' || s.index === 0) continue
-      if (kconfig.has(s.name)) continue
-      let where = 'extern'
-      for (const t of this.types.types) {
-        if (t.kind !== 'DATASEC') continue
-        for (const v of t.vars!) {
-          if (this.types.types[v.type]?.name === s.name) where = `${t.name} extern`
-        }
-      }
-      if (where === 'extern' && this.types.typeByName(s.name, 'FUNC')) where = 'kfunc extern'
-      throw new EbpfError('ENOTSUPP', `${where} '${s.name}' is not supported yet (externs need the target kernel)`)
-    }
-  }
-
   /**
    * Sections libbpf gives a meaning we do not implement yet. Refusing them beats loading an object
    * whose behaviour silently differs from what the kernel would do.
@@ -229,14 +244,13 @@ class ObjectLoader {
         throw new EbpfError('ENOTSUPP', `section '${sec.name}': arena globals are not supported yet`)
       }
       // Pointers stored in global data (e.g. `const char *names[] = {...}`) would need the data's
-      // address at run time; libbpf leaves them unrelocated, we refuse them by name.
-      if (this.dataMaps.has(sec.index)) {
+      // address at run time; libbpf leaves them unrelocated, we mark the map (and the programs
+      // that use it) unsupported, naming the pointer.
+      const dataMap = this.dataMaps.get(sec.index)
+      if (dataMap) {
         const rel = this.elf.relocations.get(sec.index)?.find((r) => r.type !== R_BPF_NONE)
         if (rel) {
-          throw new EbpfError(
-            'ENOTSUPP',
-            `section '${sec.name}': global data initialised with the address of '${rel.symbol.name}' (offset ${rel.offset}) is not supported`,
-          )
+          dataMap.unsupported = `section '${sec.name}': global data initialised with the address of '${rel.symbol.name}' (offset ${rel.offset}) is not supported`
         }
       }
     }
@@ -252,7 +266,11 @@ class ObjectLoader {
         this.addMap(map, mapsSec.index, offset)
     }
     const legacy = elf.sectionByName('maps')
-    if (legacy) for (const [offset, map] of parseLegacyMaps(legacy, elf.symbols)) this.addMap(map, legacy.index, offset)
+    if (legacy) {
+      // iproute2 names PIN_OBJECT_NS pins after the SHA-1 of the object file.
+      const objectId = createHash('sha1').update(elf.bytes).digest('hex')
+      for (const [offset, map] of parseLegacyMaps(legacy, elf.symbols, objectId)) this.addMap(map, legacy.index, offset)
+    }
 
     for (const sec of elf.sections) {
       if (!isDataSection(sec.name) || (sec.flags & SHF_ALLOC) === 0 || sec.size === 0) continue
@@ -316,7 +334,9 @@ class ObjectLoader {
       if (!owner) throw new FormatError(`.maps relocation at offset ${r.offset} is outside every map`, mapsSec.offset)
       const [off, d] = owner
       const map = this.maps.get(d.map.name)!
-      if (r.type !== R_BPF_64_ABS64 || d.valuesOffset === undefined || r.offset < off + d.valuesOffset) {
+      // clang before 15 wrote R_BPF_64_64 here; libbpf reads both the same way.
+      const dataReloc = r.type === R_BPF_64_ABS64 || r.type === R_BPF_64_64
+      if (!dataReloc || d.valuesOffset === undefined || r.offset < off + d.valuesOffset) {
         throw new EbpfError(
           'ENOTSUPP',
           `map '${map.name}': relocation against '${r.symbol.name}' outside its 'values' slots`,
@@ -344,10 +364,10 @@ class ObjectLoader {
         target = inner.name
       } else {
         if (!programs.has(r.symbol.name)) {
-          throw new EbpfError(
-            'EINVAL',
-            `map '${map.name}': slot ${index} refers to '${r.symbol.name}', which is not a program`,
-          )
+          // A .text function is a sub-program to libbpf, never loaded alone: the map cannot be filled.
+          const what = this.textFuncs.some((f) => f.name === r.symbol.name) ? 'a .text sub-program' : 'not a program'
+          map.unsupported ??= `slot ${index} refers to '${r.symbol.name}', which is ${what}`
+          continue
         }
         target = r.symbol.name
       }
@@ -355,6 +375,56 @@ class ObjectLoader {
       map.slots.push({ index, target })
     }
     for (const m of this.maps.values()) m.slots?.sort((a, b) => a.index - b.index)
+  }
+
+  /**
+   * A section without function symbols as one program. Its name is the section's; the symbol is
+   * made up (global, so that the program is not taken for a static one).
+   */
+  private wholeSection(sec: ElfSection): Func {
+    if (sec.size % INSN !== 0) {
+      throw new FormatError(
+        `section '${sec.name}' (${sec.size} bytes) is not a whole number of instructions`,
+        sec.offset,
+      )
+    }
+    const symbol: ElfSymbol = {
+      index: -1,
+      name: sec.name,
+      type: STT_FUNC,
+      bind: STB_GLOBAL,
+      visibility: 0,
+      shndx: sec.index,
+      value: 0,
+      size: sec.size,
+    }
+    return { name: sec.name, section: sec, start: 0, count: sec.size / INSN, symbol }
+  }
+
+  /**
+   * Relocation types of EM_NONE objects (LLVM before 3.9) are not BPF's numbering (the samples'
+   * and iproute2's loaders of the time ignored them): read them from the instruction they patch.
+   */
+  private emNoneRelocation(sec: ElfSection, r: ElfRelocation): ElfRelocation {
+    if ((sec.flags & SHF_EXECINSTR) === 0 || r.offset + INSN > sec.data.length) return r
+    const op = sec.data[r.offset]
+    if (op === 0x18) return { ...r, type: R_BPF_64_64 }
+    if (op === 0x85) return { ...r, type: R_BPF_64_32 }
+    return r
+  }
+
+  /** A program that relocates against an unsupported map is unsupported, saying which map and why. */
+  private markProgramsUsingUnsupportedMaps(programs: Map<string, ProgramSpec>): void {
+    for (const p of programs.values()) {
+      if (p.unsupported !== undefined) continue
+      for (const r of p.relocations) {
+        const m = this.maps.get(r.map)
+        if (m?.unsupported !== undefined) {
+          p.unsupported = `uses map '${m.name}', which is unsupported: ${m.unsupported}`
+          break
+        }
+      }
+    }
   }
 
   private funcSymbols: Map<number, ElfSymbol[]> | undefined

@@ -3,12 +3,13 @@
  * `__array` and `__ulong` macros of bpf_helpers.h encode each field in the *type* of a struct
  * member), the legacy `maps` section of `struct bpf_map_def` records, and the map types' numbering.
  */
+
+import { ByteReader } from '../binary/bytes.js'
+import type { ElfSection, ElfSymbol } from '../binary/elf.js'
 import type { Btf } from '../btf/btf.js'
 import type { BtfType } from '../btf/types.js'
 import { EbpfError, FormatError } from '../errors.js'
-import type { MapSpec } from '../spec.js'
-import { ByteReader } from './bytes.js'
-import type { ElfSection, ElfSymbol } from './reader.js'
+import type { MapSpec } from './specs.js'
 
 /** BPF_MAP_TYPE_* names in kernel numbering (linux/bpf.h). */
 export const MAP_TYPE_NAMES = [
@@ -56,6 +57,10 @@ export const BPF_MAP_TYPE = Object.fromEntries(MAP_TYPE_NAMES.map((n, i) => [n, 
 export function mapTypeName(type: number): string {
   return MAP_TYPE_NAMES[type] ?? `unknown(${type})`
 }
+
+const LIBBPF_PIN_BY_NAME = 1
+/** Cilium's pinning flag (bpf/include/bpf/loader.h): never reuse the pinned map, replace it. */
+const CILIUM_PIN_REPLACE = 1 << 4
 
 function isMapInMap(type: number): boolean {
   return type === BPF_MAP_TYPE.array_of_maps || type === BPF_MAP_TYPE.hash_of_maps
@@ -134,7 +139,11 @@ export function parseBtfMapDef(
         break
       case 'pinning':
         map.pinning = uint(m)
-        if (map.pinning > 1) fail(`pinning ${map.pinning} is not supported (0 none, 1 by name)`)
+        if (map.pinning === LIBBPF_PIN_BY_NAME || map.pinning === CILIUM_PIN_REPLACE) map.pinName = name
+        if (map.pinning === CILIUM_PIN_REPLACE) map.pinReplace = true
+        else if (map.pinning > LIBBPF_PIN_BY_NAME) {
+          map.unsupported = `pinning ${map.pinning} is not supported (0 none, 1 LIBBPF_PIN_BY_NAME, 16 cilium's CILIUM_PIN_REPLACE)`
+        }
         break
       case 'map_extra':
         map.mapExtra = ulong(m)
@@ -180,7 +189,11 @@ export function parseBtfMapDef(
     map.keySize = size
   } else if (keySizeGiven !== undefined) map.keySize = keySizeGiven
   if (valueType !== undefined) {
-    if (map.innerMap) fail("a map-in-map cannot have both 'value' and 'values'")
+    // libbpf takes a 4-byte `value` beside `values` (cilium writes `__type(value, __u32)` so): the
+    // slots hold 32-bit ids, which is what such a value type says.
+    if (map.innerMap && btf.sizeOf(valueType) !== 4) {
+      fail(`a map-in-map's 'value' must be 4 bytes (an inner map id) beside 'values', not ${btf.sizeOf(valueType)}`)
+    }
     map.value = btf.typeById(valueType)
     const size = btf.sizeOf(valueType)
     if (valueSizeGiven !== undefined && valueSizeGiven !== size) {
@@ -221,9 +234,28 @@ export function parseBtfMaps(
 
 /** struct bpf_map_def: five u32 fields (type, key_size, value_size, max_entries, map_flags). */
 const LEGACY_DEF_SIZE = 20
+/** iproute2's struct bpf_elf_map before map-in-map: + id, pinning (also cilium's old loader.h). */
+const ELF_MAP_PINNED_SIZE = 28
+/** iproute2's struct bpf_elf_map: + inner_id, inner_idx. */
+const ELF_MAP_SIZE = 36
+const BPF_F_NUMA_NODE = 1 << 2
+/** iproute2's pinning values (PIN_NONE 0, PIN_OBJECT_NS 1, PIN_GLOBAL_NS 2); higher ones name subdirectories in /etc/iproute2/bpf_pinning. */
+const PIN_OBJECT_NS = 1
+const PIN_GLOBAL_NS = 2
+/** iproute2's inner_idx meaning "not an inner map to insert". */
+const NO_INNER_IDX = 0xffffffff
 
-/** Reads `struct bpf_map_def` records from the legacy `maps` section, one per symbol. */
-export function parseLegacyMaps(section: ElfSection, symbols: ElfSymbol[]): Map<number, MapSpec> {
+/**
+ * Reads the legacy `maps` section, one record per symbol. Three layouts share the section name
+ * and the first 20 bytes (struct bpf_map_def); the record size tells them apart, except at 28
+ * bytes, where the kernel samples' bpf_map_def (+ inner_map_idx, numa_node) and iproute2's
+ * bpf_elf_map (+ id, pinning) collide: a map-in-map, or a map asking for a NUMA node, is read the
+ * samples' way, everything else iproute2's. `objectId` names PIN_OBJECT_NS pins (iproute2 uses the
+ * SHA-1 of the object file). Map-in-map templates and initial slots are resolved here: the samples'
+ * inner_map_idx (a record index), iproute2's inner_id (another map's id) and inner_idx (the slot an
+ * inner map with an id is put in, in every outer map whose inner_id is that id).
+ */
+export function parseLegacyMaps(section: ElfSection, symbols: ElfSymbol[], objectId: string): Map<number, MapSpec> {
   const syms = symbols.filter((s) => s.shndx === section.index && s.name !== '' && s.type !== 3 /* STT_SECTION */)
   const out = new Map<number, MapSpec>()
   if (syms.length === 0) return out
@@ -241,20 +273,15 @@ export function parseLegacyMaps(section: ElfSection, symbols: ElfSymbol[]): Map<
     )
   }
   const r = new ByteReader(section.data, "legacy 'maps' section", section.offset)
+  const innerIndex = new Map<MapSpec, number>()
+  const innerId = new Map<MapSpec, number>()
+  const insertAt = new Map<MapSpec, number>()
   for (const s of syms) {
     if (s.value % defSize !== 0 || s.value + defSize > section.size) {
       r.fail(
         `map '${s.name}' at offset ${s.value} is not on a ${defSize}-byte record boundary`,
         Math.min(s.value, section.size),
       )
-    }
-    for (let o = LEGACY_DEF_SIZE; o < defSize; o++) {
-      if (r.u8(s.value + o) !== 0) {
-        throw new EbpfError(
-          'ENOTSUPP',
-          `legacy map '${s.name}': fields past struct bpf_map_def (byte ${o}) are not supported`,
-        )
-      }
     }
     const map = emptyMap(s.name, section.name)
     map.type = r.u32(s.value, 'type')
@@ -264,8 +291,82 @@ export function parseLegacyMaps(section: ElfSection, symbols: ElfSymbol[]): Map<
     map.maxEntries = r.u32(s.value + 12, 'max_entries')
     map.flags = r.u32(s.value + 16, 'map_flags')
     out.set(s.value, map)
+    if (defSize < ELF_MAP_PINNED_SIZE) {
+      checkZeroTail(r, s.value, LEGACY_DEF_SIZE, defSize, map)
+      continue
+    }
+    const samplesLayout =
+      defSize === ELF_MAP_PINNED_SIZE && (isMapInMap(map.type) || (map.flags & BPF_F_NUMA_NODE) !== 0)
+    if (samplesLayout) {
+      // samples/bpf's struct bpf_map_def: inner_map_idx, numa_node.
+      if (isMapInMap(map.type)) {
+        innerIndex.set(map, r.u32(s.value + 20, 'inner_map_idx'))
+        // bpf_load.c created these with bpf_create_map_in_map_node, which passes no value size:
+        // the slots hold 4-byte ids whatever the record says (the samples leave it 0).
+        if (map.valueSize === 0) map.valueSize = 4
+      }
+      map.numaNode = r.u32(s.value + 24, 'numa_node')
+      continue
+    }
+    // iproute2's struct bpf_elf_map.
+    const id = r.u32(s.value + 20, 'id')
+    if (id !== 0) map.legacyId = id
+    map.pinning = r.u32(s.value + 24, 'pinning')
+    if (map.pinning === PIN_GLOBAL_NS) map.pinName = `tc/globals/${map.name}`
+    else if (map.pinning === PIN_OBJECT_NS) map.pinName = `tc/${objectId}/${map.name}`
+    else if (map.pinning !== 0) {
+      map.unsupported = `pinning ${map.pinning} is an iproute2 custom pinning (a subdirectory named in /etc/iproute2/bpf_pinning), which is not supported`
+    }
+    if (defSize >= ELF_MAP_SIZE) {
+      const inner = r.u32(s.value + 28, 'inner_id')
+      if (inner !== 0) innerId.set(map, inner)
+      const idx = r.u32(s.value + 32, 'inner_idx')
+      if (id !== 0 && inner === 0 && idx !== NO_INNER_IDX) insertAt.set(map, idx)
+    }
+    checkZeroTail(r, s.value, Math.min(defSize, ELF_MAP_SIZE), defSize, map)
+  }
+  const records = [...out.entries()].sort((a, b) => a[0] - b[0]).map(([, m]) => m)
+  for (const [outer, idx] of innerIndex) {
+    const inner = records[idx]
+    if (!inner || inner === outer) {
+      outer.unsupported = `inner_map_idx ${idx} does not name another map of the section (${records.length} maps)`
+      continue
+    }
+    outer.innerMap = { ...inner, name: `${outer.name}.inner` }
+  }
+  for (const [outer, id] of innerId) {
+    const inner = records.find((m) => m.legacyId === id && m !== outer)
+    if (!inner) {
+      outer.unsupported = `inner_id ${id} names no map of the section (no map has that id)`
+      continue
+    }
+    outer.innerMap = { ...inner, name: `${outer.name}.inner`, pinName: undefined }
+    for (const [m, idx] of insertAt) {
+      if (m.legacyId !== id) continue
+      outer.slots ??= []
+      outer.slots.push({ index: idx, target: m.name })
+    }
+  }
+  for (const m of records) {
+    if (isMapInMap(m.type) && !m.innerMap && m.unsupported === undefined) {
+      m.unsupported = `a ${m.typeName} needs an inner map template (inner_map_idx or inner_id), and this one names none`
+    }
+    if (m.innerMap) {
+      delete m.innerMap.legacyId
+      delete m.innerMap.slots
+    }
   }
   return out
+}
+
+/** Bytes past the layout we know must be zero (libbpf's rule); otherwise the map is unsupported. */
+function checkZeroTail(r: ByteReader, at: number, from: number, to: number, map: MapSpec): void {
+  for (let o = from; o < to; o++) {
+    if (r.u8(at + o) !== 0) {
+      map.unsupported = `fields past the known ${from}-byte map definition (byte ${o} of ${to}) are set, and their meaning is unknown`
+      return
+    }
+  }
 }
 
 /** Global data sections libbpf turns into single-entry array maps. */

@@ -2,6 +2,11 @@
  * Program type from an ELF section name, with libbpf's matching rules (libbpf 1.x `section_defs`):
  * a pattern ending in `+` matches the bare name or `name/anything`; a pattern ending in `/` matches
  * by prefix; any other pattern matches exactly. The first match in table order wins.
+ *
+ * Names libbpf 1.x does not know are tried against the prefixes older loaders matched (libbpf 0.x's
+ * "sloppy" prefixes, the kernel samples' bpf_load.c, iproute2's `classifier`/`action`): `socket1`,
+ * `xdp_prog`, `classifier/ingress`. Anything else is `unspec`, as libbpf and cilium/ebpf leave it:
+ * the program is listed and its type is for the user to set.
  */
 
 export interface SectionType {
@@ -14,6 +19,8 @@ export interface SectionType {
   /** The part after the pattern's '/' (e.g. the kprobe's function), '' when none. */
   target: string
   sleepable: boolean
+  /** How the name matched: libbpf 1.x's table, an older loader's prefix, or nothing ('unspec'). */
+  matchedBy: 'libbpf' | 'legacy' | 'none'
 }
 
 /** BPF_PROG_TYPE_* numbering from linux/bpf.h. */
@@ -165,8 +172,53 @@ const TABLE: ReadonlyArray<readonly [string, string, string, boolean?]> = [
   ['netfilter', 'netfilter', 'netfilter'],
 ]
 
-/** The program type for a section name, or undefined when libbpf would not recognise it. */
-export function sectionType(section: string): SectionType | undefined {
+/**
+ * Prefixes older loaders matched (libbpf 0.x marked them SEC_SLOPPY_PFX; the kernel samples'
+ * bpf_load.c and iproute2 matched the same way), with what they meant. Tried in this order after
+ * libbpf 1.x's table, so `xdp.frags` and `classifier` keep their exact meaning.
+ */
+const LEGACY_PREFIXES: ReadonlyArray<readonly [string, string, string]> = [
+  ['socket', 'socket_filter', ''],
+  ['sk_reuseport/migrate', 'sk_reuseport', 'sk_reuseport_select_or_migrate'],
+  ['sk_reuseport', 'sk_reuseport', 'sk_reuseport_select'],
+  ['classifier', 'sched_cls', ''],
+  ['action', 'sched_act', ''],
+  ['xdp_devmap/', 'xdp', 'xdp_devmap'],
+  ['xdp_cpumap/', 'xdp', 'xdp_cpumap'],
+  ['xdp', 'xdp', 'xdp'],
+  ['perf_event', 'perf_event', ''],
+  ['lwt_in', 'lwt_in', ''],
+  ['lwt_out', 'lwt_out', ''],
+  ['lwt_xmit', 'lwt_xmit', ''],
+  ['lwt_seg6local', 'lwt_seg6local', ''],
+  ['cgroup_skb/ingress', 'cgroup_skb', 'cgroup_inet_ingress'],
+  ['cgroup_skb/egress', 'cgroup_skb', 'cgroup_inet_egress'],
+  ['cgroup/skb', 'cgroup_skb', ''],
+  ['cgroup/sock', 'cgroup_sock', 'cgroup_inet_sock_create'],
+  ['cgroup/dev', 'cgroup_device', 'cgroup_device'],
+  ['sockops', 'sock_ops', 'cgroup_sock_ops'],
+  ['sk_skb/stream_parser', 'sk_skb', 'sk_skb_stream_parser'],
+  ['sk_skb/stream_verdict', 'sk_skb', 'sk_skb_stream_verdict'],
+  ['sk_skb', 'sk_skb', ''],
+  ['sk_msg', 'sk_msg', 'sk_msg_verdict'],
+  ['lirc_mode2', 'lirc_mode2', 'lirc_mode2'],
+  ['flow_dissector', 'flow_dissector', 'flow_dissector'],
+]
+
+/** The program type of a section name: libbpf 1.x's, an older loader's, or 'unspec'. */
+export function sectionType(section: string): SectionType {
+  const modern = libbpfSectionType(section)
+  if (modern) return modern
+  for (const [prefix, type, attachType] of LEGACY_PREFIXES) {
+    if (!section.startsWith(prefix)) continue
+    const target = prefix.endsWith('/') ? section.slice(prefix.length) : ''
+    return { type, typeId: PROG_TYPES[type]!, attachType, target, sleepable: false, matchedBy: 'legacy' }
+  }
+  return { type: 'unspec', typeId: 0, attachType: '', target: '', sleepable: false, matchedBy: 'none' }
+}
+
+/** The program type for a section name, or undefined when libbpf 1.x would not recognise it. */
+export function libbpfSectionType(section: string): SectionType | undefined {
   for (const [pattern, type, attachType, sleepable] of TABLE) {
     let target: string | undefined
     if (pattern.endsWith('+')) {
@@ -177,7 +229,7 @@ export function sectionType(section: string): SectionType | undefined {
       target = ''
     }
     if (target !== undefined) {
-      return { type, typeId: PROG_TYPES[type]!, attachType, target, sleepable: sleepable ?? false }
+      return { type, typeId: PROG_TYPES[type]!, attachType, target, sleepable: sleepable ?? false, matchedBy: 'libbpf' }
     }
   }
   return undefined

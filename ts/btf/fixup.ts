@@ -4,10 +4,11 @@
  * static, and each DATASEC's variables are sorted by offset. `.kconfig` externs are laid out as
  * libbpf lays out its kconfig map; `.ksyms` is only sorted (its rewrite needs the kernel's BTF).
  */
-import type { Btf } from '../btf/btf.js'
-import type { BtfType } from '../btf/types.js'
+
+import { type ElfFile, STB_GLOBAL, STB_WEAK, STT_OBJECT } from '../binary/elf.js'
 import { FormatError } from '../errors.js'
-import { type ElfFile, STB_GLOBAL, STB_WEAK, STT_OBJECT } from './reader.js'
+import type { Btf } from './btf.js'
+import type { BtfType } from './types.js'
 
 const STV_INTERNAL = 1
 const STV_HIDDEN = 2

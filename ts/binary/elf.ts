@@ -1,7 +1,7 @@
 /**
  * ELF64 reader for BPF relocatable objects: header, section headers, symbol table and REL
  * relocations. Only what the libbpf-convention loader needs; every field is bounds-checked and
- * anything that is not a little-endian ELF64 object for EM_BPF is rejected with EINVAL.
+ * anything that is not a little-endian ELF64 object for EM_BPF (or EM_NONE) is rejected with EINVAL.
  */
 import { FormatError } from '../errors.js'
 import { ByteReader } from './bytes.js'
@@ -32,6 +32,7 @@ export const SHN_LORESERVE = 0xff00
 export const SHN_ABS = 0xfff1
 export const SHN_COMMON = 0xfff2
 
+export const EM_NONE = 0
 export const EM_BPF = 247
 export const ET_REL = 1
 
@@ -75,10 +76,14 @@ export interface ElfRelocation {
   offset: number
   type: number
   symbol: ElfSymbol
+  /** r_addend of a RELA entry; 0 for REL, whose addend is in the relocated field. */
+  addend: number
 }
 
 export interface ElfFile {
   bytes: Uint8Array
+  /** e_machine: EM_BPF, or EM_NONE from LLVM before BPF had its number. */
+  machine: number
   sections: ElfSection[]
   symbols: ElfSymbol[]
   /** Relocations keyed by the index of the (allocated) section they apply to. */
@@ -90,6 +95,7 @@ const EHDR_SIZE = 64
 const SHDR_SIZE = 64
 const SYM_SIZE = 24
 const REL_SIZE = 16
+const RELA_SIZE = 24
 
 /** True when `bytes` starts with the ELF magic. */
 export function isElf(bytes: Uint8Array): boolean {
@@ -108,7 +114,9 @@ export function readElf(bytes: Uint8Array): ElfFile {
   const type = r.u16(16)
   if (type !== ET_REL) throw new FormatError(`ELF type ${type} is not a relocatable object (ET_REL)`, 16)
   const machine = r.u16(18)
-  if (machine !== EM_BPF) throw new FormatError(`ELF machine ${machine} is not BPF (EM_BPF=247)`, 18)
+  // LLVM before 3.9 wrote EM_NONE; libbpf accepts it as BPF, and so do we.
+  if (machine !== EM_BPF && machine !== EM_NONE)
+    throw new FormatError(`ELF machine ${machine} is not BPF (EM_BPF=247, or EM_NONE=0 from old LLVM)`, 18)
   const shoff = r.u64n(40, 'e_shoff')
   const shentsize = r.u16(58, 'e_shentsize')
   let shnum = r.u16(60, 'e_shnum')
@@ -171,32 +179,33 @@ export function readElf(bytes: Uint8Array): ElfFile {
   const symbols = readSymbols(sections)
   const relocations = new Map<number, ElfRelocation[]>()
   for (const s of sections) {
-    if (s.type === SHT_RELA) {
-      throw new FormatError(`section '${s.name}' uses RELA relocations; BPF objects use REL`, s.offset)
-    }
-    if (s.type !== SHT_REL) continue
+    // clang writes REL; LLVM before 3.9 (the EM_NONE era) wrote RELA, with the addend apart.
+    if (s.type !== SHT_REL && s.type !== SHT_RELA) continue
+    const entry = s.type === SHT_RELA ? RELA_SIZE : REL_SIZE
     if (s.info >= sections.length || s.info === 0) {
       throw new FormatError(`relocation section '${s.name}' applies to missing section #${s.info}`, s.offset)
     }
     // Relocations of non-loaded sections (DWARF, .BTF, .BTF.ext) mean nothing to a BPF loader.
     if ((sections[s.info]!.flags & SHF_ALLOC) === 0) continue
-    if (s.size % REL_SIZE !== 0) {
-      throw new FormatError(`relocation section '${s.name}' size ${s.size} is not a multiple of 16`, s.offset)
+    if (s.size % entry !== 0) {
+      throw new FormatError(`relocation section '${s.name}' size ${s.size} is not a multiple of ${entry}`, s.offset)
     }
     const rr = new ByteReader(s.data, `relocation section '${s.name}'`, s.offset)
     const list: ElfRelocation[] = []
-    for (let o = 0; o < s.size; o += REL_SIZE) {
+    for (let o = 0; o < s.size; o += entry) {
       const offset = rr.u64n(o, 'r_offset')
       const info = rr.u64(o + 8, 'r_info')
       const symIndex = Number(info >> 32n)
       const symbol = symbols[symIndex]
       if (symIndex === 0 || symbol === undefined) {
         throw new FormatError(
-          `relocation section '${s.name}': relocation #${o / REL_SIZE} names missing symbol #${symIndex}`,
+          `relocation section '${s.name}': relocation #${o / entry} names missing symbol #${symIndex}`,
           s.offset + o + 8,
         )
       }
-      list.push({ offset, type: Number(info & 0xffffffffn), symbol })
+      const addend = entry === RELA_SIZE ? Number(BigInt.asIntN(64, rr.u64(o + 16, 'r_addend'))) : 0
+      if (!Number.isSafeInteger(addend)) rr.fail(`relocation #${o / entry}: r_addend is out of range`, o + 16)
+      list.push({ offset, type: Number(info & 0xffffffffn), symbol, addend })
     }
     const existing = relocations.get(s.info)
     if (existing) existing.push(...list)
@@ -205,7 +214,7 @@ export function readElf(bytes: Uint8Array): ElfFile {
 
   const byName = new Map<string, ElfSection>()
   for (const s of sections) if (!byName.has(s.name)) byName.set(s.name, s)
-  return { bytes, sections, symbols, relocations, sectionByName: (n) => byName.get(n) }
+  return { bytes, machine, sections, symbols, relocations, sectionByName: (n) => byName.get(n) }
 }
 
 function readSymbols(sections: ElfSection[]): ElfSymbol[] {
