@@ -25,9 +25,11 @@ import { assignment, loadOptionsFrom, OBJECT_OPTIONS, parseValue } from './objec
 import { selectProgram } from './select.js'
 
 const XDP_ACTIONS = ['XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT']
-/** Program types raw bytecode can be run as (objects take libbpf's names: xdp, sched_cls, kprobe, ...). */
-// Checked against the binding's declaration of the names (`satisfies`); listed here so that `ebpf help`
-// works without the native binding.
+/**
+ * Program types raw bytecode can be run as (objects take libbpf's names: xdp, sched_cls, kprobe, ...).
+ * Checked against the binding's declaration of the names (`satisfies`); listed here so that `ebpf help`
+ * works without the native binding.
+ */
 const RAW_TYPES: readonly string[] = ['raw', 'xdp', 'socket_filter', 'tracing'] satisfies ProgramType[]
 
 /** The program to run and, for objects, the collection it belongs to. */
