@@ -1,0 +1,30 @@
+//! The static safety proof: an abstract interpretation of the program in the spirit of the Linux
+//! verifier (6.18), and its log in the kernel's format.
+//!
+//! Built in layers, each of one job:
+//! - [`tnum`]: known bits of a number (`struct tnum`), with the kernel's operations;
+//! - [`bounds`]: known bits plus signed/unsigned, 64/32-bit ranges of a value and the deductions
+//!   between them (`reg_bounds_sync`);
+//! - [`alu`]: the ALU transfer functions on scalars (`adjust_scalar_min_max_vals`, moves,
+//!   sign extension, byte swaps);
+//! - [`branch`]: decided jumps and what each branch learns (`is_branch_taken`,
+//!   `reg_set_min_max`);
+//! - [`reg`]: register types and register state (`struct bpf_reg_state`);
+//! - [`state`]: frames, registers and the per-byte stack (`struct bpf_func_state`);
+//! - [`log`]: the states printed exactly as the kernel prints them.
+//!
+//! The expected values of its tests come from hand computation and from the kernel's own log
+//! (`tests/verifier_kernel.rs` loads the same programs into the live kernel and compares).
+
+pub mod alu;
+pub mod bounds;
+pub mod branch;
+pub mod log;
+pub mod reg;
+pub mod state;
+pub mod tnum;
+
+pub use bounds::Bounds;
+pub use reg::{BaseType, MapRef, RegState, RegType};
+pub use state::{FuncState, SlotType, StackSlot, VerifierState};
+pub use tnum::Tnum;

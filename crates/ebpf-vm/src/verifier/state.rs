@@ -1,0 +1,152 @@
+//! The verifier's state at one point of one path: per frame, the eleven registers and the stack,
+//! tracked per byte (the kernel's `bpf_func_state` and `bpf_stack_state`), and the frames of the
+//! calls in progress (`bpf_verifier_state`).
+
+use super::reg::{BaseType, RegState, RegType};
+use crate::analysis::MAX_BPF_STACK;
+use crate::isa::opcodes::NUM_REGS;
+
+/// Bytes per stack slot: a slot holds one spilled register.
+pub const BPF_REG_SIZE: usize = 8;
+
+/// What one stack byte holds (`enum bpf_stack_slot_type`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SlotType {
+    /// Never written: reading it is an error (privileged programs may read it as a scalar only
+    /// in the cases the kernel allows).
+    #[default]
+    Invalid,
+    /// Part of a spilled register, whose state the slot keeps.
+    Spill,
+    /// Written with something not tracked: reads give an unknown scalar.
+    Misc,
+    /// Known zero.
+    Zero,
+}
+
+impl SlotType {
+    /// The character the log prints for the byte (`slot_type_char`).
+    pub fn symbol(self) -> char {
+        match self {
+            SlotType::Invalid => '?',
+            SlotType::Spill => 'r',
+            SlotType::Misc => 'm',
+            SlotType::Zero => '0',
+        }
+    }
+}
+
+/// One 8-byte stack slot: the type of each byte (index 0 is the lowest address) and, for a
+/// spill, the register spilled there.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct StackSlot {
+    pub types: [SlotType; BPF_REG_SIZE],
+    pub spilled: RegState,
+}
+
+/// The state of one frame (`struct bpf_func_state`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FuncState {
+    pub regs: [RegState; NUM_REGS],
+    /// Slot `i` covers the bytes `[-(i + 1) * 8, -i * 8)` below the frame pointer.
+    pub stack: Vec<StackSlot>,
+    /// 0 for the main program, one more per call.
+    pub frameno: u32,
+    /// The instruction that called this frame (none for frame 0).
+    pub callsite: Option<usize>,
+}
+
+impl FuncState {
+    /// A frame with only the frame pointer set.
+    pub fn new(frameno: u32, callsite: Option<usize>) -> FuncState {
+        let mut regs: [RegState; NUM_REGS] = Default::default();
+        regs[NUM_REGS - 1] = RegState::frame_pointer(frameno);
+        FuncState {
+            regs,
+            stack: Vec::new(),
+            frameno,
+            callsite,
+        }
+    }
+
+    /// The slot holding the byte at `offset` below the frame pointer (negative), grown when
+    /// needed; `None` for offsets outside the stack.
+    pub fn slot_mut(&mut self, offset: i64) -> Option<&mut StackSlot> {
+        if !(-(MAX_BPF_STACK as i64)..0).contains(&offset) {
+            return None;
+        }
+        let index = ((-offset - 1) / BPF_REG_SIZE as i64) as usize;
+        if self.stack.len() <= index {
+            self.stack.resize(index + 1, StackSlot::default());
+        }
+        self.stack.get_mut(index)
+    }
+
+    /// Marks `size` bytes from `offset` as written with an untracked value (zero if `zero`).
+    pub fn mark_stack_written(&mut self, offset: i64, size: usize, zero: bool) {
+        for byte in offset..offset + size as i64 {
+            let Some(slot) = self.slot_mut(byte) else {
+                continue;
+            };
+            let within = (byte.rem_euclid(BPF_REG_SIZE as i64)) as usize;
+            // A partial overwrite of a spill turns the rest of it into untracked bytes.
+            if slot.types[within] == SlotType::Spill {
+                for t in slot.types.iter_mut() {
+                    if *t == SlotType::Spill {
+                        *t = SlotType::Misc;
+                    }
+                }
+                slot.spilled = RegState::not_init();
+            }
+            slot.types[within] = if zero { SlotType::Zero } else { SlotType::Misc };
+        }
+    }
+
+    /// Spills `reg` to the `size` bytes at `offset` (8-byte aligned for a full spill; a
+    /// narrower spill keeps the bytes above it as they were).
+    pub fn spill(&mut self, offset: i64, size: usize, reg: &RegState) {
+        let Some(slot) = self.slot_mut(offset) else {
+            return;
+        };
+        let within = offset.rem_euclid(BPF_REG_SIZE as i64) as usize;
+        for t in &mut slot.types[within..(within + size).min(BPF_REG_SIZE)] {
+            *t = SlotType::Spill;
+        }
+        slot.spilled = reg.clone();
+    }
+}
+
+/// The state of a path: the frames of the calls in progress, innermost last
+/// (`struct bpf_verifier_state`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct VerifierState {
+    pub frames: Vec<FuncState>,
+    /// References acquired and not yet released (ringbuf records), by id.
+    pub refs: Vec<u32>,
+}
+
+impl VerifierState {
+    /// The state at a program's first instruction: R1 holds `r1`'s type (the context for most
+    /// program types), R10 the frame pointer.
+    pub fn entry(r1: RegType) -> VerifierState {
+        let mut frame = FuncState::new(0, None);
+        frame.regs[1] = RegState::pointer(r1);
+        VerifierState {
+            frames: vec![frame],
+            refs: Vec::new(),
+        }
+    }
+
+    /// The state at the entry of a program whose context is `ctx` (`R1=ctx() R10=fp0`).
+    pub fn entry_with_ctx() -> VerifierState {
+        VerifierState::entry(RegType::of(BaseType::Ctx))
+    }
+
+    pub fn frame(&self) -> &FuncState {
+        self.frames.last().expect("a state has a frame")
+    }
+
+    pub fn frame_mut(&mut self) -> &mut FuncState {
+        self.frames.last_mut().expect("a state has a frame")
+    }
+}
