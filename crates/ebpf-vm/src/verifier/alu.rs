@@ -407,13 +407,15 @@ pub fn mov(src: &Bounds, off: i16, alu32: bool) -> Bounds {
 /// whether the bytes are swapped (always for the 64-bit class `bswap`, for `be` on little
 /// endian); otherwise (`le` on little endian) the value is only truncated to `bits`.
 pub fn byte_swap(dst: &Bounds, bits: u8, swap: bool) -> Bounds {
-    let var_off = if swap {
-        dst.var_off.bswap(bits)
-    } else {
-        dst.var_off.cast(bits / 8)
-    };
+    if !swap {
+        // A truncation: the ranges of what is kept survive.
+        let mut d = *dst;
+        d.coerce_to_size(bits / 8);
+        return d;
+    }
+    // The bytes move: only the known bits follow them, the ranges are learned again.
     let mut d = Bounds {
-        var_off,
+        var_off: dst.var_off.bswap(bits),
         ..Bounds::UNKNOWN
     };
     d.sync();

@@ -130,6 +130,18 @@ impl Bounds {
         self.smax = self.smax.min((t.value | (t.mask & !(1 << 63))) as i64);
         self.umin = self.umin.max(t.value);
         self.umax = self.umax.min(t.value | t.mask);
+        // When the unsigned range and the bits have one value in common, that is the value.
+        let next = t.step(self.umin);
+        let umin_in_bits = t.contains(self.umin);
+        if umin_in_bits && next > self.umax {
+            *self = Bounds::constant(self.umin);
+        } else if !umin_in_bits
+            && (next == t.umax() || (next <= self.umax && t.step(next) > self.umax))
+        {
+            // The first value of the bits above `umin` is the last (of the bits, or within
+            // `umax`).
+            *self = Bounds::constant(next);
+        }
     }
 
     pub fn update_bounds(&mut self) {
@@ -181,6 +193,15 @@ impl Bounds {
         if (self.s32_min as u32) <= (self.s32_max as u32) {
             self.u32_min = self.u32_min.max(self.s32_min as u32);
             self.u32_max = self.u32_max.min(self.s32_max as u32);
+        } else if self.u32_max < self.s32_min as u32 {
+            // The signed range crosses the sign boundary (two unsigned pieces) and the unsigned
+            // range meets only its non-negative piece, as in the 64-bit case below.
+            self.s32_min = self.u32_min as i32;
+            self.u32_max = self.u32_max.min(self.s32_max as u32);
+        } else if (self.s32_max as u32) < self.u32_min {
+            // ... or only its negative piece.
+            self.s32_max = self.u32_max as i32;
+            self.u32_min = self.u32_min.max(self.s32_min as u32);
         }
     }
 
@@ -248,10 +269,12 @@ impl Bounds {
     }
 
     /// Every view learns from the others (the kernel's `reg_bounds_sync`): ranges from bits,
-    /// ranges from each other (twice, as the kernel does, since one pass can enable another),
+    /// ranges from each other (three rounds, as Linux 6.18.44 does: what the 64-bit deduction
+    /// of one round learns, the 32-bit deduction of the next uses),
     /// bits from ranges, and ranges from bits again.
     pub fn sync(&mut self) {
         self.update_bounds();
+        self.deduce_bounds();
         self.deduce_bounds();
         self.deduce_bounds();
         self.bound_offset();
@@ -317,6 +340,19 @@ impl Bounds {
         };
         if self.var_off.is_const() {
             *self = Bounds::constant(extend(self.var_off.value) as u64);
+            return;
+        }
+        // The low half's signed range within the `size`-byte signed range: the low bytes'
+        // signed value is the low half's, and so is the result's (Linux 6.18.44; for `size` 4
+        // always so).
+        let (min, max) = sext_limits(size);
+        if self.s32_min as i64 >= min && self.s32_max as i64 <= max {
+            self.smin = self.s32_min as i64;
+            self.smax = self.s32_max as i64;
+            self.umin = 0;
+            self.umax = u64::MAX;
+            self.var_off = Tnum::UNKNOWN;
+            self.sync();
             return;
         }
         // When the bits above the low `size` bytes are the same at both signed ends, the low

@@ -4,6 +4,7 @@
 //! (`jmp32` compares the low halves).
 
 use super::bounds::Bounds;
+use super::tnum::Tnum;
 use crate::isa::opcodes::*;
 
 /// A jump's outcome known before it runs.
@@ -235,7 +236,7 @@ pub fn refine_cond(a: &mut Bounds, b: &mut Bounds, op: u8, jmp32: bool) {
             if !v.is_power_of_two() {
                 return;
             }
-            set_known_bits(a, jmp32, |t| t.or(super::tnum::Tnum::constant(v)));
+            set_known_bits(a, jmp32, |t| t.or(Tnum::constant(v)));
         }
         o if o == JMP_JSET | SRC_X => {
             // No bit of the constant is set.
@@ -244,7 +245,14 @@ pub fn refine_cond(a: &mut Bounds, b: &mut Bounds, op: u8, jmp32: bool) {
                 return;
             }
             let v = b.const_value_in(jmp32);
-            set_known_bits(a, jmp32, |t| t.and(super::tnum::Tnum::constant(!v)));
+            // The ranges are forgotten first and learned again from the bits (Linux 6.18.44
+            // does so on this branch, so that a branch no run takes cannot leave ranges that
+            // contradict the bits).
+            *a = Bounds {
+                var_off: a.var_off,
+                ..Bounds::UNKNOWN
+            };
+            set_known_bits(a, jmp32, |t| t.and(Tnum::constant(!v)));
         }
         JMP_JLE if jmp32 => {
             a.u32_max = a.u32_max.min(b.u32_max);
@@ -283,10 +291,9 @@ pub fn refine_cond(a: &mut Bounds, b: &mut Bounds, op: u8, jmp32: bool) {
 }
 
 /// Applies `f` to the known bits of `a`, or (`jmp32`) of its low half only.
-fn set_known_bits(a: &mut Bounds, jmp32: bool, f: impl Fn(super::tnum::Tnum) -> super::tnum::Tnum) {
+fn set_known_bits(a: &mut Bounds, jmp32: bool, f: impl Fn(Tnum) -> Tnum) {
     if jmp32 {
-        let low = f(a.var_off.subreg());
-        a.var_off = a.var_off.with_subreg(low);
+        a.var_off = a.var_off.with_subreg(f(a.var_off.subreg()));
     } else {
         a.var_off = f(a.var_off);
     }

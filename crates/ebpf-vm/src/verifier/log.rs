@@ -43,18 +43,8 @@ fn scalar_ranges(b: &Bounds, out: &mut String, sep: &mut &'static str) {
         ("smax", b.smax as u64, b.smax == i64::MAX, true),
         ("umin", b.umin, b.umin == 0, false),
         ("umax", b.umax, b.umax == u64::MAX, false),
-        (
-            "smin32",
-            b.s32_min as i64 as u64,
-            b.s32_min == i32::MIN,
-            true,
-        ),
-        (
-            "smax32",
-            b.s32_max as i64 as u64,
-            b.s32_max == i32::MAX,
-            true,
-        ),
+        ("smin32", signed32(b.s32_min), b.s32_min == i32::MIN, true),
+        ("smax32", signed32(b.s32_max), b.s32_max == i32::MAX, true),
         ("umin32", b.u32_min as u64, b.u32_min == 0, false),
         ("umax32", b.u32_max as u64, b.u32_max == u32::MAX, false),
     ];
@@ -76,6 +66,17 @@ fn scalar_ranges(b: &Bounds, out: &mut String, sep: &mut &'static str) {
             j += 2;
         }
         out.push_str(&if signed { snum(val as i64) } else { unum(val) });
+    }
+}
+
+/// A signed 32-bit bound as the ranges list holds it: sign-extended when it prints in decimal,
+/// zero-extended when it prints in hex (so that `smin32=0xfffffffe` is not shown as the
+/// different 64-bit number `0xfffffffffffffffe`, nor joined with it).
+fn signed32(v: i32) -> u64 {
+    if SNUM_DECIMAL.contains(&(v as i64)) {
+        v as i64 as u64
+    } else {
+        v as u32 as u64
     }
 }
 

@@ -69,6 +69,49 @@ impl Tnum {
         self.value == b.value & !self.mask
     }
 
+    /// The smallest member greater than `z`, for `value <= z < umax()`; `value` below the
+    /// smallest member, `umax()` from the largest on (the kernel's `tnum_step`). Found from the
+    /// top bit down: follow `z` while the known bits allow; where a known bit is above `z`'s,
+    /// the rest is the smallest completion; where it is below, or at the end (`z` itself),
+    /// raise the lowest unknown bit passed where `z` has a 0.
+    pub fn step(self, z: u64) -> u64 {
+        let max = self.umax();
+        if z >= max {
+            return max;
+        }
+        if z < self.value {
+            return self.value;
+        }
+        // Bits at and below position `i`.
+        let low = |i: u32| if i == 63 { u64::MAX } else { (2u64 << i) - 1 };
+        let mut raise: Option<u32> = None;
+        for i in (0..64).rev() {
+            let bit = 1u64 << i;
+            let z_bit = z & bit != 0;
+            if self.mask & bit != 0 {
+                if !z_bit {
+                    raise = Some(i);
+                }
+                continue;
+            }
+            let v_bit = self.value & bit != 0;
+            if v_bit == z_bit {
+                continue;
+            }
+            if v_bit {
+                return (z & !low(i)) | (self.value & low(i));
+            }
+            break;
+        }
+        match raise {
+            Some(p) => {
+                let bit = 1u64 << p;
+                (z & !low(p)) | bit | (self.value & (bit - 1))
+            }
+            None => max,
+        }
+    }
+
     /// The smallest and largest values, unsigned.
     pub fn umin(self) -> u64 {
         self.value
@@ -401,6 +444,30 @@ mod tests {
                             assert!(r.contains(concrete(x, y)), "{a} {b} -> {r}");
                         }
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn step_finds_the_next_member() {
+        // x11100x0 after 241 (11110001) is 242 (11110010): the kernel's own example.
+        let t = Tnum::new(0b0111_0000, 0b1000_0010);
+        assert_eq!(t.step(241), 242);
+        // Members of (0x0; 0x1000): 0 and 4096.
+        assert_eq!(Tnum::new(0, 0x1000).step(256), 4096);
+        assert_eq!(Tnum::new(0, 0x1000).step(0), 4096);
+        // Every member, in order, by stepping, for a few small tnums.
+        for t in [
+            Tnum::new(0b100, 0b1011),
+            Tnum::new(1, 0x30),
+            Tnum::new(0, 7),
+        ] {
+            let mut all = members(t);
+            all.sort_unstable();
+            for w in all.windows(2) {
+                for z in w[0]..w[1] {
+                    assert_eq!(t.step(z), w[1], "{t} after {z}");
                 }
             }
         }
