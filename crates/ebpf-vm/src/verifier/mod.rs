@@ -19,6 +19,7 @@
 pub mod alu;
 pub mod bounds;
 pub mod branch;
+pub mod insn_text;
 pub mod log;
 pub mod reg;
 pub mod state;

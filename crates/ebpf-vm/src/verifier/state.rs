@@ -36,12 +36,20 @@ impl SlotType {
     }
 }
 
-/// One 8-byte stack slot: the type of each byte (index 0 is the lowest address) and, for a
-/// spill, the register spilled there.
+/// One 8-byte stack slot: the type of each byte and, for a spill, the register spilled there.
+/// Bytes are indexed as the kernel indexes them (`slot_type[]`): index 7 is the lowest address of
+/// the slot and index 0 the highest, so that the log prints them from the top of the slot down.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct StackSlot {
     pub types: [SlotType; BPF_REG_SIZE],
     pub spilled: RegState,
+}
+
+/// The slot of the byte at `offset` from the frame pointer (negative) and its index in the
+/// slot's `types`.
+pub fn slot_of(offset: i64) -> (usize, usize) {
+    let byte = (-offset - 1) as usize;
+    (byte / BPF_REG_SIZE, byte % BPF_REG_SIZE)
 }
 
 /// The state of one frame (`struct bpf_func_state`).
@@ -75,22 +83,30 @@ impl FuncState {
         if !(-(MAX_BPF_STACK as i64)..0).contains(&offset) {
             return None;
         }
-        let index = ((-offset - 1) / BPF_REG_SIZE as i64) as usize;
+        let (index, _) = slot_of(offset);
         if self.stack.len() <= index {
             self.stack.resize(index + 1, StackSlot::default());
         }
         self.stack.get_mut(index)
     }
 
-    /// Marks `size` bytes from `offset` as written with an untracked value (zero if `zero`).
+    /// The slot holding the byte at `offset`, if the frame has grown to it.
+    pub fn slot(&self, offset: i64) -> Option<&StackSlot> {
+        if !(-(MAX_BPF_STACK as i64)..0).contains(&offset) {
+            return None;
+        }
+        self.stack.get(slot_of(offset).0)
+    }
+
+    /// Marks `size` bytes from `offset` as written with an untracked value (zero if `zero`):
+    /// what was spilled in their slots is no longer known.
     pub fn mark_stack_written(&mut self, offset: i64, size: usize, zero: bool) {
         for byte in offset..offset + size as i64 {
+            let (_, within) = slot_of(byte);
             let Some(slot) = self.slot_mut(byte) else {
                 continue;
             };
-            let within = (byte.rem_euclid(BPF_REG_SIZE as i64)) as usize;
-            // A partial overwrite of a spill turns the rest of it into untracked bytes.
-            if slot.types[within] == SlotType::Spill {
+            if slot.types.contains(&SlotType::Spill) {
                 for t in slot.types.iter_mut() {
                     if *t == SlotType::Spill {
                         *t = SlotType::Misc;
@@ -102,15 +118,19 @@ impl FuncState {
         }
     }
 
-    /// Spills `reg` to the `size` bytes at `offset` (8-byte aligned for a full spill; a
-    /// narrower spill keeps the bytes above it as they were).
+    /// Spills `reg` to the `size` bytes at `offset`, which starts a slot (8-byte aligned): the
+    /// low `size` bytes of the slot become the spill; the bytes above keep what they held
+    /// (privileged programs leave never-written bytes invalid, as the kernel does for root).
     pub fn spill(&mut self, offset: i64, size: usize, reg: &RegState) {
         let Some(slot) = self.slot_mut(offset) else {
             return;
         };
-        let within = offset.rem_euclid(BPF_REG_SIZE as i64) as usize;
-        for t in &mut slot.types[within..(within + size).min(BPF_REG_SIZE)] {
-            *t = SlotType::Spill;
+        for (i, t) in slot.types.iter_mut().enumerate() {
+            if i >= BPF_REG_SIZE - size {
+                *t = SlotType::Spill;
+            } else if *t == SlotType::Spill {
+                *t = SlotType::Misc;
+            }
         }
         slot.spilled = reg.clone();
     }
