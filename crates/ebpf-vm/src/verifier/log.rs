@@ -106,6 +106,9 @@ pub fn reg_state(reg: &RegState, frameno: u32) -> String {
     let mut sep = "";
     if reg.id != 0 {
         let _ = write!(out, "{sep}id={}", reg.id);
+        if reg.add_const {
+            let _ = write!(out, "{:+}", reg.off);
+        }
         sep = ",";
     }
     if reg.ref_obj_id != 0 {

@@ -11,21 +11,31 @@
 //!   `reg_set_min_max`);
 //! - [`reg`]: register types and register state (`struct bpf_reg_state`);
 //! - [`state`]: frames, registers and the per-byte stack (`struct bpf_func_state`);
-//! - [`log`]: the states printed exactly as the kernel prints them.
+//! - [`log`]: the states printed exactly as the kernel prints them, and [`insn_text`] the
+//!   instructions;
+//! - the walk ([`verify`]): [`walk`] follows every path, [`arith`] runs ALU instructions on
+//!   register states (pointer arithmetic included), [`access`] checks loads and stores, [`env`]
+//!   holds what one verification knows and its options.
 //!
 //! The expected values of its tests come from hand computation and from the kernel's own log
 //! (`tests/verifier_kernel.rs` loads the same programs into the live kernel and compares).
 
+pub mod access;
 pub mod alu;
+pub mod arith;
 pub mod bounds;
 pub mod branch;
+pub mod env;
 pub mod insn_text;
 pub mod log;
 pub mod reg;
 pub mod state;
 pub mod tnum;
+pub mod walk;
 
 pub use bounds::Bounds;
+pub use env::{ProgramKind, Rejection, Verified, VerifyOptions};
 pub use reg::{BaseType, MapRef, RegState, RegType};
 pub use state::{FuncState, SlotType, StackSlot, VerifierState};
 pub use tnum::Tnum;
+pub use walk::verify;

@@ -109,8 +109,11 @@ pub struct MapRef {
     /// The map's index in the program's map list.
     pub index: u32,
     pub name: String,
+    /// `BPF_MAP_TYPE_*`, in the kernel's numbering.
+    pub map_type: u32,
     pub key_size: u32,
     pub value_size: u32,
+    pub max_entries: u32,
 }
 
 /// One register (`struct bpf_reg_state`).
@@ -130,6 +133,9 @@ pub struct RegState {
     /// Ties copies together: a nullable pointer and its copies (checked at once), linked
     /// scalars (refined at once).
     pub id: u32,
+    /// Scalars: this register is its id's value plus `off` (`r1 = r0; r1 += 4` keeps the two
+    /// linked; the kernel's `BPF_ADD_CONST`), printed `id=1+4`.
+    pub add_const: bool,
     /// The reference a pointer holds (ringbuf records), to release before exit.
     pub ref_obj_id: u32,
     /// Stack pointers: the frame they point into.
@@ -154,6 +160,7 @@ impl RegState {
             mem_size: 0,
             map: None,
             id: 0,
+            add_const: false,
             ref_obj_id: 0,
             frameno: 0,
             precise: false,
