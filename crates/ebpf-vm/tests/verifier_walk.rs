@@ -464,3 +464,143 @@ fn rules_the_kernel_states_in_its_own_words() {
         check(name, ty, &p, &[]);
     }
 }
+
+#[test]
+fn a_bounded_loop_is_walked_to_its_end() {
+    kernel_or_skip!();
+    let p = [
+        i(0xb7, 1, 0, 0, 0),  // r1 = 0
+        i(0x07, 1, 0, 0, 1),  // r1 += 1
+        i(0xa5, 1, 0, -2, 4), // if r1 < 4 goto -2
+        i(0xbf, 0, 1, 0, 0),
+        i(0x95, 0, 0, 0, 0),
+    ];
+    check("bounded loop", SOCKET_FILTER, &p, &[]);
+}
+
+#[test]
+fn a_null_check_covers_every_copy_of_the_pointer() {
+    kernel_or_skip!();
+    let mut p = lookup_prologue();
+    p.extend([
+        i(0xbf, 6, 0, 0, 0),    // r6 = r0
+        i(0x7b, 10, 0, -16, 0), // *(u64 *)(r10 -16) = r0
+        i(0x55, 0, 0, 2, 0),    // if r0 != 0 goto +2
+        i(0xb7, 0, 0, 0, 0),
+        i(0x95, 0, 0, 0, 0),
+        i(0x79, 7, 10, -16, 0), // r7 = *(u64 *)(r10 -16)
+        i(0x79, 1, 6, 0, 0),    // r1 = *(u64 *)(r6 + 0)
+        i(0x79, 2, 7, 0, 0),    // r2 = *(u64 *)(r7 + 0)
+        i(0xb7, 0, 0, 0, 0),
+        i(0x95, 0, 0, 0, 0),
+    ]);
+    check("null check copies", SOCKET_FILTER, &p, &[HASH]);
+}
+
+#[test]
+fn a_packet_pointer_moved_by_a_variable_needs_its_own_check() {
+    kernel_or_skip!();
+    let mut p = xdp_prologue();
+    p.extend([
+        i(0x61, 5, 1, 12, 0),  // r5 = ctx->ingress_ifindex
+        i(0x57, 5, 0, 0, 0xf), // r5 &= 15
+        i(0xbf, 4, 2, 0, 0),   // r4 = r2
+        i(0x0f, 4, 5, 0, 0),   // r4 += r5
+        i(0xbf, 6, 4, 0, 0),   // r6 = r4
+        i(0x07, 6, 0, 0, 2),   // r6 += 2
+        i(0x2d, 6, 3, 1, 0),   // if r6 > r3 goto +1
+        i(0x69, 0, 4, 0, 0),   // r0 = *(u16 *)(r4 + 0)
+        i(0xb7, 0, 0, 0, 2),
+        i(0x95, 0, 0, 0, 0),
+    ]);
+    check("variable packet offset", XDP, &p, &[]);
+    // The same read through the pointer before the variable was added: no range for it.
+    let mut q = xdp_prologue();
+    q.extend([
+        i(0x61, 5, 1, 12, 0),
+        i(0x57, 5, 0, 0, 0xf),
+        i(0xbf, 4, 2, 0, 0),
+        i(0x0f, 4, 5, 0, 0),
+        i(0xbf, 6, 4, 0, 0),
+        i(0x07, 6, 0, 0, 2),
+        i(0x2d, 6, 3, 1, 0),
+        i(0x69, 0, 2, 0, 0), // r0 = *(u16 *)(r2 + 0): r2 was never checked
+        i(0xb7, 0, 0, 0, 2),
+        i(0x95, 0, 0, 0, 0),
+    ]);
+    check("variable packet offset, wrong pointer", XDP, &q, &[]);
+}
+
+#[test]
+fn map_update_with_key_and_value_on_the_stack() {
+    kernel_or_skip!();
+    let mut p = vec![
+        i(0x62, 10, 0, -4, 1),  // key = 1
+        i(0x7a, 10, 0, -16, 7), // value = 7
+        i(0xbf, 2, 10, 0, 0),
+        i(0x07, 2, 0, 0, -4),
+        i(0xbf, 3, 10, 0, 0),
+        i(0x07, 3, 0, 0, -16),
+        i(0xb7, 4, 0, 0, 0),
+    ];
+    p.extend(ld_map(1));
+    p.extend([i(0x85, 0, 0, 0, 2), i(0x95, 0, 0, 0, 0)]);
+    check("update", SOCKET_FILTER, &p, &[HASH]);
+}
+
+#[test]
+fn sign_extending_loads_and_moves() {
+    kernel_or_skip!();
+    let p = [
+        i(0x61, 2, 1, 0, 0),
+        i(0x7b, 10, 2, -8, 0), // spill the u32
+        i(0x91, 3, 10, -8, 0), // r3 = *(s8 *)(r10 -8)
+        i(0x89, 4, 10, -8, 0), // r4 = *(s16 *)(r10 -8)
+        i(0x81, 5, 10, -8, 0), // r5 = *(s32 *)(r10 -8)
+        i(0xbf, 6, 2, 16, 0),  // r6 = (s16)r2
+        i(0xbc, 7, 10, 0, 0),  // w7 = w10 (part of a pointer)
+        i(0xb7, 0, 0, 0, 0),
+        i(0x95, 0, 0, 0, 0),
+    ];
+    check("sign extension", SOCKET_FILTER, &p, &[]);
+}
+
+#[test]
+fn jumps_between_pointers_explore_both_sides() {
+    kernel_or_skip!();
+    let p = [
+        i(0xbf, 2, 10, 0, 0),
+        i(0x2d, 2, 1, 1, 0), // if r2 > r1 goto +1
+        i(0xb7, 0, 0, 0, 1),
+        i(0xb7, 0, 0, 0, 0),
+        i(0x95, 0, 0, 0, 0),
+    ];
+    check("pointer comparison", SOCKET_FILTER, &p, &[]);
+}
+
+#[test]
+fn spilled_pointers_are_filled_whole() {
+    kernel_or_skip!();
+    let exit = i(0x95, 0, 0, 0, 0);
+    let r0 = i(0xb7, 0, 0, 0, 0);
+    // A pointer spilled, then read back 4 bytes at a time.
+    check(
+        "narrow fill of a pointer",
+        SOCKET_FILTER,
+        &[i(0x7b, 10, 1, -8, 0), i(0x61, 2, 10, -8, 0), r0, exit],
+        &[],
+    );
+    // A pointer spilled, then half of it overwritten, then filled.
+    check(
+        "overwritten pointer spill",
+        SOCKET_FILTER,
+        &[
+            i(0x7b, 10, 1, -8, 0),
+            i(0x62, 10, 0, -8, 0),
+            i(0x79, 2, 10, -8, 0),
+            r0,
+            exit,
+        ],
+        &[],
+    );
+}

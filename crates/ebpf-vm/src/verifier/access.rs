@@ -134,7 +134,7 @@ pub fn load(
         BaseType::Stack => {
             check_stack_alignment(base, insn_off, size)?;
             let at = stack_offset(base, regno, off, size, "read from")?;
-            Ok(read_stack(frame, at, size, signed))
+            read_stack(frame, at, size, signed)
         }
         BaseType::Ctx => ctx_load(env, base, regno, off, size, signed),
         BaseType::Packet | BaseType::PacketMeta => {
@@ -297,42 +297,58 @@ fn ctx_load(
     }
 }
 
-/// What a read of `size` bytes at `at` (fixed, in bounds) gives: a spilled register back, a
-/// known zero, or an unknown number.
-fn read_stack(frame: &FuncState, at: i64, size: u32, signed: bool) -> RegState {
+/// What a read of `size` bytes at `at` (fixed, aligned, in bounds) gives
+/// (`check_stack_read_fixed_off`): a spilled register back whole; a narrower read of a scalar
+/// spill at the bottom of the slot, that scalar narrowed; known-zero bytes, zero; anything
+/// else an unknown number (never-written bytes too: privileged programs may read them). A
+/// spilled pointer is read back whole or not at all.
+fn read_stack(frame: &FuncState, at: i64, size: u32, signed: bool) -> Result<RegState, Refusal> {
     let (index, within_slot) = slot_of(at);
+    let unknown = || loaded_scalar(size as u8, signed);
     let Some(slot) = frame.stack.get(index) else {
-        // Never written: privileged programs read an unknown number.
-        return loaded_scalar(size as u8, signed);
+        return Ok(unknown());
     };
-    let spill_bytes = slot.types.iter().filter(|t| **t == SlotType::Spill).count();
-    // A read that starts at the bottom of the slot, of a spill at least as wide.
-    let at_bottom = within_slot == BPF_REG_SIZE - 1;
-    if slot.types[within_slot] == SlotType::Spill && at_bottom && size as usize <= spill_bytes {
-        let mut reg = slot.spilled.clone();
-        if size as usize == BPF_REG_SIZE || !reg.is_scalar() {
-            return reg;
-        }
+    let narrow = |mut reg: RegState| {
         if signed {
             reg.bounds.coerce_to_size_sx(size as u8);
         } else {
             reg.bounds.coerce_to_size(size as u8);
         }
-        if (size as usize) < spill_bytes {
-            reg.id = 0;
+        reg
+    };
+    let bytes = |k: u32| slot.types[within_slot - k as usize];
+    if slot.types[BPF_REG_SIZE - 1] == SlotType::Spill {
+        let spill_size = 1 + slot.types[..BPF_REG_SIZE - 1]
+            .iter()
+            .rev()
+            .take_while(|t| **t == SlotType::Spill)
+            .count();
+        let spilled = &slot.spilled;
+        if size as usize == BPF_REG_SIZE && spill_size == BPF_REG_SIZE {
+            return Ok(spilled.clone());
         }
-        return reg;
+        if !spilled.is_scalar() {
+            return Err(eacces("invalid size of register fill"));
+        }
+        if size as usize <= spill_size && at % BPF_REG_SIZE as i64 == 0 {
+            let mut reg = spilled.clone();
+            if size as usize != spill_size {
+                reg.id = 0;
+            }
+            return Ok(if size < 8 { narrow(reg) } else { reg });
+        }
+        let spills = (0..size).filter(|&k| bytes(k) == SlotType::Spill).count();
+        let zeros = (0..size).filter(|&k| bytes(k) == SlotType::Zero).count();
+        let spilled_zero = spilled.bounds.var_off.is_const() && spilled.bounds.var_off.value == 0;
+        if (spills == size as usize && spilled_zero) || zeros == size as usize {
+            return Ok(RegState::known(0));
+        }
+        return Ok(unknown());
     }
-    let bytes: Vec<SlotType> = (0..size as i64)
-        .map(|k| {
-            let (i, w) = slot_of(at + k);
-            frame.stack.get(i).map_or(SlotType::Invalid, |s| s.types[w])
-        })
-        .collect();
-    if bytes.iter().all(|t| *t == SlotType::Zero) {
-        return RegState::known(0);
+    if (0..size).all(|k| bytes(k) == SlotType::Zero) {
+        return Ok(RegState::known(0));
     }
-    loaded_scalar(size as u8, signed)
+    Ok(unknown())
 }
 
 /// A store of `size` bytes at `at` (fixed, in bounds) (`check_stack_write_fixed_off`).
