@@ -307,19 +307,15 @@ fn lsh32(d: &mut Bounds, s: &Bounds) {
 
 fn lsh64(d: &mut Bounds, s: &Bounds) {
     let (shift_min, shift_max) = (s.umin, s.umax);
-    // `<< 32` then `s>> 32` is how compilers sign-extend a 32-bit value: a non-negative 32-bit
-    // range survives the first half.
-    let by_32 = shift_min == 32 && shift_max == 32;
-    d.smax = if by_32 && d.s32_max >= 0 {
-        (d.s32_max as i64) << 32
+    // `<< 32` then `s>> 32` is how compilers sign-extend a 32-bit value: shifted by exactly 32,
+    // the 64-bit signed value is the low half's signed value times 2^32, so the signed 32-bit
+    // range carries over (Linux 6.18.44 keeps negative ranges too).
+    if shift_min == 32 && shift_max == 32 {
+        d.smin = (d.s32_min as i64) << 32;
+        d.smax = (d.s32_max as i64) << 32;
     } else {
-        i64::MAX
-    };
-    d.smin = if by_32 && d.s32_min >= 0 {
-        (d.s32_min as i64) << 32
-    } else {
-        i64::MIN
-    };
+        (d.smin, d.smax) = (i64::MIN, i64::MAX);
+    }
     if d.umax > 1u64 << (63 - shift_max) {
         (d.umin, d.umax) = (0, u64::MAX);
     } else {
