@@ -181,11 +181,6 @@ pub fn store(
             write_stack(frame, at, size, value)
         }
         BaseType::Ctx => {
-            if matches!(value, Stored::Imm(_)) {
-                return Err(eacces(format!(
-                    "BPF_ST stores into R{regno} ctx is not allowed"
-                )));
-            }
             check_ctx_offset(&base, regno)?;
             let writable = env.options.kind == ProgramKind::SocketFilter
                 && off >= skb::CB as i64

@@ -195,16 +195,11 @@ fn binary(
             }
         }
         (false, true) => {
-            regs[d] = pointer_arith(env, insn, alu32, op, &dst, &src)?;
+            regs[d] = pointer_arith(env, insn, alu32, op, &dst, &src, false)?;
             Ok(())
         }
         (true, false) => {
-            if op == ALU_SUB {
-                return Err(eacces(format!(
-                    "R{d} tried to subtract pointer from scalar"
-                )));
-            }
-            regs[d] = pointer_arith(env, insn, alu32, op, &src, &dst)?;
+            regs[d] = pointer_arith(env, insn, alu32, op, &src, &dst, true)?;
             Ok(())
         }
     }
@@ -214,7 +209,8 @@ fn refuse_einval(message: &str) -> Refusal {
     (message.to_string(), ErrorCode::Einval)
 }
 
-/// `ptr OP scalar` (or `scalar + ptr`): the pointer moved by a fixed or variable offset.
+/// `ptr OP scalar` (or, `scalar_dst`, `scalar OP ptr`): the pointer moved by a fixed or variable
+/// offset, with the kernel's checks in its order.
 fn pointer_arith(
     env: &mut Env<'_>,
     insn: &Instruction,
@@ -222,6 +218,7 @@ fn pointer_arith(
     op: u8,
     ptr: &RegState,
     off: &RegState,
+    scalar_dst: bool,
 ) -> Result<RegState, Refusal> {
     let d = insn.dst;
     if alu32 {
@@ -255,7 +252,14 @@ fn pointer_arith(
             ptr.ty.name()
         )));
     }
+    sane_offset(off, ptr)?;
+    sane_offset(ptr, ptr)?;
     let mut out = ptr.clone();
+    if op == ALU_SUB && scalar_dst {
+        return Err(eacces(format!(
+            "R{d} tried to subtract pointer from scalar"
+        )));
+    }
     if op == ALU_SUB && ptr.ty.base == BaseType::Stack {
         return Err(eacces(format!(
             "R{d} subtraction from stack pointer prohibited"
@@ -295,6 +299,39 @@ fn pointer_arith(
         ))),
     }
 }
+
+/// Offsets too large to reason about (`check_reg_sane_offset`), for the offset register and
+/// for the pointer itself.
+fn sane_offset(reg: &RegState, ptr: &RegState) -> Result<(), Refusal> {
+    let limit = MAX_VAR_OFF as i64;
+    let name = ptr.ty.name();
+    let b = &reg.bounds;
+    let val = b.var_off.value as i64;
+    let einval = |m: String| Err((m, ErrorCode::Einval));
+    if b.var_off.is_const() && (val >= limit || val <= -limit) {
+        return einval(format!(
+            "math between {name} pointer and {val} is not allowed"
+        ));
+    }
+    if reg.off as i64 >= limit || reg.off as i64 <= -limit {
+        return einval(format!("{name} pointer offset {} is not allowed", reg.off));
+    }
+    if b.smin == i64::MIN {
+        return einval(format!(
+            "math between {name} pointer and register with unbounded min value is not allowed"
+        ));
+    }
+    if b.smin >= limit || b.smin <= -limit {
+        return einval(format!(
+            "value {} makes {name} pointer be out of bounds",
+            b.smin
+        ));
+    }
+    Ok(())
+}
+
+/// Offsets at or above this are beyond any object (`BPF_MAX_VAR_OFF`).
+const MAX_VAR_OFF: u64 = 1 << 29;
 
 /// A scalar's bounds as the start of a fresh scalar: used where a value is loaded.
 pub fn loaded_scalar(size: u8, signed: bool) -> RegState {

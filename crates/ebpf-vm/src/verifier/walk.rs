@@ -261,13 +261,16 @@ fn store(
     insn: &crate::analysis::Instruction,
     slots: &mut Vec<usize>,
 ) -> Result<(), Refusal> {
+    // The stored register is checked before the address register, as the kernel checks them.
+    if class(insn.opcode) == CLASS_STX {
+        check_init(&frame.regs, insn.src)?;
+    }
     check_init(&frame.regs, insn.dst)?;
     let size = access_size(insn.opcode);
     if insn.opcode & 0xe0 == MODE_ATOMIC {
         return Err(unsupported("atomic operations"));
     }
     if class(insn.opcode) == CLASS_STX {
-        check_init(&frame.regs, insn.src)?;
         link_spilled_scalar(env, frame, insn, size);
         let value = frame.regs[insn.src as usize].clone();
         access::store(env, frame, insn.dst, insn.off, size, Stored::Reg(&value))?;
