@@ -519,11 +519,9 @@ fn cond_jump(
         }
     } else {
         pointer_branch(
-            env,
             state,
             &mut taken_state,
             &mut fall_state_changes,
-            insn,
             &a,
             &b,
             op,
@@ -583,19 +581,15 @@ fn set_scalar(state: &mut VerifierState, r: u8, before: &RegState, bounds: super
 }
 
 /// Branches on pointers: null checks, packet ranges, pointers that cannot be NULL.
-#[allow(clippy::too_many_arguments)]
 fn pointer_branch(
-    env: &mut Env<'_>,
     state: &VerifierState,
     taken: &mut VerifierState,
     fall: &mut Option<VerifierState>,
-    insn: &crate::analysis::Instruction,
     a: &RegState,
     b: &RegState,
     op: u8,
     jmp32: bool,
 ) -> Taken {
-    let _ = env;
     // A pointer against the constant 0.
     let (ptr, other) = if a.is_pointer() { (a, b) } else { (b, a) };
     let zero = other.is_scalar()
@@ -632,7 +626,7 @@ fn pointer_branch(
         }
     }
     if !jmp32 {
-        packet_range(state, taken, fall, insn, a, b, op);
+        packet_range(state, taken, fall, a, b, op);
     }
     Taken::Unknown
 }
@@ -663,12 +657,10 @@ fn packet_range(
     state: &VerifierState,
     taken: &mut VerifierState,
     fall: &mut Option<VerifierState>,
-    insn: &crate::analysis::Instruction,
     a: &RegState,
     b: &RegState,
     op: u8,
 ) {
-    let _ = insn;
     let is_pkt = |r: &RegState| r.ty.base == BaseType::Packet;
     let is_end = |r: &RegState| r.ty.base == BaseType::PacketEnd;
     // (the pointer, whether the range is open on the right, whether it holds on the jump side)
