@@ -2,7 +2,8 @@
 //! "differential verdict fuzzing", short form): socket filters built from what the walk supports
 //! (context loads, ALU on scalars and pointers, stack stores and loads at random offsets, a map
 //! lookup with or without its null check, forward branches) are loaded into the kernel and
-//! verified here. The verdicts must agree; when both reject, the message must be the kernel's.
+//! verified here, with atomics on the stack and legacy packet loads among them. The verdicts
+//! must agree; when both reject, the message must be the kernel's.
 //! `VERIFIER_VERDICT_PROGRAMS=N` (and `VERIFIER_VERDICT_SEED`) for a longer run.
 //!
 //! Skips, saying why, where the kernel cannot be asked.
@@ -20,7 +21,8 @@ fn i(opcode: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     Insn::new(opcode, dst, src, off, imm)
 }
 
-/// A random socket filter of about `len` instructions. r6 holds the context throughout.
+/// A random socket filter of about `len` instructions. r6 holds the context throughout (the
+/// generator never writes it).
 fn random_program(rng: &mut Rng, len: usize) -> Vec<Insn> {
     // r6 = r1 (the context), r0-r5 set: mostly well-formed programs, each with a few chances to
     // break a rule.
@@ -40,7 +42,7 @@ fn random_program(rng: &mut Rng, len: usize) -> Vec<Insn> {
         } else {
             rng.range(0, 5) as u8
         };
-        match rng.below(13) {
+        match rng.below(14) {
             // A context field (sometimes one a socket filter may not read).
             0 => {
                 let off = if hostile(rng) {
@@ -130,6 +132,33 @@ fn random_program(rng: &mut Rng, len: usize) -> Vec<Insn> {
                     p.push(i(op | class_bit | 0x08, dst, src, 1, 0));
                 }
                 p.push(i(0xb7, rng.range(0, 5) as u8, 0, 0, rng.range(0, 3) as i32));
+            }
+            // An atomic operation on the stack (or, now and then, elsewhere).
+            11 => {
+                let base = if hostile(rng) { src } else { 10 };
+                let size = rng.pick(&[0xdbu8, 0xc3]);
+                let op = rng.pick(&[0x00, 0x01, 0x41, 0xa1, 0xe1, 0xf1]);
+                p.push(i(size, base, dst, rng.pick(&[-8i16, -16]), op));
+            }
+            // A legacy packet load through the context in r6.
+            12 if rng.chance(30) => {
+                if rng.chance(50) {
+                    p.push(i(
+                        0x20 | rng.pick(&[0x00u8, 0x08, 0x10]),
+                        0,
+                        0,
+                        0,
+                        rng.range(0, 40) as i32,
+                    ));
+                } else {
+                    p.push(i(
+                        0x40 | rng.pick(&[0x00u8, 0x08, 0x10]),
+                        0,
+                        src,
+                        0,
+                        rng.range(0, 40) as i32,
+                    ));
+                }
             }
             // A register copy.
             _ => p.push(i(0xbf, dst, src, 0, 0)),

@@ -677,3 +677,97 @@ fn an_endless_loop_ends_at_the_complexity_limit() {
     let err = verify_raw(&p, 8).expect_err("an endless loop is refused");
     assert_eq!(err, "BPF program is too large. Processed 1000001 insn");
 }
+
+#[test]
+fn atomic_operations_on_the_stack_and_map_values() {
+    kernel_or_skip!();
+    let exit = i(0x95, 0, 0, 0, 0);
+    let r0 = i(0xb7, 0, 0, 0, 0);
+    check(
+        "atomics on the stack",
+        SOCKET_FILTER,
+        &[
+            i(0x7a, 10, 0, -8, 5),     // *(u64 *)(r10 -8) = 5
+            i(0xb7, 4, 0, 0, 1),       // r4 = 1
+            i(0xdb, 10, 4, -8, 0x00),  // lock *(u64 *)(r10 -8) += r4
+            i(0xdb, 10, 4, -8, 0x01),  // r4 = atomic64_fetch_add(...)
+            i(0xc3, 10, 4, -16, 0xa1), // r4 = atomic_fetch_xor((u32 *)(r10 -16), r4)
+            i(0xb7, 0, 0, 0, 3),
+            i(0xdb, 10, 4, -8, 0xf1), // r0 = atomic64_cmpxchg(...)
+            i(0xdb, 10, 4, -8, 0xe1), // r4 = atomic64_xchg(...)
+            r0,
+            exit,
+        ],
+        &[],
+    );
+    check(
+        "atomic on the context",
+        SOCKET_FILTER,
+        &[i(0xb7, 4, 0, 0, 1), i(0xc3, 1, 4, 0, 0x00), r0, exit],
+        &[],
+    );
+    check(
+        "atomic of a byte",
+        SOCKET_FILTER,
+        &[i(0xb7, 4, 0, 0, 1), i(0xd3, 10, 4, -8, 0x00), r0, exit],
+        &[],
+    );
+    let mut p = lookup_prologue();
+    p.extend([
+        i(0x15, 0, 0, 2, 0),
+        i(0xb7, 1, 0, 0, 1),
+        i(0xdb, 0, 1, 0, 0x01), // r1 = atomic64_fetch_add((u64 *)(r0 +0), r1)
+        i(0xb7, 0, 0, 0, 0),
+        exit,
+    ]);
+    check("atomic on a map value", SOCKET_FILTER, &p, &[HASH]);
+}
+
+#[test]
+fn legacy_packet_loads() {
+    kernel_or_skip!();
+    let exit = i(0x95, 0, 0, 0, 0);
+    check(
+        "ld_abs and ld_ind",
+        SOCKET_FILTER,
+        &[
+            i(0xbf, 6, 1, 0, 0),  // r6 = r1
+            i(0x28, 0, 0, 0, 12), // r0 = *(u16 *)skb[12]
+            i(0xbf, 7, 0, 0, 0),
+            i(0x57, 7, 0, 0, 15),
+            i(0x50, 0, 7, 0, 14), // r0 = *(u8 *)skb[r7 + 14]
+            exit,
+        ],
+        &[],
+    );
+    check(
+        "ld_abs without r6",
+        SOCKET_FILTER,
+        &[i(0x30, 0, 0, 0, 12), exit],
+        &[],
+    );
+    check(
+        "ld_abs with r6 not the context",
+        SOCKET_FILTER,
+        &[i(0xb7, 6, 0, 0, 0), i(0x30, 0, 0, 0, 12), exit],
+        &[],
+    );
+    check(
+        "ld_abs clobbers r1-r5",
+        SOCKET_FILTER,
+        &[
+            i(0xbf, 6, 1, 0, 0),
+            i(0xb7, 2, 0, 0, 1),
+            i(0x30, 0, 0, 0, 12),
+            i(0xbf, 0, 2, 0, 0),
+            exit,
+        ],
+        &[],
+    );
+    check(
+        "ld_abs in xdp",
+        XDP,
+        &[i(0xbf, 6, 1, 0, 0), i(0x30, 0, 0, 0, 12), exit],
+        &[],
+    );
+}

@@ -7,16 +7,19 @@ use super::arith::loaded_scalar;
 use super::env::{eacces, Env, ProgramKind, Refusal};
 use super::reg::{BaseType, RegState, RegType};
 use super::state::{slot_of, FuncState, SlotType, BPF_REG_SIZE};
+use super::tnum::Tnum;
 use crate::analysis::MAX_BPF_STACK;
 use crate::context::layout::{skb, xdp};
 
 /// Offsets at or above this are beyond any object (`BPF_MAX_VAR_OFF`).
 const MAX_VAR_OFF: u64 = 1 << 29;
 
-/// What is stored: a register's state, or an immediate (`BPF_ST`).
+/// What is stored: a register's state, an immediate (`BPF_ST`), or a value nothing is known
+/// about (what an atomic operation leaves).
 pub enum Stored<'a> {
     Reg(&'a RegState),
     Imm(i32),
+    Unknown,
 }
 
 /// `[off, off + size)` inside `[0, limit)`, or the message for `base` (`__check_mem_access`).
@@ -72,18 +75,30 @@ fn region(base: &RegState, regno: u8, off: i64, size: u32, limit: u32) -> Result
 /// Stack accesses are aligned to their size, always (the kernel's spill tracking relies on it;
 /// `check_ptr_alignment` with strict checking for the stack).
 fn check_stack_alignment(base: &RegState, insn_off: i16, size: u32) -> Result<(), Refusal> {
-    let total = base.bounds.var_off
-        + super::tnum::Tnum::constant((base.off as i64 + insn_off as i64) as u64);
-    if total.is_aligned(size as u64) {
+    check_alignment(base, insn_off, size)
+}
+
+/// `base + insn_off` aligned to `size` (`check_generic_ptr_alignment`, strict): for the stack
+/// always, for any memory an atomic operation touches.
+pub fn check_alignment(base: &RegState, insn_off: i16, size: u32) -> Result<(), Refusal> {
+    let total = base.bounds.var_off + Tnum::constant((base.off as i64 + insn_off as i64) as u64);
+    if size == 1 || total.is_aligned(size as u64) {
         return Ok(());
     }
     let var = if base.bounds.var_off.is_const() {
-        (base.bounds.var_off.value as i64).to_string()
+        super::log::unum(base.bounds.var_off.value)
     } else {
         base.bounds.var_off.to_string()
     };
+    let desc = match base.ty.base {
+        BaseType::Stack => "stack ",
+        BaseType::Ctx => "context ",
+        BaseType::MapValue => "value ",
+        BaseType::MapKey => "key ",
+        _ => "",
+    };
     Err(eacces(format!(
-        "misaligned stack access off {var}+{}+{insn_off} size {size}",
+        "misaligned {desc}access off {var}+{}+{insn_off} size {size}",
         base.off
     )))
 }
@@ -390,6 +405,10 @@ fn write_stack(
         }
         Stored::Imm(imm) => {
             frame.mark_stack_written(at, size as usize, imm == 0);
+            Ok(())
+        }
+        Stored::Unknown => {
+            frame.mark_stack_written(at, size as usize, false);
             Ok(())
         }
     }

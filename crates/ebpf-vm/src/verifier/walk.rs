@@ -5,9 +5,10 @@
 //! This is the first walk: straight code, branches (scalar bounds on both sides, null checks,
 //! packet ranges from comparisons against `data_end`), stack spills and fills, context loads
 //! for raw, socket filter and XDP programs, map `lddw`s and the map helpers
-//! (`bpf_map_lookup_elem`, `bpf_map_update_elem`, `bpf_map_delete_elem`). Not yet: state
-//! pruning (every path is walked to its end, up to the kernel's 1,000,000 instructions), other
-//! helpers, bpf-to-bpf calls, atomics, legacy packet loads, variable-offset stack access.
+//! (`bpf_map_lookup_elem`, `bpf_map_update_elem`, `bpf_map_delete_elem`), atomic
+//! read-modify-write operations, legacy packet loads. Not yet: state pruning (every path is
+//! walked to its end, up to the kernel's 1,000,000 instructions), other helpers, bpf-to-bpf
+//! calls, load-acquire/store-release, variable-offset stack access, unprivileged rules.
 //! Each of those is a rejection that says so, never a silent acceptance.
 
 use std::fmt::Write;
@@ -158,11 +159,21 @@ fn step(
             shown.push(insn.dst);
             if class(code) == CLASS_STX {
                 shown.push(insn.src);
+                if code & 0xe0 == MODE_ATOMIC && insn.imm() == ATOMIC_CMPXCHG {
+                    shown.push(0);
+                }
             }
             store(env, frame, &insn, &mut slots).map(|_| Next::Goto(next))
         }
         CLASS_LD => {
             shown.push(insn.dst);
+            if insn.opcode != OP_LDDW {
+                // A legacy packet load reads r6 (and its index register).
+                shown.push(6);
+                if insn.opcode & 0xe0 == MODE_IND {
+                    shown.push(insn.src);
+                }
+            }
             ld_imm64(env, frame, &insn, aux.imm64).map(|_| Next::Goto(next))
         }
         _ => {
@@ -268,7 +279,7 @@ fn store(
     check_init(&frame.regs, insn.dst)?;
     let size = access_size(insn.opcode);
     if insn.opcode & 0xe0 == MODE_ATOMIC {
-        return Err(unsupported("atomic operations"));
+        return atomic(env, frame, insn, size, slots);
     }
     if class(insn.opcode) == CLASS_STX {
         link_spilled_scalar(env, frame, insn, size);
@@ -284,6 +295,63 @@ fn store(
             Stored::Imm(insn.imm()),
         )?;
     }
+    note_stack_slot(frame, insn.dst, insn.off, slots);
+    Ok(())
+}
+
+/// An atomic read-modify-write (`check_atomic_rmw`): the memory must be readable and writable
+/// (not the context, not the packet); the fetch forms load the old value into the source
+/// register (r0 for `cmpxchg`); the memory then holds a number nothing is known about.
+fn atomic(
+    env: &mut Env<'_>,
+    frame: &mut FuncState,
+    insn: &crate::analysis::Instruction,
+    size: u32,
+    slots: &mut Vec<usize>,
+) -> Result<(), Refusal> {
+    let imm = insn.imm();
+    if !matches!(
+        imm,
+        ATOMIC_ADD | ATOMIC_OR | ATOMIC_AND | ATOMIC_XOR | ATOMIC_XCHG | ATOMIC_CMPXCHG
+    ) && !matches!(
+        imm & !ATOMIC_FETCH,
+        ATOMIC_ADD | ATOMIC_OR | ATOMIC_AND | ATOMIC_XOR
+    ) {
+        return Err(unsupported(
+            "atomic loads and stores (load-acquire, store-release)",
+        ));
+    }
+    if size != 4 && size != 8 {
+        return Err(refuse(ErrorCode::Einval, "invalid atomic operand size"));
+    }
+    if imm == ATOMIC_CMPXCHG {
+        check_init(&frame.regs, 0)?;
+    }
+    let base = &frame.regs[insn.dst as usize];
+    if matches!(
+        base.ty.base,
+        BaseType::Ctx | BaseType::Packet | BaseType::PacketMeta
+    ) {
+        return Err(eacces(format!(
+            "BPF_ATOMIC stores into R{} {} is not allowed",
+            insn.dst,
+            base.ty.name()
+        )));
+    }
+    // The register the old value goes to is written before the memory is checked, as the
+    // kernel marks it: when it is also the address register, the address is then unknown.
+    let load_reg =
+        (imm & ATOMIC_FETCH != 0).then(|| if imm == ATOMIC_CMPXCHG { 0 } else { insn.src });
+    if let Some(r) = load_reg {
+        check_writable(r)?;
+        frame.regs[r as usize] = RegState::unknown_scalar();
+    }
+    access::check_alignment(&frame.regs[insn.dst as usize], insn.off, size)?;
+    let old = access::load(env, frame, insn.dst, insn.off, size, false)?;
+    if let Some(r) = load_reg {
+        frame.regs[r as usize] = old;
+    }
+    access::store(env, frame, insn.dst, insn.off, size, Stored::Unknown)?;
     note_stack_slot(frame, insn.dst, insn.off, slots);
     Ok(())
 }
@@ -325,7 +393,7 @@ fn ld_imm64(
     imm64: Imm64,
 ) -> Result<(), Refusal> {
     if insn.opcode != OP_LDDW {
-        return Err(unsupported("legacy packet loads (LD_ABS/LD_IND)"));
+        return legacy_packet_load(env, frame, insn);
     }
     check_writable(insn.dst)?;
     let map = |index: u32| {
@@ -355,6 +423,54 @@ fn ld_imm64(
         Imm64::BtfId { .. } => return Err(unsupported("kernel variables (BTF ids)")),
     };
     frame.regs[insn.dst as usize] = reg;
+    Ok(())
+}
+
+/// `LD_ABS` / `LD_IND` (`check_ld_abs`): socket filters only, r6 must hold the unmoved
+/// context, r1-r5 are clobbered, r0 gets the loaded number (or the program ends there).
+fn legacy_packet_load(
+    env: &mut Env<'_>,
+    frame: &mut FuncState,
+    insn: &crate::analysis::Instruction,
+) -> Result<(), Refusal> {
+    if env.options.kind != super::env::ProgramKind::SocketFilter {
+        return Err(refuse(
+            ErrorCode::Einval,
+            "BPF_LD_[ABS|IND] instructions not allowed for this program type",
+        ));
+    }
+    let mode = insn.opcode & 0xe0;
+    if insn.dst != 0
+        || insn.off != 0
+        || insn.opcode & 0x18 == SIZE_DW
+        || (mode == MODE_ABS && insn.src != 0)
+    {
+        return Err(refuse(
+            ErrorCode::Einval,
+            "BPF_LD_[ABS|IND] uses reserved fields",
+        ));
+    }
+    check_init(&frame.regs, 6)?;
+    if frame.regs[6].ty.base != BaseType::Ctx || frame.regs[6].ty.maybe_null {
+        return Err(refuse(
+            ErrorCode::Einval,
+            "at the time of BPF_LD_ABS|IND R6 != pointer to skb",
+        ));
+    }
+    if mode == MODE_IND {
+        check_init(&frame.regs, insn.src)?;
+    }
+    let ctx = &frame.regs[6];
+    if ctx.off != 0 {
+        return Err(eacces(format!(
+            "dereference of modified ctx ptr R6 off={} disallowed",
+            ctx.off
+        )));
+    }
+    for r in 0..=5 {
+        frame.regs[r] = RegState::not_init();
+    }
+    frame.regs[0] = RegState::unknown_scalar();
     Ok(())
 }
 
