@@ -341,7 +341,7 @@ fn atomic(
     // The register the old value goes to is written before the memory is checked, as the
     // kernel marks it: when it is also the address register, the address is then unknown.
     let load_reg =
-        (imm & ATOMIC_FETCH != 0).then(|| if imm == ATOMIC_CMPXCHG { 0 } else { insn.src });
+        (imm & ATOMIC_FETCH != 0).then_some(if imm == ATOMIC_CMPXCHG { 0 } else { insn.src });
     if let Some(r) = load_reg {
         check_writable(r)?;
         frame.regs[r as usize] = RegState::unknown_scalar();
