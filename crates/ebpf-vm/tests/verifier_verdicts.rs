@@ -70,13 +70,18 @@ fn random_program(rng: &mut Rng, len: usize) -> Vec<Insn> {
             // A frame pointer with an offset.
             3 => {
                 p.push(i(0xbf, dst, 10, 0, 0));
-                p.push(i(
-                    0x07,
-                    dst,
-                    0,
-                    0,
-                    rng.pick(&[-8, -16, -4, -64, -512, -520, 8]),
-                ));
+                let off = if hostile(rng) {
+                    rng.pick(&[-520, 8, -4])
+                } else {
+                    rng.pick(&[-8, -16, -32, -64, -512])
+                };
+                p.push(i(0x07, dst, 0, 0, off));
+                // Sometimes a variable part too: a multiple of 8 below 32 (or not a multiple).
+                if rng.chance(40) {
+                    let k = (dst + 1) % 6;
+                    p.push(i(0x57, k, 0, 0, rng.pick(&[0x18, 0x1c, 0x7])));
+                    p.push(i(0x0f, dst, k, 0, 0));
+                }
             }
             // A store to the stack, through r10 or another register.
             4 | 5 => {

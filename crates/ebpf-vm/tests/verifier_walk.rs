@@ -771,3 +771,73 @@ fn legacy_packet_loads() {
         &[],
     );
 }
+
+#[test]
+fn stack_access_at_a_variable_offset() {
+    kernel_or_skip!();
+    let exit = i(0x95, 0, 0, 0, 0);
+    let r0 = i(0xb7, 0, 0, 0, 0);
+    // An index 0..=3 scaled by 8: r2 = r10 - 32 + index * 8.
+    let prologue = [
+        i(0x61, 3, 1, 0, 0),  // r3 = skb->len
+        i(0x57, 3, 0, 0, 3),  // r3 &= 3
+        i(0x67, 3, 0, 0, 3),  // r3 <<= 3
+        i(0xbf, 2, 10, 0, 0), // r2 = r10
+        i(0x07, 2, 0, 0, -32),
+        i(0x0f, 2, 3, 0, 0), // r2 += r3
+    ];
+    let with = |rest: &[Insn]| {
+        let mut p = prologue.to_vec();
+        p.extend_from_slice(rest);
+        p
+    };
+    check(
+        "variable write then read",
+        SOCKET_FILTER,
+        &with(&[
+            i(0x7a, 10, 0, -16, 0), // *(u64 *)(r10 -16) = 0
+            i(0x7b, 2, 3, 0, 0),    // *(u64 *)(r2 +0) = r3
+            i(0x79, 4, 2, 0, 0),    // r4 = *(u64 *)(r2 +0)
+            i(0x79, 5, 10, -16, 0), // r5 = *(u64 *)(r10 -16)
+            r0,
+            exit,
+        ]),
+        &[],
+    );
+    check(
+        "variable write of zero",
+        SOCKET_FILTER,
+        &with(&[
+            i(0x7a, 10, 0, -16, 0),
+            i(0x7b, 2, 0, 0, 0), // *(u64 *)(r2 +0) = r0 (r0 is 0 here? no: uninitialised)
+            exit,
+        ]),
+        &[],
+    );
+    check(
+        "variable access past the frame",
+        SOCKET_FILTER,
+        &with(&[r0, i(0x7b, 2, 0, 8, 0), exit]),
+        &[],
+    );
+    check(
+        "variable access misaligned",
+        SOCKET_FILTER,
+        &with(&[r0, i(0x7b, 2, 0, 4, 0), exit]),
+        &[],
+    );
+    check(
+        "variable access unbounded",
+        SOCKET_FILTER,
+        &[
+            i(0x61, 3, 1, 0, 0),
+            i(0x67, 3, 0, 0, 35), // r3 <<= 35: beyond any stack
+            i(0xbf, 2, 10, 0, 0),
+            i(0x0f, 2, 3, 0, 0),
+            r0,
+            i(0x79, 4, 2, 0, 0),
+            exit,
+        ],
+        &[],
+    );
+}

@@ -103,27 +103,71 @@ pub fn check_alignment(base: &RegState, insn_off: i16, size: u32) -> Result<(), 
     )))
 }
 
-/// The fixed offset of a stack access, or the message for a variable one.
-fn stack_offset(
+/// The stack bytes an access may touch: one place, or (a variable offset) the range
+/// `[min, end)` that every value of the offset stays in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StackRange {
+    Fixed(i64),
+    Variable { min: i64, end: i64 },
+}
+
+/// Where a stack access of `size` bytes at `off` (the instruction's plus the pointer's fixed
+/// offset) lands, or the kernel's message (`check_stack_access_within_bounds`; `what` is
+/// "read from", "write to" or "indirect access to").
+fn stack_range(
     base: &RegState,
     regno: u8,
     off: i64,
     size: u32,
     what: &str,
-) -> Result<i64, Refusal> {
-    if !base.bounds.var_off.is_const() {
+) -> Result<StackRange, Refusal> {
+    let b = &base.bounds;
+    let stack = MAX_BPF_STACK as i64;
+    if b.var_off.is_const() {
+        let at = b.var_off.value as i64 + off;
+        if at < -stack || at + size as i64 > 0 || size == 0 {
+            return Err(eacces(format!(
+                "invalid {what} stack R{regno} off={at} size={size}"
+            )));
+        }
+        return Ok(StackRange::Fixed(at));
+    }
+    let limit = MAX_VAR_OFF as i64;
+    if b.smax >= limit || b.smin <= -limit {
         return Err(eacces(format!(
-            "R{regno} variable stack access is not supported by this verifier yet (var_off={})",
+            "invalid unbounded variable-offset {what} stack R{regno}"
+        )));
+    }
+    let (min, end) = (b.smin + off, b.smax + off + size as i64);
+    if min < -stack || min > -1 || end > 0 {
+        return Err(eacces(format!(
+            "invalid variable-offset {what} stack R{regno} var_off={} off={off} size={size}",
+            b.var_off
+        )));
+    }
+    Ok(StackRange::Variable { min, end })
+}
+
+/// The first read of an atomic operation, which has no destination register: on the stack,
+/// within bounds, and then at a fixed offset (the kernel's message for such a read names
+/// helpers, which share its path in `check_stack_read`).
+pub fn atomic_stack_read(
+    base: &RegState,
+    regno: u8,
+    insn_off: i16,
+    size: u32,
+) -> Result<(), Refusal> {
+    if base.ty.base != BaseType::Stack || base.ty.maybe_null {
+        return Ok(());
+    }
+    let off = insn_off as i64 + base.off as i64;
+    if let StackRange::Variable { .. } = stack_range(base, regno, off, size, "read from")? {
+        return Err(eacces(format!(
+            "variable offset stack pointer cannot be passed into helper function; var_off={} off={off} size={size}",
             base.bounds.var_off
         )));
     }
-    let at = base.bounds.var_off.value as i64 + off;
-    if at < -(MAX_BPF_STACK as i64) || at + size as i64 > 0 || size == 0 {
-        return Err(eacces(format!(
-            "invalid {what} stack R{regno} off={at} size={size}"
-        )));
-    }
-    Ok(at)
+    Ok(())
 }
 
 /// A load of `size` bytes at `insn_off` through `regs[regno]` (`signed`: `LDX | MEMSX`):
@@ -148,8 +192,12 @@ pub fn load(
     match base.ty.base {
         BaseType::Stack => {
             check_stack_alignment(base, insn_off, size)?;
-            let at = stack_offset(base, regno, off, size, "read from")?;
-            read_stack(frame, at, size, signed)
+            match stack_range(base, regno, off, size, "read from")? {
+                StackRange::Fixed(at) => read_stack(frame, at, size, signed),
+                StackRange::Variable { min, end } => {
+                    Ok(read_stack_range(frame, min, end, size, signed))
+                }
+            }
         }
         BaseType::Ctx => ctx_load(env, base, regno, off, size, signed),
         BaseType::Packet | BaseType::PacketMeta => {
@@ -192,8 +240,13 @@ pub fn store(
     match base.ty.base {
         BaseType::Stack => {
             check_stack_alignment(&base, insn_off, size)?;
-            let at = stack_offset(&base, regno, off, size, "write to")?;
-            write_stack(frame, at, size, value)
+            match stack_range(&base, regno, off, size, "write to")? {
+                StackRange::Fixed(at) => write_stack(frame, at, size, value),
+                StackRange::Variable { min, end } => {
+                    write_stack_range(frame, min, end, value);
+                    Ok(())
+                }
+            }
         }
         BaseType::Ctx => {
             check_ctx_offset(&base, regno)?;
@@ -361,6 +414,48 @@ fn read_stack(frame: &FuncState, at: i64, size: u32, signed: bool) -> Result<Reg
     Ok(unknown())
 }
 
+/// A read at a variable offset (`check_stack_read_var_off`): zero if every byte it may read is
+/// known zero, an unknown number otherwise (privileged programs may read any byte).
+fn read_stack_range(frame: &FuncState, min: i64, end: i64, size: u32, signed: bool) -> RegState {
+    let all_zero = (min..end).all(|at| {
+        let (i, w) = slot_of(at);
+        frame
+            .stack
+            .get(i)
+            .is_some_and(|s| s.types[w] == SlotType::Zero)
+    });
+    if all_zero {
+        RegState::known(0)
+    } else {
+        loaded_scalar(size as u8, signed)
+    }
+}
+
+/// A write at a variable offset (`check_stack_write_var_off`): every byte it may write holds an
+/// unknown number afterwards (zero stays zero when zero is written), and what was spilled
+/// there is gone, except a spilled 0 that a 0 overwrites.
+fn write_stack_range(frame: &mut FuncState, min: i64, end: i64, value: Stored<'_>) {
+    let writing_zero = matches!(value, Stored::Reg(r) if r.is_scalar() && r.bounds.is_const() && r.bounds.var_off.value == 0);
+    for at in min..end {
+        let (_, w) = slot_of(at);
+        let Some(slot) = frame.slot_mut(at) else {
+            continue;
+        };
+        let spilled_zero = slot.spilled.is_scalar()
+            && slot.spilled.bounds.var_off.is_const()
+            && slot.spilled.bounds.var_off.value == 0;
+        if writing_zero && slot.types[w] == SlotType::Spill && spilled_zero {
+            continue;
+        }
+        slot.spilled = RegState::not_init();
+        slot.types[w] = if writing_zero && slot.types[w] == SlotType::Zero {
+            SlotType::Zero
+        } else {
+            SlotType::Misc
+        };
+    }
+}
+
 /// A store of `size` bytes at `at` (fixed, in bounds) (`check_stack_write_fixed_off`).
 fn write_stack(
     frame: &mut FuncState,
@@ -425,7 +520,7 @@ pub fn helper_read(frame: &FuncState, regno: u8, size: u32) -> Result<(), Refusa
             "R{regno} type={} expected=fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_",
             base.ty.name()
         ))),
-        BaseType::Stack => stack_offset(base, regno, off, size, "indirect access to").map(|_| ()),
+        BaseType::Stack => stack_range(base, regno, off, size, "indirect access to").map(|_| ()),
         BaseType::Packet | BaseType::PacketMeta => packet_access(base, regno, off, size),
         BaseType::MapValue => {
             let limit = base.map.as_ref().map_or(0, |m| m.value_size);

@@ -3,12 +3,13 @@
 //! `exit`; the first instruction whose rule fails rejects the program with the kernel's message.
 //!
 //! This is the first walk: straight code, branches (scalar bounds on both sides, null checks,
-//! packet ranges from comparisons against `data_end`), stack spills and fills, context loads
+//! packet ranges from comparisons against `data_end`), stack spills and fills (at fixed and
+//! variable offsets), context loads
 //! for raw, socket filter and XDP programs, map `lddw`s and the map helpers
 //! (`bpf_map_lookup_elem`, `bpf_map_update_elem`, `bpf_map_delete_elem`), atomic
 //! read-modify-write operations, legacy packet loads. Not yet: state pruning (every path is
 //! walked to its end, up to the kernel's 1,000,000 instructions), other helpers, bpf-to-bpf
-//! calls, load-acquire/store-release, variable-offset stack access, unprivileged rules.
+//! calls, load-acquire/store-release, unprivileged rules.
 //! Each of those is a rejection that says so, never a silent acceptance.
 
 use std::fmt::Write;
@@ -261,7 +262,7 @@ fn load(
     }
     let size = access_size(insn.opcode);
     let value = access::load(env, frame, insn.src, insn.off, size, mode == MODE_MEMSX)?;
-    note_stack_slot(frame, insn.src, insn.off, slots);
+    note_stack_read(frame, insn.src, insn.off, slots);
     frame.regs[insn.dst as usize] = value;
     Ok(())
 }
@@ -346,7 +347,9 @@ fn atomic(
         check_writable(r)?;
         frame.regs[r as usize] = RegState::unknown_scalar();
     }
-    access::check_alignment(&frame.regs[insn.dst as usize], insn.off, size)?;
+    let base = &frame.regs[insn.dst as usize];
+    access::check_alignment(base, insn.off, size)?;
+    access::atomic_stack_read(base, insn.dst, insn.off, size)?;
     let old = access::load(env, frame, insn.dst, insn.off, size, false)?;
     if let Some(r) = load_reg {
         frame.regs[r as usize] = old;
@@ -375,14 +378,39 @@ fn link_spilled_scalar(
     }
 }
 
-/// Records the stack slot an access through `regs[r]` touched, for the log.
+/// Records the stack slots an access through `regs[r]` may have touched, for the log: every one
+/// for a write; for a read at a variable offset, the kernel's log shows only the lowest.
+fn note_stack_read(frame: &FuncState, r: u8, off: i16, slots: &mut Vec<usize>) {
+    let before = slots.len();
+    note_stack_slot(frame, r, off, slots);
+    if slots.len() > before + 1 {
+        let lowest = slots[before..].iter().copied().max();
+        slots.truncate(before);
+        slots.extend(lowest);
+    }
+}
+
 fn note_stack_slot(frame: &FuncState, r: u8, off: i16, slots: &mut Vec<usize>) {
     let base = &frame.regs[r as usize];
-    if base.ty.base == BaseType::Stack && base.bounds.var_off.is_const() {
-        let at = base.bounds.var_off.value as i64 + base.off as i64 + off as i64;
-        if at < 0 {
-            slots.push(super::state::slot_of(at).0);
+    if base.ty.base != BaseType::Stack {
+        return;
+    }
+    let fixed = base.off as i64 + off as i64;
+    let (lo, hi) = if base.bounds.var_off.is_const() {
+        let at = base.bounds.var_off.value as i64 + fixed;
+        (at, at)
+    } else {
+        (base.bounds.smin + fixed, base.bounds.smax + fixed)
+    };
+    let mut at = lo;
+    while at <= hi && at < 0 {
+        if at >= -(crate::analysis::MAX_BPF_STACK as i64) {
+            let slot = super::state::slot_of(at).0;
+            if !slots.contains(&slot) {
+                slots.push(slot);
+            }
         }
+        at += 1;
     }
 }
 
