@@ -176,6 +176,85 @@ fn random_program(rng: &mut Rng, len: usize) -> Vec<Insn> {
     p
 }
 
+/// A random XDP program of about `len` instructions around packet access: r2 = data,
+/// r3 = data_end, pointers moved by constants and by bounded or unbounded numbers, compared
+/// with `data_end` every way round, packet reads and writes at various offsets.
+fn random_xdp_program(rng: &mut Rng, len: usize) -> Vec<Insn> {
+    let mut p = vec![
+        i(0x61, 2, 1, 0, 0),  // r2 = data
+        i(0x61, 3, 1, 4, 0),  // r3 = data_end
+        i(0x61, 7, 1, 12, 0), // r7 = ingress_ifindex (a number)
+        i(0xb7, 0, 0, 0, 2),
+    ];
+    let hostile = |rng: &mut Rng| rng.chance(12);
+    while p.len() < len {
+        let ptr = rng.pick(&[4u8, 5]);
+        match rng.below(7) {
+            // A pointer into the packet.
+            0 | 1 => {
+                p.push(i(0xbf, ptr, 2, 0, 0));
+                let off = if hostile(rng) {
+                    rng.pick(&[1, 0, -1])
+                } else {
+                    rng.pick(&[8, 14, 20, 34])
+                };
+                p.push(i(0x07, ptr, 0, 0, off));
+                if rng.chance(30) {
+                    let mask = if hostile(rng) {
+                        -1
+                    } else {
+                        rng.pick(&[0xf, 0x3f, 0x7])
+                    };
+                    p.push(i(0xbf, 6, 7, 0, 0));
+                    p.push(i(0x57, 6, 0, 0, mask));
+                    p.push(i(0x0f, ptr, 6, 0, 0));
+                }
+            }
+            // A comparison with data_end, either way round, skipping an access or an exit.
+            2 | 3 => {
+                let op = rng.pick(&[0x2du8, 0x3d, 0xad, 0xbd]); // > >= < <= (register forms)
+                let (a, b) = if rng.chance(50) { (ptr, 3) } else { (3, ptr) };
+                p.push(i(op, a, b, 1, 0));
+                p.push(i(0x95, 0, 0, 0, 0)); // exit on one side
+                                             // Often a read just below the checked pointer right away.
+                if rng.chance(60) {
+                    let (size, bytes) = rng.pick(&[(0x10u8, 1i16), (0x08, 2), (0x00, 4)]);
+                    p.push(i(0x61 | size, 0, ptr, -bytes, 0));
+                    p.push(i(0xb7, 0, 0, 0, 2));
+                }
+            }
+            // A read or a write through a packet pointer.
+            4 | 5 => {
+                let base = if hostile(rng) { 2 } else { ptr };
+                let size = rng.pick(&[0x10u8, 0x08, 0x00, 0x18]);
+                let off = if hostile(rng) {
+                    rng.pick(&[-1i16, 40, 100])
+                } else {
+                    rng.pick(&[0i16, -1, -2, -4, -8, 0])
+                };
+                if rng.chance(70) {
+                    p.push(i(0x61 | size, 0, base, off, 0));
+                    p.push(i(0xb7, 0, 0, 0, 2));
+                } else {
+                    p.push(i(0x62 | size, base, 0, off, 1));
+                }
+            }
+            // Pointer arithmetic the rules forbid, now and then.
+            _ => {
+                if hostile(rng) {
+                    p.push(i(rng.pick(&[0x57u8, 0x27, 0x04]), ptr, 0, 0, 1));
+                } else {
+                    p.push(i(0xbf, 6, ptr, 0, 0));
+                    p.push(i(0x1f, 6, 2, 0, 0)); // r6 = ptr - data: a number
+                }
+            }
+        }
+    }
+    p.push(i(0xb7, 0, 0, 0, 2));
+    p.push(i(0x95, 0, 0, 0, 0));
+    p
+}
+
 fn kernel_message(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     let at = lines
@@ -185,17 +264,30 @@ fn kernel_message(log: &str) -> String {
     lines[..at].last().copied().unwrap_or_default().to_string()
 }
 
-#[test]
-fn verdicts_agree_with_the_kernel_on_random_programs() {
-    kernel_or_skip!();
-    let programs: usize = std::env::var("VERIFIER_VERDICT_PROGRAMS")
+/// The number of programs and the seed of a run (`VERIFIER_VERDICT_PROGRAMS`,
+/// `VERIFIER_VERDICT_SEED`).
+fn run_size(default_seed: u64) -> (usize, u64) {
+    let programs = std::env::var("VERIFIER_VERDICT_PROGRAMS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
-    let seed: u64 = std::env::var("VERIFIER_VERDICT_SEED")
+    let seed = std::env::var("VERIFIER_VERDICT_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0x7e4d_1c75);
+        .unwrap_or(default_seed);
+    (programs, seed)
+}
+
+/// Loads `programs` programs from `generate` into the kernel (type `prog_type`) and verifies
+/// them here (`kind`); every disagreement goes to `report` and fails the test.
+fn compare_verdicts(
+    name: &str,
+    prog_type: u32,
+    kind: ProgramKind,
+    default_seed: u64,
+    generate: fn(&mut Rng) -> Vec<Insn>,
+) {
+    let (programs, seed) = run_size(default_seed);
     let mut rng = Rng::new(seed);
     let map = MapRef {
         index: 0,
@@ -208,13 +300,13 @@ fn verdicts_agree_with_the_kernel_on_random_programs() {
     let names = |id: i32| (id == 1).then(|| "bpf_map_lookup_elem".to_string());
     let (mut accepted, mut rejected, mut failures) = (0, 0, Vec::new());
     for n in 0..programs {
-        let p = random_program(&mut rng, 24);
+        let p = generate(&mut rng);
         let Ok(analysis) = analyse(&p, &AnalysisOptions::default()) else {
             continue;
         };
-        let kernel = load(SOCKET_FILTER, &p, &["1:4:8:4"]).expect("the loader runs");
+        let kernel = load(prog_type, &p, &["1:4:8:4"]).expect("the loader runs");
         let options = VerifyOptions {
-            kind: ProgramKind::SocketFilter,
+            kind,
             maps: std::slice::from_ref(&map),
             helper_name: &names,
             log_level: 1,
@@ -259,15 +351,37 @@ fn verdicts_agree_with_the_kernel_on_random_programs() {
             )),
         }
     }
-    eprintln!("{programs} programs: {accepted} accepted by both, {rejected} rejected by both");
-    let report =
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("verifier_verdict_failures.txt");
+    eprintln!(
+        "{name}: {programs} programs: {accepted} accepted by both, {rejected} rejected by both"
+    );
+    let report = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("verifier_verdicts_{name}.txt"));
     let _ = std::fs::write(&report, failures.join("\n\n"));
     assert!(
         failures.is_empty(),
-        "{} disagreements (all in {}); the first:\n{}",
+        "{name}: {} disagreements (all in {}); the first:\n{}",
         failures.len(),
         report.display(),
         failures[0]
     );
+}
+
+#[test]
+fn verdicts_agree_with_the_kernel_on_random_socket_filters() {
+    kernel_or_skip!();
+    compare_verdicts(
+        "socket_filter",
+        SOCKET_FILTER,
+        ProgramKind::SocketFilter,
+        0x7e4d_1c75,
+        |rng| random_program(rng, 24),
+    );
+}
+
+#[test]
+fn verdicts_agree_with_the_kernel_on_random_xdp_packet_access() {
+    kernel_or_skip!();
+    compare_verdicts("xdp", XDP, ProgramKind::Xdp, 0x0d0c_0ffe, |rng| {
+        random_xdp_program(rng, 20)
+    });
 }

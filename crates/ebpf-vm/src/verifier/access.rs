@@ -287,8 +287,13 @@ fn packet_access(base: &RegState, regno: u8, off: i64, size: u32) -> Result<(), 
             "R{regno} min value is negative, either use unsigned index or do a if (index >=0) check."
         )));
     }
-    within(base, regno, off, size, base.range)
-        .map_err(|(m, c)| (format!("{m}\nR{regno} offset is outside of the packet"), c))
+    let outside = || format!("R{regno} offset is outside of the packet");
+    if base.range < 0 {
+        // Known to be at or beyond data_end.
+        return Err((outside(), crate::error::ErrorCode::Einval));
+    }
+    within(base, regno, off, size, base.range as u32)
+        .map_err(|(m, c)| (format!("{m}\n{}", outside()), c))
 }
 
 /// The context pointer must be unmoved (`__check_ptr_off_reg` for ctx).

@@ -130,7 +130,7 @@ pub fn reg_state(reg: &RegState, frameno: u32) -> String {
         sep = ",";
     }
     if reg.ty.base.is_packet() {
-        let _ = write!(out, "{sep}r={}", unum(reg.range as u64));
+        let _ = write!(out, "{sep}r={}", unum(reg.range as i64 as u64));
         sep = ",";
     }
     if reg.ty.base == BaseType::Mem {

@@ -124,8 +124,9 @@ pub struct RegState {
     pub off: i32,
     /// A scalar's value, or a pointer's variable offset.
     pub bounds: Bounds,
-    /// Packet pointers: bytes known readable from the pointer (`r=`).
-    pub range: u32,
+    /// Packet pointers: bytes known readable from the pointer (`r=`); negative: the pointer is
+    /// at (`AT_PKT_END`, -1) or beyond (`BEYOND_PKT_END`, -2) `data_end`.
+    pub range: i32,
     /// Memory pointers: the size of the memory (`sz=`).
     pub mem_size: u32,
     /// Map pointers and map values: the map.
