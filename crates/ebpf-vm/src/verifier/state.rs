@@ -2,7 +2,7 @@
 //! tracked per byte (the kernel's `bpf_func_state` and `bpf_stack_state`), and the frames of the
 //! calls in progress (`bpf_verifier_state`).
 
-use super::reg::{BaseType, RegState, RegType};
+use super::reg::RegState;
 use crate::analysis::MAX_BPF_STACK;
 use crate::isa::opcodes::NUM_REGS;
 
@@ -146,20 +146,13 @@ pub struct VerifierState {
 }
 
 impl VerifierState {
-    /// The state at a program's first instruction: R1 holds `r1`'s type (the context for most
-    /// program types), R10 the frame pointer.
-    pub fn entry(r1: RegType) -> VerifierState {
-        let mut frame = FuncState::new(0, None);
-        frame.regs[1] = RegState::pointer(r1);
+    /// The state at a program's first instruction: frame 0 with only R10 set (the walk sets
+    /// what the program type passes in R1 and R2).
+    pub fn entry() -> VerifierState {
         VerifierState {
-            frames: vec![frame],
+            frames: vec![FuncState::new(0, None)],
             refs: Vec::new(),
         }
-    }
-
-    /// The state at the entry of a program whose context is `ctx` (`R1=ctx() R10=fp0`).
-    pub fn entry_with_ctx() -> VerifierState {
-        VerifierState::entry(RegType::of(BaseType::Ctx))
     }
 
     pub fn frame(&self) -> &FuncState {

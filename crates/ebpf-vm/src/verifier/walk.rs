@@ -50,8 +50,7 @@ enum Next {
 /// Verifies the program of `analysis` (its main function) as `options` describe.
 pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verified, Rejection> {
     let mut env = Env::new(analysis, options);
-    let mut first = VerifierState::entry(RegType::of(BaseType::NotInit));
-    first.frames[0].regs[1] = RegState::not_init();
+    let mut first = VerifierState::entry();
     env.entry_regs(&mut first.frames[0]);
     let mut stack = vec![Pending {
         state: first,
