@@ -14,7 +14,8 @@
 //! 5. [`maps`] (and [`pins`]), then [`helpers`] (by kernel number), then [`context`] (program types
 //!    and their context layouts, with [`context::places`]: addresses named by their region, for
 //!    traps and messages); above them [`pointer_leaks`] (the run-time refusal of addresses in a
-//!    program's output).
+//!    program's output), then [`verifier`] (the static safety proof: abstract interpretation of
+//!    register and stack states, and its kernel-format log).
 //! 6. the engines, peers: [`interpreter`] (the reference semantics) and `jit` (x86-64 code
 //!    generation, x86-64 hosts only).
 //! 7. [`program`]: a loaded program and its runs; then [`test_run`].
@@ -38,6 +39,7 @@ pub mod pointer_leaks;
 pub mod program;
 pub mod stack_reach;
 pub mod test_run;
+pub mod verifier;
 
 pub use context::{ContextInput, ContextOutput, ProcessInfo};
 pub use error::{ErrorCode, LoadError, Trap, TrapKind};

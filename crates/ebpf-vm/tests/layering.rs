@@ -23,6 +23,7 @@ const LAYERS: &[&[&str]] = &[
     &["helpers"],
     &["context"],
     &["pointer_leaks"],
+    &["verifier"],
     &["interpreter", "jit"],
     &["program"],
     &["test_run"],

@@ -1,0 +1,119 @@
+//! What one verification knows besides the path states: the program, its maps and type, the
+//! ids it hands out, the instructions processed, the log, and the rejection (the kernel's
+//! `bpf_verifier_env`, in part).
+
+use std::fmt::Write;
+
+use super::reg::{MapRef, RegType};
+use super::state::FuncState;
+use crate::analysis::Analysis;
+use crate::error::ErrorCode;
+
+/// The program types the walk knows: what r1 (and r2) hold at entry and what the context allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgramKind {
+    /// r1 = `data_size` bytes of memory, r2 = `data_size` (the conformance suite's convention).
+    Raw { data_size: u32 },
+    /// r1 = `struct __sk_buff`, read through the rules the kernel applies to socket filters.
+    SocketFilter,
+    /// r1 = `struct xdp_md`.
+    Xdp,
+}
+
+/// What the walk needs to know beyond the instructions.
+pub struct VerifyOptions<'a> {
+    pub kind: ProgramKind,
+    /// The program's maps, by the index its map `lddw`s carry.
+    pub maps: &'a [MapRef],
+    /// The name the log gives helper `id` (`bpf_map_lookup_elem`).
+    pub helper_name: &'a dyn Fn(i32) -> Option<String>,
+    /// 0: no log; 1: the rejection and the path to it; 2: the state after every instruction.
+    pub log_level: u32,
+}
+
+/// A rejection: the instruction (slot), the kernel-style message, the errno and the whole log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub slot: usize,
+    pub message: String,
+    pub code: ErrorCode,
+    pub log: String,
+}
+
+/// An accepted program: how much was explored, and the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub processed: u64,
+    pub log: String,
+}
+
+/// The kernel's limit on instructions processed over all paths.
+pub const COMPLEXITY_LIMIT: u64 = 1_000_000;
+
+/// The rejection an instruction's check returns: message and errno (the walk adds the slot).
+pub type Refusal = (String, ErrorCode);
+
+pub fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
+    (message.into(), code)
+}
+
+pub fn eacces(message: impl Into<String>) -> Refusal {
+    refuse(ErrorCode::Eacces, message)
+}
+
+pub struct Env<'a> {
+    pub analysis: &'a Analysis,
+    pub options: &'a VerifyOptions<'a>,
+    pub id_gen: u32,
+    pub processed: u64,
+    pub log: String,
+}
+
+impl<'a> Env<'a> {
+    pub fn new(analysis: &'a Analysis, options: &'a VerifyOptions<'a>) -> Env<'a> {
+        Env {
+            analysis,
+            options,
+            id_gen: 0,
+            processed: 0,
+            log: String::new(),
+        }
+    }
+
+    /// A fresh id (for a nullable pointer, a packet pointer moved by a variable, linked
+    /// scalars).
+    pub fn new_id(&mut self) -> u32 {
+        self.id_gen += 1;
+        self.id_gen
+    }
+
+    pub fn log_on(&self, level: u32) -> bool {
+        self.options.log_level >= level
+    }
+
+    pub fn line(&mut self, text: &str) {
+        if self.options.log_level > 0 {
+            let _ = writeln!(self.log, "{text}");
+        }
+    }
+
+    pub fn helper_name(&self, id: i32) -> String {
+        (self.options.helper_name)(id).unwrap_or_else(|| "unknown".to_string())
+    }
+
+    /// The type of r1 at entry.
+    pub fn entry_regs(&self, frame: &mut FuncState) {
+        use super::reg::{BaseType, RegState};
+        match self.options.kind {
+            ProgramKind::Raw { data_size } => {
+                let mut mem = RegState::pointer(RegType::of(BaseType::Mem));
+                mem.mem_size = data_size;
+                frame.regs[1] = mem;
+                frame.regs[2] = RegState::known(data_size as u64);
+            }
+            ProgramKind::SocketFilter | ProgramKind::Xdp => {
+                frame.regs[1] = RegState::pointer(RegType::of(BaseType::Ctx));
+            }
+        }
+    }
+}

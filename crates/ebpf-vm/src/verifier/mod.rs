@@ -1,0 +1,41 @@
+//! The static safety proof: an abstract interpretation of the program in the spirit of the Linux
+//! verifier (6.18), and its log in the kernel's format.
+//!
+//! Built in layers, each of one job:
+//! - [`tnum`]: known bits of a number (`struct tnum`), with the kernel's operations;
+//! - [`bounds`]: known bits plus signed/unsigned, 64/32-bit ranges of a value and the deductions
+//!   between them (`reg_bounds_sync`);
+//! - [`alu`]: the ALU transfer functions on scalars (`adjust_scalar_min_max_vals`, moves,
+//!   sign extension, byte swaps);
+//! - [`branch`]: decided jumps and what each branch learns (`is_branch_taken`,
+//!   `reg_set_min_max`);
+//! - [`reg`]: register types and register state (`struct bpf_reg_state`);
+//! - [`state`]: frames, registers and the per-byte stack (`struct bpf_func_state`);
+//! - [`log`]: the states printed exactly as the kernel prints them, and [`insn_text`] the
+//!   instructions;
+//! - the walk ([`verify`]): [`walk`] follows every path, [`arith`] runs ALU instructions on
+//!   register states (pointer arithmetic included), [`access`] checks loads and stores, [`env`]
+//!   holds what one verification knows and its options.
+//!
+//! The expected values of its tests come from hand computation and from the kernel's own log
+//! (`tests/verifier_kernel.rs` loads the same programs into the live kernel and compares).
+
+pub mod access;
+pub mod alu;
+pub mod arith;
+pub mod bounds;
+pub mod branch;
+pub mod env;
+pub mod insn_text;
+pub mod log;
+pub mod reg;
+pub mod state;
+pub mod tnum;
+pub mod walk;
+
+pub use bounds::Bounds;
+pub use env::{ProgramKind, Rejection, Verified, VerifyOptions};
+pub use reg::{BaseType, MapRef, RegState, RegType};
+pub use state::{FuncState, SlotType, StackSlot, VerifierState};
+pub use tnum::Tnum;
+pub use walk::verify;

@@ -1,0 +1,905 @@
+//! The path walk (the kernel's `do_check`): every path from the first instruction is followed
+//! with its own state, the fall-through of a branch first and the jump target later, until an
+//! `exit`; the first instruction whose rule fails rejects the program with the kernel's message.
+//!
+//! This is the first walk: straight code, branches (scalar bounds on both sides, null checks,
+//! packet ranges from comparisons against `data_end`), stack spills and fills (at fixed and
+//! variable offsets), context loads
+//! for raw, socket filter and XDP programs, map `lddw`s and the map helpers
+//! (`bpf_map_lookup_elem`, `bpf_map_update_elem`, `bpf_map_delete_elem`), atomic
+//! read-modify-write operations, legacy packet loads. Not yet: state pruning (every path is
+//! walked to its end, up to the kernel's 1,000,000 instructions), other helpers, bpf-to-bpf
+//! calls, load-acquire/store-release, unprivileged rules.
+//! Each of those is a rejection that says so, never a silent acceptance.
+
+use std::fmt::Write;
+
+use super::access::{self, Stored};
+use super::arith::{self, check_init, check_writable};
+use super::branch::{self, Taken};
+use super::env::{
+    eacces, refuse, Env, Refusal, Rejection, Verified, VerifyOptions, COMPLEXITY_LIMIT,
+};
+use super::insn_text::{insn_text, state_column_padding};
+use super::log::frame_state;
+use super::reg::{BaseType, MapRef, RegState, RegType};
+use super::state::{FuncState, VerifierState};
+use crate::analysis::{Analysis, Imm64};
+use crate::error::ErrorCode;
+use crate::isa::opcodes::*;
+
+const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
+const BPF_FUNC_MAP_UPDATE_ELEM: i32 = 2;
+const BPF_FUNC_MAP_DELETE_ELEM: i32 = 3;
+
+/// A path waiting to be walked: its state at `insn` (logical), reached from slot `from`.
+struct Pending {
+    state: VerifierState,
+    insn: usize,
+    from: usize,
+}
+
+/// What one instruction does to the path.
+enum Next {
+    /// Go on at this logical instruction.
+    Goto(usize),
+    /// The path ended (`exit` of the main program).
+    End,
+}
+
+/// Verifies the program of `analysis` (its main function) as `options` describe.
+pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verified, Rejection> {
+    let mut env = Env::new(analysis, options);
+    let mut first = VerifierState::entry();
+    env.entry_regs(&mut first.frames[0]);
+    let mut stack = vec![Pending {
+        state: first,
+        insn: 0,
+        from: usize::MAX,
+    }];
+    while let Some(Pending {
+        mut state,
+        mut insn,
+        from,
+    }) = stack.pop()
+    {
+        if env.log_on(2) {
+            let full = frame_state(state.frame(), None, None);
+            let slot = analysis.program.slot(insn);
+            if from != usize::MAX {
+                env.line(&format!("\nfrom {from} to {slot}:{full}"));
+            }
+            env.line(&format!("{slot}:{full}"));
+        }
+        loop {
+            env.processed += 1;
+            let slot = analysis.program.slot(insn);
+            if env.processed > COMPLEXITY_LIMIT {
+                let message = format!("BPF program is too large. Processed {} insn", env.processed);
+                return Err(reject(&mut env, slot, refuse(ErrorCode::E2big, message)));
+            }
+            match step(&mut env, &mut state, insn, &mut stack) {
+                Ok(Next::Goto(next)) => insn = next,
+                Ok(Next::End) => break,
+                Err(refusal) => return Err(reject(&mut env, slot, refusal)),
+            }
+        }
+    }
+    let summary = format!(
+        "processed {} insns (limit {COMPLEXITY_LIMIT})",
+        env.processed
+    );
+    env.line(&summary);
+    Ok(Verified {
+        processed: env.processed,
+        log: env.log,
+    })
+}
+
+fn reject(env: &mut Env<'_>, slot: usize, (message, code): Refusal) -> Rejection {
+    env.line(&message);
+    let summary = format!(
+        "processed {} insns (limit {COMPLEXITY_LIMIT})",
+        env.processed
+    );
+    env.line(&summary);
+    Rejection {
+        slot,
+        message,
+        code,
+        log: std::mem::take(&mut env.log),
+    }
+}
+
+/// Executes instruction `index` on `state`; a branch whose both sides are possible pushes its
+/// jump target on `stack`.
+fn step(
+    env: &mut Env<'_>,
+    state: &mut VerifierState,
+    index: usize,
+    stack: &mut Vec<Pending>,
+) -> Result<Next, Refusal> {
+    let analysis = env.analysis;
+    let insn = *analysis.program.get(index);
+    let slot = analysis.program.slot(index);
+    let aux = analysis.aux[index];
+    let helper = |id: i32| env.helper_name(id);
+    let text = format!("{slot}: {}", insn_text(&insn, aux.imm64, &helper));
+    let next = index + 1;
+    let code = insn.opcode;
+    let frame = state.frame_mut();
+    // The registers and stack slots to print after the instruction (the kernel's "scratched").
+    let mut shown: Vec<u8> = Vec::new();
+    let mut slots: Vec<usize> = Vec::new();
+    let outcome = match class(code) {
+        CLASS_ALU | CLASS_ALU64 => {
+            let op = code & 0xf0;
+            let with_reg = code & SRC_X != 0 && !matches!(op, ALU_NEG | ALU_END | ALU_MOV);
+            let (d, sr) = (
+                &frame.regs[insn.dst as usize],
+                &frame.regs[insn.src as usize],
+            );
+            // Pointer and scalar register: the kernel marks the scalar precise, which prints
+            // the state itself and leaves none for this line.
+            let precise =
+                with_reg && d.is_init() && sr.is_init() && d.is_scalar() != sr.is_scalar();
+            if !precise {
+                shown.push(insn.dst);
+                if code & SRC_X != 0 && !matches!(op, ALU_NEG | ALU_END) {
+                    shown.push(insn.src);
+                }
+            }
+            arith::alu_insn(env, &mut frame.regs, &insn).map(|_| Next::Goto(next))
+        }
+        CLASS_LDX => {
+            shown.extend([insn.src, insn.dst]);
+            load(env, frame, &insn, &mut slots).map(|_| Next::Goto(next))
+        }
+        CLASS_STX | CLASS_ST => {
+            shown.push(insn.dst);
+            if class(code) == CLASS_STX {
+                shown.push(insn.src);
+                if code & 0xe0 == MODE_ATOMIC && insn.imm() == ATOMIC_CMPXCHG {
+                    shown.push(0);
+                }
+            }
+            store(env, frame, &insn, &mut slots).map(|_| Next::Goto(next))
+        }
+        CLASS_LD => {
+            shown.push(insn.dst);
+            if insn.opcode != OP_LDDW {
+                // A legacy packet load reads r6 (and its index register).
+                shown.push(6);
+                if insn.opcode & 0xe0 == MODE_IND {
+                    shown.push(insn.src);
+                }
+            }
+            ld_imm64(env, frame, &insn, aux.imm64).map(|_| Next::Goto(next))
+        }
+        _ => {
+            let op = code & 0xf0;
+            match op {
+                JMP_EXIT => {
+                    let result = check_init(&frame.regs, 0).map(|_| Next::End);
+                    env.line(&text);
+                    return result;
+                }
+                JMP_CALL => {
+                    shown.push(0);
+                    call(env, frame, &insn).map(|_| Next::Goto(next))
+                }
+                JMP_JA => {
+                    let delta = if class(code) == CLASS_JMP32 {
+                        insn.imm() as i64
+                    } else {
+                        insn.off as i64
+                    };
+                    env.line(&text);
+                    return jump_target(env, index, delta).map(Next::Goto);
+                }
+                _ => {
+                    let result = cond_jump(env, state, index, &insn, stack);
+                    let frame = state.frame();
+                    match &result {
+                        Ok((true, _)) => {
+                            let mut regs = vec![insn.dst];
+                            if code & SRC_X != 0 {
+                                regs.push(insn.src);
+                            }
+                            print_line(env, &text, frame, &regs, &[]);
+                        }
+                        _ => env.line(&text),
+                    }
+                    return result.map(|(_, n)| Next::Goto(n));
+                }
+            }
+        }
+    };
+    match &outcome {
+        Ok(_) if !shown.is_empty() || !slots.is_empty() => {
+            print_line(env, &text, state.frame(), &shown, &slots)
+        }
+        _ => env.line(&text),
+    }
+    outcome
+}
+
+fn print_line(env: &mut Env<'_>, text: &str, frame: &FuncState, regs: &[u8], slots: &[usize]) {
+    if !env.log_on(2) {
+        env.line(text);
+        return;
+    }
+    let state = frame_state(frame, Some(regs), Some(slots));
+    if state.is_empty() {
+        env.line(text);
+    } else {
+        let pad = state_column_padding(text.len());
+        let mut line = String::with_capacity(text.len() + pad + state.len() + 2);
+        let _ = write!(line, "{text}{:pad$};{state}", "");
+        env.line(&line);
+    }
+}
+
+fn jump_target(env: &Env<'_>, index: usize, delta: i64) -> Result<usize, Refusal> {
+    env.analysis
+        .program
+        .target(index, delta, "jump")
+        .map_err(|e| refuse(ErrorCode::Einval, e.message))
+}
+
+fn load(
+    env: &mut Env<'_>,
+    frame: &mut FuncState,
+    insn: &crate::analysis::Instruction,
+    slots: &mut Vec<usize>,
+) -> Result<(), Refusal> {
+    let mode = insn.opcode & 0xe0;
+    check_init(&frame.regs, insn.src)?;
+    check_writable(insn.dst)?;
+    if mode != MODE_MEM && mode != MODE_MEMSX {
+        return Err(unsupported("this load mode"));
+    }
+    let size = access_size(insn.opcode);
+    let value = access::load(env, frame, insn.src, insn.off, size, mode == MODE_MEMSX)?;
+    note_stack_read(frame, insn.src, insn.off, slots);
+    frame.regs[insn.dst as usize] = value;
+    Ok(())
+}
+
+fn store(
+    env: &mut Env<'_>,
+    frame: &mut FuncState,
+    insn: &crate::analysis::Instruction,
+    slots: &mut Vec<usize>,
+) -> Result<(), Refusal> {
+    // The stored register is checked before the address register, as the kernel checks them.
+    if class(insn.opcode) == CLASS_STX {
+        check_init(&frame.regs, insn.src)?;
+    }
+    check_init(&frame.regs, insn.dst)?;
+    let size = access_size(insn.opcode);
+    if insn.opcode & 0xe0 == MODE_ATOMIC {
+        return atomic(env, frame, insn, size, slots);
+    }
+    if class(insn.opcode) == CLASS_STX {
+        link_spilled_scalar(env, frame, insn, size);
+        let value = frame.regs[insn.src as usize].clone();
+        access::store(env, frame, insn.dst, insn.off, size, Stored::Reg(&value))?;
+    } else {
+        access::store(
+            env,
+            frame,
+            insn.dst,
+            insn.off,
+            size,
+            Stored::Imm(insn.imm()),
+        )?;
+    }
+    note_stack_slot(frame, insn.dst, insn.off, slots);
+    Ok(())
+}
+
+/// An atomic read-modify-write (`check_atomic_rmw`): the memory must be readable and writable
+/// (not the context, not the packet); the fetch forms load the old value into the source
+/// register (r0 for `cmpxchg`); the memory then holds a number nothing is known about.
+fn atomic(
+    env: &mut Env<'_>,
+    frame: &mut FuncState,
+    insn: &crate::analysis::Instruction,
+    size: u32,
+    slots: &mut Vec<usize>,
+) -> Result<(), Refusal> {
+    let imm = insn.imm();
+    if !matches!(
+        imm,
+        ATOMIC_ADD | ATOMIC_OR | ATOMIC_AND | ATOMIC_XOR | ATOMIC_XCHG | ATOMIC_CMPXCHG
+    ) && !matches!(
+        imm & !ATOMIC_FETCH,
+        ATOMIC_ADD | ATOMIC_OR | ATOMIC_AND | ATOMIC_XOR
+    ) {
+        return Err(unsupported(
+            "atomic loads and stores (load-acquire, store-release)",
+        ));
+    }
+    if size != 4 && size != 8 {
+        return Err(refuse(ErrorCode::Einval, "invalid atomic operand size"));
+    }
+    if imm == ATOMIC_CMPXCHG {
+        check_init(&frame.regs, 0)?;
+    }
+    let base = &frame.regs[insn.dst as usize];
+    if matches!(
+        base.ty.base,
+        BaseType::Ctx | BaseType::Packet | BaseType::PacketMeta
+    ) {
+        return Err(eacces(format!(
+            "BPF_ATOMIC stores into R{} {} is not allowed",
+            insn.dst,
+            base.ty.name()
+        )));
+    }
+    // The register the old value goes to is written before the memory is checked, as the
+    // kernel marks it: when it is also the address register, the address is then unknown.
+    let load_reg =
+        (imm & ATOMIC_FETCH != 0).then_some(if imm == ATOMIC_CMPXCHG { 0 } else { insn.src });
+    if let Some(r) = load_reg {
+        check_writable(r)?;
+        frame.regs[r as usize] = RegState::unknown_scalar();
+    }
+    let base = &frame.regs[insn.dst as usize];
+    access::check_alignment(base, insn.off, size)?;
+    access::atomic_stack_read(base, insn.dst, insn.off, size)?;
+    let old = access::load(env, frame, insn.dst, insn.off, size, false)?;
+    if let Some(r) = load_reg {
+        frame.regs[r as usize] = old;
+    }
+    access::store(env, frame, insn.dst, insn.off, size, Stored::Unknown)?;
+    note_stack_slot(frame, insn.dst, insn.off, slots);
+    Ok(())
+}
+
+/// A scalar spilled whole to an aligned stack slot stays linked to its register (both get an
+/// id), as the kernel links them, so that a later branch on either refines both.
+fn link_spilled_scalar(
+    env: &mut Env<'_>,
+    frame: &mut FuncState,
+    insn: &crate::analysis::Instruction,
+    size: u32,
+) {
+    let base = &frame.regs[insn.dst as usize];
+    let at = base.bounds.var_off.value as i64 + base.off as i64 + insn.off as i64;
+    let aligned = base.ty.base == BaseType::Stack && base.bounds.var_off.is_const() && at % 8 == 0;
+    let src = &frame.regs[insn.src as usize];
+    let fits = 64 - src.bounds.umax.leading_zeros() <= size * 8;
+    if aligned && src.is_scalar() && fits && src.id == 0 && !src.bounds.var_off.is_const() {
+        let id = env.new_id();
+        frame.regs[insn.src as usize].id = id;
+    }
+}
+
+/// Records the stack slots an access through `regs[r]` may have touched, for the log: every one
+/// for a write; for a read at a variable offset, the kernel's log shows only the lowest.
+fn note_stack_read(frame: &FuncState, r: u8, off: i16, slots: &mut Vec<usize>) {
+    let before = slots.len();
+    note_stack_slot(frame, r, off, slots);
+    if slots.len() > before + 1 {
+        let lowest = slots[before..].iter().copied().max();
+        slots.truncate(before);
+        slots.extend(lowest);
+    }
+}
+
+fn note_stack_slot(frame: &FuncState, r: u8, off: i16, slots: &mut Vec<usize>) {
+    let base = &frame.regs[r as usize];
+    if base.ty.base != BaseType::Stack {
+        return;
+    }
+    let fixed = base.off as i64 + off as i64;
+    let (lo, hi) = if base.bounds.var_off.is_const() {
+        let at = base.bounds.var_off.value as i64 + fixed;
+        (at, at)
+    } else {
+        (base.bounds.smin + fixed, base.bounds.smax + fixed)
+    };
+    let mut at = lo;
+    while at <= hi && at < 0 {
+        if at >= -(crate::analysis::MAX_BPF_STACK as i64) {
+            let slot = super::state::slot_of(at).0;
+            if !slots.contains(&slot) {
+                slots.push(slot);
+            }
+        }
+        at += 1;
+    }
+}
+
+fn ld_imm64(
+    env: &mut Env<'_>,
+    frame: &mut FuncState,
+    insn: &crate::analysis::Instruction,
+    imm64: Imm64,
+) -> Result<(), Refusal> {
+    if insn.opcode != OP_LDDW {
+        return legacy_packet_load(env, frame, insn);
+    }
+    check_writable(insn.dst)?;
+    let map = |index: u32| {
+        env.options
+            .maps
+            .get(index as usize)
+            .cloned()
+            .ok_or_else(|| {
+                refuse(
+                    ErrorCode::Einval,
+                    format!("map index {index} is not one of the program's maps"),
+                )
+            })
+    };
+    let reg = match imm64 {
+        Imm64::Constant => RegState::known(insn.constant as u64),
+        Imm64::Map { index } => RegState {
+            map: Some(map(index)?),
+            ..RegState::pointer(RegType::of(BaseType::ConstMap))
+        },
+        Imm64::MapValue { index, offset } => RegState {
+            map: Some(map(index)?),
+            off: offset as i32,
+            ..RegState::pointer(RegType::of(BaseType::MapValue))
+        },
+        Imm64::Func { .. } => RegState::pointer(RegType::of(BaseType::Func)),
+        Imm64::BtfId { .. } => return Err(unsupported("kernel variables (BTF ids)")),
+    };
+    frame.regs[insn.dst as usize] = reg;
+    Ok(())
+}
+
+/// `LD_ABS` / `LD_IND` (`check_ld_abs`): socket filters only, r6 must hold the unmoved
+/// context, r1-r5 are clobbered, r0 gets the loaded number (or the program ends there).
+fn legacy_packet_load(
+    env: &mut Env<'_>,
+    frame: &mut FuncState,
+    insn: &crate::analysis::Instruction,
+) -> Result<(), Refusal> {
+    if env.options.kind != super::env::ProgramKind::SocketFilter {
+        return Err(refuse(
+            ErrorCode::Einval,
+            "BPF_LD_[ABS|IND] instructions not allowed for this program type",
+        ));
+    }
+    let mode = insn.opcode & 0xe0;
+    if insn.dst != 0
+        || insn.off != 0
+        || insn.opcode & 0x18 == SIZE_DW
+        || (mode == MODE_ABS && insn.src != 0)
+    {
+        return Err(refuse(
+            ErrorCode::Einval,
+            "BPF_LD_[ABS|IND] uses reserved fields",
+        ));
+    }
+    check_init(&frame.regs, 6)?;
+    if frame.regs[6].ty.base != BaseType::Ctx || frame.regs[6].ty.maybe_null {
+        return Err(refuse(
+            ErrorCode::Einval,
+            "at the time of BPF_LD_ABS|IND R6 != pointer to skb",
+        ));
+    }
+    if mode == MODE_IND {
+        check_init(&frame.regs, insn.src)?;
+    }
+    let ctx = &frame.regs[6];
+    if ctx.off != 0 {
+        return Err(eacces(format!(
+            "dereference of modified ctx ptr R6 off={} disallowed",
+            ctx.off
+        )));
+    }
+    for r in 0..=5 {
+        frame.regs[r] = RegState::not_init();
+    }
+    frame.regs[0] = RegState::unknown_scalar();
+    Ok(())
+}
+
+fn unsupported(what: &str) -> Refusal {
+    refuse(
+        ErrorCode::Einval,
+        format!("{what}: not supported by this verifier yet"),
+    )
+}
+
+/// A helper call: the three map helpers, with their argument rules; the others are not known
+/// to this walk yet.
+fn call(
+    env: &mut Env<'_>,
+    frame: &mut FuncState,
+    insn: &crate::analysis::Instruction,
+) -> Result<(), Refusal> {
+    if insn.src != CALL_HELPER {
+        return Err(unsupported("bpf-to-bpf calls and kfuncs"));
+    }
+    let id = insn.imm();
+    let args = match id {
+        BPF_FUNC_MAP_LOOKUP_ELEM | BPF_FUNC_MAP_DELETE_ELEM => 2,
+        BPF_FUNC_MAP_UPDATE_ELEM => 4,
+        _ => {
+            return Err(refuse(
+                ErrorCode::Einval,
+                format!(
+                    "helper {}#{id}: its prototype is not known to this verifier yet",
+                    env.helper_name(id)
+                ),
+            ))
+        }
+    };
+    for r in 1..=args {
+        check_init(&frame.regs, r)?;
+    }
+    let map = match (&frame.regs[1].map, frame.regs[1].ty.base) {
+        (Some(map), BaseType::ConstMap) => map.clone(),
+        _ => {
+            return Err(eacces(format!(
+                "R1 type={} expected=map_ptr",
+                frame.regs[1].ty.name()
+            )))
+        }
+    };
+    access::helper_read(frame, 2, map.key_size)?;
+    let key = constant_key(frame, map.key_size);
+    if id == BPF_FUNC_MAP_UPDATE_ELEM {
+        access::helper_read(frame, 3, map.value_size)?;
+        if !frame.regs[4].is_scalar() {
+            return Err(eacces(format!(
+                "R4 type={} expected=scalar",
+                frame.regs[4].ty.name()
+            )));
+        }
+    }
+    for r in 1..=5 {
+        frame.regs[r] = RegState::not_init();
+    }
+    frame.regs[0] = if id == BPF_FUNC_MAP_LOOKUP_ELEM {
+        if key_in_array(&map, key) {
+            // An array element that exists: no NULL to check for.
+            RegState {
+                map: Some(map),
+                ..RegState::pointer(RegType::of(BaseType::MapValue))
+            }
+        } else {
+            RegState {
+                map: Some(map),
+                id: env.new_id(),
+                ..RegState::pointer(RegType::or_null(BaseType::MapValue))
+            }
+        }
+    } else {
+        RegState::unknown_scalar()
+    };
+    Ok(())
+}
+
+/// `BPF_MAP_TYPE_ARRAY` and `BPF_MAP_TYPE_PERCPU_ARRAY`: every key below `max_entries` exists.
+const ARRAY_TYPES: [u32; 2] = [2, 6];
+
+fn key_in_array(map: &MapRef, key: Option<u64>) -> bool {
+    ARRAY_TYPES.contains(&map.map_type) && key.is_some_and(|k| k < map.max_entries as u64)
+}
+
+/// The key r2 points to, when the stack holds it as a constant: known-zero bytes, or a scalar
+/// spill of exactly the key's width (`get_constant_map_key`). Bytes are counted from the key's
+/// first byte up through its slot, as the kernel counts them.
+fn constant_key(frame: &FuncState, key_size: u32) -> Option<u64> {
+    use super::state::SlotType;
+    let r2 = &frame.regs[2];
+    if r2.ty.base != BaseType::Stack || !r2.bounds.var_off.is_const() {
+        return None;
+    }
+    let at = r2.bounds.var_off.value as i64 + r2.off as i64;
+    let slot = frame.slot(at)?;
+    let (_, within) = super::state::slot_of(at);
+    let run = |ty: SlotType| {
+        slot.types[..=within]
+            .iter()
+            .rev()
+            .take_while(|t| **t == ty)
+            .count()
+    };
+    if run(SlotType::Zero) >= key_size as usize {
+        return Some(0);
+    }
+    if !slot.spilled.is_scalar() || run(SlotType::Spill) != key_size as usize {
+        return None;
+    }
+    let b = &slot.spilled.bounds;
+    b.var_off.is_const().then_some(b.var_off.value)
+}
+
+/// A conditional jump: `Ok((print_state, next))`, where the walk goes on at `next` and a jump
+/// both of whose sides are possible has pushed the other.
+fn cond_jump(
+    env: &mut Env<'_>,
+    state: &mut VerifierState,
+    index: usize,
+    insn: &crate::analysis::Instruction,
+    stack: &mut Vec<Pending>,
+) -> Result<(bool, usize), Refusal> {
+    let code = insn.opcode;
+    let jmp32 = class(code) == CLASS_JMP32;
+    let op = code & 0xf0;
+    let frame = state.frame();
+    check_init(&frame.regs, insn.dst)?;
+    let src_is_reg = code & SRC_X != 0;
+    if src_is_reg {
+        check_init(&frame.regs, insn.src)?;
+    }
+    let a = frame.regs[insn.dst as usize].clone();
+    let b = if src_is_reg {
+        frame.regs[insn.src as usize].clone()
+    } else {
+        RegState::known(insn.imm() as i64 as u64)
+    };
+    let target = jump_target(env, index, insn.off as i64)?;
+    let fall = index + 1;
+    let slot = env.analysis.program.slot(index);
+
+    let mut taken_state = state.clone();
+    let mut fall_state_changes: Option<VerifierState> = None;
+    let decided = if a.is_scalar() && b.is_scalar() {
+        match branch::branch_taken(&a.bounds, &b.bounds, op, jmp32) {
+            Taken::Unknown => {
+                let ((ta, tb), (fa, fb)) = branch::refine(&a.bounds, &b.bounds, op, jmp32);
+                let mut fall_state = state.clone();
+                set_scalar(&mut taken_state, insn.dst, &a, ta);
+                set_scalar(&mut fall_state, insn.dst, &a, fa);
+                if src_is_reg {
+                    set_scalar(&mut taken_state, insn.src, &b, tb);
+                    set_scalar(&mut fall_state, insn.src, &b, fb);
+                }
+                fall_state_changes = Some(fall_state);
+                Taken::Unknown
+            }
+            t => t,
+        }
+    } else {
+        let packet_like = |r: &RegState| {
+            matches!(
+                r.ty.base,
+                BaseType::Packet | BaseType::PacketMeta | BaseType::PacketEnd
+            )
+        };
+        if !jmp32 && packet_like(&a) && packet_like(&b) {
+            match packet_branch_taken(&a, &b, op) {
+                Taken::Unknown => {
+                    packet_range(
+                        state,
+                        &mut taken_state,
+                        &mut fall_state_changes,
+                        (&a, insn.dst),
+                        (&b, insn.src),
+                        op,
+                    );
+                    Taken::Unknown
+                }
+                t => t,
+            }
+        } else {
+            pointer_branch(
+                state,
+                &mut taken_state,
+                &mut fall_state_changes,
+                &a,
+                &b,
+                op,
+                jmp32,
+            )
+        }
+    };
+    // A jump decided on scalars prints no state (the kernel's precision marking, which runs
+    // then, prints its own); one decided on a pointer does.
+    let print = !(a.is_scalar() && b.is_scalar());
+    match decided {
+        Taken::Always => Ok((print, target)),
+        Taken::Never => Ok((print, fall)),
+        Taken::Unknown => {
+            if let Some(fall_state) = fall_state_changes {
+                *state = fall_state;
+            }
+            stack.push(Pending {
+                state: taken_state,
+                insn: target,
+                from: slot,
+            });
+            Ok((true, fall))
+        }
+    }
+}
+
+/// The scalar `r` refined to `bounds` on one side of a branch, with every register and spilled
+/// copy that shares its id (`sync_linked_regs`).
+fn set_scalar(state: &mut VerifierState, r: u8, before: &RegState, bounds: super::bounds::Bounds) {
+    let frame = state.frame_mut();
+    frame.regs[r as usize].bounds = bounds;
+    if before.id == 0 {
+        return;
+    }
+    let delta_of = |reg: &RegState| if reg.add_const { reg.off as i64 } else { 0 };
+    let known = delta_of(before);
+    // A copy that is the refined value plus `d - known` gets the refined bounds moved by that.
+    let follow = |reg: &mut RegState| {
+        if reg.is_scalar() && reg.id == before.id {
+            let d = delta_of(reg) - known;
+            reg.bounds = if d == 0 {
+                bounds
+            } else {
+                super::alu::scalar_alu(
+                    &bounds,
+                    &super::bounds::Bounds::constant(d as u64),
+                    ALU_ADD,
+                    false,
+                )
+            };
+        }
+    };
+    frame.regs.iter_mut().for_each(follow);
+    for slot in frame.stack.iter_mut() {
+        follow(&mut slot.spilled);
+    }
+}
+
+/// Branches on pointers: null checks, packet ranges, pointers that cannot be NULL.
+fn pointer_branch(
+    state: &VerifierState,
+    taken: &mut VerifierState,
+    fall: &mut Option<VerifierState>,
+    a: &RegState,
+    b: &RegState,
+    op: u8,
+    jmp32: bool,
+) -> Taken {
+    // A pointer against the constant 0.
+    let (ptr, other) = if a.is_pointer() { (a, b) } else { (b, a) };
+    let zero = other.is_scalar()
+        && other.bounds.is_const_in(jmp32)
+        && other.bounds.const_value_in(jmp32) == 0;
+    if zero && !jmp32 && matches!(op, JMP_JEQ | JMP_JNE) {
+        if ptr.ty.maybe_null {
+            // The null check: NULL on the `==` side, not NULL on the other.
+            let (null_side, valid_side): (&mut VerifierState, VerifierState) = if op == JMP_JEQ {
+                let mut f = state.clone();
+                mark_null_checked(&mut f, ptr.id, false);
+                (taken, f)
+            } else {
+                let mut f = state.clone();
+                mark_null_checked(&mut f, ptr.id, true);
+                mark_null_checked(taken, ptr.id, false);
+                *fall = Some(f);
+                return Taken::Unknown;
+            };
+            mark_null_checked(null_side, ptr.id, true);
+            *fall = Some(valid_side);
+            return Taken::Unknown;
+        }
+        if matches!(
+            ptr.ty.base,
+            BaseType::MapValue | BaseType::MapKey | BaseType::ConstMap | BaseType::Mem
+        ) {
+            // These are never NULL.
+            return if op == JMP_JEQ {
+                Taken::Never
+            } else {
+                Taken::Always
+            };
+        }
+    }
+    Taken::Unknown
+}
+
+/// On the side where the pointers with `id` are NULL they become the number 0; on the other
+/// they are valid pointers (`mark_ptr_or_null_regs`).
+fn mark_null_checked(state: &mut VerifierState, id: u32, is_null: bool) {
+    let fix = |reg: &mut RegState| {
+        if reg.ty.maybe_null && reg.id == id {
+            if is_null {
+                *reg = RegState::known(0);
+            } else {
+                reg.ty.maybe_null = false;
+                reg.id = 0;
+            }
+        }
+    };
+    let frame = state.frame_mut();
+    frame.regs.iter_mut().for_each(fix);
+    for slot in frame.stack.iter_mut() {
+        fix(&mut slot.spilled);
+    }
+}
+
+/// The kernel's marks for a packet pointer compared with `data_end` and found at or past it.
+const AT_PKT_END: i32 = -1;
+const BEYOND_PKT_END: i32 = -2;
+
+/// The largest offset into a packet the ranges reason about (`MAX_PACKET_OFF`).
+const MAX_PACKET_OFF: u64 = 0xffff;
+
+/// Comparisons of a packet pointer with `data_end` (`try_match_pkt_pointers`): on the side
+/// where `pkt + off <= data_end` holds, every copy of the pointer may read `off` bytes
+/// (`find_good_pkt_pointers`); on the other side the pointer itself is marked at or beyond
+/// `data_end` (`mark_pkt_end`), which decides later comparisons of it.
+fn packet_range(
+    state: &VerifierState,
+    taken: &mut VerifierState,
+    fall: &mut Option<VerifierState>,
+    (a, a_reg): (&RegState, u8),
+    (b, b_reg): (&RegState, u8),
+    op: u8,
+) {
+    let is_pkt = |r: &RegState| r.ty.base == BaseType::Packet;
+    let is_end = |r: &RegState| r.ty.base == BaseType::PacketEnd;
+    // (the pointer and its register, whether the range is open on the right, whether it holds
+    // on the jump side)
+    let matched = match op {
+        JMP_JGT if is_pkt(a) && is_end(b) => Some((a, a_reg, false, false)),
+        JMP_JGT if is_end(a) && is_pkt(b) => Some((b, b_reg, true, true)),
+        JMP_JLT if is_pkt(a) && is_end(b) => Some((a, a_reg, true, true)),
+        JMP_JLT if is_end(a) && is_pkt(b) => Some((b, b_reg, false, false)),
+        JMP_JGE if is_pkt(a) && is_end(b) => Some((a, a_reg, true, false)),
+        JMP_JGE if is_end(a) && is_pkt(b) => Some((b, b_reg, false, true)),
+        JMP_JLE if is_pkt(a) && is_end(b) => Some((a, a_reg, false, true)),
+        JMP_JLE if is_end(a) && is_pkt(b) => Some((b, b_reg, true, false)),
+        _ => None,
+    };
+    let Some((ptr, regno, open, on_jump)) = matched else {
+        return;
+    };
+    let mut jump_side = std::mem::replace(taken, state.clone());
+    let mut fall_side = fall.take().unwrap_or_else(|| state.clone());
+    let (good, end_side) = if on_jump {
+        (&mut jump_side, &mut fall_side)
+    } else {
+        (&mut fall_side, &mut jump_side)
+    };
+    let usable = !(ptr.off < 0 || (ptr.off == 0 && open))
+        && ptr.bounds.umax <= MAX_PACKET_OFF
+        && ptr.bounds.umax + ptr.off.max(0) as u64 <= MAX_PACKET_OFF;
+    if usable {
+        let range = ptr.off + open as i32;
+        let frame = good.frame_mut();
+        let widen = |reg: &mut RegState| {
+            if reg.ty.base == BaseType::Packet && reg.id == ptr.id {
+                reg.range = reg.range.max(range);
+            }
+        };
+        frame.regs.iter_mut().for_each(widen);
+        for slot in frame.stack.iter_mut() {
+            widen(&mut slot.spilled);
+        }
+    }
+    // The other side: this pointer is past data_end (`>`) or at least at it (`>=`).
+    let reg = &mut end_side.frame_mut().regs[regno as usize];
+    if reg.ty.base == BaseType::Packet {
+        reg.range = if open { AT_PKT_END } else { BEYOND_PKT_END };
+    }
+    *taken = jump_side;
+    *fall = Some(fall_side);
+}
+
+/// A comparison of a packet pointer marked at or beyond `data_end` with `data_end`
+/// (`is_pkt_ptr_branch_taken`).
+fn packet_branch_taken(a: &RegState, b: &RegState, op: u8) -> Taken {
+    let (pkt, op) = if b.ty.base == BaseType::PacketEnd {
+        (a, op)
+    } else if a.ty.base == BaseType::PacketEnd {
+        (b, branch::flip(op))
+    } else {
+        return Taken::Unknown;
+    };
+    if pkt.range >= 0 {
+        return Taken::Unknown;
+    }
+    let decided = |yes: bool| if yes { Taken::Always } else { Taken::Never };
+    match op {
+        JMP_JLE | JMP_JGT if pkt.range == BEYOND_PKT_END => decided(op == JMP_JGT),
+        JMP_JLT | JMP_JGE => decided(op == JMP_JGE),
+        _ => Taken::Unknown,
+    }
+}

@@ -1,0 +1,122 @@
+//! Soundness by execution (short form): random raw programs that the walk accepts are run in
+//! checked mode on random data of the size they were verified for, and no run may trap on
+//! memory (out of bounds, read-only, misaligned). A trap there is a verifier bug: it accepted
+//! an access some run makes outside the memory it proved. Runs that return a host address trap
+//! as pointer leaks (the walk applies the privileged rules, which allow returning one); those
+//! are allowed here. `VERIFIER_SOUNDNESS_PROGRAMS=N` for a longer run.
+
+mod rng;
+
+use ebpf_vm::analysis::{analyse, AnalysisOptions};
+use ebpf_vm::isa::{encode_all, Insn};
+use ebpf_vm::verifier::{verify, ProgramKind, VerifyOptions};
+use ebpf_vm::{Mode, Program, ProgramOptions, RunInput, TrapKind};
+use rng::{Random, Rng};
+
+fn i(opcode: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn::new(opcode, dst, src, off, imm)
+}
+
+/// A raw program: data reads at constant and data-dependent offsets, masks and comparisons
+/// that may or may not bound them, stack traffic, forward branches only (every run ends).
+fn random_raw_program(rng: &mut Rng, len: usize) -> Vec<Insn> {
+    let mut p = vec![i(0xb7, 0, 0, 0, 0), i(0xbf, 6, 1, 0, 0)]; // r6 = data
+    for r in 3..=5u8 {
+        p.push(i(0x71, r, 6, rng.range(0, 3) as i16, 0)); // a data byte
+    }
+    while p.len() < len {
+        let r = rng.range(3, 5) as u8;
+        match rng.below(8) {
+            0 => p.push(i(0x57, r, 0, 0, rng.pick(&[7, 15, 31, 63, 255, -1]))),
+            1 => p.push(i(0x07, r, 0, 0, rng.pick(&[1, 4, 8, -1, -8]))),
+            2 => {
+                // A pointer into the data moved by a number, then a read through it.
+                p.push(i(0xbf, 7, 6, 0, 0));
+                p.push(i(0x0f, 7, r, 0, 0));
+                let size = rng.pick(&[0x10u8, 0x08, 0x00, 0x18]);
+                p.push(i(0x61 | size, 0, 7, rng.range(-4, 12) as i16, 0));
+            }
+            3 => {
+                // Bound a number with a comparison: skip the next instruction when it is big.
+                let op = rng.pick(&[0x25u8, 0x35, 0xa5, 0x65, 0xc5]);
+                p.push(i(op, r, 0, 1, rng.pick(&[4, 8, 16, 100, -1])));
+                p.push(i(0x57, r, 0, 0, 3));
+            }
+            4 => {
+                let size = rng.pick(&[0x10u8, 0x08, 0x00, 0x18]);
+                p.push(i(0x61 | size, 0, 6, rng.range(-2, 40) as i16, 0));
+            }
+            5 => {
+                p.push(i(0x7b, 10, r, -8 * rng.range(1, 4) as i16, 0));
+                p.push(i(0x79, r, 10, -8 * rng.range(1, 4) as i16, 0));
+            }
+            6 => p.push(i(0x6b, 6, r, rng.range(0, 30) as i16, 0)), // a 2-byte store into the data
+            _ => p.push(i(
+                rng.pick(&[0x6fu8, 0x7f, 0x2f, 0xaf]),
+                r,
+                rng.range(3, 5) as u8,
+                0,
+                0,
+            )),
+        }
+    }
+    p.push(i(0x95, 0, 0, 0, 0));
+    p
+}
+
+#[test]
+fn accepted_programs_never_trap_on_memory() {
+    let programs: usize = std::env::var("VERIFIER_SOUNDNESS_PROGRAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut rng = Rng::new(0x50_4e_d0);
+    let no_names = |_: i32| None;
+    let (mut accepted, mut runs) = (0, 0);
+    for n in 0..programs {
+        let p = random_raw_program(&mut rng, 20);
+        let Ok(analysis) = analyse(&p, &AnalysisOptions::default()) else {
+            continue;
+        };
+        let data_size = rng.pick(&[8u32, 16, 32, 48]);
+        let options = VerifyOptions {
+            kind: ProgramKind::Raw { data_size },
+            maps: &[],
+            helper_name: &no_names,
+            log_level: 0,
+        };
+        if verify(&analysis, &options).is_err() {
+            continue;
+        }
+        accepted += 1;
+        let prog = Program::load(
+            &encode_all(&p),
+            ProgramOptions {
+                mode: Mode::Checked,
+                ..ProgramOptions::default()
+            },
+        )
+        .expect("an accepted program loads");
+        for _ in 0..8 {
+            let mut data: Vec<u8> = (0..data_size).map(|_| rng.next() as u8).collect();
+            runs += 1;
+            if let Err(trap) = prog.run(&mut RunInput {
+                data: &mut data,
+                budget: None,
+            }) {
+                assert!(
+                    !matches!(
+                        trap.kind,
+                        TrapKind::OutOfBounds | TrapKind::ReadOnly | TrapKind::Misaligned
+                    ),
+                    "program {n} (verified for {data_size} bytes) trapped: {trap:?}\n{p:?}"
+                );
+            }
+        }
+    }
+    eprintln!("{programs} programs: {accepted} accepted, {runs} runs, none trapped on memory");
+    assert!(
+        accepted > programs / 20,
+        "too few programs accepted ({accepted}) to say anything"
+    );
+}

@@ -1,0 +1,114 @@
+/* The kernel verifier as an oracle: loads one program through the bpf() syscall with a verifier
+ * log, prints the verdict and the whole log, and closes the program again. Nothing is attached or
+ * pinned. Built by the tests with `cc` (tests/verifier_support/oracle.rs).
+ *
+ *   kernel_load PROG_TYPE LOG_LEVEL FILE [MAP...]
+ *
+ * FILE holds the instruction slots, 8 bytes each, little-endian (as the ISA encodes them).
+ * Each MAP is TYPE:KEY_SIZE:VALUE_SIZE:MAX_ENTRIES; the maps are created in order, and an lddw
+ * whose src is 1 (BPF_PSEUDO_MAP_FD) and whose imm is i is given the fd of map i before the load.
+ *
+ * Output on stdout: one line `verdict accepted` or `verdict rejected ERRNO_NAME ERRNO`, then the
+ * kernel's log as it wrote it. Exit status 0 after a verdict (either), 2 when something other than
+ * the program's load failed (bad arguments, map creation refused: then stderr says why).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/bpf.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define LOG_SIZE (64u << 20)
+#define MAX_MAPS 16
+
+static long bpf(int cmd, union bpf_attr *attr)
+{
+	return syscall(__NR_bpf, cmd, attr, sizeof(*attr));
+}
+
+static int fail(const char *what)
+{
+	fprintf(stderr, "kernel_load: %s: %s\n", what, strerror(errno));
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 4) {
+		fprintf(stderr, "usage: kernel_load PROG_TYPE LOG_LEVEL FILE [TYPE:KEY:VALUE:MAX...]\n");
+		return 2;
+	}
+	unsigned prog_type = (unsigned)strtoul(argv[1], NULL, 0);
+	unsigned log_level = (unsigned)strtoul(argv[2], NULL, 0);
+
+	FILE *f = fopen(argv[3], "rb");
+	if (!f)
+		return fail(argv[3]);
+	static struct bpf_insn insns[1u << 20];
+	size_t n = fread(insns, sizeof(insns[0]), sizeof(insns) / sizeof(insns[0]), f);
+	fclose(f);
+	if (n == 0) {
+		fprintf(stderr, "kernel_load: %s holds no instruction\n", argv[3]);
+		return 2;
+	}
+
+	int map_fds[MAX_MAPS];
+	int maps = 0;
+	for (int a = 4; a < argc; a++) {
+		unsigned type, key, value, max;
+		if (maps == MAX_MAPS || sscanf(argv[a], "%u:%u:%u:%u", &type, &key, &value, &max) != 4) {
+			fprintf(stderr, "kernel_load: bad map argument %s\n", argv[a]);
+			return 2;
+		}
+		union bpf_attr attr;
+		memset(&attr, 0, sizeof(attr));
+		attr.map_type = type;
+		attr.key_size = key;
+		attr.value_size = value;
+		attr.max_entries = max;
+		snprintf(attr.map_name, sizeof(attr.map_name), "m%d", maps);
+		int fd = (int)bpf(BPF_MAP_CREATE, &attr);
+		if (fd < 0)
+			return fail(argv[a]);
+		map_fds[maps++] = fd;
+	}
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (insns[i].code == (BPF_LD | BPF_IMM | BPF_DW) && insns[i].src_reg == BPF_PSEUDO_MAP_FD) {
+			if (insns[i].imm < 0 || insns[i].imm >= maps) {
+				fprintf(stderr, "kernel_load: instruction %zu names map %d of %d\n", i, insns[i].imm, maps);
+				return 2;
+			}
+			insns[i].imm = map_fds[insns[i].imm];
+		}
+	}
+
+	char *log = calloc(1, LOG_SIZE);
+	if (!log)
+		return fail("log buffer");
+	union bpf_attr attr;
+	memset(&attr, 0, sizeof(attr));
+	attr.prog_type = prog_type;
+	attr.insns = (uint64_t)(uintptr_t)insns;
+	attr.insn_cnt = (uint32_t)n;
+	attr.license = (uint64_t)(uintptr_t)"GPL";
+	attr.log_level = log_level;
+	attr.log_buf = (uint64_t)(uintptr_t)log;
+	attr.log_size = LOG_SIZE;
+	int fd = (int)bpf(BPF_PROG_LOAD, &attr);
+	int err = errno;
+	if (fd >= 0) {
+		printf("verdict accepted\n");
+		close(fd);
+	} else {
+		printf("verdict rejected %s %d\n", strerrorname_np(err) ? strerrorname_np(err) : "?", err);
+	}
+	fputs(log, stdout);
+	for (int m = 0; m < maps; m++)
+		close(map_fds[m]);
+	free(log);
+	return 0;
+}

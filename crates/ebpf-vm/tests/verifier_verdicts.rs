@@ -1,0 +1,387 @@
+//! Verdicts of the path walk against the live kernel on random programs (the issue's
+//! "differential verdict fuzzing", short form): socket filters built from what the walk supports
+//! (context loads, ALU on scalars and pointers, stack stores and loads at random offsets, a map
+//! lookup with or without its null check, forward branches) are loaded into the kernel and
+//! verified here, with atomics on the stack and legacy packet loads among them. The verdicts
+//! must agree; when both reject, the message must be the kernel's.
+//! `VERIFIER_VERDICT_PROGRAMS=N` (and `VERIFIER_VERDICT_SEED`) for a longer run.
+//!
+//! Skips, saying why, where the kernel cannot be asked.
+
+mod rng;
+mod verifier_support;
+
+use ebpf_vm::analysis::{analyse, AnalysisOptions};
+use ebpf_vm::isa::Insn;
+use ebpf_vm::verifier::{verify, MapRef, ProgramKind, VerifyOptions};
+use rng::{Random, Rng};
+use verifier_support::*;
+
+fn i(opcode: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn::new(opcode, dst, src, off, imm)
+}
+
+/// A random socket filter of about `len` instructions. r6 holds the context throughout (the
+/// generator never writes it).
+fn random_program(rng: &mut Rng, len: usize) -> Vec<Insn> {
+    // r6 = r1 (the context), r0-r5 set: mostly well-formed programs, each with a few chances to
+    // break a rule.
+    let mut p = vec![i(0xbf, 6, 1, 0, 0)];
+    for r in 0..=5u8 {
+        if rng.chance(50) {
+            p.push(i(0x61, r, 6, rng.pick(&[0i16, 4, 8, 16]), 0));
+        } else {
+            p.push(i(0xb7, r, 0, 0, rng.pick(&[0, 1, 8, -4])));
+        }
+    }
+    let hostile = |rng: &mut Rng| rng.chance(12);
+    while p.len() < len {
+        let dst = rng.range(0, 5) as u8;
+        let src = if hostile(rng) {
+            rng.pick(&[6u8, 10, 7])
+        } else {
+            rng.range(0, 5) as u8
+        };
+        match rng.below(14) {
+            // A context field (sometimes one a socket filter may not read).
+            0 => {
+                let off = if hostile(rng) {
+                    rng.pick(&[76i16, 80, 2, 200, 3])
+                } else {
+                    rng.pick(&[0i16, 4, 8, 16, 48, 52])
+                };
+                let op = rng.pick(&[0x61u8, 0x69, 0x71]);
+                p.push(i(op, dst, 6, off, 0));
+            }
+            // ALU with an immediate or a register.
+            1 | 2 => {
+                let op = rng.pick(&[0x00u8, 0x10, 0x20, 0x40, 0x50, 0x60, 0x70, 0xa0, 0xb0, 0xc0]);
+                let class = rng.pick(&[0x07u8, 0x04]);
+                if rng.chance(50) {
+                    let imm = match op {
+                        0x60 | 0x70 | 0xc0 => rng.range(0, 31) as i32,
+                        _ => rng.pick(&[0, 1, 7, 0xff, -8, -1, 0x1000, 100]),
+                    };
+                    p.push(i(class | op, dst, 0, 0, imm));
+                } else {
+                    p.push(i(class | op | 0x08, dst, src, 0, 0));
+                }
+            }
+            // A frame pointer with an offset.
+            3 => {
+                p.push(i(0xbf, dst, 10, 0, 0));
+                let off = if hostile(rng) {
+                    rng.pick(&[-520, 8, -4])
+                } else {
+                    rng.pick(&[-8, -16, -32, -64, -512])
+                };
+                p.push(i(0x07, dst, 0, 0, off));
+                // Sometimes a variable part too: a multiple of 8 below 32 (or not a multiple).
+                if rng.chance(40) {
+                    let k = (dst + 1) % 6;
+                    p.push(i(0x57, k, 0, 0, rng.pick(&[0x18, 0x1c, 0x7])));
+                    p.push(i(0x0f, dst, k, 0, 0));
+                }
+            }
+            // A store to the stack, through r10 or another register.
+            4 | 5 => {
+                let base = if hostile(rng) { dst } else { 10 };
+                let size = rng.pick(&[0x18u8, 0x00, 0x08, 0x10]);
+                let off = if hostile(rng) {
+                    rng.pick(&[-4i16, -2, -1, -520, 0])
+                } else {
+                    rng.pick(&[-8i16, -16, -24, -512])
+                };
+                if rng.chance(50) {
+                    p.push(i(0x63 | size, base, src, off, 0));
+                } else {
+                    p.push(i(0x62 | size, base, 0, off, rng.pick(&[0, 1, -1])));
+                }
+            }
+            // A load from the stack or through another register.
+            6 | 7 => {
+                let base = if hostile(rng) { src } else { 10 };
+                let size = rng.pick(&[0x18u8, 0x00, 0x08, 0x10]);
+                let off = if hostile(rng) {
+                    rng.pick(&[-4i16, 0, 4])
+                } else {
+                    rng.pick(&[-8i16, -16, -24])
+                };
+                p.push(i(0x61 | size, dst, base, off, 0));
+            }
+            // A map lookup with a key on the stack, maybe checked for NULL, then a read.
+            8 => {
+                p.push(i(0x62, 10, 0, -32, rng.range(0, 2) as i32));
+                p.push(i(0xbf, 2, 10, 0, 0));
+                p.push(i(0x07, 2, 0, 0, -32));
+                p.push(i(0x18, 1, 1, 0, 0));
+                p.push(i(0, 0, 0, 0, 0));
+                p.push(i(0x85, 0, 0, 0, 1));
+                if !hostile(rng) {
+                    p.push(i(0x15, 0, 0, 1, 0)); // if r0 == 0 goto +1
+                }
+                let off = if hostile(rng) {
+                    rng.pick(&[4i16, 8])
+                } else {
+                    0
+                };
+                p.push(i(0x79, 3, 0, off, 0));
+            }
+            // A forward conditional jump over one instruction.
+            9 | 10 => {
+                let op = rng.pick(&[0x15u8, 0x55, 0x25, 0x35, 0xa5, 0xb5, 0x65, 0xc5, 0x45]);
+                let class_bit = if rng.chance(30) { 0x01u8 } else { 0 }; // JMP32 is class 6
+                if rng.chance(50) {
+                    p.push(i(op | class_bit, dst, 0, 1, rng.pick(&[0, 1, 7, 100, -1])));
+                } else {
+                    p.push(i(op | class_bit | 0x08, dst, src, 1, 0));
+                }
+                p.push(i(0xb7, rng.range(0, 5) as u8, 0, 0, rng.range(0, 3) as i32));
+            }
+            // An atomic operation on the stack (or, now and then, elsewhere).
+            11 => {
+                let base = if hostile(rng) { src } else { 10 };
+                let size = rng.pick(&[0xdbu8, 0xc3]);
+                let op = rng.pick(&[0x00, 0x01, 0x41, 0xa1, 0xe1, 0xf1]);
+                p.push(i(size, base, dst, rng.pick(&[-8i16, -16]), op));
+            }
+            // A legacy packet load through the context in r6.
+            12 if rng.chance(30) => {
+                if rng.chance(50) {
+                    p.push(i(
+                        0x20 | rng.pick(&[0x00u8, 0x08, 0x10]),
+                        0,
+                        0,
+                        0,
+                        rng.range(0, 40) as i32,
+                    ));
+                } else {
+                    p.push(i(
+                        0x40 | rng.pick(&[0x00u8, 0x08, 0x10]),
+                        0,
+                        src,
+                        0,
+                        rng.range(0, 40) as i32,
+                    ));
+                }
+            }
+            // A register copy.
+            _ => p.push(i(0xbf, dst, src, 0, 0)),
+        }
+    }
+    if !hostile(rng) {
+        p.push(i(0xb7, 0, 0, 0, 0));
+    }
+    p.push(i(0x95, 0, 0, 0, 0));
+    p
+}
+
+/// A random XDP program of about `len` instructions around packet access: r2 = data,
+/// r3 = data_end, pointers moved by constants and by bounded or unbounded numbers, compared
+/// with `data_end` every way round, packet reads and writes at various offsets.
+fn random_xdp_program(rng: &mut Rng, len: usize) -> Vec<Insn> {
+    let mut p = vec![
+        i(0x61, 2, 1, 0, 0),  // r2 = data
+        i(0x61, 3, 1, 4, 0),  // r3 = data_end
+        i(0x61, 7, 1, 12, 0), // r7 = ingress_ifindex (a number)
+        i(0xb7, 0, 0, 0, 2),
+    ];
+    let hostile = |rng: &mut Rng| rng.chance(12);
+    while p.len() < len {
+        let ptr = rng.pick(&[4u8, 5]);
+        match rng.below(7) {
+            // A pointer into the packet.
+            0 | 1 => {
+                p.push(i(0xbf, ptr, 2, 0, 0));
+                let off = if hostile(rng) {
+                    rng.pick(&[1, 0, -1])
+                } else {
+                    rng.pick(&[8, 14, 20, 34])
+                };
+                p.push(i(0x07, ptr, 0, 0, off));
+                if rng.chance(30) {
+                    let mask = if hostile(rng) {
+                        -1
+                    } else {
+                        rng.pick(&[0xf, 0x3f, 0x7])
+                    };
+                    p.push(i(0xbf, 6, 7, 0, 0));
+                    p.push(i(0x57, 6, 0, 0, mask));
+                    p.push(i(0x0f, ptr, 6, 0, 0));
+                }
+            }
+            // A comparison with data_end, either way round, skipping an access or an exit.
+            2 | 3 => {
+                let op = rng.pick(&[0x2du8, 0x3d, 0xad, 0xbd]); // > >= < <= (register forms)
+                let (a, b) = if rng.chance(50) { (ptr, 3) } else { (3, ptr) };
+                p.push(i(op, a, b, 1, 0));
+                p.push(i(0x95, 0, 0, 0, 0)); // exit on one side
+                                             // Often a read just below the checked pointer right away.
+                if rng.chance(60) {
+                    let (size, bytes) = rng.pick(&[(0x10u8, 1i16), (0x08, 2), (0x00, 4)]);
+                    p.push(i(0x61 | size, 0, ptr, -bytes, 0));
+                    p.push(i(0xb7, 0, 0, 0, 2));
+                }
+            }
+            // A read or a write through a packet pointer.
+            4 | 5 => {
+                let base = if hostile(rng) { 2 } else { ptr };
+                let size = rng.pick(&[0x10u8, 0x08, 0x00, 0x18]);
+                let off = if hostile(rng) {
+                    rng.pick(&[-1i16, 40, 100])
+                } else {
+                    rng.pick(&[0i16, -1, -2, -4, -8, 0])
+                };
+                if rng.chance(70) {
+                    p.push(i(0x61 | size, 0, base, off, 0));
+                    p.push(i(0xb7, 0, 0, 0, 2));
+                } else {
+                    p.push(i(0x62 | size, base, 0, off, 1));
+                }
+            }
+            // Pointer arithmetic the rules forbid, now and then.
+            _ => {
+                if hostile(rng) {
+                    p.push(i(rng.pick(&[0x57u8, 0x27, 0x04]), ptr, 0, 0, 1));
+                } else {
+                    p.push(i(0xbf, 6, ptr, 0, 0));
+                    p.push(i(0x1f, 6, 2, 0, 0)); // r6 = ptr - data: a number
+                }
+            }
+        }
+    }
+    p.push(i(0xb7, 0, 0, 0, 2));
+    p.push(i(0x95, 0, 0, 0, 0));
+    p
+}
+
+fn kernel_message(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    let at = lines
+        .iter()
+        .rposition(|l| l.starts_with("processed "))
+        .unwrap_or(lines.len());
+    lines[..at].last().copied().unwrap_or_default().to_string()
+}
+
+/// The number of programs and the seed of a run (`VERIFIER_VERDICT_PROGRAMS`,
+/// `VERIFIER_VERDICT_SEED`).
+fn run_size(default_seed: u64) -> (usize, u64) {
+    let programs = std::env::var("VERIFIER_VERDICT_PROGRAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let seed = std::env::var("VERIFIER_VERDICT_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_seed);
+    (programs, seed)
+}
+
+/// Loads `programs` programs from `generate` into the kernel (type `prog_type`) and verifies
+/// them here (`kind`); every disagreement goes to `report` and fails the test.
+fn compare_verdicts(
+    name: &str,
+    prog_type: u32,
+    kind: ProgramKind,
+    default_seed: u64,
+    generate: fn(&mut Rng) -> Vec<Insn>,
+) {
+    let (programs, seed) = run_size(default_seed);
+    let mut rng = Rng::new(seed);
+    let map = MapRef {
+        index: 0,
+        name: "m0".into(),
+        map_type: 1,
+        key_size: 4,
+        value_size: 8,
+        max_entries: 4,
+    };
+    let names = |id: i32| (id == 1).then(|| "bpf_map_lookup_elem".to_string());
+    let (mut accepted, mut rejected, mut failures) = (0, 0, Vec::new());
+    for n in 0..programs {
+        let p = generate(&mut rng);
+        let Ok(analysis) = analyse(&p, &AnalysisOptions::default()) else {
+            continue;
+        };
+        let kernel = load(prog_type, &p, &["1:4:8:4"]).expect("the loader runs");
+        let options = VerifyOptions {
+            kind,
+            maps: std::slice::from_ref(&map),
+            helper_name: &names,
+            log_level: 1,
+        };
+        let ours = verify(&analysis, &options);
+        let listing = || {
+            p.iter()
+                .enumerate()
+                .map(|(k, s)| {
+                    format!(
+                        "{k}: {:02x} {} {} {} {}\n",
+                        s.opcode, s.dst, s.src, s.off, s.imm
+                    )
+                })
+                .collect::<String>()
+        };
+        match (&ours, kernel.accepted) {
+            (Ok(_), true) => accepted += 1,
+            (Err(r), false) => {
+                rejected += 1;
+                let ours_last = r.message.lines().last().unwrap_or_default().to_string();
+                let theirs = kernel_message(&kernel.log);
+                if ours_last != theirs {
+                    failures.push(format!(
+                        "program {n}: messages differ\n ours   {ours_last}\n kernel {theirs}\n{}\nkernel log:\n{}",
+                        listing(),
+                        kernel.log
+                    ));
+                }
+            }
+            (Ok(_), false) => failures.push(format!(
+                "program {n}: we accept, the kernel rejects: {}\n{}\nkernel log:\n{}",
+                kernel_message(&kernel.log),
+                listing(),
+                kernel.log
+            )),
+            (Err(r), true) => failures.push(format!(
+                "program {n}: we reject ({}), the kernel accepts\n{}\nour log:\n{}",
+                r.message,
+                listing(),
+                r.log
+            )),
+        }
+    }
+    eprintln!(
+        "{name}: {programs} programs: {accepted} accepted by both, {rejected} rejected by both"
+    );
+    let report = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("verifier_verdicts_{name}.txt"));
+    let _ = std::fs::write(&report, failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{name}: {} disagreements (all in {}); the first:\n{}",
+        failures.len(),
+        report.display(),
+        failures[0]
+    );
+}
+
+#[test]
+fn verdicts_agree_with_the_kernel_on_random_socket_filters() {
+    kernel_or_skip!();
+    compare_verdicts(
+        "socket_filter",
+        SOCKET_FILTER,
+        ProgramKind::SocketFilter,
+        0x7e4d_1c75,
+        |rng| random_program(rng, 24),
+    );
+}
+
+#[test]
+fn verdicts_agree_with_the_kernel_on_random_xdp_packet_access() {
+    kernel_or_skip!();
+    compare_verdicts("xdp", XDP, ProgramKind::Xdp, 0x0d0c_0ffe, |rng| {
+        random_xdp_program(rng, 20)
+    });
+}
