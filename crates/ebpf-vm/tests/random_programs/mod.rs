@@ -313,17 +313,31 @@ pub fn no_extra(_: &mut Rng, _: usize, _: &mut Vec<Item>, _: usize) -> bool {
     false
 }
 
-/// The helpers `function` calls with whatever the registers hold.
-pub const DIFFERENTIAL_HELPERS: &[i32] = &[1, 2, 3];
+/// The helpers `function` calls.
+pub struct Calls<'a> {
+    /// Called with whatever the registers hold.
+    pub bare: &'a [i32],
+    /// Returns the address of a fresh region, which the next instruction uses through r0.
+    pub value: Option<i32>,
+}
 
-/// Items of one function occupying item indices `base..base + len`, the last being `exit`; its
-/// bare helper calls name one of `helpers`.
+/// The differential suite's helpers (see `differential.rs`).
+pub const DIFFERENTIAL_CALLS: Calls<'static> = Calls {
+    bare: &[
+        HELPER_MIX as i32,
+        HELPER_FAILS_ON_ODD as i32,
+        HELPER_VALUE as i32,
+    ],
+    value: Some(HELPER_VALUE as i32),
+};
+
+/// Items of one function occupying item indices `base..base + len`, the last being `exit`.
 pub fn function(
     r: &mut Rng,
     base: usize,
     len: usize,
     sub: usize,
-    helpers: &[i32],
+    calls: &Calls<'_>,
     extra: Extra<'_>,
 ) -> Vec<Item> {
     let mut items = Vec::with_capacity(len);
@@ -335,32 +349,28 @@ pub fn function(
         }
         let target = base + r.below(len as u64) as usize;
         if items.len() + 2 < len && r.chance(4) {
-            // Get a fresh region from a helper and use it through r0.
-            items.push(Item::Plain(Insn::new(
-                OP_CALL,
-                0,
-                0,
-                0,
-                HELPER_VALUE as i32,
-            )));
-            let (sz, size) = size_bits(r);
-            let off = r.range(-4, VALUE_LEN as i64 + 4) as i16;
-            items.push(Item::Plain(match r.below(4) {
-                0 => Insn::new(CLASS_LDX | MODE_MEM | sz, dst(r), 0, off, 0),
-                1 => Insn::new(CLASS_ST | MODE_MEM | sz, 0, 0, off, imm(r)),
-                2 if size >= 4 => {
-                    let off = off - off.rem_euclid(size as i16);
-                    Insn::new(
-                        CLASS_STX | MODE_ATOMIC | sz,
-                        0,
-                        r.below(10) as u8,
-                        off,
-                        ATOMIC_ADD,
-                    )
-                }
-                _ => Insn::new(CLASS_STX | MODE_MEM | sz, 0, src(r), off, 0),
-            }));
-            continue;
+            if let Some(value) = calls.value {
+                // Get a fresh region from a helper and use it through r0.
+                items.push(Item::Plain(Insn::new(OP_CALL, 0, 0, 0, value)));
+                let (sz, size) = size_bits(r);
+                let off = r.range(-4, VALUE_LEN as i64 + 4) as i16;
+                items.push(Item::Plain(match r.below(4) {
+                    0 => Insn::new(CLASS_LDX | MODE_MEM | sz, dst(r), 0, off, 0),
+                    1 => Insn::new(CLASS_ST | MODE_MEM | sz, 0, 0, off, imm(r)),
+                    2 if size >= 4 => {
+                        let off = off - off.rem_euclid(size as i16);
+                        Insn::new(
+                            CLASS_STX | MODE_ATOMIC | sz,
+                            0,
+                            r.below(10) as u8,
+                            off,
+                            ATOMIC_ADD,
+                        )
+                    }
+                    _ => Insn::new(CLASS_STX | MODE_MEM | sz, 0, src(r), off, 0),
+                }));
+                continue;
+            }
         }
         if items.len() + 9 < len && r.chance(10) {
             counted_loop(r, base, &mut items);
@@ -398,7 +408,7 @@ pub fn function(
             64..=75 => jump(r, target),
             76..=77 => Item::Jump(OP_JA, 0, 0, 0, target),
             78 => Item::Ja32(target),
-            79..=82 => Item::Plain(Insn::new(OP_CALL, 0, 0, 0, r.pick(helpers))),
+            79..=82 => Item::Plain(Insn::new(OP_CALL, 0, 0, 0, r.pick(calls.bare))),
             83 => Item::Plain(Insn::new(OP_CALLX, src(r), 0, 0, 0)),
             84..=86 => Item::Call(sub),
             87..=89 => {
@@ -435,20 +445,13 @@ pub fn function(
 pub fn generate(r: &mut Rng) -> Vec<Insn> {
     let main_len = r.range(2, 40) as usize;
     let sub_len = r.range(2, 12) as usize;
-    let mut items = function(
-        r,
-        0,
-        main_len,
-        main_len,
-        DIFFERENTIAL_HELPERS,
-        &mut no_extra,
-    );
+    let mut items = function(r, 0, main_len, main_len, &DIFFERENTIAL_CALLS, &mut no_extra);
     items.extend(function(
         r,
         main_len,
         sub_len,
         main_len,
-        DIFFERENTIAL_HELPERS,
+        &DIFFERENTIAL_CALLS,
         &mut no_extra,
     ));
     layout(&items)
