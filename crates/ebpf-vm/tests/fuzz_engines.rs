@@ -706,8 +706,8 @@ fn generate(r: &mut Rng, kind: Kind, tail: bool) -> Vec<Insn> {
     let main_len = r.range(4, 60) as usize;
     let sub_len = r.range(2, 12) as usize;
     let cb_len = r.range(2, 24) as usize;
-    let (sub, cb) = (1 + main_len, 1 + main_len + sub_len);
-    let rate = r.range(10, 50);
+    let (sub, cb) = (3 + main_len, 3 + main_len + sub_len);
+    let rate = r.range(20, 80);
     let mut extra = |r: &mut Rng, base: usize, items: &mut Vec<Item>, room: usize| {
         if !r.chance(rate as u64) {
             return false;
@@ -725,8 +725,10 @@ fn generate(r: &mut Rng, kind: Kind, tail: bool) -> Vec<Insn> {
         bare: &[8, REGIONS],
         value: None,
     };
-    let mut items = vec![movr(9, 1)];
-    items.extend(function(r, 1, main_len, sub, &calls, &mut extra));
+    // r9 = the context; r3 = r10 - 128, where the generator's accesses through r3 (its "extra
+    // region") land on the stack below the snippets' slots.
+    let mut items = vec![movr(9, 1), movr(3, 10), add(3, -128)];
+    items.extend(function(r, 3, main_len, sub, &calls, &mut extra));
     items.extend(function(r, sub, sub_len, sub, &calls, &mut extra));
     items.extend(function(r, cb, cb_len, sub, &calls, &mut extra));
     layout(&items)
@@ -1019,6 +1021,12 @@ struct Stats {
     address_dependent: u64,
     /// One message per load error code (what the programs were refused for).
     load_messages: BTreeMap<String, String>,
+    /// What the compared runs produced besides r0: ring-buffer records, perf records, runs that
+    /// printed, runs that left a map other than it found it (evidence that the helpers ran).
+    ring_records: u64,
+    perf_records: u64,
+    printed: u64,
+    maps_changed: u64,
     failures: Vec<String>,
 }
 
@@ -1157,6 +1165,17 @@ fn check(case: &Case, stats: &mut Stats) -> Result<(), String> {
     }
     let heap = used_i.heap.max(used_j.heap);
     stats.max_heap = stats.max_heap.max(heap);
+    stats.ring_records += want.maps[M_RINGBUF as usize].len() as u64;
+    stats.perf_records += want.perf.len() as u64;
+    stats.printed += u64::from(!want.trace.is_empty());
+    let initial = make_maps(&case.defs, case.fill);
+    let untouched = initial
+        .maps
+        .iter()
+        .chain(&initial.inner)
+        .map(dump)
+        .collect::<Vec<_>>();
+    stats.maps_changed += u64::from(want.run.is_some() && untouched != want.maps);
     if heap > RUN_HEAP_BOUND {
         return Err(format!(
             "a run allocated {heap} bytes (bound {RUN_HEAP_BOUND})"
@@ -1213,7 +1232,8 @@ fn both_engines_agree_on_hostile_programs_and_stay_within_their_bounds() {
     println!(
         "fuzz_engines: {} cases from seed {first} ({} generated, {} mutated from {} seed \
          programs): {} load errors {:?}; {} exited, traps {:?}; max instructions {}; max run heap \
-         {} bytes (bound {}); {} address-dependent; failures (crashes, disagreements, bounds) \
+         {} bytes (bound {}); {} ring-buffer records, {} perf records, {} runs printed, {} runs \
+         changed maps; {} address-dependent; failures (crashes, disagreements, bounds) \
          {}\nexamples of load errors: {:?}",
         stats.cases,
         stats.generated,
@@ -1226,6 +1246,10 @@ fn both_engines_agree_on_hostile_programs_and_stay_within_their_bounds() {
         stats.max_count,
         stats.max_heap,
         RUN_HEAP_BOUND,
+        stats.ring_records,
+        stats.perf_records,
+        stats.printed,
+        stats.maps_changed,
         stats.address_dependent,
         stats.failures.len(),
         stats.load_messages
