@@ -12,6 +12,9 @@
 //!   within `RUN_HEAP_BOUND` (counted by this binary's allocator, not by time) and its region
 //!   table within `REGION_BOUND` (counted by a helper the programs call).
 //!
+//! A program whose outcome depends on host addresses (it computes with its pointers) is counted,
+//! not compared: see `depends_on_addresses`.
+//!
 //! Two sources of cases:
 //! - generated programs (`random_programs`, with the `Extra` hook adding helper calls): map
 //!   lookup/update/delete/push/pop/peek on maps of every type, ring-buffer reserve/submit/discard/
@@ -25,8 +28,8 @@
 //!
 //! `cargo test -p ebpf-vm --test fuzz_engines` runs `EBPF_FUZZ_CASES` cases (default 400);
 //! `EBPF_FUZZ_SECONDS=N` runs cases for N seconds instead (`npm run fuzz:engines`), from seed
-//! `EBPF_FUZZ_SEED` (default 1). A failure names the seed of its case: `EBPF_FUZZ_SEED=<seed>
-//! EBPF_FUZZ_CASES=1` repeats it.
+//! `EBPF_FUZZ_SEED` (default 1). A failure names the seed of its case and prints its program:
+//! `EBPF_FUZZ_SEED=<seed> EBPF_FUZZ_CASES=1` (with the same `EBPF_FUZZ_SEED_DIR`) repeats it.
 #![cfg(target_arch = "x86_64")]
 
 mod random_programs;
@@ -103,11 +106,13 @@ static ALLOCATOR: Counting = Counting;
 /// Bytes of perf records one run may buffer (`ProgramOptions::perf_buffer_bytes`).
 const PERF_BUFFER: u64 = 16 << 10;
 
-/// What one run may allocate beyond the memory it started with: its perf buffer, plus 1 MiB for
-/// the region table, trace and format buffers, the tail-call chain and the helpers' scratch.
-/// Maps are made before the run (preallocated, as the kernel's), and a run's allocations do not
-/// grow with its instruction count (issue #11 §2).
-const RUN_HEAP_BOUND: u64 = PERF_BUFFER + (1 << 20);
+/// What one run may allocate beyond the memory it started with: its perf buffer, its trace log
+/// (`TRACE_LOG_LIMIT`: a run printing 512-byte lines fills it within its budget; 794,819 bytes
+/// were seen), plus 1 MiB for the region table, format buffers, the tail-call chain and the
+/// helpers' scratch. Maps are made before the run (preallocated, as the kernel's), and a run's
+/// allocations do not grow with its instruction count (issue #11 §2).
+const RUN_HEAP_BOUND: u64 =
+    PERF_BUFFER + ebpf_vm::helpers::output::TRACE_LOG_LIMIT as u64 + (1 << 20);
 
 /// Regions a run's table may hold: the stack, the context and packet, the maps' value areas and
 /// a few live ring-buffer records; not one per lookup (issue #11 §3).
