@@ -262,6 +262,8 @@ function mutatedAsm(r: Random): string {
   if (asmCorpus.length === 0 || r.below(3) === 0) return soup(r)
   const lines = r.pick(asmCorpus).split('\n')
   for (let n = 1 + r.below(3); n > 0; n--) {
+    // A one-line listing whose line an earlier change removed (found by the long run).
+    if (lines.length === 0) lines.push('')
     const i = r.below(lines.length)
     const line = lines[i]!
     switch (r.below(7)) {

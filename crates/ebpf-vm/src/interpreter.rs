@@ -139,13 +139,22 @@ pub fn call_helper(
     // threads running one program would contend on).
     let helpers: &HelperTable = env.helpers;
     let Some(helper) = u32::try_from(id).ok().and_then(|id| helpers.get(id)) else {
+        // A helper number is 32 bits; a wider value may be a host address (`callx` of a
+        // pointer), which a message must not show (see `context::places`).
+        let target = match u32::try_from(id) {
+            Ok(n) => n.to_string(),
+            Err(_) => match crate::context::places::locate(id, env.state, &env.maps) {
+                Some(place) => place.to_string(),
+                None => "a value wider than 32 bits".into(),
+            },
+        };
         return Err(trap(
             TrapKind::BadCallTarget,
             pc,
             0,
             0,
             count,
-            format!("callx to {id}, which is not a helper"),
+            format!("callx to {target}, which is not a helper"),
         ));
     };
     if env.state.held_lock.is_some() {

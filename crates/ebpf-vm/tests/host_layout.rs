@@ -246,6 +246,48 @@ fn helper_errors_name_places_too() {
     }
 }
 
+#[test]
+fn a_callx_to_an_address_names_its_place_not_the_address() {
+    // callx r1 with r1 = r10 - 8, then with r1 = the data pointer (found by fuzz_engines: the
+    // message printed the register as a number, a host address). A small number is no address
+    // and is printed as it is.
+    let cases = [
+        (
+            prog![fp_plus(1, -8), Insn::new(OP_CALLX, 1, 0, 0, 0), exit()],
+            2,
+            "stack-8",
+        ),
+        (prog![Insn::new(OP_CALLX, 1, 0, 0, 0), exit()], 0, "data+0"),
+        (
+            prog![mov(1, 100_000), Insn::new(OP_CALLX, 1, 0, 0, 0), exit()],
+            1,
+            "100000",
+        ),
+    ];
+    for (insns, pc, what) in cases {
+        for engine in ENGINES {
+            let t = trap_of(
+                engine,
+                ProgramType::Raw,
+                &insns,
+                Vec::new(),
+                &mut [0; 8],
+                None,
+            );
+            assert_eq!(
+                (t.kind, t.pc),
+                (TrapKind::BadCallTarget, pc),
+                "{engine:?}: {t}"
+            );
+            assert_eq!(
+                t.message,
+                format!("callx to {what}, which is not a helper"),
+                "{engine:?}"
+            );
+        }
+    }
+}
+
 // ---- pointer leaks -------------------------------------------------------------------------
 
 /// One run of a raw program over `data` with `maps`, leaks refused or allowed.

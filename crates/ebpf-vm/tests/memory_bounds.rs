@@ -173,3 +173,82 @@ fn what_a_full_map_may_take_is_known_before_it_is_created() {
     // A ring buffer is allocated twice over (see ringbuf.rs).
     assert_eq!(def(MapType::Ringbuf, 0, 0, 1 << 20).memory_bound(), 2 * MIB);
 }
+
+#[test]
+fn a_for_each_walk_over_a_million_elements_materialises_no_keys() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    // r0 = for_each_map_elem(array of 2^20 8-byte values, cb, 0, 0); cb: return 0. The walk used
+    // to collect every key first (one allocation per index, some 56 MiB for this map).
+    let insns = prog![
+        ld_map(1, 0),    // 0-1
+        lddw_func(2, 5), // 2-3: the callback at 2 + 5 + 1 = 8
+        mov(3, 0),       // 4
+        mov(4, 0),       // 5
+        call(164),       // 6
+        exit(),          // 7
+        mov(0, 0),       // 8: the callback
+        exit(),          // 9
+    ];
+    for engine in ENGINES {
+        let map = maps::create(MapDef::new(MapType::Array, 4, 8, 1 << 20)).unwrap();
+        let p = counting_regions(engine, &insns, vec![map.clone()]);
+        let before = resident();
+        let out = p
+            .run(&mut RunInput {
+                data: &mut [],
+                budget: None,
+            })
+            .unwrap();
+        let grown = resident().saturating_sub(before);
+        // Every element visited (the helper returns their number), each costing the callback's
+        // call and its two instructions: 5 before the call, 3 * 2^20, and the exit.
+        assert_eq!((out.r0, out.insn_count), (1 << 20, 5 + 3 * (1 << 20) + 1));
+        // Less than the 8 MiB of the values themselves (which the walk does not touch).
+        assert!(
+            grown < 8 * MIB,
+            "{engine:?}: resident memory grew by {grown} bytes"
+        );
+    }
+}
+
+#[test]
+fn a_printing_loop_keeps_the_trace_log_at_its_limit() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    // 100,000 times bpf_trace_printk of a 31-byte line: 3.1 MB printed, of which the log keeps
+    // the newest TRACE_LOG_LIMIT (1 MiB) bytes.
+    let line = b"0123456789abcdefghijklmnopqrst\n";
+    let mut insns = stack_bytes(line, -32);
+    insns.extend(prog![
+        mov(6, 100_000),
+        // loop:
+        fp_plus(1, -32),
+        mov(2, 32),
+        call(6),
+        add(6, -1),
+        ji(JMP_JNE, 6, 0, -6),
+        mov(0, 0),
+        exit(),
+    ]);
+    let limit = ebpf_vm::helpers::output::TRACE_LOG_LIMIT;
+    for engine in ENGINES {
+        let p = counting_regions(engine, &insns, Vec::new());
+        let before = resident();
+        p.run(&mut RunInput {
+            data: &mut [],
+            budget: None,
+        })
+        .unwrap();
+        let grown = resident().saturating_sub(before);
+        let log = p.take_trace_log();
+        assert!(
+            log.len() <= limit && log.len() > limit - line.len(),
+            "{engine:?}: {} bytes of log",
+            log.len()
+        );
+        assert!(log.split_inclusive('\n').all(|l| l.as_bytes() == line));
+        assert!(
+            grown < 8 * MIB,
+            "{engine:?}: resident memory grew by {grown} bytes"
+        );
+    }
+}
