@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::analysis::{self, Analysis, AnalysisOptions};
 use crate::context::{self, ContextInput, ContextOutput, RunState};
 use crate::error::{ErrorCode, LoadError, Trap, TrapKind};
 use crate::helpers::callbacks::rebase_trap;
@@ -74,6 +75,9 @@ pub struct ProgramOptions {
     /// Bytes of perf records one run may output; records beyond are dropped and counted
     /// (`helpers::output`).
     pub perf_buffer_bytes: u64,
+    /// Function entries the object's function info names (BTF `func_info`, the loader's
+    /// sub-programs), as instruction slots; local calls and function `lddw`s find the others.
+    pub func_entries: Vec<usize>,
 }
 
 impl Default for ProgramOptions {
@@ -90,6 +94,7 @@ impl Default for ProgramOptions {
             pointer_leaks: PointerLeaks::Refuse,
             blind_constants: true,
             perf_buffer_bytes: DEFAULT_PERF_BUFFER_BYTES,
+            func_entries: Vec::new(),
         }
     }
 }
@@ -106,6 +111,10 @@ pub struct RunInput<'a> {
 #[derive(Debug)]
 pub struct Program {
     insns: Vec<Insn>,
+    /// The program's shape, found once at load (`analysis::analyse`): every later stage reads
+    /// its facts from here. Indices are logical; the rewrites keep every instruction's slots, so
+    /// the shape stays that of `insns`.
+    analysis: Analysis,
     options: ProgramOptions,
     engine: Engine,
     /// The maps of the program and the global-data regions of its runs.
@@ -132,6 +141,12 @@ impl Program {
     pub fn load(bytecode: &[u8], options: ProgramOptions) -> Result<Program, LoadError> {
         let helpers = context::helpers_for(options.prog_type, &options.helpers);
         let mut insns = validate(bytecode, &|id| helpers.contains(id))?;
+        let analysis = analysis::analyse(
+            &insns,
+            &AnalysisOptions {
+                func_entries: &options.func_entries,
+            },
+        )?;
         // Function pointers first: they are the one `lddw` pseudo source that is not a map.
         let callbacks = context::pseudo_func::resolve_pseudo_funcs(&mut insns)?;
         let maps = crate::maps::reloc::relocate(&mut insns, &options.maps)?;
@@ -163,6 +178,7 @@ impl Program {
         let () = jit;
         Ok(Program {
             insns,
+            analysis,
             options,
             engine,
             maps,
@@ -188,6 +204,11 @@ impl Program {
 
     pub fn instructions(&self) -> &[Insn] {
         &self.insns
+    }
+
+    /// The program's analysis: functions, blocks, loops and the per-instruction side table.
+    pub fn analysis(&self) -> &Analysis {
+        &self.analysis
     }
 
     /// The bytecode as loaded (after any rewriting), for `dump('xlated')`.
