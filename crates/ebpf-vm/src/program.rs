@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use crate::analysis::{self, Analysis, AnalysisOptions};
+use crate::analysis::{self, Analysis, AnalysisOptions, Imm64};
 use crate::context::{self, ContextInput, ContextOutput, RunState};
 use crate::error::{ErrorCode, LoadError, Trap, TrapKind};
 use crate::helpers::callbacks::rebase_trap;
 use crate::helpers::output::{PerfSink, ProgramOutput, TraceSink, DEFAULT_PERF_BUFFER_BYTES};
 use crate::helpers::HelperTable;
 use crate::interpreter::{self, RunEnv, RunOutput, STACK_SIZE};
-use crate::isa::opcodes::{OP_CALL, OP_CALLX, OP_LDDW};
+use crate::isa::opcodes::{OP_CALL, OP_CALLX};
 use crate::isa::{encode_all, validate, Insn};
 use crate::limits::RunLimits;
 use crate::memory::{Region, Regions};
@@ -149,8 +149,16 @@ impl Program {
         )?;
         // Function pointers first: they are the one `lddw` pseudo source that is not a map.
         let callbacks = context::pseudo_func::resolve_pseudo_funcs(&mut insns)?;
-        let maps = crate::maps::reloc::relocate(&mut insns, &options.maps)?;
-        if let Some(pc) = insns.iter().position(|i| i.opcode == OP_LDDW && i.src != 0) {
+        let maps = crate::maps::reloc::relocate(
+            &mut insns,
+            &analysis.program,
+            &analysis.aux,
+            &options.maps,
+        )?;
+        // What neither relocation resolves: kernel variables by BTF id.
+        if let Some(i) = (analysis.aux.iter()).position(|a| matches!(a.imm64, Imm64::BtfId { .. }))
+        {
+            let pc = analysis.program.slot(i);
             return Err(LoadError::at(
                 ErrorCode::Einval,
                 pc,
