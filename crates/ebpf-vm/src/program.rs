@@ -141,14 +141,19 @@ impl Program {
     pub fn load(bytecode: &[u8], options: ProgramOptions) -> Result<Program, LoadError> {
         let helpers = context::helpers_for(options.prog_type, &options.helpers);
         let mut insns = validate(bytecode, &|id| helpers.contains(id))?;
-        let analysis = analysis::analyse(
+        let mut analysis = analysis::analyse(
             &insns,
             &AnalysisOptions {
                 func_entries: &options.func_entries,
             },
         )?;
         // Function pointers first: they are the one `lddw` pseudo source that is not a map.
-        let callbacks = context::pseudo_func::resolve_pseudo_funcs(&mut insns)?;
+        let callbacks = context::pseudo_func::resolve_pseudo_funcs(
+            &mut insns,
+            &analysis.program,
+            &analysis.aux,
+            &analysis.functions,
+        );
         let maps = crate::maps::reloc::relocate(
             &mut insns,
             &analysis.program,
@@ -168,7 +173,7 @@ impl Program {
                 ),
             ));
         }
-        context::prepare_program(options.prog_type, &mut insns, &callbacks)?;
+        context::prepare_program(options.prog_type, &mut insns, &mut analysis)?;
         let prints = insns.iter().any(|i| {
             i.opcode == OP_CALLX || (i.opcode == OP_CALL && i.src == 0 && matches!(i.imm, 6 | 25))
         });

@@ -23,9 +23,9 @@ pub mod tracing;
 pub mod xdp;
 pub mod xdp_frags;
 
+use crate::analysis::{Analysis, Flow};
 use crate::error::{ErrorCode, LoadError, Trap};
 use crate::helpers::{self, HelperTable};
-use crate::isa::opcodes::{class, CLASS_LD, MODE_ABS, MODE_IND};
 use crate::isa::Insn;
 use crate::memory::{Region, Regions};
 use crate::program::ProgramType;
@@ -106,27 +106,37 @@ pub fn helpers_for(prog_type: ProgramType, base: &HelperTable) -> HelperTable {
     table
 }
 
-/// Load-time work of a program type on validated, relocated instructions: refuses legacy packet
-/// loads where the kernel does, and rewrites context accesses (`callbacks`: the function entries
-/// that `pseudo_func::resolve_pseudo_funcs` found).
+/// Load-time work of a program type on validated, relocated instructions (`analysis` is theirs):
+/// refuses legacy packet loads where the kernel does, and rewrites context accesses, recording
+/// their fields in the side table.
 pub fn prepare_program(
     prog_type: ProgramType,
     insns: &mut [Insn],
-    callbacks: &[usize],
+    analysis: &mut Analysis,
 ) -> Result<(), LoadError> {
     if matches!(prog_type, ProgramType::Xdp | ProgramType::Tracing) {
-        if let Some(pc) = insns.iter().position(|i| {
-            class(i.opcode) == CLASS_LD && matches!(i.opcode & 0xe0, MODE_ABS | MODE_IND)
-        }) {
+        if let Some(i) = analysis
+            .cfg
+            .flows
+            .iter()
+            .position(|f| *f == Flow::PacketLoad)
+        {
             return Err(LoadError::at(
                 ErrorCode::Einval,
-                pc,
+                analysis.program.slot(i),
                 "BPF_LD_[ABS|IND] instructions not allowed for this program type",
             ));
         }
     }
     if let Some(layout) = layout_of(prog_type) {
-        rewrite::rewrite_ctx_accesses(insns, layout, callbacks)?;
+        rewrite::rewrite_ctx_accesses(
+            insns,
+            &analysis.program,
+            &analysis.cfg.flows,
+            &analysis.functions,
+            &mut analysis.aux,
+            layout,
+        )?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use super::runtime;
 use super::x86::*;
 use crate::interpreter::{MAX_CALL_FRAMES, STACK_FRAME_SIZE};
 use crate::isa::opcodes::*;
-use crate::isa::{lddw_imm, Insn};
+use crate::isa::{jump_target, lddw_imm, Insn};
 
 /// Host register of each eBPF register r0-r10.
 pub const REG: [u8; 11] = [RDI, RSI, R8, R9, R10, R11, RBX, R13, R14, R15, RBP];
@@ -102,11 +102,11 @@ fn targets(pc: usize, insn: &Insn) -> Option<usize> {
         CLASS_JMP | CLASS_JMP32 => match op & 0xf0 {
             JMP_EXIT => None,
             JMP_CALL if op & SRC_X == 0 && insn.src == CALL_LOCAL => {
-                Some((pc as i64 + 1 + insn.imm as i64) as usize)
+                Some(jump_target(pc, insn.imm as i64) as usize)
             }
             JMP_CALL => None,
-            JMP_JA if class(op) == CLASS_JMP32 => Some((pc as i64 + 1 + insn.imm as i64) as usize),
-            _ => Some((pc as i64 + 1 + insn.off as i64) as usize),
+            JMP_JA if class(op) == CLASS_JMP32 => Some(jump_target(pc, insn.imm as i64) as usize),
+            _ => Some(jump_target(pc, insn.off as i64) as usize),
         },
         _ => None,
     }
