@@ -132,7 +132,8 @@ pub struct Program {
     /// The interpreter's form of the instructions when `engine` is `Interpreter`, made once here
     /// so that a run never pays for it.
     prepared: Option<interpreter::Prepared>,
-    /// Stack frames a run can reach (see `stack_reach`): only those are zeroed and accessible.
+    /// Stack frames a run can reach (see `stack_reach`, computed once at load for both engines):
+    /// only those are zeroed and accessible.
     stack_frames: usize,
 }
 
@@ -182,9 +183,14 @@ impl Program {
             options.perf_sink.clone(),
             options.perf_buffer_bytes,
         ));
-        let stack_frames = crate::stack_reach::reachable_frames(&insns);
-        let (engine, jit) =
-            select_engine(options.engine, &insns, options.blind_constants, &callbacks)?;
+        let stack_frames = crate::stack_reach::reachable_frames(&analysis);
+        let (engine, jit) = select_engine(
+            options.engine,
+            &insns,
+            options.blind_constants,
+            &callbacks,
+            stack_frames,
+        )?;
         // The interpreter's form of the instructions, made once here so that a run never pays for it.
         let prepared = (engine == Engine::Interpreter).then(|| interpreter::prepare(&insns));
         #[cfg(not(target_arch = "x86_64"))]
@@ -458,9 +464,13 @@ fn select_engine(
     insns: &[Insn],
     blind_constants: bool,
     callbacks: &[usize],
+    stack_frames: usize,
 ) -> Result<(Engine, Option<crate::jit::JitProgram>), LoadError> {
     use crate::jit::{JitOptions, JitProgram};
-    let compile = || JitProgram::compile_program(insns, JitOptions { blind_constants }, callbacks);
+    let compile = || {
+        let options = JitOptions { blind_constants };
+        JitProgram::compile_program(insns, options, callbacks, stack_frames)
+    };
     Ok(match requested {
         Engine::Interpreter => (Engine::Interpreter, None),
         Engine::Jit => (Engine::Jit, Some(compile()?)),
@@ -478,6 +488,7 @@ fn select_engine(
     _insns: &[Insn],
     _blind_constants: bool,
     _callbacks: &[usize],
+    _stack_frames: usize,
 ) -> Result<(Engine, ()), LoadError> {
     match requested {
         Engine::Interpreter | Engine::Auto => Ok((Engine::Interpreter, ())),

@@ -112,7 +112,7 @@ mod runtime;
 mod x86;
 
 use crate::error::{ErrorCode, LoadError, Trap};
-use crate::interpreter::{RunEnv, RunOutput};
+use crate::interpreter::{RunEnv, RunOutput, MAX_CALL_FRAMES};
 use crate::isa::Insn;
 
 pub use compile::{blocks, chains};
@@ -132,9 +132,8 @@ pub struct JitProgram {
     /// The function prologue (how callbacks are entered) and each callback entry's code.
     function_entry: usize,
     entries: Vec<(usize, u32)>,
-    /// The program has no bpf-to-bpf or tail call, so a run may expose only its first stack frame
-    /// (see `stack_reach`).
-    one_frame: bool,
+    /// The stack frames a run of the program must expose at least (see `stack_reach`).
+    stack_frames: usize,
 }
 
 /// How the JIT compiles.
@@ -159,17 +158,19 @@ impl JitProgram {
         Self::compile_with(insns, JitOptions::default())
     }
 
-    /// Compiles validated instructions.
+    /// Compiles validated instructions, for runs that expose the whole stack area.
     pub fn compile_with(insns: &[Insn], options: JitOptions) -> Result<JitProgram, LoadError> {
-        Self::compile_program(insns, options, &[])
+        Self::compile_program(insns, options, &[], MAX_CALL_FRAMES)
     }
 
     /// Compiles validated instructions; `entries` are the program's callback entries (sorted),
-    /// which `run_function` may start at.
+    /// which `run_function` may start at; a run exposes `stack_frames` frames of the stack, or
+    /// all of them (`stack_reach::reachable_frames`).
     pub fn compile_program(
         insns: &[Insn],
         options: JitOptions,
         entries: &[usize],
+        stack_frames: usize,
     ) -> Result<JitProgram, LoadError> {
         let c = compile::compile(insns, options.blind_constants, entries)
             .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
@@ -181,7 +182,7 @@ impl JitProgram {
             body_end: c.body_end,
             function_entry: c.function_entry,
             entries: c.entries,
-            one_frame: !crate::stack_reach::may_leave_first_frame(insns),
+            stack_frames,
         })
     }
 
@@ -199,7 +200,7 @@ impl JitProgram {
         );
         let start = runtime::Start::Main(self.mem.entry());
         // SAFETY: the code was compiled from `insns` (same program; length checked above).
-        unsafe { runtime::run(start, insns, env, args, self.one_frame) }
+        unsafe { runtime::run(start, insns, env, args, self.stack_frames) }
     }
 
     /// Runs the function at callback entry `pc` (one of the `entries` given to `compile`) until
@@ -237,7 +238,7 @@ impl JitProgram {
             )
         };
         // SAFETY: as above.
-        unsafe { runtime::run(start, insns, env, args, self.one_frame) }
+        unsafe { runtime::run(start, insns, env, args, self.stack_frames) }
     }
 
     /// Address of the first byte of machine code (the entry point).
