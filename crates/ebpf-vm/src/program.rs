@@ -187,6 +187,7 @@ impl Program {
         let (engine, jit) = select_engine(
             options.engine,
             &insns,
+            &analysis,
             options.blind_constants,
             &callbacks,
             stack_frames,
@@ -462,6 +463,7 @@ impl Program {
 fn select_engine(
     requested: Engine,
     insns: &[Insn],
+    analysis: &Analysis,
     blind_constants: bool,
     callbacks: &[usize],
     stack_frames: usize,
@@ -469,7 +471,7 @@ fn select_engine(
     use crate::jit::{JitOptions, JitProgram};
     let compile = || {
         let options = JitOptions { blind_constants };
-        JitProgram::compile_program(insns, options, callbacks, stack_frames)
+        JitProgram::compile_program(insns, analysis, options, callbacks, stack_frames)
     };
     Ok(match requested {
         Engine::Interpreter => (Engine::Interpreter, None),
@@ -486,6 +488,7 @@ fn select_engine(
 fn select_engine(
     requested: Engine,
     _insns: &[Insn],
+    _analysis: &Analysis,
     _blind_constants: bool,
     _callbacks: &[usize],
     _stack_frames: usize,

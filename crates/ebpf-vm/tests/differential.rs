@@ -432,8 +432,18 @@ fn function(r: &mut Rng, base: usize, len: usize, sub: usize) -> Vec<Item> {
 fn generate(r: &mut Rng) -> Vec<Insn> {
     let main_len = r.range(2, 40) as usize;
     let sub_len = r.range(2, 12) as usize;
-    let mut items = function(r, 0, main_len, main_len);
-    items.extend(function(r, main_len, sub_len, main_len));
+    // A function may come out a few items longer than asked; the sub-program starts where the
+    // main function really ends (as the kernel's function rules want: no function falls into
+    // the next), so main's calls are pointed at it once its place is known.
+    const SUB: usize = usize::MAX;
+    let mut items = function(r, 0, main_len, SUB);
+    let sub = items.len();
+    for it in items.iter_mut() {
+        if let Item::Call(t @ SUB) = it {
+            *t = sub;
+        }
+    }
+    items.extend(function(r, sub, sub_len, sub));
     // Slot index of each item.
     let mut slot = Vec::with_capacity(items.len());
     let mut n = 0usize;

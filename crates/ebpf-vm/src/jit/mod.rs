@@ -60,9 +60,9 @@
 //! Metering is per chain of basic blocks: blocks start at pc 0, at jump and call targets and
 //! after a jump, bpf-to-bpf call or exit, and end with such an instruction (helper calls, loads,
 //! stores and atomics may sit anywhere in a block). A chain is a block and the blocks that follow
-//! it by falling through a conditional jump that leaves every loop holding it (a loop's early
-//! exit, rarely taken) and that are no jump targets
-//! (`compile::chains`). On entry a chain of n instructions does `sub r12, n; jb slow`: if the
+//! it by falling through a conditional jump that leaves the innermost (natural) loop holding it
+//! (a loop's early exit, rarely taken) and that are no jump targets (`compile::chains`; blocks,
+//! loops and targets come from the analysis). On entry a chain of n instructions does `sub r12, n; jb slow`: if the
 //! budget covers the whole chain, no other metering happens in it. A conditional jump taken out
 //! of the middle of a chain at index k goes through a snippet that gives back the `n - 1 - k`
 //! instructions it skips (`add r12, n-1-k`) before reaching its target. An instruction that can
@@ -111,6 +111,7 @@ mod loops;
 mod runtime;
 mod x86;
 
+use crate::analysis::{analyse, Analysis, AnalysisOptions};
 use crate::error::{ErrorCode, LoadError, Trap};
 use crate::interpreter::{RunEnv, RunOutput, MAX_CALL_FRAMES};
 use crate::isa::Insn;
@@ -158,21 +159,24 @@ impl JitProgram {
         Self::compile_with(insns, JitOptions::default())
     }
 
-    /// Compiles validated instructions, for runs that expose the whole stack area.
+    /// Compiles validated instructions (analysing them first, as a load does), for runs that
+    /// expose the whole stack area.
     pub fn compile_with(insns: &[Insn], options: JitOptions) -> Result<JitProgram, LoadError> {
-        Self::compile_program(insns, options, &[], MAX_CALL_FRAMES)
+        let analysis = analyse(insns, &AnalysisOptions::default())?;
+        Self::compile_program(insns, &analysis, options, &[], MAX_CALL_FRAMES)
     }
 
-    /// Compiles validated instructions; `entries` are the program's callback entries (sorted),
-    /// which `run_function` may start at; a run exposes `stack_frames` frames of the stack, or
-    /// all of them (`stack_reach::reachable_frames`).
+    /// Compiles validated instructions whose analysis is `analysis`; `entries` are the
+    /// program's callback entries (sorted), which `run_function` may start at; a run exposes
+    /// `stack_frames` frames of the stack, or all of them (`stack_reach::reachable_frames`).
     pub fn compile_program(
         insns: &[Insn],
+        analysis: &Analysis,
         options: JitOptions,
         entries: &[usize],
         stack_frames: usize,
     ) -> Result<JitProgram, LoadError> {
-        let c = compile::compile(insns, options.blind_constants, entries)
+        let c = compile::compile(insns, analysis, options.blind_constants, entries)
             .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
         let mem = exec_mem::ExecMem::new(&c.code)
             .map_err(|m| LoadError::new(ErrorCode::E2big, format!("JIT: {m}")))?;
