@@ -113,7 +113,9 @@ pub struct Program {
     insns: Vec<Insn>,
     /// The program's shape, found once at load (`analysis::analyse`): every later stage reads
     /// its facts from here. Indices are logical; the rewrites keep every instruction's slots, so
-    /// the shape stays that of `insns`.
+    /// the shape stays that of `insns`. Its logical instructions are the program as given;
+    /// what relocation and the context rewrite made of them is in `insns`, and what they meant
+    /// is in its side table (`aux`).
     analysis: Analysis,
     options: ProgramOptions,
     engine: Engine,
