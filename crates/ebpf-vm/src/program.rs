@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 
-use crate::analysis::{self, Analysis, AnalysisOptions, Imm64};
+use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64};
 use crate::context::{self, ContextInput, ContextOutput, RunState};
 use crate::error::{ErrorCode, LoadError, Trap, TrapKind};
 use crate::helpers::callbacks::rebase_trap;
 use crate::helpers::output::{PerfSink, ProgramOutput, TraceSink, DEFAULT_PERF_BUFFER_BYTES};
 use crate::helpers::HelperTable;
 use crate::interpreter::{self, RunEnv, RunOutput, STACK_SIZE};
-use crate::isa::opcodes::{OP_CALL, OP_CALLX};
 use crate::isa::{encode_all, validate, Insn};
 use crate::limits::RunLimits;
 use crate::memory::{Region, Regions};
@@ -177,9 +176,9 @@ impl Program {
             ));
         }
         context::prepare_program(options.prog_type, &mut insns, &mut analysis)?;
-        let prints = insns.iter().any(|i| {
-            i.opcode == OP_CALLX || (i.opcode == OP_CALL && i.src == 0 && matches!(i.imm, 6 | 25))
-        });
+        // bpf_trace_printk (6), bpf_perf_event_output (25), or a callx that may be either.
+        let prints = (analysis.cfg.flows.iter())
+            .any(|f| matches!(f, Flow::CallX | Flow::Helper { id: 6 | 25 }));
         let output = Arc::new(ProgramOutput::new(
             options.trace_sink.clone(),
             options.perf_sink.clone(),
