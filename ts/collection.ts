@@ -293,6 +293,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
           pointerLeaks: opts.pointerLeaks,
           blindConstants: opts.blindConstants,
           lineInfo: p.lineInfo,
+          funcEntries: [...p.subprograms.map((s) => s.insn), ...p.funcInfo.map((f) => f.insn)],
         }),
       )
     }

@@ -62,6 +62,13 @@ export interface ProgramOptions {
    */
   lineInfo?: readonly LineInfo[]
   /**
+   * First instructions of the program's functions beyond the main one, as the object names them
+   * (`ProgramSpec.subprograms`, `ProgramSpec.funcInfo`); local calls and function pointers name the
+   * others. Each must start an instruction, and every function must end in `exit` or a jump, as the
+   * kernel checks with BTF function info.
+   */
+  funcEntries?: readonly number[]
+  /**
    * Receives each `bpf_perf_event_output` record, after the run that wrote it. Without it the helper
    * returns -ENOENT, as the kernel does when no perf event is behind the slot.
    */
@@ -510,6 +517,9 @@ export class Program {
       checkObject(LoadError, `lineInfo[${i}]`, li)
       checkU32Of(LoadError, `lineInfo[${i}].insn`, li.insn)
     })
+    const funcEntries = checkDenseArray<number>(LoadError, 'funcEntries', options.funcEntries ?? []).map((e, i) =>
+      checkU32Of(LoadError, `funcEntries[${i}]`, e),
+    )
     const loaded = engine('program option', () =>
       native.loadProgram(
         instructions,
@@ -526,6 +536,7 @@ export class Program {
           jsHelperPrototypes: js?.prototypes,
           pointerLeaks,
           blindConstants,
+          funcEntries,
         },
         js?.dispatch,
       ),

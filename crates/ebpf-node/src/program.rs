@@ -42,6 +42,9 @@ pub struct NativeProgramOptions {
     pub pointer_leaks: Option<String>,
     /// JIT constant blinding (default true).
     pub blind_constants: Option<bool>,
+    /// First instruction slots of the program's functions, from the object's function info
+    /// (`ProgramSpec.subprograms`, BTF `func_info`).
+    pub func_entries: Option<Vec<u32>>,
 }
 
 /// One test run's input.
@@ -141,6 +144,12 @@ fn parse_options(
         mode,
         pointer_leaks,
         blind_constants: o.blind_constants.unwrap_or(true),
+        func_entries: o
+            .func_entries
+            .iter()
+            .flatten()
+            .map(|&e| e as usize)
+            .collect(),
         ..ProgramOptions::default()
     };
     if let Some(b) = o.budget {

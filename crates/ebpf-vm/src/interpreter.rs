@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::error::{Trap, TrapKind};
 use crate::helpers::{CallerInfo, HelperContext, HelperTable};
 use crate::isa::opcodes::*;
-use crate::isa::{lddw_imm, Insn};
+use crate::isa::{jump_target, lddw_imm, Insn};
 use crate::limits::Meter;
 use crate::memory::{Region, Regions};
 
@@ -727,7 +727,7 @@ pub fn prepare(insns: &[Insn]) -> Prepared {
             } else {
                 insn.off as i64
             };
-            if !lands(pc as i64 + 1 + delta) {
+            if !lands(jump_target(pc, delta)) {
                 fast = false;
             }
         }
@@ -1271,8 +1271,8 @@ fn general(
         CLASS_JMP | CLASS_JMP32 => {
             let wide = class(op) == CLASS_JMP;
             match op & 0xf0 {
-                JMP_JA if wide => next = (pc as i64 + 1 + insn.off as i64) as usize,
-                JMP_JA => next = (pc as i64 + 1 + insn.imm as i64) as usize,
+                JMP_JA if wide => next = jump_target(pc, insn.off as i64) as usize,
+                JMP_JA => next = jump_target(pc, insn.imm as i64) as usize,
                 JMP_CALL if op & SRC_X != 0 => {
                     let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
                     let ret = call_helper(env, reg[d], args, pc, count - 1)?;
@@ -1296,7 +1296,7 @@ fn general(
                         saved_fp: reg[FP as usize],
                     });
                     reg[FP as usize] -= STACK_FRAME_SIZE as u64;
-                    next = (pc as i64 + 1 + insn.imm as i64) as usize;
+                    next = jump_target(pc, insn.imm as i64) as usize;
                 }
                 JMP_CALL => {
                     let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
@@ -1321,7 +1321,7 @@ fn general(
                 cond => {
                     let b = if op & SRC_X != 0 { reg[s] } else { imm64 };
                     if condition(cond, reg[d], b, wide) {
-                        next = (pc as i64 + 1 + insn.off as i64) as usize;
+                        next = jump_target(pc, insn.off as i64) as usize;
                     }
                 }
             }

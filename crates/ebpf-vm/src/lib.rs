@@ -22,6 +22,20 @@
 //!
 //! `tests/layering.rs` reads every file's `crate::` references and enforces this order; the edges
 //! the tree still has against it are listed there, with their reasons, and may only go away.
+//!
+//! A load ([`program::Program::load`]) is one pipeline through these layers:
+//!
+//! ```text
+//! bytes -> validate (isa) -> analyse (analysis) -> rewrite -> prepare (interpreter) / compile (jit) -> run
+//! ```
+//!
+//! The analysis runs once, on the validated slots, and the program keeps it. Every later stage
+//! reads its facts there instead of deriving them again: relocation (`maps::reloc`) and function
+//! pointers (`context::pseudo_func`) read the side table (`analysis::Aux`) and write constants
+//! while the side table keeps what they meant; the context rewrite (`context::rewrite`) follows
+//! the resolved flows and records the field each context access touches; [`stack_reach`] takes
+//! the frames a run exposes from the call graph; the JIT takes its targets, blocks and chains from
+//! the flows and natural loops.
 
 pub mod analysis;
 pub mod context;

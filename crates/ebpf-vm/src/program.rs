@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
+use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64};
 use crate::context::{self, ContextInput, ContextOutput, RunState};
 use crate::error::{ErrorCode, LoadError, Trap, TrapKind};
 use crate::helpers::callbacks::rebase_trap;
 use crate::helpers::output::{PerfSink, ProgramOutput, TraceSink, DEFAULT_PERF_BUFFER_BYTES};
 use crate::helpers::HelperTable;
 use crate::interpreter::{self, RunEnv, RunOutput, STACK_SIZE};
-use crate::isa::opcodes::{OP_CALL, OP_CALLX, OP_LDDW};
 use crate::isa::{encode_all, validate, Insn};
 use crate::limits::RunLimits;
 use crate::memory::{Region, Regions};
@@ -74,6 +74,9 @@ pub struct ProgramOptions {
     /// Bytes of perf records one run may output; records beyond are dropped and counted
     /// (`helpers::output`).
     pub perf_buffer_bytes: u64,
+    /// Function entries the object's function info names (BTF `func_info`, the loader's
+    /// sub-programs), as instruction slots; local calls and function `lddw`s find the others.
+    pub func_entries: Vec<usize>,
 }
 
 impl Default for ProgramOptions {
@@ -90,6 +93,7 @@ impl Default for ProgramOptions {
             pointer_leaks: PointerLeaks::Refuse,
             blind_constants: true,
             perf_buffer_bytes: DEFAULT_PERF_BUFFER_BYTES,
+            func_entries: Vec::new(),
         }
     }
 }
@@ -106,6 +110,12 @@ pub struct RunInput<'a> {
 #[derive(Debug)]
 pub struct Program {
     insns: Vec<Insn>,
+    /// The program's shape, found once at load (`analysis::analyse`): every later stage reads
+    /// its facts from here. Indices are logical; the rewrites keep every instruction's slots, so
+    /// the shape stays that of `insns`. Its logical instructions are the program as given;
+    /// what relocation and the context rewrite made of them is in `insns`, and what they meant
+    /// is in its side table (`aux`).
+    analysis: Analysis,
     options: ProgramOptions,
     engine: Engine,
     /// The maps of the program and the global-data regions of its runs.
@@ -123,7 +133,8 @@ pub struct Program {
     /// The interpreter's form of the instructions when `engine` is `Interpreter`, made once here
     /// so that a run never pays for it.
     prepared: Option<interpreter::Prepared>,
-    /// Stack frames a run can reach (see `stack_reach`): only those are zeroed and accessible.
+    /// Stack frames a run can reach (see `stack_reach`, computed once at load for both engines):
+    /// only those are zeroed and accessible.
     stack_frames: usize,
 }
 
@@ -132,10 +143,29 @@ impl Program {
     pub fn load(bytecode: &[u8], options: ProgramOptions) -> Result<Program, LoadError> {
         let helpers = context::helpers_for(options.prog_type, &options.helpers);
         let mut insns = validate(bytecode, &|id| helpers.contains(id))?;
+        let mut analysis = analysis::analyse(
+            &insns,
+            &AnalysisOptions {
+                func_entries: &options.func_entries,
+            },
+        )?;
         // Function pointers first: they are the one `lddw` pseudo source that is not a map.
-        let callbacks = context::pseudo_func::resolve_pseudo_funcs(&mut insns)?;
-        let maps = crate::maps::reloc::relocate(&mut insns, &options.maps)?;
-        if let Some(pc) = insns.iter().position(|i| i.opcode == OP_LDDW && i.src != 0) {
+        let callbacks = context::pseudo_func::resolve_pseudo_funcs(
+            &mut insns,
+            &analysis.program,
+            &analysis.aux,
+            &analysis.functions,
+        );
+        let maps = crate::maps::reloc::relocate(
+            &mut insns,
+            &analysis.program,
+            &analysis.aux,
+            &options.maps,
+        )?;
+        // What neither relocation resolves: kernel variables by BTF id.
+        if let Some(i) = (analysis.aux.iter()).position(|a| matches!(a.imm64, Imm64::BtfId { .. }))
+        {
+            let pc = analysis.program.slot(i);
             return Err(LoadError::at(
                 ErrorCode::Einval,
                 pc,
@@ -145,24 +175,31 @@ impl Program {
                 ),
             ));
         }
-        context::prepare_program(options.prog_type, &mut insns, &callbacks)?;
-        let prints = insns.iter().any(|i| {
-            i.opcode == OP_CALLX || (i.opcode == OP_CALL && i.src == 0 && matches!(i.imm, 6 | 25))
-        });
+        context::prepare_program(options.prog_type, &mut insns, &mut analysis)?;
+        // bpf_trace_printk (6), bpf_perf_event_output (25), or a callx that may be either.
+        let prints = (analysis.cfg.flows.iter())
+            .any(|f| matches!(f, Flow::CallX | Flow::Helper { id: 6 | 25 }));
         let output = Arc::new(ProgramOutput::new(
             options.trace_sink.clone(),
             options.perf_sink.clone(),
             options.perf_buffer_bytes,
         ));
-        let stack_frames = crate::stack_reach::reachable_frames(&insns);
-        let (engine, jit) =
-            select_engine(options.engine, &insns, options.blind_constants, &callbacks)?;
+        let stack_frames = crate::stack_reach::reachable_frames(&analysis);
+        let (engine, jit) = select_engine(
+            options.engine,
+            &insns,
+            &analysis,
+            options.blind_constants,
+            &callbacks,
+            stack_frames,
+        )?;
         // The interpreter's form of the instructions, made once here so that a run never pays for it.
         let prepared = (engine == Engine::Interpreter).then(|| interpreter::prepare(&insns));
         #[cfg(not(target_arch = "x86_64"))]
         let () = jit;
         Ok(Program {
             insns,
+            analysis,
             options,
             engine,
             maps,
@@ -188,6 +225,11 @@ impl Program {
 
     pub fn instructions(&self) -> &[Insn] {
         &self.insns
+    }
+
+    /// The program's analysis: functions, blocks, loops and the per-instruction side table.
+    pub fn analysis(&self) -> &Analysis {
+        &self.analysis
     }
 
     /// The bytecode as loaded (after any rewriting), for `dump('xlated')`.
@@ -422,11 +464,16 @@ impl Program {
 fn select_engine(
     requested: Engine,
     insns: &[Insn],
+    analysis: &Analysis,
     blind_constants: bool,
     callbacks: &[usize],
+    stack_frames: usize,
 ) -> Result<(Engine, Option<crate::jit::JitProgram>), LoadError> {
     use crate::jit::{JitOptions, JitProgram};
-    let compile = || JitProgram::compile_program(insns, JitOptions { blind_constants }, callbacks);
+    let compile = || {
+        let options = JitOptions { blind_constants };
+        JitProgram::compile_program(insns, analysis, options, callbacks, stack_frames)
+    };
     Ok(match requested {
         Engine::Interpreter => (Engine::Interpreter, None),
         Engine::Jit => (Engine::Jit, Some(compile()?)),
@@ -442,8 +489,10 @@ fn select_engine(
 fn select_engine(
     requested: Engine,
     _insns: &[Insn],
+    _analysis: &Analysis,
     _blind_constants: bool,
     _callbacks: &[usize],
+    _stack_frames: usize,
 ) -> Result<(Engine, ()), LoadError> {
     match requested {
         Engine::Interpreter | Engine::Auto => Ok((Engine::Interpreter, ())),

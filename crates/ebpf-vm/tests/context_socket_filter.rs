@@ -234,3 +234,29 @@ fn the_packet_is_read_only_and_bad_context_images_are_refused() {
     assert_eq!(t.kind, TrapKind::InvalidInput);
     assert_eq!(t.kind.code(), ErrorCode::Einval);
 }
+
+#[test]
+fn the_side_table_records_the_field_of_each_context_access() {
+    // r6 = ctx (a copy); r2 = skb->data (76, rewritten); cb[1] = 7 (52, a store through the
+    // copy); r0 = skb->len (0); a stack store and an arithmetic instruction touch no field.
+    let insns = prog![
+        movr(6, 1),
+        ldx(SIZE_W, 2, 6, 76),
+        st(SIZE_W, 6, 52, 7),
+        st(SIZE_DW, 10, -8, 0),
+        ldx(SIZE_W, 0, 1, 0),
+        add(0, 1),
+        exit(),
+    ];
+    let p = load(&insns, SF).unwrap();
+    let fields: Vec<Option<u16>> = p.analysis().aux.iter().map(|a| a.ctx_field).collect();
+    assert_eq!(
+        fields,
+        [None, Some(76), Some(52), None, Some(0), None, None],
+        "as the program wrote them"
+    );
+    // The load of data became a 64-bit load of the hidden pointer; the side table still says 76.
+    let x = decode_all(&p.xlated());
+    assert_eq!(x[1].opcode, CLASS_LDX | MODE_MEM | SIZE_DW);
+    assert_ne!(x[1].off, 76);
+}

@@ -142,7 +142,7 @@ fn callbacks_have_their_own_stack_frame_and_may_loop_again() {
         ldx(SIZE_DW, 1, 10, -8),     // 22: still our index
         mov(0, 0),                   // 23
         exit(),                      // 24
-        mov(0, 0),                   // 25 (unreached filler)
+        exit(),                      // 25 (unreached filler; a function ends in exit or a jump)
     ];
     let mut insns = looped(3, 0, &body);
     insns.extend(add_index());
@@ -264,7 +264,7 @@ fn nested_callbacks_count_and_trap_as_the_run() {
         ldx(SIZE_DW, 1, 10, -8),
         mov(0, 0),
         exit(),
-        mov(0, 0),
+        exit(), // unreached filler; a function ends in exit or a jump
     ];
     let mut insns = looped(3, 0, &body);
     insns.extend(add_index());

@@ -607,6 +607,43 @@ fn the_stack_reaches_only_the_frames_the_call_graph_needs() {
     }
 }
 
+#[test]
+fn a_call_chain_exposes_its_own_depth_of_frames() {
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        // main -> f: two frames. f's [r10 - 520] would be a third frame, which no call can
+        // reach: it traps, as the kernel's verifier refuses an access below the callee's frame.
+        let p = [
+            i(OP_CALL, 0, CALL_LOCAL, 0, 1),
+            exit(),
+            i(LDXDW, 0, 10, -520, 0),
+            exit(),
+        ];
+        let t = run_with(&p, engine, &mut [], None).unwrap_err();
+        assert_eq!(
+            (t.kind, t.pc, t.size),
+            (TrapKind::OutOfBounds, 2, 8),
+            "{engine:?}"
+        );
+        // main -> f -> g: g's frame is the third, and f may reach into it by pointer.
+        let p = [
+            i(OP_CALL, 0, CALL_LOCAL, 0, 1),
+            exit(),
+            mov64_reg(6, 10),
+            alu64_imm(ALU_ADD, 6, -520),
+            i(OP_CALL, 0, CALL_LOCAL, 0, 2),
+            i(LDXDW, 0, 6, 0, 0),
+            exit(),
+            i(STDW, 10, 0, -8, 43),
+            exit(),
+        ];
+        assert_eq!(
+            run_with(&p, engine, &mut [], None).unwrap().r0,
+            43,
+            "{engine:?}"
+        );
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn jit_programs_run_compiled_code_with_either_stack_layout() {

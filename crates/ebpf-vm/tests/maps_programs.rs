@@ -323,6 +323,42 @@ fn percpu_update_from_a_program_writes_one_slot() {
 }
 
 #[test]
+fn relocation_keeps_what_each_lddw_loads_in_the_side_table() {
+    use ebpf_vm::analysis::Imm64;
+    let data = create(MapType::Array, 4, 16, 1);
+    let counts = create(MapType::Hash, 4, 8, 4);
+    // r1 = &data + 8 (slots 0-1); r2 = map 1 (slots 2-3); r3 = a constant (slots 4-5).
+    let code = prog![
+        ld_map_value(1, PSEUDO_MAP_IDX_VALUE, 0, 8),
+        ld_map(2, 1),
+        ld_imm64(3, 1 << 40),
+        mov_imm(0, 0),
+        exit(),
+    ];
+    let p = load(&code, vec![data, counts.clone()]);
+    let x = p.xlated();
+    assert_eq!((x[1] >> 4, x[17] >> 4), (0, 0), "source fields cleared");
+    // The constant of the map lddw is the map's handle now; the side table still says map 1.
+    let handle = u32::from_le_bytes(x[20..24].try_into().unwrap()) as u64
+        | (u32::from_le_bytes(x[28..32].try_into().unwrap()) as u64) << 32;
+    assert_eq!(handle, maps::handle(&counts));
+    let aux: Vec<Imm64> = p.analysis().aux.iter().map(|a| a.imm64).collect();
+    assert_eq!(
+        aux,
+        [
+            Imm64::MapValue {
+                index: 0,
+                offset: 8
+            },
+            Imm64::Map { index: 1 },
+            Imm64::Constant,
+            Imm64::Constant,
+            Imm64::Constant,
+        ]
+    );
+}
+
+#[test]
 fn global_data_through_map_value_relocation() {
     let data = create(MapType::Array, 4, 16, 1);
     let mut init = [0u8; 16];

@@ -39,6 +39,9 @@ pub struct Loops {
     pub loops: Vec<Loop>,
     /// Block -> innermost loop holding it (`NONE` outside every loop).
     loop_of: Vec<u32>,
+    /// Each loop's number in a preorder of the loop forest, and one past the last number of the
+    /// loops it holds: `m` is inside `l` exactly when its number lies in `l`'s span.
+    preorder: Vec<(u32, u32)>,
     pub irreducible: Vec<IrreducibleEdge>,
 }
 
@@ -114,9 +117,11 @@ impl Loops {
         for l in (0..loops.len()).rev() {
             loops[l].depth = loops[l].parent.map_or(1, |p| loops[p].depth + 1);
         }
+        let preorder = number_preorder(&loops);
         Loops {
             loops,
             loop_of,
+            preorder,
             irreducible,
         }
     }
@@ -129,16 +134,12 @@ impl Loops {
         }
     }
 
-    /// Whether loop `l` holds `block` (directly or through a nested loop).
+    /// Whether loop `l` holds `block` (directly or through a nested loop), in constant time.
     pub fn contains(&self, l: usize, block: usize) -> bool {
-        let mut at = self.loop_of(block);
-        while let Some(m) = at {
-            if m == l {
-                return true;
-            }
-            at = self.loops[m].parent;
-        }
-        false
+        self.loop_of(block).is_some_and(|m| {
+            let (start, end) = self.preorder[l];
+            (start..end).contains(&self.preorder[m].0)
+        })
     }
 
     /// The blocks of loop `l`, nested loops' included, in increasing order.
@@ -152,6 +153,35 @@ impl Loops {
     pub fn depth_of(&self, block: usize) -> u32 {
         self.loop_of(block).map_or(0, |l| self.loops[l].depth)
     }
+}
+
+/// Numbers the loops in a preorder of the forest their parents make, with the span of each
+/// loop's descendants: iteratively, as nests may be deep.
+fn number_preorder(loops: &[Loop]) -> Vec<(u32, u32)> {
+    let n = loops.len();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut roots = Vec::new();
+    for (l, lp) in loops.iter().enumerate() {
+        match lp.parent {
+            Some(p) => children[p].push(l),
+            None => roots.push(l),
+        }
+    }
+    let mut span = vec![(0u32, 0u32); n];
+    let mut counter = 0u32;
+    // (loop, whether its children have been pushed)
+    let mut stack: Vec<(usize, bool)> = roots.into_iter().rev().map(|r| (r, false)).collect();
+    while let Some((l, done)) = stack.pop() {
+        if done {
+            span[l].1 = counter;
+            continue;
+        }
+        span[l].0 = counter;
+        counter += 1;
+        stack.push((l, true));
+        stack.extend(children[l].iter().rev().map(|&c| (c, false)));
+    }
+    span
 }
 
 /// The representative of `x`'s set, halving the path on the way.

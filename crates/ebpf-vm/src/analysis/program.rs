@@ -5,7 +5,7 @@
 
 use crate::error::{ErrorCode, LoadError};
 use crate::isa::opcodes::OP_LDDW;
-use crate::isa::{lddw_imm, Insn};
+use crate::isa::{jump_target, lddw_imm, Insn};
 
 /// Marks a slot that starts no instruction (the second half of an `lddw`).
 const NO_INSTRUCTION: u32 = u32::MAX;
@@ -148,7 +148,7 @@ impl LogicalProgram {
     /// or the EINVAL that names `what` and the slot of the instruction that refers to it.
     pub fn target(&self, index: usize, delta: i64, what: &str) -> Result<usize, LoadError> {
         let from = self.slot(index);
-        let to = from as i64 + 1 + delta;
+        let to = jump_target(from, delta);
         let found = usize::try_from(to).ok().and_then(|t| self.index_of_slot(t));
         found.ok_or_else(|| {
             let why = if to >= 0 && (to as usize) < self.slot_count() {

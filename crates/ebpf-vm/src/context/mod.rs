@@ -23,9 +23,11 @@ pub mod tracing;
 pub mod xdp;
 pub mod xdp_frags;
 
+use std::sync::OnceLock;
+
+use crate::analysis::{Analysis, Flow};
 use crate::error::{ErrorCode, LoadError, Trap};
 use crate::helpers::{self, HelperTable};
-use crate::isa::opcodes::{class, CLASS_LD, MODE_ABS, MODE_IND};
 use crate::isa::Insn;
 use crate::memory::{Region, Regions};
 use crate::program::ProgramType;
@@ -71,33 +73,48 @@ pub fn layout_of(prog_type: ProgramType) -> Option<&'static layout::CtxLayout> {
     }
 }
 
+/// The helpers a program type adds to the base set, made once per type: every load used to build
+/// them again (a name and a closure per helper), which was a third of a small program's load time.
+fn type_helpers(prog_type: ProgramType) -> &'static HelperTable {
+    static TABLES: [OnceLock<HelperTable>; 4] = [const { OnceLock::new() }; 4];
+    let slot = match prog_type {
+        ProgramType::Raw => 0,
+        ProgramType::SocketFilter => 1,
+        ProgramType::Xdp => 2,
+        ProgramType::Tracing => 3,
+    };
+    TABLES[slot].get_or_init(|| {
+        let mut ours = HelperTable::new();
+        helpers::trace::register(&mut ours);
+        helpers::strings::register(&mut ours);
+        helpers::callbacks::register(&mut ours);
+        helpers::locks::register(&mut ours);
+        helpers::tail_call::register(&mut ours);
+        match prog_type {
+            ProgramType::Raw => {}
+            ProgramType::SocketFilter => {
+                helpers::packet::register_skb(&mut ours);
+                helpers::perf::register(&mut ours);
+            }
+            ProgramType::Xdp => {
+                helpers::packet::register_xdp(&mut ours);
+                helpers::packet::register_csum(&mut ours);
+                helpers::perf::register(&mut ours);
+            }
+            ProgramType::Tracing => {
+                helpers::process::register(&mut ours);
+                helpers::perf::register(&mut ours);
+            }
+        }
+        ours
+    })
+}
+
 /// The helper table of a program of `prog_type`: the embedder's `base` plus the helpers the type
 /// has (where `base` has nothing under that number).
 pub fn helpers_for(prog_type: ProgramType, base: &HelperTable) -> HelperTable {
-    let mut ours = HelperTable::new();
-    helpers::trace::register(&mut ours);
-    helpers::strings::register(&mut ours);
-    helpers::callbacks::register(&mut ours);
-    helpers::locks::register(&mut ours);
-    helpers::tail_call::register(&mut ours);
-    match prog_type {
-        ProgramType::Raw => {}
-        ProgramType::SocketFilter => {
-            helpers::packet::register_skb(&mut ours);
-            helpers::perf::register(&mut ours);
-        }
-        ProgramType::Xdp => {
-            helpers::packet::register_xdp(&mut ours);
-            helpers::packet::register_csum(&mut ours);
-            helpers::perf::register(&mut ours);
-        }
-        ProgramType::Tracing => {
-            helpers::process::register(&mut ours);
-            helpers::perf::register(&mut ours);
-        }
-    }
     let mut table = base.clone();
-    for h in ours.iter() {
+    for h in type_helpers(prog_type).iter() {
         if !table.contains(h.id) {
             table.insert(h.clone());
         }
@@ -105,27 +122,37 @@ pub fn helpers_for(prog_type: ProgramType, base: &HelperTable) -> HelperTable {
     table
 }
 
-/// Load-time work of a program type on validated, relocated instructions: refuses legacy packet
-/// loads where the kernel does, and rewrites context accesses (`callbacks`: the function entries
-/// that `pseudo_func::resolve_pseudo_funcs` found).
+/// Load-time work of a program type on validated, relocated instructions (`analysis` is theirs):
+/// refuses legacy packet loads where the kernel does, and rewrites context accesses, recording
+/// their fields in the side table.
 pub fn prepare_program(
     prog_type: ProgramType,
     insns: &mut [Insn],
-    callbacks: &[usize],
+    analysis: &mut Analysis,
 ) -> Result<(), LoadError> {
     if matches!(prog_type, ProgramType::Xdp | ProgramType::Tracing) {
-        if let Some(pc) = insns.iter().position(|i| {
-            class(i.opcode) == CLASS_LD && matches!(i.opcode & 0xe0, MODE_ABS | MODE_IND)
-        }) {
+        if let Some(i) = analysis
+            .cfg
+            .flows
+            .iter()
+            .position(|f| *f == Flow::PacketLoad)
+        {
             return Err(LoadError::at(
                 ErrorCode::Einval,
-                pc,
+                analysis.program.slot(i),
                 "BPF_LD_[ABS|IND] instructions not allowed for this program type",
             ));
         }
     }
     if let Some(layout) = layout_of(prog_type) {
-        rewrite::rewrite_ctx_accesses(insns, layout, callbacks)?;
+        rewrite::rewrite_ctx_accesses(
+            insns,
+            &analysis.program,
+            &analysis.cfg.flows,
+            &analysis.functions,
+            &mut analysis.aux,
+            layout,
+        )?;
     }
     Ok(())
 }

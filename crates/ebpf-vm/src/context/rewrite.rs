@@ -7,13 +7,16 @@
 //! slots of the current frame hold the unmodified context pointer (r1 at entry; copies by `mov`;
 //! spills and fills through r10), the same provenance the kernel's verifier uses for this rewrite.
 //! bpf-to-bpf calls pass r1-r5 to the callee (all call sites joined); callback entries (`lddw` of
-//! a function, for `bpf_loop`) start with no context register.
+//! a function, for `bpf_loop`) start with no context register. The pass runs over the analysis'
+//! logical instructions and follows its resolved flows; it records the field of each context
+//! access in the side table (`Aux::ctx_field`).
 //!
 //! What the kernel rejects here is rejected too (EACCES, naming the instruction): a pointer field
 //! loaded with the wrong size or offset, an access past the end of the struct, a store outside the
 //! writable fields, an atomic on the context, and one instruction reached with the context pointer
 //! on one path and another value on another ("same insn cannot be used with different pointers").
 
+use crate::analysis::{Aux, Flow, Functions, Instruction, LogicalProgram};
 use crate::error::{ErrorCode, LoadError};
 use crate::isa::opcodes::*;
 use crate::isa::Insn;
@@ -100,14 +103,13 @@ impl State {
     }
 }
 
-/// Control-flow successors of the instruction at `pc` and the state each one receives.
-fn step(insns: &[Insn], pc: usize, s: &State, out: &mut Vec<(usize, State)>) {
-    let insn = insns[pc];
+/// Control-flow successors of logical instruction `i` (what the analysis resolved: `flow`) and
+/// the state each one receives.
+fn step(insn: &Instruction, i: usize, flow: Flow, s: &State, out: &mut Vec<(usize, State)>) {
     let op = insn.opcode;
     let d = (insn.dst & 0x0f) as usize;
     let sr = (insn.src & 0x0f) as usize;
     let mut n = s.clone();
-    let rel = |off: i64| (pc as i64 + 1 + off) as usize;
     match class(op) {
         CLASS_ALU64 | CLASS_ALU => {
             n.regs[d] = if op == (CLASS_ALU64 | ALU_MOV | SRC_X) && insn.off == 0 {
@@ -115,7 +117,6 @@ fn step(insns: &[Insn], pc: usize, s: &State, out: &mut Vec<(usize, State)>) {
             } else {
                 Tag::Other
             };
-            out.push((pc + 1, n));
         }
         CLASS_LDX => {
             let size = access_size(op);
@@ -123,7 +124,6 @@ fn step(insns: &[Insn], pc: usize, s: &State, out: &mut Vec<(usize, State)>) {
                 Some(i) if sr == FP as usize && size == 8 && op & 0xe0 == MODE_MEM => s.stack[i],
                 _ => Tag::Other,
             };
-            out.push((pc + 1, n));
         }
         CLASS_ST | CLASS_STX => {
             let size = access_size(op);
@@ -135,44 +135,36 @@ fn step(insns: &[Insn], pc: usize, s: &State, out: &mut Vec<(usize, State)>) {
                 }
             }
             if op & 0xe0 == MODE_ATOMIC {
-                if insn.imm == ATOMIC_CMPXCHG {
+                if insn.imm() == ATOMIC_CMPXCHG {
                     n.regs[0] = Tag::Other;
-                } else if insn.imm & ATOMIC_FETCH != 0 {
+                } else if insn.imm() & ATOMIC_FETCH != 0 {
                     n.regs[sr] = Tag::Other;
                 }
             }
-            out.push((pc + 1, n));
         }
-        CLASS_LD => {
-            if op == OP_LDDW {
-                n.regs[d] = Tag::Other;
-                out.push((pc + 2, n));
-            } else {
-                // Legacy packet loads clobber r0-r5, as in the kernel.
-                n.clobber_caller_saved();
-                out.push((pc + 1, n));
-            }
+        CLASS_LD if insn.is_lddw() => n.regs[d] = Tag::Other,
+        _ => {}
+    }
+    match flow {
+        Flow::Next => out.push((i + 1, n)),
+        Flow::Exit => {}
+        Flow::Jump { target } => out.push((target as usize, n)),
+        Flow::Branch { target } => {
+            out.push((target as usize, n.clone()));
+            out.push((i + 1, n));
         }
-        _ => match op & 0xf0 {
-            JMP_EXIT => {}
-            JMP_JA if op == OP_JA => out.push((rel(insn.off as i64), n)),
-            JMP_JA if op == OP_JA32 => out.push((rel(insn.imm as i64), n)),
-            JMP_CALL if op == OP_CALL && insn.src == CALL_LOCAL => {
-                let mut callee = State::entry(false);
-                callee.regs[1..=5].copy_from_slice(&s.regs[1..=5]);
-                out.push((rel(insn.imm as i64), callee));
-                n.clobber_caller_saved();
-                out.push((pc + 1, n));
-            }
-            JMP_CALL => {
-                n.clobber_caller_saved();
-                out.push((pc + 1, n));
-            }
-            _ => {
-                out.push((rel(insn.off as i64), n.clone()));
-                out.push((pc + 1, n));
-            }
-        },
+        Flow::Call { target } => {
+            let mut callee = State::entry(false);
+            callee.regs[1..=5].copy_from_slice(&s.regs[1..=5]);
+            out.push((target as usize, callee));
+            n.clobber_caller_saved();
+            out.push((i + 1, n));
+        }
+        // Helper calls, and legacy packet loads (which clobber r0-r5 as in the kernel).
+        Flow::Helper { .. } | Flow::CallX | Flow::PacketLoad => {
+            n.clobber_caller_saved();
+            out.push((i + 1, n));
+        }
     }
 }
 
@@ -187,44 +179,45 @@ fn ctx_error(pc: usize, layout: &CtxLayout, off: i64, size: u32, what: &str) -> 
     )
 }
 
-/// Rewrites the context accesses of `insns` for `layout`; `callbacks` are the extra function
-/// entries (`lddw` function targets). Returns how many loads were rewritten.
+/// Rewrites the context accesses of `insns` for `layout`, and records in `aux` which field each
+/// access through the context pointer touches (`Aux::ctx_field`, as the program wrote it). The
+/// analysis gives the control flow: `program` (the logical instructions of `insns`), `flows` and
+/// `functions` (whose callbacks start with no context register). Returns how many loads were
+/// rewritten.
 pub fn rewrite_ctx_accesses(
     insns: &mut [Insn],
+    program: &LogicalProgram,
+    flows: &[Flow],
+    functions: &Functions,
+    aux: &mut [Aux],
     layout: &CtxLayout,
-    callbacks: &[usize],
 ) -> Result<usize, LoadError> {
-    let n = insns.len();
+    let n = program.len();
     let mut states: Vec<Option<State>> = vec![None; n];
     let mut queued = vec![false; n];
     let mut work: Vec<usize> = Vec::new();
-    let mut seed = |pc: usize, s: State, states: &mut Vec<Option<State>>, work: &mut Vec<usize>| {
-        if pc < n {
-            states[pc] = Some(s);
-            if !queued[pc] {
-                queued[pc] = true;
-                work.push(pc);
-            }
+    let mut seed = |i: usize, s: State, states: &mut Vec<Option<State>>, work: &mut Vec<usize>| {
+        states[i] = Some(s);
+        if !queued[i] {
+            queued[i] = true;
+            work.push(i);
         }
     };
     seed(0, State::entry(true), &mut states, &mut work);
-    for &cb in callbacks {
-        if cb != 0 && states.get(cb).is_some_and(|s| s.is_none()) {
-            seed(cb, State::entry(false), &mut states, &mut work);
+    for f in functions.funcs.iter().filter(|f| f.address_taken) {
+        if f.start != 0 && states[f.start].is_none() {
+            seed(f.start, State::entry(false), &mut states, &mut work);
         }
     }
     let mut succ = Vec::with_capacity(2);
-    while let Some(pc) = work.pop() {
-        queued[pc] = false;
-        let Some(s) = states[pc].clone() else {
+    while let Some(i) = work.pop() {
+        queued[i] = false;
+        let Some(s) = states[i].clone() else {
             continue;
         };
         succ.clear();
-        step(insns, pc, &s, &mut succ);
+        step(program.get(i), i, flows[i], &s, &mut succ);
         for (to, st) in succ.drain(..) {
-            if to >= n {
-                continue;
-            }
             let changed = match &mut states[to] {
                 Some(cur) => cur.merge(&st),
                 slot @ None => {
@@ -240,8 +233,9 @@ pub fn rewrite_ctx_accesses(
     }
 
     let mut rewritten = 0;
-    for pc in 0..n {
-        let Some(s) = &states[pc] else { continue };
+    for (i, state) in states.iter().enumerate() {
+        let Some(s) = state else { continue };
+        let pc = program.slot(i);
         let insn = insns[pc];
         let op = insn.opcode;
         let (base, is_load) = match class(op) {
@@ -289,6 +283,7 @@ pub fn rewrite_ctx_accesses(
                     "store to a read-only field",
                 ));
             }
+            aux[i].ctx_field = Some(off as u16);
             continue;
         }
         if let Some(p) = pointer {
@@ -304,6 +299,7 @@ pub fn rewrite_ctx_accesses(
             );
             rewritten += 1;
         }
+        aux[i].ctx_field = Some(off as u16);
     }
     Ok(rewritten)
 }

@@ -326,10 +326,13 @@ pub(crate) fn prepare(
         )));
     };
     let pkt_len = linear_end - metalen;
+    // The context first: allocators hand out ascending addresses, so it then lies below the
+    // frame rather than just past `data_hard_end`, where a trap's address past the frame would be
+    // nearer the context than the data and be named from it (`places`).
+    let ctx = OwnedBuf::zeroed(off::BUFFER_SIZE as usize);
     let buf = OwnedBuf::zeroed(XDP_FRAME_END as usize);
     buf.write(XDP_PACKET_HEADROOM - metalen, &data[..linear_end as usize]);
     let hard_start = buf.addr;
-    let ctx = OwnedBuf::zeroed(off::BUFFER_SIZE as usize);
     ctx.write_u32(off::INGRESS_IFINDEX, ingress);
     ctx.write_u32(off::RX_QUEUE_INDEX, rxq);
     let ctx_addr = ctx.addr;

@@ -14,6 +14,14 @@ pub struct Insn {
 /// Size of one instruction slot in bytes.
 pub const INSN_SIZE: usize = 8;
 
+/// Where a jump or local call at slot `pc` goes, as the encoding says it: `delta` slots past the
+/// next one (`delta` is `off`, or `imm` for `gotol` and calls). May lie outside the program:
+/// validation and the analysis check it; everything after them may rely on it.
+#[inline(always)]
+pub const fn jump_target(pc: usize, delta: i64) -> i64 {
+    pc as i64 + 1 + delta
+}
+
 impl Insn {
     pub const fn new(opcode: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
         Insn {

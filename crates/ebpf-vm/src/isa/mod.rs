@@ -5,5 +5,5 @@ pub mod opcodes;
 pub mod table;
 pub mod validate;
 
-pub use insn::{decode_all, encode_all, lddw_imm, Insn, INSN_SIZE};
+pub use insn::{decode_all, encode_all, jump_target, lddw_imm, Insn, INSN_SIZE};
 pub use validate::{validate, MAX_INSNS};

@@ -2,7 +2,7 @@
 //! control-flow facts both engines rely on (targets in bounds, never into the second slot of
 //! `lddw`, no falling off the end). An engine may assume anything this accepts is well formed.
 
-use super::insn::{decode_all, Insn, INSN_SIZE};
+use super::insn::{decode_all, jump_target, Insn, INSN_SIZE};
 use super::opcodes::*;
 use super::table::{lookup, Kind, RegRule, ValueRule};
 use crate::error::{ErrorCode, LoadError};
@@ -50,7 +50,7 @@ fn check_value(pc: usize, field: &str, value: i32, rule: ValueRule) -> Result<()
     }
 }
 
-/// Checks a jump or local-call target `pc + 1 + delta`.
+/// Checks a jump or local-call target (`jump_target`).
 fn check_target(
     pc: usize,
     delta: i64,
@@ -58,7 +58,7 @@ fn check_target(
     second_slot: &[bool],
     what: &str,
 ) -> Result<usize, LoadError> {
-    let target = pc as i64 + 1 + delta;
+    let target = jump_target(pc, delta);
     if target < 0 || target >= len as i64 {
         return Err(fail(
             pc,

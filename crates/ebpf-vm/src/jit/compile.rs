@@ -8,6 +8,7 @@ use super::frame::*;
 use super::loops::{self, FastLoop, Limit};
 use super::runtime;
 use super::x86::*;
+use crate::analysis::{Analysis, Flow, LogicalProgram};
 use crate::interpreter::{MAX_CALL_FRAMES, STACK_FRAME_SIZE};
 use crate::isa::opcodes::*;
 use crate::isa::{lddw_imm, Insn};
@@ -72,12 +73,13 @@ fn is_lddw(insn: &Insn) -> bool {
     insn.opcode == OP_LDDW
 }
 
-/// Whether an instruction ends a basic block: it jumps, calls or exits. Helper calls end blocks
-/// too, although control comes back to the next instruction: a helper may charge the budget
-/// (callbacks, see `helpers/callbacks.rs`), so what is left of it is known only after the call,
-/// and the next block meters itself against that.
-fn ends_block(insn: &Insn) -> bool {
-    matches!(class(insn.opcode), CLASS_JMP | CLASS_JMP32)
+/// Whether an instruction ends one of the JIT's basic blocks: it jumps, calls or exits. Helper
+/// calls end blocks too, although control comes back to the next instruction: a helper may
+/// charge the budget (callbacks, see `helpers/callbacks.rs`), so what is left of it is known only
+/// after the call, and the next block meters itself against that. (Finer than the analysis'
+/// blocks, which plain helper calls do not end; legacy packet loads end those, not these.)
+fn ends_block(flow: Flow) -> bool {
+    !matches!(flow, Flow::Next | Flow::PacketLoad)
 }
 
 /// Whether an instruction can have an effect that outlives a trap of the run: it may trap
@@ -95,19 +97,56 @@ fn observable(insn: &Insn) -> bool {
     }
 }
 
-/// Jump and call targets of an instruction.
-fn targets(pc: usize, insn: &Insn) -> Option<usize> {
-    let op = insn.opcode;
-    match class(op) {
-        CLASS_JMP | CLASS_JMP32 => match op & 0xf0 {
-            JMP_EXIT => None,
-            JMP_CALL if op & SRC_X == 0 && insn.src == CALL_LOCAL => {
-                Some((pc as i64 + 1 + insn.imm as i64) as usize)
+/// What the JIT needs of the analysis, by slot: where each jump and local call goes (resolved
+/// once by the analysis), where loops start in the code, and the metered chains.
+pub struct Shape {
+    /// Slot -> the slot its jump or local call goes to, `NO_TARGET` for other instructions.
+    target: Vec<u32>,
+    /// Targets of backward jumps: where a loop's code starts in the layout (clang rotates loops,
+    /// so that is often not the natural loop's header). Code placement is about the layout:
+    /// these are aligned, and only these can head a counted loop (`loops::fast_loop`).
+    pub loop_heads: Vec<bool>,
+    /// For each slot starting a metered chain, its number of instructions (0 elsewhere).
+    pub chains: Vec<u32>,
+}
+
+const NO_TARGET: u32 = u32::MAX;
+
+impl Shape {
+    pub fn of(analysis: &Analysis) -> Shape {
+        let p = &analysis.program;
+        let mut target = vec![NO_TARGET; p.slot_count()];
+        let mut loop_heads = vec![false; p.slot_count()];
+        for (i, flow) in analysis.cfg.flows.iter().enumerate() {
+            if let Some(t) = flow_target(*flow) {
+                target[p.slot(i)] = p.slot(t) as u32;
+                if t <= i && !matches!(flow, Flow::Call { .. }) {
+                    loop_heads[p.slot(t)] = true;
+                }
             }
-            JMP_CALL => None,
-            JMP_JA if class(op) == CLASS_JMP32 => Some((pc as i64 + 1 + insn.imm as i64) as usize),
-            _ => Some((pc as i64 + 1 + insn.off as i64) as usize),
-        },
+        }
+        Shape {
+            target,
+            loop_heads,
+            chains: chains(analysis),
+        }
+    }
+
+    /// The slot the jump or local call at slot `pc` goes to.
+    fn target(&self, pc: usize) -> Option<usize> {
+        match self.target[pc] {
+            NO_TARGET => None,
+            t => Some(t as usize),
+        }
+    }
+}
+
+/// Where a jump or local call goes (logical index).
+fn flow_target(flow: Flow) -> Option<usize> {
+    match flow {
+        Flow::Jump { target } | Flow::Branch { target } | Flow::Call { target } => {
+            Some(target as usize)
+        }
         _ => None,
     }
 }
@@ -121,114 +160,68 @@ fn is_cond_jump(insn: &Insn) -> bool {
 
 /// For each slot starting a metered chain, the number of instructions in that chain (0
 /// elsewhere). A chain is a run of basic blocks that only the first can be entered other than by
-/// falling through: each later block follows a conditional jump that leaves every loop holding
-/// it (a loop's early exit, rarely taken; a jump that stays inside some loop, such as a switch
-/// inside a loop, may as well be its hot path) and is no jump or call target. Loops are read off
-/// the layout: from a backward jump's target to the last backward jump there. The whole chain is
-/// charged on entry; a jump taken out of its middle gives back what it skips (see
-/// `Snippet::Refund`). Chains only save time; any split of the blocks into chains is exact.
-/// `entries`: where callbacks start (code is entered there too, so a chain starts there).
-pub fn chains(insns: &[Insn], entries: &[usize]) -> Vec<u32> {
-    let len = insns.len();
-    let mut head = vec![false; len];
-    head[0] = true;
-    for &e in entries {
-        head[e] = true;
-    }
-    // Loops as the layout shows them: from each target of backward jumps to the last of them.
-    let mut ends = std::collections::BTreeMap::new();
-    let mut pc = 0;
-    while pc < len {
-        let insn = &insns[pc];
-        if matches!(class(insn.opcode), CLASS_JMP | CLASS_JMP32) {
-            if let Some(t) = targets(pc, insn) {
-                if t <= pc {
-                    let end = ends.entry(t).or_insert(pc);
-                    *end = pc.max(*end);
-                }
-            }
-        }
-        pc += if is_lddw(insn) { 2 } else { 1 };
-    }
-    let loops: Vec<(usize, usize)> = ends.into_iter().collect();
-    // The pairwise scan below is quadratic: past this much work, chains are plain blocks.
-    let cheap = loops.len().saturating_mul(len) <= 1 << 22;
-    // A jump leaves its loops when the innermost loop holding it (not as its last backward
-    // jump) does not hold the target, and neither does any other, loops headed by the target
-    // aside (those may be just the exits' own backward jumps, as the layout shows them).
-    let leaves_loop = |pc: usize, t: usize| {
-        let outside = |&(z, y): &(usize, usize)| t < z || t > y;
-        let holding = || loops.iter().filter(|&&(z, y)| z <= pc && pc < y);
-        cheap
-            && holding().min_by_key(|&&(z, y)| y - z).is_some_and(outside)
-            && holding().all(|l| l.0 == t || outside(l))
+/// falling through: each later block follows a conditional jump that leaves the innermost loop
+/// holding it (a loop's early exit, rarely taken; a jump that stays inside the loop, such as a
+/// switch inside a loop, may as well be its hot path) and is no jump or call target. Loops are
+/// the analysis' natural loops (from dominators). The whole chain is charged on entry; a jump
+/// taken out of its middle gives back what it skips (see `Snippet::Refund`). Chains only save
+/// time; any split of the blocks into chains is exact. Functions start chains (callbacks are
+/// entered there too).
+pub fn chains(analysis: &Analysis) -> Vec<u32> {
+    let (p, cfg, loops) = (&analysis.program, &analysis.cfg, &analysis.loops);
+    // A conditional jump joins its chain to the next block when it leaves the innermost loop
+    // holding it.
+    let leaves_loop = |i: usize, t: usize| {
+        loops
+            .loop_of(cfg.block_of(i))
+            .is_some_and(|l| !loops.contains(l, cfg.block_of(t)))
     };
-    let mut pc = 0;
-    while pc < len {
-        let insn = &insns[pc];
-        let next = pc + if is_lddw(insn) { 2 } else { 1 };
-        let t = targets(pc, insn);
-        if let Some(t) = t {
-            head[t] = true;
-        }
-        let joins = is_cond_jump(insn) && t.is_some_and(|t| leaves_loop(pc, t));
-        if ends_block(insn) && !joins && next < len {
-            head[next] = true;
-        }
-        pc = next;
+    let mut head = vec![false; p.slot_count()];
+    for f in &analysis.functions.funcs {
+        head[p.slot(f.start)] = true;
     }
-    count_runs(insns, &head)
+    for (i, &flow) in cfg.flows.iter().enumerate() {
+        let t = flow_target(flow);
+        if let Some(t) = t {
+            head[p.slot(t)] = true;
+        }
+        let joins = matches!(flow, Flow::Branch { .. }) && t.is_some_and(|t| leaves_loop(i, t));
+        if ends_block(flow) && !joins && i + 1 < p.len() {
+            head[p.slot(i + 1)] = true;
+        }
+    }
+    count_runs(p, &head)
 }
 
 /// For each `true` slot of `head`, the number of instructions up to the next one.
-fn count_runs(insns: &[Insn], head: &[bool]) -> Vec<u32> {
-    let mut count = vec![0u32; insns.len()];
+fn count_runs(p: &LogicalProgram, head: &[bool]) -> Vec<u32> {
+    let mut count = vec![0u32; p.slot_count()];
     let mut current = 0;
-    let mut pc = 0;
-    while pc < insns.len() {
+    for i in 0..p.len() {
+        let pc = p.slot(i);
         if head[pc] {
             current = pc;
         }
         count[current] += 1;
-        pc += if is_lddw(&insns[pc]) { 2 } else { 1 };
     }
     count
 }
 
-/// Targets of backward jumps: the heads of loops as the layout shows them.
-fn loop_heads(insns: &[Insn]) -> Vec<bool> {
-    let mut head = vec![false; insns.len()];
-    let mut pc = 0;
-    while pc < insns.len() {
-        let insn = &insns[pc];
-        if let Some(t) = targets(pc, insn) {
-            if t <= pc {
-                head[t] = true;
-            }
-        }
-        pc += if is_lddw(insn) { 2 } else { 1 };
-    }
-    head
-}
-
-/// For each slot starting a basic block, the number of instructions in that block (0 elsewhere).
-pub fn blocks(insns: &[Insn]) -> Vec<u32> {
-    let len = insns.len();
-    let mut leader = vec![false; len];
+/// For each slot starting a basic block of the JIT (see `ends_block`), the number of
+/// instructions in that block (0 elsewhere).
+pub fn blocks(analysis: &Analysis) -> Vec<u32> {
+    let p = &analysis.program;
+    let mut leader = vec![false; p.slot_count()];
     leader[0] = true;
-    let mut pc = 0;
-    while pc < len {
-        let insn = &insns[pc];
-        let next = pc + if is_lddw(insn) { 2 } else { 1 };
-        if let Some(t) = targets(pc, insn) {
-            leader[t] = true;
+    for (i, &flow) in analysis.cfg.flows.iter().enumerate() {
+        if let Some(t) = flow_target(flow) {
+            leader[p.slot(t)] = true;
         }
-        if ends_block(insn) && next < len {
-            leader[next] = true;
+        if ends_block(flow) && i + 1 < p.len() {
+            leader[p.slot(i + 1)] = true;
         }
-        pc = next;
     }
-    count_runs(insns, &leader)
+    count_runs(p, &leader)
 }
 
 enum Snippet {
@@ -317,6 +310,8 @@ struct Stubs {
 struct Compiler<'a> {
     a: Asm,
     insns: &'a [Insn],
+    /// Targets, loop heads and chains, from the analysis.
+    shape: Shape,
     labels: Vec<Label>,
     stubs: Stubs,
     snippets: Vec<Snippet>,
@@ -355,7 +350,16 @@ fn fast_bound(region: usize, bi: usize) -> i32 {
 
 /// Compiles `insns`; with `blind`, no immediate of the program appears in the code (see `blind`).
 /// `entries` are the callback entries (sorted), where code may be entered besides slot 0.
-pub fn compile(insns: &[Insn], blind: bool, entries: &[usize]) -> Result<Compiled, String> {
+/// `analysis` is that of `insns` (the rewrites keep every instruction's slots).
+pub fn compile(
+    insns: &[Insn],
+    analysis: &Analysis,
+    blind: bool,
+    entries: &[usize],
+) -> Result<Compiled, String> {
+    if analysis.program.slot_count() != insns.len() {
+        return Err("the analysis is of another program".into());
+    }
     // The bound is checked as code is emitted; the initial reservation is only a guess.
     let mut a = Asm::with_capacity(insns.len() * 64 + MAX_FIXED_BYTES);
     let labels = (0..insns.len()).map(|_| a.new_label()).collect();
@@ -374,6 +378,7 @@ pub fn compile(insns: &[Insn], blind: bool, entries: &[usize]) -> Result<Compile
     let mut c = Compiler {
         a,
         insns,
+        shape: Shape::of(analysis),
         labels,
         stubs,
         snippets: Vec::new(),
@@ -388,25 +393,26 @@ pub fn compile(insns: &[Insn], blind: bool, entries: &[usize]) -> Result<Compile
         blind: blind.then(Blinder::new),
     };
     c.prologue(false);
-    let seg = chains(insns, entries);
     let mut offsets = vec![u32::MAX; insns.len()];
     let mut pc = 0;
-    let loop_heads = loop_heads(insns);
     while pc < insns.len() {
-        let fast = if seg[pc] > 0 {
-            loops::fast_loop(insns, pc, seg[pc])
+        let n = c.shape.chains[pc];
+        let loop_head = c.shape.loop_heads[pc];
+        // Counted loops are chains that jump back to their own head.
+        let fast = if n > 0 && loop_head {
+            loops::fast_loop(insns, pc, n)
         } else {
             None
         };
         // A fast loop runs in its aligned copy; here only its head check runs, once per entry.
-        if loop_heads[pc] && fast.is_none() {
+        if loop_head && fast.is_none() {
             c.a.align(LOOP_ALIGN);
         }
         let start = c.a.pos();
         offsets[pc] = start as u32;
         c.a.bind(c.labels[pc]);
         let mut start = start;
-        if seg[pc] > 0 {
+        if n > 0 {
             // A fast loop's head check comes first: its copy meters itself.
             let guarded = fast.map(|fl| {
                 let g = c.a.pos();
@@ -414,8 +420,8 @@ pub fn compile(insns: &[Insn], blind: bool, entries: &[usize]) -> Result<Compile
                 let accesses = fl.accesses.iter().map(|acc| acc.pc).collect::<Vec<_>>();
                 (top, c.a.pos() - g, accesses)
             });
-            let slow = c.meter(pc, seg[pc]);
-            c.block_n = seg[pc];
+            let slow = c.meter(pc, n);
+            c.block_n = n;
             c.block_k = 0;
             if let Some((top, bytes, accesses)) = guarded {
                 if bytes > MAX_GUARD_BYTES {
@@ -426,7 +432,7 @@ pub fn compile(insns: &[Insn], blind: bool, entries: &[usize]) -> Result<Compile
                 c.a.bind(checked);
                 c.snippets.push(Snippet::FastLoop {
                     head: pc,
-                    n: seg[pc],
+                    n,
                     top,
                     slow,
                     checked,
@@ -434,9 +440,10 @@ pub fn compile(insns: &[Insn], blind: bool, entries: &[usize]) -> Result<Compile
                 });
             }
         }
-        let fused =
-            pc + 1 < insns.len() && seg[pc + 1] == 0 && (c.mov_add(pc) || c.cond_over_ja(pc));
-        let lone = !fused && c.jump_over_ja(pc, &seg, &loop_heads);
+        let fused = pc + 1 < insns.len()
+            && c.shape.chains[pc + 1] == 0
+            && (c.mov_add(pc) || c.cond_over_ja(pc));
+        let lone = !fused && c.jump_over_ja(pc);
         if fused {
             // The second one is no jump target (it is inside a chain): nothing can start at it.
             offsets[pc + 1] = c.a.pos() as u32;
@@ -799,7 +806,7 @@ impl Compiler<'_> {
             return false;
         }
         let back = match ja.opcode {
-            OP_JA | OP_JA32 => targets(pc + 1, &ja).expect("ja has a target"),
+            OP_JA | OP_JA32 => self.shape.target(pc + 1).expect("ja has a target"),
             _ => return false,
         };
         self.over_ja = Some(self.label(back));
@@ -812,16 +819,16 @@ impl Compiler<'_> {
     /// head: emits `if !c goto <the ja>` and puts the `ja` chain out of line, so that the jump
     /// over it (a loop going on, as clang lays loops out) costs no taken branch. Returns whether
     /// it did (the caller then skips `pc + 1`).
-    fn jump_over_ja(&mut self, pc: usize, seg: &[u32], loop_heads: &[bool]) -> bool {
+    fn jump_over_ja(&mut self, pc: usize) -> bool {
         let insn = self.insns[pc];
         let next = pc + 1;
         if !is_cond_jump(&insn)
             || self.block_k + 1 != self.block_n
             || next >= self.insns.len()
-            || seg[next] != 1
-            || loop_heads[next]
+            || self.shape.chains[next] != 1
+            || self.shape.loop_heads[next]
             || !matches!(self.insns[next].opcode, OP_JA | OP_JA32)
-            || targets(pc, &insn) != Some(pc + 2)
+            || self.shape.target(pc) != Some(pc + 2)
         {
             return false;
         }
@@ -1041,7 +1048,7 @@ impl Compiler<'_> {
         let x = op & SRC_X != 0;
         match op & 0xf0 {
             JMP_JA => {
-                let t = targets(pc, insn).expect("ja has a target");
+                let t = self.shape.target(pc).expect("ja has a target");
                 let l = self.label(t);
                 self.a.jmp(l);
             }
@@ -1055,7 +1062,7 @@ impl Compiler<'_> {
                 self.a.mov_rr(W::B64, RAX, REG[insn.dst as usize]);
                 self.call_helper(pc);
             }
-            JMP_CALL if insn.src == CALL_LOCAL => self.local_call(pc, insn),
+            JMP_CALL if insn.src == CALL_LOCAL => self.local_call(pc),
             JMP_CALL => {
                 if !blinded(&mut self.a, &mut self.blind, W::B32, RAX, insn.imm) {
                     self.a.mov_r32_imm(RAX, insn.imm as u32);
@@ -1097,7 +1104,10 @@ impl Compiler<'_> {
                     JMP_JSLT => Cond::L,
                     _ => Cond::Le,
                 };
-                let t = targets(pc, insn).expect("conditional jump has a target");
+                let t = self
+                    .shape
+                    .target(pc)
+                    .expect("conditional jump has a target");
                 if let Some(exit) = self.unroll_exit {
                     // The first half of an unrolled fast loop: leave when the loop ends.
                     self.a.jcc(invert(cc), exit);
@@ -1178,8 +1188,8 @@ impl Compiler<'_> {
     /// context, moves r10 down one frame and jumps. `exit` in the callee comes back through the
     /// exit stub. Host `call`/`ret` are not used so that rsp stays fixed and the context stays at
     /// a constant offset from it.
-    fn local_call(&mut self, pc: usize, insn: &Insn) {
-        let target = targets(pc, insn).expect("local call has a target");
+    fn local_call(&mut self, pc: usize) {
+        let target = self.shape.target(pc).expect("local call has a target");
         let over = self.a.new_label();
         self.snippets.push(Snippet::CallDepth { at: over, pc });
         let ret = self.label(pc + 1);

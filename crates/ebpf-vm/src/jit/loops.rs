@@ -17,7 +17,7 @@
 //! and the back jump is taken only while `i + 1 != n`, so every head value is below `n` (`m = n`).
 
 use crate::isa::opcodes::*;
-use crate::isa::Insn;
+use crate::isa::{jump_target, Insn};
 
 /// The bound `n` of the loop's compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,7 +108,7 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
         JMP_JNE if wide => true,
         _ => return None,
     };
-    if (last as i64 + 1 + l.off as i64) != head as i64 {
+    if jump_target(last, l.off as i64) != head as i64 {
         return None;
     }
     let i = l.dst;

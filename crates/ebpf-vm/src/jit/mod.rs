@@ -60,9 +60,9 @@
 //! Metering is per chain of basic blocks: blocks start at pc 0, at jump and call targets and
 //! after a jump, bpf-to-bpf call or exit, and end with such an instruction (helper calls, loads,
 //! stores and atomics may sit anywhere in a block). A chain is a block and the blocks that follow
-//! it by falling through a conditional jump that leaves every loop holding it (a loop's early
-//! exit, rarely taken) and that are no jump targets
-//! (`compile::chains`). On entry a chain of n instructions does `sub r12, n; jb slow`: if the
+//! it by falling through a conditional jump that leaves the innermost (natural) loop holding it
+//! (a loop's early exit, rarely taken) and that are no jump targets (`compile::chains`; blocks,
+//! loops and targets come from the analysis). On entry a chain of n instructions does `sub r12, n; jb slow`: if the
 //! budget covers the whole chain, no other metering happens in it. A conditional jump taken out
 //! of the middle of a chain at index k goes through a snippet that gives back the `n - 1 - k`
 //! instructions it skips (`add r12, n-1-k`) before reaching its target. An instruction that can
@@ -111,8 +111,9 @@ mod loops;
 mod runtime;
 mod x86;
 
+use crate::analysis::{analyse, Analysis, AnalysisOptions};
 use crate::error::{ErrorCode, LoadError, Trap};
-use crate::interpreter::{RunEnv, RunOutput};
+use crate::interpreter::{RunEnv, RunOutput, MAX_CALL_FRAMES};
 use crate::isa::Insn;
 
 pub use compile::{blocks, chains};
@@ -132,9 +133,8 @@ pub struct JitProgram {
     /// The function prologue (how callbacks are entered) and each callback entry's code.
     function_entry: usize,
     entries: Vec<(usize, u32)>,
-    /// The program has no bpf-to-bpf or tail call, so a run may expose only its first stack frame
-    /// (see `stack_reach`).
-    one_frame: bool,
+    /// The stack frames a run of the program must expose at least (see `stack_reach`).
+    stack_frames: usize,
 }
 
 /// How the JIT compiles.
@@ -159,19 +159,24 @@ impl JitProgram {
         Self::compile_with(insns, JitOptions::default())
     }
 
-    /// Compiles validated instructions.
+    /// Compiles validated instructions (analysing them first, as a load does), for runs that
+    /// expose the whole stack area.
     pub fn compile_with(insns: &[Insn], options: JitOptions) -> Result<JitProgram, LoadError> {
-        Self::compile_program(insns, options, &[])
+        let analysis = analyse(insns, &AnalysisOptions::default())?;
+        Self::compile_program(insns, &analysis, options, &[], MAX_CALL_FRAMES)
     }
 
-    /// Compiles validated instructions; `entries` are the program's callback entries (sorted),
-    /// which `run_function` may start at.
+    /// Compiles validated instructions whose analysis is `analysis`; `entries` are the
+    /// program's callback entries (sorted), which `run_function` may start at; a run exposes
+    /// `stack_frames` frames of the stack, or all of them (`stack_reach::reachable_frames`).
     pub fn compile_program(
         insns: &[Insn],
+        analysis: &Analysis,
         options: JitOptions,
         entries: &[usize],
+        stack_frames: usize,
     ) -> Result<JitProgram, LoadError> {
-        let c = compile::compile(insns, options.blind_constants, entries)
+        let c = compile::compile(insns, analysis, options.blind_constants, entries)
             .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
         let mem = exec_mem::ExecMem::new(&c.code)
             .map_err(|m| LoadError::new(ErrorCode::E2big, format!("JIT: {m}")))?;
@@ -181,7 +186,7 @@ impl JitProgram {
             body_end: c.body_end,
             function_entry: c.function_entry,
             entries: c.entries,
-            one_frame: !crate::stack_reach::may_leave_first_frame(insns),
+            stack_frames,
         })
     }
 
@@ -199,7 +204,7 @@ impl JitProgram {
         );
         let start = runtime::Start::Main(self.mem.entry());
         // SAFETY: the code was compiled from `insns` (same program; length checked above).
-        unsafe { runtime::run(start, insns, env, args, self.one_frame) }
+        unsafe { runtime::run(start, insns, env, args, self.stack_frames) }
     }
 
     /// Runs the function at callback entry `pc` (one of the `entries` given to `compile`) until
@@ -237,7 +242,7 @@ impl JitProgram {
             )
         };
         // SAFETY: as above.
-        unsafe { runtime::run(start, insns, env, args, self.one_frame) }
+        unsafe { runtime::run(start, insns, env, args, self.stack_frames) }
     }
 
     /// Address of the first byte of machine code (the entry point).

@@ -184,13 +184,13 @@ pub(super) unsafe fn run(
     insns: &[Insn],
     env: &mut RunEnv<'_>,
     args: [u64; 5],
-    one_frame: bool,
+    stack_frames: usize,
 ) -> Result<RunOutput, Trap> {
     let regions = env.regions.as_slice();
     // Compiled code accesses [r10 - 512, r10) without checks, which is sound only when every
     // frame a run can enter under `stack_top` is memory of the run: for the main program the
-    // first region holds the whole stack area, or just the first frame for a program that has no
-    // call that could leave it; a callback runs on one of the run's callback stacks, each a whole
+    // first region holds the whole stack area, or the frames its calls can reach
+    // (`stack_reach`); a callback runs on one of the run's callback stacks, each a whole
     // stack area and a region of the run.
     let frames = |n: usize| {
         let len = (n * interpreter::STACK_FRAME_SIZE) as u64;
@@ -203,7 +203,7 @@ pub(super) unsafe fn run(
     };
     let stack_ok = match start {
         Start::Main(_) => {
-            first == Some(&frames(MAX_CALL_FRAMES)) || (one_frame && first == Some(&frames(1)))
+            first == Some(&frames(MAX_CALL_FRAMES)) || first == Some(&frames(stack_frames))
         }
         Start::Function(..) => env.state.is_callback_stack(env.stack_top),
     };

@@ -1,6 +1,7 @@
 //! Load-time relocation of map references, as the kernel's verifier does it before a program runs.
 //! An `lddw` whose source field is a pseudo source becomes a plain `lddw` (source 0) of a value, so
-//! the engines need nothing map-specific:
+//! the engines need nothing map-specific; what it was (map i, the value of map i + offset) stays
+//! in the analysis' side table (`analysis::Aux::imm64`), for the passes that need to know:
 //!
 //! - `BPF_PSEUDO_MAP_FD` (1) / `BPF_PSEUDO_MAP_IDX` (5), imm = index into the program's map list:
 //!   the map's handle (`maps::handle`). The second slot's imm must be 0.
@@ -14,10 +15,8 @@
 
 use std::sync::Arc;
 
+use crate::analysis::{Aux, Imm64, LogicalProgram};
 use crate::error::{ErrorCode, LoadError};
-use crate::isa::opcodes::{
-    OP_LDDW, PSEUDO_MAP_FD, PSEUDO_MAP_IDX, PSEUDO_MAP_IDX_VALUE, PSEUDO_MAP_VALUE,
-};
 use crate::isa::Insn;
 use crate::memory::Region;
 
@@ -52,32 +51,26 @@ fn set_imm64(insns: &mut [Insn], pc: usize, v: u64) {
     insns[pc + 1].imm = (v >> 32) as u32 as i32;
 }
 
-/// Rewrites the map `lddw`s of validated `insns` against `maps` (the program's map list).
-pub fn relocate(insns: &mut [Insn], maps: &[Arc<dyn Map>]) -> Result<ProgramMaps, LoadError> {
+/// Writes the map `lddw`s of validated `insns` against `maps` (the program's map list). Which
+/// `lddw`s refer to maps, and how, is the analysis' side table (`aux`, one entry per logical
+/// instruction of `program`): it keeps saying so after the constants are written.
+pub fn relocate(
+    insns: &mut [Insn],
+    program: &LogicalProgram,
+    aux: &[Aux],
+    maps: &[Arc<dyn Map>],
+) -> Result<ProgramMaps, LoadError> {
     let mut regions: Vec<Region> = Vec::new();
     // Starts of the values already in `regions`: one look-up per relocation, whatever the number
     // of maps.
     let mut added = std::collections::HashSet::new();
-    let mut pc = 0;
-    while pc < insns.len() {
-        let insn = insns[pc];
-        if insn.opcode != OP_LDDW {
-            pc += 1;
-            continue;
-        }
-        let src = insn.src;
-        if ![
-            PSEUDO_MAP_FD,
-            PSEUDO_MAP_IDX,
-            PSEUDO_MAP_VALUE,
-            PSEUDO_MAP_IDX_VALUE,
-        ]
-        .contains(&src)
-        {
-            pc += 2;
-            continue;
-        }
-        let index = insn.imm as u32;
+    for (i, a) in aux.iter().enumerate() {
+        let (index, offset) = match a.imm64 {
+            Imm64::Map { index } => (index, None),
+            Imm64::MapValue { index, offset } => (index, Some(offset)),
+            _ => continue,
+        };
+        let pc = program.slot(i);
         let Some(map) = maps.get(index as usize) else {
             return Err(LoadError::at(
                 ErrorCode::Einval,
@@ -88,8 +81,8 @@ pub fn relocate(insns: &mut [Insn], maps: &[Arc<dyn Map>]) -> Result<ProgramMaps
                 ),
             ));
         };
-        let second = insns[pc + 1].imm as u32;
-        if src == PSEUDO_MAP_FD || src == PSEUDO_MAP_IDX {
+        let Some(offset) = offset else {
+            let second = insns[pc + 1].imm as u32;
             if second != 0 {
                 return Err(LoadError::at(
                     ErrorCode::Einval,
@@ -98,33 +91,32 @@ pub fn relocate(insns: &mut [Insn], maps: &[Arc<dyn Map>]) -> Result<ProgramMaps
                 ));
             }
             set_imm64(insns, pc, handle(map));
-        } else {
-            let Some((addr, len)) = map.direct_value() else {
-                return Err(LoadError::at(
-                    ErrorCode::Einval,
-                    pc,
-                    format!(
-                        "map value relocation: map {index} ({} map, {} entries) has no directly addressable value: \
-                         only single-element arrays (global data) do",
-                        map.map_type().name(),
-                        map.common().def.max_entries
-                    ),
-                ));
-            };
-            if second as u64 >= len {
-                return Err(LoadError::at(
-                    ErrorCode::Einval,
-                    pc,
-                    format!("map value relocation: offset {second} is outside the {len}-byte value of map {index}"),
-                ));
-            }
-            set_imm64(insns, pc, addr + second as u64);
-            if added.insert(addr) {
-                let writable = map.common().def.flags & BPF_F_RDONLY_PROG == 0;
-                regions.push(Region::new(addr, len, writable));
-            }
+            continue;
+        };
+        let Some((addr, len)) = map.direct_value() else {
+            return Err(LoadError::at(
+                ErrorCode::Einval,
+                pc,
+                format!(
+                    "map value relocation: map {index} ({} map, {} entries) has no directly addressable value: \
+                     only single-element arrays (global data) do",
+                    map.map_type().name(),
+                    map.common().def.max_entries
+                ),
+            ));
+        };
+        if offset as u64 >= len {
+            return Err(LoadError::at(
+                ErrorCode::Einval,
+                pc,
+                format!("map value relocation: offset {offset} is outside the {len}-byte value of map {index}"),
+            ));
         }
-        pc += 2;
+        set_imm64(insns, pc, addr + offset as u64);
+        if added.insert(addr) {
+            let writable = map.common().def.flags & BPF_F_RDONLY_PROG == 0;
+            regions.push(Region::new(addr, len, writable));
+        }
     }
     Ok(ProgramMaps {
         maps: (!maps.is_empty()).then(|| maps.to_vec().into()),

@@ -445,12 +445,22 @@ pub fn function(
 pub fn generate(r: &mut Rng) -> Vec<Insn> {
     let main_len = r.range(2, 40) as usize;
     let sub_len = r.range(2, 12) as usize;
-    let mut items = function(r, 0, main_len, main_len, &DIFFERENTIAL_CALLS, &mut no_extra);
+    // A function may come out a few items longer than asked; the sub-program starts where the
+    // main function really ends (as the kernel's function rules want: no function falls into
+    // the next), so main's calls are pointed at it once its place is known.
+    const SUB: usize = usize::MAX;
+    let mut items = function(r, 0, main_len, SUB, &DIFFERENTIAL_CALLS, &mut no_extra);
+    let sub = items.len();
+    for it in items.iter_mut() {
+        if let Item::Call(t @ SUB) = it {
+            *t = sub;
+        }
+    }
     items.extend(function(
         r,
-        main_len,
+        sub,
         sub_len,
-        main_len,
+        sub,
         &DIFFERENTIAL_CALLS,
         &mut no_extra,
     ));
