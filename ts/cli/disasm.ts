@@ -5,7 +5,7 @@
  * instructions name their map. Every added line is a comment or a label, so the text still assembles.
  */
 import { basename } from 'node:path'
-import { disassemble, type ProgramSpec } from '../index.js'
+import { cbpf, disassemble, type ProgramSpec } from '../index.js'
 
 type Dialect = 'llvm' | 'conformance'
 
@@ -65,15 +65,28 @@ export function annotatedListing(prog: ProgramSpec, dialect: Dialect, withSource
   return `${out.join('\n')}\n`
 }
 
+/**
+ * Classic BPF as tcpdump prints it (`-dd` C array or `-ddd` decimal), recognised so that it is never
+ * disassembled as eBPF bytes: such text read as 8-byte slots would be nonsense instructions.
+ */
+function classicText(bytes: Uint8Array): { text: string; form: string } | undefined {
+  if (bytes.length === 0 || bytes.length > 1 << 20 || bytes.some((b) => b === 0 || b > 0x7e)) return undefined
+  const text = new TextDecoder().decode(bytes)
+  if (cbpf.isDdText(text)) return { text, form: 'tcpdump -dd' }
+  if (/^\s*\d+\s*[\n,]\s*\d+ \d+ \d+ \d+\s*([\n,]|$)/.test(text)) return { text, form: 'tcpdump -ddd' }
+  return undefined
+}
+
 export const disasmCommand: Command = {
   name: 'disasm',
-  usage: 'ebpf disasm FILE.bin|OBJ.o [--program NAME] [--dialect llvm|conformance] [--no-source]',
+  usage: 'ebpf disasm FILE.bin|OBJ.o|FILTER.cbpf [--program NAME] [--dialect llvm|conformance] [--no-source] [--ebpf]',
   summary: 'disassemble raw bytecode or the programs of an object',
   description:
     'Prints one instruction per line with labels L<slot>: at jump targets. FILE.bin is raw bytecode; for an\n' +
     'ELF object every program is printed (or only --program NAME), its C source lines interleaved as comments\n' +
     'when the object has BTF line info, and relocated map loads annotated with the map. The output assembles\n' +
-    "back with 'ebpf asm'.",
+    "back with 'ebpf asm'. Classic BPF text (tcpdump -dd or -ddd output) is recognised and listed as\n" +
+    "'tcpdump -d' prints it, or with --ebpf as the eBPF socket filter it converts to.",
   options: {
     program: { value: true, arg: 'NAME', help: 'only this program of the object' },
     dialect: {
@@ -83,6 +96,7 @@ export const disasmCommand: Command = {
       help: 'llvm (default: r0 = 1) or conformance (mov %r0, 1)',
     },
     'no-source': { help: 'leave out the C source comments' },
+    ebpf: { help: 'for classic BPF text, print the eBPF socket filter it converts to instead' },
     ...OBJECT_OPTIONS,
   },
   run(args) {
@@ -90,6 +104,24 @@ export const disasmCommand: Command = {
     const dialect = (optString(args, 'dialect') ?? 'llvm') as Dialect
     const name = optString(args, 'program')
     const bytes = readInput(file)
+    const classic = classicText(bytes)
+    if (classic !== undefined) {
+      if (name !== undefined)
+        throw new UsageError(`--program needs an ELF object; ${displayName(file)} is classic BPF`, 'disasm')
+      const insns = about(file, () => cbpf.parse(classic.text))
+      process.stderr.write(
+        `${displayName(file)}: classic BPF (${classic.form} text), ${insns.length} instructions; ` +
+          (optFlag(args, 'ebpf')
+            ? 'printing the eBPF socket filter it converts to\n'
+            : "listed as 'tcpdump -d' prints it (--ebpf for the converted eBPF)\n"),
+      )
+      process.stdout.write(
+        about(file, () =>
+          optFlag(args, 'ebpf') ? disassemble(cbpf.toEbpf(insns), { dialect }) : cbpf.disassemble(insns),
+        ),
+      )
+      return 0
+    }
     if (!isElf(bytes)) {
       if (name !== undefined)
         throw new UsageError(`--program needs an ELF object; ${displayName(file)} is raw bytecode`, 'disasm')
