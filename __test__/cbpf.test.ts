@@ -5,7 +5,7 @@
  * (`bpf_check_classic`, Documentation/networking/filter.rst) and hand computation. Tests that need
  * tcpdump skip, saying why, where it is not installed.
  */
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -315,5 +315,256 @@ describe.skipIf(!hasTcpdump)('verdicts equal tcpdump -r on a pcap of hand-made p
       return n === 0 || n === PACKETS.length
     })
     expect(uniform).toEqual([])
+  })
+})
+
+// ---------------------------------------------------------------- the kernel's checks
+
+const AD = cbpf.SKF_AD_OFF
+const RET_A: [number, number, number, number] = [0x16, 0, 0, 0]
+const RET_0: [number, number, number, number] = [0x06, 0, 0, 0]
+
+/** The LoadError a program gets from `toEbpf` (which checks it first). */
+function refusal(program: cbpf.ClassicInput): LoadError {
+  try {
+    cbpf.toEbpf(program)
+  } catch (e) {
+    expect(e).toBeInstanceOf(LoadError)
+    return e as LoadError
+  }
+  throw new Error('the program was accepted')
+}
+
+describe('validation as bpf_check_classic', () => {
+  // Each case: the program, the instruction the kernel's check stops at, and words of our message.
+  const cases: Array<[string, Array<[number, number, number, number]>, number | undefined, RegExp]> = [
+    ['no instruction', [], undefined, /1 to 4096 instructions, got 0/],
+    ['4097 instructions', [...new Array(4096).fill([0x00, 0, 0, 1]), RET_A], undefined, /got 4097/],
+    ['an unknown opcode', [[0xff, 0, 0, 0], RET_A], 0, /instruction 0 \(unimp +0xff\): unknown opcode 0xff/],
+    ['BPF_LDX|BPF_B|BPF_IMM (a size on an immediate)', [[0x11, 0, 0, 0], RET_A], 0, /unknown opcode 0x11/],
+    ['div #0', [[0x34, 0, 0, 0], RET_A], 0, /instruction 0 \(div +#0\): division by the constant 0/],
+    ['mod #0', [[0x94, 0, 0, 0], RET_A], 0, /division by the constant 0/],
+    ['lsh #32', [[0x64, 0, 0, 32], RET_A], 0, /shift by 32/],
+    ['st M[16]', [[0x02, 0, 0, 16], RET_A], 0, /M\[16\]: scratch memory has 16 words/],
+    ['ld M[16]', [[0x60, 0, 0, 16], RET_A], 0, /M\[16\]/],
+    ['ja past the end', [[0x05, 0, 0, 1], RET_A], 0, /jump past the end/],
+    ['jeq jt past the end', [[0x15, 1, 0, 0], RET_A], 0, /jump past the end/],
+    ['jgt jf past the end', [[0x25, 0, 5, 0], RET_A], 0, /jump past the end/],
+    ['no ret last', [[0x00, 0, 0, 1]], 0, /the last instruction must be a ret/],
+    ['an unknown ancillary offset', [[0x20, 0, 0, AD + 64], RET_A], 0, /SKF_AD_OFF \+ 64/],
+    ['an ancillary offset between two known ones', [[0x30, 0, 0, AD + 2], RET_A], 0, /SKF_AD_OFF \+ 2/],
+    ['M[3] read before any write', [[0x60, 0, 0, 3], RET_A], 0, /M\[3\] is read before it is written/],
+    [
+      'M[0] written on one branch only',
+      [[0x15, 0, 1, 0], [0x02, 0, 0, 0], [0x61, 0, 0, 0], RET_A],
+      2,
+      /instruction 2 \(ldx +M\[0\]\)/,
+    ],
+  ]
+  it.each(cases)('refuses %s', (_, program, insn, message) => {
+    const e = refusal(program)
+    expect(e.code).toBe('EINVAL')
+    expect(e.insn).toBe(insn)
+    expect(e.message).toMatch(message)
+  })
+
+  it('accepts what the kernel accepts', () => {
+    const ok: Array<Array<[number, number, number, number]>> = [
+      [RET_0],
+      [...new Array(4095).fill([0x00, 0, 0, 1]), RET_A],
+      // M[0] written on both branches before the read.
+      [[0x15, 0, 2, 0], [0x02, 0, 0, 0], [0x05, 0, 0, 1], [0x02, 0, 0, 0], [0x60, 0, 0, 0], RET_A],
+      // Loads below SKF_AD_OFF (the network and link-layer areas) and a known ancillary load of any size.
+      [[0x30, 0, 0, cbpf.SKF_NET_OFF + 9], [0x28, 0, 0, cbpf.SKF_LL_OFF + 12], [0x30, 0, 0, AD + 4], RET_A],
+      [[0x64, 0, 0, 31], [0x34, 0, 0, 1], [0x81, 0, 0, 0], RET_A],
+    ]
+    for (const p of ok) expect(() => cbpf.toEbpf(p)).not.toThrow()
+  })
+
+  it('refuses ancillary loads a socket filter run cannot answer, naming them', () => {
+    for (const [off, name] of [
+      [28, 'hatype'],
+      [52, 'poff'],
+      [12, 'nla'],
+      [16, 'nlan'],
+    ] as const) {
+      const e = refusal([[0x20, 0, 0, AD + off], RET_A])
+      expect(e.code).toBe('ENOTSUPP')
+      expect(e.insn).toBe(0)
+      expect(e.message).toContain(`[${name}]`)
+    }
+  })
+})
+
+describe('reading', () => {
+  it('refuses malformed input with EINVAL', () => {
+    const bad: unknown[] = [
+      '',
+      '{ 0x6, 0, 0 },',
+      '{ 0x6, 0, 0, 0 }, garbage',
+      '{ 0x6, 0, 0, zz },',
+      '2\n6 0 0 0\n',
+      'x\n6 0 0 0',
+      new Uint8Array(7),
+      new Uint8Array(0),
+      [[0x6, 0, 256, 0]],
+      [[0x10000, 0, 0, 0]],
+      [{ code: 6, k: 2 ** 32 }],
+      [[6, 0, 0]],
+      42,
+    ]
+    for (const input of bad) {
+      expect(() => cbpf.parse(input as cbpf.ClassicInput), String(input)).toThrow(EbpfError)
+    }
+  })
+
+  it('reads -dd text with comments, -ddd with commas (iptables) and signed k', () => {
+    const want = [
+      { code: 0x28, jt: 0, jf: 0, k: 12 },
+      { code: 0x06, jt: 0, jf: 0, k: 0xffffffff },
+    ]
+    expect(cbpf.parse('/* ip */\n{ 0x28, 0, 0, 0x0000000c }, // ldh [12]\n{ 6, 0, 0, 4294967295 },\n')).toEqual(want)
+    expect(cbpf.parse('2,40 0 0 12,6 0 0 4294967295')).toEqual(want)
+    expect(cbpf.parse([{ code: 0x28, k: 12 }, [6, 0, 0, -1]])).toEqual(want)
+  })
+})
+
+// ---------------------------------------------------------------- semantics by hand computation
+
+describe('converted programs compute what classic BPF defines', () => {
+  const frame = new Uint8Array(
+    ether(MAC_A, 0x0800, ipv4({ src: '10.0.0.1', dst: '10.0.0.2', proto: 6, payload: tcp(1234, 80, SYN) })),
+  ) // 14 + 20 + 20 = 54 bytes
+  const run = (program: Array<[number, number, number, number]>, ctx = {}, data = frame): number[] =>
+    ENGINES.map((engine) => Program.fromClassic(program, { engine }).run({ data, ctx }).retval)
+
+  it('ret #k is the snap length; ret a returns A', () => {
+    expect(run([[0x06, 0, 0, 20]])).toEqual([20, 20])
+    expect(run([[0x80, 0, 0, 0], RET_A])).toEqual([54, 54]) // ld #pktlen
+    expect(run([[0x81, 0, 0, 0], [0x87, 0, 0, 0], RET_A])).toEqual([54, 54]) // ldx len; txa
+  })
+
+  it('packet loads are big-endian; a load past the end returns 0', () => {
+    expect(run([[0x28, 0, 0, 12], RET_A])).toEqual([0x0800, 0x0800])
+    expect(run([[0x20, 0, 0, 26], RET_A])).toEqual([0x0a000001, 0x0a000001]) // ip src
+    expect(
+      run([
+        [0x20, 0, 0, 51],
+        [0x06, 0, 0, 1],
+      ]),
+    ).toEqual([0, 0]) // 4 bytes at 51 of 54
+    // ldxb 4*([14]&0xf) = 20; ldh [x + 16] = tcp dst port 80; A is kept across ldxb.
+    expect(run([[0x00, 0, 0, 7], [0xb1, 0, 0, 14], [0x48, 0, 0, 16], RET_A])).toEqual([80, 80])
+    expect(run([[0x00, 0, 0, 7], [0xb1, 0, 0, 14], RET_A])).toEqual([7, 7])
+  })
+
+  it('SKF_NET_OFF and SKF_LL_OFF address the network and link-layer headers', () => {
+    expect(run([[0x30, 0, 0, cbpf.SKF_NET_OFF + 9], RET_A])).toEqual([6, 6]) // ip proto
+    expect(run([[0x28, 0, 0, cbpf.SKF_LL_OFF + 12], RET_A])).toEqual([0x0800, 0x0800])
+  })
+
+  it('ALU is 32-bit; division and modulo by X = 0 return 0', () => {
+    // A = 7; A -= 9 -> 0xfffffffe; A *= 3 -> 0xfffffffa (mod 2^32); A >>= 4 -> 0x0fffffff.
+    expect(run([[0x00, 0, 0, 7], [0x14, 0, 0, 9], [0x24, 0, 0, 3], [0x74, 0, 0, 4], RET_A])).toEqual([
+      0x0fffffff, 0x0fffffff,
+    ])
+    expect(run([[0x00, 0, 0, 5], [0x84, 0, 0, 0], RET_A])).toEqual([0xfffffffb, 0xfffffffb]) // neg
+    expect(run([[0x01, 0, 0, 0], [0x00, 0, 0, 7], [0x3c, 0, 0, 0], [0x04, 0, 0, 1], RET_A])).toEqual([0, 0])
+    expect(run([[0x01, 0, 0, 0], [0x00, 0, 0, 7], [0x9c, 0, 0, 0], [0x04, 0, 0, 1], RET_A])).toEqual([0, 0])
+    expect(run([[0x01, 0, 0, 3], [0x00, 0, 0, 7], [0x9c, 0, 0, 0], RET_A])).toEqual([1, 1]) // 7 % 3
+  })
+
+  it('M[] holds words across instructions; jumps compare unsigned 32 bits', () => {
+    // ld #5; st M[3]; ldx M[3]; add x -> 10
+    expect(run([[0x00, 0, 0, 5], [0x02, 0, 0, 3], [0x61, 0, 0, 3], [0x0c, 0, 0, 0], RET_A])).toEqual([10, 10])
+    // ld #0xffffffff; jgt #0x7fffffff (unsigned: true) -> ret #1 else ret #2
+    const jgt: Array<[number, number, number, number]> = [
+      [0x00, 0, 0, 0xffffffff],
+      [0x25, 0, 1, 0x7fffffff],
+      [0x06, 0, 0, 1],
+      [0x06, 0, 0, 2],
+    ]
+    expect(run(jgt)).toEqual([1, 1])
+    // jset #0x2 on 0x5: false; jt = jf = next: no jump at all.
+    expect(
+      run([
+        [0x00, 0, 0, 5],
+        [0x45, 0, 1, 2],
+        [0x06, 0, 0, 1],
+        [0x06, 0, 0, 2],
+      ]),
+    ).toEqual([2, 2])
+    expect(
+      run([
+        [0x00, 0, 0, 5],
+        [0x45, 0, 0, 2],
+        [0x06, 0, 0, 3],
+      ]),
+    ).toEqual([3, 3])
+  })
+
+  it('ancillary loads read the __sk_buff fields in classic BPF order', () => {
+    const ctx = {
+      mark: 0x1234,
+      ifindex: 7,
+      pkt_type: 3,
+      queue_mapping: 2,
+      hash: 0xdeadbeef,
+      vlan_tci: 0x0005,
+      vlan_present: 1,
+      // skb->vlan_proto is big-endian: 0x88a8 lies in memory as a8 88... read as a little-endian u32.
+      vlan_proto: 0xa888,
+    }
+    const load = (off: number): number[] => run([[0x20, 0, 0, AD + off], RET_A], ctx)
+    expect(load(0)).toEqual([0x0800, 0x0800]) // protocol (from the frame), host order
+    expect(load(4)).toEqual([3, 3])
+    expect(load(8)).toEqual([7, 7])
+    expect(load(20)).toEqual([0x1234, 0x1234])
+    expect(load(24)).toEqual([2, 2])
+    expect(load(32)).toEqual([0xdeadbeef, 0xdeadbeef])
+    expect(load(44)).toEqual([5, 5])
+    expect(load(48)).toEqual([1, 1])
+    expect(load(60)).toEqual([0x88a8, 0x88a8])
+    // A ^= X: 0x0f ^ 0xff.
+    expect(run([[0x00, 0, 0, 0x0f], [0x01, 0, 0, 0xff], [0x20, 0, 0, AD + 40], RET_A])).toEqual([0xf0, 0xf0])
+    // cpu and random call helpers: the run goes through (values are the engine's).
+    for (const r of run([
+      [0x20, 0, 0, AD + 36],
+      [0x06, 0, 0, 1],
+    ]))
+      expect(r).toBe(1)
+    for (const r of run([
+      [0x20, 0, 0, AD + 56],
+      [0x06, 0, 0, 1],
+    ]))
+      expect(r).toBe(1)
+  })
+})
+
+// ---------------------------------------------------------------- the CLI
+
+describe.skipIf(!hasTcpdump)('ebpf disasm on classic BPF text', () => {
+  const bin = join(__dirname, '..', 'bin', 'ebpf.js')
+  const cli = (args: string[], input: string) =>
+    spawnSync(process.execPath, [bin, ...args], { input, encoding: 'utf8' })
+
+  it.each(['-dd', '-ddd'] as const)('lists tcpdump %s text as tcpdump -d does, and says it is classic BPF', (flag) => {
+    const expr = 'tcp dst port 80 and not host 10.0.0.1'
+    const r = cli(['disasm', '-'], compile(flag, expr))
+    expect(r.status).toBe(0)
+    expect(r.stdout).toBe(compile('-d', expr))
+    expect(r.stderr).toContain(`classic BPF (tcpdump ${flag} text), `)
+  })
+
+  it('--ebpf prints the converted socket filter, or says why the program is refused', () => {
+    const r = cli(['disasm', '-', '--ebpf'], compile('-dd', 'ip'))
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain('r0 = *(u16 *)skb[0xc]')
+    // The listing shows any instructions, as tcpdump -d does; the conversion checks them first.
+    const text = '{ 0x28, 0, 0, 0x0000000c },\n'
+    expect(cli(['disasm', '-'], text).stdout).toBe('(000) ldh      [12]\n')
+    const bad = cli(['disasm', '-', '--ebpf'], text)
+    expect(bad.status).toBe(1)
+    expect(bad.stderr).toContain('the last instruction must be a ret')
   })
 })
