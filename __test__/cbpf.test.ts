@@ -758,3 +758,48 @@ describe('random classic programs: both engines equal the reference interpreter'
     expect(results.size).toBeGreaterThan(50)
   })
 })
+
+describe('hostile input', () => {
+  it('random instructions and text give a LoadError or a program that runs, nothing else', () => {
+    let seed = 0x9e3779b9
+    const rand = (n: number): number => {
+      seed ^= seed << 13
+      seed ^= seed >>> 17
+      seed ^= seed << 5
+      return (seed >>> 0) % n
+    }
+    let accepted = 0
+    for (let n = 0; n < 2000; n++) {
+      const len = 1 + rand(6)
+      const program = Array.from({ length: len }, (_, i) =>
+        i === len - 1 && rand(2)
+          ? ([0x06, 0, 0, rand(100)] as const)
+          : ([rand(2) ? rand(0x100) : rand(0x10000), rand(4), rand(4), rand(2) ? rand(20) : rand(2 ** 32)] as const),
+      )
+      try {
+        const prog = Program.fromClassic(program, { engine: rand(2) ? 'jit' : 'interpreter' })
+        prog.run({ data: new Uint8Array(PACKETS[0]!) })
+        accepted++
+      } catch (e) {
+        expect(e).toBeInstanceOf(LoadError)
+        expect(['EINVAL', 'ENOTSUPP']).toContain((e as LoadError).code)
+      }
+    }
+    expect(accepted).toBeGreaterThan(20)
+    for (let n = 0; n < 500; n++) {
+      const text = Array.from({ length: rand(80) }, () => '{}, 0x1234567890\n#x-'[rand(20)]).join('')
+      try {
+        cbpf.parse(text)
+      } catch (e) {
+        expect(e).toBeInstanceOf(LoadError)
+      }
+    }
+  })
+
+  it('checks Program.fromClassic options', () => {
+    expect(() => Program.fromClassic([RET_0], { networkOffset: -1 })).toThrow(/networkOffset must be an integer/)
+    expect(() => Program.fromClassic([RET_0], null as never)).toThrow(LoadError)
+    // The type is always socket_filter, whatever a JavaScript caller passes.
+    expect(Program.fromClassic([RET_0], { type: 'xdp' } as never).type).toBe('socket_filter')
+  })
+})
