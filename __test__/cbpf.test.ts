@@ -571,6 +571,17 @@ describe.skipIf(!hasTcpdump)('ebpf disasm on classic BPF text', () => {
     expect(bad.status).toBe(1)
     expect(bad.stderr).toContain('the last instruction must be a ret')
   })
+
+  it('ebpf run converts classic BPF text to a socket filter', () => {
+    const hex = Buffer.from(PACKETS[0]!).toString('hex')
+    const keep = cli(['run', '-', '--hex', hex], compile('-dd', 'tcp dst port 80'))
+    expect(keep.status).toBe(0)
+    expect(keep.stdout).toMatch(/^retval: 262144\n/)
+    expect(cli(['run', '-', '--hex', hex], compile('-ddd', 'udp')).stdout).toMatch(/^retval: 0\n/)
+    const wrongType = cli(['run', '-', '--type', 'xdp'], compile('-dd', 'ip'))
+    expect(wrongType.status).toBe(1)
+    expect(wrongType.stderr).toContain("classic BPF (tcpdump -dd text): it runs as a socket_filter, not 'xdp'")
+  })
 })
 
 // ---------------------------------------------------------------- random programs against a reference

@@ -11,7 +11,7 @@ type Dialect = 'llvm' | 'conformance'
 
 import { expectPositionals, optFlag, optString, UsageError } from './args.js'
 import type { Command } from './command.js'
-import { about, CliError, displayName, isElf, readInput, readObject } from './io.js'
+import { about, CliError, classicText, displayName, isElf, readInput, readObject } from './io.js'
 import { loadOptionsFrom, OBJECT_OPTIONS } from './object-options.js'
 import { selectPrograms } from './select.js'
 
@@ -63,18 +63,6 @@ export function annotatedListing(prog: ProgramSpec, dialect: Dialect, withSource
     return plain
   }
   return `${out.join('\n')}\n`
-}
-
-/**
- * Classic BPF as tcpdump prints it (`-dd` C array or `-ddd` decimal), recognised so that it is never
- * disassembled as eBPF bytes: such text read as 8-byte slots would be nonsense instructions.
- */
-function classicText(bytes: Uint8Array): { text: string; form: string } | undefined {
-  if (bytes.length === 0 || bytes.length > 1 << 20 || bytes.some((b) => b === 0 || b > 0x7e)) return undefined
-  const text = new TextDecoder().decode(bytes)
-  if (cbpf.isDdText(text)) return { text, form: 'tcpdump -dd' }
-  if (/^\s*\d+\s*[\n,]\s*\d+ \d+ \d+ \d+\s*([\n,]|$)/.test(text)) return { text, form: 'tcpdump -ddd' }
-  return undefined
 }
 
 export const disasmCommand: Command = {
