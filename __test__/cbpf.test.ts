@@ -461,6 +461,13 @@ describe('converted programs compute what classic BPF defines', () => {
   it('SKF_NET_OFF and SKF_LL_OFF address the network and link-layer headers', () => {
     expect(run([[0x30, 0, 0, cbpf.SKF_NET_OFF + 9], RET_A])).toEqual([6, 6]) // ip proto
     expect(run([[0x28, 0, 0, cbpf.SKF_LL_OFF + 12], RET_A])).toEqual([0x0800, 0x0800])
+    // ldx #9; ldb [x + SKF_NET_OFF]: the IP protocol again; ldx #2; ldh [x + SKF_LL_OFF + 10].
+    expect(run([[0x01, 0, 0, 9], [0x50, 0, 0, cbpf.SKF_NET_OFF], RET_A])).toEqual([6, 6])
+    expect(run([[0x01, 0, 0, 2], [0x48, 0, 0, cbpf.SKF_LL_OFF + 10], RET_A])).toEqual([0x0800, 0x0800])
+    // Raw IP packets: networkOffset 0.
+    const raw = frame.subarray(14)
+    const rawProto = Program.fromClassic([[0x30, 0, 0, cbpf.SKF_NET_OFF + 9], RET_A], { networkOffset: 0 })
+    expect(rawProto.run({ data: raw }).retval).toBe(6)
   })
 
   it('ALU is 32-bit; division and modulo by X = 0 return 0', () => {

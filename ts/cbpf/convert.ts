@@ -136,7 +136,7 @@ export function toEbpf(program: ClassicInput | readonly ClassicInstruction[], op
           emit(0x64, A, 0, 0, 2)
           mov64(X, A)
           mov64(A, TMP)
-        } else if (mode === 0x40) emit(code, 0, X, 0, k | 0)
+        } else if (mode === 0x40) emit(code, 0, X, 0, packetOffset(k) | 0)
         else if (ancillaryOf(k) !== undefined) ancillary(ancillaryOf(k)!, pc)
         else packetLoad(code, k)
         return
@@ -158,12 +158,18 @@ export function toEbpf(program: ClassicInput | readonly ClassicInstruction[], op
     }
   })
 
+  /**
+   * The packet offset of a load's `k`: `SKF_NET_OFF + n` and `SKF_LL_OFF + n` rebased on the frame.
+   * Any other `k` at or above 2^31 is negative for the kernel too: the load fails, r0 = 0.
+   */
+  function packetOffset(k: number): number {
+    if (k >= SKF_NET_OFF) return k - SKF_NET_OFF + networkOffset
+    if (k >= SKF_LL_OFF) return k - SKF_LL_OFF
+    return k
+  }
+
   function packetLoad(code: number, k: number): void {
-    let off = k
-    if (k >= SKF_NET_OFF) off = k - SKF_NET_OFF + networkOffset
-    else if (k >= SKF_LL_OFF) off = k - SKF_LL_OFF
-    // Any other offset at or above 2^31 is negative for the kernel too: the load fails, r0 = 0.
-    emit(code, 0, 0, 0, off | 0)
+    emit(code, 0, 0, 0, packetOffset(k) | 0)
   }
 
   function ancillary(anc: number, pc: number): void {
