@@ -6,7 +6,8 @@
  * - `M[k]` is the stack word at r10 - 4 * (k + 1).
  * - `ld`/`ldh`/`ldb [k]` and `[x + k]` are eBPF's `LD_ABS`/`LD_IND` (big-endian, a load outside the
  *   packet ends the program with 0, as in classic BPF); `SKF_LL_OFF + k` is byte k of the packet
- *   (it starts at the link-layer header) and `SKF_NET_OFF + k` byte `networkOffset + k`.
+ *   (it starts at the link-layer header) and `SKF_NET_OFF + k` byte `networkOffset + k`, in
+ *   `[x + k]` too (the kernel adds X first: the two differ only when X carries the sum out of the area).
  * - ALU operations are 32-bit; division or modulo by X = 0 returns 0, as the kernel's conversion.
  * - Conditional jumps compare 32 bits (JMP32), a `jf` other than the next instruction adds a `ja`.
  * - Ancillary loads read the `__sk_buff` fields the run fills in (or the caller's context gives):
