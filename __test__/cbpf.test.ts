@@ -584,6 +584,15 @@ describe.skipIf(!hasTcpdump)('ebpf disasm on classic BPF text', () => {
     expect(bad.stderr).toContain('the last instruction must be a ret')
   })
 
+  it('refuses a tcpdump -d listing with a hint, never reading it as eBPF', () => {
+    for (const cmd of ['disasm', 'run']) {
+      const r = cli([cmd, '-'], compile('-d', 'ip'))
+      expect(r.status).toBe(1)
+      expect(r.stdout).toBe('')
+      expect(r.stderr).toContain("a 'tcpdump -d' listing of classic BPF, which cannot be read back; give 'tcpdump -dd'")
+    }
+  })
+
   it('ebpf run converts classic BPF text to a socket filter', () => {
     const hex = Buffer.from(PACKETS[0]!).toString('hex')
     const keep = cli(['run', '-', '--hex', hex], compile('-dd', 'tcp dst port 80'))

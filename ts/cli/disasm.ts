@@ -92,7 +92,7 @@ export const disasmCommand: Command = {
     const dialect = (optString(args, 'dialect') ?? 'llvm') as Dialect
     const name = optString(args, 'program')
     const bytes = readInput(file)
-    const classic = classicText(bytes)
+    const classic = classicText(bytes, file)
     if (classic !== undefined) {
       if (name !== undefined)
         throw new UsageError(`--program needs an ELF object; ${displayName(file)} is classic BPF`, 'disasm')

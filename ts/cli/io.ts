@@ -72,13 +72,19 @@ export function isElf(bytes: Uint8Array): boolean {
 
 /**
  * Classic BPF as tcpdump prints it (`-dd` C array or `-ddd` decimal), recognised so that it is never
- * disassembled as eBPF bytes: such text read as 8-byte slots would be nonsense instructions.
+ * disassembled as eBPF bytes: such text read as 8-byte slots would be nonsense instructions. A
+ * `tcpdump -d` listing cannot be read back (it is for people) and is refused with a hint.
  */
-export function classicText(bytes: Uint8Array): { text: string; form: string } | undefined {
+export function classicText(bytes: Uint8Array, file: string): { text: string; form: string } | undefined {
   if (bytes.length === 0 || bytes.length > 1 << 20 || bytes.some((b) => b === 0 || b > 0x7e)) return undefined
   const text = new TextDecoder().decode(bytes)
   if (cbpf.isDdText(text)) return { text, form: 'tcpdump -dd' }
   if (/^\s*\d+\s*[\n,]\s*\d+ \d+ \d+ \d+\s*([\n,]|$)/.test(text)) return { text, form: 'tcpdump -ddd' }
+  if (/^\s*\(000\) \S/.test(text)) {
+    throw new CliError(
+      `${displayName(file)}: a 'tcpdump -d' listing of classic BPF, which cannot be read back; give 'tcpdump -dd' or '-ddd' output`,
+    )
+  }
   return undefined
 }
 

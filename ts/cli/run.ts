@@ -118,7 +118,7 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
   ] as const) {
     if (given) throw new UsageError(`--${opt} needs an ELF object; ${displayName(file)} is not one`, 'run')
   }
-  const classic = classicText(bytes)
+  const classic = classicText(bytes, file)
   if (classic !== undefined) {
     // tcpdump's filters are socket filters: converted as the kernel converts them on attach.
     const given = optString(args, 'type')
