@@ -830,6 +830,10 @@ describe('hostile input', () => {
 
   it('checks Program.fromClassic options', () => {
     expect(() => Program.fromClassic([RET_0], { networkOffset: -1 })).toThrow(/networkOffset must be an integer/)
+    expect(() => Program.fromClassic([RET_0], { hatype: 1.5 })).toThrow(/hatype must be an integer/)
+    // ld [hatype] with the option: the given device type.
+    const hatype = Program.fromClassic([[0x20, 0, 0, AD + 28], RET_A], { hatype: 1 })
+    expect(hatype.run({ data: new Uint8Array(PACKETS[0]!) }).retval).toBe(1)
     expect(() => Program.fromClassic([RET_0], null as never)).toThrow(LoadError)
     // The type is always socket_filter, whatever a JavaScript caller passes.
     expect(Program.fromClassic([RET_0], { type: 'xdp' } as never).type).toBe('socket_filter')

@@ -551,8 +551,11 @@ export class Program {
     options: Omit<ProgramOptions, 'instructions' | 'type'> & ToEbpfOptions = {},
   ): Program {
     checkObject(LoadError, 'Program.fromClassic options', options)
-    const { networkOffset, ...rest } = options
-    const instructions = toEbpf(program, networkOffset === undefined ? {} : { networkOffset })
+    const { networkOffset, hatype, ...rest } = options
+    const instructions = toEbpf(program, {
+      ...(networkOffset === undefined ? {} : { networkOffset }),
+      ...(hatype === undefined ? {} : { hatype }),
+    })
     return new Program({ ...rest, type: 'socket_filter', instructions })
   }
 

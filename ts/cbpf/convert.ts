@@ -13,8 +13,9 @@
  * - Ancillary loads read the `__sk_buff` fields the run fills in (or the caller's context gives):
  *   protocol and vlan_tpid in host order as the kernel's `ntohs`, pkttype, ifindex, len, mark,
  *   queue, rxhash, vlan_tci, vlan_avail; cpu and random call `bpf_get_smp_processor_id` and
- *   `bpf_get_prandom_u32`. hatype, pay_offset and the netlink attribute loads need kernel state a
- *   socket filter context does not hold: they are refused (`ENOTSUPP`).
+ *   `bpf_get_prandom_u32`; hatype is the `hatype` option. pay_offset and the netlink attribute loads
+ *   (and hatype without the option) need kernel state a socket filter context does not hold: they
+ *   are refused (`ENOTSUPP`).
  */
 import { LoadError } from '../errors.js'
 import {
@@ -34,6 +35,12 @@ export interface ToEbpfOptions {
    * for an Ethernet frame, 0 for a raw IP packet.
    */
   networkOffset?: number
+  /**
+   * What `ld [hatype]` loads: the device's `ARPHRD_*` type (1 for Ethernet). The kernel reads it from
+   * the device the packet came through, which a run does not have: without this option the load is
+   * refused.
+   */
+  hatype?: number
 }
 
 const A = 0
@@ -89,6 +96,10 @@ export function toEbpf(program: ClassicInput | readonly ClassicInstruction[], op
   const networkOffset = options.networkOffset ?? 14
   if (!Number.isInteger(networkOffset) || networkOffset < 0 || networkOffset > 0xffff) {
     throw new LoadError('EINVAL', `networkOffset must be an integer from 0 to 65535, got ${String(networkOffset)}`)
+  }
+  const { hatype } = options
+  if (hatype !== undefined && (!Number.isInteger(hatype) || hatype < 0 || hatype > 0xffff)) {
+    throw new LoadError('EINVAL', `hatype must be an integer from 0 to 65535, got ${String(hatype)}`)
   }
   const out: Slot[] = []
   const emit = (op: number, dst: number, src: number, off: number, imm: number, target?: number): void => {
@@ -182,10 +193,12 @@ export function toEbpf(program: ClassicInput | readonly ClassicInstruction[], op
       if (anc === ANCILLARY.PROTOCOL || anc === ANCILLARY.VLAN_TPID) be16()
     } else if (helper !== undefined) emit(0x85, 0, 0, 0, helper)
     else if (anc === ANCILLARY.ALU_XOR_X) emit(0xac, A, X, 0, 0)
+    else if (anc === ANCILLARY.HATYPE && hatype !== undefined) mov32Imm(A, hatype)
     else {
       throw new LoadError(
         'ENOTSUPP',
-        `instruction ${pc}: the ancillary load [${ANCILLARY_NAMES[anc]}] needs kernel state a socket filter run does not have`,
+        `instruction ${pc}: the ancillary load [${ANCILLARY_NAMES[anc]}] needs kernel state a socket filter run does not have` +
+          (anc === ANCILLARY.HATYPE ? ' (the hatype option gives the device type)' : ''),
         pc,
       )
     }
