@@ -1,7 +1,8 @@
 /**
  * Classic BPF instructions (`struct sock_filter` of linux/filter.h, `struct bpf_insn` of libpcap):
- * a 16-bit opcode, two 8-bit jump offsets and a 32-bit constant. The opcode values and the
- * ancillary offsets are the UAPI numbers (linux/filter.h, linux/bpf_common.h).
+ * a 16-bit opcode, two 8-bit jump offsets and a 32-bit constant. The modules that read opcodes
+ * write them as the UAPI numbers (`0x28` is `BPF_LD | BPF_H | BPF_ABS`, linux/bpf_common.h), named
+ * in comments where they are not obvious; the ancillary offsets are linux/filter.h's.
  */
 
 /** One classic BPF instruction. `k` is held unsigned (0 to 2^32-1). */
@@ -18,33 +19,6 @@ export const SOCK_FILTER_SIZE = 8
 export const MAX_INSNS = 4096
 /** `BPF_MEMWORDS`: the scratch memory `M[]` has 16 32-bit words. */
 export const MEMWORDS = 16
-
-export const CLASS = { LD: 0x00, LDX: 0x01, ST: 0x02, STX: 0x03, ALU: 0x04, JMP: 0x05, RET: 0x06, MISC: 0x07 }
-export const SIZE = { W: 0x00, H: 0x08, B: 0x10 }
-export const MODE = { IMM: 0x00, ABS: 0x20, IND: 0x40, MEM: 0x60, LEN: 0x80, MSH: 0xa0 }
-export const SRC = { K: 0x00, X: 0x08 }
-export const ALU_OP = {
-  ADD: 0x00,
-  SUB: 0x10,
-  MUL: 0x20,
-  DIV: 0x30,
-  OR: 0x40,
-  AND: 0x50,
-  LSH: 0x60,
-  RSH: 0x70,
-  NEG: 0x80,
-  MOD: 0x90,
-  XOR: 0xa0,
-}
-export const JMP_OP = { JA: 0x00, JEQ: 0x10, JGT: 0x20, JGE: 0x30, JSET: 0x40 }
-export const RVAL = { K: 0x00, A: 0x10 }
-export const MISC_OP = { TAX: 0x00, TXA: 0x80 }
-
-export const classOf = (code: number): number => code & 0x07
-export const sizeOf = (code: number): number => code & 0x18
-export const modeOf = (code: number): number => code & 0xe0
-export const opOf = (code: number): number => code & 0xf0
-export const srcOf = (code: number): number => code & 0x08
 
 /** `SKF_AD_OFF`, `SKF_NET_OFF`, `SKF_LL_OFF` as the unsigned `k` of an absolute load. */
 export const SKF_AD_OFF = 0xfffff000
