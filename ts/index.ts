@@ -5,6 +5,7 @@
 export * as asm from './asm/index.js'
 export { assemble, disassemble } from './asm/index.js'
 export * as btf from './btf/index.js'
+export * as cbpf from './cbpf/index.js'
 export { Collection, type CollectionMaps, type CollectionOptions, type MapTypes } from './collection.js'
 export type { ContextValue, SkbContext, XdpContext } from './context.js'
 export * from './errors.js'

@@ -14,6 +14,8 @@ import {
   describeValue,
   optionsObject,
 } from './arguments.js'
+import { type ToEbpfOptions, toEbpf } from './cbpf/convert.js'
+import type { ClassicInput } from './cbpf/parse.js'
 import { type ContextValue, decodeContext, encodeContext } from './context.js'
 import { AbortError, EbpfError, type ErrorCode, fromCodedError, LoadError, TrapError, type TrapKind } from './errors.js'
 import { asBpfMap, type BpfMap } from './map.js'
@@ -548,6 +550,24 @@ export class Program {
     this.native = loaded as NativeProgram
     this.#fastPath = this.type === 'raw' && js === undefined && options.onPerfEvent === undefined
     this.id = this.native.id
+  }
+
+  /**
+   * A classic BPF program (`tcpdump -dd`/`-ddd` text, `struct sock_filter` bytes or an array of
+   * `{ code, jt, jf, k }`), checked as the kernel checks it and converted to an eBPF socket filter
+   * as the kernel converts it (see `cbpf.toEbpf`). A run's `retval` is the number of bytes to keep.
+   */
+  static fromClassic(
+    program: ClassicInput,
+    options: Omit<ProgramOptions, 'instructions' | 'type'> & ToEbpfOptions = {},
+  ): Program {
+    checkObject(LoadError, 'Program.fromClassic options', options)
+    const { networkOffset, hatype, ...rest } = options
+    const instructions = toEbpf(program, {
+      ...(networkOffset === undefined ? {} : { networkOffset }),
+      ...(hatype === undefined ? {} : { hatype }),
+    })
+    return new Program({ ...rest, type: 'socket_filter', instructions })
   }
 
   /** The engine that runs this program: `jit` or `interpreter` (`auto` resolved). */

@@ -5,13 +5,13 @@
  * instructions name their map. Every added line is a comment or a label, so the text still assembles.
  */
 import { basename } from 'node:path'
-import { disassemble, type ProgramSpec } from '../index.js'
+import { cbpf, disassemble, type ProgramSpec } from '../index.js'
 
 type Dialect = 'llvm' | 'conformance'
 
 import { expectPositionals, optFlag, optString, UsageError } from './args.js'
 import type { Command } from './command.js'
-import { about, CliError, displayName, isElf, readInput, readObject } from './io.js'
+import { about, CliError, classicText, displayName, isElf, readInput, readObject } from './io.js'
 import { loadOptionsFrom, OBJECT_OPTIONS } from './object-options.js'
 import { selectPrograms } from './select.js'
 
@@ -67,13 +67,14 @@ export function annotatedListing(prog: ProgramSpec, dialect: Dialect, withSource
 
 export const disasmCommand: Command = {
   name: 'disasm',
-  usage: 'ebpf disasm FILE.bin|OBJ.o [--program NAME] [--dialect llvm|conformance] [--no-source]',
+  usage: 'ebpf disasm FILE.bin|OBJ.o|FILTER.cbpf [--program NAME] [--dialect llvm|conformance] [--no-source] [--ebpf]',
   summary: 'disassemble raw bytecode or the programs of an object',
   description:
     'Prints one instruction per line with labels L<slot>: at jump targets. FILE.bin is raw bytecode; for an\n' +
     'ELF object every program is printed (or only --program NAME), its C source lines interleaved as comments\n' +
     'when the object has BTF line info, and relocated map loads annotated with the map. The output assembles\n' +
-    "back with 'ebpf asm'.",
+    "back with 'ebpf asm'. Classic BPF text (tcpdump -dd or -ddd output) is recognised and listed as\n" +
+    "'tcpdump -d' prints it, or with --ebpf as the eBPF socket filter it converts to.",
   options: {
     program: { value: true, arg: 'NAME', help: 'only this program of the object' },
     dialect: {
@@ -83,6 +84,7 @@ export const disasmCommand: Command = {
       help: 'llvm (default: r0 = 1) or conformance (mov %r0, 1)',
     },
     'no-source': { help: 'leave out the C source comments' },
+    ebpf: { help: 'for classic BPF text, print the eBPF socket filter it converts to instead' },
     ...OBJECT_OPTIONS,
   },
   run(args) {
@@ -90,6 +92,24 @@ export const disasmCommand: Command = {
     const dialect = (optString(args, 'dialect') ?? 'llvm') as Dialect
     const name = optString(args, 'program')
     const bytes = readInput(file)
+    const classic = classicText(bytes, file)
+    if (classic !== undefined) {
+      if (name !== undefined)
+        throw new UsageError(`--program needs an ELF object; ${displayName(file)} is classic BPF`, 'disasm')
+      const insns = about(file, () => cbpf.parse(classic.text))
+      process.stderr.write(
+        `${displayName(file)}: classic BPF (${classic.form} text), ${insns.length} instructions; ` +
+          (optFlag(args, 'ebpf')
+            ? 'printing the eBPF socket filter it converts to\n'
+            : "listed as 'tcpdump -d' prints it (--ebpf for the converted eBPF)\n"),
+      )
+      process.stdout.write(
+        about(file, () =>
+          optFlag(args, 'ebpf') ? disassemble(cbpf.toEbpf(insns), { dialect }) : cbpf.disassemble(insns),
+        ),
+      )
+      return 0
+    }
     if (!isElf(bytes)) {
       if (name !== undefined)
         throw new UsageError(`--program needs an ELF object; ${displayName(file)} is raw bytecode`, 'disasm')

@@ -1,12 +1,13 @@
 /**
  * Input and output of the CLI: reading the files commands name (with errors that name the file,
- * never a stack trace), telling objects from raw bytecode, hex in and out, writing results.
+ * never a stack trace), telling objects and classic BPF text from raw bytecode, hex in and out, writing results.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import {
   AssembleError,
   assemble,
   type CollectionSpec,
+  cbpf,
   EbpfError,
   type LoadOptions,
   loadCollectionSpecSync,
@@ -67,6 +68,24 @@ export function displayName(path: string): string {
 /** ELF objects start with `\x7fELF`; anything else is taken as raw bytecode. */
 export function isElf(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46
+}
+
+/**
+ * Classic BPF as tcpdump prints it (`-dd` C array or `-ddd` decimal), recognised so that it is never
+ * disassembled as eBPF bytes: such text read as 8-byte slots would be nonsense instructions. A
+ * `tcpdump -d` listing cannot be read back (it is for people) and is refused with a hint.
+ */
+export function classicText(bytes: Uint8Array, file: string): { text: string; form: string } | undefined {
+  if (bytes.length === 0 || bytes.length > 1 << 20 || bytes.some((b) => b === 0 || b > 0x7e)) return undefined
+  const text = new TextDecoder().decode(bytes)
+  if (cbpf.isDdText(text)) return { text, form: 'tcpdump -dd' }
+  if (/^\s*\d+\s*[\n,]\s*\d+ \d+ \d+ \d+\s*([\n,]|$)/.test(text)) return { text, form: 'tcpdump -ddd' }
+  if (/^\s*\(000\) \S/.test(text)) {
+    throw new CliError(
+      `${displayName(file)}: a 'tcpdump -d' listing of classic BPF, which cannot be read back; give 'tcpdump -dd' or '-ddd' output`,
+    )
+  }
+  return undefined
 }
 
 /** Runs `fn`; a library error becomes a CliError that names `file` (exit 1). */

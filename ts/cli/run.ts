@@ -20,7 +20,18 @@ import { expectPositionals, optFlag, optList, optPositiveInt, optString, type Pa
 import type { Command } from './command.js'
 import { dumpMaps, mapJson, mapsText } from './dump-maps.js'
 import { json } from './format.js'
-import { about, assembleFile, CliError, displayName, isElf, parseHex, readInput, sameBytes, toHex } from './io.js'
+import {
+  about,
+  assembleFile,
+  CliError,
+  classicText,
+  displayName,
+  isElf,
+  parseHex,
+  readInput,
+  sameBytes,
+  toHex,
+} from './io.js'
 import { assignment, loadOptionsFrom, OBJECT_OPTIONS, parseValue } from './object-options.js'
 import { selectProgram } from './select.js'
 
@@ -106,6 +117,18 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
     ['map-update', updates.length > 0],
   ] as const) {
     if (given) throw new UsageError(`--${opt} needs an ELF object; ${displayName(file)} is not one`, 'run')
+  }
+  const classic = classicText(bytes, file)
+  if (classic !== undefined) {
+    // tcpdump's filters are socket filters: converted as the kernel converts them on attach.
+    const given = optString(args, 'type')
+    if (given !== undefined && given !== 'socket_filter') {
+      throw new UsageError(
+        `${displayName(file)} is classic BPF (${classic.form} text): it runs as a socket_filter, not '${given}'`,
+        'run',
+      )
+    }
+    return { program: about(file, () => Program.fromClassic(classic.text, { engine, budget })) }
   }
   const instructions = /\.(s|S|asm)$/.test(file) ? assembleFile(file, bytes) : bytes
   const type = (optString(args, 'type') ?? 'raw') as ProgramType
@@ -213,12 +236,13 @@ function trapReport(file: string, e: TrapError, trace: string[], asJson: boolean
 export const runCommand: Command = {
   name: 'run',
   usage:
-    'ebpf run FILE.bin|FILE.s|OBJ.o [--program NAME] [--type TYPE]\n' +
+    'ebpf run FILE.bin|FILE.s|OBJ.o|FILTER.cbpf [--program NAME] [--type TYPE]\n' +
     '         [--data FILE | --hex HEX] [--ctx-hex HEX] [--engine jit|interpreter|auto] [--repeat N]\n' +
     '         [--budget N] [--set VAR=VALUE ...] [--map-update MAP=[KEY,VALUE] ...] [--dump-maps] [--json]',
   summary: 'run a program once (or --repeat times) and print its result',
   description:
     'Loads raw bytecode (FILE.s is assembled first) as a program of --type (default raw: r1 = data, r2 =\n' +
+    'length; classic BPF text from tcpdump -dd/-ddd is converted to a socket_filter),\n' +
     'length), or a program of an ELF object through a Collection (its maps created, its type from its\n' +
     'section, or --type (libbpf names: xdp, socket_filter, sched_cls, kprobe, ...) where the section says\n' +
     'none; only that program and the maps it uses are loaded; --set changes .rodata/.data/.bss variables before load, --map-update writes map entries\n' +
