@@ -6,11 +6,12 @@
 //! | `Raw`          | data address (r2 = length)  | the data, writable        | -                           |
 //! | `SocketFilter` | `struct __sk_buff`          | the data, read-only       | skb_load_bytes, perf_event_output |
 //! | `Xdp`          | `struct xdp_md`             | a copy in an XDP frame    | csum_diff, xdp_adjust_head/meta/tail, perf_event_output |
-//! | `Tracing`      | the caller's context bytes  | none                      | get_current_pid_tgid/uid_gid/comm, perf_event_output |
+//! | `Tracing`      | the caller's context bytes  | none                      | get_current_pid_tgid/uid_gid/comm, probe_read(_str), perf_event_output |
 //!
 //! The base set, for every type: the embedder's table (`ProgramOptions::helpers`, standard and map
-//! helpers by default) plus trace_printk, tail_call, spin_lock/unlock, strtol/strtoul, snprintf
-//! and loop. A helper the embedder registered under a number wins over ours. Calling a helper the
+//! helpers by default) plus trace_printk, tail_call, spin_lock/unlock, strtol/strtoul, snprintf,
+//! loop, probe_read_user/kernel(_str) and get_current_task(_btf) (which read the run's address
+//! space, `ContextInput::memory`). A helper the embedder registered under a number wins over ours. Calling a helper the
 //! type does not have is a load error naming the instruction, as in the kernel.
 
 pub mod layout;
@@ -30,6 +31,8 @@ use crate::isa::Insn;
 use crate::memory::{Region, Regions};
 use crate::program::ProgramType;
 
+use crate::helpers::address_space::AddressSpace;
+pub use crate::helpers::address_space::MemoryImage;
 pub use run_state::{ProcessInfo, RunState};
 
 /// The program-type inputs of a run, besides the data (see `Program::run_with_context`).
@@ -40,6 +43,9 @@ pub struct ContextInput<'a> {
     pub ctx: Option<&'a [u8]>,
     /// What the `get_current_*` helpers report.
     pub process: ProcessInfo,
+    /// The address space the probe-read helpers read (memory images at addresses; not the
+    /// program's memory), typically given to tracing programs.
+    pub memory: &'a [MemoryImage],
 }
 
 /// The program-type outputs of a run.
@@ -80,6 +86,7 @@ pub fn helpers_for(prog_type: ProgramType, base: &HelperTable) -> HelperTable {
     helpers::callbacks::register(&mut ours);
     helpers::locks::register(&mut ours);
     helpers::tail_call::register(&mut ours);
+    helpers::probe_read::register(&mut ours);
     match prog_type {
         ProgramType::Raw => {}
         ProgramType::SocketFilter => {
@@ -93,6 +100,7 @@ pub fn helpers_for(prog_type: ProgramType, base: &HelperTable) -> HelperTable {
         }
         ProgramType::Tracing => {
             helpers::process::register(&mut ours);
+            helpers::probe_read::register_compat(&mut ours);
             helpers::perf::register(&mut ours);
         }
     }
@@ -139,6 +147,9 @@ pub fn prepare_run(
     regions: &mut Regions,
 ) -> Result<Entry, Trap> {
     state.process = input.process;
+    if !input.memory.is_empty() {
+        state.address_space = AddressSpace::new(input.memory);
+    }
     match prog_type {
         ProgramType::Raw => {
             let addr = if data.is_empty() {
