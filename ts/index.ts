@@ -15,6 +15,8 @@ export type {
   BatchEntry,
   EngineName,
   HelperDeclaration,
+  MemoryImage,
+  ProcessIdentity,
   ProgramOptions,
   ProgramType,
   RunOptions,
