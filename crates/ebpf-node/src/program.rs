@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use ebpf_vm::helpers::output::{perf_record_bytes, PerfRecord, PerfSink};
 use ebpf_vm::{
-    CancelToken, ErrorCode, MemoryImage, PointerLeaks, ProcessInfo, Program, ProgramOptions,
-    RunInput, RunLimits, TestRunInput, TestRunOutput, Trap,
+    AddressSpace, CancelToken, ErrorCode, MemoryImage, PointerLeaks, ProcessInfo, Program,
+    ProgramOptions, RunInput, RunLimits, TestRunInput, TestRunOutput, Trap,
 };
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -217,15 +217,16 @@ fn test_input(i: &NativeRunInput, data: &[u8], limits: &RunLimits) -> TestRunInp
             .unwrap_or_default(),
         task: i.task.as_ref().map(address).unwrap_or(0),
     };
-    let memory = i
-        .memory
-        .iter()
-        .flatten()
-        .map(|m| MemoryImage {
-            address: address(&m.address),
-            bytes: m.bytes.to_vec(),
-        })
-        .collect();
+    let memory = AddressSpace::new(
+        i.memory
+            .iter()
+            .flatten()
+            .map(|m| MemoryImage {
+                address: address(&m.address),
+                bytes: m.bytes.to_vec(),
+            })
+            .collect(),
+    );
     TestRunInput {
         data: data.to_vec(),
         ctx: i.ctx.as_ref().map(|c| c.to_vec()),

@@ -10,8 +10,8 @@ mod context_support;
 use context_support::*;
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::{
-    ContextInput, Engine, MemoryImage, ProcessInfo, Program, ProgramOptions, ProgramType, RunInput,
-    TrapKind,
+    AddressSpace, ContextInput, Engine, MemoryImage, ProcessInfo, Program, ProgramOptions,
+    ProgramType, RunInput, TrapKind,
 };
 
 /// A fake task at a kernel-half address: pid (u32) at 0, tgid (u32) at 4, a pointer to a name
@@ -65,7 +65,7 @@ fn load_on(insns: &[ebpf_vm::isa::Insn], engine: Engine) -> Program {
 
 /// r0 of a tracing run with the images above and the task at `TASK`.
 fn run(p: &Program) -> Result<u64, ebpf_vm::Trap> {
-    let memory = images();
+    let memory = AddressSpace::new(images());
     p.run_with_context(
         &mut RunInput {
             data: &mut [],
@@ -76,7 +76,7 @@ fn run(p: &Program) -> Result<u64, ebpf_vm::Trap> {
                 task: TASK,
                 ..ProcessInfo::default()
             },
-            memory: &memory,
+            memory: Some(&memory),
             ..ContextInput::default()
         },
     )

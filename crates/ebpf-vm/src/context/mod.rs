@@ -31,8 +31,7 @@ use crate::isa::Insn;
 use crate::memory::{Region, Regions};
 use crate::program::ProgramType;
 
-use crate::helpers::address_space::AddressSpace;
-pub use crate::helpers::address_space::MemoryImage;
+pub use crate::helpers::address_space::{AddressSpace, MemoryImage};
 pub use run_state::{ProcessInfo, RunState};
 
 /// The program-type inputs of a run, besides the data (see `Program::run_with_context`).
@@ -45,7 +44,7 @@ pub struct ContextInput<'a> {
     pub process: ProcessInfo,
     /// The address space the probe-read helpers read (memory images at addresses; not the
     /// program's memory), typically given to tracing programs.
-    pub memory: &'a [MemoryImage],
+    pub memory: Option<&'a AddressSpace>,
 }
 
 /// The program-type outputs of a run.
@@ -147,8 +146,8 @@ pub fn prepare_run(
     regions: &mut Regions,
 ) -> Result<Entry, Trap> {
     state.process = input.process;
-    if !input.memory.is_empty() {
-        state.address_space = AddressSpace::new(input.memory);
+    if let Some(memory) = input.memory {
+        state.address_space = memory.clone();
     }
     match prog_type {
         ProgramType::Raw => {

@@ -2,6 +2,11 @@
 //! at addresses of its choosing (a fake `task_struct`, a user buffer ...). As in the kernel, this
 //! memory is not the program's: it is no region of the run, so loads and stores through these
 //! addresses trap; only the probe-read helpers copy out of it (`probe_read.rs`).
+//!
+//! The images are shared, not copied, by the runs given the same `AddressSpace` (a test run's
+//! repetitions, a batch): a run costs a reference count, whatever the images' size.
+
+use std::sync::Arc;
 
 /// Bytes the caller says are mapped at `address` in the traced address space.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -12,15 +17,21 @@ pub struct MemoryImage {
 
 /// The images of one run. Reads may span images that touch (memory is memory, wherever one
 /// image ends and the next begins); any byte outside every image is a fault.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddressSpace {
-    images: Vec<MemoryImage>,
+    images: Arc<[MemoryImage]>,
+}
+
+impl Default for AddressSpace {
+    fn default() -> Self {
+        AddressSpace::new(Vec::new())
+    }
 }
 
 impl AddressSpace {
-    pub fn new(images: &[MemoryImage]) -> AddressSpace {
+    pub fn new(images: Vec<MemoryImage>) -> AddressSpace {
         AddressSpace {
-            images: images.to_vec(),
+            images: images.into(),
         }
     }
 
@@ -69,7 +80,7 @@ mod tests {
 
     #[test]
     fn reads_inside_across_touching_images_and_faults_outside() {
-        let space = AddressSpace::new(&[
+        let space = AddressSpace::new(vec![
             MemoryImage {
                 address: 0x1000,
                 bytes: vec![1, 2, 3, 4],
@@ -91,7 +102,7 @@ mod tests {
 
     #[test]
     fn a_range_that_wraps_faults() {
-        let space = AddressSpace::new(&[MemoryImage {
+        let space = AddressSpace::new(vec![MemoryImage {
             address: u64::MAX - 1,
             bytes: vec![7, 8],
         }]);

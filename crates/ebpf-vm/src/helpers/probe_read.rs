@@ -95,8 +95,8 @@ fn destination<'a>(
 fn probe_read(cx: &mut HelperContext<'_>, a: [u64; 5], side: Side) -> Result<u64, HelperError> {
     let (dst, size, src) = (a[0], a[1] as u32 as u64, a[2]);
     let refused = kernel_refuses(cx, side, src);
-    let space = std::mem::take(&mut cx.state.address_space);
-    let out = destination(cx, dst, size).map(|buf| {
+    let space = cx.state.address_space.clone();
+    destination(cx, dst, size).map(|buf| {
         if refused {
             buf.fill(0);
             (-ERANGE) as u64
@@ -106,9 +106,7 @@ fn probe_read(cx: &mut HelperContext<'_>, a: [u64; 5], side: Side) -> Result<u64
             buf.fill(0);
             (-EFAULT) as u64
         }
-    });
-    cx.state.address_space = space;
-    out
+    })
 }
 
 fn probe_read_str(cx: &mut HelperContext<'_>, a: [u64; 5], side: Side) -> Result<u64, HelperError> {
@@ -117,8 +115,8 @@ fn probe_read_str(cx: &mut HelperContext<'_>, a: [u64; 5], side: Side) -> Result
         return Ok(0);
     }
     let refused = kernel_refuses(cx, side, src);
-    let space = std::mem::take(&mut cx.state.address_space);
-    let out = destination(cx, dst, size).map(|buf| {
+    let space = cx.state.address_space.clone();
+    destination(cx, dst, size).map(|buf| {
         if refused {
             buf.fill(0);
             return (-ERANGE) as u64;
@@ -136,9 +134,7 @@ fn probe_read_str(cx: &mut HelperContext<'_>, a: [u64; 5], side: Side) -> Result
         let last = buf.len() - 1;
         buf[last] = 0;
         buf.len() as u64
-    });
-    cx.state.address_space = space;
-    out
+    })
 }
 
 /// The compat forms, which the kernel offers to the classic tracing types only.
