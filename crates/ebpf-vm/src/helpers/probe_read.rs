@@ -77,17 +77,17 @@ fn kernel_refuses(cx: &HelperContext<'_>, side: Side, src: u64) -> bool {
 
 /// `dst` as the program's writable memory of `size` bytes, or the helper error naming it.
 fn destination<'a>(
-    cx: &'a mut HelperContext<'_>,
+    cx: &'a HelperContext<'_>,
     dst: u64,
     size: u64,
 ) -> Result<&'a mut [u8], HelperError> {
     if size == 0 {
         return Ok(&mut []);
     }
-    let place = cx.describe(dst);
     cx.regions.slice_mut(dst, size).map_err(|_| {
         HelperError(format!(
-            "dst ({place}, {size} bytes) is not writable memory"
+            "dst ({}, {size} bytes) is not writable memory",
+            cx.describe(dst)
         ))
     })
 }
