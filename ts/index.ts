@@ -16,6 +16,8 @@ export type {
   BatchEntry,
   EngineName,
   HelperDeclaration,
+  MemoryImage,
+  ProcessIdentity,
   ProgramOptions,
   ProgramType,
   RunOptions,

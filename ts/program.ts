@@ -256,6 +256,22 @@ export interface ProcessIdentity {
   gid?: number
   /** Task name, at most 15 bytes are kept (as the kernel's `comm`). */
   comm?: string
+  /**
+   * What `bpf_get_current_task` and `bpf_get_current_task_btf` return: the address of the task in
+   * the run's `memory` (e.g. where a fake `task_struct` image lies). Default 0.
+   */
+  task?: bigint | number
+}
+
+/**
+ * Bytes at an address of the address space a run's probe-read helpers read (`RunOptions.memory`):
+ * a fake `task_struct`, a user buffer... They are not the program's memory: loads and stores
+ * through these addresses trap; `bpf_probe_read_kernel` / `_user` / `_str` copy from them.
+ */
+export interface MemoryImage {
+  /** Where the image starts (0 to 2^64-1; the image must end by 2^64). */
+  address: bigint | number
+  bytes: Uint8Array
 }
 
 export interface RunOptions {
@@ -266,8 +282,15 @@ export interface RunOptions {
    * (an object of named fields, or the struct's bytes); for `tracing` the context bytes themselves.
    */
   ctx?: Uint8Array | ContextValue
-  /** What `bpf_get_current_pid_tgid`, `_uid_gid` and `_comm` report. */
+  /** What `bpf_get_current_pid_tgid`, `_uid_gid`, `_comm` and `_task` report. */
   process?: ProcessIdentity
+  /**
+   * The address space `bpf_probe_read*` read (tracing programs, typically): images at addresses.
+   * A read touching any byte outside every image fails as in the kernel: the destination is
+   * zeroed and the helper returns -EFAULT (-ERANGE for `_kernel` forms at user-half addresses on
+   * x86-64 hosts). Images may touch; where they overlap the later one wins.
+   */
+  memory?: readonly MemoryImage[]
   /** Runs this many times over the same input (default 1); the result is the last run's, `durationNs` the mean. */
   repeat?: number
   /** Overrides the program's instruction budget for this run. */
@@ -404,6 +427,7 @@ function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
   const ctx = encodeContext(type, options.ctx)
   const p = optionsObject<ProcessIdentity>(LoadError, 'process', options.process)
   if (p.comm !== undefined) checkString(LoadError, 'process.comm', p.comm)
+  const task = p.task === undefined ? undefined : checkUnsigned64(LoadError, 'process.task', p.task)
   return {
     data: view(data),
     ctx: ctx && view(ctx),
@@ -415,7 +439,23 @@ function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
     uid: checkU32('process.uid', p.uid),
     gid: checkU32('process.gid', p.gid),
     comm: p.comm,
+    task,
+    memory: memoryImages(options.memory),
   }
+}
+
+/** Checks `RunOptions.memory` and turns it into the engine's images (the bytes are not copied). */
+function memoryImages(memory: unknown): NativeRunInput['memory'] {
+  if (memory === undefined) return undefined
+  return checkDenseArray<MemoryImage>(LoadError, 'memory', memory).map((image, i) => {
+    checkObject(LoadError, `memory[${i}]`, image)
+    const address = checkUnsigned64(LoadError, `memory[${i}].address`, image.address)
+    const b = checkBytes(LoadError, `memory[${i}].bytes`, image.bytes)
+    if (address + BigInt(b.byteLength) > 1n << 64n) {
+      throw new LoadError('EINVAL', `memory[${i}] runs past the end of the address space (2^64)`)
+    }
+    return { address, bytes: view(b) }
+  })
 }
 
 /** One packet's outcome in `runBatch`. */

@@ -78,6 +78,17 @@ export interface KernelMapEntry {
 
 const hexBytes = (a: string[]): Uint8Array => Uint8Array.from(a.map((h) => Number.parseInt(h, 16)))
 
+let rawTpRun: string | undefined
+
+/** The raw_tp test-run helper (`raw_tp_run.c`), compiled once per process. */
+function rawTpRunner(): string {
+  if (rawTpRun) return rawTpRun
+  const exe = join(mkdtempSync(join(tmpdir(), 'ebpf-raw-tp-')), 'raw_tp_run')
+  execFileSync('cc', ['-O1', '-o', exe, join(__dirname, 'raw_tp_run.c'), '-lbpf'])
+  rawTpRun = exe
+  return exe
+}
+
 /** An object loaded into the kernel with its programs and maps pinned under a private directory. */
 export class KernelObject {
   readonly dir: string
@@ -115,6 +126,17 @@ export class KernelObject {
       retval: Number(m[1]),
       data: existsSync(output) ? new Uint8Array(readFileSync(output)) : new Uint8Array(0),
     }
+  }
+
+  /**
+   * BPF_PROG_TEST_RUN of a raw tracepoint program with `args` as its context (u64 each): its
+   * return value. Builds `raw_tp_run.c` (cc, libbpf) on first use.
+   */
+  runRawTp(program: string, args: readonly bigint[]): number {
+    const out = execFileSync(rawTpRunner(), [join(this.dir, program), ...args.map((a) => `0x${a.toString(16)}`)], {
+      encoding: 'utf8',
+    })
+    return Number(out.trim())
   }
 
   /** All entries of a map, in the kernel's iteration order. */

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use ebpf_vm::helpers::output::{perf_record_bytes, PerfRecord, PerfSink};
 use ebpf_vm::{
-    CancelToken, ErrorCode, PointerLeaks, ProcessInfo, Program, ProgramOptions, RunInput,
-    RunLimits, TestRunInput, TestRunOutput, Trap,
+    AddressSpace, CancelToken, ErrorCode, MemoryImage, PointerLeaks, ProcessInfo, Program,
+    ProgramOptions, RunInput, RunLimits, TestRunInput, TestRunOutput, Trap,
 };
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -64,6 +64,22 @@ pub struct NativeRunInput {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub comm: Option<String>,
+    /// What `bpf_get_current_task` / `_btf` return (an address in `memory`).
+    pub task: Option<BigInt>,
+    /// Tracing programs: the memory images the probe-read helpers read.
+    pub memory: Option<Vec<NativeMemoryImage>>,
+}
+
+/// Bytes at an address of a tracing run's address space; checked by the TypeScript layer.
+#[napi(object)]
+pub struct NativeMemoryImage {
+    pub address: BigInt,
+    pub bytes: Buffer,
+}
+
+/// A BigInt the TypeScript layer checked to be in 0..2^64, as a u64.
+fn address(b: &BigInt) -> u64 {
+    b.get_u64().1
 }
 
 #[napi(object)]
@@ -208,11 +224,23 @@ fn test_input(i: &NativeRunInput, data: &[u8], limits: &RunLimits) -> TestRunInp
             .as_deref()
             .map(ProcessInfo::comm_from)
             .unwrap_or_default(),
+        task: i.task.as_ref().map(address).unwrap_or(0),
     };
+    let memory = AddressSpace::new(
+        i.memory
+            .iter()
+            .flatten()
+            .map(|m| MemoryImage {
+                address: address(&m.address),
+                bytes: m.bytes.to_vec(),
+            })
+            .collect(),
+    );
     TestRunInput {
         data: data.to_vec(),
         ctx: i.ctx.as_ref().map(|c| c.to_vec()),
         process,
+        memory,
         repeat: i.repeat.unwrap_or(1),
         budget: i
             .budget

@@ -55,7 +55,7 @@ pub mod stack_reach;
 pub mod test_run;
 pub mod verifier;
 
-pub use context::{ContextInput, ContextOutput, ProcessInfo};
+pub use context::{AddressSpace, ContextInput, ContextOutput, MemoryImage, ProcessInfo};
 pub use error::{ErrorCode, LoadError, Trap, TrapKind};
 pub use helpers::{ArgType, HelperContext, HelperError, HelperPrototype, HelperTable, RetType};
 pub use interpreter::RunOutput;

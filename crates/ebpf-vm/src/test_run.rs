@@ -18,6 +18,8 @@ pub struct TestRunInput {
     pub ctx: Option<Vec<u8>>,
     /// What the `get_current_*` helpers report.
     pub process: ProcessInfo,
+    /// Tracing programs: the memory images the probe-read helpers read (see `ContextInput`).
+    pub memory: crate::context::AddressSpace,
     /// How many times to run (at least once).
     pub repeat: u32,
     pub budget: Option<u64>,
@@ -51,6 +53,7 @@ impl Program {
         let cx = ContextInput {
             ctx: input.ctx.as_deref(),
             process: input.process,
+            memory: Some(&input.memory),
         };
         let mut data = input.data.clone();
         let mut runs = 0u32;

@@ -59,6 +59,7 @@ fn task_identity_helpers_report_the_runs_process_info() {
         uid: 1000,
         gid: 100,
         comm: ProcessInfo::comm_from("node-worker-thread-1"),
+        ..ProcessInfo::default()
     };
     // bpf_get_current_pid_tgid = tgid << 32 | pid
     let pid = load(&prog![call(14), exit()], TR).unwrap();

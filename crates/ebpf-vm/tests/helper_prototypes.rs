@@ -100,7 +100,7 @@ fn differences(kernel: &Access) -> Vec<String> {
 #[test]
 fn every_implemented_helper_has_the_kernel_prototype() {
     let all = implemented();
-    assert_eq!(all.len(), 38, "{:?}", all.keys().collect::<Vec<_>>());
+    assert_eq!(all.len(), 46, "{:?}", all.keys().collect::<Vec<_>>());
     for (id, (name, p)) in all {
         assert_eq!(kernel_prototype(id), Some(p), "{id} {name}");
     }
@@ -207,6 +207,15 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
         "RET_INTEGER",
         &["ARG_CONST_MAP_PTR", "ARG_PTR_TO_MAP_KEY"],
     ),
+    (
+        4,
+        "RET_INTEGER",
+        &[
+            "ARG_PTR_TO_UNINIT_MEM",
+            "ARG_CONST_SIZE_OR_ZERO",
+            "ARG_ANYTHING",
+        ],
+    ),
     (5, "RET_INTEGER", &[]),
     (
         6,
@@ -259,7 +268,17 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
             "ARG_ANYTHING",
         ],
     ),
+    (35, "RET_INTEGER", &[]),
     (44, "RET_INTEGER", &["ARG_PTR_TO_CTX", "ARG_ANYTHING"]),
+    (
+        45,
+        "RET_INTEGER",
+        &[
+            "ARG_PTR_TO_UNINIT_MEM",
+            "ARG_CONST_SIZE_OR_ZERO",
+            "ARG_ANYTHING",
+        ],
+    ),
     (54, "RET_INTEGER", &["ARG_PTR_TO_CTX", "ARG_ANYTHING"]),
     (65, "RET_INTEGER", &["ARG_PTR_TO_CTX", "ARG_ANYTHING"]),
     (
@@ -305,6 +324,42 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
             "ARG_PTR_TO_FIXED_SIZE_MEM | MEM_UNINIT | MEM_WRITE | MEM_ALIGNED (size 8)",
         ],
     ),
+    (
+        112,
+        "RET_INTEGER",
+        &[
+            "ARG_PTR_TO_UNINIT_MEM",
+            "ARG_CONST_SIZE_OR_ZERO",
+            "ARG_ANYTHING",
+        ],
+    ),
+    (
+        113,
+        "RET_INTEGER",
+        &[
+            "ARG_PTR_TO_UNINIT_MEM",
+            "ARG_CONST_SIZE_OR_ZERO",
+            "ARG_ANYTHING",
+        ],
+    ),
+    (
+        114,
+        "RET_INTEGER",
+        &[
+            "ARG_PTR_TO_UNINIT_MEM",
+            "ARG_CONST_SIZE_OR_ZERO",
+            "ARG_ANYTHING",
+        ],
+    ),
+    (
+        115,
+        "RET_INTEGER",
+        &[
+            "ARG_PTR_TO_UNINIT_MEM",
+            "ARG_CONST_SIZE_OR_ZERO",
+            "ARG_ANYTHING",
+        ],
+    ),
     (125, "RET_INTEGER", &[]),
     (
         130,
@@ -336,6 +391,7 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
         &["ARG_PTR_TO_RINGBUF_MEM | OBJ_RELEASE", "ARG_ANYTHING"],
     ),
     (134, "RET_INTEGER", &["ARG_CONST_MAP_PTR", "ARG_ANYTHING"]),
+    (158, "RET_PTR_TO_BTF_ID_TRUSTED", &[]),
     (160, "RET_INTEGER", &[]),
     (
         164,

@@ -6,11 +6,12 @@
 //! | `Raw`          | data address (r2 = length)  | the data, writable        | -                           |
 //! | `SocketFilter` | `struct __sk_buff`          | the data, read-only       | skb_load_bytes, perf_event_output |
 //! | `Xdp`          | `struct xdp_md`             | a copy in an XDP frame    | csum_diff, xdp_adjust_head/meta/tail, perf_event_output |
-//! | `Tracing`      | the caller's context bytes  | none                      | get_current_pid_tgid/uid_gid/comm, perf_event_output |
+//! | `Tracing`      | the caller's context bytes  | none                      | get_current_pid_tgid/uid_gid/comm, probe_read(_str), perf_event_output |
 //!
 //! The base set, for every type: the embedder's table (`ProgramOptions::helpers`, standard and map
-//! helpers by default) plus trace_printk, tail_call, spin_lock/unlock, strtol/strtoul, snprintf
-//! and loop. A helper the embedder registered under a number wins over ours. Calling a helper the
+//! helpers by default) plus trace_printk, tail_call, spin_lock/unlock, strtol/strtoul, snprintf,
+//! loop, probe_read_user/kernel(_str) and get_current_task(_btf) (which read the run's address
+//! space, `ContextInput::memory`). A helper the embedder registered under a number wins over ours. Calling a helper the
 //! type does not have is a load error naming the instruction, as in the kernel.
 
 pub mod layout;
@@ -32,6 +33,7 @@ use crate::isa::Insn;
 use crate::memory::{Region, Regions};
 use crate::program::ProgramType;
 
+pub use crate::helpers::address_space::{AddressSpace, MemoryImage};
 pub use run_state::{ProcessInfo, RunState};
 
 /// The program-type inputs of a run, besides the data (see `Program::run_with_context`).
@@ -42,6 +44,9 @@ pub struct ContextInput<'a> {
     pub ctx: Option<&'a [u8]>,
     /// What the `get_current_*` helpers report.
     pub process: ProcessInfo,
+    /// The address space the probe-read helpers read (memory images at addresses; not the
+    /// program's memory), typically given to tracing programs.
+    pub memory: Option<&'a AddressSpace>,
 }
 
 /// The program-type outputs of a run.
@@ -90,6 +95,7 @@ fn type_helpers(prog_type: ProgramType) -> &'static HelperTable {
         helpers::callbacks::register(&mut ours);
         helpers::locks::register(&mut ours);
         helpers::tail_call::register(&mut ours);
+        helpers::probe_read::register(&mut ours);
         match prog_type {
             ProgramType::Raw => {}
             ProgramType::SocketFilter => {
@@ -103,6 +109,7 @@ fn type_helpers(prog_type: ProgramType) -> &'static HelperTable {
             }
             ProgramType::Tracing => {
                 helpers::process::register(&mut ours);
+                helpers::probe_read::register_compat(&mut ours);
                 helpers::perf::register(&mut ours);
             }
         }
@@ -166,6 +173,9 @@ pub fn prepare_run(
     regions: &mut Regions,
 ) -> Result<Entry, Trap> {
     state.process = input.process;
+    if let Some(memory) = input.memory {
+        state.address_space = memory.clone();
+    }
     match prog_type {
         ProgramType::Raw => {
             let addr = if data.is_empty() {

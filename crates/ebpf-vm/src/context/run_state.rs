@@ -16,7 +16,7 @@ use crate::program::ProgramType;
 
 use super::xdp::XdpFrame;
 
-/// What `bpf_get_current_pid_tgid` / `_uid_gid` / `_comm` report for a run.
+/// What `bpf_get_current_pid_tgid` / `_uid_gid` / `_comm` / `_task` report for a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcessInfo {
     /// The thread id (the kernel's `pid`).
@@ -27,6 +27,9 @@ pub struct ProcessInfo {
     pub gid: u32,
     /// NUL-padded, as `task->comm` (15 characters and a NUL at most).
     pub comm: [u8; 16],
+    /// What `bpf_get_current_task` / `_btf` return: the address of the task in the run's
+    /// address space (`ContextInput::memory`), e.g. where the caller put a fake `task_struct`.
+    pub task: u64,
 }
 
 impl ProcessInfo {
@@ -137,6 +140,8 @@ pub struct RunState {
     /// The XDP frame with its moving bounds.
     pub xdp: Option<Box<XdpFrame>>,
     pub process: ProcessInfo,
+    /// The memory the probe-read helpers read (tracing programs; empty for other types).
+    pub address_space: crate::helpers::address_space::AddressSpace,
     /// Where `bpf_trace_printk` and `bpf_perf_event_output` deliver (absent for programs that
     /// cannot call them).
     pub output: Option<Arc<ProgramOutput>>,

@@ -1,7 +1,8 @@
 //! Tracing programs (kprobe, tracepoint, raw tracepoint, fentry style): r1 points to context bytes
 //! the caller supplies (`pt_regs`, a tracepoint record, an argument array ...), laid out as the
 //! caller's C struct. They are copied into an 8-byte aligned buffer and are read-only, as the kernel
-//! gives these program types no writable context. No packet.
+//! gives these program types no writable context. No packet. The caller's memory images
+//! (`ContextInput::memory`) are the address space the probe-read helpers read.
 
 use crate::error::Trap;
 use crate::memory::{Region, Regions};

@@ -7,7 +7,9 @@
 //! `tests/helper_prototypes_live.rs` asks the kernel about return types and memory arguments.
 
 use super::prototype::{ArgType::*, HelperPrototype, KernelProgType::*, RetType::*};
-use super::{callbacks, locks, maps, packet, perf, process, standard, strings, tail_call, trace};
+use super::{
+    callbacks, locks, maps, packet, perf, probe_read, process, standard, strings, tail_call, trace,
+};
 
 /// The kernel's prototype of helper `id`, for the helpers this engine implements.
 pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
@@ -115,6 +117,22 @@ pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
             ],
         )
         .gpl_only(),
+        // kernel/trace/bpf_trace.c: every probe-read form is GPL-only and fills `dst` whatever
+        // happens (zeroed on a fault). The compat forms are offered to the classic tracing types
+        // only (bpf_tracing_func_proto), the others to every type (bpf_base_func_proto).
+        probe_read::BPF_PROBE_READ_USER
+        | probe_read::BPF_PROBE_READ_KERNEL
+        | probe_read::BPF_PROBE_READ_USER_STR
+        | probe_read::BPF_PROBE_READ_KERNEL_STR => {
+            p(Integer, &[PtrToUninitMem, ConstSizeOrZero, Anything]).gpl_only()
+        }
+        probe_read::BPF_PROBE_READ | probe_read::BPF_PROBE_READ_STR => {
+            p(Integer, &[PtrToUninitMem, ConstSizeOrZero, Anything])
+                .gpl_only()
+                .for_types(&[Kprobe, Tracepoint, PerfEvent, RawTracepoint])
+        }
+        probe_read::BPF_GET_CURRENT_TASK => p(Integer, &[]).gpl_only(),
+        probe_read::BPF_GET_CURRENT_TASK_BTF => p(PtrToBtfIdTrusted, &[]).gpl_only(),
         callbacks::BPF_LOOP => p(Integer, &[Anything, PtrToFunc, PtrToStackOrNull, Anything]),
         _ => return None,
     })

@@ -204,6 +204,7 @@ impl HelperTable {
     }
 }
 
+pub mod address_space;
 pub mod callbacks;
 pub mod format;
 pub mod kernel_prototypes;
@@ -212,6 +213,7 @@ pub mod maps;
 pub mod output;
 pub mod packet;
 pub mod perf;
+pub mod probe_read;
 pub mod process;
 pub mod prototype;
 pub mod standard;

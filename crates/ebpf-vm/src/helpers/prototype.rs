@@ -75,6 +75,9 @@ pub enum RetType {
     /// `RET_PTR_TO_RINGBUF_MEM_OR_NULL`: a ring buffer record of the size argument, or NULL;
     /// the program must submit or discard it.
     PtrToRingbufMemOrNull,
+    /// `RET_PTR_TO_BTF_ID_TRUSTED`: a trusted pointer to a kernel object of a BTF type (the
+    /// current task); the kernel lets programs load its fields directly.
+    PtrToBtfIdTrusted,
 }
 
 const ARG_NAMES: &[(ArgType, &str)] = &[
@@ -125,6 +128,7 @@ const RET_NAMES: &[(RetType, &str)] = &[
         RetType::PtrToRingbufMemOrNull,
         "RET_PTR_TO_RINGBUF_MEM_OR_NULL",
     ),
+    (RetType::PtrToBtfIdTrusted, "RET_PTR_TO_BTF_ID_TRUSTED"),
 ];
 
 /// Flags in any order, separated by `|` and spaces: the canonical order of the kernel's

@@ -224,6 +224,10 @@ pub fn run_process(
             data: &mut [],
             budget: None,
         },
-        &ContextInput { ctx, process },
+        &ContextInput {
+            ctx,
+            process,
+            ..ContextInput::default()
+        },
     )
 }

@@ -1,0 +1,114 @@
+//! The address space a tracing run reads with `bpf_probe_read*`: memory images the caller places
+//! at addresses of its choosing (a fake `task_struct`, a user buffer ...). As in the kernel, this
+//! memory is not the program's: it is no region of the run, so loads and stores through these
+//! addresses trap; only the probe-read helpers copy out of it (`probe_read.rs`).
+//!
+//! The images are shared, not copied, by the runs given the same `AddressSpace` (a test run's
+//! repetitions, a batch): a run costs a reference count, whatever the images' size.
+
+use std::sync::Arc;
+
+/// Bytes the caller says are mapped at `address` in the traced address space.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemoryImage {
+    pub address: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// The images of one run. Reads may span images that touch (memory is memory, wherever one
+/// image ends and the next begins); any byte outside every image is a fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressSpace {
+    images: Arc<[MemoryImage]>,
+}
+
+impl Default for AddressSpace {
+    fn default() -> Self {
+        AddressSpace::new(Vec::new())
+    }
+}
+
+impl AddressSpace {
+    pub fn new(images: Vec<MemoryImage>) -> AddressSpace {
+        AddressSpace {
+            images: images.into(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    /// The byte at `addr`, or `None` where no image covers it. When images overlap, the one
+    /// given last wins (as a later mapping would).
+    pub fn byte(&self, addr: u64) -> Option<u8> {
+        self.images.iter().rev().find_map(|img| {
+            let off = addr.checked_sub(img.address)?;
+            img.bytes.get(usize::try_from(off).ok()?).copied()
+        })
+    }
+
+    /// Copies `dst.len()` bytes from `addr` into `dst`; `false` (with `dst` partly written) if
+    /// any of them is not mapped or the range wraps around the address space.
+    pub fn read(&self, addr: u64, dst: &mut [u8]) -> bool {
+        let mut at = addr;
+        let mut done = 0;
+        while done < dst.len() {
+            // The longest run of bytes one image holds from `at`.
+            let Some((img, off)) = self.images.iter().rev().find_map(|img| {
+                let off = usize::try_from(at.checked_sub(img.address)?).ok()?;
+                (off < img.bytes.len()).then_some((img, off))
+            }) else {
+                return false;
+            };
+            let n = (img.bytes.len() - off).min(dst.len() - done);
+            dst[done..done + n].copy_from_slice(&img.bytes[off..off + n]);
+            done += n;
+            match at.checked_add(n as u64) {
+                Some(next) => at = next,
+                None if done == dst.len() => break,
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_inside_across_touching_images_and_faults_outside() {
+        let space = AddressSpace::new(vec![
+            MemoryImage {
+                address: 0x1000,
+                bytes: vec![1, 2, 3, 4],
+            },
+            MemoryImage {
+                address: 0x1004,
+                bytes: vec![5, 6],
+            },
+        ]);
+        let mut b = [0u8; 6];
+        assert!(space.read(0x1000, &mut b));
+        assert_eq!(b, [1, 2, 3, 4, 5, 6]);
+        let mut c = [0u8; 3];
+        assert!(!space.read(0x1004, &mut c), "0x1006 is not mapped");
+        assert!(!space.read(0xfff, &mut [0u8; 1]));
+        assert!(space.read(0x9999, &mut []), "nothing to read, no fault");
+        assert_eq!((space.byte(0x1005), space.byte(0x1006)), (Some(6), None));
+    }
+
+    #[test]
+    fn a_range_that_wraps_faults() {
+        let space = AddressSpace::new(vec![MemoryImage {
+            address: u64::MAX - 1,
+            bytes: vec![7, 8],
+        }]);
+        let mut b = [0u8; 2];
+        assert!(space.read(u64::MAX - 1, &mut b));
+        assert_eq!(b, [7, 8]);
+        assert!(!space.read(u64::MAX - 1, &mut [0u8; 3]));
+    }
+}
