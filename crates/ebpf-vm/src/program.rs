@@ -48,6 +48,16 @@ pub enum ProgramType {
     Tracing,
 }
 
+impl ProgramType {
+    /// Every program type, in declaration order.
+    pub const ALL: [ProgramType; 4] = [
+        ProgramType::Raw,
+        ProgramType::SocketFilter,
+        ProgramType::Xdp,
+        ProgramType::Tracing,
+    ];
+}
+
 /// The default instruction budget of a run in checked mode.
 pub const DEFAULT_BUDGET: u64 = 10_000_000;
 

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use ebpf_vm::context::helpers_for;
+use ebpf_vm::context::{all_helpers, helpers_for};
 use ebpf_vm::helpers::kernel_prototypes::kernel_prototype;
 use ebpf_vm::helpers::{HelperPrototype, KernelProgType};
 use ebpf_vm::{HelperTable, ProgramType};
@@ -50,19 +50,10 @@ fn parse_access(text: &str) -> Access {
 
 /// Every helper the engine implements: the standard table and what each program type adds.
 fn implemented() -> BTreeMap<u32, (String, HelperPrototype)> {
-    let base = HelperTable::standard();
-    let mut all = BTreeMap::new();
-    for t in [
-        ProgramType::Raw,
-        ProgramType::SocketFilter,
-        ProgramType::Xdp,
-        ProgramType::Tracing,
-    ] {
-        for h in helpers_for(t, &base).iter() {
-            all.insert(h.id, (h.name.clone(), h.prototype));
-        }
-    }
-    all
+    all_helpers()
+        .iter()
+        .map(|h| (h.id, (h.name.clone(), h.prototype)))
+        .collect()
 }
 
 /// Our prototype's answer in the table's words.

@@ -30,10 +30,9 @@
 
 use std::collections::BTreeMap;
 
-use ebpf_vm::context::helpers_for;
+use ebpf_vm::context::all_helpers;
 use ebpf_vm::helpers::{ArgType, HelperPrototype, KernelProgType, RetType};
 use ebpf_vm::isa::Insn;
-use ebpf_vm::{HelperTable, ProgramType};
 
 const MOV64_IMM: u8 = 0xb7;
 const MOV64_REG: u8 = 0xbf;
@@ -152,19 +151,10 @@ fn probe_program(
 
 /// Every helper the engine implements, with its prototype.
 fn implemented() -> BTreeMap<u32, (String, HelperPrototype)> {
-    let base = HelperTable::standard();
-    let mut helpers = BTreeMap::new();
-    for t in [
-        ProgramType::Raw,
-        ProgramType::SocketFilter,
-        ProgramType::Xdp,
-        ProgramType::Tracing,
-    ] {
-        for h in helpers_for(t, &base).iter() {
-            helpers.insert(h.id, (h.name.clone(), h.prototype));
-        }
-    }
-    helpers
+    all_helpers()
+        .iter()
+        .map(|h| (h.id, (h.name.clone(), h.prototype)))
+        .collect()
 }
 
 /// The kernel program type a probe of a helper with prototype `p` is loaded as.

@@ -117,6 +117,20 @@ fn type_helpers(prog_type: ProgramType) -> &'static HelperTable {
     })
 }
 
+/// Every helper the engine offers some program type: the standard table and what each type adds.
+pub fn all_helpers() -> HelperTable {
+    let base = HelperTable::standard();
+    let mut all = HelperTable::new();
+    for t in ProgramType::ALL {
+        for h in helpers_for(t, &base).iter() {
+            if !all.contains(h.id) {
+                all.insert(h.clone());
+            }
+        }
+    }
+    all
+}
+
 /// The helper table of a program of `prog_type`: the embedder's `base` plus the helpers the type
 /// has (where `base` has nothing under that number).
 pub fn helpers_for(prog_type: ProgramType, base: &HelperTable) -> HelperTable {
