@@ -53,33 +53,36 @@ export type ContextValue = XdpContext | SkbContext
 /** `data_meta` (the metadata size) lives in `xdp_md.data` (offset 0), as the kernel's test run wants it. */
 const XDP_MD = { size: 24, fields: { data_meta: 0, ingress_ifindex: 12, rx_queue_index: 16, egress_ifindex: 20 } }
 
+/** `struct __sk_buff` field offsets (linux/bpf.h) that a context image may name. */
+export const SK_BUFF_FIELDS = {
+  len: 0,
+  pkt_type: 4,
+  mark: 8,
+  queue_mapping: 12,
+  protocol: 16,
+  vlan_present: 20,
+  vlan_tci: 24,
+  vlan_proto: 28,
+  priority: 32,
+  ingress_ifindex: 36,
+  ifindex: 40,
+  tc_index: 44,
+  hash: 68,
+  tc_classid: 72,
+  napi_id: 84,
+  family: 88,
+  remote_ip4: 92,
+  local_ip4: 96,
+  remote_port: 132,
+  local_port: 136,
+  wire_len: 160,
+  gso_segs: 164,
+  gso_size: 176,
+} as const
+
 const SK_BUFF = {
   size: 192,
-  fields: {
-    len: 0,
-    pkt_type: 4,
-    mark: 8,
-    queue_mapping: 12,
-    protocol: 16,
-    vlan_present: 20,
-    vlan_tci: 24,
-    vlan_proto: 28,
-    priority: 32,
-    ingress_ifindex: 36,
-    ifindex: 40,
-    tc_index: 44,
-    hash: 68,
-    tc_classid: 72,
-    napi_id: 84,
-    family: 88,
-    remote_ip4: 92,
-    local_ip4: 96,
-    remote_port: 132,
-    local_port: 136,
-    wire_len: 160,
-    gso_segs: 164,
-    gso_size: 176,
-  } as Record<string, number>,
+  fields: SK_BUFF_FIELDS as Record<string, number>,
   cb: 48,
 }
 

@@ -17,6 +17,7 @@
  *   (and hatype without the option) need kernel state a socket filter context does not hold: they
  *   are refused (`ENOTSUPP`).
  */
+import { SK_BUFF_FIELDS } from '../context.js'
 import { LoadError } from '../errors.js'
 import {
   ANCILLARY,
@@ -49,19 +50,8 @@ const CTX = 6
 const TMP = 8
 const FP = 10
 
-/** `struct __sk_buff` offsets (linux/bpf.h) of the fields the ancillary loads read. */
-const SKB = {
-  len: 0,
-  pkt_type: 4,
-  mark: 8,
-  queue_mapping: 12,
-  protocol: 16,
-  vlan_present: 20,
-  vlan_tci: 24,
-  vlan_proto: 28,
-  ifindex: 40,
-  hash: 68,
-}
+/** `struct __sk_buff` offsets of the fields the ancillary loads read. */
+const SKB = SK_BUFF_FIELDS
 
 /** Ancillary loads that read a `struct __sk_buff` field. */
 const FIELD_OF_ANCILLARY: Record<number, number> = {
