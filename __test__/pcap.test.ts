@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { afterAll, describe, expect, it } from 'vitest'
 import { FormatError, pcap } from '../ts/index'
+import { Random } from './helpers/random'
 
 const dir = mkdtempSync(join(tmpdir(), 'ebpf-pcap-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -262,7 +263,9 @@ describe('malformed files', () => {
 
   it('names the offset of a bad magic, a truncated record and an oversized length', async () => {
     expect((await failure(new Uint8Array([1, 2, 3, 4, 5]))).message).toMatch(/not a pcap or pcapng file.*offset 0/)
-    const good = readFileSync(join(dir, 'ours-pcap-262144'))
+    const path = join(dir, 'good.pcap')
+    await pcap.write(path, packets.slice(0, 2))
+    const good = readFileSync(path)
     const cut = await failure(good.subarray(0, good.length - 3))
     expect(cut.message).toMatch(/truncated file: packet data/)
     const huge = Buffer.from(good.subarray(0, 24 + 16))
@@ -301,5 +304,65 @@ describe('malformed files', () => {
       })(),
     )
     expect((await failure(endless as unknown as Uint8Array)).offset).toBe(head.length + 4)
+  })
+})
+
+describe('mutated files (seeded)', () => {
+  const INTERESTING = [0, 1, 3, 4, 12, 0x7fffffff, 0x80000000, 0xfffffffc, 0xffffffff, 0x1000004]
+
+  /** A valid file with one or two changes: a byte, an aligned word, a truncation or a duplicated span. */
+  function mutate(r: Random, seed: Uint8Array): Uint8Array {
+    // Copies (a Buffer's slice() is a view): the seeds stay as written, the DataView starts at 0.
+    let b = Uint8Array.from(seed)
+    for (let n = 1 + r.below(2); n > 0; n--) {
+      const kind = r.below(4)
+      if (kind === 0) b[r.below(b.length)] = r.u32() & 0xff
+      else if (kind === 1 && b.length >= 4) {
+        new DataView(b.buffer).setUint32(r.below(b.length >> 2) * 4, r.pick(INTERESTING), r.below(2) === 0)
+      } else if (kind === 2) b = b.slice(0, r.below(b.length))
+      else {
+        const at = r.below(b.length)
+        const span = b.subarray(at, at + 1 + r.below(64))
+        b = Uint8Array.from(Buffer.concat([b.subarray(0, at), span, b.subarray(at)]))
+      }
+    }
+    return b
+  }
+
+  it('3000 mutations of pcap, pcap-ns, pcapng and big-endian pcapng: packets or an EINVAL FormatError in the file', async () => {
+    const seeds: Uint8Array[] = []
+    for (const format of ['pcap', 'pcap-ns', 'pcapng'] as const) {
+      const path = join(dir, `seed-${format}`)
+      await pcap.write(path, packets.slice(0, 6), { format, snaplen: 100 })
+      seeds.push(readFileSync(path))
+    }
+    seeds.push(
+      new BigEndianBlocks()
+        .section()
+        .iface(1, 200, 6)
+        .iface(1, 200, 0x80 | 10)
+        .enhanced(1, 5n, frame(30, 1))
+        .simple(frame(40, 2))
+        .block(0xbad, Buffer.alloc(8))
+        .enhanced(0, 7n, frame(50, 3))
+        .bytes(),
+    )
+    const r = new Random(20261205)
+    let accepted = 0
+    let refused = 0
+    for (let i = 0; i < 3000; i++) {
+      const file = mutate(r, r.pick(seeds))
+      try {
+        for await (const p of pcap.read(file)) expect(p.data.length, `case ${i}`).toBeLessThanOrEqual(file.length)
+        accepted++
+      } catch (e) {
+        expect(e, `case ${i}: ${e}`).toBeInstanceOf(FormatError)
+        expect((e as FormatError).code).toBe('EINVAL')
+        expect((e as FormatError).offset).toBeLessThanOrEqual(file.length)
+        refused++
+      }
+    }
+    expect(accepted).toBeGreaterThan(300)
+    expect(refused).toBeGreaterThan(300)
   })
 })
