@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
+import { Readable, Writable } from 'node:stream'
 import { afterAll, describe, expect, it } from 'vitest'
 import { FormatError, pcap } from '../ts/index'
 import { Random } from './helpers/random'
@@ -119,6 +119,45 @@ describe('our writer, tcpdump reads', () => {
   }
 })
 
+describe('writing to a stream', () => {
+  it('a slow stream (16-byte high-water mark) gets the same bytes as a file, and stays open', async () => {
+    const path = join(dir, 'to-file.pcapng')
+    await pcap.write(path, packets, { format: 'pcapng', snaplen: 100 })
+    const chunks: Buffer[] = []
+    const sink = new Writable({
+      highWaterMark: 16,
+      write(chunk, _encoding, done) {
+        chunks.push(chunk)
+        setImmediate(done)
+      },
+    })
+    async function* slowly() {
+      for (const p of packets) yield p
+    }
+    expect(await pcap.write(sink, slowly(), { format: 'pcapng', snaplen: 100 })).toBe(packets.length)
+    expect(sink.writableEnded).toBe(false)
+    expect(Buffer.concat(chunks).equals(readFileSync(path))).toBe(true)
+  })
+
+  it('bad options and packets are EINVAL EbpfErrors', async () => {
+    const sink = join(dir, 'bad')
+    await expect(pcap.write(sink, [], { linkType: 'ETHERNET' as pcap.LinkTypeName })).rejects.toThrow(
+      /not one of NULL, EN10MB/,
+    )
+    await expect(pcap.write(sink, [], { snaplen: 0 })).rejects.toMatchObject({ code: 'EINVAL' })
+    await expect(pcap.write(sink, [{ data: new Uint8Array(4), originalLength: 3 }])).rejects.toThrow(/originalLength 3/)
+    await expect(pcap.write(sink, [{ data: new Uint8Array(4), timestamp: -1n }])).rejects.toMatchObject({
+      code: 'EINVAL',
+    })
+    await expect(pcap.write(sink, [{ data: new Uint8Array(4), timestamp: 1n << 63n }])).rejects.toThrow(
+      /32-bit seconds/,
+    )
+    await expect(
+      pcap.write(sink, [{ data: new Uint8Array(4), timestamp: 1n << 64n }], { format: 'pcapng' }),
+    ).rejects.toThrow(/64-bit nanoseconds/)
+  })
+})
+
 describe('tcpdump writes, we read', () => {
   for (const nano of [false, true]) {
     it(`tcpdump -w (${nano ? 'nano' : 'micro'}seconds) reads back equal`, async () => {
@@ -164,16 +203,26 @@ class BigEndianBlocks {
     b.writeBigInt64BE(-1n, 8)
     return this.block(0x0a0d0d0a, b)
   }
-  iface(linkType: number, snaplen: number, tsresol?: number): this {
-    const b = Buffer.alloc(tsresol === undefined ? 12 : 20)
-    b.writeUInt16BE(linkType, 0)
-    b.writeUInt32BE(snaplen, 4)
+  iface(linkType: number, snaplen: number, tsresol?: number, tsoffset?: bigint): this {
+    const head = Buffer.alloc(8)
+    head.writeUInt16BE(linkType, 0)
+    head.writeUInt32BE(snaplen, 4)
+    const options: Buffer[] = []
     if (tsresol !== undefined) {
-      b.writeUInt16BE(9, 8)
-      b.writeUInt16BE(1, 10)
-      b.writeUInt8(tsresol, 12)
+      const o = Buffer.alloc(8) // if_tsresol (9), 1 byte, padded to 4
+      o.writeUInt16BE(9, 0)
+      o.writeUInt16BE(1, 2)
+      o.writeUInt8(tsresol, 4)
+      options.push(o)
     }
-    return this.block(1, b)
+    if (tsoffset !== undefined) {
+      const o = Buffer.alloc(12) // if_tsoffset (14), 8 bytes: seconds
+      o.writeUInt16BE(14, 0)
+      o.writeUInt16BE(8, 2)
+      o.writeBigInt64BE(tsoffset, 4)
+      options.push(o)
+    }
+    return this.block(1, Buffer.concat([head, ...options, Buffer.alloc(4)]))
   }
   enhanced(iface: number, units: bigint, data: Uint8Array, originalLength = data.length): this {
     const b = Buffer.alloc(20)
@@ -195,7 +244,7 @@ class BigEndianBlocks {
 }
 
 describe('hand-built files read as tcpdump lists them', () => {
-  it('big-endian pcapng: two interfaces (10^-3 and 2^-20 s), simple and unknown blocks, two sections', async () => {
+  it('big-endian pcapng: two interfaces (10^-3 and 2^-20 s), simple and unknown blocks, if_tsoffset, three sections', async () => {
     const f = (i: number) => frame(20 + i, 100 + i)
     const file = new BigEndianBlocks()
       .section()
@@ -208,6 +257,9 @@ describe('hand-built files read as tcpdump lists them', () => {
       .section()
       .iface(1, 65535)
       .enhanced(0, 1_700_000_002_000_001n, f(3), 60)
+      .section()
+      .iface(1, 65535, 9, 1_700_000_000n)
+      .enhanced(0, 3_000_000_007n, f(4))
       .bytes()
     const path = join(dir, 'be.pcapng')
     writeFileSync(path, file)
@@ -215,12 +267,13 @@ describe('hand-built files read as tcpdump lists them', () => {
     expect(ours.map((p) => ({ timestamp: timestampText(p.timestamp, true), hex: hexOf(p.data) }))).toEqual(
       tcpdumpList(path, true),
     )
-    // Hand-computed: 123 ms; 2^19 / 2^20 s = 0.5 s; 1 µs; the simple packet has no time.
+    // Hand-computed: 123 ms; 2^19 / 2^20 s = 0.5 s; the simple packet has no time; 1 µs; 1.7e9 s + 3 s + 7 ns.
     expect(ours.map((p) => [p.timestamp, p.interface, p.originalLength])).toEqual([
       [1_700_000_000_123_000_000n, 0, 20],
       [1_700_000_001_500_000_000n, 1, 21],
       [0n, 0, 22],
       [1_700_000_002_000_001_000n, 0, 60],
+      [1_700_000_003_000_000_007n, 0, 24],
     ])
   })
 

@@ -103,6 +103,8 @@ function record(
   }
   const captured = data.subarray(0, Math.min(data.length, snaplen))
   if (format === 'pcapng') {
+    if (timestamp >= 1n << 64n)
+      throw new EbpfError('EINVAL', `packet ${index}: timestamp is past pcapng's 64-bit nanoseconds`)
     const padded = (captured.length + 3) & ~3
     const length = 32 + padded
     const out = new Uint8Array(length)
