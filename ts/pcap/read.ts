@@ -69,7 +69,9 @@ async function* readPcap(source: ByteSource, magic: Uint8Array): AsyncGenerator<
   const linkType = header.getUint32(16, little) & 0xffff
   for (;;) {
     const at = source.offset
-    const record = await source.read(PCAP_RECORD_HEADER_LENGTH, 'packet record header', true)
+    const record =
+      source.take(PCAP_RECORD_HEADER_LENGTH) ??
+      (await source.read(PCAP_RECORD_HEADER_LENGTH, 'packet record header', true))
     if (record === undefined) return
     const r = view(record)
     const seconds = r.getUint32(0, little)
@@ -88,7 +90,7 @@ async function* readPcap(source: ByteSource, magic: Uint8Array): AsyncGenerator<
         at + 8,
       )
     }
-    const data = (await source.read(capturedLength, 'packet data'))!
+    const data = source.take(capturedLength) ?? (await source.read(capturedLength, 'packet data'))!
     yield {
       timestamp: BigInt(seconds) * NS_PER_SECOND + BigInt(fraction) * (nano ? 1n : 1000n),
       data,
@@ -114,7 +116,7 @@ async function* readPcapng(source: ByteSource, first: Uint8Array): AsyncGenerato
   let pendingType: Uint8Array | undefined = first
   for (;;) {
     const at = pendingType === undefined ? source.offset : source.offset - 4
-    const typeBytes = pendingType ?? (await source.read(4, 'block type', true))
+    const typeBytes = pendingType ?? source.take(4) ?? (await source.read(4, 'block type', true))
     pendingType = undefined
     if (typeBytes === undefined) return
     if (view(typeBytes).getUint32(0, true) === PCAPNG_SECTION_HEADER) {
@@ -134,8 +136,12 @@ async function* readPcapng(source: ByteSource, first: Uint8Array): AsyncGenerato
       continue
     }
     const type = view(typeBytes).getUint32(0, little)
-    const length = checkLength(view((await source.read(4, 'block length'))!).getUint32(0, little), at, 12)
-    const body = (await source.read(length - 8, `block of type ${type}`))!
+    const length = checkLength(
+      view(source.take(4) ?? (await source.read(4, 'block length'))!).getUint32(0, little),
+      at,
+      12,
+    )
+    const body = source.take(length - 8) ?? (await source.read(length - 8, `block of type ${type}`))!
     checkTrailer(body, length, little, at)
     const b = view(body)
     const content = length - 12
