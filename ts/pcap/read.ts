@@ -40,12 +40,13 @@ export function captureFormat(head: Uint8Array): 'pcap' | 'pcapng' | undefined {
 export async function* read(input: PcapInput): AsyncGenerator<Packet, void, undefined> {
   const source = new ByteSource(input)
   try {
-    const magic = await source.read(4, 'file magic')
-    const format = captureFormat(magic!)
-    if (format === 'pcap') yield* readPcap(source, magic!)
-    else if (format === 'pcapng') yield* readPcapng(source, magic!)
+    await source.fill(4, 'file magic')
+    const magic = source.copy(source.skip(0), 4)
+    const format = captureFormat(magic)
+    if (format === 'pcap') yield* readPcap(source)
+    else if (format === 'pcapng') yield* readPcapng(source)
     else {
-      const hex = Array.from(magic!, (b) => b.toString(16).padStart(2, '0')).join('')
+      const hex = Array.from(magic, (b) => b.toString(16).padStart(2, '0')).join('')
       throw new FormatError(`not a pcap or pcapng file (magic 0x${hex})`, 0)
     }
   } finally {
@@ -53,31 +54,31 @@ export async function* read(input: PcapInput): AsyncGenerator<Packet, void, unde
   }
 }
 
-function view(bytes: Uint8Array): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-}
-
-async function* readPcap(source: ByteSource, magic: Uint8Array): AsyncGenerator<Packet, void, undefined> {
-  const rest = (await source.read(PCAP_HEADER_LENGTH - 4, 'pcap file header'))!
-  const little = view(magic).getUint32(0, true) === PCAP_MAGIC_US || view(magic).getUint32(0, true) === PCAP_MAGIC_NS
-  const nano = view(magic).getUint32(0, little) === PCAP_MAGIC_NS
-  const header = view(rest)
-  const major = header.getUint16(0, little)
-  if (major !== 2)
-    throw new FormatError(`pcap file header: version ${major}.${header.getUint16(2, little)} is not 2.x`, 4)
+async function* readPcap(source: ByteSource): AsyncGenerator<Packet, void, undefined> {
+  const header = new DataView((await source.read(PCAP_HEADER_LENGTH, 'pcap file header'))!.buffer)
+  const magic = header.getUint32(0, true)
+  const little = magic === PCAP_MAGIC_US || magic === PCAP_MAGIC_NS
+  const nano = header.getUint32(0, little) === PCAP_MAGIC_NS
+  const major = header.getUint16(4, little)
+  if (major !== 2) {
+    throw new FormatError(`pcap file header: version ${major}.${header.getUint16(6, little)} is not 2.x`, 4)
+  }
   // The link type is the low 16 bits; the upper bits carry the FCS length of some captures.
-  const linkType = header.getUint32(16, little) & 0xffff
+  const linkType = header.getUint32(20, little) & 0xffff
   for (;;) {
     const at = source.offset
-    const record =
-      source.take(PCAP_RECORD_HEADER_LENGTH) ??
-      (await source.read(PCAP_RECORD_HEADER_LENGTH, 'packet record header', true))
-    if (record === undefined) return
-    const r = view(record)
-    const seconds = r.getUint32(0, little)
-    const fraction = r.getUint32(4, little)
-    const capturedLength = r.getUint32(8, little)
-    const originalLength = r.getUint32(12, little)
+    if (
+      !source.available(PCAP_RECORD_HEADER_LENGTH) &&
+      !(await source.fill(PCAP_RECORD_HEADER_LENGTH, 'packet record header', true))
+    ) {
+      return
+    }
+    const r = source.skip(PCAP_RECORD_HEADER_LENGTH)
+    const v = source.view
+    const seconds = v.getUint32(r, little)
+    const fraction = v.getUint32(r + 4, little)
+    const capturedLength = v.getUint32(r + 8, little)
+    const originalLength = v.getUint32(r + 12, little)
     if (fraction >= (nano ? 1_000_000_000 : 1_000_000)) {
       throw new FormatError(
         `packet record: ${nano ? 'nano' : 'micro'}second field ${fraction} is not below one second`,
@@ -90,10 +91,10 @@ async function* readPcap(source: ByteSource, magic: Uint8Array): AsyncGenerator<
         at + 8,
       )
     }
-    const data = source.take(capturedLength) ?? (await source.read(capturedLength, 'packet data'))!
+    if (!source.available(capturedLength)) await source.fill(capturedLength, 'packet data')
     yield {
       timestamp: BigInt(seconds) * NS_PER_SECOND + BigInt(fraction) * (nano ? 1n : 1000n),
-      data,
+      data: source.copy(source.skip(capturedLength), capturedLength),
       originalLength,
       interface: 0,
       linkType,
@@ -110,47 +111,48 @@ interface Interface {
   offsetSeconds: bigint
 }
 
-async function* readPcapng(source: ByteSource, first: Uint8Array): AsyncGenerator<Packet, void, undefined> {
+async function* readPcapng(source: ByteSource): AsyncGenerator<Packet, void, undefined> {
   let little = true
   let interfaces: Interface[] = []
-  let pendingType: Uint8Array | undefined = first
   for (;;) {
-    const at = pendingType === undefined ? source.offset : source.offset - 4
-    const typeBytes = pendingType ?? source.take(4) ?? (await source.read(4, 'block type', true))
-    pendingType = undefined
-    if (typeBytes === undefined) return
-    if (view(typeBytes).getUint32(0, true) === PCAPNG_SECTION_HEADER) {
+    const at = source.offset
+    // Every block has at least its type, its length and the length again: 12 bytes.
+    if (!source.available(12) && !(await source.fill(12, 'block header', true))) return
+    let h = source.skip(0)
+    const section = source.view.getUint32(h, true) === PCAPNG_SECTION_HEADER
+    if (section) {
       // The section header's type reads the same in both orders; its byte-order magic sets the order.
-      const head = (await source.read(8, 'section header block'))!
-      const bom = view(head).getUint32(4, true)
+      const bom = source.view.getUint32(h + 8, true)
       if (bom === PCAPNG_BYTE_ORDER_MAGIC) little = true
       else if (bom === 0x4d3c2b1a) little = false
-      else
+      else {
         throw new FormatError(`section header block: byte-order magic 0x${bom.toString(16)} is not 0x1a2b3c4d`, at + 8)
-      const length = checkLength(view(head).getUint32(0, little), at, 28)
-      const body = (await source.read(length - 12, 'section header block'))!
-      checkTrailer(body, length, little, at)
-      const major = view(body).getUint16(0, little)
+      }
+    }
+    const type = source.view.getUint32(h, little)
+    const length = checkLength(source.view.getUint32(h + 4, little), at, section ? 28 : 12)
+    if (!source.available(length)) await source.fill(length, `block of type ${type}`)
+    const b = source.skip(length)
+    const v = source.view
+    const trailer = v.getUint32(b + length - 4, little)
+    if (trailer !== length) {
+      throw new FormatError(
+        `block's trailing length ${trailer} differs from its leading length ${length}`,
+        at + length - 4,
+      )
+    }
+    const content = length - 12
+    h = b + 8
+    if (section) {
+      const major = v.getUint16(h + 4, little)
       if (major !== 1) throw new FormatError(`section header block: version ${major} is not 1.x`, at + 12)
       interfaces = []
-      continue
-    }
-    const type = view(typeBytes).getUint32(0, little)
-    const length = checkLength(
-      view(source.take(4) ?? (await source.read(4, 'block length'))!).getUint32(0, little),
-      at,
-      12,
-    )
-    const body = source.take(length - 8) ?? (await source.read(length - 8, `block of type ${type}`))!
-    checkTrailer(body, length, little, at)
-    const b = view(body)
-    const content = length - 12
-    if (type === PCAPNG_INTERFACE_DESCRIPTION) {
+    } else if (type === PCAPNG_INTERFACE_DESCRIPTION) {
       if (content < 8) throw new FormatError(`interface description block: ${content} bytes, needs 8`, at)
-      interfaces.push(interfaceOf(body.subarray(0, content), little, at))
+      interfaces.push(interfaceOf(v, h, content, little, at))
     } else if (type === PCAPNG_ENHANCED_PACKET) {
       if (content < 20) throw new FormatError(`enhanced packet block: ${content} bytes, needs 20`, at)
-      const id = b.getUint32(0, little)
+      const id = v.getUint32(h, little)
       const iface = interfaces[id]
       if (iface === undefined) {
         throw new FormatError(
@@ -158,8 +160,8 @@ async function* readPcapng(source: ByteSource, first: Uint8Array): AsyncGenerato
           at + 8,
         )
       }
-      const units = (BigInt(b.getUint32(4, little)) << 32n) | BigInt(b.getUint32(8, little))
-      const capturedLength = b.getUint32(12, little)
+      const units = (BigInt(v.getUint32(h + 4, little)) << 32n) | BigInt(v.getUint32(h + 8, little))
+      const capturedLength = v.getUint32(h + 12, little)
       if (capturedLength > content - 20) {
         throw new FormatError(
           `enhanced packet block: captured length ${capturedLength} is past the block's end`,
@@ -168,8 +170,8 @@ async function* readPcapng(source: ByteSource, first: Uint8Array): AsyncGenerato
       }
       yield {
         timestamp: timestampOf(units, iface),
-        data: body.slice(20, 20 + capturedLength),
-        originalLength: b.getUint32(16, little),
+        data: source.copy(h + 20, capturedLength),
+        originalLength: v.getUint32(h + 16, little),
         interface: id,
         linkType: iface.linkType,
       }
@@ -178,13 +180,13 @@ async function* readPcapng(source: ByteSource, first: Uint8Array): AsyncGenerato
       if (iface === undefined)
         throw new FormatError('simple packet block: no interface is described in this section', at)
       if (content < 4) throw new FormatError(`simple packet block: ${content} bytes, needs 4`, at)
-      const originalLength = b.getUint32(0, little)
+      const originalLength = v.getUint32(h, little)
       // The captured length is implied: the original length cut to the snap length and the block.
       let capturedLength = Math.min(originalLength, content - 4)
       if (iface.snaplen !== 0) capturedLength = Math.min(capturedLength, iface.snaplen)
       yield {
         timestamp: 0n,
-        data: body.slice(4, 4 + capturedLength),
+        data: source.copy(h + 4, capturedLength),
         originalLength,
         interface: 0,
         linkType: iface.linkType,
@@ -203,42 +205,31 @@ function checkLength(length: number, at: number, minimum: number): number {
   return length
 }
 
-/** A block ends with a copy of its length; a mismatch means the file is corrupt or misframed. */
-function checkTrailer(body: Uint8Array, length: number, little: boolean, at: number): void {
-  const trailer = view(body).getUint32(body.length - 4, little)
-  if (trailer !== length) {
-    throw new FormatError(
-      `block's trailing length ${trailer} differs from its leading length ${length}`,
-      at + length - 4,
-    )
-  }
-}
-
-function interfaceOf(content: Uint8Array, little: boolean, at: number): Interface {
-  const v = view(content)
+/** An interface description block's fields and options; `h` is the index of its content in `v`. */
+function interfaceOf(v: DataView, h: number, content: number, little: boolean, at: number): Interface {
   const iface: Interface = {
-    linkType: v.getUint16(0, little),
-    snaplen: v.getUint32(4, little),
+    linkType: v.getUint16(h, little),
+    snaplen: v.getUint32(h + 4, little),
     unitsPerSecond: 1_000_000n,
     offsetSeconds: 0n,
   }
   let off = 8
-  while (off + 4 <= content.length) {
-    const code = v.getUint16(off, little)
-    const len = v.getUint16(off + 2, little)
+  while (off + 4 <= content) {
+    const code = v.getUint16(h + off, little)
+    const len = v.getUint16(h + off + 2, little)
     if (code === 0) break
-    if (off + 4 + len > content.length) {
+    if (off + 4 + len > content) {
       throw new FormatError(
         `interface description block: option ${code} of ${len} bytes runs past the block`,
         at + 8 + off,
       )
     }
     if (code === IF_TSRESOL && len >= 1) {
-      const r = v.getUint8(off + 4)
+      const r = v.getUint8(h + off + 4)
       // High bit set: a negative power of two; clear: a negative power of ten.
       iface.unitsPerSecond = r & 0x80 ? 1n << BigInt(r & 0x7f) : 10n ** BigInt(r)
     } else if (code === IF_TSOFFSET && len >= 8) {
-      iface.offsetSeconds = v.getBigInt64(off + 4, little)
+      iface.offsetSeconds = v.getBigInt64(h + off + 4, little)
     }
     off += 4 + ((len + 3) & ~3)
   }
