@@ -141,6 +141,8 @@ describe('writing to a stream', () => {
 
   it('bad options and packets are EINVAL EbpfErrors', async () => {
     const sink = join(dir, 'bad')
+    await expect(pcap.write(sink, 42 as unknown as [])).rejects.toMatchObject({ code: 'EINVAL' })
+    await expect(collect(42 as unknown as Uint8Array)).rejects.toThrow(/pcap.read takes a path/)
     await expect(pcap.write(sink, [], { linkType: 'ETHERNET' as pcap.LinkTypeName })).rejects.toThrow(
       /not one of NULL, EN10MB/,
     )

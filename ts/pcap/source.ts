@@ -3,7 +3,7 @@
  * pcap readers pull one header or one block at a time, so a file of any size streams through.
  */
 import { createReadStream } from 'node:fs'
-import { FormatError } from '../errors.js'
+import { EbpfError, FormatError } from '../errors.js'
 
 /** What the readers accept: a file path, a Node.js readable stream (or any async iterable of byte chunks), or the bytes themselves. */
 export type PcapInput = string | AsyncIterable<Uint8Array | string> | Iterable<Uint8Array> | Uint8Array
@@ -11,8 +11,14 @@ export type PcapInput = string | AsyncIterable<Uint8Array | string> | Iterable<U
 function chunksOf(input: PcapInput): AsyncIterator<Uint8Array | string> | Iterator<Uint8Array> {
   if (typeof input === 'string') return createReadStream(input, { highWaterMark: 1 << 16 })[Symbol.asyncIterator]()
   if (input instanceof Uint8Array) return [input][Symbol.iterator]()
-  if (Symbol.asyncIterator in input) return input[Symbol.asyncIterator]()
-  return input[Symbol.iterator]()
+  if (typeof input === 'object' && input !== null) {
+    if (Symbol.asyncIterator in input) return input[Symbol.asyncIterator]()
+    if (Symbol.iterator in input) return input[Symbol.iterator]()
+  }
+  throw new EbpfError(
+    'EINVAL',
+    'pcap.read takes a path, a readable stream, an (async) iterable of byte chunks or bytes',
+  )
 }
 
 export class ByteSource {

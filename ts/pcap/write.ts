@@ -151,6 +151,13 @@ export async function write(
     throw new EbpfError('EINVAL', `snaplen ${snaplen} is not a positive 32-bit length`)
   }
   const linkType = linkTypeNumber(options.linkType ?? 'EN10MB')
+  if (
+    typeof packets !== 'object' ||
+    packets === null ||
+    !(Symbol.iterator in packets || Symbol.asyncIterator in packets)
+  ) {
+    throw new EbpfError('EINVAL', 'pcap.write takes the packets as an iterable or async iterable')
+  }
   const stream = typeof output === 'string' ? createWriteStream(output) : output
   let pending: Uint8Array[] = [fileHeader(format, linkType, snaplen)]
   let pendingBytes = pending[0]!.length
