@@ -6,7 +6,7 @@
  * Malformed files give a FormatError (EINVAL) naming the byte offset.
  */
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable, Writable } from 'node:stream'
@@ -157,6 +157,19 @@ describe('writing to a stream', () => {
     await expect(
       pcap.write(sink, [{ data: new Uint8Array(4), timestamp: 1n << 64n }], { format: 'pcapng' }),
     ).rejects.toThrow(/64-bit nanoseconds/)
+  })
+})
+
+describe('reading part of a file', () => {
+  it('a break after the first packet closes the file stream', async () => {
+    const path = join(dir, 'break.pcap')
+    await pcap.write(path, packets)
+    const stream = createReadStream(path)
+    for await (const p of pcap.read(stream)) {
+      expect(hexOf(p.data)).toBe(hexOf(packets[0]!.data))
+      break
+    }
+    expect(stream.destroyed).toBe(true)
   })
 })
 
