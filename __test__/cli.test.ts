@@ -500,6 +500,12 @@ describe('run: raw bytecode and assembly', () => {
     const both = ebpf(['run', seven, '--hex', '00', '--data', seven])
     expect(both.status).toBe(1)
     expect(both.stderr).toContain('not both')
+    // A capture file is refused as --data (its magic, 0xa1b2c3d4 little-endian, from pcap-savefile(5)).
+    const capture = file('c.pcap', Uint8Array.of(0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, ...new Array(16).fill(0)))
+    const refused = ebpf(['run', seven, '--data', capture])
+    expect(refused.status).toBe(1)
+    expect(refused.stderr).toContain(`${capture}: is a pcap capture file, not one packet's bytes`)
+    expectNoStack(refused)
     const hex = ebpf(['run', seven, '--hex', '0g'])
     expect(hex.status).toBe(1)
     expect(hex.stderr).toContain("'g' is not a hex digit")

@@ -12,6 +12,7 @@ export * from './errors.js'
 export { type HelperPrototype, helperPrototypes } from './helpers.js'
 export type { MapArrayView, MapCodecs, MapDefinition, MapTypeName, UpdateFlag } from './map.js'
 export { BpfMap, MAP_TYPES } from './map.js'
+export * as pcap from './pcap/index.js'
 export type {
   BatchEntry,
   EngineName,

@@ -13,6 +13,7 @@ import {
   loadCollectionSpecSync,
   Program,
   type ProgramType,
+  pcap,
   type RunResult,
   TrapError,
 } from '../index.js'
@@ -290,6 +291,14 @@ export const runCommand: Command = {
     const hex = optString(args, 'hex')
     const data =
       dataFile !== undefined ? readInput(dataFile) : hex !== undefined ? parseHex(hex, '--hex') : new Uint8Array(0)
+    const capture = dataFile !== undefined ? pcap.captureFormat(data) : undefined
+    if (capture !== undefined) {
+      // Running a whole capture as one packet would give a meaningless result without a word.
+      throw new CliError(
+        `${displayName(dataFile!)}: is a ${capture} capture file, not one packet's bytes; --data runs the program once on raw data ` +
+          "(read the capture's packets with pcap.read() from the library, or give one packet with --hex)",
+      )
+    }
     const ctxHex = optString(args, 'ctx-hex')
     const ctx = ctxHex === undefined ? undefined : parseHex(ctxHex, '--ctx-hex')
 

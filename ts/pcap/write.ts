@@ -1,0 +1,187 @@
+/**
+ * Streaming writer of pcap (microsecond or nanosecond timestamps) and pcapng (one section, one
+ * interface with nanosecond if_tsresol, enhanced packet blocks), in little-endian order. Packets come
+ * from any (async) iterable and go out in batches with the stream's back-pressure respected.
+ */
+
+import { once } from 'node:events'
+import { createWriteStream } from 'node:fs'
+import type { Writable } from 'node:stream'
+import { EbpfError } from '../errors.js'
+import {
+  DEFAULT_SNAPLEN,
+  IF_TSRESOL,
+  LINK_TYPES,
+  type LinkTypeName,
+  PCAP_MAGIC_NS,
+  PCAP_MAGIC_US,
+  PCAPNG_BYTE_ORDER_MAGIC,
+  PCAPNG_ENHANCED_PACKET,
+  PCAPNG_INTERFACE_DESCRIPTION,
+  PCAPNG_SECTION_HEADER,
+} from './format.js'
+
+/** A packet to write: `timestamp` (nanoseconds since the epoch) defaults to 0, `originalLength` to the data's length. */
+export interface PacketToWrite {
+  data: Uint8Array
+  timestamp?: bigint
+  originalLength?: number
+}
+
+export interface WriteOptions {
+  /** The link type of every packet: a `LINK_TYPES` name or a LINKTYPE_ number (default EN10MB). */
+  linkType?: LinkTypeName | number
+  /** Packets are cut to this many bytes, keeping their original length (default 262144). */
+  snaplen?: number
+  /** `pcap` (microseconds, the default), `pcap-ns` (nanoseconds) or `pcapng`. */
+  format?: 'pcap' | 'pcap-ns' | 'pcapng'
+}
+
+const FLUSH_BYTES = 1 << 16
+const NS_PER_SECOND = 1_000_000_000n
+
+function linkTypeNumber(linkType: LinkTypeName | number): number {
+  if (typeof linkType === 'number') {
+    if (!Number.isInteger(linkType) || linkType < 0 || linkType > 0xffff) {
+      throw new EbpfError('EINVAL', `linkType ${linkType} is not a LINKTYPE_ number (0..65535)`)
+    }
+    return linkType
+  }
+  const n = (LINK_TYPES as Record<string, number>)[linkType]
+  if (n === undefined)
+    throw new EbpfError('EINVAL', `linkType '${linkType}' is not one of ${Object.keys(LINK_TYPES).join(', ')}`)
+  return n
+}
+
+function fileHeader(format: 'pcap' | 'pcap-ns' | 'pcapng', linkType: number, snaplen: number): Uint8Array {
+  if (format !== 'pcapng') {
+    const h = new DataView(new ArrayBuffer(24))
+    h.setUint32(0, format === 'pcap' ? PCAP_MAGIC_US : PCAP_MAGIC_NS, true)
+    h.setUint16(4, 2, true)
+    h.setUint16(6, 4, true)
+    h.setUint32(16, snaplen, true)
+    h.setUint32(20, linkType, true)
+    return new Uint8Array(h.buffer)
+  }
+  const h = new DataView(new ArrayBuffer(28 + 32))
+  h.setUint32(0, PCAPNG_SECTION_HEADER, true)
+  h.setUint32(4, 28, true)
+  h.setUint32(8, PCAPNG_BYTE_ORDER_MAGIC, true)
+  h.setUint16(12, 1, true)
+  h.setBigInt64(16, -1n, true) // section length unknown: the writer streams
+  h.setUint32(24, 28, true)
+  h.setUint32(28, PCAPNG_INTERFACE_DESCRIPTION, true)
+  h.setUint32(32, 32, true)
+  h.setUint16(36, linkType, true)
+  h.setUint32(40, snaplen, true)
+  h.setUint16(44, IF_TSRESOL, true)
+  h.setUint16(46, 1, true)
+  h.setUint8(48, 9) // 10^-9: nanoseconds
+  // bytes 52..55: opt_endofopt (zero)
+  h.setUint32(56, 32, true)
+  return new Uint8Array(h.buffer)
+}
+
+function record(
+  format: 'pcap' | 'pcap-ns' | 'pcapng',
+  packet: PacketToWrite,
+  snaplen: number,
+  index: number,
+): Uint8Array {
+  const { data } = packet
+  if (!(data instanceof Uint8Array)) throw new EbpfError('EINVAL', `packet ${index}: data is not a Uint8Array`)
+  const timestamp = packet.timestamp ?? 0n
+  const originalLength = packet.originalLength ?? data.length
+  if (typeof timestamp !== 'bigint' || timestamp < 0n) {
+    throw new EbpfError('EINVAL', `packet ${index}: timestamp must be a non-negative bigint of nanoseconds`)
+  }
+  if (!Number.isInteger(originalLength) || originalLength < data.length || originalLength > 0xffffffff) {
+    throw new EbpfError(
+      'EINVAL',
+      `packet ${index}: originalLength ${originalLength} is below the data's ${data.length} bytes or not a u32`,
+    )
+  }
+  const captured = data.subarray(0, Math.min(data.length, snaplen))
+  if (format === 'pcapng') {
+    if (timestamp >= 1n << 64n)
+      throw new EbpfError('EINVAL', `packet ${index}: timestamp is past pcapng's 64-bit nanoseconds`)
+    const padded = (captured.length + 3) & ~3
+    const length = 32 + padded
+    const out = new Uint8Array(length)
+    const v = new DataView(out.buffer)
+    v.setUint32(0, PCAPNG_ENHANCED_PACKET, true)
+    v.setUint32(4, length, true)
+    v.setUint32(12, Number(timestamp >> 32n) >>> 0, true)
+    v.setUint32(16, Number(timestamp & 0xffffffffn), true)
+    v.setUint32(20, captured.length, true)
+    v.setUint32(24, originalLength, true)
+    out.set(captured, 28)
+    v.setUint32(length - 4, length, true)
+    return out
+  }
+  const seconds = timestamp / NS_PER_SECOND
+  if (seconds > 0xffffffffn)
+    throw new EbpfError('EINVAL', `packet ${index}: timestamp is past what pcap's 32-bit seconds hold`)
+  const fraction = timestamp % NS_PER_SECOND
+  const out = new Uint8Array(16 + captured.length)
+  const v = new DataView(out.buffer)
+  v.setUint32(0, Number(seconds), true)
+  v.setUint32(4, Number(format === 'pcap' ? fraction / 1000n : fraction), true)
+  v.setUint32(8, captured.length, true)
+  v.setUint32(12, originalLength, true)
+  out.set(captured, 16)
+  return out
+}
+
+/**
+ * Writes `packets` to a file path or a writable stream; resolves to the number of packets written.
+ * A path is created (or truncated) and closed at the end; a stream given by the caller is left open.
+ */
+export async function write(
+  output: string | Writable,
+  packets: Iterable<PacketToWrite> | AsyncIterable<PacketToWrite>,
+  options: WriteOptions = {},
+): Promise<number> {
+  const format = options.format ?? 'pcap'
+  if (format !== 'pcap' && format !== 'pcap-ns' && format !== 'pcapng') {
+    throw new EbpfError('EINVAL', `format '${String(format)}' is not pcap, pcap-ns or pcapng`)
+  }
+  const snaplen = options.snaplen ?? DEFAULT_SNAPLEN
+  if (!Number.isInteger(snaplen) || snaplen < 1 || snaplen > 0x7fffffff) {
+    throw new EbpfError('EINVAL', `snaplen ${snaplen} is not a positive 32-bit length`)
+  }
+  const linkType = linkTypeNumber(options.linkType ?? 'EN10MB')
+  if (
+    typeof packets !== 'object' ||
+    packets === null ||
+    !(Symbol.iterator in packets || Symbol.asyncIterator in packets)
+  ) {
+    throw new EbpfError('EINVAL', 'pcap.write takes the packets as an iterable or async iterable')
+  }
+  const stream = typeof output === 'string' ? createWriteStream(output) : output
+  let pending: Uint8Array[] = [fileHeader(format, linkType, snaplen)]
+  let pendingBytes = pending[0]!.length
+  const flush = async (): Promise<void> => {
+    if (pending.length === 0) return
+    const chunk = Buffer.concat(pending, pendingBytes)
+    pending = []
+    pendingBytes = 0
+    if (!stream.write(chunk)) await once(stream, 'drain')
+  }
+  let count = 0
+  try {
+    for await (const packet of packets) {
+      const r = record(format, packet, snaplen, count++)
+      pending.push(r)
+      pendingBytes += r.length
+      if (pendingBytes >= FLUSH_BYTES) await flush()
+    }
+    await flush()
+  } finally {
+    if (typeof output === 'string') {
+      stream.end()
+      await once(stream, 'close')
+    }
+  }
+  return count
+}
