@@ -111,6 +111,8 @@ fn check(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str]) {
         },
         maps: &map_refs,
         helper_name: &names,
+        prototype: &kernel_prototype_of,
+        gpl_compatible: true,
         log_level: 2,
     };
     let ours = verify(&analysis, &options);
@@ -616,6 +618,8 @@ fn verify_raw(slots: &[Insn], data_size: u32) -> Result<u64, String> {
         kind: ProgramKind::Raw { data_size },
         maps: &[],
         helper_name: &no_names,
+        prototype: &kernel_prototype_of,
+        gpl_compatible: true,
         log_level: 1,
     };
     verify(&analysis, &options)
@@ -840,4 +844,11 @@ fn stack_access_at_a_variable_offset() {
         ],
         &[],
     );
+}
+
+/// The kernel's prototype of helper `id` (none for a negative id).
+fn kernel_prototype_of(id: i32) -> Option<ebpf_vm::helpers::prototype::HelperPrototype> {
+    u32::try_from(id)
+        .ok()
+        .and_then(ebpf_vm::helpers::kernel_prototypes::kernel_prototype)
 }

@@ -538,3 +538,20 @@ pub fn helper_read(frame: &FuncState, regno: u8, size: u32) -> Result<(), Refusa
         ))),
     }
 }
+
+/// A helper writing `size` bytes through `regs[regno]` (memory it fills, `MEM_UNINIT`): in
+/// bounds as for a read, and the stack bytes become written with an unknown value (the kernel
+/// writes them byte by byte after the call's checks).
+pub fn helper_write(frame: &mut FuncState, regno: u8, size: u32) -> Result<(), Refusal> {
+    helper_read(frame, regno, size)?;
+    let base = frame.regs[regno as usize].clone();
+    if base.ty.base == BaseType::Stack {
+        match stack_range(&base, regno, base.off as i64, size, "indirect access to")? {
+            StackRange::Fixed(at) => frame.mark_stack_written(at, size as usize, false),
+            StackRange::Variable { min, end } => {
+                write_stack_range(frame, min, end, Stored::Unknown)
+            }
+        }
+    }
+    Ok(())
+}
