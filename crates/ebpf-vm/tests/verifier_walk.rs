@@ -74,7 +74,12 @@ fn kernel_message(log: &str) -> String {
 }
 
 fn check(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str]) {
-    let kernel = match load(prog_type, slots, maps) {
+    check_licensed(name, prog_type, slots, maps, "GPL");
+}
+
+/// `check` under `license` (GPL-only helpers).
+fn check_licensed(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str], license: &str) {
+    let kernel = match load_licensed(prog_type, slots, maps, license) {
         Ok(v) => v,
         Err(e) => panic!("{name}: the kernel loader failed: {e}"),
     };
@@ -101,6 +106,11 @@ fn check(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str]) {
         1 => Some("bpf_map_lookup_elem".to_string()),
         2 => Some("bpf_map_update_elem".to_string()),
         3 => Some("bpf_map_delete_elem".to_string()),
+        5 => Some("bpf_ktime_get_ns".to_string()),
+        6 => Some("bpf_trace_printk".to_string()),
+        7 => Some("bpf_get_prandom_u32".to_string()),
+        25 => Some("bpf_perf_event_output".to_string()),
+        26 => Some("bpf_skb_load_bytes".to_string()),
         _ => None,
     };
     let options = VerifyOptions {
@@ -112,7 +122,7 @@ fn check(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str]) {
         maps: &map_refs,
         helper_name: &names,
         prototype: &kernel_prototype_of,
-        gpl_compatible: true,
+        gpl_compatible: license == "GPL",
         log_level: 2,
     };
     let ours = verify(&analysis, &options);
@@ -843,6 +853,226 @@ fn stack_access_at_a_variable_offset() {
             exit,
         ],
         &[],
+    );
+}
+
+// Helper calls checked from their prototypes: right and wrong arguments, the program types
+// that may call each helper, GPL-only helpers, the map types a helper takes.
+
+/// `BPF_MAP_TYPE_PERF_EVENT_ARRAY` (the loader's map 0).
+const PERF_EVENT_ARRAY: &str = "4:4:4:1";
+
+fn call(id: i32) -> Insn {
+    i(0x85, 0, 0, 0, id)
+}
+
+/// "hi\n" and its NUL at r10-8, r1 = r10 - 8: a format for bpf_trace_printk.
+fn printk_format() -> Vec<Insn> {
+    vec![
+        i(0x7a, 10, 0, -8, 0x000a_6968), // *(u64 *)(r10 -8) = "hi\n"
+        i(0xbf, 1, 10, 0, 0),            // r1 = r10
+        i(0x07, 1, 0, 0, -8),            // r1 += -8
+    ]
+}
+
+fn printk_with_size(size: Insn) -> Vec<Insn> {
+    let mut p = printk_format();
+    p.extend([size, call(6), i(0xb7, 0, 0, 0, 0), i(0x95, 0, 0, 0, 0)]);
+    p
+}
+
+#[test]
+fn helpers_without_arguments_return_an_unknown_scalar() {
+    kernel_or_skip!();
+    let exit = i(0x95, 0, 0, 0, 0);
+    check("ktime_get_ns", SOCKET_FILTER, &[call(5), exit], &[]);
+    check(
+        "get_prandom_u32 & 1",
+        XDP,
+        &[call(7), i(0x57, 0, 0, 0, 1), exit],
+        &[],
+    );
+    // The call clobbers r1-r5: the context in r1 is gone.
+    check(
+        "r1 after a call",
+        SOCKET_FILTER,
+        &[call(5), i(0xbf, 0, 1, 0, 0), exit],
+        &[],
+    );
+}
+
+#[test]
+fn trace_printk_reads_its_format_of_the_size_after_it() {
+    kernel_or_skip!();
+    check(
+        "trace_printk",
+        SOCKET_FILTER,
+        &printk_with_size(i(0xb7, 2, 0, 0, 8)),
+        &[],
+    );
+    check(
+        "trace_printk size 0",
+        SOCKET_FILTER,
+        &printk_with_size(i(0xb7, 2, 0, 0, 0)),
+        &[],
+    );
+    check(
+        "trace_printk negative size",
+        SOCKET_FILTER,
+        &printk_with_size(i(0xb7, 2, 0, 0, -1)),
+        &[],
+    );
+    check(
+        "trace_printk past the stack",
+        SOCKET_FILTER,
+        &printk_with_size(i(0xb7, 2, 0, 0, 16)),
+        &[],
+    );
+    // A size known only to fit in 4 bits: the largest value must fit.
+    let mut p = vec![call(7), i(0x57, 0, 0, 0, 7), i(0x07, 0, 0, 0, 1)];
+    p.extend(printk_with_size(i(0xbf, 2, 0, 0, 0)));
+    check("trace_printk bounded size", SOCKET_FILTER, &p, &[]);
+    let mut p = vec![call(7), i(0x57, 0, 0, 0, 15), i(0x07, 0, 0, 0, 1)];
+    p.extend(printk_with_size(i(0xbf, 2, 0, 0, 0)));
+    check("trace_printk size up to 16", SOCKET_FILTER, &p, &[]);
+    let mut p = vec![call(7)];
+    p.extend(printk_with_size(i(0xbf, 2, 0, 0, 0)));
+    check("trace_printk unbounded size", SOCKET_FILTER, &p, &[]);
+    // The format must be memory, not the context.
+    check(
+        "trace_printk of the ctx",
+        SOCKET_FILTER,
+        &[
+            i(0xb7, 2, 0, 0, 8),
+            call(6),
+            i(0xb7, 0, 0, 0, 0),
+            i(0x95, 0, 0, 0, 0),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn gpl_only_helpers_are_refused_to_other_licenses() {
+    kernel_or_skip!();
+    let p = printk_with_size(i(0xb7, 2, 0, 0, 8));
+    check_licensed(
+        "trace_printk, proprietary",
+        SOCKET_FILTER,
+        &p,
+        &[],
+        "Proprietary",
+    );
+    check_licensed(
+        "ktime_get_ns, proprietary",
+        SOCKET_FILTER,
+        &[call(5), i(0x95, 0, 0, 0, 0)],
+        &[],
+        "Proprietary",
+    );
+}
+
+/// `bpf_skb_load_bytes(ctx, 0, r10 + to, len)`, then a read of the bytes it wrote.
+fn skb_load_bytes(ctx: &[Insn], to: i32, len: i32) -> Vec<Insn> {
+    let mut p = ctx.to_vec();
+    p.extend([
+        i(0xb7, 2, 0, 0, 0),
+        i(0xbf, 3, 10, 0, 0),
+        i(0x07, 3, 0, 0, to),
+        i(0xb7, 4, 0, 0, len),
+        call(26),
+        i(0x79, 0, 10, -8, 0), // r0 = *(u64 *)(r10 -8)
+        i(0xb7, 0, 0, 0, 0),
+        i(0x95, 0, 0, 0, 0),
+    ]);
+    p
+}
+
+#[test]
+fn skb_load_bytes_fills_uninitialised_stack_from_the_context() {
+    kernel_or_skip!();
+    check(
+        "skb_load_bytes",
+        SOCKET_FILTER,
+        &skb_load_bytes(&[], -8, 8),
+        &[],
+    );
+    check(
+        "skb_load_bytes 4 of 8",
+        SOCKET_FILTER,
+        &skb_load_bytes(&[], -8, 4),
+        &[],
+    );
+    check(
+        "skb_load_bytes past the stack",
+        SOCKET_FILTER,
+        &skb_load_bytes(&[], -4, 8),
+        &[],
+    );
+    check(
+        "skb_load_bytes without the ctx",
+        SOCKET_FILTER,
+        &skb_load_bytes(&[i(0xbf, 1, 10, 0, 0)], -8, 8),
+        &[],
+    );
+    check(
+        "skb_load_bytes with a moved ctx",
+        SOCKET_FILTER,
+        &skb_load_bytes(&[i(0x07, 1, 0, 0, 8)], -8, 8),
+        &[],
+    );
+    check(
+        "skb_load_bytes from XDP",
+        XDP,
+        &skb_load_bytes(&[], -8, 8),
+        &[],
+    );
+}
+
+/// `bpf_perf_event_output(ctx, map 0, BPF_F_CURRENT_CPU, r10 - 8, 8)`.
+fn perf_event_output() -> Vec<Insn> {
+    let mut p = vec![i(0x7a, 10, 0, -8, 7)];
+    p.extend(ld_map(2));
+    p.extend([
+        i(0xb4, 3, 0, 0, -1), // w3 = -1
+        i(0xbf, 4, 10, 0, 0),
+        i(0x07, 4, 0, 0, -8),
+        i(0xb7, 5, 0, 0, 8),
+        call(25),
+        i(0xb7, 0, 0, 0, 0),
+        i(0x95, 0, 0, 0, 0),
+    ]);
+    p
+}
+
+#[test]
+fn a_map_key_must_fit_in_the_stack() {
+    kernel_or_skip!();
+    let mut p = vec![
+        i(0x62, 10, 0, -4, 0), // *(u32 *)(r10 -4) = 0
+        i(0xbf, 2, 10, 0, 0),  // r2 = r10
+        i(0x07, 2, 0, 0, -2),  // r2 += -2: 2 of the key's 4 bytes above the frame
+    ];
+    p.extend(ld_map(1));
+    p.extend([call(1), i(0xb7, 0, 0, 0, 0), i(0x95, 0, 0, 0, 0)]);
+    check("key past the frame", SOCKET_FILTER, &p, &[HASH]);
+}
+
+#[test]
+fn perf_event_output_takes_a_perf_event_array() {
+    kernel_or_skip!();
+    let p = perf_event_output();
+    check("perf_event_output", SOCKET_FILTER, &p, &[PERF_EVENT_ARRAY]);
+    check("perf_event_output from XDP", XDP, &p, &[PERF_EVENT_ARRAY]);
+    check("perf_event_output to an array", SOCKET_FILTER, &p, &[ARRAY]);
+    check(
+        "lookup in a perf event array",
+        SOCKET_FILTER,
+        &lookup_prologue()
+            .into_iter()
+            .chain([i(0xb7, 0, 0, 0, 0), i(0x95, 0, 0, 0, 0)])
+            .collect::<Vec<_>>(),
+        &[PERF_EVENT_ARRAY],
     );
 }
 

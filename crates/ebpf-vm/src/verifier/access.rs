@@ -113,7 +113,7 @@ pub enum StackRange {
 
 /// Where a stack access of `size` bytes at `off` (the instruction's plus the pointer's fixed
 /// offset) lands, or the kernel's message (`check_stack_access_within_bounds`; `what` is
-/// "read from", "write to" or "indirect access to").
+/// "read from" or "write to").
 fn stack_range(
     base: &RegState,
     regno: u8,
@@ -518,6 +518,12 @@ fn write_stack(
 /// what the pointer points to (`check_helper_mem_access`; stack bytes never written are fine
 /// for privileged programs).
 pub fn helper_read(frame: &FuncState, regno: u8, size: u32) -> Result<(), Refusal> {
+    helper_access(frame, regno, size, "read from")
+}
+
+/// A helper's access to `size` bytes through `regs[regno]`; `what` names it in the stack's
+/// message ("read from", "write to": the kernel passes the helper's access type since 6.13).
+fn helper_access(frame: &FuncState, regno: u8, size: u32, what: &str) -> Result<(), Refusal> {
     let base = &frame.regs[regno as usize];
     let off = base.off as i64;
     match base.ty.base {
@@ -525,7 +531,7 @@ pub fn helper_read(frame: &FuncState, regno: u8, size: u32) -> Result<(), Refusa
             "R{regno} type={} expected=fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_",
             base.ty.name()
         ))),
-        BaseType::Stack => stack_range(base, regno, off, size, "indirect access to").map(|_| ()),
+        BaseType::Stack => stack_range(base, regno, off, size, what).map(|_| ()),
         BaseType::Packet | BaseType::PacketMeta => packet_access(base, regno, off, size),
         BaseType::MapValue => {
             let limit = base.map.as_ref().map_or(0, |m| m.value_size);
@@ -543,10 +549,10 @@ pub fn helper_read(frame: &FuncState, regno: u8, size: u32) -> Result<(), Refusa
 /// bounds as for a read, and the stack bytes become written with an unknown value (the kernel
 /// writes them byte by byte after the call's checks).
 pub fn helper_write(frame: &mut FuncState, regno: u8, size: u32) -> Result<(), Refusal> {
-    helper_read(frame, regno, size)?;
+    helper_access(frame, regno, size, "write to")?;
     let base = frame.regs[regno as usize].clone();
     if base.ty.base == BaseType::Stack {
-        match stack_range(&base, regno, base.off as i64, size, "indirect access to")? {
+        match stack_range(&base, regno, base.off as i64, size, "write to")? {
             StackRange::Fixed(at) => frame.mark_stack_written(at, size as usize, false),
             StackRange::Variable { min, end } => {
                 write_stack_range(frame, min, end, Stored::Unknown)

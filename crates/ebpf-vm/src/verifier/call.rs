@@ -13,7 +13,9 @@ use super::arith::check_init;
 use super::env::{eacces, refuse, unsupported, Env, Refusal};
 use super::reg::{BaseType, MapRef, RegState, RegType};
 use super::state::FuncState;
+use super::walk::note_stack_slot;
 use crate::analysis::Instruction;
+use crate::analysis::MAX_BPF_STACK;
 use crate::error::ErrorCode;
 use crate::helpers::prototype::{ArgType, KernelProgType, RetType};
 use crate::isa::opcodes::CALL_HELPER;
@@ -51,12 +53,21 @@ struct Meta {
     key: Option<u64>,
 }
 
-/// Checks helper call `insn` on `frame` and applies its effect on the registers.
+/// What the log prints after a call.
+pub struct CallLog {
+    /// A size argument was marked precise: the kernel logs the backtracking, so the state
+    /// after the call goes on a line of its own (`N: R0=...`).
+    pub state_on_own_line: bool,
+}
+
+/// Checks helper call `insn` on `frame` and applies its effect on the registers; the stack
+/// slots the helper writes are added to `slots` (printed after the call).
 pub fn helper_call(
     env: &mut Env<'_>,
     frame: &mut FuncState,
     insn: &Instruction,
-) -> Result<(), Refusal> {
+    slots: &mut Vec<usize>,
+) -> Result<CallLog, Refusal> {
     if insn.src != CALL_HELPER {
         return Err(unsupported("bpf-to-bpf calls and kfuncs"));
     }
@@ -94,6 +105,11 @@ pub fn helper_call(
             continue;
         }
         check_init(&frame.regs, r)?;
+        if let Some(size) = written_size(frame, &proto.args, n) {
+            for off in 0..size.min(MAX_BPF_STACK) {
+                note_stack_slot(frame, r, off as i16, slots);
+            }
+        }
         let prev = n.checked_sub(1).map(|p| proto.args[p]);
         check_arg(
             frame,
@@ -131,7 +147,25 @@ pub fn helper_call(
         }
         other => return Err(unsupported(&format!("return type {other} of {name}#{id}"))),
     };
-    Ok(())
+    Ok(CallLog {
+        state_on_own_line: proto
+            .args
+            .iter()
+            .any(|a| matches!(a, ArgType::ConstSize | ArgType::ConstSizeOrZero)),
+    })
+}
+
+/// The bytes the helper writes through argument `n` (uninit memory), when known: the map's
+/// value size, the fixed size, or the largest value of the size argument after it.
+fn written_size(frame: &FuncState, args: &[ArgType; 5], n: usize) -> Option<u32> {
+    match args[n] {
+        ArgType::PtrToFixedSizeUninitMem { size } => Some(size),
+        ArgType::PtrToUninitMem | ArgType::PtrToWritableMemOrNull => {
+            let b = &frame.regs[n + 2].bounds;
+            Some(b.umax.min(MAX_VAR_SIZE) as u32)
+        }
+        _ => None,
+    }
 }
 
 fn check_map_func(map: &MapRef, id: i32, name: &str) -> Result<(), Refusal> {

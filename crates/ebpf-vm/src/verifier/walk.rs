@@ -181,10 +181,20 @@ fn step(
                     env.line(&text);
                     return result;
                 }
-                JMP_CALL => {
-                    shown.push(0);
-                    call::helper_call(env, frame, &insn).map(|_| Next::Goto(next))
-                }
+                JMP_CALL => match call::helper_call(env, frame, &insn, &mut slots) {
+                    Ok(log) if log.state_on_own_line => {
+                        env.line(&text);
+                        if env.log_on(2) {
+                            let after = frame_state(state.frame(), Some(&[0]), Some(&slots));
+                            env.line(&format!("{}:{after}", slot + 1));
+                        }
+                        return Ok(Next::Goto(next));
+                    }
+                    result => {
+                        shown.push(0);
+                        result.map(|_| Next::Goto(next))
+                    }
+                },
                 JMP_JA => {
                     let delta = if class(code) == CLASS_JMP32 {
                         insn.imm() as i64
@@ -386,7 +396,7 @@ fn note_stack_read(frame: &FuncState, r: u8, off: i16, slots: &mut Vec<usize>) {
     }
 }
 
-fn note_stack_slot(frame: &FuncState, r: u8, off: i16, slots: &mut Vec<usize>) {
+pub(super) fn note_stack_slot(frame: &FuncState, r: u8, off: i16, slots: &mut Vec<usize>) {
     let base = &frame.regs[r as usize];
     if base.ty.base != BaseType::Stack {
         return;
