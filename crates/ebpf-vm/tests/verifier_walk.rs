@@ -111,6 +111,7 @@ fn check_licensed(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str], lic
         7 => Some("bpf_get_prandom_u32".to_string()),
         25 => Some("bpf_perf_event_output".to_string()),
         26 => Some("bpf_skb_load_bytes".to_string()),
+        88 => Some("bpf_map_pop_elem".to_string()),
         _ => None,
     };
     let options = VerifyOptions {
@@ -937,6 +938,12 @@ fn trace_printk_reads_its_format_of_the_size_after_it() {
     check("trace_printk size up to 16", SOCKET_FILTER, &p, &[]);
     let mut p = vec![call(7)];
     p.extend(printk_with_size(i(0xbf, 2, 0, 0, 0)));
+    check("trace_printk size maybe negative", SOCKET_FILTER, &p, &[]);
+    let mut p = vec![call(7), i(0x77, 0, 0, 0, 1)]; // r0 >>= 1: not negative, maybe 0
+    p.extend(printk_with_size(i(0xbf, 2, 0, 0, 0)));
+    check("trace_printk size maybe zero", SOCKET_FILTER, &p, &[]);
+    p[1] = i(0x77, 0, 0, 0, 2); // r0 >>= 2
+    p.insert(2, i(0x07, 0, 0, 0, 1)); // r0 += 1: 1 to 2^62, unbounded
     check("trace_printk unbounded size", SOCKET_FILTER, &p, &[]);
     // The format must be memory, not the context.
     check(
@@ -1003,6 +1010,24 @@ fn skb_load_bytes_fills_uninitialised_stack_from_the_context() {
         &skb_load_bytes(&[], -8, 4),
         &[],
     );
+    // A length of 1..=8 bytes: the largest must fit; the bytes it may write are scratched.
+    let mut p = vec![
+        i(0xbf, 6, 1, 0, 0),
+        call(7),
+        i(0x57, 0, 0, 0, 7),
+        i(0x07, 0, 0, 0, 1),
+        i(0xbf, 1, 6, 0, 0),
+        i(0xb7, 2, 0, 0, 0),
+        i(0xbf, 3, 10, 0, 0),
+        i(0x07, 3, 0, 0, -8),
+        i(0xbf, 4, 0, 0, 0),
+        call(26),
+        i(0xb7, 0, 0, 0, 0),
+        i(0x95, 0, 0, 0, 0),
+    ];
+    check("skb_load_bytes of 1..=8", SOCKET_FILTER, &p, &[]);
+    p[2] = i(0x57, 0, 0, 0, 15);
+    check("skb_load_bytes of 1..=16", SOCKET_FILTER, &p, &[]);
     check(
         "skb_load_bytes past the stack",
         SOCKET_FILTER,
@@ -1056,6 +1081,40 @@ fn a_map_key_must_fit_in_the_stack() {
     p.extend(ld_map(1));
     p.extend([call(1), i(0xb7, 0, 0, 0, 0), i(0x95, 0, 0, 0, 0)]);
     check("key past the frame", SOCKET_FILTER, &p, &[HASH]);
+}
+
+/// `BPF_MAP_TYPE_QUEUE` of 8-byte values (no key).
+const QUEUE: &str = "22:0:8:4";
+
+/// `bpf_map_pop_elem(map 0, r10 + to)`.
+fn queue_pop(to: i32) -> Vec<Insn> {
+    let mut p = ld_map(1).to_vec();
+    p.extend([
+        i(0xbf, 2, 10, 0, 0),
+        i(0x07, 2, 0, 0, to),
+        call(88),
+        i(0xb7, 0, 0, 0, 0),
+        i(0x95, 0, 0, 0, 0),
+    ]);
+    p
+}
+
+#[test]
+fn a_popped_value_is_written_to_uninitialised_memory_of_the_value_size() {
+    kernel_or_skip!();
+    check(
+        "pop into the stack",
+        SOCKET_FILTER,
+        &queue_pop(-8),
+        &[QUEUE],
+    );
+    check(
+        "pop past the stack",
+        SOCKET_FILTER,
+        &queue_pop(-4),
+        &[QUEUE],
+    );
+    check("pop from a hash", SOCKET_FILTER, &queue_pop(-8), &[HASH]);
 }
 
 #[test]

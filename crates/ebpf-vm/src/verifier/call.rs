@@ -105,7 +105,7 @@ pub fn helper_call(
             continue;
         }
         check_init(&frame.regs, r)?;
-        if let Some(size) = written_size(frame, &proto.args, n) {
+        if let Some(size) = written_size(frame, &proto.args, n, &meta) {
             for off in 0..size.min(MAX_BPF_STACK) {
                 note_stack_slot(frame, r, off as i16, slots);
             }
@@ -157,8 +157,9 @@ pub fn helper_call(
 
 /// The bytes the helper writes through argument `n` (uninit memory), when known: the map's
 /// value size, the fixed size, or the largest value of the size argument after it.
-fn written_size(frame: &FuncState, args: &[ArgType; 5], n: usize) -> Option<u32> {
+fn written_size(frame: &FuncState, args: &[ArgType; 5], n: usize, meta: &Meta) -> Option<u32> {
     match args[n] {
+        ArgType::PtrToUninitMapValue => meta.map.as_ref().map(|m| m.value_size),
         ArgType::PtrToFixedSizeUninitMem { size } => Some(size),
         ArgType::PtrToUninitMem | ArgType::PtrToWritableMemOrNull => {
             let b = &frame.regs[n + 2].bounds;
