@@ -110,15 +110,17 @@ fn check_licensed(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str], lic
         6 => Some("bpf_trace_printk".to_string()),
         7 => Some("bpf_get_prandom_u32".to_string()),
         25 => Some("bpf_perf_event_output".to_string()),
+        4 => Some("bpf_probe_read".to_string()),
         26 => Some("bpf_skb_load_bytes".to_string()),
+        113 => Some("bpf_probe_read_kernel".to_string()),
         88 => Some("bpf_map_pop_elem".to_string()),
         _ => None,
     };
     let options = VerifyOptions {
-        kind: if prog_type == XDP {
-            ProgramKind::Xdp
-        } else {
-            ProgramKind::SocketFilter
+        kind: match prog_type {
+            XDP => ProgramKind::Xdp,
+            KPROBE => ProgramKind::Kprobe,
+            _ => ProgramKind::SocketFilter,
         },
         maps: &map_refs,
         helper_name: &names,
@@ -1081,6 +1083,77 @@ fn a_map_key_must_fit_in_the_stack() {
     p.extend(ld_map(1));
     p.extend([call(1), i(0xb7, 0, 0, 0, 0), i(0x95, 0, 0, 0, 0)]);
     check("key past the frame", SOCKET_FILTER, &p, &[HASH]);
+}
+
+/// `bpf_probe_read_kernel(r10 + to, len, pt_regs->di)` (helper `id`) from a kprobe's context.
+fn probe_read(id: i32, to: i32, len: i32) -> Vec<Insn> {
+    vec![
+        i(0x79, 3, 1, 112, 0), // r3 = *(u64 *)(r1 +112): di
+        i(0xbf, 1, 10, 0, 0),
+        i(0x07, 1, 0, 0, to),
+        i(0xb7, 2, 0, 0, len),
+        call(id),
+        i(0x79, 0, 10, -8, 0), // r0 = *(u64 *)(r10 -8)
+        i(0x95, 0, 0, 0, 0),
+    ]
+}
+
+#[test]
+fn probe_read_kernel_fills_the_stack_in_tracing_programs() {
+    kernel_or_skip!();
+    check("probe_read_kernel", KPROBE, &probe_read(113, -8, 8), &[]);
+    check(
+        "probe_read_kernel of 0",
+        KPROBE,
+        &probe_read(113, -8, 0),
+        &[],
+    );
+    check(
+        "probe_read_kernel past the stack",
+        KPROBE,
+        &probe_read(113, -8, 16),
+        &[],
+    );
+    check("probe_read", KPROBE, &probe_read(4, -8, 8), &[]);
+    // A socket filter has no pt_regs: the source address is 0 there.
+    for (name, id) in [("probe_read_kernel", 113), ("probe_read", 4)] {
+        let mut p = probe_read(id, -8, 8);
+        p[0] = i(0xb7, 3, 0, 0, 0);
+        check(
+            &format!("{name} from a socket filter"),
+            SOCKET_FILTER,
+            &p,
+            &[],
+        );
+    }
+    check_licensed(
+        "probe_read_kernel, proprietary",
+        KPROBE,
+        &probe_read(113, -8, 8),
+        &[],
+        "Proprietary",
+    );
+    // The kprobe context is read only, and read inside struct pt_regs.
+    let exit = i(0x95, 0, 0, 0, 0);
+    check(
+        "pt_regs past its end",
+        KPROBE,
+        &[i(0x79, 0, 1, 168, 0), exit],
+        &[],
+    );
+    check(
+        "pt_regs misaligned",
+        KPROBE,
+        &[i(0x79, 0, 1, 4, 0), exit],
+        &[],
+    );
+    check("pt_regs narrow", KPROBE, &[i(0x61, 0, 1, 4, 0), exit], &[]);
+    check(
+        "pt_regs written",
+        KPROBE,
+        &[i(0xb7, 0, 0, 0, 0), i(0x7b, 1, 0, 0, 0), exit],
+        &[],
+    );
 }
 
 /// `BPF_MAP_TYPE_QUEUE` of 8-byte values (no key).

@@ -361,9 +361,22 @@ fn ctx_load(
             }
             Ok(loaded_scalar(size as u8, false))
         }
+        ProgramKind::Kprobe => {
+            // kprobe_prog_is_valid_access: any read inside `struct pt_regs`, aligned to its
+            // size.
+            let field = u32::try_from(off).map_err(|_| invalid())?;
+            let size_ok = matches!(size, 1 | 2 | 4 | 8) && field % size == 0;
+            if !size_ok || field + size > PT_REGS_SIZE {
+                return Err(invalid());
+            }
+            Ok(loaded_scalar(size as u8, false))
+        }
         ProgramKind::Raw { .. } => Err(invalid()),
     }
 }
+
+/// `sizeof(struct pt_regs)` on x86-64 (21 registers of 8 bytes), the kprobe context.
+const PT_REGS_SIZE: u32 = 168;
 
 /// What a read of `size` bytes at `at` (fixed, aligned, in bounds) gives
 /// (`check_stack_read_fixed_off`): a spilled register back whole; a narrower read of a scalar

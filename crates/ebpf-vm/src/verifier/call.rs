@@ -386,6 +386,7 @@ impl super::env::ProgramKind {
             super::env::ProgramKind::Raw { .. } => None,
             super::env::ProgramKind::SocketFilter => Some(KernelProgType::SocketFilter),
             super::env::ProgramKind::Xdp => Some(KernelProgType::Xdp),
+            super::env::ProgramKind::Kprobe => Some(KernelProgType::Kprobe),
         }
     }
 }

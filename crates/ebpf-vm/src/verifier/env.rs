@@ -19,6 +19,8 @@ pub enum ProgramKind {
     SocketFilter,
     /// r1 = `struct xdp_md`.
     Xdp,
+    /// r1 = `struct pt_regs` (read only).
+    Kprobe,
 }
 
 /// What the walk needs to know beyond the instructions.
@@ -125,7 +127,7 @@ impl<'a> Env<'a> {
                 frame.regs[1] = mem;
                 frame.regs[2] = RegState::known(data_size as u64);
             }
-            ProgramKind::SocketFilter | ProgramKind::Xdp => {
+            ProgramKind::SocketFilter | ProgramKind::Xdp | ProgramKind::Kprobe => {
                 frame.regs[1] = RegState::pointer(RegType::of(BaseType::Ctx));
             }
         }

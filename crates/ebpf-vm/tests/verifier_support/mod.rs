@@ -11,6 +11,8 @@ use ebpf_vm::isa::Insn;
 
 /// `BPF_PROG_TYPE_SOCKET_FILTER`.
 pub const SOCKET_FILTER: u32 = 1;
+/// `BPF_PROG_TYPE_KPROBE`.
+pub const KPROBE: u32 = 2;
 /// `BPF_PROG_TYPE_XDP`.
 pub const XDP: u32 = 6;
 
