@@ -1214,3 +1214,54 @@ fn kernel_prototype_of(id: i32) -> Option<ebpf_vm::helpers::prototype::HelperPro
         .ok()
         .and_then(ebpf_vm::helpers::kernel_prototypes::kernel_prototype)
 }
+
+/// Helper 1000 declared by an embedder with `proto`, called from a raw program over 8 bytes
+/// with r1 = the data, r2 = `size`.
+fn call_embedder_helper(
+    proto: ebpf_vm::helpers::prototype::HelperPrototype,
+    size: i32,
+) -> Result<u64, String> {
+    let slots = [i(0xb7, 2, 0, 0, size), call(1000), i(0x95, 0, 0, 0, 0)];
+    let analysis = analyse(&slots, &AnalysisOptions::default()).expect("the program analyses");
+    let names = |id: i32| (id == 1000).then(|| "js_helper".to_string());
+    let prototype = move |id: i32| (id == 1000).then_some(proto);
+    let options = VerifyOptions {
+        kind: ProgramKind::Raw { data_size: 8 },
+        maps: &[],
+        helper_name: &names,
+        prototype: &prototype,
+        gpl_compatible: false,
+        log_level: 1,
+    };
+    verify(&analysis, &options)
+        .map(|v| v.processed)
+        .map_err(|r| r.message)
+}
+
+#[test]
+fn embedder_prototypes_are_checked_like_the_kernels() {
+    use ebpf_vm::helpers::prototype::{ArgType::*, HelperPrototype, RetType};
+    let mem = HelperPrototype::new(RetType::Integer, &[PtrToReadonlyMem, ConstSize]);
+    assert_eq!(call_embedder_helper(mem, 8), Ok(3));
+    // The data is 8 bytes (the kernel's PTR_TO_MEM wording, as for loads).
+    assert_eq!(
+        call_embedder_helper(mem, 9),
+        Err("invalid access to memory, mem_size=8 off=0 size=9\nR1 min value is outside of the allowed memory range".to_string())
+    );
+    // r0 is a scalar after an integer return, nothing after a void one.
+    let void = HelperPrototype::new(RetType::Void, &[Anything]);
+    assert_eq!(
+        call_embedder_helper(void, 0),
+        Err("R0 !read_ok".to_string())
+    );
+    assert_eq!(
+        call_embedder_helper(mem.gpl_only(), 8),
+        Err("cannot call GPL-restricted function from non-GPL compatible program".to_string())
+    );
+    // A declared map-value return without a map argument: refused, not a panic.
+    let no_map = HelperPrototype::new(RetType::PtrToMapValueOrNull, &[Anything]);
+    assert_eq!(
+        call_embedder_helper(no_map, 0),
+        Err("helper js_helper#1000 returns a map value but takes no map".to_string())
+    );
+}

@@ -129,7 +129,13 @@ pub fn helper_call(
         RetType::Integer => RegState::unknown_scalar(),
         RetType::Void => RegState::not_init(),
         RetType::PtrToMapValueOrNull => {
-            let map = meta.map.expect("a map value return follows a map argument");
+            // An embedder's prototype may declare this return without a map argument.
+            let Some(map) = meta.map else {
+                return Err(refuse(
+                    ErrorCode::Einval,
+                    format!("helper {name}#{id} returns a map value but takes no map"),
+                ));
+            };
             let elided = id == BPF_FUNC_MAP_LOOKUP_ELEM && key_in_array(&map, meta.key);
             if elided {
                 // An array element that exists: no NULL to check for.
