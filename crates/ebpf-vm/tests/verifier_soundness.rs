@@ -83,6 +83,8 @@ fn accepted_programs_never_trap_on_memory() {
             kind: ProgramKind::Raw { data_size },
             maps: &[],
             helper_name: &no_names,
+            prototype: &kernel_prototype_of,
+            gpl_compatible: true,
             log_level: 0,
         };
         if verify(&analysis, &options).is_err() {
@@ -119,4 +121,11 @@ fn accepted_programs_never_trap_on_memory() {
         accepted > programs / 20,
         "too few programs accepted ({accepted}) to say anything"
     );
+}
+
+/// The kernel's prototype of helper `id` (none for a negative id).
+fn kernel_prototype_of(id: i32) -> Option<ebpf_vm::helpers::prototype::HelperPrototype> {
+    u32::try_from(id)
+        .ok()
+        .and_then(ebpf_vm::helpers::kernel_prototypes::kernel_prototype)
 }

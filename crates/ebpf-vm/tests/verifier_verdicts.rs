@@ -309,6 +309,8 @@ fn compare_verdicts(
             kind,
             maps: std::slice::from_ref(&map),
             helper_name: &names,
+            prototype: &kernel_prototype_of,
+            gpl_compatible: true,
             log_level: 1,
         };
         let ours = verify(&analysis, &options);
@@ -384,4 +386,11 @@ fn verdicts_agree_with_the_kernel_on_random_xdp_packet_access() {
     compare_verdicts("xdp", XDP, ProgramKind::Xdp, 0x0d0c_0ffe, |rng| {
         random_xdp_program(rng, 20)
     });
+}
+
+/// The kernel's prototype of helper `id` (none for a negative id).
+fn kernel_prototype_of(id: i32) -> Option<ebpf_vm::helpers::prototype::HelperPrototype> {
+    u32::try_from(id)
+        .ok()
+        .and_then(ebpf_vm::helpers::kernel_prototypes::kernel_prototype)
 }

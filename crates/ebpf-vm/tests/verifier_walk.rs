@@ -74,7 +74,12 @@ fn kernel_message(log: &str) -> String {
 }
 
 fn check(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str]) {
-    let kernel = match load(prog_type, slots, maps) {
+    check_licensed(name, prog_type, slots, maps, "GPL");
+}
+
+/// `check` under `license` (GPL-only helpers).
+fn check_licensed(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str], license: &str) {
+    let kernel = match load_licensed(prog_type, slots, maps, license) {
         Ok(v) => v,
         Err(e) => panic!("{name}: the kernel loader failed: {e}"),
     };
@@ -101,16 +106,26 @@ fn check(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str]) {
         1 => Some("bpf_map_lookup_elem".to_string()),
         2 => Some("bpf_map_update_elem".to_string()),
         3 => Some("bpf_map_delete_elem".to_string()),
+        5 => Some("bpf_ktime_get_ns".to_string()),
+        6 => Some("bpf_trace_printk".to_string()),
+        7 => Some("bpf_get_prandom_u32".to_string()),
+        25 => Some("bpf_perf_event_output".to_string()),
+        4 => Some("bpf_probe_read".to_string()),
+        26 => Some("bpf_skb_load_bytes".to_string()),
+        113 => Some("bpf_probe_read_kernel".to_string()),
+        88 => Some("bpf_map_pop_elem".to_string()),
         _ => None,
     };
     let options = VerifyOptions {
-        kind: if prog_type == XDP {
-            ProgramKind::Xdp
-        } else {
-            ProgramKind::SocketFilter
+        kind: match prog_type {
+            XDP => ProgramKind::Xdp,
+            KPROBE => ProgramKind::Kprobe,
+            _ => ProgramKind::SocketFilter,
         },
         maps: &map_refs,
         helper_name: &names,
+        prototype: &kernel_prototype_of,
+        gpl_compatible: license == "GPL",
         log_level: 2,
     };
     let ours = verify(&analysis, &options);
@@ -616,6 +631,8 @@ fn verify_raw(slots: &[Insn], data_size: u32) -> Result<u64, String> {
         kind: ProgramKind::Raw { data_size },
         maps: &[],
         helper_name: &no_names,
+        prototype: &kernel_prototype_of,
+        gpl_compatible: true,
         log_level: 1,
     };
     verify(&analysis, &options)
@@ -839,5 +856,412 @@ fn stack_access_at_a_variable_offset() {
             exit,
         ],
         &[],
+    );
+}
+
+// Helper calls checked from their prototypes: right and wrong arguments, the program types
+// that may call each helper, GPL-only helpers, the map types a helper takes.
+
+/// `BPF_MAP_TYPE_PERF_EVENT_ARRAY` (the loader's map 0).
+const PERF_EVENT_ARRAY: &str = "4:4:4:1";
+
+fn call(id: i32) -> Insn {
+    i(0x85, 0, 0, 0, id)
+}
+
+/// "hi\n" and its NUL at r10-8, r1 = r10 - 8: a format for bpf_trace_printk.
+fn printk_format() -> Vec<Insn> {
+    vec![
+        i(0x7a, 10, 0, -8, 0x000a_6968), // *(u64 *)(r10 -8) = "hi\n"
+        i(0xbf, 1, 10, 0, 0),            // r1 = r10
+        i(0x07, 1, 0, 0, -8),            // r1 += -8
+    ]
+}
+
+fn printk_with_size(size: Insn) -> Vec<Insn> {
+    let mut p = printk_format();
+    p.extend([size, call(6), i(0xb7, 0, 0, 0, 0), i(0x95, 0, 0, 0, 0)]);
+    p
+}
+
+#[test]
+fn helpers_without_arguments_return_an_unknown_scalar() {
+    kernel_or_skip!();
+    let exit = i(0x95, 0, 0, 0, 0);
+    check("ktime_get_ns", SOCKET_FILTER, &[call(5), exit], &[]);
+    check(
+        "get_prandom_u32 & 1",
+        XDP,
+        &[call(7), i(0x57, 0, 0, 0, 1), exit],
+        &[],
+    );
+    // The call clobbers r1-r5: the context in r1 is gone.
+    check(
+        "r1 after a call",
+        SOCKET_FILTER,
+        &[call(5), i(0xbf, 0, 1, 0, 0), exit],
+        &[],
+    );
+}
+
+#[test]
+fn trace_printk_reads_its_format_of_the_size_after_it() {
+    kernel_or_skip!();
+    check(
+        "trace_printk",
+        SOCKET_FILTER,
+        &printk_with_size(i(0xb7, 2, 0, 0, 8)),
+        &[],
+    );
+    check(
+        "trace_printk size 0",
+        SOCKET_FILTER,
+        &printk_with_size(i(0xb7, 2, 0, 0, 0)),
+        &[],
+    );
+    check(
+        "trace_printk negative size",
+        SOCKET_FILTER,
+        &printk_with_size(i(0xb7, 2, 0, 0, -1)),
+        &[],
+    );
+    check(
+        "trace_printk past the stack",
+        SOCKET_FILTER,
+        &printk_with_size(i(0xb7, 2, 0, 0, 16)),
+        &[],
+    );
+    // A size known only to fit in 4 bits: the largest value must fit.
+    let mut p = vec![call(7), i(0x57, 0, 0, 0, 7), i(0x07, 0, 0, 0, 1)];
+    p.extend(printk_with_size(i(0xbf, 2, 0, 0, 0)));
+    check("trace_printk bounded size", SOCKET_FILTER, &p, &[]);
+    let mut p = vec![call(7), i(0x57, 0, 0, 0, 15), i(0x07, 0, 0, 0, 1)];
+    p.extend(printk_with_size(i(0xbf, 2, 0, 0, 0)));
+    check("trace_printk size up to 16", SOCKET_FILTER, &p, &[]);
+    let mut p = vec![call(7)];
+    p.extend(printk_with_size(i(0xbf, 2, 0, 0, 0)));
+    check("trace_printk size maybe negative", SOCKET_FILTER, &p, &[]);
+    let mut p = vec![call(7), i(0x77, 0, 0, 0, 1)]; // r0 >>= 1: not negative, maybe 0
+    p.extend(printk_with_size(i(0xbf, 2, 0, 0, 0)));
+    check("trace_printk size maybe zero", SOCKET_FILTER, &p, &[]);
+    p[1] = i(0x77, 0, 0, 0, 2); // r0 >>= 2
+    p.insert(2, i(0x07, 0, 0, 0, 1)); // r0 += 1: 1 to 2^62, unbounded
+    check("trace_printk unbounded size", SOCKET_FILTER, &p, &[]);
+    // The format must be memory, not the context.
+    check(
+        "trace_printk of the ctx",
+        SOCKET_FILTER,
+        &[
+            i(0xb7, 2, 0, 0, 8),
+            call(6),
+            i(0xb7, 0, 0, 0, 0),
+            i(0x95, 0, 0, 0, 0),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn gpl_only_helpers_are_refused_to_other_licenses() {
+    kernel_or_skip!();
+    let p = printk_with_size(i(0xb7, 2, 0, 0, 8));
+    check_licensed(
+        "trace_printk, proprietary",
+        SOCKET_FILTER,
+        &p,
+        &[],
+        "Proprietary",
+    );
+    check_licensed(
+        "ktime_get_ns, proprietary",
+        SOCKET_FILTER,
+        &[call(5), i(0x95, 0, 0, 0, 0)],
+        &[],
+        "Proprietary",
+    );
+}
+
+/// `bpf_skb_load_bytes(ctx, 0, r10 + to, len)`, then a read of the bytes it wrote.
+fn skb_load_bytes(ctx: &[Insn], to: i32, len: i32) -> Vec<Insn> {
+    let mut p = ctx.to_vec();
+    p.extend([
+        i(0xb7, 2, 0, 0, 0),
+        i(0xbf, 3, 10, 0, 0),
+        i(0x07, 3, 0, 0, to),
+        i(0xb7, 4, 0, 0, len),
+        call(26),
+        i(0x79, 0, 10, -8, 0), // r0 = *(u64 *)(r10 -8)
+        i(0xb7, 0, 0, 0, 0),
+        i(0x95, 0, 0, 0, 0),
+    ]);
+    p
+}
+
+#[test]
+fn skb_load_bytes_fills_uninitialised_stack_from_the_context() {
+    kernel_or_skip!();
+    check(
+        "skb_load_bytes",
+        SOCKET_FILTER,
+        &skb_load_bytes(&[], -8, 8),
+        &[],
+    );
+    check(
+        "skb_load_bytes 4 of 8",
+        SOCKET_FILTER,
+        &skb_load_bytes(&[], -8, 4),
+        &[],
+    );
+    // A length of 1..=8 bytes: the largest must fit; the bytes it may write are scratched.
+    let mut p = vec![
+        i(0xbf, 6, 1, 0, 0),
+        call(7),
+        i(0x57, 0, 0, 0, 7),
+        i(0x07, 0, 0, 0, 1),
+        i(0xbf, 1, 6, 0, 0),
+        i(0xb7, 2, 0, 0, 0),
+        i(0xbf, 3, 10, 0, 0),
+        i(0x07, 3, 0, 0, -8),
+        i(0xbf, 4, 0, 0, 0),
+        call(26),
+        i(0xb7, 0, 0, 0, 0),
+        i(0x95, 0, 0, 0, 0),
+    ];
+    check("skb_load_bytes of 1..=8", SOCKET_FILTER, &p, &[]);
+    p[2] = i(0x57, 0, 0, 0, 15);
+    check("skb_load_bytes of 1..=16", SOCKET_FILTER, &p, &[]);
+    check(
+        "skb_load_bytes past the stack",
+        SOCKET_FILTER,
+        &skb_load_bytes(&[], -4, 8),
+        &[],
+    );
+    check(
+        "skb_load_bytes without the ctx",
+        SOCKET_FILTER,
+        &skb_load_bytes(&[i(0xbf, 1, 10, 0, 0)], -8, 8),
+        &[],
+    );
+    check(
+        "skb_load_bytes with a moved ctx",
+        SOCKET_FILTER,
+        &skb_load_bytes(&[i(0x07, 1, 0, 0, 8)], -8, 8),
+        &[],
+    );
+    check(
+        "skb_load_bytes from XDP",
+        XDP,
+        &skb_load_bytes(&[], -8, 8),
+        &[],
+    );
+}
+
+/// `bpf_perf_event_output(ctx, map 0, BPF_F_CURRENT_CPU, r10 - 8, 8)`.
+fn perf_event_output() -> Vec<Insn> {
+    let mut p = vec![i(0x7a, 10, 0, -8, 7)];
+    p.extend(ld_map(2));
+    p.extend([
+        i(0xb4, 3, 0, 0, -1), // w3 = -1
+        i(0xbf, 4, 10, 0, 0),
+        i(0x07, 4, 0, 0, -8),
+        i(0xb7, 5, 0, 0, 8),
+        call(25),
+        i(0xb7, 0, 0, 0, 0),
+        i(0x95, 0, 0, 0, 0),
+    ]);
+    p
+}
+
+#[test]
+fn a_map_key_must_fit_in_the_stack() {
+    kernel_or_skip!();
+    let mut p = vec![
+        i(0x62, 10, 0, -4, 0), // *(u32 *)(r10 -4) = 0
+        i(0xbf, 2, 10, 0, 0),  // r2 = r10
+        i(0x07, 2, 0, 0, -2),  // r2 += -2: 2 of the key's 4 bytes above the frame
+    ];
+    p.extend(ld_map(1));
+    p.extend([call(1), i(0xb7, 0, 0, 0, 0), i(0x95, 0, 0, 0, 0)]);
+    check("key past the frame", SOCKET_FILTER, &p, &[HASH]);
+}
+
+/// `bpf_probe_read_kernel(r10 + to, len, pt_regs->di)` (helper `id`) from a kprobe's context.
+fn probe_read(id: i32, to: i32, len: i32) -> Vec<Insn> {
+    vec![
+        i(0x79, 3, 1, 112, 0), // r3 = *(u64 *)(r1 +112): di
+        i(0xbf, 1, 10, 0, 0),
+        i(0x07, 1, 0, 0, to),
+        i(0xb7, 2, 0, 0, len),
+        call(id),
+        i(0x79, 0, 10, -8, 0), // r0 = *(u64 *)(r10 -8)
+        i(0x95, 0, 0, 0, 0),
+    ]
+}
+
+#[test]
+fn probe_read_kernel_fills_the_stack_in_tracing_programs() {
+    kernel_or_skip!();
+    check("probe_read_kernel", KPROBE, &probe_read(113, -8, 8), &[]);
+    check(
+        "probe_read_kernel of 0",
+        KPROBE,
+        &probe_read(113, -8, 0),
+        &[],
+    );
+    check(
+        "probe_read_kernel past the stack",
+        KPROBE,
+        &probe_read(113, -8, 16),
+        &[],
+    );
+    check("probe_read", KPROBE, &probe_read(4, -8, 8), &[]);
+    // A socket filter has no pt_regs: the source address is 0 there.
+    for (name, id) in [("probe_read_kernel", 113), ("probe_read", 4)] {
+        let mut p = probe_read(id, -8, 8);
+        p[0] = i(0xb7, 3, 0, 0, 0);
+        check(
+            &format!("{name} from a socket filter"),
+            SOCKET_FILTER,
+            &p,
+            &[],
+        );
+    }
+    check_licensed(
+        "probe_read_kernel, proprietary",
+        KPROBE,
+        &probe_read(113, -8, 8),
+        &[],
+        "Proprietary",
+    );
+    // The kprobe context is read only, and read inside struct pt_regs.
+    let exit = i(0x95, 0, 0, 0, 0);
+    check(
+        "pt_regs past its end",
+        KPROBE,
+        &[i(0x79, 0, 1, 168, 0), exit],
+        &[],
+    );
+    check(
+        "pt_regs misaligned",
+        KPROBE,
+        &[i(0x79, 0, 1, 4, 0), exit],
+        &[],
+    );
+    check("pt_regs narrow", KPROBE, &[i(0x61, 0, 1, 4, 0), exit], &[]);
+    check(
+        "pt_regs written",
+        KPROBE,
+        &[i(0xb7, 0, 0, 0, 0), i(0x7b, 1, 0, 0, 0), exit],
+        &[],
+    );
+}
+
+/// `BPF_MAP_TYPE_QUEUE` of 8-byte values (no key).
+const QUEUE: &str = "22:0:8:4";
+
+/// `bpf_map_pop_elem(map 0, r10 + to)`.
+fn queue_pop(to: i32) -> Vec<Insn> {
+    let mut p = ld_map(1).to_vec();
+    p.extend([
+        i(0xbf, 2, 10, 0, 0),
+        i(0x07, 2, 0, 0, to),
+        call(88),
+        i(0xb7, 0, 0, 0, 0),
+        i(0x95, 0, 0, 0, 0),
+    ]);
+    p
+}
+
+#[test]
+fn a_popped_value_is_written_to_uninitialised_memory_of_the_value_size() {
+    kernel_or_skip!();
+    check(
+        "pop into the stack",
+        SOCKET_FILTER,
+        &queue_pop(-8),
+        &[QUEUE],
+    );
+    check(
+        "pop past the stack",
+        SOCKET_FILTER,
+        &queue_pop(-4),
+        &[QUEUE],
+    );
+    check("pop from a hash", SOCKET_FILTER, &queue_pop(-8), &[HASH]);
+}
+
+#[test]
+fn perf_event_output_takes_a_perf_event_array() {
+    kernel_or_skip!();
+    let p = perf_event_output();
+    check("perf_event_output", SOCKET_FILTER, &p, &[PERF_EVENT_ARRAY]);
+    check("perf_event_output from XDP", XDP, &p, &[PERF_EVENT_ARRAY]);
+    check("perf_event_output to an array", SOCKET_FILTER, &p, &[ARRAY]);
+    check(
+        "lookup in a perf event array",
+        SOCKET_FILTER,
+        &lookup_prologue()
+            .into_iter()
+            .chain([i(0xb7, 0, 0, 0, 0), i(0x95, 0, 0, 0, 0)])
+            .collect::<Vec<_>>(),
+        &[PERF_EVENT_ARRAY],
+    );
+}
+
+/// The kernel's prototype of helper `id` (none for a negative id).
+fn kernel_prototype_of(id: i32) -> Option<ebpf_vm::helpers::prototype::HelperPrototype> {
+    u32::try_from(id)
+        .ok()
+        .and_then(ebpf_vm::helpers::kernel_prototypes::kernel_prototype)
+}
+
+/// Helper 1000 declared by an embedder with `proto`, called from a raw program over 8 bytes
+/// with r1 = the data, r2 = `size`.
+fn call_embedder_helper(
+    proto: ebpf_vm::helpers::prototype::HelperPrototype,
+    size: i32,
+) -> Result<u64, String> {
+    let slots = [i(0xb7, 2, 0, 0, size), call(1000), i(0x95, 0, 0, 0, 0)];
+    let analysis = analyse(&slots, &AnalysisOptions::default()).expect("the program analyses");
+    let names = |id: i32| (id == 1000).then(|| "js_helper".to_string());
+    let prototype = move |id: i32| (id == 1000).then_some(proto);
+    let options = VerifyOptions {
+        kind: ProgramKind::Raw { data_size: 8 },
+        maps: &[],
+        helper_name: &names,
+        prototype: &prototype,
+        gpl_compatible: false,
+        log_level: 1,
+    };
+    verify(&analysis, &options)
+        .map(|v| v.processed)
+        .map_err(|r| r.message)
+}
+
+#[test]
+fn embedder_prototypes_are_checked_like_the_kernels() {
+    use ebpf_vm::helpers::prototype::{ArgType::*, HelperPrototype, RetType};
+    let mem = HelperPrototype::new(RetType::Integer, &[PtrToReadonlyMem, ConstSize]);
+    assert_eq!(call_embedder_helper(mem, 8), Ok(3));
+    // The data is 8 bytes (the kernel's PTR_TO_MEM wording, as for loads).
+    assert_eq!(
+        call_embedder_helper(mem, 9),
+        Err("invalid access to memory, mem_size=8 off=0 size=9\nR1 min value is outside of the allowed memory range".to_string())
+    );
+    // r0 is a scalar after an integer return, nothing after a void one.
+    let void = HelperPrototype::new(RetType::Void, &[Anything]);
+    assert_eq!(
+        call_embedder_helper(void, 0),
+        Err("R0 !read_ok".to_string())
+    );
+    assert_eq!(
+        call_embedder_helper(mem.gpl_only(), 8),
+        Err("cannot call GPL-restricted function from non-GPL compatible program".to_string())
+    );
+    // A declared map-value return without a map argument: refused, not a panic.
+    let no_map = HelperPrototype::new(RetType::PtrToMapValueOrNull, &[Anything]);
+    assert_eq!(
+        call_embedder_helper(no_map, 0),
+        Err("helper js_helper#1000 returns a map value but takes no map".to_string())
     );
 }

@@ -113,7 +113,7 @@ pub enum StackRange {
 
 /// Where a stack access of `size` bytes at `off` (the instruction's plus the pointer's fixed
 /// offset) lands, or the kernel's message (`check_stack_access_within_bounds`; `what` is
-/// "read from", "write to" or "indirect access to").
+/// "read from" or "write to").
 fn stack_range(
     base: &RegState,
     regno: u8,
@@ -361,9 +361,22 @@ fn ctx_load(
             }
             Ok(loaded_scalar(size as u8, false))
         }
+        ProgramKind::Kprobe => {
+            // kprobe_prog_is_valid_access: any read inside `struct pt_regs`, aligned to its
+            // size.
+            let field = u32::try_from(off).map_err(|_| invalid())?;
+            let size_ok = matches!(size, 1 | 2 | 4 | 8) && field % size == 0;
+            if !size_ok || field + size > PT_REGS_SIZE {
+                return Err(invalid());
+            }
+            Ok(loaded_scalar(size as u8, false))
+        }
         ProgramKind::Raw { .. } => Err(invalid()),
     }
 }
+
+/// `sizeof(struct pt_regs)` on x86-64 (21 registers of 8 bytes), the kprobe context.
+const PT_REGS_SIZE: u32 = 168;
 
 /// What a read of `size` bytes at `at` (fixed, aligned, in bounds) gives
 /// (`check_stack_read_fixed_off`): a spilled register back whole; a narrower read of a scalar
@@ -518,6 +531,12 @@ fn write_stack(
 /// what the pointer points to (`check_helper_mem_access`; stack bytes never written are fine
 /// for privileged programs).
 pub fn helper_read(frame: &FuncState, regno: u8, size: u32) -> Result<(), Refusal> {
+    helper_access(frame, regno, size, "read from")
+}
+
+/// A helper's access to `size` bytes through `regs[regno]`; `what` names it in the stack's
+/// message ("read from", "write to": the kernel passes the helper's access type since 6.13).
+fn helper_access(frame: &FuncState, regno: u8, size: u32, what: &str) -> Result<(), Refusal> {
     let base = &frame.regs[regno as usize];
     let off = base.off as i64;
     match base.ty.base {
@@ -525,7 +544,7 @@ pub fn helper_read(frame: &FuncState, regno: u8, size: u32) -> Result<(), Refusa
             "R{regno} type={} expected=fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_",
             base.ty.name()
         ))),
-        BaseType::Stack => stack_range(base, regno, off, size, "indirect access to").map(|_| ()),
+        BaseType::Stack => stack_range(base, regno, off, size, what).map(|_| ()),
         BaseType::Packet | BaseType::PacketMeta => packet_access(base, regno, off, size),
         BaseType::MapValue => {
             let limit = base.map.as_ref().map_or(0, |m| m.value_size);
@@ -537,4 +556,21 @@ pub fn helper_read(frame: &FuncState, regno: u8, size: u32) -> Result<(), Refusa
             base.ty.name()
         ))),
     }
+}
+
+/// A helper writing `size` bytes through `regs[regno]` (memory it fills, `MEM_UNINIT`): in
+/// bounds as for a read, and the stack bytes become written with an unknown value (the kernel
+/// writes them byte by byte after the call's checks).
+pub fn helper_write(frame: &mut FuncState, regno: u8, size: u32) -> Result<(), Refusal> {
+    helper_access(frame, regno, size, "write to")?;
+    let base = frame.regs[regno as usize].clone();
+    if base.ty.base == BaseType::Stack {
+        match stack_range(&base, regno, base.off as i64, size, "write to")? {
+            StackRange::Fixed(at) => frame.mark_stack_written(at, size as usize, false),
+            StackRange::Variable { min, end } => {
+                write_stack_range(frame, min, end, Stored::Unknown)
+            }
+        }
+    }
+    Ok(())
 }

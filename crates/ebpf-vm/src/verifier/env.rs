@@ -8,6 +8,7 @@ use super::reg::{MapRef, RegType};
 use super::state::FuncState;
 use crate::analysis::Analysis;
 use crate::error::ErrorCode;
+use crate::helpers::prototype::HelperPrototype;
 
 /// The program types the walk knows: what r1 (and r2) hold at entry and what the context allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub enum ProgramKind {
     SocketFilter,
     /// r1 = `struct xdp_md`.
     Xdp,
+    /// r1 = `struct pt_regs` (read only).
+    Kprobe,
 }
 
 /// What the walk needs to know beyond the instructions.
@@ -27,6 +30,11 @@ pub struct VerifyOptions<'a> {
     pub maps: &'a [MapRef],
     /// The name the log gives helper `id` (`bpf_map_lookup_elem`).
     pub helper_name: &'a dyn Fn(i32) -> Option<String>,
+    /// The prototype of helper `id` (`kernel_prototype`, or an embedder's table); a helper
+    /// without one is refused.
+    pub prototype: &'a dyn Fn(i32) -> Option<HelperPrototype>,
+    /// The license is GPL-compatible (`license_is_gpl_compatible`): GPL-only helpers allowed.
+    pub gpl_compatible: bool,
     /// 0: no log; 1: the rejection and the path to it; 2: the state after every instruction.
     pub log_level: u32,
 }
@@ -55,6 +63,14 @@ pub type Refusal = (String, ErrorCode);
 
 pub fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
     (message.into(), code)
+}
+
+/// What this verifier does not check yet: a rejection that says so (never a silent accept).
+pub fn unsupported(what: &str) -> Refusal {
+    refuse(
+        ErrorCode::Einval,
+        format!("{what}: not supported by this verifier yet"),
+    )
 }
 
 pub fn eacces(message: impl Into<String>) -> Refusal {
@@ -111,7 +127,7 @@ impl<'a> Env<'a> {
                 frame.regs[1] = mem;
                 frame.regs[2] = RegState::known(data_size as u64);
             }
-            ProgramKind::SocketFilter | ProgramKind::Xdp => {
+            ProgramKind::SocketFilter | ProgramKind::Xdp | ProgramKind::Kprobe => {
                 frame.regs[1] = RegState::pointer(RegType::of(BaseType::Ctx));
             }
         }

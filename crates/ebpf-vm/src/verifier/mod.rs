@@ -14,7 +14,7 @@
 //! - [`log`]: the states printed exactly as the kernel prints them, and [`insn_text`] the
 //!   instructions;
 //! - the walk ([`verify`]): [`walk`] follows every path, [`arith`] runs ALU instructions on
-//!   register states (pointer arithmetic included), [`access`] checks loads and stores, [`env`]
+//!   register states (pointer arithmetic included), [`access`] checks loads and stores, [`call`] helper calls from their prototypes, [`env`]
 //!   holds what one verification knows and its options.
 //!
 //! The expected values of its tests come from hand computation and from the kernel's own log
@@ -25,6 +25,7 @@ pub mod alu;
 pub mod arith;
 pub mod bounds;
 pub mod branch;
+pub mod call;
 pub mod env;
 pub mod insn_text;
 pub mod log;

@@ -5,11 +5,11 @@
 //! This is the first walk: straight code, branches (scalar bounds on both sides, null checks,
 //! packet ranges from comparisons against `data_end`), stack spills and fills (at fixed and
 //! variable offsets), context loads
-//! for raw, socket filter and XDP programs, map `lddw`s and the map helpers
-//! (`bpf_map_lookup_elem`, `bpf_map_update_elem`, `bpf_map_delete_elem`), atomic
-//! read-modify-write operations, legacy packet loads. Not yet: state pruning (every path is
-//! walked to its end, up to the kernel's 1,000,000 instructions), other helpers, bpf-to-bpf
-//! calls, load-acquire/store-release, unprivileged rules.
+//! for raw, socket filter and XDP programs, map `lddw`s, helper calls checked from their
+//! prototypes ([`super::call`]), atomic read-modify-write operations, legacy packet loads. Not
+//! yet: state pruning (every path is walked to its end, up to the kernel's 1,000,000
+//! instructions), callbacks, ring buffer references, spin locks, bpf-to-bpf calls,
+//! load-acquire/store-release, unprivileged rules.
 //! Each of those is a rejection that says so, never a silent acceptance.
 
 use std::fmt::Write;
@@ -17,20 +17,17 @@ use std::fmt::Write;
 use super::access::{self, Stored};
 use super::arith::{self, check_init, check_writable};
 use super::branch::{self, Taken};
+use super::call;
 use super::env::{
-    eacces, refuse, Env, Refusal, Rejection, Verified, VerifyOptions, COMPLEXITY_LIMIT,
+    eacces, refuse, unsupported, Env, Refusal, Rejection, Verified, VerifyOptions, COMPLEXITY_LIMIT,
 };
 use super::insn_text::{insn_text, state_column_padding};
 use super::log::frame_state;
-use super::reg::{BaseType, MapRef, RegState, RegType};
+use super::reg::{BaseType, RegState, RegType};
 use super::state::{FuncState, VerifierState};
 use crate::analysis::{Analysis, Imm64};
 use crate::error::ErrorCode;
 use crate::isa::opcodes::*;
-
-const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
-const BPF_FUNC_MAP_UPDATE_ELEM: i32 = 2;
-const BPF_FUNC_MAP_DELETE_ELEM: i32 = 3;
 
 /// A path waiting to be walked: its state at `insn` (logical), reached from slot `from`.
 struct Pending {
@@ -184,10 +181,20 @@ fn step(
                     env.line(&text);
                     return result;
                 }
-                JMP_CALL => {
-                    shown.push(0);
-                    call(env, frame, &insn).map(|_| Next::Goto(next))
-                }
+                JMP_CALL => match call::helper_call(env, frame, &insn, &mut slots) {
+                    Ok(log) if log.state_on_own_line => {
+                        env.line(&text);
+                        if env.log_on(2) {
+                            let after = frame_state(state.frame(), Some(&[0]), Some(&slots));
+                            env.line(&format!("{}:{after}", slot + 1));
+                        }
+                        return Ok(Next::Goto(next));
+                    }
+                    result => {
+                        shown.push(0);
+                        result.map(|_| Next::Goto(next))
+                    }
+                },
                 JMP_JA => {
                     let delta = if class(code) == CLASS_JMP32 {
                         insn.imm() as i64
@@ -389,7 +396,7 @@ fn note_stack_read(frame: &FuncState, r: u8, off: i16, slots: &mut Vec<usize>) {
     }
 }
 
-fn note_stack_slot(frame: &FuncState, r: u8, off: i16, slots: &mut Vec<usize>) {
+pub(super) fn note_stack_slot(frame: &FuncState, r: u8, off: i16, slots: &mut Vec<usize>) {
     let base = &frame.regs[r as usize];
     if base.ty.base != BaseType::Stack {
         return;
@@ -499,119 +506,6 @@ fn legacy_packet_load(
     }
     frame.regs[0] = RegState::unknown_scalar();
     Ok(())
-}
-
-fn unsupported(what: &str) -> Refusal {
-    refuse(
-        ErrorCode::Einval,
-        format!("{what}: not supported by this verifier yet"),
-    )
-}
-
-/// A helper call: the three map helpers, with their argument rules; the others are not known
-/// to this walk yet.
-fn call(
-    env: &mut Env<'_>,
-    frame: &mut FuncState,
-    insn: &crate::analysis::Instruction,
-) -> Result<(), Refusal> {
-    if insn.src != CALL_HELPER {
-        return Err(unsupported("bpf-to-bpf calls and kfuncs"));
-    }
-    let id = insn.imm();
-    let args = match id {
-        BPF_FUNC_MAP_LOOKUP_ELEM | BPF_FUNC_MAP_DELETE_ELEM => 2,
-        BPF_FUNC_MAP_UPDATE_ELEM => 4,
-        _ => {
-            return Err(refuse(
-                ErrorCode::Einval,
-                format!(
-                    "helper {}#{id}: its prototype is not known to this verifier yet",
-                    env.helper_name(id)
-                ),
-            ))
-        }
-    };
-    for r in 1..=args {
-        check_init(&frame.regs, r)?;
-    }
-    let map = match (&frame.regs[1].map, frame.regs[1].ty.base) {
-        (Some(map), BaseType::ConstMap) => map.clone(),
-        _ => {
-            return Err(eacces(format!(
-                "R1 type={} expected=map_ptr",
-                frame.regs[1].ty.name()
-            )))
-        }
-    };
-    access::helper_read(frame, 2, map.key_size)?;
-    let key = constant_key(frame, map.key_size);
-    if id == BPF_FUNC_MAP_UPDATE_ELEM {
-        access::helper_read(frame, 3, map.value_size)?;
-        if !frame.regs[4].is_scalar() {
-            return Err(eacces(format!(
-                "R4 type={} expected=scalar",
-                frame.regs[4].ty.name()
-            )));
-        }
-    }
-    for r in 1..=5 {
-        frame.regs[r] = RegState::not_init();
-    }
-    frame.regs[0] = if id == BPF_FUNC_MAP_LOOKUP_ELEM {
-        if key_in_array(&map, key) {
-            // An array element that exists: no NULL to check for.
-            RegState {
-                map: Some(map),
-                ..RegState::pointer(RegType::of(BaseType::MapValue))
-            }
-        } else {
-            RegState {
-                map: Some(map),
-                id: env.new_id(),
-                ..RegState::pointer(RegType::or_null(BaseType::MapValue))
-            }
-        }
-    } else {
-        RegState::unknown_scalar()
-    };
-    Ok(())
-}
-
-/// `BPF_MAP_TYPE_ARRAY` and `BPF_MAP_TYPE_PERCPU_ARRAY`: every key below `max_entries` exists.
-const ARRAY_TYPES: [u32; 2] = [2, 6];
-
-fn key_in_array(map: &MapRef, key: Option<u64>) -> bool {
-    ARRAY_TYPES.contains(&map.map_type) && key.is_some_and(|k| k < map.max_entries as u64)
-}
-
-/// The key r2 points to, when the stack holds it as a constant: known-zero bytes, or a scalar
-/// spill of exactly the key's width (`get_constant_map_key`). Bytes are counted from the key's
-/// first byte up through its slot, as the kernel counts them.
-fn constant_key(frame: &FuncState, key_size: u32) -> Option<u64> {
-    use super::state::SlotType;
-    let r2 = &frame.regs[2];
-    if r2.ty.base != BaseType::Stack || !r2.bounds.var_off.is_const() {
-        return None;
-    }
-    let at = r2.bounds.var_off.value as i64 + r2.off as i64;
-    let slot = frame.slot(at)?;
-    let (_, within) = super::state::slot_of(at);
-    let run = |ty: SlotType| {
-        slot.types[..=within]
-            .iter()
-            .rev()
-            .take_while(|t| **t == ty)
-            .count()
-    };
-    if run(SlotType::Zero) >= key_size as usize {
-        return Some(0);
-    }
-    if !slot.spilled.is_scalar() || run(SlotType::Spill) != key_size as usize {
-        return None;
-    }
-    let b = &slot.spilled.bounds;
-    b.var_off.is_const().then_some(b.var_off.value)
 }
 
 /// A conditional jump: `Ok((print_state, next))`, where the walk goes on at `next` and a jump

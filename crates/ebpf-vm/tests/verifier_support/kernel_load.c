@@ -94,7 +94,9 @@ int main(int argc, char **argv)
 	attr.prog_type = prog_type;
 	attr.insns = (uint64_t)(uintptr_t)insns;
 	attr.insn_cnt = (uint32_t)n;
-	attr.license = (uint64_t)(uintptr_t)"GPL";
+	/* The license the test asks for (GPL-only helpers), GPL by default. */
+	const char *license = getenv("KERNEL_LOAD_LICENSE");
+	attr.license = (uint64_t)(uintptr_t)(license ? license : "GPL");
 	attr.log_level = log_level;
 	attr.log_buf = (uint64_t)(uintptr_t)log;
 	attr.log_size = LOG_SIZE;

@@ -11,6 +11,8 @@ use ebpf_vm::isa::Insn;
 
 /// `BPF_PROG_TYPE_SOCKET_FILTER`.
 pub const SOCKET_FILTER: u32 = 1;
+/// `BPF_PROG_TYPE_KPROBE`.
+pub const KPROBE: u32 = 2;
 /// `BPF_PROG_TYPE_XDP`.
 pub const XDP: u32 = 6;
 
@@ -55,7 +57,7 @@ fn build_loader() -> Result<PathBuf, String> {
         ));
     }
     // One trivial program: the kernel must accept `r0 = 0; exit` if bpf() is usable at all.
-    let probe = load_with(&out, SOCKET_FILTER, &[mov_imm(0, 0), exit()], &[])?;
+    let probe = load_with(&out, SOCKET_FILTER, &[mov_imm(0, 0), exit()], &[], "GPL")?;
     if !probe.accepted {
         return Err(format!(
             "the kernel refused even `r0 = 0; exit`: {}",
@@ -68,7 +70,17 @@ fn build_loader() -> Result<PathBuf, String> {
 /// Loads `slots` as a program of kernel type `prog_type`; `maps` are `TYPE:KEY:VALUE:MAX` specs
 /// (an `lddw` with src 1 and imm i names map i).
 pub fn load(prog_type: u32, slots: &[Insn], maps: &[&str]) -> Result<Verdict, String> {
-    load_with(kernel()?, prog_type, slots, maps)
+    load_with(kernel()?, prog_type, slots, maps, "GPL")
+}
+
+/// `load` under `license` (the loader's `KERNEL_LOAD_LICENSE`; `load` uses "GPL").
+pub fn load_licensed(
+    prog_type: u32,
+    slots: &[Insn],
+    maps: &[&str],
+    license: &str,
+) -> Result<Verdict, String> {
+    load_with(kernel()?, prog_type, slots, maps, license)
 }
 
 fn load_with(
@@ -76,6 +88,7 @@ fn load_with(
     prog_type: u32,
     slots: &[Insn],
     maps: &[&str],
+    license: &str,
 ) -> Result<Verdict, String> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -91,6 +104,7 @@ fn load_with(
         .arg("2")
         .arg(&file)
         .args(maps)
+        .env("KERNEL_LOAD_LICENSE", license)
         .output()
         .map_err(|e| format!("cannot run the loader: {e}"));
     let _ = std::fs::remove_file(&file);

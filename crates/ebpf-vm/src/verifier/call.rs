@@ -1,0 +1,398 @@
+//! Helper calls checked from their prototypes (the kernel's `check_helper_call` and
+//! `check_func_arg`): the helper must be offered to the program type and, when GPL-only, to a
+//! GPL-compatible program; each argument register must hold what its `ArgType` asks (a map, a
+//! key or value of that map's sizes, memory of the size the next argument bounds, the context,
+//! any scalar); r1-r5 are clobbered and r0 gets the `RetType`'s state.
+//!
+//! Not yet (each a rejection that says so): callbacks (`ARG_PTR_TO_FUNC`), ring buffer records
+//! and their references, spin locks, constant strings, bpf-to-bpf calls and kfuncs, and the
+//! helpers that change packet data (their packet pointers would have to be invalidated).
+
+use super::access;
+use super::arith::check_init;
+use super::env::{eacces, refuse, unsupported, Env, Refusal};
+use super::reg::{BaseType, MapRef, RegState, RegType};
+use super::state::FuncState;
+use super::walk::note_stack_slot;
+use crate::analysis::Instruction;
+use crate::analysis::MAX_BPF_STACK;
+use crate::error::ErrorCode;
+use crate::helpers::prototype::{ArgType, KernelProgType, RetType};
+use crate::isa::opcodes::CALL_HELPER;
+
+const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
+
+/// `BPF_MAX_VAR_SIZ`: the bound a variable size argument must stay under.
+const MAX_VAR_SIZE: u64 = 1 << 29;
+
+/// Helpers that change packet data (`bpf_helper_changes_pkt_data`): skb_store_bytes,
+/// l3/l4_csum_replace, clone_redirect, skb_vlan_push/pop, skb_change_proto, skb_change_tail,
+/// skb_pull_data, skb_change_head, xdp_adjust_head, skb_adjust_room, xdp_adjust_meta,
+/// xdp_adjust_tail.
+const CHANGES_PACKET: [i32; 14] = [9, 10, 11, 13, 18, 19, 31, 38, 39, 43, 44, 50, 54, 65];
+
+/// Map types that only some helpers take, and the helpers that take only some map types
+/// (`check_map_func_compatibility`, the part our helpers meet): prog arrays (3) with tail_call
+/// (12); perf event arrays (4) with perf_event_read (22), perf_event_output (25),
+/// perf_event_read_value (55), skb_output (111), xdp_output (121); queues (22) and stacks (23)
+/// with push (87), pop (88), peek (89); ring buffers (27) with ringbuf_output (130),
+/// reserve (131), query (134).
+const MAP_FUNCS: [(u32, &[i32]); 5] = [
+    (3, &[12]),
+    (4, &[22, 25, 55, 111, 121]),
+    (22, &[87, 88, 89]),
+    (23, &[87, 88, 89]),
+    (27, &[130, 131, 134]),
+];
+
+/// What the arguments checked so far tell the later ones (`struct bpf_call_arg_meta`, in part).
+#[derive(Default)]
+struct Meta {
+    map: Option<MapRef>,
+    /// The constant key of an array lookup, when the stack holds one.
+    key: Option<u64>,
+}
+
+/// What the log prints after a call.
+pub struct CallLog {
+    /// A size argument was marked precise: the kernel logs the backtracking, so the state
+    /// after the call goes on a line of its own (`N: R0=...`).
+    pub state_on_own_line: bool,
+}
+
+/// Checks helper call `insn` on `frame` and applies its effect on the registers; the stack
+/// slots the helper writes are added to `slots` (printed after the call).
+pub fn helper_call(
+    env: &mut Env<'_>,
+    frame: &mut FuncState,
+    insn: &Instruction,
+    slots: &mut Vec<usize>,
+) -> Result<CallLog, Refusal> {
+    if insn.src != CALL_HELPER {
+        return Err(unsupported("bpf-to-bpf calls and kfuncs"));
+    }
+    let id = insn.imm();
+    let name = env.helper_name(id);
+    let Some(proto) = (env.options.prototype)(id) else {
+        return Err(refuse(
+            ErrorCode::Einval,
+            format!("helper {name}#{id}: its prototype is not known to this verifier yet"),
+        ));
+    };
+    if let Some(kind) = env.options.kind.kernel_type() {
+        if !proto.prog_types.contains(kind) {
+            return Err(refuse(
+                ErrorCode::Einval,
+                format!("program of this type cannot use helper {name}#{id}"),
+            ));
+        }
+    }
+    if proto.gpl_only && !env.options.gpl_compatible {
+        return Err(refuse(
+            ErrorCode::Einval,
+            "cannot call GPL-restricted function from non-GPL compatible program",
+        ));
+    }
+    if CHANGES_PACKET.contains(&id) {
+        return Err(unsupported(&format!(
+            "helper {name}#{id}, which changes packet data,"
+        )));
+    }
+    let mut meta = Meta::default();
+    for (n, arg) in proto.args.iter().enumerate() {
+        let r = n as u8 + 1;
+        if *arg == ArgType::DontCare {
+            continue;
+        }
+        check_init(&frame.regs, r)?;
+        if let Some(size) = written_size(frame, &proto.args, n, &meta) {
+            for off in 0..size.min(MAX_BPF_STACK) {
+                note_stack_slot(frame, r, off as i16, slots);
+            }
+        }
+        let prev = n.checked_sub(1).map(|p| proto.args[p]);
+        check_arg(
+            frame,
+            r,
+            *arg,
+            (prev, proto.args.get(n + 1).copied()),
+            &mut meta,
+        )?;
+    }
+    if let Some(map) = &meta.map {
+        check_map_func(map, id, &name)?;
+    }
+    for r in 1..=5 {
+        frame.regs[r] = RegState::not_init();
+    }
+    frame.regs[0] = match proto.ret {
+        RetType::Integer => RegState::unknown_scalar(),
+        RetType::Void => RegState::not_init(),
+        RetType::PtrToMapValueOrNull => {
+            // An embedder's prototype may declare this return without a map argument.
+            let Some(map) = meta.map else {
+                return Err(refuse(
+                    ErrorCode::Einval,
+                    format!("helper {name}#{id} returns a map value but takes no map"),
+                ));
+            };
+            let elided = id == BPF_FUNC_MAP_LOOKUP_ELEM && key_in_array(&map, meta.key);
+            if elided {
+                // An array element that exists: no NULL to check for.
+                RegState {
+                    map: Some(map),
+                    ..RegState::pointer(RegType::of(BaseType::MapValue))
+                }
+            } else {
+                RegState {
+                    map: Some(map),
+                    id: env.new_id(),
+                    ..RegState::pointer(RegType::or_null(BaseType::MapValue))
+                }
+            }
+        }
+        other => return Err(unsupported(&format!("return type {other} of {name}#{id}"))),
+    };
+    Ok(CallLog {
+        state_on_own_line: proto
+            .args
+            .iter()
+            .any(|a| matches!(a, ArgType::ConstSize | ArgType::ConstSizeOrZero)),
+    })
+}
+
+/// The bytes the helper writes through argument `n` (uninit memory), when known: the map's
+/// value size, the fixed size, or the largest value of the size argument after it.
+fn written_size(frame: &FuncState, args: &[ArgType; 5], n: usize, meta: &Meta) -> Option<u32> {
+    match args[n] {
+        ArgType::PtrToUninitMapValue => meta.map.as_ref().map(|m| m.value_size),
+        ArgType::PtrToFixedSizeUninitMem { size } => Some(size),
+        ArgType::PtrToUninitMem | ArgType::PtrToWritableMemOrNull => {
+            let b = &frame.regs[n + 2].bounds;
+            Some(b.umax.min(MAX_VAR_SIZE) as u32)
+        }
+        _ => None,
+    }
+}
+
+fn check_map_func(map: &MapRef, id: i32, name: &str) -> Result<(), Refusal> {
+    let refused = || {
+        refuse(
+            ErrorCode::Einval,
+            format!(
+                "cannot pass map_type {} into func {name}#{id}",
+                map.map_type
+            ),
+        )
+    };
+    if let Some((_, funcs)) = MAP_FUNCS.iter().find(|(t, _)| *t == map.map_type) {
+        if !funcs.contains(&id) {
+            return Err(refused());
+        }
+    }
+    let wanted: Vec<u32> = MAP_FUNCS
+        .iter()
+        .filter(|(_, funcs)| funcs.contains(&id))
+        .map(|(t, _)| *t)
+        .collect();
+    if !wanted.is_empty() && !wanted.contains(&map.map_type) {
+        return Err(refused());
+    }
+    Ok(())
+}
+
+fn expected(frame: &FuncState, r: u8, what: &str) -> Refusal {
+    eacces(format!(
+        "R{r} type={} expected={what}",
+        frame.regs[r as usize].ty.name()
+    ))
+}
+
+fn is_null(reg: &RegState) -> bool {
+    reg.is_scalar() && reg.bounds.var_off.is_const() && reg.bounds.var_off.value == 0
+}
+
+/// One argument (`check_func_arg`); a sized memory argument is checked with its size, when
+/// the size argument (`next`) comes.
+fn check_arg(
+    frame: &mut FuncState,
+    r: u8,
+    arg: ArgType,
+    (prev, next): (Option<ArgType>, Option<ArgType>),
+    meta: &mut Meta,
+) -> Result<(), Refusal> {
+    let reg = frame.regs[r as usize].clone();
+    match arg {
+        ArgType::DontCare | ArgType::Anything => Ok(()),
+        ArgType::ConstMapPtr => match (&reg.map, reg.ty.base) {
+            (Some(map), BaseType::ConstMap) => {
+                meta.map = Some(map.clone());
+                Ok(())
+            }
+            _ => Err(expected(frame, r, "map_ptr")),
+        },
+        ArgType::PtrToMapKey | ArgType::PtrToMapValue | ArgType::PtrToUninitMapValue => {
+            let Some(map) = meta.map.clone() else {
+                return Err(eacces("invalid map_ptr to access map->key"));
+            };
+            if arg == ArgType::PtrToMapKey {
+                access::helper_read(frame, r, map.key_size)?;
+                meta.key = constant_key(frame, r, map.key_size);
+                Ok(())
+            } else if arg == ArgType::PtrToMapValue {
+                access::helper_read(frame, r, map.value_size)
+            } else {
+                access::helper_write(frame, r, map.value_size)
+            }
+        }
+        ArgType::PtrToReadonlyMem
+        | ArgType::PtrToReadonlyMemOrNull
+        | ArgType::PtrToUninitMem
+        | ArgType::PtrToWritableMemOrNull => {
+            let may_be_null = matches!(
+                arg,
+                ArgType::PtrToReadonlyMemOrNull | ArgType::PtrToWritableMemOrNull
+            );
+            if !(reg.is_pointer() || may_be_null && is_null(&reg)) {
+                return Err(expected(
+                    frame,
+                    r,
+                    "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_",
+                ));
+            }
+            match next {
+                Some(ArgType::ConstSize | ArgType::ConstSizeOrZero) => Ok(()),
+                _ => Err(unsupported(&format!(
+                    "a memory argument in R{r} without a size after it"
+                ))),
+            }
+        }
+        ArgType::ConstSize | ArgType::ConstSizeOrZero => {
+            let writes = matches!(
+                prev,
+                Some(ArgType::PtrToUninitMem | ArgType::PtrToWritableMemOrNull)
+            );
+            check_size(frame, r, arg == ArgType::ConstSizeOrZero, writes)
+        }
+        ArgType::PtrToFixedSizeUninitMem { size } => access::helper_write(frame, r, size),
+        ArgType::PtrToCtx => {
+            if reg.ty.base != BaseType::Ctx || reg.ty.maybe_null {
+                return Err(expected(frame, r, "ctx"));
+            }
+            if reg.off != 0 {
+                return Err(eacces(format!(
+                    "dereference of modified ctx ptr R{r} off={} disallowed",
+                    reg.off
+                )));
+            }
+            Ok(())
+        }
+        ArgType::ConstAllocSizeOrZero
+        | ArgType::PtrToFunc
+        | ArgType::PtrToStackOrNull
+        | ArgType::PtrToRingbufMemRelease
+        | ArgType::PtrToSpinLock
+        | ArgType::PtrToConstStr => Err(unsupported(&format!("argument type {arg} (R{r})"))),
+    }
+}
+
+/// The size argument in `r` of the memory argument in `r - 1` (`check_mem_size_reg`): a scalar
+/// of known range, and the memory accessible up to its largest value (written
+/// when the helper `writes` it).
+fn check_size(
+    frame: &mut FuncState,
+    r: u8,
+    zero_allowed: bool,
+    writes: bool,
+) -> Result<(), Refusal> {
+    let size = frame.regs[r as usize].clone();
+    if !size.is_scalar() {
+        return Err(expected(frame, r, "scalar"));
+    }
+    let b = &size.bounds;
+    if b.smin < 0 {
+        return Err(eacces(format!(
+            "R{r} min value is negative, either use unsigned or 'var &= const'"
+        )));
+    }
+    if b.umin == 0 && !zero_allowed {
+        return Err(eacces(format!(
+            "R{r} invalid zero-sized read: u64=[{},{}]",
+            b.umin, b.umax
+        )));
+    }
+    if b.umax >= MAX_VAR_SIZE {
+        return Err(eacces(format!(
+            "R{r} unbounded memory access, use 'var &= const' or 'if (var < const)'"
+        )));
+    }
+    let mem = r - 1;
+    if b.umax == 0 && is_null(&frame.regs[mem as usize]) {
+        return Ok(());
+    }
+    if is_null(&frame.regs[mem as usize]) {
+        return Err(expected(
+            frame,
+            mem,
+            "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_",
+        ));
+    }
+    if b.umax == 0 {
+        return Ok(());
+    }
+    let umax = b.umax as u32;
+    if writes {
+        access::helper_write(frame, mem, umax)
+    } else {
+        access::helper_read(frame, mem, umax)
+    }
+}
+
+/// `BPF_MAP_TYPE_ARRAY` and `BPF_MAP_TYPE_PERCPU_ARRAY`: every key below `max_entries` exists.
+const ARRAY_TYPES: [u32; 2] = [2, 6];
+
+fn key_in_array(map: &MapRef, key: Option<u64>) -> bool {
+    ARRAY_TYPES.contains(&map.map_type) && key.is_some_and(|k| k < map.max_entries as u64)
+}
+
+/// The key `r` points to, when the stack holds it as a constant: known-zero bytes, or a scalar
+/// spill of exactly the key's width (`get_constant_map_key`). Bytes are counted from the key's
+/// first byte up through its slot, as the kernel counts them.
+fn constant_key(frame: &FuncState, r: u8, key_size: u32) -> Option<u64> {
+    use super::state::SlotType;
+    let reg = &frame.regs[r as usize];
+    if reg.ty.base != BaseType::Stack || !reg.bounds.var_off.is_const() {
+        return None;
+    }
+    let at = reg.bounds.var_off.value as i64 + reg.off as i64;
+    let slot = frame.slot(at)?;
+    let (_, within) = super::state::slot_of(at);
+    let run = |ty: SlotType| {
+        slot.types[..=within]
+            .iter()
+            .rev()
+            .take_while(|t| **t == ty)
+            .count()
+    };
+    if run(SlotType::Zero) >= key_size as usize {
+        return Some(0);
+    }
+    if !slot.spilled.is_scalar() || run(SlotType::Spill) != key_size as usize {
+        return None;
+    }
+    let b = &slot.spilled.bounds;
+    b.var_off.is_const().then_some(b.var_off.value)
+}
+
+impl super::env::ProgramKind {
+    /// The kernel program type whose helper set applies (`None` for raw programs: every
+    /// helper).
+    pub fn kernel_type(self) -> Option<KernelProgType> {
+        match self {
+            super::env::ProgramKind::Raw { .. } => None,
+            super::env::ProgramKind::SocketFilter => Some(KernelProgType::SocketFilter),
+            super::env::ProgramKind::Xdp => Some(KernelProgType::Xdp),
+            super::env::ProgramKind::Kprobe => Some(KernelProgType::Kprobe),
+        }
+    }
+}
