@@ -16,7 +16,7 @@ fn fail(pc: usize, message: String) -> LoadError {
 }
 
 // Inlined: they run twice per instruction on every load, and nearly always pass.
-#[inline]
+#[inline(always)]
 fn check_reg(pc: usize, field: &str, value: u8, rule: RegRule) -> Result<(), LoadError> {
     match rule {
         RegRule::NoReg if value != 0 => Err(fail(
@@ -39,7 +39,7 @@ fn check_reg(pc: usize, field: &str, value: u8, rule: RegRule) -> Result<(), Loa
     }
 }
 
-#[inline]
+#[inline(always)]
 fn check_value(pc: usize, field: &str, value: i32, rule: ValueRule) -> Result<(), LoadError> {
     match rule {
         ValueRule::Zero if value != 0 => Err(fail(
