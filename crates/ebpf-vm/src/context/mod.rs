@@ -135,11 +135,7 @@ pub fn all_helpers() -> HelperTable {
 /// has (where `base` has nothing under that number).
 pub fn helpers_for(prog_type: ProgramType, base: &HelperTable) -> HelperTable {
     let mut table = base.clone();
-    for h in type_helpers(prog_type).iter() {
-        if !table.contains(h.id) {
-            table.insert(h.clone());
-        }
-    }
+    table.add_missing(type_helpers(prog_type));
     table
 }
 

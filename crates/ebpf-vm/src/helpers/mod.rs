@@ -109,12 +109,15 @@ impl fmt::Debug for Helper {
 /// a call is on the hot path of every program, a tree walk there cost ~130 instructions.
 const DIRECT_IDS: usize = 256;
 
-/// Helpers known to a program, by id.
+/// Helpers known to a program, by id. Entries are shared (`Arc`): every load copies the
+/// embedder's table into the program's (`context::helpers_for`), and copying a pointer per helper
+/// instead of its name and prototype keeps that copy cheap.
 #[derive(Clone, Debug, Default)]
 pub struct HelperTable {
-    by_id: BTreeMap<u32, Helper>,
-    /// `by_id` again for ids below `DIRECT_IDS`, indexed by id.
-    direct: Vec<Option<Helper>>,
+    /// Helpers with ids below `DIRECT_IDS`, indexed by id.
+    direct: Vec<Option<Arc<Helper>>>,
+    /// Helpers with ids from `DIRECT_IDS` on.
+    above: BTreeMap<u32, Arc<Helper>>,
 }
 
 impl HelperTable {
@@ -170,32 +173,54 @@ impl HelperTable {
 
     /// Adds `helper` (taken from another table, prototype and all), replacing any under its id.
     pub fn insert(&mut self, helper: Helper) {
+        self.insert_shared(Arc::new(helper));
+    }
+
+    /// Adds `other`'s helpers under the ids this table has nothing under (sharing them).
+    pub fn add_missing(&mut self, other: &HelperTable) {
+        for (slot, helper) in other.direct.iter().enumerate() {
+            if let Some(h) = helper {
+                if self.get(slot as u32).is_none() {
+                    self.insert_shared(h.clone());
+                }
+            }
+        }
+        for (id, h) in &other.above {
+            self.above.entry(*id).or_insert_with(|| h.clone());
+        }
+    }
+
+    fn insert_shared(&mut self, helper: Arc<Helper>) {
         let id = helper.id;
         let slot = id as usize;
         if slot < DIRECT_IDS {
             if self.direct.len() <= slot {
                 self.direct.resize(slot + 1, None);
             }
-            self.direct[slot] = Some(helper.clone());
+            self.direct[slot] = Some(helper);
+        } else {
+            self.above.insert(id, helper);
         }
-        self.by_id.insert(id, helper);
     }
 
     #[inline]
     pub fn get(&self, id: u32) -> Option<&Helper> {
         if (id as usize) < DIRECT_IDS {
-            self.direct.get(id as usize).and_then(Option::as_ref)
+            self.direct.get(id as usize).and_then(Option::as_deref)
         } else {
-            self.by_id.get(&id)
+            self.above.get(&id).map(|h| &**h)
         }
     }
 
     pub fn contains(&self, id: u32) -> bool {
-        self.by_id.contains_key(&id)
+        self.get(id).is_some()
     }
 
+    /// The helpers in increasing id order.
     pub fn iter(&self) -> impl Iterator<Item = &Helper> {
-        self.by_id.values()
+        (self.direct.iter().flatten())
+            .chain(self.above.values())
+            .map(|h| &**h)
     }
 
     /// The prototype of helper `id`, if the table has it.

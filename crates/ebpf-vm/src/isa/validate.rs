@@ -10,10 +10,13 @@ use crate::error::{ErrorCode, LoadError};
 /// The most instruction slots a program may have (the kernel's limit for privileged loads).
 pub const MAX_INSNS: usize = 1_000_000;
 
+#[cold]
 fn fail(pc: usize, message: String) -> LoadError {
     LoadError::at(ErrorCode::Einval, pc, message)
 }
 
+// Inlined: they run twice per instruction on every load, and nearly always pass.
+#[inline(always)]
 fn check_reg(pc: usize, field: &str, value: u8, rule: RegRule) -> Result<(), LoadError> {
     match rule {
         RegRule::NoReg if value != 0 => Err(fail(
@@ -36,6 +39,7 @@ fn check_reg(pc: usize, field: &str, value: u8, rule: RegRule) -> Result<(), Loa
     }
 }
 
+#[inline(always)]
 fn check_value(pc: usize, field: &str, value: i32, rule: ValueRule) -> Result<(), LoadError> {
     match rule {
         ValueRule::Zero if value != 0 => Err(fail(
