@@ -329,6 +329,15 @@ describe('malformed files', () => {
     throw new Error('no error')
   }
 
+  it('a path that does not exist is an ENOENT EbpfError naming it', async () => {
+    const missing = join(dir, 'missing.pcap')
+    await expect(collect(missing)).rejects.toMatchObject({
+      name: 'EbpfError',
+      code: 'ENOENT',
+      message: expect.stringContaining("cannot read capture file '"),
+    })
+  })
+
   it('names the offset of a bad magic, a truncated record and an oversized length', async () => {
     expect((await failure(new Uint8Array([1, 2, 3, 4, 5]))).message).toMatch(/not a pcap or pcapng file.*offset 0/)
     const path = join(dir, 'good.pcap')

@@ -49,6 +49,12 @@ export class EbpfError extends Error {
   }
 }
 
+/** A file that cannot be read: `ENOENT` when it does not exist, else `EINVAL`; the message names it. */
+export function unreadableFile(what: string, path: string, e: unknown): EbpfError {
+  const code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'ENOENT' : 'EINVAL'
+  return new EbpfError(code, `cannot read ${what} '${path}': ${(e as Error).message}`)
+}
+
 /** A program or object that cannot be loaded: malformed bytecode, unknown helper, bad option. */
 export class LoadError extends EbpfError {
   /** Index of the offending instruction slot, when the error is about one. */

@@ -12,7 +12,7 @@ import { generateDeclarations } from './btf/declarations.js'
 import type { BtfType } from './btf/types.js'
 import { loadObject, type VariableInit } from './elf/loader.js'
 import type { MapSpec, ProgramSpec } from './elf/specs.js'
-import { EbpfError } from './errors.js'
+import { EbpfError, unreadableFile } from './errors.js'
 
 export type { FuncInfo, LineInfo, MapSlot, MapSpec, ProgramSpec, Relocation } from './elf/specs.js'
 
@@ -111,11 +111,6 @@ export interface LoadOptions {
 }
 
 /** The error for an object file that cannot be read. */
-function unreadable(path: string, e: unknown): EbpfError {
-  const code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'ENOENT' : 'EINVAL'
-  return new EbpfError(code, `cannot read object '${path}': ${(e as Error).message}`)
-}
-
 /** Reads an object file (path or bytes) into a CollectionSpec without loading anything. */
 export async function loadCollectionSpec(
   pathOrBytes: string | Uint8Array,
@@ -126,7 +121,7 @@ export async function loadCollectionSpec(
   try {
     bytes = new Uint8Array(await readFile(pathOrBytes))
   } catch (e) {
-    throw unreadable(pathOrBytes, e)
+    throw unreadableFile('object', pathOrBytes, e)
   }
   return loadCollectionSpecSync(bytes, options)
 }
@@ -138,7 +133,7 @@ export function loadCollectionSpecSync(pathOrBytes: string | Uint8Array, options
     try {
       bytes = new Uint8Array(readFileSync(pathOrBytes))
     } catch (e) {
-      throw unreadable(pathOrBytes, e)
+      throw unreadableFile('object', pathOrBytes, e)
     }
   } else if (pathOrBytes instanceof Uint8Array) {
     bytes = pathOrBytes

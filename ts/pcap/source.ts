@@ -3,13 +3,22 @@
  * pcap readers pull one header or one block at a time, so a file of any size streams through.
  */
 import { createReadStream } from 'node:fs'
-import { EbpfError, FormatError } from '../errors.js'
+import { EbpfError, FormatError, unreadableFile } from '../errors.js'
 
 /** What the readers accept: a file path, a Node.js readable stream (or any async iterable of byte chunks), or the bytes themselves. */
 export type PcapInput = string | AsyncIterable<Uint8Array | string> | Iterable<Uint8Array> | Uint8Array
 
+/** The chunks of a file; a file that cannot be opened or read is an EbpfError naming it. */
+async function* fileChunks(path: string): AsyncGenerator<Uint8Array | string> {
+  try {
+    yield* createReadStream(path, { highWaterMark: 1 << 16 })
+  } catch (e) {
+    throw unreadableFile('capture file', path, e)
+  }
+}
+
 function chunksOf(input: PcapInput): AsyncIterator<Uint8Array | string> | Iterator<Uint8Array> {
-  if (typeof input === 'string') return createReadStream(input, { highWaterMark: 1 << 16 })[Symbol.asyncIterator]()
+  if (typeof input === 'string') return fileChunks(input)
   if (input instanceof Uint8Array) return [input][Symbol.iterator]()
   if (typeof input === 'object' && input !== null) {
     if (Symbol.asyncIterator in input) return input[Symbol.asyncIterator]()
