@@ -217,3 +217,105 @@ describe('verified mode: options', () => {
     expect(e.message).toMatch(/^cannot call GPL-restricted function from non-GPL compatible program/)
   })
 })
+
+/** The instruction lines and source-line comments of a log, the state after `;` dropped and the map address of an lddw normalised. */
+function walked(log: string): string[] {
+  return log
+    .split('\n')
+    .filter((l) => l.startsWith('; ') || /^\d+: \(/.test(l))
+    .map((l) => l.replace(/ +; .*$/, '').replace(/= (0xffff[0-9a-f]+|map\[idx:\d+\])$/, '= MAP'))
+}
+
+describe('verified mode: C source lines from BTF line info', () => {
+  it('prints the source line before the instructions it covers, where the kernel prints it', () => {
+    const spec = loadCollectionSpecSync(`${__dirname}/fixtures/socket_filter.bpf.o`)
+    const p = new Collection(spec, { mode: 'verified', logLevel: 2 }).programs.get('udp_port_filter')!
+    // The kernel's log of the same object (bpftool -d prog loadall, Linux 6.18): its first two
+    // paths (to the first exit, then from 35 to 37), instruction and source lines.
+    const kernel = [
+      '; int udp_port_filter(struct __sk_buff *skb) @ socket_filter.c:19',
+      '0: (bf) r7 = r1',
+      '1: (b7) r6 = 0',
+      '; __u32 zero = 0; @ socket_filter.c:21',
+      '2: (63) *(u32 *)(r10 -4) = r6',
+      '3: (bf) r2 = r10',
+      '4: (07) r2 += -4',
+      '; struct filter_config *cfg = bpf_map_lookup_elem(&config, &zero); @ socket_filter.c:22',
+      '5: (18) r1 = MAP',
+      '7: (85) call bpf_map_lookup_elem#1',
+      '8: (bf) r8 = r0',
+      '; if (!cfg) @ socket_filter.c:26',
+      '9: (15) if r8 == 0x0 goto pc+28',
+      '; if (skb->protocol != bpf_htons(ETH_P_IP)) @ socket_filter.c:28',
+      '10: (61) r1 = *(u32 *)(r7 +16)',
+      '11: (55) if r1 != 0x8 goto pc+26',
+      '12: (bf) r3 = r10',
+      '13: (07) r3 += -5',
+      '; if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, protocol), &proto, 1) < 0) @ socket_filter.c:30',
+      '14: (bf) r1 = r7',
+      '15: (b7) r2 = 23',
+      '16: (b7) r4 = 1',
+      '17: (85) call bpf_skb_load_bytes#26',
+      '18: (c5) if r0 s< 0x0 goto pc+19',
+      '19: (71) r1 = *(u8 *)(r10 -5)',
+      '20: (55) if r1 != 0x11 goto pc+17',
+      '21: (bf) r3 = r10',
+      '22: (07) r3 += -8',
+      '; if (bpf_skb_load_bytes(skb, ETH_HLEN + sizeof(struct iphdr) + offsetof(struct udphdr, dest), &dport, 2) < 0) @ socket_filter.c:35',
+      '23: (bf) r1 = r7',
+      '24: (b7) r2 = 36',
+      '25: (b7) r4 = 2',
+      '26: (85) call bpf_skb_load_bytes#26',
+      '27: (c5) if r0 s< 0x0 goto pc+10',
+      '; if (bpf_ntohs(dport) != cfg->port) @ socket_filter.c:37',
+      '28: (69) r1 = *(u16 *)(r8 +0)',
+      '29: (69) r2 = *(u16 *)(r10 -8)',
+      '30: (dc) r2 = be16 r2',
+      '31: (5d) if r2 != r1 goto pc+6',
+      '32: (b7) r1 = 1',
+      '; __sync_fetch_and_add(&cfg->matched, 1); @ socket_filter.c:39',
+      '33: (c3) lock *(u32 *)(r8 +4) += r1',
+      '; return cfg->snaplen ? cfg->snaplen : skb->len; @ socket_filter.c:40',
+      '34: (69) r6 = *(u16 *)(r8 +2)',
+      '35: (15) if r6 == 0x0 goto pc+1',
+      '36: (05) goto pc+1',
+      '; } @ socket_filter.c:41',
+      '38: (bf) r0 = r6',
+      '39: (95) exit',
+      '; return cfg->snaplen ? cfg->snaplen : skb->len; @ socket_filter.c:40',
+      '37: (61) r6 = *(u32 *)(r7 +0)',
+      '; } @ socket_filter.c:41',
+      '38: (bf) r0 = r6',
+      '39: (95) exit',
+    ]
+    expect(walked(p.verifierLog!).slice(0, kernel.length)).toEqual(kernel)
+  })
+
+  it('names the C source line of a rejected instruction in the log, the message and source', () => {
+    // probe_read.bpf.o with its license section patched to "BSD" and loaded by the kernel
+    // (bpftool -d prog loadall) logs, for task_fields:
+    //   ; struct fake_task *t = (struct fake_task *)bpf_get_current_task(); @ probe_read.c:41
+    //   0: (85) call bpf_get_current_task#35
+    //   cannot call GPL-restricted function from non-GPL compatible program
+    const spec = loadCollectionSpecSync(`${__dirname}/fixtures/probe_read.bpf.o`)
+    spec.license = 'BSD'
+    const e = rejection(() => new Collection(spec, { mode: 'verified', programs: ['task_fields'] }))
+    expect(e.code).toBe('EINVAL')
+    expect(e.insn).toBe(0)
+    expect(e.log).toContain(
+      '; struct fake_task *t = (struct fake_task *)bpf_get_current_task(); @ probe_read.c:41\n' +
+        '0: (85) call bpf_get_current_task#35\n' +
+        'cannot call GPL-restricted function from non-GPL compatible program\n',
+    )
+    // The fixture's C source, line 41, column 44 (the call).
+    expect(e.source).toMatchObject({
+      line: 41,
+      column: 44,
+      text: '\tstruct fake_task *t = (struct fake_task *)bpf_get_current_task();',
+    })
+    expect(e.source!.file).toMatch(/probe_read\.c$/)
+    expect(e.message).toMatch(
+      /^cannot call GPL-restricted function from non-GPL compatible program \(.*probe_read\.c:41:44: struct fake_task/,
+    )
+  })
+})

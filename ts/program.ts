@@ -90,6 +90,8 @@ export interface ProgramOptions {
   maps?: readonly BpfMap[]
   /**
    * Source line of instructions (`ProgramSpec.lineInfo`): errors about an instruction then name the
+   * C source line it came from (`source`), and the verifier's log shows the lines it walks, as the
+   * kernel's does (`; if (!cfg) @ prog.c:26`).
    * C source line it came from.
    */
   lineInfo?: readonly LineInfo[]
@@ -607,6 +609,10 @@ export class Program {
     lineInfo.forEach((li, i) => {
       checkObject(LoadError, `lineInfo[${i}]`, li)
       checkU32Of(LoadError, `lineInfo[${i}].insn`, li.insn)
+      checkString(LoadError, `lineInfo[${i}].file`, li.file)
+      checkString(LoadError, `lineInfo[${i}].text`, li.text)
+      checkU32Of(LoadError, `lineInfo[${i}].line`, li.line)
+      checkU32Of(LoadError, `lineInfo[${i}].column`, li.column)
     })
     const logLevel = checkLogLevel(options.logLevel)
     const license = options.license === undefined ? undefined : checkString(LoadError, 'license', options.license)
@@ -634,6 +640,8 @@ export class Program {
           logLevel,
           license,
           dataSize,
+          // Only the verifier reads them (its log's source lines).
+          lineInfo: this.mode === 'verified' ? [...lineInfo] : undefined,
         },
         js?.dispatch,
       ),

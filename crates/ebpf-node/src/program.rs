@@ -51,6 +51,18 @@ pub struct NativeProgramOptions {
     pub license: Option<String>,
     /// Mode 'verified', type 'raw': the data length every run gets.
     pub data_size: Option<u32>,
+    /// BTF line info (`ProgramSpec.lineInfo`): the verifier's log shows the C source lines.
+    pub line_info: Option<Vec<NativeLineInfo>>,
+}
+
+/// One BTF line info record, as the TypeScript loader reads it from `.BTF.ext`.
+#[napi(object)]
+pub struct NativeLineInfo {
+    pub insn: u32,
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    pub text: String,
 }
 
 /// One test run's input.
@@ -178,6 +190,15 @@ fn parse_options(
             .as_deref()
             .is_none_or(ebpf_vm::license_is_gpl_compatible),
         data_size: o.data_size,
+        source_lines: (o.line_info.iter().flatten())
+            .map(|l| ebpf_vm::verification::SourceLine {
+                slot: l.insn as usize,
+                file: l.file.clone(),
+                line: l.line,
+                column: l.column,
+                text: l.text.clone(),
+            })
+            .collect(),
         ..ProgramOptions::default()
     };
     if options.log_level > ebpf_vm::verification::MAX_LOG_LEVEL {

@@ -14,7 +14,7 @@ use crate::isa::{encode_all, validate, Insn};
 use crate::limits::RunLimits;
 use crate::memory::{Region, Regions};
 use crate::pointer_leaks::{self, PointerLeaks};
-use crate::verification::{verify_load, LoadFacts, VerifierReport, MAX_LOG_LEVEL};
+use crate::verification::{verify_load, LoadFacts, SourceLine, VerifierReport, MAX_LOG_LEVEL};
 use crate::verifier::ProgramKind;
 
 /// Which engine runs the program.
@@ -102,6 +102,9 @@ pub struct ProgramOptions {
     /// accesses against it (r1 = that many bytes, r2 = that number), so a run whose data has
     /// another length is refused (`invalid_input`). Without it `Raw` cannot be verified.
     pub data_size: Option<u32>,
+    /// BTF line info of the program (any order): the verifier's log shows the C source line of
+    /// the instructions it walks, as the kernel's does.
+    pub source_lines: Vec<SourceLine>,
 }
 
 impl Default for ProgramOptions {
@@ -122,6 +125,7 @@ impl Default for ProgramOptions {
             log_level: 0,
             gpl_compatible: true,
             data_size: None,
+            source_lines: Vec::new(),
         }
     }
 }
@@ -216,6 +220,7 @@ impl Program {
                     helpers: &helpers,
                     gpl_compatible: options.gpl_compatible,
                     log_level: options.log_level.min(MAX_LOG_LEVEL),
+                    source_lines: &options.source_lines,
                 },
             )?),
         };

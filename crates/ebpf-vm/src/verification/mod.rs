@@ -6,8 +6,12 @@
 //! a rejected one is verified again at level 1, as libbpf reloads a failed program with a log
 //! buffer, so that a rejection always comes with the log that explains it.
 
+mod source_lines;
+
 use std::sync::Arc;
 use std::time::Instant;
+
+pub use source_lines::SourceLine;
 
 use crate::analysis::Analysis;
 use crate::error::LoadError;
@@ -52,6 +56,8 @@ pub struct LoadFacts<'a> {
     pub helpers: &'a HelperTable,
     pub gpl_compatible: bool,
     pub log_level: u32,
+    /// BTF line info (any order): the log's `; source @ file.c:N` comments.
+    pub source_lines: &'a [SourceLine],
 }
 
 /// Verifies `analysis` with `facts`; a rejection is a `LoadError` with the verifier's errno,
@@ -89,11 +95,15 @@ pub fn verify_load(
     let start = Instant::now();
     let outcome = run(facts.log_level);
     let time_ns = start.elapsed().as_nanos() as u64;
+    let mut sorted = std::borrow::Cow::Borrowed(facts.source_lines);
+    if !sorted.is_sorted_by_key(|l| l.slot) {
+        sorted.to_mut().sort_by_key(|l| l.slot);
+    }
     match outcome {
         Ok(v) => Ok(VerifierReport {
             processed_insns: v.processed,
             time_ns,
-            log: v.log,
+            log: source_lines::annotate(&v.log, &sorted),
         }),
         Err(rejection) => {
             // Level 0 kept no log: walk again with one (the verdict cannot change).
@@ -105,7 +115,7 @@ pub fn verify_load(
                 code: rejection.code,
                 insn: Some(rejection.slot),
                 message: rejection.message,
-                log: Some(rejection.log),
+                log: Some(source_lines::annotate(&rejection.log, &sorted)),
             })
         }
     }
