@@ -153,7 +153,7 @@ describe('verified mode: the kernel verdicts', () => {
   })
 
   it('gives no verifier stats or log in checked mode, and loads what the verifier would reject', () => {
-    const p = new Program({ type: 'xdp', instructions: XDP_UNCHECKED })
+    const p = new Program({ type: 'xdp', instructions: XDP_UNCHECKED, mode: 'checked' })
     expect(p.mode).toBe('checked')
     expect(p.verifierStats).toBeUndefined()
     expect(p.verifierLog).toBeUndefined()
