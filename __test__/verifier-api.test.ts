@@ -160,6 +160,37 @@ describe('verified mode: the kernel verdicts', () => {
   })
 })
 
+describe('verified mode: map types and helpers', () => {
+  // A bloom filter (4-byte values) given to push, peek and pop. The kernel: push and peek
+  // accepted ("processed 8 insns", "processed 7 insns"); pop rejected with
+  // "cannot pass map_type 30 into func bpf_map_pop_elem#88" (EINVAL).
+  const bloomCall = (id: number) =>
+    assemble(`
+      *(u32 *)(r10 - 4) = 7
+      r1 = map[0] ll
+      r2 = r10
+      r2 += -4
+      ${id === 87 ? 'r3 = 0' : ''}
+      call ${id}
+      r0 = 2
+      exit`)
+  const bloom = () => new BpfMap({ type: 'bloom_filter', keySize: 0, valueSize: 4, maxEntries: 16 })
+
+  it('lets bloom filters go to push and peek, not to pop', () => {
+    for (const [id, processed] of [
+      [87, 8],
+      [89, 7],
+    ] as const) {
+      const p = new Program({ type: 'xdp', instructions: bloomCall(id), mode: 'verified', maps: [bloom()] })
+      expect(p.verifierStats?.processedInsns).toBe(processed)
+    }
+    const e = rejection(
+      () => new Program({ type: 'xdp', instructions: bloomCall(88), mode: 'verified', maps: [bloom()] }),
+    )
+    expect([e.code, e.insn, e.message]).toEqual(['EINVAL', 5, 'cannot pass map_type 30 into func bpf_map_pop_elem#88'])
+  })
+})
+
 describe('verified mode: options', () => {
   it('checks logLevel, license and dataSize', () => {
     for (const logLevel of [3, -1, 1.5, '1']) {

@@ -35,14 +35,15 @@ const CHANGES_PACKET: [i32; 14] = [9, 10, 11, 13, 18, 19, 31, 38, 39, 43, 44, 50
 /// (`check_map_func_compatibility`, the part our helpers meet): prog arrays (3) with tail_call
 /// (12); perf event arrays (4) with perf_event_read (22), perf_event_output (25),
 /// perf_event_read_value (55), skb_output (111), xdp_output (121); queues (22) and stacks (23)
-/// with push (87), pop (88), peek (89); ring buffers (27) with ringbuf_output (130),
-/// reserve (131), query (134).
-const MAP_FUNCS: [(u32, &[i32]); 5] = [
+/// with push (87), pop (88), peek (89); bloom filters (30) with push and peek (not pop); ring
+/// buffers (27) with ringbuf_output (130), reserve (131), query (134).
+const MAP_FUNCS: [(u32, &[i32]); 6] = [
     (3, &[12]),
     (4, &[22, 25, 55, 111, 121]),
     (22, &[87, 88, 89]),
     (23, &[87, 88, 89]),
     (27, &[130, 131, 134]),
+    (30, &[87, 89]),
 ];
 
 /// What the arguments checked so far tell the later ones (`struct bpf_call_arg_meta`, in part).
