@@ -239,6 +239,18 @@ describe('verified mode: options', () => {
     expect(p.verifierLog).toMatch(/processed \d+ insns \(limit 1000000\)/)
   })
 
+  it('refuses (ENOTSUPP) the program types it does not model yet, which load in mode checked', () => {
+    const spec = loadCollectionSpecSync(`${__dirname}/fixtures/pkt_counter.bpf.o`)
+    expect(() => new Collection(spec, { mode: 'verified', programs: ['tc_count'] })).toThrow(
+      expect.objectContaining({
+        name: 'LoadError',
+        code: 'ENOTSUPP',
+        message: expect.stringContaining("mode 'verified' does not model sched_cls programs yet"),
+      }),
+    )
+    expect(new Collection(spec, { mode: 'checked', programs: ['tc_count'] }).programs.size).toBe(1)
+  })
+
   it('takes the license from the object: GPL-only helpers are refused when it is not GPL-compatible', () => {
     // probe_read.c calls bpf_probe_read_kernel, GPL-only in the kernel (kernel/trace/bpf_trace.c).
     const spec = loadCollectionSpecSync(`${__dirname}/fixtures/probe_read.bpf.o`)

@@ -561,7 +561,7 @@ const LOG_LEVELS: readonly number[] = [0, 1, 2]
 const VERIFIED_BY_DEFAULT = false
 
 /** The mode of a program of `type` whose options name none. */
-function defaultMode(type: ProgramType): SafetyMode {
+export function defaultMode(type: ProgramType): SafetyMode {
   return VERIFIED_BY_DEFAULT && type !== 'raw' ? 'verified' : 'checked'
 }
 
