@@ -343,6 +343,7 @@ describe('verified mode: C source lines from BTF line info', () => {
     const spec = loadCollectionSpecSync(`${__dirname}/fixtures/probe_read.bpf.o`)
     spec.license = 'BSD'
     const e = rejection(() => new Collection(spec, { mode: 'verified', programs: ['task_fields'] }))
+    expect(e.program).toBe('task_fields')
     expect(e.code).toBe('EINVAL')
     expect(e.insn).toBe(0)
     expect(e.log).toContain(

@@ -8,7 +8,7 @@
 import { checkBytes, checkDenseArray, checkObject, checkString, describeValue, optionsObject } from './arguments.js'
 import { type Codec, codec } from './btf/codec.js'
 import type { BtfType } from './btf/types.js'
-import { EbpfError, LoadError, MapError } from './errors.js'
+import { EbpfError, LoadError, MapError, VerifierError } from './errors.js'
 import { asBpfMap, BpfMap, MAP_TYPES, type MapCodecs, type MapDefinition } from './map.js'
 import { defaultMode, type EngineName, Program, type ProgramType, type SafetyMode } from './program.js'
 import type { CollectionSpec, MapSpec, ProgramSpec } from './spec.js'
@@ -94,6 +94,16 @@ function checkVerifiable(spec: ProgramSpec): void {
       `program '${spec.name}' (section '${spec.section}'): mode 'verified' does not model ${spec.type} programs yet ` +
         `(their context and helpers differ from a socket filter's); load it in mode 'checked'`,
     )
+  }
+}
+
+/** `load()`, a verifier's rejection naming program `name`. */
+function named(name: string, load: () => Program): Program {
+  try {
+    return load()
+  } catch (e) {
+    if (e instanceof VerifierError) e.program = name
+    throw e
   }
 }
 
@@ -307,20 +317,24 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
       if ((opts.mode ?? defaultMode(type)) === 'verified') checkVerifiable(p)
       this.programs.set(
         p.name,
-        new Program({
-          type,
-          instructions,
-          maps,
-          engine: opts.engine,
-          mode: opts.mode,
-          logLevel: opts.logLevel,
-          license: spec.license,
-          budget: opts.budget,
-          pointerLeaks: opts.pointerLeaks,
-          blindConstants: opts.blindConstants,
-          lineInfo: p.lineInfo,
-          funcEntries: [...p.subprograms.map((s) => s.insn), ...p.funcInfo.map((f) => f.insn)],
-        }),
+        named(
+          p.name,
+          () =>
+            new Program({
+              type,
+              instructions,
+              maps,
+              engine: opts.engine,
+              mode: opts.mode,
+              logLevel: opts.logLevel,
+              license: spec.license,
+              budget: opts.budget,
+              pointerLeaks: opts.pointerLeaks,
+              blindConstants: opts.blindConstants,
+              lineInfo: p.lineInfo,
+              funcEntries: [...p.subprograms.map((s) => s.insn), ...p.funcInfo.map((f) => f.insn)],
+            }),
+        ),
       )
     }
     for (const m of mapSpecs) this.#fillProgArray(m, opts.programs !== undefined)
