@@ -8,6 +8,7 @@
  * 8-byte values); the lines of its log quoted below are copied from that output. Raw programs
  * (no kernel type) are checked by hand: r1 is `dataSize` bytes of memory.
  */
+import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import {
   assemble,
@@ -237,6 +238,13 @@ describe('verified mode: options', () => {
     expect(p.mode).toBe('verified')
     expect(p.verifierStats!.processedInsns).toBeGreaterThan(0)
     expect(p.verifierLog).toMatch(/processed \d+ insns \(limit 1000000\)/)
+  })
+
+  it('verifies a classic filter as the socket filter it converts to', () => {
+    // The kernel loads cbpf.toEbpf of the same filter as a socket filter: "processed 39 insns".
+    const text = readFileSync(`${__dirname}/fixtures/tcp-dst-port-80.cbpf`, 'utf8')
+    const p = Program.fromClassic(text, { mode: 'verified' })
+    expect(p.verifierStats?.processedInsns).toBe(39)
   })
 
   it('refuses (ENOTSUPP) the program types it does not model yet, which load in mode checked', () => {
