@@ -192,6 +192,57 @@ describe('verified mode: map types and helpers', () => {
   })
 })
 
+describe('verified mode: maps of maps', () => {
+  const outer = () => {
+    const inner = new BpfMap({ type: 'array', keySize: 4, valueSize: 4, maxEntries: 1 })
+    const m = new BpfMap({
+      type: 'array_of_maps',
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: 1,
+      innerMap: { type: 'array', keySize: 4, valueSize: 4, maxEntries: 1, flags: 0 },
+    })
+    m.update(new Uint8Array(4), new Uint8Array(new Uint32Array([inner.id]).buffer))
+    return m
+  }
+  const call = (id: number) =>
+    assemble(`
+      *(u32 *)(r10 - 4) = 0
+      *(u32 *)(r10 - 8) = 0
+      r1 = map[0] ll
+      r2 = r10
+      r2 += -4
+      r3 = r10
+      r3 += -8
+      r4 = 0
+      call ${id}
+      if r0 == 0 goto +1
+      r0 = *(u32 *)(r0 + 0)
+      r0 = 2
+      exit`)
+
+  it('refuses a lookup (the inner map is not modelled yet), never typing the inner map as a value', () => {
+    // The kernel types the result as the inner map and refuses the read of it ("R0 invalid mem
+    // access 'map_ptr'"); reading through it would reach the map's handle, not a value.
+    const e = rejection(() => new Program({ type: 'xdp', instructions: call(1), mode: 'verified', maps: [outer()] }))
+    expect([e.code, e.insn]).toEqual(['EINVAL', 9])
+    expect(e.message).toBe(
+      'bpf_map_lookup_elem#1 in a map of maps (the inner map it returns): not supported by this verifier yet',
+    )
+  })
+
+  it('refuses updates from programs, in the kernel words', () => {
+    // The kernel, for bpf_map_update_elem(&outer, &key, &val, 0) on an array of maps (a C program
+    // built with clang-19, bpftool -d prog loadall): "cannot pass map_type 12 into func bpf_map_update_elem#2".
+    const e = rejection(() => new Program({ type: 'xdp', instructions: call(2), mode: 'verified', maps: [outer()] }))
+    expect([e.code, e.insn, e.message]).toEqual([
+      'EINVAL',
+      9,
+      'cannot pass map_type 12 into func bpf_map_update_elem#2',
+    ])
+  })
+})
+
 describe('verified mode: options', () => {
   it('checks logLevel, license and dataSize', () => {
     for (const logLevel of [3, -1, 1.5, '1']) {

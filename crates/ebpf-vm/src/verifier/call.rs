@@ -6,7 +6,8 @@
 //!
 //! Not yet (each a rejection that says so): callbacks (`ARG_PTR_TO_FUNC`), ring buffer records
 //! and their references, spin locks, constant strings, bpf-to-bpf calls and kfuncs, and the
-//! helpers that change packet data (their packet pointers would have to be invalidated).
+//! helpers that change packet data (their packet pointers would have to be invalidated), lookups
+//! in maps of maps (they return the inner map).
 
 use super::access;
 use super::arith::check_init;
@@ -45,6 +46,11 @@ const MAP_FUNCS: [(u32, &[i32]); 6] = [
     (27, &[130, 131, 134]),
     (30, &[87, 89]),
 ];
+
+/// `BPF_MAP_TYPE_ARRAY_OF_MAPS`, `BPF_MAP_TYPE_HASH_OF_MAPS`: programs may only look them up
+/// (one way: lookups take other maps too), and a lookup gives the inner map
+/// (`CONST_PTR_TO_MAP`), not a value.
+const MAP_OF_MAPS: [u32; 2] = [12, 13];
 
 /// What the arguments checked so far tell the later ones (`struct bpf_call_arg_meta`, in part).
 #[derive(Default)]
@@ -137,6 +143,12 @@ pub fn helper_call(
                     format!("helper {name}#{id} returns a map value but takes no map"),
                 ));
             };
+            if MAP_OF_MAPS.contains(&map.map_type) {
+                // Typing it as a value would let the program read the inner map's handle.
+                return Err(unsupported(&format!(
+                    "{name}#{id} in a map of maps (the inner map it returns)"
+                )));
+            }
             let elided = id == BPF_FUNC_MAP_LOOKUP_ELEM && key_in_array(&map, meta.key);
             if elided {
                 // An array element that exists: no NULL to check for.
@@ -186,6 +198,9 @@ fn check_map_func(map: &MapRef, id: i32, name: &str) -> Result<(), Refusal> {
             ),
         )
     };
+    if MAP_OF_MAPS.contains(&map.map_type) && id != BPF_FUNC_MAP_LOOKUP_ELEM {
+        return Err(refused());
+    }
     if let Some((_, funcs)) = MAP_FUNCS.iter().find(|(t, _)| *t == map.map_type) {
         if !funcs.contains(&id) {
             return Err(refused());
