@@ -8,7 +8,9 @@ mod common;
 
 use common::{bytes, exit, i, mov64_imm};
 use ebpf_vm::isa::Insn;
-use ebpf_vm::{ErrorCode, Mode, Program, ProgramOptions, ProgramType, RunInput, TrapKind};
+use ebpf_vm::{
+    ContextInput, ErrorCode, Mode, Program, ProgramOptions, ProgramType, RunInput, TrapKind,
+};
 
 /// r2 = ctx->data; r0 = *(u8 *)r2 (no check against data_end); r0 = 2; exit.
 fn xdp_unchecked() -> Vec<Insn> {
@@ -170,4 +172,33 @@ fn raw_programs_are_verified_against_data_size_and_runs_must_bring_that_much() {
         .expect_err("data shorter than the proof");
     assert_eq!(trap.kind, TrapKind::InvalidInput);
     assert!(trap.message.contains("16 bytes"), "{}", trap.message);
+}
+
+#[test]
+fn tracing_programs_are_verified_as_kprobes_and_runs_must_bring_a_whole_pt_regs() {
+    // r0 = *(u64 *)(r1 + 112): a field of struct pt_regs (168 bytes on x86-64), which a
+    // kprobe may read; 168 would be past its end (hand computation).
+    let read = |off: i16| bytes(&[i(0x79, 0, 1, off, 0), exit()]);
+    let e = Program::load(&read(168), verified(ProgramType::Tracing)).expect_err("past pt_regs");
+    assert_eq!(e.code, ErrorCode::Eacces);
+    assert_eq!(e.message, "invalid bpf_context access off=168 size=8");
+    let p = Program::load(&read(112), verified(ProgramType::Tracing)).expect("inside pt_regs");
+    let mut regs = [0u8; 168];
+    regs[112] = 7;
+    let run = |ctx: &[u8]| {
+        p.run_with_context(
+            &mut RunInput {
+                data: &mut [],
+                budget: None,
+            },
+            &ContextInput {
+                ctx: Some(ctx),
+                ..ContextInput::default()
+            },
+        )
+    };
+    assert_eq!(run(&regs).expect("runs").0.r0, 7);
+    let trap = run(&regs[..64]).expect_err("a context shorter than pt_regs");
+    assert_eq!(trap.kind, TrapKind::InvalidInput);
+    assert!(trap.message.contains("168 bytes"), "{}", trap.message);
 }
