@@ -20,6 +20,7 @@ import {
   TrapError,
   VerifierError,
 } from '../dist/index.js'
+import { conformanceSuiteExists, loadConformanceSuite, wordsToBytes } from './helpers/conformance.js'
 
 /** data = ctx->data; return *(u8 *)data, with no check against data_end. */
 const XDP_UNCHECKED = assemble(`
@@ -378,6 +379,34 @@ describe('verified mode: soundness by execution on the fixtures', () => {
     }
     expect(accepted).toBeGreaterThanOrEqual(25)
     expect(memoryTraps).toEqual([])
+  })
+})
+
+// The conformance suite's presence is conformance.test.ts's to require (it fails under CI without it).
+describe.skipIf(!conformanceSuiteExists())('verified mode: the conformance suite as raw programs', () => {
+  it("gives the suite's result for every program it accepts, with dataSize the program's memory", () => {
+    let accepted = 0
+    const wrong: string[] = []
+    for (const c of loadConformanceSuite()) {
+      const instructions = c.raw ? wordsToBytes(c.raw) : assemble(c.asm)
+      let p: Program
+      try {
+        p = new Program({ instructions, mode: 'verified', dataSize: c.mem.length })
+      } catch (e) {
+        expect(e).toBeInstanceOf(VerifierError)
+        continue
+      }
+      accepted++
+      try {
+        const r0 = p.run({ data: c.mem }).r0
+        if (r0 !== c.expected) wrong.push(`${c.name}: r0 ${r0}, the suite says ${c.expected}`)
+      } catch (e) {
+        wrong.push(`${c.name}: ${(e as Error).message}`)
+      }
+    }
+    expect(wrong).toEqual([])
+    // Most of the suite is straight-line arithmetic the verifier handles (a floor against regressions).
+    expect(accepted).toBeGreaterThanOrEqual(290)
   })
 })
 
