@@ -101,6 +101,18 @@ describe('ebpf verify', () => {
     expect(p.stderr).toContain("no program 'nope'; the object has: udp_port_filter")
   })
 
+  it('--type gives a type to sections that say none, which otherwise cannot be loaded (exit 1)', () => {
+    // cilium_btf_maps.c: tail_two (section '2/1') is `return 2;` (hand computation: accepted).
+    const file = join(fixtures, 'cilium_btf_maps.bpf.o')
+    const none = ebpf(['verify', file, '--program', 'tail_two'])
+    expect(none.status).toBe(1)
+    expect(none.stdout).toMatch(/\ntail_two: cannot be loaded here \(ENOTSUPP\): .*does not say its program type/)
+    const typed = ebpf(['verify', file, '--program', 'tail_two', '--type', 'socket_filter'])
+    expect(typed.status).toBe(0)
+    expect(typed.stdout).toContain('; return 2; @ cilium_btf_maps.c:43\n0: (b4) w0 = 2\n1: (95) exit\n')
+    expect(typed.stdout).toMatch(/\ntail_two: accepted \(2 insns processed\)\n$/)
+  })
+
   it('is listed by ebpf --help', () => {
     expect(ebpf(['--help']).stdout).toMatch(/\n {2}verify +prove an object's programs safe/)
   })

@@ -68,7 +68,7 @@ function verifyOne(spec: CollectionSpec, p: ProgramSpec, level: 1 | 2): Verdict 
 
 export const verifyCommand: Command = {
   name: 'verify',
-  usage: 'ebpf verify OBJ.o [--program NAME] [--log-level 1|2] [--json]',
+  usage: 'ebpf verify OBJ.o [--program NAME] [--type TYPE] [--log-level 1|2] [--json]',
   summary: "prove an object's programs safe, printing the verifier's log",
   description:
     "Loads each program of the object (or the one --program names) in mode 'verified' and prints the\n" +
@@ -77,9 +77,12 @@ export const verifyCommand: Command = {
     'Then one line per program: accepted (instructions processed) or rejected (errno, instruction and\n' +
     'the rejection). --json prints an array of { name, section, verdict, code, insn, message, source,\n' +
     'processedInsns, verificationTimeNs, log }. Exit 0 when every program is accepted, 1 otherwise.\n' +
-    '--unprivileged (the kernel rules for unprivileged loads) is refused until the verifier has them.',
+    '--type gives the libbpf program type (xdp, socket_filter, kprobe, ...) of the programs whose\n' +
+    'section says none (of the --program one whatever its section says). --unprivileged (the kernel\n' +
+    'rules for unprivileged loads) is refused until the verifier has them.',
   options: {
     program: { short: 'p', value: true, arg: 'NAME', help: 'verify only this program' },
+    type: { short: 't', value: true, arg: 'TYPE', help: 'program type (libbpf name) for sections that say none' },
     'log-level': { value: true, arg: '1|2', help: 'verifier log level (default 1)' },
     unprivileged: { help: 'the unprivileged rules (not built yet: refused, ENOTSUPP)' },
     json: { short: 'j', help: 'JSON output' },
@@ -94,8 +97,12 @@ export const verifyCommand: Command = {
     }
     const level = logLevel(args)
     const spec = readObject(file, loadOptionsFrom(args, 'verify'))
-    const chosen = selectPrograms(spec, optString(args, 'program'), file)
+    const name = optString(args, 'program')
+    const chosen = selectPrograms(spec, name, file)
     if (chosen.length === 0) throw new CliError(`${displayName(file)}: the object has no programs`)
+    // As spec.programs.get(x).type = T: for sections that say no type, or the one program named.
+    const type = optString(args, 'type')
+    for (const p of chosen) if (type !== undefined && (name !== undefined || p.type === 'unspec')) p.type = type
     const verdicts = chosen.map((p) => verifyOne(spec, p, level))
     if (optFlag(args, 'json')) {
       process.stdout.write(json(verdicts))
