@@ -93,8 +93,8 @@ pub struct ProgramOptions {
     /// Function entries the object's function info names (BTF `func_info`, the loader's
     /// sub-programs), as instruction slots; local calls and function `lddw`s find the others.
     pub func_entries: Vec<usize>,
-    /// Mode `Verified`: the verifier's log level (0 none, 1 the path to a rejection, 2 the state
-    /// after every instruction); a rejection carries a log whatever the level.
+    /// Mode `Verified`: the verifier's log level (0 none, 1 the instructions walked, 2 also the
+    /// state after each); a rejection carries a log whatever the level.
     pub log_level: u32,
     /// The program's license is GPL-compatible (`verification::license_is_gpl_compatible`):
     /// GPL-only helpers may be called. Only the verifier reads it.
@@ -557,17 +557,13 @@ impl Program {
 /// without one), `Tracing` as a kprobe's `struct pt_regs` (read only). Runs must bring inputs
 /// of these sizes (`unverified_input`).
 fn verifier_kind(options: &ProgramOptions) -> Result<ProgramKind, LoadError> {
+    const RAW_NEEDS_SIZE: &str = "mode 'verified' for a raw program needs a data size (dataSize; \
+        data_size in Rust): r1 points to data of a length the run chooses, and the verifier can \
+        prove accesses only against a length fixed at load (or load it in mode 'checked')";
     Ok(match options.prog_type {
-        ProgramType::Raw => match options.data_size {
-            Some(data_size) => ProgramKind::Raw { data_size },
-            None => {
-                return Err(LoadError::new(
-                    ErrorCode::Enotsupp,
-                    "mode 'verified' for a raw program needs dataSize: r1 points to data of a \
-                     length the run chooses, and the verifier can prove accesses only against a \
-                     length fixed at load (or load it in mode 'checked')",
-                ))
-            }
+        ProgramType::Raw => ProgramKind::Raw {
+            data_size: (options.data_size)
+                .ok_or_else(|| LoadError::new(ErrorCode::Enotsupp, RAW_NEEDS_SIZE))?,
         },
         ProgramType::SocketFilter => ProgramKind::SocketFilter,
         ProgramType::Xdp => ProgramKind::Xdp,
