@@ -97,7 +97,7 @@ function checkVerifiable(spec: ProgramSpec): void {
   }
 }
 
-/** `load()`, a verifier's rejection naming program `name`. */
+/** Runs `load`; a rejection by the verifier gets the name of the program it was loading. */
 function named(name: string, load: () => Program): Program {
   try {
     return load()
