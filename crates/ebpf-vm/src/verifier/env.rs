@@ -52,6 +52,8 @@ pub struct Rejection {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
     pub processed: u64,
+    /// The explored-state counters of the summary line.
+    pub stats: super::prune::PruneStats,
     pub log: String,
 }
 

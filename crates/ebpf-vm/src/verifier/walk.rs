@@ -23,6 +23,7 @@ use super::env::{
 };
 use super::insn_text::{insn_text, state_column_padding};
 use super::log::frame_state;
+use super::prune::{Explored, Visit};
 use super::reg::{BaseType, RegState, RegType};
 use super::state::{FuncState, VerifierState};
 use crate::analysis::{Analysis, Imm64};
@@ -34,6 +35,8 @@ struct Pending {
     state: VerifierState,
     insn: usize,
     from: usize,
+    /// The checkpoint the path descends from (set by the walk when it forks).
+    parent: Option<usize>,
 }
 
 /// What one instruction does to the path.
@@ -49,56 +52,125 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
     let mut env = Env::new(analysis, options);
     let mut first = VerifierState::entry();
     env.entry_regs(&mut first.frames[0]);
+    let helper_args = |id: u32| (options.prototype)(id as i32).map_or(5, |p| p.arg_count() as u8);
+    let mut explored = Explored::new(analysis, analysis.live_registers(&helper_args));
     let mut stack = vec![Pending {
         state: first,
         insn: 0,
         from: usize::MAX,
+        parent: None,
     }];
     while let Some(Pending {
         mut state,
         mut insn,
         from,
+        mut parent,
     }) = stack.pop()
     {
-        if env.log_on(2) {
-            let full = frame_state(state.frame(), None, None);
-            let slot = analysis.program.slot(insn);
-            if from != usize::MAX {
-                env.line(&format!("\nfrom {from} to {slot}:{full}"));
-            }
-            env.line(&format!("{slot}:{full}"));
-        }
+        let mut popped = true;
         loop {
             env.processed += 1;
             let slot = analysis.program.slot(insn);
             if env.processed > COMPLEXITY_LIMIT {
                 let message = format!("BPF program is too large. Processed {} insn", env.processed);
-                return Err(reject(&mut env, slot, refuse(ErrorCode::E2big, message)));
+                return Err(reject(
+                    &mut env,
+                    &explored,
+                    slot,
+                    refuse(ErrorCode::E2big, message),
+                ));
             }
-            match step(&mut env, &mut state, insn, &mut stack) {
+            if explored.is_prune_point(insn) {
+                match explored.visit(&state, insn, env.processed, env.id_gen, &mut parent) {
+                    Visit::Continue => {}
+                    Visit::Pruned => {
+                        if popped && from != usize::MAX {
+                            env.line(&format!("\nfrom {from} to {slot}: safe"));
+                        } else {
+                            env.line(&format!("{slot}: safe"));
+                        }
+                        explored.finish(parent);
+                        break;
+                    }
+                    Visit::InfiniteLoop(old) => {
+                        let message = format!("infinite loop detected at insn {slot}");
+                        let states = format!(
+                            "cur state:{}\nold state:{}",
+                            frame_state(state.frame(), None, None),
+                            frame_state(old.frame(), None, None)
+                        );
+                        let refusal = refuse(ErrorCode::Einval, message);
+                        return Err(reject_with(&mut env, &explored, slot, refusal, &states));
+                    }
+                }
+            }
+            if popped && env.log_on(2) {
+                let full = frame_state(state.frame(), None, None);
+                if from != usize::MAX {
+                    env.line(&format!("\nfrom {from} to {slot}:{full}"));
+                }
+                env.line(&format!("{slot}:{full}"));
+            }
+            popped = false;
+            if matches!(
+                class(analysis.program.get(insn).opcode),
+                CLASS_JMP | CLASS_JMP32
+            ) {
+                explored.count_jump();
+            }
+            let pushed = stack.len();
+            let result = step(&mut env, &mut state, insn, &mut stack);
+            // Paths forked here descend from this path's checkpoint.
+            for forked in &mut stack[pushed..] {
+                forked.parent = parent;
+                explored.fork(parent);
+            }
+            match result {
                 Ok(Next::Goto(next)) => insn = next,
-                Ok(Next::End) => break,
-                Err(refusal) => return Err(reject(&mut env, slot, refusal)),
+                Ok(Next::End) => {
+                    explored.finish(parent);
+                    break;
+                }
+                Err(refusal) => return Err(reject(&mut env, &explored, slot, refusal)),
             }
         }
     }
-    let summary = format!(
-        "processed {} insns (limit {COMPLEXITY_LIMIT})",
-        env.processed
-    );
+    let summary = summary_line(&env, &explored);
     env.line(&summary);
     Ok(Verified {
         processed: env.processed,
+        stats: explored.stats,
         log: env.log,
     })
 }
 
-fn reject(env: &mut Env<'_>, slot: usize, (message, code): Refusal) -> Rejection {
+/// The kernel's last line (`print_verification_stats`). `mark_read` is the longest walk of
+/// read marks, which Linux 6.18 no longer makes (its liveness is static): always 0 there too.
+fn summary_line(env: &Env<'_>, explored: &Explored) -> String {
+    let s = explored.stats;
+    format!(
+        "processed {} insns (limit {COMPLEXITY_LIMIT}) max_states_per_insn {} total_states {} peak_states {} mark_read 0",
+        env.processed, s.max_states_per_insn, s.total_states, s.peak_states
+    )
+}
+
+fn reject(env: &mut Env<'_>, explored: &Explored, slot: usize, refusal: Refusal) -> Rejection {
+    reject_with(env, explored, slot, refusal, "")
+}
+
+/// A rejection whose log line is followed by `details` (lines the kernel prints after it).
+fn reject_with(
+    env: &mut Env<'_>,
+    explored: &Explored,
+    slot: usize,
+    (message, code): Refusal,
+    details: &str,
+) -> Rejection {
     env.line(&message);
-    let summary = format!(
-        "processed {} insns (limit {COMPLEXITY_LIMIT})",
-        env.processed
-    );
+    if !details.is_empty() {
+        env.line(details);
+    }
+    let summary = summary_line(env, explored);
     env.line(&summary);
     Rejection {
         slot,
@@ -602,6 +674,7 @@ fn cond_jump(
                 state: taken_state,
                 insn: target,
                 from: slot,
+                parent: None,
             });
             Ok((true, fall))
         }

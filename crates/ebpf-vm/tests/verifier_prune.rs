@@ -1,0 +1,582 @@
+//! State pruning and loops (`verifier::prune`, `verifier::equiv`) against the live kernel
+//! (Linux 6.18): loops and branchy programs are loaded into the kernel with a level-2 log and
+//! verified here; the verdicts must agree, and the summary line's counts (processed
+//! instructions, max states per instruction, total and peak states) are compared: equal where
+//! we follow the kernel exactly, within 1.5x otherwise. `cargo test --test verifier_prune --
+//! --nocapture` prints each program's counts side by side.
+//!
+//! The soundness cases pair an unsafe program with a safe twin: the twin shows that the join
+//! point is pruned (a `safe` line in the log), the unsafe one that a path whose state differs
+//! only in what a later instruction relies on is not pruned there, and is rejected as the
+//! kernel rejects it. Skips, saying why, where the kernel cannot be asked.
+
+mod verifier_support;
+
+use ebpf_vm::analysis::{analyse, AnalysisOptions};
+use ebpf_vm::isa::Insn;
+use ebpf_vm::verifier::{verify, MapRef, ProgramKind, VerifyOptions};
+use verifier_support::*;
+
+/// `BPF_MAP_TYPE_ARRAY`, 4-byte keys, 8-byte values, one element.
+const ARRAY: &str = "2:4:8:1";
+/// `BPF_MAP_TYPE_HASH` of the same shape: a lookup may find nothing.
+const HASH: &str = "1:4:8:1";
+
+fn i(opcode: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn::new(opcode, dst, src, off, imm)
+}
+fn mov(dst: u8, imm: i32) -> Insn {
+    i(0xb7, dst, 0, 0, imm)
+}
+fn mov_reg(dst: u8, src: u8) -> Insn {
+    i(0xbf, dst, src, 0, 0)
+}
+fn add(dst: u8, imm: i32) -> Insn {
+    i(0x07, dst, 0, 0, imm)
+}
+fn add_reg(dst: u8, src: u8) -> Insn {
+    i(0x0f, dst, src, 0, 0)
+}
+fn ja(off: i16) -> Insn {
+    i(0x05, 0, 0, off, 0)
+}
+fn exit() -> Insn {
+    i(0x95, 0, 0, 0, 0)
+}
+/// `r{dst} = *(u32 *)(r{src} + off)`.
+fn ldx_w(dst: u8, src: u8, off: i16) -> Insn {
+    i(0x61, dst, src, off, 0)
+}
+/// `lddw dst, map 0`.
+fn ld_map(dst: u8) -> [Insn; 2] {
+    [i(0x18, dst, 1, 0, 0), i(0, 0, 0, 0, 0)]
+}
+
+/// One verification's answer: verdict, the message (rejections) and the summary counts
+/// `[processed, max_states_per_insn, total_states, peak_states]`.
+#[derive(Debug)]
+struct Answer {
+    accepted: bool,
+    message: String,
+    counts: [u64; 4],
+    log: String,
+}
+
+/// The counts of the summary line `processed N insns (limit L) max_states_per_insn M
+/// total_states T peak_states P mark_read K`.
+fn summary(log: &str) -> [u64; 4] {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("processed "))
+        .unwrap_or_else(|| panic!("no summary line in\n{log}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |key: &str| -> u64 {
+        let at = words.iter().position(|w| *w == key).expect(key);
+        words[at + 1].parse().expect("a number")
+    };
+    [
+        after("processed"),
+        after("max_states_per_insn"),
+        after("total_states"),
+        after("peak_states"),
+    ]
+}
+
+fn map_refs(maps: &[&str]) -> Vec<MapRef> {
+    maps.iter()
+        .enumerate()
+        .map(|(n, spec)| {
+            let f: Vec<u32> = spec.split(':').map(|x| x.parse().unwrap()).collect();
+            MapRef {
+                index: n as u32,
+                name: format!("m{n}"),
+                map_type: f[0],
+                key_size: f[1],
+                value_size: f[2],
+                max_entries: f[3],
+            }
+        })
+        .collect()
+}
+
+fn kernel_prototype_of(id: i32) -> Option<ebpf_vm::helpers::prototype::HelperPrototype> {
+    u32::try_from(id)
+        .ok()
+        .and_then(ebpf_vm::helpers::kernel_prototypes::kernel_prototype)
+}
+
+fn ours(prog_type: u32, slots: &[Insn], maps: &[&str]) -> Answer {
+    let analysis = analyse(slots, &AnalysisOptions::default()).expect("the program analyses");
+    let refs = map_refs(maps);
+    let names = |id: i32| match id {
+        1 => Some("bpf_map_lookup_elem".to_string()),
+        7 => Some("bpf_get_prandom_u32".to_string()),
+        _ => None,
+    };
+    let options = VerifyOptions {
+        kind: match prog_type {
+            XDP => ProgramKind::Xdp,
+            _ => ProgramKind::SocketFilter,
+        },
+        maps: &refs,
+        helper_name: &names,
+        prototype: &kernel_prototype_of,
+        gpl_compatible: true,
+        log_level: 2,
+    };
+    match verify(&analysis, &options) {
+        Ok(v) => {
+            let counts = summary(&v.log);
+            assert_eq!(
+                counts,
+                [
+                    v.processed,
+                    v.stats.max_states_per_insn as u64,
+                    v.stats.total_states as u64,
+                    v.stats.peak_states as u64
+                ],
+                "the summary line prints the stats"
+            );
+            Answer {
+                accepted: true,
+                message: String::new(),
+                counts,
+                log: v.log,
+            }
+        }
+        Err(r) => Answer {
+            accepted: false,
+            message: r.message,
+            counts: summary(&r.log),
+            log: r.log,
+        },
+    }
+}
+
+fn kernel(prog_type: u32, slots: &[Insn], maps: &[&str]) -> Answer {
+    let v = load(prog_type, slots, maps).expect("the kernel loader runs");
+    Answer {
+        accepted: v.accepted,
+        message: String::new(),
+        counts: summary(&v.log),
+        log: v.log,
+    }
+}
+
+/// How close our counts must be to the kernel's.
+#[derive(Clone, Copy)]
+enum Expect {
+    /// Equal, counts and all: we follow the kernel step for step.
+    Same,
+    /// Processed instructions and total states within 1.5x of the kernel's.
+    Within1_5,
+}
+
+/// Verifies `slots` here and in the kernel; same verdict, same first rejection line, and the
+/// counts as `expect` says. Returns our answer.
+fn compare(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str], expect: Expect) -> Answer {
+    let k = kernel(prog_type, slots, maps);
+    let o = ours(prog_type, slots, maps);
+    println!(
+        "{name}: kernel {} {:?}, ours {} {:?} (processed ratio {:.2})",
+        if k.accepted { "accepts" } else { "rejects" },
+        k.counts,
+        if o.accepted { "accepts" } else { "rejects" },
+        o.counts,
+        o.counts[0] as f64 / k.counts[0].max(1) as f64
+    );
+    assert_eq!(
+        o.accepted, k.accepted,
+        "{name}: verdicts differ\nkernel log:\n{}\nour log:\n{}",
+        k.log, o.log
+    );
+    if !k.accepted {
+        // Every line of our message is a line of the kernel's log.
+        assert!(
+            o.message.lines().all(|m| k.log.lines().any(|l| l == m)),
+            "{name}: our message {:?} is not the kernel's\nkernel log:\n{}\nour log:\n{}",
+            o.message,
+            k.log,
+            o.log
+        );
+    }
+    match expect {
+        Expect::Same => assert_eq!(
+            o.counts, k.counts,
+            "{name}: counts differ\nkernel log:\n{}\nour log:\n{}",
+            k.log, o.log
+        ),
+        Expect::Within1_5 => {
+            for (what, at) in [("processed", 0), ("total_states", 2)] {
+                let (ours, theirs) = (o.counts[at] as f64, k.counts[at] as f64);
+                assert!(
+                    ours <= theirs * 1.5 + 1.0 && ours * 1.5 + 1.0 >= theirs,
+                    "{name}: {what} {ours} against the kernel's {theirs}\nkernel log:\n{}\nour log:\n{}",
+                    k.log,
+                    o.log
+                );
+            }
+        }
+    }
+    o
+}
+
+/// Whether the log has a line saying a path was pruned.
+fn pruned(log: &str) -> bool {
+    log.lines().any(|l| l.ends_with(": safe"))
+}
+
+// Loops.
+
+/// `r0 = 0; for (r1 = 0; r1 < n; r1++) r0 += r1; return r0`.
+fn counted_loop(n: i32) -> Vec<Insn> {
+    vec![
+        mov(0, 0),
+        mov(1, 0),
+        add_reg(0, 1),
+        add(1, 1),
+        i(0xa5, 1, 0, -3, n), // if r1 < n goto -3
+        exit(),
+    ]
+}
+
+#[test]
+fn a_counted_loop_verifies_as_in_the_kernel() {
+    kernel_or_skip!();
+    compare(
+        "for 16",
+        SOCKET_FILTER,
+        &counted_loop(16),
+        &[],
+        Expect::Same,
+    );
+    compare(
+        "for 100",
+        SOCKET_FILTER,
+        &counted_loop(100),
+        &[],
+        Expect::Same,
+    );
+}
+
+/// `n = skb->len; if (n > 64) return 0; while (n) n--; return 0`: the counter is bounded by
+/// the check, and every iteration's way out reaches the exit in a state already seen.
+fn bounded_while() -> Vec<Insn> {
+    vec![
+        mov(0, 0),
+        ldx_w(2, 1, 0),
+        i(0x25, 2, 0, 3, 64), // if r2 > 64 goto exit
+        i(0x15, 2, 0, 2, 0),  // loop: if r2 == 0 goto exit
+        add(2, -1),
+        ja(-3),
+        exit(),
+    ]
+}
+
+#[test]
+fn a_while_loop_with_a_bounded_counter_verifies() {
+    kernel_or_skip!();
+    let o = compare(
+        "while (n) n--",
+        SOCKET_FILTER,
+        &bounded_while(),
+        &[],
+        Expect::Same,
+    );
+    assert!(pruned(&o.log), "the exits of the iterations are pruned");
+}
+
+#[test]
+fn infinite_loops_are_detected_with_the_kernels_message() {
+    kernel_or_skip!();
+    // goto -1.
+    let o = compare("goto -1", SOCKET_FILTER, &[ja(-1)], &[], Expect::Same);
+    assert_eq!(o.message, "infinite loop detected at insn 0");
+    // A loop whose body changes nothing, entered when skb->len <= 5.
+    let p = [
+        mov(0, 0),
+        ldx_w(1, 1, 0),
+        i(0x25, 1, 0, 2, 5), // if r1 > 5 goto exit
+        add(0, 0),
+        ja(-2),
+        exit(),
+    ];
+    let o = compare("r0 += 0 forever", SOCKET_FILTER, &p, &[], Expect::Same);
+    assert_eq!(o.message, "infinite loop detected at insn 3");
+    assert!(o.log.contains("\ncur state: R0=0 R1=scalar("), "{}", o.log);
+    // A counter that never reaches its bound: the states differ at each iteration, so only the
+    // complexity limit stops it.
+    let p = [
+        mov(1, 0),
+        add(1, 1),
+        i(0xa5, 1, 0, -2, 2_000_000),
+        mov(0, 0),
+        exit(),
+    ];
+    let o = compare("r1 < 2000000", SOCKET_FILTER, &p, &[], Expect::Same);
+    assert_eq!(
+        o.message,
+        "BPF program is too large. Processed 1000001 insn"
+    );
+}
+
+/// XDP: sum the first 8 bytes of the packet, each read after its own check against
+/// `data_end`.
+fn packet_loop() -> Vec<Insn> {
+    vec![
+        ldx_w(2, 1, 0), // data
+        ldx_w(3, 1, 4), // data_end
+        mov(0, 0),
+        mov(4, 0),
+        mov_reg(5, 2), // loop: r5 = data + i
+        add_reg(5, 4),
+        mov_reg(6, 5),
+        add(6, 1),
+        i(0x2d, 6, 3, 5, 0), // if r6 > data_end goto out
+        i(0x71, 7, 5, 0, 0), // r7 = *(u8 *)(r5 + 0)
+        add_reg(0, 7),
+        add(4, 1),
+        i(0xa5, 4, 0, -9, 8), // if r4 < 8 goto loop
+        mov(0, 2),            // out: XDP_PASS
+        exit(),
+    ]
+}
+
+#[test]
+fn a_loop_over_the_packet_verifies() {
+    kernel_or_skip!();
+    compare("packet loop", XDP, &packet_loop(), &[], Expect::Within1_5);
+}
+
+// Branchy programs.
+
+/// `n` diamonds on bits of `skb->len`, each writing a scratch register that is dead after it:
+/// without liveness the paths would double at each diamond.
+fn dead_diamonds(n: usize) -> Vec<Insn> {
+    let mut p = vec![ldx_w(6, 1, 0), mov(0, 0)];
+    for k in 0..n {
+        p.push(mov_reg(2, 6));
+        p.push(i(0x57, 2, 0, 0, 1 << (k % 31))); // r2 &= bit
+        p.push(i(0x15, 2, 0, 2, 0)); // if r2 == 0 goto +2
+        p.push(mov(3, k as i32));
+        p.push(ja(1));
+        p.push(mov(3, -(k as i32)));
+    }
+    p.push(exit());
+    p
+}
+
+#[test]
+fn branchy_programs_with_dead_registers_are_pruned() {
+    kernel_or_skip!();
+    let o = compare(
+        "30 diamonds",
+        SOCKET_FILTER,
+        &dead_diamonds(30),
+        &[],
+        Expect::Same,
+    );
+    assert!(pruned(&o.log));
+}
+
+// Soundness: a pruned path that differs only in what matters later.
+
+/// Two ways to a join point, where `left` and `right` set things up differently, then a
+/// common tail. Padding before the join makes the kernel's heuristics add a checkpoint there.
+fn join(left: &[Insn], right: &[Insn], tail: &[Insn]) -> Vec<Insn> {
+    join_padded(left, right, tail, false)
+}
+
+/// `join` for ways whose own jumps make the kernel add a checkpoint at the padding: one more
+/// jump there (a `goto +0` in effect) brings the count of jumps since it to 2 at the join.
+fn join_padded(left: &[Insn], right: &[Insn], tail: &[Insn], jump: bool) -> Vec<Insn> {
+    // A number from the context: `queue_mapping` of `__sk_buff`, `ingress_ifindex` of `xdp_md`.
+    let mut p = vec![ldx_w(9, 1, 12), mov(0, 0)];
+    for _ in 0..8 {
+        p.push(mov(8, 0));
+    }
+    // Both ways end with padding, so that the kernel has processed enough instructions and
+    // jumps since its last checkpoint to add one at the join (8 and 2).
+    let mut pad = vec![mov(8, 0); 8];
+    if jump {
+        pad.insert(0, i(0x55, 8, 0, 0, 0)); // if r8 != 0 goto +0
+    }
+    // if r9 > 5 goto right
+    p.push(i(0x25, 9, 0, (left.len() + pad.len()) as i16 + 1, 5));
+    p.extend_from_slice(left);
+    p.extend_from_slice(&pad);
+    p.push(ja((right.len() + pad.len()) as i16));
+    p.extend_from_slice(right);
+    p.extend_from_slice(&pad);
+    p.extend_from_slice(tail);
+    p
+}
+
+/// Twin programs: `safe` must be accepted with the join pruned, `unsafe_` rejected.
+fn twins(name: &str, prog_type: u32, safe: &[Insn], unsafe_: &[Insn], maps: &[&str]) {
+    let o = compare(
+        &format!("{name} (safe twin)"),
+        prog_type,
+        safe,
+        maps,
+        Expect::Within1_5,
+    );
+    assert!(
+        o.accepted && pruned(&o.log),
+        "{name}: the safe twin is pruned\n{}",
+        o.log
+    );
+    let o = compare(name, prog_type, unsafe_, maps, Expect::Within1_5);
+    assert!(!o.accepted);
+}
+
+#[test]
+fn a_scalar_used_later_as_an_offset_is_compared() {
+    kernel_or_skip!();
+    // r6 = 0 or 8, then *(u64 *)(r10 - 8 - r6 ...): fp-8 is in the frame, fp+0 is not.
+    let tail = [
+        i(0x7a, 10, 0, -8, 0), // *(u64 *)(r10 - 8) = 0
+        mov_reg(2, 10),
+        add_reg(2, 6),
+        i(0x79, 0, 2, -8, 0), // r0 = *(u64 *)(r2 - 8)
+        mov(0, 0),
+        exit(),
+    ];
+    twins(
+        "scalar offset",
+        SOCKET_FILTER,
+        &join(&[mov(6, 0)], &[mov(6, 0)], &tail),
+        &join(&[mov(6, 0)], &[mov(6, 8)], &tail),
+        &[],
+    );
+}
+
+#[test]
+fn a_spilled_scalar_used_later_is_compared() {
+    kernel_or_skip!();
+    // fp-16 holds 0 or 8; it is filled into r6 and used as the offset.
+    let tail = [
+        i(0x7a, 10, 0, -8, 0),
+        i(0x79, 6, 10, -16, 0), // r6 = *(u64 *)(r10 - 16)
+        mov_reg(2, 10),
+        add_reg(2, 6),
+        i(0x79, 0, 2, -8, 0),
+        mov(0, 0),
+        exit(),
+    ];
+    let spill = |v: i32| [mov(6, v), i(0x7b, 10, 6, -16, 0), mov(6, 0)];
+    twins(
+        "spilled offset",
+        SOCKET_FILTER,
+        &join(&spill(0), &spill(0), &tail),
+        &join(&spill(0), &spill(8), &tail),
+        &[],
+    );
+}
+
+#[test]
+fn a_register_type_used_later_is_compared() {
+    kernel_or_skip!();
+    // r7 is the context or a number; the tail reads through it.
+    let tail = [ldx_w(0, 7, 0), mov(0, 0), exit()];
+    twins(
+        "pointer or scalar",
+        SOCKET_FILTER,
+        &join(&[mov_reg(7, 1)], &[mov_reg(7, 1)], &tail),
+        &join(&[mov_reg(7, 1)], &[mov(7, 0)], &tail),
+        &[],
+    );
+}
+
+#[test]
+fn a_packet_range_used_later_is_compared() {
+    kernel_or_skip!();
+    // Both ways check data + n against data_end (n = 8 or 4), then read 8 bytes.
+    let check = |n: i32| {
+        [
+            mov_reg(4, 2),
+            add(4, n),
+            i(0x2d, 4, 3, 1, 0), // if r4 > data_end goto +1
+            ja(2),
+            mov(0, 2), // too short: XDP_PASS
+            exit(),
+        ]
+    };
+    let tail = [i(0x79, 5, 2, 0, 0), mov(0, 2), exit()]; // r5 = *(u64 *)(data + 0)
+    let with_packet = |p: Vec<Insn>| {
+        let mut all = vec![ldx_w(2, 1, 0), ldx_w(3, 1, 4)];
+        all.extend(p);
+        all
+    };
+    twins(
+        "packet range",
+        XDP,
+        &with_packet(join_padded(&check(8), &check(8), &tail, true)),
+        &with_packet(join_padded(&check(8), &check(4), &tail, true)),
+        &[],
+    );
+}
+
+#[test]
+fn a_null_check_used_later_is_compared() {
+    kernel_or_skip!();
+    // r6 is a checked map value or an unchecked one; the tail writes through it.
+    let lookup = |checked: bool| {
+        let mut p = vec![i(0x62, 10, 0, -4, 0), mov_reg(2, 10), add(2, -4)];
+        p.extend(ld_map(1));
+        p.push(i(0x85, 0, 0, 0, 1));
+        p.push(mov_reg(6, 0));
+        if checked {
+            p.push(i(0x55, 6, 0, 2, 0)); // if r6 != 0 goto +2
+        } else {
+            // Compared with 1, not 0: both ways stay possible and neither is null-checked.
+            p.push(i(0x15, 6, 0, 2, 1)); // if r6 == 1 goto +2
+        }
+        p.push(mov(0, 0));
+        p.push(exit());
+        p
+    };
+    let tail = [i(0x7a, 6, 0, 0, 1), mov(0, 0), exit()]; // *(u64 *)(r6 + 0) = 1
+    twins(
+        "null check",
+        SOCKET_FILTER,
+        &join_padded(&lookup(true), &lookup(true), &tail, true),
+        &join_padded(&lookup(true), &lookup(false), &tail, true),
+        &[HASH],
+    );
+}
+
+#[test]
+fn linked_scalars_are_compared_by_their_ids() {
+    kernel_or_skip!();
+    // The kernel's own example (regsafe): on one way r6 and r7 are linked copies, on the other
+    // they are not; a check on r6 then bounds r7 only where they are linked.
+    let tail = [
+        i(0x25, 6, 0, 6, 4), // if r6 > 4 goto exit
+        i(0x7a, 10, 0, -8, 0),
+        mov_reg(2, 10),
+        add_reg(2, 7), // r2 = fp + r7 (r7 <= 4 only if linked)
+        i(0x71, 0, 2, -8, 0),
+        mov(0, 0),
+        exit(),
+        exit(),
+    ];
+    let setup = |linked: bool| {
+        let mut p = vec![ldx_w(7, 1, 0)]; // r7 = skb->len
+        p.push(if linked {
+            mov_reg(6, 7)
+        } else {
+            ldx_w(6, 1, 0)
+        });
+        p
+    };
+    twins(
+        "linked scalars",
+        SOCKET_FILTER,
+        &join(&setup(true), &setup(true), &tail),
+        &join(&setup(true), &setup(false), &tail),
+        &[],
+    );
+    let _ = ARRAY;
+}
