@@ -85,6 +85,9 @@ pub struct Env<'a> {
     pub id_gen: u32,
     pub processed: u64,
     pub log: String,
+    /// Scalars (registers, stack slots) of the current frame whose values the instruction
+    /// being checked relied on: the walk marks them precise up the path after it.
+    pub wanted: super::precision::Marks,
 }
 
 impl<'a> Env<'a> {
@@ -95,6 +98,7 @@ impl<'a> Env<'a> {
             id_gen: 0,
             processed: 0,
             log: String::new(),
+            wanted: Default::default(),
         }
     }
 
@@ -103,6 +107,18 @@ impl<'a> Env<'a> {
     pub fn new_id(&mut self) -> u32 {
         self.id_gen += 1;
         self.id_gen
+    }
+
+    /// The instruction being checked relied on the value of scalar register `r`.
+    pub fn want_precise(&mut self, r: u8) {
+        self.wanted.regs |= 1 << (r & 0x0f);
+    }
+
+    /// The instruction being checked relied on the scalar spilled in stack slot `spi`.
+    pub fn want_precise_slot(&mut self, spi: usize) {
+        if spi < 64 {
+            self.wanted.slots |= 1 << spi;
+        }
     }
 
     pub fn log_on(&self, level: u32) -> bool {

@@ -17,16 +17,19 @@
 use std::collections::HashMap;
 
 use super::equiv::{maybe_looping, states_equal, Compare};
+use super::precision::{self, Checkpoints, Segment};
 use super::state::VerifierState;
 use crate::analysis::flow::Flow;
-use crate::analysis::{Analysis, RegSet};
+use crate::analysis::{Analysis, Instruction, RegSet};
 
 /// An explored state at a prune point (`struct bpf_verifier_state_list` and its state).
 struct Checkpoint {
     state: VerifierState,
     /// Paths (and child checkpoints) below this one not finished yet.
     branches: u32,
-    parent: Option<usize>,
+    /// The path from the parent checkpoint to this one, and the instruction before this one.
+    segment: Segment,
+    last_insn: usize,
     hits: u32,
     misses: u32,
     /// Still in its instruction's list (not evicted).
@@ -37,8 +40,9 @@ struct Checkpoint {
 pub enum Visit {
     /// Go on (a checkpoint may have been added: the path now descends from it).
     Continue,
-    /// An explored state covers this one: the path ends here.
-    Pruned,
+    /// Explored state `idx` covers this one: the path ends here (after taking over its
+    /// precision marks, [`Explored::propagate_precision`]).
+    Pruned(usize),
     /// The path came back to an ancestor in the same state: the slot of the instruction and
     /// the old state, for the log.
     InfiniteLoop(VerifierState),
@@ -57,6 +61,8 @@ pub struct Explored {
     /// Checkpoints by (logical instruction, call sites of the frames).
     lists: HashMap<(usize, Vec<Option<usize>>), Vec<usize>>,
     prune_point: Vec<bool>,
+    /// Jump targets and the instructions after calls (`mark_jmp_point`).
+    jmp_point: Vec<bool>,
     /// Registers live before each logical instruction.
     live: Vec<RegSet>,
     jmps_processed: u64,
@@ -72,32 +78,39 @@ pub struct Explored {
 const MISS_FACTOR: u32 = 3;
 
 /// The kernel's prune points (`visit_insn`): conditional jumps and their targets, the targets
-/// of `ja`, and the instruction after every call.
-pub fn prune_points(analysis: &Analysis) -> Vec<bool> {
+/// of `ja`, and the instruction after every call; and its jump points, the same without the
+/// conditional jumps themselves.
+pub fn prune_points(analysis: &Analysis) -> (Vec<bool>, Vec<bool>) {
     let n = analysis.program.len();
-    let mut points = vec![false; n];
+    let mut jmp = vec![false; n];
+    let mut prune = vec![false; n];
     for (i, flow) in analysis.cfg.flows.iter().enumerate() {
         match *flow {
             Flow::Branch { target } => {
-                points[i] = true;
-                points[target as usize] = true;
+                prune[i] = true;
+                jmp[target as usize] = true;
             }
-            Flow::Jump { target } => points[target as usize] = true,
+            Flow::Jump { target } => jmp[target as usize] = true,
             Flow::Call { .. } | Flow::Helper { .. } | Flow::CallX if i + 1 < n => {
-                points[i + 1] = true;
+                jmp[i + 1] = true;
             }
             _ => {}
         }
     }
-    points
+    for (p, j) in prune.iter_mut().zip(&jmp) {
+        *p |= *j;
+    }
+    (prune, jmp)
 }
 
 impl Explored {
     pub fn new(analysis: &Analysis, live: Vec<RegSet>) -> Explored {
+        let (prune_point, jmp_point) = prune_points(analysis);
         Explored {
             checkpoints: Vec::new(),
             lists: HashMap::new(),
-            prune_point: prune_points(analysis),
+            prune_point,
+            jmp_point,
             live,
             jmps_processed: 0,
             prev_jmps_processed: 0,
@@ -110,6 +123,10 @@ impl Explored {
 
     pub fn is_prune_point(&self, insn: usize) -> bool {
         self.prune_point.get(insn).copied().unwrap_or(false)
+    }
+
+    pub fn is_jmp_point(&self, insn: usize) -> bool {
+        self.jmp_point.get(insn).copied().unwrap_or(false)
     }
 
     /// Counts a jump instruction (calls and exits included), for the heuristics.
@@ -135,23 +152,28 @@ impl Explored {
             if !cp.listed {
                 self.evicted_alive -= 1;
             }
-            parent = cp.parent;
+            parent = cp.segment.parent;
         }
     }
 
-    /// `is_state_visited` for the current path at prune point `insn`: `processed` is the
-    /// number of instructions processed so far (this one included), `ids_in_use` the largest
-    /// id handed out; `parent` is the path's checkpoint, replaced when one is added.
+    /// `is_state_visited` for the current path at prune point `insn`, reached from
+    /// `prev_insn`: `processed` is the number of instructions processed so far (this one
+    /// included), `ids_in_use` the largest id handed out; `segment` is the path since its
+    /// checkpoint, restarted when one is added here.
     pub fn visit(
         &mut self,
         cur: &VerifierState,
         insn: usize,
+        prev_insn: usize,
         processed: u64,
         ids_in_use: u32,
-        parent: &mut Option<usize>,
+        segment: &mut Segment,
     ) -> Visit {
-        let mut add_new_state = self.jmps_processed - self.prev_jmps_processed >= 2
-            && processed - self.prev_insn_processed >= 8;
+        // A long history since the last checkpoint forces one.
+        let force = segment.kernel_entries > 40;
+        let mut add_new_state = force
+            || (self.jmps_processed - self.prev_jmps_processed >= 2
+                && processed - self.prev_insn_processed >= 8);
         let key = (insn, cur.frames.iter().map(|f| f.callsite).collect());
         let list = self.lists.entry(key).or_default();
         let mut states_cnt = 0u32;
@@ -178,7 +200,8 @@ impl Explored {
                     return Visit::InfiniteLoop(cp.state.clone());
                 }
                 // Inside a loop, iterations rarely cover each other: add fewer checkpoints.
-                if self.jmps_processed - self.prev_jmps_processed < 20
+                if !force
+                    && self.jmps_processed - self.prev_jmps_processed < 20
                     && processed - self.prev_insn_processed < 100
                 {
                     add_new_state = false;
@@ -190,10 +213,10 @@ impl Explored {
                 &self.live,
                 ids_in_use,
                 Compare::NotExact,
-                false,
+                true,
             ) {
                 cp.hits += 1;
-                return Visit::Pruned;
+                return Visit::Pruned(idx);
             }
             if add_new_state {
                 cp.misses += 1;
@@ -218,16 +241,62 @@ impl Explored {
         self.prev_jmps_processed = self.jmps_processed;
         self.prev_insn_processed = processed;
         let idx = self.checkpoints.len();
+        let mut state = cur.clone();
+        precision::clear_precision(&mut state);
+        let restarted = Segment {
+            parent: Some(idx),
+            first_insn: insn,
+            history: Vec::new(),
+            kernel_entries: 0,
+        };
         self.checkpoints.push(Checkpoint {
-            state: cur.clone(),
+            state,
             branches: 1,
-            parent: *parent,
+            segment: std::mem::replace(segment, restarted),
+            last_insn: prev_insn,
             hits: 0,
             misses: 0,
             listed: true,
         });
         list.push(idx);
-        *parent = Some(idx);
         Visit::Continue
+    }
+
+    /// The current path was pruned at `insn` by checkpoint `idx`: what that checkpoint needed
+    /// precise, the path's checkpoints need too (`propagate_precision`).
+    pub fn propagate_precision(
+        &mut self,
+        idx: usize,
+        insns: &[Instruction],
+        segment: &Segment,
+        insn: usize,
+    ) {
+        let wanted = precision::precise_marks(&self.checkpoints[idx].state);
+        precision::mark_chain_precision(self, insns, segment, insn, wanted);
+    }
+
+    /// Instruction `insn` of the current path needs `wanted` precise.
+    pub fn mark_precise(
+        &mut self,
+        insns: &[Instruction],
+        segment: &Segment,
+        insn: usize,
+        wanted: precision::Wanted,
+    ) {
+        precision::mark_chain_precision(self, insns, segment, insn, wanted);
+    }
+}
+
+impl Checkpoints for Explored {
+    fn segment(&self, idx: usize) -> &Segment {
+        &self.checkpoints[idx].segment
+    }
+
+    fn last_insn(&self, idx: usize) -> usize {
+        self.checkpoints[idx].last_insn
+    }
+
+    fn state_mut(&mut self, idx: usize) -> &mut VerifierState {
+        &mut self.checkpoints[idx].state
     }
 }

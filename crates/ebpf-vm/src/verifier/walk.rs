@@ -23,6 +23,7 @@ use super::env::{
 };
 use super::insn_text::{insn_text, state_column_padding};
 use super::log::frame_state;
+use super::precision::{self, Hist, Marks, Segment};
 use super::prune::{Explored, Visit};
 use super::reg::{BaseType, RegState, RegType};
 use super::state::{FuncState, VerifierState};
@@ -34,9 +35,10 @@ use crate::isa::opcodes::*;
 struct Pending {
     state: VerifierState,
     insn: usize,
-    from: usize,
-    /// The checkpoint the path descends from (set by the walk when it forks).
-    parent: Option<usize>,
+    /// The logical instruction it was reached from (the branch), none for the entry.
+    from: Option<usize>,
+    /// The path since its checkpoint (set by the walk when it forks).
+    segment: Segment,
 }
 
 /// What one instruction does to the path.
@@ -54,19 +56,21 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
     env.entry_regs(&mut first.frames[0]);
     let helper_args = |id: u32| (options.prototype)(id as i32).map_or(5, |p| p.arg_count() as u8);
     let mut explored = Explored::new(analysis, analysis.live_registers(&helper_args));
+    let insns = analysis.program.insns();
     let mut stack = vec![Pending {
         state: first,
         insn: 0,
-        from: usize::MAX,
-        parent: None,
+        from: None,
+        segment: Segment::default(),
     }];
     while let Some(Pending {
         mut state,
         mut insn,
         from,
-        mut parent,
+        mut segment,
     }) = stack.pop()
     {
+        let mut prev = from;
         let mut popped = true;
         loop {
             env.processed += 1;
@@ -80,16 +84,26 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
                     refuse(ErrorCode::E2big, message),
                 ));
             }
+            // Reached other than by falling through: the way back must be recorded.
+            let jumped_from = prev.filter(|&p| p + 1 != insn);
             if explored.is_prune_point(insn) {
-                match explored.visit(&state, insn, env.processed, env.id_gen, &mut parent) {
+                let before = prev.unwrap_or(insn);
+                let ids = env.id_gen;
+                match explored.visit(&state, insn, before, env.processed, ids, &mut segment) {
                     Visit::Continue => {}
-                    Visit::Pruned => {
-                        if popped && from != usize::MAX {
-                            env.line(&format!("\nfrom {from} to {slot}: safe"));
-                        } else {
-                            env.line(&format!("{slot}: safe"));
+                    Visit::Pruned(by) => {
+                        if let Some(p) = jumped_from {
+                            segment.history.push(Hist::arrival(insn, p));
                         }
-                        explored.finish(parent);
+                        explored.propagate_precision(by, insns, &segment, insn);
+                        match from {
+                            Some(f) if popped => {
+                                let f = analysis.program.slot(f);
+                                env.line(&format!("\nfrom {f} to {slot}: safe"));
+                            }
+                            _ => env.line(&format!("{slot}: safe")),
+                        }
+                        explored.finish(segment.parent);
                         break;
                     }
                     Visit::InfiniteLoop(old) => {
@@ -106,29 +120,58 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
             }
             if popped && env.log_on(2) {
                 let full = frame_state(state.frame(), None, None);
-                if from != usize::MAX {
-                    env.line(&format!("\nfrom {from} to {slot}:{full}"));
+                if let Some(f) = from {
+                    let f = analysis.program.slot(f);
+                    env.line(&format!("\nfrom {f} to {slot}:{full}"));
                 }
                 env.line(&format!("{slot}:{full}"));
             }
             popped = false;
-            if matches!(
-                class(analysis.program.get(insn).opcode),
-                CLASS_JMP | CLASS_JMP32
-            ) {
+            let jmp_point = explored.is_jmp_point(insn);
+            if jmp_point {
+                segment.kernel_entries += 1;
+            }
+            let code = insns[insn].opcode;
+            if matches!(class(code), CLASS_JMP | CLASS_JMP32) {
                 explored.count_jump();
             }
+            // What the history must say about this instruction, read before it runs.
+            let stack_slot = stack_access(state.frame(), &insns[insn]);
+            let linked = linked_scalars(state.frame(), &insns[insn]);
             let pushed = stack.len();
             let result = step(&mut env, &mut state, insn, &mut stack);
-            // Paths forked here descend from this path's checkpoint.
+            if jumped_from.is_some() || stack_slot.is_some() || linked.is_some() {
+                segment.history.push(Hist {
+                    insn,
+                    prev: prev.unwrap_or(insn),
+                    slot: stack_slot,
+                    linked,
+                });
+            }
+            if stack_slot.is_some() && !jmp_point {
+                segment.kernel_entries += 1;
+            }
+            // Paths forked here descend from this path's checkpoint, with its history.
             for forked in &mut stack[pushed..] {
-                forked.parent = parent;
-                explored.fork(parent);
+                forked.from = Some(insn);
+                forked.segment = segment.clone();
+                explored.fork(segment.parent);
+            }
+            let wanted = std::mem::take(&mut env.wanted);
+            if result.is_ok() && wanted != Marks::default() {
+                let mut per_frame = vec![Marks::default(); state.frames.len()];
+                if let Some(last) = per_frame.last_mut() {
+                    *last = wanted;
+                }
+                explored.mark_precise(insns, &segment, insn, per_frame);
             }
             match result {
-                Ok(Next::Goto(next)) => insn = next,
+                Ok(Next::Goto(next)) => {
+                    prev = Some(insn);
+                    insn = next;
+                }
                 Ok(Next::End) => {
-                    explored.finish(parent);
+                    explored.finish(segment.parent);
                     break;
                 }
                 Err(refusal) => return Err(reject(&mut env, &explored, slot, refusal)),
@@ -142,6 +185,52 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
         stats: explored.stats,
         log: env.log,
     })
+}
+
+/// The stack slot a load or store at a fixed offset through a stack pointer touches, with the
+/// pointer's frame (recorded for the backtracking of precision).
+fn stack_access(frame: &FuncState, insn: &crate::analysis::Instruction) -> Option<(u32, usize)> {
+    let base = match class(insn.opcode) {
+        CLASS_LDX => insn.src,
+        CLASS_ST | CLASS_STX => insn.dst,
+        _ => return None,
+    };
+    let reg = frame.regs.get(base as usize)?;
+    if reg.ty.base != BaseType::Stack || !reg.bounds.var_off.is_const() {
+        return None;
+    }
+    let at = reg.bounds.var_off.value as i64 + reg.off as i64 + insn.off as i64;
+    let in_frame = -(crate::analysis::MAX_BPF_STACK as i64)..0;
+    in_frame
+        .contains(&at)
+        .then(|| (reg.frameno, super::state::slot_of(at).0))
+}
+
+/// The registers and slots a conditional jump refines together with its operands (scalars
+/// sharing their ids), when there are others.
+fn linked_scalars(frame: &FuncState, insn: &crate::analysis::Instruction) -> Option<Marks> {
+    let op = insn.opcode & 0xf0;
+    if !matches!(class(insn.opcode), CLASS_JMP | CLASS_JMP32)
+        || matches!(op, JMP_JA | JMP_CALL | JMP_EXIT)
+    {
+        return None;
+    }
+    let mut marks = Marks::default();
+    let mut operands = vec![insn.dst];
+    if insn.opcode & SRC_X != 0 {
+        operands.push(insn.src);
+    }
+    for r in operands {
+        if let Some(reg) = frame.regs.get(r as usize) {
+            if reg.is_scalar() {
+                let linked = precision::linked_with(frame, reg.id);
+                marks.regs |= linked.regs;
+                marks.slots |= linked.slots;
+            }
+        }
+    }
+    let count = marks.regs.count_ones() + marks.slots.count_ones();
+    (count > 1).then_some(marks)
 }
 
 /// The kernel's last line (`print_verification_stats`). `mark_read` is the longest walk of
@@ -361,6 +450,7 @@ fn store(
         return atomic(env, frame, insn, size, slots);
     }
     if class(insn.opcode) == CLASS_STX {
+        want_precise_zero(env, frame, insn);
         link_spilled_scalar(env, frame, insn, size);
         let value = frame.regs[insn.src as usize].clone();
         access::store(env, frame, insn.dst, insn.off, size, Stored::Reg(&value))?;
@@ -435,6 +525,22 @@ fn atomic(
     access::store(env, frame, insn.dst, insn.off, size, Stored::Unknown)?;
     note_stack_slot(frame, insn.dst, insn.off, slots);
     Ok(())
+}
+
+/// A register known to be zero stored to the stack other than as an aligned spill makes its
+/// bytes known zero (`STACK_ZERO`), which later reads rely on: the zero is precise, as the
+/// kernel marks it (`check_stack_write_fixed_off`, `check_stack_write_var_off`).
+fn want_precise_zero(env: &mut Env<'_>, frame: &FuncState, insn: &crate::analysis::Instruction) {
+    let base = &frame.regs[insn.dst as usize];
+    let value = &frame.regs[insn.src as usize];
+    let zero = value.is_scalar() && value.bounds.is_const() && value.bounds.var_off.value == 0;
+    if !zero || base.ty.base != BaseType::Stack {
+        return;
+    }
+    let at = base.bounds.var_off.value as i64 + base.off as i64 + insn.off as i64;
+    if !base.bounds.var_off.is_const() || at % 8 != 0 {
+        env.want_precise(insn.src);
+    }
 }
 
 /// A scalar spilled whole to an aligned stack slot stays linked to its register (both get an
@@ -606,7 +712,6 @@ fn cond_jump(
     };
     let target = jump_target(env, index, insn.off as i64)?;
     let fall = index + 1;
-    let slot = env.analysis.program.slot(index);
 
     let mut taken_state = state.clone();
     let mut fall_state_changes: Option<VerifierState> = None;
@@ -663,6 +768,20 @@ fn cond_jump(
     // A jump decided on scalars prints no state (the kernel's precision marking, which runs
     // then, prints its own); one decided on a pointer does.
     let print = !(a.is_scalar() && b.is_scalar());
+    // A pointer compared with a scalar register: a zero there is a null check, and a null
+    // check refines what the pointer is on each side, so the scalar's value matters.
+    if src_is_reg && a.is_scalar() != b.is_scalar() {
+        env.want_precise(if a.is_scalar() { insn.dst } else { insn.src });
+    }
+    if decided != Taken::Unknown {
+        // Only one side is walked because of the scalars' values: they are precise.
+        if a.is_scalar() {
+            env.want_precise(insn.dst);
+        }
+        if src_is_reg && b.is_scalar() {
+            env.want_precise(insn.src);
+        }
+    }
     match decided {
         Taken::Always => Ok((print, target)),
         Taken::Never => Ok((print, fall)),
@@ -673,8 +792,8 @@ fn cond_jump(
             stack.push(Pending {
                 state: taken_state,
                 insn: target,
-                from: slot,
-                parent: None,
+                from: None,
+                segment: Segment::default(),
             });
             Ok((true, fall))
         }
