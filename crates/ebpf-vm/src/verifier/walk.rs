@@ -101,7 +101,10 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
                                 let f = analysis.program.slot(f);
                                 env.line(&format!("\nfrom {f} to {slot}: safe"));
                             }
-                            _ => env.line(&format!("{slot}: safe")),
+                            _ => {
+                                drop_pending_state(&mut env.log);
+                                env.line(&format!("{slot}: safe"));
+                            }
                         }
                         explored.finish(segment.parent);
                         break;
@@ -185,6 +188,29 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
         stats: explored.stats,
         log: env.log,
     })
+}
+
+/// The kernel prints the state after an instruction only when it goes on to the next one (at
+/// the top of its loop, after the prune check): when the next one is pruned, the state of the
+/// last line (`N: (op) ... ; state`, or a line `N: state` of its own) is not printed.
+fn drop_pending_state(log: &mut String) {
+    let body = log.strip_suffix('\n').unwrap_or(log);
+    let start = body.rfind('\n').map_or(0, |n| n + 1);
+    let line = &body[start..];
+    let digits = line.chars().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || !line[digits..].starts_with(": ") {
+        return;
+    }
+    if line[digits..].starts_with(": (") {
+        // The instruction text has no ';': the first one starts the state.
+        if let Some(semi) = line.find(';') {
+            let keep = line[..semi].trim_end().len();
+            log.truncate(start + keep);
+            log.push('\n');
+        }
+    } else {
+        log.truncate(start);
+    }
 }
 
 /// The stack slot a load or store at a fixed offset through a stack pointer touches, with the
