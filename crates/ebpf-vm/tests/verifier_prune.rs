@@ -10,47 +10,24 @@
 //! only in what a later instruction relies on is not pruned there, and is rejected as the
 //! kernel rejects it. Skips, saying why, where the kernel cannot be asked.
 
+#[path = "prune_support/programs.rs"]
+mod programs;
+mod rng;
 mod verifier_support;
 
 use ebpf_vm::analysis::{analyse, AnalysisOptions};
 use ebpf_vm::isa::Insn;
 use ebpf_vm::verifier::{verify, MapRef, ProgramKind, VerifyOptions};
+#[allow(unused_imports)]
+use programs::exit;
+use programs::*;
+use rng::{Random, Rng};
 use verifier_support::*;
 
 /// `BPF_MAP_TYPE_ARRAY`, 4-byte keys, 8-byte values, one element.
 const ARRAY: &str = "2:4:8:1";
 /// `BPF_MAP_TYPE_HASH` of the same shape: a lookup may find nothing.
 const HASH: &str = "1:4:8:1";
-
-fn i(opcode: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn::new(opcode, dst, src, off, imm)
-}
-fn mov(dst: u8, imm: i32) -> Insn {
-    i(0xb7, dst, 0, 0, imm)
-}
-fn mov_reg(dst: u8, src: u8) -> Insn {
-    i(0xbf, dst, src, 0, 0)
-}
-fn add(dst: u8, imm: i32) -> Insn {
-    i(0x07, dst, 0, 0, imm)
-}
-fn add_reg(dst: u8, src: u8) -> Insn {
-    i(0x0f, dst, src, 0, 0)
-}
-fn ja(off: i16) -> Insn {
-    i(0x05, 0, 0, off, 0)
-}
-fn exit() -> Insn {
-    i(0x95, 0, 0, 0, 0)
-}
-/// `r{dst} = *(u32 *)(r{src} + off)`.
-fn ldx_w(dst: u8, src: u8, off: i16) -> Insn {
-    i(0x61, dst, src, off, 0)
-}
-/// `lddw dst, map 0`.
-fn ld_map(dst: u8) -> [Insn; 2] {
-    [i(0x18, dst, 1, 0, 0), i(0, 0, 0, 0, 0)]
-}
 
 /// One verification's answer: verdict, the message (rejections) and the summary counts
 /// `[processed, max_states_per_insn, total_states, peak_states]`.
@@ -271,18 +248,6 @@ fn pruned(log: &str) -> bool {
 
 // Loops.
 
-/// `r0 = 0; for (r1 = 0; r1 < n; r1++) r0 += r1; return r0`.
-fn counted_loop(n: i32) -> Vec<Insn> {
-    vec![
-        mov(0, 0),
-        mov(1, 0),
-        add_reg(0, 1),
-        add(1, 1),
-        i(0xa5, 1, 0, -3, n), // if r1 < n goto -3
-        exit(),
-    ]
-}
-
 #[test]
 fn a_counted_loop_verifies_as_in_the_kernel() {
     kernel_or_skip!();
@@ -300,20 +265,6 @@ fn a_counted_loop_verifies_as_in_the_kernel() {
         &[],
         Expect::Same,
     );
-}
-
-/// `n = skb->len; if (n > 64) return 0; while (n) n--; return 0`: the counter is bounded by
-/// the check, and every iteration's way out reaches the exit in a state already seen.
-fn bounded_while() -> Vec<Insn> {
-    vec![
-        mov(0, 0),
-        ldx_w(2, 1, 0),
-        i(0x25, 2, 0, 3, 64), // if r2 > 64 goto exit
-        i(0x15, 2, 0, 2, 0),  // loop: if r2 == 0 goto exit
-        add(2, -1),
-        ja(-3),
-        exit(),
-    ]
 }
 
 #[test]
@@ -372,28 +323,6 @@ fn a_loop_past_the_complexity_limit_is_too_large() {
     assert_eq!(o.counts, [1_000_001, 4, 25_001, 25_001]);
 }
 
-/// XDP: sum the first 8 bytes of the packet, each read after its own check against
-/// `data_end`.
-fn packet_loop() -> Vec<Insn> {
-    vec![
-        ldx_w(2, 1, 0), // data
-        ldx_w(3, 1, 4), // data_end
-        mov(0, 0),
-        mov(4, 0),
-        mov_reg(5, 2), // loop: r5 = data + i
-        add_reg(5, 4),
-        mov_reg(6, 5),
-        add(6, 1),
-        i(0x2d, 6, 3, 5, 0), // if r6 > data_end goto out
-        i(0x71, 7, 5, 0, 0), // r7 = *(u8 *)(r5 + 0)
-        add_reg(0, 7),
-        add(4, 1),
-        i(0xa5, 4, 0, -9, 8), // if r4 < 8 goto loop
-        mov(0, 2),            // out: XDP_PASS
-        exit(),
-    ]
-}
-
 #[test]
 fn a_loop_over_the_packet_verifies() {
     kernel_or_skip!();
@@ -401,22 +330,6 @@ fn a_loop_over_the_packet_verifies() {
 }
 
 // Branchy programs.
-
-/// `n` diamonds on bits of `skb->len`, each writing a scratch register that is dead after it:
-/// without liveness the paths would double at each diamond.
-fn dead_diamonds(n: usize) -> Vec<Insn> {
-    let mut p = vec![ldx_w(6, 1, 0), mov(0, 0)];
-    for k in 0..n {
-        p.push(mov_reg(2, 6));
-        p.push(i(0x57, 2, 0, 0, 1 << (k % 31))); // r2 &= bit
-        p.push(i(0x15, 2, 0, 2, 0)); // if r2 == 0 goto +2
-        p.push(mov(3, k as i32));
-        p.push(ja(1));
-        p.push(mov(3, -(k as i32)));
-    }
-    p.push(exit());
-    p
-}
 
 #[test]
 fn branchy_programs_with_dead_registers_are_pruned() {
@@ -429,24 +342,6 @@ fn branchy_programs_with_dead_registers_are_pruned() {
         Expect::Same,
     );
     assert!(pruned(&o.log));
-}
-
-/// `n` diamonds, each setting r7 to one of two numbers, returned at the end: the kernel never
-/// needs r7's value exactly (no pointer, size or decided branch uses it), so it is not precise
-/// and the ways through each diamond meet in one state.
-fn live_diamonds(n: usize) -> Vec<Insn> {
-    let mut p = vec![ldx_w(6, 1, 0), mov(7, 0)];
-    for k in 0..n {
-        p.push(mov_reg(2, 6));
-        p.push(i(0x57, 2, 0, 0, 1 << (k % 31))); // r2 &= bit
-        p.push(i(0x15, 2, 0, 2, 0)); // if r2 == 0 goto +2
-        p.push(add(7, 1));
-        p.push(ja(1));
-        p.push(add(7, 2));
-    }
-    p.push(mov_reg(0, 7));
-    p.push(exit());
-    p
 }
 
 #[test]
@@ -683,4 +578,181 @@ fn linked_scalars_are_compared_by_their_ids() {
         &[],
     );
     let _ = ARRAY;
+}
+
+// Differential fuzzing of loops and joins against the kernel.
+
+/// A random socket filter around a loop: a counter r7 from 0 stepping to a bound (rarely not
+/// stepping: an endless loop), a body of scalar arithmetic on r0-r5 and r8, forward
+/// branches that join again, spills and fills, and stack accesses at offsets computed from the
+/// scalars (the counter among them), which is where a wrongly pruned path would read or write
+/// out of the frame.
+fn random_loop_program(rng: &mut Rng) -> Vec<Insn> {
+    let mut p = vec![mov_reg(6, 1)];
+    for r in [0u8, 1, 2, 3, 4, 5, 8] {
+        if rng.chance(40) {
+            p.push(ldx_w(r, 6, rng.pick(&[0i16, 4, 8])));
+        } else {
+            p.push(mov(r, rng.pick(&[0, 1, 3, 8, -8])));
+        }
+    }
+    for off in [-8i16, -16, -24, -32] {
+        if rng.chance(70) {
+            p.push(i(0x7a, 10, 0, off, 0)); // *(u64 *)(r10 + off) = 0
+        }
+    }
+    p.push(mov(7, 0));
+    let head = p.len();
+    let body_len = rng.range(2, 10);
+    for _ in 0..body_len {
+        let dst = rng.pick(&[0u8, 1, 2, 3, 4, 5, 8]);
+        let src = rng.pick(&[0u8, 1, 2, 3, 4, 5, 7, 8]);
+        match rng.below(8) {
+            // Scalar arithmetic.
+            0 | 1 => {
+                let op = rng.pick(&[0x00u8, 0x10, 0x40, 0x50, 0x70, 0xa0, 0xb0]);
+                if rng.chance(50) {
+                    let imm = if op == 0x70 {
+                        rng.range(0, 8) as i32
+                    } else {
+                        rng.pick(&[1, 3, 7, 8, 0xf, -1])
+                    };
+                    p.push(i(0x07 | op, dst, 0, 0, imm));
+                } else {
+                    p.push(i(0x0f | op, dst, src, 0, 0));
+                }
+            }
+            // A forward branch over one or two instructions: the ways join after it.
+            2 | 3 => {
+                let op = rng.pick(&[0x15u8, 0x55, 0x25, 0xa5, 0x35, 0x65]);
+                let skip = rng.range(1, 2) as i16;
+                if rng.chance(60) {
+                    p.push(i(op, src, 0, skip, rng.pick(&[0, 1, 4, 7, 8, 16])));
+                } else {
+                    p.push(i(op | 0x08, src, rng.pick(&[0u8, 7, 8]), skip, 0));
+                }
+                for _ in 0..skip {
+                    p.push(mov(dst, rng.pick(&[0, 1, 8, 16, -8])));
+                }
+            }
+            // A spill or a fill.
+            4 => {
+                let off = rng.pick(&[-8i16, -16, -24, -32]);
+                if rng.chance(50) {
+                    p.push(i(0x7b, 10, src, off, 0));
+                } else {
+                    p.push(i(0x79, dst, 10, off, 0));
+                }
+            }
+            // A stack access at fp - 32 plus a scalar (masked or not).
+            _ => {
+                if rng.chance(60) {
+                    p.push(i(0x57, src.clamp(1, 5), 0, 0, rng.pick(&[7, 15, 24, 31])));
+                }
+                p.push(mov_reg(9, 10));
+                p.push(add(9, -32));
+                p.push(add_reg(9, src.clamp(1, 5)));
+                if rng.chance(50) {
+                    p.push(i(0x71, dst, 9, rng.pick(&[0i16, 8]), 0)); // r = *(u8 *)(r9 + off)
+                } else {
+                    p.push(i(0x72, 9, 0, rng.pick(&[0i16, 8]), 1)); // *(u8 *)(r9 + off) = 1
+                }
+            }
+        }
+    }
+    // Now and then no step at all: endless, found as such when the body changes nothing
+    // either, else stopped by the complexity limit (both rare: the kernel takes seconds to
+    // log a million instructions).
+    let step = if rng.chance(4) {
+        0
+    } else {
+        rng.pick(&[1, 1, 2, 3])
+    };
+    if step != 0 {
+        p.push(add(7, step));
+    }
+    let bound = rng.range(1, 12) as i32;
+    let back = head as i16 - p.len() as i16 - 1;
+    if step == 1 && rng.chance(25) {
+        p.push(i(0x55, 7, 0, back, bound)); // if r7 != bound goto head
+    } else {
+        p.push(i(0xa5, 7, 0, back, bound)); // if r7 < bound goto head
+    }
+    if rng.chance(80) {
+        p.push(mov(0, 0));
+    }
+    p.push(exit());
+    p
+}
+
+#[test]
+fn verdicts_agree_with_the_kernel_on_random_loops() {
+    kernel_or_skip!();
+    // `VERIFIER_LOOP_PROGRAMS=N` (and `VERIFIER_LOOP_SEED`) for a longer run.
+    let programs: usize = std::env::var("VERIFIER_LOOP_PROGRAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150);
+    let seed: u64 = std::env::var("VERIFIER_LOOP_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x100f_5eed);
+    let mut rng = Rng::new(seed);
+    let (mut accepted, mut rejected, mut failures) = (0, 0, Vec::new());
+    let (mut ours_total, mut kernel_total) = (0u64, 0u64);
+    for n in 0..programs {
+        let p = random_loop_program(&mut rng);
+        if analyse(&p, &AnalysisOptions::default()).is_err() {
+            continue;
+        }
+        let k = kernel(SOCKET_FILTER, &p, &[]);
+        let o = ours_at(SOCKET_FILTER, &p, &[], 1);
+        let listing: String = p
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                format!(
+                    "{k}: {:02x} {} {} {} {}\n",
+                    s.opcode, s.dst, s.src, s.off, s.imm
+                )
+            })
+            .collect();
+        match (o.accepted, k.accepted) {
+            (true, true) => {
+                accepted += 1;
+                ours_total += o.counts[0];
+                kernel_total += k.counts[0];
+                let ratio = o.counts[0] as f64 / k.counts[0] as f64;
+                if !(1.0 / 1.5..=1.5).contains(&ratio) {
+                    failures.push(format!(
+                        "program {n}: processed {} against the kernel's {}\n{listing}",
+                        o.counts[0], k.counts[0]
+                    ));
+                }
+            }
+            (false, false) => rejected += 1,
+            (true, false) => failures.push(format!(
+                "program {n}: we accept, the kernel rejects\n{listing}\nkernel log:\n{}",
+                k.log
+            )),
+            (false, true) => failures.push(format!(
+                "program {n}: we reject ({}), the kernel accepts\n{listing}",
+                o.message
+            )),
+        }
+    }
+    eprintln!(
+        "random loops: {programs} programs (seed {seed:#x}): {accepted} accepted by both \
+         (processed {ours_total} here, {kernel_total} by the kernel), {rejected} rejected by both"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} disagreements; the first:\n{}",
+        failures.len(),
+        failures[0]
+    );
+    assert!(
+        accepted > programs / 10 && rejected > programs / 10,
+        "too one-sided to tell"
+    );
 }

@@ -308,7 +308,12 @@ fn step(
     let slot = analysis.program.slot(index);
     let aux = analysis.aux[index];
     let helper = |id: i32| env.helper_name(id);
-    let text = format!("{slot}: {}", insn_text(&insn, aux.imm64, &helper));
+    // Written only when there is a log (formatting it is most of an instruction's cost).
+    let text = if env.log_on(1) {
+        format!("{slot}: {}", insn_text(&insn, aux.imm64, &helper))
+    } else {
+        String::new()
+    };
     let next = index + 1;
     let code = insn.opcode;
     let frame = state.frame_mut();
