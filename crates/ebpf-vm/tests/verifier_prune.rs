@@ -807,3 +807,140 @@ fn verdicts_agree_with_the_kernel_on_random_loops() {
         "too one-sided to tell"
     );
 }
+
+// Soundness by execution: raw loop programs the walk accepts, run in checked mode.
+
+/// A raw program around a loop: a counter r7 stepping to a bound, data bytes read at offsets
+/// made of the counter and of data bytes (masked, compared or neither), stack traffic, forward
+/// branches that join, spills and fills: where a wrongly pruned path would read or write
+/// outside the data or the frame.
+fn random_raw_loop(rng: &mut Rng) -> Vec<Insn> {
+    let mut p = vec![mov(0, 0), mov_reg(6, 1)];
+    for r in 2..=5u8 {
+        p.push(i(0x71, r, 6, rng.range(0, 3) as i16, 0)); // a data byte
+    }
+    p.push(mov(8, 0));
+    p.push(i(0x7a, 10, 0, -8, 0));
+    p.push(i(0x7a, 10, 0, -16, 0));
+    p.push(mov(7, 0));
+    let head = p.len();
+    for _ in 0..rng.range(2, 8) {
+        let r = rng.pick(&[2u8, 3, 4, 5, 8]);
+        let src = rng.pick(&[2u8, 3, 4, 5, 7, 8]);
+        match rng.below(7) {
+            0 => p.push(i(0x57, r, 0, 0, rng.pick(&[3, 7, 15, 31, 255]))),
+            1 => p.push(i(0x0f, r, src, 0, 0)),
+            2 => {
+                // Skip the next instruction when `src` is big (the ways join after it).
+                let op = rng.pick(&[0x25u8, 0x35, 0xa5, 0x15, 0x55]);
+                p.push(i(op, src, 0, 1, rng.pick(&[3, 4, 8, 16, 40])));
+                p.push(i(0xb7, r, 0, 0, rng.pick(&[0, 1, 4, 9, 40])));
+            }
+            3 | 4 => {
+                // A read (or a store) through the data pointer moved by a number.
+                p.push(mov_reg(9, 6));
+                p.push(add_reg(9, src));
+                if rng.chance(70) {
+                    p.push(i(0x71, r, 9, rng.range(0, 4) as i16, 0));
+                } else {
+                    p.push(i(0x72, 9, 0, rng.range(0, 4) as i16, 7));
+                }
+            }
+            5 => {
+                let off = rng.pick(&[-8i16, -16]);
+                if rng.chance(50) {
+                    p.push(i(0x7b, 10, src, off, 0));
+                } else {
+                    p.push(i(0x79, r, 10, off, 0));
+                }
+            }
+            _ => {
+                // A stack byte at fp - 16 plus a masked number.
+                p.push(i(0x57, r, 0, 0, rng.pick(&[7, 15, 31])));
+                p.push(mov_reg(9, 10));
+                p.push(add(9, -16));
+                p.push(add_reg(9, r));
+                p.push(i(0x72, 9, 0, 0, 1));
+            }
+        }
+    }
+    p.push(add(7, rng.pick(&[1, 1, 2])));
+    let back = head as i16 - p.len() as i16 - 1;
+    p.push(i(0xa5, 7, 0, back, rng.range(1, 10) as i32)); // if r7 < bound goto head
+    p.push(mov(0, 0));
+    p.push(exit());
+    p
+}
+
+#[test]
+fn accepted_loops_never_trap_on_memory_or_run_forever() {
+    use ebpf_vm::isa::encode_all;
+    use ebpf_vm::{Mode, Program, ProgramOptions, RunInput, TrapKind};
+    // `VERIFIER_LOOP_SOUNDNESS_PROGRAMS=N` for a longer run.
+    let programs: usize = std::env::var("VERIFIER_LOOP_SOUNDNESS_PROGRAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let mut rng = Rng::new(0x100f_50de);
+    let no_names = |_: i32| None;
+    let (mut accepted, mut pruned_some, mut runs) = (0, 0, 0);
+    for n in 0..programs {
+        let p = random_raw_loop(&mut rng);
+        let Ok(analysis) = analyse(&p, &AnalysisOptions::default()) else {
+            continue;
+        };
+        let data_size = rng.pick(&[8u32, 16, 32, 48]);
+        let options = VerifyOptions {
+            kind: ProgramKind::Raw { data_size },
+            maps: &[],
+            helper_name: &no_names,
+            prototype: &kernel_prototype_of,
+            gpl_compatible: true,
+            log_level: 1,
+        };
+        let Ok(verified) = verify(&analysis, &options) else {
+            continue;
+        };
+        accepted += 1;
+        if pruned(&verified.log) {
+            pruned_some += 1;
+        }
+        let prog = Program::load(
+            &encode_all(&p),
+            ProgramOptions {
+                mode: Mode::Checked,
+                ..ProgramOptions::default()
+            },
+        )
+        .expect("an accepted program loads");
+        for _ in 0..8 {
+            let mut data: Vec<u8> = (0..data_size).map(|_| rng.next() as u8).collect();
+            runs += 1;
+            // A verified loop ends: far fewer instructions than this.
+            if let Err(trap) = prog.run(&mut RunInput {
+                data: &mut data,
+                budget: Some(100_000),
+            }) {
+                assert!(
+                    !matches!(
+                        trap.kind,
+                        TrapKind::OutOfBounds
+                            | TrapKind::ReadOnly
+                            | TrapKind::Misaligned
+                            | TrapKind::BudgetExhausted
+                    ),
+                    "program {n} (verified for {data_size} bytes) trapped: {trap:?}\n{p:?}\n{}",
+                    verified.log
+                );
+            }
+        }
+    }
+    eprintln!(
+        "{programs} raw loop programs: {accepted} accepted ({pruned_some} with a path pruned), \
+         {runs} runs, none trapped on memory or ran out of budget"
+    );
+    assert!(
+        accepted > programs / 10 && pruned_some > accepted / 10,
+        "too few to tell"
+    );
+}
