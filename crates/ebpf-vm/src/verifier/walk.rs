@@ -1,14 +1,17 @@
 //! The path walk (the kernel's `do_check`): every path from the first instruction is followed
 //! with its own state, the fall-through of a branch first and the jump target later, until an
-//! `exit`; the first instruction whose rule fails rejects the program with the kernel's message.
+//! `exit` or a prune point where an explored state covers it ([`super::prune`]); the first
+//! instruction whose rule fails rejects the program with the kernel's message. The walk records
+//! what the backtracking of precision needs ([`super::precision`]): the jumps taken, the stack
+//! slots touched, the scalars a jump refined together, and the scalars each instruction relied
+//! on.
 //!
 //! This is the first walk: straight code, branches (scalar bounds on both sides, null checks,
 //! packet ranges from comparisons against `data_end`), stack spills and fills (at fixed and
 //! variable offsets), context loads
 //! for raw, socket filter and XDP programs, map `lddw`s, helper calls checked from their
-//! prototypes ([`super::call`]), atomic read-modify-write operations, legacy packet loads. Not
-//! yet: state pruning (every path is walked to its end, up to the kernel's 1,000,000
-//! instructions), callbacks, ring buffer references, spin locks, bpf-to-bpf calls,
+//! prototypes ([`super::call`]), atomic read-modify-write operations, legacy packet loads,
+//! bounded loops. Not yet: callbacks, ring buffer references, spin locks, bpf-to-bpf calls,
 //! load-acquire/store-release, unprivileged rules.
 //! Each of those is a rejection that says so, never a silent acceptance.
 
