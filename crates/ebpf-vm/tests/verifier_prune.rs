@@ -201,6 +201,19 @@ fn compare(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str], expect: Ex
             );
         }
         assert_eq!(ol.len(), kl.len(), "{name}: walk lengths differ");
+        let (kp, op) = (precision_lines(&k.log), precision_lines(&o.log));
+        for (n, (a, b)) in kp.iter().zip(&op).enumerate() {
+            assert_eq!(
+                b, a,
+                "{name}: precision line {n} differs\nkernel log:\n{}\nour log:\n{}",
+                k.log, o.log
+            );
+        }
+        assert_eq!(
+            op.len(),
+            kp.len(),
+            "{name}: precision lines differ in number"
+        );
     }
     match expect {
         Expect::Same => assert_eq!(
@@ -246,6 +259,22 @@ fn walk_lines(log: &str) -> Vec<(String, String)> {
         out.push((insn, state.replace("=P", "=")));
     }
     out
+}
+
+/// The lines of the backtracking of precision (`mark_precise: ...`, `frame 0: propagating
+/// r7`).
+fn precision_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.starts_with("mark_precise: ") || l.starts_with("frame "))
+        .map(|l| {
+            let mut l = l.replace("=P", "=");
+            // A map lddw: the kernel prints the map's address, we its index.
+            if l.contains("(18) r") && (l.contains(" = map[") || l.contains(" = 0xffff")) {
+                l.truncate(l.rfind(" = ").map_or(l.len(), |e| e + 3));
+            }
+            l
+        })
+        .collect()
 }
 
 /// What follows the instruction number at the start of `l`, if it starts with one.

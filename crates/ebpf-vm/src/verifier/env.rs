@@ -86,8 +86,9 @@ pub struct Env<'a> {
     pub processed: u64,
     pub log: String,
     /// Scalars (registers, stack slots) of the current frame whose values the instruction
-    /// being checked relied on: the walk marks them precise up the path after it.
-    pub wanted: super::precision::Marks,
+    /// being checked relied on, one request each, in order: the walk marks them precise up the
+    /// path after it (one `mark_chain_precision` each, as the kernel makes them).
+    pub wanted: Vec<super::precision::Marks>,
 }
 
 impl<'a> Env<'a> {
@@ -111,13 +112,19 @@ impl<'a> Env<'a> {
 
     /// The instruction being checked relied on the value of scalar register `r`.
     pub fn want_precise(&mut self, r: u8) {
-        self.wanted.regs |= 1 << (r & 0x0f);
+        self.wanted.push(super::precision::Marks {
+            regs: 1 << (r & 0x0f),
+            slots: 0,
+        });
     }
 
     /// The instruction being checked relied on the scalar spilled in stack slot `spi`.
     pub fn want_precise_slot(&mut self, spi: usize) {
         if spi < 64 {
-            self.wanted.slots |= 1 << spi;
+            self.wanted.push(super::precision::Marks {
+                regs: 0,
+                slots: 1 << spi,
+            });
         }
     }
 

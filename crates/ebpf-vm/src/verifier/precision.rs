@@ -12,8 +12,12 @@
 //! cannot follow (atomic fetches, legacy packet loads, calls between functions) makes every
 //! scalar of every checkpoint above the path precise, as the kernel does.
 
+use std::fmt::Write;
+
+use super::insn_text::insn_text;
+use super::log::frame_state;
 use super::state::{FuncState, SlotType, VerifierState, BPF_REG_SIZE};
-use crate::analysis::Instruction;
+use crate::analysis::{Analysis, Instruction};
 use crate::isa::opcodes::*;
 
 /// Registers (bit r) and stack slots (bit spi) of one frame.
@@ -84,6 +88,41 @@ pub trait Checkpoints {
     fn state_mut(&mut self, idx: usize) -> &mut VerifierState;
 }
 
+/// Where the backtracking writes its level-2 log lines (`mark_precise: ...`), and what it needs
+/// to name instructions as the log does (`3: (07) r1 += 1`).
+pub struct PrecisionLog<'a> {
+    pub out: &'a mut String,
+    pub analysis: &'a Analysis,
+    pub helper_name: &'a dyn Fn(i32) -> Option<String>,
+}
+
+impl PrecisionLog<'_> {
+    fn slot(&self, i: usize) -> usize {
+        self.analysis.program.slot(i)
+    }
+
+    fn text(&self, i: usize) -> String {
+        let helper = |id: i32| (self.helper_name)(id).unwrap_or_else(|| "unknown".into());
+        let insn = self.analysis.program.get(i);
+        let text = insn_text(insn, self.analysis.aux[i].imm64, &helper);
+        format!("{}: {text}", self.slot(i))
+    }
+}
+
+/// `regs=r1,r4 stack=-8,-16` as the kernel writes a mask (`bt_fmt_reg_mask`,
+/// `bt_fmt_stack_mask`).
+fn masks(m: &Marks) -> String {
+    let regs: Vec<String> = (0..16)
+        .filter(|r| m.regs & (1 << r) != 0)
+        .map(|r| format!("r{r}"))
+        .collect();
+    let slots: Vec<String> = (0..64)
+        .filter(|spi| m.slots & (1u64 << spi) != 0)
+        .map(|spi| format!("-{}", (spi + 1) * BPF_REG_SIZE))
+        .collect();
+    format!("regs={} stack={}", regs.join(","), slots.join(","))
+}
+
 /// The backtracking could not follow an instruction (`-ENOTSUPP`).
 struct CannotFollow;
 
@@ -100,21 +139,41 @@ pub fn mark_chain_precision<C: Checkpoints>(
     current: &Segment,
     insn: usize,
     mut wanted: Wanted,
+    mut log: Option<PrecisionLog<'_>>,
 ) {
     if wanted.iter().all(Marks::is_empty) {
         return;
     }
+    let fr = wanted.len() - 1;
     let mut segment = current.clone();
     let mut last = insn;
+    let mut subseq: Option<usize> = None;
     let mut skip_first = true;
     loop {
         let history = &segment.history;
         let mut h = history.len();
         let mut i = last;
+        if let Some(l) = log.as_mut() {
+            let subseq = subseq.map_or("-1".to_string(), |s| l.slot(s).to_string());
+            let _ = writeln!(
+                l.out,
+                "mark_precise: frame{fr}: last_idx {} first_idx {} subseq_idx {subseq} ",
+                l.slot(last),
+                l.slot(segment.first_insn)
+            );
+        }
         loop {
             if skip_first {
                 skip_first = false;
             } else {
+                if let Some(l) = log.as_mut() {
+                    let _ = writeln!(
+                        l.out,
+                        "mark_precise: frame{fr}: {} before {}",
+                        masks(&wanted[fr]),
+                        l.text(i)
+                    );
+                }
                 let entry = (h > 0 && history[h - 1].insn == i).then(|| &history[h - 1]);
                 if backtrack_insn(&insns[i], entry, &mut wanted).is_err() {
                     mark_all_precise(checkpoints, current.parent);
@@ -143,9 +202,18 @@ pub fn mark_chain_precision<C: Checkpoints>(
         for (frame, marks) in state.frames.iter_mut().zip(wanted.iter_mut()) {
             mark_frame(frame, marks);
         }
+        if let (Some(l), Some(frame)) = (log.as_mut(), state.frames.get(fr)) {
+            let _ = writeln!(
+                l.out,
+                "mark_precise: frame{fr}: parent state {}: {}",
+                masks(&wanted[fr]),
+                frame_state(frame, None, None)
+            );
+        }
         if wanted.iter().all(Marks::is_empty) {
             return;
         }
+        subseq = Some(segment.first_insn);
         last = checkpoints.last_insn(p);
         segment = checkpoints.segment(p).clone();
     }
@@ -206,6 +274,33 @@ pub fn clear_precision(state: &mut VerifierState) {
             reg.precise = false;
         }
     }
+}
+
+/// The line the kernel writes when a pruned path takes over precise marks
+/// (`frame 0: propagating r7,fp-8`), none when there are none.
+pub fn propagating_line(wanted: &Wanted) -> Option<String> {
+    let mut line = String::new();
+    for (fr, m) in wanted.iter().enumerate().rev() {
+        let mut first = true;
+        let regs = (0..10)
+            .filter(|r| m.regs & (1 << r) != 0)
+            .map(|r| format!("r{r}"));
+        let slots = (0..64)
+            .filter(|spi| m.slots & (1u64 << spi) != 0)
+            .map(|spi| format!("fp{}", -((spi as i64 + 1) * BPF_REG_SIZE as i64)));
+        for item in regs.chain(slots) {
+            if first {
+                let _ = write!(line, "frame {fr}: propagating {item}");
+                first = false;
+            } else {
+                let _ = write!(line, ",{item}");
+            }
+        }
+        if !first {
+            line.push('\n');
+        }
+    }
+    (!line.is_empty()).then_some(line)
 }
 
 /// The precise scalars of `state`, per frame (`propagate_precision`).

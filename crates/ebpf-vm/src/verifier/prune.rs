@@ -270,9 +270,13 @@ impl Explored {
         insns: &[Instruction],
         segment: &Segment,
         insn: usize,
+        mut log: Option<precision::PrecisionLog<'_>>,
     ) {
         let wanted = precision::precise_marks(&self.checkpoints[idx].state);
-        precision::mark_chain_precision(self, insns, segment, insn, wanted);
+        if let (Some(l), Some(line)) = (log.as_mut(), precision::propagating_line(&wanted)) {
+            l.out.push_str(&line);
+        }
+        precision::mark_chain_precision(self, insns, segment, insn, wanted, log);
     }
 
     /// Instruction `insn` of the current path needs `wanted` precise.
@@ -282,8 +286,9 @@ impl Explored {
         segment: &Segment,
         insn: usize,
         wanted: precision::Wanted,
+        log: Option<precision::PrecisionLog<'_>>,
     ) {
-        precision::mark_chain_precision(self, insns, segment, insn, wanted);
+        precision::mark_chain_precision(self, insns, segment, insn, wanted, log);
     }
 }
 

@@ -26,7 +26,7 @@ use super::env::{
 };
 use super::insn_text::{insn_text, state_column_padding};
 use super::log::frame_state;
-use super::precision::{self, Hist, Marks, Segment};
+use super::precision::{self, Hist, Marks, PrecisionLog, Segment};
 use super::prune::{Explored, Visit};
 use super::reg::{BaseType, RegState, RegType};
 use super::state::{FuncState, VerifierState};
@@ -95,10 +95,13 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
                 match explored.visit(&state, insn, before, env.processed, ids, &mut segment) {
                     Visit::Continue => {}
                     Visit::Pruned(by) => {
-                        if let Some(p) = jumped_from {
-                            segment.history.push(Hist::arrival(insn, p));
+                        if jumped_from.is_some() || explored.is_jmp_point(insn) {
+                            segment
+                                .history
+                                .push(Hist::arrival(insn, prev.unwrap_or(insn)));
                         }
-                        explored.propagate_precision(by, insns, &segment, insn);
+                        let log = precision_log(&mut env.log, analysis, options);
+                        explored.propagate_precision(by, insns, &segment, insn, log);
                         match from {
                             Some(f) if popped => {
                                 let f = analysis.program.slot(f);
@@ -146,7 +149,10 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
             let linked = linked_scalars(state.frame(), &insns[insn]);
             let pushed = stack.len();
             let result = step(&mut env, &mut state, insn, &mut stack);
-            if jumped_from.is_some() || stack_slot.is_some() || linked.is_some() {
+            // Every arrival at a jump target is recorded, fall-through or not (as the kernel's
+            // jump history does): going back, an instruction first in its segment is then
+            // told apart from a later visit of it.
+            if jumped_from.is_some() || jmp_point || stack_slot.is_some() || linked.is_some() {
                 segment.history.push(Hist {
                     insn,
                     prev: prev.unwrap_or(insn),
@@ -163,13 +169,14 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
                 forked.segment = segment.clone();
                 explored.fork(segment.parent);
             }
-            let wanted = std::mem::take(&mut env.wanted);
-            if result.is_ok() && wanted != Marks::default() {
+            let requests = std::mem::take(&mut env.wanted);
+            for wanted in requests.into_iter().filter(|_| result.is_ok()) {
                 let mut per_frame = vec![Marks::default(); state.frames.len()];
                 if let Some(last) = per_frame.last_mut() {
                     *last = wanted;
                 }
-                explored.mark_precise(insns, &segment, insn, per_frame);
+                let log = precision_log(&mut env.log, analysis, options);
+                explored.mark_precise(insns, &segment, insn, per_frame, log);
             }
             match result {
                 Ok(Next::Goto(next)) => {
@@ -260,6 +267,19 @@ fn linked_scalars(frame: &FuncState, insn: &crate::analysis::Instruction) -> Opt
     }
     let count = marks.regs.count_ones() + marks.slots.count_ones();
     (count > 1).then_some(marks)
+}
+
+/// Where the backtracking of precision writes its lines, at log level 2.
+fn precision_log<'a>(
+    out: &'a mut String,
+    analysis: &'a Analysis,
+    options: &'a VerifyOptions<'_>,
+) -> Option<PrecisionLog<'a>> {
+    (options.log_level >= 2).then_some(PrecisionLog {
+        out,
+        analysis,
+        helper_name: options.helper_name,
+    })
 }
 
 /// The kernel's last line (`print_verification_stats`). `mark_read` is the longest walk of
