@@ -195,10 +195,15 @@ fn binary(
             }
         }
         (false, true) => {
+            // The offset's value decides where the pointer goes: precise.
+            if !with_imm {
+                env.want_precise(insn.src);
+            }
             regs[d] = pointer_arith(env, insn, alu32, op, &dst, &src, false)?;
             Ok(())
         }
         (true, false) => {
+            env.want_precise(insn.dst);
             regs[d] = pointer_arith(env, insn, alu32, op, &src, &dst, true)?;
             Ok(())
         }

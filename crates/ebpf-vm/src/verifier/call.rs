@@ -58,6 +58,8 @@ struct Meta {
     map: Option<MapRef>,
     /// The constant key of an array lookup, when the stack holds one.
     key: Option<u64>,
+    /// The stack slot holding that key.
+    key_slot: Option<usize>,
 }
 
 /// What the log prints after a call.
@@ -117,6 +119,12 @@ pub fn helper_call(
                 note_stack_slot(frame, r, off as i16, slots);
             }
         }
+        // A size's value decides how much memory is checked: precise.
+        if matches!(arg, ArgType::ConstSize | ArgType::ConstSizeOrZero)
+            && frame.regs[r as usize].is_scalar()
+        {
+            env.want_precise(r);
+        }
         let prev = n.checked_sub(1).map(|p| proto.args[p]);
         check_arg(
             frame,
@@ -150,6 +158,10 @@ pub fn helper_call(
                 )));
             }
             let elided = id == BPF_FUNC_MAP_LOOKUP_ELEM && key_in_array(&map, meta.key);
+            // The key's value decides whether the element exists: precise.
+            if let (true, Some(spi)) = (ARRAY_TYPES.contains(&map.map_type), meta.key_slot) {
+                env.want_precise_slot(spi);
+            }
             if elided {
                 // An array element that exists: no NULL to check for.
                 RegState {
@@ -254,6 +266,11 @@ fn check_arg(
             if arg == ArgType::PtrToMapKey {
                 access::helper_read(frame, r, map.key_size)?;
                 meta.key = constant_key(frame, r, map.key_size);
+                if meta.key.is_some() {
+                    let key = &frame.regs[r as usize];
+                    let at = key.bounds.var_off.value as i64 + key.off as i64;
+                    meta.key_slot = Some(super::state::slot_of(at).0);
+                }
                 Ok(())
             } else if arg == ArgType::PtrToMapValue {
                 access::helper_read(frame, r, map.value_size)

@@ -52,6 +52,8 @@ pub struct Rejection {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
     pub processed: u64,
+    /// The explored-state counters of the summary line.
+    pub stats: super::prune::PruneStats,
     pub log: String,
 }
 
@@ -83,6 +85,10 @@ pub struct Env<'a> {
     pub id_gen: u32,
     pub processed: u64,
     pub log: String,
+    /// Scalars (registers, stack slots) of the current frame whose values the instruction
+    /// being checked relied on, one request each, in order: the walk marks them precise up the
+    /// path after it (one `mark_chain_precision` each, as the kernel makes them).
+    pub wanted: Vec<super::precision::Marks>,
 }
 
 impl<'a> Env<'a> {
@@ -93,6 +99,7 @@ impl<'a> Env<'a> {
             id_gen: 0,
             processed: 0,
             log: String::new(),
+            wanted: Default::default(),
         }
     }
 
@@ -101,6 +108,24 @@ impl<'a> Env<'a> {
     pub fn new_id(&mut self) -> u32 {
         self.id_gen += 1;
         self.id_gen
+    }
+
+    /// The instruction being checked relied on the value of scalar register `r`.
+    pub fn want_precise(&mut self, r: u8) {
+        self.wanted.push(super::precision::Marks {
+            regs: 1 << (r & 0x0f),
+            slots: 0,
+        });
+    }
+
+    /// The instruction being checked relied on the scalar spilled in stack slot `spi`.
+    pub fn want_precise_slot(&mut self, spi: usize) {
+        if spi < 64 {
+            self.wanted.push(super::precision::Marks {
+                regs: 0,
+                slots: 1 << spi,
+            });
+        }
     }
 
     pub fn log_on(&self, level: u32) -> bool {

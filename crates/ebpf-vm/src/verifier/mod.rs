@@ -15,7 +15,10 @@
 //!   instructions;
 //! - the walk ([`verify`]): [`walk`] follows every path, [`arith`] runs ALU instructions on
 //!   register states (pointer arithmetic included), [`access`] checks loads and stores, [`call`] helper calls from their prototypes, [`env`]
-//!   holds what one verification knows and its options.
+//!   holds what one verification knows and its options;
+//! - pruning: [`prune`] keeps explored states at prune points and stops a path whose state one
+//!   of them covers ([`equiv`], with static register liveness), and detects infinite loops;
+//!   [`precision`] marks the scalars whose values mattered, so that only those are compared.
 //!
 //! The expected values of its tests come from hand computation and from the kernel's own log
 //! (`tests/verifier_kernel.rs` loads the same programs into the live kernel and compares).
@@ -27,8 +30,11 @@ pub mod bounds;
 pub mod branch;
 pub mod call;
 pub mod env;
+pub mod equiv;
 pub mod insn_text;
 pub mod log;
+pub mod precision;
+pub mod prune;
 pub mod reg;
 pub mod state;
 pub mod tnum;
@@ -36,6 +42,7 @@ pub mod walk;
 
 pub use bounds::Bounds;
 pub use env::{ProgramKind, Rejection, Verified, VerifyOptions};
+pub use prune::PruneStats;
 pub use reg::{BaseType, MapRef, RegState, RegType};
 pub use state::{FuncState, SlotType, StackSlot, VerifierState};
 pub use tnum::Tnum;

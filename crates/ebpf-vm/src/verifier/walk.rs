@@ -1,14 +1,17 @@
 //! The path walk (the kernel's `do_check`): every path from the first instruction is followed
 //! with its own state, the fall-through of a branch first and the jump target later, until an
-//! `exit`; the first instruction whose rule fails rejects the program with the kernel's message.
+//! `exit` or a prune point where an explored state covers it ([`super::prune`]); the first
+//! instruction whose rule fails rejects the program with the kernel's message. The walk records
+//! what the backtracking of precision needs ([`super::precision`]): the jumps taken, the stack
+//! slots touched, the scalars a jump refined together, and the scalars each instruction relied
+//! on.
 //!
 //! This is the first walk: straight code, branches (scalar bounds on both sides, null checks,
 //! packet ranges from comparisons against `data_end`), stack spills and fills (at fixed and
 //! variable offsets), context loads
 //! for raw, socket filter and XDP programs, map `lddw`s, helper calls checked from their
-//! prototypes ([`super::call`]), atomic read-modify-write operations, legacy packet loads. Not
-//! yet: state pruning (every path is walked to its end, up to the kernel's 1,000,000
-//! instructions), callbacks, ring buffer references, spin locks, bpf-to-bpf calls,
+//! prototypes ([`super::call`]), atomic read-modify-write operations, legacy packet loads,
+//! bounded loops. Not yet: callbacks, ring buffer references, spin locks, bpf-to-bpf calls,
 //! load-acquire/store-release, unprivileged rules.
 //! Each of those is a rejection that says so, never a silent acceptance.
 
@@ -23,6 +26,8 @@ use super::env::{
 };
 use super::insn_text::{insn_text, state_column_padding};
 use super::log::frame_state;
+use super::precision::{self, Hist, Marks, PrecisionLog, Segment};
+use super::prune::{Explored, Visit};
 use super::reg::{BaseType, RegState, RegType};
 use super::state::{FuncState, VerifierState};
 use crate::analysis::{Analysis, Imm64};
@@ -33,7 +38,10 @@ use crate::isa::opcodes::*;
 struct Pending {
     state: VerifierState,
     insn: usize,
-    from: usize,
+    /// The logical instruction it was reached from (the branch), none for the entry.
+    from: Option<usize>,
+    /// The path since its checkpoint (set by the walk when it forks).
+    segment: Segment,
 }
 
 /// What one instruction does to the path.
@@ -49,56 +57,258 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
     let mut env = Env::new(analysis, options);
     let mut first = VerifierState::entry();
     env.entry_regs(&mut first.frames[0]);
+    let helper_args = |id: u32| (options.prototype)(id as i32).map_or(5, |p| p.arg_count() as u8);
+    let mut explored = Explored::new(analysis, analysis.live_registers(&helper_args));
+    let insns = analysis.program.insns();
     let mut stack = vec![Pending {
         state: first,
         insn: 0,
-        from: usize::MAX,
+        from: None,
+        segment: Segment::default(),
     }];
     while let Some(Pending {
         mut state,
         mut insn,
         from,
+        mut segment,
     }) = stack.pop()
     {
-        if env.log_on(2) {
-            let full = frame_state(state.frame(), None, None);
-            let slot = analysis.program.slot(insn);
-            if from != usize::MAX {
-                env.line(&format!("\nfrom {from} to {slot}:{full}"));
-            }
-            env.line(&format!("{slot}:{full}"));
-        }
+        let mut prev = from;
+        let mut popped = true;
         loop {
             env.processed += 1;
             let slot = analysis.program.slot(insn);
             if env.processed > COMPLEXITY_LIMIT {
                 let message = format!("BPF program is too large. Processed {} insn", env.processed);
-                return Err(reject(&mut env, slot, refuse(ErrorCode::E2big, message)));
+                return Err(reject(
+                    &mut env,
+                    &explored,
+                    slot,
+                    refuse(ErrorCode::E2big, message),
+                ));
             }
-            match step(&mut env, &mut state, insn, &mut stack) {
-                Ok(Next::Goto(next)) => insn = next,
-                Ok(Next::End) => break,
-                Err(refusal) => return Err(reject(&mut env, slot, refusal)),
+            // Reached other than by falling through: the way back must be recorded.
+            let jumped_from = prev.filter(|&p| p + 1 != insn);
+            if explored.is_prune_point(insn) {
+                let before = prev.unwrap_or(insn);
+                let ids = env.id_gen;
+                match explored.visit(&state, insn, before, env.processed, ids, &mut segment) {
+                    Visit::Continue => {}
+                    Visit::Pruned(by) => {
+                        if jumped_from.is_some() || explored.is_jmp_point(insn) {
+                            segment
+                                .history
+                                .push(Hist::arrival(insn, prev.unwrap_or(insn)));
+                        }
+                        let log = precision_log(&mut env.log, analysis, options);
+                        explored.propagate_precision(by, insns, &segment, insn, log);
+                        match from {
+                            Some(f) if popped => {
+                                let f = analysis.program.slot(f);
+                                env.line(&format!("\nfrom {f} to {slot}: safe"));
+                            }
+                            _ => {
+                                drop_pending_state(&mut env.log);
+                                env.line(&format!("{slot}: safe"));
+                            }
+                        }
+                        explored.finish(segment.parent);
+                        break;
+                    }
+                    Visit::InfiniteLoop(old) => {
+                        let message = format!("infinite loop detected at insn {slot}");
+                        let states = format!(
+                            "cur state:{}\nold state:{}",
+                            frame_state(state.frame(), None, None),
+                            frame_state(old.frame(), None, None)
+                        );
+                        let refusal = refuse(ErrorCode::Einval, message);
+                        return Err(reject_with(&mut env, &explored, slot, refusal, &states));
+                    }
+                }
+            }
+            if popped && env.log_on(2) {
+                let full = frame_state(state.frame(), None, None);
+                if let Some(f) = from {
+                    let f = analysis.program.slot(f);
+                    env.line(&format!("\nfrom {f} to {slot}:{full}"));
+                }
+                env.line(&format!("{slot}:{full}"));
+            }
+            popped = false;
+            let jmp_point = explored.is_jmp_point(insn);
+            if jmp_point {
+                segment.kernel_entries += 1;
+            }
+            let code = insns[insn].opcode;
+            if matches!(class(code), CLASS_JMP | CLASS_JMP32) {
+                explored.count_jump();
+            }
+            // What the history must say about this instruction, read before it runs.
+            let stack_slot = stack_access(state.frame(), &insns[insn]);
+            let linked = linked_scalars(state.frame(), &insns[insn]);
+            let pushed = stack.len();
+            let result = step(&mut env, &mut state, insn, &mut stack);
+            // Every arrival at a jump target is recorded, fall-through or not (as the kernel's
+            // jump history does): going back, an instruction first in its segment is then
+            // told apart from a later visit of it.
+            if jumped_from.is_some() || jmp_point || stack_slot.is_some() || linked.is_some() {
+                segment.history.push(Hist {
+                    insn,
+                    prev: prev.unwrap_or(insn),
+                    slot: stack_slot,
+                    linked,
+                });
+            }
+            if stack_slot.is_some() && !jmp_point {
+                segment.kernel_entries += 1;
+            }
+            // Paths forked here descend from this path's checkpoint, with its history.
+            for forked in &mut stack[pushed..] {
+                forked.from = Some(insn);
+                forked.segment = segment.clone();
+                explored.fork(segment.parent);
+            }
+            let requests = std::mem::take(&mut env.wanted);
+            for wanted in requests.into_iter().filter(|_| result.is_ok()) {
+                let mut per_frame = vec![Marks::default(); state.frames.len()];
+                if let Some(last) = per_frame.last_mut() {
+                    *last = wanted;
+                }
+                let log = precision_log(&mut env.log, analysis, options);
+                explored.mark_precise(insns, &segment, insn, per_frame, log);
+            }
+            match result {
+                Ok(Next::Goto(next)) => {
+                    prev = Some(insn);
+                    insn = next;
+                }
+                Ok(Next::End) => {
+                    explored.finish(segment.parent);
+                    break;
+                }
+                Err(refusal) => return Err(reject(&mut env, &explored, slot, refusal)),
             }
         }
     }
-    let summary = format!(
-        "processed {} insns (limit {COMPLEXITY_LIMIT})",
-        env.processed
-    );
+    let summary = summary_line(&env, &explored);
     env.line(&summary);
     Ok(Verified {
         processed: env.processed,
+        stats: explored.stats,
         log: env.log,
     })
 }
 
-fn reject(env: &mut Env<'_>, slot: usize, (message, code): Refusal) -> Rejection {
+/// The kernel prints the state after an instruction only when it goes on to the next one (at
+/// the top of its loop, after the prune check): when the next one is pruned, the state of the
+/// last line (`N: (op) ... ; state`, or a line `N: state` of its own) is not printed.
+fn drop_pending_state(log: &mut String) {
+    let body = log.strip_suffix('\n').unwrap_or(log);
+    let start = body.rfind('\n').map_or(0, |n| n + 1);
+    let line = &body[start..];
+    let digits = line.chars().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || !line[digits..].starts_with(": ") {
+        return;
+    }
+    if line[digits..].starts_with(": (") {
+        // The instruction text has no ';': the first one starts the state.
+        if let Some(semi) = line.find(';') {
+            let keep = line[..semi].trim_end().len();
+            log.truncate(start + keep);
+            log.push('\n');
+        }
+    } else {
+        log.truncate(start);
+    }
+}
+
+/// The stack slot a load or store at a fixed offset through a stack pointer touches, with the
+/// pointer's frame (recorded for the backtracking of precision).
+fn stack_access(frame: &FuncState, insn: &crate::analysis::Instruction) -> Option<(u32, usize)> {
+    let base = match class(insn.opcode) {
+        CLASS_LDX => insn.src,
+        CLASS_ST | CLASS_STX => insn.dst,
+        _ => return None,
+    };
+    let reg = frame.regs.get(base as usize)?;
+    if reg.ty.base != BaseType::Stack || !reg.bounds.var_off.is_const() {
+        return None;
+    }
+    let at = reg.bounds.var_off.value as i64 + reg.off as i64 + insn.off as i64;
+    let in_frame = -(crate::analysis::MAX_BPF_STACK as i64)..0;
+    in_frame
+        .contains(&at)
+        .then(|| (reg.frameno, super::state::slot_of(at).0))
+}
+
+/// The registers and slots a conditional jump refines together with its operands (scalars
+/// sharing their ids), when there are others.
+fn linked_scalars(frame: &FuncState, insn: &crate::analysis::Instruction) -> Option<Marks> {
+    let op = insn.opcode & 0xf0;
+    if !matches!(class(insn.opcode), CLASS_JMP | CLASS_JMP32)
+        || matches!(op, JMP_JA | JMP_CALL | JMP_EXIT)
+    {
+        return None;
+    }
+    let mut marks = Marks::default();
+    let mut operands = vec![insn.dst];
+    if insn.opcode & SRC_X != 0 {
+        operands.push(insn.src);
+    }
+    for r in operands {
+        if let Some(reg) = frame.regs.get(r as usize) {
+            if reg.is_scalar() {
+                let linked = precision::linked_with(frame, reg.id);
+                marks.regs |= linked.regs;
+                marks.slots |= linked.slots;
+            }
+        }
+    }
+    let count = marks.regs.count_ones() + marks.slots.count_ones();
+    (count > 1).then_some(marks)
+}
+
+/// Where the backtracking of precision writes its lines, at log level 2.
+fn precision_log<'a>(
+    out: &'a mut String,
+    analysis: &'a Analysis,
+    options: &'a VerifyOptions<'_>,
+) -> Option<PrecisionLog<'a>> {
+    (options.log_level >= 2).then_some(PrecisionLog {
+        out,
+        analysis,
+        helper_name: options.helper_name,
+    })
+}
+
+/// The kernel's last line (`print_verification_stats`). `mark_read` is the longest walk of
+/// read marks, which Linux 6.18 no longer makes (its liveness is static): always 0 there too.
+fn summary_line(env: &Env<'_>, explored: &Explored) -> String {
+    let s = explored.stats;
+    format!(
+        "processed {} insns (limit {COMPLEXITY_LIMIT}) max_states_per_insn {} total_states {} peak_states {} mark_read 0",
+        env.processed, s.max_states_per_insn, s.total_states, s.peak_states
+    )
+}
+
+fn reject(env: &mut Env<'_>, explored: &Explored, slot: usize, refusal: Refusal) -> Rejection {
+    reject_with(env, explored, slot, refusal, "")
+}
+
+/// A rejection whose log line is followed by `details` (lines the kernel prints after it).
+fn reject_with(
+    env: &mut Env<'_>,
+    explored: &Explored,
+    slot: usize,
+    (message, code): Refusal,
+    details: &str,
+) -> Rejection {
     env.line(&message);
-    let summary = format!(
-        "processed {} insns (limit {COMPLEXITY_LIMIT})",
-        env.processed
-    );
+    if !details.is_empty() {
+        env.line(details);
+    }
+    let summary = summary_line(env, explored);
     env.line(&summary);
     Rejection {
         slot,
@@ -121,7 +331,12 @@ fn step(
     let slot = analysis.program.slot(index);
     let aux = analysis.aux[index];
     let helper = |id: i32| env.helper_name(id);
-    let text = format!("{slot}: {}", insn_text(&insn, aux.imm64, &helper));
+    // Written only when there is a log (formatting it is most of an instruction's cost).
+    let text = if env.log_on(1) {
+        format!("{slot}: {}", insn_text(&insn, aux.imm64, &helper))
+    } else {
+        String::new()
+    };
     let next = index + 1;
     let code = insn.opcode;
     let frame = state.frame_mut();
@@ -289,6 +504,7 @@ fn store(
         return atomic(env, frame, insn, size, slots);
     }
     if class(insn.opcode) == CLASS_STX {
+        want_precise_zero(env, frame, insn);
         link_spilled_scalar(env, frame, insn, size);
         let value = frame.regs[insn.src as usize].clone();
         access::store(env, frame, insn.dst, insn.off, size, Stored::Reg(&value))?;
@@ -363,6 +579,22 @@ fn atomic(
     access::store(env, frame, insn.dst, insn.off, size, Stored::Unknown)?;
     note_stack_slot(frame, insn.dst, insn.off, slots);
     Ok(())
+}
+
+/// A register known to be zero stored to the stack other than as an aligned spill makes its
+/// bytes known zero (`STACK_ZERO`), which later reads rely on: the zero is precise, as the
+/// kernel marks it (`check_stack_write_fixed_off`, `check_stack_write_var_off`).
+fn want_precise_zero(env: &mut Env<'_>, frame: &FuncState, insn: &crate::analysis::Instruction) {
+    let base = &frame.regs[insn.dst as usize];
+    let value = &frame.regs[insn.src as usize];
+    let zero = value.is_scalar() && value.bounds.is_const() && value.bounds.var_off.value == 0;
+    if !zero || base.ty.base != BaseType::Stack {
+        return;
+    }
+    let at = base.bounds.var_off.value as i64 + base.off as i64 + insn.off as i64;
+    if !base.bounds.var_off.is_const() || at % 8 != 0 {
+        env.want_precise(insn.src);
+    }
 }
 
 /// A scalar spilled whole to an aligned stack slot stays linked to its register (both get an
@@ -534,7 +766,6 @@ fn cond_jump(
     };
     let target = jump_target(env, index, insn.off as i64)?;
     let fall = index + 1;
-    let slot = env.analysis.program.slot(index);
 
     let mut taken_state = state.clone();
     let mut fall_state_changes: Option<VerifierState> = None;
@@ -591,6 +822,20 @@ fn cond_jump(
     // A jump decided on scalars prints no state (the kernel's precision marking, which runs
     // then, prints its own); one decided on a pointer does.
     let print = !(a.is_scalar() && b.is_scalar());
+    // A pointer compared with a scalar register: a zero there is a null check, and a null
+    // check refines what the pointer is on each side, so the scalar's value matters.
+    if src_is_reg && a.is_scalar() != b.is_scalar() {
+        env.want_precise(if a.is_scalar() { insn.dst } else { insn.src });
+    }
+    if decided != Taken::Unknown {
+        // Only one side is walked because of the scalars' values: they are precise.
+        if a.is_scalar() {
+            env.want_precise(insn.dst);
+        }
+        if src_is_reg && b.is_scalar() {
+            env.want_precise(insn.src);
+        }
+    }
     match decided {
         Taken::Always => Ok((print, target)),
         Taken::Never => Ok((print, fall)),
@@ -601,7 +846,8 @@ fn cond_jump(
             stack.push(Pending {
                 state: taken_state,
                 insn: target,
-                from: slot,
+                from: None,
+                segment: Segment::default(),
             });
             Ok((true, fall))
         }

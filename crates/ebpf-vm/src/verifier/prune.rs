@@ -1,0 +1,307 @@
+//! State pruning (the kernel's `is_state_visited`): at prune points the walk keeps checkpoints
+//! of the states it has been in, and a path that reaches a prune point in a state an explored
+//! checkpoint covers ([`super::equiv`]) stops there: everything after it was proved for a
+//! state at least as general.
+//!
+//! A checkpoint may only cover other states once every path below it has ended (its
+//! `branches` count is zero): until then it is an ancestor of paths still being walked, and a
+//! loop that comes back to it in the same state is an infinite loop. Paths carry the
+//! checkpoint they descend from; a path that ends (exit, pruned) releases it, and a checkpoint
+//! whose count drops to zero releases its own parent.
+//!
+//! The heuristics are the kernel's, so that the counts printed in the summary line
+//! (`max_states_per_insn`, `total_states`, `peak_states`) follow it: a checkpoint is added only
+//! after at least 2 jumps and 8 instructions since the last one (20 jumps or 100 instructions
+//! inside a loop), and a checkpoint that keeps missing is dropped from its list.
+
+use std::collections::HashMap;
+
+use super::equiv::{maybe_looping, states_equal, Compare};
+use super::precision::{self, Checkpoints, Segment};
+use super::state::VerifierState;
+use crate::analysis::flow::Flow;
+use crate::analysis::{Analysis, Instruction, RegSet};
+
+/// An explored state at a prune point (`struct bpf_verifier_state_list` and its state).
+struct Checkpoint {
+    state: VerifierState,
+    /// Paths (and child checkpoints) below this one not finished yet.
+    branches: u32,
+    /// The path from the parent checkpoint to this one, and the instruction before this one.
+    segment: Segment,
+    last_insn: usize,
+    hits: u32,
+    misses: u32,
+    /// Still in its instruction's list (not evicted).
+    listed: bool,
+}
+
+/// What a prune point decided for the current path.
+pub enum Visit {
+    /// Go on (a checkpoint may have been added: the path now descends from it).
+    Continue,
+    /// Explored state `idx` covers this one: the path ends here (after taking over its
+    /// precision marks, [`Explored::propagate_precision`]).
+    Pruned(usize),
+    /// The path came back to an ancestor in the same state: the slot of the instruction and
+    /// the old state, for the log.
+    InfiniteLoop(VerifierState),
+}
+
+/// The counters the kernel prints in its summary line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneStats {
+    pub max_states_per_insn: u32,
+    pub total_states: u32,
+    pub peak_states: u32,
+}
+
+pub struct Explored {
+    checkpoints: Vec<Checkpoint>,
+    /// Checkpoints by (logical instruction, call sites of the frames).
+    lists: HashMap<(usize, Vec<Option<usize>>), Vec<usize>>,
+    prune_point: Vec<bool>,
+    /// Jump targets and the instructions after calls (`mark_jmp_point`).
+    jmp_point: Vec<bool>,
+    /// Registers live before each logical instruction.
+    live: Vec<RegSet>,
+    jmps_processed: u64,
+    prev_jmps_processed: u64,
+    prev_insn_processed: u64,
+    /// Checkpoints in lists, and evicted ones still parents of unfinished paths.
+    listed: u32,
+    evicted_alive: u32,
+    pub stats: PruneStats,
+}
+
+/// A checkpoint that misses this many times more than `hits * n + n` is dropped.
+const MISS_FACTOR: u32 = 3;
+
+/// The kernel's prune points (`visit_insn`): conditional jumps and their targets, the targets
+/// of `ja`, and the instruction after every call; and its jump points, the same without the
+/// conditional jumps themselves.
+pub fn prune_points(analysis: &Analysis) -> (Vec<bool>, Vec<bool>) {
+    let n = analysis.program.len();
+    let mut jmp = vec![false; n];
+    let mut prune = vec![false; n];
+    for (i, flow) in analysis.cfg.flows.iter().enumerate() {
+        match *flow {
+            Flow::Branch { target } => {
+                prune[i] = true;
+                jmp[target as usize] = true;
+            }
+            Flow::Jump { target } => jmp[target as usize] = true,
+            Flow::Call { .. } | Flow::Helper { .. } | Flow::CallX if i + 1 < n => {
+                jmp[i + 1] = true;
+            }
+            _ => {}
+        }
+    }
+    for (p, j) in prune.iter_mut().zip(&jmp) {
+        *p |= *j;
+    }
+    (prune, jmp)
+}
+
+impl Explored {
+    pub fn new(analysis: &Analysis, live: Vec<RegSet>) -> Explored {
+        let (prune_point, jmp_point) = prune_points(analysis);
+        Explored {
+            checkpoints: Vec::new(),
+            lists: HashMap::new(),
+            prune_point,
+            jmp_point,
+            live,
+            jmps_processed: 0,
+            prev_jmps_processed: 0,
+            prev_insn_processed: 0,
+            listed: 0,
+            evicted_alive: 0,
+            stats: PruneStats::default(),
+        }
+    }
+
+    pub fn is_prune_point(&self, insn: usize) -> bool {
+        self.prune_point.get(insn).copied().unwrap_or(false)
+    }
+
+    pub fn is_jmp_point(&self, insn: usize) -> bool {
+        self.jmp_point.get(insn).copied().unwrap_or(false)
+    }
+
+    /// Counts a jump instruction (calls and exits included), for the heuristics.
+    pub fn count_jump(&mut self) {
+        self.jmps_processed += 1;
+    }
+
+    /// A path descending from `parent` forked: one more path below it.
+    pub fn fork(&mut self, parent: Option<usize>) {
+        if let Some(p) = parent {
+            self.checkpoints[p].branches += 1;
+        }
+    }
+
+    /// A path descending from `parent` ended (`update_branch_counts`).
+    pub fn finish(&mut self, mut parent: Option<usize>) {
+        while let Some(p) = parent {
+            let cp = &mut self.checkpoints[p];
+            cp.branches -= 1;
+            if cp.branches > 0 {
+                return;
+            }
+            if !cp.listed {
+                self.evicted_alive -= 1;
+            }
+            parent = cp.segment.parent;
+        }
+    }
+
+    /// `is_state_visited` for the current path at prune point `insn`, reached from
+    /// `prev_insn`: `processed` is the number of instructions processed so far (this one
+    /// included), `ids_in_use` the largest id handed out; `segment` is the path since its
+    /// checkpoint, restarted when one is added here.
+    pub fn visit(
+        &mut self,
+        cur: &VerifierState,
+        insn: usize,
+        prev_insn: usize,
+        processed: u64,
+        ids_in_use: u32,
+        segment: &mut Segment,
+    ) -> Visit {
+        // A long history since the last checkpoint forces one.
+        let force = segment.kernel_entries > 40;
+        let mut add_new_state = force
+            || (self.jmps_processed - self.prev_jmps_processed >= 2
+                && processed - self.prev_insn_processed >= 8);
+        let key = (insn, cur.frames.iter().map(|f| f.callsite).collect());
+        let list = self.lists.entry(key).or_default();
+        let mut states_cnt = 0u32;
+        // Newest first, as the kernel adds to the head of its list.
+        let mut k = list.len();
+        while k > 0 {
+            k -= 1;
+            let idx = list[k];
+            states_cnt += 1;
+            let cp = &mut self.checkpoints[idx];
+            if cp.branches > 0 {
+                // An ancestor of this path: the same state again is a loop without end.
+                if maybe_looping(&cp.state, cur)
+                    && states_equal(
+                        &cp.state,
+                        cur,
+                        insn,
+                        &self.live,
+                        ids_in_use,
+                        Compare::Exact,
+                        false,
+                    )
+                {
+                    return Visit::InfiniteLoop(cp.state.clone());
+                }
+                // Inside a loop, iterations rarely cover each other: add fewer checkpoints.
+                if !force
+                    && self.jmps_processed - self.prev_jmps_processed < 20
+                    && processed - self.prev_insn_processed < 100
+                {
+                    add_new_state = false;
+                }
+            } else if states_equal(
+                &cp.state,
+                cur,
+                insn,
+                &self.live,
+                ids_in_use,
+                Compare::NotExact,
+                true,
+            ) {
+                cp.hits += 1;
+                return Visit::Pruned(idx);
+            }
+            if add_new_state {
+                cp.misses += 1;
+            }
+            if cp.misses > cp.hits * MISS_FACTOR + MISS_FACTOR {
+                // Unlikely to help: dropped from the list (kept while paths descend from it).
+                cp.listed = false;
+                self.listed -= 1;
+                if cp.branches > 0 {
+                    self.evicted_alive += 1;
+                }
+                list.remove(k);
+            }
+        }
+        self.stats.max_states_per_insn = self.stats.max_states_per_insn.max(states_cnt);
+        if !add_new_state {
+            return Visit::Continue;
+        }
+        self.stats.total_states += 1;
+        self.listed += 1;
+        self.stats.peak_states = self.stats.peak_states.max(self.listed + self.evicted_alive);
+        self.prev_jmps_processed = self.jmps_processed;
+        self.prev_insn_processed = processed;
+        let idx = self.checkpoints.len();
+        let mut state = cur.clone();
+        precision::clear_precision(&mut state);
+        let restarted = Segment {
+            parent: Some(idx),
+            first_insn: insn,
+            history: Vec::new(),
+            kernel_entries: 0,
+        };
+        self.checkpoints.push(Checkpoint {
+            state,
+            branches: 1,
+            segment: std::mem::replace(segment, restarted),
+            last_insn: prev_insn,
+            hits: 0,
+            misses: 0,
+            listed: true,
+        });
+        list.push(idx);
+        Visit::Continue
+    }
+
+    /// The current path was pruned at `insn` by checkpoint `idx`: what that checkpoint needed
+    /// precise, the path's checkpoints need too (`propagate_precision`).
+    pub fn propagate_precision(
+        &mut self,
+        idx: usize,
+        insns: &[Instruction],
+        segment: &Segment,
+        insn: usize,
+        mut log: Option<precision::PrecisionLog<'_>>,
+    ) {
+        let wanted = precision::precise_marks(&self.checkpoints[idx].state);
+        if let (Some(l), Some(line)) = (log.as_mut(), precision::propagating_line(&wanted)) {
+            l.out.push_str(&line);
+        }
+        precision::mark_chain_precision(self, insns, segment, insn, wanted, log);
+    }
+
+    /// Instruction `insn` of the current path needs `wanted` precise.
+    pub fn mark_precise(
+        &mut self,
+        insns: &[Instruction],
+        segment: &Segment,
+        insn: usize,
+        wanted: precision::Wanted,
+        log: Option<precision::PrecisionLog<'_>>,
+    ) {
+        precision::mark_chain_precision(self, insns, segment, insn, wanted, log);
+    }
+}
+
+impl Checkpoints for Explored {
+    fn segment(&self, idx: usize) -> &Segment {
+        &self.checkpoints[idx].segment
+    }
+
+    fn last_insn(&self, idx: usize) -> usize {
+        self.checkpoints[idx].last_insn
+    }
+
+    fn state_mut(&mut self, idx: usize) -> &mut VerifierState {
+        &mut self.checkpoints[idx].state
+    }
+}
