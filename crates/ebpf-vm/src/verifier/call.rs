@@ -5,14 +5,15 @@
 //! any scalar); r1-r5 are clobbered and r0 gets the `RetType`'s state.
 //!
 //! Not yet (each a rejection that says so): callbacks (`ARG_PTR_TO_FUNC`), ring buffer records
-//! and their references, spin locks, constant strings, bpf-to-bpf calls and kfuncs, and the
+//! and their references, spin locks, constant strings, kfuncs, and the
 //! helpers that change packet data (their packet pointers would have to be invalidated).
 
 use super::access;
 use super::arith::check_init;
 use super::env::{eacces, refuse, unsupported, Env, Refusal};
 use super::reg::{BaseType, MapRef, RegState, RegType};
-use super::state::FuncState;
+use super::state::{FuncState, VerifierState};
+use super::subprog;
 use super::walk::note_stack_slot;
 use crate::analysis::Instruction;
 use crate::analysis::MAX_BPF_STACK;
@@ -64,12 +65,12 @@ pub struct CallLog {
 /// slots the helper writes are added to `slots` (printed after the call).
 pub fn helper_call(
     env: &mut Env<'_>,
-    frame: &mut FuncState,
+    state: &mut VerifierState,
     insn: &Instruction,
     slots: &mut Vec<usize>,
 ) -> Result<CallLog, Refusal> {
     if insn.src != CALL_HELPER {
-        return Err(unsupported("bpf-to-bpf calls and kfuncs"));
+        return Err(unsupported("kfuncs"));
     }
     let id = insn.imm();
     let name = env.helper_name(id);
@@ -104,21 +105,31 @@ pub fn helper_call(
         if *arg == ArgType::DontCare {
             continue;
         }
-        check_init(&frame.regs, r)?;
-        if let Some(size) = written_size(frame, &proto.args, n, &meta) {
-            for off in 0..size.min(MAX_BPF_STACK) {
-                note_stack_slot(frame, r, off as i16, slots);
+        check_init(&state.frame().regs, r)?;
+        // Memory in a caller's stack is checked against that stack (and not printed here); a
+        // size argument checks the memory in the register before it.
+        let sized = matches!(arg, ArgType::ConstSize | ArgType::ConstSizeOrZero);
+        let mem = if sized { r - 1 } else { r };
+        let caller_stack = subprog::points_to_caller(state, mem);
+        subprog::with_stack_of(state, mem, |frame| {
+            if let Some(size) = written_size(frame, &proto.args, n, &meta) {
+                for off in 0..size.min(MAX_BPF_STACK) {
+                    if !caller_stack {
+                        note_stack_slot(frame, r, off as i16, slots);
+                    }
+                }
             }
-        }
-        let prev = n.checked_sub(1).map(|p| proto.args[p]);
-        check_arg(
-            frame,
-            r,
-            *arg,
-            (prev, proto.args.get(n + 1).copied()),
-            &mut meta,
-        )?;
+            let prev = n.checked_sub(1).map(|p| proto.args[p]);
+            check_arg(
+                frame,
+                r,
+                *arg,
+                (prev, proto.args.get(n + 1).copied()),
+                &mut meta,
+            )
+        })?;
     }
+    let frame = state.frame_mut();
     if let Some(map) = &meta.map {
         check_map_func(map, id, &name)?;
     }

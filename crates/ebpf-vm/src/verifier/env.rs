@@ -53,6 +53,10 @@ pub struct Rejection {
 pub struct Verified {
     pub processed: u64,
     pub log: String,
+    /// Per function (in the analysis' order, main first), the bytes of stack its frames
+    /// reached, a multiple of 8 (the kernel's `subprog_info[i].stack_depth`, the log's
+    /// `stack depth A+B`).
+    pub stack_depth: Vec<u32>,
 }
 
 /// The kernel's limit on instructions processed over all paths.
@@ -83,6 +87,8 @@ pub struct Env<'a> {
     pub id_gen: u32,
     pub processed: u64,
     pub log: String,
+    /// Per function, the deepest stack byte its frames reached, rounded up to 8.
+    pub stack_depth: Vec<u32>,
 }
 
 impl<'a> Env<'a> {
@@ -93,6 +99,7 @@ impl<'a> Env<'a> {
             id_gen: 0,
             processed: 0,
             log: String::new(),
+            stack_depth: vec![0; analysis.functions.funcs.len()],
         }
     }
 
@@ -101,6 +108,14 @@ impl<'a> Env<'a> {
     pub fn new_id(&mut self) -> u32 {
         self.id_gen += 1;
         self.id_gen
+    }
+
+    /// Counts `frame`'s stack (as far as it has grown) against its function.
+    pub fn note_stack_depth(&mut self, frame: &FuncState) {
+        let bytes = (frame.stack.len() * super::state::BPF_REG_SIZE) as u32;
+        if let Some(depth) = self.stack_depth.get_mut(frame.subprog) {
+            *depth = (*depth).max(bytes);
+        }
     }
 
     pub fn log_on(&self, level: u32) -> bool {

@@ -14,7 +14,8 @@
 //! - [`log`]: the states printed exactly as the kernel prints them, and [`insn_text`] the
 //!   instructions;
 //! - the walk ([`verify`]): [`walk`] follows every path, [`arith`] runs ALU instructions on
-//!   register states (pointer arithmetic included), [`access`] checks loads and stores, [`call`] helper calls from their prototypes, [`env`]
+//!   register states (pointer arithmetic included), [`access`] checks loads and stores, [`call`] helper calls from their prototypes, [`subprog`] bpf-to-bpf calls and
+//!   their frames, [`callback`] the functions helpers call back, [`env`]
 //!   holds what one verification knows and its options.
 //!
 //! The expected values of its tests come from hand computation and from the kernel's own log
@@ -26,11 +27,13 @@ pub mod arith;
 pub mod bounds;
 pub mod branch;
 pub mod call;
+pub mod callback;
 pub mod env;
 pub mod insn_text;
 pub mod log;
 pub mod reg;
 pub mod state;
+pub mod subprog;
 pub mod tnum;
 pub mod walk;
 

@@ -62,6 +62,13 @@ pub struct FuncState {
     pub frameno: u32,
     /// The instruction that called this frame (none for frame 0).
     pub callsite: Option<usize>,
+    /// The function (index in the analysis' `Functions`) this frame runs: its stack depth is
+    /// counted against it (the kernel's `subprogno`).
+    pub subprog: usize,
+    /// The frame runs a callback a helper calls (`bpf_loop`, ...): its exit goes back to the
+    /// helper's call and R0 must be a scalar in `callback_ret` (`in_callback_fn`,
+    /// `callback_ret_range`).
+    pub callback_ret: Option<(i64, i64)>,
 }
 
 impl FuncState {
@@ -74,6 +81,8 @@ impl FuncState {
             stack: Vec::new(),
             frameno,
             callsite,
+            subprog: 0,
+            callback_ret: None,
         }
     }
 
@@ -141,8 +150,30 @@ impl FuncState {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct VerifierState {
     pub frames: Vec<FuncState>,
-    /// References acquired and not yet released (ringbuf records), by id.
-    pub refs: Vec<u32>,
+    /// References acquired and not yet released (ringbuf records), in the order acquired: one
+    /// list for all frames, as the kernel keeps it since 6.13 (`bpf_verifier_state.refs`).
+    pub refs: Vec<Reference>,
+    /// The spin lock held, if any (`active_locks`): at most one at a time.
+    pub lock: Option<HeldLock>,
+}
+
+/// A reference the program must release before it exits (`struct bpf_reference_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Reference {
+    /// The `ref_obj_id` of the registers holding it.
+    pub id: u32,
+    /// The instruction (slot) that acquired it, which the leak message names.
+    pub alloc_insn: usize,
+}
+
+/// The spin lock a path holds: the map value it lives in, identified as the kernel identifies
+/// it (the map and the id of the pointer the value was looked up through, or 0 for a value
+/// with no id), and the lock's offset in the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HeldLock {
+    pub map: u32,
+    pub id: u32,
+    pub offset: u32,
 }
 
 impl VerifierState {
@@ -152,6 +183,7 @@ impl VerifierState {
         VerifierState {
             frames: vec![FuncState::new(0, None)],
             refs: Vec::new(),
+            lock: None,
         }
     }
 

@@ -6,10 +6,10 @@
 //! packet ranges from comparisons against `data_end`), stack spills and fills (at fixed and
 //! variable offsets), context loads
 //! for raw, socket filter and XDP programs, map `lddw`s, helper calls checked from their
-//! prototypes ([`super::call`]), atomic read-modify-write operations, legacy packet loads. Not
-//! yet: state pruning (every path is walked to its end, up to the kernel's 1,000,000
-//! instructions), callbacks, ring buffer references, spin locks, bpf-to-bpf calls,
-//! load-acquire/store-release, unprivileged rules.
+//! prototypes ([`super::call`]), bpf-to-bpf calls with a frame each ([`super::subprog`]),
+//! atomic read-modify-write operations, legacy packet loads. Not yet: state pruning (every path
+//! is walked to its end, up to the kernel's 1,000,000 instructions), callbacks, ring buffer
+//! references, spin locks, load-acquire/store-release, unprivileged rules.
 //! Each of those is a rejection that says so, never a silent acceptance.
 
 use std::fmt::Write;
@@ -25,6 +25,7 @@ use super::insn_text::{insn_text, state_column_padding};
 use super::log::frame_state;
 use super::reg::{BaseType, RegState, RegType};
 use super::state::{FuncState, VerifierState};
+use super::subprog;
 use crate::analysis::{Analysis, Imm64};
 use crate::error::ErrorCode;
 use crate::isa::opcodes::*;
@@ -75,12 +76,17 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
                 let message = format!("BPF program is too large. Processed {} insn", env.processed);
                 return Err(reject(&mut env, slot, refuse(ErrorCode::E2big, message)));
             }
-            match step(&mut env, &mut state, insn, &mut stack) {
+            let result = step(&mut env, &mut state, insn, &mut stack);
+            env.note_stack_depth(state.frame());
+            match result {
                 Ok(Next::Goto(next)) => insn = next,
                 Ok(Next::End) => break,
                 Err(refusal) => return Err(reject(&mut env, slot, refusal)),
             }
         }
+    }
+    if let Err((slot, refusal)) = subprog::check_stack_depth(&env) {
+        return Err(reject(&mut env, slot, refusal));
     }
     let summary = format!(
         "processed {} insns (limit {COMPLEXITY_LIMIT})",
@@ -90,6 +96,7 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
     Ok(Verified {
         processed: env.processed,
         log: env.log,
+        stack_depth: env.stack_depth,
     })
 }
 
@@ -124,6 +131,7 @@ fn step(
     let text = format!("{slot}: {}", insn_text(&insn, aux.imm64, &helper));
     let next = index + 1;
     let code = insn.opcode;
+    let in_called_function = state.frames.len() > 1;
     let frame = state.frame_mut();
     // The registers and stack slots to print after the instruction (the kernel's "scratched").
     let mut shown: Vec<u8> = Vec::new();
@@ -150,7 +158,15 @@ fn step(
         }
         CLASS_LDX => {
             shown.extend([insn.src, insn.dst]);
-            load(env, frame, &insn, &mut slots).map(|_| Next::Goto(next))
+            // Through a pointer into a caller's stack: that frame's bytes, not printed here.
+            let caller_stack = subprog::points_to_caller(state, insn.src);
+            let result = subprog::with_stack_of(state, insn.src, |frame| {
+                load(env, frame, &insn, &mut slots)
+            });
+            if caller_stack {
+                slots.clear();
+            }
+            result.map(|_| Next::Goto(next))
         }
         CLASS_STX | CLASS_ST => {
             shown.push(insn.dst);
@@ -160,7 +176,17 @@ fn step(
                     shown.push(0);
                 }
             }
-            store(env, frame, &insn, &mut slots).map(|_| Next::Goto(next))
+            let caller_stack = subprog::points_to_caller(state, insn.dst);
+            let value = (class(code) == CLASS_STX).then(|| &state.frame().regs[insn.src as usize]);
+            let result = subprog::check_store_to_caller(state, insn.dst, value).and_then(|_| {
+                subprog::with_stack_of(state, insn.dst, |frame| {
+                    store(env, frame, &insn, &mut slots)
+                })
+            });
+            if caller_stack {
+                slots.clear();
+            }
+            result.map(|_| Next::Goto(next))
         }
         CLASS_LD => {
             shown.push(insn.dst);
@@ -176,12 +202,18 @@ fn step(
         _ => {
             let op = code & 0xf0;
             match op {
+                JMP_EXIT if in_called_function => {
+                    return subprog::exit(env, state, index, &text).map(Next::Goto);
+                }
+                JMP_CALL if insn.src == CALL_LOCAL => {
+                    return subprog::call(env, state, index, &text).map(Next::Goto);
+                }
                 JMP_EXIT => {
                     let result = check_init(&frame.regs, 0).map(|_| Next::End);
                     env.line(&text);
                     return result;
                 }
-                JMP_CALL => match call::helper_call(env, frame, &insn, &mut slots) {
+                JMP_CALL => match call::helper_call(env, state, &insn, &mut slots) {
                     Ok(log) if log.state_on_own_line => {
                         env.line(&text);
                         if env.log_on(2) {

@@ -3,6 +3,8 @@
 //! states the kernel printed. Nothing is attached or pinned; the program fd is closed at once.
 #![allow(dead_code)]
 
+pub mod compare;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;

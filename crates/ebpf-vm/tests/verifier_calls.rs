@@ -1,0 +1,274 @@
+//! bpf-to-bpf calls, references, spin locks, callbacks and tail calls in the path walk, against
+//! the live kernel (Linux 6.18): each program is loaded into the kernel with a level-2 log and
+//! verified here (`verifier_support::compare`: verdict, message, instruction lines, and the
+//! `caller:` / `callee:` / `returning from callee:` frames); a rejection must also carry the
+//! kernel's errno. Skips, saying why, where the kernel cannot be asked.
+
+mod verifier_support;
+
+use ebpf_vm::isa::Insn;
+use verifier_support::compare::{call_lines, compare, Answers};
+use verifier_support::*;
+
+fn i(opcode: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn::new(opcode, dst, src, off, imm)
+}
+
+/// `call pc+rel` (a bpf-to-bpf call).
+fn call(rel: i32) -> Insn {
+    i(0x85, 0, 1, 0, rel)
+}
+
+fn helper(id: i32) -> Insn {
+    i(0x85, 0, 0, 0, id)
+}
+
+fn exit() -> Insn {
+    i(0x95, 0, 0, 0, 0)
+}
+
+fn mov(dst: u8, imm: i32) -> Insn {
+    i(0xb7, dst, 0, 0, imm)
+}
+
+/// `lddw dst, map n`.
+fn ld_map(dst: u8, n: i32) -> [Insn; 2] {
+    [i(0x18, dst, 1, 0, n), i(0, 0, 0, 0, 0)]
+}
+
+/// The errno of a rejection must be the kernel's too.
+fn same_errno(name: &str, (kernel, ours): &Answers) {
+    if let Err(r) = ours {
+        assert_eq!(
+            Some(r.code.as_str()),
+            kernel.errno.as_deref(),
+            "{name}: errno differs ({})",
+            r.message
+        );
+    }
+}
+
+/// Compares the kernel's answer with ours (`compare`, errno included) and returns both.
+fn answers(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str]) -> Answers {
+    let answers = compare(name, prog_type, slots, maps);
+    same_errno(name, &answers);
+    answers
+}
+
+fn check(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str]) {
+    let _ = answers(name, prog_type, slots, maps);
+}
+
+#[test]
+fn a_callee_reads_the_callers_stack_through_its_argument() {
+    kernel_or_skip!();
+    let p = [
+        mov(1, 5),
+        i(0x7a, 10, 0, -8, 7), // *(u64 *)(r10 -8) = 7
+        i(0xbf, 1, 10, 0, 0),
+        i(0x07, 1, 0, 0, -8),
+        call(1),
+        exit(),
+        // func#1: r0 = *(u64 *)(r1 +0) (the caller's 7), a slot of its own
+        i(0x79, 0, 1, 0, 0),
+        i(0x7a, 10, 0, -16, 1),
+        mov(2, 3),
+        exit(),
+    ];
+    let (kernel, ours) = answers("caller stack argument", SOCKET_FILTER, &p, &[]);
+    assert_eq!(call_lines(&kernel.log).len(), 8, "{}", kernel.log);
+    let verified = ours.expect("accepted");
+    // The kernel's `stack depth 8+16` for the same program.
+    assert_eq!(verified.stack_depth, vec![8, 16]);
+}
+
+#[test]
+fn a_callee_writes_the_callers_stack_and_the_caller_reads_it_back() {
+    kernel_or_skip!();
+    let p = [
+        i(0xbf, 1, 10, 0, 0),
+        i(0x07, 1, 0, 0, -8),
+        call(2),
+        i(0x79, 0, 10, -8, 0), // r0 = *(u64 *)(r10 -8): what the callee stored
+        exit(),
+        i(0x7a, 1, 0, 0, 42), // *(u64 *)(r1 +0) = 42
+        mov(0, 0),
+        exit(),
+    ];
+    check("callee stores into caller", SOCKET_FILTER, &p, &[]);
+}
+
+#[test]
+fn registers_across_a_call() {
+    kernel_or_skip!();
+    // The callee sees only what the caller passed in R1-R5.
+    let p = [call(2), mov(0, 0), exit(), i(0xbf, 0, 2, 0, 0), exit()];
+    check("callee reads an unset R2", SOCKET_FILTER, &p, &[]);
+    // The caller's R1-R5 are gone after the call.
+    let p = [
+        mov(1, 1),
+        call(2),
+        i(0xbf, 0, 1, 0, 0),
+        exit(),
+        mov(0, 0),
+        exit(),
+    ];
+    check("caller reads R1 after the call", SOCKET_FILTER, &p, &[]);
+    // R0 is what the callee left in it: nothing here.
+    let p = [call(1), exit(), exit()];
+    check("callee without R0", SOCKET_FILTER, &p, &[]);
+    // R6-R9 are the caller's own and survive the call.
+    let p = [
+        mov(6, 9),
+        call(2),
+        i(0xbf, 0, 6, 0, 0),
+        exit(),
+        mov(6, 1),
+        mov(0, 0),
+        exit(),
+    ];
+    check("R6 survives a call", SOCKET_FILTER, &p, &[]);
+}
+
+#[test]
+fn a_function_is_verified_in_the_context_of_each_call() {
+    kernel_or_skip!();
+    // The second call passes a number where the first passed the stack.
+    let p = [
+        i(0x7a, 10, 0, -8, 7),
+        i(0xbf, 1, 10, 0, 0),
+        i(0x07, 1, 0, 0, -8),
+        call(3),
+        mov(1, 0),
+        call(1),
+        exit(),
+        i(0x79, 0, 1, 0, 0),
+        exit(),
+    ];
+    check("callee in two contexts", SOCKET_FILTER, &p, &[]);
+}
+
+#[test]
+fn a_callee_may_not_return_or_leave_its_stack_behind() {
+    kernel_or_skip!();
+    let p = [
+        call(2),
+        mov(0, 0),
+        exit(),
+        i(0xbf, 0, 10, 0, 0),
+        i(0x07, 0, 0, 0, -8),
+        exit(),
+    ];
+    check("callee returns its stack", SOCKET_FILTER, &p, &[]);
+    let p = [
+        i(0xbf, 1, 10, 0, 0),
+        i(0x07, 1, 0, 0, -8),
+        call(2),
+        mov(0, 0),
+        exit(),
+        i(0xbf, 2, 10, 0, 0),
+        i(0x7b, 1, 2, 0, 0), // *(u64 *)(r1 +0) = r2 (the callee's frame pointer)
+        mov(0, 0),
+        exit(),
+    ];
+    check(
+        "callee spills its fp into the caller",
+        SOCKET_FILTER,
+        &p,
+        &[],
+    );
+}
+
+#[test]
+fn at_most_eight_frames() {
+    kernel_or_skip!();
+    // main and eight nested calls: one too many.
+    let mut p = vec![mov(0, 0), call(1), exit()];
+    for _ in 0..8 {
+        p.extend([call(1), exit()]);
+    }
+    p.extend([mov(0, 0), exit()]);
+    check("nine frames", SOCKET_FILTER, &p, &[]);
+    // Seven nested calls fit.
+    let mut p = vec![mov(0, 0), call(1), exit()];
+    for _ in 0..6 {
+        p.extend([call(1), exit()]);
+    }
+    p.extend([mov(0, 0), exit()]);
+    check("eight frames", SOCKET_FILTER, &p, &[]);
+    // Recursion runs into the same limit.
+    check(
+        "recursion",
+        SOCKET_FILTER,
+        &[call(1), exit(), call(-1), exit()],
+        &[],
+    );
+}
+
+#[test]
+fn the_stack_of_a_call_chain_is_limited_to_512_bytes() {
+    kernel_or_skip!();
+    // 304 + 256 (each rounded to 16 as the kernel's JIT rounds them).
+    let p = [
+        i(0x7a, 10, 0, -304, 1),
+        call(1),
+        exit(),
+        i(0x7a, 10, 0, -256, 1),
+        mov(0, 0),
+        exit(),
+    ];
+    check("two frames over 512", SOCKET_FILTER, &p, &[]);
+    // 200 + 200 + 120 bytes: 208 + 208 + 128 after rounding.
+    let p = [
+        i(0x7a, 10, 0, -200, 1),
+        call(1),
+        exit(),
+        i(0x7a, 10, 0, -200, 1),
+        call(1),
+        exit(),
+        i(0x7a, 10, 0, -120, 1),
+        mov(0, 0),
+        exit(),
+    ];
+    check("three frames over 512", SOCKET_FILTER, &p, &[]);
+    // 256 + 256 fits exactly.
+    let p = [
+        i(0x7a, 10, 0, -256, 1),
+        call(1),
+        exit(),
+        i(0x7a, 10, 0, -256, 1),
+        mov(0, 0),
+        exit(),
+    ];
+    let (_, ours) = answers("two frames of 256", SOCKET_FILTER, &p, &[]);
+    assert_eq!(ours.expect("accepted").stack_depth, vec![256, 256]);
+}
+
+/// `BPF_MAP_TYPE_HASH`, 4-byte keys, 8-byte values.
+const HASH: &str = "1:4:8:1";
+
+#[test]
+fn map_lookups_through_a_callers_key_and_values_returned_to_the_caller() {
+    kernel_or_skip!();
+    // The callee looks up the key the caller keeps on its stack and returns the value (or
+    // NULL); the caller checks it before reading.
+    let mut p = vec![
+        i(0x62, 10, 0, -4, 0), // *(u32 *)(r10 -4) = 0
+        i(0xbf, 1, 10, 0, 0),
+        i(0x07, 1, 0, 0, -4),
+        call(4),
+        i(0x15, 0, 0, 1, 0), // if r0 == 0 goto +1
+        i(0x79, 0, 0, 0, 0), // r0 = *(u64 *)(r0 +0)
+        mov(0, 0),
+        exit(),
+        // func#1 (slot 8): bpf_map_lookup_elem(map 0, r1)
+        i(0xbf, 2, 1, 0, 0),
+    ];
+    p.extend(ld_map(1, 0));
+    p.extend([helper(1), exit()]);
+    check("lookup in a callee", SOCKET_FILTER, &p, &[HASH]);
+    // Without the caller's null check.
+    let mut q = p.clone();
+    q[4] = mov(1, 0); // no jump
+    check("unchecked value from a callee", SOCKET_FILTER, &q, &[HASH]);
+}
