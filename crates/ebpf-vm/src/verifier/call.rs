@@ -4,13 +4,17 @@
 //! key or value of that map's sizes, memory of the size the next argument bounds, the context,
 //! any scalar); r1-r5 are clobbered and r0 gets the `RetType`'s state.
 //!
-//! Not yet (each a rejection that says so): callbacks (`ARG_PTR_TO_FUNC`), ring buffer records
-//! and their references, spin locks, constant strings, kfuncs, and the
+//! Ring buffer records are references ([`super::refs`]): reserve acquires one, submit and
+//! discard release it.
+//!
+//! Not yet (each a rejection that says so): callbacks (`ARG_PTR_TO_FUNC`), spin locks,
+//! constant strings, kfuncs, and the
 //! helpers that change packet data (their packet pointers would have to be invalidated).
 
 use super::access;
 use super::arith::check_init;
 use super::env::{eacces, refuse, unsupported, Env, Refusal};
+use super::refs;
 use super::reg::{BaseType, MapRef, RegState, RegType};
 use super::state::{FuncState, VerifierState};
 use super::subprog;
@@ -52,6 +56,10 @@ struct Meta {
     map: Option<MapRef>,
     /// The constant key of an array lookup, when the stack holds one.
     key: Option<u64>,
+    /// The size `bpf_ringbuf_reserve` asks for (`ARG_CONST_ALLOC_SIZE_OR_ZERO`).
+    alloc_size: Option<u32>,
+    /// The reference a release argument holds (`OBJ_RELEASE`).
+    release: Option<u32>,
 }
 
 /// What the log prints after a call.
@@ -61,12 +69,12 @@ pub struct CallLog {
     pub state_on_own_line: bool,
 }
 
-/// Checks helper call `insn` on `frame` and applies its effect on the registers; the stack
+/// Checks helper call `insn` (at `slot`) on `state` and applies its effect on the registers; the stack
 /// slots the helper writes are added to `slots` (printed after the call).
 pub fn helper_call(
     env: &mut Env<'_>,
     state: &mut VerifierState,
-    insn: &Instruction,
+    (insn, slot): (&Instruction, usize),
     slots: &mut Vec<usize>,
 ) -> Result<CallLog, Refusal> {
     if insn.src != CALL_HELPER {
@@ -129,14 +137,21 @@ pub fn helper_call(
             )
         })?;
     }
-    let frame = state.frame_mut();
     if let Some(map) = &meta.map {
         check_map_func(map, id, &name)?;
     }
-    for r in 1..=5 {
-        frame.regs[r] = RegState::not_init();
+    if let Some(ref_id) = meta.release {
+        if !refs::release(state, ref_id) {
+            return Err(refuse(
+                ErrorCode::Einval,
+                format!("func {name}#{id} reference has not been acquired before"),
+            ));
+        }
     }
-    frame.regs[0] = match proto.ret {
+    for r in 1..=5 {
+        state.frame_mut().regs[r] = RegState::not_init();
+    }
+    let r0 = match proto.ret {
         RetType::Integer => RegState::unknown_scalar(),
         RetType::Void => RegState::not_init(),
         RetType::PtrToMapValueOrNull => {
@@ -162,13 +177,31 @@ pub fn helper_call(
                 }
             }
         }
+        RetType::PtrToRingbufMemOrNull => {
+            // A record of the constant size asked for, or NULL; the kernel gives the nullable
+            // pointer an id, then makes it the reference's (so ids advance by two).
+            env.new_id();
+            let ref_id = refs::acquire(env, state, slot);
+            RegState {
+                mem_size: meta.alloc_size.unwrap_or(0),
+                id: ref_id,
+                ref_obj_id: ref_id,
+                ..RegState::pointer(RegType {
+                    ringbuf: true,
+                    ..RegType::or_null(BaseType::Mem)
+                })
+            }
+        }
         other => return Err(unsupported(&format!("return type {other} of {name}#{id}"))),
     };
+    state.frame_mut().regs[0] = r0;
     Ok(CallLog {
-        state_on_own_line: proto
-            .args
-            .iter()
-            .any(|a| matches!(a, ArgType::ConstSize | ArgType::ConstSizeOrZero)),
+        state_on_own_line: proto.args.iter().any(|a| {
+            matches!(
+                a,
+                ArgType::ConstSize | ArgType::ConstSizeOrZero | ArgType::ConstAllocSizeOrZero
+            )
+        }),
     })
 }
 
@@ -298,10 +331,47 @@ fn check_arg(
             }
             Ok(())
         }
-        ArgType::ConstAllocSizeOrZero
-        | ArgType::PtrToFunc
+        ArgType::ConstAllocSizeOrZero => {
+            if !reg.is_scalar() {
+                return Err(expected(frame, r, "scalar"));
+            }
+            if !reg.bounds.var_off.is_const() {
+                // The kernel's message has the stray quote.
+                return Err(eacces(format!("R{r} is not a known constant'")));
+            }
+            // The kernel keeps the size in 32 bits (a larger reservation fails at run time).
+            meta.alloc_size = Some(reg.bounds.var_off.value as u32);
+            Ok(())
+        }
+        ArgType::PtrToRingbufMemRelease => {
+            let ringbuf_mem = reg.ty.base == BaseType::Mem && reg.ty.ringbuf && !reg.ty.maybe_null;
+            if !ringbuf_mem {
+                return Err(expected(frame, r, "ringbuf_mem"));
+            }
+            if reg.off != 0 {
+                return Err(refuse(
+                    ErrorCode::Einval,
+                    format!("R{r} must have zero offset when passed to release func or trusted arg to kfunc"),
+                ));
+            }
+            if !reg.bounds.var_off.is_const() || reg.bounds.var_off.value != 0 {
+                return Err(eacces(format!(
+                    "variable {} access var_off={} disallowed",
+                    reg.ty.name(),
+                    reg.bounds.var_off
+                )));
+            }
+            if reg.ref_obj_id == 0 {
+                return Err(refuse(
+                    ErrorCode::Einval,
+                    format!("R{r} must be referenced when passed to release function"),
+                ));
+            }
+            meta.release = Some(reg.ref_obj_id);
+            Ok(())
+        }
+        ArgType::PtrToFunc
         | ArgType::PtrToStackOrNull
-        | ArgType::PtrToRingbufMemRelease
         | ArgType::PtrToSpinLock
         | ArgType::PtrToConstStr => Err(unsupported(&format!("argument type {arg} (R{r})"))),
     }

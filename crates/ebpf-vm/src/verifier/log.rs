@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use super::bounds::Bounds;
 use super::reg::{BaseType, RegState};
-use super::state::{FuncState, SlotType, BPF_REG_SIZE};
+use super::state::{FuncState, SlotType, VerifierState, BPF_REG_SIZE};
 
 /// Unsigned numbers up to this print in decimal (`%llu`), larger ones in hex (`%#llx`).
 const UNUM_MAX_DECIMAL: u64 = u16::MAX as u64;
@@ -197,6 +197,21 @@ pub fn frame_state(frame: &FuncState, regs: Option<&[u8]>, slots: Option<&[usize
     }
     if out.len() == header {
         out.clear();
+    }
+    out
+}
+
+/// `frame` as [`frame_state`] prints it, then the references `state` holds (` refs=2,4`),
+/// as the kernel ends every state it prints (`print_verifier_state`).
+pub fn state_text(
+    state: &VerifierState,
+    frame: &FuncState,
+    regs: Option<&[u8]>,
+    slots: Option<&[usize]>,
+) -> String {
+    let mut out = frame_state(frame, regs, slots);
+    for (n, r) in state.refs.iter().enumerate() {
+        let _ = write!(out, "{}{}", if n == 0 { " refs=" } else { "," }, r.id);
     }
     out
 }

@@ -9,7 +9,7 @@
 //! types) are not told apart yet: every function is verified as a static one.
 
 use super::env::{refuse, Env, Refusal};
-use super::log::frame_state;
+use super::log::state_text;
 use super::reg::{BaseType, RegState};
 use super::state::{FuncState, VerifierState};
 use crate::analysis::{CallKind, StackRounding, MAX_BPF_STACK, MAX_CALL_FRAMES};
@@ -42,9 +42,6 @@ pub fn call(
 ) -> Result<usize, Refusal> {
     let entry = callee_of(env, index)?;
     push_frame(env, state, index, entry, text)?;
-    let callee = state.frame_mut();
-    // R1-R5 were copied by `push_frame`; a plain call passes them unchanged.
-    callee.callback_ret = None;
     Ok(entry)
 }
 
@@ -76,14 +73,14 @@ pub fn push_frame(
         caller.regs[r] = RegState::not_init();
     }
     if env.log_on(1) {
-        let caller_text = frame_state(caller, None, None);
-        let callee_text = frame_state(&callee, None, None);
+        let caller_text = state_text(state, state.frame(), None, None);
+        let callee_text = state_text(state, &callee, None, None);
         env.line(&format!("caller:\n{caller_text}\ncallee:\n{callee_text}"));
     }
     state.frames.push(callee);
     if env.log_on(2) {
         let slot = env.analysis.program.slot(entry);
-        let now = frame_state(state.frame(), None, None);
+        let now = state_text(state, state.frame(), None, None);
         env.line(&format!("{slot}:{now}"));
     }
     Ok(())
@@ -123,14 +120,14 @@ pub fn exit(
     let from = env.analysis.program.slot(index);
     let to = env.analysis.program.slot(back);
     if env.log_on(1) {
-        let callee_text = frame_state(&callee, None, None);
-        let caller_text = frame_state(state.frame(), None, None);
+        let callee_text = state_text(state, &callee, None, None);
+        let caller_text = state_text(state, state.frame(), None, None);
         env.line(&format!(
             "returning from callee:\n{callee_text}\nto caller at {to}:\n{caller_text}"
         ));
     }
     if env.log_on(2) {
-        let now = frame_state(state.frame(), None, None);
+        let now = state_text(state, state.frame(), None, None);
         env.line(&format!("\nfrom {from} to {to}:{now}"));
     }
     Ok(back)

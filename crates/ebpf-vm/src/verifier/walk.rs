@@ -7,9 +7,9 @@
 //! variable offsets), context loads
 //! for raw, socket filter and XDP programs, map `lddw`s, helper calls checked from their
 //! prototypes ([`super::call`]), bpf-to-bpf calls with a frame each ([`super::subprog`]),
-//! atomic read-modify-write operations, legacy packet loads. Not yet: state pruning (every path
-//! is walked to its end, up to the kernel's 1,000,000 instructions), callbacks, ring buffer
-//! references, spin locks, load-acquire/store-release, unprivileged rules.
+//! ring buffer references ([`super::refs`]), atomic read-modify-write operations, legacy packet
+//! loads. Not yet: state pruning (every path is walked to its end, up to the kernel's 1,000,000
+//! instructions), callbacks, spin locks, load-acquire/store-release, unprivileged rules.
 //! Each of those is a rejection that says so, never a silent acceptance.
 
 use std::fmt::Write;
@@ -22,7 +22,8 @@ use super::env::{
     eacces, refuse, unsupported, Env, Refusal, Rejection, Verified, VerifyOptions, COMPLEXITY_LIMIT,
 };
 use super::insn_text::{insn_text, state_column_padding};
-use super::log::frame_state;
+use super::log::state_text;
+use super::refs;
 use super::reg::{BaseType, RegState, RegType};
 use super::state::{FuncState, VerifierState};
 use super::subprog;
@@ -62,7 +63,7 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
     }) = stack.pop()
     {
         if env.log_on(2) {
-            let full = frame_state(state.frame(), None, None);
+            let full = state_text(&state, state.frame(), None, None);
             let slot = analysis.program.slot(insn);
             if from != usize::MAX {
                 env.line(&format!("\nfrom {from} to {slot}:{full}"));
@@ -197,7 +198,16 @@ fn step(
                     shown.push(insn.src);
                 }
             }
-            ld_imm64(env, frame, &insn, aux.imm64).map(|_| Next::Goto(next))
+            // A legacy packet load may end the program: no reference may be held.
+            let legacy =
+                insn.opcode != OP_LDDW && env.options.kind == super::env::ProgramKind::SocketFilter;
+            let leak = if legacy {
+                refs::check_leak(state, "BPF_LD_[ABS|IND]")
+            } else {
+                Ok(())
+            };
+            leak.and_then(|_| ld_imm64(env, state.frame_mut(), &insn, aux.imm64))
+                .map(|_| Next::Goto(next))
         }
         _ => {
             let op = code & 0xf0;
@@ -209,15 +219,17 @@ fn step(
                     return subprog::call(env, state, index, &text).map(Next::Goto);
                 }
                 JMP_EXIT => {
-                    let result = check_init(&frame.regs, 0).map(|_| Next::End);
+                    let result = refs::check_leak(state, "BPF_EXIT instruction in main prog")
+                        .and_then(|_| check_init(&state.frame().regs, 0))
+                        .map(|_| Next::End);
                     env.line(&text);
                     return result;
                 }
-                JMP_CALL => match call::helper_call(env, state, &insn, &mut slots) {
+                JMP_CALL => match call::helper_call(env, state, (&insn, slot), &mut slots) {
                     Ok(log) if log.state_on_own_line => {
                         env.line(&text);
                         if env.log_on(2) {
-                            let after = frame_state(state.frame(), Some(&[0]), Some(&slots));
+                            let after = state_text(state, state.frame(), Some(&[0]), Some(&slots));
                             env.line(&format!("{}:{after}", slot + 1));
                         }
                         return Ok(Next::Goto(next));
@@ -238,14 +250,13 @@ fn step(
                 }
                 _ => {
                     let result = cond_jump(env, state, index, &insn, stack);
-                    let frame = state.frame();
                     match &result {
                         Ok((true, _)) => {
                             let mut regs = vec![insn.dst];
                             if code & SRC_X != 0 {
                                 regs.push(insn.src);
                             }
-                            print_line(env, &text, frame, &regs, &[]);
+                            print_line(env, &text, state, &regs, &[]);
                         }
                         _ => env.line(&text),
                     }
@@ -256,25 +267,27 @@ fn step(
     };
     match &outcome {
         Ok(_) if !shown.is_empty() || !slots.is_empty() => {
-            print_line(env, &text, state.frame(), &shown, &slots)
+            print_line(env, &text, state, &shown, &slots)
         }
         _ => env.line(&text),
     }
     outcome
 }
 
-fn print_line(env: &mut Env<'_>, text: &str, frame: &FuncState, regs: &[u8], slots: &[usize]) {
+/// The instruction and, at level 2, the registers and slots it touched (printed when any was
+/// touched, even if none of them holds anything: `call bpf_ringbuf_submit#132   ;`).
+fn print_line(env: &mut Env<'_>, text: &str, state: &VerifierState, regs: &[u8], slots: &[usize]) {
     if !env.log_on(2) {
         env.line(text);
         return;
     }
-    let state = frame_state(frame, Some(regs), Some(slots));
-    if state.is_empty() {
+    let printed = state_text(state, state.frame(), Some(regs), Some(slots));
+    if regs.is_empty() && slots.is_empty() {
         env.line(text);
     } else {
         let pad = state_column_padding(text.len());
-        let mut line = String::with_capacity(text.len() + pad + state.len() + 2);
-        let _ = write!(line, "{text}{:pad$};{state}", "");
+        let mut line = String::with_capacity(text.len() + pad + printed.len() + 2);
+        let _ = write!(line, "{text}{:pad$};{printed}", "");
         env.line(&line);
     }
 }
@@ -698,10 +711,12 @@ fn pointer_branch(
                 let mut f = state.clone();
                 mark_null_checked(&mut f, ptr.id, true);
                 mark_null_checked(taken, ptr.id, false);
+                refs::drop_if_null(&mut f, ptr.id);
                 *fall = Some(f);
                 return Taken::Unknown;
             };
             mark_null_checked(null_side, ptr.id, true);
+            refs::drop_if_null(null_side, ptr.id);
             *fall = Some(valid_side);
             return Taken::Unknown;
         }
