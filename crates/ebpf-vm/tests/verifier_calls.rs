@@ -432,3 +432,148 @@ fn a_record_has_the_constant_size_reserved() {
     p.extend([mov(3, 0), helper(131), mov(0, 0), exit()]);
     check("variable size", SOCKET_FILTER, &p, &[RINGBUF]);
 }
+
+/// An array of one 16-byte value with a `struct bpf_spin_lock` at offset 0, and a hash map of
+/// the same shape with the lock at offset 8 (the loader gives them BTF).
+const LOCKED_ARRAY: &str = "2:4:16:1:0";
+const LOCKED_HASH: &str = "1:4:16:1:8";
+
+/// `r0 = bpf_map_lookup_elem(map n, &(u32)0)`.
+fn lookup(n: i32) -> Vec<Insn> {
+    let mut p = vec![
+        i(0x62, 10, 0, -4, 0),
+        i(0xbf, 2, 10, 0, 0),
+        i(0x07, 2, 0, 0, -4),
+    ];
+    p.extend(ld_map(1, n));
+    p.push(helper(1));
+    p
+}
+
+#[test]
+fn a_spin_lock_is_taken_and_released_around_the_value() {
+    kernel_or_skip!();
+    // The array's element needs no null check; the lock is at its start.
+    let mut p = lookup(0);
+    p.extend([
+        i(0xbf, 6, 0, 0, 0),
+        i(0xbf, 1, 0, 0, 0),
+        helper(93),          // bpf_spin_lock
+        i(0x7a, 6, 0, 8, 1), // *(u64 *)(r6 +8) = 1, under the lock
+        i(0xbf, 1, 6, 0, 0),
+        helper(94), // bpf_spin_unlock
+        mov(0, 0),
+        exit(),
+    ]);
+    check("lock an array value", XDP, &p, &[LOCKED_ARRAY]);
+    // The hash map's value after its null check, the lock at offset 8; a function called
+    // while the lock is held (allowed: it is not a helper).
+    let mut p = lookup(0);
+    p.extend([
+        i(0x15, 0, 0, 9, 0), // if r0 == 0 goto the exit
+        i(0xbf, 6, 0, 0, 0),
+        i(0xbf, 1, 0, 0, 0),
+        i(0x07, 1, 0, 0, 8),
+        helper(93),
+        call(5),
+        i(0xbf, 1, 6, 0, 0),
+        i(0x07, 1, 0, 0, 8),
+        helper(94),
+        mov(0, 0),
+        exit(),
+        mov(0, 0),
+        exit(),
+    ]);
+    check("lock a hash value, call under it", XDP, &p, &[LOCKED_HASH]);
+}
+
+#[test]
+fn spin_lock_rules_in_the_kernels_words() {
+    kernel_or_skip!();
+    let locked = |tail: &[Insn]| {
+        let mut p = lookup(0);
+        p.extend([i(0xbf, 6, 0, 0, 0), i(0xbf, 1, 0, 0, 0), helper(93)]);
+        p.extend_from_slice(tail);
+        p
+    };
+    let unlock_exit = [i(0xbf, 1, 6, 0, 0), helper(94), mov(0, 0), exit()];
+    check(
+        "exit holding the lock",
+        XDP,
+        &locked(&[mov(0, 0), exit()]),
+        &[LOCKED_ARRAY],
+    );
+    let mut tail = vec![helper(5)];
+    tail.extend(unlock_exit);
+    check(
+        "helper under the lock",
+        XDP,
+        &locked(&tail),
+        &[LOCKED_ARRAY],
+    );
+    let mut tail = vec![i(0xbf, 1, 6, 0, 0), helper(93)];
+    tail.extend(unlock_exit);
+    check("lock twice", XDP, &locked(&tail), &[LOCKED_ARRAY]);
+    let mut tail = vec![i(0x61, 2, 6, 0, 0)]; // r2 = *(u32 *)(r6 +0): the lock itself
+    tail.extend(unlock_exit);
+    check("read the lock", XDP, &locked(&tail), &[LOCKED_ARRAY]);
+    // Not at the lock's offset, not a constant offset, not a map value.
+    let mut p = lookup(0);
+    p.extend([
+        i(0xbf, 1, 0, 0, 0),
+        i(0x07, 1, 0, 0, 4),
+        helper(93),
+        mov(0, 0),
+        exit(),
+    ]);
+    check("lock at the wrong offset", XDP, &p, &[LOCKED_ARRAY]);
+    let mut p = lookup(0);
+    p.extend([
+        i(0x61, 2, 0, 8, 0),
+        i(0x57, 2, 0, 0, 4),
+        i(0xbf, 1, 0, 0, 0),
+        i(0x0f, 1, 2, 0, 0),
+        helper(93),
+        mov(0, 0),
+        exit(),
+    ]);
+    check("lock at a variable offset", XDP, &p, &[LOCKED_ARRAY]);
+    let p = [
+        i(0xbf, 1, 10, 0, 0),
+        i(0x07, 1, 0, 0, -8),
+        helper(93),
+        mov(0, 0),
+        exit(),
+    ];
+    check("lock on the stack", XDP, &p, &[LOCKED_ARRAY]);
+    // Unlocks that match no lock.
+    let mut p = lookup(0);
+    p.extend([i(0xbf, 1, 0, 0, 0), helper(94), mov(0, 0), exit()]);
+    check("unlock without a lock", XDP, &p, &[LOCKED_ARRAY]);
+    let mut p = lookup(0);
+    p.push(i(0xbf, 6, 0, 0, 0));
+    p.extend(lookup(0));
+    p.extend([
+        i(0xbf, 7, 0, 0, 0),
+        i(0xbf, 1, 6, 0, 0),
+        helper(93),
+        i(0xbf, 1, 7, 0, 0),
+        helper(94),
+        mov(0, 0),
+        exit(),
+    ]);
+    check("unlock through another lookup", XDP, &p, &[LOCKED_ARRAY]);
+    // A map without BTF has no lock.
+    let mut p = lookup(0);
+    p.extend([i(0xbf, 1, 0, 0, 0), helper(93), mov(0, 0), exit()]);
+    check("lock in a map without BTF", XDP, &p, &["2:4:16:1"]);
+}
+
+#[test]
+fn socket_filters_and_tracing_programs_may_not_use_locked_maps() {
+    kernel_or_skip!();
+    let mut p = lookup(0);
+    p.extend([mov(0, 0), exit()]);
+    check("socket filter", SOCKET_FILTER, &p, &[LOCKED_ARRAY]);
+    check("kprobe", KPROBE, &p, &[LOCKED_ARRAY]);
+}

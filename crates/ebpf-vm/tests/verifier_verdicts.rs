@@ -296,6 +296,7 @@ fn compare_verdicts(
         key_size: 4,
         value_size: 8,
         max_entries: 4,
+        ..MapRef::default()
     };
     let names = |id: i32| (id == 1).then(|| "bpf_map_lookup_elem".to_string());
     let (mut accepted, mut rejected, mut failures) = (0, 0, Vec::new());

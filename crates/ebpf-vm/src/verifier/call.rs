@@ -5,15 +5,16 @@
 //! any scalar); r1-r5 are clobbered and r0 gets the `RetType`'s state.
 //!
 //! Ring buffer records are references ([`super::refs`]): reserve acquires one, submit and
-//! discard release it.
+//! discard release it. Spin locks are [`super::lock`]'s.
 //!
-//! Not yet (each a rejection that says so): callbacks (`ARG_PTR_TO_FUNC`), spin locks,
-//! constant strings, kfuncs, and the
-//! helpers that change packet data (their packet pointers would have to be invalidated).
+//! Not yet (each a rejection that says so): callbacks (`ARG_PTR_TO_FUNC`), constant strings,
+//! kfuncs, and the helpers that change packet data (their packet pointers would have to be
+//! invalidated).
 
 use super::access;
 use super::arith::check_init;
 use super::env::{eacces, refuse, unsupported, Env, Refusal};
+use super::lock;
 use super::refs;
 use super::reg::{BaseType, MapRef, RegState, RegType};
 use super::state::{FuncState, VerifierState};
@@ -60,6 +61,8 @@ struct Meta {
     alloc_size: Option<u32>,
     /// The reference a release argument holds (`OBJ_RELEASE`).
     release: Option<u32>,
+    /// The map value a spin lock argument points to, and its register.
+    spin_lock: Option<(RegState, u8)>,
 }
 
 /// What the log prints after a call.
@@ -81,6 +84,7 @@ pub fn helper_call(
         return Err(unsupported("kfuncs"));
     }
     let id = insn.imm();
+    lock::check_call(state, id)?;
     let name = env.helper_name(id);
     let Some(proto) = (env.options.prototype)(id) else {
         return Err(refuse(
@@ -140,6 +144,9 @@ pub fn helper_call(
     if let Some(map) = &meta.map {
         check_map_func(map, id, &name)?;
     }
+    if let Some((reg, r)) = &meta.spin_lock {
+        lock::lock_or_unlock(state, (reg, *r), id == lock::BPF_SPIN_LOCK, slot)?;
+    }
     if let Some(ref_id) = meta.release {
         if !refs::release(state, ref_id) {
             return Err(refuse(
@@ -164,9 +171,16 @@ pub fn helper_call(
             };
             let elided = id == BPF_FUNC_MAP_LOOKUP_ELEM && key_in_array(&map, meta.key);
             if elided {
-                // An array element that exists: no NULL to check for.
+                // An array element that exists: no NULL to check for; an id all the same when
+                // the value holds a spin lock (unlock must match the pointer locked).
+                let id = if map.spin_lock.is_some() {
+                    env.new_id()
+                } else {
+                    0
+                };
                 RegState {
                     map: Some(map),
+                    id,
                     ..RegState::pointer(RegType::of(BaseType::MapValue))
                 }
             } else {
@@ -370,10 +384,16 @@ fn check_arg(
             meta.release = Some(reg.ref_obj_id);
             Ok(())
         }
-        ArgType::PtrToFunc
-        | ArgType::PtrToStackOrNull
-        | ArgType::PtrToSpinLock
-        | ArgType::PtrToConstStr => Err(unsupported(&format!("argument type {arg} (R{r})"))),
+        ArgType::PtrToSpinLock => {
+            if reg.ty.base != BaseType::MapValue || reg.ty.maybe_null {
+                return Err(expected(frame, r, "map_value, ptr_"));
+            }
+            meta.spin_lock = Some((reg, r));
+            Ok(())
+        }
+        ArgType::PtrToFunc | ArgType::PtrToStackOrNull | ArgType::PtrToConstStr => {
+            Err(unsupported(&format!("argument type {arg} (R{r})")))
+        }
     }
 }
 

@@ -15,7 +15,7 @@
 //!   instructions;
 //! - the walk ([`verify`]): [`walk`] follows every path, [`arith`] runs ALU instructions on
 //!   register states (pointer arithmetic included), [`access`] checks loads and stores, [`call`] helper calls from their prototypes, [`subprog`] bpf-to-bpf calls and
-//!   their frames, [`callback`] the functions helpers call back, [`refs`] references to release, [`env`]
+//!   their frames, [`callback`] the functions helpers call back, [`refs`] references to release, [`lock`] spin locks, [`env`]
 //!   holds what one verification knows and its options.
 //!
 //! The expected values of its tests come from hand computation and from the kernel's own log
@@ -30,6 +30,7 @@ pub mod call;
 pub mod callback;
 pub mod env;
 pub mod insn_text;
+pub mod lock;
 pub mod log;
 pub mod refs;
 pub mod reg;

@@ -4,7 +4,7 @@
 //! of the pointer carries the reference's id (`ref_obj_id`); releasing it turns them all into
 //! numbers (the privileged rule), so a use after release is an invalid access, and a path that
 //! exits (or tail-calls, or uses a legacy packet load, which may exit) still holding one leaks
-//! it.
+//! it. The spin lock held is on the same list (the log's `refs=` names it too).
 
 use super::env::{refuse, Env, Refusal};
 use super::reg::RegState;
@@ -18,6 +18,7 @@ pub fn acquire(env: &mut Env<'_>, state: &mut VerifierState, slot: usize) -> u32
     state.refs.push(Reference {
         id,
         alloc_insn: slot,
+        lock: None,
     });
     id
 }
@@ -25,7 +26,11 @@ pub fn acquire(env: &mut Env<'_>, state: &mut VerifierState, slot: usize) -> u32
 /// Releases reference `id`: every register and spilled copy holding it becomes an unknown
 /// number. `false` when the path does not hold it.
 pub fn release(state: &mut VerifierState, id: u32) -> bool {
-    let Some(at) = state.refs.iter().position(|r| r.id == id) else {
+    let Some(at) = state
+        .refs
+        .iter()
+        .position(|r| r.id == id && r.lock.is_none())
+    else {
         return false;
     };
     state.refs.remove(at);
@@ -44,22 +49,28 @@ pub fn release(state: &mut VerifierState, id: u32) -> bool {
 /// On the side of a null check where the pointer with `id` is NULL, the reference it would
 /// have held was never taken (`mark_ptr_or_null_regs` drops it).
 pub fn drop_if_null(state: &mut VerifierState, id: u32) {
-    state.refs.retain(|r| r.id != id);
+    state.refs.retain(|r| r.id != id || r.lock.is_some());
 }
 
 /// A path that leaves the program at `what` ("BPF_EXIT instruction in main prog",
-/// "tail_call", ...) must hold no reference (`check_reference_leak`): each one it holds is
-/// named, then the rejection.
-pub fn check_leak(state: &VerifierState, what: &str) -> Result<(), Refusal> {
-    if state.refs.is_empty() {
-        return Ok(());
+/// "tail_call", ...) must hold no lock and no reference (`check_resource_leak`): each reference
+/// it holds is named, then the rejection.
+pub fn check_resource_leak(state: &VerifierState, what: &str) -> Result<(), Refusal> {
+    if super::lock::held(state).is_some() {
+        return Err(refuse(
+            ErrorCode::Einval,
+            format!("{what} cannot be used inside bpf_spin_lock-ed region"),
+        ));
     }
     let mut message = String::new();
-    for r in &state.refs {
+    for r in state.refs.iter().filter(|r| r.lock.is_none()) {
         message.push_str(&format!(
             "Unreleased reference id={} alloc_insn={}\n",
             r.id, r.alloc_insn
         ));
+    }
+    if message.is_empty() {
+        return Ok(());
     }
     message.push_str(&format!("{what} would lead to reference leak"));
     Err(refuse(ErrorCode::Einval, message))

@@ -150,30 +150,23 @@ impl FuncState {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct VerifierState {
     pub frames: Vec<FuncState>,
-    /// References acquired and not yet released (ringbuf records), in the order acquired: one
-    /// list for all frames, as the kernel keeps it since 6.13 (`bpf_verifier_state.refs`).
+    /// References acquired and not yet released, in the order acquired (ring buffer records,
+    /// and the spin lock held): one list for all frames, as the kernel keeps it since 6.13
+    /// (`bpf_verifier_state.refs`).
     pub refs: Vec<Reference>,
-    /// The spin lock held, if any (`active_locks`): at most one at a time.
-    pub lock: Option<HeldLock>,
 }
 
-/// A reference the program must release before it exits (`struct bpf_reference_state`).
+/// A reference the program must release before it exits, or the spin lock it holds (`struct
+/// bpf_reference_state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Reference {
-    /// The `ref_obj_id` of the registers holding it.
+    /// A pointer's `ref_obj_id`; for a lock, the id of the map value pointer it was taken
+    /// through (0 for a value without one).
     pub id: u32,
     /// The instruction (slot) that acquired it, which the leak message names.
     pub alloc_insn: usize,
-}
-
-/// The spin lock a path holds: the map value it lives in, identified as the kernel identifies
-/// it (the map and the id of the pointer the value was looked up through, or 0 for a value
-/// with no id), and the lock's offset in the value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct HeldLock {
-    pub map: u32,
-    pub id: u32,
-    pub offset: u32,
+    /// For a spin lock: the index of the map whose value holds it.
+    pub lock: Option<u32>,
 }
 
 impl VerifierState {
@@ -183,7 +176,6 @@ impl VerifierState {
         VerifierState {
             frames: vec![FuncState::new(0, None)],
             refs: Vec::new(),
-            lock: None,
         }
     }
 

@@ -7,9 +7,10 @@
 //! variable offsets), context loads
 //! for raw, socket filter and XDP programs, map `lddw`s, helper calls checked from their
 //! prototypes ([`super::call`]), bpf-to-bpf calls with a frame each ([`super::subprog`]),
-//! ring buffer references ([`super::refs`]), atomic read-modify-write operations, legacy packet
-//! loads. Not yet: state pruning (every path is walked to its end, up to the kernel's 1,000,000
-//! instructions), callbacks, spin locks, load-acquire/store-release, unprivileged rules.
+//! ring buffer references ([`super::refs`]), spin locks ([`super::lock`]), atomic
+//! read-modify-write operations, legacy packet loads. Not yet: state pruning (every path is
+//! walked to its end, up to the kernel's 1,000,000 instructions), callbacks,
+//! load-acquire/store-release, unprivileged rules.
 //! Each of those is a rejection that says so, never a silent acceptance.
 
 use std::fmt::Write;
@@ -22,6 +23,7 @@ use super::env::{
     eacces, refuse, unsupported, Env, Refusal, Rejection, Verified, VerifyOptions, COMPLEXITY_LIMIT,
 };
 use super::insn_text::{insn_text, state_column_padding};
+use super::lock;
 use super::log::state_text;
 use super::refs;
 use super::reg::{BaseType, RegState, RegType};
@@ -49,6 +51,9 @@ enum Next {
 /// Verifies the program of `analysis` (its main function) as `options` describe.
 pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verified, Rejection> {
     let mut env = Env::new(analysis, options);
+    if let Err(refusal) = lock::check_program_maps(&env) {
+        return Err(reject(&mut env, 0, refusal));
+    }
     let mut first = VerifierState::entry();
     env.entry_regs(&mut first.frames[0]);
     let mut stack = vec![Pending {
@@ -202,7 +207,7 @@ fn step(
             let legacy =
                 insn.opcode != OP_LDDW && env.options.kind == super::env::ProgramKind::SocketFilter;
             let leak = if legacy {
-                refs::check_leak(state, "BPF_LD_[ABS|IND]")
+                refs::check_resource_leak(state, "BPF_LD_[ABS|IND]")
             } else {
                 Ok(())
             };
@@ -219,9 +224,10 @@ fn step(
                     return subprog::call(env, state, index, &text).map(Next::Goto);
                 }
                 JMP_EXIT => {
-                    let result = refs::check_leak(state, "BPF_EXIT instruction in main prog")
-                        .and_then(|_| check_init(&state.frame().regs, 0))
-                        .map(|_| Next::End);
+                    let result =
+                        refs::check_resource_leak(state, "BPF_EXIT instruction in main prog")
+                            .and_then(|_| check_init(&state.frame().regs, 0))
+                            .map(|_| Next::End);
                     env.line(&text);
                     return result;
                 }
@@ -313,6 +319,7 @@ fn load(
     }
     let size = access_size(insn.opcode);
     let value = access::load(env, frame, insn.src, insn.off, size, mode == MODE_MEMSX)?;
+    lock::check_direct_access(&frame.regs[insn.src as usize], insn.off, size)?;
     note_stack_read(frame, insn.src, insn.off, slots);
     frame.regs[insn.dst as usize] = value;
     Ok(())
@@ -347,6 +354,7 @@ fn store(
             Stored::Imm(insn.imm()),
         )?;
     }
+    lock::check_direct_access(&frame.regs[insn.dst as usize], insn.off, size)?;
     note_stack_slot(frame, insn.dst, insn.off, slots);
     Ok(())
 }
@@ -402,6 +410,7 @@ fn atomic(
     access::check_alignment(base, insn.off, size)?;
     access::atomic_stack_read(base, insn.dst, insn.off, size)?;
     let old = access::load(env, frame, insn.dst, insn.off, size, false)?;
+    lock::check_direct_access(&frame.regs[insn.dst as usize], insn.off, size)?;
     if let Some(r) = load_reg {
         frame.regs[r as usize] = old;
     }
@@ -744,7 +753,9 @@ fn mark_null_checked(state: &mut VerifierState, id: u32, is_null: bool) {
                 *reg = RegState::known(0);
             } else {
                 reg.ty.maybe_null = false;
-                reg.id = 0;
+                if !lock::may_point_to_lock(reg) {
+                    reg.id = 0;
+                }
             }
         }
     };

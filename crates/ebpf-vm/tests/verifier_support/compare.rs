@@ -103,6 +103,9 @@ pub fn compare_licensed(
                 key_size: f[1],
                 value_size: f[2],
                 max_entries: f[3],
+                // The loader gives a map with a lock offset BTF with the lock there.
+                btf: f.len() > 4,
+                spin_lock: f.get(4).copied(),
             }
         })
         .collect();
@@ -114,6 +117,8 @@ pub fn compare_licensed(
         4 => Some("bpf_probe_read".to_string()),
         26 => Some("bpf_skb_load_bytes".to_string()),
         113 => Some("bpf_probe_read_kernel".to_string()),
+        93 => Some("bpf_spin_lock".to_string()),
+        94 => Some("bpf_spin_unlock".to_string()),
         _ => u32::try_from(id)
             .ok()
             .and_then(|id| table.get(id))
