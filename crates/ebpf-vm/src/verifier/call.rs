@@ -27,6 +27,9 @@ use crate::helpers::prototype::{ArgType, KernelProgType, RetType};
 use crate::isa::opcodes::CALL_HELPER;
 
 const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
+const BPF_FUNC_TAIL_CALL: i32 = 12;
+/// `BPF_MAP_TYPE_PROG_ARRAY`.
+const PROG_ARRAY: u32 = 3;
 
 /// `BPF_MAX_VAR_SIZ`: the bound a variable size argument must stay under.
 const MAX_VAR_SIZE: u64 = 1 << 29;
@@ -141,6 +144,18 @@ pub fn helper_call(
             )
         })?;
     }
+    if id == BPF_FUNC_TAIL_CALL {
+        // What the kernel checks of a tail call (`record_func_map`, then the program leaves
+        // here when the call succeeds: nothing may be held).
+        if meta.map.as_ref().is_some_and(|m| m.map_type != PROG_ARRAY) {
+            // The kernel's message has no newline: the log's next line runs on.
+            return Err(refuse(
+                ErrorCode::Einval,
+                "expected prog array map for tail call",
+            ));
+        }
+        refs::check_resource_leak(state, "tail_call")?;
+    }
     if let Some(map) = &meta.map {
         check_map_func(map, id, &name)?;
     }
@@ -210,12 +225,14 @@ pub fn helper_call(
     };
     state.frame_mut().regs[0] = r0;
     Ok(CallLog {
-        state_on_own_line: proto.args.iter().any(|a| {
-            matches!(
-                a,
-                ArgType::ConstSize | ArgType::ConstSizeOrZero | ArgType::ConstAllocSizeOrZero
-            )
-        }),
+        // The tail call's index is marked precise too (`record_func_key`).
+        state_on_own_line: id == BPF_FUNC_TAIL_CALL
+            || proto.args.iter().any(|a| {
+                matches!(
+                    a,
+                    ArgType::ConstSize | ArgType::ConstSizeOrZero | ArgType::ConstAllocSizeOrZero
+                )
+            }),
     })
 }
 

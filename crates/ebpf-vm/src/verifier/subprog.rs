@@ -240,3 +240,21 @@ pub fn check_stack_depth(env: &Env<'_>) -> Result<(), (usize, Refusal)> {
         None => Ok(()),
     }
 }
+
+/// A tail call from a function other than the main one needs the program's BTF function info
+/// (the kernel checks it before the walk): without it, the functions were not given by a
+/// loader.
+pub fn check_tail_calls_in_functions(env: &Env<'_>) -> Result<(), Refusal> {
+    let funcs = &env.analysis.functions.funcs;
+    if funcs
+        .iter()
+        .skip(1)
+        .any(|f| f.has_tail_call && !f.from_loader)
+    {
+        return Err(refuse(
+            ErrorCode::Einval,
+            "tail_call is not allowed in subprogs without BTF",
+        ));
+    }
+    Ok(())
+}

@@ -51,7 +51,9 @@ enum Next {
 /// Verifies the program of `analysis` (its main function) as `options` describe.
 pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verified, Rejection> {
     let mut env = Env::new(analysis, options);
-    if let Err(refusal) = lock::check_program_maps(&env) {
+    let before_walk =
+        lock::check_program_maps(&env).and_then(|_| subprog::check_tail_calls_in_functions(&env));
+    if let Err(refusal) = before_walk {
         return Err(reject(&mut env, 0, refusal));
     }
     let mut first = VerifierState::entry();

@@ -76,6 +76,34 @@ pub fn compare(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str]) -> Ans
     compare_licensed(name, prog_type, slots, maps, "GPL")
 }
 
+/// The verdict alone, for programs whose logs may differ in length (the kernel revisits
+/// callbacks until its states converge; a message the kernel writes without its newline):
+/// the verdicts must agree and a rejection's last line must be in the kernel's log. Returns
+/// both answers.
+pub fn compare_verdict(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str]) -> Answers {
+    let kernel = match load_licensed(prog_type, slots, maps, "GPL") {
+        Ok(v) => v,
+        Err(e) => panic!("{name}: the kernel loader failed: {e}"),
+    };
+    let ours = verify_here(prog_type, slots, maps, "GPL");
+    assert_eq!(
+        ours.is_ok(),
+        kernel.accepted,
+        "{name}: verdicts differ (ours: {:?})\nkernel log:\n{}",
+        ours.as_ref().map(|_| ()).map_err(|r| &r.log),
+        kernel.log
+    );
+    if let Err(r) = &ours {
+        let last = r.message.lines().last().unwrap_or_default();
+        assert!(
+            kernel.log.contains(last),
+            "{name}: the kernel's log does not hold {last:?}\n{}",
+            kernel.log
+        );
+    }
+    (kernel, ours)
+}
+
 pub fn compare_licensed(
     name: &str,
     prog_type: u32,
@@ -87,56 +115,7 @@ pub fn compare_licensed(
         Ok(v) => v,
         Err(e) => panic!("{name}: the kernel loader failed: {e}"),
     };
-    let analysis = analyse(slots, &AnalysisOptions::default()).expect("the program analyses");
-    let map_refs: Vec<MapRef> = maps
-        .iter()
-        .enumerate()
-        .map(|(n, spec)| {
-            let f: Vec<u32> = spec
-                .split(':')
-                .map(|x| x.parse().expect("number"))
-                .collect();
-            MapRef {
-                index: n as u32,
-                name: format!("m{n}"),
-                map_type: f[0],
-                key_size: f[1],
-                value_size: f[2],
-                max_entries: f[3],
-                // The loader gives a map with a lock offset BTF with the lock there.
-                btf: f.len() > 4,
-                spin_lock: f.get(4).copied(),
-            }
-        })
-        .collect();
-    let table = ebpf_vm::helpers::HelperTable::standard();
-    // The standard table's names, and the kernel's for helpers it does not run.
-    let names = |id: i32| match id {
-        6 => Some("bpf_trace_printk".to_string()),
-        25 => Some("bpf_perf_event_output".to_string()),
-        4 => Some("bpf_probe_read".to_string()),
-        26 => Some("bpf_skb_load_bytes".to_string()),
-        113 => Some("bpf_probe_read_kernel".to_string()),
-        93 => Some("bpf_spin_lock".to_string()),
-        94 => Some("bpf_spin_unlock".to_string()),
-        _ => u32::try_from(id)
-            .ok()
-            .and_then(|id| table.get(id))
-            .map(|h| h.name.clone()),
-    };
-    let options = VerifyOptions {
-        kind: match prog_type {
-            XDP => ProgramKind::Xdp,
-            KPROBE => ProgramKind::Kprobe,
-            _ => ProgramKind::SocketFilter,
-        },
-        maps: &map_refs,
-        helper_name: &names,
-        prototype: &kernel_prototype_of,
-        gpl_compatible: license == "GPL",
-        log_level: 2,
-    };
-    let ours = verify(&analysis, &options);
+    let ours = verify_here(prog_type, slots, maps, license);
     let (accepted, our_log, our_message) = match &ours {
         Ok(v) => (true, v.log.clone(), String::new()),
         Err(r) => (
@@ -211,4 +190,67 @@ pub fn kernel_prototype_of(id: i32) -> Option<ebpf_vm::helpers::prototype::Helpe
     u32::try_from(id)
         .ok()
         .and_then(ebpf_vm::helpers::kernel_prototypes::kernel_prototype)
+}
+
+/// Our verifier on the same program, with the loader's maps and the kernel's prototypes and
+/// names, at log level 2.
+fn verify_here(
+    prog_type: u32,
+    slots: &[Insn],
+    maps: &[&str],
+    license: &str,
+) -> Result<Verified, Rejection> {
+    let analysis = analyse(slots, &AnalysisOptions::default()).expect("the program analyses");
+    let map_refs: Vec<MapRef> = maps
+        .iter()
+        .enumerate()
+        .map(|(n, spec)| {
+            let f: Vec<u32> = spec
+                .split(':')
+                .map(|x| x.parse().expect("number"))
+                .collect();
+            MapRef {
+                index: n as u32,
+                name: format!("m{n}"),
+                map_type: f[0],
+                key_size: f[1],
+                value_size: f[2],
+                max_entries: f[3],
+                // The loader gives a map with a lock offset BTF with the lock there.
+                btf: f.len() > 4,
+                spin_lock: f.get(4).copied(),
+            }
+        })
+        .collect();
+    let table = ebpf_vm::helpers::HelperTable::standard();
+    // The standard table's names, and the kernel's for helpers it does not run.
+    let names = |id: i32| match id {
+        6 => Some("bpf_trace_printk".to_string()),
+        25 => Some("bpf_perf_event_output".to_string()),
+        4 => Some("bpf_probe_read".to_string()),
+        26 => Some("bpf_skb_load_bytes".to_string()),
+        113 => Some("bpf_probe_read_kernel".to_string()),
+        93 => Some("bpf_spin_lock".to_string()),
+        94 => Some("bpf_spin_unlock".to_string()),
+        12 => Some("bpf_tail_call".to_string()),
+        164 => Some("bpf_for_each_map_elem".to_string()),
+        181 => Some("bpf_loop".to_string()),
+        _ => u32::try_from(id)
+            .ok()
+            .and_then(|id| table.get(id))
+            .map(|h| h.name.clone()),
+    };
+    let options = VerifyOptions {
+        kind: match prog_type {
+            XDP => ProgramKind::Xdp,
+            KPROBE => ProgramKind::Kprobe,
+            _ => ProgramKind::SocketFilter,
+        },
+        maps: &map_refs,
+        helper_name: &names,
+        prototype: &kernel_prototype_of,
+        gpl_compatible: license == "GPL",
+        log_level: 2,
+    };
+    verify(&analysis, &options)
 }
