@@ -117,6 +117,61 @@ fn random_call_program(rng: &mut Rng) -> Vec<Insn> {
     p
 }
 
+/// A raw program that keeps the data pointer and a data byte in a two-word context on its
+/// stack and runs `bpf_loop` over a callback that reads them back, perhaps bounds the byte,
+/// reads the data at the pointer moved by it, and perhaps writes the loop index into the
+/// byte's word (then later runs see that instead).
+fn random_loop_program(rng: &mut Rng) -> Vec<Insn> {
+    let mut p = vec![
+        i(0xb7, 0, 0, 0, 0),
+        i(0x7b, 10, 1, -16, 0), // ctx.ptr = data
+        i(0x71, 3, 1, rng.range(0, 3) as i16, 0),
+        i(0x7b, 10, 3, -8, 0), // ctx.byte = a data byte
+        i(0xbf, 3, 10, 0, 0),
+        i(0x07, 3, 0, 0, -16),
+        i(0xb7, 1, 0, 0, rng.range(1, 4) as i32),
+    ];
+    let func_at = p.len();
+    p.extend([i(0x18, 2, 4, 0, 0), i(0, 0, 0, 0, 0)]);
+    p.extend([
+        i(0xb7, 4, 0, 0, 0),
+        i(0x85, 0, 0, 0, 181), // bpf_loop
+        i(0x79, 0, 10, -8, 0),
+        i(0x95, 0, 0, 0, 0),
+    ]);
+    let entry = p.len();
+    p[func_at] = i(0x18, 2, 4, 0, (entry - func_at - 1) as i32);
+    p.push(i(0x79, 4, 2, 0, 0)); // r4 = ctx.ptr
+    p.push(i(0x79, 5, 2, 8, 0)); // r5 = ctx.byte
+    if rng.chance(70) {
+        p.push(i(0x57, 5, 0, 0, rng.pick(&[3, 7, 15, 31])));
+    }
+    p.push(i(0x0f, 4, 5, 0, 0));
+    p.push(i(0x71, 0, 4, rng.range(-2, 16) as i16, 0));
+    if rng.chance(50) {
+        p.push(i(0x7b, 2, 1, 8, 0)); // ctx.byte = index
+    }
+    p.extend([i(0xb7, 0, 0, 0, 0), i(0x95, 0, 0, 0, 0)]);
+    p
+}
+
+#[test]
+fn accepted_loops_never_trap_on_memory() {
+    let programs: usize = std::env::var("VERIFIER_SOUNDNESS_PROGRAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut rng = Rng::new(0x100b);
+    let (accepted, runs) = run_accepted(&mut rng, programs, random_loop_program);
+    eprintln!(
+        "{programs} programs with bpf_loop: {accepted} accepted, {runs} runs, none trapped on memory"
+    );
+    assert!(
+        accepted > programs / 20,
+        "too few programs accepted ({accepted}) to say anything"
+    );
+}
+
 #[test]
 fn accepted_calls_never_trap_on_memory() {
     let programs: usize = std::env::var("VERIFIER_SOUNDNESS_PROGRAMS")
@@ -135,15 +190,15 @@ fn accepted_calls_never_trap_on_memory() {
 }
 
 /// Verifies `programs` programs from `generate` for random data sizes and runs each accepted
-/// one 8 times in checked mode on random data: none may trap on memory. Returns (accepted,
-/// runs).
+/// one 8 times in checked mode on random data: none may trap on memory, and some must run to
+/// their end (or the test says nothing). Returns (accepted, runs).
 fn run_accepted(
     rng: &mut Rng,
     programs: usize,
     generate: impl Fn(&mut Rng) -> Vec<Insn>,
 ) -> (usize, usize) {
     let no_names = |_: i32| None;
-    let (mut accepted, mut runs) = (0, 0);
+    let (mut accepted, mut runs, mut completed) = (0, 0, 0);
     for n in 0..programs {
         let p = generate(rng);
         let Ok(analysis) = analyse(&p, &AnalysisOptions::default()) else {
@@ -173,10 +228,14 @@ fn run_accepted(
         for _ in 0..8 {
             let mut data: Vec<u8> = (0..data_size).map(|_| rng.next() as u8).collect();
             runs += 1;
-            if let Err(trap) = prog.run(&mut RunInput {
+            let result = prog.run(&mut RunInput {
                 data: &mut data,
                 budget: None,
-            }) {
+            });
+            if result.is_ok() {
+                completed += 1;
+            }
+            if let Err(trap) = result {
                 assert!(
                     !matches!(
                         trap.kind,
@@ -187,6 +246,7 @@ fn run_accepted(
             }
         }
     }
+    assert!(completed > 0, "no accepted program ran to its end");
     (accepted, runs)
 }
 

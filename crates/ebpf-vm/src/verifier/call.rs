@@ -7,12 +7,15 @@
 //! Ring buffer records are references ([`super::refs`]): reserve acquires one, submit and
 //! discard release it. Spin locks are [`super::lock`]'s.
 //!
-//! Not yet (each a rejection that says so): callbacks (`ARG_PTR_TO_FUNC`), constant strings,
+//! Callbacks (`ARG_PTR_TO_FUNC`) are [`super::callback`]'s.
+//!
+//! Not yet (each a rejection that says so): constant strings,
 //! kfuncs, and the helpers that change packet data (their packet pointers would have to be
 //! invalidated).
 
 use super::access;
 use super::arith::check_init;
+use super::callback;
 use super::env::{eacces, refuse, unsupported, Env, Refusal};
 use super::lock;
 use super::refs;
@@ -66,23 +69,29 @@ struct Meta {
     release: Option<u32>,
     /// The map value a spin lock argument points to, and its register.
     spin_lock: Option<(RegState, u8)>,
+    /// The entry of the callback a function pointer argument names.
+    callback: Option<usize>,
 }
 
 /// What the log prints after a call.
 pub struct CallLog {
+    /// The state a callback the helper calls starts in, and the callback's entry: a path the
+    /// walk takes later.
+    pub callback: Option<(VerifierState, usize)>,
     /// A size argument was marked precise: the kernel logs the backtracking, so the state
     /// after the call goes on a line of its own (`N: R0=...`).
     pub state_on_own_line: bool,
 }
 
-/// Checks helper call `insn` (at `slot`) on `state` and applies its effect on the registers; the stack
+/// Checks helper call `insn` (at logical instruction `index`) on `state` and applies its effect on the registers; the stack
 /// slots the helper writes are added to `slots` (printed after the call).
 pub fn helper_call(
     env: &mut Env<'_>,
     state: &mut VerifierState,
-    (insn, slot): (&Instruction, usize),
+    (insn, index): (&Instruction, usize),
     slots: &mut Vec<usize>,
 ) -> Result<CallLog, Refusal> {
+    let slot = env.analysis.program.slot(index);
     if insn.src != CALL_HELPER {
         return Err(unsupported("kfuncs"));
     }
@@ -170,6 +179,13 @@ pub fn helper_call(
             ));
         }
     }
+    let callback = match meta.callback {
+        Some(entry) => {
+            let start = callback::visit(env, state, (id, index), entry, meta.map.as_ref())?;
+            Some((start, entry))
+        }
+        None => None,
+    };
     for r in 1..=5 {
         state.frame_mut().regs[r] = RegState::not_init();
     }
@@ -225,6 +241,7 @@ pub fn helper_call(
     };
     state.frame_mut().regs[0] = r0;
     Ok(CallLog {
+        callback,
         // The tail call's index is marked precise too (`record_func_key`).
         state_on_own_line: id == BPF_FUNC_TAIL_CALL
             || proto.args.iter().any(|a| {
@@ -408,9 +425,21 @@ fn check_arg(
             meta.spin_lock = Some((reg, r));
             Ok(())
         }
-        ArgType::PtrToFunc | ArgType::PtrToStackOrNull | ArgType::PtrToConstStr => {
-            Err(unsupported(&format!("argument type {arg} (R{r})")))
+        ArgType::PtrToFunc => {
+            if reg.ty.base != BaseType::Func {
+                return Err(expected(frame, r, "func"));
+            }
+            meta.callback = Some(reg.func_entry as usize);
+            Ok(())
         }
+        ArgType::PtrToStackOrNull => {
+            if reg.ty.base == BaseType::Stack || is_null(&reg) {
+                Ok(())
+            } else {
+                Err(expected(frame, r, "fp"))
+            }
+        }
+        ArgType::PtrToConstStr => Err(unsupported(&format!("argument type {arg} (R{r})"))),
     }
 }
 

@@ -1,11 +1,183 @@
 //! Callbacks: functions a helper calls back (`bpf_loop`, `bpf_for_each_map_elem`), verified
-//! in a frame above the helper's caller with the arguments the helper passes and a return
-//! value in the range the helper allows (the kernel's `set_*_callback_state` and the callback
-//! part of `prepare_func_exit`).
+//! in a frame above the helper's caller with the arguments the kernel gives them
+//! (`set_loop_callback_state`, `set_map_elem_callback_state`) and a return value in `[0, 1]`.
+//!
+//! The kernel walks a callback again and again from the helper's call until its states
+//! converge. This walk does not compare states, so it takes the fixed point directly: a
+//! callback may run any number of times, and all it can change of its callers is the stack of
+//! the frames its context pointer reaches; when it may write there at all, those stacks are
+//! made unknown (every byte written becomes an unknown number, spilled pointers included) both
+//! where the caller goes on after the helper and where the callback starts. Any run of the callback then starts in a state
+//! the walk covered, and the caller goes on in one that covers any number of runs. The cost:
+//! what the caller kept in those stacks is unknown after the helper (the kernel's widening of
+//! imprecise scalars loses much the same).
 
-use super::env::{eacces, refuse, Refusal};
-use super::reg::RegState;
+use super::env::{eacces, refuse, Env, Refusal};
+use super::reg::{BaseType, MapRef, RegState, RegType};
+use super::state::{CallbackFrame, Reference, SlotType, VerifierState};
+use super::subprog;
 use crate::error::ErrorCode;
+
+pub const BPF_FOR_EACH_MAP_ELEM: i32 = 164;
+pub const BPF_LOOP: i32 = 181;
+
+/// The range a callback's R0 must be in (`retval_range(0, 1)` for both helpers).
+const RETURN_RANGE: (i64, i64) = (0, 1);
+
+/// The register holding the context pointer the helper passes on (`callback_ctx`): R3 for
+/// both helpers.
+const CTX_ARG: usize = 3;
+
+/// After the arguments of helper `helper` (at logical instruction `index`) were checked on
+/// `state`: makes the stacks the callback can reach unknown in `state` (where the caller goes
+/// on) and returns the state the callback at `entry` starts in.
+pub fn visit(
+    env: &Env<'_>,
+    state: &mut VerifierState,
+    (helper, index): (i32, usize),
+    entry: usize,
+    map: Option<&MapRef>,
+) -> Result<VerifierState, Refusal> {
+    let ctx = state.frame().regs[CTX_ARG].clone();
+    if may_change_callers(env, entry) {
+        forget_reachable_stacks(state, &ctx);
+    }
+    let mut callee = subprog::new_frame(env, state, index, entry)?;
+    let regs = &mut callee.regs;
+    match helper {
+        BPF_LOOP => {
+            // callback(u64 index, void *ctx)
+            regs[1] = RegState::unknown_scalar();
+            regs[2] = ctx;
+            for reg in &mut regs[3..=5] {
+                *reg = RegState::not_init();
+            }
+        }
+        BPF_FOR_EACH_MAP_ELEM => {
+            // callback(struct bpf_map *map, void *key, void *value, void *ctx)
+            let map = map.cloned();
+            let of = |base| RegState {
+                map: map.clone(),
+                ..RegState::pointer(RegType::of(base))
+            };
+            regs[1] = of(BaseType::ConstMap);
+            regs[2] = of(BaseType::MapKey);
+            regs[3] = of(BaseType::MapValue);
+            regs[4] = ctx;
+            regs[5] = RegState::not_init();
+        }
+        _ => {
+            return Err(super::env::unsupported(&format!(
+                "the callback of helper #{helper}"
+            )))
+        }
+    }
+    callee.callback = Some(CallbackFrame {
+        ret: RETURN_RANGE,
+        refs: state.refs.clone(),
+    });
+    let mut start = state.clone();
+    for r in 0..=5 {
+        start.frame_mut().regs[r] = RegState::not_init();
+    }
+    start.frames.push(callee);
+    Ok(start)
+}
+
+/// Whether the callback at `entry`, or a function it calls, may change a caller's stack: a
+/// store not through R10 itself, or a helper that writes memory, releases a reference (which
+/// turns the callers' copies into numbers) or has no known prototype. A callback that only
+/// reads leaves what its callers keep (pointers included) as it was.
+fn may_change_callers(env: &Env<'_>, entry: usize) -> bool {
+    use crate::helpers::prototype::ArgType;
+    use crate::isa::opcodes::*;
+    let functions = &env.analysis.functions;
+    let mut seen = vec![false; functions.funcs.len()];
+    let mut work = vec![functions.function_of(entry)];
+    while let Some(f) = work.pop() {
+        if std::mem::replace(&mut seen[f], true) {
+            continue;
+        }
+        work.extend(functions.calls_from(f).iter().map(|c| c.callee));
+        let func = &functions.funcs[f];
+        for index in func.start..func.end {
+            let insn = env.analysis.program.get(index);
+            let writes = match class(insn.opcode) {
+                CLASS_ST | CLASS_STX => insn.dst != 10,
+                CLASS_JMP if insn.opcode == OP_CALL && insn.src == CALL_HELPER => {
+                    (env.options.prototype)(insn.imm()).is_none_or(|p| {
+                        p.args.iter().any(|a| {
+                            matches!(
+                                a,
+                                ArgType::PtrToUninitMem
+                                    | ArgType::PtrToUninitMapValue
+                                    | ArgType::PtrToFixedSizeUninitMem { .. }
+                                    | ArgType::PtrToWritableMemOrNull
+                                    | ArgType::PtrToRingbufMemRelease
+                            )
+                        })
+                    })
+                }
+                CLASS_JMP => insn.opcode == OP_CALL && insn.src == CALL_KFUNC,
+                _ => false,
+            };
+            if writes {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Every stack the context pointer reaches (its frame, and the frames of the stack pointers
+/// spilled there, and so on) holds unknown numbers where it held anything.
+fn forget_reachable_stacks(state: &mut VerifierState, ctx: &RegState) {
+    let mut reached = vec![false; state.frames.len()];
+    let mut work = Vec::new();
+    if ctx.ty.base == BaseType::Stack {
+        work.push(ctx.frameno as usize);
+    }
+    while let Some(f) = work.pop() {
+        if f >= reached.len() || reached[f] {
+            continue;
+        }
+        reached[f] = true;
+        for slot in &state.frames[f].stack {
+            if slot.spilled.ty.base == BaseType::Stack {
+                work.push(slot.spilled.frameno as usize);
+            }
+        }
+    }
+    for (frame, _) in state.frames.iter_mut().zip(reached).filter(|(_, r)| *r) {
+        for slot in frame.stack.iter_mut() {
+            for t in slot.types.iter_mut() {
+                if *t != SlotType::Invalid {
+                    *t = SlotType::Misc;
+                }
+            }
+            slot.spilled = RegState::not_init();
+        }
+    }
+}
+
+/// A callback's exit: R0 in its range, and nothing acquired that it does not release (a
+/// reference it leaves behind leaks from the main program's exit, as the kernel finds it; a
+/// lock it leaves held stops the helper's next call).
+pub fn check_exit(
+    r0: &RegState,
+    callback: &CallbackFrame,
+    refs: &[Reference],
+) -> Result<(), Refusal> {
+    check_return(r0, callback.ret)?;
+    let new: Vec<&Reference> = refs.iter().filter(|r| !callback.refs.contains(r)).collect();
+    if new.iter().any(|r| r.lock.is_some()) {
+        return Err(refuse(
+            ErrorCode::Einval,
+            "function calls are not allowed while holding a lock",
+        ));
+    }
+    super::refs::leak(new.into_iter(), "BPF_EXIT instruction in main prog")
+}
 
 /// R0 at a callback's exit: a scalar whose signed range lies in `[min, max]`
 /// (`retval_range_within`, with the kernel's `verbose_invalid_scalar` message).

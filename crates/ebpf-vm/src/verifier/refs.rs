@@ -62,8 +62,14 @@ pub fn check_resource_leak(state: &VerifierState, what: &str) -> Result<(), Refu
             format!("{what} cannot be used inside bpf_spin_lock-ed region"),
         ));
     }
+    leak(state.refs.iter().filter(|r| r.lock.is_none()), what)
+}
+
+/// The references in `held` leak at `what`: each is named, then the rejection
+/// (`check_reference_leak`); nothing when `held` is empty.
+pub fn leak<'a>(held: impl Iterator<Item = &'a Reference>, what: &str) -> Result<(), Refusal> {
     let mut message = String::new();
-    for r in state.refs.iter().filter(|r| r.lock.is_none()) {
+    for r in held {
         message.push_str(&format!(
             "Unreleased reference id={} alloc_insn={}\n",
             r.id, r.alloc_insn

@@ -148,6 +148,8 @@ pub struct RegState {
     pub frameno: u32,
     /// Scalars: marked precise (printed `P`).
     pub precise: bool,
+    /// Function pointers: the logical index of the function's entry (`subprogno`).
+    pub func_entry: u32,
 }
 
 impl Default for RegState {
@@ -170,6 +172,7 @@ impl RegState {
             ref_obj_id: 0,
             frameno: 0,
             precise: false,
+            func_entry: 0,
         }
     }
 

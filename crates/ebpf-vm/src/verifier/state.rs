@@ -65,10 +65,8 @@ pub struct FuncState {
     /// The function (index in the analysis' `Functions`) this frame runs: its stack depth is
     /// counted against it (the kernel's `subprogno`).
     pub subprog: usize,
-    /// The frame runs a callback a helper calls (`bpf_loop`, ...): its exit goes back to the
-    /// helper's call and R0 must be a scalar in `callback_ret` (`in_callback_fn`,
-    /// `callback_ret_range`).
-    pub callback_ret: Option<(i64, i64)>,
+    /// The frame runs a callback a helper calls (`bpf_loop`, ...): see [`CallbackFrame`].
+    pub callback: Option<CallbackFrame>,
 }
 
 impl FuncState {
@@ -82,7 +80,7 @@ impl FuncState {
             frameno,
             callsite,
             subprog: 0,
-            callback_ret: None,
+            callback: None,
         }
     }
 
@@ -143,6 +141,16 @@ impl FuncState {
         }
         slot.spilled = reg.clone();
     }
+}
+
+/// What a callback's frame must meet at its exit (`in_callback_fn`, `callback_ret_range`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CallbackFrame {
+    /// The range R0 must be in.
+    pub ret: (i64, i64),
+    /// The references held when the callback was entered: it must leave them as it found
+    /// them (each run of it is one of many, or none).
+    pub refs: Vec<Reference>,
 }
 
 /// The state of a path: the frames of the calls in progress, innermost last

@@ -45,9 +45,9 @@ pub fn call(
     Ok(entry)
 }
 
-/// Pushes a frame for the function at `entry`, called from `index` (a call or, for callbacks,
-/// the helper call that calls it back), with the caller's R1-R5, and logs the two frames as the
-/// kernel does (`caller:` / `callee:`).
+/// Pushes a frame for the function at `entry`, called from `index`, with the caller's R1-R5
+/// (the caller's R0-R5 are then gone), and logs the two frames as the kernel does (`caller:` /
+/// `callee:`).
 pub fn push_frame(
     env: &mut Env<'_>,
     state: &mut VerifierState,
@@ -56,19 +56,8 @@ pub fn push_frame(
     text: &str,
 ) -> Result<(), Refusal> {
     env.line(text);
-    if state.frames.len() as u32 >= MAX_CALL_FRAMES {
-        return Err(refuse(
-            ErrorCode::E2big,
-            format!(
-                "the call stack of {} frames is too deep",
-                state.frames.len() + 1
-            ),
-        ));
-    }
+    let callee = new_frame(env, state, index, entry)?;
     let caller = state.frame_mut();
-    let mut callee = FuncState::new(caller.frameno + 1, Some(index));
-    callee.subprog = env.analysis.functions.function_of(entry);
-    callee.regs[1..=5].clone_from_slice(&caller.regs[1..=5]);
     for r in 0..=5 {
         caller.regs[r] = RegState::not_init();
     }
@@ -86,16 +75,42 @@ pub fn push_frame(
     Ok(())
 }
 
+/// The frame of a call from `index` in `state`'s current frame to the function at `entry`:
+/// R1-R5 the caller's, R10 its own frame pointer; or the kernel's message when eight frames
+/// are in use already.
+pub fn new_frame(
+    env: &Env<'_>,
+    state: &VerifierState,
+    index: usize,
+    entry: usize,
+) -> Result<FuncState, Refusal> {
+    if state.frames.len() as u32 >= MAX_CALL_FRAMES {
+        return Err(refuse(
+            ErrorCode::E2big,
+            format!(
+                "the call stack of {} frames is too deep",
+                state.frames.len() + 1
+            ),
+        ));
+    }
+    let caller = state.frame();
+    let mut callee = FuncState::new(caller.frameno + 1, Some(index));
+    callee.subprog = env.analysis.functions.function_of(entry);
+    callee.regs[1..=5].clone_from_slice(&caller.regs[1..=5]);
+    Ok(callee)
+}
+
 /// The `exit` of a called function at logical instruction `index` (`prepare_func_exit`): pops
 /// its frame and returns where the caller goes on. R0 must not point into the callee's stack,
-/// which is gone; a callback's R0 must be a scalar in its range, and the helper's call is where
-/// the caller goes on (its R0 is the helper's, not the callback's).
+/// which is gone. A callback's R0 must be a scalar in its range and its references as it found
+/// them; its path ends there (`None`): the helper's caller went on from the call already, with
+/// what any number of runs of the callback may leave (see [`super::callback`]).
 pub fn exit(
     env: &mut Env<'_>,
     state: &mut VerifierState,
     index: usize,
     text: &str,
-) -> Result<usize, Refusal> {
+) -> Result<Option<usize>, Refusal> {
     env.line(text);
     env.note_stack_depth(state.frame());
     let callee = state.frames.pop().expect("a called frame");
@@ -107,9 +122,9 @@ pub fn exit(
         ));
     }
     let callsite = callee.callsite.expect("a called frame has a call site");
-    let back = match callee.callback_ret {
-        Some(range) => {
-            super::callback::check_return(r0, range)?;
+    let back = match &callee.callback {
+        Some(callback) => {
+            super::callback::check_exit(r0, callback, &state.refs)?;
             callsite
         }
         None => {
@@ -126,11 +141,14 @@ pub fn exit(
             "returning from callee:\n{callee_text}\nto caller at {to}:\n{caller_text}"
         ));
     }
+    if callee.callback.is_some() {
+        return Ok(None);
+    }
     if env.log_on(2) {
         let now = state_text(state, state.frame(), None, None);
         env.line(&format!("\nfrom {from} to {to}:{now}"));
     }
-    Ok(back)
+    Ok(Some(back))
 }
 
 /// Whether `regs[r]` of the current frame points into the stack of a caller's frame.

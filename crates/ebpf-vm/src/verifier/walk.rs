@@ -7,10 +7,10 @@
 //! variable offsets), context loads
 //! for raw, socket filter and XDP programs, map `lddw`s, helper calls checked from their
 //! prototypes ([`super::call`]), bpf-to-bpf calls with a frame each ([`super::subprog`]),
-//! ring buffer references ([`super::refs`]), spin locks ([`super::lock`]), atomic
-//! read-modify-write operations, legacy packet loads. Not yet: state pruning (every path is
-//! walked to its end, up to the kernel's 1,000,000 instructions), callbacks,
-//! load-acquire/store-release, unprivileged rules.
+//! ring buffer references ([`super::refs`]), spin locks ([`super::lock`]), callbacks as paths
+//! of their own ([`super::callback`]), atomic read-modify-write operations, legacy packet
+//! loads. Not yet: state pruning (every path is walked to its end, up to the kernel's
+//! 1,000,000 instructions), load-acquire/store-release, unprivileged rules.
 //! Each of those is a rejection that says so, never a silent acceptance.
 
 use std::fmt::Write;
@@ -18,7 +18,7 @@ use std::fmt::Write;
 use super::access::{self, Stored};
 use super::arith::{self, check_init, check_writable};
 use super::branch::{self, Taken};
-use super::call;
+use super::call::{self, CallLog};
 use super::env::{
     eacces, refuse, unsupported, Env, Refusal, Rejection, Verified, VerifyOptions, COMPLEXITY_LIMIT,
 };
@@ -220,7 +220,8 @@ fn step(
             let op = code & 0xf0;
             match op {
                 JMP_EXIT if in_called_function => {
-                    return subprog::exit(env, state, index, &text).map(Next::Goto);
+                    return subprog::exit(env, state, index, &text)
+                        .map(|back| back.map_or(Next::End, Next::Goto));
                 }
                 JMP_CALL if insn.src == CALL_LOCAL => {
                     return subprog::call(env, state, index, &text).map(Next::Goto);
@@ -233,7 +234,20 @@ fn step(
                     env.line(&text);
                     return result;
                 }
-                JMP_CALL => match call::helper_call(env, state, (&insn, slot), &mut slots) {
+                JMP_CALL => match call::helper_call(env, state, (&insn, index), &mut slots) {
+                    Ok(CallLog {
+                        callback: Some((start, entry)),
+                        ..
+                    }) => {
+                        // The callback is walked later, as a path of its own.
+                        stack.push(Pending {
+                            state: start,
+                            insn: entry,
+                            from: slot,
+                        });
+                        env.line(&text);
+                        return Ok(Next::Goto(next));
+                    }
                     Ok(log) if log.state_on_own_line => {
                         env.line(&text);
                         if env.log_on(2) {
@@ -509,7 +523,10 @@ fn ld_imm64(
             off: offset as i32,
             ..RegState::pointer(RegType::of(BaseType::MapValue))
         },
-        Imm64::Func { .. } => RegState::pointer(RegType::of(BaseType::Func)),
+        Imm64::Func { entry } => RegState {
+            func_entry: entry,
+            ..RegState::pointer(RegType::of(BaseType::Func))
+        },
         Imm64::BtfId { .. } => return Err(unsupported("kernel variables (BTF ids)")),
     };
     frame.regs[insn.dst as usize] = reg;

@@ -11,7 +11,7 @@ use ebpf_vm::analysis::{analyse, AnalysisOptions};
 use ebpf_vm::isa::Insn;
 use ebpf_vm::verifier::{verify, MapRef, ProgramKind, Rejection, Verified, VerifyOptions};
 
-use super::{load_licensed, Verdict, KPROBE, XDP};
+use super::{load_licensed, load_with_funcs, Verdict, KPROBE, XDP};
 
 pub fn normalise(line: &str) -> String {
     let mut s = line.to_string();
@@ -80,12 +80,20 @@ pub fn compare(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str]) -> Ans
 /// callbacks until its states converge; a message the kernel writes without its newline):
 /// the verdicts must agree and a rejection's last line must be in the kernel's log. Returns
 /// both answers.
-pub fn compare_verdict(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str]) -> Answers {
-    let kernel = match load_licensed(prog_type, slots, maps, "GPL") {
+/// `funcs`: the slots where functions start, given to both as BTF function info (none: no
+/// function info).
+pub fn compare_verdict(
+    name: &str,
+    prog_type: u32,
+    slots: &[Insn],
+    maps: &[&str],
+    funcs: &[usize],
+) -> Answers {
+    let kernel = match load_with_funcs(prog_type, slots, maps, funcs) {
         Ok(v) => v,
         Err(e) => panic!("{name}: the kernel loader failed: {e}"),
     };
-    let ours = verify_here(prog_type, slots, maps, "GPL");
+    let ours = verify_here(prog_type, slots, maps, "GPL", funcs);
     assert_eq!(
         ours.is_ok(),
         kernel.accepted,
@@ -115,7 +123,7 @@ pub fn compare_licensed(
         Ok(v) => v,
         Err(e) => panic!("{name}: the kernel loader failed: {e}"),
     };
-    let ours = verify_here(prog_type, slots, maps, license);
+    let ours = verify_here(prog_type, slots, maps, license, &[]);
     let (accepted, our_log, our_message) = match &ours {
         Ok(v) => (true, v.log.clone(), String::new()),
         Err(r) => (
@@ -199,8 +207,15 @@ fn verify_here(
     slots: &[Insn],
     maps: &[&str],
     license: &str,
+    funcs: &[usize],
 ) -> Result<Verified, Rejection> {
-    let analysis = analyse(slots, &AnalysisOptions::default()).expect("the program analyses");
+    let analysis = analyse(
+        slots,
+        &AnalysisOptions {
+            func_entries: funcs,
+        },
+    )
+    .expect("the program analyses");
     let map_refs: Vec<MapRef> = maps
         .iter()
         .enumerate()

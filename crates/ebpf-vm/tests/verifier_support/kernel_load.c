@@ -11,6 +11,10 @@
  * VALUE_SIZE bytes holding a `struct bpf_spin_lock` at that offset (the kernel finds spin locks
  * through the map's BTF).
  *
+ * With KERNEL_LOAD_FUNCS=S0,S1,... (the first instruction slot of each function, 0 first) the
+ * program gets BTF function info: each function a static `int fN(void)` (the kernel wants it
+ * for function pointers, the callbacks of bpf_loop and its kin).
+ *
  * Output on stdout: one line `verdict accepted` or `verdict rejected ERRNO_NAME ERRNO`, then the
  * kernel's log as it wrote it. Exit status 0 after a verdict (either), 2 when something other than
  * the program's load failed (bad arguments, map creation refused: then stderr says why).
@@ -72,6 +76,53 @@ static int spin_lock_btf(unsigned value_size, unsigned lock_off)
 	memset(&attr, 0, sizeof(attr));
 	attr.btf = (uint64_t)(uintptr_t)blob;
 	attr.btf_size = sizeof(blob);
+	return (int)bpf(BPF_BTF_LOAD, &attr);
+}
+
+#define MAX_FUNCS 64
+
+/* Program BTF for `n` functions: 1 `int`, 2 `int (void)`, 3.. `static int fK(void)`, named
+ * in `strs`. Returns its fd, or -1. */
+static int funcs_btf(int n)
+{
+	static char strs[1 + 4 + MAX_FUNCS * 4];
+	static uint32_t types[4 + 3 + MAX_FUNCS * 3];
+	size_t s = 0, t = 0;
+	strs[s++] = 0;
+	memcpy(strs + s, "int", 4);
+	uint32_t int_name = (uint32_t)s;
+	s += 4;
+	types[t++] = int_name;
+	types[t++] = 1u << 24; /* BTF_KIND_INT */
+	types[t++] = 4;
+	types[t++] = (1u << 24) | 32;
+	types[t++] = 0;
+	types[t++] = 13u << 24; /* BTF_KIND_FUNC_PROTO, no parameters */
+	types[t++] = 1;
+	for (int k = 0; k < n; k++) {
+		uint32_t name = (uint32_t)s;
+		s += (size_t)sprintf(strs + s, "f%d", k) + 1;
+		types[t++] = name;
+		types[t++] = 12u << 24; /* BTF_KIND_FUNC, static linkage */
+		types[t++] = 2;
+	}
+	struct btf_header hdr = {
+		.magic = 0xeB9F,
+		.version = 1,
+		.hdr_len = sizeof(struct btf_header),
+		.type_off = 0,
+		.type_len = (uint32_t)(t * 4),
+		.str_off = (uint32_t)(t * 4),
+		.str_len = (uint32_t)s,
+	};
+	static unsigned char blob[sizeof(struct btf_header) + sizeof(types) + sizeof(strs)];
+	memcpy(blob, &hdr, sizeof(hdr));
+	memcpy(blob + sizeof(hdr), types, t * 4);
+	memcpy(blob + sizeof(hdr) + t * 4, strs, s);
+	union bpf_attr attr;
+	memset(&attr, 0, sizeof(attr));
+	attr.btf = (uint64_t)(uintptr_t)blob;
+	attr.btf_size = (uint32_t)(sizeof(hdr) + t * 4 + s);
 	return (int)bpf(BPF_BTF_LOAD, &attr);
 }
 
@@ -145,6 +196,24 @@ int main(int argc, char **argv)
 	/* The license the test asks for (GPL-only helpers), GPL by default. */
 	const char *license = getenv("KERNEL_LOAD_LICENSE");
 	attr.license = (uint64_t)(uintptr_t)(license ? license : "GPL");
+	static struct bpf_func_info func_info[MAX_FUNCS];
+	const char *funcs = getenv("KERNEL_LOAD_FUNCS");
+	if (funcs && *funcs) {
+		int n = 0;
+		for (const char *p = funcs; *p && n < MAX_FUNCS; n++) {
+			char *end;
+			func_info[n].insn_off = (uint32_t)strtoul(p, &end, 0);
+			func_info[n].type_id = 3 + (uint32_t)n;
+			p = *end == ',' ? end + 1 : end;
+		}
+		int btf = funcs_btf(n);
+		if (btf < 0)
+			return fail("BTF for the functions");
+		attr.prog_btf_fd = btf;
+		attr.func_info = (uint64_t)(uintptr_t)func_info;
+		attr.func_info_rec_size = sizeof(struct bpf_func_info);
+		attr.func_info_cnt = n;
+	}
 	attr.log_level = log_level;
 	attr.log_buf = (uint64_t)(uintptr_t)log;
 	attr.log_size = LOG_SIZE;
