@@ -853,6 +853,15 @@ fn for_each_map_elem_callbacks_get_the_map_key_and_value() {
         let p = prog(&body);
         let _ = compare_verdict(name, SOCKET_FILTER, &p, &[HASH8], &[0, 9]);
     }
+    // Maps that cannot walk their elements (ENOTSUPP, which has no name in libc).
+    let p = prog(&[mov(0, 0), exit()]);
+    for map in [RINGBUF, PROG_ARRAY, "22:0:4:4"] {
+        let (_, ours) = compare_verdict(map, SOCKET_FILTER, &p, &[map], &[0, 9]);
+        assert_eq!(
+            ours.map_err(|r| r.code),
+            Err(ebpf_vm::error::ErrorCode::Enotsupp)
+        );
+    }
 }
 
 #[test]

@@ -165,9 +165,6 @@ pub fn helper_call(
         }
         refs::check_resource_leak(state, "tail_call")?;
     }
-    if let Some(map) = &meta.map {
-        check_map_func(map, id, &name)?;
-    }
     if let Some((reg, r)) = &meta.spin_lock {
         lock::lock_or_unlock(state, (reg, *r), id == lock::BPF_SPIN_LOCK, slot)?;
     }
@@ -186,6 +183,10 @@ pub fn helper_call(
         }
         None => None,
     };
+    // Checked after the callback, as the kernel checks it (near the end of the call).
+    if let Some(map) = &meta.map {
+        check_map_func(map, id, &name)?;
+    }
     for r in 1..=5 {
         state.frame_mut().regs[r] = RegState::not_init();
     }

@@ -21,6 +21,10 @@ use crate::error::ErrorCode;
 pub const BPF_FOR_EACH_MAP_ELEM: i32 = 164;
 pub const BPF_LOOP: i32 = 181;
 
+/// The map types `bpf_for_each_map_elem` walks: hash, array, percpu hash, percpu array, LRU
+/// hash, LRU percpu hash.
+const FOR_EACH_MAP_TYPES: [u32; 6] = [1, 2, 5, 6, 9, 10];
+
 /// The range a callback's R0 must be in (`retval_range(0, 1)` for both helpers).
 const RETURN_RANGE: (i64, i64) = (0, 1);
 
@@ -54,7 +58,14 @@ pub fn visit(
             }
         }
         BPF_FOR_EACH_MAP_ELEM => {
-            // callback(struct bpf_map *map, void *key, void *value, void *ctx)
+            // callback(struct bpf_map *map, void *key, void *value, void *ctx), for the maps
+            // that can walk their elements (`map_for_each_callback`).
+            if !map.is_some_and(|m| FOR_EACH_MAP_TYPES.contains(&m.map_type)) {
+                return Err(refuse(
+                    ErrorCode::Enotsupp,
+                    "callback function not allowed for map",
+                ));
+            }
             let map = map.cloned();
             let of = |base| RegState {
                 map: map.clone(),
