@@ -872,3 +872,36 @@ fn a_callback_that_keeps_a_record_leaks_it() {
     let (p, funcs) = bpf_loop(no_ctx(), &body);
     let _ = compare_verdict("callback reserves", SOCKET_FILTER, &p, &[RINGBUF], &funcs);
 }
+
+#[test]
+fn a_null_check_in_a_callee_covers_the_copy_in_its_callers_stack() {
+    kernel_or_skip!();
+    // The callee looks the caller's key up, leaves the value pointer in the caller's stack,
+    // checks it and returns 1 when it is there; the caller then uses its copy.
+    let mut p = vec![
+        i(0x62, 10, 0, -4, 0), // *(u32 *)(r10 -4) = 0
+        i(0xbf, 1, 10, 0, 0),
+        i(0x07, 1, 0, 0, -16),
+        call(5),
+        i(0x15, 0, 0, 2, 0),    // if r0 == 0 goto +2
+        i(0x79, 1, 10, -16, 0), // r1 = the copy
+        i(0x79, 0, 1, 0, 0),    // r0 = *(u64 *)(r1 +0)
+        mov(0, 0),
+        exit(),
+        // slot 9: the callee
+        i(0xbf, 6, 1, 0, 0),
+        i(0xbf, 2, 1, 0, 0),
+        i(0x07, 2, 0, 0, 12), // the caller's fp-4
+    ];
+    p.extend(ld_map(1, 0));
+    p.extend([
+        helper(1),
+        i(0x7b, 6, 0, 0, 0), // *(u64 *)(r6 +0) = r0
+        i(0x15, 0, 0, 2, 0),
+        mov(0, 1),
+        exit(),
+        mov(0, 0),
+        exit(),
+    ]);
+    check("null check of a caller's copy", SOCKET_FILTER, &p, &[HASH]);
+}

@@ -34,15 +34,11 @@ pub fn release(state: &mut VerifierState, id: u32) -> bool {
         return false;
     };
     state.refs.remove(at);
-    for frame in state.frames.iter_mut() {
-        let regs = frame.regs.iter_mut();
-        let spills = frame.stack.iter_mut().map(|slot| &mut slot.spilled);
-        for reg in regs.chain(spills) {
-            if reg.is_init() && reg.ref_obj_id == id {
-                *reg = RegState::unknown_scalar();
-            }
+    state.for_each_reg_mut(|reg| {
+        if reg.is_init() && reg.ref_obj_id == id {
+            *reg = RegState::unknown_scalar();
         }
-    }
+    });
     true
 }
 

@@ -187,6 +187,18 @@ impl VerifierState {
         }
     }
 
+    /// Applies `f` to every register and spilled register of every frame: what a null check,
+    /// a packet range or a release learns holds for copies in callers' frames too
+    /// (`bpf_for_each_reg_in_vstate`).
+    pub fn for_each_reg_mut(&mut self, mut f: impl FnMut(&mut RegState)) {
+        for frame in self.frames.iter_mut() {
+            frame.regs.iter_mut().for_each(&mut f);
+            for slot in frame.stack.iter_mut() {
+                f(&mut slot.spilled);
+            }
+        }
+    }
+
     pub fn frame(&self) -> &FuncState {
         self.frames.last().expect("a state has a frame")
     }

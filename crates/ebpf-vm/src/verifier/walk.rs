@@ -764,7 +764,7 @@ fn pointer_branch(
 }
 
 /// On the side where the pointers with `id` are NULL they become the number 0; on the other
-/// they are valid pointers (`mark_ptr_or_null_regs`).
+/// they are valid pointers (`mark_ptr_or_null_regs`), in every frame.
 fn mark_null_checked(state: &mut VerifierState, id: u32, is_null: bool) {
     let fix = |reg: &mut RegState| {
         if reg.ty.maybe_null && reg.id == id {
@@ -778,11 +778,7 @@ fn mark_null_checked(state: &mut VerifierState, id: u32, is_null: bool) {
             }
         }
     };
-    let frame = state.frame_mut();
-    frame.regs.iter_mut().for_each(fix);
-    for slot in frame.stack.iter_mut() {
-        fix(&mut slot.spilled);
-    }
+    state.for_each_reg_mut(fix);
 }
 
 /// The kernel's marks for a packet pointer compared with `data_end` and found at or past it.
@@ -834,16 +830,11 @@ fn packet_range(
         && ptr.bounds.umax + ptr.off.max(0) as u64 <= MAX_PACKET_OFF;
     if usable {
         let range = ptr.off + open as i32;
-        let frame = good.frame_mut();
-        let widen = |reg: &mut RegState| {
+        good.for_each_reg_mut(|reg: &mut RegState| {
             if reg.ty.base == BaseType::Packet && reg.id == ptr.id {
                 reg.range = reg.range.max(range);
             }
-        };
-        frame.regs.iter_mut().for_each(widen);
-        for slot in frame.stack.iter_mut() {
-            widen(&mut slot.spilled);
-        }
+        });
     }
     // The other side: this pointer is past data_end (`>`) or at least at it (`>=`).
     let reg = &mut end_side.frame_mut().regs[regno as usize];
