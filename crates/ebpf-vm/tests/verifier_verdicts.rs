@@ -2,8 +2,9 @@
 //! "differential verdict fuzzing", short form): socket filters built from what the walk supports
 //! (context loads, ALU on scalars and pointers, stack stores and loads at random offsets, a map
 //! lookup with or without its null check, forward branches) are loaded into the kernel and
-//! verified here, with atomics on the stack and legacy packet loads among them. The verdicts
-//! must agree; when both reject, the message must be the kernel's.
+//! verified here, with atomics on the stack and legacy packet loads among them, and programs
+//! whose main function calls such a body with the context, a stack pointer or a number. The
+//! verdicts must agree; when both reject, the message must be the kernel's.
 //! `VERIFIER_VERDICT_PROGRAMS=N` (and `VERIFIER_VERDICT_SEED`) for a longer run.
 //!
 //! Skips, saying why, where the kernel cannot be asked.
@@ -378,6 +379,52 @@ fn verdicts_agree_with_the_kernel_on_random_socket_filters() {
         ProgramKind::SocketFilter,
         0x7e4d_1c75,
         |rng| random_program(rng, 24),
+    );
+}
+
+/// A socket filter whose main function passes a function the context, a pointer into its
+/// own stack or a number, calls it and uses what the call left (R0, its stack, a clobbered
+/// register); the function is a random socket filter body working on what it was passed.
+fn random_call_program(rng: &mut Rng) -> Vec<Insn> {
+    let mut p = vec![
+        i(0xbf, 6, 1, 0, 0),
+        i(0x7a, 10, 0, -8, rng.range(0, 3) as i32),
+    ];
+    match rng.below(10) {
+        0..=6 => p.push(i(0xbf, 1, 6, 0, 0)),
+        7 | 8 => {
+            p.push(i(0xbf, 1, 10, 0, 0));
+            p.push(i(0x07, 1, 0, 0, rng.pick(&[-8, -16, -64])));
+        }
+        _ => p.push(i(0xb7, 1, 0, 0, 5)),
+    }
+    let call_at = p.len();
+    p.push(i(0x85, 0, 1, 0, 0)); // patched below
+    match rng.below(6) {
+        0 => p.push(i(0x79, 0, 10, -8, 0)),
+        1 => p.push(i(0xbf, 0, 1, 0, 0)),
+        2 => p.push(i(0x79, 0, 0, 0, 0)),
+        _ => p.push(i(0xbf, 0, 0, 0, 0)),
+    }
+    if rng.chance(80) {
+        p.push(i(0xb7, 0, 0, 0, 0));
+    }
+    p.push(i(0x95, 0, 0, 0, 0));
+    let callee = p.len();
+    p[call_at] = i(0x85, 0, 1, 0, (callee - call_at - 1) as i32);
+    p.extend(random_program(rng, 16));
+    p
+}
+
+#[test]
+fn verdicts_agree_with_the_kernel_on_random_calls() {
+    kernel_or_skip!();
+    compare_verdicts(
+        "calls",
+        SOCKET_FILTER,
+        ProgramKind::SocketFilter,
+        0x000c_a115,
+        random_call_program,
     );
 }
 

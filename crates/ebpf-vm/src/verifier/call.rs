@@ -150,7 +150,21 @@ pub fn helper_call(
                 *arg,
                 (prev, proto.args.get(n + 1).copied()),
                 &mut meta,
-            )
+            )?;
+            // The memory a helper reads or writes on the stack counts in the stack depth.
+            let touches = sized
+                || matches!(
+                    arg,
+                    ArgType::PtrToMapKey
+                        | ArgType::PtrToMapValue
+                        | ArgType::PtrToUninitMapValue
+                        | ArgType::PtrToFixedSizeUninitMem { .. }
+                );
+            let base = frame.regs[mem as usize].clone();
+            if touches && base.ty.base == BaseType::Stack {
+                frame.reach(&base, 0);
+            }
+            Ok(())
         })?;
     }
     if id == BPF_FUNC_TAIL_CALL {

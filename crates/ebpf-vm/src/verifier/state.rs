@@ -97,6 +97,20 @@ impl FuncState {
         self.stack.get_mut(index)
     }
 
+    /// Grows the frame to the lowest byte an access through stack pointer `base` at `off` may
+    /// touch: the kernel counts every stack access, reads included, in a function's stack
+    /// depth (`grow_stack_state`).
+    pub fn reach(&mut self, base: &RegState, off: i64) {
+        let b = &base.bounds;
+        let var = if b.var_off.is_const() {
+            b.var_off.value as i64
+        } else {
+            b.smin
+        };
+        let lowest = var.saturating_add(base.off as i64).saturating_add(off);
+        self.slot_mut(lowest);
+    }
+
     /// The slot holding the byte at `offset`, if the frame has grown to it.
     pub fn slot(&self, offset: i64) -> Option<&StackSlot> {
         if !(-(MAX_BPF_STACK as i64)..0).contains(&offset) {

@@ -112,7 +112,10 @@ pub fn exit(
     text: &str,
 ) -> Result<Option<usize>, Refusal> {
     env.line(text);
-    env.note_stack_depth(state.frame());
+    // Every frame: the callee may have reached into its callers' stacks.
+    for frame in &state.frames {
+        env.note_stack_depth(frame);
+    }
     let callee = state.frames.pop().expect("a called frame");
     let r0 = &callee.regs[0];
     if r0.ty.base == BaseType::Stack {
@@ -259,20 +262,31 @@ pub fn check_stack_depth(env: &Env<'_>) -> Result<(), (usize, Refusal)> {
     }
 }
 
-/// A tail call from a function other than the main one needs the program's BTF function info
-/// (the kernel checks it before the walk): without it, the functions were not given by a
-/// loader.
-pub fn check_tail_calls_in_functions(env: &Env<'_>) -> Result<(), Refusal> {
-    let funcs = &env.analysis.functions.funcs;
-    if funcs
-        .iter()
-        .skip(1)
-        .any(|f| f.has_tail_call && !f.from_loader)
-    {
-        return Err(refuse(
-            ErrorCode::Einval,
-            "tail_call is not allowed in subprogs without BTF",
-        ));
+/// A legacy packet load or a tail call in a function other than the main one needs the
+/// program's BTF function info (the kernel checks it before the walk, in that order): without
+/// it, the functions were not given by a loader.
+pub fn check_functions_without_btf(env: &Env<'_>) -> Result<(), Refusal> {
+    use crate::isa::opcodes::{class, CLASS_LD, MODE_ABS, MODE_IND};
+    let program = &env.analysis.program;
+    for f in env.analysis.functions.funcs.iter().skip(1) {
+        if f.from_loader {
+            continue;
+        }
+        let ld_abs = (f.start..f.end).any(|k| {
+            let code = program.get(k).opcode;
+            class(code) == CLASS_LD && matches!(code & 0xe0, MODE_ABS | MODE_IND)
+        });
+        let (what, found) = if ld_abs {
+            ("LD_ABS", true)
+        } else {
+            ("tail_call", f.has_tail_call)
+        };
+        if found {
+            return Err(refuse(
+                ErrorCode::Einval,
+                format!("{what} is not allowed in subprogs without BTF"),
+            ));
+        }
     }
     Ok(())
 }

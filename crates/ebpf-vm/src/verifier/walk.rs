@@ -52,7 +52,7 @@ enum Next {
 pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verified, Rejection> {
     let mut env = Env::new(analysis, options);
     let before_walk =
-        lock::check_program_maps(&env).and_then(|_| subprog::check_tail_calls_in_functions(&env));
+        lock::check_program_maps(&env).and_then(|_| subprog::check_functions_without_btf(&env));
     if let Err(refusal) = before_walk {
         return Err(reject(&mut env, 0, refusal));
     }
@@ -335,7 +335,11 @@ fn load(
     }
     let size = access_size(insn.opcode);
     let value = access::load(env, frame, insn.src, insn.off, size, mode == MODE_MEMSX)?;
-    lock::check_direct_access(&frame.regs[insn.src as usize], insn.off, size)?;
+    let base = frame.regs[insn.src as usize].clone();
+    lock::check_direct_access(&base, insn.off, size)?;
+    if base.ty.base == BaseType::Stack {
+        frame.reach(&base, insn.off as i64);
+    }
     note_stack_read(frame, insn.src, insn.off, slots);
     frame.regs[insn.dst as usize] = value;
     Ok(())
