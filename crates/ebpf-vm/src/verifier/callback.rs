@@ -5,9 +5,10 @@
 //! The kernel walks a callback again and again from the helper's call until its states
 //! converge. This walk does not compare states, so it takes the fixed point directly: a
 //! callback may run any number of times, and all it can change of its callers is the stack of
-//! the frames its context pointer reaches; when it may write there at all, those stacks are
-//! made unknown (every byte written becomes an unknown number, spilled pointers included) both
-//! where the caller goes on after the helper and where the callback starts. Any run of the callback then starts in a state
+//! the frames its context pointer reaches; what it may write there is made unknown (every byte
+//! written becomes an unknown number, spilled pointers included) both where the caller goes on
+//! after the helper and where the callback starts: the context's bytes it stores to when it
+//! stores only through its untouched context argument, else all it can reach. Any run of the callback then starts in a state
 //! the walk covered, and the caller goes on in one that covers any number of runs. The cost:
 //! what the caller kept in those stacks is unknown after the helper (the kernel's widening of
 //! imprecise scalars loses much the same).
@@ -43,8 +44,11 @@ pub fn visit(
     map: Option<&MapRef>,
 ) -> Result<VerifierState, Refusal> {
     let ctx = state.frame().regs[CTX_ARG].clone();
-    if may_change_callers(env, entry) {
-        forget_reachable_stacks(state, &ctx);
+    let ctx_in_callback = if helper == BPF_LOOP { 2 } else { 4 };
+    match caller_writes(env, entry, ctx_in_callback) {
+        CallerWrites::Nothing => {}
+        CallerWrites::AtContext(writes) => forget_context_bytes(state, &ctx, &writes),
+        CallerWrites::Anything => forget_reachable_stacks(state, &ctx),
     }
     let mut callee = subprog::new_frame(env, state, index, entry)?;
     let regs = &mut callee.regs;
@@ -95,16 +99,44 @@ pub fn visit(
     Ok(start)
 }
 
-/// Whether the callback at `entry`, or a function it calls, may change a caller's stack: a
-/// store not through R10 itself, or a helper that writes memory, releases a reference (which
-/// turns the callers' copies into numbers) or has no known prototype. A callback that only
-/// reads leaves what its callers keep (pointers included) as it was.
-fn may_change_callers(env: &Env<'_>, entry: usize) -> bool {
+/// What a callback, with the functions it calls, may change of its callers' stacks.
+enum CallerWrites {
+    Nothing,
+    /// Only these bytes (offset from the context pointer, size): the callback stores through
+    /// the register holding the context, which it never redefines, and nowhere else but its
+    /// own frame.
+    AtContext(Vec<(i64, u32)>),
+    Anything,
+}
+
+/// What the callback at `entry`, whose context arrives in `ctx_reg`, may write of its callers'
+/// stacks: stores through R10 are its own frame's; stores through the untouched context
+/// register write the context's bytes; any other store, a helper that writes memory, releases
+/// a reference (which turns the callers' copies into numbers) or has no known prototype, or a
+/// store in a function it calls, may write anything the context reaches.
+fn caller_writes(env: &Env<'_>, entry: usize, ctx_reg: u8) -> CallerWrites {
     use crate::helpers::prototype::ArgType;
     use crate::isa::opcodes::*;
     let functions = &env.analysis.functions;
+    let program = &env.analysis.program;
+    let first = functions.function_of(entry);
+    // Whether the callback's own code ever writes the context register.
+    let (start, end) = (functions.funcs[first].start, functions.funcs[first].end);
+    let redefined = (start..end).any(|k| {
+        let insn = program.get(k);
+        let fetch_into = class(insn.opcode) == CLASS_STX
+            && insn.opcode & 0xe0 == MODE_ATOMIC
+            && insn.imm() & ATOMIC_FETCH != 0
+            && insn.src == ctx_reg;
+        fetch_into
+            || (matches!(
+                class(insn.opcode),
+                CLASS_ALU | CLASS_ALU64 | CLASS_LDX | CLASS_LD
+            ) && insn.dst == ctx_reg)
+    });
+    let mut at_context = Vec::new();
     let mut seen = vec![false; functions.funcs.len()];
-    let mut work = vec![functions.function_of(entry)];
+    let mut work = vec![first];
     while let Some(f) = work.pop() {
         if std::mem::replace(&mut seen[f], true) {
             continue;
@@ -112,9 +144,14 @@ fn may_change_callers(env: &Env<'_>, entry: usize) -> bool {
         work.extend(functions.calls_from(f).iter().map(|c| c.callee));
         let func = &functions.funcs[f];
         for index in func.start..func.end {
-            let insn = env.analysis.program.get(index);
-            let writes = match class(insn.opcode) {
-                CLASS_ST | CLASS_STX => insn.dst != 10,
+            let insn = program.get(index);
+            let anything = match class(insn.opcode) {
+                CLASS_ST | CLASS_STX if insn.dst == 10 => false,
+                CLASS_ST | CLASS_STX if f == first && insn.dst == ctx_reg && !redefined => {
+                    at_context.push((insn.off as i64, access_size(insn.opcode)));
+                    false
+                }
+                CLASS_ST | CLASS_STX => true,
                 CLASS_JMP if insn.opcode == OP_CALL && insn.src == CALL_HELPER => {
                     (env.options.prototype)(insn.imm()).is_none_or(|p| {
                         p.args.iter().any(|a| {
@@ -132,12 +169,32 @@ fn may_change_callers(env: &Env<'_>, entry: usize) -> bool {
                 CLASS_JMP => insn.opcode == OP_CALL && insn.src == CALL_KFUNC,
                 _ => false,
             };
-            if writes {
-                return true;
+            if anything {
+                return CallerWrites::Anything;
             }
         }
     }
-    false
+    if at_context.is_empty() {
+        CallerWrites::Nothing
+    } else {
+        CallerWrites::AtContext(at_context)
+    }
+}
+
+/// The bytes the callback writes at fixed offsets from the context pointer `ctx` hold unknown
+/// numbers (where the context's offset is not known, everything it reaches does).
+fn forget_context_bytes(state: &mut VerifierState, ctx: &RegState, writes: &[(i64, u32)]) {
+    let owner = ctx.frameno as usize;
+    if ctx.ty.base != BaseType::Stack || owner >= state.frames.len() {
+        return;
+    }
+    if !ctx.bounds.var_off.is_const() {
+        return forget_reachable_stacks(state, ctx);
+    }
+    let base = ctx.bounds.var_off.value as i64 + ctx.off as i64;
+    for &(off, size) in writes {
+        state.frames[owner].mark_stack_written(base + off, size as usize, false);
+    }
 }
 
 /// Every stack the context pointer reaches (its frame, and the frames of the stack pointers
