@@ -19,8 +19,8 @@ use crate::error::ErrorCode;
 /// (the kernel's bound on what 33 chained tail calls can pile up).
 const TAIL_CALL_STACK_LIMIT: u32 = 256;
 
-/// The function a call at logical instruction `index` enters, or the message of a call that
-/// goes nowhere a function starts.
+/// The entry (logical instruction) of the function a call at `index` enters, or the message
+/// of a call whose target is outside the program.
 fn callee_of(env: &Env<'_>, index: usize) -> Result<usize, Refusal> {
     let insn = env.analysis.program.get(index);
     let target = env
@@ -48,7 +48,7 @@ pub fn call(
 /// Pushes a frame for the function at `entry`, called from `index`, with the caller's R1-R5
 /// (the caller's R0-R5 are then gone), and logs the two frames as the kernel does (`caller:` /
 /// `callee:`).
-pub fn push_frame(
+fn push_frame(
     env: &mut Env<'_>,
     state: &mut VerifierState,
     index: usize,
