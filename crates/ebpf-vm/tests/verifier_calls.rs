@@ -905,3 +905,38 @@ fn a_null_check_in_a_callee_covers_the_copy_in_its_callers_stack() {
     ]);
     check("null check of a caller's copy", SOCKET_FILTER, &p, &[HASH]);
 }
+
+#[test]
+fn a_for_each_callback_writing_its_value_leaves_the_callers_stack() {
+    kernel_or_skip!();
+    // The caller keeps the context pointer at fp-8 and passes fp-16 as the callback's context;
+    // the callback writes only the map value, so fp-8 is still the pointer after the call.
+    let mut p = vec![
+        i(0x7b, 10, 1, -8, 0),
+        i(0x7a, 10, 0, -16, 0),
+        i(0xbf, 3, 10, 0, 0),
+        i(0x07, 3, 0, 0, -16),
+    ];
+    p.extend(ld_map(1, 0));
+    p.extend(ld_func(2, 14 - 6 - 1));
+    p.extend([
+        mov(4, 0),
+        helper(164),
+        i(0x79, 1, 10, -8, 0),
+        i(0x61, 0, 1, 0, 0), // r0 = skb->len through the kept pointer
+        mov(0, 0),
+        exit(),
+        // slot 14: the callback
+        i(0x7a, 3, 0, 0, 1), // *(u64 *)(value +0) = 1
+        mov(0, 0),
+        exit(),
+    ]);
+    let (_, ours) = compare_verdict(
+        "value written, stack kept",
+        SOCKET_FILTER,
+        &p,
+        &[HASH8],
+        &[0, 14],
+    );
+    assert!(ours.is_ok());
+}

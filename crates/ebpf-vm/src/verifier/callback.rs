@@ -44,8 +44,13 @@ pub fn visit(
     map: Option<&MapRef>,
 ) -> Result<VerifierState, Refusal> {
     let ctx = state.frame().regs[CTX_ARG].clone();
-    let ctx_in_callback = if helper == BPF_LOOP { 2 } else { 4 };
-    match caller_writes(env, entry, ctx_in_callback) {
+    // Where the callback finds the context, and a map value it may write.
+    let regs = if helper == BPF_LOOP {
+        (2, None)
+    } else {
+        (4, Some(3))
+    };
+    match caller_writes(env, entry, regs) {
         CallerWrites::Nothing => {}
         CallerWrites::AtContext(writes) => forget_context_bytes(state, &ctx, &writes),
         CallerWrites::Anything => forget_reachable_stacks(state, &ctx),
@@ -109,31 +114,41 @@ enum CallerWrites {
     Anything,
 }
 
-/// What the callback at `entry`, whose context arrives in `ctx_reg`, may write of its callers'
-/// stacks: stores through R10 are its own frame's; stores through the untouched context
+/// What the callback at `entry`, whose context arrives in `ctx_reg` (and a map value in
+/// `value_reg`), may write of its callers' stacks: stores through R10 are its own frame's,
+/// through the untouched value register the map's; stores through the untouched context
 /// register write the context's bytes; any other store, a helper that writes memory, releases
 /// a reference (which turns the callers' copies into numbers) or has no known prototype, or a
 /// store in a function it calls, may write anything the context reaches.
-fn caller_writes(env: &Env<'_>, entry: usize, ctx_reg: u8) -> CallerWrites {
+fn caller_writes(
+    env: &Env<'_>,
+    entry: usize,
+    (ctx_reg, value_reg): (u8, Option<u8>),
+) -> CallerWrites {
     use crate::helpers::prototype::ArgType;
     use crate::isa::opcodes::*;
     let functions = &env.analysis.functions;
     let program = &env.analysis.program;
     let first = functions.function_of(entry);
-    // Whether the callback's own code ever writes the context register.
+    // Whether the callback's own code ever writes register `r`.
     let (start, end) = (functions.funcs[first].start, functions.funcs[first].end);
-    let redefined = (start..end).any(|k| {
-        let insn = program.get(k);
-        let fetch_into = class(insn.opcode) == CLASS_STX
-            && insn.opcode & 0xe0 == MODE_ATOMIC
-            && insn.imm() & ATOMIC_FETCH != 0
-            && insn.src == ctx_reg;
-        fetch_into
-            || (matches!(
+    let redefined = |r: u8| {
+        (start..end).any(|k| {
+            let insn = program.get(k);
+            let fetch_into = class(insn.opcode) == CLASS_STX
+                && insn.opcode & 0xe0 == MODE_ATOMIC
+                && insn.imm() & ATOMIC_FETCH != 0
+                && insn.src == r;
+            let written = matches!(
                 class(insn.opcode),
                 CLASS_ALU | CLASS_ALU64 | CLASS_LDX | CLASS_LD
-            ) && insn.dst == ctx_reg)
-    });
+            ) && insn.dst == r;
+            fetch_into || written
+        })
+    };
+    let ctx_kept = !redefined(ctx_reg);
+    // A map value (`bpf_for_each_map_elem`'s) is no caller's stack.
+    let value_kept = value_reg.filter(|&r| !redefined(r));
     let mut at_context = Vec::new();
     let mut seen = vec![false; functions.funcs.len()];
     let mut work = vec![first];
@@ -147,7 +162,8 @@ fn caller_writes(env: &Env<'_>, entry: usize, ctx_reg: u8) -> CallerWrites {
             let insn = program.get(index);
             let anything = match class(insn.opcode) {
                 CLASS_ST | CLASS_STX if insn.dst == 10 => false,
-                CLASS_ST | CLASS_STX if f == first && insn.dst == ctx_reg && !redefined => {
+                CLASS_ST | CLASS_STX if f == first && Some(insn.dst) == value_kept => false,
+                CLASS_ST | CLASS_STX if f == first && insn.dst == ctx_reg && ctx_kept => {
                     at_context.push((insn.off as i64, access_size(insn.opcode)));
                     false
                 }
