@@ -72,6 +72,7 @@ fn map_refs(maps: &[&str]) -> Vec<MapRef> {
                 key_size: f[1],
                 value_size: f[2],
                 max_entries: f[3],
+                ..MapRef::default()
             }
         })
         .collect()

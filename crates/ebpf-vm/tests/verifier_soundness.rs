@@ -3,7 +3,8 @@
 //! memory (out of bounds, read-only, misaligned). A trap there is a verifier bug: it accepted
 //! an access some run makes outside the memory it proved. Runs that return a host address trap
 //! as pointer leaks (the walk applies the privileged rules, which allow returning one); those
-//! are allowed here. `VERIFIER_SOUNDNESS_PROGRAMS=N` for a longer run.
+//! are allowed here. Programs with a bpf-to-bpf call (a pointer into the caller's stack or
+//! the data passed down) likewise. `VERIFIER_SOUNDNESS_PROGRAMS=N` for a longer run.
 
 mod rng;
 
@@ -64,17 +65,142 @@ fn random_raw_program(rng: &mut Rng, len: usize) -> Vec<Insn> {
     p
 }
 
+/// A raw program whose main function passes a function either the data or a slot of its own
+/// stack (R1) and a data byte (R2); the function bounds the byte or not, moves the pointer by
+/// it and reads or writes through it; the caller then reads its stack back.
+fn random_call_program(rng: &mut Rng) -> Vec<Insn> {
+    let mut p = vec![
+        i(0xb7, 0, 0, 0, 0),
+        i(0xbf, 6, 1, 0, 0),
+        i(0x71, 3, 6, 0, 0),
+        i(0x7b, 10, 3, -8, 0),
+        i(0x7b, 10, 3, -16, 0),
+    ];
+    if rng.chance(50) {
+        p.push(i(0xbf, 1, 10, 0, 0));
+        p.push(i(0x07, 1, 0, 0, -8 * rng.range(1, 3) as i32));
+    }
+    p.push(i(0x71, 2, 6, rng.range(0, 3) as i16, 0));
+    let call_at = p.len();
+    p.push(i(0x85, 0, 1, 0, 0)); // patched below
+    p.push(i(0x79, 0, 10, -8, 0));
+    p.push(i(0x95, 0, 0, 0, 0));
+    let func = p.len();
+    p[call_at] = i(0x85, 0, 1, 0, (func - call_at - 1) as i32);
+    for _ in 0..rng.range(1, 3) {
+        match rng.below(3) {
+            0 => p.push(i(0x57, 2, 0, 0, rng.pick(&[3, 7, 15, 255]))),
+            1 => {
+                p.push(i(
+                    rng.pick(&[0x25u8, 0xa5, 0x35]),
+                    2,
+                    0,
+                    1,
+                    rng.pick(&[4, 8, 16]),
+                ));
+                p.push(i(0x57, 2, 0, 0, 7));
+            }
+            _ => p.push(i(0x07, 2, 0, 0, rng.pick(&[1, -1, 8, -8]))),
+        }
+    }
+    p.push(i(0xbf, 3, 1, 0, 0));
+    p.push(i(0x0f, 3, 2, 0, 0));
+    let size = rng.pick(&[0x10u8, 0x08, 0x00, 0x18]);
+    let off = rng.range(-16, 12) as i16;
+    if rng.chance(50) {
+        p.push(i(0x61 | size, 0, 3, off, 0));
+    } else {
+        p.push(i(0x63 | size, 3, 2, off, 0));
+        p.push(i(0xb7, 0, 0, 0, 0));
+    }
+    p.push(i(0x95, 0, 0, 0, 0));
+    p
+}
+
+/// A raw program that keeps the data pointer and a data byte in a two-word context on its
+/// stack and runs `bpf_loop` over a callback that reads them back, perhaps bounds the byte,
+/// reads the data at the pointer moved by it, and perhaps writes the loop index into the
+/// byte's word (then later runs see that instead).
+fn random_loop_program(rng: &mut Rng) -> Vec<Insn> {
+    let mut p = vec![
+        i(0xb7, 0, 0, 0, 0),
+        i(0x7b, 10, 1, -16, 0), // ctx.ptr = data
+        i(0x71, 3, 1, rng.range(0, 3) as i16, 0),
+        i(0x7b, 10, 3, -8, 0), // ctx.byte = a data byte
+        i(0xbf, 3, 10, 0, 0),
+        i(0x07, 3, 0, 0, -16),
+        i(0xb7, 1, 0, 0, rng.range(1, 4) as i32),
+    ];
+    let func_at = p.len();
+    p.extend([i(0x18, 2, 4, 0, 0), i(0, 0, 0, 0, 0)]);
+    p.extend([
+        i(0xb7, 4, 0, 0, 0),
+        i(0x85, 0, 0, 0, 181), // bpf_loop
+        i(0x79, 0, 10, -8, 0),
+        i(0x95, 0, 0, 0, 0),
+    ]);
+    let entry = p.len();
+    p[func_at] = i(0x18, 2, 4, 0, (entry - func_at - 1) as i32);
+    p.push(i(0x79, 4, 2, 0, 0)); // r4 = ctx.ptr
+    p.push(i(0x79, 5, 2, 8, 0)); // r5 = ctx.byte
+    if rng.chance(70) {
+        p.push(i(0x57, 5, 0, 0, rng.pick(&[3, 7, 15, 31])));
+    }
+    p.push(i(0x0f, 4, 5, 0, 0));
+    p.push(i(0x71, 0, 4, rng.range(-2, 16) as i16, 0));
+    if rng.chance(50) {
+        p.push(i(0x7b, 2, 1, 8, 0)); // ctx.byte = index
+    }
+    p.extend([i(0xb7, 0, 0, 0, 0), i(0x95, 0, 0, 0, 0)]);
+    p
+}
+
 #[test]
-fn accepted_programs_never_trap_on_memory() {
+fn accepted_loops_never_trap_on_memory() {
     let programs: usize = std::env::var("VERIFIER_SOUNDNESS_PROGRAMS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let mut rng = Rng::new(0x50_4e_d0);
+    let mut rng = Rng::new(0x100b);
+    let (accepted, runs) = run_accepted(&mut rng, programs, random_loop_program);
+    eprintln!(
+        "{programs} programs with bpf_loop: {accepted} accepted, {runs} runs, none trapped on memory"
+    );
+    assert!(
+        accepted > programs / 20,
+        "too few programs accepted ({accepted}) to say anything"
+    );
+}
+
+#[test]
+fn accepted_calls_never_trap_on_memory() {
+    let programs: usize = std::env::var("VERIFIER_SOUNDNESS_PROGRAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut rng = Rng::new(0xca11);
+    let (accepted, runs) = run_accepted(&mut rng, programs, random_call_program);
+    eprintln!(
+        "{programs} programs with calls: {accepted} accepted, {runs} runs, none trapped on memory"
+    );
+    assert!(
+        accepted > programs / 20,
+        "too few programs accepted ({accepted}) to say anything"
+    );
+}
+
+/// Verifies `programs` programs from `generate` for random data sizes and runs each accepted
+/// one 8 times in checked mode on random data: none may trap on memory, and some must run to
+/// their end (or the test says nothing). Returns (accepted, runs).
+fn run_accepted(
+    rng: &mut Rng,
+    programs: usize,
+    generate: impl Fn(&mut Rng) -> Vec<Insn>,
+) -> (usize, usize) {
     let no_names = |_: i32| None;
-    let (mut accepted, mut runs) = (0, 0);
+    let (mut accepted, mut runs, mut completed) = (0, 0, 0);
     for n in 0..programs {
-        let p = random_raw_program(&mut rng, 20);
+        let p = generate(rng);
         let Ok(analysis) = analyse(&p, &AnalysisOptions::default()) else {
             continue;
         };
@@ -102,10 +228,14 @@ fn accepted_programs_never_trap_on_memory() {
         for _ in 0..8 {
             let mut data: Vec<u8> = (0..data_size).map(|_| rng.next() as u8).collect();
             runs += 1;
-            if let Err(trap) = prog.run(&mut RunInput {
+            let result = prog.run(&mut RunInput {
                 data: &mut data,
                 budget: None,
-            }) {
+            });
+            if result.is_ok() {
+                completed += 1;
+            }
+            if let Err(trap) = result {
                 assert!(
                     !matches!(
                         trap.kind,
@@ -116,6 +246,18 @@ fn accepted_programs_never_trap_on_memory() {
             }
         }
     }
+    assert!(completed > 0, "no accepted program ran to its end");
+    (accepted, runs)
+}
+
+#[test]
+fn accepted_programs_never_trap_on_memory() {
+    let programs: usize = std::env::var("VERIFIER_SOUNDNESS_PROGRAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut rng = Rng::new(0x50_4e_d0);
+    let (accepted, runs) = run_accepted(&mut rng, programs, |rng| random_raw_program(rng, 20));
     eprintln!("{programs} programs: {accepted} accepted, {runs} runs, none trapped on memory");
     assert!(
         accepted > programs / 20,

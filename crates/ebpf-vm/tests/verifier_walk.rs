@@ -1,18 +1,14 @@
 //! The path walk (`verifier::verify`) against the live kernel (Linux 6.18): hand-written
 //! programs, accepted and rejected, are loaded into the kernel with a level-2 log and verified
-//! here; the verdicts must agree, a rejection must end with the kernel's message, and every
-//! instruction line of the log (`N: (op) text ; state`) must be the kernel's.
-//!
-//! Normalised before comparing: the kernel prints a map `lddw` with the map's kernel address
-//! (we print `map[idx:N]`), pads the state to the instruction's length, and marks precise
-//! scalars `P` (precision tracking belongs to state pruning, which the walk does not do yet).
-//! Skips, saying why, where the kernel cannot be asked.
+//! here, compared as `verifier_support::compare` says (verdict, message, every instruction
+//! line of the log). Skips, saying why, where the kernel cannot be asked.
 
 mod verifier_support;
 
 use ebpf_vm::analysis::{analyse, AnalysisOptions};
 use ebpf_vm::isa::Insn;
-use ebpf_vm::verifier::{verify, MapRef, ProgramKind, VerifyOptions};
+use ebpf_vm::verifier::{verify, ProgramKind, VerifyOptions};
+use verifier_support::compare::{check, check_licensed, kernel_prototype_of};
 use verifier_support::*;
 
 /// `BPF_MAP_TYPE_ARRAY`, 4-byte keys, 8-byte values, one element (the loader names it `m0`).
@@ -27,144 +23,6 @@ fn i(opcode: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
 /// `lddw dst, map 0`.
 fn ld_map(dst: u8) -> [Insn; 2] {
     [i(0x18, dst, 1, 0, 0), i(0, 0, 0, 0, 0)]
-}
-
-fn normalise(line: &str) -> String {
-    let mut s = line.to_string();
-    // The map lddw's operand.
-    if let Some(at) = s.find("(18) r") {
-        if let Some(eq) = s[at..].find(" = ") {
-            let start = at + eq + 3;
-            let end = s[start..]
-                .find(|c: char| c.is_whitespace())
-                .map_or(s.len(), |e| start + e);
-            let operand = &s[start..end];
-            if operand.starts_with("map[") || operand.starts_with("0xffff") {
-                s.replace_range(start..end, "MAP");
-            }
-        }
-    }
-    // The padding before the state.
-    if let Some(semi) = s.find(" ;") {
-        let head = s[..semi].trim_end().to_string();
-        s = format!("{head} ;{}", &s[semi + 2..]);
-    }
-    // Precision marks.
-    s.replace("=P", "=")
-}
-
-fn insn_lines(log: &str) -> Vec<String> {
-    log.lines()
-        .filter(|l| {
-            let digits = l.chars().take_while(|c| c.is_ascii_digit()).count();
-            digits > 0 && l[digits..].starts_with(": (")
-        })
-        .map(normalise)
-        .collect()
-}
-
-/// The kernel's rejection message: the last line before `processed N insns`.
-fn kernel_message(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    let at = lines
-        .iter()
-        .rposition(|l| l.starts_with("processed "))
-        .unwrap_or(lines.len());
-    lines[..at].last().copied().unwrap_or_default().to_string()
-}
-
-fn check(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str]) {
-    check_licensed(name, prog_type, slots, maps, "GPL");
-}
-
-/// `check` under `license` (GPL-only helpers).
-fn check_licensed(name: &str, prog_type: u32, slots: &[Insn], maps: &[&str], license: &str) {
-    let kernel = match load_licensed(prog_type, slots, maps, license) {
-        Ok(v) => v,
-        Err(e) => panic!("{name}: the kernel loader failed: {e}"),
-    };
-    let analysis = analyse(slots, &AnalysisOptions::default()).expect("the program analyses");
-    let map_refs: Vec<MapRef> = maps
-        .iter()
-        .enumerate()
-        .map(|(n, spec)| {
-            let f: Vec<u32> = spec
-                .split(':')
-                .map(|x| x.parse().expect("number"))
-                .collect();
-            MapRef {
-                index: n as u32,
-                name: format!("m{n}"),
-                map_type: f[0],
-                key_size: f[1],
-                value_size: f[2],
-                max_entries: f[3],
-            }
-        })
-        .collect();
-    let names = |id: i32| match id {
-        1 => Some("bpf_map_lookup_elem".to_string()),
-        2 => Some("bpf_map_update_elem".to_string()),
-        3 => Some("bpf_map_delete_elem".to_string()),
-        5 => Some("bpf_ktime_get_ns".to_string()),
-        6 => Some("bpf_trace_printk".to_string()),
-        7 => Some("bpf_get_prandom_u32".to_string()),
-        25 => Some("bpf_perf_event_output".to_string()),
-        4 => Some("bpf_probe_read".to_string()),
-        26 => Some("bpf_skb_load_bytes".to_string()),
-        113 => Some("bpf_probe_read_kernel".to_string()),
-        88 => Some("bpf_map_pop_elem".to_string()),
-        _ => None,
-    };
-    let options = VerifyOptions {
-        kind: match prog_type {
-            XDP => ProgramKind::Xdp,
-            KPROBE => ProgramKind::Kprobe,
-            _ => ProgramKind::SocketFilter,
-        },
-        maps: &map_refs,
-        helper_name: &names,
-        prototype: &kernel_prototype_of,
-        gpl_compatible: license == "GPL",
-        log_level: 2,
-    };
-    let ours = verify(&analysis, &options);
-    let (accepted, our_log, our_message) = match &ours {
-        Ok(v) => (true, v.log.clone(), String::new()),
-        Err(r) => (
-            false,
-            r.log.clone(),
-            r.message.lines().last().unwrap_or_default().to_string(),
-        ),
-    };
-    assert_eq!(
-        accepted, kernel.accepted,
-        "{name}: verdicts differ (ours accepted: {accepted})\nkernel log:\n{}\nour log:\n{our_log}",
-        kernel.log
-    );
-    if !accepted {
-        assert_eq!(
-            our_message,
-            kernel_message(&kernel.log),
-            "{name}: rejection messages differ\nkernel log:\n{}\nour log:\n{our_log}",
-            kernel.log
-        );
-    }
-    let (k, o) = (insn_lines(&kernel.log), insn_lines(&our_log));
-    for (n, (kl, ol)) in k.iter().zip(o.iter()).enumerate() {
-        assert_eq!(
-            ol, kl,
-            "{name}: log line {n} differs\nkernel log:\n{}\nour log:\n{our_log}",
-            kernel.log
-        );
-    }
-    // The kernel stops a path where it has seen an equivalent state ("safe"); we walk on.
-    let pruned = kernel.log.lines().any(|l| l.ends_with(": safe"));
-    assert!(
-        o.len() == k.len() || (pruned && o.len() > k.len()),
-        "{name}: log lengths differ\nkernel log:\n{}\nour log:\n{our_log}",
-        kernel.log
-    );
 }
 
 // XDP: data (r2) and data_end (r3) from the context.
@@ -1209,13 +1067,6 @@ fn perf_event_output_takes_a_perf_event_array() {
             .collect::<Vec<_>>(),
         &[PERF_EVENT_ARRAY],
     );
-}
-
-/// The kernel's prototype of helper `id` (none for a negative id).
-fn kernel_prototype_of(id: i32) -> Option<ebpf_vm::helpers::prototype::HelperPrototype> {
-    u32::try_from(id)
-        .ok()
-        .and_then(ebpf_vm::helpers::kernel_prototypes::kernel_prototype)
 }
 
 /// Helper 1000 declared by an embedder with `proto`, called from a raw program over 8 bytes

@@ -76,6 +76,10 @@ pub fn verify_load(
                 key_size: def.key_size,
                 value_size: def.value_size,
                 max_entries: def.max_entries,
+                // Only a lock's offset is kept from a map's BTF: a map with one had BTF (one
+                // without may also have had it; only the wording of a lock misuse differs).
+                btf: def.spin_lock_off.is_some(),
+                spin_lock: def.spin_lock_off,
             }
         })
         .collect();

@@ -209,6 +209,12 @@ pub fn load(
             region(base, regno, off, size, limit)?;
             Ok(scalar())
         }
+        BaseType::MapKey => {
+            // The key a `bpf_for_each_map_elem` callback is given.
+            let limit = base.map.as_ref().map_or(0, |m| m.key_size);
+            region(base, regno, off, size, limit)?;
+            Ok(scalar())
+        }
         BaseType::Mem => {
             region(base, regno, off, size, base.mem_size)?;
             Ok(scalar())
@@ -272,6 +278,7 @@ pub fn store(
             region(&base, regno, off, size, limit)
         }
         BaseType::Mem => region(&base, regno, off, size, base.mem_size),
+        BaseType::MapKey => Err(eacces(format!("write to change key R{regno} not allowed"))),
         _ => Err(eacces(format!(
             "R{regno} invalid mem access '{}'",
             base.ty.name()

@@ -4,16 +4,24 @@
 //! key or value of that map's sizes, memory of the size the next argument bounds, the context,
 //! any scalar); r1-r5 are clobbered and r0 gets the `RetType`'s state.
 //!
-//! Not yet (each a rejection that says so): callbacks (`ARG_PTR_TO_FUNC`), ring buffer records
-//! and their references, spin locks, constant strings, bpf-to-bpf calls and kfuncs, and the
-//! helpers that change packet data (their packet pointers would have to be invalidated), lookups
-//! in maps of maps (they return the inner map).
+//! Ring buffer records are references ([`super::refs`]): reserve acquires one, submit and
+//! discard release it. Spin locks are [`super::lock`]'s.
+//!
+//! Callbacks (`ARG_PTR_TO_FUNC`) are [`super::callback`]'s.
+//!
+//! Not yet (each a rejection that says so): constant strings,
+//! kfuncs, the helpers that change packet data (their packet pointers would have to be
+//! invalidated), and lookups in maps of maps (they return the inner map).
 
 use super::access;
 use super::arith::check_init;
+use super::callback;
 use super::env::{eacces, refuse, unsupported, Env, Refusal};
+use super::lock;
+use super::refs;
 use super::reg::{BaseType, MapRef, RegState, RegType};
-use super::state::FuncState;
+use super::state::{FuncState, VerifierState};
+use super::subprog;
 use super::walk::note_stack_slot;
 use crate::analysis::Instruction;
 use crate::analysis::MAX_BPF_STACK;
@@ -22,6 +30,9 @@ use crate::helpers::prototype::{ArgType, KernelProgType, RetType};
 use crate::isa::opcodes::CALL_HELPER;
 
 const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
+const BPF_FUNC_TAIL_CALL: i32 = 12;
+/// `BPF_MAP_TYPE_PROG_ARRAY`.
+const PROG_ARRAY: u32 = 3;
 
 /// `BPF_MAX_VAR_SIZ`: the bound a variable size argument must stay under.
 const MAX_VAR_SIZE: u64 = 1 << 29;
@@ -60,27 +71,40 @@ struct Meta {
     key: Option<u64>,
     /// The stack slot holding that key.
     key_slot: Option<usize>,
+    /// The size `bpf_ringbuf_reserve` asks for (`ARG_CONST_ALLOC_SIZE_OR_ZERO`).
+    alloc_size: Option<u32>,
+    /// The reference a release argument holds (`OBJ_RELEASE`).
+    release: Option<u32>,
+    /// The map value a spin lock argument points to, and its register.
+    spin_lock: Option<(RegState, u8)>,
+    /// The entry of the callback a function pointer argument names.
+    callback: Option<usize>,
 }
 
 /// What the log prints after a call.
 pub struct CallLog {
+    /// The state a callback the helper calls starts in, and the callback's entry: a path the
+    /// walk takes later.
+    pub callback: Option<(VerifierState, usize)>,
     /// A size argument was marked precise: the kernel logs the backtracking, so the state
     /// after the call goes on a line of its own (`N: R0=...`).
     pub state_on_own_line: bool,
 }
 
-/// Checks helper call `insn` on `frame` and applies its effect on the registers; the stack
+/// Checks helper call `insn` (at logical instruction `index`) on `state` and applies its effect on the registers; the stack
 /// slots the helper writes are added to `slots` (printed after the call).
 pub fn helper_call(
     env: &mut Env<'_>,
-    frame: &mut FuncState,
-    insn: &Instruction,
+    state: &mut VerifierState,
+    (insn, index): (&Instruction, usize),
     slots: &mut Vec<usize>,
 ) -> Result<CallLog, Refusal> {
+    let slot = env.analysis.program.slot(index);
     if insn.src != CALL_HELPER {
-        return Err(unsupported("bpf-to-bpf calls and kfuncs"));
+        return Err(unsupported("kfuncs"));
     }
     let id = insn.imm();
+    lock::check_call(state, id)?;
     let name = env.helper_name(id);
     let Some(proto) = (env.options.prototype)(id) else {
         return Err(refuse(
@@ -113,34 +137,86 @@ pub fn helper_call(
         if *arg == ArgType::DontCare {
             continue;
         }
-        check_init(&frame.regs, r)?;
-        if let Some(size) = written_size(frame, &proto.args, n, &meta) {
-            for off in 0..size.min(MAX_BPF_STACK) {
-                note_stack_slot(frame, r, off as i16, slots);
-            }
-        }
+        check_init(&state.frame().regs, r)?;
+        // Memory in a caller's stack is checked against that stack (and not printed here); a
+        // size argument checks the memory in the register before it.
+        let sized = matches!(arg, ArgType::ConstSize | ArgType::ConstSizeOrZero);
+        let mem = if sized { r - 1 } else { r };
+        let caller_stack = subprog::points_to_caller(state, mem);
         // A size's value decides how much memory is checked: precise.
-        if matches!(arg, ArgType::ConstSize | ArgType::ConstSizeOrZero)
-            && frame.regs[r as usize].is_scalar()
-        {
+        if sized && state.frame().regs[r as usize].is_scalar() {
             env.want_precise(r);
         }
-        let prev = n.checked_sub(1).map(|p| proto.args[p]);
-        check_arg(
-            frame,
-            r,
-            *arg,
-            (prev, proto.args.get(n + 1).copied()),
-            &mut meta,
-        )?;
+        subprog::with_stack_of(state, mem, |frame| {
+            if let Some(size) = written_size(frame, &proto.args, n, &meta) {
+                for off in 0..size.min(MAX_BPF_STACK) {
+                    if !caller_stack {
+                        note_stack_slot(frame, r, off as i16, slots);
+                    }
+                }
+            }
+            let prev = n.checked_sub(1).map(|p| proto.args[p]);
+            check_arg(
+                frame,
+                r,
+                *arg,
+                (prev, proto.args.get(n + 1).copied()),
+                &mut meta,
+            )?;
+            // The memory a helper reads or writes on the stack counts in the stack depth.
+            let touches = sized
+                || matches!(
+                    arg,
+                    ArgType::PtrToMapKey
+                        | ArgType::PtrToMapValue
+                        | ArgType::PtrToUninitMapValue
+                        | ArgType::PtrToFixedSizeUninitMem { .. }
+                );
+            let base = frame.regs[mem as usize].clone();
+            if touches && base.ty.base == BaseType::Stack {
+                frame.reach(&base, 0);
+            }
+            Ok(())
+        })?;
     }
+    if id == BPF_FUNC_TAIL_CALL {
+        // What the kernel checks of a tail call (`record_func_map`, then the program leaves
+        // here when the call succeeds: nothing may be held).
+        if meta.map.as_ref().is_some_and(|m| m.map_type != PROG_ARRAY) {
+            // The kernel's message has no newline: the log's next line runs on.
+            return Err(refuse(
+                ErrorCode::Einval,
+                "expected prog array map for tail call",
+            ));
+        }
+        refs::check_resource_leak(state, "tail_call")?;
+    }
+    if let Some((reg, r)) = &meta.spin_lock {
+        lock::lock_or_unlock(state, (reg, *r), id == lock::BPF_SPIN_LOCK, slot)?;
+    }
+    if let Some(ref_id) = meta.release {
+        if !refs::release(state, ref_id) {
+            return Err(refuse(
+                ErrorCode::Einval,
+                format!("func {name}#{id} reference has not been acquired before"),
+            ));
+        }
+    }
+    let callback = match meta.callback {
+        Some(entry) => {
+            let start = callback::visit(env, state, (id, index), entry, meta.map.as_ref())?;
+            Some((start, entry))
+        }
+        None => None,
+    };
+    // Checked after the callback, as the kernel checks it (near the end of the call).
     if let Some(map) = &meta.map {
         check_map_func(map, id, &name)?;
     }
     for r in 1..=5 {
-        frame.regs[r] = RegState::not_init();
+        state.frame_mut().regs[r] = RegState::not_init();
     }
-    frame.regs[0] = match proto.ret {
+    let r0 = match proto.ret {
         RetType::Integer => RegState::unknown_scalar(),
         RetType::Void => RegState::not_init(),
         RetType::PtrToMapValueOrNull => {
@@ -163,9 +239,16 @@ pub fn helper_call(
                 env.want_precise_slot(spi);
             }
             if elided {
-                // An array element that exists: no NULL to check for.
+                // An array element that exists: no NULL to check for; an id all the same when
+                // the value holds a spin lock (unlock must match the pointer locked).
+                let id = if map.spin_lock.is_some() {
+                    env.new_id()
+                } else {
+                    0
+                };
                 RegState {
                     map: Some(map),
+                    id,
                     ..RegState::pointer(RegType::of(BaseType::MapValue))
                 }
             } else {
@@ -176,13 +259,34 @@ pub fn helper_call(
                 }
             }
         }
+        RetType::PtrToRingbufMemOrNull => {
+            // A record of the constant size asked for, or NULL; the kernel gives the nullable
+            // pointer an id, then makes it the reference's (so ids advance by two).
+            env.new_id();
+            let ref_id = refs::acquire(env, state, slot);
+            RegState {
+                mem_size: meta.alloc_size.unwrap_or(0),
+                id: ref_id,
+                ref_obj_id: ref_id,
+                ..RegState::pointer(RegType {
+                    ringbuf: true,
+                    ..RegType::or_null(BaseType::Mem)
+                })
+            }
+        }
         other => return Err(unsupported(&format!("return type {other} of {name}#{id}"))),
     };
+    state.frame_mut().regs[0] = r0;
     Ok(CallLog {
-        state_on_own_line: proto
-            .args
-            .iter()
-            .any(|a| matches!(a, ArgType::ConstSize | ArgType::ConstSizeOrZero)),
+        callback,
+        // The tail call's index is marked precise too (`record_func_key`).
+        state_on_own_line: id == BPF_FUNC_TAIL_CALL
+            || proto.args.iter().any(|a| {
+                matches!(
+                    a,
+                    ArgType::ConstSize | ArgType::ConstSizeOrZero | ArgType::ConstAllocSizeOrZero
+                )
+            }),
     })
 }
 
@@ -320,12 +424,67 @@ fn check_arg(
             }
             Ok(())
         }
-        ArgType::ConstAllocSizeOrZero
-        | ArgType::PtrToFunc
-        | ArgType::PtrToStackOrNull
-        | ArgType::PtrToRingbufMemRelease
-        | ArgType::PtrToSpinLock
-        | ArgType::PtrToConstStr => Err(unsupported(&format!("argument type {arg} (R{r})"))),
+        ArgType::ConstAllocSizeOrZero => {
+            if !reg.is_scalar() {
+                return Err(expected(frame, r, "scalar"));
+            }
+            if !reg.bounds.var_off.is_const() {
+                // The kernel's message has the stray quote.
+                return Err(eacces(format!("R{r} is not a known constant'")));
+            }
+            // The kernel keeps the size in 32 bits (a larger reservation fails at run time).
+            meta.alloc_size = Some(reg.bounds.var_off.value as u32);
+            Ok(())
+        }
+        ArgType::PtrToRingbufMemRelease => {
+            let ringbuf_mem = reg.ty.base == BaseType::Mem && reg.ty.ringbuf && !reg.ty.maybe_null;
+            if !ringbuf_mem {
+                return Err(expected(frame, r, "ringbuf_mem"));
+            }
+            if reg.off != 0 {
+                return Err(refuse(
+                    ErrorCode::Einval,
+                    format!("R{r} must have zero offset when passed to release func or trusted arg to kfunc"),
+                ));
+            }
+            if !reg.bounds.var_off.is_const() || reg.bounds.var_off.value != 0 {
+                return Err(eacces(format!(
+                    "variable {} access var_off={} disallowed",
+                    reg.ty.name(),
+                    reg.bounds.var_off
+                )));
+            }
+            if reg.ref_obj_id == 0 {
+                return Err(refuse(
+                    ErrorCode::Einval,
+                    format!("R{r} must be referenced when passed to release function"),
+                ));
+            }
+            meta.release = Some(reg.ref_obj_id);
+            Ok(())
+        }
+        ArgType::PtrToSpinLock => {
+            if reg.ty.base != BaseType::MapValue || reg.ty.maybe_null {
+                return Err(expected(frame, r, "map_value, ptr_"));
+            }
+            meta.spin_lock = Some((reg, r));
+            Ok(())
+        }
+        ArgType::PtrToFunc => {
+            if reg.ty.base != BaseType::Func {
+                return Err(expected(frame, r, "func"));
+            }
+            meta.callback = Some(reg.func_entry as usize);
+            Ok(())
+        }
+        ArgType::PtrToStackOrNull => {
+            if reg.ty.base == BaseType::Stack || is_null(&reg) {
+                Ok(())
+            } else {
+                Err(expected(frame, r, "fp"))
+            }
+        }
+        ArgType::PtrToConstStr => Err(unsupported(&format!("argument type {arg} (R{r})"))),
     }
 }
 

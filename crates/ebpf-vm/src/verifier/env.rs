@@ -55,6 +55,10 @@ pub struct Verified {
     /// The explored-state counters of the summary line.
     pub stats: super::prune::PruneStats,
     pub log: String,
+    /// Per function (in the analysis' order, main first), the bytes of stack its frames
+    /// reached, a multiple of 8 (the kernel's `subprog_info[i].stack_depth`, the log's
+    /// `stack depth A+B`).
+    pub stack_depth: Vec<u32>,
 }
 
 /// The kernel's limit on instructions processed over all paths.
@@ -89,6 +93,8 @@ pub struct Env<'a> {
     /// being checked relied on, one request each, in order: the walk marks them precise up the
     /// path after it (one `mark_chain_precision` each, as the kernel makes them).
     pub wanted: Vec<super::precision::Marks>,
+    /// Per function, the deepest stack byte its frames reached, rounded up to 8.
+    pub stack_depth: Vec<u32>,
 }
 
 impl<'a> Env<'a> {
@@ -100,6 +106,7 @@ impl<'a> Env<'a> {
             processed: 0,
             log: String::new(),
             wanted: Default::default(),
+            stack_depth: vec![0; analysis.functions.funcs.len()],
         }
     }
 
@@ -125,6 +132,14 @@ impl<'a> Env<'a> {
                 regs: 0,
                 slots: 1 << spi,
             });
+        }
+    }
+
+    /// Counts `frame`'s stack (as far as it has grown) against its function.
+    pub fn note_stack_depth(&mut self, frame: &FuncState) {
+        let bytes = (frame.stack.len() * super::state::BPF_REG_SIZE) as u32;
+        if let Some(depth) = self.stack_depth.get_mut(frame.subprog) {
+            *depth = (*depth).max(bytes);
         }
     }
 

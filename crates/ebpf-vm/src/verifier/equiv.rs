@@ -19,7 +19,7 @@
 
 use super::bounds::Bounds;
 use super::reg::{BaseType, RegState};
-use super::state::{FuncState, SlotType, StackSlot, VerifierState, BPF_REG_SIZE};
+use super::state::{FuncState, Reference, SlotType, StackSlot, VerifierState, BPF_REG_SIZE};
 use crate::analysis::RegSet;
 
 /// How strictly states are compared (`enum exact_level`).
@@ -117,8 +117,10 @@ fn same_value(old: &RegState, cur: &RegState) -> bool {
         ref_obj_id: _,
         frameno: _,
         precise: _,
+        func_entry,
     } = old;
     *ty == cur.ty
+        && *func_entry == cur.func_entry
         && *off == cur.off
         && *bounds == cur.bounds
         && *range == cur.range
@@ -283,8 +285,11 @@ fn frames_equal(
         stack: _,
         frameno: _,
         callsite,
+        subprog,
+        callback,
     } = old;
-    if *callsite != cur.callsite {
+    // The same function, called from the same place, under the same callback terms.
+    if *callsite != cur.callsite || *subprog != cur.subprog || *callback != cur.callback {
         return false;
     }
     let regs_ok = regs
@@ -326,8 +331,17 @@ pub fn states_equal(
         return false;
     }
     let mut ids = IdMap::new(ids_in_use);
-    // `refsafe`: the same references held, ids mapped.
-    if refs.len() != cur.refs.len() || !refs.iter().zip(&cur.refs).all(|(o, c)| ids.check(*o, *c)) {
+    // `refsafe`: the same references (and lock) held, ids mapped; where each was acquired only
+    // names it in a message.
+    let same_refs = refs.iter().zip(&cur.refs).all(|(o, c)| {
+        let Reference {
+            id,
+            alloc_insn: _,
+            lock,
+        } = o;
+        *lock == c.lock && ids.check(*id, c.id)
+    });
+    if refs.len() != cur.refs.len() || !same_refs {
         return false;
     }
     frame_insns(old, insn)

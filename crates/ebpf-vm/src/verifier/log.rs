@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use super::bounds::Bounds;
 use super::reg::{BaseType, RegState};
-use super::state::{FuncState, SlotType, BPF_REG_SIZE};
+use super::state::{FuncState, SlotType, VerifierState, BPF_REG_SIZE};
 
 /// Unsigned numbers up to this print in decimal (`%llu`), larger ones in hex (`%#llx`).
 const UNUM_MAX_DECIMAL: u64 = u16::MAX as u64;
@@ -155,9 +155,14 @@ pub fn reg_state(reg: &RegState, frameno: u32) -> String {
 /// A frame's registers and stack as the log prints them after an instruction: ` R<n>=...` for
 /// each initialised register in `regs` (all when `None`), then ` fp-<off>=...` for each slot
 /// with something in it (`print_verifier_state`). The result starts with a space per item, as
-/// the kernel's does.
+/// the kernel's does; a called function's frame is named first (` frame1: R1=...`) when
+/// anything is printed.
 pub fn frame_state(frame: &FuncState, regs: Option<&[u8]>, slots: Option<&[usize]>) -> String {
     let mut out = String::new();
+    if frame.frameno != 0 {
+        let _ = write!(out, " frame{}:", frame.frameno);
+    }
+    let header = out.len();
     for (r, reg) in frame.regs.iter().enumerate() {
         if !reg.is_init() || regs.is_some_and(|l| !l.contains(&(r as u8))) {
             continue;
@@ -189,6 +194,24 @@ pub fn frame_state(frame: &FuncState, regs: Option<&[u8]>, slots: Option<&[usize
         } else {
             let _ = write!(out, " fp{offset}={types}");
         }
+    }
+    if out.len() == header {
+        out.clear();
+    }
+    out
+}
+
+/// `frame` as [`frame_state`] prints it, then the references `state` holds (` refs=2,4`),
+/// as the kernel ends every state it prints (`print_verifier_state`).
+pub fn state_text(
+    state: &VerifierState,
+    frame: &FuncState,
+    regs: Option<&[u8]>,
+    slots: Option<&[usize]>,
+) -> String {
+    let mut out = frame_state(frame, regs, slots);
+    for (n, r) in state.refs.iter().enumerate() {
+        let _ = write!(out, "{}{}", if n == 0 { " refs=" } else { "," }, r.id);
     }
     out
 }

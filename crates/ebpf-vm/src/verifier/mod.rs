@@ -14,8 +14,10 @@
 //! - [`log`]: the states printed exactly as the kernel prints them, and [`insn_text`] the
 //!   instructions;
 //! - the walk ([`verify`]): [`walk`] follows every path, [`arith`] runs ALU instructions on
-//!   register states (pointer arithmetic included), [`access`] checks loads and stores, [`call`] helper calls from their prototypes, [`env`]
-//!   holds what one verification knows and its options;
+//!   register states (pointer arithmetic included), [`access`] checks loads and stores, [`call`]
+//!   helper calls from their prototypes, [`subprog`] bpf-to-bpf calls and their frames,
+//!   [`callback`] the functions helpers call back, [`refs`] references to release, [`lock`] spin
+//!   locks, [`env`] holds what one verification knows and its options;
 //! - pruning: [`prune`] keeps explored states at prune points and stops a path whose state one
 //!   of them covers ([`equiv`], with static register liveness), and detects infinite loops;
 //!   [`precision`] marks the scalars whose values mattered, so that only those are compared.
@@ -29,14 +31,18 @@ pub mod arith;
 pub mod bounds;
 pub mod branch;
 pub mod call;
+pub mod callback;
 pub mod env;
 pub mod equiv;
 pub mod insn_text;
+pub mod lock;
 pub mod log;
 pub mod precision;
 pub mod prune;
+pub mod refs;
 pub mod reg;
 pub mod state;
+pub mod subprog;
 pub mod tnum;
 pub mod walk;
 

@@ -144,6 +144,13 @@ pub fn mark_chain_precision<C: Checkpoints>(
     if wanted.iter().all(Marks::is_empty) {
         return;
     }
+    // Inside a called function or a callback, a stack access may reach a caller's frame and a
+    // path goes back through the call into another frame: not followed here. Every scalar
+    // above is made precise instead (sound; it prunes less than the kernel in callees).
+    if wanted.len() > 1 {
+        mark_all_precise(checkpoints, current.parent);
+        return;
+    }
     let fr = wanted.len() - 1;
     let mut segment = current.clone();
     let mut last = insn;

@@ -104,7 +104,7 @@ impl RegType {
 }
 
 /// The map a map pointer or map value refers to, as the log names it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct MapRef {
     /// The map's index in the program's map list.
     pub index: u32,
@@ -114,6 +114,11 @@ pub struct MapRef {
     pub key_size: u32,
     pub value_size: u32,
     pub max_entries: u32,
+    /// The map was created with BTF for its value (spin locks need it).
+    pub btf: bool,
+    /// The offset of the `struct bpf_spin_lock` in the value, when its BTF has one (the
+    /// kernel's `record->spin_lock_off`).
+    pub spin_lock: Option<u32>,
 }
 
 /// One register (`struct bpf_reg_state`).
@@ -143,6 +148,8 @@ pub struct RegState {
     pub frameno: u32,
     /// Scalars: marked precise (printed `P`).
     pub precise: bool,
+    /// Function pointers: the logical index of the function's entry (`subprogno`).
+    pub func_entry: u32,
 }
 
 impl Default for RegState {
@@ -165,6 +172,7 @@ impl RegState {
             ref_obj_id: 0,
             frameno: 0,
             precise: false,
+            func_entry: 0,
         }
     }
 

@@ -62,6 +62,11 @@ pub struct FuncState {
     pub frameno: u32,
     /// The instruction that called this frame (none for frame 0).
     pub callsite: Option<usize>,
+    /// The function (index in the analysis' `Functions`) this frame runs: its stack depth is
+    /// counted against it (the kernel's `subprogno`).
+    pub subprog: usize,
+    /// The frame runs a callback a helper calls (`bpf_loop`, ...): see [`CallbackFrame`].
+    pub callback: Option<CallbackFrame>,
 }
 
 impl FuncState {
@@ -74,6 +79,8 @@ impl FuncState {
             stack: Vec::new(),
             frameno,
             callsite,
+            subprog: 0,
+            callback: None,
         }
     }
 
@@ -88,6 +95,20 @@ impl FuncState {
             self.stack.resize(index + 1, StackSlot::default());
         }
         self.stack.get_mut(index)
+    }
+
+    /// Grows the frame to the lowest byte an access through stack pointer `base` at `off` may
+    /// touch: the kernel counts every stack access, reads included, in a function's stack
+    /// depth (`grow_stack_state`).
+    pub fn reach(&mut self, base: &RegState, off: i64) {
+        let b = &base.bounds;
+        let var = if b.var_off.is_const() {
+            b.var_off.value as i64
+        } else {
+            b.smin
+        };
+        let lowest = var.saturating_add(base.off as i64).saturating_add(off);
+        self.slot_mut(lowest);
     }
 
     /// The slot holding the byte at `offset`, if the frame has grown to it.
@@ -136,13 +157,38 @@ impl FuncState {
     }
 }
 
+/// What a callback's frame must meet at its exit (`in_callback_fn`, `callback_ret_range`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CallbackFrame {
+    /// The range R0 must be in.
+    pub ret: (i64, i64),
+    /// The references held when the callback was entered: it must leave them as it found
+    /// them (each run of it is one of many, or none).
+    pub refs: Vec<Reference>,
+}
+
 /// The state of a path: the frames of the calls in progress, innermost last
 /// (`struct bpf_verifier_state`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct VerifierState {
     pub frames: Vec<FuncState>,
-    /// References acquired and not yet released (ringbuf records), by id.
-    pub refs: Vec<u32>,
+    /// References acquired and not yet released, in the order acquired (ring buffer records,
+    /// and the spin lock held): one list for all frames, as the kernel keeps it since 6.13
+    /// (`bpf_verifier_state.refs`).
+    pub refs: Vec<Reference>,
+}
+
+/// A reference the program must release before it exits, or the spin lock it holds (`struct
+/// bpf_reference_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Reference {
+    /// A pointer's `ref_obj_id`; for a lock, the id of the map value pointer it was taken
+    /// through (0 for a value without one).
+    pub id: u32,
+    /// The instruction (slot) that acquired it, which the leak message names.
+    pub alloc_insn: usize,
+    /// For a spin lock: the index of the map whose value holds it.
+    pub lock: Option<u32>,
 }
 
 impl VerifierState {
@@ -152,6 +198,18 @@ impl VerifierState {
         VerifierState {
             frames: vec![FuncState::new(0, None)],
             refs: Vec::new(),
+        }
+    }
+
+    /// Applies `f` to every register and spilled register of every frame: what a null check,
+    /// a packet range or a release learns holds for copies in callers' frames too
+    /// (`bpf_for_each_reg_in_vstate`).
+    pub fn for_each_reg_mut(&mut self, mut f: impl FnMut(&mut RegState)) {
+        for frame in self.frames.iter_mut() {
+            frame.regs.iter_mut().for_each(&mut f);
+            for slot in frame.stack.iter_mut() {
+                f(&mut slot.spilled);
+            }
         }
     }
 

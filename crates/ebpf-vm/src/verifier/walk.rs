@@ -10,9 +10,11 @@
 //! packet ranges from comparisons against `data_end`), stack spills and fills (at fixed and
 //! variable offsets), context loads
 //! for raw, socket filter and XDP programs, map `lddw`s, helper calls checked from their
-//! prototypes ([`super::call`]), atomic read-modify-write operations, legacy packet loads,
-//! bounded loops. Not yet: callbacks, ring buffer references, spin locks, bpf-to-bpf calls,
-//! load-acquire/store-release, unprivileged rules.
+//! prototypes ([`super::call`]), bpf-to-bpf calls with a frame each ([`super::subprog`]),
+//! ring buffer references ([`super::refs`]), spin locks ([`super::lock`]), callbacks as paths
+//! of their own ([`super::callback`]), atomic read-modify-write operations, legacy packet
+//! loads, bounded loops (pruning: [`super::prune`]). Not yet: load-acquire/store-release,
+//! unprivileged rules.
 //! Each of those is a rejection that says so, never a silent acceptance.
 
 use std::fmt::Write;
@@ -20,16 +22,19 @@ use std::fmt::Write;
 use super::access::{self, Stored};
 use super::arith::{self, check_init, check_writable};
 use super::branch::{self, Taken};
-use super::call;
+use super::call::{self, CallLog};
 use super::env::{
     eacces, refuse, unsupported, Env, Refusal, Rejection, Verified, VerifyOptions, COMPLEXITY_LIMIT,
 };
 use super::insn_text::{insn_text, state_column_padding};
-use super::log::frame_state;
+use super::lock;
+use super::log::{frame_state, state_text};
 use super::precision::{self, Hist, Marks, PrecisionLog, Segment};
 use super::prune::{Explored, Visit};
+use super::refs;
 use super::reg::{BaseType, RegState, RegType};
 use super::state::{FuncState, VerifierState};
+use super::subprog;
 use crate::analysis::{Analysis, Imm64};
 use crate::error::ErrorCode;
 use crate::isa::opcodes::*;
@@ -59,6 +64,11 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
     env.entry_regs(&mut first.frames[0]);
     let helper_args = |id: u32| (options.prototype)(id as i32).map_or(5, |p| p.arg_count() as u8);
     let mut explored = Explored::new(analysis, analysis.live_registers(&helper_args));
+    let before_walk =
+        lock::check_program_maps(&env).and_then(|_| subprog::check_functions_without_btf(&env));
+    if let Err(refusal) = before_walk {
+        return Err(reject(&mut env, &explored, 0, refusal));
+    }
     let insns = analysis.program.insns();
     let mut stack = vec![Pending {
         state: first,
@@ -128,7 +138,7 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
                 }
             }
             if popped && env.log_on(2) {
-                let full = frame_state(state.frame(), None, None);
+                let full = state_text(&state, state.frame(), None, None);
                 if let Some(f) = from {
                     let f = analysis.program.slot(f);
                     env.line(&format!("\nfrom {f} to {slot}:{full}"));
@@ -149,6 +159,7 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
             let linked = linked_scalars(state.frame(), &insns[insn]);
             let pushed = stack.len();
             let result = step(&mut env, &mut state, insn, &mut stack);
+            env.note_stack_depth(state.frame());
             // Every arrival at a jump target is recorded, fall-through or not (as the kernel's
             // jump history does): going back, an instruction first in its segment is then
             // told apart from a later visit of it.
@@ -191,12 +202,16 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
             }
         }
     }
+    if let Err((slot, refusal)) = subprog::check_stack_depth(&env) {
+        return Err(reject(&mut env, &explored, slot, refusal));
+    }
     let summary = summary_line(&env, &explored);
     env.line(&summary);
     Ok(Verified {
         processed: env.processed,
         stats: explored.stats,
         log: env.log,
+        stack_depth: env.stack_depth,
     })
 }
 
@@ -339,6 +354,7 @@ fn step(
     };
     let next = index + 1;
     let code = insn.opcode;
+    let in_called_function = state.frames.len() > 1;
     let frame = state.frame_mut();
     // The registers and stack slots to print after the instruction (the kernel's "scratched").
     let mut shown: Vec<u8> = Vec::new();
@@ -365,7 +381,15 @@ fn step(
         }
         CLASS_LDX => {
             shown.extend([insn.src, insn.dst]);
-            load(env, frame, &insn, &mut slots).map(|_| Next::Goto(next))
+            // Through a pointer into a caller's stack: that frame's bytes, not printed here.
+            let caller_stack = subprog::points_to_caller(state, insn.src);
+            let result = subprog::with_stack_of(state, insn.src, |frame| {
+                load(env, frame, &insn, &mut slots)
+            });
+            if caller_stack {
+                slots.clear();
+            }
+            result.map(|_| Next::Goto(next))
         }
         CLASS_STX | CLASS_ST => {
             shown.push(insn.dst);
@@ -375,7 +399,17 @@ fn step(
                     shown.push(0);
                 }
             }
-            store(env, frame, &insn, &mut slots).map(|_| Next::Goto(next))
+            let caller_stack = subprog::points_to_caller(state, insn.dst);
+            let value = (class(code) == CLASS_STX).then(|| &state.frame().regs[insn.src as usize]);
+            let result = subprog::check_store_to_caller(state, insn.dst, value).and_then(|_| {
+                subprog::with_stack_of(state, insn.dst, |frame| {
+                    store(env, frame, &insn, &mut slots)
+                })
+            });
+            if caller_stack {
+                slots.clear();
+            }
+            result.map(|_| Next::Goto(next))
         }
         CLASS_LD => {
             shown.push(insn.dst);
@@ -386,21 +420,55 @@ fn step(
                     shown.push(insn.src);
                 }
             }
-            ld_imm64(env, frame, &insn, aux.imm64).map(|_| Next::Goto(next))
+            // A legacy packet load may end the program: no reference may be held.
+            let legacy =
+                insn.opcode != OP_LDDW && env.options.kind == super::env::ProgramKind::SocketFilter;
+            let leak = if legacy {
+                refs::check_resource_leak(state, "BPF_LD_[ABS|IND]")
+            } else {
+                Ok(())
+            };
+            leak.and_then(|_| ld_imm64(env, state.frame_mut(), &insn, aux.imm64))
+                .map(|_| Next::Goto(next))
         }
         _ => {
             let op = code & 0xf0;
             match op {
+                JMP_EXIT if in_called_function => {
+                    return subprog::exit(env, state, index, &text)
+                        .map(|back| back.map_or(Next::End, Next::Goto));
+                }
+                JMP_CALL if insn.src == CALL_LOCAL => {
+                    return subprog::call(env, state, index, &text).map(Next::Goto);
+                }
                 JMP_EXIT => {
-                    let result = check_init(&frame.regs, 0).map(|_| Next::End);
+                    let result =
+                        refs::check_resource_leak(state, "BPF_EXIT instruction in main prog")
+                            .and_then(|_| check_init(&state.frame().regs, 0))
+                            .map(|_| Next::End);
                     env.line(&text);
                     return result;
                 }
-                JMP_CALL => match call::helper_call(env, frame, &insn, &mut slots) {
+                JMP_CALL => match call::helper_call(env, state, (&insn, index), &mut slots) {
+                    Ok(CallLog {
+                        callback: Some((start, entry)),
+                        ..
+                    }) => {
+                        // The callback is walked later, as a path of its own.
+                        // (Its `from` and history are set by the main loop, as for any fork.)
+                        stack.push(Pending {
+                            state: start,
+                            insn: entry,
+                            from: Some(index),
+                            segment: Segment::default(),
+                        });
+                        env.line(&text);
+                        return Ok(Next::Goto(next));
+                    }
                     Ok(log) if log.state_on_own_line => {
                         env.line(&text);
                         if env.log_on(2) {
-                            let after = frame_state(state.frame(), Some(&[0]), Some(&slots));
+                            let after = state_text(state, state.frame(), Some(&[0]), Some(&slots));
                             env.line(&format!("{}:{after}", slot + 1));
                         }
                         return Ok(Next::Goto(next));
@@ -421,14 +489,13 @@ fn step(
                 }
                 _ => {
                     let result = cond_jump(env, state, index, &insn, stack);
-                    let frame = state.frame();
                     match &result {
                         Ok((true, _)) => {
                             let mut regs = vec![insn.dst];
                             if code & SRC_X != 0 {
                                 regs.push(insn.src);
                             }
-                            print_line(env, &text, frame, &regs, &[]);
+                            print_line(env, &text, state, &regs, &[]);
                         }
                         _ => env.line(&text),
                     }
@@ -439,25 +506,27 @@ fn step(
     };
     match &outcome {
         Ok(_) if !shown.is_empty() || !slots.is_empty() => {
-            print_line(env, &text, state.frame(), &shown, &slots)
+            print_line(env, &text, state, &shown, &slots)
         }
         _ => env.line(&text),
     }
     outcome
 }
 
-fn print_line(env: &mut Env<'_>, text: &str, frame: &FuncState, regs: &[u8], slots: &[usize]) {
+/// The instruction and, at level 2, the registers and slots it touched (printed when any was
+/// touched, even if none of them holds anything: `call bpf_ringbuf_submit#132   ;`).
+fn print_line(env: &mut Env<'_>, text: &str, state: &VerifierState, regs: &[u8], slots: &[usize]) {
     if !env.log_on(2) {
         env.line(text);
         return;
     }
-    let state = frame_state(frame, Some(regs), Some(slots));
-    if state.is_empty() {
+    let printed = state_text(state, state.frame(), Some(regs), Some(slots));
+    if regs.is_empty() && slots.is_empty() {
         env.line(text);
     } else {
         let pad = state_column_padding(text.len());
-        let mut line = String::with_capacity(text.len() + pad + state.len() + 2);
-        let _ = write!(line, "{text}{:pad$};{state}", "");
+        let mut line = String::with_capacity(text.len() + pad + printed.len() + 2);
+        let _ = write!(line, "{text}{:pad$};{printed}", "");
         env.line(&line);
     }
 }
@@ -483,6 +552,11 @@ fn load(
     }
     let size = access_size(insn.opcode);
     let value = access::load(env, frame, insn.src, insn.off, size, mode == MODE_MEMSX)?;
+    let base = frame.regs[insn.src as usize].clone();
+    lock::check_direct_access(&base, insn.off, size)?;
+    if base.ty.base == BaseType::Stack {
+        frame.reach(&base, insn.off as i64);
+    }
     note_stack_read(frame, insn.src, insn.off, slots);
     frame.regs[insn.dst as usize] = value;
     Ok(())
@@ -518,6 +592,7 @@ fn store(
             Stored::Imm(insn.imm()),
         )?;
     }
+    lock::check_direct_access(&frame.regs[insn.dst as usize], insn.off, size)?;
     note_stack_slot(frame, insn.dst, insn.off, slots);
     Ok(())
 }
@@ -573,6 +648,7 @@ fn atomic(
     access::check_alignment(base, insn.off, size)?;
     access::atomic_stack_read(base, insn.dst, insn.off, size)?;
     let old = access::load(env, frame, insn.dst, insn.off, size, false)?;
+    lock::check_direct_access(&frame.regs[insn.dst as usize], insn.off, size)?;
     if let Some(r) = load_reg {
         frame.regs[r as usize] = old;
     }
@@ -685,7 +761,10 @@ fn ld_imm64(
             off: offset as i32,
             ..RegState::pointer(RegType::of(BaseType::MapValue))
         },
-        Imm64::Func { .. } => RegState::pointer(RegType::of(BaseType::Func)),
+        Imm64::Func { entry } => RegState {
+            func_entry: entry,
+            ..RegState::pointer(RegType::of(BaseType::Func))
+        },
         Imm64::BtfId { .. } => return Err(unsupported("kernel variables (BTF ids)")),
     };
     frame.regs[insn.dst as usize] = reg;
@@ -912,10 +991,12 @@ fn pointer_branch(
                 let mut f = state.clone();
                 mark_null_checked(&mut f, ptr.id, true);
                 mark_null_checked(taken, ptr.id, false);
+                refs::drop_if_null(&mut f, ptr.id);
                 *fall = Some(f);
                 return Taken::Unknown;
             };
             mark_null_checked(null_side, ptr.id, true);
+            refs::drop_if_null(null_side, ptr.id);
             *fall = Some(valid_side);
             return Taken::Unknown;
         }
@@ -935,7 +1016,7 @@ fn pointer_branch(
 }
 
 /// On the side where the pointers with `id` are NULL they become the number 0; on the other
-/// they are valid pointers (`mark_ptr_or_null_regs`).
+/// they are valid pointers (`mark_ptr_or_null_regs`), in every frame.
 fn mark_null_checked(state: &mut VerifierState, id: u32, is_null: bool) {
     let fix = |reg: &mut RegState| {
         if reg.ty.maybe_null && reg.id == id {
@@ -943,15 +1024,13 @@ fn mark_null_checked(state: &mut VerifierState, id: u32, is_null: bool) {
                 *reg = RegState::known(0);
             } else {
                 reg.ty.maybe_null = false;
-                reg.id = 0;
+                if !lock::may_point_to_lock(reg) {
+                    reg.id = 0;
+                }
             }
         }
     };
-    let frame = state.frame_mut();
-    frame.regs.iter_mut().for_each(fix);
-    for slot in frame.stack.iter_mut() {
-        fix(&mut slot.spilled);
-    }
+    state.for_each_reg_mut(fix);
 }
 
 /// The kernel's marks for a packet pointer compared with `data_end` and found at or past it.
@@ -1003,16 +1082,11 @@ fn packet_range(
         && ptr.bounds.umax + ptr.off.max(0) as u64 <= MAX_PACKET_OFF;
     if usable {
         let range = ptr.off + open as i32;
-        let frame = good.frame_mut();
-        let widen = |reg: &mut RegState| {
+        good.for_each_reg_mut(|reg: &mut RegState| {
             if reg.ty.base == BaseType::Packet && reg.id == ptr.id {
                 reg.range = reg.range.max(range);
             }
-        };
-        frame.regs.iter_mut().for_each(widen);
-        for slot in frame.stack.iter_mut() {
-            widen(&mut slot.spilled);
-        }
+        });
     }
     // The other side: this pointer is past data_end (`>`) or at least at it (`>=`).
     let reg = &mut end_side.frame_mut().regs[regno as usize];

@@ -5,8 +5,15 @@
  *   kernel_load PROG_TYPE LOG_LEVEL FILE [MAP...]
  *
  * FILE holds the instruction slots, 8 bytes each, little-endian (as the ISA encodes them).
- * Each MAP is TYPE:KEY_SIZE:VALUE_SIZE:MAX_ENTRIES; the maps are created in order, and an lddw
- * whose src is 1 (BPF_PSEUDO_MAP_FD) and whose imm is i is given the fd of map i before the load.
+ * Each MAP is TYPE:KEY_SIZE:VALUE_SIZE:MAX_ENTRIES[:LOCK_OFFSET]; the maps are created in order,
+ * and an lddw whose src is 1 (BPF_PSEUDO_MAP_FD) and whose imm is i is given the fd of map i
+ * before the load. With LOCK_OFFSET the map gets BTF: an int key and a value struct of
+ * VALUE_SIZE bytes holding a `struct bpf_spin_lock` at that offset (the kernel finds spin locks
+ * through the map's BTF).
+ *
+ * With KERNEL_LOAD_FUNCS=S0,S1,... (the first instruction slot of each function, 0 first) the
+ * program gets BTF function info: each function a static `int fN(void)` (the kernel wants it
+ * for function pointers, the callbacks of bpf_loop and its kin).
  *
  * Output on stdout: one line `verdict accepted` or `verdict rejected ERRNO_NAME ERRNO`, then the
  * kernel's log as it wrote it. Exit status 0 after a verdict (either), 2 when something other than
@@ -15,6 +22,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/bpf.h>
+#include <linux/btf.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +42,88 @@ static int fail(const char *what)
 {
 	fprintf(stderr, "kernel_load: %s: %s\n", what, strerror(errno));
 	return 2;
+}
+
+/* A BTF object with: 1 `int`, 2 `struct bpf_spin_lock { int val; }`, 3 `struct value` of
+ * `value_size` bytes with member `lock` (type 2) at `lock_off`. Returns its fd, or -1. */
+static int spin_lock_btf(unsigned value_size, unsigned lock_off)
+{
+	static const char strs[] = "\0int\0bpf_spin_lock\0val\0value\0lock";
+	/* name offsets in strs */
+	enum { S_INT = 1, S_LOCK_T = 5, S_VAL = 19, S_VALUE = 23, S_LOCK = 29 };
+	uint32_t types[] = {
+		/* 1: int, 4 bytes, signed, 32 bits */
+		S_INT, (1u << 24), 4, (1u << 24) | 32,
+		/* 2: struct bpf_spin_lock, 4 bytes, one member */
+		S_LOCK_T, (4u << 24) | 1, 4, S_VAL, 1, 0,
+		/* 3: struct value, value_size bytes, one member at lock_off bytes */
+		S_VALUE, (4u << 24) | 1, value_size, S_LOCK, 2, lock_off * 8,
+	};
+	struct btf_header hdr = {
+		.magic = 0xeB9F,
+		.version = 1,
+		.hdr_len = sizeof(struct btf_header),
+		.type_off = 0,
+		.type_len = sizeof(types),
+		.str_off = sizeof(types),
+		.str_len = sizeof(strs),
+	};
+	static unsigned char blob[sizeof(struct btf_header) + sizeof(types) + sizeof(strs)];
+	memcpy(blob, &hdr, sizeof(hdr));
+	memcpy(blob + sizeof(hdr), types, sizeof(types));
+	memcpy(blob + sizeof(hdr) + sizeof(types), strs, sizeof(strs));
+	union bpf_attr attr;
+	memset(&attr, 0, sizeof(attr));
+	attr.btf = (uint64_t)(uintptr_t)blob;
+	attr.btf_size = sizeof(blob);
+	return (int)bpf(BPF_BTF_LOAD, &attr);
+}
+
+#define MAX_FUNCS 64
+
+/* Program BTF for `n` functions: 1 `int`, 2 `int (void)`, 3.. `static int fK(void)`, named
+ * in `strs`. Returns its fd, or -1. */
+static int funcs_btf(int n)
+{
+	static char strs[1 + 4 + MAX_FUNCS * 4];
+	static uint32_t types[4 + 3 + MAX_FUNCS * 3];
+	size_t s = 0, t = 0;
+	strs[s++] = 0;
+	memcpy(strs + s, "int", 4);
+	uint32_t int_name = (uint32_t)s;
+	s += 4;
+	types[t++] = int_name;
+	types[t++] = 1u << 24; /* BTF_KIND_INT */
+	types[t++] = 4;
+	types[t++] = (1u << 24) | 32;
+	types[t++] = 0;
+	types[t++] = 13u << 24; /* BTF_KIND_FUNC_PROTO, no parameters */
+	types[t++] = 1;
+	for (int k = 0; k < n; k++) {
+		uint32_t name = (uint32_t)s;
+		s += (size_t)sprintf(strs + s, "f%d", k) + 1;
+		types[t++] = name;
+		types[t++] = 12u << 24; /* BTF_KIND_FUNC, static linkage */
+		types[t++] = 2;
+	}
+	struct btf_header hdr = {
+		.magic = 0xeB9F,
+		.version = 1,
+		.hdr_len = sizeof(struct btf_header),
+		.type_off = 0,
+		.type_len = (uint32_t)(t * 4),
+		.str_off = (uint32_t)(t * 4),
+		.str_len = (uint32_t)s,
+	};
+	static unsigned char blob[sizeof(struct btf_header) + sizeof(types) + sizeof(strs)];
+	memcpy(blob, &hdr, sizeof(hdr));
+	memcpy(blob + sizeof(hdr), types, t * 4);
+	memcpy(blob + sizeof(hdr) + t * 4, strs, s);
+	union bpf_attr attr;
+	memset(&attr, 0, sizeof(attr));
+	attr.btf = (uint64_t)(uintptr_t)blob;
+	attr.btf_size = (uint32_t)(sizeof(hdr) + t * 4 + s);
+	return (int)bpf(BPF_BTF_LOAD, &attr);
 }
 
 int main(int argc, char **argv)
@@ -59,8 +149,9 @@ int main(int argc, char **argv)
 	int map_fds[MAX_MAPS];
 	int maps = 0;
 	for (int a = 4; a < argc; a++) {
-		unsigned type, key, value, max;
-		if (maps == MAX_MAPS || sscanf(argv[a], "%u:%u:%u:%u", &type, &key, &value, &max) != 4) {
+		unsigned type, key, value, max, lock_off;
+		int fields = maps == MAX_MAPS ? 0 : sscanf(argv[a], "%u:%u:%u:%u:%u", &type, &key, &value, &max, &lock_off);
+		if (fields != 4 && fields != 5) {
 			fprintf(stderr, "kernel_load: bad map argument %s\n", argv[a]);
 			return 2;
 		}
@@ -70,6 +161,14 @@ int main(int argc, char **argv)
 		attr.key_size = key;
 		attr.value_size = value;
 		attr.max_entries = max;
+		if (fields == 5) {
+			int btf = spin_lock_btf(value, lock_off);
+			if (btf < 0)
+				return fail("BTF for a spin lock");
+			attr.btf_fd = btf;
+			attr.btf_key_type_id = 1;
+			attr.btf_value_type_id = 3;
+		}
 		snprintf(attr.map_name, sizeof(attr.map_name), "m%d", maps);
 		int fd = (int)bpf(BPF_MAP_CREATE, &attr);
 		if (fd < 0)
@@ -97,6 +196,24 @@ int main(int argc, char **argv)
 	/* The license the test asks for (GPL-only helpers), GPL by default. */
 	const char *license = getenv("KERNEL_LOAD_LICENSE");
 	attr.license = (uint64_t)(uintptr_t)(license ? license : "GPL");
+	static struct bpf_func_info func_info[MAX_FUNCS];
+	const char *funcs = getenv("KERNEL_LOAD_FUNCS");
+	if (funcs && *funcs) {
+		int n = 0;
+		for (const char *p = funcs; *p && n < MAX_FUNCS; n++) {
+			char *end;
+			func_info[n].insn_off = (uint32_t)strtoul(p, &end, 0);
+			func_info[n].type_id = 3 + (uint32_t)n;
+			p = *end == ',' ? end + 1 : end;
+		}
+		int btf = funcs_btf(n);
+		if (btf < 0)
+			return fail("BTF for the functions");
+		attr.prog_btf_fd = btf;
+		attr.func_info = (uint64_t)(uintptr_t)func_info;
+		attr.func_info_rec_size = sizeof(struct bpf_func_info);
+		attr.func_info_cnt = n;
+	}
 	attr.log_level = log_level;
 	attr.log_buf = (uint64_t)(uintptr_t)log;
 	attr.log_size = LOG_SIZE;

@@ -3,6 +3,8 @@
 //! states the kernel printed. Nothing is attached or pinned; the program fd is closed at once.
 #![allow(dead_code)]
 
+pub mod compare;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -68,7 +70,8 @@ fn build_loader() -> Result<PathBuf, String> {
 }
 
 /// Loads `slots` as a program of kernel type `prog_type`; `maps` are `TYPE:KEY:VALUE:MAX` specs
-/// (an `lddw` with src 1 and imm i names map i).
+/// (an `lddw` with src 1 and imm i names map i), `TYPE:KEY:VALUE:MAX:LOCK` for a map whose
+/// value holds a `struct bpf_spin_lock` at offset LOCK (the loader gives it BTF).
 pub fn load(prog_type: u32, slots: &[Insn], maps: &[&str]) -> Result<Verdict, String> {
     load_with(kernel()?, prog_type, slots, maps, "GPL")
 }
@@ -83,6 +86,25 @@ pub fn load_licensed(
     load_with(kernel()?, prog_type, slots, maps, license)
 }
 
+/// `load` with BTF function info naming the functions that start at `funcs` (slots, 0 first):
+/// the kernel wants it for function pointers (callbacks).
+pub fn load_with_funcs(
+    prog_type: u32,
+    slots: &[Insn],
+    maps: &[&str],
+    funcs: &[usize],
+) -> Result<Verdict, String> {
+    FUNCS.with(|f| *f.borrow_mut() = funcs.to_vec());
+    let verdict = load_with(kernel()?, prog_type, slots, maps, "GPL");
+    FUNCS.with(|f| f.borrow_mut().clear());
+    verdict
+}
+
+thread_local! {
+    /// The function entries `load_with_funcs` passes to the loader (`KERNEL_LOAD_FUNCS`).
+    static FUNCS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn load_with(
     loader: &PathBuf,
     prog_type: u32,
@@ -90,6 +112,7 @@ fn load_with(
     maps: &[&str],
     license: &str,
 ) -> Result<Verdict, String> {
+    let funcs: Vec<String> = FUNCS.with(|f| f.borrow().iter().map(|s| s.to_string()).collect());
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
@@ -105,6 +128,7 @@ fn load_with(
         .arg(&file)
         .args(maps)
         .env("KERNEL_LOAD_LICENSE", license)
+        .env("KERNEL_LOAD_FUNCS", funcs.join(","))
         .output()
         .map_err(|e| format!("cannot run the loader: {e}"));
     let _ = std::fs::remove_file(&file);
