@@ -21,3 +21,14 @@ call 1`
 
 /** The three program types every family runs under. */
 export const TYPES = ['socket_filter', 'xdp', 'kprobe']
+
+/**
+ * `r0 = map value or null` of a hash map[0] with key 0 (8 bytes at fp-8). A hash lookup can always
+ * miss; an array lookup with a constant key inside max_entries is known non-null by 6.18.
+ */
+export const LOOKUP_HASH = `
+*(u64 *)(r10 - 8) = 0
+r2 = r10
+r2 += -8
+r1 = map[0] ll
+call 1`
