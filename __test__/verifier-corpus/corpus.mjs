@@ -53,8 +53,9 @@ export function cObjects() {
  * (`processed N insns ...`), which is where it says why it stopped.
  */
 export function rejectionLine(log) {
-  const lines = log.split('\n').map((l) => l.trimEnd())
-  let end = lines.findIndex((l) => /^processed \d+ insns/.test(l))
+  // A few messages lack their newline, so the statistics follow them on the same line.
+  const lines = log.split('\n').map((l) => l.replace(/processed \d+ insns \(limit.*$/, '').trimEnd())
+  let end = log.split('\n').findIndex((l) => /^processed \d+ insns/.test(l))
   if (end < 0) end = lines.length
   for (let i = end - 1; i >= 0; i--) {
     if (lines[i] !== '' && !lines[i].startsWith('verification time')) return lines[i]
