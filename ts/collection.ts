@@ -15,7 +15,10 @@ import type { CollectionSpec, MapSpec, ProgramSpec } from './spec.js'
 
 export interface CollectionOptions {
   engine?: EngineName
+  /** As `ProgramOptions.mode`, for every program of the collection. */
   mode?: SafetyMode
+  /** As `ProgramOptions.logLevel`, for every program of the collection. */
+  logLevel?: 0 | 1 | 2
   budget?: number
   /** As `ProgramOptions.pointerLeaks`, for every program of the collection. */
   pointerLeaks?: 'allow' | 'refuse'
@@ -289,6 +292,8 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
           maps,
           engine: opts.engine,
           mode: opts.mode,
+          logLevel: opts.logLevel,
+          license: spec.license,
           budget: opts.budget,
           pointerLeaks: opts.pointerLeaks,
           blindConstants: opts.blindConstants,

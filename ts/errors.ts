@@ -65,6 +65,21 @@ export class LoadError extends EbpfError {
   }
 }
 
+/**
+ * A program the verifier rejected (mode `verified`): `code` is the kernel's errno for the rejection
+ * (`EACCES` for most, `EINVAL` where the kernel says EINVAL, `E2BIG` for a program too large to
+ * verify), `insn` the rejected instruction slot, `message` the kernel-style rejection line (with the
+ * C source line when the object has line info, also in `source`), and `log` the verifier's whole
+ * log in the kernel's format, never truncated (at `logLevel` 1 when the load asked for none).
+ */
+export class VerifierError extends LoadError {
+  readonly log: string
+  constructor(code: ErrorCode, message: string, details: { insn?: number | undefined; log: string }) {
+    super(code, message, details.insn)
+    this.log = details.log
+  }
+}
+
 /** Text that the assembler cannot read (`EINVAL`) or that is over a limit (`E2BIG`); `line` and `column` are 1-based. */
 export class AssembleError extends EbpfError {
   readonly line: number

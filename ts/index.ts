@@ -24,6 +24,7 @@ export type {
   RunOptions,
   RunResult,
   SafetyMode,
+  VerifierStats,
 } from './program.js'
 export { Program } from './program.js'
 export type {

@@ -17,7 +17,16 @@ import {
 import { type ToEbpfOptions, toEbpf } from './cbpf/convert.js'
 import type { ClassicInput } from './cbpf/parse.js'
 import { type ContextValue, decodeContext, encodeContext } from './context.js'
-import { AbortError, EbpfError, type ErrorCode, fromCodedError, LoadError, TrapError, type TrapKind } from './errors.js'
+import {
+  AbortError,
+  EbpfError,
+  type ErrorCode,
+  fromCodedError,
+  LoadError,
+  TrapError,
+  type TrapKind,
+  VerifierError,
+} from './errors.js'
 import { asBpfMap, type BpfMap } from './map.js'
 import {
   type EngineName,
@@ -48,8 +57,29 @@ export interface ProgramOptions {
   instructions: Uint8Array
   /** `auto` (default) uses the JIT where the host supports it, else the interpreter. */
   engine?: EngineName
-  /** `checked` (default): run-time bounds checks and an instruction budget. */
+  /**
+   * `checked` (default): run-time bounds checks and an instruction budget. `verified`: the load
+   * fails with a `VerifierError` unless the verifier proves the program safe, as the kernel's
+   * verifier would (see README "Verifier"); runs are still checked as well.
+   */
   mode?: SafetyMode
+  /**
+   * Mode `verified`: the verifier's log, kept as `verifierLog` (1: the instructions of the paths
+   * walked; 2: also the register and stack state after each). Default 0: none, except that a
+   * rejection always carries its log (at level 1), as libbpf retries a failed load with one.
+   */
+  logLevel?: 0 | 1 | 2
+  /**
+   * The program's license, as the object's `license` section says it (default `'GPL'`): helpers the
+   * kernel marks GPL-only need a GPL-compatible license ('GPL', 'GPL v2', 'Dual BSD/GPL', ...).
+   */
+  license?: string
+  /**
+   * Mode `verified` with type `raw`: the length of the data every run gets. The verifier proves
+   * the accesses through r1 against it (r1 = that many bytes, r2 = that number), so a run with data
+   * of another length stops with an `invalid_input` TrapError. Required for a verified raw program.
+   */
+  dataSize?: number
   /** Instructions a run may execute before it is stopped (default 10,000,000). */
   budget?: number
   /**
@@ -60,6 +90,8 @@ export interface ProgramOptions {
   maps?: readonly BpfMap[]
   /**
    * Source line of instructions (`ProgramSpec.lineInfo`): errors about an instruction then name the
+   * C source line it came from (`source`), and the verifier's log shows the lines it walks, as the
+   * kernel's does (`; if (!cfg) @ prog.c:26`).
    * C source line it came from.
    */
   lineInfo?: readonly LineInfo[]
@@ -505,7 +537,26 @@ export function fromNative(e: NativeError, cause?: unknown): LoadError | TrapErr
       insnCount: e.insnCount ?? 0,
     })
   }
+  if (e.log !== undefined && e.log !== null) return new VerifierError(code, e.message, { insn: e.insn, log: e.log })
   return new LoadError(code, e.message, e.insn)
+}
+
+/** What the verifier reported of an accepted program (mode `verified`). */
+export interface VerifierStats {
+  /** Instructions processed over all paths (the kernel's `processed N insns`). */
+  processedInsns: number
+  /** Wall time of the verification, in nanoseconds. */
+  verificationTimeNs: number
+}
+
+const LOG_LEVELS: readonly number[] = [0, 1, 2]
+
+function checkLogLevel(level: unknown): number | undefined {
+  if (level === undefined) return undefined
+  if (!LOG_LEVELS.includes(level as number)) {
+    throw new LoadError('EINVAL', `logLevel must be 0, 1 or 2, got ${describeValue(level)}`)
+  }
+  return level as number
 }
 
 export class Program {
@@ -558,7 +609,14 @@ export class Program {
     lineInfo.forEach((li, i) => {
       checkObject(LoadError, `lineInfo[${i}]`, li)
       checkU32Of(LoadError, `lineInfo[${i}].insn`, li.insn)
+      checkString(LoadError, `lineInfo[${i}].file`, li.file)
+      checkString(LoadError, `lineInfo[${i}].text`, li.text)
+      checkU32Of(LoadError, `lineInfo[${i}].line`, li.line)
+      checkU32Of(LoadError, `lineInfo[${i}].column`, li.column)
     })
+    const logLevel = checkLogLevel(options.logLevel)
+    const license = options.license === undefined ? undefined : checkString(LoadError, 'license', options.license)
+    const dataSize = options.dataSize === undefined ? undefined : checkU32Of(LoadError, 'dataSize', options.dataSize)
     const funcEntries = checkDenseArray<number>(LoadError, 'funcEntries', options.funcEntries ?? []).map((e, i) =>
       checkU32Of(LoadError, `funcEntries[${i}]`, e),
     )
@@ -579,6 +637,11 @@ export class Program {
           pointerLeaks,
           blindConstants,
           funcEntries,
+          logLevel,
+          license,
+          dataSize,
+          // Only the verifier reads them (its log's source lines).
+          lineInfo: this.mode === 'verified' ? [...lineInfo] : undefined,
         },
         js?.dispatch,
       ),
@@ -608,6 +671,17 @@ export class Program {
       ...(hatype === undefined ? {} : { hatype }),
     })
     return new Program({ ...rest, type: 'socket_filter', instructions })
+  }
+
+  /** Mode `verified`: what the verifier reported; undefined in mode `checked`. */
+  get verifierStats(): VerifierStats | undefined {
+    return this.native.verifierStats ?? undefined
+  }
+
+  /** Mode `verified` with `logLevel` 1 or 2: the verifier's log of the accepted program, in the kernel's format. */
+  get verifierLog(): string | undefined {
+    const log = this.native.verifierLog
+    return log === undefined || log === null || log === '' ? undefined : log
   }
 
   /** The engine that runs this program: `jit` or `interpreter` (`auto` resolved). */

@@ -63,19 +63,26 @@ pub struct NativeError {
     pub region: Option<String>,
     pub size: Option<u32>,
     pub insn_count: Option<f64>,
+    /// The verifier's whole log, for a rejection by the verifier (mode 'verified').
+    pub log: Option<String>,
 }
 
 impl From<LoadError> for NativeError {
     fn from(e: LoadError) -> Self {
         NativeError {
             code: e.code.as_str().to_string(),
-            message: e.to_string(),
+            // A verifier's rejection is its kernel-style line as it is (`insn` says where).
+            message: match e.log {
+                Some(_) => e.message.clone(),
+                None => e.to_string(),
+            },
             insn: e.insn.map(|i| i as u32),
             kind: None,
             addr: None,
             region: None,
             size: None,
             insn_count: None,
+            log: e.log,
         }
     }
 }
@@ -92,6 +99,7 @@ impl From<Trap> for NativeError {
             region: t.place.map(|p| p.region),
             size: Some(t.size),
             insn_count: Some(t.insn_count as f64),
+            log: None,
         }
     }
 }

@@ -40,6 +40,8 @@ pub enum EngineName {
 pub enum SafetyMode {
     #[napi(value = "checked")]
     Checked,
+    #[napi(value = "verified")]
+    Verified,
 }
 
 impl From<ProgramTypeName> for ProgramType {
@@ -77,6 +79,7 @@ impl From<SafetyMode> for Mode {
     fn from(m: SafetyMode) -> Self {
         match m {
             SafetyMode::Checked => Mode::Checked,
+            SafetyMode::Verified => Mode::Verified,
         }
     }
 }

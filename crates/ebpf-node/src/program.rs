@@ -45,6 +45,24 @@ pub struct NativeProgramOptions {
     /// First instruction slots of the program's functions, from the object's function info
     /// (`ProgramSpec.subprograms`, BTF `func_info`).
     pub func_entries: Option<Vec<u32>>,
+    /// Mode 'verified': the verifier's log level, 0-2 (default 0).
+    pub log_level: Option<u32>,
+    /// The program's license (default "GPL"): GPL-only helpers need a GPL-compatible one.
+    pub license: Option<String>,
+    /// Mode 'verified', type 'raw': the data length every run gets.
+    pub data_size: Option<u32>,
+    /// BTF line info (`ProgramSpec.lineInfo`): the verifier's log shows the C source lines.
+    pub line_info: Option<Vec<NativeLineInfo>>,
+}
+
+/// One BTF line info record, as the TypeScript loader reads it from `.BTF.ext`.
+#[napi(object)]
+pub struct NativeLineInfo {
+    pub insn: u32,
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    pub text: String,
 }
 
 /// One test run's input.
@@ -166,8 +184,29 @@ fn parse_options(
             .flatten()
             .map(|&e| e as usize)
             .collect(),
+        log_level: o.log_level.unwrap_or(0),
+        gpl_compatible: o
+            .license
+            .as_deref()
+            .is_none_or(ebpf_vm::license_is_gpl_compatible),
+        data_size: o.data_size,
+        source_lines: (o.line_info.iter().flatten())
+            .map(|l| ebpf_vm::verification::SourceLine {
+                slot: l.insn as usize,
+                file: l.file.clone(),
+                line: l.line,
+                column: l.column,
+                text: l.text.clone(),
+            })
+            .collect(),
         ..ProgramOptions::default()
     };
+    if options.log_level > ebpf_vm::verification::MAX_LOG_LEVEL {
+        return Err(Box::new(invalid(format!(
+            "logLevel must be 0, 1 or 2, got {}",
+            options.log_level
+        ))));
+    }
     if let Some(b) = o.budget {
         if !(b.is_finite() && b >= 1.0) {
             return Err(Box::new(invalid(format!(
@@ -309,11 +348,33 @@ fn next_program_id() -> u32 {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// What the verifier reported of an accepted program (mode 'verified').
+#[napi(object)]
+pub struct NativeVerifierStats {
+    pub processed_insns: f64,
+    pub verification_time_ns: f64,
+}
+
 #[napi]
 impl NativeProgram {
     #[napi(getter)]
     pub fn id(&self) -> u32 {
         self.id
+    }
+
+    /// Mode 'verified': what the verifier reported; undefined in mode 'checked'.
+    #[napi(getter)]
+    pub fn verifier_stats(&self) -> Option<NativeVerifierStats> {
+        self.inner.verifier_report().map(|r| NativeVerifierStats {
+            processed_insns: r.processed_insns as f64,
+            verification_time_ns: r.time_ns as f64,
+        })
+    }
+
+    /// Mode 'verified': the verifier's log at the level asked for (empty at level 0).
+    #[napi(getter)]
+    pub fn verifier_log(&self) -> Option<String> {
+        self.inner.verifier_report().map(|r| r.log.clone())
     }
 
     /// The engine that runs the program: 'interpreter' or 'jit'.

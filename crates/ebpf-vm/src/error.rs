@@ -65,6 +65,9 @@ pub struct LoadError {
     /// Index of the offending instruction slot, when the error is about one.
     pub insn: Option<usize>,
     pub message: String,
+    /// The verifier's whole log, when the verifier rejected the program (mode `Verified`);
+    /// `None` for every other load error.
+    pub log: Option<String>,
 }
 
 impl LoadError {
@@ -73,6 +76,7 @@ impl LoadError {
             code,
             insn: None,
             message: message.into(),
+            log: None,
         }
     }
 
@@ -81,6 +85,7 @@ impl LoadError {
             code,
             insn: Some(insn),
             message: message.into(),
+            log: None,
         }
     }
 }

@@ -18,7 +18,8 @@
 //!    register and stack states, and its kernel-format log).
 //! 6. the engines, peers: [`interpreter`] (the reference semantics) and `jit` (x86-64 code
 //!    generation, x86-64 hosts only).
-//! 7. [`program`]: a loaded program and its runs; then [`test_run`].
+//! 7. [`verification`]: the verifier run on a load (mode `Verified`), its rejection a load error.
+//! 8. [`program`]: a loaded program and its runs; then [`test_run`].
 //!
 //! `tests/layering.rs` reads every file's `crate::` references and enforces this order; the edges
 //! the tree still has against it are listed there, with their reasons, and may only go away.
@@ -53,6 +54,7 @@ pub mod pointer_leaks;
 pub mod program;
 pub mod stack_reach;
 pub mod test_run;
+pub mod verification;
 pub mod verifier;
 
 pub use context::{AddressSpace, ContextInput, ContextOutput, MemoryImage, ProcessInfo};
@@ -63,3 +65,4 @@ pub use limits::{CancelToken, RunLimits};
 pub use pointer_leaks::PointerLeaks;
 pub use program::{Engine, Mode, Program, ProgramOptions, ProgramType, RunInput};
 pub use test_run::{TestRunInput, TestRunOutput};
+pub use verification::{license_is_gpl_compatible, VerifierReport};

@@ -14,6 +14,8 @@ use crate::isa::{encode_all, validate, Insn};
 use crate::limits::RunLimits;
 use crate::memory::{Region, Regions};
 use crate::pointer_leaks::{self, PointerLeaks};
+use crate::verification::{verify_load, LoadFacts, SourceLine, VerifierReport, MAX_LOG_LEVEL};
+use crate::verifier::ProgramKind;
 
 /// Which engine runs the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -31,6 +33,9 @@ pub enum Mode {
     /// No proof needed: every access is checked at run time and an instruction budget bounds the run.
     #[default]
     Checked,
+    /// Load fails unless the verifier proves the program safe (`verification`); runs are still
+    /// checked as in `Checked` until the engines use the proof.
+    Verified,
 }
 
 /// What r1 (and r2) hold at entry, which helpers the program has, and what a run hands back
@@ -87,6 +92,19 @@ pub struct ProgramOptions {
     /// Function entries the object's function info names (BTF `func_info`, the loader's
     /// sub-programs), as instruction slots; local calls and function `lddw`s find the others.
     pub func_entries: Vec<usize>,
+    /// Mode `Verified`: the verifier's log level (0 none, 1 the path to a rejection, 2 the state
+    /// after every instruction); a rejection carries a log whatever the level.
+    pub log_level: u32,
+    /// The program's license is GPL-compatible (`verification::license_is_gpl_compatible`):
+    /// GPL-only helpers may be called. Only the verifier reads it.
+    pub gpl_compatible: bool,
+    /// Mode `Verified`, type `Raw`: the length of the data every run gets. The verifier proves
+    /// accesses against it (r1 = that many bytes, r2 = that number), so a run whose data has
+    /// another length is refused (`invalid_input`). Without it `Raw` cannot be verified.
+    pub data_size: Option<u32>,
+    /// BTF line info of the program (any order): the verifier's log shows the C source line of
+    /// the instructions it walks, as the kernel's does.
+    pub source_lines: Vec<SourceLine>,
 }
 
 impl Default for ProgramOptions {
@@ -104,6 +122,10 @@ impl Default for ProgramOptions {
             blind_constants: true,
             perf_buffer_bytes: DEFAULT_PERF_BUFFER_BYTES,
             func_entries: Vec::new(),
+            log_level: 0,
+            gpl_compatible: true,
+            data_size: None,
+            source_lines: Vec::new(),
         }
     }
 }
@@ -146,6 +168,8 @@ pub struct Program {
     /// Stack frames a run can reach (see `stack_reach`, computed once at load for both engines):
     /// only those are zeroed and accessible.
     stack_frames: usize,
+    /// Mode `Verified`: what the verifier reported.
+    verifier: Option<VerifierReport>,
 }
 
 impl Program {
@@ -185,6 +209,21 @@ impl Program {
                 ),
             ));
         }
+        // On the program as given (the context rewrite below changes what its loads mean).
+        let verifier = match options.mode {
+            Mode::Checked => None,
+            Mode::Verified => Some(verify_load(
+                &analysis,
+                &LoadFacts {
+                    kind: verifier_kind(&options)?,
+                    maps: &options.maps,
+                    helpers: &helpers,
+                    gpl_compatible: options.gpl_compatible,
+                    log_level: options.log_level.min(MAX_LOG_LEVEL),
+                    source_lines: &options.source_lines,
+                },
+            )?),
+        };
         context::prepare_program(options.prog_type, &mut insns, &mut analysis)?;
         // bpf_trace_printk (6), bpf_perf_event_output (25), or a callx that may be either.
         let prints = (analysis.cfg.flows.iter())
@@ -221,7 +260,13 @@ impl Program {
             jit,
             prepared,
             stack_frames,
+            verifier,
         })
+    }
+
+    /// Mode `Verified`: what the verifier reported (instructions processed, time, log).
+    pub fn verifier_report(&self) -> Option<&VerifierReport> {
+        self.verifier.as_ref()
     }
 
     /// The engine that actually runs this program (`Auto` resolved).
@@ -317,6 +362,9 @@ impl Program {
         regions.push(Region::new(reach_start, reach as u64, true));
         // Declared after the stack, so dropped before it: a lock word on the stack is released
         // while the stack is alive (see `RunState`'s `Drop`).
+        if let Some(trap) = self.unverified_input(input.data.len()) {
+            return (Err(trap), 0);
+        }
         let mut state = RunState::new(self.options.prog_type);
         state.stack = (stack_bytes, STACK_SIZE as u64);
         state.limits = limits.clone();
@@ -335,6 +383,26 @@ impl Program {
         let result = self.run_chain(regions, &mut state, stack_top, budget, &entry);
         let held = state.release_lock();
         (Program::finish(&state, result, held), state.perf_lost)
+    }
+
+    /// A verified raw program's proof holds for data of the size it was verified with only.
+    fn unverified_input(&self, len: usize) -> Option<Trap> {
+        self.verifier.as_ref()?;
+        let size = self
+            .options
+            .data_size
+            .filter(|_| self.options.prog_type == ProgramType::Raw)?;
+        (len as u64 != size as u64).then(|| Trap {
+            kind: TrapKind::InvalidInput,
+            pc: 0,
+            addr: 0,
+            size: 0,
+            insn_count: 0,
+            message: format!(
+                "this program was verified for {size} bytes of data (dataSize) and was given {len}"
+            ),
+            place: None,
+        })
     }
 
     /// The outcome of a run whose chain gave `result`, `held` being the instruction that took a
@@ -465,6 +533,27 @@ impl Program {
             None => interpreter::run(&self.insns, env, args),
         }
     }
+}
+
+/// The program type as the verifier models it: `Raw` as `data_size` bytes of memory (refused
+/// without one), `Tracing` as a kprobe's `struct pt_regs` (read only).
+fn verifier_kind(options: &ProgramOptions) -> Result<ProgramKind, LoadError> {
+    Ok(match options.prog_type {
+        ProgramType::Raw => match options.data_size {
+            Some(data_size) => ProgramKind::Raw { data_size },
+            None => {
+                return Err(LoadError::new(
+                    ErrorCode::Enotsupp,
+                    "mode 'verified' for a raw program needs dataSize: r1 points to data of a \
+                     length the run chooses, and the verifier can prove accesses only against a \
+                     length fixed at load (or load it in mode 'checked')",
+                ))
+            }
+        },
+        ProgramType::SocketFilter => ProgramKind::SocketFilter,
+        ProgramType::Xdp => ProgramKind::Xdp,
+        ProgramType::Tracing => ProgramKind::Kprobe,
+    })
 }
 
 /// The engine that will run a program and, where the host has the JIT, its compiled code: `Jit`

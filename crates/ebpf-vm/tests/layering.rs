@@ -25,6 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["pointer_leaks"],
     &["verifier"],
     &["interpreter", "jit"],
+    &["verification"],
     &["program"],
     &["test_run"],
 ];

@@ -1,0 +1,321 @@
+/**
+ * Mode 'verified': a load runs the verifier, a rejection is a `VerifierError` carrying the
+ * kernel's errno, the rejected instruction, the kernel's message and the whole log.
+ *
+ * The verdicts, errnos, messages and processed-instruction counts expected here are the live
+ * kernel's (Linux 6.18, `crates/ebpf-vm/tests/verifier_support/kernel_load.c` loading the same
+ * instructions as XDP programs at log level 2, the map `lddw` given a hash map of 4-byte keys and
+ * 8-byte values); the lines of its log quoted below are copied from that output. Raw programs
+ * (no kernel type) are checked by hand: r1 is `dataSize` bytes of memory.
+ */
+import { describe, expect, it } from 'vitest'
+import {
+  assemble,
+  BpfMap,
+  Collection,
+  LoadError,
+  loadCollectionSpecSync,
+  Program,
+  VerifierError,
+} from '../dist/index.js'
+
+/** data = ctx->data; return *(u8 *)data, with no check against data_end. */
+const XDP_UNCHECKED = assemble(`
+    r2 = *(u32 *)(r1 + 0)
+    r0 = *(u8 *)(r2 + 0)
+    r0 = 2
+    exit`)
+
+/** The same read after `if data + 1 > data_end goto out`. */
+const XDP_CHECKED = assemble(`
+    r2 = *(u32 *)(r1 + 0)
+    r3 = *(u32 *)(r1 + 4)
+    r4 = r2
+    r4 += 1
+    if r4 > r3 goto +1
+    r0 = *(u8 *)(r2 + 0)
+    r0 = 2
+    exit`)
+
+/** `*bpf_map_lookup_elem(&m, &key)` without a NULL check. */
+const LOOKUP_UNCHECKED = assemble(`
+    *(u32 *)(r10 - 4) = 0
+    r1 = map[0] ll
+    r2 = r10
+    r2 += -4
+    call 1
+    r0 = *(u64 *)(r0 + 0)
+    exit`)
+
+/** The same with `if (v)`. */
+const LOOKUP_CHECKED = assemble(`
+    *(u32 *)(r10 - 4) = 0
+    r1 = map[0] ll
+    r2 = r10
+    r2 += -4
+    call 1
+    if r0 == 0 goto +1
+    r0 = *(u64 *)(r0 + 0)
+    exit`)
+
+/** bpf_trace_printk (GPL-only) of 8 zero bytes on the stack. */
+const PRINTK = assemble(`
+    r1 = 0
+    *(u64 *)(r10 - 8) = r1
+    r1 = r10
+    r1 += -8
+    r2 = 8
+    call 6
+    r0 = 2
+    exit`)
+
+const hash = () => new BpfMap({ type: 'hash', keySize: 4, valueSize: 8, maxEntries: 1, name: 'm0' })
+
+function rejection(load: () => unknown): VerifierError {
+  try {
+    load()
+  } catch (e) {
+    expect(e).toBeInstanceOf(VerifierError)
+    return e as VerifierError
+  }
+  throw new Error('the load was accepted')
+}
+
+describe('verified mode: the kernel verdicts', () => {
+  it('rejects an XDP read past data_end without a check, as the kernel does', () => {
+    const e = rejection(() => new Program({ type: 'xdp', instructions: XDP_UNCHECKED, mode: 'verified' }))
+    expect(e).toBeInstanceOf(LoadError)
+    expect(e.name).toBe('VerifierError')
+    expect(e.code).toBe('EACCES')
+    expect(e.insn).toBe(1)
+    // The kernel: "invalid access to packet, off=0 size=1, R2(id=0,off=0,r=0)" then
+    // "R2 offset is outside of the packet".
+    expect(e.message).toBe(
+      'invalid access to packet, off=0 size=1, R2(id=0,off=0,r=0)\nR2 offset is outside of the packet',
+    )
+    // The log the kernel printed at level 1 (no logLevel asked: a rejection is logged at level 1).
+    expect(e.log).toContain('1: (71) r0 = *(u8 *)(r2 +0)\ninvalid access to packet, off=0 size=1, R2(id=0,off=0,r=0)\n')
+    expect(e.log).toContain('processed 2 insns (limit 1000000)')
+  })
+
+  it('accepts the same read after a check against data_end', () => {
+    const p = new Program({ type: 'xdp', instructions: XDP_CHECKED, mode: 'verified' })
+    expect(p.mode).toBe('verified')
+    // The kernel: "processed 10 insns (limit 1000000) ...".
+    expect(p.verifierStats?.processedInsns).toBe(10)
+    expect(p.verifierStats?.verificationTimeNs).toBeGreaterThan(0)
+    expect(p.verifierLog).toBeUndefined()
+    expect(p.run({ data: new Uint8Array(14) }).retval).toBe(2)
+  })
+
+  it('rejects a map value used without a NULL check, and accepts it with one', () => {
+    const e = rejection(
+      () => new Program({ type: 'xdp', instructions: LOOKUP_UNCHECKED, mode: 'verified', maps: [hash()] }),
+    )
+    expect(e.code).toBe('EACCES')
+    expect(e.insn).toBe(6)
+    expect(e.message).toBe("R0 invalid mem access 'map_value_or_null'")
+    expect(e.log).toContain(
+      '5: (85) call bpf_map_lookup_elem#1\n6: (79) r0 = *(u64 *)(r0 +0)\n' +
+        "R0 invalid mem access 'map_value_or_null'",
+    )
+    const p = new Program({ type: 'xdp', instructions: LOOKUP_CHECKED, mode: 'verified', maps: [hash()] })
+    // The kernel: "processed 9 insns".
+    expect(p.verifierStats?.processedInsns).toBe(9)
+  })
+
+  it('refuses a GPL-only helper to a program under another license (EINVAL, as the kernel)', () => {
+    const e = rejection(
+      () => new Program({ type: 'xdp', instructions: PRINTK, mode: 'verified', license: 'Proprietary' }),
+    )
+    expect(e.code).toBe('EINVAL')
+    expect(e.insn).toBe(5)
+    expect(e.message).toBe('cannot call GPL-restricted function from non-GPL compatible program')
+    // Accepted under GPL (the default) and the kernel's other GPL-compatible strings.
+    for (const license of [undefined, 'GPL', 'Dual BSD/GPL']) {
+      const p = new Program({ type: 'xdp', instructions: PRINTK, mode: 'verified', license })
+      expect(p.verifierStats?.processedInsns).toBe(8)
+    }
+  })
+
+  it('keeps the log of an accepted program at logLevel 1 and 2, in the kernel format', () => {
+    const one = new Program({ type: 'xdp', instructions: XDP_CHECKED, mode: 'verified', logLevel: 1 })
+    expect(one.verifierLog).toContain('4: (2d) if r4 > r3 goto pc+1\n')
+    expect(one.verifierLog).toContain('processed 10 insns (limit 1000000)')
+    expect(one.verifierLog).not.toContain(';')
+    const two = new Program({ type: 'xdp', instructions: XDP_CHECKED, mode: 'verified', logLevel: 2 })
+    // Copied from the kernel's level-2 log of the same program.
+    expect(two.verifierLog).toContain('0: R1=ctx() R10=fp0\n')
+    expect(two.verifierLog).toContain('4: (2d) if r4 > r3 goto pc+1          ; R3=pkt_end() R4=pkt(off=1,r=1)\n')
+    expect(two.verifierLog).toContain(
+      'from 4 to 6: R1=ctx() R2=pkt(r=0) R3=pkt_end() R4=pkt(off=1,r=0xfffffffffffffffe) R10=fp0\n',
+    )
+  })
+
+  it('gives no verifier stats or log in checked mode, and loads what the verifier would reject', () => {
+    const p = new Program({ type: 'xdp', instructions: XDP_UNCHECKED })
+    expect(p.mode).toBe('checked')
+    expect(p.verifierStats).toBeUndefined()
+    expect(p.verifierLog).toBeUndefined()
+  })
+})
+
+describe('verified mode: options', () => {
+  it('checks logLevel, license and dataSize', () => {
+    for (const logLevel of [3, -1, 1.5, '1']) {
+      expect(
+        () => new Program({ type: 'xdp', instructions: XDP_CHECKED, mode: 'verified', logLevel: logLevel as 1 }),
+      ).toThrow(
+        expect.objectContaining({ name: 'LoadError', code: 'EINVAL', message: expect.stringContaining('logLevel') }),
+      )
+    }
+    expect(() => new Program({ instructions: XDP_CHECKED, license: 7 as unknown as string })).toThrow(
+      expect.objectContaining({ code: 'EINVAL', message: expect.stringContaining('license') }),
+    )
+    expect(() => new Program({ instructions: XDP_CHECKED, dataSize: -1 })).toThrow(
+      expect.objectContaining({ code: 'EINVAL', message: expect.stringContaining('dataSize') }),
+    )
+  })
+
+  it('verifies a raw program against dataSize, and refuses runs with data of another length', () => {
+    // r0 = *(u64 *)(r1 + 8): bytes 8..15 of the data (hand computation: needs at least 16 bytes).
+    const read = assemble('r0 = *(u64 *)(r1 + 8)\nexit')
+    expect(() => new Program({ instructions: read, mode: 'verified' })).toThrow(
+      expect.objectContaining({ name: 'LoadError', code: 'ENOTSUPP', message: expect.stringContaining('dataSize') }),
+    )
+    const e = rejection(() => new Program({ instructions: read, mode: 'verified', dataSize: 15 }))
+    expect(e.code).toBe('EACCES')
+    expect(e.insn).toBe(0)
+    const p = new Program({ instructions: read, mode: 'verified', dataSize: 16 })
+    const data = new Uint8Array(16)
+    data[8] = 0x2a
+    expect(p.run({ data }).r0).toBe(0x2an)
+    expect(() => p.run({ data: new Uint8Array(15) })).toThrow(
+      expect.objectContaining({
+        name: 'TrapError',
+        kind: 'invalid_input',
+        message: expect.stringContaining('16 bytes'),
+      }),
+    )
+  })
+
+  it('verifies every program of a collection, with the license of the object', () => {
+    const spec = loadCollectionSpecSync(`${__dirname}/fixtures/xdp_firewall.bpf.o`)
+    const c = new Collection(spec, { mode: 'verified', logLevel: 1 })
+    const p = c.programs.get('xdp_firewall')!
+    expect(p.mode).toBe('verified')
+    expect(p.verifierStats!.processedInsns).toBeGreaterThan(0)
+    expect(p.verifierLog).toMatch(/processed \d+ insns \(limit 1000000\)/)
+  })
+
+  it('takes the license from the object: GPL-only helpers are refused when it is not GPL-compatible', () => {
+    // probe_read.c calls bpf_probe_read_kernel, GPL-only in the kernel (kernel/trace/bpf_trace.c).
+    const spec = loadCollectionSpecSync(`${__dirname}/fixtures/probe_read.bpf.o`)
+    expect(new Collection(spec, { mode: 'verified' }).programs.size).toBe(2)
+    spec.license = 'Proprietary'
+    const e = rejection(() => new Collection(spec, { mode: 'verified', programs: ['task_fields'] }))
+    expect(e.message).toMatch(/^cannot call GPL-restricted function from non-GPL compatible program/)
+  })
+})
+
+/** The instruction lines and source-line comments of a log, the state after `;` dropped and the map address of an lddw normalised. */
+function walked(log: string): string[] {
+  return log
+    .split('\n')
+    .filter((l) => l.startsWith('; ') || /^\d+: \(/.test(l))
+    .map((l) => l.replace(/ +; .*$/, '').replace(/= (0xffff[0-9a-f]+|map\[idx:\d+\])$/, '= MAP'))
+}
+
+describe('verified mode: C source lines from BTF line info', () => {
+  it('prints the source line before the instructions it covers, where the kernel prints it', () => {
+    const spec = loadCollectionSpecSync(`${__dirname}/fixtures/socket_filter.bpf.o`)
+    const p = new Collection(spec, { mode: 'verified', logLevel: 2 }).programs.get('udp_port_filter')!
+    // The kernel's log of the same object (bpftool -d prog loadall, Linux 6.18): its first two
+    // paths (to the first exit, then from 35 to 37), instruction and source lines.
+    const kernel = [
+      '; int udp_port_filter(struct __sk_buff *skb) @ socket_filter.c:19',
+      '0: (bf) r7 = r1',
+      '1: (b7) r6 = 0',
+      '; __u32 zero = 0; @ socket_filter.c:21',
+      '2: (63) *(u32 *)(r10 -4) = r6',
+      '3: (bf) r2 = r10',
+      '4: (07) r2 += -4',
+      '; struct filter_config *cfg = bpf_map_lookup_elem(&config, &zero); @ socket_filter.c:22',
+      '5: (18) r1 = MAP',
+      '7: (85) call bpf_map_lookup_elem#1',
+      '8: (bf) r8 = r0',
+      '; if (!cfg) @ socket_filter.c:26',
+      '9: (15) if r8 == 0x0 goto pc+28',
+      '; if (skb->protocol != bpf_htons(ETH_P_IP)) @ socket_filter.c:28',
+      '10: (61) r1 = *(u32 *)(r7 +16)',
+      '11: (55) if r1 != 0x8 goto pc+26',
+      '12: (bf) r3 = r10',
+      '13: (07) r3 += -5',
+      '; if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, protocol), &proto, 1) < 0) @ socket_filter.c:30',
+      '14: (bf) r1 = r7',
+      '15: (b7) r2 = 23',
+      '16: (b7) r4 = 1',
+      '17: (85) call bpf_skb_load_bytes#26',
+      '18: (c5) if r0 s< 0x0 goto pc+19',
+      '19: (71) r1 = *(u8 *)(r10 -5)',
+      '20: (55) if r1 != 0x11 goto pc+17',
+      '21: (bf) r3 = r10',
+      '22: (07) r3 += -8',
+      '; if (bpf_skb_load_bytes(skb, ETH_HLEN + sizeof(struct iphdr) + offsetof(struct udphdr, dest), &dport, 2) < 0) @ socket_filter.c:35',
+      '23: (bf) r1 = r7',
+      '24: (b7) r2 = 36',
+      '25: (b7) r4 = 2',
+      '26: (85) call bpf_skb_load_bytes#26',
+      '27: (c5) if r0 s< 0x0 goto pc+10',
+      '; if (bpf_ntohs(dport) != cfg->port) @ socket_filter.c:37',
+      '28: (69) r1 = *(u16 *)(r8 +0)',
+      '29: (69) r2 = *(u16 *)(r10 -8)',
+      '30: (dc) r2 = be16 r2',
+      '31: (5d) if r2 != r1 goto pc+6',
+      '32: (b7) r1 = 1',
+      '; __sync_fetch_and_add(&cfg->matched, 1); @ socket_filter.c:39',
+      '33: (c3) lock *(u32 *)(r8 +4) += r1',
+      '; return cfg->snaplen ? cfg->snaplen : skb->len; @ socket_filter.c:40',
+      '34: (69) r6 = *(u16 *)(r8 +2)',
+      '35: (15) if r6 == 0x0 goto pc+1',
+      '36: (05) goto pc+1',
+      '; } @ socket_filter.c:41',
+      '38: (bf) r0 = r6',
+      '39: (95) exit',
+      '; return cfg->snaplen ? cfg->snaplen : skb->len; @ socket_filter.c:40',
+      '37: (61) r6 = *(u32 *)(r7 +0)',
+      '; } @ socket_filter.c:41',
+      '38: (bf) r0 = r6',
+      '39: (95) exit',
+    ]
+    expect(walked(p.verifierLog!).slice(0, kernel.length)).toEqual(kernel)
+  })
+
+  it('names the C source line of a rejected instruction in the log, the message and source', () => {
+    // probe_read.bpf.o with its license section patched to "BSD" and loaded by the kernel
+    // (bpftool -d prog loadall) logs, for task_fields:
+    //   ; struct fake_task *t = (struct fake_task *)bpf_get_current_task(); @ probe_read.c:41
+    //   0: (85) call bpf_get_current_task#35
+    //   cannot call GPL-restricted function from non-GPL compatible program
+    const spec = loadCollectionSpecSync(`${__dirname}/fixtures/probe_read.bpf.o`)
+    spec.license = 'BSD'
+    const e = rejection(() => new Collection(spec, { mode: 'verified', programs: ['task_fields'] }))
+    expect(e.code).toBe('EINVAL')
+    expect(e.insn).toBe(0)
+    expect(e.log).toContain(
+      '; struct fake_task *t = (struct fake_task *)bpf_get_current_task(); @ probe_read.c:41\n' +
+        '0: (85) call bpf_get_current_task#35\n' +
+        'cannot call GPL-restricted function from non-GPL compatible program\n',
+    )
+    // The fixture's C source, line 41, column 44 (the call).
+    expect(e.source).toMatchObject({
+      line: 41,
+      column: 44,
+      text: '\tstruct fake_task *t = (struct fake_task *)bpf_get_current_task();',
+    })
+    expect(e.source!.file).toMatch(/probe_read\.c$/)
+    expect(e.message).toMatch(
+      /^cannot call GPL-restricted function from non-GPL compatible program \(.*probe_read\.c:41:44: struct fake_task/,
+    )
+  })
+})

@@ -1,0 +1,122 @@
+//! The verified mode of a load: the verifier (`verifier::verify`) run on the program's analysis
+//! with what the load knows (its maps, its helpers' names and prototypes, its license, the
+//! context its type gives r1), and its rejection as a `LoadError` that carries the whole log.
+//!
+//! The kernel's convention for the log is kept: at log level 0 an accepted program has no log;
+//! a rejected one is verified again at level 1, as libbpf reloads a failed program with a log
+//! buffer, so that a rejection always comes with the log that explains it.
+
+mod source_lines;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use source_lines::SourceLine;
+
+use crate::analysis::Analysis;
+use crate::error::LoadError;
+use crate::helpers::HelperTable;
+use crate::maps::Map;
+use crate::verifier::{self, MapRef, ProgramKind, VerifyOptions};
+
+/// What verification found of an accepted program.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifierReport {
+    /// Instructions the walk processed over all paths (the kernel's `processed N insns`).
+    pub processed_insns: u64,
+    /// Wall time of the verification, in nanoseconds.
+    pub time_ns: u64,
+    /// The log at the level asked for (empty at level 0).
+    pub log: String,
+}
+
+/// The highest log level (2: the state after every instruction).
+pub const MAX_LOG_LEVEL: u32 = 2;
+
+/// The kernel's `license_is_gpl_compatible` (include/linux/license.h): the license strings
+/// under which GPL-only helpers may be called.
+pub fn license_is_gpl_compatible(license: &str) -> bool {
+    matches!(
+        license,
+        "GPL"
+            | "GPL v2"
+            | "GPL and additional rights"
+            | "Dual BSD/GPL"
+            | "Dual MIT/GPL"
+            | "Dual MPL/GPL"
+    )
+}
+
+/// What the verifier is told about one load.
+pub struct LoadFacts<'a> {
+    pub kind: ProgramKind,
+    /// The program's maps, in the order its map `lddw`s index them.
+    pub maps: &'a [Arc<dyn Map>],
+    /// Every helper the program may call (the program type's and the embedder's).
+    pub helpers: &'a HelperTable,
+    pub gpl_compatible: bool,
+    pub log_level: u32,
+    /// BTF line info (any order): the log's `; source @ file.c:N` comments.
+    pub source_lines: &'a [SourceLine],
+}
+
+/// Verifies `analysis` with `facts`; a rejection is a `LoadError` with the verifier's errno,
+/// the rejected instruction's slot, its kernel-style message and the whole log.
+pub fn verify_load(
+    analysis: &Analysis,
+    facts: &LoadFacts<'_>,
+) -> Result<VerifierReport, LoadError> {
+    let maps: Vec<MapRef> = (facts.maps.iter().enumerate())
+        .map(|(index, m)| {
+            let def = &m.common().def;
+            MapRef {
+                index: index as u32,
+                name: def.name.clone(),
+                map_type: def.map_type as u32,
+                key_size: def.key_size,
+                value_size: def.value_size,
+                max_entries: def.max_entries,
+            }
+        })
+        .collect();
+    let helper_name = |id: i32| facts.helpers.get(id as u32).map(|h| h.name.clone());
+    let prototype = |id: i32| facts.helpers.get(id as u32).map(|h| h.prototype);
+    let run = |log_level: u32| {
+        let options = VerifyOptions {
+            kind: facts.kind,
+            maps: &maps,
+            helper_name: &helper_name,
+            prototype: &prototype,
+            gpl_compatible: facts.gpl_compatible,
+            log_level,
+        };
+        verifier::verify(analysis, &options)
+    };
+    let start = Instant::now();
+    let outcome = run(facts.log_level);
+    let time_ns = start.elapsed().as_nanos() as u64;
+    let mut sorted = std::borrow::Cow::Borrowed(facts.source_lines);
+    if !sorted.is_sorted_by_key(|l| l.slot) {
+        sorted.to_mut().sort_by_key(|l| l.slot);
+    }
+    match outcome {
+        Ok(v) => Ok(VerifierReport {
+            processed_insns: v.processed,
+            time_ns,
+            log: source_lines::annotate(&v.log, &sorted),
+        }),
+        Err(rejection) => {
+            // Level 0 kept no log: walk again with one (the verdict cannot change).
+            let rejection = match (facts.log_level, run(1)) {
+                (0, Err(logged)) => logged,
+                _ => rejection,
+            };
+            Err(LoadError {
+                code: rejection.code,
+                insn: Some(rejection.slot),
+                message: rejection.message,
+                log: Some(source_lines::annotate(&rejection.log, &sorted)),
+            })
+        }
+    }
+}
