@@ -58,7 +58,9 @@ export function rejectionLine(log) {
   let end = log.split('\n').findIndex((l) => /^processed \d+ insns/.test(l))
   if (end < 0) end = lines.length
   for (let i = end - 1; i >= 0; i--) {
-    if (lines[i] !== '' && !lines[i].startsWith('verification time')) return lines[i]
+    // After some messages the kernel prints the states it compared (`infinite loop detected`).
+    if (lines[i] === '' || lines[i].startsWith('verification time') || /^(cur|old) state: /.test(lines[i])) continue
+    return lines[i]
   }
   return ''
 }
