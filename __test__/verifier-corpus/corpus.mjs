@@ -33,7 +33,9 @@ export const OUR_PROG_TYPE = {
 /** Every assembly program, in file order: { name, type, maps: [{type,keySize,valueSize,maxEntries}], text, file }. */
 export async function asmPrograms() {
   const out = []
-  for (const file of readdirSync(join(CORPUS_DIR, 'asm')).filter((f) => f.endsWith('.mjs') && !f.startsWith('_')).sort()) {
+  for (const file of readdirSync(join(CORPUS_DIR, 'asm'))
+    .filter((f) => f.endsWith('.mjs') && !f.startsWith('_'))
+    .sort()) {
     const mod = await import(join(CORPUS_DIR, 'asm', file))
     for (const p of mod.default) out.push({ maps: [], ...p, file: `asm/${file}` })
   }
@@ -74,7 +76,8 @@ function processedInsns(log) {
 /** Why the kernel cannot be asked here, or null when it can (root, cc, libbpf headers, bpf()). */
 export function kernelUnavailable() {
   if (process.platform !== 'linux') return 'not Linux'
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'not root (loading needs CAP_BPF and CAP_SYS_ADMIN)'
+  if (typeof process.getuid === 'function' && process.getuid() !== 0)
+    return 'not root (loading needs CAP_BPF and CAP_SYS_ADMIN)'
   try {
     loaders()
   } catch (e) {

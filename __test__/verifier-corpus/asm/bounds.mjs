@@ -118,7 +118,11 @@ const MAP_BOUNDS = [
 ]
 for (const t of TYPES) {
   for (const [name, code, ok] of MAP_BOUNDS) {
-    out.push(prog(`${t}_bounds_map_value_${name}${sfx(ok)}`, t, `${KTIME}\n${code}\n${USE_VALUE}\nout:\nr0 = 0\nexit`, [ARRAY_4_64]))
+    out.push(
+      prog(`${t}_bounds_map_value_${name}${sfx(ok)}`, t, `${KTIME}\n${code}\n${USE_VALUE}\nout:\nr0 = 0\nexit`, [
+        ARRAY_4_64,
+      ]),
+    )
   }
   // Fixed offsets into the 64-byte value: last byte, one past, an 8-byte read ending at the end.
   for (const [name, access, ok] of [
@@ -130,7 +134,11 @@ for (const t of TYPES) {
     ['write_u64_off_56', '*(u64 *)(r0 + 56) = 1', true],
     ['write_u64_off_57', '*(u64 *)(r0 + 57) = 1', false],
   ]) {
-    out.push(prog(`${t}_map_value_${name}${sfx(ok)}`, t, `${LOOKUP0}\nif r0 == 0 goto out\n${access}\nout:\nr0 = 0\nexit`, [ARRAY_4_64]))
+    out.push(
+      prog(`${t}_map_value_${name}${sfx(ok)}`, t, `${LOOKUP0}\nif r0 == 0 goto out\n${access}\nout:\nr0 = 0\nexit`, [
+        ARRAY_4_64,
+      ]),
+    )
   }
 }
 export default out

@@ -18,11 +18,23 @@ const ATOMICS = [
   ['stack_add_misaligned', `${INIT}\nlock *(u64 *)(r10 - 4) += r1`, false],
   ['stack_add_u8_size_invalid', null, false],
   ['stack_xchg_pointer_into_slot_privileged', `${INIT}\nr1 = r10\nr1 = xchg_64(r10 - 8, r1)`, true],
-  ['stack_spilled_pointer_atomic_add_privileged', 'r2 = r10\n*(u64 *)(r10 - 8) = r2\nr1 = 1\nlock *(u64 *)(r10 - 8) += r1', true],
+  [
+    'stack_spilled_pointer_atomic_add_privileged',
+    'r2 = r10\n*(u64 *)(r10 - 8) = r2\nr1 = 1\nlock *(u64 *)(r10 - 8) += r1',
+    true,
+  ],
   ['ctx_add', 'r2 = 1\nlock *(u64 *)(r1 + 0) += r2', false],
   ['map_value_add', `${LOOKUP0}\nif r0 == 0 goto +2\nr1 = 1\nlock *(u64 *)(r0 + 0) += r1`, true],
-  ['map_value_fetch_add_past_end', `${LOOKUP0}\nif r0 == 0 goto +2\nr1 = 1\nr1 = atomic_fetch_add((u64 *)(r0 + 4), r1)`, false],
-  ['map_value_source_pointer_privileged', `${LOOKUP0}\nif r0 == 0 goto +2\nr1 = r10\nlock *(u64 *)(r0 + 0) += r1`, true],
+  [
+    'map_value_fetch_add_past_end',
+    `${LOOKUP0}\nif r0 == 0 goto +2\nr1 = 1\nr1 = atomic_fetch_add((u64 *)(r0 + 4), r1)`,
+    false,
+  ],
+  [
+    'map_value_source_pointer_privileged',
+    `${LOOKUP0}\nif r0 == 0 goto +2\nr1 = r10\nlock *(u64 *)(r0 + 0) += r1`,
+    true,
+  ],
   ['map_value_xchg_pointer_privileged', `${LOOKUP0}\nif r0 == 0 goto +2\nr1 = r10\nr1 = xchg_64(r0 + 0, r1)`, true],
   ['scalar_address', 'r2 = 4096\nr1 = 1\nlock *(u64 *)(r2 + 0) += r1', false],
 ]
@@ -34,7 +46,13 @@ for (const t of TYPES) {
   }
 }
 // Atomics on packet memory are refused.
-out.push(prog('xdp_atomic_packet_add_rej', 'xdp', 'r2 = *(u32 *)(r1 + 0)\nr3 = *(u32 *)(r1 + 4)\nr4 = r2\nr4 += 8\nif r4 > r3 goto +2\nr1 = 1\nlock *(u64 *)(r2 + 0) += r1\nr0 = 2\nexit'))
+out.push(
+  prog(
+    'xdp_atomic_packet_add_rej',
+    'xdp',
+    'r2 = *(u32 *)(r1 + 0)\nr3 = *(u32 *)(r1 + 4)\nr4 = r2\nr4 += 8\nif r4 > r3 goto +2\nr1 = 1\nlock *(u64 *)(r2 + 0) += r1\nr0 = 2\nexit',
+  ),
+)
 
 // LD_ABS / LD_IND: socket filters only; the context must be in r6; r1-r5 are clobbered.
 const LD = [
@@ -72,7 +90,11 @@ const V4 = [
   ['movsx_from_pointer_then_deref', 'r2 = r10\nr2 = (s32)r2\nr0 = *(u8 *)(r2 - 8)', false],
   ['ldsx_stack', '*(u64 *)(r10 - 8) = -1\nr0 = *(s8 *)(r10 - 8)', true],
   ['ldsx_ctx_field', null, null],
-  ['ldsx_range_used_as_offset', '*(u64 *)(r10 - 8) = -1\nr0 = *(s8 *)(r10 - 8)\nr2 = r10\nr2 += -200\nr2 += r0\n*(u8 *)(r2 + 0) = 1', true],
+  [
+    'ldsx_range_used_as_offset',
+    '*(u64 *)(r10 - 8) = -1\nr0 = *(s8 *)(r10 - 8)\nr2 = r10\nr2 += -200\nr2 += r0\n*(u8 *)(r2 + 0) = 1',
+    true,
+  ],
   ['bswap64', 'r0 = 1\nr0 = bswap64 r0', true],
   ['be32', 'r0 = 1\nr0 = be32 r0', true],
   ['gotol_over_dead_insn', 'r0 = 0\ngotol +1\nr0 = 1', false],

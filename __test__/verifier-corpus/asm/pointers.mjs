@@ -58,24 +58,64 @@ const MAPS = [
   ['map_ptr_add', 'r1 = map[0] ll\nr1 += 8\nr0 = 0\nexit', false],
   // struct bpf_map's fields are readable through BTF.
   ['map_ptr_deref_struct_bpf_map', 'r1 = map[0] ll\nr0 = *(u64 *)(r1 + 0)\nr0 = 0\nexit', true],
-  ['map_ptr_store_to_stack_fill_call', `r1 = map[0] ll\n*(u64 *)(r10 - 16) = r1\n*(u32 *)(r10 - 4) = 0\nr2 = r10\nr2 += -4\nr1 = *(u64 *)(r10 - 16)\ncall 1\nr0 = 0\nexit`, true],
+  [
+    'map_ptr_store_to_stack_fill_call',
+    `r1 = map[0] ll\n*(u64 *)(r10 - 16) = r1\n*(u32 *)(r10 - 4) = 0\nr2 = r10\nr2 += -4\nr1 = *(u64 *)(r10 - 16)\ncall 1\nr0 = 0\nexit`,
+    true,
+  ],
   // An array lookup with a constant key below max_entries cannot fail: 6.18 drops the null.
   ['array_const_key_lookup_deref_without_check', `${LOOKUP0}\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`, true],
-  ['array_const_key_4_past_max_entries_deref', `*(u32 *)(r10 - 4) = 4\nr2 = r10\nr2 += -4\nr1 = map[0] ll\ncall 1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`, false],
-  ['array_var_key_lookup_deref_without_check', `call 7\n*(u32 *)(r10 - 4) = r0\nr2 = r10\nr2 += -4\nr1 = map[0] ll\ncall 1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`, false],
+  [
+    'array_const_key_4_past_max_entries_deref',
+    `*(u32 *)(r10 - 4) = 4\nr2 = r10\nr2 += -4\nr1 = map[0] ll\ncall 1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`,
+    false,
+  ],
+  [
+    'array_var_key_lookup_deref_without_check',
+    `call 7\n*(u32 *)(r10 - 4) = r0\nr2 = r10\nr2 += -4\nr1 = map[0] ll\ncall 1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`,
+    false,
+  ],
   ['map_value_or_null_deref', `${LOOKUP0}\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`, false],
   ['map_value_or_null_add_before_check', `${LOOKUP0}\nr0 += 8\nif r0 == 0 goto +1\nr0 = 0\nexit`, false],
   ['map_value_checked_deref', `${LOOKUP0}\nif r0 == 0 goto +1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`, true],
-  ['map_value_checked_ne_form', `${LOOKUP0}\nif r0 != 0 goto +2\nr0 = 0\nexit\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`, true],
+  [
+    'map_value_checked_ne_form',
+    `${LOOKUP0}\nif r0 != 0 goto +2\nr0 = 0\nexit\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`,
+    true,
+  ],
   ['map_value_wrong_branch_deref', `${LOOKUP0}\nif r0 != 0 goto +1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`, false],
-  ['map_value_copy_checked_via_id', `${LOOKUP0}\nr6 = r0\nif r0 == 0 goto +1\nr0 = *(u64 *)(r6 + 0)\nr0 = 0\nexit`, true],
-  ['map_value_spilled_copy_checked_via_id', `${LOOKUP0}\n*(u64 *)(r10 - 16) = r0\nif r0 == 0 goto +2\nr1 = *(u64 *)(r10 - 16)\nr0 = *(u64 *)(r1 + 0)\nr0 = 0\nexit`, true],
-  ['map_value_copy_of_other_lookup_unchecked', `${LOOKUP0}\nr6 = r0\n${LOOKUP0}\nif r0 == 0 goto +1\nr0 = *(u64 *)(r6 + 0)\nr0 = 0\nexit`, false],
-  ['map_value_compare_with_1_not_null_check', `${LOOKUP0}\nif r0 == 1 goto +1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`, false],
+  [
+    'map_value_copy_checked_via_id',
+    `${LOOKUP0}\nr6 = r0\nif r0 == 0 goto +1\nr0 = *(u64 *)(r6 + 0)\nr0 = 0\nexit`,
+    true,
+  ],
+  [
+    'map_value_spilled_copy_checked_via_id',
+    `${LOOKUP0}\n*(u64 *)(r10 - 16) = r0\nif r0 == 0 goto +2\nr1 = *(u64 *)(r10 - 16)\nr0 = *(u64 *)(r1 + 0)\nr0 = 0\nexit`,
+    true,
+  ],
+  [
+    'map_value_copy_of_other_lookup_unchecked',
+    `${LOOKUP0}\nr6 = r0\n${LOOKUP0}\nif r0 == 0 goto +1\nr0 = *(u64 *)(r6 + 0)\nr0 = 0\nexit`,
+    false,
+  ],
+  [
+    'map_value_compare_with_1_not_null_check',
+    `${LOOKUP0}\nif r0 == 1 goto +1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`,
+    false,
+  ],
   ['map_value_store_pointer_into_value', `${LOOKUP0}\nif r0 == 0 goto +1\n*(u64 *)(r0 + 0) = r10\nr0 = 0\nexit`, true],
   ['map_value_mul', `${LOOKUP0}\nif r0 == 0 goto +1\nr0 *= 2\nr0 = 0\nexit`, false],
-  ['map_value_sub_const_then_read', `${LOOKUP0}\nif r0 == 0 goto +3\nr0 += 8\nr0 -= 8\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`, true],
-  ['map_value_var_add_unbounded', `${LOOKUP0}\nif r0 == 0 goto +4\nr6 = r0\ncall 5\nr6 += r0\nr0 = *(u8 *)(r6 + 0)\nr0 = 0\nexit`, false],
+  [
+    'map_value_sub_const_then_read',
+    `${LOOKUP0}\nif r0 == 0 goto +3\nr0 += 8\nr0 -= 8\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`,
+    true,
+  ],
+  [
+    'map_value_var_add_unbounded',
+    `${LOOKUP0}\nif r0 == 0 goto +4\nr6 = r0\ncall 5\nr6 += r0\nr0 = *(u8 *)(r6 + 0)\nr0 = 0\nexit`,
+    false,
+  ],
   ['lookup_result_used_as_scalar_after_check', `${LOOKUP0}\nif r0 == 0 goto +1\nr0 = 1\nexit`, true],
   ['return_map_value_or_null', `${LOOKUP0}\nexit`, true],
 ]
@@ -83,7 +123,11 @@ for (const t of TYPES) {
   for (const [name, code, ok] of MAPS) {
     // Null checks are about hash lookups (which may miss); the array_ ones are about the array case.
     const hash = !name.startsWith('array_') && !name.startsWith('map_ptr')
-    out.push(prog(`${t}_ptr_${name}${sfx(ok)}`, t, hash ? code.replaceAll(LOOKUP0, LOOKUP_HASH) : code, [hash ? HASH_8_16 : ARRAY_4_8]))
+    out.push(
+      prog(`${t}_ptr_${name}${sfx(ok)}`, t, hash ? code.replaceAll(LOOKUP0, LOOKUP_HASH) : code, [
+        hash ? HASH_8_16 : ARRAY_4_8,
+      ]),
+    )
   }
 }
 export default out
