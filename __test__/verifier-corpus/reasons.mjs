@@ -39,19 +39,37 @@ export const REASONS = [
       'deliberate: perf_event_array and stack_trace maps need perf events and kernel stacks, which this runtime does not provide; the load fails before verification',
   },
   {
-    ours: /unknown helper (14|16|109|118)\b/,
+    kind: 'verdict',
+    ours: /unknown helper \d+/,
     reason:
-      'helper not provided by this runtime (get_current_pid_tgid 14, get_current_comm 16, send_signal 109, jiffies64 118 are not in our helper table for this type): the load fails in validation',
+      'helper not provided by this runtime for this program type (get_current_pid_tgid, get_current_comm, send_signal, jiffies64, get_socket_cookie, get_socket_uid): the load fails in validation',
   },
   {
-    ours: /unknown helper 26\b/,
+    kernel: /program of this type cannot use helper/,
+    ours: /unknown helper \d+/,
     reason:
-      'wording: bpf_skb_load_bytes is not a helper of this program type in our table either, but the validator says "unknown helper" where the kernel says "program of this type cannot use helper"',
+      'wording: the helper is not one of this program type in our table either, but the validator says "unknown helper N" where the kernel says "program of this type cannot use helper"',
   },
   {
     ours: /unknown helper (0|999)\b/,
     reason:
-      'wording: our validator refuses an unknown helper id before verification ("unknown helper N"); the kernel says "invalid func unknown#N" or names bpf_unspec',
+      'wording: our validator refuses an unknown helper id before verification ("unknown helper N"); the kernel says "invalid func unknown#N"',
+  },
+  {
+    kind: 'message',
+    ours: /unknown helper \d+/,
+    reason:
+      'helper not provided by this runtime for this program type: the validator refuses the call before the verifier reaches the rule the kernel names',
+  },
+  {
+    kernel: /^write into map forbidden/,
+    reason:
+      'missing feature (we accept what the kernel refuses): stores into a map that programs may only read (BPF_F_RDONLY_PROG, as .rodata is) are not refused by our verifier',
+  },
+  {
+    name: /_map_in_map_/,
+    reason:
+      'missing feature: a lookup in an array_of_maps/hash_of_maps gives our verifier a map value, not the inner map pointer (or null) the kernel tracks',
   },
   // The validator (isa) refuses these before verification, in its own words.
   {
