@@ -8,7 +8,7 @@
 // - Assembly: asm/*.mjs, each a list of { name, type, maps, text } in the llvm/kernel dialect that
 //   `assemble` reads; loaded by crates/ebpf-vm/tests/verifier_support/kernel_load.c (raw bpf()).
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -40,6 +40,11 @@ export async function asmPrograms() {
     for (const p of mod.default) out.push({ maps: [], ...p, file: `asm/${file}` })
   }
   return out
+}
+
+/** verdicts.json's programs: name -> { kind, file, verdict, errno?, message?, processed? }. */
+export function recordedVerdictsOf() {
+  return JSON.parse(readFileSync(VERDICTS_FILE, 'utf8')).programs
 }
 
 /** The C objects, relative to the corpus directory. */

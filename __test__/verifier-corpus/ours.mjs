@@ -34,6 +34,14 @@ function verdictOf(load) {
   }
 }
 
+/** Our verdict on one assembly program (`{ type, maps }` as asm/*.mjs give them) of these bytes. */
+export function ourAsmVerdict(program, bytes) {
+  return verdictOf(() => {
+    const maps = program.maps.map((m) => new BpfMap(m))
+    new Program({ type: OUR_PROG_TYPE[program.type], instructions: bytes, maps, mode: 'verified' })
+  })
+}
+
 /** Our verdict on every recorded program: name -> { verdict, errno?, message?, error? }. */
 export async function ourVerdicts(recorded) {
   const out = {}
@@ -43,10 +51,7 @@ export async function ourVerdicts(recorded) {
     if (r.kind === 'asm') {
       const p = asm.get(name)
       if (!p) throw new Error(`verdicts.json names ${name}, which no asm/*.mjs file defines`)
-      out[name] = verdictOf(() => {
-        const maps = p.maps.map((m) => new BpfMap(m))
-        new Program({ type: OUR_PROG_TYPE[p.type], instructions: assemble(p.text), maps, mode: 'verified' })
-      })
+      out[name] = ourAsmVerdict(p, assemble(p.text))
     } else {
       if (!specs.has(r.file)) specs.set(r.file, loadCollectionSpecSync(join(CORPUS_DIR, r.file)))
       const spec = specs.get(r.file)

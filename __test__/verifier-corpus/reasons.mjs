@@ -73,6 +73,18 @@ export const REASONS = [
   },
   // The validator (isa) refuses these before verification, in its own words.
   {
+    name: /_enc_exit_with_offset_/,
+    reason:
+      'validator stricter than the kernel: ours requires the offset field of exit to be zero (RFC 9669 reserves it); 6.18 does not look at it',
+  },
+  {
+    kind: 'message',
+    name: /_enc_/,
+    ours: /^instruction \d+: /,
+    reason:
+      'wording: our validator refuses a malformed encoding before verification with a message naming the field and the value; the kernel says "<class> uses reserved fields", "unknown opcode", "invalid bpf_ld_imm64 insn"',
+  },
+  {
     ours: /last instruction must be exit/,
     reason:
       'wording: our validator refuses a program that does not end in exit or ja, before verification, in its own words',
