@@ -146,6 +146,9 @@ const programSlots: Slot[] = [
       lineInfo: [],
       onPerfEvent: () => {},
       helpers: {},
+      logLevel: 0,
+      license: 'GPL',
+      dataSize: 8,
     },
     (o) => new Program(o as never),
     { maps: /maps/i, helpers: /helper/i, instructions: /instructions|bytecode/ },
@@ -338,7 +341,7 @@ const collectionSlots: Slot[] = [
   { label: 'new Collection(spec)', names: /CollectionSpec/, call: (v) => new Collection(v as never) },
   ...optionSlots(
     'new Collection',
-    { engine: 'auto', mode: 'checked', budget: 100, mapReplacements: {}, pinPath: '/sys/fs/bpf' },
+    { engine: 'auto', mode: 'checked', logLevel: 0, budget: 100, mapReplacements: {}, pinPath: '/sys/fs/bpf' },
     (o) => new Collection(spec(), o as never),
   ),
   {

@@ -8,9 +8,9 @@
 import { checkBytes, checkDenseArray, checkObject, checkString, describeValue, optionsObject } from './arguments.js'
 import { type Codec, codec } from './btf/codec.js'
 import type { BtfType } from './btf/types.js'
-import { EbpfError, LoadError, MapError } from './errors.js'
+import { EbpfError, LoadError, MapError, VerifierError } from './errors.js'
 import { asBpfMap, BpfMap, MAP_TYPES, type MapCodecs, type MapDefinition } from './map.js'
-import { type EngineName, Program, type ProgramType, type SafetyMode } from './program.js'
+import { defaultMode, type EngineName, Program, type ProgramType, type SafetyMode } from './program.js'
 import type { CollectionSpec, MapSpec, ProgramSpec } from './spec.js'
 
 export interface CollectionOptions {
@@ -76,6 +76,35 @@ const PROGRAM_TYPES: Record<string, ProgramType> = {
   raw_tracepoint_writable: 'tracing',
   perf_event: 'tracing',
   tracing: 'tracing',
+}
+
+/**
+ * libbpf program types that run here as `socket_filter` but whose context and helpers the verifier
+ * does not model (tc's writable `__sk_buff` fields and direct packet access, cgroup_skb's socket
+ * fields): verifying them as socket filters would refuse what the kernel accepts, in the kernel's
+ * words. Tracing types are verified as kprobes (README "Verifier").
+ */
+const NOT_VERIFIABLE = new Set(['sched_cls', 'sched_act', 'cgroup_skb'])
+
+/** ENOTSUPP for a program mode 'verified' cannot take yet. */
+function checkVerifiable(spec: ProgramSpec): void {
+  if (NOT_VERIFIABLE.has(spec.type)) {
+    throw new LoadError(
+      'ENOTSUPP',
+      `program '${spec.name}' (section '${spec.section}'): mode 'verified' does not model ${spec.type} programs yet ` +
+        `(their context and helpers differ from a socket filter's); load it in mode 'checked'`,
+    )
+  }
+}
+
+/** `load()`, a verifier's rejection naming program `name`. */
+function named(name: string, load: () => Program): Program {
+  try {
+    return load()
+  } catch (e) {
+    if (e instanceof VerifierError) e.program = name
+    throw e
+  }
 }
 
 /** The engine's program type for a program spec, or a LoadError naming the unsupported type. */
@@ -284,22 +313,28 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
     for (const m of mapSpecs) this.#fillInnerMaps(m)
     for (const p of chosen) {
       const { instructions, maps } = relocate(p, this.maps)
+      const type = programTypeOf(p)
+      if ((opts.mode ?? defaultMode(type)) === 'verified') checkVerifiable(p)
       this.programs.set(
         p.name,
-        new Program({
-          type: programTypeOf(p),
-          instructions,
-          maps,
-          engine: opts.engine,
-          mode: opts.mode,
-          logLevel: opts.logLevel,
-          license: spec.license,
-          budget: opts.budget,
-          pointerLeaks: opts.pointerLeaks,
-          blindConstants: opts.blindConstants,
-          lineInfo: p.lineInfo,
-          funcEntries: [...p.subprograms.map((s) => s.insn), ...p.funcInfo.map((f) => f.insn)],
-        }),
+        named(
+          p.name,
+          () =>
+            new Program({
+              type,
+              instructions,
+              maps,
+              engine: opts.engine,
+              mode: opts.mode,
+              logLevel: opts.logLevel,
+              license: spec.license,
+              budget: opts.budget,
+              pointerLeaks: opts.pointerLeaks,
+              blindConstants: opts.blindConstants,
+              lineInfo: p.lineInfo,
+              funcEntries: [...p.subprograms.map((s) => s.insn), ...p.funcInfo.map((f) => f.insn)],
+            }),
+        ),
       )
     }
     for (const m of mapSpecs) this.#fillProgArray(m, opts.programs !== undefined)

@@ -70,10 +70,13 @@ export class LoadError extends EbpfError {
  * (`EACCES` for most, `EINVAL` where the kernel says EINVAL, `E2BIG` for a program too large to
  * verify), `insn` the rejected instruction slot, `message` the kernel-style rejection line (with the
  * C source line when the object has line info, also in `source`), and `log` the verifier's whole
- * log in the kernel's format, never truncated (at `logLevel` 1 when the load asked for none).
+ * log in the kernel's format, never truncated (at `logLevel` 1 when the load asked for none). A
+ * `Collection` names the program in `program`.
  */
 export class VerifierError extends LoadError {
   readonly log: string
+  /** The rejected program's name, when a `Collection` loaded it. */
+  program: string | undefined
   constructor(code: ErrorCode, message: string, details: { insn?: number | undefined; log: string }) {
     super(code, message, details.insn)
     this.log = details.log

@@ -7,6 +7,7 @@ import { genTypesCommand } from './gen-types.js'
 import { mapListCommand } from './map.js'
 import { progListCommand } from './prog.js'
 import { runCommand } from './run.js'
+import { verifyCommand } from './verify.js'
 
 export const COMMANDS: readonly Command[] = [
   asmCommand,
@@ -16,6 +17,7 @@ export const COMMANDS: readonly Command[] = [
   btfDumpCommand,
   genTypesCommand,
   runCommand,
+  verifyCommand,
 ]
 
 /** Second words of the groups; `show` is bpftool's alias of `list`. */

@@ -15,6 +15,7 @@ use crate::limits::RunLimits;
 use crate::memory::{Region, Regions};
 use crate::pointer_leaks::{self, PointerLeaks};
 use crate::verification::{verify_load, LoadFacts, SourceLine, VerifierReport, MAX_LOG_LEVEL};
+use crate::verifier::access::PT_REGS_SIZE;
 use crate::verifier::ProgramKind;
 
 /// Which engine runs the program.
@@ -360,11 +361,11 @@ impl Program {
         unsafe { std::ptr::write_bytes(reach_start as *mut u8, 0, reach) };
         let mut regions = Regions::new();
         regions.push(Region::new(reach_start, reach as u64, true));
-        // Declared after the stack, so dropped before it: a lock word on the stack is released
-        // while the stack is alive (see `RunState`'s `Drop`).
-        if let Some(trap) = self.unverified_input(input.data.len()) {
+        if let Some(trap) = self.unverified_input(input.data.len(), cx.ctx.map(<[u8]>::len)) {
             return (Err(trap), 0);
         }
+        // Declared after the stack, so dropped before it: a lock word on the stack is released
+        // while the stack is alive (see `RunState`'s `Drop`).
         let mut state = RunState::new(self.options.prog_type);
         state.stack = (stack_bytes, STACK_SIZE as u64);
         state.limits = limits.clone();
@@ -385,22 +386,39 @@ impl Program {
         (Program::finish(&state, result, held), state.perf_lost)
     }
 
-    /// A verified raw program's proof holds for data of the size it was verified with only.
-    fn unverified_input(&self, len: usize) -> Option<Trap> {
+    /// A run whose input does not fit what a verified program was proved against
+    /// (`verifier_kind`): a raw program's data must have the length it was verified for, a
+    /// tracing program's context must be a whole `struct pt_regs`.
+    fn unverified_input(&self, data_len: usize, ctx_len: Option<usize>) -> Option<Trap> {
         self.verifier.as_ref()?;
-        let size = self
-            .options
-            .data_size
-            .filter(|_| self.options.prog_type == ProgramType::Raw)?;
-        (len as u64 != size as u64).then(|| Trap {
+        let message = match self.options.prog_type {
+            ProgramType::Raw => {
+                let size = self.options.data_size?;
+                (data_len as u64 != size as u64).then(|| {
+                    format!(
+                        "this program was verified for {size} bytes of data (dataSize) and was \
+                         given {data_len}"
+                    )
+                })?
+            }
+            ProgramType::Tracing => {
+                let len = ctx_len.unwrap_or(0);
+                (len < PT_REGS_SIZE as usize).then(|| {
+                    format!(
+                        "this program was verified as a kprobe, whose context is a struct pt_regs \
+                         of {PT_REGS_SIZE} bytes, and was given {len} bytes of context"
+                    )
+                })?
+            }
+            ProgramType::SocketFilter | ProgramType::Xdp => return None,
+        };
+        Some(Trap {
             kind: TrapKind::InvalidInput,
             pc: 0,
             addr: 0,
             size: 0,
             insn_count: 0,
-            message: format!(
-                "this program was verified for {size} bytes of data (dataSize) and was given {len}"
-            ),
+            message,
             place: None,
         })
     }
@@ -536,7 +554,8 @@ impl Program {
 }
 
 /// The program type as the verifier models it: `Raw` as `data_size` bytes of memory (refused
-/// without one), `Tracing` as a kprobe's `struct pt_regs` (read only).
+/// without one), `Tracing` as a kprobe's `struct pt_regs` (read only). Runs must bring inputs
+/// of these sizes (`unverified_input`).
 fn verifier_kind(options: &ProgramOptions) -> Result<ProgramKind, LoadError> {
     Ok(match options.prog_type {
         ProgramType::Raw => match options.data_size {

@@ -376,7 +376,7 @@ fn ctx_load(
 }
 
 /// `sizeof(struct pt_regs)` on x86-64 (21 registers of 8 bytes), the kprobe context.
-const PT_REGS_SIZE: u32 = 168;
+pub const PT_REGS_SIZE: u32 = 168;
 
 /// What a read of `size` bytes at `at` (fixed, aligned, in bounds) gives
 /// (`check_stack_read_fixed_off`): a spilled register back whole; a narrower read of a scalar

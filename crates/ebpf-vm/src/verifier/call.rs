@@ -6,7 +6,8 @@
 //!
 //! Not yet (each a rejection that says so): callbacks (`ARG_PTR_TO_FUNC`), ring buffer records
 //! and their references, spin locks, constant strings, bpf-to-bpf calls and kfuncs, and the
-//! helpers that change packet data (their packet pointers would have to be invalidated).
+//! helpers that change packet data (their packet pointers would have to be invalidated), lookups
+//! in maps of maps (they return the inner map).
 
 use super::access;
 use super::arith::check_init;
@@ -35,15 +36,21 @@ const CHANGES_PACKET: [i32; 14] = [9, 10, 11, 13, 18, 19, 31, 38, 39, 43, 44, 50
 /// (`check_map_func_compatibility`, the part our helpers meet): prog arrays (3) with tail_call
 /// (12); perf event arrays (4) with perf_event_read (22), perf_event_output (25),
 /// perf_event_read_value (55), skb_output (111), xdp_output (121); queues (22) and stacks (23)
-/// with push (87), pop (88), peek (89); ring buffers (27) with ringbuf_output (130),
-/// reserve (131), query (134).
-const MAP_FUNCS: [(u32, &[i32]); 5] = [
+/// with push (87), pop (88), peek (89); bloom filters (30) with push and peek (not pop); ring
+/// buffers (27) with ringbuf_output (130), reserve (131), query (134).
+const MAP_FUNCS: [(u32, &[i32]); 6] = [
     (3, &[12]),
     (4, &[22, 25, 55, 111, 121]),
     (22, &[87, 88, 89]),
     (23, &[87, 88, 89]),
     (27, &[130, 131, 134]),
+    (30, &[87, 89]),
 ];
+
+/// `BPF_MAP_TYPE_ARRAY_OF_MAPS`, `BPF_MAP_TYPE_HASH_OF_MAPS`: programs may only look them up
+/// (one way: lookups take other maps too), and a lookup gives the inner map
+/// (`CONST_PTR_TO_MAP`), not a value.
+const MAP_OF_MAPS: [u32; 2] = [12, 13];
 
 /// What the arguments checked so far tell the later ones (`struct bpf_call_arg_meta`, in part).
 #[derive(Default)]
@@ -136,6 +143,12 @@ pub fn helper_call(
                     format!("helper {name}#{id} returns a map value but takes no map"),
                 ));
             };
+            if MAP_OF_MAPS.contains(&map.map_type) {
+                // Typing it as a value would let the program read the inner map's handle.
+                return Err(unsupported(&format!(
+                    "{name}#{id} in a map of maps (the inner map it returns)"
+                )));
+            }
             let elided = id == BPF_FUNC_MAP_LOOKUP_ELEM && key_in_array(&map, meta.key);
             if elided {
                 // An array element that exists: no NULL to check for.
@@ -185,6 +198,9 @@ fn check_map_func(map: &MapRef, id: i32, name: &str) -> Result<(), Refusal> {
             ),
         )
     };
+    if MAP_OF_MAPS.contains(&map.map_type) && id != BPF_FUNC_MAP_LOOKUP_ELEM {
+        return Err(refused());
+    }
     if let Some((_, funcs)) = MAP_FUNCS.iter().find(|(t, _)| *t == map.map_type) {
         if !funcs.contains(&id) {
             return Err(refused());

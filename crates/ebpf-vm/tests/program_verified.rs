@@ -1,0 +1,204 @@
+//! `Mode::Verified` through `Program::load`, the Rust API: the verifier runs on the load, a
+//! rejection is a `LoadError` with the verifier's errno, slot, message and log, an accepted
+//! program reports what the verifier did. The verdicts, errnos, messages and processed counts
+//! are the live kernel's (Linux 6.18, `tests/verifier_support/kernel_load.c`, the same
+//! instructions loaded as XDP programs); raw programs (no kernel type) by hand computation.
+
+mod common;
+
+use common::{bytes, exit, i, mov64_imm};
+use ebpf_vm::isa::Insn;
+use ebpf_vm::{
+    ContextInput, ErrorCode, Mode, Program, ProgramOptions, ProgramType, RunInput, TrapKind,
+};
+
+/// r2 = ctx->data; r0 = *(u8 *)r2 (no check against data_end); r0 = 2; exit.
+fn xdp_unchecked() -> Vec<Insn> {
+    vec![
+        i(0x61, 2, 1, 0, 0),
+        i(0x71, 0, 2, 0, 0),
+        mov64_imm(0, 2),
+        exit(),
+    ]
+}
+
+/// The same read after `if data + 1 > data_end goto +1`.
+fn xdp_checked() -> Vec<Insn> {
+    vec![
+        i(0x61, 2, 1, 0, 0),
+        i(0x61, 3, 1, 4, 0),
+        i(0xbf, 4, 2, 0, 0),
+        i(0x07, 4, 0, 0, 1),
+        i(0x2d, 4, 3, 1, 0),
+        i(0x71, 0, 2, 0, 0),
+        mov64_imm(0, 2),
+        exit(),
+    ]
+}
+
+fn verified(prog_type: ProgramType) -> ProgramOptions {
+    ProgramOptions {
+        prog_type,
+        mode: Mode::Verified,
+        ..ProgramOptions::default()
+    }
+}
+
+#[test]
+fn a_rejection_is_a_load_error_with_the_kernel_errno_message_and_log() {
+    let e = Program::load(&bytes(&xdp_unchecked()), verified(ProgramType::Xdp))
+        .expect_err("the kernel rejects it");
+    assert_eq!(e.code, ErrorCode::Eacces);
+    assert_eq!(e.insn, Some(1));
+    // The kernel's two lines.
+    assert_eq!(
+        e.message,
+        "invalid access to packet, off=0 size=1, R2(id=0,off=0,r=0)\nR2 offset is outside of the packet"
+    );
+    // Log level 0 was asked for: the rejection is logged at level 1 all the same.
+    let log = e.log.expect("a verifier rejection carries its log");
+    assert!(
+        log.contains("1: (71) r0 = *(u8 *)(r2 +0)\ninvalid access to packet"),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_accepted_program_reports_what_the_verifier_did() {
+    let p = Program::load(&bytes(&xdp_checked()), verified(ProgramType::Xdp)).expect("accepted");
+    assert_eq!(p.mode(), Mode::Verified);
+    let report = p.verifier_report().expect("verified");
+    // The kernel: "processed 10 insns (limit 1000000)".
+    assert_eq!(report.processed_insns, 10);
+    assert_eq!(report.log, "");
+    let logged = Program::load(
+        &bytes(&xdp_checked()),
+        ProgramOptions {
+            log_level: 2,
+            ..verified(ProgramType::Xdp)
+        },
+    )
+    .expect("accepted");
+    let log = &logged.verifier_report().expect("verified").log;
+    // A line of the kernel's level-2 log of the same program.
+    assert!(
+        log.contains("4: (2d) if r4 > r3 goto pc+1          ; R3=pkt_end() R4=pkt(off=1,r=1)\n"),
+        "{log}"
+    );
+    let checked = Program::load(&bytes(&xdp_unchecked()), ProgramOptions::default())
+        .expect("checked mode needs no proof");
+    assert!(checked.verifier_report().is_none());
+}
+
+#[test]
+fn gpl_only_helpers_need_a_gpl_compatible_license() {
+    // *(u64 *)(r10 - 8) = 0; bpf_trace_printk(r10 - 8, 8); r0 = 2.
+    let printk = [
+        mov64_imm(1, 0),
+        i(0x7b, 10, 1, -8, 0),
+        i(0xbf, 1, 10, 0, 0),
+        i(0x07, 1, 0, 0, -8),
+        mov64_imm(2, 8),
+        i(0x85, 0, 0, 0, 6),
+        mov64_imm(0, 2),
+        exit(),
+    ];
+    let e = Program::load(
+        &bytes(&printk),
+        ProgramOptions {
+            gpl_compatible: false,
+            ..verified(ProgramType::Xdp)
+        },
+    )
+    .expect_err("the kernel refuses it under a proprietary license");
+    assert_eq!(e.code, ErrorCode::Einval);
+    assert_eq!(e.insn, Some(5));
+    assert_eq!(
+        e.message,
+        "cannot call GPL-restricted function from non-GPL compatible program"
+    );
+    assert!(Program::load(&bytes(&printk), verified(ProgramType::Xdp)).is_ok());
+    for (license, gpl) in [
+        ("GPL", true),
+        ("Dual BSD/GPL", true),
+        ("GPL v2", true),
+        ("MIT", false),
+        ("", false),
+        ("gpl", false),
+    ] {
+        assert_eq!(
+            ebpf_vm::license_is_gpl_compatible(license),
+            gpl,
+            "{license}"
+        );
+    }
+}
+
+#[test]
+fn raw_programs_are_verified_against_data_size_and_runs_must_bring_that_much() {
+    // r0 = *(u64 *)(r1 + 8): bytes 8..16 of the data.
+    let read = bytes(&[i(0x79, 0, 1, 8, 0), exit()]);
+    let e = Program::load(&read, verified(ProgramType::Raw)).expect_err("no data size");
+    assert_eq!(e.code, ErrorCode::Enotsupp);
+    assert!(e.message.contains("dataSize"), "{}", e.message);
+    let short = ProgramOptions {
+        data_size: Some(15),
+        ..verified(ProgramType::Raw)
+    };
+    let e = Program::load(&read, short).expect_err("8 + 8 > 15");
+    assert_eq!((e.code, e.insn), (ErrorCode::Eacces, Some(0)));
+    let p = Program::load(
+        &read,
+        ProgramOptions {
+            data_size: Some(16),
+            ..verified(ProgramType::Raw)
+        },
+    )
+    .expect("8 + 8 <= 16");
+    let mut data = [0u8; 16];
+    data[8] = 0x2a;
+    let out = p
+        .run(&mut RunInput {
+            data: &mut data,
+            budget: None,
+        })
+        .expect("runs");
+    assert_eq!(out.r0, 0x2a);
+    let trap = p
+        .run(&mut RunInput {
+            data: &mut [0u8; 15],
+            budget: None,
+        })
+        .expect_err("data shorter than the proof");
+    assert_eq!(trap.kind, TrapKind::InvalidInput);
+    assert!(trap.message.contains("16 bytes"), "{}", trap.message);
+}
+
+#[test]
+fn tracing_programs_are_verified_as_kprobes_and_runs_must_bring_a_whole_pt_regs() {
+    // r0 = *(u64 *)(r1 + 112): a field of struct pt_regs (168 bytes on x86-64), which a
+    // kprobe may read; 168 would be past its end (hand computation).
+    let read = |off: i16| bytes(&[i(0x79, 0, 1, off, 0), exit()]);
+    let e = Program::load(&read(168), verified(ProgramType::Tracing)).expect_err("past pt_regs");
+    assert_eq!(e.code, ErrorCode::Eacces);
+    assert_eq!(e.message, "invalid bpf_context access off=168 size=8");
+    let p = Program::load(&read(112), verified(ProgramType::Tracing)).expect("inside pt_regs");
+    let mut regs = [0u8; 168];
+    regs[112] = 7;
+    let run = |ctx: &[u8]| {
+        p.run_with_context(
+            &mut RunInput {
+                data: &mut [],
+                budget: None,
+            },
+            &ContextInput {
+                ctx: Some(ctx),
+                ..ContextInput::default()
+            },
+        )
+    };
+    assert_eq!(run(&regs).expect("runs").0.r0, 7);
+    let trap = run(&regs[..64]).expect_err("a context shorter than pt_regs");
+    assert_eq!(trap.kind, TrapKind::InvalidInput);
+    assert!(trap.message.contains("168 bytes"), "{}", trap.message);
+}
