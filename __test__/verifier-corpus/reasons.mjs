@@ -69,7 +69,7 @@ export const REASONS = [
   {
     name: /_map_in_map_/,
     reason:
-      'missing feature: a lookup in an array_of_maps/hash_of_maps gives our verifier a map value, not the inner map pointer (or null) the kernel tracks',
+      'missing feature: a lookup in an array_of_maps/hash_of_maps (which gives the inner map pointer, or null) is refused as not supported yet',
   },
   // The validator (isa) refuses these before verification, in its own words.
   {
