@@ -56,7 +56,6 @@ export const REASONS = [
       'wording: our validator refuses an unknown helper id before verification ("unknown helper N"); the kernel says "invalid func unknown#N"',
   },
   {
-    kind: 'message',
     ours: /unknown helper \d+/,
     reason:
       'helper not provided by this runtime for this program type: the validator refuses the call before the verifier reaches the rule the kernel names',
