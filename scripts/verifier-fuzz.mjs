@@ -64,7 +64,12 @@ function mutate(bytes) {
   const cls = op & 7
   const kind = next() % 7
   if (kind === 0) view.setInt32(at + 4, pick(IMMS), true)
-  else if (kind === 1) view.setInt16(at + 2, view.getInt16(at + 2, true) + pick([-8, -4, -2, -1, 1, 2, 4, 8]), true)
+  else if (kind === 1 && (cls === 5 || cls === 6)) {
+    // Jump offsets move forward only: a new back-edge makes an endless loop that both verifiers
+    // walk for a million instructions, which would be most of the run's time.
+    const off = view.getInt16(at + 2, true)
+    if (off >= 0) view.setInt16(at + 2, off + pick([1, 1, 2, 3]), true)
+  } else if (kind === 1) view.setInt16(at + 2, view.getInt16(at + 2, true) + pick([-8, -4, -2, -1, 1, 2, 4, 8]), true)
   else if (kind === 2) out[at + 1] = (out[at + 1] & 0xf0) | next() % 11
   else if (kind === 3) out[at + 1] = (out[at + 1] & 0x0f) | ((next() % 11) << 4)
   else if (kind === 4 && (cls === 1 || cls === 2 || cls === 3)) out[at] = (op & ~0x18) | pick(SIZES)
