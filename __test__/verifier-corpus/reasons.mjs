@@ -72,6 +72,17 @@ export const REASONS = [
   },
   // The validator (isa) refuses these before verification, in its own words.
   {
+    name: /_enc_exit_with_.*_on_dead_branch_ok$/,
+    reason:
+      'validator stricter than the kernel: ours checks the reserved fields of every instruction up front; 6.18 checks them only on instructions its walk reaches, so a malformed exit on a branch it knows is never taken passes',
+  },
+  {
+    kind: 'verdict',
+    name: /^socket_filter_ctx_write_cb_.*_rej$/,
+    reason:
+      'missing feature (we accept what the kernel refuses): stores into __sk_buff cb are not checked for alignment to their size or for staying inside one word (u64 only at the 8-aligned words)',
+  },
+  {
     name: /_enc_exit_with_offset_/,
     reason:
       'validator stricter than the kernel: ours requires the offset field of exit to be zero (RFC 9669 reserves it); 6.18 does not look at it',
@@ -133,7 +144,7 @@ export const REASONS = [
       'wording: bpf_tail_call on another map type gets the generic "cannot pass map_type" message; the kernel has a specific one',
   },
   {
-    name: /^socket_filter_ctx_read_cb[02]_as_u64_ok$/,
+    name: /^socket_filter_ctx_read_cb([02]_as_u64|_u64_off_(48|56))_ok$/,
     reason:
       'missing feature: 8-byte reads of the 8-aligned __sk_buff cb words are allowed by 6.18, not by our context table',
   },

@@ -86,6 +86,23 @@ for (const [off, name, size] of SK_BUFF) {
     ),
   )
 }
+// Writes into cb must be aligned to their size and stay inside one word (u64: the 8-aligned ones);
+// found by scripts/verifier-fuzz.mjs.
+for (const [name, cast, off, ok] of [
+  ['u32_misaligned_off_58', 'u32', 58, false],
+  ['u32_misaligned_off_51', 'u32', 51, false],
+  ['u16_off_50', 'u16', 50, true],
+  ['u16_misaligned_off_49', 'u16', 49, false],
+  ['u8_off_49', 'u8', 49, true],
+  ['u64_off_48', 'u64', 48, true],
+  ['u64_off_56', 'u64', 56, true],
+  ['u64_off_60_straddles_cb3_cb4', 'u64', 60, false],
+  ['u64_misaligned_off_49', 'u64', 49, false],
+  ['u64_off_64_past_cb4', 'u64', 64, false],
+]) {
+  out.push(prog(`${t}_ctx_write_cb_${name}${sfx(ok)}`, t, `*(${cast} *)(r1 + ${off}) = 0\nr0 = 0\nexit`))
+  out.push(prog(`${t}_ctx_read_cb_${name}${sfx(ok)}`, t, `r0 = *(${cast} *)(r1 + ${off})\nr0 = 0\nexit`))
+}
 out.push(prog(`${t}_ctx_read_past_end_off_192_rej`, t, `r0 = *(u32 *)(r1 + 192)\nexit`))
 out.push(prog(`${t}_ctx_read_misaligned_off_2_u32_rej`, t, `r0 = *(u32 *)(r1 + 2)\nexit`))
 out.push(prog(`${t}_ctx_read_negative_off_rej`, t, `r0 = *(u32 *)(r1 - 4)\nexit`))

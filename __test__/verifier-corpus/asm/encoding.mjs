@@ -22,6 +22,15 @@ const CASES = [
   ['exit_with_imm_1', `${R0_0}\n${raw(0x95, 0, 0, 0, 1)}`, false],
   ['exit_with_dst_1', `${R0_0}\n${raw(0x95, 1, 0, 0, 0)}`, false],
   ['exit_jmp32_class', `${R0_0}\n${raw(0x96, 0, 0, 0, 0)}`, false],
+  // The kernel checks an instruction's fields when its walk reaches it: on a branch it knows is
+  // never taken, a malformed exit passes (found by scripts/verifier-fuzz.mjs).
+  ['exit_with_src_7_on_dead_branch', `call 5\nif r0 < 0 goto +2\nr0 = 1\nexit\nr0 = 2\n${raw(0x95, 0, 7, 0, 0)}`, true],
+  [
+    'exit_with_src_7_on_live_branch',
+    `call 5\nif r0 > 0 goto +2\nr0 = 1\nexit\nr0 = 2\n${raw(0x95, 0, 7, 0, 0)}`,
+    false,
+  ],
+  ['exit_with_imm_on_dead_branch', `r0 = 0\nif r0 != 0 goto +1\nexit\n${raw(0x95, 0, 0, 0, -8)}`, true],
   // call: a helper call must have src 0, dst 0 and offset 0.
   ['call_helper_with_offset_1', `${raw(0x85, 0, 0, 1, 5)}\nexit`, false],
   ['call_helper_with_dst_1', `${raw(0x85, 1, 0, 0, 5)}\nexit`, false],
