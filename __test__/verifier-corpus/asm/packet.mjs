@@ -137,6 +137,14 @@ out.push(
     `${LOAD}\nr4 = r2\nr4 += 8\nif r4 > r3 goto out\nr1 = r2\nr2 = 12\nr3 = 0\nr4 = 0\nr5 = 0\ncall 28\nout:\nr0 = 2\nexit`,
   ),
 )
+// data_end is no memory, even of size 0 (found by scripts/verifier-fuzz.mjs).
+out.push(
+  prog(
+    'xdp_pkt_csum_diff_pkt_end_as_to_with_size_0_rej',
+    'xdp',
+    `${LOAD}\nr4 = r2\nr4 += 8\nif r4 > r3 goto out\nr1 = r2\nr2 = 8\nr4 = 0\nr5 = 0\ncall 28\nout:\nr0 = 2\nexit`,
+  ),
+)
 // Return values: xdp programs may return any scalar to the verifier (the action is checked at run time).
 for (const [name, r0, ok] of [
   ['xdp_pass', 'r0 = 2', true],
