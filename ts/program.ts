@@ -16,7 +16,7 @@ import {
 } from './arguments.js'
 import { type ToEbpfOptions, toEbpf } from './cbpf/convert.js'
 import type { ClassicInput } from './cbpf/parse.js'
-import { type ContextValue, decodeContext, encodeContext } from './context.js'
+import { type ContextValue, decodeContext, encodeContext, type SkbContext } from './context.js'
 import { AbortError, EbpfError, type ErrorCode, fromCodedError, LoadError, TrapError, type TrapKind } from './errors.js'
 import { asBpfMap, type BpfMap } from './map.js'
 import {
@@ -278,7 +278,7 @@ export interface RunOptions {
   /** The input data (packet); the program sees a copy, returned as `data`. */
   data?: Uint8Array
   /**
-   * The context: for `xdp` and `socket_filter` the fields of `struct xdp_md` / `struct __sk_buff`
+   * The context: for `xdp`, `socket_filter` and `tc` the fields of `struct xdp_md` / `struct __sk_buff`
    * (an object of named fields, or the struct's bytes); for `tracing` the context bytes themselves.
    */
   ctx?: Uint8Array | ContextValue
@@ -312,6 +312,12 @@ export interface RunOptions {
   signal?: AbortSignal
 }
 
+/** The target of `bpf_redirect`: an interface, and its flags (`BPF_F_INGRESS` = 1: to its ingress). */
+export interface Redirect {
+  ifindex: number
+  flags: number
+}
+
 export interface RunResult {
   /** The full 64-bit r0 at exit. */
   r0: bigint
@@ -319,12 +325,20 @@ export interface RunResult {
   retval: number
   /** The data as the program left it (XDP: the packet from data to data_end, after any adjust_head/tail). */
   data: Uint8Array
-  /** The context as the program left it, as bytes (xdp, socket_filter). */
+  /**
+   * The context as the program left it, as bytes (xdp, socket_filter, tc). For tc it is what the
+   * kernel's test run hands back: the input with `mark`, `priority`, `ingress_ifindex`, `ifindex`,
+   * `cb`, `tstamp`, `wire_len`, `gso_segs` and `hwtstamp` as the program left them (`skb` has all).
+   */
   ctx?: Uint8Array
-  /** The context's named fields (xdp, socket_filter). */
+  /** The context's named fields (xdp, socket_filter, tc). */
   ctxFields?: ContextValue
   /** XDP: the metadata in front of the packet. */
   meta?: Uint8Array
+  /** tc: every field of `struct __sk_buff` as the program left it (`tc_classid`, `tc_index`, `hash`, ...). */
+  skb?: SkbContext
+  /** tc: where the packet went, when the program returned `TC_ACT_REDIRECT` (7) after `bpf_redirect`. */
+  redirect?: Redirect
   /** Instructions executed. */
   insnCount: number
   /** Wall time of one run inside the engine, in nanoseconds (the mean when `repeat` > 1). */
@@ -486,6 +500,8 @@ function toResult(type: ProgramType, res: NativeRunResult): RunResult {
     out.ctxFields = decodeContext(type, out.ctx)
   }
   if (res.meta) out.meta = bytes(res.meta)
+  if (res.skb) out.skb = decodeContext('tc', bytes(res.skb)) as SkbContext
+  if (res.redirect) out.redirect = { ifindex: res.redirect.ifindex, flags: res.redirect.flags }
   return out
 }
 

@@ -91,8 +91,19 @@ pub struct NativeRunResult {
     pub ctx: Option<Buffer>,
     /// XDP: the metadata in front of the packet.
     pub meta: Option<Buffer>,
+    /// tc: the whole `__sk_buff` as the program left it (`ctx` is the kernel's test-run view).
+    pub skb: Option<Buffer>,
+    /// tc: where the packet went (`TC_ACT_REDIRECT` after `bpf_redirect`).
+    pub redirect: Option<NativeRedirect>,
     pub duration_ns: f64,
     pub error: Option<NativeError>,
+}
+
+/// The target of a redirect: an interface and `bpf_redirect`'s flags (`BPF_F_INGRESS`).
+#[napi(object)]
+pub struct NativeRedirect {
+    pub ifindex: u32,
+    pub flags: u32,
 }
 
 #[napi(object)]
@@ -289,6 +300,11 @@ fn to_js(out: TestRunOutput) -> NativeRunResult {
         data: out.data.into(),
         ctx: out.ctx.map(Buffer::from),
         meta: out.meta.map(Buffer::from),
+        skb: out.skb.map(Buffer::from),
+        redirect: out.redirect.map(|r| NativeRedirect {
+            ifindex: r.ifindex,
+            flags: r.flags as u32,
+        }),
         duration_ns: out.duration_ns,
         error,
     }
