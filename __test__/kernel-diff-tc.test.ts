@@ -16,7 +16,7 @@ import { ipv4Packet } from './helpers/packets'
 
 const OBJECT = join(__dirname, 'fixtures', 'tc_skb.bpf.o')
 const PROGRAMS = ['tc_fields', 'tc_nat', 'tc_resize', 'tc_vlan', 'tc_misc']
-const PACKETS = 60
+const PACKETS = 100
 
 function rng(seed: number) {
   let x = seed
