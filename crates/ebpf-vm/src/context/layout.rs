@@ -44,6 +44,11 @@ pub struct FieldStore {
     pub off: u32,
     pub size: u32,
     pub width: u32,
+    /// Immediate values from which a `BPF_ST` to the field stores nothing (`queue_mapping`:
+    /// `NO_QUEUE_MAPPING`, 0xffff; the store becomes a no-op, as in the kernel). The
+    /// kernel also skips a `BPF_STX` of such a value, with a test it inserts; this runtime keeps
+    /// every instruction's slot and stores the low 16 bits instead.
+    pub skip_imm_from: Option<i32>,
 }
 
 impl CtxLayout {
@@ -54,20 +59,21 @@ impl CtxLayout {
             .find(|p| off < p.off as i64 + 4 && off + size as i64 > p.off as i64)
     }
 
-    /// How many bytes a store of `size` bytes at `off` writes: `size` inside a writable range,
-    /// a field's width for a store to exactly that field; `None` when the store is refused.
-    pub fn store_width(&self, off: i64, size: u32) -> Option<u32> {
+    /// How a store of `size` bytes at `off` is made: as it is inside a writable range (a
+    /// `FieldStore` of that size and width), as the field says for a store to exactly that
+    /// field; `None` when the store is refused.
+    pub fn store_at(&self, off: i64, size: u32) -> Option<FieldStore> {
         if self
             .writable
             .iter()
             .any(|&(s, e)| off >= s as i64 && off + size as i64 <= e as i64)
         {
-            return Some(size);
+            return Some(field_store(off as u32, size, size));
         }
         self.stores
             .iter()
             .find(|f| f.off as i64 == off && f.size == size)
-            .map(|f| f.width)
+            .copied()
     }
 
     /// Whether a load of `size` bytes at `off` touches a field the program type may not read.
@@ -175,37 +181,25 @@ const SKB_POINTERS: &[PointerField] = &[
 /// `tc_index` and `tc_classid` are 16 bits wide in the kernel (`sk_buff.queue_mapping`,
 /// `sk_buff.tc_index`, `qdisc_skb_cb.tc_classid`), which keeps the low half of the value.
 const TC_STORES: &[FieldStore] = &[
+    field_store(skb::MARK, 4, 4),
     FieldStore {
-        off: skb::MARK,
-        size: 4,
-        width: 4,
+        skip_imm_from: Some(0xffff),
+        ..field_store(skb::QUEUE_MAPPING, 4, 2)
     },
-    FieldStore {
-        off: skb::QUEUE_MAPPING,
-        size: 4,
-        width: 2,
-    },
-    FieldStore {
-        off: skb::PRIORITY,
-        size: 4,
-        width: 4,
-    },
-    FieldStore {
-        off: skb::TC_INDEX,
-        size: 4,
-        width: 2,
-    },
-    FieldStore {
-        off: skb::TC_CLASSID,
-        size: 4,
-        width: 2,
-    },
-    FieldStore {
-        off: skb::TSTAMP,
-        size: 8,
-        width: 8,
-    },
+    field_store(skb::PRIORITY, 4, 4),
+    field_store(skb::TC_INDEX, 4, 2),
+    field_store(skb::TC_CLASSID, 4, 2),
+    field_store(skb::TSTAMP, 8, 8),
 ];
+
+const fn field_store(off: u32, size: u32, width: u32) -> FieldStore {
+    FieldStore {
+        off,
+        size,
+        width,
+        skip_imm_from: None,
+    }
+}
 
 /// `struct __sk_buff` as a tc program sees it: `data`, `data_end` and `data_meta` are packet
 /// pointers, `mark`, `queue_mapping`, `priority`, `tc_index`, `cb[]`, `tc_classid` and `tstamp`
