@@ -757,8 +757,8 @@ export class Program {
     const r0 = new DataView(b.r0.buffer, b.r0.byteOffset, b.r0.byteLength)
     const counts = new DataView(b.insnCounts.buffer, b.insnCounts.byteOffset, b.insnCounts.byteLength)
     const durations = new DataView(b.durations.buffer, b.durations.byteOffset, b.durations.byteLength)
-    const at = { data: 0, ctx: 0, meta: 0 }
-    const slice = (buf: Buffer, key: 'data' | 'ctx' | 'meta', len: number) => {
+    const at = { data: 0, ctx: 0, meta: 0, skb: 0 }
+    const slice = (buf: Buffer, key: 'data' | 'ctx' | 'meta' | 'skb', len: number) => {
       const v = new Uint8Array(buf.buffer, buf.byteOffset + at[key], len)
       at[key] += len
       return v
@@ -769,6 +769,10 @@ export class Program {
       const ctx = ctxLen ? slice(b.ctx, 'ctx', ctxLen) : undefined
       const metaLen = b.metaLengths[i]!
       const meta = metaLen ? slice(b.meta, 'meta', metaLen) : undefined
+      const skbLen = b.skbLengths[i]!
+      const skb = skbLen ? (decodeContext('tc', slice(b.skb, 'skb', skbLen)) as SkbContext) : undefined
+      const flags = b.redirectFlags[i]!
+      const redirect = flags < 0 ? undefined : { ifindex: b.redirectIfindexes[i]!, flags }
       const error = errors.size === 0 ? undefined : errors.get(i)
       if (error) return { ok: false, error: this.#located(fromNative(error)) }
       const value = r0.getBigUint64(8 * i, true)
@@ -781,6 +785,8 @@ export class Program {
         ctx,
         ctxFields: ctx && decodeContext(this.type, ctx),
         meta,
+        skb,
+        redirect,
         insnCount: counts.getFloat64(8 * i, true),
         durationNs: durations.getFloat64(8 * i, true),
       }

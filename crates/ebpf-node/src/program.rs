@@ -508,6 +508,12 @@ pub struct NativeBatch {
     /// XDP metadata, concatenated.
     pub meta: Buffer,
     pub meta_lengths: Vec<u32>,
+    /// tc: each run's whole `__sk_buff` (`RunResult.skb`), concatenated (empty for other types).
+    pub skb: Buffer,
+    pub skb_lengths: Vec<u32>,
+    /// tc: each run's redirect target and flags; flags -1 where the run redirected nowhere.
+    pub redirect_ifindexes: Vec<u32>,
+    pub redirect_flags: Vec<i32>,
     /// The runs that trapped.
     pub errors: Vec<NativeBatchError>,
 }
@@ -551,6 +557,8 @@ fn pack(outputs: impl Iterator<Item = TestRunOutput>) -> NativeBatch {
     let (mut data, mut data_lengths) = (Vec::new(), Vec::new());
     let (mut ctx, mut ctx_lengths) = (Vec::new(), Vec::new());
     let (mut meta, mut meta_lengths) = (Vec::new(), Vec::new());
+    let (mut skb, mut skb_lengths) = (Vec::new(), Vec::new());
+    let (mut redirect_ifindexes, mut redirect_flags) = (Vec::new(), Vec::new());
     let mut errors = Vec::new();
     for (i, out) in outputs.enumerate() {
         let value = match out.result {
@@ -574,6 +582,11 @@ fn pack(outputs: impl Iterator<Item = TestRunOutput>) -> NativeBatch {
         let m = out.meta.unwrap_or_default();
         meta_lengths.push(m.len() as u32);
         meta.extend_from_slice(&m);
+        let k = out.skb.unwrap_or_default();
+        skb_lengths.push(k.len() as u32);
+        skb.extend_from_slice(&k);
+        redirect_ifindexes.push(out.redirect.map_or(0, |r| r.ifindex));
+        redirect_flags.push(out.redirect.map_or(-1, |r| r.flags as i32));
     }
     NativeBatch {
         r0: r0.into(),
@@ -585,6 +598,10 @@ fn pack(outputs: impl Iterator<Item = TestRunOutput>) -> NativeBatch {
         ctx_lengths,
         meta: meta.into(),
         meta_lengths,
+        skb: skb.into(),
+        skb_lengths,
+        redirect_ifindexes,
+        redirect_flags,
         errors,
     }
 }
