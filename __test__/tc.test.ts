@@ -1,7 +1,7 @@
 /**
- * tc programs through the JavaScript API: `type: 'tc'`, objects whose sections say `tc`,
- * `classifier` or `tcx/ingress` load as tc, and what a run hands back besides the packet (the
- * kernel's ctx view, the whole skb, the redirect), alike in `run` and `runBatch`. Values kernel
+ * tc programs through the JavaScript API: `type: 'tc'`, objects whose sections say `tc` load as
+ * tc, and what a run hands back besides the packet (the kernel's ctx view, the whole skb, the
+ * redirect, also XDP's), alike in `run` and `runBatch`. Values kernel
  * behaviour gives are checked against the kernel in kernel-diff-tc.test.ts; here they are the
  * rules of linux/bpf.h and net/bpf/test_run.c worked by hand.
  */
@@ -50,6 +50,15 @@ describe('tc programs', () => {
     const r = prog.run({ data: pkt })
     // The MAC addresses swapped (the source also XORed with the selector byte).
     expect(Array.from(r.data.subarray(0, 6))).toEqual(Array.from(pkt.subarray(6, 12)))
+  })
+
+  it('XDP: bpf_redirect(9, 0) ends in XDP_REDIRECT with the target; a flag is XDP_ABORTED, no target', () => {
+    const xdp = (flags: number) =>
+      new Program({ type: 'xdp', instructions: assemble(`r1 = 9\nr2 = ${flags}\ncall 23\nexit\n`) })
+    const r = xdp(0).run({ data: ipv4Packet() })
+    expect([r.retval, r.redirect]).toEqual([4, { ifindex: 9, flags: 0 }])
+    const refused = xdp(1).run({ data: ipv4Packet() })
+    expect([refused.retval, refused.redirect]).toEqual([0, undefined])
   })
 
   it('a packet shorter than an Ethernet header is refused, as the kernel test run refuses it', () => {

@@ -337,7 +337,10 @@ export interface RunResult {
   meta?: Uint8Array
   /** tc: every field of `struct __sk_buff` as the program left it (`tc_classid`, `tc_index`, `hash`, ...). */
   skb?: SkbContext
-  /** tc: where the packet went, when the program returned `TC_ACT_REDIRECT` (7) after `bpf_redirect`. */
+  /**
+   * tc and XDP: where the packet went, when the program returned the redirect action
+   * (`TC_ACT_REDIRECT` 7, `XDP_REDIRECT` 4) after `bpf_redirect(ifindex, flags)`.
+   */
   redirect?: Redirect
   /** Instructions executed. */
   insnCount: number

@@ -41,8 +41,8 @@ pub struct TestRunOutput {
     pub meta: Option<Vec<u8>>,
     /// tc: the whole `__sk_buff` as the last run left it (`ctx` is the kernel's view).
     pub skb: Option<Vec<u8>>,
-    /// tc: where the last run sent the packet (`TC_ACT_REDIRECT` after `bpf_redirect`).
-    pub redirect: Option<crate::context::tc::Redirect>,
+    /// tc and XDP: where the last run sent the packet (the redirect action after `bpf_redirect`).
+    pub redirect: Option<crate::context::redirect::Redirect>,
     /// Mean wall time of one run, in nanoseconds.
     pub duration_ns: f64,
     /// `bpf_perf_event_output` records dropped, over all repetitions (see `helpers::output`).

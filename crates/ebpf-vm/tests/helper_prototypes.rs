@@ -313,7 +313,7 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
         &["ARG_PTR_TO_CTX", "ARG_ANYTHING", "ARG_ANYTHING"],
     ),
     (39, "RET_INTEGER", &["ARG_PTR_TO_CTX", "ARG_ANYTHING"]),
-    (41, "RET_VOID", &["ARG_PTR_TO_CTX"]),
+    (41, "RET_INTEGER", &["ARG_PTR_TO_CTX"]),
     (
         43,
         "RET_INTEGER",
@@ -569,8 +569,6 @@ const KNOWN_DIVERGENCES: &[(&str, u32, bool)] = &[
     ("xdp", 14, false),
     ("xdp", 15, false),
     ("xdp", 16, false),
-    // bpf_redirect runs in tc programs; XDP's form comes with XDP redirects (issue #13, part 2).
-    ("xdp", 23, false),
     // bpf_ktime_get_coarse_ns comes with the standard table; tracing programs cannot call it.
     ("kprobe", 160, true),
 ];

@@ -5,8 +5,8 @@
 //! |----------------|-----------------------------|---------------------------|-----------------------------|
 //! | `Raw`          | data address (r2 = length)  | the data, writable        | -                           |
 //! | `SocketFilter` | `struct __sk_buff`          | the data, read-only       | skb_load_bytes, perf_event_output |
-//! | `Tc`           | `struct __sk_buff` (tc)     | a copy, writable, resizable | skb_load/store_bytes, l3/l4_csum_replace, csum_diff, redirect, skb_change_*, skb_adjust_room, skb_pull_data, skb_vlan_push/pop, hash, ecn, check_mtu, fib_lookup, perf_event_output |
-//! | `Xdp`          | `struct xdp_md`             | a copy in an XDP frame    | csum_diff, xdp_adjust_head/meta/tail, perf_event_output |
+//! | `Tc`           | `struct __sk_buff` (tc)     | a copy, writable, resizable | skb_load/store_bytes, l3/l4_csum_replace, csum_diff, redirect, skb_change_*, skb_adjust_room, skb_pull_data, skb_vlan_push/pop, hash, ecn, perf_event_output |
+//! | `Xdp`          | `struct xdp_md`             | a copy in an XDP frame    | csum_diff, xdp_adjust_head/meta/tail, xdp_load/store_bytes, redirect, perf_event_output |
 //! | `Tracing`      | the caller's context bytes  | none                      | get_current_pid_tgid/uid_gid/comm, probe_read(_str), perf_event_output |
 //!
 //! The base set, for every type: the embedder's table (`ProgramOptions::helpers`, standard and map
@@ -18,6 +18,7 @@
 pub mod layout;
 pub mod places;
 pub mod pseudo_func;
+pub mod redirect;
 pub mod rewrite;
 pub mod run_state;
 pub mod socket_filter;
@@ -65,9 +66,9 @@ pub struct ContextOutput {
     /// tc: the whole `__sk_buff` as the program left it (`ctx` is the kernel's test-run view,
     /// which leaves out fields such as `tc_classid`).
     pub skb: Option<Vec<u8>>,
-    /// tc: where the packet went, when the program returned `TC_ACT_REDIRECT` after a
-    /// `bpf_redirect`.
-    pub redirect: Option<tc::Redirect>,
+    /// tc and XDP: where the packet went, when the program returned the redirect action
+    /// (`TC_ACT_REDIRECT`, `XDP_REDIRECT`) after a `bpf_redirect`.
+    pub redirect: Option<redirect::Redirect>,
     /// `bpf_perf_event_output` records the run dropped because its perf buffer was full.
     pub perf_lost: u64,
 }
@@ -118,9 +119,11 @@ fn type_helpers(prog_type: ProgramType) -> &'static HelperTable {
                 helpers::packet::register_csum(&mut ours);
                 helpers::perf::register(&mut ours);
                 tc_helpers::register(&mut ours);
+                redirect::register(&mut ours);
             }
             ProgramType::Xdp => {
                 helpers::packet::register_xdp(&mut ours);
+                redirect::register(&mut ours);
                 helpers::packet::register_csum(&mut ours);
                 helpers::perf::register(&mut ours);
             }
@@ -240,7 +243,7 @@ pub fn finish_run(state: &RunState, r0: u64) -> ContextOutput {
             packet: state.tc.as_ref().map(|skb| skb.packet()),
             ctx: tc::ctx_out(state),
             skb: tc::skb_out(state),
-            redirect: tc::redirect_of(state, r0),
+            redirect: redirect::redirect_of(state, r0),
             ..out
         },
         ProgramType::Xdp => match &state.xdp {
@@ -248,6 +251,7 @@ pub fn finish_run(state: &RunState, r0: u64) -> ContextOutput {
                 packet: Some(frame.packet()),
                 meta: Some(frame.meta()),
                 ctx: Some(xdp::ctx_out(frame)),
+                redirect: redirect::redirect_of(state, r0),
                 ..out
             },
             None => out,

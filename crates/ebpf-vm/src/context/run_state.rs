@@ -142,6 +142,8 @@ pub struct RunState {
     pub xdp: Option<Box<XdpFrame>>,
     /// The packet of a tc run with what the kernel's `sk_buff` knows of it.
     pub tc: Option<Box<TcSkb>>,
+    /// The target of the last successful `bpf_redirect` (tc, XDP; see `redirect`).
+    pub redirect: Option<super::redirect::Redirect>,
     /// Set by a helper that moved or resized the packet: where it is now, for the engine's
     /// `LD_ABS`/`LD_IND` (`interpreter::call_helper` takes it).
     pub packet_moved: Option<(u64, u64)>,

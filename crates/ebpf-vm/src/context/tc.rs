@@ -100,18 +100,8 @@ pub struct TcSkb {
     pub encapsulation: bool,
     /// `skb->sw_hash || skb->l4_hash`: `skb->hash` is valid (`bpf_get_hash_recalc` keeps it).
     pub hash_valid: bool,
-    /// The target of the last successful `bpf_redirect`: ifindex and flags.
-    pub redirect: Option<(u32, u64)>,
     /// The packet region of the run as it is now (what `sync` replaces).
     region: Region,
-}
-
-/// Where a run's packet went: the target of `bpf_redirect` when the program returned
-/// `TC_ACT_REDIRECT`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Redirect {
-    pub ifindex: u32,
-    pub flags: u64,
 }
 
 fn bad_input(message: String) -> Trap {
@@ -392,7 +382,6 @@ pub(crate) fn prepare(
         input,
         encapsulation: false,
         hash_valid: u32_at(&ctx.read(0, off::SIZE as u64), off::HASH) != 0,
-        redirect: None,
         region,
     };
     ctx.write_u64(off::HIDDEN_DATA, addr);
@@ -442,12 +431,6 @@ pub(crate) fn skb_out(state: &RunState) -> Option<Vec<u8>> {
         out[at as usize..at as usize + 4].fill(0);
     }
     Some(out)
-}
-
-/// Where the packet went: the last `bpf_redirect`'s target when `r0` is `TC_ACT_REDIRECT`.
-pub(crate) fn redirect_of(state: &RunState, r0: u64) -> Option<Redirect> {
-    let (ifindex, flags) = state.tc.as_deref()?.redirect?;
-    (r0 as u32 as u64 == TC_ACT_REDIRECT).then_some(Redirect { ifindex, flags })
 }
 
 /// The run's `u32` context field at `at`.

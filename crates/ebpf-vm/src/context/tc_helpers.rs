@@ -19,7 +19,7 @@ use crate::helpers::{HelperContext, HelperError, HelperTable};
 use super::layout::skb as off;
 use super::tc::{
     self, field, set_field, TcSkb, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6,
-    SKB_MAX_LEN, TC_ACT_REDIRECT, TC_ACT_SHOT,
+    SKB_MAX_LEN,
 };
 
 const ENOMEM: i64 = 12;
@@ -41,7 +41,6 @@ const BPF_F_MARK_MANGLED_0: u64 = 1 << 5;
 const BPF_F_MARK_ENFORCE: u64 = 1 << 6;
 const BPF_F_IPV6: u64 = 1 << 7;
 const CSUM_MANGLED_0: u16 = 0xffff;
-const BPF_F_INGRESS: u64 = 1;
 
 const ADJ_ROOM_NET: u32 = 0;
 const ADJ_ROOM_MAC: u32 = 1;
@@ -205,22 +204,6 @@ fn l4_csum_replace(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Helpe
     }
     skb.write(offset, &new.to_le_bytes());
     Ok(0)
-}
-
-/// `bpf_redirect(ifindex, flags)`: records the target and returns `TC_ACT_REDIRECT`; a flag
-/// other than `BPF_F_INGRESS` is `TC_ACT_SHOT`.
-fn redirect(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
-    let (ifindex, flags) = (a[0] as u32, a[1]);
-    if flags & !BPF_F_INGRESS != 0 {
-        return Ok(TC_ACT_SHOT);
-    }
-    match cx.state.tc.as_deref_mut() {
-        Some(skb) => {
-            skb.redirect = Some((ifindex, flags));
-            Ok(TC_ACT_REDIRECT)
-        }
-        None => Ok(TC_ACT_SHOT),
-    }
 }
 
 /// `bpf_skb_change_proto(skb, proto, flags)`: IPv4 to IPv6 makes 20 zeroed bytes of room after
@@ -653,7 +636,6 @@ pub fn register(table: &mut HelperTable) {
     table.register_kernel(BPF_L4_CSUM_REPLACE, "bpf_l4_csum_replace", l4_csum_replace);
     table.register_kernel(BPF_SKB_VLAN_PUSH, "bpf_skb_vlan_push", skb_vlan_push);
     table.register_kernel(BPF_SKB_VLAN_POP, "bpf_skb_vlan_pop", skb_vlan_pop);
-    table.register_kernel(BPF_REDIRECT, "bpf_redirect", redirect);
     table.register_kernel(
         BPF_SKB_CHANGE_PROTO,
         "bpf_skb_change_proto",

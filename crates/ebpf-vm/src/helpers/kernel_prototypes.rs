@@ -112,17 +112,18 @@ pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
         | skb::BPF_SKB_CHANGE_HEAD => {
             p(Integer, &[PtrToCtx, Anything, Anything]).for_types(&[SchedCls])
         }
-        skb::BPF_SKB_VLAN_POP | skb::BPF_GET_HASH_RECALC | skb::BPF_SKB_ECN_SET_CE => {
-            p(Integer, &[PtrToCtx]).for_types(&[SchedCls])
-        }
-        skb::BPF_SET_HASH_INVALID => p(Void, &[PtrToCtx]).for_types(&[SchedCls]),
+        // bpf_set_hash_invalid returns 0 (RET_INTEGER: tests/helper_prototypes_live.rs).
+        skb::BPF_SKB_VLAN_POP
+        | skb::BPF_GET_HASH_RECALC
+        | skb::BPF_SKB_ECN_SET_CE
+        | skb::BPF_SET_HASH_INVALID => p(Integer, &[PtrToCtx]).for_types(&[SchedCls]),
         skb::BPF_SKB_CHANGE_TYPE | skb::BPF_SKB_PULL_DATA | skb::BPF_SET_HASH => {
             p(Integer, &[PtrToCtx, Anything]).for_types(&[SchedCls])
         }
         skb::BPF_SKB_ADJUST_ROOM => {
             p(Integer, &[PtrToCtx, Anything, Anything, Anything]).for_types(&[SchedCls])
         }
-        // One prototype for tc and one for XDP (section 2 of issue #13 adds XDP's).
+        // bpf_redirect_proto (tc) and bpf_xdp_redirect_proto, alike.
         skb::BPF_REDIRECT => p(Integer, &[Anything, Anything]).for_types(&[SchedCls, Xdp]),
         locks::BPF_SPIN_LOCK | locks::BPF_SPIN_UNLOCK => p(Void, &[PtrToSpinLock]),
         strings::BPF_STRTOL | strings::BPF_STRTOUL => p(
