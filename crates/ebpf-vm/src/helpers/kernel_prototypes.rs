@@ -117,9 +117,10 @@ pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
         | skb::BPF_GET_HASH_RECALC
         | skb::BPF_SKB_ECN_SET_CE
         | skb::BPF_SET_HASH_INVALID => p(Integer, &[PtrToCtx]).for_types(&[SchedCls]),
-        skb::BPF_SKB_CHANGE_TYPE | skb::BPF_SKB_PULL_DATA | skb::BPF_SET_HASH => {
-            p(Integer, &[PtrToCtx, Anything]).for_types(&[SchedCls])
-        }
+        skb::BPF_SKB_CHANGE_TYPE
+        | skb::BPF_SKB_PULL_DATA
+        | skb::BPF_SET_HASH
+        | skb::BPF_CSUM_UPDATE => p(Integer, &[PtrToCtx, Anything]).for_types(&[SchedCls]),
         skb::BPF_SKB_ADJUST_ROOM => {
             p(Integer, &[PtrToCtx, Anything, Anything, Anything]).for_types(&[SchedCls])
         }

@@ -16,6 +16,7 @@ pub const BPF_SKB_CHANGE_TYPE: u32 = 32;
 pub const BPF_GET_HASH_RECALC: u32 = 34;
 pub const BPF_SKB_CHANGE_TAIL: u32 = 38;
 pub const BPF_SKB_PULL_DATA: u32 = 39;
+pub const BPF_CSUM_UPDATE: u32 = 40;
 pub const BPF_SET_HASH_INVALID: u32 = 41;
 pub const BPF_SKB_CHANGE_HEAD: u32 = 43;
 pub const BPF_SET_HASH: u32 = 48;
