@@ -388,7 +388,8 @@ impl Program {
             regions,
             stack_top,
             budget,
-            packet: entry.packet,
+            // A tail call after a helper moved the packet (tc) starts on the packet as it is.
+            packet: state.packet_moved.unwrap_or(entry.packet),
             maps: self.maps.run(),
             state,
             function_runner: Some(&runner),

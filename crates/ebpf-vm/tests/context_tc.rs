@@ -273,3 +273,32 @@ fn the_hash_is_the_one_set_until_invalidated_then_recomputed_and_kept() {
         "skb->hash holds the recomputed hash"
     );
 }
+
+#[test]
+fn legacy_packet_loads_after_a_callback_moved_the_packet_read_the_moved_packet() {
+    // bpf_loop(2, cb, ctx, 0), cb = bpf_skb_change_head(ctx, 4, 0) twice; then LD_ABS byte 8 is
+    // the old first byte (2) and skb->len 68. The packet moved inside the callback, twice: the
+    // callback's second iteration and the main flow must both see where it is now.
+    let insns = prog![
+        movr(6, 1),           // 0
+        mov(1, 2),            // 1
+        lddw_func(2, 10),     // 2-3: function at 2 + 10 + 1 = 13
+        movr(3, 6),           // 4
+        mov(4, 0),            // 5
+        call(181),            // 6: bpf_loop
+        ld_abs(SIZE_B, 8),    // 7
+        movr(8, 0),           // 8
+        ldx(SIZE_W, 0, 6, 0), // 9
+        lsh(0, 8),            // 10
+        orr(0, 8),            // 11
+        exit(),               // 12
+        movr(1, 2),           // 13: cb(index, ctx)
+        mov(2, 4),            // 14
+        mov(3, 0),            // 15
+        call(43),             // 16: bpf_skb_change_head
+        mov(0, 0),            // 17
+        exit()                // 18
+    ];
+    let p = load(&insns, TC).unwrap();
+    assert_eq!(r0(&p, &mut frame(60, 0), None), 68 << 8 | 2);
+}

@@ -144,8 +144,9 @@ pub struct RunState {
     pub tc: Option<Box<TcSkb>>,
     /// The target of the last successful `bpf_redirect` (tc, XDP; see `redirect`).
     pub redirect: Option<super::redirect::Redirect>,
-    /// Set by a helper that moved or resized the packet: where it is now, for the engine's
-    /// `LD_ABS`/`LD_IND` (`interpreter::call_helper` takes it).
+    /// Where the packet is now once a helper moved or resized it (tc): every environment that
+    /// runs code of this run takes its `LD_ABS`/`LD_IND` packet from here (`RunEnv::packet`
+    /// after a helper call, a callback's, a tail-called program's), never an older copy.
     pub packet_moved: Option<(u64, u64)>,
     pub process: ProcessInfo,
     /// The memory the probe-read helpers read (tracing programs; empty for other types).
