@@ -302,3 +302,20 @@ fn legacy_packet_loads_after_a_callback_moved_the_packet_read_the_moved_packet()
     let p = load(&insns, TC).unwrap();
     assert_eq!(r0(&p, &mut frame(60, 0), None), 68 << 8 | 2);
 }
+
+#[test]
+fn resizing_helpers_charge_the_budget_for_the_bytes_they_touch() {
+    // bpf_skb_change_tail(skb, 64000, 0): 5 instructions and 64000 / 64 = 1000 charged.
+    let insns = prog![mov(2, 64000), mov(3, 0), call(38), mov(0, 0), exit()];
+    let p = load(&insns, TC).unwrap();
+    let (out, cx) = run_ctx(&p, &mut frame(60, 0), None).unwrap();
+    assert_eq!((out.insn_count, cx.packet.unwrap().len()), (1005, 64000));
+    // A budget that does not cover the work stops the run at the call.
+    let e = p
+        .run(&mut ebpf_vm::RunInput {
+            data: &mut frame(60, 0),
+            budget: Some(500),
+        })
+        .unwrap_err();
+    assert_eq!((e.kind, e.pc), (TrapKind::BudgetExhausted, 2));
+}

@@ -10,7 +10,8 @@
 //!
 //! Every helper that moves or resizes the packet ends with `tc::sync`, which moves the packet's
 //! region and the `data`/`data_end` words: packet pointers taken before the call no longer
-//! reach bytes that left the packet, as the kernel's verifier invalidates them.
+//! reach bytes that left the packet, as the kernel's verifier invalidates them. The resizing
+//! helpers charge the run's budget for the bytes they may copy (`resized`).
 
 use crate::helpers::packet::require_ctx;
 use crate::helpers::skb::*;
@@ -75,6 +76,18 @@ fn skb<'a>(cx: &'a mut HelperContext<'_>, r1: u64) -> Result<&'a mut TcSkb, Help
         .tc
         .as_deref_mut()
         .ok_or_else(|| HelperError("the run has no tc packet".into()))
+}
+
+/// Bytes of packet a resizing helper may copy or zero per instruction of the run's budget it is
+/// charged (`HelperContext::charge`): a 64 KiB packet costs 1,024, so that a loop resizing a
+/// large packet stays bounded by the budget in time, not only in instructions.
+const BYTES_PER_INSN: u64 = 64;
+
+/// Moves the run to the packet as a resizing helper left it (`tc::sync`) and charges the work.
+fn resized(cx: &mut HelperContext<'_>) -> Result<(), HelperError> {
+    tc::sync(cx.state, cx.regions);
+    let len = cx.state.tc.as_deref().map_or(0, TcSkb::len);
+    cx.charge(len / BYTES_PER_INSN)
 }
 
 /// `skb->protocol` as it lies in memory (`htons(ETH_P_IP)` reads 0x0008).
@@ -235,7 +248,7 @@ fn skb_change_proto(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Help
     } else {
         -ENOTSUPP
     };
-    tc::sync(cx.state, cx.regions);
+    resized(cx)?;
     Ok(ret as u64)
 }
 
@@ -326,7 +339,7 @@ fn skb_change_tail(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Helpe
         return err(ENOTSUPP);
     }
     skb.set_len(new_len);
-    tc::sync(cx.state, cx.regions);
+    resized(cx)?;
     Ok(0)
 }
 
@@ -342,7 +355,7 @@ fn skb_change_head(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Helpe
     skb.push_head(room);
     skb.reset_mac_header();
     skb.reset_mac_len();
-    tc::sync(cx.state, cx.regions);
+    resized(cx)?;
     Ok(0)
 }
 
@@ -366,7 +379,7 @@ fn skb_adjust_room(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Helpe
     require_ctx(cx, a[0])?;
     let proto = protocol(cx);
     let ret = adjust_room(cx, a[0], len_diff, mode, flags, proto)?;
-    tc::sync(cx.state, cx.regions);
+    resized(cx)?;
     Ok(ret as u64)
 }
 
@@ -499,7 +512,7 @@ fn skb_vlan_push(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperE
     if let Some(skb) = cx.state.tc.as_deref_mut() {
         skb.reset_mac_len();
     }
-    tc::sync(cx.state, cx.regions);
+    resized(cx)?;
     Ok(0)
 }
 
@@ -542,7 +555,7 @@ fn pop_packet_tag(cx: &mut HelperContext<'_>, r1: u64) -> Result<Result<u16, i64
 fn skb_vlan_pop(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     require_ctx(cx, a[0])?;
     let ret = vlan_pop(cx, a[0])?;
-    tc::sync(cx.state, cx.regions);
+    resized(cx)?;
     Ok(ret as u64)
 }
 
