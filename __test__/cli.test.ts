@@ -467,6 +467,16 @@ describe('run: raw bytecode and assembly', () => {
     expect(ebpf(['run', load32, '--type', 'socket_filter', '--hex', pkt]).stdout).toContain('retval: 42\n')
   })
 
+  it('--type tc names the tc action and reports a redirect (bpf_redirect(3, BPF_F_INGRESS))', () => {
+    const redirect = file('redirect.s', 'r1 = 3\nr2 = 1\ncall 23\nexit\n')
+    const pkt = Buffer.from(ipv4Packet()).toString('hex')
+    const o = ebpf(['run', redirect, '--type', 'tc', '--hex', pkt])
+    expect(o.stdout).toContain('retval: 7 (TC_ACT_REDIRECT)\n')
+    expect(o.stdout).toContain('redirect: ifindex 3 (ingress)\n')
+    const j = JSON.parse(ebpf(['run', redirect, '--type', 'tc', '--hex', pkt, '--json']).stdout)
+    expect([j.action, j.redirect]).toEqual(['TC_ACT_REDIRECT', { ifindex: 3, flags: 1 }])
+  })
+
   it('--repeat reports the mean', () => {
     expect(ebpf(['run', file('r.bin', MOV_R0_7_EXIT), '--repeat', '5']).stdout).toMatch(
       /duration: \d+ ns \(mean of 5 runs\)/,

@@ -26,6 +26,7 @@ const PROGRAMS: Array<[fixture: string, program: string]> = [
   ['tail_calls', 'dispatch'],
   ['all_maps', 'all_maps'],
   ['xdp_frags', 'xdp_frags'],
+  ['redirect', 'xdp_redirect'],
 ]
 const PACKETS = 40
 
@@ -108,6 +109,8 @@ describe(`our engines against the kernel (${oracle.ok ? 'root, bpftool' : `skipp
             const r = prog.run({ data: p })
             expect([i, r.retval], `${prog.engine}, packet ${i}`).toEqual([i, k.retval])
             expect(r.data, `${prog.engine}, packet ${i} data`).toEqual(k.data)
+            // A run that ends in XDP_REDIRECT after bpf_redirect says where the packet went.
+            if (program === 'xdp_redirect') expect(r.redirect !== undefined).toBe(r.retval === 4)
           }
         }
       } finally {

@@ -62,12 +62,13 @@ const PSEUDO_MAP_IDX_VALUE = 6
 
 /**
  * The engine's program type for a libbpf program type, by the context the program gets:
- * `__sk_buff` programs, `xdp_md` programs and tracing programs whose context is caller-supplied bytes.
+ * `__sk_buff` programs (socket filters; tc's classifiers and actions with tc's rules), `xdp_md`
+ * programs and tracing programs whose context is caller-supplied bytes.
  */
 const PROGRAM_TYPES: Record<string, ProgramType> = {
   socket_filter: 'socket_filter',
-  sched_cls: 'socket_filter',
-  sched_act: 'socket_filter',
+  sched_cls: 'tc',
+  sched_act: 'tc',
   cgroup_skb: 'socket_filter',
   xdp: 'xdp',
   kprobe: 'tracing',

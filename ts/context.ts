@@ -46,6 +46,9 @@ export interface SkbContext {
   wire_len?: number
   gso_segs?: number
   gso_size?: number
+  /** tc: `u64` fields, as bigints. */
+  tstamp?: bigint
+  hwtstamp?: bigint
 }
 
 export type ContextValue = XdpContext | SkbContext
@@ -86,15 +89,27 @@ const SK_BUFF = {
   cb: 48,
 }
 
+/** `struct __sk_buff` as tc programs and their test runs use it: also the `u64` time stamps. */
+const TC_SK_BUFF = { ...SK_BUFF, u64: { tstamp: 152, hwtstamp: 184 } as Record<string, number> }
+
 /** The fields of each layout as a list, made once: decoding runs for every packet of a batch. */
 const FIELD_LISTS = new Map<object, Array<[string, number]>>([
   [XDP_MD, Object.entries(XDP_MD.fields)],
   [SK_BUFF, Object.entries(SK_BUFF.fields)],
+  [TC_SK_BUFF, Object.entries(SK_BUFF.fields)],
 ])
 
-function layoutOf(type: ProgramType): { size: number; fields: Record<string, number>; cb?: number } | undefined {
+interface Layout {
+  size: number
+  fields: Record<string, number>
+  cb?: number
+  u64?: Record<string, number>
+}
+
+function layoutOf(type: ProgramType): Layout | undefined {
   if (type === 'xdp') return XDP_MD
   if (type === 'socket_filter') return SK_BUFF
+  if (type === 'tc') return TC_SK_BUFF
   return undefined
 }
 
@@ -121,6 +136,13 @@ export function encodeContext(type: ProgramType, ctx: Uint8Array | ContextValue 
       })
       continue
     }
+    const wide = layout.u64?.[name]
+    if (wide !== undefined) {
+      if (typeof value !== 'bigint' || value < 0n || value >= 1n << 64n)
+        throw new LoadError('EINVAL', `ctx.${name} must be a bigint from 0 to 2^64-1, got ${describeValue(value)}`)
+      view.setBigUint64(wide, value, true)
+      continue
+    }
     const off = layout.fields[name]
     if (off === undefined) throw new LoadError('EINVAL', `'${name}' is not a settable field of the ${type} context`)
     view.setUint32(off, u32(`ctx.${name}`, value), true)
@@ -136,6 +158,7 @@ export function decodeContext(type: ProgramType, bytes: Uint8Array): ContextValu
   const out: Record<string, unknown> = {}
   for (const [name, off] of FIELD_LISTS.get(layout)!) out[name] = view.getUint32(off, true)
   if (layout.cb !== undefined) out.cb = Array.from({ length: 5 }, (_, i) => view.getUint32(layout.cb! + 4 * i, true))
+  for (const [name, off] of Object.entries(layout.u64 ?? {})) out[name] = view.getBigUint64(off, true)
   return out as ContextValue
 }
 

@@ -16,7 +16,7 @@ import {
 } from './arguments.js'
 import { type ToEbpfOptions, toEbpf } from './cbpf/convert.js'
 import type { ClassicInput } from './cbpf/parse.js'
-import { type ContextValue, decodeContext, encodeContext } from './context.js'
+import { type ContextValue, decodeContext, encodeContext, type SkbContext } from './context.js'
 import {
   AbortError,
   EbpfError,
@@ -311,7 +311,7 @@ export interface RunOptions {
   /** The input data (packet); the program sees a copy, returned as `data`. */
   data?: Uint8Array
   /**
-   * The context: for `xdp` and `socket_filter` the fields of `struct xdp_md` / `struct __sk_buff`
+   * The context: for `xdp`, `socket_filter` and `tc` the fields of `struct xdp_md` / `struct __sk_buff`
    * (an object of named fields, or the struct's bytes); for `tracing` the context bytes themselves.
    */
   ctx?: Uint8Array | ContextValue
@@ -345,6 +345,12 @@ export interface RunOptions {
   signal?: AbortSignal
 }
 
+/** The target of `bpf_redirect`: an interface, and its flags (`BPF_F_INGRESS` = 1: to its ingress). */
+export interface Redirect {
+  ifindex: number
+  flags: number
+}
+
 export interface RunResult {
   /** The full 64-bit r0 at exit. */
   r0: bigint
@@ -352,12 +358,23 @@ export interface RunResult {
   retval: number
   /** The data as the program left it (XDP: the packet from data to data_end, after any adjust_head/tail). */
   data: Uint8Array
-  /** The context as the program left it, as bytes (xdp, socket_filter). */
+  /**
+   * The context as the program left it, as bytes (xdp, socket_filter, tc). For tc it is what the
+   * kernel's test run hands back: the input with `mark`, `priority`, `ingress_ifindex`, `ifindex`,
+   * `cb`, `tstamp`, `wire_len`, `gso_segs` and `hwtstamp` as the program left them (`skb` has all).
+   */
   ctx?: Uint8Array
-  /** The context's named fields (xdp, socket_filter). */
+  /** The context's named fields (xdp, socket_filter, tc). */
   ctxFields?: ContextValue
   /** XDP: the metadata in front of the packet. */
   meta?: Uint8Array
+  /** tc: every field of `struct __sk_buff` as the program left it (`tc_classid`, `tc_index`, `hash`, ...). */
+  skb?: SkbContext
+  /**
+   * tc and XDP: where the packet went, when the program returned the redirect action
+   * (`TC_ACT_REDIRECT` 7, `XDP_REDIRECT` 4) after `bpf_redirect(ifindex, flags)`.
+   */
+  redirect?: Redirect
   /** Instructions executed. */
   insnCount: number
   /** Wall time of one run inside the engine, in nanoseconds (the mean when `repeat` > 1). */
@@ -519,6 +536,8 @@ function toResult(type: ProgramType, res: NativeRunResult): RunResult {
     out.ctxFields = decodeContext(type, out.ctx)
   }
   if (res.meta) out.meta = bytes(res.meta)
+  if (res.skb) out.skb = decodeContext('tc', bytes(res.skb)) as SkbContext
+  if (res.redirect) out.redirect = { ifindex: res.redirect.ifindex, flags: res.redirect.flags }
   return out
 }
 
@@ -829,8 +848,8 @@ export class Program {
     const r0 = new DataView(b.r0.buffer, b.r0.byteOffset, b.r0.byteLength)
     const counts = new DataView(b.insnCounts.buffer, b.insnCounts.byteOffset, b.insnCounts.byteLength)
     const durations = new DataView(b.durations.buffer, b.durations.byteOffset, b.durations.byteLength)
-    const at = { data: 0, ctx: 0, meta: 0 }
-    const slice = (buf: Buffer, key: 'data' | 'ctx' | 'meta', len: number) => {
+    const at = { data: 0, ctx: 0, meta: 0, skb: 0 }
+    const slice = (buf: Buffer, key: 'data' | 'ctx' | 'meta' | 'skb', len: number) => {
       const v = new Uint8Array(buf.buffer, buf.byteOffset + at[key], len)
       at[key] += len
       return v
@@ -841,6 +860,10 @@ export class Program {
       const ctx = ctxLen ? slice(b.ctx, 'ctx', ctxLen) : undefined
       const metaLen = b.metaLengths[i]!
       const meta = metaLen ? slice(b.meta, 'meta', metaLen) : undefined
+      const skbLen = b.skbLengths[i]!
+      const skb = skbLen ? (decodeContext('tc', slice(b.skb, 'skb', skbLen)) as SkbContext) : undefined
+      const flags = b.redirectFlags[i]!
+      const redirect = flags < 0 ? undefined : { ifindex: b.redirectIfindexes[i]!, flags }
       const error = errors.size === 0 ? undefined : errors.get(i)
       if (error) return { ok: false, error: this.#located(fromNative(error)) }
       const value = r0.getBigUint64(8 * i, true)
@@ -853,6 +876,8 @@ export class Program {
         ctx,
         ctxFields: ctx && decodeContext(this.type, ctx),
         meta,
+        skb,
+        redirect,
         insnCount: counts.getFloat64(8 * i, true),
         durationNs: durations.getFloat64(8 * i, true),
       }

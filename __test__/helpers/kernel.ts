@@ -68,6 +68,8 @@ export function kernelOracle(): OracleStatus {
 export interface KernelRun {
   retval: number
   data: Uint8Array
+  /** The context the test run handed back, when one was given. */
+  ctx?: Uint8Array
 }
 
 export interface KernelMapEntry {
@@ -112,20 +114,30 @@ export class KernelObject {
     return new KernelObject(dir, mkdtempSync(join(tmpdir(), 'ebpf-oracle-')))
   }
 
-  /** BPF_PROG_TEST_RUN of one program on `data`. */
-  run(program: string, data: Uint8Array, repeat = 1): KernelRun {
+  /** BPF_PROG_TEST_RUN of one program on `data`, with a context image `ctx` (then `ctx` out too). */
+  run(program: string, data: Uint8Array, repeat = 1, ctx?: Uint8Array): KernelRun {
     const input = join(this.#scratch, 'in.bin')
     const output = join(this.#scratch, 'out.bin')
+    const ctxIn = join(this.#scratch, 'ctx-in.bin')
+    const ctxOut = join(this.#scratch, 'ctx-out.bin')
     writeFileSync(input, data)
     rmSync(output, { force: true })
+    rmSync(ctxOut, { force: true })
     const pin = join(this.dir, program)
-    const out = bpftool(['prog', 'run', 'pinned', pin, 'data_in', input, 'data_out', output, 'repeat', String(repeat)])
+    const args = ['prog', 'run', 'pinned', pin, 'data_in', input, 'data_out', output, 'repeat', String(repeat)]
+    if (ctx) {
+      writeFileSync(ctxIn, ctx)
+      args.push('ctx_in', ctxIn, 'ctx_out', ctxOut)
+    }
+    const out = bpftool(args)
     const m = /Return value: (\d+)/.exec(out)
     if (!m) throw new Error(`unexpected bpftool output: ${out}`)
-    return {
+    const run: KernelRun = {
       retval: Number(m[1]),
       data: existsSync(output) ? new Uint8Array(readFileSync(output)) : new Uint8Array(0),
     }
+    if (ctx && existsSync(ctxOut)) run.ctx = new Uint8Array(readFileSync(ctxOut))
+    return run
   }
 
   /**

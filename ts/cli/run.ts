@@ -37,12 +37,24 @@ import { assignment, loadOptionsFrom, OBJECT_OPTIONS, parseValue } from './objec
 import { selectProgram } from './select.js'
 
 const XDP_ACTIONS = ['XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT']
+/** tc actions from 0 (linux/pkt_cls.h); -1 (retval 0xffffffff) is TC_ACT_UNSPEC. */
+const TC_ACTIONS = [
+  'TC_ACT_OK',
+  'TC_ACT_RECLASSIFY',
+  'TC_ACT_SHOT',
+  'TC_ACT_PIPE',
+  'TC_ACT_STOLEN',
+  'TC_ACT_QUEUED',
+  'TC_ACT_REPEAT',
+  'TC_ACT_REDIRECT',
+  'TC_ACT_TRAP',
+]
 /**
  * Program types raw bytecode can be run as (objects take libbpf's names: xdp, sched_cls, kprobe, ...).
  * Checked against the binding's declaration of the names (`satisfies`); listed here so that `ebpf help`
  * works without the native binding.
  */
-const RAW_TYPES: readonly string[] = ['raw', 'xdp', 'socket_filter', 'tracing'] satisfies ProgramType[]
+const RAW_TYPES: readonly string[] = ['raw', 'xdp', 'socket_filter', 'tc', 'tracing'] satisfies ProgramType[]
 
 /** The program to run and, for objects, the collection it belongs to. */
 interface Loaded {
@@ -159,7 +171,9 @@ function traceLines(loaded: Loaded): string[] {
 
 /** The verdict's name where the program type gives return values one. */
 function retvalName(type: ProgramType, retval: number): string | undefined {
-  return type === 'xdp' ? XDP_ACTIONS[retval] : undefined
+  if (type === 'xdp') return XDP_ACTIONS[retval]
+  if (type === 'tc') return retval === 0xffffffff ? 'TC_ACT_UNSPEC' : TC_ACTIONS[retval]
+  return undefined
 }
 
 function report(loaded: Loaded, res: RunResult, input: Uint8Array, args: Parsed, repeat: number): string {
@@ -184,6 +198,7 @@ function report(loaded: Loaded, res: RunResult, input: Uint8Array, args: Parsed,
       data: res.data,
       ...(res.meta && res.meta.length > 0 ? { meta: res.meta } : {}),
       ...(res.ctxFields ? { ctx: res.ctxFields } : {}),
+      ...(res.redirect ? { redirect: res.redirect } : {}),
       trace,
       ...(maps ? { maps: Object.fromEntries(maps.map(mapJson)) } : {}),
     })
@@ -197,6 +212,9 @@ function report(loaded: Loaded, res: RunResult, input: Uint8Array, args: Parsed,
   ]
   if (changed) lines.push(`data: ${toHex(res.data)}`)
   if (res.meta && res.meta.length > 0) lines.push(`meta: ${toHex(res.meta)}`)
+  if (res.redirect) {
+    lines.push(`redirect: ifindex ${res.redirect.ifindex}${res.redirect.flags & 1 ? ' (ingress)' : ' (egress)'}`)
+  }
   let text = `${lines.join('\n')}\n`
   if (trace.length > 0) text += `trace:\n${trace.map((l) => `  ${l}`).join('\n')}\n`
   if (maps) text += mapsText(maps)
@@ -255,7 +273,7 @@ export const runCommand: Command = {
     type: {
       value: true,
       arg: 'TYPE',
-      help: "program type: of raw bytecode raw|xdp|socket_filter|tracing (default raw); of an object's program a libbpf name (xdp, sched_cls, ...), for sections that say none",
+      help: "program type: of raw bytecode raw|xdp|socket_filter|tc|tracing (default raw); of an object's program a libbpf name (xdp, sched_cls, ...), for sections that say none",
     },
     data: { value: true, arg: 'FILE', help: 'input data (packet) from a file' },
     hex: { value: true, arg: 'HEX', help: 'input data as hex (e.g. 0a0b0c or "0a 0b 0c")' },

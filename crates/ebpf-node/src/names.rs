@@ -16,6 +16,8 @@ pub enum ProgramTypeName {
     Raw,
     #[napi(value = "socket_filter")]
     SocketFilter,
+    #[napi(value = "tc")]
+    Tc,
     #[napi(value = "xdp")]
     Xdp,
     #[napi(value = "tracing")]
@@ -49,6 +51,7 @@ impl From<ProgramTypeName> for ProgramType {
         match t {
             ProgramTypeName::Raw => ProgramType::Raw,
             ProgramTypeName::SocketFilter => ProgramType::SocketFilter,
+            ProgramTypeName::Tc => ProgramType::Tc,
             ProgramTypeName::Xdp => ProgramType::Xdp,
             ProgramTypeName::Tracing => ProgramType::Tracing,
         }

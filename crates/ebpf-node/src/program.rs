@@ -109,8 +109,19 @@ pub struct NativeRunResult {
     pub ctx: Option<Buffer>,
     /// XDP: the metadata in front of the packet.
     pub meta: Option<Buffer>,
+    /// tc: the whole `__sk_buff` as the program left it (`ctx` is the kernel's test-run view).
+    pub skb: Option<Buffer>,
+    /// tc: where the packet went (`TC_ACT_REDIRECT` after `bpf_redirect`).
+    pub redirect: Option<NativeRedirect>,
     pub duration_ns: f64,
     pub error: Option<NativeError>,
+}
+
+/// The target of a redirect: an interface and `bpf_redirect`'s flags (`BPF_F_INGRESS`).
+#[napi(object)]
+pub struct NativeRedirect {
+    pub ifindex: u32,
+    pub flags: u32,
 }
 
 #[napi(object)]
@@ -328,6 +339,11 @@ fn to_js(out: TestRunOutput) -> NativeRunResult {
         data: out.data.into(),
         ctx: out.ctx.map(Buffer::from),
         meta: out.meta.map(Buffer::from),
+        skb: out.skb.map(Buffer::from),
+        redirect: out.redirect.map(|r| NativeRedirect {
+            ifindex: r.ifindex,
+            flags: r.flags as u32,
+        }),
         duration_ns: out.duration_ns,
         error,
     }
@@ -553,6 +569,12 @@ pub struct NativeBatch {
     /// XDP metadata, concatenated.
     pub meta: Buffer,
     pub meta_lengths: Vec<u32>,
+    /// tc: each run's whole `__sk_buff` (`RunResult.skb`), concatenated (empty for other types).
+    pub skb: Buffer,
+    pub skb_lengths: Vec<u32>,
+    /// tc: each run's redirect target and flags; flags -1 where the run redirected nowhere.
+    pub redirect_ifindexes: Vec<u32>,
+    pub redirect_flags: Vec<i32>,
     /// The runs that trapped.
     pub errors: Vec<NativeBatchError>,
 }
@@ -596,6 +618,8 @@ fn pack(outputs: impl Iterator<Item = TestRunOutput>) -> NativeBatch {
     let (mut data, mut data_lengths) = (Vec::new(), Vec::new());
     let (mut ctx, mut ctx_lengths) = (Vec::new(), Vec::new());
     let (mut meta, mut meta_lengths) = (Vec::new(), Vec::new());
+    let (mut skb, mut skb_lengths) = (Vec::new(), Vec::new());
+    let (mut redirect_ifindexes, mut redirect_flags) = (Vec::new(), Vec::new());
     let mut errors = Vec::new();
     for (i, out) in outputs.enumerate() {
         let value = match out.result {
@@ -619,6 +643,11 @@ fn pack(outputs: impl Iterator<Item = TestRunOutput>) -> NativeBatch {
         let m = out.meta.unwrap_or_default();
         meta_lengths.push(m.len() as u32);
         meta.extend_from_slice(&m);
+        let k = out.skb.unwrap_or_default();
+        skb_lengths.push(k.len() as u32);
+        skb.extend_from_slice(&k);
+        redirect_ifindexes.push(out.redirect.map_or(0, |r| r.ifindex));
+        redirect_flags.push(out.redirect.map_or(-1, |r| r.flags as i32));
     }
     NativeBatch {
         r0: r0.into(),
@@ -630,6 +659,10 @@ fn pack(outputs: impl Iterator<Item = TestRunOutput>) -> NativeBatch {
         ctx_lengths,
         meta: meta.into(),
         meta_lengths,
+        skb: skb.into(),
+        skb_lengths,
+        redirect_ifindexes,
+        redirect_flags,
         errors,
     }
 }

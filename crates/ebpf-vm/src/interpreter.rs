@@ -178,6 +178,10 @@ pub fn call_helper(
     };
     let result = (helper.func)(&mut cx, args);
     let charged = cx.charged;
+    // A helper that moved the packet (tc) says where it is now, for LD_ABS and LD_IND.
+    if let Some(packet) = env.state.packet_moved {
+        env.packet = packet;
+    }
     result.map(|r0| HelperReturn { r0, charged }).map_err(|e| {
         // A trap inside a callback stops the run as it is.
         if let Some(t) = env.state.pending_trap.take() {

@@ -191,6 +191,19 @@ impl Regions {
         }
     }
 
+    /// Puts `new` where `old` (a plain region of the prefix) is, keeping its place in the search
+    /// order: a packet that a helper moved or resized (tc). False when `old` is not in the prefix
+    /// or `new` is not plain.
+    pub fn replace(&mut self, old: Region, new: Region) -> bool {
+        match self.list.iter_mut().find(|r| **r == old) {
+            Some(slot) if new.is_plain() => {
+                *slot = new;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The prefix (see `PREFIX`): compiled code and the interpreter read its first two regions.
     pub fn as_slice(&self) -> &[Region] {
         &self.list

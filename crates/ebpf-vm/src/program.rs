@@ -48,6 +48,9 @@ pub enum ProgramType {
     Raw,
     /// r1 = `struct __sk_buff` over the (read-only) data; r0 = bytes of the packet to keep.
     SocketFilter,
+    /// r1 = `struct __sk_buff` with tc's rules (`sched_cls`/`sched_act`) over a copy of the data
+    /// from the Ethernet header on, writable and resizable by helpers; r0 = a tc action.
+    Tc,
     /// r1 = `struct xdp_md` over a copy of the data in an XDP frame; r0 = an XDP action.
     Xdp,
     /// r1 = the context bytes the run supplies (kprobe, tracepoint, raw_tp, fentry style).
@@ -56,9 +59,10 @@ pub enum ProgramType {
 
 impl ProgramType {
     /// Every program type, in declaration order.
-    pub const ALL: [ProgramType; 4] = [
+    pub const ALL: [ProgramType; 5] = [
         ProgramType::Raw,
         ProgramType::SocketFilter,
+        ProgramType::Tc,
         ProgramType::Xdp,
         ProgramType::Tracing,
     ];
@@ -442,7 +446,8 @@ impl Program {
                 place: None,
             });
         }
-        Ok((out, context::finish_run(state)))
+        let r0 = out.r0;
+        Ok((out, context::finish_run(state, r0)))
     }
 
     /// Runs this program, then the programs it tail-calls, on the same memory and run state.
@@ -469,7 +474,8 @@ impl Program {
             regions,
             stack_top,
             budget,
-            packet: entry.packet,
+            // A tail call after a helper moved the packet (tc) starts on the packet as it is.
+            packet: state.packet_moved.unwrap_or(entry.packet),
             maps: self.maps.run(),
             state,
             function_runner: Some(&runner),

@@ -39,6 +39,10 @@ pub struct TestRunOutput {
     pub ctx: Option<Vec<u8>>,
     /// XDP: the metadata in front of the packet.
     pub meta: Option<Vec<u8>>,
+    /// tc: the whole `__sk_buff` as the last run left it (`ctx` is the kernel's view).
+    pub skb: Option<Vec<u8>>,
+    /// tc and XDP: where the last run sent the packet (the redirect action after `bpf_redirect`).
+    pub redirect: Option<crate::context::redirect::Redirect>,
     /// Mean wall time of one run, in nanoseconds.
     pub duration_ns: f64,
     /// `bpf_perf_event_output` records dropped, over all repetitions (see `helpers::output`).
@@ -95,6 +99,8 @@ impl Program {
                 data: cx_out.packet.unwrap_or(data),
                 ctx: cx_out.ctx,
                 meta: cx_out.meta,
+                skb: cx_out.skb,
+                redirect: cx_out.redirect,
                 duration_ns,
                 perf_lost,
             },
@@ -104,6 +110,8 @@ impl Program {
                 data,
                 ctx: None,
                 meta: None,
+                skb: None,
+                redirect: None,
                 duration_ns,
                 perf_lost,
             },

@@ -19,7 +19,10 @@ fn random_program(rng: &mut Rng, len: usize) -> Vec<Insn> {
         0i16, 4, 8, 12, 16, 20, 24, 32, 40, 48, 52, 68, 76, 80, 140, 144, 188, 192, -8, -16,
     ];
     // Not the spin locks: a random word that is not 0 is waited for (a second) before failing.
-    let helpers = [6, 12, 14, 25, 26, 28, 44, 54, 65, 105, 165, 181];
+    let helpers = [
+        6, 9, 10, 11, 12, 14, 18, 19, 23, 25, 26, 28, 31, 32, 34, 38, 39, 40, 41, 43, 44, 48, 50,
+        54, 65, 97, 105, 165, 181,
+    ];
     let mut v = Vec::new();
     while v.len() < len {
         let left = (len - v.len()) as i64;
@@ -79,6 +82,7 @@ fn random_context_programs_load_and_run_without_panics() {
         for t in [
             ProgramType::Raw,
             ProgramType::SocketFilter,
+            ProgramType::Tc,
             ProgramType::Xdp,
             ProgramType::Tracing,
         ] {

@@ -91,7 +91,7 @@ fn differences(kernel: &Access) -> Vec<String> {
 #[test]
 fn every_implemented_helper_has_the_kernel_prototype() {
     let all = implemented();
-    assert_eq!(all.len(), 46, "{:?}", all.keys().collect::<Vec<_>>());
+    assert_eq!(all.len(), 63, "{:?}", all.keys().collect::<Vec<_>>());
     for (id, (name, p)) in all {
         assert_eq!(kernel_prototype(id), Some(p), "{id} {name}");
     }
@@ -216,6 +216,39 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
     (7, "RET_INTEGER", &[]),
     (8, "RET_INTEGER", &[]),
     (
+        9,
+        "RET_INTEGER",
+        &[
+            "ARG_PTR_TO_CTX",
+            "ARG_ANYTHING",
+            "ARG_PTR_TO_MEM | MEM_RDONLY",
+            "ARG_CONST_SIZE",
+            "ARG_ANYTHING",
+        ],
+    ),
+    (
+        10,
+        "RET_INTEGER",
+        &[
+            "ARG_PTR_TO_CTX",
+            "ARG_ANYTHING",
+            "ARG_ANYTHING",
+            "ARG_ANYTHING",
+            "ARG_ANYTHING",
+        ],
+    ),
+    (
+        11,
+        "RET_INTEGER",
+        &[
+            "ARG_PTR_TO_CTX",
+            "ARG_ANYTHING",
+            "ARG_ANYTHING",
+            "ARG_ANYTHING",
+            "ARG_ANYTHING",
+        ],
+    ),
+    (
         12,
         "RET_VOID",
         &["ARG_PTR_TO_CTX", "ARG_CONST_MAP_PTR", "ARG_ANYTHING"],
@@ -227,6 +260,13 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
         "RET_INTEGER",
         &["ARG_PTR_TO_UNINIT_MEM", "ARG_CONST_SIZE"],
     ),
+    (
+        18,
+        "RET_INTEGER",
+        &["ARG_PTR_TO_CTX", "ARG_ANYTHING", "ARG_ANYTHING"],
+    ),
+    (19, "RET_INTEGER", &["ARG_PTR_TO_CTX"]),
+    (23, "RET_INTEGER", &["ARG_ANYTHING", "ARG_ANYTHING"]),
     (
         25,
         "RET_INTEGER",
@@ -259,7 +299,27 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
             "ARG_ANYTHING",
         ],
     ),
+    (
+        31,
+        "RET_INTEGER",
+        &["ARG_PTR_TO_CTX", "ARG_ANYTHING", "ARG_ANYTHING"],
+    ),
+    (32, "RET_INTEGER", &["ARG_PTR_TO_CTX", "ARG_ANYTHING"]),
+    (34, "RET_INTEGER", &["ARG_PTR_TO_CTX"]),
     (35, "RET_INTEGER", &[]),
+    (
+        38,
+        "RET_INTEGER",
+        &["ARG_PTR_TO_CTX", "ARG_ANYTHING", "ARG_ANYTHING"],
+    ),
+    (39, "RET_INTEGER", &["ARG_PTR_TO_CTX", "ARG_ANYTHING"]),
+    (40, "RET_INTEGER", &["ARG_PTR_TO_CTX", "ARG_ANYTHING"]),
+    (41, "RET_INTEGER", &["ARG_PTR_TO_CTX"]),
+    (
+        43,
+        "RET_INTEGER",
+        &["ARG_PTR_TO_CTX", "ARG_ANYTHING", "ARG_ANYTHING"],
+    ),
     (44, "RET_INTEGER", &["ARG_PTR_TO_CTX", "ARG_ANYTHING"]),
     (
         45,
@@ -267,6 +327,17 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
         &[
             "ARG_PTR_TO_UNINIT_MEM",
             "ARG_CONST_SIZE_OR_ZERO",
+            "ARG_ANYTHING",
+        ],
+    ),
+    (48, "RET_INTEGER", &["ARG_PTR_TO_CTX", "ARG_ANYTHING"]),
+    (
+        50,
+        "RET_INTEGER",
+        &[
+            "ARG_PTR_TO_CTX",
+            "ARG_ANYTHING",
+            "ARG_ANYTHING",
             "ARG_ANYTHING",
         ],
     ),
@@ -295,6 +366,7 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
     ),
     (93, "RET_VOID", &["ARG_PTR_TO_SPIN_LOCK"]),
     (94, "RET_VOID", &["ARG_PTR_TO_SPIN_LOCK"]),
+    (97, "RET_INTEGER", &["ARG_PTR_TO_CTX"]),
     (
         105,
         "RET_INTEGER",
@@ -492,6 +564,9 @@ const KNOWN_DIVERGENCES: &[(&str, u32, bool)] = &[
     ("socket_filter", 14, false),
     ("socket_filter", 15, false),
     ("socket_filter", 16, false),
+    ("sched_cls", 14, false),
+    ("sched_cls", 15, false),
+    ("sched_cls", 16, false),
     ("xdp", 14, false),
     ("xdp", 15, false),
     ("xdp", 16, false),
@@ -506,6 +581,7 @@ fn engine_helper_sets_against_the_kernels() {
     let mut found = Vec::new();
     for (ours, theirs) in [
         (ProgramType::SocketFilter, KernelProgType::SocketFilter),
+        (ProgramType::Tc, KernelProgType::SchedCls),
         (ProgramType::Xdp, KernelProgType::Xdp),
         (ProgramType::Tracing, KernelProgType::Kprobe),
     ] {

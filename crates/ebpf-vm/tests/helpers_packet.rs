@@ -182,3 +182,15 @@ fn perf_event_output_appends_xdp_bytes_from_the_fragments_too() {
         );
     }
 }
+
+#[test]
+fn perf_event_output_of_a_tc_program_appends_the_packet_as_a_helper_left_it() {
+    // bpf_skb_change_head(skb, 2, 0) puts two zero bytes in front; then the record appends the
+    // first 3 packet bytes: 0, 0 and the old first byte.
+    let mut insns = prog![movr(6, 1), mov(2, 2), mov(3, 0), call(43), movr(1, 6)];
+    insns.extend(perf_prog(3 << 32));
+    let (p, got) = with_sink(&insns, ProgramType::Tc);
+    let mut frame = vec![9u8, 8, 7, 6, 5, 4, 0, 0, 0, 0, 0, 0, 8, 0];
+    assert_eq!(r0(&p, &mut frame, None), 0);
+    assert_eq!(got.lock().unwrap()[0].data, vec![1, 2, 3, 4, 0, 0, 9]);
+}

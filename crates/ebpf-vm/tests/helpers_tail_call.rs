@@ -206,3 +206,36 @@ fn a_tail_call_through_callx_exposes_the_frames_of_the_target() {
         assert_eq!(out.r0, 2, "{engine:?}");
     }
 }
+
+#[test]
+fn a_tail_called_tc_program_reads_the_packet_a_helper_moved() {
+    // The first program makes 4 bytes of room in front (bpf_skb_change_head) and tail-calls the
+    // second, whose LD_ABS of byte 4 must read the moved packet: the old first byte (0x21).
+    let map = prog_array(1);
+    let second = load_raw(&prog![ld_abs(SIZE_B, 4), exit()], &map, ProgramType::Tc);
+    set(&map, 0, second);
+    let first = load_raw(
+        &prog![
+            movr(6, 1),
+            mov(2, 4),
+            mov(3, 0),
+            call(43),
+            movr(1, 6),
+            ld_map(2, 0),
+            mov(3, 0),
+            call(12),
+            mov(0, 99),
+            exit(),
+        ],
+        &map,
+        ProgramType::Tc,
+    );
+    let mut pkt = vec![0x21u8; 60];
+    let out = first
+        .run(&mut RunInput {
+            data: &mut pkt,
+            budget: None,
+        })
+        .unwrap();
+    assert_eq!(out.r0, 0x21);
+}

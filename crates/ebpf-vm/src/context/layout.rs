@@ -28,8 +28,27 @@ pub struct CtxLayout {
     /// Size of the whole buffer: the UAPI struct plus the hidden tail.
     pub buffer_size: u32,
     pub pointers: &'static [PointerField],
-    /// Byte ranges `[start, end)` a program may store to.
+    /// Byte ranges `[start, end)` a program may store to with any size (`cb[]`).
     pub writable: &'static [(u32, u32)],
+    /// Fields a program may store to with exactly their size (tc's `mark`, `tc_index`, ...).
+    pub stores: &'static [FieldStore],
+    /// Byte ranges `[start, end)` a program may not load (tc cannot read the socket fields).
+    pub unreadable: &'static [(u32, u32)],
+}
+
+/// A context field a program may store to: at `off`, exactly `size` bytes; the kernel stores
+/// `width` bytes of the value (2 for the fields that are `__u16` inside `struct sk_buff`), so the
+/// store is rewritten to that width, which leaves the field's upper bytes 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldStore {
+    pub off: u32,
+    pub size: u32,
+    pub width: u32,
+    /// Immediate values from which a `BPF_ST` to the field stores nothing (`queue_mapping`:
+    /// `NO_QUEUE_MAPPING`, 0xffff; the store becomes a no-op, as in the kernel). The
+    /// kernel also skips a `BPF_STX` of such a value, with a test it inserts; this runtime keeps
+    /// every instruction's slot and stores the low 16 bits instead.
+    pub skip_imm_from: Option<i32>,
 }
 
 impl CtxLayout {
@@ -40,11 +59,28 @@ impl CtxLayout {
             .find(|p| off < p.off as i64 + 4 && off + size as i64 > p.off as i64)
     }
 
-    /// Whether a store of `size` bytes at `off` lies inside one writable range.
-    pub fn is_writable(&self, off: i64, size: u32) -> bool {
-        self.writable
+    /// How a store of `size` bytes at `off` is made: as it is inside a writable range (a
+    /// `FieldStore` of that size and width), as the field says for a store to exactly that
+    /// field; `None` when the store is refused.
+    pub fn store_at(&self, off: i64, size: u32) -> Option<FieldStore> {
+        if self
+            .writable
             .iter()
             .any(|&(s, e)| off >= s as i64 && off + size as i64 <= e as i64)
+        {
+            return Some(field_store(off as u32, size, size));
+        }
+        self.stores
+            .iter()
+            .find(|f| f.off as i64 == off && f.size == size)
+            .copied()
+    }
+
+    /// Whether a load of `size` bytes at `off` touches a field the program type may not read.
+    pub fn is_unreadable(&self, off: i64, size: u32) -> bool {
+        self.unreadable
+            .iter()
+            .any(|&(s, e)| off < e as i64 && off + size as i64 > s as i64)
     }
 }
 
@@ -116,24 +152,66 @@ pub const SKB: CtxLayout = CtxLayout {
     name: "__sk_buff",
     size: skb::SIZE,
     buffer_size: skb::BUFFER_SIZE,
-    pointers: &[
-        PointerField {
-            name: "data",
-            off: skb::DATA,
-            hidden: skb::HIDDEN_DATA,
-        },
-        PointerField {
-            name: "data_end",
-            off: skb::DATA_END,
-            hidden: skb::HIDDEN_DATA_END,
-        },
-        PointerField {
-            name: "data_meta",
-            off: skb::DATA_META,
-            hidden: skb::HIDDEN_DATA_META,
-        },
-    ],
+    pointers: SKB_POINTERS,
     writable: &[(skb::CB, skb::CB + 20)],
+    stores: &[],
+    unreadable: &[],
+};
+
+const SKB_POINTERS: &[PointerField] = &[
+    PointerField {
+        name: "data",
+        off: skb::DATA,
+        hidden: skb::HIDDEN_DATA,
+    },
+    PointerField {
+        name: "data_end",
+        off: skb::DATA_END,
+        hidden: skb::HIDDEN_DATA_END,
+    },
+    PointerField {
+        name: "data_meta",
+        off: skb::DATA_META,
+        hidden: skb::HIDDEN_DATA_META,
+    },
+];
+
+/// The fields of `struct __sk_buff` a tc program may store to besides `cb[]`
+/// (`tc_cls_act_is_valid_access`): `u32` stores, `tstamp` a `u64` one. `queue_mapping`,
+/// `tc_index` and `tc_classid` are 16 bits wide in the kernel (`sk_buff.queue_mapping`,
+/// `sk_buff.tc_index`, `qdisc_skb_cb.tc_classid`), which keeps the low half of the value.
+const TC_STORES: &[FieldStore] = &[
+    field_store(skb::MARK, 4, 4),
+    FieldStore {
+        skip_imm_from: Some(0xffff),
+        ..field_store(skb::QUEUE_MAPPING, 4, 2)
+    },
+    field_store(skb::PRIORITY, 4, 4),
+    field_store(skb::TC_INDEX, 4, 2),
+    field_store(skb::TC_CLASSID, 4, 2),
+    field_store(skb::TSTAMP, 8, 8),
+];
+
+const fn field_store(off: u32, size: u32, width: u32) -> FieldStore {
+    FieldStore {
+        off,
+        size,
+        width,
+        skip_imm_from: None,
+    }
+}
+
+/// `struct __sk_buff` as a tc program sees it: `data`, `data_end` and `data_meta` are packet
+/// pointers, `mark`, `queue_mapping`, `priority`, `tc_index`, `cb[]`, `tc_classid` and `tstamp`
+/// are writable, and the socket fields (`family` .. `local_port`) cannot be read.
+pub const TC_SKB: CtxLayout = CtxLayout {
+    name: "__sk_buff",
+    size: skb::SIZE,
+    buffer_size: skb::BUFFER_SIZE,
+    pointers: SKB_POINTERS,
+    writable: &[(skb::CB, skb::CB + 20)],
+    stores: TC_STORES,
+    unreadable: &[(skb::FAMILY, skb::LOCAL_PORT + 4)],
 };
 
 /// `struct xdp_md`: read-only, as in the kernel.
@@ -159,4 +237,6 @@ pub const XDP: CtxLayout = CtxLayout {
         },
     ],
     writable: &[],
+    stores: &[],
+    unreadable: &[],
 };

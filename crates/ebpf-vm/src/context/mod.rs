@@ -5,7 +5,8 @@
 //! |----------------|-----------------------------|---------------------------|-----------------------------|
 //! | `Raw`          | data address (r2 = length)  | the data, writable        | -                           |
 //! | `SocketFilter` | `struct __sk_buff`          | the data, read-only       | skb_load_bytes, perf_event_output |
-//! | `Xdp`          | `struct xdp_md`             | a copy in an XDP frame    | csum_diff, xdp_adjust_head/meta/tail, perf_event_output |
+//! | `Tc`           | `struct __sk_buff` (tc)     | a copy, writable, resizable | skb_load/store_bytes, l3/l4_csum_replace, csum_diff, redirect, skb_change_*, skb_adjust_room, skb_pull_data, skb_vlan_push/pop, hash, ecn, perf_event_output |
+//! | `Xdp`          | `struct xdp_md`             | a copy in an XDP frame    | csum_diff, xdp_adjust_head/meta/tail, xdp_load/store_bytes, redirect, perf_event_output |
 //! | `Tracing`      | the caller's context bytes  | none                      | get_current_pid_tgid/uid_gid/comm, probe_read(_str), perf_event_output |
 //!
 //! The base set, for every type: the embedder's table (`ProgramOptions::helpers`, standard and map
@@ -17,9 +18,12 @@
 pub mod layout;
 pub mod places;
 pub mod pseudo_func;
+pub mod redirect;
 pub mod rewrite;
 pub mod run_state;
 pub mod socket_filter;
+pub mod tc;
+pub mod tc_helpers;
 pub mod tracing;
 pub mod xdp;
 pub mod xdp_frags;
@@ -59,6 +63,12 @@ pub struct ContextOutput {
     /// The context after the run: the `__sk_buff` image (socket filters; `cb[]` may have changed)
     /// or the `xdp_md` image as the kernel's test run returns it.
     pub ctx: Option<Vec<u8>>,
+    /// tc: the whole `__sk_buff` as the program left it (`ctx` is the kernel's test-run view,
+    /// which leaves out fields such as `tc_classid`).
+    pub skb: Option<Vec<u8>>,
+    /// tc and XDP: where the packet went, when the program returned the redirect action
+    /// (`TC_ACT_REDIRECT`, `XDP_REDIRECT`) after a `bpf_redirect`.
+    pub redirect: Option<redirect::Redirect>,
     /// `bpf_perf_event_output` records the run dropped because its perf buffer was full.
     pub perf_lost: u64,
 }
@@ -73,6 +83,7 @@ pub struct Entry {
 pub fn layout_of(prog_type: ProgramType) -> Option<&'static layout::CtxLayout> {
     match prog_type {
         ProgramType::SocketFilter => Some(&layout::SKB),
+        ProgramType::Tc => Some(&layout::TC_SKB),
         ProgramType::Xdp => Some(&layout::XDP),
         ProgramType::Raw | ProgramType::Tracing => None,
     }
@@ -81,12 +92,13 @@ pub fn layout_of(prog_type: ProgramType) -> Option<&'static layout::CtxLayout> {
 /// The helpers a program type adds to the base set, made once per type: every load used to build
 /// them again (a name and a closure per helper), which was a third of a small program's load time.
 fn type_helpers(prog_type: ProgramType) -> &'static HelperTable {
-    static TABLES: [OnceLock<HelperTable>; 4] = [const { OnceLock::new() }; 4];
+    static TABLES: [OnceLock<HelperTable>; 5] = [const { OnceLock::new() }; 5];
     let slot = match prog_type {
         ProgramType::Raw => 0,
         ProgramType::SocketFilter => 1,
         ProgramType::Xdp => 2,
         ProgramType::Tracing => 3,
+        ProgramType::Tc => 4,
     };
     TABLES[slot].get_or_init(|| {
         let mut ours = HelperTable::new();
@@ -102,8 +114,16 @@ fn type_helpers(prog_type: ProgramType) -> &'static HelperTable {
                 helpers::packet::register_skb(&mut ours);
                 helpers::perf::register(&mut ours);
             }
+            ProgramType::Tc => {
+                helpers::packet::register_skb(&mut ours);
+                helpers::packet::register_csum(&mut ours);
+                helpers::perf::register(&mut ours);
+                tc_helpers::register(&mut ours);
+                redirect::register(&mut ours);
+            }
             ProgramType::Xdp => {
                 helpers::packet::register_xdp(&mut ours);
+                redirect::register(&mut ours);
                 helpers::packet::register_csum(&mut ours);
                 helpers::perf::register(&mut ours);
             }
@@ -201,13 +221,14 @@ pub fn prepare_run(
             })
         }
         ProgramType::SocketFilter => socket_filter::prepare(data, input.ctx, state, regions),
+        ProgramType::Tc => tc::prepare(data, input.ctx, state, regions),
         ProgramType::Xdp => xdp::prepare(data, input.ctx, state, regions),
         ProgramType::Tracing => tracing::prepare(input.ctx, state, regions),
     }
 }
 
-/// What a finished run hands back besides r0.
-pub fn finish_run(state: &RunState) -> ContextOutput {
+/// What a finished run that returned `r0` hands back besides r0.
+pub fn finish_run(state: &RunState, r0: u64) -> ContextOutput {
     let out = ContextOutput {
         perf_lost: state.perf_lost,
         ..ContextOutput::default()
@@ -218,11 +239,19 @@ pub fn finish_run(state: &RunState) -> ContextOutput {
             ctx: socket_filter::ctx_out(state),
             ..out
         },
+        ProgramType::Tc => ContextOutput {
+            packet: state.tc.as_ref().map(|skb| skb.packet()),
+            ctx: tc::ctx_out(state),
+            skb: tc::skb_out(state),
+            redirect: redirect::redirect_of(state, r0),
+            ..out
+        },
         ProgramType::Xdp => match &state.xdp {
             Some(frame) => ContextOutput {
                 packet: Some(frame.packet()),
                 meta: Some(frame.meta()),
                 ctx: Some(xdp::ctx_out(frame)),
+                redirect: redirect::redirect_of(state, r0),
                 ..out
             },
             None => out,

@@ -274,7 +274,7 @@ pub fn rewrite_ctx_accesses(
                     "atomic operation on a field",
                 ));
             }
-            if !layout.is_writable(off, size) {
+            let Some(field) = layout.store_at(off, size) else {
                 return Err(ctx_error(
                     pc,
                     layout,
@@ -282,9 +282,34 @@ pub fn rewrite_ctx_accesses(
                     size,
                     "store to a read-only field",
                 ));
+            };
+            let skipped =
+                class(op) == CLASS_ST && field.skip_imm_from.is_some_and(|from| insn.imm >= from);
+            if skipped {
+                // The kernel stores nothing (it emits `ja +0`). A register moved onto itself
+                // instead: the analysis' control flow, which the engines follow, stays as it is.
+                insns[pc] = Insn::new(CLASS_ALU64 | ALU_MOV | SRC_X, insn.dst, insn.dst, 0, 0);
+            } else if field.width != size {
+                // A 16-bit field of the kernel's sk_buff: the kernel stores the low half.
+                insns[pc] = Insn::new(
+                    class(op) | MODE_MEM | SIZE_H,
+                    insn.dst,
+                    insn.src,
+                    insn.off,
+                    insn.imm,
+                );
             }
             aux[i].ctx_field = Some(off as u16);
             continue;
+        }
+        if layout.is_unreadable(off, size) {
+            return Err(ctx_error(
+                pc,
+                layout,
+                off,
+                size,
+                "load of a field this program type cannot read",
+            ));
         }
         if let Some(p) = pointer {
             if off != p.off as i64 || size != 4 || op & 0xe0 != MODE_MEM {

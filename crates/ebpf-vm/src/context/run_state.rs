@@ -14,6 +14,7 @@ use crate::error::Trap;
 use crate::helpers::output::ProgramOutput;
 use crate::program::ProgramType;
 
+use super::tc::TcSkb;
 use super::xdp::XdpFrame;
 
 /// What `bpf_get_current_pid_tgid` / `_uid_gid` / `_comm` / `_task` report for a run.
@@ -139,6 +140,14 @@ pub struct RunState {
     pub skb_packet: (u64, u64),
     /// The XDP frame with its moving bounds.
     pub xdp: Option<Box<XdpFrame>>,
+    /// The packet of a tc run with what the kernel's `sk_buff` knows of it.
+    pub tc: Option<Box<TcSkb>>,
+    /// The target of the last successful `bpf_redirect` (tc, XDP; see `redirect`).
+    pub redirect: Option<super::redirect::Redirect>,
+    /// Where the packet is now once a helper moved or resized it (tc): every environment that
+    /// runs code of this run takes its `LD_ABS`/`LD_IND` packet from here (`RunEnv::packet`
+    /// after a helper call, a callback's, a tail-called program's), never an older copy.
+    pub packet_moved: Option<(u64, u64)>,
     pub process: ProcessInfo,
     /// The memory the probe-read helpers read (tracing programs; empty for other types).
     pub address_space: crate::helpers::address_space::AddressSpace,

@@ -136,7 +136,7 @@ impl HelperContext<'_> {
             regions: std::mem::take(self.regions),
             stack_top,
             budget: self.budget_left(),
-            packet: self.caller.packet,
+            packet: self.state.packet_moved.unwrap_or(self.caller.packet),
             maps: std::mem::take(self.maps),
             state: &mut *self.state,
             function_runner: Some(runner),

@@ -8,7 +8,8 @@
 
 use super::prototype::{ArgType::*, HelperPrototype, KernelProgType::*, RetType::*};
 use super::{
-    callbacks, locks, maps, packet, perf, probe_read, process, standard, strings, tail_call, trace,
+    callbacks, locks, maps, packet, perf, probe_read, process, skb, standard, strings, tail_call,
+    trace,
 };
 
 /// The kernel's prototype of helper `id`, for the helpers this engine implements.
@@ -96,6 +97,35 @@ pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
         packet::BPF_XDP_STORE_BYTES => {
             p(Integer, &[PtrToCtx, Anything, PtrToReadonlyMem, ConstSize]).for_types(&[Xdp])
         }
+        // net/core/filter.c: the tc (sched_cls) helpers this engine implements.
+        skb::BPF_SKB_STORE_BYTES => p(
+            Integer,
+            &[PtrToCtx, Anything, PtrToReadonlyMem, ConstSize, Anything],
+        )
+        .for_types(&[SchedCls]),
+        skb::BPF_L3_CSUM_REPLACE | skb::BPF_L4_CSUM_REPLACE => {
+            p(Integer, &[PtrToCtx, Anything, Anything, Anything, Anything]).for_types(&[SchedCls])
+        }
+        skb::BPF_SKB_VLAN_PUSH
+        | skb::BPF_SKB_CHANGE_PROTO
+        | skb::BPF_SKB_CHANGE_TAIL
+        | skb::BPF_SKB_CHANGE_HEAD => {
+            p(Integer, &[PtrToCtx, Anything, Anything]).for_types(&[SchedCls])
+        }
+        // bpf_set_hash_invalid returns 0 (RET_INTEGER: tests/helper_prototypes_live.rs).
+        skb::BPF_SKB_VLAN_POP
+        | skb::BPF_GET_HASH_RECALC
+        | skb::BPF_SKB_ECN_SET_CE
+        | skb::BPF_SET_HASH_INVALID => p(Integer, &[PtrToCtx]).for_types(&[SchedCls]),
+        skb::BPF_SKB_CHANGE_TYPE
+        | skb::BPF_SKB_PULL_DATA
+        | skb::BPF_SET_HASH
+        | skb::BPF_CSUM_UPDATE => p(Integer, &[PtrToCtx, Anything]).for_types(&[SchedCls]),
+        skb::BPF_SKB_ADJUST_ROOM => {
+            p(Integer, &[PtrToCtx, Anything, Anything, Anything]).for_types(&[SchedCls])
+        }
+        // bpf_redirect_proto (tc) and bpf_xdp_redirect_proto, alike.
+        skb::BPF_REDIRECT => p(Integer, &[Anything, Anything]).for_types(&[SchedCls, Xdp]),
         locks::BPF_SPIN_LOCK | locks::BPF_SPIN_UNLOCK => p(Void, &[PtrToSpinLock]),
         strings::BPF_STRTOL | strings::BPF_STRTOUL => p(
             Integer,

@@ -241,6 +241,7 @@ pub mod perf;
 pub mod probe_read;
 pub mod process;
 pub mod prototype;
+pub mod skb;
 pub mod standard;
 pub mod strings;
 pub mod tail_call;
