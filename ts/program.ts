@@ -3,6 +3,7 @@
  * checks options, converts results and turns error data from the engine into typed errors.
  */
 
+import type { Writable } from 'node:stream'
 import {
   checkBytes,
   checkDenseArray,
@@ -32,6 +33,8 @@ import {
   type ProgramTypeName,
   type SafetyMode,
 } from './native.js'
+import type { PcapInput } from './pcap/source.js'
+import { type FilterPcapOptions, type FilterPcapSummary, filterPcap } from './pcap-filter.js'
 import type { LineInfo } from './spec.js'
 
 /**
@@ -716,6 +719,19 @@ export class Program {
     const aborted = batch.errors.find((e) => e.error.kind === 'aborted')
     if (aborted) throw fromNative(aborted.error, signal?.reason)
     return this.#entries(batch)
+  }
+
+  /**
+   * Runs this socket filter over every packet of a capture (a path, stream or bytes, pcap or
+   * pcapng) in batches, and writes the packets it keeps, cut to the length it returned, to `output`
+   * (a path or stream; undefined: only count). Resolves to the counts and the packets per second.
+   */
+  filterPcap(
+    input: PcapInput,
+    output: string | Writable | undefined,
+    options: FilterPcapOptions = {},
+  ): Promise<FilterPcapSummary> {
+    return filterPcap(this, input, output, options)
   }
 
   /** Text the program printed with `bpf_trace_printk`, one line per call; `take` empties the log. */
