@@ -275,3 +275,58 @@ describe('errors name the column', () => {
     expect(() => compileFilter(42 as unknown as string)).toThrow(/must be a string/)
   })
 })
+
+describe('the batch path filterPcap uses', () => {
+  const len = compileFilter('len > 100')
+  const program = new Program({ type: 'socket_filter', instructions: len.instructions })
+  const packets = [new Uint8Array(60), new Uint8Array(120), new Uint8Array(80)]
+
+  it('runBatchRetvals: packed packets equal the array form; wireLengths are __sk_buff.len where larger', () => {
+    const bytes = new Uint8Array(260)
+    const lengths = Uint32Array.of(60, 120, 80)
+    expect([...program.runBatchRetvals(packets).retvals]).toEqual([0, 262144, 0])
+    expect([...program.runBatchRetvals({ bytes, lengths }).retvals]).toEqual([0, 262144, 0])
+    // A packet captured short of a 200-byte frame is longer than 100 on the wire; a smaller wire length changes nothing.
+    const wire = program.runBatchRetvals({ bytes, lengths }, { wireLengths: [200, 10, 80] })
+    expect([...wire.retvals]).toEqual([262144, 262144, 0])
+  })
+
+  it('runBatchRetvals refuses what it cannot use', () => {
+    const raw = new Program({ instructions: Uint8Array.from([0xb7, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]) })
+    expect(() => raw.runBatchRetvals(packets, { wireLengths: [1, 2, 3] })).toThrow(/socket filters/)
+    expect(() => program.runBatchRetvals(packets, { wireLengths: [1] })).toThrow(/1 entries for 3 packets/)
+    expect(() => program.runBatchRetvals({ bytes: new Uint8Array(10), lengths: [4, 4] })).toThrow(/add up to 8 bytes/)
+    expect(() => program.runBatchRetvals({ bytes: new Uint8Array(10), lengths: [-1] })).toThrow(EbpfError)
+  })
+
+  it('pcap.readBatches: batches of at most batchSize, each packet a view of the batch bytes', async () => {
+    const generated = new PacketGenerator(3).packets(1000)
+    const bytes = await (async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'ebpf-batches-'))
+      const file = join(dir, 'b.pcapng')
+      await pcap.write(
+        file,
+        generated.map((p) => ({ data: p.data, originalLength: p.originalLength })),
+        { format: 'pcapng' },
+      )
+      const all = readFileSync(file)
+      rmSync(dir, { recursive: true, force: true })
+      return all
+    })()
+    const seen: Uint8Array[] = []
+    for await (const batch of pcap.readBatches(bytes, { batchSize: 300 })) {
+      expect(batch.length).toBeLessThanOrEqual(300)
+      let at = 0
+      for (const p of batch) {
+        expect(p.data.buffer).toBe(batch.bytes.buffer)
+        expect(p.data.byteOffset).toBe(batch.bytes.byteOffset + at)
+        at += p.data.length
+        seen.push(p.data)
+      }
+      expect(at).toBe(batch.bytes.length)
+    }
+    expect(seen.map((d) => Buffer.from(d).toString('hex'))).toEqual(
+      generated.map((p) => Buffer.from(p.data).toString('hex')),
+    )
+  })
+})

@@ -20,6 +20,7 @@ export type {
   EngineName,
   HelperDeclaration,
   MemoryImage,
+  PackedPackets,
   ProcessIdentity,
   ProgramOptions,
   ProgramType,

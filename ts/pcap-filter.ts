@@ -7,14 +7,14 @@
  * Socket filter semantics: a run's return value is the number of bytes to keep, 0 drops the packet;
  * a packet kept is cut to that many bytes (its original length stays), and a run that traps drops
  * its packet and is counted. A packet captured short of its length on the wire (the capture's snap
- * length) runs with `__sk_buff.len` set to the wire length, as libpcap's `len` is.
+ * length) runs with `__sk_buff.len` set to the wire length (`wireLengths`), as libpcap's `len` is.
  */
 import type { Writable } from 'node:stream'
 import { EbpfError } from './errors.js'
 import type { Packet } from './pcap/format.js'
-import { readBatches } from './pcap/read.js'
+import { type PacketBatch, readBatches } from './pcap/read.js'
 import type { PcapInput } from './pcap/source.js'
-import { type PacketToWrite, type WriteOptions, write } from './pcap/write.js'
+import { type PacketToWrite, type WriteOptions, writeBatches } from './pcap/write.js'
 import type { Program } from './program.js'
 
 export interface FilterPcapOptions {
@@ -59,21 +59,14 @@ export async function filterPcap(
   const batches = readBatches(input, options.batchSize === undefined ? {} : { batchSize: options.batchSize })
 
   /** The kept packets of one batch, cut to the length the filter returned. */
-  const filter = (batch: Packet[]): PacketToWrite[] => {
-    const { retvals, errors } = program.runBatchRetvals(batch.map((p) => p.data))
-    const trapped = new Set(errors.map((e) => e.index))
-    batch.forEach((p, i) => {
-      if (p.originalLength > p.data.length && !trapped.has(i)) {
-        // Cut by the capture's snap length: `len` is the length on the wire, which the run takes from the context.
-        try {
-          retvals[i] = program.run({ data: p.data, ctx: { len: p.originalLength } }).retval
-        } catch (e) {
-          if (!(e instanceof EbpfError)) throw e
-          trapped.add(i)
-          retvals[i] = 0
-        }
-      }
-    })
+  const filter = (batch: PacketBatch): PacketToWrite[] => {
+    const lengths = new Uint32Array(batch.length)
+    const wire = new Uint32Array(batch.length)
+    for (let i = 0; i < batch.length; i++) {
+      lengths[i] = batch[i]!.data.length
+      wire[i] = batch[i]!.originalLength
+    }
+    const { retvals, errors } = program.runBatchRetvals({ bytes: batch.bytes, lengths }, { wireLengths: wire })
     const kept: PacketToWrite[] = []
     batch.forEach((p, i) => {
       summary.bytes += p.data.length
@@ -85,7 +78,7 @@ export async function filterPcap(
     })
     summary.packets += batch.length
     summary.kept += kept.length
-    summary.trapped += trapped.size
+    summary.trapped += errors.length
     return kept
   }
 
@@ -100,13 +93,13 @@ export async function filterPcap(
       )
     }
   }
-  async function* kept(): AsyncGenerator<PacketToWrite> {
+  async function* kept(): AsyncGenerator<PacketToWrite[]> {
     if (first.done) return
     checkLinkType(first.value)
-    yield* filter(first.value)
+    yield filter(first.value)
     for await (const batch of batches) {
       checkLinkType(batch)
-      yield* filter(batch)
+      yield filter(batch)
     }
   }
   try {
@@ -115,7 +108,10 @@ export async function filterPcap(
         // Counted in `filter`.
       }
     } else {
-      await write(output, kept(), { linkType, ...(options.format === undefined ? {} : { format: options.format }) })
+      await writeBatches(output, kept(), {
+        linkType,
+        ...(options.format === undefined ? {} : { format: options.format }),
+      })
     }
   } finally {
     await batches.return(undefined)

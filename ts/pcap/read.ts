@@ -41,6 +41,15 @@ export async function* read(input: PcapInput): AsyncGenerator<Packet, void, unde
   for await (const batch of readBatches(input, { batchSize: 256 })) yield* batch
 }
 
+/**
+ * A batch of `readBatches`: the packets, and `bytes`, their data back to back (each packet's `data`
+ * is a view of it), which `Program.runBatchRetvals({ bytes, lengths })` takes without a copy.
+ */
+export type PacketBatch = Packet[] & { bytes: Uint8Array }
+
+/** Bytes of packet data one batch holds at most (a larger packet has a batch of its own). */
+const ARENA_BYTES = 4 << 20
+
 /** Packets per batch `readBatches` yields when no size is given. */
 export const DEFAULT_BATCH_SIZE = 4096
 
@@ -48,11 +57,12 @@ export const DEFAULT_BATCH_SIZE = 4096
  * The packets of a pcap or pcapng file or stream in arrays of up to `batchSize`, read without an
  * asynchronous step per packet (only where the buffered bytes run out): the form for throughput,
  * as `Program.filterPcap` uses it. Packets before a malformed record come out before its error.
+ * The packets of a batch are views, one after the other, of one buffer of their own (up to 4 MiB).
  */
 export async function* readBatches(
   input: PcapInput,
   options: { batchSize?: number } = {},
-): AsyncGenerator<Packet[], void, undefined> {
+): AsyncGenerator<PacketBatch, void, undefined> {
   const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 1 << 24) {
     throw new EbpfError('EINVAL', `batchSize must be an integer from 1 to 2^24, got ${String(batchSize)}`)
@@ -62,12 +72,37 @@ export async function* readBatches(
     await source.fill(4, 'file magic')
     const magic = source.copy(source.skip(0), 4)
     const format = captureFormat(magic)
-    const packets = format === 'pcap' ? readPcap(source) : format === 'pcapng' ? readPcapng(source) : undefined
+    // The packets of a batch are copied one after the other into one arena, so that the batch
+    // reaches the engine as one buffer without another copy (see `runBatchRetvals`); a batch ends
+    // early where its arena is full.
+    let arena = new Uint8Array(ARENA_BYTES)
+    let used = 0
+    let fresh = false
+    const take: Take = (at, n) => {
+      if (used + n > arena.length) {
+        arena = new Uint8Array(Math.max(ARENA_BYTES, n))
+        used = 0
+        fresh = true
+      }
+      const data = arena.subarray(used, used + n)
+      source.copyInto(at, n, data)
+      used += n
+      return data
+    }
+    const packets =
+      format === 'pcap' ? readPcap(source, take) : format === 'pcapng' ? readPcapng(source, take) : undefined
     if (packets === undefined) {
       const hex = Array.from(magic, (b) => b.toString(16).padStart(2, '0')).join('')
       throw new FormatError(`not a pcap or pcapng file (magic 0x${hex})`, 0)
     }
     let batch: Packet[] = []
+    /** The batch with the bytes of its packets, which lie back to back in one arena. */
+    const packedBatch = (): PacketBatch => {
+      const first = batch[0]!.data
+      const last = batch[batch.length - 1]!.data
+      const bytes = new Uint8Array(first.buffer, first.byteOffset, last.byteOffset + last.length - first.byteOffset)
+      return Object.assign(batch, { bytes })
+    }
     try {
       // The readers yield packets while bytes are buffered, and a request where they must wait for more.
       let next = packets.next(false)
@@ -77,18 +112,19 @@ export async function* readBatches(
           next = packets.next(await source.fill(v.need, v.what, v.eofOk))
           continue
         }
-        batch.push(v)
-        if (batch.length >= batchSize) {
-          yield batch
+        if ((fresh && batch.length > 0) || batch.length >= batchSize) {
+          yield packedBatch()
           batch = []
         }
+        fresh = false
+        batch.push(v)
         next = packets.next(false)
       }
     } catch (e) {
-      if (batch.length > 0) yield batch
+      if (batch.length > 0) yield packedBatch()
       throw e
     }
-    if (batch.length > 0) yield batch
+    if (batch.length > 0) yield packedBatch()
   } finally {
     await source.close()
   }
@@ -102,6 +138,8 @@ interface Need {
 }
 
 type Reader = Generator<Packet | Need, void, boolean>
+/** Where a reader puts a packet's bytes: `n` buffered bytes at index `at` of the source's view. */
+type Take = (at: number, n: number) => Uint8Array
 
 /** True when `n` bytes are buffered, after asking the driver to buffer them if they were not. */
 function* fill(source: ByteSource, n: number, what: string, eofOk = false): Generator<Need, boolean, boolean> {
@@ -109,7 +147,7 @@ function* fill(source: ByteSource, n: number, what: string, eofOk = false): Gene
   return yield { need: n, what, eofOk }
 }
 
-function* readPcap(source: ByteSource): Reader {
+function* readPcap(source: ByteSource, take: Take): Reader {
   yield* fill(source, PCAP_HEADER_LENGTH, 'pcap file header')
   const header = new DataView(source.copy(source.skip(PCAP_HEADER_LENGTH), PCAP_HEADER_LENGTH).buffer)
   const magic = header.getUint32(0, true)
@@ -145,7 +183,7 @@ function* readPcap(source: ByteSource): Reader {
     yield* fill(source, capturedLength, 'packet data')
     yield {
       timestamp: BigInt(seconds) * NS_PER_SECOND + BigInt(fraction) * (nano ? 1n : 1000n),
-      data: source.copy(source.skip(capturedLength), capturedLength),
+      data: take(source.skip(capturedLength), capturedLength),
       originalLength,
       interface: 0,
       linkType,
@@ -162,7 +200,7 @@ interface Interface {
   offsetSeconds: bigint
 }
 
-function* readPcapng(source: ByteSource): Reader {
+function* readPcapng(source: ByteSource, take: Take): Reader {
   let little = true
   let interfaces: Interface[] = []
   for (;;) {
@@ -221,7 +259,7 @@ function* readPcapng(source: ByteSource): Reader {
       }
       yield {
         timestamp: timestampOf(units, iface),
-        data: source.copy(h + 20, capturedLength),
+        data: take(h + 20, capturedLength),
         originalLength: v.getUint32(h + 16, little),
         interface: id,
         linkType: iface.linkType,
@@ -237,7 +275,7 @@ function* readPcapng(source: ByteSource): Reader {
       if (iface.snaplen !== 0) capturedLength = Math.min(capturedLength, iface.snaplen)
       yield {
         timestamp: 0n,
-        data: source.copy(h + 4, capturedLength),
+        data: take(h + 4, capturedLength),
         originalLength,
         interface: 0,
         linkType: iface.linkType,
