@@ -400,7 +400,7 @@ export class CodeGen {
 
   private vlan(id: number | undefined, column: number): Pred {
     if (!this.link.ethernet) throw new FilterError(`no VLAN support for ${this.link.name}`, column)
-    if (this.mplsDepth > 0) throw new FilterError("'vlan' after 'mpls' is not supported", column)
+    if (this.mplsDepth > 0) throw new FilterError('no VLAN match after MPLS', column)
     if (id !== undefined && id > 4095) throw new FilterError(`VLAN id ${id} is past 4095`, column)
     const off = this.protocolOffset!
     let p: Pred = VLAN_TPIDS.reduce<Pred>((acc, tpid) => or(acc, this.cmp(off, 2, tpid)), false)
