@@ -38,7 +38,13 @@ export function captureFormat(head: Uint8Array): 'pcap' | 'pcapng' | undefined {
 
 /** The packets of a pcap or pcapng file or stream, in file order. */
 export async function* read(input: PcapInput): AsyncGenerator<Packet, void, undefined> {
-  for await (const batch of readBatches(input, { batchSize: 256 })) yield* batch
+  for await (const batch of readBatches(input, { batchSize: 256 })) {
+    for (const p of batch) {
+      // A packet of its own: one kept by the caller must not pin its batch's arena (up to 4 MiB).
+      p.data = p.data.slice()
+      yield p
+    }
+  }
 }
 
 /**
