@@ -40,7 +40,7 @@ export function captureFormat(head: Uint8Array): 'pcap' | 'pcapng' | undefined {
 export async function* read(input: PcapInput): AsyncGenerator<Packet, void, undefined> {
   for await (const batch of readBatches(input, { batchSize: 256 })) {
     for (const p of batch) {
-      // A packet of its own: one kept by the caller must not pin its batch's arena (up to 4 MiB).
+      // A packet of its own: one kept by the caller must not pin its batch's arena (1 MiB).
       p.data = p.data.slice()
       yield p
     }
@@ -54,7 +54,7 @@ export async function* read(input: PcapInput): AsyncGenerator<Packet, void, unde
 export type PacketBatch = Packet[] & { bytes: Uint8Array }
 
 /** Bytes of packet data one batch holds at most (a larger packet has a batch of its own). */
-const ARENA_BYTES = 4 << 20
+const ARENA_BYTES = 1 << 20
 
 /** Packets per batch `readBatches` yields when no size is given. */
 export const DEFAULT_BATCH_SIZE = 4096
@@ -63,7 +63,7 @@ export const DEFAULT_BATCH_SIZE = 4096
  * The packets of a pcap or pcapng file or stream in arrays of up to `batchSize`, read without an
  * asynchronous step per packet (only where the buffered bytes run out): the form for throughput,
  * as `Program.filterPcap` uses it. Packets before a malformed record come out before its error.
- * The packets of a batch are views, one after the other, of one buffer of their own (up to 4 MiB).
+ * The packets of a batch are views, one after the other, of one buffer of their own (1 MiB, or one larger packet).
  */
 export async function* readBatches(
   input: PcapInput,

@@ -191,8 +191,9 @@ export async function writeBatches(
         const r = record(format, packet, snaplen, count++)
         pending.push(r)
         pendingBytes += r.length
+        // Within a batch too: a synchronous iterable is one batch of any length.
+        if (pendingBytes >= FLUSH_BYTES) await flush()
       }
-      if (pendingBytes >= FLUSH_BYTES) await flush()
     }
     await flush()
   } finally {
