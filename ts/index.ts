@@ -9,15 +9,18 @@ export * as cbpf from './cbpf/index.js'
 export { Collection, type CollectionMaps, type CollectionOptions, type MapTypes } from './collection.js'
 export type { ContextValue, SkbContext, XdpContext } from './context.js'
 export * from './errors.js'
+export { type CompiledFilter, type CompileFilterOptions, compileFilter, FilterError } from './filter/index.js'
 export { type HelperPrototype, helperPrototypes } from './helpers.js'
 export type { MapArrayView, MapCodecs, MapDefinition, MapTypeName, UpdateFlag } from './map.js'
 export { BpfMap, MAP_TYPES } from './map.js'
 export * as pcap from './pcap/index.js'
+export type { FilterPcapOptions, FilterPcapSummary } from './pcap-filter.js'
 export type {
   BatchEntry,
   EngineName,
   HelperDeclaration,
   MemoryImage,
+  PackedPackets,
   ProcessIdentity,
   ProgramOptions,
   ProgramType,

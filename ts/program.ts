@@ -3,6 +3,7 @@
  * checks options, converts results and turns error data from the engine into typed errors.
  */
 
+import type { Writable } from 'node:stream'
 import {
   checkBytes,
   checkDenseArray,
@@ -41,6 +42,8 @@ import {
   type ProgramTypeName,
   type SafetyMode,
 } from './native.js'
+import type { PcapInput } from './pcap/source.js'
+import { type FilterPcapOptions, type FilterPcapSummary, filterPcap } from './pcap-filter.js'
 import type { LineInfo } from './spec.js'
 
 /**
@@ -521,6 +524,34 @@ function concatPackets(packets: readonly Uint8Array[]): { all: Buffer; lengths: 
   return { all: Buffer.concat(packets), lengths }
 }
 
+/** Packets that lie one after the other in one buffer: `lengths[i]` bytes each (as `pcap.readBatches` gives them). */
+export interface PackedPackets {
+  bytes: Uint8Array
+  lengths: ArrayLike<number>
+}
+
+/** The packets as one buffer and a typed array of their lengths: packed ones as they are, others concatenated. */
+function packed(packets: readonly Uint8Array[] | PackedPackets): { all: Uint8Array; lengths: Uint32Array } {
+  if (!Array.isArray(packets) && typeof packets === 'object' && packets !== null && 'bytes' in packets) {
+    const p = packets as PackedPackets
+    const all = checkBytes(LoadError, 'packets.bytes', p.bytes)
+    const lengths = p.lengths instanceof Uint32Array ? p.lengths : Uint32Array.from(checkLengths(p.lengths))
+    return { all: all instanceof Uint8Array ? all : new Uint8Array(all), lengths }
+  }
+  const { all, lengths } = concatPackets(packets as readonly Uint8Array[])
+  return { all, lengths: Uint32Array.from(lengths) }
+}
+
+function checkLengths(lengths: unknown): number[] {
+  if (typeof lengths !== 'object' || lengths === null || typeof (lengths as ArrayLike<number>).length !== 'number') {
+    throw new LoadError('EINVAL', `packets.lengths must be an array of lengths, got ${describeValue(lengths)}`)
+  }
+  return Array.from(lengths as ArrayLike<unknown>, (v, i) => checkU32Of(LoadError, `packets.lengths[${i}]`, v))
+}
+
+/** A Buffer view of bytes (no copy). */
+const bufferOf = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength))
+
 const bytes = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 
 function toResult(type: ProgramType, res: NativeRunResult): RunResult {
@@ -604,6 +635,8 @@ export class Program {
   readonly #onPerfLost: ((count: number) => void) | undefined
   /** `run({ data })` of a raw program without JavaScript helpers takes `runInPlace`. */
   readonly #fastPath: boolean
+  /** Whether JavaScript helpers may run during a run (then typed-array views must not be lent to it). */
+  readonly #jsHelpers: boolean
   readonly #scratch = new BigUint64Array(3)
 
   constructor(options: ProgramOptions) {
@@ -685,6 +718,7 @@ export class Program {
     }
     this.native = loaded as NativeProgram
     this.#fastPath = this.type === 'raw' && js === undefined && options.onPerfEvent === undefined
+    this.#jsHelpers = js !== undefined
     this.id = this.native.id
   }
 
@@ -787,22 +821,49 @@ export class Program {
   /**
    * The lean form of `runBatch` for throughput: only each packet's `retval` (the low 32 bits of
    * r0, 0 where the run trapped) in one array, and the errors of the packets that trapped. No
-   * object is created per packet.
+   * object is created per packet, and with no option but `wireLengths` nothing is copied back.
+   * `wireLengths` (socket filters): each packet's length on the wire, its `__sk_buff.len` where
+   * larger than the packet (a capture cut to its snap length, as `filterPcap` reads them).
    */
   runBatchRetvals(
-    packets: readonly Uint8Array[],
-    options: Omit<RunOptions, 'data' | 'repeat'> = {},
+    packets: readonly Uint8Array[] | PackedPackets,
+    options: Omit<RunOptions, 'data' | 'repeat'> & { wireLengths?: ArrayLike<number> } = {},
   ): { retvals: Uint32Array; errors: Array<{ index: number; error: LoadError | TrapError }> } {
-    const { all, lengths } = concatPackets(packets)
-    const input = runInput(this.type, options)
-    checkSignal(options?.signal)
-    const b = engine('run option', () => this.native.runBatch(all, lengths, input))
+    const { all, lengths } = packed(packets)
+    checkObject(LoadError, 'runBatchRetvals options', options)
+    const { wireLengths, ...rest } = options
+    const wire = wireLengths === undefined ? undefined : this.#wireLengths(wireLengths, lengths.length)
+    const located = (errors: Array<{ index: number; error: NativeError }>) =>
+      errors.map((e) => ({ index: e.index, error: this.#located(fromNative(e.error)) }))
+    if (!this.#jsHelpers && Object.values(rest).every((v) => v === undefined)) {
+      const b = engine('run option', () => this.native.runBatchRetvals(bufferOf(all), lengths, wire))
+      this.#deliverPerfRecords()
+      return { retvals: b.retvals, errors: located(b.errors) }
+    }
+    if (wire !== undefined)
+      throw new LoadError('EINVAL', 'wireLengths goes with no other run option nor JavaScript helpers')
+    const input = runInput(this.type, rest)
+    checkSignal(rest.signal)
+    const b = engine('run option', () => this.native.runBatch(bufferOf(all), Array.from(lengths), input))
     this.#deliverPerfRecords()
     // r0 values are 8 bytes little-endian each: the low halves are the retvals.
     const words = new Uint32Array(b.r0.buffer.slice(b.r0.byteOffset, b.r0.byteOffset + b.r0.byteLength))
     const retvals = new Uint32Array(lengths.length)
     for (let i = 0; i < retvals.length; i++) retvals[i] = words[2 * i]!
-    return { retvals, errors: b.errors.map((e) => ({ index: e.index, error: this.#located(fromNative(e.error)) })) }
+    return { retvals, errors: located(b.errors) }
+  }
+
+  /** `wireLengths` checked: socket filters only, one u32 per packet. */
+  #wireLengths(wireLengths: ArrayLike<number>, count: number): Uint32Array {
+    if (this.type !== 'socket_filter') {
+      throw new LoadError(
+        'EINVAL',
+        `wireLengths are the __sk_buff.len of socket filters; this program is '${this.type}'`,
+      )
+    }
+    const w = wireLengths instanceof Uint32Array ? wireLengths : Uint32Array.from(checkLengths(wireLengths))
+    if (w.length !== count) throw new LoadError('EINVAL', `wireLengths has ${w.length} entries for ${count} packets`)
+    return w
   }
 
   /**
@@ -823,6 +884,19 @@ export class Program {
     const aborted = batch.errors.find((e) => e.error.kind === 'aborted')
     if (aborted) throw fromNative(aborted.error, signal?.reason)
     return this.#entries(batch)
+  }
+
+  /**
+   * Runs this socket filter over every packet of a capture (a path, stream or bytes, pcap or
+   * pcapng) in batches, and writes the packets it keeps, cut to the length it returned, to `output`
+   * (a path or stream; undefined: only count). Resolves to the counts and the packets per second.
+   */
+  filterPcap(
+    input: PcapInput,
+    output: string | Writable | undefined,
+    options: FilterPcapOptions = {},
+  ): Promise<FilterPcapSummary> {
+    return filterPcap(this, input, output, options)
   }
 
   /** Text the program printed with `bpf_trace_printk`, one line per call; `take` empties the log. */

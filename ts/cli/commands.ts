@@ -3,6 +3,7 @@ import { asmCommand } from './asm.js'
 import { btfDumpCommand } from './btf.js'
 import type { Command } from './command.js'
 import { disasmCommand } from './disasm.js'
+import { filterCommand } from './filter.js'
 import { genTypesCommand } from './gen-types.js'
 import { mapListCommand } from './map.js'
 import { progListCommand } from './prog.js'
@@ -18,6 +19,7 @@ export const COMMANDS: readonly Command[] = [
   genTypesCommand,
   runCommand,
   verifyCommand,
+  filterCommand,
 ]
 
 /** Second words of the groups; `show` is bpftool's alias of `list`. */

@@ -97,6 +97,11 @@ export class ByteSource {
     return this.buffer.slice(at, at + n)
   }
 
+  /** Copies buffered bytes at an index `skip` returned into `target`. */
+  copyInto(at: number, n: number, target: Uint8Array): void {
+    target.set(this.buffer.subarray(at, at + n))
+  }
+
   /** The next `n` bytes as a copy (the readers' headers), or `undefined` at a clean end when `eofOk`. */
   async read(n: number, what: string, eofOk = false): Promise<Uint8Array | undefined> {
     if (!(await this.fill(n, what, eofOk))) return undefined

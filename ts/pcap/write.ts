@@ -142,6 +142,29 @@ export async function write(
   packets: Iterable<PacketToWrite> | AsyncIterable<PacketToWrite>,
   options: WriteOptions = {},
 ): Promise<number> {
+  if (
+    typeof packets !== 'object' ||
+    packets === null ||
+    !(Symbol.iterator in packets || Symbol.asyncIterator in packets)
+  ) {
+    throw new EbpfError('EINVAL', 'pcap.write takes the packets as an iterable or async iterable')
+  }
+  return writeBatches(output, Symbol.asyncIterator in packets ? oneByOne(packets) : [packets], options)
+}
+
+async function* oneByOne(packets: AsyncIterable<PacketToWrite>): AsyncGenerator<PacketToWrite[]> {
+  for await (const p of packets) yield [p]
+}
+
+/**
+ * `write` of packets that come in batches (arrays or other iterables): one asynchronous step per
+ * batch rather than per packet, the form `Program.filterPcap` writes with.
+ */
+export async function writeBatches(
+  output: string | Writable,
+  batches: Iterable<Iterable<PacketToWrite>> | AsyncIterable<Iterable<PacketToWrite>>,
+  options: WriteOptions = {},
+): Promise<number> {
   const format = options.format ?? 'pcap'
   if (format !== 'pcap' && format !== 'pcap-ns' && format !== 'pcapng') {
     throw new EbpfError('EINVAL', `format '${String(format)}' is not pcap, pcap-ns or pcapng`)
@@ -151,13 +174,6 @@ export async function write(
     throw new EbpfError('EINVAL', `snaplen ${snaplen} is not a positive 32-bit length`)
   }
   const linkType = linkTypeNumber(options.linkType ?? 'EN10MB')
-  if (
-    typeof packets !== 'object' ||
-    packets === null ||
-    !(Symbol.iterator in packets || Symbol.asyncIterator in packets)
-  ) {
-    throw new EbpfError('EINVAL', 'pcap.write takes the packets as an iterable or async iterable')
-  }
   const stream = typeof output === 'string' ? createWriteStream(output) : output
   let pending: Uint8Array[] = [fileHeader(format, linkType, snaplen)]
   let pendingBytes = pending[0]!.length
@@ -170,11 +186,14 @@ export async function write(
   }
   let count = 0
   try {
-    for await (const packet of packets) {
-      const r = record(format, packet, snaplen, count++)
-      pending.push(r)
-      pendingBytes += r.length
-      if (pendingBytes >= FLUSH_BYTES) await flush()
+    for await (const batch of batches) {
+      for (const packet of batch) {
+        const r = record(format, packet, snaplen, count++)
+        pending.push(r)
+        pendingBytes += r.length
+        // Within a batch too: a synchronous iterable is one batch of any length.
+        if (pendingBytes >= FLUSH_BYTES) await flush()
+      }
     }
     await flush()
   } finally {

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use ebpf_vm::helpers::output::{perf_record_bytes, PerfRecord, PerfSink};
 use ebpf_vm::{
-    AddressSpace, CancelToken, ErrorCode, MemoryImage, PointerLeaks, ProcessInfo, Program,
-    ProgramOptions, RunInput, RunLimits, TestRunInput, TestRunOutput, Trap,
+    AddressSpace, CancelToken, ContextInput, ErrorCode, MemoryImage, PointerLeaks, ProcessInfo,
+    Program, ProgramOptions, RunInput, RunLimits, TestRunInput, TestRunOutput, Trap,
 };
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -529,6 +529,71 @@ impl NativeProgram {
         )))
     }
 
+    /// The lean batch of `runBatchRetvals` (runs that need nothing but the packet): one run per
+    /// packet (concatenated in `packets`, `lengths[i]` bytes each), only the low 32 bits of each
+    /// r0 kept (0 where the run trapped) and the traps by index; no output is copied back.
+    /// `wire_lengths[i]`, where larger than the packet, is a socket filter's `__sk_buff.len`
+    /// (a capture cut to its snap length); the caller gives it only for socket filters.
+    #[napi(catch_unwind)]
+    pub fn run_batch_retvals(
+        &self,
+        packets: &[u8],
+        lengths: Uint32ArraySlice<'_>,
+        wire_lengths: Option<Uint32ArraySlice<'_>>,
+    ) -> Result<NativeBatchRetvals, Code> {
+        // Typed arrays, not lists: no conversion per packet. Nothing runs JavaScript during the
+        // call (programs with JavaScript helpers take `run_batch`), so the views stay valid.
+        let lengths: &[u32] = lengths.as_ref();
+        let wire_lengths: Option<&[u32]> = wire_lengths.as_ref().map(|w| w.as_ref());
+        check_lengths(packets.len(), lengths)?;
+        if let Some(w) = wire_lengths {
+            if w.len() != lengths.len() {
+                return Err(einval(format!(
+                    "{} wire lengths for {} packets",
+                    w.len(),
+                    lengths.len()
+                )));
+            }
+        }
+        let mut retvals = Vec::with_capacity(lengths.len());
+        let mut errors = Vec::new();
+        let mut data = Vec::new();
+        let mut at = 0usize;
+        for (i, &len) in lengths.iter().enumerate() {
+            data.clear();
+            data.extend_from_slice(&packets[at..at + len as usize]);
+            at += len as usize;
+            let wire = wire_lengths.map_or(0, |w| w[i]);
+            // `len` is the first field of `struct __sk_buff`: a 4-byte image sets only it.
+            let image = wire.to_le_bytes();
+            let cx = ContextInput {
+                ctx: (wire > len).then_some(&image[..]),
+                ..ContextInput::default()
+            };
+            let run = self.inner.run_with_context(
+                &mut RunInput {
+                    data: &mut data,
+                    budget: None,
+                },
+                &cx,
+            );
+            match run {
+                Ok((out, _)) => retvals.push(out.r0 as u32),
+                Err(trap) => {
+                    retvals.push(0);
+                    errors.push(NativeBatchError {
+                        index: i as u32,
+                        error: trap.into(),
+                    });
+                }
+            }
+        }
+        Ok(NativeBatchRetvals {
+            retvals: Uint32Array::new(retvals),
+            errors,
+        })
+    }
+
     /// `run_batch` on the libuv thread pool; `cancel` stops the run under way and the rest.
     /// `packets` must be the caller's private buffer: the task keeps it, without a copy, until
     /// it ends.
@@ -576,6 +641,12 @@ pub struct NativeBatch {
     pub redirect_ifindexes: Vec<u32>,
     pub redirect_flags: Vec<i32>,
     /// The runs that trapped.
+    pub errors: Vec<NativeBatchError>,
+}
+
+#[napi(object)]
+pub struct NativeBatchRetvals {
+    pub retvals: Uint32Array,
     pub errors: Vec<NativeBatchError>,
 }
 

@@ -58,9 +58,14 @@ fn caller_settable_fields_are_read_back() {
         let p = load(&prog![ldx(SIZE_W, 0, 1, off), exit()], SF).unwrap();
         assert_eq!(r0(&p, &mut pkt, Some(&ctx)), want, "field at {off}");
     }
-    // len is the packet's whatever the image says.
-    put32(&mut ctx, 0, 5000);
+    // len is the packet's length unless the image gives a larger one (the length on the wire of
+    // a packet captured short, as libpcap's `len`); a smaller one is replaced.
     let len = load(&prog![ldx(SIZE_W, 0, 1, 0), exit()], SF).unwrap();
+    put32(&mut ctx, 0, 5000);
+    assert_eq!(r0(&len, &mut pkt, Some(&ctx)), 5000);
+    put32(&mut ctx, 0, 10);
+    assert_eq!(r0(&len, &mut pkt, Some(&ctx)), 24);
+    put32(&mut ctx, 0, 0);
     assert_eq!(r0(&len, &mut pkt, Some(&ctx)), 24);
 }
 

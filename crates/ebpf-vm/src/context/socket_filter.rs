@@ -2,7 +2,9 @@
 //!
 //! The caller may pass an `__sk_buff` image (up to 192 bytes, shorter is zero-extended) whose
 //! fields the program then reads: `mark`, `priority`, `ifindex`, `hash`, `cb[]`, `vlan_*`, ... .
-//! The run fills in what the packet determines: `len` (always the packet length) and `protocol`
+//! The run fills in what the packet determines: `len` (the packet length, unless the image gives a
+//! larger one: a capture cut to its snap length, whose packets were longer on the wire than the
+//! bytes the program can load, as libpcap's `len` is) and `protocol`
 //! (when the image leaves it 0: the Ethernet type of the packet, in network byte order as the
 //! kernel stores `skb->protocol`). Pointer fields are the run's own (`data`, `data_end`,
 //! `data_meta` through the hidden tail; `flow_keys` and `sk` are NULL).
@@ -61,7 +63,10 @@ pub(crate) fn prepare(
     } else {
         data.as_ptr() as u64
     };
-    ctx.write_u32(off::LEN, len as u32);
+    let given = ctx.read(off::LEN as u64, 4);
+    if u32::from_le_bytes([given[0], given[1], given[2], given[3]]) as u64 <= len {
+        ctx.write_u32(off::LEN, len as u32);
+    }
     if ctx.read(off::PROTOCOL as u64, 4) == [0, 0, 0, 0] && data.len() >= 14 {
         // The two ethertype bytes as they lie in memory: htons(ethertype) read natively.
         ctx.write(off::PROTOCOL as u64, &data[12..14]);

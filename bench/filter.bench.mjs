@@ -1,0 +1,100 @@
+/**
+ * Throughput of a compiled `tcp port 80` filter over a capture, against libpcap's interpreter
+ * (`tcpdump -r FILE -w /dev/null 'tcp port 80'`) in the same run. Needs the built package
+ * (`npm run build`) and tcpdump. Usage: node bench/filter.bench.mjs [PACKETS] (default 1,000,000).
+ *
+ * Rows: end to end (`program.filterPcap(file, '/dev/null')`: read, filter, write the kept packets,
+ * against tcpdump doing the same), the reading alone (`pcap.readBatches`, and `tcpdump -r` with no
+ * filter), and the filter alone (`runBatchRetvals` over batches already in memory: the engine's
+ * packets per second, on one core).
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { compileFilter, Program, pcap } from '../dist/index.js'
+
+const count = Number(process.argv[2] ?? 1_000_000)
+const EXPR = 'tcp port 80'
+const dir = mkdtempSync(join(tmpdir(), 'ebpf-filter-bench-'))
+const file = join(dir, 'bench.pcap')
+
+/** 64 frames: IPv4 TCP to and from ports 80, 443, 22 and UDP 53, 60 to 590 bytes; a quarter match. */
+function frame(i) {
+  const size = 60 + ((i * 37) % 531)
+  const f = new Uint8Array(size)
+  const v = new DataView(f.buffer)
+  f.set([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2])
+  v.setUint16(12, 0x0800)
+  f[14] = 0x45
+  v.setUint16(16, size - 14)
+  f[22] = 64
+  f[23] = i % 8 === 7 ? 17 : 6
+  f.set([10, 0, 0, i & 0xff, 10, 0, 1, (i >> 2) & 0xff], 26)
+  v.setUint16(34, [1234, 80, 5555, 443][i % 4])
+  v.setUint16(36, [80, 40000, 22, 53][(i >> 2) % 4])
+  f[46] = 0x50
+  return f
+}
+const frames = Array.from({ length: 64 }, (_, i) => frame(i))
+
+function* packets() {
+  for (let i = 0; i < count; i++) yield { timestamp: BigInt(i) * 1000n, data: frames[i % 64] }
+}
+
+const mps = (n, ns) => `${((n / ns) * 1e3).toFixed(2)} M/s`
+function time(fn) {
+  const t = process.hrtime.bigint()
+  const r = fn()
+  return [r, Number(process.hrtime.bigint() - t)]
+}
+async function timeAsync(fn) {
+  const t = process.hrtime.bigint()
+  const r = await fn()
+  return [r, Number(process.hrtime.bigint() - t)]
+}
+
+const rows = []
+try {
+  await pcap.write(file, packets())
+  const size = statSync(file).size
+  const compiled = compileFilter(EXPR)
+  const tcpdumpInsns = spawnSync('tcpdump', ['-d', EXPR], { encoding: 'utf8' }).stdout.trim().split('\n').length
+  console.log(
+    `${count} packets, ${(size / 2 ** 20).toFixed(0)} MiB; '${EXPR}': ${compiled.classic.length} classic instructions ` +
+      `(tcpdump -d: ${tcpdumpInsns}), ${compiled.instructions.length / 8} eBPF instructions`,
+  )
+  const [, tdFilter] = time(() => spawnSync('tcpdump', ['-r', file, '-w', '/dev/null', EXPR], { stdio: 'ignore' }))
+  const [, tdRead] = time(() => spawnSync('tcpdump', ['-r', file, '-w', '/dev/null'], { stdio: 'ignore' }))
+  let kept = 0
+  for (const engine of ['jit', 'interpreter']) {
+    const program = new Program({ type: 'socket_filter', instructions: compiled.instructions, engine })
+    const [summary, ns] = await timeAsync(() => program.filterPcap(file, '/dev/null'))
+    kept = summary.kept
+    rows.push([`filterPcap end to end (${engine})`, mps(count, ns), mps(count, tdFilter), (tdFilter / ns).toFixed(2)])
+  }
+  const batches = []
+  const [, readNs] = await timeAsync(async () => {
+    for await (const b of pcap.readBatches(file)) batches.push(b.map((p) => p.data))
+  })
+  rows.push(['reading only: pcap.readBatches vs tcpdump -r -w /dev/null, no filter', mps(count, readNs), mps(count, tdRead), (tdRead / readNs).toFixed(2)])
+  for (const engine of ['jit', 'interpreter']) {
+    const program = new Program({ type: 'socket_filter', instructions: compiled.instructions, engine })
+    const [n, ns] = time(() => {
+      let k = 0
+      for (const b of batches) {
+        const { retvals } = program.runBatchRetvals(b)
+        for (let i = 0; i < retvals.length; i++) if (retvals[i] !== 0) k++
+      }
+      return k
+    })
+    if (n !== kept) throw new Error(`runBatchRetvals kept ${n}, filterPcap ${kept}`)
+    rows.push([`filter only: runBatchRetvals on batches in memory (${engine})`, mps(count, ns), '', ''])
+  }
+  console.log(`kept ${kept} of ${count}`)
+} finally {
+  rmSync(dir, { recursive: true, force: true })
+}
+console.log('| what | ebpf (packets/s) | tcpdump (packets/s) | ebpf / tcpdump |')
+console.log('| --- | --- | --- | --- |')
+for (const r of rows) console.log(`| ${r.join(' | ')} |`)
