@@ -22,6 +22,9 @@ use crate::isa::{jump_target, lddw_imm, Insn};
 use crate::limits::Meter;
 use crate::memory::{Region, Regions};
 
+mod trace;
+pub use trace::run_traced;
+
 /// Bytes of stack per call frame, as in the kernel.
 pub const STACK_FRAME_SIZE: usize = 512;
 /// The most call frames that may be live at once (the main program included), as in the kernel.

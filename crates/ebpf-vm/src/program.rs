@@ -14,6 +14,7 @@ use crate::isa::{encode_all, validate, Insn};
 use crate::limits::RunLimits;
 use crate::memory::{Region, Regions};
 use crate::pointer_leaks::{self, PointerLeaks};
+use crate::run_trace::RunTrace;
 
 /// Which engine runs the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -257,6 +258,27 @@ impl Program {
         "; not compiled: this program runs on the interpreter\n".to_string()
     }
 
+    /// Each instruction slot as the kernel's verifier log writes it (`(61) r2 = *(u32 *)(r1 +4)`),
+    /// the program as given (before relocation and the context rewrite); empty for the second
+    /// slot of an `lddw`. For traces (`run_traced`), whose steps name slots.
+    pub fn insn_texts(&self) -> Vec<String> {
+        let program = &self.analysis.program;
+        let helper = |id: i32| {
+            let name = u32::try_from(id).ok().and_then(|id| self.helpers.get(id));
+            name.map_or_else(|| "unknown".to_string(), |h| h.name.clone())
+        };
+        let mut out = vec![String::new(); program.slot_count()];
+        for (index, insn) in program.insns().iter().enumerate() {
+            let text = crate::verifier::insn_text::insn_text(
+                insn,
+                self.analysis.aux[index].imm64,
+                &helper,
+            );
+            out[program.slot(index)] = text;
+        }
+        out
+    }
+
     pub fn prog_type(&self) -> ProgramType {
         self.options.prog_type
     }
@@ -304,6 +326,39 @@ impl Program {
         cx: &ContextInput<'_>,
         limits: &RunLimits,
     ) -> (Result<(RunOutput, ContextOutput), Trap>, u64) {
+        let (result, lost, _) = self.run_recording(input, cx, limits, None);
+        (result, lost)
+    }
+
+    /// `run_with_limits` with an instruction trace that keeps the last `limit` steps (see
+    /// `run_trace`), returned also when the run trapped. Traced runs take the interpreter's
+    /// traced loop on both engines (the JIT's code has no place to record steps), so their
+    /// results are the interpreter's, which the JIT agrees with.
+    pub fn run_traced(
+        &self,
+        input: &mut RunInput<'_>,
+        cx: &ContextInput<'_>,
+        limits: &RunLimits,
+        limit: usize,
+    ) -> (Result<(RunOutput, ContextOutput), Trap>, RunTrace) {
+        let trace = Some(Box::new(RunTrace::new(limit)));
+        let (result, _, trace) = self.run_recording(input, cx, limits, trace);
+        (result, *trace.expect("the run keeps its trace"))
+    }
+
+    /// A run, recording into `trace` when one is given; returns the perf records dropped and the
+    /// trace.
+    pub(crate) fn run_recording(
+        &self,
+        input: &mut RunInput<'_>,
+        cx: &ContextInput<'_>,
+        limits: &RunLimits,
+        trace: Option<Box<RunTrace>>,
+    ) -> (
+        Result<(RunOutput, ContextOutput), Trap>,
+        u64,
+        Option<Box<RunTrace>>,
+    ) {
         // The stack lives in this Rust frame for the duration of the run; u64 for alignment.
         let mut stack = std::mem::MaybeUninit::<[u64; STACK_SIZE / 8]>::uninit();
         let stack_bytes = stack.as_mut_ptr() as u64;
@@ -320,6 +375,7 @@ impl Program {
         let mut state = RunState::new(self.options.prog_type);
         state.stack = (stack_bytes, STACK_SIZE as u64);
         state.limits = limits.clone();
+        state.trace = trace;
         let entry = match context::prepare_run(
             self.options.prog_type,
             input.data,
@@ -328,13 +384,18 @@ impl Program {
             &mut regions,
         ) {
             Ok(entry) => entry,
-            Err(trap) => return (Err(trap), 0),
+            Err(trap) => return (Err(trap), 0, state.trace.take()),
         };
         let budget = input.budget.unwrap_or(self.options.budget);
         let stack_top = stack_bytes + STACK_SIZE as u64;
         let result = self.run_chain(regions, &mut state, stack_top, budget, &entry);
         let held = state.release_lock();
-        (Program::finish(&state, result, held), state.perf_lost)
+        let trace = state.trace.take();
+        (
+            Program::finish(&state, result, held),
+            state.perf_lost,
+            trace,
+        )
     }
 
     /// The outcome of a run whose chain gave `result`, `held` being the instruction that took a
@@ -444,6 +505,9 @@ impl Program {
         pc: usize,
         args: [u64; 5],
     ) -> Result<RunOutput, Trap> {
+        if env.state.trace.is_some() {
+            return interpreter::run_traced(&self.insns, env, args, pc);
+        }
         #[cfg(target_arch = "x86_64")]
         if let Some(jit) = &self.jit {
             return jit.run_function(&self.insns, env, args, pc);
@@ -456,6 +520,9 @@ impl Program {
 
     /// Runs the program's own instructions on the chosen engine.
     fn execute(&self, env: &mut RunEnv<'_>, args: [u64; 5]) -> Result<RunOutput, Trap> {
+        if env.state.trace.is_some() {
+            return interpreter::run_traced(&self.insns, env, args, 0);
+        }
         #[cfg(target_arch = "x86_64")]
         if let Some(jit) = &self.jit {
             return jit.run(&self.insns, env, args);

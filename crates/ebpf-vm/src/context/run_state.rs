@@ -176,6 +176,10 @@ pub struct RunState {
     /// counts them, and the records dropped because they did not fit (`helpers::output`).
     pub perf_bytes: u64,
     pub perf_lost: u64,
+    /// The instruction trace of a run that asked for one (`Program::run_traced`): while it is
+    /// set, every program of the run (tail calls, callbacks) runs on the interpreter's traced
+    /// loop, which records into it.
+    pub trace: Option<Box<crate::run_trace::RunTrace>>,
 }
 
 /// A `bpf_spin_lock` a run holds: the word's address, the instruction that took it, and what keeps
