@@ -37,3 +37,4 @@ export type {
   Relocation,
 } from './spec.js'
 export { loadCollectionSpec, loadCollectionSpecSync, VariableSpec } from './spec.js'
+export { formatTrace, type Trace, type TraceAccess, type TraceStep, type TraceValue } from './trace.js'

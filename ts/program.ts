@@ -33,6 +33,7 @@ import {
   type SafetyMode,
 } from './native.js'
 import type { LineInfo } from './spec.js'
+import { DEFAULT_TRACE_LIMIT, MAX_TRACE_LIMIT, type Trace, toTrace } from './trace.js'
 
 /**
  * What r1 points to at entry; see README "Program types". Program types, engines and modes are
@@ -310,6 +311,15 @@ export interface RunOptions {
    * would deliver it).
    */
   signal?: AbortSignal
+  /**
+   * Record an instruction trace of the run (the last run when `repeat` > 1) in `RunResult.trace`
+   * (or `TrapError.trace`): every instruction executed, with the registers it wrote and the
+   * memory it touched. Traced runs take the interpreter on both engines (see README "Traces").
+   * Not for the batch forms.
+   */
+  trace?: boolean
+  /** Steps a trace keeps: the last ones (default 10000, at most 1000000); implies `trace`. */
+  traceLimit?: number
 }
 
 export interface RunResult {
@@ -331,6 +341,8 @@ export interface RunResult {
   durationNs: number
   /** Perf records dropped by this call (programs with `onPerfEvent`; see `perfBufferBytes`). */
   perfLost?: number
+  /** The instruction trace, for a run with `trace: true`. */
+  trace?: Trace
 }
 
 const POINTER_LEAKS: readonly ('allow' | 'refuse')[] = ['allow', 'refuse']
@@ -415,6 +427,31 @@ const NO_DATA = new Uint8Array(0)
 
 const view = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 
+/** `trace`/`traceLimit` of run options: the steps to keep, or undefined for an untraced run. */
+function traceLimit(options: RunOptions): number | undefined {
+  const { trace, traceLimit: limit } = options
+  if (trace !== undefined && typeof trace !== 'boolean') {
+    throw new LoadError('EINVAL', `trace must be a boolean, got ${describeValue(trace)}`)
+  }
+  if (limit === undefined) return trace ? DEFAULT_TRACE_LIMIT : undefined
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_TRACE_LIMIT) {
+    throw new LoadError(
+      'EINVAL',
+      `traceLimit must be an integer from 1 to ${MAX_TRACE_LIMIT}, got ${describeValue(limit)}`,
+    )
+  }
+  if (trace === false) throw new LoadError('EINVAL', 'traceLimit was given with trace: false')
+  return limit
+}
+
+/** Run options of a batch form, which records no traces. */
+function batchInput(type: ProgramType, options: RunOptions): NativeRunInput {
+  if (options !== null && typeof options === 'object' && (options.trace || options.traceLimit !== undefined)) {
+    throw new LoadError('EINVAL', 'the batch forms record no traces: trace a single run (run or runAsync)')
+  }
+  return runInput(type, options)
+}
+
 /** Checks run options and turns them into the engine's run input. */
 function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
   checkObject(LoadError, 'run options', options)
@@ -441,6 +478,7 @@ function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
     comm: p.comm,
     task,
     memory: memoryImages(options.memory),
+    traceLimit: traceLimit(options),
   }
 }
 
@@ -521,6 +559,7 @@ export class Program {
   /** `run({ data })` of a raw program without JavaScript helpers takes `runInPlace`. */
   readonly #fastPath: boolean
   readonly #scratch = new BigUint64Array(3)
+  #texts: string[] | undefined
 
   constructor(options: ProgramOptions) {
     checkObject(LoadError, 'Program options', options)
@@ -626,7 +665,9 @@ export class Program {
       options.repeat === undefined &&
       options.budget === undefined &&
       options.timeoutMs === undefined &&
-      options.signal === undefined
+      options.signal === undefined &&
+      options.trace === undefined &&
+      options.traceLimit === undefined
     ) {
       return this.#runInPlace(options.data)
     }
@@ -670,7 +711,7 @@ export class Program {
    */
   runBatch(packets: readonly Uint8Array[], options: Omit<RunOptions, 'data' | 'repeat'> = {}): BatchEntry[] {
     const { all, lengths } = concatPackets(packets)
-    const input = runInput(this.type, options)
+    const input = batchInput(this.type, options)
     checkSignal(options?.signal)
     const out = this.#entries(engine('run option', () => this.native.runBatch(all, lengths, input)))
     this.#deliverPerfRecords()
@@ -687,7 +728,7 @@ export class Program {
     options: Omit<RunOptions, 'data' | 'repeat'> = {},
   ): { retvals: Uint32Array; errors: Array<{ index: number; error: LoadError | TrapError }> } {
     const { all, lengths } = concatPackets(packets)
-    const input = runInput(this.type, options)
+    const input = batchInput(this.type, options)
     checkSignal(options?.signal)
     const b = engine('run option', () => this.native.runBatch(all, lengths, input))
     this.#deliverPerfRecords()
@@ -707,7 +748,7 @@ export class Program {
     options: Omit<RunOptions, 'data' | 'repeat'> = {},
   ): Promise<BatchEntry[]> {
     const { all, lengths } = concatPackets(packets)
-    const input = runInput(this.type, options)
+    const input = batchInput(this.type, options)
     const signal = checkSignal(options.signal)
     const batch = await engineAsync('run option', () =>
       withSignal(signal, (token) => this.native.runBatchAsync(all, lengths, input, token)),
@@ -772,10 +813,22 @@ export class Program {
   }
 
   #result(res: NativeRunResult, perfLost: number | undefined, abortReason?: unknown): RunResult {
-    if (res.error) throw this.#located(fromNative(res.error, abortReason))
+    const trace = res.trace && toTrace(res.trace, this.#insnTexts(), this.#lineInfo)
+    if (res.error) {
+      const e = this.#located(fromNative(res.error, abortReason))
+      if (trace && e instanceof TrapError) e.trace = trace
+      throw e
+    }
     const result = toResult(this.type, res)
     if (perfLost !== undefined) result.perfLost = perfLost
+    if (trace) result.trace = trace
     return result
+  }
+
+  /** Each slot's instruction text for traces, fetched from the engine on the first traced run. */
+  #insnTexts(): string[] {
+    this.#texts ??= this.native.insnTexts()
+    return this.#texts
   }
 
   /** Adds the C source line of the error's instruction, when line info says it. */

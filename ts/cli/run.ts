@@ -34,6 +34,7 @@ import {
   toHex,
 } from './io.js'
 import { assignment, loadOptionsFrom, OBJECT_OPTIONS, parseValue } from './object-options.js'
+import { checkTraceWithRepeat, TRACE_OPTIONS, traceJson, traceRunOptions, traceText } from './run-trace.js'
 import { selectProgram } from './select.js'
 
 const XDP_ACTIONS = ['XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT']
@@ -186,6 +187,7 @@ function report(loaded: Loaded, res: RunResult, input: Uint8Array, args: Parsed,
       ...(res.ctxFields ? { ctx: res.ctxFields } : {}),
       trace,
       ...(maps ? { maps: Object.fromEntries(maps.map(mapJson)) } : {}),
+      ...traceJson(res.trace),
     })
   }
   const lines = [
@@ -200,7 +202,7 @@ function report(loaded: Loaded, res: RunResult, input: Uint8Array, args: Parsed,
   let text = `${lines.join('\n')}\n`
   if (trace.length > 0) text += `trace:\n${trace.map((l) => `  ${l}`).join('\n')}\n`
   if (maps) text += mapsText(maps)
-  return text
+  return text + traceText(res.trace)
 }
 
 /** A trap as the user should see it: what, where (instruction and C line), after how many instructions. */
@@ -227,10 +229,9 @@ function trapReport(file: string, e: TrapError, trace: string[], asJson: boolean
           ...(e.source ? { source: e.source } : {}),
         },
         trace,
+        ...traceJson(e.trace),
       })
-    : trace.length > 0
-      ? `trace:\n${trace.map((l) => `  ${l}`).join('\n')}\n`
-      : ''
+    : (trace.length > 0 ? `trace:\n${trace.map((l) => `  ${l}`).join('\n')}\n` : '') + traceText(e.trace)
   return { stdout, stderr }
 }
 
@@ -239,7 +240,8 @@ export const runCommand: Command = {
   usage:
     'ebpf run FILE.bin|FILE.s|OBJ.o|FILTER.cbpf [--program NAME] [--type TYPE]\n' +
     '         [--data FILE | --hex HEX] [--ctx-hex HEX] [--engine jit|interpreter|auto] [--repeat N]\n' +
-    '         [--budget N] [--set VAR=VALUE ...] [--map-update MAP=[KEY,VALUE] ...] [--dump-maps] [--json]',
+    '         [--budget N] [--set VAR=VALUE ...] [--map-update MAP=[KEY,VALUE] ...] [--dump-maps] [--json]\n' +
+    '         [--trace [--trace-limit N]]',
   summary: 'run a program once (or --repeat times) and print its result',
   description:
     'Loads raw bytecode (FILE.s is assembled first) as a program of --type (default raw: r1 = data, r2 =\n' +
@@ -249,7 +251,9 @@ export const runCommand: Command = {
     'none; only that program and the maps it uses are loaded; --set changes .rodata/.data/.bss variables before load, --map-update writes map entries\n' +
     'with BTF-typed JSON before the run). Prints retval (with the XDP action name), r0, instructions\n' +
     'executed, duration, the engine, the output data as hex if the program changed it, trace_printk\n' +
-    'output and, with --dump-maps, every map after the run. Exit code 2 when the program traps.',
+    'output and, with --dump-maps, every map after the run; with --trace, every instruction executed as the\n' +
+    "kernel's verifier log prints it, with the registers it wrote, the memory it touched and the C source\n" +
+    'lines. Exit code 2 when the program traps.',
   options: {
     program: { value: true, arg: 'NAME', help: "the object's program to run (needed when it has several)" },
     type: {
@@ -277,6 +281,7 @@ export const runCommand: Command = {
     },
     'dump-maps': { help: 'print every map (and global variables) after the run' },
     json: { short: 'j', help: 'JSON output' },
+    ...TRACE_OPTIONS,
     ...OBJECT_OPTIONS,
   },
   run(args) {
@@ -287,6 +292,7 @@ export const runCommand: Command = {
     const engine = optString(args, 'engine') as EngineName | undefined
     const repeat = optPositiveInt(args, 'repeat', 'run', 0xffffffff)
     const budget = optPositiveInt(args, 'budget', 'run')
+    checkTraceWithRepeat(args, repeat)
     const dataFile = optString(args, 'data')
     const hex = optString(args, 'hex')
     const data =
@@ -305,7 +311,7 @@ export const runCommand: Command = {
     const loaded = load(file, args, engine, budget)
     let res: RunResult
     try {
-      res = loaded.program.run({ data, ctx, repeat })
+      res = loaded.program.run({ data, ctx, repeat, ...traceRunOptions(args) })
     } catch (e) {
       if (e instanceof TrapError) {
         const { stdout, stderr } = trapReport(file, e, traceLines(loaded), optFlag(args, 'json'))

@@ -9,6 +9,7 @@ pub mod map;
 pub mod names;
 pub mod program;
 pub mod prototypes;
+pub mod trace;
 
 pub use map::NativeMap;
 pub use program::NativeProgram;

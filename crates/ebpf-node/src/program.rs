@@ -68,6 +68,9 @@ pub struct NativeRunInput {
     pub task: Option<BigInt>,
     /// Tracing programs: the memory images the probe-read helpers read.
     pub memory: Option<Vec<NativeMemoryImage>>,
+    /// Record an instruction trace of the (last) run that keeps this many steps; checked by
+    /// the TypeScript layer.
+    pub trace_limit: Option<u32>,
 }
 
 /// Bytes at an address of a tracing run's address space; checked by the TypeScript layer.
@@ -93,6 +96,8 @@ pub struct NativeRunResult {
     pub meta: Option<Buffer>,
     pub duration_ns: f64,
     pub error: Option<NativeError>,
+    /// The run's instruction trace, when `trace_limit` asked for one (also when it trapped).
+    pub trace: Option<crate::trace::NativeTrace>,
 }
 
 #[napi(object)]
@@ -247,6 +252,7 @@ fn test_input(i: &NativeRunInput, data: &[u8], limits: &RunLimits) -> TestRunInp
             .filter(|b| b.is_finite() && *b >= 1.0)
             .map(|b| b as u64),
         limits: limits.clone(),
+        trace_limit: i.trace_limit.map(|n| n as usize),
     }
 }
 
@@ -291,6 +297,7 @@ fn to_js(out: TestRunOutput) -> NativeRunResult {
         meta: out.meta.map(Buffer::from),
         duration_ns: out.duration_ns,
         error,
+        trace: out.trace.as_ref().map(crate::trace::to_js),
     }
 }
 
@@ -332,6 +339,13 @@ impl NativeProgram {
     #[napi(catch_unwind)]
     pub fn jited(&self) -> String {
         self.inner.jited_disassembly()
+    }
+
+    /// Each instruction slot as the kernel's verifier log writes it (empty for the second slot
+    /// of an `lddw`), for traces.
+    #[napi(catch_unwind)]
+    pub fn insn_texts(&self) -> Vec<String> {
+        self.inner.insn_texts()
     }
 
     /// `bpf_trace_printk` output so far; `take` empties the log.
@@ -522,6 +536,8 @@ fn run_packets<'a>(
     input: &'a mut TestRunInput,
 ) -> impl Iterator<Item = TestRunOutput> + 'a {
     let mut at = 0usize;
+    // A batch records no traces (one per packet would be a trace per run of a whole capture).
+    input.trace_limit = None;
     lengths.iter().map(move |&l| {
         input.data.clear();
         input.data.extend_from_slice(&packets[at..at + l as usize]);

@@ -59,6 +59,9 @@ impl ProgramType {
     ];
 }
 
+/// How one run ended: its output and the context after it, or the trap that stopped it.
+pub type RunOutcome = Result<(RunOutput, ContextOutput), Trap>;
+
 /// The default instruction budget of a run in checked mode.
 pub const DEFAULT_BUDGET: u64 = 10_000_000;
 
@@ -354,11 +357,7 @@ impl Program {
         cx: &ContextInput<'_>,
         limits: &RunLimits,
         trace: Option<Box<RunTrace>>,
-    ) -> (
-        Result<(RunOutput, ContextOutput), Trap>,
-        u64,
-        Option<Box<RunTrace>>,
-    ) {
+    ) -> (RunOutcome, u64, Option<Box<RunTrace>>) {
         // The stack lives in this Rust frame for the duration of the run; u64 for alignment.
         let mut stack = std::mem::MaybeUninit::<[u64; STACK_SIZE / 8]>::uninit();
         let stack_bytes = stack.as_mut_ptr() as u64;

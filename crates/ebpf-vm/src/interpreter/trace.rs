@@ -6,7 +6,7 @@
 
 use super::{budget_trap, general, Frame, RunEnv, RunOutput, Step};
 use crate::context::places::locate;
-use crate::error::Trap;
+use crate::error::{Place, Trap};
 use crate::isa::opcodes::*;
 use crate::isa::Insn;
 use crate::limits::Meter;
@@ -123,6 +123,14 @@ fn written(insn: &Insn) -> u16 {
 
 /// A value as the trace shows it: an address of the run by its place, anything else as it is.
 fn shown(v: u64, env: &RunEnv<'_>) -> TraceValue {
+    if let Some(map) = env.maps.resolve_ref(v) {
+        // A map handle (an `lddw` of a map): the map by name, as the kernel's log names it.
+        let name = &map.common().def.name;
+        return TraceValue::Pointer(Place {
+            region: format!("map '{name}'"),
+            offset: 0,
+        });
+    }
     if is_host_address(v, &env.regions, env.state, &env.maps) {
         if let Some(place) = locate(v, env.state, &env.maps) {
             return TraceValue::Pointer(place);
