@@ -22,8 +22,8 @@ use crate::isa::{jump_target, lddw_imm, Insn};
 use crate::limits::Meter;
 use crate::memory::{Region, Regions};
 
-mod trace;
-pub use trace::run_traced;
+mod observe;
+pub use observe::run_observed;
 
 /// Bytes of stack per call frame, as in the kernel.
 pub const STACK_FRAME_SIZE: usize = 512;

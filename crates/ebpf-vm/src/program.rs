@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64};
 use crate::context::{self, ContextInput, ContextOutput, RunState};
+use crate::coverage::{CoverageCounters, CoverageReport};
 use crate::error::{ErrorCode, LoadError, Trap, TrapKind};
 use crate::helpers::callbacks::rebase_trap;
 use crate::helpers::output::{PerfSink, ProgramOutput, TraceSink, DEFAULT_PERF_BUFFER_BYTES};
@@ -91,6 +92,10 @@ pub struct ProgramOptions {
     /// Function entries the object's function info names (BTF `func_info`, the loader's
     /// sub-programs), as instruction slots; local calls and function `lddw`s find the others.
     pub func_entries: Vec<usize>,
+    /// Count instruction and branch coverage over the program's runs (`Program::coverage`):
+    /// the JIT's code counts per chain of blocks, the interpreter per instruction (see
+    /// `coverage`).
+    pub coverage: bool,
 }
 
 impl Default for ProgramOptions {
@@ -108,6 +113,7 @@ impl Default for ProgramOptions {
             blind_constants: true,
             perf_buffer_bytes: DEFAULT_PERF_BUFFER_BYTES,
             func_entries: Vec::new(),
+            coverage: false,
         }
     }
 }
@@ -150,6 +156,10 @@ pub struct Program {
     /// Stack frames a run can reach (see `stack_reach`, computed once at load for both engines):
     /// only those are zeroed and accessible.
     stack_frames: usize,
+    /// Coverage counters (`options.coverage`), and the JIT's chain lengths by head slot when
+    /// its code counts into them (see `coverage`).
+    coverage: Option<Arc<CoverageCounters>>,
+    coverage_chains: Option<Vec<u32>>,
 }
 
 impl Program {
@@ -199,6 +209,7 @@ impl Program {
             options.perf_buffer_bytes,
         ));
         let stack_frames = crate::stack_reach::reachable_frames(&analysis);
+        let coverage = (options.coverage).then(|| Arc::new(CoverageCounters::new(insns.len())));
         let (engine, jit) = select_engine(
             options.engine,
             &insns,
@@ -206,7 +217,13 @@ impl Program {
             options.blind_constants,
             &callbacks,
             stack_frames,
+            coverage.as_deref(),
         )?;
+        #[cfg(target_arch = "x86_64")]
+        let coverage_chains =
+            (coverage.is_some() && jit.is_some()).then(|| crate::jit::coverage_chains(&analysis));
+        #[cfg(not(target_arch = "x86_64"))]
+        let coverage_chains = None;
         // The interpreter's form of the instructions, made once here so that a run never pays for it.
         let prepared = (engine == Engine::Interpreter).then(|| interpreter::prepare(&insns));
         #[cfg(not(target_arch = "x86_64"))]
@@ -225,7 +242,30 @@ impl Program {
             jit,
             prepared,
             stack_frames,
+            coverage,
+            coverage_chains,
         })
+    }
+
+    /// What the coverage counters come to so far (`None` without `options.coverage`): hits per
+    /// instruction slot and taken / not taken per conditional jump, over every run since load
+    /// or the last `reset_coverage`. Traced runs are not counted.
+    pub fn coverage(&self) -> Option<CoverageReport> {
+        let counters = self.coverage.as_deref()?;
+        let chains = self.coverage_chains.as_deref();
+        Some(crate::coverage::report(
+            counters,
+            &self.insns,
+            &self.analysis.program,
+            chains,
+        ))
+    }
+
+    /// Sets the coverage counters back to zero.
+    pub fn reset_coverage(&self) {
+        if let Some(c) = &self.coverage {
+            c.reset();
+        }
     }
 
     /// The engine that actually runs this program (`Auto` resolved).
@@ -436,6 +476,12 @@ impl Program {
         state.output = self.prints.then(|| self.output.clone());
         let refuse_leaks = self.options.pointer_leaks == PointerLeaks::Refuse;
         state.refuse_pointer_leaks = refuse_leaks;
+        // The interpreter counts coverage in its observed loop; the JIT's code counts by itself.
+        // Traced runs count nothing.
+        let counting = self.coverage.as_ref().filter(|_| state.trace.is_none());
+        state.coverage = counting
+            .filter(|_| self.engine == Engine::Interpreter)
+            .cloned();
         let runner =
             |env: &mut RunEnv<'_>, pc: usize, args: [u64; 5]| self.run_callback(env, pc, args);
         let mut env = RunEnv {
@@ -449,6 +495,13 @@ impl Program {
             function_runner: Some(&runner),
         };
         let mut result = self.execute(&mut env, entry.args);
+        if let Some(c) = counting {
+            // Where the run stopped: its chain's instructions after it were not reached.
+            c.stop(match &result {
+                Ok(out) => out.exit_pc,
+                Err(trap) => trap.pc,
+            });
+        }
         if let Ok(out) = &result {
             if refuse_leaks
                 && pointer_leaks::is_host_address(out.r0, &env.regions, env.state, &env.maps)
@@ -504,8 +557,8 @@ impl Program {
         pc: usize,
         args: [u64; 5],
     ) -> Result<RunOutput, Trap> {
-        if env.state.trace.is_some() {
-            return interpreter::run_traced(&self.insns, env, args, pc);
+        if env.state.trace.is_some() || env.state.coverage.is_some() {
+            return interpreter::run_observed(&self.insns, env, args, pc);
         }
         #[cfg(target_arch = "x86_64")]
         if let Some(jit) = &self.jit {
@@ -519,8 +572,8 @@ impl Program {
 
     /// Runs the program's own instructions on the chosen engine.
     fn execute(&self, env: &mut RunEnv<'_>, args: [u64; 5]) -> Result<RunOutput, Trap> {
-        if env.state.trace.is_some() {
-            return interpreter::run_traced(&self.insns, env, args, 0);
+        if env.state.trace.is_some() || env.state.coverage.is_some() {
+            return interpreter::run_observed(&self.insns, env, args, 0);
         }
         #[cfg(target_arch = "x86_64")]
         if let Some(jit) = &self.jit {
@@ -544,10 +597,14 @@ fn select_engine(
     blind_constants: bool,
     callbacks: &[usize],
     stack_frames: usize,
+    coverage: Option<&CoverageCounters>,
 ) -> Result<(Engine, Option<crate::jit::JitProgram>), LoadError> {
     use crate::jit::{JitOptions, JitProgram};
     let compile = || {
-        let options = JitOptions { blind_constants };
+        let options = JitOptions {
+            blind_constants,
+            coverage: coverage.map(CoverageCounters::addresses),
+        };
         JitProgram::compile_program(insns, analysis, options, callbacks, stack_frames)
     };
     Ok(match requested {
@@ -569,6 +626,7 @@ fn select_engine(
     _blind_constants: bool,
     _callbacks: &[usize],
     _stack_frames: usize,
+    _coverage: Option<&CoverageCounters>,
 ) -> Result<(Engine, ()), LoadError> {
     match requested {
         Engine::Interpreter | Engine::Auto => Ok((Engine::Interpreter, ())),

@@ -180,6 +180,10 @@ pub struct RunState {
     /// set, every program of the run (tail calls, callbacks) runs on the interpreter's traced
     /// loop, which records into it.
     pub trace: Option<Box<crate::run_trace::RunTrace>>,
+    /// The coverage counters of the running program when the interpreter counts them (an
+    /// interpreted program with coverage, in an untraced run): the program then runs on the
+    /// interpreter's observed loop, which counts into them.
+    pub coverage: Option<Arc<crate::coverage::CoverageCounters>>,
 }
 
 /// A `bpf_spin_lock` a run holds: the word's address, the instruction that took it, and what keeps

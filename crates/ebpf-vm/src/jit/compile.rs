@@ -58,9 +58,14 @@ pub struct Compiled {
 
 /// The code-size bound, known before emission (compilation fails rather than exceed it).
 pub fn size_bound(insns: usize) -> usize {
-    insns * (MAX_INSN_BYTES + MAX_SNIPPET_BYTES + MAX_GUARD_BYTES + LOOP_ALIGN - 1)
+    insns * (MAX_INSN_BYTES + MAX_SNIPPET_BYTES + MAX_GUARD_BYTES + LOOP_ALIGN - 1 + COUNTER_BYTES)
         + MAX_FIXED_BYTES
 }
+
+/// Bytes of one coverage counter's increment (`count`): `mov rax, imm64; add qword [rax], 1`.
+/// An instruction has at most one in its main code (a chain head's, or a conditional jump's
+/// fall-through) and one in its metered copy.
+const COUNTER_BYTES: usize = 2 * 14;
 
 /// Whether `[r10 + off, r10 + off + size)` is inside the current frame: r10 is always the top of
 /// a 512-byte frame inside the stack area (it only moves by whole frames, at most 7 of them), so
@@ -334,6 +339,9 @@ struct Compiler<'a> {
     group_end: Option<(usize, Label)>,
     /// Draws the keys of blinded constants; `None` when constants are emitted as they are.
     blind: Option<Blinder>,
+    /// Coverage counters (`coverage::CoverageCounters::addresses`): chain entries and
+    /// conditional jumps' fall-throughs, a u64 per slot each.
+    coverage: Option<(u64, u64)>,
 }
 
 fn ctx(off: i32) -> Mem {
@@ -355,6 +363,7 @@ pub fn compile(
     insns: &[Insn],
     analysis: &Analysis,
     blind: bool,
+    coverage: Option<(u64, u64)>,
     entries: &[usize],
 ) -> Result<Compiled, String> {
     if analysis.program.slot_count() != insns.len() {
@@ -391,6 +400,7 @@ pub fn compile(
         covered: Vec::new(),
         group_end: None,
         blind: blind.then(Blinder::new),
+        coverage,
     };
     c.prologue(false);
     let mut offsets = vec![u32::MAX; insns.len()];
@@ -398,8 +408,9 @@ pub fn compile(
     while pc < insns.len() {
         let n = c.shape.chains[pc];
         let loop_head = c.shape.loop_heads[pc];
-        // Counted loops are chains that jump back to their own head.
-        let fast = if n > 0 && loop_head {
+        // Counted loops are chains that jump back to their own head. Not with coverage: their
+        // copy would run iterations past the head's counter.
+        let fast = if n > 0 && loop_head && c.coverage.is_none() {
             loops::fast_loop(insns, pc, n)
         } else {
             None
@@ -413,6 +424,11 @@ pub fn compile(
         c.a.bind(c.labels[pc]);
         let mut start = start;
         if n > 0 {
+            if let Some((chain_entries, _)) = c.coverage {
+                let counted = c.a.pos();
+                c.count(chain_entries, pc);
+                start += c.a.pos() - counted;
+            }
             // A fast loop's head check comes first: its copy meters itself.
             let guarded = fast.map(|fl| {
                 let g = c.a.pos();
@@ -440,10 +456,13 @@ pub fn compile(
                 });
             }
         }
+        // With coverage, conditional jumps keep their own layout: a fall-through is counted
+        // after the jump (see `jump`), which the layouts around a `ja` would move elsewhere.
+        let layouts = c.coverage.is_none();
         let fused = pc + 1 < insns.len()
             && c.shape.chains[pc + 1] == 0
-            && (c.mov_add(pc) || c.cond_over_ja(pc));
-        let lone = !fused && c.jump_over_ja(pc);
+            && (c.mov_add(pc) || (layouts && c.cond_over_ja(pc)));
+        let lone = !fused && layouts && c.jump_over_ja(pc);
         if fused {
             // The second one is no jump target (it is inside a chain): nothing can start at it.
             offsets[pc + 1] = c.a.pos() as u32;
@@ -702,6 +721,13 @@ impl Compiler<'_> {
 
     fn label(&self, pc: usize) -> Label {
         self.labels[pc]
+    }
+
+    /// Adds one to the coverage counter of `slot` in the array at `base` (no lock: see
+    /// `coverage`). Clobbers rax and the flags, which no instruction leaves live for the next.
+    fn count(&mut self, base: u64, slot: usize) {
+        self.a.mov_imm64(RAX, base + 8 * slot as u64);
+        self.a.alu_mi8(Alu::Add, W::B64, mem(RAX, 0), 1);
     }
 
     fn insn(&mut self, pc: usize) {
@@ -1142,6 +1168,10 @@ impl Compiler<'_> {
                     let at = self.a.new_label();
                     self.a.jcc(cc, at);
                     self.snippets.push(Snippet::Refund { at, adj, target });
+                }
+                if let Some((_, fall)) = self.coverage {
+                    // Only the way that falls through gets here.
+                    self.count(fall, pc);
                 }
             }
         }

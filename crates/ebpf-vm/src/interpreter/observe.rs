@@ -1,10 +1,11 @@
-//! The traced loop: the reference loop (`general`, one instruction at a time, the budget checked
+//! The observed loop: the reference loop (`general`, one instruction at a time, the budget checked
 //! before each) that also records every step in the run's trace (`RunState::trace`, see
-//! `run_trace`). A loop of its own, so that untraced runs pay nothing for tracing: `run_from`
-//! is unchanged, and the program takes this loop only for a run that asked for a trace (both
-//! engines: a JIT program runs its traced runs here).
+//! `run_trace`) and counts coverage (`RunState::coverage`, see `coverage`) when the run has them.
+//! A loop of its own, so that other runs pay nothing for either: `run_from` is unchanged, and a
+//! program takes this loop only for a traced run (on both engines: a JIT program runs its traced
+//! runs here) or, on the interpreter, when it counts coverage.
 
-use super::{budget_trap, general, Frame, RunEnv, RunOutput, Step};
+use super::{budget_trap, condition, general, Frame, RunEnv, RunOutput, Step};
 use crate::context::places::locate;
 use crate::error::{Place, Trap};
 use crate::isa::opcodes::*;
@@ -14,8 +15,8 @@ use crate::pointer_leaks::is_host_address;
 use crate::run_trace::{TraceAccess, TraceStep, TraceValue};
 
 /// Runs validated instructions from slot `entry` with r1-r5 = `args`, recording each step in
-/// `env.state.trace` (which must be set).
-pub fn run_traced(
+/// `env.state.trace` and counting in `env.state.coverage`, where they are set.
+pub fn run_observed(
     insns: &[Insn],
     env: &mut RunEnv<'_>,
     args: [u64; 5],
@@ -28,7 +29,14 @@ pub fn run_traced(
     let mut pc = entry;
     let budget = env.budget;
     let (mut meter, mut left) = Meter::start(budget, &env.state.limits);
+    let coverage = env.state.coverage.clone();
+    let tracing = env.state.trace.is_some();
     loop {
+        // Counted before the budget check: the instruction a run stops at counts as reached
+        // (as the JIT's chain counts have it; see `coverage`).
+        if let Some(c) = &coverage {
+            c.enter(pc);
+        }
         if left == 0 {
             left = meter.refill(&env.state.limits, 0, 1, pc)?;
             if left == 0 {
@@ -37,8 +45,17 @@ pub fn run_traced(
         }
         left -= 1;
         let insn = insns[pc];
+        if let Some(c) = &coverage {
+            if is_cond_jump(&insn) && !taken(&insn, &reg) {
+                c.fall_through(pc);
+            }
+        }
         let before = reg;
-        let access = access_of(&insn, &reg, env.packet);
+        let access = if tracing {
+            access_of(&insn, &reg, env.packet)
+        } else {
+            None
+        };
         let result = general(
             insns,
             pc,
@@ -48,9 +65,11 @@ pub fn run_traced(
             env,
             meter.count(left),
         );
-        let step = record(env, pc, &insn, &before, &reg, access, result.is_ok());
-        if let Some(trace) = env.state.trace.as_mut() {
-            trace.push(step);
+        if tracing {
+            let step = record(env, pc, &insn, &before, &reg, access, result.is_ok());
+            if let Some(trace) = env.state.trace.as_mut() {
+                trace.push(step);
+            }
         }
         match result? {
             Step::Next(next) => pc = next,
@@ -61,6 +80,23 @@ pub fn run_traced(
             Step::Exit(out) => return Ok(out),
         }
     }
+}
+
+fn is_cond_jump(insn: &Insn) -> bool {
+    matches!(class(insn.opcode), CLASS_JMP | CLASS_JMP32)
+        && !matches!(insn.opcode & 0xf0, JMP_JA | JMP_CALL | JMP_EXIT)
+}
+
+/// Whether the conditional jump `insn` is taken with these registers (decided apart from the
+/// target, so that a jump to the next instruction still counts as taken when it is).
+fn taken(insn: &Insn, reg: &[u64; 16]) -> bool {
+    let b = if insn.opcode & SRC_X != 0 {
+        reg[(insn.src & 0x0f) as usize]
+    } else {
+        insn.imm as i64 as u64
+    };
+    let wide = class(insn.opcode) == CLASS_JMP;
+    condition(insn.opcode & 0xf0, reg[(insn.dst & 0x0f) as usize], b, wide)
 }
 
 /// The memory an instruction is about to access: (address, size, write).
