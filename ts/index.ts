@@ -8,6 +8,13 @@ export * as btf from './btf/index.js'
 export * as cbpf from './cbpf/index.js'
 export { Collection, type CollectionMaps, type CollectionOptions, type MapTypes } from './collection.js'
 export type { ContextValue, SkbContext, XdpContext } from './context.js'
+export {
+  type BranchCoverage,
+  Coverage,
+  type LcovOptions,
+  type LineCoverage,
+  type ProgramCoverage,
+} from './coverage.js'
 export * from './errors.js'
 export { type HelperPrototype, helperPrototypes } from './helpers.js'
 export type { MapArrayView, MapCodecs, MapDefinition, MapTypeName, UpdateFlag } from './map.js'

@@ -106,6 +106,7 @@ export type NativeRunResult = Binding.NativeRunResult
 export type NativeRunInput = Binding.NativeRunInput
 export type NativeBatch = Binding.NativeBatch
 export type NativeTrace = Binding.NativeTrace
+export type NativeCoverage = Binding.NativeCoverage
 export type NativeTraceValue = Binding.NativeTraceValue
 export type NativeCancelToken = Binding.NativeCancelToken
 export type ProgramTypeName = Binding.ProgramTypeName

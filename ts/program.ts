@@ -17,6 +17,7 @@ import {
 import { type ToEbpfOptions, toEbpf } from './cbpf/convert.js'
 import type { ClassicInput } from './cbpf/parse.js'
 import { type ContextValue, decodeContext, encodeContext } from './context.js'
+import { Coverage, type ProgramCoverage, programCoverage } from './coverage.js'
 import { AbortError, EbpfError, type ErrorCode, fromCodedError, LoadError, TrapError, type TrapKind } from './errors.js'
 import { asBpfMap, type BpfMap } from './map.js'
 import {
@@ -32,7 +33,7 @@ import {
   type ProgramTypeName,
   type SafetyMode,
 } from './native.js'
-import type { LineInfo } from './spec.js'
+import type { FuncInfo, LineInfo } from './spec.js'
 import { DEFAULT_TRACE_LIMIT, MAX_TRACE_LIMIT, type Trace, toTrace } from './trace.js'
 
 /**
@@ -64,6 +65,13 @@ export interface ProgramOptions {
    * C source line it came from.
    */
   lineInfo?: readonly LineInfo[]
+  /**
+   * Count instruction and branch coverage over the program's runs (`program.coverage`; see
+   * README "Coverage"). Cheap enough to leave on: the JIT's code counts once per chain of blocks.
+   */
+  coverage?: boolean
+  /** The program's functions by name (`ProgramSpec.funcInfo`), for coverage reports (lcov `FN`). */
+  funcInfo?: readonly FuncInfo[]
   /**
    * First instructions of the program's functions beyond the main one, as the object names them
    * (`ProgramSpec.subprograms`, `ProgramSpec.funcInfo`); local calls and function pointers name the
@@ -554,6 +562,8 @@ export class Program {
   /** @internal the engine's program */
   readonly native: NativeProgram
   readonly #lineInfo: LineInfo[]
+  /** What coverage reports need besides the engine's counts (programs loaded with `coverage`). */
+  readonly #coverageInfo: { instructions: Uint8Array; funcInfo: readonly FuncInfo[] } | undefined
   readonly #onPerfEvent: ((record: PerfRecord) => void) | undefined
   readonly #onPerfLost: ((count: number) => void) | undefined
   /** `run({ data })` of a raw program without JavaScript helpers takes `runInPlace`. */
@@ -598,6 +608,15 @@ export class Program {
       checkObject(LoadError, `lineInfo[${i}]`, li)
       checkU32Of(LoadError, `lineInfo[${i}].insn`, li.insn)
     })
+    if (options.coverage !== undefined && typeof options.coverage !== 'boolean') {
+      throw new LoadError('EINVAL', `coverage must be a boolean, got ${describeValue(options.coverage)}`)
+    }
+    const funcInfo = checkDenseArray<FuncInfo>(LoadError, 'funcInfo', options.funcInfo ?? [])
+    funcInfo.forEach((f, i) => {
+      checkObject(LoadError, `funcInfo[${i}]`, f)
+      checkU32Of(LoadError, `funcInfo[${i}].insn`, f.insn)
+      checkString(LoadError, `funcInfo[${i}].name`, f.name)
+    })
     const funcEntries = checkDenseArray<number>(LoadError, 'funcEntries', options.funcEntries ?? []).map((e, i) =>
       checkU32Of(LoadError, `funcEntries[${i}]`, e),
     )
@@ -618,11 +637,15 @@ export class Program {
           pointerLeaks,
           blindConstants,
           funcEntries,
+          coverage: options.coverage,
         },
         js?.dispatch,
       ),
     )
     this.#lineInfo = [...lineInfo].sort((a, b) => a.insn - b.insn)
+    this.#coverageInfo = options.coverage
+      ? { instructions: new Uint8Array(instructions), funcInfo: [...funcInfo] }
+      : undefined
     if ('error' in loaded) {
       throw this.#located(fromNative(loaded.error as NativeError))
     }
@@ -823,6 +846,29 @@ export class Program {
     if (perfLost !== undefined) result.perfLost = perfLost
     if (trace) result.trace = trace
     return result
+  }
+
+  /**
+   * The coverage counted over every untraced run since load (or since `resetCoverage`): hits per
+   * instruction, taken / not taken per conditional jump, C lines through line info, `toLcov()`.
+   * Undefined for a program loaded without `coverage: true`.
+   */
+  get coverage(): Coverage | undefined {
+    const c = this.coverageOf('')
+    return c && new Coverage([c])
+  }
+
+  /** @internal this program's coverage under `name` (a collection's report). */
+  coverageOf(name: string): ProgramCoverage | undefined {
+    const info = this.#coverageInfo
+    const counts = info && this.native.coverage(false)
+    if (!info || !counts) return undefined
+    return programCoverage(name, counts, info.instructions, this.#lineInfo, info.funcInfo)
+  }
+
+  /** Sets the coverage counters back to zero. */
+  resetCoverage(): void {
+    this.native.coverage(true)
   }
 
   /** Each slot's instruction text for traces, fetched from the engine on the first traced run. */

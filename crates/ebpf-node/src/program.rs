@@ -45,6 +45,8 @@ pub struct NativeProgramOptions {
     /// First instruction slots of the program's functions, from the object's function info
     /// (`ProgramSpec.subprograms`, BTF `func_info`).
     pub func_entries: Option<Vec<u32>>,
+    /// Count instruction and branch coverage over runs (`coverage`).
+    pub coverage: Option<bool>,
 }
 
 /// One test run's input.
@@ -165,6 +167,7 @@ fn parse_options(
         mode,
         pointer_leaks,
         blind_constants: o.blind_constants.unwrap_or(true),
+        coverage: o.coverage.unwrap_or(false),
         func_entries: o
             .func_entries
             .iter()
@@ -346,6 +349,17 @@ impl NativeProgram {
     #[napi(catch_unwind)]
     pub fn insn_texts(&self) -> Vec<String> {
         self.inner.insn_texts()
+    }
+
+    /// The coverage counted so far (absent for a program loaded without `coverage`); `reset`
+    /// sets the counters back to zero after reading them.
+    #[napi(catch_unwind)]
+    pub fn coverage(&self, reset: Option<bool>) -> Option<crate::coverage::NativeCoverage> {
+        let report = self.inner.coverage()?;
+        if reset.unwrap_or(false) {
+            self.inner.reset_coverage();
+        }
+        Some(crate::coverage::to_js(report))
     }
 
     /// `bpf_trace_printk` output so far; `take` empties the log.
