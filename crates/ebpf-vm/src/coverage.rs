@@ -1,19 +1,22 @@
 //! Coverage of a program's instructions and branches, accumulated over its runs
 //! (`ProgramOptions::coverage`, `Program::coverage`).
 //!
-//! The engines count what is cheap for each, in the same counters:
-//! - the interpreter counts every instruction it reaches (`entries[slot]`, in its observed loop,
-//!   `interpreter/observe.rs`);
+//! The engines count what is cheap for each, in the same counters, once per straight run of
+//! instructions rather than per instruction:
+//! - the interpreter counts the segments it enters (`entries[slot]` where one starts: after a
+//!   jump, call, exit or packet load, or at an entry; `interpreter::run_counted`); a segment
+//!   runs on into the next one's slots when nothing ends it there (`Counted::Segments`);
 //! - the JIT counts entries into its metered chains (`entries[head]`, one increment per chain,
-//!   at its head: see `jit::compile::chains`), the same runs of blocks it charges its budget by.
+//!   at its head, however control arrives: see `jit::compile::chains`), the same runs of blocks
+//!   it charges its budget by (`Counted::Chains`).
 //!
 //! Both count, for each conditional jump, the times it fell through (`fall[slot]`), and the
 //! program counts where each run stopped (`stops[slot]`: the exit, or the instruction of a trap).
 //! `report` turns either into the same figures: hits per instruction, taken / not taken per
 //! conditional jump. The instruction a run stopped at counts as reached (a trap's instruction,
-//! the one a budget stopped before). Chains are entered only at their head and left early only
-//! by a conditional jump taken or a stop, so walking a chain from its entry count, less the
-//! stops and the jumps taken, gives each of its instructions' hits exactly.
+//! the one a budget stopped before). A run of instructions is left early only by a conditional
+//! jump taken or a stop, so walking it from its entry count, less the stops and the jumps taken,
+//! gives each of its instructions' hits exactly.
 //!
 //! Counters are plain loads and stores (no locked instructions, to stay cheap enough to leave
 //! on): runs of one program on several threads at once may lose increments.
@@ -104,29 +107,45 @@ fn is_cond_jump(insn: &Insn) -> bool {
         && !matches!(insn.opcode & 0xf0, JMP_JA | JMP_CALL | JMP_EXIT)
 }
 
-/// The figures of `counters` for `insns` (by slot; `program` its logical view). `chains`: the
-/// JIT's chain lengths by head slot when the JIT counted, `None` when the interpreter did.
+/// Which engine counted, and so what an entry count means.
+#[derive(Clone, Copy, Debug)]
+pub enum Counted<'a> {
+    /// The interpreter: entries of segments, which run on through the slots of others.
+    Segments,
+    /// The JIT: entries of the chains of these lengths by head slot, each arrival counted.
+    Chains(&'a [u32]),
+}
+
+/// Whether an instruction ends the interpreter's segment: a jump, call or exit, or a legacy
+/// packet load (which may end the program).
+fn ends_segment(insn: &Insn) -> bool {
+    match class(insn.opcode) {
+        CLASS_JMP | CLASS_JMP32 => true,
+        CLASS_LD => insn.opcode != OP_LDDW,
+        _ => false,
+    }
+}
+
+/// The figures of `counters` for `insns` (by slot; `program` its logical view), as `counted`.
 pub fn report(
     counters: &CoverageCounters,
     insns: &[Insn],
     program: &LogicalProgram,
-    chains: Option<&[u32]>,
+    counted: Counted<'_>,
 ) -> CoverageReport {
     let c = counters;
     let mut hits = vec![0u64; insns.len()];
     let mut branches = Vec::new();
+    // What arrives at the next instruction from the one before it, without a count of its own.
     let mut reached = 0u64;
     for i in 0..program.len() {
         let slot = program.slot(i);
         let insn = &insns[slot];
-        let hit = match chains {
-            None => CoverageCounters::get(&c.entries, slot),
-            Some(chains) => {
-                if chains[slot] > 0 {
-                    reached = CoverageCounters::get(&c.entries, slot);
-                }
-                reached
-            }
+        let entered = CoverageCounters::get(&c.entries, slot);
+        let hit = match counted {
+            Counted::Segments => entered + reached,
+            Counted::Chains(chains) if chains[slot] > 0 => entered,
+            Counted::Chains(_) => reached,
         };
         hits[slot] = hit;
         let stopped = CoverageCounters::get(&c.stops, slot);
@@ -140,6 +159,10 @@ pub fn report(
                 not_taken,
             });
             reached = not_taken;
+        }
+        if matches!(counted, Counted::Segments) && ends_segment(insn) {
+            // The next segment counts its own entries, the way that falls through included.
+            reached = 0;
         }
     }
     CoverageReport { hits, branches }

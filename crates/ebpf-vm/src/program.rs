@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64};
 use crate::context::{self, ContextInput, ContextOutput, RunState};
-use crate::coverage::{CoverageCounters, CoverageReport};
+use crate::coverage::{Counted, CoverageCounters, CoverageReport};
 use crate::error::{ErrorCode, LoadError, Trap, TrapKind};
 use crate::helpers::callbacks::rebase_trap;
 use crate::helpers::output::{PerfSink, ProgramOutput, TraceSink, DEFAULT_PERF_BUFFER_BYTES};
@@ -252,12 +252,15 @@ impl Program {
     /// or the last `reset_coverage`. Traced runs are not counted.
     pub fn coverage(&self) -> Option<CoverageReport> {
         let counters = self.coverage.as_deref()?;
-        let chains = self.coverage_chains.as_deref();
+        let counted = match self.coverage_chains.as_deref() {
+            Some(chains) => Counted::Chains(chains),
+            None => Counted::Segments,
+        };
         Some(crate::coverage::report(
             counters,
             &self.insns,
             &self.analysis.program,
-            chains,
+            counted,
         ))
     }
 
@@ -390,7 +393,8 @@ impl Program {
     }
 
     /// A run, recording into `trace` when one is given; returns the perf records dropped and the
-    /// trace.
+    /// trace. Inlined into its callers, so that the plain run pays no extra call for it.
+    #[inline(always)]
     pub(crate) fn run_recording(
         &self,
         input: &mut RunInput<'_>,
@@ -476,7 +480,8 @@ impl Program {
         state.output = self.prints.then(|| self.output.clone());
         let refuse_leaks = self.options.pointer_leaks == PointerLeaks::Refuse;
         state.refuse_pointer_leaks = refuse_leaks;
-        // The interpreter counts coverage in its observed loop; the JIT's code counts by itself.
+        // The interpreter counts coverage in its counting loops (`run_counted`); the JIT's code
+        // counts by itself.
         // Traced runs count nothing.
         let counting = self.coverage.as_ref().filter(|_| state.trace.is_none());
         state.coverage = counting
@@ -557,14 +562,15 @@ impl Program {
         pc: usize,
         args: [u64; 5],
     ) -> Result<RunOutput, Trap> {
-        if env.state.trace.is_some() || env.state.coverage.is_some() {
-            return interpreter::run_observed(&self.insns, env, args, pc);
+        if env.state.trace.is_some() {
+            return interpreter::run_traced(&self.insns, env, args, pc);
         }
         #[cfg(target_arch = "x86_64")]
         if let Some(jit) = &self.jit {
             return jit.run_function(&self.insns, env, args, pc);
         }
         match &self.prepared {
+            Some(p) if env.state.coverage.is_some() => interpreter::run_counted(p, env, args, pc),
             Some(p) => interpreter::run_function(p, env, args, pc),
             None => interpreter::run_function(&interpreter::prepare(&self.insns), env, args, pc),
         }
@@ -572,14 +578,15 @@ impl Program {
 
     /// Runs the program's own instructions on the chosen engine.
     fn execute(&self, env: &mut RunEnv<'_>, args: [u64; 5]) -> Result<RunOutput, Trap> {
-        if env.state.trace.is_some() || env.state.coverage.is_some() {
-            return interpreter::run_observed(&self.insns, env, args, 0);
+        if env.state.trace.is_some() {
+            return interpreter::run_traced(&self.insns, env, args, 0);
         }
         #[cfg(target_arch = "x86_64")]
         if let Some(jit) = &self.jit {
             return jit.run(&self.insns, env, args);
         }
         match &self.prepared {
+            Some(p) if env.state.coverage.is_some() => interpreter::run_counted(p, env, args, 0),
             Some(p) => interpreter::run_prepared(p, env, args),
             None => interpreter::run(&self.insns, env, args),
         }

@@ -1,9 +1,8 @@
-//! The observed loop: the reference loop (`general`, one instruction at a time, the budget checked
+//! The traced loop: the reference loop (`general`, one instruction at a time, the budget checked
 //! before each) that also records every step in the run's trace (`RunState::trace`, see
-//! `run_trace`) and counts coverage (`RunState::coverage`, see `coverage`) when the run has them.
-//! A loop of its own, so that other runs pay nothing for either: `run_from` is unchanged, and a
-//! program takes this loop only for a traced run (on both engines: a JIT program runs its traced
-//! runs here) or, on the interpreter, when it counts coverage.
+//! `run_trace`). A loop of its own, so that untraced runs pay nothing for tracing: a program
+//! takes it only for a run that asked for a trace (on both engines: a JIT program runs its traced
+//! runs here). Traced runs count no coverage.
 
 use super::{budget_trap, condition, general, Frame, RunEnv, RunOutput, Step};
 use crate::context::places::locate;
@@ -15,8 +14,8 @@ use crate::pointer_leaks::is_host_address;
 use crate::run_trace::{TraceAccess, TraceStep, TraceValue};
 
 /// Runs validated instructions from slot `entry` with r1-r5 = `args`, recording each step in
-/// `env.state.trace` and counting in `env.state.coverage`, where they are set.
-pub fn run_observed(
+/// `env.state.trace` (which must be set).
+pub fn run_traced(
     insns: &[Insn],
     env: &mut RunEnv<'_>,
     args: [u64; 5],
@@ -29,14 +28,8 @@ pub fn run_observed(
     let mut pc = entry;
     let budget = env.budget;
     let (mut meter, mut left) = Meter::start(budget, &env.state.limits);
-    let coverage = env.state.coverage.clone();
     let tracing = env.state.trace.is_some();
     loop {
-        // Counted before the budget check: the instruction a run stops at counts as reached
-        // (as the JIT's chain counts have it; see `coverage`).
-        if let Some(c) = &coverage {
-            c.enter(pc);
-        }
         if left == 0 {
             left = meter.refill(&env.state.limits, 0, 1, pc)?;
             if left == 0 {
@@ -45,11 +38,6 @@ pub fn run_observed(
         }
         left -= 1;
         let insn = insns[pc];
-        if let Some(c) = &coverage {
-            if is_cond_jump(&insn) && !taken(&insn, &reg) {
-                c.fall_through(pc);
-            }
-        }
         let before = reg;
         let access = if tracing {
             access_of(&insn, &reg, env.packet)
@@ -82,14 +70,15 @@ pub fn run_observed(
     }
 }
 
-fn is_cond_jump(insn: &Insn) -> bool {
+/// Whether `insn` is a conditional jump (for coverage's fall-through counts).
+pub(super) fn is_cond_jump(insn: &Insn) -> bool {
     matches!(class(insn.opcode), CLASS_JMP | CLASS_JMP32)
         && !matches!(insn.opcode & 0xf0, JMP_JA | JMP_CALL | JMP_EXIT)
 }
 
 /// Whether the conditional jump `insn` is taken with these registers (decided apart from the
 /// target, so that a jump to the next instruction still counts as taken when it is).
-fn taken(insn: &Insn, reg: &[u64; 16]) -> bool {
+pub(super) fn taken(insn: &Insn, reg: &[u64; 16]) -> bool {
     let b = if insn.opcode & SRC_X != 0 {
         reg[(insn.src & 0x0f) as usize]
     } else {
