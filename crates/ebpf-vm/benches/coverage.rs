@@ -40,6 +40,22 @@ fn load(bytecode: &[u8], engine: Engine, coverage: bool) -> Program {
 fn main() {
     let mut rows = vec![];
     for prog in programs() {
+        // Both engines count the same (the fast loops of the JIT's copies included).
+        let counted = [Engine::Jit, Engine::Interpreter].map(|engine| {
+            let p = load(prog.bytecode, engine, true);
+            let mut mem = (prog.input)();
+            p.run(&mut RunInput {
+                data: &mut mem,
+                budget: None,
+            })
+            .expect("benchmark program runs");
+            p.coverage()
+        });
+        assert_eq!(
+            counted[0], counted[1],
+            "{}: the engines' coverage differs",
+            prog.name
+        );
         let mut tasks: Vec<Task> = vec![];
         for (name, engine, coverage) in [
             ("jit", Engine::Jit, false),

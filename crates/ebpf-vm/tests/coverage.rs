@@ -74,6 +74,47 @@ fn hits_and_branches_of_a_loop_over_two_runs() {
     }
 }
 
+/// r0 = 0; r2 = 0; loop: r3 = r1; r3 += r2; r4 = *(u8 *)(r3 + 0); if r4 == 0 goto out; r0 += r4;
+/// r2 += 1; if r2 < 16 goto loop; out: exit. With data 1, 2, 3, 0, ...: the loop starts 4 times
+/// (i = 0..3), leaves from its middle at i = 3 (byte 0), so its second half runs 3 times;
+/// r0 = 1 + 2 + 3 = 6. (A counted loop over the data, as the JIT's fast-loop copies run, left in
+/// an even iteration: the second half of an unrolled copy.)
+#[test]
+fn a_loop_left_from_its_middle() {
+    let insns = vec![
+        mov64_imm(0, 0),                              // 0
+        mov64_imm(2, 0),                              // 1
+        mov64_reg(3, 1),                              // 2
+        alu64_reg(ALU_ADD, 3, 2),                     // 3
+        i(CLASS_LDX | SIZE_B | MODE_MEM, 4, 3, 0, 0), // 4
+        i(CLASS_JMP | JMP_JEQ | SRC_K, 4, 0, 3, 0),   // 5
+        alu64_reg(ALU_ADD, 0, 4),                     // 6
+        alu64_imm(ALU_ADD, 2, 1),                     // 7
+        i(CLASS_JMP | JMP_JLT | SRC_K, 2, 0, -7, 16), // 8
+        exit(),                                       // 9
+    ];
+    for engine in ENGINES {
+        let p = load_counting(&insns, engine);
+        let mut data = [0u8; 16];
+        data[..3].copy_from_slice(&[1, 2, 3]);
+        let out = p
+            .run(&mut RunInput {
+                data: &mut data,
+                budget: None,
+            })
+            .unwrap();
+        assert_eq!(out.r0, 6);
+        assert_eq!(
+            p.coverage().unwrap(),
+            CoverageReport {
+                hits: vec![1, 1, 4, 4, 4, 4, 3, 3, 3, 1],
+                branches: vec![branch(5, 1, 3), branch(8, 3, 0)],
+            },
+            "{engine:?}"
+        );
+    }
+}
+
 /// r0 = 1; r2 = *(u32 *)(r1 + 0); r3 = *(u32 *)(r1 + 8); r0 = 2; exit, with 4 bytes of data: the
 /// second load traps, so it counts as reached and what follows it does not.
 #[test]

@@ -62,10 +62,11 @@ pub fn size_bound(insns: usize) -> usize {
         + MAX_FIXED_BYTES
 }
 
-/// Bytes of one coverage counter's increment (`count`): `mov rax, imm64; add qword [rax], 1`.
-/// An instruction has at most one in its main code (a chain head's, or a conditional jump's
-/// fall-through) and one in its metered copy.
-const COUNTER_BYTES: usize = 2 * 14;
+/// Bytes of the coverage counters' increments (`count`: `mov rax, imm64; add qword [rax], 1`,
+/// 14 bytes) one instruction may add: one in its main code (a chain head's, or a conditional
+/// jump's fall-through), one in its metered copy, and in a fast loop's two copies one each, with
+/// the back jump's extra entry count and jumps around it.
+const COUNTER_BYTES: usize = 6 * 14 + 16;
 
 /// Whether `[r10 + off, r10 + off + size)` is inside the current frame: r10 is always the top of
 /// a 512-byte frame inside the stack area (it only moves by whole frames, at most 7 of them), so
@@ -408,9 +409,8 @@ pub fn compile(
     while pc < insns.len() {
         let n = c.shape.chains[pc];
         let loop_head = c.shape.loop_heads[pc];
-        // Counted loops are chains that jump back to their own head. Not with coverage: their
-        // copy would run iterations past the head's counter.
-        let fast = if n > 0 && loop_head && c.coverage.is_none() {
+        // Counted loops are chains that jump back to their own head.
+        let fast = if n > 0 && loop_head {
             loops::fast_loop(insns, pc, n)
         } else {
             None
@@ -676,7 +676,12 @@ impl Compiler<'_> {
         self.block_n = 2 * n;
         self.block_k = 0;
         let mut next = head;
+        let mut back = head;
         for half in 0..2 {
+            if let (1, Some((entries, _))) = (half, self.coverage) {
+                // The first half's back jump was taken: the chain is entered again.
+                self.count(entries, head);
+            }
             let mut pc = head;
             let mut k = 0;
             while k < n {
@@ -687,6 +692,7 @@ impl Compiler<'_> {
                 } else {
                     if half == 0 && k == n - 1 {
                         self.unroll_exit = Some(exit);
+                        back = pc;
                     }
                     self.insn(pc);
                     self.unroll_exit = None;
@@ -707,6 +713,10 @@ impl Compiler<'_> {
         self.a.jmp(after);
         // The loop ended after the first half: the second half's n were charged, not run.
         self.a.bind(exit);
+        if let Some((_, fall)) = self.coverage {
+            // The first half's back jump fell through.
+            self.count(fall, back);
+        }
         self.a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
         self.a.jmp(after);
         // Less than 2n left: r12 = rem - 2n. Charge one chain instead (r12 = rem - n) and run
@@ -1157,12 +1167,24 @@ impl Compiler<'_> {
                 }
                 // Only the chain's own back jump (its last instruction) stays in a fast loop's
                 // copy: any other way to the head must pass the head's check again.
+                let back_in_copy =
+                    matches!(&self.fast, Some((head, _, _)) if *head == t && self.adj() == 0);
                 let target = match &self.fast {
-                    Some((head, top, _)) if *head == t && self.adj() == 0 => *top,
+                    Some((_, top, _)) if back_in_copy => *top,
                     _ => self.label(t),
                 };
                 let adj = self.adj();
-                if adj == 0 {
+                if let (true, Some((entries, _))) = (back_in_copy, self.coverage) {
+                    // Another iteration of a fast loop's copy: an entry of its chain that the
+                    // head's counter (in the ordinary code) does not see. (Counted per
+                    // iteration: a count taken ahead for two would be wrong when the second
+                    // leaves early, by a jump out of the chain or a trap.)
+                    let skip = self.a.new_label();
+                    self.a.jcc(invert(cc), skip);
+                    self.count(entries, t);
+                    self.a.jmp(target);
+                    self.a.bind(skip);
+                } else if adj == 0 {
                     self.a.jcc(cc, target);
                 } else {
                     let at = self.a.new_label();
