@@ -157,9 +157,12 @@ fn shown(v: u64, env: &RunEnv<'_>) -> TraceValue {
         });
     }
     if is_host_address(v, &env.regions, env.state, &env.maps) {
-        if let Some(place) = locate(v, env.state, &env.maps) {
-            return TraceValue::Pointer(place);
-        }
+        // An address no place names (inside a map object, say) is still not shown.
+        let place = locate(v, env.state, &env.maps).unwrap_or_else(|| Place {
+            region: "hidden address".into(),
+            offset: 0,
+        });
+        return TraceValue::Pointer(place);
     }
     TraceValue::Scalar(v)
 }
