@@ -362,6 +362,13 @@ impl NativeProgram {
         Some(crate::coverage::to_js(report))
     }
 
+    /// Each instruction slot as loaded (after relocation and the context rewrite), as the
+    /// kernel's verifier log writes it: what `bpftool prog dump xlated` lists.
+    #[napi(catch_unwind)]
+    pub fn xlated_texts(&self) -> Vec<String> {
+        self.inner.xlated_texts()
+    }
+
     /// `bpf_trace_printk` output so far; `take` empties the log.
     #[napi(catch_unwind)]
     pub fn trace_log(&self, take: Option<bool>) -> String {

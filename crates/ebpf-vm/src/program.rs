@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64};
+use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64, LogicalProgram};
 use crate::context::{self, ContextInput, ContextOutput, RunState};
 use crate::coverage::{Counted, CoverageCounters, CoverageReport};
 use crate::error::{ErrorCode, LoadError, Trap, TrapKind};
@@ -308,19 +308,32 @@ impl Program {
     /// the program as given (before relocation and the context rewrite); empty for the second
     /// slot of an `lddw`. For traces (`run_traced`), whose steps name slots.
     pub fn insn_texts(&self) -> Vec<String> {
-        let program = &self.analysis.program;
+        self.texts(&self.analysis.program)
+    }
+
+    /// `insn_texts` of the instructions as loaded (`xlated`: after relocation and the context
+    /// rewrite, which keep every slot), as `bpftool prog dump xlated` lists them. An `lddw` says
+    /// what it loads (`map[idx:N]`), never the handle or address relocation wrote into it.
+    pub fn xlated_texts(&self) -> Vec<String> {
+        match LogicalProgram::new(&self.insns) {
+            Ok(program) => self.texts(&program),
+            Err(_) => self.insn_texts(),
+        }
+    }
+
+    fn texts(&self, program: &LogicalProgram) -> Vec<String> {
         let helper = |id: i32| {
             let name = u32::try_from(id).ok().and_then(|id| self.helpers.get(id));
             name.map_or_else(|| "unknown".to_string(), |h| h.name.clone())
         };
         let mut out = vec![String::new(); program.slot_count()];
         for (index, insn) in program.insns().iter().enumerate() {
-            let text = crate::verifier::insn_text::insn_text(
-                insn,
-                self.analysis.aux[index].imm64,
-                &helper,
-            );
-            out[program.slot(index)] = text;
+            let imm64 = self
+                .analysis
+                .aux
+                .get(index)
+                .map_or(Imm64::Constant, |a| a.imm64);
+            out[program.slot(index)] = crate::verifier::insn_text::insn_text(insn, imm64, &helper);
         }
         out
     }
