@@ -8,6 +8,7 @@
 import { checkBytes, checkDenseArray, checkObject, checkString, describeValue, optionsObject } from './arguments.js'
 import { type Codec, codec } from './btf/codec.js'
 import type { BtfType } from './btf/types.js'
+import { Coverage } from './coverage.js'
 import { EbpfError, LoadError, MapError, VerifierError } from './errors.js'
 import { asBpfMap, BpfMap, MAP_TYPES, type MapCodecs, type MapDefinition } from './map.js'
 import { defaultMode, type EngineName, Program, type ProgramType, type SafetyMode } from './program.js'
@@ -42,6 +43,8 @@ export interface CollectionOptions {
    * memory is taken for it.
    */
   memoryLimit?: number
+  /** As `ProgramOptions.coverage`, for every program of the collection (`collection.coverage`). */
+  coverage?: boolean
 }
 
 /** Bytes the maps of a collection may take together (`limit`) and those created so far take. */
@@ -333,12 +336,28 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
               pointerLeaks: opts.pointerLeaks,
               blindConstants: opts.blindConstants,
               lineInfo: p.lineInfo,
+              coverage: opts.coverage,
+              funcInfo: p.funcInfo,
               funcEntries: [...p.subprograms.map((s) => s.insn), ...p.funcInfo.map((f) => f.insn)],
             }),
         ),
       )
     }
     for (const m of mapSpecs) this.#fillProgArray(m, opts.programs !== undefined)
+  }
+
+  /**
+   * The coverage of every program of the collection loaded with `coverage: true` (programs by
+   * name; lines merged per source file, `toLcov()` for one report). Undefined without it.
+   */
+  get coverage(): Coverage | undefined {
+    const programs = [...this.programs].flatMap(([name, p]) => p.coverageOf(name) ?? [])
+    return programs.length > 0 ? new Coverage(programs) : undefined
+  }
+
+  /** Sets the coverage counters of every program back to zero. */
+  resetCoverage(): void {
+    for (const p of this.programs.values()) p.resetCoverage()
   }
 
   /**

@@ -6,6 +6,8 @@
  * details that go with its kind.
  */
 
+import type { Trace } from './trace.js'
+
 /** The codes, listed once: the type below and the check of a native error's `code` read it. */
 const ERROR_CODES = [
   'EINVAL',
@@ -129,6 +131,8 @@ export class TrapError extends EbpfError {
   readonly size: number
   /** Instructions executed before the trap. */
   readonly insnCount: number
+  /** The run's instruction trace up to the trap, when the run asked for one (`trace: true`). */
+  trace?: Trace
   constructor(
     code: ErrorCode,
     message: string,

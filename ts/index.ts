@@ -8,6 +8,13 @@ export * as btf from './btf/index.js'
 export * as cbpf from './cbpf/index.js'
 export { Collection, type CollectionMaps, type CollectionOptions, type MapTypes } from './collection.js'
 export type { ContextValue, SkbContext, XdpContext } from './context.js'
+export {
+  type BranchCoverage,
+  Coverage,
+  type LcovOptions,
+  type LineCoverage,
+  type ProgramCoverage,
+} from './coverage.js'
 export * from './errors.js'
 export { type CompiledFilter, type CompileFilterOptions, compileFilter, FilterError } from './filter/index.js'
 export { type HelperPrototype, helperPrototypes } from './helpers.js'
@@ -41,3 +48,4 @@ export type {
   Relocation,
 } from './spec.js'
 export { loadCollectionSpec, loadCollectionSpecSync, VariableSpec } from './spec.js'
+export { formatTrace, type Trace, type TraceAccess, type TraceStep, type TraceValue } from './trace.js'

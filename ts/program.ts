@@ -18,6 +18,7 @@ import {
 import { type ToEbpfOptions, toEbpf } from './cbpf/convert.js'
 import type { ClassicInput } from './cbpf/parse.js'
 import { type ContextValue, decodeContext, encodeContext, type SkbContext } from './context.js'
+import { Coverage, type ProgramCoverage, programCoverage } from './coverage.js'
 import {
   AbortError,
   EbpfError,
@@ -44,7 +45,8 @@ import {
 } from './native.js'
 import type { PcapInput } from './pcap/source.js'
 import { type FilterPcapOptions, type FilterPcapSummary, filterPcap } from './pcap-filter.js'
-import type { LineInfo } from './spec.js'
+import type { FuncInfo, LineInfo } from './spec.js'
+import { DEFAULT_TRACE_LIMIT, MAX_TRACE_LIMIT, type Trace, toTrace } from './trace.js'
 
 /**
  * What r1 points to at entry; see README "Program types". Program types, engines and modes are
@@ -99,6 +101,13 @@ export interface ProgramOptions {
    * C source line it came from.
    */
   lineInfo?: readonly LineInfo[]
+  /**
+   * Count instruction and branch coverage over the program's runs (`program.coverage`; see
+   * README "Coverage"). Cheap enough to leave on: the JIT's code counts once per chain of blocks.
+   */
+  coverage?: boolean
+  /** The program's functions by name (`ProgramSpec.funcInfo`), for coverage reports (lcov `FN`). */
+  funcInfo?: readonly FuncInfo[]
   /**
    * First instructions of the program's functions beyond the main one, as the object names them
    * (`ProgramSpec.subprograms`, `ProgramSpec.funcInfo`); local calls and function pointers name the
@@ -346,6 +355,15 @@ export interface RunOptions {
    * would deliver it).
    */
   signal?: AbortSignal
+  /**
+   * Record an instruction trace of the run (the last run when `repeat` > 1) in `RunResult.trace`
+   * (or `TrapError.trace`): every instruction executed, with the registers it wrote and the
+   * memory it touched. Traced runs take the interpreter on both engines (see README "Traces").
+   * Not for the batch forms.
+   */
+  trace?: boolean
+  /** Steps a trace keeps: the last ones (default 10000, at most 1000000); implies `trace`. */
+  traceLimit?: number
 }
 
 /** The target of `bpf_redirect`: an interface, and its flags (`BPF_F_INGRESS` = 1: to its ingress). */
@@ -384,6 +402,8 @@ export interface RunResult {
   durationNs: number
   /** Perf records dropped by this call (programs with `onPerfEvent`; see `perfBufferBytes`). */
   perfLost?: number
+  /** The instruction trace, for a run with `trace: true`. */
+  trace?: Trace
 }
 
 const POINTER_LEAKS: readonly ('allow' | 'refuse')[] = ['allow', 'refuse']
@@ -468,6 +488,31 @@ const NO_DATA = new Uint8Array(0)
 
 const view = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 
+/** `trace`/`traceLimit` of run options: the steps to keep, or undefined for an untraced run. */
+function traceLimit(options: RunOptions): number | undefined {
+  const { trace, traceLimit: limit } = options
+  if (trace !== undefined && typeof trace !== 'boolean') {
+    throw new LoadError('EINVAL', `trace must be a boolean, got ${describeValue(trace)}`)
+  }
+  if (limit === undefined) return trace ? DEFAULT_TRACE_LIMIT : undefined
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_TRACE_LIMIT) {
+    throw new LoadError(
+      'EINVAL',
+      `traceLimit must be an integer from 1 to ${MAX_TRACE_LIMIT}, got ${describeValue(limit)}`,
+    )
+  }
+  if (trace === false) throw new LoadError('EINVAL', 'traceLimit was given with trace: false')
+  return limit
+}
+
+/** Run options of a batch form, which records no traces. */
+function batchInput(type: ProgramType, options: RunOptions): NativeRunInput {
+  if (options !== null && typeof options === 'object' && (options.trace || options.traceLimit !== undefined)) {
+    throw new LoadError('EINVAL', 'the batch forms record no traces: trace a single run (run or runAsync)')
+  }
+  return runInput(type, options)
+}
+
 /** Checks run options and turns them into the engine's run input. */
 function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
   checkObject(LoadError, 'run options', options)
@@ -494,6 +539,7 @@ function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
     comm: p.comm,
     task,
     memory: memoryImages(options.memory),
+    traceLimit: traceLimit(options),
   }
 }
 
@@ -631,6 +677,8 @@ export class Program {
   /** @internal the engine's program */
   readonly native: NativeProgram
   readonly #lineInfo: LineInfo[]
+  /** What coverage reports need besides the engine's counts (programs loaded with `coverage`). */
+  readonly #coverageInfo: { instructions: Uint8Array; funcInfo: readonly FuncInfo[] } | undefined
   readonly #onPerfEvent: ((record: PerfRecord) => void) | undefined
   readonly #onPerfLost: ((count: number) => void) | undefined
   /** `run({ data })` of a raw program without JavaScript helpers takes `runInPlace`. */
@@ -638,6 +686,7 @@ export class Program {
   /** Whether JavaScript helpers may run during a run (then typed-array views must not be lent to it). */
   readonly #jsHelpers: boolean
   readonly #scratch = new BigUint64Array(3)
+  #texts: string[] | undefined
 
   constructor(options: ProgramOptions) {
     checkObject(LoadError, 'Program options', options)
@@ -683,6 +732,15 @@ export class Program {
     const logLevel = checkLogLevel(options.logLevel)
     const license = options.license === undefined ? undefined : checkString(LoadError, 'license', options.license)
     const dataSize = options.dataSize === undefined ? undefined : checkU32Of(LoadError, 'dataSize', options.dataSize)
+    if (options.coverage !== undefined && typeof options.coverage !== 'boolean') {
+      throw new LoadError('EINVAL', `coverage must be a boolean, got ${describeValue(options.coverage)}`)
+    }
+    const funcInfo = checkDenseArray<FuncInfo>(LoadError, 'funcInfo', options.funcInfo ?? [])
+    funcInfo.forEach((f, i) => {
+      checkObject(LoadError, `funcInfo[${i}]`, f)
+      checkU32Of(LoadError, `funcInfo[${i}].insn`, f.insn)
+      checkString(LoadError, `funcInfo[${i}].name`, f.name)
+    })
     const funcEntries = checkDenseArray<number>(LoadError, 'funcEntries', options.funcEntries ?? []).map((e, i) =>
       checkU32Of(LoadError, `funcEntries[${i}]`, e),
     )
@@ -708,11 +766,15 @@ export class Program {
           dataSize,
           // Only the verifier reads them (its log's source lines).
           lineInfo: this.mode === 'verified' ? [...lineInfo] : undefined,
+          coverage: options.coverage,
         },
         js?.dispatch,
       ),
     )
     this.#lineInfo = [...lineInfo].sort((a, b) => a.insn - b.insn)
+    this.#coverageInfo = options.coverage
+      ? { instructions: new Uint8Array(instructions), funcInfo: [...funcInfo] }
+      : undefined
     if ('error' in loaded) {
       throw this.#located(fromNative(loaded.error as NativeError))
     }
@@ -767,7 +829,9 @@ export class Program {
       options.repeat === undefined &&
       options.budget === undefined &&
       options.timeoutMs === undefined &&
-      options.signal === undefined
+      options.signal === undefined &&
+      options.trace === undefined &&
+      options.traceLimit === undefined
     ) {
       return this.#runInPlace(options.data)
     }
@@ -811,7 +875,7 @@ export class Program {
    */
   runBatch(packets: readonly Uint8Array[], options: Omit<RunOptions, 'data' | 'repeat'> = {}): BatchEntry[] {
     const { all, lengths } = concatPackets(packets)
-    const input = runInput(this.type, options)
+    const input = batchInput(this.type, options)
     checkSignal(options?.signal)
     const out = this.#entries(engine('run option', () => this.native.runBatch(all, lengths, input)))
     this.#deliverPerfRecords()
@@ -842,7 +906,7 @@ export class Program {
     }
     if (wire !== undefined)
       throw new LoadError('EINVAL', 'wireLengths goes with no other run option nor JavaScript helpers')
-    const input = runInput(this.type, rest)
+    const input = batchInput(this.type, rest)
     checkSignal(rest.signal)
     const b = engine('run option', () => this.native.runBatch(bufferOf(all), Array.from(lengths), input))
     this.#deliverPerfRecords()
@@ -875,7 +939,7 @@ export class Program {
     options: Omit<RunOptions, 'data' | 'repeat'> = {},
   ): Promise<BatchEntry[]> {
     const { all, lengths } = concatPackets(packets)
-    const input = runInput(this.type, options)
+    const input = batchInput(this.type, options)
     const signal = checkSignal(options.signal)
     const batch = await engineAsync('run option', () =>
       withSignal(signal, (token) => this.native.runBatchAsync(all, lengths, input, token)),
@@ -959,10 +1023,45 @@ export class Program {
   }
 
   #result(res: NativeRunResult, perfLost: number | undefined, abortReason?: unknown): RunResult {
-    if (res.error) throw this.#located(fromNative(res.error, abortReason))
+    const trace = res.trace && toTrace(res.trace, this.#insnTexts(), this.#lineInfo)
+    if (res.error) {
+      const e = this.#located(fromNative(res.error, abortReason))
+      if (trace && e instanceof TrapError) e.trace = trace
+      throw e
+    }
     const result = toResult(this.type, res)
     if (perfLost !== undefined) result.perfLost = perfLost
+    if (trace) result.trace = trace
     return result
+  }
+
+  /**
+   * The coverage counted over every untraced run since load (or since `resetCoverage`): hits per
+   * instruction, taken / not taken per conditional jump, C lines through line info, `toLcov()`.
+   * Undefined for a program loaded without `coverage: true`.
+   */
+  get coverage(): Coverage | undefined {
+    const c = this.coverageOf('')
+    return c && new Coverage([c])
+  }
+
+  /** @internal this program's coverage under `name` (a collection's report). */
+  coverageOf(name: string): ProgramCoverage | undefined {
+    const info = this.#coverageInfo
+    const counts = info && this.native.coverage(false)
+    if (!info || !counts) return undefined
+    return programCoverage(name, counts, info.instructions, this.#lineInfo, info.funcInfo)
+  }
+
+  /** Sets the coverage counters back to zero. */
+  resetCoverage(): void {
+    this.native.coverage(true)
+  }
+
+  /** Each slot's instruction text for traces, fetched from the engine on the first traced run. */
+  #insnTexts(): string[] {
+    this.#texts ??= this.native.insnTexts()
+    return this.#texts
   }
 
   /** Adds the C source line of the error's instruction, when line info says it. */

@@ -7,6 +7,7 @@ import { filterCommand } from './filter.js'
 import { genTypesCommand } from './gen-types.js'
 import { mapListCommand } from './map.js'
 import { progListCommand } from './prog.js'
+import { progDumpCommand } from './prog-dump.js'
 import { runCommand } from './run.js'
 import { verifyCommand } from './verify.js'
 
@@ -14,6 +15,7 @@ export const COMMANDS: readonly Command[] = [
   asmCommand,
   disasmCommand,
   progListCommand,
+  progDumpCommand,
   mapListCommand,
   btfDumpCommand,
   genTypesCommand,
@@ -24,7 +26,7 @@ export const COMMANDS: readonly Command[] = [
 
 /** Second words of the groups; `show` is bpftool's alias of `list`. */
 export const GROUPS: Record<string, Record<string, Command>> = {
-  prog: { list: progListCommand, show: progListCommand },
+  prog: { list: progListCommand, show: progListCommand, dump: progDumpCommand },
   map: { list: mapListCommand, show: mapListCommand },
   btf: { dump: btfDumpCommand },
 }

@@ -34,6 +34,8 @@ import {
   toHex,
 } from './io.js'
 import { assignment, loadOptionsFrom, OBJECT_OPTIONS, parseValue } from './object-options.js'
+import { COVERAGE_OPTIONS, wantsCoverage, writeCoverage } from './run-coverage.js'
+import { checkTraceWithRepeat, TRACE_OPTIONS, traceJson, traceRunOptions, traceText } from './run-trace.js'
 import { selectProgram } from './select.js'
 
 const XDP_ACTIONS = ['XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT']
@@ -111,6 +113,7 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
   const name = optString(args, 'program')
   const sets = optList(args, 'set')
   const updates = optList(args, 'map-update')
+  const coverage = wantsCoverage(args)
   if (isElf(bytes)) {
     const spec = about(file, () => loadCollectionSpecSync(bytes, loadOptionsFrom(args, 'run')))
     const progSpec = selectProgram(spec, name, file)
@@ -120,7 +123,7 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
     applySets(spec, sets, file)
     // Only the chosen program is loaded (and the maps it uses), so that the object's other
     // programs, supported here or not, do not stand in its way.
-    const collection = about(file, () => new Collection(spec, { engine, budget, programs: [progSpec.name] }))
+    const collection = about(file, () => new Collection(spec, { engine, budget, coverage, programs: [progSpec.name] }))
     applyMapUpdates(collection, updates, file)
     return { program: collection.programs.get(progSpec.name)!, collection, spec }
   }
@@ -141,14 +144,14 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
         'run',
       )
     }
-    return { program: about(file, () => Program.fromClassic(classic.text, { engine, budget })) }
+    return { program: about(file, () => Program.fromClassic(classic.text, { engine, budget, coverage })) }
   }
   const instructions = /\.(s|S|asm)$/.test(file) ? assembleFile(file, bytes) : bytes
   const type = (optString(args, 'type') ?? 'raw') as ProgramType
   if (!RAW_TYPES.includes(type)) {
     throw new UsageError(`--type for raw bytecode must be one of ${RAW_TYPES.join(', ')}, got '${type}'`, 'run')
   }
-  const program = about(file, () => new Program({ type, instructions, engine, budget }))
+  const program = about(file, () => new Program({ type, instructions, engine, budget, coverage }))
   return { program }
 }
 
@@ -201,6 +204,7 @@ function report(loaded: Loaded, res: RunResult, input: Uint8Array, args: Parsed,
       ...(res.redirect ? { redirect: res.redirect } : {}),
       trace,
       ...(maps ? { maps: Object.fromEntries(maps.map(mapJson)) } : {}),
+      ...traceJson(res.trace),
     })
   }
   const lines = [
@@ -218,7 +222,7 @@ function report(loaded: Loaded, res: RunResult, input: Uint8Array, args: Parsed,
   let text = `${lines.join('\n')}\n`
   if (trace.length > 0) text += `trace:\n${trace.map((l) => `  ${l}`).join('\n')}\n`
   if (maps) text += mapsText(maps)
-  return text
+  return text + traceText(res.trace)
 }
 
 /** A trap as the user should see it: what, where (instruction and C line), after how many instructions. */
@@ -245,10 +249,9 @@ function trapReport(file: string, e: TrapError, trace: string[], asJson: boolean
           ...(e.source ? { source: e.source } : {}),
         },
         trace,
+        ...traceJson(e.trace),
       })
-    : trace.length > 0
-      ? `trace:\n${trace.map((l) => `  ${l}`).join('\n')}\n`
-      : ''
+    : (trace.length > 0 ? `trace:\n${trace.map((l) => `  ${l}`).join('\n')}\n` : '') + traceText(e.trace)
   return { stdout, stderr }
 }
 
@@ -257,7 +260,8 @@ export const runCommand: Command = {
   usage:
     'ebpf run FILE.bin|FILE.s|OBJ.o|FILTER.cbpf [--program NAME] [--type TYPE]\n' +
     '         [--data FILE | --hex HEX] [--ctx-hex HEX] [--engine jit|interpreter|auto] [--repeat N]\n' +
-    '         [--budget N] [--set VAR=VALUE ...] [--map-update MAP=[KEY,VALUE] ...] [--dump-maps] [--json]',
+    '         [--budget N] [--set VAR=VALUE ...] [--map-update MAP=[KEY,VALUE] ...] [--dump-maps] [--json]\n' +
+    '         [--trace [--trace-limit N]] [--coverage OUT.lcov]',
   summary: 'run a program once (or --repeat times) and print its result',
   description:
     'Loads raw bytecode (FILE.s is assembled first) as a program of --type (default raw: r1 = data, r2 =\n' +
@@ -267,7 +271,10 @@ export const runCommand: Command = {
     'none; only that program and the maps it uses are loaded; --set changes .rodata/.data/.bss variables before load, --map-update writes map entries\n' +
     'with BTF-typed JSON before the run). Prints retval (with the XDP action name), r0, instructions\n' +
     'executed, duration, the engine, the output data as hex if the program changed it, trace_printk\n' +
-    'output and, with --dump-maps, every map after the run. Exit code 2 when the program traps.',
+    'output and, with --dump-maps, every map after the run; with --trace, every instruction executed as the\n' +
+    "kernel's verifier log prints it, with the registers it wrote, the memory it touched and the C source\n" +
+    'lines; with --coverage, the C line and branch coverage of the run(s) as an lcov tracefile. Exit code 2\n' +
+    'when the program traps.',
   options: {
     program: { value: true, arg: 'NAME', help: "the object's program to run (needed when it has several)" },
     type: {
@@ -295,6 +302,8 @@ export const runCommand: Command = {
     },
     'dump-maps': { help: 'print every map (and global variables) after the run' },
     json: { short: 'j', help: 'JSON output' },
+    ...TRACE_OPTIONS,
+    ...COVERAGE_OPTIONS,
     ...OBJECT_OPTIONS,
   },
   run(args) {
@@ -305,6 +314,7 @@ export const runCommand: Command = {
     const engine = optString(args, 'engine') as EngineName | undefined
     const repeat = optPositiveInt(args, 'repeat', 'run', 0xffffffff)
     const budget = optPositiveInt(args, 'budget', 'run')
+    checkTraceWithRepeat(args, repeat)
     const dataFile = optString(args, 'data')
     const hex = optString(args, 'hex')
     const data =
@@ -323,18 +333,19 @@ export const runCommand: Command = {
     const loaded = load(file, args, engine, budget)
     let res: RunResult
     try {
-      res = loaded.program.run({ data, ctx, repeat })
+      res = loaded.program.run({ data, ctx, repeat, ...traceRunOptions(args) })
     } catch (e) {
       if (e instanceof TrapError) {
         const { stdout, stderr } = trapReport(file, e, traceLines(loaded), optFlag(args, 'json'))
         process.stdout.write(stdout)
-        process.stderr.write(stderr)
+        process.stderr.write(stderr + writeCoverage(args, loaded.collection?.coverage ?? loaded.program.coverage))
         return 2
       }
       if (e instanceof EbpfError) throw new CliError(`${displayName(file)}: ${e.message}`)
       throw e
     }
     process.stdout.write(report(loaded, res, data, args, repeat ?? 1))
+    process.stderr.write(writeCoverage(args, loaded.collection?.coverage ?? loaded.program.coverage))
     return 0
   },
 }

@@ -3,12 +3,14 @@
 //! the TypeScript layer to turn into typed JavaScript errors. Nothing here may panic across the
 //! boundary: the engine reports errors as values, and every conversion is checked.
 
+pub mod coverage;
 pub mod errors;
 pub mod js_helpers;
 pub mod map;
 pub mod names;
 pub mod program;
 pub mod prototypes;
+pub mod trace;
 
 pub use map::NativeMap;
 pub use program::NativeProgram;

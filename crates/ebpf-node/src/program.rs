@@ -53,6 +53,8 @@ pub struct NativeProgramOptions {
     pub data_size: Option<u32>,
     /// BTF line info (`ProgramSpec.lineInfo`): the verifier's log shows the C source lines.
     pub line_info: Option<Vec<NativeLineInfo>>,
+    /// Count instruction and branch coverage over runs (`coverage`).
+    pub coverage: Option<bool>,
 }
 
 /// One BTF line info record, as the TypeScript loader reads it from `.BTF.ext`.
@@ -86,6 +88,9 @@ pub struct NativeRunInput {
     pub task: Option<BigInt>,
     /// Tracing programs: the memory images the probe-read helpers read.
     pub memory: Option<Vec<NativeMemoryImage>>,
+    /// Record an instruction trace of the (last) run that keeps this many steps; checked by
+    /// the TypeScript layer.
+    pub trace_limit: Option<u32>,
 }
 
 /// Bytes at an address of a tracing run's address space; checked by the TypeScript layer.
@@ -115,6 +120,8 @@ pub struct NativeRunResult {
     pub redirect: Option<NativeRedirect>,
     pub duration_ns: f64,
     pub error: Option<NativeError>,
+    /// The run's instruction trace, when `trace_limit` asked for one (also when it trapped).
+    pub trace: Option<crate::trace::NativeTrace>,
 }
 
 /// The target of a redirect: an interface and `bpf_redirect`'s flags (`BPF_F_INGRESS`).
@@ -189,6 +196,7 @@ fn parse_options(
         mode,
         pointer_leaks,
         blind_constants: o.blind_constants.unwrap_or(true),
+        coverage: o.coverage.unwrap_or(false),
         func_entries: o
             .func_entries
             .iter()
@@ -297,6 +305,7 @@ fn test_input(i: &NativeRunInput, data: &[u8], limits: &RunLimits) -> TestRunInp
             .filter(|b| b.is_finite() && *b >= 1.0)
             .map(|b| b as u64),
         limits: limits.clone(),
+        trace_limit: i.trace_limit.map(|n| n as usize),
     }
 }
 
@@ -346,6 +355,7 @@ fn to_js(out: TestRunOutput) -> NativeRunResult {
         }),
         duration_ns: out.duration_ns,
         error,
+        trace: out.trace.as_ref().map(crate::trace::to_js),
     }
 }
 
@@ -409,6 +419,31 @@ impl NativeProgram {
     #[napi(catch_unwind)]
     pub fn jited(&self) -> String {
         self.inner.jited_disassembly()
+    }
+
+    /// Each instruction slot as the kernel's verifier log writes it (empty for the second slot
+    /// of an `lddw`), for traces.
+    #[napi(catch_unwind)]
+    pub fn insn_texts(&self) -> Vec<String> {
+        self.inner.insn_texts()
+    }
+
+    /// The coverage counted so far (absent for a program loaded without `coverage`); `reset`
+    /// sets the counters back to zero after reading them.
+    #[napi(catch_unwind)]
+    pub fn coverage(&self, reset: Option<bool>) -> Option<crate::coverage::NativeCoverage> {
+        let report = self.inner.coverage()?;
+        if reset.unwrap_or(false) {
+            self.inner.reset_coverage();
+        }
+        Some(crate::coverage::to_js(report))
+    }
+
+    /// Each instruction slot as loaded (after relocation and the context rewrite), as the
+    /// kernel's verifier log writes it: what `bpftool prog dump xlated` lists.
+    #[napi(catch_unwind)]
+    pub fn xlated_texts(&self) -> Vec<String> {
+        self.inner.xlated_texts()
     }
 
     /// `bpf_trace_printk` output so far; `take` empties the log.
@@ -676,6 +711,8 @@ fn run_packets<'a>(
     input: &'a mut TestRunInput,
 ) -> impl Iterator<Item = TestRunOutput> + 'a {
     let mut at = 0usize;
+    // A batch records no traces (one per packet would be a trace per run of a whole capture).
+    input.trace_limit = None;
     lengths.iter().map(move |&l| {
         input.data.clear();
         input.data.extend_from_slice(&packets[at..at + l as usize]);

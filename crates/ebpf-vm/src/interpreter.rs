@@ -22,6 +22,9 @@ use crate::isa::{jump_target, lddw_imm, Insn};
 use crate::limits::Meter;
 use crate::memory::{Region, Regions};
 
+mod observe;
+pub use observe::run_traced;
+
 /// Bytes of stack per call frame, as in the kernel.
 pub const STACK_FRAME_SIZE: usize = 512;
 /// The most call frames that may be live at once (the main program included), as in the kernel.
@@ -842,7 +845,19 @@ pub fn run_reference(
 
 /// Runs prepared instructions from slot 0 with r1-r5 = `args`.
 pub fn run_prepared(p: &Prepared, env: &mut RunEnv<'_>, args: [u64; 5]) -> Result<RunOutput, Trap> {
-    run_from(p, env, args, 0)
+    run_from::<false>(p, env, args, 0)
+}
+
+/// Runs prepared instructions from slot `entry` (0, or a callback's first instruction) as
+/// `run_prepared`/`run_function` do, counting coverage into `env.state.coverage` (see
+/// `coverage`): one count per segment entered, and the fall-throughs of conditional jumps.
+pub fn run_counted(
+    p: &Prepared,
+    env: &mut RunEnv<'_>,
+    args: [u64; 5],
+    entry: usize,
+) -> Result<RunOutput, Trap> {
+    run_from::<true>(p, env, args, entry)
 }
 
 /// Runs the function that starts at slot `entry` (a callback: see `helpers/callbacks.rs`) until
@@ -854,7 +869,7 @@ pub fn run_function(
     args: [u64; 5],
     entry: usize,
 ) -> Result<RunOutput, Trap> {
-    run_from(p, env, args, entry)
+    run_from::<false>(p, env, args, entry)
 }
 
 /// Runs prepared instructions from slot `entry` with r1-r5 = `args`.
@@ -873,7 +888,10 @@ pub fn run_function(
 /// With run limits the budget comes in slices (`limits::Meter`): when the budget in hand does not
 /// cover a segment, the limits are checked and the next slice taken; only when the whole budget
 /// is in hand does the reference loop take over.
-fn run_from(
+/// With `COUNT`, both loops also count coverage (a copy of their own: runs without coverage pay
+/// nothing for it): the fast loop at each segment it enters and at each conditional jump that
+/// falls through; the reference loop likewise, one instruction at a time.
+fn run_from<const COUNT: bool>(
     p: &Prepared,
     env: &mut RunEnv<'_>,
     args: [u64; 5],
@@ -889,6 +907,20 @@ fn run_from(
     // Budget in hand: in the fast loop, what is left once the current segment has run to its end;
     // the count is `meter.count(left)` (`budget - left` without limits).
     let (mut meter, mut left) = Meter::start(budget, &env.state.limits);
+    let coverage = if COUNT {
+        env.state.coverage.clone()
+    } else {
+        None
+    };
+    macro_rules! count {
+        ($method:ident, $slot:expr) => {
+            if COUNT {
+                if let Some(c) = &coverage {
+                    c.$method($slot);
+                }
+            }
+        };
+    }
 
     'fast: {
         if !p.fast {
@@ -903,6 +935,7 @@ fn run_from(
         macro_rules! enter {
             ($t:expr) => {{
                 let t = $t;
+                count!(enter, t);
                 // SAFETY: `prepare` checked that every successor lands inside the program.
                 let run = unsafe { ops.get_unchecked(t) }.run as u64;
                 pc = t;
@@ -978,6 +1011,7 @@ fn run_from(
                     keep_branch();
                     enter!(pc.wrapping_add($op.off as isize as usize));
                 } else {
+                    count!(fall_through, pc - 1);
                     enter!(pc);
                 }
             }};
@@ -1187,7 +1221,15 @@ fn run_from(
     }
     // The reference loop: one instruction at a time, the budget checked before each. It runs a
     // whole program that `prepare` could not vouch for, and otherwise the last, partial segment.
+    // Counting, it enters a segment at its start and after each instruction that ends one (the
+    // fast loop has counted the segment it left in).
+    let mut fresh = !p.fast;
     loop {
+        // Counted before the budget check: the instruction a run stops at counts as reached
+        // (see `coverage`), but a jump the budget stopped at did not fall through.
+        if COUNT && fresh {
+            count!(enter, pc);
+        }
         if left == 0 {
             left = meter.refill(&env.state.limits, 0, 1, pc)?;
             if left == 0 {
@@ -1196,6 +1238,12 @@ fn run_from(
         }
         left -= 1;
         let insn = p.insns[pc];
+        if COUNT {
+            fresh = p.ops[pc].ends_segment != 0;
+            if observe::is_cond_jump(&insn) && !observe::taken(&insn, &reg) {
+                count!(fall_through, pc);
+            }
+        }
         match general(
             &p.insns,
             pc,

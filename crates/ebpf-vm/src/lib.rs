@@ -9,7 +9,9 @@
 //! 3. [`analysis`]: the validated program's shape: logical instructions, blocks, dominators,
 //!    loops, functions, call graph, stack depth, the per-instruction side table, a dataflow solver.
 //! 4. the run ABI both engines share: [`memory`] (the regions a run may touch), [`limits`] (a
-//!    run's deadline and cancellation, and the budget meter that slices for them), `vm` (to come:
+//!    run's deadline and cancellation, and the budget meter that slices for them), [`run_trace`] (a
+//!    run's instruction trace, as data) and [`coverage`] (a program's coverage counters and
+//!    what they come to), `vm` (to come:
 //!    run environment and output, frames, traps), then [`stack_reach`] (the frames a run exposes).
 //! 5. [`maps`] (and [`pins`]), then [`helpers`] (by kernel number), then [`context`] (program types
 //!    and their context layouts, with [`context::places`]: addresses named by their region, for
@@ -40,6 +42,7 @@
 
 pub mod analysis;
 pub mod context;
+pub mod coverage;
 pub mod error;
 pub mod helpers;
 pub mod interpreter;
@@ -52,6 +55,7 @@ pub mod memory;
 pub mod pins;
 pub mod pointer_leaks;
 pub mod program;
+pub mod run_trace;
 pub mod stack_reach;
 pub mod test_run;
 pub mod verification;

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64};
+use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64, LogicalProgram};
 use crate::context::{self, ContextInput, ContextOutput, RunState};
+use crate::coverage::{Counted, CoverageCounters, CoverageReport};
 use crate::error::{ErrorCode, LoadError, Trap, TrapKind};
 use crate::helpers::callbacks::rebase_trap;
 use crate::helpers::output::{PerfSink, ProgramOutput, TraceSink, DEFAULT_PERF_BUFFER_BYTES};
@@ -17,6 +18,7 @@ use crate::pointer_leaks::{self, PointerLeaks};
 use crate::verification::{verify_load, LoadFacts, SourceLine, VerifierReport, MAX_LOG_LEVEL};
 use crate::verifier::access::PT_REGS_SIZE;
 use crate::verifier::ProgramKind;
+use crate::run_trace::RunTrace;
 
 /// Which engine runs the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -68,6 +70,9 @@ impl ProgramType {
     ];
 }
 
+/// How one run ended: its output and the context after it, or the trap that stopped it.
+pub type RunOutcome = Result<(RunOutput, ContextOutput), Trap>;
+
 /// The default instruction budget of a run in checked mode.
 pub const DEFAULT_BUDGET: u64 = 10_000_000;
 
@@ -110,6 +115,10 @@ pub struct ProgramOptions {
     /// BTF line info of the program (any order): the verifier's log shows the C source line of
     /// the instructions it walks, as the kernel's does.
     pub source_lines: Vec<SourceLine>,
+    /// Count instruction and branch coverage over the program's runs (`Program::coverage`):
+    /// the JIT's code counts per chain of blocks, the interpreter per instruction (see
+    /// `coverage`).
+    pub coverage: bool,
 }
 
 impl Default for ProgramOptions {
@@ -131,6 +140,7 @@ impl Default for ProgramOptions {
             gpl_compatible: true,
             data_size: None,
             source_lines: Vec::new(),
+            coverage: false,
         }
     }
 }
@@ -175,6 +185,10 @@ pub struct Program {
     stack_frames: usize,
     /// Mode `Verified`: what the verifier reported.
     verifier: Option<VerifierReport>,
+    /// Coverage counters (`options.coverage`), and the JIT's chain lengths by head slot when
+    /// its code counts into them (see `coverage`).
+    coverage: Option<Arc<CoverageCounters>>,
+    coverage_chains: Option<Vec<u32>>,
 }
 
 impl Program {
@@ -239,6 +253,7 @@ impl Program {
             options.perf_buffer_bytes,
         ));
         let stack_frames = crate::stack_reach::reachable_frames(&analysis);
+        let coverage = (options.coverage).then(|| Arc::new(CoverageCounters::new(insns.len())));
         let (engine, jit) = select_engine(
             options.engine,
             &insns,
@@ -246,7 +261,13 @@ impl Program {
             options.blind_constants,
             &callbacks,
             stack_frames,
+            coverage.as_deref(),
         )?;
+        #[cfg(target_arch = "x86_64")]
+        let coverage_chains =
+            (coverage.is_some() && jit.is_some()).then(|| crate::jit::coverage_chains(&analysis));
+        #[cfg(not(target_arch = "x86_64"))]
+        let coverage_chains = None;
         // The interpreter's form of the instructions, made once here so that a run never pays for it.
         let prepared = (engine == Engine::Interpreter).then(|| interpreter::prepare(&insns));
         #[cfg(not(target_arch = "x86_64"))]
@@ -266,12 +287,38 @@ impl Program {
             prepared,
             stack_frames,
             verifier,
+            coverage,
+            coverage_chains,
         })
     }
 
     /// Mode `Verified`: what the verifier reported (instructions processed, time, log).
     pub fn verifier_report(&self) -> Option<&VerifierReport> {
         self.verifier.as_ref()
+    }
+
+    /// What the coverage counters come to so far (`None` without `options.coverage`): hits per
+    /// instruction slot and taken / not taken per conditional jump, over every run since load
+    /// or the last `reset_coverage`. Traced runs are not counted.
+    pub fn coverage(&self) -> Option<CoverageReport> {
+        let counters = self.coverage.as_deref()?;
+        let counted = match self.coverage_chains.as_deref() {
+            Some(chains) => Counted::Chains(chains),
+            None => Counted::Segments,
+        };
+        Some(crate::coverage::report(
+            counters,
+            &self.insns,
+            &self.analysis.program,
+            counted,
+        ))
+    }
+
+    /// Sets the coverage counters back to zero.
+    pub fn reset_coverage(&self) {
+        if let Some(c) = &self.coverage {
+            c.reset();
+        }
     }
 
     /// The engine that actually runs this program (`Auto` resolved).
@@ -305,6 +352,40 @@ impl Program {
             return jit.disassembly();
         }
         "; not compiled: this program runs on the interpreter\n".to_string()
+    }
+
+    /// Each instruction slot as the kernel's verifier log writes it (`(61) r2 = *(u32 *)(r1 +4)`),
+    /// the program as given (before relocation and the context rewrite); empty for the second
+    /// slot of an `lddw`. For traces (`run_traced`), whose steps name slots.
+    pub fn insn_texts(&self) -> Vec<String> {
+        self.texts(&self.analysis.program)
+    }
+
+    /// `insn_texts` of the instructions as loaded (`xlated`: after relocation and the context
+    /// rewrite, which keep every slot), as `bpftool prog dump xlated` lists them. An `lddw` says
+    /// what it loads (`map[idx:N]`), never the handle or address relocation wrote into it.
+    pub fn xlated_texts(&self) -> Vec<String> {
+        match LogicalProgram::new(&self.insns) {
+            Ok(program) => self.texts(&program),
+            Err(_) => self.insn_texts(),
+        }
+    }
+
+    fn texts(&self, program: &LogicalProgram) -> Vec<String> {
+        let helper = |id: i32| {
+            let name = u32::try_from(id).ok().and_then(|id| self.helpers.get(id));
+            name.map_or_else(|| "unknown".to_string(), |h| h.name.clone())
+        };
+        let mut out = vec![String::new(); program.slot_count()];
+        for (index, insn) in program.insns().iter().enumerate() {
+            let imm64 = self
+                .analysis
+                .aux
+                .get(index)
+                .map_or(Imm64::Constant, |a| a.imm64);
+            out[program.slot(index)] = crate::verifier::insn_text::insn_text(insn, imm64, &helper);
+        }
+        out
     }
 
     pub fn prog_type(&self) -> ProgramType {
@@ -354,6 +435,36 @@ impl Program {
         cx: &ContextInput<'_>,
         limits: &RunLimits,
     ) -> (Result<(RunOutput, ContextOutput), Trap>, u64) {
+        let (result, lost, _) = self.run_recording(input, cx, limits, None);
+        (result, lost)
+    }
+
+    /// `run_with_limits` with an instruction trace that keeps the last `limit` steps (see
+    /// `run_trace`), returned also when the run trapped. Traced runs take the interpreter's
+    /// traced loop on both engines (the JIT's code has no place to record steps), so their
+    /// results are the interpreter's, which the JIT agrees with.
+    pub fn run_traced(
+        &self,
+        input: &mut RunInput<'_>,
+        cx: &ContextInput<'_>,
+        limits: &RunLimits,
+        limit: usize,
+    ) -> (Result<(RunOutput, ContextOutput), Trap>, RunTrace) {
+        let trace = Some(Box::new(RunTrace::new(limit)));
+        let (result, _, trace) = self.run_recording(input, cx, limits, trace);
+        (result, *trace.expect("the run keeps its trace"))
+    }
+
+    /// A run, recording into `trace` when one is given; returns the perf records dropped and the
+    /// trace. Inlined into its callers, so that the plain run pays no extra call for it.
+    #[inline(always)]
+    pub(crate) fn run_recording(
+        &self,
+        input: &mut RunInput<'_>,
+        cx: &ContextInput<'_>,
+        limits: &RunLimits,
+        trace: Option<Box<RunTrace>>,
+    ) -> (RunOutcome, u64, Option<Box<RunTrace>>) {
         // The stack lives in this Rust frame for the duration of the run; u64 for alignment.
         let mut stack = std::mem::MaybeUninit::<[u64; STACK_SIZE / 8]>::uninit();
         let stack_bytes = stack.as_mut_ptr() as u64;
@@ -373,6 +484,7 @@ impl Program {
         let mut state = RunState::new(self.options.prog_type);
         state.stack = (stack_bytes, STACK_SIZE as u64);
         state.limits = limits.clone();
+        state.trace = trace;
         let entry = match context::prepare_run(
             self.options.prog_type,
             input.data,
@@ -381,13 +493,18 @@ impl Program {
             &mut regions,
         ) {
             Ok(entry) => entry,
-            Err(trap) => return (Err(trap), 0),
+            Err(trap) => return (Err(trap), 0, state.trace.take()),
         };
         let budget = input.budget.unwrap_or(self.options.budget);
         let stack_top = stack_bytes + STACK_SIZE as u64;
         let result = self.run_chain(regions, &mut state, stack_top, budget, &entry);
         let held = state.release_lock();
-        (Program::finish(&state, result, held), state.perf_lost)
+        let trace = state.trace.take();
+        (
+            Program::finish(&state, result, held),
+            state.perf_lost,
+            trace,
+        )
     }
 
     /// A run whose input does not fit what a verified program was proved against
@@ -467,6 +584,13 @@ impl Program {
         state.output = self.prints.then(|| self.output.clone());
         let refuse_leaks = self.options.pointer_leaks == PointerLeaks::Refuse;
         state.refuse_pointer_leaks = refuse_leaks;
+        // The interpreter counts coverage in its counting loops (`run_counted`); the JIT's code
+        // counts by itself.
+        // Traced runs count nothing.
+        let counting = self.coverage.as_ref().filter(|_| state.trace.is_none());
+        state.coverage = counting
+            .filter(|_| self.engine == Engine::Interpreter)
+            .cloned();
         let runner =
             |env: &mut RunEnv<'_>, pc: usize, args: [u64; 5]| self.run_callback(env, pc, args);
         let mut env = RunEnv {
@@ -481,6 +605,13 @@ impl Program {
             function_runner: Some(&runner),
         };
         let mut result = self.execute(&mut env, entry.args);
+        if let Some(c) = counting {
+            // Where the run stopped: its chain's instructions after it were not reached.
+            c.stop(match &result {
+                Ok(out) => out.exit_pc,
+                Err(trap) => trap.pc,
+            });
+        }
         if let Ok(out) = &result {
             if refuse_leaks
                 && pointer_leaks::is_host_address(out.r0, &env.regions, env.state, &env.maps)
@@ -536,11 +667,15 @@ impl Program {
         pc: usize,
         args: [u64; 5],
     ) -> Result<RunOutput, Trap> {
+        if env.state.trace.is_some() {
+            return interpreter::run_traced(&self.insns, env, args, pc);
+        }
         #[cfg(target_arch = "x86_64")]
         if let Some(jit) = &self.jit {
             return jit.run_function(&self.insns, env, args, pc);
         }
         match &self.prepared {
+            Some(p) if env.state.coverage.is_some() => interpreter::run_counted(p, env, args, pc),
             Some(p) => interpreter::run_function(p, env, args, pc),
             None => interpreter::run_function(&interpreter::prepare(&self.insns), env, args, pc),
         }
@@ -548,11 +683,15 @@ impl Program {
 
     /// Runs the program's own instructions on the chosen engine.
     fn execute(&self, env: &mut RunEnv<'_>, args: [u64; 5]) -> Result<RunOutput, Trap> {
+        if env.state.trace.is_some() {
+            return interpreter::run_traced(&self.insns, env, args, 0);
+        }
         #[cfg(target_arch = "x86_64")]
         if let Some(jit) = &self.jit {
             return jit.run(&self.insns, env, args);
         }
         match &self.prepared {
+            Some(p) if env.state.coverage.is_some() => interpreter::run_counted(p, env, args, 0),
             Some(p) => interpreter::run_prepared(p, env, args),
             None => interpreter::run(&self.insns, env, args),
         }
@@ -588,10 +727,14 @@ fn select_engine(
     blind_constants: bool,
     callbacks: &[usize],
     stack_frames: usize,
+    coverage: Option<&CoverageCounters>,
 ) -> Result<(Engine, Option<crate::jit::JitProgram>), LoadError> {
     use crate::jit::{JitOptions, JitProgram};
     let compile = || {
-        let options = JitOptions { blind_constants };
+        let options = JitOptions {
+            blind_constants,
+            coverage: coverage.map(CoverageCounters::addresses),
+        };
         JitProgram::compile_program(insns, analysis, options, callbacks, stack_frames)
     };
     Ok(match requested {
@@ -613,6 +756,7 @@ fn select_engine(
     _blind_constants: bool,
     _callbacks: &[usize],
     _stack_frames: usize,
+    _coverage: Option<&CoverageCounters>,
 ) -> Result<(Engine, ()), LoadError> {
     match requested {
         Engine::Interpreter | Engine::Auto => Ok((Engine::Interpreter, ())),

@@ -9,6 +9,7 @@ use crate::context::{ContextInput, ProcessInfo};
 use crate::error::Trap;
 use crate::limits::RunLimits;
 use crate::program::{Program, RunInput};
+use crate::run_trace::RunTrace;
 
 /// Input of a test run.
 #[derive(Clone, Debug, Default)]
@@ -25,6 +26,9 @@ pub struct TestRunInput {
     pub budget: Option<u64>,
     /// Deadline and cancellation of the whole test run (every repetition; see `limits`).
     pub limits: RunLimits,
+    /// Record an instruction trace of the last repetition that keeps this many steps (see
+    /// `run_trace`).
+    pub trace_limit: Option<usize>,
 }
 
 /// Outcome of the last repetition.
@@ -47,6 +51,8 @@ pub struct TestRunOutput {
     pub duration_ns: f64,
     /// `bpf_perf_event_output` records dropped, over all repetitions (see `helpers::output`).
     pub perf_lost: u64,
+    /// The instruction trace of the last repetition, when `trace_limit` asked for one.
+    pub trace: Option<RunTrace>,
 }
 
 impl Program {
@@ -63,6 +69,7 @@ impl Program {
         let mut runs = 0u32;
         let mut perf_lost = 0u64;
         let mut last = None;
+        let mut trace = None;
         // One clock reading around the loop, as the kernel's test run does: per-repetition readings
         // cost as much as a short program (the data reset inside the loop is a small memcpy).
         let start = Instant::now();
@@ -74,14 +81,19 @@ impl Program {
             // starts with a limit reached stops before its first instruction.
             let (outcome, lost) = match input.limits.check(0, 0) {
                 Err(trap) => (Err(trap), 0),
-                Ok(()) => self.run_counting_lost(
-                    &mut RunInput {
-                        data: &mut data,
-                        budget: input.budget,
-                    },
-                    &cx,
-                    &input.limits,
-                ),
+                Ok(()) => {
+                    let (outcome, lost, run_trace) = self.run_recording(
+                        &mut RunInput {
+                            data: &mut data,
+                            budget: input.budget,
+                        },
+                        &cx,
+                        &input.limits,
+                        input.trace_limit.map(|n| Box::new(RunTrace::new(n))),
+                    );
+                    trace = run_trace;
+                    (outcome, lost)
+                }
             };
             runs += 1;
             perf_lost += lost;
@@ -103,6 +115,7 @@ impl Program {
                 redirect: cx_out.redirect,
                 duration_ns,
                 perf_lost,
+                trace: trace.map(|t| *t),
             },
             Err(trap) => TestRunOutput {
                 insn_count: trap.insn_count,
@@ -114,6 +127,7 @@ impl Program {
                 redirect: None,
                 duration_ns,
                 perf_lost,
+                trace: trace.map(|t| *t),
             },
         }
     }

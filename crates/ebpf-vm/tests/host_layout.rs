@@ -624,7 +624,14 @@ fn constant_blinding_keeps_the_programs_immediates_out_of_the_code() {
     let insns = ebpf_vm::isa::validate(&ebpf_vm::isa::encode_all(&immediates()), &|_| true)
         .expect("valid program");
     let code = |blind_constants| {
-        let jit = JitProgram::compile_with(&insns, JitOptions { blind_constants }).unwrap();
+        let jit = JitProgram::compile_with(
+            &insns,
+            JitOptions {
+                blind_constants,
+                coverage: None,
+            },
+        )
+        .unwrap();
         // SAFETY: the code of a live program, `code_len` bytes at `code_ptr`.
         unsafe { std::slice::from_raw_parts(jit.code_ptr(), jit.code_len()) }.to_vec()
     };
@@ -659,7 +666,14 @@ fn constant_blinding_keeps_the_programs_immediates_out_of_the_code() {
     ];
     let small = ebpf_vm::isa::validate(&ebpf_vm::isa::encode_all(&small), &|_| true).unwrap();
     let small_code = |blind_constants| {
-        let jit = JitProgram::compile_with(&small, JitOptions { blind_constants }).unwrap();
+        let jit = JitProgram::compile_with(
+            &small,
+            JitOptions {
+                blind_constants,
+                coverage: None,
+            },
+        )
+        .unwrap();
         // SAFETY: as above.
         unsafe { std::slice::from_raw_parts(jit.code_ptr(), jit.code_len()) }.to_vec()
     };

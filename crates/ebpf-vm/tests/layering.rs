@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["error"],
     &["isa"],
     &["analysis"],
-    &["memory", "limits"],
+    &["memory", "limits", "run_trace", "coverage"],
     &["vm"],
     &["stack_reach"],
     &["maps"],

@@ -5,3 +5,4 @@
 pub mod engines;
 pub mod inputs;
 pub mod native;
+pub mod race;

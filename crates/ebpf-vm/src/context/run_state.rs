@@ -185,6 +185,14 @@ pub struct RunState {
     /// counts them, and the records dropped because they did not fit (`helpers::output`).
     pub perf_bytes: u64,
     pub perf_lost: u64,
+    /// The instruction trace of a run that asked for one (`Program::run_traced`): while it is
+    /// set, every program of the run (tail calls, callbacks) runs on the interpreter's traced
+    /// loop, which records into it.
+    pub trace: Option<Box<crate::run_trace::RunTrace>>,
+    /// The coverage counters of the running program when the interpreter counts them (an
+    /// interpreted program with coverage, in an untraced run): the program then runs on the
+    /// interpreter's observed loop, which counts into them.
+    pub coverage: Option<Arc<crate::coverage::CoverageCounters>>,
 }
 
 /// A `bpf_spin_lock` a run holds: the word's address, the instruction that took it, and what keeps

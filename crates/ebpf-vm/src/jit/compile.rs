@@ -58,9 +58,15 @@ pub struct Compiled {
 
 /// The code-size bound, known before emission (compilation fails rather than exceed it).
 pub fn size_bound(insns: usize) -> usize {
-    insns * (MAX_INSN_BYTES + MAX_SNIPPET_BYTES + MAX_GUARD_BYTES + LOOP_ALIGN - 1)
+    insns * (MAX_INSN_BYTES + MAX_SNIPPET_BYTES + MAX_GUARD_BYTES + LOOP_ALIGN - 1 + COUNTER_BYTES)
         + MAX_FIXED_BYTES
 }
+
+/// Bytes of the coverage counters' increments (`count`: `mov rax, imm64; add qword [rax], 1`,
+/// 14 bytes) one instruction may add: one in its main code (a chain head's, or a conditional
+/// jump's fall-through), one in its metered copy, and in a fast loop's two copies one each, with
+/// the back jump's extra entry count and jumps around it.
+const COUNTER_BYTES: usize = 6 * 14 + 16;
 
 /// Whether `[r10 + off, r10 + off + size)` is inside the current frame: r10 is always the top of
 /// a 512-byte frame inside the stack area (it only moves by whole frames, at most 7 of them), so
@@ -334,6 +340,9 @@ struct Compiler<'a> {
     group_end: Option<(usize, Label)>,
     /// Draws the keys of blinded constants; `None` when constants are emitted as they are.
     blind: Option<Blinder>,
+    /// Coverage counters (`coverage::CoverageCounters::addresses`): chain entries and
+    /// conditional jumps' fall-throughs, a u64 per slot each.
+    coverage: Option<(u64, u64)>,
 }
 
 fn ctx(off: i32) -> Mem {
@@ -355,6 +364,7 @@ pub fn compile(
     insns: &[Insn],
     analysis: &Analysis,
     blind: bool,
+    coverage: Option<(u64, u64)>,
     entries: &[usize],
 ) -> Result<Compiled, String> {
     if analysis.program.slot_count() != insns.len() {
@@ -391,6 +401,7 @@ pub fn compile(
         covered: Vec::new(),
         group_end: None,
         blind: blind.then(Blinder::new),
+        coverage,
     };
     c.prologue(false);
     let mut offsets = vec![u32::MAX; insns.len()];
@@ -413,6 +424,11 @@ pub fn compile(
         c.a.bind(c.labels[pc]);
         let mut start = start;
         if n > 0 {
+            if let Some((chain_entries, _)) = c.coverage {
+                let counted = c.a.pos();
+                c.count(chain_entries, pc);
+                start += c.a.pos() - counted;
+            }
             // A fast loop's head check comes first: its copy meters itself.
             let guarded = fast.map(|fl| {
                 let g = c.a.pos();
@@ -440,10 +456,13 @@ pub fn compile(
                 });
             }
         }
+        // With coverage, conditional jumps keep their own layout: a fall-through is counted
+        // after the jump (see `jump`), which the layouts around a `ja` would move elsewhere.
+        let layouts = c.coverage.is_none();
         let fused = pc + 1 < insns.len()
             && c.shape.chains[pc + 1] == 0
-            && (c.mov_add(pc) || c.cond_over_ja(pc));
-        let lone = !fused && c.jump_over_ja(pc);
+            && (c.mov_add(pc) || (layouts && c.cond_over_ja(pc)));
+        let lone = !fused && layouts && c.jump_over_ja(pc);
         if fused {
             // The second one is no jump target (it is inside a chain): nothing can start at it.
             offsets[pc + 1] = c.a.pos() as u32;
@@ -657,7 +676,12 @@ impl Compiler<'_> {
         self.block_n = 2 * n;
         self.block_k = 0;
         let mut next = head;
+        let mut back = head;
         for half in 0..2 {
+            if let (1, Some((entries, _))) = (half, self.coverage) {
+                // The first half's back jump was taken: the chain is entered again.
+                self.count(entries, head);
+            }
             let mut pc = head;
             let mut k = 0;
             while k < n {
@@ -668,6 +692,7 @@ impl Compiler<'_> {
                 } else {
                     if half == 0 && k == n - 1 {
                         self.unroll_exit = Some(exit);
+                        back = pc;
                     }
                     self.insn(pc);
                     self.unroll_exit = None;
@@ -688,6 +713,10 @@ impl Compiler<'_> {
         self.a.jmp(after);
         // The loop ended after the first half: the second half's n were charged, not run.
         self.a.bind(exit);
+        if let Some((_, fall)) = self.coverage {
+            // The first half's back jump fell through.
+            self.count(fall, back);
+        }
         self.a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
         self.a.jmp(after);
         // Less than 2n left: r12 = rem - 2n. Charge one chain instead (r12 = rem - n) and run
@@ -702,6 +731,13 @@ impl Compiler<'_> {
 
     fn label(&self, pc: usize) -> Label {
         self.labels[pc]
+    }
+
+    /// Adds one to the coverage counter of `slot` in the array at `base` (no lock: see
+    /// `coverage`). Clobbers rax and the flags, which no instruction leaves live for the next.
+    fn count(&mut self, base: u64, slot: usize) {
+        self.a.mov_imm64(RAX, base + 8 * slot as u64);
+        self.a.alu_mi8(Alu::Add, W::B64, mem(RAX, 0), 1);
     }
 
     fn insn(&mut self, pc: usize) {
@@ -1131,17 +1167,33 @@ impl Compiler<'_> {
                 }
                 // Only the chain's own back jump (its last instruction) stays in a fast loop's
                 // copy: any other way to the head must pass the head's check again.
+                let back_in_copy =
+                    matches!(&self.fast, Some((head, _, _)) if *head == t && self.adj() == 0);
                 let target = match &self.fast {
-                    Some((head, top, _)) if *head == t && self.adj() == 0 => *top,
+                    Some((_, top, _)) if back_in_copy => *top,
                     _ => self.label(t),
                 };
                 let adj = self.adj();
-                if adj == 0 {
+                if let (true, Some((entries, _))) = (back_in_copy, self.coverage) {
+                    // Another iteration of a fast loop's copy: an entry of its chain that the
+                    // head's counter (in the ordinary code) does not see. (Counted per
+                    // iteration: a count taken ahead for two would be wrong when the second
+                    // leaves early, by a jump out of the chain or a trap.)
+                    let skip = self.a.new_label();
+                    self.a.jcc(invert(cc), skip);
+                    self.count(entries, t);
+                    self.a.jmp(target);
+                    self.a.bind(skip);
+                } else if adj == 0 {
                     self.a.jcc(cc, target);
                 } else {
                     let at = self.a.new_label();
                     self.a.jcc(cc, at);
                     self.snippets.push(Snippet::Refund { at, adj, target });
+                }
+                if let Some((_, fall)) = self.coverage {
+                    // Only the way that falls through gets here.
+                    self.count(fall, pc);
                 }
             }
         }

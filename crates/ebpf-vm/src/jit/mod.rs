@@ -143,14 +143,24 @@ pub struct JitOptions {
     /// Emit no immediate of the program as it is (see `blind.rs`): on by default, as the bytecode
     /// is untrusted.
     pub blind_constants: bool,
+    /// Count coverage: the addresses of the counters (`coverage::CoverageCounters::addresses`),
+    /// which must outlive the code.
+    pub coverage: Option<(u64, u64)>,
 }
 
 impl Default for JitOptions {
     fn default() -> Self {
         JitOptions {
             blind_constants: true,
+            coverage: None,
         }
     }
+}
+
+/// The JIT's metered chains (instruction count by head slot), which its code counts coverage by
+/// (see `coverage`).
+pub fn coverage_chains(analysis: &Analysis) -> Vec<u32> {
+    compile::chains(analysis)
 }
 
 impl JitProgram {
@@ -176,8 +186,14 @@ impl JitProgram {
         entries: &[usize],
         stack_frames: usize,
     ) -> Result<JitProgram, LoadError> {
-        let c = compile::compile(insns, analysis, options.blind_constants, entries)
-            .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
+        let c = compile::compile(
+            insns,
+            analysis,
+            options.blind_constants,
+            options.coverage,
+            entries,
+        )
+        .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
         let mem = exec_mem::ExecMem::new(&c.code)
             .map_err(|m| LoadError::new(ErrorCode::E2big, format!("JIT: {m}")))?;
         Ok(JitProgram {

@@ -410,6 +410,12 @@ impl Asm {
         self.op_rm(w, &[op.rm_reg_opcode() + 2], dst, m);
     }
 
+    /// `op [m], simm8` (no lock prefix): a counter's increment.
+    pub fn alu_mi8(&mut self, op: Alu, w: W, m: Mem, imm: i8) {
+        self.op_rm(w, &[0x83], op.ext(), m);
+        self.byte(imm as u8);
+    }
+
     /// `lock op [m], r` for add/or/and/xor.
     pub fn lock_alu_mr(&mut self, op: Alu, w: W, m: Mem, src: u8) {
         self.byte(0xf0);

@@ -1,0 +1,236 @@
+/**
+ * `ebpf prog dump xlated|jited OBJ.o [--program NAME] [linum] [opcodes] [--json]`: a program of an
+ * object as loaded here, in the layout of `bpftool prog dump xlated|jited`: the function's
+ * prototype from BTF (`int xdp_firewall(struct xdp_md * ctx):`), the C source line from line info
+ * (`; ...`, with `linum` its file, line and column) before the instructions it covers, and then
+ * `xlated`: each instruction after load-time rewriting (relocation, the context rewrite) as the
+ * kernel's verifier log writes it (with `opcodes` its bytes), or `jited`: the x86-64 code, in
+ * Intel syntax, between the instruction boundaries. Differences from the kernel's output: maps
+ * are `map[idx:N]` (their index in the program) where the kernel prints its map id, and the
+ * context rewrite and the code are this runtime's own.
+ */
+import type { Btf } from '../btf/btf.js'
+import type { BtfType } from '../btf/types.js'
+import type { FuncInfo, LineInfo, ProgramSpec } from '../index.js'
+import { Collection, EbpfError } from '../index.js'
+import { optFlag, optString, type Parsed, UsageError } from './args.js'
+import type { Command } from './command.js'
+import { json } from './format.js'
+import { CliError, displayName, readObject } from './io.js'
+import { loadOptionsFrom, OBJECT_OPTIONS } from './object-options.js'
+import { selectProgram } from './select.js'
+
+const KINDS = ['xlated', 'jited'] as const
+const KEYWORDS = ['linum', 'opcodes'] as const
+
+/** A type's name as bpftool writes it in a prototype: `struct xdp_md *`, `const char *`, `int`. */
+function typeName(btf: Btf, id: number, depth = 0): string {
+  if (id === 0) return 'void'
+  if (depth > 32) return '?'
+  const t: BtfType = btf.typeById(id)
+  switch (t.kind) {
+    case 'PTR':
+      return `${typeName(btf, t.type ?? 0, depth + 1)} *`
+    case 'CONST':
+    case 'VOLATILE':
+    case 'RESTRICT':
+      return `${t.kind.toLowerCase()} ${typeName(btf, t.type ?? 0, depth + 1)}`
+    case 'STRUCT':
+    case 'UNION':
+    case 'ENUM':
+      return `${t.kind.toLowerCase()} ${t.name}`
+    case 'ENUM64':
+      return `enum ${t.name}`
+    case 'TYPE_TAG':
+      return typeName(btf, t.type ?? 0, depth + 1)
+    default:
+      return t.name || t.kind.toLowerCase()
+  }
+}
+
+/** `int xdp_firewall(struct xdp_md * ctx)` for a function of the object's function info. */
+function prototype(btf: Btf, f: FuncInfo): string {
+  try {
+    const fn = btf.typeById(f.typeId)
+    const proto = btf.typeById(fn.type ?? 0)
+    const params = (proto.params ?? []).map((p) => `${typeName(btf, p.type)} ${p.name}`)
+    return `${typeName(btf, proto.type ?? 0)} ${f.name}(${params.join(', ')})`
+  } catch {
+    return `${f.name}()`
+  }
+}
+
+function slotBytes(bytes: Uint8Array, slot: number, slots: number): string {
+  return [...bytes.subarray(slot * 8, (slot + slots) * 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ')
+}
+
+const hex = (b: number) => `0x${b.toString(16).padStart(2, '0')}`
+
+/** bpftool's JSON `opcodes` of one slot. */
+function opcodesJson(bytes: Uint8Array, slot: number): object {
+  const b = bytes.subarray(slot * 8, slot * 8 + 8)
+  return {
+    code: hex(b[0]!),
+    src_reg: hex(b[1]! >> 4).replace(/^0x0(?=.)/, '0x'),
+    dst_reg: hex(b[1]! & 0xf).replace(/^0x0(?=.)/, '0x'),
+    off: [hex(b[2]!), hex(b[3]!)],
+    imm: [hex(b[4]!), hex(b[5]!), hex(b[6]!), hex(b[7]!)],
+  }
+}
+
+interface Listing {
+  prog: ProgramSpec
+  texts: string[]
+  /**
+   * The bytes as loaded, but for `lddw`s, which are the object's own: relocation writes the map's
+   * handle (a host address) into them, which is not shown.
+   */
+  xlated: Uint8Array
+  jited: string
+}
+
+function load(file: string, args: Parsed): Listing & { btf: Btf } {
+  const spec = readObject(file, loadOptionsFrom(args, 'prog dump'))
+  const prog = selectProgram(spec, optString(args, 'program'), file)
+  let coll: Collection
+  try {
+    coll = new Collection(spec, { programs: [prog.name] })
+  } catch (e) {
+    if (e instanceof EbpfError) throw new CliError(`${displayName(file)}: ${e.message}`)
+    throw e
+  }
+  const program = coll.programs.get(prog.name)!
+  return {
+    prog,
+    btf: spec.types,
+    texts: program.native.xlatedTexts(),
+    xlated: withObjectLddw(program.dump('xlated'), prog.instructions),
+    jited: program.dump('jited'),
+  }
+}
+
+/** `loaded` with the two slots of every `lddw` (opcode 0x18) taken from `object`. */
+function withObjectLddw(loaded: Uint8Array, object: Uint8Array): Uint8Array {
+  const out = new Uint8Array(loaded)
+  for (let slot = 0; slot * 8 < out.length; slot++) {
+    if (out[slot * 8] !== 0x18) continue
+    out.set(object.subarray(slot * 8, slot * 8 + 16), slot * 8)
+    slot++
+  }
+  return out
+}
+
+/** The line info records by instruction slot (several may start at one slot). */
+function linesBySlot(lineInfo: readonly LineInfo[]): Map<number, LineInfo[]> {
+  const out = new Map<number, LineInfo[]>()
+  for (const li of lineInfo) out.set(li.insn, [...(out.get(li.insn) ?? []), li])
+  return out
+}
+
+function srcLine(li: LineInfo, linum: boolean): string {
+  const at = linum ? ` [file:${li.file} line_num:${li.line} line_col:${li.column}]` : ''
+  return `; ${li.text.trim()}${at}`
+}
+
+function xlatedText(l: Listing & { btf: Btf }, linum: boolean, opcodes: boolean): string {
+  const out: string[] = []
+  const funcs = new Map(l.prog.funcInfo.map((f) => [f.insn, f]))
+  const lines = linesBySlot(l.prog.lineInfo)
+  for (let slot = 0; slot < l.texts.length; slot++) {
+    const text = l.texts[slot]!
+    if (text === '') continue // the second slot of an lddw
+    const f = funcs.get(slot)
+    if (f) out.push(`${prototype(l.btf, f)}:`)
+    for (const li of lines.get(slot) ?? []) out.push(srcLine(li, linum))
+    out.push(`${String(slot).padStart(4)}: ${text}`)
+    if (opcodes) out.push(`       ${slotBytes(l.xlated, slot, l.xlated[slot * 8] === 0x18 ? 2 : 1)}`)
+  }
+  return `${out.join('\n')}\n`
+}
+
+function xlatedJson(l: Listing & { btf: Btf }, linum: boolean, opcodes: boolean): object[] {
+  const funcs = new Map(l.prog.funcInfo.map((f) => [f.insn, f]))
+  const lines = linesBySlot(l.prog.lineInfo)
+  const out: object[] = []
+  for (let slot = 0; slot < l.texts.length; slot++) {
+    const text = l.texts[slot]!
+    if (text === '') continue
+    const f = funcs.get(slot)
+    const li = lines.get(slot)?.at(-1)
+    out.push({
+      ...(f ? { proto: prototype(l.btf, f) } : {}),
+      ...(li ? { src: li.text.trim() } : {}),
+      ...(li && linum ? { file: li.file, line_num: li.line, line_col: li.column } : {}),
+      disasm: text,
+      ...(opcodes ? { opcodes: opcodesJson(l.xlated, slot) } : {}),
+    })
+  }
+  return out
+}
+
+/**
+ * The JIT's listing with the prototype and C source lines added where instructions begin (the
+ * listing marks them `; insn N`).
+ */
+function jitedText(l: Listing & { btf: Btf }, linum: boolean): string {
+  const funcs = new Map(l.prog.funcInfo.map((f) => [f.insn, f]))
+  const lines = linesBySlot(l.prog.lineInfo)
+  const out: string[] = []
+  for (const line of l.jited.replace(/\n$/, '').split('\n')) {
+    const m = /^; insn (\d+)$/.exec(line.trim())
+    if (m) {
+      const slot = Number(m[1])
+      const f = funcs.get(slot)
+      if (f) out.push(`${prototype(l.btf, f)}:`)
+      for (const li of lines.get(slot) ?? []) out.push(srcLine(li, linum))
+    }
+    out.push(line)
+  }
+  return `${out.join('\n')}\n`
+}
+
+export const progDumpCommand: Command = {
+  name: 'prog dump',
+  usage: 'ebpf prog dump xlated|jited OBJ.o [--program NAME] [linum] [opcodes] [--json]',
+  summary: 'list a program as loaded here: its instructions after rewriting, or its x86-64 code',
+  description:
+    "As bpftool prog dump xlated|jited, for a program of an object loaded here: the function's\n" +
+    'prototype from BTF and the C source lines from line info (`linum`: with file, line and column)\n' +
+    'before the instructions they cover; xlated lists the instructions after relocation and the\n' +
+    "context rewrite as the kernel's verifier log writes them (`opcodes`: with their bytes), jited the\n" +
+    'x86-64 code in Intel syntax. Maps are map[idx:N] (their index in the program) where bpftool\n' +
+    'prints the kernel map id. --json: one object per instruction (proto, src, disasm, opcodes), as\n' +
+    'bpftool -j prints xlated.',
+  options: {
+    program: { value: true, arg: 'NAME', help: "the object's program (needed when it has several)" },
+    json: { short: 'j', help: 'JSON output (xlated)' },
+    ...OBJECT_OPTIONS,
+  },
+  run(args) {
+    const [kind, file, ...words] = args.positionals
+    if (kind === undefined || !(KINDS as readonly string[]).includes(kind)) {
+      throw new UsageError(
+        `say what to dump: xlated or jited${kind === undefined ? '' : `, not '${kind}'`}`,
+        'prog dump',
+      )
+    }
+    if (file === undefined) throw new UsageError('missing OBJ.o', 'prog dump')
+    for (const w of words) {
+      if (!(KEYWORDS as readonly string[]).includes(w)) {
+        throw new UsageError(`unknown word '${w}': prog dump takes ${KEYWORDS.join(', ')}`, 'prog dump')
+      }
+    }
+    const linum = words.includes('linum')
+    const opcodes = words.includes('opcodes')
+    const listing = load(file, args)
+    if (kind === 'xlated') {
+      process.stdout.write(
+        optFlag(args, 'json') ? json(xlatedJson(listing, linum, opcodes)) : xlatedText(listing, linum, opcodes),
+      )
+    } else {
+      if (optFlag(args, 'json')) throw new UsageError('--json is for xlated', 'prog dump')
+      process.stdout.write(jitedText(listing, linum))
+    }
+    return 0
+  },
+}
