@@ -15,10 +15,10 @@ use crate::isa::{encode_all, validate, Insn};
 use crate::limits::RunLimits;
 use crate::memory::{Region, Regions};
 use crate::pointer_leaks::{self, PointerLeaks};
+use crate::run_trace::RunTrace;
 use crate::verification::{verify_load, LoadFacts, SourceLine, VerifierReport, MAX_LOG_LEVEL};
 use crate::verifier::access::PT_REGS_SIZE;
 use crate::verifier::ProgramKind;
-use crate::run_trace::RunTrace;
 
 /// Which engine runs the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -477,7 +477,7 @@ impl Program {
         let mut regions = Regions::new();
         regions.push(Region::new(reach_start, reach as u64, true));
         if let Some(trap) = self.unverified_input(input.data.len(), cx.ctx.map(<[u8]>::len)) {
-            return (Err(trap), 0);
+            return (Err(trap), 0, None);
         }
         // Declared after the stack, so dropped before it: a lock word on the stack is released
         // while the stack is alive (see `RunState`'s `Drop`).
@@ -531,7 +531,7 @@ impl Program {
                     )
                 })?
             }
-            ProgramType::SocketFilter | ProgramType::Xdp => return None,
+            ProgramType::SocketFilter | ProgramType::Xdp | ProgramType::Tc => return None,
         };
         Some(Trap {
             kind: TrapKind::InvalidInput,
@@ -713,6 +713,13 @@ fn verifier_kind(options: &ProgramOptions) -> Result<ProgramKind, LoadError> {
         ProgramType::SocketFilter => ProgramKind::SocketFilter,
         ProgramType::Xdp => ProgramKind::Xdp,
         ProgramType::Tracing => ProgramKind::Kprobe,
+        ProgramType::Tc => {
+            return Err(LoadError::new(
+                ErrorCode::Enotsupp,
+                "mode 'verified' is not available for tc programs yet: the verifier has no model \
+                 of tc's __sk_buff rules and writable packet (load in mode 'checked')",
+            ))
+        }
     })
 }
 
