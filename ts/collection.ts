@@ -165,10 +165,31 @@ function codecOf(spec: CollectionSpec, type: BtfType | undefined): Codec | undef
   return codec(spec.types, type.id)
 }
 
+/** Hash and array maps take a `struct bpf_spin_lock` in their value (others: EOPNOTSUPP in the kernel). */
+const LOCKABLE_MAP_TYPES = new Set<number>([1, 2])
+
+/**
+ * The byte offset of the `struct bpf_spin_lock` member of a map's BTF value, if it has one (the
+ * kernel's `btf_record` spin_lock_off, top-level members): user-space copies leave it alone and the
+ * verifier checks `bpf_spin_lock` calls against it.
+ */
+function spinLockOffsetOf(spec: CollectionSpec, m: MapSpec): number | undefined {
+  if (!LOCKABLE_MAP_TYPES.has(m.type) || m.value === undefined) return undefined
+  const value = spec.types.resolve(m.value.id)
+  if (value.kind !== 'STRUCT') return undefined
+  for (const member of value.members ?? []) {
+    const t = spec.types.resolve(member.type)
+    if (t.kind === 'STRUCT' && t.name === 'bpf_spin_lock' && member.bitOffset % 8 === 0) return member.bitOffset / 8
+  }
+  return undefined
+}
+
 /** The definition a map spec creates (read-only global data is `BPF_F_RDONLY_PROG` to programs). */
-function definitionOf(m: MapSpec): MapDefinition {
+function definitionOf(spec: CollectionSpec, m: MapSpec): MapDefinition {
   const inner = m.innerMap
+  const spinLockOffset = spinLockOffsetOf(spec, m)
   return {
+    ...(spinLockOffset === undefined ? {} : { spinLockOffset }),
     type: m.type,
     keySize: m.keySize,
     valueSize: m.valueSize,
@@ -369,7 +390,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
     const replacement = Object.hasOwn(replacements, m.name) ? replacements[m.name] : undefined
     if (replacement !== undefined) {
       const map = asBpfMap(replacement, `mapReplacements['${m.name}']`)
-      map.checkReuse(definitionOf(m), 'the replacement map')
+      map.checkReuse(definitionOf(this.spec, m), 'the replacement map')
       return map
     }
     const pin = m.pinName === undefined || m.pinReplace ? undefined : `${pinPath}/${m.pinName}`
@@ -381,7 +402,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
         if ((e as EbpfError).code !== 'ENOENT') throw e
       }
       if (pinned) {
-        pinned.checkReuse(definitionOf(m), `the map pinned at ${pin}`)
+        pinned.checkReuse(definitionOf(this.spec, m), `the map pinned at ${pin}`)
         return pinned
       }
     }
@@ -390,7 +411,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
 
   /** Creates map `m` (pinned under `pin` if given); it counts against `budget`. */
   #createMap(m: MapSpec, pin: string | undefined, budget: MemoryBudget): BpfMap {
-    const def = definitionOf(m)
+    const def = definitionOf(this.spec, m)
     const bound = BpfMap.memoryBound(def)
     if (budget.used + bound > budget.limit) {
       throw new MapError(

@@ -60,6 +60,12 @@ export interface MapDefinition {
   mapExtra?: bigint | number
   /** Template of the inner maps of an `array_of_maps` / `hash_of_maps`. */
   innerMap?: Omit<MapDefinition, 'innerMap'>
+  /**
+   * Hash and array maps: the byte offset of a `struct bpf_spin_lock` in the value (a `Collection`
+   * takes it from the value's BTF). Copies from JavaScript leave that word alone, the `lock` update
+   * flag takes it, and mode 'verified' checks `bpf_spin_lock` calls against it.
+   */
+  spinLockOffset?: number
 }
 
 /**
@@ -153,6 +159,7 @@ function nativeDef(def: MapDefinition): NativeMapDef {
     innerValueSize: inner ? u32('innerMap.valueSize', inner.valueSize) : undefined,
     innerMaxEntries: inner ? u32('innerMap.maxEntries', inner.maxEntries) : undefined,
     innerFlags: inner?.flags === undefined ? undefined : u32('innerMap.flags', inner.flags),
+    spinLockOffset: def.spinLockOffset === undefined ? undefined : u32('spinLockOffset', def.spinLockOffset),
   }
 }
 

@@ -33,6 +33,8 @@ pub struct NativeMapDef {
     pub inner_value_size: Option<u32>,
     pub inner_max_entries: Option<u32>,
     pub inner_flags: Option<u32>,
+    /// Hash and array maps: the byte offset of the value's `struct bpf_spin_lock` (from BTF).
+    pub spin_lock_offset: Option<u32>,
 }
 
 fn map_type(v: u32) -> Result<MapType, Code> {
@@ -66,6 +68,22 @@ fn to_def(d: &NativeMapDef) -> Result<MapDef, Code> {
         )
         .with_flags(d.inner_flags.unwrap_or(0));
         def = def.with_inner(inner);
+    }
+    if let Some(off) = d.spin_lock_offset {
+        // Where the kernel's BTF check would refuse the lock (`map_check_btf`).
+        if !matches!(def.map_type, MapType::Hash | MapType::Array) {
+            return Err(thrown(
+                ErrorCode::Enotsupp,
+                "spinLockOffset: only hash and array maps hold a bpf_spin_lock",
+            ));
+        }
+        if off % 4 != 0 || off as u64 + 4 > d.value_size as u64 {
+            return Err(einval(format!(
+                "spinLockOffset {off} must be 4-byte aligned and inside the {}-byte value",
+                d.value_size
+            )));
+        }
+        def = def.with_spin_lock(off);
     }
     Ok(def)
 }
