@@ -54,6 +54,20 @@ describe('BpfMap from JavaScript', () => {
     expect(() => m.update(1, 1n, 'sometimes' as 'any')).toThrow(MapError)
   })
 
+  it('spinLockOffset: copies from JavaScript leave the lock word alone (the kernel masks it), hash and array only', () => {
+    // The kernel copies a value around its special fields and zeroes them in what a lookup
+    // returns (copy_map_value, check_and_init_map_value): the lock word reads 0 whatever was written.
+    const m = new BpfMap({ type: 'array', keySize: 4, valueSize: 8, maxEntries: 1, spinLockOffset: 0 })
+    m.update(0, Uint8Array.of(0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4))
+    expect([...(m.lookup(0) as Uint8Array)]).toEqual([0, 0, 0, 0, 1, 2, 3, 4])
+    const def = { type: 'hash' as const, keySize: 4, valueSize: 8, maxEntries: 1 }
+    expect(() => new BpfMap({ ...def, spinLockOffset: 2 })).toThrow(expect.objectContaining({ code: 'EINVAL' }))
+    expect(() => new BpfMap({ ...def, spinLockOffset: 8 })).toThrow(/inside the 8-byte value/)
+    expect(() => new BpfMap({ ...def, type: 'lru_hash', spinLockOffset: 0 })).toThrow(
+      expect.objectContaining({ code: 'ENOTSUPP' }),
+    )
+  })
+
   it('queue and stack order, bloom filter membership', () => {
     const q = new BpfMap({ type: 'queue', keySize: 0, valueSize: 4, maxEntries: 2 })
     q.push(u32(1))
