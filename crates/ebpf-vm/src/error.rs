@@ -185,6 +185,21 @@ pub struct Trap {
     pub place: Option<Place>,
 }
 
+impl Trap {
+    /// A run refused before its first instruction because of its input (`InvalidInput`).
+    pub fn invalid_input(message: impl Into<String>) -> Trap {
+        Trap {
+            kind: TrapKind::InvalidInput,
+            pc: 0,
+            addr: 0,
+            size: 0,
+            insn_count: 0,
+            message: message.into(),
+            place: None,
+        }
+    }
+}
+
 /// An address as an offset from a named point of the run, so that messages and what the Node
 /// binding hands to JavaScript never carry a host address (`context::places` finds it).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -533,15 +533,7 @@ impl Program {
             }
             ProgramType::SocketFilter | ProgramType::Xdp | ProgramType::Tc => return None,
         };
-        Some(Trap {
-            kind: TrapKind::InvalidInput,
-            pc: 0,
-            addr: 0,
-            size: 0,
-            insn_count: 0,
-            message,
-            place: None,
-        })
+        Some(Trap::invalid_input(message))
     }
 
     /// The outcome of a run whose chain gave `result`, `held` being the instruction that took a

@@ -15,7 +15,7 @@
 //! socket filters cannot write packets. The context is read-only except `cb[]`.
 //! The return value is the number of bytes to keep (0 drops the packet); the caller truncates.
 
-use crate::error::{Trap, TrapKind};
+use crate::error::Trap;
 use crate::memory::{Region, Regions};
 
 use super::layout::skb as off;
@@ -31,19 +31,11 @@ pub(crate) fn prepare(
     let ctx = OwnedBuf::zeroed(off::BUFFER_SIZE as usize);
     if let Some(c) = ctx_in {
         if c.len() > off::SIZE as usize {
-            return Err(Trap {
-                kind: TrapKind::InvalidInput,
-                pc: 0,
-                addr: 0,
-                size: 0,
-                insn_count: 0,
-                message: format!(
-                    "the socket filter context is {} bytes; struct __sk_buff has {}",
-                    c.len(),
-                    off::SIZE
-                ),
-                place: None,
-            });
+            return Err(Trap::invalid_input(format!(
+                "the socket filter context is {} bytes; struct __sk_buff has {}",
+                c.len(),
+                off::SIZE
+            )));
         }
         ctx.write(0, c);
     }

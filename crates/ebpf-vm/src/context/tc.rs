@@ -27,7 +27,7 @@
 //! call no longer reach it (the kernel's verifier makes the program reload them). The packet's
 //! region and the `data`/`data_end` words follow every change (`sync`).
 
-use crate::error::{Trap, TrapKind};
+use crate::error::Trap;
 use crate::memory::{Region, Regions};
 
 use super::layout::skb as off;
@@ -102,18 +102,6 @@ pub struct TcSkb {
     pub hash_valid: bool,
     /// The packet region of the run as it is now (what `sync` replaces).
     region: Region,
-}
-
-fn bad_input(message: String) -> Trap {
-    Trap {
-        kind: TrapKind::InvalidInput,
-        pc: 0,
-        addr: 0,
-        size: 0,
-        insn_count: 0,
-        message,
-        place: None,
-    }
 }
 
 fn u32_at(b: &[u8], at: u32) -> u32 {
@@ -311,7 +299,7 @@ pub(crate) fn prepare(
 ) -> Result<Entry, Trap> {
     let len = data.len() as u64;
     if !(ETH_HLEN..=TC_INPUT_MAX).contains(&len) {
-        return Err(bad_input(format!(
+        return Err(Trap::invalid_input(format!(
             "the tc packet has {len} bytes; the kernel's test run takes {ETH_HLEN} (an Ethernet \
              header) to {TC_INPUT_MAX}"
         )));
@@ -319,7 +307,7 @@ pub(crate) fn prepare(
     let mut input = vec![0u8; off::SIZE as usize];
     if let Some(c) = ctx_in {
         if c.len() > off::SIZE as usize {
-            return Err(bad_input(format!(
+            return Err(Trap::invalid_input(format!(
                 "the tc context is {} bytes; struct __sk_buff has {}",
                 c.len(),
                 off::SIZE
@@ -329,13 +317,13 @@ pub(crate) fn prepare(
     }
     let wire_len = u32_at(&input, off::WIRE_LEN);
     if wire_len != 0 && (u64::from(wire_len) < len || wire_len > GSO_LEGACY_MAX_SIZE) {
-        return Err(bad_input(format!(
+        return Err(Trap::invalid_input(format!(
             "__sk_buff.wire_len is {wire_len}: 0, or from the packet length ({len}) to \
              {GSO_LEGACY_MAX_SIZE}"
         )));
     }
     if u32_at(&input, off::GSO_SEGS) > GSO_MAX_SEGS {
-        return Err(bad_input(format!(
+        return Err(Trap::invalid_input(format!(
             "__sk_buff.gso_segs is {}: at most {GSO_MAX_SEGS}",
             u32_at(&input, off::GSO_SEGS)
         )));

@@ -15,7 +15,7 @@
 //! a program cannot reach outside it, but, unlike under the kernel's verifier, it is not stopped
 //! from touching the headroom below `data_meta`.
 
-use crate::error::{Trap, TrapKind};
+use crate::error::Trap;
 use crate::memory::{Region, Regions};
 
 use super::layout::xdp as off;
@@ -228,18 +228,6 @@ impl XdpFrame {
     }
 }
 
-fn bad_input(message: String) -> Trap {
-    Trap {
-        kind: TrapKind::InvalidInput,
-        pc: 0,
-        addr: 0,
-        size: 0,
-        insn_count: 0,
-        message,
-        place: None,
-    }
-}
-
 fn field(ctx: &[u8], at: u32) -> u32 {
     let mut b = [0u8; 4];
     let at = at as usize;
@@ -273,7 +261,7 @@ pub(crate) fn prepare(
         None => (0u64, len, 1u32, 0u32),
         Some(c) => {
             if c.len() > off::SIZE as usize {
-                return Err(bad_input(format!(
+                return Err(Trap::invalid_input(format!(
                     "the XDP context is {} bytes; struct xdp_md has {}",
                     c.len(),
                     off::SIZE
@@ -286,7 +274,7 @@ pub(crate) fn prepare(
             );
             let de = if de == 0 { len } else { de };
             if dm != 0 || de > len || d > de || metalen_invalid(d) || d > XDP_META_MAX_INPUT {
-                return Err(bad_input(format!(
+                return Err(Trap::invalid_input(format!(
                     "xdp_md must have data_meta = 0, data_end = the end of the linear part (at \
                      most the input length, {len}) and data = a metadata size that is a \
                      multiple of 4 and at most {XDP_META_MAX_INPUT} (got data = {d}, data_end = \
@@ -294,15 +282,17 @@ pub(crate) fn prepare(
                 )));
             }
             if field(c, off::EGRESS_IFINDEX) != 0 {
-                return Err(bad_input("xdp_md.egress_ifindex must be 0 on input".into()));
+                return Err(Trap::invalid_input(
+                    "xdp_md.egress_ifindex must be 0 on input",
+                ));
             }
             let (ing, rxq) = (
                 field(c, off::INGRESS_IFINDEX),
                 field(c, off::RX_QUEUE_INDEX),
             );
             if ing == 0 && rxq != 0 {
-                return Err(bad_input(
-                    "xdp_md.rx_queue_index needs an ingress_ifindex".into(),
+                return Err(Trap::invalid_input(
+                    "xdp_md.rx_queue_index needs an ingress_ifindex",
                 ));
             }
             // No device named: the loopback device, as in the kernel's test run.
@@ -310,7 +300,7 @@ pub(crate) fn prepare(
         }
     };
     if len - metalen < ETH_HLEN {
-        return Err(bad_input(format!(
+        return Err(Trap::invalid_input(format!(
             "the XDP packet has {} bytes after {metalen} bytes of metadata; the kernel's test run \
              needs at least an Ethernet header ({ETH_HLEN})",
             len - metalen
@@ -319,7 +309,7 @@ pub(crate) fn prepare(
     // The linear part (metadata included) ends at `data_end`, and at the frame's end at most.
     let linear_end = linear_end.min(metalen + XDP_LINEAR_MAX);
     let Some(frags) = XdpFrags::from_bytes(&data[linear_end as usize..]) else {
-        return Err(bad_input(format!(
+        return Err(Trap::invalid_input(format!(
             "the XDP input has {len} bytes; at most {} fit (the linear part and {MAX_FRAGS} \
              fragments of {FRAG_PAGE_SIZE} bytes; the kernel's test run fails with ENOMEM)",
             linear_end + (MAX_FRAGS * FRAG_PAGE_SIZE) as u64
