@@ -13,7 +13,7 @@
 //! reach bytes that left the packet, as the kernel's verifier invalidates them. The resizing
 //! helpers charge the run's budget for the bytes they may copy (`resized`).
 
-use crate::helpers::packet::require_ctx;
+use crate::helpers::packet::{read_arg, require_ctx};
 use crate::helpers::skb::*;
 use crate::helpers::{HelperContext, HelperError, HelperTable};
 
@@ -109,26 +109,6 @@ fn clear_hash(cx: &mut HelperContext<'_>) {
     if let Some(skb) = cx.state.tc.as_deref_mut() {
         skb.hash_valid = false;
     }
-}
-
-fn read_arg(
-    cx: &HelperContext<'_>,
-    addr: u64,
-    len: u64,
-    what: &str,
-) -> Result<Vec<u8>, HelperError> {
-    if len == 0 {
-        return Ok(Vec::new());
-    }
-    cx.regions
-        .slice(addr, len)
-        .map(<[u8]>::to_vec)
-        .map_err(|_| {
-            HelperError(format!(
-                "{what} ({}, {len} bytes) is not readable memory",
-                cx.describe(addr)
-            ))
-        })
 }
 
 /// `bpf_skb_store_bytes(skb, offset, from, len, flags)`.

@@ -111,25 +111,33 @@ pub fn csum_diff_value(from: &[u8], to: &[u8], seed: u32) -> u64 {
     from32to16(ret) as u64
 }
 
+/// A copy of `len` bytes a helper argument points to (none for 0), or the error naming argument
+/// `what` and where it points.
+pub fn read_arg(
+    cx: &HelperContext<'_>,
+    addr: u64,
+    len: u64,
+    what: &str,
+) -> Result<Vec<u8>, HelperError> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    cx.regions
+        .slice(addr, len)
+        .map(<[u8]>::to_vec)
+        .map_err(|_| {
+            HelperError(format!(
+                "{what} ({}, {len} bytes) is not readable memory",
+                cx.describe(addr)
+            ))
+        })
+}
+
 /// `bpf_csum_diff(from, from_size, to, to_size, seed)`.
 fn csum_diff(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     let (from, from_size, to, to_size) = (a[0], a[1] as u32 as u64, a[2], a[3] as u32 as u64);
-    let read = |addr: u64, len: u64, what: &str| -> Result<Vec<u8>, HelperError> {
-        if len == 0 {
-            return Ok(Vec::new());
-        }
-        cx.regions
-            .slice(addr, len)
-            .map(<[u8]>::to_vec)
-            .map_err(|_| {
-                HelperError(format!(
-                    "{what} ({}, {len} bytes) is not readable memory",
-                    cx.describe(addr)
-                ))
-            })
-    };
-    let f = read(from, from_size, "from")?;
-    let t = read(to, to_size, "to")?;
+    let f = read_arg(cx, from, from_size, "from")?;
+    let t = read_arg(cx, to, to_size, "to")?;
     Ok(csum_diff_value(&f, &t, a[4] as u32))
 }
 
