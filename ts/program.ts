@@ -46,7 +46,7 @@ import {
 import type { PcapInput } from './pcap/source.js'
 import { type FilterPcapOptions, type FilterPcapSummary, filterPcap } from './pcap-filter.js'
 import type { FuncInfo, LineInfo } from './spec.js'
-import { DEFAULT_TRACE_LIMIT, MAX_TRACE_LIMIT, type Trace, toTrace } from './trace.js'
+import { DEFAULT_TRACE_LIMIT, lineAt, MAX_TRACE_LIMIT, type Trace, toTrace } from './trace.js'
 
 /**
  * What r1 points to at entry; see README "Program types". Program types, engines and modes are
@@ -1067,12 +1067,8 @@ export class Program {
   /** Adds the C source line of the error's instruction, when line info says it. */
   #located<E extends LoadError | TrapError>(e: E): E {
     const insn = e.insn
-    if (insn === undefined || this.#lineInfo.length === 0) return e
-    let found: LineInfo | undefined
-    for (const li of this.#lineInfo) {
-      if (li.insn > insn) break
-      found = li
-    }
+    if (insn === undefined) return e
+    const found = lineAt(this.#lineInfo, insn)
     if (found) {
       e.source = { file: found.file, line: found.line, column: found.column, text: found.text }
       e.message += ` (${found.file}:${found.line}:${found.column}: ${found.text.trim()})`
