@@ -140,6 +140,11 @@ export class KernelObject {
     return run
   }
 
+  /** What `bpftool [-j] prog run pinned PROG ARGS...` prints (stdout), for comparing output formats. */
+  runText(program: string, args: readonly string[], jsonOutput = false): string {
+    return bpftool([...(jsonOutput ? ['-j'] : []), 'prog', 'run', 'pinned', join(this.dir, program), ...args])
+  }
+
   /**
    * BPF_PROG_TEST_RUN of a raw tracepoint program with `args` as its context (u64 each): its
    * return value. Builds `raw_tp_run.c` (cc, libbpf) on first use.

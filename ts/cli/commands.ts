@@ -8,6 +8,7 @@ import { genTypesCommand } from './gen-types.js'
 import { mapListCommand } from './map.js'
 import { progListCommand } from './prog.js'
 import { progDumpCommand } from './prog-dump.js'
+import { progRunCommand } from './prog-run.js'
 import { runCommand } from './run.js'
 import { verifyCommand } from './verify.js'
 
@@ -16,6 +17,7 @@ export const COMMANDS: readonly Command[] = [
   disasmCommand,
   progListCommand,
   progDumpCommand,
+  progRunCommand,
   mapListCommand,
   btfDumpCommand,
   genTypesCommand,
@@ -26,7 +28,7 @@ export const COMMANDS: readonly Command[] = [
 
 /** Second words of the groups; `show` is bpftool's alias of `list`. */
 export const GROUPS: Record<string, Record<string, Command>> = {
-  prog: { list: progListCommand, show: progListCommand, dump: progDumpCommand },
+  prog: { list: progListCommand, show: progListCommand, dump: progDumpCommand, run: progRunCommand },
   map: { list: mapListCommand, show: mapListCommand },
   btf: { dump: btfDumpCommand },
 }

@@ -33,6 +33,11 @@ export function json(v: unknown): string {
   return `${JSON.stringify(toJsonValue(v), null, 2)}\n`
 }
 
+/** The same on one line (`bpftool -j`'s shape). */
+export function jsonLine(v: unknown): string {
+  return `${JSON.stringify(toJsonValue(v))}\n`
+}
+
 /** One-line text of a decoded value: `{ hits: 1, action: 1 }`, `[1, 2]`, bytes as hex, bigints in full. */
 export function inline(v: unknown): string {
   if (typeof v === 'bigint') return v.toString()

@@ -8,6 +8,7 @@
 import {
   Collection,
   type CollectionSpec,
+  type ContextValue,
   EbpfError,
   type EngineName,
   loadCollectionSpecSync,
@@ -19,8 +20,10 @@ import {
 } from '../index.js'
 import { expectPositionals, optFlag, optList, optPositiveInt, optString, type Parsed, UsageError } from './args.js'
 import type { Command } from './command.js'
+import { parseContextFields } from './ctx-fields.js'
 import { dumpMaps, mapJson, mapsText } from './dump-maps.js'
-import { json } from './format.js'
+import { json, jsonLine } from './format.js'
+import { bpftoolHexDump } from './hex-dump.js'
 import {
   about,
   assembleFile,
@@ -32,6 +35,7 @@ import {
   readInput,
   sameBytes,
   toHex,
+  writeOutput,
 } from './io.js'
 import { assignment, loadOptionsFrom, OBJECT_OPTIONS, parseValue } from './object-options.js'
 import { COVERAGE_OPTIONS, wantsCoverage, writeCoverage } from './run-coverage.js'
@@ -259,7 +263,8 @@ export const runCommand: Command = {
   name: 'run',
   usage:
     'ebpf run FILE.bin|FILE.s|OBJ.o|FILTER.cbpf [--program NAME] [--type TYPE]\n' +
-    '         [--data FILE | --hex HEX] [--ctx-hex HEX] [--engine jit|interpreter|auto] [--repeat N]\n' +
+    '         [--data FILE | --hex HEX] [--ctx-hex HEX | --ctx-in FILE | --ctx FIELD=VALUE,...]\n' +
+    '         [--data-out FILE] [--ctx-out FILE] [--engine jit|interpreter|auto] [--repeat N]\n' +
     '         [--budget N] [--set VAR=VALUE ...] [--map-update MAP=[KEY,VALUE] ...] [--dump-maps] [--json]\n' +
     '         [--trace [--trace-limit N]] [--coverage OUT.lcov]',
   summary: 'run a program once (or --repeat times) and print its result',
@@ -285,6 +290,14 @@ export const runCommand: Command = {
     data: { value: true, arg: 'FILE', help: 'input data (packet) from a file' },
     hex: { value: true, arg: 'HEX', help: 'input data as hex (e.g. 0a0b0c or "0a 0b 0c")' },
     'ctx-hex': { value: true, arg: 'HEX', help: 'context bytes (struct xdp_md, struct __sk_buff, tracing ctx)' },
+    'ctx-in': { value: true, arg: 'FILE', help: 'context bytes from a file (as bpftool prog run ctx_in)' },
+    ctx: {
+      value: true,
+      arg: 'FIELD=VALUE,...',
+      help: 'context by field names of struct __sk_buff / xdp_md (mark=1,ifindex=2,cb=[1,2,3,4,5])',
+    },
+    'data-out': { value: true, arg: 'FILE', help: "write the output data to FILE ('-': hex dump on stdout)" },
+    'ctx-out': { value: true, arg: 'FILE', help: "write the context after the run to FILE ('-': hex dump on stdout)" },
     engine: {
       value: true,
       arg: 'ENGINE',
@@ -308,44 +321,100 @@ export const runCommand: Command = {
   },
   run(args) {
     const [file] = expectPositionals(args, ['FILE'], 'run') as [string]
-    if (optString(args, 'data') !== undefined && optString(args, 'hex') !== undefined) {
-      throw new UsageError('give the input data with --data FILE or --hex HEX, not both', 'run')
-    }
-    const engine = optString(args, 'engine') as EngineName | undefined
-    const repeat = optPositiveInt(args, 'repeat', 'run', 0xffffffff)
-    const budget = optPositiveInt(args, 'budget', 'run')
-    checkTraceWithRepeat(args, repeat)
-    const dataFile = optString(args, 'data')
-    const hex = optString(args, 'hex')
-    const data =
-      dataFile !== undefined ? readInput(dataFile) : hex !== undefined ? parseHex(hex, '--hex') : new Uint8Array(0)
-    const capture = dataFile !== undefined ? pcap.captureFormat(data) : undefined
-    if (capture !== undefined) {
-      // Running a whole capture as one packet would give a meaningless result without a word.
-      throw new CliError(
-        `${displayName(dataFile!)}: is a ${capture} capture file, not one packet's bytes; --data runs the program once on raw data ` +
-          "(read the capture's packets with pcap.read() from the library, or give one packet with --hex)",
-      )
-    }
-    const ctxHex = optString(args, 'ctx-hex')
-    const ctx = ctxHex === undefined ? undefined : parseHex(ctxHex, '--ctx-hex')
-
-    const loaded = load(file, args, engine, budget)
-    let res: RunResult
-    try {
-      res = loaded.program.run({ data, ctx, repeat, ...traceRunOptions(args) })
-    } catch (e) {
-      if (e instanceof TrapError) {
-        const { stdout, stderr } = trapReport(file, e, traceLines(loaded), optFlag(args, 'json'))
-        process.stdout.write(stdout)
-        process.stderr.write(stderr + writeCoverage(args, loaded.collection?.coverage ?? loaded.program.coverage))
-        return 2
-      }
-      if (e instanceof EbpfError) throw new CliError(`${displayName(file)}: ${e.message}`)
-      throw e
-    }
-    process.stdout.write(report(loaded, res, data, args, repeat ?? 1))
-    process.stderr.write(writeCoverage(args, loaded.collection?.coverage ?? loaded.program.coverage))
-    return 0
+    return runProgram(file, args, 'run', 'ebpf')
   },
+}
+
+/** The context the options give: bytes (`--ctx-hex`, `--ctx-in`) or named fields (`--ctx`), at most one. */
+function contextFrom(args: Parsed, command: string): Uint8Array | ContextValue | undefined {
+  const given = (['ctx-hex', 'ctx-in', 'ctx'] as const).filter((o) => optString(args, o) !== undefined)
+  if (given.length > 1) {
+    throw new UsageError(`give the context once: ${given.map((o) => `--${o}`).join(' and ')} both given`, command)
+  }
+  const ctxHex = optString(args, 'ctx-hex')
+  if (ctxHex !== undefined) return parseHex(ctxHex, '--ctx-hex')
+  const ctxIn = optString(args, 'ctx-in')
+  if (ctxIn !== undefined) return readInput(ctxIn)
+  const fields = optString(args, 'ctx')
+  return fields === undefined ? undefined : parseContextFields(fields, command)
+}
+
+/** `--data-out` / `--ctx-out`: a file, or bpftool's hex dump on stdout for '-'. */
+function writeRunOutputs(args: Parsed, res: RunResult): string {
+  let stdout = ''
+  for (const [option, bytes] of [
+    ['data-out', res.data],
+    ['ctx-out', res.ctx],
+  ] as const) {
+    const to = optString(args, option)
+    if (to === undefined || bytes === undefined) continue
+    if (to === '-') stdout += bpftoolHexDump(bytes)
+    else writeOutput(to, bytes)
+  }
+  return stdout
+}
+
+/** What `bpftool prog run` prints: the retval line (plain) or its JSON object. */
+function bpftoolReport(res: RunResult, args: Parsed, repeat: number): string {
+  const duration = Math.round(res.durationNs)
+  if (optFlag(args, 'json')) {
+    const toStdout = (option: string) => optString(args, option) === '-'
+    // One line, as `bpftool -j` prints it.
+    return jsonLine({
+      ...(toStdout('data-out') ? { data_out: [...res.data] } : {}),
+      ...(toStdout('ctx-out') && res.ctx ? { ctx_out: [...res.ctx] } : {}),
+      retval: res.retval,
+      duration,
+    })
+  }
+  return `${writeRunOutputs(args, res)}Return value: ${res.retval}, duration${repeat > 1 ? ' (average)' : ''}: ${duration}ns\n`
+}
+
+/**
+ * Loads FILE as the options say, runs it, and prints the result in `ebpf run`'s shape or in
+ * `bpftool prog run`'s (`style`); the exit code is 2 for a trap.
+ */
+export function runProgram(file: string, args: Parsed, command: string, style: 'ebpf' | 'bpftool'): number {
+  if (optString(args, 'data') !== undefined && optString(args, 'hex') !== undefined) {
+    throw new UsageError('give the input data with --data FILE or --hex HEX, not both', command)
+  }
+  const engine = optString(args, 'engine') as EngineName | undefined
+  const repeat = optPositiveInt(args, 'repeat', command, 0xffffffff)
+  const budget = optPositiveInt(args, 'budget', command)
+  checkTraceWithRepeat(args, repeat)
+  const dataFile = optString(args, 'data')
+  const hex = optString(args, 'hex')
+  const data =
+    dataFile !== undefined ? readInput(dataFile) : hex !== undefined ? parseHex(hex, '--hex') : new Uint8Array(0)
+  const capture = dataFile !== undefined ? pcap.captureFormat(data) : undefined
+  if (capture !== undefined) {
+    // Running a whole capture as one packet would give a meaningless result without a word.
+    throw new CliError(
+      `${displayName(dataFile!)}: is a ${capture} capture file, not one packet's bytes; --data runs the program once on raw data ` +
+        "(read the capture's packets with pcap.read() from the library, or give one packet with --hex)",
+    )
+  }
+  const ctx = contextFrom(args, command)
+
+  const loaded = load(file, args, engine, budget)
+  let res: RunResult
+  try {
+    res = loaded.program.run({ data, ctx, repeat, ...traceRunOptions(args) })
+  } catch (e) {
+    if (e instanceof TrapError) {
+      const { stdout, stderr } = trapReport(file, e, traceLines(loaded), optFlag(args, 'json'))
+      process.stdout.write(stdout)
+      process.stderr.write(stderr + writeCoverage(args, loaded.collection?.coverage ?? loaded.program.coverage))
+      return 2
+    }
+    if (e instanceof EbpfError) throw new CliError(`${displayName(file)}: ${e.message}`)
+    throw e
+  }
+  if (style === 'bpftool') {
+    process.stdout.write(bpftoolReport(res, args, repeat ?? 1))
+  } else {
+    process.stdout.write(writeRunOutputs(args, res) + report(loaded, res, data, args, repeat ?? 1))
+  }
+  process.stderr.write(writeCoverage(args, loaded.collection?.coverage ?? loaded.program.coverage))
+  return 0
 }
