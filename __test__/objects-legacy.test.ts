@@ -226,6 +226,21 @@ describe('what cannot run is confined to what uses it (unsupported_parts.c)', ()
       expect.objectContaining({ code: 'EINVAL', message: expect.stringContaining("programs[0]: no program 'nope'") }),
     )
   })
+
+  it('maps: creates maps no chosen program uses, for tools that fill or read them', () => {
+    const spec = load('unsupported_parts')
+    const coll = new Collection(spec, { programs: [], maps: ['blobs'] })
+    expect([...coll.programs.keys()]).toEqual([])
+    expect([...coll.maps.keys()]).toEqual(['blobs'])
+    coll.maps.get('blobs')!.update(0, new Uint8Array(64).fill(66))
+    expect((coll.maps.get('blobs')!.lookup(0) as { bytes: string }).bytes).toBe('B'.repeat(64))
+    expect(() => new Collection(spec, { programs: [], maps: ['nope'] })).toThrow(
+      expect.objectContaining({ code: 'EINVAL', message: expect.stringContaining("maps[0]: no map 'nope'") }),
+    )
+    expect(() => new Collection(spec, { programs: [], maps: [7 as unknown as string] })).toThrow(
+      expect.objectContaining({ code: 'EINVAL' }),
+    )
+  })
 })
 
 describe('objects made by hand where clang-19 cannot produce the old form', () => {

@@ -33,6 +33,11 @@ export interface CollectionOptions {
    * Default: every program and every map.
    */
   programs?: string[]
+  /**
+   * With `programs`, also create these maps (by name) though no loaded program uses them, so that a
+   * tool can fill or read them (`ebpf map dump`). Default: none beyond the programs' maps.
+   */
+  maps?: string[]
   /** Use these existing maps instead of creating the object's maps of the same name. */
   mapReplacements?: Record<string, BpfMap>
   /** Where maps with `pinning = LIBBPF_PIN_BY_NAME` are pinned and looked up (default `/sys/fs/bpf`). */
@@ -129,12 +134,16 @@ export function programTypeOf(spec: ProgramSpec): ProgramType {
   return t
 }
 
+/** An array of names (`programs`, `maps`), checked to hold strings only. */
+function checkNames(what: string, names: unknown): string[] {
+  const list = checkDenseArray<unknown>(LoadError, what, names)
+  return list.map((n, i) => checkString(LoadError, `${what}[${i}]`, n))
+}
+
 /** The programs `names` chooses (all when undefined), each checked to exist. */
 function chosenPrograms(spec: CollectionSpec, names: string[] | undefined): ProgramSpec[] {
   if (names === undefined) return [...spec.programs.values()]
-  checkDenseArray(LoadError, 'programs', names)
-  return names.map((n, i) => {
-    checkString(LoadError, `programs[${i}]`, n)
+  return checkNames('programs', names).map((n, i) => {
     const p = spec.programs.get(n)
     if (!p) {
       throw new LoadError(
@@ -147,7 +156,7 @@ function chosenPrograms(spec: CollectionSpec, names: string[] | undefined): Prog
 }
 
 /** The map specs `programs` relocate against, with the maps their map-in-map slots name, in spec order. */
-function mapsUsedBy(spec: CollectionSpec, programs: ProgramSpec[]): MapSpec[] {
+function mapsUsedBy(spec: CollectionSpec, programs: ProgramSpec[], extra: readonly string[]): MapSpec[] {
   const used = new Set<string>()
   const add = (name: string): void => {
     if (used.has(name)) return
@@ -156,6 +165,12 @@ function mapsUsedBy(spec: CollectionSpec, programs: ProgramSpec[]): MapSpec[] {
     if (m?.innerMap) for (const slot of m.slots ?? []) add(slot.target)
   }
   for (const p of programs) for (const r of p.relocations) add(r.map)
+  extra.forEach((name, i) => {
+    if (!spec.maps.has(name)) {
+      throw new LoadError('EINVAL', `maps[${i}]: no map '${name}'; the object has: ${[...spec.maps.keys()].join(', ')}`)
+    }
+    add(name)
+  })
   return [...spec.maps.values()].filter((m) => used.has(m.name))
 }
 
@@ -314,7 +329,8 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
     }
     const budget = { limit, used: 0 }
     const chosen = chosenPrograms(spec, opts.programs)
-    const mapSpecs = opts.programs === undefined ? [...spec.maps.values()] : mapsUsedBy(spec, chosen)
+    const extraMaps = opts.maps === undefined ? [] : checkNames('maps', opts.maps)
+    const mapSpecs = opts.programs === undefined ? [...spec.maps.values()] : mapsUsedBy(spec, chosen, extraMaps)
     for (const p of chosen) {
       if (p.unsupported !== undefined) {
         const others = [...spec.programs.values()].filter((q) => q.unsupported === undefined).map((q) => q.name)

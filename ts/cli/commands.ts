@@ -6,6 +6,7 @@ import { disasmCommand } from './disasm.js'
 import { filterCommand } from './filter.js'
 import { genTypesCommand } from './gen-types.js'
 import { mapListCommand } from './map.js'
+import { mapDumpCommand, mapLookupCommand, mapUpdateCommand } from './map-verbs.js'
 import { progListCommand } from './prog.js'
 import { progDumpCommand } from './prog-dump.js'
 import { progRunCommand } from './prog-run.js'
@@ -19,6 +20,9 @@ export const COMMANDS: readonly Command[] = [
   progDumpCommand,
   progRunCommand,
   mapListCommand,
+  mapDumpCommand,
+  mapLookupCommand,
+  mapUpdateCommand,
   btfDumpCommand,
   genTypesCommand,
   runCommand,
@@ -29,7 +33,13 @@ export const COMMANDS: readonly Command[] = [
 /** Second words of the groups; `show` is bpftool's alias of `list`. */
 export const GROUPS: Record<string, Record<string, Command>> = {
   prog: { list: progListCommand, show: progListCommand, dump: progDumpCommand, run: progRunCommand },
-  map: { list: mapListCommand, show: mapListCommand },
+  map: {
+    list: mapListCommand,
+    show: mapListCommand,
+    dump: mapDumpCommand,
+    lookup: mapLookupCommand,
+    update: mapUpdateCommand,
+  },
   btf: { dump: btfDumpCommand },
 }
 

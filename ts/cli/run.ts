@@ -69,7 +69,7 @@ interface Loaded {
   spec?: CollectionSpec
 }
 
-function applySets(spec: CollectionSpec, sets: readonly string[], file: string): void {
+export function applySets(spec: CollectionSpec, sets: readonly string[], file: string): void {
   for (const s of sets) {
     const [name, value] = assignment(s, 'set', 'run')
     const v = spec.variables.get(name)
@@ -87,7 +87,7 @@ function applySets(spec: CollectionSpec, sets: readonly string[], file: string):
 }
 
 /** `--map-update MAP=[KEY,VALUE]`: entries written into the collection's maps before the run. */
-function applyMapUpdates(coll: Collection, updates: readonly string[], file: string): void {
+export function applyMapUpdates(coll: Collection, updates: readonly string[], file: string): void {
   for (const u of updates) {
     const [name, text] = assignment(u, 'map-update', 'run')
     const map = coll.maps.get(name)
@@ -326,7 +326,7 @@ export const runCommand: Command = {
 }
 
 /** The context the options give: bytes (`--ctx-hex`, `--ctx-in`) or named fields (`--ctx`), at most one. */
-function contextFrom(args: Parsed, command: string): Uint8Array | ContextValue | undefined {
+export function contextFrom(args: Parsed, command: string): Uint8Array | ContextValue | undefined {
   const given = (['ctx-hex', 'ctx-in', 'ctx'] as const).filter((o) => optString(args, o) !== undefined)
   if (given.length > 1) {
     throw new UsageError(`give the context once: ${given.map((o) => `--${o}`).join(' and ')} both given`, command)
