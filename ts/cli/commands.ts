@@ -11,6 +11,7 @@ import { progListCommand } from './prog.js'
 import { progDumpCommand } from './prog-dump.js'
 import { progRunCommand } from './prog-run.js'
 import { runCommand } from './run.js'
+import { genSkeletonCommand } from './skeleton.js'
 import { verifyCommand } from './verify.js'
 
 export const COMMANDS: readonly Command[] = [
@@ -25,6 +26,7 @@ export const COMMANDS: readonly Command[] = [
   mapUpdateCommand,
   btfDumpCommand,
   genTypesCommand,
+  genSkeletonCommand,
   runCommand,
   verifyCommand,
   filterCommand,
@@ -41,6 +43,7 @@ export const GROUPS: Record<string, Record<string, Command>> = {
     update: mapUpdateCommand,
   },
   btf: { dump: btfDumpCommand },
+  gen: { skeleton: genSkeletonCommand, types: genTypesCommand },
 }
 
 export function commandByName(name: string): Command | undefined {
