@@ -126,6 +126,12 @@ describe('asm', () => {
     expect(new Uint8Array(readFileSync(out))).toEqual(LOOP)
   })
 
+  it('--json prints the slot count and the bytes instead of writing them', () => {
+    const o = ebpf(['asm', '-', '--json'], 'r0 = 7\nexit\n')
+    expect(o.status).toBe(0)
+    expect(JSON.parse(o.stdout)).toEqual({ slots: 2, bytes: Buffer.from(MOV_R0_7_EXIT).toString('hex') })
+  })
+
   it('reads standard input and writes standard output with -', () => {
     const o = ebpfBytes(['asm', '-', '-o', '-'], 'r0 = 7\nexit\n')
     expect(o.status).toBe(0)
@@ -227,6 +233,38 @@ describe('disasm', () => {
         }
       }
       expect(compared).toBeGreaterThanOrEqual(15)
+    },
+  )
+
+  it.skipIf(!which('llvm-objcopy'))(
+    "--json: each instruction's slot, text and clang's bytes, with C lines and maps",
+    () => {
+      const section = join(work, 'xdp-json.sec')
+      expect(spawnSync('llvm-objcopy', ['-O', 'binary', '--only-section=xdp', FIREWALL, section]).status).toBe(0)
+      const clang = new Uint8Array(readFileSync(section))
+      const o = ebpf(['disasm', FIREWALL, '--json'])
+      expect(o.status).toBe(0)
+      const [prog] = JSON.parse(o.stdout) as Array<{
+        name: string
+        instructions: Array<{ insn: number; text: string; bytes: string; source?: { line: number }; map?: string }>
+      }>
+      expect(prog!.name).toBe('xdp_firewall')
+      const joined = prog!.instructions.map((i) => i.bytes).join('')
+      expect(joined).toBe(Buffer.from(clang).toString('hex'))
+      // Slots count 8 bytes each; an lddw takes two.
+      for (const i of prog!.instructions) expect(i.bytes.slice(0, 2) === '18' ? 32 : 16).toBe(i.bytes.length)
+      expect(prog!.instructions.filter((i) => i.map === 'verdicts')).toHaveLength(5)
+      expect(prog!.instructions.some((i) => i.source !== undefined)).toBe(true)
+      // Raw bytecode: one unnamed program (MOV_R0_7_EXIT, encoded by hand).
+      const raw = JSON.parse(ebpf(['disasm', file('seven-json.bin', MOV_R0_7_EXIT), '--json']).stdout)
+      expect(raw).toEqual([
+        {
+          instructions: [
+            { insn: 0, text: 'r0 = 0x7', bytes: 'b700000007000000' },
+            { insn: 1, text: 'exit', bytes: '9500000000000000' },
+          ],
+        },
+      ])
     },
   )
 
@@ -352,6 +390,22 @@ describe('btf dump', () => {
       expect(o.stdout === readFileSync(join(fixtures, f.replace('.bpf.o', '.btf.txt')), 'utf8')).toBe(true)
     })
   }
+
+  it.skipIf(!which('bpftool'))(
+    '--json: the same bytes as bpftool -j btf dump file, for every fixture and the running kernel (skipped without bpftool)',
+    () => {
+      const files = objects.map((f) => join(fixtures, f))
+      if (existsSync('/sys/kernel/btf/vmlinux')) files.push('/sys/kernel/btf/vmlinux')
+      for (const f of files) {
+        const theirs = spawnSync('bpftool', ['-j', 'btf', 'dump', 'file', f], { encoding: 'utf8', maxBuffer: 1 << 26 })
+        expect(theirs.status, f).toBe(0)
+        const o = ebpf(['btf', 'dump', f, '--json'])
+        expect(o.status, f).toBe(0)
+        expect(o.stdout === theirs.stdout, f).toBe(true)
+      }
+    },
+    120_000,
+  )
 
   it("--format c declares the C source's structs", () => {
     const o = ebpf(['btf', 'dump', FIREWALL, '--format', 'c'])

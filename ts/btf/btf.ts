@@ -7,6 +7,7 @@ import { checkBoolean, checkBytes, describeValue, optionsObject } from '../argum
 import { isElf, readElf } from '../binary/elf.js'
 import { EbpfError, FormatError } from '../errors.js'
 import { dumpC } from './dump-c.js'
+import { dumpJson } from './dump-json.js'
 import { dumpRaw } from './dump-raw.js'
 import { type BtfExt, parseBtfExt } from './ext.js'
 import { fixupBtf } from './fixup.js'
@@ -17,8 +18,11 @@ import { type BtfKind, type BtfMember, type BtfType, KIND_NAMES } from './types.
 const MAX_RESOLVE_DEPTH = 32
 
 export interface DumpOptions {
-  /** `raw`: bpftool's `btf dump` text; `c`: a C header declaring every named type. */
-  format: 'raw' | 'c'
+  /**
+   * `raw`: bpftool's `btf dump` text; `json`: bpftool's `-j` form of it; `c`: a C header declaring
+   * every named type.
+   */
+  format: 'raw' | 'json' | 'c'
 }
 
 export interface MemberLocation {
@@ -308,8 +312,9 @@ export class Btf {
     if (options === null || typeof options !== 'object')
       throw new EbpfError('EINVAL', `dump options must be an object, got ${describeValue(options)}`)
     if (options.format === 'raw') return dumpRaw(this.types)
+    if (options.format === 'json') return dumpJson(this.types)
     if (options.format === 'c') return dumpC(this)
-    throw new EbpfError('EINVAL', `dump format must be 'raw' or 'c', got ${describeValue(options.format)}`)
+    throw new EbpfError('EINVAL', `dump format must be 'raw', 'json' or 'c', got ${describeValue(options.format)}`)
   }
 
   /** A copy with some types replaced (used for the libbpf DATASEC fix-up). */

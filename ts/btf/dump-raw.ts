@@ -6,8 +6,8 @@ import { FormatError } from '../errors.js'
 import { RAW_LINE_CHARS, textLimits } from './limits.js'
 import type { BtfType } from './types.js'
 
-const INT_ENCODINGS: Record<number, string> = { 0: '(none)', 1: 'SIGNED', 2: 'CHAR', 4: 'BOOL' }
-const LINKAGE = ['static', 'global', 'extern']
+export const INT_ENCODINGS: Record<number, string> = { 0: '(none)', 1: 'SIGNED', 2: 'CHAR', 4: 'BOOL' }
+export const LINKAGE = ['static', 'global', 'extern']
 
 function q(name: string): string {
   return `'${name === '' ? '(anon)' : name}'`
@@ -76,7 +76,12 @@ export function dumpTypeRaw(t: BtfType, types: readonly BtfType[]): string {
   return `${s}\n`
 }
 
-export function dumpRaw(types: readonly BtfType[]): string {
+/**
+ * Every type from id 1 through `dumpType`, joined, refused as E2BIG before the text grows past the
+ * limit in proportion to the BTF (a name is printed at every use: see `textLimits`). Shared by the
+ * raw text and its JSON form.
+ */
+export function dumpEachType(types: readonly BtfType[], what: string, dumpType: (t: BtfType) => string): string[] {
   const parts: string[] = []
   const limit = textLimits(types).rawChars
   let chars = 0
@@ -92,12 +97,16 @@ export function dumpRaw(types: readonly BtfType[]): string {
     chars += names + RAW_LINE_CHARS * lines
     if (chars > limit) {
       throw new FormatError(
-        `BTF is too large for a raw dump: more than ${limit} characters for ${types.length} types`,
+        `BTF is too large for a ${what}: more than ${limit} characters for ${types.length} types`,
         undefined,
         'E2BIG',
       )
     }
-    parts.push(dumpTypeRaw(t, types))
+    parts.push(dumpType(t))
   }
-  return parts.join('')
+  return parts
+}
+
+export function dumpRaw(types: readonly BtfType[]): string {
+  return dumpEachType(types, 'raw dump', (t) => dumpTypeRaw(t, types)).join('')
 }

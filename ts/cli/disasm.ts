@@ -11,11 +11,56 @@ type Dialect = 'llvm' | 'conformance'
 
 import { expectPositionals, optFlag, optString, UsageError } from './args.js'
 import type { Command } from './command.js'
+import { json } from './format.js'
 import { about, CliError, classicText, displayName, isElf, readInput, readObject } from './io.js'
 import { loadOptionsFrom, OBJECT_OPTIONS } from './object-options.js'
 import { selectPrograms } from './select.js'
 
 const LDDW = 0x18
+
+/** One instruction of a listing: its first slot and its text. */
+export interface ListingRow {
+  insn: number
+  text: string
+}
+
+/**
+ * The disassembler's lines by instruction slot (`L<slot>:` labels dropped: the slots say where
+ * jumps go), or undefined if its lines cannot be matched to the slots.
+ */
+export function listingRows(instructions: Uint8Array, dialect: Dialect): ListingRow[] | undefined {
+  const rows: ListingRow[] = []
+  let pc = 0
+  for (const line of disassemble(instructions, { dialect }).split('\n')) {
+    if (line === '' || /^L\d+:$/.test(line)) continue
+    rows.push({ insn: pc, text: line })
+    // `.8byte` lines are one slot; an lddw printed as an instruction is two.
+    pc += !line.startsWith('.8byte') && instructions[pc * 8] === LDDW ? 2 : 1
+  }
+  return pc * 8 === instructions.length ? rows : undefined
+}
+
+/** `--json`: the instructions of one program (or of raw bytecode), with their bytes and C lines. */
+function programJson(name: string | undefined, instructions: Uint8Array, dialect: Dialect, prog?: ProgramSpec) {
+  const rows = listingRows(instructions, dialect) ?? []
+  const hex = (pc: number, slots: number) =>
+    [...instructions.subarray(pc * 8, (pc + slots) * 8)].map((b) => b.toString(16).padStart(2, '0')).join('')
+  return {
+    ...(name === undefined ? {} : { name }),
+    instructions: rows.map((r, i) => {
+      const next = rows[i + 1]?.insn ?? instructions.length / 8
+      const line = prog?.lineInfo.find((l) => l.insn === r.insn)
+      const reloc = prog?.relocations.find((x) => x.insn === r.insn)
+      return {
+        insn: r.insn,
+        text: r.text,
+        bytes: hex(r.insn, next - r.insn),
+        ...(line ? { source: { file: line.file, line: line.line, column: line.column, text: line.text.trim() } } : {}),
+        ...(reloc ? { map: reloc.map } : {}),
+      }
+    }),
+  }
+}
 
 /** The text of one program of an object, with source comments, sub-program labels and map names. */
 export function annotatedListing(prog: ProgramSpec, dialect: Dialect, withSource: boolean): string {
@@ -84,6 +129,10 @@ export const disasmCommand: Command = {
       help: 'llvm (default: r0 = 1) or conformance (mov %r0, 1)',
     },
     'no-source': { help: 'leave out the C source comments' },
+    json: {
+      short: 'j',
+      help: 'JSON: per program { name, instructions: [{ insn, text, bytes, source?, map? }] } (raw bytecode: one, unnamed)',
+    },
     ebpf: { help: 'for classic BPF text, print the eBPF socket filter it converts to instead' },
     ...OBJECT_OPTIONS,
   },
@@ -113,12 +162,20 @@ export const disasmCommand: Command = {
     if (!isElf(bytes)) {
       if (name !== undefined)
         throw new UsageError(`--program needs an ELF object; ${displayName(file)} is raw bytecode`, 'disasm')
+      if (optFlag(args, 'json')) {
+        process.stdout.write(json([programJson(undefined, bytes, dialect)]))
+        return 0
+      }
       process.stdout.write(about(file, () => disassemble(bytes, { dialect })))
       return 0
     }
     const spec = readObject(file, loadOptionsFrom(args, 'disasm'))
     const progs = selectPrograms(spec, name, file)
     if (progs.length === 0) throw new CliError(`${displayName(file)}: the object has no programs`)
+    if (optFlag(args, 'json')) {
+      process.stdout.write(json(progs.map((p) => programJson(p.name, p.instructions, dialect, p))))
+      return 0
+    }
     const texts = progs.map((p) => about(file, () => annotatedListing(p, dialect, !optFlag(args, 'no-source'))))
     process.stdout.write(texts.join('\n'))
     return 0
