@@ -115,6 +115,47 @@ describe('top level', () => {
   })
 })
 
+describe('completion', () => {
+  /** COMPREPLY of the generated bash function for a command line (the last word is completed). */
+  function complete(script: string, line: readonly string[]): string[] {
+    const words = line.map((w) => `'${w}'`).join(' ')
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        `source "$1"; COMP_WORDS=(${words}); COMP_CWORD=${line.length - 1}; _ebpf; printf '%s\\n' "\${COMPREPLY[@]}"`,
+        'x',
+        script,
+      ],
+      { encoding: 'utf8', cwd: work },
+    )
+    expect(r.stderr).toBe('')
+    return r.stdout.split('\n').filter((l) => l !== '')
+  }
+
+  it.skipIf(!which('bash'))('bash: commands, group words, options and option values from the command table', () => {
+    const o = ebpf(['completion', 'bash'])
+    expect(o.status).toBe(0)
+    const script = file('ebpf.bash', o.stdout)
+    expect(complete(script, ['ebpf', 'di'])).toEqual(['disasm'])
+    expect(complete(script, ['ebpf', 'map', ''])).toEqual(['list', 'show', 'dump', 'lookup', 'update'])
+    expect(complete(script, ['ebpf', 'prog', 'run', 'x.o', '--rep'])).toEqual(['--repeat'])
+    expect(complete(script, ['ebpf', 'run', 'x.o', '--engine', ''])).toEqual(['jit', 'interpreter', 'auto'])
+    expect(complete(script, ['ebpf', 'btf', 'dump', 'x.o', '--format', ''])).toEqual(['raw', 'c'])
+    file('prog.o', new Uint8Array(0))
+    expect(complete(script, ['ebpf', 'run', 'pro'])).toEqual(['prog.o'])
+  })
+
+  it('zsh gets the same function through bashcompinit; other shells are a usage error', () => {
+    const zsh = ebpf(['completion', 'zsh'])
+    expect(zsh.stdout.startsWith('autoload -U +X bashcompinit && bashcompinit\n')).toBe(true)
+    expect(zsh.stdout).toContain('complete -o filenames -F _ebpf ebpf')
+    const fish = ebpf(['completion', 'fish'])
+    expect(fish.status).toBe(1)
+    expect(fish.stderr).toContain("the shell must be bash or zsh, got 'fish'")
+  })
+})
+
 describe('asm', () => {
   it('assembles both dialects to the hand-encoded bytes, to FILE.bin by default', () => {
     const conf = file('conf.s', 'mov %r0, 7\nexit\n')

@@ -2,6 +2,7 @@
 import { asmCommand } from './asm.js'
 import { btfDumpCommand } from './btf.js'
 import type { Command } from './command.js'
+import { completionCommand } from './completion.js'
 import { disasmCommand } from './disasm.js'
 import { filterCommand } from './filter.js'
 import { genTypesCommand } from './gen-types.js'
@@ -30,6 +31,7 @@ export const COMMANDS: readonly Command[] = [
   runCommand,
   verifyCommand,
   filterCommand,
+  completionCommand,
 ]
 
 /** Second words of the groups; `show` is bpftool's alias of `list`. */

@@ -67,7 +67,7 @@ export function skeletonSource(spec: CollectionSpec, bytes: Uint8Array, file: st
   lines.push("    const spec = loadCollectionSpecSync(Buffer.from(OBJECT, 'base64'), options)")
   lines.push('    for (const [name, value] of Object.entries(options.variables ?? {})) {')
   lines.push('      const v = spec.variables.get(name)')
-  lines.push('      if (!v) throw new Error(`no global variable ${name}`)')
+  lines.push("      if (!v) throw new Error('no global variable ' + name)")
   lines.push('      v.set(value)')
   lines.push('    }')
   lines.push('    return spec')
