@@ -105,6 +105,32 @@ describe.skipIf(!hasTcpdump)('ebpf filter', () => {
     expect(body(readFileSync(out))).toEqual(body(expected))
   })
 
+  it('--coverage: the C lines of an object filter over the capture, counted as tcpdump counts the packets', () => {
+    const lcov = join(work, 'filter.lcov')
+    const r = ebpf([join(fixtures, 'socket_filter.bpf.o'), input, '--coverage', lcov])
+    expect(r.status, r.stderr).toBe(0)
+    const text = readFileSync(lcov, 'utf8')
+    const source = readFileSync(join(fixtures, 'socket_filter.c'), 'utf8').split('\n')
+    const hits = new Map<number, number>()
+    for (const m of text.matchAll(/^DA:(\d+),(\d+)$/gm)) hits.set(Number(m[1]), Number(m[2]))
+    const lineOf = (needle: string) => source.findIndex((l) => l.includes(needle)) + 1
+    // socket_filter.c: every packet reaches the protocol check; IPv4 ones load the IP protocol;
+    // UDP ones load the port; those to port 0 (the zeroed config) reach the count. The counts
+    // come from tcpdump over the same capture.
+    expect(hits.get(lineOf('skb->protocol != bpf_htons(ETH_P_IP)'))).toBe(PACKETS)
+    expect(hits.get(lineOf('offsetof(struct iphdr, protocol)'))).toBe(pcapCount(tcpdump('ether[12:2] = 0x800')))
+    expect(hits.get(lineOf('offsetof(struct udphdr, dest)'))).toBe(
+      pcapCount(tcpdump('ether[12:2] = 0x800 and ether[23] = 17')),
+    )
+    expect(hits.get(lineOf('__sync_fetch_and_add(&cfg->matched, 1)'))).toBe(
+      pcapCount(tcpdump('ether[12:2] = 0x800 and ether[23] = 17 and ether[36:2] = 0')),
+    )
+    // An expression has no C source: the file is written empty and the summary says so.
+    const none = ebpf(['udp', input, '--coverage', join(work, 'expr.lcov')])
+    expect(none.status).toBe(0)
+    expect(none.stderr).toContain('no source lines')
+  })
+
   it('a cooked (LINUX_SLL) capture: the expression is compiled for its link type', async () => {
     const sll = join(work, 'sll.pcap')
     const packets = new PacketGenerator(8).packets(500).filter((p) => p.data.length > 14)

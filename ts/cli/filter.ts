@@ -21,6 +21,7 @@ import { optFlag, optPositiveInt, optString, type Parsed, UsageError } from './a
 import type { Command } from './command.js'
 import { json } from './format.js'
 import { about, CliError, classicText, displayName, isElf, readInput } from './io.js'
+import { COVERAGE_OPTIONS, wantsCoverage, writeCoverage } from './run-coverage.js'
 import { selectProgram } from './select.js'
 
 /** The link type of the capture's first packet (EN10MB for an empty capture). */
@@ -46,6 +47,7 @@ async function loadFilter(
   engine: EngineName | undefined,
 ): Promise<Program> {
   const name = optString(args, 'program')
+  const coverage = wantsCoverage(args)
   const file = words.length === 1 && existsSync(words[0]!) && statSync(words[0]!).isFile() ? words[0]! : undefined
   if (file === undefined) {
     if (name !== undefined) throw new UsageError('--program needs an object file as the filter', 'filter')
@@ -53,7 +55,7 @@ async function loadFilter(
     const linkType = optString(args, 'link-type') ?? (await captureLinkType(input))
     try {
       const compiled = compileFilter(expr, { linkType: /^\d+$/.test(String(linkType)) ? Number(linkType) : linkType })
-      return new Program({ type: 'socket_filter', instructions: compiled.instructions, engine })
+      return new Program({ type: 'socket_filter', instructions: compiled.instructions, engine, coverage })
     } catch (e) {
       if (e instanceof FilterError) throw expressionError(expr, e)
       if (e instanceof EbpfError) throw new CliError(`filter expression: ${e.message}`)
@@ -69,7 +71,7 @@ async function loadFilter(
         `${displayName(file)}: program '${progSpec.name}' is of type '${progSpec.type}'; ebpf filter runs socket filters`,
       )
     }
-    const collection = about(file, () => new Collection(spec, { engine, programs: [progSpec.name] }))
+    const collection = about(file, () => new Collection(spec, { engine, coverage, programs: [progSpec.name] }))
     return collection.programs.get(progSpec.name)!
   }
   if (name !== undefined)
@@ -81,7 +83,7 @@ async function loadFilter(
         "to use a filter expression that names a file, write it differently (e.g. 'host x')",
     )
   }
-  return about(file, () => Program.fromClassic(classic.text, { engine }))
+  return about(file, () => Program.fromClassic(classic.text, { engine, coverage }))
 }
 
 function summaryLine(s: FilterPcapSummary): string {
@@ -97,7 +99,8 @@ export const filterCommand: Command = {
   name: 'filter',
   usage:
     'ebpf filter (EXPR | PROG.o [--program NAME] | FILTER.cbpf) IN.pcap [-w OUT.pcap] [--json]\n' +
-    '            [--engine jit|interpreter|auto] [--link-type TYPE] [--format pcap|pcap-ns|pcapng] [--batch N]',
+    '            [--engine jit|interpreter|auto] [--link-type TYPE] [--format pcap|pcap-ns|pcapng] [--batch N]\n' +
+    '            [--coverage OUT.lcov]',
   summary: 'keep the packets of a capture that a filter accepts (tcpdump -r IN -w OUT EXPR)',
   description:
     'Runs a socket filter over every packet of IN.pcap (pcap or pcapng) and writes the packets it keeps,\n' +
@@ -105,7 +108,8 @@ export const filterCommand: Command = {
     "expression (quote it: 'tcp port 80 and not host 10.0.0.1'; several words are joined), compiled\n" +
     "for the capture's link type; a socket filter program of an ELF object; or classic BPF from\n" +
     'tcpdump -dd/-ddd. Prints packets, kept, trapped, bytes, the time and packets per second\n' +
-    '(on standard error when the packets go to standard output).',
+    '(on standard error when the packets go to standard output). --coverage writes the C line and branch\n' +
+    "coverage of an object's filter over the whole capture as lcov.",
   options: {
     write: { short: 'w', value: true, arg: 'OUT', help: 'write the kept packets to OUT (- for standard output)' },
     program: { value: true, arg: 'NAME', help: "the object's program (needed when it has several)" },
@@ -128,6 +132,7 @@ export const filterCommand: Command = {
     },
     batch: { value: true, arg: 'N', help: 'packets per batch (default 4096)' },
     json: { short: 'j', help: 'the summary as JSON' },
+    ...COVERAGE_OPTIONS,
   },
   async run(args) {
     if (args.positionals.length < 2) {
@@ -156,6 +161,7 @@ export const filterCommand: Command = {
     }
     const text = optFlag(args, 'json') ? json({ ...summary, engine: program.engine }) : summaryLine(summary)
     ;(out === '-' ? process.stderr : process.stdout).write(text)
+    process.stderr.write(writeCoverage(args, program.coverage))
     return 0
   },
 }
