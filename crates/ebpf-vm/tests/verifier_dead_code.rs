@@ -132,3 +132,52 @@ fn a_function_called_from_dead_code_is_dead_too() {
     let (kernel, _) = compare_verdict("called from dead code", XDP, &p, &[], &[0, 4]);
     assert!(kernel.log.contains("unreachable insn 2"), "{}", kernel.log);
 }
+
+/// `call bpf_get_prandom_u32; if r0 s< 0 goto +2 (never: no, it may be) ...`: a program whose
+/// last exit sits on the branch of `if r0 != 0` after `r0 = 0`, which the walk never takes.
+fn dead_exit(bad: Insn) -> Vec<Insn> {
+    vec![mov_imm(0, 0), i(0x55, 0, 0, 1, 0), exit(), bad]
+}
+
+/// The same exit on the branch the walk takes.
+fn live_exit(bad: Insn) -> Vec<Insn> {
+    vec![mov_imm(0, 0), i(0x15, 0, 0, 1, 0), exit(), bad]
+}
+
+#[test]
+fn exit_reserved_fields_on_a_branch_never_taken_pass() {
+    kernel_or_skip!();
+    for (what, bad) in [
+        ("imm", i(0x95, 0, 0, 0, -8)),
+        ("src", i(0x95, 0, 7, 0, 0)),
+        ("dst", i(0x95, 3, 0, 0, 0)),
+        ("src 15", i(0x95, 0, 15, 0, 0)),
+        ("dst 15", i(0x95, 15, 0, 0, 0)),
+        ("all", i(0x95, 15, 15, -1, -1)),
+    ] {
+        check(&format!("dead exit {what}"), XDP, &dead_exit(bad), &[]);
+    }
+}
+
+#[test]
+fn exit_reserved_fields_where_the_walk_arrives_are_refused() {
+    kernel_or_skip!();
+    for (what, bad) in [
+        ("imm", i(0x95, 0, 0, 0, -8)),
+        ("src", i(0x95, 0, 7, 0, 0)),
+        ("dst", i(0x95, 3, 0, 0, 0)),
+        ("src 15", i(0x95, 0, 15, 0, 0)),
+        ("all", i(0x95, 15, 15, -1, -1)),
+    ] {
+        check(&format!("live exit {what}"), XDP, &live_exit(bad), &[]);
+    }
+}
+
+#[test]
+fn the_offset_of_exit_is_not_looked_at() {
+    kernel_or_skip!();
+    for off in [8, -1, i16::MAX, i16::MIN] {
+        let p = [mov_imm(0, 0), i(0x95, 0, 0, off, 0)];
+        check(&format!("exit offset {off}"), SOCKET_FILTER, &p, &[]);
+    }
+}

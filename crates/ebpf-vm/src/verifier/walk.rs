@@ -451,6 +451,12 @@ fn step(
         }
         _ => {
             let op = code & 0xf0;
+            // The kernel looks at exit's fields only here, on exits its walk reaches (never at
+            // the offset); validation in verified mode leaves them to this check.
+            if op == JMP_EXIT && (insn.imm() != 0 || insn.src != 0 || insn.dst != 0) {
+                env.line(&text);
+                return Err(refuse(ErrorCode::Einval, "BPF_EXIT uses reserved fields"));
+            }
             match op {
                 JMP_EXIT if in_called_function => {
                     return subprog::exit(env, state, index, &text)
