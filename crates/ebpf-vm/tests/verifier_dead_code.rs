@@ -133,13 +133,13 @@ fn a_function_called_from_dead_code_is_dead_too() {
     assert!(kernel.log.contains("unreachable insn 2"), "{}", kernel.log);
 }
 
-/// `call bpf_get_prandom_u32; if r0 s< 0 goto +2 (never: no, it may be) ...`: a program whose
-/// last exit sits on the branch of `if r0 != 0` after `r0 = 0`, which the walk never takes.
+/// `r0 = 0; if r0 != 0 goto +1; exit; BAD`: the last exit sits on a branch the walk knows is
+/// never taken (the CFG reaches it, so it is not unreachable).
 fn dead_exit(bad: Insn) -> Vec<Insn> {
     vec![mov_imm(0, 0), i(0x55, 0, 0, 1, 0), exit(), bad]
 }
 
-/// The same exit on the branch the walk takes.
+/// `r0 = 0; if r0 == 0 goto +1; exit; BAD`: the same exit on the branch the walk takes.
 fn live_exit(bad: Insn) -> Vec<Insn> {
     vec![mov_imm(0, 0), i(0x15, 0, 0, 1, 0), exit(), bad]
 }
