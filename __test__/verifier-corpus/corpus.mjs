@@ -30,7 +30,7 @@ export const OUR_PROG_TYPE = {
   raw_tp: 'tracing',
 }
 
-/** Every assembly program, in file order: { name, type, maps: [{type,keySize,valueSize,maxEntries}], text, file }. */
+/** Every assembly program, in file order: { name, type, maps: [{type,keySize,valueSize,maxEntries,flags?}], text, file }. */
 export async function asmPrograms() {
   const out = []
   for (const file of readdirSync(join(CORPUS_DIR, 'asm'))
@@ -117,14 +117,17 @@ function verdict(base, accepted, errno, log) {
 }
 
 /**
- * Our assembler writes a map reference as lddw with source 5 (`map[i]`); the kernel wants
- * BPF_PSEUDO_MAP_FD (1), which kernel_load replaces with the fd of its i-th map.
+ * Our assembler writes a map reference as lddw with source 5 (`map[i]`) and a map value's address
+ * with source 6 (`map_value[i] + off`); the kernel wants BPF_PSEUDO_MAP_FD (1) and
+ * BPF_PSEUDO_MAP_VALUE (2), whose imm kernel_load replaces with the fd of its i-th map.
  */
 export function kernelBytes(bytes) {
   const out = Uint8Array.from(bytes)
+  const kernelSource = { 5: 1, 6: 2 }
   for (let i = 0; i + 8 <= out.length; i += 8) {
-    if (out[i] === 0x18 && out[i + 1] >> 4 === 5) {
-      out[i + 1] = (out[i + 1] & 0x0f) | (1 << 4)
+    const src = kernelSource[out[i + 1] >> 4]
+    if (out[i] === 0x18 && src !== undefined) {
+      out[i + 1] = (out[i + 1] & 0x0f) | (src << 4)
       i += 8
     }
   }
@@ -136,7 +139,10 @@ export function kernelAsmVerdict(program, bytes) {
   const { dir, kernelLoad } = loaders()
   const file = join(dir, 'prog.bin')
   writeFileSync(file, kernelBytes(bytes))
-  const maps = program.maps.map((m) => `${m.type}:${m.keySize}:${m.valueSize}:${m.maxEntries}`)
+  // `/FLAGS`: the map's creation flags (BPF_F_RDONLY_PROG and the like), when it has any.
+  const maps = program.maps.map(
+    (m) => `${m.type}:${m.keySize}:${m.valueSize}:${m.maxEntries}${m.flags ? `/${m.flags}` : ''}`,
+  )
   const r = spawnSync(kernelLoad, [String(KERNEL_PROG_TYPE[program.type]), '1', file, ...maps], {
     encoding: 'utf8',
     maxBuffer: 256 << 20,

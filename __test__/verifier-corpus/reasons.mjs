@@ -67,11 +67,6 @@ export const REASONS = [
       'helper not provided by this runtime for this program type: the validator refuses the call before the verifier reaches the rule the kernel names',
   },
   {
-    kernel: /^write into map forbidden/,
-    reason:
-      'missing feature (we accept what the kernel refuses): stores into a map that programs may only read (BPF_F_RDONLY_PROG, as .rodata is) are not refused by our verifier',
-  },
-  {
     name: /_map_in_map_/,
     reason:
       'missing feature: a lookup in an array_of_maps/hash_of_maps (which gives the inner map pointer, or null) is refused as not supported yet',
@@ -84,20 +79,10 @@ export const REASONS = [
       'missing feature (we accept what the kernel refuses): a helper memory argument of size 0 may be null but never pkt_end; our argument check lets data_end through',
   },
   {
-    name: /_enc_exit_with_.*_on_dead_branch_ok$/,
-    reason:
-      'validator stricter than the kernel: ours checks the reserved fields of every instruction up front; 6.18 checks them only on instructions its walk reaches, so a malformed exit on a branch it knows is never taken passes',
-  },
-  {
     kind: 'verdict',
     name: /^socket_filter_ctx_write_cb_.*_rej$/,
     reason:
       'missing feature (we accept what the kernel refuses): stores into __sk_buff cb are not checked for alignment to their size or for staying inside one word (u64 only at the 8-aligned words)',
-  },
-  {
-    name: /_enc_exit_with_offset_/,
-    reason:
-      'validator stricter than the kernel: ours requires the offset field of exit to be zero (RFC 9669 reserves it); 6.18 does not look at it',
   },
   {
     kind: 'message',
@@ -122,11 +107,6 @@ export const REASONS = [
       'validator: writes to r10 are refused by our validator (EINVAL) before verification; the kernel verifier says EACCES "frame pointer is read only"',
   },
   // Verifier rules not implemented yet.
-  {
-    kernel: /unreachable insn/,
-    reason:
-      'missing feature: dead code is not refused yet (the kernel refuses unreachable instructions while checking the CFG, with EINVAL)',
-  },
   {
     kernel: /infinite loop detected/,
     reason:

@@ -8,6 +8,9 @@ const sfx = (ok) => (ok ? '_ok' : '_rej')
 const CASES = [
   ['dead_insn_after_exit', 'r0 = 0\nexit\nr0 = 1\nexit', false],
   ['dead_insn_jumped_over', 'r0 = 0\ngoto +1\nr0 = 1\nexit', false],
+  ['dead_lddw_after_exit', 'r0 = 0\nexit\nr0 = 1 ll\nexit', false],
+  // A function called only from dead code is dead too (the kernel names the call's slot).
+  ['dead_call_of_function', 'r0 = 0\nexit\ncall f\nexit\nf:\nr0 = 0\nexit', false],
   ['last_insn_not_exit', 'r0 = 0\nif r0 == 0 goto +1\nexit\nr0 = 1', false],
   ['both_branches_exit', 'call 5\nif r0 == 0 goto +2\nr0 = 1\nexit\nr0 = 2\nexit', true],
   ['r0_set_on_one_branch_only', 'call 5\nr1 = r0\nr0 = 0\nif r1 == 0 goto +1\nexit\nr0 = r2\nexit', false],
@@ -64,6 +67,13 @@ for (const t of TYPES) {
 // bpf-to-bpf calls.
 const CALLS = [
   ['call_returns_const', 'call f\nexit\nf:\nr0 = 1\nexit', true],
+  // exit's reserved fields are checked where the walk arrives, in a function too.
+  ['function_exit_with_imm_1', 'call f\nexit\nf:\nr0 = 0\n.8byte 0x0000000100000095', false],
+  [
+    'function_exit_with_imm_1_on_dead_branch',
+    'call f\nexit\nf:\nr0 = 0\nif r0 != 0 goto +1\nexit\n.8byte 0x0000000100000095',
+    true,
+  ],
   ['callee_reads_r1_arg', 'r1 = 5\ncall f\nexit\nf:\nr0 = r1\nexit', true],
   ['callee_reads_r6_of_caller', 'r6 = 5\ncall f\nexit\nf:\nr0 = r6\nexit', false],
   ['caller_reads_r1_after_call', 'r1 = 5\ncall f\nr0 = r1\nexit\nf:\nr0 = 1\nexit', false],

@@ -11,7 +11,7 @@ use crate::helpers::callbacks::rebase_trap;
 use crate::helpers::output::{PerfSink, ProgramOutput, TraceSink, DEFAULT_PERF_BUFFER_BYTES};
 use crate::helpers::HelperTable;
 use crate::interpreter::{self, RunEnv, RunOutput, STACK_SIZE};
-use crate::isa::{encode_all, validate, Insn};
+use crate::isa::{encode_all, validate_with, Insn, ReservedFields};
 use crate::limits::RunLimits;
 use crate::memory::{Region, Regions};
 use crate::pointer_leaks::{self, PointerLeaks};
@@ -195,7 +195,13 @@ impl Program {
     /// Validates `bytecode` and prepares it for the chosen engine.
     pub fn load(bytecode: &[u8], options: ProgramOptions) -> Result<Program, LoadError> {
         let helpers = context::helpers_for(options.prog_type, &options.helpers);
-        let mut insns = validate(bytecode, &|id| helpers.contains(id))?;
+        // Verified mode validates as the kernel does: the verifier checks `exit`'s fields where
+        // its walk arrives (checked mode has no walk, so it keeps RFC 9669's strict check).
+        let fields = match options.mode {
+            Mode::Checked => ReservedFields::Strict,
+            Mode::Verified => ReservedFields::Kernel,
+        };
+        let mut insns = validate_with(bytecode, &|id| helpers.contains(id), fields)?;
         let mut analysis = analysis::analyse(
             &insns,
             &AnalysisOptions {

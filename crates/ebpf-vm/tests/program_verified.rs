@@ -202,3 +202,89 @@ fn tracing_programs_are_verified_as_kprobes_and_runs_must_bring_a_whole_pt_regs(
     assert_eq!(trap.kind, TrapKind::InvalidInput);
     assert!(trap.message.contains("168 bytes"), "{}", trap.message);
 }
+
+/// Loads `insns` as an XDP program in `mode` on `engine` and runs it on a 64-byte packet.
+fn xdp_r0(insns: &[Insn], mode: Mode, engine: ebpf_vm::Engine) -> Result<u64, String> {
+    let p = Program::load(
+        &bytes(insns),
+        ProgramOptions {
+            engine,
+            mode,
+            ..verified(ProgramType::Xdp)
+        },
+    )
+    .map_err(|e| format!("{:?} {:?}: {}", e.code, e.insn, e.message))?;
+    let mut packet = [0u8; 64];
+    let out = p
+        .run(&mut RunInput {
+            data: &mut packet,
+            budget: None,
+        })
+        .map_err(|t| format!("{t:?}"))?;
+    Ok(out.r0)
+}
+
+const ENGINES: [ebpf_vm::Engine; 2] = [ebpf_vm::Engine::Interpreter, ebpf_vm::Engine::Jit];
+
+#[test]
+fn dead_code_is_refused_in_verified_mode_and_runs_in_checked_mode() {
+    // r0 = 2; exit; r0 = 1; exit: the kernel says "unreachable insn 2" (EINVAL).
+    let p = [mov64_imm(0, 2), exit(), mov64_imm(0, 1), exit()];
+    let e = Program::load(&bytes(&p), verified(ProgramType::Xdp)).expect_err("dead code");
+    assert_eq!(e.code, ErrorCode::Einval);
+    assert_eq!(e.insn, Some(2));
+    assert_eq!(e.message, "unreachable insn 2");
+    for engine in ENGINES {
+        assert_eq!(xdp_r0(&p, Mode::Checked, engine), Ok(2), "{engine:?}");
+    }
+}
+
+#[test]
+fn an_exit_is_an_exit_whatever_its_offset_in_verified_mode() {
+    // The kernel accepts exit with any offset (it never looks at it) and returns r0.
+    for off in [8, -1, i16::MIN] {
+        let p = [mov64_imm(0, 2), i(0x95, 0, 0, off, 0)];
+        for engine in ENGINES {
+            assert_eq!(
+                xdp_r0(&p, Mode::Verified, engine),
+                Ok(2),
+                "offset {off}, {engine:?}"
+            );
+        }
+        // Checked mode keeps RFC 9669's reserved field.
+        let e = xdp_r0(&p, Mode::Checked, ebpf_vm::Engine::Interpreter).expect_err("reserved");
+        assert_eq!(
+            e,
+            format!("Einval Some(1): reserved field offset must be zero, found {off}")
+        );
+    }
+    // In a function too: call f; exit (offset -1); f: r0 = 2; exit (offset 8).
+    let p = [
+        i(0x85, 0, 1, 0, 1),
+        i(0x95, 0, 0, -1, 0),
+        mov64_imm(0, 2),
+        i(0x95, 0, 0, 8, 0),
+    ];
+    for engine in ENGINES {
+        assert_eq!(xdp_r0(&p, Mode::Verified, engine), Ok(2), "{engine:?}");
+    }
+}
+
+#[test]
+fn a_malformed_exit_on_a_path_no_run_takes_loads_in_verified_mode() {
+    // r0 = 2; if r0 != 2 goto +1; exit; exit with every field set (the kernel accepts it: the
+    // walk never arrives there, and only the walk looks at exit's fields).
+    let bad = i(0x95, 15, 15, -1, -1);
+    let p = [mov64_imm(0, 2), i(0x55, 0, 0, 1, 2), exit(), bad];
+    for engine in ENGINES {
+        assert_eq!(xdp_r0(&p, Mode::Verified, engine), Ok(2), "{engine:?}");
+    }
+    let e = xdp_r0(&p, Mode::Checked, ebpf_vm::Engine::Interpreter).expect_err("reserved");
+    assert!(e.starts_with("Einval Some(3): "), "{e}");
+    // Where the walk arrives, the kernel's refusal (EINVAL).
+    let p = [mov64_imm(0, 2), i(0x15, 0, 0, 1, 2), exit(), bad];
+    let e = Program::load(&bytes(&p), verified(ProgramType::Xdp)).expect_err("walked");
+    assert_eq!(e.code, ErrorCode::Einval);
+    assert_eq!(e.insn, Some(3));
+    assert_eq!(e.message, "BPF_EXIT uses reserved fields");
+}

@@ -6,4 +6,4 @@ pub mod table;
 pub mod validate;
 
 pub use insn::{decode_all, encode_all, jump_target, lddw_imm, Insn, INSN_SIZE};
-pub use validate::{validate, MAX_INSNS};
+pub use validate::{validate, validate_with, ReservedFields, MAX_INSNS};

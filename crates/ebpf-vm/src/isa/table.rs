@@ -15,6 +15,9 @@ pub enum RegRule {
     Write,
     /// Not a register: a small enumerated value (`lddw` and `call` pseudo sources).
     Pseudo(&'static [u8]),
+    /// Not looked at by validation (any of the 16 values): the verifier checks it on the
+    /// instructions its walk reaches (`exit` in verified mode, `validate::ReservedFields`).
+    Unchecked,
 }
 
 /// What the 16-bit offset or 32-bit immediate may hold.

@@ -4,11 +4,34 @@
 
 use super::insn::{decode_all, jump_target, Insn, INSN_SIZE};
 use super::opcodes::*;
-use super::table::{lookup, Kind, RegRule, ValueRule};
+use super::table::{lookup, Kind, OpSpec, RegRule, ValueRule};
 use crate::error::{ErrorCode, LoadError};
 
 /// The most instruction slots a program may have (the kernel's limit for privileged loads).
 pub const MAX_INSNS: usize = 1_000_000;
+
+/// How the reserved fields of `exit` are validated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReservedFields {
+    /// RFC 9669: every reserved field of every instruction must be zero (checked mode, where no
+    /// verifier looks at the program again).
+    #[default]
+    Strict,
+    /// As Linux 6.18 (verified mode): the offset of `exit` is never looked at, and its registers
+    /// and immediate are left to the verifier, which refuses them on the exits its walk reaches
+    /// ("BPF_EXIT uses reserved fields"); an exit on a path no run takes may hold anything.
+    /// Both engines treat every `exit` by its opcode alone.
+    Kernel,
+}
+
+/// What `exit` may hold under `ReservedFields::Kernel`.
+const EXIT_AS_KERNEL: OpSpec = OpSpec {
+    kind: Kind::Exit,
+    dst: RegRule::Unchecked,
+    src: RegRule::Unchecked,
+    off: ValueRule::Any,
+    imm: ValueRule::Any,
+};
 
 #[cold]
 fn fail(pc: usize, message: String) -> LoadError {
@@ -79,8 +102,18 @@ fn check_target(
     Ok(target)
 }
 
-/// Decodes and validates bytecode. `helper_exists` answers whether a helper id is registered.
+/// Decodes and validates bytecode with every reserved field checked (`ReservedFields::Strict`).
+/// `helper_exists` answers whether a helper id is registered.
 pub fn validate(bytes: &[u8], helper_exists: &dyn Fn(u32) -> bool) -> Result<Vec<Insn>, LoadError> {
+    validate_with(bytes, helper_exists, ReservedFields::Strict)
+}
+
+/// Decodes and validates bytecode, with `fields` saying how `exit`'s reserved fields are checked.
+pub fn validate_with(
+    bytes: &[u8],
+    helper_exists: &dyn Fn(u32) -> bool,
+    fields: ReservedFields,
+) -> Result<Vec<Insn>, LoadError> {
     if bytes.is_empty() {
         return Err(LoadError::new(ErrorCode::Einval, "program is empty"));
     }
@@ -113,6 +146,10 @@ pub fn validate(bytes: &[u8], helper_exists: &dyn Fn(u32) -> bool) -> Result<Vec
         let insn = &insns[pc];
         let Some(spec) = lookup(insn.opcode) else {
             return Err(fail(pc, format!("unknown opcode 0x{:02x}", insn.opcode)));
+        };
+        let spec = match spec.kind {
+            Kind::Exit if fields == ReservedFields::Kernel => &EXIT_AS_KERNEL,
+            _ => spec,
         };
         check_reg(pc, "dst", insn.dst, spec.dst)?;
         check_reg(pc, "src", insn.src, spec.src)?;

@@ -80,6 +80,7 @@ pub fn verify_load(
                 // without may also have had it; only the wording of a lock misuse differs).
                 btf: def.spin_lock_off.is_some(),
                 spin_lock: def.spin_lock_off,
+                flags: def.flags,
             }
         })
         .collect();

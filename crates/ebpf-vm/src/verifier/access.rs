@@ -43,6 +43,27 @@ fn within(base: &RegState, regno: u8, off: i64, size: u32, limit: u32) -> Result
     Err(eacces(message))
 }
 
+/// What the map's flags let programs do to its values (`check_map_access_type`, before the
+/// bounds): a `BPF_F_RDONLY_PROG` map (`.rodata`) is never written, a `BPF_F_WRONLY_PROG` one
+/// never read. `off` is the access's fixed offset from the value's start.
+fn map_access_type(base: &RegState, off: i64, size: u32, write: bool) -> Result<(), Refusal> {
+    let Some(map) = base.map.as_ref() else {
+        return Ok(());
+    };
+    let (allowed, what) = if write {
+        (map.program_may_write(), "write into")
+    } else {
+        (map.program_may_read(), "read from")
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(eacces(format!(
+        "{what} map forbidden, value_size={} off={off} size={size}",
+        map.value_size
+    )))
+}
+
 /// A region of `limit` bytes through a pointer with a variable part (`check_mem_region_access`).
 fn region(base: &RegState, regno: u8, off: i64, size: u32, limit: u32) -> Result<(), Refusal> {
     let b = &base.bounds;
@@ -205,6 +226,7 @@ pub fn load(
             Ok(scalar())
         }
         BaseType::MapValue => {
+            map_access_type(base, off, size, false)?;
             let limit = base.map.as_ref().map_or(0, |m| m.value_size);
             region(base, regno, off, size, limit)?;
             Ok(scalar())
@@ -274,6 +296,7 @@ pub fn store(
             packet_access(&base, regno, off, size)
         }
         BaseType::MapValue => {
+            map_access_type(&base, off, size, true)?;
             let limit = base.map.as_ref().map_or(0, |m| m.value_size);
             region(&base, regno, off, size, limit)
         }
@@ -538,12 +561,14 @@ fn write_stack(
 /// what the pointer points to (`check_helper_mem_access`; stack bytes never written are fine
 /// for privileged programs).
 pub fn helper_read(frame: &FuncState, regno: u8, size: u32) -> Result<(), Refusal> {
-    helper_access(frame, regno, size, "read from")
+    helper_access(frame, regno, size, false)
 }
 
-/// A helper's access to `size` bytes through `regs[regno]`; `what` names it in the stack's
-/// message ("read from", "write to": the kernel passes the helper's access type since 6.13).
-fn helper_access(frame: &FuncState, regno: u8, size: u32, what: &str) -> Result<(), Refusal> {
+/// A helper's access to `size` bytes through `regs[regno]`, a write or a read (the kernel
+/// passes the helper's access type since 6.13: it names the access in the stack's message and
+/// decides what a map's flags allow).
+fn helper_access(frame: &FuncState, regno: u8, size: u32, write: bool) -> Result<(), Refusal> {
+    let what = if write { "write to" } else { "read from" };
     let base = &frame.regs[regno as usize];
     let off = base.off as i64;
     match base.ty.base {
@@ -554,6 +579,7 @@ fn helper_access(frame: &FuncState, regno: u8, size: u32, what: &str) -> Result<
         BaseType::Stack => stack_range(base, regno, off, size, what).map(|_| ()),
         BaseType::Packet | BaseType::PacketMeta => packet_access(base, regno, off, size),
         BaseType::MapValue => {
+            map_access_type(base, off, size, write)?;
             let limit = base.map.as_ref().map_or(0, |m| m.value_size);
             region(base, regno, off, size, limit)
         }
@@ -569,7 +595,7 @@ fn helper_access(frame: &FuncState, regno: u8, size: u32, what: &str) -> Result<
 /// bounds as for a read, and the stack bytes become written with an unknown value (the kernel
 /// writes them byte by byte after the call's checks).
 pub fn helper_write(frame: &mut FuncState, regno: u8, size: u32) -> Result<(), Refusal> {
-    helper_access(frame, regno, size, "write to")?;
+    helper_access(frame, regno, size, true)?;
     let base = frame.regs[regno as usize].clone();
     if base.ty.base == BaseType::Stack {
         match stack_range(&base, regno, base.off as i64, size, "write to")? {

@@ -179,6 +179,18 @@ pub fn helper_call(
             Ok(())
         })?;
     }
+    // A map programs may only read is not changed through the map helpers either
+    // (`record_func_map`, after the arguments).
+    use crate::helpers::maps::{
+        BPF_MAP_DELETE_ELEM, BPF_MAP_POP_ELEM, BPF_MAP_PUSH_ELEM, BPF_MAP_UPDATE_ELEM,
+    };
+    let changes_map = matches!(
+        id as u32,
+        BPF_MAP_UPDATE_ELEM | BPF_MAP_DELETE_ELEM | BPF_MAP_PUSH_ELEM | BPF_MAP_POP_ELEM
+    );
+    if changes_map && meta.map.as_ref().is_some_and(|m| !m.program_may_write()) {
+        return Err(eacces("write into map forbidden"));
+    }
     if id == BPF_FUNC_TAIL_CALL {
         // What the kernel checks of a tail call (`record_func_map`, then the program leaves
         // here when the call succeeds: nothing may be held).

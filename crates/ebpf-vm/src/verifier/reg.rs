@@ -5,6 +5,7 @@
 //! scalars, references to release).
 
 use super::bounds::Bounds;
+use crate::maps::def::flags::{BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG};
 
 /// The base types the verifier tracks (the kernel's `enum bpf_reg_type`, without the flags).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -119,6 +120,21 @@ pub struct MapRef {
     /// The offset of the `struct bpf_spin_lock` in the value, when its BTF has one (the
     /// kernel's `record->spin_lock_off`).
     pub spin_lock: Option<u32>,
+    /// The map's `BPF_F_*` flags: `BPF_F_RDONLY_PROG` (as `.rodata` is) and
+    /// `BPF_F_WRONLY_PROG` limit what programs may do to its values.
+    pub flags: u32,
+}
+
+impl MapRef {
+    /// Programs may write its values (the kernel's `bpf_map_flags_to_cap`).
+    pub fn program_may_write(&self) -> bool {
+        self.flags & BPF_F_RDONLY_PROG == 0
+    }
+
+    /// Programs may read its values.
+    pub fn program_may_read(&self) -> bool {
+        self.flags & BPF_F_WRONLY_PROG == 0
+    }
 }
 
 /// One register (`struct bpf_reg_state`).

@@ -262,6 +262,24 @@ pub fn check_stack_depth(env: &Env<'_>) -> Result<(), (usize, Refusal)> {
     }
 }
 
+/// The kernel finds functions from calls and function `lddw`s only, then requires the loader's
+/// function info to name exactly those (`check_btf_func`, before `check_cfg`): a function the
+/// function info names that nothing calls or takes the address of is refused for the count.
+pub fn check_functions_from_loader(env: &Env<'_>) -> Result<(), Refusal> {
+    let funcs = &env.analysis.functions.funcs;
+    if funcs
+        .iter()
+        .skip(1)
+        .any(|f| f.from_loader && !f.called && !f.address_taken)
+    {
+        return Err(refuse(
+            ErrorCode::Einval,
+            "number of funcs in func_info doesn't match number of subprogs",
+        ));
+    }
+    Ok(())
+}
+
 /// A legacy packet load or a tail call in a function other than the main one needs the
 /// program's BTF function info (the kernel checks it before the walk, in that order): without
 /// it, the functions were not given by a loader.

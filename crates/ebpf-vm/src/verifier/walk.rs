@@ -64,10 +64,13 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
     env.entry_regs(&mut first.frames[0]);
     let helper_args = |id: u32| (options.prototype)(id as i32).map_or(5, |p| p.arg_count() as u8);
     let mut explored = Explored::new(analysis, analysis.live_registers(&helper_args));
-    let before_walk =
-        lock::check_program_maps(&env).and_then(|_| subprog::check_functions_without_btf(&env));
-    if let Err(refusal) = before_walk {
-        return Err(reject(&mut env, &explored, 0, refusal));
+    let before_walk = subprog::check_functions_from_loader(&env)
+        .and_then(|_| lock::check_program_maps(&env))
+        .and_then(|_| subprog::check_functions_without_btf(&env))
+        .map_err(|refusal| (0, refusal))
+        .and_then(|_| check_all_reachable(analysis));
+    if let Err((slot, refusal)) = before_walk {
+        return Err(reject(&mut env, &explored, slot, refusal));
     }
     let insns = analysis.program.insns();
     let mut stack = vec![Pending {
@@ -213,6 +216,21 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
         log: env.log,
         stack_depth: env.stack_depth,
     })
+}
+
+/// The kernel's `check_cfg`, before the walk: an instruction that no path from the first one
+/// reaches (after an `exit`, jumped over, in a function nothing calls or takes the address of)
+/// refuses the program, naming the first such slot. The second slot of an `lddw` is part of its
+/// instruction. Only verification refuses dead code: checked mode runs such programs as they are.
+fn check_all_reachable(analysis: &Analysis) -> Result<(), (usize, Refusal)> {
+    match analysis.unreachable.first() {
+        None => Ok(()),
+        Some(&index) => {
+            let slot = analysis.program.slot(index);
+            let message = format!("unreachable insn {slot}");
+            Err((slot, refuse(ErrorCode::Einval, message)))
+        }
+    }
 }
 
 /// The kernel prints the state after an instruction only when it goes on to the next one (at
@@ -433,6 +451,12 @@ fn step(
         }
         _ => {
             let op = code & 0xf0;
+            // The kernel looks at exit's fields only here, on exits its walk reaches (never at
+            // the offset); validation in verified mode leaves them to this check.
+            if op == JMP_EXIT && (insn.imm() != 0 || insn.src != 0 || insn.dst != 0) {
+                env.line(&text);
+                return Err(refuse(ErrorCode::Einval, "BPF_EXIT uses reserved fields"));
+            }
             match op {
                 JMP_EXIT if in_called_function => {
                     return subprog::exit(env, state, index, &text)

@@ -220,6 +220,7 @@ fn verify_here(
         .iter()
         .enumerate()
         .map(|(n, spec)| {
+            let (spec, flags) = spec.split_once('/').unwrap_or((spec, "0"));
             let f: Vec<u32> = spec
                 .split(':')
                 .map(|x| x.parse().expect("number"))
@@ -234,6 +235,7 @@ fn verify_here(
                 // The loader gives a map with a lock offset BTF with the lock there.
                 btf: f.len() > 4,
                 spin_lock: f.get(4).copied(),
+                flags: flags.parse().expect("map flags"),
             }
         })
         .collect();

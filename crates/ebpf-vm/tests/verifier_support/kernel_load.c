@@ -5,9 +5,10 @@
  *   kernel_load PROG_TYPE LOG_LEVEL FILE [MAP...]
  *
  * FILE holds the instruction slots, 8 bytes each, little-endian (as the ISA encodes them).
- * Each MAP is TYPE:KEY_SIZE:VALUE_SIZE:MAX_ENTRIES[:LOCK_OFFSET]; the maps are created in order,
- * and an lddw whose src is 1 (BPF_PSEUDO_MAP_FD) and whose imm is i is given the fd of map i
- * before the load. With LOCK_OFFSET the map gets BTF: an int key and a value struct of
+ * Each MAP is TYPE:KEY_SIZE:VALUE_SIZE:MAX_ENTRIES[:LOCK_OFFSET][/FLAGS]; the maps are created
+ * in order (with FLAGS as their map_flags, e.g. 128 for BPF_F_RDONLY_PROG), and an lddw whose src
+ * is 1 (BPF_PSEUDO_MAP_FD) or 2 (BPF_PSEUDO_MAP_VALUE) and whose imm is i is given the fd of
+ * map i before the load. With LOCK_OFFSET the map gets BTF: an int key and a value struct of
  * VALUE_SIZE bytes holding a `struct bpf_spin_lock` at that offset (the kernel finds spin locks
  * through the map's BTF).
  *
@@ -161,6 +162,9 @@ int main(int argc, char **argv)
 		attr.key_size = key;
 		attr.value_size = value;
 		attr.max_entries = max;
+		const char *flags = strchr(argv[a], '/');
+		if (flags)
+			attr.map_flags = (uint32_t)strtoul(flags + 1, NULL, 0);
 		if (fields == 5) {
 			int btf = spin_lock_btf(value, lock_off);
 			if (btf < 0)
@@ -176,7 +180,8 @@ int main(int argc, char **argv)
 		map_fds[maps++] = fd;
 	}
 	for (size_t i = 0; i + 1 < n; i++) {
-		if (insns[i].code == (BPF_LD | BPF_IMM | BPF_DW) && insns[i].src_reg == BPF_PSEUDO_MAP_FD) {
+		if (insns[i].code == (BPF_LD | BPF_IMM | BPF_DW) &&
+		    (insns[i].src_reg == BPF_PSEUDO_MAP_FD || insns[i].src_reg == BPF_PSEUDO_MAP_VALUE)) {
 			if (insns[i].imm < 0 || insns[i].imm >= maps) {
 				fprintf(stderr, "kernel_load: instruction %zu names map %d of %d\n", i, insns[i].imm, maps);
 				return 2;

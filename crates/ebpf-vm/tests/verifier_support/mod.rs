@@ -70,7 +70,8 @@ fn build_loader() -> Result<PathBuf, String> {
 }
 
 /// Loads `slots` as a program of kernel type `prog_type`; `maps` are `TYPE:KEY:VALUE:MAX` specs
-/// (an `lddw` with src 1 and imm i names map i), `TYPE:KEY:VALUE:MAX:LOCK` for a map whose
+/// (an `lddw` with src 1 or 2 and imm i names map i; `/FLAGS` after a spec gives the map
+/// those flags, e.g. `/128` for `BPF_F_RDONLY_PROG`), `TYPE:KEY:VALUE:MAX:LOCK` for a map whose
 /// value holds a `struct bpf_spin_lock` at offset LOCK (the loader gives it BTF).
 pub fn load(prog_type: u32, slots: &[Insn], maps: &[&str]) -> Result<Verdict, String> {
     load_with(kernel()?, prog_type, slots, maps, "GPL")
