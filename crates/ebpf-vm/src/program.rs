@@ -17,7 +17,7 @@ use crate::memory::{Region, Regions};
 use crate::pointer_leaks::{self, PointerLeaks};
 use crate::run_trace::RunTrace;
 use crate::verification::{verify_load, LoadFacts, SourceLine, VerifierReport, MAX_LOG_LEVEL};
-use crate::verifier::access::PT_REGS_SIZE;
+use crate::verifier::ctx_access::PT_REGS_SIZE;
 use crate::verifier::ProgramKind;
 
 /// Which engine runs the program.
