@@ -324,7 +324,9 @@ export interface RunOptions {
   data?: Uint8Array
   /**
    * The context: for `xdp`, `socket_filter` and `tc` the fields of `struct xdp_md` / `struct __sk_buff`
-   * (an object of named fields, or the struct's bytes); for `tracing` the context bytes themselves.
+   * (an object of named fields, or the struct's bytes); for `tracing` the context bytes themselves;
+   * for `tracepoint` (a record, at most 8192 bytes) and `raw_tracepoint` (u64 arguments, at most 12)
+   * the bytes, zero-extended to that size (more are refused).
    */
   ctx?: Uint8Array | ContextValue
   /** What `bpf_get_current_pid_tgid`, `_uid_gid`, `_comm` and `_task` report. */

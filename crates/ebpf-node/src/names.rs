@@ -22,6 +22,10 @@ pub enum ProgramTypeName {
     Xdp,
     #[napi(value = "tracing")]
     Tracing,
+    #[napi(value = "tracepoint")]
+    Tracepoint,
+    #[napi(value = "raw_tracepoint")]
+    RawTracepoint,
 }
 
 /// `ProgramOptions.engine`; a loaded program reports `jit` or `interpreter`.
@@ -54,6 +58,8 @@ impl From<ProgramTypeName> for ProgramType {
             ProgramTypeName::Tc => ProgramType::Tc,
             ProgramTypeName::Xdp => ProgramType::Xdp,
             ProgramTypeName::Tracing => ProgramType::Tracing,
+            ProgramTypeName::Tracepoint => ProgramType::Tracepoint,
+            ProgramTypeName::RawTracepoint => ProgramType::RawTracepoint,
         }
     }
 }

@@ -55,18 +55,37 @@ pub enum ProgramType {
     Tc,
     /// r1 = `struct xdp_md` over a copy of the data in an XDP frame; r0 = an XDP action.
     Xdp,
-    /// r1 = the context bytes the run supplies (kprobe, tracepoint, raw_tp, fentry style).
+    /// r1 = the context bytes the run supplies (kprobe, fentry style; verified as a kprobe's
+    /// `struct pt_regs`).
     Tracing,
+    /// r1 = a tracepoint's record as the run supplies it, zero-extended to
+    /// `PERF_MAX_TRACE_SIZE` (8192) bytes, the most the kernel lets the program read.
+    Tracepoint,
+    /// r1 = a raw tracepoint's u64 arguments as the run supplies them, zero-extended to
+    /// `MAX_BPF_FUNC_ARGS` (12) of them.
+    RawTracepoint,
+}
+
+impl ProgramType {
+    /// The tracing types: the context is the caller's bytes, read only, with no packet.
+    pub fn is_tracing(self) -> bool {
+        matches!(
+            self,
+            ProgramType::Tracing | ProgramType::Tracepoint | ProgramType::RawTracepoint
+        )
+    }
 }
 
 impl ProgramType {
     /// Every program type, in declaration order.
-    pub const ALL: [ProgramType; 5] = [
+    pub const ALL: [ProgramType; 7] = [
         ProgramType::Raw,
         ProgramType::SocketFilter,
         ProgramType::Tc,
         ProgramType::Xdp,
         ProgramType::Tracing,
+        ProgramType::Tracepoint,
+        ProgramType::RawTracepoint,
     ];
 }
 
@@ -531,6 +550,8 @@ impl Program {
                     )
                 })?
             }
+            // Zero-extended to the whole context the verifier allows (`context::tracing`).
+            ProgramType::Tracepoint | ProgramType::RawTracepoint => return None,
             ProgramType::SocketFilter | ProgramType::Xdp | ProgramType::Tc => return None,
         };
         Some(Trap::invalid_input(message))
@@ -691,8 +712,9 @@ impl Program {
 }
 
 /// The program type as the verifier models it: `Raw` as `data_size` bytes of memory (refused
-/// without one), `Tracing` as a kprobe's `struct pt_regs` (read only). Runs must bring inputs
-/// of these sizes (`unverified_input`).
+/// without one), `Tracing` as a kprobe's `struct pt_regs` (read only), `Tracepoint` and
+/// `RawTracepoint` with the kernel's rules for their contexts. Runs must bring inputs of these
+/// sizes (`unverified_input`; the tracepoint contexts are zero-extended to theirs).
 fn verifier_kind(options: &ProgramOptions) -> Result<ProgramKind, LoadError> {
     const RAW_NEEDS_SIZE: &str = "mode 'verified' for a raw program needs a data size (dataSize; \
         data_size in Rust): r1 points to data of a length the run chooses, and the verifier can \
@@ -705,6 +727,8 @@ fn verifier_kind(options: &ProgramOptions) -> Result<ProgramKind, LoadError> {
         ProgramType::SocketFilter => ProgramKind::SocketFilter,
         ProgramType::Xdp => ProgramKind::Xdp,
         ProgramType::Tracing => ProgramKind::Kprobe,
+        ProgramType::Tracepoint => ProgramKind::Tracepoint,
+        ProgramType::RawTracepoint => ProgramKind::RawTracepoint,
         ProgramType::Tc => {
             return Err(LoadError::new(
                 ErrorCode::Enotsupp,

@@ -14,20 +14,14 @@ use super::arith::loaded_scalar;
 use super::env::{eacces, ProgramKind, Refusal};
 use super::reg::{BaseType, RegState, RegType};
 use crate::context::layout::{skb, xdp};
+use crate::context::tracing::{MAX_BPF_FUNC_ARGS, PERF_MAX_TRACE_SIZE};
 
 /// `sizeof(struct pt_regs)` on x86-64 (21 registers of 8 bytes), the kprobe context.
 pub const PT_REGS_SIZE: u32 = 168;
 
-/// `PERF_MAX_TRACE_SIZE` (include/linux/trace_events.h, 6.18): a tracepoint program may read
-/// its record below this offset (the kernel does not know the record's size at load).
-pub const PERF_MAX_TRACE_SIZE: u32 = 8192;
-
 /// The bytes of a tracepoint record that programs may not read: the common header
 /// (`struct trace_entry`, refused as `off < sizeof(void *)`).
 pub const TRACE_ENTRY_HEADER: u32 = 8;
-
-/// `MAX_BPF_FUNC_ARGS`: a raw tracepoint's context is at most this many u64 arguments.
-pub const MAX_BPF_FUNC_ARGS: u32 = 12;
 
 /// `sizeof(struct bpf_sock)` (linux/bpf.h), what a `sock_common` pointer may be read within.
 pub const BPF_SOCK_SIZE: u32 = 80;
