@@ -355,6 +355,8 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
               mode: opts.mode,
               logLevel: opts.logLevel,
               license: spec.license,
+              // What the section says, where it changes what the program may do.
+              expectedAttachType: p.attachType === 'xdp_devmap' ? 'xdp_devmap' : undefined,
               budget: opts.budget,
               pointerLeaks: opts.pointerLeaks,
               blindConstants: opts.blindConstants,

@@ -66,6 +66,14 @@ pub enum ProgramType {
     RawTracepoint,
 }
 
+/// The kernel's `expected_attach_type`, where it changes what a program may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachType {
+    /// `BPF_XDP_DEVMAP`: an XDP program a devmap runs on transmit, which may read
+    /// `xdp_md.egress_ifindex` (libbpf's `SEC("xdp/devmap")`).
+    XdpDevmap,
+}
+
 impl ProgramType {
     /// The tracing types: the context is the caller's bytes, read only, with no packet.
     pub fn is_tracing(self) -> bool {
@@ -131,6 +139,9 @@ pub struct ProgramOptions {
     /// accesses against it (r1 = that many bytes, r2 = that number), so a run whose data has
     /// another length is refused (`invalid_input`). Without it `Raw` cannot be verified.
     pub data_size: Option<u32>,
+    /// The attach type the program is loaded for (`None`: the type's default). Only the
+    /// verifier reads it; an attach type of another program type is refused at load.
+    pub expected_attach_type: Option<AttachType>,
     /// BTF line info of the program (any order): the verifier's log shows the C source line of
     /// the instructions it walks, as the kernel's does.
     pub source_lines: Vec<SourceLine>,
@@ -158,6 +169,7 @@ impl Default for ProgramOptions {
             log_level: 0,
             gpl_compatible: true,
             data_size: None,
+            expected_attach_type: None,
             source_lines: Vec::new(),
             coverage: false,
         }
@@ -213,6 +225,7 @@ pub struct Program {
 impl Program {
     /// Validates `bytecode` and prepares it for the chosen engine.
     pub fn load(bytecode: &[u8], options: ProgramOptions) -> Result<Program, LoadError> {
+        check_attach_type(&options)?;
         let helpers = context::helpers_for(options.prog_type, &options.helpers);
         let mut insns = validate(bytecode, &|id| helpers.contains(id))?;
         let mut analysis = analysis::analyse(
@@ -711,6 +724,17 @@ impl Program {
     }
 }
 
+/// An attach type belongs to one program type (`BPF_XDP_DEVMAP` to XDP).
+fn check_attach_type(options: &ProgramOptions) -> Result<(), LoadError> {
+    match (options.expected_attach_type, options.prog_type) {
+        (None, _) | (Some(AttachType::XdpDevmap), ProgramType::Xdp) => Ok(()),
+        (Some(a), t) => Err(LoadError::new(
+            ErrorCode::Einval,
+            format!("expected attach type {a:?} is for xdp programs, and this one is {t:?}"),
+        )),
+    }
+}
+
 /// The program type as the verifier models it: `Raw` as `data_size` bytes of memory (refused
 /// without one), `Tracing` as a kprobe's `struct pt_regs` (read only), `Tracepoint` and
 /// `RawTracepoint` with the kernel's rules for their contexts. Runs must bring inputs of these
@@ -725,7 +749,10 @@ fn verifier_kind(options: &ProgramOptions) -> Result<ProgramKind, LoadError> {
                 .ok_or_else(|| LoadError::new(ErrorCode::Enotsupp, RAW_NEEDS_SIZE))?,
         },
         ProgramType::SocketFilter => ProgramKind::SocketFilter,
-        ProgramType::Xdp => ProgramKind::Xdp,
+        ProgramType::Xdp => match options.expected_attach_type {
+            Some(AttachType::XdpDevmap) => ProgramKind::XdpDevmap,
+            None => ProgramKind::Xdp,
+        },
         ProgramType::Tracing => ProgramKind::Kprobe,
         ProgramType::Tracepoint => ProgramKind::Tracepoint,
         ProgramType::RawTracepoint => ProgramKind::RawTracepoint,
