@@ -31,7 +31,7 @@ pub fn load(kind: ProgramKind, off: i64, size: u32, signed: bool) -> Result<RegS
     let invalid = || invalid_access(off, size);
     let field = u32::try_from(off).map_err(|_| invalid())?;
     // Every callback wants the access aligned to its size.
-    if size == 0 || field % size != 0 {
+    if size == 0 || !field.is_multiple_of(size) {
         return Err(invalid());
     }
     let number = || Ok(loaded_scalar(size as u8, signed));
@@ -103,7 +103,9 @@ fn invalid_access(off: i64, size: u32) -> Refusal {
 /// An access to `__sk_buff.cb[]`: it starts in the five words, is aligned to its size, and
 /// ends inside them (so 8 bytes only at the 8-aligned words 0 and 2).
 fn cb_access_ok(field: u32, size: u32) -> bool {
-    (skb::CB..skb::CB + 20).contains(&field) && field % size == 0 && field + size <= skb::CB + 20
+    (skb::CB..skb::CB + 20).contains(&field)
+        && field.is_multiple_of(size)
+        && field + size <= skb::CB + 20
 }
 
 /// A socket filter's read of `size` bytes at `field` (aligned to its size): `cb[]` as
@@ -156,7 +158,7 @@ pub fn sock_common_load(regno: u8, off: i64, size: u32) -> Result<RegState, Refu
         ))
     };
     let field = u32::try_from(off).map_err(|_| refused())?;
-    if field >= BPF_SOCK_SIZE || size == 0 || field % size != 0 {
+    if field >= BPF_SOCK_SIZE || size == 0 || !field.is_multiple_of(size) {
         return Err(refused());
     }
     let narrow = size <= 4;
