@@ -363,8 +363,8 @@ describe('verified mode: soundness by execution on the fixtures', () => {
         }
         accepted++
         for (let k = 0; k < 40; k++) {
-          const input =
-            p.type === 'tracing' ? { data: random(k), ctx: random([0, 64, 168, 200][k % 4]!) } : { data: random(k * 3) }
+          const tracing = ['tracing', 'tracepoint', 'raw_tracepoint'].includes(p.type)
+          const input = tracing ? { data: random(k), ctx: random([0, 64, 168, 200][k % 4]!) } : { data: random(k * 3) }
           try {
             p.run(input)
           } catch (e) {
@@ -373,6 +373,8 @@ describe('verified mode: soundness by execution on the fixtures', () => {
               memoryTraps.push(`${file}/${name}: ${e.message}`)
             else if (e.kind === 'invalid_input' && p.type === 'tracing')
               expect(e.message).toContain('struct pt_regs of 168 bytes')
+            else if (e.kind === 'invalid_input' && p.type === 'raw_tracepoint')
+              expect(e.message).toContain("this program type's context has 96")
           }
         }
       }

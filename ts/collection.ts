@@ -71,7 +71,8 @@ const PSEUDO_MAP_IDX_VALUE = 6
 /**
  * The engine's program type for a libbpf program type, by the context the program gets:
  * `__sk_buff` programs (socket filters; tc's classifiers and actions with tc's rules), `xdp_md`
- * programs and tracing programs whose context is caller-supplied bytes.
+ * programs and tracing programs whose context is caller-supplied bytes (tracepoints and raw
+ * tracepoints with the kernel's rules for their contexts, the others verified as kprobes).
  */
 const PROGRAM_TYPES: Record<string, ProgramType> = {
   socket_filter: 'socket_filter',
@@ -80,8 +81,8 @@ const PROGRAM_TYPES: Record<string, ProgramType> = {
   cgroup_skb: 'socket_filter',
   xdp: 'xdp',
   kprobe: 'tracing',
-  tracepoint: 'tracing',
-  raw_tracepoint: 'tracing',
+  tracepoint: 'tracepoint',
+  raw_tracepoint: 'raw_tracepoint',
   raw_tracepoint_writable: 'tracing',
   perf_event: 'tracing',
   tracing: 'tracing',
@@ -91,7 +92,8 @@ const PROGRAM_TYPES: Record<string, ProgramType> = {
  * libbpf program types that run here as `socket_filter` but whose context and helpers the verifier
  * does not model (tc's writable `__sk_buff` fields and direct packet access, cgroup_skb's socket
  * fields): verifying them as socket filters would refuse what the kernel accepts, in the kernel's
- * words. Tracing types are verified as kprobes (README "Verifier").
+ * words. Tracing types other than tracepoints and raw tracepoints are verified as kprobes (README
+ * "Verifier").
  */
 const NOT_VERIFIABLE = new Set(['sched_cls', 'sched_act', 'cgroup_skb'])
 
@@ -369,6 +371,8 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
               mode: opts.mode,
               logLevel: opts.logLevel,
               license: spec.license,
+              // What the section says, where it changes what the program may do.
+              expectedAttachType: p.attachType === 'xdp_devmap' ? 'xdp_devmap' : undefined,
               budget: opts.budget,
               pointerLeaks: opts.pointerLeaks,
               blindConstants: opts.blindConstants,

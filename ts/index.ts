@@ -23,6 +23,7 @@ export { BpfMap, MAP_TYPES } from './map.js'
 export * as pcap from './pcap/index.js'
 export type { FilterPcapOptions, FilterPcapSummary } from './pcap-filter.js'
 export type {
+  AttachTypeName,
   BatchEntry,
   EngineName,
   HelperDeclaration,

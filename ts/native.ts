@@ -35,7 +35,9 @@ export const native: typeof Binding = new Proxy({} as typeof Binding, {
  * `SafetyMode`), in declaration order: the one list of the names, which the TypeScript types
  * are generated from too. (`index.d.ts` declares such an enum as a type only.)
  */
-export function nativeNames<T extends string>(name: 'ProgramTypeName' | 'EngineName' | 'SafetyMode'): readonly T[] {
+export function nativeNames<T extends string>(
+  name: 'ProgramTypeName' | 'EngineName' | 'SafetyMode' | 'AttachTypeName',
+): readonly T[] {
   return Object.values(Reflect.get(load(), name) as Record<string, T>)
 }
 
@@ -112,3 +114,4 @@ export type NativeCancelToken = Binding.NativeCancelToken
 export type ProgramTypeName = Binding.ProgramTypeName
 export type EngineName = Binding.EngineName
 export type SafetyMode = Binding.SafetyMode
+export type AttachTypeName = Binding.AttachTypeName

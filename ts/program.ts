@@ -31,6 +31,7 @@ import {
 } from './errors.js'
 import { asBpfMap, type BpfMap } from './map.js'
 import {
+  type AttachTypeName,
   type EngineName,
   type NativeBatch,
   type NativeCancelToken,
@@ -53,7 +54,7 @@ import { DEFAULT_TRACE_LIMIT, lineAt, MAX_TRACE_LIMIT, type Trace, toTrace } fro
  * declared once, in the binding (`crates/ebpf-node/src/names.rs`), which generates these types.
  */
 export type ProgramType = ProgramTypeName
-export type { EngineName, SafetyMode }
+export type { AttachTypeName, EngineName, SafetyMode }
 
 export interface ProgramOptions {
   /** What r1/r2 hold at entry. `raw`: r1 = address of `data`, r2 = its length. Default `raw`. */
@@ -86,6 +87,12 @@ export interface ProgramOptions {
    * of another length stops with an `invalid_input` TrapError. Required for a verified raw program.
    */
   dataSize?: number
+  /**
+   * The kernel's expected attach type, where it changes what the program may do: `'xdp_devmap'`
+   * (an `xdp` program a devmap runs, libbpf's `SEC("xdp/devmap")`) may read `xdp_md.egress_ifindex`
+   * in mode `verified`. Default: none.
+   */
+  expectedAttachType?: AttachTypeName
   /** Instructions a run may execute before it is stopped (default 10,000,000). */
   budget?: number
   /**
@@ -324,7 +331,9 @@ export interface RunOptions {
   data?: Uint8Array
   /**
    * The context: for `xdp`, `socket_filter` and `tc` the fields of `struct xdp_md` / `struct __sk_buff`
-   * (an object of named fields, or the struct's bytes); for `tracing` the context bytes themselves.
+   * (an object of named fields, or the struct's bytes); for `tracing` the context bytes themselves;
+   * for `tracepoint` (a record, at most 8192 bytes) and `raw_tracepoint` (u64 arguments, at most 12)
+   * the bytes, zero-extended to that size (more are refused).
    */
   ctx?: Uint8Array | ContextValue
   /** What `bpf_get_current_pid_tgid`, `_uid_gid`, `_comm` and `_task` report. */
@@ -732,6 +741,11 @@ export class Program {
     const logLevel = checkLogLevel(options.logLevel)
     const license = options.license === undefined ? undefined : checkString(LoadError, 'license', options.license)
     const dataSize = options.dataSize === undefined ? undefined : checkU32Of(LoadError, 'dataSize', options.dataSize)
+    const attachTypes = nativeNames<AttachTypeName>('AttachTypeName')
+    const expectedAttachType =
+      options.expectedAttachType === undefined
+        ? undefined
+        : oneOf('expectedAttachType', options.expectedAttachType, attachTypes, attachTypes[0]!)
     if (options.coverage !== undefined && typeof options.coverage !== 'boolean') {
       throw new LoadError('EINVAL', `coverage must be a boolean, got ${describeValue(options.coverage)}`)
     }
@@ -764,6 +778,7 @@ export class Program {
           logLevel,
           license,
           dataSize,
+          expectedAttachType,
           // Only the verifier reads them (its log's source lines).
           lineInfo: this.mode === 'verified' ? [...lineInfo] : undefined,
           coverage: options.coverage,

@@ -25,9 +25,9 @@ export const KERNEL_PROG_TYPE = { socket_filter: 1, kprobe: 2, tracepoint: 5, xd
 export const OUR_PROG_TYPE = {
   socket_filter: 'socket_filter',
   kprobe: 'tracing',
-  tracepoint: 'tracing',
+  tracepoint: 'tracepoint',
   xdp: 'xdp',
-  raw_tp: 'tracing',
+  raw_tp: 'raw_tracepoint',
 }
 
 /** Every assembly program, in file order: { name, type, maps: [{type,keySize,valueSize,maxEntries,flags?}], text, file }. */

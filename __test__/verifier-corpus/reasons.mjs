@@ -79,10 +79,6 @@ export const REASONS = [
       'missing feature (we accept what the kernel refuses): a helper memory argument of size 0 may be null but never pkt_end; our argument check lets data_end through',
   },
   {
-    kind: 'verdict',
-    name: /^socket_filter_ctx_write_cb_.*_rej$/,
-    reason:
-      'missing feature (we accept what the kernel refuses): stores into __sk_buff cb are not checked for alignment to their size or for staying inside one word (u64 only at the 8-aligned words)',
   },
   {
     kind: 'message',
@@ -134,29 +130,6 @@ export const REASONS = [
     kernel: /^expected prog array map for tail call$/,
     reason:
       'wording: bpf_tail_call on another map type gets the generic "cannot pass map_type" message; the kernel has a specific one',
-  },
-  {
-    name: /^socket_filter_ctx_read_cb([02]_as_u64|_u64_off_(48|56))_ok$/,
-    reason:
-      'missing feature: 8-byte reads of the 8-aligned __sk_buff cb words are allowed by 6.18, not by our context table',
-  },
-  {
-    name: /^socket_filter_ctx_read_sk_ok$/,
-    reason: 'missing feature: __sk_buff.sk (a sock_common pointer or null) is not readable in our context table',
-  },
-  {
-    name: /^(tracepoint|raw_tp)_/,
-    reason:
-      'deliberate for now: our tracing type has one context model (kprobe pt_regs, 168 bytes), so tracepoint and raw_tp context bounds are not told apart',
-  },
-  {
-    name: /egress_ifindex/,
-    reason:
-      'missing feature: xdp_md.egress_ifindex is readable only by devmap programs (expected attach type) in 6.18; our context table allows it to every xdp program',
-  },
-  {
-    name: /_v4_ldsx_ctx_/,
-    reason: 'missing feature: sign-extending loads (ldsx) of context fields, which 6.18 allows and converts',
   },
   {
     name: /^xdp_pkt_meta_checked_read_ok$/,

@@ -60,7 +60,15 @@ const TC_ACTIONS = [
  * Checked against the binding's declaration of the names (`satisfies`); listed here so that `ebpf help`
  * works without the native binding.
  */
-const RAW_TYPES: readonly string[] = ['raw', 'xdp', 'socket_filter', 'tc', 'tracing'] satisfies ProgramType[]
+const RAW_TYPES: readonly string[] = [
+  'raw',
+  'xdp',
+  'socket_filter',
+  'tc',
+  'tracing',
+  'tracepoint',
+  'raw_tracepoint',
+] satisfies ProgramType[]
 
 /** The program to run and, for objects, the collection it belongs to. */
 interface Loaded {
@@ -285,7 +293,7 @@ export const runCommand: Command = {
     type: {
       value: true,
       arg: 'TYPE',
-      help: "program type: of raw bytecode raw|xdp|socket_filter|tc|tracing (default raw); of an object's program a libbpf name (xdp, sched_cls, ...), for sections that say none",
+      help: "program type: of raw bytecode raw|xdp|socket_filter|tc|tracing|tracepoint|raw_tracepoint (default raw); of an object's program a libbpf name (xdp, sched_cls, ...), for sections that say none",
     },
     data: { value: true, arg: 'FILE', help: 'input data (packet) from a file' },
     hex: { value: true, arg: 'HEX', help: 'input data as hex (e.g. 0a0b0c or "0a 0b 0c")' },

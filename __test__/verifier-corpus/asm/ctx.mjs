@@ -103,6 +103,25 @@ for (const [name, cast, off, ok] of [
   out.push(prog(`${t}_ctx_write_cb_${name}${sfx(ok)}`, t, `*(${cast} *)(r1 + ${off}) = 0\nr0 = 0\nexit`))
   out.push(prog(`${t}_ctx_read_cb_${name}${sfx(ok)}`, t, `r0 = *(${cast} *)(r1 + ${off})\nr0 = 0\nexit`))
 }
+// __sk_buff.sk: a sock_common pointer or NULL; after the null check some struct bpf_sock fields
+// may be read (not type .. priority, which only full sockets have), nothing written.
+const SK = 'r2 = *(u64 *)(r1 + 168)\nif r2 == 0 goto +1\n'
+for (const [name, access, ok] of [
+  ['family', 'r0 = *(u32 *)(r2 + 4)', true],
+  ['family_narrow_u8', 'r0 = *(u8 *)(r2 + 4)', true],
+  ['dst_port_u16', 'r0 = *(u16 *)(r2 + 48)', true],
+  ['dst_port_padding', 'r0 = *(u16 *)(r2 + 50)', false],
+  ['type', 'r0 = *(u32 *)(r2 + 8)', false],
+  ['past_end_off_80', 'r0 = *(u32 *)(r2 + 80)', false],
+  ['write_mark', '*(u32 *)(r2 + 16) = 0', false],
+]) {
+  out.push(prog(`${t}_ctx_sk_${name}${sfx(ok)}`, t, `${SK}${access}\nr0 = 0\nexit`))
+}
+out.push(
+  prog(`${t}_ctx_sk_read_without_null_check_rej`, t, `r2 = *(u64 *)(r1 + 168)\nr0 = *(u32 *)(r2 + 4)\nr0 = 0\nexit`),
+)
+out.push(prog(`${t}_ctx_sk_arithmetic_rej`, t, `${SK}r2 += 4\nr0 = 0\nexit`))
+out.push(prog(`${t}_ctx_read_sk_as_u32_rej`, t, `r0 = *(u32 *)(r1 + 168)\nr0 = 0\nexit`))
 out.push(prog(`${t}_ctx_read_past_end_off_192_rej`, t, `r0 = *(u32 *)(r1 + 192)\nexit`))
 out.push(prog(`${t}_ctx_read_misaligned_off_2_u32_rej`, t, `r0 = *(u32 *)(r1 + 2)\nexit`))
 out.push(prog(`${t}_ctx_read_negative_off_rej`, t, `r0 = *(u32 *)(r1 - 4)\nexit`))
@@ -174,6 +193,10 @@ for (const [off, cast, ok] of [
   [2048, 'u64', 1],
   [3, 'u8', 0],
   [4, 'u64', 0],
+  // PERF_MAX_TRACE_SIZE (8192 in 6.18) bounds where a read may start.
+  [8184, 'u64', 1],
+  [8192, 'u64', 0],
+  [8191, 'u8', 1],
 ]) {
   out.push(
     prog(
@@ -191,6 +214,7 @@ for (const [off, cast, ok] of [
   [96, 'u64', 0],
   [0, 'u32', 1],
   [4, 'u64', 0],
+  [92, 'u32', 1],
 ]) {
   out.push(
     prog(`raw_tp_ctx_read_${cast}_off_${off}${sfx(ok)}`, 'raw_tp', `r0 = *(${cast} *)(r1 + ${off})\nr0 = 0\nexit`),

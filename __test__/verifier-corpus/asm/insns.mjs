@@ -113,4 +113,7 @@ for (const t of TYPES) {
 out.push(prog('kprobe_v4_ldsx_ctx_field_ok', 'kprobe', 'r0 = *(s32 *)(r1 + 0)\nexit'))
 out.push(prog('socket_filter_v4_ldsx_ctx_len_ok', 'socket_filter', 'r0 = *(s32 *)(r1 + 0)\nexit'))
 out.push(prog('xdp_v4_ldsx_ctx_ingress_ifindex_ok', 'xdp', 'r0 = *(s32 *)(r1 + 12)\nexit'))
+// ... but not from the fields that hold packet pointers.
+out.push(prog('xdp_v4_ldsx_ctx_data_rej', 'xdp', 'r0 = *(s32 *)(r1 + 0)\nr0 = 2\nexit'))
+out.push(prog('socket_filter_v4_ldsx_ctx_cb_byte_ok', 'socket_filter', 'r0 = *(s8 *)(r1 + 49)\nexit'))
 export default out

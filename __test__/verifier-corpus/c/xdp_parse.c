@@ -231,4 +231,11 @@ int xdp_egress_ifindex_plain_xdp_rej(struct xdp_md *ctx)
 {
 	return ctx->egress_ifindex == 1 ? XDP_DROP : XDP_PASS;
 }
+
+/* A devmap program (expected attach type BPF_XDP_DEVMAP) may read egress_ifindex. */
+SEC("xdp/devmap")
+int xdp_egress_ifindex_devmap_ok(struct xdp_md *ctx)
+{
+	return ctx->egress_ifindex == 1 ? XDP_DROP : XDP_PASS;
+}
 char LICENSE[] SEC("license") = "GPL";

@@ -5,7 +5,7 @@
 //! conversions to the engine's enums are exhaustive matches, so a variant added on either side
 //! fails to compile until it is named here.
 
-use ebpf_vm::{Engine, Mode, ProgramType};
+use ebpf_vm::{AttachType, Engine, Mode, ProgramType};
 use napi_derive::napi;
 
 /// `ProgramOptions.type`.
@@ -22,6 +22,26 @@ pub enum ProgramTypeName {
     Xdp,
     #[napi(value = "tracing")]
     Tracing,
+    #[napi(value = "tracepoint")]
+    Tracepoint,
+    #[napi(value = "raw_tracepoint")]
+    RawTracepoint,
+}
+
+/// `ProgramOptions.expectedAttachType`.
+#[napi(string_enum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachTypeName {
+    #[napi(value = "xdp_devmap")]
+    XdpDevmap,
+}
+
+impl From<AttachTypeName> for AttachType {
+    fn from(a: AttachTypeName) -> Self {
+        match a {
+            AttachTypeName::XdpDevmap => AttachType::XdpDevmap,
+        }
+    }
 }
 
 /// `ProgramOptions.engine`; a loaded program reports `jit` or `interpreter`.
@@ -54,6 +74,8 @@ impl From<ProgramTypeName> for ProgramType {
             ProgramTypeName::Tc => ProgramType::Tc,
             ProgramTypeName::Xdp => ProgramType::Xdp,
             ProgramTypeName::Tracing => ProgramType::Tracing,
+            ProgramTypeName::Tracepoint => ProgramType::Tracepoint,
+            ProgramTypeName::RawTracepoint => ProgramType::RawTracepoint,
         }
     }
 }

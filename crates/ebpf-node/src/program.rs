@@ -13,7 +13,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::errors::{einval, thrown, Code};
-use crate::names::{EngineName, ProgramTypeName, SafetyMode};
+use crate::names::{AttachTypeName, EngineName, ProgramTypeName, SafetyMode};
 use crate::{invalid, NativeError};
 
 /// Options of `loadProgram`, already checked by the TypeScript layer.
@@ -51,6 +51,8 @@ pub struct NativeProgramOptions {
     pub license: Option<String>,
     /// Mode 'verified', type 'raw': the data length every run gets.
     pub data_size: Option<u32>,
+    /// The attach type the program is loaded for ('xdp_devmap'), if not the type's default.
+    pub expected_attach_type: Option<AttachTypeName>,
     /// BTF line info (`ProgramSpec.lineInfo`): the verifier's log shows the C source lines.
     pub line_info: Option<Vec<NativeLineInfo>>,
     /// Count instruction and branch coverage over runs (`coverage`).
@@ -209,6 +211,7 @@ fn parse_options(
             .as_deref()
             .is_none_or(ebpf_vm::license_is_gpl_compatible),
         data_size: o.data_size,
+        expected_attach_type: o.expected_attach_type.map(Into::into),
         source_lines: (o.line_info.iter().flatten())
             .map(|l| ebpf_vm::verification::SourceLine {
                 slot: l.insn as usize,

@@ -67,6 +67,6 @@ pub use helpers::{ArgType, HelperContext, HelperError, HelperPrototype, HelperTa
 pub use interpreter::RunOutput;
 pub use limits::{CancelToken, RunLimits};
 pub use pointer_leaks::PointerLeaks;
-pub use program::{Engine, Mode, Program, ProgramOptions, ProgramType, RunInput};
+pub use program::{AttachType, Engine, Mode, Program, ProgramOptions, ProgramType, RunInput};
 pub use test_run::{TestRunInput, TestRunOutput};
 pub use verification::{license_is_gpl_compatible, VerifierReport};

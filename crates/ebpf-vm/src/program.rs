@@ -17,7 +17,7 @@ use crate::memory::{Region, Regions};
 use crate::pointer_leaks::{self, PointerLeaks};
 use crate::run_trace::RunTrace;
 use crate::verification::{verify_load, LoadFacts, SourceLine, VerifierReport, MAX_LOG_LEVEL};
-use crate::verifier::access::PT_REGS_SIZE;
+use crate::verifier::ctx_access::PT_REGS_SIZE;
 use crate::verifier::ProgramKind;
 
 /// Which engine runs the program.
@@ -55,18 +55,45 @@ pub enum ProgramType {
     Tc,
     /// r1 = `struct xdp_md` over a copy of the data in an XDP frame; r0 = an XDP action.
     Xdp,
-    /// r1 = the context bytes the run supplies (kprobe, tracepoint, raw_tp, fentry style).
+    /// r1 = the context bytes the run supplies (kprobe, fentry style; verified as a kprobe's
+    /// `struct pt_regs`).
     Tracing,
+    /// r1 = a tracepoint's record as the run supplies it, zero-extended to
+    /// `PERF_MAX_TRACE_SIZE` (8192) bytes, the most the kernel lets the program read.
+    Tracepoint,
+    /// r1 = a raw tracepoint's u64 arguments as the run supplies them, zero-extended to
+    /// `MAX_BPF_FUNC_ARGS` (12) of them.
+    RawTracepoint,
+}
+
+/// The kernel's `expected_attach_type`, where it changes what a program may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachType {
+    /// `BPF_XDP_DEVMAP`: an XDP program a devmap runs on transmit, which may read
+    /// `xdp_md.egress_ifindex` (libbpf's `SEC("xdp/devmap")`).
+    XdpDevmap,
+}
+
+impl ProgramType {
+    /// The tracing types: the context is the caller's bytes, read only, with no packet.
+    pub fn is_tracing(self) -> bool {
+        matches!(
+            self,
+            ProgramType::Tracing | ProgramType::Tracepoint | ProgramType::RawTracepoint
+        )
+    }
 }
 
 impl ProgramType {
     /// Every program type, in declaration order.
-    pub const ALL: [ProgramType; 5] = [
+    pub const ALL: [ProgramType; 7] = [
         ProgramType::Raw,
         ProgramType::SocketFilter,
         ProgramType::Tc,
         ProgramType::Xdp,
         ProgramType::Tracing,
+        ProgramType::Tracepoint,
+        ProgramType::RawTracepoint,
     ];
 }
 
@@ -112,6 +139,9 @@ pub struct ProgramOptions {
     /// accesses against it (r1 = that many bytes, r2 = that number), so a run whose data has
     /// another length is refused (`invalid_input`). Without it `Raw` cannot be verified.
     pub data_size: Option<u32>,
+    /// The attach type the program is loaded for (`None`: the type's default). Only the
+    /// verifier reads it; an attach type of another program type is refused at load.
+    pub expected_attach_type: Option<AttachType>,
     /// BTF line info of the program (any order): the verifier's log shows the C source line of
     /// the instructions it walks, as the kernel's does.
     pub source_lines: Vec<SourceLine>,
@@ -139,6 +169,7 @@ impl Default for ProgramOptions {
             log_level: 0,
             gpl_compatible: true,
             data_size: None,
+            expected_attach_type: None,
             source_lines: Vec::new(),
             coverage: false,
         }
@@ -194,6 +225,7 @@ pub struct Program {
 impl Program {
     /// Validates `bytecode` and prepares it for the chosen engine.
     pub fn load(bytecode: &[u8], options: ProgramOptions) -> Result<Program, LoadError> {
+        check_attach_type(&options)?;
         let helpers = context::helpers_for(options.prog_type, &options.helpers);
         // Verified mode validates as the kernel does: the verifier checks `exit`'s fields where
         // its walk arrives (checked mode has no walk, so it keeps RFC 9669's strict check).
@@ -537,6 +569,8 @@ impl Program {
                     )
                 })?
             }
+            // Zero-extended to the whole context the verifier allows (`context::tracing`).
+            ProgramType::Tracepoint | ProgramType::RawTracepoint => return None,
             ProgramType::SocketFilter | ProgramType::Xdp | ProgramType::Tc => return None,
         };
         Some(Trap::invalid_input(message))
@@ -696,9 +730,21 @@ impl Program {
     }
 }
 
+/// An attach type belongs to one program type (`BPF_XDP_DEVMAP` to XDP).
+fn check_attach_type(options: &ProgramOptions) -> Result<(), LoadError> {
+    match (options.expected_attach_type, options.prog_type) {
+        (None, _) | (Some(AttachType::XdpDevmap), ProgramType::Xdp) => Ok(()),
+        (Some(a), t) => Err(LoadError::new(
+            ErrorCode::Einval,
+            format!("expected attach type {a:?} is for xdp programs, and this one is {t:?}"),
+        )),
+    }
+}
+
 /// The program type as the verifier models it: `Raw` as `data_size` bytes of memory (refused
-/// without one), `Tracing` as a kprobe's `struct pt_regs` (read only). Runs must bring inputs
-/// of these sizes (`unverified_input`).
+/// without one), `Tracing` as a kprobe's `struct pt_regs` (read only), `Tracepoint` and
+/// `RawTracepoint` with the kernel's rules for their contexts. Runs must bring inputs of these
+/// sizes (`unverified_input`; the tracepoint contexts are zero-extended to theirs).
 fn verifier_kind(options: &ProgramOptions) -> Result<ProgramKind, LoadError> {
     const RAW_NEEDS_SIZE: &str = "mode 'verified' for a raw program needs a data size (dataSize; \
         data_size in Rust): r1 points to data of a length the run chooses, and the verifier can \
@@ -709,8 +755,13 @@ fn verifier_kind(options: &ProgramOptions) -> Result<ProgramKind, LoadError> {
                 .ok_or_else(|| LoadError::new(ErrorCode::Enotsupp, RAW_NEEDS_SIZE))?,
         },
         ProgramType::SocketFilter => ProgramKind::SocketFilter,
-        ProgramType::Xdp => ProgramKind::Xdp,
+        ProgramType::Xdp => match options.expected_attach_type {
+            Some(AttachType::XdpDevmap) => ProgramKind::XdpDevmap,
+            None => ProgramKind::Xdp,
+        },
         ProgramType::Tracing => ProgramKind::Kprobe,
+        ProgramType::Tracepoint => ProgramKind::Tracepoint,
+        ProgramType::RawTracepoint => ProgramKind::RawTracepoint,
         ProgramType::Tc => {
             return Err(LoadError::new(
                 ErrorCode::Enotsupp,

@@ -8,6 +8,7 @@
 //! | `Tc`           | `struct __sk_buff` (tc)     | a copy, writable, resizable | skb_load/store_bytes, l3/l4_csum_replace, csum_diff, redirect, skb_change_*, skb_adjust_room, skb_pull_data, skb_vlan_push/pop, hash, ecn, perf_event_output |
 //! | `Xdp`          | `struct xdp_md`             | a copy in an XDP frame    | csum_diff, xdp_adjust_head/meta/tail, xdp_load/store_bytes, redirect, perf_event_output |
 //! | `Tracing`      | the caller's context bytes  | none                      | get_current_pid_tgid/uid_gid/comm, probe_read(_str), perf_event_output |
+//! | `Tracepoint`, `RawTracepoint` | the caller's bytes, zero-extended to 8192 / 96 | none | as `Tracing` |
 //!
 //! The base set, for every type: the embedder's table (`ProgramOptions::helpers`, standard and map
 //! helpers by default) plus trace_printk, tail_call, spin_lock/unlock, strtol/strtoul, snprintf,
@@ -85,7 +86,10 @@ pub fn layout_of(prog_type: ProgramType) -> Option<&'static layout::CtxLayout> {
         ProgramType::SocketFilter => Some(&layout::SKB),
         ProgramType::Tc => Some(&layout::TC_SKB),
         ProgramType::Xdp => Some(&layout::XDP),
-        ProgramType::Raw | ProgramType::Tracing => None,
+        ProgramType::Raw
+        | ProgramType::Tracing
+        | ProgramType::Tracepoint
+        | ProgramType::RawTracepoint => None,
     }
 }
 
@@ -97,7 +101,8 @@ fn type_helpers(prog_type: ProgramType) -> &'static HelperTable {
         ProgramType::Raw => 0,
         ProgramType::SocketFilter => 1,
         ProgramType::Xdp => 2,
-        ProgramType::Tracing => 3,
+        // The tracing types share their helpers.
+        ProgramType::Tracing | ProgramType::Tracepoint | ProgramType::RawTracepoint => 3,
         ProgramType::Tc => 4,
     };
     TABLES[slot].get_or_init(|| {
@@ -127,7 +132,7 @@ fn type_helpers(prog_type: ProgramType) -> &'static HelperTable {
                 helpers::packet::register_csum(&mut ours);
                 helpers::perf::register(&mut ours);
             }
-            ProgramType::Tracing => {
+            ProgramType::Tracing | ProgramType::Tracepoint | ProgramType::RawTracepoint => {
                 helpers::process::register(&mut ours);
                 helpers::probe_read::register_compat(&mut ours);
                 helpers::perf::register(&mut ours);
@@ -167,7 +172,7 @@ pub fn prepare_program(
     insns: &mut [Insn],
     analysis: &mut Analysis,
 ) -> Result<(), LoadError> {
-    if matches!(prog_type, ProgramType::Xdp | ProgramType::Tracing) {
+    if prog_type == ProgramType::Xdp || prog_type.is_tracing() {
         if let Some(i) = analysis
             .cfg
             .flows
@@ -223,7 +228,19 @@ pub fn prepare_run(
         ProgramType::SocketFilter => socket_filter::prepare(data, input.ctx, state, regions),
         ProgramType::Tc => tc::prepare(data, input.ctx, state, regions),
         ProgramType::Xdp => xdp::prepare(data, input.ctx, state, regions),
-        ProgramType::Tracing => tracing::prepare(input.ctx, state, regions),
+        ProgramType::Tracing => tracing::prepare(input.ctx, None, state, regions),
+        ProgramType::Tracepoint => tracing::prepare(
+            input.ctx,
+            Some(tracing::TRACEPOINT_CTX_SIZE),
+            state,
+            regions,
+        ),
+        ProgramType::RawTracepoint => tracing::prepare(
+            input.ctx,
+            Some(tracing::RAW_TRACEPOINT_CTX_SIZE),
+            state,
+            regions,
+        ),
     }
 }
 
@@ -234,7 +251,10 @@ pub fn finish_run(state: &RunState, r0: u64) -> ContextOutput {
         ..ContextOutput::default()
     };
     match state.prog_type {
-        ProgramType::Raw | ProgramType::Tracing => out,
+        ProgramType::Raw
+        | ProgramType::Tracing
+        | ProgramType::Tracepoint
+        | ProgramType::RawTracepoint => out,
         ProgramType::SocketFilter => ContextOutput {
             ctx: socket_filter::ctx_out(state),
             ..out

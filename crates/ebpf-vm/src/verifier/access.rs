@@ -4,12 +4,12 @@
 //! written gives an unknown number.
 
 use super::arith::loaded_scalar;
-use super::env::{eacces, Env, ProgramKind, Refusal};
-use super::reg::{BaseType, RegState, RegType};
+use super::ctx_access;
+use super::env::{eacces, Env, Refusal};
+use super::reg::{BaseType, RegState};
 use super::state::{slot_of, FuncState, SlotType, BPF_REG_SIZE};
 use super::tnum::Tnum;
 use crate::analysis::MAX_BPF_STACK;
-use crate::context::layout::{skb, xdp};
 
 /// Offsets at or above this are beyond any object (`BPF_MAX_VAR_OFF`).
 const MAX_VAR_OFF: u64 = 1 << 29;
@@ -220,7 +220,18 @@ pub fn load(
                 }
             }
         }
-        BaseType::Ctx => ctx_load(env, base, regno, off, size, signed),
+        BaseType::Ctx => {
+            check_ctx_offset(base, regno)?;
+            ctx_access::load(env.options.kind, off, size, signed)
+        }
+        BaseType::SockCommon => {
+            if base.bounds.smin < 0 {
+                return Err(eacces(format!(
+                    "R{regno} min value is negative, either use unsigned index or do a if (index >=0) check."
+                )));
+            }
+            ctx_access::sock_common_load(regno, off, size)
+        }
         BaseType::Packet | BaseType::PacketMeta => {
             packet_access(base, regno, off, size)?;
             Ok(scalar())
@@ -278,19 +289,14 @@ pub fn store(
         }
         BaseType::Ctx => {
             check_ctx_offset(&base, regno)?;
-            let writable = env.options.kind == ProgramKind::SocketFilter
-                && off >= skb::CB as i64
-                && off + size as i64 <= (skb::CB + 20) as i64;
-            if writable {
-                Ok(())
-            } else {
-                Err(eacces(format!(
-                    "invalid bpf_context access off={off} size={size}"
-                )))
-            }
+            ctx_access::store(env.options.kind, off, size)
         }
+        BaseType::SockCommon => Err(eacces(format!(
+            "R{regno} cannot write into {}",
+            base.ty.name()
+        ))),
         BaseType::Packet | BaseType::PacketMeta => {
-            if env.options.kind != ProgramKind::Xdp {
+            if !env.options.kind.is_xdp() {
                 return Err(eacces(format!("cannot write into {}", base.ty.name())));
             }
             packet_access(&base, regno, off, size)
@@ -342,71 +348,6 @@ fn check_ctx_offset(base: &RegState, regno: u8) -> Result<(), Refusal> {
     }
     Ok(())
 }
-
-/// A context load: the fields the program type may read, and what each gives (packet
-/// pointers for XDP's `data`, `data_end` and `data_meta`).
-fn ctx_load(
-    env: &Env<'_>,
-    base: &RegState,
-    regno: u8,
-    off: i64,
-    size: u32,
-    signed: bool,
-) -> Result<RegState, Refusal> {
-    // A load relative to the unmoved pointer: the instruction's offset is the field.
-    check_ctx_offset(base, regno)?;
-    let invalid = || eacces(format!("invalid bpf_context access off={off} size={size}"));
-    if signed {
-        return Err(invalid());
-    }
-    match env.options.kind {
-        ProgramKind::Xdp => {
-            let field = u32::try_from(off).map_err(|_| invalid())?;
-            if size != 4 || field % 4 != 0 || field >= xdp::SIZE {
-                return Err(invalid());
-            }
-            let pointer = match field {
-                xdp::DATA => Some(BaseType::Packet),
-                xdp::DATA_END => Some(BaseType::PacketEnd),
-                xdp::DATA_META => Some(BaseType::PacketMeta),
-                _ => None,
-            };
-            Ok(match pointer {
-                Some(ty) => RegState::pointer(RegType::of(ty)),
-                None => loaded_scalar(4, false),
-            })
-        }
-        ProgramKind::SocketFilter => {
-            // The u32 fields a socket filter may read (sk_filter_is_valid_access with
-            // bpf_skb_is_valid_access): len .. hash, napi_id, gso_segs, gso_size; 1, 2 or 4
-            // bytes, aligned to their size, inside one field.
-            let field = u32::try_from(off).map_err(|_| invalid())?;
-            let readable = field < skb::TC_CLASSID
-                || (skb::NAPI_ID..skb::NAPI_ID + 4).contains(&field)
-                || (skb::GSO_SEGS..skb::GSO_SEGS + 4).contains(&field)
-                || (skb::GSO_SIZE..skb::GSO_SIZE + 4).contains(&field);
-            let size_ok = matches!(size, 1 | 2 | 4) && field % size == 0;
-            if !readable || !size_ok {
-                return Err(invalid());
-            }
-            Ok(loaded_scalar(size as u8, false))
-        }
-        ProgramKind::Kprobe => {
-            // kprobe_prog_is_valid_access: any read inside `struct pt_regs`, aligned to its
-            // size.
-            let field = u32::try_from(off).map_err(|_| invalid())?;
-            let size_ok = matches!(size, 1 | 2 | 4 | 8) && field % size == 0;
-            if !size_ok || field + size > PT_REGS_SIZE {
-                return Err(invalid());
-            }
-            Ok(loaded_scalar(size as u8, false))
-        }
-        ProgramKind::Raw { .. } => Err(invalid()),
-    }
-}
-
-/// `sizeof(struct pt_regs)` on x86-64 (21 registers of 8 bytes), the kprobe context.
-pub const PT_REGS_SIZE: u32 = 168;
 
 /// What a read of `size` bytes at `at` (fixed, aligned, in bounds) gives
 /// (`check_stack_read_fixed_off`): a spilled register back whole; a narrower read of a scalar

@@ -595,8 +595,12 @@ impl super::env::ProgramKind {
         match self {
             super::env::ProgramKind::Raw { .. } => None,
             super::env::ProgramKind::SocketFilter => Some(KernelProgType::SocketFilter),
-            super::env::ProgramKind::Xdp => Some(KernelProgType::Xdp),
+            super::env::ProgramKind::Xdp | super::env::ProgramKind::XdpDevmap => {
+                Some(KernelProgType::Xdp)
+            }
             super::env::ProgramKind::Kprobe => Some(KernelProgType::Kprobe),
+            super::env::ProgramKind::Tracepoint => Some(KernelProgType::Tracepoint),
+            super::env::ProgramKind::RawTracepoint => Some(KernelProgType::RawTracepoint),
         }
     }
 }

@@ -19,8 +19,22 @@ pub enum ProgramKind {
     SocketFilter,
     /// r1 = `struct xdp_md`.
     Xdp,
+    /// r1 = `struct xdp_md` of a program a devmap runs (expected attach type
+    /// `BPF_XDP_DEVMAP`), which may also read `egress_ifindex`.
+    XdpDevmap,
     /// r1 = `struct pt_regs` (read only).
     Kprobe,
+    /// r1 = a tracepoint's record (read only, past its 8-byte common header).
+    Tracepoint,
+    /// r1 = a raw tracepoint's u64 arguments (read only, 12 at most).
+    RawTracepoint,
+}
+
+impl ProgramKind {
+    /// An XDP program, whatever its attach type.
+    pub fn is_xdp(self) -> bool {
+        matches!(self, ProgramKind::Xdp | ProgramKind::XdpDevmap)
+    }
 }
 
 /// What the walk needs to know beyond the instructions.
@@ -167,7 +181,7 @@ impl<'a> Env<'a> {
                 frame.regs[1] = mem;
                 frame.regs[2] = RegState::known(data_size as u64);
             }
-            ProgramKind::SocketFilter | ProgramKind::Xdp | ProgramKind::Kprobe => {
+            _ => {
                 frame.regs[1] = RegState::pointer(RegType::of(BaseType::Ctx));
             }
         }

@@ -192,7 +192,8 @@ pub fn regsafe(
         | BaseType::Ctx
         | BaseType::ConstMap
         | BaseType::PacketEnd
-        | BaseType::Func => regs_exact(old, cur, ids),
+        | BaseType::Func
+        | BaseType::SockCommon => regs_exact(old, cur, ids),
     }
 }
 

@@ -34,8 +34,10 @@ pub fn may_point_to_lock(reg: &RegState) -> bool {
 pub fn check_program_maps(env: &Env<'_>) -> Result<(), Refusal> {
     let message = match env.options.kind {
         ProgramKind::SocketFilter => "socket filter progs cannot use bpf_spin_lock yet",
-        ProgramKind::Kprobe => "tracing progs cannot use bpf_spin_lock yet",
-        ProgramKind::Raw { .. } | ProgramKind::Xdp => return Ok(()),
+        ProgramKind::Kprobe | ProgramKind::Tracepoint | ProgramKind::RawTracepoint => {
+            "tracing progs cannot use bpf_spin_lock yet"
+        }
+        ProgramKind::Raw { .. } | ProgramKind::Xdp | ProgramKind::XdpDevmap => return Ok(()),
     };
     for aux in &env.analysis.aux {
         let index = match aux.imm64 {

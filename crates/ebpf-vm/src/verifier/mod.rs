@@ -14,7 +14,8 @@
 //! - [`log`]: the states printed exactly as the kernel prints them, and [`insn_text`] the
 //!   instructions;
 //! - the walk ([`verify`]): [`walk`] follows every path, [`arith`] runs ALU instructions on
-//!   register states (pointer arithmetic included), [`access`] checks loads and stores, [`call`]
+//!   register states (pointer arithmetic included), [`access`] checks loads and stores (through
+//!   the context: [`ctx_access`], per program type), [`call`]
 //!   helper calls from their prototypes, [`subprog`] bpf-to-bpf calls and their frames,
 //!   [`callback`] the functions helpers call back, [`refs`] references to release, [`lock`] spin
 //!   locks, [`env`] holds what one verification knows and its options;
@@ -32,6 +33,7 @@ pub mod bounds;
 pub mod branch;
 pub mod call;
 pub mod callback;
+pub mod ctx_access;
 pub mod env;
 pub mod equiv;
 pub mod insn_text;

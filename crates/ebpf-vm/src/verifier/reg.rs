@@ -30,6 +30,8 @@ pub enum BaseType {
     Mem,
     /// A function's address (`lddw` with src 4), for callbacks.
     Func,
+    /// A socket's common fields (`struct bpf_sock`, read only): `__sk_buff.sk`.
+    SockCommon,
 }
 
 impl BaseType {
@@ -48,6 +50,7 @@ impl BaseType {
             BaseType::PacketEnd => "pkt_end",
             BaseType::Mem => "mem",
             BaseType::Func => "func",
+            BaseType::SockCommon => "sock_common",
         }
     }
 

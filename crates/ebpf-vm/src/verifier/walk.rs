@@ -575,7 +575,12 @@ fn load(
         return Err(unsupported("this load mode"));
     }
     let size = access_size(insn.opcode);
-    let value = access::load(env, frame, insn.src, insn.off, size, mode == MODE_MEMSX)?;
+    let mut value = access::load(env, frame, insn.src, insn.off, size, mode == MODE_MEMSX)?;
+    if value.ty.maybe_null && value.id == 0 {
+        // A pointer that may be NULL read from the context (`__sk_buff.sk`): its null check
+        // needs an id of its own.
+        value.id = env.new_id();
+    }
     let base = frame.regs[insn.src as usize].clone();
     lock::check_direct_access(&base, insn.off, size)?;
     if base.ty.base == BaseType::Stack {
@@ -1026,7 +1031,11 @@ fn pointer_branch(
         }
         if matches!(
             ptr.ty.base,
-            BaseType::MapValue | BaseType::MapKey | BaseType::ConstMap | BaseType::Mem
+            BaseType::MapValue
+                | BaseType::MapKey
+                | BaseType::ConstMap
+                | BaseType::Mem
+                | BaseType::SockCommon
         ) {
             // These are never NULL.
             return if op == JMP_JEQ {

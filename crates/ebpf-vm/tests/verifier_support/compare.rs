@@ -11,7 +11,9 @@ use ebpf_vm::analysis::{analyse, AnalysisOptions};
 use ebpf_vm::isa::Insn;
 use ebpf_vm::verifier::{verify, MapRef, ProgramKind, Rejection, Verified, VerifyOptions};
 
-use super::{load_licensed, load_with_funcs, Verdict, KPROBE, XDP};
+use super::{
+    load_licensed, load_with_funcs, Verdict, KPROBE, RAW_TRACEPOINT, TRACEPOINT, XDP, XDP_DEVMAP,
+};
 
 pub fn normalise(line: &str) -> String {
     let mut s = line.to_string();
@@ -260,7 +262,10 @@ fn verify_here(
     let options = VerifyOptions {
         kind: match prog_type {
             XDP => ProgramKind::Xdp,
+            XDP_DEVMAP => ProgramKind::XdpDevmap,
             KPROBE => ProgramKind::Kprobe,
+            TRACEPOINT => ProgramKind::Tracepoint,
+            RAW_TRACEPOINT => ProgramKind::RawTracepoint,
             _ => ProgramKind::SocketFilter,
         },
         maps: &map_refs,

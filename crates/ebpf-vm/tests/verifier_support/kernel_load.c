@@ -195,7 +195,9 @@ int main(int argc, char **argv)
 		return fail("log buffer");
 	union bpf_attr attr;
 	memset(&attr, 0, sizeof(attr));
-	attr.prog_type = prog_type;
+	/* The upper 16 bits of the type argument: the expected attach type (BPF_XDP_DEVMAP). */
+	attr.prog_type = prog_type & 0xffff;
+	attr.expected_attach_type = prog_type >> 16;
 	attr.insns = (uint64_t)(uintptr_t)insns;
 	attr.insn_cnt = (uint32_t)n;
 	/* The license the test asks for (GPL-only helpers), GPL by default. */

@@ -15,8 +15,15 @@ use ebpf_vm::isa::Insn;
 pub const SOCKET_FILTER: u32 = 1;
 /// `BPF_PROG_TYPE_KPROBE`.
 pub const KPROBE: u32 = 2;
+/// `BPF_PROG_TYPE_TRACEPOINT`.
+pub const TRACEPOINT: u32 = 5;
 /// `BPF_PROG_TYPE_XDP`.
 pub const XDP: u32 = 6;
+/// `BPF_PROG_TYPE_RAW_TRACEPOINT`.
+pub const RAW_TRACEPOINT: u32 = 17;
+/// `BPF_PROG_TYPE_XDP` with expected attach type `BPF_XDP_DEVMAP` (33) in the upper 16 bits,
+/// as the loader takes it.
+pub const XDP_DEVMAP: u32 = (33 << 16) | XDP;
 
 /// The kernel's answer for one program.
 pub struct Verdict {
