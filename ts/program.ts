@@ -888,11 +888,13 @@ export class Program {
    * object is created per packet, and with no option but `wireLengths` nothing is copied back.
    * `wireLengths` (socket filters): each packet's length on the wire, its `__sk_buff.len` where
    * larger than the packet (a capture cut to its snap length, as `filterPcap` reads them).
+   * `durationNs`: the whole batch's time inside the engine (one clock reading at each end, as the
+   * kernel's test run measures `repeat`), where the batch took the lean path.
    */
   runBatchRetvals(
     packets: readonly Uint8Array[] | PackedPackets,
     options: Omit<RunOptions, 'data' | 'repeat'> & { wireLengths?: ArrayLike<number> } = {},
-  ): { retvals: Uint32Array; errors: Array<{ index: number; error: LoadError | TrapError }> } {
+  ): { retvals: Uint32Array; errors: Array<{ index: number; error: LoadError | TrapError }>; durationNs?: number } {
     const { all, lengths } = packed(packets)
     checkObject(LoadError, 'runBatchRetvals options', options)
     const { wireLengths, ...rest } = options
@@ -902,7 +904,7 @@ export class Program {
     if (!this.#jsHelpers && Object.values(rest).every((v) => v === undefined)) {
       const b = engine('run option', () => this.native.runBatchRetvals(bufferOf(all), lengths, wire))
       this.#deliverPerfRecords()
-      return { retvals: b.retvals, errors: located(b.errors) }
+      return { retvals: b.retvals, errors: located(b.errors), durationNs: b.durationNs }
     }
     if (wire !== undefined)
       throw new LoadError('EINVAL', 'wireLengths goes with no other run option nor JavaScript helpers')

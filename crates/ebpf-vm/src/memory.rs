@@ -122,6 +122,14 @@ impl Regions {
         }
     }
 
+    /// Empties the table and keeps its allocations, for the next run on the same `RunSpace`.
+    pub fn clear(&mut self) {
+        self.list.clear();
+        self.sorted.clear();
+        self.inserted = 0;
+        self.overlapping = false;
+    }
+
     /// Adds `region`; false when that changes nothing (an empty region, or one inside an earlier
     /// region, which decides every access inside it).
     pub fn push(&mut self, region: Region) -> bool {

@@ -15,6 +15,7 @@ use crate::isa::{encode_all, validate, Insn};
 use crate::limits::RunLimits;
 use crate::memory::{Region, Regions};
 use crate::pointer_leaks::{self, PointerLeaks};
+use crate::run_space::RunSpace;
 use crate::run_trace::RunTrace;
 use crate::verification::{verify_load, LoadFacts, SourceLine, VerifierReport, MAX_LOG_LEVEL};
 use crate::verifier::access::PT_REGS_SIZE;
@@ -68,6 +69,16 @@ impl ProgramType {
         ProgramType::Xdp,
         ProgramType::Tracing,
     ];
+}
+
+/// What a run hands back besides r0 and its count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outputs {
+    /// The context output (`context::finish_run`: packet, context, metadata, redirect).
+    All,
+    /// Nothing but the perf records lost: r0 is all the caller reads (`runBatchRetvals`, the
+    /// repetitions of a test run before the last).
+    R0,
 }
 
 /// How one run ended: its output and the context after it, or the trap that stopped it.
@@ -456,8 +467,7 @@ impl Program {
     }
 
     /// A run, recording into `trace` when one is given; returns the perf records dropped and the
-    /// trace. Inlined into its callers, so that the plain run pays no extra call for it.
-    #[inline(always)]
+    /// trace. Runs on this thread's run space (`run_space`).
     pub(crate) fn run_recording(
         &self,
         input: &mut RunInput<'_>,
@@ -465,46 +475,70 @@ impl Program {
         limits: &RunLimits,
         trace: Option<Box<RunTrace>>,
     ) -> (RunOutcome, u64, Option<Box<RunTrace>>) {
-        // The stack lives in this Rust frame for the duration of the run; u64 for alignment.
-        let mut stack = std::mem::MaybeUninit::<[u64; STACK_SIZE / 8]>::uninit();
-        let stack_bytes = stack.as_mut_ptr() as u64;
+        crate::run_space::with_run_space(|space| {
+            self.run_on(space, input, cx, limits, trace, Outputs::All)
+        })
+    }
+
+    /// One run on `space`, whose buffers the previous run left (see `run_space`): what a batch
+    /// calls once per packet. With `Outputs::R0` the context output is left empty (no copy of
+    /// the packet, context or metadata out of the run's memory), for callers that want r0 only.
+    /// Inlined into its callers, so that the plain run pays no extra call for it.
+    #[inline(always)]
+    pub(crate) fn run_on(
+        &self,
+        space: &mut RunSpace,
+        input: &mut RunInput<'_>,
+        cx: &ContextInput<'_>,
+        limits: &RunLimits,
+        trace: Option<Box<RunTrace>>,
+        outputs: Outputs,
+    ) -> (RunOutcome, u64, Option<Box<RunTrace>>) {
+        let stack_bytes = space.stack_bytes();
         // Only the frames the program can reach are zeroed and become a region of the run: the
-        // rest of the area stays uninitialised and out of reach (see stack_reach.rs).
+        // rest of the area stays out of reach (see stack_reach.rs).
         let reach = self.stack_frames * crate::interpreter::STACK_FRAME_SIZE;
         let reach_start = stack_bytes + (STACK_SIZE - reach) as u64;
-        // SAFETY: the top `reach` bytes of the stack area, which this frame owns.
+        // SAFETY: the top `reach` bytes of the stack area, which `space` owns.
         unsafe { std::ptr::write_bytes(reach_start as *mut u8, 0, reach) };
-        let mut regions = Regions::new();
+        let regions = &mut space.regions;
+        regions.clear();
         regions.push(Region::new(reach_start, reach as u64, true));
         if let Some(trap) = self.unverified_input(input.data.len(), cx.ctx.map(<[u8]>::len)) {
             return (Err(trap), 0, None);
         }
-        // Declared after the stack, so dropped before it: a lock word on the stack is released
-        // while the stack is alive (see `RunState`'s `Drop`).
-        let mut state = RunState::new(self.options.prog_type);
+        // Recycled by the run before (below), or new: only the program type is another's.
+        let state = &mut space.state;
+        state.prog_type = self.options.prog_type;
         state.stack = (stack_bytes, STACK_SIZE as u64);
         state.limits = limits.clone();
         state.trace = trace;
-        let entry = match context::prepare_run(
-            self.options.prog_type,
-            input.data,
-            cx,
-            &mut state,
-            &mut regions,
-        ) {
-            Ok(entry) => entry,
-            Err(trap) => return (Err(trap), 0, state.trace.take()),
-        };
+        let entry =
+            match context::prepare_run(self.options.prog_type, input.data, cx, state, regions) {
+                Ok(entry) => entry,
+                Err(trap) => {
+                    let trace = state.trace.take();
+                    state.recycle(self.options.prog_type);
+                    return (Err(trap), 0, trace);
+                }
+            };
         let budget = input.budget.unwrap_or(self.options.budget);
         let stack_top = stack_bytes + STACK_SIZE as u64;
-        let result = self.run_chain(regions, &mut state, stack_top, budget, &entry);
+        let maps = if space.maps.is_for(self.maps.list()) {
+            std::mem::take(&mut space.maps)
+        } else {
+            self.maps.run()
+        };
+        let (result, maps) = self.run_chain(regions, maps, state, stack_top, budget, &entry);
+        space.maps = maps;
         let held = state.release_lock();
         let trace = state.trace.take();
-        (
-            Program::finish(&state, result, held),
-            state.perf_lost,
-            trace,
-        )
+        let outcome = Program::finish(state, result, held, outputs);
+        let lost = state.perf_lost;
+        // What the next run on this space reuses stays (buffers); what this run referred to
+        // (its output, callbacks, address space) goes now.
+        state.recycle(self.options.prog_type);
+        (outcome, lost, trace)
     }
 
     /// A run whose input does not fit what a verified program was proved against
@@ -542,6 +576,7 @@ impl Program {
         state: &RunState,
         result: Result<RunOutput, Trap>,
         held: Option<usize>,
+        outputs: Outputs,
     ) -> Result<(RunOutput, ContextOutput), Trap> {
         let out = result?;
         if let Some(pc) = held {
@@ -556,18 +591,28 @@ impl Program {
             });
         }
         let r0 = out.r0;
-        Ok((out, context::finish_run(state, r0)))
+        let cx_out = match outputs {
+            Outputs::All => context::finish_run(state, r0),
+            Outputs::R0 => ContextOutput {
+                perf_lost: state.perf_lost,
+                ..ContextOutput::default()
+            },
+        };
+        Ok((out, cx_out))
     }
 
     /// Runs this program, then the programs it tail-calls, on the same memory and run state.
+    /// `regions` is the run's table (left as the run left it), `maps` this program's map table
+    /// (handed back with `end_run` done, for the next run to reuse).
     fn run_chain(
         &self,
-        mut regions: Regions,
+        regions: &mut Regions,
+        maps: crate::maps::RunMaps,
         state: &mut RunState,
         stack_top: u64,
         budget: u64,
         entry: &context::Entry,
-    ) -> Result<RunOutput, Trap> {
+    ) -> (Result<RunOutput, Trap>, crate::maps::RunMaps) {
         for r in &self.maps.regions {
             regions.push(*r);
         }
@@ -587,12 +632,12 @@ impl Program {
             |env: &mut RunEnv<'_>, pc: usize, args: [u64; 5]| self.run_callback(env, pc, args);
         let mut env = RunEnv {
             helpers: &self.helpers,
-            regions,
+            regions: std::mem::take(regions),
             stack_top,
             budget,
             // A tail call after a helper moved the packet (tc) starts on the packet as it is.
             packet: state.packet_moved.unwrap_or(entry.packet),
-            maps: self.maps.run(),
+            maps,
             state,
             function_runner: Some(&runner),
         };
@@ -624,22 +669,27 @@ impl Program {
             Err(trap) => env.state.tail_call.take().map(|p| (p, trap.insn_count + 1)),
             Ok(_) => None,
         };
+        *regions = std::mem::take(&mut env.regions);
+        let mut maps = std::mem::take(&mut env.maps);
         let Some((next, used)) = next else {
-            return result;
+            maps.end_run();
+            return (result, maps);
         };
         let Ok(next) = next.downcast::<Program>() else {
             unreachable!("HelperContext::tail_call accepts programs only");
         };
-        let regions = std::mem::take(&mut env.regions);
-        // The map keep-alives of this program (`env.maps`) live until the chain ends.
-        let result = next.run_chain(
+        // The map keep-alives of this program (`maps`) live until the chain ends.
+        let (result, next_maps) = next.run_chain(
             regions,
+            next.maps.run(),
             &mut *env.state,
             stack_top,
             budget.saturating_sub(used),
             entry,
         );
-        match result {
+        drop(next_maps);
+        maps.end_run();
+        let result = match result {
             Ok(mut out) => {
                 out.insn_count += used;
                 Ok(out)
@@ -648,7 +698,8 @@ impl Program {
                 rebase_trap(&mut trap, used, budget);
                 Err(trap)
             }
-        }
+        };
+        (result, maps)
     }
 
     /// Runs a callback of this program (`helpers/callbacks.rs`) on the program's own engine,

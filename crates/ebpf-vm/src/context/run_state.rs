@@ -83,6 +83,31 @@ impl OwnedBuf {
         }
     }
 
+    /// A buffer of no bytes that owns no memory (a place holder while a frame is reused).
+    pub fn empty() -> OwnedBuf {
+        OwnedBuf {
+            words: Vec::new(),
+            addr: 0,
+            len: 0,
+        }
+    }
+
+    /// A zeroed buffer of `len` bytes: `spare` (a buffer of an earlier run) zeroed again when it
+    /// is large enough, else a new one. The memory a run sees is the same either way.
+    pub fn zeroed_from(spare: Option<OwnedBuf>, len: usize) -> OwnedBuf {
+        match spare {
+            Some(mut buf) if buf.words.capacity() >= len.div_ceil(8).max(1) => {
+                // Within its capacity: the words stay where they are.
+                buf.words.clear();
+                buf.words.resize(len.div_ceil(8).max(1), 0);
+                buf.addr = buf.words.as_mut_ptr() as u64;
+                buf.len = len as u64;
+                buf
+            }
+            _ => OwnedBuf::zeroed(len),
+        }
+    }
+
     /// Copies `bytes` in at byte offset `at` (`at + bytes.len() <= len`).
     pub fn write(&self, at: u64, bytes: &[u8]) {
         assert!(at + bytes.len() as u64 <= self.len);
@@ -111,7 +136,7 @@ impl Drop for OwnedBuf {
     /// Back to this thread's pool: the run that used it has ended (run state is dropped after).
     fn drop(&mut self) {
         let words = std::mem::take(&mut self.words);
-        if words.capacity() > POOL_MAX_WORDS {
+        if words.capacity() > POOL_MAX_WORDS || words.capacity() == 0 {
             return;
         }
         let _ = POOL.try_with(|p| {
@@ -193,6 +218,11 @@ pub struct RunState {
     /// interpreted program with coverage, in an untraced run): the program then runs on the
     /// interpreter's observed loop, which counts into them.
     pub coverage: Option<Arc<crate::coverage::CoverageCounters>>,
+    /// Buffers of the previous run on the same run space (`recycle`), which the preparers of the
+    /// next run take and zero instead of allocating: its context buffer and its XDP frame. They
+    /// are no memory of the run (no region, no place names them) until a preparer takes them.
+    pub(crate) spare_ctx: Option<OwnedBuf>,
+    pub(crate) spare_xdp: Option<Box<XdpFrame>>,
 }
 
 /// A `bpf_spin_lock` a run holds: the word's address, the instruction that took it, and what keeps
@@ -215,6 +245,20 @@ impl RunState {
         let mut state = RunState::default();
         state.prog_type = prog_type;
         state
+    }
+
+    /// Makes this state that of a new run of `prog_type` (every field as `new` gives it), keeping
+    /// the buffers of the run that ended as spares for the preparers (`spare_ctx`, `spare_xdp`)
+    /// and the allocation of the added-regions list: the set-up a batch of runs pays once.
+    pub fn recycle(&mut self, prog_type: ProgramType) {
+        self.release_lock();
+        let spare_ctx = self.ctx.take().or(self.spare_ctx.take());
+        let spare_xdp = self.xdp.take().or(self.spare_xdp.take());
+        let mut added = std::mem::take(&mut self.added);
+        added.clear();
+        let mut fresh = RunState::new(prog_type);
+        (fresh.spare_ctx, fresh.spare_xdp, fresh.added) = (spare_ctx, spare_xdp, added);
+        *self = fresh;
     }
 
     /// Whether `top` is the top of one of the run's callback stacks: r10 of a callback, under

@@ -28,7 +28,7 @@ pub(crate) fn prepare(
     state: &mut RunState,
     regions: &mut Regions,
 ) -> Result<Entry, Trap> {
-    let ctx = OwnedBuf::zeroed(off::BUFFER_SIZE as usize);
+    let ctx = OwnedBuf::zeroed_from(state.spare_ctx.take(), off::BUFFER_SIZE as usize);
     if let Some(c) = ctx_in {
         if c.len() > off::SIZE as usize {
             return Err(Trap::invalid_input(format!(

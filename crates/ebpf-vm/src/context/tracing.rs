@@ -16,7 +16,7 @@ pub(crate) fn prepare(
     regions: &mut Regions,
 ) -> Result<Entry, Trap> {
     let bytes = ctx_in.unwrap_or(&[]);
-    let ctx = OwnedBuf::zeroed(bytes.len());
+    let ctx = OwnedBuf::zeroed_from(state.spare_ctx.take(), bytes.len());
     ctx.write(0, bytes);
     regions.push(Region::new(ctx.addr, bytes.len() as u64, false));
     state.ctx_addr = ctx.addr;

@@ -319,8 +319,18 @@ pub(crate) fn prepare(
     // The context first: allocators hand out ascending addresses, so it then lies below the
     // frame rather than just past `data_hard_end`, where a trap's address past the frame would be
     // nearer the context than the data and be named from it (`places`).
-    let ctx = OwnedBuf::zeroed(off::BUFFER_SIZE as usize);
-    let buf = OwnedBuf::zeroed(XDP_FRAME_END as usize);
+    // The previous run's frame on the same run space (a batch), zeroed again: the same memory
+    // as a new frame, without the allocations.
+    let (spare_buf, spare_ctx, spare_box) = match state.spare_xdp.take() {
+        Some(mut f) => (
+            Some(std::mem::replace(&mut f.buf, OwnedBuf::empty())),
+            f.ctx.take(),
+            Some(f),
+        ),
+        None => (None, None, None),
+    };
+    let ctx = OwnedBuf::zeroed_from(spare_ctx, off::BUFFER_SIZE as usize);
+    let buf = OwnedBuf::zeroed_from(spare_buf, XDP_FRAME_END as usize);
     buf.write(XDP_PACKET_HEADROOM - metalen, &data[..linear_end as usize]);
     let hard_start = buf.addr;
     ctx.write_u32(off::INGRESS_IFINDEX, ingress);
@@ -341,7 +351,13 @@ pub(crate) fn prepare(
     regions.push(Region::new(ctx_addr, off::BUFFER_SIZE as u64, false));
     let packet = (frame.data, pkt_len);
     state.ctx_addr = ctx_addr;
-    state.xdp = Some(Box::new(frame));
+    state.xdp = Some(match spare_box {
+        Some(mut b) => {
+            *b = frame;
+            b
+        }
+        None => Box::new(frame),
+    });
     Ok(Entry {
         args: [ctx_addr, 0, 0, 0, 0],
         packet,
