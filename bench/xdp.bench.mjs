@@ -35,10 +35,14 @@ async function ours(engine, lean = false) {
   for (let r = 0; r < ROUNDS; r++) {
     const t0 = process.hrtime.bigint()
     if (lean) {
-      const { retvals, errors } = fw.runBatchRetvals(packets)
+      const { retvals, errors, durationNs } = fw.runBatchRetvals(packets)
       const ns = Number(process.hrtime.bigint() - t0)
       if (errors.length || retvals[1] !== 1 || retvals[0] !== 2) throw new Error('unexpected verdicts')
-      best = Math.min(best, ns)
+      if (ns < best) {
+        best = ns
+        // The batch's own time inside the engine, measured as the kernel measures `repeat`.
+        inEngine = durationNs
+      }
       continue
     }
     const out = fw.runBatch(packets)
@@ -114,9 +118,14 @@ console.table({
     'in engine ns': interp.inEngineNs.toFixed(1),
     Mpps: mpps(interp.perPacketNs),
   },
-  'ebpf JIT (runBatchRetvals)': { 'ns/packet': jitLean.perPacketNs.toFixed(1), Mpps: mpps(jitLean.perPacketNs) },
+  'ebpf JIT (runBatchRetvals)': {
+    'ns/packet': jitLean.perPacketNs.toFixed(1),
+    'in engine ns': jitLean.inEngineNs.toFixed(1),
+    Mpps: mpps(jitLean.perPacketNs),
+  },
   'ebpf interpreter (runBatchRetvals)': {
     'ns/packet': interpLean.perPacketNs.toFixed(1),
+    'in engine ns': interpLean.inEngineNs.toFixed(1),
     Mpps: mpps(interpLean.perPacketNs),
   },
   'Linux kernel (BPF_PROG_TEST_RUN)': k.skipped

@@ -565,9 +565,22 @@ export type BatchEntry = ({ ok: true } & RunResult) | { ok: false; error: LoadEr
  * buffer is new and private, so the async form hands it to the engine to keep, without a copy.
  */
 function concatPackets(packets: readonly Uint8Array[]): { all: Buffer; lengths: number[] } {
+  const { all, lengths } = concatPacked(packets)
+  return { all, lengths: Array.from(lengths) }
+}
+
+/** The packets concatenated, with their lengths; one pass to check and measure them (no per-packet string). */
+function concatPacked(packets: readonly Uint8Array[]): { all: Buffer; lengths: Uint32Array } {
   checkDenseArray(LoadError, 'packets', packets)
-  const lengths = packets.map((p, i) => checkBytes(LoadError, `packets[${i}]`, p).byteLength)
-  return { all: Buffer.concat(packets), lengths }
+  const lengths = new Uint32Array(packets.length)
+  let total = 0
+  for (let i = 0; i < packets.length; i++) {
+    const p = packets[i]
+    const len = (p instanceof Uint8Array ? p : checkBytes(LoadError, `packets[${i}]`, p)).byteLength
+    lengths[i] = len
+    total += len
+  }
+  return { all: Buffer.concat(packets, total), lengths }
 }
 
 /** Packets that lie one after the other in one buffer: `lengths[i]` bytes each (as `pcap.readBatches` gives them). */
@@ -584,8 +597,7 @@ function packed(packets: readonly Uint8Array[] | PackedPackets): { all: Uint8Arr
     const lengths = p.lengths instanceof Uint32Array ? p.lengths : Uint32Array.from(checkLengths(p.lengths))
     return { all: all instanceof Uint8Array ? all : new Uint8Array(all), lengths }
   }
-  const { all, lengths } = concatPackets(packets as readonly Uint8Array[])
-  return { all, lengths: Uint32Array.from(lengths) }
+  return concatPacked(packets as readonly Uint8Array[])
 }
 
 function checkLengths(lengths: unknown): number[] {

@@ -1,18 +1,19 @@
 //! A batch of runs of one program over many packets, set up once: the runs share one run space
-//! (`run_space`: stack area, region and map tables, context buffer, XDP frame), the data buffer
-//! each packet is copied into, and the clock, as the kernel's `BPF_PROG_TEST_RUN` repeat loop
-//! shares its set-up. Each packet still runs on memory as fresh as a single run's (the preparers
+//! (`run_space`: stack area, region and map tables, context buffer, XDP frame) and the clock, as
+//! the kernel's `BPF_PROG_TEST_RUN` repeat loop shares its set-up. Packets are read where they lie
+//! (XDP and tc copy them into their frame, socket filters map them read-only); only a raw program,
+//! which writes its data in place, gets a copy (in one buffer for the batch). Each packet still runs on memory as fresh as a single run's (the preparers
 //! zero what a run can read), so a packet's outcome is the one `Program::run_with_context` gives.
 //! Both engines take this path; the binding's `runBatch`, `runBatchRetvals` and `filterPcap` call
 //! it once per batch, with nothing per packet on the JavaScript side.
 
 use std::time::Instant;
 
-use crate::context::{AddressSpace, ContextInput, ContextOutput, ProcessInfo};
+use crate::context::{AddressSpace, ContextInput, ContextOutput, ProcessInfo, RunData};
 use crate::error::{ErrorCode, LoadError, Trap};
 use crate::interpreter::RunOutput;
 use crate::limits::RunLimits;
-use crate::program::{Outputs, Program, RunInput};
+use crate::program::{Outputs, Program, ProgramType, RunHow};
 use crate::run_space::with_run_space;
 
 /// The inputs of a batch: the packets, concatenated, and what every run shares.
@@ -41,7 +42,8 @@ pub struct BatchRun<'a> {
     pub index: usize,
     /// The run's output and the context after it (empty with `r0_only`), or its trap.
     pub result: Result<(RunOutput, ContextOutput), Trap>,
-    /// The data as the run left it (a raw program may write it; other types run on a copy).
+    /// The data as the run left it (a raw program may write it; for the other types the packet
+    /// as given: XDP and tc hand back theirs in the context output).
     pub data: &'a [u8],
     /// Nanoseconds of this run (0 with `r0_only`).
     pub duration_ns: f64,
@@ -101,14 +103,22 @@ impl Program {
             image.resize(4, 0);
         }
         let mut data = Vec::new();
+        let in_place = self.prog_type() == ProgramType::Raw;
         let start = Instant::now();
         with_run_space(|space| {
             let mut at = 0usize;
             for (index, &len) in input.lengths.iter().enumerate() {
                 let packet = &input.packets[at..at + len as usize];
                 at += len as usize;
-                data.clear();
-                data.extend_from_slice(packet);
+                // Only a raw program writes its data in place: it runs on a copy, the other types
+                // read the packet where it is.
+                let run_data = if in_place {
+                    data.clear();
+                    data.extend_from_slice(packet);
+                    RunData::Writable(&mut data)
+                } else {
+                    RunData::ReadOnly(packet)
+                };
                 let wire = input.wire_lengths.map_or(0, |w| w[index]);
                 let ctx = if wire > len {
                     image[..4].copy_from_slice(&wire.to_le_bytes());
@@ -126,12 +136,13 @@ impl Program {
                 let (result, perf_lost) = match input.limits.check(0, 0) {
                     Err(trap) => (Err(trap), 0),
                     Ok(()) => {
-                        let mut run = RunInput {
-                            data: &mut data,
+                        let how = RunHow {
                             budget: input.budget,
+                            trace: None,
+                            outputs,
                         };
                         let (result, lost, _) =
-                            self.run_on(space, &mut run, &cx, &input.limits, None, outputs);
+                            self.run_on(space, run_data, &cx, &input.limits, how);
                         (result, lost)
                     }
                 };
@@ -139,7 +150,7 @@ impl Program {
                 each(BatchRun {
                     index,
                     result,
-                    data: &data,
+                    data: if in_place { &data } else { packet },
                     duration_ns,
                     perf_lost,
                 });

@@ -131,7 +131,9 @@ impl Regions {
     }
 
     /// Adds `region`; false when that changes nothing (an empty region, or one inside an earlier
-    /// region, which decides every access inside it).
+    /// region, which decides every access inside it). Inlined: every run pushes a few regions,
+    /// and an out-of-line call read its 40-byte argument back from memory just written.
+    #[inline]
     pub fn push(&mut self, region: Region) -> bool {
         if region.len == 0
             || self.list.iter().any(|r| covers(r, &region))

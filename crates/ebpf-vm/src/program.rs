@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64, LogicalProgram};
-use crate::context::{self, ContextInput, ContextOutput, RunState};
+use crate::context::{self, ContextInput, ContextOutput, RunData, RunState};
 use crate::coverage::{Counted, CoverageCounters, CoverageReport};
 use crate::error::{ErrorCode, LoadError, Trap, TrapKind};
 use crate::helpers::callbacks::rebase_trap;
@@ -79,6 +79,15 @@ pub(crate) enum Outputs {
     /// Nothing but the perf records lost: r0 is all the caller reads (`runBatchRetvals`, the
     /// repetitions of a test run before the last).
     R0,
+}
+
+/// How `Program::run_on` runs, besides its memory and inputs.
+pub(crate) struct RunHow {
+    /// Overrides the program's instruction budget.
+    pub budget: Option<u64>,
+    /// Records an instruction trace into this (see `run_trace`).
+    pub trace: Option<Box<RunTrace>>,
+    pub outputs: Outputs,
 }
 
 /// How one run ended: its output and the context after it, or the trap that stopped it.
@@ -194,6 +203,9 @@ pub struct Program {
     /// Stack frames a run can reach (see `stack_reach`, computed once at load for both engines):
     /// only those are zeroed and accessible.
     stack_frames: usize,
+    /// The bytes of those frames a run zeroes (`stack_reach::zeroed_bytes`): from this many
+    /// bytes below the top of the stack, this many.
+    stack_zero: (usize, usize),
     /// Mode `Verified`: what the verifier reported.
     verifier: Option<VerifierReport>,
     /// Coverage counters (`options.coverage`), and the JIT's chain lengths by head slot when
@@ -264,6 +276,7 @@ impl Program {
             options.perf_buffer_bytes,
         ));
         let stack_frames = crate::stack_reach::reachable_frames(&analysis);
+        let stack_zero = crate::stack_reach::zeroed_bytes(&analysis, stack_frames);
         let coverage = (options.coverage).then(|| Arc::new(CoverageCounters::new(insns.len())));
         let (engine, jit) = select_engine(
             options.engine,
@@ -297,6 +310,7 @@ impl Program {
             jit,
             prepared,
             stack_frames,
+            stack_zero,
             verifier,
             coverage,
             coverage_chains,
@@ -475,8 +489,14 @@ impl Program {
         limits: &RunLimits,
         trace: Option<Box<RunTrace>>,
     ) -> (RunOutcome, u64, Option<Box<RunTrace>>) {
+        let data = RunData::Writable(&mut *input.data);
         crate::run_space::with_run_space(|space| {
-            self.run_on(space, input, cx, limits, trace, Outputs::All)
+            let how = RunHow {
+                budget: input.budget,
+                trace,
+                outputs: Outputs::All,
+            };
+            self.run_on(space, data, cx, limits, how)
         })
     }
 
@@ -488,41 +508,51 @@ impl Program {
     pub(crate) fn run_on(
         &self,
         space: &mut RunSpace,
-        input: &mut RunInput<'_>,
+        data: RunData<'_>,
         cx: &ContextInput<'_>,
         limits: &RunLimits,
-        trace: Option<Box<RunTrace>>,
-        outputs: Outputs,
+        how: RunHow,
     ) -> (RunOutcome, u64, Option<Box<RunTrace>>) {
+        let RunHow {
+            budget,
+            trace,
+            outputs,
+        } = how;
         let stack_bytes = space.stack_bytes();
-        // Only the frames the program can reach are zeroed and become a region of the run: the
-        // rest of the area stays out of reach (see stack_reach.rs).
+        // Only the frames the program can reach become a region of the run: the rest of the
+        // area stays out of reach. Of those, the bytes the program may read before writing them
+        // are zeroed (see stack_reach.rs).
         let reach = self.stack_frames * crate::interpreter::STACK_FRAME_SIZE;
         let reach_start = stack_bytes + (STACK_SIZE - reach) as u64;
-        // SAFETY: the top `reach` bytes of the stack area, which `space` owns.
-        unsafe { std::ptr::write_bytes(reach_start as *mut u8, 0, reach) };
+        let (below_top, zeroed) = self.stack_zero;
+        // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area, which
+        // `space` owns (`zeroed_bytes` keeps them inside the reachable frames).
+        unsafe {
+            let from = stack_bytes + (STACK_SIZE - below_top) as u64;
+            std::ptr::write_bytes(from as *mut u8, 0, zeroed)
+        };
         let regions = &mut space.regions;
         regions.clear();
         regions.push(Region::new(reach_start, reach as u64, true));
-        if let Some(trap) = self.unverified_input(input.data.len(), cx.ctx.map(<[u8]>::len)) {
+        if let Some(trap) = self.unverified_input(data.len(), cx.ctx.map(<[u8]>::len)) {
             return (Err(trap), 0, None);
         }
         // Recycled by the run before (below), or new: only the program type is another's.
         let state = &mut space.state;
         state.prog_type = self.options.prog_type;
+        state.packet_stores_proved = self.verifier.is_some();
         state.stack = (stack_bytes, STACK_SIZE as u64);
         state.limits = limits.clone();
         state.trace = trace;
-        let entry =
-            match context::prepare_run(self.options.prog_type, input.data, cx, state, regions) {
-                Ok(entry) => entry,
-                Err(trap) => {
-                    let trace = state.trace.take();
-                    state.recycle(self.options.prog_type);
-                    return (Err(trap), 0, trace);
-                }
-            };
-        let budget = input.budget.unwrap_or(self.options.budget);
+        let entry = match context::prepare_run(self.options.prog_type, data, cx, state, regions) {
+            Ok(entry) => entry,
+            Err(trap) => {
+                let trace = state.trace.take();
+                state.recycle(self.options.prog_type);
+                return (Err(trap), 0, trace);
+            }
+        };
+        let budget = budget.unwrap_or(self.options.budget);
         let stack_top = stack_bytes + STACK_SIZE as u64;
         let maps = if space.maps.is_for(self.maps.list()) {
             std::mem::take(&mut space.maps)
@@ -616,6 +646,7 @@ impl Program {
         for r in &self.maps.regions {
             regions.push(*r);
         }
+        state.packet_stores_proved &= self.verifier.is_some();
         // Each program of a tail-call chain has its own callbacks and output.
         state.callbacks = self.callbacks.clone();
         state.output = self.prints.then(|| self.output.clone());

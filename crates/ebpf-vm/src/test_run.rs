@@ -5,10 +5,10 @@
 
 use std::time::Instant;
 
-use crate::context::{ContextInput, ProcessInfo};
+use crate::context::{ContextInput, ProcessInfo, RunData};
 use crate::error::Trap;
 use crate::limits::RunLimits;
-use crate::program::{Outputs, Program, RunInput};
+use crate::program::{Outputs, Program, RunHow};
 use crate::run_space::with_run_space;
 use crate::run_trace::RunTrace;
 
@@ -91,17 +91,14 @@ impl Program {
                 let (outcome, lost) = match input.limits.check(0, 0) {
                     Err(trap) => (Err(trap), 0),
                     Ok(()) => {
-                        let (outcome, lost, run_trace) = self.run_on(
-                            space,
-                            &mut RunInput {
-                                data: &mut data,
-                                budget: input.budget,
-                            },
-                            &cx,
-                            &input.limits,
-                            input.trace_limit.map(|n| Box::new(RunTrace::new(n))),
+                        let how = RunHow {
+                            budget: input.budget,
+                            trace: input.trace_limit.map(|n| Box::new(RunTrace::new(n))),
                             outputs,
-                        );
+                        };
+                        let data = RunData::Writable(&mut data);
+                        let (outcome, lost, run_trace) =
+                            self.run_on(space, data, &cx, &input.limits, how);
                         trace = run_trace;
                         (outcome, lost)
                     }

@@ -60,6 +60,15 @@ thread_local! {
     static POOL: std::cell::RefCell<Vec<Vec<u64>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Makes `words` `n` zero words. `fill` is one memset over the words kept; `resize` alone writes
+/// word by word (a loop of about eight instructions per word, which was most of the set-up of a
+/// short XDP run: its frame is 472 words).
+fn zero_words(words: &mut Vec<u64>, n: usize) {
+    words.truncate(n);
+    words.fill(0);
+    words.resize(n, 0);
+}
+
 impl OwnedBuf {
     pub fn zeroed(len: usize) -> OwnedBuf {
         let n = len.div_ceil(8).max(1);
@@ -73,8 +82,7 @@ impl OwnedBuf {
             .flatten()
             .unwrap_or_default();
         // Zeroed whether new or reused: a run never sees what an earlier run left.
-        words.clear();
-        words.resize(n, 0);
+        zero_words(&mut words, n);
         let addr = words.as_mut_ptr() as u64;
         OwnedBuf {
             words,
@@ -98,14 +106,22 @@ impl OwnedBuf {
         match spare {
             Some(mut buf) if buf.words.capacity() >= len.div_ceil(8).max(1) => {
                 // Within its capacity: the words stay where they are.
-                buf.words.clear();
-                buf.words.resize(len.div_ceil(8).max(1), 0);
+                zero_words(&mut buf.words, len.div_ceil(8).max(1));
                 buf.addr = buf.words.as_mut_ptr() as u64;
                 buf.len = len as u64;
                 buf
             }
             _ => OwnedBuf::zeroed(len),
         }
+    }
+
+    /// This buffer with `[at, at + len)` zeroed, the rest as it is: a reused buffer of which
+    /// only that part can have changed since it was last all zero.
+    pub fn zero_range(self, at: u64, len: u64) -> OwnedBuf {
+        assert!(at.saturating_add(len) <= self.len);
+        // SAFETY: inside the buffer (asserted), which this struct owns.
+        unsafe { std::ptr::write_bytes((self.addr + at) as *mut u8, 0, len as usize) };
+        self
     }
 
     /// Copies `bytes` in at byte offset `at` (`at + bytes.len() <= len`).
@@ -223,6 +239,10 @@ pub struct RunState {
     /// are no memory of the run (no region, no place names them) until a preparer takes them.
     pub(crate) spare_ctx: Option<OwnedBuf>,
     pub(crate) spare_xdp: Option<Box<XdpFrame>>,
+    /// Every program of this run so far was verified: every store it made into packet memory
+    /// was proved to lie between the packet's bounds at that point (`xdp::prepare` zeroes a
+    /// reused frame only there). A tail call into a program in checked mode clears it.
+    pub packet_stores_proved: bool,
 }
 
 /// A `bpf_spin_lock` a run holds: the word's address, the instruction that took it, and what keeps
@@ -253,7 +273,12 @@ impl RunState {
     pub fn recycle(&mut self, prog_type: ProgramType) {
         self.release_lock();
         let spare_ctx = self.ctx.take().or(self.spare_ctx.take());
-        let spare_xdp = self.xdp.take().or(self.spare_xdp.take());
+        let mut spare_xdp = self.xdp.take().or(self.spare_xdp.take());
+        if let Some(frame) = &mut spare_xdp {
+            // Whether the stores of the run that just ended (every program of its tail-call
+            // chain) stayed inside the packet: then the next run zeroes only that part.
+            frame.stores_proved &= self.packet_stores_proved;
+        }
         let mut added = std::mem::take(&mut self.added);
         added.clear();
         let mut fresh = RunState::new(prog_type);

@@ -157,8 +157,11 @@ impl RunMaps {
                 rb.commit(addr, true);
             }
         }
-        self.extra.clear();
-        self.extra_areas.clear();
+        // Most runs admit no inner map: clearing an empty B-tree still walks it.
+        if !self.extra.is_empty() {
+            self.extra.clear();
+            self.extra_areas.clear();
+        }
         self.last_area = 0;
         // The next run may be on another thread (a run space moves between threads only
         // between runs, but the slot is cheap to find again).
