@@ -554,13 +554,12 @@ impl Program {
         };
         let budget = budget.unwrap_or(self.options.budget);
         let stack_top = stack_bytes + STACK_SIZE as u64;
-        let maps = if space.maps.is_for(self.maps.list()) {
-            std::mem::take(&mut space.maps)
-        } else {
-            self.maps.run()
+        let maps = match space.maps.take() {
+            Some(maps) if maps.is_for(self.maps.list()) => maps,
+            _ => self.maps.run(),
         };
         let (result, maps) = self.run_chain(regions, maps, state, stack_top, budget, &entry);
-        space.maps = maps;
+        space.maps = Some(maps);
         let held = state.release_lock();
         let trace = state.trace.take();
         let outcome = Program::finish(state, result, held, outputs);
@@ -700,8 +699,14 @@ impl Program {
             Err(trap) => env.state.tail_call.take().map(|p| (p, trap.insn_count + 1)),
             Ok(_) => None,
         };
-        *regions = std::mem::take(&mut env.regions);
-        let mut maps = std::mem::take(&mut env.maps);
+        // Moved out, not swapped for empty tables: an empty `RunMaps` costs a drop.
+        let RunEnv {
+            regions: run_regions,
+            mut maps,
+            state,
+            ..
+        } = env;
+        *regions = run_regions;
         let Some((next, used)) = next else {
             maps.end_run();
             return (result, maps);
@@ -713,7 +718,7 @@ impl Program {
         let (result, next_maps) = next.run_chain(
             regions,
             next.maps.run(),
-            &mut *env.state,
+            &mut *state,
             stack_top,
             budget.saturating_sub(used),
             entry,

@@ -21,8 +21,8 @@ pub struct RunSpace {
     /// the stack is alive (`RunState`'s `Drop`).
     pub(crate) state: RunState,
     pub(crate) regions: Regions,
-    /// The map table of the last run (`RunMaps::end_run` was called on it), or a default one.
-    pub(crate) maps: RunMaps,
+    /// The map table of the last run of a batch (`RunMaps::end_run` was called on it).
+    pub(crate) maps: Option<RunMaps>,
     /// u64 for alignment. Zeroed once at creation; each run zeroes the frames it can reach.
     stack: [u64; STACK_SIZE / 8],
 }
@@ -32,7 +32,7 @@ impl RunSpace {
         Box::new(RunSpace {
             state: RunState::default(),
             regions: Regions::new(),
-            maps: RunMaps::default(),
+            maps: None,
             stack: [0; STACK_SIZE / 8],
         })
     }
@@ -60,7 +60,7 @@ pub fn with_run_space<R>(f: impl FnOnce(&mut RunSpace) -> R) -> R {
     let result = f(&mut space);
     // A map table kept between single runs would keep the last program's maps alive for as long
     // as the thread lives; a batch holds its space, and its table, only while it runs.
-    space.maps = RunMaps::default();
+    space.maps = None;
     // A thread being torn down has no slot: the space is then dropped.
     let _ = SPARE.try_with(|s| s.set(Some(space)));
     result

@@ -141,6 +141,13 @@ impl OwnedBuf {
         self.write(at as u64, &v.to_le_bytes());
     }
 
+    /// The little-endian u32 at byte offset `at` (`at + 4 <= len`), without an allocation.
+    pub fn read_u32(&self, at: u32) -> u32 {
+        assert!(at as u64 + 4 <= self.len);
+        // SAFETY: inside the buffer (asserted); the program is not running while this is called.
+        u32::from_le(unsafe { std::ptr::read_unaligned((self.addr + at as u64) as *const u32) })
+    }
+
     pub fn read(&self, at: u64, len: u64) -> Vec<u8> {
         assert!(at + len <= self.len);
         // SAFETY: inside the buffer (asserted); the program is not running while this is called.
