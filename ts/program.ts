@@ -792,6 +792,9 @@ export class Program {
     }
     this.native = loaded as NativeProgram
     this.#fastPath = this.type === 'raw' && js === undefined && options.onPerfEvent === undefined
+    // Runs without data report into the scratch array the native side keeps: a call with no
+    // arguments costs napi-rs no typed-array bookkeeping.
+    if (this.#fastPath) this.native.setScratch(this.#scratch)
     this.#jsHelpers = js !== undefined
     this.id = this.native.id
   }
@@ -864,8 +867,9 @@ export class Program {
     // run costs V8 a backing-store allocation when the engine asks for its memory.
     const data = input === undefined || input.byteLength === 0 ? NO_DATA : new Uint8Array(input)
     const out = this.#scratch
-    if (!engine('data', () => this.native.runInPlace(data, out)))
-      throw this.#located(fromNative(this.native.takeError()!))
+    const native = this.native
+    if (!engine('data', () => (data === NO_DATA ? native.runNoData() : native.runInPlace(data, out))))
+      throw this.#located(fromNative(native.takeError()!))
     const r0 = out[0]!
     return { r0, retval: Number(r0 & 0xffffffffn), data, insnCount: Number(out[1]), durationNs: Number(out[2]) }
   }

@@ -365,8 +365,10 @@ pub struct NativeProgram {
     /// Process-unique id, as the kernel's program id (what a prog_array lookup returns).
     pub(crate) id: u32,
     perf: SharedPerf,
-    /// The trap of the last failed `run_in_place`.
+    /// The trap of the last failed `run_in_place` / `run_no_data`.
     last_error: Mutex<Option<Trap>>,
+    /// Where `run_no_data` reports (`set_scratch`).
+    scratch: Mutex<Option<BigUint64Array>>,
 }
 
 fn next_program_id() -> u32 {
@@ -494,6 +496,57 @@ impl NativeProgram {
         let (data, out) = unsafe { (data.as_mut(), out.as_mut()) };
         let outcome = self.inner.run(&mut RunInput { data, budget: None });
         let ns = start.elapsed().as_nanos() as u64;
+        self.report(outcome, ns, out)
+    }
+
+    /// Keeps `out` (the TypeScript layer's private `BigUint64Array` of three elements, alive as
+    /// long as this object) for `run_no_data` to report into.
+    #[napi(catch_unwind)]
+    pub fn set_scratch(&self, out: BigUint64Array) -> Result<(), Code> {
+        if out.len() < 3 {
+            return Err(einval(format!(
+                "the scratch array has {} elements; 3 are needed",
+                out.len()
+            )));
+        }
+        *self.scratch.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+        Ok(())
+    }
+
+    /// `run_in_place` of a run without data, reporting into the array given to `set_scratch`:
+    /// a call without arguments, for which napi-rs does none of the borrow bookkeeping that
+    /// typed-array arguments cost (about half of a trivial run's instructions). False, with the
+    /// error kept for `takeError`, when the run trapped or no scratch array was set.
+    #[napi(catch_unwind)]
+    pub fn run_no_data(&self) -> bool {
+        let start = Instant::now();
+        let outcome = self.inner.run(&mut RunInput {
+            data: &mut [],
+            budget: None,
+        });
+        let ns = start.elapsed().as_nanos() as u64;
+        let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        match scratch.as_mut() {
+            // SAFETY: the array is alive (this object holds a reference to it) and private to
+            // the TypeScript layer, and no JavaScript runs during this call.
+            Some(out) => self.report(outcome, ns, unsafe { out.as_mut() }),
+            None => {
+                let message = "runNoData before setScratch";
+                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Trap::invalid_input(message));
+                false
+            }
+        }
+    }
+
+    /// Writes `[r0, instructions, nanoseconds]` of a successful run into `out` and returns true,
+    /// or keeps the trap for `takeError` and returns false.
+    fn report(
+        &self,
+        outcome: std::result::Result<ebpf_vm::RunOutput, Trap>,
+        ns: u64,
+        out: &mut [u64],
+    ) -> bool {
         match outcome {
             Ok(o) => {
                 if let [r0, count, time, ..] = out {
@@ -917,6 +970,7 @@ pub fn load_program(
             id: next_program_id(),
             perf,
             last_error: Mutex::new(None),
+            scratch: Mutex::new(None),
         }),
         Err(e) => Either::B(NativeLoadResult { error: Some(*e) }),
     })
