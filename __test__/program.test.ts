@@ -227,3 +227,19 @@ describe('pointer leaks are refused unless allowed (pointerLeaks)', () => {
     )
   })
 })
+
+describe('run() without data (the native call without arguments)', () => {
+  for (const engine of ['interpreter', 'jit'] as const) {
+    it(`${engine}: reports r0 and the count, and a trap as a TrapError, run after run`, () => {
+      const ok = new Program({ instructions: assemble('r0 = 7\nexit'), engine })
+      // r1 is 0 without data: the load is outside every region.
+      const bad = new Program({ instructions: assemble('r0 = *(u8 *)(r1 + 0)\nexit'), engine })
+      for (let i = 0; i < 3; i++) {
+        const r = ok.run()
+        expect([r.r0, r.insnCount, r.data.byteLength]).toEqual([7n, 2, 0])
+        expect(() => bad.run()).toThrow(expect.objectContaining({ name: 'TrapError', kind: 'out_of_bounds' }))
+        expect(ok.run({ data: new Uint8Array(0) }).r0).toBe(7n)
+      }
+    })
+  }
+})

@@ -25,8 +25,8 @@ function packet(src) {
 // Half the packets hit a rule (dropped), half miss.
 const packets = Array.from({ length: BATCH }, (_, i) => packet(i % 2 ? [192, 168, 7, i & 255] : [10, 9, 8, i & 255]))
 
-async function ours(engine, lean = false) {
-  const coll = new Collection(await loadCollectionSpec(OBJECT), { engine })
+async function ours(engine, lean = false, mode = undefined) {
+  const coll = new Collection(await loadCollectionSpec(OBJECT), { engine, mode })
   coll.maps.get('blocklist').update({ prefixlen: 24, addr: [192, 168, 7, 0] }, { hits: 0n, action: 1, rule_id: 7 })
   const fw = coll.programs.get('xdp_firewall')
   fw.runBatch(packets.slice(0, 1000)) // warm-up
@@ -35,10 +35,14 @@ async function ours(engine, lean = false) {
   for (let r = 0; r < ROUNDS; r++) {
     const t0 = process.hrtime.bigint()
     if (lean) {
-      const { retvals, errors } = fw.runBatchRetvals(packets)
+      const { retvals, errors, durationNs } = fw.runBatchRetvals(packets)
       const ns = Number(process.hrtime.bigint() - t0)
       if (errors.length || retvals[1] !== 1 || retvals[0] !== 2) throw new Error('unexpected verdicts')
-      best = Math.min(best, ns)
+      if (ns < best) {
+        best = ns
+        // The batch's own time inside the engine, measured as the kernel measures `repeat`.
+        inEngine = durationNs
+      }
       continue
     }
     const out = fw.runBatch(packets)
@@ -101,6 +105,10 @@ const jit = await ours('jit')
 const interp = await ours('interpreter')
 const jitLean = await ours('jit', true)
 const interpLean = await ours('interpreter', true)
+// Mode 'verified': the verifier proves the program's packet stores, so a batch's reused frame is
+// zeroed only where packets lay (runs are otherwise checked as in mode 'checked').
+const jitVerified = await ours('jit', true, 'verified')
+const interpVerified = await ours('interpreter', true, 'verified')
 const k = kernel()
 const mpps = (ns) => (1e3 / ns).toFixed(2)
 console.table({
@@ -114,10 +122,25 @@ console.table({
     'in engine ns': interp.inEngineNs.toFixed(1),
     Mpps: mpps(interp.perPacketNs),
   },
-  'ebpf JIT (runBatchRetvals)': { 'ns/packet': jitLean.perPacketNs.toFixed(1), Mpps: mpps(jitLean.perPacketNs) },
+  'ebpf JIT (runBatchRetvals)': {
+    'ns/packet': jitLean.perPacketNs.toFixed(1),
+    'in engine ns': jitLean.inEngineNs.toFixed(1),
+    Mpps: mpps(jitLean.perPacketNs),
+  },
   'ebpf interpreter (runBatchRetvals)': {
     'ns/packet': interpLean.perPacketNs.toFixed(1),
+    'in engine ns': interpLean.inEngineNs.toFixed(1),
     Mpps: mpps(interpLean.perPacketNs),
+  },
+  'ebpf JIT, verified (runBatchRetvals)': {
+    'ns/packet': jitVerified.perPacketNs.toFixed(1),
+    'in engine ns': jitVerified.inEngineNs.toFixed(1),
+    Mpps: mpps(jitVerified.perPacketNs),
+  },
+  'ebpf interpreter, verified (runBatchRetvals)': {
+    'ns/packet': interpVerified.perPacketNs.toFixed(1),
+    'in engine ns': interpVerified.inEngineNs.toFixed(1),
+    Mpps: mpps(interpVerified.perPacketNs),
   },
   'Linux kernel (BPF_PROG_TEST_RUN)': k.skipped
     ? { 'ns/packet': `skipped: ${k.skipped}` }

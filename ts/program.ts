@@ -574,9 +574,22 @@ export type BatchEntry = ({ ok: true } & RunResult) | { ok: false; error: LoadEr
  * buffer is new and private, so the async form hands it to the engine to keep, without a copy.
  */
 function concatPackets(packets: readonly Uint8Array[]): { all: Buffer; lengths: number[] } {
+  const { all, lengths } = concatPacked(packets)
+  return { all, lengths: Array.from(lengths) }
+}
+
+/** The packets concatenated, with their lengths; one pass to check and measure them (no per-packet string). */
+function concatPacked(packets: readonly Uint8Array[]): { all: Buffer; lengths: Uint32Array } {
   checkDenseArray(LoadError, 'packets', packets)
-  const lengths = packets.map((p, i) => checkBytes(LoadError, `packets[${i}]`, p).byteLength)
-  return { all: Buffer.concat(packets), lengths }
+  const lengths = new Uint32Array(packets.length)
+  let total = 0
+  for (let i = 0; i < packets.length; i++) {
+    const p = packets[i]
+    const len = (p instanceof Uint8Array ? p : checkBytes(LoadError, `packets[${i}]`, p)).byteLength
+    lengths[i] = len
+    total += len
+  }
+  return { all: Buffer.concat(packets, total), lengths }
 }
 
 /** Packets that lie one after the other in one buffer: `lengths[i]` bytes each (as `pcap.readBatches` gives them). */
@@ -593,8 +606,7 @@ function packed(packets: readonly Uint8Array[] | PackedPackets): { all: Uint8Arr
     const lengths = p.lengths instanceof Uint32Array ? p.lengths : Uint32Array.from(checkLengths(p.lengths))
     return { all: all instanceof Uint8Array ? all : new Uint8Array(all), lengths }
   }
-  const { all, lengths } = concatPackets(packets as readonly Uint8Array[])
-  return { all, lengths: Uint32Array.from(lengths) }
+  return concatPacked(packets as readonly Uint8Array[])
 }
 
 function checkLengths(lengths: unknown): number[] {
@@ -795,6 +807,9 @@ export class Program {
     }
     this.native = loaded as NativeProgram
     this.#fastPath = this.type === 'raw' && js === undefined && options.onPerfEvent === undefined
+    // Runs without data report into the scratch array the native side keeps: a call with no
+    // arguments costs napi-rs no typed-array bookkeeping.
+    if (this.#fastPath) this.native.setScratch(this.#scratch)
     this.#jsHelpers = js !== undefined
     this.id = this.native.id
   }
@@ -867,8 +882,9 @@ export class Program {
     // run costs V8 a backing-store allocation when the engine asks for its memory.
     const data = input === undefined || input.byteLength === 0 ? NO_DATA : new Uint8Array(input)
     const out = this.#scratch
-    if (!engine('data', () => this.native.runInPlace(data, out)))
-      throw this.#located(fromNative(this.native.takeError()!))
+    const native = this.native
+    if (!engine('data', () => (data === NO_DATA ? native.runNoData() : native.runInPlace(data, out))))
+      throw this.#located(fromNative(native.takeError()!))
     const r0 = out[0]!
     return { r0, retval: Number(r0 & 0xffffffffn), data, insnCount: Number(out[1]), durationNs: Number(out[2]) }
   }
@@ -903,11 +919,13 @@ export class Program {
    * object is created per packet, and with no option but `wireLengths` nothing is copied back.
    * `wireLengths` (socket filters): each packet's length on the wire, its `__sk_buff.len` where
    * larger than the packet (a capture cut to its snap length, as `filterPcap` reads them).
+   * `durationNs`: the whole batch's time inside the engine (one clock reading at each end, as the
+   * kernel's test run measures `repeat`), where the batch took the lean path.
    */
   runBatchRetvals(
     packets: readonly Uint8Array[] | PackedPackets,
     options: Omit<RunOptions, 'data' | 'repeat'> & { wireLengths?: ArrayLike<number> } = {},
-  ): { retvals: Uint32Array; errors: Array<{ index: number; error: LoadError | TrapError }> } {
+  ): { retvals: Uint32Array; errors: Array<{ index: number; error: LoadError | TrapError }>; durationNs?: number } {
     const { all, lengths } = packed(packets)
     checkObject(LoadError, 'runBatchRetvals options', options)
     const { wireLengths, ...rest } = options
@@ -917,7 +935,7 @@ export class Program {
     if (!this.#jsHelpers && Object.values(rest).every((v) => v === undefined)) {
       const b = engine('run option', () => this.native.runBatchRetvals(bufferOf(all), lengths, wire))
       this.#deliverPerfRecords()
-      return { retvals: b.retvals, errors: located(b.errors) }
+      return { retvals: b.retvals, errors: located(b.errors), durationNs: b.durationNs }
     }
     if (wire !== undefined)
       throw new LoadError('EINVAL', 'wireLengths goes with no other run option nor JavaScript helpers')

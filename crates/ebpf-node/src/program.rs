@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ebpf_vm::helpers::output::{perf_record_bytes, PerfRecord, PerfSink};
 use ebpf_vm::{
-    AddressSpace, CancelToken, ContextInput, ErrorCode, MemoryImage, PointerLeaks, ProcessInfo,
+    AddressSpace, BatchInput, CancelToken, ErrorCode, MemoryImage, PointerLeaks, ProcessInfo,
     Program, ProgramOptions, RunInput, RunLimits, TestRunInput, TestRunOutput, Trap,
 };
 use napi::bindgen_prelude::*;
@@ -368,8 +368,10 @@ pub struct NativeProgram {
     /// Process-unique id, as the kernel's program id (what a prog_array lookup returns).
     pub(crate) id: u32,
     perf: SharedPerf,
-    /// The trap of the last failed `run_in_place`.
+    /// The trap of the last failed `run_in_place` / `run_no_data`.
     last_error: Mutex<Option<Trap>>,
+    /// Where `run_no_data` reports (`set_scratch`).
+    scratch: Mutex<Option<BigUint64Array>>,
 }
 
 fn next_program_id() -> u32 {
@@ -497,6 +499,57 @@ impl NativeProgram {
         let (data, out) = unsafe { (data.as_mut(), out.as_mut()) };
         let outcome = self.inner.run(&mut RunInput { data, budget: None });
         let ns = start.elapsed().as_nanos() as u64;
+        self.report(outcome, ns, out)
+    }
+
+    /// Keeps `out` (the TypeScript layer's private `BigUint64Array` of three elements, alive as
+    /// long as this object) for `run_no_data` to report into.
+    #[napi(catch_unwind)]
+    pub fn set_scratch(&self, out: BigUint64Array) -> Result<(), Code> {
+        if out.len() < 3 {
+            return Err(einval(format!(
+                "the scratch array has {} elements; 3 are needed",
+                out.len()
+            )));
+        }
+        *self.scratch.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+        Ok(())
+    }
+
+    /// `run_in_place` of a run without data, reporting into the array given to `set_scratch`:
+    /// a call without arguments, for which napi-rs does none of the borrow bookkeeping that
+    /// typed-array arguments cost (about half of a trivial run's instructions). False, with the
+    /// error kept for `takeError`, when the run trapped or no scratch array was set.
+    #[napi(catch_unwind)]
+    pub fn run_no_data(&self) -> bool {
+        let start = Instant::now();
+        let outcome = self.inner.run(&mut RunInput {
+            data: &mut [],
+            budget: None,
+        });
+        let ns = start.elapsed().as_nanos() as u64;
+        let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        match scratch.as_mut() {
+            // SAFETY: the array is alive (this object holds a reference to it) and private to
+            // the TypeScript layer, and no JavaScript runs during this call.
+            Some(out) => self.report(outcome, ns, unsafe { out.as_mut() }),
+            None => {
+                let message = "runNoData before setScratch";
+                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Trap::invalid_input(message));
+                false
+            }
+        }
+    }
+
+    /// Writes `[r0, instructions, nanoseconds]` of a successful run into `out` and returns true,
+    /// or keeps the trap for `takeError` and returns false.
+    fn report(
+        &self,
+        outcome: std::result::Result<ebpf_vm::RunOutput, Trap>,
+        ns: u64,
+        out: &mut [u64],
+    ) -> bool {
         match outcome {
             Ok(o) => {
                 if let [r0, count, time, ..] = out {
@@ -558,13 +611,8 @@ impl NativeProgram {
     ) -> Result<NativeBatch, Code> {
         check_lengths(packets.len(), &lengths)?;
         let limits = run_limits(&input, None);
-        let mut input = test_input(&input, &[], &limits);
-        Ok(pack(run_packets(
-            &self.inner,
-            packets,
-            &lengths,
-            &mut input,
-        )))
+        let input = test_input(&input, &[], &limits);
+        Ok(pack(run_packets(&self.inner, packets, &lengths, &input)?))
     }
 
     /// The lean batch of `runBatchRetvals` (runs that need nothing but the packet): one run per
@@ -595,40 +643,30 @@ impl NativeProgram {
         }
         let mut retvals = Vec::with_capacity(lengths.len());
         let mut errors = Vec::new();
-        let mut data = Vec::new();
-        let mut at = 0usize;
-        for (i, &len) in lengths.iter().enumerate() {
-            data.clear();
-            data.extend_from_slice(&packets[at..at + len as usize]);
-            at += len as usize;
-            let wire = wire_lengths.map_or(0, |w| w[i]);
-            // `len` is the first field of `struct __sk_buff`: a 4-byte image sets only it.
-            let image = wire.to_le_bytes();
-            let cx = ContextInput {
-                ctx: (wire > len).then_some(&image[..]),
-                ..ContextInput::default()
-            };
-            let run = self.inner.run_with_context(
-                &mut RunInput {
-                    data: &mut data,
-                    budget: None,
-                },
-                &cx,
-            );
-            match run {
+        let input = BatchInput {
+            packets,
+            lengths,
+            wire_lengths,
+            r0_only: true,
+            ..BatchInput::default()
+        };
+        let summary = self
+            .inner
+            .run_batch(&input, |run| match run.result {
                 Ok((out, _)) => retvals.push(out.r0 as u32),
                 Err(trap) => {
                     retvals.push(0);
                     errors.push(NativeBatchError {
-                        index: i as u32,
+                        index: run.index as u32,
                         error: trap.into(),
                     });
                 }
-            }
-        }
+            })
+            .map_err(|e| einval(e.message))?;
         Ok(NativeBatchRetvals {
             retvals: Uint32Array::new(retvals),
             errors,
+            duration_ns: summary.duration_ns,
         })
     }
 
@@ -686,6 +724,8 @@ pub struct NativeBatch {
 pub struct NativeBatchRetvals {
     pub retvals: Uint32Array,
     pub errors: Vec<NativeBatchError>,
+    /// Nanoseconds of the whole batch inside the engine (one clock reading at each end).
+    pub duration_ns: f64,
 }
 
 #[napi(object)]
@@ -706,25 +746,41 @@ fn check_lengths(total: usize, lengths: &[u32]) -> Result<(), Code> {
 }
 
 /// Runs each packet of `packets` (`lengths[i]` bytes each, checked by `check_lengths`) in order,
-/// with the other inputs of `input`, whose data buffer is reused from packet to packet.
-fn run_packets<'a>(
-    program: &'a Program,
-    packets: &'a [u8],
-    lengths: &'a [u32],
-    input: &'a mut TestRunInput,
-) -> impl Iterator<Item = TestRunOutput> + 'a {
-    let mut at = 0usize;
-    // A batch records no traces (one per packet would be a trace per run of a whole capture).
-    input.trace_limit = None;
-    lengths.iter().map(move |&l| {
-        input.data.clear();
-        input.data.extend_from_slice(&packets[at..at + l as usize]);
-        at += l as usize;
-        program.test_run(input)
-    })
+/// with the other inputs of `input`, as one batch of the engine (`Program::run_batch`). A batch
+/// records no traces (one per packet would be a trace per run of a whole capture).
+fn run_packets(
+    program: &Program,
+    packets: &[u8],
+    lengths: &[u32],
+    input: &TestRunInput,
+) -> Result<Vec<TestRunOutput>, Code> {
+    let batch = BatchInput {
+        packets,
+        lengths,
+        wire_lengths: None,
+        ctx: input.ctx.as_deref(),
+        process: input.process,
+        memory: Some(&input.memory),
+        budget: input.budget,
+        limits: input.limits.clone(),
+        r0_only: false,
+    };
+    let mut outputs = Vec::with_capacity(lengths.len());
+    program
+        .run_batch(&batch, |run| {
+            outputs.push(TestRunOutput::from_outcome(
+                run.result,
+                run.data,
+                run.duration_ns,
+                run.perf_lost,
+                None,
+            ))
+        })
+        .map_err(|e| einval(e.message))?;
+    Ok(outputs)
 }
 
-fn pack(outputs: impl Iterator<Item = TestRunOutput>) -> NativeBatch {
+fn pack(outputs: Vec<TestRunOutput>) -> NativeBatch {
     let (mut r0, mut counts, mut durations) = (Vec::new(), Vec::new(), Vec::new());
     let (mut data, mut data_lengths) = (Vec::new(), Vec::new());
     let (mut ctx, mut ctx_lengths) = (Vec::new(), Vec::new());
@@ -732,7 +788,7 @@ fn pack(outputs: impl Iterator<Item = TestRunOutput>) -> NativeBatch {
     let (mut skb, mut skb_lengths) = (Vec::new(), Vec::new());
     let (mut redirect_ifindexes, mut redirect_flags) = (Vec::new(), Vec::new());
     let mut errors = Vec::new();
-    for (i, out) in outputs.enumerate() {
+    for (i, out) in outputs.into_iter().enumerate() {
         let value = match out.result {
             Ok(v) => v,
             Err(trap) => {
@@ -824,11 +880,15 @@ impl Task for BatchTask {
             lengths,
             input,
         } = self;
-        unpanicked(|| run_packets(program, packets, lengths, input).collect())
+        match unpanicked(|| run_packets(program, packets, lengths, input))? {
+            Ok(outputs) => Ok(outputs),
+            // The lengths were checked when the task was made (`check_lengths`).
+            Err(e) => Err(Error::new(Status::GenericFailure, e.reason.clone())),
+        }
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(pack(output.into_iter()))
+        Ok(pack(output))
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -913,6 +973,7 @@ pub fn load_program(
             id: next_program_id(),
             perf,
             last_error: Mutex::new(None),
+            scratch: Mutex::new(None),
         }),
         Err(e) => Either::B(NativeLoadResult { error: Some(*e) }),
     })

@@ -41,6 +41,7 @@
 //! the flows and natural loops.
 
 pub mod analysis;
+pub mod batch;
 pub mod context;
 pub mod coverage;
 pub mod error;
@@ -55,12 +56,14 @@ pub mod memory;
 pub mod pins;
 pub mod pointer_leaks;
 pub mod program;
+pub mod run_space;
 pub mod run_trace;
 pub mod stack_reach;
 pub mod test_run;
 pub mod verification;
 pub mod verifier;
 
+pub use batch::{BatchInput, BatchRun, BatchSummary};
 pub use context::{AddressSpace, ContextInput, ContextOutput, MemoryImage, ProcessInfo};
 pub use error::{ErrorCode, LoadError, Trap, TrapKind};
 pub use helpers::{ArgType, HelperContext, HelperError, HelperPrototype, HelperTable, RetType};

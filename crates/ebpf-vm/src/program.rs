@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64, LogicalProgram};
-use crate::context::{self, ContextInput, ContextOutput, RunState};
+use crate::context::{self, ContextInput, ContextOutput, RunData, RunState};
 use crate::coverage::{Counted, CoverageCounters, CoverageReport};
 use crate::error::{ErrorCode, LoadError, Trap, TrapKind};
 use crate::helpers::callbacks::rebase_trap;
@@ -15,6 +15,7 @@ use crate::isa::{encode_all, validate_with, Insn, ReservedFields};
 use crate::limits::RunLimits;
 use crate::memory::{Region, Regions};
 use crate::pointer_leaks::{self, PointerLeaks};
+use crate::run_space::RunSpace;
 use crate::run_trace::RunTrace;
 use crate::verification::{verify_load, LoadFacts, SourceLine, VerifierReport, MAX_LOG_LEVEL};
 use crate::verifier::ctx_access::PT_REGS_SIZE;
@@ -95,6 +96,25 @@ impl ProgramType {
         ProgramType::Tracepoint,
         ProgramType::RawTracepoint,
     ];
+}
+
+/// What a run hands back besides r0 and its count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outputs {
+    /// The context output (`context::finish_run`: packet, context, metadata, redirect).
+    All,
+    /// Nothing but the perf records lost: r0 is all the caller reads (`runBatchRetvals`, the
+    /// repetitions of a test run before the last).
+    R0,
+}
+
+/// How `Program::run_on` runs, besides its memory and inputs.
+pub(crate) struct RunHow {
+    /// Overrides the program's instruction budget.
+    pub budget: Option<u64>,
+    /// Records an instruction trace into this (see `run_trace`).
+    pub trace: Option<Box<RunTrace>>,
+    pub outputs: Outputs,
 }
 
 /// How one run ended: its output and the context after it, or the trap that stopped it.
@@ -214,6 +234,9 @@ pub struct Program {
     /// Stack frames a run can reach (see `stack_reach`, computed once at load for both engines):
     /// only those are zeroed and accessible.
     stack_frames: usize,
+    /// The bytes of those frames a run zeroes (`stack_reach::zeroed_bytes`): from this many
+    /// bytes below the top of the stack, this many.
+    stack_zero: (usize, usize),
     /// Mode `Verified`: what the verifier reported.
     verifier: Option<VerifierReport>,
     /// Coverage counters (`options.coverage`), and the JIT's chain lengths by head slot when
@@ -291,6 +314,7 @@ impl Program {
             options.perf_buffer_bytes,
         ));
         let stack_frames = crate::stack_reach::reachable_frames(&analysis);
+        let stack_zero = crate::stack_reach::zeroed_bytes(&analysis, stack_frames);
         let coverage = (options.coverage).then(|| Arc::new(CoverageCounters::new(insns.len())));
         let (engine, jit) = select_engine(
             options.engine,
@@ -324,6 +348,7 @@ impl Program {
             jit,
             prepared,
             stack_frames,
+            stack_zero,
             verifier,
             coverage,
             coverage_chains,
@@ -494,8 +519,7 @@ impl Program {
     }
 
     /// A run, recording into `trace` when one is given; returns the perf records dropped and the
-    /// trace. Inlined into its callers, so that the plain run pays no extra call for it.
-    #[inline(always)]
+    /// trace. Runs on this thread's run space (`run_space`).
     pub(crate) fn run_recording(
         &self,
         input: &mut RunInput<'_>,
@@ -503,46 +527,85 @@ impl Program {
         limits: &RunLimits,
         trace: Option<Box<RunTrace>>,
     ) -> (RunOutcome, u64, Option<Box<RunTrace>>) {
-        // The stack lives in this Rust frame for the duration of the run; u64 for alignment.
-        let mut stack = std::mem::MaybeUninit::<[u64; STACK_SIZE / 8]>::uninit();
-        let stack_bytes = stack.as_mut_ptr() as u64;
-        // Only the frames the program can reach are zeroed and become a region of the run: the
-        // rest of the area stays uninitialised and out of reach (see stack_reach.rs).
+        let data = RunData::Writable(&mut *input.data);
+        crate::run_space::with_run_space(|space| {
+            let how = RunHow {
+                budget: input.budget,
+                trace,
+                outputs: Outputs::All,
+            };
+            self.run_on(space, data, cx, limits, how)
+        })
+    }
+
+    /// One run on `space`, whose buffers the previous run left (see `run_space`): what a batch
+    /// calls once per packet. With `Outputs::R0` the context output is left empty (no copy of
+    /// the packet, context or metadata out of the run's memory), for callers that want r0 only.
+    /// Inlined into its callers, so that the plain run pays no extra call for it.
+    #[inline(always)]
+    pub(crate) fn run_on(
+        &self,
+        space: &mut RunSpace,
+        data: RunData<'_>,
+        cx: &ContextInput<'_>,
+        limits: &RunLimits,
+        how: RunHow,
+    ) -> (RunOutcome, u64, Option<Box<RunTrace>>) {
+        let RunHow {
+            budget,
+            trace,
+            outputs,
+        } = how;
+        let stack_bytes = space.stack_bytes();
+        // Only the frames the program can reach become a region of the run: the rest of the
+        // area stays out of reach. Of those, the bytes the program may read before writing them
+        // are zeroed (see stack_reach.rs).
         let reach = self.stack_frames * crate::interpreter::STACK_FRAME_SIZE;
         let reach_start = stack_bytes + (STACK_SIZE - reach) as u64;
-        // SAFETY: the top `reach` bytes of the stack area, which this frame owns.
-        unsafe { std::ptr::write_bytes(reach_start as *mut u8, 0, reach) };
-        let mut regions = Regions::new();
+        let (below_top, zeroed) = self.stack_zero;
+        // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area, which
+        // `space` owns (`zeroed_bytes` keeps them inside the reachable frames).
+        unsafe {
+            let from = stack_bytes + (STACK_SIZE - below_top) as u64;
+            std::ptr::write_bytes(from as *mut u8, 0, zeroed)
+        };
+        let regions = &mut space.regions;
+        regions.clear();
         regions.push(Region::new(reach_start, reach as u64, true));
-        if let Some(trap) = self.unverified_input(input.data.len(), cx.ctx.map(<[u8]>::len)) {
+        if let Some(trap) = self.unverified_input(data.len(), cx.ctx.map(<[u8]>::len)) {
             return (Err(trap), 0, None);
         }
-        // Declared after the stack, so dropped before it: a lock word on the stack is released
-        // while the stack is alive (see `RunState`'s `Drop`).
-        let mut state = RunState::new(self.options.prog_type);
+        // Recycled by the run before (below), or new: only the program type is another's.
+        let state = &mut space.state;
+        state.prog_type = self.options.prog_type;
+        state.packet_stores_proved = self.verifier.is_some();
         state.stack = (stack_bytes, STACK_SIZE as u64);
         state.limits = limits.clone();
         state.trace = trace;
-        let entry = match context::prepare_run(
-            self.options.prog_type,
-            input.data,
-            cx,
-            &mut state,
-            &mut regions,
-        ) {
+        let entry = match context::prepare_run(self.options.prog_type, data, cx, state, regions) {
             Ok(entry) => entry,
-            Err(trap) => return (Err(trap), 0, state.trace.take()),
+            Err(trap) => {
+                let trace = state.trace.take();
+                state.recycle(self.options.prog_type);
+                return (Err(trap), 0, trace);
+            }
         };
-        let budget = input.budget.unwrap_or(self.options.budget);
+        let budget = budget.unwrap_or(self.options.budget);
         let stack_top = stack_bytes + STACK_SIZE as u64;
-        let result = self.run_chain(regions, &mut state, stack_top, budget, &entry);
+        let maps = match space.maps.take() {
+            Some(maps) if maps.is_for(self.maps.list()) => maps,
+            _ => self.maps.run(),
+        };
+        let (result, maps) = self.run_chain(regions, maps, state, stack_top, budget, &entry);
+        space.maps = Some(maps);
         let held = state.release_lock();
         let trace = state.trace.take();
-        (
-            Program::finish(&state, result, held),
-            state.perf_lost,
-            trace,
-        )
+        let outcome = Program::finish(state, result, held, outputs);
+        let lost = state.perf_lost;
+        // What the next run on this space reuses stays (buffers); what this run referred to
+        // (its output, callbacks, address space) goes now.
+        state.recycle(self.options.prog_type);
+        (outcome, lost, trace)
     }
 
     /// A run whose input does not fit what a verified program was proved against
@@ -582,6 +645,7 @@ impl Program {
         state: &RunState,
         result: Result<RunOutput, Trap>,
         held: Option<usize>,
+        outputs: Outputs,
     ) -> Result<(RunOutput, ContextOutput), Trap> {
         let out = result?;
         if let Some(pc) = held {
@@ -596,21 +660,32 @@ impl Program {
             });
         }
         let r0 = out.r0;
-        Ok((out, context::finish_run(state, r0)))
+        let cx_out = match outputs {
+            Outputs::All => context::finish_run(state, r0),
+            Outputs::R0 => ContextOutput {
+                perf_lost: state.perf_lost,
+                ..ContextOutput::default()
+            },
+        };
+        Ok((out, cx_out))
     }
 
     /// Runs this program, then the programs it tail-calls, on the same memory and run state.
+    /// `regions` is the run's table (left as the run left it), `maps` this program's map table
+    /// (handed back with `end_run` done, for the next run to reuse).
     fn run_chain(
         &self,
-        mut regions: Regions,
+        regions: &mut Regions,
+        maps: crate::maps::RunMaps,
         state: &mut RunState,
         stack_top: u64,
         budget: u64,
         entry: &context::Entry,
-    ) -> Result<RunOutput, Trap> {
+    ) -> (Result<RunOutput, Trap>, crate::maps::RunMaps) {
         for r in &self.maps.regions {
             regions.push(*r);
         }
+        state.packet_stores_proved &= self.verifier.is_some();
         // Each program of a tail-call chain has its own callbacks and output.
         state.callbacks = self.callbacks.clone();
         state.output = self.prints.then(|| self.output.clone());
@@ -627,12 +702,12 @@ impl Program {
             |env: &mut RunEnv<'_>, pc: usize, args: [u64; 5]| self.run_callback(env, pc, args);
         let mut env = RunEnv {
             helpers: &self.helpers,
-            regions,
+            regions: std::mem::take(regions),
             stack_top,
             budget,
             // A tail call after a helper moved the packet (tc) starts on the packet as it is.
             packet: state.packet_moved.unwrap_or(entry.packet),
-            maps: self.maps.run(),
+            maps,
             state,
             function_runner: Some(&runner),
         };
@@ -664,22 +739,33 @@ impl Program {
             Err(trap) => env.state.tail_call.take().map(|p| (p, trap.insn_count + 1)),
             Ok(_) => None,
         };
+        // Moved out, not swapped for empty tables: an empty `RunMaps` costs a drop.
+        let RunEnv {
+            regions: run_regions,
+            mut maps,
+            state,
+            ..
+        } = env;
+        *regions = run_regions;
         let Some((next, used)) = next else {
-            return result;
+            maps.end_run();
+            return (result, maps);
         };
         let Ok(next) = next.downcast::<Program>() else {
             unreachable!("HelperContext::tail_call accepts programs only");
         };
-        let regions = std::mem::take(&mut env.regions);
-        // The map keep-alives of this program (`env.maps`) live until the chain ends.
-        let result = next.run_chain(
+        // The map keep-alives of this program (`maps`) live until the chain ends.
+        let (result, next_maps) = next.run_chain(
             regions,
-            &mut *env.state,
+            next.maps.run(),
+            &mut *state,
             stack_top,
             budget.saturating_sub(used),
             entry,
         );
-        match result {
+        drop(next_maps);
+        maps.end_run();
+        let result = match result {
             Ok(mut out) => {
                 out.insn_count += used;
                 Ok(out)
@@ -688,7 +774,8 @@ impl Program {
                 rebase_trap(&mut trap, used, budget);
                 Err(trap)
             }
-        }
+        };
+        (result, maps)
     }
 
     /// Runs a callback of this program (`helpers/callbacks.rs`) on the program's own engine,

@@ -5,10 +5,11 @@
 
 use std::time::Instant;
 
-use crate::context::{ContextInput, ProcessInfo};
+use crate::context::{ContextInput, ProcessInfo, RunData};
 use crate::error::Trap;
 use crate::limits::RunLimits;
-use crate::program::{Program, RunInput};
+use crate::program::{Outputs, Program, RunHow};
+use crate::run_space::with_run_space;
 use crate::run_trace::RunTrace;
 
 /// Input of a test run.
@@ -71,63 +72,91 @@ impl Program {
         let mut last = None;
         let mut trace = None;
         // One clock reading around the loop, as the kernel's test run does: per-repetition readings
-        // cost as much as a short program (the data reset inside the loop is a small memcpy).
+        // cost as much as a short program (the data reset inside the loop is a small memcpy). The
+        // repetitions share one run space (set up once, see `run_space`), and only the last one
+        // copies its context output out.
         let start = Instant::now();
-        for i in 0..repeat {
-            if i > 0 {
-                data.copy_from_slice(&input.data);
-            }
-            // Runs too short to reach a check of their own still end at the limits: a run that
-            // starts with a limit reached stops before its first instruction.
-            let (outcome, lost) = match input.limits.check(0, 0) {
-                Err(trap) => (Err(trap), 0),
-                Ok(()) => {
-                    let (outcome, lost, run_trace) = self.run_recording(
-                        &mut RunInput {
-                            data: &mut data,
-                            budget: input.budget,
-                        },
-                        &cx,
-                        &input.limits,
-                        input.trace_limit.map(|n| Box::new(RunTrace::new(n))),
-                    );
-                    trace = run_trace;
-                    (outcome, lost)
+        with_run_space(|space| {
+            for i in 0..repeat {
+                if i > 0 {
+                    data.copy_from_slice(&input.data);
                 }
-            };
-            runs += 1;
-            perf_lost += lost;
-            let trapped = outcome.is_err();
-            last = Some(outcome);
-            if trapped {
-                break;
+                let outputs = if i + 1 == repeat {
+                    Outputs::All
+                } else {
+                    Outputs::R0
+                };
+                // Runs too short to reach a check of their own still end at the limits: a run
+                // that starts with a limit reached stops before its first instruction.
+                let (outcome, lost) = match input.limits.check(0, 0) {
+                    Err(trap) => (Err(trap), 0),
+                    Ok(()) => {
+                        let how = RunHow {
+                            budget: input.budget,
+                            trace: input.trace_limit.map(|n| Box::new(RunTrace::new(n))),
+                            outputs,
+                        };
+                        let data = RunData::Writable(&mut data);
+                        let (outcome, lost, run_trace) =
+                            self.run_on(space, data, &cx, &input.limits, how);
+                        trace = run_trace;
+                        (outcome, lost)
+                    }
+                };
+                runs += 1;
+                perf_lost += lost;
+                let trapped = outcome.is_err();
+                last = Some(outcome);
+                if trapped {
+                    break;
+                }
             }
-        }
+        });
         let duration_ns = start.elapsed().as_nanos() as f64 / runs as f64;
-        match last.expect("at least one repetition") {
+        TestRunOutput::from_outcome(
+            last.expect("at least one repetition"),
+            &data,
+            duration_ns,
+            perf_lost,
+            trace.map(|t| *t),
+        )
+    }
+}
+
+impl TestRunOutput {
+    /// The output of a run that ended with `outcome` on `data` (the data as the run left it; XDP
+    /// and tc hand back their packet in the context output instead).
+    pub fn from_outcome(
+        outcome: Result<(crate::interpreter::RunOutput, crate::context::ContextOutput), Trap>,
+        data: &[u8],
+        duration_ns: f64,
+        perf_lost: u64,
+        trace: Option<RunTrace>,
+    ) -> TestRunOutput {
+        match outcome {
             Ok((out, cx_out)) => TestRunOutput {
                 result: Ok(out.r0),
                 insn_count: out.insn_count,
-                data: cx_out.packet.unwrap_or(data),
+                data: cx_out.packet.unwrap_or_else(|| data.to_vec()),
                 ctx: cx_out.ctx,
                 meta: cx_out.meta,
                 skb: cx_out.skb,
                 redirect: cx_out.redirect,
                 duration_ns,
                 perf_lost,
-                trace: trace.map(|t| *t),
+                trace,
             },
             Err(trap) => TestRunOutput {
                 insn_count: trap.insn_count,
                 result: Err(trap),
-                data,
+                data: data.to_vec(),
                 ctx: None,
                 meta: None,
                 skb: None,
                 redirect: None,
                 duration_ns,
                 perf_lost,
-                trace: trace.map(|t| *t),
+                trace,
             },
         }
     }

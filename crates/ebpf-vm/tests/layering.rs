@@ -26,8 +26,9 @@ const LAYERS: &[&[&str]] = &[
     &["verifier"],
     &["interpreter", "jit"],
     &["verification"],
+    &["run_space"],
     &["program"],
-    &["test_run"],
+    &["test_run", "batch"],
 ];
 
 /// Today's edges against the order: (file under src/, module it uses, why). Remove an entry in

@@ -199,10 +199,35 @@ pub fn prepare_program(
     Ok(())
 }
 
+/// The data of a run: writable in place (what a raw program gets, and may change), or only read
+/// (the other types copy it into memory of their own or, socket filters, map it read-only), so
+/// that a batch can hand them its packets without copying them first.
+pub enum RunData<'a> {
+    Writable(&'a mut [u8]),
+    ReadOnly(&'a [u8]),
+}
+
+impl RunData<'_> {
+    pub fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            RunData::Writable(d) => d,
+            RunData::ReadOnly(d) => d,
+        }
+    }
+}
+
 /// Builds the context and packet memory of a run and adds their regions (after the stack).
 pub fn prepare_run(
     prog_type: ProgramType,
-    data: &mut [u8],
+    data: RunData<'_>,
     input: &ContextInput<'_>,
     state: &mut RunState,
     regions: &mut Regions,
@@ -211,36 +236,44 @@ pub fn prepare_run(
     if let Some(memory) = input.memory {
         state.address_space = memory.clone();
     }
-    match prog_type {
-        ProgramType::Raw => {
-            let addr = if data.is_empty() {
-                0
-            } else {
-                data.as_mut_ptr() as u64
-            };
-            regions.push(Region::from_mut_slice(data));
-            state.data = (addr, data.len() as u64);
-            Ok(Entry {
-                args: [addr, data.len() as u64, 0, 0, 0],
-                packet: (addr, data.len() as u64),
-            })
+    match (prog_type, data) {
+        (ProgramType::Raw, RunData::Writable(data)) => Ok(prepare_raw(data, state, regions)),
+        (ProgramType::Raw, RunData::ReadOnly(_)) => Err(Trap::invalid_input(
+            "a raw program runs on its data in place: the data must be writable",
+        )),
+        (ProgramType::SocketFilter, data) => {
+            socket_filter::prepare(data.bytes(), input.ctx, state, regions)
         }
-        ProgramType::SocketFilter => socket_filter::prepare(data, input.ctx, state, regions),
-        ProgramType::Tc => tc::prepare(data, input.ctx, state, regions),
-        ProgramType::Xdp => xdp::prepare(data, input.ctx, state, regions),
-        ProgramType::Tracing => tracing::prepare(input.ctx, None, state, regions),
-        ProgramType::Tracepoint => tracing::prepare(
+        (ProgramType::Tc, data) => tc::prepare(data.bytes(), input.ctx, state, regions),
+        (ProgramType::Xdp, data) => xdp::prepare(data.bytes(), input.ctx, state, regions),
+        (ProgramType::Tracing, _) => tracing::prepare(input.ctx, None, state, regions),
+        (ProgramType::Tracepoint, _) => tracing::prepare(
             input.ctx,
             Some(tracing::TRACEPOINT_CTX_SIZE),
             state,
             regions,
         ),
-        ProgramType::RawTracepoint => tracing::prepare(
+        (ProgramType::RawTracepoint, _) => tracing::prepare(
             input.ctx,
             Some(tracing::RAW_TRACEPOINT_CTX_SIZE),
             state,
             regions,
         ),
+    }
+}
+
+/// A raw run: r1 = the data (a writable region), r2 = its length.
+fn prepare_raw(data: &mut [u8], state: &mut RunState, regions: &mut Regions) -> Entry {
+    let addr = if data.is_empty() {
+        0
+    } else {
+        data.as_mut_ptr() as u64
+    };
+    regions.push(Region::from_mut_slice(data));
+    state.data = (addr, data.len() as u64);
+    Entry {
+        args: [addr, data.len() as u64, 0, 0, 0],
+        packet: (addr, data.len() as u64),
     }
 }
 

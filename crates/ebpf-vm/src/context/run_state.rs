@@ -60,6 +60,15 @@ thread_local! {
     static POOL: std::cell::RefCell<Vec<Vec<u64>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Makes `words` `n` zero words. `fill` is one memset over the words kept; `resize` alone writes
+/// word by word (a loop of about eight instructions per word, which was most of the set-up of a
+/// short XDP run: its frame is 472 words).
+fn zero_words(words: &mut Vec<u64>, n: usize) {
+    words.truncate(n);
+    words.fill(0);
+    words.resize(n, 0);
+}
+
 impl OwnedBuf {
     pub fn zeroed(len: usize) -> OwnedBuf {
         let n = len.div_ceil(8).max(1);
@@ -73,14 +82,46 @@ impl OwnedBuf {
             .flatten()
             .unwrap_or_default();
         // Zeroed whether new or reused: a run never sees what an earlier run left.
-        words.clear();
-        words.resize(n, 0);
+        zero_words(&mut words, n);
         let addr = words.as_mut_ptr() as u64;
         OwnedBuf {
             words,
             addr,
             len: len as u64,
         }
+    }
+
+    /// A buffer of no bytes that owns no memory (a place holder while a frame is reused).
+    pub fn empty() -> OwnedBuf {
+        OwnedBuf {
+            words: Vec::new(),
+            addr: 0,
+            len: 0,
+        }
+    }
+
+    /// A zeroed buffer of `len` bytes: `spare` (a buffer of an earlier run) zeroed again when it
+    /// is large enough, else a new one. The memory a run sees is the same either way.
+    pub fn zeroed_from(spare: Option<OwnedBuf>, len: usize) -> OwnedBuf {
+        match spare {
+            Some(mut buf) if buf.words.capacity() >= len.div_ceil(8).max(1) => {
+                // Within its capacity: the words stay where they are.
+                zero_words(&mut buf.words, len.div_ceil(8).max(1));
+                buf.addr = buf.words.as_mut_ptr() as u64;
+                buf.len = len as u64;
+                buf
+            }
+            _ => OwnedBuf::zeroed(len),
+        }
+    }
+
+    /// This buffer with `[at, at + len)` zeroed, the rest as it is: a reused buffer of which
+    /// only that part can have changed since it was last all zero.
+    pub fn zero_range(self, at: u64, len: u64) -> OwnedBuf {
+        assert!(at.saturating_add(len) <= self.len);
+        // SAFETY: inside the buffer (asserted), which this struct owns.
+        unsafe { std::ptr::write_bytes((self.addr + at) as *mut u8, 0, len as usize) };
+        self
     }
 
     /// Copies `bytes` in at byte offset `at` (`at + bytes.len() <= len`).
@@ -100,6 +141,13 @@ impl OwnedBuf {
         self.write(at as u64, &v.to_le_bytes());
     }
 
+    /// The little-endian u32 at byte offset `at` (`at + 4 <= len`), without an allocation.
+    pub fn read_u32(&self, at: u32) -> u32 {
+        assert!(at as u64 + 4 <= self.len);
+        // SAFETY: inside the buffer (asserted); the program is not running while this is called.
+        u32::from_le(unsafe { std::ptr::read_unaligned((self.addr + at as u64) as *const u32) })
+    }
+
     pub fn read(&self, at: u64, len: u64) -> Vec<u8> {
         assert!(at + len <= self.len);
         // SAFETY: inside the buffer (asserted); the program is not running while this is called.
@@ -111,7 +159,7 @@ impl Drop for OwnedBuf {
     /// Back to this thread's pool: the run that used it has ended (run state is dropped after).
     fn drop(&mut self) {
         let words = std::mem::take(&mut self.words);
-        if words.capacity() > POOL_MAX_WORDS {
+        if words.capacity() > POOL_MAX_WORDS || words.capacity() == 0 {
             return;
         }
         let _ = POOL.try_with(|p| {
@@ -193,6 +241,15 @@ pub struct RunState {
     /// interpreted program with coverage, in an untraced run): the program then runs on the
     /// interpreter's observed loop, which counts into them.
     pub coverage: Option<Arc<crate::coverage::CoverageCounters>>,
+    /// Buffers of the previous run on the same run space (`recycle`), which the preparers of the
+    /// next run take and zero instead of allocating: its context buffer and its XDP frame. They
+    /// are no memory of the run (no region, no place names them) until a preparer takes them.
+    pub(crate) spare_ctx: Option<OwnedBuf>,
+    pub(crate) spare_xdp: Option<Box<XdpFrame>>,
+    /// Every program of this run so far was verified: every store it made into packet memory
+    /// was proved to lie between the packet's bounds at that point (`xdp::prepare` zeroes a
+    /// reused frame only there). A tail call into a program in checked mode clears it.
+    pub packet_stores_proved: bool,
 }
 
 /// A `bpf_spin_lock` a run holds: the word's address, the instruction that took it, and what keeps
@@ -215,6 +272,25 @@ impl RunState {
         let mut state = RunState::default();
         state.prog_type = prog_type;
         state
+    }
+
+    /// Makes this state that of a new run of `prog_type` (every field as `new` gives it), keeping
+    /// the buffers of the run that ended as spares for the preparers (`spare_ctx`, `spare_xdp`)
+    /// and the allocation of the added-regions list: the set-up a batch of runs pays once.
+    pub fn recycle(&mut self, prog_type: ProgramType) {
+        self.release_lock();
+        let spare_ctx = self.ctx.take().or(self.spare_ctx.take());
+        let mut spare_xdp = self.xdp.take().or(self.spare_xdp.take());
+        if let Some(frame) = &mut spare_xdp {
+            // Whether the stores of the run that just ended (every program of its tail-call
+            // chain) stayed inside the packet: then the next run zeroes only that part.
+            frame.stores_proved &= self.packet_stores_proved;
+        }
+        let mut added = std::mem::take(&mut self.added);
+        added.clear();
+        let mut fresh = RunState::new(prog_type);
+        (fresh.spare_ctx, fresh.spare_xdp, fresh.added) = (spare_ctx, spare_xdp, added);
+        *self = fresh;
     }
 
     /// Whether `top` is the top of one of the run's callback stacks: r10 of a callback, under

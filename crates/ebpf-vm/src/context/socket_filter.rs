@@ -28,7 +28,7 @@ pub(crate) fn prepare(
     state: &mut RunState,
     regions: &mut Regions,
 ) -> Result<Entry, Trap> {
-    let ctx = OwnedBuf::zeroed(off::BUFFER_SIZE as usize);
+    let ctx = OwnedBuf::zeroed_from(state.spare_ctx.take(), off::BUFFER_SIZE as usize);
     if let Some(c) = ctx_in {
         if c.len() > off::SIZE as usize {
             return Err(Trap::invalid_input(format!(
@@ -55,11 +55,10 @@ pub(crate) fn prepare(
     } else {
         data.as_ptr() as u64
     };
-    let given = ctx.read(off::LEN as u64, 4);
-    if u32::from_le_bytes([given[0], given[1], given[2], given[3]]) as u64 <= len {
+    if ctx.read_u32(off::LEN) as u64 <= len {
         ctx.write_u32(off::LEN, len as u32);
     }
-    if ctx.read(off::PROTOCOL as u64, 4) == [0, 0, 0, 0] && data.len() >= 14 {
+    if ctx.read_u32(off::PROTOCOL) == 0 && data.len() >= 14 {
         // The two ethertype bytes as they lie in memory: htons(ethertype) read natively.
         ctx.write(off::PROTOCOL as u64, &data[12..14]);
     }

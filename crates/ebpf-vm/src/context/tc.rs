@@ -328,7 +328,7 @@ pub(crate) fn prepare(
             u32_at(&input, off::GSO_SEGS)
         )));
     }
-    let ctx = OwnedBuf::zeroed(off::BUFFER_SIZE as usize);
+    let ctx = OwnedBuf::zeroed_from(state.spare_ctx.take(), off::BUFFER_SIZE as usize);
     // What the image may set (module comment); the rest is the run's own.
     for (at, n) in [
         (off::MARK, 8),

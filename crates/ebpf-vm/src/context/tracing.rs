@@ -48,7 +48,7 @@ pub(crate) fn prepare(
         Some(size) => size as usize,
         None => bytes.len(),
     };
-    let ctx = OwnedBuf::zeroed(len);
+    let ctx = OwnedBuf::zeroed_from(state.spare_ctx.take(), len);
     ctx.write(0, bytes);
     regions.push(Region::new(ctx.addr, len as u64, false));
     state.ctx_addr = ctx.addr;

@@ -23,8 +23,13 @@ pub struct AddressSpace {
 }
 
 impl Default for AddressSpace {
+    /// The empty address space, shared: every run state starts with one, and an `Arc` of a new
+    /// empty slice would be an allocation per run.
     fn default() -> Self {
-        AddressSpace::new(Vec::new())
+        static EMPTY: std::sync::OnceLock<Arc<[MemoryImage]>> = std::sync::OnceLock::new();
+        AddressSpace {
+            images: EMPTY.get_or_init(|| Arc::from(Vec::new())).clone(),
+        }
     }
 }
 

@@ -35,6 +35,11 @@ impl AddedRegions {
         self.list.iter().rev().find(|e| e.0 == start).map(|e| e.1)
     }
 
+    /// Forgets every region, keeping the allocation (the next run on the same run space).
+    pub fn clear(&mut self) {
+        self.list.clear();
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &(u64, u64, Added)> {
         self.list.iter()
     }

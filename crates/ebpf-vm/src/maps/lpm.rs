@@ -124,11 +124,19 @@ impl LpmTrie {
             return None;
         }
         let data = &key[4..];
+        // One buffer for the sort keys of every length tried (a lookup is on the hot path of
+        // programs: no allocation per length).
+        let mut k = Vec::with_capacity(plen as usize + 1);
         inner
             .lengths
             .range(..=plen)
             .rev()
-            .find_map(|(&len, _)| inner.entries.get(&sort_key(len, data)))
+            .find_map(|(&len, _)| {
+                k.clear();
+                k.extend((0..len).map(|i| bit(data, i)));
+                k.push(2);
+                inner.entries.get(&k)
+            })
             .map(|e| e.slot)
     }
 }

@@ -40,6 +40,11 @@ impl ProgramMaps {
         }
     }
 
+    /// The shared map list that `RunMaps::is_for` compares (absent without maps).
+    pub fn list(&self) -> Option<&Arc<[Arc<dyn Map>]>> {
+        self.maps.as_ref()
+    }
+
     pub fn maps(&self) -> &[Arc<dyn Map>] {
         self.maps.as_deref().unwrap_or(&[])
     }

@@ -147,12 +147,40 @@ impl RunMaps {
     }
 }
 
-impl Drop for RunMaps {
-    fn drop(&mut self) {
+impl RunMaps {
+    /// Ends the run: discards the ring buffer reservations it left open and lets go of the inner
+    /// maps it admitted. The table's allocations stay, for the next run of the same program on the
+    /// same `RunSpace` (`program` is kept: it is the same program's map list).
+    pub fn end_run(&mut self) {
         for (addr, _, ring) in self.reservations.drain(..) {
             if let Some(rb) = ring.as_any().downcast_ref::<RingBuf>() {
                 rb.commit(addr, true);
             }
         }
+        // Most runs admit no inner map: clearing an empty B-tree still walks it.
+        if !self.extra.is_empty() {
+            self.extra.clear();
+            self.extra_areas.clear();
+        }
+        self.last_area = 0;
+        // The next run may be on another thread (a run space moves between threads only
+        // between runs, but the slot is cheap to find again).
+        self.cpu = None;
+    }
+
+    /// Whether this table is for the map list `program` (the same allocation), so that a run of
+    /// that program may reuse it after `end_run`.
+    pub fn is_for(&self, program: Option<&Arc<[Arc<dyn Map>]>>) -> bool {
+        match (&self.program, program) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Drop for RunMaps {
+    fn drop(&mut self) {
+        self.end_run();
     }
 }

@@ -1,0 +1,356 @@
+//! Batches (`Program::run_batch`) and repeated test runs share one run space (stack, region and
+//! map tables, context buffer, XDP frame) across their runs. Each run must still see memory as
+//! fresh as a single run's: these programs read what the previous run of the batch wrote (stack,
+//! XDP frame beyond the packet, socket filter `cb[]`, map value access without a lookup) and
+//! dirty it again, and every packet's outcome must equal a single run's on both engines.
+
+mod context_support;
+
+use context_support::*;
+use ebpf_vm::isa::opcodes::*;
+use ebpf_vm::isa::Insn;
+use ebpf_vm::maps::{self, MapDef, MapType};
+use ebpf_vm::{
+    BatchInput, ContextInput, ContextOutput, Engine, ErrorCode, Program, ProgramOptions,
+    ProgramType, RunInput, RunOutput, TestRunInput, Trap,
+};
+
+const ENGINES: [Engine; 2] = [Engine::Interpreter, Engine::Jit];
+
+fn load_on(insns: &[Insn], prog_type: ProgramType, engine: Engine) -> Program {
+    load_with(
+        insns,
+        ProgramOptions {
+            prog_type,
+            engine,
+            ..ProgramOptions::default()
+        },
+    )
+    .expect("program loads")
+}
+
+type Outcome = Result<(RunOutput, ContextOutput), Trap>;
+
+/// Each packet run alone and all of them as one batch: the outcomes and the data left must agree
+/// packet by packet; the lean form (`r0_only`) gives the same r0s.
+fn batch_equals_single_runs(p: &Program, packets: &[Vec<u8>], wire: Option<&[u32]>) -> Vec<u64> {
+    let lengths: Vec<u32> = packets.iter().map(|d| d.len() as u32).collect();
+    let all: Vec<u8> = packets.concat();
+    let mut batch: Vec<(Outcome, Vec<u8>)> = Vec::new();
+    let input = BatchInput {
+        packets: &all,
+        lengths: &lengths,
+        wire_lengths: wire,
+        ..BatchInput::default()
+    };
+    let summary = p
+        .run_batch(&input, |run| batch.push((run.result, run.data.to_vec())))
+        .expect("lengths add up");
+    assert_eq!(summary.runs, packets.len());
+    let mut r0s = Vec::new();
+    for (i, (packet, (outcome, data))) in packets.iter().zip(batch).enumerate() {
+        let mut alone = packet.clone();
+        let image = wire.map(|w| w[i].to_le_bytes());
+        let single = p.run_with_context(
+            &mut RunInput {
+                data: &mut alone,
+                budget: None,
+            },
+            &ContextInput {
+                ctx: image
+                    .as_ref()
+                    .filter(|_| wire.unwrap()[i] > packet.len() as u32)
+                    .map(|b| &b[..]),
+                ..ContextInput::default()
+            },
+        );
+        assert_eq!(
+            outcome, single,
+            "packet {i}: the batch's run differs from a single run"
+        );
+        assert_eq!(data, alone, "packet {i}: data left");
+        r0s.push(outcome.expect("runs").0.r0);
+    }
+    // The lean form gives the same r0s.
+    let mut lean = Vec::new();
+    p.run_batch(
+        &BatchInput {
+            r0_only: true,
+            ..input
+        },
+        |run| lean.push(run.result.expect("runs").0.r0),
+    )
+    .unwrap();
+    assert_eq!(lean, r0s);
+    r0s
+}
+
+/// XDP in checked mode: returns 2 (XDP_PASS) plus the stack word at r10 - 8 and the frame byte
+/// 100 bytes past `data` (beyond a 64-byte packet, inside the frame's writable region), both
+/// zero in fresh memory; then writes both and the packet's first byte.
+fn xdp_dirtying() -> Vec<Insn> {
+    prog![
+        ldx(SIZE_W, 2, 1, 0),
+        ldx(SIZE_DW, 3, 10, -8),
+        ldx(SIZE_B, 4, 2, 100),
+        mov(0, 2),
+        addr(0, 3),
+        addr(0, 4),
+        st(SIZE_DW, 10, -8, 0x55),
+        st(SIZE_B, 2, 100, 0xaa),
+        st(SIZE_B, 2, 0, 0x77),
+        exit(),
+    ]
+}
+
+fn packets(n: usize, len: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| (0..len).map(|k| (i * 31 + k) as u8).collect())
+        .collect()
+}
+
+#[test]
+fn an_xdp_batch_reuses_its_frame_and_stack_without_showing_one_packet_to_the_next() {
+    for engine in ENGINES {
+        let p = load_on(&xdp_dirtying(), ProgramType::Xdp, engine);
+        let r0s = batch_equals_single_runs(&p, &packets(5, 64), None);
+        assert_eq!(r0s, vec![2; 5], "{engine:?}");
+        // Packets of other lengths in one batch: a longer one first leaves bytes a shorter one
+        // must not see.
+        let mixed = vec![
+            vec![1u8; 300],
+            vec![2u8; 60],
+            vec![3u8; 3600],
+            vec![4u8; 14],
+        ];
+        let r0s = batch_equals_single_runs(&p, &mixed, None);
+        assert_eq!(r0s[1], 2, "{engine:?}");
+    }
+}
+
+#[test]
+fn a_socket_filter_batch_starts_each_packet_with_a_fresh_context() {
+    // r0 = cb[0] (0 in a fresh context) + skb->len; then cb[0] = 9.
+    let insns = prog![
+        ldx(SIZE_W, 2, 1, 48),
+        ldx(SIZE_W, 0, 1, 0),
+        addr(0, 2),
+        st(SIZE_W, 1, 48, 9),
+        exit(),
+    ];
+    for engine in ENGINES {
+        let p = load_on(&insns, ProgramType::SocketFilter, engine);
+        let pk = packets(4, 60);
+        assert_eq!(
+            batch_equals_single_runs(&p, &pk, None),
+            vec![60; 4],
+            "{engine:?}"
+        );
+        // Wire lengths above the packet's are `len`; the others leave it the packet's.
+        let wire = [60, 1500, 10, 70];
+        assert_eq!(
+            batch_equals_single_runs(&p, &pk, Some(&wire)),
+            vec![60, 1500, 60, 70],
+            "{engine:?}"
+        );
+    }
+}
+
+#[test]
+fn a_map_value_is_reachable_only_in_the_run_that_looked_it_up() {
+    // Packet byte 0 non-zero: look key 0 up. Every packet then stores through the value's
+    // address (fixed: the map's value area), which a run that did not look it up must not reach
+    // although an earlier run of the batch did.
+    let array = maps::create(MapDef::new(MapType::Array, 4, 8, 1)).unwrap();
+    let value = array.value_area().expect("an array has a value area").0;
+    let insns = prog![
+        ldx(SIZE_B, 6, 1, 0),
+        ji(JMP_JEQ, 6, 0, 6),
+        st(SIZE_W, 10, -4, 0),
+        ld_map(1, 0),
+        movr(2, 10),
+        add(2, -4),
+        call(1),
+        lddw(1, value),
+        st(SIZE_DW, 1, 0, 1),
+        mov(0, 7),
+        exit(),
+    ];
+    for engine in ENGINES {
+        let p = load_with(
+            &insns,
+            ProgramOptions {
+                engine,
+                maps: vec![array.clone()],
+                ..ProgramOptions::default()
+            },
+        )
+        .unwrap();
+        let packets = [vec![1u8; 8], vec![0u8; 8], vec![1u8; 8]];
+        let lengths = [8u32, 8, 8];
+        let all = packets.concat();
+        let mut outcomes = Vec::new();
+        p.run_batch(
+            &BatchInput {
+                packets: &all,
+                lengths: &lengths,
+                ..BatchInput::default()
+            },
+            |run| outcomes.push(run.result.map(|(o, _)| o.r0).map_err(|t| t.kind)),
+        )
+        .unwrap();
+        assert!(
+            outcomes[0].is_ok() && outcomes[2].is_ok(),
+            "{engine:?}: {outcomes:?}"
+        );
+        assert_eq!(
+            outcomes[1],
+            Err(ebpf_vm::TrapKind::OutOfBounds),
+            "{engine:?}: the second packet did not look the value up"
+        );
+    }
+}
+
+#[test]
+fn repeated_test_runs_start_from_fresh_memory_and_keep_the_last_output() {
+    for engine in ENGINES {
+        let p = load_on(&xdp_dirtying(), ProgramType::Xdp, engine);
+        let data: Vec<u8> = (0..64).collect();
+        let once = p.test_run(&TestRunInput {
+            data: data.clone(),
+            repeat: 1,
+            ..TestRunInput::default()
+        });
+        let many = p.test_run(&TestRunInput {
+            data,
+            repeat: 50,
+            ..TestRunInput::default()
+        });
+        assert_eq!(many.result, Ok(2), "{engine:?}");
+        assert_eq!(
+            (
+                many.result,
+                many.insn_count,
+                &many.data,
+                &many.ctx,
+                &many.meta
+            ),
+            (
+                once.result,
+                once.insn_count,
+                &once.data,
+                &once.ctx,
+                &once.meta
+            ),
+            "{engine:?}"
+        );
+        assert_eq!(many.data[0], 0x77);
+    }
+}
+
+#[test]
+fn lengths_that_do_not_add_up_are_einval() {
+    let p = load_on(
+        &prog![mov(0, 0), exit()],
+        ProgramType::Raw,
+        Engine::Interpreter,
+    );
+    let err = p
+        .run_batch(
+            &BatchInput {
+                packets: &[0u8; 10],
+                lengths: &[4, 4],
+                ..BatchInput::default()
+            },
+            |_| {},
+        )
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Einval);
+    let err = p
+        .run_batch(
+            &BatchInput {
+                packets: &[0u8; 8],
+                lengths: &[4, 4],
+                wire_lengths: Some(&[1]),
+                ..BatchInput::default()
+            },
+            |_| {},
+        )
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Einval);
+}
+
+#[test]
+fn a_raw_batch_runs_each_packet_on_its_own_writable_copy() {
+    // data[0] += data[1]; r0 = data[0] (the caller's packets stay as they were).
+    let insns = prog![
+        ldx(SIZE_B, 2, 1, 0),
+        ldx(SIZE_B, 3, 1, 1),
+        addr(2, 3),
+        stx(SIZE_B, 1, 2, 0),
+        movr(0, 2),
+        exit(),
+    ];
+    for engine in ENGINES {
+        let p = load_on(&insns, ProgramType::Raw, engine);
+        let pk = packets(4, 16);
+        let r0s = batch_equals_single_runs(&p, &pk, None);
+        let expected: Vec<u64> = pk
+            .iter()
+            .map(|d| (d[0].wrapping_add(d[1])) as u64)
+            .collect();
+        assert_eq!(r0s, expected, "{engine:?}");
+    }
+}
+
+#[test]
+fn a_verified_xdp_batch_zeroes_only_what_the_packets_touched_and_shows_nothing_stale() {
+    // Verified: stores into the packet (bytes 0-7 and 20), r0 = 2 + its bytes 8-15.
+    let insns = prog![
+        ldx(SIZE_W, 2, 1, 0),
+        ldx(SIZE_W, 3, 1, 4),
+        movr(4, 2),
+        add(4, 24),
+        jr(JMP_JGT, 4, 3, 6),
+        ldx(SIZE_DW, 5, 2, 8),
+        st(SIZE_DW, 2, 0, -1),
+        st(SIZE_B, 2, 20, 0x5a),
+        mov(0, 2),
+        addr(0, 5),
+        exit(),
+        mov(0, 1),
+        exit(),
+    ];
+    for engine in ENGINES {
+        let verified = load_with(
+            &insns,
+            ProgramOptions {
+                prog_type: ProgramType::Xdp,
+                engine,
+                mode: ebpf_vm::Mode::Verified,
+                ..ProgramOptions::default()
+            },
+        )
+        .expect("the verifier accepts it");
+        let mixed = vec![
+            vec![0u8; 200],
+            vec![0u8; 64],
+            vec![0u8; 1500],
+            vec![1u8; 14],
+        ];
+        let r0s = batch_equals_single_runs(&verified, &mixed, None);
+        assert_eq!(r0s, vec![2, 2, 2, 1], "{engine:?}");
+        // The frame goes from one program to the next on this thread: a checked program, which
+        // can read the whole frame, must find it zero past its packet after the verified
+        // program's 1,500 bytes (zeroed as touched), and after its own stores out there (zeroed
+        // whole, as a checked program's stores are not proved).
+        let checked = load_on(&xdp_dirtying(), ProgramType::Xdp, engine);
+        for _ in 0..3 {
+            // r0 = 2 + 0x0303030303030303 (the packet's bytes 8-15).
+            let r = r0(&verified, &mut [3u8; 1500], None);
+            assert_eq!(r, 0x0303_0303_0303_0305, "{engine:?}");
+            assert_eq!(r0(&checked, &mut [0u8; 64], None), 2, "{engine:?}");
+            assert_eq!(r0(&checked, &mut [0u8; 64], None), 2, "{engine:?}");
+        }
+    }
+}
