@@ -45,12 +45,6 @@ export const REASONS = [
       'deliberate: perf_event_array and stack_trace maps need perf events and kernel stacks, which this runtime does not provide; the load fails before verification',
   },
   {
-    kind: 'verdict',
-    ours: /unknown helper \d+/,
-    reason:
-      'helper not provided by this runtime for this program type (get_current_pid_tgid, get_current_comm, send_signal, jiffies64, get_socket_cookie, get_socket_uid): the load fails in validation',
-  },
-  {
     kernel: /program of this type cannot use helper/,
     ours: /unknown helper \d+/,
     reason:

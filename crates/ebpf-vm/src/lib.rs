@@ -61,7 +61,9 @@ pub mod test_run;
 pub mod verification;
 pub mod verifier;
 
-pub use context::{AddressSpace, ContextInput, ContextOutput, MemoryImage, ProcessInfo};
+pub use context::{
+    AddressSpace, ContextInput, ContextOutput, MemoryImage, ProcessInfo, SentSignal, SocketInfo,
+};
 pub use error::{ErrorCode, LoadError, Trap, TrapKind};
 pub use helpers::{ArgType, HelperContext, HelperError, HelperPrototype, HelperTable, RetType};
 pub use interpreter::RunOutput;
