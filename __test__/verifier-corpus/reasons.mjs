@@ -65,11 +65,6 @@ export const REASONS = [
     reason:
       'missing feature (we accept what the kernel refuses): stores into a map that programs may only read (BPF_F_RDONLY_PROG, as .rodata is) are not refused by our verifier',
   },
-  {
-    name: /_map_in_map_/,
-    reason:
-      'missing feature: a lookup in an array_of_maps/hash_of_maps (which gives the inner map pointer, or null) is refused as not supported yet',
-  },
   // The validator (isa) refuses these before verification, in its own words.
   {
     kind: 'verdict',
@@ -175,10 +170,6 @@ export const REASONS = [
   {
     name: /^xdp_pkt_meta_checked_read_ok$/,
     reason: 'missing feature: the data_meta range learned from comparing meta + N with data',
-  },
-  {
-    name: /_ptr_map_ptr_deref_struct_bpf_map_ok$/,
-    reason: 'missing feature: reads of struct bpf_map fields through a map pointer (BTF-typed map_ptr access)',
   },
 ]
 
