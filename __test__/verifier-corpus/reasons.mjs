@@ -171,6 +171,11 @@ export const REASONS = [
     name: /^xdp_pkt_meta_checked_read_ok$/,
     reason: 'missing feature: the data_meta range learned from comparing meta + N with data',
   },
+  {
+    name: /_map_ptr_read_ops_pointer_ok$/,
+    reason:
+      'missing feature (refused with a message that says so): pointer members of struct bpf_map (ops, inner_map_meta, btf, ...), which 6.18 reads as BTF pointers; this runtime has no kernel objects for them to point to, and answers only the scalar fields (verifier/map_fields.rs)',
+  },
 ]
 
 /** The reason for one disagreement, or null when no rule explains it. */
