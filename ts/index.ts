@@ -35,6 +35,8 @@ export type {
   RunOptions,
   RunResult,
   SafetyMode,
+  SentSignal,
+  SocketIdentity,
   VerifierStats,
 } from './program.js'
 export { Program } from './program.js'

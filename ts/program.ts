@@ -316,6 +316,30 @@ export interface ProcessIdentity {
 }
 
 /**
+ * The socket a packet belongs to, as `bpf_get_socket_cookie` and `bpf_get_socket_uid` report it
+ * (socket_filter and tc). Without one the packet has no socket: cookie 0 and uid 65534 (the
+ * kernel's `overflowuid`). The kernel's own test run gives the packet a fresh socket of uid 0 and a
+ * new non-zero cookie: `{ cookie: 1n, uid: 0 }` comes close.
+ */
+export interface SocketIdentity {
+  /** The socket's cookie (unique and non-zero for a real socket), 0 to 2^64-1. */
+  cookie: bigint | number
+  /** The uid that owns the socket. */
+  uid: number
+}
+
+/**
+ * A signal the program asked `bpf_send_signal` (to the process, `thread: false`) or
+ * `bpf_send_signal_thread` (to the thread) to send to the current task (`RunOptions.process`).
+ * Nothing is ever signalled: the run only records the request. Signal 0 (a permission check) is
+ * not recorded; numbers above 64 make the helper return -EINVAL and are not recorded either.
+ */
+export interface SentSignal {
+  signal: number
+  thread: boolean
+}
+
+/**
  * Bytes at an address of the address space a run's probe-read helpers read (`RunOptions.memory`):
  * a fake `task_struct`, a user buffer... They are not the program's memory: loads and stores
  * through these addresses trap; `bpf_probe_read_kernel` / `_user` / `_str` copy from them.
@@ -338,6 +362,13 @@ export interface RunOptions {
   ctx?: Uint8Array | ContextValue
   /** What `bpf_get_current_pid_tgid`, `_uid_gid`, `_comm` and `_task` report. */
   process?: ProcessIdentity
+  /** The packet's socket, for `bpf_get_socket_cookie` / `bpf_get_socket_uid` (see `SocketIdentity`). */
+  socket?: SocketIdentity
+  /**
+   * What `bpf_jiffies64` returns (0 to 2^64-1). Default: the kernel's count on the clock of
+   * `bpf_ktime_get_ns`, at Linux's HZ of 250 from its boot value `INITIAL_JIFFIES` (2^32 - 75000).
+   */
+  jiffies?: bigint | number
   /**
    * The address space `bpf_probe_read*` read (tracing programs, typically): images at addresses.
    * A read touching any byte outside every image fails as in the kernel: the destination is
@@ -411,6 +442,8 @@ export interface RunResult {
   durationNs: number
   /** Perf records dropped by this call (programs with `onPerfEvent`; see `perfBufferBytes`). */
   perfLost?: number
+  /** The signals the program asked `bpf_send_signal(_thread)` to send, in order, when it asked for any (never sent; not reported by the batch forms). */
+  signals?: SentSignal[]
   /** The instruction trace, for a run with `trace: true`. */
   trace?: Trace
 }
@@ -535,6 +568,7 @@ function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
   const p = optionsObject<ProcessIdentity>(LoadError, 'process', options.process)
   if (p.comm !== undefined) checkString(LoadError, 'process.comm', p.comm)
   const task = p.task === undefined ? undefined : checkUnsigned64(LoadError, 'process.task', p.task)
+  const jiffies = options.jiffies === undefined ? undefined : checkUnsigned64(LoadError, 'jiffies', options.jiffies)
   return {
     data: view(data),
     ctx: ctx && view(ctx),
@@ -547,8 +581,21 @@ function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
     gid: checkU32('process.gid', p.gid),
     comm: p.comm,
     task,
+    socket: socketOf(options.socket),
+    jiffies,
     memory: memoryImages(options.memory),
     traceLimit: traceLimit(options),
+  }
+}
+
+/** Checks `RunOptions.socket` and turns it into the engine's. */
+function socketOf(socket: unknown): NativeRunInput['socket'] {
+  if (socket === undefined) return undefined
+  checkObject(LoadError, 'socket', socket)
+  const s = socket as SocketIdentity
+  return {
+    cookie: checkUnsigned64(LoadError, 'socket.cookie', s.cookie),
+    uid: checkU32Of(LoadError, 'socket.uid', s.uid),
   }
 }
 
@@ -636,6 +683,7 @@ function toResult(type: ProgramType, res: NativeRunResult): RunResult {
   if (res.meta) out.meta = bytes(res.meta)
   if (res.skb) out.skb = decodeContext('tc', bytes(res.skb)) as SkbContext
   if (res.redirect) out.redirect = { ifindex: res.redirect.ifindex, flags: res.redirect.flags }
+  if (res.signals.length > 0) out.signals = res.signals.map((s) => ({ signal: s.signal, thread: s.thread }))
   return out
 }
 

@@ -58,6 +58,14 @@ const MAPS = [
   ['map_ptr_add', 'r1 = map[0] ll\nr1 += 8\nr0 = 0\nexit', false],
   // struct bpf_map's fields are readable through BTF.
   ['map_ptr_deref_struct_bpf_map', 'r1 = map[0] ll\nr0 = *(u64 *)(r1 + 0)\nr0 = 0\nexit', true],
+  // Its fields by name (Linux 6.18 x86-64 offsets: max_entries 76, key_size 68, ops 40), part of
+  // one, across two, before it, and a store into it.
+  ['map_ptr_read_max_entries', 'r1 = map[0] ll\nr2 = *(u32 *)(r1 + 76)\nr0 = 0\nexit', true],
+  ['map_ptr_read_key_size_low_byte', 'r1 = map[0] ll\nr2 = *(u8 *)(r1 + 68)\nr0 = 0\nexit', true],
+  ['map_ptr_read_across_key_and_value_size', 'r1 = map[0] ll\nr2 = *(u64 *)(r1 + 68)\nr0 = 0\nexit', false],
+  ['map_ptr_read_negative_off', 'r1 = map[0] ll\nr2 = *(u64 *)(r1 - 8)\nr0 = 0\nexit', false],
+  ['map_ptr_store_max_entries', 'r1 = map[0] ll\n*(u32 *)(r1 + 76) = 1\nr0 = 0\nexit', false],
+  ['map_ptr_read_ops_pointer', 'r1 = map[0] ll\nr2 = *(u64 *)(r1 + 40)\nr0 = 0\nexit', true],
   [
     'map_ptr_store_to_stack_fill_call',
     `r1 = map[0] ll\n*(u64 *)(r10 - 16) = r1\n*(u32 *)(r10 - 4) = 0\nr2 = r10\nr2 += -4\nr1 = *(u64 *)(r10 - 16)\ncall 1\nr0 = 0\nexit`,

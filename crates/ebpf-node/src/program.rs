@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use ebpf_vm::helpers::output::{perf_record_bytes, PerfRecord, PerfSink};
 use ebpf_vm::{
-    AddressSpace, BatchInput, CancelToken, ErrorCode, MemoryImage, PointerLeaks, ProcessInfo,
-    Program, ProgramOptions, RunInput, RunLimits, TestRunInput, TestRunOutput, Trap,
+    AddressSpace, BatchInput, CancelToken, ContextInput, ErrorCode, MemoryImage, PointerLeaks,
+    ProcessInfo, Program, ProgramOptions, RunInput, RunLimits, SocketInfo, TestRunInput,
+    TestRunOutput, Trap,
 };
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -88,11 +89,29 @@ pub struct NativeRunInput {
     pub comm: Option<String>,
     /// What `bpf_get_current_task` / `_btf` return (an address in `memory`).
     pub task: Option<BigInt>,
+    /// The packet's socket (`bpf_get_socket_cookie` / `_uid`); absent: the packet has none.
+    pub socket: Option<NativeSocket>,
+    /// What `bpf_jiffies64` returns; absent: the kernel's count on the engine's clock.
+    pub jiffies: Option<BigInt>,
     /// Tracing programs: the memory images the probe-read helpers read.
     pub memory: Option<Vec<NativeMemoryImage>>,
     /// Record an instruction trace of the (last) run that keeps this many steps; checked by
     /// the TypeScript layer.
     pub trace_limit: Option<u32>,
+}
+
+/// The socket a packet belongs to; checked by the TypeScript layer.
+#[napi(object)]
+pub struct NativeSocket {
+    pub cookie: BigInt,
+    pub uid: u32,
+}
+
+/// A signal a program asked `bpf_send_signal(_thread)` to send.
+#[napi(object)]
+pub struct NativeSignal {
+    pub signal: u32,
+    pub thread: bool,
 }
 
 /// Bytes at an address of a tracing run's address space; checked by the TypeScript layer.
@@ -103,7 +122,7 @@ pub struct NativeMemoryImage {
 }
 
 /// A BigInt the TypeScript layer checked to be in 0..2^64, as a u64.
-fn address(b: &BigInt) -> u64 {
+fn unsigned64(b: &BigInt) -> u64 {
     b.get_u64().1
 }
 
@@ -120,6 +139,8 @@ pub struct NativeRunResult {
     pub skb: Option<Buffer>,
     /// tc: where the packet went (`TC_ACT_REDIRECT` after `bpf_redirect`).
     pub redirect: Option<NativeRedirect>,
+    /// What the program asked `bpf_send_signal(_thread)` to send (nothing is sent).
+    pub signals: Vec<NativeSignal>,
     pub duration_ns: f64,
     pub error: Option<NativeError>,
     /// The run's instruction trace, when `trace_limit` asked for one (also when it trapped).
@@ -285,14 +306,14 @@ fn test_input(i: &NativeRunInput, data: &[u8], limits: &RunLimits) -> TestRunInp
             .as_deref()
             .map(ProcessInfo::comm_from)
             .unwrap_or_default(),
-        task: i.task.as_ref().map(address).unwrap_or(0),
+        task: i.task.as_ref().map(unsigned64).unwrap_or(0),
     };
     let memory = AddressSpace::new(
         i.memory
             .iter()
             .flatten()
             .map(|m| MemoryImage {
-                address: address(&m.address),
+                address: unsigned64(&m.address),
                 bytes: m.bytes.to_vec(),
             })
             .collect(),
@@ -301,6 +322,11 @@ fn test_input(i: &NativeRunInput, data: &[u8], limits: &RunLimits) -> TestRunInp
         data: data.to_vec(),
         ctx: i.ctx.as_ref().map(|c| c.to_vec()),
         process,
+        socket: i.socket.as_ref().map(|s| SocketInfo {
+            cookie: unsigned64(&s.cookie),
+            uid: s.uid,
+        }),
+        jiffies: i.jiffies.as_ref().map(unsigned64),
         memory,
         repeat: i.repeat.unwrap_or(1),
         budget: i
@@ -356,6 +382,14 @@ fn to_js(out: TestRunOutput) -> NativeRunResult {
             ifindex: r.ifindex,
             flags: r.flags as u32,
         }),
+        signals: out
+            .signals
+            .iter()
+            .map(|s| NativeSignal {
+                signal: s.signal,
+                thread: s.thread,
+            })
+            .collect(),
         duration_ns: out.duration_ns,
         error,
         trace: out.trace.as_ref().map(crate::trace::to_js),

@@ -126,9 +126,12 @@ impl Program {
                 } else {
                     input.ctx
                 };
+                // A batch's packets have no socket and read the clock for jiffies64.
                 let cx = ContextInput {
                     ctx,
                     process: input.process,
+                    socket: None,
+                    jiffies: None,
                     memory: input.memory,
                 };
                 let t0 = (!input.r0_only).then(Instant::now);

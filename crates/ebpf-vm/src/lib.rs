@@ -64,7 +64,9 @@ pub mod verification;
 pub mod verifier;
 
 pub use batch::{BatchInput, BatchRun, BatchSummary};
-pub use context::{AddressSpace, ContextInput, ContextOutput, MemoryImage, ProcessInfo};
+pub use context::{
+    AddressSpace, ContextInput, ContextOutput, MemoryImage, ProcessInfo, SentSignal, SocketInfo,
+};
 pub use error::{ErrorCode, LoadError, Trap, TrapKind};
 pub use helpers::{ArgType, HelperContext, HelperError, HelperPrototype, HelperTable, RetType};
 pub use interpreter::RunOutput;

@@ -304,6 +304,11 @@ impl Program {
                 },
             )?),
         };
+        // What a run reads of a map's `struct bpf_map` is known at load: the value itself.
+        for &(slot, value) in verifier.iter().flat_map(|v| &v.map_field_loads) {
+            insns[slot] = crate::verifier::map_fields::constant_move(insns[slot].dst, value)
+                .expect("the verifier accepts only values one move gives");
+        }
         context::prepare_program(options.prog_type, &mut insns, &mut analysis)?;
         // bpf_trace_printk (6), bpf_perf_event_output (25), or a callx that may be either.
         let prints = (analysis.cfg.flows.iter())

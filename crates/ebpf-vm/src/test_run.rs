@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use crate::context::{ContextInput, ProcessInfo, RunData};
+use crate::context::{ContextInput, ProcessInfo, RunData, SentSignal, SocketInfo};
 use crate::error::Trap;
 use crate::limits::RunLimits;
 use crate::program::{Outputs, Program, RunHow};
@@ -20,6 +20,10 @@ pub struct TestRunInput {
     pub ctx: Option<Vec<u8>>,
     /// What the `get_current_*` helpers report.
     pub process: ProcessInfo,
+    /// The packet's socket (`bpf_get_socket_cookie` / `_uid`), or none (see `ContextInput`).
+    pub socket: Option<SocketInfo>,
+    /// What `bpf_jiffies64` returns, or the clock's count (see `ContextInput`).
+    pub jiffies: Option<u64>,
     /// Tracing programs: the memory images the probe-read helpers read (see `ContextInput`).
     pub memory: crate::context::AddressSpace,
     /// How many times to run (at least once).
@@ -52,6 +56,8 @@ pub struct TestRunOutput {
     pub duration_ns: f64,
     /// `bpf_perf_event_output` records dropped, over all repetitions (see `helpers::output`).
     pub perf_lost: u64,
+    /// The signals the last run asked `bpf_send_signal(_thread)` to send (none is sent).
+    pub signals: Vec<SentSignal>,
     /// The instruction trace of the last repetition, when `trace_limit` asked for one.
     pub trace: Option<RunTrace>,
 }
@@ -64,6 +70,8 @@ impl Program {
         let cx = ContextInput {
             ctx: input.ctx.as_deref(),
             process: input.process,
+            socket: input.socket,
+            jiffies: input.jiffies,
             memory: Some(&input.memory),
         };
         let mut data = input.data.clone();
@@ -144,6 +152,7 @@ impl TestRunOutput {
                 redirect: cx_out.redirect,
                 duration_ns,
                 perf_lost,
+                signals: cx_out.signals,
                 trace,
             },
             Err(trap) => TestRunOutput {
@@ -156,6 +165,7 @@ impl TestRunOutput {
                 redirect: None,
                 duration_ns,
                 perf_lost,
+                signals: Vec::new(),
                 trace,
             },
         }

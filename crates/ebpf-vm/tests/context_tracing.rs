@@ -110,15 +110,3 @@ fn task_identity_helpers_report_the_runs_process_info() {
         0
     );
 }
-
-#[test]
-fn task_identity_helpers_are_tracing_only() {
-    for t in [
-        ProgramType::SocketFilter,
-        ProgramType::Xdp,
-        ProgramType::Raw,
-    ] {
-        let e = load(&prog![call(14), exit()], t).unwrap_err();
-        assert_eq!(e.insn, Some(0), "{t:?}");
-    }
-}

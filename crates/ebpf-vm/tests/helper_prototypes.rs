@@ -91,7 +91,7 @@ fn differences(kernel: &Access) -> Vec<String> {
 #[test]
 fn every_implemented_helper_has_the_kernel_prototype() {
     let all = implemented();
-    assert_eq!(all.len(), 63, "{:?}", all.keys().collect::<Vec<_>>());
+    assert_eq!(all.len(), 68, "{:?}", all.keys().collect::<Vec<_>>());
     for (id, (name, p)) in all {
         assert_eq!(kernel_prototype(id), Some(p), "{id} {name}");
     }
@@ -330,6 +330,9 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
             "ARG_ANYTHING",
         ],
     ),
+    // bpf_get_socket_cookie_proto (the skb form) and bpf_get_socket_uid_proto.
+    (46, "RET_INTEGER", &["ARG_PTR_TO_CTX"]),
+    (47, "RET_INTEGER", &["ARG_PTR_TO_CTX"]),
     (48, "RET_INTEGER", &["ARG_PTR_TO_CTX", "ARG_ANYTHING"]),
     (
         50,
@@ -387,6 +390,8 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
             "ARG_PTR_TO_FIXED_SIZE_MEM | MEM_UNINIT | MEM_WRITE | MEM_ALIGNED (size 8)",
         ],
     ),
+    // bpf_send_signal_proto and bpf_send_signal_thread_proto: u32 sig.
+    (109, "RET_INTEGER", &["ARG_ANYTHING"]),
     (
         112,
         "RET_INTEGER",
@@ -423,6 +428,8 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
             "ARG_ANYTHING",
         ],
     ),
+    (117, "RET_INTEGER", &["ARG_ANYTHING"]),
+    (118, "RET_INTEGER", &[]),
     (125, "RET_INTEGER", &[]),
     (
         130,
@@ -560,16 +567,6 @@ fn embedder_helpers_default_to_scalars_and_may_declare_their_own() {
 /// whether the engine offers it). The list may only shrink: `context::helpers_for` decides the
 /// engine's sets, and a verifier that refuses what the kernel refuses would close these.
 const KNOWN_DIVERGENCES: &[(&str, u32, bool)] = &[
-    // Linux 6.18 offers bpf_get_current_pid_tgid/uid_gid/comm to every program type.
-    ("socket_filter", 14, false),
-    ("socket_filter", 15, false),
-    ("socket_filter", 16, false),
-    ("sched_cls", 14, false),
-    ("sched_cls", 15, false),
-    ("sched_cls", 16, false),
-    ("xdp", 14, false),
-    ("xdp", 15, false),
-    ("xdp", 16, false),
     // bpf_ktime_get_coarse_ns comes with the standard table; tracing programs cannot call it.
     ("kprobe", 160, true),
 ];

@@ -1263,3 +1263,114 @@ fn spin_locked_values_stay_consistent_between_programs_and_user_space() {
         .unwrap();
     assert_eq!(&got[8..16], &got[16..24]);
 }
+
+/// Loads `code` as a verified XDP program with `maps`.
+fn load_verified(code: &[u8], maps: Vec<Arc<dyn Map>>) -> Result<Program, ebpf_vm::LoadError> {
+    Program::load(
+        code,
+        ProgramOptions {
+            engine: engine(),
+            maps,
+            prog_type: ebpf_vm::ProgramType::Xdp,
+            mode: ebpf_vm::Mode::Verified,
+            ..ProgramOptions::default()
+        },
+    )
+}
+
+fn run_xdp(p: &Program) -> u64 {
+    p.run(&mut RunInput {
+        data: &mut [0u8; 64],
+        budget: None,
+    })
+    .expect("runs")
+    .r0
+}
+
+/// `r1 = map 0; r0 = <load of size `op` at off through r1>; exit`.
+fn read_map_field(op: u8, off: i16) -> Vec<u8> {
+    prog![ld_map(1, 0), i(op, 0, 1, off, 0), exit()]
+}
+
+#[test]
+fn a_verified_program_reads_struct_bpf_map_fields_as_their_values() {
+    // The kernel's struct bpf_map (Linux 6.18, x86-64): sha[32] at 0, map_type at 64, key_size
+    // 68, value_size 72, max_entries 76, map_extra 80, map_flags 88, id 92.
+    let map =
+        maps::create(MapDef::new(MapType::Hash, 4, 8, 77).with_flags(BPF_F_NO_PREALLOC)).unwrap();
+    const W: u8 = CLASS_LDX | SIZE_W | MODE_MEM;
+    const B: u8 = CLASS_LDX | SIZE_B | MODE_MEM;
+    const DW: u8 = CLASS_LDX | SIZE_DW | MODE_MEM;
+    for (op, off, want) in [
+        (W, 64, 1u64),
+        (B, 64, 1),
+        (W, 68, 4),
+        (W, 72, 8),
+        (W, 76, 77),
+        (B, 77, 0),
+        (W, 88, BPF_F_NO_PREALLOC as u64),
+        (W, 92, map.id() as u64),
+        (DW, 80, 0),
+        (DW, 0, 0),
+        (DW, 24, 0),
+    ] {
+        let p = load_verified(&read_map_field(op, off), vec![map.clone()]).unwrap();
+        assert_eq!(run_xdp(&p), want, "off {off}");
+        // The load became a move of the value (what both engines run).
+        let moved = p.instructions()[2];
+        assert_eq!(moved.opcode & 0xf8, ALU_MOV | SRC_K, "{moved:?}");
+    }
+    // The value with its top bit set, sign-extended by a sign-extending load: max_entries
+    // 0x80 read as a signed byte.
+    let big = create(MapType::Array, 4, 8, 0x80);
+    let sx = load_verified(
+        &read_map_field(CLASS_LDX | SIZE_B | MODE_MEMSX, 76),
+        vec![big],
+    )
+    .unwrap();
+    assert_eq!(run_xdp(&sx), (-128i64) as u64);
+    // Unchecked programs are not proved to hold a map there: the handle is not memory.
+    let checked = load(&read_map_field(W, 76), vec![map.clone()]);
+    assert_eq!(run(&checked).unwrap_err().kind, TrapKind::OutOfBounds);
+}
+
+#[test]
+fn fields_of_an_inner_map_come_from_its_template() {
+    // inner = outer[0]; if NULL return 0; return *(u32 *)(inner + off).
+    let code = |off: i16| {
+        prog![
+            st_w(10, -4, 0),
+            mov_reg(2, 10),
+            add_imm(2, -4),
+            ld_map(1, 0),
+            call(1),
+            jeq_imm(0, 0, 1),
+            ldx_w(0, 0, off),
+            exit()
+        ]
+    };
+    for flags in [0, BPF_F_INNER_MAP] {
+        let template = MapDef::new(MapType::Array, 4, 16, 8).with_flags(flags);
+        let outer =
+            maps::create(MapDef::new(MapType::ArrayOfMaps, 4, 4, 1).with_inner(template.clone()))
+                .unwrap();
+        let inner = maps::create(template).unwrap();
+        outer
+            .update(&0u32.to_ne_bytes(), &inner.id().to_ne_bytes(), BPF_ANY)
+            .unwrap();
+        let value_size = load_verified(&code(72), vec![outer.clone()]).unwrap();
+        assert_eq!(run_xdp(&value_size), 16);
+        // The id, and max_entries under BPF_F_INNER_MAP, differ between inner maps.
+        let e = load_verified(&code(92), vec![outer.clone()]).unwrap_err();
+        assert!(e.message.contains("not supported"), "{e}");
+        let max = load_verified(&code(76), vec![outer.clone()]);
+        if flags == 0 {
+            assert_eq!(run_xdp(&max.unwrap()), 8);
+        } else {
+            assert!(max
+                .unwrap_err()
+                .message
+                .contains("max_entries of an inner map"));
+        }
+    }
+}

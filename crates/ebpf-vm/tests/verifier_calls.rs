@@ -940,3 +940,133 @@ fn a_for_each_callback_writing_its_value_leaves_the_callers_stack() {
     );
     assert!(ours.is_ok());
 }
+
+/// `*(u32 *)(r10 -4) = 0; r2 = r10 - 4; r1 = map n; call map_lookup_elem`: a lookup of key 0.
+fn lookup_key_0(n: i32) -> Vec<Insn> {
+    let mut v = vec![
+        i(0x62, 10, 0, -4, 0),
+        i(0xbf, 2, 10, 0, 0),
+        i(0x07, 2, 0, 0, -4),
+    ];
+    v.extend(ld_map(1, n));
+    v.push(helper(1));
+    v
+}
+
+/// Maps of maps: map 0 is the inner template (an array of 4 u64s), map 1 an array of maps and
+/// map 2 a hash of maps over it.
+const MAP_OF_MAPS: [&str; 3] = ["2:4:8:4", "12:4:4:2@0", "13:4:4:2@0"];
+
+#[test]
+fn a_lookup_in_a_map_of_maps_gives_the_inner_map_or_null() {
+    kernel_or_skip!();
+    for (outer, name) in [(1, "array of maps"), (2, "hash of maps")] {
+        // The kernel types r0 `map_ptr_or_null` with the template's sizes at once; checked, it
+        // is a map for the next lookup, whose constant key 0 is inside the template's 4
+        // entries: no NULL check needed there.
+        let mut p = lookup_key_0(outer);
+        p.push(i(0x15, 0, 0, 6, 0)); // if r0 == 0 goto exit
+        p.push(i(0xbf, 1, 0, 0, 0)); // r1 = r0
+        p.push(i(0xbf, 2, 10, 0, 0));
+        p.push(i(0x07, 2, 0, 0, -4));
+        p.push(helper(1));
+        p.push(i(0x79, 0, 0, 0, 0)); // r0 = *(u64 *)(r0 +0)
+        p.push(exit());
+        p.push(mov(0, 0));
+        p.push(exit());
+        let (kernel, ours) = answers(name, XDP, &p, &MAP_OF_MAPS);
+        assert!(
+            kernel.log.contains("R0=map_ptr_or_null(id=1,ks=4,vs=8)"),
+            "{}",
+            kernel.log
+        );
+        ours.expect("accepted");
+        // Unchecked, it is no map: `R1 type=map_ptr_or_null expected=map_ptr`.
+        let mut p = lookup_key_0(outer);
+        p.push(i(0xbf, 1, 0, 0, 0));
+        p.push(i(0xbf, 2, 10, 0, 0));
+        p.push(i(0x07, 2, 0, 0, -4));
+        p.push(helper(1));
+        p.push(mov(0, 0));
+        p.push(exit());
+        let (_, ours) = answers(name, XDP, &p, &MAP_OF_MAPS);
+        assert_eq!(
+            ours.expect_err("rejected").message,
+            "R1 type=map_ptr_or_null expected=map_ptr"
+        );
+        // Neither a value to read nor a map to update through the outer map.
+        let mut p = lookup_key_0(outer);
+        p.push(i(0x15, 0, 0, 1, 0));
+        p.push(i(0x79, 0, 0, 0, 0));
+        p.push(mov(0, 0));
+        p.push(exit());
+        check(name, XDP, &p, &MAP_OF_MAPS);
+        // Arithmetic on the result before its check, and on the checked map pointer.
+        let mut p = lookup_key_0(outer);
+        p.push(i(0x07, 0, 0, 0, 8));
+        p.push(mov(0, 0));
+        p.push(exit());
+        check(name, XDP, &p, &MAP_OF_MAPS);
+        let mut p = lookup_key_0(outer);
+        p.push(i(0x15, 0, 0, 1, 0));
+        p.push(i(0x07, 0, 0, 0, 8));
+        p.push(mov(0, 0));
+        p.push(exit());
+        check(name, XDP, &p, &MAP_OF_MAPS);
+    }
+    // An update of the outer map from the program (its values are maps): refused.
+    let mut p = lookup_key_0(1);
+    p.truncate(p.len() - 1);
+    p.extend([
+        i(0xbf, 3, 10, 0, 0),
+        i(0x07, 3, 0, 0, -4),
+        mov(4, 0),
+        helper(2),
+        mov(0, 0),
+        exit(),
+    ]);
+    check("update of an array of maps", XDP, &p, &MAP_OF_MAPS);
+}
+
+/// `r1 = map 0; <insn>; r0 = 0; exit`.
+fn through_map_ptr(insn: Insn) -> Vec<Insn> {
+    let mut p = ld_map(1, 0).to_vec();
+    p.extend([insn, mov(0, 0), exit()]);
+    p
+}
+
+#[test]
+fn the_fields_of_struct_bpf_map_are_read_through_a_map_pointer() {
+    kernel_or_skip!();
+    for (map, name) in [("2:4:8:4", "array"), ("1:4:8:16", "hash")] {
+        // Whole fields and parts of them: sha (u8[32], 8 bytes of it), excl, map_type (one byte
+        // of it), key_size, value_size, max_entries, map_extra, map_flags, id. Each a scalar
+        // of the access size, line for line the kernel's.
+        for (size, off) in [
+            (0x79, 0),
+            (0x61, 24),
+            (0x61, 32),
+            (0x71, 65),
+            (0x61, 64),
+            (0x61, 68),
+            (0x69, 72),
+            (0x61, 76),
+            (0x79, 80),
+            (0x61, 88),
+            (0x61, 92),
+        ] {
+            check(name, XDP, &through_map_ptr(i(size, 2, 1, off, 0)), &[map]);
+        }
+        // Refused as the kernel refuses them: a negative offset, a store, a read across two
+        // fields (key_size and value_size).
+        for insn in [
+            i(0x79, 2, 1, -8, 0),
+            i(0x62, 1, 0, 76, 1),
+            i(0x63, 1, 2, 76, 0),
+            i(0x79, 2, 1, 68, 0),
+        ] {
+            let (kernel, ours) = answers(name, XDP, &through_map_ptr(insn), &[map]);
+            assert!(!kernel.accepted && ours.is_err(), "{}", kernel.log);
+        }
+    }
+}

@@ -4,16 +4,18 @@
 //! | type           | r1 (r2)                     | packet                    | helpers beyond the base set |
 //! |----------------|-----------------------------|---------------------------|-----------------------------|
 //! | `Raw`          | data address (r2 = length)  | the data, writable        | -                           |
-//! | `SocketFilter` | `struct __sk_buff`          | the data, read-only       | skb_load_bytes, perf_event_output |
-//! | `Tc`           | `struct __sk_buff` (tc)     | a copy, writable, resizable | skb_load/store_bytes, l3/l4_csum_replace, csum_diff, redirect, skb_change_*, skb_adjust_room, skb_pull_data, skb_vlan_push/pop, hash, ecn, perf_event_output |
+//! | `SocketFilter` | `struct __sk_buff`          | the data, read-only       | skb_load_bytes, get_socket_cookie/uid, perf_event_output |
+//! | `Tc`           | `struct __sk_buff` (tc)     | a copy, writable, resizable | skb_load/store_bytes, get_socket_cookie/uid, l3/l4_csum_replace, csum_diff, redirect, skb_change_*, skb_adjust_room, skb_pull_data, skb_vlan_push/pop, hash, ecn, perf_event_output |
 //! | `Xdp`          | `struct xdp_md`             | a copy in an XDP frame    | csum_diff, xdp_adjust_head/meta/tail, xdp_load/store_bytes, redirect, perf_event_output |
-//! | `Tracing`      | the caller's context bytes  | none                      | get_current_pid_tgid/uid_gid/comm, probe_read(_str), perf_event_output |
+//! | `Tracing`      | the caller's context bytes  | none                      | probe_read(_str), perf_event_output |
 //! | `Tracepoint`, `RawTracepoint` | the caller's bytes, zero-extended to 8192 / 96 | none | as `Tracing` |
 //!
 //! The base set, for every type: the embedder's table (`ProgramOptions::helpers`, standard and map
 //! helpers by default) plus trace_printk, tail_call, spin_lock/unlock, strtol/strtoul, snprintf,
 //! loop, probe_read_user/kernel(_str) and get_current_task(_btf) (which read the run's address
-//! space, `ContextInput::memory`). A helper the embedder registered under a number wins over ours. Calling a helper the
+//! space, `ContextInput::memory`), get_current_pid_tgid/uid_gid/comm (`ContextInput::process`) and
+//! send_signal(_thread) (recorded in `ContextOutput::signals`, never sent), as Linux 6.18's
+//! `bpf_base_func_proto` offers them to every type. A helper the embedder registered under a number wins over ours. Calling a helper the
 //! type does not have is a load error naming the instruction, as in the kernel.
 
 pub mod layout;
@@ -39,6 +41,8 @@ use crate::memory::{Region, Regions};
 use crate::program::ProgramType;
 
 pub use crate::helpers::address_space::{AddressSpace, MemoryImage};
+pub use crate::helpers::signal::SentSignal;
+pub use crate::helpers::socket::SocketInfo;
 pub use run_state::{ProcessInfo, RunState};
 
 /// The program-type inputs of a run, besides the data (see `Program::run_with_context`).
@@ -49,6 +53,11 @@ pub struct ContextInput<'a> {
     pub ctx: Option<&'a [u8]>,
     /// What the `get_current_*` helpers report.
     pub process: ProcessInfo,
+    /// The socket the packet belongs to (`bpf_get_socket_cookie` / `_uid`; socket filter and
+    /// tc); `None`: the packet has none (cookie 0, uid 65534, as in the kernel).
+    pub socket: Option<SocketInfo>,
+    /// What `bpf_jiffies64` returns; `None`: the kernel's count at its HZ on the engine's clock.
+    pub jiffies: Option<u64>,
     /// The address space the probe-read helpers read (memory images at addresses; not the
     /// program's memory), typically given to tracing programs.
     pub memory: Option<&'a AddressSpace>,
@@ -72,6 +81,8 @@ pub struct ContextOutput {
     pub redirect: Option<redirect::Redirect>,
     /// `bpf_perf_event_output` records the run dropped because its perf buffer was full.
     pub perf_lost: u64,
+    /// The signals the program asked `bpf_send_signal(_thread)` to send (nothing is signalled).
+    pub signals: Vec<SentSignal>,
 }
 
 /// Where a run starts: r1-r5, and the packet that `LD_ABS`/`LD_IND` read.
@@ -113,14 +124,18 @@ fn type_helpers(prog_type: ProgramType) -> &'static HelperTable {
         helpers::locks::register(&mut ours);
         helpers::tail_call::register(&mut ours);
         helpers::probe_read::register(&mut ours);
+        helpers::process::register(&mut ours);
+        helpers::signal::register(&mut ours);
         match prog_type {
             ProgramType::Raw => {}
             ProgramType::SocketFilter => {
                 helpers::packet::register_skb(&mut ours);
+                helpers::socket::register(&mut ours);
                 helpers::perf::register(&mut ours);
             }
             ProgramType::Tc => {
                 helpers::packet::register_skb(&mut ours);
+                helpers::socket::register(&mut ours);
                 helpers::packet::register_csum(&mut ours);
                 helpers::perf::register(&mut ours);
                 tc_helpers::register(&mut ours);
@@ -133,7 +148,6 @@ fn type_helpers(prog_type: ProgramType) -> &'static HelperTable {
                 helpers::perf::register(&mut ours);
             }
             ProgramType::Tracing | ProgramType::Tracepoint | ProgramType::RawTracepoint => {
-                helpers::process::register(&mut ours);
                 helpers::probe_read::register_compat(&mut ours);
                 helpers::perf::register(&mut ours);
             }
@@ -233,6 +247,8 @@ pub fn prepare_run(
     regions: &mut Regions,
 ) -> Result<Entry, Trap> {
     state.process = input.process;
+    state.socket = input.socket;
+    state.jiffies = input.jiffies;
     if let Some(memory) = input.memory {
         state.address_space = memory.clone();
     }
@@ -281,6 +297,7 @@ fn prepare_raw(data: &mut [u8], state: &mut RunState, regions: &mut Regions) -> 
 pub fn finish_run(state: &RunState, r0: u64) -> ContextOutput {
     let out = ContextOutput {
         perf_lost: state.perf_lost,
+        signals: state.signals.clone(),
         ..ContextOutput::default()
     };
     match state.prog_type {

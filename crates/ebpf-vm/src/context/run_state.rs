@@ -197,6 +197,13 @@ pub struct RunState {
     /// after a helper call, a callback's, a tail-called program's), never an older copy.
     pub packet_moved: Option<(u64, u64)>,
     pub process: ProcessInfo,
+    /// The socket of the packet (`bpf_get_socket_cookie` / `_uid`), if it has one.
+    pub socket: Option<crate::helpers::socket::SocketInfo>,
+    /// What `bpf_jiffies64` returns, if the embedder fixed it (otherwise a clock; see
+    /// `helpers::standard`).
+    pub jiffies: Option<u64>,
+    /// The signals the program asked `bpf_send_signal(_thread)` to send, in order (never sent).
+    pub signals: Vec<crate::helpers::signal::SentSignal>,
     /// The memory the probe-read helpers read (tracing programs; empty for other types).
     pub address_space: crate::helpers::address_space::AddressSpace,
     /// Where `bpf_trace_printk` and `bpf_perf_event_output` deliver (absent for programs that

@@ -8,8 +8,8 @@
 
 use super::prototype::{ArgType::*, HelperPrototype, KernelProgType::*, RetType::*};
 use super::{
-    callbacks, locks, maps, packet, perf, probe_read, process, skb, standard, strings, tail_call,
-    trace,
+    callbacks, locks, maps, packet, perf, probe_read, process, signal, skb, socket, standard,
+    strings, tail_call, trace,
 };
 
 /// The kernel's prototype of helper `id`, for the helpers this engine implements.
@@ -50,7 +50,15 @@ pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
         | standard::BPF_GET_PRANDOM_U32
         | standard::BPF_GET_SMP_PROCESSOR_ID
         | process::BPF_GET_CURRENT_PID_TGID
-        | process::BPF_GET_CURRENT_UID_GID => p(Integer, &[]),
+        | process::BPF_GET_CURRENT_UID_GID
+        | standard::BPF_JIFFIES64 => p(Integer, &[]),
+        // bpf_base_func_proto offers both to every type, GPL or not.
+        signal::BPF_SEND_SIGNAL | signal::BPF_SEND_SIGNAL_THREAD => p(Integer, &[Anything]),
+        // sk_filter_func_proto and tc_cls_act_func_proto (bpf_get_socket_cookie_proto,
+        // bpf_get_socket_uid_proto).
+        socket::BPF_GET_SOCKET_COOKIE | socket::BPF_GET_SOCKET_UID => {
+            p(Integer, &[PtrToCtx]).for_types(&[SocketFilter, SchedCls])
+        }
         // Tracing programs do not get the coarse clock (bpf_tracing_func_proto refuses it).
         standard::BPF_KTIME_GET_COARSE_NS => {
             p(Integer, &[]).for_types(&[SocketFilter, SchedCls, Xdp])

@@ -16,7 +16,8 @@ pub use source_lines::SourceLine;
 use crate::analysis::Analysis;
 use crate::error::LoadError;
 use crate::helpers::HelperTable;
-use crate::maps::Map;
+use crate::maps::def::flags::BPF_F_INNER_MAP;
+use crate::maps::{Map, MapDef};
 use crate::verifier::{self, MapRef, ProgramKind, VerifyOptions};
 
 /// What verification found of an accepted program.
@@ -28,6 +29,9 @@ pub struct VerifierReport {
     pub time_ns: u64,
     /// The log at the level asked for (empty at level 0).
     pub log: String,
+    /// Loads through map pointers that the loader turns into moves of constants: instruction
+    /// slot and value (`verifier::map_fields`).
+    pub map_field_loads: Vec<(usize, u64)>,
 }
 
 /// The highest log level (2: the state after every instruction).
@@ -60,6 +64,28 @@ pub struct LoadFacts<'a> {
     pub source_lines: &'a [SourceLine],
 }
 
+/// The verifier's facts of map `index`, defined by `def` (no id: the caller knows whether it is
+/// one map or a template).
+fn map_ref(index: u32, def: &MapDef) -> MapRef {
+    MapRef {
+        index,
+        name: def.name.clone(),
+        map_type: def.map_type as u32,
+        key_size: def.key_size,
+        value_size: def.value_size,
+        max_entries: def.max_entries,
+        flags: def.flags,
+        map_extra: def.map_extra,
+        id: None,
+        // Only a lock's offset is kept from a map's BTF: a map with one had BTF (one without
+        // may also have had it; only the wording of a lock misuse differs).
+        btf: def.spin_lock_off.is_some(),
+        spin_lock: def.spin_lock_off,
+        inner: None,
+        max_entries_vary: false,
+    }
+}
+
 /// Verifies `analysis` with `facts`; a rejection is a `LoadError` with the verifier's errno,
 /// the rejected instruction's slot, its kernel-style message and the whole log.
 pub fn verify_load(
@@ -69,19 +95,20 @@ pub fn verify_load(
     let maps: Vec<MapRef> = (facts.maps.iter().enumerate())
         .map(|(index, m)| {
             let def = &m.common().def;
-            MapRef {
-                index: index as u32,
-                name: def.name.clone(),
-                map_type: def.map_type as u32,
-                key_size: def.key_size,
-                value_size: def.value_size,
-                max_entries: def.max_entries,
-                // Only a lock's offset is kept from a map's BTF: a map with one had BTF (one
-                // without may also have had it; only the wording of a lock misuse differs).
-                btf: def.spin_lock_off.is_some(),
-                spin_lock: def.spin_lock_off,
-                flags: def.flags,
-            }
+            let mut map = MapRef {
+                id: Some(m.common().id),
+                ..map_ref(index as u32, def)
+            };
+            // The inner template carries the outer map's index and no name, as the kernel's
+            // `inner_map_meta` has none.
+            map.inner = def.inner.as_deref().map(|inner| {
+                Box::new(MapRef {
+                    name: String::new(),
+                    max_entries_vary: inner.flags & BPF_F_INNER_MAP != 0,
+                    ..map_ref(index as u32, inner)
+                })
+            });
+            map
         })
         .collect();
     let helper_name = |id: i32| facts.helpers.get(id as u32).map(|h| h.name.clone());
@@ -109,6 +136,7 @@ pub fn verify_load(
             processed_insns: v.processed,
             time_ns,
             log: source_lines::annotate(&v.log, &sorted),
+            map_field_loads: v.map_field_loads,
         }),
         Err(rejection) => {
             // Level 0 kept no log: walk again with one (the verdict cannot change).

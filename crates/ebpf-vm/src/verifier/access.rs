@@ -308,6 +308,7 @@ pub fn store(
         }
         BaseType::Mem => region(&base, regno, off, size, base.mem_size),
         BaseType::MapKey => Err(eacces(format!("write to change key R{regno} not allowed"))),
+        BaseType::ConstMap => Err(super::map_fields::store(&base)),
         _ => Err(eacces(format!(
             "R{regno} invalid mem access '{}'",
             base.ty.name()

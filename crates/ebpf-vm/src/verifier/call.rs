@@ -9,9 +9,12 @@
 //!
 //! Callbacks (`ARG_PTR_TO_FUNC`) are [`super::callback`]'s.
 //!
+//! A lookup in a map of maps gives the inner map or NULL (`map_ptr_or_null` with the inner
+//! template's facts); checked, it is a map argument like any other.
+//!
 //! Not yet (each a rejection that says so): constant strings,
-//! kfuncs, the helpers that change packet data (their packet pointers would have to be
-//! invalidated), and lookups in maps of maps (they return the inner map).
+//! kfuncs, and the helpers that change packet data (their packet pointers would have to be
+//! invalidated).
 
 use super::access;
 use super::arith::check_init;
@@ -240,10 +243,24 @@ pub fn helper_call(
                 ));
             };
             if MAP_OF_MAPS.contains(&map.map_type) {
-                // Typing it as a value would let the program read the inner map's handle.
-                return Err(unsupported(&format!(
-                    "{name}#{id} in a map of maps (the inner map it returns)"
-                )));
+                // The inner map, or NULL (6.18 types it `map_ptr_or_null` at once, with the
+                // inner template's sizes): never a value, which would let the program read the
+                // inner map's handle.
+                let Some(inner) = map.inner else {
+                    return Err(refuse(
+                        ErrorCode::Einval,
+                        format!("map '{}' of maps has no inner map template", map.name),
+                    ));
+                };
+                state.frame_mut().regs[0] = RegState {
+                    map: Some(*inner),
+                    id: env.new_id(),
+                    ..RegState::pointer(RegType::or_null(BaseType::ConstMap))
+                };
+                return Ok(CallLog {
+                    callback,
+                    state_on_own_line: false,
+                });
             }
             let elided = id == BPF_FUNC_MAP_LOOKUP_ELEM && key_in_array(&map, meta.key);
             // The key's value decides whether the element exists: precise.
@@ -369,7 +386,8 @@ fn check_arg(
     match arg {
         ArgType::DontCare | ArgType::Anything => Ok(()),
         ArgType::ConstMapPtr => match (&reg.map, reg.ty.base) {
-            (Some(map), BaseType::ConstMap) => {
+            // A map of maps' lookup result is `map_ptr_or_null` until checked.
+            (Some(map), BaseType::ConstMap) if !reg.ty.maybe_null => {
                 meta.map = Some(map.clone());
                 Ok(())
             }
@@ -556,7 +574,9 @@ fn check_size(
 const ARRAY_TYPES: [u32; 2] = [2, 6];
 
 fn key_in_array(map: &MapRef, key: Option<u64>) -> bool {
-    ARRAY_TYPES.contains(&map.map_type) && key.is_some_and(|k| k < map.max_entries as u64)
+    ARRAY_TYPES.contains(&map.map_type)
+        && !map.max_entries_vary
+        && key.is_some_and(|k| k < map.max_entries as u64)
 }
 
 /// The key `r` points to, when the stack holds it as a constant: known-zero bytes, or a scalar

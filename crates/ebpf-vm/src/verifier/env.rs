@@ -73,6 +73,9 @@ pub struct Verified {
     /// reached, a multiple of 8 (the kernel's `subprog_info[i].stack_depth`, the log's
     /// `stack depth A+B`).
     pub stack_depth: Vec<u32>,
+    /// Loads through map pointers (`map_fields`), by instruction slot, and the value each
+    /// gives: the loader rewrites them into moves of these constants.
+    pub map_field_loads: Vec<(usize, u64)>,
 }
 
 /// The kernel's limit on instructions processed over all paths.
@@ -109,6 +112,8 @@ pub struct Env<'a> {
     pub wanted: Vec<super::precision::Marks>,
     /// Per function, the deepest stack byte its frames reached, rounded up to 8.
     pub stack_depth: Vec<u32>,
+    /// The value each load through a map pointer gives, by slot (see `map_fields`).
+    pub map_field_loads: std::collections::BTreeMap<usize, u64>,
 }
 
 impl<'a> Env<'a> {
@@ -121,6 +126,7 @@ impl<'a> Env<'a> {
             log: String::new(),
             wanted: Default::default(),
             stack_depth: vec![0; analysis.functions.funcs.len()],
+            map_field_loads: Default::default(),
         }
     }
 

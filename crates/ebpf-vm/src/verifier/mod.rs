@@ -39,6 +39,7 @@ pub mod equiv;
 pub mod insn_text;
 pub mod lock;
 pub mod log;
+pub mod map_fields;
 pub mod precision;
 pub mod prune;
 pub mod refs;

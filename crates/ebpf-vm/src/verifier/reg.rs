@@ -118,14 +118,24 @@ pub struct MapRef {
     pub key_size: u32,
     pub value_size: u32,
     pub max_entries: u32,
+    /// `map_flags` and `map_extra` as the map was created with.
+    pub flags: u32,
+    pub map_extra: u64,
+    /// The map's id (`MapCommon::id`); `None` for an inner map template, which stands for every
+    /// map stored in its outer map.
+    pub id: Option<u32>,
     /// The map was created with BTF for its value (spin locks need it).
     pub btf: bool,
     /// The offset of the `struct bpf_spin_lock` in the value, when its BTF has one (the
     /// kernel's `record->spin_lock_off`).
     pub spin_lock: Option<u32>,
-    /// The map's `BPF_F_*` flags: `BPF_F_RDONLY_PROG` (as `.rodata` is) and
-    /// `BPF_F_WRONLY_PROG` limit what programs may do to its values.
-    pub flags: u32,
+    /// Maps of maps: the template every inner map matches (the kernel's `inner_map_meta`),
+    /// which a lookup's result points to. It has no name (the kernel's template has none) and
+    /// the outer map's `index`.
+    pub inner: Option<Box<MapRef>>,
+    /// An inner map template created with `BPF_F_INNER_MAP`: the maps it stands for may have
+    /// any `max_entries`, so no constant key is known to be in range of them.
+    pub max_entries_vary: bool,
 }
 
 impl MapRef {

@@ -29,6 +29,7 @@ use super::env::{
 use super::insn_text::{insn_text, state_column_padding};
 use super::lock;
 use super::log::{frame_state, state_text};
+use super::map_fields;
 use super::precision::{self, Hist, Marks, PrecisionLog, Segment};
 use super::prune::{Explored, Visit};
 use super::refs;
@@ -215,6 +216,7 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
         stats: explored.stats,
         log: env.log,
         stack_depth: env.stack_depth,
+        map_field_loads: env.map_field_loads.into_iter().collect(),
     })
 }
 
@@ -402,7 +404,7 @@ fn step(
             // Through a pointer into a caller's stack: that frame's bytes, not printed here.
             let caller_stack = subprog::points_to_caller(state, insn.src);
             let result = subprog::with_stack_of(state, insn.src, |frame| {
-                load(env, frame, &insn, &mut slots)
+                load(env, frame, (&insn, slot), &mut slots)
             });
             if caller_stack {
                 slots.clear();
@@ -565,7 +567,7 @@ fn jump_target(env: &Env<'_>, index: usize, delta: i64) -> Result<usize, Refusal
 fn load(
     env: &mut Env<'_>,
     frame: &mut FuncState,
-    insn: &crate::analysis::Instruction,
+    (insn, slot): (&crate::analysis::Instruction, usize),
     slots: &mut Vec<usize>,
 ) -> Result<(), Refusal> {
     let mode = insn.opcode & 0xe0;
@@ -575,6 +577,29 @@ fn load(
         return Err(unsupported("this load mode"));
     }
     let size = access_size(insn.opcode);
+    let src = &frame.regs[insn.src as usize];
+    if src.ty.base == BaseType::ConstMap && !src.ty.maybe_null {
+        let (value, constant) = map_fields::load(
+            src,
+            insn.src,
+            insn.off as i64 + src.off as i64,
+            size,
+            mode == MODE_MEMSX,
+        )?;
+        // One value per instruction: the loader turns the load into a move of it.
+        if *env.map_field_loads.entry(slot).or_insert(constant) != constant {
+            return Err(unsupported(
+                "a load through map pointers that give different values on different paths",
+            ));
+        }
+        if map_fields::constant_move(insn.dst, constant).is_none() {
+            return Err(unsupported(&format!(
+                "a map field load of {constant:#x}, which no one-slot move gives"
+            )));
+        }
+        frame.regs[insn.dst as usize] = value;
+        return Ok(());
+    }
     let mut value = access::load(env, frame, insn.src, insn.off, size, mode == MODE_MEMSX)?;
     if value.ty.maybe_null && value.id == 0 {
         // A pointer that may be NULL read from the context (`__sk_buff.sk`): its null check

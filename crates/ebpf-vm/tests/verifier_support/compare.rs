@@ -218,29 +218,44 @@ fn verify_here(
         },
     )
     .expect("the program analyses");
-    let map_refs: Vec<MapRef> = maps
-        .iter()
-        .enumerate()
-        .map(|(n, spec)| {
-            let (spec, flags) = spec.split_once('/').unwrap_or((spec, "0"));
-            let f: Vec<u32> = spec
-                .split(':')
-                .map(|x| x.parse().expect("number"))
-                .collect();
-            MapRef {
+    let mut map_refs: Vec<MapRef> = Vec::new();
+    for (n, spec) in maps.iter().enumerate() {
+        // `SPEC@i`: a map of maps whose inner maps are like map i (the loader's template).
+        let (spec, inner) = match spec.split_once('@') {
+            Some((s, i)) => (s, Some(i.parse::<usize>().expect("a map index"))),
+            None => (*spec, None),
+        };
+        // `SPEC/FLAGS`: the map's flags.
+        let (spec, flags) = spec.split_once('/').unwrap_or((spec, "0"));
+        let f: Vec<u32> = spec
+            .split(':')
+            .map(|x| x.parse().expect("number"))
+            .collect();
+        let inner = inner.map(|i| {
+            Box::new(MapRef {
                 index: n as u32,
-                name: format!("m{n}"),
-                map_type: f[0],
-                key_size: f[1],
-                value_size: f[2],
-                max_entries: f[3],
-                // The loader gives a map with a lock offset BTF with the lock there.
-                btf: f.len() > 4,
-                spin_lock: f.get(4).copied(),
-                flags: flags.parse().expect("map flags"),
-            }
-        })
-        .collect();
+                name: String::new(),
+                id: None,
+                ..map_refs[i].clone()
+            })
+        });
+        map_refs.push(MapRef {
+            index: n as u32,
+            name: format!("m{n}"),
+            map_type: f[0],
+            key_size: f[1],
+            value_size: f[2],
+            max_entries: f[3],
+            // The loader gives a map with a lock offset BTF with the lock there.
+            btf: f.len() > 4,
+            spin_lock: f.get(4).copied(),
+            inner,
+            flags: flags.parse().expect("map flags"),
+            // A map of its own (its id is not compared: the kernel's is its own).
+            id: Some(n as u32),
+            ..MapRef::default()
+        });
+    }
     let table = ebpf_vm::helpers::HelperTable::standard();
     // The standard table's names, and the kernel's for helpers it does not run.
     let names = |id: i32| match id {

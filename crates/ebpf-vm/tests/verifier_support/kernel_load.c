@@ -10,7 +10,8 @@
  * is 1 (BPF_PSEUDO_MAP_FD) or 2 (BPF_PSEUDO_MAP_VALUE) and whose imm is i is given the fd of
  * map i before the load. With LOCK_OFFSET the map gets BTF: an int key and a value struct of
  * VALUE_SIZE bytes holding a `struct bpf_spin_lock` at that offset (the kernel finds spin locks
- * through the map's BTF).
+ * through the map's BTF). A map of maps names its inner map template, an earlier map, after an
+ * `@`: `12:4:4:2@0` is an array of maps whose inner maps are like map 0 (`inner_map_fd`).
  *
  * With KERNEL_LOAD_FUNCS=S0,S1,... (the first instruction slot of each function, 0 first) the
  * program gets BTF function info: each function a static `int fN(void)` (the kernel wants it
@@ -151,6 +152,16 @@ int main(int argc, char **argv)
 	int maps = 0;
 	for (int a = 4; a < argc; a++) {
 		unsigned type, key, value, max, lock_off;
+		int inner = -1;
+		char *at = strchr(argv[a], '@');
+		if (at) {
+			inner = atoi(at + 1);
+			*at = 0;
+			if (inner < 0 || inner >= maps) {
+				fprintf(stderr, "kernel_load: inner map %d of %d\n", inner, maps);
+				return 2;
+			}
+		}
 		int fields = maps == MAX_MAPS ? 0 : sscanf(argv[a], "%u:%u:%u:%u:%u", &type, &key, &value, &max, &lock_off);
 		if (fields != 4 && fields != 5) {
 			fprintf(stderr, "kernel_load: bad map argument %s\n", argv[a]);
@@ -165,6 +176,8 @@ int main(int argc, char **argv)
 		const char *flags = strchr(argv[a], '/');
 		if (flags)
 			attr.map_flags = (uint32_t)strtoul(flags + 1, NULL, 0);
+		if (inner >= 0)
+			attr.inner_map_fd = map_fds[inner];
 		if (fields == 5) {
 			int btf = spin_lock_btf(value, lock_off);
 			if (btf < 0)
