@@ -7,6 +7,7 @@
 
 import { checkBytes, checkDenseArray, checkObject, checkString, describeValue, optionsObject } from './arguments.js'
 import { type Codec, codec } from './btf/codec.js'
+import { globalFunctionsOf } from './btf/global-functions.js'
 import type { BtfType } from './btf/types.js'
 import { Coverage } from './coverage.js'
 import { EbpfError, LoadError, MapError, VerifierError } from './errors.js'
@@ -360,6 +361,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
               coverage: opts.coverage,
               funcInfo: p.funcInfo,
               funcEntries: [...p.subprograms.map((s) => s.insn), ...p.funcInfo.map((f) => f.insn)],
+              globalFunctions: globalFunctionsOf(spec.types, p.funcInfo, p.type),
             }),
         ),
       )

@@ -541,6 +541,12 @@ pub fn helper_read(frame: &FuncState, regno: u8, size: u32) -> Result<(), Refusa
     helper_access(frame, regno, size, "read from")
 }
 
+/// A write of `size` bytes through `regs[regno]` checked as a helper's would be, without
+/// marking anything written (a global function's memory argument: `check_mem_reg`).
+pub fn helper_check_write(frame: &FuncState, regno: u8, size: u32) -> Result<(), Refusal> {
+    helper_access(frame, regno, size, "write to")
+}
+
 /// A helper's access to `size` bytes through `regs[regno]`; `what` names it in the stack's
 /// message ("read from", "write to": the kernel passes the helper's access type since 6.13).
 fn helper_access(frame: &FuncState, regno: u8, size: u32, what: &str) -> Result<(), Refusal> {

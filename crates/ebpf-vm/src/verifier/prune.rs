@@ -56,6 +56,18 @@ pub struct PruneStats {
     pub peak_states: u32,
 }
 
+impl PruneStats {
+    /// The counters over two walks, one after the other (the main function's and a global
+    /// function's): states add up, the peaks and the most states at one instruction do not.
+    pub fn then(self, later: PruneStats) -> PruneStats {
+        PruneStats {
+            max_states_per_insn: self.max_states_per_insn.max(later.max_states_per_insn),
+            total_states: self.total_states + later.total_states,
+            peak_states: self.peak_states.max(later.peak_states),
+        }
+    }
+}
+
 pub struct Explored {
     checkpoints: Vec<Checkpoint>,
     /// Checkpoints by (logical instruction, call sites of the frames).
@@ -119,6 +131,24 @@ impl Explored {
             evicted_alive: 0,
             stats: PruneStats::default(),
         }
+    }
+
+    /// The counters that decide when a state is kept (jumps processed, and the jumps and
+    /// instructions processed when one was last kept). The kernel keeps them in its env, so
+    /// they run on from the main function's walk into each global function's.
+    pub fn pace(&self) -> [u64; 3] {
+        [
+            self.jmps_processed,
+            self.prev_jmps_processed,
+            self.prev_insn_processed,
+        ]
+    }
+
+    /// Goes on with the counters of an earlier walk ([`Explored::pace`]).
+    pub fn resume_pace(&mut self, [jmps, prev_jmps, prev_insns]: [u64; 3]) {
+        self.jmps_processed = jmps;
+        self.prev_jmps_processed = prev_jmps;
+        self.prev_insn_processed = prev_insns;
     }
 
     pub fn is_prune_point(&self, insn: usize) -> bool {
