@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest'
 import {
   assemble,
   BpfMap,
+  btf,
   Collection,
   LoadError,
   loadCollectionSpecSync,
@@ -542,5 +543,67 @@ describe('verified mode: C source lines from BTF line info', () => {
     expect(e.message).toMatch(
       /^cannot call GPL-restricted function from non-GPL compatible program \(.*probe_read\.c:41:44: struct fake_task/,
     )
+  })
+})
+
+describe('verified mode: global functions', () => {
+  // global_args.c of the verifier corpus (its C source gives the types; the messages are the
+  // kernel's for the same functions, from its level-1 logs recorded with the corpus).
+  const spec = loadCollectionSpecSync(`${__dirname}/verifier-corpus/c/global_args.bpf.o`)
+
+  it('reads what each argument is from BTF, with the kernel messages for what it cannot use', () => {
+    const of = (program: string) => {
+      const p = spec.programs.get(program)!
+      return btf.globalFunctionsOf(spec.types, p.funcInfo, p.type).map(({ insn: _, ...g }) => g)
+    }
+    expect(of('socket_ga_map_value_for_pointer_ok')).toEqual([
+      { name: 'ga_sum_pair', args: [{ kind: 'mem_or_null', size: 8 }] },
+    ])
+    expect(of('xdp_ga_global_calls_global_ok')).toEqual([
+      { name: 'ga_outer', args: [{ kind: 'mem_or_null', size: 4 }] },
+      { name: 'ga_read_checked', args: [{ kind: 'mem_or_null', size: 4 }] },
+      { name: 'ga_scale', args: [{ kind: 'scalar' }] },
+    ])
+    expect(of('kprobe_ga_nonnull_given_stack_ok')).toEqual([
+      { name: 'ga_nonnull_read', args: [{ kind: 'mem', size: 4 }] },
+    ])
+    expect(of('socket_ga_void_function_rej')).toEqual([
+      {
+        name: 'ga_void_store',
+        args: [],
+        unsupported: "Global function ga_void_store() doesn't return scalar. Only those are supported.",
+      },
+    ])
+    expect(of('socket_ga_void_pointer_argument_rej')).toEqual([
+      {
+        name: 'ga_void_pointer',
+        args: [],
+        unsupported: "arg#0 reference type('UNKNOWN ') size cannot be determined: -22",
+      },
+    ])
+  })
+
+  it('refuses the call, not the function, where the prototype cannot be used', () => {
+    const e = rejection(
+      () => new Collection(spec, { mode: 'verified', logLevel: 1, programs: ['socket_ga_void_function_rej'] }),
+    )
+    expect(e.code).toBe('EINVAL')
+    expect(e.message).toMatch(/^Caller passes invalid args into func#1 \('ga_void_store'\)/)
+    expect(e.log).toContain(
+      "4: (85) call pc+2\nGlobal function ga_void_store() doesn't return scalar. Only those are supported.\n",
+    )
+  })
+
+  it('checks ProgramOptions.globalFunctions', () => {
+    const instructions = assemble('r0 = 0\nexit')
+    const load = (globalFunctions: unknown) =>
+      new Program({ type: 'xdp', instructions, mode: 'verified', globalFunctions } as never)
+    expect(() => load([{ insn: 1, name: 'f', args: [{ kind: 'pointer' }] }])).toThrow(
+      /globalFunctions\[0\]\.args\[0\]\.kind must be 'scalar', 'ctx', 'mem' or 'mem_or_null'/,
+    )
+    expect(() => load([{ insn: 1, name: 'f', args: [{ kind: 'mem' }] }])).toThrow(
+      /globalFunctions\[0\]\.args\[0\]\.size/,
+    )
+    expect(() => load({})).toThrow(/globalFunctions/)
   })
 })
