@@ -37,7 +37,6 @@ const NOT_MODELLED = new Set(['pkt_counter/tc_count'])
 const KNOWN: Record<string, string> = {
   'bpf_loop/xdp_loop_sum':
     'callbacks are checked once with what they may write made unknown, not walked until their states converge',
-  'linked/linked_filter': 'pruning: peak_states 1 here, 2 in the kernel (states freed at other times)',
   'pkt_counter/xdp_count': 'pruning: 43 instructions processed here, 45 in the kernel',
   'globals/xdp_globals': 'pruning: 91 instructions processed here, 80 in the kernel',
 }

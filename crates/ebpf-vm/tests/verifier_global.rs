@@ -1,10 +1,10 @@
 //! Global functions (BTF linkage global): verified once, on their own, from their argument types,
 //! and at each call only the arguments are checked against them. The kernel needs BTF function
 //! info to tell a global function, which the raw-instruction oracle of `verifier_support` does not
-//! load, so the expected logs here are Linux 6.18's own level-1 logs for the same instructions,
-//! compiled from `__test__/verifier-corpus/c/functions.c` and `global_args.c` by clang-19 and loaded
-//! by `__test__/verifier-corpus/load_object.c` (libbpf, log level 1); source-line comments left out,
-//! as these programs have no line info.
+//! load, so the expected logs here are Linux 6.18's own logs (level 1, and 2 where said) for the
+//! same instructions, compiled from `__test__/verifier-corpus/c/functions.c` and `global_args.c`
+//! by clang-19 and loaded by `__test__/verifier-corpus/load_object.c` (libbpf); source-line
+//! comments left out, as these programs have no line info.
 
 mod verifier_support;
 
@@ -249,4 +249,84 @@ fn a_global_function_must_return_a_scalar() {
         r.message,
         "At subprogram exit the register R0 is not a scalar value (mem_or_null)"
     );
+}
+
+#[test]
+fn global_functions_walked_after_the_main_one_at_level_2_as_the_kernel_logs_them() {
+    // global_args.c's socket_ga_global_calls_global_ok: ga_outer(&v) calls ga_read_checked(p)
+    // and ga_scale(2), each global. Expected: the kernel's level-2 log (its liveness lines and
+    // source lines left out): each function walked once, after the main one, in index order,
+    // the counters running on across the walks.
+    let p = [
+        i(0xb4, 1, 0, 0, 5),
+        i(0x63, 10, 1, -4, 0),
+        i(0xbf, 1, 10, 0, 0),
+        i(0x07, 1, 0, 0, -4),
+        i(0x85, 0, 1, 0, 1),
+        exit(),
+        // ga_outer
+        i(0x85, 0, 1, 0, 5),
+        i(0xbc, 6, 0, 0, 0),
+        i(0xb7, 1, 0, 0, 2),
+        i(0x85, 0, 1, 0, 6),
+        i(0x0c, 0, 6, 0, 0),
+        exit(),
+        // ga_read_checked
+        i(0xb4, 0, 0, 0, 0),
+        i(0x15, 1, 0, 1, 0),
+        i(0x61, 0, 1, 0, 0),
+        exit(),
+        // ga_scale
+        i(0xbf, 0, 1, 0, 0),
+        i(0x24, 0, 0, 0, 3),
+        exit(),
+    ];
+    let g = [
+        global(6, "ga_outer", vec![INT_PTR]),
+        global(12, "ga_read_checked", vec![INT_PTR]),
+        global(16, "ga_scale", vec![FuncArg::Scalar]),
+    ];
+    let (processed, log) = run(&p, &g, 2).expect("accepted");
+    assert_eq!(processed, 20);
+    let kernel = [
+        "0: R1=ctx() R10=fp0",
+        "0: (b4) w1 = 5                        ; R1=5",
+        "1: (63) *(u32 *)(r10 -4) = r1         ; R1=5 R10=fp0 fp-8=mmmm????",
+        "2: (bf) r1 = r10                      ; R1=fp0 R10=fp0",
+        "3: (07) r1 += -4                      ; R1=fp-4",
+        "4: (85) call pc+1",
+        "Func#1 ('ga_outer') is global and assumed valid.",
+        "5: R0=scalar()",
+        "5: (95) exit",
+        "Validating ga_outer() func#1...",
+        "6: R1=mem_or_null(id=1,sz=4) R10=fp0",
+        "6: (85) call pc+5",
+        "Func#2 ('ga_read_checked') is global and assumed valid.",
+        "7: R0=scalar()",
+        "7: (bc) w6 = w0                       ; R0=scalar() R6=scalar(smin=0,smax=umax=0xffffffff,var_off=(0x0; 0xffffffff))",
+        "8: (b7) r1 = 2                        ; R1=2",
+        "9: (85) call pc+6",
+        "Func#3 ('ga_scale') is global and assumed valid.",
+        "10: R0=scalar()",
+        "10: (0c) w0 += w6                     ; R0=scalar(smin=0,smax=umax=0xffffffff,var_off=(0x0; 0xffffffff)) R6=scalar(smin=0,smax=umax=0xffffffff,var_off=(0x0; 0xffffffff))",
+        "11: (95) exit",
+        "Func#1 ('ga_outer') is safe for any args that match its prototype",
+        "Validating ga_read_checked() func#2...",
+        "12: R1=mem_or_null(id=2,sz=4) R10=fp0",
+        "12: (b4) w0 = 0                       ; R0=0",
+        "13: (15) if r1 == 0x0 goto pc+1       ; R1=mem(sz=4)",
+        "14: (61) r0 = *(u32 *)(r1 +0)         ; R0=scalar(smin=0,smax=umax=0xffffffff,var_off=(0x0; 0xffffffff)) R1=mem(sz=4)",
+        "15: (95) exit",
+        "",
+        "from 13 to 15: safe",
+        "Func#2 ('ga_read_checked') is safe for any args that match its prototype",
+        "Validating ga_scale() func#3...",
+        "16: R1=scalar() R10=fp0",
+        "16: (bf) r0 = r1                      ; R0=scalar(id=3) R1=scalar(id=3)",
+        "17: (24) w0 *= 3                      ; R0=scalar(smin=0,smax=umax=0xffffffff,var_off=(0x0; 0xffffffff))",
+        "18: (95) exit",
+        "Func#3 ('ga_scale') is safe for any args that match its prototype",
+        "processed 20 insns (limit 1000000) max_states_per_insn 0 total_states 2 peak_states 2 mark_read 0",
+    ];
+    assert_eq!(log, format!("{}\n", kernel.join("\n")));
 }

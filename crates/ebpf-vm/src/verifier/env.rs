@@ -105,7 +105,7 @@ pub struct Env<'a> {
     /// The explored-state counters of the walks finished before the current one.
     pub finished_stats: super::prune::PruneStats,
     /// Where the last walk left the counters that pace state keeping ([`super::prune::Explored::pace`]).
-    pub pace: [u64; 3],
+    pub pace: [u64; 4],
 }
 
 impl<'a> Env<'a> {
@@ -121,7 +121,7 @@ impl<'a> Env<'a> {
             globals_called: vec![false; analysis.functions.funcs.len()],
             walking_global: None,
             finished_stats: Default::default(),
-            pace: [0; 3],
+            pace: [0; 4],
         }
     }
 

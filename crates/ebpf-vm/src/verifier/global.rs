@@ -15,6 +15,7 @@ use super::access;
 use super::env::{refuse, Env, Refusal};
 use super::reg::{BaseType, RegState, RegType};
 use super::state::VerifierState;
+use crate::analysis::CallKind;
 use crate::error::ErrorCode;
 
 /// What one argument of a global function's prototype is to the verifier (`bpf_subprog_arg_info`).
@@ -45,6 +46,22 @@ pub fn global_of<'a>(env: &Env<'a>, f: usize) -> Option<&'a GlobalFunction> {
     let start = env.analysis.functions.funcs.get(f)?.start;
     let slot = env.analysis.program.slot(start);
     env.options.globals.iter().find(|g| g.slot == slot)
+}
+
+/// Per logical instruction, whether it is a `call` to a global function (the backtracking of
+/// precision goes past such a call as past a helper's).
+pub fn call_sites(env: &Env<'_>) -> Vec<bool> {
+    if env.options.globals.is_empty() {
+        return Vec::new();
+    }
+    let functions = &env.analysis.functions;
+    let mut sites = vec![false; env.analysis.program.len()];
+    for call in &functions.calls {
+        if call.kind == CallKind::Call && global_of(env, call.callee).is_some() {
+            sites[call.site] = true;
+        }
+    }
+    sites
 }
 
 /// A call from logical instruction `index` of `state`'s current frame to global function `f`

@@ -83,6 +83,11 @@ pub struct Explored {
     /// Checkpoints in lists, and evicted ones still parents of unfinished paths.
     listed: u32,
     evicted_alive: u32,
+    /// Per logical instruction: a call to a global function (set by the walk).
+    pub global_calls: Vec<bool>,
+    /// States an earlier walk left counted: the kernel does not take the states it frees after
+    /// a walk off the count its `peak_states` follows.
+    carried: u32,
     pub stats: PruneStats,
 }
 
@@ -129,26 +134,31 @@ impl Explored {
             prev_insn_processed: 0,
             listed: 0,
             evicted_alive: 0,
+            carried: 0,
+            global_calls: Vec::new(),
             stats: PruneStats::default(),
         }
     }
 
     /// The counters that decide when a state is kept (jumps processed, and the jumps and
-    /// instructions processed when one was last kept). The kernel keeps them in its env, so
-    /// they run on from the main function's walk into each global function's.
-    pub fn pace(&self) -> [u64; 3] {
+    /// instructions processed when one was last kept) and the states counted for the peak. The
+    /// kernel keeps them in its env, so they run on from the main function's walk into each
+    /// global function's.
+    pub fn pace(&self) -> [u64; 4] {
         [
             self.jmps_processed,
             self.prev_jmps_processed,
             self.prev_insn_processed,
+            (self.carried + self.listed + self.evicted_alive) as u64,
         ]
     }
 
     /// Goes on with the counters of an earlier walk ([`Explored::pace`]).
-    pub fn resume_pace(&mut self, [jmps, prev_jmps, prev_insns]: [u64; 3]) {
+    pub fn resume_pace(&mut self, [jmps, prev_jmps, prev_insns, states]: [u64; 4]) {
         self.jmps_processed = jmps;
         self.prev_jmps_processed = prev_jmps;
         self.prev_insn_processed = prev_insns;
+        self.carried = states as u32;
     }
 
     pub fn is_prune_point(&self, insn: usize) -> bool {
@@ -267,7 +277,8 @@ impl Explored {
         }
         self.stats.total_states += 1;
         self.listed += 1;
-        self.stats.peak_states = self.stats.peak_states.max(self.listed + self.evicted_alive);
+        let counted = self.carried + self.listed + self.evicted_alive;
+        self.stats.peak_states = self.stats.peak_states.max(counted);
         self.prev_jmps_processed = self.jmps_processed;
         self.prev_insn_processed = processed;
         let idx = self.checkpoints.len();
@@ -333,5 +344,9 @@ impl Checkpoints for Explored {
 
     fn state_mut(&mut self, idx: usize) -> &mut VerifierState {
         &mut self.checkpoints[idx].state
+    }
+
+    fn calls_global(&self, insn: usize) -> bool {
+        self.global_calls.get(insn).copied().unwrap_or(false)
     }
 }

@@ -46,6 +46,12 @@ pub fn call(
     if let Some(global) = super::global::global_of(env, f) {
         env.line(text);
         super::global::call(env, state, f, global)?;
+        // R0 is new after the `Func#N ... assumed valid.` line: on a line of its own.
+        if env.log_on(1) {
+            let next = env.analysis.program.slot(index + 1);
+            let r0 = state_text(state, state.frame(), Some(&[0]), Some(&[]));
+            env.line(&format!("{next}:{r0}"));
+        }
         return Ok(index + 1);
     }
     push_frame(env, state, index, entry, text)?;

@@ -138,6 +138,7 @@ fn walk(
     let options = env.options;
     let mut explored = Explored::new(analysis, live);
     explored.resume_pace(env.pace);
+    explored.global_calls = global::call_sites(env);
     let insns = analysis.program.insns();
     let mut stack = vec![Pending {
         state: first,
