@@ -12,7 +12,6 @@
  * kernel's message instead, which refuses the program where the function is called.
  */
 
-import type { FuncInfo } from '../elf/specs.js'
 import type { Btf } from './btf.js'
 import type { BtfType } from './types.js'
 
@@ -31,6 +30,14 @@ export interface GlobalFunction {
   args: GlobalFunctionArg[]
   /** The kernel's message when it cannot use the prototype (the program is then refused). */
   unsupported?: string
+}
+
+/** A function of a program and its BTF `FUNC` type (what `ProgramSpec.funcInfo` holds). */
+export interface FunctionEntry {
+  /** Its first instruction in the program's `instructions`. */
+  insn: number
+  /** Its BTF `FUNC` type id. */
+  typeId: number
 }
 
 /** BTF `FUNC` linkage of a global function. */
@@ -127,7 +134,7 @@ function argOf(
  * The global functions among `funcInfo` (the program's own function, at instruction 0, is never
  * one), with their arguments as a program of libbpf type `progType` sees them.
  */
-export function globalFunctionsOf(btf: Btf, funcInfo: readonly FuncInfo[], progType: string): GlobalFunction[] {
+export function globalFunctionsOf(btf: Btf, funcInfo: readonly FunctionEntry[], progType: string): GlobalFunction[] {
   const out: GlobalFunction[] = []
   for (const f of funcInfo) {
     const func = btf.typeById(f.typeId)
