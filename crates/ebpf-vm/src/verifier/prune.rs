@@ -95,8 +95,8 @@ pub struct Explored {
 const MISS_FACTOR: u32 = 3;
 
 /// The kernel's prune points (`visit_insn`): conditional jumps and their targets, the targets
-/// of `ja`, and the instruction after every call; and its jump points, the same without the
-/// conditional jumps themselves.
+/// of `ja`, bpf-to-bpf calls and their callees' entries, and the instruction after every call;
+/// and its jump points, the same without the conditional jumps and calls themselves.
 pub fn prune_points(analysis: &Analysis) -> (Vec<bool>, Vec<bool>) {
     let n = analysis.program.len();
     let mut jmp = vec![false; n];
@@ -108,7 +108,16 @@ pub fn prune_points(analysis: &Analysis) -> (Vec<bool>, Vec<bool>) {
                 jmp[target as usize] = true;
             }
             Flow::Jump { target } => jmp[target as usize] = true,
-            Flow::Call { .. } | Flow::Helper { .. } | Flow::CallX if i + 1 < n => {
+            // A bpf-to-bpf call is itself a prune point, and the callee's entry a jump target
+            // (`visit_func_call_insn` with `visit_callee`).
+            Flow::Call { target } => {
+                prune[i] = true;
+                jmp[target as usize] = true;
+                if i + 1 < n {
+                    jmp[i + 1] = true;
+                }
+            }
+            Flow::Helper { .. } | Flow::CallX if i + 1 < n => {
                 jmp[i + 1] = true;
             }
             _ => {}
