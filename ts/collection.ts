@@ -340,7 +340,8 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
     for (const p of chosen) {
       const { instructions, maps } = relocate(p, this.maps)
       const type = programTypeOf(p)
-      if ((opts.mode ?? defaultMode(type)) === 'verified') checkVerifiable(p)
+      const verified = (opts.mode ?? defaultMode(type)) === 'verified'
+      if (verified) checkVerifiable(p)
       this.programs.set(
         p.name,
         named(
@@ -361,7 +362,8 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
               coverage: opts.coverage,
               funcInfo: p.funcInfo,
               funcEntries: [...p.subprograms.map((s) => s.insn), ...p.funcInfo.map((f) => f.insn)],
-              globalFunctions: globalFunctionsOf(spec.types, p.funcInfo, p.type),
+              // Only the verifier reads them.
+              globalFunctions: verified ? globalFunctionsOf(spec.types, p.funcInfo, p.type) : undefined,
             }),
         ),
       )
