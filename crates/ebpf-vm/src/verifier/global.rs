@@ -12,7 +12,7 @@
 //! supports global functions that return an integer or enum only.)
 
 use super::access;
-use super::env::{refuse, Env, Refusal};
+use super::env::{refuse, Env, ProgramKind, Refusal};
 use super::reg::{BaseType, RegState, RegType};
 use super::state::VerifierState;
 use crate::analysis::CallKind;
@@ -75,7 +75,7 @@ pub fn call(
     global: &GlobalFunction,
 ) -> Result<(), Refusal> {
     let matched = match &global.args {
-        Ok(args) => check_args(state, args),
+        Ok(args) => check_args(state, args, env.options.kind == ProgramKind::Xdp),
         Err(message) => Err(refuse(ErrorCode::Einval, message.clone())),
     };
     if super::lock::held(state).is_some() {
@@ -108,7 +108,13 @@ pub fn call(
 }
 
 /// `btf_check_func_arg_match`: each argument register against its type in the prototype.
-fn check_args(state: &VerifierState, args: &[FuncArg]) -> Result<(), Refusal> {
+/// `packet_writable`: the program type may write its packet (the function may write through a
+/// memory argument).
+fn check_args(
+    state: &VerifierState,
+    args: &[FuncArg],
+    packet_writable: bool,
+) -> Result<(), Refusal> {
     let frame = state.frame();
     for (i, arg) in args.iter().enumerate() {
         let r = (i + 1) as u8;
@@ -150,6 +156,11 @@ fn check_args(state: &VerifierState, args: &[FuncArg]) -> Result<(), Refusal> {
                         ErrorCode::Einval,
                         format!("R{r} type={name} expected=fp"),
                     ));
+                }
+                // The function may write through it: a packet only XDP may write (socket
+                // filters get no packet pointer today; this keeps it so for the types to come).
+                if reg.ty.base.is_packet() && !packet_writable {
+                    return Err(refuse(ErrorCode::Einval, "cannot write into pkt"));
                 }
                 let mut checked = frame.clone();
                 checked.regs[r as usize].ty.maybe_null = false;
