@@ -40,13 +40,24 @@ beforeAll(() => {
 afterAll(() => rmSync(work, { recursive: true, force: true }))
 
 describe('ebpf verify', () => {
-  it('prints the log with source lines and exits 0 when every program is accepted', () => {
+  it('prints only the summary of an accepted program at level 1 and exits 0, as the kernel does', () => {
     const o = ebpf(['verify', join(fixtures, 'socket_filter.bpf.o')])
     expect(o.stderr).toBe('')
     expect(o.status).toBe(0)
-    expect(o.stdout).toMatch(/^== udp_port_filter \(section 'socket'\)\n/)
+    // The kernel's summary for the same program (bpftool -d prog loadall).
+    expect(o.stdout).toBe(
+      "== udp_port_filter (section 'socket')\n" +
+        'processed 50 insns (limit 1000000) max_states_per_insn 0 total_states 5 peak_states 5 mark_read 0\n' +
+        'udp_port_filter: accepted (50 insns processed)\n',
+    )
+  })
+
+  it('prints the walk with source lines at --log-level 2', () => {
+    const o = ebpf(['verify', join(fixtures, 'socket_filter.bpf.o'), '--log-level', '2'])
+    expect(o.status).toBe(0)
     expect(o.stdout).toContain(
-      '; int udp_port_filter(struct __sk_buff *skb) @ socket_filter.c:19\n0: (bf) r7 = r1\n1: (b7) r6 = 0\n',
+      '0: R1=ctx() R10=fp0\n; int udp_port_filter(struct __sk_buff *skb) @ socket_filter.c:19\n' +
+        '0: (bf) r7 = r1                       ; R1=ctx() R7=ctx()\n1: (b7) r6 = 0                        ; R6=0\n',
     )
     expect(o.stdout).toMatch(/\nudp_port_filter: accepted \(\d+ insns processed\)\n$/)
   })
@@ -107,9 +118,11 @@ describe('ebpf verify', () => {
     const none = ebpf(['verify', file, '--program', 'tail_two'])
     expect(none.status).toBe(1)
     expect(none.stdout).toMatch(/\ntail_two: cannot be loaded here \(ENOTSUPP\): .*does not say its program type/)
-    const typed = ebpf(['verify', file, '--program', 'tail_two', '--type', 'socket_filter'])
+    const typed = ebpf(['verify', file, '--program', 'tail_two', '--type', 'socket_filter', '--log-level', '2'])
     expect(typed.status).toBe(0)
-    expect(typed.stdout).toContain('; return 2; @ cilium_btf_maps.c:43\n0: (b4) w0 = 2\n1: (95) exit\n')
+    expect(typed.stdout).toContain(
+      '; return 2; @ cilium_btf_maps.c:43\n0: (b4) w0 = 2                        ; R0=2\n1: (95) exit\n',
+    )
     expect(typed.stdout).toMatch(/\ntail_two: accepted \(2 insns processed\)\n$/)
   })
 

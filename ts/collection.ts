@@ -7,6 +7,7 @@
 
 import { checkBytes, checkDenseArray, checkObject, checkString, describeValue, optionsObject } from './arguments.js'
 import { type Codec, codec } from './btf/codec.js'
+import { globalFunctionsOf } from './btf/global-functions.js'
 import type { BtfType } from './btf/types.js'
 import { Coverage } from './coverage.js'
 import { EbpfError, LoadError, MapError, VerifierError } from './errors.js'
@@ -357,7 +358,8 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
     for (const p of chosen) {
       const { instructions, maps } = relocate(p, this.maps)
       const type = programTypeOf(p)
-      if ((opts.mode ?? defaultMode(type)) === 'verified') checkVerifiable(p)
+      const verified = (opts.mode ?? defaultMode(type)) === 'verified'
+      if (verified) checkVerifiable(p)
       this.programs.set(
         p.name,
         named(
@@ -380,6 +382,8 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
               coverage: opts.coverage,
               funcInfo: p.funcInfo,
               funcEntries: [...p.subprograms.map((s) => s.insn), ...p.funcInfo.map((f) => f.insn)],
+              // Only the verifier reads them.
+              globalFunctions: verified ? globalFunctionsOf(spec.types, p.funcInfo, p.type) : undefined,
             }),
         ),
       )

@@ -15,6 +15,7 @@ import {
   describeValue,
   optionsObject,
 } from './arguments.js'
+import type { GlobalFunction, GlobalFunctionArg } from './btf/global-functions.js'
 import { type ToEbpfOptions, toEbpf } from './cbpf/convert.js'
 import type { ClassicInput } from './cbpf/parse.js'
 import { type ContextValue, decodeContext, encodeContext, type SkbContext } from './context.js'
@@ -122,6 +123,13 @@ export interface ProgramOptions {
    * kernel checks with BTF function info.
    */
   funcEntries?: readonly number[]
+  /**
+   * Mode `verified`: the program's global functions (BTF `FUNC` linkage global) and their argument
+   * types, as `btf.globalFunctionsOf` reads them from BTF (a `Collection` fills this in). Each is
+   * verified once, on its own, against its argument types, and each call only checks the arguments
+   * against them, as the kernel does; every other function is verified in the context of each call.
+   */
+  globalFunctions?: readonly GlobalFunction[]
   /**
    * Receives each `bpf_perf_event_output` record, after the run that wrote it. Without it the helper
    * returns -ENOENT, as the kernel does when no perf event is behind the slot.
@@ -713,6 +721,17 @@ export interface VerifierStats {
   processedInsns: number
   /** Wall time of the verification, in nanoseconds. */
   verificationTimeNs: number
+  /** States kept for pruning over the whole verification (the kernel's `total_states`). */
+  totalStates: number
+  /** The most states kept at one time (`peak_states`). */
+  peakStates: number
+  /** The most states kept at one instruction (`max_states_per_insn`). */
+  maxStatesPerInsn: number
+  /**
+   * Bytes of stack each function uses, the main function first, then the others in instruction
+   * order, each a multiple of 8: the kernel's `stack depth 16+8`.
+   */
+  stackDepth: number[]
 }
 
 const LOG_LEVELS: readonly number[] = [0, 1, 2]
@@ -724,6 +743,31 @@ const LOG_LEVELS: readonly number[] = [0, 1, 2]
  * the kernel accepts: README "Verifier" lists the fixtures it rejects and why.
  */
 const VERIFIED_BY_DEFAULT = false
+
+/** `ProgramOptions.globalFunctions`, checked field by field (the engine trusts their shape). */
+function checkGlobalFunctions(list: readonly GlobalFunction[]): GlobalFunction[] {
+  return checkDenseArray<GlobalFunction>(LoadError, 'globalFunctions', list).map((g, i) => {
+    const at = `globalFunctions[${i}]`
+    checkObject(LoadError, at, g)
+    checkU32Of(LoadError, `${at}.insn`, g.insn)
+    checkString(LoadError, `${at}.name`, g.name)
+    if (g.unsupported !== undefined) checkString(LoadError, `${at}.unsupported`, g.unsupported)
+    const args = checkDenseArray<GlobalFunctionArg>(LoadError, `${at}.args`, g.args).map((a, k) => {
+      checkObject(LoadError, `${at}.args[${k}]`, a)
+      if (!['scalar', 'ctx', 'mem', 'mem_or_null'].includes(a.kind)) {
+        throw new LoadError(
+          'EINVAL',
+          `${at}.args[${k}].kind must be 'scalar', 'ctx', 'mem' or 'mem_or_null', got ${describeValue(a.kind)}`,
+        )
+      }
+      const memory = a.kind === 'mem' || a.kind === 'mem_or_null'
+      if (memory) checkU32Of(LoadError, `${at}.args[${k}].size`, a.size)
+      return memory ? { kind: a.kind, size: a.size } : { kind: a.kind }
+    })
+    if (args.length > 5) throw new LoadError('EINVAL', `${at}.args has ${args.length} arguments; at most 5`)
+    return { insn: g.insn, name: g.name, args, unsupported: g.unsupported }
+  })
+}
 
 /** The mode of a program of `type` whose options name none. */
 export function defaultMode(type: ProgramType): SafetyMode {
@@ -818,6 +862,7 @@ export class Program {
     const funcEntries = checkDenseArray<number>(LoadError, 'funcEntries', options.funcEntries ?? []).map((e, i) =>
       checkU32Of(LoadError, `funcEntries[${i}]`, e),
     )
+    const globalFunctions = checkGlobalFunctions(options.globalFunctions ?? [])
     const loaded = engine('program option', () =>
       native.loadProgram(
         instructions,
@@ -842,6 +887,7 @@ export class Program {
           // Only the verifier reads them (its log's source lines).
           lineInfo: this.mode === 'verified' ? [...lineInfo] : undefined,
           coverage: options.coverage,
+          globalFunctions: this.mode === 'verified' ? globalFunctions : undefined,
         },
         js?.dispatch,
       ),

@@ -6,7 +6,7 @@
  * Where the kernel refuses (not root, no bpftool, no BPF), `kernelOracle()` says why and suites skip
  * with that reason.
  */
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -180,4 +180,29 @@ export class KernelObject {
     rmSync(this.dir, { recursive: true, force: true })
     rmSync(this.#scratch, { recursive: true, force: true })
   }
+}
+
+/**
+ * The kernel verifier's log of every program of `objectPath`, by program name, from
+ * `bpftool -d prog loadall` (log level 1|2|4: the walk, `stack depth A+B` and the summary line).
+ * The programs are pinned into a fresh directory of the bpf filesystem, removed at once.
+ */
+export function kernelVerifierLogs(objectPath: string): Map<string, string> {
+  const dir = mkdtempSync(join(bpfFs(), 'ebpf-verifier-log-'))
+  let out: string
+  try {
+    // libbpf's debug output, the logs included, goes to stderr.
+    const r = spawnSync('bpftool', ['-d', 'prog', 'loadall', objectPath, join(dir, 'progs')], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 28,
+    })
+    out = `${r.stdout ?? ''}${r.stderr ?? ''}`
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const logs = new Map<string, string>()
+  for (const m of out.matchAll(/prog '([^']+)': -- BEGIN PROG LOAD LOG --\n([\s\S]*?)-- END PROG LOAD LOG --/g)) {
+    logs.set(m[1]!, m[2]!)
+  }
+  return logs
 }

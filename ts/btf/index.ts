@@ -18,6 +18,12 @@ export {
   type BtfExtSection,
   CORE_RELO_KINDS,
 } from './ext.js'
+export {
+  type FunctionEntry,
+  type GlobalFunction,
+  type GlobalFunctionArg,
+  globalFunctionsOf,
+} from './global-functions.js'
 export * from './types.js'
 
 /** Parses raw BTF bytes, or the `.BTF`/`.BTF.ext` of an ELF object, exactly as stored. */

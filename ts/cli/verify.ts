@@ -24,6 +24,10 @@ interface Verdict {
   source?: { file: string; line: number; column: number; text: string }
   processedInsns?: number
   verificationTimeNs?: number
+  totalStates?: number
+  peakStates?: number
+  maxStatesPerInsn?: number
+  stackDepth?: number[]
   log: string
 }
 
@@ -45,6 +49,10 @@ function verifyOne(spec: CollectionSpec, p: ProgramSpec, level: 1 | 2): Verdict 
       verdict: 'accepted',
       processedInsns: stats.processedInsns,
       verificationTimeNs: stats.verificationTimeNs,
+      totalStates: stats.totalStates,
+      peakStates: stats.peakStates,
+      maxStatesPerInsn: stats.maxStatesPerInsn,
+      stackDepth: stats.stackDepth,
       log: prog.verifierLog ?? '',
     }
   } catch (e) {
@@ -73,10 +81,11 @@ export const verifyCommand: Command = {
   description:
     "Loads each program of the object (or the one --program names) in mode 'verified' and prints the\n" +
     "verifier's log in the kernel's format, with the C source lines from the object's BTF line info:\n" +
-    'level 1 (default) the instructions walked, level 2 also the register and stack state after each.\n' +
+    'level 1 (default) the path that failed (an accepted program: the summary), level 2 every path.\n' +
     'Then one line per program: accepted (instructions processed) or rejected (errno, instruction and\n' +
     'the rejection). --json prints an array of { name, section, verdict, code, insn, message, source,\n' +
-    'processedInsns, verificationTimeNs, log }. Exit 0 when every program is accepted, 1 otherwise.\n' +
+    'processedInsns, verificationTimeNs, totalStates, peakStates, maxStatesPerInsn, stackDepth, log }.\n' +
+    'Exit 0 when every program is accepted, 1 otherwise.\n' +
     '--type gives the libbpf program type (xdp, socket_filter, kprobe, ...) of the programs whose\n' +
     'section says none (of the --program one whatever its section says). --unprivileged (the kernel\n' +
     'rules for unprivileged loads) is refused until the verifier has them.',

@@ -58,6 +58,64 @@ pub struct NativeProgramOptions {
     pub line_info: Option<Vec<NativeLineInfo>>,
     /// Count instruction and branch coverage over runs (`coverage`).
     pub coverage: Option<bool>,
+    /// Mode 'verified': the global functions (BTF linkage global) and their prototypes, as the
+    /// TypeScript loader resolved them from BTF (`ProgramOptions.globalFunctions`).
+    pub global_functions: Option<Vec<NativeGlobalFunction>>,
+}
+
+/// A global function: its entry slot, its name and its prototype's argument types.
+#[napi(object)]
+pub struct NativeGlobalFunction {
+    pub insn: u32,
+    pub name: String,
+    /// Per argument: 'scalar', 'ctx', 'mem' (`size` bytes, never NULL) or 'mem_or_null'.
+    pub args: Vec<NativeFuncArg>,
+    /// The kernel's message for a prototype it cannot use (the program is refused where the
+    /// function is called).
+    pub unsupported: Option<String>,
+}
+
+#[napi(object)]
+pub struct NativeFuncArg {
+    pub kind: String,
+    pub size: Option<u32>,
+}
+
+/// The engine's form of a global function's description.
+fn global_function(
+    g: &NativeGlobalFunction,
+) -> std::result::Result<ebpf_vm::verifier::GlobalFunction, Box<NativeError>> {
+    use ebpf_vm::verifier::{FuncArg, GlobalFunction};
+    let args = match &g.unsupported {
+        Some(message) => Err(message.clone()),
+        None => {
+            let args = (g.args.iter().enumerate())
+                .map(|(i, a)| match (a.kind.as_str(), a.size) {
+                    ("scalar", _) => Ok(FuncArg::Scalar),
+                    ("ctx", _) => Ok(FuncArg::Ctx),
+                    ("mem", Some(size)) => Ok(FuncArg::Mem { size, nullable: false }),
+                    ("mem_or_null", Some(size)) => Ok(FuncArg::Mem { size, nullable: true }),
+                    (kind, _) => Err(Box::new(invalid(format!(
+                            "globalFunctions: argument {i} of '{}' is '{kind}', not 'scalar', 'ctx', or 'mem'/'mem_or_null' with a size",
+                            g.name
+                    )))),
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            if args.len() > 5 {
+                return Err(Box::new(invalid(format!(
+                    "globalFunctions: '{}' has {} arguments; at most 5",
+                    g.name,
+                    args.len()
+                ))));
+            }
+            Ok(args)
+        }
+    };
+    Ok(GlobalFunction {
+        slot: g.insn as usize,
+        name: g.name.clone(),
+        args,
+    })
 }
 
 /// One BTF line info record, as the TypeScript loader reads it from `.BTF.ext`.
@@ -220,11 +278,10 @@ fn parse_options(
         pointer_leaks,
         blind_constants: o.blind_constants.unwrap_or(true),
         coverage: o.coverage.unwrap_or(false),
-        func_entries: o
-            .func_entries
-            .iter()
-            .flatten()
-            .map(|&e| e as usize)
+        // A global function starts a function, whether or not the loader said so.
+        func_entries: (o.func_entries.iter().flatten().copied())
+            .chain(o.global_functions.iter().flatten().map(|g| g.insn))
+            .map(|e| e as usize)
             .collect(),
         log_level: o.log_level.unwrap_or(0),
         gpl_compatible: o
@@ -242,6 +299,9 @@ fn parse_options(
                 text: l.text.clone(),
             })
             .collect(),
+        global_functions: (o.global_functions.iter().flatten())
+            .map(global_function)
+            .collect::<std::result::Result<Vec<_>, _>>()?,
         ..ProgramOptions::default()
     };
     if options.log_level > ebpf_vm::verification::MAX_LOG_LEVEL {
@@ -418,6 +478,11 @@ fn next_program_id() -> u32 {
 pub struct NativeVerifierStats {
     pub processed_insns: f64,
     pub verification_time_ns: f64,
+    pub total_states: u32,
+    pub peak_states: u32,
+    pub max_states_per_insn: u32,
+    /// Per function, main first: the bytes of stack it uses.
+    pub stack_depth: Vec<u32>,
 }
 
 #[napi]
@@ -433,6 +498,10 @@ impl NativeProgram {
         self.inner.verifier_report().map(|r| NativeVerifierStats {
             processed_insns: r.processed_insns as f64,
             verification_time_ns: r.time_ns as f64,
+            total_states: r.total_states,
+            peak_states: r.peak_states,
+            max_states_per_insn: r.max_states_per_insn,
+            stack_depth: r.stack_depth.clone(),
         })
     }
 

@@ -61,6 +61,7 @@ fn ours(prog_type: u32, slots: &[Insn]) -> (f64, u64) {
             .and_then(ebpf_vm::helpers::kernel_prototypes::kernel_prototype)
     };
     let options = VerifyOptions {
+        globals: &[],
         kind: if prog_type == XDP {
             ProgramKind::Xdp
         } else {
@@ -81,6 +82,7 @@ fn ours(prog_type: u32, slots: &[Insn]) -> (f64, u64) {
     // A rejection carries no count: read it off the summary line of a run with a log.
     let processed = processed.unwrap_or_else(|| {
         let logged = VerifyOptions {
+            globals: &[],
             log_level: 1,
             ..options
         };

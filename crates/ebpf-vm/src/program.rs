@@ -19,6 +19,7 @@ use crate::run_space::RunSpace;
 use crate::run_trace::RunTrace;
 use crate::verification::{verify_load, LoadFacts, SourceLine, VerifierReport, MAX_LOG_LEVEL};
 use crate::verifier::ctx_access::PT_REGS_SIZE;
+use crate::verifier::GlobalFunction;
 use crate::verifier::ProgramKind;
 
 /// Which engine runs the program.
@@ -165,6 +166,10 @@ pub struct ProgramOptions {
     /// BTF line info of the program (any order): the verifier's log shows the C source line of
     /// the instructions it walks, as the kernel's does.
     pub source_lines: Vec<SourceLine>,
+    /// Mode `Verified`: the program's global functions (BTF `FUNC` linkage global) with their
+    /// prototypes, verified once on their own as the kernel verifies them; every other function
+    /// is verified in the context of each call (a static function).
+    pub global_functions: Vec<GlobalFunction>,
     /// Count instruction and branch coverage over the program's runs (`Program::coverage`):
     /// the JIT's code counts per chain of blocks, the interpreter per instruction (see
     /// `coverage`).
@@ -191,6 +196,7 @@ impl Default for ProgramOptions {
             data_size: None,
             expected_attach_type: None,
             source_lines: Vec::new(),
+            global_functions: Vec::new(),
             coverage: false,
         }
     }
@@ -301,6 +307,7 @@ impl Program {
                     gpl_compatible: options.gpl_compatible,
                     log_level: options.log_level.min(MAX_LOG_LEVEL),
                     source_lines: &options.source_lines,
+                    globals: &options.global_functions,
                 },
             )?),
         };

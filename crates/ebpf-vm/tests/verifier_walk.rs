@@ -486,6 +486,7 @@ fn verify_raw(slots: &[Insn], data_size: u32) -> Result<u64, String> {
     let analysis = analyse(slots, &AnalysisOptions::default()).expect("the program analyses");
     let no_names = |_: i32| None;
     let options = VerifyOptions {
+        globals: &[],
         kind: ProgramKind::Raw { data_size },
         maps: &[],
         helper_name: &no_names,
@@ -1080,6 +1081,7 @@ fn call_embedder_helper(
     let names = |id: i32| (id == 1000).then(|| "js_helper".to_string());
     let prototype = move |id: i32| (id == 1000).then_some(proto);
     let options = VerifyOptions {
+        globals: &[],
         kind: ProgramKind::Raw { data_size: 8 },
         maps: &[],
         helper_name: &names,

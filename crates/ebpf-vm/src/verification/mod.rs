@@ -18,13 +18,21 @@ use crate::error::LoadError;
 use crate::helpers::HelperTable;
 use crate::maps::def::flags::BPF_F_INNER_MAP;
 use crate::maps::{Map, MapDef};
-use crate::verifier::{self, MapRef, ProgramKind, VerifyOptions};
+use crate::verifier::{self, GlobalFunction, MapRef, ProgramKind, VerifyOptions};
 
 /// What verification found of an accepted program.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VerifierReport {
     /// Instructions the walk processed over all paths (the kernel's `processed N insns`).
     pub processed_insns: u64,
+    /// States kept for pruning over the verification, the most kept at once, and the most at one
+    /// instruction (the kernel's `total_states`, `peak_states`, `max_states_per_insn`).
+    pub total_states: u32,
+    pub peak_states: u32,
+    pub max_states_per_insn: u32,
+    /// Per function (main first, in instruction order), the bytes of stack it uses, a multiple
+    /// of 8 (the kernel's `stack depth A+B+...`).
+    pub stack_depth: Vec<u32>,
     /// Wall time of the verification, in nanoseconds.
     pub time_ns: u64,
     /// The log at the level asked for (empty at level 0).
@@ -62,6 +70,8 @@ pub struct LoadFacts<'a> {
     pub log_level: u32,
     /// BTF line info (any order): the log's `; source @ file.c:N` comments.
     pub source_lines: &'a [SourceLine],
+    /// The global functions (BTF linkage global) and their prototypes.
+    pub globals: &'a [GlobalFunction],
 }
 
 /// The verifier's facts of map `index`, defined by `def` (no id: the caller knows whether it is
@@ -121,6 +131,7 @@ pub fn verify_load(
             prototype: &prototype,
             gpl_compatible: facts.gpl_compatible,
             log_level,
+            globals: facts.globals,
         };
         verifier::verify(analysis, &options)
     };
@@ -134,6 +145,10 @@ pub fn verify_load(
     match outcome {
         Ok(v) => Ok(VerifierReport {
             processed_insns: v.processed,
+            total_states: v.stats.total_states,
+            peak_states: v.stats.peak_states,
+            max_states_per_insn: v.stats.max_states_per_insn,
+            stack_depth: v.stack_depth,
             time_ns,
             log: source_lines::annotate(&v.log, &sorted),
             map_field_loads: v.map_field_loads,

@@ -506,6 +506,12 @@ pub fn helper_read(frame: &FuncState, regno: u8, size: u32) -> Result<(), Refusa
     helper_access(frame, regno, size, false)
 }
 
+/// A write of `size` bytes through `regs[regno]` checked as a helper's would be, without
+/// marking anything written (a global function's memory argument: `check_mem_reg`).
+pub fn helper_check_write(frame: &FuncState, regno: u8, size: u32) -> Result<(), Refusal> {
+    helper_access(frame, regno, size, true)
+}
+
 /// A helper's access to `size` bytes through `regs[regno]`, a write or a read (the kernel
 /// passes the helper's access type since 6.13: it names the access in the stack's message and
 /// decides what a map's flags allow).

@@ -51,6 +51,9 @@ pub struct VerifyOptions<'a> {
     pub gpl_compatible: bool,
     /// 0: no log; 1: the rejection and the path to it; 2: the state after every instruction.
     pub log_level: u32,
+    /// The program's global functions (BTF linkage global), verified once against their
+    /// prototypes rather than in the context of each call ([`super::global`]).
+    pub globals: &'a [super::global::GlobalFunction],
 }
 
 /// A rejection: the instruction (slot), the kernel-style message, the errno and the whole log.
@@ -114,6 +117,14 @@ pub struct Env<'a> {
     pub stack_depth: Vec<u32>,
     /// The value each load through a map pointer gives, by slot (see `map_fields`).
     pub map_field_loads: std::collections::BTreeMap<usize, u64>,
+    /// Per function: a global function some walked path calls (so it is walked on its own).
+    pub globals_called: Vec<bool>,
+    /// The global function being walked on its own, none for the main function.
+    pub walking_global: Option<&'a super::global::GlobalFunction>,
+    /// The explored-state counters of the walks finished before the current one.
+    pub finished_stats: super::prune::PruneStats,
+    /// Where the last walk left the counters that pace state keeping ([`super::prune::Explored::pace`]).
+    pub pace: [u64; 4],
 }
 
 impl<'a> Env<'a> {
@@ -127,6 +138,10 @@ impl<'a> Env<'a> {
             wanted: Default::default(),
             stack_depth: vec![0; analysis.functions.funcs.len()],
             map_field_loads: Default::default(),
+            globals_called: vec![false; analysis.functions.funcs.len()],
+            walking_global: None,
+            finished_stats: Default::default(),
+            pace: [0; 4],
         }
     }
 

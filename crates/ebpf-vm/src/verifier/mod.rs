@@ -17,7 +17,8 @@
 //!   register states (pointer arithmetic included), [`access`] checks loads and stores (through
 //!   the context: [`ctx_access`], per program type), [`call`]
 //!   helper calls from their prototypes, [`subprog`] bpf-to-bpf calls and their frames,
-//!   [`callback`] the functions helpers call back, [`refs`] references to release, [`lock`] spin
+//!   [`callback`] the functions helpers call back, [`global`] global functions (verified once
+//!   against their BTF prototypes), [`refs`] references to release, [`lock`] spin
 //!   locks, [`env`] holds what one verification knows and its options;
 //! - pruning: [`prune`] keeps explored states at prune points and stops a path whose state one
 //!   of them covers ([`equiv`], with static register liveness), and detects infinite loops;
@@ -36,6 +37,7 @@ pub mod callback;
 pub mod ctx_access;
 pub mod env;
 pub mod equiv;
+pub mod global;
 pub mod insn_text;
 pub mod lock;
 pub mod log;
@@ -51,6 +53,7 @@ pub mod walk;
 
 pub use bounds::Bounds;
 pub use env::{ProgramKind, Rejection, Verified, VerifyOptions};
+pub use global::{FuncArg, GlobalFunction};
 pub use prune::PruneStats;
 pub use reg::{BaseType, MapRef, RegState, RegType};
 pub use state::{FuncState, SlotType, StackSlot, VerifierState};

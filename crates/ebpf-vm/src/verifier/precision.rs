@@ -86,6 +86,9 @@ pub trait Checkpoints {
     fn segment(&self, idx: usize) -> &Segment;
     fn last_insn(&self, idx: usize) -> usize;
     fn state_mut(&mut self, idx: usize) -> &mut VerifierState;
+    /// Whether logical instruction `insn` calls a global function (which, like a helper, sets
+    /// R0 and clobbers R1-R5 without its body on the path).
+    fn calls_global(&self, insn: usize) -> bool;
 }
 
 /// Where the backtracking writes its level-2 log lines (`mark_precise: ...`), and what it needs
@@ -182,7 +185,8 @@ pub fn mark_chain_precision<C: Checkpoints>(
                     );
                 }
                 let entry = (h > 0 && history[h - 1].insn == i).then(|| &history[h - 1]);
-                if backtrack_insn(&insns[i], entry, &mut wanted).is_err() {
+                let global = checkpoints.calls_global(i);
+                if backtrack_insn(&insns[i], entry, global, &mut wanted).is_err() {
                     mark_all_precise(checkpoints, current.parent);
                     return;
                 }
@@ -339,6 +343,7 @@ pub fn precise_marks(state: &VerifierState) -> Wanted {
 fn backtrack_insn(
     insn: &Instruction,
     entry: Option<&Hist>,
+    calls_global: bool,
     wanted: &mut Wanted,
 ) -> Result<(), CannotFollow> {
     let Some(fr) = wanted.len().checked_sub(1) else {
@@ -415,8 +420,8 @@ fn backtrack_insn(
             }
         }
         _ => match op & 0xf0 {
-            JMP_CALL if insn.src == 0 => {
-                // A helper sets r0 and clobbers r1-r5.
+            JMP_CALL if insn.src == 0 || calls_global => {
+                // A helper or a global function sets r0 and clobbers r1-r5.
                 w.regs &= !0b11_1111;
             }
             JMP_CALL | JMP_EXIT => return Err(CannotFollow),

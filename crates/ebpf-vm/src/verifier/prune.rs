@@ -56,6 +56,18 @@ pub struct PruneStats {
     pub peak_states: u32,
 }
 
+impl PruneStats {
+    /// The counters over two walks, one after the other (the main function's and a global
+    /// function's): states add up, the peaks and the most states at one instruction do not.
+    pub fn then(self, later: PruneStats) -> PruneStats {
+        PruneStats {
+            max_states_per_insn: self.max_states_per_insn.max(later.max_states_per_insn),
+            total_states: self.total_states + later.total_states,
+            peak_states: self.peak_states.max(later.peak_states),
+        }
+    }
+}
+
 pub struct Explored {
     checkpoints: Vec<Checkpoint>,
     /// Checkpoints by (logical instruction, call sites of the frames).
@@ -71,6 +83,11 @@ pub struct Explored {
     /// Checkpoints in lists, and evicted ones still parents of unfinished paths.
     listed: u32,
     evicted_alive: u32,
+    /// Per logical instruction: a call to a global function (set by the walk).
+    pub global_calls: Vec<bool>,
+    /// States an earlier walk left counted: the kernel does not take the states it frees after
+    /// a walk off the count its `peak_states` follows.
+    carried: u32,
     pub stats: PruneStats,
 }
 
@@ -78,8 +95,8 @@ pub struct Explored {
 const MISS_FACTOR: u32 = 3;
 
 /// The kernel's prune points (`visit_insn`): conditional jumps and their targets, the targets
-/// of `ja`, and the instruction after every call; and its jump points, the same without the
-/// conditional jumps themselves.
+/// of `ja`, bpf-to-bpf calls and their callees' entries, and the instruction after every call;
+/// and its jump points, the same without the conditional jumps and calls themselves.
 pub fn prune_points(analysis: &Analysis) -> (Vec<bool>, Vec<bool>) {
     let n = analysis.program.len();
     let mut jmp = vec![false; n];
@@ -91,7 +108,16 @@ pub fn prune_points(analysis: &Analysis) -> (Vec<bool>, Vec<bool>) {
                 jmp[target as usize] = true;
             }
             Flow::Jump { target } => jmp[target as usize] = true,
-            Flow::Call { .. } | Flow::Helper { .. } | Flow::CallX if i + 1 < n => {
+            // A bpf-to-bpf call is itself a prune point, and the callee's entry a jump target
+            // (`visit_func_call_insn` with `visit_callee`).
+            Flow::Call { target } => {
+                prune[i] = true;
+                jmp[target as usize] = true;
+                if i + 1 < n {
+                    jmp[i + 1] = true;
+                }
+            }
+            Flow::Helper { .. } | Flow::CallX if i + 1 < n => {
                 jmp[i + 1] = true;
             }
             _ => {}
@@ -117,8 +143,31 @@ impl Explored {
             prev_insn_processed: 0,
             listed: 0,
             evicted_alive: 0,
+            carried: 0,
+            global_calls: Vec::new(),
             stats: PruneStats::default(),
         }
+    }
+
+    /// The counters that decide when a state is kept (jumps processed, and the jumps and
+    /// instructions processed when one was last kept) and the states counted for the peak. The
+    /// kernel keeps them in its env, so they run on from the main function's walk into each
+    /// global function's.
+    pub fn pace(&self) -> [u64; 4] {
+        [
+            self.jmps_processed,
+            self.prev_jmps_processed,
+            self.prev_insn_processed,
+            (self.carried + self.listed + self.evicted_alive) as u64,
+        ]
+    }
+
+    /// Goes on with the counters of an earlier walk ([`Explored::pace`]).
+    pub fn resume_pace(&mut self, [jmps, prev_jmps, prev_insns, states]: [u64; 4]) {
+        self.jmps_processed = jmps;
+        self.prev_jmps_processed = prev_jmps;
+        self.prev_insn_processed = prev_insns;
+        self.carried = states as u32;
     }
 
     pub fn is_prune_point(&self, insn: usize) -> bool {
@@ -237,7 +286,8 @@ impl Explored {
         }
         self.stats.total_states += 1;
         self.listed += 1;
-        self.stats.peak_states = self.stats.peak_states.max(self.listed + self.evicted_alive);
+        let counted = self.carried + self.listed + self.evicted_alive;
+        self.stats.peak_states = self.stats.peak_states.max(counted);
         self.prev_jmps_processed = self.jmps_processed;
         self.prev_insn_processed = processed;
         let idx = self.checkpoints.len();
@@ -303,5 +353,9 @@ impl Checkpoints for Explored {
 
     fn state_mut(&mut self, idx: usize) -> &mut VerifierState {
         &mut self.checkpoints[idx].state
+    }
+
+    fn calls_global(&self, insn: usize) -> bool {
+        self.global_calls.get(insn).copied().unwrap_or(false)
     }
 }

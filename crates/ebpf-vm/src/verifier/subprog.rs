@@ -5,8 +5,8 @@
 //! A static function is verified in the context of each call, as the kernel does: the callee's
 //! R1-R5 are the caller's (pointers into the caller's stack included), R6-R9 and the stack are
 //! its own, R10 is its own frame pointer; the caller's R0-R5 are clobbered and R0 gets what the
-//! callee left in R0. Global functions (BTF linkage global, verified once against their argument
-//! types) are not told apart yet: every function is verified as a static one.
+//! callee left in R0. Global functions (BTF linkage global) are verified once, against their
+//! argument types, instead ([`super::global`]).
 
 use super::env::{refuse, Env, Refusal};
 use super::log::state_text;
@@ -31,9 +31,10 @@ fn callee_of(env: &Env<'_>, index: usize) -> Result<usize, Refusal> {
     Ok(target)
 }
 
-/// A bpf-to-bpf `call` at logical instruction `index` (`check_func_call` for a static
-/// function): pushes the callee's frame and returns the instruction to go on at, the callee's
-/// entry. `text` is the instruction as the log prints it.
+/// A bpf-to-bpf `call` at logical instruction `index` (`check_func_call`): for a static
+/// function, pushes the callee's frame and returns the instruction to go on at, the callee's
+/// entry; a global function's call is checked against its prototype and the walk goes on after
+/// it ([`super::global`]). `text` is the instruction as the log prints it.
 pub fn call(
     env: &mut Env<'_>,
     state: &mut VerifierState,
@@ -41,6 +42,18 @@ pub fn call(
     text: &str,
 ) -> Result<usize, Refusal> {
     let entry = callee_of(env, index)?;
+    let f = env.analysis.functions.function_of(entry);
+    if let Some(global) = super::global::global_of(env, f) {
+        env.line(text);
+        super::global::call(env, state, f, global)?;
+        // R0 is new after the `Func#N ... assumed valid.` line: on a line of its own.
+        if env.log_on(1) {
+            let next = env.analysis.program.slot(index + 1);
+            let r0 = state_text(state, state.frame(), Some(&[0]), Some(&[]));
+            env.line(&format!("{next}:{r0}"));
+        }
+        return Ok(index + 1);
+    }
     push_frame(env, state, index, entry, text)?;
     Ok(entry)
 }
@@ -67,7 +80,7 @@ fn push_frame(
         env.line(&format!("caller:\n{caller_text}\ncallee:\n{callee_text}"));
     }
     state.frames.push(callee);
-    if env.log_on(2) {
+    if env.log_on(1) {
         let slot = env.analysis.program.slot(entry);
         let now = state_text(state, state.frame(), None, None);
         env.line(&format!("{slot}:{now}"));

@@ -26,6 +26,7 @@ use super::call::{self, CallLog};
 use super::env::{
     eacces, refuse, unsupported, Env, Refusal, Rejection, Verified, VerifyOptions, COMPLEXITY_LIMIT,
 };
+use super::global;
 use super::insn_text::{insn_text, state_column_padding};
 use super::lock;
 use super::log::{frame_state, state_text};
@@ -48,6 +49,10 @@ struct Pending {
     from: Option<usize>,
     /// The path since its checkpoint (set by the walk when it forks).
     segment: Segment,
+    /// Where the log stood when the path forked off (set by the walk when it forks): at level
+    /// 1 the log goes back there when the path is taken up, so that only the path that failed
+    /// stays in it (the kernel's `bpf_vlog_reset` in `pop_stack`).
+    log_pos: usize,
 }
 
 /// What one instruction does to the path.
@@ -58,35 +63,106 @@ enum Next {
     End,
 }
 
-/// Verifies the program of `analysis` (its main function) as `options` describe.
+/// Verifies the program of `analysis` as `options` describe: the main function with every
+/// static function in the context of its calls, then each global function called on some path,
+/// once, on its own (`do_check_main`, then `do_check_subprogs`).
 pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verified, Rejection> {
     let mut env = Env::new(analysis, options);
     let mut first = VerifierState::entry();
     env.entry_regs(&mut first.frames[0]);
     let helper_args = |id: u32| (options.prototype)(id as i32).map_or(5, |p| p.arg_count() as u8);
-    let mut explored = Explored::new(analysis, analysis.live_registers(&helper_args));
+    let live = analysis.live_registers(&helper_args);
     let before_walk = subprog::check_functions_from_loader(&env)
         .and_then(|_| lock::check_program_maps(&env))
         .and_then(|_| subprog::check_functions_without_btf(&env))
         .map_err(|refusal| (0, refusal))
         .and_then(|_| check_all_reachable(analysis));
     if let Err((slot, refusal)) = before_walk {
+        let explored = Explored::new(analysis, live);
         return Err(reject(&mut env, &explored, slot, refusal));
     }
+    walk(&mut env, live.clone(), first, 0)?;
+    // The kernel's order: by function index, again from the first while a walk called more.
+    let mut walked = vec![false; analysis.functions.funcs.len()];
+    loop {
+        let mut new = 0;
+        for (f, done) in walked.iter_mut().enumerate().skip(1) {
+            if *done || !env.globals_called[f] {
+                continue;
+            }
+            *done = true;
+            new += 1;
+            let global = global::global_of(&env, f).expect("a called global function");
+            env.walking_global = Some(global);
+            env.line(&format!("Validating {}() func#{f}...", global.name));
+            let entry = analysis.functions.funcs[f].start;
+            let state = match global::entry_state(&mut env, f, global) {
+                Ok(state) => state,
+                Err(refusal) => {
+                    let explored = Explored::new(analysis, live.clone());
+                    let slot = analysis.program.slot(entry);
+                    return Err(reject(&mut env, &explored, slot, refusal));
+                }
+            };
+            walk(&mut env, live.clone(), state, entry)?;
+            env.line(&format!(
+                "Func#{f} ('{}') is safe for any args that match its prototype",
+                global.name
+            ));
+        }
+        if new == 0 {
+            break;
+        }
+    }
+    env.walking_global = None;
+    let explored = Explored::new(analysis, live);
+    if let Err((slot, refusal)) = subprog::check_stack_depth(&env) {
+        return Err(reject(&mut env, &explored, slot, refusal));
+    }
+    let summary = summary_line(&env, &explored);
+    env.line(&summary);
+    Ok(Verified {
+        processed: env.processed,
+        stats: env.finished_stats,
+        log: env.log,
+        stack_depth: env.stack_depth,
+        map_field_loads: env.map_field_loads.into_iter().collect(),
+    })
+}
+
+/// One walk (`do_check`): every path from `first` at logical instruction `entry`. Its counters
+/// join `env.finished_stats`; at log level 1 an accepted walk leaves no log, as the kernel
+/// resets its log after each function it proves (`do_check_common`).
+fn walk(
+    env: &mut Env<'_>,
+    live: Vec<crate::analysis::RegSet>,
+    first: VerifierState,
+    entry: usize,
+) -> Result<(), Rejection> {
+    let analysis = env.analysis;
+    let options = env.options;
+    let mut explored = Explored::new(analysis, live);
+    explored.resume_pace(env.pace);
+    explored.global_calls = global::call_sites(env);
     let insns = analysis.program.insns();
     let mut stack = vec![Pending {
         state: first,
-        insn: 0,
+        insn: entry,
         from: None,
         segment: Segment::default(),
+        log_pos: 0,
     }];
     while let Some(Pending {
         mut state,
         mut insn,
         from,
         mut segment,
+        log_pos,
     }) = stack.pop()
     {
+        if env.options.log_level == 1 && from.is_some() {
+            env.log.truncate(log_pos);
+        }
         let mut prev = from;
         let mut popped = true;
         loop {
@@ -95,7 +171,7 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
             if env.processed > COMPLEXITY_LIMIT {
                 let message = format!("BPF program is too large. Processed {} insn", env.processed);
                 return Err(reject(
-                    &mut env,
+                    env,
                     &explored,
                     slot,
                     refuse(ErrorCode::E2big, message),
@@ -137,13 +213,15 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
                             frame_state(old.frame(), None, None)
                         );
                         let refusal = refuse(ErrorCode::Einval, message);
-                        return Err(reject_with(&mut env, &explored, slot, refusal, &states));
+                        return Err(reject_with(env, &explored, slot, refusal, &states));
                     }
                 }
             }
-            if popped && env.log_on(2) {
+            // A path's first state: whole, as all registers are new to the log (level 2 also
+            // says where a popped path came from).
+            if popped && env.log_on(1) {
                 let full = state_text(&state, state.frame(), None, None);
-                if let Some(f) = from {
+                if let (Some(f), true) = (from, env.log_on(2)) {
                     let f = analysis.program.slot(f);
                     env.line(&format!("\nfrom {f} to {slot}:{full}"));
                 }
@@ -162,7 +240,7 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
             let stack_slot = stack_access(state.frame(), &insns[insn]);
             let linked = linked_scalars(state.frame(), &insns[insn]);
             let pushed = stack.len();
-            let result = step(&mut env, &mut state, insn, &mut stack);
+            let result = step(env, &mut state, insn, &mut stack);
             env.note_stack_depth(state.frame());
             // Every arrival at a jump target is recorded, fall-through or not (as the kernel's
             // jump history does): going back, an instruction first in its segment is then
@@ -179,9 +257,11 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
                 segment.kernel_entries += 1;
             }
             // Paths forked here descend from this path's checkpoint, with its history.
+            let log_pos = fork_log_pos(&env.log);
             for forked in &mut stack[pushed..] {
                 forked.from = Some(insn);
                 forked.segment = segment.clone();
+                forked.log_pos = log_pos;
                 explored.fork(segment.parent);
             }
             let requests = std::mem::take(&mut env.wanted);
@@ -202,22 +282,29 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
                     explored.finish(segment.parent);
                     break;
                 }
-                Err(refusal) => return Err(reject(&mut env, &explored, slot, refusal)),
+                Err(refusal) => return Err(reject(env, &explored, slot, refusal)),
             }
         }
     }
-    if let Err((slot, refusal)) = subprog::check_stack_depth(&env) {
-        return Err(reject(&mut env, &explored, slot, refusal));
+    env.finished_stats = env.finished_stats.then(explored.stats);
+    env.pace = explored.pace();
+    if env.options.log_level == 1 {
+        env.log.clear();
     }
-    let summary = summary_line(&env, &explored);
-    env.line(&summary);
-    Ok(Verified {
-        processed: env.processed,
-        stats: explored.stats,
-        log: env.log,
-        stack_depth: env.stack_depth,
-        map_field_loads: env.map_field_loads.into_iter().collect(),
-    })
+    Ok(())
+}
+
+/// Where a path forked at the instruction the log's last line shows is taken up again: just
+/// after the instruction's text and the newline the kernel wrote after it. When the state was
+/// then printed on the same line (`; R1=...`), that newline became the first blank of the
+/// padding, so the path's first state follows on the same line (`goto pc+2 14: R0=0 ...`), as
+/// in the kernel's level-1 log.
+fn fork_log_pos(log: &str) -> usize {
+    let body = log.strip_suffix('\n').unwrap_or(log);
+    let start = body.rfind('\n').map_or(0, |n| n + 1);
+    let line = &body[start..];
+    let text = line.find(';').map_or(line, |semi| line[..semi].trim_end());
+    (start + text.len() + 1).min(log.len())
 }
 
 /// The kernel's `check_cfg`, before the walk: an instruction that no path from the first one
@@ -320,7 +407,7 @@ fn precision_log<'a>(
 /// The kernel's last line (`print_verification_stats`). `mark_read` is the longest walk of
 /// read marks, which Linux 6.18 no longer makes (its liveness is static): always 0 there too.
 fn summary_line(env: &Env<'_>, explored: &Explored) -> String {
-    let s = explored.stats;
+    let s = env.finished_stats.then(explored.stats);
     format!(
         "processed {} insns (limit {COMPLEXITY_LIMIT}) max_states_per_insn {} total_states {} peak_states {} mark_read 0",
         env.processed, s.max_states_per_insn, s.total_states, s.peak_states
@@ -468,9 +555,19 @@ fn step(
                     return subprog::call(env, state, index, &text).map(Next::Goto);
                 }
                 JMP_EXIT => {
+                    // A global function walked on its own returns a scalar.
+                    let global = env.walking_global.is_some();
+                    let r0 = &state.frame().regs[0];
                     let result =
                         refs::check_resource_leak(state, "BPF_EXIT instruction in main prog")
                             .and_then(|_| check_init(&state.frame().regs, 0))
+                            .and_then(|_| {
+                                if global {
+                                    global::check_exit(r0)
+                                } else {
+                                    Ok(())
+                                }
+                            })
                             .map(|_| Next::End);
                     env.line(&text);
                     return result;
@@ -487,13 +584,14 @@ fn step(
                             insn: entry,
                             from: Some(index),
                             segment: Segment::default(),
+                            log_pos: 0,
                         });
                         env.line(&text);
                         return Ok(Next::Goto(next));
                     }
                     Ok(log) if log.state_on_own_line => {
                         env.line(&text);
-                        if env.log_on(2) {
+                        if env.log_on(1) {
                             let after = state_text(state, state.frame(), Some(&[0]), Some(&slots));
                             env.line(&format!("{}:{after}", slot + 1));
                         }
@@ -542,7 +640,7 @@ fn step(
 /// The instruction and, at level 2, the registers and slots it touched (printed when any was
 /// touched, even if none of them holds anything: `call bpf_ringbuf_submit#132   ;`).
 fn print_line(env: &mut Env<'_>, text: &str, state: &VerifierState, regs: &[u8], slots: &[usize]) {
-    if !env.log_on(2) {
+    if !env.log_on(1) {
         env.line(text);
         return;
     }
@@ -981,6 +1079,7 @@ fn cond_jump(
                 insn: target,
                 from: None,
                 segment: Segment::default(),
+                log_pos: 0,
             });
             Ok((true, fall))
         }

@@ -275,6 +275,7 @@ fn verify_here(
             .map(|h| h.name.clone()),
     };
     let options = VerifyOptions {
+        globals: &[],
         kind: match prog_type {
             XDP => ProgramKind::Xdp,
             XDP_DEVMAP => ProgramKind::XdpDevmap,
