@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use ebpf_vm::helpers::output::{perf_record_bytes, PerfRecord, PerfSink};
 use ebpf_vm::{
-    AddressSpace, BatchInput, CancelToken, ContextInput, ErrorCode, MemoryImage, PointerLeaks,
-    ProcessInfo, Program, ProgramOptions, RunInput, RunLimits, SocketInfo, TestRunInput,
-    TestRunOutput, Trap,
+    AddressSpace, BatchInput, CancelToken, ErrorCode, MemoryImage, PointerLeaks, ProcessInfo,
+    Program, ProgramOptions, RunInput, RunLimits, SocketInfo, TestRunInput, TestRunOutput, Trap,
 };
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
