@@ -2,7 +2,7 @@
 import { asmCommand } from './asm.js'
 import { btfDumpCommand } from './btf.js'
 import type { Command } from './command.js'
-import { completionCommand } from './completion.js'
+import { completionCommand as makeCompletionCommand } from './completion.js'
 import { disasmCommand } from './disasm.js'
 import { filterCommand } from './filter.js'
 import { genTypesCommand } from './gen-types.js'
@@ -14,6 +14,8 @@ import { progRunCommand } from './prog-run.js'
 import { runCommand } from './run.js'
 import { genSkeletonCommand } from './skeleton.js'
 import { verifyCommand } from './verify.js'
+
+const completionCommand = makeCompletionCommand(() => ({ commands: COMMANDS, groups: GROUPS }))
 
 export const COMMANDS: readonly Command[] = [
   asmCommand,

@@ -5,12 +5,17 @@
  */
 import { expectPositionals, UsageError } from './args.js'
 import type { Command } from './command.js'
-import { COMMANDS, GROUPS } from './commands.js'
 
 /** A shell word list, single-quoted parts never needed: names and options are plain ASCII. */
 const words = (list: Iterable<string>) => [...list].join(' ')
 
-function bashScript(): string {
+/** The command table the script is made from (given by `commands.ts`, which lists this command too). */
+export interface CommandTable {
+  commands: readonly Command[]
+  groups: Record<string, Record<string, Command>>
+}
+
+function bashScript({ commands: COMMANDS, groups: GROUPS }: CommandTable): string {
   const firstWords = new Set<string>([...COMMANDS.map((c) => c.name.split(' ')[0]!), ...Object.keys(GROUPS), 'help'])
   const all = new Map<string, Command>()
   for (const c of COMMANDS) all.set(c.name, c)
@@ -69,21 +74,25 @@ function bashScript(): string {
   return `${lines.join('\n')}\n`
 }
 
-export const completionCommand: Command = {
-  name: 'completion',
-  usage: 'ebpf completion bash|zsh',
-  summary: 'print a shell completion script',
-  description:
-    "Prints a completion script for bash or zsh: commands, the words of prog/map/btf/gen, each command's options\n" +
-    'and the values of options with choices, files elsewhere. Install it with\n' +
-    '  ebpf completion bash > ~/.local/share/bash-completion/completions/ebpf\n' +
-    'or, for zsh, source <(ebpf completion zsh) in ~/.zshrc.',
-  options: {},
-  run(args) {
-    const [shell] = expectPositionals(args, ['SHELL'], 'completion') as [string]
-    if (shell === 'bash') process.stdout.write(bashScript())
-    else if (shell === 'zsh') process.stdout.write(`autoload -U +X bashcompinit && bashcompinit\n${bashScript()}`)
-    else throw new UsageError(`the shell must be bash or zsh, got '${shell}'`, 'completion')
-    return 0
-  },
+/** `ebpf completion`, over the table `table()` returns when it runs. */
+export function completionCommand(table: () => CommandTable): Command {
+  return {
+    name: 'completion',
+    usage: 'ebpf completion bash|zsh',
+    summary: 'print a shell completion script',
+    description:
+      "Prints a completion script for bash or zsh: commands, the words of prog/map/btf/gen, each command's options\n" +
+      'and the values of options with choices, files elsewhere. Install it with\n' +
+      '  ebpf completion bash > ~/.local/share/bash-completion/completions/ebpf\n' +
+      'or, for zsh, source <(ebpf completion zsh) in ~/.zshrc.',
+    options: {},
+    run(args) {
+      const [shell] = expectPositionals(args, ['SHELL'], 'completion') as [string]
+      if (shell === 'bash') process.stdout.write(bashScript(table()))
+      else if (shell === 'zsh')
+        process.stdout.write(`autoload -U +X bashcompinit && bashcompinit\n${bashScript(table())}`)
+      else throw new UsageError(`the shell must be bash or zsh, got '${shell}'`, 'completion')
+      return 0
+    },
+  }
 }
