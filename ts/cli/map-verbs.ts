@@ -26,9 +26,9 @@ import {
 import type { Command } from './command.js'
 import { dumpMaps, mapJson, mapsText } from './dump-maps.js'
 import { inline, json } from './format.js'
-import { about, CliError, displayName, parseHex, readInput } from './io.js'
+import { about, CliError, displayName, readInput } from './io.js'
 import { loadOptionsFrom, OBJECT_OPTIONS, parseValue } from './object-options.js'
-import { applyMapUpdates, applySets, contextFrom } from './run.js'
+import { applyMapUpdates, applySets, contextFrom, dataFrom } from './run.js'
 
 const SHARED: Record<string, OptionSpec> = {
   set: { value: true, repeat: true, arg: 'VAR=VALUE', help: 'set a global variable of the object before load' },
@@ -76,13 +76,7 @@ function prepare(file: string, args: Parsed, command: string, mapName: string | 
   const collection = about(file, () => new Collection(spec, { programs: run === undefined ? [] : [run], maps, engine }))
   applyMapUpdates(collection, optList(args, 'map-update'), file)
   if (run !== undefined) {
-    if (optString(args, 'data') !== undefined && optString(args, 'hex') !== undefined) {
-      throw new UsageError('give the input data with --data FILE or --hex HEX, not both', command)
-    }
-    const dataFile = optString(args, 'data')
-    const hex = optString(args, 'hex')
-    const data =
-      dataFile !== undefined ? readInput(dataFile) : hex !== undefined ? parseHex(hex, '--hex') : new Uint8Array(0)
+    const data = dataFrom(args, command)
     const ctx = contextFrom(args, command)
     const repeat = optPositiveInt(args, 'repeat', command, 0xffffffff)
     try {

@@ -333,6 +333,17 @@ export const runCommand: Command = {
   },
 }
 
+/** The input data the options give: `--data FILE` or `--hex HEX` (not both), else none. */
+export function dataFrom(args: Parsed, command: string): Uint8Array {
+  const dataFile = optString(args, 'data')
+  const hex = optString(args, 'hex')
+  if (dataFile !== undefined && hex !== undefined) {
+    throw new UsageError('give the input data with --data FILE or --hex HEX, not both', command)
+  }
+  if (dataFile !== undefined) return readInput(dataFile)
+  return hex !== undefined ? parseHex(hex, '--hex') : new Uint8Array(0)
+}
+
 /** The context the options give: bytes (`--ctx-hex`, `--ctx-in`) or named fields (`--ctx`), at most one. */
 export function contextFrom(args: Parsed, command: string): Uint8Array | ContextValue | undefined {
   const given = (['ctx-hex', 'ctx-in', 'ctx'] as const).filter((o) => optString(args, o) !== undefined)
@@ -383,17 +394,12 @@ function bpftoolReport(res: RunResult, args: Parsed, repeat: number): string {
  * `bpftool prog run`'s (`style`); the exit code is 2 for a trap.
  */
 export function runProgram(file: string, args: Parsed, command: string, style: 'ebpf' | 'bpftool'): number {
-  if (optString(args, 'data') !== undefined && optString(args, 'hex') !== undefined) {
-    throw new UsageError('give the input data with --data FILE or --hex HEX, not both', command)
-  }
   const engine = optString(args, 'engine') as EngineName | undefined
   const repeat = optPositiveInt(args, 'repeat', command, 0xffffffff)
   const budget = optPositiveInt(args, 'budget', command)
   checkTraceWithRepeat(args, repeat)
+  const data = dataFrom(args, command)
   const dataFile = optString(args, 'data')
-  const hex = optString(args, 'hex')
-  const data =
-    dataFile !== undefined ? readInput(dataFile) : hex !== undefined ? parseHex(hex, '--hex') : new Uint8Array(0)
   const capture = dataFile !== undefined ? pcap.captureFormat(data) : undefined
   if (capture !== undefined) {
     // Running a whole capture as one packet would give a meaningless result without a word.
