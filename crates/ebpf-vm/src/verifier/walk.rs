@@ -1043,8 +1043,7 @@ fn cond_jump(
                 state,
                 &mut taken_state,
                 &mut fall_state_changes,
-                &a,
-                &b,
+                (&a, &b, src_is_reg),
                 op,
                 jmp32,
             )
@@ -1123,8 +1122,7 @@ fn pointer_branch(
     state: &VerifierState,
     taken: &mut VerifierState,
     fall: &mut Option<VerifierState>,
-    a: &RegState,
-    b: &RegState,
+    (a, b, src_is_reg): (&RegState, &RegState, bool),
     op: u8,
     jmp32: bool,
 ) -> Taken {
@@ -1134,6 +1132,11 @@ fn pointer_branch(
         && other.bounds.is_const_in(jmp32)
         && other.bounds.const_value_in(jmp32) == 0;
     if zero && !jmp32 && matches!(op, JMP_JEQ | JMP_JNE) {
+        // Only `if rP ==/!= 0` with the immediate 0 is a null check to the kernel; against a
+        // register known to hold 0 (either side) the pointer stays `_or_null` on both sides.
+        if ptr.ty.maybe_null && src_is_reg {
+            return Taken::Unknown;
+        }
         if ptr.ty.maybe_null {
             // The null check: NULL on the `==` side, not NULL on the other.
             let (null_side, valid_side): (&mut VerifierState, VerifierState) = if op == JMP_JEQ {
