@@ -340,13 +340,26 @@ describe('verified mode: options', () => {
     expect(p.verifierStats?.processedInsns).toBe(39)
   })
 
+  it('verifies tc programs with tc\'s rules, as the kernel accepts them', () => {
+    // Linux 6.18.44 accepts every program of both objects (load_object.c, 2026-12-06).
+    const counter = loadCollectionSpecSync(`${__dirname}/fixtures/pkt_counter.bpf.o`)
+    const tc = new Collection(counter, { mode: 'verified', programs: ['tc_count'] }).programs.get('tc_count')!
+    expect(tc.mode).toBe('verified')
+    expect(tc.verifierStats!.processedInsns).toBeGreaterThan(0)
+    const skb = loadCollectionSpecSync(`${__dirname}/fixtures/tc_skb.bpf.o`)
+    expect([...new Collection(skb, { mode: 'verified' }).programs.keys()].sort()).toEqual(
+      ['tc_fields', 'tc_misc', 'tc_nat', 'tc_resize', 'tc_vlan'],
+    )
+  })
+
   it('refuses (ENOTSUPP) the program types it does not model yet, which load in mode checked', () => {
     const spec = loadCollectionSpecSync(`${__dirname}/fixtures/pkt_counter.bpf.o`)
+    spec.programs.get('tc_count')!.type = 'cgroup_skb'
     expect(() => new Collection(spec, { mode: 'verified', programs: ['tc_count'] })).toThrow(
       expect.objectContaining({
         name: 'LoadError',
         code: 'ENOTSUPP',
-        message: expect.stringContaining("mode 'verified' does not model sched_cls programs yet"),
+        message: expect.stringContaining("mode 'verified' does not model cgroup_skb programs yet"),
       }),
     )
     expect(new Collection(spec, { mode: 'checked', programs: ['tc_count'] }).programs.size).toBe(1)
