@@ -106,12 +106,36 @@ out.push(prog('tc_helper_xdp_adjust_head_not_allowed_rej', 'tc', 'r2 = 4\ncall 4
 out.push(prog('tc_helper_skb_load_bytes_ok', 'tc', 'r2 = 0\nr3 = r10\nr3 += -8\nr4 = 8\ncall 26\nr0 = 0\nexit'))
 out.push(prog('tc_helper_get_socket_cookie_ok', 'tc', 'call 46\nr0 = 0\nexit'))
 out.push(prog('tc_helper_redirect_ok', 'tc', 'r1 = 1\nr2 = 0\ncall 23\nexit'))
-out.push(prog('tc_helper_csum_diff_stack_ok', 'tc', '*(u64 *)(r10 - 8) = 0\nr1 = r10\nr1 += -8\nr2 = 8\nr3 = 0\nr4 = 0\nr5 = 0\ncall 28\nr0 = 0\nexit'))
-out.push(prog('tc_helper_skb_store_bytes_stack_ok', 'tc', '*(u64 *)(r10 - 8) = 0\nr2 = 0\nr3 = r10\nr3 += -8\nr4 = 8\nr5 = 0\ncall 9\nr0 = 0\nexit'))
-out.push(prog('tc_helper_skb_store_bytes_uninit_stack_ok', 'tc', 'r2 = 0\nr3 = r10\nr3 += -8\nr4 = 8\nr5 = 0\ncall 9\nr0 = 0\nexit'))
+out.push(
+  prog(
+    'tc_helper_csum_diff_stack_ok',
+    'tc',
+    '*(u64 *)(r10 - 8) = 0\nr1 = r10\nr1 += -8\nr2 = 8\nr3 = 0\nr4 = 0\nr5 = 0\ncall 28\nr0 = 0\nexit',
+  ),
+)
+out.push(
+  prog(
+    'tc_helper_skb_store_bytes_stack_ok',
+    'tc',
+    '*(u64 *)(r10 - 8) = 0\nr2 = 0\nr3 = r10\nr3 += -8\nr4 = 8\nr5 = 0\ncall 9\nr0 = 0\nexit',
+  ),
+)
+out.push(
+  prog(
+    'tc_helper_skb_store_bytes_uninit_stack_ok',
+    'tc',
+    'r2 = 0\nr3 = r10\nr3 += -8\nr4 = 8\nr5 = 0\ncall 9\nr0 = 0\nexit',
+  ),
+)
 // The socket: sk may be NULL until checked.
 out.push(prog('tc_sk_read_unchecked_rej', 'tc', 'r1 = *(u64 *)(r1 + 168)\nr0 = *(u32 *)(r1 + 4)\nr0 = 0\nexit'))
-out.push(prog('tc_sk_read_family_checked_ok', 'tc', 'r1 = *(u64 *)(r1 + 168)\nif r1 == 0 goto +1\nr0 = *(u32 *)(r1 + 4)\nr0 = 0\nexit'))
+out.push(
+  prog(
+    'tc_sk_read_family_checked_ok',
+    'tc',
+    'r1 = *(u64 *)(r1 + 168)\nif r1 == 0 goto +1\nr0 = *(u32 *)(r1 + 4)\nr0 = 0\nexit',
+  ),
+)
 // A pointer into the context stored in the context (root may).
 out.push(prog('tc_ctx_write_pointer_into_mark_ok', 'tc', 'r2 = r10\n*(u32 *)(r1 + 8) = r2\nr0 = 0\nexit'))
 export default out
