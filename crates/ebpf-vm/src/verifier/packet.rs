@@ -181,3 +181,99 @@ pub fn branch_taken(a: &RegState, b: &RegState, op: u8) -> Taken {
         _ => Taken::Unknown,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isa::opcodes::JMP_JEQ;
+    use crate::verifier::reg::RegType;
+    use crate::verifier::state::FuncState;
+
+    fn ptr(base: BaseType, off: i32, range: i32) -> RegState {
+        RegState {
+            off,
+            range,
+            ..RegState::pointer(RegType::of(base))
+        }
+    }
+
+    #[test]
+    fn changing_helpers_are_the_kernels_list() {
+        // bpf_helper_changes_pkt_data for the helpers of socket filters, tc and xdp.
+        for id in [9, 10, 11, 13, 18, 19, 31, 38, 39, 43, 44, 50, 54, 65] {
+            assert!(changes_packet(id), "{id}");
+        }
+        // map lookup, tail_call, redirect, csum_diff, skb_change_type, xdp_load_bytes.
+        for id in [1, 12, 23, 28, 32, 189] {
+            assert!(!changes_packet(id), "{id}");
+        }
+    }
+
+    #[test]
+    fn clearing_reaches_every_frame_and_spill_and_only_packet_pointers() {
+        let mut state = VerifierState::entry();
+        state.frames.push(FuncState::new(1, Some(3)));
+        state.frames[0].regs[6] = ptr(BaseType::Packet, 14, 14);
+        state.frames[0].regs[7] = ptr(BaseType::PacketEnd, 0, 0);
+        state.frames[0].regs[8] = ptr(BaseType::Ctx, 0, 0);
+        state.frames[0].spill(-8, 8, &ptr(BaseType::PacketMeta, 4, 4));
+        state.frames[1].regs[2] = ptr(BaseType::Packet, 0, 20);
+        state.frames[1].spill(-16, 8, &ptr(BaseType::Stack, -8, 0));
+        clear_all_pkt_pointers(&mut state);
+        let unknown = RegState::unknown_scalar();
+        assert_eq!(state.frames[0].regs[6], unknown);
+        assert_eq!(state.frames[0].regs[7], unknown);
+        assert_eq!(state.frames[0].regs[8].ty.base, BaseType::Ctx);
+        assert_eq!(state.frames[0].slot(-8).unwrap().spilled, unknown);
+        assert_eq!(state.frames[1].regs[2], unknown);
+        assert_eq!(
+            state.frames[1].slot(-16).unwrap().spilled.ty.base,
+            BaseType::Stack
+        );
+    }
+
+    /// `if meta + 8 > data goto`: the fall-through may read 8 bytes of metadata; the jump side
+    /// learns nothing (a meta pointer is never marked past the end).
+    #[test]
+    fn meta_learns_its_range_from_data_as_loaded() {
+        let mut state = VerifierState::entry();
+        let meta = ptr(BaseType::PacketMeta, 8, 0);
+        let data = ptr(BaseType::Packet, 0, 0);
+        state.frames[0].regs[4] = meta.clone();
+        state.frames[0].regs[3] = data.clone();
+        let mut taken = state.clone();
+        let mut fall = None;
+        compare(
+            &state,
+            &mut taken,
+            &mut fall,
+            (&meta, 4),
+            (&data, 3),
+            JMP_JGT,
+        );
+        assert_eq!(fall.unwrap().frames[0].regs[4].range, 8);
+        assert_eq!(taken.frames[0].regs[4].range, 0);
+
+        // data moved by 1: no longer the bound (`reg_is_init_pkt_pointer`).
+        let moved = ptr(BaseType::Packet, 1, 0);
+        let mut taken = state.clone();
+        let mut fall = None;
+        compare(
+            &state,
+            &mut taken,
+            &mut fall,
+            (&meta, 4),
+            (&moved, 3),
+            JMP_JGT,
+        );
+        assert!(fall.is_none());
+
+        // `data + 8 > data_end` on the jump side marks data past the end: then `==` is open
+        // but `>` is decided.
+        let past = ptr(BaseType::Packet, 8, BEYOND_PKT_END);
+        let end = ptr(BaseType::PacketEnd, 0, 0);
+        assert_eq!(branch_taken(&past, &end, JMP_JGT), Taken::Always);
+        assert_eq!(branch_taken(&past, &end, JMP_JEQ), Taken::Unknown);
+        assert_eq!(branch_taken(&meta, &end, JMP_JGT), Taken::Unknown);
+    }
+}
