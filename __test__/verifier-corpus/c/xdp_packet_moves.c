@@ -106,3 +106,36 @@ int xdp_meta_pointer_after_adjust_meta_rej(struct xdp_md *ctx)
 	bpf_xdp_adjust_meta(ctx, -4);
 	return *opaque(m);
 }
+
+static int adjust_in_callback(__u32 i, void *arg)
+{
+	bpf_xdp_adjust_head(*(struct xdp_md **)arg, 0);
+	return 0;
+}
+
+static int read_in_callback(__u32 i, void *arg)
+{
+	return (*(struct xdp_md **)arg)->ingress_ifindex ? 0 : 1;
+}
+
+SEC("xdp")
+int xdp_loop_callback_adjust_then_old_pointer_rej(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	if (data + 1 > end)
+		return XDP_DROP;
+	struct xdp_md *c = ctx;
+	bpf_loop(1, adjust_in_callback, &c, 0);
+	return *(__u8 *)opaque(data);
+}
+
+SEC("xdp")
+int xdp_loop_callback_no_change_keeps_pointer_ok(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	if (data + 1 > end)
+		return XDP_DROP;
+	struct xdp_md *c = ctx;
+	bpf_loop(1, read_in_callback, &c, 0);
+	return *(__u8 *)opaque(data);
+}
