@@ -4,7 +4,9 @@
 // verifier (mode 'verified'), and the verdicts compared. A program we accept and the kernel
 // rejects is a soundness bug until explained; one we reject and the kernel accepts is a gap.
 //
-//   node scripts/verifier-fuzz.mjs [--programs N] [--seed S] [--out FILE]
+//   node scripts/verifier-fuzz.mjs [--programs N] [--seed S] [--out FILE] [--bases REGEX]
+//
+// --bases: mutate only the accepted programs whose names match (e.g. '^(tc|xdp)_(pkt|meta)_').
 //
 // Needs `npm run build`, root, cc. Prints the counts, and the kernel's rejection lines for the
 // programs we accept and it rejects, by how often they occur; --out writes every disagreement
@@ -40,7 +42,13 @@ const pick = (list) => list[next() % list.length]
 // Bases: the programs the kernel accepted, without the long loops (a mutation of those can walk a
 // million instructions on both sides).
 const recorded = recordedVerdictsOf()
-const bases = (await asmPrograms()).filter((p) => recorded[p.name]?.verdict === 'accepted' && (recorded[p.name].processed ?? 0) < 2000)
+const only = arg('--bases', undefined) ? new RegExp(arg('--bases', undefined)) : null
+const bases = (await asmPrograms()).filter(
+  (p) =>
+    recorded[p.name]?.verdict === 'accepted' &&
+    (recorded[p.name].processed ?? 0) < 2000 &&
+    (!only || only.test(p.name)),
+)
 
 const IMMS = [0, 1, -1, 2, 4, 7, 8, 13, 14, 15, 16, 31, 32, 63, 64, 65, 255, 256, 511, 512, 4096, 0x7fffffff, -8, -64, -512, -520]
 const SIZES = [0x00, 0x08, 0x10, 0x18] // BPF_W, BPF_H, BPF_B, BPF_DW in the size bits

@@ -91,12 +91,12 @@ const PROGRAM_TYPES: Record<string, ProgramType> = {
 
 /**
  * libbpf program types that run here as `socket_filter` but whose context and helpers the verifier
- * does not model (tc's writable `__sk_buff` fields and direct packet access, cgroup_skb's socket
- * fields): verifying them as socket filters would refuse what the kernel accepts, in the kernel's
- * words. Tracing types other than tracepoints and raw tracepoints are verified as kprobes (README
- * "Verifier").
+ * does not model (cgroup_skb's socket fields and return codes): verifying them as socket filters
+ * would refuse what the kernel accepts, in the kernel's words. tc's classifiers and actions are
+ * verified with tc's rules; tracing types other than tracepoints and raw tracepoints as kprobes
+ * (README "Verifier").
  */
-const NOT_VERIFIABLE = new Set(['sched_cls', 'sched_act', 'cgroup_skb'])
+const NOT_VERIFIABLE = new Set(['cgroup_skb'])
 
 /** ENOTSUPP for a program mode 'verified' cannot take yet. */
 function checkVerifiable(spec: ProgramSpec): void {
@@ -104,7 +104,7 @@ function checkVerifiable(spec: ProgramSpec): void {
     throw new LoadError(
       'ENOTSUPP',
       `program '${spec.name}' (section '${spec.section}'): mode 'verified' does not model ${spec.type} programs yet ` +
-        `(their context and helpers differ from a socket filter's); load it in mode 'checked'`,
+        `(its context and helpers differ from a socket filter's); load it in mode 'checked'`,
     )
   }
 }

@@ -20,11 +20,12 @@ const KERNEL_LOAD_C = join(CORPUS_DIR, '../../crates/ebpf-vm/tests/verifier_supp
 const LOAD_OBJECT_C = join(CORPUS_DIR, 'load_object.c')
 
 /** The kernel's `BPF_PROG_TYPE_*` of each program type the assembly programs name. */
-export const KERNEL_PROG_TYPE = { socket_filter: 1, kprobe: 2, tracepoint: 5, xdp: 6, raw_tp: 17 }
+export const KERNEL_PROG_TYPE = { socket_filter: 1, kprobe: 2, tc: 3, tracepoint: 5, xdp: 6, raw_tp: 17 }
 /** Our `ProgramOptions.type` for each: the tracing types share one context model. */
 export const OUR_PROG_TYPE = {
   socket_filter: 'socket_filter',
   kprobe: 'tracing',
+  tc: 'tc',
   tracepoint: 'tracepoint',
   xdp: 'xdp',
   raw_tp: 'raw_tracepoint',

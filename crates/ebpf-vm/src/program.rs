@@ -861,13 +861,7 @@ fn verifier_kind(options: &ProgramOptions) -> Result<ProgramKind, LoadError> {
         ProgramType::Tracing => ProgramKind::Kprobe,
         ProgramType::Tracepoint => ProgramKind::Tracepoint,
         ProgramType::RawTracepoint => ProgramKind::RawTracepoint,
-        ProgramType::Tc => {
-            return Err(LoadError::new(
-                ErrorCode::Enotsupp,
-                "mode 'verified' is not available for tc programs yet: the verifier has no model \
-                 of tc's __sk_buff rules and writable packet (load in mode 'checked')",
-            ))
-        }
+        ProgramType::Tc => ProgramKind::Tc,
     })
 }
 

@@ -39,14 +39,9 @@ fn r0_with(prog: &Program, input: &ContextInput<'_>) -> u64 {
     run(prog, input).expect("program runs").0.r0
 }
 
-/// The modes a type loads in: tc programs cannot be verified yet (the verifier has no model of
-/// tc's `__sk_buff`), the other packet types both ways.
-fn verify_modes(t: ProgramType) -> &'static [bool] {
-    if t == ProgramType::Tc {
-        &[false]
-    } else {
-        &[false, true]
-    }
+/// The modes a type loads in: every packet type both ways (tc with tc's rules).
+fn verify_modes(_t: ProgramType) -> &'static [bool] {
+    &[false, true]
 }
 
 /// Loads `insns` checked, and verified when `verify`.

@@ -16,18 +16,22 @@ use super::{
 pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
     let p = HelperPrototype::new;
     Some(match id {
-        maps::BPF_MAP_LOOKUP_ELEM => p(PtrToMapValueOrNull, &[ConstMapPtr, PtrToMapKey]),
+        // These and csum_diff take packet memory (`.pkt_access = true`).
+        maps::BPF_MAP_LOOKUP_ELEM => {
+            p(PtrToMapValueOrNull, &[ConstMapPtr, PtrToMapKey]).pkt_access()
+        }
         maps::BPF_MAP_UPDATE_ELEM => p(
             Integer,
             &[ConstMapPtr, PtrToMapKey, PtrToMapValue, Anything],
-        ),
-        maps::BPF_MAP_DELETE_ELEM => p(Integer, &[ConstMapPtr, PtrToMapKey]),
-        maps::BPF_MAP_PUSH_ELEM => p(Integer, &[ConstMapPtr, PtrToMapValue, Anything]),
+        )
+        .pkt_access(),
+        maps::BPF_MAP_DELETE_ELEM => p(Integer, &[ConstMapPtr, PtrToMapKey]).pkt_access(),
+        maps::BPF_MAP_PUSH_ELEM => p(Integer, &[ConstMapPtr, PtrToMapValue, Anything]).pkt_access(),
         maps::BPF_MAP_POP_ELEM | maps::BPF_MAP_PEEK_ELEM => {
             p(Integer, &[ConstMapPtr, PtrToUninitMapValue])
         }
         maps::BPF_MAP_LOOKUP_PERCPU_ELEM => {
-            p(PtrToMapValueOrNull, &[ConstMapPtr, PtrToMapKey, Anything])
+            p(PtrToMapValueOrNull, &[ConstMapPtr, PtrToMapKey, Anything]).pkt_access()
         }
         maps::BPF_FOR_EACH_MAP_ELEM => p(
             Integer,
@@ -91,6 +95,7 @@ pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
                 Anything,
             ],
         )
+        .pkt_access()
         .for_types(&[SchedCls, Xdp]),
         packet::BPF_XDP_ADJUST_HEAD | packet::BPF_XDP_ADJUST_META | packet::BPF_XDP_ADJUST_TAIL => {
             p(Integer, &[PtrToCtx, Anything]).for_types(&[Xdp])

@@ -300,6 +300,9 @@ pub struct HelperPrototype {
     pub gpl_only: bool,
     /// The kernel program types that may call it.
     pub prog_types: ProgTypes,
+    /// Packet pointers may be its memory and key arguments (`pkt_access`); without it a packet
+    /// pointer argument is "helper access to the packet is not allowed".
+    pub pkt_access: bool,
 }
 
 impl HelperPrototype {
@@ -310,6 +313,7 @@ impl HelperPrototype {
         args: [ArgType::Anything; 5],
         gpl_only: false,
         prog_types: ProgTypes::ALL,
+        pkt_access: false,
     };
 
     /// A prototype of `ret` and `args` (the rest `DontCare`), not GPL-only, for every type.
@@ -321,11 +325,18 @@ impl HelperPrototype {
             args: all,
             gpl_only: false,
             prog_types: ProgTypes::ALL,
+            pkt_access: false,
         }
     }
 
     pub fn gpl_only(mut self) -> HelperPrototype {
         self.gpl_only = true;
+        self
+    }
+
+    /// Packet pointers may be passed as its memory (`.pkt_access = true`).
+    pub fn pkt_access(mut self) -> HelperPrototype {
+        self.pkt_access = true;
         self
     }
 

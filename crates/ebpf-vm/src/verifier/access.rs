@@ -296,7 +296,7 @@ pub fn store(
             base.ty.name()
         ))),
         BaseType::Packet | BaseType::PacketMeta => {
-            if !env.options.kind.is_xdp() {
+            if !super::packet::may_write_direct(env.options.kind) {
                 return Err(eacces(format!("cannot write into {}", base.ty.name())));
             }
             packet_access(&base, regno, off, size)

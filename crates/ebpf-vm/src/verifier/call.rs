@@ -12,9 +12,9 @@
 //! A lookup in a map of maps gives the inner map or NULL (`map_ptr_or_null` with the inner
 //! template's facts); checked, it is a map argument like any other.
 //!
-//! Not yet (each a rejection that says so): constant strings,
-//! kfuncs, and the helpers that change packet data (their packet pointers would have to be
-//! invalidated).
+//! Helpers that change packet data leave no packet pointer valid ([`super::packet`]).
+//!
+//! Not yet (each a rejection that says so): constant strings and kfuncs.
 
 use super::access;
 use super::arith::check_init;
@@ -39,12 +39,6 @@ const PROG_ARRAY: u32 = 3;
 
 /// `BPF_MAX_VAR_SIZ`: the bound a variable size argument must stay under.
 const MAX_VAR_SIZE: u64 = 1 << 29;
-
-/// Helpers that change packet data (`bpf_helper_changes_pkt_data`): skb_store_bytes,
-/// l3/l4_csum_replace, clone_redirect, skb_vlan_push/pop, skb_change_proto, skb_change_tail,
-/// skb_pull_data, skb_change_head, xdp_adjust_head, skb_adjust_room, xdp_adjust_meta,
-/// xdp_adjust_tail.
-const CHANGES_PACKET: [i32; 14] = [9, 10, 11, 13, 18, 19, 31, 38, 39, 43, 44, 50, 54, 65];
 
 /// Map types that only some helpers take, and the helpers that take only some map types
 /// (`check_map_func_compatibility`, the part our helpers meet): prog arrays (3) with tail_call
@@ -129,11 +123,6 @@ pub fn helper_call(
             "cannot call GPL-restricted function from non-GPL compatible program",
         ));
     }
-    if CHANGES_PACKET.contains(&id) {
-        return Err(unsupported(&format!(
-            "helper {name}#{id}, which changes packet data,"
-        )));
-    }
     let mut meta = Meta::default();
     for (n, arg) in proto.args.iter().enumerate() {
         let r = n as u8 + 1;
@@ -141,6 +130,12 @@ pub fn helper_call(
             continue;
         }
         check_init(&state.frame().regs, r)?;
+        if *arg != ArgType::Anything
+            && state.frame().regs[r as usize].ty.base.is_packet()
+            && !(proto.pkt_access && super::packet::may_read_direct(env.options.kind))
+        {
+            return Err(eacces("helper access to the packet is not allowed"));
+        }
         // Memory in a caller's stack is checked against that stack (and not printed here); a
         // size argument checks the memory in the register before it.
         let sized = matches!(arg, ArgType::ConstSize | ArgType::ConstSizeOrZero);
@@ -306,6 +301,9 @@ pub fn helper_call(
         other => return Err(unsupported(&format!("return type {other} of {name}#{id}"))),
     };
     state.frame_mut().regs[0] = r0;
+    if super::packet::changes_packet(id) {
+        super::packet::clear_all_pkt_pointers(state);
+    }
     Ok(CallLog {
         callback,
         // The tail call's index is marked precise too (`record_func_key`).
@@ -369,6 +367,21 @@ fn expected(frame: &FuncState, r: u8, what: &str) -> Refusal {
     ))
 }
 
+/// What a memory argument may point to (`mem_types`: the stack, packet data and metadata, map
+/// keys and values, helper memory); never `data_end`, the context or a map handle.
+fn is_memory(reg: &RegState) -> bool {
+    !reg.ty.maybe_null
+        && matches!(
+            reg.ty.base,
+            BaseType::Stack
+                | BaseType::Packet
+                | BaseType::PacketMeta
+                | BaseType::MapKey
+                | BaseType::MapValue
+                | BaseType::Mem
+        )
+}
+
 fn is_null(reg: &RegState) -> bool {
     reg.is_scalar() && reg.bounds.var_off.is_const() && reg.bounds.var_off.value == 0
 }
@@ -420,7 +433,7 @@ fn check_arg(
                 arg,
                 ArgType::PtrToReadonlyMemOrNull | ArgType::PtrToWritableMemOrNull
             );
-            if !(reg.is_pointer() || may_be_null && is_null(&reg)) {
+            if !(is_memory(&reg) || may_be_null && is_null(&reg)) {
                 return Err(expected(
                     frame,
                     r,
@@ -618,6 +631,7 @@ impl super::env::ProgramKind {
             super::env::ProgramKind::Xdp | super::env::ProgramKind::XdpDevmap => {
                 Some(KernelProgType::Xdp)
             }
+            super::env::ProgramKind::Tc => Some(KernelProgType::SchedCls),
             super::env::ProgramKind::Kprobe => Some(KernelProgType::Kprobe),
             super::env::ProgramKind::Tracepoint => Some(KernelProgType::Tracepoint),
             super::env::ProgramKind::RawTracepoint => Some(KernelProgType::RawTracepoint),

@@ -55,6 +55,13 @@ pub fn visit(
         CallerWrites::AtContext(writes) => forget_context_bytes(state, &ctx, &writes),
         CallerWrites::Anything => forget_reachable_stacks(state, &ctx),
     }
+    // A callback that may change the packet (itself or through what it calls) leaves no packet
+    // pointer valid in its callers, after the helper and in its later runs (the kernel walks
+    // the callback's exit back into the caller, so its `clear_all_pkt_pointers` reaches them).
+    let callback_fn = env.analysis.functions.function_of(entry);
+    if super::packet::function_changes_packet(env.analysis, callback_fn) {
+        super::packet::clear_all_pkt_pointers(state);
+    }
     let mut callee = subprog::new_frame(env, state, index, entry)?;
     let regs = &mut callee.regs;
     match helper {

@@ -63,6 +63,7 @@ pub fn load(kind: ProgramKind, off: i64, size: u32, signed: bool) -> Result<RegS
             }
             number()
         }
+        ProgramKind::Tc => super::tc_context::load(field, size, signed).ok_or_else(invalid),
         ProgramKind::Kprobe => {
             if field + size > PT_REGS_SIZE {
                 return Err(invalid());
@@ -85,11 +86,13 @@ pub fn load(kind: ProgramKind, off: i64, size: u32, signed: bool) -> Result<RegS
     }
 }
 
-/// A context store of `size` bytes at `off`: only socket filters may store, and only into
-/// `cb[]`, aligned to the size and inside the five words.
+/// A context store of `size` bytes at `off`: socket filters only into `cb[]`, aligned to the
+/// size and inside the five words; tc into its writable fields ([`super::tc_context::store`]).
 pub fn store(kind: ProgramKind, off: i64, size: u32) -> Result<(), Refusal> {
     let in_cb = u32::try_from(off).is_ok_and(|field| cb_access_ok(field, size));
-    if kind == ProgramKind::SocketFilter && in_cb {
+    let tc = kind == ProgramKind::Tc
+        && u32::try_from(off).is_ok_and(|field| super::tc_context::store(field, size));
+    if tc || kind == ProgramKind::SocketFilter && in_cb {
         Ok(())
     } else {
         Err(invalid_access(off, size))

@@ -22,6 +22,9 @@ pub enum ProgramKind {
     /// r1 = `struct xdp_md` of a program a devmap runs (expected attach type
     /// `BPF_XDP_DEVMAP`), which may also read `egress_ifindex`.
     XdpDevmap,
+    /// r1 = `struct __sk_buff` with tc's rules (`sched_cls`, `sched_act`): writable fields,
+    /// direct packet read and write.
+    Tc,
     /// r1 = `struct pt_regs` (read only).
     Kprobe,
     /// r1 = a tracepoint's record (read only, past its 8-byte common header).

@@ -12,7 +12,7 @@
 //! supports global functions that return an integer or enum only.)
 
 use super::access;
-use super::env::{refuse, Env, ProgramKind, Refusal};
+use super::env::{refuse, Env, Refusal};
 use super::reg::{BaseType, RegState, RegType};
 use super::state::VerifierState;
 use crate::analysis::CallKind;
@@ -75,7 +75,11 @@ pub fn call(
     global: &GlobalFunction,
 ) -> Result<(), Refusal> {
     let matched = match &global.args {
-        Ok(args) => check_args(state, args, env.options.kind == ProgramKind::Xdp),
+        Ok(args) => check_args(
+            state,
+            args,
+            super::packet::may_write_direct(env.options.kind),
+        ),
         Err(message) => Err(refuse(ErrorCode::Einval, message.clone())),
     };
     if super::lock::held(state).is_some() {
@@ -104,6 +108,11 @@ pub fn call(
         frame.regs[r] = RegState::not_init();
     }
     frame.regs[0] = RegState::unknown_scalar();
+    // A function that may change the packet (itself or through what it calls) leaves the
+    // caller no packet pointer (the kernel's `changes_pkt_data` of a subprogram).
+    if super::packet::function_changes_packet(env.analysis, f) {
+        super::packet::clear_all_pkt_pointers(state);
+    }
     Ok(())
 }
 

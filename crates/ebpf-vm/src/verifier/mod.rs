@@ -15,11 +15,13 @@
 //!   instructions;
 //! - the walk ([`verify`]): [`walk`] follows every path, [`arith`] runs ALU instructions on
 //!   register states (pointer arithmetic included), [`access`] checks loads and stores (through
-//!   the context: [`ctx_access`], per program type), [`call`]
+//!   the context: [`ctx_access`], per program type, tc's in [`tc_context`]), [`call`]
 //!   helper calls from their prototypes, [`subprog`] bpf-to-bpf calls and their frames,
 //!   [`callback`] the functions helpers call back, [`global`] global functions (verified once
 //!   against their BTF prototypes), [`refs`] references to release, [`lock`] spin
 //!   locks, [`env`] holds what one verification knows and its options;
+//! - [`packet`]: direct packet access per program type, the ranges comparisons teach
+//!   (`data_end`, `data_meta`) and the helpers that change the packet;
 //! - pruning: [`prune`] keeps explored states at prune points and stops a path whose state one
 //!   of them covers ([`equiv`], with static register liveness), and detects infinite loops;
 //!   [`precision`] marks the scalars whose values mattered, so that only those are compared.
@@ -42,12 +44,14 @@ pub mod insn_text;
 pub mod lock;
 pub mod log;
 pub mod map_fields;
+pub mod packet;
 pub mod precision;
 pub mod prune;
 pub mod refs;
 pub mod reg;
 pub mod state;
 pub mod subprog;
+pub mod tc_context;
 pub mod tnum;
 pub mod walk;
 

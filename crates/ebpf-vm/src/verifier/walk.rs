@@ -31,6 +31,7 @@ use super::insn_text::{insn_text, state_column_padding};
 use super::lock;
 use super::log::{frame_state, state_text};
 use super::map_fields;
+use super::packet;
 use super::precision::{self, Hist, Marks, PrecisionLog, Segment};
 use super::prune::{Explored, Visit};
 use super::refs;
@@ -528,8 +529,11 @@ fn step(
                 }
             }
             // A legacy packet load may end the program: no reference may be held.
-            let legacy =
-                insn.opcode != OP_LDDW && env.options.kind == super::env::ProgramKind::SocketFilter;
+            let legacy = insn.opcode != OP_LDDW
+                && matches!(
+                    env.options.kind,
+                    super::env::ProgramKind::SocketFilter | super::env::ProgramKind::Tc
+                );
             let leak = if legacy {
                 refs::check_resource_leak(state, "BPF_LD_[ABS|IND]")
             } else {
@@ -930,7 +934,10 @@ fn legacy_packet_load(
     frame: &mut FuncState,
     insn: &crate::analysis::Instruction,
 ) -> Result<(), Refusal> {
-    if env.options.kind != super::env::ProgramKind::SocketFilter {
+    if !matches!(
+        env.options.kind,
+        super::env::ProgramKind::SocketFilter | super::env::ProgramKind::Tc
+    ) {
         return Err(refuse(
             ErrorCode::Einval,
             "BPF_LD_[ABS|IND] instructions not allowed for this program type",
@@ -1024,9 +1031,9 @@ fn cond_jump(
             )
         };
         if !jmp32 && packet_like(&a) && packet_like(&b) {
-            match packet_branch_taken(&a, &b, op) {
+            match packet::branch_taken(&a, &b, op) {
                 Taken::Unknown => {
-                    packet_range(
+                    packet::compare(
                         state,
                         &mut taken_state,
                         &mut fall_state_changes,
@@ -1191,89 +1198,4 @@ fn mark_null_checked(state: &mut VerifierState, id: u32, is_null: bool) {
         }
     };
     state.for_each_reg_mut(fix);
-}
-
-/// The kernel's marks for a packet pointer compared with `data_end` and found at or past it.
-const AT_PKT_END: i32 = -1;
-const BEYOND_PKT_END: i32 = -2;
-
-/// The largest offset into a packet the ranges reason about (`MAX_PACKET_OFF`).
-const MAX_PACKET_OFF: u64 = 0xffff;
-
-/// Comparisons of a packet pointer with `data_end` (`try_match_pkt_pointers`): on the side
-/// where `pkt + off <= data_end` holds, every copy of the pointer may read `off` bytes
-/// (`find_good_pkt_pointers`); on the other side the pointer itself is marked at or beyond
-/// `data_end` (`mark_pkt_end`), which decides later comparisons of it.
-fn packet_range(
-    state: &VerifierState,
-    taken: &mut VerifierState,
-    fall: &mut Option<VerifierState>,
-    (a, a_reg): (&RegState, u8),
-    (b, b_reg): (&RegState, u8),
-    op: u8,
-) {
-    let is_pkt = |r: &RegState| r.ty.base == BaseType::Packet;
-    let is_end = |r: &RegState| r.ty.base == BaseType::PacketEnd;
-    // (the pointer and its register, whether the range is open on the right, whether it holds
-    // on the jump side)
-    let matched = match op {
-        JMP_JGT if is_pkt(a) && is_end(b) => Some((a, a_reg, false, false)),
-        JMP_JGT if is_end(a) && is_pkt(b) => Some((b, b_reg, true, true)),
-        JMP_JLT if is_pkt(a) && is_end(b) => Some((a, a_reg, true, true)),
-        JMP_JLT if is_end(a) && is_pkt(b) => Some((b, b_reg, false, false)),
-        JMP_JGE if is_pkt(a) && is_end(b) => Some((a, a_reg, true, false)),
-        JMP_JGE if is_end(a) && is_pkt(b) => Some((b, b_reg, false, true)),
-        JMP_JLE if is_pkt(a) && is_end(b) => Some((a, a_reg, false, true)),
-        JMP_JLE if is_end(a) && is_pkt(b) => Some((b, b_reg, true, false)),
-        _ => None,
-    };
-    let Some((ptr, regno, open, on_jump)) = matched else {
-        return;
-    };
-    let mut jump_side = std::mem::replace(taken, state.clone());
-    let mut fall_side = fall.take().unwrap_or_else(|| state.clone());
-    let (good, end_side) = if on_jump {
-        (&mut jump_side, &mut fall_side)
-    } else {
-        (&mut fall_side, &mut jump_side)
-    };
-    let usable = !(ptr.off < 0 || (ptr.off == 0 && open))
-        && ptr.bounds.umax <= MAX_PACKET_OFF
-        && ptr.bounds.umax + ptr.off.max(0) as u64 <= MAX_PACKET_OFF;
-    if usable {
-        let range = ptr.off + open as i32;
-        good.for_each_reg_mut(|reg: &mut RegState| {
-            if reg.ty.base == BaseType::Packet && reg.id == ptr.id {
-                reg.range = reg.range.max(range);
-            }
-        });
-    }
-    // The other side: this pointer is past data_end (`>`) or at least at it (`>=`).
-    let reg = &mut end_side.frame_mut().regs[regno as usize];
-    if reg.ty.base == BaseType::Packet {
-        reg.range = if open { AT_PKT_END } else { BEYOND_PKT_END };
-    }
-    *taken = jump_side;
-    *fall = Some(fall_side);
-}
-
-/// A comparison of a packet pointer marked at or beyond `data_end` with `data_end`
-/// (`is_pkt_ptr_branch_taken`).
-fn packet_branch_taken(a: &RegState, b: &RegState, op: u8) -> Taken {
-    let (pkt, op) = if b.ty.base == BaseType::PacketEnd {
-        (a, op)
-    } else if a.ty.base == BaseType::PacketEnd {
-        (b, branch::flip(op))
-    } else {
-        return Taken::Unknown;
-    };
-    if pkt.range >= 0 {
-        return Taken::Unknown;
-    }
-    let decided = |yes: bool| if yes { Taken::Always } else { Taken::Never };
-    match op {
-        JMP_JLE | JMP_JGT if pkt.range == BEYOND_PKT_END => decided(op == JMP_JGT),
-        JMP_JLT | JMP_JGE => decided(op == JMP_JGE),
-        _ => Taken::Unknown,
-    }
 }
