@@ -348,6 +348,7 @@ fn compare_verdicts(
         let kernel = load_with_funcs(prog_type, &p, &["1:4:8:4"], &funcs).expect("the loader runs");
         let options = VerifyOptions {
             globals: &[],
+            unprivileged: false,
             kind,
             maps: std::slice::from_ref(&map),
             helper_name: &names,

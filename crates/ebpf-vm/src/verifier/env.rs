@@ -54,6 +54,10 @@ pub struct VerifyOptions<'a> {
     /// The program's global functions (BTF linkage global), verified once against their
     /// prototypes rather than in the context of each call ([`super::global`]).
     pub globals: &'a [super::global::GlobalFunction],
+    /// Apply the kernel's extra rules for loads without CAP_BPF and CAP_PERFMON
+    /// ([`super::unprivileged`]): no pointer leaks, no pointer comparisons but null checks, no
+    /// uninitialised stack reads, the arithmetic Spectre masking needs, no loops, no calls.
+    pub unprivileged: bool,
 }
 
 /// A rejection: the instruction (slot), the kernel-style message, the errno and the whole log.

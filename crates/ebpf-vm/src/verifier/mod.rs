@@ -20,6 +20,8 @@
 //!   [`callback`] the functions helpers call back, [`global`] global functions (verified once
 //!   against their BTF prototypes), [`refs`] references to release, [`lock`] spin
 //!   locks, [`env`] holds what one verification knows and its options;
+//! - [`unprivileged`]: the extra rules of loads without privileges (option `unprivileged`),
+//!   called from the walk's checks;
 //! - pruning: [`prune`] keeps explored states at prune points and stops a path whose state one
 //!   of them covers ([`equiv`], with static register liveness), and detects infinite loops;
 //!   [`precision`] marks the scalars whose values mattered, so that only those are compared.
@@ -49,6 +51,7 @@ pub mod reg;
 pub mod state;
 pub mod subprog;
 pub mod tnum;
+pub mod unprivileged;
 pub mod walk;
 
 pub use bounds::Bounds;

@@ -37,6 +37,7 @@ use super::refs;
 use super::reg::{BaseType, RegState, RegType};
 use super::state::{FuncState, VerifierState};
 use super::subprog;
+use super::unprivileged;
 use crate::analysis::{Analysis, Imm64};
 use crate::error::ErrorCode;
 use crate::isa::opcodes::*;
@@ -72,11 +73,13 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
     env.entry_regs(&mut first.frames[0]);
     let helper_args = |id: u32| (options.prototype)(id as i32).map_or(5, |p| p.arg_count() as u8);
     let live = analysis.live_registers(&helper_args);
-    let before_walk = subprog::check_functions_from_loader(&env)
-        .and_then(|_| lock::check_program_maps(&env))
-        .and_then(|_| subprog::check_functions_without_btf(&env))
-        .map_err(|refusal| (0, refusal))
-        .and_then(|_| check_all_reachable(analysis));
+    let before_walk = unprivileged::check_program(&env).and_then(|_| {
+        subprog::check_functions_from_loader(&env)
+            .and_then(|_| lock::check_program_maps(&env))
+            .and_then(|_| subprog::check_functions_without_btf(&env))
+            .map_err(|refusal| (0, refusal))
+            .and_then(|_| check_all_reachable(analysis))
+    });
     if let Err((slot, refusal)) = before_walk {
         let explored = Explored::new(analysis, live);
         return Err(reject(&mut env, &explored, slot, refusal));
@@ -561,6 +564,7 @@ fn step(
                     let result =
                         refs::check_resource_leak(state, "BPF_EXIT instruction in main prog")
                             .and_then(|_| check_init(&state.frame().regs, 0))
+                            .and_then(|_| unprivileged::check_exit(env, r0))
                             .and_then(|_| {
                                 if global {
                                     global::check_exit(r0)
@@ -727,9 +731,17 @@ fn store(
     check_init(&frame.regs, insn.dst)?;
     let size = access_size(insn.opcode);
     if insn.opcode & 0xe0 == MODE_ATOMIC {
+        if insn.imm() < 0x100 {
+            unprivileged::check_atomic(env, &frame.regs, insn.src, insn.imm())?;
+        }
         return atomic(env, frame, insn, size, slots);
     }
     if class(insn.opcode) == CLASS_STX {
+        let (base, value) = (
+            &frame.regs[insn.dst as usize],
+            &frame.regs[insn.src as usize],
+        );
+        unprivileged::check_store(env, base, insn.src, value)?;
         want_precise_zero(env, frame, insn);
         link_spilled_scalar(env, frame, insn, size);
         let value = frame.regs[insn.src as usize].clone();
@@ -995,6 +1007,7 @@ fn cond_jump(
     } else {
         RegState::known(insn.imm() as i64 as u64)
     };
+    unprivileged::check_compare_src(env, insn, &a, src_is_reg.then_some(&b))?;
     let target = jump_target(env, index, insn.off as i64)?;
     let fall = index + 1;
 
@@ -1050,6 +1063,9 @@ fn cond_jump(
             )
         }
     };
+    if decided == Taken::Unknown {
+        unprivileged::check_compare_dst(env, insn, &a, src_is_reg.then_some(&b))?;
+    }
     // A jump decided on scalars prints no state (the kernel's precision marking, which runs
     // then, prints its own); one decided on a pointer does.
     let print = !(a.is_scalar() && b.is_scalar());
