@@ -300,6 +300,20 @@ fn compare_verdicts(
     generate: fn(&mut Rng) -> Vec<Insn>,
     agreement: Agreement,
 ) {
+    compare_verdicts_as(name, prog_type, kind, default_seed, generate, agreement, false)
+}
+
+/// `compare_verdicts`, with `unprivileged` the kernel loading as an unprivileged user
+/// (`load_unprivileged`) and ours with `VerifyOptions::unprivileged`.
+fn compare_verdicts_as(
+    name: &str,
+    prog_type: u32,
+    kind: ProgramKind,
+    default_seed: u64,
+    generate: fn(&mut Rng) -> Vec<Insn>,
+    agreement: Agreement,
+    unprivileged: bool,
+) {
     let (programs, seed) = run_size(default_seed);
     let mut rng = Rng::new(seed);
     let map = MapRef {
@@ -345,10 +359,17 @@ fn compare_verdicts(
         } else {
             analysis
         };
-        let kernel = load_with_funcs(prog_type, &p, &["1:4:8:4"], &funcs).expect("the loader runs");
+        let kernel = if unprivileged {
+            // Without CAP_BPF no BTF can be loaded; the kernel refuses callbacks before it
+            // would look for their function info.
+            load_unprivileged(prog_type, &p, &["1:4:8:4"])
+        } else {
+            load_with_funcs(prog_type, &p, &["1:4:8:4"], &funcs)
+        }
+        .expect("the loader runs");
         let options = VerifyOptions {
             globals: &[],
-            unprivileged: false,
+            unprivileged,
             kind,
             maps: std::slice::from_ref(&map),
             helper_name: &names,
@@ -425,6 +446,32 @@ fn verdicts_agree_with_the_kernel_on_random_socket_filters() {
         0x7e4d_1c75,
         |rng| random_program(rng, 24),
         Agreement::Exact,
+    );
+}
+
+/// The unprivileged policy against the kernel loading as `nobody` without capabilities: the
+/// random socket filters above, and now and then one with a bounded loop, a bpf-to-bpf call or a
+/// `bpf_loop` callback (refused without CAP_BPF). Needs `kernel.unprivileged_bpf_disabled` = 0
+/// (`scripts/verifier-unprivileged.sh` sets it for the run and restores it); skips otherwise.
+#[test]
+fn verdicts_agree_with_the_kernel_unprivileged_on_random_socket_filters() {
+    kernel_or_skip!();
+    if let Err(why) = unprivileged_bpf() {
+        eprintln!("skipped: cannot load unprivileged here: {why}");
+        return;
+    }
+    compare_verdicts_as(
+        "unprivileged",
+        SOCKET_FILTER,
+        ProgramKind::SocketFilter,
+        0x0a11_0c8e,
+        |rng| match rng.below(20) {
+            0 => random_loop_program(rng),
+            1 => random_call_program(rng),
+            _ => random_program(rng, 24),
+        },
+        Agreement::Exact,
+        true,
     );
 }
 
