@@ -22,5 +22,5 @@ trap restore EXIT INT TERM
 sysctl -q -w kernel.unprivileged_bpf_disabled=0
 cd "$here"
 VERIFIER_VERDICT_PROGRAMS="${1:-10000}" VERIFIER_VERDICT_SEED="${2:-168889486}" \
-  cargo test --release -p ebpf-vm --test verifier_verdicts -- --nocapture unprivileged
-cargo test --release -p ebpf-vm --test verifier_unprivileged -- --nocapture the_recordings_are_the_live_kernels
+  cargo test -p ebpf-vm --test verifier_verdicts -- --nocapture unprivileged
+cargo test -p ebpf-vm --test verifier_unprivileged -- --nocapture the_recordings_are_the_live_kernels

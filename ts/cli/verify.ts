@@ -42,7 +42,12 @@ function logLevel(args: Parsed): 1 | 2 {
 function verifyOne(spec: CollectionSpec, p: ProgramSpec, level: 1 | 2, unprivileged: boolean): Verdict {
   const base = { name: p.name, section: p.section }
   try {
-    const prog = new Collection(spec, { mode: 'verified', logLevel: level, unprivileged, programs: [p.name] }).programs.get(p.name)!
+    const prog = new Collection(spec, {
+      mode: 'verified',
+      logLevel: level,
+      unprivileged,
+      programs: [p.name],
+    }).programs.get(p.name)!
     const stats = prog.verifierStats!
     return {
       ...base,
