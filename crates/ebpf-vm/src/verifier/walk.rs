@@ -13,8 +13,8 @@
 //! prototypes ([`super::call`]), bpf-to-bpf calls with a frame each ([`super::subprog`]),
 //! ring buffer references ([`super::refs`]), spin locks ([`super::lock`]), callbacks as paths
 //! of their own ([`super::callback`]), atomic read-modify-write operations, legacy packet
-//! loads, bounded loops (pruning: [`super::prune`]). Not yet: load-acquire/store-release,
-//! unprivileged rules.
+//! loads, bounded loops (pruning: [`super::prune`]), and with the option the rules of
+//! unprivileged loads ([`super::unprivileged`]). Not yet: load-acquire/store-release.
 //! Each of those is a rejection that says so, never a silent acceptance.
 
 use std::fmt::Write;
