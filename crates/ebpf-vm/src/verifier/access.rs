@@ -300,6 +300,10 @@ pub fn store(
             match stack_range(&base, regno, off, size, "write to")? {
                 StackRange::Fixed(at) => {
                     super::unprivileged::check_stack_write(env, frame, at, size)?;
+                    if let Some(zero) = super::unprivileged::plain_write(env, &value) {
+                        frame.mark_stack_written(at, size as usize, zero);
+                        return Ok(());
+                    }
                     write_stack(frame, at, size, value)
                 }
                 StackRange::Variable { min, end } => {

@@ -263,7 +263,7 @@ fn pointer_arith(
     }
     sane_offset(off, ptr)?;
     sane_offset(ptr, ptr)?;
-    super::unprivileged::check_sanitize(env, insn, op, (ptr, off), scalar_dst)?;
+    let sanitize = super::unprivileged::check_sanitize(env, insn, op, (ptr, off), scalar_dst)?;
     let mut out = ptr.clone();
     if op == ALU_SUB && scalar_dst {
         return Err(eacces(format!(
@@ -288,7 +288,7 @@ fn pointer_arith(
                 && !(op == ALU_SUB && off.bounds.smin == i64::MIN)
             {
                 out.off = fixed.unwrap_or_default() as i32;
-                super::unprivileged::check_moved(env, d, &out)?;
+                super::unprivileged::check_moved(env, insn, &out, sanitize)?;
                 return Ok(out);
             }
             // A variable part: added to the pointer's own, with the scalar rules.
@@ -298,7 +298,7 @@ fn pointer_arith(
                 out.id = env.new_id();
                 out.range = 0;
             }
-            super::unprivileged::check_moved(env, d, &out)?;
+            super::unprivileged::check_moved(env, insn, &out, sanitize)?;
             Ok(out)
         }
         ALU_AND | ALU_OR | ALU_XOR => Err(eacces(format!(

@@ -23,7 +23,7 @@
 //! Each function here is a hook the core calls where the kernel tests one of those flags; the
 //! messages are the kernel's (`tests/verifier_unprivileged.rs` holds its recorded verdicts).
 
-use super::access;
+use super::access::{self, Stored};
 use super::env::{eacces, refuse, Env, ProgramKind, Refusal};
 use super::reg::{BaseType, RegState};
 use super::state::{slot_of, FuncState, SlotType, BPF_REG_SIZE};
@@ -208,19 +208,52 @@ pub fn check_store(
     Err(eacces(format!("R{regno} leaks addr into {into}")))
 }
 
-/// An atomic read-modify-write's operands (`check_atomic_rmw`): r0 of `cmpxchg`, then the
-/// source register, must not be pointers.
-pub fn check_atomic(env: &Env<'_>, regs: &[RegState], src: u8, imm: i32) -> Result<(), Refusal> {
+/// An atomic read-modify-write (`check_atomic_rmw`): r0 of `cmpxchg`, then the source
+/// register, must not be pointers, and the first read of the memory, which has no destination
+/// register, may not read a spilled pointer (`leaking pointer from stack`).
+pub fn check_atomic(
+    env: &Env<'_>,
+    frame: &FuncState,
+    insn: &crate::analysis::Instruction,
+    size: u32,
+) -> Result<(), Refusal> {
     if !env.options.unprivileged {
         return Ok(());
     }
-    if imm == ATOMIC_CMPXCHG && regs[0].is_pointer() {
+    let regs = &frame.regs;
+    if insn.imm() == ATOMIC_CMPXCHG && regs[0].is_pointer() {
         return Err(eacces("R0 leaks addr into mem"));
     }
-    if regs[src as usize].is_pointer() {
-        return Err(eacces(format!("R{src} leaks addr into mem")));
+    if regs[insn.src as usize].is_pointer() {
+        return Err(eacces(format!("R{} leaks addr into mem", insn.src)));
+    }
+    let base = &regs[insn.dst as usize];
+    if base.ty.base == BaseType::Stack && !base.ty.maybe_null && base.bounds.var_off.is_const() {
+        let at = insn.off as i64 + base.off as i64 + base.bounds.var_off.value as i64;
+        let spilled_pointer = frame.slot(at).is_some_and(|s| {
+            s.types.iter().all(|t| *t == SlotType::Spill) && !s.spilled.is_scalar()
+        });
+        if size as usize == BPF_REG_SIZE && at % BPF_REG_SIZE as i64 == 0 && spilled_pointer {
+            return Err(eacces(format!("leaking pointer from stack off {at}")));
+        }
     }
     Ok(())
+}
+
+/// A store of a number to the stack (`check_stack_write_fixed_off`): without CAP_BPF the kernel
+/// does not spill scalars (`env->bpf_capable`), it marks the bytes written, zero when the
+/// number is 0. `Some(zero)` for such a store, `None` when the core's rules apply.
+pub fn plain_write(env: &Env<'_>, value: &Stored<'_>) -> Option<bool> {
+    if !env.options.unprivileged {
+        return None;
+    }
+    match value {
+        Stored::Reg(r) if r.is_scalar() => {
+            Some(r.bounds.var_off.is_const() && r.bounds.var_off.value == 0)
+        }
+        Stored::Imm(imm) => Some(*imm == 0),
+        _ => None,
+    }
 }
 
 /// A store of `size` bytes at fixed stack offset `at` (`check_stack_write_fixed_off`): part of
@@ -442,63 +475,130 @@ pub fn check_pointer_alu32(env: &Env<'_>, d: u8) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// What the masking of one pointer move needs (`struct bpf_sanitize_info`): the first
+/// call's state and limit, and the direction.
+#[derive(Clone, Copy, Debug)]
+pub struct Sanitize {
+    state: u32,
+    limit: u32,
+    mask_to_left: bool,
+}
+
+const ALU_SANITIZE_SRC: u32 = 1;
+const ALU_SANITIZE_DST: u32 = 2;
+const ALU_NEG_VALUE: u32 = 4;
+const ALU_IMMEDIATE: u32 = 8;
+
+/// How far the masking lets pointer `ptr` move (`retrieve_ptr_limit`): stack and map value
+/// pointers only, the limit below their bound (u32 arithmetic, as the kernel's).
+fn ptr_limit(ptr: &RegState, mask_to_left: bool) -> Result<u32, Reason> {
+    let (limit, max) = match ptr.ty.base {
+        BaseType::Stack => (
+            (ptr.bounds.var_off.value as u32)
+                .wrapping_add(ptr.off as u32)
+                .wrapping_neg(),
+            MAX_BPF_STACK + mask_to_left as u32,
+        ),
+        BaseType::MapValue => (
+            (if mask_to_left {
+                ptr.bounds.smin as u32
+            } else {
+                ptr.bounds.umax as u32
+            })
+            .wrapping_add(ptr.off as u32),
+            ptr.map.as_ref().map_or(0, |m| m.value_size),
+        ),
+        _ => return Err(Reason::Type),
+    };
+    if limit >= max {
+        return Err(Reason::Limit);
+    }
+    Ok(limit)
+}
+
+/// Why a pointer move cannot be masked (`enum { REASON_BOUNDS, ... }`).
+enum Reason {
+    Bounds,
+    Type,
+    Paths,
+    Limit,
+}
+
+/// The kernel's message for `reason` (`sanitize_err`).
+fn sanitize_err(insn: &crate::analysis::Instruction, reason: Reason, scalar_dst: bool) -> Refusal {
+    let d = insn.dst;
+    let op = if insn.opcode & 0xf0 == ALU_ADD {
+        "add"
+    } else {
+        "sub"
+    };
+    let off_regno = if scalar_dst { insn.dst } else { insn.src };
+    eacces(match reason {
+        Reason::Bounds => {
+            format!("R{off_regno} has unknown scalar with mixed signed bounds, {SPECTRE}")
+        }
+        Reason::Type => format!("R{d} has pointer with unsupported alu operation, {SPECTRE}"),
+        Reason::Paths => {
+            format!("R{d} tried to {op} from different maps, paths or scalars, {SPECTRE}")
+        }
+        Reason::Limit => format!("R{d} tried to {op} beyond pointer bounds, {SPECTRE}"),
+    })
+}
+
 /// Before a pointer moves by a register (`sanitize_ptr_alu`, the first call; an immediate
 /// needs no masking): an offset of unknown sign cannot be masked, and only stack and map value
-/// pointers have a limit to mask against.
+/// pointers have a limit to mask against. `ptr` is the pointer operand, `off` the scalar.
 pub fn check_sanitize(
-    env: &Env<'_>,
+    env: &mut Env<'_>,
     insn: &crate::analysis::Instruction,
     op: u8,
     (ptr, off): (&RegState, &RegState),
     scalar_dst: bool,
-) -> Result<(), Refusal> {
+) -> Result<Option<Sanitize>, Refusal> {
     if !env.options.unprivileged || insn.opcode & SRC_X == 0 || !matches!(op, ALU_ADD | ALU_SUB) {
-        return Ok(());
+        return Ok(None);
     }
-    let d = insn.dst;
-    let off_regno = if scalar_dst { insn.dst } else { insn.src };
     let b = &off.bounds;
-    if !b.var_off.is_const() && (b.smin < 0) != (b.smax < 0) {
-        return Err(eacces(format!(
-            "R{off_regno} has unknown scalar with mixed signed bounds, {SPECTRE}"
-        )));
+    let off_is_imm = b.var_off.is_const();
+    if !off_is_imm && (b.smin < 0) != (b.smax < 0) {
+        return Err(sanitize_err(insn, Reason::Bounds, scalar_dst));
     }
     let off_is_neg = b.smin < 0;
     let mask_to_left = (op == ALU_ADD && off_is_neg) || (op == ALU_SUB && !off_is_neg);
-    let (limit, max) = match ptr.ty.base {
-        BaseType::Stack => (
-            -(ptr.bounds.var_off.value as i64 + ptr.off as i64),
-            MAX_BPF_STACK as i64 + mask_to_left as i64,
-        ),
-        BaseType::MapValue => (
-            if mask_to_left {
-                ptr.bounds.smin
-            } else {
-                ptr.bounds.umax as i64
-            } + ptr.off as i64,
-            ptr.map.as_ref().map_or(0, |m| m.value_size as i64),
-        ),
-        _ => {
-            return Err(eacces(format!(
-                "R{d} has pointer with unsupported alu operation, {SPECTRE}"
-            )))
-        }
-    };
-    if limit >= max {
-        let what = if op == ALU_ADD { "add" } else { "sub" };
-        return Err(eacces(format!(
-            "R{d} tried to {what} beyond pointer bounds, {SPECTRE}"
-        )));
+    let limit = ptr_limit(ptr, mask_to_left).map_err(|r| sanitize_err(insn, r, scalar_dst))?;
+    let mut state = if off_is_neg { ALU_NEG_VALUE } else { 0 };
+    if !off_is_imm {
+        // Paths must not prune each other on scalars unless equal: another path may need
+        // another mask here (`explore_alu_limits`).
+        env.explore_alu_limits = true;
     }
-    Ok(())
+    state |= if off_is_imm { ALU_IMMEDIATE } else { 0 };
+    state |= if scalar_dst {
+        ALU_SANITIZE_DST
+    } else {
+        ALU_SANITIZE_SRC
+    };
+    Ok(Some(Sanitize {
+        state,
+        limit,
+        mask_to_left,
+    }))
 }
 
 /// After a pointer moved (`sanitize_check_bounds`): a stack pointer at a constant offset in
-/// `[-512, -1]`, a map value pointer whose every offset is inside the value.
-pub fn check_moved(env: &Env<'_>, d: u8, moved: &RegState) -> Result<(), Refusal> {
+/// `[-512, -1]`, a map value pointer whose every offset is inside the value; then, for a move
+/// by a register, the masking window it needs (`sanitize_ptr_alu`, the commit call), which must
+/// be the one every other path through the instruction needed (`REASON_PATHS`).
+pub fn check_moved(
+    env: &mut Env<'_>,
+    insn: &crate::analysis::Instruction,
+    moved: &RegState,
+    sanitize: Option<Sanitize>,
+) -> Result<(), Refusal> {
     if !env.options.unprivileged {
         return Ok(());
     }
+    let d = insn.dst;
     match moved.ty.base {
         BaseType::Stack => {
             let off = moved.off as i64 + moved.bounds.var_off.value as i64;
@@ -513,7 +613,6 @@ pub fn check_moved(env: &Env<'_>, d: u8, moved: &RegState) -> Result<(), Refusal
                     "R{d} stack pointer arithmetic goes out of range, prohibited for !root; off={off}"
                 )));
             }
-            Ok(())
         }
         BaseType::MapValue => {
             if let Err((first, _)) = access::map_value_in_bounds(moved, d, moved.off as i64, 1) {
@@ -521,8 +620,36 @@ pub fn check_moved(env: &Env<'_>, d: u8, moved: &RegState) -> Result<(), Refusal
                     "{first}\nR{d} pointer arithmetic of map value goes out of range, prohibited for !root"
                 )));
             }
+        }
+        _ => {}
+    }
+    let Some(first) = sanitize else {
+        return Ok(());
+    };
+    // `scalar += ptr` leaves the pointer in dst: which operand was the scalar only names the
+    // register in the messages of the first call, not here.
+    let after = ptr_limit(moved, first.mask_to_left).map_err(|r| sanitize_err(insn, r, false))?;
+    let limit = (first.limit.wrapping_sub(after) as i32).unsigned_abs();
+    let slot = env.analysis.program.slot(env.insn_index);
+    match env.alu_sanitation.get(&slot) {
+        Some(&(state, old)) if state != first.state || old != limit => {
+            Err(sanitize_err(insn, Reason::Paths, false))
+        }
+        _ => {
+            env.alu_sanitation.insert(slot, (first.state, limit));
             Ok(())
         }
-        _ => Ok(()),
     }
+}
+
+/// How the pruning compares scalars, as (by range even when not precise, exactly): without
+/// CAP_BPF the kernel makes every unknown scalar precise (`__mark_reg_unknown`), which comparing
+/// every scalar by range covers (constants included: stricter, never less safe); once a pointer
+/// moved by an unknown scalar, scalars must be equal (`explore_alu_limits`; here the whole
+/// state is compared exactly, stricter again).
+pub fn scalar_compare(env: &Env<'_>) -> (bool, bool) {
+    (
+        env.options.unprivileged,
+        env.options.unprivileged && env.explore_alu_limits,
+    )
 }

@@ -185,6 +185,7 @@ fn walk(
             if explored.is_prune_point(insn) {
                 let before = prev.unwrap_or(insn);
                 let ids = env.id_gen;
+                explored.strict_scalars = unprivileged::scalar_compare(env);
                 match explored.visit(&state, insn, before, env.processed, ids, &mut segment) {
                     Visit::Continue => {}
                     Visit::Pruned(by) => {
@@ -452,6 +453,7 @@ fn step(
     stack: &mut Vec<Pending>,
 ) -> Result<Next, Refusal> {
     let analysis = env.analysis;
+    env.insn_index = index;
     let insn = *analysis.program.get(index);
     let slot = analysis.program.slot(index);
     let aux = analysis.aux[index];
@@ -732,7 +734,7 @@ fn store(
     let size = access_size(insn.opcode);
     if insn.opcode & 0xe0 == MODE_ATOMIC {
         if insn.imm() < 0x100 {
-            unprivileged::check_atomic(env, &frame.regs, insn.src, insn.imm())?;
+            unprivileged::check_atomic(env, frame, insn, size)?;
         }
         return atomic(env, frame, insn, size, slots);
     }
