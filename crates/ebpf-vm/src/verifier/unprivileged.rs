@@ -4,7 +4,7 @@
 //! - program types: socket filters only (the kernel also lets `cgroup_skb` through, which this
 //!   verifier does not model); `raw` programs, which have no kernel type, are allowed; at most
 //!   4,096 instructions (`BPF_MAXINSNS`, E2BIG);
-//! - no bpf-to-bpf calls and no function pointers (callbacks), EPERM; no back-edges at all, so no
+//! - no bpf-to-bpf calls, kfunc calls or function pointers (callbacks), EPERM; no back-edges at all, so no
 //!   loops (`check_cfg`), EINVAL;
 //! - no pointer leaks: r0 at exit, stores and atomics into map values, the context and memory,
 //!   helper arguments that take any scalar (`ARG_ANYTHING`), partial copies, sign extensions,
@@ -74,7 +74,8 @@ pub fn check_program(env: &Env<'_>) -> Result<(), (usize, Refusal)> {
         return Err((0, refusal));
     }
     for (index, insn) in program.insns().iter().enumerate() {
-        let call = insn.opcode == (CLASS_JMP | JMP_CALL) && insn.src == CALL_LOCAL;
+        let call =
+            insn.opcode == (CLASS_JMP | JMP_CALL) && matches!(insn.src, CALL_LOCAL | CALL_KFUNC);
         let func = insn.is_lddw() && insn.src == PSEUDO_FUNC;
         if call || func {
             let refusal = refuse(
