@@ -526,17 +526,19 @@ enum Reason {
 }
 
 /// The kernel's message for `reason` (`sanitize_err`).
-fn sanitize_err(insn: &crate::analysis::Instruction, reason: Reason, scalar_dst: bool) -> Refusal {
+fn sanitize_err(insn: &crate::analysis::Instruction, reason: Reason) -> Refusal {
     let d = insn.dst;
     let op = if insn.opcode & 0xf0 == ALU_ADD {
         "add"
     } else {
         "sub"
     };
-    let off_regno = if scalar_dst { insn.dst } else { insn.src };
     eacces(match reason {
         Reason::Bounds => {
-            format!("R{off_regno} has unknown scalar with mixed signed bounds, {SPECTRE}")
+            format!(
+                "R{} has unknown scalar with mixed signed bounds, {SPECTRE}",
+                insn.src
+            )
         }
         Reason::Type => format!("R{d} has pointer with unsupported alu operation, {SPECTRE}"),
         Reason::Paths => {
@@ -562,11 +564,11 @@ pub fn check_sanitize(
     let b = &off.bounds;
     let off_is_imm = b.var_off.is_const();
     if !off_is_imm && (b.smin < 0) != (b.smax < 0) {
-        return Err(sanitize_err(insn, Reason::Bounds, scalar_dst));
+        return Err(sanitize_err(insn, Reason::Bounds));
     }
     let off_is_neg = b.smin < 0;
     let mask_to_left = (op == ALU_ADD && off_is_neg) || (op == ALU_SUB && !off_is_neg);
-    let limit = ptr_limit(ptr, mask_to_left).map_err(|r| sanitize_err(insn, r, scalar_dst))?;
+    let limit = ptr_limit(ptr, mask_to_left).map_err(|r| sanitize_err(insn, r))?;
     let mut state = if off_is_neg { ALU_NEG_VALUE } else { 0 };
     if !off_is_imm {
         // Paths must not prune each other on scalars unless equal: another path may need
@@ -600,6 +602,17 @@ pub fn check_moved(
         return Ok(());
     }
     let d = insn.dst;
+    // The moved pointer's variable part must stay sane (`check_reg_sane_offset` on the result).
+    let limit = 1i64 << 29;
+    let smin = moved.bounds.smin;
+    if matches!(moved.ty.base, BaseType::Stack | BaseType::MapValue)
+        && (smin >= limit || smin <= -limit)
+    {
+        return Err(refuse(
+            ErrorCode::Einval,
+            format!("{} pointer offset {smin} is not allowed", moved.ty.name()),
+        ));
+    }
     match moved.ty.base {
         BaseType::Stack => {
             let off = moved.off as i64 + moved.bounds.var_off.value as i64;
@@ -629,12 +642,12 @@ pub fn check_moved(
     };
     // `scalar += ptr` leaves the pointer in dst: which operand was the scalar only names the
     // register in the messages of the first call, not here.
-    let after = ptr_limit(moved, first.mask_to_left).map_err(|r| sanitize_err(insn, r, false))?;
+    let after = ptr_limit(moved, first.mask_to_left).map_err(|r| sanitize_err(insn, r))?;
     let limit = (first.limit.wrapping_sub(after) as i32).unsigned_abs();
     let slot = env.analysis.program.slot(env.insn_index);
     match env.alu_sanitation.get(&slot) {
         Some(&(state, old)) if state != first.state || old != limit => {
-            Err(sanitize_err(insn, Reason::Paths, false))
+            Err(sanitize_err(insn, Reason::Paths))
         }
         _ => {
             env.alu_sanitation.insert(slot, (first.state, limit));
