@@ -21,6 +21,8 @@ export interface CollectionOptions {
   mode?: SafetyMode
   /** As `ProgramOptions.logLevel`, for every program of the collection. */
   logLevel?: 0 | 1 | 2
+  /** As `ProgramOptions.unprivileged`, for every program of the collection. */
+  unprivileged?: boolean
   budget?: number
   /** As `ProgramOptions.pointerLeaks`, for every program of the collection. */
   pointerLeaks?: 'allow' | 'refuse'
@@ -372,6 +374,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
               engine: opts.engine,
               mode: opts.mode,
               logLevel: opts.logLevel,
+              unprivileged: opts.unprivileged,
               license: spec.license,
               // What the section says, where it changes what the program may do.
               expectedAttachType: p.attachType === 'xdp_devmap' ? 'xdp_devmap' : undefined,

@@ -78,6 +78,16 @@ export interface ProgramOptions {
    */
   logLevel?: 0 | 1 | 2
   /**
+   * Mode `verified`: also apply the rules Linux applies to a load without CAP_BPF and CAP_PERFMON
+   * (see README "Verifier"): no pointer may leak (into r0 at exit, maps, the context, helper
+   * arguments that take numbers), pointers are compared only in null checks, no uninitialised
+   * stack is read, pointer arithmetic stays in bounds at constant stack offsets, no loops and no
+   * bpf-to-bpf calls or callbacks, only the helpers an unprivileged socket filter may call, at most
+   * 4,096 instructions; only `socket_filter` and `raw` programs (others: `EPERM`). For embedders
+   * running untrusted code. Default false; `true` needs mode `verified` (`EINVAL` otherwise).
+   */
+  unprivileged?: boolean
+  /**
    * The program's license, as the object's `license` section says it (default `'GPL'`): helpers the
    * kernel marks GPL-only need a GPL-compatible license ('GPL', 'GPL v2', 'Dual BSD/GPL', ...).
    */
@@ -843,6 +853,12 @@ export class Program {
       checkU32Of(LoadError, `lineInfo[${i}].column`, li.column)
     })
     const logLevel = checkLogLevel(options.logLevel)
+    if (options.unprivileged !== undefined && typeof options.unprivileged !== 'boolean') {
+      throw new LoadError('EINVAL', `unprivileged must be a boolean, got ${describeValue(options.unprivileged)}`)
+    }
+    if (options.unprivileged === true && this.mode !== 'verified') {
+      throw new LoadError('EINVAL', `unprivileged: true needs mode 'verified' (the mode is '${this.mode}')`)
+    }
     const license = options.license === undefined ? undefined : checkString(LoadError, 'license', options.license)
     const dataSize = options.dataSize === undefined ? undefined : checkU32Of(LoadError, 'dataSize', options.dataSize)
     const attachTypes = nativeNames<AttachTypeName>('AttachTypeName')
@@ -888,6 +904,7 @@ export class Program {
           lineInfo: this.mode === 'verified' ? [...lineInfo] : undefined,
           coverage: options.coverage,
           globalFunctions: this.mode === 'verified' ? globalFunctions : undefined,
+          unprivileged: options.unprivileged,
         },
         js?.dispatch,
       ),

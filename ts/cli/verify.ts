@@ -1,5 +1,5 @@
 /**
- * `ebpf verify OBJ.o [--program NAME] [--log-level 1|2] [--json]`: loads the programs of an object
+ * `ebpf verify OBJ.o [--program NAME] [--log-level 1|2] [--unprivileged] [--json]`: loads the programs of an object
  * in mode 'verified' and prints the verifier's log of each (with the C source lines the object's
  * line info gives), as `bpftool -d prog loadall` shows the kernel's. Exit 0 when every selected
  * program is accepted, 1 when one is rejected or cannot be loaded.
@@ -39,10 +39,15 @@ function logLevel(args: Parsed): 1 | 2 {
 }
 
 /** Loads `p` alone (with the maps it uses) in mode 'verified'. */
-function verifyOne(spec: CollectionSpec, p: ProgramSpec, level: 1 | 2): Verdict {
+function verifyOne(spec: CollectionSpec, p: ProgramSpec, level: 1 | 2, unprivileged: boolean): Verdict {
   const base = { name: p.name, section: p.section }
   try {
-    const prog = new Collection(spec, { mode: 'verified', logLevel: level, programs: [p.name] }).programs.get(p.name)!
+    const prog = new Collection(spec, {
+      mode: 'verified',
+      logLevel: level,
+      unprivileged,
+      programs: [p.name],
+    }).programs.get(p.name)!
     const stats = prog.verifierStats!
     return {
       ...base,
@@ -87,23 +92,19 @@ export const verifyCommand: Command = {
     'processedInsns, verificationTimeNs, totalStates, peakStates, maxStatesPerInsn, stackDepth, log }.\n' +
     'Exit 0 when every program is accepted, 1 otherwise.\n' +
     '--type gives the libbpf program type (xdp, socket_filter, kprobe, ...) of the programs whose\n' +
-    'section says none (of the --program one whatever its section says). --unprivileged (the kernel\n' +
-    'rules for unprivileged loads) is refused until the verifier has them.',
+    'section says none (of the --program one whatever its section says). --unprivileged adds the\n' +
+    "kernel's rules for loads without CAP_BPF/CAP_PERFMON (no pointer leaks or comparisons, no\n" +
+    'uninitialised stack, no loops or calls, socket filters only).',
   options: {
     program: { short: 'p', value: true, arg: 'NAME', help: 'verify only this program' },
     type: { short: 't', value: true, arg: 'TYPE', help: 'program type (libbpf name) for sections that say none' },
     'log-level': { value: true, arg: '1|2', help: 'verifier log level (default 1)' },
-    unprivileged: { help: 'the unprivileged rules (not built yet: refused, ENOTSUPP)' },
+    unprivileged: { help: "the kernel's rules for loads without CAP_BPF/CAP_PERFMON" },
     json: { short: 'j', help: 'JSON output' },
     ...OBJECT_OPTIONS,
   },
   run(args) {
     const [file] = expectPositionals(args, ['OBJ.o'], 'verify') as [string]
-    if (optFlag(args, 'unprivileged')) {
-      throw new CliError(
-        "ENOTSUPP: --unprivileged: the verifier does not have the kernel's unprivileged rules yet; verify without it (privileged rules)",
-      )
-    }
     const level = logLevel(args)
     const spec = readObject(file, loadOptionsFrom(args, 'verify'))
     const name = optString(args, 'program')
@@ -112,7 +113,8 @@ export const verifyCommand: Command = {
     // As spec.programs.get(x).type = T: for sections that say no type, or the one program named.
     const type = optString(args, 'type')
     for (const p of chosen) if (type !== undefined && (name !== undefined || p.type === 'unspec')) p.type = type
-    const verdicts = chosen.map((p) => verifyOne(spec, p, level))
+    const unprivileged = optFlag(args, 'unprivileged')
+    const verdicts = chosen.map((p) => verifyOne(spec, p, level, unprivileged))
     if (optFlag(args, 'json')) {
       process.stdout.write(json(verdicts))
     } else {

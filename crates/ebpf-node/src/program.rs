@@ -60,6 +60,8 @@ pub struct NativeProgramOptions {
     /// Mode 'verified': the global functions (BTF linkage global) and their prototypes, as the
     /// TypeScript loader resolved them from BTF (`ProgramOptions.globalFunctions`).
     pub global_functions: Option<Vec<NativeGlobalFunction>>,
+    /// Mode 'verified': the kernel's extra rules for loads without CAP_BPF/CAP_PERFMON.
+    pub unprivileged: Option<bool>,
 }
 
 /// A global function: its entry slot, its name and its prototype's argument types.
@@ -301,6 +303,7 @@ fn parse_options(
         global_functions: (o.global_functions.iter().flatten())
             .map(global_function)
             .collect::<std::result::Result<Vec<_>, _>>()?,
+        unprivileged: o.unprivileged.unwrap_or(false),
         ..ProgramOptions::default()
     };
     if options.log_level > ebpf_vm::verification::MAX_LOG_LEVEL {

@@ -62,6 +62,7 @@ fn ours(prog_type: u32, slots: &[Insn]) -> (f64, u64) {
     };
     let options = VerifyOptions {
         globals: &[],
+        unprivileged: false,
         kind: if prog_type == XDP {
             ProgramKind::Xdp
         } else {
@@ -83,6 +84,7 @@ fn ours(prog_type: u32, slots: &[Insn]) -> (f64, u64) {
     let processed = processed.unwrap_or_else(|| {
         let logged = VerifyOptions {
             globals: &[],
+            unprivileged: false,
             log_level: 1,
             ..options
         };

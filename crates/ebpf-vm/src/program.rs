@@ -170,6 +170,11 @@ pub struct ProgramOptions {
     /// prototypes, verified once on their own as the kernel verifies them; every other function
     /// is verified in the context of each call (a static function).
     pub global_functions: Vec<GlobalFunction>,
+    /// Mode `Verified`: apply the kernel's extra rules for loads without CAP_BPF and
+    /// CAP_PERFMON (`verifier::unprivileged`): no pointer leaks, no pointer comparisons but null
+    /// checks, no uninitialised stack reads, no loops or calls, socket filters (and raw
+    /// programs) only. For embedders running untrusted code.
+    pub unprivileged: bool,
     /// Count instruction and branch coverage over the program's runs (`Program::coverage`):
     /// the JIT's code counts per chain of blocks, the interpreter per instruction (see
     /// `coverage`).
@@ -197,6 +202,7 @@ impl Default for ProgramOptions {
             expected_attach_type: None,
             source_lines: Vec::new(),
             global_functions: Vec::new(),
+            unprivileged: false,
             coverage: false,
         }
     }
@@ -308,6 +314,7 @@ impl Program {
                     log_level: options.log_level.min(MAX_LOG_LEVEL),
                     source_lines: &options.source_lines,
                     globals: &options.global_functions,
+                    unprivileged: options.unprivileged,
                 },
             )?),
         };

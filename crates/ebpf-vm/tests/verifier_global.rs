@@ -34,6 +34,7 @@ fn run(slots: &[Insn], globals: &[GlobalFunction], level: u32) -> Result<(u64, S
     let names = |id: i32| (id == 7).then(|| "bpf_get_prandom_u32".to_string());
     let options = VerifyOptions {
         globals,
+        unprivileged: false,
         kind: ProgramKind::SocketFilter,
         maps: &[],
         helper_name: &names,

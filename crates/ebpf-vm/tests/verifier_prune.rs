@@ -98,6 +98,7 @@ fn ours_at(prog_type: u32, slots: &[Insn], maps: &[&str], log_level: u32) -> Ans
     };
     let options = VerifyOptions {
         globals: &[],
+        unprivileged: false,
         kind: match prog_type {
             XDP => ProgramKind::Xdp,
             _ => ProgramKind::SocketFilter,
@@ -923,6 +924,7 @@ fn accepted_loops_never_trap_on_memory_or_run_forever() {
         let data_size = rng.pick(&[8u32, 16, 32, 48]);
         let options = VerifyOptions {
             globals: &[],
+            unprivileged: false,
             kind: ProgramKind::Raw { data_size },
             maps: &[],
             helper_name: &no_names,

@@ -207,6 +207,7 @@ fn run_accepted(
         let data_size = rng.pick(&[8u32, 16, 32, 48]);
         let options = VerifyOptions {
             globals: &[],
+            unprivileged: false,
             kind: ProgramKind::Raw { data_size },
             maps: &[],
             helper_name: &no_names,

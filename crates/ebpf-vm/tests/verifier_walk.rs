@@ -487,6 +487,7 @@ fn verify_raw(slots: &[Insn], data_size: u32) -> Result<u64, String> {
     let no_names = |_: i32| None;
     let options = VerifyOptions {
         globals: &[],
+        unprivileged: false,
         kind: ProgramKind::Raw { data_size },
         maps: &[],
         helper_name: &no_names,
@@ -1082,6 +1083,7 @@ fn call_embedder_helper(
     let prototype = move |id: i32| (id == 1000).then_some(proto);
     let options = VerifyOptions {
         globals: &[],
+        unprivileged: false,
         kind: ProgramKind::Raw { data_size: 8 },
         maps: &[],
         helper_name: &names,

@@ -72,6 +72,8 @@ pub struct LoadFacts<'a> {
     pub source_lines: &'a [SourceLine],
     /// The global functions (BTF linkage global) and their prototypes.
     pub globals: &'a [GlobalFunction],
+    /// The unprivileged rules (`VerifyOptions::unprivileged`).
+    pub unprivileged: bool,
 }
 
 /// The verifier's facts of map `index`, defined by `def` (no id: the caller knows whether it is
@@ -132,6 +134,7 @@ pub fn verify_load(
             gpl_compatible: facts.gpl_compatible,
             log_level,
             globals: facts.globals,
+            unprivileged: facts.unprivileged,
         };
         verifier::verify(analysis, &options)
     };

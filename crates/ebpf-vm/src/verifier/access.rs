@@ -214,7 +214,19 @@ pub fn load(
         BaseType::Stack => {
             check_stack_alignment(base, insn_off, size)?;
             match stack_range(base, regno, off, size, "read from")? {
-                StackRange::Fixed(at) => read_stack(frame, at, size, signed),
+                StackRange::Fixed(at) => {
+                    let unprivileged = env.options.unprivileged;
+                    super::unprivileged::check_stack_allocated(
+                        unprivileged,
+                        frame,
+                        regno,
+                        at,
+                        size,
+                    )?;
+                    let value = read_stack(frame, at, size, signed)?;
+                    super::unprivileged::check_stack_read(env, frame, at, size)?;
+                    Ok(value)
+                }
                 StackRange::Variable { min, end } => {
                     Ok(read_stack_range(frame, min, end, size, signed))
                 }
@@ -259,6 +271,12 @@ pub fn load(
     }
 }
 
+/// `size` bytes at `off` inside the map value `base` points to (`check_map_access`).
+pub fn map_value_in_bounds(base: &RegState, regno: u8, off: i64, size: u32) -> Result<(), Refusal> {
+    let limit = base.map.as_ref().map_or(0, |m| m.value_size);
+    region(base, regno, off, size, limit)
+}
+
 /// A store of `size` bytes at `insn_off` through `regs[regno]`.
 pub fn store(
     env: &Env<'_>,
@@ -280,7 +298,14 @@ pub fn store(
         BaseType::Stack => {
             check_stack_alignment(&base, insn_off, size)?;
             match stack_range(&base, regno, off, size, "write to")? {
-                StackRange::Fixed(at) => write_stack(frame, at, size, value),
+                StackRange::Fixed(at) => {
+                    super::unprivileged::check_stack_write(env, frame, at, size)?;
+                    if let Some(zero) = super::unprivileged::plain_write(env, &value) {
+                        frame.mark_stack_written(at, size as usize, zero);
+                        return Ok(());
+                    }
+                    write_stack(frame, at, size, value)
+                }
                 StackRange::Variable { min, end } => {
                     write_stack_range(frame, min, end, value);
                     Ok(())

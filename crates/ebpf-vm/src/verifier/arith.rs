@@ -67,6 +67,7 @@ pub fn alu_insn(
         ALU_NEG | ALU_END => {
             check_init(regs, d)?;
             check_writable(d)?;
+            super::unprivileged::check_unary(env, &regs[d as usize], d)?;
             let dst = &mut regs[d as usize];
             if !dst.is_scalar() {
                 // A pointer negated or swapped is just a number (privileged programs may).
@@ -110,6 +111,7 @@ fn mov(
         return Ok(());
     }
     if !regs[s].is_scalar() {
+        super::unprivileged::check_mov(env, &regs[s], s as u8, alu32, off)?;
         regs[d] = if !alu32 && off == 0 {
             regs[s].clone()
         } else {
@@ -185,6 +187,7 @@ fn binary(
         }
         (false, false) => {
             if op == ALU_SUB {
+                super::unprivileged::check_pointer_pair(env, d as u8, alu_name(op))?;
                 regs[d] = RegState::unknown_scalar();
                 Ok(())
             } else {
@@ -228,6 +231,7 @@ fn pointer_arith(
     let d = insn.dst;
     if alu32 {
         if op == ALU_SUB {
+            super::unprivileged::check_pointer_alu32(env, d)?;
             return Ok(RegState::unknown_scalar());
         }
         return Err(eacces(format!("R{d} 32-bit pointer arithmetic prohibited")));
@@ -259,6 +263,7 @@ fn pointer_arith(
     }
     sane_offset(off, ptr)?;
     sane_offset(ptr, ptr)?;
+    let sanitize = super::unprivileged::check_sanitize(env, insn, op, (ptr, off), scalar_dst)?;
     let mut out = ptr.clone();
     if op == ALU_SUB && scalar_dst {
         return Err(eacces(format!(
@@ -283,6 +288,7 @@ fn pointer_arith(
                 && !(op == ALU_SUB && off.bounds.smin == i64::MIN)
             {
                 out.off = fixed.unwrap_or_default() as i32;
+                super::unprivileged::check_moved(env, insn, &out, sanitize)?;
                 return Ok(out);
             }
             // A variable part: added to the pointer's own, with the scalar rules.
@@ -292,6 +298,7 @@ fn pointer_arith(
                 out.id = env.new_id();
                 out.range = 0;
             }
+            super::unprivileged::check_moved(env, insn, &out, sanitize)?;
             Ok(out)
         }
         ALU_AND | ALU_OR | ALU_XOR => Err(eacces(format!(

@@ -63,6 +63,8 @@ const MAP_OF_MAPS: [u32; 2] = [12, 13];
 /// What the arguments checked so far tell the later ones (`struct bpf_call_arg_meta`, in part).
 #[derive(Default)]
 struct Meta {
+    /// The unprivileged rules apply ([`super::unprivileged`]).
+    unprivileged: bool,
     map: Option<MapRef>,
     /// The constant key of an array lookup, when the stack holds one.
     key: Option<u64>,
@@ -117,13 +119,17 @@ pub fn helper_call(
             ));
         }
     }
+    super::unprivileged::check_helper(env, id, &name)?;
     if proto.gpl_only && !env.options.gpl_compatible {
         return Err(refuse(
             ErrorCode::Einval,
             "cannot call GPL-restricted function from non-GPL compatible program",
         ));
     }
-    let mut meta = Meta::default();
+    let mut meta = Meta {
+        unprivileged: env.options.unprivileged,
+        ..Meta::default()
+    };
     for (n, arg) in proto.args.iter().enumerate() {
         let r = n as u8 + 1;
         if *arg == ArgType::DontCare {
@@ -386,6 +392,13 @@ fn is_null(reg: &RegState) -> bool {
     reg.is_scalar() && reg.bounds.var_off.is_const() && reg.bounds.var_off.value == 0
 }
 
+/// A helper's read of `size` bytes through `regs[r]`, with the unprivileged rules when they
+/// apply (no uninitialised stack byte, no spilled pointer).
+fn helper_read(frame: &FuncState, r: u8, size: u32, unprivileged: bool) -> Result<(), Refusal> {
+    access::helper_read(frame, r, size)?;
+    super::unprivileged::check_helper_read(unprivileged, frame, r, size)
+}
+
 /// One argument (`check_func_arg`); a sized memory argument is checked with its size, when
 /// the size argument (`next`) comes.
 fn check_arg(
@@ -397,7 +410,8 @@ fn check_arg(
 ) -> Result<(), Refusal> {
     let reg = frame.regs[r as usize].clone();
     match arg {
-        ArgType::DontCare | ArgType::Anything => Ok(()),
+        ArgType::DontCare => Ok(()),
+        ArgType::Anything => super::unprivileged::check_scalar_arg(meta.unprivileged, &reg, r),
         ArgType::ConstMapPtr => match (&reg.map, reg.ty.base) {
             // A map of maps' lookup result is `map_ptr_or_null` until checked.
             (Some(map), BaseType::ConstMap) if !reg.ty.maybe_null => {
@@ -411,8 +425,14 @@ fn check_arg(
                 return Err(eacces("invalid map_ptr to access map->key"));
             };
             if arg == ArgType::PtrToMapKey {
-                access::helper_read(frame, r, map.key_size)?;
-                meta.key = constant_key(frame, r, map.key_size);
+                helper_read(frame, r, map.key_size, meta.unprivileged)?;
+                // Without CAP_BPF the kernel does not look for a constant key
+                // (`get_constant_map_key`): an array lookup's result may always be NULL.
+                meta.key = if meta.unprivileged {
+                    None
+                } else {
+                    constant_key(frame, r, map.key_size)
+                };
                 if meta.key.is_some() {
                     let key = &frame.regs[r as usize];
                     let at = key.bounds.var_off.value as i64 + key.off as i64;
@@ -420,7 +440,7 @@ fn check_arg(
                 }
                 Ok(())
             } else if arg == ArgType::PtrToMapValue {
-                access::helper_read(frame, r, map.value_size)
+                helper_read(frame, r, map.value_size, meta.unprivileged)
             } else {
                 access::helper_write(frame, r, map.value_size)
             }
@@ -452,7 +472,13 @@ fn check_arg(
                 prev,
                 Some(ArgType::PtrToUninitMem | ArgType::PtrToWritableMemOrNull)
             );
-            check_size(frame, r, arg == ArgType::ConstSizeOrZero, writes)
+            check_size(
+                frame,
+                r,
+                arg == ArgType::ConstSizeOrZero,
+                writes,
+                meta.unprivileged,
+            )
         }
         ArgType::PtrToFixedSizeUninitMem { size } => access::helper_write(frame, r, size),
         ArgType::PtrToCtx => {
@@ -539,6 +565,7 @@ fn check_size(
     r: u8,
     zero_allowed: bool,
     writes: bool,
+    unprivileged: bool,
 ) -> Result<(), Refusal> {
     let size = frame.regs[r as usize].clone();
     if !size.is_scalar() {
@@ -579,7 +606,7 @@ fn check_size(
     if writes {
         access::helper_write(frame, mem, umax)
     } else {
-        access::helper_read(frame, mem, umax)
+        helper_read(frame, mem, umax, unprivileged)
     }
 }
 

@@ -57,6 +57,10 @@ pub struct VerifyOptions<'a> {
     /// The program's global functions (BTF linkage global), verified once against their
     /// prototypes rather than in the context of each call ([`super::global`]).
     pub globals: &'a [super::global::GlobalFunction],
+    /// Apply the kernel's extra rules for loads without CAP_BPF and CAP_PERFMON
+    /// ([`super::unprivileged`]): no pointer leaks, no pointer comparisons but null checks, no
+    /// uninitialised stack reads, the arithmetic Spectre masking needs, no loops, no calls.
+    pub unprivileged: bool,
 }
 
 /// A rejection: the instruction (slot), the kernel-style message, the errno and the whole log.
@@ -128,6 +132,13 @@ pub struct Env<'a> {
     pub finished_stats: super::prune::PruneStats,
     /// Where the last walk left the counters that pace state keeping ([`super::prune::Explored::pace`]).
     pub pace: [u64; 4],
+    /// The logical instruction being checked.
+    pub insn_index: usize,
+    /// Unprivileged: the masking each pointer move by a register needs, by instruction, as the
+    /// first path through it fixed it (the kernel's `aux->alu_state`, `aux->alu_limit`).
+    pub alu_sanitation: std::collections::HashMap<usize, (u32, u32)>,
+    /// Unprivileged: a pointer moved by an unknown scalar (the kernel's `explore_alu_limits`).
+    pub explore_alu_limits: bool,
 }
 
 impl<'a> Env<'a> {
@@ -145,6 +156,9 @@ impl<'a> Env<'a> {
             walking_global: None,
             finished_stats: Default::default(),
             pace: [0; 4],
+            insn_index: 0,
+            alu_sanitation: Default::default(),
+            explore_alu_limits: false,
         }
     }
 

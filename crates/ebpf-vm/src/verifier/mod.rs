@@ -22,6 +22,8 @@
 //!   locks, [`env`] holds what one verification knows and its options;
 //! - [`packet`]: direct packet access per program type, the ranges comparisons teach
 //!   (`data_end`, `data_meta`) and the helpers that change the packet;
+//! - [`unprivileged`]: the extra rules of loads without privileges (option `unprivileged`),
+//!   called from the walk's checks;
 //! - pruning: [`prune`] keeps explored states at prune points and stops a path whose state one
 //!   of them covers ([`equiv`], with static register liveness), and detects infinite loops;
 //!   [`precision`] marks the scalars whose values mattered, so that only those are compared.
@@ -53,6 +55,7 @@ pub mod state;
 pub mod subprog;
 pub mod tc_context;
 pub mod tnum;
+pub mod unprivileged;
 pub mod walk;
 
 pub use bounds::Bounds;

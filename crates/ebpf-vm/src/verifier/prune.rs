@@ -85,6 +85,10 @@ pub struct Explored {
     evicted_alive: u32,
     /// Per logical instruction: a call to a global function (set by the walk).
     pub global_calls: Vec<bool>,
+    /// How strictly scalars are compared when pruning ([`super::unprivileged::scalar_compare`]):
+    /// by range whether precise or not (unprivileged: the kernel makes every unknown scalar
+    /// precise), or exactly (once a pointer moved by an unknown scalar: `explore_alu_limits`).
+    pub strict_scalars: (bool, bool),
     /// States an earlier walk left counted: the kernel does not take the states it frees after
     /// a walk off the count its `peak_states` follows.
     carried: u32,
@@ -145,6 +149,7 @@ impl Explored {
             evicted_alive: 0,
             carried: 0,
             global_calls: Vec::new(),
+            strict_scalars: (false, false),
             stats: PruneStats::default(),
         }
     }
@@ -261,8 +266,12 @@ impl Explored {
                 insn,
                 &self.live,
                 ids_in_use,
-                Compare::NotExact,
-                true,
+                if self.strict_scalars.1 {
+                    Compare::Exact
+                } else {
+                    Compare::NotExact
+                },
+                !self.strict_scalars.0,
             ) {
                 cp.hits += 1;
                 return Visit::Pruned(idx);

@@ -13,8 +13,8 @@
 //! prototypes ([`super::call`]), bpf-to-bpf calls with a frame each ([`super::subprog`]),
 //! ring buffer references ([`super::refs`]), spin locks ([`super::lock`]), callbacks as paths
 //! of their own ([`super::callback`]), atomic read-modify-write operations, legacy packet
-//! loads, bounded loops (pruning: [`super::prune`]). Not yet: load-acquire/store-release,
-//! unprivileged rules.
+//! loads, bounded loops (pruning: [`super::prune`]), and with the option the rules of
+//! unprivileged loads ([`super::unprivileged`]). Not yet: load-acquire/store-release.
 //! Each of those is a rejection that says so, never a silent acceptance.
 
 use std::fmt::Write;
@@ -38,6 +38,7 @@ use super::refs;
 use super::reg::{BaseType, RegState, RegType};
 use super::state::{FuncState, VerifierState};
 use super::subprog;
+use super::unprivileged;
 use crate::analysis::{Analysis, Imm64};
 use crate::error::ErrorCode;
 use crate::isa::opcodes::*;
@@ -73,11 +74,13 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
     env.entry_regs(&mut first.frames[0]);
     let helper_args = |id: u32| (options.prototype)(id as i32).map_or(5, |p| p.arg_count() as u8);
     let live = analysis.live_registers(&helper_args);
-    let before_walk = subprog::check_functions_from_loader(&env)
-        .and_then(|_| lock::check_program_maps(&env))
-        .and_then(|_| subprog::check_functions_without_btf(&env))
-        .map_err(|refusal| (0, refusal))
-        .and_then(|_| check_all_reachable(analysis));
+    let before_walk = unprivileged::check_program(&env).and_then(|_| {
+        subprog::check_functions_from_loader(&env)
+            .and_then(|_| lock::check_program_maps(&env))
+            .and_then(|_| subprog::check_functions_without_btf(&env))
+            .map_err(|refusal| (0, refusal))
+            .and_then(|_| check_all_reachable(analysis))
+    });
     if let Err((slot, refusal)) = before_walk {
         let explored = Explored::new(analysis, live);
         return Err(reject(&mut env, &explored, slot, refusal));
@@ -183,6 +186,7 @@ fn walk(
             if explored.is_prune_point(insn) {
                 let before = prev.unwrap_or(insn);
                 let ids = env.id_gen;
+                explored.strict_scalars = unprivileged::scalar_compare(env);
                 match explored.visit(&state, insn, before, env.processed, ids, &mut segment) {
                     Visit::Continue => {}
                     Visit::Pruned(by) => {
@@ -450,6 +454,7 @@ fn step(
     stack: &mut Vec<Pending>,
 ) -> Result<Next, Refusal> {
     let analysis = env.analysis;
+    env.insn_index = index;
     let insn = *analysis.program.get(index);
     let slot = analysis.program.slot(index);
     let aux = analysis.aux[index];
@@ -565,6 +570,7 @@ fn step(
                     let result =
                         refs::check_resource_leak(state, "BPF_EXIT instruction in main prog")
                             .and_then(|_| check_init(&state.frame().regs, 0))
+                            .and_then(|_| unprivileged::check_exit(env, r0))
                             .and_then(|_| {
                                 if global {
                                     global::check_exit(r0)
@@ -731,9 +737,17 @@ fn store(
     check_init(&frame.regs, insn.dst)?;
     let size = access_size(insn.opcode);
     if insn.opcode & 0xe0 == MODE_ATOMIC {
+        if insn.imm() < 0x100 {
+            unprivileged::check_atomic(env, frame, insn, size)?;
+        }
         return atomic(env, frame, insn, size, slots);
     }
     if class(insn.opcode) == CLASS_STX {
+        let (base, value) = (
+            &frame.regs[insn.dst as usize],
+            &frame.regs[insn.src as usize],
+        );
+        unprivileged::check_store(env, base, insn.src, value)?;
         want_precise_zero(env, frame, insn);
         link_spilled_scalar(env, frame, insn, size);
         let value = frame.regs[insn.src as usize].clone();
@@ -1002,6 +1016,7 @@ fn cond_jump(
     } else {
         RegState::known(insn.imm() as i64 as u64)
     };
+    unprivileged::check_compare_src(env, insn, &a, src_is_reg.then_some(&b))?;
     let target = jump_target(env, index, insn.off as i64)?;
     let fall = index + 1;
 
@@ -1056,6 +1071,9 @@ fn cond_jump(
             )
         }
     };
+    if decided == Taken::Unknown {
+        unprivileged::check_compare_dst(env, insn, &a, src_is_reg.then_some(&b))?;
+    }
     // A jump decided on scalars prints no state (the kernel's precision marking, which runs
     // then, prints its own); one decided on a pointer does.
     let print = !(a.is_scalar() && b.is_scalar());

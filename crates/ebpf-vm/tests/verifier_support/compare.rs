@@ -202,6 +202,32 @@ pub fn kernel_prototype_of(id: i32) -> Option<ebpf_vm::helpers::prototype::Helpe
         .and_then(ebpf_vm::helpers::kernel_prototypes::kernel_prototype)
 }
 
+thread_local! {
+    /// `verify_unprivileged` is verifying: the unprivileged rules apply.
+    static UNPRIV: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Our verifier with the unprivileged rules (`VerifyOptions::unprivileged`), as `verify_here`.
+pub fn verify_unprivileged(
+    prog_type: u32,
+    slots: &[Insn],
+    maps: &[&str],
+) -> Result<Verified, Rejection> {
+    UNPRIV.with(|u| u.set(true));
+    let ours = verify_here(prog_type, slots, maps, "GPL", &[]);
+    UNPRIV.with(|u| u.set(false));
+    ours
+}
+
+/// Our verifier as `root` loads: the privileged rules.
+pub fn verify_privileged(
+    prog_type: u32,
+    slots: &[Insn],
+    maps: &[&str],
+) -> Result<Verified, Rejection> {
+    verify_here(prog_type, slots, maps, "GPL", &[])
+}
+
 /// Our verifier on the same program, with the loader's maps and the kernel's prototypes and
 /// names, at log level 2.
 fn verify_here(
@@ -276,6 +302,7 @@ fn verify_here(
     };
     let options = VerifyOptions {
         globals: &[],
+        unprivileged: UNPRIV.with(|u| u.get()),
         kind: match prog_type {
             XDP => ProgramKind::Xdp,
             XDP_DEVMAP => ProgramKind::XdpDevmap,

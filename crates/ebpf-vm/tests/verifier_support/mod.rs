@@ -108,7 +108,39 @@ pub fn load_with_funcs(
     verdict
 }
 
+/// `load` as an unprivileged user would: the loader runs as `nobody` (uid and gid 65534) with
+/// every capability dropped (`setpriv --inh-caps=-all --bounding-set=-all`), so the kernel applies
+/// its rules for loads without CAP_BPF and CAP_PERFMON. Needs `kernel.unprivileged_bpf_disabled`
+/// = 0 (see [`unprivileged_bpf`]).
+pub fn load_unprivileged(prog_type: u32, slots: &[Insn], maps: &[&str]) -> Result<Verdict, String> {
+    UNPRIVILEGED.with(|u| u.set(true));
+    let verdict = load_with(kernel()?, prog_type, slots, maps, "GPL");
+    UNPRIVILEGED.with(|u| u.set(false));
+    verdict
+}
+
+/// Why unprivileged loads cannot be asked of the kernel here: `kernel.unprivileged_bpf_disabled`
+/// is not 0 (the default on most distributions is 2), or no `setpriv`.
+pub fn unprivileged_bpf() -> Result<(), String> {
+    kernel()?;
+    let value = std::fs::read_to_string("/proc/sys/kernel/unprivileged_bpf_disabled")
+        .map_err(|e| format!("cannot read kernel.unprivileged_bpf_disabled: {e}"))?;
+    if value.trim() != "0" {
+        return Err(format!(
+            "kernel.unprivileged_bpf_disabled is {} (unprivileged loads need 0)",
+            value.trim()
+        ));
+    }
+    Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("no setpriv: {e}"))?;
+    Ok(())
+}
+
 thread_local! {
+    /// `load_unprivileged` is loading: the loader runs without privileges.
+    static UNPRIVILEGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The function entries `load_with_funcs` passes to the loader (`KERNEL_LOAD_FUNCS`).
     static FUNCS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -130,7 +162,22 @@ fn load_with(
     ));
     let bytes: Vec<u8> = slots.iter().flat_map(|s| s.encode()).collect();
     std::fs::write(&file, bytes).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-    let out = Command::new(loader)
+    let unprivileged = UNPRIVILEGED.with(|u| u.get());
+    let mut command = if unprivileged {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(loader);
+        c
+    } else {
+        Command::new(loader)
+    };
+    let out = command
         .arg(prog_type.to_string())
         .arg("2")
         .arg(&file)
