@@ -93,6 +93,7 @@ fn kind_name(kind: ProgramKind) -> &'static str {
         ProgramKind::Raw { .. } => "raw",
         ProgramKind::SocketFilter => "socket_filter",
         ProgramKind::Xdp | ProgramKind::XdpDevmap => "xdp",
+        ProgramKind::Tc => "tc",
         ProgramKind::Kprobe => "kprobe",
         ProgramKind::Tracepoint => "tracepoint",
         ProgramKind::RawTracepoint => "raw_tracepoint",
