@@ -58,7 +58,7 @@ fn implemented() -> BTreeMap<u32, (String, HelperPrototype)> {
 
 /// Our prototype's answer in the table's words.
 fn verdict(p: &HelperPrototype, t: KernelProgType) -> &'static str {
-    match (p.prog_types.contains(t), p.gpl_only) {
+    match (p.prog_types.contains(t), p.needs_gpl(Some(t))) {
         (false, _) => "-",
         (true, true) => "gpl",
         (true, false) => "ok",
