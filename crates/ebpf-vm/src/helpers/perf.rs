@@ -68,10 +68,7 @@ fn perf_event_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
     cx.refuse_leaked_words("bpf_perf_event_output: the record's", &bytes)?;
     // Into the perf event array the program named, when a consumer opened the slot.
     let array = cx.maps.resolve(map);
-    let ring_result = match array
-        .as_ref()
-        .and_then(|m| m.downcast::<PerfEventArray>())
-    {
+    let ring_result = match array.as_ref().and_then(|m| m.downcast::<PerfEventArray>()) {
         Some(array) => {
             let cpu = cx.maps.cpu() as u32;
             let index = match flags & BPF_F_INDEX_MASK {

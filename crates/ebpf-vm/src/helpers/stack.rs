@@ -20,10 +20,12 @@ pub const BPF_GET_STACKID: u32 = 27;
 pub const BPF_GET_STACK: u32 = 67;
 
 fn get_stackid(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
-    let map = cx
-        .maps
-        .resolve(a[1])
-        .ok_or_else(|| HelperError(format!("bpf_get_stackid: 0x{:x} is no map of the program", a[1])))?;
+    let map = cx.maps.resolve(a[1]).ok_or_else(|| {
+        HelperError(format!(
+            "bpf_get_stackid: 0x{:x} is no map of the program",
+            a[1]
+        ))
+    })?;
     let Some(stacks) = map.downcast::<StackTraceMap>() else {
         return Err(HelperError(format!(
             "bpf_get_stackid cannot be used on {} maps",

@@ -307,7 +307,10 @@ impl Map for PerfEventArray {
         let next = match key.map(key_index) {
             Some(i) if i < max => {
                 if i + 1 == max {
-                    return Err(MapError::new(ErrorCode::Enoent, "no key after the last slot"));
+                    return Err(MapError::new(
+                        ErrorCode::Enoent,
+                        "no key after the last slot",
+                    ));
                 }
                 i + 1
             }

@@ -292,7 +292,10 @@ impl Map for StackTraceMap {
         if id >= s.buckets.len() {
             return Err(MapError::new(
                 ErrorCode::E2big,
-                format!("stack id {id} is outside the map's {} buckets", s.buckets.len()),
+                format!(
+                    "stack id {id} is outside the map's {} buckets",
+                    s.buckets.len()
+                ),
             ));
         }
         if s.buckets[id].take().is_none() {
@@ -316,7 +319,10 @@ impl Map for StackTraceMap {
             id += 1;
         }
         if id >= n {
-            return Err(MapError::new(ErrorCode::Enoent, "no stack id after this one"));
+            return Err(MapError::new(
+                ErrorCode::Enoent,
+                "no stack id after this one",
+            ));
         }
         Ok((id as u32).to_ne_bytes().to_vec())
     }
