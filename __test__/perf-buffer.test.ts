@@ -1,5 +1,18 @@
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { assemble, BpfMap, MapError, PerfBuffer, type PerfEvent, Program, possibleCpus } from '../ts/index'
+import {
+  assemble,
+  BpfMap,
+  Collection,
+  loadCollectionSpec,
+  MapError,
+  PerfBuffer,
+  type PerfEvent,
+  Program,
+  possibleCpus,
+} from '../ts/index'
+import { KernelObject, kernelOracle } from './helpers/kernel'
+import { IPPROTO_TCP, ipv4Packet } from './helpers/packets'
 
 // r6 = perf_event_output(ctx, map[0], BPF_F_CURRENT_CPU, r10 - 8 = ctx's first u32, 4);
 // r0 = cpu | r6 << 32.
@@ -158,5 +171,72 @@ describe('stack trace maps', () => {
     const w = map.lookup(0) as Uint8Array
     expect(new DataView(w.buffer, w.byteOffset, w.byteLength).getBigUint64(0, true)).toBe(0x401000n)
     expect(() => prog.run({ ctx, stack: new Array(128).fill(1) })).toThrow(expect.objectContaining({ code: 'EINVAL' }))
+  })
+})
+
+const fixture = (name: string) => join(__dirname, 'fixtures', `${name}.bpf.o`)
+const oracle = kernelOracle()
+const kernelNote = oracle.ok ? 'root, bpftool' : oracle.reason
+
+describe('a clang-built object with a perf event array and a stack trace map', () => {
+  const p1 = ipv4Packet({ src: [1, 2, 3, 4], proto: IPPROTO_TCP })
+  for (const engine of ['interpreter', 'jit'] as const) {
+    it(`${engine}: loads verified; samples carry the struct and 14 packet bytes; stacks are counted by id`, async () => {
+      const coll = new Collection(await loadCollectionSpec(fixture('perf_events')), { engine, mode: 'verified' })
+      const events = coll.maps.get('events')!
+      // Declared without max_entries: one slot per CPU, as libbpf sizes it.
+      expect(events.maxEntries).toBe(possibleCpus())
+      const xdp = coll.programs.get('xdp_perf')!
+      // No reader: bpf_perf_event_output fails (-ENOENT) and the program drops (XDP_DROP = 1).
+      expect(xdp.run({ data: p1 }).retval).toBe(1)
+      const pb = new PerfBuffer(events, { pageCount: 4 })
+      expect(xdp.run({ data: p1 }).retval).toBe(2)
+      const [e, ...rest] = pb.read()
+      expect(rest).toEqual([])
+      expect(e?.type).toBe('sample')
+      const data = (e as { data: Uint8Array }).data
+      // struct event {u32 saddr; u16 len; u8 protocol; u8 ttl} (8 bytes), then the Ethernet header.
+      expect(data.length).toBe(8 + 14)
+      const v = new DataView(data.buffer, data.byteOffset, data.byteLength)
+      expect([v.getUint32(0, true), v.getUint16(4, true), data[6], data[7]]).toEqual([
+        new DataView(Uint8Array.of(1, 2, 3, 4).buffer).getUint32(0, true),
+        p1.length,
+        IPPROTO_TCP,
+        64,
+      ])
+      expect(data.subarray(8)).toEqual(p1.subarray(0, 14))
+      pb.close()
+
+      const kprobe = coll.programs.get('count_stacks')!
+      const ctx = new Uint8Array(168)
+      const a = [0xffffffff81000100n, 0xffffffff81000200n]
+      const b = [0xffffffff81000300n]
+      for (const stack of [a, a, b, a]) kprobe.run({ ctx, stack })
+      const stacks = coll.maps.get('stacks')!
+      const counts = coll.maps.get('counts')!
+      const byStack = new Map<string, bigint>()
+      for (const [id, n] of counts) {
+        const s = stacks.lookup(id as number) as Uint8Array
+        const w = new DataView(s.buffer, s.byteOffset, s.byteLength)
+        const frames = [0, 8].map((o) => w.getBigUint64(o, true)).filter((x) => x !== 0n)
+        byStack.set(frames.map((x) => x.toString(16)).join(','), n as bigint)
+      }
+      expect(byStack).toEqual(
+        new Map([
+          [a.map((x) => x.toString(16)).join(','), 3n],
+          [b.map((x) => x.toString(16)).join(','), 1n],
+        ]),
+      )
+    })
+  }
+
+  it.skipIf(!oracle.ok)(`without a reader the kernel drops too (${kernelNote})`, () => {
+    const kernel = KernelObject.load(fixture('perf_events'))
+    try {
+      // The kernel's test run has no perf event in the slot either: -ENOENT, XDP_DROP.
+      expect(kernel.run('xdp_perf', p1).retval).toBe(1)
+    } finally {
+      kernel.close()
+    }
   })
 })
