@@ -272,9 +272,10 @@ impl NativeMap {
     /// map's `max_entries`, in slots 0.. (what libbpf's `perf_buffer__new` does).
     #[napi(catch_unwind)]
     pub fn perf_open(&self, pages: u32) -> Result<NativePerfBuffer, Code> {
-        let array = self.inner.downcast::<PerfEventArray>().ok_or_else(|| {
-            einval(format!("map {} is not a perf_event_array", self.inner.id()))
-        })?;
+        let array = self
+            .inner
+            .downcast::<PerfEventArray>()
+            .ok_or_else(|| einval(format!("map {} is not a perf_event_array", self.inner.id())))?;
         let cpus = (maps::percpu::possible_cpus() as u32).min(self.inner.common().def.max_entries);
         let notify = Arc::new(PerfNotify::default());
         let mut buffer = NativePerfBuffer {

@@ -522,3 +522,94 @@ fn stack_programs_load_verified_and_map_rules_hold() {
     let e = verified(&lookup, vec![m], true).err().unwrap();
     assert!(e.to_string().contains("cannot pass map_type 7"), "{e}");
 }
+
+/// The stack id hash against the kernel's own `jhash2`, asked through a one-word bloom filter
+/// (`kernel_oracle/bloom_jhash.c`: one hash function, seed 0, bit = jhash2(value) & 63, as the
+/// kernel's bloom filter computes it for values whose size is a multiple of 4). For stacks of 1 to
+/// 4 frames (2 to 8 words: every tail case of jhash2, with and without the 3-word rounds), 64
+/// stacks are picked whose low 6 hash bits (ours) are 0..=63; the kernel must say exactly the one
+/// sharing X's bit may be present.
+#[test]
+fn stack_hash_is_the_kernels_jhash2() {
+    use ebpf_vm::maps::stack_trace::stack_hash;
+    use std::process::Command;
+    extern "C" {
+        fn geteuid() -> u32;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { geteuid() } != 0 || !std::path::Path::new("/usr/include/linux/bpf.h").exists() {
+        eprintln!("skipped: needs root and linux/bpf.h");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ebpf-bloom-jhash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("bloom_jhash");
+    let src = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/kernel_oracle/bloom_jhash.c"
+    );
+    let built = Command::new("cc")
+        .args(["-O1", "-o"])
+        .arg(&exe)
+        .arg(src)
+        .output();
+    let Ok(built) = built else {
+        eprintln!("skipped: no cc");
+        return;
+    };
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let hex = |ips: &[u64]| -> String {
+        ips.iter()
+            .flat_map(|ip| ip.to_ne_bytes())
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let base = [
+        0xffff_ffff_8100_1000u64,
+        0xffff_ffff_8100_2000,
+        0x7f00_0000_1234,
+        42,
+    ];
+    for depth in 1..=4 {
+        let x = &base[..depth];
+        let bit = stack_hash(x) & 63;
+        let mut ys = Vec::new();
+        for want in 0..64u32 {
+            let y = (1u64..)
+                .map(|k| {
+                    let mut y = x.to_vec();
+                    y[depth - 1] = y[depth - 1].wrapping_add(k);
+                    y
+                })
+                .find(|y| stack_hash(y) & 63 == want)
+                .unwrap();
+            ys.push(y);
+        }
+        let out = Command::new(&exe)
+            .arg(hex(x))
+            .args(ys.iter().map(|y| hex(y)))
+            .output()
+            .unwrap();
+        if out.status.code() == Some(2) {
+            eprintln!("skipped: {}", String::from_utf8_lossy(&out.stderr).trim());
+            std::fs::remove_dir_all(&dir).ok();
+            return;
+        }
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let kernel: Vec<bool> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l == "1")
+            .collect();
+        let ours: Vec<bool> = (0..64).map(|j| j == bit).collect();
+        assert_eq!(kernel, ours, "{depth} frames: X's bit is {bit}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
