@@ -78,7 +78,7 @@ fn perf_event_array_creation_follows_the_kernel() {
         MapDef::new(MapType::PerfEventArray, 4, 4, 4).with_flags(flags::BPF_F_RDONLY_PROG),
         MapDef::new(MapType::PerfEventArray, 4, 4, 0),
     ] {
-        let e = maps::create(def.clone()).err().expect("refused");
+        let e = maps::create(def.clone()).expect_err("refused");
         assert_eq!(e.code, ErrorCode::Einval, "{def:?}");
     }
     let m = perf_array(2);

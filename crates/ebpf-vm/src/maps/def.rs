@@ -430,7 +430,7 @@ impl MapDef {
             }
             StackTrace => {
                 use super::stack_trace::{BPF_F_STACK_BUILD_ID, PERF_MAX_STACK};
-                if k != 4 || v < 8 || v % 8 != 0 {
+                if k != 4 || v < 8 || !v.is_multiple_of(8) {
                     return Err(self.fail(format!(
                         "needs key_size 4 and value_size a multiple of 8, got key_size {k}, \
                          value_size {v}"

@@ -224,7 +224,7 @@ pub fn get_stack(trace: &[u64], size: u32, flags: u64) -> (Vec<u8>, i64) {
         return zero(EINVAL);
     }
     let elem = if build_id { 32 } else { 8 };
-    if size % elem != 0 {
+    if !size.is_multiple_of(elem) {
         return zero(EINVAL);
     }
     let skip = (flags & BPF_F_SKIP_FIELD_MASK) as usize;
