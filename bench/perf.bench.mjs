@@ -29,7 +29,8 @@ const perfOut = loop(`
     r3 = 0xffffffff ll
     r4 = r10
     r4 += -8
-    r5 = 8`.concat('\n    call 25'))
+    r5 = 8
+    call 25`)
 const ringOut = loop(`
     r1 = map[0] ll
     r2 = r10
