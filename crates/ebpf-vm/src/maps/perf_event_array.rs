@@ -319,7 +319,8 @@ impl Map for PerfEventArray {
         Ok(next.to_ne_bytes().to_vec())
     }
 
+    /// An array: every slot is a key (`max_entries`), open or not.
     fn len(&self) -> usize {
-        self.slots().iter().filter(|s| s.is_some()).count()
+        self.common.def.max_entries as usize
     }
 }
