@@ -11,7 +11,7 @@ import { globalFunctionsOf } from './btf/global-functions.js'
 import type { BtfType } from './btf/types.js'
 import { Coverage } from './coverage.js'
 import { EbpfError, LoadError, MapError, VerifierError } from './errors.js'
-import { asBpfMap, BpfMap, MAP_TYPES, type MapCodecs, type MapDefinition } from './map.js'
+import { asBpfMap, BpfMap, MAP_TYPES, type MapCodecs, type MapDefinition, possibleCpus } from './map.js'
 import { defaultMode, type EngineName, Program, type ProgramType, type SafetyMode } from './program.js'
 import type { CollectionSpec, MapSpec, ProgramSpec } from './spec.js'
 
@@ -213,7 +213,8 @@ function definitionOf(spec: CollectionSpec, m: MapSpec): MapDefinition {
     type: m.type,
     keySize: m.keySize,
     valueSize: m.valueSize,
-    maxEntries: m.maxEntries,
+    // libbpf: a perf event array without max_entries gets one slot per possible CPU.
+    maxEntries: m.type === MAP_TYPES.perf_event_array && m.maxEntries === 0 ? possibleCpus() : m.maxEntries,
     flags: m.flags | (m.readonly ? BPF_F_RDONLY_PROG : 0),
     name: m.name,
     mapExtra: m.mapExtra,

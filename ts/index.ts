@@ -19,9 +19,10 @@ export * from './errors.js'
 export { type CompiledFilter, type CompileFilterOptions, compileFilter, FilterError } from './filter/index.js'
 export { type HelperPrototype, helperPrototypes } from './helpers.js'
 export type { MapArrayView, MapCodecs, MapDefinition, MapTypeName, UpdateFlag } from './map.js'
-export { BpfMap, MAP_TYPES } from './map.js'
+export { BpfMap, MAP_TYPES, possibleCpus } from './map.js'
 export * as pcap from './pcap/index.js'
 export type { FilterPcapOptions, FilterPcapSummary } from './pcap-filter.js'
+export { PerfBuffer, type PerfBufferOptions, type PerfEvent } from './perf-buffer.js'
 export type {
   AttachTypeName,
   BatchEntry,

@@ -29,8 +29,10 @@ export const MAP_TYPES = {
   hash: 1,
   array: 2,
   prog_array: 3,
+  perf_event_array: 4,
   percpu_hash: 5,
   percpu_array: 6,
+  stack_trace: 7,
   lru_hash: 9,
   lru_percpu_hash: 10,
   lpm_trie: 11,
@@ -572,6 +574,15 @@ export class BpfMap<K = unknown, V = unknown> implements Iterable<[K, V]> {
   freeze(): void {
     call(() => this.native.freeze())
   }
+}
+
+/**
+ * Number of per-CPU slots of this process: the values a per-CPU map has per key, and the rings a
+ * `PerfBuffer` opens (a perf event array's `max_entries` when its definition leaves it 0, as in
+ * libbpf). The host's available parallelism, or `EBPF_NR_CPUS` (1-1024) when set.
+ */
+export function possibleCpus(): number {
+  return native.possibleCpus()
 }
 
 /** @internal checks that an object is a BpfMap (for APIs taking maps). */

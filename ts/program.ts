@@ -394,6 +394,14 @@ export interface RunOptions {
    * x86-64 hosts). Images may touch; where they overlap the later one wins.
    */
   memory?: readonly MemoryImage[]
+  /**
+   * The traced task's kernel call stack, innermost frame first (instruction pointers, up to 127
+   * used): what `bpf_get_stackid` and `bpf_get_stack` report, where the kernel walks the real
+   * stack. Default: none (an empty callchain: `bpf_get_stackid` returns -EFAULT).
+   */
+  stack?: readonly (bigint | number)[]
+  /** The user call stack, for `BPF_F_USER_STACK`; as `stack`. */
+  userStack?: readonly (bigint | number)[]
   /** Runs this many times over the same input (default 1); the result is the last run's, `durationNs` the mean. */
   repeat?: number
   /** Overrides the program's instruction budget for this run. */
@@ -602,6 +610,8 @@ function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
     socket: socketOf(options.socket),
     jiffies,
     memory: memoryImages(options.memory),
+    stack: callStack('stack', options.stack),
+    userStack: callStack('userStack', options.userStack),
     traceLimit: traceLimit(options),
   }
 }
@@ -615,6 +625,15 @@ function socketOf(socket: unknown): NativeRunInput['socket'] {
     cookie: checkUnsigned64(LoadError, 'socket.cookie', s.cookie),
     uid: checkU32Of(LoadError, 'socket.uid', s.uid),
   }
+}
+
+/** Checks `RunOptions.stack` / `userStack`: at most 127 frames are ever used, more are refused. */
+function callStack(what: string, stack: unknown): bigint[] | undefined {
+  if (stack === undefined) return undefined
+  const frames = checkDenseArray<bigint | number>(LoadError, what, stack)
+  if (frames.length > 127)
+    throw new LoadError('EINVAL', `${what} has ${frames.length} frames; the kernel's callchains hold at most 127`)
+  return frames.map((ip, i) => checkUnsigned64(LoadError, `${what}[${i}]`, ip))
 }
 
 /** Checks `RunOptions.memory` and turns it into the engine's images (the bytes are not copied). */

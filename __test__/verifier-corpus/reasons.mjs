@@ -40,11 +40,6 @@ export const REASONS = [
   },
   // What this runtime deliberately does not provide.
   {
-    ours: /map type \d+ \((perf_event_array|stack_trace)\) is not supported/,
-    reason:
-      'deliberate: perf_event_array and stack_trace maps need perf events and kernel stacks, which this runtime does not provide; the load fails before verification',
-  },
-  {
     kernel: /program of this type cannot use helper/,
     ours: /unknown helper \d+/,
     reason:

@@ -27,6 +27,8 @@ function contents(map: BpfMap, type: string): Omit<MapDump, 'name' | 'type'> {
     }
     if (type === 'ringbuf') return { values: map.drainRecords() }
     if (type === 'bloom_filter') return { note: 'a bloom filter only answers membership queries' }
+    if (type === 'perf_event_array')
+      return { note: 'perf event array samples are read with a PerfBuffer while programs run' }
     return { entries: [...map.entries()] }
   } catch (e) {
     if (e instanceof EbpfError) return { note: e.message }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ebpf_vm::maps::perf_event_array::{PerfEntry, PerfEventArray, PerfNotify, PerfRing};
 use ebpf_vm::maps::prog_array::ProgArray;
 use ebpf_vm::maps::ringbuf::RingBuf;
 use ebpf_vm::maps::view::WritableView;
@@ -144,8 +145,152 @@ impl Task for RingbufWait {
     }
 }
 
+/// Records of a perf buffer, oldest first per CPU: samples' data concatenated; per record its
+/// CPU, its length (samples) and its lost count (0 for a sample, else a `PERF_RECORD_LOST`).
+#[napi(object)]
+pub struct NativePerfEvents {
+    pub data: Buffer,
+    pub cpus: Vec<u32>,
+    pub lengths: Vec<u32>,
+    pub lost: Vec<f64>,
+}
+
+/// Per-CPU rings opened on a perf event array (libbpf's `perf_buffer`): slot i holds the ring of
+/// CPU i until `close` (or garbage collection).
+#[napi]
+pub struct NativePerfBuffer {
+    map: Arc<dyn Map>,
+    rings: Vec<Arc<PerfRing>>,
+    notify: Arc<PerfNotify>,
+}
+
+impl NativePerfBuffer {
+    /// Empties the slots that still hold this buffer's rings (the rings stay readable).
+    fn close_rings(&self) {
+        if let Some(array) = self.map.downcast::<PerfEventArray>() {
+            for (i, ring) in self.rings.iter().enumerate() {
+                array.close(i as u32, ring);
+            }
+        }
+    }
+}
+
+impl Drop for NativePerfBuffer {
+    fn drop(&mut self) {
+        self.close_rings();
+    }
+}
+
+/// Waiting for perf records on the thread pool.
+pub struct PerfWait {
+    rings: Vec<Arc<PerfRing>>,
+    notify: Arc<PerfNotify>,
+    timeout: Duration,
+}
+
+impl Task for PerfWait {
+    type Output = bool;
+    type JsValue = bool;
+
+    fn compute(&mut self) -> Result<bool> {
+        let rings = &self.rings;
+        Ok(self
+            .notify
+            .wait(self.timeout, || rings.iter().any(|r| r.has_records())))
+    }
+
+    fn resolve(&mut self, _env: Env, output: bool) -> Result<bool> {
+        Ok(output)
+    }
+}
+
+#[napi]
+impl NativePerfBuffer {
+    /// Every record so far, removed from the rings.
+    #[napi(catch_unwind)]
+    pub fn drain(&self) -> NativePerfEvents {
+        let mut out = NativePerfEvents {
+            data: Vec::new().into(),
+            cpus: Vec::new(),
+            lengths: Vec::new(),
+            lost: Vec::new(),
+        };
+        let mut data = Vec::new();
+        for (cpu, ring) in self.rings.iter().enumerate() {
+            for entry in ring.drain() {
+                out.cpus.push(cpu as u32);
+                match entry {
+                    PerfEntry::Sample(bytes) => {
+                        out.lengths.push(bytes.len() as u32);
+                        out.lost.push(0.0);
+                        data.extend_from_slice(&bytes);
+                    }
+                    PerfEntry::Lost(n) => {
+                        out.lengths.push(0);
+                        out.lost.push(n as f64);
+                    }
+                }
+            }
+        }
+        out.data = data.into();
+        out
+    }
+
+    /// Resolves to true once a ring has records, false after `timeout_ms`; waits on the thread
+    /// pool.
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn wait(&self, timeout_ms: u32) -> AsyncTask<PerfWait> {
+        AsyncTask::new(PerfWait {
+            rings: self.rings.clone(),
+            notify: self.notify.clone(),
+            timeout: Duration::from_millis(timeout_ms as u64),
+        })
+    }
+
+    /// Number of rings (CPUs).
+    #[napi(getter)]
+    pub fn cpu_count(&self) -> u32 {
+        self.rings.len() as u32
+    }
+
+    /// Samples dropped so far, over every ring (reported or not yet by a lost record).
+    #[napi(getter)]
+    pub fn lost_total(&self) -> f64 {
+        self.rings.iter().map(|r| r.lost_total()).sum::<u64>() as f64
+    }
+
+    /// Empties the map's slots; records not read yet are dropped. Twice is harmless.
+    #[napi]
+    pub fn close(&self) {
+        self.close_rings();
+    }
+}
+
 #[napi]
 impl NativeMap {
+    /// Perf event array: opens a ring of `pages` pages (a power of two) for each CPU, up to the
+    /// map's `max_entries`, in slots 0.. (what libbpf's `perf_buffer__new` does).
+    #[napi(catch_unwind)]
+    pub fn perf_open(&self, pages: u32) -> Result<NativePerfBuffer, Code> {
+        let array = self
+            .inner
+            .downcast::<PerfEventArray>()
+            .ok_or_else(|| einval(format!("map {} is not a perf_event_array", self.inner.id())))?;
+        let cpus = (maps::percpu::possible_cpus() as u32).min(self.inner.common().def.max_entries);
+        let notify = Arc::new(PerfNotify::default());
+        let mut buffer = NativePerfBuffer {
+            map: self.inner.clone(),
+            rings: Vec::new(),
+            notify: notify.clone(),
+        };
+        for cpu in 0..cpus {
+            let ring = Arc::new(PerfRing::new(cpu, pages, notify.clone()).map_err(js_err)?);
+            array.open(cpu, ring.clone()).map_err(js_err)?;
+            buffer.rings.push(ring);
+        }
+        Ok(buffer)
+    }
+
     /// Creates a map (`BPF_MAP_CREATE`).
     #[napi(factory, catch_unwind)]
     pub fn create(def: NativeMapDef) -> Result<NativeMap, Code> {
@@ -498,4 +643,11 @@ impl NativeArrayView {
         self.view.release();
         Ok(())
     }
+}
+
+/// Number of per-CPU slots in this process (`maps::percpu::possible_cpus`): the values of per-CPU
+/// maps, and the rings a perf buffer opens (a perf event array's default `max_entries`).
+#[napi]
+pub fn possible_cpus() -> u32 {
+    maps::percpu::possible_cpus() as u32
 }

@@ -154,6 +154,10 @@ pub struct NativeRunInput {
     pub jiffies: Option<BigInt>,
     /// Tracing programs: the memory images the probe-read helpers read.
     pub memory: Option<Vec<NativeMemoryImage>>,
+    /// Tracing programs: the kernel and user call stacks (innermost frame first) that
+    /// `bpf_get_stackid` / `bpf_get_stack` report; checked by the TypeScript layer.
+    pub stack: Option<Vec<BigInt>>,
+    pub user_stack: Option<Vec<BigInt>>,
     /// Record an instruction trace of the (last) run that keeps this many steps; checked by
     /// the TypeScript layer.
     pub trace_limit: Option<u32>,
@@ -379,6 +383,10 @@ fn test_input(i: &NativeRunInput, data: &[u8], limits: &RunLimits) -> TestRunInp
                 bytes: m.bytes.to_vec(),
             })
             .collect(),
+    )
+    .with_stacks(
+        i.stack.iter().flatten().map(unsigned64).collect(),
+        i.user_stack.iter().flatten().map(unsigned64).collect(),
     );
     TestRunInput {
         data: data.to_vec(),

@@ -150,6 +150,7 @@ fn type_helpers(prog_type: ProgramType) -> &'static HelperTable {
             ProgramType::Tracing | ProgramType::Tracepoint | ProgramType::RawTracepoint => {
                 helpers::probe_read::register_compat(&mut ours);
                 helpers::perf::register(&mut ours);
+                helpers::stack::register(&mut ours);
             }
         }
         ours

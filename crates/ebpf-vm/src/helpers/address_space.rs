@@ -16,10 +16,14 @@ pub struct MemoryImage {
 }
 
 /// The images of one run. Reads may span images that touch (memory is memory, wherever one
-/// image ends and the next begins); any byte outside every image is a fault.
+/// image ends and the next begins); any byte outside every image is a fault. With them, the
+/// traced task's call stacks (innermost frame first), which `bpf_get_stackid` and `bpf_get_stack`
+/// report (`stack.rs`): the kernel stack and the user stack, as the caller gives them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddressSpace {
     images: Arc<[MemoryImage]>,
+    kernel_stack: Arc<[u64]>,
+    user_stack: Arc<[u64]>,
 }
 
 impl Default for AddressSpace {
@@ -27,8 +31,12 @@ impl Default for AddressSpace {
     /// empty slice would be an allocation per run.
     fn default() -> Self {
         static EMPTY: std::sync::OnceLock<Arc<[MemoryImage]>> = std::sync::OnceLock::new();
+        static NO_STACK: std::sync::OnceLock<Arc<[u64]>> = std::sync::OnceLock::new();
+        let no_stack = NO_STACK.get_or_init(|| Arc::from(Vec::new()));
         AddressSpace {
             images: EMPTY.get_or_init(|| Arc::from(Vec::new())).clone(),
+            kernel_stack: no_stack.clone(),
+            user_stack: no_stack.clone(),
         }
     }
 }
@@ -37,11 +45,28 @@ impl AddressSpace {
     pub fn new(images: Vec<MemoryImage>) -> AddressSpace {
         AddressSpace {
             images: images.into(),
+            ..AddressSpace::default()
+        }
+    }
+
+    /// The same images with these call stacks (instruction pointers, innermost first).
+    pub fn with_stacks(mut self, kernel: Vec<u64>, user: Vec<u64>) -> AddressSpace {
+        self.kernel_stack = kernel.into();
+        self.user_stack = user.into();
+        self
+    }
+
+    /// The kernel stack (`user` false) or the user stack of the traced task.
+    pub fn stack(&self, user: bool) -> &[u64] {
+        if user {
+            &self.user_stack
+        } else {
+            &self.kernel_stack
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.images.is_empty()
+        self.images.is_empty() && self.kernel_stack.is_empty() && self.user_stack.is_empty()
     }
 
     /// The byte at `addr`, or `None` where no image covers it. When images overlap, the one

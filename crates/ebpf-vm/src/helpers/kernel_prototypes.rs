@@ -8,8 +8,8 @@
 
 use super::prototype::{ArgType::*, HelperPrototype, KernelProgType::*, RetType::*};
 use super::{
-    callbacks, locks, maps, packet, perf, probe_read, process, signal, skb, socket, standard,
-    strings, tail_call, trace,
+    callbacks, locks, maps, packet, perf, probe_read, process, signal, skb, socket, stack,
+    standard, strings, tail_call, trace,
 };
 
 /// The kernel's prototype of helper `id`, for the helpers this engine implements.
@@ -83,6 +83,18 @@ pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
             ],
         )
         .gpl_only(),
+        // kernel/bpf/stackmap.c via bpf_tracing_func_proto: GPL-only, except perf_event programs'
+        // variant of get_stackid (bpf_get_stackid_proto_pe).
+        stack::BPF_GET_STACKID => p(Integer, &[PtrToCtx, ConstMapPtr, Anything])
+            .gpl_only()
+            .gpl_free_for(&[PerfEvent])
+            .for_types(&[Kprobe, Tracepoint, PerfEvent, RawTracepoint]),
+        stack::BPF_GET_STACK => p(
+            Integer,
+            &[PtrToCtx, PtrToUninitMem, ConstSizeOrZero, Anything],
+        )
+        .gpl_only()
+        .for_types(&[Kprobe, Tracepoint, PerfEvent, RawTracepoint]),
         packet::BPF_SKB_LOAD_BYTES => p(Integer, &[PtrToCtx, Anything, PtrToUninitMem, ConstSize])
             .for_types(&[SocketFilter, SchedCls]),
         packet::BPF_CSUM_DIFF => p(

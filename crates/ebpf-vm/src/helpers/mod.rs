@@ -244,6 +244,7 @@ pub mod prototype;
 pub mod signal;
 pub mod skb;
 pub mod socket;
+pub mod stack;
 pub mod standard;
 pub mod strings;
 pub mod tail_call;

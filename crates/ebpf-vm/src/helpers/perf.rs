@@ -1,11 +1,17 @@
-//! `bpf_perf_event_output` (25): hands a record to the embedder's `PerfSink`, on the running
-//! thread, before the helper returns. Flags as in the kernel: the low 32 bits are the perf event
+//! `bpf_perf_event_output` (25): writes a record into the `perf_event_array` map the program
+//! names (`maps::perf_event_array`: the slot of the index, or of the running CPU for
+//! `BPF_F_CURRENT_CPU`; E2BIG past the end, ENOENT with no ring open there, EOPNOTSUPP for a ring
+//! of another CPU, ENOSPC when it is full), and hands it to the embedder's `PerfSink` too, when the
+//! program has one (the `onPerfEvent` shortcut, which takes records whatever the map and reports
+//! index 0 for `BPF_F_CURRENT_CPU`), on the running thread, before the helper returns. The result
+//! is the ring's, or the sink's when no ring is open at the slot. Flags as in the kernel: the low 32 bits are the perf event
 //! array index or `BPF_F_CURRENT_CPU`; for socket filters and XDP the bits 32-51
 //! (`BPF_F_CTXLEN_MASK`) ask for that many packet bytes to be appended (-EFAULT when the packet is
-//! shorter); any other bit is -EINVAL. No sink: -ENOENT (an empty perf event array slot). A record
-//! that does not fit in what is left of the run's perf buffer is dropped and counted as lost:
-//! -ENOSPC (see `output`).
+//! shorter); any other bit is -EINVAL. Neither ring nor sink: -ENOENT (an empty perf event array
+//! slot). A record that does not fit in what is left of the run's perf buffer of the sink is
+//! dropped and counted as lost: -ENOSPC (see `output`).
 
+use crate::maps::perf_event_array::PerfEventArray;
 use crate::program::ProgramType;
 
 use super::output::{perf_record_bytes, PerfRecord};
@@ -60,33 +66,51 @@ fn perf_event_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
         bytes.extend_from_slice(&head);
     }
     cx.refuse_leaked_words("bpf_perf_event_output: the record's", &bytes)?;
+    // Into the perf event array the program named, when a consumer opened the slot.
+    let array = cx.maps.resolve(map);
+    let ring_result = match array.as_ref().and_then(|m| m.downcast::<PerfEventArray>()) {
+        Some(array) => {
+            let cpu = cx.maps.cpu() as u32;
+            let index = match flags & BPF_F_INDEX_MASK {
+                BPF_F_CURRENT_CPU => cpu,
+                i => i as u32,
+            };
+            Some(array.output(cpu, index, &bytes))
+        }
+        None => None,
+    };
+    // The program's own sink (the `onPerfEvent` shortcut) hears of every record besides.
     let index = match flags & BPF_F_INDEX_MASK {
         BPF_F_CURRENT_CPU => 0,
         i => i as u32,
     };
-    let Some(output) = cx.state.output.clone() else {
-        return Ok((-ENOENT) as u64);
-    };
-    let Some(sink) = &output.perf_sink else {
-        return Ok((-ENOENT) as u64);
-    };
-    let record = perf_record_bytes(bytes.len() as u64);
+    let sink_result = sink_output(cx, map, index, bytes);
+    Ok(match (ring_result, sink_result) {
+        (Some(r), Some(s)) if r == -ENOENT => s,
+        (Some(r), _) => r,
+        (None, Some(s)) => s,
+        (None, None) => -ENOENT,
+    } as u64)
+}
+
+/// Hands the record to the program's `PerfSink`, if it has one: 0, or -ENOSPC when the run's perf
+/// budget is spent or the sink dropped it.
+fn sink_output(cx: &mut HelperContext<'_>, map: u64, index: u32, data: Vec<u8>) -> Option<i64> {
+    let output = cx.state.output.clone()?;
+    let sink = output.perf_sink.as_ref()?;
+    let record = perf_record_bytes(data.len() as u64);
     if cx.state.perf_bytes + record > output.perf_buffer_bytes {
         cx.state.perf_lost += 1;
         sink.lost(1);
-        return Ok((-ENOSPC) as u64);
+        return Some(-ENOSPC);
     }
-    let delivered = sink.deliver(&PerfRecord {
-        map,
-        index,
-        data: bytes,
-    });
+    let delivered = sink.deliver(&PerfRecord { map, index, data });
     if !delivered {
         cx.state.perf_lost += 1;
-        return Ok((-ENOSPC) as u64);
+        return Some(-ENOSPC);
     }
     cx.state.perf_bytes += record;
-    Ok(0)
+    Some(0)
 }
 
 /// The first `n` bytes of the run's packet, `None` when it is shorter. XDP: across the linear part

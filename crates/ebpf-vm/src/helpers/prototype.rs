@@ -298,6 +298,9 @@ pub struct HelperPrototype {
     pub args: [ArgType; 5],
     /// Only programs under a GPL-compatible license may call it (`gpl_only`).
     pub gpl_only: bool,
+    /// Types for which the kernel offers a variant of a `gpl_only` helper that is not (perf_event
+    /// programs' `bpf_get_stackid`).
+    pub gpl_free: ProgTypes,
     /// The kernel program types that may call it.
     pub prog_types: ProgTypes,
     /// Packet pointers may be its memory and key arguments (`pkt_access`); without it a packet
@@ -312,6 +315,7 @@ impl HelperPrototype {
         ret: RetType::Integer,
         args: [ArgType::Anything; 5],
         gpl_only: false,
+        gpl_free: ProgTypes::NONE,
         prog_types: ProgTypes::ALL,
         pkt_access: false,
     };
@@ -324,9 +328,22 @@ impl HelperPrototype {
             ret,
             args: all,
             gpl_only: false,
+            gpl_free: ProgTypes::NONE,
             prog_types: ProgTypes::ALL,
             pkt_access: false,
         }
+    }
+
+    /// Whether a program of type `t` (`None`: a type the kernel does not have) needs a
+    /// GPL-compatible license to call it.
+    pub fn needs_gpl(&self, t: Option<KernelProgType>) -> bool {
+        self.gpl_only && !t.is_some_and(|t| self.gpl_free.contains(t))
+    }
+
+    /// The kernel's variant of the helper for these types is not GPL-only.
+    pub fn gpl_free_for(mut self, types: &[KernelProgType]) -> HelperPrototype {
+        self.gpl_free = ProgTypes::of(types);
+        self
     }
 
     pub fn gpl_only(mut self) -> HelperPrototype {

@@ -12,8 +12,10 @@ pub enum MapType {
     Hash = 1,
     Array = 2,
     ProgArray = 3,
+    PerfEventArray = 4,
     PercpuHash = 5,
     PercpuArray = 6,
+    StackTrace = 7,
     LruHash = 9,
     LruPercpuHash = 10,
     LpmTrie = 11,
@@ -31,8 +33,10 @@ impl MapType {
             1 => MapType::Hash,
             2 => MapType::Array,
             3 => MapType::ProgArray,
+            4 => MapType::PerfEventArray,
             5 => MapType::PercpuHash,
             6 => MapType::PercpuArray,
+            7 => MapType::StackTrace,
             9 => MapType::LruHash,
             10 => MapType::LruPercpuHash,
             11 => MapType::LpmTrie,
@@ -68,6 +72,8 @@ impl MapType {
             MapType::Hash => "hash",
             MapType::Array => "array",
             MapType::ProgArray => "prog_array",
+            MapType::PerfEventArray => "perf_event_array",
+            MapType::StackTrace => "stack_trace",
             MapType::PercpuHash => "percpu_hash",
             MapType::PercpuArray => "percpu_array",
             MapType::LruHash => "lru_hash",
@@ -129,12 +135,14 @@ const KERNEL_MAP_TYPES: [&str; 34] = [
 ];
 
 /// Every supported type.
-pub const ALL: [MapType; 14] = [
+pub const ALL: [MapType; 16] = [
     MapType::Hash,
     MapType::Array,
     MapType::ProgArray,
+    MapType::PerfEventArray,
     MapType::PercpuHash,
     MapType::PercpuArray,
+    MapType::StackTrace,
     MapType::LruHash,
     MapType::LruPercpuHash,
     MapType::LpmTrie,
@@ -274,7 +282,12 @@ impl MapDef {
             LruHash | LruPercpuHash => cpus * stride + 2 * key,
             // The trie's sort key has a byte per prefix bit.
             LpmTrie => stride + key + (self.key_size as u64).saturating_sub(4) * 8 + 1,
-            ProgArray | ArrayOfMaps | HashOfMaps => key,
+            ProgArray | ArrayOfMaps | HashOfMaps | PerfEventArray => key,
+            // A stored stack (its ips and a header) per entry, and a bucket pointer per bucket.
+            StackTrace => {
+                return max.saturating_mul(stride + 16)
+                    + (self.max_entries as u64).next_power_of_two() * 8
+            }
             Queue | Stack => stride + INDEX_ENTRY_BYTES,
             BloomFilter => return super::bloom::filter_bits(self) / 8,
             Ringbuf => return 2 * max,
@@ -314,6 +327,21 @@ impl MapDef {
             Queue | Stack => BPF_F_NUMA_NODE | ACCESS_MASK,
             BloomFilter => BPF_F_NUMA_NODE | BPF_F_ZERO_SEED | ACCESS_MASK,
             Ringbuf => BPF_F_NUMA_NODE,
+            // fd_array_map_alloc_check: no program access flags.
+            PerfEventArray => {
+                BPF_F_NUMA_NODE
+                    | BPF_F_RDONLY
+                    | BPF_F_WRONLY
+                    | BPF_F_PRESERVE_ELEMS
+                    | BPF_F_INNER_MAP
+            }
+            // STACK_CREATE_FLAG_MASK without BPF_F_STACK_BUILD_ID, refused below (ENOTSUPP).
+            StackTrace => {
+                BPF_F_NUMA_NODE
+                    | BPF_F_RDONLY
+                    | BPF_F_WRONLY
+                    | super::stack_trace::BPF_F_STACK_BUILD_ID
+            }
         };
         if self.flags & !allowed != 0 {
             return Err(self.fail(format!(
@@ -352,7 +380,7 @@ impl MapDef {
                     )));
                 }
             }
-            ProgArray | ArrayOfMaps => {
+            ProgArray | ArrayOfMaps | PerfEventArray => {
                 if k != 4 || v != 4 {
                     return Err(self.fail(format!(
                         "needs key_size 4 and value_size 4, got key_size {k}, value_size {v}"
@@ -398,6 +426,33 @@ impl MapDef {
                         "map_extra 0x{:x}: only bits 0-3 (number of hash functions) are defined",
                         self.map_extra
                     )));
+                }
+            }
+            StackTrace => {
+                use super::stack_trace::{BPF_F_STACK_BUILD_ID, PERF_MAX_STACK};
+                if k != 4 || v < 8 || !v.is_multiple_of(8) {
+                    return Err(self.fail(format!(
+                        "needs key_size 4 and value_size a multiple of 8, got key_size {k}, \
+                         value_size {v}"
+                    )));
+                }
+                if self.flags & BPF_F_STACK_BUILD_ID != 0 {
+                    return Err(MapError::new(
+                        ErrorCode::Enotsupp,
+                        "BPF_F_STACK_BUILD_ID: this runtime has no build ids to store",
+                    ));
+                }
+                if v / 8 > PERF_MAX_STACK {
+                    return Err(self.fail(format!(
+                        "value_size {v} holds more than {PERF_MAX_STACK} frames \
+                         (sysctl_perf_event_max_stack)"
+                    )));
+                }
+                if self.max_entries > 1 << 31 {
+                    return Err(MapError::new(
+                        ErrorCode::E2big,
+                        format!("max_entries {} exceeds 2^31", self.max_entries),
+                    ));
                 }
             }
             Ringbuf => {

@@ -26,6 +26,7 @@ pub mod lock;
 pub mod lpm;
 pub mod of_maps;
 pub mod percpu;
+pub mod perf_event_array;
 pub mod pool;
 pub mod prog_array;
 pub mod queue;
@@ -34,6 +35,7 @@ pub mod reloc;
 pub mod reuse;
 pub mod ringbuf;
 pub mod run;
+pub mod stack_trace;
 pub mod storage;
 mod user;
 pub mod view;
@@ -294,6 +296,8 @@ pub fn create(def: MapDef) -> MapResult<Arc<dyn Map>> {
         MapType::LpmTrie => Arc::new(lpm::LpmTrie::new(def)?),
         MapType::BloomFilter => Arc::new(bloom::BloomFilter::new(def)?),
         MapType::Ringbuf => Arc::new(ringbuf::RingBuf::new(def)?),
+        MapType::PerfEventArray => Arc::new(perf_event_array::PerfEventArray::new(def)?),
+        MapType::StackTrace => Arc::new(stack_trace::StackTraceMap::new(def)?),
     };
     registry::register(&map);
     Ok(map)

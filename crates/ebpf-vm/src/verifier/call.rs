@@ -45,10 +45,12 @@ const MAX_VAR_SIZE: u64 = 1 << 29;
 /// (12); perf event arrays (4) with perf_event_read (22), perf_event_output (25),
 /// perf_event_read_value (55), skb_output (111), xdp_output (121); queues (22) and stacks (23)
 /// with push (87), pop (88), peek (89); bloom filters (30) with push and peek (not pop); ring
-/// buffers (27) with ringbuf_output (130), reserve (131), query (134).
-const MAP_FUNCS: [(u32, &[i32]); 6] = [
+/// buffers (27) with ringbuf_output (130), reserve (131), query (134); stack traces (7) with
+/// get_stackid (27).
+const MAP_FUNCS: [(u32, &[i32]); 7] = [
     (3, &[12]),
     (4, &[22, 25, 55, 111, 121]),
+    (7, &[27]),
     (22, &[87, 88, 89]),
     (23, &[87, 88, 89]),
     (27, &[130, 131, 134]),
@@ -120,7 +122,7 @@ pub fn helper_call(
         }
     }
     super::unprivileged::check_helper(env, id, &name)?;
-    if proto.gpl_only && !env.options.gpl_compatible {
+    if proto.needs_gpl(env.options.kind.kernel_type()) && !env.options.gpl_compatible {
         return Err(refuse(
             ErrorCode::Einval,
             "cannot call GPL-restricted function from non-GPL compatible program",
