@@ -11,13 +11,16 @@
 //! an ifindex the network lacks is -ENODEV. The length checked is the packet's (tc: `skb->len`;
 //! XDP: `data_end - data`) or, when `*mtu_len` is non-zero, `*mtu_len` + the 14-byte Ethernet
 //! header; plus `len_diff`. Over MTU + 14: `BPF_MTU_CHK_RET_FRAG_NEEDED` (1), else 0. `*mtu_len`
-//! gets the device's MTU. Flags: XDP none (-EINVAL), tc `BPF_MTU_CHK_SEGS` (1) only, with
-//! `len_diff` and `*mtu_len` 0 (-EINVAL); test-run packets are not GSO, so SEGS changes nothing.
+//! gets the device's MTU (an error leaves it alone). Flags: XDP none (-EINVAL), tc
+//! `BPF_MTU_CHK_SEGS` (1) only, with `len_diff` and `*mtu_len` 0 (-EINVAL); test-run packets are
+//! not GSO, so SEGS changes nothing. Checked against the kernel's test runs in
+//! `tests/kernel_oracle/check_mtu_6.18.txt`.
 //!
 //! `bpf_fib_lookup(ctx, params, plen, flags)` (69; `bpf_xdp_fib_lookup`, `bpf_skb_fib_lookup`)
 //! with a network: `plen` under 64 or unknown flags -EINVAL; a family other than AF_INET (2) or
 //! AF_INET6 (10) -EAFNOSUPPORT; `params->ifindex` not an interface -ENODEV; forwarding off on it
-//! (and no `BPF_FIB_LOOKUP_OUTPUT`) `FWD_DISABLED` (5). Then the longest route prefix that holds
+//! `FWD_DISABLED` (5), whatever the flags (these checks are compared with the kernel's test runs
+//! in `tests/kernel_oracle/fib_lookup_6.18.txt`; the rest follows net/core/filter.c by hand). Then the longest route prefix that holds
 //! `ipv4_dst`/`ipv6_dst`: none `NOT_FWDED` (4); a blackhole, unreachable or prohibit route 1, 2, 3.
 //! A unicast route's MTU (its own, else its interface's): XDP, and tc when `tot_len` is set, is
 //! `FRAG_NEEDED` (8) with `mtu_result` when `tot_len` is over it. Then `params->ifindex` becomes
@@ -147,7 +150,7 @@ pub mod fib_ret {
 }
 
 const FIB_DIRECT: u64 = 1;
-const FIB_OUTPUT: u64 = 2;
+const FIB_OUTPUT: u64 = 2; // accepted; the one table serves both directions
 const FIB_SKIP_NEIGH: u64 = 4;
 const FIB_TBID: u64 = 8;
 const FIB_SRC: u64 = 16;
@@ -226,29 +229,26 @@ fn check_mtu(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError
         write_u32(cx, mtu_len, dev.mtu)?;
         return Ok(ret);
     }
-    // bpf_skb_check_mtu: every failure still writes *mtu_len (0 before the device is known).
-    let bad_flags = flags & !BPF_MTU_CHK_SEGS != 0
-        || flags & BPF_MTU_CHK_SEGS != 0 && (len_diff != 0 || given != 0);
-    let (ret, mtu) = match dev {
-        _ if bad_flags => ((-EINVAL) as u64, 0),
-        None => ((-ENODEV) as u64, 0),
-        Some(dev) => {
-            let mut len = if given != 0 {
-                given as i64 + ETH_HLEN
-            } else {
-                packet_len(cx) as i64
-            };
-            len += len_diff;
-            // Not GSO (test-run packets never are): over the MTU is FRAG_NEEDED.
-            let r = if len <= dev.mtu as i64 + ETH_HLEN {
-                0
-            } else {
-                MTU_FRAG_NEEDED
-            };
-            (r, dev.mtu)
-        }
+    // bpf_skb_check_mtu: a failure leaves *mtu_len alone, as in XDP.
+    if flags & !BPF_MTU_CHK_SEGS != 0
+        || flags & BPF_MTU_CHK_SEGS != 0 && (len_diff != 0 || given != 0)
+    {
+        return neg(EINVAL);
+    }
+    let Some(dev) = dev else { return neg(ENODEV) };
+    let mut len = if given != 0 {
+        given as i64 + ETH_HLEN
+    } else {
+        packet_len(cx) as i64
     };
-    write_u32(cx, mtu_len, mtu)?;
+    len += len_diff;
+    // Not GSO (test-run packets never are): over the MTU is FRAG_NEEDED.
+    let ret = if len <= dev.mtu as i64 + ETH_HLEN {
+        0
+    } else {
+        MTU_FRAG_NEEDED
+    };
+    write_u32(cx, mtu_len, dev.mtu)?;
     Ok(ret)
 }
 
@@ -300,7 +300,8 @@ fn lookup(net: &Network, p: &mut [u8; 64], flags: u64, tc: bool, skb_len: u64) -
     let Some(input) = net.interface(u32_at(p, 8)) else {
         return -ENODEV;
     };
-    if flags & FIB_OUTPUT == 0 && !input.forwarding {
+    // Checked whatever the flags say (BPF_FIB_LOOKUP_OUTPUT too), as the kernel does.
+    if !input.forwarding {
         return fib_ret::FWD_DISABLED as i64;
     }
     let tot_len = u16::from_ne_bytes([p[6], p[7]]) as u32;
