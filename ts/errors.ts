@@ -22,6 +22,8 @@ const ERROR_CODES = [
   'EPERM',
   'EBUSY',
   'ABORT_ERR',
+  'ENODEV',
+  'EOVERFLOW',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

@@ -38,8 +38,12 @@ export const MAP_TYPES = {
   lpm_trie: 11,
   array_of_maps: 12,
   hash_of_maps: 13,
+  devmap: 14,
+  cpumap: 16,
+  xskmap: 17,
   queue: 22,
   stack: 23,
+  devmap_hash: 25,
   ringbuf: 27,
   bloom_filter: 30,
 } as const

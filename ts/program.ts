@@ -436,6 +436,11 @@ export interface RunOptions {
 export interface Redirect {
   ifindex: number
   flags: number
+  /** `bpf_redirect_map`: the map's name and the key looked up (devmap entries also set `ifindex`). */
+  map?: string
+  key?: number
+  /** tc: how the packet goes (`bpf_redirect`, `bpf_redirect_neigh`, `bpf_redirect_peer`). */
+  via?: 'redirect' | 'neigh' | 'peer'
 }
 
 export interface RunResult {
@@ -719,7 +724,15 @@ function toResult(type: ProgramType, res: NativeRunResult): RunResult {
   }
   if (res.meta) out.meta = bytes(res.meta)
   if (res.skb) out.skb = decodeContext('tc', bytes(res.skb)) as SkbContext
-  if (res.redirect) out.redirect = { ifindex: res.redirect.ifindex, flags: res.redirect.flags }
+  if (res.redirect) {
+    const r: Redirect = { ifindex: res.redirect.ifindex, flags: res.redirect.flags }
+    if (res.redirect.map != null) {
+      r.map = res.redirect.map
+      r.key = res.redirect.key ?? 0
+    }
+    if (res.redirect.via !== 'redirect') r.via = res.redirect.via as 'neigh' | 'peer'
+    out.redirect = r
+  }
   if (res.signals.length > 0) out.signals = res.signals.map((s) => ({ signal: s.signal, thread: s.thread }))
   return out
 }

@@ -12,6 +12,9 @@ use ebpf_vm::{
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use ebpf_vm::context::net::{Interface, Network, Route, RouteKind};
+use ebpf_vm::context::redirect::{Redirect, Via};
+
 use crate::errors::{einval, thrown, Code};
 use crate::names::{AttachTypeName, EngineName, ProgramTypeName, SafetyMode};
 use crate::{invalid, NativeError};
@@ -158,6 +161,9 @@ pub struct NativeRunInput {
     /// `bpf_get_stackid` / `bpf_get_stack` report; checked by the TypeScript layer.
     pub stack: Option<Vec<BigInt>>,
     pub user_stack: Option<Vec<BigInt>>,
+    /// tc and XDP: the interfaces and routes of `bpf_check_mtu`, `bpf_fib_lookup`,
+    /// `bpf_clone_redirect`; checked by the TypeScript layer (addresses as bytes).
+    pub network: Option<NativeNetwork>,
     /// Record an instruction trace of the (last) run that keeps this many steps; checked by
     /// the TypeScript layer.
     pub trace_limit: Option<u32>,
@@ -184,6 +190,90 @@ pub struct NativeMemoryImage {
     pub bytes: Buffer,
 }
 
+/// The run's network (`context::net::Network`).
+#[napi(object)]
+pub struct NativeNetwork {
+    pub interfaces: Vec<NativeInterface>,
+    /// Absent: no table (every fib lookup is NOT_FWDED).
+    pub routes: Option<Vec<NativeRoute>>,
+}
+
+#[napi(object)]
+pub struct NativeInterface {
+    pub ifindex: u32,
+    pub mtu: u32,
+    /// 6 bytes.
+    pub mac: Buffer,
+    pub forwarding: bool,
+}
+
+#[napi(object)]
+pub struct NativeRoute {
+    pub ipv6: bool,
+    /// 4 or 16 bytes.
+    pub dst: Buffer,
+    pub prefix_len: u32,
+    /// "unicast", "blackhole", "unreachable" or "prohibit".
+    pub kind: String,
+    pub ifindex: u32,
+    pub gateway: Option<Buffer>,
+    pub metric: u32,
+    pub mtu: u32,
+    /// 6 bytes: the next hop's MAC.
+    pub neighbor: Option<Buffer>,
+}
+
+fn addr16(b: &[u8]) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    let n = b.len().min(16);
+    a[..n].copy_from_slice(&b[..n]);
+    a
+}
+
+fn mac6(b: &[u8]) -> [u8; 6] {
+    let mut a = [0u8; 6];
+    let n = b.len().min(6);
+    a[..n].copy_from_slice(&b[..n]);
+    a
+}
+
+fn network(n: &NativeNetwork) -> Network {
+    Network {
+        interfaces: n
+            .interfaces
+            .iter()
+            .map(|i| Interface {
+                ifindex: i.ifindex,
+                mtu: i.mtu,
+                mac: mac6(&i.mac),
+                forwarding: i.forwarding,
+            })
+            .collect(),
+        routes: n
+            .routes
+            .iter()
+            .flatten()
+            .map(|r| Route {
+                ipv6: r.ipv6,
+                dst: addr16(&r.dst),
+                prefix_len: r.prefix_len.min(128) as u8,
+                kind: match r.kind.as_str() {
+                    "blackhole" => RouteKind::Blackhole,
+                    "unreachable" => RouteKind::Unreachable,
+                    "prohibit" => RouteKind::Prohibit,
+                    _ => RouteKind::Unicast,
+                },
+                ifindex: r.ifindex,
+                gateway: r.gateway.as_ref().map(|g| addr16(g)),
+                metric: r.metric,
+                mtu: r.mtu,
+                neighbor: r.neighbor.as_ref().map(|m| mac6(m)),
+            })
+            .collect(),
+        has_table: n.routes.is_some(),
+    }
+}
+
 /// A BigInt the TypeScript layer checked to be in 0..2^64, as a u64.
 fn unsigned64(b: &BigInt) -> u64 {
     b.get_u64().1
@@ -202,6 +292,8 @@ pub struct NativeRunResult {
     pub skb: Option<Buffer>,
     /// tc: where the packet went (`TC_ACT_REDIRECT` after `bpf_redirect`).
     pub redirect: Option<NativeRedirect>,
+    /// tc: the packets `bpf_clone_redirect` sent.
+    pub clones: Vec<NativeClone>,
     /// What the program asked `bpf_send_signal(_thread)` to send (nothing is sent).
     pub signals: Vec<NativeSignal>,
     pub duration_ns: f64,
@@ -210,11 +302,47 @@ pub struct NativeRunResult {
     pub trace: Option<crate::trace::NativeTrace>,
 }
 
-/// The target of a redirect: an interface and `bpf_redirect`'s flags (`BPF_F_INGRESS`).
+/// The target of a redirect: an interface and `bpf_redirect`'s flags (`BPF_F_INGRESS`), or a
+/// `bpf_redirect_map` entry, and how a tc redirect goes.
 #[napi(object)]
 pub struct NativeRedirect {
     pub ifindex: u32,
     pub flags: u32,
+    /// `bpf_redirect_map`: the map's name, id and type, and the key.
+    pub map: Option<String>,
+    pub map_id: Option<u32>,
+    pub map_type: Option<String>,
+    pub key: Option<u32>,
+    /// "redirect", "neigh" or "peer".
+    pub via: String,
+    /// `bpf_redirect_neigh`'s `struct bpf_redir_neigh`, when given.
+    pub nexthop: Option<Buffer>,
+}
+
+/// A packet `bpf_clone_redirect` sent.
+#[napi(object)]
+pub struct NativeClone {
+    pub ifindex: u32,
+    pub flags: u32,
+    pub packet: Buffer,
+}
+
+fn redirect_to_js(r: Redirect) -> NativeRedirect {
+    let (via, nexthop) = match r.via {
+        Via::Redirect => ("redirect", None),
+        Via::Neigh(nh) => ("neigh", nh.map(|b| Buffer::from(b.to_vec()))),
+        Via::Peer => ("peer", None),
+    };
+    NativeRedirect {
+        ifindex: r.ifindex,
+        flags: r.flags as u32,
+        map: r.map.as_ref().map(|m| m.map_name.clone()),
+        map_id: r.map.as_ref().map(|m| m.map_id),
+        map_type: r.map.as_ref().map(|m| m.map_type.name().to_string()),
+        key: r.map.as_ref().map(|m| m.key),
+        via: via.to_string(),
+        nexthop,
+    }
 }
 
 #[napi(object)]
@@ -398,6 +526,7 @@ fn test_input(i: &NativeRunInput, data: &[u8], limits: &RunLimits) -> TestRunInp
         }),
         jiffies: i.jiffies.as_ref().map(unsigned64),
         memory,
+        network: i.network.as_ref().map(|n| Arc::new(network(n))),
         repeat: i.repeat.unwrap_or(1),
         budget: i
             .budget
@@ -448,10 +577,16 @@ fn to_js(out: TestRunOutput) -> NativeRunResult {
         ctx: out.ctx.map(Buffer::from),
         meta: out.meta.map(Buffer::from),
         skb: out.skb.map(Buffer::from),
-        redirect: out.redirect.map(|r| NativeRedirect {
-            ifindex: r.ifindex,
-            flags: r.flags as u32,
-        }),
+        redirect: out.redirect.map(redirect_to_js),
+        clones: out
+            .clones
+            .into_iter()
+            .map(|c| NativeClone {
+                ifindex: c.ifindex,
+                flags: c.flags as u32,
+                packet: c.packet.into(),
+            })
+            .collect(),
         signals: out
             .signals
             .iter()
@@ -874,6 +1009,7 @@ fn run_packets(
         ctx: input.ctx.as_deref(),
         process: input.process,
         memory: Some(&input.memory),
+        network: input.network.as_ref(),
         budget: input.budget,
         limits: input.limits.clone(),
         r0_only: false,
@@ -926,8 +1062,8 @@ fn pack(outputs: Vec<TestRunOutput>) -> NativeBatch {
         let k = out.skb.unwrap_or_default();
         skb_lengths.push(k.len() as u32);
         skb.extend_from_slice(&k);
-        redirect_ifindexes.push(out.redirect.map_or(0, |r| r.ifindex));
-        redirect_flags.push(out.redirect.map_or(-1, |r| r.flags as i32));
+        redirect_ifindexes.push(out.redirect.as_ref().map_or(0, |r| r.ifindex));
+        redirect_flags.push(out.redirect.as_ref().map_or(-1, |r| r.flags as i32));
     }
     NativeBatch {
         r0: r0.into(),

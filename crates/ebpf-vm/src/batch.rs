@@ -29,6 +29,8 @@ pub struct BatchInput<'a> {
     pub ctx: Option<&'a [u8]>,
     pub process: ProcessInfo,
     pub memory: Option<&'a AddressSpace>,
+    /// tc and XDP: the interfaces and routes of every run (see `context::net`).
+    pub network: Option<&'a std::sync::Arc<crate::context::net::Network>>,
     pub budget: Option<u64>,
     /// Deadline and cancellation of the whole batch.
     pub limits: RunLimits,
@@ -133,6 +135,7 @@ impl Program {
                     socket: None,
                     jiffies: None,
                     memory: input.memory,
+                    network: input.network,
                 };
                 let t0 = (!input.r0_only).then(Instant::now);
                 // Runs too short to reach a check of their own still end at the limits.

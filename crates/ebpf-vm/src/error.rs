@@ -31,6 +31,10 @@ pub enum ErrorCode {
     Ebusy,
     /// Run cancelled by its caller (Node's `AbortError` code).
     AbortErr,
+    /// No such device (a cpumap entry for a CPU the process does not have).
+    Enodev,
+    /// A value over its type's limit (a cpumap queue size over 16384).
+    Eoverflow,
 }
 
 impl ErrorCode {
@@ -48,6 +52,8 @@ impl ErrorCode {
             ErrorCode::Eperm => "EPERM",
             ErrorCode::Ebusy => "EBUSY",
             ErrorCode::AbortErr => "ABORT_ERR",
+            ErrorCode::Enodev => "ENODEV",
+            ErrorCode::Eoverflow => "EOVERFLOW",
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct TestRunInput {
     pub jiffies: Option<u64>,
     /// Tracing programs: the memory images the probe-read helpers read (see `ContextInput`).
     pub memory: crate::context::AddressSpace,
+    /// tc and XDP: the interfaces and routes of the run (see `context::net`); `None`: the
+    /// loopback and no routes.
+    pub network: Option<std::sync::Arc<crate::context::net::Network>>,
     /// How many times to run (at least once).
     pub repeat: u32,
     pub budget: Option<u64>,
@@ -52,6 +55,8 @@ pub struct TestRunOutput {
     pub skb: Option<Vec<u8>>,
     /// tc and XDP: where the last run sent the packet (the redirect action after `bpf_redirect`).
     pub redirect: Option<crate::context::redirect::Redirect>,
+    /// tc: the packets the last run sent with `bpf_clone_redirect`.
+    pub clones: Vec<crate::context::redirect::Clone>,
     /// Mean wall time of one run, in nanoseconds.
     pub duration_ns: f64,
     /// `bpf_perf_event_output` records dropped, over all repetitions (see `helpers::output`).
@@ -73,6 +78,7 @@ impl Program {
             socket: input.socket,
             jiffies: input.jiffies,
             memory: Some(&input.memory),
+            network: input.network.as_ref(),
         };
         let mut data = input.data.clone();
         let mut runs = 0u32;
@@ -150,6 +156,7 @@ impl TestRunOutput {
                 meta: cx_out.meta,
                 skb: cx_out.skb,
                 redirect: cx_out.redirect,
+                clones: cx_out.clones,
                 duration_ns,
                 perf_lost,
                 signals: cx_out.signals,
@@ -163,6 +170,7 @@ impl TestRunOutput {
                 meta: None,
                 skb: None,
                 redirect: None,
+                clones: Vec::new(),
                 duration_ns,
                 perf_lost,
                 signals: Vec::new(),

@@ -91,7 +91,7 @@ fn differences(kernel: &Access) -> Vec<String> {
 #[test]
 fn every_implemented_helper_has_the_kernel_prototype() {
     let all = implemented();
-    assert_eq!(all.len(), 70, "{:?}", all.keys().collect::<Vec<_>>());
+    assert_eq!(all.len(), 76, "{:?}", all.keys().collect::<Vec<_>>());
     for (id, (name, p)) in all {
         assert_eq!(kernel_prototype(id), Some(p), "{id} {name}");
     }
@@ -253,6 +253,11 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
         "RET_VOID",
         &["ARG_PTR_TO_CTX", "ARG_CONST_MAP_PTR", "ARG_ANYTHING"],
     ),
+    (
+        13,
+        "RET_INTEGER",
+        &["ARG_PTR_TO_CTX", "ARG_ANYTHING", "ARG_ANYTHING"],
+    ),
     (14, "RET_INTEGER", &[]),
     (15, "RET_INTEGER", &[]),
     (
@@ -349,6 +354,11 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
             "ARG_ANYTHING",
         ],
     ),
+    (
+        51,
+        "RET_INTEGER",
+        &["ARG_CONST_MAP_PTR", "ARG_ANYTHING", "ARG_ANYTHING"],
+    ),
     (54, "RET_INTEGER", &["ARG_PTR_TO_CTX", "ARG_ANYTHING"]),
     (65, "RET_INTEGER", &["ARG_PTR_TO_CTX", "ARG_ANYTHING"]),
     (
@@ -358,6 +368,16 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
             "ARG_PTR_TO_CTX",
             "ARG_PTR_TO_UNINIT_MEM",
             "ARG_CONST_SIZE_OR_ZERO",
+            "ARG_ANYTHING",
+        ],
+    ),
+    (
+        69,
+        "RET_INTEGER",
+        &[
+            "ARG_PTR_TO_CTX",
+            "ARG_PTR_TO_MEM | MEM_WRITE",
+            "ARG_CONST_SIZE",
             "ARG_ANYTHING",
         ],
     ),
@@ -476,8 +496,30 @@ const BY_HAND: &[(u32, &str, &[&str])] = &[
         &["ARG_PTR_TO_RINGBUF_MEM | OBJ_RELEASE", "ARG_ANYTHING"],
     ),
     (134, "RET_INTEGER", &["ARG_CONST_MAP_PTR", "ARG_ANYTHING"]),
+    (
+        152,
+        "RET_INTEGER",
+        &[
+            "ARG_ANYTHING",
+            "ARG_PTR_TO_MEM | PTR_MAYBE_NULL | MEM_RDONLY",
+            "ARG_CONST_SIZE_OR_ZERO",
+            "ARG_ANYTHING",
+        ],
+    ),
+    (155, "RET_INTEGER", &["ARG_ANYTHING", "ARG_ANYTHING"]),
     (158, "RET_PTR_TO_BTF_ID_TRUSTED", &[]),
     (160, "RET_INTEGER", &[]),
+    (
+        163,
+        "RET_INTEGER",
+        &[
+            "ARG_PTR_TO_CTX",
+            "ARG_ANYTHING",
+            "ARG_PTR_TO_FIXED_SIZE_MEM | MEM_WRITE | MEM_ALIGNED (size 4)",
+            "ARG_ANYTHING",
+            "ARG_ANYTHING",
+        ],
+    ),
     (
         164,
         "RET_INTEGER",

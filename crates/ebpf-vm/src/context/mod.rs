@@ -19,6 +19,7 @@
 //! type does not have is a load error naming the instruction, as in the kernel.
 
 pub mod layout;
+pub mod net;
 pub mod places;
 pub mod pseudo_func;
 pub mod redirect;
@@ -31,7 +32,7 @@ pub mod tracing;
 pub mod xdp;
 pub mod xdp_frags;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::analysis::{Analysis, Flow};
 use crate::error::{ErrorCode, LoadError, Trap};
@@ -61,6 +62,9 @@ pub struct ContextInput<'a> {
     /// The address space the probe-read helpers read (memory images at addresses; not the
     /// program's memory), typically given to tracing programs.
     pub memory: Option<&'a AddressSpace>,
+    /// tc and XDP: the interfaces and routes `bpf_check_mtu`, `bpf_fib_lookup` and
+    /// `bpf_clone_redirect` see (`net`); `None`: the test run's loopback and no routes.
+    pub network: Option<&'a Arc<net::Network>>,
 }
 
 /// The program-type outputs of a run.
@@ -79,6 +83,8 @@ pub struct ContextOutput {
     /// tc and XDP: where the packet went, when the program returned the redirect action
     /// (`TC_ACT_REDIRECT`, `XDP_REDIRECT`) after a `bpf_redirect`.
     pub redirect: Option<redirect::Redirect>,
+    /// tc: the copies of the packet `bpf_clone_redirect` sent, in order.
+    pub clones: Vec<redirect::Clone>,
     /// `bpf_perf_event_output` records the run dropped because its perf buffer was full.
     pub perf_lost: u64,
     /// The signals the program asked `bpf_send_signal(_thread)` to send (nothing is signalled).
@@ -140,10 +146,14 @@ fn type_helpers(prog_type: ProgramType) -> &'static HelperTable {
                 helpers::perf::register(&mut ours);
                 tc_helpers::register(&mut ours);
                 redirect::register(&mut ours);
+                redirect::register_tc(&mut ours);
+                net::register(&mut ours);
             }
             ProgramType::Xdp => {
                 helpers::packet::register_xdp(&mut ours);
                 redirect::register(&mut ours);
+                redirect::register_xdp(&mut ours);
+                net::register(&mut ours);
                 helpers::packet::register_csum(&mut ours);
                 helpers::perf::register(&mut ours);
             }
@@ -250,6 +260,8 @@ pub fn prepare_run(
     state.process = input.process;
     state.socket = input.socket;
     state.jiffies = input.jiffies;
+    state.network = input.network.cloned();
+    state.clones.clear();
     if let Some(memory) = input.memory {
         state.address_space = memory.clone();
     }
@@ -315,6 +327,7 @@ pub fn finish_run(state: &RunState, r0: u64) -> ContextOutput {
             ctx: tc::ctx_out(state),
             skb: tc::skb_out(state),
             redirect: redirect::redirect_of(state, r0),
+            clones: state.clones.clone(),
             ..out
         },
         ProgramType::Xdp => match &state.xdp {

@@ -192,6 +192,11 @@ pub struct RunState {
     pub tc: Option<Box<TcSkb>>,
     /// The target of the last successful `bpf_redirect` (tc, XDP; see `redirect`).
     pub redirect: Option<super::redirect::Redirect>,
+    /// Packets `bpf_clone_redirect` sent (tc), in order.
+    pub clones: Vec<super::redirect::Clone>,
+    /// The interfaces and routes of the run (`ContextInput::network`); `None`: the default
+    /// (`net::Network::default`).
+    pub network: Option<Arc<super::net::Network>>,
     /// Where the packet is now once a helper moved or resized it (tc): every environment that
     /// runs code of this run takes its `LD_ABS`/`LD_IND` packet from here (`RunEnv::packet`
     /// after a helper call, a callback's, a tail-called program's), never an older copy.

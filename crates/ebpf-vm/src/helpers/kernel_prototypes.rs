@@ -12,6 +12,14 @@ use super::{
     standard, strings, tail_call, trace,
 };
 
+// Helpers of `context::redirect` and `context::net` (a layer above: the numbers are repeated).
+const BPF_REDIRECT_MAP: u32 = 51;
+const BPF_REDIRECT_NEIGH: u32 = 152;
+const BPF_REDIRECT_PEER: u32 = 155;
+const BPF_CLONE_REDIRECT: u32 = 13;
+const BPF_CHECK_MTU: u32 = 163;
+const BPF_FIB_LOOKUP: u32 = 69;
+
 /// The kernel's prototype of helper `id`, for the helpers this engine implements.
 pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
     let p = HelperPrototype::new;
@@ -151,6 +159,33 @@ pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
         }
         // bpf_redirect_proto (tc) and bpf_xdp_redirect_proto, alike.
         skb::BPF_REDIRECT => p(Integer, &[Anything, Anything]).for_types(&[SchedCls, Xdp]),
+        // bpf_xdp_redirect_map_proto.
+        BPF_REDIRECT_MAP => p(Integer, &[ConstMapPtr, Anything, Anything]).for_types(&[Xdp]),
+        // bpf_redirect_neigh_proto, bpf_redirect_peer_proto, bpf_clone_redirect_proto (tc).
+        BPF_REDIRECT_NEIGH => p(
+            Integer,
+            &[Anything, PtrToReadonlyMemOrNull, ConstSizeOrZero, Anything],
+        )
+        .for_types(&[SchedCls]),
+        BPF_REDIRECT_PEER => p(Integer, &[Anything, Anything]).for_types(&[SchedCls]),
+        BPF_CLONE_REDIRECT => p(Integer, &[PtrToCtx, Anything, Anything]).for_types(&[SchedCls]),
+        // bpf_skb_check_mtu_proto and bpf_xdp_check_mtu_proto, alike (GPL).
+        BPF_CHECK_MTU => p(
+            Integer,
+            &[
+                PtrToCtx,
+                Anything,
+                PtrToFixedSizeMem { size: 4 },
+                Anything,
+                Anything,
+            ],
+        )
+        .gpl_only()
+        .for_types(&[SchedCls, Xdp]),
+        // bpf_skb_fib_lookup_proto and bpf_xdp_fib_lookup_proto, alike (GPL).
+        BPF_FIB_LOOKUP => p(Integer, &[PtrToCtx, PtrToWritableMem, ConstSize, Anything])
+            .gpl_only()
+            .for_types(&[SchedCls, Xdp]),
         locks::BPF_SPIN_LOCK | locks::BPF_SPIN_UNLOCK => p(Void, &[PtrToSpinLock]),
         strings::BPF_STRTOL | strings::BPF_STRTOUL => p(
             Integer,

@@ -154,7 +154,9 @@ fn value_size(map: &Arc<dyn Map>) -> u64 {
     map.common().def.value_size as u64
 }
 
-const KEYED: [MapType; 9] = [
+const KEYED: [MapType; 11] = [
+    MapType::Devmap,
+    MapType::DevmapHash,
     MapType::Array,
     MapType::PercpuArray,
     MapType::Hash,

@@ -41,6 +41,13 @@ pub enum ArgType {
     /// `ARG_PTR_TO_FIXED_SIZE_MEM | MEM_UNINIT | MEM_WRITE | MEM_ALIGNED` with `argN_size`:
     /// writable, aligned memory of exactly `size` bytes that the helper fills.
     PtrToFixedSizeUninitMem { size: u32 },
+    /// `ARG_PTR_TO_FIXED_SIZE_MEM | MEM_WRITE | MEM_ALIGNED` with `argN_size`: initialised,
+    /// aligned memory of exactly `size` bytes that the helper reads and writes (`bpf_check_mtu`'s
+    /// `mtu_len`).
+    PtrToFixedSizeMem { size: u32 },
+    /// `ARG_PTR_TO_MEM | MEM_WRITE`: initialised memory the helper reads and writes; its size is
+    /// the next argument (`bpf_fib_lookup`'s params).
+    PtrToWritableMem,
     /// `ARG_CONST_SIZE`: the size of the memory argument before it, a known value > 0.
     ConstSize,
     /// `ARG_CONST_SIZE_OR_ZERO`: as `ConstSize`, 0 allowed.
@@ -100,6 +107,7 @@ const ARG_NAMES: &[(ArgType, &str)] = &[
         ArgType::PtrToWritableMemOrNull,
         "ARG_PTR_TO_MEM_OR_NULL | MEM_WRITE",
     ),
+    (ArgType::PtrToWritableMem, "ARG_PTR_TO_MEM | MEM_WRITE"),
     (ArgType::ConstSize, "ARG_CONST_SIZE"),
     (ArgType::ConstSizeOrZero, "ARG_CONST_SIZE_OR_ZERO"),
     (
@@ -119,6 +127,8 @@ const ARG_NAMES: &[(ArgType, &str)] = &[
 
 /// The spelling of `PtrToFixedSizeUninitMem` before its size (`argN_size` in the kernel).
 const FIXED_SIZE_MEM: &str = "ARG_PTR_TO_FIXED_SIZE_MEM | MEM_UNINIT | MEM_WRITE | MEM_ALIGNED";
+/// The spelling of `PtrToFixedSizeMem` before its size.
+const FIXED_SIZE_INIT_MEM: &str = "ARG_PTR_TO_FIXED_SIZE_MEM | MEM_WRITE | MEM_ALIGNED";
 
 const RET_NAMES: &[(RetType, &str)] = &[
     (RetType::Integer, "RET_INTEGER"),
@@ -147,6 +157,9 @@ impl ArgType {
         if let ArgType::PtrToFixedSizeUninitMem { size } = self {
             return format!("{FIXED_SIZE_MEM} (size {size})");
         }
+        if let ArgType::PtrToFixedSizeMem { size } = self {
+            return format!("{FIXED_SIZE_INIT_MEM} (size {size})");
+        }
         let (_, name) = ARG_NAMES
             .iter()
             .find(|(t, _)| *t == self)
@@ -159,7 +172,11 @@ impl ArgType {
         let text = text.trim();
         if let Some(open) = text.find("(size ") {
             let size = text[open + 6..].strip_suffix(')')?.trim().parse().ok()?;
-            return same_flags(&text[..open], FIXED_SIZE_MEM)
+            let flags = &text[..open];
+            if same_flags(flags, FIXED_SIZE_INIT_MEM) {
+                return Some(ArgType::PtrToFixedSizeMem { size });
+            }
+            return same_flags(flags, FIXED_SIZE_MEM)
                 .then_some(ArgType::PtrToFixedSizeUninitMem { size });
         }
         ARG_NAMES
@@ -176,6 +193,7 @@ impl ArgType {
                 | ArgType::PtrToReadonlyMemOrNull
                 | ArgType::PtrToUninitMem
                 | ArgType::PtrToWritableMemOrNull
+                | ArgType::PtrToWritableMem
         )
     }
 }

@@ -21,8 +21,12 @@ pub enum MapType {
     LpmTrie = 11,
     ArrayOfMaps = 12,
     HashOfMaps = 13,
+    Devmap = 14,
+    Cpumap = 16,
+    Xskmap = 17,
     Queue = 22,
     Stack = 23,
+    DevmapHash = 25,
     Ringbuf = 27,
     BloomFilter = 30,
 }
@@ -42,8 +46,12 @@ impl MapType {
             11 => MapType::LpmTrie,
             12 => MapType::ArrayOfMaps,
             13 => MapType::HashOfMaps,
+            14 => MapType::Devmap,
+            16 => MapType::Cpumap,
+            17 => MapType::Xskmap,
             22 => MapType::Queue,
             23 => MapType::Stack,
+            25 => MapType::DevmapHash,
             27 => MapType::Ringbuf,
             30 => MapType::BloomFilter,
             _ => return None,
@@ -81,8 +89,12 @@ impl MapType {
             MapType::LpmTrie => "lpm_trie",
             MapType::ArrayOfMaps => "array_of_maps",
             MapType::HashOfMaps => "hash_of_maps",
+            MapType::Devmap => "devmap",
+            MapType::Cpumap => "cpumap",
+            MapType::Xskmap => "xskmap",
             MapType::Queue => "queue",
             MapType::Stack => "stack",
+            MapType::DevmapHash => "devmap_hash",
             MapType::Ringbuf => "ringbuf",
             MapType::BloomFilter => "bloom_filter",
         }
@@ -135,7 +147,7 @@ const KERNEL_MAP_TYPES: [&str; 34] = [
 ];
 
 /// Every supported type.
-pub const ALL: [MapType; 16] = [
+pub const ALL: [MapType; 20] = [
     MapType::Hash,
     MapType::Array,
     MapType::ProgArray,
@@ -148,8 +160,12 @@ pub const ALL: [MapType; 16] = [
     MapType::LpmTrie,
     MapType::ArrayOfMaps,
     MapType::HashOfMaps,
+    MapType::Devmap,
+    MapType::Cpumap,
+    MapType::Xskmap,
     MapType::Queue,
     MapType::Stack,
+    MapType::DevmapHash,
     MapType::Ringbuf,
     MapType::BloomFilter,
 ];
@@ -283,6 +299,9 @@ impl MapDef {
             // The trie's sort key has a byte per prefix bit.
             LpmTrie => stride + key + (self.key_size as u64).saturating_sub(4) * 8 + 1,
             ProgArray | ArrayOfMaps | HashOfMaps | PerfEventArray => key,
+            // An 8-byte slot per entry, and devmap_hash's index of keys.
+            Devmap | Cpumap | Xskmap => 8 + INDEX_ENTRY_BYTES,
+            DevmapHash => 8 + key,
             // A stored stack (its ips and a header) per entry, and a bucket pointer per bucket.
             StackTrace => {
                 return max.saturating_mul(stride + 16)
@@ -342,6 +361,10 @@ impl MapDef {
                     | BPF_F_WRONLY
                     | super::stack_trace::BPF_F_STACK_BUILD_ID
             }
+            // DEV_CREATE_FLAG_MASK (devmap.c) and xskmap's: create forces BPF_F_RDONLY_PROG
+            // on devmaps afterwards.
+            Devmap | DevmapHash | Xskmap => BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY,
+            Cpumap => BPF_F_NUMA_NODE,
         };
         if self.flags & !allowed != 0 {
             return Err(self.fail(format!(
@@ -455,6 +478,26 @@ impl MapDef {
                     ));
                 }
             }
+            Devmap | DevmapHash | Cpumap | Xskmap => {
+                // {u32 ifindex or qsize; u32 prog fd} or the first field alone; xskmap a u32.
+                let values: &[u32] = if t == Xskmap { &[4] } else { &[4, 8] };
+                if k != 4 || !values.contains(&v) {
+                    return Err(self.fail(format!(
+                        "needs key_size 4 and value_size {}, got key_size {k}, value_size {v}",
+                        if t == Xskmap { "4" } else { "4 or 8" }
+                    )));
+                }
+                if t == Cpumap && self.max_entries > super::redirect::NR_CPUS {
+                    return Err(MapError::new(
+                        ErrorCode::E2big,
+                        format!(
+                            "cpumap max_entries {} is over the kernel's NR_CPUS ({})",
+                            self.max_entries,
+                            super::redirect::NR_CPUS
+                        ),
+                    ));
+                }
+            }
             Ringbuf => {
                 if k != 0 || v != 0 {
                     return Err(self.fail(format!(
@@ -509,9 +552,9 @@ mod kernel_numbers {
     #[test]
     fn kernel_types_we_lack_are_enotsupp_by_name_and_non_types_einval() {
         assert_eq!(MapType::from_kernel(2).unwrap(), MapType::Array);
-        let e = MapType::from_kernel(14).unwrap_err();
+        let e = MapType::from_kernel(15).unwrap_err();
         assert_eq!(e.code, ErrorCode::Enotsupp);
-        assert!(e.message.contains("devmap"), "{}", e.message);
+        assert!(e.message.contains("sockmap"), "{}", e.message);
         assert_eq!(MapType::from_kernel(0).unwrap_err().code, ErrorCode::Einval);
         assert_eq!(
             MapType::from_kernel(99).unwrap_err().code,

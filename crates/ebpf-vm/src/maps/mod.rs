@@ -30,6 +30,7 @@ pub mod perf_event_array;
 pub mod pool;
 pub mod prog_array;
 pub mod queue;
+pub mod redirect;
 pub mod registry;
 pub mod reloc;
 pub mod reuse;
@@ -80,6 +81,8 @@ pub const fn errno(code: ErrorCode) -> i64 {
         ErrorCode::Eperm => 1,
         ErrorCode::Enoent => 2,
         ErrorCode::E2big => 7,
+        ErrorCode::Enodev => 19,
+        ErrorCode::Eoverflow => 75,
         ErrorCode::Efault => 14,
         ErrorCode::Eexist => 17,
         ErrorCode::Einval => 22,
@@ -298,6 +301,15 @@ pub fn create(def: MapDef) -> MapResult<Arc<dyn Map>> {
         MapType::Ringbuf => Arc::new(ringbuf::RingBuf::new(def)?),
         MapType::PerfEventArray => Arc::new(perf_event_array::PerfEventArray::new(def)?),
         MapType::StackTrace => Arc::new(stack_trace::StackTraceMap::new(def)?),
+        MapType::Devmap | MapType::DevmapHash | MapType::Cpumap | MapType::Xskmap => {
+            // The kernel forces BPF_F_RDONLY_PROG on devmaps (dev_map_init_map): programs read
+            // the entries their lookups point to, never write them.
+            let mut def = def;
+            if matches!(def.map_type, MapType::Devmap | MapType::DevmapHash) {
+                def.flags |= flags::BPF_F_RDONLY_PROG;
+            }
+            Arc::new(redirect::RedirectMap::new(def)?)
+        }
     };
     registry::register(&map);
     Ok(map)

@@ -45,12 +45,18 @@ const MAX_VAR_SIZE: u64 = 1 << 29;
 /// (12); perf event arrays (4) with perf_event_read (22), perf_event_output (25),
 /// perf_event_read_value (55), skb_output (111), xdp_output (121); queues (22) and stacks (23)
 /// with push (87), pop (88), peek (89); bloom filters (30) with push and peek (not pop); ring
-/// buffers (27) with ringbuf_output (130), reserve (131), query (134); stack traces (7) with
-/// get_stackid (27).
-const MAP_FUNCS: [(u32, &[i32]); 7] = [
+/// buffers (27) with ringbuf_output (130), reserve (131), query (134); devmaps (14, 25) and
+/// cpumaps (16) with redirect_map only. xskmaps (17) with redirect_map only here: the kernel
+/// also lets programs look them up (an `xdp_sock`, `PTR_TO_XDP_SOCK`), which this runtime does
+/// not model, so such a lookup is refused; stack traces (7) with get_stackid (27).
+const MAP_FUNCS: [(u32, &[i32]); 11] = [
     (3, &[12]),
     (4, &[22, 25, 55, 111, 121]),
     (7, &[27]),
+    (14, &[51, 1]),
+    (25, &[51, 1]),
+    (16, &[51]),
+    (17, &[51]),
     (22, &[87, 88, 89]),
     (23, &[87, 88, 89]),
     (27, &[130, 131, 134]),
@@ -177,6 +183,7 @@ pub fn helper_call(
                         | ArgType::PtrToMapValue
                         | ArgType::PtrToUninitMapValue
                         | ArgType::PtrToFixedSizeUninitMem { .. }
+                        | ArgType::PtrToFixedSizeMem { .. }
                 );
             let base = frame.regs[mem as usize].clone();
             if touches && base.ty.base == BaseType::Stack {
@@ -330,8 +337,10 @@ pub fn helper_call(
 fn written_size(frame: &FuncState, args: &[ArgType; 5], n: usize, meta: &Meta) -> Option<u32> {
     match args[n] {
         ArgType::PtrToUninitMapValue => meta.map.as_ref().map(|m| m.value_size),
-        ArgType::PtrToFixedSizeUninitMem { size } => Some(size),
-        ArgType::PtrToUninitMem | ArgType::PtrToWritableMemOrNull => {
+        ArgType::PtrToFixedSizeUninitMem { size } | ArgType::PtrToFixedSizeMem { size } => {
+            Some(size)
+        }
+        ArgType::PtrToUninitMem | ArgType::PtrToWritableMemOrNull | ArgType::PtrToWritableMem => {
             let b = &frame.regs[n + 2].bounds;
             Some(b.umax.min(MAX_VAR_SIZE) as u32)
         }
@@ -357,9 +366,10 @@ fn check_map_func(map: &MapRef, id: i32, name: &str) -> Result<(), Refusal> {
             return Err(refused());
         }
     }
+    // Lookups take most map types: only the helpers listed with these types alone are theirs.
     let wanted: Vec<u32> = MAP_FUNCS
         .iter()
-        .filter(|(_, funcs)| funcs.contains(&id))
+        .filter(|(_, funcs)| id != BPF_FUNC_MAP_LOOKUP_ELEM && funcs.contains(&id))
         .map(|(t, _)| *t)
         .collect();
     if !wanted.is_empty() && !wanted.contains(&map.map_type) {
@@ -450,7 +460,8 @@ fn check_arg(
         ArgType::PtrToReadonlyMem
         | ArgType::PtrToReadonlyMemOrNull
         | ArgType::PtrToUninitMem
-        | ArgType::PtrToWritableMemOrNull => {
+        | ArgType::PtrToWritableMemOrNull
+        | ArgType::PtrToWritableMem => {
             let may_be_null = matches!(
                 arg,
                 ArgType::PtrToReadonlyMemOrNull | ArgType::PtrToWritableMemOrNull
@@ -474,6 +485,17 @@ fn check_arg(
                 prev,
                 Some(ArgType::PtrToUninitMem | ArgType::PtrToWritableMemOrNull)
             );
+            // Initialised memory the helper also writes: read, then written.
+            if prev == Some(ArgType::PtrToWritableMem) {
+                check_size(
+                    frame,
+                    r,
+                    arg == ArgType::ConstSizeOrZero,
+                    false,
+                    meta.unprivileged,
+                )?;
+            }
+            let writes = writes || prev == Some(ArgType::PtrToWritableMem);
             check_size(
                 frame,
                 r,
@@ -483,6 +505,10 @@ fn check_arg(
             )
         }
         ArgType::PtrToFixedSizeUninitMem { size } => access::helper_write(frame, r, size),
+        ArgType::PtrToFixedSizeMem { size } => {
+            access::helper_read(frame, r, size)?;
+            access::helper_write(frame, r, size)
+        }
         ArgType::PtrToCtx => {
             if reg.ty.base != BaseType::Ctx || reg.ty.maybe_null {
                 return Err(expected(frame, r, "ctx"));

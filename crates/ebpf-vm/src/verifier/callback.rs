@@ -183,6 +183,8 @@ fn caller_writes(
                                 ArgType::PtrToUninitMem
                                     | ArgType::PtrToUninitMapValue
                                     | ArgType::PtrToFixedSizeUninitMem { .. }
+                                    | ArgType::PtrToFixedSizeMem { .. }
+                                    | ArgType::PtrToWritableMem
                                     | ArgType::PtrToWritableMemOrNull
                                     | ArgType::PtrToRingbufMemRelease
                             )
