@@ -336,6 +336,7 @@ impl Program {
             &callbacks,
             stack_frames,
             coverage.as_deref(),
+            verifier.as_ref().map(|v| &v.proved[..]),
         )?;
         #[cfg(target_arch = "x86_64")]
         let coverage_chains =
@@ -883,6 +884,7 @@ fn select_engine(
     callbacks: &[usize],
     stack_frames: usize,
     coverage: Option<&CoverageCounters>,
+    proved: Option<&[bool]>,
 ) -> Result<(Engine, Option<crate::jit::JitProgram>), LoadError> {
     use crate::jit::{JitOptions, JitProgram};
     let compile = || {
@@ -890,7 +892,7 @@ fn select_engine(
             blind_constants,
             coverage: coverage.map(CoverageCounters::addresses),
         };
-        JitProgram::compile_program(insns, analysis, options, callbacks, stack_frames)
+        JitProgram::compile_program(insns, analysis, options, callbacks, stack_frames, proved)
     };
     Ok(match requested {
         Engine::Interpreter => (Engine::Interpreter, None),
@@ -912,6 +914,7 @@ fn select_engine(
     _callbacks: &[usize],
     _stack_frames: usize,
     _coverage: Option<&CoverageCounters>,
+    _proved: Option<&[bool]>,
 ) -> Result<(Engine, ()), LoadError> {
     match requested {
         Engine::Interpreter | Engine::Auto => Ok((Engine::Interpreter, ())),
