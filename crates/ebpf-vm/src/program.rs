@@ -344,7 +344,8 @@ impl Program {
         #[cfg(not(target_arch = "x86_64"))]
         let coverage_chains = None;
         // The interpreter's form of the instructions, made once here so that a run never pays for it.
-        let prepared = (engine == Engine::Interpreter).then(|| interpreter::prepare(&insns));
+        let prepared = (engine == Engine::Interpreter)
+            .then(|| interpreter::prepare_proved(&insns, verifier.as_ref().map(|v| &v.proved[..])));
         #[cfg(not(target_arch = "x86_64"))]
         let () = jit;
         Ok(Program {
