@@ -877,6 +877,7 @@ fn verifier_kind(options: &ProgramOptions) -> Result<ProgramKind, LoadError> {
 /// compiles at load time (so that a run never pays for it) and fails if it cannot; `Auto` takes
 /// the JIT unless it cannot take this program.
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
 fn select_engine(
     requested: Engine,
     insns: &[Insn],
@@ -907,6 +908,7 @@ fn select_engine(
 
 /// Hosts without the JIT: `Auto` interprets, `Jit` is ENOTSUPP.
 #[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
 fn select_engine(
     requested: Engine,
     _insns: &[Insn],

@@ -278,7 +278,8 @@ fn verified_runs_agree_with_checked_on_both_engines() {
         .and_then(|v| v.parse().ok())
         .map_or(400, |n: usize| n / 4);
     let mut rng = Rng::new(0xd1_4ec7);
-    let generators: [(&str, fn(&mut Rng) -> Vec<Insn>); 3] = [
+    type Generator = fn(&mut Rng) -> Vec<Insn>;
+    let generators: [(&str, Generator); 3] = [
         ("raw", |rng| random_raw_program(rng, 20)),
         ("call", random_call_program),
         ("loop", random_loop_program),
