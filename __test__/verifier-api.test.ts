@@ -469,30 +469,34 @@ describe('verified mode: soundness by execution on the fixtures', () => {
 
 // The conformance suite's presence is conformance.test.ts's to require (it fails under CI without it).
 describe.skipIf(!conformanceSuiteExists())('verified mode: the conformance suite as raw programs', () => {
-  it("gives the suite's result for every program it accepts, with dataSize the program's memory", () => {
-    let accepted = 0
-    const wrong: string[] = []
-    for (const c of loadConformanceSuite()) {
-      const instructions = c.raw ? wordsToBytes(c.raw) : assemble(c.asm)
-      let p: Program
-      try {
-        p = new Program({ instructions, mode: 'verified', dataSize: c.mem.length })
-      } catch (e) {
-        expect(e).toBeInstanceOf(VerifierError)
-        continue
+  // On both engines: verified runs access what the proof covers without checks.
+  it.each(['interpreter', 'jit'] as const)(
+    "gives the suite's result for every program it accepts, with dataSize the program's memory (%s)",
+    (engine) => {
+      let accepted = 0
+      const wrong: string[] = []
+      for (const c of loadConformanceSuite()) {
+        const instructions = c.raw ? wordsToBytes(c.raw) : assemble(c.asm)
+        let p: Program
+        try {
+          p = new Program({ instructions, mode: 'verified', dataSize: c.mem.length, engine })
+        } catch (e) {
+          expect(e).toBeInstanceOf(VerifierError)
+          continue
+        }
+        accepted++
+        try {
+          const r0 = p.run({ data: c.mem }).r0
+          if (r0 !== c.expected) wrong.push(`${c.name}: r0 ${r0}, the suite says ${c.expected}`)
+        } catch (e) {
+          wrong.push(`${c.name}: ${(e as Error).message}`)
+        }
       }
-      accepted++
-      try {
-        const r0 = p.run({ data: c.mem }).r0
-        if (r0 !== c.expected) wrong.push(`${c.name}: r0 ${r0}, the suite says ${c.expected}`)
-      } catch (e) {
-        wrong.push(`${c.name}: ${(e as Error).message}`)
-      }
-    }
-    expect(wrong).toEqual([])
-    // Most of the suite is straight-line arithmetic the verifier handles (a floor against regressions).
-    expect(accepted).toBeGreaterThanOrEqual(290)
-  })
+      expect(wrong).toEqual([])
+      // Most of the suite is straight-line arithmetic the verifier handles (a floor against regressions).
+      expect(accepted).toBeGreaterThanOrEqual(290)
+    },
+  )
 })
 
 describe('verified mode: C source lines from BTF line info', () => {

@@ -19,13 +19,15 @@ use support::inputs::programs;
 use support::native::NativeLib;
 use support::race::{fmt_ratio, fmt_time, median, race, Task};
 
-const ENGINES: [&str; 6] = [
+const ENGINES: [&str; 8] = [
     "native",
     "ebpf_jit",
     "ebpf_interp",
     "rbpf_jit",
     "rbpf_interp",
     "ebpf_jit_plain",
+    "ebpf_jit_verified",
+    "ebpf_interp_verified",
 ];
 /// Time spent per program, all engines together.
 const PER_PROGRAM: Duration = Duration::from_millis(3000);
@@ -63,9 +65,9 @@ fn main() {
         println!("| {name} | {} |", cells.join(" | "));
     }
     println!();
-    type RatioFn = fn(&[Option<f64>; 6]) -> Option<f64>;
+    type RatioFn = fn(&[Option<f64>; 8]) -> Option<f64>;
     let div = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
-    let ratios: [(&str, RatioFn); 5] = [
+    let ratios: [(&str, RatioFn); 8] = [
         ("ebpf_jit / native", |t| t[1].zip(t[0]).map(|(a, b)| a / b)),
         ("ebpf_interp / native", |t| {
             t[2].zip(t[0]).map(|(a, b)| a / b)
@@ -79,6 +81,16 @@ fn main() {
         // The cost of constant blinding: the default JIT against the same without it.
         ("ebpf_jit / ebpf_jit_plain", |t| {
             t[1].zip(t[5]).map(|(a, b)| a / b)
+        }),
+        // Mode verified (the programs that load so): the proved accesses unchecked.
+        ("ebpf_jit_verified / native", |t| {
+            t[6].zip(t[0]).map(|(a, b)| a / b)
+        }),
+        ("ebpf_jit_verified faster than rbpf_jit", |t| {
+            t[3].zip(t[6]).map(|(a, b)| a / b)
+        }),
+        ("ebpf_interp_verified / native", |t| {
+            t[7].zip(t[0]).map(|(a, b)| a / b)
         }),
     ];
     let names: Vec<&str> = ratios.iter().map(|(n, _)| *n).collect();

@@ -640,8 +640,10 @@ struct Op {
     code: Code,
     dst: u8,
     src: u8,
-    /// 1 when the instruction may transfer control (jumps, calls, exit, legacy packet loads,
-    /// which can end the program): it ends a segment.
+    /// Bit 0 (`ENDS`): the instruction may transfer control (jumps, calls, exit, legacy packet
+    /// loads, which can end the program): it ends a segment. Bit 1 (`DIRECT`): its load or store
+    /// (for a fused op, that of its third slot) was proved in bounds by the verifier and runs
+    /// without a check.
     ends_segment: u8,
     imm: i32,
     off: i32,
@@ -649,6 +651,9 @@ struct Op {
     /// second slot).
     run: u32,
 }
+
+const ENDS: u8 = 1;
+const DIRECT: u8 = 2;
 
 /// Nothing, in a way the optimiser cannot see through: called on one side of a branch, it keeps
 /// the branch from becoming a conditional move (see `branch!` in `run_prepared`).
@@ -695,7 +700,14 @@ pub struct Prepared {
 /// segment lengths.
 /// Cheap (one pass each way); a `Program` does it once at load.
 pub fn prepare(insns: &[Insn]) -> Prepared {
+    prepare_proved(insns, None)
+}
+
+/// As `prepare`, for a verified program: the loads and stores `proved` marks (by slot,
+/// `VerifierReport::proved`) run in the fast loop without a check.
+pub fn prepare_proved(insns: &[Insn], proved: Option<&[bool]>) -> Prepared {
     let len = insns.len();
+    let direct = |pc: usize| proved.and_then(|p| p.get(pc)).copied().unwrap_or(false);
     let mut ops = vec![Op::default(); len];
     let mut second = vec![false; len];
     let mut fast = len > 0 && len < u32::MAX as usize;
@@ -751,7 +763,7 @@ pub fn prepare(insns: &[Insn]) -> Prepared {
             code: code_of(insn),
             dst: insn.dst & 0x0f,
             src: insn.src & 0x0f,
-            ends_segment: ends as u8,
+            ends_segment: ends as u8 | if direct(pc) { DIRECT } else { 0 },
             imm: insn.imm,
             off: insn.off as i32,
             run,
@@ -759,6 +771,23 @@ pub fn prepare(insns: &[Insn]) -> Prepared {
     }
     if fast {
         fuse(insns, &second, &mut ops);
+        for (pc, op) in ops.iter_mut().enumerate() {
+            if matches!(
+                op.code,
+                Code::MovAddLdxW
+                    | Code::MovAddLdxH
+                    | Code::MovAddLdxB
+                    | Code::MovAddLdxDw
+                    | Code::MovAddStxW
+                    | Code::MovAddStxH
+                    | Code::MovAddStxB
+                    | Code::MovAddStxDw
+            ) {
+                // The access is the third slot's.
+                op.ends_segment =
+                    (op.ends_segment & !DIRECT) | if direct(pc + 2) { DIRECT } else { 0 };
+            }
+        }
     }
     Prepared {
         insns: insns.to_vec(),
@@ -971,23 +1000,29 @@ fn run_from<const COUNT: bool>(
         macro_rules! load_fast {
             ($size:expr, $op:expr, $d:expr, $s:expr) => {{
                 let addr = reg[$s].wrapping_add($op.off as i64 as u64);
-                if !(fits(&hot[0], addr, $size) | fits(&hot[1], addr, $size)) {
+                if $op.ends_segment & DIRECT == 0
+                    && !(fits(&hot[0], addr, $size) | fits(&hot[1], addr, $size))
+                {
                     check!(addr, $size, false);
                 }
-                // SAFETY: inside a region of the run (checked just above).
+                // SAFETY: inside a region of the run (checked just above, or proved by the
+                // verifier).
                 reg[$d] = unsafe { load(addr, $size) };
             }};
         }
         macro_rules! store_fast {
             ($size:expr, $op:expr, $d:expr, $v:expr) => {{
                 let addr = reg[$d].wrapping_add($op.off as i64 as u64);
-                let in0 = fits(&hot[0], addr, $size);
-                let ok = (in0 & (hot[0].writable != 0))
-                    | (!in0 & fits(&hot[1], addr, $size) & (hot[1].writable != 0));
-                if !ok {
-                    check!(addr, $size, true);
+                if $op.ends_segment & DIRECT == 0 {
+                    let in0 = fits(&hot[0], addr, $size);
+                    let ok = (in0 & (hot[0].writable != 0))
+                        | (!in0 & fits(&hot[1], addr, $size) & (hot[1].writable != 0));
+                    if !ok {
+                        check!(addr, $size, true);
+                    }
                 }
-                // SAFETY: inside a writable region of the run (checked just above).
+                // SAFETY: inside a writable region of the run (checked just above, or proved by
+                // the verifier).
                 unsafe { store(addr, $size, $v) };
             }};
         }
@@ -1196,7 +1231,7 @@ fn run_from<const COUNT: bool>(
                         exact!(at) + 1,
                     )? {
                         Step::Next(next) => {
-                            if op.ends_segment != 0 {
+                            if op.ends_segment & ENDS != 0 {
                                 enter!(next);
                             } else {
                                 pc = next;
@@ -1239,7 +1274,7 @@ fn run_from<const COUNT: bool>(
         left -= 1;
         let insn = p.insns[pc];
         if COUNT {
-            fresh = p.ops[pc].ends_segment != 0;
+            fresh = p.ops[pc].ends_segment & ENDS != 0;
             if observe::is_cond_jump(&insn) && !observe::taken(&insn, &reg) {
                 count!(fall_through, pc);
             }

@@ -343,6 +343,7 @@ impl Program {
             &callbacks,
             stack_frames,
             coverage.as_deref(),
+            verifier.as_ref().map(|v| &v.proved[..]),
         )?;
         #[cfg(target_arch = "x86_64")]
         let coverage_chains =
@@ -350,7 +351,8 @@ impl Program {
         #[cfg(not(target_arch = "x86_64"))]
         let coverage_chains = None;
         // The interpreter's form of the instructions, made once here so that a run never pays for it.
-        let prepared = (engine == Engine::Interpreter).then(|| interpreter::prepare(&insns));
+        let prepared = (engine == Engine::Interpreter)
+            .then(|| interpreter::prepare_proved(&insns, verifier.as_ref().map(|v| &v.proved[..])));
         #[cfg(not(target_arch = "x86_64"))]
         let () = jit;
         Ok(Program {
@@ -876,6 +878,7 @@ fn verifier_kind(options: &ProgramOptions) -> Result<ProgramKind, LoadError> {
 /// compiles at load time (so that a run never pays for it) and fails if it cannot; `Auto` takes
 /// the JIT unless it cannot take this program.
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
 fn select_engine(
     requested: Engine,
     insns: &[Insn],
@@ -884,6 +887,7 @@ fn select_engine(
     callbacks: &[usize],
     stack_frames: usize,
     coverage: Option<&CoverageCounters>,
+    proved: Option<&[bool]>,
 ) -> Result<(Engine, Option<crate::jit::JitProgram>), LoadError> {
     use crate::jit::{JitOptions, JitProgram};
     let compile = || {
@@ -891,7 +895,7 @@ fn select_engine(
             blind_constants,
             coverage: coverage.map(CoverageCounters::addresses),
         };
-        JitProgram::compile_program(insns, analysis, options, callbacks, stack_frames)
+        JitProgram::compile_program(insns, analysis, options, callbacks, stack_frames, proved)
     };
     Ok(match requested {
         Engine::Interpreter => (Engine::Interpreter, None),
@@ -905,6 +909,7 @@ fn select_engine(
 
 /// Hosts without the JIT: `Auto` interprets, `Jit` is ENOTSUPP.
 #[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
 fn select_engine(
     requested: Engine,
     _insns: &[Insn],
@@ -913,6 +918,7 @@ fn select_engine(
     _callbacks: &[usize],
     _stack_frames: usize,
     _coverage: Option<&CoverageCounters>,
+    _proved: Option<&[bool]>,
 ) -> Result<(Engine, ()), LoadError> {
     match requested {
         Engine::Interpreter | Engine::Auto => Ok((Engine::Interpreter, ())),

@@ -267,6 +267,81 @@ fn accepted_programs_never_trap_on_memory() {
     );
 }
 
+/// Differential, on the verified forms: programs of every generator that load in mode verified
+/// (whose proved accesses then run unchecked, issue #10) give the same result on both engines as
+/// in mode checked, run for run: r0 and the instruction count, or the same trap kind (pointer
+/// leaks), and the same data afterwards.
+#[test]
+fn verified_runs_agree_with_checked_on_both_engines() {
+    use ebpf_vm::Engine;
+    let programs: usize = std::env::var("VERIFIER_SOUNDNESS_PROGRAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(400, |n: usize| n / 4);
+    let mut rng = Rng::new(0xd1_4ec7);
+    type Generator = fn(&mut Rng) -> Vec<Insn>;
+    let generators: [(&str, Generator); 3] = [
+        ("raw", |rng| random_raw_program(rng, 20)),
+        ("call", random_call_program),
+        ("loop", random_loop_program),
+    ];
+    for (name, generate) in generators {
+        let (mut loaded, mut runs) = (0, 0);
+        for n in 0..programs {
+            let p = encode_all(&generate(&mut rng));
+            let data_size = rng.pick(&[8u32, 16, 32, 48]);
+            let load = |engine, mode| {
+                Program::load(
+                    &p,
+                    ProgramOptions {
+                        engine,
+                        mode,
+                        data_size: (mode == Mode::Verified).then_some(data_size),
+                        ..ProgramOptions::default()
+                    },
+                )
+            };
+            let Ok(verified_jit) = load(Engine::Jit, Mode::Verified) else {
+                continue;
+            };
+            loaded += 1;
+            let engines = [
+                load(Engine::Interpreter, Mode::Checked).expect("checked loads"),
+                load(Engine::Jit, Mode::Checked).expect("checked loads"),
+                load(Engine::Interpreter, Mode::Verified).expect("verified loads"),
+                verified_jit,
+            ];
+            for _ in 0..4 {
+                let data: Vec<u8> = (0..data_size).map(|_| rng.next() as u8).collect();
+                let outcomes: Vec<_> = engines
+                    .iter()
+                    .map(|prog| {
+                        let mut d = data.clone();
+                        let result = prog.run(&mut RunInput {
+                            data: &mut d,
+                            budget: None,
+                        });
+                        (result.map(|o| (o.r0, o.insn_count)).map_err(|t| t.kind), d)
+                    })
+                    .collect();
+                runs += 1;
+                for (k, o) in outcomes.iter().enumerate().skip(1) {
+                    assert_eq!(
+                        o, &outcomes[0],
+                        "{name} program {n} ({data_size} bytes): engine {k} of \
+                         [interp checked, jit checked, interp verified, jit verified] differs"
+                    );
+                }
+            }
+        }
+        eprintln!("{name}: {loaded} of {programs} programs load verified, {runs} runs agree");
+        assert!(
+            loaded > programs / 20,
+            "{name}: too few programs load verified ({loaded})"
+        );
+    }
+}
+
 /// The kernel's prototype of helper `id` (none for a negative id).
 fn kernel_prototype_of(id: i32) -> Option<ebpf_vm::helpers::prototype::HelperPrototype> {
     u32::try_from(id)

@@ -3,7 +3,7 @@
 //! native build of the same C. Every benchmark program is idempotent on its memory (it rewrites
 //! what it reads), so a runner reuses its buffer across iterations.
 
-use ebpf_vm::{Engine, Program, ProgramOptions, RunInput};
+use ebpf_vm::{Engine, Mode, Program, ProgramOptions, RunInput};
 
 use super::inputs::BenchProgram;
 use super::native::NativeLib;
@@ -13,7 +13,8 @@ pub const MEASURE_OUR_JIT: bool = true;
 
 pub struct Runner {
     /// Column name in criterion's output: `native`, `ebpf_jit`, `ebpf_jit_plain` (constants not
-    /// blinded), `ebpf_interp`, `rbpf_jit`, `rbpf_interp`.
+    /// blinded), `ebpf_interp`, `ebpf_jit_verified` and `ebpf_interp_verified` (mode verified,
+    /// the programs that load so), `rbpf_jit`, `rbpf_interp`.
     pub engine: &'static str,
     run: Box<dyn FnMut() -> u64>,
 }
@@ -37,21 +38,36 @@ pub fn ours_with(
     prog: &BenchProgram,
     blind_constants: bool,
 ) -> Result<Runner, String> {
+    ours_mode(engine, prog, blind_constants, Mode::Checked)
+}
+
+/// As `ours_with`, in mode `mode`: verified loads a raw program with `dataSize` its input's
+/// length (`ebpf_jit_verified`, `ebpf_interp_verified`).
+pub fn ours_mode(
+    engine: Engine,
+    prog: &BenchProgram,
+    blind_constants: bool,
+    mode: Mode,
+) -> Result<Runner, String> {
+    let mut mem = (prog.input)();
     let options = ProgramOptions {
         engine,
         blind_constants,
+        mode,
+        data_size: (mode == Mode::Verified).then_some(mem.len() as u32),
         ..ProgramOptions::default()
     };
     let program = Program::load(prog.bytecode, options).map_err(|e| e.to_string())?;
     if program.engine() != engine {
         return Err(format!("asked for {engine:?}, got {:?}", program.engine()));
     }
-    let mut mem = (prog.input)();
     let name = prog.name;
     Ok(Runner {
-        engine: match (engine, blind_constants) {
-            (Engine::Jit, true) => "ebpf_jit",
-            (Engine::Jit, false) => "ebpf_jit_plain",
+        engine: match (engine, blind_constants, mode) {
+            (Engine::Jit, _, Mode::Verified) => "ebpf_jit_verified",
+            (_, _, Mode::Verified) => "ebpf_interp_verified",
+            (Engine::Jit, true, _) => "ebpf_jit",
+            (Engine::Jit, false, _) => "ebpf_jit_plain",
             _ => "ebpf_interp",
         },
         run: Box::new(move || {
@@ -153,6 +169,18 @@ pub fn all(prog: &BenchProgram, native_lib: Option<&NativeLib>) -> Vec<Runner> {
         candidates.push(ours(Engine::Jit, prog).map_err(|e| format!("ebpf_jit: {e}")));
         candidates
             .push(ours_with(Engine::Jit, prog, false).map_err(|e| format!("ebpf_jit_plain: {e}")));
+        if prog.verifiable {
+            candidates.push(
+                ours_mode(Engine::Jit, prog, true, Mode::Verified)
+                    .map_err(|e| format!("ebpf_jit_verified: {e}")),
+            );
+        }
+    }
+    if prog.verifiable {
+        candidates.push(
+            ours_mode(Engine::Interpreter, prog, true, Mode::Verified)
+                .map_err(|e| format!("ebpf_interp_verified: {e}")),
+        );
     }
     if let Some(lib) = native_lib {
         candidates.push(native(lib, prog));

@@ -8,6 +8,9 @@ pub struct BenchProgram {
     pub name: &'static str,
     pub bytecode: &'static [u8],
     pub input: fn() -> Vec<u8>,
+    /// Whether it loads in mode verified (raw, `dataSize` its input's length): the `_fixed`
+    /// forms, whose loops have constant bounds, and the straight-line `big`.
+    pub verifiable: bool,
 }
 
 macro_rules! bytecode {
@@ -29,31 +32,68 @@ pub fn programs() -> Vec<BenchProgram> {
             name: "sieve",
             bytecode: bytecode!("sieve"),
             input: sieve,
+            verifiable: false,
         },
         BenchProgram {
             name: "memcopy",
             bytecode: bytecode!("memcopy"),
             input: memcopy,
+            verifiable: false,
         },
         BenchProgram {
             name: "strcmp",
             bytecode: bytecode!("strcmp"),
             input: strcmp,
+            verifiable: false,
         },
         BenchProgram {
             name: "dispatch",
             bytecode: bytecode!("dispatch"),
             input: dispatch,
+            verifiable: false,
         },
         BenchProgram {
             name: "parse",
             bytecode: bytecode!("parse"),
             input: parse,
+            verifiable: false,
         },
         BenchProgram {
             name: "big",
             bytecode: bytecode!("big"),
             input: big,
+            verifiable: true,
+        },
+        // The verifiable forms (see bench/programs/*_fixed.c): constant sizes, the same inputs.
+        BenchProgram {
+            name: "sieve_fixed",
+            bytecode: bytecode!("sieve_fixed"),
+            input: sieve,
+            verifiable: true,
+        },
+        BenchProgram {
+            name: "memcopy_fixed",
+            bytecode: bytecode!("memcopy_fixed"),
+            input: memcopy,
+            verifiable: true,
+        },
+        BenchProgram {
+            name: "strcmp_fixed",
+            bytecode: bytecode!("strcmp_fixed"),
+            input: strcmp,
+            verifiable: true,
+        },
+        BenchProgram {
+            name: "dispatch_fixed",
+            bytecode: bytecode!("dispatch_fixed"),
+            input: dispatch,
+            verifiable: true,
+        },
+        BenchProgram {
+            name: "parse_fixed",
+            bytecode: bytecode!("parse_fixed"),
+            input: parse,
+            verifiable: true,
         },
     ]
 }
@@ -64,6 +104,7 @@ pub fn compile_subject() -> BenchProgram {
         name: "big",
         bytecode: bytecode!("big"),
         input: big,
+        verifiable: true,
     }
 }
 

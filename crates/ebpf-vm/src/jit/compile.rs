@@ -343,6 +343,9 @@ struct Compiler<'a> {
     /// Coverage counters (`coverage::CoverageCounters::addresses`): chain entries and
     /// conditional jumps' fall-throughs, a u64 per slot each.
     coverage: Option<(u64, u64)>,
+    /// By slot: a load or store the verifier proved in bounds (mode verified), emitted as a
+    /// direct access with no check; all false in mode checked.
+    proved: Vec<bool>,
 }
 
 fn ctx(off: i32) -> Mem {
@@ -366,10 +369,16 @@ pub fn compile(
     blind: bool,
     coverage: Option<(u64, u64)>,
     entries: &[usize],
+    proved: Option<&[bool]>,
 ) -> Result<Compiled, String> {
     if analysis.program.slot_count() != insns.len() {
         return Err("the analysis is of another program".into());
     }
+    let proved = match proved {
+        Some(p) if p.len() != insns.len() => return Err("the proof is of another program".into()),
+        Some(p) => p.to_vec(),
+        None => vec![false; insns.len()],
+    };
     // The bound is checked as code is emitted; the initial reservation is only a guess.
     let mut a = Asm::with_capacity(insns.len() * 64 + MAX_FIXED_BYTES);
     let labels = (0..insns.len()).map(|_| a.new_label()).collect();
@@ -402,6 +411,7 @@ pub fn compile(
         group_end: None,
         blind: blind.then(Blinder::new),
         coverage,
+        proved,
     };
     c.prologue(false);
     let mut offsets = vec![u32::MAX; insns.len()];
@@ -411,6 +421,8 @@ pub fn compile(
         let loop_head = c.shape.loop_heads[pc];
         // Counted loops are chains that jump back to their own head.
         let fast = if n > 0 && loop_head {
+            // Its proved accesses are left out of the head check (see `guard`); the copy, unrolled
+            // twice and metered once per two iterations, is worth having all the same.
             loops::fast_loop(insns, pc, n)
         } else {
             None
@@ -608,7 +620,8 @@ impl Compiler<'_> {
         } else {
             Self::loop_bound(a, self.blind.as_mut(), fl, i, fail);
         }
-        for acc in &fl.accesses {
+        // Accesses the verifier proved need no check here, as nowhere else.
+        for acc in fl.accesses.iter().filter(|acc| !self.proved[acc.pc]) {
             // Exclusive bound on `addr - start` of one-byte accesses of this direction: the
             // region's length, or 0 when such accesses are not allowed inline.
             let len = ctx(fast_bound(1, bound_index(1, acc.write)));
@@ -769,7 +782,7 @@ impl Compiler<'_> {
     /// region are exactly those that pass their own inline check there, so this changes no
     /// outcome. Clobbers rcx.
     fn group(&mut self, pc: usize) {
-        let Some((base, off, size, write)) = checked_access(&self.insns[pc]) else {
+        let Some((base, off, size, write)) = self.checked_access(pc) else {
             return;
         };
         if base == FP {
@@ -792,8 +805,7 @@ impl Compiler<'_> {
                 break;
             }
             p += if is_lddw(prev) { 2 } else { 1 };
-            let insn = &self.insns[p];
-            if let Some((b, o, sz, w)) = checked_access(insn) {
+            if let Some((b, o, sz, w)) = self.checked_access(p) {
                 let (l, h) = (lo.min(o as i64), hi.max(o as i64 + sz as i64));
                 if b == base && h - l <= *HULL_SIZES.last().unwrap() as i64 {
                     (lo, hi) = (l, h);
@@ -1297,10 +1309,19 @@ impl Compiler<'_> {
         });
     }
 
-    /// The memory operand of a load/store at `base + off`, checked unless frame-local.
+    /// A load or store at `pc` that carries a check (`checked_access`, and not proved).
+    fn checked_access(&self, pc: usize) -> Option<(u8, i16, u32, bool)> {
+        checked_access(&self.insns[pc]).filter(|_| !self.proved[pc])
+    }
+
+    /// The memory operand of a load/store at `base + off`, checked unless frame-local or
+    /// proved in bounds by the verifier.
     fn operand(&mut self, pc: usize, base: u8, off: i16, size: u32, write: bool) -> Mem {
         if frame_local(base, off, size) {
             return mem(REG[10], off as i32);
+        }
+        if self.proved[pc] {
+            return mem(REG[base as usize], off as i32);
         }
         let m = mem(REG[base as usize], off as i32);
         let covered = matches!(&self.fast, Some((_, _, acc)) if acc.contains(&pc))

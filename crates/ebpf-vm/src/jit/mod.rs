@@ -173,18 +173,21 @@ impl JitProgram {
     /// expose the whole stack area.
     pub fn compile_with(insns: &[Insn], options: JitOptions) -> Result<JitProgram, LoadError> {
         let analysis = analyse(insns, &AnalysisOptions::default())?;
-        Self::compile_program(insns, &analysis, options, &[], MAX_CALL_FRAMES)
+        Self::compile_program(insns, &analysis, options, &[], MAX_CALL_FRAMES, None)
     }
 
     /// Compiles validated instructions whose analysis is `analysis`; `entries` are the
     /// program's callback entries (sorted), which `run_function` may start at; a run exposes
     /// `stack_frames` frames of the stack, or all of them (`stack_reach::reachable_frames`).
+    /// `proved` (mode verified: `VerifierReport::proved`, by slot) names the loads and stores
+    /// the verifier proved in bounds: they are compiled as direct accesses, with no check.
     pub fn compile_program(
         insns: &[Insn],
         analysis: &Analysis,
         options: JitOptions,
         entries: &[usize],
         stack_frames: usize,
+        proved: Option<&[bool]>,
     ) -> Result<JitProgram, LoadError> {
         let c = compile::compile(
             insns,
@@ -192,6 +195,7 @@ impl JitProgram {
             options.blind_constants,
             options.coverage,
             entries,
+            proved,
         )
         .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
         let mem = exec_mem::ExecMem::new(&c.code)

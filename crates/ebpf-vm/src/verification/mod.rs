@@ -40,6 +40,9 @@ pub struct VerifierReport {
     /// Loads through map pointers that the loader turns into moves of constants: instruction
     /// slot and value (`verifier::map_fields`).
     pub map_field_loads: Vec<(usize, u64)>,
+    /// By instruction slot: a load or store the proof covers, which the engines run without
+    /// a check (`verifier::env::Proved`).
+    pub proved: Vec<bool>,
 }
 
 /// The highest log level (2: the state after every instruction).
@@ -155,6 +158,7 @@ pub fn verify_load(
             time_ns,
             log: source_lines::annotate(&v.log, &sorted),
             map_field_loads: v.map_field_loads,
+            proved: v.proved,
         }),
         Err(rejection) => {
             // Level 0 kept no log: walk again with one (the verdict cannot change).

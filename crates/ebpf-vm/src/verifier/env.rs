@@ -86,6 +86,32 @@ pub struct Verified {
     /// Loads through map pointers (`map_fields`), by instruction slot, and the value each
     /// gives: the loader rewrites them into moves of these constants.
     pub map_field_loads: Vec<(usize, u64)>,
+    /// By instruction slot: a plain load or store (not atomic, not a legacy packet load) proved
+    /// in bounds on every path that reaches it, each time through a pointer into the stack, a
+    /// map value or memory of a known size (`Proved::direct`). The engines access these
+    /// directly, without a run-time check; every other access keeps its check.
+    pub proved: Vec<bool>,
+}
+
+/// The region kinds an access was proved against, a bit each, OR-ed over every visit of its
+/// instruction by the walk (each path, each call context).
+pub struct Proved;
+
+impl Proved {
+    pub const STACK: u8 = 1;
+    /// `PTR_TO_MEM`: a raw program's data (`data_size` bytes, the length every run is held to),
+    /// a ring buffer record, a global function's memory argument.
+    pub const MEM: u8 = 2;
+    pub const MAP_VALUE: u8 = 4;
+    /// Anything else (context, packet, socket, map key): keeps its run-time check.
+    pub const OTHER: u8 = 0x80;
+
+    /// Whether an access seen with `mask` needs no run-time check: it was walked (dead code
+    /// never is) and only ever through the stack, a map value or sized memory, whose host
+    /// memory every run provides at the addresses the registers hold.
+    pub fn direct(mask: u8) -> bool {
+        mask != 0 && mask & Self::OTHER == 0
+    }
 }
 
 /// The kernel's limit on instructions processed over all paths.
@@ -139,6 +165,8 @@ pub struct Env<'a> {
     pub alu_sanitation: std::collections::HashMap<usize, (u32, u32)>,
     /// Unprivileged: a pointer moved by an unknown scalar (the kernel's `explore_alu_limits`).
     pub explore_alu_limits: bool,
+    /// By slot, the `Proved` kinds of the accesses accepted there.
+    pub proved: Vec<u8>,
 }
 
 impl<'a> Env<'a> {
@@ -159,6 +187,14 @@ impl<'a> Env<'a> {
             insn_index: 0,
             alu_sanitation: Default::default(),
             explore_alu_limits: false,
+            proved: vec![0; analysis.program.slot_count()],
+        }
+    }
+
+    /// The access at `slot` was accepted through a pointer of `kind` (`Proved`).
+    pub fn note_access(&mut self, slot: usize, kind: u8) {
+        if let Some(m) = self.proved.get_mut(slot) {
+            *m |= kind;
         }
     }
 

@@ -131,6 +131,11 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
         log: env.log,
         stack_depth: env.stack_depth,
         map_field_loads: env.map_field_loads.into_iter().collect(),
+        proved: env
+            .proved
+            .iter()
+            .map(|&m| super::env::Proved::direct(m))
+            .collect(),
     })
 }
 
@@ -516,7 +521,7 @@ fn step(
             let value = (class(code) == CLASS_STX).then(|| &state.frame().regs[insn.src as usize]);
             let result = subprog::check_store_to_caller(state, insn.dst, value).and_then(|_| {
                 subprog::with_stack_of(state, insn.dst, |frame| {
-                    store(env, frame, &insn, &mut slots)
+                    store(env, frame, (&insn, slot), &mut slots)
                 })
             });
             if caller_stack {
@@ -708,7 +713,9 @@ fn load(
         frame.regs[insn.dst as usize] = value;
         return Ok(());
     }
+    let kind = access_kind(&frame.regs[insn.src as usize]);
     let mut value = access::load(env, frame, insn.src, insn.off, size, mode == MODE_MEMSX)?;
+    env.note_access(slot, kind);
     if value.ty.maybe_null && value.id == 0 {
         // A pointer that may be NULL read from the context (`__sk_buff.sk`): its null check
         // needs an id of its own.
@@ -727,7 +734,7 @@ fn load(
 fn store(
     env: &mut Env<'_>,
     frame: &mut FuncState,
-    insn: &crate::analysis::Instruction,
+    (insn, slot): (&crate::analysis::Instruction, usize),
     slots: &mut Vec<usize>,
 ) -> Result<(), Refusal> {
     // The stored register is checked before the address register, as the kernel checks them.
@@ -763,8 +770,25 @@ fn store(
         )?;
     }
     lock::check_direct_access(&frame.regs[insn.dst as usize], insn.off, size)?;
+    let kind = access_kind(&frame.regs[insn.dst as usize]);
+    env.note_access(slot, kind);
     note_stack_slot(frame, insn.dst, insn.off, slots);
     Ok(())
+}
+
+/// The region kind a plain load or store through `base` was proved against (see
+/// [`super::env::Proved`]): its base register's type, once the access is accepted.
+fn access_kind(base: &RegState) -> u8 {
+    use super::env::Proved;
+    if base.ty.maybe_null {
+        return Proved::OTHER;
+    }
+    match base.ty.base {
+        BaseType::Stack => Proved::STACK,
+        BaseType::Mem => Proved::MEM,
+        BaseType::MapValue => Proved::MAP_VALUE,
+        _ => Proved::OTHER,
+    }
 }
 
 /// An atomic read-modify-write (`check_atomic_rmw`): the memory must be readable and writable
