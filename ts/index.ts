@@ -22,6 +22,16 @@ export type { MapArrayView, MapCodecs, MapDefinition, MapTypeName, UpdateFlag } 
 export { BpfMap, MAP_TYPES } from './map.js'
 export * as pcap from './pcap/index.js'
 export type { FilterPcapOptions, FilterPcapSummary } from './pcap-filter.js'
+export {
+  actionName,
+  normalizeVerdict,
+  type RunPcapOptions,
+  type RunPcapSummary,
+  runPcap,
+  TC_ACTIONS,
+  verdictName,
+  XDP_ACTIONS,
+} from './pcap-run.js'
 export type {
   AttachTypeName,
   BatchEntry,

@@ -22,6 +22,8 @@ export interface FilterPcapOptions {
   batchSize?: number
   /** Format of the output: `pcap` (microseconds, the default), `pcap-ns` or `pcapng`. */
   format?: WriteOptions['format']
+  /** Called after every batch with the packets and captured bytes read so far. */
+  onProgress?: (packets: number, bytes: number) => void
 }
 
 export interface FilterPcapSummary {
@@ -79,6 +81,7 @@ export async function filterPcap(
     summary.packets += batch.length
     summary.kept += kept.length
     summary.trapped += errors.length
+    options.onProgress?.(summary.packets, summary.bytes)
     return kept
   }
 

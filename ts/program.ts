@@ -47,6 +47,7 @@ import {
 } from './native.js'
 import type { PcapInput } from './pcap/source.js'
 import { type FilterPcapOptions, type FilterPcapSummary, filterPcap } from './pcap-filter.js'
+import { type RunPcapOptions, type RunPcapSummary, runPcap } from './pcap-run.js'
 import type { FuncInfo, LineInfo } from './spec.js'
 import { DEFAULT_TRACE_LIMIT, lineAt, MAX_TRACE_LIMIT, type Trace, toTrace } from './trace.js'
 
@@ -1088,6 +1089,20 @@ export class Program {
     options: FilterPcapOptions = {},
   ): Promise<FilterPcapSummary> {
     return filterPcap(this, input, output, options)
+  }
+
+  /**
+   * Runs this program (XDP, tc, or any packet program) over every packet of a capture in batches;
+   * `outputs` maps verdicts (`XDP_PASS` or `pass`, `TC_ACT_SHOT` or `shot`, a return value, `trapped`)
+   * to a path or stream that gets the packets of that verdict as the program left them. Resolves to
+   * the packets per verdict, the bytes and the packets per second.
+   */
+  runPcap(
+    input: PcapInput,
+    outputs: Record<string, string | Writable> = {},
+    options: RunPcapOptions = {},
+  ): Promise<RunPcapSummary> {
+    return runPcap(this, input, outputs, options)
   }
 
   /** Text the program printed with `bpf_trace_printk`, one line per call; `take` empties the log. */
