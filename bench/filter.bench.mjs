@@ -12,7 +12,11 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { compileFilter, Program, pcap } from '../dist/index.js'
+
+const root = join(fileURLToPath(import.meta.url), '..', '..')
+const bin = join(root, 'bin', 'ebpf.js')
 
 const count = Number(process.argv[2] ?? 1_000_000)
 const EXPR = 'tcp port 80'
@@ -77,7 +81,12 @@ try {
   const [, readNs] = await timeAsync(async () => {
     for await (const b of pcap.readBatches(file)) batches.push(b.map((p) => p.data))
   })
-  rows.push(['reading only: pcap.readBatches vs tcpdump -r -w /dev/null, no filter', mps(count, readNs), mps(count, tdRead), (tdRead / readNs).toFixed(2)])
+  rows.push([
+    'reading only: pcap.readBatches vs tcpdump -r -w /dev/null, no filter',
+    mps(count, readNs),
+    mps(count, tdRead),
+    (tdRead / readNs).toFixed(2),
+  ])
   for (const engine of ['jit', 'interpreter']) {
     const program = new Program({ type: 'socket_filter', instructions: compiled.instructions, engine })
     let inEngine = 0
@@ -94,6 +103,31 @@ try {
     rows.push([`filter only: runBatchRetvals on batches in memory (${engine})`, mps(count, ns), '', ''])
     rows.push([`filter only: inside the engine (${engine}, the batches' durationNs)`, mps(count, inEngine), '', ''])
   }
+  const cli = (args) => {
+    const r = spawnSync(process.execPath, [bin, 'filter', ...args, '--json'], { encoding: 'utf8', maxBuffer: 1 << 24 })
+    if (r.status !== 0) throw new Error(`ebpf filter ${args.join(' ')}: ${r.stderr}`)
+    return JSON.parse(r.stdout)
+  }
+  const [expr, exprNs] = time(() => cli([EXPR, file, '-w', '/dev/null']))
+  if (expr.kept !== kept) throw new Error(`ebpf filter kept ${expr.kept}, filterPcap ${kept}`)
+  rows.push([
+    `ebpf filter '${EXPR}' FILE -w /dev/null (process, start-up included)`,
+    mps(count, exprNs),
+    mps(count, tdFilter),
+    (tdFilter / exprNs).toFixed(2),
+  ])
+  const object = join(root, '__test__', 'fixtures', 'pcap_verdicts.bpf.o')
+  const [xdp, xdpNs] = time(() =>
+    cli([object, '--program', 'xdp_sort', file, '--out-pass', '/dev/null', '--out-tx', '/dev/null']),
+  )
+  rows.push([
+    `ebpf filter XDP xdp_sort FILE --out-pass/--out-tx /dev/null (${Object.entries(xdp.verdicts)
+      .map(([v, n]) => `${v} ${n}`)
+      .join(', ')})`,
+    mps(count, xdpNs),
+    '',
+    '',
+  ])
   console.log(`kept ${kept} of ${count}`)
 } finally {
   rmSync(dir, { recursive: true, force: true })

@@ -130,8 +130,8 @@ export async function runPcap(
       if (!entry.ok) summary.trapped++
       verdicts[verdict] = (verdicts[verdict] ?? 0) + 1
       if (!targets.has(verdict)) continue
-      // The packet as the program left it: copied, as the batch's buffers are reused.
-      const data = entry.ok ? entry.data.slice() : p.data.slice()
+      // The packet as the program left it (a view of the batch's result, which no later batch reuses).
+      const data = entry.ok ? entry.data : p.data
       // Bytes past the snap length stay as they were: the original length moves by what the program added or cut.
       const originalLength = Math.max(data.length, p.originalLength + data.length - p.data.length)
       summary.written++

@@ -25,7 +25,7 @@ import {
 } from '../index.js'
 import { expectPositionals, optFlag, optList, optPositiveInt, optString, type Parsed, UsageError } from './args.js'
 import type { Command } from './command.js'
-import { parseContextFields } from './ctx-fields.js'
+import { btfContextBytes, parseContextFields } from './ctx-fields.js'
 import { dumpMaps, mapJson, mapsText } from './dump-maps.js'
 import { json, jsonLine } from './format.js'
 import { bpftoolHexDump } from './hex-dump.js'
@@ -66,6 +66,8 @@ const RAW_TYPES: readonly string[] = [
 /** The program to run and, for objects, the collection it belongs to. */
 interface Loaded {
   program: Program
+  /** The object's program name. */
+  name?: string
   collection?: Collection
   spec?: CollectionSpec
 }
@@ -130,7 +132,7 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
     // programs, supported here or not, do not stand in its way.
     const collection = about(file, () => new Collection(spec, { engine, budget, coverage, programs: [progSpec.name] }))
     applyMapUpdates(collection, updates, file)
-    return { program: collection.programs.get(progSpec.name)!, collection, spec }
+    return { program: collection.programs.get(progSpec.name)!, name: progSpec.name, collection, spec }
   }
   for (const [opt, given] of [
     ['program', name !== undefined],
@@ -297,7 +299,7 @@ export const runCommand: Command = {
     ctx: {
       value: true,
       arg: 'FIELD=VALUE,...',
-      help: 'context by field names of struct __sk_buff / xdp_md (mark=1,ifindex=2,cb=[1,2,3,4,5])',
+      help: 'context by field names: struct __sk_buff / xdp_md (mark=1,ifindex=2,cb=[1,2,3,4,5]); for kprobes, tracepoints and raw tracepoints the BTF names of the context struct (di=1,si=2; a record field; args=[1,2])',
     },
     'data-out': { value: true, arg: 'FILE', help: "write the output data to FILE ('-': hex dump on stdout)" },
     'ctx-out': { value: true, arg: 'FILE', help: "write the context after the run to FILE ('-': hex dump on stdout)" },
@@ -400,8 +402,8 @@ async function runCapture(file: string, args: Parsed): Promise<number> {
   if (!existsSync(input)) throw new CliError(`${input}: cannot read: no such file`)
   const engine = optString(args, 'engine') as EngineName | undefined
   const budget = optPositiveInt(args, 'budget', 'run')
-  const ctx = contextFrom(args, 'run')
   const loaded = load(file, args, engine, budget)
+  const ctx = tracingContext(loaded, contextFrom(args, 'run'), 'run')
   const { program } = loaded
   const asJson = optFlag(args, 'json')
   const size = statSync(input).size
@@ -454,6 +456,29 @@ async function runCapture(file: string, args: Parsed): Promise<number> {
   }
   process.stderr.write(writeCoverage(args, loaded.collection?.coverage ?? program.coverage))
   return summary.trapped > 0 ? 2 : 0
+}
+
+/** Program types whose context has fixed field names (`struct xdp_md`, `struct __sk_buff`). */
+const FIXED_CONTEXTS: readonly string[] = ['xdp', 'socket_filter', 'tc']
+
+/**
+ * `--ctx FIELD=VALUE` of a tracing program of an object (kprobe, tracepoint, raw tracepoint): the
+ * bytes of its context struct by the BTF member names (see `btfContextBytes`); other contexts as given.
+ */
+function tracingContext(
+  loaded: Loaded,
+  ctx: Uint8Array | ContextValue | undefined,
+  command: string,
+): Uint8Array | ContextValue | undefined {
+  if (ctx === undefined || ctx instanceof Uint8Array || FIXED_CONTEXTS.includes(loaded.program.type)) return ctx
+  if (!loaded.spec || loaded.name === undefined) {
+    throw new UsageError(
+      `--ctx FIELD=VALUE of a '${loaded.program.type}' program needs an ELF object with BTF; give the bytes with --ctx-hex or --ctx-in`,
+      command,
+    )
+  }
+  const type = loaded.spec.programs.get(loaded.name)!.type
+  return btfContextBytes(loaded.spec, loaded.name, type, ctx, command)
 }
 
 /** The input data the options give: `--data FILE` or `--hex HEX` (not both), else none. */
@@ -531,9 +556,8 @@ export function runProgram(file: string, args: Parsed, command: string, style: '
         `To run every packet: ebpf run ${displayName(file)} --pcap ${displayName(dataFile!)}; to keep or sort its packets: ebpf filter ${displayName(file)} ${displayName(dataFile!)}`,
     )
   }
-  const ctx = contextFrom(args, command)
-
   const loaded = load(file, args, engine, budget)
+  const ctx = tracingContext(loaded, contextFrom(args, command), command)
   let res: RunResult
   try {
     res = repeatWithProgress(args, repeat ?? 1, (n) =>

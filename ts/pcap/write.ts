@@ -213,7 +213,8 @@ export function createWriter(output: string | Writable, options: WriteOptions = 
     const chunk = Buffer.concat(pending, pendingBytes)
     pending = []
     pendingBytes = 0
-    if (!stream.write(chunk)) await Promise.race([once(stream, 'drain'), once(stream, 'error')])
+    // `once` rejects on an 'error' event too, and removes its listeners either way.
+    if (!stream.write(chunk)) await once(stream, 'drain')
     if (failure) throw failure
   }
   let count = 0
