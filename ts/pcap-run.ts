@@ -115,23 +115,47 @@ export async function runPcap(
   const writers = new Map<string, PcapWriter>()
   let linkType: number | undefined
 
+  /** Each packet's outcome: its verdict and the packet as the run left it (views, which no later batch reuses). */
+  const outcomes = (batch: PacketBatch): Array<{ verdict: string; data: Uint8Array }> => {
+    const lengths = new Uint32Array(batch.length)
+    for (let i = 0; i < batch.length; i++) lengths[i] = batch[i]!.data.length
+    const packed = { bytes: batch.bytes, lengths }
+    if (options.onPacket) {
+      const entries = program.runBatch(
+        batch.map((p) => p.data),
+        options.run,
+      )
+      return entries.map((entry, i) => {
+        const p = batch[i]!
+        options.onPacket!(summary.packets + i, entry, p.data)
+        return entry.ok
+          ? { verdict: verdictName(program.type, entry.retval), data: entry.data }
+          : { verdict: 'trapped', data: p.data }
+      })
+    }
+    // The lean form: no object per run, the outputs packed.
+    const { retvals, data, dataLengths, errors } = program.runBatchData(packed, options.run)
+    const trapped = new Set(errors.map((e) => e.index))
+    let at = 0
+    return batch.map((p, i) => {
+      const out = data.subarray(at, at + dataLengths[i]!)
+      at += dataLengths[i]!
+      return trapped.has(i)
+        ? { verdict: 'trapped', data: p.data }
+        : { verdict: verdictName(program.type, retvals[i]!), data: out }
+    })
+  }
+
   const sort = (batch: PacketBatch): Map<string, PacketToWrite[]> => {
-    const entries = program.runBatch(
-      batch.map((p) => p.data),
-      options.run,
-    )
+    const results = outcomes(batch)
     const out = new Map<string, PacketToWrite[]>()
     for (let i = 0; i < batch.length; i++) {
       const p = batch[i]!
-      const entry = entries[i]!
-      options.onPacket?.(summary.packets + i, entry, p.data)
+      const { verdict, data } = results[i]!
       summary.bytes += p.data.length
-      const verdict = entry.ok ? verdictName(program.type, entry.retval) : 'trapped'
-      if (!entry.ok) summary.trapped++
+      if (verdict === 'trapped') summary.trapped++
       verdicts[verdict] = (verdicts[verdict] ?? 0) + 1
       if (!targets.has(verdict)) continue
-      // The packet as the program left it (a view of the batch's result, which no later batch reuses).
-      const data = entry.ok ? entry.data : p.data
       // Bytes past the snap length stay as they were: the original length moves by what the program added or cut.
       const originalLength = Math.max(data.length, p.originalLength + data.length - p.data.length)
       summary.written++

@@ -1045,6 +1045,38 @@ export class Program {
     return { retvals, errors: located(b.errors) }
   }
 
+  /**
+   * `runBatch` without an object per packet: each packet's `retval` (0 where the run trapped), the
+   * packets as the runs left them (`data`, one after the other, `dataLengths[i]` bytes each; a
+   * packet that trapped as it came in) and the errors of the runs that trapped. The form
+   * `runPcap` writes per-verdict captures with.
+   */
+  runBatchData(
+    packets: readonly Uint8Array[] | PackedPackets,
+    options: Omit<RunOptions, 'data' | 'repeat'> = {},
+  ): {
+    retvals: Uint32Array
+    data: Uint8Array
+    dataLengths: Uint32Array
+    errors: Array<{ index: number; error: LoadError | TrapError }>
+  } {
+    const { all, lengths } = packed(packets)
+    checkObject(LoadError, 'runBatchData options', options)
+    const input = batchInput(this.type, options)
+    checkSignal(options.signal)
+    const b = engine('run option', () => this.native.runBatch(bufferOf(all), Array.from(lengths), input))
+    this.#deliverPerfRecords()
+    const words = new Uint32Array(b.r0.buffer.slice(b.r0.byteOffset, b.r0.byteOffset + b.r0.byteLength))
+    const retvals = new Uint32Array(lengths.length)
+    for (let i = 0; i < retvals.length; i++) retvals[i] = words[2 * i]!
+    return {
+      retvals,
+      data: bytes(b.data),
+      dataLengths: Uint32Array.from(b.dataLengths),
+      errors: b.errors.map((e) => ({ index: e.index, error: this.#located(fromNative(e.error)) })),
+    }
+  }
+
   /** `wireLengths` checked: socket filters only, one u32 per packet. */
   #wireLengths(wireLengths: ArrayLike<number>, count: number): Uint32Array {
     if (this.type !== 'socket_filter') {
