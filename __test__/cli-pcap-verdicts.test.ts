@@ -243,14 +243,15 @@ describe('ebpf run --pcap', () => {
     const r = ebpf(['run', object, '--program', 'tc_sort', '--pcap', input, '--json', '--engine', 'interpreter'])
     expect([0, 2]).toContain(r.status)
     const out = JSON.parse(r.stdout)
-    expect(out.packets).toHaveLength(packets.length)
+    expect(out.packets).toBe(packets.length)
+    expect(out.runs).toHaveLength(packets.length)
     expect(out.engine).toBe('interpreter')
     // The UDP packet (the 4th crafted kind): TTL set to 1 by hand, as the program says.
     const udp = ipv4Packet({ proto: 17, dport: 53, payload: 12 })
     const i = packets.findIndex((p) => Buffer.compare(Buffer.from(p.data), Buffer.from(udp)) === 0)
     const want = Uint8Array.from(udp)
     want[22] = 1
-    expect(out.packets[i]).toMatchObject({
+    expect(out.runs[i]).toMatchObject({
       index: i,
       retval: 0,
       action: 'TC_ACT_OK',

@@ -408,7 +408,7 @@ async function runCapture(file: string, args: Parsed): Promise<number> {
   const asJson = optFlag(args, 'json')
   const size = statSync(input).size
   const progress = progressWanted(args, size >= LARGE_CAPTURE_BYTES) ? new Progress('packets', size) : undefined
-  const packets: Record<string, unknown>[] = []
+  const runs: Record<string, unknown>[] = []
   let pendingText = ''
   const flush = (): void => {
     if (pendingText !== '') process.stdout.write(pendingText)
@@ -423,7 +423,7 @@ async function runCapture(file: string, args: Parsed): Promise<number> {
       {
         ...(ctx === undefined ? {} : { run: { ctx } }),
         onPacket: (index, entry, data) => {
-          if (asJson) packets.push(packetJson(program.type, index, entry, data))
+          if (asJson) runs.push(packetJson(program.type, index, entry, data))
           else pendingText += `${packetLine(program.type, index, entry, data)}\n`
         },
         onProgress: (n, bytes) => {
@@ -444,7 +444,7 @@ async function runCapture(file: string, args: Parsed): Promise<number> {
   flush()
   const { written: _w, writtenBytes: _wb, ...counts } = summary
   if (asJson) {
-    process.stdout.write(json({ ...counts, engine: program.engine, type: program.type, packets }))
+    process.stdout.write(json({ ...counts, engine: program.engine, type: program.type, runs }))
   } else {
     const verdicts = Object.entries(summary.verdicts)
       .map(([v, n]) => `${v} ${n}`)
