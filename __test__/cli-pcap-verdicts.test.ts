@@ -287,4 +287,22 @@ describe('progress on standard error', () => {
     expect(r.stderr).toMatch(/\r\[#+\.*\] +\d+% \d+ runs/)
     expect(JSON.parse(r.stdout)).toMatchObject({ retval: 1, repeat: 3000 })
   })
+
+  const hasScript = spawnSync('sh', ['-c', 'command -v script'], { stdio: 'ignore' }).status === 0
+  it.skipIf(!hasScript)(
+    'auto: a terminal (a pty from script(1)) and a million runs get the line; a pipe does not',
+    () => {
+      const prog = join(work, 'ret.s')
+      writeFileSync(prog, 'r0 = 1\nexit\n')
+      const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} run ${JSON.stringify(prog)} --repeat 1000000`
+      const tty = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8' })
+      expect(tty.status, tty.stdout).toBe(0)
+      expect(tty.stdout).toMatch(/\r\[[#.]+\] +\d+% \d+ runs, [\d.]+ [kM]? ?runs\/s\x1b\[K/)
+      expect(tty.stdout).toContain('\r\x1b[Kretval: 1')
+      expect(tty.stdout).toContain('(mean of 1000000 runs)')
+      const piped = ebpf(['run', prog, '--repeat', '1000000'])
+      expect(piped.status).toBe(0)
+      expect(piped.stderr).toBe('')
+    },
+  )
 })
