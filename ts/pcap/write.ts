@@ -53,7 +53,8 @@ function linkTypeNumber(linkType: LinkTypeName | number): number {
   return n
 }
 
-function fileHeader(format: 'pcap' | 'pcap-ns' | 'pcapng', linkType: number, snaplen: number): Uint8Array {
+/** The file header `write` starts a capture with (pcap; pcapng: section header and interface description blocks). */
+export function fileHeader(format: 'pcap' | 'pcap-ns' | 'pcapng', linkType: number, snaplen: number): Uint8Array {
   if (format !== 'pcapng') {
     const h = new DataView(new ArrayBuffer(24))
     h.setUint32(0, format === 'pcap' ? PCAP_MAGIC_US : PCAP_MAGIC_NS, true)
