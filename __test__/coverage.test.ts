@@ -186,4 +186,29 @@ describe('coverage from the command line and the example', () => {
     const page = readFileSync(join(html, 'fixtures', 'xdp_firewall.c.gcov.html'), 'utf8')
     expect(page).toContain('bpf_map_lookup_elem(&amp;blocklist, &amp;key)')
   })
+
+  it('the vitest example (examples/xdp-coverage.test.mjs) passes and its lcov renders with genhtml', () => {
+    const out = join(work, 'vitest-example.lcov')
+    const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs')
+    const r = spawnSync(process.execPath, [vitest, 'run', '--config', join(root, 'examples', 'vitest.config.mjs')], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, LCOV_OUT: out, NO_COLOR: '1' },
+    })
+    expect(r.status, r.stdout + r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/Tests\s+4 passed \(4\)/)
+    const lcov = readFileSync(out, 'utf8')
+    // Four tests, one run each: the function entered 4 times; every line with instructions ran.
+    expect(lcov).toContain('FNDA:4,xdp_firewall\n')
+    expect(lcov).toContain('LF:15\nLH:15\n')
+    if (spawnSync('sh', ['-c', 'command -v genhtml']).status !== 0) {
+      console.warn('genhtml not installed (Debian package lcov): the lcov file is not rendered')
+      return
+    }
+    const html = join(work, 'vitest-html')
+    const g = spawnSync('genhtml', ['--branch-coverage', '-o', html, out], { encoding: 'utf8' })
+    expect(g.status, g.stderr).toBe(0)
+    expect(g.stdout).toContain('lines......: 100.0% (15 of 15 lines)')
+    expect(existsSync(join(html, 'fixtures', 'xdp_firewall.c.gcov.html'))).toBe(true)
+  })
 })

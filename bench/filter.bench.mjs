@@ -4,15 +4,20 @@
  * (`npm run build`) and tcpdump. Usage: node bench/filter.bench.mjs [PACKETS] (default 1,000,000).
  *
  * Rows: end to end (`program.filterPcap(file, '/dev/null')`: read, filter, write the kept packets,
- * against tcpdump doing the same), the reading alone (`pcap.readBatches`, and `tcpdump -r` with no
+ * against tcpdump doing the same; a path takes filterPcap's fast road, the same file as a stream its
+ * general one), the reading alone (`pcap.readBatches`, and `tcpdump -r` with no
  * filter), and the filter alone (`runBatchRetvals` over batches already in memory: the engine's
  * packets per second, on one core).
  */
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { compileFilter, Program, pcap } from '../dist/index.js'
+
+const root = join(fileURLToPath(import.meta.url), '..', '..')
+const bin = join(root, 'bin', 'ebpf.js')
 
 const count = Number(process.argv[2] ?? 1_000_000)
 const EXPR = 'tcp port 80'
@@ -72,12 +77,28 @@ try {
     const [summary, ns] = await timeAsync(() => program.filterPcap(file, '/dev/null'))
     kept = summary.kept
     rows.push([`filterPcap end to end (${engine})`, mps(count, ns), mps(count, tdFilter), (tdFilter / ns).toFixed(2)])
+    // The same file as a stream: the general path (readBatches + writeBatches), for comparison with the fast one.
+    const [general, gns] = await timeAsync(() =>
+      program.filterPcap(createReadStream(file, { highWaterMark: 1 << 16 }), '/dev/null'),
+    )
+    if (general.kept !== summary.kept) throw new Error(`general path kept ${general.kept}, fast ${summary.kept}`)
+    rows.push([
+      `filterPcap end to end, general path (input as a stream) (${engine})`,
+      mps(count, gns),
+      mps(count, tdFilter),
+      (tdFilter / gns).toFixed(2),
+    ])
   }
   const batches = []
   const [, readNs] = await timeAsync(async () => {
     for await (const b of pcap.readBatches(file)) batches.push(b.map((p) => p.data))
   })
-  rows.push(['reading only: pcap.readBatches vs tcpdump -r -w /dev/null, no filter', mps(count, readNs), mps(count, tdRead), (tdRead / readNs).toFixed(2)])
+  rows.push([
+    'reading only: pcap.readBatches vs tcpdump -r -w /dev/null, no filter',
+    mps(count, readNs),
+    mps(count, tdRead),
+    (tdRead / readNs).toFixed(2),
+  ])
   for (const engine of ['jit', 'interpreter']) {
     const program = new Program({ type: 'socket_filter', instructions: compiled.instructions, engine })
     let inEngine = 0
@@ -94,6 +115,31 @@ try {
     rows.push([`filter only: runBatchRetvals on batches in memory (${engine})`, mps(count, ns), '', ''])
     rows.push([`filter only: inside the engine (${engine}, the batches' durationNs)`, mps(count, inEngine), '', ''])
   }
+  const cli = (args) => {
+    const r = spawnSync(process.execPath, [bin, 'filter', ...args, '--json'], { encoding: 'utf8', maxBuffer: 1 << 24 })
+    if (r.status !== 0) throw new Error(`ebpf filter ${args.join(' ')}: ${r.stderr}`)
+    return JSON.parse(r.stdout)
+  }
+  const [expr, exprNs] = time(() => cli([EXPR, file, '-w', '/dev/null']))
+  if (expr.kept !== kept) throw new Error(`ebpf filter kept ${expr.kept}, filterPcap ${kept}`)
+  rows.push([
+    `ebpf filter '${EXPR}' FILE -w /dev/null (process, start-up included)`,
+    mps(count, exprNs),
+    mps(count, tdFilter),
+    (tdFilter / exprNs).toFixed(2),
+  ])
+  const object = join(root, '__test__', 'fixtures', 'pcap_verdicts.bpf.o')
+  const [xdp, xdpNs] = time(() =>
+    cli([object, '--program', 'xdp_sort', file, '--out-pass', '/dev/null', '--out-tx', '/dev/null']),
+  )
+  rows.push([
+    `ebpf filter XDP xdp_sort FILE --out-pass/--out-tx /dev/null (${Object.entries(xdp.verdicts)
+      .map(([v, n]) => `${v} ${n}`)
+      .join(', ')})`,
+    mps(count, xdpNs),
+    '',
+    '',
+  ])
   console.log(`kept ${kept} of ${count}`)
 } finally {
   rmSync(dir, { recursive: true, force: true })

@@ -23,6 +23,16 @@ export { BpfMap, MAP_TYPES, possibleCpus } from './map.js'
 export * as pcap from './pcap/index.js'
 export type { FilterPcapOptions, FilterPcapSummary } from './pcap-filter.js'
 export { PerfBuffer, type PerfBufferOptions, type PerfEvent } from './perf-buffer.js'
+export {
+  actionName,
+  normalizeVerdict,
+  type RunPcapOptions,
+  type RunPcapSummary,
+  runPcap,
+  TC_ACTIONS,
+  verdictName,
+  XDP_ACTIONS,
+} from './pcap-run.js'
 export type {
   AttachTypeName,
   BatchEntry,

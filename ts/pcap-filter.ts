@@ -15,6 +15,7 @@ import type { Packet } from './pcap/format.js'
 import { type PacketBatch, readBatches } from './pcap/read.js'
 import type { PcapInput } from './pcap/source.js'
 import { type PacketToWrite, type WriteOptions, writeBatches } from './pcap/write.js'
+import { fastFilterPcap } from './pcap-fast.js'
 import type { Program } from './program.js'
 
 export interface FilterPcapOptions {
@@ -22,6 +23,8 @@ export interface FilterPcapOptions {
   batchSize?: number
   /** Format of the output: `pcap` (microseconds, the default), `pcap-ns` or `pcapng`. */
   format?: WriteOptions['format']
+  /** Called after every batch with the packets and captured bytes read so far. */
+  onProgress?: (packets: number, bytes: number) => void
 }
 
 export interface FilterPcapSummary {
@@ -54,6 +57,15 @@ export async function filterPcap(
       `filterPcap runs socket filters (the return value is the bytes to keep); this program is of type '${program.type}'`,
     )
   }
+  // A little-endian microsecond pcap file from and to a path: read and written where the records lie.
+  if (
+    typeof input === 'string' &&
+    (output === undefined || typeof output === 'string') &&
+    (options.format ?? 'pcap') === 'pcap'
+  ) {
+    const fast = await fastFilterPcap(program, input, output, options)
+    if (fast !== undefined) return fast
+  }
   const started = process.hrtime.bigint()
   const summary = { packets: 0, kept: 0, trapped: 0, bytes: 0, keptBytes: 0 }
   const batches = readBatches(input, options.batchSize === undefined ? {} : { batchSize: options.batchSize })
@@ -79,6 +91,7 @@ export async function filterPcap(
     summary.packets += batch.length
     summary.kept += kept.length
     summary.trapped += errors.length
+    options.onProgress?.(summary.packets, summary.bytes)
     return kept
   }
 

@@ -47,6 +47,7 @@ import {
 } from './native.js'
 import type { PcapInput } from './pcap/source.js'
 import { type FilterPcapOptions, type FilterPcapSummary, filterPcap } from './pcap-filter.js'
+import { type RunPcapOptions, type RunPcapSummary, runPcap } from './pcap-run.js'
 import type { FuncInfo, LineInfo } from './spec.js'
 import { DEFAULT_TRACE_LIMIT, lineAt, MAX_TRACE_LIMIT, type Trace, toTrace } from './trace.js'
 
@@ -1093,6 +1094,38 @@ export class Program {
     return { retvals, errors: located(b.errors) }
   }
 
+  /**
+   * `runBatch` without an object per packet: each packet's `retval` (0 where the run trapped), the
+   * packets as the runs left them (`data`, one after the other, `dataLengths[i]` bytes each; a
+   * packet that trapped as it came in) and the errors of the runs that trapped. The form
+   * `runPcap` writes per-verdict captures with.
+   */
+  runBatchData(
+    packets: readonly Uint8Array[] | PackedPackets,
+    options: Omit<RunOptions, 'data' | 'repeat'> = {},
+  ): {
+    retvals: Uint32Array
+    data: Uint8Array
+    dataLengths: Uint32Array
+    errors: Array<{ index: number; error: LoadError | TrapError }>
+  } {
+    const { all, lengths } = packed(packets)
+    checkObject(LoadError, 'runBatchData options', options)
+    const input = batchInput(this.type, options)
+    checkSignal(options.signal)
+    const b = engine('run option', () => this.native.runBatch(bufferOf(all), Array.from(lengths), input))
+    this.#deliverPerfRecords()
+    const words = new Uint32Array(b.r0.buffer.slice(b.r0.byteOffset, b.r0.byteOffset + b.r0.byteLength))
+    const retvals = new Uint32Array(lengths.length)
+    for (let i = 0; i < retvals.length; i++) retvals[i] = words[2 * i]!
+    return {
+      retvals,
+      data: bytes(b.data),
+      dataLengths: Uint32Array.from(b.dataLengths),
+      errors: b.errors.map((e) => ({ index: e.index, error: this.#located(fromNative(e.error)) })),
+    }
+  }
+
   /** `wireLengths` checked: socket filters only, one u32 per packet. */
   #wireLengths(wireLengths: ArrayLike<number>, count: number): Uint32Array {
     if (this.type !== 'socket_filter') {
@@ -1137,6 +1170,20 @@ export class Program {
     options: FilterPcapOptions = {},
   ): Promise<FilterPcapSummary> {
     return filterPcap(this, input, output, options)
+  }
+
+  /**
+   * Runs this program (XDP, tc, or any packet program) over every packet of a capture in batches;
+   * `outputs` maps verdicts (`XDP_PASS` or `pass`, `TC_ACT_SHOT` or `shot`, a return value, `trapped`)
+   * to a path or stream that gets the packets of that verdict as the program left them. Resolves to
+   * the packets per verdict, the bytes and the packets per second.
+   */
+  runPcap(
+    input: PcapInput,
+    outputs: Record<string, string | Writable> = {},
+    options: RunPcapOptions = {},
+  ): Promise<RunPcapSummary> {
+    return runPcap(this, input, outputs, options)
   }
 
   /** Text the program printed with `bpf_trace_printk`, one line per call; `take` empties the log. */

@@ -3,8 +3,9 @@
  * (commands, group words, each command's options and the choices of its valued options), so
  * that it cannot fall out of step with the CLI. zsh runs the bash function through bashcompinit.
  */
-import { expectPositionals, UsageError } from './args.js'
+import { expectPositionals, optFlag, UsageError } from './args.js'
 import type { Command } from './command.js'
+import { generatedJson } from './format.js'
 
 /** A shell word list, single-quoted parts never needed: names and options are plain ASCII. */
 const words = (list: Iterable<string>) => [...list].join(' ')
@@ -78,20 +79,21 @@ function bashScript({ commands: COMMANDS, groups: GROUPS }: CommandTable): strin
 export function completionCommand(table: () => CommandTable): Command {
   return {
     name: 'completion',
-    usage: 'ebpf completion bash|zsh',
+    usage: 'ebpf completion bash|zsh [--json]',
     summary: 'print a shell completion script',
     description:
       "Prints a completion script for bash or zsh: commands, the words of prog/map/btf/gen, each command's options\n" +
       'and the values of options with choices, files elsewhere. Install it with\n' +
       '  ebpf completion bash > ~/.local/share/bash-completion/completions/ebpf\n' +
       'or, for zsh, source <(ebpf completion zsh) in ~/.zshrc.',
-    options: {},
+    options: { json: { short: 'j', help: '{kind, language, output, bytes, text}' } },
     run(args) {
       const [shell] = expectPositionals(args, ['SHELL'], 'completion') as [string]
-      if (shell === 'bash') process.stdout.write(bashScript(table()))
-      else if (shell === 'zsh')
-        process.stdout.write(`autoload -U +X bashcompinit && bashcompinit\n${bashScript(table())}`)
+      let text: string
+      if (shell === 'bash') text = bashScript(table())
+      else if (shell === 'zsh') text = `autoload -U +X bashcompinit && bashcompinit\n${bashScript(table())}`
       else throw new UsageError(`the shell must be bash or zsh, got '${shell}'`, 'completion')
+      process.stdout.write(optFlag(args, 'json') ? generatedJson('completion', shell, '-', text) : text)
       return 0
     },
   }

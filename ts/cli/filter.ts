@@ -6,6 +6,7 @@
  * packets, kept, trapped, bytes, time and packets per second.
  */
 import { existsSync, statSync } from 'node:fs'
+import type { Writable } from 'node:stream'
 import {
   Collection,
   compileFilter,
@@ -14,13 +15,17 @@ import {
   FilterError,
   type FilterPcapSummary,
   loadCollectionSpecSync,
+  normalizeVerdict,
   Program,
   pcap,
+  type RunPcapSummary,
+  runPcap,
 } from '../index.js'
-import { optFlag, optPositiveInt, optString, type Parsed, UsageError } from './args.js'
+import { optFlag, optList, optPositiveInt, optString, type Parsed, UsageError } from './args.js'
 import type { Command } from './command.js'
 import { json } from './format.js'
 import { about, CliError, classicText, displayName, isElf, readInput } from './io.js'
+import { LARGE_CAPTURE_BYTES, PROGRESS_OPTIONS, Progress, progressWanted } from './progress.js'
 import { COVERAGE_OPTIONS, wantsCoverage, writeCoverage } from './run-coverage.js'
 import { selectProgram } from './select.js'
 
@@ -66,13 +71,14 @@ async function loadFilter(
   if (isElf(bytes)) {
     const spec = about(file, () => loadCollectionSpecSync(bytes))
     const progSpec = selectProgram(spec, name, file)
-    if (progSpec.type !== 'socket_filter') {
+    const collection = about(file, () => new Collection(spec, { engine, coverage, programs: [progSpec.name] }))
+    const program = collection.programs.get(progSpec.name)!
+    if (!VERDICT_TYPES.includes(program.type) && program.type !== 'socket_filter') {
       throw new CliError(
-        `${displayName(file)}: program '${progSpec.name}' is of type '${progSpec.type}'; ebpf filter runs socket filters`,
+        `${displayName(file)}: program '${progSpec.name}' is of type '${progSpec.type}'; ebpf filter runs socket filters, XDP and tc programs`,
       )
     }
-    const collection = about(file, () => new Collection(spec, { engine, coverage, programs: [progSpec.name] }))
-    return collection.programs.get(progSpec.name)!
+    return program
   }
   if (name !== undefined)
     throw new UsageError(`--program needs an ELF object; ${displayName(file)} is not one`, 'filter')
@@ -84,6 +90,117 @@ async function loadFilter(
     )
   }
   return about(file, () => Program.fromClassic(classic.text, { engine, coverage }))
+}
+
+/** Program types whose packets `filter` sorts by verdict into `--out-*` captures. */
+const VERDICT_TYPES: readonly string[] = ['xdp', 'tc']
+
+/** `--out-pass` and the others: the verdict each names, for XDP and for tc. */
+const OUT_OPTIONS: Record<string, { xdp: string; tc?: string; help: string }> = {
+  'out-pass': { xdp: 'XDP_PASS', tc: 'TC_ACT_OK', help: 'packets the program passed (XDP_PASS; tc: TC_ACT_OK)' },
+  'out-drop': { xdp: 'XDP_DROP', tc: 'TC_ACT_SHOT', help: 'packets it dropped (XDP_DROP; tc: TC_ACT_SHOT)' },
+  'out-tx': { xdp: 'XDP_TX', help: 'packets it sent back out (XDP_TX)' },
+  'out-redirect': {
+    xdp: 'XDP_REDIRECT',
+    tc: 'TC_ACT_REDIRECT',
+    help: 'packets it redirected (XDP_REDIRECT; tc: TC_ACT_REDIRECT)',
+  },
+  'out-aborted': { xdp: 'XDP_ABORTED', help: 'packets it aborted on (XDP_ABORTED)' },
+  'out-trapped': { xdp: 'trapped', tc: 'trapped', help: 'packets whose run trapped, as they came in' },
+}
+
+/** The outputs of an XDP/tc program: verdict -> path (or stdout for '-'). */
+function verdictOutputs(args: Parsed, program: Program): Record<string, string | Writable> {
+  const type = program.type as 'xdp' | 'tc'
+  const outputs: Record<string, string | Writable> = {}
+  const add = (verdict: string, to: string, option: string): void => {
+    let name: string
+    try {
+      name = normalizeVerdict(type, verdict)
+    } catch (e) {
+      if (e instanceof EbpfError) throw new UsageError(`--${option}: ${e.message}`, 'filter')
+      throw e
+    }
+    if (name in outputs) throw new UsageError(`two outputs for the verdict ${name}`, 'filter')
+    outputs[name] = to === '-' ? process.stdout : to
+  }
+  for (const [option, v] of Object.entries(OUT_OPTIONS)) {
+    const to = optString(args, option)
+    if (to === undefined) continue
+    const verdict = v[type]
+    if (verdict === undefined) throw new UsageError(`--${option} is for XDP programs; this one is '${type}'`, 'filter')
+    add(verdict, to, option)
+  }
+  for (const o of optList(args, 'out')) {
+    const eq = o.indexOf('=')
+    if (eq <= 0)
+      throw new UsageError(`--out takes VERDICT=OUT.pcap (e.g. TC_ACT_STOLEN=stolen.pcap), got '${o}'`, 'filter')
+    add(o.slice(0, eq), o.slice(eq + 1), 'out')
+  }
+  if (Object.values(outputs).filter((o) => o === process.stdout).length > 1) {
+    throw new UsageError('only one output can be standard output (-)', 'filter')
+  }
+  return outputs
+}
+
+function verdictSummaryLine(s: RunPcapSummary): string {
+  const verdicts = Object.entries(s.verdicts)
+    .map(([v, n]) => `${v} ${n}`)
+    .join(', ')
+  return (
+    `${s.packets} packets, ${s.written} written, verdicts: ${verdicts || 'none'}; ${s.trapped} trapped, ` +
+    `${s.writtenBytes} of ${s.bytes} bytes written, ${(s.durationNs / 1e9).toFixed(3)} s, ` +
+    `${Math.round(s.packetsPerSecond)} packets/s\n`
+  )
+}
+
+/** The progress line's callback for a capture of `size` bytes (records counted at 16 bytes of header each). */
+function captureProgress(
+  args: Parsed,
+  input: string,
+): { update?: (packets: number, bytes: number) => void; end: () => void } {
+  const size = statSync(input).size
+  if (!progressWanted(args, size >= LARGE_CAPTURE_BYTES)) return { end: () => {} }
+  const progress = new Progress('packets', size)
+  return {
+    update: (packets, bytes) => progress.update(packets, bytes + 16 * packets),
+    end: () => progress.end(),
+  }
+}
+
+/** `filter` with an XDP or tc program: every packet run, sorted by verdict into the `--out-*` captures. */
+async function filterByVerdict(program: Program, input: string, args: Parsed): Promise<number> {
+  if (optString(args, 'write') !== undefined) {
+    throw new UsageError(
+      `-w is for socket filters (keep or drop); a ${program.type} program's packets go by verdict: --out-pass, --out-drop, --out-tx, --out VERDICT=FILE`,
+      'filter',
+    )
+  }
+  const outputs = verdictOutputs(args, program)
+  const batchSize = optPositiveInt(args, 'batch', 'filter', 1 << 24)
+  const format = optString(args, 'format') as 'pcap' | 'pcap-ns' | 'pcapng' | undefined
+  const progress = captureProgress(args, input)
+  let summary: RunPcapSummary
+  try {
+    summary = await runPcap(program, input, outputs, {
+      ...(batchSize === undefined ? {} : { batchSize }),
+      ...(format === undefined ? {} : { format }),
+      ...(progress.update ? { onProgress: progress.update } : {}),
+    })
+  } catch (e) {
+    if (e instanceof EbpfError) throw new CliError(`${input}: ${e.message}`)
+    throw e
+  } finally {
+    progress.end()
+  }
+  const toStdout = Object.values(outputs).includes(process.stdout)
+  const outs = Object.fromEntries(Object.entries(outputs).map(([v, o]) => [v, o === process.stdout ? '-' : o]))
+  const text = optFlag(args, 'json')
+    ? json({ ...summary, engine: program.engine, type: program.type, outputs: outs })
+    : verdictSummaryLine(summary)
+  ;(toStdout ? process.stderr : process.stdout).write(text)
+  process.stderr.write(writeCoverage(args, program.coverage))
+  return 0
 }
 
 function summaryLine(s: FilterPcapSummary): string {
@@ -100,7 +217,9 @@ export const filterCommand: Command = {
   usage:
     'ebpf filter (EXPR | PROG.o [--program NAME] | FILTER.cbpf) IN.pcap [-w OUT.pcap] [--json]\n' +
     '            [--engine jit|interpreter|auto] [--link-type TYPE] [--format pcap|pcap-ns|pcapng] [--batch N]\n' +
-    '            [--coverage OUT.lcov]',
+    '            [--coverage OUT.lcov] [--progress auto|always|never]\n' +
+    'ebpf filter XDP_OR_TC.o [--program NAME] IN.pcap [--out-pass OUT] [--out-drop OUT] [--out-tx OUT]\n' +
+    '            [--out-redirect OUT] [--out-aborted OUT] [--out-trapped OUT] [--out VERDICT=OUT ...] [--json]',
   summary: 'keep the packets of a capture that a filter accepts (tcpdump -r IN -w OUT EXPR)',
   description:
     'Runs a socket filter over every packet of IN.pcap (pcap or pcapng) and writes the packets it keeps,\n' +
@@ -109,7 +228,11 @@ export const filterCommand: Command = {
     "for the capture's link type; a socket filter program of an ELF object; or classic BPF from\n" +
     'tcpdump -dd/-ddd. Prints packets, kept, trapped, bytes, the time and packets per second\n' +
     '(on standard error when the packets go to standard output). --coverage writes the C line and branch\n' +
-    "coverage of an object's filter over the whole capture as lcov.",
+    "coverage of an object's filter over the whole capture as lcov.\n" +
+    'With an XDP or tc program, every packet is run and written, as the program left it (after\n' +
+    'adjust_head/tail and stores), to the output of its verdict (--out-pass, --out-drop, ...; packets of\n' +
+    'a verdict with no output are only counted); the summary counts packets per verdict. A progress\n' +
+    'line is shown on standard error when it is a terminal and the capture is 32 MiB or more.',
   options: {
     write: { short: 'w', value: true, arg: 'OUT', help: 'write the kept packets to OUT (- for standard output)' },
     program: { value: true, arg: 'NAME', help: "the object's program (needed when it has several)" },
@@ -132,6 +255,16 @@ export const filterCommand: Command = {
     },
     batch: { value: true, arg: 'N', help: 'packets per batch (default 4096)' },
     json: { short: 'j', help: 'the summary as JSON' },
+    ...Object.fromEntries(
+      Object.entries(OUT_OPTIONS).map(([name, o]) => [name, { value: true, arg: 'OUT', help: o.help }]),
+    ),
+    out: {
+      value: true,
+      repeat: true,
+      arg: 'VERDICT=OUT',
+      help: 'packets of any verdict (XDP_TX, TC_ACT_STOLEN, a return value, trapped) to OUT',
+    },
+    ...PROGRESS_OPTIONS,
     ...COVERAGE_OPTIONS,
   },
   async run(args) {
@@ -149,15 +282,29 @@ export const filterCommand: Command = {
     const format = optString(args, 'format') as 'pcap' | 'pcap-ns' | 'pcapng' | undefined
     const out = optString(args, 'write')
     const program = await loadFilter(words, input, args, engine)
+    if (VERDICT_TYPES.includes(program.type)) return filterByVerdict(program, input, args)
+    const outs = [...Object.keys(OUT_OPTIONS), 'out'].filter(
+      (o) => optString(args, o) !== undefined || optList(args, o).length > 0,
+    )
+    if (outs.length > 0) {
+      throw new UsageError(
+        `--${outs[0]} is for XDP and tc programs; a socket filter keeps packets with -w OUT.pcap`,
+        'filter',
+      )
+    }
+    const progress = captureProgress(args, input)
     let summary: FilterPcapSummary
     try {
       summary = await program.filterPcap(input, out === '-' ? process.stdout : out, {
         ...(batchSize === undefined ? {} : { batchSize }),
         ...(format === undefined ? {} : { format }),
+        ...(progress.update ? { onProgress: progress.update } : {}),
       })
     } catch (e) {
       if (e instanceof EbpfError) throw new CliError(`${input}: ${e.message}`)
       throw e
+    } finally {
+      progress.end()
     }
     const text = optFlag(args, 'json') ? json({ ...summary, engine: program.engine }) : summaryLine(summary)
     ;(out === '-' ? process.stderr : process.stdout).write(text)

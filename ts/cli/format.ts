@@ -55,3 +55,18 @@ export function inline(v: unknown): string {
 export function hexFlags(n: number): string {
   return `0x${n.toString(16)}`
 }
+
+/**
+ * `--json` of the commands that generate text (gen-types, gen skeleton, completion): one object,
+ * `{ kind, language, output, bytes, text? }`; `text` is the generated text when it goes to
+ * standard output (`output` '-'), left out when it was written to the file `output`.
+ */
+export function generatedJson(kind: string, language: string, output: string, text: string): string {
+  return json({
+    kind,
+    language,
+    output,
+    bytes: Buffer.byteLength(text),
+    ...(output === '-' ? { text } : {}),
+  })
+}

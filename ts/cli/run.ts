@@ -5,7 +5,10 @@
  * program changed it, plus r0, the instruction count, trace_printk output and, with `--dump-maps`,
  * the maps after the run. A trap prints its kind, instruction and C source line and exits 2.
  */
+import { existsSync, statSync } from 'node:fs'
 import {
+  actionName,
+  type BatchEntry,
   Collection,
   type CollectionSpec,
   type ContextValue,
@@ -15,12 +18,14 @@ import {
   Program,
   type ProgramType,
   pcap,
+  type RunPcapSummary,
   type RunResult,
+  runPcap,
   TrapError,
 } from '../index.js'
 import { expectPositionals, optFlag, optList, optPositiveInt, optString, type Parsed, UsageError } from './args.js'
 import type { Command } from './command.js'
-import { parseContextFields } from './ctx-fields.js'
+import { btfContextBytes, parseContextFields } from './ctx-fields.js'
 import { dumpMaps, mapJson, mapsText } from './dump-maps.js'
 import { json, jsonLine } from './format.js'
 import { bpftoolHexDump } from './hex-dump.js'
@@ -38,23 +43,11 @@ import {
   writeOutput,
 } from './io.js'
 import { assignment, loadOptionsFrom, OBJECT_OPTIONS, parseValue } from './object-options.js'
+import { LARGE_CAPTURE_BYTES, LARGE_REPEAT, PROGRESS_OPTIONS, Progress, progressWanted } from './progress.js'
 import { COVERAGE_OPTIONS, wantsCoverage, writeCoverage } from './run-coverage.js'
 import { checkTraceWithRepeat, TRACE_OPTIONS, traceJson, traceRunOptions, traceText } from './run-trace.js'
 import { selectProgram } from './select.js'
 
-const XDP_ACTIONS = ['XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT']
-/** tc actions from 0 (linux/pkt_cls.h); -1 (retval 0xffffffff) is TC_ACT_UNSPEC. */
-const TC_ACTIONS = [
-  'TC_ACT_OK',
-  'TC_ACT_RECLASSIFY',
-  'TC_ACT_SHOT',
-  'TC_ACT_PIPE',
-  'TC_ACT_STOLEN',
-  'TC_ACT_QUEUED',
-  'TC_ACT_REPEAT',
-  'TC_ACT_REDIRECT',
-  'TC_ACT_TRAP',
-]
 /**
  * Program types raw bytecode can be run as (objects take libbpf's names: xdp, sched_cls, kprobe, ...).
  * Checked against the binding's declaration of the names (`satisfies`); listed here so that `ebpf help`
@@ -73,6 +66,8 @@ const RAW_TYPES: readonly string[] = [
 /** The program to run and, for objects, the collection it belongs to. */
 interface Loaded {
   program: Program
+  /** The object's program name. */
+  name?: string
   collection?: Collection
   spec?: CollectionSpec
 }
@@ -137,7 +132,7 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
     // programs, supported here or not, do not stand in its way.
     const collection = about(file, () => new Collection(spec, { engine, budget, coverage, programs: [progSpec.name] }))
     applyMapUpdates(collection, updates, file)
-    return { program: collection.programs.get(progSpec.name)!, collection, spec }
+    return { program: collection.programs.get(progSpec.name)!, name: progSpec.name, collection, spec }
   }
   for (const [opt, given] of [
     ['program', name !== undefined],
@@ -184,12 +179,7 @@ function traceLines(loaded: Loaded): string[] {
   return lines
 }
 
-/** The verdict's name where the program type gives return values one. */
-function retvalName(type: ProgramType, retval: number): string | undefined {
-  if (type === 'xdp') return XDP_ACTIONS[retval]
-  if (type === 'tc') return retval === 0xffffffff ? 'TC_ACT_UNSPEC' : TC_ACTIONS[retval]
-  return undefined
-}
+const retvalName = actionName
 
 function report(loaded: Loaded, res: RunResult, input: Uint8Array, args: Parsed, repeat: number): string {
   const { program } = loaded
@@ -271,10 +261,10 @@ export const runCommand: Command = {
   name: 'run',
   usage:
     'ebpf run FILE.bin|FILE.s|OBJ.o|FILTER.cbpf [--program NAME] [--type TYPE]\n' +
-    '         [--data FILE | --hex HEX] [--ctx-hex HEX | --ctx-in FILE | --ctx FIELD=VALUE,...]\n' +
+    '         [--data FILE | --hex HEX | --pcap IN.pcap] [--ctx-hex HEX | --ctx-in FILE | --ctx FIELD=VALUE,...]\n' +
     '         [--data-out FILE] [--ctx-out FILE] [--engine jit|interpreter|auto] [--repeat N]\n' +
     '         [--budget N] [--set VAR=VALUE ...] [--map-update MAP=[KEY,VALUE] ...] [--dump-maps] [--json]\n' +
-    '         [--trace [--trace-limit N]] [--coverage OUT.lcov]',
+    '         [--trace [--trace-limit N]] [--coverage OUT.lcov] [--progress auto|always|never]',
   summary: 'run a program once (or --repeat times) and print its result',
   description:
     'Loads raw bytecode (FILE.s is assembled first) as a program of --type (default raw: r1 = data, r2 =\n' +
@@ -287,7 +277,13 @@ export const runCommand: Command = {
     'output and, with --dump-maps, every map after the run; with --trace, every instruction executed as the\n' +
     "kernel's verifier log prints it, with the registers it wrote, the memory it touched and the C source\n" +
     'lines; with --coverage, the C line and branch coverage of the run(s) as an lcov tracefile. Exit code 2\n' +
-    'when the program traps.',
+    'when the program traps.\n' +
+    'With --pcap IN.pcap, the program runs once on every packet of the capture (pcap or pcapng) in\n' +
+    'batches, with the same context options: one line per packet (its retval and action, the\n' +
+    'instructions, whether it changed the packet, or its trap) and the packets per verdict; exit code 2\n' +
+    "when a run trapped. (--data takes one packet's raw bytes and refuses a capture file.) A progress line\n" +
+    'is shown on standard error when it is a terminal and the work is large (a capture of 32 MiB, a\n' +
+    '--repeat of a million runs).',
   options: {
     program: { value: true, arg: 'NAME', help: "the object's program to run (needed when it has several)" },
     type: {
@@ -296,13 +292,14 @@ export const runCommand: Command = {
       help: "program type: of raw bytecode raw|xdp|socket_filter|tc|tracing|tracepoint|raw_tracepoint (default raw); of an object's program a libbpf name (xdp, sched_cls, ...), for sections that say none",
     },
     data: { value: true, arg: 'FILE', help: 'input data (packet) from a file' },
+    pcap: { value: true, arg: 'IN.pcap', help: 'run every packet of a capture file (pcap or pcapng)' },
     hex: { value: true, arg: 'HEX', help: 'input data as hex (e.g. 0a0b0c or "0a 0b 0c")' },
     'ctx-hex': { value: true, arg: 'HEX', help: 'context bytes (struct xdp_md, struct __sk_buff, tracing ctx)' },
     'ctx-in': { value: true, arg: 'FILE', help: 'context bytes from a file (as bpftool prog run ctx_in)' },
     ctx: {
       value: true,
       arg: 'FIELD=VALUE,...',
-      help: 'context by field names of struct __sk_buff / xdp_md (mark=1,ifindex=2,cb=[1,2,3,4,5])',
+      help: 'context by field names: struct __sk_buff / xdp_md (mark=1,ifindex=2,cb=[1,2,3,4,5]); for kprobes, tracepoints and raw tracepoints the BTF names of the context struct (di=1,si=2; a record field; args=[1,2])',
     },
     'data-out': { value: true, arg: 'FILE', help: "write the output data to FILE ('-': hex dump on stdout)" },
     'ctx-out': { value: true, arg: 'FILE', help: "write the context after the run to FILE ('-': hex dump on stdout)" },
@@ -326,11 +323,162 @@ export const runCommand: Command = {
     ...TRACE_OPTIONS,
     ...COVERAGE_OPTIONS,
     ...OBJECT_OPTIONS,
+    ...PROGRESS_OPTIONS,
   },
   run(args) {
     const [file] = expectPositionals(args, ['FILE'], 'run') as [string]
+    if (optString(args, 'pcap') !== undefined) return runCapture(file, args)
     return runProgram(file, args, 'run', 'ebpf')
   },
+}
+
+/**
+ * `run(repeat)` as one call, or, when a progress line is wanted (a large `--repeat` and a terminal),
+ * as calls of about a tenth of a second each: every repetition starts from the same input (as in
+ * one call), the result is the last one's and the duration the mean over all of them.
+ */
+function repeatWithProgress(args: Parsed, repeat: number, run: (n: number) => RunResult): RunResult {
+  if (repeat < 2 || !progressWanted(args, repeat >= LARGE_REPEAT)) return run(repeat)
+  const progress = new Progress('runs', repeat)
+  let done = 0
+  let totalNs = 0
+  let chunk = Math.min(repeat, 1000)
+  let res: RunResult | undefined
+  try {
+    while (done < repeat) {
+      const n = Math.min(chunk, repeat - done)
+      const started = process.hrtime.bigint()
+      res = run(n)
+      const wall = Number(process.hrtime.bigint() - started)
+      totalNs += res.durationNs * n
+      done += n
+      progress.update(done)
+      // About 100 ms per call from here on.
+      chunk = Math.max(1, Math.min(repeat, Math.round((n * 1e8) / Math.max(wall, 1))))
+    }
+  } finally {
+    progress.end()
+  }
+  return { ...res!, durationNs: totalNs / repeat }
+}
+
+/** One packet's line of `run --pcap`. */
+function packetLine(type: ProgramType, index: number, entry: BatchEntry, input: Uint8Array): string {
+  if (!entry.ok)
+    return `${index + 1}: trap ${'kind' in entry.error ? `${entry.error.kind} ` : ''}(${entry.error.code}): ${entry.error.message}`
+  const action = actionName(type, entry.retval)
+  const changed = sameBytes(input, entry.data) ? '' : `, data changed (${entry.data.length} bytes)`
+  return `${index + 1}: retval ${entry.retval}${action ? ` (${action})` : ''}, ${entry.insnCount} insns${changed}`
+}
+
+function packetJson(type: ProgramType, index: number, entry: BatchEntry, input: Uint8Array): Record<string, unknown> {
+  if (!entry.ok) {
+    const e = entry.error
+    return {
+      index,
+      error: { code: e.code, ...('kind' in e ? { kind: e.kind, insn: e.insn } : {}), message: e.message },
+    }
+  }
+  const action = actionName(type, entry.retval)
+  const changed = !sameBytes(input, entry.data)
+  return {
+    index,
+    retval: entry.retval,
+    ...(action ? { action } : {}),
+    insnCount: entry.insnCount,
+    dataChanged: changed,
+    ...(changed ? { data: toHex(entry.data) } : {}),
+  }
+}
+
+/** `ebpf run PROG --pcap IN.pcap`: the program on every packet of the capture, one line each and the verdict counts. */
+async function runCapture(file: string, args: Parsed): Promise<number> {
+  const input = optString(args, 'pcap')!
+  for (const option of ['data', 'hex', 'repeat', 'trace', 'data-out', 'ctx-out', 'dump-maps'] as const) {
+    if (args.options.has(option)) {
+      throw new UsageError(`--${option} does not go with --pcap (every packet of the capture is one run)`, 'run')
+    }
+  }
+  if (!existsSync(input)) throw new CliError(`${input}: cannot read: no such file`)
+  const engine = optString(args, 'engine') as EngineName | undefined
+  const budget = optPositiveInt(args, 'budget', 'run')
+  const loaded = load(file, args, engine, budget)
+  const ctx = tracingContext(loaded, contextFrom(args, 'run'), 'run')
+  const { program } = loaded
+  const asJson = optFlag(args, 'json')
+  const size = statSync(input).size
+  const progress = progressWanted(args, size >= LARGE_CAPTURE_BYTES) ? new Progress('packets', size) : undefined
+  const runs: Record<string, unknown>[] = []
+  let pendingText = ''
+  const flush = (): void => {
+    if (pendingText !== '') process.stdout.write(pendingText)
+    pendingText = ''
+  }
+  let summary: RunPcapSummary
+  try {
+    summary = await runPcap(
+      program,
+      input,
+      {},
+      {
+        ...(ctx === undefined ? {} : { run: { ctx } }),
+        onPacket: (index, entry, data) => {
+          if (asJson) runs.push(packetJson(program.type, index, entry, data))
+          else pendingText += `${packetLine(program.type, index, entry, data)}\n`
+        },
+        onProgress: (n, bytes) => {
+          if (!asJson) {
+            progress?.end()
+            flush()
+          }
+          progress?.update(n, bytes + 16 * n)
+        },
+      },
+    )
+  } catch (e) {
+    if (e instanceof EbpfError) throw new CliError(`${input}: ${e.message}`)
+    throw e
+  } finally {
+    progress?.end()
+  }
+  flush()
+  const { written: _w, writtenBytes: _wb, ...counts } = summary
+  if (asJson) {
+    process.stdout.write(json({ ...counts, engine: program.engine, type: program.type, runs }))
+  } else {
+    const verdicts = Object.entries(summary.verdicts)
+      .map(([v, n]) => `${v} ${n}`)
+      .join(', ')
+    process.stdout.write(
+      `${summary.packets} packets, verdicts: ${verdicts || 'none'}; ${summary.trapped} trapped, ${summary.bytes} bytes, ` +
+        `${(summary.durationNs / 1e9).toFixed(3)} s, ${Math.round(summary.packetsPerSecond)} packets/s\n`,
+    )
+  }
+  process.stderr.write(writeCoverage(args, loaded.collection?.coverage ?? program.coverage))
+  return summary.trapped > 0 ? 2 : 0
+}
+
+/** Program types whose context has fixed field names (`struct xdp_md`, `struct __sk_buff`). */
+const FIXED_CONTEXTS: readonly string[] = ['xdp', 'socket_filter', 'tc']
+
+/**
+ * `--ctx FIELD=VALUE` of a tracing program of an object (kprobe, tracepoint, raw tracepoint): the
+ * bytes of its context struct by the BTF member names (see `btfContextBytes`); other contexts as given.
+ */
+function tracingContext(
+  loaded: Loaded,
+  ctx: Uint8Array | ContextValue | undefined,
+  command: string,
+): Uint8Array | ContextValue | undefined {
+  if (ctx === undefined || ctx instanceof Uint8Array || FIXED_CONTEXTS.includes(loaded.program.type)) return ctx
+  if (!loaded.spec || loaded.name === undefined) {
+    throw new UsageError(
+      `--ctx FIELD=VALUE of a '${loaded.program.type}' program needs an ELF object with BTF; give the bytes with --ctx-hex or --ctx-in`,
+      command,
+    )
+  }
+  const type = loaded.spec.programs.get(loaded.name)!.type
+  return btfContextBytes(loaded.spec, loaded.name, type, ctx, command)
 }
 
 /** The input data the options give: `--data FILE` or `--hex HEX` (not both), else none. */
@@ -404,16 +552,17 @@ export function runProgram(file: string, args: Parsed, command: string, style: '
   if (capture !== undefined) {
     // Running a whole capture as one packet would give a meaningless result without a word.
     throw new CliError(
-      `${displayName(dataFile!)}: is a ${capture} capture file, not one packet's bytes; --data runs the program once on raw data ` +
-        "(read the capture's packets with pcap.read() from the library, or give one packet with --hex)",
+      `${displayName(dataFile!)}: is a ${capture} capture file, not one packet's bytes; --data runs the program once on raw data. ` +
+        `To run every packet: ebpf run ${displayName(file)} --pcap ${displayName(dataFile!)}; to keep or sort its packets: ebpf filter ${displayName(file)} ${displayName(dataFile!)}`,
     )
   }
-  const ctx = contextFrom(args, command)
-
   const loaded = load(file, args, engine, budget)
+  const ctx = tracingContext(loaded, contextFrom(args, command), command)
   let res: RunResult
   try {
-    res = loaded.program.run({ data, ctx, repeat, ...traceRunOptions(args) })
+    res = repeatWithProgress(args, repeat ?? 1, (n) =>
+      loaded.program.run({ data, ctx, repeat: n, ...traceRunOptions(args) }),
+    )
   } catch (e) {
     if (e instanceof TrapError) {
       const { stdout, stderr } = trapReport(file, e, traceLines(loaded), optFlag(args, 'json'))

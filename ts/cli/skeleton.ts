@@ -6,8 +6,9 @@
  */
 import { basename } from 'node:path'
 import type { CollectionSpec } from '../index.js'
-import { expectPositionals, optString } from './args.js'
+import { expectPositionals, optFlag, optString } from './args.js'
 import type { Command } from './command.js'
+import { generatedJson } from './format.js'
 import { readInput, readObject, writeOutput } from './io.js'
 import { loadOptionsFrom, OBJECT_OPTIONS } from './object-options.js'
 
@@ -95,7 +96,7 @@ export function skeletonSource(spec: CollectionSpec, bytes: Uint8Array, file: st
 
 export const genSkeletonCommand: Command = {
   name: 'gen skeleton',
-  usage: 'ebpf gen skeleton OBJ.o [-o FILE.ts]',
+  usage: 'ebpf gen skeleton OBJ.o [-o FILE.ts] [--json]',
   summary: 'generate a typed TypeScript module that embeds and loads an object',
   description:
     "As bpftool gen skeleton for C: a module with the object's bytes embedded, its BTF types (as gen-types),\n" +
@@ -104,13 +105,19 @@ export const genSkeletonCommand: Command = {
     'Standard output unless -o is given.',
   options: {
     output: { short: 'o', value: true, arg: 'FILE.ts', help: 'write to this file instead of standard output' },
+    json: { short: 'j', help: '{kind, language, output, bytes, text} (text when output is standard output)' },
     ...OBJECT_OPTIONS,
   },
   run(args) {
     const [file] = expectPositionals(args, ['OBJ.o'], 'gen skeleton') as [string]
     const spec = readObject(file, loadOptionsFrom(args, 'gen skeleton'))
     const bytes = readInput(file)
-    writeOutput(optString(args, 'output') ?? '-', skeletonSource(spec, bytes, file))
+    const text = skeletonSource(spec, bytes, file)
+    const output = optString(args, 'output') ?? '-'
+    if (optFlag(args, 'json')) {
+      if (output !== '-') writeOutput(output, text)
+      process.stdout.write(generatedJson('skeleton', 'typescript', output, text))
+    } else writeOutput(output, text)
     return 0
   },
 }

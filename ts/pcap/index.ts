@@ -6,4 +6,4 @@
 export { LINK_TYPES, type LinkTypeName, MAX_BLOCK_LENGTH, type Packet } from './format.js'
 export { captureFormat, DEFAULT_BATCH_SIZE, type PacketBatch, read, readBatches } from './read.js'
 export type { PcapInput } from './source.js'
-export { type PacketToWrite, type WriteOptions, write, writeBatches } from './write.js'
+export { createWriter, type PacketToWrite, type PcapWriter, type WriteOptions, write, writeBatches } from './write.js'

@@ -53,7 +53,8 @@ function linkTypeNumber(linkType: LinkTypeName | number): number {
   return n
 }
 
-function fileHeader(format: 'pcap' | 'pcap-ns' | 'pcapng', linkType: number, snaplen: number): Uint8Array {
+/** The file header `write` starts a capture with (pcap; pcapng: section header and interface description blocks). */
+export function fileHeader(format: 'pcap' | 'pcap-ns' | 'pcapng', linkType: number, snaplen: number): Uint8Array {
   if (format !== 'pcapng') {
     const h = new DataView(new ArrayBuffer(24))
     h.setUint32(0, format === 'pcap' ? PCAP_MAGIC_US : PCAP_MAGIC_NS, true)
@@ -165,6 +166,30 @@ export async function writeBatches(
   batches: Iterable<Iterable<PacketToWrite>> | AsyncIterable<Iterable<PacketToWrite>>,
   options: WriteOptions = {},
 ): Promise<number> {
+  const writer = createWriter(output, options)
+  try {
+    for await (const batch of batches) await writer.write(batch)
+  } finally {
+    await writer.close()
+  }
+  return writer.count
+}
+
+/** A capture being written, fed by the caller: one `write` per batch, then `close` (always). */
+export interface PcapWriter {
+  /** Appends the packets; resolves once the stream has room for more. */
+  write(packets: Iterable<PacketToWrite>): Promise<void>
+  /** Flushes and, for a path, closes the file; resolves to the packets written. */
+  close(): Promise<number>
+  /** Packets written so far. */
+  readonly count: number
+}
+
+/**
+ * A writer for several captures written side by side (as `runPcap` writes one per verdict); the
+ * header is written with the first flush, so a capture with no packet is still a valid file.
+ */
+export function createWriter(output: string | Writable, options: WriteOptions = {}): PcapWriter {
   const format = options.format ?? 'pcap'
   if (format !== 'pcap' && format !== 'pcap-ns' && format !== 'pcapng') {
     throw new EbpfError('EINVAL', `format '${String(format)}' is not pcap, pcap-ns or pcapng`)
@@ -177,30 +202,53 @@ export async function writeBatches(
   const stream = typeof output === 'string' ? createWriteStream(output) : output
   let pending: Uint8Array[] = [fileHeader(format, linkType, snaplen)]
   let pendingBytes = pending[0]!.length
+  let failure: Error | undefined
+  // A file that cannot be opened reports on the stream: kept for the next write or close.
+  const onError = (e: Error): void => {
+    failure ??= e
+  }
+  stream.on('error', onError)
   const flush = async (): Promise<void> => {
+    if (failure) throw failure
     if (pending.length === 0) return
     const chunk = Buffer.concat(pending, pendingBytes)
     pending = []
     pendingBytes = 0
+    // `once` rejects on an 'error' event too, and removes its listeners either way.
     if (!stream.write(chunk)) await once(stream, 'drain')
+    if (failure) throw failure
   }
   let count = 0
-  try {
-    for await (const batch of batches) {
-      for (const packet of batch) {
+  let closed = false
+  return {
+    get count() {
+      return count
+    },
+    async write(packets) {
+      if (closed) throw new EbpfError('EINVAL', 'pcap writer written after close')
+      for (const packet of packets) {
         const r = record(format, packet, snaplen, count++)
         pending.push(r)
         pendingBytes += r.length
         // Within a batch too: a synchronous iterable is one batch of any length.
         if (pendingBytes >= FLUSH_BYTES) await flush()
       }
-    }
-    await flush()
-  } finally {
-    if (typeof output === 'string') {
-      stream.end()
-      await once(stream, 'close')
-    }
+    },
+    async close() {
+      if (closed) return count
+      closed = true
+      try {
+        await flush()
+      } finally {
+        if (typeof output === 'string') {
+          if (!stream.destroyed) {
+            stream.end()
+            await once(stream, 'close')
+          }
+        }
+        stream.off('error', onError)
+      }
+      return count
+    },
   }
-  return count
 }
