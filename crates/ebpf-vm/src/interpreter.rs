@@ -393,24 +393,6 @@ fn hot_regions(regions: &Regions) -> [Region; 2] {
 /// (named after the mnemonic, class width and source), `General` for the rest. An enum rather
 /// than the opcode byte so that the dispatch `match` is exhaustive: the compiler checks that every
 /// code has an arm, and the jump table needs no range check.
-/// The hot regions that a store may take without the full check: each writable one, except the
-/// second when the first is read-only and overlaps it (the first decides there, and refuses).
-/// A store inside either is allowed by `Regions::check` too; any other goes to the full check.
-#[inline(always)]
-fn writable_hot(hot: &[Region; 2]) -> [Region; 2] {
-    let empty = Region::new(0, 0, false);
-    let [a, b] = *hot;
-    let overlap = (a.start as u128) < b.start as u128 + b.len as u128
-        && (b.start as u128) < a.start as u128 + a.len as u128;
-    let first = if a.writable != 0 { a } else { empty };
-    let second = if b.writable != 0 && (a.writable != 0 || !overlap) {
-        b
-    } else {
-        empty
-    };
-    [first, second]
-}
-
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(u8)]
 enum Code {
@@ -535,24 +517,6 @@ enum Code {
     MovAddStxH,
     MovAddStxB,
     MovAddStxDw,
-    // Three-address forms (see `fuse`): `rD = rS; rD op= X` as one op, X an immediate or rT.
-    MovAdd64Imm,
-    MovSub64Imm,
-    MovSub64Reg,
-    MovMul64Imm,
-    MovMul64Reg,
-    MovAnd64Imm,
-    MovAnd64Reg,
-    MovOr64Imm,
-    MovOr64Reg,
-    MovXor64Imm,
-    MovXor64Reg,
-    MovLsh64Imm,
-    MovLsh64Reg,
-    MovRsh64Imm,
-    MovRsh64Reg,
-    MovArsh64Imm,
-    MovArsh64Reg,
 }
 
 /// The fast loop's code for an instruction.
@@ -815,77 +779,43 @@ fn fuse(insns: &[Insn], second: &[bool], ops: &mut [Op]) {
     let len = insns.len();
     for pc in 0..len.saturating_sub(1) {
         let (a, b) = (&insns[pc], &insns[pc + 1]);
-        if second[pc] || second[pc + 1] {
+        if second[pc]
+            || second[pc + 1]
+            || a.opcode != MOV64_REG
+            || a.off != 0
+            || b.opcode != ADD64_REG
+            || b.dst != a.dst
+        {
             continue;
         }
-        if a.opcode == MOV64_REG && a.off == 0 && b.dst == a.dst && b.off == 0 {
-            // `rD = rS; rD op= X`: X the immediate of the second, or its source in `imm`.
-            if let Some(code) = three_address(b.opcode) {
-                let op = &mut ops[pc];
-                op.code = code;
-                op.imm = if b.opcode & SRC_X != 0 {
-                    b.src as i32
-                } else {
-                    b.imm
-                };
-                continue;
+        let d = a.dst;
+        let mut code = Code::MovAdd;
+        let mut other = 0u8;
+        let mut off = 0i32;
+        if pc + 2 < len && !second[pc + 2] {
+            let c = &insns[pc + 2];
+            let access = match c.opcode {
+                0x61 if c.src == d => Some((Code::MovAddLdxW, c.dst)),
+                0x69 if c.src == d => Some((Code::MovAddLdxH, c.dst)),
+                0x71 if c.src == d => Some((Code::MovAddLdxB, c.dst)),
+                0x79 if c.src == d => Some((Code::MovAddLdxDw, c.dst)),
+                0x63 if c.dst == d => Some((Code::MovAddStxW, c.src)),
+                0x6b if c.dst == d => Some((Code::MovAddStxH, c.src)),
+                0x73 if c.dst == d => Some((Code::MovAddStxB, c.src)),
+                0x7b if c.dst == d => Some((Code::MovAddStxDw, c.src)),
+                _ => None,
+            };
+            if let Some((c_code, reg)) = access {
+                code = c_code;
+                other = reg;
+                off = c.off as i32;
             }
         }
-        if a.opcode == MOV64_REG && a.off == 0 && b.dst == a.dst && b.opcode == ADD64_REG {
-            let d = a.dst;
-            let mut code = Code::MovAdd;
-            let mut other = 0u8;
-            let mut off = 0i32;
-            if pc + 2 < len && !second[pc + 2] {
-                let c = &insns[pc + 2];
-                let access = match c.opcode {
-                    0x61 if c.src == d => Some((Code::MovAddLdxW, c.dst)),
-                    0x69 if c.src == d => Some((Code::MovAddLdxH, c.dst)),
-                    0x71 if c.src == d => Some((Code::MovAddLdxB, c.dst)),
-                    0x79 if c.src == d => Some((Code::MovAddLdxDw, c.dst)),
-                    0x63 if c.dst == d => Some((Code::MovAddStxW, c.src)),
-                    0x6b if c.dst == d => Some((Code::MovAddStxH, c.src)),
-                    0x73 if c.dst == d => Some((Code::MovAddStxB, c.src)),
-                    0x7b if c.dst == d => Some((Code::MovAddStxDw, c.src)),
-                    _ => None,
-                };
-                if let Some((c_code, reg)) = access {
-                    code = c_code;
-                    other = reg;
-                    off = c.off as i32;
-                }
-            }
-            let op = &mut ops[pc];
-            op.code = code;
-            op.imm = (b.src as i32) | ((other as i32) << 8);
-            op.off = off;
-            continue;
-        }
+        let op = &mut ops[pc];
+        op.code = code;
+        op.imm = (b.src as i32) | ((other as i32) << 8);
+        op.off = off;
     }
-}
-
-/// The three-address code for `rD = rS` followed by ALU64 `opcode` on rD.
-fn three_address(opcode: u8) -> Option<Code> {
-    Some(match opcode {
-        0x07 => Code::MovAdd64Imm,
-        0x17 => Code::MovSub64Imm,
-        0x1f => Code::MovSub64Reg,
-        0x27 => Code::MovMul64Imm,
-        0x2f => Code::MovMul64Reg,
-        0x57 => Code::MovAnd64Imm,
-        0x5f => Code::MovAnd64Reg,
-        0x47 => Code::MovOr64Imm,
-        0x4f => Code::MovOr64Reg,
-        0xa7 => Code::MovXor64Imm,
-        0xaf => Code::MovXor64Reg,
-        0x67 => Code::MovLsh64Imm,
-        0x6f => Code::MovLsh64Reg,
-        0x77 => Code::MovRsh64Imm,
-        0x7f => Code::MovRsh64Reg,
-        0xc7 => Code::MovArsh64Imm,
-        0xcf => Code::MovArsh64Reg,
-        _ => return None,
-    })
 }
 
 impl Prepared {
@@ -999,7 +929,6 @@ fn run_from<const COUNT: bool>(
         let ops = &p.ops[..];
         // Refreshed after every helper call, the only thing that can add regions during a run.
         let mut hot = hot_regions(&env.regions);
-        let mut hot_w = writable_hot(&hot);
 
         // Enters the segment at `$t`; if the budget in hand does not cover it, takes the next
         // slice, and leaves for the reference loop if the whole budget ends in it.
@@ -1052,7 +981,10 @@ fn run_from<const COUNT: bool>(
         macro_rules! store_fast {
             ($size:expr, $op:expr, $d:expr, $v:expr) => {{
                 let addr = reg[$d].wrapping_add($op.off as i64 as u64);
-                if !(fits(&hot_w[0], addr, $size) | fits(&hot_w[1], addr, $size)) {
+                let in0 = fits(&hot[0], addr, $size);
+                let ok = (in0 & (hot[0].writable != 0))
+                    | (!in0 & fits(&hot[1], addr, $size) & (hot[1].writable != 0));
+                if !ok {
                     check!(addr, $size, true);
                 }
                 // SAFETY: inside a writable region of the run (checked just above).
@@ -1082,20 +1014,6 @@ fn run_from<const COUNT: bool>(
                     count!(fall_through, pc - 1);
                     enter!(pc);
                 }
-            }};
-        }
-
-        // A three-address op: `rD = rS; rD = alu64(op, rD, X)`, skipping the ALU op's slot.
-        macro_rules! three {
-            ($alu:expr, $op:expr, $d:expr, $s:expr, imm) => {{
-                reg[$d] = reg[$s];
-                reg[$d] = alu64($alu, 0, reg[$d], $op.imm as i64 as u64);
-                pc += 1;
-            }};
-            ($alu:expr, $op:expr, $d:expr, $s:expr, reg) => {{
-                reg[$d] = reg[$s];
-                reg[$d] = alu64($alu, 0, reg[$d], reg[t_of($op)]);
-                pc += 1;
             }};
         }
 
@@ -1265,23 +1183,6 @@ fn run_from<const COUNT: bool>(
                 Code::MovAddStxDw => {
                     mov_add_access!(op, d, s, store_fast!(8, op, d, reg[x_of(op)]))
                 }
-                Code::MovAdd64Imm => three!(ALU_ADD, op, d, s, imm),
-                Code::MovSub64Imm => three!(ALU_SUB, op, d, s, imm),
-                Code::MovSub64Reg => three!(ALU_SUB, op, d, s, reg),
-                Code::MovMul64Imm => three!(ALU_MUL, op, d, s, imm),
-                Code::MovMul64Reg => three!(ALU_MUL, op, d, s, reg),
-                Code::MovAnd64Imm => three!(ALU_AND, op, d, s, imm),
-                Code::MovAnd64Reg => three!(ALU_AND, op, d, s, reg),
-                Code::MovOr64Imm => three!(ALU_OR, op, d, s, imm),
-                Code::MovOr64Reg => three!(ALU_OR, op, d, s, reg),
-                Code::MovXor64Imm => three!(ALU_XOR, op, d, s, imm),
-                Code::MovXor64Reg => three!(ALU_XOR, op, d, s, reg),
-                Code::MovLsh64Imm => three!(ALU_LSH, op, d, s, imm),
-                Code::MovLsh64Reg => three!(ALU_LSH, op, d, s, reg),
-                Code::MovRsh64Imm => three!(ALU_RSH, op, d, s, imm),
-                Code::MovRsh64Reg => three!(ALU_RSH, op, d, s, reg),
-                Code::MovArsh64Imm => three!(ALU_ARSH, op, d, s, imm),
-                Code::MovArsh64Reg => three!(ALU_ARSH, op, d, s, reg),
                 Code::General | Code::Exit => {
                     let at = pc - 1;
                     let insn = p.insns[at];
@@ -1306,7 +1207,6 @@ fn run_from<const COUNT: bool>(
                             left = meter.take(left, charged);
                             // A helper may have handed the program new regions.
                             hot = hot_regions(&env.regions);
-                            hot_w = writable_hot(&hot);
                             enter!(next);
                         }
                         Step::Exit(out) => return Ok(out),

@@ -143,8 +143,8 @@ fn draw_any(r: &mut Rng, ops: &[u8], len: usize) -> Insn {
     Insn::new(op, dst, src, off, imm)
 }
 
-/// A random valid program: random instructions, planted idioms that the fast loop fuses
-/// (array indexing, three-address ALU, ALU then branch), lddw pairs, and an exit at the end.
+/// A random valid program: random instructions, planted array-indexing idioms (the fused
+/// sequences), lddw pairs, and an exit at the end.
 fn generate(r: &mut Rng, ops: &[u8], h: &HelperTable) -> Option<Vec<Insn>> {
     let len = 2 + r.below(40) as usize;
     let mut insns: Vec<Insn> = (0..len).map(|_| draw(r, ops, len, h)).collect();
@@ -168,55 +168,6 @@ fn generate(r: &mut Rng, ops: &[u8], h: &HelperTable) -> Option<Vec<Insn>> {
                 Insn::new(o, d, other, off, 0)
             };
         }
-    }
-    // Three-address idioms: `rD = rS; rD op= X`, X an immediate or a register (rD included).
-    for _ in 0..r.below(3) {
-        let at = r.below(len as u64 - 1) as usize;
-        let d = r.below(10) as u8;
-        let op = r.pick(&[
-            0x07u8, 0x17, 0x1f, 0x27, 0x2f, 0x57, 0x5f, 0x47, 0x4f, 0xa7, 0xaf, 0x67, 0x6f, 0x77,
-            0x7f, 0xc7, 0xcf,
-        ]);
-        insns[at] = Insn::new(0xbf, d, r.below(11) as u8, 0, 0);
-        let any = r.below(11) as u8;
-        let t = r.pick(&[d, any]);
-        let imm = r.pick(&[1, 3, 16, 63, 64, -1, 0x7fff_ffff]);
-        insns[at + 1] = if op & 8 != 0 {
-            Insn::new(op, d, t, 0, 0)
-        } else {
-            Insn::new(op, d, 0, 0, imm)
-        };
-    }
-    // ALU-then-branch idioms: a loop counter's step and test, every condition and width, against
-    // an immediate or a register, jumping back or forward.
-    for _ in 0..r.below(3) {
-        let at = r.below(len as u64 - 1) as usize;
-        let d = r.below(10) as u8;
-        let alu = r.pick(&[
-            0x07u8, 0x0f, 0x17, 0x57, 0x27, 0xb7, 0xbf, 0x04, 0x0c, 0x14, 0x54, 0xb4, 0xbc, 0x2c,
-        ]);
-        let imm = r.pick(&[1, -1, 2, 0x7fff_ffff, i32::MIN, 255]);
-        insns[at] = if alu & 8 != 0 {
-            Insn::new(alu, d, r.below(11) as u8, 0, 0)
-        } else {
-            Insn::new(alu, d, 0, 0, imm)
-        };
-        let cond = r.pick(&[
-            0x10u8, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0xa0, 0xb0, 0xc0, 0xd0,
-        ]);
-        let class = r.pick(&[5u8, 6]);
-        let src = r.pick(&[0u8, 8]);
-        // A target inside the program (the exit pushed below included).
-        let off = (r.below(len as u64 + 1) as i64 - (at as i64 + 2)) as i16;
-        let jimm = r.pick(&[0, 1, 2, -1, 0x7fff_ffff, i32::MIN, 100]);
-        let any = r.below(11) as u8;
-        let jd = r.pick(&[d, any]);
-        let js = r.below(11) as u8;
-        insns[at + 1] = if src != 0 {
-            Insn::new(cond | class | src, jd, js, off, 0)
-        } else {
-            Insn::new(cond | class, jd, 0, off, jimm)
-        };
     }
     let mut i = 0;
     while i < insns.len() {
