@@ -128,6 +128,26 @@ describe('verified mode: the kernel verdicts', () => {
     expect(p.verifierStats?.processedInsns).toBe(9)
   })
 
+  it('walks a never-ending loop inside a called function to the complexity limit (E2BIG)', () => {
+    // r1 flips between 8 and -8 and never reaches 0. Every turn asks for r1's precision from
+    // inside the callee; the kernel answers "BPF program is too large. Processed 1000001 insn"
+    // (E2BIG), loaded as a socket filter. Before the fix this load did not return.
+    const loop = assemble(`
+        r1 = 8
+        call f
+        exit
+      f:
+        r0 = 0
+      l:
+        r0 += 1
+        r1 *= -1
+        if r1 != 0 goto l
+        exit`)
+    const e = rejection(() => new Program({ type: 'socket_filter', instructions: loop, mode: 'verified' }))
+    expect(e.code).toBe('E2BIG')
+    expect(e.message).toBe('BPF program is too large. Processed 1000001 insn')
+  })
+
   it('refuses a GPL-only helper to a program under another license (EINVAL, as the kernel)', () => {
     const e = rejection(
       () => new Program({ type: 'xdp', instructions: PRINTK, mode: 'verified', license: 'Proprietary' }),

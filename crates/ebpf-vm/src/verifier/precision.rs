@@ -260,16 +260,27 @@ fn mark_frame(frame: &mut FuncState, marks: &mut Marks) {
 }
 
 /// Every scalar of every checkpoint from `parent` up is precise (`mark_all_scalars_precise`).
+///
+/// The walk stops at the first checkpoint whose scalars were all precise already: a mark is only
+/// ever set together with what it depends on further up (the rule `mark_frame` relies on), so
+/// everything above such a checkpoint is marked too. Without the stop, a loop inside a callee
+/// (where every precision request takes this path) walks the whole growing chain on each turn,
+/// and a never-ending one takes quadratic time instead of reaching the complexity limit.
 fn mark_all_precise<C: Checkpoints>(checkpoints: &mut C, mut parent: Option<usize>) {
     while let Some(p) = parent {
+        let mut changed = false;
         for frame in checkpoints.state_mut(p).frames.iter_mut() {
             let regs = frame.regs.iter_mut();
             let spills = frame.stack.iter_mut().map(|s| &mut s.spilled);
             for reg in regs.chain(spills) {
-                if reg.is_scalar() {
+                if reg.is_scalar() && !reg.precise {
                     reg.precise = true;
+                    changed = true;
                 }
             }
+        }
+        if !changed {
+            return;
         }
         parent = checkpoints.segment(p).parent;
     }
