@@ -22,7 +22,6 @@ export type { MapArrayView, MapCodecs, MapDefinition, MapTypeName, UpdateFlag } 
 export { BpfMap, MAP_TYPES, possibleCpus } from './map.js'
 export * as pcap from './pcap/index.js'
 export type { FilterPcapOptions, FilterPcapSummary } from './pcap-filter.js'
-export { PerfBuffer, type PerfBufferOptions, type PerfEvent } from './perf-buffer.js'
 export {
   actionName,
   normalizeVerdict,
@@ -33,6 +32,7 @@ export {
   verdictName,
   XDP_ACTIONS,
 } from './pcap-run.js'
+export { PerfBuffer, type PerfBufferOptions, type PerfEvent } from './perf-buffer.js'
 export type {
   AttachTypeName,
   BatchEntry,

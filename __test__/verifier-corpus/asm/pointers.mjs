@@ -128,9 +128,21 @@ const MAPS = [
   ['return_map_value_or_null', `${LOOKUP0}\nexit`, true],
   // Only the immediate 0 makes a null check: against a register holding 0 the kernel keeps
   // the pointer `_or_null` on both sides, whichever side of the comparison it is on.
-  ['null_check_against_zero_register', `${LOOKUP0}\nr1 = 0\nif r0 == r1 goto +1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`, false],
-  ['null_check_ne_zero_register', `${LOOKUP0}\nr1 = 0\nif r0 != r1 goto +2\nr0 = 0\nexit\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`, false],
-  ['null_check_zero_register_first', `${LOOKUP0}\nr1 = 0\nif r1 == r0 goto +1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`, false],
+  [
+    'null_check_against_zero_register',
+    `${LOOKUP0}\nr1 = 0\nif r0 == r1 goto +1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`,
+    false,
+  ],
+  [
+    'null_check_ne_zero_register',
+    `${LOOKUP0}\nr1 = 0\nif r0 != r1 goto +2\nr0 = 0\nexit\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`,
+    false,
+  ],
+  [
+    'null_check_zero_register_first',
+    `${LOOKUP0}\nr1 = 0\nif r1 == r0 goto +1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit`,
+    false,
+  ],
 ]
 for (const t of TYPES) {
   for (const [name, code, ok] of MAPS) {

@@ -125,7 +125,11 @@ fn exercise(m: &Arc<dyn Map>, rng: &mut Rng, inner_id: u32) {
     // updates aside, as in the kernel; a cpumap's random queue sizes are almost all over 16384: EOVERFLOW).
     if !matches!(
         m.map_type(),
-        MapType::Ringbuf | MapType::ProgArray | MapType::PerfEventArray | MapType::StackTrace | MapType::Cpumap
+        MapType::Ringbuf
+            | MapType::ProgArray
+            | MapType::PerfEventArray
+            | MapType::StackTrace
+            | MapType::Cpumap
     ) {
         assert!(
             ok_updates > 20,
