@@ -102,7 +102,8 @@ export interface ProgramOptions {
   /**
    * The kernel's expected attach type, where it changes what the program may do: `'xdp_devmap'`
    * (an `xdp` program a devmap runs, libbpf's `SEC("xdp/devmap")`) may read `xdp_md.egress_ifindex`
-   * in mode `verified`. Default: none.
+   * in mode `verified`; `'cgroup_inet_egress'` (a `cgroup_skb` program on egress,
+   * `SEC("cgroup_skb/egress")`) may return 0 to 3, where ingress programs return 0 or 1. Default: none.
    */
   expectedAttachType?: AttachTypeName
   /** Instructions a run may execute before it is stopped (default 10,000,000). */

@@ -322,7 +322,7 @@ pub fn store(
         ))),
         BaseType::Packet | BaseType::PacketMeta => {
             if !super::packet::may_write_direct(env.options.kind) {
-                return Err(eacces(format!("cannot write into {}", base.ty.name())));
+                return Err(eacces("cannot write into packet"));
             }
             packet_access(&base, regno, off, size)
         }
