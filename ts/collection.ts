@@ -349,7 +349,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
     for (const p of chosen) {
       const { instructions, maps } = relocate(p, this.maps)
       const type = programTypeOf(p)
-      const verified = (opts.mode ?? defaultMode(type)) === 'verified'
+      const mode = opts.mode ?? defaultMode(type)
       this.programs.set(
         p.name,
         named(
@@ -360,7 +360,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
               instructions,
               maps,
               engine: opts.engine,
-              mode: opts.mode,
+              mode,
               logLevel: opts.logLevel,
               unprivileged: opts.unprivileged,
               license: spec.license,
@@ -374,7 +374,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
               funcInfo: p.funcInfo,
               funcEntries: [...p.subprograms.map((s) => s.insn), ...p.funcInfo.map((f) => f.insn)],
               // Only the verifier reads them.
-              globalFunctions: verified ? globalFunctionsOf(spec.types, p.funcInfo, p.type) : undefined,
+              globalFunctions: mode === 'verified' ? globalFunctionsOf(spec.types, p.funcInfo, p.type) : undefined,
             }),
         ),
       )
