@@ -403,8 +403,9 @@ describe('verified mode: options', () => {
       'At program exit the register R0 has smin=4 smax=4 should have been in [0, 3]',
     )
     // The attach type belongs to cgroup_skb programs only.
-    expect(() =>
-      new Program({ type: 'xdp', expectedAttachType: 'cgroup_inet_egress', instructions: assemble('r0 = 2\nexit') }),
+    expect(
+      () =>
+        new Program({ type: 'xdp', expectedAttachType: 'cgroup_inet_egress', instructions: assemble('r0 = 2\nexit') }),
     ).toThrow(expect.objectContaining({ code: 'EINVAL' }))
   })
 

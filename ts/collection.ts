@@ -12,8 +12,8 @@ import type { BtfType } from './btf/types.js'
 import { Coverage } from './coverage.js'
 import { EbpfError, LoadError, MapError, VerifierError } from './errors.js'
 import { asBpfMap, BpfMap, MAP_TYPES, type MapCodecs, type MapDefinition, possibleCpus } from './map.js'
-import { defaultMode, type EngineName, Program, type ProgramType, type SafetyMode } from './program.js'
 import type { AttachTypeName } from './native.js'
+import { defaultMode, type EngineName, Program, type ProgramType, type SafetyMode } from './program.js'
 import type { CollectionSpec, MapSpec, ProgramSpec } from './spec.js'
 
 export interface CollectionOptions {

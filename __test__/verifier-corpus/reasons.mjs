@@ -50,7 +50,7 @@ export const REASONS = [
     kernel: /^$/,
     ours: /program of this type cannot use helper/,
     reason:
-      'helper not provided by this runtime for this program type (bpf_skb_ecn_set_ce writes the IP header, and a cgroup_skb run here has a read-only packet): refused in the kernel\'s words for a helper of another type',
+      "helper not provided by this runtime for this program type (bpf_skb_ecn_set_ce writes the IP header, and a cgroup_skb run here has a read-only packet): refused in the kernel's words for a helper of another type",
   },
   {
     ours: /unknown helper (0|999)\b/,

@@ -98,8 +98,12 @@ const WRITES = [
   ['sk', 168, 8, false],
 ]
 for (const [name, off, size, ok] of WRITES) {
-  out.push(prog(`cgskb_ctx_write_${name}${sfx(ok)}`, 'cgroup_skb', `r2 = 1\n*(${W[size]} *)(r1 + ${off}) = r2\nr0 = 1\nexit`))
-  out.push(prog(`cgskb_ctx_store_imm_${name}${sfx(ok)}`, 'cgroup_skb', `*(${W[size]} *)(r1 + ${off}) = 1\nr0 = 1\nexit`))
+  out.push(
+    prog(`cgskb_ctx_write_${name}${sfx(ok)}`, 'cgroup_skb', `r2 = 1\n*(${W[size]} *)(r1 + ${off}) = r2\nr0 = 1\nexit`),
+  )
+  out.push(
+    prog(`cgskb_ctx_store_imm_${name}${sfx(ok)}`, 'cgroup_skb', `*(${W[size]} *)(r1 + ${off}) = 1\nr0 = 1\nexit`),
+  )
 }
 // A moved context pointer.
 out.push(prog('cgskb_ctx_moved_read_rej', 'cgroup_skb', 'r1 += 8\nr0 = *(u32 *)(r1 + 0)\nr0 = 1\nexit'))
@@ -118,17 +122,18 @@ for (const [name, access, ok] of [
 ]) {
   out.push(prog(`cgskb_pkt_${name}${sfx(ok)}`, 'cgroup_skb', `${PKT}\n${access}\nr0 = 1\nexit\nout:\nr0 = 1\nexit`))
 }
-out.push(prog('cgskb_pkt_unchecked_read_rej', 'cgroup_skb', 'r2 = *(u32 *)(r1 + 76)\nr0 = *(u8 *)(r2 + 0)\nr0 = 1\nexit'))
-out.push(prog('cgskb_pkt_data_end_deref_rej', 'cgroup_skb', 'r2 = *(u32 *)(r1 + 80)\nr0 = *(u8 *)(r2 + 0)\nr0 = 1\nexit'))
+out.push(
+  prog('cgskb_pkt_unchecked_read_rej', 'cgroup_skb', 'r2 = *(u32 *)(r1 + 76)\nr0 = *(u8 *)(r2 + 0)\nr0 = 1\nexit'),
+)
+out.push(
+  prog('cgskb_pkt_data_end_deref_rej', 'cgroup_skb', 'r2 = *(u32 *)(r1 + 80)\nr0 = *(u8 *)(r2 + 0)\nr0 = 1\nexit'),
+)
 // Packet memory as a helper's key (map_lookup_elem has pkt_access) and as skb_load_bytes's
 // destination (no pkt_access).
 out.push(
-  prog(
-    'cgskb_pkt_as_map_key_ok',
-    'cgroup_skb',
-    `${PKT}\nr1 = map[0] ll\ncall 1\nr0 = 1\nexit\nout:\nr0 = 1\nexit`,
-    [ARRAY_4_8],
-  ),
+  prog('cgskb_pkt_as_map_key_ok', 'cgroup_skb', `${PKT}\nr1 = map[0] ll\ncall 1\nr0 = 1\nexit\nout:\nr0 = 1\nexit`, [
+    ARRAY_4_8,
+  ]),
 )
 out.push(
   prog(
@@ -201,7 +206,9 @@ for (const [name, text, ok, maps] of [
   out.push(prog(`cgskb_helper_${name}${sfx(ok)}`, 'cgroup_skb', `${text}\nr0 = 1\nexit`, maps ?? []))
 }
 // The socket: sk may be NULL until checked; then sock_common's fields.
-out.push(prog('cgskb_sk_read_unchecked_rej', 'cgroup_skb', 'r1 = *(u64 *)(r1 + 168)\nr0 = *(u32 *)(r1 + 4)\nr0 = 1\nexit'))
+out.push(
+  prog('cgskb_sk_read_unchecked_rej', 'cgroup_skb', 'r1 = *(u64 *)(r1 + 168)\nr0 = *(u32 *)(r1 + 4)\nr0 = 1\nexit'),
+)
 out.push(
   prog(
     'cgskb_sk_read_family_checked_ok',

@@ -84,7 +84,11 @@ const MAPS = [
     'r1 = map[0] ll\nr2 = *(u64 *)(r1 + 40)\n*(u64 *)(r10 - 8) = r2\nr3 = *(u64 *)(r10 - 8)\nr0 = 0\nexit',
     true,
   ],
-  ['map_ptr_ops_pointer_store_through', 'r1 = map[0] ll\nr2 = *(u64 *)(r1 + 40)\n*(u64 *)(r2 + 0) = 1\nr0 = 0\nexit', false],
+  [
+    'map_ptr_ops_pointer_store_through',
+    'r1 = map[0] ll\nr2 = *(u64 *)(r1 + 40)\n*(u64 *)(r2 + 0) = 1\nr0 = 0\nexit',
+    false,
+  ],
   [
     'map_ptr_store_to_stack_fill_call',
     `r1 = map[0] ll\n*(u64 *)(r10 - 16) = r1\n*(u32 *)(r10 - 4) = 0\nr2 = r10\nr2 += -4\nr1 = *(u64 *)(r10 - 16)\ncall 1\nr0 = 0\nexit`,
