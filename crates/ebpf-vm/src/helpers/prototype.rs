@@ -443,7 +443,12 @@ mod tests {
         let s = ProgTypes::of(&[KernelProgType::Xdp, KernelProgType::SchedCls]);
         assert!(s.contains(KernelProgType::Xdp) && !s.contains(KernelProgType::Kprobe));
         assert_eq!(format!("{s:?}"), r#"{"sched_cls", "xdp"}"#);
-        assert_eq!(ProgTypes::ALL.iter().count(), 7);
+        // socket_filter, kprobe, sched_cls, tracepoint, xdp, perf_event, raw_tracepoint, cgroup_skb.
+        assert_eq!(ProgTypes::ALL.iter().count(), 8);
+        assert_eq!(
+            format!("{:?}", s.without(KernelProgType::Xdp)),
+            r#"{"sched_cls"}"#
+        );
         assert_eq!(
             KernelProgType::from_name("raw_tracepoint"),
             Some(KernelProgType::RawTracepoint)
