@@ -83,6 +83,16 @@ export function fileHeader(format: 'pcap' | 'pcap-ns' | 'pcapng', linkType: numb
   return new Uint8Array(h.buffer)
 }
 
+/** The writer's check of a packet's original length (`filterPcap`'s fast path makes it too). */
+export function checkOriginalLength(index: number, originalLength: number, dataLength: number): void {
+  if (!Number.isInteger(originalLength) || originalLength < dataLength || originalLength > 0xffffffff) {
+    throw new EbpfError(
+      'EINVAL',
+      `packet ${index}: originalLength ${originalLength} is below the data's ${dataLength} bytes or not a u32`,
+    )
+  }
+}
+
 function record(
   format: 'pcap' | 'pcap-ns' | 'pcapng',
   packet: PacketToWrite,
@@ -96,12 +106,7 @@ function record(
   if (typeof timestamp !== 'bigint' || timestamp < 0n) {
     throw new EbpfError('EINVAL', `packet ${index}: timestamp must be a non-negative bigint of nanoseconds`)
   }
-  if (!Number.isInteger(originalLength) || originalLength < data.length || originalLength > 0xffffffff) {
-    throw new EbpfError(
-      'EINVAL',
-      `packet ${index}: originalLength ${originalLength} is below the data's ${data.length} bytes or not a u32`,
-    )
-  }
+  checkOriginalLength(index, originalLength, data.length)
   const captured = data.subarray(0, Math.min(data.length, snaplen))
   if (format === 'pcapng') {
     if (timestamp >= 1n << 64n)
