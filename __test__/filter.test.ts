@@ -60,7 +60,7 @@ function tcpdumpKeeps(
 async function writeCapture(
   path: string,
   packets: GeneratedPacket[],
-  linkType: 'EN10MB' | 'RAW' | 'LINUX_SLL',
+  linkType: 'EN10MB' | 'RAW' | 'LINUX_SLL' | 'LINUX_SLL2',
 ): Promise<void> {
   await pcap.write(
     path,
@@ -229,22 +229,27 @@ describe.skipIf(!hasTcpdump)('random combinations keep what tcpdump -O keeps', (
 describe.skipIf(!hasTcpdump)('other link types', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ebpf-filter-link-'))
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
-  /** The generated frames without their Ethernet header (untagged IP ones), as RAW or cooked (SLL) packets. */
-  function relink(linkType: 'RAW' | 'LINUX_SLL'): GeneratedPacket[] {
+  /** The generated frames without their Ethernet header (untagged IP ones), as RAW or cooked (SLL, SLL2) packets. */
+  function relink(linkType: 'RAW' | 'LINUX_SLL' | 'LINUX_SLL2'): GeneratedPacket[] {
     return new PacketGenerator(SEED + 1)
       .packets(1500)
       .filter((p) => p.data.length > 14)
       .map((p) => {
         const type = [p.data[12]!, p.data[13]!]
         const body = p.data.subarray(14)
+        // SLL: packet type, ARPHRD_ETHER, address length, 8 address bytes, protocol. SLL2: protocol,
+        // reserved, interface index 1, ARPHRD_ETHER, packet type, address length, 8 address bytes.
+        const source = p.data.subarray(6, 12)
         const data =
           linkType === 'RAW'
             ? body
-            : Uint8Array.from([0, 0, 0, 1, 0, 6, ...p.data.subarray(6, 12), 0, 0, ...type, ...body])
+            : linkType === 'LINUX_SLL'
+              ? Uint8Array.from([0, 0, 0, 1, 0, 6, ...source, 0, 0, ...type, ...body])
+              : Uint8Array.from([...type, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, ...source, 0, 0, ...body])
         return { data, originalLength: p.originalLength - p.data.length + data.length, cut: p.cut }
       })
   }
-  const cases: Array<['RAW' | 'LINUX_SLL', string[]]> = [
+  const cases: Array<['RAW' | 'LINUX_SLL' | 'LINUX_SLL2', string[]]> = [
     [
       'RAW',
       [
@@ -281,6 +286,25 @@ describe.skipIf(!hasTcpdump)('other link types', () => {
         'not tcp',
         'portrange 20-100',
         'rarp host 10.0.0.2',
+      ],
+    ],
+    [
+      'LINUX_SLL2',
+      [
+        'ip',
+        'ip6',
+        'arp',
+        'tcp',
+        'udp port 53',
+        'host 10.0.0.1',
+        'net 2001:db8::/32',
+        'tcp[13] & 2 != 0',
+        'icmp',
+        'len < 80',
+        'ether proto 0x88cc',
+        'not tcp',
+        'portrange 20-100',
+        'ip6 proto 58',
       ],
     ],
   ]
