@@ -60,7 +60,7 @@ function tcpdumpKeeps(
 async function writeCapture(
   path: string,
   packets: GeneratedPacket[],
-  linkType: 'EN10MB' | 'RAW' | 'LINUX_SLL' | 'LINUX_SLL2',
+  linkType: 'EN10MB' | 'RAW' | 'LINUX_SLL' | 'LINUX_SLL2' | 'NULL' | 'LOOP',
 ): Promise<void> {
   await pcap.write(
     path,
@@ -229,8 +229,13 @@ describe.skipIf(!hasTcpdump)('random combinations keep what tcpdump -O keeps', (
 describe.skipIf(!hasTcpdump)('other link types', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ebpf-filter-link-'))
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
-  /** The generated frames without their Ethernet header (untagged IP ones), as RAW or cooked (SLL, SLL2) packets. */
-  function relink(linkType: 'RAW' | 'LINUX_SLL' | 'LINUX_SLL2'): GeneratedPacket[] {
+  type Relinked = 'RAW' | 'LINUX_SLL' | 'LINUX_SLL2' | 'NULL' | 'LOOP'
+  /**
+   * The generated frames without their Ethernet header (untagged IP ones), as RAW, cooked (SLL,
+   * SLL2) or BSD loopback packets (NULL: the address family little-endian, LOOP: big-endian; IPv4
+   * is 2, IPv6 the BSDs' 24, 28 or 30 in turn, anything else an unknown family 99).
+   */
+  function relink(linkType: Relinked): GeneratedPacket[] {
     return new PacketGenerator(SEED + 1)
       .packets(1500)
       .filter((p) => p.data.length > 14)
@@ -240,16 +245,38 @@ describe.skipIf(!hasTcpdump)('other link types', () => {
         // SLL: packet type, ARPHRD_ETHER, address length, 8 address bytes, protocol. SLL2: protocol,
         // reserved, interface index 1, ARPHRD_ETHER, packet type, address length, 8 address bytes.
         const source = p.data.subarray(6, 12)
+        const ethertype = (type[0]! << 8) | type[1]!
+        const family = ethertype === 0x0800 ? 2 : ethertype === 0x86dd ? [24, 28, 30][p.data.length % 3]! : 99
         const data =
           linkType === 'RAW'
             ? body
             : linkType === 'LINUX_SLL'
               ? Uint8Array.from([0, 0, 0, 1, 0, 6, ...source, 0, 0, ...type, ...body])
-              : Uint8Array.from([...type, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, ...source, 0, 0, ...body])
+              : linkType === 'LINUX_SLL2'
+                ? Uint8Array.from([...type, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, ...source, 0, 0, ...body])
+                : linkType === 'NULL'
+                  ? Uint8Array.from([family, 0, 0, 0, ...body])
+                  : Uint8Array.from([0, 0, 0, family, ...body])
         return { data, originalLength: p.originalLength - p.data.length + data.length, cut: p.cut }
       })
   }
-  const cases: Array<['RAW' | 'LINUX_SLL' | 'LINUX_SLL2', string[]]> = [
+  const loopback = [
+    'ip',
+    'ip6',
+    'not ip',
+    'tcp',
+    'udp port 53',
+    'host 10.0.0.1',
+    'ip6 net 2001:db8::/32',
+    'tcp[tcpflags] & tcp-syn != 0',
+    'ip[8] = 64',
+    'icmp6',
+    'len > 60',
+    'port 80 or port 443',
+    'ip proto 47',
+    'link[0] = 2 or link[3] = 2',
+  ]
+  const cases: Array<[Relinked, string[]]> = [
     [
       'RAW',
       [
@@ -307,6 +334,8 @@ describe.skipIf(!hasTcpdump)('other link types', () => {
         'ip6 proto 58',
       ],
     ],
+    ['NULL', loopback],
+    ['LOOP', loopback],
   ]
   for (const [linkType, exprs] of cases) {
     it.each(exprs)(`${linkType}: %s`, async (expr) => {

@@ -263,7 +263,7 @@ export const filterCommand: Command = {
     'link-type': {
       value: true,
       arg: 'TYPE',
-      help: "link type an expression is compiled for (EN10MB, RAW, LINUX_SLL, LINUX_SLL2 or a number); default the capture's",
+      help: "link type an expression is compiled for (EN10MB, RAW, LINUX_SLL, LINUX_SLL2, NULL, LOOP or a number); default the capture's",
     },
     format: {
       value: true,
