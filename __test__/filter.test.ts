@@ -260,10 +260,10 @@ describe.skipIf(!hasTcpdump)('other link types', () => {
         return { data, originalLength: p.originalLength - p.data.length + data.length, cut: p.cut }
       })
   }
-  const loopback = [
+  /** Expressions for link layers that carry only IP (RAW, NULL, LOOP). */
+  const network = [
     'ip',
     'ip6',
-    'not ip',
     'tcp',
     'udp port 53',
     'host 10.0.0.1',
@@ -272,70 +272,31 @@ describe.skipIf(!hasTcpdump)('other link types', () => {
     'ip[8] = 64',
     'icmp6',
     'len > 60',
+    'not ip',
     'port 80 or port 443',
     'ip proto 47',
-    'link[0] = 2 or link[3] = 2',
+  ]
+  const cooked = [
+    'ip',
+    'ip6',
+    'arp',
+    'tcp',
+    'udp port 53',
+    'host 10.0.0.1',
+    'net 2001:db8::/32',
+    'tcp[13] & 2 != 0',
+    'icmp',
+    'len < 80',
+    'ether proto 0x88cc',
+    'not tcp',
+    'portrange 20-100',
   ]
   const cases: Array<[Relinked, string[]]> = [
-    [
-      'RAW',
-      [
-        'ip',
-        'ip6',
-        'tcp',
-        'udp port 53',
-        'host 10.0.0.1',
-        'ip6 net 2001:db8::/32',
-        'tcp[tcpflags] & tcp-syn != 0',
-        'ip[8] = 64',
-        'icmp6',
-        'len > 60',
-        'not ip',
-        'port 80 or port 443',
-        'ip proto 47',
-        'ip6 proto 58',
-      ],
-    ],
-    [
-      'LINUX_SLL',
-      [
-        'ip',
-        'ip6',
-        'arp',
-        'tcp',
-        'udp port 53',
-        'host 10.0.0.1',
-        'net 2001:db8::/32',
-        'tcp[13] & 2 != 0',
-        'icmp',
-        'len < 80',
-        'ether proto 0x88cc',
-        'not tcp',
-        'portrange 20-100',
-        'rarp host 10.0.0.2',
-      ],
-    ],
-    [
-      'LINUX_SLL2',
-      [
-        'ip',
-        'ip6',
-        'arp',
-        'tcp',
-        'udp port 53',
-        'host 10.0.0.1',
-        'net 2001:db8::/32',
-        'tcp[13] & 2 != 0',
-        'icmp',
-        'len < 80',
-        'ether proto 0x88cc',
-        'not tcp',
-        'portrange 20-100',
-        'ip6 proto 58',
-      ],
-    ],
-    ['NULL', loopback],
-    ['LOOP', loopback],
+    ['RAW', [...network, 'ip6 proto 58']],
+    ['LINUX_SLL', [...cooked, 'rarp host 10.0.0.2']],
+    ['LINUX_SLL2', [...cooked, 'ip6 proto 58']],
+    ['NULL', [...network, 'link[0] = 2 or link[3] = 2']],
+    ['LOOP', [...network, 'link[0] = 2 or link[3] = 2']],
   ]
   for (const [linkType, exprs] of cases) {
     it.each(exprs)(`${linkType}: %s`, async (expr) => {
