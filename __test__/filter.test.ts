@@ -106,6 +106,17 @@ describe.skipIf(!hasTcpdump)('compileFilter keeps what tcpdump -r keeps', () => 
     expect(new Set(EXPRESSIONS).size).toBe(EXPRESSIONS.length)
   })
 
+  it('every compiled expression passes our verifier (mode verified), as a socket filter', () => {
+    for (const expr of EXPRESSIONS) {
+      const program = new Program({
+        type: 'socket_filter',
+        instructions: compileFilter(expr).instructions,
+        mode: 'verified',
+      })
+      expect(program.mode, expr).toBe('verified')
+    }
+  })
+
   it.each(EXPRESSIONS)('%s', async (expr) => {
     const expected = tcpdumpKeeps(input, join(dir, 'tcpdump-O.pcap'), expr, false)
     const optimized = tcpdumpKeeps(input, join(dir, 'tcpdump.pcap'), expr)
