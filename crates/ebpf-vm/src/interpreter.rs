@@ -16,189 +16,23 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Trap, TrapKind};
-use crate::helpers::{CallerInfo, HelperContext, HelperTable};
 use crate::isa::opcodes::*;
 use crate::isa::{jump_target, lddw_imm, Insn};
 use crate::limits::Meter;
 use crate::memory::{Region, Regions};
+pub use crate::vm::env::{call_helper, memory_trap, RunEnv};
+use crate::vm::trap;
+pub use crate::vm::{
+    budget_trap, HelperReturn, RunOutput, MAX_CALL_FRAMES, STACK_FRAME_SIZE, STACK_SIZE,
+};
 
 mod observe;
 pub use observe::run_traced;
-
-/// Bytes of stack per call frame, as in the kernel.
-pub const STACK_FRAME_SIZE: usize = 512;
-/// The most call frames that may be live at once (the main program included), as in the kernel.
-pub const MAX_CALL_FRAMES: usize = 8;
-/// The whole stack area of a run: one frame for each possible level of bpf-to-bpf call.
-pub const STACK_SIZE: usize = STACK_FRAME_SIZE * MAX_CALL_FRAMES;
-
-/// Everything a run needs besides the instructions.
-pub struct RunEnv<'a> {
-    pub helpers: &'a HelperTable,
-    pub regions: Regions,
-    /// r10 of the main frame (one past the top of the stack area).
-    pub stack_top: u64,
-    /// Instructions that may execute before the run is stopped.
-    pub budget: u64,
-    /// The packet that `LD_ABS`/`LD_IND` read: start address and length.
-    pub packet: (u64, u64),
-    /// The maps of the run (`RunMaps::default()` for a program without maps).
-    pub maps: crate::maps::RunMaps,
-    /// The program-type side of the run (context, packet, output, callbacks, tail calls).
-    pub state: &'a mut crate::context::RunState,
-    /// How this engine runs a function of the program, for helpers that call back
-    /// (`bpf_loop`); see `helpers/callbacks.rs`.
-    pub function_runner: Option<&'a crate::helpers::callbacks::FunctionRunner<'a>>,
-}
-
-/// How a run ended normally.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RunOutput {
-    pub r0: u64,
-    pub insn_count: u64,
-    /// The instruction the run left by: the main frame's `exit`, or the legacy packet load
-    /// outside the packet that ended the program.
-    pub exit_pc: usize,
-}
 
 struct Frame {
     return_pc: usize,
     saved: [u64; 4],
     saved_fp: u64,
-}
-
-fn trap(kind: TrapKind, pc: usize, addr: u64, size: u32, count: u64, message: String) -> Trap {
-    Trap {
-        kind,
-        pc,
-        addr,
-        size,
-        insn_count: count,
-        message,
-        place: None,
-    }
-}
-
-/// The trap for a failed memory check; the message is the one both engines give. It names the
-/// address by its place in the run's memory (`stack-8`, `data+70`), never as a host address.
-pub fn memory_trap(
-    kind: TrapKind,
-    pc: usize,
-    addr: u64,
-    size: u32,
-    count: u64,
-    write: bool,
-    env: &RunEnv<'_>,
-) -> Trap {
-    let what = if write { "store" } else { "load" };
-    let place = crate::context::places::locate(addr, env.state, &env.maps);
-    let at = match &place {
-        Some(p) => format!("at {p}"),
-        None => "at an address outside every region of the run".into(),
-    };
-    let message = match kind {
-        TrapKind::ReadOnly => format!("{what} of {size} bytes {at} into read-only memory"),
-        TrapKind::Misaligned => format!("misaligned atomic {what} of {size} bytes {at}"),
-        _ if place.is_none() => format!("{what} of {size} bytes {at}"),
-        _ => format!("{what} of {size} bytes {at} is outside the program's memory"),
-    };
-    Trap {
-        place,
-        ..trap(kind, pc, addr, size, count, message)
-    }
-}
-
-pub fn budget_trap(pc: usize, budget: u64) -> Trap {
-    trap(
-        TrapKind::BudgetExhausted,
-        pc,
-        0,
-        0,
-        budget,
-        format!("instruction budget of {budget} exhausted"),
-    )
-}
-
-/// What a helper call returned: r0, and the instructions of the run's budget the helper used
-/// besides its call instruction (callbacks, charged work; see `HelperContext::charged`), which
-/// the engine adds to its count.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HelperReturn {
-    pub r0: u64,
-    pub charged: u64,
-}
-
-/// Calls helper `id` with r1-r5; the trap on failure names instruction `pc`. `count`: the
-/// instructions the calling frame executed before the call.
-pub fn call_helper(
-    env: &mut RunEnv<'_>,
-    id: u64,
-    args: [u64; 5],
-    pc: usize,
-    count: u64,
-) -> Result<HelperReturn, Trap> {
-    // `env.helpers` is a shared reference of its own: the helper is borrowed from the table
-    // while the run's state is lent to it mutably, with no reference counting per call (which
-    // threads running one program would contend on).
-    let helpers: &HelperTable = env.helpers;
-    let Some(helper) = u32::try_from(id).ok().and_then(|id| helpers.get(id)) else {
-        // A helper number is 32 bits; a wider value may be a host address (`callx` of a
-        // pointer), which a message must not show (see `context::places`).
-        let target = match u32::try_from(id) {
-            Ok(n) => n.to_string(),
-            Err(_) => match crate::context::places::locate(id, env.state, &env.maps) {
-                Some(place) => place.to_string(),
-                None => "a value wider than 32 bits".into(),
-            },
-        };
-        return Err(trap(
-            TrapKind::BadCallTarget,
-            pc,
-            0,
-            0,
-            count,
-            format!("callx to {target}, which is not a helper"),
-        ));
-    };
-    if env.state.held_lock.is_some() {
-        if let Err(message) = crate::helpers::locks::check_call(env.state, helper.id) {
-            return Err(trap(TrapKind::HelperError, pc, 0, 0, count, message));
-        }
-    }
-    let mut cx = HelperContext {
-        regions: &mut env.regions,
-        maps: &mut env.maps,
-        state: env.state,
-        caller: CallerInfo {
-            helpers: env.helpers,
-            packet: env.packet,
-            budget: env.budget,
-            insn_base: count + 1,
-            pc,
-            runner: env.function_runner,
-        },
-        charged: 0,
-    };
-    let result = (helper.func)(&mut cx, args);
-    let charged = cx.charged;
-    // A helper that moved the packet (tc) says where it is now, for LD_ABS and LD_IND.
-    if let Some(packet) = env.state.packet_moved {
-        env.packet = packet;
-    }
-    result.map(|r0| HelperReturn { r0, charged }).map_err(|e| {
-        // A trap inside a callback stops the run as it is.
-        if let Some(t) = env.state.pending_trap.take() {
-            return t;
-        }
-        trap(
-            TrapKind::HelperError,
-            pc,
-            0,
-            0,
-            count,
-            format!("helper {} ({}) failed: {e}", helper.id, helper.name),
-        )
-    })
 }
 
 #[inline(always)]

@@ -7,10 +7,10 @@ use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64, LogicalProgr
 use crate::context::{self, ContextInput, ContextOutput, RunData, RunState};
 use crate::coverage::{Counted, CoverageCounters, CoverageReport};
 use crate::error::{ErrorCode, LoadError, Trap, TrapKind};
-use crate::helpers::callbacks::rebase_trap;
+use crate::helpers::callbacks::{rebase_trap, Callback};
 use crate::helpers::output::{PerfSink, ProgramOutput, TraceSink, DEFAULT_PERF_BUFFER_BYTES};
-use crate::helpers::HelperTable;
-use crate::interpreter::{self, RunEnv, RunOutput, STACK_SIZE};
+use crate::helpers::{HelperContext, HelperTable};
+use crate::interpreter;
 use crate::isa::{encode_all, validate_with, Insn, ReservedFields};
 use crate::limits::RunLimits;
 use crate::memory::{Region, Regions};
@@ -21,6 +21,8 @@ use crate::verification::{verify_load, LoadFacts, SourceLine, VerifierReport, MA
 use crate::verifier::ctx_access::PT_REGS_SIZE;
 use crate::verifier::GlobalFunction;
 use crate::verifier::ProgramKind;
+use crate::vm::env::RunEnv;
+use crate::vm::{RunOutput, TailCallTarget, STACK_FRAME_SIZE, STACK_SIZE};
 
 /// Which engine runs the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -43,61 +45,7 @@ pub enum Mode {
     Verified,
 }
 
-/// What r1 (and r2) hold at entry, which helpers the program has, and what a run hands back
-/// (see `context/mod.rs`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ProgramType {
-    /// r1 = address of the input data, r2 = its length (the conformance suite's convention).
-    #[default]
-    Raw,
-    /// r1 = `struct __sk_buff` over the (read-only) data; r0 = bytes of the packet to keep.
-    SocketFilter,
-    /// r1 = `struct __sk_buff` with tc's rules (`sched_cls`/`sched_act`) over a copy of the data
-    /// from the Ethernet header on, writable and resizable by helpers; r0 = a tc action.
-    Tc,
-    /// r1 = `struct xdp_md` over a copy of the data in an XDP frame; r0 = an XDP action.
-    Xdp,
-    /// r1 = the context bytes the run supplies (kprobe, fentry style; verified as a kprobe's
-    /// `struct pt_regs`).
-    Tracing,
-    /// r1 = a tracepoint's record as the run supplies it, zero-extended to
-    /// `PERF_MAX_TRACE_SIZE` (8192) bytes, the most the kernel lets the program read.
-    Tracepoint,
-    /// r1 = a raw tracepoint's u64 arguments as the run supplies them, zero-extended to
-    /// `MAX_BPF_FUNC_ARGS` (12) of them.
-    RawTracepoint,
-}
-
-/// The kernel's `expected_attach_type`, where it changes what a program may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AttachType {
-    /// `BPF_XDP_DEVMAP`: an XDP program a devmap runs on transmit, which may read
-    /// `xdp_md.egress_ifindex` (libbpf's `SEC("xdp/devmap")`).
-    XdpDevmap,
-}
-
-impl ProgramType {
-    /// The tracing types: the context is the caller's bytes, read only, with no packet.
-    pub fn is_tracing(self) -> bool {
-        matches!(
-            self,
-            ProgramType::Tracing | ProgramType::Tracepoint | ProgramType::RawTracepoint
-        )
-    }
-}
-
-impl ProgramType {
-    /// Every program type, in declaration order.
-    pub const ALL: [ProgramType; 7] = [
-        ProgramType::Raw,
-        ProgramType::SocketFilter,
-        ProgramType::Tc,
-        ProgramType::Xdp,
-        ProgramType::Tracing,
-        ProgramType::Tracepoint,
-        ProgramType::RawTracepoint,
-    ];
-}
+pub use crate::vm::{AttachType, ProgramType};
 
 /// What a run hands back besides r0 and its count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -255,6 +203,22 @@ pub struct Program {
     /// its code counts into them (see `coverage`).
     coverage: Option<Arc<CoverageCounters>>,
     coverage_chains: Option<Vec<u32>>,
+}
+
+/// A prog array's entry as a tail-call target: a `Program`, or nothing.
+fn tail_call_target(prog: Arc<dyn std::any::Any + Send + Sync>) -> Option<Arc<dyn TailCallTarget>> {
+    let program: Arc<Program> = prog.downcast().ok()?;
+    Some(program)
+}
+
+impl TailCallTarget for Program {
+    fn prog_type(&self) -> ProgramType {
+        self.options.prog_type
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 impl Program {
@@ -581,7 +545,7 @@ impl Program {
         // Only the frames the program can reach become a region of the run: the rest of the
         // area stays out of reach. Of those, the bytes the program may read before writing them
         // are zeroed (see stack_reach.rs).
-        let reach = self.stack_frames * crate::interpreter::STACK_FRAME_SIZE;
+        let reach = self.stack_frames * STACK_FRAME_SIZE;
         let reach_start = stack_bytes + (STACK_SIZE - reach) as u64;
         let (below_top, zeroed) = self.stack_zero;
         // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area, which
@@ -599,6 +563,7 @@ impl Program {
         // Recycled by the run before (below), or new: only the program type is another's.
         let state = &mut space.state;
         state.prog_type = self.options.prog_type;
+        state.tail_call_target = Some(tail_call_target);
         state.packet_stores_proved = self.verifier.is_some();
         state.stack = (stack_bytes, STACK_SIZE as u64);
         state.limits = limits.clone();
@@ -719,8 +684,9 @@ impl Program {
         state.coverage = counting
             .filter(|_| self.engine == Engine::Interpreter)
             .cloned();
-        let runner =
-            |env: &mut RunEnv<'_>, pc: usize, args: [u64; 5]| self.run_callback(env, pc, args);
+        let runner = |cx: &mut HelperContext<'_>, cb: &Callback| {
+            RunEnv::of_callback(cx, cb, |env| self.run_callback(env, cb.pc, cb.args))
+        };
         let mut env = RunEnv {
             helpers: &self.helpers,
             regions: std::mem::take(regions),
@@ -772,8 +738,8 @@ impl Program {
             maps.end_run();
             return (result, maps);
         };
-        let Ok(next) = next.downcast::<Program>() else {
-            unreachable!("HelperContext::tail_call accepts programs only");
+        let Some(next) = next.as_any().downcast_ref::<Program>() else {
+            unreachable!("prog arrays hold programs only");
         };
         // The map keep-alives of this program (`maps`) live until the chain ends.
         let (result, next_maps) = next.run_chain(

@@ -113,8 +113,9 @@ mod x86;
 
 use crate::analysis::{analyse, Analysis, AnalysisOptions};
 use crate::error::{ErrorCode, LoadError, Trap};
-use crate::interpreter::{RunEnv, RunOutput, MAX_CALL_FRAMES};
 use crate::isa::Insn;
+use crate::vm::env::RunEnv;
+use crate::vm::{RunOutput, MAX_CALL_FRAMES};
 
 pub use compile::{blocks, chains};
 
