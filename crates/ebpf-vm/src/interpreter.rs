@@ -15,12 +15,14 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use crate::error::LoadError;
 use crate::error::{Trap, TrapKind};
 use crate::isa::opcodes::*;
 use crate::isa::{jump_target, lddw_imm, Insn};
 use crate::limits::Meter;
 use crate::memory::{Region, Regions};
 pub use crate::vm::env::{call_helper, memory_trap, RunEnv};
+use crate::vm::env::{Entry, ExecutionEngine, Validated};
 use crate::vm::trap;
 pub use crate::vm::{
     budget_trap, HelperReturn, RunOutput, MAX_CALL_FRAMES, STACK_FRAME_SIZE, STACK_SIZE,
@@ -684,6 +686,32 @@ fn fuse(insns: &[Insn], second: &[bool], ops: &mut [Op]) {
 impl Prepared {
     pub fn instructions(&self) -> &[Insn] {
         &self.insns
+    }
+}
+
+/// The interpreter's side of the run ABI: its prepared form, run by the fast loop (the counting
+/// loop when the run counts coverage).
+impl ExecutionEngine for Prepared {
+    fn prepare(program: &Validated<'_>) -> Result<Self, LoadError> {
+        Ok(prepare_proved(program.insns, program.proved))
+    }
+
+    fn run_from(
+        &self,
+        _insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+        entry: Entry,
+    ) -> Result<RunOutput, Trap> {
+        let entry = match entry {
+            Entry::Main => 0,
+            Entry::Function(pc) => pc,
+        };
+        if env.state.coverage.is_some() {
+            run_from::<true>(self, env, args, entry)
+        } else {
+            run_from::<false>(self, env, args, entry)
+        }
     }
 }
 

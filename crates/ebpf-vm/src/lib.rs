@@ -16,7 +16,7 @@
 //!    frames a run exposes).
 //! 5. [`maps`] (and [`pins`]), then [`helpers`] (by kernel number), then [`context`] (the context
 //!    layouts of the program types, with [`context::places`]: addresses named by their region, for
-//!    traps and messages); then [`vm::env`] (the run environment: helpers, maps and run state in
+//!    traps and messages); then [`vm::env`](mod@vm::env) (the run environment: helpers, maps and run state in
 //!    one, the helper call path both engines take, the memory trap); above them [`pointer_leaks`]
 //!    (the run-time refusal of addresses in a program's output), then [`verifier`] (the static
 //!    safety proof: abstract interpretation of register and stack states, and its kernel-format

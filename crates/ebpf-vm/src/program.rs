@@ -21,7 +21,7 @@ use crate::verification::{verify_load, LoadFacts, SourceLine, VerifierReport, MA
 use crate::verifier::ctx_access::PT_REGS_SIZE;
 use crate::verifier::GlobalFunction;
 use crate::verifier::ProgramKind;
-use crate::vm::env::RunEnv;
+use crate::vm::env::{Entry, ExecutionEngine, RunEnv, Validated};
 use crate::vm::{RunOutput, TailCallTarget, STACK_FRAME_SIZE, STACK_SIZE};
 
 /// Which engine runs the program.
@@ -175,7 +175,6 @@ pub struct Program {
     /// is in its side table (`aux`).
     analysis: Analysis,
     options: ProgramOptions,
-    engine: Engine,
     /// The maps of the program and the global-data regions of its runs.
     maps: crate::maps::ProgramMaps,
     /// `options.helpers` plus the helpers of the program type (`context::helpers_for`).
@@ -185,12 +184,9 @@ pub struct Program {
     /// Trace log and sinks; handed to runs only when the program can print (`prints`).
     output: Arc<ProgramOutput>,
     prints: bool,
-    /// The compiled code when `engine` is `Jit`.
-    #[cfg(target_arch = "x86_64")]
-    jit: Option<crate::jit::JitProgram>,
-    /// The interpreter's form of the instructions when `engine` is `Interpreter`, made once here
-    /// so that a run never pays for it.
-    prepared: Option<interpreter::Prepared>,
+    /// The engine, prepared once here so that a run never pays for it: the interpreter's form
+    /// of the instructions or the compiled code.
+    prepared: PreparedEngine,
     /// Stack frames a run can reach (see `stack_reach`, computed once at load for both engines):
     /// only those are zeroed and accessible.
     stack_frames: usize,
@@ -299,38 +295,32 @@ impl Program {
         let stack_frames = crate::stack_reach::reachable_frames(&analysis);
         let stack_zero = crate::stack_reach::zeroed_bytes(&analysis, stack_frames);
         let coverage = (options.coverage).then(|| Arc::new(CoverageCounters::new(insns.len())));
-        let (engine, jit) = select_engine(
+        let prepared = PreparedEngine::select(
             options.engine,
-            &insns,
-            &analysis,
-            options.blind_constants,
-            &callbacks,
-            stack_frames,
-            coverage.as_deref(),
-            verifier.as_ref().map(|v| &v.proved[..]),
+            &Validated {
+                insns: &insns,
+                analysis: &analysis,
+                callbacks: &callbacks,
+                stack_frames,
+                proved: verifier.as_ref().map(|v| &v.proved[..]),
+                blind_constants: options.blind_constants,
+                coverage: coverage.as_deref(),
+            },
         )?;
         #[cfg(target_arch = "x86_64")]
-        let coverage_chains =
-            (coverage.is_some() && jit.is_some()).then(|| crate::jit::coverage_chains(&analysis));
+        let coverage_chains = (coverage.is_some() && prepared.engine() == Engine::Jit)
+            .then(|| crate::jit::coverage_chains(&analysis));
         #[cfg(not(target_arch = "x86_64"))]
         let coverage_chains = None;
-        // The interpreter's form of the instructions, made once here so that a run never pays for it.
-        let prepared = (engine == Engine::Interpreter)
-            .then(|| interpreter::prepare_proved(&insns, verifier.as_ref().map(|v| &v.proved[..])));
-        #[cfg(not(target_arch = "x86_64"))]
-        let () = jit;
         Ok(Program {
             insns,
             analysis,
             options,
-            engine,
             maps,
             helpers,
             callbacks: (!callbacks.is_empty()).then(|| callbacks.into()),
             output,
             prints,
-            #[cfg(target_arch = "x86_64")]
-            jit,
             prepared,
             stack_frames,
             stack_zero,
@@ -371,7 +361,7 @@ impl Program {
 
     /// The engine that actually runs this program (`Auto` resolved).
     pub fn engine(&self) -> Engine {
-        self.engine
+        self.prepared.engine()
     }
 
     pub fn mode(&self) -> Mode {
@@ -396,7 +386,7 @@ impl Program {
     /// program runs on the interpreter.
     pub fn jited_disassembly(&self) -> String {
         #[cfg(target_arch = "x86_64")]
-        if let Some(jit) = &self.jit {
+        if let PreparedEngine::Jit(jit) = &self.prepared {
             return jit.disassembly();
         }
         "; not compiled: this program runs on the interpreter\n".to_string()
@@ -682,10 +672,13 @@ impl Program {
         // Traced runs count nothing.
         let counting = self.coverage.as_ref().filter(|_| state.trace.is_none());
         state.coverage = counting
-            .filter(|_| self.engine == Engine::Interpreter)
+            .filter(|_| self.engine() == Engine::Interpreter)
             .cloned();
         let runner = |cx: &mut HelperContext<'_>, cb: &Callback| {
-            RunEnv::of_callback(cx, cb, |env| self.run_callback(env, cb.pc, cb.args))
+            RunEnv::of_callback(cx, cb, |env| {
+                let entry = Entry::Function(cb.pc);
+                self.prepared.run_from(&self.insns, env, cb.args, entry)
+            })
         };
         let mut env = RunEnv {
             helpers: &self.helpers,
@@ -698,7 +691,7 @@ impl Program {
             state,
             function_runner: Some(&runner),
         };
-        let mut result = self.execute(&mut env, entry.args);
+        let mut result = (self.prepared).run_from(&self.insns, &mut env, entry.args, Entry::Main);
         if let Some(c) = counting {
             // Where the run stopped: its chain's instructions after it were not reached.
             c.stop(match &result {
@@ -764,44 +757,6 @@ impl Program {
         };
         (result, maps)
     }
-
-    /// Runs a callback of this program (`helpers/callbacks.rs`) on the program's own engine,
-    /// entered at the callback's first instruction.
-    fn run_callback(
-        &self,
-        env: &mut RunEnv<'_>,
-        pc: usize,
-        args: [u64; 5],
-    ) -> Result<RunOutput, Trap> {
-        if env.state.trace.is_some() {
-            return interpreter::run_traced(&self.insns, env, args, pc);
-        }
-        #[cfg(target_arch = "x86_64")]
-        if let Some(jit) = &self.jit {
-            return jit.run_function(&self.insns, env, args, pc);
-        }
-        match &self.prepared {
-            Some(p) if env.state.coverage.is_some() => interpreter::run_counted(p, env, args, pc),
-            Some(p) => interpreter::run_function(p, env, args, pc),
-            None => interpreter::run_function(&interpreter::prepare(&self.insns), env, args, pc),
-        }
-    }
-
-    /// Runs the program's own instructions on the chosen engine.
-    fn execute(&self, env: &mut RunEnv<'_>, args: [u64; 5]) -> Result<RunOutput, Trap> {
-        if env.state.trace.is_some() {
-            return interpreter::run_traced(&self.insns, env, args, 0);
-        }
-        #[cfg(target_arch = "x86_64")]
-        if let Some(jit) = &self.jit {
-            return jit.run(&self.insns, env, args);
-        }
-        match &self.prepared {
-            Some(p) if env.state.coverage.is_some() => interpreter::run_counted(p, env, args, 0),
-            Some(p) => interpreter::run_prepared(p, env, args),
-            None => interpreter::run(&self.insns, env, args),
-        }
-    }
 }
 
 /// An attach type belongs to one program type (`BPF_XDP_DEVMAP` to XDP).
@@ -840,57 +795,64 @@ fn verifier_kind(options: &ProgramOptions) -> Result<ProgramKind, LoadError> {
     })
 }
 
-/// The engine that will run a program and, where the host has the JIT, its compiled code: `Jit`
-/// compiles at load time (so that a run never pays for it) and fails if it cannot; `Auto` takes
-/// the JIT unless it cannot take this program.
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-fn select_engine(
-    requested: Engine,
-    insns: &[Insn],
-    analysis: &Analysis,
-    blind_constants: bool,
-    callbacks: &[usize],
-    stack_frames: usize,
-    coverage: Option<&CoverageCounters>,
-    proved: Option<&[bool]>,
-) -> Result<(Engine, Option<crate::jit::JitProgram>), LoadError> {
-    use crate::jit::{JitOptions, JitProgram};
-    let compile = || {
-        let options = JitOptions {
-            blind_constants,
-            coverage: coverage.map(CoverageCounters::addresses),
-        };
-        JitProgram::compile_program(insns, analysis, options, callbacks, stack_frames, proved)
-    };
-    Ok(match requested {
-        Engine::Interpreter => (Engine::Interpreter, None),
-        Engine::Jit => (Engine::Jit, Some(compile()?)),
-        Engine::Auto => match compile() {
-            Ok(j) => (Engine::Jit, Some(j)),
-            Err(_) => (Engine::Interpreter, None),
-        },
-    })
+/// The engine a program runs on, prepared at load (`vm::env::ExecutionEngine`).
+#[derive(Debug)]
+enum PreparedEngine {
+    Interpreter(interpreter::Prepared),
+    #[cfg(target_arch = "x86_64")]
+    Jit(crate::jit::JitProgram),
 }
 
-/// Hosts without the JIT: `Auto` interprets, `Jit` is ENOTSUPP.
-#[cfg(not(target_arch = "x86_64"))]
-#[allow(clippy::too_many_arguments)]
-fn select_engine(
-    requested: Engine,
-    _insns: &[Insn],
-    _analysis: &Analysis,
-    _blind_constants: bool,
-    _callbacks: &[usize],
-    _stack_frames: usize,
-    _coverage: Option<&CoverageCounters>,
-    _proved: Option<&[bool]>,
-) -> Result<(Engine, ()), LoadError> {
-    match requested {
-        Engine::Interpreter | Engine::Auto => Ok((Engine::Interpreter, ())),
-        Engine::Jit => Err(LoadError::new(
-            ErrorCode::Enotsupp,
-            "the JIT engine needs an x86-64 host",
-        )),
+impl PreparedEngine {
+    /// Prepares the engine that will run a program: `Jit` compiles at load time (so that a run
+    /// never pays for it) and fails if it cannot (always, on hosts without the JIT); `Auto`
+    /// takes the JIT unless it cannot take this program.
+    fn select(requested: Engine, program: &Validated<'_>) -> Result<PreparedEngine, LoadError> {
+        let interpreter = || interpreter::Prepared::prepare(program).map(Self::Interpreter);
+        #[cfg(target_arch = "x86_64")]
+        let jit = || crate::jit::JitProgram::prepare(program).map(Self::Jit);
+        #[cfg(not(target_arch = "x86_64"))]
+        let jit = || {
+            Err(LoadError::new(
+                ErrorCode::Enotsupp,
+                "the JIT engine needs an x86-64 host",
+            ))
+        };
+        match requested {
+            Engine::Interpreter => interpreter(),
+            Engine::Jit => jit(),
+            Engine::Auto => jit().or_else(|_| interpreter()),
+        }
+    }
+
+    fn engine(&self) -> Engine {
+        match self {
+            PreparedEngine::Interpreter(_) => Engine::Interpreter,
+            #[cfg(target_arch = "x86_64")]
+            PreparedEngine::Jit(_) => Engine::Jit,
+        }
+    }
+
+    /// Runs the program (or one of its callbacks) on this engine; a traced run takes the
+    /// interpreter's traced loop on either engine.
+    fn run_from(
+        &self,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+        entry: Entry,
+    ) -> Result<RunOutput, Trap> {
+        if env.state.trace.is_some() {
+            let pc = match entry {
+                Entry::Main => 0,
+                Entry::Function(pc) => pc,
+            };
+            return interpreter::run_traced(insns, env, args, pc);
+        }
+        match self {
+            PreparedEngine::Interpreter(p) => p.run_from(insns, env, args, entry),
+            #[cfg(target_arch = "x86_64")]
+            PreparedEngine::Jit(j) => j.run_from(insns, env, args, entry),
+        }
     }
 }

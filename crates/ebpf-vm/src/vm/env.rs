@@ -1,14 +1,19 @@
 //! The run environment: everything a run needs besides the instructions ([`RunEnv`]), the one
 //! helper path both engines call ([`call_helper`]), and the trap of a failed memory check
-//! ([`memory_trap`]), which names the address by its place in the run's memory. It holds the
+//! ([`memory_trap`]), which names the address by its place in the run's memory; and what each
+//! engine implements ([`ExecutionEngine`]: prepare from the [`Validated`] program, run from an
+//! entry). It holds the
 //! helper table, the run's maps and its per-run state, so it sits above those layers and below
 //! the engines.
 
-use crate::error::{Trap, TrapKind};
+use crate::analysis::Analysis;
+use crate::coverage::CoverageCounters;
+use crate::error::{LoadError, Trap, TrapKind};
 use crate::helpers::callbacks::{Callback, FunctionRunner};
 use crate::helpers::{CallerInfo, HelperContext, HelperTable};
+use crate::isa::Insn;
 use crate::memory::Regions;
-use crate::vm::{trap, HelperReturn};
+use crate::vm::{trap, HelperReturn, RunOutput};
 
 /// Everything a run needs besides the instructions.
 pub struct RunEnv<'a> {
@@ -155,4 +160,46 @@ pub fn call_helper(
             format!("helper {} ({}) failed: {e}", helper.id, helper.name),
         )
     })
+}
+
+/// What an engine prepares a program from: the validated, relocated and rewritten instructions
+/// and the facts its load found.
+#[derive(Clone, Copy)]
+pub struct Validated<'a> {
+    pub insns: &'a [Insn],
+    pub analysis: &'a Analysis,
+    /// Callback entries (sorted): where a run may enter besides slot 0.
+    pub callbacks: &'a [usize],
+    /// The stack frames a run exposes (`stack_reach::reachable_frames`).
+    pub stack_frames: usize,
+    /// Mode verified: the loads and stores the verifier proved in bounds, by slot.
+    pub proved: Option<&'a [bool]>,
+    /// Emit no immediate of the program as it is (JIT).
+    pub blind_constants: bool,
+    /// The program's coverage counters, for an engine whose code counts into them.
+    pub coverage: Option<&'a CoverageCounters>,
+}
+
+/// Where a run of an engine starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// The program, at slot 0, on the run's stack.
+    Main,
+    /// A callback (`helpers/callbacks.rs`) at its first instruction, on its own stack, until its
+    /// `exit`.
+    Function(usize),
+}
+
+/// An engine's side of the ABI: prepared once at load from the validated program, then run any
+/// number of times from an entry on a run environment. `insns` are the instructions it was
+/// prepared from.
+pub trait ExecutionEngine: Sized {
+    fn prepare(program: &Validated<'_>) -> Result<Self, LoadError>;
+    fn run_from(
+        &self,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+        entry: Entry,
+    ) -> Result<RunOutput, Trap>;
 }
