@@ -843,11 +843,7 @@ impl PreparedEngine {
         entry: Entry,
     ) -> Result<RunOutput, Trap> {
         if env.state.trace.is_some() {
-            let pc = match entry {
-                Entry::Main => 0,
-                Entry::Function(pc) => pc,
-            };
-            return interpreter::run_traced(insns, env, args, pc);
+            return interpreter::run_traced(insns, env, args, entry.pc());
         }
         match self {
             PreparedEngine::Interpreter(p) => p.run_from(insns, env, args, entry),

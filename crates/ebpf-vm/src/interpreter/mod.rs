@@ -54,10 +54,7 @@ impl ExecutionEngine for Prepared {
         args: [u64; 5],
         entry: Entry,
     ) -> Result<RunOutput, Trap> {
-        let entry = match entry {
-            Entry::Main => 0,
-            Entry::Function(pc) => pc,
-        };
+        let entry = entry.pc();
         if env.state.coverage.is_some() {
             run_from::<true>(self, env, args, entry)
         } else {

@@ -190,6 +190,16 @@ pub enum Entry {
     Function(usize),
 }
 
+impl Entry {
+    /// The slot the run starts at.
+    pub fn pc(self) -> usize {
+        match self {
+            Entry::Main => 0,
+            Entry::Function(pc) => pc,
+        }
+    }
+}
+
 /// An engine's side of the ABI: prepared once at load from the validated program, then run any
 /// number of times from an entry on a run environment. `insns` are the instructions it was
 /// prepared from.
