@@ -1,6 +1,8 @@
 //! What the JIT reads of the analysis (`crate::analysis`): jump and call targets, where loops
-//! start in the code, the JIT's basic blocks and its metered chains. Everything here is a client
-//! of the one analysis of the program; nothing is derived again from the raw instructions.
+//! start in the code, the JIT's basic blocks and its metered chains, all from the analysis' flows,
+//! natural loops and functions (no pass of its own over jump offsets). Loop heads are the targets
+//! of backward flows: a fact of the layout, which code placement is about. The counted-loop
+//! pattern inside one chain is matched on its instructions by `jit::loops`.
 
 use crate::analysis::{Analysis, Flow, LogicalProgram};
 
