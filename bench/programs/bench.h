@@ -18,10 +18,15 @@ typedef unsigned long long u64;
 #if defined(__bpf__)
 #define BENCH(name) __attribute__((section("bench"), used)) u64 name(u8 *mem)
 #else
-#define BENCH(name) u64 bench_##name(u8 *mem)
+#define BENCH_SYMBOL(name) u64 bench_##name(u8 *mem)
+#define BENCH(name) BENCH_SYMBOL(name)
 #endif
 
 #define INLINE static inline __attribute__((always_inline))
+
+/* A program's `_fixed.c` form (the constant sizes mode 'verified' can bound) is the same source:
+ * it defines BENCH_NAME and the program's size macros, then includes the original, which falls
+ * back to its own name and to sizes read from the header. */
 
 /* Header fields: the n-th u32 parameter. */
 #define PARAM(n) (((u32 *)mem)[n])

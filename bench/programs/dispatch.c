@@ -3,9 +3,16 @@
  * different operation on the machine state, so the switch cannot become a lookup table. */
 #include "bench.h"
 
-BENCH(dispatch)
+/* The sizes, from the header; dispatch_fixed.c sets constants and includes this file. */
+#ifndef BENCH_NAME
+#define BENCH_NAME dispatch
+#define DISPATCH_OPS PARAM(0)
+#define DISPATCH_ROUNDS PARAM(1)
+#endif
+
+BENCH(BENCH_NAME)
 {
-	u32 n = PARAM(0), rounds = PARAM(1);
+	u32 n = DISPATCH_OPS, rounds = DISPATCH_ROUNDS;
 	const u8 *code = DATA;
 	u64 a = 1, b = 2, c = 0x9e3779b97f4a7c15ULL, d = 0;
 

@@ -1,0 +1,211 @@
+//! Register arithmetic: the ALU and ALU64 classes, and `dst = src; dst += x` fused into a `lea`.
+
+use super::{blinded, ctx, Compiler, DATA_NEG, REG};
+use crate::isa::opcodes::*;
+use crate::isa::Insn;
+use crate::jit::blind::worth_blinding;
+use crate::jit::frame::OFF_DATA_NEG;
+use crate::jit::x86::*;
+
+impl Compiler<'_> {
+    /// `dst = src; dst += x` (x a register or an immediate, both 64-bit or both 32-bit) as one
+    /// `lea`, when the instruction after `pc` is that add. Returns whether it emitted the pair.
+    pub(super) fn mov_add(&mut self, pc: usize) -> bool {
+        let (mv, add) = (self.insns[pc], self.insns[pc + 1]);
+        let cls = class(mv.opcode);
+        if !matches!(cls, CLASS_ALU | CLASS_ALU64)
+            || mv.opcode != cls | ALU_MOV | SRC_X
+            || mv.off != 0
+            || add.opcode & !SRC_X != cls | ALU_ADD
+            || add.dst != mv.dst
+        {
+            return false;
+        }
+        if add.opcode & SRC_X == 0 && self.blind.is_some() && worth_blinding(add.imm as i64 as u64)
+        {
+            // The lea would carry the add's immediate as its displacement.
+            return false;
+        }
+        let d = REG[mv.dst as usize];
+        let y = REG[mv.src as usize];
+        let m = if add.opcode & SRC_X != 0 {
+            // After the mov, dst holds src: `dst += dst` adds src.
+            let z = if add.src == mv.dst {
+                y
+            } else {
+                REG[add.src as usize]
+            };
+            mem_idx(y, z, 0, 0)
+        } else {
+            mem(y, add.imm)
+        };
+        if cls == CLASS_ALU64 {
+            self.a.lea(d, m);
+        } else {
+            self.a.lea32(d, m);
+        }
+        true
+    }
+
+    pub(super) fn alu(&mut self, insn: &Insn) {
+        let op = insn.opcode;
+        let wide = class(op) == CLASS_ALU64;
+        let w = if wide { W::B64 } else { W::B32 };
+        let d = REG[insn.dst as usize];
+        let x = op & SRC_X != 0;
+        // Validation guarantees src <= 10 for register forms and 0 for immediate forms.
+        let s = REG[insn.src as usize];
+        let imm = insn.imm;
+        let (a, blind) = (&mut self.a, &mut self.blind);
+        let simple = match op & 0xf0 {
+            ALU_ADD => Some(Alu::Add),
+            ALU_SUB => Some(Alu::Sub),
+            ALU_OR => Some(Alu::Or),
+            ALU_AND => Some(Alu::And),
+            ALU_XOR => Some(Alu::Xor),
+            _ => None,
+        };
+        if let Some(o) = simple {
+            if x {
+                a.alu_rr(o, w, d, s);
+            } else if blinded(a, blind, w, RAX, imm) {
+                a.alu_rr(o, w, d, RAX);
+            } else {
+                a.alu_ri(o, w, d, imm);
+            }
+            return;
+        }
+        match op & 0xf0 {
+            ALU_MUL => {
+                if x {
+                    a.imul_rr(w, d, s);
+                } else if blinded(a, blind, w, RAX, imm) {
+                    a.imul_rr(w, d, RAX);
+                } else {
+                    a.imul_rri(w, d, d, imm);
+                }
+            }
+            ALU_DIV | ALU_MOD => self.divide(insn, w, d, s),
+            ALU_LSH | ALU_RSH | ALU_ARSH => {
+                let sh = match op & 0xf0 {
+                    ALU_LSH => Shift::Shl,
+                    ALU_RSH => Shift::Shr,
+                    _ => Shift::Sar,
+                };
+                if x {
+                    // The hardware masks cl by 63 (or 31) exactly as RFC 9669 asks.
+                    a.mov_rr(W::B64, RCX, s);
+                    a.shift_cl(sh, w, d);
+                    if !wide {
+                        // A zero count leaves the register unwritten on some CPUs: zero-extend.
+                        a.mov_rr(W::B32, d, d);
+                    }
+                } else {
+                    let n = imm as u32 & if wide { 63 } else { 31 };
+                    if n != 0 && blinded(a, blind, W::B32, RCX, n as i32) {
+                        a.shift_cl(sh, w, d);
+                    } else if n != 0 {
+                        a.shift_ri(sh, w, d, n as u8);
+                    } else if !wide {
+                        a.mov_rr(W::B32, d, d);
+                    }
+                }
+            }
+            ALU_NEG => a.neg(w, d),
+            ALU_MOV => {
+                if !x {
+                    if imm == 0 {
+                        // No flags live across eBPF instructions: the short zeroing idiom.
+                        a.alu_rr(Alu::Xor, W::B32, d, d);
+                    } else if blinded(a, blind, w, d, imm) {
+                        // Loaded straight into the destination.
+                    } else if wide {
+                        a.mov_imm64(d, imm as i64 as u64);
+                    } else {
+                        a.mov_r32_imm(d, imm as u32);
+                    }
+                } else {
+                    match insn.off {
+                        8 => a.movsx_rr(w, d, s, 1),
+                        16 => a.movsx_rr(w, d, s, 2),
+                        32 => a.movsx_rr(W::B64, d, s, 4),
+                        _ => a.mov_rr(w, d, s),
+                    }
+                }
+            }
+            _ => {
+                // ALU_END: le (ALU|K) truncates; be (ALU|X) and bswap (ALU64) also swap.
+                let swap = op == CLASS_ALU | ALU_END | SRC_X || op == CLASS_ALU64 | ALU_END;
+                match (imm, swap) {
+                    (16, false) => a.movzx16_rr(d, d),
+                    (32, false) => a.mov_rr(W::B32, d, d),
+                    (16, true) => {
+                        a.shift_ri(Shift::Rol, W::B16, d, 8);
+                        a.movzx16_rr(d, d);
+                    }
+                    (32, true) => a.bswap(W::B32, d),
+                    (_, true) => a.bswap(W::B64, d),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Division and modulo with RFC 9669's total semantics: x/0 = 0, x%0 = x, and for the signed
+    /// forms x/-1 = -x and x%-1 = 0 (where `idiv` would fault on INT_MIN / -1).
+    pub(super) fn divide(&mut self, insn: &Insn, w: W, d: u8, s: u8) {
+        let op = insn.opcode;
+        let is_mod = op & 0xf0 == ALU_MOD;
+        let signed = insn.off == 1;
+        let wide = w == W::B64;
+        let (a, blind) = (&mut self.a, &mut self.blind);
+        let zero = a.new_label();
+        let minus_one = a.new_label();
+        let done = a.new_label();
+        // The divisor goes to rcx: from the register, or the immediate as the interpreter sees it.
+        if op & SRC_X != 0 {
+            a.mov_rr(w, RCX, s);
+            a.test_rr(w, RCX, RCX);
+            a.jcc(Cond::E, zero);
+            if signed {
+                a.alu_ri(Alu::Cmp, w, RCX, -1);
+                a.jcc(Cond::E, minus_one);
+            }
+        } else if insn.imm == 0 {
+            a.jmp(zero);
+        } else if signed && insn.imm == -1 {
+            a.jmp(minus_one);
+        } else if blinded(a, blind, w, RCX, insn.imm) {
+            // The divisor, rebuilt in rcx.
+        } else if wide {
+            a.mov_r64_simm(RCX, insn.imm);
+        } else {
+            a.mov_r32_imm(RCX, insn.imm as u32);
+        }
+        a.mov_rr(w, RAX, d);
+        if signed {
+            a.sign_extend_ax(w);
+            a.idiv(w, RCX);
+        } else {
+            a.alu_rr(Alu::Xor, W::B32, RDX, RDX);
+            a.div(w, RCX);
+        }
+        a.mov_rr(w, d, if is_mod { RDX } else { RAX });
+        a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+        a.jmp(done);
+        a.bind(minus_one);
+        if is_mod {
+            a.alu_rr(Alu::Xor, W::B32, d, d);
+        } else {
+            a.neg(w, d);
+        }
+        a.jmp(done);
+        a.bind(zero);
+        if !is_mod {
+            a.alu_rr(Alu::Xor, W::B32, d, d);
+        } else if !wide {
+            a.mov_rr(W::B32, d, d);
+        }
+        a.bind(done);
+    }
+}

@@ -1,0 +1,177 @@
+//! Emission of counted loops (`jit::loops`): the check at the head that covers every access of
+//! every iteration, and the out-of-line copy of the chain, unrolled twice, that runs them
+//! unchecked.
+
+use super::{
+    ctx, fast_bound, is_lddw, Compiler, CondLayout, FastCopy, BUDGET, DATA_NEG, LOOP_ALIGN, REG,
+};
+use crate::jit::blind::{worth_blinding, Blinder};
+use crate::jit::frame::*;
+use crate::jit::loops::{FastLoop, Limit};
+use crate::jit::x86::*;
+
+impl Compiler<'_> {
+    /// At the head of a fast loop (before its meter: the copy meters itself): if one check shows
+    /// that every covered access of every iteration is in the data region, go to the copy
+    /// without their checks; otherwise fall through to the ordinary chain. Clobbers rax and
+    /// rcx; reads registers only, so it is invisible to the budget. See `loops`.
+    pub(super) fn guard(&mut self, fl: &FastLoop) -> Label {
+        let fail = self.a.new_label();
+        let top = self.a.new_label();
+        let a = &mut self.a;
+        let i = REG[fl.i as usize];
+        if let (true, Limit::Imm(v)) = (fl.counts_up, fl.limit) {
+            // i0 < n, and then m = n (64-bit: n is the immediate sign-extended).
+            match &mut self.blind {
+                Some(b) if worth_blinding(v as i64 as u64) => {
+                    b.load(a, W::B64, RCX, v);
+                    a.alu_rr(Alu::Cmp, W::B64, i, RCX);
+                    a.jcc(Cond::Ae, fail);
+                }
+                _ => {
+                    a.alu_ri(Alu::Cmp, W::B64, i, v);
+                    a.jcc(Cond::Ae, fail);
+                    a.mov_imm64(RCX, v as i64 as u64);
+                }
+            }
+        } else {
+            Self::loop_bound(a, self.blind.as_mut(), fl, i, fail);
+        }
+        // Accesses the verifier proved need no check here, as nowhere else.
+        for acc in fl.accesses.iter().filter(|acc| !self.proved[acc.pc]) {
+            // Exclusive bound on `addr - start` of one-byte accesses of this direction: the
+            // region's length, or 0 when such accesses are not allowed inline.
+            let len = ctx(fast_bound(1, bound_index(1, acc.write)));
+            // rax = (b + off - start) mod 2^64, the offset of the first access in the region.
+            // With no carry below, rax + m - 1 + size <= len holds as integers, so for every
+            // i < m the access at offset rax + i (mod 2^64 the address minus start) ends
+            // inside the region; rax < len follows (m >= 1), no check of its own needed.
+            a.lea(
+                RAX,
+                mem_idx(REG[acc.b as usize], DATA_NEG, 0, acc.off as i32),
+            );
+            a.alu_rr(Alu::Add, W::B64, RAX, RCX);
+            a.jcc(Cond::B, fail);
+            if acc.size > 1 {
+                a.alu_ri(Alu::Add, W::B64, RAX, acc.size as i32 - 1);
+                a.jcc(Cond::B, fail);
+            }
+            a.alu_rm(Alu::Cmp, W::B64, RAX, len);
+            a.jcc(Cond::A, fail);
+        }
+        a.jmp(top);
+        a.bind(fail);
+        top
+    }
+
+    /// rcx = m (see `loops`) for the head check, or a jump to `fail` when it cannot be had.
+    pub(super) fn loop_bound(
+        a: &mut Asm,
+        blind: Option<&mut Blinder>,
+        fl: &FastLoop,
+        i: u8,
+        fail: Label,
+    ) {
+        // rax = n as the compare sees it.
+        let w = if fl.wide { W::B64 } else { W::B32 };
+        match (fl.limit, fl.wide, blind) {
+            (Limit::Reg(r), _, _) => a.mov_rr(w, RAX, REG[r as usize]),
+            (Limit::Imm(v), _, Some(b)) if worth_blinding(v as i64 as u64) => b.load(a, w, RAX, v),
+            (Limit::Imm(v), true, _) => a.mov_imm64(RAX, v as i64 as u64),
+            (Limit::Imm(v), false, _) => a.mov_r32_imm(RAX, v as u32),
+        }
+        if fl.counts_up {
+            // i0 < n, and then m = n.
+            a.alu_rr(Alu::Cmp, W::B64, i, RAX);
+            a.jcc(Cond::Ae, fail);
+            a.mov_rr(W::B64, RCX, RAX);
+        } else {
+            // rcx = m = max(i + 1, n), unsigned; i + 1 must not wrap.
+            a.mov_rr(W::B64, RCX, i);
+            a.alu_ri(Alu::Add, W::B64, RCX, 1);
+            a.jcc(Cond::B, fail);
+            a.alu_rr(Alu::Cmp, W::B64, RCX, RAX);
+            a.cmov(Cond::B, W::B64, RCX, RAX);
+        }
+    }
+
+    /// The copy of a fast loop's chain, unrolled twice and metered as one chain of `2n`: the
+    /// first half's back jump becomes a jump out when the loop ends (giving back the second
+    /// half), the second half's goes back to the top; the covered accesses go unchecked. With
+    /// less than `2n` of budget left it runs the ordinary chain instead (checked, or metered
+    /// through `slow` when even `n` is not left).
+    pub(super) fn fast_copy(
+        &mut self,
+        head: usize,
+        n: u32,
+        labels: [Label; 3],
+        accesses: Vec<usize>,
+    ) {
+        let [top, slow, checked] = labels;
+        let slow2 = self.a.new_label();
+        let exit = self.a.new_label();
+        self.a.align(LOOP_ALIGN);
+        self.a.bind(top);
+        self.a.alu_ri(Alu::Sub, W::B64, BUDGET, 2 * n as i32);
+        self.a.jcc(Cond::B, slow2);
+        self.fast = Some(FastCopy {
+            head,
+            top,
+            accesses,
+        });
+        self.block_n = 2 * n;
+        self.block_k = 0;
+        let mut next = head;
+        let mut back = head;
+        for half in 0..2 {
+            if let (1, Some((entries, _))) = (half, self.coverage) {
+                // The first half's back jump was taken: the chain is entered again.
+                self.count(entries, head);
+            }
+            let mut pc = head;
+            let mut k = 0;
+            while k < n {
+                let fused = k + 1 < n && self.mov_add(pc);
+                if fused {
+                    self.block_k += 1;
+                    k += 1;
+                } else {
+                    if half == 0 && k == n - 1 {
+                        self.cond = Some(CondLayout::UnrollExit(exit));
+                        back = pc;
+                    }
+                    self.insn(pc);
+                    self.cond = None;
+                }
+                self.block_k += 1;
+                k += 1;
+                pc += if is_lddw(&self.insns[pc]) || fused {
+                    2
+                } else {
+                    1
+                };
+            }
+            next = pc;
+        }
+        self.fast = None;
+        // The chain ended with its back jump, not taken: on to the instruction after it.
+        let after = self.label(next);
+        self.a.jmp(after);
+        // The loop ended after the first half: the second half's n were charged, not run.
+        self.a.bind(exit);
+        if let Some((_, fall)) = self.coverage {
+            // The first half's back jump fell through.
+            self.count(fall, back);
+        }
+        self.a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
+        self.a.jmp(after);
+        // Less than 2n left: r12 = rem - 2n. Charge one chain instead (r12 = rem - n) and run
+        // it checked, or metered if rem < n.
+        self.a.bind(slow2);
+        self.a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
+        self.a.lea(RAX, mem(BUDGET, n as i32));
+        self.a.alu_ri(Alu::Cmp, W::B64, RAX, n as i32);
+        self.a.jcc(Cond::B, slow);
+        self.a.jmp(checked);
+    }
+}

@@ -1,0 +1,300 @@
+//! Loads, stores, atomics and legacy packet loads, with their memory checks: inline against one
+//! fast region, out of line against the other (`Snippet::Check`), shared by a group of nearby
+//! accesses (`group`), or none at all for frame-local and verifier-proved accesses.
+
+use super::snippets::Snippet;
+use super::{
+    blinded, ctx, fast_bound, fast_start, is_lddw, Compiler, OpenGroup, DATA_NEG, REG,
+    STACK_FRAME_SIZE,
+};
+use crate::isa::opcodes::*;
+use crate::isa::Insn;
+use crate::jit::frame::*;
+use crate::jit::loops;
+use crate::jit::x86::*;
+
+/// Instructions after an access that `group` looks at for more accesses through its base, and
+/// the most accesses one group check covers: both bound the work per access (and the group's
+/// out-of-line copy), so that compilation stays linear in the program's length.
+const GROUP_WINDOW: u32 = 64;
+const GROUP_MAX_MEMBERS: usize = 16;
+
+/// Whether `[r10 + off, r10 + off + size)` is inside the current frame: r10 is always the top of
+/// a 512-byte frame inside the stack area (it only moves by whole frames, at most 7 of them), so
+/// such an access can never leave the stack region and needs no run-time check.
+pub(super) fn frame_local(base: u8, off: i16, size: u32) -> bool {
+    base == FP && off as i32 >= -(STACK_FRAME_SIZE as i32) && off as i32 + size as i32 <= 0
+}
+
+impl Compiler<'_> {
+    /// If the access at `pc` starts a group (further accesses through the same base register
+    /// in the rest of its chain, before anything writes that register or calls out, within
+    /// `HULL_SIZES` bytes of each other), checks the span they cover once, against the data
+    /// region, and marks them covered; if that check fails, a copy of the group's instructions
+    /// with their own checks runs instead (`Snippet::Group`). Accesses that fit in the data
+    /// region are exactly those that pass their own inline check there, so this changes no
+    /// outcome. Clobbers rcx.
+    pub(super) fn group(&mut self, pc: usize) {
+        let Some((base, off, size, write)) = self.checked_access(pc) else {
+            return;
+        };
+        if base == FP {
+            return;
+        }
+        let (mut lo, mut hi) = (off as i64, off as i64 + size as i64);
+        let mut any_write = write;
+        let mut members = vec![pc];
+        let mut p = pc;
+        // A bounded look-ahead, so that the scan (and `covered`, searched per access) stays
+        // constant per access: a straight line of a million loads through one base is one
+        // group per window rather than one scan of the whole chain per load.
+        let window = (self.block_n - self.block_k - 1).min(GROUP_WINDOW);
+        for _ in 0..window {
+            if members.len() == GROUP_MAX_MEMBERS {
+                break;
+            }
+            let prev = &self.insns[p];
+            if loops::writes(prev, base) || loops::opaque(prev) {
+                break;
+            }
+            p += if is_lddw(prev) { 2 } else { 1 };
+            if let Some((b, o, sz, w)) = self.checked_access(p) {
+                let (l, h) = (lo.min(o as i64), hi.max(o as i64 + sz as i64));
+                if b == base && h - l <= *HULL_SIZES.last().unwrap() as i64 {
+                    (lo, hi) = (l, h);
+                    any_write |= w;
+                    members.push(p);
+                }
+            }
+        }
+        if members.len() < 2 {
+            return;
+        }
+        let span = (hi - lo) as u32;
+        let bound = if span <= 8 {
+            ctx(fast_bound(1, bound_index(8, any_write)))
+        } else {
+            let k = HULL_SIZES
+                .iter()
+                .position(|&h| span <= h)
+                .expect("span fits");
+            ctx(OFF_HULL_BOUND + 8 * hull_index(k, any_write) as i32)
+        };
+        let at = self.a.new_label();
+        let rejoin = self.a.new_label();
+        self.a
+            .lea(RCX, mem_idx(REG[base as usize], DATA_NEG, 0, lo as i32));
+        self.a.alu_rm(Alu::Cmp, W::B64, RCX, bound);
+        self.a.jcc(Cond::Ae, at);
+        let last = *members.last().unwrap();
+        self.snippets.push(Snippet::Group {
+            at,
+            first: pc,
+            last,
+            block_n: self.block_n,
+            block_k: self.block_k,
+            rejoin,
+        });
+        self.group = Some(OpenGroup {
+            members,
+            last,
+            rejoin,
+        });
+    }
+
+    /// Checks the access at `m` (the address `base + off`): inline against one fast region,
+    /// out of line against the other and then through the stub, which walks the whole region
+    /// table and traps on failure. Clobbers rax, rcx and rdx.
+    ///
+    /// The two fast regions may be tried in either order: a load is allowed by any region that
+    /// contains it, and `runtime::bounds` gives region 1 no store bound when region 0 is
+    /// read-only, so a store accepted inline is one the first containing region accepts. Accesses
+    /// through r10 try the stack (region 0) first, all others the data (region 1).
+    pub(super) fn check(&mut self, pc: usize, base: u8, m: Mem, size: u32, write: bool) {
+        let bi = bound_index(size, write);
+        let (first, second) = if base == FP { (0, 1) } else { (1, 0) };
+        let slow = self.a.new_label();
+        let ok = self.a.new_label();
+        if first == 1 {
+            // addr - start in one lea: rdx holds -start.
+            self.a.lea(RCX, mem_idx(m.base, DATA_NEG, 0, m.disp));
+        } else {
+            self.a.lea(RCX, m);
+            self.a.alu_rm(Alu::Sub, W::B64, RCX, ctx(fast_start(first)));
+        }
+        self.a
+            .alu_rm(Alu::Cmp, W::B64, RCX, ctx(fast_bound(first, bi)));
+        self.a.jcc(Cond::Ae, slow);
+        self.a.bind(ok);
+        self.snippets.push(Snippet::Check {
+            at: slow,
+            back: ok,
+            m,
+            region: second,
+            bi,
+            info: access_info(pc, size, write),
+            adj: self.adj(),
+        });
+    }
+
+    /// A load or store at `pc` that carries a check (`checked_access`, and not proved).
+    pub(super) fn checked_access(&self, pc: usize) -> Option<(u8, i16, u32, bool)> {
+        checked_access(&self.insns[pc]).filter(|_| !self.proved[pc])
+    }
+
+    /// The memory operand of a load/store at `base + off`, checked unless frame-local or
+    /// proved in bounds by the verifier.
+    pub(super) fn operand(&mut self, pc: usize, base: u8, off: i16, size: u32, write: bool) -> Mem {
+        if frame_local(base, off, size) {
+            return mem(REG[10], off as i32);
+        }
+        if self.proved[pc] {
+            return mem(REG[base as usize], off as i32);
+        }
+        let m = mem(REG[base as usize], off as i32);
+        let covered = self.fast.as_ref().is_some_and(|f| f.accesses.contains(&pc))
+            || self.group.as_ref().is_some_and(|g| g.members.contains(&pc));
+        if !covered {
+            self.check(pc, base, m, size, write);
+        }
+        m
+    }
+
+    pub(super) fn load(&mut self, pc: usize, insn: &Insn) {
+        let size = access_size(insn.opcode);
+        let m = self.operand(pc, insn.src, insn.off, size, false);
+        let d = REG[insn.dst as usize];
+        if insn.opcode & 0xe0 == MODE_MEMSX {
+            self.a.load_sx(size, d, m);
+        } else {
+            self.a.load_zx(size, d, m);
+        }
+    }
+
+    pub(super) fn store(&mut self, pc: usize, insn: &Insn) {
+        let size = access_size(insn.opcode);
+        let m = self.operand(pc, insn.dst, insn.off, size, true);
+        let w = W::of_size(size);
+        if class(insn.opcode) == CLASS_ST {
+            if blinded(&mut self.a, &mut self.blind, w, RAX, insn.imm) {
+                self.a.store(w, m, RAX);
+            } else {
+                self.a.store_imm(w, m, insn.imm);
+            }
+        } else {
+            self.a.store(w, m, REG[insn.src as usize]);
+        }
+    }
+
+    pub(super) fn atomic(&mut self, pc: usize, insn: &Insn) {
+        self.atomic_op(pc, insn);
+        // The compare-exchange forms hold the address in rdx.
+        self.a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+    }
+
+    pub(super) fn atomic_op(&mut self, pc: usize, insn: &Insn) {
+        let size = access_size(insn.opcode);
+        let w = W::of_size(size);
+        let s = REG[insn.src as usize];
+        let m = mem(REG[insn.dst as usize], insn.off as i32);
+        self.check(pc, insn.dst, m, size, true);
+        self.a.lea(RAX, m);
+        let at = self.a.new_label();
+        self.snippets.push(Snippet::Misaligned {
+            at,
+            info: access_info(pc, size, true),
+            adj: self.adj(),
+        });
+        let a = &mut self.a;
+        a.test_al(size as u8 - 1);
+        a.jcc(Cond::Ne, at);
+        let m = mem(RAX, 0);
+        let fetch = insn.imm & ATOMIC_FETCH != 0;
+        match insn.imm {
+            ATOMIC_XCHG => {
+                a.mov_rr(W::B64, RCX, s);
+                a.xchg(w, m, RCX);
+                a.mov_rr(W::B64, s, RCX);
+            }
+            ATOMIC_CMPXCHG => {
+                a.mov_rr(W::B64, RDX, RAX);
+                a.mov_rr(w, RAX, REG[0]);
+                a.lock_cmpxchg(w, mem(RDX, 0), s);
+                a.mov_rr(w, REG[0], RAX);
+            }
+            op => {
+                let alu = match op & !ATOMIC_FETCH {
+                    ATOMIC_ADD => Alu::Add,
+                    ATOMIC_OR => Alu::Or,
+                    ATOMIC_AND => Alu::And,
+                    _ => Alu::Xor,
+                };
+                if !fetch {
+                    a.lock_alu_mr(alu, w, m, s);
+                } else if alu == Alu::Add {
+                    a.mov_rr(W::B64, RCX, s);
+                    a.lock_xadd(w, m, RCX);
+                    a.mov_rr(W::B64, s, RCX);
+                } else {
+                    // No fetch-or/and/xor instruction exists: a compare-exchange loop.
+                    let again = a.new_label();
+                    a.mov_rr(W::B64, RDX, RAX);
+                    a.load(w, RAX, mem(RDX, 0));
+                    a.bind(again);
+                    a.mov_rr(w, RCX, RAX);
+                    a.alu_rr(alu, w, RCX, s);
+                    a.lock_cmpxchg(w, mem(RDX, 0), RCX);
+                    a.jcc(Cond::Ne, again);
+                    a.mov_rr(w, s, RAX);
+                }
+            }
+        }
+    }
+
+    /// Legacy `LD_ABS`/`LD_IND`: a big-endian load from the packet into r0; outside the packet
+    /// the program ends with r0 = 0.
+    pub(super) fn packet_load(&mut self, pc: usize, insn: &Insn) {
+        let size = access_size(insn.opcode);
+        let miss = self.a.new_label();
+        self.snippets.push(Snippet::PacketMiss {
+            at: miss,
+            adj: self.adj(),
+            pc,
+        });
+        let a = &mut self.a;
+        if !blinded(a, &mut self.blind, W::B64, RAX, insn.imm) {
+            a.mov_r64_simm(RAX, insn.imm);
+        }
+        if insn.opcode & 0xe0 == MODE_IND {
+            a.movsx_rr(W::B64, RCX, REG[insn.src as usize], 4);
+            a.alu_rr(Alu::Add, W::B64, RAX, RCX);
+        }
+        a.test_rr(W::B64, RAX, RAX);
+        a.jcc(Cond::S, miss);
+        a.lea(RCX, mem(RAX, size as i32));
+        a.alu_rm(Alu::Cmp, W::B64, RCX, ctx(OFF_PACKET_LEN));
+        a.jcc(Cond::A, miss);
+        a.alu_rm(Alu::Add, W::B64, RAX, ctx(OFF_PACKET_START));
+        a.load_zx(size, RAX, mem(RAX, 0));
+        match size {
+            2 => a.shift_ri(Shift::Rol, W::B16, RAX, 8),
+            4 => a.bswap(W::B32, RAX),
+            _ => {}
+        }
+        a.mov_rr(W::B64, REG[0], RAX);
+    }
+}
+
+/// Base register, offset, size and direction of a plain load or store (not atomic, not legacy
+/// packet access) that carries a check: not frame-local.
+pub(super) fn checked_access(insn: &Insn) -> Option<(u8, i16, u32, bool)> {
+    let op = insn.opcode;
+    let mode = op & 0xe0;
+    let (base, write) = match class(op) {
+        CLASS_LDX if mode == MODE_MEM || mode == MODE_MEMSX => (insn.src, false),
+        CLASS_ST | CLASS_STX if mode == MODE_MEM => (insn.dst, true),
+        _ => return None,
+    };
+    let size = access_size(op);
+    (!frame_local(base, insn.off, size)).then_some((base, insn.off, size, write))
+}

@@ -1,0 +1,136 @@
+//! What the JIT reads of the analysis (`crate::analysis`): jump and call targets, where loops
+//! start in the code, the JIT's basic blocks and its metered chains, all from the analysis' flows,
+//! natural loops and functions (no pass of its own over jump offsets). Loop heads are the targets
+//! of backward flows: a fact of the layout, which code placement is about. The counted-loop
+//! pattern inside one chain is matched on its instructions by `jit::loops`.
+
+use crate::analysis::{Analysis, Flow, LogicalProgram};
+
+/// Whether an instruction ends one of the JIT's basic blocks: it jumps, calls or exits. Helper
+/// calls end blocks too, although control comes back to the next instruction: a helper may
+/// charge the budget (callbacks, see `helpers/callbacks.rs`), so what is left of it is known only
+/// after the call, and the next block meters itself against that. (Finer than the analysis'
+/// blocks, which plain helper calls do not end; legacy packet loads end those, not these.)
+pub(super) fn ends_block(flow: Flow) -> bool {
+    !matches!(flow, Flow::Next | Flow::PacketLoad)
+}
+
+/// What the JIT needs of the analysis, by slot: where each jump and local call goes (resolved
+/// once by the analysis), where loops start in the code, and the metered chains.
+pub struct Shape {
+    /// Slot -> the slot its jump or local call goes to, `NO_TARGET` for other instructions.
+    target: Vec<u32>,
+    /// Targets of backward jumps: where a loop's code starts in the layout (clang rotates loops,
+    /// so that is often not the natural loop's header). Code placement is about the layout:
+    /// these are aligned, and only these can head a counted loop (`loops::fast_loop`).
+    pub loop_heads: Vec<bool>,
+    /// For each slot starting a metered chain, its number of instructions (0 elsewhere).
+    pub chains: Vec<u32>,
+}
+
+const NO_TARGET: u32 = u32::MAX;
+
+impl Shape {
+    pub fn of(analysis: &Analysis) -> Shape {
+        let p = &analysis.program;
+        let mut target = vec![NO_TARGET; p.slot_count()];
+        let mut loop_heads = vec![false; p.slot_count()];
+        for (i, flow) in analysis.cfg.flows.iter().enumerate() {
+            if let Some(t) = flow_target(*flow) {
+                target[p.slot(i)] = p.slot(t) as u32;
+                if t <= i && !matches!(flow, Flow::Call { .. }) {
+                    loop_heads[p.slot(t)] = true;
+                }
+            }
+        }
+        Shape {
+            target,
+            loop_heads,
+            chains: chains(analysis),
+        }
+    }
+
+    /// The slot the jump or local call at slot `pc` goes to.
+    pub(super) fn target(&self, pc: usize) -> Option<usize> {
+        match self.target[pc] {
+            NO_TARGET => None,
+            t => Some(t as usize),
+        }
+    }
+}
+
+/// Where a jump or local call goes (logical index).
+pub(super) fn flow_target(flow: Flow) -> Option<usize> {
+    match flow {
+        Flow::Jump { target } | Flow::Branch { target } | Flow::Call { target } => {
+            Some(target as usize)
+        }
+        _ => None,
+    }
+}
+
+/// For each slot starting a metered chain, the number of instructions in that chain (0
+/// elsewhere). A chain is a run of basic blocks that only the first can be entered other than by
+/// falling through: each later block follows a conditional jump that leaves the innermost loop
+/// holding it (a loop's early exit, rarely taken; a jump that stays inside the loop, such as a
+/// switch inside a loop, may as well be its hot path) and is no jump or call target. Loops are
+/// the analysis' natural loops (from dominators). The whole chain is charged on entry; a jump
+/// taken out of its middle gives back what it skips (see `Snippet::Refund`). Chains only save
+/// time; any split of the blocks into chains is exact. Functions start chains (callbacks are
+/// entered there too).
+pub fn chains(analysis: &Analysis) -> Vec<u32> {
+    let (p, cfg, loops) = (&analysis.program, &analysis.cfg, &analysis.loops);
+    // A conditional jump joins its chain to the next block when it leaves the innermost loop
+    // holding it.
+    let leaves_loop = |i: usize, t: usize| {
+        loops
+            .loop_of(cfg.block_of(i))
+            .is_some_and(|l| !loops.contains(l, cfg.block_of(t)))
+    };
+    let mut head = vec![false; p.slot_count()];
+    for f in &analysis.functions.funcs {
+        head[p.slot(f.start)] = true;
+    }
+    for (i, &flow) in cfg.flows.iter().enumerate() {
+        let t = flow_target(flow);
+        if let Some(t) = t {
+            head[p.slot(t)] = true;
+        }
+        let joins = matches!(flow, Flow::Branch { .. }) && t.is_some_and(|t| leaves_loop(i, t));
+        if ends_block(flow) && !joins && i + 1 < p.len() {
+            head[p.slot(i + 1)] = true;
+        }
+    }
+    count_runs(p, &head)
+}
+
+/// For each `true` slot of `head`, the number of instructions up to the next one.
+pub(super) fn count_runs(p: &LogicalProgram, head: &[bool]) -> Vec<u32> {
+    let mut count = vec![0u32; p.slot_count()];
+    let mut current = 0;
+    for i in 0..p.len() {
+        let pc = p.slot(i);
+        if head[pc] {
+            current = pc;
+        }
+        count[current] += 1;
+    }
+    count
+}
+
+/// For each slot starting a basic block of the JIT (see `ends_block`), the number of
+/// instructions in that block (0 elsewhere).
+pub fn blocks(analysis: &Analysis) -> Vec<u32> {
+    let p = &analysis.program;
+    let mut leader = vec![false; p.slot_count()];
+    leader[0] = true;
+    for (i, &flow) in analysis.cfg.flows.iter().enumerate() {
+        if let Some(t) = flow_target(flow) {
+            leader[p.slot(t)] = true;
+        }
+        if ends_block(flow) && i + 1 < p.len() {
+            leader[p.slot(i + 1)] = true;
+        }
+    }
+    count_runs(p, &leader)
+}

@@ -1,0 +1,248 @@
+//! The out-of-line snippets, emitted after the body: budget slow paths with the metered copies
+//! of chains, second-region checks, trap exits, refunds, and the copies of fast loops and of
+//! groups whose shared check failed.
+
+use super::memory::frame_local;
+use super::{ctx, fast_bound, fast_start, is_lddw, Compiler, BUDGET, DATA_NEG};
+use crate::isa::opcodes::*;
+use crate::isa::Insn;
+use crate::jit::frame::*;
+use crate::jit::x86::*;
+
+/// Whether an instruction can have an effect that outlives a trap of the run: it may trap
+/// itself, end the run, or change memory other than the current stack frame. Register
+/// arithmetic, `lddw` and frame-local stack accesses cannot.
+pub(super) fn observable(insn: &Insn) -> bool {
+    let op = insn.opcode;
+    match class(op) {
+        CLASS_ALU | CLASS_ALU64 => false,
+        CLASS_LD => !is_lddw(insn),
+        CLASS_LDX => !frame_local(insn.src, insn.off, access_size(op)),
+        CLASS_ST => !frame_local(insn.dst, insn.off, access_size(op)),
+        CLASS_STX => op & 0xe0 == MODE_ATOMIC || !frame_local(insn.dst, insn.off, access_size(op)),
+        _ => true,
+    }
+}
+
+pub(super) enum Snippet {
+    /// Budget in hand too small for the block at `pc` of `n` instructions: take the next slice
+    /// (`runtime::refill_entry`) and go on at `resume` if it covers the block; else run its
+    /// metered copy (or stop at once when no instruction before its last is observable).
+    Budget {
+        at: Label,
+        resume: Label,
+        pc: usize,
+        n: u32,
+    },
+    CallDepth {
+        at: Label,
+        pc: usize,
+    },
+    Misaligned {
+        at: Label,
+        info: u32,
+        adj: u32,
+    },
+    /// A legacy packet load outside the packet.
+    PacketMiss {
+        at: Label,
+        adj: u32,
+        pc: usize,
+    },
+    /// A chain of one `ja` that a conditional jump just before it jumps over: placed out of line
+    /// so that the way over it is the fall-through (see `jump_over_ja`).
+    LoneJa {
+        pc: usize,
+    },
+    /// A conditional jump taken out of the middle of a chain: give back the `adj` instructions
+    /// of the chain that it skips, then go to the target.
+    Refund {
+        at: Label,
+        adj: u32,
+        target: Label,
+    },
+    /// The copy of a loop chain whose covered accesses go unchecked (see `loops`), unrolled
+    /// twice, entered at `top` once the check at the head passed; `slow` is the chain's budget
+    /// exit, `checked` the ordinary chain after its head check.
+    FastLoop {
+        head: usize,
+        n: u32,
+        top: Label,
+        slow: Label,
+        checked: Label,
+        accesses: Vec<usize>,
+    },
+    /// A group's check failed: run its accesses (and what lies between them) with their own
+    /// checks, then rejoin the ordinary code after the last of them.
+    Group {
+        at: Label,
+        first: usize,
+        last: usize,
+        block_n: u32,
+        block_k: u32,
+        rejoin: Label,
+    },
+    /// The inline check against one fast region failed: try the other, then the stub.
+    Check {
+        at: Label,
+        back: Label,
+        m: Mem,
+        region: usize,
+        bi: usize,
+        info: u32,
+        adj: u32,
+    },
+}
+
+impl Compiler<'_> {
+    /// Emits the out-of-line snippets, including those that the metered copies of blocks add.
+    pub(super) fn emit_snippets(&mut self) {
+        while !self.snippets.is_empty() {
+            for s in std::mem::take(&mut self.snippets) {
+                self.snippet(s);
+            }
+        }
+    }
+
+    pub(super) fn snippet(&mut self, s: Snippet) {
+        match s {
+            Snippet::Budget { at, resume, pc, n } => {
+                self.a.bind(at);
+                // r12 = rem - n (wrapped): back to rem, and ask for the next slice.
+                self.a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
+                self.a.mov_r32_imm(RAX, pc as u32);
+                self.a.mov_r32_imm(RDX, n);
+                let l = self.stubs.refill;
+                self.a.call(l);
+                self.a.alu_ri(Alu::Sub, W::B64, BUDGET, n as i32);
+                self.a.jcc(Cond::Ae, resume);
+                self.metered_copy(pc, n);
+                // Budget exhausted at the instruction `rem` places into the block (r12 + n).
+                self.a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
+                self.a.mov_r32_imm(RAX, pc as u32);
+                let l = self.stubs.budget;
+                self.a.jmp(l);
+            }
+            Snippet::FastLoop {
+                head,
+                n,
+                top,
+                slow,
+                checked,
+                accesses,
+            } => self.fast_copy(head, n, [top, slow, checked], accesses),
+            Snippet::Group {
+                at,
+                first,
+                last,
+                block_n,
+                block_k,
+                rejoin,
+            } => {
+                self.a.bind(at);
+                self.block_n = block_n;
+                self.block_k = block_k;
+                let mut pc = first;
+                loop {
+                    self.insn(pc);
+                    self.block_k += 1;
+                    if pc == last {
+                        break;
+                    }
+                    pc += if is_lddw(&self.insns[pc]) { 2 } else { 1 };
+                }
+                self.a.jmp(rejoin);
+            }
+            Snippet::LoneJa { pc } => {
+                let l = self.label(pc);
+                self.a.bind(l);
+                self.meter(pc, 1);
+                self.block_n = 1;
+                self.block_k = 0;
+                self.insn(pc);
+            }
+            Snippet::Refund { at, adj, target } => {
+                self.a.bind(at);
+                self.a.alu_ri(Alu::Add, W::B64, BUDGET, adj as i32);
+                self.a.jmp(target);
+            }
+            Snippet::CallDepth { at, pc } => {
+                self.a.bind(at);
+                self.a.mov_r32_imm(RAX, pc as u32);
+                let l = self.stubs.call_depth;
+                self.a.jmp(l);
+            }
+            Snippet::Check {
+                at,
+                back,
+                m,
+                region,
+                bi,
+                info,
+                adj,
+            } => {
+                self.a.bind(at);
+                self.a.lea(RCX, m);
+                self.a
+                    .alu_rm(Alu::Sub, W::B64, RCX, ctx(fast_start(region)));
+                self.a
+                    .alu_rm(Alu::Cmp, W::B64, RCX, ctx(fast_bound(region, bi)));
+                self.a.jcc(Cond::B, back);
+                self.a.lea(RAX, m);
+                self.a.mov_r32_imm(RDX, info);
+                let stub = self.stubs.check;
+                self.with_count(adj, |a| a.call(stub));
+                self.a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+                self.a.jmp(back);
+            }
+            Snippet::Misaligned { at, info, adj } => {
+                self.a.bind(at);
+                self.leave_with_count(adj);
+                self.a.mov_r32_imm(RDX, info);
+                let l = self.stubs.misaligned;
+                self.a.jmp(l);
+            }
+            Snippet::PacketMiss { at, adj, pc } => {
+                self.a.bind(at);
+                self.leave_with_count(adj);
+                self.a.mov_r32_imm(RCX, pc as u32);
+                let l = self.stubs.packet_miss;
+                self.a.jmp(l);
+            }
+        }
+    }
+
+    /// The block at `pc` of `n` instructions, for a run whose budget ends inside it: r12 is
+    /// `rem - n` (wrapped), `rem < n`. The interpreter would execute the first `rem` instructions
+    /// and trap before the next; so each observable instruction `k` runs only if `k < rem`, and
+    /// the others (register arithmetic, frame-local stack traffic: invisible once the run traps)
+    /// may run regardless. Falls through to the budget trap; the block's last instruction (its
+    /// jump, call or exit, if it has one) is never reached, as `rem <= n - 1`.
+    pub(super) fn metered_copy(&mut self, start: usize, n: u32) {
+        let mut pcs = Vec::with_capacity(n as usize);
+        let mut pc = start;
+        for _ in 0..n {
+            pcs.push(pc);
+            pc += if is_lddw(&self.insns[pc]) { 2 } else { 1 };
+        }
+        if !pcs[..n as usize - 1]
+            .iter()
+            .any(|&pc| observable(&self.insns[pc]))
+        {
+            return;
+        }
+        let out = self.a.new_label();
+        self.block_n = n;
+        for (k, &pc) in pcs[..n as usize - 1].iter().enumerate() {
+            if observable(&self.insns[pc]) {
+                // if rem <= k: stop here.
+                self.a.lea(RAX, mem(BUDGET, n as i32));
+                self.a.alu_ri(Alu::Cmp, W::B64, RAX, k as i32);
+                self.a.jcc(Cond::Be, out);
+            }
+            self.block_k = k as u32;
+            self.insn(pc);
+        }
+        self.a.bind(out);
+    }
+}

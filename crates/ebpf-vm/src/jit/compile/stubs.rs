@@ -1,0 +1,219 @@
+//! The prologues (main and function entry) and the shared stubs every site jumps or calls to:
+//! exit, traps, the slow memory check, helper calls, the next budget slice and the epilogue.
+
+use super::{ctx, Compiler, BUDGET, DATA_NEG, REG};
+use crate::jit::frame::*;
+use crate::jit::runtime;
+use crate::jit::x86::*;
+
+pub(super) struct Stubs {
+    pub(super) exit: Label,
+    pub(super) main_exit: Label,
+    pub(super) epilogue: Label,
+    pub(super) check: Label,
+    pub(super) helper: Label,
+    pub(super) budget: Label,
+    pub(super) call_depth: Label,
+    pub(super) misaligned: Label,
+    pub(super) packet_miss: Label,
+    pub(super) refill: Label,
+}
+
+impl Stubs {
+    /// A label for each stub, bound when the stubs are emitted.
+    pub(super) fn new(a: &mut Asm) -> Stubs {
+        Stubs {
+            exit: a.new_label(),
+            main_exit: a.new_label(),
+            epilogue: a.new_label(),
+            check: a.new_label(),
+            helper: a.new_label(),
+            budget: a.new_label(),
+            call_depth: a.new_label(),
+            misaligned: a.new_label(),
+            packet_miss: a.new_label(),
+            refill: a.new_label(),
+        }
+    }
+}
+
+impl Compiler<'_> {
+    /// Saves the host registers and sets up the run from the Rust-side context block (in rdi).
+    /// The main prologue falls into the code of slot 0; the function prologue (`function`) jumps
+    /// to `Ctx::entry` instead.
+    pub(super) fn prologue(&mut self, function: bool) {
+        let a = &mut self.a;
+        for r in [RBX, RBP, R12, R13, R14, R15] {
+            a.push(r);
+        }
+        a.alu_ri(Alu::Sub, W::B64, RSP, CTX_BYTES);
+        // Copy the inputs of the context block from the Rust side (rdi) onto the host stack, a
+        // word at a time: Rust has just written them word by word, and wider loads would miss
+        // store forwarding (and `rep movsq` costs more to start than this whole copy).
+        for k in 0..CTX_IN_WORDS as i32 {
+            let r = if k % 2 == 0 { RAX } else { RCX };
+            a.load(W::B64, r, mem(RDI, 8 * k));
+            a.store(W::B64, mem(RSP, 8 * k), r);
+        }
+        for (k, r) in REG[1..6].iter().enumerate() {
+            a.load(W::B64, *r, ctx(OFF_ARGS + 8 * k as i32));
+        }
+        a.load(W::B64, REG[10], ctx(OFF_STACK_TOP));
+        a.load(W::B64, BUDGET, ctx(OFF_BUDGET));
+        a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+        a.store_imm(W::B64, ctx(OFF_DEPTH), 0);
+        if function {
+            // rdi (r0) still points at the Rust-side block.
+            a.load(W::B64, RAX, mem(RDI, OFF_ENTRY));
+        }
+        // The interpreter starts every other register at zero; so must we.
+        for r in [REG[0], REG[6], REG[7], REG[8], REG[9]] {
+            a.alu_rr(Alu::Xor, W::B32, r, r);
+        }
+        if function {
+            a.jmp_r(RAX);
+        }
+    }
+
+    pub(super) fn emit_stubs(&mut self) {
+        let st = &self.stubs;
+        let a = &mut self.a;
+
+        // exit: return from a bpf-to-bpf call, or leave the program from the main frame.
+        a.bind(st.exit);
+        a.load(W::B64, RAX, ctx(OFF_DEPTH));
+        a.test_rr(W::B64, RAX, RAX);
+        a.jcc(Cond::E, st.main_exit);
+        a.alu_ri(Alu::Sub, W::B64, RAX, 1);
+        a.store(W::B64, ctx(OFF_DEPTH), RAX);
+        frame_slot(a);
+        for (k, r) in REG[6..11].iter().enumerate() {
+            a.load(W::B64, *r, mem_idx(RSP, RAX, 0, OFF_FRAMES + 8 * k as i32));
+        }
+        a.jmp_m(mem_idx(RSP, RAX, 0, OFF_FRAMES + 40));
+
+        // A legacy packet load outside the packet ends the whole program with r0 = 0.
+        // Both ways here have the instruction the run leaves by in rcx.
+        a.bind(st.packet_miss);
+        a.alu_rr(Alu::Xor, W::B32, REG[0], REG[0]);
+        a.bind(st.main_exit);
+        a.store(W::B64, ctx(OFF_R0), REG[0]);
+        a.store(W::B64, ctx(OFF_EXIT_A), RCX);
+        exit_with(a, EXIT_NORMAL, st.epilogue);
+
+        // Traps whose details are in rax (and rdx); the budget left is in r12.
+        a.bind(st.budget);
+        a.store(W::B64, ctx(OFF_EXIT_A), RAX);
+        exit_with(a, EXIT_BUDGET, st.epilogue);
+        a.bind(st.call_depth);
+        a.store(W::B64, ctx(OFF_EXIT_A), RAX);
+        exit_with(a, EXIT_CALL_DEPTH, st.epilogue);
+        a.bind(st.misaligned);
+        a.store(W::B64, ctx(OFF_EXIT_A), RAX);
+        a.store(W::B64, ctx(OFF_EXIT_B), RDX);
+        exit_with(a, EXIT_MISALIGNED, st.epilogue);
+
+        // Slow memory check (entered by call; rax = address, edx = access info). Saves the
+        // caller-saved eBPF registers and rax, calls `runtime::check_entry`.
+        a.bind(st.check);
+        save_and_call(a, runtime::check_entry as *const () as u64);
+        a.test_rr(W::B64, RAX, RAX);
+        for r in [REG[5], REG[4], REG[3], REG[2], REG[1], REG[0]] {
+            a.pop(r);
+        }
+        let check_failed = a.new_label();
+        a.jcc(Cond::Ne, check_failed);
+        a.pop(RAX);
+        a.ret();
+        a.bind(check_failed);
+        a.lea(RSP, mem(RSP, 16));
+        a.jmp(st.epilogue);
+
+        // Helper call (entered by call; rax = helper id, edx = pc). r1-r5 are pushed so that
+        // they form the argument array, and popped back: helper calls preserve them.
+        a.bind(st.helper);
+        for r in [REG[5], REG[4], REG[3], REG[2], REG[1]] {
+            a.push(r);
+        }
+        // rsp is now 48 bytes below the body's rsp, 16-byte aligned.
+        a.mov_rr(W::B64, RSI, RAX);
+        a.mov_rr(W::B64, RCX, BUDGET);
+        a.mov_rr(W::B64, R8, RSP);
+        a.lea(RDI, mem(RSP, 48));
+        a.mov_imm64(RAX, runtime::helper_entry as *const () as u64);
+        a.call_r(RAX);
+        for r in [REG[1], REG[2], REG[3], REG[4], REG[5]] {
+            a.pop(r);
+        }
+        // rax = r0, rdx = the budget in hand after the helper's charge, or all ones if it failed
+        // (never a budget in hand after a call: that is at most the budget less one).
+        let helper_failed = a.new_label();
+        a.alu_ri(Alu::Cmp, W::B64, RDX, -1);
+        a.jcc(Cond::E, helper_failed);
+        a.mov_rr(W::B64, BUDGET, RDX);
+        a.mov_rr(W::B64, REG[0], RAX);
+        a.ret();
+        a.bind(helper_failed);
+        a.lea(RSP, mem(RSP, 8));
+        a.jmp(st.epilogue);
+
+        // Next slice of the budget (entered by call; eax = pc of the block, edx = its length,
+        // r12 = the budget in hand). Saves the caller-saved eBPF registers, calls
+        // `runtime::refill_entry`, which checks the run's limits and returns the new budget in
+        // hand; sets r12 to it, or leaves through the epilogue with the trap recorded.
+        a.bind(st.refill);
+        save_and_call(a, runtime::refill_entry as *const () as u64);
+        for r in [REG[5], REG[4], REG[3], REG[2], REG[1], REG[0], RCX] {
+            a.pop(r);
+        }
+        let refill_failed = a.new_label();
+        a.test_rr(W::B64, RDX, RDX);
+        a.jcc(Cond::Ne, refill_failed);
+        a.mov_rr(W::B64, BUDGET, RAX);
+        a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG + 8));
+        a.ret();
+        a.bind(refill_failed);
+        a.lea(RSP, mem(RSP, 8));
+        a.jmp(st.epilogue);
+
+        // Epilogue: copy the results to the Rust side, restore the host registers.
+        a.bind(st.epilogue);
+        a.load(W::B64, RDI, ctx(OFF_SELF));
+        for off in [OFF_R0, OFF_REM, OFF_EXIT_KIND, OFF_EXIT_A, OFF_EXIT_B] {
+            a.load(W::B64, RAX, ctx(off));
+            a.store(W::B64, mem(RDI, off), RAX);
+        }
+        a.alu_ri(Alu::Add, W::B64, RSP, CTX_BYTES);
+        for r in [R15, R14, R13, R12, RBP, RBX] {
+            a.pop(r);
+        }
+        a.ret();
+        a.int3();
+    }
+}
+
+/// In a stub entered by `call`: pushes rax and the caller-saved eBPF registers r0-r5 (rsp ends
+/// 64 bytes below the body's, 16-byte aligned) and calls `f(ctx, rax, rdx, r12)` (SysV: rdi,
+/// rsi, rdx, rcx), whose result is in rax:rdx. The stub pops them back.
+pub(super) fn save_and_call(a: &mut Asm, f: u64) {
+    for r in [RAX, REG[0], REG[1], REG[2], REG[3], REG[4], REG[5]] {
+        a.push(r);
+    }
+    a.mov_rr(W::B64, RSI, RAX);
+    a.mov_rr(W::B64, RCX, BUDGET);
+    a.lea(RDI, mem(RSP, 64));
+    a.mov_imm64(RAX, f);
+    a.call_r(RAX);
+}
+
+/// rax = depth -> rax = byte offset of that frame slot (depth * 48).
+pub(super) fn frame_slot(a: &mut Asm) {
+    a.lea(RAX, mem_idx(RAX, RAX, 1, 0));
+    a.shift_ri(Shift::Shl, W::B64, RAX, 4);
+}
+
+pub(super) fn exit_with(a: &mut Asm, kind: u64, epilogue: Label) {
+    a.store(W::B64, ctx(OFF_REM), BUDGET);
+    a.store_imm(W::B64, ctx(OFF_EXIT_KIND), kind as i32);
+    a.jmp(epilogue);
+}
