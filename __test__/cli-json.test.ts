@@ -25,19 +25,22 @@ interface Shape {
   required: Set<string>
 }
 
-/** `{ a, b?, c: [{ d }] }` -> keys a, b, c, d; required at depth 1: a, c. `MAP` stands for any map name. */
-function shapeOf(span: string): Shape {
+/**
+ * `{ a, b?, c: [{ d }] }` -> keys a, b, c, d; required at depth `top` (1): a, c. `{ MAP: { ... } }`
+ * (map dump, map update: one key per map) is read at depth 2.
+ */
+function shapeOf(span: string, top: number): Shape {
   const keys = new Set<string>()
   const required = new Set<string>()
   let depth = 0
-  const re = /[{}]|[{,]\s*([A-Za-z_][A-Za-z0-9_]*)(\?)?/g
+  const re = /[{,]\s*([A-Za-z_][A-Za-z0-9_]*)(\?)?|[{}]/g
   for (let m = re.exec(span); m; m = re.exec(span)) {
     if (m[0] === '{') depth++
     else if (m[0] === '}') depth--
     else {
       if (m[0].startsWith('{')) depth++
       keys.add(m[1]!)
-      if (depth === 1 && !m[2]) required.add(m[1]!)
+      if (depth === top && !m[2]) required.add(m[1]!)
     }
   }
   return { keys, required }
@@ -53,7 +56,8 @@ function documented(): Map<string, Shape[]> {
   for (const row of rows.slice(2)) {
     if (!row.startsWith('|')) break
     const [, names, schema] = row.split(/ \| |^\| | \|$/)
-    const shapes = [...(schema ?? '').matchAll(/`(\[?\{[^`]*)`/g)].map((m) => shapeOf(m[1]!))
+    const top = /\{ MAP: /.test(schema ?? '') ? 2 : 1
+    const shapes = [...(schema ?? '').matchAll(/`(\[?\{[^`]*)`/g)].map((m) => shapeOf(m[1]!, top))
     for (const n of (names ?? '').matchAll(/`([^`]+)`/g)) out.set(n[1]!, shapes)
   }
   return out

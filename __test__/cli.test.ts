@@ -327,8 +327,9 @@ describe('prog list', () => {
     expect(o.status).toBe(0)
     const pad = (s: string, n: number) => s.padEnd(n)
     expect(o.stdout).toBe(
-      `${pad('NAME', 12)}  SECTION  TYPE  INSNS  LICENSE\n` +
-        `xdp_firewall  xdp      xdp   ${pad(String(insns), 5)}  Dual MIT/GPL\n`,
+      // The tag is what `bpftool prog show` printed for this object loaded by Linux 6.18.
+      `${pad('NAME', 12)}  SECTION  TYPE  TAG               INSNS  LICENSE\n` +
+        `xdp_firewall  xdp      xdp   0f063bb8abbb026e  ${pad(String(insns), 5)}  Dual MIT/GPL\n`,
     )
   })
 

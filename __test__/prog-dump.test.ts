@@ -77,7 +77,8 @@ describe('ebpf prog dump', () => {
     const lines = r.stdout.split('\n')
     expect(lines.slice(0, 3)).toEqual([
       'int xdp_firewall(struct xdp_md * ctx):',
-      'bpf_prog_xdp_firewall:',
+      // The kernel's symbol: bpf_prog_TAG_NAME, the tag `bpftool prog show` gave for this object (Linux 6.18).
+      'bpf_prog_0f063bb8abbb026e_xdp_firewall:',
       '; void *data_end = (void *)(long)ctx->data_end;',
     ])
     expect(lines[3]).toMatch(/^ {3}0:\t\S/)
@@ -86,7 +87,7 @@ describe('ebpf prog dump', () => {
     const j = JSON.parse(ebpf('prog', 'dump', 'jited', FIREWALL, 'linum', 'opcodes', '--json').stdout)
     expect(j).toHaveLength(1)
     expect(j[0].proto).toBe('int xdp_firewall(struct xdp_md * ctx)')
-    expect(j[0].name).toBe('bpf_prog_xdp_firewall')
+    expect(j[0].name).toBe('bpf_prog_0f063bb8abbb026e_xdp_firewall')
     expect(j[0].insns[0]).toMatchObject({
       src: 'void *data_end = (void *)(long)ctx->data_end;',
       file: expect.stringMatching(/xdp_firewall\.c$/),
@@ -94,7 +95,9 @@ describe('ebpf prog dump', () => {
       pc: '0x0',
     })
     // Every eBPF instruction slot but an lddw's second starts some x86-64 instruction.
-    const starts = j[0].insns.filter((i: { insn?: number }) => i.insn !== undefined).map((i: { insn: number }) => i.insn)
+    const starts = j[0].insns
+      .filter((i: { insn?: number }) => i.insn !== undefined)
+      .map((i: { insn: number }) => i.insn)
     expect(starts[0]).toBe(0)
     expect(new Set(starts).size).toBe(starts.length)
   })
@@ -122,7 +125,11 @@ describe('ebpf prog dump', () => {
         ours.push(text[i]!)
         // opcodes: the bytes on the next line, `\t` and `%02x ` each, as bpftool prints them.
         expect(text[i + 1]).toMatch(/^\t([0-9a-f]{2} )+$/)
-        bytes.push(...text[i + 1]!.trim().split(' ').map((b) => Number.parseInt(b, 16)))
+        bytes.push(
+          ...text[i + 1]!.trim()
+            .split(' ')
+            .map((b) => Number.parseInt(b, 16)),
+        )
       }
       const file = join(mkdtempSync(join(tmpdir(), 'ebpf-jited-')), 'code.bin')
       writeFileSync(file, Uint8Array.from(bytes))
@@ -169,10 +176,11 @@ describe('ebpf prog dump', () => {
   )
 
   it.skipIf(!oracle.ok)(
-    `every program of every fixture the kernel loads: the same prototype and source lines as bpftool (${oracle.ok ? 'root, bpftool' : oracle.reason})`,
+    `every program of every fixture the kernel loads: the same prototype and source lines and tag as bpftool (${oracle.ok ? 'root, bpftool' : oracle.reason})`,
     () => {
       const dir = join(__dirname, 'fixtures')
       let compared = 0
+      let tagged = 0
       for (const f of readdirSync(dir).filter((x) => x.endsWith('.bpf.o'))) {
         let kernel: KernelObject
         try {
@@ -181,7 +189,20 @@ describe('ebpf prog dump', () => {
           continue // objects the kernel refuses (no BTF, legacy maps, missing targets)
         }
         try {
+          const list = ebpf('prog', 'list', join(dir, f), '--json')
+          const tags = new Map<string, string>(
+            list.status === 0
+              ? JSON.parse(list.stdout).map((x: { name: string; tag: string }) => [x.name, x.tag] as const)
+              : [],
+          )
           for (const p of readdirSync(kernel.dir).filter((x) => x !== 'maps')) {
+            const shown = JSON.parse(
+              execFileSync('bpftool', ['-j', 'prog', 'show', 'pinned', join(kernel.dir, p)], { encoding: 'utf8' }),
+            )
+            if (tags.has(p)) {
+              expect(tags.get(p), `${f} ${p}: tag`).toBe(shown.tag)
+              tagged++
+            }
             const r = ebpf('prog', 'dump', 'xlated', join(dir, f), '--program', p)
             // core_full needs the BTF of a kernel with its fields, kconfig a value for LINUX_KERNEL_VERSION.
             if (r.status !== 0 && /unknown helper|has no value/.test(r.stderr)) continue
@@ -199,6 +220,7 @@ describe('ebpf prog dump', () => {
         }
       }
       expect(compared).toBeGreaterThan(40)
+      expect(tagged).toBeGreaterThan(40)
     },
     120_000,
   )

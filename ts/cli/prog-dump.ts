@@ -6,9 +6,8 @@
  * `xlated`: each instruction after load-time rewriting (relocation, the context rewrite) as the
  * kernel's verifier log writes it (with `opcodes` its bytes), or `jited`: the x86-64 code as
  * bpftool built with libbfd prints it (`%4x:\t` and GNU objdump's AT&T text, `opcodes` on the
- * next line). Differences from the kernel's output: maps are `map[idx:N]` (their index in the
- * program) where the kernel prints its map id, the symbol line is `bpf_prog_NAME` (the kernel's
- * puts the program tag in it), subprograms are listed in the one image the JIT compiles (offsets
+ * next line), under the kernel's symbol `bpf_prog_TAG_NAME`. Differences from the kernel's output:
+ * maps are `map[idx:N]` (their index in the program) where the kernel prints its map id, subprograms are listed in the one image the JIT compiles (offsets
  * run on; bpftool restarts them per function), and the context rewrite and the code are this
  * runtime's own.
  */
@@ -21,6 +20,7 @@ import type { Command } from './command.js'
 import { json } from './format.js'
 import { CliError, displayName, readObject } from './io.js'
 import { loadOptionsFrom, OBJECT_OPTIONS } from './object-options.js'
+import { programTag } from './prog-tag.js'
 import { selectProgram } from './select.js'
 
 const KINDS = ['xlated', 'jited'] as const
@@ -230,6 +230,9 @@ export function operationAndOperands(text: string): { operation: string; operand
   return { operation: m[1]!, operands }
 }
 
+/** The kernel's symbol of the program's code: `bpf_prog_TAG_NAME`, the name cut to 15 characters as at load. */
+const symbol = (prog: ProgramSpec) => `bpf_prog_${programTag(prog)}_${prog.name.slice(0, 15)}`
+
 const byteHex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, '0'))
 
 /** `bpftool prog dump jited`'s text: prototype, symbol, `; C line`, `%4x:\t` and the instruction. */
@@ -240,7 +243,7 @@ function jitedText(l: Listing & { btf: Btf }, linum: boolean, opcodes: boolean):
   for (const i of l.jited) {
     const f = funcs.get(i.offset)
     if (f) out.push(`${prototype(l.btf, f)}:`)
-    if (i.offset === 0) out.push(`bpf_prog_${l.prog.name}:`)
+    if (i.offset === 0) out.push(`${symbol(l.prog)}:`)
     const li = lines.get(i.offset)
     if (li) out.push(srcLine(li, linum))
     out.push(`${i.offset.toString(16).padStart(4)}:\t${i.text}`)
@@ -268,7 +271,7 @@ function jitedJson(l: Listing & { btf: Btf }, linum: boolean, opcodes: boolean):
       ...(i.insn === undefined ? {} : { insn: i.insn }),
     }
   })
-  return [{ ...(entry ? { proto: prototype(l.btf, entry) } : {}), name: `bpf_prog_${l.prog.name}`, insns }]
+  return [{ ...(entry ? { proto: prototype(l.btf, entry) } : {}), name: symbol(l.prog), insns }]
 }
 
 export const progDumpCommand: Command = {
@@ -312,7 +315,9 @@ export const progDumpCommand: Command = {
       )
     } else {
       if (listing.jited.length === 0) {
-        throw new CliError(`${displayName(file)}: ${listing.prog.name} is not JIT-compiled here (it runs on the interpreter)`)
+        throw new CliError(
+          `${displayName(file)}: ${listing.prog.name} is not JIT-compiled here (it runs on the interpreter)`,
+        )
       }
       process.stdout.write(
         optFlag(args, 'json') ? json(jitedJson(listing, linum, opcodes)) : jitedText(listing, linum, opcodes),

@@ -443,7 +443,10 @@ impl Program {
     /// empty when the program runs on the interpreter.
     #[cfg(target_arch = "x86_64")]
     pub fn jited_listing(&self) -> Vec<crate::jit::JitedInsn> {
-        self.jit.as_ref().map(|jit| jit.listing()).unwrap_or_default()
+        self.jit
+            .as_ref()
+            .map(|jit| jit.listing())
+            .unwrap_or_default()
     }
 
     /// Each instruction slot as the kernel's verifier log writes it (`(61) r2 = *(u32 *)(r1 +4)`),

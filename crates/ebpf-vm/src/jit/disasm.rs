@@ -72,6 +72,7 @@ pub fn listing(code: &[u8], offsets: &[u32]) -> Vec<JitedInsn> {
     o.set_leading_zeros(false);
     o.set_uppercase_hex(false);
     o.set_rip_relative_addresses(true);
+    o.set_use_pseudo_ops(false);
     let mut out = Vec::new();
     for insn in Decoder::with_ip(64, code, 0, DecoderOptions::NONE) {
         let off = insn.ip() as usize;
