@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import type { Command } from '../ts/cli/command'
 import { COMMANDS, GROUPS } from '../ts/cli/commands'
+import { pcap } from '../ts/index'
 
 const root = join(__dirname, '..')
 const bin = join(root, 'bin', 'ebpf.js')
@@ -66,25 +67,7 @@ function documented(): Map<string, Shape[]> {
 let work: string
 const invocations: Record<string, string[][]> = {}
 
-/** A pcap file of `frames` (Ethernet, microsecond timestamps). */
-function pcapFile(path: string, frames: Uint8Array[]) {
-  const header = Buffer.alloc(24)
-  header.writeUInt32LE(0xa1b2c3d4, 0)
-  header.writeUInt16LE(2, 4)
-  header.writeUInt16LE(4, 6)
-  header.writeUInt32LE(65535, 16)
-  header.writeUInt32LE(1, 20)
-  const records = frames.map((f, i) => {
-    const r = Buffer.alloc(16)
-    r.writeUInt32LE(i, 0)
-    r.writeUInt32LE(f.length, 8)
-    r.writeUInt32LE(f.length, 12)
-    return Buffer.concat([r, f])
-  })
-  writeFileSync(path, Buffer.concat([header, ...records]))
-}
-
-beforeAll(() => {
+beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'ebpf-cli-json-'))
   const asm = join(work, 'a.s')
   writeFileSync(asm, 'r0 = 1\nexit\n')
@@ -96,7 +79,10 @@ beforeAll(() => {
   const packet = join(work, 'packet.bin')
   writeFileSync(packet, frame)
   const capture = join(work, 'in.pcap')
-  pcapFile(capture, [frame, frame.subarray(0, 20)])
+  await pcap.write(
+    capture,
+    [frame, frame.subarray(0, 20)].map((data, i) => ({ data, originalLength: data.length, timestamp: BigInt(i) })),
+  )
   Object.assign(invocations, {
     asm: [['asm', asm, '-o', '-']],
     disasm: [

@@ -1,5 +1,7 @@
 //! `dump('jited')`: the compiled code as Intel-syntax assembly (iced-x86's decoder and
-//! formatter), with a marker line where the code of each eBPF instruction begins.
+//! formatter), with a marker line where the code of each eBPF instruction begins; and `listing`,
+//! the same code instruction by instruction in AT&T syntax as GNU objdump writes it, for the CLI's
+//! `prog dump jited` in bpftool's layout.
 
 use std::collections::HashMap;
 use std::fmt::Write;
