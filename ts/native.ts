@@ -107,6 +107,7 @@ export type NativeProgram = Binding.NativeProgram
 export type NativeRunResult = Binding.NativeRunResult
 export type NativeRunInput = Binding.NativeRunInput
 export type NativeBatch = Binding.NativeBatch
+export type NativeRecordsOutcome = Binding.NativeRecordsOutcome
 export type NativeTrace = Binding.NativeTrace
 export type NativeCoverage = Binding.NativeCoverage
 export type NativeTraceValue = Binding.NativeTraceValue

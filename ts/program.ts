@@ -38,6 +38,7 @@ import {
   type NativeCancelToken,
   type NativeError,
   type NativeProgram,
+  type NativeRecordsOutcome,
   type NativeRunInput,
   type NativeRunResult,
   native,
@@ -1094,6 +1095,23 @@ export class Program {
     const retvals = new Uint32Array(lengths.length)
     for (let i = 0; i < retvals.length; i++) retvals[i] = words[2 * i]!
     return { retvals, errors: located(b.errors) }
+  }
+
+  /**
+   * @internal `filterPcap`'s fast path (ts/pcap-fast.ts): the program over every whole pcap record
+   * of `records`, the kept ones written to `out` (see `NativeProgram.filterPcapRecords`); undefined
+   * for a program with JavaScript helpers, which that path cannot run.
+   */
+  filterPcapRecords(
+    records: Uint8Array,
+    out: Uint8Array,
+    snaplen: number,
+    write: boolean,
+  ): NativeRecordsOutcome | undefined {
+    if (this.#jsHelpers) return undefined
+    const outcome = engine('filterPcap', () => this.native.filterPcapRecords(records, out, snaplen, write))
+    this.#deliverPerfRecords()
+    return outcome
   }
 
   /**

@@ -113,8 +113,9 @@ mod x86;
 
 use crate::analysis::{analyse, Analysis, AnalysisOptions};
 use crate::error::{ErrorCode, LoadError, Trap};
-use crate::interpreter::{RunEnv, RunOutput, MAX_CALL_FRAMES};
 use crate::isa::Insn;
+use crate::vm::env::{Entry, ExecutionEngine, RunEnv, Validated};
+use crate::vm::{RunOutput, MAX_CALL_FRAMES};
 
 pub use compile::{blocks, chains};
 pub use disasm::JitedInsn;
@@ -289,6 +290,38 @@ impl JitProgram {
     /// The machine code as a list of instructions in AT&T syntax, decoded at address 0.
     pub fn listing(&self) -> Vec<disasm::JitedInsn> {
         disasm::listing(self.mem.code(), &self.offsets)
+    }
+}
+
+/// The JIT's side of the run ABI: compiled at load (counting coverage into the program's
+/// counters when it has them), entered at slot 0 or at a callback's entry.
+impl ExecutionEngine for JitProgram {
+    fn prepare(p: &Validated<'_>) -> Result<Self, LoadError> {
+        let options = JitOptions {
+            blind_constants: p.blind_constants,
+            coverage: p.coverage.map(crate::coverage::CoverageCounters::addresses),
+        };
+        Self::compile_program(
+            p.insns,
+            p.analysis,
+            options,
+            p.callbacks,
+            p.stack_frames,
+            p.proved,
+        )
+    }
+
+    fn run_from(
+        &self,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+        entry: Entry,
+    ) -> Result<RunOutput, Trap> {
+        match entry {
+            Entry::Main => self.run(insns, env, args),
+            Entry::Function(pc) => self.run_function(insns, env, args, pc),
+        }
     }
 }
 
