@@ -397,10 +397,10 @@ impl Program {
     /// empty when the program runs on the interpreter.
     #[cfg(target_arch = "x86_64")]
     pub fn jited_listing(&self) -> Vec<crate::jit::JitedInsn> {
-        self.jit
-            .as_ref()
-            .map(|jit| jit.listing())
-            .unwrap_or_default()
+        match &self.prepared {
+            PreparedEngine::Jit(jit) => jit.listing(),
+            _ => Vec::new(),
+        }
     }
 
     /// Each instruction slot as the kernel's verifier log writes it (`(61) r2 = *(u32 *)(r1 +4)`),
