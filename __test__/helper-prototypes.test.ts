@@ -14,7 +14,16 @@ describe('helper prototypes', () => {
       ret: 'RET_PTR_TO_MAP_VALUE_OR_NULL',
       args: ['ARG_CONST_MAP_PTR', 'ARG_PTR_TO_MAP_KEY'],
       gplOnly: false,
-      kernelProgTypes: ['socket_filter', 'kprobe', 'sched_cls', 'tracepoint', 'xdp', 'perf_event', 'raw_tracepoint'],
+      kernelProgTypes: [
+        'socket_filter',
+        'kprobe',
+        'sched_cls',
+        'tracepoint',
+        'xdp',
+        'perf_event',
+        'raw_tracepoint',
+        'cgroup_skb',
+      ],
     })
     expect(xdp.find((h) => h.id === 44)).toMatchObject({
       name: 'bpf_xdp_adjust_head',

@@ -376,17 +376,83 @@ describe('verified mode: options', () => {
     ])
   })
 
-  it('refuses (ENOTSUPP) the program types it does not model yet, which load in mode checked', () => {
-    const spec = loadCollectionSpecSync(`${__dirname}/fixtures/pkt_counter.bpf.o`)
-    spec.programs.get('tc_count')!.type = 'cgroup_skb'
-    expect(() => new Collection(spec, { mode: 'verified', programs: ['tc_count'] })).toThrow(
-      expect.objectContaining({
-        name: 'LoadError',
-        code: 'ENOTSUPP',
-        message: expect.stringContaining("mode 'verified' does not model cgroup_skb programs yet"),
-      }),
+  it("verifies cgroup_skb programs with cgroup_skb's rules, as the kernel accepts them", () => {
+    // Linux 6.18.44 accepts flow_track after processing 122 instructions (load_object.c, 2026-12-06).
+    const spec = loadCollectionSpecSync(`${__dirname}/fixtures/types.bpf.o`)
+    const p = new Collection(spec, { mode: 'verified', programs: ['flow_track'] }).programs.get('flow_track')!
+    expect([p.type, p.mode, p.verifierStats!.processedInsns]).toEqual(['cgroup_skb', 'verified', 122])
+  })
+
+  it('checks the return value of cgroup_skb programs: [0, 1] on ingress, [0, 3] on egress', () => {
+    // The kernel's verdicts and rejection lines (verifier corpus: cgskb_return_2_rej,
+    // cgskb_egress_return_2_ok, cgskb_egress_return_4_rej).
+    const load = (r0: number, expectedAttachType?: 'cgroup_inet_egress') =>
+      new Program({
+        type: 'cgroup_skb',
+        expectedAttachType,
+        mode: 'verified',
+        instructions: assemble(`r0 = ${r0}\nexit`),
+      })
+    const e = rejection(() => load(2))
+    expect([e.code, e.message.split('\n')[0]]).toEqual([
+      'EINVAL',
+      'At program exit the register R0 has smin=2 smax=2 should have been in [0, 1]',
+    ])
+    expect(load(2, 'cgroup_inet_egress').mode).toBe('verified')
+    expect(rejection(() => load(4, 'cgroup_inet_egress')).message.split('\n')[0]).toBe(
+      'At program exit the register R0 has smin=4 smax=4 should have been in [0, 3]',
     )
-    expect(new Collection(spec, { mode: 'checked', programs: ['tc_count'] }).programs.size).toBe(1)
+    // The attach type belongs to cgroup_skb programs only.
+    expect(
+      () =>
+        new Program({ type: 'xdp', expectedAttachType: 'cgroup_inet_egress', instructions: assemble('r0 = 2\nexit') }),
+    ).toThrow(expect.objectContaining({ code: 'EINVAL' }))
+  })
+
+  it('runs cgroup_skb programs on a read-only packet with mark, priority and tstamp writable', () => {
+    // r0 = 1 (pass) if the first packet byte is 0x45 (IPv4, no options); mark = 7, priority = 3,
+    // tstamp += 1000 (hand computation: the written fields come back in ctx).
+    const p = new Program({
+      type: 'cgroup_skb',
+      mode: 'verified',
+      instructions: assemble(
+        [
+          'r2 = *(u32 *)(r1 + 76)',
+          'r3 = *(u32 *)(r1 + 80)',
+          'r4 = r2',
+          'r4 += 1',
+          'r0 = 0',
+          'if r4 > r3 goto out',
+          'r5 = *(u8 *)(r2 + 0)',
+          'if r5 != 0x45 goto out',
+          'r0 = 1',
+          'out:',
+          '*(u32 *)(r1 + 8) = 7',
+          'r5 = 3',
+          '*(u32 *)(r1 + 32) = r5',
+          'r5 = *(u64 *)(r1 + 152)',
+          'r5 += 1000',
+          '*(u64 *)(r1 + 152) = r5',
+          'exit',
+        ].join('\n'),
+      ),
+    })
+    const res = p.run({ data: Uint8Array.from([0x45, 0, 0, 20]), ctx: { tstamp: 5n } })
+    expect(res.retval).toBe(1)
+    expect(res.ctxFields).toMatchObject({ mark: 7, priority: 3, tstamp: 1005n })
+    expect(p.run({ data: Uint8Array.from([0x60]) }).retval).toBe(0)
+    // A direct packet write is refused in the kernel's words (cgskb_pkt_write_u8_0_rej).
+    const w = rejection(
+      () =>
+        new Program({
+          type: 'cgroup_skb',
+          mode: 'verified',
+          instructions: assemble(
+            'r2 = *(u32 *)(r1 + 76)\nr3 = *(u32 *)(r1 + 80)\nr4 = r2\nr4 += 1\nif r4 > r3 goto +1\n*(u8 *)(r2 + 0) = 1\nr0 = 1\nexit',
+          ),
+        }),
+    )
+    expect([w.code, w.message.split('\n')[0]]).toEqual(['EACCES', 'cannot write into packet'])
   })
 
   it('takes the license from the object: GPL-only helpers are refused when it is not GPL-compatible', () => {

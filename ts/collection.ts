@@ -12,6 +12,7 @@ import type { BtfType } from './btf/types.js'
 import { Coverage } from './coverage.js'
 import { EbpfError, LoadError, MapError, VerifierError } from './errors.js'
 import { asBpfMap, BpfMap, MAP_TYPES, type MapCodecs, type MapDefinition, possibleCpus } from './map.js'
+import type { AttachTypeName } from './native.js'
 import { defaultMode, type EngineName, Program, type ProgramType, type SafetyMode } from './program.js'
 import type { CollectionSpec, MapSpec, ProgramSpec } from './spec.js'
 
@@ -73,7 +74,8 @@ const PSEUDO_MAP_IDX_VALUE = 6
 
 /**
  * The engine's program type for a libbpf program type, by the context the program gets:
- * `__sk_buff` programs (socket filters; tc's classifiers and actions with tc's rules), `xdp_md`
+ * `__sk_buff` programs (socket filters; tc's classifiers and actions with tc's rules; cgroup_skb
+ * programs with theirs), `xdp_md`
  * programs and tracing programs whose context is caller-supplied bytes (tracepoints and raw
  * tracepoints with the kernel's rules for their contexts, the others verified as kprobes).
  */
@@ -81,7 +83,7 @@ const PROGRAM_TYPES: Record<string, ProgramType> = {
   socket_filter: 'socket_filter',
   sched_cls: 'tc',
   sched_act: 'tc',
-  cgroup_skb: 'socket_filter',
+  cgroup_skb: 'cgroup_skb',
   xdp: 'xdp',
   kprobe: 'tracing',
   tracepoint: 'tracepoint',
@@ -91,24 +93,10 @@ const PROGRAM_TYPES: Record<string, ProgramType> = {
   tracing: 'tracing',
 }
 
-/**
- * libbpf program types that run here as `socket_filter` but whose context and helpers the verifier
- * does not model (cgroup_skb's socket fields and return codes): verifying them as socket filters
- * would refuse what the kernel accepts, in the kernel's words. tc's classifiers and actions are
- * verified with tc's rules; tracing types other than tracepoints and raw tracepoints as kprobes
- * (README "Verifier").
- */
-const NOT_VERIFIABLE = new Set(['cgroup_skb'])
-
-/** ENOTSUPP for a program mode 'verified' cannot take yet. */
-function checkVerifiable(spec: ProgramSpec): void {
-  if (NOT_VERIFIABLE.has(spec.type)) {
-    throw new LoadError(
-      'ENOTSUPP',
-      `program '${spec.name}' (section '${spec.section}'): mode 'verified' does not model ${spec.type} programs yet ` +
-        `(its context and helpers differ from a socket filter's); load it in mode 'checked'`,
-    )
-  }
+/** The expected attach types a section gives that change what the program may do. */
+const ATTACH_TYPES: Record<string, AttachTypeName> = {
+  xdp_devmap: 'xdp_devmap',
+  cgroup_inet_egress: 'cgroup_inet_egress',
 }
 
 /** Runs `load`; a rejection by the verifier gets the name of the program it was loading. */
@@ -361,9 +349,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
     for (const p of chosen) {
       const { instructions, maps } = relocate(p, this.maps)
       const type = programTypeOf(p)
-      // A type the verifier does not model yet defaults to 'checked'; asking for 'verified' is refused.
-      const mode = opts.mode ?? (NOT_VERIFIABLE.has(p.type) ? 'checked' : defaultMode(type))
-      if (mode === 'verified') checkVerifiable(p)
+      const mode = opts.mode ?? defaultMode(type)
       this.programs.set(
         p.name,
         named(
@@ -379,7 +365,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
               unprivileged: opts.unprivileged,
               license: spec.license,
               // What the section says, where it changes what the program may do.
-              expectedAttachType: p.attachType === 'xdp_devmap' ? 'xdp_devmap' : undefined,
+              expectedAttachType: ATTACH_TYPES[p.attachType],
               budget: opts.budget,
               pointerLeaks: opts.pointerLeaks,
               blindConstants: opts.blindConstants,

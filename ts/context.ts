@@ -46,7 +46,7 @@ export interface SkbContext {
   wire_len?: number
   gso_segs?: number
   gso_size?: number
-  /** tc: `u64` fields, as bigints. */
+  /** tc and cgroup_skb: `u64` fields, as bigints. */
   tstamp?: bigint
   hwtstamp?: bigint
 }
@@ -109,7 +109,8 @@ interface Layout {
 function layoutOf(type: ProgramType): Layout | undefined {
   if (type === 'xdp') return XDP_MD
   if (type === 'socket_filter') return SK_BUFF
-  if (type === 'tc') return TC_SK_BUFF
+  // cgroup_skb programs may write tstamp: their context carries the u64 fields as tc's does.
+  if (type === 'tc' || type === 'cgroup_skb') return TC_SK_BUFF
   return undefined
 }
 

@@ -103,7 +103,8 @@ export interface ProgramOptions {
   /**
    * The kernel's expected attach type, where it changes what the program may do: `'xdp_devmap'`
    * (an `xdp` program a devmap runs, libbpf's `SEC("xdp/devmap")`) may read `xdp_md.egress_ifindex`
-   * in mode `verified`. Default: none.
+   * in mode `verified`; `'cgroup_inet_egress'` (a `cgroup_skb` program on egress,
+   * `SEC("cgroup_skb/egress")`) may return 0 to 3, where ingress programs return 0 or 1. Default: none.
    */
   expectedAttachType?: AttachTypeName
   /** Instructions a run may execute before it is stopped (default 10,000,000). */
@@ -453,12 +454,12 @@ export interface RunResult {
   /** The data as the program left it (XDP: the packet from data to data_end, after any adjust_head/tail). */
   data: Uint8Array
   /**
-   * The context as the program left it, as bytes (xdp, socket_filter, tc). For tc it is what the
+   * The context as the program left it, as bytes (xdp, socket_filter, cgroup_skb, tc). For tc it is what the
    * kernel's test run hands back: the input with `mark`, `priority`, `ingress_ifindex`, `ifindex`,
    * `cb`, `tstamp`, `wire_len`, `gso_segs` and `hwtstamp` as the program left them (`skb` has all).
    */
   ctx?: Uint8Array
-  /** The context's named fields (xdp, socket_filter, tc). */
+  /** The context's named fields (xdp, socket_filter, cgroup_skb, tc). */
   ctxFields?: ContextValue
   /** XDP: the metadata in front of the packet. */
   meta?: Uint8Array

@@ -19,8 +19,21 @@ export const DISAGREEMENTS_FILE = join(CORPUS_DIR, 'disagreements.json')
 const KERNEL_LOAD_C = join(CORPUS_DIR, '../../crates/ebpf-vm/tests/verifier_support/kernel_load.c')
 const LOAD_OBJECT_C = join(CORPUS_DIR, 'load_object.c')
 
-/** The kernel's `BPF_PROG_TYPE_*` of each program type the assembly programs name. */
-export const KERNEL_PROG_TYPE = { socket_filter: 1, kprobe: 2, tc: 3, tracepoint: 5, xdp: 6, raw_tp: 17 }
+/**
+ * The kernel's `BPF_PROG_TYPE_*` of each program type the assembly programs name; the expected
+ * attach type, where one is given, in the high 16 bits (kernel_load.c): `cgroup_skb_egress` is
+ * BPF_PROG_TYPE_CGROUP_SKB (8) with BPF_CGROUP_INET_EGRESS (1), `cgroup_skb` is on ingress (0).
+ */
+export const KERNEL_PROG_TYPE = {
+  socket_filter: 1,
+  kprobe: 2,
+  tc: 3,
+  tracepoint: 5,
+  xdp: 6,
+  raw_tp: 17,
+  cgroup_skb: 8,
+  cgroup_skb_egress: 8 | (1 << 16),
+}
 /** Our `ProgramOptions.type` for each: the tracing types share one context model. */
 export const OUR_PROG_TYPE = {
   socket_filter: 'socket_filter',
@@ -29,7 +42,11 @@ export const OUR_PROG_TYPE = {
   tracepoint: 'tracepoint',
   xdp: 'xdp',
   raw_tp: 'raw_tracepoint',
+  cgroup_skb: 'cgroup_skb',
+  cgroup_skb_egress: 'cgroup_skb',
 }
+/** Our `ProgramOptions.expectedAttachType` for the types that carry one. */
+export const OUR_ATTACH_TYPE = { cgroup_skb_egress: 'cgroup_inet_egress' }
 
 /** Every assembly program, in file order: { name, type, maps: [{type,keySize,valueSize,maxEntries,flags?}], text, file }. */
 export async function asmPrograms() {

@@ -5,7 +5,15 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { assemble, BpfMap, Collection, EbpfError, loadCollectionSpecSync, Program } from '../../dist/index.js'
-import { asmPrograms, CORPUS_DIR, DISAGREEMENTS_FILE, OUR_PROG_TYPE, rejectionLine, VERDICTS_FILE } from './corpus.mjs'
+import {
+  asmPrograms,
+  CORPUS_DIR,
+  DISAGREEMENTS_FILE,
+  OUR_ATTACH_TYPE,
+  OUR_PROG_TYPE,
+  rejectionLine,
+  VERDICTS_FILE,
+} from './corpus.mjs'
 
 /** verdicts.json: { kernel, programs: { name: { kind, file, verdict, errno?, message?, ... } } } */
 export function recordedVerdicts() {
@@ -38,7 +46,13 @@ function verdictOf(load) {
 export function ourAsmVerdict(program, bytes) {
   return verdictOf(() => {
     const maps = program.maps.map((m) => new BpfMap(m))
-    new Program({ type: OUR_PROG_TYPE[program.type], instructions: bytes, maps, mode: 'verified' })
+    new Program({
+      type: OUR_PROG_TYPE[program.type],
+      expectedAttachType: OUR_ATTACH_TYPE[program.type],
+      instructions: bytes,
+      maps,
+      mode: 'verified',
+    })
   })
 }
 

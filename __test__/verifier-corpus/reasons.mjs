@@ -46,6 +46,13 @@ export const REASONS = [
       'wording: the helper is not one of this program type in our table either, but the validator says "unknown helper N" where the kernel says "program of this type cannot use helper"',
   },
   {
+    kind: 'verdict',
+    kernel: /^$/,
+    ours: /program of this type cannot use helper/,
+    reason:
+      "helper not provided by this runtime for this program type (bpf_skb_ecn_set_ce writes the IP header, and a cgroup_skb run here has a read-only packet): refused in the kernel's words for a helper of another type",
+  },
+  {
     ours: /unknown helper (0|999)\b/,
     reason:
       'wording: our validator refuses an unknown helper id before verification ("unknown helper N"); the kernel says "invalid func unknown#N"',

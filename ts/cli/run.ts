@@ -59,6 +59,7 @@ const RAW_TYPES: readonly string[] = [
   'xdp',
   'socket_filter',
   'tc',
+  'cgroup_skb',
   'tracing',
   'tracepoint',
   'raw_tracepoint',
@@ -470,7 +471,7 @@ async function runCapture(file: string, args: Parsed): Promise<number> {
 }
 
 /** Program types whose context has fixed field names (`struct xdp_md`, `struct __sk_buff`). */
-const FIXED_CONTEXTS: readonly string[] = ['xdp', 'socket_filter', 'tc']
+const FIXED_CONTEXTS: readonly string[] = ['xdp', 'socket_filter', 'tc', 'cgroup_skb']
 
 /**
  * `--ctx FIELD=VALUE` of a tracing program of an object (kprobe, tracepoint, raw tracepoint): the

@@ -66,6 +66,29 @@ const MAPS = [
   ['map_ptr_read_negative_off', 'r1 = map[0] ll\nr2 = *(u64 *)(r1 - 8)\nr0 = 0\nexit', false],
   ['map_ptr_store_max_entries', 'r1 = map[0] ll\n*(u32 *)(r1 + 76) = 1\nr0 = 0\nexit', false],
   ['map_ptr_read_ops_pointer', 'r1 = map[0] ll\nr2 = *(u64 *)(r1 + 40)\nr0 = 0\nexit', true],
+  // The pointer members give kernel-object pointers (untrusted_ptr_bpf_map_ops, ..._bpf_map, the
+  // void *security as rdonly_untrusted_mem): kept, moved by constants, compared; part of one refused.
+  ['map_ptr_read_ops_pointer_u32', 'r1 = map[0] ll\nr2 = *(u32 *)(r1 + 40)\nr0 = 0\nexit', false],
+  ['map_ptr_read_ops_pointer_at_44', 'r1 = map[0] ll\nr2 = *(u32 *)(r1 + 44)\nr0 = 0\nexit', false],
+  ['map_ptr_read_inner_map_meta_pointer', 'r1 = map[0] ll\nr2 = *(u64 *)(r1 + 48)\nr0 = 0\nexit', true],
+  ['map_ptr_read_security_pointer', 'r1 = map[0] ll\nr2 = *(u64 *)(r1 + 56)\nr0 = 0\nexit', true],
+  [
+    'map_ptr_ops_pointer_null_compare_both_ways',
+    'r1 = map[0] ll\nr2 = *(u64 *)(r1 + 40)\nif r2 == 0 goto +2\nr0 = 0\nexit\nr0 = 1\nexit',
+    true,
+  ],
+  ['map_ptr_ops_pointer_add_const', 'r1 = map[0] ll\nr2 = *(u64 *)(r1 + 40)\nr2 += 8\nr0 = 0\nexit', true],
+  ['map_ptr_ops_pointer_mul', 'r1 = map[0] ll\nr2 = *(u64 *)(r1 + 40)\nr2 *= 2\nr0 = 0\nexit', false],
+  [
+    'map_ptr_ops_pointer_spill_fill',
+    'r1 = map[0] ll\nr2 = *(u64 *)(r1 + 40)\n*(u64 *)(r10 - 8) = r2\nr3 = *(u64 *)(r10 - 8)\nr0 = 0\nexit',
+    true,
+  ],
+  [
+    'map_ptr_ops_pointer_store_through',
+    'r1 = map[0] ll\nr2 = *(u64 *)(r1 + 40)\n*(u64 *)(r2 + 0) = 1\nr0 = 0\nexit',
+    false,
+  ],
   [
     'map_ptr_store_to_stack_fill_call',
     `r1 = map[0] ll\n*(u64 *)(r10 - 16) = r1\n*(u32 *)(r10 - 4) = 0\nr2 = r10\nr2 += -4\nr1 = *(u64 *)(r10 - 16)\ncall 1\nr0 = 0\nexit`,

@@ -20,6 +20,8 @@ pub enum ProgramTypeName {
     Tc,
     #[napi(value = "xdp")]
     Xdp,
+    #[napi(value = "cgroup_skb")]
+    CgroupSkb,
     #[napi(value = "tracing")]
     Tracing,
     #[napi(value = "tracepoint")]
@@ -34,12 +36,15 @@ pub enum ProgramTypeName {
 pub enum AttachTypeName {
     #[napi(value = "xdp_devmap")]
     XdpDevmap,
+    #[napi(value = "cgroup_inet_egress")]
+    CgroupInetEgress,
 }
 
 impl From<AttachTypeName> for AttachType {
     fn from(a: AttachTypeName) -> Self {
         match a {
             AttachTypeName::XdpDevmap => AttachType::XdpDevmap,
+            AttachTypeName::CgroupInetEgress => AttachType::CgroupInetEgress,
         }
     }
 }
@@ -73,6 +78,7 @@ impl From<ProgramTypeName> for ProgramType {
             ProgramTypeName::SocketFilter => ProgramType::SocketFilter,
             ProgramTypeName::Tc => ProgramType::Tc,
             ProgramTypeName::Xdp => ProgramType::Xdp,
+            ProgramTypeName::CgroupSkb => ProgramType::CgroupSkb,
             ProgramTypeName::Tracing => ProgramType::Tracing,
             ProgramTypeName::Tracepoint => ProgramType::Tracepoint,
             ProgramTypeName::RawTracepoint => ProgramType::RawTracepoint,

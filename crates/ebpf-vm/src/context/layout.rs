@@ -214,6 +214,17 @@ pub const TC_SKB: CtxLayout = CtxLayout {
     unreadable: &[(skb::FAMILY, skb::LOCAL_PORT + 4)],
 };
 
+/// `struct __sk_buff` as a cgroup_skb program sees it (`cg_skb_is_valid_access`): a socket
+/// filter's, plus `u32` stores to `mark` and `priority` and a `u64` store to `tstamp`.
+pub const CGROUP_SKB: CtxLayout = CtxLayout {
+    stores: &[
+        field_store(skb::MARK, 4, 4),
+        field_store(skb::PRIORITY, 4, 4),
+        field_store(skb::TSTAMP, 8, 8),
+    ],
+    ..SKB
+};
+
 /// `struct xdp_md`: read-only, as in the kernel.
 pub const XDP: CtxLayout = CtxLayout {
     name: "xdp_md",

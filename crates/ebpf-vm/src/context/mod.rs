@@ -102,6 +102,7 @@ pub fn layout_of(prog_type: ProgramType) -> Option<&'static layout::CtxLayout> {
     match prog_type {
         ProgramType::SocketFilter => Some(&layout::SKB),
         ProgramType::Tc => Some(&layout::TC_SKB),
+        ProgramType::CgroupSkb => Some(&layout::CGROUP_SKB),
         ProgramType::Xdp => Some(&layout::XDP),
         ProgramType::Raw
         | ProgramType::Tracing
@@ -116,7 +117,9 @@ fn type_helpers(prog_type: ProgramType) -> &'static HelperTable {
     static TABLES: [OnceLock<HelperTable>; 5] = [const { OnceLock::new() }; 5];
     let slot = match prog_type {
         ProgramType::Raw => 0,
-        ProgramType::SocketFilter => 1,
+        // cgroup_skb programs have a socket filter's helpers (skb_ecn_set_ce, the socket
+        // lookups and the cgroup ids it adds in the kernel are not implemented).
+        ProgramType::SocketFilter | ProgramType::CgroupSkb => 1,
         ProgramType::Xdp => 2,
         // The tracing types share their helpers.
         ProgramType::Tracing | ProgramType::Tracepoint | ProgramType::RawTracepoint => 3,
@@ -134,7 +137,7 @@ fn type_helpers(prog_type: ProgramType) -> &'static HelperTable {
         helpers::signal::register(&mut ours);
         match prog_type {
             ProgramType::Raw => {}
-            ProgramType::SocketFilter => {
+            ProgramType::SocketFilter | ProgramType::CgroupSkb => {
                 helpers::packet::register_skb(&mut ours);
                 helpers::socket::register(&mut ours);
                 helpers::perf::register(&mut ours);
@@ -181,6 +184,13 @@ pub fn all_helpers() -> HelperTable {
     all
 }
 
+/// A helper the engine offers to some program type (the standard table and the types' own), made
+/// once: verified loads use it to refuse a helper of another type in the kernel's words.
+pub fn engine_helper(id: u32) -> Option<&'static crate::helpers::Helper> {
+    static ALL: OnceLock<HelperTable> = OnceLock::new();
+    ALL.get_or_init(all_helpers).get(id)
+}
+
 /// The helper table of a program of `prog_type`: the embedder's `base` plus the helpers the type
 /// has (where `base` has nothing under that number).
 pub fn helpers_for(prog_type: ProgramType, base: &HelperTable) -> HelperTable {
@@ -197,7 +207,8 @@ pub fn prepare_program(
     insns: &mut [Insn],
     analysis: &mut Analysis,
 ) -> Result<(), LoadError> {
-    if prog_type == ProgramType::Xdp || prog_type.is_tracing() {
+    // may_access_skb: socket filters and tc only.
+    if matches!(prog_type, ProgramType::Xdp | ProgramType::CgroupSkb) || prog_type.is_tracing() {
         if let Some(i) = analysis
             .cfg
             .flows
@@ -271,8 +282,15 @@ pub fn prepare_run(
             "a raw program runs on its data in place: the data must be writable",
         )),
         (ProgramType::SocketFilter, data) => {
-            socket_filter::prepare(data.bytes(), input.ctx, state, regions)
+            socket_filter::prepare(data.bytes(), input.ctx, &[], state, regions)
         }
+        (ProgramType::CgroupSkb, data) => socket_filter::prepare(
+            data.bytes(),
+            input.ctx,
+            socket_filter::CGROUP_SKB_WRITABLE,
+            state,
+            regions,
+        ),
         (ProgramType::Tc, data) => tc::prepare(data.bytes(), input.ctx, state, regions),
         (ProgramType::Xdp, data) => xdp::prepare(data.bytes(), input.ctx, state, regions),
         (ProgramType::Tracing, _) => tracing::prepare(input.ctx, None, state, regions),
@@ -318,7 +336,7 @@ pub fn finish_run(state: &RunState, r0: u64) -> ContextOutput {
         | ProgramType::Tracing
         | ProgramType::Tracepoint
         | ProgramType::RawTracepoint => out,
-        ProgramType::SocketFilter => ContextOutput {
+        ProgramType::SocketFilter | ProgramType::CgroupSkb => ContextOutput {
             ctx: socket_filter::ctx_out(state),
             ..out
         },

@@ -14,6 +14,9 @@
 //! `LD_IND`, `bpf_skb_load_bytes` and direct loads all read the same bytes. It is read-only, as
 //! socket filters cannot write packets. The context is read-only except `cb[]`.
 //! The return value is the number of bytes to keep (0 drops the packet); the caller truncates.
+//!
+//! cgroup_skb programs run on the same context and packet; they may also store to `mark`,
+//! `priority` and `tstamp` ([`CGROUP_SKB_WRITABLE`]), and their return value is a verdict.
 
 use crate::error::Trap;
 use crate::memory::{Region, Regions};
@@ -22,9 +25,15 @@ use super::layout::skb as off;
 use super::run_state::{OwnedBuf, RunState};
 use super::Entry;
 
+/// The context bytes a cgroup_skb program may store to besides `cb[]` (`layout::CGROUP_SKB`).
+pub(crate) const CGROUP_SKB_WRITABLE: &[(u32, u64)] =
+    &[(off::MARK, 4), (off::PRIORITY, 4), (off::TSTAMP, 8)];
+
+/// A socket filter's run (`writable`: none) or a cgroup_skb program's.
 pub(crate) fn prepare(
     data: &[u8],
     ctx_in: Option<&[u8]>,
+    writable: &[(u32, u64)],
     state: &mut RunState,
     regions: &mut Regions,
 ) -> Result<Entry, Trap> {
@@ -68,6 +77,9 @@ pub(crate) fn prepare(
     regions.push(Region::new(addr, len, false));
     // cb[] first: the first region that contains an access decides whether it may store.
     regions.push(Region::new(ctx.addr + off::CB as u64, 20, true));
+    for &(at, n) in writable {
+        regions.push(Region::new(ctx.addr + at as u64, n, true));
+    }
     regions.push(Region::new(ctx.addr, off::BUFFER_SIZE as u64, false));
     state.ctx_addr = ctx.addr;
     state.skb_packet = (addr, len);

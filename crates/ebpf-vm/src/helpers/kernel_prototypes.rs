@@ -66,14 +66,14 @@ pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
         | standard::BPF_JIFFIES64 => p(Integer, &[]),
         // bpf_base_func_proto offers both to every type, GPL or not.
         signal::BPF_SEND_SIGNAL | signal::BPF_SEND_SIGNAL_THREAD => p(Integer, &[Anything]),
-        // sk_filter_func_proto and tc_cls_act_func_proto (bpf_get_socket_cookie_proto,
-        // bpf_get_socket_uid_proto).
+        // sk_filter_func_proto (which cg_skb_func_proto falls back to) and tc_cls_act_func_proto
+        // (bpf_get_socket_cookie_proto, bpf_get_socket_uid_proto).
         socket::BPF_GET_SOCKET_COOKIE | socket::BPF_GET_SOCKET_UID => {
-            p(Integer, &[PtrToCtx]).for_types(&[SocketFilter, SchedCls])
+            p(Integer, &[PtrToCtx]).for_types(&[SocketFilter, SchedCls, CgroupSkb])
         }
         // Tracing programs do not get the coarse clock (bpf_tracing_func_proto refuses it).
         standard::BPF_KTIME_GET_COARSE_NS => {
-            p(Integer, &[]).for_types(&[SocketFilter, SchedCls, Xdp])
+            p(Integer, &[]).for_types(&[SocketFilter, SchedCls, Xdp, CgroupSkb])
         }
         process::BPF_GET_CURRENT_COMM => p(Integer, &[PtrToUninitMem, ConstSize]),
         // r3-r5 are the format's arguments: the prototype leaves them undeclared.
@@ -104,7 +104,7 @@ pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
         .gpl_only()
         .for_types(&[Kprobe, Tracepoint, PerfEvent, RawTracepoint]),
         packet::BPF_SKB_LOAD_BYTES => p(Integer, &[PtrToCtx, Anything, PtrToUninitMem, ConstSize])
-            .for_types(&[SocketFilter, SchedCls]),
+            .for_types(&[SocketFilter, SchedCls, CgroupSkb]),
         packet::BPF_CSUM_DIFF => p(
             Integer,
             &[
@@ -146,10 +146,11 @@ pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
             p(Integer, &[PtrToCtx, Anything, Anything]).for_types(&[SchedCls])
         }
         // bpf_set_hash_invalid returns 0 (RET_INTEGER: tests/helper_prototypes_live.rs).
-        skb::BPF_SKB_VLAN_POP
-        | skb::BPF_GET_HASH_RECALC
-        | skb::BPF_SKB_ECN_SET_CE
-        | skb::BPF_SET_HASH_INVALID => p(Integer, &[PtrToCtx]).for_types(&[SchedCls]),
+        skb::BPF_SKB_VLAN_POP | skb::BPF_GET_HASH_RECALC | skb::BPF_SET_HASH_INVALID => {
+            p(Integer, &[PtrToCtx]).for_types(&[SchedCls])
+        }
+        // cg_skb_func_proto offers it too.
+        skb::BPF_SKB_ECN_SET_CE => p(Integer, &[PtrToCtx]).for_types(&[SchedCls, CgroupSkb]),
         skb::BPF_SKB_CHANGE_TYPE
         | skb::BPF_SKB_PULL_DATA
         | skb::BPF_SET_HASH

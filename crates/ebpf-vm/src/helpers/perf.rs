@@ -33,7 +33,7 @@ fn perf_event_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
     require_ctx(cx, a[0])?;
     let (map, flags, data, size) = (a[1], a[2], a[3], a[4]);
     let has_packet = match cx.state.prog_type {
-        ProgramType::SocketFilter | ProgramType::Tc => true,
+        ProgramType::SocketFilter | ProgramType::Tc | ProgramType::CgroupSkb => true,
         ProgramType::Xdp => cx.state.xdp.is_some(),
         _ => false,
     };

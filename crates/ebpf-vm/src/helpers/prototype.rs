@@ -238,11 +238,12 @@ pub enum KernelProgType {
     Tracepoint = 5,
     Xdp = 6,
     PerfEvent = 7,
+    CgroupSkb = 8,
     RawTracepoint = 17,
 }
 
 impl KernelProgType {
-    pub const ALL: [KernelProgType; 7] = [
+    pub const ALL: [KernelProgType; 8] = [
         KernelProgType::SocketFilter,
         KernelProgType::Kprobe,
         KernelProgType::SchedCls,
@@ -250,6 +251,7 @@ impl KernelProgType {
         KernelProgType::Xdp,
         KernelProgType::PerfEvent,
         KernelProgType::RawTracepoint,
+        KernelProgType::CgroupSkb,
     ];
 
     /// The name bpftool and libbpf use (`sched_cls` is tc's classifier type).
@@ -262,6 +264,7 @@ impl KernelProgType {
             KernelProgType::Xdp => "xdp",
             KernelProgType::PerfEvent => "perf_event",
             KernelProgType::RawTracepoint => "raw_tracepoint",
+            KernelProgType::CgroupSkb => "cgroup_skb",
         }
     }
 
@@ -269,7 +272,7 @@ impl KernelProgType {
         KernelProgType::ALL.into_iter().find(|t| t.name() == name)
     }
 
-    fn bit(self) -> u8 {
+    fn bit(self) -> u16 {
         1 << KernelProgType::ALL
             .iter()
             .position(|t| *t == self)
@@ -279,7 +282,7 @@ impl KernelProgType {
 
 /// A set of `KernelProgType`s.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct ProgTypes(u8);
+pub struct ProgTypes(u16);
 
 impl ProgTypes {
     pub const NONE: ProgTypes = ProgTypes(0);
@@ -291,6 +294,11 @@ impl ProgTypes {
 
     pub fn contains(self, t: KernelProgType) -> bool {
         self.0 & t.bit() != 0
+    }
+
+    /// The set without `t`.
+    pub fn without(self, t: KernelProgType) -> ProgTypes {
+        ProgTypes(self.0 & !t.bit())
     }
 
     pub fn iter(self) -> impl Iterator<Item = KernelProgType> {
@@ -435,7 +443,12 @@ mod tests {
         let s = ProgTypes::of(&[KernelProgType::Xdp, KernelProgType::SchedCls]);
         assert!(s.contains(KernelProgType::Xdp) && !s.contains(KernelProgType::Kprobe));
         assert_eq!(format!("{s:?}"), r#"{"sched_cls", "xdp"}"#);
-        assert_eq!(ProgTypes::ALL.iter().count(), 7);
+        // socket_filter, kprobe, sched_cls, tracepoint, xdp, perf_event, raw_tracepoint, cgroup_skb.
+        assert_eq!(ProgTypes::ALL.iter().count(), 8);
+        assert_eq!(
+            format!("{:?}", s.without(KernelProgType::Xdp)),
+            r#"{"sched_cls"}"#
+        );
         assert_eq!(
             KernelProgType::from_name("raw_tracepoint"),
             Some(KernelProgType::RawTracepoint)

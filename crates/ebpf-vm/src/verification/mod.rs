@@ -15,7 +15,7 @@ pub use source_lines::SourceLine;
 
 use crate::analysis::Analysis;
 use crate::error::LoadError;
-use crate::helpers::HelperTable;
+use crate::helpers::{HelperPrototype, HelperTable};
 use crate::maps::def::flags::BPF_F_INNER_MAP;
 use crate::maps::{Map, MapDef};
 use crate::verifier::{self, GlobalFunction, MapRef, ProgramKind, VerifyOptions};
@@ -126,8 +126,29 @@ pub fn verify_load(
             map
         })
         .collect();
-    let helper_name = |id: i32| facts.helpers.get(id as u32).map(|h| h.name.clone());
-    let prototype = |id: i32| facts.helpers.get(id as u32).map(|h| h.prototype);
+    // A helper the engine offers only to other program types (the validator let it through in
+    // verified mode): its prototype without this type, so that the verifier refuses it as the
+    // kernel refuses a helper of another type ("program of this type cannot use helper").
+    let elsewhere = |id: i32| {
+        let t = facts.kind.kernel_type()?;
+        crate::context::engine_helper(id as u32).map(|h| (h, t))
+    };
+    let helper_name = |id: i32| {
+        (facts.helpers.get(id as u32).map(|h| h.name.clone()))
+            .or_else(|| elsewhere(id).map(|(h, _)| h.name.clone()))
+    };
+    let prototype = |id: i32| {
+        facts
+            .helpers
+            .get(id as u32)
+            .map(|h| h.prototype)
+            .or_else(|| {
+                elsewhere(id).map(|(h, t)| HelperPrototype {
+                    prog_types: h.prototype.prog_types.without(t),
+                    ..h.prototype
+                })
+            })
+    };
     let run = |log_level: u32| {
         let options = VerifyOptions {
             kind: facts.kind,

@@ -264,6 +264,10 @@ pub fn load(
             region(base, regno, off, size, base.mem_size)?;
             Ok(scalar())
         }
+        // The kernel reads these with fault-tolerant probe loads of its own objects.
+        BaseType::KernelObject(name) => Err(super::env::unsupported(&format!(
+            "R{regno} a read through {name} (a kernel object this runtime does not have)"
+        ))),
         _ => Err(eacces(format!(
             "R{regno} invalid mem access '{}'",
             base.ty.name()
@@ -320,9 +324,10 @@ pub fn store(
             "R{regno} cannot write into {}",
             base.ty.name()
         ))),
+        BaseType::KernelObject(_) => Err(eacces("only read is supported")),
         BaseType::Packet | BaseType::PacketMeta => {
             if !super::packet::may_write_direct(env.options.kind) {
-                return Err(eacces(format!("cannot write into {}", base.ty.name())));
+                return Err(eacces("cannot write into packet"));
             }
             packet_access(&base, regno, off, size)
         }

@@ -253,6 +253,8 @@ fn pointer_arith(
         | BaseType::Mem
         | BaseType::Func => true,
         BaseType::ConstMap => known && off.bounds.smin == 0 && op == ALU_ADD,
+        // The kernel also allows variable offsets; a constant one is all this needs.
+        BaseType::KernelObject(_) => known,
         _ => false,
     };
     if !allowed {

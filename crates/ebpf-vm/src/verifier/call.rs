@@ -687,6 +687,7 @@ impl super::env::ProgramKind {
                 Some(KernelProgType::Xdp)
             }
             super::env::ProgramKind::Tc => Some(KernelProgType::SchedCls),
+            super::env::ProgramKind::CgroupSkb { .. } => Some(KernelProgType::CgroupSkb),
             super::env::ProgramKind::Kprobe => Some(KernelProgType::Kprobe),
             super::env::ProgramKind::Tracepoint => Some(KernelProgType::Tracepoint),
             super::env::ProgramKind::RawTracepoint => Some(KernelProgType::RawTracepoint),

@@ -261,7 +261,10 @@ pub fn check_exit(
     callback: &CallbackFrame,
     refs: &[Reference],
 ) -> Result<(), Refusal> {
-    check_return(r0, callback.ret)?;
+    if !r0.is_scalar() {
+        return Err(eacces("R0 not a scalar value"));
+    }
+    check_return(r0, callback.ret, "At callback return")?;
     let new: Vec<&Reference> = refs.iter().filter(|r| !callback.refs.contains(r)).collect();
     if new.iter().any(|r| r.lock.is_some()) {
         return Err(refuse(
@@ -272,12 +275,10 @@ pub fn check_exit(
     super::refs::leak(new.into_iter(), "BPF_EXIT instruction in main prog")
 }
 
-/// R0 at a callback's exit: a scalar whose signed range lies in `[min, max]`
-/// (`retval_range_within`, with the kernel's `verbose_invalid_scalar` message).
-pub fn check_return(r0: &RegState, (min, max): (i64, i64)) -> Result<(), Refusal> {
-    if !r0.is_scalar() {
-        return Err(eacces("R0 not a scalar value"));
-    }
+/// R0, a scalar, at a callback's or the program's exit (`at`: "At callback return", "At
+/// program exit"): its signed range lies in `[min, max]` (`retval_range_within`, with the
+/// kernel's `verbose_invalid_scalar` message).
+pub fn check_return(r0: &RegState, (min, max): (i64, i64), at: &str) -> Result<(), Refusal> {
     let b = &r0.bounds;
     if min <= b.smin && b.smax <= max {
         return Ok(());
@@ -294,6 +295,6 @@ pub fn check_return(r0: &RegState, (min, max): (i64, i64)) -> Result<(), Refusal
     }
     Err(refuse(
         ErrorCode::Einval,
-        format!("At callback return the register R0 has{has} should have been in [{min}, {max}]"),
+        format!("{at} the register R0 has{has} should have been in [{min}, {max}]"),
     ))
 }

@@ -63,7 +63,10 @@ pub fn load(kind: ProgramKind, off: i64, size: u32, signed: bool) -> Result<RegS
             }
             number()
         }
-        ProgramKind::Tc => super::tc_context::load(field, size, signed).ok_or_else(invalid),
+        ProgramKind::Tc => super::tc_context::load(field, size, signed, false).ok_or_else(invalid),
+        ProgramKind::CgroupSkb { .. } => {
+            super::tc_context::load(field, size, signed, true).ok_or_else(invalid)
+        }
         ProgramKind::Kprobe => {
             if field + size > PT_REGS_SIZE {
                 return Err(invalid());
@@ -87,12 +90,20 @@ pub fn load(kind: ProgramKind, off: i64, size: u32, signed: bool) -> Result<RegS
 }
 
 /// A context store of `size` bytes at `off`: socket filters only into `cb[]`, aligned to the
-/// size and inside the five words; tc into its writable fields ([`super::tc_context::store`]).
+/// size and inside the five words; tc and cgroup_skb programs into their writable fields
+/// ([`super::tc_context::store`]).
 pub fn store(kind: ProgramKind, off: i64, size: u32) -> Result<(), Refusal> {
     let in_cb = u32::try_from(off).is_ok_and(|field| cb_access_ok(field, size));
-    let tc = kind == ProgramKind::Tc
-        && u32::try_from(off).is_ok_and(|field| super::tc_context::store(field, size));
-    if tc || kind == ProgramKind::SocketFilter && in_cb {
+    let skb_store = |cgroup_skb| {
+        u32::try_from(off).is_ok_and(|field| super::tc_context::store(field, size, cgroup_skb))
+    };
+    let allowed = match kind {
+        ProgramKind::SocketFilter => in_cb,
+        ProgramKind::Tc => skb_store(false),
+        ProgramKind::CgroupSkb { .. } => skb_store(true),
+        _ => false,
+    };
+    if allowed {
         Ok(())
     } else {
         Err(invalid_access(off, size))

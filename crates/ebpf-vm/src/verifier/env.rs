@@ -25,6 +25,10 @@ pub enum ProgramKind {
     /// r1 = `struct __sk_buff` with tc's rules (`sched_cls`, `sched_act`): writable fields,
     /// direct packet read and write.
     Tc,
+    /// r1 = `struct __sk_buff` with cgroup_skb's rules (`cg_skb_is_valid_access`): socket
+    /// fields readable, `mark`, `priority`, `tstamp` writable, direct packet read (not write);
+    /// r0 in [0, 1], or [0, 3] for `egress` (expected attach type `BPF_CGROUP_INET_EGRESS`).
+    CgroupSkb { egress: bool },
     /// r1 = `struct pt_regs` (read only).
     Kprobe,
     /// r1 = a tracepoint's record (read only, past its 8-byte common header).
@@ -37,6 +41,16 @@ impl ProgramKind {
     /// An XDP program, whatever its attach type.
     pub fn is_xdp(self) -> bool {
         matches!(self, ProgramKind::Xdp | ProgramKind::XdpDevmap)
+    }
+
+    /// The range r0 must lie in at the main program's exit (`check_return_code`), where the
+    /// program type has one (of the types here, only cgroup_skb: the kernel leaves XDP's, tc's
+    /// and socket filters' return values to run time).
+    pub fn return_range(self) -> Option<(i64, i64)> {
+        match self {
+            ProgramKind::CgroupSkb { egress } => Some((0, if egress { 3 } else { 1 })),
+            _ => None,
+        }
     }
 }
 

@@ -193,7 +193,8 @@ pub fn regsafe(
         | BaseType::ConstMap
         | BaseType::PacketEnd
         | BaseType::Func
-        | BaseType::SockCommon => regs_exact(old, cur, ids),
+        | BaseType::SockCommon
+        | BaseType::KernelObject(_) => regs_exact(old, cur, ids),
     }
 }
 

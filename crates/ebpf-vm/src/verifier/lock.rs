@@ -37,9 +37,11 @@ pub fn check_program_maps(env: &Env<'_>) -> Result<(), Refusal> {
         ProgramKind::Kprobe | ProgramKind::Tracepoint | ProgramKind::RawTracepoint => {
             "tracing progs cannot use bpf_spin_lock yet"
         }
-        ProgramKind::Raw { .. } | ProgramKind::Xdp | ProgramKind::XdpDevmap | ProgramKind::Tc => {
-            return Ok(())
-        }
+        ProgramKind::Raw { .. }
+        | ProgramKind::Xdp
+        | ProgramKind::XdpDevmap
+        | ProgramKind::Tc
+        | ProgramKind::CgroupSkb { .. } => return Ok(()),
     };
     for aux in &env.analysis.aux {
         let index = match aux.imm64 {

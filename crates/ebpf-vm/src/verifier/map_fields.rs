@@ -26,12 +26,23 @@
 //! | 88 | `u32 map_flags` | |
 //! | 92 | `u32 id` | the map's id in this process (`MapCommon::id`) |
 //!
-//! A read may take part of a field (little-endian), never two fields. Everything else of the
-//! struct (its pointers, BTF ids, name, counters, and the rest of the map type's own struct) is
-//! refused as not supported yet, where the kernel allows reads (pointers become BTF pointers).
+//! A read may take part of a field (little-endian), never two fields. The pointer members, read
+//! whole (8 bytes; part of one is refused as the kernel refuses it), give what the kernel's
+//! `btf_struct_access` gives (Linux 6.18's log, recorded by hand from the live kernel):
+//!
+//! | off | member | register |
+//! | --- | --- | --- |
+//! | 40 | `const struct bpf_map_ops *ops` | `untrusted_ptr_bpf_map_ops` |
+//! | 48 | `struct bpf_map *inner_map_meta` | `untrusted_ptr_bpf_map` |
+//! | 56 | `void *security` | `rdonly_untrusted_mem(sz=0)` (nothing readable) |
+//!
+//! At run time they hold fixed made-up kernel addresses ([`KERNEL_OBJECT_BASE`] + the offset):
+//! no host address is shown, and the verifier refuses every read through them. Everything else
+//! of the struct (BTF ids, name, counters, the rest of the map type's own struct) is refused as
+//! not supported yet, where the kernel allows reads.
 
 use super::env::{eacces, unsupported, Refusal};
-use super::reg::{MapRef, RegState};
+use super::reg::{BaseType, MapRef, RegState, RegType};
 use crate::isa::opcodes::{ALU_MOV, CLASS_ALU, CLASS_ALU64, SRC_K};
 use crate::isa::Insn;
 
@@ -47,6 +58,25 @@ const FIELDS: [(u32, u32, &str); 9] = [
     (88, 4, "map_flags"),
     (92, 4, "id"),
 ];
+
+/// The pointer members: offset, name, the register a whole read gives.
+const POINTERS: [(u32, &str, BaseType); 3] = [
+    (
+        40,
+        "ops",
+        BaseType::KernelObject("untrusted_ptr_bpf_map_ops"),
+    ),
+    (
+        48,
+        "inner_map_meta",
+        BaseType::KernelObject("untrusted_ptr_bpf_map"),
+    ),
+    (56, "security", BaseType::Mem),
+];
+
+/// What a run reads from a pointer member at offset `off`: `KERNEL_OBJECT_BASE + off`, an
+/// address in the kernel's half of the address space that one sign-extending move gives.
+pub const KERNEL_OBJECT_BASE: u64 = 0xffff_ffff_8a00_0000;
 
 /// The kernel struct a map type's pointer reads through (its `map_btf_id`).
 fn struct_name(map_type: u32) -> &'static str {
@@ -102,6 +132,19 @@ pub fn load(
         return Err(eacces(format!(
             "R{regno} is {tname} invalid negative access: off={off}"
         )));
+    }
+    if let Some(&(at, name, ty)) =
+        (POINTERS.iter()).find(|(at, _, _)| (*at as i64..*at as i64 + 8).contains(&off))
+    {
+        if off != at as i64 || size != 8 {
+            return Err(eacces(format!(
+                "cannot access ptr member {name} with moff {at} in struct bpf_map with off {off} size {size}"
+            )));
+        }
+        let mut reg = RegState::pointer(RegType::of(ty));
+        // `void *security`: read-only memory of size 0 (`rdonly_untrusted_mem`).
+        reg.mem_size = 0;
+        return Ok((reg, KERNEL_OBJECT_BASE + at as u64));
     }
     let field = FIELDS
         .iter()

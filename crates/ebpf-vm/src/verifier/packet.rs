@@ -31,13 +31,13 @@ pub fn changes_packet(id: i32) -> bool {
 pub fn may_read_direct(kind: ProgramKind) -> bool {
     matches!(
         kind,
-        ProgramKind::Xdp | ProgramKind::XdpDevmap | ProgramKind::Tc
+        ProgramKind::Xdp | ProgramKind::XdpDevmap | ProgramKind::Tc | ProgramKind::CgroupSkb { .. }
     )
 }
 
-/// The program type may also write the packet directly.
+/// The program type may also write the packet directly (cgroup_skb programs may not).
 pub fn may_write_direct(kind: ProgramKind) -> bool {
-    may_read_direct(kind)
+    may_read_direct(kind) && !matches!(kind, ProgramKind::CgroupSkb { .. })
 }
 
 /// After a helper that changes the packet: every packet pointer (`pkt`, `pkt_meta`,

@@ -32,6 +32,11 @@ pub enum BaseType {
     Func,
     /// A socket's common fields (`struct bpf_sock`, read only): `__sk_buff.sk`.
     SockCommon,
+    /// A pointer to a kernel object read from a `struct bpf_map` (`PTR_TO_BTF_ID |
+    /// PTR_UNTRUSTED` and the like), named as the kernel prints it
+    /// (`untrusted_ptr_bpf_map_ops`). This runtime has no such object: the program may keep,
+    /// move and compare the pointer, never read through it (see `map_fields`).
+    KernelObject(&'static str),
 }
 
 impl BaseType {
@@ -51,6 +56,7 @@ impl BaseType {
             BaseType::Mem => "mem",
             BaseType::Func => "func",
             BaseType::SockCommon => "sock_common",
+            BaseType::KernelObject(name) => name,
         }
     }
 

@@ -10,16 +10,46 @@
 //!
 //! Writes: `mark`, `priority`, `tc_index`, `tc_classid` and `queue_mapping` (4 bytes at the
 //! field), `cb[]` (aligned, inside the five words), `tstamp` (8 bytes).
+//!
+//! cgroup_skb programs (`cg_skb_is_valid_access`, as root) read the same `__sk_buff` with other
+//! limits: not `tc_classid`, `data_meta`, `wire_len` or `tstamp_type`, but the socket address
+//! fields (`family` .. `local_port`, narrow reads inside each `u32`); they write `mark`,
+//! `priority` (4 bytes), `tstamp` (8) and `cb[]`. Their packet is read only ([`super::packet`]).
 
 use super::arith::loaded_scalar;
 use super::reg::{BaseType, RegState, RegType};
 use crate::context::layout::skb;
 
-/// A tc context read of `size` bytes at `field` (the caller checked size and alignment against
-/// the access, as the kernel's `off % size`): the register it gives, or `None` (refused).
-pub fn load(field: u32, size: u32, signed: bool) -> Option<RegState> {
+/// The fields a cgroup_skb program may not read that tc programs may (`[start, end)`).
+const CGROUP_SKB_HIDDEN: [(u32, u32); 4] = [
+    (skb::TC_CLASSID, skb::TC_CLASSID + 4),
+    (skb::DATA_META, skb::DATA_META + 4),
+    (skb::WIRE_LEN, skb::WIRE_LEN + 4),
+    (skb::TSTAMP_TYPE, skb::TSTAMP_TYPE + 1),
+];
+
+/// A tc (`cgroup_skb` false) or cgroup_skb context read of `size` bytes at `field` (the caller
+/// checked size and alignment against the access, as the kernel's `off % size`): the register
+/// it gives, or `None` (refused).
+pub fn load(field: u32, size: u32, signed: bool, cgroup_skb: bool) -> Option<RegState> {
     if field >= skb::SIZE || size == 0 || !field.is_multiple_of(size) {
         return None;
+    }
+    if cgroup_skb {
+        if CGROUP_SKB_HIDDEN
+            .iter()
+            .any(|&(s, e)| (s..e).contains(&field))
+        {
+            return None;
+        }
+        // The socket's family and ports: numbers, narrow inside each u32; its addresses
+        // (`remote_ip4` .. `local_ip6`) 4 bytes at a time.
+        if (skb::REMOTE_IP4..skb::REMOTE_PORT).contains(&field) {
+            return (size == 4).then(|| loaded_scalar(4, signed));
+        }
+        if (skb::FAMILY..skb::DATA_META).contains(&field) {
+            return (size <= 4).then(|| loaded_scalar(size as u8, signed));
+        }
     }
     let pointer = match field {
         skb::DATA => Some(BaseType::Packet),
@@ -65,16 +95,16 @@ pub fn load(field: u32, size: u32, signed: bool) -> Option<RegState> {
     }
 }
 
-/// A tc context write of `size` bytes at `field`: the writable fields only.
-pub fn store(field: u32, size: u32) -> bool {
+/// A tc (`cgroup_skb` false) or cgroup_skb context write of `size` bytes at `field`: the
+/// writable fields only.
+pub fn store(field: u32, size: u32, cgroup_skb: bool) -> bool {
     if size == 0 || !field.is_multiple_of(size) {
         return false;
     }
     match field {
         f if (skb::CB..skb::CB + 20).contains(&f) => f + size <= skb::CB + 20,
-        skb::MARK | skb::PRIORITY | skb::TC_INDEX | skb::TC_CLASSID | skb::QUEUE_MAPPING => {
-            size == 4
-        }
+        skb::MARK | skb::PRIORITY => size == 4,
+        skb::TC_INDEX | skb::TC_CLASSID | skb::QUEUE_MAPPING => size == 4 && !cgroup_skb,
         skb::TSTAMP => size == 8,
         _ => false,
     }

@@ -94,6 +94,7 @@ fn kind_name(kind: ProgramKind) -> &'static str {
         ProgramKind::SocketFilter => "socket_filter",
         ProgramKind::Xdp | ProgramKind::XdpDevmap => "xdp",
         ProgramKind::Tc => "tc",
+        ProgramKind::CgroupSkb { .. } => "cgroup_skb",
         ProgramKind::Kprobe => "kprobe",
         ProgramKind::Tracepoint => "tracepoint",
         ProgramKind::RawTracepoint => "raw_tracepoint",

@@ -580,7 +580,7 @@ fn step(
                                 if global {
                                     global::check_exit(r0)
                                 } else {
-                                    Ok(())
+                                    check_return_range(env, r0)
                                 }
                             })
                             .map(|_| Next::End);
@@ -963,6 +963,25 @@ fn ld_imm64(
     };
     frame.regs[insn.dst as usize] = reg;
     Ok(())
+}
+
+/// r0 at the main program's exit, for the types with a return range (`check_return_code`):
+/// a scalar, marked precise (its value decided the verdict), inside the range.
+fn check_return_range(env: &mut Env<'_>, r0: &RegState) -> Result<(), Refusal> {
+    let Some(range) = env.options.kind.return_range() else {
+        return Ok(());
+    };
+    if !r0.is_scalar() {
+        return Err(refuse(
+            ErrorCode::Einval,
+            format!(
+                "At program exit the register R0 is not a known value ({})",
+                r0.ty.name()
+            ),
+        ));
+    }
+    env.want_precise(0);
+    super::callback::check_return(r0, range, "At program exit")
 }
 
 /// `LD_ABS` / `LD_IND` (`check_ld_abs`): socket filters only, r6 must hold the unmoved

@@ -80,6 +80,10 @@ pub enum ProgramType {
     Tc,
     /// r1 = `struct xdp_md` over a copy of the data in an XDP frame; r0 = an XDP action.
     Xdp,
+    /// r1 = `struct __sk_buff` with cgroup_skb's rules (`cg_skb_is_valid_access`) over the
+    /// (read-only) data, as a socket filter's but with `mark`, `priority` and `tstamp`
+    /// writable; r0 = a verdict (1 pass, 0 drop; egress programs also 2 and 3).
+    CgroupSkb,
     /// r1 = the context bytes the run supplies (kprobe, fentry style; verified as a kprobe's
     /// `struct pt_regs`).
     Tracing,
@@ -97,15 +101,19 @@ pub enum AttachType {
     /// `BPF_XDP_DEVMAP`: an XDP program a devmap runs on transmit, which may read
     /// `xdp_md.egress_ifindex` (libbpf's `SEC("xdp/devmap")`).
     XdpDevmap,
+    /// `BPF_CGROUP_INET_EGRESS`: a cgroup_skb program on egress, which may return 0 to 3
+    /// (libbpf's `SEC("cgroup_skb/egress")`); without it, ingress, 0 or 1.
+    CgroupInetEgress,
 }
 
 impl ProgramType {
     /// Every program type, in declaration order.
-    pub const ALL: [ProgramType; 7] = [
+    pub const ALL: [ProgramType; 8] = [
         ProgramType::Raw,
         ProgramType::SocketFilter,
         ProgramType::Tc,
         ProgramType::Xdp,
+        ProgramType::CgroupSkb,
         ProgramType::Tracing,
         ProgramType::Tracepoint,
         ProgramType::RawTracepoint,

@@ -35,6 +35,7 @@ static const struct {
 	{ "xdp", BPF_PROG_TYPE_XDP },
 	{ "perf_event", BPF_PROG_TYPE_PERF_EVENT },
 	{ "raw_tracepoint", BPF_PROG_TYPE_RAW_TRACEPOINT },
+	{ "cgroup_skb", BPF_PROG_TYPE_CGROUP_SKB },
 };
 #define TYPE_COUNT ((int)(sizeof(prog_types) / sizeof(prog_types[0])))
 
