@@ -146,6 +146,27 @@ describe('completion', () => {
     expect(complete(script, ['ebpf', 'run', 'pro'])).toEqual(['prog.o'])
   })
 
+  it.skipIf(!which('zsh'))('zsh: compinit registers it and it completes (bashcompinit runs it with ksharrays)', () => {
+    const script = file('ebpf.zsh', ebpf(['completion', 'zsh']).stdout)
+    const show = '; print -r -- "$' + '{COMPREPLY[*]}"'
+    const lines = [
+      'autoload -U compinit && compinit -u',
+      'source "$1"',
+      'print -r -- "$' + '{_comps[ebpf]}"',
+      'setopt ksharrays',
+      `COMP_WORDS=(ebpf map ""); COMP_CWORD=2; _ebpf${show}`,
+      `COMP_WORDS=(ebpf run x.o --engine ""); COMP_CWORD=4; _ebpf${show}`,
+    ]
+    const r = spawnSync('zsh', ['-f', '-c', lines.join('\n'), 'x', script], { encoding: 'utf8', cwd: work })
+    expect(r.stderr).toBe('')
+    expect(r.stdout.split('\n')).toEqual([
+      '_bash_complete -o filenames -F _ebpf',
+      'list show dump lookup update',
+      'jit interpreter auto',
+      '',
+    ])
+  })
+
   it('zsh gets the same function through bashcompinit; other shells are a usage error', () => {
     const zsh = ebpf(['completion', 'zsh'])
     expect(zsh.stdout.startsWith('autoload -U +X bashcompinit && bashcompinit\n')).toBe(true)
@@ -329,8 +350,9 @@ describe('prog list', () => {
     expect(o.status).toBe(0)
     const pad = (s: string, n: number) => s.padEnd(n)
     expect(o.stdout).toBe(
-      `${pad('NAME', 12)}  SECTION  TYPE  INSNS  LICENSE\n` +
-        `xdp_firewall  xdp      xdp   ${pad(String(insns), 5)}  Dual MIT/GPL\n`,
+      // The tag is what `bpftool prog show` printed for this object loaded by Linux 6.18.
+      `${pad('NAME', 12)}  SECTION  TYPE  TAG               INSNS  LICENSE\n` +
+        `xdp_firewall  xdp      xdp   0f063bb8abbb026e  ${pad(String(insns), 5)}  Dual MIT/GPL\n`,
     )
   })
 

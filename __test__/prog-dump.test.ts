@@ -3,9 +3,14 @@
  * source (the prototype, the source lines), RFC 9669 encodings worked out by hand, and, where the
  * kernel can be used (root, bpftool), from `bpftool prog dump xlated` of the same object loaded by
  * the kernel: the same prototype line, source lines and instruction opcodes up to the first place
- * where the kernel's own rewriting (inlined map lookups) makes the programs differ.
+ * where the kernel's own rewriting (inlined map lookups) makes the programs differ; and, on every
+ * fixture the kernel loads, every program's prototype lines and source lines. The jited text is
+ * checked against GNU objdump (libopcodes, what bpftool built with libbfd prints) disassembling
+ * the same bytes.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { KernelObject, kernelOracle } from './helpers/kernel'
@@ -27,6 +32,7 @@ function shape(text: string) {
       return m ? [[Number(m[1]), m[2]] as const] : []
     }),
     sources: lines.filter((l) => l.startsWith('; ')),
+    protos: lines.filter((l) => /^\S.*\):$/.test(l)),
   }
 }
 
@@ -65,10 +71,79 @@ describe('ebpf prog dump', () => {
     expect(j[5]).toEqual({ disasm: '(0f) r4 += r3' })
   })
 
-  it('lists jited code with the source lines at instruction boundaries', () => {
+  it("lists jited code in bpftool's layout: prototype, symbol, source lines, `%4x:\\t` and the instruction", () => {
     const r = ebpf('prog', 'dump', 'jited', FIREWALL)
     expect(r.status).toBe(0)
-    expect(r.stdout).toMatch(/int xdp_firewall\(struct xdp_md \* ctx\):\n; void \*data_end = .*\n; insn 0\n/)
+    const lines = r.stdout.split('\n')
+    expect(lines.slice(0, 3)).toEqual([
+      'int xdp_firewall(struct xdp_md * ctx):',
+      // The kernel's symbol: bpf_prog_TAG_NAME, the tag `bpftool prog show` gave for this object (Linux 6.18).
+      'bpf_prog_0f063bb8abbb026e_xdp_firewall:',
+      '; void *data_end = (void *)(long)ctx->data_end;',
+    ])
+    expect(lines[3]).toMatch(/^ {3}0:\t\S/)
+    // bpftool ends each function with an empty line.
+    expect(r.stdout.endsWith('\n\n')).toBe(true)
+    const j = JSON.parse(ebpf('prog', 'dump', 'jited', FIREWALL, 'linum', 'opcodes', '--json').stdout)
+    expect(j).toHaveLength(1)
+    expect(j[0].proto).toBe('int xdp_firewall(struct xdp_md * ctx)')
+    expect(j[0].name).toBe('bpf_prog_0f063bb8abbb026e_xdp_firewall')
+    expect(j[0].insns[0]).toMatchObject({
+      src: 'void *data_end = (void *)(long)ctx->data_end;',
+      file: expect.stringMatching(/xdp_firewall\.c$/),
+      line_num: 47,
+      pc: '0x0',
+    })
+    // Every eBPF instruction slot but an lddw's second starts some x86-64 instruction.
+    const starts = j[0].insns
+      .filter((i: { insn?: number }) => i.insn !== undefined)
+      .map((i: { insn: number }) => i.insn)
+    expect(starts[0]).toBe(0)
+    expect(new Set(starts).size).toBe(starts.length)
+  })
+
+  it('jited text is what GNU objdump prints for the same bytes (bpftool built with libbfd)', () => {
+    if (spawnSync('sh', ['-c', 'command -v objdump']).status !== 0) {
+      console.warn('objdump not installed (binutils): the jited text is not compared')
+      return
+    }
+    for (const [fixture, program] of [
+      ['xdp_firewall.bpf.o', 'xdp_firewall'],
+      ['subprogs.bpf.o', 'xdp_bucket'],
+      ['tc_skb.bpf.o', 'tc_nat'],
+      ['bpf_loop.bpf.o', 'xdp_loop_sum'],
+      ['types.bpf.o', 'flow_track'],
+      ['all_maps.bpf.o', 'all_maps'],
+    ] as const) {
+      // One run: the code is JIT-compiled afresh (new blinding keys) each time.
+      const path = join(__dirname, 'fixtures', fixture)
+      const text = ebpf('prog', 'dump', 'jited', path, '--program', program, 'opcodes').stdout.split('\n')
+      const ours: string[] = []
+      const bytes: number[] = []
+      for (let i = 0; i < text.length; i++) {
+        if (!/^ *[0-9a-f]+:\t/.test(text[i]!)) continue
+        ours.push(text[i]!)
+        // opcodes: the bytes on the next line, `\t` and `%02x ` each, as bpftool prints them.
+        expect(text[i + 1]).toMatch(/^\t([0-9a-f]{2} )+$/)
+        bytes.push(
+          ...text[i + 1]!.trim()
+            .split(' ')
+            .map((b) => Number.parseInt(b, 16)),
+        )
+      }
+      const file = join(mkdtempSync(join(tmpdir(), 'ebpf-jited-')), 'code.bin')
+      writeFileSync(file, Uint8Array.from(bytes))
+      const od = execFileSync('objdump', ['-D', '-b', 'binary', '-m', 'i386:x86-64', file], { encoding: 'utf8' })
+      // objdump: `   0:\t53                   \tpush   %rbx`; long instructions continue their bytes on a
+      // line of their own (no text), which is left out.
+      const theirs = od.split('\n').flatMap((l) => {
+        const p = l.split('\t')
+        if (!/^ *[0-9a-f]+:$/.test(p[0]!) || p.length < 3) return []
+        return [`${p[0]!.trim().padStart(5)}\t${p[2]!.trimEnd()}`]
+      })
+      expect(ours.length, fixture).toBeGreaterThan(100)
+      expect(ours, fixture).toEqual(theirs)
+    }
   })
 
   it('names what is wrong with its arguments', () => {
@@ -98,5 +173,55 @@ describe('ebpf prog dump', () => {
         kernel.close()
       }
     },
+  )
+
+  it.skipIf(!oracle.ok)(
+    `every program of every fixture the kernel loads: the same prototype and source lines and tag as bpftool (${oracle.ok ? 'root, bpftool' : oracle.reason})`,
+    () => {
+      const dir = join(__dirname, 'fixtures')
+      let compared = 0
+      let tagged = 0
+      for (const f of readdirSync(dir).filter((x) => x.endsWith('.bpf.o'))) {
+        let kernel: KernelObject
+        try {
+          kernel = KernelObject.load(join(dir, f))
+        } catch {
+          continue // objects the kernel refuses (no BTF, legacy maps, missing targets)
+        }
+        try {
+          const list = ebpf('prog', 'list', join(dir, f), '--json')
+          const tags = new Map<string, string>(
+            list.status === 0
+              ? JSON.parse(list.stdout).map((x: { name: string; tag: string }) => [x.name, x.tag] as const)
+              : [],
+          )
+          for (const p of readdirSync(kernel.dir).filter((x) => x !== 'maps')) {
+            const shown = JSON.parse(
+              execFileSync('bpftool', ['-j', 'prog', 'show', 'pinned', join(kernel.dir, p)], { encoding: 'utf8' }),
+            )
+            if (tags.has(p)) {
+              expect(tags.get(p), `${f} ${p}: tag`).toBe(shown.tag)
+              tagged++
+            }
+            const r = ebpf('prog', 'dump', 'xlated', join(dir, f), '--program', p)
+            // core_full needs the BTF of a kernel with its fields, kconfig a value for LINUX_KERNEL_VERSION.
+            if (r.status !== 0 && /unknown helper|has no value/.test(r.stderr)) continue
+            expect(r.status, `${f} ${p}: ${r.stderr}`).toBe(0)
+            const theirs = shape(
+              execFileSync('bpftool', ['prog', 'dump', 'xlated', 'pinned', join(kernel.dir, p)], { encoding: 'utf8' }),
+            )
+            const ours = shape(r.stdout)
+            expect(ours.protos, `${f} ${p}`).toEqual(theirs.protos)
+            expect(ours.sources, `${f} ${p}`).toEqual(theirs.sources)
+            compared++
+          }
+        } finally {
+          kernel.close()
+        }
+      }
+      expect(compared).toBeGreaterThan(40)
+      expect(tagged).toBeGreaterThan(40)
+    },
+    120_000,
   )
 })

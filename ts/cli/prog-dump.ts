@@ -4,10 +4,12 @@
  * prototype from BTF (`int xdp_firewall(struct xdp_md * ctx):`), the C source line from line info
  * (`; ...`, with `linum` its file, line and column) before the instructions it covers, and then
  * `xlated`: each instruction after load-time rewriting (relocation, the context rewrite) as the
- * kernel's verifier log writes it (with `opcodes` its bytes), or `jited`: the x86-64 code, in
- * Intel syntax, between the instruction boundaries. Differences from the kernel's output: maps
- * are `map[idx:N]` (their index in the program) where the kernel prints its map id, and the
- * context rewrite and the code are this runtime's own.
+ * kernel's verifier log writes it (with `opcodes` its bytes), or `jited`: the x86-64 code as
+ * bpftool built with libbfd prints it (`%4x:\t` and GNU objdump's AT&T text, `opcodes` on the
+ * next line), under the kernel's symbol `bpf_prog_TAG_NAME`. Differences from the kernel's output:
+ * maps are `map[idx:N]` (their index in the program) where the kernel prints its map id, subprograms are listed in the one image the JIT compiles (offsets
+ * run on; bpftool restarts them per function), and the context rewrite and the code are this
+ * runtime's own.
  */
 import type { Btf } from '../btf/btf.js'
 import type { BtfType } from '../btf/types.js'
@@ -18,6 +20,7 @@ import type { Command } from './command.js'
 import { json } from './format.js'
 import { CliError, displayName, readObject } from './io.js'
 import { loadOptionsFrom, OBJECT_OPTIONS } from './object-options.js'
+import { programTag } from './prog-tag.js'
 import { selectProgram } from './select.js'
 
 const KINDS = ['xlated', 'jited'] as const
@@ -41,6 +44,8 @@ function typeName(btf: Btf, id: number, depth = 0): string {
       return `${t.kind.toLowerCase()} ${t.name}`
     case 'ENUM64':
       return `enum ${t.name}`
+    case 'FWD':
+      return `${t.fwdUnion ? 'union' : 'struct'} ${t.name}`
     case 'TYPE_TAG':
       return typeName(btf, t.type ?? 0, depth + 1)
     default:
@@ -78,6 +83,14 @@ function opcodesJson(bytes: Uint8Array, slot: number): object {
   }
 }
 
+/** One x86-64 instruction of the JIT's code (the binding's `jitedListing`). */
+interface JitedInsn {
+  offset: number
+  bytes: Uint8Array
+  text: string
+  insn?: number
+}
+
 interface Listing {
   prog: ProgramSpec
   texts: string[]
@@ -86,7 +99,7 @@ interface Listing {
    * handle (a host address) into them, which is not shown.
    */
   xlated: Uint8Array
-  jited: string
+  jited: JitedInsn[]
 }
 
 function load(file: string, args: Parsed): Listing & { btf: Btf } {
@@ -105,7 +118,7 @@ function load(file: string, args: Parsed): Listing & { btf: Btf } {
     btf: spec.types,
     texts: program.native.xlatedTexts(),
     xlated: withObjectLddw(program.dump('xlated'), prog.instructions),
-    jited: program.dump('jited'),
+    jited: program.native.jitedListing(),
   }
 }
 
@@ -141,7 +154,8 @@ function xlatedText(l: Listing & { btf: Btf }, linum: boolean, opcodes: boolean)
     if (text === '') continue // the second slot of an lddw
     const f = funcs.get(slot)
     if (f) out.push(`${prototype(l.btf, f)}:`)
-    for (const li of lines.get(slot) ?? []) out.push(srcLine(li, linum))
+    const li = lines.get(slot)?.at(-1)
+    if (li) out.push(srcLine(li, linum))
     out.push(`${String(slot).padStart(4)}: ${text}`)
     if (opcodes) out.push(`       ${slotBytes(l.xlated, slot, l.xlated[slot * 8] === 0x18 ? 2 : 1)}`)
   }
@@ -169,24 +183,95 @@ function xlatedJson(l: Listing & { btf: Btf }, linum: boolean, opcodes: boolean)
 }
 
 /**
- * The JIT's listing with the prototype and C source lines added where instructions begin (the
- * listing marks them `; insn N`).
+ * The line info record printed before each JIT instruction, as bpftool looks them up by address:
+ * a function's first record at the start of the code (the prologue), every other one where the
+ * code of its instruction begins; of several records at one instruction, the last.
  */
-function jitedText(l: Listing & { btf: Btf }, linum: boolean): string {
-  const funcs = new Map(l.prog.funcInfo.map((f) => [f.insn, f]))
-  const lines = linesBySlot(l.prog.lineInfo)
-  const out: string[] = []
-  for (const line of l.jited.replace(/\n$/, '').split('\n')) {
-    const m = /^; insn (\d+)$/.exec(line.trim())
-    if (m) {
-      const slot = Number(m[1])
-      const f = funcs.get(slot)
-      if (f) out.push(`${prototype(l.btf, f)}:`)
-      for (const li of lines.get(slot) ?? []) out.push(srcLine(li, linum))
-    }
-    out.push(line)
+function jitedLines(l: Listing): Map<number, LineInfo> {
+  const bySlot = linesBySlot(l.prog.lineInfo)
+  const out = new Map<number, LineInfo>()
+  for (const i of l.jited) {
+    const li = i.insn === undefined ? undefined : bySlot.get(i.insn)?.at(-1)
+    if (li) out.set(i.insn === 0 ? 0 : i.offset, li)
   }
-  return `${out.join('\n')}\n`
+  return out
+}
+
+/** Where each function of the function info starts in the code (the entry function at 0). */
+function jitedFuncs(l: Listing): Map<number, FuncInfo> {
+  const funcs = new Map(l.prog.funcInfo.map((f) => [f.insn, f]))
+  const out = new Map<number, FuncInfo>()
+  for (const i of l.jited) {
+    const f = i.insn === undefined ? undefined : funcs.get(i.insn)
+    if (f) out.set(i.insn === 0 ? 0 : i.offset, f)
+  }
+  return out
+}
+
+/**
+ * `push   %rbx` -> operation `push`, operands `['%rbx']`: the operands split at the commas
+ * between them (not those inside a memory operand's parentheses); none gives bpftool's `[null]`.
+ */
+export function operationAndOperands(text: string): { operation: string; operands: (string | null)[] } {
+  const m = /^(\S+(?: \S+)*?)(?: {2,}| (?=[$%*(\-0-9a-z]))(.*)$/.exec(text)
+  if (!m || m[2] === '') return { operation: text.trim(), operands: [null] }
+  const operands: string[] = []
+  let depth = 0
+  let cur = ''
+  for (const ch of m[2]!) {
+    if (ch === '(') depth++
+    else if (ch === ')') depth--
+    if (ch === ',' && depth === 0) {
+      operands.push(cur)
+      cur = ''
+    } else cur += ch
+  }
+  operands.push(cur)
+  return { operation: m[1]!, operands }
+}
+
+/** The kernel's symbol of the program's code: `bpf_prog_TAG_NAME`, the name cut to 15 characters as at load. */
+const symbol = (prog: ProgramSpec) => `bpf_prog_${programTag(prog)}_${prog.name.slice(0, 15)}`
+
+const byteHex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, '0'))
+
+/** `bpftool prog dump jited`'s text: prototype, symbol, `; C line`, `%4x:\t` and the instruction. */
+function jitedText(l: Listing & { btf: Btf }, linum: boolean, opcodes: boolean): string {
+  const lines = jitedLines(l)
+  const funcs = jitedFuncs(l)
+  const out: string[] = []
+  for (const i of l.jited) {
+    const f = funcs.get(i.offset)
+    if (f) out.push(`${prototype(l.btf, f)}:`)
+    if (i.offset === 0) out.push(`${symbol(l.prog)}:`)
+    const li = lines.get(i.offset)
+    if (li) out.push(srcLine(li, linum))
+    out.push(`${i.offset.toString(16).padStart(4)}:\t${i.text}`)
+    if (opcodes) out.push(`\t${byteHex(i.bytes).join(' ')} `)
+  }
+  return `${out.join('\n')}\n\n`
+}
+
+/**
+ * `bpftool -j prog dump jited`'s JSON: `[{ proto, name, insns: [{ src, file, line_num, line_col,
+ * pc, operation, operands, opcodes }] }]`, and `insn`, the eBPF instruction whose code starts at
+ * that x86-64 instruction (not in bpftool's, which has no such boundary).
+ */
+function jitedJson(l: Listing & { btf: Btf }, linum: boolean, opcodes: boolean): object[] {
+  const lines = jitedLines(l)
+  const entry = jitedFuncs(l).get(0)
+  const insns = l.jited.map((i) => {
+    const li = lines.get(i.offset)
+    return {
+      ...(li ? { src: li.text.trim() } : {}),
+      ...(li && linum ? { file: li.file, line_num: li.line, line_col: li.column } : {}),
+      pc: `0x${i.offset.toString(16)}`,
+      ...operationAndOperands(i.text),
+      ...(opcodes ? { opcodes: byteHex(i.bytes).map((b) => `0x${b}`) } : {}),
+      ...(i.insn === undefined ? {} : { insn: i.insn }),
+    }
+  })
+  return [{ ...(entry ? { proto: prototype(l.btf, entry) } : {}), name: symbol(l.prog), insns }]
 }
 
 export const progDumpCommand: Command = {
@@ -198,12 +283,13 @@ export const progDumpCommand: Command = {
     'prototype from BTF and the C source lines from line info (`linum`: with file, line and column)\n' +
     'before the instructions they cover; xlated lists the instructions after relocation and the\n' +
     "context rewrite as the kernel's verifier log writes them (`opcodes`: with their bytes), jited the\n" +
-    'x86-64 code in Intel syntax. Maps are map[idx:N] (their index in the program) where bpftool\n' +
-    'prints the kernel map id. --json: one object per instruction (proto, src, disasm, opcodes), as\n' +
-    'bpftool -j prints xlated.',
+    "x86-64 code as bpftool built with libbfd prints it (GNU objdump's AT&T syntax; `opcodes`: the bytes\n" +
+    'on the next line). Maps are map[idx:N] (their index in the program) where bpftool prints the kernel\n' +
+    'map id. --json as bpftool -j: xlated one object per instruction (proto, src, disasm, opcodes), jited\n' +
+    '[{proto, name, insns: [{src, pc, operation, operands, opcodes, insn}]}].',
   options: {
     program: { value: true, arg: 'NAME', help: "the object's program (needed when it has several)" },
-    json: { short: 'j', help: 'JSON output (xlated)' },
+    json: { short: 'j', help: "bpftool -j's JSON" },
     ...OBJECT_OPTIONS,
   },
   run(args) {
@@ -228,8 +314,14 @@ export const progDumpCommand: Command = {
         optFlag(args, 'json') ? json(xlatedJson(listing, linum, opcodes)) : xlatedText(listing, linum, opcodes),
       )
     } else {
-      if (optFlag(args, 'json')) throw new UsageError('--json is for xlated', 'prog dump')
-      process.stdout.write(jitedText(listing, linum))
+      if (listing.jited.length === 0) {
+        throw new CliError(
+          `${displayName(file)}: ${listing.prog.name} is not JIT-compiled here (it runs on the interpreter)`,
+        )
+      }
+      process.stdout.write(
+        optFlag(args, 'json') ? json(jitedJson(listing, linum, opcodes)) : jitedText(listing, linum, opcodes),
+      )
     }
     return 0
   },

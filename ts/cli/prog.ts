@@ -4,6 +4,7 @@ import type { Command } from './command.js'
 import { json, table } from './format.js'
 import { cliHint, readObject } from './io.js'
 import { loadOptionsFrom, OBJECT_OPTIONS } from './object-options.js'
+import { programTag } from './prog-tag.js'
 
 export const progListCommand: Command = {
   name: 'prog list',
@@ -26,6 +27,7 @@ export const progListCommand: Command = {
             name: p.name,
             section: p.section,
             type: p.type,
+            tag: programTag(p),
             insns: p.instructions.length / 8,
             license: p.license,
             attachTo: p.attachTo,
@@ -36,8 +38,15 @@ export const progListCommand: Command = {
       )
       return 0
     }
-    const rows = progs.map((p) => [p.name, p.section, p.type, String(p.instructions.length / 8), p.license])
-    process.stdout.write(table(['NAME', 'SECTION', 'TYPE', 'INSNS', 'LICENSE'], rows))
+    const rows = progs.map((p) => [
+      p.name,
+      p.section,
+      p.type,
+      programTag(p),
+      String(p.instructions.length / 8),
+      p.license,
+    ])
+    process.stdout.write(table(['NAME', 'SECTION', 'TYPE', 'TAG', 'INSNS', 'LICENSE'], rows))
     for (const p of progs) {
       if (p.unsupported !== undefined)
         process.stdout.write(`${p.name}: cannot be loaded here: ${p.unsupported}${cliHint(p.unsupported)}\n`)

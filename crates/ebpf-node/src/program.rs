@@ -674,6 +674,26 @@ impl NativeProgram {
         self.inner.jited_disassembly()
     }
 
+    /// The machine code as x86-64 instructions in AT&T syntax, decoded at offset 0 (empty for an
+    /// interpreted program), for `ebpf prog dump jited` in bpftool's layout.
+    #[napi(catch_unwind)]
+    pub fn jited_listing(&self) -> Vec<JitedInsn> {
+        #[cfg(target_arch = "x86_64")]
+        return self
+            .inner
+            .jited_listing()
+            .into_iter()
+            .map(|i| JitedInsn {
+                offset: i.offset,
+                bytes: i.bytes.into(),
+                text: i.text,
+                insn: i.insn,
+            })
+            .collect();
+        #[cfg(not(target_arch = "x86_64"))]
+        Vec::new()
+    }
+
     /// Each instruction slot as the kernel's verifier log writes it (empty for the second slot
     /// of an `lddw`), for traces.
     #[napi(catch_unwind)]
@@ -1226,4 +1246,16 @@ pub fn load_program(
         }),
         Err(e) => Either::B(NativeLoadResult { error: Some(*e) }),
     })
+}
+
+/// One x86-64 instruction of a JIT program's code (`jitedListing`).
+#[napi(object)]
+pub struct JitedInsn {
+    /// Offset from the first byte of the code.
+    pub offset: u32,
+    pub bytes: Buffer,
+    /// AT&T syntax, as GNU objdump writes it.
+    pub text: String,
+    /// The eBPF instruction whose code starts here.
+    pub insn: Option<u32>,
 }

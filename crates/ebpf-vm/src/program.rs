@@ -403,6 +403,17 @@ impl Program {
         "; not compiled: this program runs on the interpreter\n".to_string()
     }
 
+    /// The machine code as a list of x86-64 instructions in AT&T syntax (offsets from the code's
+    /// start, bytes, the eBPF instruction each begins), for `bpftool prog dump jited`'s layout;
+    /// empty when the program runs on the interpreter.
+    #[cfg(target_arch = "x86_64")]
+    pub fn jited_listing(&self) -> Vec<crate::jit::JitedInsn> {
+        match &self.prepared {
+            PreparedEngine::Jit(jit) => jit.listing(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Each instruction slot as the kernel's verifier log writes it (`(61) r2 = *(u32 *)(r1 +4)`),
     /// the program as given (before relocation and the context rewrite); empty for the second
     /// slot of an `lddw`. For traces (`run_traced`), whose steps name slots.

@@ -118,6 +118,7 @@ use crate::vm::env::{Entry, ExecutionEngine, RunEnv, Validated};
 use crate::vm::{RunOutput, MAX_CALL_FRAMES};
 
 pub use compile::{blocks, chains};
+pub use disasm::JitedInsn;
 
 /// How many runs of compiled code fell back to the interpreter because the run's first region was
 /// not a stack layout the code was compiled for (0 in a correct set-up; tests check it).
@@ -284,6 +285,11 @@ impl JitProgram {
             &self.offsets,
             self.body_end,
         )
+    }
+
+    /// The machine code as a list of instructions in AT&T syntax, decoded at address 0.
+    pub fn listing(&self) -> Vec<disasm::JitedInsn> {
+        disasm::listing(self.mem.code(), &self.offsets)
     }
 }
 
