@@ -32,6 +32,7 @@ export {
   verdictName,
   XDP_ACTIONS,
 } from './pcap-run.js'
+export type { ClonedPacket, Network, NetworkInterface, NetworkRoute } from './network.js'
 export { PerfBuffer, type PerfBufferOptions, type PerfEvent } from './perf-buffer.js'
 export type {
   AttachTypeName,
@@ -43,6 +44,7 @@ export type {
   ProcessIdentity,
   ProgramOptions,
   ProgramType,
+  Redirect,
   RunOptions,
   RunResult,
   SafetyMode,

@@ -81,15 +81,7 @@ fn destination<'a>(
     dst: u64,
     size: u64,
 ) -> Result<&'a mut [u8], HelperError> {
-    if size == 0 {
-        return Ok(&mut []);
-    }
-    cx.regions.slice_mut(dst, size).map_err(|_| {
-        HelperError(format!(
-            "dst ({}, {size} bytes) is not writable memory",
-            cx.describe(dst)
-        ))
-    })
+    cx.writable(dst, size, "dst")
 }
 
 fn probe_read(cx: &mut HelperContext<'_>, a: [u64; 5], side: Side) -> Result<u64, HelperError> {

@@ -21,7 +21,6 @@
 //! ENOTSUPP (the kernel has no syscall lookup for this type), updates too (there is no perf event
 //! fd to store: open a ring instead), deletes empty a slot (ENOENT when it is empty already, E2BIG past the end).
 
-use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -268,13 +267,7 @@ fn key_index(key: &[u8]) -> u32 {
 }
 
 impl Map for PerfEventArray {
-    fn common(&self) -> &MapCommon {
-        &self.common
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+    map_identity!();
 
     fn lookup_elem(&self, _key: &[u8]) -> MapResult<Vec<u8>> {
         Err(MapError::new(
