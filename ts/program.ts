@@ -405,6 +405,11 @@ export interface RunOptions {
   /** The user call stack, for `BPF_F_USER_STACK`; as `stack`. */
   userStack?: readonly (bigint | number)[]
   /**
+   * Tracing programs: the cookie the probe was attached with (libbpf's `bpf_kprobe_opts.bpf_cookie`),
+   * what `bpf_get_attach_cookie(ctx)` returns; 0 to 2^64-1, default 0 (as the kernel's test run).
+   */
+  attachCookie?: bigint | number
+  /**
    * tc and XDP: the interfaces and routing table that `bpf_check_mtu`, `bpf_fib_lookup` and
    * `bpf_clone_redirect` see (see `Network`). Default: the kernel test run's loopback (ifindex 1,
    * MTU 65536) and no table (`bpf_fib_lookup` answers `BPF_FIB_LKUP_RET_NOT_FWDED`).
@@ -632,6 +637,8 @@ function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
     memory: memoryImages(options.memory),
     stack: callStack('stack', options.stack),
     userStack: callStack('userStack', options.userStack),
+    attachCookie:
+      options.attachCookie === undefined ? undefined : checkUnsigned64(LoadError, 'attachCookie', options.attachCookie),
     network: networkOf(options.network),
     traceLimit: traceLimit(options),
   }
