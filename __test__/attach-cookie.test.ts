@@ -30,21 +30,33 @@ describe('bpf_get_attach_cookie', () => {
   it('the kernel offers it to tracing types only: a socket filter calling it does not load', () => {
     // r0 = bpf_get_attach_cookie(r1); exit
     const instructions = Uint8Array.from([0x85, 0, 0, 0, 174, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0])
-    expect(() => new Program({ type: 'socket_filter', instructions })).toThrow(expect.objectContaining({ code: 'EINVAL' }))
-    expect(new Program({ type: 'tracing', instructions }).run({ ctx: new Uint8Array(8), attachCookie: 7 }).retval).toBe(7)
+    expect(() => new Program({ type: 'socket_filter', instructions })).toThrow(
+      expect.objectContaining({ code: 'EINVAL' }),
+    )
+    expect(new Program({ type: 'tracing', instructions }).run({ ctx: new Uint8Array(8), attachCookie: 7 }).retval).toBe(
+      7,
+    )
   })
 
   it('attachCookie is checked', () => {
-    const prog = new Program({ type: 'tracing', instructions: Uint8Array.from([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]) })
-    expect(() => prog.run({ attachCookie: -1 })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/attachCookie/) }))
+    const prog = new Program({
+      type: 'tracing',
+      instructions: Uint8Array.from([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]),
+    })
+    expect(() => prog.run({ attachCookie: -1 })).toThrow(
+      expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/attachCookie/) }),
+    )
   })
 
-  it.skipIf(!oracle.ok)(`the kernel's raw_tp test run returns 0 (${oracle.ok ? 'root, bpftool' : oracle.reason})`, () => {
-    const kernel = KernelObject.load(fixture)
-    try {
-      expect(kernel.runRawTp('tp_cookie', [0n, 0n])).toBe(0)
-    } finally {
-      kernel.close()
-    }
-  })
+  it.skipIf(!oracle.ok)(
+    `the kernel's raw_tp test run returns 0 (${oracle.ok ? 'root, bpftool' : oracle.reason})`,
+    () => {
+      const kernel = KernelObject.load(fixture)
+      try {
+        expect(kernel.runRawTp('tp_cookie', [0n, 0n])).toBe(0)
+      } finally {
+        kernel.close()
+      }
+    },
+  )
 })

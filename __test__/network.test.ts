@@ -153,7 +153,13 @@ for (const engine of ENGINES) {
         // tot_len over the route's MTU: FRAG_NEEDED (8), mtu_result 1400.
         expect(look(0, 1401, [8, 8, 8, 8])).toMatchObject({ rc: 8, mtu: 1400 })
         // The longest prefix wins: blackhole 1, unreachable 2, prohibit 3.
-        expect([[10, 9, 9, 9], [10, 1, 2, 3], [198, 51, 100, 1]].map((d) => look(0, 0, d).rc)).toEqual([1, 2, 3])
+        expect(
+          [
+            [10, 9, 9, 9],
+            [10, 1, 2, 3],
+            [198, 51, 100, 1],
+          ].map((d) => look(0, 0, d).rc),
+        ).toEqual([1, 2, 3])
       }
     })
 
@@ -196,7 +202,15 @@ describe('network is checked', () => {
       [{ interfaces: [{ ifindex: 0, mtu: 1 }] }, /interfaces\[0\]\.ifindex must not be 0/],
       [{ interfaces: [{ ifindex: 1, mtu: -1 }] }, /interfaces\[0\]\.mtu must be an integer/],
       [{ interfaces: [{ ifindex: 1, mtu: 1, mac: '02:00' }] }, /interfaces\[0\]\.mac must be a MAC address/],
-      [{ interfaces: [{ ifindex: 1, mtu: 1 }, { ifindex: 1, mtu: 2 }] }, /ifindex 1 is listed twice/],
+      [
+        {
+          interfaces: [
+            { ifindex: 1, mtu: 1 },
+            { ifindex: 1, mtu: 2 },
+          ],
+        },
+        /ifindex 1 is listed twice/,
+      ],
       [{ interfaces: [], routes: [{ dst: '10.0.0.0/33', kind: 'blackhole' }] }, /prefix length must be from 0 to 32/],
       [{ interfaces: [], routes: [{ dst: 'example.com' }] }, /routes\[0\]\.dst must be an IPv4 or IPv6 address/],
       [{ interfaces: [], routes: [{ dst: '10.0.0.0/8' }] }, /a unicast route needs the ifindex/],

@@ -95,7 +95,10 @@ function macOf(what: string, v: unknown): Buffer {
   if (typeof v === 'string' && /^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$/i.test(v)) {
     return Buffer.from(v.split(/[:-]/).map((p) => Number.parseInt(p, 16)))
   }
-  throw new LoadError('EINVAL', `${what} must be a MAC address ('02:00:00:00:00:01' or 6 bytes), got ${describeValue(v)}`)
+  throw new LoadError(
+    'EINVAL',
+    `${what} must be a MAC address ('02:00:00:00:00:01' or 6 bytes), got ${describeValue(v)}`,
+  )
 }
 
 function addressOf(what: string, v: unknown): Uint8Array {
@@ -124,7 +127,10 @@ function routeOf(r: unknown, i: number, interfaces: ReadonlySet<number>): Native
   }
   const ifindex = route.ifindex === undefined ? 0 : checkU32(LoadError, `${at}.ifindex`, route.ifindex)
   if (kind === 'unicast' && !interfaces.has(ifindex)) {
-    throw new LoadError('EINVAL', `${at}: a unicast route needs the ifindex of one of network.interfaces, got ${ifindex}`)
+    throw new LoadError(
+      'EINVAL',
+      `${at}: a unicast route needs the ifindex of one of network.interfaces, got ${ifindex}`,
+    )
   }
   const gateway = route.gateway === undefined ? undefined : addressOf(`${at}.gateway`, route.gateway)
   if (gateway && gateway.byteLength !== dst.byteLength) {
