@@ -3,9 +3,10 @@
  * `bpf_clone_redirect`) and what a run reports of clones, through the public API on both engines.
  * Oracles: the kernel's BPF_PROG_TEST_RUN results recorded on Linux 6.18 in
  * crates/ebpf-vm/tests/kernel_oracle/check_mtu_6.18.txt and fib_lookup_6.18.txt (their headers
- * describe the host, given here as `ORACLE_HOST`), for programs with the same packet layouts as
- * fixtures/net_helpers.c; the forwarding lookups the kernel could not be asked (the host forwards
- * nothing) and the clones are worked by hand from net/core/filter.c.
+ * describe the host, given here as `ORACLE_HOST`), replayed on the programs the kernel ran (built
+ * from kernel_oracle/check_mtu.c and fib_lookup.c into fixtures/oracle_*.bpf.o); the forwarding
+ * lookups the kernel could not be asked (the host forwards nothing) and the clones
+ * (fixtures/net_helpers.c) are worked by hand from net/core/filter.c.
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -33,9 +34,14 @@ const ORACLE_HOST: Network = {
   ],
 }
 
+/** The kernel oracle programs (mtu_xdp/_tc, fib_xdp/_tc, built from kernel_oracle/*.c) and clone_tc. */
 async function programs(engine: (typeof ENGINES)[number]): Promise<Map<string, Program>> {
-  const spec = await loadCollectionSpec(join(__dirname, 'fixtures', 'net_helpers.bpf.o'))
-  return new Collection(spec, { engine }).programs
+  const out = new Map<string, Program>()
+  for (const name of ['oracle_check_mtu', 'oracle_fib_lookup', 'net_helpers']) {
+    const spec = await loadCollectionSpec(join(__dirname, 'fixtures', `${name}.bpf.o`))
+    for (const [n, p] of new Collection(spec, { engine }).programs) out.set(n, p)
+  }
+  return out
 }
 
 const oracleLines = (file: string) =>
