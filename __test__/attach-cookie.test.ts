@@ -24,6 +24,8 @@ describe('bpf_get_attach_cookie', () => {
         expect(r.retval).toBe(0x9abc_def0)
         expect(coll.variable('cookie')).toBe(0x1234_5678_9abc_def0n)
       }
+      // Two calls (one per program) saw a cookie.
+      expect(coll.variable('calls')).toEqual({ last: 0x1234_5678_9abc_def0n, with_cookie: 2 })
     })
   }
 

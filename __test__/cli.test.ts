@@ -275,6 +275,8 @@ describe('disasm', () => {
       }
       expect(compared).toBeGreaterThanOrEqual(15)
     },
+    // Four CLI processes per program of every fixture: minutes on a loaded machine.
+    300_000,
   )
 
   it.skipIf(!which('llvm-objcopy'))(
