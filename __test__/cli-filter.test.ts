@@ -66,6 +66,21 @@ describe.skipIf(!hasTcpdump)('ebpf filter', () => {
     )
   })
 
+  it("examples/filter-pcap.mjs: its capture's web traffic, as tcpdump keeps it, and the README's transcript", () => {
+    const dir = mkdtempSync(join(work, 'example-'))
+    const r = spawnSync(process.execPath, [join(root, 'examples', 'filter-pcap.mjs'), 'capture.pcap'], {
+      cwd: dir,
+      encoding: 'utf8',
+    })
+    expect(r.status, r.stderr).toBe(0)
+    const expected = tcpdump('tcp dst port 80', join(dir, 'capture.pcap'))
+    expect(body(readFileSync(join(dir, 'http.pcap')))).toEqual(body(expected))
+    expect(r.stdout).toBe(
+      `wrote capture.pcap: 1000 packets\nkept ${pcapCount(expected)} of 1000 packets in http.pcap\n`,
+    )
+    expect(pcapCount(expected)).toBe(250)
+  })
+
   it('words after the filter are joined; --json; no -w only counts', () => {
     const r = ebpf(['tcp', 'and', 'not', 'port', '80', input, '--json', '--engine', 'interpreter'])
     expect(r.status, r.stderr).toBe(0)

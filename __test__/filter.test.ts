@@ -60,7 +60,7 @@ function tcpdumpKeeps(
 async function writeCapture(
   path: string,
   packets: GeneratedPacket[],
-  linkType: 'EN10MB' | 'RAW' | 'LINUX_SLL',
+  linkType: 'EN10MB' | 'RAW' | 'LINUX_SLL' | 'LINUX_SLL2' | 'NULL' | 'LOOP',
 ): Promise<void> {
   await pcap.write(
     path,
@@ -104,6 +104,17 @@ describe.skipIf(!hasTcpdump)('compileFilter keeps what tcpdump -r keeps', () => 
   it(`has at least 200 expressions (${EXPRESSIONS.length}) and no duplicate`, () => {
     expect(EXPRESSIONS.length).toBeGreaterThanOrEqual(200)
     expect(new Set(EXPRESSIONS).size).toBe(EXPRESSIONS.length)
+  })
+
+  it('every compiled expression passes our verifier (mode verified), as a socket filter', () => {
+    for (const expr of EXPRESSIONS) {
+      const program = new Program({
+        type: 'socket_filter',
+        instructions: compileFilter(expr).instructions,
+        mode: 'verified',
+      })
+      expect(program.mode, expr).toBe('verified')
+    }
   })
 
   it.each(EXPRESSIONS)('%s', async (expr) => {
@@ -229,60 +240,74 @@ describe.skipIf(!hasTcpdump)('random combinations keep what tcpdump -O keeps', (
 describe.skipIf(!hasTcpdump)('other link types', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ebpf-filter-link-'))
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
-  /** The generated frames without their Ethernet header (untagged IP ones), as RAW or cooked (SLL) packets. */
-  function relink(linkType: 'RAW' | 'LINUX_SLL'): GeneratedPacket[] {
+  type Relinked = 'RAW' | 'LINUX_SLL' | 'LINUX_SLL2' | 'NULL' | 'LOOP'
+  /**
+   * The generated frames without their Ethernet header (untagged IP ones), as RAW, cooked (SLL,
+   * SLL2) or BSD loopback packets (NULL: the address family little-endian, LOOP: big-endian; IPv4
+   * is 2, IPv6 the BSDs' 24, 28 or 30 in turn, anything else an unknown family 99).
+   */
+  function relink(linkType: Relinked): GeneratedPacket[] {
     return new PacketGenerator(SEED + 1)
       .packets(1500)
       .filter((p) => p.data.length > 14)
       .map((p) => {
         const type = [p.data[12]!, p.data[13]!]
         const body = p.data.subarray(14)
+        // SLL: packet type, ARPHRD_ETHER, address length, 8 address bytes, protocol. SLL2: protocol,
+        // reserved, interface index 1, ARPHRD_ETHER, packet type, address length, 8 address bytes.
+        const source = p.data.subarray(6, 12)
+        const ethertype = (type[0]! << 8) | type[1]!
+        const family = ethertype === 0x0800 ? 2 : ethertype === 0x86dd ? [24, 28, 30][p.data.length % 3]! : 99
         const data =
           linkType === 'RAW'
             ? body
-            : Uint8Array.from([0, 0, 0, 1, 0, 6, ...p.data.subarray(6, 12), 0, 0, ...type, ...body])
+            : linkType === 'LINUX_SLL'
+              ? Uint8Array.from([0, 0, 0, 1, 0, 6, ...source, 0, 0, ...type, ...body])
+              : linkType === 'LINUX_SLL2'
+                ? Uint8Array.from([...type, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, ...source, 0, 0, ...body])
+                : linkType === 'NULL'
+                  ? Uint8Array.from([family, 0, 0, 0, ...body])
+                  : Uint8Array.from([0, 0, 0, family, ...body])
         return { data, originalLength: p.originalLength - p.data.length + data.length, cut: p.cut }
       })
   }
-  const cases: Array<['RAW' | 'LINUX_SLL', string[]]> = [
-    [
-      'RAW',
-      [
-        'ip',
-        'ip6',
-        'tcp',
-        'udp port 53',
-        'host 10.0.0.1',
-        'ip6 net 2001:db8::/32',
-        'tcp[tcpflags] & tcp-syn != 0',
-        'ip[8] = 64',
-        'icmp6',
-        'len > 60',
-        'not ip',
-        'port 80 or port 443',
-        'ip proto 47',
-        'ip6 proto 58',
-      ],
-    ],
-    [
-      'LINUX_SLL',
-      [
-        'ip',
-        'ip6',
-        'arp',
-        'tcp',
-        'udp port 53',
-        'host 10.0.0.1',
-        'net 2001:db8::/32',
-        'tcp[13] & 2 != 0',
-        'icmp',
-        'len < 80',
-        'ether proto 0x88cc',
-        'not tcp',
-        'portrange 20-100',
-        'rarp host 10.0.0.2',
-      ],
-    ],
+  /** Expressions for link layers that carry only IP (RAW, NULL, LOOP). */
+  const network = [
+    'ip',
+    'ip6',
+    'tcp',
+    'udp port 53',
+    'host 10.0.0.1',
+    'ip6 net 2001:db8::/32',
+    'tcp[tcpflags] & tcp-syn != 0',
+    'ip[8] = 64',
+    'icmp6',
+    'len > 60',
+    'not ip',
+    'port 80 or port 443',
+    'ip proto 47',
+  ]
+  const cooked = [
+    'ip',
+    'ip6',
+    'arp',
+    'tcp',
+    'udp port 53',
+    'host 10.0.0.1',
+    'net 2001:db8::/32',
+    'tcp[13] & 2 != 0',
+    'icmp',
+    'len < 80',
+    'ether proto 0x88cc',
+    'not tcp',
+    'portrange 20-100',
+  ]
+  const cases: Array<[Relinked, string[]]> = [
+    ['RAW', [...network, 'ip6 proto 58']],
+    ['LINUX_SLL', [...cooked, 'rarp host 10.0.0.2']],
+    ['LINUX_SLL2', [...cooked, 'ip6 proto 58']],
+    ['NULL', [...network, 'link[0] = 2 or link[3] = 2']],
+    ['LOOP', [...network, 'link[0] = 2 or link[3] = 2']],
   ]
   for (const [linkType, exprs] of cases) {
     it.each(exprs)(`${linkType}: %s`, async (expr) => {

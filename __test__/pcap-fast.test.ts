@@ -2,8 +2,11 @@
  * `filterPcap`'s fast path (a little-endian microsecond pcap from and to a path, read and written
  * where the records lie) against its general path (the same file given as bytes, which takes
  * `readBatches` + `writeBatches`): the same summary and the same output file, byte for byte, over
- * generated frames with snap-length cuts and runts; files the fast path leaves to the general one
- * (nanoseconds, big-endian, a truncated tail, a bad fraction) give the general path's result or error.
+ * generated frames with snap-length cuts and runts, over files of several read chunks and records
+ * larger than a chunk or than the writer's snap length; files the fast path leaves to the general one
+ * (nanoseconds, big-endian, a truncated tail, a bad fraction) and records it refuses part way (a bad
+ * fraction, a truncated header or data, a kept packet longer than its original length) give the
+ * general path's result or error, and the same output bytes before it.
  * The general path itself is checked against tcpdump in filter.test.ts.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -125,5 +128,92 @@ describe('filterPcap fast path', () => {
     const badPath = join(work, 'bad.pcap')
     writeFileSync(badPath, badFraction)
     await expect(program.filterPcap(badPath, undefined)).rejects.toThrow(/microsecond field 1000000/)
+  })
+
+  it('files of several chunks, a record larger than a chunk and one over the snap length: as the general path', async () => {
+    const path = join(work, 'large.pcap')
+    const generated = new PacketGenerator(59).packets(12000)
+    // A 2 MiB frame (over the 1 MiB read chunk and the writer's 262,144-byte snap length) and a
+    // 300,000-byte one, among the generated frames; both TCP to port 80, so the filter keeps them.
+    const big = (size: number): Uint8Array => {
+      const f = new Uint8Array(size)
+      f.set([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00, 0x45], 0)
+      f[23] = 6
+      f[37] = 80
+      f[46] = 0x50
+      return f
+    }
+    const packets = generated.map((p) => ({ data: p.data, originalLength: p.originalLength }))
+    packets.splice(5000, 0, { data: big(2 << 20), originalLength: 2 << 20 })
+    packets.splice(9000, 0, { data: big(300_000), originalLength: 300_000 })
+    // The writer cuts packets to its snap length: write the records by hand, whole.
+    const records: Buffer[] = [Buffer.from(readFileSync(await capture('header.pcap', 0, 1)).subarray(0, 24))]
+    packets.forEach((p, i) => {
+      const h = Buffer.alloc(16)
+      h.writeUInt32LE(1_700_000_000 + i, 0)
+      h.writeUInt32LE(i % 1_000_000, 4)
+      h.writeUInt32LE(p.data.length, 8)
+      h.writeUInt32LE(p.originalLength, 12)
+      records.push(h, Buffer.from(p.data))
+    })
+    writeFileSync(path, Buffer.concat(records))
+    for (const expr of ['tcp port 80', 'ip or ip6']) {
+      const program = filter(expr)
+      const fast = await program.filterPcap(path, join(work, 'large-fast.pcap'))
+      const general = await program.filterPcap(new Uint8Array(readFileSync(path)), join(work, 'large-general.pcap'))
+      expect(counts(fast), expr).toEqual(counts(general))
+      expect(fast.packets).toBe(12002)
+      expect(
+        readFileSync(join(work, 'large-fast.pcap')).equals(readFileSync(join(work, 'large-general.pcap'))),
+        expr,
+      ).toBe(true)
+    }
+  })
+
+  it('records refused part way: the general path error, after the same kept packets', async () => {
+    const program = filter('ip or ip6 or arp')
+    const le = readFileSync(await capture('refused.pcap', 8000, 61))
+    /** The file offset of record `n`. */
+    const recordAt = (n: number): number => {
+      let at = 24
+      for (let i = 0; i < n; i++) at += 16 + le.readUInt32LE(at + 8)
+      return at
+    }
+    const deep = recordAt(6000)
+    const badFraction = Buffer.from(le)
+    badFraction.writeUInt32LE(2_000_000, deep + 4)
+    const tooLong = Buffer.from(le)
+    tooLong.writeUInt32LE(20 << 20, deep + 8)
+    // A kept packet longer than its original length: the writer refuses it (the first untagged
+    // IPv4 frame of at least 34 bytes from record 6000 on, which 'ip' keeps).
+    let kept = deep
+    while (le.readUInt16BE(kept + 16 + 12) !== 0x0800 || le.readUInt32LE(kept + 8) < 34)
+      kept += 16 + le.readUInt32LE(kept + 8)
+    const shortOriginal = Buffer.from(le)
+    shortOriginal.writeUInt32LE(10, kept + 12)
+    const cases: Array<[string, Buffer]> = [
+      ['fraction', badFraction],
+      ['length', tooLong],
+      ['original', shortOriginal],
+      ['truncated header', le.subarray(0, deep + 7)],
+      ['truncated data', le.subarray(0, deep + 20)],
+    ]
+    for (const [name, bytes] of cases) {
+      const path = join(work, `refused-${name.replace(' ', '-')}.pcap`)
+      writeFileSync(path, bytes)
+      const fastOut = join(work, 'refused-fast.pcap')
+      const generalOut = join(work, 'refused-general.pcap')
+      const fromPath = await program.filterPcap(path, fastOut).catch((e) => e)
+      const fromBytes = await program.filterPcap(new Uint8Array(bytes), generalOut).catch((e) => e)
+      expect(fromBytes, name).toBeInstanceOf(Error)
+      expect(fromPath, name).toBeInstanceOf(Error)
+      expect(fromPath.code, name).toBe(fromBytes.code)
+      expect(fromPath.message, name).toBe(fromBytes.message)
+      expect(readFileSync(fastOut).equals(readFileSync(generalOut)), name).toBe(true)
+    }
+    // Counting only, the writer's check does not apply: the same summary as the general path.
+    expect(counts(await program.filterPcap(join(work, 'refused-original.pcap'), undefined))).toEqual(
+      counts(await program.filterPcap(new Uint8Array(shortOriginal), undefined)),
+    )
   })
 })

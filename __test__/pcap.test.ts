@@ -105,6 +105,45 @@ describe('our writer, tcpdump reads', () => {
     }
   }
 
+  it('pcapng with several interfaces: tcpdump lists every packet; the blocks name the interfaces; we read them back', async () => {
+    const file = join(dir, 'interfaces.pcapng')
+    const onTwo = packets.map((p, i) => ({ ...p, interface: i % 3 === 0 ? 1 : 0 }))
+    expect(await pcap.write(file, onTwo, { format: 'pcapng', interfaces: ['EN10MB', 'EN10MB'] })).toBe(40)
+    expect(tcpdumpList(file, true)).toEqual(
+      packets.map((p) => ({ timestamp: timestampText(p.timestamp, true), hex: hexOf(p.data) })),
+    )
+    // By hand: the section header (28 bytes), two interface description blocks (32 bytes each, link
+    // type 1), then enhanced packet blocks whose interface id (bytes 8..11) is the packet's.
+    const bytes = readFileSync(file)
+    expect([bytes.readUInt32LE(28), bytes.readUInt16LE(36), bytes.readUInt32LE(60), bytes.readUInt16LE(68)]).toEqual([
+      1, 1, 1, 1,
+    ])
+    const ids: number[] = []
+    for (let at = 92; at < bytes.length; at += bytes.readUInt32LE(at + 4)) {
+      expect(bytes.readUInt32LE(at)).toBe(6)
+      ids.push(bytes.readUInt32LE(at + 8))
+    }
+    expect(ids).toEqual(onTwo.map((p) => p.interface))
+    expect((await collect(file)).map((p) => [p.interface, hexOf(p.data)])).toEqual(
+      onTwo.map((p) => [p.interface, hexOf(p.data)]),
+    )
+    // Interfaces of different link types: each packet reads back with its interface's.
+    const mixed = join(dir, 'mixed.pcapng')
+    await pcap.write(mixed, onTwo.slice(0, 6), { format: 'pcapng', interfaces: ['EN10MB', 'RAW'] })
+    expect((await collect(mixed)).map((p) => p.linkType)).toEqual([101, 1, 1, 101, 1, 1])
+    // Refused: an interface not described, interfaces for pcap, both linkType and interfaces.
+    const refused = async (list: pcap.PacketToWrite[], options: pcap.WriteOptions) =>
+      pcap.write(join(dir, 'refused.pcapng'), list, options).catch((e) => e)
+    expect(
+      await refused([{ data: packets[0]!.data, interface: 2 }], { format: 'pcapng', interfaces: [1, 1] }),
+    ).toMatchObject({
+      code: 'EINVAL',
+      message: 'packet 0: interface 2 is not one of the 2 described',
+    })
+    expect(await refused([], { format: 'pcap', interfaces: [1, 1] })).toMatchObject({ code: 'EINVAL' })
+    expect(await refused([], { format: 'pcapng', interfaces: [1], linkType: 1 })).toMatchObject({ code: 'EINVAL' })
+  })
+
   for (const [name, number] of Object.entries(pcap.LINK_TYPES)) {
     it(`link type ${name} (${number}) is in the header tcpdump reads`, async () => {
       const file = join(dir, `link-${name}`)

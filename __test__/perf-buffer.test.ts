@@ -34,8 +34,9 @@ const OUTPUT = assemble(`
     exit
 `)
 
+// A kprobe's context (struct pt_regs, 168 bytes on x86-64) whose first u32 is n.
 const u32 = (n: number) => {
-  const b = new Uint8Array(8)
+  const b = new Uint8Array(168)
   new DataView(b.buffer).setUint32(0, n, true)
   return b
 }

@@ -93,6 +93,8 @@ describe('bpf_perf_event_output is bounded per run', () => {
         type: 'tracing',
         instructions: PERF_25,
         engine,
+        // Map 0 (r2 = 0) is the onPerfEvent shortcut of an unverified program; the verifier wants a map.
+        mode: 'checked',
         perfBufferBytes: 240,
         onPerfEvent: (r) => records.push(r.data),
         onPerfLost: (n) => lost.push(n),

@@ -361,8 +361,9 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
     for (const p of chosen) {
       const { instructions, maps } = relocate(p, this.maps)
       const type = programTypeOf(p)
-      const verified = (opts.mode ?? defaultMode(type)) === 'verified'
-      if (verified) checkVerifiable(p)
+      // A type the verifier does not model yet defaults to 'checked'; asking for 'verified' is refused.
+      const mode = opts.mode ?? (NOT_VERIFIABLE.has(p.type) ? 'checked' : defaultMode(type))
+      if (mode === 'verified') checkVerifiable(p)
       this.programs.set(
         p.name,
         named(
@@ -373,7 +374,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
               instructions,
               maps,
               engine: opts.engine,
-              mode: opts.mode,
+              mode,
               logLevel: opts.logLevel,
               unprivileged: opts.unprivileged,
               license: spec.license,
@@ -387,7 +388,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
               funcInfo: p.funcInfo,
               funcEntries: [...p.subprograms.map((s) => s.insn), ...p.funcInfo.map((f) => f.insn)],
               // Only the verifier reads them.
-              globalFunctions: verified ? globalFunctionsOf(spec.types, p.funcInfo, p.type) : undefined,
+              globalFunctions: mode === 'verified' ? globalFunctionsOf(spec.types, p.funcInfo, p.type) : undefined,
             }),
         ),
       )

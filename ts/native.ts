@@ -109,6 +109,7 @@ export type NativeRunInput = Binding.NativeRunInput
 export type NativeNetwork = Binding.NativeNetwork
 export type NativeRoute = Binding.NativeRoute
 export type NativeBatch = Binding.NativeBatch
+export type NativeRecordsOutcome = Binding.NativeRecordsOutcome
 export type NativeTrace = Binding.NativeTrace
 export type NativeCoverage = Binding.NativeCoverage
 export type NativeTraceValue = Binding.NativeTraceValue

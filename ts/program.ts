@@ -38,6 +38,7 @@ import {
   type NativeCancelToken,
   type NativeError,
   type NativeProgram,
+  type NativeRecordsOutcome,
   type NativeRunInput,
   type NativeRunResult,
   native,
@@ -67,10 +68,10 @@ export interface ProgramOptions {
   /** `auto` (default) uses the JIT where the host supports it, else the interpreter. */
   engine?: EngineName
   /**
-   * `checked` (default, for now: see `VERIFIED_BY_DEFAULT`): run-time bounds checks and an
-   * instruction budget. `verified`: the load fails with a `VerifierError` unless the verifier proves
-   * the program safe, as the kernel's verifier would (see README "Verifier"); runs are still checked
-   * as well.
+   * `verified` (the default for every kernel program type): the load fails with a `VerifierError`
+   * unless the verifier proves the program safe, as the kernel's verifier would (see README
+   * "Verifier"); the accesses it proved run unchecked. `checked` (the default for `raw`, and for
+   * classic BPF as the kernel runs it): run-time bounds checks and an instruction budget only.
    */
   mode?: SafetyMode
   /**
@@ -807,11 +808,11 @@ const LOG_LEVELS: readonly number[] = [0, 1, 2]
 
 /**
  * Whether mode `verified` is the default for the kernel's program types (`xdp`, `socket_filter`,
- * `tracing`, and so for every program of a `Collection`), as the design wants; `raw` stays
- * `checked` (it needs `dataSize` to be verified). Off while the verifier still rejects programs
- * the kernel accepts: README "Verifier" lists the fixtures it rejects and why.
+ * `tc`, `tracing`, ..., and so for every program of a `Collection`), as the design wants; `raw`
+ * stays `checked` (it needs `dataSize` to be verified). README "Verifier" lists the fixture
+ * programs and what the verifier says of each.
  */
-const VERIFIED_BY_DEFAULT = false
+const VERIFIED_BY_DEFAULT = true
 
 /** `ProgramOptions.globalFunctions`, checked field by field (the engine trusts their shape). */
 function checkGlobalFunctions(list: readonly GlobalFunction[]): GlobalFunction[] {
@@ -999,7 +1000,9 @@ export class Program {
       ...(networkOffset === undefined ? {} : { networkOffset }),
       ...(hatype === undefined ? {} : { hatype }),
     })
-    return new Program({ ...rest, type: 'socket_filter', instructions })
+    // The kernel runs a classic filter after bpf_check_classic, never through the eBPF verifier
+    // (a converted filter may keep code no path reaches), so the default here is 'checked'.
+    return new Program({ ...rest, mode: rest.mode ?? 'checked', type: 'socket_filter', instructions })
   }
 
   /** Mode `verified`: what the verifier reported; undefined in mode `checked`. */
@@ -1118,6 +1121,23 @@ export class Program {
     const retvals = new Uint32Array(lengths.length)
     for (let i = 0; i < retvals.length; i++) retvals[i] = words[2 * i]!
     return { retvals, errors: located(b.errors) }
+  }
+
+  /**
+   * @internal `filterPcap`'s fast path (ts/pcap-fast.ts): the program over every whole pcap record
+   * of `records`, the kept ones written to `out` (see `NativeProgram.filterPcapRecords`); undefined
+   * for a program with JavaScript helpers, which that path cannot run.
+   */
+  filterPcapRecords(
+    records: Uint8Array,
+    out: Uint8Array,
+    snaplen: number,
+    write: boolean,
+  ): NativeRecordsOutcome | undefined {
+    if (this.#jsHelpers) return undefined
+    const outcome = engine('filterPcap', () => this.native.filterPcapRecords(records, out, snaplen, write))
+    this.#deliverPerfRecords()
+    return outcome
   }
 
   /**

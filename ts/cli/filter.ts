@@ -169,7 +169,7 @@ function captureProgress(
 }
 
 /** `filter` with an XDP or tc program: every packet run, sorted by verdict into the `--out-*` captures. */
-async function filterByVerdict(program: Program, input: string, args: Parsed): Promise<number> {
+async function filterByVerdict(program: Program, input: string, args: Parsed, options: PassOptions): Promise<number> {
   if (optString(args, 'write') !== undefined) {
     throw new UsageError(
       `-w is for socket filters (keep or drop); a ${program.type} program's packets go by verdict: --out-pass, --out-drop, --out-tx, --out VERDICT=FILE`,
@@ -177,22 +177,7 @@ async function filterByVerdict(program: Program, input: string, args: Parsed): P
     )
   }
   const outputs = verdictOutputs(args, program)
-  const batchSize = optPositiveInt(args, 'batch', 'filter', 1 << 24)
-  const format = optString(args, 'format') as 'pcap' | 'pcap-ns' | 'pcapng' | undefined
-  const progress = captureProgress(args, input)
-  let summary: RunPcapSummary
-  try {
-    summary = await runPcap(program, input, outputs, {
-      ...(batchSize === undefined ? {} : { batchSize }),
-      ...(format === undefined ? {} : { format }),
-      ...(progress.update ? { onProgress: progress.update } : {}),
-    })
-  } catch (e) {
-    if (e instanceof EbpfError) throw new CliError(`${input}: ${e.message}`)
-    throw e
-  } finally {
-    progress.end()
-  }
+  const summary = await overCapture(args, input, options, (o) => runPcap(program, input, outputs, o))
   const toStdout = Object.values(outputs).includes(process.stdout)
   const outs = Object.fromEntries(Object.entries(outputs).map(([v, o]) => [v, o === process.stdout ? '-' : o]))
   const text = optFlag(args, 'json')
@@ -201,6 +186,39 @@ async function filterByVerdict(program: Program, input: string, args: Parsed): P
   ;(toStdout ? process.stderr : process.stdout).write(text)
   process.stderr.write(writeCoverage(args, program.coverage))
   return 0
+}
+
+/** `--batch` and `--format`, checked before the filter is loaded. */
+interface PassOptions {
+  batchSize?: number
+  format?: 'pcap' | 'pcap-ns' | 'pcapng'
+}
+
+function passOptions(args: Parsed): PassOptions {
+  const batchSize = optPositiveInt(args, 'batch', 'filter', 1 << 24)
+  const format = optString(args, 'format') as PassOptions['format']
+  return { ...(batchSize === undefined ? {} : { batchSize }), ...(format === undefined ? {} : { format }) }
+}
+
+/**
+ * One pass over the capture (`filterPcap` or `runPcap`) with the progress line on standard error;
+ * its EbpfError becomes a CliError naming the input.
+ */
+async function overCapture<T>(
+  args: Parsed,
+  input: string,
+  options: PassOptions,
+  pass: (options: PassOptions & { onProgress?: (packets: number, bytes: number) => void }) => Promise<T>,
+): Promise<T> {
+  const progress = captureProgress(args, input)
+  try {
+    return await pass({ ...options, ...(progress.update ? { onProgress: progress.update } : {}) })
+  } catch (e) {
+    if (e instanceof EbpfError) throw new CliError(`${input}: ${e.message}`)
+    throw e
+  } finally {
+    progress.end()
+  }
 }
 
 function summaryLine(s: FilterPcapSummary): string {
@@ -245,7 +263,7 @@ export const filterCommand: Command = {
     'link-type': {
       value: true,
       arg: 'TYPE',
-      help: "link type an expression is compiled for (EN10MB, RAW, LINUX_SLL, LINUX_SLL2 or a number); default the capture's",
+      help: "link type an expression is compiled for (EN10MB, RAW, LINUX_SLL, LINUX_SLL2, NULL, LOOP or a number); default the capture's",
     },
     format: {
       value: true,
@@ -278,11 +296,10 @@ export const filterCommand: Command = {
     const words = args.positionals.slice(0, -1)
     if (!existsSync(input)) throw new CliError(`${input}: cannot read: no such file`)
     const engine = optString(args, 'engine') as EngineName | undefined
-    const batchSize = optPositiveInt(args, 'batch', 'filter', 1 << 24)
-    const format = optString(args, 'format') as 'pcap' | 'pcap-ns' | 'pcapng' | undefined
+    const options = passOptions(args)
     const out = optString(args, 'write')
     const program = await loadFilter(words, input, args, engine)
-    if (VERDICT_TYPES.includes(program.type)) return filterByVerdict(program, input, args)
+    if (VERDICT_TYPES.includes(program.type)) return filterByVerdict(program, input, args, options)
     const outs = [...Object.keys(OUT_OPTIONS), 'out'].filter(
       (o) => optString(args, o) !== undefined || optList(args, o).length > 0,
     )
@@ -292,20 +309,9 @@ export const filterCommand: Command = {
         'filter',
       )
     }
-    const progress = captureProgress(args, input)
-    let summary: FilterPcapSummary
-    try {
-      summary = await program.filterPcap(input, out === '-' ? process.stdout : out, {
-        ...(batchSize === undefined ? {} : { batchSize }),
-        ...(format === undefined ? {} : { format }),
-        ...(progress.update ? { onProgress: progress.update } : {}),
-      })
-    } catch (e) {
-      if (e instanceof EbpfError) throw new CliError(`${input}: ${e.message}`)
-      throw e
-    } finally {
-      progress.end()
-    }
+    const summary = await overCapture(args, input, options, (o) =>
+      program.filterPcap(input, out === '-' ? process.stdout : out, o),
+    )
     const text = optFlag(args, 'json') ? json({ ...summary, engine: program.engine }) : summaryLine(summary)
     ;(out === '-' ? process.stderr : process.stdout).write(text)
     process.stderr.write(writeCoverage(args, program.coverage))

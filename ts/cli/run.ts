@@ -21,6 +21,7 @@ import {
   type RunPcapSummary,
   type RunResult,
   runPcap,
+  type SafetyMode,
   TrapError,
 } from '../index.js'
 import { expectPositionals, optFlag, optList, optPositiveInt, optString, type Parsed, UsageError } from './args.js'
@@ -121,6 +122,7 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
   const sets = optList(args, 'set')
   const updates = optList(args, 'map-update')
   const coverage = wantsCoverage(args)
+  const mode = optString(args, 'mode') as SafetyMode | undefined
   if (isElf(bytes)) {
     const spec = about(file, () => loadCollectionSpecSync(bytes, loadOptionsFrom(args, 'run')))
     const progSpec = selectProgram(spec, name, file)
@@ -130,7 +132,10 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
     applySets(spec, sets, file)
     // Only the chosen program is loaded (and the maps it uses), so that the object's other
     // programs, supported here or not, do not stand in its way.
-    const collection = about(file, () => new Collection(spec, { engine, budget, coverage, programs: [progSpec.name] }))
+    const collection = about(
+      file,
+      () => new Collection(spec, { engine, mode, budget, coverage, programs: [progSpec.name] }),
+    )
     applyMapUpdates(collection, updates, file)
     return { program: collection.programs.get(progSpec.name)!, name: progSpec.name, collection, spec }
   }
@@ -151,14 +156,14 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
         'run',
       )
     }
-    return { program: about(file, () => Program.fromClassic(classic.text, { engine, budget, coverage })) }
+    return { program: about(file, () => Program.fromClassic(classic.text, { engine, mode, budget, coverage })) }
   }
   const instructions = /\.(s|S|asm)$/.test(file) ? assembleFile(file, bytes) : bytes
   const type = (optString(args, 'type') ?? 'raw') as ProgramType
   if (!RAW_TYPES.includes(type)) {
     throw new UsageError(`--type for raw bytecode must be one of ${RAW_TYPES.join(', ')}, got '${type}'`, 'run')
   }
-  const program = about(file, () => new Program({ type, instructions, engine, budget, coverage }))
+  const program = about(file, () => new Program({ type, instructions, engine, mode, budget, coverage }))
   return { program }
 }
 
@@ -263,7 +268,7 @@ export const runCommand: Command = {
     'ebpf run FILE.bin|FILE.s|OBJ.o|FILTER.cbpf [--program NAME] [--type TYPE]\n' +
     '         [--data FILE | --hex HEX | --pcap IN.pcap] [--ctx-hex HEX | --ctx-in FILE | --ctx FIELD=VALUE,...]\n' +
     '         [--data-out FILE] [--ctx-out FILE] [--engine jit|interpreter|auto] [--repeat N]\n' +
-    '         [--budget N] [--set VAR=VALUE ...] [--map-update MAP=[KEY,VALUE] ...] [--dump-maps] [--json]\n' +
+    '         [--mode verified|checked] [--budget N] [--set VAR=VALUE ...] [--map-update MAP=[KEY,VALUE] ...] [--dump-maps] [--json]\n' +
     '         [--trace [--trace-limit N]] [--coverage OUT.lcov] [--progress auto|always|never]',
   summary: 'run a program once (or --repeat times) and print its result',
   description:
@@ -308,6 +313,12 @@ export const runCommand: Command = {
       arg: 'ENGINE',
       choices: ['jit', 'interpreter', 'auto'] satisfies EngineName[],
       help: 'default auto',
+    },
+    mode: {
+      value: true,
+      arg: 'MODE',
+      choices: ['verified', 'checked'] satisfies SafetyMode[],
+      help: 'verified (the default, except for --type raw and classic BPF): the verifier must prove the program safe before it runs; checked: run-time checks only',
     },
     repeat: { value: true, arg: 'N', help: 'run N times; duration is the mean' },
     budget: { value: true, arg: 'N', help: 'instructions a run may execute (default 10,000,000)' },

@@ -140,6 +140,16 @@ export class CodeGen {
       }
       return and(this.cmp(nl - 2, 1, 1, 1), this.cmp(nl, 1, type === ETHERTYPE.IP ? 0x40 : 0x60, 0xf0))
     }
+    const family = this.link.addressFamily
+    if (family !== undefined) {
+      // NULL and LOOP: the address family word, AF_INET (2) or one of the BSDs' AF_INET6 values
+      // (24, 28, 30), as libpcap tests them; no other protocol can be told.
+      const af = (v: number): Pred =>
+        this.cmp(0, 4, family === 'big' ? v : (((v & 0xff) << 24) | ((v & 0xff00) << 8)) >>> 0)
+      if (type === ETHERTYPE.IP) return af(2)
+      if (type === ETHERTYPE.IP6) return or(or(af(30), af(24)), af(28))
+      return false
+    }
     const off = this.protocolOffset
     if (off === undefined) {
       // RAW: the IP version says it; nothing else can be there.

@@ -19,7 +19,8 @@ export { LINK_LAYERS } from './link.js'
 export interface CompileFilterOptions {
   /**
    * The link layer of the packets: `EN10MB` (Ethernet, the default), `RAW` (IP packets),
-   * `LINUX_SLL`, `LINUX_SLL2`, or their LINKTYPE_ numbers (1, 101, 113, 276).
+   * `LINUX_SLL`, `LINUX_SLL2`, `NULL` (BSD loopback, the address family little-endian), `LOOP`
+   * (the address family big-endian), or their LINKTYPE_ numbers (1, 101, 113, 276, 0, 108).
    */
   linkType?: string | number
   /** What the program returns for a packet it keeps (default 262144, tcpdump's). */

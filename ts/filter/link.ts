@@ -6,10 +6,18 @@
 import { LINK_TYPES } from '../pcap/format.js'
 
 export interface LinkLayer {
-  name: 'EN10MB' | 'RAW' | 'LINUX_SLL' | 'LINUX_SLL2'
+  name: 'EN10MB' | 'RAW' | 'LINUX_SLL' | 'LINUX_SLL2' | 'NULL' | 'LOOP'
   linkType: number
-  /** Offset of the 16-bit protocol type; undefined where the header has none (RAW: the IP version says it). */
+  /**
+   * Offset of the 16-bit protocol type; undefined where the header has none (RAW: the IP version
+   * says it; NULL and LOOP: `addressFamily`).
+   */
   protocolOffset: number | undefined
+  /**
+   * BSD loopback headers: a 32-bit address family (AF_) value at offset 0, in the byte order named
+   * (LOOP: network order; NULL: the capturing host's, taken as little-endian).
+   */
+  addressFamily?: 'little' | 'big'
   /** Offset of the network-layer header. */
   networkOffset: number
   /** Ethernet addresses, `vlan` and `mpls` apply (an Ethernet header is there). */
@@ -34,6 +42,24 @@ export const LINK_LAYERS: Record<LinkLayer['name'], LinkLayer> = {
     protocolOffset: 0,
     networkOffset: 20,
     ethernet: false,
+  },
+  // A 4-byte address family, then the IP header. libpcap reads NULL's family in the capture
+  // file's byte order; ours is for a little-endian file (what x86 and ARM hosts write).
+  NULL: {
+    name: 'NULL',
+    linkType: LINK_TYPES.NULL,
+    protocolOffset: undefined,
+    networkOffset: 4,
+    ethernet: false,
+    addressFamily: 'little',
+  },
+  LOOP: {
+    name: 'LOOP',
+    linkType: LINK_TYPES.LOOP,
+    protocolOffset: undefined,
+    networkOffset: 4,
+    ethernet: false,
+    addressFamily: 'big',
   },
 }
 

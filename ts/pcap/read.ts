@@ -153,6 +153,32 @@ function* fill(source: ByteSource, n: number, what: string, eofOk = false): Gene
   return yield { need: n, what, eofOk }
 }
 
+/**
+ * Why the reader refuses a pcap record header at file offset `at` (a fraction of a second out of
+ * range, a captured length over `MAX_BLOCK_LENGTH`), or undefined; `filterPcap`'s fast path reports
+ * the same errors.
+ */
+export function pcapRecordError(
+  fraction: number,
+  capturedLength: number,
+  nano: boolean,
+  at: number,
+): FormatError | undefined {
+  if (fraction >= (nano ? 1_000_000_000 : 1_000_000)) {
+    return new FormatError(
+      `packet record: ${nano ? 'nano' : 'micro'}second field ${fraction} is not below one second`,
+      at + 4,
+    )
+  }
+  if (capturedLength > MAX_BLOCK_LENGTH) {
+    return new FormatError(
+      `packet record: captured length ${capturedLength} is over the ${MAX_BLOCK_LENGTH}-byte limit`,
+      at + 8,
+    )
+  }
+  return undefined
+}
+
 function* readPcap(source: ByteSource, take: Take): Reader {
   yield* fill(source, PCAP_HEADER_LENGTH, 'pcap file header')
   const header = new DataView(source.copy(source.skip(PCAP_HEADER_LENGTH), PCAP_HEADER_LENGTH).buffer)
@@ -174,18 +200,8 @@ function* readPcap(source: ByteSource, take: Take): Reader {
     const fraction = v.getUint32(r + 4, little)
     const capturedLength = v.getUint32(r + 8, little)
     const originalLength = v.getUint32(r + 12, little)
-    if (fraction >= (nano ? 1_000_000_000 : 1_000_000)) {
-      throw new FormatError(
-        `packet record: ${nano ? 'nano' : 'micro'}second field ${fraction} is not below one second`,
-        at + 4,
-      )
-    }
-    if (capturedLength > MAX_BLOCK_LENGTH) {
-      throw new FormatError(
-        `packet record: captured length ${capturedLength} is over the ${MAX_BLOCK_LENGTH}-byte limit`,
-        at + 8,
-      )
-    }
+    const refused = pcapRecordError(fraction, capturedLength, nano, at)
+    if (refused) throw refused
     yield* fill(source, capturedLength, 'packet data')
     yield {
       timestamp: BigInt(seconds) * NS_PER_SECOND + BigInt(fraction) * (nano ? 1n : 1000n),

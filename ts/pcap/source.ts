@@ -30,6 +30,11 @@ function chunksOf(input: PcapInput): AsyncIterator<Uint8Array | string> | Iterat
   )
 }
 
+/** An end of input inside `n` bytes of `what` that start at file offset `offset`, `left` bytes short of them. */
+export function truncated(what: string, n: number, left: number, offset: number): FormatError {
+  return new FormatError(`truncated file: ${what} needs ${n} bytes, only ${left} left`, offset)
+}
+
 export class ByteSource {
   private readonly chunks: AsyncIterator<Uint8Array | string> | Iterator<Uint8Array>
   private buffer: Uint8Array = new Uint8Array(0)
@@ -63,7 +68,7 @@ export class ByteSource {
       const next = await this.chunks.next()
       if (next.done === true) {
         if (total === 0 && eofOk) return false
-        throw new FormatError(`truncated file: ${what} needs ${n} bytes, only ${total} left`, this.offset)
+        throw truncated(what, n, total, this.offset)
       }
       const value = next.value
       if (typeof value === 'string') {

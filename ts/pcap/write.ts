@@ -1,6 +1,7 @@
 /**
  * Streaming writer of pcap (microsecond or nanosecond timestamps) and pcapng (one section, one
- * interface with nanosecond if_tsresol, enhanced packet blocks), in little-endian order. Packets come
+ * interface or several, each with nanosecond if_tsresol, enhanced packet blocks), in little-endian
+ * order. Packets come
  * from any (async) iterable and go out in batches with the stream's back-pressure respected.
  */
 
@@ -26,6 +27,8 @@ export interface PacketToWrite {
   data: Uint8Array
   timestamp?: bigint
   originalLength?: number
+  /** pcapng with `interfaces`: the index of the interface it was captured on (default 0); else ignored. */
+  interface?: number
 }
 
 export interface WriteOptions {
@@ -35,6 +38,11 @@ export interface WriteOptions {
   snaplen?: number
   /** `pcap` (microseconds, the default), `pcap-ns` (nanoseconds) or `pcapng`. */
   format?: 'pcap' | 'pcap-ns' | 'pcapng'
+  /**
+   * pcapng only: the link type of each interface (one interface description block each, in
+   * order); packets name theirs by index (`PacketToWrite.interface`). Instead of `linkType`.
+   */
+  interfaces?: ReadonlyArray<LinkTypeName | number>
 }
 
 const FLUSH_BYTES = 1 << 16
@@ -53,34 +61,55 @@ function linkTypeNumber(linkType: LinkTypeName | number): number {
   return n
 }
 
-/** The file header `write` starts a capture with (pcap; pcapng: section header and interface description blocks). */
-export function fileHeader(format: 'pcap' | 'pcap-ns' | 'pcapng', linkType: number, snaplen: number): Uint8Array {
+/**
+ * The file header `write` starts a capture with (pcap; pcapng: the section header and an interface
+ * description block per link type of `linkType`, one or an array).
+ */
+export function fileHeader(
+  format: 'pcap' | 'pcap-ns' | 'pcapng',
+  linkType: number | readonly number[],
+  snaplen: number,
+): Uint8Array {
+  const linkTypes = typeof linkType === 'number' ? [linkType] : linkType
   if (format !== 'pcapng') {
     const h = new DataView(new ArrayBuffer(24))
     h.setUint32(0, format === 'pcap' ? PCAP_MAGIC_US : PCAP_MAGIC_NS, true)
     h.setUint16(4, 2, true)
     h.setUint16(6, 4, true)
     h.setUint32(16, snaplen, true)
-    h.setUint32(20, linkType, true)
+    h.setUint32(20, linkTypes[0]!, true)
     return new Uint8Array(h.buffer)
   }
-  const h = new DataView(new ArrayBuffer(28 + 32))
+  const h = new DataView(new ArrayBuffer(28 + 32 * linkTypes.length))
   h.setUint32(0, PCAPNG_SECTION_HEADER, true)
   h.setUint32(4, 28, true)
   h.setUint32(8, PCAPNG_BYTE_ORDER_MAGIC, true)
   h.setUint16(12, 1, true)
   h.setBigInt64(16, -1n, true) // section length unknown: the writer streams
   h.setUint32(24, 28, true)
-  h.setUint32(28, PCAPNG_INTERFACE_DESCRIPTION, true)
-  h.setUint32(32, 32, true)
-  h.setUint16(36, linkType, true)
-  h.setUint32(40, snaplen, true)
-  h.setUint16(44, IF_TSRESOL, true)
-  h.setUint16(46, 1, true)
-  h.setUint8(48, 9) // 10^-9: nanoseconds
-  // bytes 52..55: opt_endofopt (zero)
-  h.setUint32(56, 32, true)
+  linkTypes.forEach((type, i) => {
+    const at = 28 + 32 * i
+    h.setUint32(at, PCAPNG_INTERFACE_DESCRIPTION, true)
+    h.setUint32(at + 4, 32, true)
+    h.setUint16(at + 8, type, true)
+    h.setUint32(at + 12, snaplen, true)
+    h.setUint16(at + 16, IF_TSRESOL, true)
+    h.setUint16(at + 18, 1, true)
+    h.setUint8(at + 20, 9) // 10^-9: nanoseconds
+    // bytes 24..27: opt_endofopt (zero)
+    h.setUint32(at + 28, 32, true)
+  })
   return new Uint8Array(h.buffer)
+}
+
+/** The writer's check of a packet's original length (`filterPcap`'s fast path makes it too). */
+export function checkOriginalLength(index: number, originalLength: number, dataLength: number): void {
+  if (!Number.isInteger(originalLength) || originalLength < dataLength || originalLength > 0xffffffff) {
+    throw new EbpfError(
+      'EINVAL',
+      `packet ${index}: originalLength ${originalLength} is below the data's ${dataLength} bytes or not a u32`,
+    )
+  }
 }
 
 function record(
@@ -88,6 +117,7 @@ function record(
   packet: PacketToWrite,
   snaplen: number,
   index: number,
+  interfaces: number,
 ): Uint8Array {
   const { data } = packet
   if (!(data instanceof Uint8Array)) throw new EbpfError('EINVAL', `packet ${index}: data is not a Uint8Array`)
@@ -96,22 +126,26 @@ function record(
   if (typeof timestamp !== 'bigint' || timestamp < 0n) {
     throw new EbpfError('EINVAL', `packet ${index}: timestamp must be a non-negative bigint of nanoseconds`)
   }
-  if (!Number.isInteger(originalLength) || originalLength < data.length || originalLength > 0xffffffff) {
-    throw new EbpfError(
-      'EINVAL',
-      `packet ${index}: originalLength ${originalLength} is below the data's ${data.length} bytes or not a u32`,
-    )
-  }
+  checkOriginalLength(index, originalLength, data.length)
   const captured = data.subarray(0, Math.min(data.length, snaplen))
   if (format === 'pcapng') {
     if (timestamp >= 1n << 64n)
       throw new EbpfError('EINVAL', `packet ${index}: timestamp is past pcapng's 64-bit nanoseconds`)
+    // `interfaces` described by the option (0 without it: every packet goes on the one interface).
+    const iface = interfaces > 0 ? (packet.interface ?? 0) : 0
+    if (!Number.isInteger(iface) || iface < 0 || (interfaces > 0 && iface >= interfaces)) {
+      throw new EbpfError(
+        'EINVAL',
+        `packet ${index}: interface ${String(packet.interface)} is not one of the ${interfaces} described`,
+      )
+    }
     const padded = (captured.length + 3) & ~3
     const length = 32 + padded
     const out = new Uint8Array(length)
     const v = new DataView(out.buffer)
     v.setUint32(0, PCAPNG_ENHANCED_PACKET, true)
     v.setUint32(4, length, true)
+    v.setUint32(8, iface, true)
     v.setUint32(12, Number(timestamp >> 32n) >>> 0, true)
     v.setUint32(16, Number(timestamp & 0xffffffffn), true)
     v.setUint32(20, captured.length, true)
@@ -198,7 +232,16 @@ export function createWriter(output: string | Writable, options: WriteOptions = 
   if (!Number.isInteger(snaplen) || snaplen < 1 || snaplen > 0x7fffffff) {
     throw new EbpfError('EINVAL', `snaplen ${snaplen} is not a positive 32-bit length`)
   }
-  const linkType = linkTypeNumber(options.linkType ?? 'EN10MB')
+  const { interfaces } = options
+  if (interfaces !== undefined) {
+    if (format !== 'pcapng')
+      throw new EbpfError('EINVAL', `interfaces are for pcapng; a ${format} file has one link type`)
+    if (!Array.isArray(interfaces) || interfaces.length === 0 || interfaces.length > 0xffff)
+      throw new EbpfError('EINVAL', 'interfaces must be a non-empty array of link types')
+    if (options.linkType !== undefined) throw new EbpfError('EINVAL', 'give linkType or interfaces, not both')
+  }
+  const linkType = (interfaces ?? [options.linkType ?? 'EN10MB']).map(linkTypeNumber)
+  const described = interfaces === undefined ? 0 : linkType.length
   const stream = typeof output === 'string' ? createWriteStream(output) : output
   let pending: Uint8Array[] = [fileHeader(format, linkType, snaplen)]
   let pendingBytes = pending[0]!.length
@@ -227,7 +270,7 @@ export function createWriter(output: string | Writable, options: WriteOptions = 
     async write(packets) {
       if (closed) throw new EbpfError('EINVAL', 'pcap writer written after close')
       for (const packet of packets) {
-        const r = record(format, packet, snaplen, count++)
+        const r = record(format, packet, snaplen, count++, described)
         pending.push(r)
         pendingBytes += r.length
         // Within a batch too: a synchronous iterable is one batch of any length.

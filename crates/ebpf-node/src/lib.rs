@@ -8,6 +8,7 @@ pub mod errors;
 pub mod js_helpers;
 pub mod map;
 pub mod names;
+pub mod pcap_records;
 pub mod program;
 pub mod prototypes;
 pub mod trace;

@@ -11,10 +11,10 @@ use std::time::Instant;
 
 use crate::context::{AddressSpace, ContextInput, ContextOutput, ProcessInfo, RunData};
 use crate::error::{ErrorCode, LoadError, Trap};
-use crate::interpreter::RunOutput;
 use crate::limits::RunLimits;
 use crate::program::{Outputs, Program, ProgramType, RunHow};
 use crate::run_space::with_run_space;
+use crate::vm::RunOutput;
 
 /// The inputs of a batch: the packets, concatenated, and what every run shares.
 #[derive(Clone, Debug, Default)]

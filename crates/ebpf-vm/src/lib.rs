@@ -11,13 +11,16 @@
 //! 4. the run ABI both engines share: [`memory`] (the regions a run may touch), [`limits`] (a
 //!    run's deadline and cancellation, and the budget meter that slices for them), [`run_trace`] (a
 //!    run's instruction trace, as data) and [`coverage`] (a program's coverage counters and
-//!    what they come to), `vm` (to come:
-//!    run environment and output, frames, traps), then [`stack_reach`] (the frames a run exposes).
-//! 5. [`maps`] (and [`pins`]), then [`helpers`] (by kernel number), then [`context`] (program types
-//!    and their context layouts, with [`context::places`]: addresses named by their region, for
-//!    traps and messages); above them [`pointer_leaks`] (the run-time refusal of addresses in a
-//!    program's output), then [`verifier`] (the static safety proof: abstract interpretation of
-//!    register and stack states, and its kernel-format log).
+//!    what they come to), then [`vm`] (frame constants, run output, trap constructors, what a
+//!    helper call returns, the program types, the tail-call target), then [`stack_reach`] (the
+//!    frames a run exposes).
+//! 5. [`maps`] (and [`pins`]), then [`helpers`] (by kernel number), then [`context`] (the context
+//!    layouts of the program types, with [`context::places`]: addresses named by their region, for
+//!    traps and messages); then [`vm::env`](mod@vm::env) (the run environment: helpers, maps and run state in
+//!    one, the helper call path both engines take, the memory trap); above them [`pointer_leaks`]
+//!    (the run-time refusal of addresses in a program's output), then [`verifier`] (the static
+//!    safety proof: abstract interpretation of register and stack states, and its kernel-format
+//!    log).
 //! 6. the engines, peers: [`interpreter`] (the reference semantics) and `jit` (x86-64 code
 //!    generation, x86-64 hosts only).
 //! 7. [`verification`]: the verifier run on a load (mode `Verified`), its rejection a load error.
@@ -62,6 +65,7 @@ pub mod stack_reach;
 pub mod test_run;
 pub mod verification;
 pub mod verifier;
+pub mod vm;
 
 pub use batch::{BatchInput, BatchRun, BatchSummary};
 pub use context::{
@@ -69,9 +73,9 @@ pub use context::{
 };
 pub use error::{ErrorCode, LoadError, Trap, TrapKind};
 pub use helpers::{ArgType, HelperContext, HelperError, HelperPrototype, HelperTable, RetType};
-pub use interpreter::RunOutput;
 pub use limits::{CancelToken, RunLimits};
 pub use pointer_leaks::PointerLeaks;
 pub use program::{AttachType, Engine, Mode, Program, ProgramOptions, ProgramType, RunInput};
 pub use test_run::{TestRunInput, TestRunOutput};
 pub use verification::{license_is_gpl_compatible, VerifierReport};
+pub use vm::RunOutput;

@@ -7,10 +7,10 @@ use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64, LogicalProgr
 use crate::context::{self, ContextInput, ContextOutput, RunData, RunState};
 use crate::coverage::{Counted, CoverageCounters, CoverageReport};
 use crate::error::{ErrorCode, LoadError, Trap, TrapKind};
-use crate::helpers::callbacks::rebase_trap;
+use crate::helpers::callbacks::{rebase_trap, Callback};
 use crate::helpers::output::{PerfSink, ProgramOutput, TraceSink, DEFAULT_PERF_BUFFER_BYTES};
-use crate::helpers::HelperTable;
-use crate::interpreter::{self, RunEnv, RunOutput, STACK_SIZE};
+use crate::helpers::{HelperContext, HelperTable};
+use crate::interpreter;
 use crate::isa::{encode_all, validate_with, Insn, ReservedFields};
 use crate::limits::RunLimits;
 use crate::memory::{Region, Regions};
@@ -21,6 +21,8 @@ use crate::verification::{verify_load, LoadFacts, SourceLine, VerifierReport, MA
 use crate::verifier::ctx_access::PT_REGS_SIZE;
 use crate::verifier::GlobalFunction;
 use crate::verifier::ProgramKind;
+use crate::vm::env::{Entry, ExecutionEngine, RunEnv, Validated};
+use crate::vm::{RunOutput, TailCallTarget, STACK_FRAME_SIZE, STACK_SIZE};
 
 /// Which engine runs the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -43,61 +45,7 @@ pub enum Mode {
     Verified,
 }
 
-/// What r1 (and r2) hold at entry, which helpers the program has, and what a run hands back
-/// (see `context/mod.rs`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ProgramType {
-    /// r1 = address of the input data, r2 = its length (the conformance suite's convention).
-    #[default]
-    Raw,
-    /// r1 = `struct __sk_buff` over the (read-only) data; r0 = bytes of the packet to keep.
-    SocketFilter,
-    /// r1 = `struct __sk_buff` with tc's rules (`sched_cls`/`sched_act`) over a copy of the data
-    /// from the Ethernet header on, writable and resizable by helpers; r0 = a tc action.
-    Tc,
-    /// r1 = `struct xdp_md` over a copy of the data in an XDP frame; r0 = an XDP action.
-    Xdp,
-    /// r1 = the context bytes the run supplies (kprobe, fentry style; verified as a kprobe's
-    /// `struct pt_regs`).
-    Tracing,
-    /// r1 = a tracepoint's record as the run supplies it, zero-extended to
-    /// `PERF_MAX_TRACE_SIZE` (8192) bytes, the most the kernel lets the program read.
-    Tracepoint,
-    /// r1 = a raw tracepoint's u64 arguments as the run supplies them, zero-extended to
-    /// `MAX_BPF_FUNC_ARGS` (12) of them.
-    RawTracepoint,
-}
-
-/// The kernel's `expected_attach_type`, where it changes what a program may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AttachType {
-    /// `BPF_XDP_DEVMAP`: an XDP program a devmap runs on transmit, which may read
-    /// `xdp_md.egress_ifindex` (libbpf's `SEC("xdp/devmap")`).
-    XdpDevmap,
-}
-
-impl ProgramType {
-    /// The tracing types: the context is the caller's bytes, read only, with no packet.
-    pub fn is_tracing(self) -> bool {
-        matches!(
-            self,
-            ProgramType::Tracing | ProgramType::Tracepoint | ProgramType::RawTracepoint
-        )
-    }
-}
-
-impl ProgramType {
-    /// Every program type, in declaration order.
-    pub const ALL: [ProgramType; 7] = [
-        ProgramType::Raw,
-        ProgramType::SocketFilter,
-        ProgramType::Tc,
-        ProgramType::Xdp,
-        ProgramType::Tracing,
-        ProgramType::Tracepoint,
-        ProgramType::RawTracepoint,
-    ];
-}
+pub use crate::vm::{AttachType, ProgramType};
 
 /// What a run hands back besides r0 and its count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,7 +175,6 @@ pub struct Program {
     /// is in its side table (`aux`).
     analysis: Analysis,
     options: ProgramOptions,
-    engine: Engine,
     /// The maps of the program and the global-data regions of its runs.
     maps: crate::maps::ProgramMaps,
     /// `options.helpers` plus the helpers of the program type (`context::helpers_for`).
@@ -237,12 +184,9 @@ pub struct Program {
     /// Trace log and sinks; handed to runs only when the program can print (`prints`).
     output: Arc<ProgramOutput>,
     prints: bool,
-    /// The compiled code when `engine` is `Jit`.
-    #[cfg(target_arch = "x86_64")]
-    jit: Option<crate::jit::JitProgram>,
-    /// The interpreter's form of the instructions when `engine` is `Interpreter`, made once here
-    /// so that a run never pays for it.
-    prepared: Option<interpreter::Prepared>,
+    /// The engine, prepared once here so that a run never pays for it: the interpreter's form
+    /// of the instructions or the compiled code.
+    prepared: PreparedEngine,
     /// Stack frames a run can reach (see `stack_reach`, computed once at load for both engines):
     /// only those are zeroed and accessible.
     stack_frames: usize,
@@ -255,6 +199,22 @@ pub struct Program {
     /// its code counts into them (see `coverage`).
     coverage: Option<Arc<CoverageCounters>>,
     coverage_chains: Option<Vec<u32>>,
+}
+
+/// A prog array's entry as a tail-call target: a `Program`, or nothing.
+fn tail_call_target(prog: Arc<dyn std::any::Any + Send + Sync>) -> Option<Arc<dyn TailCallTarget>> {
+    let program: Arc<Program> = prog.downcast().ok()?;
+    Some(program)
+}
+
+impl TailCallTarget for Program {
+    fn prog_type(&self) -> ProgramType {
+        self.options.prog_type
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 impl Program {
@@ -335,38 +295,32 @@ impl Program {
         let stack_frames = crate::stack_reach::reachable_frames(&analysis);
         let stack_zero = crate::stack_reach::zeroed_bytes(&analysis, stack_frames);
         let coverage = (options.coverage).then(|| Arc::new(CoverageCounters::new(insns.len())));
-        let (engine, jit) = select_engine(
+        let prepared = PreparedEngine::select(
             options.engine,
-            &insns,
-            &analysis,
-            options.blind_constants,
-            &callbacks,
-            stack_frames,
-            coverage.as_deref(),
-            verifier.as_ref().map(|v| &v.proved[..]),
+            &Validated {
+                insns: &insns,
+                analysis: &analysis,
+                callbacks: &callbacks,
+                stack_frames,
+                proved: verifier.as_ref().map(|v| &v.proved[..]),
+                blind_constants: options.blind_constants,
+                coverage: coverage.as_deref(),
+            },
         )?;
         #[cfg(target_arch = "x86_64")]
-        let coverage_chains =
-            (coverage.is_some() && jit.is_some()).then(|| crate::jit::coverage_chains(&analysis));
+        let coverage_chains = (coverage.is_some() && prepared.engine() == Engine::Jit)
+            .then(|| crate::jit::coverage_chains(&analysis));
         #[cfg(not(target_arch = "x86_64"))]
         let coverage_chains = None;
-        // The interpreter's form of the instructions, made once here so that a run never pays for it.
-        let prepared = (engine == Engine::Interpreter)
-            .then(|| interpreter::prepare_proved(&insns, verifier.as_ref().map(|v| &v.proved[..])));
-        #[cfg(not(target_arch = "x86_64"))]
-        let () = jit;
         Ok(Program {
             insns,
             analysis,
             options,
-            engine,
             maps,
             helpers,
             callbacks: (!callbacks.is_empty()).then(|| callbacks.into()),
             output,
             prints,
-            #[cfg(target_arch = "x86_64")]
-            jit,
             prepared,
             stack_frames,
             stack_zero,
@@ -407,7 +361,7 @@ impl Program {
 
     /// The engine that actually runs this program (`Auto` resolved).
     pub fn engine(&self) -> Engine {
-        self.engine
+        self.prepared.engine()
     }
 
     pub fn mode(&self) -> Mode {
@@ -432,7 +386,7 @@ impl Program {
     /// program runs on the interpreter.
     pub fn jited_disassembly(&self) -> String {
         #[cfg(target_arch = "x86_64")]
-        if let Some(jit) = &self.jit {
+        if let PreparedEngine::Jit(jit) = &self.prepared {
             return jit.disassembly();
         }
         "; not compiled: this program runs on the interpreter\n".to_string()
@@ -581,7 +535,7 @@ impl Program {
         // Only the frames the program can reach become a region of the run: the rest of the
         // area stays out of reach. Of those, the bytes the program may read before writing them
         // are zeroed (see stack_reach.rs).
-        let reach = self.stack_frames * crate::interpreter::STACK_FRAME_SIZE;
+        let reach = self.stack_frames * STACK_FRAME_SIZE;
         let reach_start = stack_bytes + (STACK_SIZE - reach) as u64;
         let (below_top, zeroed) = self.stack_zero;
         // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area, which
@@ -599,6 +553,7 @@ impl Program {
         // Recycled by the run before (below), or new: only the program type is another's.
         let state = &mut space.state;
         state.prog_type = self.options.prog_type;
+        state.tail_call_target = Some(tail_call_target);
         state.packet_stores_proved = self.verifier.is_some();
         state.stack = (stack_bytes, STACK_SIZE as u64);
         state.limits = limits.clone();
@@ -717,10 +672,14 @@ impl Program {
         // Traced runs count nothing.
         let counting = self.coverage.as_ref().filter(|_| state.trace.is_none());
         state.coverage = counting
-            .filter(|_| self.engine == Engine::Interpreter)
+            .filter(|_| self.engine() == Engine::Interpreter)
             .cloned();
-        let runner =
-            |env: &mut RunEnv<'_>, pc: usize, args: [u64; 5]| self.run_callback(env, pc, args);
+        let runner = |cx: &mut HelperContext<'_>, cb: &Callback| {
+            RunEnv::of_callback(cx, cb, |env| {
+                let entry = Entry::Function(cb.pc);
+                self.prepared.run_from(&self.insns, env, cb.args, entry)
+            })
+        };
         let mut env = RunEnv {
             helpers: &self.helpers,
             regions: std::mem::take(regions),
@@ -732,7 +691,7 @@ impl Program {
             state,
             function_runner: Some(&runner),
         };
-        let mut result = self.execute(&mut env, entry.args);
+        let mut result = (self.prepared).run_from(&self.insns, &mut env, entry.args, Entry::Main);
         if let Some(c) = counting {
             // Where the run stopped: its chain's instructions after it were not reached.
             c.stop(match &result {
@@ -772,8 +731,8 @@ impl Program {
             maps.end_run();
             return (result, maps);
         };
-        let Ok(next) = next.downcast::<Program>() else {
-            unreachable!("HelperContext::tail_call accepts programs only");
+        let Some(next) = next.as_any().downcast_ref::<Program>() else {
+            unreachable!("prog arrays hold programs only");
         };
         // The map keep-alives of this program (`maps`) live until the chain ends.
         let (result, next_maps) = next.run_chain(
@@ -797,44 +756,6 @@ impl Program {
             }
         };
         (result, maps)
-    }
-
-    /// Runs a callback of this program (`helpers/callbacks.rs`) on the program's own engine,
-    /// entered at the callback's first instruction.
-    fn run_callback(
-        &self,
-        env: &mut RunEnv<'_>,
-        pc: usize,
-        args: [u64; 5],
-    ) -> Result<RunOutput, Trap> {
-        if env.state.trace.is_some() {
-            return interpreter::run_traced(&self.insns, env, args, pc);
-        }
-        #[cfg(target_arch = "x86_64")]
-        if let Some(jit) = &self.jit {
-            return jit.run_function(&self.insns, env, args, pc);
-        }
-        match &self.prepared {
-            Some(p) if env.state.coverage.is_some() => interpreter::run_counted(p, env, args, pc),
-            Some(p) => interpreter::run_function(p, env, args, pc),
-            None => interpreter::run_function(&interpreter::prepare(&self.insns), env, args, pc),
-        }
-    }
-
-    /// Runs the program's own instructions on the chosen engine.
-    fn execute(&self, env: &mut RunEnv<'_>, args: [u64; 5]) -> Result<RunOutput, Trap> {
-        if env.state.trace.is_some() {
-            return interpreter::run_traced(&self.insns, env, args, 0);
-        }
-        #[cfg(target_arch = "x86_64")]
-        if let Some(jit) = &self.jit {
-            return jit.run(&self.insns, env, args);
-        }
-        match &self.prepared {
-            Some(p) if env.state.coverage.is_some() => interpreter::run_counted(p, env, args, 0),
-            Some(p) => interpreter::run_prepared(p, env, args),
-            None => interpreter::run(&self.insns, env, args),
-        }
     }
 }
 
@@ -874,57 +795,60 @@ fn verifier_kind(options: &ProgramOptions) -> Result<ProgramKind, LoadError> {
     })
 }
 
-/// The engine that will run a program and, where the host has the JIT, its compiled code: `Jit`
-/// compiles at load time (so that a run never pays for it) and fails if it cannot; `Auto` takes
-/// the JIT unless it cannot take this program.
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-fn select_engine(
-    requested: Engine,
-    insns: &[Insn],
-    analysis: &Analysis,
-    blind_constants: bool,
-    callbacks: &[usize],
-    stack_frames: usize,
-    coverage: Option<&CoverageCounters>,
-    proved: Option<&[bool]>,
-) -> Result<(Engine, Option<crate::jit::JitProgram>), LoadError> {
-    use crate::jit::{JitOptions, JitProgram};
-    let compile = || {
-        let options = JitOptions {
-            blind_constants,
-            coverage: coverage.map(CoverageCounters::addresses),
-        };
-        JitProgram::compile_program(insns, analysis, options, callbacks, stack_frames, proved)
-    };
-    Ok(match requested {
-        Engine::Interpreter => (Engine::Interpreter, None),
-        Engine::Jit => (Engine::Jit, Some(compile()?)),
-        Engine::Auto => match compile() {
-            Ok(j) => (Engine::Jit, Some(j)),
-            Err(_) => (Engine::Interpreter, None),
-        },
-    })
+/// The engine a program runs on, prepared at load (`vm::env::ExecutionEngine`).
+#[derive(Debug)]
+enum PreparedEngine {
+    Interpreter(interpreter::Prepared),
+    #[cfg(target_arch = "x86_64")]
+    Jit(crate::jit::JitProgram),
 }
 
-/// Hosts without the JIT: `Auto` interprets, `Jit` is ENOTSUPP.
-#[cfg(not(target_arch = "x86_64"))]
-#[allow(clippy::too_many_arguments)]
-fn select_engine(
-    requested: Engine,
-    _insns: &[Insn],
-    _analysis: &Analysis,
-    _blind_constants: bool,
-    _callbacks: &[usize],
-    _stack_frames: usize,
-    _coverage: Option<&CoverageCounters>,
-    _proved: Option<&[bool]>,
-) -> Result<(Engine, ()), LoadError> {
-    match requested {
-        Engine::Interpreter | Engine::Auto => Ok((Engine::Interpreter, ())),
-        Engine::Jit => Err(LoadError::new(
-            ErrorCode::Enotsupp,
-            "the JIT engine needs an x86-64 host",
-        )),
+impl PreparedEngine {
+    /// Prepares the engine that will run a program: `Jit` compiles at load time (so that a run
+    /// never pays for it) and fails if it cannot (always, on hosts without the JIT); `Auto`
+    /// takes the JIT unless it cannot take this program.
+    fn select(requested: Engine, program: &Validated<'_>) -> Result<PreparedEngine, LoadError> {
+        let interpreter = || interpreter::Prepared::prepare(program).map(Self::Interpreter);
+        #[cfg(target_arch = "x86_64")]
+        let jit = || crate::jit::JitProgram::prepare(program).map(Self::Jit);
+        #[cfg(not(target_arch = "x86_64"))]
+        let jit = || {
+            Err(LoadError::new(
+                ErrorCode::Enotsupp,
+                "the JIT engine needs an x86-64 host",
+            ))
+        };
+        match requested {
+            Engine::Interpreter => interpreter(),
+            Engine::Jit => jit(),
+            Engine::Auto => jit().or_else(|_| interpreter()),
+        }
+    }
+
+    fn engine(&self) -> Engine {
+        match self {
+            PreparedEngine::Interpreter(_) => Engine::Interpreter,
+            #[cfg(target_arch = "x86_64")]
+            PreparedEngine::Jit(_) => Engine::Jit,
+        }
+    }
+
+    /// Runs the program (or one of its callbacks) on this engine; a traced run takes the
+    /// interpreter's traced loop on either engine.
+    fn run_from(
+        &self,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+        entry: Entry,
+    ) -> Result<RunOutput, Trap> {
+        if env.state.trace.is_some() {
+            return interpreter::run_traced(insns, env, args, entry.pc());
+        }
+        match self {
+            PreparedEngine::Interpreter(p) => p.run_from(insns, env, args, entry),
+            #[cfg(target_arch = "x86_64")]
+            PreparedEngine::Jit(j) => j.run_from(insns, env, args, entry),
+        }
     }
 }

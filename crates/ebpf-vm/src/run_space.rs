@@ -10,9 +10,9 @@
 use std::cell::Cell;
 
 use crate::context::RunState;
-use crate::interpreter::STACK_SIZE;
 use crate::maps::RunMaps;
 use crate::memory::Regions;
+use crate::vm::STACK_SIZE;
 
 /// The reusable part of a run. Boxed: the stack is 4 KiB, and addresses into it must not change
 /// while a run uses it (a run borrows the box, so it cannot move then).

@@ -141,7 +141,7 @@ impl TestRunOutput {
     /// The output of a run that ended with `outcome` on `data` (the data as the run left it; XDP
     /// and tc hand back their packet in the context output instead).
     pub fn from_outcome(
-        outcome: Result<(crate::interpreter::RunOutput, crate::context::ContextOutput), Trap>,
+        outcome: Result<(crate::vm::RunOutput, crate::context::ContextOutput), Trap>,
         data: &[u8],
         duration_ns: f64,
         perf_lost: u64,

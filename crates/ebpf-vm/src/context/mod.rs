@@ -39,7 +39,7 @@ use crate::error::{ErrorCode, LoadError, Trap};
 use crate::helpers::{self, HelperTable};
 use crate::isa::Insn;
 use crate::memory::{Region, Regions};
-use crate::program::ProgramType;
+use crate::vm::ProgramType;
 
 pub use crate::helpers::address_space::{AddressSpace, MemoryImage};
 pub use crate::helpers::signal::SentSignal;

@@ -6,13 +6,12 @@
 //! here as `Vec<u64>` (8-byte aligned) and only ever touched through the addresses taken once at
 //! creation; moving a `RunState` (helpers do, to run a callback) does not move that memory.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::error::Trap;
 use crate::helpers::output::ProgramOutput;
-use crate::program::ProgramType;
+use crate::vm::ProgramType;
 
 use super::tc::TcSkb;
 use super::xdp::XdpFrame;
@@ -223,8 +222,11 @@ pub struct RunState {
     pub(crate) callback_stacks: Vec<OwnedBuf>,
     /// The run's deadline and cancellation token (see `limits`).
     pub limits: crate::limits::RunLimits,
-    /// A tail call the current program asked for: the program (`Arc<Program>` as `Any`).
-    pub tail_call: Option<Arc<dyn Any + Send + Sync>>,
+    /// A tail call the current program asked for: the program (a `Program`, see `program.rs`).
+    pub tail_call: Option<Arc<dyn crate::vm::TailCallTarget>>,
+    /// How `bpf_tail_call` sees a prog array's entry as a program (set by `program.rs` for each
+    /// run; `None`: every tail call falls through).
+    pub tail_call_target: Option<crate::vm::TailCallTargetOf>,
     /// Tail calls made so far in this run.
     pub tail_calls: u32,
     /// The `bpf_spin_lock` word this run holds.

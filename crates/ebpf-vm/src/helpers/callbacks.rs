@@ -5,11 +5,13 @@
 //!   loader turned into the function's instruction index (`context::pseudo_func`). Only indices in
 //!   the program's list (`RunState::callbacks`) are accepted.
 //! - The engine that runs the program provides a `FunctionRunner` in `RunEnv::function_runner`:
-//!   "run the function at this instruction index, with r1-r5 = args and r10 = env.stack_top, until
+//!   "run the function at `Callback::pc`, with r1-r5 = its args and r10 = its stack top, until
 //!   its `exit`; return its r0 and how many instructions it executed, or the trap that stopped it".
-//!   `Program` runs it on the program's own engine (the interpreter's prepared form or the JIT's
-//!   code, entered at that index); an engine without one leaves it `None` and callbacks fail with
-//!   a helper error.
+//!   The runner gets the helper's context and builds the callback's run environment from it
+//!   (`vm::env::RunEnv::of_callback`), so that helpers need nothing of the engines' ABI above
+//!   them. `Program` runs it on the program's own engine (the interpreter's prepared form or the
+//!   JIT's code, entered at that index); an engine without one leaves it `None` and callbacks
+//!   fail with a helper error.
 //! - Each callback runs as a new frame on its own stack area (one 4 KiB area per nesting depth,
 //!   allocated on first use and added to the run's regions), at most 8 deep.
 //! - Budget: the run has one budget. Each call costs one instruction (the call itself) plus the
@@ -19,12 +21,12 @@
 //!   its budget, however deeply callbacks nest.
 //! - A trap inside a callback (bad access, budget) stops the whole run with that trap, its count
 //!   and (for a budget trap) its budget restated as the run's: the helper returns an error and
-//!   `interpreter::call_helper` re-raises the trap saved in `RunState::pending_trap`.
+//!   `vm::env::call_helper` re-raises the trap saved in `RunState::pending_trap`.
 
 use crate::context::run_state::{OwnedBuf, MAX_CALLBACK_DEPTH};
 use crate::error::{Trap, TrapKind};
-use crate::interpreter::{budget_trap, RunEnv, RunOutput, STACK_SIZE};
 use crate::memory::Region;
+use crate::vm::{budget_trap, RunOutput, STACK_SIZE};
 
 use super::{HelperContext, HelperError, HelperTable};
 
@@ -35,9 +37,24 @@ pub const BPF_MAX_LOOPS: u64 = 1 << 23;
 const E2BIG: i64 = 7;
 const EINVAL: i64 = 22;
 
-/// Runs the function at an instruction index in `env` (see the module comment).
+/// One call back into the program: where, with what, on which stack and budget.
+#[derive(Clone, Copy, Debug)]
+pub struct Callback {
+    /// The function's first instruction.
+    pub pc: usize,
+    /// r1-r5.
+    pub args: [u64; 5],
+    /// r10: the top of the callback's own stack area.
+    pub stack_top: u64,
+    /// Instructions the callback may execute.
+    pub budget: u64,
+    /// The packet `LD_ABS`/`LD_IND` read, as it is now.
+    pub packet: (u64, u64),
+}
+
+/// Runs a callback of the program whose helper context it is given (see the module comment).
 pub type FunctionRunner<'a> =
-    dyn Fn(&mut RunEnv<'_>, usize, [u64; 5]) -> Result<RunOutput, Trap> + Sync + 'a;
+    dyn Fn(&mut HelperContext<'_>, &Callback) -> Result<RunOutput, Trap> + Sync + 'a;
 
 /// A trap of an execution that started `base` instructions into an execution with `budget`
 /// instructions (a callback inside its caller, a tail-called program inside its chain), restated
@@ -131,21 +148,16 @@ impl HelperContext<'_> {
         }
         let stack_top = self.state.callback_stacks[depth].addr + STACK_SIZE as u64;
         let base = self.caller.insn_base + self.charged;
-        let mut env = RunEnv {
-            helpers: self.caller.helpers,
-            regions: std::mem::take(self.regions),
+        let callback = Callback {
+            pc: target as usize,
+            args,
             stack_top,
             budget: self.budget_left(),
             packet: self.state.packet_moved.unwrap_or(self.caller.packet),
-            maps: std::mem::take(self.maps),
-            state: &mut *self.state,
-            function_runner: Some(runner),
         };
-        env.state.callback_depth += 1;
-        let result = runner(&mut env, target as usize, args);
-        env.state.callback_depth -= 1;
-        *self.regions = std::mem::take(&mut env.regions);
-        *self.maps = std::mem::take(&mut env.maps);
+        self.state.callback_depth += 1;
+        let result = runner(self, &callback);
+        self.state.callback_depth -= 1;
         match result {
             Ok(out) => {
                 self.charged += out.insn_count;

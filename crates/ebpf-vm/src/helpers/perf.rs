@@ -12,7 +12,7 @@
 //! dropped and counted as lost: -ENOSPC (see `output`).
 
 use crate::maps::perf_event_array::PerfEventArray;
-use crate::program::ProgramType;
+use crate::vm::ProgramType;
 
 use super::output::{perf_record_bytes, PerfRecord};
 use super::packet::require_ctx;

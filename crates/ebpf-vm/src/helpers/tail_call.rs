@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use crate::context::run_state::MAX_TAIL_CALLS;
 use crate::maps::prog_array::ProgArray;
-use crate::program::Program;
 
 use super::{HelperContext, HelperError, HelperTable};
 
@@ -25,13 +24,13 @@ const E2BIG: i64 = 7;
 const EINVAL: i64 = 22;
 
 impl HelperContext<'_> {
-    /// Asks for a tail call to `prog` (an `Arc<Program>`). `Ok(r0)` when it falls through, `Err`
-    /// when accepted (the helper must return that error as is).
+    /// Asks for a tail call to `prog` (a prog array's entry). `Ok(r0)` when it falls through,
+    /// `Err` when accepted (the helper must return that error as is).
     pub fn tail_call(&mut self, prog: Arc<dyn Any + Send + Sync>) -> Result<u64, HelperError> {
-        let Some(target) = prog.downcast_ref::<Program>() else {
+        let Some(prog) = self.state.tail_call_target.and_then(|of| of(prog)) else {
             return Ok((-EINVAL) as u64);
         };
-        if target.prog_type() != self.state.prog_type || self.state.callback_depth > 0 {
+        if prog.prog_type() != self.state.prog_type || self.state.callback_depth > 0 {
             return Ok((-EINVAL) as u64);
         }
         if self.state.tail_calls >= MAX_TAIL_CALLS {

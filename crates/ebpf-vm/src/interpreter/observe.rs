@@ -4,7 +4,8 @@
 //! takes it only for a run that asked for a trace (on both engines: a JIT program runs its traced
 //! runs here). Traced runs count no coverage.
 
-use super::{budget_trap, condition, general, Frame, RunEnv, RunOutput, Step};
+use super::semantics::{condition, general, Step};
+use super::{budget_trap, Frame, RunEnv, RunOutput};
 use crate::context::places::locate;
 use crate::error::{Place, Trap};
 use crate::isa::opcodes::*;

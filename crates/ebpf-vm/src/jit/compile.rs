@@ -9,9 +9,9 @@ use super::loops::{self, FastLoop, Limit};
 use super::runtime;
 use super::x86::*;
 use crate::analysis::{Analysis, Flow, LogicalProgram};
-use crate::interpreter::{MAX_CALL_FRAMES, STACK_FRAME_SIZE};
 use crate::isa::opcodes::*;
 use crate::isa::{lddw_imm, Insn};
+use crate::vm::{MAX_CALL_FRAMES, STACK_FRAME_SIZE};
 
 /// Host register of each eBPF register r0-r10.
 pub const REG: [u8; 11] = [RDI, RSI, R8, R9, R10, R11, RBX, R13, R14, R15, RBP];

@@ -113,8 +113,9 @@ mod x86;
 
 use crate::analysis::{analyse, Analysis, AnalysisOptions};
 use crate::error::{ErrorCode, LoadError, Trap};
-use crate::interpreter::{RunEnv, RunOutput, MAX_CALL_FRAMES};
 use crate::isa::Insn;
+use crate::vm::env::{Entry, ExecutionEngine, RunEnv, Validated};
+use crate::vm::{RunOutput, MAX_CALL_FRAMES};
 
 pub use compile::{blocks, chains};
 
@@ -283,6 +284,38 @@ impl JitProgram {
             &self.offsets,
             self.body_end,
         )
+    }
+}
+
+/// The JIT's side of the run ABI: compiled at load (counting coverage into the program's
+/// counters when it has them), entered at slot 0 or at a callback's entry.
+impl ExecutionEngine for JitProgram {
+    fn prepare(p: &Validated<'_>) -> Result<Self, LoadError> {
+        let options = JitOptions {
+            blind_constants: p.blind_constants,
+            coverage: p.coverage.map(crate::coverage::CoverageCounters::addresses),
+        };
+        Self::compile_program(
+            p.insns,
+            p.analysis,
+            options,
+            p.callbacks,
+            p.stack_frames,
+            p.proved,
+        )
+    }
+
+    fn run_from(
+        &self,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+        entry: Entry,
+    ) -> Result<RunOutput, Trap> {
+        match entry {
+            Entry::Main => self.run(insns, env, args),
+            Entry::Function(pc) => self.run_function(insns, env, args, pc),
+        }
     }
 }
 

@@ -7,11 +7,13 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use super::frame::*;
 use crate::error::{Trap, TrapKind};
-use crate::interpreter::{self, budget_trap, memory_trap, RunEnv, RunOutput, MAX_CALL_FRAMES};
+use crate::interpreter;
 use crate::isa::opcodes::OP_LDDW;
 use crate::isa::Insn;
 use crate::limits::Meter;
 use crate::memory::Region;
+use crate::vm::env::{call_helper, memory_trap, RunEnv};
+use crate::vm::{budget_trap, RunOutput, MAX_CALL_FRAMES, STACK_FRAME_SIZE};
 
 /// What the Rust entry points need during a run (behind `Ctx::state`).
 struct RunState {
@@ -57,7 +59,7 @@ pub(super) unsafe extern "C" fn check_entry(ctx: *mut Ctx, addr: u64, info: u64,
 #[repr(C)]
 pub(super) struct TwoWords(u64, u64);
 
-/// Calls helper `id` through `interpreter::call_helper`, so that both engines share one helper
+/// Calls helper `id` through `vm::env::call_helper`, so that both engines share one helper
 /// path. Returns r0 and the budget in hand after what the helper charged (callbacks), or all ones
 /// in rdx when the run must stop (the trap is recorded). A panic in a helper is caught here (it
 /// must not unwind through compiled code) and resumed once the run is back in Rust.
@@ -76,7 +78,7 @@ pub(super) unsafe extern "C" fn helper_entry(
     let count = state.count_before(rem);
     let args = *args;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        interpreter::call_helper(env, id, args, pc as usize, count)
+        call_helper(env, id, args, pc as usize, count)
     }));
     // A helper may have changed the run's memory (a packet resized, regions added): the inline
     // checks must see the table as it is now.
@@ -193,7 +195,7 @@ pub(super) unsafe fn run(
     // (`stack_reach`); a callback runs on one of the run's callback stacks, each a whole
     // stack area and a region of the run.
     let frames = |n: usize| {
-        let len = (n * interpreter::STACK_FRAME_SIZE) as u64;
+        let len = (n * STACK_FRAME_SIZE) as u64;
         Region::new(env.stack_top.wrapping_sub(len), len, true)
     };
     let first = regions.first();

@@ -1,6 +1,7 @@
 //! `BPF_MAP_TYPE_PROG_ARRAY` (3): programs by index, for tail calls. The map stores opaque
 //! `Arc<dyn Any + Send + Sync>` program references (so that `program.rs` can put programs here
-//! without this module knowing the `Program` type) with a u32 id that user-space lookups return, as
+//! without this module knowing the `Program` type; `RunState::tail_call_target` turns one into a
+//! `vm::TailCallTarget`) with a u32 id that user-space lookups return, as
 //! the kernel returns a program id. Programs cannot read it: `map_lookup_elem` on it is refused.
 //! Indices iterate in order, present or not, as for arrays. Update flags must be `BPF_ANY` and an
 //! index past the end is E2BIG, as in the kernel's fd arrays.
