@@ -35,9 +35,9 @@ describe('bpf_get_attach_cookie', () => {
     expect(() => new Program({ type: 'socket_filter', instructions })).toThrow(
       expect.objectContaining({ code: 'EINVAL' }),
     )
-    expect(new Program({ type: 'tracing', instructions }).run({ ctx: new Uint8Array(8), attachCookie: 7 }).retval).toBe(
-      7,
-    )
+    expect(
+      new Program({ type: 'tracing', instructions }).run({ ctx: new Uint8Array(168), attachCookie: 7 }).retval,
+    ).toBe(7)
   })
 
   it('attachCookie is checked', () => {
