@@ -46,6 +46,7 @@ import {
   type ProgramTypeName,
   type SafetyMode,
 } from './native.js'
+import { type ClonedPacket, type Network, networkOf } from './network.js'
 import type { PcapInput } from './pcap/source.js'
 import { type FilterPcapOptions, type FilterPcapSummary, filterPcap } from './pcap-filter.js'
 import { type RunPcapOptions, type RunPcapSummary, runPcap } from './pcap-run.js'
@@ -405,6 +406,17 @@ export interface RunOptions {
   stack?: readonly (bigint | number)[]
   /** The user call stack, for `BPF_F_USER_STACK`; as `stack`. */
   userStack?: readonly (bigint | number)[]
+  /**
+   * Tracing programs: the cookie the probe was attached with (libbpf's `bpf_kprobe_opts.bpf_cookie`),
+   * what `bpf_get_attach_cookie(ctx)` returns; 0 to 2^64-1, default 0 (as the kernel's test run).
+   */
+  attachCookie?: bigint | number
+  /**
+   * tc and XDP: the interfaces and routing table that `bpf_check_mtu`, `bpf_fib_lookup` and
+   * `bpf_clone_redirect` see (see `Network`). Default: the kernel test run's loopback (ifindex 1,
+   * MTU 65536) and no table (`bpf_fib_lookup` answers `BPF_FIB_LKUP_RET_NOT_FWDED`).
+   */
+  network?: Network
   /** Runs this many times over the same input (default 1); the result is the last run's, `durationNs` the mean. */
   repeat?: number
   /** Overrides the program's instruction budget for this run. */
@@ -444,6 +456,8 @@ export interface Redirect {
   key?: number
   /** tc: how the packet goes (`bpf_redirect`, `bpf_redirect_neigh`, `bpf_redirect_peer`). */
   via?: 'redirect' | 'neigh' | 'peer'
+  /** `bpf_redirect_neigh` with a next hop: its `struct bpf_redir_neigh` (20 bytes: family, then the address). */
+  nexthop?: Uint8Array
 }
 
 export interface RunResult {
@@ -470,6 +484,11 @@ export interface RunResult {
    * (`TC_ACT_REDIRECT` 7, `XDP_REDIRECT` 4) after `bpf_redirect(ifindex, flags)`.
    */
   redirect?: Redirect
+  /**
+   * tc: the packets `bpf_clone_redirect` sent during the run, in order, each as the packet was at
+   * the call (present when there were any; not reported by the batch forms).
+   */
+  clones?: ClonedPacket[]
   /** Instructions executed. */
   insnCount: number
   /** Wall time of one run inside the engine, in nanoseconds (the mean when `repeat` > 1). */
@@ -620,6 +639,9 @@ function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
     memory: memoryImages(options.memory),
     stack: callStack('stack', options.stack),
     userStack: callStack('userStack', options.userStack),
+    attachCookie:
+      options.attachCookie === undefined ? undefined : checkUnsigned64(LoadError, 'attachCookie', options.attachCookie),
+    network: networkOf(options.network),
     traceLimit: traceLimit(options),
   }
 }
@@ -734,7 +756,11 @@ function toResult(type: ProgramType, res: NativeRunResult): RunResult {
       r.key = res.redirect.key ?? 0
     }
     if (res.redirect.via !== 'redirect') r.via = res.redirect.via as 'neigh' | 'peer'
+    if (res.redirect.nexthop) r.nexthop = bytes(res.redirect.nexthop)
     out.redirect = r
+  }
+  if (res.clones.length > 0) {
+    out.clones = res.clones.map((c) => ({ ifindex: c.ifindex, flags: c.flags, packet: bytes(c.packet) }))
   }
   if (res.signals.length > 0) out.signals = res.signals.map((s) => ({ signal: s.signal, thread: s.thread }))
   return out

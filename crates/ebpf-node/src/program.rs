@@ -161,6 +161,8 @@ pub struct NativeRunInput {
     /// `bpf_get_stackid` / `bpf_get_stack` report; checked by the TypeScript layer.
     pub stack: Option<Vec<BigInt>>,
     pub user_stack: Option<Vec<BigInt>>,
+    /// Tracing programs: what `bpf_get_attach_cookie` returns; checked by the TypeScript layer.
+    pub attach_cookie: Option<BigInt>,
     /// tc and XDP: the interfaces and routes of `bpf_check_mtu`, `bpf_fib_lookup`,
     /// `bpf_clone_redirect`; checked by the TypeScript layer (addresses as bytes).
     pub network: Option<NativeNetwork>,
@@ -515,7 +517,8 @@ fn test_input(i: &NativeRunInput, data: &[u8], limits: &RunLimits) -> TestRunInp
     .with_stacks(
         i.stack.iter().flatten().map(unsigned64).collect(),
         i.user_stack.iter().flatten().map(unsigned64).collect(),
-    );
+    )
+    .with_cookie(i.attach_cookie.as_ref().map(unsigned64).unwrap_or(0));
     TestRunInput {
         data: data.to_vec(),
         ctx: i.ctx.as_ref().map(|c| c.to_vec()),

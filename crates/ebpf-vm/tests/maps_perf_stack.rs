@@ -227,7 +227,10 @@ fn packet_bytes_follow_the_sample_with_the_ctxlen_flag() {
     assert_eq!(ret, 0);
     assert_eq!(
         rings[cpu as usize].drain(),
-        vec![PerfEntry::Sample(vec![1, 2, 3, 4, 10, 11, 12])]
+        // 4 + 3 bytes and the u32 size (11) end on 8 bytes (16) with 5 zeros, as the kernel pads.
+        vec![PerfEntry::Sample(vec![
+            1, 2, 3, 4, 10, 11, 12, 0, 0, 0, 0, 0
+        ])]
     );
     // Socket filter, 61 bytes of a 60-byte packet: -EFAULT, nothing written.
     let p = load_maps(

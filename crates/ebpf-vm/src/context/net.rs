@@ -180,22 +180,13 @@ fn packet_len(cx: &HelperContext<'_>) -> u64 {
 }
 
 fn read_u32(cx: &HelperContext<'_>, addr: u64) -> Result<u32, HelperError> {
-    let b = cx.regions.slice(addr, 4).map_err(|_| {
-        HelperError(format!(
-            "mtu_len ({}) is not 4 readable bytes",
-            cx.describe(addr)
-        ))
-    })?;
+    let b = cx.readable(addr, 4, "mtu_len")?;
     Ok(u32::from_ne_bytes(b.try_into().expect("4 bytes")))
 }
 
 fn write_u32(cx: &mut HelperContext<'_>, addr: u64, v: u32) -> Result<(), HelperError> {
-    let what = cx.describe(addr);
-    let b = cx
-        .regions
-        .slice_mut(addr, 4)
-        .map_err(|_| HelperError(format!("mtu_len ({what}) is not 4 writable bytes")))?;
-    b.copy_from_slice(&v.to_ne_bytes());
+    cx.writable(addr, 4, "mtu_len")?
+        .copy_from_slice(&v.to_ne_bytes());
     Ok(())
 }
 
@@ -262,11 +253,8 @@ fn fib_lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperErro
     if flags & !known != 0 {
         return neg(EINVAL);
     }
-    let what = cx.describe(addr);
     let mut p: [u8; 64] = cx
-        .regions
-        .slice(addr, FIB_PARAMS_SIZE)
-        .map_err(|_| HelperError(format!("params ({what}) is not 64 readable bytes")))?
+        .readable(addr, FIB_PARAMS_SIZE, "params")?
         .try_into()
         .expect("64 bytes");
     let tc = cx.state.tc.is_some();
@@ -276,9 +264,7 @@ fn fib_lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperErro
     if ret < 0 {
         return neg(-ret);
     }
-    cx.regions
-        .slice_mut(addr, FIB_PARAMS_SIZE)
-        .map_err(|_| HelperError(format!("params ({what}) is not 64 writable bytes")))?
+    cx.writable(addr, FIB_PARAMS_SIZE, "params")?
         .copy_from_slice(&p);
     Ok(ret as u64)
 }

@@ -119,11 +119,7 @@ fn redirect_neigh(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Helper
         return Ok(TC_ACT_SHOT);
     }
     let nexthop = if plen != 0 {
-        let what = cx.describe(params);
-        let b = cx
-            .regions
-            .slice(params, REDIR_NEIGH_SIZE)
-            .map_err(|_| HelperError(format!("params ({what}) is not 20 readable bytes")))?;
+        let b = cx.readable(params, REDIR_NEIGH_SIZE, "params")?;
         Some(b.try_into().expect("20 bytes"))
     } else {
         None

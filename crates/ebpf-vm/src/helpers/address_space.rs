@@ -24,6 +24,8 @@ pub struct AddressSpace {
     images: Arc<[MemoryImage]>,
     kernel_stack: Arc<[u64]>,
     user_stack: Arc<[u64]>,
+    /// What `bpf_get_attach_cookie` returns: the cookie the probe was attached with.
+    cookie: u64,
 }
 
 impl Default for AddressSpace {
@@ -37,6 +39,7 @@ impl Default for AddressSpace {
             images: EMPTY.get_or_init(|| Arc::from(Vec::new())).clone(),
             kernel_stack: no_stack.clone(),
             user_stack: no_stack.clone(),
+            cookie: 0,
         }
     }
 }
@@ -54,6 +57,18 @@ impl AddressSpace {
         self.kernel_stack = kernel.into();
         self.user_stack = user.into();
         self
+    }
+
+    /// The same images with this attach cookie (`bpf_get_attach_cookie`).
+    pub fn with_cookie(mut self, cookie: u64) -> AddressSpace {
+        self.cookie = cookie;
+        self
+    }
+
+    /// The attach cookie of the probe that runs the program (0: none, as for a program attached
+    /// without one or test-run).
+    pub fn cookie(&self) -> u64 {
+        self.cookie
     }
 
     /// The kernel stack (`user` false) or the user stack of the traced task.

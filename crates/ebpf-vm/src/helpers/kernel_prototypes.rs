@@ -223,6 +223,9 @@ pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
                 .for_types(&[Kprobe, Tracepoint, PerfEvent, RawTracepoint])
         }
         probe_read::BPF_GET_CURRENT_TASK => p(Integer, &[]).gpl_only(),
+        probe_read::BPF_GET_ATTACH_COOKIE => {
+            p(Integer, &[PtrToCtx]).for_types(&[Kprobe, Tracepoint, PerfEvent, RawTracepoint])
+        }
         probe_read::BPF_GET_CURRENT_TASK_BTF => p(PtrToBtfIdTrusted, &[]).gpl_only(),
         callbacks::BPF_LOOP => p(Integer, &[Anything, PtrToFunc, PtrToStackOrNull, Anything]),
         _ => return None,

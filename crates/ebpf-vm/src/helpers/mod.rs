@@ -56,6 +56,35 @@ impl HelperContext<'_> {
     pub fn describe(&self, addr: u64) -> String {
         crate::context::places::describe(addr, self.state, self.maps)
     }
+
+    /// The `len` bytes at `addr` that a helper reads through its pointer argument `what`, checked
+    /// against the run's regions like any access of the program; else the helper error naming
+    /// the argument and its place. Empty for `len` 0 (the kernel's size-0 memory arguments).
+    pub fn readable(&self, addr: u64, len: u64, what: &str) -> Result<&[u8], HelperError> {
+        if len == 0 {
+            return Ok(&[]);
+        }
+        self.regions.slice(addr, len).map_err(|_| {
+            HelperError(format!(
+                "{what} ({}, {len} bytes) is not readable memory",
+                self.describe(addr)
+            ))
+        })
+    }
+
+    /// As `readable`, for the bytes a helper writes.
+    #[allow(clippy::mut_from_ref)]
+    pub fn writable(&self, addr: u64, len: u64, what: &str) -> Result<&mut [u8], HelperError> {
+        if len == 0 {
+            return Ok(&mut []);
+        }
+        self.regions.slice_mut(addr, len).map_err(|_| {
+            HelperError(format!(
+                "{what} ({}, {len} bytes) is not writable memory",
+                self.describe(addr)
+            ))
+        })
+    }
 }
 
 /// What `HelperContext::call_function` needs of the calling frame to run a callback as a nested

@@ -44,12 +44,7 @@ fn skb_load_bytes(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Helper
     } else {
         None
     };
-    let dst = cx.regions.slice_mut(to, len).map_err(|_| {
-        HelperError(format!(
-            "to ({}, {len} bytes) is not writable memory",
-            cx.describe(to)
-        ))
-    })?;
+    let dst = cx.writable(to, len, "to")?;
     match src {
         Some(Ok(bytes)) => {
             dst.copy_from_slice(&bytes);
@@ -119,18 +114,7 @@ pub fn read_arg(
     len: u64,
     what: &str,
 ) -> Result<Vec<u8>, HelperError> {
-    if len == 0 {
-        return Ok(Vec::new());
-    }
-    cx.regions
-        .slice(addr, len)
-        .map(<[u8]>::to_vec)
-        .map_err(|_| {
-            HelperError(format!(
-                "{what} ({}, {len} bytes) is not readable memory",
-                cx.describe(addr)
-            ))
-        })
+    cx.readable(addr, len, what).map(<[u8]>::to_vec)
 }
 
 /// `bpf_csum_diff(from, from_size, to, to_size, seed)`.

@@ -45,19 +45,7 @@ fn perf_event_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Hel
     if flags & !allowed != 0 {
         return Ok((-EINVAL) as u64);
     }
-    let mut bytes = if size == 0 {
-        Vec::new()
-    } else {
-        cx.regions
-            .slice(data, size)
-            .map_err(|_| {
-                HelperError(format!(
-                    "data ({}, {size} bytes) is not readable memory",
-                    cx.describe(data)
-                ))
-            })?
-            .to_vec()
-    };
+    let mut bytes = cx.readable(data, size, "data")?.to_vec();
     let ctx_len = (flags & BPF_F_CTXLEN_MASK) >> 32;
     if has_packet && ctx_len > 0 {
         let Some(head) = packet_head(cx, ctx_len)? else {

@@ -12,6 +12,9 @@
 //!   the user address limit, the kernel form above (x86-64's split; tracing programs only, as
 //!   the kernel offers them to kprobe, tracepoint, perf_event and raw_tracepoint only). The
 //!   other forms are offered to every type, as the kernel does.
+//! - `bpf_get_attach_cookie(ctx)` (174; kprobe, tracepoint, perf_event and raw_tracepoint, as
+//!   the kernel offers it): the cookie the probe was attached with, as the caller gave it
+//!   (`AddressSpace::cookie`); 0 by default, what the kernel's raw_tp test run returns.
 //! - `bpf_get_current_task` (35) / `bpf_get_current_task_btf` (158): the task address the caller
 //!   gave (`ProcessInfo::task`). The kernel lets a program dereference the BTF form directly;
 //!   here the task is not the program's memory, so fields are read with the probe-read helpers.
@@ -35,6 +38,7 @@ pub const BPF_PROBE_READ_KERNEL: u32 = 113;
 pub const BPF_PROBE_READ_USER_STR: u32 = 114;
 pub const BPF_PROBE_READ_KERNEL_STR: u32 = 115;
 pub const BPF_GET_CURRENT_TASK_BTF: u32 = 158;
+pub const BPF_GET_ATTACH_COOKIE: u32 = 174;
 
 const EFAULT: i64 = 14;
 const ERANGE: i64 = 34;
@@ -81,15 +85,7 @@ fn destination<'a>(
     dst: u64,
     size: u64,
 ) -> Result<&'a mut [u8], HelperError> {
-    if size == 0 {
-        return Ok(&mut []);
-    }
-    cx.regions.slice_mut(dst, size).map_err(|_| {
-        HelperError(format!(
-            "dst ({}, {size} bytes) is not writable memory",
-            cx.describe(dst)
-        ))
-    })
+    cx.writable(dst, size, "dst")
 }
 
 fn probe_read(cx: &mut HelperContext<'_>, a: [u64; 5], side: Side) -> Result<u64, HelperError> {
@@ -137,8 +133,13 @@ fn probe_read_str(cx: &mut HelperContext<'_>, a: [u64; 5], side: Side) -> Result
     })
 }
 
-/// The compat forms, which the kernel offers to the classic tracing types only.
+/// The compat forms and `bpf_get_attach_cookie`, which the kernel offers to the classic tracing
+/// types only.
 pub fn register_compat(table: &mut HelperTable) {
+    table.register_kernel(BPF_GET_ATTACH_COOKIE, "bpf_get_attach_cookie", |cx, a| {
+        super::packet::require_ctx(cx, a[0])?;
+        Ok(cx.state.address_space.cookie())
+    });
     table.register_kernel(BPF_PROBE_READ, "bpf_probe_read", |cx, a| {
         probe_read(cx, a, Side::of_address(a[2]))
     });

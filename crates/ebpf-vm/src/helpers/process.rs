@@ -18,12 +18,7 @@ fn get_current_comm(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Help
         return Ok((-EINVAL) as u64);
     }
     let comm = cx.state.process.comm;
-    let dst = cx.regions.slice_mut(buf, size).map_err(|_| {
-        HelperError(format!(
-            "buf ({}, {size} bytes) is not writable memory",
-            cx.describe(buf)
-        ))
-    })?;
+    let dst = cx.writable(buf, size, "buf")?;
     let name_len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
     let n = name_len.min(size as usize - 1);
     dst.fill(0);

@@ -123,12 +123,7 @@ fn strto(cx: &mut HelperContext<'_>, a: [u64; 5], parse: Parse) -> Result<u64, H
     let outcome = if len == 0 {
         Err(-EINVAL)
     } else {
-        let bytes = cx.regions.slice(buf, len).map_err(|_| {
-            HelperError(format!(
-                "buf ({}, {len} bytes) is not readable memory",
-                cx.describe(buf)
-            ))
-        })?;
+        let bytes = cx.readable(buf, len, "buf")?;
         parse(bytes, flags)
     };
     let (value, ret) = match outcome {
@@ -155,14 +150,7 @@ fn snprintf(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError>
     let args: Vec<u64> = if data_len == 0 {
         Vec::new()
     } else {
-        cx.regions
-            .slice(data, data_len)
-            .map_err(|_| {
-                HelperError(format!(
-                    "data ({}, {data_len} bytes) is not readable memory",
-                    cx.describe(data)
-                ))
-            })?
+        cx.readable(data, data_len, "data")?
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect()
@@ -175,12 +163,7 @@ fn snprintf(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError>
         Err(e) => return Ok(e as u64),
     };
     if out_size > 0 {
-        let dst = cx.regions.slice_mut(out, out_size).map_err(|_| {
-            HelperError(format!(
-                "str ({}, {out_size} bytes) is not writable memory",
-                cx.describe(out)
-            ))
-        })?;
+        let dst = cx.writable(out, out_size, "str")?;
         let n = text.len().min(out_size as usize - 1);
         dst[..n].copy_from_slice(&text[..n]);
         dst[n] = 0;

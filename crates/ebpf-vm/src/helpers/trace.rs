@@ -15,16 +15,7 @@ fn trace_printk(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperEr
     if size == 0 {
         return Ok((-EINVAL) as u64);
     }
-    let bytes = cx
-        .regions
-        .slice(fmt, size)
-        .map_err(|_| {
-            HelperError(format!(
-                "fmt ({}, {size} bytes) is not readable memory",
-                cx.describe(fmt)
-            ))
-        })?
-        .to_vec();
+    let bytes = cx.readable(fmt, size, "fmt")?.to_vec();
     let Some(nul) = bytes.iter().position(|&b| b == 0) else {
         return Ok((-EINVAL) as u64);
     };

@@ -7,8 +7,6 @@
 //! 8) bytes apart; a per-CPU array keeps `possible_cpus()` slots per element, element-major. The
 //! block can be shared zero-copy with user space (`storage`), like a `BPF_F_MMAPABLE` array.
 
-use std::any::Any;
-
 use crate::error::ErrorCode;
 
 use super::def::{flags, MAX_MAP_BYTES};
@@ -164,13 +162,7 @@ impl ArrayMap {
 }
 
 impl Map for ArrayMap {
-    fn common(&self) -> &MapCommon {
-        &self.common
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+    map_identity!();
 
     fn lookup_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
         let Some(i) = self.index(key) else {

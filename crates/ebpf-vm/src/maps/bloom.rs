@@ -7,7 +7,6 @@
 //! the bit pattern differs from the kernel's jhash, but membership answers have the same
 //! guarantee: never a false negative. Bits are set with atomic OR, so pushes need no lock.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::ErrorCode;
@@ -99,13 +98,7 @@ impl BloomFilter {
 }
 
 impl Map for BloomFilter {
-    fn common(&self) -> &MapCommon {
-        &self.common
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+    map_identity!();
 
     fn push_elem(&self, value: &[u8], flags: u64) -> MapResult<()> {
         if flags != 0 {

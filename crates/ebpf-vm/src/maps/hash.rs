@@ -17,7 +17,6 @@
 //! mix two elements' bytes through a reused slot), except `BPF_F_LOCK` copies, which wait for the
 //! value's spin lock and so happen outside it, as the kernel's do.
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -242,13 +241,7 @@ impl HashMap {
 }
 
 impl Map for HashMap {
-    fn common(&self) -> &MapCommon {
-        &self.common
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+    map_identity!();
 
     fn lookup_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
         let inner = self.read();

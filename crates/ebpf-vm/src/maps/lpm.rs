@@ -21,7 +21,6 @@
 //! nodes on demand (`BPF_F_NO_PREALLOC`) and frees them after a grace period, which here would mean
 //! keeping each value a run looked up alive per run; a pool bounds the memory by the map's size.
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -142,13 +141,7 @@ impl LpmTrie {
 }
 
 impl Map for LpmTrie {
-    fn common(&self) -> &MapCommon {
-        &self.common
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+    map_identity!();
 
     fn lookup_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
         let inner = self.read();

@@ -17,6 +17,20 @@
 //! stay valid for the life of the map. Plain concurrent accesses to one value race exactly as they do
 //! in the kernel (torn values are possible; host memory safety is not at stake).
 
+/// The two `Map` methods every map type has in the same form (the `common` field and itself as
+/// `Any`), written once: `impl Map for X { map_identity!(); ... }`.
+macro_rules! map_identity {
+    () => {
+        fn common(&self) -> &$crate::maps::MapCommon {
+            &self.common
+        }
+
+        fn as_any(&self) -> &dyn ::std::any::Any {
+            self
+        }
+    };
+}
+
 pub mod added_regions;
 pub mod array;
 pub mod bloom;

@@ -11,7 +11,6 @@
 //! Array of maps: indices in order (missing ones included), update flags must be `BPF_ANY`, an index
 //! past the end is E2BIG. Hash of maps: hash-map rules and byte order of keys for iteration.
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -137,13 +136,7 @@ impl MapOfMaps {
 }
 
 impl Map for MapOfMaps {
-    fn common(&self) -> &MapCommon {
-        &self.common
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+    map_identity!();
 
     fn lookup_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
         match self.read().get(key) {

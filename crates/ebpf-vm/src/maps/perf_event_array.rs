@@ -21,7 +21,6 @@
 //! ENOTSUPP (the kernel has no syscall lookup for this type), updates too (there is no perf event
 //! fd to store: open a ring instead), deletes empty a slot (ENOENT when it is empty already, E2BIG past the end).
 
-use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -43,10 +42,16 @@ pub fn perf_record_bytes(len: u64) -> u64 {
     8 + (len + 4).div_ceil(8) * 8
 }
 
+/// The length of a sample's data as a consumer reads it: the data padded so that it and its u32
+/// size take a multiple of 8 bytes (`perf_prepare_sample`'s raw size).
+fn raw_sample_len(len: usize) -> usize {
+    (len + 4).div_ceil(8) * 8 - 4
+}
+
 /// One record a consumer reads from a ring.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PerfEntry {
-    /// A `PERF_RECORD_SAMPLE`: the raw data a program output.
+    /// A `PERF_RECORD_SAMPLE`: the raw data a program output, zero-padded as the kernel pads it.
     Sample(Vec<u8>),
     /// A `PERF_RECORD_LOST`: this many samples were dropped before the next one.
     Lost(u64),
@@ -153,7 +158,11 @@ impl PerfRing {
             let n = std::mem::take(&mut s.pending_lost);
             s.entries.push_back(PerfEntry::Lost(n));
         }
-        s.entries.push_back(PerfEntry::Sample(data.to_vec()));
+        // The raw sample as the kernel lays it out: its u32 size and the data end on 8 bytes, the
+        // padding zeroed, and a consumer (libbpf's `perf_buffer`) is handed the padded size.
+        let mut sample = data.to_vec();
+        sample.resize(raw_sample_len(data.len()), 0);
+        s.entries.push_back(PerfEntry::Sample(sample));
         s.used += need;
         drop(s);
         self.notify.notify();
@@ -268,13 +277,7 @@ fn key_index(key: &[u8]) -> u32 {
 }
 
 impl Map for PerfEventArray {
-    fn common(&self) -> &MapCommon {
-        &self.common
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+    map_identity!();
 
     fn lookup_elem(&self, _key: &[u8]) -> MapResult<Vec<u8>> {
         Err(MapError::new(

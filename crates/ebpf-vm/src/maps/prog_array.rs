@@ -77,13 +77,7 @@ impl ProgArray {
 }
 
 impl Map for ProgArray {
-    fn common(&self) -> &MapCommon {
-        &self.common
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+    map_identity!();
 
     fn lookup_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
         let i = index_of(key);

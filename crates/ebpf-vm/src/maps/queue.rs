@@ -3,7 +3,6 @@
 //! the oldest value to make room (both types, as in the kernel); pop and peek on an empty map are
 //! ENOENT. Values are copied in and out, so nothing a program holds points into the map.
 
-use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
@@ -45,13 +44,7 @@ impl QueueMap {
 }
 
 impl Map for QueueMap {
-    fn common(&self) -> &MapCommon {
-        &self.common
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+    map_identity!();
 
     fn push_elem(&self, value: &[u8], flags: u64) -> MapResult<()> {
         if flags & !flags::BPF_EXIST != 0 {

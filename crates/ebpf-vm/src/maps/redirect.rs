@@ -25,7 +25,6 @@
 //! `bpf_redirect_map` takes one); an xskmap lookup from a program (the kernel's `PTR_TO_XDP_SOCK`)
 //! is not supported.
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -184,13 +183,7 @@ fn no_programs(fd: i32) -> MapResult<()> {
 }
 
 impl Map for RedirectMap {
-    fn common(&self) -> &MapCommon {
-        &self.common
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+    map_identity!();
 
     fn lookup_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
         if self.map_type() == MapType::Xskmap {

@@ -15,7 +15,6 @@
 //! second half, and commit copies the part past the end to the start of the ring, where the consumer
 //! reads it. Addresses handed to programs thus always cover the whole record.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -242,13 +241,7 @@ impl RingBuf {
 }
 
 impl Map for RingBuf {
-    fn common(&self) -> &MapCommon {
-        &self.common
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+    map_identity!();
 
     fn lookup_elem(&self, _key: &[u8]) -> MapResult<Vec<u8>> {
         Err(MapError::new(

@@ -13,7 +13,6 @@
 //! `get_next_key` walks the filled buckets in id order (an absent or out-of-range key starts over),
 //! updates are EINVAL, all as in the kernel.
 
-use std::any::Any;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::ErrorCode;
@@ -255,13 +254,7 @@ fn key_id(key: &[u8]) -> usize {
 }
 
 impl Map for StackTraceMap {
-    fn common(&self) -> &MapCommon {
-        &self.common
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+    map_identity!();
 
     fn lookup_elem(&self, key: &[u8]) -> MapResult<Vec<u8>> {
         let s = self.lock();
