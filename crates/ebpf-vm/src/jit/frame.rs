@@ -28,7 +28,7 @@ pub struct Ctx {
     /// `bound_index(size, write)`; 0 when that kind of access never fits (so it takes the slow path).
     pub fast_bound: [[u64; 8]; 2],
     /// For the data region (region 1): bounds like `fast_bound` for the spans of `HULL_SIZES`
-    /// bytes, indexed by `hull_index`; one check of a group of accesses (see `compile::group`).
+    /// bytes, indexed by `hull_index`; one check of a group of accesses (see `Compiler::group` in `compile/memory.rs`).
     pub hull_bound: [u64; 6],
     /// `0 - fast_start[1]`, kept in rdx by compiled code so that the inline check of the data
     /// region is one `lea` of `base + rdx + off` and one compare.

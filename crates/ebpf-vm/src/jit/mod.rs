@@ -47,7 +47,7 @@
 //! within the current 512-byte frame are proved in bounds at compile time and carry no check.
 //! Accesses through one base register within 64 bytes of each other in a chain, with nothing
 //! writing that register or calling out between them, share one check of the span they cover
-//! (`compile::group`); if it fails, a copy of those instructions with their own checks runs.
+//! (`Compiler::group` in `compile/memory.rs`); if it fails, a copy of those instructions with their own checks runs.
 //! Counted loops (`t = b; t += i; access [t + off]; ...; if i < n goto head`, one chain, no
 //! helper calls) check every covered access of every iteration once at their head and then run
 //! an out-of-line copy of the chain without those checks (`loops.rs` has the argument), unrolled
