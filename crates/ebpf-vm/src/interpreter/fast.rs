@@ -62,10 +62,7 @@ pub(super) fn run_from<const COUNT: bool>(
     args: [u64; 5],
     entry: usize,
 ) -> Result<RunOutput, Trap> {
-    // Sixteen slots so that a validated register nibble indexes without a bounds check.
-    let mut reg = [0u64; 16];
-    reg[1..6].copy_from_slice(&args);
-    reg[FP as usize] = env.stack_top;
+    let mut reg = entry_registers(args, env.stack_top);
     let mut frames: Vec<Frame> = Vec::new();
     let mut pc = entry;
     let budget = env.budget;

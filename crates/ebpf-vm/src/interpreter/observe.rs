@@ -4,7 +4,7 @@
 //! takes it only for a run that asked for a trace (on both engines: a JIT program runs its traced
 //! runs here). Traced runs count no coverage.
 
-use super::semantics::{condition, general, Step};
+use super::semantics::{condition, entry_registers, general, Step};
 use super::{budget_trap, Frame, RunEnv, RunOutput};
 use crate::context::places::locate;
 use crate::error::{Place, Trap};
@@ -22,9 +22,7 @@ pub fn run_traced(
     args: [u64; 5],
     entry: usize,
 ) -> Result<RunOutput, Trap> {
-    let mut reg = [0u64; 16];
-    reg[1..6].copy_from_slice(&args);
-    reg[FP as usize] = env.stack_top;
+    let mut reg = entry_registers(args, env.stack_top);
     let mut frames: Vec<Frame> = Vec::new();
     let mut pc = entry;
     let budget = env.budget;

@@ -14,6 +14,15 @@ use crate::memory::Region;
 use crate::vm::env::{call_helper, memory_trap, RunEnv};
 use crate::vm::{trap, RunOutput, MAX_CALL_FRAMES, STACK_FRAME_SIZE};
 
+/// The registers at entry: r1-r5 the arguments, r10 the top of the stack, the rest zero. Sixteen
+/// slots so that a validated register nibble indexes without a bounds check.
+pub(super) fn entry_registers(args: [u64; 5], stack_top: u64) -> [u64; 16] {
+    let mut reg = [0u64; 16];
+    reg[1..6].copy_from_slice(&args);
+    reg[FP as usize] = stack_top;
+    reg
+}
+
 #[inline(always)]
 pub(super) fn alu64(op: u8, off: i16, dst: u64, src: u64) -> u64 {
     match op {
