@@ -28,13 +28,18 @@ import type { Program } from './program.js'
 const CHUNK = 1 << 20
 const NONE = new Uint8Array(0)
 
-/** `FilterPcapSummary` (pcap-filter.ts, which imports this module). */
-interface FastSummary {
+/** What a pass of `filterPcap` did, on either road (re-exported by pcap-filter.ts, which imports this module). */
+export interface FilterPcapSummary {
+  /** Packets read. */
   packets: number
+  /** Packets the filter kept (and wrote). */
   kept: number
+  /** Packets whose run trapped (dropped). */
   trapped: number
+  /** Captured bytes read, and written (after cutting to the returned length). */
   bytes: number
   keptBytes: number
+  /** Wall time of the whole pass, reading and writing included. */
   durationNs: number
   packetsPerSecond: number
 }
@@ -52,7 +57,7 @@ export async function fastFilterPcap(
   input: string,
   output: string | undefined,
   options: { batchSize?: number; onProgress?: (packets: number, bytes: number) => void },
-): Promise<FastSummary | undefined> {
+): Promise<FilterPcapSummary | undefined> {
   // Every chunk is one call of the engine whatever the batch size; one out of range is the general
   // path's error to report.
   const batchSize = options.batchSize ?? 4096

@@ -15,7 +15,7 @@ import type { Packet } from './pcap/format.js'
 import { type PacketBatch, readBatches } from './pcap/read.js'
 import type { PcapInput } from './pcap/source.js'
 import { type PacketToWrite, type WriteOptions, writeBatches } from './pcap/write.js'
-import { fastFilterPcap } from './pcap-fast.js'
+import { type FilterPcapSummary, fastFilterPcap } from './pcap-fast.js'
 import type { Program } from './program.js'
 
 export interface FilterPcapOptions {
@@ -27,20 +27,7 @@ export interface FilterPcapOptions {
   onProgress?: (packets: number, bytes: number) => void
 }
 
-export interface FilterPcapSummary {
-  /** Packets read. */
-  packets: number
-  /** Packets the filter kept (and wrote). */
-  kept: number
-  /** Packets whose run trapped (dropped). */
-  trapped: number
-  /** Captured bytes read, and written (after cutting to the returned length). */
-  bytes: number
-  keptBytes: number
-  /** Wall time of the whole pass, reading and writing included. */
-  durationNs: number
-  packetsPerSecond: number
-}
+export type { FilterPcapSummary }
 
 export async function filterPcap(
   program: Program,
