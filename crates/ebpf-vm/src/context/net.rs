@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 use crate::helpers::packet::require_ctx;
 use crate::helpers::{HelperContext, HelperError, HelperTable};
+use crate::vm::errno::{EAFNOSUPPORT, EINVAL, ENODEV};
 
 /// An interface of the network.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,9 +132,6 @@ pub const BPF_FIB_LOOKUP: u32 = 69;
 
 const ETH_HLEN: i64 = 14;
 const VLAN_HLEN: u64 = 4;
-const EINVAL: i64 = 22;
-const ENODEV: i64 = 19;
-const EAFNOSUPPORT: i64 = 97;
 const BPF_MTU_CHK_SEGS: u64 = 1;
 const MTU_FRAG_NEEDED: u64 = 1;
 

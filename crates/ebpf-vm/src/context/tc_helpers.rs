@@ -22,13 +22,7 @@ use super::tc::{
     self, field, set_field, TcSkb, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6,
     SKB_MAX_LEN,
 };
-
-const ENOMEM: i64 = 12;
-const EFAULT: i64 = 14;
-const EINVAL: i64 = 22;
-const EALREADY: i64 = 114;
-/// The kernel-internal `ENOTSUPP` that these helpers return.
-const ENOTSUPP: i64 = 524;
+use crate::vm::errno::{EALREADY, EFAULT, EINVAL, ENOMEM, ENOTSUPP};
 
 fn err(e: i64) -> Result<u64, HelperError> {
     Ok((-e) as u64)

@@ -22,6 +22,7 @@ use super::layout::xdp as off;
 use super::run_state::{OwnedBuf, RunState};
 use super::xdp_frags::{XdpFrags, FRAG_PAGE_SIZE, MAX_FRAGS};
 use super::Entry;
+use crate::vm::errno::{EACCES, EINVAL};
 
 pub const XDP_PACKET_HEADROOM: u64 = 256;
 /// `sizeof(struct xdp_frame)`, kept free at the start of the headroom.
@@ -46,9 +47,6 @@ pub const XDP_DROP: u64 = 1;
 pub const XDP_PASS: u64 = 2;
 pub const XDP_TX: u64 = 3;
 pub const XDP_REDIRECT: u64 = 4;
-
-const EINVAL: i64 = 22;
-const EACCES: i64 = 13;
 
 fn metalen_invalid(metalen: u64) -> bool {
     !metalen.is_multiple_of(4) || metalen > XDP_META_MAX

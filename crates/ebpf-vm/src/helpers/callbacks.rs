@@ -29,13 +29,11 @@ use crate::memory::Region;
 use crate::vm::{budget_trap, RunOutput, STACK_SIZE};
 
 use super::{HelperContext, HelperError, HelperTable};
+use crate::vm::errno::{E2BIG, EINVAL};
 
 pub const BPF_LOOP: u32 = 181;
 /// `BPF_MAX_LOOPS`: the most iterations `bpf_loop` accepts.
 pub const BPF_MAX_LOOPS: u64 = 1 << 23;
-
-const E2BIG: i64 = 7;
-const EINVAL: i64 = 22;
 
 /// One call back into the program: where, with what, on which stack and budget.
 #[derive(Clone, Copy, Debug)]

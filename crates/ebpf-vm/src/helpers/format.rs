@@ -24,8 +24,8 @@
 //! - any other letter after `%p`: -EINVAL. As vsprintf does, the letters and digits right after a
 //!   pointer conversion are consumed by it (`%pI4h` is `%pI4`).
 use crate::memory::Regions;
+use crate::vm::errno::EINVAL;
 
-pub const EINVAL: i64 = 22;
 /// Longest string a `%s` contributes.
 const MAX_STR: u64 = 512;
 

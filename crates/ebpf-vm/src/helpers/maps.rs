@@ -28,6 +28,7 @@ use crate::maps::{errno, Map, MapError, MapType, ProgLookup, RunMaps, Words};
 use crate::memory::Region;
 
 use super::{HelperContext, HelperError, HelperTable};
+use crate::vm::errno::EAGAIN;
 
 pub const BPF_MAP_LOOKUP_ELEM: u32 = 1;
 pub const BPF_MAP_UPDATE_ELEM: u32 = 2;
@@ -44,8 +45,6 @@ pub const BPF_FOR_EACH_MAP_ELEM: u32 = 164;
 pub const BPF_MAP_LOOKUP_PERCPU_ELEM: u32 = 195;
 /// Also in `standard` (as a constant 0); see `register`.
 pub const BPF_GET_SMP_PROCESSOR_ID: u32 = 8;
-
-const EAGAIN: i64 = 11;
 
 /// Ring buffer records one run may hold reserved at once; `bpf_ringbuf_reserve` returns NULL
 /// beyond, as when the ring is full. (The kernel's verifier makes a program release every

@@ -6,6 +6,7 @@
 //! as the kernel's verifier would.
 
 use super::{HelperContext, HelperError, HelperTable};
+use crate::vm::errno::{EFAULT, EINVAL};
 
 pub const BPF_SKB_LOAD_BYTES: u32 = 26;
 pub const BPF_CSUM_DIFF: u32 = 28;
@@ -18,9 +19,6 @@ pub const BPF_XDP_STORE_BYTES: u32 = 190;
 
 /// `bpf_xdp_load_bytes`/`store_bytes` refuse offsets and lengths above this with -EFAULT.
 const XDP_BYTES_MAX: u64 = 0xffff;
-
-const EFAULT: i64 = 14;
-const EINVAL: i64 = 22;
 
 pub(crate) fn require_ctx(cx: &HelperContext<'_>, r1: u64) -> Result<(), HelperError> {
     if cx.state.ctx_addr != 0 && r1 == cx.state.ctx_addr {

@@ -17,17 +17,13 @@ use crate::vm::ProgramType;
 use super::output::{perf_record_bytes, PerfRecord};
 use super::packet::require_ctx;
 use super::{HelperContext, HelperError, HelperTable};
+use crate::vm::errno::{EFAULT, EINVAL, ENOENT, ENOSPC};
 
 pub const BPF_PERF_EVENT_OUTPUT: u32 = 25;
 
 pub const BPF_F_INDEX_MASK: u64 = 0xffff_ffff;
 pub const BPF_F_CURRENT_CPU: u64 = BPF_F_INDEX_MASK;
 pub const BPF_F_CTXLEN_MASK: u64 = 0xfffff << 32;
-
-const ENOENT: i64 = 2;
-const EFAULT: i64 = 14;
-const EINVAL: i64 = 22;
-const ENOSPC: i64 = 28;
 
 fn perf_event_output(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     require_ctx(cx, a[0])?;

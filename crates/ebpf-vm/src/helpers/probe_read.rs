@@ -29,6 +29,7 @@
 //! outside the run's writable memory stops the run with a helper error.
 
 use super::{HelperContext, HelperError, HelperTable};
+use crate::vm::errno::{EFAULT, ERANGE};
 
 pub const BPF_PROBE_READ: u32 = 4;
 pub const BPF_GET_CURRENT_TASK: u32 = 35;
@@ -39,9 +40,6 @@ pub const BPF_PROBE_READ_USER_STR: u32 = 114;
 pub const BPF_PROBE_READ_KERNEL_STR: u32 = 115;
 pub const BPF_GET_CURRENT_TASK_BTF: u32 = 158;
 pub const BPF_GET_ATTACH_COOKIE: u32 = 174;
-
-const EFAULT: i64 = 14;
-const ERANGE: i64 = 34;
 
 /// x86-64's `TASK_SIZE_MAX` (4-level paging): user addresses are below it.
 const TASK_SIZE: u64 = 0x7fff_ffff_f000;

@@ -3,12 +3,11 @@
 //! `ProcessInfo` (`RunInput::process`), so tests can set them; by default they are 0 and "".
 
 use super::{HelperContext, HelperError, HelperTable};
+use crate::vm::errno::EINVAL;
 
 pub const BPF_GET_CURRENT_PID_TGID: u32 = 14;
 pub const BPF_GET_CURRENT_UID_GID: u32 = 15;
 pub const BPF_GET_CURRENT_COMM: u32 = 16;
-
-const EINVAL: i64 = 22;
 
 /// `bpf_get_current_comm(buf, size)`: the name, cut to `size - 1` bytes, NUL-padded to `size`
 /// (the kernel's `strscpy_pad`).

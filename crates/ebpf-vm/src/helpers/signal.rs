@@ -10,13 +10,13 @@
 //! nothing, so it is not recorded; 1-64 return 0.
 
 use super::{HelperContext, HelperError, HelperTable};
+use crate::vm::errno::EINVAL;
 
 pub const BPF_SEND_SIGNAL: u32 = 109;
 pub const BPF_SEND_SIGNAL_THREAD: u32 = 117;
 
 /// The kernel's `_NSIG` on x86-64 and arm64: the highest valid signal number.
 const NSIG: u64 = 64;
-const EINVAL: i64 = 22;
 
 /// One signal a program asked to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

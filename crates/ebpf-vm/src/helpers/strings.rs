@@ -7,14 +7,14 @@
 //! overflow: -ERANGE; `strtoul` of a negative number: -EINVAL. Success returns the number of
 //! characters consumed and stores the value at `res`; failure stores 0 there (as Linux 6.12+).
 
-use super::format::{bprintf, format_string, EINVAL};
+use super::format::{bprintf, format_string};
 use super::{HelperContext, HelperError, HelperTable};
+use crate::vm::errno::{EINVAL, ERANGE};
 
 pub const BPF_STRTOL: u32 = 105;
 pub const BPF_STRTOUL: u32 = 106;
 pub const BPF_SNPRINTF: u32 = 165;
 
-const ERANGE: i64 = 34;
 const BASE_MASK: u64 = 0x1f;
 /// `MAX_BPF_FUNC_VARARGS`: arguments `bpf_snprintf` accepts.
 const MAX_VARARGS: u64 = 12;

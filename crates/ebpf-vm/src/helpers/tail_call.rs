@@ -16,12 +16,9 @@ use crate::context::run_state::MAX_TAIL_CALLS;
 use crate::maps::prog_array::ProgArray;
 
 use super::{HelperContext, HelperError, HelperTable};
+use crate::vm::errno::{E2BIG, EINVAL, ENOENT};
 
 pub const BPF_TAIL_CALL: u32 = 12;
-
-const ENOENT: i64 = 2;
-const E2BIG: i64 = 7;
-const EINVAL: i64 = 22;
 
 impl HelperContext<'_> {
     /// Asks for a tail call to `prog` (a prog array's entry). `Ok(r0)` when it falls through,

@@ -3,8 +3,9 @@
 //! returns the length of the formatted text, cuts the text at 511 bytes, and returns -EINVAL for a
 //! format without a NUL within `fmt_size` or with a conversion it does not support.
 
-use super::format::{bprintf, EINVAL};
+use super::format::bprintf;
 use super::{HelperContext, HelperError, HelperTable};
+use crate::vm::errno::EINVAL;
 
 pub const BPF_TRACE_PRINTK: u32 = 6;
 /// The kernel's `MAX_BPRINTF_BUF`: the formatted text is cut to one less than this.

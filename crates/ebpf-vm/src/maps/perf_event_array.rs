@@ -28,6 +28,7 @@ use std::time::Duration;
 use crate::error::ErrorCode;
 
 use super::{Map, MapCommon, MapDef, MapError, MapResult};
+use crate::vm::errno::{E2BIG, ENOENT, ENOSPC, EOPNOTSUPP};
 
 /// Bytes of a ring page.
 pub const PERF_PAGE_SIZE: u64 = 4096;
@@ -196,11 +197,6 @@ pub struct PerfEventArray {
     common: MapCommon,
     slots: Mutex<Vec<Option<Arc<PerfRing>>>>,
 }
-
-const ENOENT: i64 = 2;
-const E2BIG: i64 = 7;
-const ENOSPC: i64 = 28;
-const EOPNOTSUPP: i64 = 95;
 
 impl PerfEventArray {
     pub fn new(def: MapDef) -> MapResult<PerfEventArray> {

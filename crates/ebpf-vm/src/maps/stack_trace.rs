@@ -18,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::error::ErrorCode;
 
 use super::{Map, MapCommon, MapDef, MapError, MapResult};
+use crate::vm::errno::{EEXIST, EFAULT, EINVAL, ENOMEM};
 
 /// `sysctl_perf_event_max_stack`'s default: the deepest stack a callchain holds.
 pub const PERF_MAX_STACK: u32 = 127;
@@ -121,11 +122,6 @@ pub struct StackTraceMap {
     common: MapCommon,
     state: Mutex<Buckets>,
 }
-
-const EFAULT: i64 = 14;
-const EEXIST: i64 = 17;
-const ENOMEM: i64 = 12;
-const EINVAL: i64 = 22;
 
 impl StackTraceMap {
     pub fn new(def: MapDef) -> MapResult<StackTraceMap> {

@@ -9,6 +9,7 @@
 //! sits above them, just below the engines (`tests/layering.rs` places `vm::env` there).
 
 pub mod env;
+pub mod errno;
 
 use std::any::Any;
 use std::sync::Arc;
