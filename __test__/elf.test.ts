@@ -218,3 +218,20 @@ describe.skipIf(!readelf)('relocations agree with llvm-readelf', () => {
     })
   }
 })
+
+describe('an object given as a Node Buffer', () => {
+  // Buffer#slice is a view where Uint8Array#slice copies: the loader must not link into the
+  // caller's bytes. subprogs.c's two programs share `fold` and `mix` in .text, so linking the
+  // first into the file's own bytes broke the second (its call offsets were already rewritten).
+  it('loads as its bytes copied into a Uint8Array do, and leaves the Buffer as it was', () => {
+    const file = readFileSync(join(dir, 'subprogs.bpf.o'))
+    const before = Buffer.from(file)
+    const spec = loadCollectionSpecSync(file)
+    expect([...spec.programs.keys()]).toEqual(['xdp_bucket', 'xdp_fold_only'])
+    const copy = loadCollectionSpecSync(fixture('subprogs'))
+    for (const name of ['xdp_bucket', 'xdp_fold_only']) {
+      expect(spec.programs.get(name)!.instructions).toEqual(copy.programs.get(name)!.instructions)
+    }
+    expect(file.equals(before)).toBe(true)
+  })
+})

@@ -6,13 +6,18 @@
  * where the kernel's own rewriting (inlined map lookups) makes the programs differ; and, on every
  * fixture the kernel loads, every program's prototype lines and source lines. The jited text is
  * checked against GNU objdump (libopcodes, what bpftool built with libbfd prints) disassembling
- * the same bytes.
+ * the same bytes, section by section (one per function, as bpftool disassembles each of the
+ * kernel's images). The cut into functions is checked against the kernel's own: for every program
+ * of the fixtures with subprograms, a small libbpf loader (helpers/jited_funcs.c) prints the
+ * kernel's image symbols (jited_ksyms looked up in /proc/kallsyms, in the kernel's order) and
+ * which image each line info record landed in (jited_line_info).
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { loadCollectionSpecSync } from '../ts/spec.js'
 import { KernelObject, kernelOracle } from './helpers/kernel'
 
 const bin = join(__dirname, '..', 'bin', 'ebpf.js')
@@ -82,10 +87,18 @@ describe('ebpf prog dump', () => {
       '; void *data_end = (void *)(long)ctx->data_end;',
     ])
     expect(lines[3]).toMatch(/^ {3}0:\t\S/)
-    // bpftool ends each function with an empty line.
+    // bpftool ends each function with an empty line. After the one function, the code it shares
+    // with none (out of line here) under the function's symbol with `.cold`, again from 0.
     expect(r.stdout.endsWith('\n\n')).toBe(true)
+    const cold = lines.indexOf('bpf_prog_0f063bb8abbb026e_xdp_firewall.cold:')
+    expect(lines[cold - 1]).toBe('')
+    expect(lines[cold + 1]).toMatch(/^ {3}0:\t\S/)
     const j = JSON.parse(ebpf('prog', 'dump', 'jited', FIREWALL, 'linum', 'opcodes', '--json').stdout)
-    expect(j).toHaveLength(1)
+    expect(j.map((f: { name: string }) => f.name)).toEqual([
+      'bpf_prog_0f063bb8abbb026e_xdp_firewall',
+      'bpf_prog_0f063bb8abbb026e_xdp_firewall.cold',
+    ])
+    expect(j[1].proto).toBeUndefined()
     expect(j[0].proto).toBe('int xdp_firewall(struct xdp_md * ctx)')
     expect(j[0].name).toBe('bpf_prog_0f063bb8abbb026e_xdp_firewall')
     expect(j[0].insns[0]).toMatchObject({
@@ -117,32 +130,42 @@ describe('ebpf prog dump', () => {
     ] as const) {
       // One run: the code is JIT-compiled afresh (new blinding keys) each time.
       const path = join(__dirname, 'fixtures', fixture)
-      const text = ebpf('prog', 'dump', 'jited', path, '--program', program, 'opcodes').stdout.split('\n')
-      const ours: string[] = []
-      const bytes: number[] = []
-      for (let i = 0; i < text.length; i++) {
-        if (!/^ *[0-9a-f]+:\t/.test(text[i]!)) continue
-        ours.push(text[i]!)
-        // opcodes: the bytes on the next line, `\t` and `%02x ` each, as bpftool prints them.
-        expect(text[i + 1]).toMatch(/^\t([0-9a-f]{2} )+$/)
-        bytes.push(
-          ...text[i + 1]!.trim()
-            .split(' ')
-            .map((b) => Number.parseInt(b, 16)),
-        )
+      const text = ebpf('prog', 'dump', 'jited', path, '--program', program, 'opcodes').stdout
+      // Each function (and the shared code) is its own section, from offset 0, which bpftool
+      // disassembles on its own: so does objdump here.
+      const sections = text.split('\n\n').filter((t) => t !== '')
+      expect(sections.length, fixture).toBeGreaterThan(1)
+      let total = 0
+      for (const section of sections) {
+        const lines = section.split('\n')
+        const ours: string[] = []
+        const bytes: number[] = []
+        for (let i = 0; i < lines.length; i++) {
+          if (!/^ *[0-9a-f]+:\t/.test(lines[i]!)) continue
+          ours.push(lines[i]!)
+          // opcodes: the bytes on the next line, `\t` and `%02x ` each, as bpftool prints them.
+          expect(lines[i + 1]).toMatch(/^\t([0-9a-f]{2} )+$/)
+          bytes.push(
+            ...lines[i + 1]!.trim()
+              .split(' ')
+              .map((b) => Number.parseInt(b, 16)),
+          )
+        }
+        expect(ours[0], `${fixture}: ${lines.find((l) => l.startsWith('bpf_prog_'))}`).toMatch(/^ {3}0:\t/)
+        const file = join(mkdtempSync(join(tmpdir(), 'ebpf-jited-')), 'code.bin')
+        writeFileSync(file, Uint8Array.from(bytes))
+        const od = execFileSync('objdump', ['-D', '-b', 'binary', '-m', 'i386:x86-64', file], { encoding: 'utf8' })
+        // objdump: `   0:\t53                   \tpush   %rbx`; long instructions continue their bytes on a
+        // line of their own (no text), which is left out.
+        const theirs = od.split('\n').flatMap((l) => {
+          const p = l.split('\t')
+          if (!/^ *[0-9a-f]+:$/.test(p[0]!) || p.length < 3) return []
+          return [`${p[0]!.trim().padStart(5)}\t${p[2]!.trimEnd()}`]
+        })
+        expect(ours, fixture).toEqual(theirs)
+        total += ours.length
       }
-      const file = join(mkdtempSync(join(tmpdir(), 'ebpf-jited-')), 'code.bin')
-      writeFileSync(file, Uint8Array.from(bytes))
-      const od = execFileSync('objdump', ['-D', '-b', 'binary', '-m', 'i386:x86-64', file], { encoding: 'utf8' })
-      // objdump: `   0:\t53                   \tpush   %rbx`; long instructions continue their bytes on a
-      // line of their own (no text), which is left out.
-      const theirs = od.split('\n').flatMap((l) => {
-        const p = l.split('\t')
-        if (!/^ *[0-9a-f]+:$/.test(p[0]!) || p.length < 3) return []
-        return [`${p[0]!.trim().padStart(5)}\t${p[2]!.trimEnd()}`]
-      })
-      expect(ours.length, fixture).toBeGreaterThan(100)
-      expect(ours, fixture).toEqual(theirs)
+      expect(total, fixture).toBeGreaterThan(100)
     }
   })
 
@@ -221,6 +244,116 @@ describe('ebpf prog dump', () => {
       }
       expect(compared).toBeGreaterThan(40)
       expect(tagged).toBeGreaterThan(40)
+    },
+    120_000,
+  )
+
+  const loader = ((): { exe: string } | { reason: string } => {
+    if (!oracle.ok) return { reason: oracle.reason }
+    const exe = join(mkdtempSync(join(tmpdir(), 'ebpf-jited-funcs-')), 'jited_funcs')
+    try {
+      execFileSync('cc', ['-O1', '-o', exe, join(__dirname, 'helpers', 'jited_funcs.c'), '-lbpf'], { stdio: 'pipe' })
+    } catch (e) {
+      return { reason: `cannot build helpers/jited_funcs.c with cc and libbpf: ${(e as Error).message}` }
+    }
+    return { exe }
+  })()
+
+  /** What the kernel made of each program of `fixture`: its images' symbols, line records per image, xlated code. */
+  function kernelImages(exe: string, fixture: string) {
+    const progs = new Map<string, { funcs: string[]; lines: string[][]; xlated: Buffer; starts: number[] }>()
+    let cur: { funcs: string[]; lines: string[][]; xlated: Buffer; starts: number[] } | undefined
+    for (const l of execFileSync(exe, [fixture], { encoding: 'utf8' }).trim().split('\n')) {
+      const [what, ...rest] = l.split(' ')
+      if (what === 'prog') {
+        cur = { funcs: [], lines: [], xlated: Buffer.alloc(0), starts: [] }
+        progs.set(rest[0]!, cur)
+      } else if (what === 'func') {
+        cur!.funcs.push(rest[0]!)
+        cur!.lines.push([])
+      } else if (what === 'line') {
+        const [func, , line, col] = rest.map(Number)
+        cur!.lines[func!]!.push(`${line}:${col}`)
+      } else if (what === 'xlated') cur!.xlated = Buffer.from(rest[0]!, 'hex')
+      else if (what === 'finfo') cur!.starts.push(Number(rest[0]))
+    }
+    return progs
+  }
+
+  /**
+   * A function's instructions with what neither side fixes at load blanked: calls to functions
+   * (their offsets and function indices) and map references (fds, ids, handles).
+   */
+  function comparable(bytes: Uint8Array, from: number, to: number): string {
+    const b = Buffer.from(bytes.subarray(from * 8, to * 8))
+    for (let at = 0; at < b.length; at += 8) {
+      const src = b[at + 1]! >> 4
+      if (b[at] === 0x85 && src === 1) b.fill(0, at + 2, at + 8)
+      if (b[at] === 0x18 && (src === 1 || src === 2)) {
+        b.fill(0, at + 4, at + 8)
+        b.fill(0, at + 12, at + 16)
+        b[at + 1] = b[at + 1]! & 0x0f
+      }
+    }
+    return b.toString('hex')
+  }
+
+  it.skipIf(!('exe' in loader))(
+    `cuts programs with subprograms into the kernel's functions: names, order, line records (${'exe' in loader ? 'root, libbpf' : (loader as { reason: string }).reason})`,
+    () => {
+      const exe = (loader as { exe: string }).exe
+      let functions = 0
+      let sameTag = 0
+      try {
+        for (const fixture of ['subprogs', 'bpf_loop', 'pkt_counter', 'linked', 'types', 'v4_ops']) {
+          const path = join(__dirname, 'fixtures', `${fixture}.bpf.o`)
+          for (const [program, kernel] of kernelImages(exe, path)) {
+            const at = `${fixture} ${program}`
+            const r = ebpf('prog', 'dump', 'jited', path, '--program', program, 'linum', '--json')
+            expect(r.status, `${at}: ${r.stderr}`).toBe(0)
+            const sections: { name: string; insns: { pc: string; line_num?: number; line_col?: number }[] }[] =
+              JSON.parse(r.stdout)
+            const ours = sections.filter((s) => !s.name.endsWith('.cold'))
+            expect(sections.at(-1)!.name, at).toBe(`${ours[0]!.name}.cold`)
+            expect(ours.length, at).toBe(kernel.funcs.length)
+            expect(ours.length, at).toBeGreaterThan(1)
+            const spec = loadCollectionSpecSync(path).programs.get(program)!
+            const starts = spec.funcInfo.map((f) => f.insn)
+            for (let k = 0; k < ours.length; k++) {
+              const name = ours[k]!.name
+              const theirs = kernel.funcs[k]!
+              // bpf_prog_TAG_NAME: the same function name in the same place, offsets from 0, and
+              // the same line info records (line and column, in order) in it.
+              expect(name.replace(/^bpf_prog_[0-9a-f]{16}_/, ''), at).toBe(
+                theirs.replace(/^bpf_prog_[0-9a-f]{16}_/, ''),
+              )
+              expect(ours[k]!.insns[0]!.pc, at).toBe('0x0')
+              const lines = ours[k]!.insns.flatMap((i) =>
+                i.line_num === undefined ? [] : [`${i.line_num}:${i.line_col}`],
+              )
+              expect(lines, `${at} ${name}`).toEqual(kernel.lines[k])
+              // The tag: the main function's is the program's (taken at load); a subprogram's is
+              // the kernel's when the kernel compiled the function's instructions as the object
+              // has them (no helper call, division or context access it rewrote first).
+              const end = (list: number[], bytes: Uint8Array) => list[k + 1] ?? bytes.length / 8
+              const unchanged =
+                comparable(spec.instructions, starts[k]!, end(starts, spec.instructions)) ===
+                comparable(kernel.xlated, kernel.starts[k]!, end(kernel.starts, kernel.xlated))
+              if (k === 0 || unchanged) {
+                expect(name, at).toBe(theirs)
+                sameTag++
+              }
+              functions++
+            }
+          }
+        }
+      } finally {
+        rmSync(join(exe, '..'), { recursive: true, force: true })
+      }
+      // 8 programs, 20 functions; the same symbol for the 8 main functions and 8 of the 12
+      // subprograms (Linux 6.18: record, account twice, signed_math call helpers or divide).
+      expect(functions).toBe(20)
+      expect(sameTag).toBe(16)
     },
     120_000,
   )

@@ -6,10 +6,14 @@
  * `xlated`: each instruction after load-time rewriting (relocation, the context rewrite) as the
  * kernel's verifier log writes it (with `opcodes` its bytes), or `jited`: the x86-64 code as
  * bpftool built with libbfd prints it (`%4x:\t` and GNU objdump's AT&T text, `opcodes` on the
- * next line), under the kernel's symbol `bpf_prog_TAG_NAME`. Differences from the kernel's output:
- * maps are `map[idx:N]` (their index in the program) where the kernel prints its map id, subprograms are listed in the one image the JIT compiles (offsets
- * run on; bpftool restarts them per function), and the context rewrite and the code are this
- * runtime's own.
+ * next line), one section per function (the kernel's subprograms) under the kernel's symbol of
+ * its image, `bpf_prog_TAG_NAME`, with offsets from the function's start, and source lines placed
+ * as bpftool places them (`bpf_prog_linfo__lfind_addr_func` over each function's records).
+ * Differences from the kernel's output: maps are `map[idx:N]` (their index in the program) where
+ * the kernel prints its map id; the context rewrite and the code are this runtime's own, which
+ * compiles the functions into one image and puts the code they share (slow paths of checks,
+ * trap exits, stubs) after the last one, listed as a last section `SYMBOL.cold`; a subprogram
+ * that calls a helper has another tag than the kernel's (see `functionTags`).
  */
 import type { Btf } from '../btf/btf.js'
 import type { BtfType } from '../btf/types.js'
@@ -20,7 +24,7 @@ import type { Command } from './command.js'
 import { json } from './format.js'
 import { CliError, displayName, readObject } from './io.js'
 import { loadOptionsFrom, OBJECT_OPTIONS } from './object-options.js'
-import { programTag } from './prog-tag.js'
+import { functionTags } from './prog-tag.js'
 import { selectProgram } from './select.js'
 
 const KINDS = ['xlated', 'jited'] as const
@@ -83,12 +87,18 @@ function opcodesJson(bytes: Uint8Array, slot: number): object {
   }
 }
 
-/** One x86-64 instruction of the JIT's code (the binding's `jitedListing`). */
+/** One x86-64 instruction of the JIT's code, its offset from its section's start. */
 interface JitedInsn {
   offset: number
   bytes: Uint8Array
   text: string
   insn?: number
+}
+
+/** One function's code, or the shared out-of-line code (no `slot`): the binding's `jitedFunctions`. */
+interface JitedFunction {
+  slot?: number
+  insns: JitedInsn[]
 }
 
 interface Listing {
@@ -99,7 +109,7 @@ interface Listing {
    * handle (a host address) into them, which is not shown.
    */
   xlated: Uint8Array
-  jited: JitedInsn[]
+  jited: JitedFunction[]
 }
 
 function load(file: string, args: Parsed): Listing & { btf: Btf } {
@@ -118,7 +128,7 @@ function load(file: string, args: Parsed): Listing & { btf: Btf } {
     btf: spec.types,
     texts: program.native.xlatedTexts(),
     xlated: withObjectLddw(program.dump('xlated'), prog.instructions),
-    jited: program.native.jitedListing(),
+    jited: program.native.jitedFunctions(),
   }
 }
 
@@ -183,29 +193,63 @@ function xlatedJson(l: Listing & { btf: Btf }, linum: boolean, opcodes: boolean)
 }
 
 /**
- * The line info record printed before each JIT instruction, as bpftool looks them up by address:
- * a function's first record at the start of the code (the prologue), every other one where the
- * code of its instruction begins; of several records at one instruction, the last.
+ * The line info record bpftool prints before each instruction of a function's code, by offset:
+ * each record of the function has an address (its first at the function's start, every other
+ * where the code of its instruction begins), and at each instruction bpftool takes, if the first
+ * record it has not yet counted is at or before it, the last record at or before it, and counts
+ * one more (libbpf's `bpf_prog_linfo__lfind_addr_func` with bpftool's `nr_skip`).
  */
-function jitedLines(l: Listing): Map<number, LineInfo> {
-  const bySlot = linesBySlot(l.prog.lineInfo)
+function jitedLines(l: Listing, f: JitedFunction, end: number): Map<number, LineInfo> {
+  const records = l.prog.lineInfo.filter((li) => li.insn >= f.slot! && li.insn < end)
+  const marked = f.insns.filter((i) => i.insn !== undefined)
+  const addresses = records.map((li, k) =>
+    k === 0 ? 0 : (marked.find((i) => i.insn! >= li.insn)?.offset ?? Number.POSITIVE_INFINITY),
+  )
   const out = new Map<number, LineInfo>()
-  for (const i of l.jited) {
-    const li = i.insn === undefined ? undefined : bySlot.get(i.insn)?.at(-1)
-    if (li) out.set(i.insn === 0 ? 0 : i.offset, li)
+  let skip = 0
+  for (const i of f.insns) {
+    if (skip >= records.length || addresses[skip]! > i.offset) continue
+    let last = skip
+    while (last + 1 < records.length && addresses[last + 1]! <= i.offset) last++
+    out.set(i.offset, records[last]!)
+    skip++
   }
   return out
 }
 
-/** Where each function of the function info starts in the code (the entry function at 0). */
-function jitedFuncs(l: Listing): Map<number, FuncInfo> {
-  const funcs = new Map(l.prog.funcInfo.map((f) => [f.insn, f]))
-  const out = new Map<number, FuncInfo>()
-  for (const i of l.jited) {
-    const f = i.insn === undefined ? undefined : funcs.get(i.insn)
-    if (f) out.set(i.insn === 0 ? 0 : i.offset, f)
+/** A section of the code as bpftool lists a function: prototype, symbol, and the instructions with their source lines. */
+interface JitedSection {
+  proto?: string
+  name: string
+  insns: JitedInsn[]
+  lines: Map<number, LineInfo>
+}
+
+/**
+ * The sections of the code: one per function, named as the kernel names each image in its
+ * symbols, `bpf_prog_TAG_NAME` (the function's name from BTF function info, else the program's
+ * name cut to 15 characters as at load), then the shared out-of-line code as `SYMBOL.cold`.
+ */
+function jitedSections(l: Listing & { btf: Btf }): JitedSection[] {
+  const funcs = l.jited.filter((f) => f.slot !== undefined)
+  const starts = funcs.map((f) => f.slot!)
+  const tags = functionTags(l.prog, starts)
+  const info = new Map(l.prog.funcInfo.map((f) => [f.insn, f]))
+  const sections = funcs.map((f, k): JitedSection => {
+    const fi = info.get(f.slot!)
+    const end = starts[k + 1] ?? l.texts.length
+    return {
+      ...(fi ? { proto: prototype(l.btf, fi) } : {}),
+      name: `bpf_prog_${tags[k]}${fi ? `_${fi.name}` : k === 0 ? `_${l.prog.name.slice(0, 15)}` : ''}`,
+      insns: f.insns,
+      lines: jitedLines(l, f, end),
+    }
+  })
+  const cold = l.jited.find((f) => f.slot === undefined)
+  if (cold && cold.insns.length > 0) {
+    sections.push({ name: `${sections[0]!.name}.cold`, insns: cold.insns, lines: new Map() })
   }
-  return out
+  return sections
 }
 
 /**
@@ -230,48 +274,50 @@ export function operationAndOperands(text: string): { operation: string; operand
   return { operation: m[1]!, operands }
 }
 
-/** The kernel's symbol of the program's code: `bpf_prog_TAG_NAME`, the name cut to 15 characters as at load. */
-const symbol = (prog: ProgramSpec) => `bpf_prog_${programTag(prog)}_${prog.name.slice(0, 15)}`
-
 const byteHex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, '0'))
 
-/** `bpftool prog dump jited`'s text: prototype, symbol, `; C line`, `%4x:\t` and the instruction. */
+/**
+ * `bpftool prog dump jited`'s text: for each function its prototype, its symbol, `; C line`,
+ * `%4x:\t` and the instruction, and an empty line.
+ */
 function jitedText(l: Listing & { btf: Btf }, linum: boolean, opcodes: boolean): string {
-  const lines = jitedLines(l)
-  const funcs = jitedFuncs(l)
   const out: string[] = []
-  for (const i of l.jited) {
-    const f = funcs.get(i.offset)
-    if (f) out.push(`${prototype(l.btf, f)}:`)
-    if (i.offset === 0) out.push(`${symbol(l.prog)}:`)
-    const li = lines.get(i.offset)
-    if (li) out.push(srcLine(li, linum))
-    out.push(`${i.offset.toString(16).padStart(4)}:\t${i.text}`)
-    if (opcodes) out.push(`\t${byteHex(i.bytes).join(' ')} `)
+  for (const s of jitedSections(l)) {
+    if (s.proto) out.push(`${s.proto}:`)
+    out.push(`${s.name}:`)
+    for (const i of s.insns) {
+      const li = s.lines.get(i.offset)
+      if (li) out.push(srcLine(li, linum))
+      out.push(`${i.offset.toString(16).padStart(4)}:\t${i.text}`)
+      if (opcodes) out.push(`\t${byteHex(i.bytes).join(' ')} `)
+    }
+    out.push('')
   }
-  return `${out.join('\n')}\n\n`
+  return `${out.join('\n')}\n`
 }
 
 /**
- * `bpftool -j prog dump jited`'s JSON: `[{ proto, name, insns: [{ src, file, line_num, line_col,
- * pc, operation, operands, opcodes }] }]`, and `insn`, the eBPF instruction whose code starts at
- * that x86-64 instruction (not in bpftool's, which has no such boundary).
+ * `bpftool -j prog dump jited`'s JSON: one object per function, `[{ proto, name, insns: [{ src,
+ * file, line_num, line_col, pc, operation, operands, opcodes }] }]`, and `insn`, the eBPF
+ * instruction whose code starts at that x86-64 instruction (not in bpftool's, which has no such
+ * boundary); the shared out-of-line code last, named `SYMBOL.cold`, without `proto`.
  */
 function jitedJson(l: Listing & { btf: Btf }, linum: boolean, opcodes: boolean): object[] {
-  const lines = jitedLines(l)
-  const entry = jitedFuncs(l).get(0)
-  const insns = l.jited.map((i) => {
-    const li = lines.get(i.offset)
-    return {
-      ...(li ? { src: li.text.trim() } : {}),
-      ...(li && linum ? { file: li.file, line_num: li.line, line_col: li.column } : {}),
-      pc: `0x${i.offset.toString(16)}`,
-      ...operationAndOperands(i.text),
-      ...(opcodes ? { opcodes: byteHex(i.bytes).map((b) => `0x${b}`) } : {}),
-      ...(i.insn === undefined ? {} : { insn: i.insn }),
-    }
-  })
-  return [{ ...(entry ? { proto: prototype(l.btf, entry) } : {}), name: symbol(l.prog), insns }]
+  return jitedSections(l).map((s) => ({
+    ...(s.proto ? { proto: s.proto } : {}),
+    name: s.name,
+    insns: s.insns.map((i) => {
+      const li = s.lines.get(i.offset)
+      return {
+        ...(li ? { src: li.text.trim() } : {}),
+        ...(li && linum ? { file: li.file, line_num: li.line, line_col: li.column } : {}),
+        pc: `0x${i.offset.toString(16)}`,
+        ...operationAndOperands(i.text),
+        ...(opcodes ? { opcodes: byteHex(i.bytes).map((b) => `0x${b}`) } : {}),
+        ...(i.insn === undefined ? {} : { insn: i.insn }),
+      }
+    }),
+  }))
 }
 
 export const progDumpCommand: Command = {
@@ -285,8 +331,10 @@ export const progDumpCommand: Command = {
     "context rewrite as the kernel's verifier log writes them (`opcodes`: with their bytes), jited the\n" +
     "x86-64 code as bpftool built with libbfd prints it (GNU objdump's AT&T syntax; `opcodes`: the bytes\n" +
     'on the next line). Maps are map[idx:N] (their index in the program) where bpftool prints the kernel\n' +
-    'map id. --json as bpftool -j: xlated one object per instruction (proto, src, disasm, opcodes), jited\n' +
-    '[{proto, name, insns: [{src, pc, operation, operands, opcodes, insn}]}].',
+    'map id. jited lists each function (subprogram) as bpftool does, under its kernel symbol with offsets\n' +
+    'from its start; the code the functions share here (slow paths, stubs) follows as SYMBOL.cold.\n' +
+    '--json as bpftool -j: xlated one object per instruction (proto, src, disasm, opcodes), jited one per\n' +
+    'function, [{proto, name, insns: [{src, pc, operation, operands, opcodes, insn}]}].',
   options: {
     program: { value: true, arg: 'NAME', help: "the object's program (needed when it has several)" },
     json: { short: 'j', help: "bpftool -j's JSON" },

@@ -77,8 +77,11 @@ export interface LoadObjectOptions {
   programTypes?: Record<string, string>
 }
 
-export function loadObject(bytes: Uint8Array, options: LoadObjectOptions = {}): LoadedObject {
-  if (!(bytes instanceof Uint8Array)) throw new EbpfError('EINVAL', 'object must be a Uint8Array')
+export function loadObject(given: Uint8Array, options: LoadObjectOptions = {}): LoadedObject {
+  if (!(given instanceof Uint8Array)) throw new EbpfError('EINVAL', 'object must be a Uint8Array')
+  // A plain view of the caller's bytes: the loader copies sections with `slice`, which a Node
+  // Buffer answers with a view, so that linking would write into the caller's file bytes.
+  const bytes = new Uint8Array(given.buffer, given.byteOffset, given.byteLength)
   if (options.kernelTypes !== undefined && options.kernelTypes !== null && !(options.kernelTypes instanceof Btf)) {
     throw new EbpfError('EINVAL', 'kernelTypes must be a Btf (from btf.parse), or null for none')
   }

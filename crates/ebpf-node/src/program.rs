@@ -677,20 +677,29 @@ impl NativeProgram {
         self.inner.jited_disassembly()
     }
 
-    /// The machine code as x86-64 instructions in AT&T syntax, decoded at offset 0 (empty for an
-    /// interpreted program), for `ebpf prog dump jited` in bpftool's layout.
+    /// The machine code as x86-64 instructions in AT&T syntax, one section per eBPF function and
+    /// a last one for the code they share, each decoded from offset 0 (empty for an interpreted
+    /// program), for `ebpf prog dump jited` in bpftool's layout.
     #[napi(catch_unwind)]
-    pub fn jited_listing(&self) -> Vec<JitedInsn> {
+    pub fn jited_functions(&self) -> Vec<JitedFunction> {
         #[cfg(target_arch = "x86_64")]
         return self
             .inner
-            .jited_listing()
+            .jited_functions()
             .into_iter()
-            .map(|i| JitedInsn {
-                offset: i.offset,
-                bytes: i.bytes.into(),
-                text: i.text,
-                insn: i.insn,
+            .map(|f| JitedFunction {
+                slot: f.slot,
+                start: f.start,
+                insns: f
+                    .insns
+                    .into_iter()
+                    .map(|i| JitedInsn {
+                        offset: i.offset,
+                        bytes: i.bytes.into(),
+                        text: i.text,
+                        insn: i.insn,
+                    })
+                    .collect(),
             })
             .collect();
         #[cfg(not(target_arch = "x86_64"))]
@@ -1251,10 +1260,21 @@ pub fn load_program(
     })
 }
 
-/// One x86-64 instruction of a JIT program's code (`jitedListing`).
+/// The code of one eBPF function of a JIT program, or the out-of-line code the functions share
+/// (`jitedFunctions`).
+#[napi(object)]
+pub struct JitedFunction {
+    /// The function's first instruction slot; absent for the shared out-of-line code.
+    pub slot: Option<u32>,
+    /// Where the section starts in the program's code.
+    pub start: u32,
+    pub insns: Vec<JitedInsn>,
+}
+
+/// One x86-64 instruction of a JIT program's code (`jitedFunctions`).
 #[napi(object)]
 pub struct JitedInsn {
-    /// Offset from the first byte of the code.
+    /// Offset from the first byte of its section (its function's code).
     pub offset: u32,
     pub bytes: Buffer,
     /// AT&T syntax, as GNU objdump writes it.

@@ -403,13 +403,24 @@ impl Program {
         "; not compiled: this program runs on the interpreter\n".to_string()
     }
 
-    /// The machine code as a list of x86-64 instructions in AT&T syntax (offsets from the code's
-    /// start, bytes, the eBPF instruction each begins), for `bpftool prog dump jited`'s layout;
-    /// empty when the program runs on the interpreter.
+    /// The machine code as x86-64 instructions in AT&T syntax, one section per eBPF function (the
+    /// kernel's subprograms, in the order of their instructions) and a last one for the code they
+    /// share, each with offsets from its own start (bytes, the eBPF instruction each begins), for
+    /// `bpftool prog dump jited`'s layout; empty when the program runs on the interpreter.
     #[cfg(target_arch = "x86_64")]
-    pub fn jited_listing(&self) -> Vec<crate::jit::JitedInsn> {
+    pub fn jited_functions(&self) -> Vec<crate::jit::JitedFunction> {
         match &self.prepared {
-            PreparedEngine::Jit(jit) => jit.listing(),
+            PreparedEngine::Jit(jit) => {
+                let program = &self.analysis.program;
+                let starts: Vec<usize> = self
+                    .analysis
+                    .functions
+                    .funcs
+                    .iter()
+                    .map(|f| program.slot(f.start))
+                    .collect();
+                jit.listing(&starts)
+            }
             _ => Vec::new(),
         }
     }

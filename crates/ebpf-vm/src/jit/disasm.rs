@@ -43,27 +43,86 @@ pub fn disassemble(code: &[u8], base: u64, offsets: &[u32], body_end: usize) -> 
 /// One x86-64 instruction of the compiled code, for `bpftool prog dump jited`'s layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JitedInsn {
-    /// Offset from the first byte of the code.
+    /// Offset from the first byte of its function's code (of its section, see [`JitedFunction`]).
     pub offset: u32,
     /// The instruction's bytes.
     pub bytes: Vec<u8>,
     /// AT&T syntax as GNU objdump (libopcodes, what bpftool built with libbfd prints) writes it:
-    /// the mnemonic padded to 7 columns, hexadecimal numbers, branch targets as offsets.
+    /// the mnemonic padded to 7 columns, hexadecimal numbers, branch targets as offsets from the
+    /// start of the function.
     pub text: String,
     /// The eBPF instruction whose code starts here, if one does.
     pub insn: Option<u32>,
 }
 
-/// `code` as a list of instructions, decoded at address 0 so that no host address appears in
-/// branch targets (immediates the code holds, such as map handles, are shown as they are).
-pub fn listing(code: &[u8], offsets: &[u32]) -> Vec<JitedInsn> {
-    use iced_x86::GasFormatter;
+/// The code of one eBPF function (the kernel's subprogram), or the out-of-line code after them.
+///
+/// The kernel compiles each function into an image of its own and `bpftool prog dump jited`
+/// lists them one after the other, each from offset 0. This JIT compiles the whole program into
+/// one image: the prologue and the main function, then each function in the order of its
+/// instructions, then code the functions share (the slow paths of checks, trap exits, the
+/// stubs and the callback prologue). A function's section runs from where the code of its first
+/// instruction begins (the main function's from 0, with the prologue) to where the next one's
+/// begins; the shared code is a last section of its own (`slot: None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JitedFunction {
+    /// The function's first instruction slot; `None` for the shared out-of-line code.
+    pub slot: Option<u32>,
+    /// Where the section starts in the image.
+    pub start: u32,
+    /// Its instructions, decoded with the section's first byte at address 0.
+    pub insns: Vec<JitedInsn>,
+}
+
+/// `code` as one section per function (`functions`: the first slot of each, ascending, the main
+/// function's 0 first) and a last one for what follows `body_end`, each decoded from address 0
+/// so that branch targets are offsets in the section, as bpftool decodes each of the kernel's
+/// images (immediates the code holds, such as map handles, are shown as they are).
+pub fn listing(
+    code: &[u8],
+    offsets: &[u32],
+    body_end: usize,
+    functions: &[usize],
+) -> Vec<JitedFunction> {
+    let mut bounds: Vec<(Option<u32>, usize)> = functions
+        .iter()
+        .map(|&slot| {
+            let at = if slot == 0 {
+                0
+            } else {
+                offsets.get(slot).map_or(body_end, |&o| o as usize)
+            };
+            (Some(slot as u32), at)
+        })
+        .collect();
+    if bounds.first().is_none_or(|b| b.1 != 0) {
+        bounds.insert(0, (Some(0), 0));
+    }
+    bounds.push((None, body_end));
     let starts: HashMap<u32, u32> = offsets
         .iter()
         .enumerate()
         .filter(|(_, &o)| o != u32::MAX)
         .map(|(pc, &o)| (o, pc as u32))
         .collect();
+    let mut out = Vec::with_capacity(bounds.len());
+    for (k, &(slot, start)) in bounds.iter().enumerate() {
+        let end = bounds.get(k + 1).map_or(code.len(), |b| b.1);
+        let start = start.min(code.len());
+        let end = end.clamp(start, code.len());
+        out.push(JitedFunction {
+            slot,
+            start: start as u32,
+            insns: decode(&code[start..end], start, &starts),
+        });
+    }
+    out
+}
+
+/// The instructions of `code` (which starts at `base` in the image), decoded at address 0;
+/// `starts` maps an image offset to the eBPF slot whose code begins there.
+fn decode(code: &[u8], base: usize, starts: &HashMap<u32, u32>) -> Vec<JitedInsn> {
+    use iced_x86::GasFormatter;
     let mut formatter = GasFormatter::new();
     let o = formatter.options_mut();
     o.set_first_operand_char_index(7);
@@ -96,7 +155,7 @@ pub fn listing(code: &[u8], offsets: &[u32]) -> Vec<JitedInsn> {
             offset: off as u32,
             bytes: code[off..off + insn.len()].to_vec(),
             text: text.trim_end().to_string(),
-            insn: starts.get(&(off as u32)).copied(),
+            insn: starts.get(&((base + off) as u32)).copied(),
         });
     }
     out

@@ -118,7 +118,7 @@ use crate::vm::env::{Entry, ExecutionEngine, RunEnv, Validated};
 use crate::vm::{RunOutput, MAX_CALL_FRAMES};
 
 pub use compile::{blocks, chains};
-pub use disasm::JitedInsn;
+pub use disasm::{JitedFunction, JitedInsn};
 
 /// How many runs of compiled code fell back to the interpreter because the run's first region was
 /// not a stack layout the code was compiled for (0 in a correct set-up; tests check it).
@@ -287,9 +287,11 @@ impl JitProgram {
         )
     }
 
-    /// The machine code as a list of instructions in AT&T syntax, decoded at address 0.
-    pub fn listing(&self) -> Vec<disasm::JitedInsn> {
-        disasm::listing(self.mem.code(), &self.offsets)
+    /// The machine code as instructions in AT&T syntax, one section per function (`functions`:
+    /// the first slot of each, ascending) and one for the shared out-of-line code, each decoded
+    /// from address 0 (see [`JitedFunction`]).
+    pub fn listing(&self, functions: &[usize]) -> Vec<disasm::JitedFunction> {
+        disasm::listing(self.mem.code(), &self.offsets, self.body_end, functions)
     }
 }
 
