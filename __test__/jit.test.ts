@@ -49,6 +49,29 @@ describe.skipIf(!onX64)('JIT', () => {
     expect(interp).toContain('interpreter')
   })
 
+  it('marks where the code of each function begins', () => {
+    // Three functions: main (0-2) calls f at 3 (1 + 2 after slot 0), f calls g at 6.
+    const program = new Program({
+      instructions: assemble(`
+        call pc+2
+        r0 += 1
+        exit
+        r0 = 5
+        call pc+1
+        exit
+        r0 *= 2
+        exit`),
+      engine: 'jit',
+    })
+    const marks = program
+      .dump('jited')
+      .split('\n')
+      .filter((l) => l.startsWith('; function') || l === '; insn 3' || l === '; insn 6')
+    expect(marks).toEqual(['; function at insn 3', '; insn 3', '; function at insn 6', '; insn 6'])
+    // g doubles f's 5, main adds 1.
+    expect(program.run().r0).toBe(11n)
+  })
+
   it('writes none of the program’s immediates into its code unless blindConstants is false', () => {
     // The immediates of an ALU op, a compare, a store, a multiply and both halves of an lddw.
     const imms = ['5A17C0DE', '3C0FFEE1', '0D15EA5E', '2BAD2BAD', '600DCAFE', '7E57C0DE', '5D00DFEE']

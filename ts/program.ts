@@ -1348,8 +1348,9 @@ export class Program {
 
   /**
    * `xlated`: the bytecode as loaded. `jited`: the x86-64 machine code as Intel-syntax assembly,
-   * one `; insn N` marker where each instruction's code begins (a one-line note when the program
-   * runs on the interpreter).
+   * one `; insn N` marker where each instruction's code begins and a `; function at insn N` one
+   * where each function but the main one begins (a one-line note when the program runs on the
+   * interpreter).
    */
   dump(what: 'xlated'): Uint8Array
   dump(what: 'jited'): string

@@ -393,12 +393,23 @@ impl Program {
         encode_all(&self.insns)
     }
 
+    /// The first instruction slot of each function (the kernel's subprograms), ascending.
+    pub fn function_slots(&self) -> Vec<usize> {
+        let program = &self.analysis.program;
+        self.analysis
+            .functions
+            .funcs
+            .iter()
+            .map(|f| program.slot(f.start))
+            .collect()
+    }
+
     /// The machine code as Intel-syntax assembly, for `dump('jited')`; a one-line note when the
     /// program runs on the interpreter.
     pub fn jited_disassembly(&self) -> String {
         #[cfg(target_arch = "x86_64")]
         if let PreparedEngine::Jit(jit) = &self.prepared {
-            return jit.disassembly();
+            return jit.disassembly(&self.function_slots());
         }
         "; not compiled: this program runs on the interpreter\n".to_string()
     }
@@ -410,17 +421,7 @@ impl Program {
     #[cfg(target_arch = "x86_64")]
     pub fn jited_functions(&self) -> Vec<crate::jit::JitedFunction> {
         match &self.prepared {
-            PreparedEngine::Jit(jit) => {
-                let program = &self.analysis.program;
-                let starts: Vec<usize> = self
-                    .analysis
-                    .functions
-                    .funcs
-                    .iter()
-                    .map(|f| program.slot(f.start))
-                    .collect();
-                jit.listing(&starts)
-            }
+            PreparedEngine::Jit(jit) => jit.listing(&self.function_slots()),
             _ => Vec::new(),
         }
     }

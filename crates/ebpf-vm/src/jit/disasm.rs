@@ -8,9 +8,16 @@ use std::fmt::Write;
 
 use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
 
-/// `code` as loaded at `base`; `offsets[pc]` is where instruction `pc` starts (`u32::MAX`: none)
-/// and `body_end` where the out-of-line snippets and shared stubs begin.
-pub fn disassemble(code: &[u8], base: u64, offsets: &[u32], body_end: usize) -> String {
+/// `code` as loaded at `base`; `offsets[pc]` is where instruction `pc` starts (`u32::MAX`: none),
+/// `body_end` where the out-of-line snippets and shared stubs begin and `functions` the first
+/// slot of each eBPF function (a `; function at insn N` line where each but the main one begins).
+pub fn disassemble(
+    code: &[u8],
+    base: u64,
+    offsets: &[u32],
+    body_end: usize,
+    functions: &[usize],
+) -> String {
     let starts: HashMap<u32, usize> = offsets
         .iter()
         .enumerate()
@@ -23,7 +30,10 @@ pub fn disassemble(code: &[u8], base: u64, offsets: &[u32], body_end: usize) -> 
     let mut out = String::from("; prologue\n");
     for insn in &mut decoder {
         let off = (insn.ip() - base) as usize;
-        if let Some(pc) = starts.get(&(off as u32)) {
+        if let Some(&pc) = starts.get(&(off as u32)) {
+            if pc > 0 && functions.contains(&pc) {
+                let _ = writeln!(out, "; function at insn {pc}");
+            }
             let _ = writeln!(out, "; insn {pc}");
         }
         if off == body_end {

@@ -277,13 +277,15 @@ impl JitProgram {
         self.mem.code().len()
     }
 
-    /// Intel-syntax listing of the machine code.
-    pub fn disassembly(&self) -> String {
+    /// Intel-syntax listing of the machine code (`functions`: the first slot of each eBPF
+    /// function, marked where its code begins).
+    pub fn disassembly(&self, functions: &[usize]) -> String {
         disasm::disassemble(
             self.mem.code(),
             self.mem.entry() as u64,
             &self.offsets,
             self.body_end,
+            functions,
         )
     }
 
