@@ -182,7 +182,7 @@ fn jit_agrees_with_interpreter_on_random_programs() {
                 want.result,
                 got.result,
                 listing(&insns),
-                jit.disassembly()
+                jit.disassembly(&[0])
             );
         }
         match &want.result {

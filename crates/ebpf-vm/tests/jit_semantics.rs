@@ -358,7 +358,7 @@ fn mapping_perms(addr: usize) -> Option<String> {
 #[test]
 fn code_is_never_writable_and_executable() {
     let jit = ebpf_vm::jit::JitProgram::compile(&[mov64_imm(0, 1), exit()]).unwrap();
-    let listing = jit.disassembly();
+    let listing = jit.disassembly(&[0]);
     // The listing's first column is the offset; the entry address comes from the code pointer.
     assert!(
         listing.contains("; insn 0") && listing.contains("ret"),
