@@ -169,6 +169,41 @@ describe('ebpf prog dump', () => {
     }
   })
 
+  it("names called functions and callbacks as bpftool's xlated dump does", () => {
+    // subprogs.c: xdp_bucket calls bucket_of (slot 14 in the linked program) and record (slot
+    // 29); bucket_of calls mix (18) and fold (24); fold calls mix. Callees by their symbols (the
+    // kernel's, Linux 6.18, but for record's: it calls a helper, see the section above).
+    const calls = (path: string, program: string) =>
+      ebpf('prog', 'dump', 'xlated', path, '--program', program)
+        .stdout.split('\n')
+        .filter((l) => l.includes('call pc'))
+        .map((l) => l.trim())
+    const subprogs = join(__dirname, 'fixtures', 'subprogs.bpf.o')
+    const record = ebpf('prog', 'dump', 'jited', subprogs, '--program', 'xdp_bucket')
+      .stdout.split('\n')
+      .find((l) => l.endsWith('_record:'))!
+      .slice(0, -1)
+    expect(calls(subprogs, 'xdp_bucket')).toEqual([
+      '5: (85) call pc+8#bpf_prog_314f7e841836cddd_bucket_of',
+      `7: (85) call pc+21#${record}`,
+      '14: (85) call pc+3#bpf_prog_9eae40c2ab9b6fa9_mix',
+      '16: (85) call pc+7#bpf_prog_7464cb99fd8c1ab1_fold',
+      '26: (85) call pc-9#bpf_prog_9eae40c2ab9b6fa9_mix',
+    ])
+    // bpf_loop.c: the callback add_byte's address; add_byte starts at slot 22 (its function
+    // info), the lddw is at 9: 22 - (9 + 1) = +12. (The kernel prints +30: it inlines bpf_loop
+    // before it, Linux 6.18.)
+    const loop = ebpf(
+      'prog',
+      'dump',
+      'xlated',
+      join(__dirname, 'fixtures', 'bpf_loop.bpf.o'),
+      '--program',
+      'xdp_loop_sum',
+    )
+    expect(loop.stdout.split('\n')).toContain('   9: (18) r2 = subprog[+12]')
+  })
+
   it('names what is wrong with its arguments', () => {
     expect(ebpf('prog', 'dump', 'xlatd', FIREWALL).stderr).toContain("xlated or jited, not 'xlatd'")
     expect(ebpf('prog', 'dump', 'xlated', FIREWALL, 'linenum').stderr).toContain("unknown word 'linenum'")

@@ -4,7 +4,8 @@
  * prototype from BTF (`int xdp_firewall(struct xdp_md * ctx):`), the C source line from line info
  * (`; ...`, with `linum` its file, line and column) before the instructions it covers, and then
  * `xlated`: each instruction after load-time rewriting (relocation, the context rewrite) as the
- * kernel's verifier log writes it (with `opcodes` its bytes), or `jited`: the x86-64 code as
+ * kernel's verifier log writes it, but for calls of functions and callbacks' addresses, which
+ * bpftool prints its own way (with `opcodes` its bytes), or `jited`: the x86-64 code as
  * bpftool built with libbfd prints it (`%4x:\t` and GNU objdump's AT&T text, `opcodes` on the
  * next line), one section per function (the kernel's subprograms) under the kernel's symbol of
  * its image, `bpf_prog_TAG_NAME`, with offsets from the function's start, and source lines placed
@@ -110,6 +111,8 @@ interface Listing {
    */
   xlated: Uint8Array
   jited: JitedFunction[]
+  /** The first slot of each function, ascending (the main function's 0 first). */
+  functions: number[]
 }
 
 function load(file: string, args: Parsed): Listing & { btf: Btf } {
@@ -129,6 +132,7 @@ function load(file: string, args: Parsed): Listing & { btf: Btf } {
     texts: program.native.xlatedTexts(),
     xlated: withObjectLddw(program.dump('xlated'), prog.instructions),
     jited: program.native.jitedFunctions(),
+    functions: program.native.functionSlots(),
   }
 }
 
@@ -155,12 +159,37 @@ function srcLine(li: LineInfo, linum: boolean): string {
   return `; ${li.text.trim()}${at}`
 }
 
+/**
+ * The instruction texts as bpftool prints them, where its printer differs from the verifier
+ * log's: a call of a function names the callee's symbol (`call pc+8#bpf_prog_TAG_NAME`), and a
+ * function's address (an `lddw` with src 4, a callback) is `subprog[+N]`, N its distance in
+ * instructions.
+ */
+function bpftoolTexts(l: Listing): string[] {
+  const symbols = functionSymbols(l)
+  const view = new DataView(l.xlated.buffer, l.xlated.byteOffset, l.xlated.byteLength)
+  return l.texts.map((text, slot) => {
+    const at = slot * 8
+    const src = (l.xlated[at + 1] ?? 0) >> 4
+    if (l.xlated[at] === 0x85 && src === 1) {
+      const symbol = symbols.get(slot + 1 + view.getInt32(at + 4, true))
+      return symbol ? `${text}#${symbol}` : text
+    }
+    if (l.xlated[at] === 0x18 && src === 4) {
+      const imm = view.getInt32(at + 4, true)
+      return `(18) r${l.xlated[at + 1]! & 0xf} = subprog[${imm < 0 ? imm : `+${imm}`}]`
+    }
+    return text
+  })
+}
+
 function xlatedText(l: Listing & { btf: Btf }, linum: boolean, opcodes: boolean): string {
   const out: string[] = []
+  const texts = bpftoolTexts(l)
   const funcs = new Map(l.prog.funcInfo.map((f) => [f.insn, f]))
   const lines = linesBySlot(l.prog.lineInfo)
-  for (let slot = 0; slot < l.texts.length; slot++) {
-    const text = l.texts[slot]!
+  for (let slot = 0; slot < texts.length; slot++) {
+    const text = texts[slot]!
     if (text === '') continue // the second slot of an lddw
     const f = funcs.get(slot)
     if (f) out.push(`${prototype(l.btf, f)}:`)
@@ -176,8 +205,9 @@ function xlatedJson(l: Listing & { btf: Btf }, linum: boolean, opcodes: boolean)
   const funcs = new Map(l.prog.funcInfo.map((f) => [f.insn, f]))
   const lines = linesBySlot(l.prog.lineInfo)
   const out: object[] = []
-  for (let slot = 0; slot < l.texts.length; slot++) {
-    const text = l.texts[slot]!
+  const texts = bpftoolTexts(l)
+  for (let slot = 0; slot < texts.length; slot++) {
+    const text = texts[slot]!
     if (text === '') continue
     const f = funcs.get(slot)
     const li = lines.get(slot)?.at(-1)
@@ -226,21 +256,36 @@ interface JitedSection {
 }
 
 /**
+ * The kernel's symbol of each function's image, by its first slot: `bpf_prog_TAG_NAME`, the
+ * function's name from BTF function info, else (the main function) the program's name cut to 15
+ * characters as at load, else none.
+ */
+function functionSymbols(l: Listing): Map<number, string> {
+  const tags = functionTags(l.prog, l.functions)
+  const info = new Map(l.prog.funcInfo.map((f) => [f.insn, f]))
+  return new Map(
+    l.functions.map((slot, k) => {
+      const fi = info.get(slot)
+      const name = fi ? `_${fi.name}` : k === 0 ? `_${l.prog.name.slice(0, 15)}` : ''
+      return [slot, `bpf_prog_${tags[k]}${name}`]
+    }),
+  )
+}
+
+/**
  * The sections of the code: one per function, named as the kernel names each image in its
- * symbols, `bpf_prog_TAG_NAME` (the function's name from BTF function info, else the program's
- * name cut to 15 characters as at load), then the shared out-of-line code as `SYMBOL.cold`.
+ * symbols (`functionSymbols`), then the shared out-of-line code as `SYMBOL.cold`.
  */
 function jitedSections(l: Listing & { btf: Btf }): JitedSection[] {
   const funcs = l.jited.filter((f) => f.slot !== undefined)
-  const starts = funcs.map((f) => f.slot!)
-  const tags = functionTags(l.prog, starts)
+  const symbols = functionSymbols(l)
   const info = new Map(l.prog.funcInfo.map((f) => [f.insn, f]))
   const sections = funcs.map((f, k): JitedSection => {
     const fi = info.get(f.slot!)
-    const end = starts[k + 1] ?? l.texts.length
+    const end = funcs[k + 1]?.slot ?? l.texts.length
     return {
       ...(fi ? { proto: prototype(l.btf, fi) } : {}),
-      name: `bpf_prog_${tags[k]}${fi ? `_${fi.name}` : k === 0 ? `_${l.prog.name.slice(0, 15)}` : ''}`,
+      name: symbols.get(f.slot!)!,
       insns: f.insns,
       lines: jitedLines(l, f, end),
     }

@@ -731,6 +731,16 @@ impl NativeProgram {
         self.inner.xlated_texts()
     }
 
+    /// The first instruction slot of each function (the kernel's subprograms), ascending.
+    #[napi(catch_unwind)]
+    pub fn function_slots(&self) -> Vec<u32> {
+        self.inner
+            .function_slots()
+            .into_iter()
+            .map(|s| s as u32)
+            .collect()
+    }
+
     /// `bpf_trace_printk` output so far; `take` empties the log.
     #[napi(catch_unwind)]
     pub fn trace_log(&self, take: Option<bool>) -> String {
