@@ -13,7 +13,7 @@
  * which image each line info record landed in (jited_line_info).
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -202,6 +202,36 @@ describe('ebpf prog dump', () => {
       'xdp_loop_sum',
     )
     expect(loop.stdout.split('\n')).toContain('   9: (18) r2 = subprog[+12]')
+  })
+
+  it("file FILE writes the raw bytes, as bpftool's file", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ebpf-dump-file-'))
+    try {
+      // xlated: the bytes `opcodes` lists (an lddw's two slots on one line).
+      const out = join(dir, 'xlated.bin')
+      expect(ebpf('prog', 'dump', 'xlated', FIREWALL, 'file', out).status).toBe(0)
+      const listed = ebpf('prog', 'dump', 'xlated', FIREWALL, 'opcodes')
+        .stdout.split('\n')
+        .filter((l) => /^ {7}[0-9a-f]{2}( [0-9a-f]{2})+$/.test(l))
+        .flatMap((l) => l.trim().split(' '))
+      expect(readFileSync(out).toString('hex')).toBe(listed.join(''))
+      // jited: every section's code, one after the other; the same size as the listing's (each
+      // run compiles afresh, with new blinding keys, but the same instructions).
+      const code = join(dir, 'jited.bin')
+      const r = ebpf('prog', 'dump', 'jited', FIREWALL, 'file', code, '--json')
+      expect(r.status).toBe(0)
+      expect(JSON.parse(r.stdout)).toBe(null)
+      const sizes = JSON.parse(ebpf('prog', 'dump', 'jited', FIREWALL, 'opcodes', '--json').stdout).flatMap(
+        (f: { insns: { opcodes: string[] }[] }) => f.insns.map((i) => i.opcodes.length),
+      )
+      expect(readFileSync(code).length).toBe(sizes.reduce((a: number, b: number) => a + b, 0))
+      expect(ebpf('prog', 'dump', 'jited', FIREWALL, 'file', code, 'opcodes').stderr).toContain(
+        "'file' is not compatible with 'opcodes' or 'linum'",
+      )
+      expect(ebpf('prog', 'dump', 'jited', FIREWALL, 'file').stderr).toContain('file needs a path')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('names what is wrong with its arguments', () => {

@@ -23,7 +23,7 @@ import { Collection, EbpfError } from '../index.js'
 import { optFlag, optString, type Parsed, UsageError } from './args.js'
 import type { Command } from './command.js'
 import { json } from './format.js'
-import { CliError, displayName, readObject } from './io.js'
+import { CliError, displayName, readObject, writeOutput } from './io.js'
 import { loadOptionsFrom, OBJECT_OPTIONS } from './object-options.js'
 import { functionTags } from './prog-tag.js'
 import { selectProgram } from './select.js'
@@ -367,7 +367,7 @@ function jitedJson(l: Listing & { btf: Btf }, linum: boolean, opcodes: boolean):
 
 export const progDumpCommand: Command = {
   name: 'prog dump',
-  usage: 'ebpf prog dump xlated|jited OBJ.o [--program NAME] [linum] [opcodes] [--json]',
+  usage: 'ebpf prog dump xlated|jited OBJ.o [--program NAME] [linum] [opcodes] [file FILE] [--json]',
   summary: 'list a program as loaded here: its instructions after rewriting, or its x86-64 code',
   description:
     "As bpftool prog dump xlated|jited, for a program of an object loaded here: the function's\n" +
@@ -378,6 +378,7 @@ export const progDumpCommand: Command = {
     'on the next line). Maps are map[idx:N] (their index in the program) where bpftool prints the kernel\n' +
     'map id. jited lists each function (subprogram) as bpftool does, under its kernel symbol with offsets\n' +
     'from its start; the code the functions share here (slow paths, stubs) follows as SYMBOL.cold.\n' +
+    'file FILE writes the raw bytes instead, as bpftool does (the instructions, or the whole code).\n' +
     '--json as bpftool -j: xlated one object per instruction (proto, src, disasm, opcodes), jited one per\n' +
     'function, [{proto, name, insns: [{src, pc, operation, operands, opcodes, insn}]}].',
   options: {
@@ -394,24 +395,41 @@ export const progDumpCommand: Command = {
       )
     }
     if (file === undefined) throw new UsageError('missing OBJ.o', 'prog dump')
-    for (const w of words) {
-      if (!(KEYWORDS as readonly string[]).includes(w)) {
-        throw new UsageError(`unknown word '${w}': prog dump takes ${KEYWORDS.join(', ')}`, 'prog dump')
+    let out: string | undefined
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i]!
+      if (w === 'file') {
+        out = words[++i]
+        if (out === undefined) throw new UsageError('file needs a path', 'prog dump')
+      } else if (!(KEYWORDS as readonly string[]).includes(w)) {
+        throw new UsageError(`unknown word '${w}': prog dump takes ${[...KEYWORDS, 'file'].join(', ')}`, 'prog dump')
       }
     }
     const linum = words.includes('linum')
     const opcodes = words.includes('opcodes')
+    if (out !== undefined && (linum || opcodes)) {
+      throw new UsageError("'file' is not compatible with 'opcodes' or 'linum'", 'prog dump')
+    }
     const listing = load(file, args)
+    if (kind === 'jited' && listing.jited.length === 0) {
+      throw new CliError(
+        `${displayName(file)}: ${listing.prog.name} is not JIT-compiled here (it runs on the interpreter)`,
+      )
+    }
+    if (out !== undefined) {
+      // bpftool's `file`: the raw bytes, the instructions or the whole code (every section).
+      writeOutput(
+        out,
+        kind === 'xlated' ? listing.xlated : Buffer.concat(listing.jited.flatMap((f) => f.insns.map((i) => i.bytes))),
+      )
+      if (optFlag(args, 'json')) process.stdout.write(json(null))
+      return 0
+    }
     if (kind === 'xlated') {
       process.stdout.write(
         optFlag(args, 'json') ? json(xlatedJson(listing, linum, opcodes)) : xlatedText(listing, linum, opcodes),
       )
     } else {
-      if (listing.jited.length === 0) {
-        throw new CliError(
-          `${displayName(file)}: ${listing.prog.name} is not JIT-compiled here (it runs on the interpreter)`,
-        )
-      }
       process.stdout.write(
         optFlag(args, 'json') ? json(jitedJson(listing, linum, opcodes)) : jitedText(listing, linum, opcodes),
       )
