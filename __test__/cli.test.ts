@@ -144,6 +144,19 @@ describe('completion', () => {
     expect(complete(script, ['ebpf', 'btf', 'dump', 'x.o', '--format', ''])).toEqual(['raw', 'c'])
     file('prog.o', new Uint8Array(0))
     expect(complete(script, ['ebpf', 'run', 'pro'])).toEqual(['prog.o'])
+    // bpftool's words: prog dump's kind, then its keywords (and files) after the object; prog
+    // run's keywords after the object, and a file after one that takes a value.
+    expect(complete(script, ['ebpf', 'prog', 'dump', ''])).toEqual(['xlated', 'jited'])
+    expect(complete(script, ['ebpf', 'prog', 'dump', 'jited', 'pro'])).toEqual(['prog.o'])
+    expect(complete(script, ['ebpf', 'prog', 'dump', 'jited', 'prog.o', 'op'])).toEqual(['opcodes'])
+    expect(complete(script, ['ebpf', 'prog', 'dump', 'xlated', 'prog.o', 'file', 'pro'])).toEqual(['prog.o'])
+    expect(complete(script, ['ebpf', 'prog', 'run', 'prog.o', 'data_'])).toEqual([
+      'data_in',
+      'data_out',
+      'data_size_out',
+    ])
+    expect(complete(script, ['ebpf', 'prog', 'run', 'prog.o', 'data_in', 'data_'])).toEqual([])
+    expect(complete(script, ['ebpf', 'prog', 'run', 'prog.o', 'ctx_in', 'pro'])).toEqual(['prog.o'])
   })
 
   it.skipIf(!which('zsh'))('zsh: compinit registers it and it completes (bashcompinit runs it with ksharrays)', () => {

@@ -69,6 +69,26 @@ function bashScript({ commands: COMMANDS, groups: GROUPS }: CommandTable): strin
   lines.push('    esac')
   lines.push('    return')
   lines.push('  fi')
+  // bpftool's words: the first word's choices, then keywords (and files) after the object; after
+  // a keyword that takes a value, files.
+  // The index of the first word after the command's words (3 for `ebpf prog dump`, 2 for `ebpf run`).
+  lines.push('  local base=2; [[ "$cmd" == *" "* ]] && base=3')
+  lines.push('  case "$cmd" in')
+  for (const [name, c] of all) {
+    if (!c.words) continue
+    const { first, keywords, valued } = c.words
+    const object = first ? 'base + 1' : 'base'
+    lines.push(`    "${name}")`)
+    if (first) {
+      lines.push(
+        `      if [[ $COMP_CWORD -eq $base ]]; then COMPREPLY=($(compgen -W "${words(first)}" -- "$cur")); return; fi`,
+      )
+    }
+    lines.push(
+      `      if [[ $COMP_CWORD -gt $(( ${object} )) && ! " ${words(valued)} " == *" $prev "* ]]; then COMPREPLY=($(compgen -W "${words(keywords)}" -- "$cur") $(compgen -f -- "$cur")); return; fi ;;`,
+    )
+  }
+  lines.push('  esac')
   lines.push('  COMPREPLY=($(compgen -f -- "$cur"))')
   lines.push('}')
   lines.push('complete -o filenames -F _ebpf ebpf')
@@ -83,7 +103,8 @@ export function completionCommand(table: () => CommandTable): Command {
     summary: 'print a shell completion script',
     description:
       "Prints a completion script for bash or zsh: commands, the words of prog/map/btf/gen, each command's options\n" +
-      'and the values of options with choices, files elsewhere. Install it with\n' +
+      "and the values of options with choices, bpftool's words of prog dump and prog run, files elsewhere.\n" +
+      'Install it with\n' +
       '  ebpf completion bash > ~/.local/share/bash-completion/completions/ebpf\n' +
       'or, for zsh, source <(ebpf completion zsh) in ~/.zshrc.',
     options: { json: { short: 'j', help: '{kind, language, output, bytes, text}' } },

@@ -386,6 +386,7 @@ export const progDumpCommand: Command = {
     json: { short: 'j', help: "bpftool -j's JSON" },
     ...OBJECT_OPTIONS,
   },
+  words: { first: KINDS, keywords: [...KEYWORDS, 'file'], valued: ['file'] },
   run(args) {
     const [kind, file, ...words] = args.positionals
     if (kind === undefined || !(KINDS as readonly string[]).includes(kind)) {

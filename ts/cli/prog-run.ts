@@ -61,6 +61,7 @@ export const progRunCommand: Command = {
     '"data_out", "ctx_out"}). The options of `ebpf run` (--engine, --ctx FIELD=VALUE,..., --trace, --coverage, ...)\n' +
     'apply as there.',
   options: runCommand.options,
+  words: { keywords: Object.keys(KEYWORDS), valued: Object.keys(KEYWORDS) },
   run(parsed) {
     const { file, args } = keywordsToOptions(parsed)
     return runProgram(file, args, COMMAND, 'bpftool')
