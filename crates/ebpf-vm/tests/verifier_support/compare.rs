@@ -12,7 +12,8 @@ use ebpf_vm::isa::Insn;
 use ebpf_vm::verifier::{verify, MapRef, ProgramKind, Rejection, Verified, VerifyOptions};
 
 use super::{
-    load_licensed, load_with_funcs, Verdict, KPROBE, RAW_TRACEPOINT, TRACEPOINT, XDP, XDP_DEVMAP,
+    load_licensed, load_with_funcs, Verdict, KPROBE, RAW_TRACEPOINT, SCHED_CLS, TRACEPOINT, XDP,
+    XDP_DEVMAP,
 };
 
 pub fn normalise(line: &str) -> String {
@@ -307,6 +308,7 @@ fn verify_here(
             XDP => ProgramKind::Xdp,
             XDP_DEVMAP => ProgramKind::XdpDevmap,
             KPROBE => ProgramKind::Kprobe,
+            SCHED_CLS => ProgramKind::Tc,
             TRACEPOINT => ProgramKind::Tracepoint,
             RAW_TRACEPOINT => ProgramKind::RawTracepoint,
             _ => ProgramKind::SocketFilter,
