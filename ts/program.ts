@@ -803,6 +803,13 @@ export interface VerifierStats {
    * order, each a multiple of 8: the kernel's `stack depth 16+8`.
    */
   stackDepth: number[]
+  /**
+   * The range r0 lies in when the program exits, signed and unsigned, where the verifier proves
+   * one for every run: `raw` programs (r0 is kept precise at exit for it) and types with a return
+   * range (`cgroup_skb`). The union over every exit the walk reached; a path pruning left out
+   * ends inside it too. Absent for the other types.
+   */
+  exitR0?: { smin: bigint; smax: bigint; umin: bigint; umax: bigint }
 }
 
 const LOG_LEVELS: readonly number[] = [0, 1, 2]
@@ -1008,7 +1015,10 @@ export class Program {
 
   /** Mode `verified`: what the verifier reported; undefined in mode `checked`. */
   get verifierStats(): VerifierStats | undefined {
-    return this.native.verifierStats ?? undefined
+    const stats = this.native.verifierStats
+    if (!stats) return undefined
+    const { exitR0, ...rest } = stats
+    return exitR0 ? { ...rest, exitR0 } : rest
   }
 
   /** Mode `verified` with `logLevel` 1 or 2: the verifier's log of the accepted program, in the kernel's format. */

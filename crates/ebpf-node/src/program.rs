@@ -631,6 +631,17 @@ pub struct NativeVerifierStats {
     pub max_states_per_insn: u32,
     /// Per function, main first: the bytes of stack it uses.
     pub stack_depth: Vec<u32>,
+    /// The range r0 lies in at exit, where the verifier proves one for every run.
+    pub exit_r0: Option<NativeExitRange>,
+}
+
+/// Signed and unsigned bounds of r0 at exit.
+#[napi(object)]
+pub struct NativeExitRange {
+    pub smin: BigInt,
+    pub smax: BigInt,
+    pub umin: BigInt,
+    pub umax: BigInt,
 }
 
 #[napi]
@@ -650,6 +661,12 @@ impl NativeProgram {
             peak_states: r.peak_states,
             max_states_per_insn: r.max_states_per_insn,
             stack_depth: r.stack_depth.clone(),
+            exit_r0: r.exit_r0.map(|e| NativeExitRange {
+                smin: BigInt::from(e.smin),
+                smax: BigInt::from(e.smax),
+                umin: BigInt::from(e.umin),
+                umax: BigInt::from(e.umax),
+            }),
         })
     }
 

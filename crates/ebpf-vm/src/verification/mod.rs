@@ -43,6 +43,9 @@ pub struct VerifierReport {
     /// By instruction slot: a load or store the proof covers, which the engines run without
     /// a check (`verifier::env::Proved`).
     pub proved: Vec<bool>,
+    /// The range r0 lies in when the program exits, where the walk proves one for every run
+    /// (raw programs and types with a return range; `verifier::Verified::exit_r0`).
+    pub exit_r0: Option<crate::verifier::ExitRange>,
 }
 
 /// The highest log level (2: the state after every instruction).
@@ -180,6 +183,7 @@ pub fn verify_load(
             log: source_lines::annotate(&v.log, &sorted),
             map_field_loads: v.map_field_loads,
             proved: v.proved,
+            exit_r0: v.exit_r0,
         }),
         Err(rejection) => {
             // Level 0 kept no log: walk again with one (the verdict cannot change).
