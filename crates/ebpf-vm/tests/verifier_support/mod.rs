@@ -15,6 +15,8 @@ use ebpf_vm::isa::Insn;
 pub const SOCKET_FILTER: u32 = 1;
 /// `BPF_PROG_TYPE_SCHED_CLS` (tc).
 pub const SCHED_CLS: u32 = 3;
+/// `BPF_PROG_TYPE_CGROUP_SKB` (ingress).
+pub const CGROUP_SKB: u32 = 8;
 /// `BPF_PROG_TYPE_KPROBE`.
 pub const KPROBE: u32 = 2;
 /// `BPF_PROG_TYPE_TRACEPOINT`.
