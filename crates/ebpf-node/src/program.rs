@@ -65,6 +65,8 @@ pub struct NativeProgramOptions {
     pub global_functions: Option<Vec<NativeGlobalFunction>>,
     /// Mode 'verified': the kernel's extra rules for loads without CAP_BPF/CAP_PERFMON.
     pub unprivileged: Option<bool>,
+    /// Mode 'verified': keep r0 precise at exit and report its range (`exitR0`).
+    pub exit_range: Option<bool>,
 }
 
 /// A global function: its entry slot, its name and its prototype's argument types.
@@ -438,6 +440,7 @@ fn parse_options(
             .map(global_function)
             .collect::<std::result::Result<Vec<_>, _>>()?,
         unprivileged: o.unprivileged.unwrap_or(false),
+        exit_range: o.exit_range.unwrap_or(false),
         ..ProgramOptions::default()
     };
     if options.log_level > ebpf_vm::verification::MAX_LOG_LEVEL {

@@ -116,6 +116,7 @@ fn ours(prog_type: u32, slots: &[Insn]) -> (f64, u64, usize, u32) {
     let options = VerifyOptions {
         globals: &[],
         unprivileged: false,
+        exit_range: false,
         kind: if prog_type == XDP {
             ProgramKind::Xdp
         } else {
@@ -140,6 +141,7 @@ fn ours(prog_type: u32, slots: &[Insn]) -> (f64, u64, usize, u32) {
         let logged = VerifyOptions {
             globals: &[],
             unprivileged: false,
+            exit_range: false,
             log_level: 1,
             ..options
         };

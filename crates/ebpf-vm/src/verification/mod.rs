@@ -43,8 +43,8 @@ pub struct VerifierReport {
     /// By instruction slot: a load or store the proof covers, which the engines run without
     /// a check (`verifier::env::Proved`).
     pub proved: Vec<bool>,
-    /// The range r0 lies in when the program exits, where the walk proves one for every run
-    /// (raw programs and types with a return range; `verifier::Verified::exit_r0`).
+    /// The range r0 lies in when the program exits, for every run: asked for with
+    /// `ProgramOptions::exit_range`, or a type with a return range (`Verified::exit_r0`).
     pub exit_r0: Option<crate::verifier::ExitRange>,
 }
 
@@ -80,6 +80,8 @@ pub struct LoadFacts<'a> {
     pub globals: &'a [GlobalFunction],
     /// The unprivileged rules (`VerifyOptions::unprivileged`).
     pub unprivileged: bool,
+    /// Report r0's range at exit (`VerifyOptions::exit_range`).
+    pub exit_range: bool,
 }
 
 /// The verifier's facts of map `index`, defined by `def` (no id: the caller knows whether it is
@@ -162,6 +164,7 @@ pub fn verify_load(
             log_level,
             globals: facts.globals,
             unprivileged: facts.unprivileged,
+            exit_range: facts.exit_range,
         };
         verifier::verify(analysis, &options)
     };

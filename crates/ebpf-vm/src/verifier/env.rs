@@ -75,6 +75,9 @@ pub struct VerifyOptions<'a> {
     /// ([`super::unprivileged`]): no pointer leaks, no pointer comparisons but null checks, no
     /// uninitialised stack reads, the arithmetic Spectre masking needs, no loops, no calls.
     pub unprivileged: bool,
+    /// Keep r0 precise at every exit of the main program, as a return range does (which can keep
+    /// more states apart), and report the union of its bounds there (`Verified::exit_r0`).
+    pub exit_range: bool,
 }
 
 /// A rejection: the instruction (slot), the kernel-style message, the errno and the whole log.
@@ -106,9 +109,9 @@ pub struct Verified {
     /// directly, without a run-time check; every other access keeps its check.
     pub proved: Vec<bool>,
     /// The union of r0's bounds at every exit of the main program the walk reached, when it
-    /// covers every run: where r0 is precise at exit (raw programs, which the walk marks so,
-    /// and types with a return range), so that a state pruned into an explored one has its
-    /// exits' r0 inside that state's. `None` for the other types.
+    /// covers every run: where r0 is precise at exit (`VerifyOptions::exit_range`, or a type
+    /// with a return range), so that a state pruned into an explored one has its exits' r0
+    /// inside that state's. `None` otherwise.
     pub exit_r0: Option<ExitRange>,
 }
 

@@ -133,7 +133,7 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
         map_field_loads: env.map_field_loads.into_iter().collect(),
         exit_r0: env
             .exit_r0
-            .filter(|_| exit_r0_covers_every_run(options.kind)),
+            .filter(|_| options.exit_range || options.kind.return_range().is_some()),
         proved: env
             .proved
             .iter()
@@ -993,12 +993,6 @@ fn ld_imm64(
 
 /// r0 at the main program's exit, for the types with a return range (`check_return_code`):
 /// a scalar, marked precise (its value decided the verdict), inside the range.
-/// Whether r0 is precise at every exit of a program of `kind`, so that the union of its exit
-/// bounds over the states the walk kept covers the pruned ones too.
-fn exit_r0_covers_every_run(kind: super::env::ProgramKind) -> bool {
-    matches!(kind, super::env::ProgramKind::Raw { .. }) || kind.return_range().is_some()
-}
-
 fn check_return_range(env: &mut Env<'_>, r0: &RegState) -> Result<(), Refusal> {
     if r0.is_scalar() {
         let b = &r0.bounds;
@@ -1011,9 +1005,9 @@ fn check_return_range(env: &mut Env<'_>, r0: &RegState) -> Result<(), Refusal> {
         env.exit_r0 = Some(env.exit_r0.map_or(here, |r| r.union(here)));
     }
     let Some(range) = env.options.kind.return_range() else {
-        if matches!(env.options.kind, super::env::ProgramKind::Raw { .. }) && r0.is_scalar() {
-            // No kernel type to agree with: r0 is made precise at exit, as a return range
-            // makes it, so that `exit_r0` covers the states pruning leaves out.
+        if env.options.exit_range && r0.is_scalar() {
+            // Asked for r0's range: precise at exit, as a return range makes it, so that
+            // `exit_r0` covers the states pruning leaves out.
             env.want_precise(0);
         }
         return Ok(());

@@ -305,6 +305,7 @@ fn verify_here(
     let options = VerifyOptions {
         globals: &[],
         unprivileged: UNPRIV.with(|u| u.get()),
+        exit_range: false,
         kind: match prog_type {
             XDP => ProgramKind::Xdp,
             XDP_DEVMAP => ProgramKind::XdpDevmap,
