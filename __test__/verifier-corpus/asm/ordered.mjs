@@ -97,5 +97,24 @@ out.push(prog('xdp_ordered_packet_acquire_u32_rej', 'xdp', `${PKT}\nw5 = load_ac
 out.push(prog('xdp_ordered_packet_acquire_u8_rej', 'xdp', `${PKT}\nw5 = load_acquire((u8 *)(r2 + 3))\nr0 = 2\nexit`))
 out.push(prog('xdp_ordered_packet_release_u16_rej', 'xdp', `${PKT}\nstore_release((u16 *)(r2 + 2), w4)\nr0 = 2\nexit`))
 out.push(prog('xdp_ordered_packet_release_u8_rej', 'xdp', `${PKT}\nstore_release((u8 *)(r2 + 1), w4)\nr0 = 2\nexit`))
+// A load-acquire is refused for its pointer type first, a store-release checks its access first:
+// packet alignment as the kernel assumes it (data at NET_IP_ALIGN, 2, past an aligned address).
+out.push(
+  prog('xdp_ordered_packet_acquire_u16_odd_rej', 'xdp', `${PKT}\nw5 = load_acquire((u16 *)(r2 + 1))\nr0 = 2\nexit`),
+)
+out.push(
+  prog('xdp_ordered_packet_release_u32_at_4_rej', 'xdp', `${PKT}\nstore_release((u32 *)(r2 + 4), w4)\nr0 = 2\nexit`),
+)
+out.push(
+  prog('xdp_ordered_packet_release_u32_at_2_rej', 'xdp', `${PKT}\nstore_release((u32 *)(r2 + 2), w4)\nr0 = 2\nexit`),
+)
+out.push(prog('xdp_ordered_ctx_acquire_misaligned_rej', 'xdp', 'w5 = load_acquire((u32 *)(r1 + 2))\nr0 = 2\nexit'))
+out.push(
+  prog(
+    'kprobe_ordered_ctx_release_u32_misaligned_rej',
+    'kprobe',
+    'r2 = 0\nstore_release((u32 *)(r1 + 2), w2)\nr0 = 0\nexit',
+  ),
+)
 
 export default out

@@ -695,6 +695,10 @@ fn load(
 ) -> Result<(), Refusal> {
     let mode = insn.opcode & 0xe0;
     let acquire = is_load_acquire(insn.opcode, insn.imm());
+    if acquire {
+        // Before anything else (`check_atomic_load`; a store-release checks its access first).
+        atomic_ptr_type_ok(&frame.regs[insn.src as usize], insn.src, "loads from")?;
+    }
     check_init(&frame.regs, insn.src)?;
     check_writable(insn.dst)?;
     if mode != MODE_MEM && mode != MODE_MEMSX && !acquire {
@@ -733,10 +737,6 @@ fn load(
     }
     let kind = access_kind(&frame.regs[insn.src as usize]);
     let mut value = access::load(env, frame, insn.src, insn.off, size, mode == MODE_MEMSX)?;
-    if acquire {
-        // After the access itself is checked (`check_atomic_load`).
-        atomic_ptr_type_ok(&frame.regs[insn.src as usize], insn.src, "loads from")?;
-    }
     env.note_access(slot, kind);
     if value.ty.maybe_null && value.id == 0 {
         // A pointer that may be NULL read from the context (`__sk_buff.sk`): its null check
