@@ -480,6 +480,8 @@ const BUILDER_ARGS: Array<[RegExp, unknown[], RegExp[]]> = [
   [/^st(b|h|w|dw)$/, [R1, 0, 1], [/dst/, /offset/, /immediate/]],
   [/^stx(b|h|w|dw)$/, [R1, 0, R2], [/dst/, /offset/, /src/]],
   [/^atomic(64|32)$/, ['add', R1, 0, R2], [/atomic operation/, /dst/, /offset/, /src/]],
+  [/^loadAcquire$/, ['w', R1, R2, 0], [/size/, /dst/, /src/, /offset/]],
+  [/^storeRelease$/, ['w', R1, 0, R2], [/size/, /dst/, /offset/, /src/]],
   [/^ldabs[bhw]$/, [1], [/immediate/]],
   [/^ldind[bhw]$/, [R1, 1], [/src/, /immediate/]],
   [/^j(eq|ne|gt|ge|lt|le|sgt|sge|slt|sle|set)(32)?$/, [R1, 1, 0], [/dst/, /source|immediate/, /offset|label/]],

@@ -9,27 +9,12 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { Collection, loadCollectionSpecSync } from '../dist/index.js'
 import { kernelOracle, kernelVerifierLogs } from './helpers/kernel.js'
+import { VERIFIED_FIXTURES } from './helpers/verifier-fixtures.mjs'
 
 const fixtures = join(__dirname, 'fixtures')
 const oracle = kernelOracle()
 
-/** Objects whose programs both verifiers accept (each loads in the kernel as a whole). */
-const OBJECTS = [
-  'socket_filter',
-  'core',
-  'core_ctx',
-  'percpu',
-  'pinned',
-  'probe_read',
-  'prog_array_init',
-  'redirect',
-  'ringbuf',
-  'linked',
-  'pkt_counter',
-  'globals',
-  'bpf_loop',
-  'types',
-]
+const OBJECTS = VERIFIED_FIXTURES
 
 /** Programs the kernel loads that mode 'verified' refuses here (README "Known differences"). */
 const NOT_MODELLED = new Set<string>([])

@@ -91,6 +91,13 @@ export interface ProgramOptions {
    */
   unprivileged?: boolean
   /**
+   * Mode `verified`: keep r0 precise at every exit, as a return range makes it (which can keep
+   * more states apart: more time, and a loop that counts into r0 may reach the complexity limit),
+   * and report the range r0 lies in when the program exits as `verifierStats.exitR0`. Default
+   * false; `true` needs mode `verified` (`EINVAL` otherwise).
+   */
+  exitRange?: boolean
+  /**
    * The program's license, as the object's `license` section says it (default `'GPL'`): helpers the
    * kernel marks GPL-only need a GPL-compatible license ('GPL', 'GPL v2', 'Dual BSD/GPL', ...).
    */
@@ -803,6 +810,12 @@ export interface VerifierStats {
    * order, each a multiple of 8: the kernel's `stack depth 16+8`.
    */
   stackDepth: number[]
+  /**
+   * The range r0 lies in when the program exits, signed and unsigned, for every run: with
+   * `exitRange: true` (r0 kept precise at exit) or a type with a return range (`cgroup_skb`). The
+   * union over every exit the walk reached; a path pruning left out ends inside it too.
+   */
+  exitR0?: { smin: bigint; smax: bigint; umin: bigint; umax: bigint }
 }
 
 const LOG_LEVELS: readonly number[] = [0, 1, 2]
@@ -914,11 +927,14 @@ export class Program {
       checkU32Of(LoadError, `lineInfo[${i}].column`, li.column)
     })
     const logLevel = checkLogLevel(options.logLevel)
-    if (options.unprivileged !== undefined && typeof options.unprivileged !== 'boolean') {
-      throw new LoadError('EINVAL', `unprivileged must be a boolean, got ${describeValue(options.unprivileged)}`)
-    }
-    if (options.unprivileged === true && this.mode !== 'verified') {
-      throw new LoadError('EINVAL', `unprivileged: true needs mode 'verified' (the mode is '${this.mode}')`)
+    for (const flag of ['unprivileged', 'exitRange'] as const) {
+      const value = options[flag]
+      if (value !== undefined && typeof value !== 'boolean') {
+        throw new LoadError('EINVAL', `${flag} must be a boolean, got ${describeValue(value)}`)
+      }
+      if (value === true && this.mode !== 'verified') {
+        throw new LoadError('EINVAL', `${flag}: true needs mode 'verified' (the mode is '${this.mode}')`)
+      }
     }
     const license = options.license === undefined ? undefined : checkString(LoadError, 'license', options.license)
     const dataSize = options.dataSize === undefined ? undefined : checkU32Of(LoadError, 'dataSize', options.dataSize)
@@ -966,6 +982,7 @@ export class Program {
           coverage: options.coverage,
           globalFunctions: this.mode === 'verified' ? globalFunctions : undefined,
           unprivileged: options.unprivileged,
+          exitRange: options.exitRange,
         },
         js?.dispatch,
       ),
@@ -1008,7 +1025,10 @@ export class Program {
 
   /** Mode `verified`: what the verifier reported; undefined in mode `checked`. */
   get verifierStats(): VerifierStats | undefined {
-    return this.native.verifierStats ?? undefined
+    const stats = this.native.verifierStats
+    if (!stats) return undefined
+    const { exitR0, ...rest } = stats
+    return exitR0 ? { ...rest, exitR0 } : rest
   }
 
   /** Mode `verified` with `logLevel` 1 or 2: the verifier's log of the accepted program, in the kernel's format. */

@@ -87,6 +87,12 @@ export class Builder {
     return this.#int(v, -0x80000000, 0xffffffff, what) | 0
   }
 
+  #size(v: unknown): Size {
+    if (v !== 'b' && v !== 'h' && v !== 'w' && v !== 'dw')
+      this.#fail(`size must be 'b', 'h', 'w' or 'dw', got ${describeValue(v)}`)
+    return v
+  }
+
   #off(v: unknown): number {
     return this.#int(v, -0x8000, 0x7fff, 'offset')
   }
@@ -384,6 +390,18 @@ export class Builder {
   /** The same on the 32-bit word at dst + off. */
   atomic32(op: AtomicOperation, dst: Register, off: number, src: Register): this {
     return this.#atomic(false, op, dst, off, src)
+  }
+
+  /**
+   * dst = load_acquire((size *)(src + off)): a zero-extending load that later accesses cannot
+   * move before (cpu v4; the kernel accepts it since 6.15).
+   */
+  loadAcquire(size: Size, dst: Register, src: Register, off = 0): this {
+    return this.#emit(E.loadAcquire(this.#size(size), this.#reg(dst, 'dst'), this.#reg(src, 'src'), this.#off(off)))
+  }
+  /** store_release((size *)(dst + off), src): a store that earlier accesses cannot move after. */
+  storeRelease(size: Size, dst: Register, off: number, src: Register): this {
+    return this.#emit(E.storeRelease(this.#size(size), this.#reg(dst, 'dst'), this.#off(off), this.#reg(src, 'src')))
   }
 
   /** Legacy packet loads: r0 = packet[imm] (LD_ABS) and r0 = packet[src + imm] (LD_IND). */

@@ -14,7 +14,9 @@ import {
   type AluOp,
   ATOMIC_CMPXCHG,
   ATOMIC_FETCH,
+  ATOMIC_LOAD_ACQ,
   ATOMIC_OPS,
+  ATOMIC_STORE_REL,
   ATOMIC_XCHG,
   type AtomicOp,
   CALL_HELPER,
@@ -67,6 +69,8 @@ export type Form =
       off: number
       src: number
     }
+  | { k: 'loadAcquire'; size: Size; dst: number; src: number; off: number }
+  | { k: 'storeRelease'; size: Size; dst: number; off: number; src: number }
   | { k: 'ldabs'; size: 'b' | 'h' | 'w'; imm: number }
   | { k: 'ldind'; size: 'b' | 'h' | 'w'; src: number; imm: number }
   | { k: 'jump'; wide: boolean; op: JumpOp; dst: number; src: number | undefined; imm: number; off: number }
@@ -169,7 +173,10 @@ function memory(i: Instruction): Form | undefined {
       return mode === MODE_MEM && i.src === 0 ? { k: 'st', size, dst: i.dst, off: i.off, imm: i.imm } : undefined
     case CLASS_STX:
       if (mode === MODE_MEM) return i.imm === 0 ? { k: 'stx', size, dst: i.dst, off: i.off, src: i.src } : undefined
-      if (mode !== MODE_ATOMIC || (size !== 'w' && size !== 'dw')) return undefined
+      if (mode !== MODE_ATOMIC) return undefined
+      if (i.imm === ATOMIC_LOAD_ACQ) return { k: 'loadAcquire', size, dst: i.dst, src: i.src, off: i.off }
+      if (i.imm === ATOMIC_STORE_REL) return { k: 'storeRelease', size, dst: i.dst, off: i.off, src: i.src }
+      if (size !== 'w' && size !== 'dw') return undefined
       return atomicForm(i, size === 'dw')
     default:
       return undefined

@@ -78,6 +78,7 @@ const ATOMIC_CALL = /^(?:atomic(64)?_(fetch_(?:add|or|and|xor)|xchg|cmpxchg)|(xc
 export function isLlvmStart(head: Token, next: Token | undefined): boolean {
   if (head.kind === 'punct') return head.text === '*'
   if (head.kind === 'ident' && ['if', 'goto', 'gotol'].includes(head.text)) return true
+  if (head.text === 'store_release') return next?.text === '('
   return head.text === 'lock' && next?.text === '*'
 }
 
@@ -146,6 +147,11 @@ export function llvmStatement(cur: Cursor, out: Output): void {
       return
     }
     store(cur, out)
+    return
+  }
+  if (keyword === 'store_release') {
+    cur.next(keyword)
+    storeRelease(cur, out)
     return
   }
   // Everything else starts with the destination register.
@@ -220,6 +226,11 @@ function assignment(dst: Reg, cur: Cursor, out: Output): void {
       out.emit(E.endian(endian[1] as 'be' | 'le' | 'bswap', dst.index, Number(endian[2])))
       return
     }
+    if (t.text === 'load_acquire') {
+      cur.next('load_acquire')
+      loadAcquire(dst, cur, out)
+      return
+    }
     const call = ATOMIC_CALL.exec(t.text)
     if (call) {
       cur.next('atomic operation')
@@ -287,6 +298,35 @@ function load(dst: Reg, cur: Cursor, out: Output): void {
   }
   const { base, off } = address(cur, true)
   out.emit(E.ldx(size, dst.index, base, off, signed))
+}
+
+/** The `(uN *)(rB + off)` operand of load-acquire and store-release (any unsigned size). */
+function orderedOperand(cur: Cursor): { size: Size; base: number; off: number } {
+  cur.expect('(', "'('")
+  const { size, signed, token } = sizeCast(cur)
+  if (signed) cur.fail(`load-acquire and store-release take an unsigned size, found '${token.text}'`, token)
+  return { size, ...address(cur, true) }
+}
+
+/**
+ * `wD = load_acquire((u8 *)(rS + off))` as LLVM 21 writes it (a w register below 64 bits), or
+ * `rD = ...` for any size as the kernel's verifier log does.
+ */
+function loadAcquire(dst: Reg, cur: Cursor, out: Output): void {
+  const { size, base, off } = orderedOperand(cur)
+  if (dst.w && size === 'dw') cur.fail('a 64-bit load-acquire needs a 64-bit register', dst.token)
+  cur.expect(')', "')'")
+  out.emit(E.loadAcquire(size, dst.index, base, off))
+}
+
+/** `store_release((u8 *)(rD + off), wS)` (LLVM 21), or with `rS` (the kernel's verifier log). */
+function storeRelease(cur: Cursor, out: Output): void {
+  const { size, base, off } = orderedOperand(cur)
+  cur.expect(',', "','")
+  const src = register(cur)
+  if (src.w && size === 'dw') cur.fail('a 64-bit store-release needs a 64-bit register', src.token)
+  cur.expect(')', "')'")
+  out.emit(E.storeRelease(size, base, off, src.index))
 }
 
 /** `dst = <atomic>(...)`: the function-call forms of fetching atomics (see ATOMIC_CALL). */

@@ -9,7 +9,8 @@
 import { describeValue } from '../arguments.js'
 import { FormatError } from '../errors.js'
 import { type Decoded, decodeForms, type Form } from './decode.js'
-import { decodeInstructions } from './instruction.js'
+import * as E from './encode.js'
+import { decodeInstructions, slotWord } from './instruction.js'
 import type { Size } from './opcodes.js'
 
 export type Dialect = 'llvm' | 'conformance'
@@ -151,6 +152,11 @@ function llvm(f: Form, label: string | undefined): string {
       if (f.fetch) return `${r(f.src)} = atomic_fetch_${f.op}((${size} *)${mem(f.dst, f.off)}, ${r(f.src)})`
       return `lock *(${size} *)${mem(f.dst, f.off)} ${LLVM_LOCK[f.op]} ${r(f.src)}`
     }
+    // LLVM 21's syntax (llvm/test/CodeGen/BPF/atomic-load-store.ll): a w register below 64 bits.
+    case 'loadAcquire':
+      return `${reg(f.size === 'dw', f.dst)} = load_acquire((u${LLVM_SIZE[f.size]} *)${mem(f.src, f.off)})`
+    case 'storeRelease':
+      return `store_release((u${LLVM_SIZE[f.size]} *)${mem(f.dst, f.off)}, ${reg(f.size === 'dw', f.src)})`
     case 'ldabs':
       return `r0 = *(u${LLVM_SIZE[f.size]} *)skb[${hex(f.imm)}]`
     case 'ldind':
@@ -209,6 +215,11 @@ function conformance(f: Form, label: string | undefined): string {
       const fetch = f.fetch && f.op !== 'xchg' && f.op !== 'cmpxchg' ? 'fetch ' : ''
       return `lock ${fetch}${f.op}${w(f.wide)} ${cmem(f.dst, f.off)}, %r${f.src}`
     }
+    // bpf_conformance has no syntax for these: the raw word, which its assembler reads back.
+    case 'loadAcquire':
+      return rawLine(slotWord(E.loadAcquire(f.size, f.dst, f.src, f.off)))
+    case 'storeRelease':
+      return rawLine(slotWord(E.storeRelease(f.size, f.dst, f.off, f.src)))
     case 'ldabs':
       return `ldabs${f.size} ${f.imm}`
     case 'ldind':

@@ -11,7 +11,9 @@ import {
   type AluOp,
   ATOMIC_CMPXCHG,
   ATOMIC_FETCH,
+  ATOMIC_LOAD_ACQ,
   ATOMIC_OPS,
+  ATOMIC_STORE_REL,
   ATOMIC_XCHG,
   type AtomicOp,
   CALL_HELPER,
@@ -94,6 +96,16 @@ export function st(size: Size, dst: number, off: number, imm: number): Instructi
 
 export function stx(size: Size, dst: number, off: number, src: number): Instruction {
   return insn(CLASS_STX | SIZES[size] | MODE_MEM, dst, src, off)
+}
+
+/** `dst = load_acquire((size *)(src + off))`: a zero-extending load ordered before later accesses. */
+export function loadAcquire(size: Size, dst: number, src: number, off: number): Instruction {
+  return insn(CLASS_STX | SIZES[size] | MODE_ATOMIC, dst, src, off, ATOMIC_LOAD_ACQ)
+}
+
+/** `store_release((size *)(dst + off), src)`: a store ordered after earlier accesses. */
+export function storeRelease(size: Size, dst: number, off: number, src: number): Instruction {
+  return insn(CLASS_STX | SIZES[size] | MODE_ATOMIC, dst, src, off, ATOMIC_STORE_REL)
 }
 
 /** Atomic read-modify-write of the 32-bit (`wide` false) or 64-bit word at dst + off. */

@@ -76,6 +76,9 @@ export const ATOMIC_AND = 0x50
 export const ATOMIC_XOR = 0xa0
 export const ATOMIC_XCHG = 0xe0 | ATOMIC_FETCH
 export const ATOMIC_CMPXCHG = 0xf0 | ATOMIC_FETCH
+/** Load-acquire and store-release (cpu v4, Linux 6.15): plain accesses of any size, ordered. */
+export const ATOMIC_LOAD_ACQ = 0x100
+export const ATOMIC_STORE_REL = 0x110
 
 // The `src` field of `call` (RFC 9669, 4.3.1).
 export const CALL_HELPER = 0

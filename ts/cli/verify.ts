@@ -81,7 +81,7 @@ function verifyOne(spec: CollectionSpec, p: ProgramSpec, level: 1 | 2, unprivile
 
 export const verifyCommand: Command = {
   name: 'verify',
-  usage: 'ebpf verify OBJ.o [--program NAME] [--type TYPE] [--log-level 1|2] [--json]',
+  usage: 'ebpf verify OBJ.o [--program NAME] [--type TYPE] [--log-level 1|2] [--unprivileged] [--json]',
   summary: "prove an object's programs safe, printing the verifier's log",
   description:
     "Loads each program of the object (or the one --program names) in mode 'verified' and prints the\n" +

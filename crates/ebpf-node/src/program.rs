@@ -65,6 +65,8 @@ pub struct NativeProgramOptions {
     pub global_functions: Option<Vec<NativeGlobalFunction>>,
     /// Mode 'verified': the kernel's extra rules for loads without CAP_BPF/CAP_PERFMON.
     pub unprivileged: Option<bool>,
+    /// Mode 'verified': keep r0 precise at exit and report its range (`exitR0`).
+    pub exit_range: Option<bool>,
 }
 
 /// A global function: its entry slot, its name and its prototype's argument types.
@@ -438,6 +440,7 @@ fn parse_options(
             .map(global_function)
             .collect::<std::result::Result<Vec<_>, _>>()?,
         unprivileged: o.unprivileged.unwrap_or(false),
+        exit_range: o.exit_range.unwrap_or(false),
         ..ProgramOptions::default()
     };
     if options.log_level > ebpf_vm::verification::MAX_LOG_LEVEL {
@@ -631,6 +634,17 @@ pub struct NativeVerifierStats {
     pub max_states_per_insn: u32,
     /// Per function, main first: the bytes of stack it uses.
     pub stack_depth: Vec<u32>,
+    /// The range r0 lies in at exit, where the verifier proves one for every run.
+    pub exit_r0: Option<NativeExitRange>,
+}
+
+/// Signed and unsigned bounds of r0 at exit.
+#[napi(object)]
+pub struct NativeExitRange {
+    pub smin: BigInt,
+    pub smax: BigInt,
+    pub umin: BigInt,
+    pub umax: BigInt,
 }
 
 #[napi]
@@ -650,6 +664,12 @@ impl NativeProgram {
             peak_states: r.peak_states,
             max_states_per_insn: r.max_states_per_insn,
             stack_depth: r.stack_depth.clone(),
+            exit_r0: r.exit_r0.map(|e| NativeExitRange {
+                smin: BigInt::from(e.smin),
+                smax: BigInt::from(e.smax),
+                umin: BigInt::from(e.umin),
+                umax: BigInt::from(e.umax),
+            }),
         })
     }
 

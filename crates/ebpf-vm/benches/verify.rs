@@ -8,13 +8,65 @@
 //! loads each program with log level 4 (`BPF_LOG_STATS`: only the statistics) and the median of
 //! its reported times is taken; skipped, saying why, when the kernel cannot be asked (not root).
 //! Both print the processed-instruction count, which must be the same.
+//!
+//! Memory: a counting global allocator records the most heap bytes held at once during one
+//! `verify` beyond what was held when it started (states kept for pruning, the path's stack of
+//! pending states, logs); printed with the peak number of kept states.
 
 #[path = "../tests/prune_support/programs.rs"]
 mod programs;
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// The system allocator, counting the bytes held now and the most held since `reset_peak`.
+struct Counting;
+
+static HELD: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only counters are added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            let now = HELD.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                let grow = new_size - layout.size();
+                let now = HELD.fetch_add(grow, Ordering::Relaxed) + grow;
+                PEAK.fetch_max(now, Ordering::Relaxed);
+            } else {
+                HELD.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The most heap bytes `f` held at once beyond those held when it started.
+fn peak_bytes_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = HELD.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let out = f();
+    (out, PEAK.load(Ordering::Relaxed) - base)
+}
 
 use ebpf_vm::analysis::{analyse, AnalysisOptions};
 use ebpf_vm::isa::Insn;
@@ -51,8 +103,9 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-/// Our median time in microseconds and the processed count.
-fn ours(prog_type: u32, slots: &[Insn]) -> (f64, u64) {
+/// Our median time in microseconds, the processed count, and one run's peak heap bytes and
+/// peak kept states.
+fn ours(prog_type: u32, slots: &[Insn]) -> (f64, u64, usize, u32) {
     let analysis = analyse(slots, &AnalysisOptions::default()).expect("the program analyses");
     let names = |_: i32| None;
     let prototype = |id: i32| {
@@ -63,6 +116,7 @@ fn ours(prog_type: u32, slots: &[Insn]) -> (f64, u64) {
     let options = VerifyOptions {
         globals: &[],
         unprivileged: false,
+        exit_range: false,
         kind: if prog_type == XDP {
             ProgramKind::Xdp
         } else {
@@ -79,12 +133,15 @@ fn ours(prog_type: u32, slots: &[Insn]) -> (f64, u64) {
         let processed = verify(&analysis, &options).map(|v| v.processed).ok();
         (start.elapsed(), processed)
     };
+    let (peak_states, peak_bytes) =
+        peak_bytes_of(|| verify(&analysis, &options).map_or(0, |v| v.stats.peak_states));
     let (first, processed) = run();
     // A rejection carries no count: read it off the summary line of a run with a log.
     let processed = processed.unwrap_or_else(|| {
         let logged = VerifyOptions {
             globals: &[],
             unprivileged: false,
+            exit_range: false,
             log_level: 1,
             ..options
         };
@@ -98,7 +155,7 @@ fn ours(prog_type: u32, slots: &[Insn]) -> (f64, u64) {
     // Enough runs for about half a second, at least 5.
     let runs = (Duration::from_millis(500).as_nanos() / first.as_nanos().max(1)).clamp(5, 2000);
     let times = (0..runs).map(|_| run().0.as_secs_f64() * 1e6).collect();
-    (median(times), processed)
+    (median(times), processed, peak_bytes, peak_states)
 }
 
 fn loader() -> Result<PathBuf, String> {
@@ -157,18 +214,23 @@ fn main() {
     if let Err(why) = &loader {
         eprintln!("the kernel's times are skipped: {why}");
     }
-    println!("| program | processed (ours / kernel) | ours | kernel | ours / kernel |");
-    println!("| --- | --- | --- | --- | --- |");
+    println!(
+        "| program | processed (ours / kernel) | ours | kernel | ours / kernel | peak heap (peak states) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
     for (name, prog_type, slots) in subjects() {
-        let (ours_us, ours_n) = ours(prog_type, &slots);
+        let (ours_us, ours_n, bytes, states) = ours(prog_type, &slots);
+        let memory = format!("{:.1} KiB ({states})", bytes as f64 / 1024.0);
         let theirs = loader.as_ref().ok().map(|l| kernel(l, prog_type, &slots));
         match theirs {
             Some(Ok((k_us, k_n))) => println!(
-                "| {name} | {ours_n} / {k_n} | {ours_us:.0} us | {k_us:.0} us | {:.2} |",
+                "| {name} | {ours_n} / {k_n} | {ours_us:.0} us | {k_us:.0} us | {:.2} | {memory} |",
                 ours_us / k_us.max(1.0)
             ),
-            Some(Err(e)) => println!("| {name} | {ours_n} / ? | {ours_us:.0} us | ({e}) | |"),
-            None => println!("| {name} | {ours_n} | {ours_us:.0} us | | |"),
+            Some(Err(e)) => {
+                println!("| {name} | {ours_n} / ? | {ours_us:.0} us | ({e}) | | {memory} |")
+            }
+            None => println!("| {name} | {ours_n} | {ours_us:.0} us | | | {memory} |"),
         }
     }
     if let Ok(l) = loader {

@@ -123,6 +123,10 @@ pub struct ProgramOptions {
     /// checks, no uninitialised stack reads, no loops or calls, socket filters (and raw
     /// programs) only. For embedders running untrusted code.
     pub unprivileged: bool,
+    /// Mode `Verified`: keep r0 precise at every exit (as a return range does, which may keep
+    /// more states and so cost time, or exceed the complexity limit on a loop that counts into
+    /// r0) and report the range it lies in there (`VerifierReport::exit_r0`).
+    pub exit_range: bool,
     /// Count instruction and branch coverage over the program's runs (`Program::coverage`):
     /// the JIT's code counts per chain of blocks, the interpreter per instruction (see
     /// `coverage`).
@@ -151,6 +155,7 @@ impl Default for ProgramOptions {
             source_lines: Vec::new(),
             global_functions: Vec::new(),
             unprivileged: false,
+            exit_range: false,
             coverage: false,
         }
     }
@@ -286,6 +291,7 @@ impl Program {
                     source_lines: &options.source_lines,
                     globals: &options.global_functions,
                     unprivileged: options.unprivileged,
+                    exit_range: options.exit_range,
                 },
             )?),
         };

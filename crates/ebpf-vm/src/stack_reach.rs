@@ -12,7 +12,7 @@
 //! engines.
 
 use crate::analysis::{Analysis, Flow, BPF_TAIL_CALL, MAX_BPF_STACK, MAX_CALL_FRAMES};
-use crate::isa::opcodes::{class, CLASS_LDX, CLASS_ST, CLASS_STX, FP};
+use crate::isa::opcodes::{class, is_load_acquire, CLASS_LDX, CLASS_ST, CLASS_STX, FP};
 
 /// The bytes a run must zero before it starts, as (bytes from the top of the stack area down to
 /// the first of them, their number): the `frames` reachable frames, or, for a program whose
@@ -39,7 +39,8 @@ pub fn zeroed_bytes(analysis: &Analysis, frames: usize) -> (usize, usize) {
         .any(|insn| match class(insn.opcode) {
             CLASS_LDX => insn.dst == FP,
             CLASS_ST => false,
-            CLASS_STX => insn.src == FP,
+            // A load-acquire's src is its base address, like an `LDX`'s.
+            CLASS_STX => insn.src == FP && !is_load_acquire(insn.opcode, insn.imm()),
             _ => insn.src == FP || insn.dst == FP,
         });
     if escapes {

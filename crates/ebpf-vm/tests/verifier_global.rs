@@ -35,6 +35,7 @@ fn run(slots: &[Insn], globals: &[GlobalFunction], level: u32) -> Result<(u64, S
     let options = VerifyOptions {
         globals,
         unprivileged: false,
+        exit_range: false,
         kind: ProgramKind::SocketFilter,
         maps: &[],
         helper_name: &names,

@@ -99,6 +99,7 @@ fn ours_at(prog_type: u32, slots: &[Insn], maps: &[&str], log_level: u32) -> Ans
     let options = VerifyOptions {
         globals: &[],
         unprivileged: false,
+        exit_range: false,
         kind: match prog_type {
             XDP => ProgramKind::Xdp,
             _ => ProgramKind::SocketFilter,
@@ -925,6 +926,7 @@ fn accepted_loops_never_trap_on_memory_or_run_forever() {
         let options = VerifyOptions {
             globals: &[],
             unprivileged: false,
+            exit_range: false,
             kind: ProgramKind::Raw { data_size },
             maps: &[],
             helper_name: &no_names,

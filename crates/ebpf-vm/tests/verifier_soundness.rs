@@ -208,6 +208,7 @@ fn run_accepted(
         let options = VerifyOptions {
             globals: &[],
             unprivileged: false,
+            exit_range: false,
             kind: ProgramKind::Raw { data_size },
             maps: &[],
             helper_name: &no_names,

@@ -381,6 +381,7 @@ fn compare_verdicts_as(
         let options = VerifyOptions {
             globals: &[],
             unprivileged,
+            exit_range: false,
             kind,
             maps: std::slice::from_ref(&map),
             helper_name: &names,

@@ -488,6 +488,7 @@ fn verify_raw(slots: &[Insn], data_size: u32) -> Result<u64, String> {
     let options = VerifyOptions {
         globals: &[],
         unprivileged: false,
+        exit_range: false,
         kind: ProgramKind::Raw { data_size },
         maps: &[],
         helper_name: &no_names,
@@ -1084,6 +1085,7 @@ fn call_embedder_helper(
     let options = VerifyOptions {
         globals: &[],
         unprivileged: false,
+        exit_range: false,
         kind: ProgramKind::Raw { data_size: 8 },
         maps: &[],
         helper_name: &names,

@@ -103,7 +103,9 @@ impl Problem for FramePointers {
             CLASS_LD if insn.is_lddw() => regs[d] = FrameOffset::None,
             CLASS_LD => regs[..6].fill(FrameOffset::None),
             CLASS_STX if op & 0xe0 == MODE_ATOMIC => {
-                if insn.imm() == ATOMIC_CMPXCHG {
+                if insn.imm() == ATOMIC_LOAD_ACQ {
+                    regs[d] = FrameOffset::None;
+                } else if insn.imm() == ATOMIC_CMPXCHG {
                     regs[0] = FrameOffset::None;
                 } else if insn.imm() & ATOMIC_FETCH != 0 {
                     regs[s] = FrameOffset::None;

@@ -49,6 +49,7 @@ pub fn uses_and_defs(
         CLASS_LDX => (src, dst),
         CLASS_ST => (dst, 0),
         CLASS_STX if op & 0xe0 == MODE_ATOMIC => match insn.imm() {
+            ATOMIC_LOAD_ACQ => (src, dst),
             ATOMIC_CMPXCHG => (1 | dst | src, 1),
             imm if imm & ATOMIC_FETCH != 0 => (dst | src, src),
             _ => (dst | src, 0),

@@ -108,6 +108,9 @@ pub fn stack_depths(
             let reg = |r: u8| regs[(r & 0x0f).min(10) as usize];
             match class(insn.opcode) {
                 CLASS_LDX => reach(reg(insn.src), insn.off as i64),
+                CLASS_STX if is_load_acquire(insn.opcode, insn.imm()) => {
+                    reach(reg(insn.src), insn.off as i64)
+                }
                 CLASS_ST | CLASS_STX => reach(reg(insn.dst), insn.off as i64),
                 _ => {
                     let args = match cfg.flows[i] {

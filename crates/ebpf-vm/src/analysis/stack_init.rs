@@ -49,10 +49,15 @@ fn frame_access(insn: &super::program::Instruction) -> Option<(i64, u32, bool, b
     match class(op) {
         CLASS_LDX if insn.src == FP => Some((off, size, false, true)),
         CLASS_ST if insn.dst == FP => Some((off, size, true, false)),
-        CLASS_STX if insn.dst == FP => {
-            let atomic = op & 0xe0 == MODE_ATOMIC;
-            Some((off, size, true, atomic))
-        }
+        CLASS_STX => match atomic_access(op, insn.imm()) {
+            Some(AtomicAccess::LoadAcquire) if insn.src == FP => Some((off, size, false, true)),
+            Some(AtomicAccess::LoadAcquire) => None,
+            Some(AtomicAccess::StoreRelease) | None if insn.dst == FP => {
+                Some((off, size, true, false))
+            }
+            Some(AtomicAccess::ReadModifyWrite) if insn.dst == FP => Some((off, size, true, true)),
+            _ => None,
+        },
         _ => None,
     }
 }

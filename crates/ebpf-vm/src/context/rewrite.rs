@@ -135,7 +135,9 @@ fn step(insn: &Instruction, i: usize, flow: Flow, s: &State, out: &mut Vec<(usiz
                 }
             }
             if op & 0xe0 == MODE_ATOMIC {
-                if insn.imm() == ATOMIC_CMPXCHG {
+                if insn.imm() == ATOMIC_LOAD_ACQ {
+                    n.regs[d] = Tag::Other;
+                } else if insn.imm() == ATOMIC_CMPXCHG {
                     n.regs[0] = Tag::Other;
                 } else if insn.imm() & ATOMIC_FETCH != 0 {
                     n.regs[sr] = Tag::Other;
@@ -240,6 +242,7 @@ pub fn rewrite_ctx_accesses(
         let op = insn.opcode;
         let (base, is_load) = match class(op) {
             CLASS_LDX => ((insn.src & 0x0f) as usize, true),
+            CLASS_STX if is_load_acquire(op, insn.imm) => ((insn.src & 0x0f) as usize, true),
             CLASS_ST | CLASS_STX => ((insn.dst & 0x0f) as usize, false),
             _ => continue,
         };
@@ -264,16 +267,16 @@ pub fn rewrite_ctx_accesses(
         if off < 0 || off + size as i64 > layout.size as i64 {
             return Err(ctx_error(pc, layout, off, size, "outside"));
         }
+        if op & 0xe0 == MODE_ATOMIC && class(op) == CLASS_STX {
+            return Err(ctx_error(
+                pc,
+                layout,
+                off,
+                size,
+                "atomic operation on a field",
+            ));
+        }
         if !is_load {
-            if op & 0xe0 == MODE_ATOMIC {
-                return Err(ctx_error(
-                    pc,
-                    layout,
-                    off,
-                    size,
-                    "atomic operation on a field",
-                ));
-            }
             let Some(field) = layout.store_at(off, size) else {
                 return Err(ctx_error(
                     pc,

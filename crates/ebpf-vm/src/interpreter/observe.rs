@@ -93,6 +93,11 @@ fn access_of(insn: &Insn, reg: &[u64; 16], packet: (u64, u64)) -> Option<(u64, u
     let off = insn.off as i64 as u64;
     let size = || access_size(op);
     match class(op) {
+        CLASS_STX if is_load_acquire(op, insn.imm) => Some((
+            reg[(insn.src & 0x0f) as usize].wrapping_add(off),
+            size(),
+            false,
+        )),
         CLASS_LDX => Some((
             reg[(insn.src & 0x0f) as usize].wrapping_add(off),
             size(),
@@ -125,6 +130,7 @@ fn written(insn: &Insn) -> u16 {
         CLASS_ALU | CLASS_ALU64 | CLASS_LDX => dst,
         CLASS_LD if op == OP_LDDW => dst,
         CLASS_LD => 1,
+        CLASS_STX if is_load_acquire(op, insn.imm) => dst,
         CLASS_STX if op & 0xe0 == MODE_ATOMIC => {
             if insn.imm == ATOMIC_CMPXCHG {
                 1
@@ -188,6 +194,7 @@ fn record(
         let value = ok.then(|| {
             let v = match class(insn.opcode) {
                 CLASS_LDX => after[(insn.dst & 0x0f) as usize],
+                _ if is_load_acquire(insn.opcode, insn.imm) => after[(insn.dst & 0x0f) as usize],
                 CLASS_LD => after[0],
                 CLASS_ST => insn.imm as i64 as u64,
                 _ => before[(insn.src & 0x0f) as usize],

@@ -229,6 +229,23 @@ pub(super) fn general(
         };
     }
 
+    // Atomic accesses must be aligned to their size, as the kernel's verifier requires of them.
+    macro_rules! misaligned {
+        ($addr:expr, $size:expr, $write:expr) => {
+            if !$addr.is_multiple_of($size as u64) {
+                return Err(memory_trap(
+                    TrapKind::Misaligned,
+                    pc,
+                    $addr,
+                    $size,
+                    count - 1,
+                    $write,
+                    env,
+                ));
+            }
+        };
+    }
+
     let d = (insn.dst & 0x0f) as usize;
     let s = (insn.src & 0x0f) as usize;
     let imm64 = insn.imm as i64 as u64;
@@ -329,22 +346,26 @@ pub(super) fn general(
                 v
             };
         }
+        CLASS_STX if is_load_acquire(op, insn.imm) => {
+            // An ordinary zero-extending load of its size; our loads are already as ordered as
+            // the interpreter's own code (Acquire would add nothing a single thread can see).
+            let size = access_size(op);
+            let addr = reg[s].wrapping_add(insn.off as i64 as u64);
+            check!(addr, size, false);
+            misaligned!(addr, size, false);
+            // SAFETY: checked against the run's regions just above.
+            reg[d] = unsafe { load(addr, size) };
+        }
         CLASS_ST | CLASS_STX => {
             let size = access_size(op);
             let addr = reg[d].wrapping_add(insn.off as i64 as u64);
             check!(addr, size, true);
-            if op & 0xe0 == MODE_ATOMIC {
-                if !addr.is_multiple_of(size as u64) {
-                    return Err(memory_trap(
-                        TrapKind::Misaligned,
-                        pc,
-                        addr,
-                        size,
-                        count - 1,
-                        true,
-                        env,
-                    ));
-                }
+            if is_store_release(op, insn.imm) {
+                misaligned!(addr, size, true);
+                // SAFETY: checked against the run's regions just above.
+                unsafe { store(addr, size, reg[s]) };
+            } else if op & 0xe0 == MODE_ATOMIC {
+                misaligned!(addr, size, true);
                 // SAFETY: checked and aligned; other threads may touch it only atomically.
                 let old = unsafe { atomic(addr, size, insn.imm, reg[s], reg[0]) };
                 if insn.imm == ATOMIC_CMPXCHG {

@@ -72,6 +72,10 @@ pub const ATOMIC_AND: i32 = 0x50;
 pub const ATOMIC_XOR: i32 = 0xa0;
 pub const ATOMIC_XCHG: i32 = 0xe0 | ATOMIC_FETCH;
 pub const ATOMIC_CMPXCHG: i32 = 0xf0 | ATOMIC_FETCH;
+/// Load-acquire (`dst = load_acquire(src + off)`) and store-release (`store_release(dst + off,
+/// src)`): plain-sized atomic accesses (any of the four sizes; cpu v4, Linux 6.15).
+pub const ATOMIC_LOAD_ACQ: i32 = 0x100;
+pub const ATOMIC_STORE_REL: i32 = 0x110;
 
 // Source values of `lddw` (pseudo sources the loader resolves; 0 is a plain 64-bit immediate).
 pub const PSEUDO_IMM64: u8 = 0;
@@ -108,6 +112,39 @@ pub const fn access_size(opcode: u8) -> u32 {
         SIZE_W => 4,
         _ => 8,
     }
+}
+
+/// What an `STX | ATOMIC` instruction is, from its opcode and immediate: a load-acquire, a
+/// store-release, or a read-modify-write (anything else, including any other class).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AtomicAccess {
+    LoadAcquire,
+    StoreRelease,
+    ReadModifyWrite,
+}
+
+/// See [`AtomicAccess`]; `None` when the instruction is not an `STX | ATOMIC`.
+pub const fn atomic_access(opcode: u8, imm: i32) -> Option<AtomicAccess> {
+    if class(opcode) != CLASS_STX || opcode & 0xe0 != MODE_ATOMIC {
+        return None;
+    }
+    Some(match imm {
+        ATOMIC_LOAD_ACQ => AtomicAccess::LoadAcquire,
+        ATOMIC_STORE_REL => AtomicAccess::StoreRelease,
+        _ => AtomicAccess::ReadModifyWrite,
+    })
+}
+
+/// Whether the instruction is a load-acquire: it reads memory through `src` and writes `dst`,
+/// as an `LDX | MEM` of its size does.
+pub const fn is_load_acquire(opcode: u8, imm: i32) -> bool {
+    matches!(atomic_access(opcode, imm), Some(AtomicAccess::LoadAcquire))
+}
+
+/// Whether the instruction is a store-release: it stores `src` through `dst`, as an
+/// `STX | MEM` of its size does.
+pub const fn is_store_release(opcode: u8, imm: i32) -> bool {
+    matches!(atomic_access(opcode, imm), Some(AtomicAccess::StoreRelease))
 }
 
 /// The class bits of an opcode.

@@ -92,6 +92,8 @@ pub const ATOMIC_OPS: &[i32] = &[
     ATOMIC_XOR | ATOMIC_FETCH,
     ATOMIC_XCHG,
     ATOMIC_CMPXCHG,
+    ATOMIC_LOAD_ACQ,
+    ATOMIC_STORE_REL,
 ];
 
 const ALU_OPS: [u8; 14] = [
@@ -165,9 +167,9 @@ fn memory_row(class: u8, size: u8, mode: u8) -> Option<OpSpec> {
         (CLASS_LDX, MODE_MEMSX) if size != SIZE_DW => spec(Kind::Load, Write, Read, Any, Zero),
         (CLASS_ST, MODE_MEM) => spec(Kind::Store, Read, NoReg, Any, Any),
         (CLASS_STX, MODE_MEM) => spec(Kind::Store, Read, Read, Any, Zero),
-        (CLASS_STX, MODE_ATOMIC) if size == SIZE_W || size == SIZE_DW => {
-            spec(Kind::Atomic, Read, Read, Any, OneOf(ATOMIC_OPS))
-        }
+        // Every size: byte and half-word only for load-acquire and store-release, which
+        // validation checks against the immediate.
+        (CLASS_STX, MODE_ATOMIC) => spec(Kind::Atomic, Read, Read, Any, OneOf(ATOMIC_OPS)),
         _ => return None,
     })
 }

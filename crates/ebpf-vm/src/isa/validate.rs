@@ -162,6 +162,19 @@ pub fn validate_with(
                     "atomic fetch would write r10, which is read-only".into(),
                 ));
             }
+            Kind::Atomic if insn.imm == ATOMIC_LOAD_ACQ && insn.dst == FP => {
+                return Err(fail(
+                    pc,
+                    "dst register r10 is read-only (frame pointer)".into(),
+                ));
+            }
+            Kind::Atomic
+                if access_size(insn.opcode) < 4
+                    && !matches!(insn.imm, ATOMIC_LOAD_ACQ | ATOMIC_STORE_REL) =>
+            {
+                // The kernel's words (`check_atomic_rmw`).
+                return Err(fail(pc, "invalid atomic operand size".into()));
+            }
             Kind::Lddw => {
                 let Some(next) = insns.get(pc + 1) else {
                     return Err(fail(pc, "lddw is missing its second slot".into()));

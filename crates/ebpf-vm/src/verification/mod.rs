@@ -43,6 +43,9 @@ pub struct VerifierReport {
     /// By instruction slot: a load or store the proof covers, which the engines run without
     /// a check (`verifier::env::Proved`).
     pub proved: Vec<bool>,
+    /// The range r0 lies in when the program exits, for every run: asked for with
+    /// `ProgramOptions::exit_range`, or a type with a return range (`Verified::exit_r0`).
+    pub exit_r0: Option<crate::verifier::ExitRange>,
 }
 
 /// The highest log level (2: the state after every instruction).
@@ -77,6 +80,8 @@ pub struct LoadFacts<'a> {
     pub globals: &'a [GlobalFunction],
     /// The unprivileged rules (`VerifyOptions::unprivileged`).
     pub unprivileged: bool,
+    /// Report r0's range at exit (`VerifyOptions::exit_range`).
+    pub exit_range: bool,
 }
 
 /// The verifier's facts of map `index`, defined by `def` (no id: the caller knows whether it is
@@ -159,6 +164,7 @@ pub fn verify_load(
             log_level,
             globals: facts.globals,
             unprivileged: facts.unprivileged,
+            exit_range: facts.exit_range,
         };
         verifier::verify(analysis, &options)
     };
@@ -180,6 +186,7 @@ pub fn verify_load(
             log: source_lines::annotate(&v.log, &sorted),
             map_field_loads: v.map_field_loads,
             proved: v.proved,
+            exit_r0: v.exit_r0,
         }),
         Err(rejection) => {
             // Level 0 kept no log: walk again with one (the verdict cannot change).

@@ -102,7 +102,11 @@ fn check_stack_alignment(base: &RegState, insn_off: i16, size: u32) -> Result<()
 /// `base + insn_off` aligned to `size` (`check_generic_ptr_alignment`, strict): for the stack
 /// always, for any memory an atomic operation touches.
 pub fn check_alignment(base: &RegState, insn_off: i16, size: u32) -> Result<(), Refusal> {
-    let total = base.bounds.var_off + Tnum::constant((base.off as i64 + insn_off as i64) as u64);
+    // Packet data starts `NET_IP_ALIGN` (2) bytes past an aligned address, as the kernel assumes
+    // for strict checks (`check_pkt_ptr_alignment`).
+    let ip_align = if base.ty.base.is_packet() { 2 } else { 0 };
+    let total =
+        base.bounds.var_off + Tnum::constant((ip_align + base.off as i64 + insn_off as i64) as u64);
     if size == 1 || total.is_aligned(size as u64) {
         return Ok(());
     }
@@ -111,6 +115,12 @@ pub fn check_alignment(base: &RegState, insn_off: i16, size: u32) -> Result<(), 
     } else {
         base.bounds.var_off.to_string()
     };
+    if ip_align != 0 {
+        return Err(eacces(format!(
+            "misaligned packet access off {ip_align}+{var}+{}+{insn_off} size {size}",
+            base.off
+        )));
+    }
     let desc = match base.ty.base {
         BaseType::Stack => "stack ",
         BaseType::Ctx => "context ",

@@ -142,10 +142,13 @@ fn caller_writes(
     let redefined = |r: u8| {
         (start..end).any(|k| {
             let insn = program.get(k);
-            let fetch_into = class(insn.opcode) == CLASS_STX
-                && insn.opcode & 0xe0 == MODE_ATOMIC
-                && insn.imm() & ATOMIC_FETCH != 0
-                && insn.src == r;
+            let fetch_into = match atomic_access(insn.opcode, insn.imm()) {
+                Some(AtomicAccess::LoadAcquire) => insn.dst == r,
+                Some(AtomicAccess::ReadModifyWrite) => {
+                    insn.imm() & ATOMIC_FETCH != 0 && insn.src == r
+                }
+                _ => false,
+            };
             let written = matches!(
                 class(insn.opcode),
                 CLASS_ALU | CLASS_ALU64 | CLASS_LDX | CLASS_LD

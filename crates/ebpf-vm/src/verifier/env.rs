@@ -75,6 +75,9 @@ pub struct VerifyOptions<'a> {
     /// ([`super::unprivileged`]): no pointer leaks, no pointer comparisons but null checks, no
     /// uninitialised stack reads, the arithmetic Spectre masking needs, no loops, no calls.
     pub unprivileged: bool,
+    /// Keep r0 precise at every exit of the main program, as a return range does (which can keep
+    /// more states apart), and report the union of its bounds there (`Verified::exit_r0`).
+    pub exit_range: bool,
 }
 
 /// A rejection: the instruction (slot), the kernel-style message, the errno and the whole log.
@@ -105,6 +108,37 @@ pub struct Verified {
     /// map value or memory of a known size (`Proved::direct`). The engines access these
     /// directly, without a run-time check; every other access keeps its check.
     pub proved: Vec<bool>,
+    /// The union of r0's bounds at every exit of the main program the walk reached, when it
+    /// covers every run: where r0 is precise at exit (`VerifyOptions::exit_range`, or a type
+    /// with a return range), so that a state pruned into an explored one has its exits' r0
+    /// inside that state's. `None` otherwise.
+    pub exit_r0: Option<ExitRange>,
+}
+
+/// Bounds of a value, signed and unsigned (see [`Verified::exit_r0`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitRange {
+    pub smin: i64,
+    pub smax: i64,
+    pub umin: u64,
+    pub umax: u64,
+}
+
+impl ExitRange {
+    /// Whether `v` lies inside both the signed and the unsigned bounds.
+    pub fn contains(&self, v: u64) -> bool {
+        (self.smin..=self.smax).contains(&(v as i64)) && (self.umin..=self.umax).contains(&v)
+    }
+
+    /// The smallest range holding both.
+    pub fn union(self, other: ExitRange) -> ExitRange {
+        ExitRange {
+            smin: self.smin.min(other.smin),
+            smax: self.smax.max(other.smax),
+            umin: self.umin.min(other.umin),
+            umax: self.umax.max(other.umax),
+        }
+    }
 }
 
 /// The region kinds an access was proved against, a bit each, OR-ed over every visit of its
@@ -164,6 +198,8 @@ pub struct Env<'a> {
     pub stack_depth: Vec<u32>,
     /// The value each load through a map pointer gives, by slot (see `map_fields`).
     pub map_field_loads: std::collections::BTreeMap<usize, u64>,
+    /// The union of r0's bounds at the main program's exits so far (see `Verified::exit_r0`).
+    pub exit_r0: Option<ExitRange>,
     /// Per function: a global function some walked path calls (so it is walked on its own).
     pub globals_called: Vec<bool>,
     /// The global function being walked on its own, none for the main function.
@@ -194,6 +230,7 @@ impl<'a> Env<'a> {
             wanted: Default::default(),
             stack_depth: vec![0; analysis.functions.funcs.len()],
             map_field_loads: Default::default(),
+            exit_r0: None,
             globals_called: vec![false; analysis.functions.funcs.len()],
             walking_global: None,
             finished_stats: Default::default(),

@@ -65,6 +65,8 @@ pub fn insn_text(insn: &Instruction, imm64: Imm64, helper: &dyn Fn(i32) -> Strin
             let ty = size_name(code, false);
             let width = if code & 0x18 == SIZE_DW { "64" } else { "" };
             match imm {
+                ATOMIC_LOAD_ACQ => format!("r{dst} = load_acquire(({ty} *)(r{src} {off:+}))"),
+                ATOMIC_STORE_REL => format!("store_release(({ty} *)(r{dst} {off:+}), r{src})"),
                 ATOMIC_ADD | ATOMIC_OR | ATOMIC_AND | ATOMIC_XOR => format!(
                     "lock *({ty} *)(r{dst} {off:+}) {} r{src}",
                     ALU_OPS[(imm >> 4) as usize]

@@ -59,7 +59,7 @@ pub mod unprivileged;
 pub mod walk;
 
 pub use bounds::Bounds;
-pub use env::{ProgramKind, Rejection, Verified, VerifyOptions};
+pub use env::{ExitRange, ProgramKind, Rejection, Verified, VerifyOptions};
 pub use global::{FuncArg, GlobalFunction};
 pub use prune::PruneStats;
 pub use reg::{BaseType, MapRef, RegState, RegType};

@@ -375,7 +375,13 @@ fn backtrack_insn(
     let fp: u16 = 1 << 10;
     let op = insn.opcode;
     let x = op & SRC_X != 0;
-    match class(op) {
+    // A load-acquire backtracks as the load it is, a store-release as the store.
+    let access = atomic_access(op, insn.imm());
+    let as_class = match access {
+        Some(AtomicAccess::LoadAcquire) => CLASS_LDX,
+        _ => class(op),
+    };
+    match as_class {
         CLASS_ALU | CLASS_ALU64 => {
             if w.regs & dst == 0 {
                 return Ok(());
@@ -402,7 +408,7 @@ fn backtrack_insn(
                 w.slots |= 1 << spi;
             }
         }
-        CLASS_STX if op & 0xe0 == MODE_ATOMIC => {
+        CLASS_STX if access == Some(AtomicAccess::ReadModifyWrite) => {
             // The value depends on memory and the register in ways not followed.
             let slot = entry.and_then(|e| e.slot).map_or(0, |(_, spi)| 1u64 << spi);
             if w.regs & (src | 1) != 0 || w.slots & slot != 0 {

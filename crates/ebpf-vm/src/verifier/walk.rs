@@ -131,6 +131,9 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
         log: env.log,
         stack_depth: env.stack_depth,
         map_field_loads: env.map_field_loads.into_iter().collect(),
+        exit_r0: env
+            .exit_r0
+            .filter(|_| options.exit_range || options.kind.return_range().is_some()),
         proved: env
             .proved
             .iter()
@@ -360,6 +363,7 @@ fn drop_pending_state(log: &mut String) {
 fn stack_access(frame: &FuncState, insn: &crate::analysis::Instruction) -> Option<(u32, usize)> {
     let base = match class(insn.opcode) {
         CLASS_LDX => insn.src,
+        CLASS_STX if is_load_acquire(insn.opcode, insn.imm()) => insn.src,
         CLASS_ST | CLASS_STX => insn.dst,
         _ => return None,
     };
@@ -477,7 +481,13 @@ fn step(
     // The registers and stack slots to print after the instruction (the kernel's "scratched").
     let mut shown: Vec<u8> = Vec::new();
     let mut slots: Vec<usize> = Vec::new();
-    let outcome = match class(code) {
+    // A load-acquire is checked as the load it is (`check_atomic_load`), with its own rules.
+    let as_class = if is_load_acquire(code, insn.imm()) {
+        CLASS_LDX
+    } else {
+        class(code)
+    };
+    let outcome = match as_class {
         CLASS_ALU | CLASS_ALU64 => {
             let op = code & 0xf0;
             let with_reg = code & SRC_X != 0 && !matches!(op, ALU_NEG | ALU_END | ALU_MOV);
@@ -684,14 +694,26 @@ fn load(
     slots: &mut Vec<usize>,
 ) -> Result<(), Refusal> {
     let mode = insn.opcode & 0xe0;
+    let acquire = is_load_acquire(insn.opcode, insn.imm());
+    if acquire {
+        // Before anything else (`check_atomic_load`; a store-release checks its access first).
+        atomic_ptr_type_ok(&frame.regs[insn.src as usize], insn.src, "loads from")?;
+    }
     check_init(&frame.regs, insn.src)?;
     check_writable(insn.dst)?;
-    if mode != MODE_MEM && mode != MODE_MEMSX {
+    if mode != MODE_MEM && mode != MODE_MEMSX && !acquire {
         return Err(unsupported("this load mode"));
     }
     let size = access_size(insn.opcode);
     let src = &frame.regs[insn.src as usize];
+    if acquire {
+        // Misaligned atomic accesses are refused whatever the program's alignment flags.
+        access::check_alignment(src, insn.off, size)?;
+    }
     if src.ty.base == BaseType::ConstMap && !src.ty.maybe_null {
+        if acquire {
+            return Err(unsupported("a load-acquire through a map pointer"));
+        }
         let (value, constant) = map_fields::load(
             src,
             insn.src,
@@ -737,13 +759,17 @@ fn store(
     (insn, slot): (&crate::analysis::Instruction, usize),
     slots: &mut Vec<usize>,
 ) -> Result<(), Refusal> {
+    let release = is_store_release(insn.opcode, insn.imm());
     // The stored register is checked before the address register, as the kernel checks them.
     if class(insn.opcode) == CLASS_STX {
         check_init(&frame.regs, insn.src)?;
     }
     check_init(&frame.regs, insn.dst)?;
     let size = access_size(insn.opcode);
-    if insn.opcode & 0xe0 == MODE_ATOMIC {
+    if release {
+        // Misaligned atomic accesses are refused whatever the program's alignment flags.
+        access::check_alignment(&frame.regs[insn.dst as usize], insn.off, size)?;
+    } else if insn.opcode & 0xe0 == MODE_ATOMIC {
         if insn.imm() < 0x100 {
             unprivileged::check_atomic(env, frame, insn, size)?;
         }
@@ -759,6 +785,10 @@ fn store(
         link_spilled_scalar(env, frame, insn, size);
         let value = frame.regs[insn.src as usize].clone();
         access::store(env, frame, insn.dst, insn.off, size, Stored::Reg(&value))?;
+        if release {
+            // After the access itself is checked (`check_atomic_store`).
+            atomic_ptr_type_ok(&frame.regs[insn.dst as usize], insn.dst, "stores into")?;
+        }
     } else {
         access::store(
             env,
@@ -791,6 +821,23 @@ fn access_kind(base: &RegState) -> u8 {
     }
 }
 
+/// The pointers an atomic load or store may not go through (`atomic_ptr_type_ok`): the context,
+/// packets and sockets (`what`: "loads from" or "stores into").
+fn atomic_ptr_type_ok(base: &RegState, regno: u8, what: &str) -> Result<(), Refusal> {
+    let refused = match base.ty.base {
+        BaseType::Ctx | BaseType::Packet | BaseType::PacketMeta => true,
+        BaseType::SockCommon => !base.ty.maybe_null,
+        _ => false,
+    };
+    if refused {
+        return Err(eacces(format!(
+            "BPF_ATOMIC {what} R{regno} {} is not allowed",
+            base.ty.name()
+        )));
+    }
+    Ok(())
+}
+
 /// An atomic read-modify-write (`check_atomic_rmw`): the memory must be readable and writable
 /// (not the context, not the packet); the fetch forms load the old value into the source
 /// register (r0 for `cmpxchg`); the memory then holds a number nothing is known about.
@@ -802,34 +849,13 @@ fn atomic(
     slots: &mut Vec<usize>,
 ) -> Result<(), Refusal> {
     let imm = insn.imm();
-    if !matches!(
-        imm,
-        ATOMIC_ADD | ATOMIC_OR | ATOMIC_AND | ATOMIC_XOR | ATOMIC_XCHG | ATOMIC_CMPXCHG
-    ) && !matches!(
-        imm & !ATOMIC_FETCH,
-        ATOMIC_ADD | ATOMIC_OR | ATOMIC_AND | ATOMIC_XOR
-    ) {
-        return Err(unsupported(
-            "atomic loads and stores (load-acquire, store-release)",
-        ));
-    }
     if size != 4 && size != 8 {
         return Err(refuse(ErrorCode::Einval, "invalid atomic operand size"));
     }
     if imm == ATOMIC_CMPXCHG {
         check_init(&frame.regs, 0)?;
     }
-    let base = &frame.regs[insn.dst as usize];
-    if matches!(
-        base.ty.base,
-        BaseType::Ctx | BaseType::Packet | BaseType::PacketMeta
-    ) {
-        return Err(eacces(format!(
-            "BPF_ATOMIC stores into R{} {} is not allowed",
-            insn.dst,
-            base.ty.name()
-        )));
-    }
+    atomic_ptr_type_ok(&frame.regs[insn.dst as usize], insn.dst, "stores into")?;
     // The register the old value goes to is written before the memory is checked, as the
     // kernel marks it: when it is also the address register, the address is then unknown.
     let load_reg =
@@ -968,7 +994,22 @@ fn ld_imm64(
 /// r0 at the main program's exit, for the types with a return range (`check_return_code`):
 /// a scalar, marked precise (its value decided the verdict), inside the range.
 fn check_return_range(env: &mut Env<'_>, r0: &RegState) -> Result<(), Refusal> {
+    if r0.is_scalar() {
+        let b = &r0.bounds;
+        let here = super::env::ExitRange {
+            smin: b.smin,
+            smax: b.smax,
+            umin: b.umin,
+            umax: b.umax,
+        };
+        env.exit_r0 = Some(env.exit_r0.map_or(here, |r| r.union(here)));
+    }
     let Some(range) = env.options.kind.return_range() else {
+        if env.options.exit_range && r0.is_scalar() {
+            // Asked for r0's range: precise at exit, as a return range makes it, so that
+            // `exit_r0` covers the states pruning leaves out.
+            env.want_precise(0);
+        }
         return Ok(());
     };
     if !r0.is_scalar() {

@@ -154,20 +154,27 @@ pub fn memory(r: &mut Rng) -> Insn {
 }
 
 pub fn atomic(r: &mut Rng) -> Insn {
-    let (sz, size) = r.pick(&[(SIZE_W, 4u32), (SIZE_DW, 8)]);
+    // Every atomic operation the validator accepts: read-modify-writes of 32 and 64 bits,
+    // load-acquires and store-releases of any size.
+    let op = r.pick(ebpf_vm::isa::table::ATOMIC_OPS);
+    let ordered = op == ATOMIC_LOAD_ACQ || op == ATOMIC_STORE_REL;
+    let (sz, size) = if ordered {
+        size_bits(r)
+    } else {
+        r.pick(&[(SIZE_W, 4u32), (SIZE_DW, 8)])
+    };
     let (base, mut off) = address(r, size);
     if r.chance(85) {
         off -= off.rem_euclid(size as i16);
     }
-    // Every atomic operation the validator accepts.
-    let op = r.pick(ebpf_vm::isa::table::ATOMIC_OPS);
-    Insn::new(
-        CLASS_STX | MODE_ATOMIC | sz,
-        base,
-        r.below(10) as u8,
-        off,
-        op,
-    )
+    let other = r.below(10) as u8;
+    // A load-acquire reads through src into dst; every other form goes through dst.
+    let (d, s) = if op == ATOMIC_LOAD_ACQ {
+        (other, base)
+    } else {
+        (base, other)
+    };
+    Insn::new(CLASS_STX | MODE_ATOMIC | sz, d, s, off, op)
 }
 
 pub fn jump(r: &mut Rng, target: usize) -> Item {

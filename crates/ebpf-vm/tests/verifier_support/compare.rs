@@ -12,7 +12,8 @@ use ebpf_vm::isa::Insn;
 use ebpf_vm::verifier::{verify, MapRef, ProgramKind, Rejection, Verified, VerifyOptions};
 
 use super::{
-    load_licensed, load_with_funcs, Verdict, KPROBE, RAW_TRACEPOINT, TRACEPOINT, XDP, XDP_DEVMAP,
+    load_licensed, load_with_funcs, Verdict, CGROUP_SKB, KPROBE, RAW_TRACEPOINT, SCHED_CLS,
+    TRACEPOINT, XDP, XDP_DEVMAP,
 };
 
 pub fn normalise(line: &str) -> String {
@@ -295,6 +296,7 @@ fn verify_here(
         12 => Some("bpf_tail_call".to_string()),
         164 => Some("bpf_for_each_map_elem".to_string()),
         181 => Some("bpf_loop".to_string()),
+        97 => Some("bpf_skb_ecn_set_ce".to_string()),
         _ => u32::try_from(id)
             .ok()
             .and_then(|id| table.get(id))
@@ -303,10 +305,13 @@ fn verify_here(
     let options = VerifyOptions {
         globals: &[],
         unprivileged: UNPRIV.with(|u| u.get()),
+        exit_range: false,
         kind: match prog_type {
             XDP => ProgramKind::Xdp,
             XDP_DEVMAP => ProgramKind::XdpDevmap,
             KPROBE => ProgramKind::Kprobe,
+            SCHED_CLS => ProgramKind::Tc,
+            CGROUP_SKB => ProgramKind::CgroupSkb { egress: false },
             TRACEPOINT => ProgramKind::Tracepoint,
             RAW_TRACEPOINT => ProgramKind::RawTracepoint,
             _ => ProgramKind::SocketFilter,

@@ -17,6 +17,10 @@
  * program gets BTF function info: each function a static `int fN(void)` (the kernel wants it
  * for function pointers, the callbacks of bpf_loop and its kin).
  *
+ * With KERNEL_LOAD_RUN=HEX,HEX,... an accepted program is also test-run (BPF_PROG_TEST_RUN, one
+ * repetition) once per packet, each given in hex (`-` for an empty one), and a line
+ * `run RETVAL` (or `run error ERRNO_NAME`) per packet follows the verdict line, before the log.
+ *
  * Output on stdout: one line `verdict accepted` or `verdict rejected ERRNO_NAME ERRNO`, then the
  * kernel's log as it wrote it. Exit status 0 after a verdict (either), 2 when something other than
  * the program's load failed (bad arguments, map creation refused: then stderr says why).
@@ -126,6 +130,40 @@ static int funcs_btf(int n)
 	attr.btf = (uint64_t)(uintptr_t)blob;
 	attr.btf_size = (uint32_t)(sizeof(hdr) + t * 4 + s);
 	return (int)bpf(BPF_BTF_LOAD, &attr);
+}
+
+/* One BPF_PROG_TEST_RUN of `fd` per packet in `list` (see KERNEL_LOAD_RUN above). */
+static void test_runs(int fd, const char *list)
+{
+	static unsigned char data[4096], out[4096 + 512];
+	while (list && *list) {
+		size_t len = 0;
+		const char *p = list;
+		if (*p == '-')
+			p++;
+		while (*p && *p != ',' && len < sizeof(data)) {
+			unsigned int byte;
+			if (sscanf(p, "%2x", &byte) != 1)
+				break;
+			data[len++] = (unsigned char)byte;
+			p += 2;
+		}
+		union bpf_attr attr;
+		memset(&attr, 0, sizeof(attr));
+		attr.test.prog_fd = (uint32_t)fd;
+		attr.test.data_in = (uint64_t)(uintptr_t)data;
+		attr.test.data_size_in = (uint32_t)len;
+		attr.test.data_out = (uint64_t)(uintptr_t)out;
+		attr.test.data_size_out = sizeof(out);
+		attr.test.repeat = 1;
+		if (bpf(BPF_PROG_TEST_RUN, &attr) == 0)
+			printf("run %u\n", attr.test.retval);
+		else
+			printf("run error %s\n", strerrorname_np(errno) ? strerrorname_np(errno) : "?");
+		list = *p == ',' ? p + 1 : p;
+		if (*p && *p != ',')
+			break;
+	}
 }
 
 int main(int argc, char **argv)
@@ -241,6 +279,7 @@ int main(int argc, char **argv)
 	int err = errno;
 	if (fd >= 0) {
 		printf("verdict accepted\n");
+		test_runs(fd, getenv("KERNEL_LOAD_RUN"));
 		close(fd);
 	} else {
 		printf("verdict rejected %s %d\n", strerrorname_np(err) ? strerrorname_np(err) : "?", err);

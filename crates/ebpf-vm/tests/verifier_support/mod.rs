@@ -13,6 +13,10 @@ use ebpf_vm::isa::Insn;
 
 /// `BPF_PROG_TYPE_SOCKET_FILTER`.
 pub const SOCKET_FILTER: u32 = 1;
+/// `BPF_PROG_TYPE_SCHED_CLS` (tc).
+pub const SCHED_CLS: u32 = 3;
+/// `BPF_PROG_TYPE_CGROUP_SKB` (ingress).
+pub const CGROUP_SKB: u32 = 8;
 /// `BPF_PROG_TYPE_KPROBE`.
 pub const KPROBE: u32 = 2;
 /// `BPF_PROG_TYPE_TRACEPOINT`.
@@ -143,6 +147,47 @@ thread_local! {
     static UNPRIVILEGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The function entries `load_with_funcs` passes to the loader (`KERNEL_LOAD_FUNCS`).
     static FUNCS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The packets `load_and_run` passes to the loader (`KERNEL_LOAD_RUN`), in hex.
+    static RUNS: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// `load`, and when the kernel accepts, one `BPF_PROG_TEST_RUN` per packet of `packets`: the
+/// verdict and each run's return value (or the errno name of a refused run).
+pub fn load_and_run(
+    prog_type: u32,
+    slots: &[Insn],
+    maps: &[&str],
+    packets: &[Vec<u8>],
+) -> Result<(Verdict, Vec<Result<u32, String>>), String> {
+    let hex: Vec<String> = packets
+        .iter()
+        .map(|p| {
+            let h: String = p.iter().map(|b| format!("{b:02x}")).collect();
+            if h.is_empty() {
+                "-".to_string()
+            } else {
+                h
+            }
+        })
+        .collect();
+    RUNS.with(|r| *r.borrow_mut() = hex.join(","));
+    let verdict = load_with(kernel()?, prog_type, slots, maps, "GPL");
+    RUNS.with(|r| r.borrow_mut().clear());
+    let mut verdict = verdict?;
+    let mut runs = Vec::new();
+    let mut log = verdict.log.as_str();
+    while let Some(rest) = log.strip_prefix("run ") {
+        let (line, after) = rest.split_once('\n').unwrap_or((rest, ""));
+        runs.push(match line.strip_prefix("error ") {
+            Some(errno) => Err(errno.to_string()),
+            None => line
+                .parse()
+                .map_err(|e| format!("bad run line {line:?}: {e}")),
+        });
+        log = after;
+    }
+    verdict.log = log.to_string();
+    Ok((verdict, runs))
 }
 
 fn load_with(
@@ -184,6 +229,7 @@ fn load_with(
         .args(maps)
         .env("KERNEL_LOAD_LICENSE", license)
         .env("KERNEL_LOAD_FUNCS", funcs.join(","))
+        .env("KERNEL_LOAD_RUN", RUNS.with(|r| r.borrow().clone()))
         .output()
         .map_err(|e| format!("cannot run the loader: {e}"));
     let _ = std::fs::remove_file(&file);

@@ -196,13 +196,16 @@ impl Compiler<'_> {
         let size = access_size(insn.opcode);
         let w = W::of_size(size);
         let s = REG[insn.src as usize];
-        let m = mem(REG[insn.dst as usize], insn.off as i32);
-        self.check(pc, insn.dst, m, size, true);
+        // A load-acquire reads through src; every other form writes through dst.
+        let load = insn.imm == ATOMIC_LOAD_ACQ;
+        let base = if load { insn.src } else { insn.dst };
+        let m = mem(REG[base as usize], insn.off as i32);
+        self.check(pc, base, m, size, !load);
         self.a.lea(RAX, m);
         let at = self.a.new_label();
         self.snippets.push(Snippet::Misaligned {
             at,
-            info: access_info(pc, size, true),
+            info: access_info(pc, size, !load),
             adj: self.adj(),
         });
         let a = &mut self.a;
@@ -211,6 +214,11 @@ impl Compiler<'_> {
         let m = mem(RAX, 0);
         let fetch = insn.imm & ATOMIC_FETCH != 0;
         match insn.imm {
+            // x86-64 orders plain loads as acquires and plain stores as releases (TSO), so
+            // these are the ordinary moves the kernel's JIT emits: a zero-extending load, a
+            // store of the register's low bytes.
+            ATOMIC_LOAD_ACQ => a.load_zx(size, REG[insn.dst as usize], m),
+            ATOMIC_STORE_REL => a.store(w, m, s),
             ATOMIC_XCHG => {
                 a.mov_rr(W::B64, RCX, s);
                 a.xchg(w, m, RCX);
