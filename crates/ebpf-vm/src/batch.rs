@@ -128,7 +128,8 @@ impl Program {
                 } else {
                     input.ctx
                 };
-                // A batch's packets have no socket and read the clock for jiffies64.
+                // A batch's packets have no socket or tunnel metadata and read the clock for
+                // jiffies64.
                 let cx = ContextInput {
                     ctx,
                     process: input.process,
@@ -136,6 +137,7 @@ impl Program {
                     jiffies: None,
                     memory: input.memory,
                     network: input.network,
+                    tunnel: None,
                 };
                 let t0 = (!input.r0_only).then(Instant::now);
                 // Runs too short to reach a check of their own still end at the limits.
