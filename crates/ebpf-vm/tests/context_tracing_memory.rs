@@ -12,8 +12,8 @@ mod context_support;
 use context_support::*;
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::{
-    AddressSpace, ContextInput, Engine, MemoryImage, ProcessInfo, Program, ProgramOptions,
-    ProgramType, RunInput, TrapKind,
+    AddressSpace, ContextInput, ContextOutput, Engine, MemoryImage, ProcessInfo, Program,
+    ProgramOptions, ProgramType, RunInput, TrapKind,
 };
 
 /// A fake task at a kernel-half address: pid (u32) at 0, tgid (u32) at 4, a pointer to a name
@@ -68,24 +68,30 @@ fn load_on(insns: &[ebpf_vm::isa::Insn], engine: Engine) -> Program {
     .expect("program loads")
 }
 
-/// r0 of a tracing run with the images above and the task at `TASK`.
-fn run(p: &Program) -> Result<u64, ebpf_vm::Trap> {
-    let memory = AddressSpace::new(images());
+/// r0 and the context output of a tracing run without data.
+fn run_in(p: &Program, cx: &ContextInput) -> Result<(u64, ContextOutput), ebpf_vm::Trap> {
     p.run_with_context(
         &mut RunInput {
             data: &mut [],
             budget: None,
         },
-        &ContextInput {
-            process: ProcessInfo {
-                task: TASK,
-                ..ProcessInfo::default()
-            },
-            memory: Some(&memory),
-            ..ContextInput::default()
-        },
+        cx,
     )
-    .map(|(out, _)| out.r0)
+    .map(|(out, cx)| (out.r0, cx))
+}
+
+/// r0 of a tracing run with the images above and the task at `TASK`.
+fn run(p: &Program) -> Result<u64, ebpf_vm::Trap> {
+    let memory = AddressSpace::new(images());
+    let cx = ContextInput {
+        process: ProcessInfo {
+            task: TASK,
+            ..ProcessInfo::default()
+        },
+        memory: Some(&memory),
+        ..ContextInput::default()
+    };
+    run_in(p, &cx).map(|(r0, _)| r0)
 }
 
 /// `helper(r10 - 16, size, src)` with the 16 bytes at r10 - 16 first set to 0xaa; then r0 is
@@ -273,20 +279,12 @@ fn run_writing(insns: &[ebpf_vm::isa::Insn], space: &AddressSpace) -> Vec<(u64, 
     engines()
         .into_iter()
         .map(|e| {
-            let p = load_on(insns, e);
-            let (out, cx) = p
-                .run_with_context(
-                    &mut RunInput {
-                        data: &mut [],
-                        budget: None,
-                    },
-                    &ContextInput {
-                        memory: Some(space),
-                        ..ContextInput::default()
-                    },
-                )
-                .expect("runs");
-            (out.r0, cx.memory)
+            let cx = ContextInput {
+                memory: Some(space),
+                ..ContextInput::default()
+            };
+            let (r0, out) = run_in(&load_on(insns, e), &cx).expect("runs");
+            (r0, out.memory)
         })
         .collect()
 }

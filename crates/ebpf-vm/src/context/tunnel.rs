@@ -27,7 +27,7 @@
 
 use crate::helpers::packet::require_ctx;
 use crate::helpers::{HelperContext, HelperError, HelperTable};
-use crate::vm::errno::{EINVAL, EPROTO};
+use crate::vm::errno::{negated as err, EINVAL, EPROTO};
 
 pub const BPF_SKB_GET_TUNNEL_KEY: u32 = 20;
 pub const BPF_SKB_SET_TUNNEL_KEY: u32 = 21;
@@ -75,10 +75,6 @@ pub struct TunnelInfo {
     pub label: u32,
     /// `TUNNEL_*` flags.
     pub flags: u16,
-}
-
-fn err(e: i64) -> u64 {
-    (-e) as u64
 }
 
 /// Whether `size` is one `struct bpf_tunnel_key` layout, for metadata of this family.

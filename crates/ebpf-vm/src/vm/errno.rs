@@ -18,3 +18,8 @@ pub const EOPNOTSUPP: i64 = 95;
 pub const EAFNOSUPPORT: i64 = 97;
 pub const EALREADY: i64 = 114;
 pub const ENOTSUPP: i64 = 524;
+
+/// `-e` as a helper's r0 (a negative errno in two's complement).
+pub const fn negated(e: i64) -> u64 {
+    (-e) as u64
+}
