@@ -22,7 +22,6 @@ const RECORDED = readFileSync(join(__dirname, 'fixtures', 'tunnel_key.kernel.txt
   .split('\n')
   .filter((l) => l && !l.startsWith('#'))
 
-const hex = (s: string) => Uint8Array.from(s.match(/../g)!.map((h) => Number.parseInt(h, 16)))
 const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex')
 
 /** The keys set_tunnel_key reads (struct bpf_tunnel_key, 48 bytes given), as the recording used them. */
