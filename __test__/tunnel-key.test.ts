@@ -143,6 +143,12 @@ describe('bpf_skb_set_tunnel_key / bpf_skb_get_tunnel_key', () => {
       expect(get(v6, 0, 0x11)).toEqual([0, `${ipv6.slice(0, 44)}2005${ipv6.slice(48)}${aa(4)}`])
       expect(get(v6, 8, 1)).toEqual([0xea, `${zeros(8)}${aa(40)}`])
       expect(get(v6, 0, 0)).toEqual([0xb9, `${zeros(44)}${aa(4)}`])
+      // The batch forms give every packet the metadata.
+      const batch = prog.runBatch([getOnly(0, 0), getOnly(8, 0x10)], { tunnel: v4 })
+      expect(batch.map((b) => b.ok && [b.retval, toHex(b.data.subarray(72, 80))])).toEqual([
+        [0, 'ab0000000302010a'],
+        [0, 'ab0000000302010a'],
+      ])
       // A set replaces it; a later get reads what was set (remote and local swapped).
       const r = prog.run({ data: packet([1, 0, 0, 1, 0, 0], keys().k!), tunnel: v6 })
       expect([r.retval, toHex(r.data.subarray(72, 76))]).toEqual([0, '44332211'])

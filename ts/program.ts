@@ -510,7 +510,8 @@ export interface RunResult {
   clones?: ClonedPacket[]
   /**
    * tc: the tunnel metadata the program set with `bpf_skb_set_tunnel_key` (remote: the outer
-   * destination), when it set any (not reported by the batch forms).
+   * destination), when it set any (not reported by the batch forms, which do give every packet
+   * `RunOptions.tunnel`).
    */
   tunnel?: Required<TunnelMetadata> & { id: bigint }
   /**

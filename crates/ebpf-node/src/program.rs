@@ -1100,6 +1100,7 @@ fn run_packets(
         process: input.process,
         memory: Some(&input.memory),
         network: input.network.as_ref(),
+        tunnel: input.tunnel,
         budget: input.budget,
         limits: input.limits.clone(),
         r0_only: false,

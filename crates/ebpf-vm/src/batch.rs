@@ -31,6 +31,8 @@ pub struct BatchInput<'a> {
     pub memory: Option<&'a AddressSpace>,
     /// tc and XDP: the interfaces and routes of every run (see `context::net`).
     pub network: Option<&'a std::sync::Arc<crate::context::net::Network>>,
+    /// tc: the tunnel metadata every packet arrives with (see `context::tunnel`).
+    pub tunnel: Option<crate::context::tunnel::TunnelInfo>,
     pub budget: Option<u64>,
     /// Deadline and cancellation of the whole batch.
     pub limits: RunLimits,
@@ -128,8 +130,7 @@ impl Program {
                 } else {
                     input.ctx
                 };
-                // A batch's packets have no socket or tunnel metadata and read the clock for
-                // jiffies64.
+                // A batch's packets have no socket and read the clock for jiffies64.
                 let cx = ContextInput {
                     ctx,
                     process: input.process,
@@ -137,7 +138,7 @@ impl Program {
                     jiffies: None,
                     memory: input.memory,
                     network: input.network,
-                    tunnel: None,
+                    tunnel: input.tunnel,
                 };
                 let t0 = (!input.r0_only).then(Instant::now);
                 // Runs too short to reach a check of their own still end at the limits.
