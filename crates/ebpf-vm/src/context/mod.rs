@@ -5,9 +5,9 @@
 //! |----------------|-----------------------------|---------------------------|-----------------------------|
 //! | `Raw`          | data address (r2 = length)  | the data, writable        | -                           |
 //! | `SocketFilter` | `struct __sk_buff`          | the data, read-only       | skb_load_bytes, get_socket_cookie/uid, perf_event_output |
-//! | `Tc`           | `struct __sk_buff` (tc)     | a copy, writable, resizable | skb_load/store_bytes, get_socket_cookie/uid, l3/l4_csum_replace, csum_diff, redirect, skb_change_*, skb_adjust_room, skb_pull_data, skb_vlan_push/pop, hash, ecn, perf_event_output |
+//! | `Tc`           | `struct __sk_buff` (tc)     | a copy, writable, resizable | skb_load/store_bytes, get_socket_cookie/uid, l3/l4_csum_replace, csum_diff, redirect, skb_change_*, skb_adjust_room, skb_pull_data, skb_vlan_push/pop, hash, ecn, skb_get/set_tunnel_key, perf_event_output |
 //! | `Xdp`          | `struct xdp_md`             | a copy in an XDP frame    | csum_diff, xdp_adjust_head/meta/tail, xdp_load/store_bytes, redirect, perf_event_output |
-//! | `Tracing`      | the caller's context bytes  | none                      | probe_read(_str), perf_event_output |
+//! | `Tracing`      | the caller's context bytes  | none                      | probe_read(_str), probe_write_user, get_func_ip, get_attach_cookie, get_stack(id), perf_event_output |
 //! | `Tracepoint`, `RawTracepoint` | the caller's bytes, zero-extended to 8192 / 96 | none | as `Tracing` |
 //!
 //! The base set, for every type: the embedder's table (`ProgramOptions::helpers`, standard and map
