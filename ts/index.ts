@@ -20,7 +20,7 @@ export { type CompiledFilter, type CompileFilterOptions, compileFilter, FilterEr
 export { type HelperPrototype, helperPrototypes } from './helpers.js'
 export type { MapArrayView, MapCodecs, MapDefinition, MapTypeName, UpdateFlag } from './map.js'
 export { BpfMap, MAP_TYPES, possibleCpus } from './map.js'
-export type { ClonedPacket, Network, NetworkInterface, NetworkRoute } from './network.js'
+export type { ClonedPacket, Network, NetworkInterface, NetworkRoute, TunnelMetadata } from './network.js'
 export * as pcap from './pcap/index.js'
 export type { FilterPcapOptions, FilterPcapSummary } from './pcap-filter.js'
 export {

@@ -108,6 +108,7 @@ export type NativeRunResult = Binding.NativeRunResult
 export type NativeRunInput = Binding.NativeRunInput
 export type NativeNetwork = Binding.NativeNetwork
 export type NativeRoute = Binding.NativeRoute
+export type NativeTunnel = Binding.NativeTunnel
 export type NativeBatch = Binding.NativeBatch
 export type NativeRecordsOutcome = Binding.NativeRecordsOutcome
 export type NativeTrace = Binding.NativeTrace

@@ -5,9 +5,9 @@
  * from here (see `context/net.rs` for the rules, checked against the kernel's test runs).
  */
 import { isIP } from 'node:net'
-import { checkBoolean, checkDenseArray, checkObject, checkU32, describeValue } from './arguments.js'
+import { checkBoolean, checkDenseArray, checkObject, checkU32, checkUnsigned64, describeValue } from './arguments.js'
 import { LoadError } from './errors.js'
-import type { NativeNetwork, NativeRoute } from './native.js'
+import type { NativeNetwork, NativeRoute, NativeTunnel } from './native.js'
 
 /** An interface: what `bpf_check_mtu` and `bpf_fib_lookup` know of a device. */
 export interface NetworkInterface {
@@ -53,6 +53,90 @@ export interface NetworkRoute {
 export interface Network {
   interfaces: readonly NetworkInterface[]
   routes?: readonly NetworkRoute[]
+}
+
+/**
+ * A packet's tunnel metadata (tc), in `struct bpf_tunnel_key`'s terms: as input
+ * (`RunOptions.tunnel`), what a collect-metadata tunnel device recorded when the packet arrived,
+ * which `bpf_skb_get_tunnel_key` reads; as output (`RunResult.tunnel`), what the program set with
+ * `bpf_skb_set_tunnel_key` for the packet to be sent with. See `context/tunnel.rs` for the rules.
+ */
+export interface TunnelMetadata {
+  /** The tunnel id (VNI, GRE key), 0 to 2^64-1; the helper's `tunnel_id` is its low 32 bits. Default 0. */
+  id?: bigint | number
+  /** The far end: the outer source of a received packet, the outer destination of one to send ('192.0.2.1', 'fd00::1'). */
+  remote: string
+  /** This end, of the same family. Default the family's 0 address. */
+  local?: string
+  /** Outer TOS / traffic class and TTL / hop limit, 0 to 255. Default 0. */
+  tos?: number
+  ttl?: number
+  /** The IPv6 flow label (20 bits); must be 0 for IPv4. Default 0. */
+  label?: number
+  /**
+   * `TUNNEL_*` flags, 16 bits as include/uapi/linux/if_tunnel.h numbers them (`TUNNEL_CSUM` 0x1,
+   * `TUNNEL_KEY` 0x4, `TUNNEL_SEQ` 0x8, `TUNNEL_DONT_FRAGMENT` 0x100, `TUNNEL_NOCACHE` 0x2000):
+   * what `BPF_F_TUNINFO_FLAGS` reads (big-endian, in `tunnel_flags`). Default 0.
+   */
+  flags?: number
+}
+
+/** Checks `RunOptions.tunnel` and turns it into the engine's. */
+export function tunnelOf(tunnel: unknown): NativeTunnel | undefined {
+  if (tunnel === undefined) return undefined
+  const t = checkObject<TunnelMetadata>(LoadError, 'tunnel', tunnel)
+  const remote = addressOf('tunnel.remote', t.remote)
+  const ipv6 = remote.byteLength === 16
+  const local = t.local === undefined ? new Uint8Array(remote.byteLength) : addressOf('tunnel.local', t.local)
+  if (local.byteLength !== remote.byteLength) {
+    throw new LoadError('EINVAL', `tunnel.local (${t.local}) is not of tunnel.remote's family (${t.remote})`)
+  }
+  const small = (what: keyof TunnelMetadata, max: number): number => {
+    const v = t[what] === undefined ? 0 : checkU32(LoadError, `tunnel.${what}`, t[what])
+    if (v > max) throw new LoadError('EINVAL', `tunnel.${what} must be at most ${max}, got ${v}`)
+    return v
+  }
+  const label = small('label', 0xfffff)
+  if (!ipv6 && label !== 0) throw new LoadError('EINVAL', 'tunnel.label is an IPv6 flow label: IPv4 metadata has none')
+  return {
+    ipv6,
+    id: t.id === undefined ? 0n : checkUnsigned64(LoadError, 'tunnel.id', t.id),
+    remote: Buffer.from(remote),
+    local: Buffer.from(local),
+    tos: small('tos', 255),
+    ttl: small('ttl', 255),
+    label,
+    flags: small('flags', 0xffff),
+  }
+}
+
+/** An address's text: dotted IPv4, or IPv6 with its longest run of zero groups as `::` (RFC 5952). */
+export function ipText(b: Uint8Array): string {
+  if (b.byteLength === 4) return Array.from(b).join('.')
+  const groups = Array.from({ length: 8 }, (_, i) => ((b[2 * i] ?? 0) << 8) | (b[2 * i + 1] ?? 0))
+  let best = { at: -1, len: 1 }
+  for (let i = 0; i < 8; ) {
+    let j = i
+    while (j < 8 && groups[j] === 0) j++
+    if (j - i > best.len) best = { at: i, len: j - i }
+    i = j === i ? i + 1 : j
+  }
+  const hex = (g: number[]) => g.map((x) => x.toString(16)).join(':')
+  if (best.at < 0) return hex(groups)
+  return `${hex(groups.slice(0, best.at))}::${hex(groups.slice(best.at + best.len))}`
+}
+
+/** The metadata a run set, as `RunResult.tunnel` reports it (every field present). */
+export function tunnelResult(t: NativeTunnel): Required<TunnelMetadata> & { id: bigint } {
+  return {
+    id: t.id,
+    remote: ipText(t.remote),
+    local: ipText(t.local),
+    tos: t.tos,
+    ttl: t.ttl,
+    label: t.label,
+    flags: t.flags,
+  }
 }
 
 /** A packet `bpf_clone_redirect` sent: a copy of the packet as it was at the call. */

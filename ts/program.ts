@@ -5,6 +5,7 @@
 
 import type { Writable } from 'node:stream'
 import {
+  checkBoolean,
   checkBytes,
   checkDenseArray,
   checkFunction,
@@ -46,7 +47,7 @@ import {
   type ProgramTypeName,
   type SafetyMode,
 } from './native.js'
-import { type ClonedPacket, type Network, networkOf } from './network.js'
+import { type ClonedPacket, type Network, networkOf, type TunnelMetadata, tunnelOf, tunnelResult } from './network.js'
 import type { PcapInput } from './pcap/source.js'
 import { type FilterPcapOptions, type FilterPcapSummary, filterPcap } from './pcap-filter.js'
 import { type RunPcapOptions, type RunPcapSummary, runPcap } from './pcap-run.js'
@@ -377,6 +378,12 @@ export interface MemoryImage {
   /** Where the image starts (0 to 2^64-1; the image must end by 2^64). */
   address: bigint | number
   bytes: Uint8Array
+  /**
+   * User memory the traced task may write: `bpf_probe_write_user` writes into it (the caller's
+   * bytes are not changed; `RunResult.memory` has the image as the run left it). Default false:
+   * a write there fails with -EFAULT.
+   */
+  writable?: boolean
 }
 
 export interface RunOptions {
@@ -418,6 +425,18 @@ export interface RunOptions {
    * what `bpf_get_attach_cookie(ctx)` returns; 0 to 2^64-1, default 0 (as the kernel's test run).
    */
   attachCookie?: bigint | number
+  /**
+   * Kprobes: the address of the probed function, what `bpf_get_func_ip(ctx)` returns (0 to
+   * 2^64-1; default 0, what the kernel returns for a kprobe not on a function's entry). Other
+   * program types cannot call the helper (refused at load, as Linux 6.18 does).
+   */
+  funcIp?: bigint | number
+  /**
+   * tc: the tunnel metadata the packet arrived with (see `TunnelMetadata`), which
+   * `bpf_skb_get_tunnel_key` reads. Default none, as in the kernel's test run: the helper fails
+   * with -EINVAL until the program sets metadata with `bpf_skb_set_tunnel_key`.
+   */
+  tunnel?: TunnelMetadata
   /**
    * tc and XDP: the interfaces and routing table that `bpf_check_mtu`, `bpf_fib_lookup` and
    * `bpf_clone_redirect` see (see `Network`). Default: the kernel test run's loopback (ifindex 1,
@@ -496,6 +515,17 @@ export interface RunResult {
    * the call (present when there were any; not reported by the batch forms).
    */
   clones?: ClonedPacket[]
+  /**
+   * tc: the tunnel metadata the program set with `bpf_skb_set_tunnel_key` (remote: the outer
+   * destination), when it set any (not reported by the batch forms, which do give every packet
+   * `RunOptions.tunnel`).
+   */
+  tunnel?: Required<TunnelMetadata> & { id: bigint }
+  /**
+   * Tracing: the writable images of `RunOptions.memory` as the run left them (what
+   * `bpf_probe_write_user` wrote), in the order given, when there are any.
+   */
+  memory?: { address: bigint; bytes: Uint8Array }[]
   /** Instructions executed. */
   insnCount: number
   /** Wall time of one run inside the engine, in nanoseconds (the mean when `repeat` > 1). */
@@ -648,6 +678,8 @@ function runInput(type: ProgramType, options: RunOptions): NativeRunInput {
     userStack: callStack('userStack', options.userStack),
     attachCookie:
       options.attachCookie === undefined ? undefined : checkUnsigned64(LoadError, 'attachCookie', options.attachCookie),
+    funcIp: options.funcIp === undefined ? undefined : checkUnsigned64(LoadError, 'funcIp', options.funcIp),
+    tunnel: tunnelOf(options.tunnel),
     network: networkOf(options.network),
     traceLimit: traceLimit(options),
   }
@@ -683,7 +715,9 @@ function memoryImages(memory: unknown): NativeRunInput['memory'] {
     if (address + BigInt(b.byteLength) > 1n << 64n) {
       throw new LoadError('EINVAL', `memory[${i}] runs past the end of the address space (2^64)`)
     }
-    return { address, bytes: view(b) }
+    const writable =
+      image.writable === undefined ? false : checkBoolean(LoadError, `memory[${i}].writable`, image.writable)
+    return { address, bytes: view(b), writable }
   })
 }
 
@@ -769,6 +803,8 @@ function toResult(type: ProgramType, res: NativeRunResult): RunResult {
   if (res.clones.length > 0) {
     out.clones = res.clones.map((c) => ({ ifindex: c.ifindex, flags: c.flags, packet: bytes(c.packet) }))
   }
+  if (res.tunnel) out.tunnel = tunnelResult(res.tunnel)
+  if (res.memory.length > 0) out.memory = res.memory.map((m) => ({ address: m.address, bytes: bytes(m.bytes) }))
   if (res.signals.length > 0) out.signals = res.signals.map((s) => ({ signal: s.signal, thread: s.thread }))
   return out
 }

@@ -95,7 +95,8 @@ int main(int argc, char **argv)
 		if (err) {
 			/* A program fd means the kernel saw it; libbpf failures leave the log buffer empty. */
 			verdict = log[0] ? "rejected" : "libbpf";
-			errname = strerrorname_np(-err) ? strerrorname_np(-err) : "?";
+			/* 524 is the kernel's own ENOTSUPP, which libc does not name. */
+			errname = -err == 524 ? "ENOTSUPP" : strerrorname_np(-err) ? strerrorname_np(-err) : "?";
 		}
 		printf("%s\t%s\t%s\t%s\n", bpf_program__name(chosen), bpf_program__section_name(chosen), verdict, errname);
 		print_prefixed(log[0] ? log : (err ? libbpf_messages : ""));

@@ -179,4 +179,28 @@ for (const t of TYPES) {
   for (const [name, code, ok, maps = [HASH_8_16]] of CASES)
     out.push(prog(`${t}_helper_${name}${sfx(ok)}`, t, code, maps))
 }
+// bpf_get_func_ip: offered to every tracing type, callable by kprobes only (check_get_func_ip).
+for (const [t, ok] of [
+  ['kprobe', true],
+  ['tracepoint', false],
+  ['raw_tp', false],
+  ['tc', false],
+]) {
+  out.push(prog(`${t}_helper_get_func_ip${sfx(ok)}`, t, 'call 173\nexit'))
+}
+// bpf_skb_get/set_tunnel_key (tc): the key on the stack, sizes of the struct's layouts.
+const GET_KEY = (size) => `r2 = r10\nr2 += -48\nr3 = ${size}\nr4 = 0\ncall 20\nr0 = 0\nexit`
+const SET_KEY = (size) =>
+  `r2 = 0\n*(u64 *)(r10 - 48) = r2\n*(u64 *)(r10 - 40) = r2\n*(u64 *)(r10 - 32) = r2\n*(u64 *)(r10 - 24) = r2\n*(u64 *)(r10 - 16) = r2\n*(u64 *)(r10 - 8) = r2\nr2 = r10\nr2 += -48\nr3 = ${size}\nr4 = 0\ncall 21\nr0 = 0\nexit`
+for (const [name, t, code, ok] of [
+  ['get_tunnel_key_uninit_stack', 'tc', GET_KEY(44), true],
+  ['get_tunnel_key_size_0', 'tc', GET_KEY(0), false],
+  ['get_tunnel_key_past_stack', 'tc', GET_KEY(49), false],
+  ['get_tunnel_key', 'xdp', GET_KEY(44), false],
+  ['set_tunnel_key', 'tc', SET_KEY(44), true],
+  ['set_tunnel_key_old_size', 'tc', SET_KEY(8), true],
+  ['set_tunnel_key', 'socket_filter', SET_KEY(44), false],
+]) {
+  out.push(prog(`${t}_helper_${name}${sfx(ok)}`, t, code))
+}
 export default out

@@ -14,6 +14,7 @@ use napi_derive::napi;
 
 use ebpf_vm::context::net::{Interface, Network, Route, RouteKind};
 use ebpf_vm::context::redirect::{Redirect, Via};
+use ebpf_vm::context::tunnel::TunnelInfo;
 
 use crate::errors::{einval, thrown, Code};
 use crate::names::{AttachTypeName, EngineName, ProgramTypeName, SafetyMode};
@@ -165,6 +166,10 @@ pub struct NativeRunInput {
     pub user_stack: Option<Vec<BigInt>>,
     /// Tracing programs: what `bpf_get_attach_cookie` returns; checked by the TypeScript layer.
     pub attach_cookie: Option<BigInt>,
+    /// Kprobes: what `bpf_get_func_ip` returns; checked by the TypeScript layer.
+    pub func_ip: Option<BigInt>,
+    /// tc: the tunnel metadata the packet arrives with; checked by the TypeScript layer.
+    pub tunnel: Option<NativeTunnel>,
     /// tc and XDP: the interfaces and routes of `bpf_check_mtu`, `bpf_fib_lookup`,
     /// `bpf_clone_redirect`; checked by the TypeScript layer (addresses as bytes).
     pub network: Option<NativeNetwork>,
@@ -192,6 +197,51 @@ pub struct NativeSignal {
 pub struct NativeMemoryImage {
     pub address: BigInt,
     pub bytes: Buffer,
+    pub writable: Option<bool>,
+}
+
+/// A packet's tunnel metadata in `struct bpf_tunnel_key`'s terms (`remote`, `local`: 4 or 16
+/// bytes, network order); checked by the TypeScript layer.
+#[napi(object)]
+pub struct NativeTunnel {
+    pub ipv6: bool,
+    pub id: BigInt,
+    pub remote: Buffer,
+    pub local: Buffer,
+    pub tos: u32,
+    pub ttl: u32,
+    pub label: u32,
+    pub flags: u32,
+}
+
+/// Received metadata: `remote` is the outer source, `local` the outer destination.
+fn tunnel_in(t: &NativeTunnel) -> TunnelInfo {
+    TunnelInfo {
+        ipv6: t.ipv6,
+        tx: false,
+        id: unsigned64(&t.id),
+        src: addr16(&t.remote),
+        dst: addr16(&t.local),
+        tos: t.tos as u8,
+        ttl: t.ttl as u8,
+        label: t.label,
+        flags: t.flags as u16,
+    }
+}
+
+/// Metadata set for transmit: `remote` is the outer destination, `local` the outer source.
+fn tunnel_out(t: &TunnelInfo) -> NativeTunnel {
+    let n = if t.ipv6 { 16 } else { 4 };
+    NativeTunnel {
+        ipv6: t.ipv6,
+        id: BigInt::from(t.id),
+        remote: t.dst[..n].to_vec().into(),
+        local: t.src[..n].to_vec().into(),
+        tos: t.tos as u32,
+        ttl: t.ttl as u32,
+        label: t.label,
+        flags: t.flags as u32,
+    }
 }
 
 /// The run's network (`context::net::Network`).
@@ -298,6 +348,10 @@ pub struct NativeRunResult {
     pub redirect: Option<NativeRedirect>,
     /// tc: the packets `bpf_clone_redirect` sent.
     pub clones: Vec<NativeClone>,
+    /// tc: the tunnel metadata the program set (`bpf_skb_set_tunnel_key`).
+    pub tunnel: Option<NativeTunnel>,
+    /// Tracing: the writable memory images as the program left them (`bpf_probe_write_user`).
+    pub memory: Vec<NativeMemoryImage>,
     /// What the program asked `bpf_send_signal(_thread)` to send (nothing is sent).
     pub signals: Vec<NativeSignal>,
     pub duration_ns: f64,
@@ -514,6 +568,7 @@ fn test_input(i: &NativeRunInput, data: &[u8], limits: &RunLimits) -> TestRunInp
             .map(|m| MemoryImage {
                 address: unsigned64(&m.address),
                 bytes: m.bytes.to_vec(),
+                writable: m.writable.unwrap_or(false),
             })
             .collect(),
     )
@@ -521,7 +576,8 @@ fn test_input(i: &NativeRunInput, data: &[u8], limits: &RunLimits) -> TestRunInp
         i.stack.iter().flatten().map(unsigned64).collect(),
         i.user_stack.iter().flatten().map(unsigned64).collect(),
     )
-    .with_cookie(i.attach_cookie.as_ref().map(unsigned64).unwrap_or(0));
+    .with_cookie(i.attach_cookie.as_ref().map(unsigned64).unwrap_or(0))
+    .with_func_ip(i.func_ip.as_ref().map(unsigned64).unwrap_or(0));
     TestRunInput {
         data: data.to_vec(),
         ctx: i.ctx.as_ref().map(|c| c.to_vec()),
@@ -533,6 +589,7 @@ fn test_input(i: &NativeRunInput, data: &[u8], limits: &RunLimits) -> TestRunInp
         jiffies: i.jiffies.as_ref().map(unsigned64),
         memory,
         network: i.network.as_ref().map(|n| Arc::new(network(n))),
+        tunnel: i.tunnel.as_ref().map(tunnel_in),
         repeat: i.repeat.unwrap_or(1),
         budget: i
             .budget
@@ -591,6 +648,16 @@ fn to_js(out: TestRunOutput) -> NativeRunResult {
                 ifindex: c.ifindex,
                 flags: c.flags as u32,
                 packet: c.packet.into(),
+            })
+            .collect(),
+        tunnel: out.tunnel.as_ref().map(tunnel_out),
+        memory: out
+            .memory
+            .into_iter()
+            .map(|m| NativeMemoryImage {
+                address: BigInt::from(m.address),
+                bytes: m.bytes.into(),
+                writable: Some(true),
             })
             .collect(),
         signals: out
@@ -1072,6 +1139,7 @@ fn run_packets(
         process: input.process,
         memory: Some(&input.memory),
         network: input.network.as_ref(),
+        tunnel: input.tunnel,
         budget: input.budget,
         limits: input.limits.clone(),
         r0_only: false,

@@ -31,6 +31,8 @@ pub struct BatchInput<'a> {
     pub memory: Option<&'a AddressSpace>,
     /// tc and XDP: the interfaces and routes of every run (see `context::net`).
     pub network: Option<&'a std::sync::Arc<crate::context::net::Network>>,
+    /// tc: the tunnel metadata every packet arrives with (see `context::tunnel`).
+    pub tunnel: Option<crate::context::tunnel::TunnelInfo>,
     pub budget: Option<u64>,
     /// Deadline and cancellation of the whole batch.
     pub limits: RunLimits,
@@ -136,6 +138,7 @@ impl Program {
                     jiffies: None,
                     memory: input.memory,
                     network: input.network,
+                    tunnel: input.tunnel,
                 };
                 let t0 = (!input.r0_only).then(Instant::now);
                 // Runs too short to reach a check of their own still end at the limits.

@@ -29,6 +29,8 @@ pub struct TestRunInput {
     /// tc and XDP: the interfaces and routes of the run (see `context::net`); `None`: the
     /// loopback and no routes.
     pub network: Option<std::sync::Arc<crate::context::net::Network>>,
+    /// tc: the tunnel metadata the packet arrives with (see `context::tunnel`); `None`: none.
+    pub tunnel: Option<crate::context::tunnel::TunnelInfo>,
     /// How many times to run (at least once).
     pub repeat: u32,
     pub budget: Option<u64>,
@@ -57,6 +59,10 @@ pub struct TestRunOutput {
     pub redirect: Option<crate::context::redirect::Redirect>,
     /// tc: the packets the last run sent with `bpf_clone_redirect`.
     pub clones: Vec<crate::context::redirect::Clone>,
+    /// tc: the tunnel metadata the last run set with `bpf_skb_set_tunnel_key`, if it did.
+    pub tunnel: Option<crate::context::tunnel::TunnelInfo>,
+    /// Tracing: the writable memory images as the last run left them (`bpf_probe_write_user`).
+    pub memory: Vec<crate::context::MemoryImage>,
     /// Mean wall time of one run, in nanoseconds.
     pub duration_ns: f64,
     /// `bpf_perf_event_output` records dropped, over all repetitions (see `helpers::output`).
@@ -79,6 +85,7 @@ impl Program {
             jiffies: input.jiffies,
             memory: Some(&input.memory),
             network: input.network.as_ref(),
+            tunnel: input.tunnel,
         };
         let mut data = input.data.clone();
         let mut runs = 0u32;
@@ -157,6 +164,8 @@ impl TestRunOutput {
                 skb: cx_out.skb,
                 redirect: cx_out.redirect,
                 clones: cx_out.clones,
+                tunnel: cx_out.tunnel,
+                memory: cx_out.memory,
                 duration_ns,
                 perf_lost,
                 signals: cx_out.signals,
@@ -171,6 +180,8 @@ impl TestRunOutput {
                 skb: None,
                 redirect: None,
                 clones: Vec::new(),
+                tunnel: None,
+                memory: Vec::new(),
                 duration_ns,
                 perf_lost,
                 signals: Vec::new(),

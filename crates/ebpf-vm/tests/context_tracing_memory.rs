@@ -1,5 +1,7 @@
 //! Tracing programs reading the caller's address space: memory images at addresses, read with
-//! the probe-read helpers (4, 45, 112-115), the task address of `get_current_task` (35, 158).
+//! the probe-read helpers (4, 45, 112-115), the task address of `get_current_task` (35, 158),
+//! written with `bpf_probe_write_user` (36) where the caller made them writable, and the probed
+//! function's address of `bpf_get_func_ip` (173).
 //! Expected values are computed by hand from the images; the kernel's behaviour (-EFAULT, -ERANGE
 //! for user-half addresses with the kernel forms, `_str` lengths including the NUL, truncation)
 //! is Linux 6.18's (kernel/trace/bpf_trace.c, mm/maccess.c), the error codes checked against the
@@ -10,8 +12,8 @@ mod context_support;
 use context_support::*;
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::{
-    AddressSpace, ContextInput, Engine, MemoryImage, ProcessInfo, Program, ProgramOptions,
-    ProgramType, RunInput, TrapKind,
+    AddressSpace, ContextInput, ContextOutput, Engine, MemoryImage, ProcessInfo, Program,
+    ProgramOptions, ProgramType, RunInput, TrapKind,
 };
 
 /// A fake task at a kernel-half address: pid (u32) at 0, tgid (u32) at 4, a pointer to a name
@@ -30,15 +32,18 @@ fn images() -> Vec<MemoryImage> {
         MemoryImage {
             address: TASK,
             bytes: task,
+            writable: false,
         },
         // "hello, world" without a NUL: the image ends after the 'd'.
         MemoryImage {
             address: NAME,
             bytes: b"hello, world".to_vec(),
+            writable: false,
         },
         MemoryImage {
             address: USER_BUF,
             bytes: b"user\0".to_vec(),
+            writable: false,
         },
     ]
 }
@@ -63,24 +68,30 @@ fn load_on(insns: &[ebpf_vm::isa::Insn], engine: Engine) -> Program {
     .expect("program loads")
 }
 
-/// r0 of a tracing run with the images above and the task at `TASK`.
-fn run(p: &Program) -> Result<u64, ebpf_vm::Trap> {
-    let memory = AddressSpace::new(images());
+/// r0 and the context output of a tracing run without data.
+fn run_in(p: &Program, cx: &ContextInput) -> Result<(u64, ContextOutput), ebpf_vm::Trap> {
     p.run_with_context(
         &mut RunInput {
             data: &mut [],
             budget: None,
         },
-        &ContextInput {
-            process: ProcessInfo {
-                task: TASK,
-                ..ProcessInfo::default()
-            },
-            memory: Some(&memory),
-            ..ContextInput::default()
-        },
+        cx,
     )
-    .map(|(out, _)| out.r0)
+    .map(|(out, cx)| (out.r0, cx))
+}
+
+/// r0 of a tracing run with the images above and the task at `TASK`.
+fn run(p: &Program) -> Result<u64, ebpf_vm::Trap> {
+    let memory = AddressSpace::new(images());
+    let cx = ContextInput {
+        process: ProcessInfo {
+            task: TASK,
+            ..ProcessInfo::default()
+        },
+        memory: Some(&memory),
+        ..ContextInput::default()
+    };
+    run_in(p, &cx).map(|(r0, _)| r0)
 }
 
 /// `helper(r10 - 16, size, src)` with the 16 bytes at r10 - 16 first set to 0xaa; then r0 is
@@ -230,4 +241,175 @@ fn only_tracing_programs_have_the_compat_forms() {
     for id in [35, 112, 113, 114, 115, 158] {
         load(&prog![call(id), exit()], ProgramType::Xdp).expect("xdp has it");
     }
+}
+
+/// Writable images for `bpf_probe_write_user`: 4 bytes of user memory, 16 bytes at the top of
+/// the user half (x86-64's TASK_SIZE_MAX is 0x7fff_ffff_f000), and a kernel-half image the
+/// caller marked writable (the helper still refuses it).
+const USER_W: u64 = 0x7f00_0000_1000;
+const TOP: u64 = 0x7fff_ffff_eff8;
+const KERNEL_W: u64 = 0xffff_8880_0000_3000;
+
+fn writable_images() -> Vec<MemoryImage> {
+    let mut v = images();
+    for (address, len) in [(USER_W, 4), (TOP, 16), (KERNEL_W, 8)] {
+        v.push(MemoryImage {
+            address,
+            bytes: vec![0xee; len],
+            writable: true,
+        });
+    }
+    v
+}
+
+/// `bpf_probe_write_user(dst, r10 - 8, size)` with 0x1122334455667788 at r10 - 8.
+fn write_user(dst: u64, size: i32) -> Vec<ebpf_vm::isa::Insn> {
+    let mut v = lddw(9, 0x1122_3344_5566_7788).to_vec();
+    v.push(stx(SIZE_DW, 10, 9, -8));
+    v.extend(lddw(1, dst));
+    v.extend(fp_plus(2, -8));
+    v.push(mov(3, size));
+    v.push(call(36));
+    v.push(exit());
+    v
+}
+
+/// r0 and the writable images after the run, on each engine.
+fn run_writing(insns: &[ebpf_vm::isa::Insn], space: &AddressSpace) -> Vec<(u64, Vec<MemoryImage>)> {
+    engines()
+        .into_iter()
+        .map(|e| {
+            let cx = ContextInput {
+                memory: Some(space),
+                ..ContextInput::default()
+            };
+            let (r0, out) = run_in(&load_on(insns, e), &cx).expect("runs");
+            (r0, out.memory)
+        })
+        .collect()
+}
+
+/// The writable images' bytes with `changes` (image index, offset, bytes) applied.
+fn expected(changes: &[(usize, usize, &[u8])]) -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = writable_images()
+        .into_iter()
+        .filter(|i| i.writable)
+        .map(|i| i.bytes)
+        .collect();
+    for (k, off, b) in changes {
+        v[*k][*off..off + b.len()].copy_from_slice(b);
+    }
+    v
+}
+
+#[test]
+fn probe_write_user_writes_writable_user_images_only() {
+    let space = AddressSpace::new(writable_images());
+    let le = 0x1122_3344_5566_7788u64.to_le_bytes();
+    // (dst, size, r0, what the images hold after the run)
+    let cases: [(u64, i32, u64, Vec<Vec<u8>>); 7] = [
+        (USER_W, 4, 0, expected(&[(0, 0, &le[..4])])),
+        // The range runs past the image: the bytes before the fault are written.
+        (USER_W + 2, 4, EFAULT, expected(&[(0, 2, &le[..2])])),
+        // Mapped but not writable; not mapped at all.
+        (USER_BUF, 1, EFAULT, expected(&[])),
+        (USER_W + 0x100, 1, EFAULT, expected(&[])),
+        // Up to the top of the user half, and past it (nothing written: access_ok fails first).
+        (TOP, 8, 0, expected(&[(1, 0, &le)])),
+        (TOP + 4, 8, EFAULT, expected(&[])),
+        // A kernel address, even one the caller made writable.
+        (KERNEL_W, 8, EFAULT, expected(&[])),
+    ];
+    for (dst, size, r0, images) in cases {
+        for (got, memory) in run_writing(&write_user(dst, size), &space) {
+            assert_eq!(got, r0, "dst {dst:#x} size {size}");
+            let bytes: Vec<Vec<u8>> = memory.into_iter().map(|m| m.bytes).collect();
+            assert_eq!(bytes, images, "dst {dst:#x} size {size}");
+        }
+    }
+    // The caller's images are not changed: each run starts from them.
+    assert_eq!(space.writable_images()[0].bytes, vec![0xee; 4]);
+}
+
+#[test]
+fn probe_write_user_is_gpl_only_and_for_tracing_types() {
+    let verified = |prog_type, gpl| {
+        load_with(
+            &write_user(USER_W, 4),
+            ProgramOptions {
+                prog_type,
+                mode: ebpf_vm::Mode::Verified,
+                gpl_compatible: gpl,
+                ..ProgramOptions::default()
+            },
+        )
+    };
+    verified(ProgramType::Tracing, true).expect("a GPL kprobe may call it");
+    let e = verified(ProgramType::Tracing, false).unwrap_err();
+    assert!(
+        e.message.contains("cannot call GPL-restricted function"),
+        "{e}"
+    );
+    let e = verified(ProgramType::Xdp, true).unwrap_err();
+    assert!(
+        e.message.contains("program of this type cannot use helper"),
+        "{e}"
+    );
+}
+
+/// `r0 = bpf_get_func_ip(ctx)`.
+fn func_ip() -> Vec<ebpf_vm::isa::Insn> {
+    prog![call(173), exit()]
+}
+
+#[test]
+fn get_func_ip_is_the_probed_functions_address_given_by_the_caller() {
+    let addr = 0xffff_ffff_8123_4560u64;
+    for with in [None, Some(addr)] {
+        let space = with.map_or_else(AddressSpace::default, |a| {
+            AddressSpace::default().with_func_ip(a)
+        });
+        for (r0, _) in run_writing(&func_ip(), &space) {
+            assert_eq!(r0, with.unwrap_or(0));
+        }
+    }
+}
+
+#[test]
+fn get_func_ip_is_refused_at_load_for_tracepoints_as_the_kernel_does() {
+    // bpftool prog load on Linux 6.18: tracepoint, raw_tp and perf_event programs get
+    // "func bpf_get_func_ip#173 not supported for program type N" (-524); tc programs "program
+    // of this type cannot use helper bpf_get_func_ip#173" (-22).
+    let verified = |prog_type| {
+        load_with(
+            &func_ip(),
+            ProgramOptions {
+                prog_type,
+                mode: ebpf_vm::Mode::Verified,
+                gpl_compatible: true,
+                ..ProgramOptions::default()
+            },
+        )
+    };
+    verified(ProgramType::Tracing).expect("kprobes may call it");
+    for (t, n) in [
+        (ProgramType::Tracepoint, 5),
+        (ProgramType::RawTracepoint, 17),
+    ] {
+        let e = verified(t).unwrap_err();
+        assert_eq!(e.code, ebpf_vm::ErrorCode::Enotsupp, "{e}");
+        assert!(
+            e.message.contains(&format!(
+                "func bpf_get_func_ip#173 not supported for program type {n}"
+            )),
+            "{e}"
+        );
+    }
+    let e = verified(ProgramType::Tc).unwrap_err();
+    assert_eq!(e.code, ebpf_vm::ErrorCode::Einval, "{e}");
+    assert!(
+        e.message
+            .contains("program of this type cannot use helper bpf_get_func_ip#173"),
+        "{e}"
+    );
 }

@@ -5,9 +5,9 @@
 //! |----------------|-----------------------------|---------------------------|-----------------------------|
 //! | `Raw`          | data address (r2 = length)  | the data, writable        | -                           |
 //! | `SocketFilter` | `struct __sk_buff`          | the data, read-only       | skb_load_bytes, get_socket_cookie/uid, perf_event_output |
-//! | `Tc`           | `struct __sk_buff` (tc)     | a copy, writable, resizable | skb_load/store_bytes, get_socket_cookie/uid, l3/l4_csum_replace, csum_diff, redirect, skb_change_*, skb_adjust_room, skb_pull_data, skb_vlan_push/pop, hash, ecn, perf_event_output |
+//! | `Tc`           | `struct __sk_buff` (tc)     | a copy, writable, resizable | skb_load/store_bytes, get_socket_cookie/uid, l3/l4_csum_replace, csum_diff, redirect, skb_change_*, skb_adjust_room, skb_pull_data, skb_vlan_push/pop, hash, ecn, skb_get/set_tunnel_key, perf_event_output |
 //! | `Xdp`          | `struct xdp_md`             | a copy in an XDP frame    | csum_diff, xdp_adjust_head/meta/tail, xdp_load/store_bytes, redirect, perf_event_output |
-//! | `Tracing`      | the caller's context bytes  | none                      | probe_read(_str), perf_event_output |
+//! | `Tracing`      | the caller's context bytes  | none                      | probe_read(_str), probe_write_user, get_func_ip, get_attach_cookie, get_stack(id), perf_event_output |
 //! | `Tracepoint`, `RawTracepoint` | the caller's bytes, zero-extended to 8192 / 96 | none | as `Tracing` |
 //!
 //! The base set, for every type: the embedder's table (`ProgramOptions::helpers`, standard and map
@@ -29,6 +29,7 @@ pub mod socket_filter;
 pub mod tc;
 pub mod tc_helpers;
 pub mod tracing;
+pub mod tunnel;
 pub mod xdp;
 pub mod xdp_frags;
 
@@ -65,6 +66,9 @@ pub struct ContextInput<'a> {
     /// tc and XDP: the interfaces and routes `bpf_check_mtu`, `bpf_fib_lookup` and
     /// `bpf_clone_redirect` see (`net`); `None`: the test run's loopback and no routes.
     pub network: Option<&'a Arc<net::Network>>,
+    /// tc: the tunnel metadata the packet arrived with (`bpf_skb_get_tunnel_key`); `None`: none,
+    /// as in the kernel's test run.
+    pub tunnel: Option<tunnel::TunnelInfo>,
 }
 
 /// The program-type outputs of a run.
@@ -89,6 +93,10 @@ pub struct ContextOutput {
     pub perf_lost: u64,
     /// The signals the program asked `bpf_send_signal(_thread)` to send (nothing is signalled).
     pub signals: Vec<SentSignal>,
+    /// tc: the tunnel metadata the program set with `bpf_skb_set_tunnel_key`, if it did.
+    pub tunnel: Option<tunnel::TunnelInfo>,
+    /// Tracing: the writable memory images as the run left them (`bpf_probe_write_user`).
+    pub memory: Vec<MemoryImage>,
 }
 
 /// Where a run starts: r1-r5, and the packet that `LD_ABS`/`LD_IND` read.
@@ -151,6 +159,7 @@ fn type_helpers(prog_type: ProgramType) -> &'static HelperTable {
                 redirect::register(&mut ours);
                 redirect::register_tc(&mut ours);
                 net::register(&mut ours);
+                tunnel::register(&mut ours);
             }
             ProgramType::Xdp => {
                 helpers::packet::register_xdp(&mut ours);
@@ -273,6 +282,7 @@ pub fn prepare_run(
     state.jiffies = input.jiffies;
     state.network = input.network.cloned();
     state.clones.clear();
+    state.tunnel = input.tunnel;
     if let Some(memory) = input.memory {
         state.address_space = memory.clone();
     }
@@ -332,10 +342,13 @@ pub fn finish_run(state: &RunState, r0: u64) -> ContextOutput {
         ..ContextOutput::default()
     };
     match state.prog_type {
-        ProgramType::Raw
-        | ProgramType::Tracing
-        | ProgramType::Tracepoint
-        | ProgramType::RawTracepoint => out,
+        ProgramType::Raw => out,
+        ProgramType::Tracing | ProgramType::Tracepoint | ProgramType::RawTracepoint => {
+            ContextOutput {
+                memory: state.address_space.writable_images(),
+                ..out
+            }
+        }
         ProgramType::SocketFilter | ProgramType::CgroupSkb => ContextOutput {
             ctx: socket_filter::ctx_out(state),
             ..out
@@ -346,6 +359,7 @@ pub fn finish_run(state: &RunState, r0: u64) -> ContextOutput {
             skb: tc::skb_out(state),
             redirect: redirect::redirect_of(state, r0),
             clones: state.clones.clone(),
+            tunnel: state.tunnel.filter(|t| t.tx),
             ..out
         },
         ProgramType::Xdp => match &state.xdp {

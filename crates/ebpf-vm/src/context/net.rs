@@ -158,7 +158,7 @@ const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
 
 fn neg(e: i64) -> Result<u64, HelperError> {
-    Ok((-e) as u64)
+    Ok(crate::vm::errno::negated(e))
 }
 
 /// The network of the run (the caller's, or the default).

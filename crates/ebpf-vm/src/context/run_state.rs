@@ -193,6 +193,8 @@ pub struct RunState {
     pub redirect: Option<super::redirect::Redirect>,
     /// Packets `bpf_clone_redirect` sent (tc), in order.
     pub clones: Vec<super::redirect::Clone>,
+    /// tc: the packet's tunnel metadata (`tunnel`), from the input or `bpf_skb_set_tunnel_key`.
+    pub tunnel: Option<super::tunnel::TunnelInfo>,
     /// The interfaces and routes of the run (`ContextInput::network`); `None`: the default
     /// (`net::Network::default`).
     pub network: Option<Arc<super::net::Network>>,

@@ -25,7 +25,7 @@ use super::tc::{
 use crate::vm::errno::{EALREADY, EFAULT, EINVAL, ENOMEM, ENOTSUPP};
 
 fn err(e: i64) -> Result<u64, HelperError> {
-    Ok((-e) as u64)
+    Ok(crate::vm::errno::negated(e))
 }
 
 const BPF_F_RECOMPUTE_CSUM: u64 = 1;

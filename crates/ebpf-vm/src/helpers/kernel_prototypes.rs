@@ -19,6 +19,9 @@ const BPF_REDIRECT_PEER: u32 = 155;
 const BPF_CLONE_REDIRECT: u32 = 13;
 const BPF_CHECK_MTU: u32 = 163;
 const BPF_FIB_LOOKUP: u32 = 69;
+// `context::tunnel`.
+const BPF_SKB_GET_TUNNEL_KEY: u32 = 20;
+const BPF_SKB_SET_TUNNEL_KEY: u32 = 21;
 
 /// The kernel's prototype of helper `id`, for the helpers this engine implements.
 pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
@@ -187,6 +190,14 @@ pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
         BPF_FIB_LOOKUP => p(Integer, &[PtrToCtx, PtrToWritableMem, ConstSize, Anything])
             .gpl_only()
             .for_types(&[SchedCls, Xdp]),
+        // bpf_skb_get_tunnel_key_proto, bpf_skb_set_tunnel_key_proto (tc; lwt_xmit, which has
+        // them too, is no type here).
+        BPF_SKB_GET_TUNNEL_KEY => {
+            p(Integer, &[PtrToCtx, PtrToUninitMem, ConstSize, Anything]).for_types(&[SchedCls])
+        }
+        BPF_SKB_SET_TUNNEL_KEY => {
+            p(Integer, &[PtrToCtx, PtrToReadonlyMem, ConstSize, Anything]).for_types(&[SchedCls])
+        }
         locks::BPF_SPIN_LOCK | locks::BPF_SPIN_UNLOCK => p(Void, &[PtrToSpinLock]),
         strings::BPF_STRTOL | strings::BPF_STRTOUL => p(
             Integer,
@@ -223,6 +234,20 @@ pub fn kernel_prototype(id: u32) -> Option<HelperPrototype> {
                 .for_types(&[Kprobe, Tracepoint, PerfEvent, RawTracepoint])
         }
         probe_read::BPF_GET_CURRENT_TASK => p(Integer, &[]).gpl_only(),
+        // bpf_get_func_ip_proto_kprobe (and the tracing form), GPL-only: every tracing type gets
+        // the prototype, the verifier's check_get_func_ip refuses all but kprobes
+        // (verifier/call.rs).
+        probe_read::BPF_GET_FUNC_IP => p(Integer, &[PtrToCtx]).gpl_only().for_types(&[
+            Kprobe,
+            Tracepoint,
+            PerfEvent,
+            RawTracepoint,
+        ]),
+        // bpf_probe_write_user_proto, through bpf_tracing_func_proto (GPL-only), unless the
+        // kernel is locked down (LOCKDOWN_BPF_WRITE_USER), as the oracle host is.
+        probe_read::BPF_PROBE_WRITE_USER => p(Integer, &[Anything, PtrToReadonlyMem, ConstSize])
+            .gpl_only()
+            .for_types(&[Kprobe, Tracepoint, PerfEvent, RawTracepoint]),
         probe_read::BPF_GET_ATTACH_COOKIE => {
             p(Integer, &[PtrToCtx]).for_types(&[Kprobe, Tracepoint, PerfEvent, RawTracepoint])
         }

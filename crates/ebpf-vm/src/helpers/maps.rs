@@ -53,7 +53,7 @@ pub const MAX_RESERVATIONS: usize = 1024;
 
 /// A negative errno as r0.
 fn neg(e: i64) -> u64 {
-    (-e) as u64
+    crate::vm::errno::negated(e)
 }
 
 fn status(r: Result<(), MapError>) -> u64 {

@@ -15,6 +15,19 @@
 //! - `bpf_get_attach_cookie(ctx)` (174; kprobe, tracepoint, perf_event and raw_tracepoint, as
 //!   the kernel offers it): the cookie the probe was attached with, as the caller gave it
 //!   (`AddressSpace::cookie`); 0 by default, what the kernel's raw_tp test run returns.
+//! - `bpf_get_func_ip(ctx)` (173): the address of the probed function, as the caller gave it
+//!   (`AddressSpace::func_ip`; the kernel's kprobe form returns the function's entry address, 0
+//!   for a probe that is not on a function's entry). Linux 6.18 offers it to every tracing type
+//!   but its verifier lets kprobes (and fentry/fexit/fmod_ret, no type here) call it only: other
+//!   types are refused at load with `func bpf_get_func_ip#173 not supported for program type N`
+//!   (ENOTSUPP), as bpftool showed for tracepoint, perf_event and raw_tracepoint programs.
+//! - `bpf_probe_write_user(dst, src, size)` (36; GPL-only, tracing types): copies `size` bytes
+//!   of the program's memory at `src` to the user address `dst` of the traced task: 0, or
+//!   -EFAULT when `dst + size` is above the user half (x86-64's `access_ok`, before any byte is
+//!   written) or a byte of the range is in no writable image (`MemoryImage::writable`); the
+//!   bytes before that one are written, as the kernel's copy stops at the fault. The run
+//!   reports the writable images as it left them (`ContextOutput::memory`). The kernel's
+//!   -EPERM for kernel threads and interrupts does not arise: the traced task is a user task.
 //! - `bpf_get_current_task` (35) / `bpf_get_current_task_btf` (158): the task address the caller
 //!   gave (`ProcessInfo::task`). The kernel lets a program dereference the BTF form directly;
 //!   here the task is not the program's memory, so fields are read with the probe-read helpers.
@@ -40,6 +53,8 @@ pub const BPF_PROBE_READ_USER_STR: u32 = 114;
 pub const BPF_PROBE_READ_KERNEL_STR: u32 = 115;
 pub const BPF_GET_CURRENT_TASK_BTF: u32 = 158;
 pub const BPF_GET_ATTACH_COOKIE: u32 = 174;
+pub const BPF_GET_FUNC_IP: u32 = 173;
+pub const BPF_PROBE_WRITE_USER: u32 = 36;
 
 /// x86-64's `TASK_SIZE_MAX` (4-level paging): user addresses are below it.
 const TASK_SIZE: u64 = 0x7fff_ffff_f000;
@@ -131,9 +146,33 @@ fn probe_read_str(cx: &mut HelperContext<'_>, a: [u64; 5], side: Side) -> Result
     })
 }
 
-/// The compat forms and `bpf_get_attach_cookie`, which the kernel offers to the classic tracing
-/// types only.
+fn probe_write_user(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
+    let (dst, src, size) = (a[0], a[1], a[2] as u32 as u64);
+    let bytes = cx.readable(src, size, "src")?.to_vec();
+    let in_user_half = dst.checked_add(size).is_some_and(|end| end <= TASK_SIZE);
+    if !in_user_half {
+        return Ok((-EFAULT) as u64);
+    }
+    let written = cx.state.address_space.write(dst, &bytes);
+    Ok(if written == bytes.len() {
+        0
+    } else {
+        (-EFAULT) as u64
+    })
+}
+
+/// The compat forms, `bpf_get_attach_cookie`, `bpf_get_func_ip` and `bpf_probe_write_user`,
+/// which the kernel offers to the classic tracing types only.
 pub fn register_compat(table: &mut HelperTable) {
+    table.register_kernel(BPF_GET_FUNC_IP, "bpf_get_func_ip", |cx, a| {
+        super::packet::require_ctx(cx, a[0])?;
+        Ok(cx.state.address_space.func_ip())
+    });
+    table.register_kernel(
+        BPF_PROBE_WRITE_USER,
+        "bpf_probe_write_user",
+        probe_write_user,
+    );
     table.register_kernel(BPF_GET_ATTACH_COOKIE, "bpf_get_attach_cookie", |cx, a| {
         super::packet::require_ctx(cx, a[0])?;
         Ok(cx.state.address_space.cookie())

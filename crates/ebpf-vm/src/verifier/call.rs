@@ -192,6 +192,21 @@ pub fn helper_call(
             Ok(())
         })?;
     }
+    // `check_get_func_ip`: offered to every tracing type, callable from kprobes only (and
+    // fentry/fexit, which are no type here).
+    if id == crate::helpers::probe_read::BPF_GET_FUNC_IP as i32 {
+        if let Some(kind) = env.options.kind.kernel_type() {
+            if kind != KernelProgType::Kprobe {
+                return Err(refuse(
+                    ErrorCode::Enotsupp,
+                    format!(
+                        "func {name}#{id} not supported for program type {}",
+                        kind as u32
+                    ),
+                ));
+            }
+        }
+    }
     // A map programs may only read is not changed through the map helpers either
     // (`record_func_map`, after the arguments).
     use crate::helpers::maps::{

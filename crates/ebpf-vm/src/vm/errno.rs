@@ -13,7 +13,13 @@ pub const ENODEV: i64 = 19;
 pub const EINVAL: i64 = 22;
 pub const ENOSPC: i64 = 28;
 pub const ERANGE: i64 = 34;
+pub const EPROTO: i64 = 71;
 pub const EOPNOTSUPP: i64 = 95;
 pub const EAFNOSUPPORT: i64 = 97;
 pub const EALREADY: i64 = 114;
 pub const ENOTSUPP: i64 = 524;
+
+/// `-e` as a helper's r0 (a negative errno in two's complement).
+pub const fn negated(e: i64) -> u64 {
+    (-e) as u64
+}

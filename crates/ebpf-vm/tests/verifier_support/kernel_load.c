@@ -282,7 +282,9 @@ int main(int argc, char **argv)
 		test_runs(fd, getenv("KERNEL_LOAD_RUN"));
 		close(fd);
 	} else {
-		printf("verdict rejected %s %d\n", strerrorname_np(err) ? strerrorname_np(err) : "?", err);
+		/* 524 is the kernel's own ENOTSUPP, which libc does not name. */
+		const char *name = err == 524 ? "ENOTSUPP" : strerrorname_np(err);
+		printf("verdict rejected %s %d\n", name ? name : "?", err);
 	}
 	fputs(log, stdout);
 	for (int m = 0; m < maps; m++)
