@@ -40,8 +40,9 @@
 //! pointers (`context::pseudo_func`) read the side table (`analysis::Aux`) and write constants
 //! while the side table keeps what they meant; the context rewrite (`context::rewrite`) follows
 //! the resolved flows and records the field each context access touches; [`stack_reach`] takes
-//! the frames a run exposes from the call graph; the JIT takes its targets, blocks and chains from
-//! the flows and natural loops.
+//! the frames a run exposes from the call graph; the JIT takes its targets, blocks, chains and
+//! loop heads (where it aligns code and looks for counted loops) from the flows and the natural
+//! loops.
 
 pub mod analysis;
 pub mod batch;
