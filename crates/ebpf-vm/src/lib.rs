@@ -14,9 +14,12 @@
 //!    what they come to), then [`vm`] (frame constants, run output, trap constructors, what a
 //!    helper call returns, the program types, the tail-call target), then [`stack_reach`] (the
 //!    frames a run exposes).
-//! 5. [`maps`] (and [`pins`]), then [`helpers`] (by kernel number), then [`context`] (the context
-//!    layouts of the program types, with [`context::places`]: addresses named by their region, for
-//!    traps and messages); then [`vm::env`](mod@vm::env) (the run environment: helpers, maps and run state in
+//! 5. [`maps`] (and [`pins`]), then [`run_state`] (what one run owns and helpers and contexts
+//!    both act on: the XDP frame, the tc skb, output sinks, redirects, the network, callback and
+//!    tail-call bookkeeping, the context layouts, and [`run_state::places`]: addresses named by
+//!    their region, for traps and messages), then [`helpers`] (by kernel number), then [`context`]
+//!    (how each program type builds its run from an input, and the helpers tied to a program
+//!    type); then [`vm::env`](mod@vm::env) (the run environment: helpers, maps and run state in
 //!    one, the helper call path both engines take, the memory trap); above them [`pointer_leaks`]
 //!    (the run-time refusal of addresses in a program's output), then [`verifier`] (the static
 //!    safety proof: abstract interpretation of register and stack states, and its kernel-format
@@ -61,6 +64,7 @@ pub mod pins;
 pub mod pointer_leaks;
 pub mod program;
 pub mod run_space;
+pub mod run_state;
 pub mod run_trace;
 pub mod stack_reach;
 pub mod test_run;

@@ -18,19 +18,15 @@
 //! `bpf_base_func_proto` offers them to every type. A helper the embedder registered under a number wins over ours. Calling a helper the
 //! type does not have is a load error naming the instruction, as in the kernel.
 
-pub mod layout;
 pub mod net;
-pub mod places;
 pub mod pseudo_func;
 pub mod redirect;
 pub mod rewrite;
-pub mod run_state;
 pub mod socket_filter;
 pub mod tc;
 pub mod tc_helpers;
 pub mod tracing;
 pub mod xdp;
-pub mod xdp_frags;
 
 use std::sync::{Arc, OnceLock};
 
@@ -41,10 +37,9 @@ use crate::isa::Insn;
 use crate::memory::{Region, Regions};
 use crate::vm::ProgramType;
 
-pub use crate::helpers::address_space::{AddressSpace, MemoryImage};
-pub use crate::helpers::signal::SentSignal;
-pub use crate::helpers::socket::SocketInfo;
-pub use run_state::{ProcessInfo, RunState};
+pub use crate::run_state::address_space::{AddressSpace, MemoryImage};
+pub use crate::run_state::{layout, places, xdp_frags};
+pub use crate::run_state::{ProcessInfo, RunState, SentSignal, SocketInfo};
 
 /// The program-type inputs of a run, besides the data (see `Program::run_with_context`).
 #[derive(Clone, Copy, Debug, Default)]
