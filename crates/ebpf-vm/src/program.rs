@@ -294,7 +294,12 @@ impl Program {
             insns[slot] = crate::verifier::map_fields::constant_move(insns[slot].dst, value)
                 .expect("the verifier accepts only values one move gives");
         }
-        context::prepare_program(options.prog_type, &mut insns, &mut analysis)?;
+        context::prepare_program(
+            options.prog_type,
+            &mut insns,
+            &mut analysis,
+            verifier.as_ref().map(|v| &v.ctx_bases[..]),
+        )?;
         // bpf_trace_printk (6), bpf_perf_event_output (25), or a callx that may be either.
         let prints = (analysis.cfg.flows.iter())
             .any(|f| matches!(f, Flow::CallX | Flow::Helper { id: 6 | 25 }));

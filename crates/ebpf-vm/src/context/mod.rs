@@ -196,11 +196,13 @@ pub fn helpers_for(prog_type: ProgramType, base: &HelperTable) -> HelperTable {
 
 /// Load-time work of a program type on validated, relocated instructions (`analysis` is theirs):
 /// refuses legacy packet loads where the kernel does, and rewrites context accesses, recording
-/// their fields in the side table.
+/// their fields in the side table. For a verified program, `proved_bases` (by slot) says which
+/// accesses go through the context pointer (`rewrite::rewrite_ctx_accesses`).
 pub fn prepare_program(
     prog_type: ProgramType,
     insns: &mut [Insn],
     analysis: &mut Analysis,
+    proved_bases: Option<&[rewrite::CtxBase]>,
 ) -> Result<(), LoadError> {
     // may_access_skb: socket filters and tc only.
     if matches!(prog_type, ProgramType::Xdp | ProgramType::CgroupSkb) || prog_type.is_tracing() {
@@ -225,6 +227,7 @@ pub fn prepare_program(
             &analysis.functions,
             &mut analysis.aux,
             layout,
+            proved_bases,
         )?;
     }
     Ok(())

@@ -43,6 +43,9 @@ pub struct VerifierReport {
     /// By instruction slot: a load or store the proof covers, which the engines run without
     /// a check (`verifier::env::Proved`).
     pub proved: Vec<bool>,
+    /// By instruction slot: whether a load or store goes through the context pointer, as the
+    /// verifier proved it (`verifier::env::Verified::ctx_bases`).
+    pub ctx_bases: Vec<crate::context::rewrite::CtxBase>,
 }
 
 /// The highest log level (2: the state after every instruction).
@@ -180,6 +183,7 @@ pub fn verify_load(
             log: source_lines::annotate(&v.log, &sorted),
             map_field_loads: v.map_field_loads,
             proved: v.proved,
+            ctx_bases: v.ctx_bases,
         }),
         Err(rejection) => {
             // Level 0 kept no log: walk again with one (the verdict cannot change).
