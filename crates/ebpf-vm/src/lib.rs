@@ -35,14 +35,16 @@
 //! A load ([`program::Program::load`]) is one pipeline through these layers:
 //!
 //! ```text
-//! bytes -> validate (isa) -> analyse (analysis) -> rewrite -> prepare (interpreter) / compile (jit) -> run
+//! bytes -> validate (isa) -> analyse (analysis) -> relocate -> verify (verifier, mode Verified)
+//!       -> rewrite (context) -> prepare (interpreter) / compile (jit) -> run
 //! ```
 //!
 //! The analysis runs once, on the validated slots, and the program keeps it. Every later stage
 //! reads its facts there instead of deriving them again: relocation (`maps::reloc`) and function
 //! pointers (`context::pseudo_func`) read the side table (`analysis::Aux`) and write constants
-//! while the side table keeps what they meant; the context rewrite (`context::rewrite`) follows
-//! the resolved flows and records the field each context access touches; [`stack_reach`] takes
+//! while the side table keeps what they meant; the context rewrite (`context::rewrite`) takes the
+//! context accesses from the verifier's pointer types when the program was verified (else from
+//! a provenance pass over the resolved flows) and records the field each one touches; [`stack_reach`] takes
 //! the frames a run exposes from the call graph; the JIT takes its targets, blocks, chains and
 //! loop heads (where it aligns code and looks for counted loops) from the flows and the natural
 //! loops.
