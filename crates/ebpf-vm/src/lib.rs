@@ -26,8 +26,10 @@
 //!    log).
 //! 6. the engines, peers: [`interpreter`] (the reference semantics) and `jit` (x86-64 code
 //!    generation, x86-64 hosts only).
-//! 7. [`verification`]: the verifier run on a load (mode `Verified`), its rejection a load error.
-//! 8. [`program`]: a loaded program and its runs; then [`test_run`].
+//! 7. [`verification`]: the verifier run on a load (mode `Verified`), its rejection a load error;
+//!    then [`run_space`] (what a run needs that outlives it: the stack area, the tables, the run
+//!    state of the last run).
+//! 8. [`program`]: a loaded program and its runs; then [`test_run`] and [`batch`] (peers).
 //!
 //! `tests/layering.rs` reads every file's `crate::` references and enforces this order; the edges
 //! the tree still has against it are listed there, with their reasons, and may only go away.
