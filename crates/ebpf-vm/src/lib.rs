@@ -14,17 +14,22 @@
 //!    what they come to), then [`vm`] (frame constants, run output, trap constructors, what a
 //!    helper call returns, the program types, the tail-call target), then [`stack_reach`] (the
 //!    frames a run exposes).
-//! 5. [`maps`] (and [`pins`]), then [`helpers`] (by kernel number), then [`context`] (the context
-//!    layouts of the program types, with [`context::places`]: addresses named by their region, for
-//!    traps and messages); then [`vm::env`](mod@vm::env) (the run environment: helpers, maps and run state in
+//! 5. [`maps`] (and [`pins`]), then [`run_state`] (what one run owns and helpers and contexts
+//!    both act on: the XDP frame, the tc skb, output sinks, redirects, the network, callback and
+//!    tail-call bookkeeping, the context layouts, and [`run_state::places`]: addresses named by
+//!    their region, for traps and messages), then [`helpers`] (by kernel number), then [`context`]
+//!    (how each program type builds its run from an input, and the helpers tied to a program
+//!    type); then [`vm::env`](mod@vm::env) (the run environment: helpers, maps and run state in
 //!    one, the helper call path both engines take, the memory trap); above them [`pointer_leaks`]
 //!    (the run-time refusal of addresses in a program's output), then [`verifier`] (the static
 //!    safety proof: abstract interpretation of register and stack states, and its kernel-format
 //!    log).
 //! 6. the engines, peers: [`interpreter`] (the reference semantics) and `jit` (x86-64 code
 //!    generation, x86-64 hosts only).
-//! 7. [`verification`]: the verifier run on a load (mode `Verified`), its rejection a load error.
-//! 8. [`program`]: a loaded program and its runs; then [`test_run`].
+//! 7. [`verification`]: the verifier run on a load (mode `Verified`), its rejection a load error;
+//!    then [`run_space`] (what a run needs that outlives it: the stack area, the tables, the run
+//!    state of the last run).
+//! 8. [`program`]: a loaded program and its runs; then [`test_run`] and [`batch`] (peers).
 //!
 //! `tests/layering.rs` reads every file's `crate::` references and enforces this order; the edges
 //! the tree still has against it are listed there, with their reasons, and may only go away.
@@ -32,16 +37,19 @@
 //! A load ([`program::Program::load`]) is one pipeline through these layers:
 //!
 //! ```text
-//! bytes -> validate (isa) -> analyse (analysis) -> rewrite -> prepare (interpreter) / compile (jit) -> run
+//! bytes -> validate (isa) -> analyse (analysis) -> relocate -> verify (verifier, mode Verified)
+//!       -> rewrite (context) -> prepare (interpreter) / compile (jit) -> run
 //! ```
 //!
 //! The analysis runs once, on the validated slots, and the program keeps it. Every later stage
 //! reads its facts there instead of deriving them again: relocation (`maps::reloc`) and function
 //! pointers (`context::pseudo_func`) read the side table (`analysis::Aux`) and write constants
-//! while the side table keeps what they meant; the context rewrite (`context::rewrite`) follows
-//! the resolved flows and records the field each context access touches; [`stack_reach`] takes
-//! the frames a run exposes from the call graph; the JIT takes its targets, blocks and chains from
-//! the flows and natural loops.
+//! while the side table keeps what they meant; the context rewrite (`context::rewrite`) takes the
+//! context accesses from the verifier's pointer types when the program was verified (else from
+//! a provenance pass over the resolved flows) and records the field each one touches; [`stack_reach`] takes
+//! the frames a run exposes from the call graph; the JIT takes its targets, blocks, chains and
+//! loop heads (where it aligns code and looks for counted loops) from the flows and the natural
+//! loops.
 
 pub mod analysis;
 pub mod batch;
@@ -60,6 +68,7 @@ pub mod pins;
 pub mod pointer_leaks;
 pub mod program;
 pub mod run_space;
+pub mod run_state;
 pub mod run_trace;
 pub mod stack_reach;
 pub mod test_run;

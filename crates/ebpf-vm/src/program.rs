@@ -300,7 +300,21 @@ impl Program {
             insns[slot] = crate::verifier::map_fields::constant_move(insns[slot].dst, value)
                 .expect("the verifier accepts only values one move gives");
         }
-        context::prepare_program(options.prog_type, &mut insns, &mut analysis)?;
+        context::prepare_program(
+            options.prog_type,
+            &mut insns,
+            &mut analysis,
+            verifier.as_ref().map(|v| &v.ctx_bases[..]),
+        )?;
+        // What the verifier proved and where it compared states, in the side table.
+        if let Some(v) = &verifier {
+            let (prune, _) = crate::verifier::prune::prune_points(&analysis);
+            let program = &analysis.program;
+            for (i, aux) in analysis.aux.iter_mut().enumerate() {
+                aux.proved_in_bounds = v.proved[program.slot(i)];
+                aux.prune_point = prune[i];
+            }
+        }
         // bpf_trace_printk (6), bpf_perf_event_output (25), or a callx that may be either.
         let prints = (analysis.cfg.flows.iter())
             .any(|f| matches!(f, Flow::CallX | Flow::Helper { id: 6 | 25 }));

@@ -142,10 +142,47 @@ fn nested_loops() {
     );
     assert_eq!(a.loops.body(0), [2]);
     assert_eq!(a.loops.body(1), [1, 2, 3]);
+    // Both are laid out header first.
+    assert_eq!(a.loops.first_blocks(), [2, 1]);
     assert_eq!(
         (0..5).map(|b| a.loops.depth_of(b)).collect::<Vec<_>>(),
         [0, 1, 2, 1, 0]
     );
+}
+
+#[test]
+fn a_rotated_loop_starts_at_its_body_not_its_header() {
+    // The entry jumps to the test at the bottom (3), which jumps back to the body (2): 3
+    // dominates 2, so 3 is the header and 2 -> 3 the back edge, but the loop's code starts at 2.
+    // The backward jump at 6 goes to a merge point (5) outside any cycle.
+    let a = analysed(&[
+        mov64_imm(1, 0),
+        ja(1),                     // 1: -> 3
+        add64(1, 1),               // 2: body
+        jcond(JMP_JLT, 1, 10, -2), // 3: header, -> 2
+        ja(2),                     // 4: -> 7
+        exit(),                    // 5: merge point
+        ja(-2),                    // 6: -> 5 (unreachable from 0, never a loop)
+        jcond(JMP_JEQ, 1, 0, -3),  // 7: -> 5
+        exit(),
+    ]);
+    assert_eq!(
+        blocks(&a),
+        [
+            (0, 2),
+            (2, 3),
+            (3, 4),
+            (4, 5),
+            (5, 6),
+            (6, 7),
+            (7, 8),
+            (8, 9)
+        ]
+    );
+    assert_eq!(a.loops.loops.len(), 1);
+    assert_eq!(a.loops.loops[0].header, 2);
+    assert_eq!(a.loops.loops[0].latches, [1]);
+    assert_eq!(a.loops.first_blocks(), [1]);
 }
 
 #[test]

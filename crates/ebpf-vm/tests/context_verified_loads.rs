@@ -8,7 +8,7 @@
 mod context_support;
 
 use context_support::*;
-use ebpf_vm::isa::Insn;
+use ebpf_vm::isa::{encode_all, Insn};
 use ebpf_vm::{AttachType, Engine, ErrorCode, Mode, ProgramOptions, ProgramType, TrapKind};
 
 /// The engines a run is compared on (the JIT where the host has one).
@@ -178,4 +178,95 @@ fn egress_ifindex_is_read_by_devmap_programs_only() {
     assert_eq!(r0(&p, &mut [0u8; 20], None), 0);
     let e = load_with(&prog, devmap(ProgramType::SocketFilter)).expect_err("not xdp");
     assert_eq!(e.code, ErrorCode::Einval);
+}
+
+// ---- The context rewrite of verified programs reads the verifier's pointer types ----------
+
+const XDP_UDP: &[u8] = include_bytes!("context_support/fixtures/xdp_udp.bin");
+const XDP_TAG: &[u8] = include_bytes!("context_support/fixtures/xdp_tag.bin");
+const SKB_FIELDS: &[u8] = include_bytes!("context_support/fixtures/skb_fields.bin");
+
+/// `data` through a copy of the context pointer moved by 0 (`r2 = r1; r2 += 0`), then the packet
+/// byte at 13, masked to an XDP action. The provenance pass of checked mode loses the context at
+/// the `+= 0` (an ALU result); the verifier keeps `ctx()` (offset 0), so the load is rewritten.
+fn xdp_data_through_ctx_plus_zero() -> Vec<Insn> {
+    vec![
+        movr(2, 1),
+        add(2, 0),
+        ldx(W, 3, 2, 0), // data
+        ldx(W, 4, 1, 4), // data_end
+        movr(5, 3),
+        add(5, 14),
+        mov(0, 0),
+        jr(0x20, 5, 4, 2), // if r5 > r4 goto +2
+        ldx(B, 0, 3, 13),
+        Insn::new(0x57, 0, 0, 0, 3), // r0 &= 3
+        exit(),
+    ]
+}
+
+#[test]
+fn a_context_pointer_moved_by_zero_still_reads_data_in_verified_mode() {
+    // Linux 6.18 accepts the program (`r2 += 0` keeps a context pointer at offset 0) and
+    // `BPF_PROG_TEST_RUN` returned 3 for the first packet (byte 13 is 0x07) and 2 for the second
+    // (0x06), loaded through the bpf() syscall as an XDP program.
+    let code = xdp_data_through_ctx_plus_zero();
+    for engine in engines() {
+        let p = load_with(&code, verified(ProgramType::Xdp, engine)).expect("verified");
+        let mut seven: Vec<u8> = (1..=13).chain([7]).collect();
+        let mut six: Vec<u8> = (1..=13).chain([6, 0]).collect();
+        assert_eq!(r0(&p, &mut seven, None), 3, "{engine:?}");
+        assert_eq!(r0(&p, &mut six, None), 2, "{engine:?}");
+    }
+}
+
+/// The rewritten instructions and the context fields recorded in the side table.
+fn rewritten(p: &ebpf_vm::Program) -> (Vec<u8>, Vec<Option<u16>>) {
+    let fields = p.analysis().aux.iter().map(|a| a.ctx_field).collect();
+    (p.xlated(), fields)
+}
+
+#[test]
+fn verified_and_checked_loads_rewrite_the_same_context_accesses() {
+    // Where both ways of finding the context pointer see it (clang's objects; copies, spills and
+    // fills; a call passing it on), the verifier's pointer types and checked mode's provenance
+    // pass must give the same program.
+    let copies_and_spills = encode_all(&[
+        movr(6, 1),
+        stx(DW, 10, 6, -8),
+        ldx(DW, 7, 10, -8),
+        ldx(W, 8, 7, 0), // data
+        ldx(W, 9, 6, 4), // data_end
+        movr(1, 7),
+        call_local(1),
+        exit(),
+        // The callee reads `ingress_ifindex` through its r1, then returns XDP_PASS.
+        ldx(W, 0, 1, 12),
+        mov(0, 2),
+        exit(),
+    ]);
+    let cases: [(&str, &[u8], ProgramType); 4] = [
+        ("xdp_udp", XDP_UDP, ProgramType::Xdp),
+        ("xdp_tag", XDP_TAG, ProgramType::Xdp),
+        ("skb_fields", SKB_FIELDS, ProgramType::Tc),
+        ("copies_and_spills", &copies_and_spills, ProgramType::Xdp),
+    ];
+    for (name, code, prog_type) in cases {
+        let checked = ebpf_vm::Program::load(code, options(prog_type)).expect("checked");
+        let verified = ebpf_vm::Program::load(code, verified(prog_type, engine()))
+            .unwrap_or_else(|e| panic!("{name}: the verifier refused: {e}"));
+        let fields = rewritten(&checked).1;
+        assert!(
+            fields.iter().any(Option::is_some),
+            "{name}: a context access"
+        );
+        assert_eq!(rewritten(&checked), rewritten(&verified), "{name}");
+    }
+    // Where only the verifier sees the context, only the verified load is rewritten.
+    let code = encode_all(&xdp_data_through_ctx_plus_zero());
+    let checked = ebpf_vm::Program::load(&code, options(ProgramType::Xdp)).expect("checked");
+    let verified =
+        ebpf_vm::Program::load(&code, verified(ProgramType::Xdp, engine())).expect("verified");
+    assert_eq!(rewritten(&checked).1[2], None);
+    assert_eq!(rewritten(&verified).1[2], Some(0));
 }

@@ -288,3 +288,36 @@ fn a_malformed_exit_on_a_path_no_run_takes_loads_in_verified_mode() {
     assert_eq!(e.insn, Some(3));
     assert_eq!(e.message, "BPF_EXIT uses reserved fields");
 }
+
+#[test]
+fn the_side_table_says_what_the_verifier_proved_and_where_it_pruned() {
+    // A raw program over 8 bytes of data: a byte loaded from the data (sized memory) and
+    // spilled to the stack; both accesses are proved in bounds (slots 1 and 2), the other
+    // instructions are no accesses. The prune points are the conditional jump (3) and its
+    // target (5), the rule of the kernel's `visit_insn` (the fall-through is none). By hand.
+    let code = [
+        mov64_imm(0, 1),
+        i(0x71, 2, 1, 0, 0),   // r2 = *(u8 *)(r1 + 0)
+        i(0x7b, 10, 2, -8, 0), // *(u64 *)(r10 - 8) = r2
+        i(0x55, 2, 0, 1, 7),   // if r2 != 7 goto +1
+        mov64_imm(0, 2),
+        exit(),
+    ];
+    let options = ProgramOptions {
+        data_size: Some(8),
+        ..verified(ProgramType::Raw)
+    };
+    let p = Program::load(&bytes(&code), options).expect("verified");
+    let aux = &p.analysis().aux;
+    let proved: Vec<bool> = aux.iter().map(|a| a.proved_in_bounds).collect();
+    let prune: Vec<bool> = aux.iter().map(|a| a.prune_point).collect();
+    assert_eq!(proved, [false, true, true, false, false, false]);
+    assert_eq!(prune, [false, false, false, true, false, true]);
+    // Checked mode proves nothing.
+    let p = Program::load(&bytes(&code), ProgramOptions::default()).expect("checked");
+    assert!(p
+        .analysis()
+        .aux
+        .iter()
+        .all(|a| !a.proved_in_bounds && !a.prune_point));
+}

@@ -149,6 +149,22 @@ impl Loops {
             .collect()
     }
 
+    /// Each loop's lowest-numbered block, by loop: where its code starts in the layout, since
+    /// blocks are numbered in code order. That is the header for a loop laid out header first;
+    /// a rotated loop (entered at its test at the bottom) starts at its body. One pass over the
+    /// blocks: each loop and its ancestors are set by the first block found in them.
+    pub fn first_blocks(&self) -> Vec<usize> {
+        let mut first = vec![usize::MAX; self.loops.len()];
+        for (b, &l) in self.loop_of.iter().enumerate() {
+            let mut l = l;
+            while l != NONE && first[l as usize] == usize::MAX {
+                first[l as usize] = b;
+                l = self.loops[l as usize].parent.map_or(NONE, |p| p as u32);
+            }
+        }
+        first
+    }
+
     /// How many loops hold `block` (0 outside every loop).
     pub fn depth_of(&self, block: usize) -> u32 {
         self.loop_of(block).map_or(0, |l| self.loops[l].depth)

@@ -36,7 +36,8 @@ pub struct Aux {
     pub imm64: Imm64,
     /// For a load or store through the context pointer: the byte offset of the field in the
     /// program type's context struct, as the program wrote it (before any rewrite). Filled by the
-    /// context rewrite; `None` until then and for other instructions.
+    /// context rewrite (from the verifier's pointer types when the program was verified); `None`
+    /// until then and for other instructions.
     pub ctx_field: Option<u16>,
     /// Filled by the verifier: every run's memory access here is in bounds, so an engine may leave
     /// out its run-time check.

@@ -18,20 +18,16 @@
 //! `bpf_base_func_proto` offers them to every type. A helper the embedder registered under a number wins over ours. Calling a helper the
 //! type does not have is a load error naming the instruction, as in the kernel.
 
-pub mod layout;
 pub mod net;
-pub mod places;
 pub mod pseudo_func;
 pub mod redirect;
 pub mod rewrite;
-pub mod run_state;
 pub mod socket_filter;
 pub mod tc;
 pub mod tc_helpers;
 pub mod tracing;
 pub mod tunnel;
 pub mod xdp;
-pub mod xdp_frags;
 
 use std::sync::{Arc, OnceLock};
 
@@ -42,10 +38,9 @@ use crate::isa::Insn;
 use crate::memory::{Region, Regions};
 use crate::vm::ProgramType;
 
-pub use crate::helpers::address_space::{AddressSpace, MemoryImage};
-pub use crate::helpers::signal::SentSignal;
-pub use crate::helpers::socket::SocketInfo;
-pub use run_state::{ProcessInfo, RunState};
+pub use crate::run_state::address_space::{AddressSpace, MemoryImage};
+pub use crate::run_state::{layout, places, xdp_frags};
+pub use crate::run_state::{ProcessInfo, RunState, SentSignal, SocketInfo};
 
 /// The program-type inputs of a run, besides the data (see `Program::run_with_context`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -210,11 +205,13 @@ pub fn helpers_for(prog_type: ProgramType, base: &HelperTable) -> HelperTable {
 
 /// Load-time work of a program type on validated, relocated instructions (`analysis` is theirs):
 /// refuses legacy packet loads where the kernel does, and rewrites context accesses, recording
-/// their fields in the side table.
+/// their fields in the side table. For a verified program, `proved_bases` (by slot) says which
+/// accesses go through the context pointer (`rewrite::rewrite_ctx_accesses`).
 pub fn prepare_program(
     prog_type: ProgramType,
     insns: &mut [Insn],
     analysis: &mut Analysis,
+    proved_bases: Option<&[rewrite::CtxBase]>,
 ) -> Result<(), LoadError> {
     // may_access_skb: socket filters and tc only.
     if matches!(prog_type, ProgramType::Xdp | ProgramType::CgroupSkb) || prog_type.is_tracing() {
@@ -239,6 +236,7 @@ pub fn prepare_program(
             &analysis.functions,
             &mut analysis.aux,
             layout,
+            proved_bases,
         )?;
     }
     Ok(())

@@ -38,6 +38,8 @@ use super::tc::{TC_ACT_REDIRECT, TC_ACT_SHOT};
 use super::xdp::{XDP_ABORTED, XDP_REDIRECT};
 use super::RunState;
 
+pub use crate::run_state::redirect::*;
+
 /// `BPF_F_INGRESS`: to the interface's ingress rather than its egress (tc only).
 pub const BPF_F_INGRESS: u64 = 1;
 
@@ -52,44 +54,6 @@ pub const BPF_F_BROADCAST: u64 = 1 << 3;
 pub const BPF_F_EXCLUDE_INGRESS: u64 = 1 << 4;
 /// The XDP actions a failed `bpf_redirect_map` lookup may return (`XDP_ABORTED`..`XDP_TX`).
 const ACTION_MASK: u64 = 3;
-
-/// The target of a redirect: an interface and the flags `bpf_redirect` was given, or, after
-/// `bpf_redirect_map`, the map entry (`map`) with the devmap entry's ifindex.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Redirect {
-    pub ifindex: u32,
-    pub flags: u64,
-    pub map: Option<MapTarget>,
-    pub via: Via,
-}
-
-/// How a tc redirect goes: `bpf_redirect`, `bpf_redirect_neigh` (with the next hop's
-/// `struct bpf_redir_neigh` when given), `bpf_redirect_peer`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Via {
-    #[default]
-    Redirect,
-    Neigh(Option<[u8; 20]>),
-    Peer,
-}
-
-/// A copy of the packet `bpf_clone_redirect` sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Clone {
-    pub ifindex: u32,
-    pub flags: u64,
-    pub packet: Vec<u8>,
-}
-
-/// A `bpf_redirect_map` target: the map (its id and type), the key looked up and the flags
-/// (`BPF_F_BROADCAST`: every entry).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MapTarget {
-    pub map_id: u32,
-    pub map_name: String,
-    pub map_type: MapType,
-    pub key: u32,
-}
 
 fn redirect(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     let (ifindex, flags) = (a[0] as u32, a[1]);

@@ -2,10 +2,13 @@
 //!
 //! A 32-bit load of `data`, `data_end` or `data_meta` through the context pointer becomes a 64-bit
 //! load of the real pointer from the hidden tail of the context buffer (see `layout.rs`), so objects
-//! clang built for the kernel run unchanged. To know which loads go through the context pointer,
-//! a small forward dataflow pass tracks, per instruction, which registers and which 8-byte stack
-//! slots of the current frame hold the unmodified context pointer (r1 at entry; copies by `mov`;
-//! spills and fills through r10), the same provenance the kernel's verifier uses for this rewrite.
+//! clang built for the kernel run unchanged. Which loads go through the context pointer: for a
+//! verified program, the verifier's pointer types (the base register was `ctx()` on every path the
+//! walk took: `verifier::env::Verified::ctx_bases`), as the kernel's own rewrite reads its
+//! verifier's. For a checked program, a small forward dataflow pass tracks, per instruction,
+//! which registers and which 8-byte stack slots of the current frame hold the unmodified context
+//! pointer (r1 at entry; copies by `mov`; spills and fills through r10). The two agree on what
+//! compilers emit; the verifier also follows what the pass does not (`r2 = r1; r2 += 0`).
 //! bpf-to-bpf calls pass r1-r5 to the callee (all call sites joined); callback entries (`lddw` of
 //! a function, for `bpf_loop`) start with no context register. The pass runs over the analysis'
 //! logical instructions and follows its resolved flows; it records the field of each context
@@ -23,9 +26,10 @@ use crate::isa::Insn;
 
 use super::layout::CtxLayout;
 
-/// What a register or stack slot holds, as far as the context pointer goes.
+/// What a register or stack slot holds, as far as the context pointer goes; for a load or store,
+/// what its base register holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tag {
+pub enum CtxBase {
     /// Anything but the unmodified context pointer.
     Other,
     Ctx,
@@ -33,10 +37,10 @@ enum Tag {
     Mixed,
 }
 
-fn join(a: Tag, b: Tag) -> Tag {
+fn join(a: CtxBase, b: CtxBase) -> CtxBase {
     match (a, b) {
         (x, y) if x == y => x,
-        _ => Tag::Mixed,
+        _ => CtxBase::Mixed,
     }
 }
 
@@ -45,19 +49,19 @@ const SLOTS: usize = 64;
 
 #[derive(Clone, PartialEq, Eq)]
 struct State {
-    regs: [Tag; 11],
-    stack: [Tag; SLOTS],
+    regs: [CtxBase; 11],
+    stack: [CtxBase; SLOTS],
 }
 
 impl State {
     fn entry(ctx_in_r1: bool) -> State {
-        let mut regs = [Tag::Other; 11];
+        let mut regs = [CtxBase::Other; 11];
         if ctx_in_r1 {
-            regs[1] = Tag::Ctx;
+            regs[1] = CtxBase::Ctx;
         }
         State {
             regs,
-            stack: [Tag::Other; SLOTS],
+            stack: [CtxBase::Other; SLOTS],
         }
     }
 
@@ -79,7 +83,7 @@ impl State {
 
     fn clobber_caller_saved(&mut self) {
         for r in 0..=5 {
-            self.regs[r] = Tag::Other;
+            self.regs[r] = CtxBase::Other;
         }
     }
 
@@ -97,7 +101,7 @@ impl State {
         let base = SLOTS as i64 * 8;
         for byte in [off, off + size as i64 - 1] {
             if (0..base).contains(&(byte + base)) {
-                self.stack[((byte + base) / 8) as usize] = Tag::Other;
+                self.stack[((byte + base) / 8) as usize] = CtxBase::Other;
             }
         }
     }
@@ -115,14 +119,14 @@ fn step(insn: &Instruction, i: usize, flow: Flow, s: &State, out: &mut Vec<(usiz
             n.regs[d] = if op == (CLASS_ALU64 | ALU_MOV | SRC_X) && insn.off == 0 {
                 s.regs[sr]
             } else {
-                Tag::Other
+                CtxBase::Other
             };
         }
         CLASS_LDX => {
             let size = access_size(op);
             n.regs[d] = match State::slot(insn.off as i64) {
                 Some(i) if sr == FP as usize && size == 8 && op & 0xe0 == MODE_MEM => s.stack[i],
-                _ => Tag::Other,
+                _ => CtxBase::Other,
             };
         }
         CLASS_ST | CLASS_STX => {
@@ -136,15 +140,15 @@ fn step(insn: &Instruction, i: usize, flow: Flow, s: &State, out: &mut Vec<(usiz
             }
             if op & 0xe0 == MODE_ATOMIC {
                 if insn.imm() == ATOMIC_LOAD_ACQ {
-                    n.regs[d] = Tag::Other;
+                    n.regs[d] = CtxBase::Other;
                 } else if insn.imm() == ATOMIC_CMPXCHG {
-                    n.regs[0] = Tag::Other;
+                    n.regs[0] = CtxBase::Other;
                 } else if insn.imm() & ATOMIC_FETCH != 0 {
-                    n.regs[sr] = Tag::Other;
+                    n.regs[sr] = CtxBase::Other;
                 }
             }
         }
-        CLASS_LD if insn.is_lddw() => n.regs[d] = Tag::Other,
+        CLASS_LD if insn.is_lddw() => n.regs[d] = CtxBase::Other,
         _ => {}
     }
     match flow {
@@ -182,8 +186,12 @@ fn ctx_error(pc: usize, layout: &CtxLayout, off: i64, size: u32, what: &str) -> 
 }
 
 /// Rewrites the context accesses of `insns` for `layout`, and records in `aux` which field each
-/// access through the context pointer touches (`Aux::ctx_field`, as the program wrote it). The
-/// analysis gives the control flow: `program` (the logical instructions of `insns`), `flows` and
+/// access through the context pointer touches (`Aux::ctx_field`, as the program wrote it).
+///
+/// Which accesses go through the context pointer: for a verified program, what the verifier
+/// proved (`proved_bases`, by instruction slot: the pointer types the walk saw in each access's
+/// base register, on every path); otherwise the provenance pass of this module, on the control
+/// flow the analysis gives: `program` (the logical instructions of `insns`), `flows` and
 /// `functions` (whose callbacks start with no context register). Returns how many loads were
 /// rewritten.
 pub fn rewrite_ctx_accesses(
@@ -193,7 +201,25 @@ pub fn rewrite_ctx_accesses(
     functions: &Functions,
     aux: &mut [Aux],
     layout: &CtxLayout,
+    proved_bases: Option<&[CtxBase]>,
 ) -> Result<usize, LoadError> {
+    let bases: Vec<Option<CtxBase>> = match proved_bases {
+        Some(by_slot) => (0..program.len())
+            .map(|i| Some(by_slot[program.slot(i)]))
+            .collect(),
+        None => access_bases(insns, program, flows, functions),
+    };
+    apply(insns, program, aux, layout, &bases)
+}
+
+/// The provenance pass: for each logical instruction, what the base register of its load or
+/// store holds (`None` where no path reaches it, and for other instructions).
+fn access_bases(
+    insns: &[Insn],
+    program: &LogicalProgram,
+    flows: &[Flow],
+    functions: &Functions,
+) -> Vec<Option<CtxBase>> {
     let n = program.len();
     let mut states: Vec<Option<State>> = vec![None; n];
     let mut queued = vec![false; n];
@@ -234,9 +260,31 @@ pub fn rewrite_ctx_accesses(
         }
     }
 
+    (states.iter().enumerate())
+        .map(|(i, state)| {
+            let insn = insns[program.slot(i)];
+            let base = match class(insn.opcode) {
+                CLASS_LDX => insn.src,
+                CLASS_ST | CLASS_STX => insn.dst,
+                _ => return None,
+            };
+            state.as_ref().map(|s| s.regs[(base & 0x0f) as usize])
+        })
+        .collect()
+}
+
+/// Checks and rewrites each load and store whose base register `bases` gives (by logical
+/// instruction).
+fn apply(
+    insns: &mut [Insn],
+    program: &LogicalProgram,
+    aux: &mut [Aux],
+    layout: &CtxLayout,
+    bases: &[Option<CtxBase>],
+) -> Result<usize, LoadError> {
     let mut rewritten = 0;
-    for (i, state) in states.iter().enumerate() {
-        let Some(s) = state else { continue };
+    for (i, &held) in bases.iter().enumerate() {
+        let Some(held) = held else { continue };
         let pc = program.slot(i);
         let insn = insns[pc];
         let op = insn.opcode;
@@ -249,9 +297,9 @@ pub fn rewrite_ctx_accesses(
         let off = insn.off as i64;
         let size = access_size(op);
         let pointer = layout.pointer_at(off, size).copied();
-        match s.regs[base] {
-            Tag::Ctx => {}
-            Tag::Mixed if pointer.is_some() => {
+        match held {
+            CtxBase::Ctx => {}
+            CtxBase::Mixed if pointer.is_some() => {
                 return Err(LoadError::at(
                     ErrorCode::Eacces,
                     pc,

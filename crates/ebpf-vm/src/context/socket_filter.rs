@@ -22,8 +22,8 @@ use crate::error::Trap;
 use crate::memory::{Region, Regions};
 
 use super::layout::skb as off;
-use super::run_state::{OwnedBuf, RunState};
 use super::Entry;
+use crate::run_state::{OwnedBuf, RunState};
 
 /// The context bytes a cgroup_skb program may store to besides `cb[]` (`layout::CGROUP_SKB`).
 pub(crate) const CGROUP_SKB_WRITABLE: &[(u32, u64)] =

@@ -12,8 +12,8 @@
 use crate::error::Trap;
 use crate::memory::{Region, Regions};
 
-use super::run_state::{OwnedBuf, RunState};
 use super::Entry;
+use crate::run_state::{OwnedBuf, RunState};
 
 /// `PERF_MAX_TRACE_SIZE` (include/linux/trace_events.h, 6.18): a tracepoint program may read
 /// its record below this offset (the kernel does not know the record's size at load).

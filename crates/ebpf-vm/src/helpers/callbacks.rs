@@ -23,9 +23,9 @@
 //!   and (for a budget trap) its budget restated as the run's: the helper returns an error and
 //!   `vm::env::call_helper` re-raises the trap saved in `RunState::pending_trap`.
 
-use crate::context::run_state::{OwnedBuf, MAX_CALLBACK_DEPTH};
 use crate::error::{Trap, TrapKind};
 use crate::memory::Region;
+use crate::run_state::{OwnedBuf, MAX_CALLBACK_DEPTH};
 use crate::vm::{budget_trap, RunOutput, STACK_SIZE};
 
 use super::{HelperContext, HelperError, HelperTable};

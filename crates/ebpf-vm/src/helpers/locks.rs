@@ -15,9 +15,8 @@
 use std::sync::atomic::AtomicU32;
 
 use super::{HelperContext, HelperError, HelperTable};
-use crate::context::run_state::HeldLock;
-use crate::context::RunState;
 use crate::maps::lock::{acquire, WAIT_LIMIT};
+use crate::run_state::{HeldLock, RunState};
 
 pub const BPF_SPIN_LOCK: u32 = 93;
 pub const BPF_SPIN_UNLOCK: u32 = 94;

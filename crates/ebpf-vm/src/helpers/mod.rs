@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 use crate::memory::Regions;
 
+pub use crate::run_state::{address_space, output};
 pub use prototype::{ArgType, HelperPrototype, KernelProgType, ProgTypes, RetType};
 
 /// What a helper may see and change of the run that called it.
@@ -41,7 +42,7 @@ pub struct HelperContext<'a> {
     pub maps: &'a mut crate::maps::RunMaps,
     /// The program-type side of the run: context, packet, task identity, trace/perf output,
     /// callbacks, tail calls, the held spin lock (see `context::run_state`).
-    pub state: &'a mut crate::context::RunState,
+    pub state: &'a mut crate::run_state::RunState,
     /// The calling frame, for helpers that call back into the program (`call_function`).
     pub caller: CallerInfo<'a>,
     /// Instructions of the run's budget this helper call has used so far, its own call
@@ -54,7 +55,7 @@ impl HelperContext<'_> {
     /// `addr` as messages show it: its place in the run's memory (`stack-16`, `map 'm' value+4`),
     /// never the host address (see `places`).
     pub fn describe(&self, addr: u64) -> String {
-        crate::context::places::describe(addr, self.state, self.maps)
+        crate::run_state::places::describe(addr, self.state, self.maps)
     }
 
     /// The `len` bytes at `addr` that a helper reads through its pointer argument `what`, checked
@@ -258,13 +259,11 @@ impl HelperTable {
     }
 }
 
-pub mod address_space;
 pub mod callbacks;
 pub mod format;
 pub mod kernel_prototypes;
 pub mod locks;
 pub mod maps;
-pub mod output;
 pub mod packet;
 pub mod perf;
 pub mod probe_read;

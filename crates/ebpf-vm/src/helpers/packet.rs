@@ -126,7 +126,7 @@ fn csum_diff(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError
 fn xdp_adjust(
     cx: &mut HelperContext<'_>,
     a: [u64; 5],
-    op: fn(&mut crate::context::xdp::XdpFrame, i32) -> i64,
+    op: fn(&mut crate::run_state::xdp::XdpFrame, i32) -> i64,
 ) -> Result<u64, HelperError> {
     require_ctx(cx, a[0])?;
     match cx.state.xdp.as_mut() {
@@ -139,7 +139,7 @@ fn xdp_adjust(
 fn xdp_frame<'a>(
     cx: &'a mut HelperContext<'_>,
     r1: u64,
-) -> Result<Option<&'a mut crate::context::xdp::XdpFrame>, HelperError> {
+) -> Result<Option<&'a mut crate::run_state::xdp::XdpFrame>, HelperError> {
     require_ctx(cx, r1)?;
     Ok(cx.state.xdp.as_deref_mut())
 }
@@ -151,7 +151,7 @@ fn xdp_get_buff_len(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, Help
 
 /// The checks of the kernel's `bpf_xdp_pointer`: -EFAULT for an offset or length over 0xffff,
 /// -EINVAL for a range past the end of the packet (fragments included).
-fn xdp_range_error(frame: &crate::context::xdp::XdpFrame, offset: u64, len: u64) -> Option<i64> {
+fn xdp_range_error(frame: &crate::run_state::xdp::XdpFrame, offset: u64, len: u64) -> Option<i64> {
     if offset > XDP_BYTES_MAX || len > XDP_BYTES_MAX {
         Some(-EFAULT)
     } else if offset + len > frame.buff_len() {

@@ -12,21 +12,13 @@
 use super::{HelperContext, HelperError, HelperTable};
 use crate::vm::errno::EINVAL;
 
+pub use crate::run_state::SentSignal;
+
 pub const BPF_SEND_SIGNAL: u32 = 109;
 pub const BPF_SEND_SIGNAL_THREAD: u32 = 117;
 
 /// The kernel's `_NSIG` on x86-64 and arm64: the highest valid signal number.
 const NSIG: u64 = 64;
-
-/// One signal a program asked to send.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SentSignal {
-    /// The signal number (1-64).
-    pub signal: u32,
-    /// `bpf_send_signal_thread`: to the current thread (`ProcessInfo::pid`); otherwise to its
-    /// whole process (`ProcessInfo::tgid`).
-    pub thread: bool,
-}
 
 fn send(cx: &mut HelperContext<'_>, sig: u64, thread: bool) -> u64 {
     // The argument is the kernel's `u32 sig`: the upper half of r1 is not looked at.

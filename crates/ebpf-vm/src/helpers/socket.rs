@@ -11,20 +11,13 @@
 use super::packet::require_ctx;
 use super::{HelperContext, HelperError, HelperTable};
 
+pub use crate::run_state::SocketInfo;
+
 pub const BPF_GET_SOCKET_COOKIE: u32 = 46;
 pub const BPF_GET_SOCKET_UID: u32 = 47;
 
 /// What `bpf_get_socket_uid` returns for a packet without a socket (`overflowuid`).
 pub const OVERFLOW_UID: u32 = 65534;
-
-/// The socket a packet belongs to.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SocketInfo {
-    /// The socket's cookie (the kernel's `sock_gen_cookie`: unique and non-zero for a socket).
-    pub cookie: u64,
-    /// The uid that owns the socket.
-    pub uid: u32,
-}
 
 fn socket_cookie(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     require_ctx(cx, a[0])?;

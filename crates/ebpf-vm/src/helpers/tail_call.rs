@@ -12,8 +12,8 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use crate::context::run_state::MAX_TAIL_CALLS;
 use crate::maps::prog_array::ProgArray;
+use crate::run_state::MAX_TAIL_CALLS;
 
 use super::{HelperContext, HelperError, HelperTable};
 use crate::vm::errno::{E2BIG, EINVAL, ENOENT};

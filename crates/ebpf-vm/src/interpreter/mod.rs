@@ -31,7 +31,7 @@ mod semantics;
 
 use fast::run_from;
 pub use observe::run_traced;
-pub use prepared::{prepare, prepare_proved, Prepared};
+pub use prepared::{prepare, prepare_analysed, prepare_proved, Prepared};
 
 /// A caller's frame, saved across a bpf-to-bpf call.
 struct Frame {
@@ -44,7 +44,11 @@ struct Frame {
 /// loop when the run counts coverage).
 impl ExecutionEngine for Prepared {
     fn prepare(program: &Validated<'_>) -> Result<Self, LoadError> {
-        Ok(prepare_proved(program.insns, program.proved))
+        Ok(prepare_analysed(
+            program.insns,
+            program.analysis,
+            program.proved,
+        ))
     }
 
     fn run_from(

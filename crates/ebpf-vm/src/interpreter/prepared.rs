@@ -2,6 +2,7 @@
 //! the fast loop, or `General`), the length of the segment from each slot, the verifier's proof
 //! per access, and fused idioms (`fuse`). Made once at load (`prepare`).
 
+use crate::analysis::Analysis;
 use crate::isa::opcodes::*;
 use crate::isa::{jump_target, Insn};
 
@@ -302,20 +303,18 @@ pub struct Prepared {
 }
 
 /// Precomputes what the fast loop needs: per-slot ops (fused where `fuse` finds an idiom) and
-/// segment lengths.
-/// Cheap (one pass each way); a `Program` does it once at load.
+/// segment lengths, for slots no analysis has seen (tests, and the JIT's fallback): a pass of its
+/// own finds the `lddw` second halves and checks that every jump lands (see `prepare_proved`).
+/// Cheap (one pass each way); a `Program` prepares from its analysis instead (`prepare_analysed`).
 pub fn prepare(insns: &[Insn]) -> Prepared {
     prepare_proved(insns, None)
 }
 
-/// As `prepare`, for a verified program: the loads and stores `proved` marks (by slot,
-/// `VerifierReport::proved`) run in the fast loop without a check.
+/// As `prepare`, with the loads and stores `proved` marks (by slot, `VerifierReport::proved`)
+/// run in the fast loop without a check.
 pub fn prepare_proved(insns: &[Insn], proved: Option<&[bool]>) -> Prepared {
     let len = insns.len();
-    let direct = |pc: usize| proved.and_then(|p| p.get(pc)).copied().unwrap_or(false);
-    let mut ops = vec![Op::default(); len];
     let mut second = vec![false; len];
-    let mut fast = len > 0 && len < u32::MAX as usize;
     let mut pc = 0;
     while pc < len {
         if insns[pc].opcode == OP_LDDW && pc + 1 < len {
@@ -325,8 +324,61 @@ pub fn prepare_proved(insns: &[Insn], proved: Option<&[bool]>) -> Prepared {
             pc += 1;
         }
     }
+    let fast = len > 0 && len < u32::MAX as usize && every_jump_lands(insns, &second);
+    build(insns, &second, fast, proved)
+}
+
+/// As `prepare_proved`, for a validated program: its analysis gives the `lddw` second halves,
+/// and validation has checked every register and that every jump and fall-through lands on an
+/// instruction, so the fast loop may run it.
+pub fn prepare_analysed(insns: &[Insn], analysis: &Analysis, proved: Option<&[bool]>) -> Prepared {
+    let program = &analysis.program;
+    let mut second = vec![false; insns.len()];
+    for i in 0..program.len() {
+        if program.get(i).is_lddw() {
+            second[program.slot(i) + 1] = true;
+        }
+    }
+    let fast = !insns.is_empty() && insns.len() < u32::MAX as usize;
+    build(insns, &second, fast, proved)
+}
+
+/// Whether the fast loop's unchecked indexing is sound for `insns`: registers in range, and every
+/// successor of every instruction inside the program and not an `lddw` second half.
+fn every_jump_lands(insns: &[Insn], second: &[bool]) -> bool {
+    let len = insns.len();
     // A slot where control may arrive: inside the program and not an lddw second slot.
     let lands = |t: i64| t >= 0 && (t as usize) < len && !second[t as usize];
+    (0..len).filter(|&pc| !second[pc]).all(|pc| {
+        let insn = &insns[pc];
+        let op = insn.opcode;
+        let cls = class(op);
+        let is_jump = cls == CLASS_JMP || cls == CLASS_JMP32;
+        let step = if op == OP_LDDW { 2 } else { 1 };
+        if insn.dst > 10 || insn.src > 10 || (op == OP_LDDW && pc + 1 >= len) {
+            return false;
+        }
+        if is_jump && op != OP_EXIT && op != OP_CALLX && !(op == OP_CALL && insn.src != 1) {
+            let delta = if op == OP_JA32 || op == OP_CALL {
+                insn.imm as i64
+            } else {
+                insn.off as i64
+            };
+            if !lands(jump_target(pc, delta)) {
+                return false;
+            }
+        }
+        let falls_through = op != OP_EXIT && op != OP_JA && op != OP_JA32;
+        !falls_through || lands((pc + step) as i64)
+    })
+}
+
+/// The prepared form of `insns` whose `lddw` second halves are `second`; `fast`: the fast loop
+/// may run them.
+fn build(insns: &[Insn], second: &[bool], fast: bool, proved: Option<&[bool]>) -> Prepared {
+    let len = insns.len();
+    let direct = |pc: usize| proved.and_then(|p| p.get(pc)).copied().unwrap_or(false);
+    let mut ops = vec![Op::default(); len];
     for pc in (0..len).rev() {
         let insn = &insns[pc];
         if second[pc] {
@@ -340,25 +392,6 @@ pub fn prepare_proved(insns: &[Insn], proved: Option<&[bool]>) -> Prepared {
         let is_packet_load = cls == CLASS_LD && op != OP_LDDW;
         let ends = is_jump || is_packet_load;
         let step = if op == OP_LDDW { 2 } else { 1 };
-        if insn.dst > 10 || insn.src > 10 || (op == OP_LDDW && pc + 1 >= len) {
-            fast = false;
-        }
-        // Where control goes next: every successor must land (validation guarantees it; this
-        // keeps the fast loop's unchecked indexing sound for any input).
-        if is_jump && op != OP_EXIT && op != OP_CALLX && !(op == OP_CALL && insn.src != 1) {
-            let delta = if op == OP_JA32 || op == OP_CALL {
-                insn.imm as i64
-            } else {
-                insn.off as i64
-            };
-            if !lands(jump_target(pc, delta)) {
-                fast = false;
-            }
-        }
-        let falls_through = op != OP_EXIT && op != OP_JA && op != OP_JA32;
-        if falls_through && !lands((pc + step) as i64) {
-            fast = false;
-        }
         let run = if ends || pc + step >= len {
             1
         } else {
@@ -375,7 +408,7 @@ pub fn prepare_proved(insns: &[Insn], proved: Option<&[bool]>) -> Prepared {
         };
     }
     if fast {
-        fuse(insns, &second, &mut ops);
+        fuse(insns, second, &mut ops);
         for (pc, op) in ops.iter_mut().enumerate() {
             if matches!(
                 op.code,

@@ -46,6 +46,9 @@ pub struct VerifierReport {
     /// The range r0 lies in when the program exits, for every run: asked for with
     /// `ProgramOptions::exit_range`, or a type with a return range (`Verified::exit_r0`).
     pub exit_r0: Option<crate::verifier::ExitRange>,
+    /// By instruction slot: whether a load or store goes through the context pointer, as the
+    /// verifier proved it (`verifier::env::Verified::ctx_bases`).
+    pub ctx_bases: Vec<crate::context::rewrite::CtxBase>,
 }
 
 /// The highest log level (2: the state after every instruction).
@@ -187,6 +190,7 @@ pub fn verify_load(
             map_field_loads: v.map_field_loads,
             proved: v.proved,
             exit_r0: v.exit_r0,
+            ctx_bases: v.ctx_bases,
         }),
         Err(rejection) => {
             // Level 0 kept no log: walk again with one (the verdict cannot change).

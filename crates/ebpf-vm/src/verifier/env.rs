@@ -7,6 +7,7 @@ use std::fmt::Write;
 use super::reg::{MapRef, RegType};
 use super::state::FuncState;
 use crate::analysis::Analysis;
+use crate::context::rewrite::CtxBase;
 use crate::error::ErrorCode;
 use crate::helpers::prototype::HelperPrototype;
 
@@ -113,6 +114,10 @@ pub struct Verified {
     /// with a return range), so that a state pruned into an explored one has its exits' r0
     /// inside that state's. `None` otherwise.
     pub exit_r0: Option<ExitRange>,
+    /// By instruction slot: what the base register of a load or store held on the paths the
+    /// walk took: the context pointer on all of them, on some, or on none (also for every other
+    /// instruction). The load-time context rewrite reads it instead of finding it again.
+    pub ctx_bases: Vec<CtxBase>,
 }
 
 /// Bounds of a value, signed and unsigned (see [`Verified::exit_r0`]).
@@ -151,14 +156,27 @@ impl Proved {
     /// a ring buffer record, a global function's memory argument.
     pub const MEM: u8 = 2;
     pub const MAP_VALUE: u8 = 4;
-    /// Anything else (context, packet, socket, map key): keeps its run-time check.
+    /// The context (`PTR_TO_CTX`): keeps its run-time check; the context rewrite reads it.
+    pub const CTX: u8 = 8;
+    /// Anything else (packet, socket, map key): keeps its run-time check.
     pub const OTHER: u8 = 0x80;
+    const DIRECT: u8 = Self::STACK | Self::MEM | Self::MAP_VALUE;
 
     /// Whether an access seen with `mask` needs no run-time check: it was walked (dead code
     /// never is) and only ever through the stack, a map value or sized memory, whose host
     /// memory every run provides at the addresses the registers hold.
     pub fn direct(mask: u8) -> bool {
-        mask != 0 && mask & Self::OTHER == 0
+        mask != 0 && mask & !Self::DIRECT == 0
+    }
+
+    /// What the base register of the access seen with `mask` held, as the context rewrite
+    /// names it.
+    pub fn ctx_base(mask: u8) -> CtxBase {
+        match mask {
+            Self::CTX => CtxBase::Ctx,
+            m if m & Self::CTX != 0 => CtxBase::Mixed,
+            _ => CtxBase::Other,
+        }
     }
 }
 

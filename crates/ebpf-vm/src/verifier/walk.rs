@@ -139,6 +139,9 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
             .iter()
             .map(|&m| super::env::Proved::direct(m))
             .collect(),
+        ctx_bases: (env.proved.iter())
+            .map(|&m| super::env::Proved::ctx_base(m))
+            .collect(),
     })
 }
 
@@ -817,6 +820,7 @@ fn access_kind(base: &RegState) -> u8 {
         BaseType::Stack => Proved::STACK,
         BaseType::Mem => Proved::MEM,
         BaseType::MapValue => Proved::MAP_VALUE,
+        BaseType::Ctx => Proved::CTX,
         _ => Proved::OTHER,
     }
 }

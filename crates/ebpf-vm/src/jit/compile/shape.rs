@@ -1,8 +1,8 @@
 //! What the JIT reads of the analysis (`crate::analysis`): jump and call targets, where loops
 //! start in the code, the JIT's basic blocks and its metered chains, all from the analysis' flows,
-//! natural loops and functions (no pass of its own over jump offsets). Loop heads are the targets
-//! of backward flows: a fact of the layout, which code placement is about. The counted-loop
-//! pattern inside one chain is matched on its instructions by `jit::loops`.
+//! natural loops and functions (no pass of its own over jump offsets). Loop heads are where the
+//! analysis' natural loops (from dominators) start in the code. The counted-loop pattern inside
+//! one chain is matched on its instructions by `jit::loops`.
 
 use crate::analysis::{Analysis, Flow, LogicalProgram};
 
@@ -20,9 +20,11 @@ pub(super) fn ends_block(flow: Flow) -> bool {
 pub struct Shape {
     /// Slot -> the slot its jump or local call goes to, `NO_TARGET` for other instructions.
     target: Vec<u32>,
-    /// Targets of backward jumps: where a loop's code starts in the layout (clang rotates loops,
-    /// so that is often not the natural loop's header). Code placement is about the layout:
-    /// these are aligned, and only these can head a counted loop (`loops::fast_loop`).
+    /// Where each natural loop's code starts: its first block in the layout
+    /// (`Loops::first_blocks`; clang rotates loops, so that is often not the header). These are
+    /// aligned, and only these can head a counted loop (`loops::fast_loop`: a chain that jumps
+    /// back to its own start is a loop whose header is that start). Backward jumps that close no
+    /// natural loop (irreducible cycles) head nothing.
     pub loop_heads: Vec<bool>,
     /// For each slot starting a metered chain, its number of instructions (0 elsewhere).
     pub chains: Vec<u32>,
@@ -34,14 +36,14 @@ impl Shape {
     pub fn of(analysis: &Analysis) -> Shape {
         let p = &analysis.program;
         let mut target = vec![NO_TARGET; p.slot_count()];
-        let mut loop_heads = vec![false; p.slot_count()];
         for (i, flow) in analysis.cfg.flows.iter().enumerate() {
             if let Some(t) = flow_target(*flow) {
                 target[p.slot(i)] = p.slot(t) as u32;
-                if t <= i && !matches!(flow, Flow::Call { .. }) {
-                    loop_heads[p.slot(t)] = true;
-                }
             }
+        }
+        let mut loop_heads = vec![false; p.slot_count()];
+        for b in analysis.loops.first_blocks() {
+            loop_heads[p.slot(analysis.cfg.blocks[b].start)] = true;
         }
         Shape {
             target,

@@ -1,20 +1,34 @@
-//! The program-type side of one run, as helpers see it (`HelperContext::state`): the context and
-//! packet the run built, the task identity `get_current_*` report, where trace and perf output
-//! goes, the callback and tail-call bookkeeping, and the spin lock the run holds.
+//! What one run owns, as helpers and contexts both see it (`HelperContext::state`): the context
+//! and packet the run built (the XDP frame, the tc skb), the task identity `get_current_*`
+//! report, where trace and perf output goes, the callback and tail-call bookkeeping, the spin
+//! lock the run holds, redirects and the network. It lies below `helpers` and `context`: helpers
+//! act on it, and the contexts build it (`context::xdp`, `context::tc`, ...) and register the
+//! helpers that need their program type.
 //!
 //! Memory the program can point into (the context buffer, the XDP frame, callback stacks) is owned
 //! here as `Vec<u64>` (8-byte aligned) and only ever touched through the addresses taken once at
 //! creation; moving a `RunState` (helpers do, to run a callback) does not move that memory.
 
+pub mod address_space;
+pub mod layout;
+pub mod network;
+pub mod output;
+pub mod places;
+pub mod redirect;
+pub mod skb;
+pub mod tunnel;
+pub mod xdp;
+pub mod xdp_frags;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::error::Trap;
-use crate::helpers::output::ProgramOutput;
 use crate::vm::ProgramType;
+use output::ProgramOutput;
 
-use super::tc::TcSkb;
-use super::xdp::XdpFrame;
+use skb::TcSkb;
+use xdp::XdpFrame;
 
 /// What `bpf_get_current_pid_tgid` / `_uid_gid` / `_comm` / `_task` report for a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -190,28 +204,28 @@ pub struct RunState {
     /// The packet of a tc run with what the kernel's `sk_buff` knows of it.
     pub tc: Option<Box<TcSkb>>,
     /// The target of the last successful `bpf_redirect` (tc, XDP; see `redirect`).
-    pub redirect: Option<super::redirect::Redirect>,
+    pub redirect: Option<redirect::Redirect>,
     /// Packets `bpf_clone_redirect` sent (tc), in order.
-    pub clones: Vec<super::redirect::Clone>,
+    pub clones: Vec<redirect::Clone>,
     /// tc: the packet's tunnel metadata (`tunnel`), from the input or `bpf_skb_set_tunnel_key`.
-    pub tunnel: Option<super::tunnel::TunnelInfo>,
+    pub tunnel: Option<tunnel::TunnelInfo>,
     /// The interfaces and routes of the run (`ContextInput::network`); `None`: the default
     /// (`net::Network::default`).
-    pub network: Option<Arc<super::net::Network>>,
+    pub network: Option<Arc<network::Network>>,
     /// Where the packet is now once a helper moved or resized it (tc): every environment that
     /// runs code of this run takes its `LD_ABS`/`LD_IND` packet from here (`RunEnv::packet`
     /// after a helper call, a callback's, a tail-called program's), never an older copy.
     pub packet_moved: Option<(u64, u64)>,
     pub process: ProcessInfo,
     /// The socket of the packet (`bpf_get_socket_cookie` / `_uid`), if it has one.
-    pub socket: Option<crate::helpers::socket::SocketInfo>,
+    pub socket: Option<SocketInfo>,
     /// What `bpf_jiffies64` returns, if the embedder fixed it (otherwise a clock; see
     /// `helpers::standard`).
     pub jiffies: Option<u64>,
     /// The signals the program asked `bpf_send_signal(_thread)` to send, in order (never sent).
-    pub signals: Vec<crate::helpers::signal::SentSignal>,
+    pub signals: Vec<SentSignal>,
     /// The memory the probe-read helpers read (tracing programs; empty for other types).
-    pub address_space: crate::helpers::address_space::AddressSpace,
+    pub address_space: address_space::AddressSpace,
     /// Where `bpf_trace_printk` and `bpf_perf_event_output` deliver (absent for programs that
     /// cannot call them).
     pub output: Option<Arc<ProgramOutput>>,
@@ -337,4 +351,23 @@ impl Drop for RunState {
     fn drop(&mut self) {
         self.release_lock();
     }
+}
+
+/// The socket a packet belongs to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketInfo {
+    /// The socket's cookie (the kernel's `sock_gen_cookie`: unique and non-zero for a socket).
+    pub cookie: u64,
+    /// The uid that owns the socket.
+    pub uid: u32,
+}
+
+/// One signal a program asked to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SentSignal {
+    /// The signal number (1-64).
+    pub signal: u32,
+    /// `bpf_send_signal_thread`: to the current thread (`ProcessInfo::pid`); otherwise to its
+    /// whole process (`ProcessInfo::tgid`).
+    pub thread: bool,
 }
