@@ -568,7 +568,7 @@ impl Program {
         };
         let regions = &mut space.regions;
         regions.clear();
-        regions.push(Region::new(reach_start, reach as u64, true));
+        regions.set_stack(Region::new(reach_start, reach as u64, true));
         if let Some(trap) = self.unverified_input(data.len(), cx.ctx.map(<[u8]>::len)) {
             return (Err(trap), 0, None);
         }
@@ -707,7 +707,7 @@ impl Program {
         };
         let mut env = RunEnv {
             helpers: &self.helpers,
-            regions: std::mem::take(regions),
+            regions: &mut *regions,
             stack_top,
             budget,
             // A tail call after a helper moved the packet (tc) starts on the packet as it is.
@@ -746,12 +746,11 @@ impl Program {
         };
         // Moved out, not swapped for empty tables: an empty `RunMaps` costs a drop.
         let RunEnv {
-            regions: run_regions,
+            regions,
             mut maps,
             state,
             ..
         } = env;
-        *regions = run_regions;
         let Some((next, used)) = next else {
             maps.end_run();
             return (result, maps);

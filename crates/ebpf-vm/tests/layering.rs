@@ -42,8 +42,6 @@ const SPLIT: &[(&str, &str)] = &[("vm", "env")];
 /// the change that removes its edge; never add one.
 #[rustfmt::skip]
 const KNOWN_EXCEPTIONS: &[(&str, &str, &str)] = &[
-    // Compiled code that cannot run on the run's stack layout runs on the interpreter.
-    ("jit/runtime.rs", "interpreter", "falls back to the interpreter when region 0 is not the stack"),
     // Helpers need the per-run state that context/ defines (RunState and its limits).
     ("helpers/mod.rs", "context", "RunState is in context/run_state.rs"),
     ("helpers/callbacks.rs", "context", "OwnedBuf, MAX_CALLBACK_DEPTH in context/run_state.rs"),

@@ -18,7 +18,8 @@ use crate::vm::{trap, HelperReturn, RunOutput};
 /// Everything a run needs besides the instructions.
 pub struct RunEnv<'a> {
     pub helpers: &'a HelperTable,
-    pub regions: Regions,
+    /// The run's memory (borrowed: it lives in the run space, as large as a few cache lines).
+    pub regions: &'a mut Regions,
     /// r10 of the main frame (one past the top of the stack area).
     pub stack_top: u64,
     /// Instructions that may execute before the run is stopped.
@@ -45,7 +46,7 @@ impl RunEnv<'_> {
     ) -> R {
         let mut env = RunEnv {
             helpers: cx.caller.helpers,
-            regions: std::mem::take(cx.regions),
+            regions: &mut *cx.regions,
             stack_top: callback.stack_top,
             budget: callback.budget,
             packet: callback.packet,
@@ -54,7 +55,6 @@ impl RunEnv<'_> {
             function_runner: cx.caller.runner,
         };
         let result = run(&mut env);
-        *cx.regions = std::mem::take(&mut env.regions);
         *cx.maps = std::mem::take(&mut env.maps);
         result
     }
@@ -127,7 +127,7 @@ pub fn call_helper(
         }
     }
     let mut cx = HelperContext {
-        regions: &mut env.regions,
+        regions: &mut *env.regions,
         maps: &mut env.maps,
         state: env.state,
         caller: CallerInfo {
