@@ -463,8 +463,15 @@ impl Program {
     }
 
     pub fn run(&self, input: &mut RunInput<'_>) -> Result<RunOutput, Trap> {
-        self.run_with_context(input, &ContextInput::default())
-            .map(|(out, _)| out)
+        // r0 and the count only: no context output is made to be dropped.
+        let (result, _, _) = self.run_recording(
+            input,
+            &ContextInput::default(),
+            &RunLimits::default(),
+            None,
+            Outputs::R0,
+        );
+        result.map(|(out, _)| out)
     }
 
     /// A run with the program-type inputs (context image, task identity) and outputs (XDP packet
@@ -495,7 +502,7 @@ impl Program {
         cx: &ContextInput<'_>,
         limits: &RunLimits,
     ) -> (Result<(RunOutput, ContextOutput), Trap>, u64) {
-        let (result, lost, _) = self.run_recording(input, cx, limits, None);
+        let (result, lost, _) = self.run_recording(input, cx, limits, None, Outputs::All);
         (result, lost)
     }
 
@@ -511,25 +518,26 @@ impl Program {
         limit: usize,
     ) -> (Result<(RunOutput, ContextOutput), Trap>, RunTrace) {
         let trace = Some(Box::new(RunTrace::new(limit)));
-        let (result, _, trace) = self.run_recording(input, cx, limits, trace);
+        let (result, _, trace) = self.run_recording(input, cx, limits, trace, Outputs::All);
         (result, *trace.expect("the run keeps its trace"))
     }
 
     /// A run, recording into `trace` when one is given; returns the perf records dropped and the
     /// trace. Runs on this thread's run space (`run_space`).
-    pub(crate) fn run_recording(
+    fn run_recording(
         &self,
         input: &mut RunInput<'_>,
         cx: &ContextInput<'_>,
         limits: &RunLimits,
         trace: Option<Box<RunTrace>>,
+        outputs: Outputs,
     ) -> (RunOutcome, u64, Option<Box<RunTrace>>) {
         let data = RunData::Writable(&mut *input.data);
         crate::run_space::with_run_space(|space| {
             let how = RunHow {
                 budget: input.budget,
                 trace,
-                outputs: Outputs::All,
+                outputs,
             };
             self.run_on(space, data, cx, limits, how)
         })
@@ -579,7 +587,10 @@ impl Program {
         state.packet_stores_proved = self.verifier.is_some();
         state.stack = (stack_bytes, STACK_SIZE as u64);
         state.limits = limits.clone();
-        state.trace = trace;
+        if trace.is_some() {
+            // `recycle` left none to drop.
+            state.trace = trace;
+        }
         let entry = match context::prepare_run(self.options.prog_type, data, cx, state, regions) {
             Ok(entry) => entry,
             Err(trap) => {

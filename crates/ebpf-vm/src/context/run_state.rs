@@ -373,7 +373,10 @@ impl RunState {
         *refuse_pointer_leaks = false;
         *perf_bytes = 0;
         *perf_lost = 0;
-        *trace = None;
+        // Dropping a `None` is an out-of-line call.
+        if trace.is_some() {
+            *trace = None;
+        }
         *coverage = None;
         *packet_stores_proved = false;
     }

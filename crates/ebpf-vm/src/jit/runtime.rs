@@ -147,9 +147,12 @@ fn bounds<const N: usize, const M: usize>(
     b
 }
 
-/// Copies what the inline code checks against from the environment: the run's stack and data
-/// (`Regions::hot`) and the packet.
-fn refresh_fast_path(ctx: &mut Ctx, env: &RunEnv<'_>) {
+/// What the inline code checks against (`Ctx::fast_start`, `fast_bound`, `hull_bound`,
+/// `data_neg`), from the run's stack and data (`Regions::hot`).
+type FastPath = ([u64; 2], [[u64; 8]; 2], [u64; 6], u64);
+
+#[inline(always)]
+fn fast_path(env: &RunEnv<'_>) -> FastPath {
     let [stack, data] = env.regions.hot();
     let earlier_read_only = stack.writable == 0;
     const ACCESS: [u64; 4] = [1, 2, 4, 8];
@@ -158,13 +161,21 @@ fn refresh_fast_path(ctx: &mut Ctx, env: &RunEnv<'_>) {
         HULL_SIZES[1] as u64,
         HULL_SIZES[2] as u64,
     ];
-    ctx.fast_start = [stack.start, data.start];
-    ctx.fast_bound = [
-        bounds(&stack, ACCESS, false),
-        bounds(&data, ACCESS, earlier_read_only),
-    ];
-    ctx.hull_bound = bounds(&data, HULL, earlier_read_only);
-    ctx.data_neg = data.start.wrapping_neg();
+    (
+        [stack.start, data.start],
+        [
+            bounds(&stack, ACCESS, false),
+            bounds(&data, ACCESS, earlier_read_only),
+        ],
+        bounds(&data, HULL, earlier_read_only),
+        data.start.wrapping_neg(),
+    )
+}
+
+/// Copies what the inline code checks against from the environment (after a helper call, which
+/// may have moved the packet or added regions).
+fn refresh_fast_path(ctx: &mut Ctx, env: &RunEnv<'_>) {
+    (ctx.fast_start, ctx.fast_bound, ctx.hull_bound, ctx.data_neg) = fast_path(env);
     ctx.packet_start = env.packet.0;
     ctx.packet_len = env.packet.1;
 }
@@ -215,11 +226,12 @@ pub(super) unsafe fn run(
         )));
     }
     let (meter, in_hand) = Meter::start(env.budget, &env.state.limits);
+    let (fast_start, fast_bound, hull_bound, data_neg) = fast_path(env);
     let mut ctx = Ctx {
-        fast_start: [0; 2],
-        fast_bound: [[0; 8]; 2],
-        hull_bound: [0; 6],
-        data_neg: 0,
+        fast_start,
+        fast_bound,
+        hull_bound,
+        data_neg,
         packet_start: env.packet.0,
         packet_len: env.packet.1,
         args,
@@ -236,7 +248,6 @@ pub(super) unsafe fn run(
         exit_b: 0,
         entry: target,
     };
-    refresh_fast_path(&mut ctx, env);
     let budget = env.budget;
     let mut state = RunState {
         env: std::ptr::from_mut(env).cast::<RunEnv<'static>>(),
