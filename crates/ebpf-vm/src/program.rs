@@ -737,7 +737,7 @@ impl Program {
         }
         if let Ok(out) = &result {
             if refuse_leaks
-                && pointer_leaks::is_host_address(out.r0, &env.regions, env.state, &env.maps)
+                && pointer_leaks::is_host_address(out.r0, env.regions, env.state, &env.maps)
             {
                 let count = out.insn_count - 1;
                 let what = "r0 at exit";
