@@ -601,12 +601,11 @@ impl Program {
         };
         let budget = budget.unwrap_or(self.options.budget);
         let stack_top = stack_bytes + STACK_SIZE as u64;
-        let maps = match space.maps.take() {
+        let maps = match &mut space.maps {
             Some(maps) if maps.is_for(self.maps.list()) => maps,
-            _ => self.maps.run(),
+            slot => slot.insert(self.maps.run()),
         };
-        let (result, maps) = self.run_chain(regions, maps, state, stack_top, budget, &entry);
-        space.maps = Some(maps);
+        let result = self.run_chain(regions, maps, state, stack_top, budget, &entry);
         let held = state.release_lock();
         let trace = state.trace.take();
         let outcome = Program::finish(state, result, held, outputs);
@@ -684,16 +683,16 @@ impl Program {
 
     /// Runs this program, then the programs it tail-calls, on the same memory and run state.
     /// `regions` is the run's table (left as the run left it), `maps` this program's map table
-    /// (handed back with `end_run` done, for the next run to reuse).
+    /// (left with `end_run` done, for the next run to reuse).
     fn run_chain(
         &self,
         regions: &mut Regions,
-        maps: crate::maps::RunMaps,
+        maps: &mut crate::maps::RunMaps,
         state: &mut RunState,
         stack_top: u64,
         budget: u64,
         entry: &context::Entry,
-    ) -> (Result<RunOutput, Trap>, crate::maps::RunMaps) {
+    ) -> Result<RunOutput, Trap> {
         for r in &self.maps.regions {
             regions.push(*r);
         }
@@ -737,7 +736,7 @@ impl Program {
         }
         if let Ok(out) = &result {
             if refuse_leaks
-                && pointer_leaks::is_host_address(out.r0, env.regions, env.state, &env.maps)
+                && pointer_leaks::is_host_address(out.r0, env.regions, env.state, env.maps)
             {
                 let count = out.insn_count - 1;
                 let what = "r0 at exit";
@@ -747,7 +746,7 @@ impl Program {
                     count,
                     what,
                     env.state,
-                    &env.maps,
+                    env.maps,
                 ));
             }
         }
@@ -755,24 +754,24 @@ impl Program {
             Err(trap) => env.state.tail_call.take().map(|p| (p, trap.insn_count + 1)),
             Ok(_) => None,
         };
-        // Moved out, not swapped for empty tables: an empty `RunMaps` costs a drop.
         let RunEnv {
             regions,
-            mut maps,
+            maps,
             state,
             ..
         } = env;
         let Some((next, used)) = next else {
             maps.end_run();
-            return (result, maps);
+            return result;
         };
         let Some(next) = next.as_any().downcast_ref::<Program>() else {
             unreachable!("prog arrays hold programs only");
         };
         // The map keep-alives of this program (`maps`) live until the chain ends.
-        let (result, next_maps) = next.run_chain(
+        let mut next_maps = next.maps.run();
+        let result = next.run_chain(
             regions,
-            next.maps.run(),
+            &mut next_maps,
             &mut *state,
             stack_top,
             budget.saturating_sub(used),
@@ -780,7 +779,7 @@ impl Program {
         );
         drop(next_maps);
         maps.end_run();
-        let result = match result {
+        match result {
             Ok(mut out) => {
                 out.insn_count += used;
                 Ok(out)
@@ -789,8 +788,7 @@ impl Program {
                 rebase_trap(&mut trap, used, budget);
                 Err(trap)
             }
-        };
-        (result, maps)
+        }
     }
 }
 

@@ -101,7 +101,7 @@ fn run_case(
         stack_top: stack + STACK_SIZE as u64,
         budget,
         packet: (data, DATA_LEN as u64),
-        maps: Default::default(),
+        maps: &mut Default::default(),
         state: &mut Default::default(),
         function_runner: None,
     };
@@ -227,7 +227,7 @@ fn compiled_code_refuses_a_stack_that_is_not_under_r10() {
             stack_top: r10,
             budget: 100,
             packet: (0, 0),
-            maps: Default::default(),
+            maps: &mut Default::default(),
             state: &mut Default::default(),
             function_runner: None,
         };

@@ -222,7 +222,7 @@ fn run_case(
         stack_top: stack + STACK_SIZE as u64,
         budget,
         packet: (data, DATA_LEN as u64),
-        maps: Default::default(),
+        maps: &mut Default::default(),
         state: &mut state,
         function_runner: None,
     };
