@@ -8,7 +8,8 @@
 //! 2. [`isa`]: RFC 9669 instruction encoding and table-driven validation.
 //! 3. [`analysis`]: the validated program's shape: logical instructions, blocks, dominators,
 //!    loops, functions, call graph, stack depth, the per-instruction side table, a dataflow solver.
-//! 4. the run ABI both engines share: [`memory`] (the regions a run may touch), [`limits`] (a
+//! 4. the run ABI both engines share: [`memory`] (the run memory: its stack, data and context by
+//!    name, and the regions a run adds), [`limits`] (a
 //!    run's deadline and cancellation, and the budget meter that slices for them), [`run_trace`] (a
 //!    run's instruction trace, as data) and [`coverage`] (a program's coverage counters and
 //!    what they come to), then [`vm`] (frame constants, run output, trap constructors, what a

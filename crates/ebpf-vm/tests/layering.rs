@@ -43,9 +43,6 @@ const SPLIT: &[(&str, &str)] = &[("vm", "env")];
 /// the change that removes its edge; never add one.
 #[rustfmt::skip]
 const KNOWN_EXCEPTIONS: &[(&str, &str, &str)] = &[
-    // Compiled code that cannot run on the run's stack layout runs on the interpreter; a typed
-    // run memory (the stack by name, not region 0) removes the case.
-    ("jit/runtime.rs", "interpreter", "falls back to the interpreter when region 0 is not the stack"),
 ];
 
 /// The layer of a top-level module, by its position in `LAYERS`.

@@ -324,7 +324,7 @@ fn prepare_raw(data: &mut [u8], state: &mut RunState, regions: &mut Regions) -> 
     } else {
         data.as_mut_ptr() as u64
     };
-    regions.push(Region::from_mut_slice(data));
+    regions.set_data(Region::from_mut_slice(data));
     state.data = (addr, data.len() as u64);
     Entry {
         args: [addr, data.len() as u64, 0, 0, 0],

@@ -74,13 +74,13 @@ pub(crate) fn prepare(
     ctx.write_u64(off::HIDDEN_DATA, addr);
     ctx.write_u64(off::HIDDEN_DATA_END, addr + len);
     ctx.write_u64(off::HIDDEN_DATA_META, addr);
-    regions.push(Region::new(addr, len, false));
+    regions.set_data(Region::new(addr, len, false));
     // cb[] first: the first region that contains an access decides whether it may store.
-    regions.push(Region::new(ctx.addr + off::CB as u64, 20, true));
+    regions.push_context(Region::new(ctx.addr + off::CB as u64, 20, true));
     for &(at, n) in writable {
-        regions.push(Region::new(ctx.addr + at as u64, n, true));
+        regions.push_context(Region::new(ctx.addr + at as u64, n, true));
     }
-    regions.push(Region::new(ctx.addr, off::BUFFER_SIZE as u64, false));
+    regions.push_context(Region::new(ctx.addr, off::BUFFER_SIZE as u64, false));
     state.ctx_addr = ctx.addr;
     state.skb_packet = (addr, len);
     state.data = (addr, len);

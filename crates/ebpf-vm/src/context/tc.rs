@@ -44,7 +44,7 @@ pub fn sync(state: &mut RunState, regions: &mut Regions) {
     let (addr, len) = (skb.data_addr(), skb.len());
     let region = Region::new(addr, len, true);
     if region != skb.region {
-        regions.replace(skb.region, region);
+        regions.set_data(region);
         skb.region = region;
     }
     if let Some(ctx) = &state.ctx {
@@ -143,12 +143,12 @@ pub(crate) fn prepare(
     ctx.write_u64(off::HIDDEN_DATA, addr);
     ctx.write_u64(off::HIDDEN_DATA_END, addr + len);
     ctx.write_u64(off::HIDDEN_DATA_META, addr);
-    regions.push(region);
+    regions.set_data(region);
     // The writable fields first: the first region that contains an access decides.
     for &(at, n) in WRITABLE {
-        regions.push(Region::new(ctx.addr + at as u64, n, true));
+        regions.push_context(Region::new(ctx.addr + at as u64, n, true));
     }
-    regions.push(Region::new(ctx.addr, off::BUFFER_SIZE as u64, false));
+    regions.push_context(Region::new(ctx.addr, off::BUFFER_SIZE as u64, false));
     state.ctx_addr = ctx.addr;
     state.skb_packet = (addr, len);
     state.data = (addr, len);

@@ -50,7 +50,7 @@ pub(crate) fn prepare(
     };
     let ctx = OwnedBuf::zeroed_from(state.spare_ctx.take(), len);
     ctx.write(0, bytes);
-    regions.push(Region::new(ctx.addr, len as u64, false));
+    regions.push_context(Region::new(ctx.addr, len as u64, false));
     state.ctx_addr = ctx.addr;
     state.ctx = Some(ctx);
     Ok(Entry {

@@ -154,8 +154,8 @@ pub(crate) fn prepare(
         stores_proved: true,
     };
     frame.sync();
-    regions.push(Region::new(hard_start, XDP_FRAME_END, true));
-    regions.push(Region::new(ctx_addr, off::BUFFER_SIZE as u64, false));
+    regions.set_data(Region::new(hard_start, XDP_FRAME_END, true));
+    regions.push_context(Region::new(ctx_addr, off::BUFFER_SIZE as u64, false));
     let packet = (frame.data, pkt_len);
     state.ctx_addr = ctx_addr;
     state.xdp = Some(match spare_box {

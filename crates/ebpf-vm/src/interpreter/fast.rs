@@ -1,5 +1,5 @@
 //! The fast loop (`run_from`): one dispatch per prepared op, segment-wise instruction counting,
-//! inline checks against the run's first two regions; and the reference loop that finishes a
+//! inline checks against the run's stack and data (`Regions::hot`); and the reference loop that finishes a
 //! run one instruction at a time where the fast loop cannot vouch for it. Each arm computes
 //! with the primitives of `semantics`, so that an operation's meaning is written once.
 
@@ -9,22 +9,8 @@ use super::{observe, Frame, Prepared};
 use crate::error::Trap;
 use crate::isa::opcodes::*;
 use crate::limits::Meter;
-use crate::memory::{Region, Regions};
 use crate::vm::env::{memory_trap, RunEnv};
 use crate::vm::{budget_trap, RunOutput};
-
-/// The first two regions of a run (the stack and the data, for every program type so far), kept in
-/// locals so that most accesses are checked without walking the region list. An absent region is
-/// empty and contains nothing.
-#[inline(always)]
-pub(super) fn hot_regions(regions: &Regions) -> [Region; 2] {
-    let list = regions.as_slice();
-    let empty = Region::new(0, 0, false);
-    [
-        list.first().copied().unwrap_or(empty),
-        list.get(1).copied().unwrap_or(empty),
-    ]
-}
 
 /// Nothing, in a way the optimiser cannot see through: called on one side of a branch, it keeps
 /// the branch from becoming a conditional move (see `branch!` in `run_prepared`).
@@ -48,7 +34,7 @@ pub(super) fn keep_branch() {
 /// instruction at a time. Traps in the middle of a segment recompute the exact count from the
 /// length of the rest of the segment, so counts and traps are what a per-instruction count would
 /// give. Conditional jumps stay host branches (see `keep_branch`).
-/// Memory checks try the first two regions inline before walking the list, in the list's order,
+/// Memory checks try the stack and data inline before walking the table, in the table's order,
 /// so the outcome (including which region decides a store's writability) is the same.
 /// With run limits the budget comes in slices (`limits::Meter`): when the budget in hand does not
 /// cover a segment, the limits are checked and the next slice taken; only when the whole budget
@@ -90,7 +76,7 @@ pub(super) fn run_from<const COUNT: bool>(
         }
         let ops = &p.ops[..];
         // Refreshed after every helper call, the only thing that can add regions during a run.
-        let mut hot = hot_regions(&env.regions);
+        let mut hot = env.regions.hot();
 
         // Enters the segment at `$t`; if the budget in hand does not cover it, takes the next
         // slice, and leaves for the reference loop if the whole budget ends in it.
@@ -373,7 +359,7 @@ pub(super) fn run_from<const COUNT: bool>(
                             // A call ends its segment, so `left` is exact here.
                             left = meter.take(left, charged);
                             // A helper may have handed the program new regions.
-                            hot = hot_regions(&env.regions);
+                            hot = env.regions.hot();
                             enter!(next);
                         }
                         Step::Exit(out) => return Ok(out),

@@ -161,9 +161,9 @@ fn shown(v: u64, env: &RunEnv<'_>) -> TraceValue {
             offset: 0,
         });
     }
-    if is_host_address(v, &env.regions, env.state, &env.maps) {
+    if is_host_address(v, env.regions, env.state, env.maps) {
         // An address no place names (inside a map object, say) is still not shown.
-        let place = locate(v, env.state, &env.maps).unwrap_or_else(|| Place {
+        let place = locate(v, env.state, env.maps).unwrap_or_else(|| Place {
             region: "hidden address".into(),
             offset: 0,
         });
@@ -204,7 +204,7 @@ fn record(
         TraceAccess {
             write,
             size,
-            place: locate(addr, env.state, &env.maps),
+            place: locate(addr, env.state, env.maps),
             value,
         }
     });

@@ -22,12 +22,12 @@ pub const EXIT_MISALIGNED: u64 = 4;
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Ctx {
-    /// Start address of the first two regions of the run (the fast, inline-checked ones).
+    /// Start address of the run's stack and data (`Regions::hot`: the fast, inline-checked ones).
     pub fast_start: [u64; 2],
     /// For each fast region: exclusive bound on `addr - start` per access kind, indexed by
     /// `bound_index(size, write)`; 0 when that kind of access never fits (so it takes the slow path).
     pub fast_bound: [[u64; 8]; 2],
-    /// For the data region (region 1): bounds like `fast_bound` for the spans of `HULL_SIZES`
+    /// For the data (`fast_start[1]`): bounds like `fast_bound` for the spans of `HULL_SIZES`
     /// bytes, indexed by `hull_index`; one check of a group of accesses (see `Compiler::group` in `compile/memory.rs`).
     pub hull_bound: [u64; 6],
     /// `0 - fast_start[1]`, kept in rdx by compiled code so that the inline check of the data

@@ -120,12 +120,6 @@ use crate::vm::{RunOutput, MAX_CALL_FRAMES};
 pub use compile::{blocks, chains};
 pub use disasm::{JitedFunction, JitedInsn};
 
-/// How many runs of compiled code fell back to the interpreter because the run's first region was
-/// not a stack layout the code was compiled for (0 in a correct set-up; tests check it).
-pub fn interpreter_fallbacks() -> u64 {
-    runtime::FALLBACKS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 /// A program compiled to x86-64.
 #[derive(Debug)]
 pub struct JitProgram {

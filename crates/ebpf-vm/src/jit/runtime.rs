@@ -7,7 +7,6 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use super::frame::*;
 use crate::error::{Trap, TrapKind};
-use crate::interpreter;
 use crate::isa::opcodes::OP_LDDW;
 use crate::isa::Insn;
 use crate::limits::Meter;
@@ -116,57 +115,70 @@ pub(super) unsafe extern "C" fn refill_entry(
     }
 }
 
-/// Exclusive bounds on `addr - region.start` for each access kind (see `Ctx::fast_bound`).
-/// `earlier_read_only`: a region before this one is read-only, so a store this one would accept
-/// might belong to that one first; such stores go to the slow path.
-fn bounds(r: &Region, earlier_read_only: bool) -> [u64; 8] {
-    let mut b = [0u64; 8];
-    for size in [1u32, 2, 4, 8] {
-        for write in [false, true] {
-            b[bound_index(size, write)] = bound(r, size as u64, write, earlier_read_only);
-        }
+/// Exclusive bounds on `addr - r.start` for accesses of each of `sizes`, loads then stores (see
+/// `Ctx::fast_bound`, `Ctx::hull_bound`): `len - size + 1`, 0 when the access never fits or is a
+/// store the region refuses. `earlier_read_only`: a region before this one is read-only, so a
+/// store this one would accept might belong to that one first; such stores go to the slow path.
+/// Straight-line: it runs at every run's start and after every helper call.
+#[inline(always)]
+fn bounds<const N: usize, const M: usize>(
+    r: &Region,
+    sizes: [u64; N],
+    earlier_read_only: bool,
+) -> [u64; M] {
+    let stores = if r.writable == 0 || earlier_read_only {
+        0
+    } else {
+        u64::MAX
+    };
+    const {
+        // The layout `bound_index` and `hull_index` give: loads by size, then stores.
+        assert!(bound_index(1, false) == 0 && bound_index(8, false) == 3);
+        assert!(bound_index(1, true) == 4 && bound_index(8, true) == 7);
+        assert!(hull_index(0, false) == 0 && hull_index(0, true) == 3);
+    }
+    debug_assert_eq!(M, 2 * N);
+    let mut b = [0u64; M];
+    for (k, size) in sizes.into_iter().enumerate() {
+        let load = r.len.saturating_sub(size - 1);
+        b[k] = load;
+        b[N + k] = load & stores;
     }
     b
 }
 
-/// Exclusive bound on `addr - r.start` for `size` bytes at `addr`, 0 when never allowed.
-fn bound(r: &Region, size: u64, write: bool, earlier_read_only: bool) -> u64 {
-    let allowed = r.len >= size && !(write && (r.writable == 0 || earlier_read_only));
-    if allowed {
-        r.len - size + 1
-    } else {
-        0
-    }
+/// What the inline code checks against (`Ctx::fast_start`, `fast_bound`, `hull_bound`,
+/// `data_neg`), from the run's stack and data (`Regions::hot`).
+type FastPath = ([u64; 2], [[u64; 8]; 2], [u64; 6], u64);
+
+#[inline(always)]
+fn fast_path(env: &RunEnv<'_>) -> FastPath {
+    let [stack, data] = env.regions.hot();
+    let earlier_read_only = stack.writable == 0;
+    const ACCESS: [u64; 4] = [1, 2, 4, 8];
+    const HULL: [u64; 3] = [
+        HULL_SIZES[0] as u64,
+        HULL_SIZES[1] as u64,
+        HULL_SIZES[2] as u64,
+    ];
+    (
+        [stack.start, data.start],
+        [
+            bounds(&stack, ACCESS, false),
+            bounds(&data, ACCESS, earlier_read_only),
+        ],
+        bounds(&data, HULL, earlier_read_only),
+        data.start.wrapping_neg(),
+    )
 }
 
-/// Copies what the inline code checks against from the environment: the first two regions and
-/// the packet.
+/// Copies what the inline code checks against from the environment (after a helper call, which
+/// may have moved the packet or added regions).
 fn refresh_fast_path(ctx: &mut Ctx, env: &RunEnv<'_>) {
-    let regions = env.regions.as_slice();
-    ctx.fast_start = [0; 2];
-    ctx.fast_bound = [[0; 8]; 2];
-    ctx.hull_bound = [0; 6];
-    for (i, r) in regions.iter().take(2).enumerate() {
-        ctx.fast_start[i] = r.start;
-        let earlier_read_only = i == 1 && regions[0].writable == 0;
-        ctx.fast_bound[i] = bounds(r, earlier_read_only);
-        if i == 1 {
-            for (k, size) in HULL_SIZES.iter().enumerate() {
-                for write in [false, true] {
-                    ctx.hull_bound[hull_index(k, write)] =
-                        bound(r, *size as u64, write, earlier_read_only);
-                }
-            }
-        }
-    }
-    ctx.data_neg = ctx.fast_start[1].wrapping_neg();
+    (ctx.fast_start, ctx.fast_bound, ctx.hull_bound, ctx.data_neg) = fast_path(env);
     ctx.packet_start = env.packet.0;
     ctx.packet_len = env.packet.1;
 }
-
-/// Runs that compiled code could not take (an unexpected stack region) and the interpreter ran
-/// instead: correct, but slow, so tests watch this count.
-pub(super) static FALLBACKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Where a run of compiled code starts.
 pub(super) enum Start {
@@ -188,37 +200,38 @@ pub(super) unsafe fn run(
     args: [u64; 5],
     stack_frames: usize,
 ) -> Result<RunOutput, Trap> {
-    let regions = env.regions.as_slice();
     // Compiled code accesses [r10 - 512, r10) without checks, which is sound only when every
     // frame a run can enter under `stack_top` is memory of the run: for the main program the
-    // first region holds the whole stack area, or the frames its calls can reach
-    // (`stack_reach`); a callback runs on one of the run's callback stacks, each a whole
-    // stack area and a region of the run.
-    let frames = |n: usize| {
-        let len = (n * STACK_FRAME_SIZE) as u64;
-        Region::new(env.stack_top.wrapping_sub(len), len, true)
-    };
-    let first = regions.first();
+    // run's stack holds the frames its calls can reach (`stack_reach`); a callback runs on one of
+    // the run's callback stacks, each a whole stack area and a region of the run.
     let (entry, target, start_pc) = match start {
         Start::Main(entry) => (entry, 0, 0),
         Start::Function(entry, code, pc) => (entry, code as u64, pc),
     };
     let stack_ok = match start {
         Start::Main(_) => {
-            first == Some(&frames(MAX_CALL_FRAMES)) || first == Some(&frames(stack_frames))
+            let len = (stack_frames * STACK_FRAME_SIZE) as u64;
+            let stack = env.regions.stack();
+            stack.writable != 0
+                && env.stack_top == stack.start.wrapping_add(stack.len)
+                && stack.len >= len
         }
         Start::Function(..) => env.state.is_callback_stack(env.stack_top),
     };
     if !stack_ok {
-        FALLBACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return interpreter::run_function(&interpreter::prepare(insns), env, args, start_pc);
+        // An embedder's environment (`RunEnv`) whose stack is not where r10 points.
+        return Err(Trap::invalid_input(format!(
+            "the run's stack does not hold the {stack_frames} frames of 512 bytes under r10 that \
+             this program can reach (entry at {start_pc})"
+        )));
     }
     let (meter, in_hand) = Meter::start(env.budget, &env.state.limits);
+    let (fast_start, fast_bound, hull_bound, data_neg) = fast_path(env);
     let mut ctx = Ctx {
-        fast_start: [0; 2],
-        fast_bound: [[0; 8]; 2],
-        hull_bound: [0; 6],
-        data_neg: 0,
+        fast_start,
+        fast_bound,
+        hull_bound,
+        data_neg,
         packet_start: env.packet.0,
         packet_len: env.packet.1,
         args,
@@ -235,7 +248,6 @@ pub(super) unsafe fn run(
         exit_b: 0,
         entry: target,
     };
-    refresh_fast_path(&mut ctx, env);
     let budget = env.budget;
     let mut state = RunState {
         env: std::ptr::from_mut(env).cast::<RunEnv<'static>>(),

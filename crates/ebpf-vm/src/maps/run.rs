@@ -152,9 +152,12 @@ impl RunMaps {
     /// maps it admitted. The table's allocations stay, for the next run of the same program on the
     /// same `RunSpace` (`program` is kept: it is the same program's map list).
     pub fn end_run(&mut self) {
-        for (addr, _, ring) in self.reservations.drain(..) {
-            if let Some(rb) = ring.as_any().downcast_ref::<RingBuf>() {
-                rb.commit(addr, true);
+        // Most runs leave none: an empty drain still costs its set-up and drop.
+        if !self.reservations.is_empty() {
+            for (addr, _, ring) in self.reservations.drain(..) {
+                if let Some(rb) = ring.as_any().downcast_ref::<RingBuf>() {
+                    rb.commit(addr, true);
+                }
             }
         }
         // Most runs admit no inner map: clearing an empty B-tree still walks it.

@@ -131,6 +131,12 @@ impl AddressSpace {
         self.images.is_empty() && self.kernel_stack.is_empty() && self.user_stack.is_empty()
     }
 
+    /// Whether this is the empty address space of a new run state: no images, stacks, cookie
+    /// or probed-function address (what `RunState::recycle` need not reset).
+    pub fn is_default(&self) -> bool {
+        self.is_empty() && self.cookie == 0 && self.func_ip == 0
+    }
+
     /// The byte at `addr`, or `None` where no image covers it. When images overlap, the one
     /// given last wins (as a later mapping would).
     pub fn byte(&self, addr: u64) -> Option<u8> {

@@ -18,7 +18,8 @@ use crate::vm::{trap, HelperReturn, RunOutput};
 /// Everything a run needs besides the instructions.
 pub struct RunEnv<'a> {
     pub helpers: &'a HelperTable,
-    pub regions: Regions,
+    /// The run's memory (borrowed: it lives in the run space, as large as a few cache lines).
+    pub regions: &'a mut Regions,
     /// r10 of the main frame (one past the top of the stack area).
     pub stack_top: u64,
     /// Instructions that may execute before the run is stopped.
@@ -26,7 +27,7 @@ pub struct RunEnv<'a> {
     /// The packet that `LD_ABS`/`LD_IND` read: start address and length.
     pub packet: (u64, u64),
     /// The maps of the run (`RunMaps::default()` for a program without maps).
-    pub maps: crate::maps::RunMaps,
+    pub maps: &'a mut crate::maps::RunMaps,
     /// The program-type side of the run (context, packet, output, callbacks, tail calls).
     pub state: &'a mut crate::context::RunState,
     /// How this engine runs a function of the program, for helpers that call back
@@ -36,7 +37,7 @@ pub struct RunEnv<'a> {
 
 impl RunEnv<'_> {
     /// Runs `run` on the environment of a callback (`helpers/callbacks.rs`): the calling run's
-    /// helpers, regions, maps and state, lent by the helper's context for the callback's
+    /// helpers, regions, maps and state, borrowed from the helper's context for the callback's
     /// duration, on the callback's own stack and budget.
     pub fn of_callback<R>(
         cx: &mut HelperContext<'_>,
@@ -45,18 +46,15 @@ impl RunEnv<'_> {
     ) -> R {
         let mut env = RunEnv {
             helpers: cx.caller.helpers,
-            regions: std::mem::take(cx.regions),
+            regions: &mut *cx.regions,
             stack_top: callback.stack_top,
             budget: callback.budget,
             packet: callback.packet,
-            maps: std::mem::take(cx.maps),
+            maps: &mut *cx.maps,
             state: &mut *cx.state,
             function_runner: cx.caller.runner,
         };
-        let result = run(&mut env);
-        *cx.regions = std::mem::take(&mut env.regions);
-        *cx.maps = std::mem::take(&mut env.maps);
-        result
+        run(&mut env)
     }
 }
 
@@ -72,7 +70,7 @@ pub fn memory_trap(
     env: &RunEnv<'_>,
 ) -> Trap {
     let what = if write { "store" } else { "load" };
-    let place = crate::context::places::locate(addr, env.state, &env.maps);
+    let place = crate::context::places::locate(addr, env.state, env.maps);
     let at = match &place {
         Some(p) => format!("at {p}"),
         None => "at an address outside every region of the run".into(),
@@ -107,7 +105,7 @@ pub fn call_helper(
         // pointer), which a message must not show (see `context::places`).
         let target = match u32::try_from(id) {
             Ok(n) => n.to_string(),
-            Err(_) => match crate::context::places::locate(id, env.state, &env.maps) {
+            Err(_) => match crate::context::places::locate(id, env.state, env.maps) {
                 Some(place) => place.to_string(),
                 None => "a value wider than 32 bits".into(),
             },
@@ -127,8 +125,8 @@ pub fn call_helper(
         }
     }
     let mut cx = HelperContext {
-        regions: &mut env.regions,
-        maps: &mut env.maps,
+        regions: &mut *env.regions,
+        maps: &mut *env.maps,
         state: env.state,
         caller: CallerInfo {
             helpers: env.helpers,

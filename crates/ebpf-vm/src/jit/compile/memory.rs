@@ -107,9 +107,9 @@ impl Compiler<'_> {
     /// table and traps on failure. Clobbers rax, rcx and rdx.
     ///
     /// The two fast regions may be tried in either order: a load is allowed by any region that
-    /// contains it, and `runtime::bounds` gives region 1 no store bound when region 0 is
+    /// contains it, and `runtime::bounds` gives the data no store bound when the stack is
     /// read-only, so a store accepted inline is one the first containing region accepts. Accesses
-    /// through r10 try the stack (region 0) first, all others the data (region 1).
+    /// through r10 try the stack (`fast_start[0]`) first, all others the data (`fast_start[1]`).
     pub(super) fn check(&mut self, pc: usize, base: u8, m: Mem, size: u32, write: bool) {
         let bi = bound_index(size, write);
         let (first, second) = if base == FP { (0, 1) } else { (1, 0) };
