@@ -110,6 +110,7 @@ export type NativeNetwork = Binding.NativeNetwork
 export type NativeRoute = Binding.NativeRoute
 export type NativeBatch = Binding.NativeBatch
 export type NativeRecordsOutcome = Binding.NativeRecordsOutcome
+export type RecordsLayout = Binding.RecordsLayout
 export type NativeTrace = Binding.NativeTrace
 export type NativeCoverage = Binding.NativeCoverage
 export type NativeTraceValue = Binding.NativeTraceValue

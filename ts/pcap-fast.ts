@@ -1,12 +1,13 @@
 /**
- * The fast path of `filterPcap` for the common case: a little-endian microsecond pcap file read
- * from a path and written, if at all, to a path in the same format. The file is read once, in
- * 1 MiB chunks; each chunk's whole records go to the engine in one call
+ * The fast path of `filterPcap` for pcap files: a pcap file (either byte order, micro- or
+ * nanosecond timestamps) read from a path and written, if at all, to a path as pcap or pcap-ns.
+ * The file is read once, in 1 MiB chunks; each chunk's whole records go to the engine in one call
  * (`Program.filterPcapRecords`, crates/ebpf-node/src/pcap_records.rs), which runs the filter over
- * every record and writes the kept ones back as their own record bytes with the captured length cut
- * to what the filter returned: byte for byte what the general path (`readBatches` +
- * `writeBatches`) writes for such a file. Nothing is done per packet in JavaScript, and memory stays
- * bounded by two buffers of a chunk (or of the largest record, at most 16 MiB).
+ * every record where it lies and writes the kept ones as the writer does (little-endian, the
+ * fraction of a second in the output's unit, the captured length cut to what the filter returned):
+ * byte for byte what the general path (`readBatches` + `writeBatches`) writes for such a file.
+ * Nothing is done per packet in JavaScript, and memory stays bounded by two buffers of a chunk (or
+ * of the largest record, at most 16 MiB).
  *
  * A file whose header this path does not take (another magic or version, a header cut short), a
  * program with JavaScript helpers, and a file the general path refuses before any packet has run
@@ -17,7 +18,13 @@
  */
 import { type FileHandle, open } from 'node:fs/promises'
 import { EbpfError } from './errors.js'
-import { DEFAULT_SNAPLEN, PCAP_HEADER_LENGTH, PCAP_MAGIC_US, PCAP_RECORD_HEADER_LENGTH } from './pcap/format.js'
+import {
+  DEFAULT_SNAPLEN,
+  PCAP_HEADER_LENGTH,
+  PCAP_MAGIC_NS,
+  PCAP_MAGIC_US,
+  PCAP_RECORD_HEADER_LENGTH,
+} from './pcap/format.js'
 import { pcapRecordError } from './pcap/read.js'
 import { truncated } from './pcap/source.js'
 import { checkOriginalLength, fileHeader } from './pcap/write.js'
@@ -56,12 +63,14 @@ export async function fastFilterPcap(
   program: Program,
   input: string,
   output: string | undefined,
-  options: { batchSize?: number; onProgress?: (packets: number, bytes: number) => void },
+  options: { batchSize?: number; format?: string; onProgress?: (packets: number, bytes: number) => void },
 ): Promise<FilterPcapSummary | undefined> {
   // Every chunk is one call of the engine whatever the batch size; one out of range is the general
   // path's error to report.
   const batchSize = options.batchSize ?? 4096
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 1 << 24) return undefined
+  const format = options.format ?? 'pcap'
+  if (format !== 'pcap' && format !== 'pcap-ns') return undefined
   const started = process.hrtime.bigint()
   let file: FileHandle
   try {
@@ -74,10 +83,17 @@ export async function fastFilterPcap(
   try {
     let buf = Buffer.allocUnsafe(CHUNK)
     const head = await file.read(buf, 0, PCAP_HEADER_LENGTH, 0)
-    if (head.bytesRead < PCAP_HEADER_LENGTH || buf.readUInt32LE(0) !== PCAP_MAGIC_US || buf.readUInt16LE(4) !== 2) {
-      return undefined
+    if (head.bytesRead < PCAP_HEADER_LENGTH) return undefined
+    const layout = {
+      bigEndian: buf.readUInt32BE(0) === PCAP_MAGIC_US || buf.readUInt32BE(0) === PCAP_MAGIC_NS,
+      nano: buf.readUInt32LE(0) === PCAP_MAGIC_NS || buf.readUInt32BE(0) === PCAP_MAGIC_NS,
+      nanoOut: format === 'pcap-ns',
     }
-    const linkType = buf.readUInt32LE(20) & 0xffff
+    const u32 = (at: number): number => (layout.bigEndian ? buf.readUInt32BE(at) : buf.readUInt32LE(at))
+    const magic = u32(0)
+    const major = layout.bigEndian ? buf.readUInt16BE(4) : buf.readUInt16LE(4)
+    if ((magic !== PCAP_MAGIC_US && magic !== PCAP_MAGIC_NS) || major !== 2) return undefined
+    const linkType = u32(20) & 0xffff
     let out = output === undefined ? NONE : Buffer.allocUnsafe(CHUNK)
     /** File offset of the next read, and of `buf[0]`. */
     let position = PCAP_HEADER_LENGTH
@@ -92,14 +108,14 @@ export async function fastFilterPcap(
       if (output === undefined || sink !== undefined) return
       sink = await open(output, 'w')
       // The link type of the first packet, as the general path writes it (EN10MB for an empty capture).
-      await writeAll(sink, fileHeader('pcap', empty ? 1 : linkType, DEFAULT_SNAPLEN))
+      await writeAll(sink, fileHeader(format, empty ? 1 : linkType, DEFAULT_SNAPLEN))
     }
     for (;;) {
       const { bytesRead } = await file.read(buf, carry, buf.length - carry, position)
       position += bytesRead
       const end = carry + bytesRead
       if (output !== undefined && out.length < end) out = Buffer.allocUnsafe(buf.length)
-      const r = program.filterPcapRecords(buf.subarray(0, end), out, DEFAULT_SNAPLEN, output !== undefined)
+      const r = program.filterPcapRecords(buf.subarray(0, end), out, DEFAULT_SNAPLEN, output !== undefined, layout)
       if (r === undefined) return undefined // JavaScript helpers: nothing has run
       summary.packets += r.packets
       summary.kept += r.kept
@@ -110,12 +126,12 @@ export async function fastFilterPcap(
       if (sink !== undefined && r.written > 0) await writeAll(sink, out.subarray(0, r.written))
       const at = r.consumed
       if (r.stop === 'original') {
-        checkOriginalLength(summary.kept, buf.readUInt32LE(at + 12), r.stopKeep)
+        checkOriginalLength(summary.kept, u32(at + 12), r.stopKeep)
         throw new EbpfError('EINVAL', `${input}: a kept packet is longer than its original length`)
       }
       if (r.stop !== '') {
         refuse(
-          pcapRecordError(buf.readUInt32LE(at + 4), buf.readUInt32LE(at + 8), false, base + at) ??
+          pcapRecordError(u32(at + 4), u32(at + 8), layout.nano, base + at) ??
             new EbpfError('EINVAL', `${input}: packet record at byte offset ${base + at} refused`),
         )
       }
@@ -129,7 +145,7 @@ export async function fastFilterPcap(
             ? truncated('packet record header', PCAP_RECORD_HEADER_LENGTH, left, base + at)
             : truncated(
                 'packet data',
-                buf.readUInt32LE(at + 8),
+                u32(at + 8),
                 left - PCAP_RECORD_HEADER_LENGTH,
                 base + at + PCAP_RECORD_HEADER_LENGTH,
               ),
@@ -141,7 +157,7 @@ export async function fastFilterPcap(
       if (carry === buf.length) {
         // One record larger than the buffer (at most the reader's 16 MiB limit, which the engine
         // call checked): a buffer of its size.
-        const bigger = Buffer.allocUnsafe(PCAP_RECORD_HEADER_LENGTH + buf.readUInt32LE(8))
+        const bigger = Buffer.allocUnsafe(PCAP_RECORD_HEADER_LENGTH + u32(8))
         buf.copy(bigger, 0, 0, carry)
         buf = bigger
       }

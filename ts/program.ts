@@ -44,6 +44,7 @@ import {
   native,
   nativeNames,
   type ProgramTypeName,
+  type RecordsLayout,
   type SafetyMode,
 } from './native.js'
 import { type ClonedPacket, type Network, networkOf } from './network.js'
@@ -1134,9 +1135,10 @@ export class Program {
     out: Uint8Array,
     snaplen: number,
     write: boolean,
+    layout: RecordsLayout,
   ): NativeRecordsOutcome | undefined {
     if (this.#jsHelpers) return undefined
-    const outcome = engine('filterPcap', () => this.native.filterPcapRecords(records, out, snaplen, write))
+    const outcome = engine('filterPcap', () => this.native.filterPcapRecords(records, out, snaplen, write, layout))
     this.#deliverPerfRecords()
     return outcome
   }
