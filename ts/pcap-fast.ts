@@ -125,7 +125,12 @@ export async function fastFilterPcap(
       // The link type of the first packet, as the general path writes it (EN10MB for an empty capture).
       await writeAll(sink, fileHeader(format, empty ? 1 : linkType, DEFAULT_SNAPLEN))
     }
-    reading = file.read(blocks[0]!, ROOM, CHUNK, position)
+    /** Starts the read of the chunk at `position` into `block`; its failure is awaited where it is used. */
+    const readInto = (block: Buffer): void => {
+      reading = file.read(block, ROOM, CHUNK, position)
+      reading.catch(() => {})
+    }
+    readInto(blocks[0]!)
     for (let k = 0; ; k++) {
       const block = blocks[k % 2]!
       const { bytesRead } = await reading!
@@ -141,7 +146,7 @@ export async function fastFilterPcap(
         view = Buffer.concat([carry, block.subarray(ROOM, ROOM + bytesRead)])
       }
       // The other buffer's bytes are all in `view` now: the next chunk can be read into it.
-      if (bytesRead > 0) reading = file.read(blocks[(k + 1) % 2]!, ROOM, CHUNK, position)
+      if (bytesRead > 0) readInto(blocks[(k + 1) % 2]!)
       await written[k % 2]
       let out = outs[k % 2]!
       if (output !== undefined && out.length < view.length) {
