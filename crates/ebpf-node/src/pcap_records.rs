@@ -139,14 +139,6 @@ impl NativeProgram {
         retvals.clear();
         let mut at = 0usize;
         while at + RECORD_HEADER <= records.len() {
-            // The next records' headers on their way to the cache while this one is read: each
-            // header's place depends on the length before it, which the hardware cannot guess.
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a prefetch reads nothing and cannot fault, wherever it points.
-            unsafe {
-                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                _mm_prefetch::<_MM_HINT_T0>(records.as_ptr().wrapping_add(at + 1024).cast());
-            }
             let header = Header::at(records, at, layout.big_endian);
             let [_, fraction, captured, original] = header.0;
             if fraction >= one_second {
