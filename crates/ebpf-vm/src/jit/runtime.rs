@@ -143,25 +143,39 @@ fn bound(r: &Region, size: u64, write: bool, earlier_read_only: bool) -> u64 {
 /// the packet.
 fn refresh_fast_path(ctx: &mut Ctx, env: &RunEnv<'_>) {
     let regions = env.regions.as_slice();
-    ctx.fast_start = [0; 2];
-    ctx.fast_bound = [[0; 8]; 2];
-    ctx.hull_bound = [0; 6];
-    for (i, r) in regions.iter().take(2).enumerate() {
-        ctx.fast_start[i] = r.start;
-        let earlier_read_only = i == 1 && regions[0].writable == 0;
-        ctx.fast_bound[i] = bounds(r, earlier_read_only);
-        if i == 1 {
-            for (k, size) in HULL_SIZES.iter().enumerate() {
-                for write in [false, true] {
-                    ctx.hull_bound[hull_index(k, write)] =
-                        bound(r, *size as u64, write, earlier_read_only);
+    set_fast_region(ctx, regions, 0);
+    set_fast_region(ctx, regions, 1);
+    ctx.packet_start = env.packet.0;
+    ctx.packet_len = env.packet.1;
+}
+
+/// Region `i` (0 or 1) of the table, or none, into the block's inline-check fields.
+fn set_fast_region(ctx: &mut Ctx, regions: &[Region], i: usize) {
+    match regions.get(i) {
+        Some(r) => {
+            ctx.fast_start[i] = r.start;
+            let earlier_read_only = i == 1 && regions[0].writable == 0;
+            ctx.fast_bound[i] = bounds(r, earlier_read_only);
+            if i == 1 {
+                for (k, size) in HULL_SIZES.iter().enumerate() {
+                    for write in [false, true] {
+                        ctx.hull_bound[hull_index(k, write)] =
+                            bound(r, *size as u64, write, earlier_read_only);
+                    }
                 }
             }
         }
+        None => {
+            ctx.fast_start[i] = 0;
+            ctx.fast_bound[i] = [0; 8];
+            if i == 1 {
+                ctx.hull_bound = [0; 6];
+            }
+        }
     }
-    ctx.data_neg = ctx.fast_start[1].wrapping_neg();
-    ctx.packet_start = env.packet.0;
-    ctx.packet_len = env.packet.1;
+    if i == 1 {
+        ctx.data_neg = ctx.fast_start[1].wrapping_neg();
+    }
 }
 
 /// Runs that compiled code could not take (an unexpected stack region) and the interpreter ran
@@ -188,33 +202,41 @@ pub(super) unsafe fn run(
     args: [u64; 5],
     stack_frames: usize,
 ) -> Result<RunOutput, Trap> {
-    let regions = env.regions.as_slice();
-    // Compiled code accesses [r10 - 512, r10) without checks, which is sound only when every
-    // frame a run can enter under `stack_top` is memory of the run: for the main program the
-    // first region holds the whole stack area, or the frames its calls can reach
-    // (`stack_reach`); a callback runs on one of the run's callback stacks, each a whole
-    // stack area and a region of the run.
-    let frames = |n: usize| {
-        let len = (n * STACK_FRAME_SIZE) as u64;
-        Region::new(env.stack_top.wrapping_sub(len), len, true)
-    };
-    let first = regions.first();
     let (entry, target, start_pc) = match start {
         Start::Main(entry) => (entry, 0, 0),
         Start::Function(entry, code, pc) => (entry, code as u64, pc),
     };
     let stack_ok = match start {
-        Start::Main(_) => {
-            first == Some(&frames(MAX_CALL_FRAMES)) || first == Some(&frames(stack_frames))
-        }
+        Start::Main(_) => main_stack_ok(env, stack_frames),
         Start::Function(..) => env.state.is_callback_stack(env.stack_top),
     };
     if !stack_ok {
         FALLBACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return interpreter::run_function(&interpreter::prepare(insns), env, args, start_pc);
     }
-    let (meter, in_hand) = Meter::start(env.budget, &env.state.limits);
-    let mut ctx = Ctx {
+    let mut ctx = new_ctx(env, args, target);
+    refresh_fast_path(&mut ctx, env);
+    enter(&mut ctx, entry, insns, env)
+}
+
+/// Compiled code accesses [r10 - 512, r10) without checks, which is sound only when every frame
+/// a run can enter under `stack_top` is memory of the run: for the main program the first region
+/// holds the whole stack area, or the frames its calls can reach (`stack_reach`); a callback runs
+/// on one of the run's callback stacks, each a whole stack area and a region of the run. Whether
+/// `env`'s first region is such a stack for the main program.
+fn main_stack_ok(env: &RunEnv<'_>, stack_frames: usize) -> bool {
+    let frames = |n: usize| {
+        let len = (n * STACK_FRAME_SIZE) as u64;
+        Region::new(env.stack_top.wrapping_sub(len), len, true)
+    };
+    let first = env.regions.as_slice().first();
+    first == Some(&frames(MAX_CALL_FRAMES)) || first == Some(&frames(stack_frames))
+}
+
+/// The block of a run at `target` (0: the main program) on `env`, its inline-check fields and
+/// budget not yet filled in.
+fn new_ctx(env: &RunEnv<'_>, args: [u64; 5], target: u64) -> Ctx {
+    Ctx {
         fast_start: [0; 2],
         fast_bound: [[0; 8]; 2],
         hull_bound: [0; 6],
@@ -223,7 +245,7 @@ pub(super) unsafe fn run(
         packet_len: env.packet.1,
         args,
         stack_top: env.stack_top,
-        budget: in_hand,
+        budget: 0,
         state: 0,
         self_ptr: 0,
         depth: 0,
@@ -234,8 +256,24 @@ pub(super) unsafe fn run(
         exit_a: 0,
         exit_b: 0,
         entry: target,
-    };
-    refresh_fast_path(&mut ctx, env);
+    }
+}
+
+/// Enters compiled code at `entry` with `ctx` (filled in for `env`) under `env`'s budget, and
+/// turns the way it left into the run's output or trap.
+///
+/// # Safety
+/// As `run`'s; `ctx` is filled in for `env` (`new_ctx`, `refresh_fast_path`) and `entry` is
+/// where `run` would enter.
+unsafe fn enter(
+    ctx: &mut Ctx,
+    entry: *const u8,
+    insns: &[Insn],
+    env: &mut RunEnv<'_>,
+) -> Result<RunOutput, Trap> {
+    let (meter, in_hand) = Meter::start(env.budget, &env.state.limits);
+    ctx.budget = in_hand;
+    ctx.exit_kind = EXIT_NORMAL;
     let budget = env.budget;
     let mut state = RunState {
         env: std::ptr::from_mut(env).cast::<RunEnv<'static>>(),
@@ -244,7 +282,7 @@ pub(super) unsafe fn run(
         panic: None,
     };
     ctx.state = &mut state as *mut RunState as u64;
-    let ctx_ptr: *mut Ctx = &mut ctx;
+    let ctx_ptr: *mut Ctx = ctx;
     (*ctx_ptr).self_ptr = ctx_ptr as u64;
     let code: unsafe extern "C" fn(*mut Ctx) = std::mem::transmute(entry);
     code(ctx_ptr);
@@ -295,5 +333,62 @@ pub(super) unsafe fn run(
             .trap
             .take()
             .expect("compiled code reported a recorded trap")),
+    }
+}
+
+/// Runs of the main program one after another on one environment whose first region (the
+/// stack) and stack top stay the same (a batch of helper-free socket filters,
+/// `program/straight.rs`): the block is filled once, and each run writes again only r1-r5, the
+/// packet and the second region (the packet's, or what follows when it is empty). A run whose
+/// first region or stack top changed anyway takes `run`.
+pub struct Repeat {
+    ctx: Ctx,
+    entry: *const u8,
+    first: Region,
+    stack_frames: usize,
+}
+
+impl Repeat {
+    /// The block for runs at the main entry `entry` on `env`, or `None` where `run` would fall
+    /// back to the interpreter (the first region is not the stack compiled code needs).
+    pub(super) fn new(entry: *const u8, env: &RunEnv<'_>, stack_frames: usize) -> Option<Repeat> {
+        if !main_stack_ok(env, stack_frames) {
+            return None;
+        }
+        let first = *env.regions.as_slice().first()?;
+        let mut ctx = new_ctx(env, [0; 5], 0);
+        refresh_fast_path(&mut ctx, env);
+        Some(Repeat {
+            ctx,
+            entry,
+            first,
+            stack_frames,
+        })
+    }
+
+    /// Where its runs enter.
+    pub(super) fn entry(&self) -> *const u8 {
+        self.entry
+    }
+
+    /// One run with r1-r5 `args` on `env` as it is now.
+    ///
+    /// # Safety
+    /// `entry` (given to `new`) is the main entry of code compiled from exactly `insns`.
+    pub(super) unsafe fn run(
+        &mut self,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+    ) -> Result<RunOutput, Trap> {
+        let regions = env.regions.as_slice();
+        if regions.first() != Some(&self.first) || env.stack_top != self.ctx.stack_top {
+            return run(Start::Main(self.entry), insns, env, args, self.stack_frames);
+        }
+        set_fast_region(&mut self.ctx, regions, 1);
+        self.ctx.args = args;
+        self.ctx.packet_start = env.packet.0;
+        self.ctx.packet_len = env.packet.1;
+        enter(&mut self.ctx, self.entry, insns, env)
     }
 }

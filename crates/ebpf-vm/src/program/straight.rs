@@ -22,7 +22,7 @@ use crate::run_space::RunSpace;
 use crate::vm::env::{Entry, RunEnv};
 use crate::vm::{RunOutput, STACK_FRAME_SIZE, STACK_SIZE};
 
-use super::{refuse_exit_leak, Program, ProgramType};
+use super::{refuse_exit_leak, PreparedEngine, Program, ProgramType};
 
 impl Program {
     /// Whether runs of this program with the context image `ctx` can take `run_straight`: a
@@ -79,6 +79,10 @@ impl Program {
             state,
             function_runner: None,
         };
+        #[cfg(target_arch = "x86_64")]
+        let mut repeat: Option<crate::jit::Repeat> = None;
+        #[cfg(not(target_arch = "x86_64"))]
+        let mut repeat: Option<()> = None;
         // The packet region of the table, replaced by the next packet's where both are non-empty.
         let mut placed = Region::new(0, 0, false);
         for index in 0..runs {
@@ -108,8 +112,18 @@ impl Program {
             env.state.ctx = Some(buffer);
             placed = region;
             env.packet = entry.packet;
-            let mut result =
-                (self.prepared).run_from(&self.insns, &mut env, entry.args, Entry::Main);
+            // Compiled code keeps its run block from packet to packet (`jit::Repeat`).
+            #[cfg(target_arch = "x86_64")]
+            if let (None, PreparedEngine::Jit(jit)) = (&repeat, &self.prepared) {
+                repeat = jit.repeat(&env);
+            }
+            let mut result = match (&self.prepared, &mut repeat) {
+                #[cfg(target_arch = "x86_64")]
+                (PreparedEngine::Jit(jit), Some(block)) => {
+                    jit.run_repeat(block, &self.insns, &mut env, entry.args)
+                }
+                _ => (self.prepared).run_from(&self.insns, &mut env, entry.args, Entry::Main),
+            };
             if refuse {
                 refuse_exit_leak(&mut result, &env);
             }
