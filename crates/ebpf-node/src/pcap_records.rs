@@ -124,8 +124,7 @@ impl NativeProgram {
             1_000_000
         };
         let mut stop = "";
-        // The walk's lists, kept from call to call (a chunk's are too large for the allocator to
-        // keep: a new one was an mmap and page faults per call).
+        // The walk's lists, kept from call to call rather than grown from empty on each.
         let mut scratch = SCRATCH.take();
         let Scratch {
             offsets,
