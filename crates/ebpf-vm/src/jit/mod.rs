@@ -214,6 +214,16 @@ impl JitProgram {
         })
     }
 
+    /// Panics unless `insns` can be the instructions the code was compiled from (one offset per
+    /// slot): a run decodes its exits against them.
+    fn check_insns(&self, insns: &[Insn]) {
+        assert_eq!(
+            insns.len(),
+            self.offsets.len(),
+            "JIT code run with other instructions"
+        );
+    }
+
     /// Runs the compiled code. `insns` must be the instructions it was compiled from.
     pub fn run(
         &self,
@@ -221,11 +231,7 @@ impl JitProgram {
         env: &mut RunEnv<'_>,
         args: [u64; 5],
     ) -> Result<RunOutput, Trap> {
-        assert_eq!(
-            insns.len(),
-            self.offsets.len(),
-            "JIT code run with other instructions"
-        );
+        self.check_insns(insns);
         let start = runtime::Start::Main(self.mem.entry());
         // SAFETY: the code was compiled from `insns` (same program; length checked above).
         unsafe { runtime::run(start, insns, env, args, self.stack_frames) }
@@ -246,11 +252,7 @@ impl JitProgram {
         env: &mut RunEnv<'_>,
         args: [u64; 5],
     ) -> Result<RunOutput, Trap> {
-        assert_eq!(
-            insns.len(),
-            self.offsets.len(),
-            "JIT code run with other instructions"
-        );
+        self.check_insns(insns);
         assert!(
             repeat.entry() == self.mem.entry(),
             "a block made for other code"
@@ -269,11 +271,7 @@ impl JitProgram {
         args: [u64; 5],
         pc: usize,
     ) -> Result<RunOutput, Trap> {
-        assert_eq!(
-            insns.len(),
-            self.offsets.len(),
-            "JIT code run with other instructions"
-        );
+        self.check_insns(insns);
         let Ok(i) = self.entries.binary_search_by_key(&pc, |e| e.0) else {
             return Err(Trap {
                 kind: crate::error::TrapKind::BadCallTarget,
