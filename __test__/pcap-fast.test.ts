@@ -1,10 +1,10 @@
 /**
- * `filterPcap`'s fast path (a little-endian microsecond pcap from and to a path, read and written
- * where the records lie) against its general path (the same file given as bytes, which takes
+ * `filterPcap`'s fast path (a pcap file of either byte order, micro- or nanoseconds, from and to a
+ * path, run where the records lie) against its general path (the same file given as bytes, which takes
  * `readBatches` + `writeBatches`): the same summary and the same output file, byte for byte, over
  * generated frames with snap-length cuts and runts, over files of several read chunks and records
- * larger than a chunk or than the writer's snap length; files the fast path leaves to the general one
- * (nanoseconds, big-endian, a truncated tail, a bad fraction) and records it refuses part way (a bad
+ * larger than a chunk or than the writer's snap length, both byte orders and both units in and out;
+ * files with a truncated tail or a bad fraction, and records it refuses part way (a bad
  * fraction, a truncated header or data, a kept packet longer than its original length) give the
  * general path's result or error, and the same output bytes before it.
  * The general path itself is checked against tcpdump in filter.test.ts.
@@ -12,7 +12,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import { compileFilter, Program, pcap } from '../ts/index'
 import { PacketGenerator } from './helpers/capture-gen'
 
@@ -35,6 +35,20 @@ async function capture(name: string, count: number, seed: number, format?: 'pcap
     format ? { format } : {},
   )
   return path
+}
+
+/** A little-endian pcap file with every header field swapped by hand: the same file, big-endian. */
+function bigEndian(le: Buffer): Buffer {
+  const be = Buffer.from(le)
+  for (const at of [0, 8, 12, 16, 20]) be.writeUInt32BE(le.readUInt32LE(at), at)
+  be.writeUInt16BE(le.readUInt16LE(4), 4)
+  be.writeUInt16BE(le.readUInt16LE(6), 6)
+  for (let at = 24; at < le.length; ) {
+    const captured = le.readUInt32LE(at + 8)
+    for (let f = 0; f < 16; f += 4) be.writeUInt32BE(le.readUInt32LE(at + f), at + f)
+    at += 16 + captured
+  }
+  return be
 }
 
 /** The summary without the timings, which differ. */
@@ -96,17 +110,8 @@ describe('filterPcap fast path', () => {
     )
     expect(readFileSync(join(work, 'n1.pcap')).equals(readFileSync(join(work, 'n2.pcap')))).toBe(true)
 
-    // Big-endian: every header field swapped by hand from the little-endian file.
     const le = readFileSync(await capture('le.pcap', 100, 53))
-    const be = Buffer.from(le)
-    for (const at of [0, 8, 12, 16, 20]) be.writeUInt32BE(le.readUInt32LE(at), at)
-    be.writeUInt16BE(le.readUInt16LE(4), 4)
-    be.writeUInt16BE(le.readUInt16LE(6), 6)
-    for (let at = 24; at < le.length; ) {
-      const captured = le.readUInt32LE(at + 8)
-      for (let f = 0; f < 16; f += 4) be.writeUInt32BE(le.readUInt32LE(at + f), at + f)
-      at += 16 + captured
-    }
+    const be = bigEndian(le)
     const bePath = join(work, 'be.pcap')
     writeFileSync(bePath, be)
     expect(counts(await program.filterPcap(bePath, undefined))).toEqual(
@@ -128,6 +133,46 @@ describe('filterPcap fast path', () => {
     const badPath = join(work, 'bad.pcap')
     writeFileSync(badPath, badFraction)
     await expect(program.filterPcap(badPath, undefined)).rejects.toThrow(/microsecond field 1000000/)
+  })
+
+  it('both byte orders, micro- and nanoseconds in, pcap and pcap-ns out: on the fast road, as the general path', async () => {
+    const us = readFileSync(await capture('orders-us.pcap', 2500, 67))
+    const ns = readFileSync(await capture('orders-ns.pcap', 2500, 67, 'pcap-ns'))
+    const inputs: Array<[string, Buffer]> = [
+      ['le-us', us],
+      ['le-ns', ns],
+      ['be-us', bigEndian(us)],
+      ['be-ns', bigEndian(ns)],
+    ]
+    for (const [name, bytes] of inputs) {
+      const path = join(work, `orders-${name}.pcap`)
+      writeFileSync(path, bytes)
+      for (const format of ['pcap', 'pcap-ns'] as const) {
+        const program = filter('tcp or udp port 53')
+        const records = vi.spyOn(program, 'filterPcapRecords')
+        const fastOut = join(work, 'orders-fast.pcap')
+        const generalOut = join(work, 'orders-general.pcap')
+        const fast = await program.filterPcap(path, fastOut, { format })
+        expect(records, `${name} ${format}: the fast road`).toHaveBeenCalled()
+        const general = await program.filterPcap(new Uint8Array(bytes), generalOut, { format })
+        expect(counts(fast), `${name} ${format}`).toEqual(counts(general))
+        expect(fast.kept).toBeGreaterThan(0)
+        expect(readFileSync(fastOut).equals(readFileSync(generalOut)), `${name} ${format}`).toBe(true)
+      }
+    }
+    // A nanosecond field of a whole second in a big-endian file, part way: the general path's error.
+    const bad = bigEndian(ns)
+    let at = 24
+    for (let i = 0; i < 2000; i++) at += 16 + bad.readUInt32BE(at + 8)
+    bad.writeUInt32BE(1_000_000_000, at + 4)
+    const badPath = join(work, 'orders-bad.pcap')
+    writeFileSync(badPath, bad)
+    const program = filter('tcp')
+    const fromPath = await program.filterPcap(badPath, join(work, 'ob1.pcap')).catch((e) => e)
+    const fromBytes = await program.filterPcap(new Uint8Array(bad), join(work, 'ob2.pcap')).catch((e) => e)
+    expect(fromPath.message).toMatch(/nanosecond field 1000000000/)
+    expect(fromPath.message).toBe(fromBytes.message)
+    expect(readFileSync(join(work, 'ob1.pcap')).equals(readFileSync(join(work, 'ob2.pcap')))).toBe(true)
   })
 
   it('files of several chunks, a record larger than a chunk and one over the snap length: as the general path', async () => {

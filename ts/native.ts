@@ -111,6 +111,7 @@ export type NativeRoute = Binding.NativeRoute
 export type NativeTunnel = Binding.NativeTunnel
 export type NativeBatch = Binding.NativeBatch
 export type NativeRecordsOutcome = Binding.NativeRecordsOutcome
+export type RecordsLayout = Binding.RecordsLayout
 export type NativeTrace = Binding.NativeTrace
 export type NativeCoverage = Binding.NativeCoverage
 export type NativeTraceValue = Binding.NativeTraceValue

@@ -44,12 +44,8 @@ export async function filterPcap(
       `filterPcap runs socket filters (the return value is the bytes to keep); this program is of type '${program.type}'`,
     )
   }
-  // A little-endian microsecond pcap file from and to a path: read and written where the records lie.
-  if (
-    typeof input === 'string' &&
-    (output === undefined || typeof output === 'string') &&
-    (options.format ?? 'pcap') === 'pcap'
-  ) {
+  // A pcap file from and to a path (pcap or pcap-ns): run where the records lie.
+  if (typeof input === 'string' && (output === undefined || typeof output === 'string')) {
     const fast = await fastFilterPcap(program, input, output, options)
     if (fast !== undefined) return fast
   }

@@ -45,6 +45,7 @@ import {
   native,
   nativeNames,
   type ProgramTypeName,
+  type RecordsLayout,
   type SafetyMode,
 } from './native.js'
 import { type ClonedPacket, type Network, networkOf, type TunnelMetadata, tunnelOf, tunnelResult } from './network.js'
@@ -1190,9 +1191,10 @@ export class Program {
     out: Uint8Array,
     snaplen: number,
     write: boolean,
+    layout: RecordsLayout,
   ): NativeRecordsOutcome | undefined {
     if (this.#jsHelpers) return undefined
-    const outcome = engine('filterPcap', () => this.native.filterPcapRecords(records, out, snaplen, write))
+    const outcome = engine('filterPcap', () => this.native.filterPcapRecords(records, out, snaplen, write, layout))
     this.#deliverPerfRecords()
     return outcome
   }

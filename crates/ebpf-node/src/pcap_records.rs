@@ -1,8 +1,10 @@
-//! `filterPcapRecords`: a socket filter over the records of a piece of a little-endian
-//! microsecond pcap file, as `filterPcap`'s fast path (ts/pcap-fast.ts) reads it in chunks. One
-//! call walks the chunk's whole records where they lie, runs the program over all of them as one
-//! batch of the engine (`Program::run_batch`) and writes the records it keeps, cut to the returned
-//! length, into the caller's output buffer: nothing per packet crosses into JavaScript.
+//! `filterPcapRecords`: a socket filter over the records of a piece of a pcap file (either byte
+//! order, micro- or nanosecond timestamps), as `filterPcap`'s fast path (ts/pcap-fast.ts) reads it
+//! in chunks. One call walks the chunk's whole records, runs the program over all of them as one
+//! batch of the engine (`Program::run_batch`) where they lie in the chunk (offsets into it, no
+//! copy), and writes the records it keeps, cut to the returned length, into the caller's output
+//! buffer as a little-endian pcap of micro- or nanoseconds writes them: nothing per packet crosses
+//! into JavaScript.
 //!
 //! The walk stops, for the TypeScript layer to report as the general path (`pcap.readBatches` +
 //! `writeBatches`) would, at a record whose header the reader refuses (a fraction of a second out
@@ -42,18 +44,61 @@ pub struct NativeRecordsOutcome {
     pub stop_keep: u32,
 }
 
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+/// How the records of the input lie, and how kept ones are written.
+#[napi(object)]
+pub struct RecordsLayout {
+    /// The input's byte order is big-endian.
+    pub big_endian: bool,
+    /// The input's fractions of a second are nanoseconds (else microseconds).
+    pub nano: bool,
+    /// Write nanoseconds (a `pcap-ns` output; else microseconds). The output is little-endian.
+    pub nano_out: bool,
+}
+
+/// The lists one call makes (see `filter_pcap_records`), kept for the next call on this thread.
+#[derive(Default)]
+struct Scratch {
+    offsets: Vec<usize>,
+    lengths: Vec<u32>,
+    wire: Vec<u32>,
+    retvals: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
+}
+
+/// One record header as read: seconds, fraction, captured and original lengths.
+struct Header([u32; 4]);
+
+impl Header {
+    /// The header at `at` (16 bytes there, which the caller checked).
+    #[inline(always)]
+    fn at(bytes: &[u8], at: usize, big_endian: bool) -> Header {
+        let h: &[u8; RECORD_HEADER] = bytes[at..at + RECORD_HEADER]
+            .try_into()
+            .expect("a whole header");
+        let word = |k: usize| {
+            let b = [h[k], h[k + 1], h[k + 2], h[k + 3]];
+            if big_endian {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            }
+        };
+        Header([word(0), word(4), word(8), word(12)])
+    }
 }
 
 #[napi]
 impl NativeProgram {
     /// Runs the program (a socket filter without JavaScript helpers) over every whole record of
-    /// `records` (pcap records, little-endian, microseconds: a piece of a file after its header
-    /// that starts at a record) and, when `write`, copies each kept record into `out` with its
-    /// captured length cut to the returned length and to `snaplen` (the output's snap length).
-    /// `out` must hold at least as many bytes as `records` (a kept record is never longer than it
-    /// was). Each packet runs with its original length as `__sk_buff.len` where that is larger.
+    /// `records` (pcap records laid out as `layout` says: a piece of a file after its header that
+    /// starts at a record) and, when `write`, writes each kept record into `out` (little-endian,
+    /// the fraction in `layout.nano_out`'s unit) with its captured length cut to the returned
+    /// length and to `snaplen` (the output's snap length). `out` must hold at least as many bytes
+    /// as `records` (a kept record is never longer than it was). Each packet runs with its
+    /// original length as `__sk_buff.len` where that is larger.
     #[napi(catch_unwind)]
     pub fn filter_pcap_records(
         &self,
@@ -61,6 +106,7 @@ impl NativeProgram {
         mut out: Uint8ArraySlice<'_>,
         snaplen: u32,
         write: bool,
+        layout: RecordsLayout,
     ) -> Result<NativeRecordsOutcome, Code> {
         // SAFETY: a borrowed view of the caller's private output buffer, alive for this call; no
         // JavaScript runs during it (the program has no JavaScript helpers).
@@ -72,15 +118,29 @@ impl NativeProgram {
                 records.len()
             )));
         }
+        let one_second = if layout.nano {
+            1_000_000_000
+        } else {
+            1_000_000
+        };
         let mut stop = "";
-        let mut starts = Vec::new();
-        let mut lengths = Vec::new();
-        let mut wire = Vec::new();
+        // The walk's lists, kept from call to call rather than grown from empty on each.
+        let mut scratch = SCRATCH.take();
+        let Scratch {
+            offsets,
+            lengths,
+            wire,
+            retvals,
+        } = &mut scratch;
+        offsets.clear();
+        lengths.clear();
+        wire.clear();
+        retvals.clear();
         let mut at = 0usize;
         while at + RECORD_HEADER <= records.len() {
-            let fraction = u32_at(records, at + 4);
-            let captured = u32_at(records, at + 8);
-            if fraction >= 1_000_000 {
+            let header = Header::at(records, at, layout.big_endian);
+            let [_, fraction, captured, original] = header.0;
+            if fraction >= one_second {
                 stop = "fraction";
                 break;
             }
@@ -91,23 +151,18 @@ impl NativeProgram {
             if at + RECORD_HEADER + captured as usize > records.len() {
                 break;
             }
-            starts.push(at);
+            offsets.push(at + RECORD_HEADER);
             lengths.push(captured);
-            wire.push(u32_at(records, at + 12));
+            wire.push(original);
             at += RECORD_HEADER + captured as usize;
         }
         let consumed = at;
-        // The packets one after the other, as a batch takes them.
-        let mut packets = Vec::with_capacity(consumed - RECORD_HEADER * starts.len());
-        for (&start, &len) in starts.iter().zip(&lengths) {
-            packets.extend_from_slice(&records[start + RECORD_HEADER..][..len as usize]);
-        }
-        let mut retvals = Vec::with_capacity(starts.len());
         let mut trapped = 0u32;
         let input = BatchInput {
-            packets: &packets,
-            lengths: &lengths,
-            wire_lengths: Some(&wire),
+            packets: records,
+            lengths,
+            offsets: Some(offsets),
+            wire_lengths: Some(wire),
             r0_only: true,
             ..BatchInput::default()
         };
@@ -124,13 +179,19 @@ impl NativeProgram {
         let mut outcome = NativeRecordsOutcome {
             consumed: consumed as u32,
             written: 0,
-            packets: starts.len() as u32,
+            packets: offsets.len() as u32,
             kept: 0,
             trapped,
             bytes: lengths.iter().map(|&l| l as f64).sum(),
             kept_bytes: 0.0,
             stop: stop.to_string(),
             stop_keep: 0,
+        };
+        // The fraction as written: the input's, or converted between micro- and nanoseconds.
+        let fraction = |f: u32| match (layout.nano, layout.nano_out) {
+            (true, false) => f / 1000,
+            (false, true) => f * 1000,
+            _ => f,
         };
         let mut written = 0usize;
         for (i, &r) in retvals.iter().enumerate() {
@@ -139,25 +200,31 @@ impl NativeProgram {
             }
             let keep = r.min(lengths[i]);
             if write {
-                let start = starts[i];
-                if keep > wire[i] {
+                let start = offsets[i] - RECORD_HEADER;
+                let [seconds, frac, _, original] = Header::at(records, start, layout.big_endian).0;
+                if keep > original {
                     outcome.consumed = start as u32;
                     outcome.stop = "original".to_string();
                     outcome.stop_keep = keep;
                     break;
                 }
-                let cut = keep.min(snaplen) as usize;
-                out[written..written + RECORD_HEADER]
-                    .copy_from_slice(&records[start..start + RECORD_HEADER]);
-                out[written + 8..written + 12].copy_from_slice(&(cut as u32).to_le_bytes());
-                out[written + RECORD_HEADER..written + RECORD_HEADER + cut]
-                    .copy_from_slice(&records[start + RECORD_HEADER..][..cut]);
-                written += RECORD_HEADER + cut;
+                let cut = keep.min(snaplen);
+                let header = &mut out[written..written + RECORD_HEADER];
+                for (k, v) in [seconds, fraction(frac), cut, original]
+                    .into_iter()
+                    .enumerate()
+                {
+                    header[4 * k..4 * k + 4].copy_from_slice(&v.to_le_bytes());
+                }
+                let data = &records[offsets[i]..][..cut as usize];
+                out[written + RECORD_HEADER..][..data.len()].copy_from_slice(data);
+                written += RECORD_HEADER + data.len();
             }
             outcome.kept += 1;
             outcome.kept_bytes += keep as f64;
         }
         outcome.written = written as u32;
+        SCRATCH.set(scratch);
         Ok(outcome)
     }
 }

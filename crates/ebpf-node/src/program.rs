@@ -1134,6 +1134,7 @@ fn run_packets(
     let batch = BatchInput {
         packets,
         lengths,
+        offsets: None,
         wire_lengths: None,
         ctx: input.ctx.as_deref(),
         process: input.process,

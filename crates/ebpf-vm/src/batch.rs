@@ -7,6 +7,7 @@
 //! Both engines take this path; the binding's `runBatch`, `runBatchRetvals` and `filterPcap` call
 //! it once per batch, with nothing per packet on the JavaScript side.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use crate::context::{AddressSpace, ContextInput, ContextOutput, ProcessInfo, RunData};
@@ -19,9 +20,13 @@ use crate::vm::RunOutput;
 /// The inputs of a batch: the packets, concatenated, and what every run shares.
 #[derive(Clone, Debug, Default)]
 pub struct BatchInput<'a> {
-    /// The packets one after the other, `lengths[i]` bytes each (they must add up).
+    /// The packets one after the other, `lengths[i]` bytes each (they must add up); or, with
+    /// `offsets`, anywhere in this buffer.
     pub packets: &'a [u8],
     pub lengths: &'a [u32],
+    /// Where each packet starts in `packets` (one per packet), when they are not back to back:
+    /// the records of a capture run where they lie, their headers between them.
+    pub offsets: Option<&'a [usize]>,
     /// Socket filters: each packet's length on the wire, its `__sk_buff.len` where larger than
     /// the packet (a capture cut to its snap length); one per packet.
     pub wire_lengths: Option<&'a [u32]>,
@@ -73,16 +78,7 @@ impl Program {
         input: &BatchInput<'_>,
         mut each: impl FnMut(BatchRun<'_>),
     ) -> Result<BatchSummary, LoadError> {
-        let total: u64 = input.lengths.iter().map(|&l| l as u64).sum();
-        if total != input.packets.len() as u64 {
-            return Err(LoadError::new(
-                ErrorCode::Einval,
-                format!(
-                    "packet lengths add up to {total} bytes, the packets have {}",
-                    input.packets.len()
-                ),
-            ));
-        }
+        check_packets(input)?;
         if let Some(w) = input.wire_lengths {
             if w.len() != input.lengths.len() {
                 return Err(LoadError::new(
@@ -108,12 +104,46 @@ impl Program {
         }
         let mut data = Vec::new();
         let in_place = self.prog_type() == ProgramType::Raw;
+        // Where packet i starts: its offset, or the sum of the lengths before it.
+        let starts: Cow<'_, [usize]> = match input.offsets {
+            Some(o) => Cow::Borrowed(o),
+            None => (input.lengths.iter())
+                .scan(0usize, |at, &len| {
+                    let start = *at;
+                    *at += len as usize;
+                    Some(start)
+                })
+                .collect::<Vec<_>>()
+                .into(),
+        };
+        let packet = |i: usize| &input.packets[starts[i]..][..input.lengths[i] as usize];
+        let wire = |i: usize| input.wire_lengths.map_or(0, |w| w[i]);
         let start = Instant::now();
+        if input.r0_only && self.runs_straight(input.ctx) {
+            with_run_space(|space| {
+                let run = |i: usize| (packet(i), wire(i));
+                let runs = input.lengths.len();
+                self.run_straight(space, runs, run, input.ctx, &input.limits, input.budget, {
+                    |index, data, result: Result<RunOutput, Trap>| {
+                        each(BatchRun {
+                            index,
+                            result: result.map(|out| (out, ContextOutput::default())),
+                            data,
+                            duration_ns: 0.0,
+                            perf_lost: 0,
+                        })
+                    }
+                });
+            });
+            return Ok(BatchSummary {
+                runs: input.lengths.len(),
+                duration_ns: start.elapsed().as_nanos() as f64,
+            });
+        }
         with_run_space(|space| {
-            let mut at = 0usize;
-            for (index, &len) in input.lengths.iter().enumerate() {
-                let packet = &input.packets[at..at + len as usize];
-                at += len as usize;
+            for index in 0..input.lengths.len() {
+                let len = input.lengths[index];
+                let packet = packet(index);
                 // Only a raw program writes its data in place: it runs on a copy, the other types
                 // read the packet where it is.
                 let run_data = if in_place {
@@ -123,7 +153,7 @@ impl Program {
                 } else {
                     RunData::ReadOnly(packet)
                 };
-                let wire = input.wire_lengths.map_or(0, |w| w[index]);
+                let wire = wire(index);
                 let ctx = if wire > len {
                     image[..4].copy_from_slice(&wire.to_le_bytes());
                     Some(&image[..input.ctx.map_or(4, |c| c.len().max(4))])
@@ -170,4 +200,36 @@ impl Program {
             duration_ns: start.elapsed().as_nanos() as f64,
         })
     }
+}
+
+/// EINVAL when the packets do not lie in the buffer as the lengths (and offsets) say: lengths
+/// that do not add up to the buffer's bytes, or offsets that are not one per packet or place a
+/// packet past the buffer's end.
+fn check_packets(input: &BatchInput<'_>) -> Result<(), LoadError> {
+    let einval = |message: String| Err(LoadError::new(ErrorCode::Einval, message));
+    let size = input.packets.len() as u64;
+    let Some(offsets) = input.offsets else {
+        let total: u64 = input.lengths.iter().map(|&l| l as u64).sum();
+        if total != size {
+            return einval(format!(
+                "packet lengths add up to {total} bytes, the packets have {size}"
+            ));
+        }
+        return Ok(());
+    };
+    if offsets.len() != input.lengths.len() {
+        return einval(format!(
+            "{} offsets for {} packets",
+            offsets.len(),
+            input.lengths.len()
+        ));
+    }
+    for (i, (&at, &len)) in offsets.iter().zip(input.lengths).enumerate() {
+        if at as u64 + len as u64 > size {
+            return einval(format!(
+                "packet {i} of {len} bytes at offset {at} runs past the {size} bytes given"
+            ));
+        }
+    }
+    Ok(())
 }

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+mod straight;
+
 use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64, LogicalProgram};
 use crate::context::{self, ContextInput, ContextOutput, RunData, RunState};
 use crate::coverage::{Counted, CoverageCounters, CoverageReport};
@@ -766,21 +768,8 @@ impl Program {
                 Err(trap) => trap.pc,
             });
         }
-        if let Ok(out) = &result {
-            if refuse_leaks
-                && pointer_leaks::is_host_address(out.r0, env.regions, env.state, env.maps)
-            {
-                let count = out.insn_count - 1;
-                let what = "r0 at exit";
-                result = Err(pointer_leaks::leak(
-                    out.r0,
-                    out.exit_pc,
-                    count,
-                    what,
-                    env.state,
-                    env.maps,
-                ));
-            }
+        if refuse_leaks {
+            refuse_exit_leak(&mut result, &env);
         }
         let next = match &result {
             Err(trap) => env.state.tail_call.take().map(|p| (p, trap.insn_count + 1)),
@@ -820,6 +809,24 @@ impl Program {
                 rebase_trap(&mut trap, used, budget);
                 Err(trap)
             }
+        }
+    }
+}
+
+/// A run that ends with a host address in r0 traps instead (pointer leaks refused).
+fn refuse_exit_leak(result: &mut Result<RunOutput, Trap>, env: &RunEnv<'_>) {
+    if let Ok(out) = &*result {
+        if pointer_leaks::is_host_address(out.r0, env.regions, env.state, env.maps) {
+            let count = out.insn_count - 1;
+            let what = "r0 at exit";
+            *result = Err(pointer_leaks::leak(
+                out.r0,
+                out.exit_pc,
+                count,
+                what,
+                env.state,
+                env.maps,
+            ));
         }
     }
 }

@@ -32,7 +32,7 @@ fn load_on(insns: &[Insn], prog_type: ProgramType, engine: Engine) -> Program {
 type Outcome = Result<(RunOutput, ContextOutput), Trap>;
 
 /// Each packet run alone and all of them as one batch: the outcomes and the data left must agree
-/// packet by packet; the lean form (`r0_only`) gives the same r0s.
+/// packet by packet; the lean form (`r0_only`) gives the same outputs and traps.
 fn batch_equals_single_runs(p: &Program, packets: &[Vec<u8>], wire: Option<&[u32]>) -> Vec<u64> {
     let lengths: Vec<u32> = packets.iter().map(|d| d.len() as u32).collect();
     let all: Vec<u8> = packets.concat();
@@ -48,6 +48,7 @@ fn batch_equals_single_runs(p: &Program, packets: &[Vec<u8>], wire: Option<&[u32
         .expect("lengths add up");
     assert_eq!(summary.runs, packets.len());
     let mut r0s = Vec::new();
+    let mut singles = Vec::new();
     for (i, (packet, (outcome, data))) in packets.iter().zip(batch).enumerate() {
         let mut alone = packet.clone();
         let image = wire.map(|w| w[i].to_le_bytes());
@@ -69,20 +70,45 @@ fn batch_equals_single_runs(p: &Program, packets: &[Vec<u8>], wire: Option<&[u32
             "packet {i}: the batch's run differs from a single run"
         );
         assert_eq!(data, alone, "packet {i}: data left");
-        r0s.push(outcome.expect("runs").0.r0);
+        singles.push(single.map(|(out, _)| out));
+        // A trap as u64::MAX (no test expects that r0).
+        r0s.push(outcome.map_or(u64::MAX, |(out, _)| out.r0));
     }
-    // The lean form gives the same r0s.
-    let mut lean = Vec::new();
-    p.run_batch(
-        &BatchInput {
-            r0_only: true,
-            ..input
-        },
-        |run| lean.push(run.result.expect("runs").0.r0),
-    )
-    .unwrap();
-    assert_eq!(lean, r0s);
+    assert_eq!(lean_runs(p, &input), singles, "the lean form");
     r0s
+}
+
+/// The outcomes of `input` run in the lean form (`r0_only`: helper-free socket filters run
+/// straight, `Program::run_straight`), with the packets back to back as given and again placed
+/// apart in one buffer (`offsets`, 16 bytes of 0xee before each, as a capture's record headers):
+/// both must agree.
+fn lean_runs(p: &Program, input: &BatchInput<'_>) -> Vec<Result<RunOutput, Trap>> {
+    let mut spaced = Vec::new();
+    let mut offsets = Vec::new();
+    let mut at = 0;
+    for &len in input.lengths {
+        spaced.extend_from_slice(&[0xee; 16]);
+        offsets.push(spaced.len());
+        spaced.extend_from_slice(&input.packets[at..at + len as usize]);
+        at += len as usize;
+    }
+    let run = |packets: &[u8], offsets: Option<&[usize]>| {
+        let mut lean = Vec::new();
+        p.run_batch(
+            &BatchInput {
+                packets,
+                offsets,
+                r0_only: true,
+                ..input.clone()
+            },
+            |run| lean.push(run.result.map(|(out, _)| out)),
+        )
+        .unwrap();
+        lean
+    };
+    let together = run(input.packets, None);
+    assert_eq!(run(&spaced, Some(&offsets)), together, "packets apart");
+    together
 }
 
 /// XDP in checked mode: returns 2 (XDP_PASS) plus the stack word at r10 - 8 and the frame byte
@@ -153,6 +179,95 @@ fn a_socket_filter_batch_starts_each_packet_with_a_fresh_context() {
             vec![60, 1500, 60, 70],
             "{engine:?}"
         );
+    }
+}
+
+#[test]
+fn a_helper_free_socket_filter_runs_straight_as_single_runs_do() {
+    // r0 = cb[1] + the stack word at r10 - 16 (both 0 in fresh memory) + skb->len + protocol +
+    // the packet's first byte read directly (a trap on an empty packet: past data_end, unchecked)
+    // + LD_ABS half at 12 (an end of the run with r0 = 0 on a packet shorter than 14 bytes); then
+    // cb[1] and the stack word are dirtied for the next packet.
+    let insns = prog![
+        movr(6, 1),
+        ldx(SIZE_W, 7, 1, 52),
+        ldx(SIZE_DW, 8, 10, -16),
+        addr(7, 8),
+        ldx(SIZE_W, 8, 1, 0),
+        addr(7, 8),
+        ldx(SIZE_W, 8, 1, 16),
+        addr(7, 8),
+        ldx(SIZE_W, 2, 6, 76),
+        ldx(SIZE_B, 3, 2, 0),
+        addr(7, 3),
+        ld_abs(SIZE_H, 12),
+        addr(7, 0),
+        st(SIZE_W, 6, 52, 7),
+        st(SIZE_DW, 10, -16, 1000),
+        movr(0, 7),
+        exit(),
+    ];
+    // Returns r1 (the context's address) when the first byte is 0xff: refused as a pointer leak.
+    let leaking = prog![
+        ldx(SIZE_W, 2, 1, 76),
+        ldx(SIZE_B, 3, 2, 0),
+        mov(0, 1),
+        ji(JMP_JNE, 3, 0xff, 1),
+        movr(0, 1),
+        exit(),
+    ];
+    let pk = vec![
+        vec![0u8; 60],
+        (0..20).collect(),
+        vec![0xffu8; 9],
+        Vec::new(),
+        (0..80).collect(),
+        vec![7u8; 1],
+    ];
+    for engine in ENGINES {
+        let p = load_on(&insns, ProgramType::SocketFilter, engine);
+        let lengths: Vec<u32> = pk.iter().map(|d| d.len() as u32).collect();
+        let wire = [60, 1500, 10, 0, 70, 2];
+        let all = pk.concat();
+        for wire in [None, Some(&wire[..])] {
+            batch_equals_single_runs(&p, &pk, wire);
+        }
+        let lean = lean_runs(
+            &p,
+            &BatchInput {
+                packets: &all,
+                lengths: &lengths,
+                ..BatchInput::default()
+            },
+        );
+        // 60 + 0 (LD_ABS of a zero ethertype) + 0; 20 + 0x0c0d + 0x0d0c (protocol as stored) + 0.
+        assert_eq!(lean[0].as_ref().map(|o| o.r0), Ok(60), "{engine:?}");
+        assert_eq!(
+            lean[1].as_ref().map(|o| o.r0),
+            Ok(20 + 0x0c0d + 0x0d0c),
+            "{engine:?}"
+        );
+        assert_eq!(
+            lean[2].as_ref().map(|o| o.r0),
+            Ok(0),
+            "{engine:?}: LD_ABS past the end"
+        );
+        assert!(lean[3].is_err(), "{engine:?}: a load past an empty packet");
+        // A budget too small, and the pointer leak, as single runs give them.
+        let small = BatchInput {
+            packets: &all,
+            lengths: &lengths,
+            budget: Some(5),
+            ..BatchInput::default()
+        };
+        assert!(
+            lean_runs(&p, &small).iter().all(Result::is_err),
+            "{engine:?}"
+        );
+        let leak = load_on(&leaking, ProgramType::SocketFilter, engine);
+        batch_equals_single_runs(&leak, &[vec![1u8; 4], vec![0xffu8; 4], vec![2u8; 4]], None)
+            .into_iter()
+            .for_each(drop);
     }
 }
 
@@ -278,6 +393,21 @@ fn lengths_that_do_not_add_up_are_einval() {
         )
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::Einval);
+    // Offsets: one per packet, each packet inside the buffer.
+    for offsets in [&[0usize][..], &[0, 7]] {
+        let err = p
+            .run_batch(
+                &BatchInput {
+                    packets: &[0u8; 10],
+                    lengths: &[4, 4],
+                    offsets: Some(offsets),
+                    ..BatchInput::default()
+                },
+                |_| {},
+            )
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::Einval, "{offsets:?}");
+    }
 }
 
 #[test]

@@ -37,7 +37,17 @@ pub(crate) fn prepare(
     state: &mut RunState,
     regions: &mut Regions,
 ) -> Result<Entry, Trap> {
-    let ctx = OwnedBuf::zeroed_from(state.spare_ctx.take(), off::BUFFER_SIZE as usize);
+    let ctx = image(state.spare_ctx.take(), ctx_in)?;
+    let entry = place_packet(&ctx, data, state);
+    push_regions(regions, ctx.addr, entry.packet, writable);
+    state.ctx = Some(ctx);
+    Ok(entry)
+}
+
+/// The context buffer before a packet is placed in it: zeroed, the caller's image, and the run's
+/// own fields zeroed (pointers: the UAPI slots read 0; the real values are in the hidden tail).
+pub(crate) fn image(spare: Option<OwnedBuf>, ctx_in: Option<&[u8]>) -> Result<OwnedBuf, Trap> {
+    let ctx = OwnedBuf::zeroed_from(spare, off::BUFFER_SIZE as usize);
     if let Some(c) = ctx_in {
         if c.len() > off::SIZE as usize {
             return Err(Trap::invalid_input(format!(
@@ -48,7 +58,6 @@ pub(crate) fn prepare(
         }
         ctx.write(0, c);
     }
-    // The run's own fields: pointers (the UAPI slots read 0; the real values are in the tail).
     for (at, n) in [
         (off::DATA, 4),
         (off::DATA_END, 4),
@@ -58,6 +67,13 @@ pub(crate) fn prepare(
     ] {
         ctx.write(at as u64, &[0u8; 8][..n]);
     }
+    Ok(ctx)
+}
+
+/// Writes what `data` determines into `ctx` (an `image`, or one whose `len` a batch set to the
+/// wire length): `len` where the image's is not larger, `protocol` where the image leaves it 0,
+/// and the packet pointers; records the packet in `state`. The run's entry.
+pub(crate) fn place_packet(ctx: &OwnedBuf, data: &[u8], state: &mut RunState) -> Entry {
     let len = data.len() as u64;
     let addr = if data.is_empty() {
         0
@@ -74,21 +90,30 @@ pub(crate) fn prepare(
     ctx.write_u64(off::HIDDEN_DATA, addr);
     ctx.write_u64(off::HIDDEN_DATA_END, addr + len);
     ctx.write_u64(off::HIDDEN_DATA_META, addr);
-    regions.set_data(Region::new(addr, len, false));
-    // cb[] first: the first region that contains an access decides whether it may store.
-    regions.push_context(Region::new(ctx.addr + off::CB as u64, 20, true));
-    for &(at, n) in writable {
-        regions.push_context(Region::new(ctx.addr + at as u64, n, true));
-    }
-    regions.push_context(Region::new(ctx.addr, off::BUFFER_SIZE as u64, false));
     state.ctx_addr = ctx.addr;
     state.skb_packet = (addr, len);
     state.data = (addr, len);
-    state.ctx = Some(ctx);
-    Ok(Entry {
-        args: [state.ctx_addr, 0, 0, 0, 0],
+    Entry {
+        args: [ctx.addr, 0, 0, 0, 0],
         packet: (addr, len),
-    })
+    }
+}
+
+/// The regions of the run after the stack: the packet (read-only), `cb[]` and the `writable`
+/// fields, the whole context (read-only).
+pub(crate) fn push_regions(
+    regions: &mut Regions,
+    ctx_addr: u64,
+    (addr, len): (u64, u64),
+    writable: &[(u32, u64)],
+) {
+    regions.set_data(Region::new(addr, len, false));
+    // cb[] first: the first region that contains an access decides whether it may store.
+    regions.push_context(Region::new(ctx_addr + off::CB as u64, 20, true));
+    for &(at, n) in writable {
+        regions.push_context(Region::new(ctx_addr + at as u64, n, true));
+    }
+    regions.push_context(Region::new(ctx_addr, off::BUFFER_SIZE as u64, false));
 }
 
 /// The `__sk_buff` image after the run (pointer fields read 0).

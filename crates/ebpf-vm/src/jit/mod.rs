@@ -111,6 +111,8 @@ mod loops;
 mod runtime;
 mod x86;
 
+pub use runtime::Repeat;
+
 use crate::analysis::{analyse, Analysis, AnalysisOptions};
 use crate::error::{ErrorCode, LoadError, Trap};
 use crate::isa::Insn;
@@ -206,6 +208,16 @@ impl JitProgram {
         })
     }
 
+    /// Panics unless `insns` can be the instructions the code was compiled from (one offset per
+    /// slot): a run decodes its exits against them.
+    fn check_insns(&self, insns: &[Insn]) {
+        assert_eq!(
+            insns.len(),
+            self.offsets.len(),
+            "JIT code run with other instructions"
+        );
+    }
+
     /// Runs the compiled code. `insns` must be the instructions it was compiled from.
     pub fn run(
         &self,
@@ -213,14 +225,35 @@ impl JitProgram {
         env: &mut RunEnv<'_>,
         args: [u64; 5],
     ) -> Result<RunOutput, Trap> {
-        assert_eq!(
-            insns.len(),
-            self.offsets.len(),
-            "JIT code run with other instructions"
-        );
+        self.check_insns(insns);
         let start = runtime::Start::Main(self.mem.entry());
         // SAFETY: the code was compiled from `insns` (same program; length checked above).
         unsafe { runtime::run(start, insns, env, args, self.stack_frames) }
+    }
+
+    /// The block for runs of the main program repeated on `env` (see `Repeat`), or `None` where
+    /// a run falls back to the interpreter.
+    pub fn repeat(&self, env: &RunEnv<'_>) -> Option<Repeat> {
+        Repeat::new(self.mem.entry(), env, self.stack_frames)
+    }
+
+    /// One run of the main program on `repeat`'s block (from `self.repeat`). `insns` must be the
+    /// instructions the code was compiled from.
+    pub fn run_repeat(
+        &self,
+        repeat: &mut Repeat,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+    ) -> Result<RunOutput, Trap> {
+        self.check_insns(insns);
+        assert!(
+            repeat.entry() == self.mem.entry(),
+            "a block made for other code"
+        );
+        // SAFETY: `repeat` enters this code's main entry (checked above), which was compiled
+        // from `insns` (length checked above).
+        unsafe { repeat.run(insns, env, args) }
     }
 
     /// Runs the function at callback entry `pc` (one of the `entries` given to `compile`) until
@@ -232,11 +265,7 @@ impl JitProgram {
         args: [u64; 5],
         pc: usize,
     ) -> Result<RunOutput, Trap> {
-        assert_eq!(
-            insns.len(),
-            self.offsets.len(),
-            "JIT code run with other instructions"
-        );
+        self.check_insns(insns);
         let Ok(i) = self.entries.binary_search_by_key(&pc, |e| e.0) else {
             return Err(Trap {
                 kind: crate::error::TrapKind::BadCallTarget,

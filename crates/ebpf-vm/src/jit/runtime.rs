@@ -200,22 +200,12 @@ pub(super) unsafe fn run(
     args: [u64; 5],
     stack_frames: usize,
 ) -> Result<RunOutput, Trap> {
-    // Compiled code accesses [r10 - 512, r10) without checks, which is sound only when every
-    // frame a run can enter under `stack_top` is memory of the run: for the main program the
-    // run's stack holds the frames its calls can reach (`stack_reach`); a callback runs on one of
-    // the run's callback stacks, each a whole stack area and a region of the run.
     let (entry, target, start_pc) = match start {
         Start::Main(entry) => (entry, 0, 0),
         Start::Function(entry, code, pc) => (entry, code as u64, pc),
     };
     let stack_ok = match start {
-        Start::Main(_) => {
-            let len = (stack_frames * STACK_FRAME_SIZE) as u64;
-            let stack = env.regions.stack();
-            stack.writable != 0
-                && env.stack_top == stack.start.wrapping_add(stack.len)
-                && stack.len >= len
-        }
+        Start::Main(_) => main_stack_ok(env, stack_frames),
         Start::Function(..) => env.state.is_callback_stack(env.stack_top),
     };
     if !stack_ok {
@@ -225,9 +215,26 @@ pub(super) unsafe fn run(
              this program can reach (entry at {start_pc})"
         )));
     }
-    let (meter, in_hand) = Meter::start(env.budget, &env.state.limits);
+    let mut ctx = new_ctx(env, args, target);
+    enter(&mut ctx, entry, insns, env)
+}
+
+/// Compiled code accesses [r10 - 512, r10) without checks, which is sound only when every frame
+/// a run can enter under `stack_top` is memory of the run: for the main program the run's stack
+/// holds the frames its calls can reach (`stack_reach`); a callback runs on one of the run's
+/// callback stacks, each a whole stack area and a region of the run. Whether `env`'s stack is
+/// such a stack for the main program.
+fn main_stack_ok(env: &RunEnv<'_>, stack_frames: usize) -> bool {
+    let len = (stack_frames * STACK_FRAME_SIZE) as u64;
+    let stack = env.regions.stack();
+    stack.writable != 0 && env.stack_top == stack.start.wrapping_add(stack.len) && stack.len >= len
+}
+
+/// The block of a run at `target` (0: the main program) on `env`, with its inline-check fields;
+/// the budget not yet filled in (`enter`).
+fn new_ctx(env: &RunEnv<'_>, args: [u64; 5], target: u64) -> Ctx {
     let (fast_start, fast_bound, hull_bound, data_neg) = fast_path(env);
-    let mut ctx = Ctx {
+    Ctx {
         fast_start,
         fast_bound,
         hull_bound,
@@ -236,7 +243,7 @@ pub(super) unsafe fn run(
         packet_len: env.packet.1,
         args,
         stack_top: env.stack_top,
-        budget: in_hand,
+        budget: 0,
         state: 0,
         self_ptr: 0,
         depth: 0,
@@ -247,7 +254,24 @@ pub(super) unsafe fn run(
         exit_a: 0,
         exit_b: 0,
         entry: target,
-    };
+    }
+}
+
+/// Enters compiled code at `entry` with `ctx` (filled in for `env`) under `env`'s budget, and
+/// turns the way it left into the run's output or trap.
+///
+/// # Safety
+/// As `run`'s; `ctx` is filled in for `env` (`new_ctx`, `refresh_fast_path`) and `entry` is
+/// where `run` would enter.
+unsafe fn enter(
+    ctx: &mut Ctx,
+    entry: *const u8,
+    insns: &[Insn],
+    env: &mut RunEnv<'_>,
+) -> Result<RunOutput, Trap> {
+    let (meter, in_hand) = Meter::start(env.budget, &env.state.limits);
+    ctx.budget = in_hand;
+    ctx.exit_kind = EXIT_NORMAL;
     let budget = env.budget;
     let mut state = RunState {
         env: std::ptr::from_mut(env).cast::<RunEnv<'static>>(),
@@ -256,7 +280,7 @@ pub(super) unsafe fn run(
         panic: None,
     };
     ctx.state = &mut state as *mut RunState as u64;
-    let ctx_ptr: *mut Ctx = &mut ctx;
+    let ctx_ptr: *mut Ctx = ctx;
     (*ctx_ptr).self_ptr = ctx_ptr as u64;
     let code: unsafe extern "C" fn(*mut Ctx) = std::mem::transmute(entry);
     code(ctx_ptr);
@@ -307,5 +331,57 @@ pub(super) unsafe fn run(
             .trap
             .take()
             .expect("compiled code reported a recorded trap")),
+    }
+}
+
+/// Runs of the main program one after another on one environment whose stack and stack top stay
+/// the same (a batch of helper-free socket filters, `program/straight.rs`): the block is filled
+/// once, and each run writes again only r1-r5 and the inline-check fields of the packet
+/// (`refresh_fast_path`). A run whose stack or stack top changed anyway takes `run`.
+pub struct Repeat {
+    ctx: Ctx,
+    entry: *const u8,
+    stack: Region,
+    stack_frames: usize,
+}
+
+impl Repeat {
+    /// The block for runs at the main entry `entry` on `env`, or `None` where `run` would refuse
+    /// the run (the run's stack is not the stack compiled code needs).
+    pub(super) fn new(entry: *const u8, env: &RunEnv<'_>, stack_frames: usize) -> Option<Repeat> {
+        if !main_stack_ok(env, stack_frames) {
+            return None;
+        }
+        let stack = env.regions.stack();
+        let ctx = new_ctx(env, [0; 5], 0);
+        Some(Repeat {
+            ctx,
+            entry,
+            stack,
+            stack_frames,
+        })
+    }
+
+    /// Where its runs enter.
+    pub(super) fn entry(&self) -> *const u8 {
+        self.entry
+    }
+
+    /// One run with r1-r5 `args` on `env` as it is now.
+    ///
+    /// # Safety
+    /// `entry` (given to `new`) is the main entry of code compiled from exactly `insns`.
+    pub(super) unsafe fn run(
+        &mut self,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+    ) -> Result<RunOutput, Trap> {
+        if env.regions.stack() != self.stack || env.stack_top != self.ctx.stack_top {
+            return run(Start::Main(self.entry), insns, env, args, self.stack_frames);
+        }
+        refresh_fast_path(&mut self.ctx, env);
+        self.ctx.args = args;
+        enter(&mut self.ctx, self.entry, insns, env)
     }
 }

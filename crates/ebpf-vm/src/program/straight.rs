@@ -1,0 +1,131 @@
+//! Runs of a socket filter that calls no helper, one packet after another on one set-up: what a
+//! compiled filter expression or a classic BPF program is (`filterPcap`, `runBatchRetvals`).
+//!
+//! Such a run can change nothing but its stack and the context's `cb[]`, and its memory is its
+//! stack, the packet and the context, so most of what `run_on` does per run (a fresh run state,
+//! the region table, the map table, the context buffer from the pool, recycling them after) is
+//! done once for the whole batch here. Each packet still runs on memory as fresh as a single
+//! run's: the stack bytes the program may read before writing are zeroed (as `run_on` zeroes
+//! them), the whole context is written back from the batch's image and then gets the packet's
+//! fields (`socket_filter::place_packet`, as `prepare` writes them), and the packet region is the
+//! packet's own. The outcome of each run is the one `run_on` gives (tests/batch_runs.rs compares
+//! them on both engines).
+
+use crate::analysis::Flow;
+use crate::context::layout::skb as off;
+use crate::context::socket_filter::{image, place_packet, push_regions};
+use crate::error::Trap;
+use crate::limits::RunLimits;
+use crate::memory::Region;
+use crate::pointer_leaks::PointerLeaks;
+use crate::run_space::RunSpace;
+use crate::vm::env::{Entry, RunEnv};
+use crate::vm::{RunOutput, STACK_FRAME_SIZE, STACK_SIZE};
+
+use super::{refuse_exit_leak, PreparedEngine, Program, ProgramType};
+
+impl Program {
+    /// Whether runs of this program with the context image `ctx` can take `run_straight`: a
+    /// socket filter with no helper call (`callx` included), no map, no global data and no
+    /// coverage counters, and an image that fits `struct __sk_buff`.
+    pub(crate) fn runs_straight(&self, ctx: Option<&[u8]>) -> bool {
+        self.options.prog_type == ProgramType::SocketFilter
+            && self.maps.list().is_none()
+            && self.maps.regions.is_empty()
+            && self.coverage.is_none()
+            && ctx.is_none_or(|c| c.len() <= off::SIZE as usize)
+            && !(self.analysis.cfg.flows.iter())
+                .any(|f| matches!(f, Flow::Helper { .. } | Flow::CallX))
+    }
+
+    /// Runs `runs` packets (`packet(i)`: the bytes and the length on the wire, `__sk_buff.len`
+    /// where larger) with the context image `ctx`, and hands each outcome to `each`. Only for a
+    /// program that `runs_straight` with this image.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_straight<'p>(
+        &self,
+        space: &mut RunSpace,
+        runs: usize,
+        packet: impl Fn(usize) -> (&'p [u8], u32),
+        ctx: Option<&[u8]>,
+        limits: &RunLimits,
+        budget: Option<u64>,
+        mut each: impl FnMut(usize, &'p [u8], Result<RunOutput, Trap>),
+    ) {
+        debug_assert!(self.runs_straight(ctx));
+        let stack_bytes = space.stack_bytes();
+        let reach = self.stack_frames * STACK_FRAME_SIZE;
+        let stack_top = stack_bytes + STACK_SIZE as u64;
+        let stack = Region::new(stack_top - reach as u64, reach as u64, true);
+        let (below_top, zeroed) = self.stack_zero;
+        let RunSpace { state, regions, .. } = space;
+        state.prog_type = self.options.prog_type;
+        state.packet_stores_proved = self.verifier.is_some();
+        state.stack = (stack_bytes, STACK_SIZE as u64);
+        state.limits = limits.clone();
+        let refuse = self.options.pointer_leaks == PointerLeaks::Refuse;
+        state.refuse_pointer_leaks = refuse;
+        let buffer = image(state.spare_ctx.take(), ctx).expect("runs_straight checked the image");
+        let template = buffer.read(0, off::BUFFER_SIZE as u64);
+        // The stack and the context parts stay for the whole batch; each packet sets the data.
+        regions.clear();
+        regions.set_stack(stack);
+        push_regions(regions, buffer.addr, (0, 0), &[]);
+        state.ctx = Some(buffer);
+        let mut maps = self.maps.run();
+        let mut env = RunEnv {
+            helpers: &self.helpers,
+            regions,
+            stack_top,
+            budget: budget.unwrap_or(self.options.budget),
+            packet: (0, 0),
+            maps: &mut maps,
+            state,
+            function_runner: None,
+        };
+        #[cfg(target_arch = "x86_64")]
+        let mut repeat: Option<crate::jit::Repeat> = None;
+        #[cfg(not(target_arch = "x86_64"))]
+        let mut repeat: Option<()> = None;
+        for index in 0..runs {
+            let (data, wire) = packet(index);
+            if let Err(trap) = limits.check(0, 0) {
+                each(index, data, Err(trap));
+                continue;
+            }
+            // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area,
+            // which `space` owns (`zeroed_bytes` keeps them inside the reachable frames).
+            unsafe {
+                let from = stack_top - below_top as u64;
+                std::ptr::write_bytes(from as *mut u8, 0, zeroed)
+            };
+            let buffer = env.state.ctx.take().expect("the batch's context");
+            buffer.write(0, &template);
+            if wire as usize > data.len() {
+                buffer.write_u32(off::LEN, wire);
+            }
+            let entry = place_packet(&buffer, data, env.state);
+            (env.regions).set_data(Region::new(entry.packet.0, entry.packet.1, false));
+            env.state.ctx = Some(buffer);
+            env.packet = entry.packet;
+            // Compiled code keeps its run block from packet to packet (`jit::Repeat`).
+            #[cfg(target_arch = "x86_64")]
+            if let (None, PreparedEngine::Jit(jit)) = (&repeat, &self.prepared) {
+                repeat = jit.repeat(&env);
+            }
+            let mut result = match (&self.prepared, &mut repeat) {
+                #[cfg(target_arch = "x86_64")]
+                (PreparedEngine::Jit(jit), Some(block)) => {
+                    jit.run_repeat(block, &self.insns, &mut env, entry.args)
+                }
+                _ => (self.prepared).run_from(&self.insns, &mut env, entry.args, Entry::Main),
+            };
+            if refuse {
+                refuse_exit_leak(&mut result, &env);
+            }
+            each(index, data, result);
+        }
+        drop(env);
+        space.state.recycle(self.options.prog_type);
+    }
+}
