@@ -265,6 +265,8 @@ fn access_bases(
             let insn = insns[program.slot(i)];
             let base = match class(insn.opcode) {
                 CLASS_LDX => insn.src,
+                // A load-acquire reads through its source register, as `apply` does.
+                CLASS_STX if is_load_acquire(insn.opcode, insn.imm) => insn.src,
                 CLASS_ST | CLASS_STX => insn.dst,
                 _ => return None,
             };

@@ -125,7 +125,6 @@ impl Program {
             }
             each(index, data, result);
         }
-        drop(env);
         space.state.recycle(self.options.prog_type);
     }
 }
