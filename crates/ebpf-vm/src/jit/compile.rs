@@ -185,7 +185,8 @@ pub fn compile(
         shape: Shape::of(analysis),
         labels,
         stubs,
-        snippets: Vec::new(),
+        // About one snippet per instruction (checks, budget exits, refunds).
+        snippets: Vec::with_capacity(insns.len()),
         block_n: 0,
         block_k: 0,
         fast: None,
