@@ -278,6 +278,15 @@ impl Asm {
         Ok(self.buf)
     }
 
+    /// Appends code encoded elsewhere (naming no label).
+    pub fn raw(&mut self, code: &[u8]) {
+        while self.buf.len() - self.end < code.len() + ROOM {
+            self.grow();
+        }
+        self.buf[self.end..self.end + code.len()].copy_from_slice(code);
+        self.end += code.len();
+    }
+
     /// Writes one instruction (`f` writes its bytes, at most `ROOM`).
     #[inline]
     fn put(&mut self, f: impl FnOnce(&mut Enc<'_>)) {
