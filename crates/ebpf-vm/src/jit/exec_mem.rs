@@ -5,7 +5,7 @@
 //! executable: a stale pointer into freed code faults) and kept in a small pool that the next
 //! load of about that size takes, so a load maps nothing and faults no page in: it copies its
 //! code and calls `mprotect` once. (Mapping, faulting in and unmapping fresh pages was about a
-//! fifth of the JIT's load of the 316-instruction `parse` bench program.) The pool is bounded
+//! sixth of the JIT's load of the 316-instruction `parse` bench program.) The pool is bounded
 //! in mappings and in bytes; what does not fit is unmapped.
 
 use std::sync::Mutex;
