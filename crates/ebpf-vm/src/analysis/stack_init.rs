@@ -30,11 +30,11 @@ pub struct UnprovenRead {
     pub size: u32,
 }
 
-/// The bytes `[off, off + size)` below r10 as bit positions, clipped to the frame.
-fn bytes(off: i64, size: u32) -> impl Iterator<Item = usize> {
-    (off..off + size as i64)
-        .filter(|b| (-FRAME..0).contains(b))
-        .map(|b| (b + FRAME) as usize)
+/// The bytes `[off, off + size)` below r10 as bit positions, clipped to the frame (a range, not
+/// a filter per byte: this transfer runs for every instruction on every pass of the solver).
+fn bytes(off: i64, size: u32) -> std::ops::Range<usize> {
+    let clip = |b: i64| (b.clamp(-FRAME, 0) + FRAME) as usize;
+    clip(off)..clip(off + size as i64)
 }
 
 fn all_written(fact: &FrameBytes, off: i64, size: u32) -> bool {

@@ -176,7 +176,7 @@ pub fn compile(
         None => vec![false; insns.len()],
     };
     // The bound is checked as code is emitted; the initial reservation is only a guess.
-    let mut a = Asm::with_capacity(insns.len() * 64 + MAX_FIXED_BYTES);
+    let mut a = Asm::with_capacity(insns.len() * 64 + MAX_FIXED_BYTES, 4 * insns.len() + 16);
     let labels = (0..insns.len()).map(|_| a.new_label()).collect();
     let stubs = Stubs::new(&mut a);
     let mut c = Compiler {
@@ -185,7 +185,8 @@ pub fn compile(
         shape: Shape::of(analysis),
         labels,
         stubs,
-        snippets: Vec::new(),
+        // About one snippet per instruction (checks, budget exits, refunds).
+        snippets: Vec::with_capacity(insns.len()),
         block_n: 0,
         block_k: 0,
         fast: None,

@@ -1,7 +1,7 @@
 //! The x86-64 JIT (checked mode). It must agree with `interpreter.rs` bit for bit: r0, memory,
 //! the trap (kind, pc, addr, size, message) and the instruction count, for every validated
-//! program. Compiled at load time; the code lives in W^X memory (`exec_mem`) unmapped with the
-//! program.
+//! program. Compiled at load time; the code lives in W^X memory (`exec_mem`), which goes back
+//! to a small bounded pool (read+write, no longer executable) when the program is dropped.
 //!
 //! # Register assignment
 //!

@@ -128,69 +128,47 @@ pub enum Shift {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Label(pub u32);
 
+/// Room kept past the end of the code for the instruction being written: no form this encoder
+/// writes exceeds 15 bytes (lock, operand-size and REX prefixes, a two-byte opcode, ModRM, SIB,
+/// disp32, imm32), the architecture's limit.
+const ROOM: usize = 16;
+
 /// Machine code under construction.
+///
+/// Each instruction is written in place into zeroed room past the end of the code (see `put`),
+/// so that writing a byte is one store: no capacity check and no length update per byte (byte
+/// pushes onto a `Vec` were the top of a profile of the JIT's compile).
 #[derive(Default)]
 pub struct Asm {
-    pub code: Vec<u8>,
+    /// The code (`..end`), then zeros: at least `ROOM` of them whenever an instruction is written.
+    buf: Vec<u8>,
+    end: usize,
     labels: Vec<Option<usize>>,
     /// Positions of rel32 fields and the label each one refers to.
     fixups: Vec<(usize, Label)>,
 }
 
-impl Asm {
-    pub fn with_capacity(bytes: usize) -> Self {
-        Asm {
-            code: Vec::with_capacity(bytes),
-            ..Asm::default()
-        }
-    }
+/// The bytes of one instruction, written into the room past the end of the code.
+struct Enc<'a> {
+    room: &'a mut [u8; ROOM],
+    n: usize,
+}
 
-    pub fn pos(&self) -> usize {
-        self.code.len()
-    }
-
-    pub fn new_label(&mut self) -> Label {
-        self.labels.push(None);
-        Label(self.labels.len() as u32 - 1)
-    }
-
-    pub fn bind(&mut self, l: Label) {
-        debug_assert!(self.labels[l.0 as usize].is_none(), "label bound twice");
-        self.labels[l.0 as usize] = Some(self.code.len());
-    }
-
-    /// Where label `l` was bound, if it was.
-    pub fn label_pos(&self, l: Label) -> Option<usize> {
-        self.labels[l.0 as usize]
-    }
-
-    /// Patches every rel32 field; fails if a label was never bound (a compiler bug).
-    pub fn finish(mut self) -> Result<Vec<u8>, String> {
-        for &(at, l) in &self.fixups {
-            let target = self.labels[l.0 as usize].ok_or("jump to an unbound label")?;
-            let rel = target as i64 - (at as i64 + 4);
-            let rel = i32::try_from(rel).map_err(|_| "jump out of rel32 range")?;
-            self.code[at..at + 4].copy_from_slice(&rel.to_le_bytes());
-        }
-        Ok(self.code)
-    }
-
+impl Enc<'_> {
     fn byte(&mut self, b: u8) {
-        self.code.push(b);
+        self.room[self.n] = b;
+        self.n += 1;
     }
 
     fn bytes(&mut self, b: &[u8]) {
-        self.code.extend_from_slice(b);
+        for &b in b {
+            self.byte(b);
+        }
     }
 
     fn imm32(&mut self, v: i32) {
-        self.bytes(&v.to_le_bytes());
-    }
-
-    fn rel32(&mut self, l: Label) {
-        let at = self.pos();
-        self.fixups.push((at, l));
-        self.imm32(0);
+        self.room[self.n..self.n + 4].copy_from_slice(&v.to_le_bytes());
+        self.n += 4;
     }
 
     /// REX prefix; `force` emits an empty one so that byte registers 4-7 mean spl..dil.
@@ -238,11 +216,8 @@ impl Asm {
         }
     }
 
-    fn index_reg(m: Mem) -> u8 {
-        m.index.map(|(i, _)| i).unwrap_or(0)
-    }
-
     /// `opcode reg, r/m` (or `r/m, reg`) with a register r/m.
+    #[inline]
     fn op_rr(&mut self, w: W, opcode: &[u8], reg: u8, rm: u8) {
         let byte_regs = w == W::B8 && (reg & 0xc == 4 || rm & 0xc == 4);
         self.prefixes(w, reg, 0, rm, byte_regs);
@@ -251,11 +226,103 @@ impl Asm {
     }
 
     /// `opcode reg, [mem]` (or `[mem], reg`).
+    #[inline]
     fn op_rm(&mut self, w: W, opcode: &[u8], reg: u8, m: Mem) {
         let byte_regs = w == W::B8 && reg & 0xc == 4;
-        self.prefixes(w, reg, Self::index_reg(m), m.base, byte_regs);
+        let index = m.index.map(|(i, _)| i).unwrap_or(0);
+        self.prefixes(w, reg, index, m.base, byte_regs);
         self.bytes(opcode);
         self.modrm_mem(reg, m);
+    }
+}
+
+impl Asm {
+    pub fn with_capacity(bytes: usize, labels: usize) -> Self {
+        Asm {
+            buf: vec![0; bytes + ROOM],
+            labels: Vec::with_capacity(labels),
+            // Most labels are jumped to once or twice.
+            fixups: Vec::with_capacity(2 * labels),
+            ..Asm::default()
+        }
+    }
+
+    pub fn pos(&self) -> usize {
+        self.end
+    }
+
+    pub fn new_label(&mut self) -> Label {
+        self.labels.push(None);
+        Label(self.labels.len() as u32 - 1)
+    }
+
+    pub fn bind(&mut self, l: Label) {
+        debug_assert!(self.labels[l.0 as usize].is_none(), "label bound twice");
+        self.labels[l.0 as usize] = Some(self.end);
+    }
+
+    /// Where label `l` was bound, if it was.
+    pub fn label_pos(&self, l: Label) -> Option<usize> {
+        self.labels[l.0 as usize]
+    }
+
+    /// Patches every rel32 field; fails if a label was never bound (a compiler bug).
+    pub fn finish(mut self) -> Result<Vec<u8>, String> {
+        for &(at, l) in &self.fixups {
+            let target = self.labels[l.0 as usize].ok_or("jump to an unbound label")?;
+            let rel = target as i64 - (at as i64 + 4);
+            let rel = i32::try_from(rel).map_err(|_| "jump out of rel32 range")?;
+            self.buf[at..at + 4].copy_from_slice(&rel.to_le_bytes());
+        }
+        self.buf.truncate(self.end);
+        Ok(self.buf)
+    }
+
+    /// Appends code encoded elsewhere (naming no label).
+    pub fn raw(&mut self, code: &[u8]) {
+        while self.buf.len() - self.end < code.len() + ROOM {
+            self.grow();
+        }
+        self.buf[self.end..self.end + code.len()].copy_from_slice(code);
+        self.end += code.len();
+    }
+
+    /// Writes one instruction (`f` writes its bytes, at most `ROOM`).
+    #[inline]
+    fn put(&mut self, f: impl FnOnce(&mut Enc<'_>)) {
+        if self.buf.len() - self.end < ROOM {
+            self.grow();
+        }
+        let room = (&mut self.buf[self.end..self.end + ROOM]).try_into();
+        let mut e = Enc {
+            room: room.expect("ROOM bytes"),
+            n: 0,
+        };
+        f(&mut e);
+        self.end += e.n;
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let len = (2 * self.buf.len()).max(self.end + ROOM).max(256);
+        self.buf.resize(len, 0);
+    }
+
+    /// An instruction that ends with a rel32 field referring to `l`.
+    fn put_rel32(&mut self, l: Label, f: impl FnOnce(&mut Enc<'_>)) {
+        self.put(|e| {
+            f(e);
+            e.imm32(0);
+        });
+        self.fixups.push((self.end - 4, l));
+    }
+
+    fn op_rr(&mut self, w: W, opcode: &[u8], reg: u8, rm: u8) {
+        self.put(|e| e.op_rr(w, opcode, reg, rm));
+    }
+
+    fn op_rm(&mut self, w: W, opcode: &[u8], reg: u8, m: Mem) {
+        self.put(|e| e.op_rm(w, opcode, reg, m));
     }
 
     // ---- data movement ----
@@ -266,15 +333,19 @@ impl Asm {
 
     /// `mov r32, imm32`: zero-extends into the 64-bit register.
     pub fn mov_r32_imm(&mut self, dst: u8, imm: u32) {
-        self.rex(false, 0, 0, dst, false);
-        self.byte(0xb8 + (dst & 7));
-        self.imm32(imm as i32);
+        self.put(|e| {
+            e.rex(false, 0, 0, dst, false);
+            e.byte(0xb8 + (dst & 7));
+            e.imm32(imm as i32);
+        });
     }
 
     /// `mov r64, simm32`: sign-extends the immediate.
     pub fn mov_r64_simm(&mut self, dst: u8, imm: i32) {
-        self.op_rr(W::B64, &[0xc7], 0, dst);
-        self.imm32(imm);
+        self.put(|e| {
+            e.op_rr(W::B64, &[0xc7], 0, dst);
+            e.imm32(imm);
+        });
     }
 
     /// The shortest exact load of a 64-bit constant.
@@ -284,9 +355,12 @@ impl Asm {
         } else if v as i64 >= i32::MIN as i64 && v as i64 <= i32::MAX as i64 {
             self.mov_r64_simm(dst, v as i64 as i32);
         } else {
-            self.rex(true, 0, 0, dst, false);
-            self.byte(0xb8 + (dst & 7));
-            self.bytes(&v.to_le_bytes());
+            self.put(|e| {
+                e.rex(true, 0, 0, dst, false);
+                e.byte(0xb8 + (dst & 7));
+                e.imm32(v as u32 as i32);
+                e.imm32((v >> 32) as u32 as i32);
+            });
         }
     }
 
@@ -321,20 +395,20 @@ impl Asm {
 
     /// Store of an immediate; the 64-bit form sign-extends `imm`.
     pub fn store_imm(&mut self, w: W, m: Mem, imm: i32) {
-        match w {
+        self.put(|e| match w {
             W::B8 => {
-                self.op_rm(w, &[0xc6], 0, m);
-                self.byte(imm as u8);
+                e.op_rm(w, &[0xc6], 0, m);
+                e.byte(imm as u8);
             }
             W::B16 => {
-                self.op_rm(w, &[0xc7], 0, m);
-                self.bytes(&(imm as u16).to_le_bytes());
+                e.op_rm(w, &[0xc7], 0, m);
+                e.bytes(&(imm as u16).to_le_bytes());
             }
             _ => {
-                self.op_rm(w, &[0xc7], 0, m);
-                self.imm32(imm);
+                e.op_rm(w, &[0xc7], 0, m);
+                e.imm32(imm);
             }
-        }
+        });
     }
 
     pub fn lea(&mut self, dst: u8, m: Mem) {
@@ -353,21 +427,22 @@ impl Asm {
 
     /// `lea dst, [rip + label]`.
     pub fn lea_label(&mut self, dst: u8, l: Label) {
-        self.rex(true, dst, 0, 0, false);
-        self.byte(0x8d);
-        self.byte((dst & 7) << 3 | 5);
-        self.rel32(l);
+        self.put_rel32(l, |e| {
+            e.rex(true, dst, 0, 0, false);
+            e.byte(0x8d);
+            e.byte((dst & 7) << 3 | 5);
+        });
     }
 
     /// `movsx r, r/m8|16` and `movsxd r64, r/m32` from a register.
     pub fn movsx_rr(&mut self, w: W, dst: u8, src: u8, from: u32) {
         match from {
-            1 => {
+            1 => self.put(|e| {
                 // The REX prefix makes source registers 4-7 the low bytes sil/dil, not ah..bh.
-                self.prefixes(w, dst, 0, src, true);
-                self.bytes(&[0x0f, 0xbe]);
-                self.modrm_reg(dst, src);
-            }
+                e.prefixes(w, dst, 0, src, true);
+                e.bytes(&[0x0f, 0xbe]);
+                e.modrm_reg(dst, src);
+            }),
             2 => self.op_rr(w, &[0x0f, 0xbf], dst, src),
             _ => self.op_rr(W::B64, &[0x63], dst, src),
         }
@@ -379,13 +454,17 @@ impl Asm {
     }
 
     pub fn push(&mut self, r: u8) {
-        self.rex(false, 0, 0, r, false);
-        self.byte(0x50 + (r & 7));
+        self.put(|e| {
+            e.rex(false, 0, 0, r, false);
+            e.byte(0x50 + (r & 7));
+        });
     }
 
     pub fn pop(&mut self, r: u8) {
-        self.rex(false, 0, 0, r, false);
-        self.byte(0x58 + (r & 7));
+        self.put(|e| {
+            e.rex(false, 0, 0, r, false);
+            e.byte(0x58 + (r & 7));
+        });
     }
 
     // ---- arithmetic ----
@@ -396,13 +475,15 @@ impl Asm {
 
     /// `op r, simm32` (the 64-bit form sign-extends the immediate).
     pub fn alu_ri(&mut self, op: Alu, w: W, dst: u8, imm: i32) {
-        if i8::try_from(imm).is_ok() {
-            self.op_rr(w, &[0x83], op.ext(), dst);
-            self.byte(imm as u8);
-        } else {
-            self.op_rr(w, &[0x81], op.ext(), dst);
-            self.imm32(imm);
-        }
+        self.put(|e| {
+            if i8::try_from(imm).is_ok() {
+                e.op_rr(w, &[0x83], op.ext(), dst);
+                e.byte(imm as u8);
+            } else {
+                e.op_rr(w, &[0x81], op.ext(), dst);
+                e.imm32(imm);
+            }
+        });
     }
 
     /// `op r, [m]` (reg-destination form).
@@ -412,14 +493,23 @@ impl Asm {
 
     /// `op [m], simm8` (no lock prefix): a counter's increment.
     pub fn alu_mi8(&mut self, op: Alu, w: W, m: Mem, imm: i8) {
-        self.op_rm(w, &[0x83], op.ext(), m);
-        self.byte(imm as u8);
+        self.put(|e| {
+            e.op_rm(w, &[0x83], op.ext(), m);
+            e.byte(imm as u8);
+        });
+    }
+
+    /// `lock opcode reg, [m]`.
+    fn lock_op_rm(&mut self, w: W, opcode: &[u8], reg: u8, m: Mem) {
+        self.put(|e| {
+            e.byte(0xf0);
+            e.op_rm(w, opcode, reg, m);
+        });
     }
 
     /// `lock op [m], r` for add/or/and/xor.
     pub fn lock_alu_mr(&mut self, op: Alu, w: W, m: Mem, src: u8) {
-        self.byte(0xf0);
-        self.op_rm(w, &[op.rm_reg_opcode()], src, m);
+        self.lock_op_rm(w, &[op.rm_reg_opcode()], src, m);
     }
 
     pub fn test_rr(&mut self, w: W, a: u8, b: u8) {
@@ -427,13 +517,15 @@ impl Asm {
     }
 
     pub fn test_ri(&mut self, w: W, a: u8, imm: i32) {
-        self.op_rr(w, &[0xf7], 0, a);
-        self.imm32(imm);
+        self.put(|e| {
+            e.op_rr(w, &[0xf7], 0, a);
+            e.imm32(imm);
+        });
     }
 
     /// `test al, imm8`.
     pub fn test_al(&mut self, imm: u8) {
-        self.bytes(&[0xa8, imm]);
+        self.put(|e| e.bytes(&[0xa8, imm]));
     }
 
     pub fn imul_rr(&mut self, w: W, dst: u8, src: u8) {
@@ -441,13 +533,17 @@ impl Asm {
     }
 
     pub fn imul_rri(&mut self, w: W, dst: u8, src: u8, imm: i32) {
-        self.op_rr(w, &[0x69], dst, src);
-        self.imm32(imm);
+        self.put(|e| {
+            e.op_rr(w, &[0x69], dst, src);
+            e.imm32(imm);
+        });
     }
 
     pub fn shift_ri(&mut self, op: Shift, w: W, dst: u8, n: u8) {
-        self.op_rr(w, &[0xc1], op as u8, dst);
-        self.byte(n);
+        self.put(|e| {
+            e.op_rr(w, &[0xc1], op as u8, dst);
+            e.byte(n);
+        });
     }
 
     pub fn shift_cl(&mut self, op: Shift, w: W, dst: u8) {
@@ -470,22 +566,25 @@ impl Asm {
 
     /// `cdq` / `cqo`: sign-extend eax/rax into edx/rdx.
     pub fn sign_extend_ax(&mut self, w: W) {
-        if w == W::B64 {
-            self.byte(0x48);
-        }
-        self.byte(0x99);
+        self.put(|e| {
+            if w == W::B64 {
+                e.byte(0x48);
+            }
+            e.byte(0x99);
+        });
     }
 
     pub fn bswap(&mut self, w: W, r: u8) {
-        self.rex(w == W::B64, 0, 0, r, false);
-        self.bytes(&[0x0f, 0xc8 + (r & 7)]);
+        self.put(|e| {
+            e.rex(w == W::B64, 0, 0, r, false);
+            e.bytes(&[0x0f, 0xc8 + (r & 7)]);
+        });
     }
 
     // ---- atomics ----
 
     pub fn lock_xadd(&mut self, w: W, m: Mem, r: u8) {
-        self.byte(0xf0);
-        self.op_rm(w, &[0x0f, 0xc1], r, m);
+        self.lock_op_rm(w, &[0x0f, 0xc1], r, m);
     }
 
     /// `xchg [m], r` (implicitly locked).
@@ -495,25 +594,21 @@ impl Asm {
 
     /// `lock cmpxchg [m], r` against rax/eax.
     pub fn lock_cmpxchg(&mut self, w: W, m: Mem, r: u8) {
-        self.byte(0xf0);
-        self.op_rm(w, &[0x0f, 0xb1], r, m);
+        self.lock_op_rm(w, &[0x0f, 0xb1], r, m);
     }
 
     // ---- control flow ----
 
     pub fn jmp(&mut self, l: Label) {
-        self.byte(0xe9);
-        self.rel32(l);
+        self.put_rel32(l, |e| e.byte(0xe9));
     }
 
     pub fn jcc(&mut self, c: Cond, l: Label) {
-        self.bytes(&[0x0f, 0x80 | c as u8]);
-        self.rel32(l);
+        self.put_rel32(l, |e| e.bytes(&[0x0f, 0x80 | c as u8]));
     }
 
     pub fn call(&mut self, l: Label) {
-        self.byte(0xe8);
-        self.rel32(l);
+        self.put_rel32(l, |e| e.byte(0xe8));
     }
 
     /// `call r`.
@@ -532,7 +627,7 @@ impl Asm {
     }
 
     pub fn ret(&mut self) {
-        self.byte(0xc3);
+        self.put(|e| e.byte(0xc3));
     }
 
     /// Multi-byte `nop`s up to the next multiple of `align` (a power of two) bytes.
@@ -552,14 +647,14 @@ impl Asm {
         let mut pad = self.pos().wrapping_neg() & (align - 1);
         while pad > 0 {
             let n = pad.min(9);
-            self.bytes(NOPS[n - 1]);
+            self.put(|e| e.bytes(NOPS[n - 1]));
             pad -= n;
         }
     }
 
     /// `int3`: padding that traps if ever executed.
     pub fn int3(&mut self) {
-        self.byte(0xcc);
+        self.put(|e| e.byte(0xcc));
     }
 }
 

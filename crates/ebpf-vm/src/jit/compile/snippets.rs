@@ -97,8 +97,11 @@ pub(super) enum Snippet {
 impl Compiler<'_> {
     /// Emits the out-of-line snippets, including those that the metered copies of blocks add.
     pub(super) fn emit_snippets(&mut self) {
+        // Two vectors that trade places, so that neither is reallocated round after round.
+        let mut pending = Vec::with_capacity(self.snippets.capacity());
         while !self.snippets.is_empty() {
-            for s in std::mem::take(&mut self.snippets) {
+            std::mem::swap(&mut pending, &mut self.snippets);
+            for s in pending.drain(..) {
                 self.snippet(s);
             }
         }
@@ -219,22 +222,21 @@ impl Compiler<'_> {
     /// may run regardless. Falls through to the budget trap; the block's last instruction (its
     /// jump, call or exit, if it has one) is never reached, as `rem <= n - 1`.
     pub(super) fn metered_copy(&mut self, start: usize, n: u32) {
-        let mut pcs = Vec::with_capacity(n as usize);
-        let mut pc = start;
-        for _ in 0..n {
-            pcs.push(pc);
-            pc += if is_lddw(&self.insns[pc]) { 2 } else { 1 };
-        }
-        if !pcs[..n as usize - 1]
-            .iter()
-            .any(|&pc| observable(&self.insns[pc]))
-        {
+        // The slots of the block's instructions but its last.
+        let insns = self.insns;
+        let pcs = || {
+            std::iter::successors(Some(start), |&pc| {
+                Some(pc + if is_lddw(&insns[pc]) { 2 } else { 1 })
+            })
+            .take(n as usize - 1)
+        };
+        if !pcs().any(|pc| observable(&insns[pc])) {
             return;
         }
         let out = self.a.new_label();
         self.block_n = n;
-        for (k, &pc) in pcs[..n as usize - 1].iter().enumerate() {
-            if observable(&self.insns[pc]) {
+        for (k, pc) in pcs().enumerate() {
+            if observable(&insns[pc]) {
                 // if rem <= k: stop here.
                 self.a.lea(RAX, mem(BUDGET, n as i32));
                 self.a.alu_ri(Alu::Cmp, W::B64, RAX, k as i32);

@@ -1,6 +1,8 @@
 //! The prologues (main and function entry) and the shared stubs every site jumps or calls to:
 //! exit, traps, the slow memory check, helper calls, the next budget slice and the epilogue.
 
+use std::sync::OnceLock;
+
 use super::{ctx, Compiler, BUDGET, DATA_NEG, REG};
 use crate::jit::frame::*;
 use crate::jit::runtime;
@@ -42,37 +44,15 @@ impl Compiler<'_> {
     /// The main prologue falls into the code of slot 0; the function prologue (`function`) jumps
     /// to `Ctx::entry` instead.
     pub(super) fn prologue(&mut self, function: bool) {
-        let a = &mut self.a;
-        for r in [RBX, RBP, R12, R13, R14, R15] {
-            a.push(r);
-        }
-        a.alu_ri(Alu::Sub, W::B64, RSP, CTX_BYTES);
-        // Copy the inputs of the context block from the Rust side (rdi) onto the host stack, a
-        // word at a time: Rust has just written them word by word, and wider loads would miss
-        // store forwarding (and `rep movsq` costs more to start than this whole copy).
-        for k in 0..CTX_IN_WORDS as i32 {
-            let r = if k % 2 == 0 { RAX } else { RCX };
-            a.load(W::B64, r, mem(RDI, 8 * k));
-            a.store(W::B64, mem(RSP, 8 * k), r);
-        }
-        for (k, r) in REG[1..6].iter().enumerate() {
-            a.load(W::B64, *r, ctx(OFF_ARGS + 8 * k as i32));
-        }
-        a.load(W::B64, REG[10], ctx(OFF_STACK_TOP));
-        a.load(W::B64, BUDGET, ctx(OFF_BUDGET));
-        a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
-        a.store_imm(W::B64, ctx(OFF_DEPTH), 0);
-        if function {
-            // rdi (r0) still points at the Rust-side block.
-            a.load(W::B64, RAX, mem(RDI, OFF_ENTRY));
-        }
-        // The interpreter starts every other register at zero; so must we.
-        for r in [REG[0], REG[6], REG[7], REG[8], REG[9]] {
-            a.alu_rr(Alu::Xor, W::B32, r, r);
-        }
-        if function {
-            a.jmp_r(RAX);
-        }
+        // The same bytes in every program (they name no label): encoded once per process.
+        static MAIN: OnceLock<Vec<u8>> = OnceLock::new();
+        static FUNCTION: OnceLock<Vec<u8>> = OnceLock::new();
+        let code = (if function { &FUNCTION } else { &MAIN }).get_or_init(|| {
+            let mut a = Asm::default();
+            prologue(&mut a, function);
+            a.finish().expect("a prologue names no label")
+        });
+        self.a.raw(code);
     }
 
     pub(super) fn emit_stubs(&mut self) {
@@ -216,4 +196,38 @@ pub(super) fn exit_with(a: &mut Asm, kind: u64, epilogue: Label) {
     a.store(W::B64, ctx(OFF_REM), BUDGET);
     a.store_imm(W::B64, ctx(OFF_EXIT_KIND), kind as i32);
     a.jmp(epilogue);
+}
+
+/// The prologue's code (see `Compiler::prologue`).
+fn prologue(a: &mut Asm, function: bool) {
+    for r in [RBX, RBP, R12, R13, R14, R15] {
+        a.push(r);
+    }
+    a.alu_ri(Alu::Sub, W::B64, RSP, CTX_BYTES);
+    // Copy the inputs of the context block from the Rust side (rdi) onto the host stack, a
+    // word at a time: Rust has just written them word by word, and wider loads would miss
+    // store forwarding (and `rep movsq` costs more to start than this whole copy).
+    for k in 0..CTX_IN_WORDS as i32 {
+        let r = if k % 2 == 0 { RAX } else { RCX };
+        a.load(W::B64, r, mem(RDI, 8 * k));
+        a.store(W::B64, mem(RSP, 8 * k), r);
+    }
+    for (k, r) in REG[1..6].iter().enumerate() {
+        a.load(W::B64, *r, ctx(OFF_ARGS + 8 * k as i32));
+    }
+    a.load(W::B64, REG[10], ctx(OFF_STACK_TOP));
+    a.load(W::B64, BUDGET, ctx(OFF_BUDGET));
+    a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+    a.store_imm(W::B64, ctx(OFF_DEPTH), 0);
+    if function {
+        // rdi (r0) still points at the Rust-side block.
+        a.load(W::B64, RAX, mem(RDI, OFF_ENTRY));
+    }
+    // The interpreter starts every other register at zero; so must we.
+    for r in [REG[0], REG[6], REG[7], REG[8], REG[9]] {
+        a.alu_rr(Alu::Xor, W::B32, r, r);
+    }
+    if function {
+        a.jmp_r(RAX);
+    }
 }
