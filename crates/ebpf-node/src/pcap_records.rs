@@ -2,7 +2,7 @@
 //! micro- or nanosecond timestamps), as `filterPcap`'s fast road (ts/pcap-fast.ts) runs it: one
 //! call takes a window of up to 64 MiB of the file from a record on, mapped where the page cache
 //! holds it (`file_io::Window`, no copy into a read buffer), walks its whole records, runs the
-//! program over them in batches of the engine (`Program::run_batch`) where they lie, and writes
+//! program over them in batches of the engine (`Program::run_batch_r0`) where they lie, and writes
 //! the records it keeps, cut to the returned length, to the output as the pcap writer writes them
 //! (little-endian, the fraction of a second in the output's unit): a record that needs no change
 //! goes out as its own bytes, straight from the mapping (`file_io::Gather`), so nothing is copied
@@ -222,8 +222,8 @@ impl NativeProgram {
             };
             let trapped = &mut outcome.trapped;
             self.inner
-                .run_batch(&input, |run| match run.result {
-                    Ok((output, _)) => retvals.push(output.r0 as u32),
+                .run_batch_r0(&input, |_, result| match result {
+                    Ok(output) => retvals.push(output.r0 as u32),
                     Err(_) => {
                         retvals.push(0);
                         *trapped += 1;

@@ -1029,12 +1029,12 @@ impl NativeProgram {
         };
         let summary = self
             .inner
-            .run_batch(&input, |run| match run.result {
-                Ok((out, _)) => retvals.push(out.r0 as u32),
+            .run_batch_r0(&input, |index, result| match result {
+                Ok(out) => retvals.push(out.r0 as u32),
                 Err(trap) => {
                     retvals.push(0);
                     errors.push(NativeBatchError {
-                        index: run.index as u32,
+                        index: index as u32,
                         error: trap.into(),
                     });
                 }
