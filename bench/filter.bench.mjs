@@ -95,7 +95,9 @@ try {
     'jit file': [Infinity, Infinity],
   }
   const tcpdump = (out) => {
-    const r = spawnSync('bash', ['-c', CHILD_TIME, 'bash', 'tcpdump', '-r', file, '-w', out, EXPR], { encoding: 'utf8' })
+    const r = spawnSync('bash', ['-c', CHILD_TIME, 'bash', 'tcpdump', '-r', file, '-w', out, EXPR], {
+      encoding: 'utf8',
+    })
     if (r.status !== 0) throw new Error(`tcpdump: ${r.stderr}`)
     const [wall, user, system] = r.stderr.trim().split('\n').pop().split(' ').map(Number)
     return [wall * 1e9, (user + system) * 1e9]
@@ -121,7 +123,8 @@ try {
     const tdSize = statSync(outFile).size
     const [, ns, cpuNs] = await ours('jit', outFile)
     keep('jit file', ns, cpuNs)
-    if (statSync(outFile).size !== tdSize) throw new Error(`filterPcap wrote ${statSync(outFile).size} bytes, tcpdump ${tdSize}`)
+    if (statSync(outFile).size !== tdSize)
+      throw new Error(`filterPcap wrote ${statSync(outFile).size} bytes, tcpdump ${tdSize}`)
   }
   const tdFilter = sides['tcpdump /dev/null'][0]
   for (const [engine, out, peer] of [
@@ -132,7 +135,12 @@ try {
     const [ns, cpuNs] = sides[`${engine} ${out}`]
     const [tdNs, tdCpu] = sides[peer]
     const to = out === 'file' ? 'to a file' : 'to /dev/null'
-    rows.push([`filterPcap end to end ${to} (${engine}), best wall time of ${ROUNDS}`, mps(count, ns), mps(count, tdNs), (tdNs / ns).toFixed(2)])
+    rows.push([
+      `filterPcap end to end ${to} (${engine}), best wall time of ${ROUNDS}`,
+      mps(count, ns),
+      mps(count, tdNs),
+      (tdNs / ns).toFixed(2),
+    ])
     rows.push([
       `filterPcap end to end ${to} (${engine}): packets per CPU second, least CPU time of ${ROUNDS}`,
       mps(count, cpuNs),

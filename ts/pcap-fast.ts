@@ -137,7 +137,12 @@ export async function fastFilterPcap(
         const left = size - at
         throw left < PCAP_RECORD_HEADER_LENGTH
           ? truncated('packet record header', PCAP_RECORD_HEADER_LENGTH, left, at)
-          : truncated('packet data', u32(await headerAt(at), 8), left - PCAP_RECORD_HEADER_LENGTH, at + PCAP_RECORD_HEADER_LENGTH)
+          : truncated(
+              'packet data',
+              u32(await headerAt(at), 8),
+              left - PCAP_RECORD_HEADER_LENGTH,
+              at + PCAP_RECORD_HEADER_LENGTH,
+            )
       }
     }
   } finally {
