@@ -215,6 +215,61 @@ describe('filterPcap fast path', () => {
     }
   })
 
+  it('a file of several 64 MiB windows of the engine: as the general path, and a record refused in a later window', async () => {
+    // 36 records of 2 MiB (TCP to port 80, kept) among 3,000 generated frames: about 75 MiB, so
+    // records lie across the ends of the windows the engine maps (ts/pcap-fast.ts).
+    const generated = new PacketGenerator(71).packets(3000)
+    const big = new Uint8Array(2 << 20)
+    big.set([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00, 0x45], 0)
+    big[23] = 6
+    big[37] = 80
+    big[46] = 0x50
+    const parts: Buffer[] = [Buffer.from(readFileSync(await capture('header.pcap', 0, 1)).subarray(0, 24))]
+    const offsets: number[] = []
+    let at = 24
+    generated.forEach((p, i) => {
+      const data = i % 83 === 5 ? big : p.data
+      const h = Buffer.alloc(16)
+      h.writeUInt32LE(1_700_000_000 + i, 0)
+      h.writeUInt32LE(i % 1_000_000, 4)
+      h.writeUInt32LE(data.length, 8)
+      h.writeUInt32LE(Math.max(data.length, p.originalLength), 12)
+      parts.push(h, Buffer.from(data))
+      offsets.push(at)
+      at += 16 + data.length
+    })
+    const file = Buffer.concat(parts)
+    expect(file.length).toBeGreaterThan(70 << 20)
+    const path = join(work, 'windows.pcap')
+    writeFileSync(path, file)
+    for (const expr of ['tcp port 80']) {
+      const program = filter(expr)
+      const fast = await program.filterPcap(path, join(work, 'windows-fast.pcap'))
+      const general = await program.filterPcap(new Uint8Array(file), join(work, 'windows-general.pcap'))
+      expect(counts(fast), expr).toEqual(counts(general))
+      expect(fast.packets).toBe(3000)
+      expect(
+        readFileSync(join(work, 'windows-fast.pcap')).equals(readFileSync(join(work, 'windows-general.pcap'))),
+        expr,
+      ).toBe(true)
+    }
+    // A fraction of a whole second in the last record that starts past 64 MiB: the general
+    // path's error (naming the record's file offset), after the same kept packets.
+    const late = offsets.findLast((o) => o < 70 << 20)!
+    expect(late).toBeGreaterThan(64 << 20)
+    const bad = Buffer.from(file)
+    bad.writeUInt32LE(1_000_000, late + 4)
+    const badPath = join(work, 'windows-bad.pcap')
+    writeFileSync(badPath, bad)
+    const program = filter('tcp port 80')
+    const fromPath = await program.filterPcap(badPath, join(work, 'wb1.pcap')).catch((e) => e)
+    const fromBytes = await program.filterPcap(new Uint8Array(bad), join(work, 'wb2.pcap')).catch((e) => e)
+    expect(fromPath).toBeInstanceOf(Error)
+    expect(fromPath.message).toMatch(/microsecond field 1000000/)
+    expect(fromPath.message).toBe(fromBytes.message)
+    expect(readFileSync(join(work, 'wb1.pcap')).equals(readFileSync(join(work, 'wb2.pcap')))).toBe(true)
+  })
+
   it('records refused part way: the general path error, after the same kept packets', async () => {
     const program = filter('ip or ip6 or arp')
     const le = readFileSync(await capture('refused.pcap', 8000, 61))

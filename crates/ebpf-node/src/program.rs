@@ -1144,6 +1144,7 @@ fn run_packets(
         budget: input.budget,
         limits: input.limits.clone(),
         r0_only: false,
+        prefetch_ahead: 0,
     };
     let mut outputs = Vec::with_capacity(lengths.len());
     program

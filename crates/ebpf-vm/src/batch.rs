@@ -44,6 +44,11 @@ pub struct BatchInput<'a> {
     /// Only r0 is wanted: no context output is made (the packet, context and metadata are not
     /// copied out of the run's memory) and runs are not timed one by one.
     pub r0_only: bool,
+    /// Packets that lie in order in `packets` (a capture's records, with `offsets`): before each
+    /// run of `run_batch_r0`, ask the cache for `packets` up to this many bytes past the packet's
+    /// start (0: none). Interleaved with the runs, the fetches of the packets ahead overlap the
+    /// runs instead of stalling a walk that comes first.
+    pub prefetch_ahead: usize,
 }
 
 /// One packet's run, as the batch hands it to its consumer.
@@ -210,7 +215,20 @@ impl Program {
         mut each: impl FnMut(usize, &'p [u8], Result<RunOutput, Trap>),
     ) -> usize {
         let packets = input.packets;
-        let packet = |i: usize| &packets[starts[i]..][..input.lengths[i] as usize];
+        // The first byte not yet asked for (see `BatchInput::prefetch_ahead`).
+        let fetched = std::cell::Cell::new(starts.first().copied().unwrap_or(0));
+        let packet = |i: usize| {
+            if input.prefetch_ahead != 0 {
+                let ahead = (starts[i] + input.prefetch_ahead).min(packets.len());
+                let mut at = fetched.get();
+                while at < ahead {
+                    prefetch(packets[at..].as_ptr());
+                    at += 64;
+                }
+                fetched.set(at);
+            }
+            &packets[starts[i]..][..input.lengths[i] as usize]
+        };
         let wire = |i: usize| input.wire_lengths.map_or(0, |w| w[i]);
         let runs = input.lengths.len();
         with_run_space(|space| {
@@ -226,6 +244,18 @@ impl Program {
 /// EINVAL when the packets do not lie in the buffer as the lengths (and offsets) say: lengths
 /// that do not add up to the buffer's bytes, or offsets that are not one per packet or place a
 /// packet past the buffer's end.
+/// Asks the cache for the line at `p` (a hint: it never faults).
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch has no effect on memory and never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Where packet i starts: its offset, or the sum of the lengths before it.
 fn starts<'a>(input: &BatchInput<'a>) -> Cow<'a, [usize]> {
     match input.offsets {

@@ -67,7 +67,7 @@ impl Program {
         state.refuse_pointer_leaks = refuse;
         let buffer = image(state.spare_ctx.take(), ctx).expect("runs_straight checked the image");
         let template = buffer.read(0, off::BUFFER_SIZE as u64);
-        let cb = &template[off::CB as usize..][..20];
+        let cb: [u8; 20] = template[off::CB as usize..][..20].try_into().expect("cb[]");
         let word = |at: u32| u32::from_le_bytes(template[at as usize..][..4].try_into().unwrap());
         let (len, protocol) = (word(off::LEN), word(off::PROTOCOL));
         // The stack and the context parts stay for the whole batch; each packet sets the data.
@@ -102,16 +102,18 @@ impl Program {
                 each(index, data, Err(trap));
                 continue;
             }
-            // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area,
-            // which `space` owns (`zeroed_bytes` keeps them inside the reachable frames).
-            unsafe {
-                let from = stack_top - below_top as u64;
-                std::ptr::write_bytes(from as *mut u8, 0, zeroed)
-            };
+            if zeroed != 0 {
+                // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area,
+                // which `space` owns (`zeroed_bytes` keeps them inside the reachable frames).
+                unsafe {
+                    let from = stack_top - below_top as u64;
+                    std::ptr::write_bytes(from as *mut u8, 0, zeroed)
+                };
+            }
             // The only bytes of the context a run may write are `cb[]` (the one writable part,
             // `push_regions`); `len` and `protocol` were set for the packet before.
             let buffer = env.state.ctx.as_ref().expect("the batch's context");
-            buffer.write(off::CB as u64, cb);
+            buffer.write(off::CB as u64, &cb);
             buffer.write_u32(
                 off::LEN,
                 if wire as usize > data.len() {
