@@ -75,7 +75,7 @@ export async function fastFilterPcap(
   const summary = { packets: 0, kept: 0, trapped: 0, bytes: 0, keptBytes: 0 }
   try {
     const h = Buffer.alloc(PCAP_HEADER_LENGTH + PCAP_RECORD_HEADER_LENGTH)
-    const size = (await file.stat()).size
+    let size = (await file.stat()).size
     const { bytesRead } = await file.read(h, 0, h.length, 0)
     if (bytesRead < PCAP_HEADER_LENGTH) return undefined
     const layout = {
@@ -111,8 +111,11 @@ export async function fastFilterPcap(
       await file.read(b, 0, b.length, at)
       return b
     }
+    // `size` as each call of the engine found it: a file that another process (or this pass's
+    // own output) cuts shorter ends the pass at its new end.
     for (let at = PCAP_HEADER_LENGTH; at < size; ) {
       const r = program.filterPcapRecords(file.fd, at, sink?.fd ?? -1, DEFAULT_SNAPLEN, layout)
+      size = r.size
       summary.packets += r.packets
       summary.kept += r.kept
       summary.trapped += r.trapped

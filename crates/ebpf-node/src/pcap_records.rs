@@ -45,6 +45,8 @@ pub struct NativeRecordsOutcome {
     /// The file offset after the records walked: the end of the last whole record of the window,
     /// or the record `stop` names.
     pub consumed: f64,
+    /// The size of the capture when the call began (another process may change it during a pass).
+    pub size: f64,
     pub packets: u32,
     pub kept: u32,
     pub trapped: u32,
@@ -150,6 +152,7 @@ impl NativeProgram {
         let same_header = !layout.big_endian && layout.nano == layout.nano_out;
         let mut outcome = NativeRecordsOutcome {
             consumed: 0.0,
+            size: size as f64,
             packets: 0,
             kept: 0,
             trapped: 0,
