@@ -57,6 +57,50 @@ const counts = (s: { durationNs: number; packetsPerSecond: number }) => {
   return rest
 }
 
+/** A TCP frame to port 80 of `size` bytes (kept by `tcp port 80`). */
+function bigFrame(size: number): Uint8Array {
+  const f = new Uint8Array(size)
+  f.set([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00, 0x45], 0)
+  f[23] = 6
+  f[37] = 80
+  f[46] = 0x50
+  return f
+}
+
+/**
+ * A little-endian microsecond pcap file of `packets`, each record written whole (the writer cuts
+ * packets to its snap length), and the file offset of each record.
+ */
+async function wholeRecords(
+  packets: ReadonlyArray<{ data: Uint8Array; originalLength: number }>,
+): Promise<{ file: Buffer; offsets: number[] }> {
+  const parts: Buffer[] = [Buffer.from(readFileSync(await capture('header.pcap', 0, 1)).subarray(0, 24))]
+  const offsets: number[] = []
+  let at = 24
+  packets.forEach((p, i) => {
+    const h = Buffer.alloc(16)
+    h.writeUInt32LE(1_700_000_000 + i, 0)
+    h.writeUInt32LE(i % 1_000_000, 4)
+    h.writeUInt32LE(p.data.length, 8)
+    h.writeUInt32LE(p.originalLength, 12)
+    parts.push(h, Buffer.from(p.data))
+    offsets.push(at)
+    at += 16 + p.data.length
+  })
+  return { file: Buffer.concat(parts), offsets }
+}
+
+/** `filterPcap` of the file at `path` (the fast road) and of its bytes (the general path): the same summary and output bytes. */
+async function sameAsGeneral(program: Program, path: string, name: string, expected: { packets: number }) {
+  const fastOut = join(work, `${name}-fast.pcap`)
+  const generalOut = join(work, `${name}-general.pcap`)
+  const fast = await program.filterPcap(path, fastOut)
+  const general = await program.filterPcap(new Uint8Array(readFileSync(path)), generalOut)
+  expect(counts(fast), name).toEqual(counts(general))
+  expect(fast.packets, name).toBe(expected.packets)
+  expect(readFileSync(fastOut).equals(readFileSync(generalOut)), name).toBe(true)
+}
+
 describe('filterPcap fast path', () => {
   it('equals the general path: summary and output bytes, for several filters and batch sizes', async () => {
     const input = await capture('in.pcap', 3000, 41)
@@ -178,41 +222,46 @@ describe('filterPcap fast path', () => {
   it('files of several chunks, a record larger than a chunk and one over the snap length: as the general path', async () => {
     const path = join(work, 'large.pcap')
     const generated = new PacketGenerator(59).packets(12000)
-    // A 2 MiB frame (over the 1 MiB read chunk and the writer's 262,144-byte snap length) and a
-    // 300,000-byte one, among the generated frames; both TCP to port 80, so the filter keeps them.
-    const big = (size: number): Uint8Array => {
-      const f = new Uint8Array(size)
-      f.set([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00, 0x45], 0)
-      f[23] = 6
-      f[37] = 80
-      f[46] = 0x50
-      return f
-    }
+    // A 2 MiB frame (over the writer's 262,144-byte snap length, and the 1 MiB read chunk the fast
+    // road once had) and a 300,000-byte one, among the generated frames; both TCP to port 80, so
+    // the filter keeps them.
     const packets = generated.map((p) => ({ data: p.data, originalLength: p.originalLength }))
-    packets.splice(5000, 0, { data: big(2 << 20), originalLength: 2 << 20 })
-    packets.splice(9000, 0, { data: big(300_000), originalLength: 300_000 })
-    // The writer cuts packets to its snap length: write the records by hand, whole.
-    const records: Buffer[] = [Buffer.from(readFileSync(await capture('header.pcap', 0, 1)).subarray(0, 24))]
-    packets.forEach((p, i) => {
-      const h = Buffer.alloc(16)
-      h.writeUInt32LE(1_700_000_000 + i, 0)
-      h.writeUInt32LE(i % 1_000_000, 4)
-      h.writeUInt32LE(p.data.length, 8)
-      h.writeUInt32LE(p.originalLength, 12)
-      records.push(h, Buffer.from(p.data))
-    })
-    writeFileSync(path, Buffer.concat(records))
+    packets.splice(5000, 0, { data: bigFrame(2 << 20), originalLength: 2 << 20 })
+    packets.splice(9000, 0, { data: bigFrame(300_000), originalLength: 300_000 })
+    writeFileSync(path, (await wholeRecords(packets)).file)
     for (const expr of ['tcp port 80', 'ip or ip6']) {
-      const program = filter(expr)
-      const fast = await program.filterPcap(path, join(work, 'large-fast.pcap'))
-      const general = await program.filterPcap(new Uint8Array(readFileSync(path)), join(work, 'large-general.pcap'))
-      expect(counts(fast), expr).toEqual(counts(general))
-      expect(fast.packets).toBe(12002)
-      expect(
-        readFileSync(join(work, 'large-fast.pcap')).equals(readFileSync(join(work, 'large-general.pcap'))),
-        expr,
-      ).toBe(true)
+      await sameAsGeneral(filter(expr), path, `large ${expr}`, { packets: 12002 })
     }
+  })
+
+  it('a file of several 64 MiB windows of the engine: as the general path, and a record refused in a later window', async () => {
+    // 36 records of 2 MiB (TCP to port 80, kept) among 3,000 generated frames: about 75 MiB, so
+    // records lie across the ends of the windows the engine maps (ts/pcap-fast.ts).
+    const big = bigFrame(2 << 20)
+    const packets = new PacketGenerator(71).packets(3000).map((p, i) => {
+      const data = i % 83 === 5 ? big : p.data
+      return { data, originalLength: Math.max(data.length, p.originalLength) }
+    })
+    const { file, offsets } = await wholeRecords(packets)
+    expect(file.length).toBeGreaterThan(70 << 20)
+    const path = join(work, 'windows.pcap')
+    writeFileSync(path, file)
+    await sameAsGeneral(filter('tcp port 80'), path, 'windows', { packets: 3000 })
+    // A fraction of a whole second in the last record that starts past 64 MiB: the general
+    // path's error (naming the record's file offset), after the same kept packets.
+    const late = offsets.findLast((o) => o < 70 << 20)!
+    expect(late).toBeGreaterThan(64 << 20)
+    const bad = Buffer.from(file)
+    bad.writeUInt32LE(1_000_000, late + 4)
+    const badPath = join(work, 'windows-bad.pcap')
+    writeFileSync(badPath, bad)
+    const program = filter('tcp port 80')
+    const fromPath = await program.filterPcap(badPath, join(work, 'wb1.pcap')).catch((e) => e)
+    const fromBytes = await program.filterPcap(new Uint8Array(bad), join(work, 'wb2.pcap')).catch((e) => e)
+    expect(fromPath).toBeInstanceOf(Error)
+    expect(fromPath.message).toMatch(/microsecond field 1000000/)
+    expect(fromPath.message).toBe(fromBytes.message)
+    expect(readFileSync(join(work, 'wb1.pcap')).equals(readFileSync(join(work, 'wb2.pcap')))).toBe(true)
   })
 
   it('records refused part way: the general path error, after the same kept packets', async () => {

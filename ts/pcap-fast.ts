@@ -1,21 +1,20 @@
 /**
  * The fast path of `filterPcap` for pcap files: a pcap file (either byte order, micro- or
  * nanosecond timestamps) read from a path and written, if at all, to a path as pcap or pcap-ns.
- * The file is read once, in 1 MiB chunks (the next one read while the engine filters this one);
- * each chunk's whole records go to the engine in one call
- * (`Program.filterPcapRecords`, crates/ebpf-node/src/pcap_records.rs), which runs the filter over
- * every record where it lies and writes the kept ones as the writer does (little-endian, the
- * fraction of a second in the output's unit, the captured length cut to what the filter returned):
- * byte for byte what the general path (`readBatches` + `writeBatches`) writes for such a file.
- * Nothing is done per packet in JavaScript, and memory stays bounded by two buffers of a chunk (or
- * of the largest record, at most 16 MiB).
+ * The engine does the whole pass (`Program.filterPcapRecords`, crates/ebpf-node/src/pcap_records.rs),
+ * one call per 64 MiB window of the file: it maps the window, walks its records, runs the filter
+ * over each where it lies and writes the kept ones to the output descriptor as the writer does
+ * (little-endian, the fraction of a second in the output's unit, the captured length cut to what
+ * the filter returned), an unchanged record as its own bytes: byte for byte what the general path
+ * (`readBatches` + `writeBatches`) writes for such a file. Nothing is done per packet in
+ * JavaScript, nothing is copied in user space, and memory stays bounded by the mapped window.
  *
  * A file whose header this path does not take (another magic or version, a header cut short), a
  * program with JavaScript helpers, and a file the general path refuses before any packet has run
- * go the general way, errors and all. A record the general path refuses later (a fraction of a
- * second out of range, a captured length over the reader's limit, a truncated tail, a kept packet
- * longer than its original length) ends the pass with the general path's error, after the kept
- * packets before it are written, as the general path writes them.
+ * (its first record refused or cut short) go the general way, errors and all. A record the general
+ * path refuses later (a fraction of a second out of range, a captured length over the reader's
+ * limit, a truncated tail, a kept packet longer than its original length) ends the pass with the
+ * general path's error, after the kept packets before it are written, as the general path writes them.
  */
 import { type FileHandle, open } from 'node:fs/promises'
 import { EbpfError } from './errors.js'
@@ -30,14 +29,6 @@ import { pcapRecordError } from './pcap/read.js'
 import { truncated } from './pcap/source.js'
 import { checkOriginalLength, fileHeader } from './pcap/write.js'
 import type { Program } from './program.js'
-
-// 1 MiB: small enough that the records the read just copied are still in the cache when the engine
-// walks them (4 MiB chunks ran about a third slower here).
-const CHUNK = 1 << 20
-/** Room before each chunk for the unfinished last record of the chunk before (larger ones are joined by a copy). */
-const ROOM = 1 << 16
-const NONE = new Uint8Array(0)
-const NONE_BUFFER = Buffer.alloc(0)
 
 /** What a pass of `filterPcap` did, on either road (re-exported by pcap-filter.ts, which imports this module). */
 export interface FilterPcapSummary {
@@ -55,9 +46,6 @@ export interface FilterPcapSummary {
   packetsPerSecond: number
 }
 
-/** Not for this path: left to the general one (nothing has run). */
-class NotFast extends Error {}
-
 async function writeAll(sink: FileHandle, bytes: Uint8Array): Promise<void> {
   for (let at = 0; at < bytes.length; ) at += (await sink.write(bytes, at, bytes.length - at)).bytesWritten
 }
@@ -69,12 +57,13 @@ export async function fastFilterPcap(
   output: string | undefined,
   options: { batchSize?: number; format?: string; onProgress?: (packets: number, bytes: number) => void },
 ): Promise<FilterPcapSummary | undefined> {
-  // Every chunk is one call of the engine whatever the batch size; one out of range is the general
-  // path's error to report.
+  // The engine's batches do not depend on the batch size; one out of range is the general path's
+  // error to report.
   const batchSize = options.batchSize ?? 4096
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 1 << 24) return undefined
   const format = options.format ?? 'pcap'
   if (format !== 'pcap' && format !== 'pcap-ns') return undefined
+  if (!program.filtersPcapRecords()) return undefined // JavaScript helpers
   const started = process.hrtime.bigint()
   let file: FileHandle
   try {
@@ -84,17 +73,11 @@ export async function fastFilterPcap(
   }
   let sink: FileHandle | undefined
   const summary = { packets: 0, kept: 0, trapped: 0, bytes: 0, keptBytes: 0 }
-  // The read of the next chunk and the writes of kept records run on the thread pool while the
-  // engine filters the chunk before: `reading` is the read under way, `writing` the last write
-  // queued (writes are chained, so the file gets them in order).
-  let reading: Promise<{ bytesRead: number }> | undefined
-  let writing: Promise<void> = Promise.resolve()
   try {
-    /** Two chunk buffers, each with room before its chunk for the unfinished record before it. */
-    const blocks = [Buffer.allocUnsafe(ROOM + CHUNK), Buffer.allocUnsafe(ROOM + CHUNK)]
-    const head = await file.read(blocks[0]!, 0, PCAP_HEADER_LENGTH, 0)
-    if (head.bytesRead < PCAP_HEADER_LENGTH) return undefined
-    const h = blocks[0]!
+    const h = Buffer.alloc(PCAP_HEADER_LENGTH + PCAP_RECORD_HEADER_LENGTH)
+    let size = (await file.stat()).size
+    const { bytesRead } = await file.read(h, 0, h.length, 0)
+    if (bytesRead < PCAP_HEADER_LENGTH) return undefined
     const layout = {
       bigEndian: h.readUInt32BE(0) === PCAP_MAGIC_US || h.readUInt32BE(0) === PCAP_MAGIC_NS,
       nano: h.readUInt32LE(0) === PCAP_MAGIC_NS || h.readUInt32BE(0) === PCAP_MAGIC_NS,
@@ -105,108 +88,67 @@ export async function fastFilterPcap(
     const major = layout.bigEndian ? h.readUInt16BE(4) : h.readUInt16LE(4)
     if ((magic !== PCAP_MAGIC_US && magic !== PCAP_MAGIC_NS) || major !== 2) return undefined
     const linkType = u32(h, 20) & 0xffff
-    /** Output buffers, one per chunk buffer, and the write that last used each. */
-    const outs =
-      output === undefined ? [NONE, NONE] : [Buffer.allocUnsafe(ROOM + CHUNK), Buffer.allocUnsafe(ROOM + CHUNK)]
-    const written: Array<Promise<void>> = [writing, writing]
-    /** File offset of the next read. */
-    let position = PCAP_HEADER_LENGTH
-    /** The bytes of the last chunk after its last whole record, and the file offset of their first. */
-    let carry: Buffer = NONE_BUFFER
-    let base = PCAP_HEADER_LENGTH
-    /** An error of the general path: its own (nothing has run yet) or thrown here. */
-    const refuse = (error: EbpfError): never => {
-      if (summary.packets === 0) throw new NotFast()
-      throw error
-    }
     const openSink = async (empty: boolean): Promise<void> => {
-      if (output === undefined || sink !== undefined) return
+      if (output === undefined) return
       sink = await open(output, 'w')
       // The link type of the first packet, as the general path writes it (EN10MB for an empty capture).
       await writeAll(sink, fileHeader(format, empty ? 1 : linkType, DEFAULT_SNAPLEN))
     }
-    /** Starts the read of the chunk at `position` into `block`; its failure is awaited where it is used. */
-    const readInto = (block: Buffer): void => {
-      reading = file.read(block, ROOM, CHUNK, position)
-      reading.catch(() => {})
+    if (size === PCAP_HEADER_LENGTH) {
+      await openSink(true)
+    } else {
+      // A first record the general path refuses before any packet runs is its own to report.
+      const first = PCAP_HEADER_LENGTH
+      if (bytesRead < h.length) return undefined
+      const captured = u32(h, first + 8)
+      if (pcapRecordError(u32(h, first + 4), captured, layout.nano, first)) return undefined
+      if (first + PCAP_RECORD_HEADER_LENGTH + captured > size) return undefined
+      await openSink(false)
     }
-    readInto(blocks[0]!)
-    for (let k = 0; ; k++) {
-      const block = blocks[k % 2]!
-      const { bytesRead } = await reading!
-      reading = undefined
-      position += bytesRead
-      // The records to walk: the carry, then the chunk just read (a record longer than the room
-      // before the chunk, at most the reader's 16 MiB limit, joins it in a buffer of its own).
-      let view: Buffer
-      if (carry.length <= ROOM) {
-        carry.copy(block, ROOM - carry.length)
-        view = block.subarray(ROOM - carry.length, ROOM + bytesRead)
-      } else {
-        view = Buffer.concat([carry, block.subarray(ROOM, ROOM + bytesRead)])
-      }
-      // The other buffer's bytes are all in `view` now: the next chunk can be read into it.
-      if (bytesRead > 0) readInto(blocks[(k + 1) % 2]!)
-      await written[k % 2]
-      let out = outs[k % 2]!
-      if (output !== undefined && out.length < view.length) {
-        out = Buffer.allocUnsafe(view.length)
-        outs[k % 2] = out
-      }
-      const r = program.filterPcapRecords(view, out, DEFAULT_SNAPLEN, output !== undefined, layout)
-      if (r === undefined) return undefined // JavaScript helpers: nothing has run
+    /** The 16 bytes of the record header at file offset `at` (or what the file has of them). */
+    const headerAt = async (at: number): Promise<Buffer> => {
+      const b = Buffer.alloc(PCAP_RECORD_HEADER_LENGTH)
+      await file.read(b, 0, b.length, at)
+      return b
+    }
+    // `size` as each call of the engine found it: a file that another process (or this pass's
+    // own output) cuts shorter ends the pass at its new end.
+    for (let at = PCAP_HEADER_LENGTH; at < size; ) {
+      const r = program.filterPcapRecords(file.fd, at, sink?.fd ?? -1, DEFAULT_SNAPLEN, layout)
+      size = r.size
       summary.packets += r.packets
       summary.kept += r.kept
       summary.trapped += r.trapped
       summary.bytes += r.bytes
       summary.keptBytes += r.keptBytes
-      if (summary.packets > 0) await openSink(false)
-      if (sink !== undefined && r.written > 0) {
-        const to = sink
-        writing = writing.then(() => writeAll(to, out.subarray(0, r.written)))
-        // Awaited before `out` is used again and at the end; a failure is not unhandled meanwhile.
-        writing.catch(() => {})
-        written[k % 2] = writing
-      }
-      const at = r.consumed
+      at = r.consumed
       if (r.stop === 'original') {
-        checkOriginalLength(summary.kept, u32(view, at + 12), r.stopKeep)
+        checkOriginalLength(summary.kept, u32(await headerAt(at), 12), r.stopKeep)
         throw new EbpfError('EINVAL', `${input}: a kept packet is longer than its original length`)
       }
       if (r.stop !== '') {
-        refuse(
-          pcapRecordError(u32(view, at + 4), u32(view, at + 8), layout.nano, base + at) ??
-            new EbpfError('EINVAL', `${input}: packet record at byte offset ${base + at} refused`),
+        const b = await headerAt(at)
+        throw (
+          pcapRecordError(u32(b, 4), u32(b, 8), layout.nano, at) ??
+          new EbpfError('EINVAL', `${input}: packet record at byte offset ${at} refused`)
         )
       }
       options.onProgress?.(summary.packets, summary.bytes)
-      const left = view.length - at
-      if (bytesRead === 0) {
-        if (left === 0) break
-        // A truncated last record, reported as the general path's byte source does.
-        refuse(
-          left < PCAP_RECORD_HEADER_LENGTH
-            ? truncated('packet record header', PCAP_RECORD_HEADER_LENGTH, left, base + at)
-            : truncated(
-                'packet data',
-                u32(view, at + 8),
-                left - PCAP_RECORD_HEADER_LENGTH,
-                base + at + PCAP_RECORD_HEADER_LENGTH,
-              ),
-        )
+      if (r.packets === 0 && at < size) {
+        // A truncated last record (a window holds any whole record), reported as the general
+        // path's byte source does.
+        const left = size - at
+        throw left < PCAP_RECORD_HEADER_LENGTH
+          ? truncated('packet record header', PCAP_RECORD_HEADER_LENGTH, left, at)
+          : truncated(
+              'packet data',
+              u32(await headerAt(at), 8),
+              left - PCAP_RECORD_HEADER_LENGTH,
+              at + PCAP_RECORD_HEADER_LENGTH,
+            )
       }
-      carry = view.subarray(at)
-      base += at
     }
-    await writing
-    await openSink(summary.packets === 0)
-  } catch (e) {
-    if (e instanceof NotFast) return undefined
-    throw e
   } finally {
-    // The kept records before an error are written, as the general path writes them.
-    await writing.catch(() => {})
-    await reading?.catch(() => {})
     await file.close()
     await sink?.close()
   }

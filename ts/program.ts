@@ -1181,20 +1181,25 @@ export class Program {
     return { retvals, errors: located(b.errors) }
   }
 
+  /** @internal Whether `filterPcapRecords` can run this program: it has no JavaScript helpers. */
+  filtersPcapRecords(): boolean {
+    return !this.#jsHelpers
+  }
+
   /**
-   * @internal `filterPcap`'s fast path (ts/pcap-fast.ts): the program over every whole pcap record
-   * of `records`, the kept ones written to `out` (see `NativeProgram.filterPcapRecords`); undefined
-   * for a program with JavaScript helpers, which that path cannot run.
+   * @internal `filterPcap`'s fast path (ts/pcap-fast.ts): the program over the pcap records of the
+   * file open as `input` from byte `from` (one window of the file), the kept ones written to the
+   * descriptor `output` (-1: counted only); see `NativeProgram.filterPcapRecords`. Only for a
+   * program that `filtersPcapRecords`.
    */
   filterPcapRecords(
-    records: Uint8Array,
-    out: Uint8Array,
+    input: number,
+    from: number,
+    output: number,
     snaplen: number,
-    write: boolean,
     layout: RecordsLayout,
-  ): NativeRecordsOutcome | undefined {
-    if (this.#jsHelpers) return undefined
-    const outcome = engine('filterPcap', () => this.native.filterPcapRecords(records, out, snaplen, write, layout))
+  ): NativeRecordsOutcome {
+    const outcome = engine('filterPcap', () => this.native.filterPcapRecords(input, from, output, snaplen, layout))
     this.#deliverPerfRecords()
     return outcome
   }

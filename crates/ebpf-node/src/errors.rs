@@ -108,3 +108,21 @@ impl From<Trap> for NativeError {
 pub(crate) fn invalid(message: String) -> NativeError {
     LoadError::new(ErrorCode::Einval, message).into()
 }
+
+/// A failed system call on a file the caller gave (`what` says which and how), thrown with the
+/// errno's name as its code (`EIO` for one without a name here).
+pub fn io_error(what: &str, e: std::io::Error) -> Thrown {
+    let code = match e.raw_os_error() {
+        Some(libc::EBADF) => "EBADF",
+        Some(libc::ENOSPC) => "ENOSPC",
+        Some(libc::EFBIG) => "EFBIG",
+        Some(libc::EPIPE) => "EPIPE",
+        Some(libc::EDQUOT) => "EDQUOT",
+        Some(libc::EISDIR) => "EISDIR",
+        Some(libc::EINVAL) => "EINVAL",
+        Some(libc::ENOMEM) => "ENOMEM",
+        Some(libc::EACCES) => "EACCES",
+        _ => "EIO",
+    };
+    napi::Error::new(Code(code.to_string()), format!("{what}: {e}"))
+}

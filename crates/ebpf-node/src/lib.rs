@@ -5,6 +5,7 @@
 
 pub mod coverage;
 pub mod errors;
+pub mod file_io;
 pub mod js_helpers;
 pub mod map;
 pub mod names;

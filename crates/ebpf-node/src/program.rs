@@ -1029,12 +1029,12 @@ impl NativeProgram {
         };
         let summary = self
             .inner
-            .run_batch(&input, |run| match run.result {
-                Ok((out, _)) => retvals.push(out.r0 as u32),
+            .run_batch_r0(&input, |index, result| match result {
+                Ok(out) => retvals.push(out.r0 as u32),
                 Err(trap) => {
                     retvals.push(0);
                     errors.push(NativeBatchError {
-                        index: run.index as u32,
+                        index: index as u32,
                         error: trap.into(),
                     });
                 }
@@ -1144,6 +1144,7 @@ fn run_packets(
         budget: input.budget,
         limits: input.limits.clone(),
         r0_only: false,
+        prefetch_ahead: 0,
     };
     let mut outputs = Vec::with_capacity(lengths.len());
     program

@@ -74,6 +74,14 @@ pub(crate) fn image(spare: Option<OwnedBuf>, ctx_in: Option<&[u8]>) -> Result<Ow
 /// wire length): `len` where the image's is not larger, `protocol` where the image leaves it 0,
 /// and the packet pointers; records the packet in `state`. The run's entry.
 pub(crate) fn place_packet(ctx: &OwnedBuf, data: &[u8], state: &mut RunState) -> Entry {
+    let entry = write_packet(ctx, data);
+    record_packet(state, ctx.addr, entry.packet);
+    entry
+}
+
+/// The part of `place_packet` that writes into `ctx`: the run's entry.
+#[inline(always)]
+pub(crate) fn write_packet(ctx: &OwnedBuf, data: &[u8]) -> Entry {
     let len = data.len() as u64;
     let addr = if data.is_empty() {
         0
@@ -90,13 +98,19 @@ pub(crate) fn place_packet(ctx: &OwnedBuf, data: &[u8], state: &mut RunState) ->
     ctx.write_u64(off::HIDDEN_DATA, addr);
     ctx.write_u64(off::HIDDEN_DATA_END, addr + len);
     ctx.write_u64(off::HIDDEN_DATA_META, addr);
-    state.ctx_addr = ctx.addr;
-    state.skb_packet = (addr, len);
-    state.data = (addr, len);
     Entry {
         args: [ctx.addr, 0, 0, 0, 0],
         packet: (addr, len),
     }
+}
+
+/// The part of `place_packet` that records the packet (at `packet`) and the context (at
+/// `ctx_addr`) in the run state.
+#[inline(always)]
+pub(crate) fn record_packet(state: &mut RunState, ctx_addr: u64, packet: (u64, u64)) {
+    state.ctx_addr = ctx_addr;
+    state.skb_packet = packet;
+    state.data = packet;
 }
 
 /// The regions of the run after the stack: the packet (read-only), `cb[]` and the `writable`

@@ -151,16 +151,18 @@ fn bounds<const N: usize, const M: usize>(
 /// `data_neg`), from the run's stack and data (`Regions::hot`).
 type FastPath = ([u64; 2], [[u64; 8]; 2], [u64; 6], u64);
 
+/// Access sizes of `Ctx::fast_bound`, and the spans of `Ctx::hull_bound`.
+const ACCESS: [u64; 4] = [1, 2, 4, 8];
+const HULL: [u64; 3] = [
+    HULL_SIZES[0] as u64,
+    HULL_SIZES[1] as u64,
+    HULL_SIZES[2] as u64,
+];
+
 #[inline(always)]
 fn fast_path(env: &RunEnv<'_>) -> FastPath {
     let [stack, data] = env.regions.hot();
     let earlier_read_only = stack.writable == 0;
-    const ACCESS: [u64; 4] = [1, 2, 4, 8];
-    const HULL: [u64; 3] = [
-        HULL_SIZES[0] as u64,
-        HULL_SIZES[1] as u64,
-        HULL_SIZES[2] as u64,
-    ];
     (
         [stack.start, data.start],
         [
@@ -176,6 +178,20 @@ fn fast_path(env: &RunEnv<'_>) -> FastPath {
 /// may have moved the packet or added regions).
 fn refresh_fast_path(ctx: &mut Ctx, env: &RunEnv<'_>) {
     (ctx.fast_start, ctx.fast_bound, ctx.hull_bound, ctx.data_neg) = fast_path(env);
+    ctx.packet_start = env.packet.0;
+    ctx.packet_len = env.packet.1;
+}
+
+/// `refresh_fast_path` for a run whose stack is the one `ctx` was filled for (`Repeat`): only the
+/// data's fields and the packet change.
+#[inline(always)]
+fn refresh_data_path(ctx: &mut Ctx, env: &RunEnv<'_>) {
+    let [stack, data] = env.regions.hot();
+    let earlier_read_only = stack.writable == 0;
+    ctx.fast_start[1] = data.start;
+    ctx.fast_bound[1] = bounds(&data, ACCESS, earlier_read_only);
+    ctx.hull_bound = bounds(&data, HULL, earlier_read_only);
+    ctx.data_neg = data.start.wrapping_neg();
     ctx.packet_start = env.packet.0;
     ctx.packet_len = env.packet.1;
 }
@@ -380,7 +396,7 @@ impl Repeat {
         if env.regions.stack() != self.stack || env.stack_top != self.ctx.stack_top {
             return run(Start::Main(self.entry), insns, env, args, self.stack_frames);
         }
-        refresh_fast_path(&mut self.ctx, env);
+        refresh_data_path(&mut self.ctx, env);
         self.ctx.args = args;
         enter(&mut self.ctx, self.entry, insns, env)
     }

@@ -13,7 +13,7 @@
 
 use crate::analysis::Flow;
 use crate::context::layout::skb as off;
-use crate::context::socket_filter::{image, place_packet, push_regions};
+use crate::context::socket_filter::{image, push_regions, record_packet, write_packet};
 use crate::error::Trap;
 use crate::limits::RunLimits;
 use crate::memory::Region;
@@ -67,11 +67,20 @@ impl Program {
         state.refuse_pointer_leaks = refuse;
         let buffer = image(state.spare_ctx.take(), ctx).expect("runs_straight checked the image");
         let template = buffer.read(0, off::BUFFER_SIZE as u64);
+        let cb: [u8; 20] = template[off::CB as usize..][..20].try_into().expect("cb[]");
+        let word = |at: u32| u32::from_le_bytes(template[at as usize..][..4].try_into().unwrap());
+        let (len, protocol) = (word(off::LEN), word(off::PROTOCOL));
         // The stack and the context parts stay for the whole batch; each packet sets the data.
         regions.clear();
         regions.set_stack(stack);
         push_regions(regions, buffer.addr, (0, 0), &[]);
         state.ctx = Some(buffer);
+        // The lowest address of the run but the packet's: the stack area and the context parts
+        // (a straight run has no other memory).
+        debug_assert_eq!(regions.len(), 1 + regions.context().len());
+        let lowest = (regions.context().iter())
+            .map(|r| r.start)
+            .fold(stack_bytes.min(stack.start), u64::min);
         let mut maps = self.maps.run();
         let mut env = RunEnv {
             helpers: &self.helpers,
@@ -93,20 +102,31 @@ impl Program {
                 each(index, data, Err(trap));
                 continue;
             }
-            // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area,
-            // which `space` owns (`zeroed_bytes` keeps them inside the reachable frames).
-            unsafe {
-                let from = stack_top - below_top as u64;
-                std::ptr::write_bytes(from as *mut u8, 0, zeroed)
-            };
-            let buffer = env.state.ctx.take().expect("the batch's context");
-            buffer.write(0, &template);
-            if wire as usize > data.len() {
-                buffer.write_u32(off::LEN, wire);
+            if zeroed != 0 {
+                // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area,
+                // which `space` owns (`zeroed_bytes` keeps them inside the reachable frames).
+                unsafe {
+                    let from = stack_top - below_top as u64;
+                    std::ptr::write_bytes(from as *mut u8, 0, zeroed)
+                };
             }
-            let entry = place_packet(&buffer, data, env.state);
+            // The only bytes of the context a run may write are `cb[]` (the one writable part,
+            // `push_regions`); `len` and `protocol` were set for the packet before.
+            let buffer = env.state.ctx.as_ref().expect("the batch's context");
+            buffer.write(off::CB as u64, &cb);
+            buffer.write_u32(
+                off::LEN,
+                if wire as usize > data.len() {
+                    wire
+                } else {
+                    len
+                },
+            );
+            buffer.write_u32(off::PROTOCOL, protocol);
+            // `place_packet`, the context left where it is.
+            let (entry, ctx_addr) = (write_packet(buffer, data), buffer.addr);
+            record_packet(env.state, ctx_addr, entry.packet);
             (env.regions).set_data(Region::new(entry.packet.0, entry.packet.1, false));
-            env.state.ctx = Some(buffer);
             env.packet = entry.packet;
             // Compiled code keeps its run block from packet to packet (`jit::Repeat`).
             #[cfg(target_arch = "x86_64")]
@@ -120,7 +140,13 @@ impl Program {
                 }
                 _ => (self.prepared).run_from(&self.insns, &mut env, entry.args, Entry::Main),
             };
-            if refuse {
+            // No address of the run lies below the lowest of its regions: most return values
+            // (0, or a length to keep) need no search of the table.
+            let lowest = match entry.packet {
+                (_, 0) => lowest,
+                (at, _) => lowest.min(at),
+            };
+            if refuse && result.as_ref().is_ok_and(|out| out.r0 >= lowest) {
                 refuse_exit_leak(&mut result, &env);
             }
             each(index, data, result);

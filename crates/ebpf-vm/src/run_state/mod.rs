@@ -138,6 +138,7 @@ impl OwnedBuf {
     }
 
     /// Copies `bytes` in at byte offset `at` (`at + bytes.len() <= len`).
+    #[inline]
     pub fn write(&self, at: u64, bytes: &[u8]) {
         assert!(at + bytes.len() as u64 <= self.len);
         // SAFETY: inside the buffer (asserted), which this struct owns.
@@ -146,15 +147,18 @@ impl OwnedBuf {
         }
     }
 
+    #[inline]
     pub fn write_u32(&self, at: u32, v: u32) {
         self.write(at as u64, &v.to_le_bytes());
     }
 
+    #[inline]
     pub fn write_u64(&self, at: u32, v: u64) {
         self.write(at as u64, &v.to_le_bytes());
     }
 
     /// The little-endian u32 at byte offset `at` (`at + 4 <= len`), without an allocation.
+    #[inline]
     pub fn read_u32(&self, at: u32) -> u32 {
         assert!(at as u64 + 4 <= self.len);
         // SAFETY: inside the buffer (asserted); the program is not running while this is called.
