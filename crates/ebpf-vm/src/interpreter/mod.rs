@@ -28,6 +28,7 @@ mod fast;
 mod observe;
 mod prepared;
 mod semantics;
+mod threaded;
 
 use fast::run_from;
 pub use observe::run_traced;

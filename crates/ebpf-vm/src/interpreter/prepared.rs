@@ -2,6 +2,7 @@
 //! the fast loop, or `General`), the length of the segment from each slot, the verifier's proof
 //! per access, and fused idioms (`fuse`). Made once at load (`prepare`).
 
+use super::threaded::{self, Slot};
 use crate::analysis::Analysis;
 use crate::isa::opcodes::*;
 use crate::isa::{jump_target, Insn};
@@ -296,6 +297,8 @@ pub(super) fn x_of(op: &Op) -> usize {
 pub struct Prepared {
     pub(super) insns: Vec<Insn>,
     pub(super) ops: Vec<Op>,
+    /// The threaded form of `ops` (empty unless `fast`), which the fast loop runs first.
+    pub(super) slots: Vec<Slot>,
     /// Whether the fast loop may run these instructions: every jump target and fall-through lands
     /// on an executable slot inside the program, and registers are in range. Otherwise only the
     /// reference loop runs them.
@@ -427,9 +430,15 @@ fn build(insns: &[Insn], second: &[bool], fast: bool, proved: Option<&[bool]>) -
             }
         }
     }
+    let slots = if fast {
+        threaded::build(insns, &ops)
+    } else {
+        Vec::new()
+    };
     Prepared {
         insns: insns.to_vec(),
         ops,
+        slots,
         fast,
     }
 }
