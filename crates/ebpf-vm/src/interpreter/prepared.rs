@@ -137,6 +137,23 @@ pub(super) enum Code {
     MovAddStxDw,
 }
 
+impl Code {
+    /// Whether the code is a fused `rD = rS; rD += rT` with a load or store through rD.
+    pub(super) fn is_mov_add_access(self) -> bool {
+        matches!(
+            self,
+            Code::MovAddLdxW
+                | Code::MovAddLdxH
+                | Code::MovAddLdxB
+                | Code::MovAddLdxDw
+                | Code::MovAddStxW
+                | Code::MovAddStxH
+                | Code::MovAddStxB
+                | Code::MovAddStxDw
+        )
+    }
+}
+
 /// The fast loop's code for an instruction.
 pub(super) fn code_of(insn: &Insn) -> Code {
     match insn.opcode {
@@ -413,17 +430,7 @@ fn build(insns: &[Insn], second: &[bool], fast: bool, proved: Option<&[bool]>) -
     if fast {
         fuse(insns, second, &mut ops);
         for (pc, op) in ops.iter_mut().enumerate() {
-            if matches!(
-                op.code,
-                Code::MovAddLdxW
-                    | Code::MovAddLdxH
-                    | Code::MovAddLdxB
-                    | Code::MovAddLdxDw
-                    | Code::MovAddStxW
-                    | Code::MovAddStxH
-                    | Code::MovAddStxB
-                    | Code::MovAddStxDw
-            ) {
+            if op.code.is_mov_add_access() {
                 // The access is the third slot's.
                 op.ends_segment =
                     (op.ends_segment & !DIRECT) | if direct(pc + 2) { DIRECT } else { 0 };

@@ -231,12 +231,19 @@ fn slot(insns: &[Insn], ops: &[Op], pc: usize) -> Slot {
         s: op.src,
         ..Slot::default()
     };
+    // `$f` for the access size of the op's code and the verifier's proof.
+    let size = access_size(op.code);
     macro_rules! sized {
-        ($f:ident, $size:expr) => {
-            if direct {
-                $f::<$size, true> as Handler
-            } else {
-                $f::<$size, false> as Handler
+        ($f:ident, $kind:expr) => {
+            match (size, direct) {
+                (1, false) => $f::<1, false, $kind> as Handler,
+                (2, false) => $f::<2, false, $kind>,
+                (4, false) => $f::<4, false, $kind>,
+                (8, false) => $f::<8, false, $kind>,
+                (1, true) => $f::<1, true, $kind>,
+                (2, true) => $f::<2, true, $kind>,
+                (4, true) => $f::<4, true, $kind>,
+                _ => $f::<8, true, $kind>,
             }
         };
     }
@@ -291,21 +298,10 @@ fn slot(insns: &[Insn], ops: &[Op], pc: usize) -> Slot {
             if let Some(slot) = load_pair(insns, ops, pc, &base) {
                 return slot;
             }
-            match op.code {
-                Code::LdxW => sized!(ldx, 4),
-                Code::LdxH => sized!(ldx, 2),
-                Code::LdxB => sized!(ldx, 1),
-                _ => sized!(ldx, 8),
-            }
+            sized!(access, LOAD)
         }
-        Code::StW => sized!(st_imm, 4),
-        Code::StH => sized!(st_imm, 2),
-        Code::StB => sized!(st_imm, 1),
-        Code::StDw => sized!(st_imm, 8),
-        Code::StxW => sized!(stx, 4),
-        Code::StxH => sized!(stx, 2),
-        Code::StxB => sized!(stx, 1),
-        Code::StxDw => sized!(stx, 8),
+        Code::StW | Code::StH | Code::StB | Code::StDw => sized!(access, STORE_IMM),
+        Code::StxW | Code::StxH | Code::StxB | Code::StxDw => sized!(access, STORE_REG),
         Code::Lddw => {
             let hi = ops[pc + 1].imm;
             return Slot {
@@ -314,25 +310,13 @@ fn slot(insns: &[Insn], ops: &[Op], pc: usize) -> Slot {
                 ..base
             };
         }
-        Code::MovAdd
-        | Code::MovAddLdxW
-        | Code::MovAddLdxH
-        | Code::MovAddLdxB
-        | Code::MovAddLdxDw
-        | Code::MovAddStxW
-        | Code::MovAddStxH
-        | Code::MovAddStxB
-        | Code::MovAddStxDw => {
+        code if code == Code::MovAdd || code.is_mov_add_access() => {
             let handler = match op.code {
-                Code::MovAddLdxW => sized!(mov_add_ldx, 4),
-                Code::MovAddLdxH => sized!(mov_add_ldx, 2),
-                Code::MovAddLdxB => sized!(mov_add_ldx, 1),
-                Code::MovAddLdxDw => sized!(mov_add_ldx, 8),
-                Code::MovAddStxW => sized!(mov_add_stx, 4),
-                Code::MovAddStxH => sized!(mov_add_stx, 2),
-                Code::MovAddStxB => sized!(mov_add_stx, 1),
-                Code::MovAddStxDw => sized!(mov_add_stx, 8),
-                _ => mov_add,
+                Code::MovAdd => mov_add,
+                Code::MovAddStxW | Code::MovAddStxH | Code::MovAddStxB | Code::MovAddStxDw => {
+                    sized!(mov_add_access, true)
+                }
+                _ => sized!(mov_add_access, false),
             };
             let t = t_of(op) as u8;
             return Slot {
@@ -346,6 +330,16 @@ fn slot(insns: &[Insn], ops: &[Op], pc: usize) -> Slot {
         _ => bail,
     };
     Slot { handler, ..base }
+}
+
+/// The access size of a load, store or fused access code (8 for the others, which do not use it).
+fn access_size(code: Code) -> u32 {
+    match code {
+        Code::LdxB | Code::StB | Code::StxB | Code::MovAddLdxB | Code::MovAddStxB => 1,
+        Code::LdxH | Code::StH | Code::StxH | Code::MovAddLdxH | Code::MovAddStxH => 2,
+        Code::LdxW | Code::StW | Code::StxW | Code::MovAddLdxW | Code::MovAddStxW => 4,
+        _ => 8,
+    }
 }
 
 /// Whether slot `pc` holds an ALU operation with a handler of its own.
@@ -369,13 +363,18 @@ fn alu_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot> 
     }
     let same = ops[next].dst == ops[pc].dst;
     let handler = by_paired_alu!(first, alu_alu_for [] (insns[next].opcode, same))??;
-    Some(Slot {
+    Some(with_second(base, handler, &ops[next]))
+}
+
+/// `base` run by `handler`, which also runs the ALU operation `second` (in `t`, `x`, `imm2`).
+fn with_second(base: &Slot, handler: Handler, second: &Op) -> Slot {
+    Slot {
         handler,
-        imm2: ops[next].imm,
-        t: ops[next].dst,
-        x: ops[next].src,
+        imm2: second.imm,
+        t: second.dst,
+        x: second.src,
         ..*base
-    })
+    }
 }
 
 /// The load at `pc` fused with an ALU operation after it, where `by_alu_after_load` has it.
@@ -397,13 +396,7 @@ fn load_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot>
         (Code::LdxB, true) => ldx_alu_for::<1, true>(alu, same),
         (_, true) => ldx_alu_for::<8, true>(alu, same),
     }?;
-    Some(Slot {
-        handler,
-        imm2: ops[next].imm,
-        t: ops[next].dst,
-        x: ops[next].src,
-        ..*base
-    })
+    Some(with_second(base, handler, &ops[next]))
 }
 
 // Whether the second operation of a pair works on the register the first wrote (`second_dst`),
@@ -424,6 +417,16 @@ fn jump_targets(insns: &[Insn], ops: &[Op], pc: usize) -> (i32, i32, u8) {
     }
 }
 
+/// The source operand of an ALU operation or jump `OPCODE`: rS, or the immediate `imm`.
+#[inline(always)]
+fn source<const OPCODE: u8>(st: &State, s: u8, imm: u64) -> u64 {
+    if OPCODE & SRC_X != 0 {
+        st.reg[reg(s)]
+    } else {
+        imm
+    }
+}
+
 /// An ALU operation as a type: `OPCODE` (class, operation and source) fixed at compile time.
 struct Alu<const OPCODE: u8>;
 
@@ -431,11 +434,7 @@ impl<const OPCODE: u8> Alu<OPCODE> {
     /// The operation on the value `dst` (of rD) with rS or the immediate `imm`.
     #[inline(always)]
     fn apply(st: &State, dst: u64, s: u8, imm: u64) -> u64 {
-        let src = if OPCODE & SRC_X != 0 {
-            st.reg[reg(s)]
-        } else {
-            imm
-        };
+        let src = source::<OPCODE>(st, s, imm);
         if class(OPCODE) == CLASS_ALU64 {
             alu64(OPCODE & 0xf0, 0, dst, src)
         } else {
@@ -459,11 +458,7 @@ struct Cond<const OPCODE: u8>;
 impl<const OPCODE: u8> Cond<OPCODE> {
     #[inline(always)]
     fn taken(st: &State, d: u8, s: u8, imm: u64) -> bool {
-        let b = if OPCODE & SRC_X != 0 {
-            st.reg[reg(s)]
-        } else {
-            imm
-        };
+        let b = source::<OPCODE>(st, s, imm);
         condition(OPCODE & 0xf0, st.reg[reg(d)], b, class(OPCODE) == CLASS_JMP)
     }
 }
@@ -595,7 +590,7 @@ fn ldx_alu<const SAME: bool, const SIZE: u32, const DIRECT: bool, const OPCODE: 
     if !readable::<SIZE, DIRECT>(st, addr) {
         return stop(op);
     }
-    // SAFETY: as for `ldx`.
+    // SAFETY: as for `access`.
     let v = unsafe { load(addr, SIZE) };
     st.reg[reg(op.d)] = v;
     let dst = second_dst::<SAME>(st, op, v);
@@ -665,33 +660,37 @@ fn writable<const SIZE: u32, const DIRECT: bool>(st: &State, addr: u64) -> bool 
     (in0 & (h0.writable != 0)) | (!in0 & fits(h1, addr, SIZE as u64) & (h1.writable != 0))
 }
 
-fn ldx<const SIZE: u32, const DIRECT: bool>(st: &mut State, op: &Slot, fuel: u32) -> Next {
-    let addr = st.reg[reg(op.s)].wrapping_add(op.off as i64 as u64);
-    if !readable::<SIZE, DIRECT>(st, addr) {
-        return stop(op);
-    }
-    // SAFETY: inside a region of the run (checked just above, or proved by the verifier).
-    st.reg[reg(op.d)] = unsafe { load(addr, SIZE) };
-    go(st, at(op, 1), fuel)
-}
+// What a plain memory op does (`access`).
+const LOAD: u8 = 0;
+const STORE_IMM: u8 = 1;
+const STORE_REG: u8 = 2;
 
-fn st_imm<const SIZE: u32, const DIRECT: bool>(st: &mut State, op: &Slot, fuel: u32) -> Next {
-    let addr = st.reg[reg(op.d)].wrapping_add(op.off as i64 as u64);
-    if !writable::<SIZE, DIRECT>(st, addr) {
-        return stop(op);
+/// A load (rD = *(rS + off)) or a store of the immediate or of rS (*(rD + off) = ...).
+fn access<const SIZE: u32, const DIRECT: bool, const KIND: u8>(
+    st: &mut State,
+    op: &Slot,
+    fuel: u32,
+) -> Next {
+    let base = if KIND == LOAD { op.s } else { op.d };
+    let addr = st.reg[reg(base)].wrapping_add(op.off as i64 as u64);
+    if KIND == LOAD {
+        if !readable::<SIZE, DIRECT>(st, addr) {
+            return stop(op);
+        }
+        // SAFETY: inside a region of the run (checked just above, or proved by the verifier).
+        st.reg[reg(op.d)] = unsafe { load(addr, SIZE) };
+    } else {
+        if !writable::<SIZE, DIRECT>(st, addr) {
+            return stop(op);
+        }
+        let v = if KIND == STORE_IMM {
+            op.imm
+        } else {
+            st.reg[reg(op.s)]
+        };
+        // SAFETY: inside a writable region of the run (as for a load).
+        unsafe { store(addr, SIZE, v) };
     }
-    // SAFETY: inside a writable region of the run (as for `ldx`).
-    unsafe { store(addr, SIZE, op.imm) };
-    go(st, at(op, 1), fuel)
-}
-
-fn stx<const SIZE: u32, const DIRECT: bool>(st: &mut State, op: &Slot, fuel: u32) -> Next {
-    let addr = st.reg[reg(op.d)].wrapping_add(op.off as i64 as u64);
-    if !writable::<SIZE, DIRECT>(st, addr) {
-        return stop(op);
-    }
-    // SAFETY: as for `st_imm`.
-    unsafe { store(addr, SIZE, st.reg[reg(op.s)]) };
     go(st, at(op, 1), fuel)
 }
 
@@ -711,26 +710,29 @@ fn mov_add(st: &mut State, op: &Slot, fuel: u32) -> Next {
     go(st, at(op, 2), fuel)
 }
 
-fn mov_add_ldx<const SIZE: u32, const DIRECT: bool>(st: &mut State, op: &Slot, fuel: u32) -> Next {
+/// `rD = rS; rD += rT` and the load into rX or the store of rX through rD (`WRITE`) after it.
+fn mov_add_access<const SIZE: u32, const DIRECT: bool, const WRITE: bool>(
+    st: &mut State,
+    op: &Slot,
+    fuel: u32,
+) -> Next {
     let base = sum(st, op);
     let addr = base.wrapping_add(op.off as i64 as u64);
-    if !readable::<SIZE, DIRECT>(st, addr) {
+    let ok = if WRITE {
+        writable::<SIZE, DIRECT>(st, addr)
+    } else {
+        readable::<SIZE, DIRECT>(st, addr)
+    };
+    if !ok {
         return stop(op);
     }
     st.reg[reg(op.d)] = base;
-    // SAFETY: as for `ldx`.
-    st.reg[reg(op.x)] = unsafe { load(addr, SIZE) };
-    go(st, at(op, 3), fuel)
-}
-
-fn mov_add_stx<const SIZE: u32, const DIRECT: bool>(st: &mut State, op: &Slot, fuel: u32) -> Next {
-    let base = sum(st, op);
-    let addr = base.wrapping_add(op.off as i64 as u64);
-    if !writable::<SIZE, DIRECT>(st, addr) {
-        return stop(op);
+    if WRITE {
+        // SAFETY: as for `access`; the value is read after rD is set, as the third slot reads it.
+        unsafe { store(addr, SIZE, st.reg[reg(op.x)]) };
+    } else {
+        // SAFETY: as for `access`.
+        st.reg[reg(op.x)] = unsafe { load(addr, SIZE) };
     }
-    st.reg[reg(op.d)] = base;
-    // SAFETY: as for `st_imm`; the value is read after rD is set, as the third slot reads it.
-    unsafe { store(addr, SIZE, st.reg[reg(op.x)]) };
     go(st, at(op, 3), fuel)
 }
