@@ -1,6 +1,7 @@
-//! The fast loop (`run_from`): one dispatch per prepared op, segment-wise instruction counting,
-//! inline checks against the run's stack and data (`Regions::hot`); and the reference loop that finishes a
-//! run one instruction at a time where the fast loop cannot vouch for it. Each arm computes
+//! The fast loop (`run_from`): the threaded form first, then one dispatch per prepared op,
+//! segment-wise instruction counting, inline checks against the run's stack and data
+//! (`Regions::hot`); and the reference loop that finishes a run one instruction at a time where
+//! the fast loop cannot vouch for it. Each arm computes
 //! with the primitives of `semantics`, so that an operation's meaning is written once.
 
 use super::prepared::*;
@@ -26,8 +27,10 @@ pub(super) fn keep_branch() {
 
 /// Runs prepared instructions from slot `entry` with r1-r5 = `args`.
 ///
-/// Two loops share the machine state. The fast loop dispatches once per op on its `Code` (one
-/// jump table), with an arm of its own for each frequent instruction and fused idiom; the rest go
+/// Two loops share the machine state (`threaded::State`). The fast loop first hands the run to
+/// the threaded form (`threaded::run`, without coverage), which runs what it can and stops at the
+/// first slot it leaves to this loop; then it dispatches once per op on its `Code` (one jump
+/// table), with an arm of its own for each frequent instruction and fused idiom; the rest go
 /// through `general`, the reference code by instruction class. It counts instructions per
 /// *segment* (a straight run of slots ending at the first jump, call, exit or packet load): on
 /// entering a segment it adds the segment's length at once, if the budget covers it. When it does

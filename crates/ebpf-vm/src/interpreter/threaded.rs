@@ -1,19 +1,24 @@
 //! The threaded form: one `Slot` per instruction slot holding the function that runs it
 //! (`Handler`), chosen at load for the opcode, the operand kind and the verifier's proof, with
 //! its operands ready (immediates sign-extended, jump targets relative to the slot, the 64-bit
-//! value of an `lddw`). `run` calls one handler after another, each returning the next slot.
+//! value of an `lddw`). Each handler calls the next slot's handler in tail position (see `go`
+//! and `FUEL`); `run` starts the chain and returns where it stopped.
 //!
-//! Why functions rather than the fast loop's `match`: one call per instruction is about as
-//! cheap as one jump through the `match`'s table, but each handler is compiled on its own, so
-//! adding a handler does not move the others around (with one big `match`, every new arm changed
-//! the layout, and the cost, of all the rest: BENCHMARKS.md, "Interpreter at 15x native").
+//! Why functions rather than the fast loop's `match`: each handler is compiled on its own, so
+//! adding one does not move the others around (with one big `match`, every new arm changed the
+//! layout, and the cost, of all the rest: BENCHMARKS.md, "Interpreter at 15x native"), and each
+//! ends in its own indirect jump, predicted on its own. That makes fused ops cheap to add: an
+//! ALU operation and the conditional jump after it, a conditional jump over a `goto` (as clang
+//! closes loops), ALU pairs, a load and the ALU operation after it, an ALU operation and a
+//! `goto`. The later slots of a fused op keep their own handlers, for jumps into them.
 //!
 //! A handler does only the common case. Whenever it cannot finish an instruction at no risk (an
 //! access outside the stack and the data, a segment the budget in hand does not cover, an exit,
-//! a call, an instruction without a handler of its own) it changes nothing and stops there,
+//! a call, an instruction without a handler of its own) it stops there having changed nothing,
 //! and `run` hands that slot back to the fast loop, which runs it (with every check, trap and
-//! count) and calls `run` again. So the fast loop's arms stay the definition, and a handler is
-//! a shortcut that agrees with its arm where it finishes.
+//! count) and calls `run` again. A fused op whose later part cannot finish does its earlier
+//! part and goes on at the later part's own slot, which then stops. So the fast loop's arms stay
+//! the definition, and a handler is a shortcut that agrees with them where it finishes.
 
 use super::fast::keep_branch;
 use super::prepared::{t_of, x_of, Code, Op, DIRECT};
