@@ -169,6 +169,30 @@ fn generate(r: &mut Rng, ops: &[u8], h: &HelperTable) -> Option<Vec<Insn>> {
             };
         }
     }
+    // Loops closed as clang closes them, which the threaded form runs as one op: a conditional
+    // jump over an unconditional one, after an add, a move or a mask of the register it tests.
+    for _ in 0..r.below(3) {
+        let at = r.below(len as u64 - 1) as usize;
+        let d = r.below(10) as u8;
+        let test = r.pick(&[0x2du8, 0xad, 0x55, 0x15, 0x1e, 0xa6, 0xae, 0x66]);
+        // A register source, or an immediate (the other field zero, as validation wants).
+        let (src, imm) = if test & 8 != 0 {
+            (r.below(10) as u8, 0)
+        } else {
+            (0, r.below(20) as i32)
+        };
+        insns[at] = Insn::new(test, d, src, 1, imm);
+        insns[at + 1] = Insn::new(0x05, 0, 0, r.below(4) as i16, 0);
+        if at > 0 {
+            let step = r.pick(&[0x07u8, 0x04, 0x0f, 0x0c, 0xbf, 0xbc, 0x57, 0x54]);
+            let (src, imm) = if step & 8 != 0 {
+                (r.below(10) as u8, 0)
+            } else {
+                (0, r.below(3) as i32)
+            };
+            insns[at - 1] = Insn::new(step, d, src, 0, imm);
+        }
+    }
     let mut i = 0;
     while i < insns.len() {
         if insns[i].opcode == 0x18 {

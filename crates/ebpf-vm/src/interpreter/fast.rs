@@ -1,10 +1,12 @@
-//! The fast loop (`run_from`): one dispatch per prepared op, segment-wise instruction counting,
-//! inline checks against the run's stack and data (`Regions::hot`); and the reference loop that finishes a
-//! run one instruction at a time where the fast loop cannot vouch for it. Each arm computes
+//! The fast loop (`run_from`): the threaded form first, then one dispatch per prepared op,
+//! segment-wise instruction counting, inline checks against the run's stack and data
+//! (`Regions::hot`); and the reference loop that finishes a run one instruction at a time where
+//! the fast loop cannot vouch for it. Each arm computes
 //! with the primitives of `semantics`, so that an operation's meaning is written once.
 
 use super::prepared::*;
 use super::semantics::*;
+use super::threaded::{self, State};
 use super::{observe, Frame, Prepared};
 use crate::error::Trap;
 use crate::isa::opcodes::*;
@@ -25,8 +27,10 @@ pub(super) fn keep_branch() {
 
 /// Runs prepared instructions from slot `entry` with r1-r5 = `args`.
 ///
-/// Two loops share the machine state. The fast loop dispatches once per op on its `Code` (one
-/// jump table), with an arm of its own for each frequent instruction and fused idiom; the rest go
+/// Two loops share the machine state (`threaded::State`). The fast loop first hands the run to
+/// the threaded form (`threaded::run`, without coverage), which runs what it can and stops at the
+/// first slot it leaves to this loop; then it dispatches once per op on its `Code` (one jump
+/// table), with an arm of its own for each frequent instruction and fused idiom; the rest go
 /// through `general`, the reference code by instruction class. It counts instructions per
 /// *segment* (a straight run of slots ending at the first jump, call, exit or packet load): on
 /// entering a segment it adds the segment's length at once, if the budget covers it. When it does
@@ -48,13 +52,18 @@ pub(super) fn run_from<const COUNT: bool>(
     args: [u64; 5],
     entry: usize,
 ) -> Result<RunOutput, Trap> {
-    let mut reg = entry_registers(args, env.stack_top);
     let mut frames: Vec<Frame> = Vec::new();
     let mut pc = entry;
     let budget = env.budget;
     // Budget in hand: in the fast loop, what is left once the current segment has run to its end;
-    // the count is `meter.count(left)` (`budget - left` without limits).
-    let (mut meter, mut left) = Meter::start(budget, &env.state.limits);
+    // the count is `meter.count(st.left)` (`budget - left` without limits).
+    let (mut meter, left) = Meter::start(budget, &env.state.limits);
+    let mut st = State {
+        reg: entry_registers(args, env.stack_top),
+        // Set when the fast loop starts (empty regions fit nothing).
+        hot: Default::default(),
+        left,
+    };
     let coverage = if COUNT {
         env.state.coverage.clone()
     } else {
@@ -76,7 +85,7 @@ pub(super) fn run_from<const COUNT: bool>(
         }
         let ops = &p.ops[..];
         // Refreshed after every helper call, the only thing that can add regions during a run.
-        let mut hot = env.regions.hot();
+        st.hot = env.regions.hot();
 
         // Enters the segment at `$t`; if the budget in hand does not cover it, takes the next
         // slice, and leaves for the reference loop if the whole budget ends in it.
@@ -87,13 +96,13 @@ pub(super) fn run_from<const COUNT: bool>(
                 // SAFETY: `prepare` checked that every successor lands inside the program.
                 let run = unsafe { ops.get_unchecked(t) }.run as u64;
                 pc = t;
-                match left.checked_sub(run) {
-                    Some(l) => left = l,
+                match st.left.checked_sub(run) {
+                    Some(l) => st.left = l,
                     None => {
-                        left = meter.next_slice(&env.state.limits, left, run, t);
-                        // A limit met leaves `left` short too (see `Meter::next_slice`).
-                        match left.checked_sub(run) {
-                            Some(l) => left = l,
+                        st.left = meter.next_slice(&env.state.limits, st.left, run, t);
+                        // A limit met leaves `st.left` short too (see `Meter::next_slice`).
+                        match st.left.checked_sub(run) {
+                            Some(l) => st.left = l,
                             None => break 'fast,
                         }
                     }
@@ -104,7 +113,7 @@ pub(super) fn run_from<const COUNT: bool>(
         // the segment less the instructions from `$at` through that end.
         macro_rules! exact {
             ($at:expr) => {
-                meter.count(left) - ops[$at].run as u64
+                meter.count(st.left) - ops[$at].run as u64
             };
         }
         // The slow half of a memory check; `pc` has already moved past the instruction.
@@ -118,24 +127,24 @@ pub(super) fn run_from<const COUNT: bool>(
         }
         macro_rules! load_fast {
             ($size:expr, $op:expr, $d:expr, $s:expr) => {{
-                let addr = reg[$s].wrapping_add($op.off as i64 as u64);
+                let addr = st.reg[$s].wrapping_add($op.off as i64 as u64);
                 if $op.ends_segment & DIRECT == 0
-                    && !(fits(&hot[0], addr, $size) | fits(&hot[1], addr, $size))
+                    && !(fits(&st.hot[0], addr, $size) | fits(&st.hot[1], addr, $size))
                 {
                     check!(addr, $size, false);
                 }
                 // SAFETY: inside a region of the run (checked just above, or proved by the
                 // verifier).
-                reg[$d] = unsafe { load(addr, $size) };
+                st.reg[$d] = unsafe { load(addr, $size) };
             }};
         }
         macro_rules! store_fast {
             ($size:expr, $op:expr, $d:expr, $v:expr) => {{
-                let addr = reg[$d].wrapping_add($op.off as i64 as u64);
+                let addr = st.reg[$d].wrapping_add($op.off as i64 as u64);
                 if $op.ends_segment & DIRECT == 0 {
-                    let in0 = fits(&hot[0], addr, $size);
-                    let ok = (in0 & (hot[0].writable != 0))
-                        | (!in0 & fits(&hot[1], addr, $size) & (hot[1].writable != 0));
+                    let in0 = fits(&st.hot[0], addr, $size);
+                    let ok = (in0 & (st.hot[0].writable != 0))
+                        | (!in0 & fits(&st.hot[1], addr, $size) & (st.hot[1].writable != 0));
                     if !ok {
                         check!(addr, $size, true);
                     }
@@ -149,8 +158,8 @@ pub(super) fn run_from<const COUNT: bool>(
         // that a trap names that slot).
         macro_rules! mov_add_access {
             ($op:expr, $d:expr, $s:expr, $access:expr) => {{
-                reg[$d] = reg[$s];
-                reg[$d] = reg[$d].wrapping_add(reg[t_of($op)]);
+                st.reg[$d] = st.reg[$s];
+                st.reg[$d] = st.reg[$d].wrapping_add(st.reg[t_of($op)]);
                 pc += 2;
                 $access
             }};
@@ -173,6 +182,10 @@ pub(super) fn run_from<const COUNT: bool>(
 
         enter!(pc);
         loop {
+            // The threaded form runs what it can; the slot it stops at runs here.
+            if !COUNT {
+                pc = threaded::run(&mut st, &p.slots, pc);
+            }
             // SAFETY: `pc` is a slot the program reaches: slot 0, a checked successor, or the next
             // slot inside a segment, which `prepare` checked exists.
             let op = unsafe { ops.get_unchecked(pc) };
@@ -189,10 +202,10 @@ pub(super) fn run_from<const COUNT: bool>(
             // The operation `$op` of `semantics::alu64` / `alu32` on rD and `$src`.
             macro_rules! alu {
                 (64, $op:expr, $src:expr) => {
-                    reg[d] = alu64($op, 0, reg[d], $src)
+                    st.reg[d] = alu64($op, 0, st.reg[d], $src)
                 };
                 (32, $op:expr, $src:expr) => {
-                    reg[d] = alu32($op, 0, reg[d] as u32, $src as u32) as u64
+                    st.reg[d] = alu32($op, 0, st.reg[d] as u32, $src as u32) as u64
                 };
             }
             // `pc` now names the next slot; jumps add their offset to it.
@@ -201,107 +214,107 @@ pub(super) fn run_from<const COUNT: bool>(
                 // ALU64 and ALU32 (zero-extended), immediate and register: `semantics::alu64`
                 // and `alu32` with the operation fixed, so each arm compiles to that operation.
                 Code::Add64Imm => alu!(64, ALU_ADD, imm!()),
-                Code::Add64Reg => alu!(64, ALU_ADD, reg[s]),
+                Code::Add64Reg => alu!(64, ALU_ADD, st.reg[s]),
                 Code::Sub64Imm => alu!(64, ALU_SUB, imm!()),
-                Code::Sub64Reg => alu!(64, ALU_SUB, reg[s]),
+                Code::Sub64Reg => alu!(64, ALU_SUB, st.reg[s]),
                 Code::Mul64Imm => alu!(64, ALU_MUL, imm!()),
-                Code::Mul64Reg => alu!(64, ALU_MUL, reg[s]),
+                Code::Mul64Reg => alu!(64, ALU_MUL, st.reg[s]),
                 Code::Div64Imm => alu!(64, ALU_DIV, imm!()),
-                Code::Div64Reg => alu!(64, ALU_DIV, reg[s]),
+                Code::Div64Reg => alu!(64, ALU_DIV, st.reg[s]),
                 Code::Or64Imm => alu!(64, ALU_OR, imm!()),
-                Code::Or64Reg => alu!(64, ALU_OR, reg[s]),
+                Code::Or64Reg => alu!(64, ALU_OR, st.reg[s]),
                 Code::And64Imm => alu!(64, ALU_AND, imm!()),
-                Code::And64Reg => alu!(64, ALU_AND, reg[s]),
+                Code::And64Reg => alu!(64, ALU_AND, st.reg[s]),
                 Code::Lsh64Imm => alu!(64, ALU_LSH, imm!()),
-                Code::Lsh64Reg => alu!(64, ALU_LSH, reg[s]),
+                Code::Lsh64Reg => alu!(64, ALU_LSH, st.reg[s]),
                 Code::Rsh64Imm => alu!(64, ALU_RSH, imm!()),
-                Code::Rsh64Reg => alu!(64, ALU_RSH, reg[s]),
+                Code::Rsh64Reg => alu!(64, ALU_RSH, st.reg[s]),
                 Code::Mod64Imm => alu!(64, ALU_MOD, imm!()),
-                Code::Mod64Reg => alu!(64, ALU_MOD, reg[s]),
+                Code::Mod64Reg => alu!(64, ALU_MOD, st.reg[s]),
                 Code::Xor64Imm => alu!(64, ALU_XOR, imm!()),
-                Code::Xor64Reg => alu!(64, ALU_XOR, reg[s]),
+                Code::Xor64Reg => alu!(64, ALU_XOR, st.reg[s]),
                 Code::Mov64Imm => alu!(64, ALU_MOV, imm!()),
-                Code::Mov64Reg => alu!(64, ALU_MOV, reg[s]),
+                Code::Mov64Reg => alu!(64, ALU_MOV, st.reg[s]),
                 Code::Arsh64Imm => alu!(64, ALU_ARSH, imm!()),
-                Code::Arsh64Reg => alu!(64, ALU_ARSH, reg[s]),
+                Code::Arsh64Reg => alu!(64, ALU_ARSH, st.reg[s]),
                 Code::Add32Imm => alu!(32, ALU_ADD, imm!()),
-                Code::Add32Reg => alu!(32, ALU_ADD, reg[s]),
+                Code::Add32Reg => alu!(32, ALU_ADD, st.reg[s]),
                 Code::Sub32Imm => alu!(32, ALU_SUB, imm!()),
-                Code::Sub32Reg => alu!(32, ALU_SUB, reg[s]),
+                Code::Sub32Reg => alu!(32, ALU_SUB, st.reg[s]),
                 Code::Mul32Imm => alu!(32, ALU_MUL, imm!()),
-                Code::Mul32Reg => alu!(32, ALU_MUL, reg[s]),
+                Code::Mul32Reg => alu!(32, ALU_MUL, st.reg[s]),
                 Code::Div32Imm => alu!(32, ALU_DIV, imm!()),
-                Code::Div32Reg => alu!(32, ALU_DIV, reg[s]),
+                Code::Div32Reg => alu!(32, ALU_DIV, st.reg[s]),
                 Code::Or32Imm => alu!(32, ALU_OR, imm!()),
-                Code::Or32Reg => alu!(32, ALU_OR, reg[s]),
+                Code::Or32Reg => alu!(32, ALU_OR, st.reg[s]),
                 Code::And32Imm => alu!(32, ALU_AND, imm!()),
-                Code::And32Reg => alu!(32, ALU_AND, reg[s]),
+                Code::And32Reg => alu!(32, ALU_AND, st.reg[s]),
                 Code::Lsh32Imm => alu!(32, ALU_LSH, imm!()),
-                Code::Lsh32Reg => alu!(32, ALU_LSH, reg[s]),
+                Code::Lsh32Reg => alu!(32, ALU_LSH, st.reg[s]),
                 Code::Rsh32Imm => alu!(32, ALU_RSH, imm!()),
-                Code::Rsh32Reg => alu!(32, ALU_RSH, reg[s]),
+                Code::Rsh32Reg => alu!(32, ALU_RSH, st.reg[s]),
                 Code::Mod32Imm => alu!(32, ALU_MOD, imm!()),
-                Code::Mod32Reg => alu!(32, ALU_MOD, reg[s]),
+                Code::Mod32Reg => alu!(32, ALU_MOD, st.reg[s]),
                 Code::Xor32Imm => alu!(32, ALU_XOR, imm!()),
-                Code::Xor32Reg => alu!(32, ALU_XOR, reg[s]),
+                Code::Xor32Reg => alu!(32, ALU_XOR, st.reg[s]),
                 Code::Mov32Imm => alu!(32, ALU_MOV, imm!()),
-                Code::Mov32Reg => alu!(32, ALU_MOV, reg[s]),
+                Code::Mov32Reg => alu!(32, ALU_MOV, st.reg[s]),
                 Code::Arsh32Imm => alu!(32, ALU_ARSH, imm!()),
-                Code::Arsh32Reg => alu!(32, ALU_ARSH, reg[s]),
+                Code::Arsh32Reg => alu!(32, ALU_ARSH, st.reg[s]),
                 // JMP: 64-bit comparisons.
                 Code::Ja => enter!(pc.wrapping_add(op.off as isize as usize)),
-                Code::JeqImm => branch!(condition(JMP_JEQ, reg[d], imm!(), true), op),
-                Code::JeqReg => branch!(condition(JMP_JEQ, reg[d], reg[s], true), op),
-                Code::JgtImm => branch!(condition(JMP_JGT, reg[d], imm!(), true), op),
-                Code::JgtReg => branch!(condition(JMP_JGT, reg[d], reg[s], true), op),
-                Code::JgeImm => branch!(condition(JMP_JGE, reg[d], imm!(), true), op),
-                Code::JgeReg => branch!(condition(JMP_JGE, reg[d], reg[s], true), op),
-                Code::JsetImm => branch!(condition(JMP_JSET, reg[d], imm!(), true), op),
-                Code::JsetReg => branch!(condition(JMP_JSET, reg[d], reg[s], true), op),
-                Code::JneImm => branch!(condition(JMP_JNE, reg[d], imm!(), true), op),
-                Code::JneReg => branch!(condition(JMP_JNE, reg[d], reg[s], true), op),
-                Code::JsgtImm => branch!(condition(JMP_JSGT, reg[d], imm!(), true), op),
-                Code::JsgtReg => branch!(condition(JMP_JSGT, reg[d], reg[s], true), op),
-                Code::JsgeImm => branch!(condition(JMP_JSGE, reg[d], imm!(), true), op),
-                Code::JsgeReg => branch!(condition(JMP_JSGE, reg[d], reg[s], true), op),
-                Code::JltImm => branch!(condition(JMP_JLT, reg[d], imm!(), true), op),
-                Code::JltReg => branch!(condition(JMP_JLT, reg[d], reg[s], true), op),
-                Code::JleImm => branch!(condition(JMP_JLE, reg[d], imm!(), true), op),
-                Code::JleReg => branch!(condition(JMP_JLE, reg[d], reg[s], true), op),
-                Code::JsltImm => branch!(condition(JMP_JSLT, reg[d], imm!(), true), op),
-                Code::JsltReg => branch!(condition(JMP_JSLT, reg[d], reg[s], true), op),
-                Code::JsleImm => branch!(condition(JMP_JSLE, reg[d], imm!(), true), op),
-                Code::JsleReg => branch!(condition(JMP_JSLE, reg[d], reg[s], true), op),
+                Code::JeqImm => branch!(condition(JMP_JEQ, st.reg[d], imm!(), true), op),
+                Code::JeqReg => branch!(condition(JMP_JEQ, st.reg[d], st.reg[s], true), op),
+                Code::JgtImm => branch!(condition(JMP_JGT, st.reg[d], imm!(), true), op),
+                Code::JgtReg => branch!(condition(JMP_JGT, st.reg[d], st.reg[s], true), op),
+                Code::JgeImm => branch!(condition(JMP_JGE, st.reg[d], imm!(), true), op),
+                Code::JgeReg => branch!(condition(JMP_JGE, st.reg[d], st.reg[s], true), op),
+                Code::JsetImm => branch!(condition(JMP_JSET, st.reg[d], imm!(), true), op),
+                Code::JsetReg => branch!(condition(JMP_JSET, st.reg[d], st.reg[s], true), op),
+                Code::JneImm => branch!(condition(JMP_JNE, st.reg[d], imm!(), true), op),
+                Code::JneReg => branch!(condition(JMP_JNE, st.reg[d], st.reg[s], true), op),
+                Code::JsgtImm => branch!(condition(JMP_JSGT, st.reg[d], imm!(), true), op),
+                Code::JsgtReg => branch!(condition(JMP_JSGT, st.reg[d], st.reg[s], true), op),
+                Code::JsgeImm => branch!(condition(JMP_JSGE, st.reg[d], imm!(), true), op),
+                Code::JsgeReg => branch!(condition(JMP_JSGE, st.reg[d], st.reg[s], true), op),
+                Code::JltImm => branch!(condition(JMP_JLT, st.reg[d], imm!(), true), op),
+                Code::JltReg => branch!(condition(JMP_JLT, st.reg[d], st.reg[s], true), op),
+                Code::JleImm => branch!(condition(JMP_JLE, st.reg[d], imm!(), true), op),
+                Code::JleReg => branch!(condition(JMP_JLE, st.reg[d], st.reg[s], true), op),
+                Code::JsltImm => branch!(condition(JMP_JSLT, st.reg[d], imm!(), true), op),
+                Code::JsltReg => branch!(condition(JMP_JSLT, st.reg[d], st.reg[s], true), op),
+                Code::JsleImm => branch!(condition(JMP_JSLE, st.reg[d], imm!(), true), op),
+                Code::JsleReg => branch!(condition(JMP_JSLE, st.reg[d], st.reg[s], true), op),
                 Code::Exit if frames.is_empty() => {
                     return Ok(RunOutput {
-                        r0: reg[0],
-                        insn_count: meter.count(left),
+                        r0: st.reg[0],
+                        insn_count: meter.count(st.left),
                         exit_pc: pc - 1,
                     })
                 }
                 // JMP32: comparisons of the low halves.
-                Code::Jeq32Imm => branch!(condition(JMP_JEQ, reg[d], imm!(), false), op),
-                Code::Jeq32Reg => branch!(condition(JMP_JEQ, reg[d], reg[s], false), op),
-                Code::Jgt32Imm => branch!(condition(JMP_JGT, reg[d], imm!(), false), op),
-                Code::Jgt32Reg => branch!(condition(JMP_JGT, reg[d], reg[s], false), op),
-                Code::Jge32Imm => branch!(condition(JMP_JGE, reg[d], imm!(), false), op),
-                Code::Jge32Reg => branch!(condition(JMP_JGE, reg[d], reg[s], false), op),
-                Code::Jset32Imm => branch!(condition(JMP_JSET, reg[d], imm!(), false), op),
-                Code::Jset32Reg => branch!(condition(JMP_JSET, reg[d], reg[s], false), op),
-                Code::Jne32Imm => branch!(condition(JMP_JNE, reg[d], imm!(), false), op),
-                Code::Jne32Reg => branch!(condition(JMP_JNE, reg[d], reg[s], false), op),
-                Code::Jsgt32Imm => branch!(condition(JMP_JSGT, reg[d], imm!(), false), op),
-                Code::Jsgt32Reg => branch!(condition(JMP_JSGT, reg[d], reg[s], false), op),
-                Code::Jsge32Imm => branch!(condition(JMP_JSGE, reg[d], imm!(), false), op),
-                Code::Jsge32Reg => branch!(condition(JMP_JSGE, reg[d], reg[s], false), op),
-                Code::Jlt32Imm => branch!(condition(JMP_JLT, reg[d], imm!(), false), op),
-                Code::Jlt32Reg => branch!(condition(JMP_JLT, reg[d], reg[s], false), op),
-                Code::Jle32Imm => branch!(condition(JMP_JLE, reg[d], imm!(), false), op),
-                Code::Jle32Reg => branch!(condition(JMP_JLE, reg[d], reg[s], false), op),
-                Code::Jslt32Imm => branch!(condition(JMP_JSLT, reg[d], imm!(), false), op),
-                Code::Jslt32Reg => branch!(condition(JMP_JSLT, reg[d], reg[s], false), op),
-                Code::Jsle32Imm => branch!(condition(JMP_JSLE, reg[d], imm!(), false), op),
-                Code::Jsle32Reg => branch!(condition(JMP_JSLE, reg[d], reg[s], false), op),
+                Code::Jeq32Imm => branch!(condition(JMP_JEQ, st.reg[d], imm!(), false), op),
+                Code::Jeq32Reg => branch!(condition(JMP_JEQ, st.reg[d], st.reg[s], false), op),
+                Code::Jgt32Imm => branch!(condition(JMP_JGT, st.reg[d], imm!(), false), op),
+                Code::Jgt32Reg => branch!(condition(JMP_JGT, st.reg[d], st.reg[s], false), op),
+                Code::Jge32Imm => branch!(condition(JMP_JGE, st.reg[d], imm!(), false), op),
+                Code::Jge32Reg => branch!(condition(JMP_JGE, st.reg[d], st.reg[s], false), op),
+                Code::Jset32Imm => branch!(condition(JMP_JSET, st.reg[d], imm!(), false), op),
+                Code::Jset32Reg => branch!(condition(JMP_JSET, st.reg[d], st.reg[s], false), op),
+                Code::Jne32Imm => branch!(condition(JMP_JNE, st.reg[d], imm!(), false), op),
+                Code::Jne32Reg => branch!(condition(JMP_JNE, st.reg[d], st.reg[s], false), op),
+                Code::Jsgt32Imm => branch!(condition(JMP_JSGT, st.reg[d], imm!(), false), op),
+                Code::Jsgt32Reg => branch!(condition(JMP_JSGT, st.reg[d], st.reg[s], false), op),
+                Code::Jsge32Imm => branch!(condition(JMP_JSGE, st.reg[d], imm!(), false), op),
+                Code::Jsge32Reg => branch!(condition(JMP_JSGE, st.reg[d], st.reg[s], false), op),
+                Code::Jlt32Imm => branch!(condition(JMP_JLT, st.reg[d], imm!(), false), op),
+                Code::Jlt32Reg => branch!(condition(JMP_JLT, st.reg[d], st.reg[s], false), op),
+                Code::Jle32Imm => branch!(condition(JMP_JLE, st.reg[d], imm!(), false), op),
+                Code::Jle32Reg => branch!(condition(JMP_JLE, st.reg[d], st.reg[s], false), op),
+                Code::Jslt32Imm => branch!(condition(JMP_JSLT, st.reg[d], imm!(), false), op),
+                Code::Jslt32Reg => branch!(condition(JMP_JSLT, st.reg[d], st.reg[s], false), op),
+                Code::Jsle32Imm => branch!(condition(JMP_JSLE, st.reg[d], imm!(), false), op),
+                Code::Jsle32Reg => branch!(condition(JMP_JSLE, st.reg[d], st.reg[s], false), op),
                 // Loads and stores.
                 Code::LdxW => load_fast!(4, op, d, s),
                 Code::LdxH => load_fast!(2, op, d, s),
@@ -311,30 +324,36 @@ pub(super) fn run_from<const COUNT: bool>(
                 Code::StH => store_fast!(2, op, d, imm!()),
                 Code::StB => store_fast!(1, op, d, imm!()),
                 Code::StDw => store_fast!(8, op, d, imm!()),
-                Code::StxW => store_fast!(4, op, d, reg[s]),
-                Code::StxH => store_fast!(2, op, d, reg[s]),
-                Code::StxB => store_fast!(1, op, d, reg[s]),
-                Code::StxDw => store_fast!(8, op, d, reg[s]),
+                Code::StxW => store_fast!(4, op, d, st.reg[s]),
+                Code::StxH => store_fast!(2, op, d, st.reg[s]),
+                Code::StxB => store_fast!(1, op, d, st.reg[s]),
+                Code::StxDw => store_fast!(8, op, d, st.reg[s]),
                 Code::Lddw => {
                     // SAFETY: `prepare` checked that an lddw has its second slot.
                     let hi = unsafe { ops.get_unchecked(pc) }.imm;
-                    reg[d] = (op.imm as u32 as u64) | ((hi as u32 as u64) << 32);
+                    st.reg[d] = (op.imm as u32 as u64) | ((hi as u32 as u64) << 32);
                     pc += 1;
                 }
                 Code::MovAdd => {
-                    reg[d] = reg[s];
-                    reg[d] = reg[d].wrapping_add(reg[t_of(op)]);
+                    st.reg[d] = st.reg[s];
+                    st.reg[d] = st.reg[d].wrapping_add(st.reg[t_of(op)]);
                     pc += 1;
                 }
                 Code::MovAddLdxW => mov_add_access!(op, d, s, load_fast!(4, op, x_of(op), d)),
                 Code::MovAddLdxH => mov_add_access!(op, d, s, load_fast!(2, op, x_of(op), d)),
                 Code::MovAddLdxB => mov_add_access!(op, d, s, load_fast!(1, op, x_of(op), d)),
                 Code::MovAddLdxDw => mov_add_access!(op, d, s, load_fast!(8, op, x_of(op), d)),
-                Code::MovAddStxW => mov_add_access!(op, d, s, store_fast!(4, op, d, reg[x_of(op)])),
-                Code::MovAddStxH => mov_add_access!(op, d, s, store_fast!(2, op, d, reg[x_of(op)])),
-                Code::MovAddStxB => mov_add_access!(op, d, s, store_fast!(1, op, d, reg[x_of(op)])),
+                Code::MovAddStxW => {
+                    mov_add_access!(op, d, s, store_fast!(4, op, d, st.reg[x_of(op)]))
+                }
+                Code::MovAddStxH => {
+                    mov_add_access!(op, d, s, store_fast!(2, op, d, st.reg[x_of(op)]))
+                }
+                Code::MovAddStxB => {
+                    mov_add_access!(op, d, s, store_fast!(1, op, d, st.reg[x_of(op)]))
+                }
                 Code::MovAddStxDw => {
-                    mov_add_access!(op, d, s, store_fast!(8, op, d, reg[x_of(op)]))
+                    mov_add_access!(op, d, s, store_fast!(8, op, d, st.reg[x_of(op)]))
                 }
                 Code::General | Code::Exit => {
                     let at = pc - 1;
@@ -343,7 +362,7 @@ pub(super) fn run_from<const COUNT: bool>(
                         &p.insns,
                         at,
                         insn,
-                        &mut reg,
+                        &mut st.reg,
                         &mut frames,
                         env,
                         exact!(at) + 1,
@@ -356,10 +375,10 @@ pub(super) fn run_from<const COUNT: bool>(
                             }
                         }
                         Step::Call(next, charged) => {
-                            // A call ends its segment, so `left` is exact here.
-                            left = meter.take(left, charged);
+                            // A call ends its segment, so `st.left` is exact here.
+                            st.left = meter.take(st.left, charged);
                             // A helper may have handed the program new regions.
-                            hot = env.regions.hot();
+                            st.hot = env.regions.hot();
                             enter!(next);
                         }
                         Step::Exit(out) => return Ok(out),
@@ -369,7 +388,7 @@ pub(super) fn run_from<const COUNT: bool>(
         }
     }
 
-    if let Some(trap) = meter.stop_trap(left) {
+    if let Some(trap) = meter.stop_trap(st.left) {
         return Err(trap);
     }
     // The reference loop: one instruction at a time, the budget checked before each. It runs a
@@ -383,17 +402,17 @@ pub(super) fn run_from<const COUNT: bool>(
         if COUNT && fresh {
             count!(enter, pc);
         }
-        if left == 0 {
-            left = meter.refill(&env.state.limits, 0, 1, pc)?;
-            if left == 0 {
+        if st.left == 0 {
+            st.left = meter.refill(&env.state.limits, 0, 1, pc)?;
+            if st.left == 0 {
                 return Err(budget_trap(pc, budget));
             }
         }
-        left -= 1;
+        st.left -= 1;
         let insn = p.insns[pc];
         if COUNT {
             fresh = p.ops[pc].ends_segment & ENDS != 0;
-            if observe::is_cond_jump(&insn) && !observe::taken(&insn, &reg) {
+            if observe::is_cond_jump(&insn) && !observe::taken(&insn, &st.reg) {
                 count!(fall_through, pc);
             }
         }
@@ -401,14 +420,14 @@ pub(super) fn run_from<const COUNT: bool>(
             &p.insns,
             pc,
             insn,
-            &mut reg,
+            &mut st.reg,
             &mut frames,
             env,
-            meter.count(left),
+            meter.count(st.left),
         )? {
             Step::Next(next) => pc = next,
             Step::Call(next, charged) => {
-                left = meter.take(left, charged);
+                st.left = meter.take(st.left, charged);
                 pc = next;
             }
             Step::Exit(out) => return Ok(out),

@@ -2,10 +2,11 @@
 //! another engine does must agree with this module, bit for bit: r0, memory, the trap (kind,
 //! instruction index, address, size) and the instruction count.
 //!
-//! Three parts: `semantics` (each operation written once, and `general`, the reference code by
+//! Four parts: `semantics` (each operation written once, and `general`, the reference code by
 //! instruction class), `prepared` (the form made once at load: per-slot ops, segments, fused
-//! idioms) and `fast` (the fast loop over prepared ops, whose arms call the primitives of
-//! `semantics`, and the reference loop). The reference is `general` driven one instruction at a
+//! idioms), `threaded` (a handler per slot, chained by tail calls, for the common cases) and
+//! `fast` (the fast loop over prepared ops, whose arms call the primitives of `semantics`, runs
+//! the threaded form first and whatever it leaves; and the reference loop). The reference is `general` driven one instruction at a
 //! time (`run_reference`); `run`/`run_prepared` take the fast loop, which must give the same
 //! results (`tests/interpreter_fast_path.rs` checks it against the reference loop).
 //!
@@ -28,6 +29,7 @@ mod fast;
 mod observe;
 mod prepared;
 mod semantics;
+mod threaded;
 
 use fast::run_from;
 pub use observe::run_traced;

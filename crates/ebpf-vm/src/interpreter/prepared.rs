@@ -2,6 +2,7 @@
 //! the fast loop, or `General`), the length of the segment from each slot, the verifier's proof
 //! per access, and fused idioms (`fuse`). Made once at load (`prepare`).
 
+use super::threaded::{self, Slot};
 use crate::analysis::Analysis;
 use crate::isa::opcodes::*;
 use crate::isa::{jump_target, Insn};
@@ -134,6 +135,23 @@ pub(super) enum Code {
     MovAddStxH,
     MovAddStxB,
     MovAddStxDw,
+}
+
+impl Code {
+    /// Whether the code is a fused `rD = rS; rD += rT` with a load or store through rD.
+    pub(super) fn is_mov_add_access(self) -> bool {
+        matches!(
+            self,
+            Code::MovAddLdxW
+                | Code::MovAddLdxH
+                | Code::MovAddLdxB
+                | Code::MovAddLdxDw
+                | Code::MovAddStxW
+                | Code::MovAddStxH
+                | Code::MovAddStxB
+                | Code::MovAddStxDw
+        )
+    }
 }
 
 /// The fast loop's code for an instruction.
@@ -296,6 +314,8 @@ pub(super) fn x_of(op: &Op) -> usize {
 pub struct Prepared {
     pub(super) insns: Vec<Insn>,
     pub(super) ops: Vec<Op>,
+    /// The threaded form of `ops` (empty unless `fast`), which the fast loop runs first.
+    pub(super) slots: Vec<Slot>,
     /// Whether the fast loop may run these instructions: every jump target and fall-through lands
     /// on an executable slot inside the program, and registers are in range. Otherwise only the
     /// reference loop runs them.
@@ -410,26 +430,22 @@ fn build(insns: &[Insn], second: &[bool], fast: bool, proved: Option<&[bool]>) -
     if fast {
         fuse(insns, second, &mut ops);
         for (pc, op) in ops.iter_mut().enumerate() {
-            if matches!(
-                op.code,
-                Code::MovAddLdxW
-                    | Code::MovAddLdxH
-                    | Code::MovAddLdxB
-                    | Code::MovAddLdxDw
-                    | Code::MovAddStxW
-                    | Code::MovAddStxH
-                    | Code::MovAddStxB
-                    | Code::MovAddStxDw
-            ) {
+            if op.code.is_mov_add_access() {
                 // The access is the third slot's.
                 op.ends_segment =
                     (op.ends_segment & !DIRECT) | if direct(pc + 2) { DIRECT } else { 0 };
             }
         }
     }
+    let slots = if fast {
+        threaded::build(insns, &ops)
+    } else {
+        Vec::new()
+    };
     Prepared {
         insns: insns.to_vec(),
         ops,
+        slots,
         fast,
     }
 }

@@ -1,0 +1,743 @@
+//! The threaded form: one `Slot` per instruction slot holding the function that runs it
+//! (`Handler`), chosen at load for the opcode, the operand kind and the verifier's proof, with
+//! its operands ready (immediates sign-extended, jump targets relative to the slot, the 64-bit
+//! value of an `lddw`). Each handler calls the next slot's handler in tail position (see `go`
+//! and `FUEL`); `run` starts the chain and returns where it stopped.
+//!
+//! Why functions rather than the fast loop's `match`: each handler is compiled on its own, so
+//! adding one does not move the others around (with one big `match`, every new arm changed the
+//! layout, and the cost, of all the rest: BENCHMARKS.md, "Interpreter at 15x native"), and each
+//! ends in its own indirect jump, predicted on its own. That makes fused ops cheap to add: an
+//! ALU operation and the conditional jump after it, a conditional jump over a `goto` (as clang
+//! closes loops), ALU pairs, a load and the ALU operation after it, an ALU operation and a
+//! `goto`. The later slots of a fused op keep their own handlers, for jumps into them.
+//!
+//! A handler does only the common case. Whenever it cannot finish an instruction at no risk (an
+//! access outside the stack and the data, a segment the budget in hand does not cover, an exit,
+//! a call, an instruction without a handler of its own) it stops there having changed nothing,
+//! and `run` hands that slot back to the fast loop, which runs it (with every check, trap and
+//! count) and calls `run` again. A fused op whose later part cannot finish does its earlier
+//! part and goes on at the later part's own slot, which then stops. So the fast loop's arms stay
+//! the definition, and a handler is a shortcut that agrees with them where it finishes.
+
+use super::fast::keep_branch;
+use super::prepared::{t_of, x_of, Code, Op, DIRECT};
+use super::semantics::*;
+use crate::isa::opcodes::*;
+use crate::isa::Insn;
+use crate::memory::Region;
+
+/// What the handlers work on: the registers, the two regions tried inline (`Regions::hot`) and
+/// the budget in hand (instructions left once the current segment has run to its end, as in the
+/// fast loop).
+pub(super) struct State {
+    pub(super) reg: [u64; 16],
+    pub(super) hot: [Region; 2],
+    pub(super) left: u64,
+}
+
+/// Runs the slot `op` and goes on with the next one (see `go`), or stops at `op` having changed
+/// nothing, to leave it to the fast loop; the last argument is the fuel left (see `FUEL`).
+pub(super) type Handler = fn(&mut State, &Slot, u32) -> Next;
+
+/// One instruction slot of the threaded form (40 bytes).
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub(super) struct Slot {
+    handler: Handler,
+    /// The immediate, sign-extended (for `lddw`, the 64-bit value).
+    imm: u64,
+    /// The immediate of the jump of an ALU-and-jump op.
+    imm2: i32,
+    /// A load's or store's offset; a jump's target relative to this slot.
+    off: i32,
+    /// A conditional jump's fall-through relative to this slot (past an unconditional jump the
+    /// jump skips, see `extra`).
+    off2: i32,
+    /// Instructions from this slot through the end of its segment (`Op::run`).
+    run: u32,
+    /// Registers: destination, source; for fused ops the added register and the register loaded
+    /// or stored (see `prepared::fuse`), or the jump's registers.
+    d: u8,
+    s: u8,
+    t: u8,
+    x: u8,
+    /// Instructions counted on the fall-through besides the segment entered: 1 when a
+    /// conditional jump over an unconditional one (`if c goto +1; goto L`) falls through to `L`.
+    extra: u8,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            handler: bail,
+            imm: 0,
+            imm2: 0,
+            off: 0,
+            off2: 0,
+            run: 0,
+            d: 0,
+            s: 0,
+            t: 0,
+            x: 0,
+            extra: 0,
+        }
+    }
+}
+
+/// Where a chain of handlers stopped: the address of a slot, with bit 0 set when that slot is
+/// left to the fast loop (slots are 8-aligned), clear when the chain only ran out of `fuel`.
+pub(super) type Next = usize;
+
+/// Handlers a chain runs before it returns to `run`. Each handler calls the next one in tail
+/// position, which the optimiser turns into a jump (one indirect jump per handler, each
+/// predicted on its own); the fuel bounds the stack where it does not (unoptimised builds).
+const FUEL: u32 = 64;
+
+/// Runs handlers from slot `pc` until one leaves its slot to the fast loop; returns that slot.
+#[inline(never)]
+pub(super) fn run(st: &mut State, slots: &[Slot], pc: usize) -> usize {
+    // SAFETY: `pc` is a slot the fast loop was about to run, inside the program.
+    let mut op = unsafe { slots.get_unchecked(pc) };
+    loop {
+        let next = (op.handler)(st, op, FUEL);
+        // SAFETY: a handler returns the address of a slot of `slots`.
+        op = unsafe { &*((next & !1) as *const Slot) };
+        if next & 1 != 0 {
+            break;
+        }
+    }
+    (op as *const Slot as usize - slots.as_ptr() as usize) / size_of::<Slot>()
+}
+
+/// Goes on at `op`: runs its handler, or returns it to `run` when the fuel is out.
+#[inline(always)]
+fn go(st: &mut State, op: &Slot, fuel: u32) -> Next {
+    if fuel == 0 {
+        op as *const Slot as usize
+    } else {
+        (op.handler)(st, op, fuel - 1)
+    }
+}
+
+/// Leaves `op` to the fast loop.
+#[inline(always)]
+fn stop(op: &Slot) -> Next {
+    op as *const Slot as usize | 1
+}
+
+/// Calls `$f::<$pre.., OPCODE>$args` for the opcode `$opcode`, one of the listed ones (`None`
+/// for the others): the way a run-time opcode picks a handler compiled for it.
+macro_rules! by_opcode {
+    ($opcode:expr, $f:ident [] $args:tt, [$($op:literal)*]) => {
+        match $opcode {
+            $($op => Some($f::<$op> $args),)*
+            _ => None,
+        }
+    };
+    ($opcode:expr, $f:ident [$pre:ident] $args:tt, [$($op:literal)*]) => {
+        match $opcode {
+            $($op => Some($f::<$pre, $op> $args),)*
+            _ => None,
+        }
+    };
+    ($opcode:expr, $f:ident [$pre:ident $pre2:ident] $args:tt, [$($op:literal)*]) => {
+        match $opcode {
+            $($op => Some($f::<$pre, $pre2, $op> $args),)*
+            _ => None,
+        }
+    };
+    ($opcode:expr, $f:ident [$pre:ident $pre2:ident $pre3:ident] $args:tt, [$($op:literal)*]) => {
+        match $opcode {
+            $($op => Some($f::<$pre, $pre2, $pre3, $op> $args),)*
+            _ => None,
+        }
+    };
+}
+
+/// Every ALU opcode with a fast-loop arm (the `Code`s `Add64Imm` through `Arsh32Reg`), and
+/// negation.
+macro_rules! by_alu {
+    ($opcode:expr, $f:ident $pre:tt $args:tt) => {
+        by_opcode!($opcode, $f $pre $args, [
+            0x07 0x0f 0x17 0x1f 0x27 0x2f 0x37 0x3f 0x47 0x4f 0x57 0x5f
+            0x67 0x6f 0x77 0x7f 0x97 0x9f 0xa7 0xaf 0xb7 0xbf 0xc7 0xcf
+            0x04 0x0c 0x14 0x1c 0x24 0x2c 0x34 0x3c 0x44 0x4c 0x54 0x5c
+            0x64 0x6c 0x74 0x7c 0x94 0x9c 0xa4 0xac 0xb4 0xbc 0xc4 0xcc 0x87 0x84
+        ])
+    };
+}
+
+/// The ALU opcodes fused with any ALU operation that follows (the first of the frequent pairs
+/// of the bench programs: clang's three-address `rD = rS; rD op= X`, and shifts before an or).
+macro_rules! by_paired_alu {
+    ($opcode:expr, $f:ident $pre:tt $args:tt) => {
+        by_opcode!($opcode, $f $pre $args, [0xbf 0xbc])
+    };
+}
+
+/// The ALU opcodes fused after a load (shifts, masks and moves of the loaded value, and ors
+/// into it).
+macro_rules! by_alu_after_load {
+    ($opcode:expr, $f:ident $pre:tt $args:tt) => {
+        by_opcode!($opcode, $f $pre $args, [0x64 0x67 0x54 0x57 0x74 0x77 0xbc 0xbf 0x4c 0x4f])
+    };
+}
+
+/// The ALU opcodes fused with a conditional jump that follows (loop steps and copies before the
+/// loop's test, and masks before a test): add and move, both widths, immediate and register,
+/// and `and` with an immediate.
+macro_rules! by_fused_alu {
+    ($opcode:expr, $f:ident $pre:tt $args:tt) => {
+        by_opcode!($opcode, $f $pre $args, [0x07 0x0f 0x04 0x0c 0xbf 0xbc 0x57 0x54])
+    };
+}
+
+/// Every conditional jump opcode (the `Code`s `JeqImm` through `Jsle32Reg` but `Exit`).
+macro_rules! by_jump {
+    ($opcode:expr, $f:ident $pre:tt $args:tt) => {
+        by_opcode!($opcode, $f $pre $args, [
+            0x15 0x1d 0x25 0x2d 0x35 0x3d 0x45 0x4d 0x55 0x5d 0x65 0x6d
+            0x75 0x7d 0xa5 0xad 0xb5 0xbd 0xc5 0xcd 0xd5 0xdd
+            0x16 0x1e 0x26 0x2e 0x36 0x3e 0x46 0x4e 0x56 0x5e 0x66 0x6e
+            0x76 0x7e 0xa6 0xae 0xb6 0xbe 0xc6 0xce 0xd6 0xde
+        ])
+    };
+}
+
+/// The threaded form of prepared ops (`fast` only: every successor lands in the program and
+/// registers are at most r10).
+pub(super) fn build(insns: &[Insn], ops: &[Op]) -> Vec<Slot> {
+    (0..ops.len()).map(|pc| slot(insns, ops, pc)).collect()
+}
+
+fn is_alu(code: Code) -> bool {
+    (Code::Add64Imm as u8..=Code::Arsh32Reg as u8).contains(&(code as u8))
+}
+
+/// Negation (no `Code` of its own: `general` runs it in the fast loop).
+fn is_neg(opcode: u8) -> bool {
+    opcode == 0x87 || opcode == 0x84
+}
+
+fn is_cond_jump(code: Code) -> bool {
+    (Code::JeqImm as u8..=Code::Jsle32Reg as u8).contains(&(code as u8)) && code != Code::Exit
+}
+
+fn slot(insns: &[Insn], ops: &[Op], pc: usize) -> Slot {
+    let op = &ops[pc];
+    let opcode = insns[pc].opcode;
+    let direct = op.ends_segment & DIRECT != 0;
+    let base = Slot {
+        imm: op.imm as i64 as u64,
+        off: op.off,
+        run: op.run,
+        d: op.dst,
+        s: op.src,
+        ..Slot::default()
+    };
+    // `$f` for the access size of the op's code and the verifier's proof.
+    let size = access_size(op.code);
+    macro_rules! sized {
+        ($f:ident, $kind:expr) => {
+            match (size, direct) {
+                (1, false) => $f::<1, false, $kind> as Handler,
+                (2, false) => $f::<2, false, $kind>,
+                (4, false) => $f::<4, false, $kind>,
+                (8, false) => $f::<8, false, $kind>,
+                (1, true) => $f::<1, true, $kind>,
+                (2, true) => $f::<2, true, $kind>,
+                (4, true) => $f::<4, true, $kind>,
+                _ => $f::<8, true, $kind>,
+            }
+        };
+    }
+    let handler: Handler = match op.code {
+        code if is_alu(code) || is_neg(insns[pc].opcode) => {
+            // An add or move before a conditional jump runs with it.
+            if pc + 1 < ops.len() && is_cond_jump(ops[pc + 1].code) {
+                let (off, off2, extra) = jump_targets(insns, ops, pc + 1);
+                let jump = insns[pc + 1].opcode;
+                if let Some(Some(handler)) = by_fused_alu!(opcode, alu_jump_for [] (jump)) {
+                    return Slot {
+                        handler,
+                        imm2: ops[pc + 1].imm,
+                        off: off + 1,
+                        off2: off2 + 1,
+                        extra,
+                        t: ops[pc + 1].dst,
+                        x: ops[pc + 1].src,
+                        ..base
+                    };
+                }
+            }
+            if let Some(slot) = alu_pair(insns, ops, pc, &base) {
+                return slot;
+            }
+            by_alu!(opcode, alu_handler [] ()).expect("an ALU code has an ALU opcode")
+        }
+        Code::General if matches!(opcode, 0xd4 | 0xdc | 0xd7) => match opcode {
+            0xd4 => end::<0xd4>,
+            0xdc => end::<0xdc>,
+            _ => end::<0xd7>,
+        },
+        code if is_cond_jump(code) => {
+            let (off, off2, extra) = jump_targets(insns, ops, pc);
+            return Slot {
+                handler: by_jump!(opcode, jump_handler [] ())
+                    .expect("a jump code has a jump opcode"),
+                off,
+                off2,
+                extra,
+                ..base
+            };
+        }
+        Code::Ja => {
+            return Slot {
+                handler: ja,
+                off: op.off + 1,
+                ..base
+            }
+        }
+        Code::LdxW | Code::LdxH | Code::LdxB | Code::LdxDw => {
+            if let Some(slot) = load_pair(insns, ops, pc, &base) {
+                return slot;
+            }
+            sized!(access, LOAD)
+        }
+        Code::StW | Code::StH | Code::StB | Code::StDw => sized!(access, STORE_IMM),
+        Code::StxW | Code::StxH | Code::StxB | Code::StxDw => sized!(access, STORE_REG),
+        Code::Lddw => {
+            let hi = ops[pc + 1].imm;
+            return Slot {
+                handler: lddw,
+                imm: (op.imm as u32 as u64) | ((hi as u32 as u64) << 32),
+                ..base
+            };
+        }
+        code if code == Code::MovAdd || code.is_mov_add_access() => {
+            let handler = match op.code {
+                Code::MovAdd => mov_add,
+                Code::MovAddStxW | Code::MovAddStxH | Code::MovAddStxB | Code::MovAddStxDw => {
+                    sized!(mov_add_access, true)
+                }
+                _ => sized!(mov_add_access, false),
+            };
+            let t = t_of(op) as u8;
+            return Slot {
+                handler,
+                // `rD = rS; rD += rT` with rT = rD adds rS to itself.
+                t: if t == op.dst { op.src } else { t },
+                x: x_of(op) as u8,
+                ..base
+            };
+        }
+        _ => bail,
+    };
+    Slot { handler, ..base }
+}
+
+/// The access size of a load, store or fused access code (8 for the others, which do not use it).
+fn access_size(code: Code) -> u32 {
+    match code {
+        Code::LdxB | Code::StB | Code::StxB | Code::MovAddLdxB | Code::MovAddStxB => 1,
+        Code::LdxH | Code::StH | Code::StxH | Code::MovAddLdxH | Code::MovAddStxH => 2,
+        Code::LdxW | Code::StW | Code::StxW | Code::MovAddLdxW | Code::MovAddStxW => 4,
+        _ => 8,
+    }
+}
+
+/// Whether slot `pc` holds an ALU operation with a handler of its own.
+fn alu_at(insns: &[Insn], ops: &[Op], pc: usize) -> bool {
+    pc < ops.len() && (is_alu(ops[pc].code) || is_neg(insns[pc].opcode))
+}
+
+/// The ALU operation at `pc` fused with an ALU operation or an unconditional jump after it,
+/// where `by_paired_alu` (or any ALU operation, before the jump) has it.
+fn alu_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot> {
+    let (first, next) = (insns[pc].opcode, pc + 1);
+    if next < ops.len() && ops[next].code == Code::Ja && insns[next].opcode == 0x05 {
+        return Some(Slot {
+            handler: by_alu!(first, alu_ja_handler [] ())?,
+            off: ops[next].off + 2,
+            ..*base
+        });
+    }
+    if !alu_at(insns, ops, next) {
+        return None;
+    }
+    let same = ops[next].dst == ops[pc].dst;
+    let handler = by_paired_alu!(first, alu_alu_for [] (insns[next].opcode, same))??;
+    Some(with_second(base, handler, &ops[next]))
+}
+
+/// `base` run by `handler`, which also runs the ALU operation `second` (in `t`, `x`, `imm2`).
+fn with_second(base: &Slot, handler: Handler, second: &Op) -> Slot {
+    Slot {
+        handler,
+        imm2: second.imm,
+        t: second.dst,
+        x: second.src,
+        ..*base
+    }
+}
+
+/// The load at `pc` fused with an ALU operation after it, where `by_alu_after_load` has it.
+fn load_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot> {
+    let next = pc + 1;
+    if !alu_at(insns, ops, next) {
+        return None;
+    }
+    let direct = ops[pc].ends_segment & DIRECT != 0;
+    let alu = insns[next].opcode;
+    let same = ops[next].dst == ops[pc].dst;
+    let handler = match (ops[pc].code, direct) {
+        (Code::LdxW, false) => ldx_alu_for::<4, false>(alu, same),
+        (Code::LdxH, false) => ldx_alu_for::<2, false>(alu, same),
+        (Code::LdxB, false) => ldx_alu_for::<1, false>(alu, same),
+        (_, false) => ldx_alu_for::<8, false>(alu, same),
+        (Code::LdxW, true) => ldx_alu_for::<4, true>(alu, same),
+        (Code::LdxH, true) => ldx_alu_for::<2, true>(alu, same),
+        (Code::LdxB, true) => ldx_alu_for::<1, true>(alu, same),
+        (_, true) => ldx_alu_for::<8, true>(alu, same),
+    }?;
+    Some(with_second(base, handler, &ops[next]))
+}
+
+// Whether the second operation of a pair works on the register the first wrote (`second_dst`),
+// as a const argument of handlers.
+const SAME: bool = true;
+const OTHER: bool = false;
+
+/// The taken and fall-through targets of the conditional jump at `pc`, relative to it, and the
+/// instructions counted on the fall-through besides its segment: a jump over an unconditional
+/// jump (`if c goto +1; goto L`, as clang closes loops) falls through straight to `L`, counting
+/// the `goto` (a segment of its own).
+fn jump_targets(insns: &[Insn], ops: &[Op], pc: usize) -> (i32, i32, u8) {
+    let off = ops[pc].off + 1;
+    if off == 2 && ops[pc + 1].code == Code::Ja && insns[pc + 1].opcode == 0x05 {
+        (off, ops[pc + 1].off + 2, 1)
+    } else {
+        (off, 1, 0)
+    }
+}
+
+/// The source operand of an ALU operation or jump `OPCODE`: rS, or the immediate `imm`.
+#[inline(always)]
+fn source<const OPCODE: u8>(st: &State, s: u8, imm: u64) -> u64 {
+    if OPCODE & SRC_X != 0 {
+        st.reg[reg(s)]
+    } else {
+        imm
+    }
+}
+
+/// An ALU operation as a type: `OPCODE` (class, operation and source) fixed at compile time.
+struct Alu<const OPCODE: u8>;
+
+impl<const OPCODE: u8> Alu<OPCODE> {
+    /// The operation on the value `dst` (of rD) with rS or the immediate `imm`.
+    #[inline(always)]
+    fn apply(st: &State, dst: u64, s: u8, imm: u64) -> u64 {
+        let src = source::<OPCODE>(st, s, imm);
+        if class(OPCODE) == CLASS_ALU64 {
+            alu64(OPCODE & 0xf0, 0, dst, src)
+        } else {
+            alu32(OPCODE & 0xf0, 0, dst as u32, src as u32) as u64
+        }
+    }
+
+    /// Runs the operation on rD; returns the new value.
+    #[inline(always)]
+    fn exec(st: &mut State, d: u8, s: u8, imm: u64) -> u64 {
+        let d = reg(d);
+        let v = Self::apply(st, st.reg[d], s, imm);
+        st.reg[d] = v;
+        v
+    }
+}
+
+/// A conditional jump's test as a type, as `Alu`.
+struct Cond<const OPCODE: u8>;
+
+impl<const OPCODE: u8> Cond<OPCODE> {
+    #[inline(always)]
+    fn taken(st: &State, d: u8, s: u8, imm: u64) -> bool {
+        let b = source::<OPCODE>(st, s, imm);
+        condition(OPCODE & 0xf0, st.reg[reg(d)], b, class(OPCODE) == CLASS_JMP)
+    }
+}
+
+fn alu_handler<const OPCODE: u8>() -> Handler {
+    alu::<OPCODE>
+}
+
+fn alu_ja_handler<const OPCODE: u8>() -> Handler {
+    alu_ja::<OPCODE>
+}
+
+fn alu_alu_for<const FIRST: u8>(second: u8, same: bool) -> Option<Handler> {
+    if same {
+        by_alu!(second, alu_alu_handler [SAME FIRST] ())
+    } else {
+        by_alu!(second, alu_alu_handler [OTHER FIRST] ())
+    }
+}
+
+fn alu_alu_handler<const SAME: bool, const FIRST: u8, const SECOND: u8>() -> Handler {
+    alu_alu::<SAME, FIRST, SECOND>
+}
+
+fn ldx_alu_for<const SIZE: u32, const DIRECT: bool>(alu: u8, same: bool) -> Option<Handler> {
+    if same {
+        by_alu_after_load!(alu, ldx_alu_handler [SAME SIZE DIRECT] ())
+    } else {
+        by_alu_after_load!(alu, ldx_alu_handler [OTHER SIZE DIRECT] ())
+    }
+}
+
+fn ldx_alu_handler<const SAME: bool, const SIZE: u32, const DIRECT: bool, const OPCODE: u8>(
+) -> Handler {
+    ldx_alu::<SAME, SIZE, DIRECT, OPCODE>
+}
+
+fn jump_handler<const OPCODE: u8>() -> Handler {
+    jump::<OPCODE>
+}
+
+fn alu_jump_for<const ALU: u8>(jump: u8) -> Option<Handler> {
+    by_jump!(jump, alu_jump_handler[ALU]())
+}
+
+fn alu_jump_handler<const ALU: u8, const JUMP: u8>() -> Handler {
+    alu_jump::<ALU, JUMP>
+}
+
+/// The slot `k` slots after `op`.
+#[inline(always)]
+fn at(op: &Slot, k: isize) -> &Slot {
+    // SAFETY: handlers step only to successors that `prepare` checked land inside the program
+    // (the next slot inside a segment, a jump's target or fall-through), all in `op`'s vector.
+    unsafe { &*(op as *const Slot).offset(k) }
+}
+
+/// Register `r` of `st`.
+#[inline(always)]
+fn reg(r: u8) -> usize {
+    // SAFETY: `slot` copies register numbers of `Op`s, which are masked to four bits.
+    unsafe { std::hint::assert_unchecked(r < 16) };
+    r as usize
+}
+
+/// Leaves the slot to the fast loop.
+fn bail(_: &mut State, op: &Slot, _: u32) -> Next {
+    stop(op)
+}
+
+/// Enters the segment at `t`, counting `extra` instructions more, if the budget in hand covers
+/// it; `None` otherwise (the fast loop then runs the jump again, which takes the next slice or
+/// leaves for the reference loop).
+#[inline(always)]
+fn enter<'a>(st: &mut State, t: &'a Slot, extra: u64) -> Option<&'a Slot> {
+    let run = t.run as u64 + extra;
+    if st.left >= run {
+        st.left -= run;
+        Some(t)
+    } else {
+        None
+    }
+}
+
+fn alu<const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32) -> Next {
+    Alu::<OPCODE>::exec(st, op.d, op.s, op.imm);
+    go(st, at(op, 1), fuel)
+}
+
+/// The value of rT for the second operation of a pair whose first wrote `v` to rD: `v` itself
+/// when `SAME` (rT = rD, as `slot` found), so that a dependent pair does not wait for the value
+/// to come back from memory.
+#[inline(always)]
+fn second_dst<const SAME: bool>(st: &State, op: &Slot, v: u64) -> u64 {
+    if SAME {
+        v
+    } else {
+        st.reg[reg(op.t)]
+    }
+}
+
+/// Two ALU operations: `FIRST` on rD with rS or `imm`, then `SECOND` on rT with rX or `imm2`.
+fn alu_alu<const SAME: bool, const FIRST: u8, const SECOND: u8>(
+    st: &mut State,
+    op: &Slot,
+    fuel: u32,
+) -> Next {
+    let v = Alu::<FIRST>::exec(st, op.d, op.s, op.imm);
+    let dst = second_dst::<SAME>(st, op, v);
+    st.reg[reg(op.t)] = Alu::<SECOND>::apply(st, dst, op.x, op.imm2 as i64 as u64);
+    go(st, at(op, 2), fuel)
+}
+
+/// An ALU operation and the unconditional jump after it (`off`: its target, relative to `op`).
+/// Where the jump cannot enter its target, the jump's own slot goes on.
+fn alu_ja<const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32) -> Next {
+    Alu::<OPCODE>::exec(st, op.d, op.s, op.imm);
+    let next = enter(st, at(op, op.off as isize), 0).unwrap_or(at(op, 1));
+    go(st, next, fuel)
+}
+
+/// A load and the ALU operation `OPCODE` after it (on rT with rX or `imm2`).
+fn ldx_alu<const SAME: bool, const SIZE: u32, const DIRECT: bool, const OPCODE: u8>(
+    st: &mut State,
+    op: &Slot,
+    fuel: u32,
+) -> Next {
+    let addr = st.reg[reg(op.s)].wrapping_add(op.off as i64 as u64);
+    if !readable::<SIZE, DIRECT>(st, addr) {
+        return stop(op);
+    }
+    // SAFETY: as for `access`.
+    let v = unsafe { load(addr, SIZE) };
+    st.reg[reg(op.d)] = v;
+    let dst = second_dst::<SAME>(st, op, v);
+    st.reg[reg(op.t)] = Alu::<OPCODE>::apply(st, dst, op.x, op.imm2 as i64 as u64);
+    go(st, at(op, 2), fuel)
+}
+
+/// A byte-order operation (`le`/`be` of ALU32, `bswap` of ALU64), its width the immediate.
+fn end<const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32) -> Next {
+    let d = reg(op.d);
+    st.reg[d] = byte_order(OPCODE, op.imm as i32, st.reg[d]);
+    go(st, at(op, 1), fuel)
+}
+
+fn ja(st: &mut State, op: &Slot, fuel: u32) -> Next {
+    match enter(st, at(op, op.off as isize), 0) {
+        Some(t) => go(st, t, fuel),
+        None => stop(op),
+    }
+}
+
+/// Takes a conditional jump whose test gave `taken` (a branch of the host, see
+/// `fast::keep_branch`); `off`/`off2`/`extra` as in `Slot`, relative to `op`. Returns the slot
+/// entered, or `None` as `enter`.
+#[inline(always)]
+fn branch<'a>(st: &mut State, op: &'a Slot, taken: bool) -> Option<&'a Slot> {
+    if taken {
+        keep_branch();
+        enter(st, at(op, op.off as isize), 0)
+    } else {
+        enter(st, at(op, op.off2 as isize), op.extra as u64)
+    }
+}
+
+fn jump<const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32) -> Next {
+    let taken = Cond::<OPCODE>::taken(st, op.d, op.s, op.imm);
+    match branch(st, op, taken) {
+        Some(t) => go(st, t, fuel),
+        None => stop(op),
+    }
+}
+
+/// An add or move and the conditional jump after it (`t`, `x`, `imm2`: the jump's registers and
+/// immediate). Where the jump cannot enter its target, the jump's own slot goes on.
+fn alu_jump<const ALU: u8, const JUMP: u8>(st: &mut State, op: &Slot, fuel: u32) -> Next {
+    Alu::<ALU>::exec(st, op.d, op.s, op.imm);
+    let taken = Cond::<JUMP>::taken(st, op.t, op.x, op.imm2 as i64 as u64);
+    let next = branch(st, op, taken).unwrap_or(at(op, 1));
+    go(st, next, fuel)
+}
+
+/// Whether a load of `SIZE` bytes at `addr` is inside the stack or the data (the fast loop's
+/// inline check; the verifier's proof when `DIRECT`).
+#[inline(always)]
+fn readable<const SIZE: u32, const DIRECT: bool>(st: &State, addr: u64) -> bool {
+    DIRECT || fits(&st.hot[0], addr, SIZE as u64) | fits(&st.hot[1], addr, SIZE as u64)
+}
+
+/// As `readable`, for a store: the first of the two regions that holds it decides.
+#[inline(always)]
+fn writable<const SIZE: u32, const DIRECT: bool>(st: &State, addr: u64) -> bool {
+    if DIRECT {
+        return true;
+    }
+    let [h0, h1] = &st.hot;
+    let in0 = fits(h0, addr, SIZE as u64);
+    (in0 & (h0.writable != 0)) | (!in0 & fits(h1, addr, SIZE as u64) & (h1.writable != 0))
+}
+
+// What a plain memory op does (`access`).
+const LOAD: u8 = 0;
+const STORE_IMM: u8 = 1;
+const STORE_REG: u8 = 2;
+
+/// A load (rD = *(rS + off)) or a store of the immediate or of rS (*(rD + off) = ...).
+fn access<const SIZE: u32, const DIRECT: bool, const KIND: u8>(
+    st: &mut State,
+    op: &Slot,
+    fuel: u32,
+) -> Next {
+    let base = if KIND == LOAD { op.s } else { op.d };
+    let addr = st.reg[reg(base)].wrapping_add(op.off as i64 as u64);
+    if KIND == LOAD {
+        if !readable::<SIZE, DIRECT>(st, addr) {
+            return stop(op);
+        }
+        // SAFETY: inside a region of the run (checked just above, or proved by the verifier).
+        st.reg[reg(op.d)] = unsafe { load(addr, SIZE) };
+    } else {
+        if !writable::<SIZE, DIRECT>(st, addr) {
+            return stop(op);
+        }
+        let v = if KIND == STORE_IMM {
+            op.imm
+        } else {
+            st.reg[reg(op.s)]
+        };
+        // SAFETY: inside a writable region of the run (as for a load).
+        unsafe { store(addr, SIZE, v) };
+    }
+    go(st, at(op, 1), fuel)
+}
+
+fn lddw(st: &mut State, op: &Slot, fuel: u32) -> Next {
+    st.reg[reg(op.d)] = op.imm;
+    go(st, at(op, 2), fuel)
+}
+
+/// `rD = rS + rT` (`t` already rewritten for rT = rD, see `slot`).
+#[inline(always)]
+fn sum(st: &State, op: &Slot) -> u64 {
+    st.reg[reg(op.s)].wrapping_add(st.reg[reg(op.t)])
+}
+
+fn mov_add(st: &mut State, op: &Slot, fuel: u32) -> Next {
+    st.reg[reg(op.d)] = sum(st, op);
+    go(st, at(op, 2), fuel)
+}
+
+/// `rD = rS; rD += rT` and the load into rX or the store of rX through rD (`WRITE`) after it.
+fn mov_add_access<const SIZE: u32, const DIRECT: bool, const WRITE: bool>(
+    st: &mut State,
+    op: &Slot,
+    fuel: u32,
+) -> Next {
+    let base = sum(st, op);
+    let addr = base.wrapping_add(op.off as i64 as u64);
+    let ok = if WRITE {
+        writable::<SIZE, DIRECT>(st, addr)
+    } else {
+        readable::<SIZE, DIRECT>(st, addr)
+    };
+    if !ok {
+        return stop(op);
+    }
+    st.reg[reg(op.d)] = base;
+    if WRITE {
+        // SAFETY: as for `access`; the value is read after rD is set, as the third slot reads it.
+        unsafe { store(addr, SIZE, st.reg[reg(op.x)]) };
+    } else {
+        // SAFETY: as for `access`.
+        st.reg[reg(op.x)] = unsafe { load(addr, SIZE) };
+    }
+    go(st, at(op, 3), fuel)
+}
