@@ -140,6 +140,26 @@ impl Program {
                 duration_ns: start.elapsed().as_nanos() as f64,
             });
         }
+        if self.runs_xdp_batch(input) {
+            with_run_space(|space| {
+                let runs = input.lengths.len();
+                self.run_xdp_batch(space, runs, packet, input, {
+                    |index, data, result: Result<RunOutput, Trap>| {
+                        each(BatchRun {
+                            index,
+                            result: result.map(|out| (out, ContextOutput::default())),
+                            data,
+                            duration_ns: 0.0,
+                            perf_lost: 0,
+                        })
+                    }
+                });
+            });
+            return Ok(BatchSummary {
+                runs: input.lengths.len(),
+                duration_ns: start.elapsed().as_nanos() as f64,
+            });
+        }
         with_run_space(|space| {
             for index in 0..input.lengths.len() {
                 let len = input.lengths[index];

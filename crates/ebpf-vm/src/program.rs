@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 mod straight;
+mod xdp_batch;
 
 use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64, LogicalProgram};
 use crate::context::{self, ContextInput, ContextOutput, RunData, RunState};

@@ -191,3 +191,36 @@ pub(crate) fn ctx_out(frame: &XdpFrame) -> Vec<u8> {
     }
     out
 }
+
+/// The frame of the run before, made the frame of a run on `data` (a batch's next packet; no
+/// metadata, the default `xdp_md`, as `prepare` builds them without a context image): the bytes
+/// the last run may have written (`touched`: a verified program's stores and the helpers' lie
+/// there) are zeroed, the packet is written at the headroom and the bounds are reset. `None`
+/// when `prepare` must build the frame instead: no frame yet, a frame a checked program wrote
+/// (it may have stored anywhere in it), fragments, or a packet that does not fit the linear part
+/// or is shorter than an Ethernet header.
+pub(crate) fn refill(state: &mut RunState, data: &[u8]) -> Option<Entry> {
+    let len = data.len() as u64;
+    let frame = state.xdp.as_deref_mut()?;
+    if !(ETH_HLEN..=XDP_LINEAR_MAX).contains(&len)
+        || !state.packet_stores_proved
+        || !frame.frags.is_empty()
+    {
+        return None;
+    }
+    let (lo, hi) = frame.touched;
+    if lo < hi {
+        let buf = std::mem::replace(&mut frame.buf, OwnedBuf::empty());
+        frame.buf = buf.zero_range(lo, hi - lo);
+    }
+    frame.buf.write(XDP_PACKET_HEADROOM, data);
+    frame.data = frame.hard_start + XDP_PACKET_HEADROOM;
+    frame.data_meta = frame.data;
+    frame.data_end = frame.data + len;
+    frame.touched = (u64::MAX, 0);
+    frame.sync();
+    Some(Entry {
+        args: [state.ctx_addr, 0, 0, 0, 0],
+        packet: (frame.data, len),
+    })
+}

@@ -228,7 +228,7 @@ fn lookup_percpu(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperE
 
 /// The region a value of `map` gives the run: the map's whole value area (memory the map owns for
 /// its life), each access within one value, read-only for `BPF_F_RDONLY_PROG` maps.
-fn value_region(map: &Arc<dyn Map>) -> Option<Region> {
+pub(crate) fn value_region(map: &Arc<dyn Map>) -> Option<Region> {
     let def = &map.common().def;
     let writable = def.flags & BPF_F_RDONLY_PROG == 0;
     map.value_area().map(|(start, len)| {
@@ -249,7 +249,7 @@ fn admit(cx: &mut HelperContext<'_>, found: ProgLookup, area: Option<Region>, ma
         ProgLookup::Null => 0,
         ProgLookup::Map(inner) => cx.maps.admit(inner),
         ProgLookup::Value(addr) => {
-            if let Some(area) = area {
+            if let Some(area) = area.filter(|_| !cx.maps.has_standing_area(map)) {
                 if cx.maps.new_area(area.start) && cx.regions.push(area) {
                     cx.state
                         .added

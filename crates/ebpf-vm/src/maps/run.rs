@@ -54,6 +54,9 @@ pub struct RunMaps {
     extra_areas: BTreeMap<u64, (u64, Arc<dyn Map>)>,
     /// The value area whose region was added last: loops look into the same map again and again.
     last_area: u64,
+    /// The value areas of the program's maps are regions of the run from its start (a batch of
+    /// a verified program, `program/xdp_batch.rs`): a lookup into them adds nothing.
+    standing_areas: bool,
     /// Open ring buffer reservations: record address, length, ring.
     reservations: Vec<(u64, u64, Arc<dyn Map>)>,
     cpu: Option<usize>,
@@ -109,6 +112,18 @@ impl RunMaps {
         std::mem::replace(&mut self.last_area, start) != start
     }
 
+    /// Whether the values of map `h` lie in a region the run has from its start
+    /// (`set_standing_areas`): a map of the program, not an inner map admitted during the run.
+    pub fn has_standing_area(&self, h: u64) -> bool {
+        self.standing_areas && (self.extra.is_empty() || !self.extra.contains_key(&h))
+    }
+
+    /// Says that every run on this table, until `end_run`, has the value areas of the program's
+    /// maps among its regions from its start.
+    pub fn set_standing_areas(&mut self) {
+        self.standing_areas = true;
+    }
+
     /// The map whose memory holds `addr` (a value area of a map of the program or of an inner
     /// map of the run, a ring buffer record of the run), or `None` when `addr` is not map memory.
     pub fn owner_of(&self, addr: u64) -> Option<Arc<dyn Map>> {
@@ -152,6 +167,17 @@ impl RunMaps {
     /// maps it admitted. The table's allocations stay, for the next run of the same program on the
     /// same `RunSpace` (`program` is kept: it is the same program's map list).
     pub fn end_run(&mut self) {
+        self.end_batch_run();
+        self.last_area = 0;
+        self.standing_areas = false;
+        // The next run may be on another thread (a run space moves between threads only
+        // between runs, but the slot is cheap to find again).
+        self.cpu = None;
+    }
+
+    /// Ends one run of a batch (on one thread, with the same standing areas): what `end_run`
+    /// lets go of, keeping the CPU slot and the standing areas for the batch's next run.
+    pub fn end_batch_run(&mut self) {
         // Most runs leave none: an empty drain still costs its set-up and drop.
         if !self.reservations.is_empty() {
             for (addr, _, ring) in self.reservations.drain(..) {
@@ -164,11 +190,9 @@ impl RunMaps {
         if !self.extra.is_empty() {
             self.extra.clear();
             self.extra_areas.clear();
+            // An inner map's area may have been the last one added.
+            self.last_area = 0;
         }
-        self.last_area = 0;
-        // The next run may be on another thread (a run space moves between threads only
-        // between runs, but the slot is cheap to find again).
-        self.cpu = None;
     }
 
     /// Whether this table is for the map list `program` (the same allocation), so that a run of
