@@ -693,18 +693,7 @@ impl Program {
         held: Option<usize>,
         outputs: Outputs,
     ) -> Result<(RunOutput, ContextOutput), Trap> {
-        let out = result?;
-        if let Some(pc) = held {
-            return Err(Trap {
-                kind: TrapKind::HelperError,
-                pc,
-                addr: 0,
-                size: 0,
-                insn_count: out.insn_count,
-                message: "the program exited holding the bpf_spin_lock it took here".into(),
-                place: None,
-            });
-        }
+        let out = Program::unlocked(result, held)?;
         let r0 = out.r0;
         let cx_out = match outputs {
             Outputs::All => context::finish_run(state, r0),
@@ -714,6 +703,26 @@ impl Program {
             },
         };
         Ok((out, cx_out))
+    }
+
+    /// `result`, or the trap of a run that ended holding the lock it took at `held`.
+    fn unlocked(
+        result: Result<RunOutput, Trap>,
+        held: Option<usize>,
+    ) -> Result<RunOutput, Trap> {
+        let out = result?;
+        match held {
+            None => Ok(out),
+            Some(pc) => Err(Trap {
+                kind: TrapKind::HelperError,
+                pc,
+                addr: 0,
+                size: 0,
+                insn_count: out.insn_count,
+                message: "the program exited holding the bpf_spin_lock it took here".into(),
+                place: None,
+            }),
+        }
     }
 
     /// Runs this program, then the programs it tail-calls, on the same memory and run state.

@@ -23,6 +23,16 @@ struct RunState {
     meter: Meter,
     trap: Option<Trap>,
     panic: Option<Box<dyn Any + Send>>,
+    /// What the block's inline-check fields were last filled in from (`FastInputs`).
+    fast_inputs: FastInputs,
+}
+
+/// What `refresh_fast_path` reads from the environment: the two hot regions and the packet. A
+/// helper call that changed none of them (most: a map lookup) needs no refresh.
+type FastInputs = ([Region; 2], (u64, u64));
+
+fn fast_inputs(env: &RunEnv<'_>) -> FastInputs {
+    (env.regions.hot(), env.packet)
 }
 
 impl RunState {
@@ -79,9 +89,13 @@ pub(super) unsafe extern "C" fn helper_entry(
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         call_helper(env, id, args, pc as usize, count)
     }));
-    // A helper may have changed the run's memory (a packet resized, regions added): the inline
-    // checks must see the table as it is now.
-    refresh_fast_path(&mut *ctx, &*state.env);
+    // A helper may have changed the run's memory (a packet resized, a frame moved): the inline
+    // checks must see it as it is now.
+    let now = fast_inputs(&*state.env);
+    if now != state.fast_inputs {
+        refresh_fast_path(&mut *ctx, &*state.env);
+        state.fast_inputs = now;
+    }
     match outcome {
         Ok(Ok(ret)) => return TwoWords(ret.r0, state.meter.take(rem, ret.charged)),
         Ok(Err(trap)) => state.trap = Some(trap),
@@ -278,6 +292,7 @@ unsafe fn enter(
         meter,
         trap: None,
         panic: None,
+        fast_inputs: fast_inputs(env),
     };
     ctx.state = &mut state as *mut RunState as u64;
     let ctx_ptr: *mut Ctx = ctx;

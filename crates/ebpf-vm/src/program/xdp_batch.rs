@@ -39,7 +39,7 @@ use crate::run_state::xdp::{ETH_HLEN, XDP_LINEAR_MAX};
 use crate::vm::env::{Entry, RunEnv};
 use crate::vm::{RunOutput, STACK_FRAME_SIZE, STACK_SIZE};
 
-use super::{refuse_exit_leak, Outputs, PreparedEngine, Program, ProgramType};
+use super::{refuse_exit_leak, PreparedEngine, Program, ProgramType};
 
 impl Program {
     /// Whether the batch `input` can take `run_xdp_batch` (see the module's comment).
@@ -183,8 +183,7 @@ impl Program {
                 refuse_exit_leak(&mut result, &env);
             }
             let held = env.state.release_lock();
-            let outcome = Program::finish(env.state, result, held, Outputs::R0);
-            each(index, data, outcome.map(|(out, _)| out));
+            each(index, data, Program::unlocked(result, held));
             // What a run may leave behind that the next must not see.
             env.maps.end_batch_run();
             let state = &mut *env.state;
