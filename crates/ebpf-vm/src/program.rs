@@ -329,6 +329,10 @@ impl Program {
         let stack_frames = crate::stack_reach::reachable_frames(&analysis);
         let stack_zero = crate::stack_reach::zeroed_bytes(&analysis, stack_frames);
         let coverage = (options.coverage).then(|| Arc::new(CoverageCounters::new(insns.len())));
+        let direct = verifier.as_ref().map(|v| match options.prog_type {
+            ProgramType::Xdp => context::xdp::direct_accesses(&insns, &v.proved, &v.ctx_bases),
+            _ => v.proved.clone(),
+        });
         let prepared = PreparedEngine::select(
             options.engine,
             &Validated {
@@ -336,7 +340,7 @@ impl Program {
                 analysis: &analysis,
                 callbacks: &callbacks,
                 stack_frames,
-                proved: verifier.as_ref().map(|v| &v.proved[..]),
+                proved: direct.as_deref(),
                 blind_constants: options.blind_constants,
                 coverage: coverage.as_deref(),
             },
@@ -706,10 +710,7 @@ impl Program {
     }
 
     /// `result`, or the trap of a run that ended holding the lock it took at `held`.
-    fn unlocked(
-        result: Result<RunOutput, Trap>,
-        held: Option<usize>,
-    ) -> Result<RunOutput, Trap> {
+    fn unlocked(result: Result<RunOutput, Trap>, held: Option<usize>) -> Result<RunOutput, Trap> {
         let out = result?;
         match held {
             None => Ok(out),

@@ -224,3 +224,27 @@ pub(crate) fn refill(state: &mut RunState, data: &[u8]) -> Option<Entry> {
         packet: (frame.data, len),
     })
 }
+
+/// Mode verified: the loads and stores the engines run without a check, by slot: those the
+/// verifier proved (`proved`), and the loads of an XDP program whose base is the unmodified
+/// context pointer on every path (`ctx_bases`) and that, as the context rewrite left them in
+/// `insns`, lie inside the context buffer: every XDP run's r1 points to `BUFFER_SIZE` bytes of
+/// it (`prepare`), a region of the run, so their check could only succeed.
+pub(crate) fn direct_accesses(
+    insns: &[crate::isa::Insn],
+    proved: &[bool],
+    ctx_bases: &[crate::context::rewrite::CtxBase],
+) -> Vec<bool> {
+    use crate::isa::opcodes::{access_size, class, CLASS_LDX, MODE_MEM};
+    let in_buffer = |i: &crate::isa::Insn| {
+        class(i.opcode) == CLASS_LDX
+            && i.opcode & 0xe0 == MODE_MEM
+            && i.off >= 0
+            && i.off as u64 + access_size(i.opcode) as u64 <= off::BUFFER_SIZE as u64
+    };
+    (insns.iter().zip(proved).zip(ctx_bases))
+        .map(|((insn, &proved), &base)| {
+            proved || (base == crate::context::rewrite::CtxBase::Ctx && in_buffer(insn))
+        })
+        .collect()
+}
