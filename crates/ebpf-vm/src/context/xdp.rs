@@ -210,8 +210,7 @@ pub(crate) fn refill(state: &mut RunState, data: &[u8]) -> Option<Entry> {
     }
     let (lo, hi) = frame.touched;
     if lo < hi {
-        let buf = std::mem::replace(&mut frame.buf, OwnedBuf::empty());
-        frame.buf = buf.zero_range(lo, hi - lo);
+        frame.buf.zero(lo, hi - lo);
     }
     frame.buf.write(XDP_PACKET_HEADROOM, data);
     frame.data = frame.hard_start + XDP_PACKET_HEADROOM;

@@ -188,7 +188,12 @@ fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
             .regions
             .slice(a[1], len)
             .map_err(|_| bad_pointer(cx, "key", a[1], len))?;
-        (map.prog_lookup(key, cpu), value_region(map))
+        // A map whose values stand as a region of the run needs none made.
+        let standing = cx.maps.has_standing_area(a[0]);
+        (
+            map.prog_lookup(key, cpu),
+            (!standing).then(|| value_region(map)).flatten(),
+        )
     };
     let found = match found {
         Ok(f) => f,
@@ -249,7 +254,7 @@ fn admit(cx: &mut HelperContext<'_>, found: ProgLookup, area: Option<Region>, ma
         ProgLookup::Null => 0,
         ProgLookup::Map(inner) => cx.maps.admit(inner),
         ProgLookup::Value(addr) => {
-            if let Some(area) = area.filter(|_| !cx.maps.has_standing_area(map)) {
+            if let Some(area) = area {
                 if cx.maps.new_area(area.start) && cx.regions.push(area) {
                     cx.state
                         .added

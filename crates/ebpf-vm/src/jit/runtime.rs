@@ -358,6 +358,8 @@ pub struct Repeat {
     entry: *const u8,
     stack: Region,
     stack_frames: usize,
+    /// The hot regions (`Regions::hot`) the block's inline-check bounds are of.
+    hot: [Region; 2],
 }
 
 impl Repeat {
@@ -374,6 +376,7 @@ impl Repeat {
             entry,
             stack,
             stack_frames,
+            hot: env.regions.hot(),
         })
     }
 
@@ -395,8 +398,19 @@ impl Repeat {
         if env.regions.stack() != self.stack || env.stack_top != self.ctx.stack_top {
             return run(Start::Main(self.entry), insns, env, args, self.stack_frames);
         }
-        refresh_fast_path(&mut self.ctx, env);
+        // The bounds only where the hot regions moved (the packet moves from run to run; an XDP
+        // frame or a socket filter's stack stays).
+        let hot = env.regions.hot();
+        if hot == self.hot {
+            self.ctx.packet_start = env.packet.0;
+            self.ctx.packet_len = env.packet.1;
+        } else {
+            refresh_fast_path(&mut self.ctx, env);
+        }
         self.ctx.args = args;
-        enter(&mut self.ctx, self.entry, insns, env)
+        let result = enter(&mut self.ctx, self.entry, insns, env);
+        // What the block's bounds are of now: a helper call that moved a region refreshed them.
+        self.hot = env.regions.hot();
+        result
     }
 }

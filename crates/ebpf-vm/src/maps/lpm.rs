@@ -141,10 +141,12 @@ impl LpmTrie {
         // The key's bits as sort-key bytes, once, in a buffer on the stack (a lookup is on the hot
         // path of programs: no allocation); each length tried ends its prefix with the terminator
         // in place, and puts the bit back after.
-        let longest = match inner.lengths.range(..=plen).next_back() {
-            Some((&len, _)) => len as usize,
-            None => return None,
-        };
+        let mut lengths = inner
+            .lengths
+            .range(..=plen)
+            .rev()
+            .map(|(&len, _)| len as usize);
+        let longest = lengths.next()?;
         // IPv4 and IPv6 keys (128 bits at most) on the stack; longer ones in a vector. Whole
         // bytes of the data are spread, eight bits at a time.
         let bytes = longest.div_ceil(8);
@@ -159,12 +161,9 @@ impl LpmTrie {
         for (out, &byte) in k.chunks_exact_mut(8).zip(&data[..bytes]) {
             out.copy_from_slice(&SPREAD[byte as usize].to_le_bytes());
         }
-        inner
-            .lengths
-            .range(..=plen)
-            .rev()
-            .find_map(|(&len, _)| {
-                let len = len as usize;
+        std::iter::once(longest)
+            .chain(lengths)
+            .find_map(|len| {
                 let bit = std::mem::replace(&mut k[len], 2);
                 let found = inner.entries.get(&k[..=len]);
                 k[len] = bit;

@@ -138,6 +138,13 @@ impl OwnedBuf {
     }
 
     /// Copies `bytes` in at byte offset `at` (`at + bytes.len() <= len`).
+    /// Zeroes `len` bytes at `at`, in place.
+    pub fn zero(&self, at: u64, len: u64) {
+        assert!(at.saturating_add(len) <= self.len);
+        // SAFETY: inside the buffer (asserted), which this value owns.
+        unsafe { std::ptr::write_bytes((self.addr + at) as *mut u8, 0, len as usize) };
+    }
+
     pub fn write(&self, at: u64, bytes: &[u8]) {
         assert!(at + bytes.len() as u64 <= self.len);
         // SAFETY: inside the buffer (asserted), which this struct owns.
