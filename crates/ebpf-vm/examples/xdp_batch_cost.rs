@@ -144,9 +144,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => Mode::Checked,
     };
     let prog = firewall(engine, mode);
-    if mode == Mode::Verified {
-        dbg_proved(&prog);
-    }
     let mut packets = Vec::with_capacity(64 * BATCH);
     for i in 0..BATCH {
         let mut p = [0u8; 64];
@@ -185,10 +182,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("{:.1} ns per packet", best / BATCH as f64);
     Ok(())
-}
-#[allow(dead_code)]
-fn dbg_proved(p: &Program) {
-    let v = p.verifier_report().unwrap();
-    let slots: Vec<usize> = (0..v.proved.len()).filter(|&i| v.proved[i]).collect();
-    eprintln!("proved: {slots:?}");
 }

@@ -27,12 +27,20 @@ struct RunState {
     fast_inputs: FastInputs,
 }
 
-/// What `refresh_fast_path` reads from the environment: the two hot regions and the packet. A
-/// helper call that changed none of them (most: a map lookup) needs no refresh.
-type FastInputs = ([Region; 2], (u64, u64));
+/// What `refresh_fast_path` reads from the environment: of the two hot regions their start,
+/// length and writability (`hot_key`), and the packet. A helper call that changed none of them
+/// (most: a map lookup) needs no refresh.
+type FastInputs = ([u64; 6], (u64, u64));
+
+/// What `fast_path` reads of the hot regions, as words: compared in a few instructions.
+#[inline(always)]
+fn hot_key(env: &RunEnv<'_>) -> [u64; 6] {
+    let [s, d] = env.regions.hot();
+    [s.start, s.len, s.writable, d.start, d.len, d.writable]
+}
 
 fn fast_inputs(env: &RunEnv<'_>) -> FastInputs {
-    (env.regions.hot(), env.packet)
+    (hot_key(env), env.packet)
 }
 
 impl RunState {
@@ -358,8 +366,8 @@ pub struct Repeat {
     entry: *const u8,
     stack: Region,
     stack_frames: usize,
-    /// The hot regions (`Regions::hot`) the block's inline-check bounds are of.
-    hot: [Region; 2],
+    /// The hot regions (`hot_key`) the block's inline-check bounds are of.
+    hot: [u64; 6],
 }
 
 impl Repeat {
@@ -376,7 +384,7 @@ impl Repeat {
             entry,
             stack,
             stack_frames,
-            hot: env.regions.hot(),
+            hot: hot_key(env),
         })
     }
 
@@ -400,7 +408,7 @@ impl Repeat {
         }
         // The bounds only where the hot regions moved (the packet moves from run to run; an XDP
         // frame or a socket filter's stack stays).
-        let hot = env.regions.hot();
+        let hot = hot_key(env);
         if hot == self.hot {
             self.ctx.packet_start = env.packet.0;
             self.ctx.packet_len = env.packet.1;
@@ -410,7 +418,7 @@ impl Repeat {
         self.ctx.args = args;
         let result = enter(&mut self.ctx, self.entry, insns, env);
         // What the block's bounds are of now: a helper call that moved a region refreshed them.
-        self.hot = env.regions.hot();
+        self.hot = hot_key(env);
         result
     }
 }
