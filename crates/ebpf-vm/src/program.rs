@@ -6,6 +6,8 @@ use std::sync::Arc;
 mod straight;
 mod xdp_batch;
 
+pub(crate) use xdp_batch::XdpBatchShared;
+
 use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64, LogicalProgram};
 use crate::context::{self, ContextInput, ContextOutput, RunData, RunState};
 use crate::coverage::{Counted, CoverageCounters, CoverageReport};

@@ -27,8 +27,7 @@
 //! only after such a lookup).
 
 use crate::analysis::Flow;
-use crate::batch::BatchInput;
-use crate::context::{self, ContextInput, RunData};
+use crate::context::{self, ContextInput, ProcessInfo, RunData};
 use crate::error::Trap;
 use crate::helpers::tail_call::BPF_TAIL_CALL;
 use crate::maps::added_regions::Added;
@@ -41,39 +40,44 @@ use crate::vm::{RunOutput, STACK_FRAME_SIZE, STACK_SIZE};
 
 use super::{refuse_exit_leak, PreparedEngine, Program, ProgramType};
 
+/// What every run of an XDP batch shares (of `batch::BatchInput`).
+pub(crate) struct XdpBatchShared<'a> {
+    pub process: ProcessInfo,
+    pub network: Option<&'a std::sync::Arc<crate::context::net::Network>>,
+    pub budget: Option<u64>,
+    pub limits: &'a crate::limits::RunLimits,
+}
+
 impl Program {
-    /// Whether the batch `input` can take `run_xdp_batch` (see the module's comment).
-    pub(crate) fn runs_xdp_batch(&self, input: &BatchInput<'_>) -> bool {
+    /// Whether a batch of packets of `lengths` can take `run_xdp_batch` (see the module's
+    /// comment); `plain`: the batch wants r0 only and brings no context image, address space,
+    /// tunnel nor wire lengths.
+    pub(crate) fn runs_xdp_batch(&self, lengths: &[u32], plain: bool) -> bool {
         self.options.prog_type == ProgramType::Xdp
             && self.verifier.is_some()
-            && input.r0_only
-            && input.ctx.is_none()
-            && input.memory.is_none()
-            && input.tunnel.is_none()
-            && input.wire_lengths.is_none()
+            && plain
             && self.coverage.is_none()
             && self.callbacks.is_none()
             && !self.prints
             && !(self.analysis.cfg.flows.iter())
                 .any(|f| matches!(f, Flow::Helper { id: BPF_TAIL_CALL } | Flow::CallX))
-            && (input.lengths.iter()).all(|&l| (ETH_HLEN..=XDP_LINEAR_MAX).contains(&(l as u64)))
+            && (lengths.iter()).all(|&l| (ETH_HLEN..=XDP_LINEAR_MAX).contains(&(l as u64)))
     }
 
-    /// Runs `runs` packets (`packet(i)`) of the batch `input` and hands each outcome to `each`.
-    /// Only for a batch that `runs_xdp_batch`.
+    /// Runs `runs` packets (`packet(i)`) with what every run of the batch shares (`shared`)
+    /// and hands each outcome to `each`. Only for a batch that `runs_xdp_batch`.
     pub(crate) fn run_xdp_batch<'p>(
         &self,
         space: &mut RunSpace,
         runs: usize,
         packet: impl Fn(usize) -> &'p [u8],
-        input: &BatchInput<'_>,
+        shared: &XdpBatchShared<'_>,
         mut each: impl FnMut(usize, &'p [u8], Result<RunOutput, Trap>),
     ) {
-        debug_assert!(self.runs_xdp_batch(input));
         if runs == 0 {
             return;
         }
-        let limits = &input.limits;
+        let limits = shared.limits;
         let stack_bytes = space.stack_bytes();
         let reach = self.stack_frames * STACK_FRAME_SIZE;
         let stack_top = stack_bytes + STACK_SIZE as u64;
@@ -105,11 +109,11 @@ impl Program {
         regions.set_stack(stack);
         let cx = ContextInput {
             ctx: None,
-            process: input.process,
+            process: shared.process,
             socket: None,
             jiffies: None,
             memory: None,
-            network: input.network,
+            network: shared.network,
             tunnel: None,
         };
         let first = RunData::ReadOnly(packet(0));
@@ -145,7 +149,7 @@ impl Program {
             helpers: &self.helpers,
             regions,
             stack_top,
-            budget: input.budget.unwrap_or(self.options.budget),
+            budget: shared.budget.unwrap_or(self.options.budget),
             packet: (0, 0),
             maps,
             state,
