@@ -35,10 +35,11 @@ use crate::memory::Region;
 use crate::pointer_leaks::PointerLeaks;
 use crate::run_space::RunSpace;
 use crate::run_state::xdp::{ETH_HLEN, XDP_LINEAR_MAX};
-use crate::vm::env::{Entry, RunEnv};
+use crate::vm::env::RunEnv;
 use crate::vm::{RunOutput, STACK_FRAME_SIZE, STACK_SIZE};
 
-use super::{refuse_exit_leak, PreparedEngine, Program, ProgramType};
+use super::straight::RepeatedRuns;
+use super::{Program, ProgramType};
 
 /// What every run of an XDP batch shares (of `batch::BatchInput`).
 pub(crate) struct XdpBatchShared<'a> {
@@ -101,8 +102,7 @@ impl Program {
         state.packet_stores_proved = true;
         state.stack = (stack_bytes, STACK_SIZE as u64);
         state.limits = limits.clone();
-        let refuse = self.options.pointer_leaks == PointerLeaks::Refuse;
-        state.refuse_pointer_leaks = refuse;
+        state.refuse_pointer_leaks = self.options.pointer_leaks == PointerLeaks::Refuse;
         // The first packet's frame and context, built as a single run builds them; later packets
         // refill that frame.
         regions.clear();
@@ -155,10 +155,7 @@ impl Program {
             state,
             function_runner: None,
         };
-        #[cfg(target_arch = "x86_64")]
-        let mut repeat: Option<crate::jit::Repeat> = None;
-        #[cfg(not(target_arch = "x86_64"))]
-        let mut repeat: Option<()> = None;
+        let mut runs_on_env = RepeatedRuns::default();
         let mut entry = Some(first);
         for index in 0..runs {
             let data = packet(index);
@@ -172,20 +169,7 @@ impl Program {
             };
             zero_stack();
             env.packet = entry.packet;
-            #[cfg(target_arch = "x86_64")]
-            if let (None, PreparedEngine::Jit(jit)) = (&repeat, &self.prepared) {
-                repeat = jit.repeat(&env);
-            }
-            let mut result = match (&self.prepared, &mut repeat) {
-                #[cfg(target_arch = "x86_64")]
-                (PreparedEngine::Jit(jit), Some(block)) => {
-                    jit.run_repeat(block, &self.insns, &mut env, entry.args)
-                }
-                _ => (self.prepared).run_from(&self.insns, &mut env, entry.args, Entry::Main),
-            };
-            if refuse {
-                refuse_exit_leak(&mut result, &env);
-            }
+            let result = runs_on_env.run(self, &mut env, entry.args);
             let held = env.state.release_lock();
             each(index, data, Program::unlocked(result, held));
             // What a run may leave behind that the next must not see.
