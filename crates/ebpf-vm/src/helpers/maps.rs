@@ -153,16 +153,17 @@ fn value_size(map: &Arc<dyn Map>) -> u64 {
     map.common().def.value_size as u64
 }
 
+/// The most looked-up types first: `typed_map` tests them in order.
 const KEYED: [MapType; 11] = [
-    MapType::Devmap,
-    MapType::DevmapHash,
     MapType::Array,
-    MapType::PercpuArray,
     MapType::Hash,
+    MapType::LpmTrie,
+    MapType::PercpuArray,
     MapType::PercpuHash,
     MapType::LruHash,
     MapType::LruPercpuHash,
-    MapType::LpmTrie,
+    MapType::Devmap,
+    MapType::DevmapHash,
     MapType::ArrayOfMaps,
     MapType::HashOfMaps,
 ];

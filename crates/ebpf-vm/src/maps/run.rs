@@ -40,6 +40,9 @@ impl Hasher for AddrHasher {
     }
 }
 
+/// How many of the program's map handles a run's table keeps as words (`RunMaps::handles`).
+const HANDLES: usize = 8;
+
 /// Whether `[start, start + len)` holds `addr`.
 fn holds(area: (u64, u64), addr: u64) -> bool {
     addr >= area.0 && addr - area.0 < area.1
@@ -48,6 +51,10 @@ fn holds(area: (u64, u64), addr: u64) -> bool {
 #[derive(Default)]
 pub struct RunMaps {
     program: Option<Arc<[Arc<dyn Map>]>>,
+    /// The handles of the program's first `HANDLES` maps, in its order: a helper's map argument
+    /// is found by comparing words (a handle from an `Arc<dyn Map>` reads the vtable's
+    /// alignment), with no allocation for the table.
+    handles: [u64; HANDLES],
     /// Inner maps admitted during the run, by handle.
     extra: HashMap<u64, Arc<dyn Map>, BuildHasherDefault<AddrHasher>>,
     /// The value areas of `extra`, by start address.
@@ -66,6 +73,9 @@ impl RunMaps {
     /// The table of a run of a program whose maps are `program` (load-time indices).
     pub fn new(program: Arc<[Arc<dyn Map>]>) -> Self {
         let mut run = RunMaps::default();
+        for (h, m) in run.handles.iter_mut().zip(program.iter()) {
+            *h = handle(m);
+        }
         run.program = Some(program);
         run
     }
@@ -88,7 +98,12 @@ impl RunMaps {
     /// As `resolve`, borrowed.
     pub fn resolve_ref(&self, h: u64) -> Option<&Arc<dyn Map>> {
         let program = self.program.as_deref().unwrap_or(&[]);
-        program
+        let first = program.len().min(HANDLES);
+        // 0 is no handle (a map object is never at address 0): unused slots never match.
+        if let Some(i) = self.handles[..first].iter().position(|&x| x == h && h != 0) {
+            return Some(&program[i]);
+        }
+        program[first..]
             .iter()
             .find(|m| handle(m) == h)
             .or_else(|| self.extra.get(&h))
