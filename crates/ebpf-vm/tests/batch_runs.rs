@@ -29,6 +29,25 @@ fn load_on(insns: &[Insn], prog_type: ProgramType, engine: Engine) -> Program {
     .expect("program loads")
 }
 
+/// An XDP program loaded in mode verified on `engine`, with `maps`.
+fn load_verified_xdp(
+    insns: &[Insn],
+    engine: Engine,
+    maps: Vec<std::sync::Arc<dyn maps::Map>>,
+) -> Program {
+    load_with(
+        insns,
+        ProgramOptions {
+            prog_type: ProgramType::Xdp,
+            engine,
+            mode: ebpf_vm::Mode::Verified,
+            maps,
+            ..ProgramOptions::default()
+        },
+    )
+    .expect("the verifier accepts it")
+}
+
 type Outcome = Result<(RunOutput, ContextOutput), Trap>;
 
 /// Each packet run alone and all of them as one batch: the outcomes and the data left must agree
@@ -452,16 +471,7 @@ fn a_verified_xdp_batch_zeroes_only_what_the_packets_touched_and_shows_nothing_s
         exit(),
     ];
     for engine in ENGINES {
-        let verified = load_with(
-            &insns,
-            ProgramOptions {
-                prog_type: ProgramType::Xdp,
-                engine,
-                mode: ebpf_vm::Mode::Verified,
-                ..ProgramOptions::default()
-            },
-        )
-        .expect("the verifier accepts it");
+        let verified = load_verified_xdp(&insns, engine, Vec::new());
         let mixed = vec![
             vec![0u8; 200],
             vec![0u8; 64],
@@ -533,17 +543,7 @@ fn a_verified_xdp_batch_moves_the_packet_and_counts_in_a_map_as_single_runs_do()
         exit(),
     ];
     for engine in ENGINES {
-        let p = load_with(
-            &insns,
-            ProgramOptions {
-                prog_type: ProgramType::Xdp,
-                engine,
-                mode: ebpf_vm::Mode::Verified,
-                maps: vec![counter.clone()],
-                ..ProgramOptions::default()
-            },
-        )
-        .expect("the verifier accepts it");
+        let p = load_verified_xdp(&insns, engine, vec![counter.clone()]);
         let mixed = vec![
             vec![0x11u8; 64],
             vec![0x22u8; 14],
