@@ -13,7 +13,7 @@ use std::time::Instant;
 use crate::context::{AddressSpace, ContextInput, ContextOutput, ProcessInfo, RunData};
 use crate::error::{ErrorCode, LoadError, Trap};
 use crate::limits::RunLimits;
-use crate::program::{Outputs, Program, ProgramType, RunHow};
+use crate::program::{Outputs, Program, ProgramType, RunHow, XdpBatchShared};
 use crate::run_space::with_run_space;
 use crate::vm::RunOutput;
 
@@ -114,6 +114,37 @@ impl Program {
             });
             return Ok(BatchSummary {
                 runs,
+                duration_ns: start.elapsed().as_nanos() as f64,
+            });
+        }
+        let plain = input.r0_only
+            && input.ctx.is_none()
+            && input.memory.is_none()
+            && input.tunnel.is_none()
+            && input.wire_lengths.is_none();
+        if self.runs_xdp_batch(input.lengths, plain) {
+            let shared = XdpBatchShared {
+                process: input.process,
+                network: input.network,
+                budget: input.budget,
+                limits: &input.limits,
+            };
+            with_run_space(|space| {
+                let runs = input.lengths.len();
+                self.run_xdp_batch(space, runs, packet, &shared, {
+                    |index, data, result: Result<RunOutput, Trap>| {
+                        each(BatchRun {
+                            index,
+                            result: result.map(|out| (out, ContextOutput::default())),
+                            data,
+                            duration_ns: 0.0,
+                            perf_lost: 0,
+                        })
+                    }
+                });
+            });
+            return Ok(BatchSummary {
+                runs: input.lengths.len(),
                 duration_ns: start.elapsed().as_nanos() as f64,
             });
         }

@@ -4,6 +4,9 @@
 use std::sync::Arc;
 
 mod straight;
+mod xdp_batch;
+
+pub(crate) use xdp_batch::XdpBatchShared;
 
 use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64, LogicalProgram};
 use crate::context::{self, ContextInput, ContextOutput, RunData, RunState};
@@ -328,6 +331,10 @@ impl Program {
         let stack_frames = crate::stack_reach::reachable_frames(&analysis);
         let stack_zero = crate::stack_reach::zeroed_bytes(&analysis, stack_frames);
         let coverage = (options.coverage).then(|| Arc::new(CoverageCounters::new(insns.len())));
+        let direct = verifier.as_ref().map(|v| match options.prog_type {
+            ProgramType::Xdp => context::xdp::direct_accesses(&insns, &v.proved, &v.ctx_bases),
+            _ => v.proved.clone(),
+        });
         let prepared = PreparedEngine::select(
             options.engine,
             &Validated {
@@ -335,7 +342,7 @@ impl Program {
                 analysis: &analysis,
                 callbacks: &callbacks,
                 stack_frames,
-                proved: verifier.as_ref().map(|v| &v.proved[..]),
+                proved: direct.as_deref(),
                 blind_constants: options.blind_constants,
                 coverage: coverage.as_deref(),
             },
@@ -692,18 +699,7 @@ impl Program {
         held: Option<usize>,
         outputs: Outputs,
     ) -> Result<(RunOutput, ContextOutput), Trap> {
-        let out = result?;
-        if let Some(pc) = held {
-            return Err(Trap {
-                kind: TrapKind::HelperError,
-                pc,
-                addr: 0,
-                size: 0,
-                insn_count: out.insn_count,
-                message: "the program exited holding the bpf_spin_lock it took here".into(),
-                place: None,
-            });
-        }
+        let out = Program::unlocked(result, held)?;
         let r0 = out.r0;
         let cx_out = match outputs {
             Outputs::All => context::finish_run(state, r0),
@@ -713,6 +709,23 @@ impl Program {
             },
         };
         Ok((out, cx_out))
+    }
+
+    /// `result`, or the trap of a run that ended holding the lock it took at `held`.
+    fn unlocked(result: Result<RunOutput, Trap>, held: Option<usize>) -> Result<RunOutput, Trap> {
+        let out = result?;
+        match held {
+            None => Ok(out),
+            Some(pc) => Err(Trap {
+                kind: TrapKind::HelperError,
+                pc,
+                addr: 0,
+                size: 0,
+                insn_count: out.insn_count,
+                message: "the program exited holding the bpf_spin_lock it took here".into(),
+                place: None,
+            }),
+        }
     }
 
     /// Runs this program, then the programs it tail-calls, on the same memory and run state.

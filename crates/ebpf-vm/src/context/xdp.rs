@@ -191,3 +191,59 @@ pub(crate) fn ctx_out(frame: &XdpFrame) -> Vec<u8> {
     }
     out
 }
+
+/// The frame of the run before, made the frame of a run on `data` (a batch's next packet; no
+/// metadata, the default `xdp_md`, as `prepare` builds them without a context image): the bytes
+/// the last run may have written (`touched`: a verified program's stores and the helpers' lie
+/// there) are zeroed, the packet is written at the headroom and the bounds are reset. `None`
+/// when `prepare` must build the frame instead: no frame yet, a frame a checked program wrote
+/// (it may have stored anywhere in it), fragments, or a packet that does not fit the linear part
+/// or is shorter than an Ethernet header.
+pub(crate) fn refill(state: &mut RunState, data: &[u8]) -> Option<Entry> {
+    let len = data.len() as u64;
+    let frame = state.xdp.as_deref_mut()?;
+    if !(ETH_HLEN..=XDP_LINEAR_MAX).contains(&len)
+        || !state.packet_stores_proved
+        || !frame.frags.is_empty()
+    {
+        return None;
+    }
+    let (lo, hi) = frame.touched;
+    if lo < hi {
+        frame.buf.zero(lo, hi - lo);
+    }
+    frame.buf.write(XDP_PACKET_HEADROOM, data);
+    frame.data = frame.hard_start + XDP_PACKET_HEADROOM;
+    frame.data_meta = frame.data;
+    frame.data_end = frame.data + len;
+    frame.touched = (u64::MAX, 0);
+    frame.sync();
+    Some(Entry {
+        args: [state.ctx_addr, 0, 0, 0, 0],
+        packet: (frame.data, len),
+    })
+}
+
+/// Mode verified: the loads and stores the engines run without a check, by slot: those the
+/// verifier proved (`proved`), and the loads of an XDP program whose base is the unmodified
+/// context pointer on every path (`ctx_bases`) and that, as the context rewrite left them in
+/// `insns`, lie inside the context buffer: every XDP run's r1 points to `BUFFER_SIZE` bytes of
+/// it (`prepare`), a region of the run, so their check could only succeed.
+pub(crate) fn direct_accesses(
+    insns: &[crate::isa::Insn],
+    proved: &[bool],
+    ctx_bases: &[crate::context::rewrite::CtxBase],
+) -> Vec<bool> {
+    use crate::isa::opcodes::{access_size, class, CLASS_LDX, MODE_MEM};
+    let in_buffer = |i: &crate::isa::Insn| {
+        class(i.opcode) == CLASS_LDX
+            && i.opcode & 0xe0 == MODE_MEM
+            && i.off >= 0
+            && i.off as u64 + access_size(i.opcode) as u64 <= off::BUFFER_SIZE as u64
+    };
+    (insns.iter().zip(proved).zip(ctx_bases))
+        .map(|((insn, &proved), &base)| {
+            proved || (base == crate::context::rewrite::CtxBase::Ctx && in_buffer(insn))
+        })
+        .collect()
+}

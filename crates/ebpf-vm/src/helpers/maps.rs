@@ -153,16 +153,17 @@ fn value_size(map: &Arc<dyn Map>) -> u64 {
     map.common().def.value_size as u64
 }
 
+/// The most looked-up types first: `typed_map` tests them in order.
 const KEYED: [MapType; 11] = [
-    MapType::Devmap,
-    MapType::DevmapHash,
     MapType::Array,
-    MapType::PercpuArray,
     MapType::Hash,
+    MapType::LpmTrie,
+    MapType::PercpuArray,
     MapType::PercpuHash,
     MapType::LruHash,
     MapType::LruPercpuHash,
-    MapType::LpmTrie,
+    MapType::Devmap,
+    MapType::DevmapHash,
     MapType::ArrayOfMaps,
     MapType::HashOfMaps,
 ];
@@ -188,7 +189,12 @@ fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
             .regions
             .slice(a[1], len)
             .map_err(|_| bad_pointer(cx, "key", a[1], len))?;
-        (map.prog_lookup(key, cpu), value_region(map))
+        // A map whose values stand as a region of the run needs none made.
+        let standing = cx.maps.has_standing_area(a[0]);
+        (
+            map.prog_lookup(key, cpu),
+            (!standing).then(|| value_region(map)).flatten(),
+        )
     };
     let found = match found {
         Ok(f) => f,
@@ -228,7 +234,7 @@ fn lookup_percpu(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperE
 
 /// The region a value of `map` gives the run: the map's whole value area (memory the map owns for
 /// its life), each access within one value, read-only for `BPF_F_RDONLY_PROG` maps.
-fn value_region(map: &Arc<dyn Map>) -> Option<Region> {
+pub(crate) fn value_region(map: &Arc<dyn Map>) -> Option<Region> {
     let def = &map.common().def;
     let writable = def.flags & BPF_F_RDONLY_PROG == 0;
     map.value_area().map(|(start, len)| {

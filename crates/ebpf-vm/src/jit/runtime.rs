@@ -23,6 +23,24 @@ struct RunState {
     meter: Meter,
     trap: Option<Trap>,
     panic: Option<Box<dyn Any + Send>>,
+    /// What the block's inline-check fields were last filled in from (`FastInputs`).
+    fast_inputs: FastInputs,
+}
+
+/// What `refresh_fast_path` reads from the environment: of the two hot regions their start,
+/// length and writability (`hot_key`), and the packet. A helper call that changed none of them
+/// (most: a map lookup) needs no refresh.
+type FastInputs = ([u64; 6], (u64, u64));
+
+/// What `fast_path` reads of the hot regions, as words: compared in a few instructions.
+#[inline(always)]
+fn hot_key(env: &RunEnv<'_>) -> [u64; 6] {
+    let [s, d] = env.regions.hot();
+    [s.start, s.len, s.writable, d.start, d.len, d.writable]
+}
+
+fn fast_inputs(env: &RunEnv<'_>) -> FastInputs {
+    (hot_key(env), env.packet)
 }
 
 impl RunState {
@@ -79,9 +97,13 @@ pub(super) unsafe extern "C" fn helper_entry(
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         call_helper(env, id, args, pc as usize, count)
     }));
-    // A helper may have changed the run's memory (a packet resized, regions added): the inline
-    // checks must see the table as it is now.
-    refresh_fast_path(&mut *ctx, &*state.env);
+    // A helper may have changed the run's memory (a packet resized, a frame moved): the inline
+    // checks must see it as it is now.
+    let now = fast_inputs(&*state.env);
+    if now != state.fast_inputs {
+        refresh_fast_path(&mut *ctx, &*state.env);
+        state.fast_inputs = now;
+    }
     match outcome {
         Ok(Ok(ret)) => return TwoWords(ret.r0, state.meter.take(rem, ret.charged)),
         Ok(Err(trap)) => state.trap = Some(trap),
@@ -294,6 +316,7 @@ unsafe fn enter(
         meter,
         trap: None,
         panic: None,
+        fast_inputs: fast_inputs(env),
     };
     ctx.state = &mut state as *mut RunState as u64;
     let ctx_ptr: *mut Ctx = ctx;
@@ -359,6 +382,8 @@ pub struct Repeat {
     entry: *const u8,
     stack: Region,
     stack_frames: usize,
+    /// The hot regions (`hot_key`) the block's inline-check bounds are of.
+    hot: [u64; 6],
 }
 
 impl Repeat {
@@ -375,6 +400,7 @@ impl Repeat {
             entry,
             stack,
             stack_frames,
+            hot: hot_key(env),
         })
     }
 
@@ -396,8 +422,19 @@ impl Repeat {
         if env.regions.stack() != self.stack || env.stack_top != self.ctx.stack_top {
             return run(Start::Main(self.entry), insns, env, args, self.stack_frames);
         }
-        refresh_data_path(&mut self.ctx, env);
+        // The bounds only where the hot regions moved (the packet moves from run to run; an XDP
+        // frame or a socket filter's stack stays, and the stack was compared above).
+        let hot = hot_key(env);
+        if hot == self.hot {
+            self.ctx.packet_start = env.packet.0;
+            self.ctx.packet_len = env.packet.1;
+        } else {
+            refresh_data_path(&mut self.ctx, env);
+        }
         self.ctx.args = args;
-        enter(&mut self.ctx, self.entry, insns, env)
+        let result = enter(&mut self.ctx, self.entry, insns, env);
+        // What the block's bounds are of now: a helper call that moved a region refreshed them.
+        self.hot = hot_key(env);
+        result
     }
 }

@@ -40,6 +40,20 @@ impl AddedRegions {
         self.list.clear();
     }
 
+    /// Keeps the first `len` regions.
+    pub fn truncate(&mut self, len: usize) {
+        self.list.truncate(len);
+    }
+
+    /// How many regions the list holds.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &(u64, u64, Added)> {
         self.list.iter()
     }

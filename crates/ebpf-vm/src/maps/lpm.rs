@@ -54,6 +54,21 @@ pub struct LpmTrie {
     inner: RwLock<Inner>,
 }
 
+/// Each byte's bits as eight bytes of 0 or 1, most significant bit first (in memory order).
+const SPREAD: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut i = 0;
+        while i < 8 {
+            t[b] |= (((b >> (7 - i)) & 1) as u64) << (8 * i);
+            i += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
 /// Bit `i` (0 = most significant bit of byte 0) of `data`.
 fn bit(data: &[u8], i: u32) -> u8 {
     (data[(i / 8) as usize] >> (7 - i % 8)) & 1
@@ -123,18 +138,36 @@ impl LpmTrie {
             return None;
         }
         let data = &key[4..];
-        // One buffer for the sort keys of every length tried (a lookup is on the hot path of
-        // programs: no allocation per length).
-        let mut k = Vec::with_capacity(plen as usize + 1);
-        inner
+        // The key's bits as sort-key bytes, once, in a buffer on the stack (a lookup is on the hot
+        // path of programs: no allocation); each length tried ends its prefix with the terminator
+        // in place, and puts the bit back after.
+        let mut lengths = inner
             .lengths
             .range(..=plen)
             .rev()
-            .find_map(|(&len, _)| {
-                k.clear();
-                k.extend((0..len).map(|i| bit(data, i)));
-                k.push(2);
-                inner.entries.get(&k)
+            .map(|(&len, _)| len as usize);
+        let longest = lengths.next()?;
+        // IPv4 and IPv6 keys (128 bits at most) on the stack; longer ones in a vector. Whole
+        // bytes of the data are spread, eight bits at a time.
+        let bytes = longest.div_ceil(8);
+        let mut small = [0u8; 136];
+        let mut large = Vec::new();
+        let k: &mut [u8] = if 8 * bytes < small.len() {
+            &mut small
+        } else {
+            large.resize(8 * bytes + 1, 0);
+            &mut large
+        };
+        for (out, &byte) in k.chunks_exact_mut(8).zip(&data[..bytes]) {
+            out.copy_from_slice(&SPREAD[byte as usize].to_le_bytes());
+        }
+        std::iter::once(longest)
+            .chain(lengths)
+            .find_map(|len| {
+                let bit = std::mem::replace(&mut k[len], 2);
+                let found = inner.entries.get(&k[..=len]);
+                k[len] = bit;
+                found
             })
             .map(|e| e.slot)
     }

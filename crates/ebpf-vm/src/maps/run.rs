@@ -40,6 +40,9 @@ impl Hasher for AddrHasher {
     }
 }
 
+/// How many of the program's map handles a run's table keeps as words (`RunMaps::handles`).
+const HANDLES: usize = 8;
+
 /// Whether `[start, start + len)` holds `addr`.
 fn holds(area: (u64, u64), addr: u64) -> bool {
     addr >= area.0 && addr - area.0 < area.1
@@ -48,12 +51,19 @@ fn holds(area: (u64, u64), addr: u64) -> bool {
 #[derive(Default)]
 pub struct RunMaps {
     program: Option<Arc<[Arc<dyn Map>]>>,
+    /// The handles of the program's first `HANDLES` maps, in its order: a helper's map argument
+    /// is found by comparing words (a handle from an `Arc<dyn Map>` reads the vtable's
+    /// alignment), with no allocation for the table.
+    handles: [u64; HANDLES],
     /// Inner maps admitted during the run, by handle.
     extra: HashMap<u64, Arc<dyn Map>, BuildHasherDefault<AddrHasher>>,
     /// The value areas of `extra`, by start address.
     extra_areas: BTreeMap<u64, (u64, Arc<dyn Map>)>,
     /// The value area whose region was added last: loops look into the same map again and again.
     last_area: u64,
+    /// The value areas of the program's maps are regions of the run from its start (a batch of
+    /// a verified program, `program/xdp_batch.rs`): a lookup into them adds nothing.
+    standing_areas: bool,
     /// Open ring buffer reservations: record address, length, ring.
     reservations: Vec<(u64, u64, Arc<dyn Map>)>,
     cpu: Option<usize>,
@@ -63,6 +73,9 @@ impl RunMaps {
     /// The table of a run of a program whose maps are `program` (load-time indices).
     pub fn new(program: Arc<[Arc<dyn Map>]>) -> Self {
         let mut run = RunMaps::default();
+        for (h, m) in run.handles.iter_mut().zip(program.iter()) {
+            *h = handle(m);
+        }
         run.program = Some(program);
         run
     }
@@ -85,7 +98,12 @@ impl RunMaps {
     /// As `resolve`, borrowed.
     pub fn resolve_ref(&self, h: u64) -> Option<&Arc<dyn Map>> {
         let program = self.program.as_deref().unwrap_or(&[]);
-        program
+        let first = program.len().min(HANDLES);
+        // 0 is no handle (a map object is never at address 0): unused slots never match.
+        if let Some(i) = self.handles[..first].iter().position(|&x| x == h && h != 0) {
+            return Some(&program[i]);
+        }
+        program[first..]
             .iter()
             .find(|m| handle(m) == h)
             .or_else(|| self.extra.get(&h))
@@ -107,6 +125,18 @@ impl RunMaps {
     /// adding a region for it again, which the region table would drop as a repeat anyway).
     pub fn new_area(&mut self, start: u64) -> bool {
         std::mem::replace(&mut self.last_area, start) != start
+    }
+
+    /// Whether the values of map `h` lie in a region the run has from its start
+    /// (`set_standing_areas`): a map of the program, not an inner map admitted during the run.
+    pub fn has_standing_area(&self, h: u64) -> bool {
+        self.standing_areas && (self.extra.is_empty() || !self.extra.contains_key(&h))
+    }
+
+    /// Says that every run on this table, until `end_run`, has the value areas of the program's
+    /// maps among its regions from its start.
+    pub fn set_standing_areas(&mut self) {
+        self.standing_areas = true;
     }
 
     /// The map whose memory holds `addr` (a value area of a map of the program or of an inner
@@ -152,6 +182,17 @@ impl RunMaps {
     /// maps it admitted. The table's allocations stay, for the next run of the same program on the
     /// same `RunSpace` (`program` is kept: it is the same program's map list).
     pub fn end_run(&mut self) {
+        self.end_batch_run();
+        self.last_area = 0;
+        self.standing_areas = false;
+        // The next run may be on another thread (a run space moves between threads only
+        // between runs, but the slot is cheap to find again).
+        self.cpu = None;
+    }
+
+    /// Ends one run of a batch (on one thread, with the same standing areas): what `end_run`
+    /// lets go of, keeping the CPU slot and the standing areas for the batch's next run.
+    pub fn end_batch_run(&mut self) {
         // Most runs leave none: an empty drain still costs its set-up and drop.
         if !self.reservations.is_empty() {
             for (addr, _, ring) in self.reservations.drain(..) {
@@ -164,11 +205,9 @@ impl RunMaps {
         if !self.extra.is_empty() {
             self.extra.clear();
             self.extra_areas.clear();
+            // An inner map's area may have been the last one added.
+            self.last_area = 0;
         }
-        self.last_area = 0;
-        // The next run may be on another thread (a run space moves between threads only
-        // between runs, but the slot is cheap to find again).
-        self.cpu = None;
     }
 
     /// Whether this table is for the map list `program` (the same allocation), so that a run of

@@ -63,8 +63,7 @@ impl Program {
         state.packet_stores_proved = self.verifier.is_some();
         state.stack = (stack_bytes, STACK_SIZE as u64);
         state.limits = limits.clone();
-        let refuse = self.options.pointer_leaks == PointerLeaks::Refuse;
-        state.refuse_pointer_leaks = refuse;
+        state.refuse_pointer_leaks = self.options.pointer_leaks == PointerLeaks::Refuse;
         let buffer = image(state.spare_ctx.take(), ctx).expect("runs_straight checked the image");
         let template = buffer.read(0, off::BUFFER_SIZE as u64);
         let cb: [u8; 20] = template[off::CB as usize..][..20].try_into().expect("cb[]");
@@ -92,10 +91,7 @@ impl Program {
             state,
             function_runner: None,
         };
-        #[cfg(target_arch = "x86_64")]
-        let mut repeat: Option<crate::jit::Repeat> = None;
-        #[cfg(not(target_arch = "x86_64"))]
-        let mut repeat: Option<()> = None;
+        let mut runs_on_env = RepeatedRuns::default();
         for index in 0..runs {
             let (data, wire) = packet(index);
             if let Err(trap) = limits.check(0, 0) {
@@ -128,29 +124,59 @@ impl Program {
             record_packet(env.state, ctx_addr, entry.packet);
             (env.regions).set_data(Region::new(entry.packet.0, entry.packet.1, false));
             env.packet = entry.packet;
-            // Compiled code keeps its run block from packet to packet (`jit::Repeat`).
-            #[cfg(target_arch = "x86_64")]
-            if let (None, PreparedEngine::Jit(jit)) = (&repeat, &self.prepared) {
-                repeat = jit.repeat(&env);
-            }
-            let mut result = match (&self.prepared, &mut repeat) {
-                #[cfg(target_arch = "x86_64")]
-                (PreparedEngine::Jit(jit), Some(block)) => {
-                    jit.run_repeat(block, &self.insns, &mut env, entry.args)
-                }
-                _ => (self.prepared).run_from(&self.insns, &mut env, entry.args, Entry::Main),
-            };
             // No address of the run lies below the lowest of its regions: most return values
             // (0, or a length to keep) need no search of the table.
-            let lowest = match entry.packet {
+            runs_on_env.no_leak_below = match entry.packet {
                 (_, 0) => lowest,
                 (at, _) => lowest.min(at),
             };
-            if refuse && result.as_ref().is_ok_and(|out| out.r0 >= lowest) {
-                refuse_exit_leak(&mut result, &env);
-            }
+            let result = runs_on_env.run(self, &mut env, entry.args);
             each(index, data, result);
         }
         space.state.recycle(self.options.prog_type);
+    }
+}
+
+/// Runs of a program's main entry one after another on one environment (a batch on one set-up):
+/// compiled code keeps its run block from run to run (`jit::Repeat`), the interpreter runs as
+/// usual; a run that ends with a host address in r0 traps instead when the program refuses
+/// pointer leaks, as in `run_chain`.
+#[derive(Default)]
+pub(super) struct RepeatedRuns {
+    #[cfg(target_arch = "x86_64")]
+    block: Option<crate::jit::Repeat>,
+    /// A return value below this is no address of the run (below its lowest region), so needs no
+    /// search for a leak; 0 (the default) searches for every value.
+    pub(super) no_leak_below: u64,
+}
+
+impl RepeatedRuns {
+    pub(super) fn run(
+        &mut self,
+        program: &Program,
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+    ) -> Result<RunOutput, Trap> {
+        let (prepared, insns) = (&program.prepared, &program.insns);
+        #[cfg(target_arch = "x86_64")]
+        let repeated = match prepared {
+            PreparedEngine::Jit(jit) => {
+                if self.block.is_none() {
+                    self.block = jit.repeat(env);
+                }
+                (self.block.as_mut()).map(|block| jit.run_repeat(block, insns, env, args))
+            }
+            _ => None,
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let repeated = None;
+        let mut result =
+            repeated.unwrap_or_else(|| prepared.run_from(insns, env, args, Entry::Main));
+        if program.options.pointer_leaks == PointerLeaks::Refuse
+            && result.as_ref().is_ok_and(|out| out.r0 >= self.no_leak_below)
+        {
+            refuse_exit_leak(&mut result, env);
+        }
+        result
     }
 }

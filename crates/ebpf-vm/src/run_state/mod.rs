@@ -131,10 +131,15 @@ impl OwnedBuf {
     /// This buffer with `[at, at + len)` zeroed, the rest as it is: a reused buffer of which
     /// only that part can have changed since it was last all zero.
     pub fn zero_range(self, at: u64, len: u64) -> OwnedBuf {
-        assert!(at.saturating_add(len) <= self.len);
-        // SAFETY: inside the buffer (asserted), which this struct owns.
-        unsafe { std::ptr::write_bytes((self.addr + at) as *mut u8, 0, len as usize) };
+        self.zero(at, len);
         self
+    }
+
+    /// Zeroes `len` bytes at `at`, in place.
+    pub fn zero(&self, at: u64, len: u64) {
+        assert!(at.saturating_add(len) <= self.len);
+        // SAFETY: inside the buffer (asserted), which this value owns.
+        unsafe { std::ptr::write_bytes((self.addr + at) as *mut u8, 0, len as usize) };
     }
 
     /// Copies `bytes` in at byte offset `at` (`at + bytes.len() <= len`).
