@@ -296,6 +296,7 @@ impl Explored {
                     true,
                 ) {
                     cp.hits += 1;
+                    self.close_loop(segment.parent, idx);
                     return Visit::Pruned(idx);
                 }
             } else if cp.branches > 0 {
@@ -381,6 +382,25 @@ impl Explored {
         });
         list.push(idx);
         Visit::Continue
+    }
+
+    /// A path descending from `parent` ended at checkpoint `ancestor`, one of its own ancestors
+    /// (a callback's run came back to the helper's call within an earlier one): the checkpoints
+    /// in between may now cover other states, while what their paths need precise is not all
+    /// known (the paths on from `ancestor` are not walked to their end yet). The kernel compares
+    /// such checkpoints by range until their loop is done (`incomplete_read_marks`); here every
+    /// scalar of theirs becomes precise, which compares them by range from then on.
+    fn close_loop(&mut self, mut parent: Option<usize>, ancestor: usize) {
+        while let Some(p) = parent.filter(|&p| p != ancestor) {
+            let cp = &mut self.checkpoints[p];
+            for frame in cp.state.frames.iter_mut() {
+                let spills = frame.stack.iter_mut().map(|s| &mut s.spilled);
+                for reg in frame.regs.iter_mut().chain(spills) {
+                    reg.precise |= reg.is_scalar();
+                }
+            }
+            parent = cp.segment.parent;
+        }
     }
 
     /// The current path was pruned at `insn` by checkpoint `idx`: what that checkpoint needed
