@@ -142,6 +142,19 @@ pub fn prune_points(analysis: &Analysis) -> (Vec<bool>, Vec<bool>, Vec<bool>) {
             _ => {}
         }
     }
+    // A function's address (`lddw` with src 4) is visited as a call (`visit_func_call_insn`):
+    // the `lddw` itself, the instruction after it and the function's entry.
+    for (i, aux) in analysis.aux.iter().enumerate() {
+        if let crate::analysis::Imm64::Func { entry } = aux.imm64 {
+            prune[i] = true;
+            if i + 1 < n {
+                jmp[i + 1] = true;
+            }
+            if let Some(e) = jmp.get_mut(entry as usize) {
+                *e = true;
+            }
+        }
+    }
     for (p, j) in prune.iter_mut().zip(&jmp) {
         *p |= *j;
     }
