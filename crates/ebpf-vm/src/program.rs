@@ -313,7 +313,7 @@ impl Program {
         )?;
         // What the verifier proved and where it compared states, in the side table.
         if let Some(v) = &verifier {
-            let (prune, _) = crate::verifier::prune::prune_points(&analysis);
+            let (prune, _, _) = crate::verifier::prune::prune_points(&analysis);
             let program = &analysis.program;
             for (i, aux) in analysis.aux.iter_mut().enumerate() {
                 aux.proved_in_bounds = v.proved[program.slot(i)];

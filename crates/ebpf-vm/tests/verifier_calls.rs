@@ -784,8 +784,8 @@ fn a_pointer_in_the_context_stays_a_pointer_while_no_callback_writes_there() {
 fn what_the_callback_leaves_in_the_context_is_checked_after_the_loop() {
     kernel_or_skip!();
     // The callback stores 1000 in the context's word; after the loop the caller bounds the
-    // word before moving a stack pointer by it (the kernel sees 0, then 1000; we see any
-    // number, which the bound makes safe).
+    // word before moving a stack pointer by it (the caller goes on with 0, then with 1000,
+    // which the bound makes safe).
     let mut p = stack_ctx().to_vec();
     p.push(mov(1, 10));
     p.extend(ld_func(2, 16 - 4 - 1));
@@ -814,6 +814,72 @@ fn what_the_callback_leaves_in_the_context_is_checked_after_the_loop() {
         &[0, 16],
     );
     assert!(ours.is_ok());
+}
+
+#[test]
+fn each_run_of_a_loop_callback_starts_from_what_the_last_one_left() {
+    kernel_or_skip!();
+    // The callback returns the context's word, then stores 2 there: its first run returns 0,
+    // any later one 2, out of its range. One run is safe, two are not.
+    for (runs, accepted) in [(1, true), (2, false), (3, false)] {
+        let mut p = stack_ctx().to_vec();
+        p.push(mov(1, runs));
+        p.extend(ld_func(2, 10 - 4 - 1));
+        p.extend([
+            mov(4, 0),
+            helper(181),
+            mov(0, 0),
+            exit(),
+            // slot 10: the callback
+            i(0x79, 0, 2, 0, 0), // r0 = *(u64 *)(r2 +0)
+            i(0x7a, 2, 0, 0, 2), // *(u64 *)(r2 +0) = 2
+            exit(),
+        ]);
+        let name = format!("a callback returning what it stored on its last run, {runs} runs");
+        let (_, ours) = compare_verdict(&name, SOCKET_FILTER, &p, &[], &[0, 10]);
+        assert_eq!(ours.is_ok(), accepted, "{name}");
+    }
+    // A callback counting its runs in the context. With a count only known at run time and
+    // the runs' count unused after the loop, the runs converge once the imprecise count is
+    // widened to any number. Used after the loop as a stack offset, the count is precise and
+    // each run is walked: safe for 4 runs (fp-16 + 4), not for 20 (past the frame). (Used
+    // with a count known only at run time, both walks reach the complexity limit.)
+    for (count, used, accepted) in [
+        (None, false, true),
+        (Some(4), true, true),
+        (Some(20), true, false),
+    ] {
+        let mut p = vec![helper(7)]; // bpf_get_prandom_u32
+        p.push(match count {
+            None => i(0xbf, 1, 0, 0, 0),
+            Some(n) => mov(1, n),
+        });
+        p.extend(stack_ctx());
+        let entry = if used { 16 } else { 12 };
+        p.extend(ld_func(2, entry - 5 - 1));
+        p.extend([mov(4, 0), helper(181), i(0x79, 2, 10, -8, 0)]);
+        if used {
+            p.extend([
+                i(0xbf, 1, 10, 0, 0),
+                i(0x07, 1, 0, 0, -16),
+                i(0x0f, 1, 2, 0, 0),
+                i(0x71, 0, 1, 0, 0), // r0 = *(u8 *)(r1 +0)
+            ]);
+        }
+        p.extend([
+            mov(0, 0),
+            exit(),
+            // the callback: ctx->count += 1
+            i(0x79, 3, 2, 0, 0),
+            i(0x07, 3, 0, 0, 1),
+            i(0x7b, 2, 3, 0, 0),
+            mov(0, 0),
+            exit(),
+        ]);
+        let name = format!("a counting callback, {count:?} runs, the count used after: {used}");
+        let (_, ours) = compare_verdict(&name, SOCKET_FILTER, &p, &[], &[0, entry as usize]);
+        assert_eq!(ours.is_ok(), accepted, "{name}");
+    }
 }
 
 /// A hash map of 4-byte keys and 8-byte values.

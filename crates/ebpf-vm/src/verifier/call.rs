@@ -93,6 +93,9 @@ pub struct CallLog {
     /// The state a callback the helper calls starts in, and the callback's entry: a path the
     /// walk takes later.
     pub callback: Option<(VerifierState, usize)>,
+    /// `bpf_loop` started as many runs of its callback as its count allows: none more
+    /// (the kernel's "frameN bpf_loop iteration limit reached", at log level 2).
+    pub loop_limit: Option<u32>,
     /// A size argument was marked precise: the kernel logs the backtracking, so the state
     /// after the call goes on a line of its own (`N: R0=...`).
     pub state_on_own_line: bool,
@@ -242,12 +245,15 @@ pub fn helper_call(
             ));
         }
     }
-    let callback = match meta.callback {
+    let (callback, loop_limit) = match meta.callback {
         Some(entry) => {
-            let start = callback::visit(env, state, (id, index), entry, meta.map.as_ref())?;
-            Some((start, entry))
+            let frameno = state.frame().frameno;
+            match callback::visit(env, state, (id, index), entry, meta.map.as_ref())? {
+                Some(start) => (Some((start, entry)), None),
+                None => (None, Some(frameno)),
+            }
         }
-        None => None,
+        None => (None, None),
     };
     // Checked after the callback, as the kernel checks it (near the end of the call).
     if let Some(map) = &meta.map {
@@ -284,6 +290,7 @@ pub fn helper_call(
                 };
                 return Ok(CallLog {
                     callback,
+                    loop_limit,
                     state_on_own_line: false,
                 });
             }
@@ -336,6 +343,7 @@ pub fn helper_call(
     }
     Ok(CallLog {
         callback,
+        loop_limit,
         // The tail call's index is marked precise too (`record_func_key`).
         state_on_own_line: id == BPF_FUNC_TAIL_CALL
             || proto.args.iter().any(|a| {

@@ -129,7 +129,7 @@ fn same_value(old: &RegState, cur: &RegState) -> bool {
         && *add_const == cur.add_const
 }
 
-fn regs_exact(old: &RegState, cur: &RegState, ids: &mut IdMap) -> bool {
+pub fn regs_exact(old: &RegState, cur: &RegState, ids: &mut IdMap) -> bool {
     same_value(old, cur) && ids.check(old.id, cur.id) && ids.check(old.ref_obj_id, cur.ref_obj_id)
 }
 
@@ -289,9 +289,15 @@ fn frames_equal(
         callsite,
         subprog,
         callback,
+        callback_depth,
     } = old;
     // The same function, called from the same place, under the same callback terms.
     if *callsite != cur.callsite || *subprog != cur.subprog || *callback != cur.callback {
+        return false;
+    }
+    // A state that started more runs of a callback than `cur` does not cover it: `bpf_loop`
+    // would start fewer from it.
+    if *callback_depth > cur.callback_depth {
         return false;
     }
     let regs_ok = regs
@@ -328,7 +334,12 @@ pub fn states_equal(
     exact: Compare,
     precision_tracked: bool,
 ) -> bool {
-    let VerifierState { frames, refs } = old;
+    // The callbacks started on the path say nothing about what is safe after it.
+    let VerifierState {
+        frames,
+        refs,
+        callback_unroll_depth: _,
+    } = old;
     if frames.len() != cur.frames.len() {
         return false;
     }

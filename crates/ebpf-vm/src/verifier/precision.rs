@@ -147,14 +147,9 @@ pub fn mark_chain_precision<C: Checkpoints>(
     if wanted.iter().all(Marks::is_empty) {
         return;
     }
-    // Inside a called function or a callback, a stack access may reach a caller's frame and a
-    // path goes back through the call into another frame: not followed here. Every scalar
-    // above is made precise instead (sound; it prunes less than the kernel in callees).
-    if wanted.len() > 1 {
-        mark_all_precise(checkpoints, current.parent);
-        return;
-    }
-    let fr = wanted.len() - 1;
+    // The frame the backtracking is in (`bt->frame`): it goes up into a called function at
+    // the function's `exit` and back down at the call.
+    let mut fr = wanted.len() - 1;
     let mut segment = current.clone();
     let mut last = insn;
     let mut subseq: Option<usize> = None;
@@ -186,7 +181,14 @@ pub fn mark_chain_precision<C: Checkpoints>(
                 }
                 let entry = (h > 0 && history[h - 1].insn == i).then(|| &history[h - 1]);
                 let global = checkpoints.calls_global(i);
-                if backtrack_insn(&insns[i], entry, global, &mut wanted).is_err() {
+                let step = Step {
+                    insns,
+                    i,
+                    subseq,
+                    entry,
+                    calls_global: global,
+                };
+                if backtrack_insn(&step, &mut wanted, &mut fr).is_err() {
                     mark_all_precise(checkpoints, current.parent);
                     return;
                 }
@@ -197,6 +199,7 @@ pub fn mark_chain_precision<C: Checkpoints>(
             if i == segment.first_insn && (h == 0 || (h == 1 && history[0].insn == i)) {
                 break;
             }
+            subseq = Some(i);
             if h > 0 && history[h - 1].insn == i {
                 i = history[h - 1].prev;
                 h -= 1;
@@ -210,16 +213,23 @@ pub fn mark_chain_precision<C: Checkpoints>(
             return;
         };
         let state = checkpoints.state_mut(p);
+        if state.frames.len() != fr + 1 {
+            // The checkpoint is not in the frame the backtracking reached: not followed.
+            mark_all_precise(checkpoints, Some(p));
+            return;
+        }
         for (frame, marks) in state.frames.iter_mut().zip(wanted.iter_mut()) {
             mark_frame(frame, marks);
         }
-        if let (Some(l), Some(frame)) = (log.as_mut(), state.frames.get(fr)) {
-            let _ = writeln!(
-                l.out,
-                "mark_precise: frame{fr}: parent state {}: {}",
-                masks(&wanted[fr]),
-                frame_state(frame, None, None)
-            );
+        if let Some(l) = log.as_mut() {
+            for f in (0..=fr).rev() {
+                let _ = writeln!(
+                    l.out,
+                    "mark_precise: frame{f}: parent state {}: {}",
+                    masks(&wanted[f]),
+                    frame_state(&state.frames[f], None, None)
+                );
+            }
         }
         if wanted.iter().all(Marks::is_empty) {
             return;
@@ -348,28 +358,55 @@ pub fn precise_marks(state: &VerifierState) -> Wanted {
         .collect()
 }
 
-/// Undoes one instruction: what `wanted` needs after it becomes what it needs before it
-/// (`backtrack_insn`). Only the innermost frame's instructions are followed (the walk has one
-/// frame); the slot an access touched comes from its history entry.
-fn backtrack_insn(
-    insn: &Instruction,
-    entry: Option<&Hist>,
+/// One instruction of the path being gone back over: logical instruction `i` of `insns`, the
+/// one the path went on to after it (`subseq_idx`, none for the instruction the backtracking
+/// started at), its history entry, and whether it calls a global function (which, like a
+/// helper, sets R0 and clobbers R1-R5 without its body on the path).
+struct Step<'a> {
+    insns: &'a [Instruction],
+    i: usize,
+    subseq: Option<usize>,
+    entry: Option<&'a Hist>,
     calls_global: bool,
+}
+
+/// R1-R5.
+const ARGS: u16 = 0b11_1110;
+
+/// Whether `insn` calls a helper that calls its callback before it returns.
+fn calls_callback(insn: &Instruction) -> bool {
+    insn.opcode == OP_CALL
+        && insn.src == 0
+        && u32::try_from(insn.imm()).is_ok_and(super::callback::calls_back_at_once)
+}
+
+/// Undoes one instruction: what `wanted` needs after it becomes what it needs before it
+/// (`backtrack_insn`). `fr` is the frame the instruction runs in: going back over a function's
+/// `exit` enters the function's frame, going back over its call (or a helper's call of a
+/// callback, from the callback's first instruction) returns to the caller's. The slot an
+/// access touched, in whichever frame, comes from its history entry.
+fn backtrack_insn(
+    step: &Step<'_>,
     wanted: &mut Wanted,
+    fr: &mut usize,
 ) -> Result<(), CannotFollow> {
-    let Some(fr) = wanted.len().checked_sub(1) else {
-        return Ok(());
-    };
+    let insn = &step.insns[step.i];
+    let entry = step.entry;
     let linked = entry.and_then(|e| e.linked);
+    let cur = *fr;
     let sync_linked = |wanted: &mut Wanted| {
         if let Some(l) = linked {
-            if wanted[fr].overlaps(&l) {
-                wanted[fr].add(&l);
+            if wanted[cur].overlaps(&l) {
+                wanted[cur].add(&l);
             }
         }
     };
     sync_linked(wanted);
-    let w = &mut wanted[fr];
+    // The stack slot an access touched: (frame, bit).
+    let slot = entry
+        .and_then(|e| e.slot)
+        .filter(|(f, _)| (*f as usize) < wanted.len())
+        .map(|(f, spi)| (f as usize, 1u64 << spi));
     let dst: u16 = 1 << (insn.dst & 0x0f);
     let src: u16 = 1 << (insn.src & 0x0f);
     let fp: u16 = 1 << 10;
@@ -383,6 +420,7 @@ fn backtrack_insn(
     };
     match as_class {
         CLASS_ALU | CLASS_ALU64 => {
+            let w = &mut wanted[cur];
             if w.regs & dst == 0 {
                 return Ok(());
             }
@@ -399,35 +437,37 @@ fn backtrack_insn(
             }
         }
         CLASS_LDX => {
+            let w = &mut wanted[cur];
             if w.regs & dst == 0 {
                 return Ok(());
             }
             w.regs &= !dst;
             // Only a fill from the stack carries a value: any other memory is a new number.
-            if let Some((_, spi)) = entry.and_then(|e| e.slot) {
-                w.slots |= 1 << spi;
+            if let Some((f, bit)) = slot {
+                wanted[f].slots |= bit;
             }
         }
         CLASS_STX if access == Some(AtomicAccess::ReadModifyWrite) => {
             // The value depends on memory and the register in ways not followed.
-            let slot = entry.and_then(|e| e.slot).map_or(0, |(_, spi)| 1u64 << spi);
-            if w.regs & (src | 1) != 0 || w.slots & slot != 0 {
+            let in_slot = slot.is_some_and(|(f, bit)| wanted[f].slots & bit != 0);
+            if wanted[cur].regs & (src | 1) != 0 || in_slot {
                 return Err(CannotFollow);
             }
         }
         CLASS_STX | CLASS_ST => {
-            let Some((_, spi)) = entry.and_then(|e| e.slot) else {
+            let Some((f, bit)) = slot else {
                 return Ok(());
             };
-            if w.slots & (1 << spi) == 0 {
+            if wanted[f].slots & bit == 0 {
                 return Ok(());
             }
-            w.slots &= !(1 << spi);
+            wanted[f].slots &= !bit;
             if class(op) == CLASS_STX {
-                w.regs |= src & !fp;
+                wanted[cur].regs |= src & !fp;
             }
         }
         CLASS_LD => {
+            let w = &mut wanted[cur];
             if w.regs & dst == 0 {
                 return Ok(());
             }
@@ -437,13 +477,65 @@ fn backtrack_insn(
             }
         }
         _ => match op & 0xf0 {
-            JMP_CALL if insn.src == 0 || calls_global => {
-                // A helper or a global function sets r0 and clobbers r1-r5.
-                w.regs &= !0b11_1111;
+            JMP_CALL if insn.src == CALL_LOCAL && !step.calls_global => {
+                // Back from a static function's first instruction to its call: only its
+                // arguments may still be wanted, and they are the caller's R1-R5.
+                let w = wanted[cur];
+                if cur == 0 || w.regs & !ARGS != 0 || w.slots != 0 {
+                    return Err(CannotFollow);
+                }
+                wanted.truncate(cur);
+                *fr = cur - 1;
+                wanted[*fr].regs |= w.regs;
+                return Ok(());
             }
-            JMP_CALL | JMP_EXIT => return Err(CannotFollow),
+            JMP_CALL if calls_callback(insn) && step.subseq.is_some_and(|s| s != step.i + 1) => {
+                // Back from a callback's first instruction to the helper's call: its
+                // arguments come from the helper, not from the caller's registers.
+                let w = wanted[cur];
+                if cur == 0 || w.regs & !ARGS != 0 || w.slots != 0 {
+                    return Err(CannotFollow);
+                }
+                wanted.truncate(cur);
+                *fr = cur - 1;
+                return Ok(());
+            }
+            JMP_CALL if insn.src == 0 || step.calls_global => {
+                // A helper or a global function sets r0 and clobbers r1-r5.
+                wanted[cur].regs &= !0b11_1111;
+            }
+            JMP_EXIT => {
+                // Back from the caller into the function that returned: a callback's exit
+                // goes back to the helper's call (whose R1-R5 the helper set, and R0 its own
+                // result), a static function's to the instruction after its call (R0 is then
+                // the function's).
+                let Some(s) = step.subseq else {
+                    return Err(CannotFollow);
+                };
+                let w = &mut wanted[cur];
+                if calls_callback(&step.insns[s]) {
+                    w.regs &= !ARGS;
+                }
+                if w.regs & ARGS != 0 {
+                    return Err(CannotFollow);
+                }
+                let after_call = s > 0
+                    && step.insns[s - 1].opcode == OP_CALL
+                    && step.insns[s - 1].src == CALL_LOCAL;
+                let r0 = after_call && w.regs & 1 != 0;
+                w.regs &= !1;
+                *fr = cur + 1;
+                wanted.truncate(*fr);
+                wanted.push(Marks {
+                    regs: r0 as u16,
+                    slots: 0,
+                });
+                return Ok(());
+            }
+            JMP_CALL => return Err(CannotFollow),
             JMP_JA => {}
             _ => {
+                let w = &mut wanted[cur];
                 if x && w.regs & (dst | src) != 0 {
                     w.regs |= (dst | src) & !fp;
                 }

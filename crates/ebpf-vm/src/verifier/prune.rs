@@ -25,6 +25,8 @@ use crate::analysis::{Analysis, Instruction, RegSet};
 /// An explored state at a prune point (`struct bpf_verifier_state_list` and its state).
 struct Checkpoint {
     state: VerifierState,
+    /// The logical instruction it was taken at.
+    insn: usize,
     /// Paths (and child checkpoints) below this one not finished yet.
     branches: u32,
     /// The path from the parent checkpoint to this one, and the instruction before this one.
@@ -75,6 +77,10 @@ pub struct Explored {
     prune_point: Vec<bool>,
     /// Jump targets and the instructions after calls (`mark_jmp_point`).
     jmp_point: Vec<bool>,
+    /// Calls of helpers that call a callback back at once (`bpf_loop`, ...): the walk comes
+    /// back to them after each run of the callback, and always keeps a checkpoint there
+    /// (`mark_calls_callback`, `mark_force_checkpoint`).
+    calls_callback: Vec<bool>,
     /// Registers live before each logical instruction.
     live: Vec<RegSet>,
     jmps_processed: u64,
@@ -99,12 +105,14 @@ pub struct Explored {
 const MISS_FACTOR: u32 = 3;
 
 /// The kernel's prune points (`visit_insn`): conditional jumps and their targets, the targets
-/// of `ja`, bpf-to-bpf calls and their callees' entries, and the instruction after every call;
-/// and its jump points, the same without the conditional jumps and calls themselves.
-pub fn prune_points(analysis: &Analysis) -> (Vec<bool>, Vec<bool>) {
+/// of `ja`, bpf-to-bpf calls and their callees' entries, the instruction after every call and
+/// the calls of helpers that call back a callback at once; its jump points, the same without
+/// the conditional jumps and bpf-to-bpf calls themselves; and those calls of helpers.
+pub fn prune_points(analysis: &Analysis) -> (Vec<bool>, Vec<bool>, Vec<bool>) {
     let n = analysis.program.len();
     let mut jmp = vec![false; n];
     let mut prune = vec![false; n];
+    let mut calls_callback = vec![false; n];
     for (i, flow) in analysis.cfg.flows.iter().enumerate() {
         match *flow {
             Flow::Branch { target } => {
@@ -121,26 +129,47 @@ pub fn prune_points(analysis: &Analysis) -> (Vec<bool>, Vec<bool>) {
                     jmp[i + 1] = true;
                 }
             }
+            Flow::Helper { id } if super::callback::calls_back_at_once(id) => {
+                calls_callback[i] = true;
+                jmp[i] = true;
+                if i + 1 < n {
+                    jmp[i + 1] = true;
+                }
+            }
             Flow::Helper { .. } | Flow::CallX if i + 1 < n => {
                 jmp[i + 1] = true;
             }
             _ => {}
         }
     }
+    // A function's address (`lddw` with src 4) is visited as a call (`visit_func_call_insn`):
+    // the `lddw` itself, the instruction after it and the function's entry.
+    for (i, aux) in analysis.aux.iter().enumerate() {
+        if let crate::analysis::Imm64::Func { entry } = aux.imm64 {
+            prune[i] = true;
+            if i + 1 < n {
+                jmp[i + 1] = true;
+            }
+            if let Some(e) = jmp.get_mut(entry as usize) {
+                *e = true;
+            }
+        }
+    }
     for (p, j) in prune.iter_mut().zip(&jmp) {
         *p |= *j;
     }
-    (prune, jmp)
+    (prune, jmp, calls_callback)
 }
 
 impl Explored {
     pub fn new(analysis: &Analysis, live: Vec<RegSet>) -> Explored {
-        let (prune_point, jmp_point) = prune_points(analysis);
+        let (prune_point, jmp_point, calls_callback) = prune_points(analysis);
         Explored {
             checkpoints: Vec::new(),
             lists: HashMap::new(),
             prune_point,
             jmp_point,
+            calls_callback,
             live,
             jmps_processed: 0,
             prev_jmps_processed: 0,
@@ -183,6 +212,32 @@ impl Explored {
         self.jmp_point.get(insn).copied().unwrap_or(false)
     }
 
+    /// The nearest checkpoint above the current path (which descends from `parent`) taken at
+    /// `insn` with the same call sites as `cur` (`find_prev_entry`): the state a callback's run
+    /// started from, when the walk comes back to the helper's call.
+    pub fn ancestor_at(
+        &self,
+        mut parent: Option<usize>,
+        insn: usize,
+        cur: &VerifierState,
+    ) -> Option<&VerifierState> {
+        let same_sites = |s: &VerifierState| {
+            s.frames.len() == cur.frames.len()
+                && s.frames
+                    .iter()
+                    .zip(&cur.frames)
+                    .all(|(a, b)| a.callsite == b.callsite)
+        };
+        while let Some(p) = parent {
+            let cp = &self.checkpoints[p];
+            if cp.insn == insn && same_sites(&cp.state) {
+                return Some(&cp.state);
+            }
+            parent = cp.segment.parent;
+        }
+        None
+    }
+
     /// Counts a jump instruction (calls and exits included), for the heuristics.
     pub fn count_jump(&mut self) {
         self.jmps_processed += 1;
@@ -223,8 +278,10 @@ impl Explored {
         ids_in_use: u32,
         segment: &mut Segment,
     ) -> Visit {
-        // A long history since the last checkpoint forces one.
-        let force = segment.kernel_entries > 40;
+        // A long history since the last checkpoint forces one, as does a call of a helper that
+        // calls back a callback (the walk comes back to it after each run).
+        let calls_callback = self.calls_callback.get(insn).copied().unwrap_or(false);
+        let force = segment.kernel_entries > 40 || calls_callback;
         let mut add_new_state = force
             || (self.jmps_processed - self.prev_jmps_processed >= 2
                 && processed - self.prev_insn_processed >= 8);
@@ -238,9 +295,27 @@ impl Explored {
             let idx = list[k];
             states_cnt += 1;
             let cp = &mut self.checkpoints[idx];
-            if cp.branches > 0 {
+            if cp.branches > 0 && calls_callback {
+                // Back at the helper's call after a run of its callback: a state within an
+                // earlier one at this call means further runs find nothing new (the kernel
+                // compares every scalar by range here, precise or not).
+                if states_equal(
+                    &cp.state,
+                    cur,
+                    insn,
+                    &self.live,
+                    ids_in_use,
+                    Compare::RangeWithin,
+                    true,
+                ) {
+                    cp.hits += 1;
+                    self.close_loop(segment.parent, idx);
+                    return Visit::Pruned(idx);
+                }
+            } else if cp.branches > 0 {
                 // An ancestor of this path: the same state again is a loop without end.
-                if maybe_looping(&cp.state, cur)
+                if cp.state.callback_unroll_depth == cur.callback_unroll_depth
+                    && maybe_looping(&cp.state, cur)
                     && states_equal(
                         &cp.state,
                         cur,
@@ -310,6 +385,7 @@ impl Explored {
         };
         self.checkpoints.push(Checkpoint {
             state,
+            insn,
             branches: 1,
             segment: std::mem::replace(segment, restarted),
             last_insn: prev_insn,
@@ -319,6 +395,25 @@ impl Explored {
         });
         list.push(idx);
         Visit::Continue
+    }
+
+    /// A path descending from `parent` ended at checkpoint `ancestor`, one of its own ancestors
+    /// (a callback's run came back to the helper's call within an earlier one): the checkpoints
+    /// in between may now cover other states, while what their paths need precise is not all
+    /// known (the paths on from `ancestor` are not walked to their end yet). The kernel compares
+    /// such checkpoints by range until their loop is done (`incomplete_read_marks`); here every
+    /// scalar of theirs becomes precise, which compares them by range from then on.
+    fn close_loop(&mut self, mut parent: Option<usize>, ancestor: usize) {
+        while let Some(p) = parent.filter(|&p| p != ancestor) {
+            let cp = &mut self.checkpoints[p];
+            for frame in cp.state.frames.iter_mut() {
+                let spills = frame.stack.iter_mut().map(|s| &mut s.spilled);
+                for reg in frame.regs.iter_mut().chain(spills) {
+                    reg.precise |= reg.is_scalar();
+                }
+            }
+            parent = cp.segment.parent;
+        }
     }
 
     /// The current path was pruned at `insn` by checkpoint `idx`: what that checkpoint needed

@@ -67,6 +67,10 @@ pub struct FuncState {
     pub subprog: usize,
     /// The frame runs a callback a helper calls (`bpf_loop`, ...): see [`CallbackFrame`].
     pub callback: Option<CallbackFrame>,
+    /// How many runs of a callback this frame's pending helper call has started on this path
+    /// (`callback_depth`): `bpf_loop` starts no more than its count allows, and an explored
+    /// state covers only states that ran at least as many.
+    pub callback_depth: u32,
 }
 
 impl FuncState {
@@ -81,6 +85,7 @@ impl FuncState {
             callsite,
             subprog: 0,
             callback: None,
+            callback_depth: 0,
         }
     }
 
@@ -162,9 +167,6 @@ impl FuncState {
 pub struct CallbackFrame {
     /// The range R0 must be in.
     pub ret: (i64, i64),
-    /// The references held when the callback was entered: it must leave them as it found
-    /// them (each run of it is one of many, or none).
-    pub refs: Vec<Reference>,
 }
 
 /// The state of a path: the frames of the calls in progress, innermost last
@@ -176,6 +178,9 @@ pub struct VerifierState {
     /// and the spin lock held): one list for all frames, as the kernel keeps it since 6.13
     /// (`bpf_verifier_state.refs`).
     pub refs: Vec<Reference>,
+    /// Runs of callbacks started on this path (`callback_unroll_depth`): a state that comes
+    /// back to an ancestor after more runs is no infinite loop.
+    pub callback_unroll_depth: u32,
 }
 
 /// A reference the program must release before it exits, or the spin lock it holds (`struct
@@ -198,6 +203,7 @@ impl VerifierState {
         VerifierState {
             frames: vec![FuncState::new(0, None)],
             refs: Vec::new(),
+            callback_unroll_depth: 0,
         }
     }
 

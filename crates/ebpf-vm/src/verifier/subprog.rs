@@ -115,15 +115,14 @@ pub fn new_frame(
 
 /// The `exit` of a called function at logical instruction `index` (`prepare_func_exit`): pops
 /// its frame and returns where the caller goes on. R0 must not point into the callee's stack,
-/// which is gone. A callback's R0 must be a scalar in its range and its references as it found
-/// them; its path ends there (`None`): the helper's caller went on from the call already, with
-/// what any number of runs of the callback may leave (see [`super::callback`]).
+/// which is gone. A callback's R0 must be a scalar in its range (and is then precise), and its
+/// caller goes back to the helper's call, which may run it again (see [`super::callback`]).
 pub fn exit(
     env: &mut Env<'_>,
     state: &mut VerifierState,
     index: usize,
     text: &str,
-) -> Result<Option<usize>, Refusal> {
+) -> Result<usize, Refusal> {
     env.line(text);
     // Every frame: the callee may have reached into its callers' stacks.
     for frame in &state.frames {
@@ -140,7 +139,11 @@ pub fn exit(
     let callsite = callee.callsite.expect("a called frame has a call site");
     let back = match &callee.callback {
         Some(callback) => {
-            super::callback::check_exit(r0, callback, &state.refs)?;
+            // The range is checked on R0's value: precise (`mark_chain_precision`).
+            if r0.is_scalar() {
+                env.want_precise(0);
+            }
+            super::callback::check_exit(r0, callback)?;
             callsite
         }
         None => {
@@ -157,14 +160,12 @@ pub fn exit(
             "returning from callee:\n{callee_text}\nto caller at {to}:\n{caller_text}"
         ));
     }
-    if callee.callback.is_some() {
-        return Ok(None);
-    }
-    if env.log_on(2) {
+    // After a callback the walk prints the state once it is widened ([`super::callback::widen_imprecise_scalars`]).
+    if env.log_on(2) && callee.callback.is_none() {
         let now = state_text(state, state.frame(), None, None);
         env.line(&format!("\nfrom {from} to {to}:{now}"));
     }
-    Ok(Some(back))
+    Ok(back)
 }
 
 /// Whether `regs[r]` of the current frame points into the stack of a caller's frame.

@@ -255,6 +255,10 @@ fn walk(
             // What the history must say about this instruction, read before it runs.
             let stack_slot = stack_access(state.frame(), &insns[insn]);
             let linked = linked_scalars(state.frame(), &insns[insn]);
+            // Precision asked for by an instruction is of its own frame's values (an `exit`
+            // leaves with one frame fewer); a callback's exit goes back to the helper's call.
+            let frames_before = state.frames.len();
+            let callback_exit = code & 0xf0 == JMP_EXIT && state.frame().callback.is_some();
             let pushed = stack.len();
             let result = step(env, &mut state, insn, &mut stack);
             env.note_stack_depth(state.frame());
@@ -282,7 +286,7 @@ fn walk(
             }
             let requests = std::mem::take(&mut env.wanted);
             for wanted in requests.into_iter().filter(|_| result.is_ok()) {
-                let mut per_frame = vec![Marks::default(); state.frames.len()];
+                let mut per_frame = vec![Marks::default(); frames_before];
                 if let Some(last) = per_frame.last_mut() {
                     *last = wanted;
                 }
@@ -291,6 +295,18 @@ fn walk(
             }
             match result {
                 Ok(Next::Goto(next)) => {
+                    if callback_exit {
+                        // Imprecise numbers that changed since the run started become unknown
+                        // (`widen_imprecise_scalars`), so that the runs converge.
+                        if let Some(old) = explored.ancestor_at(segment.parent, next, &state) {
+                            super::callback::widen_imprecise_scalars(old, &mut state);
+                        }
+                        if env.log_on(2) {
+                            let (from, to) = (slot, analysis.program.slot(next));
+                            let now = state_text(&state, state.frame(), None, None);
+                            env.line(&format!("\nfrom {from} to {to}:{now}"));
+                        }
+                    }
                     prev = Some(insn);
                     insn = next;
                 }
@@ -575,8 +591,7 @@ fn step(
             }
             match op {
                 JMP_EXIT if in_called_function => {
-                    return subprog::exit(env, state, index, &text)
-                        .map(|back| back.map_or(Next::End, Next::Goto));
+                    return subprog::exit(env, state, index, &text).map(Next::Goto);
                 }
                 JMP_CALL if insn.src == CALL_LOCAL => {
                     return subprog::call(env, state, index, &text).map(Next::Goto);
@@ -605,7 +620,7 @@ fn step(
                         callback: Some((start, entry)),
                         ..
                     }) => {
-                        // The callback is walked later, as a path of its own.
+                        // The callback's run is walked later, as a path of its own.
                         // (Its `from` and history are set by the main loop, as for any fork.)
                         stack.push(Pending {
                             state: start,
@@ -615,6 +630,16 @@ fn step(
                             log_pos: 0,
                         });
                         env.line(&text);
+                        return Ok(Next::Goto(next));
+                    }
+                    Ok(CallLog {
+                        loop_limit: Some(frameno),
+                        ..
+                    }) => {
+                        env.line(&text);
+                        if env.log_on(2) {
+                            env.line(&format!("frame{frameno} bpf_loop iteration limit reached"));
+                        }
                         return Ok(Next::Goto(next));
                     }
                     Ok(log) if log.state_on_own_line => {
