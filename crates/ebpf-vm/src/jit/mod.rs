@@ -144,6 +144,10 @@ pub struct JitOptions {
     /// Count coverage: the addresses of the counters (`coverage::CoverageCounters::addresses`),
     /// which must outlive the code.
     pub coverage: Option<(u64, u64)>,
+    /// Meter the instruction budget (on by default). Off only for programs whose termination the
+    /// verifier proved (`ProgramOptions::meter`): the code then charges nothing, so a run's
+    /// count stays at what helpers charged and no budget can stop it.
+    pub meter: bool,
 }
 
 impl Default for JitOptions {
@@ -151,6 +155,7 @@ impl Default for JitOptions {
         JitOptions {
             blind_constants: true,
             coverage: None,
+            meter: true,
         }
     }
 }
@@ -187,14 +192,7 @@ impl JitProgram {
         stack_frames: usize,
         proved: Option<&[bool]>,
     ) -> Result<JitProgram, LoadError> {
-        let c = compile::compile(
-            insns,
-            analysis,
-            options.blind_constants,
-            options.coverage,
-            entries,
-            proved,
-        )
+        let c = compile::compile(insns, analysis, options, entries, proved)
         .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
         let mem = exec_mem::ExecMem::new(&c.code)
             .map_err(|m| LoadError::new(ErrorCode::E2big, format!("JIT: {m}")))?;
@@ -327,6 +325,7 @@ impl ExecutionEngine for JitProgram {
         let options = JitOptions {
             blind_constants: p.blind_constants,
             coverage: p.coverage.map(crate::coverage::CoverageCounters::addresses),
+            meter: p.meter,
         };
         Self::compile_program(
             p.insns,

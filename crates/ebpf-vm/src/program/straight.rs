@@ -77,7 +77,7 @@ impl Program {
             helpers: &self.helpers,
             regions,
             stack_top,
-            budget: budget.unwrap_or(self.options.budget),
+            budget: self.engine_budget(budget.unwrap_or(self.options.budget)),
             packet: (0, 0),
             maps: &mut maps,
             state,
@@ -123,6 +123,7 @@ impl Program {
             if refuse {
                 refuse_exit_leak(&mut result, &env);
             }
+            self.clear_unmetered_count(&mut result);
             each(index, data, result);
         }
         space.state.recycle(self.options.prog_type);

@@ -1,0 +1,230 @@
+//! Metering (issue #10 item 1): programs loaded in mode verified run without the instruction
+//! budget (their termination is proved) unless `meter` asks for it; mode checked always meters.
+//! Expected counts and results are worked out by hand from the programs below.
+
+mod context_support;
+
+use context_support::*;
+use ebpf_vm::isa::opcodes::*;
+use ebpf_vm::isa::Insn;
+use ebpf_vm::{
+    ContextInput, Engine, Mode, Program, ProgramOptions, ProgramType, RunInput, RunOutput, Trap,
+    TrapKind,
+};
+
+const DATA: usize = 16;
+
+/// r0 = the sum of the 16 bytes at r1, by a loop the verifier bounds (i counts 0..16):
+///   0: r0 = 0; 1: r2 = 0
+///   2: r3 = r1; 3: r3 += r2; 4: r4 = *(u8 *)(r3 + 0); 5: r0 += r4; 6: r2 += 1
+///   7: if r2 < 16 goto 2
+///   8: exit
+/// A run executes 2 + 16 * 6 + 1 = 99 instructions.
+fn sum_loop() -> Vec<Insn> {
+    prog![
+        mov(0, 0),
+        mov(2, 0),
+        movr(3, 1),
+        addr(3, 2),
+        ldx(SIZE_B, 4, 3, 0),
+        addr(0, 4),
+        add(2, 1),
+        ji(JMP_JLT, 2, DATA as i32, -6),
+        exit(),
+    ]
+}
+const SUM_LOOP_COUNT: u64 = 99;
+
+fn engines() -> Vec<Engine> {
+    let mut v = vec![Engine::Interpreter];
+    if cfg!(target_arch = "x86_64") {
+        v.push(Engine::Jit);
+    }
+    v
+}
+
+fn load_sum(engine: Engine, mode: Mode, meter: bool) -> Program {
+    let p = load_with(
+        &sum_loop(),
+        ProgramOptions {
+            engine,
+            mode,
+            meter,
+            data_size: (mode == Mode::Verified).then_some(DATA as u32),
+            ..options(ProgramType::Raw)
+        },
+    )
+    .expect("the loop loads");
+    assert_eq!(p.engine(), engine);
+    p
+}
+
+fn data() -> [u8; DATA] {
+    std::array::from_fn(|i| (i * 7 + 3) as u8)
+}
+
+/// 3 + 10 + 17 + ... + 108 (16 terms, 3 + 7i): 16 * 3 + 7 * 120 = 888.
+const SUM: u64 = 888;
+
+fn run(p: &Program, budget: Option<u64>) -> Result<RunOutput, Trap> {
+    let mut d = data();
+    p.run(&mut RunInput {
+        data: &mut d,
+        budget,
+    })
+}
+
+/// The same run through the general run path (`run_with_context`), which `run` of a helper-free
+/// raw program skips.
+fn run_general(p: &Program, budget: Option<u64>) -> Result<RunOutput, Trap> {
+    let mut d = data();
+    p.run_with_context(
+        &mut RunInput {
+            data: &mut d,
+            budget,
+        },
+        &ContextInput::default(),
+    )
+    .map(|(out, _)| out)
+}
+
+#[test]
+fn a_verified_loop_runs_unmetered_by_default() {
+    for engine in engines() {
+        let p = load_sum(engine, Mode::Verified, false);
+        assert!(!p.metered());
+        for out in [run(&p, None), run_general(&p, None)] {
+            let out = out.expect("runs");
+            assert_eq!((out.r0, out.insn_count), (SUM, 0), "{engine:?}");
+        }
+        // No budget stops it: a budget of 10 would stop a metered run in its first iteration.
+        for out in [run(&p, Some(10)), run_general(&p, Some(10))] {
+            assert_eq!(out.expect("runs").r0, SUM, "{engine:?}");
+        }
+    }
+}
+
+#[test]
+fn meter_opts_back_in_to_the_count_and_the_budget() {
+    for engine in engines() {
+        for (mode, meter) in [(Mode::Verified, true), (Mode::Checked, false)] {
+            let p = load_sum(engine, mode, meter);
+            assert!(p.metered(), "{engine:?} {mode:?}");
+            for out in [run(&p, None), run_general(&p, None)] {
+                let out = out.expect("runs");
+                assert_eq!(
+                    (out.r0, out.insn_count),
+                    (SUM, SUM_LOOP_COUNT),
+                    "{engine:?} {mode:?}"
+                );
+            }
+            // 10 instructions: slots 0-7 and then 2-3; the 11th (slot 4) is not executed.
+            for out in [run(&p, Some(10)), run_general(&p, Some(10))] {
+                let trap = out.expect_err("the budget stops it");
+                assert_eq!(
+                    (trap.kind, trap.pc, trap.insn_count),
+                    (TrapKind::BudgetExhausted, 4, 10),
+                    "{engine:?} {mode:?}"
+                );
+            }
+            // Exactly enough.
+            let out = run(&p, Some(SUM_LOOP_COUNT)).expect("runs");
+            assert_eq!(out.insn_count, SUM_LOOP_COUNT);
+        }
+    }
+}
+
+#[test]
+fn an_unmetered_trap_has_no_count_and_the_same_place() {
+    // r0 = r10: a host address at exit, refused (pointer leaks are refused by default) after
+    // 2 instructions when metered.
+    let leak = prog![movr(0, 10), exit()];
+    for engine in engines() {
+        for (meter, count) in [(false, 0), (true, 1)] {
+            let p = load_with(
+                &leak,
+                ProgramOptions {
+                    engine,
+                    mode: Mode::Verified,
+                    meter,
+                    data_size: Some(0),
+                    ..options(ProgramType::Raw)
+                },
+            )
+            .expect("returning a pointer is refused only to unprivileged loads");
+            let trap = p
+                .run(&mut RunInput {
+                    data: &mut [],
+                    budget: None,
+                })
+                .expect_err("the leak is refused");
+            assert_eq!(
+                (trap.kind, trap.pc, trap.insn_count),
+                (TrapKind::PointerLeak, 1, count),
+                "{engine:?} meter {meter}"
+            );
+        }
+    }
+}
+
+/// main: *(u64 *)(r10 - 8) = 0; r0 = bpf_loop(nr, cb, r10 - 8, 0);
+///       return *(u64 *)(r10 - 8) << 32 | (u32) r0
+/// cb (slot 15): *sum += index; return 0
+fn looped(nr: i32) -> Vec<Insn> {
+    prog![
+        st(SIZE_DW, 10, -8, 0),                             // 0
+        mov(1, nr),                                         // 1
+        lddw_func(2, 12),                                   // 2-3: function at 2 + 12 + 1 = 15
+        fp_plus(3, -8),                                     // 4-5
+        mov(4, 0),                                          // 6
+        call(181),                                          // 7
+        movr(6, 0),                                         // 8
+        ldx(SIZE_DW, 0, 10, -8),                            // 9
+        lsh(0, 32),                                         // 10
+        movr(7, 6),                                         // 11
+        Insn::new(CLASS_ALU | ALU_MOV | SRC_X, 7, 7, 0, 0), // 12: r7 = (u32) r7
+        orr(0, 7),                                          // 13
+        exit(),                                             // 14
+        ldx(SIZE_DW, 3, 2, 0),                              // 15
+        addr(3, 1),                                         // 16
+        stx(SIZE_DW, 2, 3, 0),                              // 17
+        mov(0, 0),                                          // 18
+        exit(),                                             // 19
+    ]
+}
+
+#[test]
+fn callbacks_of_an_unmetered_run_are_bounded_by_their_count() {
+    let nr = 100_000u64;
+    let sum: u64 = (0..nr).sum();
+    for engine in engines() {
+        for meter in [false, true] {
+            let p = load_with(
+                &looped(nr as i32),
+                ProgramOptions {
+                    engine,
+                    mode: Mode::Verified,
+                    meter,
+                    data_size: Some(0),
+                    ..options(ProgramType::Raw)
+                },
+            )
+            .expect("bpf_loop verifies");
+            let out = p
+                .run(&mut RunInput {
+                    data: &mut [],
+                    budget: Some(1000),
+                })
+                .map(|o| (o.r0, o.insn_count))
+                .map_err(|t| t.kind);
+            // Metered: 14 instructions of the main program, 6 per iteration (the call and the
+            // callback's 5), far over 1,000. Unmetered: the loop's count bounds it.
+            let expected = if meter {
+                Err(TrapKind::BudgetExhausted)
+            } else {
+                Ok(((sum << 32) | nr, 0))
+            };
+            assert_eq!(out, expected, "{engine:?} meter {meter}");
+        }
+    }
+}
