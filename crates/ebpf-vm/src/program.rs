@@ -76,6 +76,10 @@ pub type RunOutcome = Result<(RunOutput, ContextOutput), Trap>;
 /// The default instruction budget of a run in checked mode.
 pub const DEFAULT_BUDGET: u64 = 10_000_000;
 
+/// The budget of an unmetered run: more than any run executes (2^63 instructions), and not all
+/// ones, which the JIT's helper stub reads in the budget a helper hands back as "stop the run".
+const UNMETERED_BUDGET: u64 = u64::MAX >> 1;
+
 #[derive(Clone, Debug)]
 pub struct ProgramOptions {
     pub prog_type: ProgramType,
@@ -390,13 +394,13 @@ impl Program {
     }
 
     /// The budget an engine runs this program under, from the run's `budget` (the program's
-    /// when `None`): no limit for an unmetered program, whose code charges nothing anyway (the
-    /// interpreter still counts, against a budget it cannot reach).
+    /// when `None`): for an unmetered program, one no run reaches, as its code charges nothing
+    /// (the interpreter still counts, against it).
     fn engine_budget(&self, budget: u64) -> u64 {
         if self.metered {
             budget
         } else {
-            u64::MAX
+            UNMETERED_BUDGET
         }
     }
 

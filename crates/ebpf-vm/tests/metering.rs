@@ -228,3 +228,32 @@ fn callbacks_of_an_unmetered_run_are_bounded_by_their_count() {
         }
     }
 }
+
+#[test]
+fn an_unmetered_run_calls_helpers_that_charge_nothing() {
+    // bpf_ktime_get_ns (5) charges no instruction: the JIT's helper stub must still go on.
+    // 0: call 5; 1: r0 = 5; 2: exit.
+    let insns = prog![call(5), mov(0, 5), exit()];
+    for engine in engines() {
+        for (meter, count) in [(false, 0), (true, 3)] {
+            let p = load_with(
+                &insns,
+                ProgramOptions {
+                    engine,
+                    mode: Mode::Verified,
+                    meter,
+                    data_size: Some(0),
+                    ..options(ProgramType::Raw)
+                },
+            )
+            .expect("loads");
+            let out = p
+                .run(&mut RunInput {
+                    data: &mut [],
+                    budget: None,
+                })
+                .expect("runs");
+            assert_eq!((out.r0, out.insn_count), (5, count), "{engine:?} meter {meter}");
+        }
+    }
+}

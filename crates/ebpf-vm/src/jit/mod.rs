@@ -193,7 +193,7 @@ impl JitProgram {
         proved: Option<&[bool]>,
     ) -> Result<JitProgram, LoadError> {
         let c = compile::compile(insns, analysis, options, entries, proved)
-        .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
+            .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
         let mem = exec_mem::ExecMem::new(&c.code)
             .map_err(|m| LoadError::new(ErrorCode::E2big, format!("JIT: {m}")))?;
         Ok(JitProgram {

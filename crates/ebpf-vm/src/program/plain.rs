@@ -32,7 +32,11 @@ impl Program {
 
     /// One run on `data`, as `run` gives it (r0 and the count). Only for a program whose
     /// `plain` is set (`plain_runs`).
-    pub(super) fn run_plain(&self, data: &mut [u8], budget: Option<u64>) -> Result<RunOutput, Trap> {
+    pub(super) fn run_plain(
+        &self,
+        data: &mut [u8],
+        budget: Option<u64>,
+    ) -> Result<RunOutput, Trap> {
         debug_assert!(self.plain);
         if let Some(trap) = self.unverified_input(data.len(), None) {
             return Err(trap);
@@ -97,5 +101,4 @@ impl Program {
             result
         })
     }
-
 }
