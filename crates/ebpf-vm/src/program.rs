@@ -826,7 +826,11 @@ impl Program {
         if refuse_leaks {
             refuse_exit_leak(&mut result, &env);
         }
-        self.clear_unmetered_count(&mut result);
+        // A traced run steps through the reference loop, which counts as it records: it keeps
+        // its count (one per step of its trace).
+        if env.state.trace.is_none() {
+            self.clear_unmetered_count(&mut result);
+        }
         // An unmetered program's instructions are not counted, nor charged to the chain's budget.
         let counted = |trap: &Trap| if self.metered { trap.insn_count + 1 } else { 0 };
         let next = match &result {
