@@ -59,6 +59,21 @@ fn load_sum(engine: Engine, mode: Mode, meter: bool) -> Program {
     p
 }
 
+/// `insns` loaded raw in mode verified on `engine`, with `meter`, for data of `data_size` bytes.
+fn load_verified(insns: &[Insn], engine: Engine, meter: bool, data_size: u32) -> Program {
+    load_with(
+        insns,
+        ProgramOptions {
+            engine,
+            mode: Mode::Verified,
+            meter,
+            data_size: Some(data_size),
+            ..options(ProgramType::Raw)
+        },
+    )
+    .expect("loads verified")
+}
+
 fn data() -> [u8; DATA] {
     std::array::from_fn(|i| (i * 7 + 3) as u8)
 }
@@ -141,17 +156,8 @@ fn an_unmetered_trap_has_no_count_and_the_same_place() {
     let leak = prog![movr(0, 10), exit()];
     for engine in engines() {
         for (meter, count) in [(false, 0), (true, 1)] {
-            let p = load_with(
-                &leak,
-                ProgramOptions {
-                    engine,
-                    mode: Mode::Verified,
-                    meter,
-                    data_size: Some(0),
-                    ..options(ProgramType::Raw)
-                },
-            )
-            .expect("returning a pointer is refused only to unprivileged loads");
+            // Returning a pointer is refused only to unprivileged loads.
+            let p = load_verified(&leak, engine, meter, 0);
             let trap = p
                 .run(&mut RunInput {
                     data: &mut [],
@@ -167,49 +173,13 @@ fn an_unmetered_trap_has_no_count_and_the_same_place() {
     }
 }
 
-/// main: *(u64 *)(r10 - 8) = 0; r0 = bpf_loop(nr, cb, r10 - 8, 0);
-///       return *(u64 *)(r10 - 8) << 32 | (u32) r0
-/// cb (slot 15): *sum += index; return 0
-fn looped(nr: i32) -> Vec<Insn> {
-    prog![
-        st(SIZE_DW, 10, -8, 0),                             // 0
-        mov(1, nr),                                         // 1
-        lddw_func(2, 12),                                   // 2-3: function at 2 + 12 + 1 = 15
-        fp_plus(3, -8),                                     // 4-5
-        mov(4, 0),                                          // 6
-        call(181),                                          // 7
-        movr(6, 0),                                         // 8
-        ldx(SIZE_DW, 0, 10, -8),                            // 9
-        lsh(0, 32),                                         // 10
-        movr(7, 6),                                         // 11
-        Insn::new(CLASS_ALU | ALU_MOV | SRC_X, 7, 7, 0, 0), // 12: r7 = (u32) r7
-        orr(0, 7),                                          // 13
-        exit(),                                             // 14
-        ldx(SIZE_DW, 3, 2, 0),                              // 15
-        addr(3, 1),                                         // 16
-        stx(SIZE_DW, 2, 3, 0),                              // 17
-        mov(0, 0),                                          // 18
-        exit(),                                             // 19
-    ]
-}
-
 #[test]
 fn callbacks_of_an_unmetered_run_are_bounded_by_their_count() {
     let nr = 100_000u64;
     let sum: u64 = (0..nr).sum();
     for engine in engines() {
         for meter in [false, true] {
-            let p = load_with(
-                &looped(nr as i32),
-                ProgramOptions {
-                    engine,
-                    mode: Mode::Verified,
-                    meter,
-                    data_size: Some(0),
-                    ..options(ProgramType::Raw)
-                },
-            )
-            .expect("bpf_loop verifies");
+            let p = load_verified(&looped(nr as i32, 0, &add_index()), engine, meter, 0);
             let out = p
                 .run(&mut RunInput {
                     data: &mut [],
@@ -236,24 +206,18 @@ fn an_unmetered_run_calls_helpers_that_charge_nothing() {
     let insns = prog![call(5), mov(0, 5), exit()];
     for engine in engines() {
         for (meter, count) in [(false, 0), (true, 3)] {
-            let p = load_with(
-                &insns,
-                ProgramOptions {
-                    engine,
-                    mode: Mode::Verified,
-                    meter,
-                    data_size: Some(0),
-                    ..options(ProgramType::Raw)
-                },
-            )
-            .expect("loads");
+            let p = load_verified(&insns, engine, meter, 0);
             let out = p
                 .run(&mut RunInput {
                     data: &mut [],
                     budget: None,
                 })
                 .expect("runs");
-            assert_eq!((out.r0, out.insn_count), (5, count), "{engine:?} meter {meter}");
+            assert_eq!(
+                (out.r0, out.insn_count),
+                (5, count),
+                "{engine:?} meter {meter}"
+            );
         }
     }
 }
