@@ -1,4 +1,4 @@
-//! The x86-64 JIT (checked mode). It must agree with `interpreter.rs` bit for bit: r0, memory,
+//! The x86-64 JIT. It must agree with `interpreter.rs` bit for bit: r0, memory,
 //! the trap (kind, pc, addr, size, message) and the instruction count, for every validated
 //! program. Compiled at load time; the code lives in W^X memory (`exec_mem`) unmapped with the
 //! program.
@@ -81,6 +81,12 @@
 //! jump/call/exit is never reached, as rem < n); `runtime::run` walks `rem` instructions from
 //! the block start to name the pc. Blocks with nothing observable before their last
 //! instruction have no copy: they trap at once. A run enters a metered copy at most once.
+//!
+//! Unmetered code (`JitOptions::meter` off: a verified program whose termination the verifier
+//! proved, `ProgramOptions::meter`) has none of this: no chain charges r12, nothing is given back
+//! (`adj` is 0), no metered copies are made, and fast loops' copies charge nothing. r12 keeps
+//! what the run started with, moved only by what helpers charge (callbacks), so the count a run
+//! reports is theirs alone (`Program` reports 0 for such runs) and no budget trap can happen.
 //!
 //! # Code quality
 //!
