@@ -25,6 +25,8 @@ export interface CollectionOptions {
   /** As `ProgramOptions.unprivileged`, for every program of the collection. */
   unprivileged?: boolean
   budget?: number
+  /** As `ProgramOptions.meter`, for every program of the collection. */
+  meter?: boolean
   /** As `ProgramOptions.pointerLeaks`, for every program of the collection. */
   pointerLeaks?: 'allow' | 'refuse'
   /** As `ProgramOptions.blindConstants`, for every program of the collection. */
@@ -367,6 +369,7 @@ export class Collection<M extends MapTypes<M> = Record<string, { key: unknown; v
               // What the section says, where it changes what the program may do.
               expectedAttachType: ATTACH_TYPES[p.attachType],
               budget: opts.budget,
+              meter: opts.meter,
               pointerLeaks: opts.pointerLeaks,
               blindConstants: opts.blindConstants,
               lineInfo: p.lineInfo,

@@ -100,6 +100,15 @@ export interface ProgramOptions {
    */
   exitRange?: boolean
   /**
+   * Mode `verified`: meter runs by the instruction budget, as mode `checked` always does, so that
+   * `insnCount` counts the instructions a run executed, `budget` stops it and `timeoutMs` /
+   * `signal` are checked at least every 2^20 instructions. Default false: the verifier proved the
+   * program terminates, so its runs are not metered and run at the speed of the code alone; their
+   * `insnCount` is 0, no budget stops them, and `timeoutMs` / `signal` are checked between runs and
+   * before each callback a helper makes (see README "Metering").
+   */
+  meter?: boolean
+  /**
    * The program's license, as the object's `license` section says it (default `'GPL'`): helpers the
    * kernel marks GPL-only need a GPL-compatible license ('GPL', 'GPL v2', 'Dual BSD/GPL', ...).
    */
@@ -984,6 +993,9 @@ export class Program {
       checkU32Of(LoadError, `lineInfo[${i}].column`, li.column)
     })
     const logLevel = checkLogLevel(options.logLevel)
+    if (options.meter !== undefined && typeof options.meter !== 'boolean') {
+      throw new LoadError('EINVAL', `meter must be a boolean, got ${describeValue(options.meter)}`)
+    }
     for (const flag of ['unprivileged', 'exitRange'] as const) {
       const value = options[flag]
       if (value !== undefined && typeof value !== 'boolean') {
@@ -1040,6 +1052,7 @@ export class Program {
           globalFunctions: this.mode === 'verified' ? globalFunctions : undefined,
           unprivileged: options.unprivileged,
           exitRange: options.exitRange,
+          meter: options.meter,
         },
         js?.dispatch,
       ),

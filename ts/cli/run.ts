@@ -124,6 +124,9 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
   const updates = optList(args, 'map-update')
   const coverage = wantsCoverage(args)
   const mode = optString(args, 'mode') as SafetyMode | undefined
+  // The CLI reports insnCount and takes --budget in either mode: verified runs are metered here
+  // too (`meter`), where a library user's are not by default.
+  const meter = true
   if (isElf(bytes)) {
     const spec = about(file, () => loadCollectionSpecSync(bytes, loadOptionsFrom(args, 'run')))
     const progSpec = selectProgram(spec, name, file)
@@ -135,7 +138,7 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
     // programs, supported here or not, do not stand in its way.
     const collection = about(
       file,
-      () => new Collection(spec, { engine, mode, budget, coverage, programs: [progSpec.name] }),
+      () => new Collection(spec, { engine, mode, budget, meter, coverage, programs: [progSpec.name] }),
     )
     applyMapUpdates(collection, updates, file)
     return { program: collection.programs.get(progSpec.name)!, name: progSpec.name, collection, spec }
@@ -157,14 +160,14 @@ function load(file: string, args: Parsed, engine: EngineName | undefined, budget
         'run',
       )
     }
-    return { program: about(file, () => Program.fromClassic(classic.text, { engine, mode, budget, coverage })) }
+    return { program: about(file, () => Program.fromClassic(classic.text, { engine, mode, budget, meter, coverage })) }
   }
   const instructions = /\.(s|S|asm)$/.test(file) ? assembleFile(file, bytes) : bytes
   const type = (optString(args, 'type') ?? 'raw') as ProgramType
   if (!RAW_TYPES.includes(type)) {
     throw new UsageError(`--type for raw bytecode must be one of ${RAW_TYPES.join(', ')}, got '${type}'`, 'run')
   }
-  const program = about(file, () => new Program({ type, instructions, engine, mode, budget, coverage }))
+  const program = about(file, () => new Program({ type, instructions, engine, mode, budget, meter, coverage }))
   return { program }
 }
 

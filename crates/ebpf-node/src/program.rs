@@ -68,6 +68,9 @@ pub struct NativeProgramOptions {
     pub unprivileged: Option<bool>,
     /// Mode 'verified': keep r0 precise at exit and report its range (`exitR0`).
     pub exit_range: Option<bool>,
+    /// Mode 'verified': meter runs by the budget (`insnCount`, `budget`), as mode 'checked'
+    /// always does (default false: verified runs are not metered).
+    pub meter: Option<bool>,
 }
 
 /// A global function: its entry slot, its name and its prototype's argument types.
@@ -495,6 +498,7 @@ fn parse_options(
             .collect::<std::result::Result<Vec<_>, _>>()?,
         unprivileged: o.unprivileged.unwrap_or(false),
         exit_range: o.exit_range.unwrap_or(false),
+        meter: o.meter.unwrap_or(false),
         ..ProgramOptions::default()
     };
     if options.log_level > ebpf_vm::verification::MAX_LOG_LEVEL {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+mod plain;
 mod straight;
 mod xdp_batch;
 
@@ -45,8 +46,9 @@ pub enum Mode {
     /// No proof needed: every access is checked at run time and an instruction budget bounds the run.
     #[default]
     Checked,
-    /// Load fails unless the verifier proves the program safe (`verification`); runs are still
-    /// checked as in `Checked` until the engines use the proof.
+    /// Load fails unless the verifier proves the program safe (`verification`): the accesses it
+    /// proved run unchecked, and runs are not metered (the proof bounds them) unless
+    /// `ProgramOptions::meter` asks for it.
     Verified,
 }
 
@@ -77,13 +79,25 @@ pub type RunOutcome = Result<(RunOutput, ContextOutput), Trap>;
 /// The default instruction budget of a run in checked mode.
 pub const DEFAULT_BUDGET: u64 = 10_000_000;
 
+/// The budget of an unmetered run: more than any run executes (2^63 instructions), and not all
+/// ones, which the JIT's helper stub reads in the budget a helper hands back as "stop the run".
+const UNMETERED_BUDGET: u64 = u64::MAX >> 1;
+
 #[derive(Clone, Debug)]
 pub struct ProgramOptions {
     pub prog_type: ProgramType,
     pub engine: Engine,
     pub mode: Mode,
-    /// Instructions a run may execute (checked mode); a run may lower or raise it.
+    /// Instructions a run may execute (checked mode, or verified with `meter`); a run may lower
+    /// or raise it.
     pub budget: u64,
+    /// Mode `Verified`: meter runs by the instruction budget as mode `Checked` does, so that
+    /// `insn_count` counts, `budget` bounds and run limits are checked every slice. Off by
+    /// default: the verifier proved that the program terminates, so its runs go unmetered, at
+    /// the speed of the code alone; they report an `insn_count` of 0, no budget stops them, and
+    /// run limits are checked only before each callback a helper makes (callbacks are bounded
+    /// by their counts; tail calls by their limit of 33). Mode `Checked` always meters.
+    pub meter: bool,
     pub helpers: HelperTable,
     /// The program's maps: `lddw` map relocations (pseudo sources 1, 2, 5, 6) index this list.
     pub maps: Vec<std::sync::Arc<dyn crate::maps::Map>>,
@@ -145,6 +159,7 @@ impl Default for ProgramOptions {
             engine: Engine::Auto,
             mode: Mode::Checked,
             budget: DEFAULT_BUDGET,
+            meter: false,
             helpers: HelperTable::standard(),
             maps: Vec::new(),
             trace_sink: None,
@@ -205,6 +220,10 @@ pub struct Program {
     stack_zero: (usize, usize),
     /// Mode `Verified`: what the verifier reported.
     verifier: Option<VerifierReport>,
+    /// Whether runs are metered by the budget: mode `Checked`, or `Verified` with `meter`.
+    metered: bool,
+    /// Whether `run` takes `run_plain` (`plain_runs`, decided at load).
+    plain: bool,
     /// Coverage counters (`options.coverage`), and the JIT's chain lengths by head slot when
     /// its code counts into them (see `coverage`).
     coverage: Option<Arc<CoverageCounters>>,
@@ -335,6 +354,7 @@ impl Program {
             ProgramType::Xdp => context::xdp::direct_accesses(&insns, &v.proved, &v.ctx_bases),
             _ => v.proved.clone(),
         });
+        let metered = verifier.is_none() || options.meter;
         let prepared = PreparedEngine::select(
             options.engine,
             &Validated {
@@ -344,6 +364,7 @@ impl Program {
                 stack_frames,
                 proved: direct.as_deref(),
                 blind_constants: options.blind_constants,
+                meter: metered,
                 coverage: coverage.as_deref(),
             },
         )?;
@@ -352,7 +373,7 @@ impl Program {
             .then(|| crate::jit::coverage_chains(&analysis));
         #[cfg(not(target_arch = "x86_64"))]
         let coverage_chains = None;
-        Ok(Program {
+        let mut program = Program {
             insns,
             analysis,
             options,
@@ -365,9 +386,40 @@ impl Program {
             stack_frames,
             stack_zero,
             verifier,
+            metered,
+            plain: false,
             coverage,
             coverage_chains,
-        })
+        };
+        program.plain = program.plain_runs();
+        Ok(program)
+    }
+
+    /// Whether runs are metered by the instruction budget (see `ProgramOptions::meter`).
+    pub fn metered(&self) -> bool {
+        self.metered
+    }
+
+    /// The budget an engine runs this program under, from the run's `budget` (the program's
+    /// when `None`): for an unmetered program, one no run reaches, as its code charges nothing
+    /// (the interpreter still counts, against it).
+    fn engine_budget(&self, budget: u64) -> u64 {
+        if self.metered {
+            budget
+        } else {
+            UNMETERED_BUDGET
+        }
+    }
+
+    /// An unmetered run reports no count: its engine's figure is what helpers charged (the JIT)
+    /// or a count the other engine has not (the interpreter), so both report 0.
+    pub(super) fn clear_unmetered_count(&self, result: &mut Result<RunOutput, Trap>) {
+        if !self.metered {
+            match result {
+                Ok(out) => out.insn_count = 0,
+                Err(trap) => trap.insn_count = 0,
+            }
+        }
     }
 
     /// Mode `Verified`: what the verifier reported (instructions processed, time, log).
@@ -504,6 +556,9 @@ impl Program {
     }
 
     pub fn run(&self, input: &mut RunInput<'_>) -> Result<RunOutput, Trap> {
+        if self.plain {
+            return self.run_plain(input.data, input.budget);
+        }
         // r0 and the count only: no context output is made to be dropped.
         let (result, _, _) = self.run_recording(
             input,
@@ -766,7 +821,7 @@ impl Program {
             helpers: &self.helpers,
             regions: &mut *regions,
             stack_top,
-            budget,
+            budget: self.engine_budget(budget),
             // A tail call after a helper moved the packet (tc) starts on the packet as it is.
             packet: state.packet_moved.unwrap_or(entry.packet),
             maps,
@@ -784,8 +839,15 @@ impl Program {
         if refuse_leaks {
             refuse_exit_leak(&mut result, &env);
         }
+        // A traced run steps through the reference loop, which counts as it records: it keeps
+        // its count (one per step of its trace).
+        if env.state.trace.is_none() {
+            self.clear_unmetered_count(&mut result);
+        }
+        // An unmetered program's instructions are not counted, nor charged to the chain's budget.
+        let counted = |trap: &Trap| if self.metered { trap.insn_count + 1 } else { 0 };
         let next = match &result {
-            Err(trap) => env.state.tail_call.take().map(|p| (p, trap.insn_count + 1)),
+            Err(trap) => env.state.tail_call.take().map(|p| (p, counted(trap))),
             Ok(_) => None,
         };
         let RunEnv {
@@ -830,7 +892,8 @@ impl Program {
 fn refuse_exit_leak(result: &mut Result<RunOutput, Trap>, env: &RunEnv<'_>) {
     if let Ok(out) = &*result {
         if pointer_leaks::is_host_address(out.r0, env.regions, env.state, env.maps) {
-            let count = out.insn_count - 1;
+            // (0 - 1 wraps for an unmetered run, whose count is cleared after this.)
+            let count = out.insn_count.wrapping_sub(1);
             let what = "r0 at exit";
             *result = Err(pointer_leaks::leak(
                 out.r0,

@@ -158,6 +158,7 @@ fn jit_agrees_with_interpreter_on_random_programs() {
         let options = JitOptions {
             blind_constants: seed % 2 == 0,
             coverage: None,
+            meter: true,
         };
         let jit = JitProgram::compile_with(&insns, options)
             .unwrap_or_else(|e| panic!("seed {seed}: JIT rejected a valid program: {e}"));

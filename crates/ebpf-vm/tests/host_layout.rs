@@ -629,6 +629,7 @@ fn constant_blinding_keeps_the_programs_immediates_out_of_the_code() {
             JitOptions {
                 blind_constants,
                 coverage: None,
+                meter: true,
             },
         )
         .unwrap();
@@ -671,6 +672,7 @@ fn constant_blinding_keeps_the_programs_immediates_out_of_the_code() {
             JitOptions {
                 blind_constants,
                 coverage: None,
+                meter: true,
             },
         )
         .unwrap();

@@ -271,7 +271,10 @@ fn accepted_programs_never_trap_on_memory() {
 /// Differential, on the verified forms: programs of every generator that load in mode verified
 /// (whose proved accesses then run unchecked, issue #10) give the same result on both engines as
 /// in mode checked, run for run: r0 and the instruction count, or the same trap kind (pointer
-/// leaks), and the same data afterwards.
+/// leaks), and the same data afterwards. Verified with `meter` counts as checked does; verified
+/// without it (the default: no metering) gives the same r0, trap kind and data, with a count of 0.
+/// An unmetered run is only made where the checked one ended before its budget (a verifier that
+/// wrongly proved termination would hang it otherwise).
 #[test]
 fn verified_runs_agree_with_checked_on_both_engines() {
     use ebpf_vm::Engine;
@@ -291,46 +294,62 @@ fn verified_runs_agree_with_checked_on_both_engines() {
         for n in 0..programs {
             let p = encode_all(&generate(&mut rng));
             let data_size = rng.pick(&[8u32, 16, 32, 48]);
-            let load = |engine, mode| {
+            let load = |engine, mode, meter| {
                 Program::load(
                     &p,
                     ProgramOptions {
                         engine,
                         mode,
+                        meter,
                         data_size: (mode == Mode::Verified).then_some(data_size),
                         ..ProgramOptions::default()
                     },
                 )
             };
-            let Ok(verified_jit) = load(Engine::Jit, Mode::Verified) else {
+            let Ok(verified_jit) = load(Engine::Jit, Mode::Verified, true) else {
                 continue;
             };
             loaded += 1;
             let engines = [
-                load(Engine::Interpreter, Mode::Checked).expect("checked loads"),
-                load(Engine::Jit, Mode::Checked).expect("checked loads"),
-                load(Engine::Interpreter, Mode::Verified).expect("verified loads"),
+                load(Engine::Interpreter, Mode::Checked, false).expect("checked loads"),
+                load(Engine::Jit, Mode::Checked, false).expect("checked loads"),
+                load(Engine::Interpreter, Mode::Verified, true).expect("verified loads"),
                 verified_jit,
             ];
+            let unmetered = [
+                load(Engine::Interpreter, Mode::Verified, false).expect("verified loads"),
+                load(Engine::Jit, Mode::Verified, false).expect("verified loads"),
+            ];
+            let run = |prog: &Program, data: &[u8]| {
+                let mut d = data.to_vec();
+                let result = prog.run(&mut RunInput {
+                    data: &mut d,
+                    budget: None,
+                });
+                (result.map(|o| (o.r0, o.insn_count)).map_err(|t| t.kind), d)
+            };
             for _ in 0..4 {
                 let data: Vec<u8> = (0..data_size).map(|_| rng.next() as u8).collect();
-                let outcomes: Vec<_> = engines
-                    .iter()
-                    .map(|prog| {
-                        let mut d = data.clone();
-                        let result = prog.run(&mut RunInput {
-                            data: &mut d,
-                            budget: None,
-                        });
-                        (result.map(|o| (o.r0, o.insn_count)).map_err(|t| t.kind), d)
-                    })
-                    .collect();
+                let outcomes: Vec<_> = engines.iter().map(|prog| run(prog, &data)).collect();
                 runs += 1;
                 for (k, o) in outcomes.iter().enumerate().skip(1) {
                     assert_eq!(
                         o, &outcomes[0],
                         "{name} program {n} ({data_size} bytes): engine {k} of \
                          [interp checked, jit checked, interp verified, jit verified] differs"
+                    );
+                }
+                let (checked, checked_data) = &outcomes[0];
+                if *checked == Err(TrapKind::BudgetExhausted) {
+                    continue;
+                }
+                let expected = (checked.map(|(r0, _)| (r0, 0)), checked_data.clone());
+                for (k, prog) in unmetered.iter().enumerate() {
+                    assert_eq!(
+                        run(prog, &data),
+                        expected,
+                        "{name} program {n} ({data_size} bytes): unmetered engine {k} of \
+                         [interp, jit] differs from checked"
                     );
                 }
             }

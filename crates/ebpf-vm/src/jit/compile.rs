@@ -26,6 +26,7 @@ use super::blind::{worth_blinding, Blinder};
 use super::frame::*;
 use super::loops;
 use super::x86::*;
+use super::JitOptions;
 use crate::analysis::Analysis;
 use crate::isa::opcodes::*;
 use crate::isa::{lddw_imm, Insn};
@@ -113,6 +114,10 @@ struct Compiler<'a> {
     /// By slot: a load or store the verifier proved in bounds (mode verified), emitted as a
     /// direct access with no check; all false in mode checked.
     proved: Vec<bool>,
+    /// Whether the code meters the budget (`JitOptions::meter`). Without it no chain charges r12
+    /// and nothing gives back (`adj` is 0): r12 keeps what the run started with, moved only by
+    /// what helpers charge (callbacks).
+    metered: bool,
 }
 
 /// The fast loop whose copy is being emitted: back jumps to `head` go to `top`; `accesses` are
@@ -156,17 +161,22 @@ fn fast_bound(region: usize, bi: usize) -> i32 {
     OFF_FAST_BOUND + 64 * region as i32 + 8 * bi as i32
 }
 
-/// Compiles `insns`; with `blind`, no immediate of the program appears in the code (see `blind`).
+/// Compiles `insns` as `options` say: with `blind_constants`, no immediate of the program appears
+/// in the code (see `blind`); without `meter`, no budget is charged.
 /// `entries` are the callback entries (sorted), where code may be entered besides slot 0.
 /// `analysis` is that of `insns` (the rewrites keep every instruction's slots).
 pub fn compile(
     insns: &[Insn],
     analysis: &Analysis,
-    blind: bool,
-    coverage: Option<(u64, u64)>,
+    options: JitOptions,
     entries: &[usize],
     proved: Option<&[bool]>,
 ) -> Result<Compiled, String> {
+    let JitOptions {
+        blind_constants: blind,
+        coverage,
+        meter: metered,
+    } = options;
     if analysis.program.slot_count() != insns.len() {
         return Err("the analysis is of another program".into());
     }
@@ -195,6 +205,7 @@ pub fn compile(
         blind: blind.then(Blinder::new),
         coverage,
         proved,
+        metered,
     };
     c.prologue(false);
     let mut offsets = vec![u32::MAX; insns.len()];

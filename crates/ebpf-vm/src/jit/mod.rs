@@ -1,4 +1,4 @@
-//! The x86-64 JIT (checked mode). It must agree with `interpreter.rs` bit for bit: r0, memory,
+//! The x86-64 JIT. It must agree with `interpreter.rs` bit for bit: r0, memory,
 //! the trap (kind, pc, addr, size, message) and the instruction count, for every validated
 //! program. Compiled at load time; the code lives in W^X memory (`exec_mem`), which goes back
 //! to a small bounded pool (read+write, no longer executable) when the program is dropped.
@@ -82,6 +82,12 @@
 //! the block start to name the pc. Blocks with nothing observable before their last
 //! instruction have no copy: they trap at once. A run enters a metered copy at most once.
 //!
+//! Unmetered code (`JitOptions::meter` off: a verified program whose termination the verifier
+//! proved, `ProgramOptions::meter`) has none of this: no chain charges r12, nothing is given back
+//! (`adj` is 0), no metered copies are made, and fast loops' copies charge nothing. r12 keeps
+//! what the run started with, moved only by what helpers charge (callbacks), so the count a run
+//! reports is theirs alone (`Program` reports 0 for such runs) and no budget trap can happen.
+//!
 //! # Code quality
 //!
 //! `dst = src; dst += x` inside a chain is one `lea` (the add is no jump target, so nothing can
@@ -144,6 +150,10 @@ pub struct JitOptions {
     /// Count coverage: the addresses of the counters (`coverage::CoverageCounters::addresses`),
     /// which must outlive the code.
     pub coverage: Option<(u64, u64)>,
+    /// Meter the instruction budget (on by default). Off only for programs whose termination the
+    /// verifier proved (`ProgramOptions::meter`): the code then charges nothing, so a run's
+    /// count stays at what helpers charged and no budget can stop it.
+    pub meter: bool,
 }
 
 impl Default for JitOptions {
@@ -151,6 +161,7 @@ impl Default for JitOptions {
         JitOptions {
             blind_constants: true,
             coverage: None,
+            meter: true,
         }
     }
 }
@@ -187,15 +198,8 @@ impl JitProgram {
         stack_frames: usize,
         proved: Option<&[bool]>,
     ) -> Result<JitProgram, LoadError> {
-        let c = compile::compile(
-            insns,
-            analysis,
-            options.blind_constants,
-            options.coverage,
-            entries,
-            proved,
-        )
-        .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
+        let c = compile::compile(insns, analysis, options, entries, proved)
+            .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
         let mem = exec_mem::ExecMem::new(&c.code)
             .map_err(|m| LoadError::new(ErrorCode::E2big, format!("JIT: {m}")))?;
         Ok(JitProgram {
@@ -327,6 +331,7 @@ impl ExecutionEngine for JitProgram {
         let options = JitOptions {
             blind_constants: p.blind_constants,
             coverage: p.coverage.map(crate::coverage::CoverageCounters::addresses),
+            meter: p.meter,
         };
         Self::compile_program(
             p.insns,

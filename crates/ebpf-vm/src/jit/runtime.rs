@@ -46,9 +46,10 @@ fn fast_inputs(env: &RunEnv<'_>) -> FastInputs {
 impl RunState {
     /// Instructions executed before the one a trap names, from the budget in hand as the stubs
     /// see it (r12 raised by the instructions of the block after the trapping one: see
-    /// `compile::adj`).
+    /// `compile::adj`). Metered code has charged the instruction itself, so the count is at
+    /// least 1; unmetered code charges nothing, and its count (what helpers charged) may be 0.
     fn count_before(&self, rem: u64) -> u64 {
-        self.meter.count(rem).wrapping_sub(1)
+        self.meter.count(rem).saturating_sub(1)
     }
 }
 

@@ -85,7 +85,7 @@ impl Program {
             helpers: &self.helpers,
             regions,
             stack_top,
-            budget: budget.unwrap_or(self.options.budget),
+            budget: self.engine_budget(budget.unwrap_or(self.options.budget)),
             packet: (0, 0),
             maps: &mut maps,
             state,
@@ -177,6 +177,7 @@ impl RepeatedRuns {
         {
             refuse_exit_leak(&mut result, env);
         }
+        program.clear_unmetered_count(&mut result);
         result
     }
 }

@@ -174,6 +174,9 @@ pub struct Validated<'a> {
     pub proved: Option<&'a [bool]>,
     /// Emit no immediate of the program as it is (JIT).
     pub blind_constants: bool,
+    /// Meter the instruction budget (JIT; see `ProgramOptions::meter`). The interpreter counts
+    /// whatever this says: its count is one subtraction per straight-line segment.
+    pub meter: bool,
     /// The program's coverage counters, for an engine whose code counts into them.
     pub coverage: Option<&'a CoverageCounters>,
 }

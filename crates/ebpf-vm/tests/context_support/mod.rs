@@ -231,3 +231,37 @@ pub fn run_process(
         },
     )
 }
+
+/// main: *(u64 *)(r10 - 8) = 0; r0 = bpf_loop(nr, cb, r10 - 8, flags);
+///       return *(u64 *)(r10 - 8) << 32 | (u32) r0
+/// cb (slot 15): `body`, which sees r1 = index, r2 = &sum.
+pub fn looped(nr: i32, flags: i32, body: &[Insn]) -> Vec<Insn> {
+    let mut v = prog![
+        st(SIZE_DW, 10, -8, 0),                             // 0
+        mov(1, nr),                                         // 1
+        lddw_func(2, 12),                                   // 2-3: function at 2 + 12 + 1 = 15
+        fp_plus(3, -8),                                     // 4-5
+        mov(4, flags),                                      // 6
+        call(181),                                          // 7
+        movr(6, 0),                                         // 8
+        ldx(SIZE_DW, 0, 10, -8),                            // 9
+        lsh(0, 32),                                         // 10
+        movr(7, 6),                                         // 11
+        Insn::new(CLASS_ALU | ALU_MOV | SRC_X, 7, 7, 0, 0), // 12: r7 = (u32) r7
+        orr(0, 7),                                          // 13
+        exit(),                                             // 14
+    ];
+    v.extend_from_slice(body);
+    v
+}
+
+/// *sum += index; return 0
+pub fn add_index() -> Vec<Insn> {
+    prog![
+        ldx(SIZE_DW, 3, 2, 0),
+        addr(3, 1),
+        stx(SIZE_DW, 2, 3, 0),
+        mov(0, 0),
+        exit()
+    ]
+}

@@ -21,9 +21,12 @@ pub(super) fn is_cond_jump(insn: &Insn) -> bool {
 
 impl Compiler<'_> {
     /// Charges a block of `n` instructions; if fewer are left, goes out of line to run exactly as
-    /// many as the budget allows.
+    /// many as the budget allows. Unmetered code charges nothing (the label is then never used).
     pub(super) fn meter(&mut self, pc: usize, n: u32) -> Label {
         let at = self.a.new_label();
+        if !self.metered {
+            return at;
+        }
         let resume = self.a.new_label();
         self.a.alu_ri(Alu::Sub, W::B64, BUDGET, n as i32);
         self.a.jcc(Cond::B, at);
@@ -158,7 +161,7 @@ impl Compiler<'_> {
                         // the `ja` (both charged, adj 0 there); the jump to t gives back the `ja`.
                         let adj = self.adj();
                         self.a.jcc(invert(cc), back);
-                        self.a.alu_ri(Alu::Add, W::B64, BUDGET, adj as i32);
+                        self.leave_with_count(adj);
                         let target = self.label(t);
                         self.a.jmp(target);
                         return;
@@ -215,12 +218,18 @@ impl Compiler<'_> {
 
     /// Instructions of the current block after the one being emitted. The block was charged in
     /// full on entry, so at this instruction `r12 + adj` is the budget left after it: what the
-    /// stubs must see to count the instructions executed before it.
+    /// stubs must see to count the instructions executed before it. 0 in unmetered code, which
+    /// charged nothing ahead.
     pub(super) fn adj(&self) -> u32 {
-        self.block_n - 1 - self.block_k
+        if self.metered {
+            self.block_n - 1 - self.block_k
+        } else {
+            0
+        }
     }
 
-    /// Raises r12 by `adj` for a stub that counts instructions and leaves the run.
+    /// Raises r12 by `adj` (given back by a jump out of a chain's middle, or for a stub that
+    /// counts instructions and leaves the run).
     pub(super) fn leave_with_count(&mut self, adj: u32) {
         if adj > 0 {
             self.a.alu_ri(Alu::Add, W::B64, BUDGET, adj as i32);
