@@ -173,7 +173,9 @@ impl RepeatedRuns {
         let mut result =
             repeated.unwrap_or_else(|| prepared.run_from(insns, env, args, Entry::Main));
         if program.options.pointer_leaks == PointerLeaks::Refuse
-            && result.as_ref().is_ok_and(|out| out.r0 >= self.no_leak_below)
+            && result
+                .as_ref()
+                .is_ok_and(|out| out.r0 >= self.no_leak_below)
         {
             refuse_exit_leak(&mut result, env);
         }
