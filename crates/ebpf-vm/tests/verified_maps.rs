@@ -219,6 +219,9 @@ fn packet(key: u32) -> [u8; 64] {
     p
 }
 
+/// Makes a fresh map with its elements.
+type MakeMap = dyn Fn() -> Arc<dyn Map>;
+
 /// The call's slot in `lookup_packet_key`.
 const CALL_SLOT: usize = 11;
 
@@ -240,7 +243,7 @@ fn proved_lookups_give_values_and_null_as_the_general_path() {
         m
     };
     // Array: indexes 0-3 hold 1, 12, 23, 34; 4 and beyond give NULL. Hash: only 7 is there.
-    let cases: [(&dyn Fn() -> Arc<dyn Map>, &[(u32, u64)]); 2] = [
+    let cases: [(&MakeMap, &[(u32, u64)]); 2] = [
         (
             &array,
             &[

@@ -142,12 +142,9 @@ pub(super) unsafe extern "C" fn lookup_entry(
             return TwoWords(0, u64::MAX);
         }
     };
-    // A value area the lookup added is a region: the inline checks must see it.
-    let now = fast_inputs(&*state.env);
-    if now != state.fast_inputs {
-        refresh_fast_path(&mut *ctx, &*state.env);
-        state.fast_inputs = now;
-    }
+    // A lookup adds at most a value area to the region table: the hot regions (stack, data or
+    // context) and the packet, which the inline checks read, are as they were.
+    debug_assert!(fast_inputs(&*state.env) == state.fast_inputs);
     TwoWords(r0, state.meter.take(rem, 0))
 }
 
