@@ -249,11 +249,13 @@ pub(crate) fn lookup_proved(
     let cpu = maps.cpu();
     let (found, area) = {
         let map = maps.resolve_ref(h)?;
-        if !PURE_LOOKUP.contains(&map.map_type()) {
+        // One virtual call for both.
+        let def = &map.common().def;
+        if !PURE_LOOKUP.contains(&def.map_type) {
             return None;
         }
         // SAFETY: the verifier proved r2 readable for `key_size` bytes of the run's memory.
-        let key = unsafe { std::slice::from_raw_parts(key as *const u8, key_size(map) as usize) };
+        let key = unsafe { std::slice::from_raw_parts(key as *const u8, def.key_size as usize) };
         let standing = maps.has_standing_area(h);
         (
             map.prog_lookup(key, cpu).ok()?,
