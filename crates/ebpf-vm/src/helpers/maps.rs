@@ -153,6 +153,18 @@ fn value_size(map: &Arc<dyn Map>) -> u64 {
     map.common().def.value_size as u64
 }
 
+/// This module's `bpf_map_lookup_elem`, one entry shared by every table `register` fills, so
+/// that `lookup_proved` can tell it from an embedder's helper registered under the same id.
+static LOOKUP: std::sync::LazyLock<Arc<super::Helper>> = std::sync::LazyLock::new(|| {
+    Arc::new(super::Helper {
+        id: BPF_MAP_LOOKUP_ELEM,
+        name: "bpf_map_lookup_elem".into(),
+        prototype: super::kernel_prototypes::kernel_prototype(BPF_MAP_LOOKUP_ELEM)
+            .unwrap_or_default(),
+        func: Arc::new(lookup),
+    })
+});
+
 /// The most looked-up types first: `typed_map` tests them in order.
 const KEYED: [MapType; 11] = [
     MapType::Array,
@@ -205,6 +217,54 @@ fn lookup(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
     Ok(admit(cx, found, area, a[0]))
 }
 
+/// The map types whose program lookup changes nothing (no LRU order, no inner map admitted):
+/// `lookup_proved` serves these; the general path may then redo a lookup it gives up on.
+const PURE_LOOKUP: [MapType; 5] = [
+    MapType::Array,
+    MapType::Hash,
+    MapType::LpmTrie,
+    MapType::PercpuArray,
+    MapType::PercpuHash,
+];
+
+/// `bpf_map_lookup_elem` at a call site the verifier proved (mode verified): r1 a map of the
+/// program, r2 readable for its key size on every path. Skips what `lookup` checks for any
+/// caller (the helper table, the map's type, the key's region) and returns r0 as `lookup` would,
+/// or `None` when the general path must run instead: helper 1 is not this module's lookup, a
+/// lock is held, the map is not of a `PURE_LOOKUP` type, or the lookup failed.
+pub(crate) fn lookup_proved(
+    helpers: &HelperTable,
+    maps: &mut RunMaps,
+    regions: &mut crate::memory::Regions,
+    state: &mut crate::run_state::RunState,
+    (h, key): (u64, u64),
+) -> Option<u64> {
+    if !helpers
+        .get(BPF_MAP_LOOKUP_ELEM)
+        .is_some_and(|f| std::ptr::eq(f, &**LOOKUP))
+        || state.held_lock.is_some()
+    {
+        return None;
+    }
+    let cpu = maps.cpu();
+    let (found, area) = {
+        let map = maps.resolve_ref(h)?;
+        // One virtual call for both.
+        let def = &map.common().def;
+        if !PURE_LOOKUP.contains(&def.map_type) {
+            return None;
+        }
+        // SAFETY: the verifier proved r2 readable for `key_size` bytes of the run's memory.
+        let key = unsafe { std::slice::from_raw_parts(key as *const u8, def.key_size as usize) };
+        let standing = maps.has_standing_area(h);
+        (
+            map.prog_lookup(key, cpu).ok()?,
+            (!standing).then(|| value_region(map)).flatten(),
+        )
+    };
+    Some(admit_in(maps, regions, state, found, area, h))
+}
+
 /// `bpf_map_lookup_percpu_elem(map, key, cpu)`: the value of another CPU slot of a per-CPU map,
 /// NULL when the key is absent or `cpu` is not below `possible_cpus()`.
 fn lookup_percpu(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {
@@ -251,13 +311,24 @@ pub(crate) fn value_region(map: &Arc<dyn Map>) -> Option<Region> {
 /// What a program receives for a lookup result in map `map` (a handle): 0, an inner map's handle,
 /// or a value's address (its map's value area made accessible, once per run).
 fn admit(cx: &mut HelperContext<'_>, found: ProgLookup, area: Option<Region>, map: u64) -> u64 {
+    admit_in(cx.maps, cx.regions, cx.state, found, area, map)
+}
+
+fn admit_in(
+    maps: &mut RunMaps,
+    regions: &mut crate::memory::Regions,
+    state: &mut crate::run_state::RunState,
+    found: ProgLookup,
+    area: Option<Region>,
+    map: u64,
+) -> u64 {
     match found {
         ProgLookup::Null => 0,
-        ProgLookup::Map(inner) => cx.maps.admit(inner),
+        ProgLookup::Map(inner) => maps.admit(inner),
         ProgLookup::Value(addr) => {
             if let Some(area) = area {
-                if cx.maps.new_area(area.start) && cx.regions.push(area) {
-                    cx.state
+                if maps.new_area(area.start) && regions.push(area) {
+                    state
                         .added
                         .add(area.start, area.len, Added::MapValue { map });
                 }
@@ -481,7 +552,7 @@ pub fn register(table: &mut HelperTable) {
         "bpf_get_smp_processor_id",
         |cx, _| Ok(cx.maps.cpu() as u64),
     );
-    table.register_kernel(BPF_MAP_LOOKUP_ELEM, "bpf_map_lookup_elem", lookup);
+    table.insert_shared(LOOKUP.clone());
     table.register_kernel(
         BPF_MAP_LOOKUP_PERCPU_ELEM,
         "bpf_map_lookup_percpu_elem",

@@ -114,6 +114,41 @@ pub(super) unsafe extern "C" fn helper_entry(
     TwoWords(0, u64::MAX)
 }
 
+/// `bpf_map_lookup_elem` at a call site whose map and key the verifier proved (as
+/// `helper_entry`, whose signature it has): the lookup without the general path's checks
+/// (`helpers::maps::lookup_proved`), or that path when the fast one does not apply.
+///
+/// # Safety
+/// As `helper_entry`; and the key in r2 is readable for the map's key size (the proof).
+pub(super) unsafe extern "C" fn lookup_entry(
+    ctx: *mut Ctx,
+    id: u64,
+    pc: u64,
+    rem: u64,
+    args: *const [u64; 5],
+) -> TwoWords {
+    let state = &mut *((*ctx).state as *mut RunState);
+    let env = &mut *state.env;
+    let [map, key, ..] = *args;
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let (helpers, maps, regions) = (env.helpers, &mut *env.maps, &mut *env.regions);
+        crate::helpers::maps::lookup_proved(helpers, maps, regions, env.state, (map, key))
+    }));
+    let r0 = match outcome {
+        Ok(Some(r0)) => r0,
+        Ok(None) => return helper_entry(ctx, id, pc, rem, args),
+        Err(panic) => {
+            state.panic = Some(panic);
+            (*ctx).exit_kind = EXIT_RECORDED;
+            return TwoWords(0, u64::MAX);
+        }
+    };
+    // A lookup adds at most a value area to the region table: the hot regions (stack, data or
+    // context) and the packet, which the inline checks read, are as they were.
+    debug_assert!(fast_inputs(&*state.env) == state.fast_inputs);
+    TwoWords(r0, state.meter.take(rem, 0))
+}
+
 /// The budget in hand (`rem`) does not cover the block at `pc` of `need` instructions: checks the
 /// run's limits and hands over the next slice (`limits::Meter::refill`). Returns the new budget
 /// in hand and 0, or 1 in rdx when a limit stopped the run (the trap is recorded).

@@ -195,6 +195,15 @@ pub fn helper_call(
             Ok(())
         })?;
     }
+    // A map lookup whose map and key the checks above proved (a map of the program, its key
+    // readable for `key_size` bytes): noted as an access through the key's pointer, so that
+    // the engines may call the lookup without checking them again (`Proved::direct`).
+    if id == crate::helpers::maps::BPF_MAP_LOOKUP_ELEM as i32
+        && proto.args[..2] == [ArgType::ConstMapPtr, ArgType::PtrToMapKey]
+    {
+        let kind = super::walk::access_kind(&state.frame().regs[2]);
+        env.note_access(slot, kind);
+    }
     // `check_get_func_ip`: offered to every tracing type, callable from kprobes only (and
     // fentry/fexit, which are no type here).
     if id == crate::helpers::probe_read::BPF_GET_FUNC_IP as i32 {

@@ -104,7 +104,7 @@ pub struct Verified {
     /// Loads through map pointers (`map_fields`), by instruction slot, and the value each
     /// gives: the loader rewrites them into moves of these constants.
     pub map_field_loads: Vec<(usize, u64)>,
-    /// By instruction slot: a plain load or store (not atomic, not a legacy packet load) proved
+    /// By instruction slot: a load, store or atomic operation (not a legacy packet load) proved
     /// in bounds on every path that reaches it, each time through a pointer into the stack, a
     /// map value or memory of a known size (`Proved::direct`). The engines access these
     /// directly, without a run-time check; every other access keeps its check.

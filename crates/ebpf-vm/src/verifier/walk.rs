@@ -801,7 +801,7 @@ fn store(
         if insn.imm() < 0x100 {
             unprivileged::check_atomic(env, frame, insn, size)?;
         }
-        return atomic(env, frame, insn, size, slots);
+        return atomic(env, frame, (insn, slot), size, slots);
     }
     if class(insn.opcode) == CLASS_STX {
         let (base, value) = (
@@ -836,7 +836,7 @@ fn store(
 
 /// The region kind a plain load or store through `base` was proved against (see
 /// [`super::env::Proved`]): its base register's type, once the access is accepted.
-fn access_kind(base: &RegState) -> u8 {
+pub(super) fn access_kind(base: &RegState) -> u8 {
     use super::env::Proved;
     if base.ty.maybe_null {
         return Proved::OTHER;
@@ -873,7 +873,7 @@ fn atomic_ptr_type_ok(base: &RegState, regno: u8, what: &str) -> Result<(), Refu
 fn atomic(
     env: &mut Env<'_>,
     frame: &mut FuncState,
-    insn: &crate::analysis::Instruction,
+    (insn, slot): (&crate::analysis::Instruction, usize),
     size: u32,
     slots: &mut Vec<usize>,
 ) -> Result<(), Refusal> {
@@ -901,7 +901,11 @@ fn atomic(
     if let Some(r) = load_reg {
         frame.regs[r as usize] = old;
     }
+    let kind = access_kind(&frame.regs[insn.dst as usize]);
     access::store(env, frame, insn.dst, insn.off, size, Stored::Unknown)?;
+    // Proved in bounds (both its read and its write) as a plain access is: the engines may
+    // skip the region check; the alignment check on the host address stays.
+    env.note_access(slot, kind);
     note_stack_slot(frame, insn.dst, insn.off, slots);
     Ok(())
 }

@@ -210,7 +210,17 @@ impl Compiler<'_> {
     pub(super) fn call_helper(&mut self, pc: usize) {
         debug_assert_eq!(self.adj(), 0, "a helper call ends its chain");
         self.a.mov_r32_imm(RDX, pc as u32);
-        let l = self.stubs.helper;
+        // A map lookup the verifier proved (its map and key, `Proved`) skips the checks of the
+        // general path; `runtime::lookup_entry` takes that path for anything else.
+        let insn = &self.insns[pc];
+        let proved_lookup = self.proved[pc]
+            && insn.src == 0
+            && insn.imm as u32 == crate::helpers::maps::BPF_MAP_LOOKUP_ELEM;
+        let l = if proved_lookup {
+            self.stubs.lookup
+        } else {
+            self.stubs.helper
+        };
         self.a.call(l);
         // The helper may have moved the regions: the stub's call refreshed the context.
         self.a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));

@@ -14,6 +14,8 @@ pub(super) struct Stubs {
     pub(super) epilogue: Label,
     pub(super) check: Label,
     pub(super) helper: Label,
+    /// A map lookup whose arguments the verifier proved (`runtime::lookup_entry`).
+    pub(super) lookup: Label,
     pub(super) budget: Label,
     pub(super) call_depth: Label,
     pub(super) misaligned: Label,
@@ -30,6 +32,7 @@ impl Stubs {
             epilogue: a.new_label(),
             check: a.new_label(),
             helper: a.new_label(),
+            lookup: a.new_label(),
             budget: a.new_label(),
             call_depth: a.new_label(),
             misaligned: a.new_label(),
@@ -109,33 +112,11 @@ impl Compiler<'_> {
         a.lea(RSP, mem(RSP, 16));
         a.jmp(st.epilogue);
 
-        // Helper call (entered by call; rax = helper id, edx = pc). r1-r5 are pushed so that
-        // they form the argument array, and popped back: helper calls preserve them.
+        // Helper call (entered by call; rax = helper id, edx = pc).
         a.bind(st.helper);
-        for r in [REG[5], REG[4], REG[3], REG[2], REG[1]] {
-            a.push(r);
-        }
-        // rsp is now 48 bytes below the body's rsp, 16-byte aligned.
-        a.mov_rr(W::B64, RSI, RAX);
-        a.mov_rr(W::B64, RCX, BUDGET);
-        a.mov_rr(W::B64, R8, RSP);
-        a.lea(RDI, mem(RSP, 48));
-        a.mov_imm64(RAX, runtime::helper_entry as *const () as u64);
-        a.call_r(RAX);
-        for r in [REG[1], REG[2], REG[3], REG[4], REG[5]] {
-            a.pop(r);
-        }
-        // rax = r0, rdx = the budget in hand after the helper's charge, or all ones if it failed
-        // (never a budget in hand after a call: that is at most the budget less one).
-        let helper_failed = a.new_label();
-        a.alu_ri(Alu::Cmp, W::B64, RDX, -1);
-        a.jcc(Cond::E, helper_failed);
-        a.mov_rr(W::B64, BUDGET, RDX);
-        a.mov_rr(W::B64, REG[0], RAX);
-        a.ret();
-        a.bind(helper_failed);
-        a.lea(RSP, mem(RSP, 8));
-        a.jmp(st.epilogue);
+        helper_stub(a, runtime::helper_entry as *const () as u64, st.epilogue);
+        a.bind(st.lookup);
+        helper_stub(a, runtime::lookup_entry as *const () as u64, st.epilogue);
 
         // Next slice of the budget (entered by call; eax = pc of the block, edx = its length,
         // r12 = the budget in hand). Saves the caller-saved eBPF registers, calls
@@ -230,4 +211,34 @@ fn prologue(a: &mut Asm, function: bool) {
     if function {
         a.jmp_r(RAX);
     }
+}
+
+/// A helper call's stub (entered by call; rax = helper id, edx = pc): r1-r5 are pushed so that
+/// they form the argument array, and popped back (helper calls preserve them); calls `entry`
+/// (`runtime::helper_entry`'s signature), sets r0 and r12, or leaves through `epilogue`.
+fn helper_stub(a: &mut Asm, entry: u64, epilogue: Label) {
+    for r in [REG[5], REG[4], REG[3], REG[2], REG[1]] {
+        a.push(r);
+    }
+    // rsp is now 48 bytes below the body's rsp, 16-byte aligned.
+    a.mov_rr(W::B64, RSI, RAX);
+    a.mov_rr(W::B64, RCX, BUDGET);
+    a.mov_rr(W::B64, R8, RSP);
+    a.lea(RDI, mem(RSP, 48));
+    a.mov_imm64(RAX, entry);
+    a.call_r(RAX);
+    for r in [REG[1], REG[2], REG[3], REG[4], REG[5]] {
+        a.pop(r);
+    }
+    // rax = r0, rdx = the budget in hand after the helper's charge, or all ones if it failed
+    // (never a budget in hand after a call: that is at most the budget less one).
+    let helper_failed = a.new_label();
+    a.alu_ri(Alu::Cmp, W::B64, RDX, -1);
+    a.jcc(Cond::E, helper_failed);
+    a.mov_rr(W::B64, BUDGET, RDX);
+    a.mov_rr(W::B64, REG[0], RAX);
+    a.ret();
+    a.bind(helper_failed);
+    a.lea(RSP, mem(RSP, 8));
+    a.jmp(epilogue);
 }
