@@ -207,7 +207,8 @@ pub fn compile(
         proved,
         metered,
     };
-    c.prologue(false);
+    let checks = c.checks();
+    c.prologue(false, checks);
     let mut offsets = vec![u32::MAX; insns.len()];
     let mut pc = 0;
     while pc < insns.len() {
@@ -313,7 +314,7 @@ pub fn compile(
     }
     c.emit_stubs();
     let function_entry = c.a.pos();
-    c.prologue(true);
+    c.prologue(true, checks);
     let entries = entries
         .iter()
         .map(|&pc| {
@@ -335,6 +336,14 @@ pub fn compile(
 }
 
 impl Compiler<'_> {
+    /// Whether the code may check a memory access inline (against `Ctx`'s fast-path fields, which
+    /// the prologue then copies): some load, store or atomic the verifier did not prove.
+    fn checks(&self) -> bool {
+        self.insns.iter().zip(&self.proved).any(|(insn, proved)| {
+            matches!(class(insn.opcode), CLASS_LDX | CLASS_ST | CLASS_STX) && !proved
+        })
+    }
+
     fn label(&self, pc: usize) -> Label {
         self.labels[pc]
     }
