@@ -71,6 +71,9 @@ pub struct Compiled {
     pub function_entry: usize,
     /// For each callback entry (ascending), the offset of its code.
     pub entries: Vec<(usize, u32)>,
+    /// The code checks memory accesses inline, against the run block's fast-path fields (see
+    /// `Compiler::checks`); without, a run need not fill them in.
+    pub checks: bool,
 }
 
 /// The code-size bound, known before emission (compilation fails rather than exceed it).
@@ -332,6 +335,7 @@ pub fn compile(
         body_end,
         function_entry,
         entries,
+        checks,
     })
 }
 

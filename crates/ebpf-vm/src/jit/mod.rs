@@ -139,6 +139,8 @@ pub struct JitProgram {
     entries: Vec<(usize, u32)>,
     /// The stack frames a run of the program must expose at least (see `stack_reach`).
     stack_frames: usize,
+    /// The code checks memory accesses inline (`compile::Compiled::checks`).
+    checks: bool,
 }
 
 /// How the JIT compiles.
@@ -209,6 +211,7 @@ impl JitProgram {
             function_entry: c.function_entry,
             entries: c.entries,
             stack_frames,
+            checks: c.checks,
         })
     }
 
@@ -232,13 +235,13 @@ impl JitProgram {
         self.check_insns(insns);
         let start = runtime::Start::Main(self.mem.entry());
         // SAFETY: the code was compiled from `insns` (same program; length checked above).
-        unsafe { runtime::run(start, insns, env, args, self.stack_frames) }
+        unsafe { runtime::run(start, insns, env, args, self.stack_frames, self.checks) }
     }
 
     /// The block for runs of the main program repeated on `env` (see `Repeat`), or `None` where
     /// a run falls back to the interpreter.
     pub fn repeat(&self, env: &RunEnv<'_>) -> Option<Repeat> {
-        Repeat::new(self.mem.entry(), env, self.stack_frames)
+        Repeat::new(self.mem.entry(), env, self.stack_frames, self.checks)
     }
 
     /// One run of the main program on `repeat`'s block (from `self.repeat`). `insns` must be the
@@ -291,7 +294,7 @@ impl JitProgram {
             )
         };
         // SAFETY: as above.
-        unsafe { runtime::run(start, insns, env, args, self.stack_frames) }
+        unsafe { runtime::run(start, insns, env, args, self.stack_frames, self.checks) }
     }
 
     /// Address of the first byte of machine code (the entry point).

@@ -238,6 +238,7 @@ pub(super) unsafe fn run(
     env: &mut RunEnv<'_>,
     args: [u64; 5],
     stack_frames: usize,
+    checks: bool,
 ) -> Result<RunOutput, Trap> {
     let (entry, target, start_pc) = match start {
         Start::Main(entry) => (entry, 0, 0),
@@ -254,7 +255,7 @@ pub(super) unsafe fn run(
              this program can reach (entry at {start_pc})"
         )));
     }
-    let mut ctx = new_ctx(env, args, target);
+    let mut ctx = new_ctx(env, args, target, checks);
     enter(&mut ctx, entry, insns, env)
 }
 
@@ -269,10 +270,16 @@ fn main_stack_ok(env: &RunEnv<'_>, stack_frames: usize) -> bool {
     stack.writable != 0 && env.stack_top == stack.start.wrapping_add(stack.len) && stack.len >= len
 }
 
-/// The block of a run at `target` (0: the main program) on `env`, with its inline-check fields;
+/// The block of a run at `target` (0: the main program) on `env`, with its inline-check fields
+/// where the code has inline checks (`checks`; code without reads none of them but `data_neg`);
 /// the budget not yet filled in (`enter`).
-fn new_ctx(env: &RunEnv<'_>, args: [u64; 5], target: u64) -> Ctx {
-    let (fast_start, fast_bound, hull_bound, data_neg) = fast_path(env);
+fn new_ctx(env: &RunEnv<'_>, args: [u64; 5], target: u64, checks: bool) -> Ctx {
+    let (fast_start, fast_bound, hull_bound, data_neg) = if checks {
+        fast_path(env)
+    } else {
+        let data_neg = env.regions.hot()[1].start.wrapping_neg();
+        ([0; 2], [[0; 8]; 2], [0; 6], data_neg)
+    };
     Ctx {
         fast_start,
         fast_bound,
@@ -383,6 +390,7 @@ pub struct Repeat {
     entry: *const u8,
     stack: Region,
     stack_frames: usize,
+    checks: bool,
     /// The hot regions (`hot_key`) the block's inline-check bounds are of.
     hot: [u64; 6],
 }
@@ -390,17 +398,23 @@ pub struct Repeat {
 impl Repeat {
     /// The block for runs at the main entry `entry` on `env`, or `None` where `run` would refuse
     /// the run (the run's stack is not the stack compiled code needs).
-    pub(super) fn new(entry: *const u8, env: &RunEnv<'_>, stack_frames: usize) -> Option<Repeat> {
+    pub(super) fn new(
+        entry: *const u8,
+        env: &RunEnv<'_>,
+        stack_frames: usize,
+        checks: bool,
+    ) -> Option<Repeat> {
         if !main_stack_ok(env, stack_frames) {
             return None;
         }
         let stack = env.regions.stack();
-        let ctx = new_ctx(env, [0; 5], 0);
+        let ctx = new_ctx(env, [0; 5], 0, checks);
         Some(Repeat {
             ctx,
             entry,
             stack,
             stack_frames,
+            checks,
             hot: hot_key(env),
         })
     }
@@ -421,7 +435,14 @@ impl Repeat {
         args: [u64; 5],
     ) -> Result<RunOutput, Trap> {
         if env.regions.stack() != self.stack || env.stack_top != self.ctx.stack_top {
-            return run(Start::Main(self.entry), insns, env, args, self.stack_frames);
+            return run(
+                Start::Main(self.entry),
+                insns,
+                env,
+                args,
+                self.stack_frames,
+                self.checks,
+            );
         }
         // The bounds only where the hot regions moved (the packet moves from run to run; an XDP
         // frame or a socket filter's stack stays, and the stack was compared above).
