@@ -53,6 +53,15 @@ impl RunState {
     }
 }
 
+/// Marks the run as left with its trap recorded (`EXIT_RECORDED`), in the Rust-side block where
+/// the exit stubs write their results (`Ctx::self_ptr`).
+///
+/// # Safety
+/// `ctx` is the context block of a live run, as compiled code passes it.
+unsafe fn record_exit(ctx: *mut Ctx) {
+    (*((*ctx).self_ptr as *mut Ctx)).exit_kind = EXIT_RECORDED;
+}
+
 /// Slow path of a memory access check: walks the whole region table (it may have grown since the
 /// run started). Returns 0 when the access is allowed; otherwise records the trap and returns 1.
 ///
@@ -67,7 +76,7 @@ pub(super) unsafe extern "C" fn check_entry(ctx: *mut Ctx, addr: u64, info: u64,
             let count = state.count_before(rem);
             let env = &*state.env;
             state.trap = Some(memory_trap(kind, pc, addr, size, count, write, env));
-            (*ctx).exit_kind = EXIT_RECORDED;
+            record_exit(ctx);
             1
         }
     }
@@ -110,7 +119,7 @@ pub(super) unsafe extern "C" fn helper_entry(
         Ok(Err(trap)) => state.trap = Some(trap),
         Err(panic) => state.panic = Some(panic),
     }
-    (*ctx).exit_kind = EXIT_RECORDED;
+    record_exit(ctx);
     TwoWords(0, u64::MAX)
 }
 
@@ -132,7 +141,7 @@ pub(super) unsafe extern "C" fn refill_entry(
         Ok(in_hand) => TwoWords(in_hand, 0),
         Err(trap) => {
             state.trap = Some(trap);
-            (*ctx).exit_kind = EXIT_RECORDED;
+            record_exit(ctx);
             TwoWords(rem, 1)
         }
     }
@@ -331,7 +340,7 @@ unsafe fn enter(
     (*ctx_ptr).self_ptr = ctx_ptr as u64;
     let code: unsafe extern "C" fn(*mut Ctx) = std::mem::transmute(entry);
     code(ctx_ptr);
-    // The epilogue wrote the results through `self_ptr`.
+    // The exit stubs wrote the results through `self_ptr`.
     let out = &*ctx_ptr;
     if let Some(p) = state.panic.take() {
         resume_unwind(p);

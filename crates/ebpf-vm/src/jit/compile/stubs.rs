@@ -77,21 +77,26 @@ impl Compiler<'_> {
         // Both ways here have the instruction the run leaves by in rcx.
         a.bind(st.packet_miss);
         a.alu_rr(Alu::Xor, W::B32, REG[0], REG[0]);
+        // The results go straight to the Rust-side block, through rsi (r1, dead at any exit).
         a.bind(st.main_exit);
-        a.store(W::B64, ctx(OFF_R0), REG[0]);
-        a.store(W::B64, ctx(OFF_EXIT_A), RCX);
+        a.load(W::B64, OUT, ctx(OFF_SELF));
+        a.store(W::B64, mem(OUT, OFF_R0), REG[0]);
+        a.store(W::B64, mem(OUT, OFF_EXIT_A), RCX);
         exit_with(a, EXIT_NORMAL, st.epilogue);
 
         // Traps whose details are in rax (and rdx); the budget left is in r12.
         a.bind(st.budget);
-        a.store(W::B64, ctx(OFF_EXIT_A), RAX);
+        a.load(W::B64, OUT, ctx(OFF_SELF));
+        a.store(W::B64, mem(OUT, OFF_EXIT_A), RAX);
         exit_with(a, EXIT_BUDGET, st.epilogue);
         a.bind(st.call_depth);
-        a.store(W::B64, ctx(OFF_EXIT_A), RAX);
+        a.load(W::B64, OUT, ctx(OFF_SELF));
+        a.store(W::B64, mem(OUT, OFF_EXIT_A), RAX);
         exit_with(a, EXIT_CALL_DEPTH, st.epilogue);
         a.bind(st.misaligned);
-        a.store(W::B64, ctx(OFF_EXIT_A), RAX);
-        a.store(W::B64, ctx(OFF_EXIT_B), RDX);
+        a.load(W::B64, OUT, ctx(OFF_SELF));
+        a.store(W::B64, mem(OUT, OFF_EXIT_A), RAX);
+        a.store(W::B64, mem(OUT, OFF_EXIT_B), RDX);
         exit_with(a, EXIT_MISALIGNED, st.epilogue);
 
         // Slow memory check (entered by call; rax = address, edx = access info). Saves the
@@ -157,13 +162,9 @@ impl Compiler<'_> {
         a.lea(RSP, mem(RSP, 8));
         a.jmp(st.epilogue);
 
-        // Epilogue: copy the results to the Rust side, restore the host registers.
+        // Epilogue: restore the host registers (the results are in the Rust-side block: the exit
+        // stubs above, or the Rust entry point that recorded the trap, wrote them there).
         a.bind(st.epilogue);
-        a.load(W::B64, RDI, ctx(OFF_SELF));
-        for off in [OFF_R0, OFF_REM, OFF_EXIT_KIND, OFF_EXIT_A, OFF_EXIT_B] {
-            a.load(W::B64, RAX, ctx(off));
-            a.store(W::B64, mem(RDI, off), RAX);
-        }
         a.alu_ri(Alu::Add, W::B64, RSP, CTX_BYTES);
         for r in [R15, R14, R13, R12, RBP, RBX] {
             a.pop(r);
@@ -193,9 +194,14 @@ pub(super) fn frame_slot(a: &mut Asm) {
     a.shift_ri(Shift::Shl, W::B64, RAX, 4);
 }
 
+/// Where the exit stubs hold the Rust-side block (`Ctx::self_ptr`): r1's register, which no exit
+/// reads.
+const OUT: u8 = REG[1];
+
+/// Writes the budget left and the exit `kind` to the Rust-side block (in `OUT`) and leaves.
 pub(super) fn exit_with(a: &mut Asm, kind: u64, epilogue: Label) {
-    a.store(W::B64, ctx(OFF_REM), BUDGET);
-    a.store_imm(W::B64, ctx(OFF_EXIT_KIND), kind as i32);
+    a.store(W::B64, mem(OUT, OFF_REM), BUDGET);
+    a.store_imm(W::B64, mem(OUT, OFF_EXIT_KIND), kind as i32);
     a.jmp(epilogue);
 }
 
