@@ -1,6 +1,7 @@
 //! The JIT's run context: one `repr(C)` block whose inputs the prologue copies onto the host stack
 //! (those compiled code reads there: `CTX_COPIED`), so that compiled code reaches every field at a
-//! fixed offset from `rsp`, and that Rust fills in before and reads back after a run. Offsets are taken with `offset_of!`, so the layout is stated once.
+//! fixed offset from `rsp`, and that Rust fills in before and reads back after a run. Offsets are
+//! taken with `offset_of!`, so the layout is stated once.
 
 use std::mem::{offset_of, size_of, MaybeUninit};
 
@@ -42,10 +43,11 @@ pub struct Ctx {
     pub budget: u64,
     /// `*mut RunState` for the Rust trampolines.
     pub state: u64,
-    /// The Rust-side copy of this block, where the epilogue writes the results.
+    /// The Rust-side copy of this block, where the exit stubs write the results.
     pub self_ptr: u64,
-    // The fields above are the run's inputs, of which the prologue copies what compiled code reads
-    // on the host stack (`CTX_COPIED`); those below are written by compiled code before it reads them.
+    // The fields above are the run's inputs, of which the prologue copies what compiled code
+    // reads on the host stack (`CTX_COPIED`); those below are written by compiled code before it
+    // reads them.
     /// Live bpf-to-bpf calls (0 in the main program; the prologue sets it).
     pub depth: u64,
     // Results.
@@ -73,7 +75,7 @@ pub const CTX_BYTES: i32 = {
 };
 /// Offsets of the inputs that the prologue copies onto the host stack in every program: those
 /// compiled code and the Rust entry points read there (the stubs reload `data_neg`, legacy packet
-/// loads read the packet, the entry points the run state; the epilogue finds the Rust-side block).
+/// loads read the packet, the entry points the run state; the exit stubs find the Rust-side block).
 /// The fast-path fields before `data_neg` are copied only for code with inline checks; r1-r5, r10
 /// and the budget are loaded into registers from the Rust-side block.
 pub const CTX_COPIED: [i32; 5] = [
