@@ -71,6 +71,9 @@ pub struct Compiled {
     pub function_entry: usize,
     /// For each callback entry (ascending), the offset of its code.
     pub entries: Vec<(usize, u32)>,
+    /// The code checks memory accesses inline, against the run block's fast-path fields (see
+    /// `Compiler::checks`); without, a run need not fill them in.
+    pub checks: bool,
 }
 
 /// The code-size bound, known before emission (compilation fails rather than exceed it).
@@ -207,7 +210,8 @@ pub fn compile(
         proved,
         metered,
     };
-    c.prologue(false);
+    let checks = c.checks();
+    c.prologue(false, checks);
     let mut offsets = vec![u32::MAX; insns.len()];
     let mut pc = 0;
     while pc < insns.len() {
@@ -313,7 +317,7 @@ pub fn compile(
     }
     c.emit_stubs();
     let function_entry = c.a.pos();
-    c.prologue(true);
+    c.prologue(true, checks);
     let entries = entries
         .iter()
         .map(|&pc| {
@@ -331,10 +335,19 @@ pub fn compile(
         body_end,
         function_entry,
         entries,
+        checks,
     })
 }
 
 impl Compiler<'_> {
+    /// Whether the code may check a memory access inline (against `Ctx`'s fast-path fields, which
+    /// the prologue then copies): some load, store or atomic the verifier did not prove.
+    fn checks(&self) -> bool {
+        self.insns.iter().zip(&self.proved).any(|(insn, proved)| {
+            matches!(class(insn.opcode), CLASS_LDX | CLASS_ST | CLASS_STX) && !proved
+        })
+    }
+
     fn label(&self, pc: usize) -> Label {
         self.labels[pc]
     }

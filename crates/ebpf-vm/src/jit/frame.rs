@@ -1,6 +1,7 @@
-//! The JIT's run context: one `repr(C)` block that the prologue copies onto the host stack, so that
-//! compiled code reaches every field at a fixed offset from `rsp`, and that Rust fills in before and
-//! reads back after a run. Offsets are taken with `offset_of!`, so the layout is stated once.
+//! The JIT's run context: one `repr(C)` block whose inputs the prologue copies onto the host stack
+//! (those compiled code reads there: `CTX_COPIED`), so that compiled code reaches every field at a
+//! fixed offset from `rsp`, and that Rust fills in before and reads back after a run. Offsets are
+//! taken with `offset_of!`, so the layout is stated once.
 
 use std::mem::{offset_of, size_of, MaybeUninit};
 
@@ -42,10 +43,11 @@ pub struct Ctx {
     pub budget: u64,
     /// `*mut RunState` for the Rust trampolines.
     pub state: u64,
-    /// The Rust-side copy of this block, where the epilogue writes the results.
+    /// The Rust-side copy of this block, where the exit stubs write the results.
     pub self_ptr: u64,
-    // The fields above are the run's inputs (`CTX_IN_WORDS`), the only ones the prologue copies;
-    // those below are written by compiled code before it reads them.
+    // The fields above are the run's inputs, of which the prologue copies what compiled code
+    // reads on the host stack (`CTX_COPIED`); those below are written by compiled code before it
+    // reads them.
     /// Live bpf-to-bpf calls (0 in the main program; the prologue sets it).
     pub depth: u64,
     // Results.
@@ -71,8 +73,19 @@ pub const CTX_BYTES: i32 = {
     let s = size_of::<Ctx>();
     (if s % 16 == 8 { s } else { s + 8 }) as i32
 };
-/// Words of the inputs at the start of `Ctx`, which the prologue copies onto the host stack.
-pub const CTX_IN_WORDS: u32 = (offset_of!(Ctx, depth) / 8) as u32;
+/// Offsets of the inputs that the prologue copies onto the host stack in every program: those
+/// compiled code and the Rust entry points read there (the stubs reload `data_neg`, legacy packet
+/// loads read the packet, the entry points the run state; the exit stubs find the Rust-side block).
+/// The fast-path fields before `data_neg` are copied only for code with inline checks; r1-r5, r10
+/// and the budget are loaded into registers from the Rust-side block.
+pub const CTX_COPIED: [i32; 5] = [
+    OFF_DATA_NEG,
+    OFF_PACKET_START,
+    OFF_PACKET_LEN,
+    OFF_STATE,
+    OFF_SELF,
+];
+const _: () = assert!(OFF_FAST_START == 0 && OFF_HULL_BOUND + 48 == OFF_DATA_NEG);
 
 const _: () = assert!(size_of::<Ctx>().is_multiple_of(8));
 const _: () = assert!(CTX_BYTES % 16 == 8);
@@ -88,6 +101,7 @@ pub const OFF_FRAMES: i32 = offset_of!(Ctx, frames) as i32;
 pub const OFF_ARGS: i32 = offset_of!(Ctx, args) as i32;
 pub const OFF_STACK_TOP: i32 = offset_of!(Ctx, stack_top) as i32;
 pub const OFF_BUDGET: i32 = offset_of!(Ctx, budget) as i32;
+pub const OFF_STATE: i32 = offset_of!(Ctx, state) as i32;
 pub const OFF_SELF: i32 = offset_of!(Ctx, self_ptr) as i32;
 pub const OFF_R0: i32 = offset_of!(Ctx, r0) as i32;
 pub const OFF_REM: i32 = offset_of!(Ctx, rem) as i32;

@@ -15,9 +15,11 @@
 //! | `0 - data start` | rdx | `Ctx::data_neg`, for the inline data check; reloaded after the few things that clobber it (division, compare-exchange, helper and slow-check calls) |
 //! | scratch | rax, rcx | addresses, `div`/`idiv` (with rdx), shift counts (cl) |
 //!
-//! `rsp` points at the run's context block (`frame::Ctx`), copied onto the host stack by the
-//! prologue, so every run-wide value (fast region bounds, packet, call frames, exit record) is
-//! one `[rsp + const]` away. rsp never moves in compiled code: bpf-to-bpf calls save r6-r10 and
+//! `rsp` points at the run's context block (`frame::Ctx`), of which the prologue copies onto the
+//! host stack what compiled code reads there (`frame::CTX_COPIED`; the fast region bounds only
+//! for code with inline checks), so every run-wide value (fast region bounds, packet, call
+//! frames) is one `[rsp + const]` away; the exit stubs write the exit record straight to the
+//! Rust-side block. rsp never moves in compiled code: bpf-to-bpf calls save r6-r10 and
 //! the return address in `Ctx::frames` rather than with host `call`, and only the shared stubs
 //! (entered with `call`) push, each restoring rsp before it leaves.
 //!
@@ -31,12 +33,12 @@
 //!   (`mov eax, pc`), misaligned-atomic traps (`mov edx, info`) and packet-load misses.
 //! - Shared stubs: `exit` (returns from a bpf-to-bpf frame, or leaves from the main one),
 //!   `packet_miss` (legacy packet load outside the packet: r0 = 0, leave), `budget`,
-//!   `call_depth`, `misaligned` (write the exit record), `check` (slow memory check: saves the
-//!   caller-saved eBPF registers, calls `runtime::check_entry`, which walks the whole region
-//!   table as it is now), `helper` (pushes r1-r5 as the argument array, calls
-//!   `runtime::helper_entry` -> `interpreter::call_helper`, pops them back, sets r0) and the
-//!   epilogue (copies the exit record to the Rust side, restores host registers). Traps built
-//!   in Rust are recorded in the run state; the others are rebuilt in `runtime::run` from the
+//!   `call_depth`, `misaligned` (write the exit record straight to the Rust-side block),
+//!   `check` (slow memory check: saves the caller-saved eBPF registers, calls
+//!   `runtime::check_entry`, which walks the whole region table as it is now), `helper` (pushes
+//!   r1-r5 as the argument array, calls `runtime::helper_entry` -> `interpreter::call_helper`,
+//!   pops them back, sets r0) and the epilogue (restores host registers). Traps built in Rust
+//!   are recorded in the run state; the others are rebuilt in `runtime::run` from the
 //!   exit record with the interpreter's own `memory_trap` / `budget_trap`.
 //!
 //! Memory checks: each load/store compares `addr - start` against a per-size, per-direction bound
@@ -139,6 +141,8 @@ pub struct JitProgram {
     entries: Vec<(usize, u32)>,
     /// The stack frames a run of the program must expose at least (see `stack_reach`).
     stack_frames: usize,
+    /// The code checks memory accesses inline (`compile::Compiled::checks`).
+    checks: bool,
 }
 
 /// How the JIT compiles.
@@ -209,6 +213,7 @@ impl JitProgram {
             function_entry: c.function_entry,
             entries: c.entries,
             stack_frames,
+            checks: c.checks,
         })
     }
 
@@ -232,13 +237,13 @@ impl JitProgram {
         self.check_insns(insns);
         let start = runtime::Start::Main(self.mem.entry());
         // SAFETY: the code was compiled from `insns` (same program; length checked above).
-        unsafe { runtime::run(start, insns, env, args, self.stack_frames) }
+        unsafe { runtime::run(start, insns, env, args, self.stack_frames, self.checks) }
     }
 
     /// The block for runs of the main program repeated on `env` (see `Repeat`), or `None` where
     /// a run falls back to the interpreter.
     pub fn repeat(&self, env: &RunEnv<'_>) -> Option<Repeat> {
-        Repeat::new(self.mem.entry(), env, self.stack_frames)
+        Repeat::new(self.mem.entry(), env, self.stack_frames, self.checks)
     }
 
     /// One run of the main program on `repeat`'s block (from `self.repeat`). `insns` must be the
@@ -291,7 +296,7 @@ impl JitProgram {
             )
         };
         // SAFETY: as above.
-        unsafe { runtime::run(start, insns, env, args, self.stack_frames) }
+        unsafe { runtime::run(start, insns, env, args, self.stack_frames, self.checks) }
     }
 
     /// Address of the first byte of machine code (the entry point).

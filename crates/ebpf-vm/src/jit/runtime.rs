@@ -53,6 +53,15 @@ impl RunState {
     }
 }
 
+/// Marks the run as left with its trap recorded (`EXIT_RECORDED`), in the Rust-side block where
+/// the exit stubs write their results (`Ctx::self_ptr`).
+///
+/// # Safety
+/// `ctx` is the context block of a live run, as compiled code passes it.
+unsafe fn record_exit(ctx: *mut Ctx) {
+    (*((*ctx).self_ptr as *mut Ctx)).exit_kind = EXIT_RECORDED;
+}
+
 /// Slow path of a memory access check: walks the whole region table (it may have grown since the
 /// run started). Returns 0 when the access is allowed; otherwise records the trap and returns 1.
 ///
@@ -67,7 +76,7 @@ pub(super) unsafe extern "C" fn check_entry(ctx: *mut Ctx, addr: u64, info: u64,
             let count = state.count_before(rem);
             let env = &*state.env;
             state.trap = Some(memory_trap(kind, pc, addr, size, count, write, env));
-            (*ctx).exit_kind = EXIT_RECORDED;
+            record_exit(ctx);
             1
         }
     }
@@ -110,7 +119,7 @@ pub(super) unsafe extern "C" fn helper_entry(
         Ok(Err(trap)) => state.trap = Some(trap),
         Err(panic) => state.panic = Some(panic),
     }
-    (*ctx).exit_kind = EXIT_RECORDED;
+    record_exit(ctx);
     TwoWords(0, u64::MAX)
 }
 
@@ -167,7 +176,7 @@ pub(super) unsafe extern "C" fn refill_entry(
         Ok(in_hand) => TwoWords(in_hand, 0),
         Err(trap) => {
             state.trap = Some(trap);
-            (*ctx).exit_kind = EXIT_RECORDED;
+            record_exit(ctx);
             TwoWords(rem, 1)
         }
     }
@@ -273,6 +282,7 @@ pub(super) unsafe fn run(
     env: &mut RunEnv<'_>,
     args: [u64; 5],
     stack_frames: usize,
+    checks: bool,
 ) -> Result<RunOutput, Trap> {
     let (entry, target, start_pc) = match start {
         Start::Main(entry) => (entry, 0, 0),
@@ -289,7 +299,7 @@ pub(super) unsafe fn run(
              this program can reach (entry at {start_pc})"
         )));
     }
-    let mut ctx = new_ctx(env, args, target);
+    let mut ctx = new_ctx(env, args, target, checks);
     enter(&mut ctx, entry, insns, env)
 }
 
@@ -304,10 +314,16 @@ fn main_stack_ok(env: &RunEnv<'_>, stack_frames: usize) -> bool {
     stack.writable != 0 && env.stack_top == stack.start.wrapping_add(stack.len) && stack.len >= len
 }
 
-/// The block of a run at `target` (0: the main program) on `env`, with its inline-check fields;
+/// The block of a run at `target` (0: the main program) on `env`, with its inline-check fields
+/// where the code has inline checks (`checks`; code without reads none of them but `data_neg`);
 /// the budget not yet filled in (`enter`).
-fn new_ctx(env: &RunEnv<'_>, args: [u64; 5], target: u64) -> Ctx {
-    let (fast_start, fast_bound, hull_bound, data_neg) = fast_path(env);
+fn new_ctx(env: &RunEnv<'_>, args: [u64; 5], target: u64, checks: bool) -> Ctx {
+    let (fast_start, fast_bound, hull_bound, data_neg) = if checks {
+        fast_path(env)
+    } else {
+        let data_neg = env.regions.hot()[1].start.wrapping_neg();
+        ([0; 2], [[0; 8]; 2], [0; 6], data_neg)
+    };
     Ctx {
         fast_start,
         fast_bound,
@@ -359,7 +375,7 @@ unsafe fn enter(
     (*ctx_ptr).self_ptr = ctx_ptr as u64;
     let code: unsafe extern "C" fn(*mut Ctx) = std::mem::transmute(entry);
     code(ctx_ptr);
-    // The epilogue wrote the results through `self_ptr`.
+    // The exit stubs wrote the results through `self_ptr`.
     let out = &*ctx_ptr;
     if let Some(p) = state.panic.take() {
         resume_unwind(p);
@@ -418,6 +434,7 @@ pub struct Repeat {
     entry: *const u8,
     stack: Region,
     stack_frames: usize,
+    checks: bool,
     /// The hot regions (`hot_key`) the block's inline-check bounds are of.
     hot: [u64; 6],
 }
@@ -425,17 +442,23 @@ pub struct Repeat {
 impl Repeat {
     /// The block for runs at the main entry `entry` on `env`, or `None` where `run` would refuse
     /// the run (the run's stack is not the stack compiled code needs).
-    pub(super) fn new(entry: *const u8, env: &RunEnv<'_>, stack_frames: usize) -> Option<Repeat> {
+    pub(super) fn new(
+        entry: *const u8,
+        env: &RunEnv<'_>,
+        stack_frames: usize,
+        checks: bool,
+    ) -> Option<Repeat> {
         if !main_stack_ok(env, stack_frames) {
             return None;
         }
         let stack = env.regions.stack();
-        let ctx = new_ctx(env, [0; 5], 0);
+        let ctx = new_ctx(env, [0; 5], 0, checks);
         Some(Repeat {
             ctx,
             entry,
             stack,
             stack_frames,
+            checks,
             hot: hot_key(env),
         })
     }
@@ -456,7 +479,14 @@ impl Repeat {
         args: [u64; 5],
     ) -> Result<RunOutput, Trap> {
         if env.regions.stack() != self.stack || env.stack_top != self.ctx.stack_top {
-            return run(Start::Main(self.entry), insns, env, args, self.stack_frames);
+            return run(
+                Start::Main(self.entry),
+                insns,
+                env,
+                args,
+                self.stack_frames,
+                self.checks,
+            );
         }
         // The bounds only where the hot regions moved (the packet moves from run to run; an XDP
         // frame or a socket filter's stack stays, and the stack was compared above).

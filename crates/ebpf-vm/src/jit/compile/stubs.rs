@@ -45,14 +45,15 @@ impl Stubs {
 impl Compiler<'_> {
     /// Saves the host registers and sets up the run from the Rust-side context block (in rdi).
     /// The main prologue falls into the code of slot 0; the function prologue (`function`) jumps
-    /// to `Ctx::entry` instead.
-    pub(super) fn prologue(&mut self, function: bool) {
-        // The same bytes in every program (they name no label): encoded once per process.
-        static MAIN: OnceLock<Vec<u8>> = OnceLock::new();
-        static FUNCTION: OnceLock<Vec<u8>> = OnceLock::new();
-        let code = (if function { &FUNCTION } else { &MAIN }).get_or_init(|| {
+    /// to `Ctx::entry` instead. `checks`: the code has inline memory checks, which read the
+    /// block's fast-path fields (see `Compiler::checks`); without them those are not copied.
+    pub(super) fn prologue(&mut self, function: bool, checks: bool) {
+        // The same bytes in every program of a kind (they name no label): encoded once per
+        // process, for each of function or main, with or without checks.
+        static CODE: [OnceLock<Vec<u8>>; 4] = [const { OnceLock::new() }; 4];
+        let code = CODE[2 * function as usize + checks as usize].get_or_init(|| {
             let mut a = Asm::default();
-            prologue(&mut a, function);
+            prologue(&mut a, function, checks);
             a.finish().expect("a prologue names no label")
         });
         self.a.raw(code);
@@ -79,21 +80,26 @@ impl Compiler<'_> {
         // Both ways here have the instruction the run leaves by in rcx.
         a.bind(st.packet_miss);
         a.alu_rr(Alu::Xor, W::B32, REG[0], REG[0]);
+        // The results go straight to the Rust-side block, through rsi (r1, dead at any exit).
         a.bind(st.main_exit);
-        a.store(W::B64, ctx(OFF_R0), REG[0]);
-        a.store(W::B64, ctx(OFF_EXIT_A), RCX);
+        a.load(W::B64, OUT, ctx(OFF_SELF));
+        a.store(W::B64, mem(OUT, OFF_R0), REG[0]);
+        a.store(W::B64, mem(OUT, OFF_EXIT_A), RCX);
         exit_with(a, EXIT_NORMAL, st.epilogue);
 
         // Traps whose details are in rax (and rdx); the budget left is in r12.
         a.bind(st.budget);
-        a.store(W::B64, ctx(OFF_EXIT_A), RAX);
+        a.load(W::B64, OUT, ctx(OFF_SELF));
+        a.store(W::B64, mem(OUT, OFF_EXIT_A), RAX);
         exit_with(a, EXIT_BUDGET, st.epilogue);
         a.bind(st.call_depth);
-        a.store(W::B64, ctx(OFF_EXIT_A), RAX);
+        a.load(W::B64, OUT, ctx(OFF_SELF));
+        a.store(W::B64, mem(OUT, OFF_EXIT_A), RAX);
         exit_with(a, EXIT_CALL_DEPTH, st.epilogue);
         a.bind(st.misaligned);
-        a.store(W::B64, ctx(OFF_EXIT_A), RAX);
-        a.store(W::B64, ctx(OFF_EXIT_B), RDX);
+        a.load(W::B64, OUT, ctx(OFF_SELF));
+        a.store(W::B64, mem(OUT, OFF_EXIT_A), RAX);
+        a.store(W::B64, mem(OUT, OFF_EXIT_B), RDX);
         exit_with(a, EXIT_MISALIGNED, st.epilogue);
 
         // Slow memory check (entered by call; rax = address, edx = access info). Saves the
@@ -137,13 +143,9 @@ impl Compiler<'_> {
         a.lea(RSP, mem(RSP, 8));
         a.jmp(st.epilogue);
 
-        // Epilogue: copy the results to the Rust side, restore the host registers.
+        // Epilogue: restore the host registers (the results are in the Rust-side block: the exit
+        // stubs above, or the Rust entry point that recorded the trap, wrote them there).
         a.bind(st.epilogue);
-        a.load(W::B64, RDI, ctx(OFF_SELF));
-        for off in [OFF_R0, OFF_REM, OFF_EXIT_KIND, OFF_EXIT_A, OFF_EXIT_B] {
-            a.load(W::B64, RAX, ctx(off));
-            a.store(W::B64, mem(RDI, off), RAX);
-        }
         a.alu_ri(Alu::Add, W::B64, RSP, CTX_BYTES);
         for r in [R15, R14, R13, R12, RBP, RBX] {
             a.pop(r);
@@ -173,32 +175,43 @@ pub(super) fn frame_slot(a: &mut Asm) {
     a.shift_ri(Shift::Shl, W::B64, RAX, 4);
 }
 
+/// Where the exit stubs hold the Rust-side block (`Ctx::self_ptr`): r1's register, which no exit
+/// reads.
+const OUT: u8 = REG[1];
+
+/// Writes the budget left and the exit `kind` to the Rust-side block (in `OUT`) and leaves.
 pub(super) fn exit_with(a: &mut Asm, kind: u64, epilogue: Label) {
-    a.store(W::B64, ctx(OFF_REM), BUDGET);
-    a.store_imm(W::B64, ctx(OFF_EXIT_KIND), kind as i32);
+    a.store(W::B64, mem(OUT, OFF_REM), BUDGET);
+    a.store_imm(W::B64, mem(OUT, OFF_EXIT_KIND), kind as i32);
     a.jmp(epilogue);
 }
 
 /// The prologue's code (see `Compiler::prologue`).
-fn prologue(a: &mut Asm, function: bool) {
+fn prologue(a: &mut Asm, function: bool, checks: bool) {
     for r in [RBX, RBP, R12, R13, R14, R15] {
         a.push(r);
     }
     a.alu_ri(Alu::Sub, W::B64, RSP, CTX_BYTES);
-    // Copy the inputs of the context block from the Rust side (rdi) onto the host stack, a
-    // word at a time: Rust has just written them word by word, and wider loads would miss
-    // store forwarding (and `rep movsq` costs more to start than this whole copy).
-    for k in 0..CTX_IN_WORDS as i32 {
-        let r = if k % 2 == 0 { RAX } else { RCX };
+    // Copy onto the host stack the inputs of the context block that compiled code reads there
+    // (`CTX_COPIED`, and the fast-path fields when it has inline checks), a word at a time: Rust
+    // has just written them word by word, and wider loads would miss store forwarding (and
+    // `rep movsq` costs more to start than this whole copy). r1-r5, r10 and the budget go
+    // straight into their registers.
+    let fast = if checks { 0..OFF_DATA_NEG / 8 } else { 0..0 };
+    for (n, k) in fast
+        .chain(CTX_COPIED.iter().map(|&off| off / 8))
+        .enumerate()
+    {
+        let r = if n % 2 == 0 { RAX } else { RCX };
         a.load(W::B64, r, mem(RDI, 8 * k));
         a.store(W::B64, mem(RSP, 8 * k), r);
     }
     for (k, r) in REG[1..6].iter().enumerate() {
-        a.load(W::B64, *r, ctx(OFF_ARGS + 8 * k as i32));
+        a.load(W::B64, *r, mem(RDI, OFF_ARGS + 8 * k as i32));
     }
-    a.load(W::B64, REG[10], ctx(OFF_STACK_TOP));
-    a.load(W::B64, BUDGET, ctx(OFF_BUDGET));
-    a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+    a.load(W::B64, REG[10], mem(RDI, OFF_STACK_TOP));
+    a.load(W::B64, BUDGET, mem(RDI, OFF_BUDGET));
+    a.load(W::B64, DATA_NEG, mem(RDI, OFF_DATA_NEG));
     a.store_imm(W::B64, ctx(OFF_DEPTH), 0);
     if function {
         // rdi (r0) still points at the Rust-side block.
