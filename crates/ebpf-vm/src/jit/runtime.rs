@@ -148,7 +148,7 @@ pub(super) unsafe extern "C" fn lookup_entry(
         Ok(None) => return helper_entry(ctx, id, pc, rem, args),
         Err(panic) => {
             state.panic = Some(panic);
-            (*ctx).exit_kind = EXIT_RECORDED;
+            record_exit(ctx);
             return TwoWords(0, u64::MAX);
         }
     };
