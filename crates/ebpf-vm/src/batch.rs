@@ -65,6 +65,19 @@ pub struct BatchRun<'a> {
     pub perf_lost: u64,
 }
 
+impl<'a> BatchRun<'a> {
+    /// A run of an `r0_only` batch: no context output, no duration, nothing dropped.
+    fn r0_only(index: usize, data: &'a [u8], result: Result<RunOutput, Trap>) -> Self {
+        BatchRun {
+            index,
+            result: result.map(|out| (out, ContextOutput::default())),
+            data,
+            duration_ns: 0.0,
+            perf_lost: 0,
+        }
+    }
+}
+
 /// What a whole batch took.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BatchSummary {
@@ -104,13 +117,7 @@ impl Program {
         let start = Instant::now();
         if input.r0_only && self.runs_straight(input.ctx) {
             let runs = self.straight_batch(input, &starts, |index, data, result| {
-                each(BatchRun {
-                    index,
-                    result: result.map(|out| (out, ContextOutput::default())),
-                    data,
-                    duration_ns: 0.0,
-                    perf_lost: 0,
-                })
+                each(BatchRun::r0_only(index, data, result))
             });
             return Ok(BatchSummary {
                 runs,
@@ -133,13 +140,7 @@ impl Program {
                 let runs = input.lengths.len();
                 self.run_xdp_batch(space, runs, packet, &shared, {
                     |index, data, result: Result<RunOutput, Trap>| {
-                        each(BatchRun {
-                            index,
-                            result: result.map(|out| (out, ContextOutput::default())),
-                            data,
-                            duration_ns: 0.0,
-                            perf_lost: 0,
-                        })
+                        each(BatchRun::r0_only(index, data, result))
                     }
                 });
             });
