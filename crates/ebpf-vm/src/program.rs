@@ -403,7 +403,7 @@ impl Program {
     /// The budget an engine runs this program under, from the run's `budget` (the program's
     /// when `None`): for an unmetered program, one no run reaches, as its code charges nothing
     /// (the interpreter still counts, against it).
-    fn engine_budget(&self, budget: u64) -> u64 {
+    pub(super) fn engine_budget(&self, budget: u64) -> u64 {
         if self.metered {
             budget
         } else {

@@ -561,3 +561,40 @@ fn a_verified_xdp_batch_moves_the_packet_and_counts_in_a_map_as_single_runs_do()
     let count = counter.lookup_elem(&1u32.to_le_bytes()).unwrap();
     assert_eq!(u64::from_le_bytes(count.try_into().unwrap()), 2 * 4 * 5);
 }
+
+#[test]
+fn an_unmetered_xdp_batch_is_not_stopped_by_the_budget_as_a_single_run_is_not() {
+    // Verified, so unmetered: r2 counts to 100 (2 + 100 * 2 + 2 = 204 instructions), then
+    // r0 = 2 (XDP_PASS). A budget of 50 stops neither a single run nor a batch's runs.
+    let insns = prog![
+        mov(0, 0),
+        mov(2, 0),
+        add(2, 1),
+        ji(JMP_JLT, 2, 100, -2),
+        mov(0, 2),
+        exit(),
+    ];
+    for engine in ENGINES {
+        let p = load_verified_xdp(&insns, engine, vec![]);
+        let mut packet = vec![0u8; 64];
+        let single = p.run(&mut RunInput {
+            data: &mut packet,
+            budget: Some(50),
+        });
+        assert_eq!(single.map(|out| out.r0), Ok(2), "{engine:?}: single run");
+        let all = vec![0u8; 64 * 3];
+        let mut r0s = Vec::new();
+        p.run_batch(
+            &BatchInput {
+                packets: &all,
+                lengths: &[64, 64, 64],
+                budget: Some(50),
+                r0_only: true,
+                ..BatchInput::default()
+            },
+            |run| r0s.push(run.result.map(|(out, _)| out.r0)),
+        )
+        .expect("lengths add up");
+        assert_eq!(r0s, vec![Ok(2); 3], "{engine:?}: batch");
+    }
+}

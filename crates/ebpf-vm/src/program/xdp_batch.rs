@@ -149,7 +149,7 @@ impl Program {
             helpers: &self.helpers,
             regions,
             stack_top,
-            budget: shared.budget.unwrap_or(self.options.budget),
+            budget: self.engine_budget(shared.budget.unwrap_or(self.options.budget)),
             packet: (0, 0),
             maps,
             state,
