@@ -321,3 +321,35 @@ fn the_side_table_says_what_the_verifier_proved_and_where_it_pruned() {
         .iter()
         .all(|a| !a.proved_in_bounds && !a.prune_point));
 }
+
+#[test]
+fn a_mod_inside_a_callback_is_no_return_from_it() {
+    // bpf_loop(4, callback, NULL, 0); r0 = 0. The callback: r0 = 10; r0 %= 3; r0 = 0; exit.
+    // Opcode 0x97 (mod) shares its upper bits with exit's (0x95); only the exit at slot 11
+    // goes back to the call, so the level-2 log has no "from 9 to 10" return line.
+    let insns = [
+        mov64_imm(1, 4),
+        i(0x18, 2, 4, 0, 6), // lddw r2, the function at slot 8
+        i(0, 0, 0, 0, 0),
+        mov64_imm(3, 0),
+        mov64_imm(4, 0),
+        i(0x85, 0, 0, 0, 181), // bpf_loop
+        mov64_imm(0, 0),
+        exit(),
+        mov64_imm(0, 10),
+        i(0x97, 0, 0, 0, 3), // r0 %= 3
+        mov64_imm(0, 0),
+        exit(),
+    ];
+    let p = Program::load(
+        &bytes(&insns),
+        ProgramOptions {
+            log_level: 2,
+            ..verified(ProgramType::SocketFilter)
+        },
+    )
+    .expect("accepted");
+    let log = &p.verifier_report().expect("verified").log;
+    assert!(log.contains("11: (95) exit"), "{log}");
+    assert!(!log.contains("from 9 to 10"), "{log}");
+}

@@ -258,7 +258,7 @@ fn walk(
             // Precision asked for by an instruction is of its own frame's values (an `exit`
             // leaves with one frame fewer); a callback's exit goes back to the helper's call.
             let frames_before = state.frames.len();
-            let callback_exit = code & 0xf0 == JMP_EXIT && state.frame().callback.is_some();
+            let callback_exit = code == OP_EXIT && state.frame().callback.is_some();
             let pushed = stack.len();
             let result = step(env, &mut state, insn, &mut stack);
             env.note_stack_depth(state.frame());
