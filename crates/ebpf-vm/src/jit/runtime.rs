@@ -249,20 +249,6 @@ fn refresh_fast_path(ctx: &mut Ctx, env: &RunEnv<'_>) {
     ctx.packet_len = env.packet.1;
 }
 
-/// `refresh_fast_path` for a run whose stack is the one `ctx` was filled for (`Repeat`): only the
-/// data's fields and the packet change.
-#[inline(always)]
-fn refresh_data_path(ctx: &mut Ctx, env: &RunEnv<'_>) {
-    let [stack, data] = env.regions.hot();
-    let earlier_read_only = stack.writable == 0;
-    ctx.fast_start[1] = data.start;
-    ctx.fast_bound[1] = bounds(&data, ACCESS, earlier_read_only);
-    ctx.hull_bound = bounds(&data, HULL, earlier_read_only);
-    ctx.data_neg = data.start.wrapping_neg();
-    ctx.packet_start = env.packet.0;
-    ctx.packet_len = env.packet.1;
-}
-
 /// Where a run of compiled code starts.
 pub(super) enum Start {
     /// The main prologue, which falls into slot 0.
@@ -489,13 +475,13 @@ impl Repeat {
             );
         }
         // The bounds only where the hot regions moved (the packet moves from run to run; an XDP
-        // frame or a socket filter's stack stays, and the stack was compared above).
+        // frame or a socket filter's stack stays).
         let hot = hot_key(env);
         if hot == self.hot {
             self.ctx.packet_start = env.packet.0;
             self.ctx.packet_len = env.packet.1;
         } else {
-            refresh_data_path(&mut self.ctx, env);
+            refresh_fast_path(&mut self.ctx, env);
         }
         self.ctx.args = args;
         let result = enter(&mut self.ctx, self.entry, insns, env);
