@@ -19,7 +19,7 @@ import { type FilterPcapSummary, fastFilterPcap } from './pcap-fast.js'
 import type { Program } from './program.js'
 
 export interface FilterPcapOptions {
-  /** Packets per batch (default 4096) on the general path; the fast road runs each 1 MiB chunk of records as one batch. */
+  /** Packets per batch (default 4096) on the general path; the fast road walks each 64 MiB window of the file in the engine, in runs of 64 records. */
   batchSize?: number
   /** Format of the output: `pcap` (microseconds, the default), `pcap-ns` or `pcapng`. */
   format?: WriteOptions['format']

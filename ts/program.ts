@@ -993,9 +993,7 @@ export class Program {
       checkU32Of(LoadError, `lineInfo[${i}].column`, li.column)
     })
     const logLevel = checkLogLevel(options.logLevel)
-    if (options.meter !== undefined && typeof options.meter !== 'boolean') {
-      throw new LoadError('EINVAL', `meter must be a boolean, got ${describeValue(options.meter)}`)
-    }
+    if (options.meter !== undefined) checkBoolean(LoadError, 'meter', options.meter)
     for (const flag of ['unprivileged', 'exitRange'] as const) {
       const value = options[flag]
       if (value !== undefined && typeof value !== 'boolean') {

@@ -175,10 +175,6 @@ impl<'a> Gather<'a> {
                     n = 0;
                 }
             }
-            // A zero-length piece left at the end needs no call.
-            while first < self.pieces.len() && self.pieces[first].iov_len == 0 {
-                first += 1;
-            }
         }
         self.pieces.clear();
         self.used = 0;

@@ -273,9 +273,6 @@ impl Program {
     }
 }
 
-/// EINVAL when the packets do not lie in the buffer as the lengths (and offsets) say: lengths
-/// that do not add up to the buffer's bytes, or offsets that are not one per packet or place a
-/// packet past the buffer's end.
 /// Asks the cache for the line at `p` (a hint: it never faults).
 #[inline(always)]
 fn prefetch(p: *const u8) {
@@ -318,6 +315,9 @@ fn check_wire_lengths(input: &BatchInput<'_>) -> Result<(), LoadError> {
     }
 }
 
+/// EINVAL when the packets do not lie in the buffer as the lengths (and offsets) say: lengths
+/// that do not add up to the buffer's bytes, or offsets that are not one per packet or place a
+/// packet past the buffer's end.
 fn check_packets(input: &BatchInput<'_>) -> Result<(), LoadError> {
     let einval = |message: String| Err(LoadError::new(ErrorCode::Einval, message));
     let size = input.packets.len() as u64;
