@@ -278,22 +278,27 @@ fn mark_frame(frame: &mut FuncState, marks: &mut Marks) {
 /// and a never-ending one takes quadratic time instead of reaching the complexity limit.
 fn mark_all_precise<C: Checkpoints>(checkpoints: &mut C, mut parent: Option<usize>) {
     while let Some(p) = parent {
-        let mut changed = false;
-        for frame in checkpoints.state_mut(p).frames.iter_mut() {
-            let regs = frame.regs.iter_mut();
-            let spills = frame.stack.iter_mut().map(|s| &mut s.spilled);
-            for reg in regs.chain(spills) {
-                if reg.is_scalar() && !reg.precise {
-                    reg.precise = true;
-                    changed = true;
-                }
-            }
-        }
-        if !changed {
+        if !make_scalars_precise(checkpoints.state_mut(p)) {
             return;
         }
         parent = checkpoints.segment(p).parent;
     }
+}
+
+/// Every scalar of `state` (registers and spills, every frame) precise; whether one was not.
+pub fn make_scalars_precise(state: &mut VerifierState) -> bool {
+    let mut changed = false;
+    for frame in state.frames.iter_mut() {
+        let regs = frame.regs.iter_mut();
+        let spills = frame.stack.iter_mut().map(|s| &mut s.spilled);
+        for reg in regs.chain(spills) {
+            if reg.is_scalar() && !reg.precise {
+                reg.precise = true;
+                changed = true;
+            }
+        }
+    }
+    changed
 }
 
 /// Every scalar of `state` imprecise: a checkpoint's marks come only from the paths below it

@@ -406,12 +406,7 @@ impl Explored {
     fn close_loop(&mut self, mut parent: Option<usize>, ancestor: usize) {
         while let Some(p) = parent.filter(|&p| p != ancestor) {
             let cp = &mut self.checkpoints[p];
-            for frame in cp.state.frames.iter_mut() {
-                let spills = frame.stack.iter_mut().map(|s| &mut s.spilled);
-                for reg in frame.regs.iter_mut().chain(spills) {
-                    reg.precise |= reg.is_scalar();
-                }
-            }
+            precision::make_scalars_precise(&mut cp.state);
             parent = cp.segment.parent;
         }
     }

@@ -161,11 +161,19 @@ pub fn exit(
         ));
     }
     // After a callback the walk prints the state once it is widened ([`super::callback::widen_imprecise_scalars`]).
-    if env.log_on(2) && callee.callback.is_none() {
+    if callee.callback.is_none() {
+        log_return(env, state, from, to);
+    }
+    Ok(back)
+}
+
+/// The level-2 line of a return from slot `from` to slot `to`, with the state the caller goes on
+/// with (the kernel's `from N to M:`).
+pub fn log_return(env: &mut Env<'_>, state: &VerifierState, from: usize, to: usize) {
+    if env.log_on(2) {
         let now = state_text(state, state.frame(), None, None);
         env.line(&format!("\nfrom {from} to {to}:{now}"));
     }
-    Ok(back)
 }
 
 /// Whether `regs[r]` of the current frame points into the stack of a caller's frame.

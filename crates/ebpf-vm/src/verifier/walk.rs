@@ -301,11 +301,8 @@ fn walk(
                         if let Some(old) = explored.ancestor_at(segment.parent, next, &state) {
                             super::callback::widen_imprecise_scalars(old, &mut state);
                         }
-                        if env.log_on(2) {
-                            let (from, to) = (slot, analysis.program.slot(next));
-                            let now = state_text(&state, state.frame(), None, None);
-                            env.line(&format!("\nfrom {from} to {to}:{now}"));
-                        }
+                        let to = analysis.program.slot(next);
+                        super::subprog::log_return(env, &state, slot, to);
                     }
                     prev = Some(insn);
                     insn = next;
