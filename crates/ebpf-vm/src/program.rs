@@ -411,6 +411,22 @@ impl Program {
         }
     }
 
+    /// Zeroes the stack bytes a run may read before writing them (`stack_zero`, from
+    /// `stack_reach::zeroed_bytes`), under `stack_top`.
+    ///
+    /// # Safety
+    /// `stack_top` is the top of a stack area of `STACK_SIZE` bytes that the caller owns.
+    #[inline(always)]
+    pub(super) unsafe fn zero_stack(&self, stack_top: u64) {
+        let (below_top, zeroed) = self.stack_zero;
+        // (A call of `memset` for no bytes costs more than the test.)
+        if zeroed != 0 {
+            // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area
+            // (`zeroed_bytes` keeps them inside the reachable frames).
+            unsafe { std::ptr::write_bytes((stack_top - below_top as u64) as *mut u8, 0, zeroed) }
+        }
+    }
+
     /// An unmetered run reports no count: its engine's figure is what helpers charged (the JIT)
     /// or a count the other engine has not (the interpreter), so both report 0.
     pub(super) fn clear_unmetered_count(&self, result: &mut Result<RunOutput, Trap>) {
@@ -663,13 +679,8 @@ impl Program {
         // are zeroed (see stack_reach.rs).
         let reach = self.stack_frames * STACK_FRAME_SIZE;
         let reach_start = stack_bytes + (STACK_SIZE - reach) as u64;
-        let (below_top, zeroed) = self.stack_zero;
-        // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area, which
-        // `space` owns (`zeroed_bytes` keeps them inside the reachable frames).
-        unsafe {
-            let from = stack_bytes + (STACK_SIZE - below_top) as u64;
-            std::ptr::write_bytes(from as *mut u8, 0, zeroed)
-        };
+        // SAFETY: the top of the stack area `space` owns.
+        unsafe { self.zero_stack(stack_bytes + STACK_SIZE as u64) };
         let regions = &mut space.regions;
         regions.clear();
         regions.set_stack(Region::new(reach_start, reach as u64, true));

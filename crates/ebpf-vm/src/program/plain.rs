@@ -45,16 +45,8 @@ impl Program {
             let stack_bytes = space.stack_bytes();
             let stack_top = stack_bytes + STACK_SIZE as u64;
             let reach = (self.stack_frames * STACK_FRAME_SIZE) as u64;
-            let (below_top, zeroed) = self.stack_zero;
-            // (A call of `memset` for no bytes costs more than the test.)
-            if zeroed > 0 {
-                // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area,
-                // which `space` owns (`zeroed_bytes` keeps them inside the reachable frames).
-                unsafe {
-                    let from = stack_top - below_top as u64;
-                    std::ptr::write_bytes(from as *mut u8, 0, zeroed)
-                };
-            }
+            // SAFETY: the top of the stack area `space` owns.
+            unsafe { self.zero_stack(stack_top) };
             let addr = if data.is_empty() {
                 0
             } else {

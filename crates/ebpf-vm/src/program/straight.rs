@@ -57,7 +57,6 @@ impl Program {
         let reach = self.stack_frames * STACK_FRAME_SIZE;
         let stack_top = stack_bytes + STACK_SIZE as u64;
         let stack = Region::new(stack_top - reach as u64, reach as u64, true);
-        let (below_top, zeroed) = self.stack_zero;
         let RunSpace { state, regions, .. } = space;
         state.prog_type = self.options.prog_type;
         state.packet_stores_proved = self.verifier.is_some();
@@ -98,14 +97,8 @@ impl Program {
                 each(index, data, Err(trap));
                 continue;
             }
-            if zeroed != 0 {
-                // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area,
-                // which `space` owns (`zeroed_bytes` keeps them inside the reachable frames).
-                unsafe {
-                    let from = stack_top - below_top as u64;
-                    std::ptr::write_bytes(from as *mut u8, 0, zeroed)
-                };
-            }
+            // SAFETY: the top of the stack area `space` owns.
+            unsafe { self.zero_stack(stack_top) };
             // The only bytes of the context a run may write are `cb[]` (the one writable part,
             // `push_regions`); `len` and `protocol` were set for the packet before.
             let buffer = env.state.ctx.as_ref().expect("the batch's context");

@@ -83,15 +83,8 @@ impl Program {
         let reach = self.stack_frames * STACK_FRAME_SIZE;
         let stack_top = stack_bytes + STACK_SIZE as u64;
         let stack = Region::new(stack_top - reach as u64, reach as u64, true);
-        let (below_top, zeroed) = self.stack_zero;
-        let zero_stack = || {
-            // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area,
-            // which `space` owns (`zeroed_bytes` keeps them inside the reachable frames).
-            unsafe {
-                let from = stack_top - below_top as u64;
-                std::ptr::write_bytes(from as *mut u8, 0, zeroed)
-            }
-        };
+        // SAFETY: the top of the stack area `space` owns.
+        let zero_stack = || unsafe { self.zero_stack(stack_top) };
         let RunSpace {
             state,
             regions,
