@@ -117,10 +117,21 @@ struct Compiler<'a> {
     /// By slot: a load or store the verifier proved in bounds (mode verified), emitted as a
     /// direct access with no check; all false in mode checked.
     proved: Vec<bool>,
+    /// A `t = b; t += x` left unemitted (see `fold`): the proved accesses through `t` up to slot
+    /// `last` address `[b + x + off]` instead.
+    folded: Option<Folded>,
     /// Whether the code meters the budget (`JitOptions::meter`). Without it no chain charges r12
     /// and nothing gives back (`adj` is 0): r12 keeps what the run started with, moved only by
     /// what helpers charge (callbacks).
     metered: bool,
+}
+
+/// A folded `t = b; t += x` (see `Compiler::fold`): `t` as the accesses up to `last` see it.
+#[derive(Clone, Copy)]
+struct Folded {
+    t: u8,
+    at: Mem,
+    last: usize,
 }
 
 /// The fast loop whose copy is being emitted: back jumps to `head` go to `top`; `accesses` are
@@ -209,6 +220,7 @@ pub fn compile(
         coverage,
         proved,
         metered,
+        folded: None,
     };
     let checks = c.checks();
     c.prologue(false, checks);

@@ -1,6 +1,6 @@
 //! Register arithmetic: the ALU and ALU64 classes, and `dst = src; dst += x` fused into a `lea`.
 
-use super::{blinded, ctx, Compiler, DATA_NEG, REG};
+use super::{blinded, ctx, Compiler, Folded, DATA_NEG, REG};
 use crate::isa::opcodes::*;
 use crate::isa::Insn;
 use crate::jit::blind::worth_blinding;
@@ -26,6 +26,9 @@ impl Compiler<'_> {
             // The lea would carry the add's immediate as its displacement.
             return false;
         }
+        if cls == CLASS_ALU64 && self.fold(pc) {
+            return true;
+        }
         let d = REG[mv.dst as usize];
         let y = REG[mv.src as usize];
         let m = if add.opcode & SRC_X != 0 {
@@ -45,6 +48,64 @@ impl Compiler<'_> {
             self.a.lea32(d, m);
         }
         true
+    }
+
+    /// `t = b; t += x` (64-bit; x a register or an immediate) followed, in the same block, only by
+    /// loads and stores through `t` that the verifier proved in bounds, the last of them a load
+    /// into `t`: `t`'s sum is read by those accesses alone and dead after them, so the pair emits
+    /// nothing and the accesses address `[b + x + off]` (x86's base + index + displacement), one
+    /// `lea` fewer and its latency off the loads' path (clang's native code addresses so). None
+    /// of the accesses but the last writes `b`, `x` or `t`. Returns whether it folded the pair.
+    fn fold(&mut self, pc: usize) -> bool {
+        /// Most accesses looked at after the pair.
+        const WINDOW: usize = 8;
+        let (mv, add) = (self.insns[pc], self.insns[pc + 1]);
+        let t = mv.dst;
+        let b = REG[mv.src as usize];
+        let at = if add.opcode & SRC_X != 0 {
+            // `t += t` after the mov adds b.
+            let x = if add.src == t { mv.src } else { add.src };
+            mem_idx(b, REG[x as usize], 0, 0)
+        } else {
+            mem(b, add.imm)
+        };
+        let read = [
+            mv.src,
+            if add.opcode & SRC_X != 0 {
+                add.src
+            } else {
+                mv.src
+            },
+        ];
+        let mut p = pc + 2;
+        for _ in 0..WINDOW {
+            if p >= self.insns.len() || self.shape.chains[p] != 0 || !self.proved[p] {
+                return false;
+            }
+            let insn = &self.insns[p];
+            let op = insn.opcode;
+            let mode = op & 0xe0;
+            let (base, off) = match class(op) {
+                CLASS_LDX if mode == MODE_MEM || mode == MODE_MEMSX => (insn.src, insn.off),
+                CLASS_ST if mode == MODE_MEM => (insn.dst, insn.off),
+                CLASS_STX if mode == MODE_MEM && insn.src != t => (insn.dst, insn.off),
+                _ => return false,
+            };
+            if base != t || i32::try_from(at.disp as i64 + off as i64).is_err() {
+                return false;
+            }
+            if class(op) == CLASS_LDX {
+                if insn.dst == t {
+                    self.folded = Some(Folded { t, at, last: p });
+                    return true;
+                }
+                if read.contains(&insn.dst) {
+                    return false;
+                }
+            }
+            p += 1;
+        }
+        false
     }
 
     pub(super) fn alu(&mut self, insn: &Insn) {

@@ -149,7 +149,14 @@ impl Compiler<'_> {
             return mem(REG[10], off as i32);
         }
         if self.proved[pc] {
-            return mem(REG[base as usize], off as i32);
+            return match self.folded {
+                // `base + off` with base's `lea` left out (see `fold`).
+                Some(f) if f.t == base && pc <= f.last => Mem {
+                    disp: f.at.disp + off as i32,
+                    ..f.at
+                },
+                _ => mem(REG[base as usize], off as i32),
+            };
         }
         let m = mem(REG[base as usize], off as i32);
         let covered = self.fast.as_ref().is_some_and(|f| f.accesses.contains(&pc))

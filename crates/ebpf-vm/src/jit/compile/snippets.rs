@@ -108,6 +108,8 @@ impl Compiler<'_> {
     }
 
     pub(super) fn snippet(&mut self, s: Snippet) {
+        // A copy emits `t = b; t += x` as it is, unless it folds the pair again itself.
+        self.folded = None;
         match s {
             Snippet::Budget { at, resume, pc, n } => {
                 self.a.bind(at);
