@@ -162,8 +162,11 @@ impl Compiler<'_> {
                         let adj = self.adj();
                         self.a.jcc(invert(cc), back);
                         self.leave_with_count(adj);
-                        let target = self.label(t);
-                        self.a.jmp(target);
+                        // The main pass emits `pc + 2` next: no jump to it (a loop's exit).
+                        if t != pc + 2 {
+                            let target = self.label(t);
+                            self.a.jmp(target);
+                        }
                         return;
                     }
                     None => {}
