@@ -1,6 +1,7 @@
 //! The machine-code forms the JIT emits only for proved accesses (mode verified), against values
-//! computed by hand: `t = b; t += x` followed by loads and stores through `t`, the last a load
-//! into `t`, addresses `[b + x + off]` with no `lea` (`jit/compile/alu.rs`, `fold`). Each program
+//! computed by hand: `t = b; t += x` followed by loads and stores through `t`, after which `t` is
+//! dead (the last loads into `t`, or liveness says so), addresses `[b + x + off]` with no `lea`
+//! (`jit/compile/alu.rs`, `fold`); and the constants that blinding reads from the constant pool. Each program
 //! runs on both engines in both modes; the interpreter in mode checked is the reference, and the
 //! expected r0 and memory below are worked out from the instructions and the input.
 
@@ -190,4 +191,101 @@ fn a_counted_loop_summing_bytes() {
         exit(),
     ];
     check("loop", &code, 592, &input());
+}
+
+#[test]
+fn stores_through_a_sum_dead_after_them_in_a_loop() {
+    // for r2 in 0..8: data[16 + r2] = 0x55, then data[24 + r2] = r2 (t is dead at the loop's
+    // head, where it is written again, and after the loop); r0 = 0.
+    let code = [
+        mov64(2, 0),
+        // loop:
+        mov64_reg(3, 1),
+        alu64_reg(ALU_ADD, 3, 2),
+        st(SIZE_B, 3, 16, 0x55),
+        stx(SIZE_B, 3, 2, 24),
+        alu64(ALU_ADD, 2, 1),
+        Insn::new(CLASS_JMP | JMP_JLT | SRC_K, 2, 0, -6, 8),
+        mov64(0, 0),
+        exit(),
+    ];
+    let mut memory = input();
+    for k in 0..8 {
+        memory[16 + k] = 0x55;
+        memory[24 + k] = k as u8;
+    }
+    check("dead after stores", &code, 0, &memory);
+}
+
+#[test]
+fn a_sum_read_at_a_jump_target_is_kept() {
+    // t = r1 + 2; r4 = data[2] = 0x12; the jump to the end is taken, where r0 = t - r1 = 2.
+    let code = [
+        mov64_reg(3, 1),
+        alu64(ALU_ADD, 3, 2),
+        ldx(SIZE_B, 4, 3, 0),
+        Insn::new(CLASS_JMP | JMP_JEQ | SRC_K, 4, 0, 2, 0x12),
+        mov64(0, 7),
+        exit(),
+        mov64_reg(0, 3),
+        alu64_reg(ALU_SUB, 0, 1),
+        exit(),
+    ];
+    check("live at a target", &code, 2, &input());
+}
+
+#[test]
+fn pooled_constants_in_every_form() {
+    // Constants worth blinding (more than one chosen byte) in each form that reads the pool,
+    // 64-bit and 32-bit, worked out by hand:
+    // r0 = 0x12345678; r0 += 0x1000 -> 0x12346678; r0 -= 0x0f00 -> 0x12345778;
+    // r0 |= 0x10000 -> 0x12355778; r0 &= 0x00ff_f0f0 -> 0x00355070; r0 ^= 0x1234 -> 0x00354244;
+    // r0 *= 0x101 -> 0x00354244 * 0x101 = 0x35778644 (0x354244 * 0x100 = 0x35424400, plus
+    // 0x354244); w0 += 0x7fff_0000 -> 0xb5768644 (32-bit: no carry out); r0 = -0x1234 (64-bit mov,
+    // sign-extended) checked by a compare; store of 0x4321 (u16) at data[0..2] -> 0x21, 0x43;
+    // lddw 0x1122_3344_5566_7788.
+    let lddw = |dst: u8, v: u64| {
+        [
+            Insn::new(OP_LDDW, dst, 0, 0, v as u32 as i32),
+            Insn::new(0, 0, 0, 0, (v >> 32) as u32 as i32),
+        ]
+    };
+    let mut code = vec![
+        mov64(0, 0x1234_5678),
+        alu64(ALU_ADD, 0, 0x1000),
+        alu64(ALU_SUB, 0, 0x0f00),
+        alu64(ALU_OR, 0, 0x1_0000),
+        alu64(ALU_AND, 0, 0x00ff_f0f0),
+        alu64(ALU_XOR, 0, 0x1234),
+        alu64(ALU_MUL, 0, 0x101),
+        Insn::new(CLASS_ALU | ALU_ADD | SRC_K, 0, 0, 0, 0x7fff_0000),
+        // r5 = -0x1234; if r5 != -0x1234 goto fail (64-bit compare of the sign-extended value)
+        mov64(5, -0x1234),
+        Insn::new(CLASS_JMP | JMP_JNE | SRC_K, 5, 0, 8, -0x1234),
+        // if w0 != 0xb5768644 goto fail (32-bit compare)
+        Insn::new(
+            CLASS_JMP32 | JMP_JNE | SRC_K,
+            0,
+            0,
+            7,
+            0xb576_8644u32 as i32,
+        ),
+        // if r0 & 0x2000_0000 (set: 0xb... is 1011 in its top bits) skip the jump to fail
+        Insn::new(CLASS_JMP | JMP_JSET | SRC_K, 0, 0, 1, 0x2000_0000),
+        Insn::new(CLASS_JMP | JMP_JA, 0, 0, 5, 0),
+        st(SIZE_H, 1, 0, 0x4321),
+    ];
+    code.extend(lddw(6, 0x1122_3344_5566_7788));
+    code.extend([
+        // r0 ^= r6 -> 0xb5768644 ^ 0x1122334455667788 = 0x11223344e010f1cc
+        alu64_reg(ALU_XOR, 0, 6),
+        exit(),
+        // fail:
+        mov64(0, 0),
+        exit(),
+    ]);
+    let mut memory = input();
+    memory[0] = 0x21;
+    memory[1] = 0x43;
+    check("pooled", &code, 0x1122_3344_e010_f1cc, &memory);
 }

@@ -93,6 +93,18 @@ pub fn size_bound(insns: usize) -> usize {
 /// the back jump's extra entry count and jumps around it.
 const COUNTER_BYTES: usize = 6 * 14 + 16;
 
+/// By slot, the registers live after each instruction that falls through to the next: those
+/// live before the next (the analysis' liveness, `crate::analysis::liveness`).
+fn live_after(analysis: &Analysis) -> Vec<u16> {
+    let p = &analysis.program;
+    let live = analysis.live_registers(&crate::analysis::all_five);
+    let mut after = vec![u16::MAX; p.slot_count()];
+    for i in 0..p.len().saturating_sub(1) {
+        after[p.slot(i)] = live[i + 1];
+    }
+    after
+}
+
 fn is_lddw(insn: &Insn) -> bool {
     insn.opcode == OP_LDDW
 }
@@ -127,6 +139,9 @@ struct Compiler<'a> {
     /// A `t = b; t += x` left unemitted (see `fold`): the proved accesses through `t` up to slot
     /// `last` address `[b + x + off]` instead.
     folded: Option<Folded>,
+    /// By slot, for an instruction that falls through: the registers live after it (bit r for
+    /// r); empty when no access was proved (then nothing folds).
+    live_after: Vec<u16>,
     /// Whether the code meters the budget (`JitOptions::meter`). Without it no chain charges r12
     /// and nothing gives back (`adj` is 0): r12 keeps what the run started with, moved only by
     /// what helpers charge (callbacks).
@@ -226,6 +241,11 @@ pub fn compile(
         blind: blind.then(Blinder::new),
         pool: Vec::new(),
         coverage,
+        live_after: if proved.contains(&true) {
+            live_after(analysis)
+        } else {
+            Vec::new()
+        },
         proved,
         metered,
         folded: None,

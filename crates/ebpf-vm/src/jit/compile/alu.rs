@@ -50,12 +50,13 @@ impl Compiler<'_> {
         true
     }
 
-    /// `t = b; t += x` (64-bit; x a register or an immediate) followed, in the same block, only by
-    /// loads and stores through `t` that the verifier proved in bounds, the last of them a load
-    /// into `t`: `t`'s sum is read by those accesses alone and dead after them, so the pair emits
-    /// nothing and the accesses address `[b + x + off]` (x86's base + index + displacement), one
-    /// `lea` fewer and its latency off the loads' path (clang's native code addresses so). None
-    /// of the accesses but the last writes `b`, `x` or `t`. Returns whether it folded the pair.
+    /// `t = b; t += x` (64-bit; x a register or an immediate) followed, in the same block, by
+    /// loads and stores through `t` that the verifier proved in bounds, after which `t` is dead:
+    /// the last of them loads into `t`, or the liveness analysis finds `t` dead after the last
+    /// (`live_after`). `t`'s sum is read by those accesses alone, so the pair emits nothing and
+    /// the accesses address `[b + x + off]` (x86's base + index + displacement), one `lea` fewer
+    /// and its latency off the loads' path (clang's native code addresses so). None of the
+    /// accesses but the last writes `b`, `x` or `t`. Returns whether it folded the pair.
     fn fold(&mut self, pc: usize) -> bool {
         /// Most accesses looked at after the pair.
         const WINDOW: usize = 8;
@@ -78,9 +79,10 @@ impl Compiler<'_> {
             },
         ];
         let mut p = pc + 2;
+        let mut last = None;
         for _ in 0..WINDOW {
             if p >= self.insns.len() || self.shape.chains[p] != 0 || !self.proved[p] {
-                return false;
+                break;
             }
             let insn = &self.insns[p];
             let op = insn.opcode;
@@ -89,23 +91,31 @@ impl Compiler<'_> {
                 CLASS_LDX if mode == MODE_MEM || mode == MODE_MEMSX => (insn.src, insn.off),
                 CLASS_ST if mode == MODE_MEM => (insn.dst, insn.off),
                 CLASS_STX if mode == MODE_MEM && insn.src != t => (insn.dst, insn.off),
-                _ => return false,
+                _ => break,
             };
             if base != t || i32::try_from(at.disp as i64 + off as i64).is_err() {
-                return false;
+                break;
             }
+            last = Some(p);
             if class(op) == CLASS_LDX {
                 if insn.dst == t {
                     self.folded = Some(Folded { t, at, last: p });
                     return true;
                 }
                 if read.contains(&insn.dst) {
-                    return false;
+                    // The next access would see another b or x.
+                    break;
                 }
             }
             p += 1;
         }
-        false
+        match last {
+            Some(last) if self.live_after[last] & 1 << t == 0 => {
+                self.folded = Some(Folded { t, at, last });
+                true
+            }
+            _ => false,
+        }
     }
 
     pub(super) fn alu(&mut self, insn: &Insn) {
