@@ -3,22 +3,11 @@
 //! untrusted bytecode chooses 4 (or 8) bytes of machine code per instruction: the raw material of a
 //! JIT-spray attack, which jumps into the middle of such constants.
 //!
-//! With blinding, no constant the program chose (ALU and JMP immediates, store immediates,
-//! `lddw`, legacy packet load offsets, helper numbers, loop bounds the fast-loop check uses)
-//! appears in executable memory, in one of two ways:
-//! - the common forms (`add`, `sub`, `or`, `and`, `xor`, `mul`, `mov` and compares with an
-//!   immediate, store immediates, `lddw`) read it from the program's constant pool: 8-byte
-//!   entries on the pages after the code, mapped read-only and not executable
-//!   (`exec_mem::ExecMem::with_data`), addressed `[rip + disp32]` (the displacement is the JIT's,
-//!   from the code's layout). The instruction is the same one, with a memory operand: no extra
-//!   instruction where the key form below costs two, in a loop's compare for instance;
-//! - the others (shift counts, divisors, helper numbers, packet offsets, the fast-loop check's
-//!   bound) are emitted as `imm ^ key` and rebuilt at run time into a scratch register
-//!   (`mov r, imm ^ key; xor r, key`), with a fresh random key per instruction drawn from a
-//!   per-program random seed; the instruction then uses the register. The code holds
-//!   `imm ^ key` and `key`, never `imm`.
-//!
-//! Either way a jump into the middle of an instruction finds no bytes the program chose.
+//! With blinding, every constant the program chose (ALU and JMP immediates, store immediates,
+//! `lddw`, legacy packet load offsets, helper numbers, loop bounds the fast-loop check uses) is
+//! emitted as `imm ^ key` and rebuilt at run time into a scratch register (`mov r, imm ^ key;
+//! xor r, key`), with a fresh random key per instruction drawn from a per-program random seed;
+//! the instruction then uses the register. The code holds `imm ^ key` and `key`, never `imm`.
 //!
 //! As in sbpf (`should_sanitize_constant`), constants that choose at most one byte are left as
 //! they are: values from -256 to 255 (the rest of their bytes are all 0 or all 1) and the masks
@@ -93,6 +82,20 @@ impl Blinder {
             a.mov_r32_imm(reg, (imm ^ key) as u32);
             a.alu_ri(Alu::Xor, W::B32, reg, key);
         }
+    }
+
+    /// `reg = v` for a 64-bit constant, with `scratch` (another register) clobbered.
+    pub fn load64(&mut self, a: &mut Asm, reg: u8, v: u64, scratch: u8) {
+        let key = loop {
+            let k = self.next();
+            // Both halves differ from zero, so neither half of `v` appears as it is.
+            if k as u32 != 0 && k >> 32 != 0 {
+                break k;
+            }
+        };
+        a.mov_imm64(reg, v ^ key);
+        a.mov_imm64(scratch, key);
+        a.alu_rr(Alu::Xor, W::B64, reg, scratch);
     }
 }
 

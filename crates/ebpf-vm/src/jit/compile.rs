@@ -63,11 +63,6 @@ pub const MAX_FIXED_BYTES: usize = 2048;
 /// second slot of `lddw`).
 pub struct Compiled {
     pub code: Vec<u8>,
-    /// The constant pool (blinded constants, read where the code uses them): to be placed
-    /// readable and not executable after the code, and each `(at, k)` of `pool_fixups` patched
-    /// to the rel32 from the end of the field at `at` to entry `k` (8 bytes each).
-    pub pool: Vec<u64>,
-    pub pool_fixups: Vec<(usize, u32)>,
     pub offsets: Vec<u32>,
     /// Where the out-of-line snippets and shared stubs begin.
     pub body_end: usize,
@@ -128,8 +123,6 @@ struct Compiler<'a> {
     group: Option<OpenGroup>,
     /// Draws the keys of blinded constants; `None` when constants are emitted as they are.
     blind: Option<Blinder>,
-    /// With blinding, the constants the code reads from memory (see `pooled`).
-    pool: Vec<u64>,
     /// Coverage counters (`coverage::CoverageCounters::addresses`): chain entries and
     /// conditional jumps' fall-throughs, a u64 per slot each.
     coverage: Option<(u64, u64)>,
@@ -239,7 +232,6 @@ pub fn compile(
         cond: None,
         group: None,
         blind: blind.then(Blinder::new),
-        pool: Vec::new(),
         coverage,
         live_after: if proved.contains(&true) {
             live_after(analysis)
@@ -367,13 +359,10 @@ pub fn compile(
             Ok((pc, at as u32))
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let pool_fixups = c.a.take_pool();
     let code = c.a.finish()?;
     debug_assert!(code.len() <= size_bound(insns.len()));
     Ok(Compiled {
         code,
-        pool: c.pool,
-        pool_fixups,
         offsets,
         body_end,
         function_entry,
@@ -388,29 +377,6 @@ impl Compiler<'_> {
     fn checks(&self) -> bool {
         self.insns.iter().zip(&self.proved).any(|(insn, proved)| {
             matches!(class(insn.opcode), CLASS_LDX | CLASS_ST | CLASS_STX) && !proved
-        })
-    }
-
-    /// With blinding, for a constant worth it (`imm`, which a 32-bit read sees as it is and a
-    /// 64-bit one sign-extended), an operand that reads it from the constant pool, and otherwise `None` (the caller then uses
-    /// the immediate form). The pool lies in pages that are readable and not executable (see
-    /// `blind`): the constant is nowhere in the code, and reading it costs the instruction that
-    /// uses it no extra instruction (`op r, [rip + d]`), where rebuilding it from a key costs two.
-    fn pooled(&mut self, imm: i32) -> Option<Mem> {
-        // Sign-extended: a narrower read sees the low bytes, imm itself.
-        self.pool_entry(imm as i64 as u64)
-    }
-
-    /// As `pooled`, for a 64-bit constant (`lddw`).
-    fn pool_entry(&mut self, v: u64) -> Option<Mem> {
-        if self.blind.is_none() || !worth_blinding(v) {
-            return None;
-        }
-        self.pool.push(v);
-        Some(Mem {
-            base: POOL,
-            index: None,
-            disp: self.pool.len() as i32 - 1,
         })
     }
 
@@ -437,9 +403,9 @@ impl Compiler<'_> {
             _ if is_lddw(&insn) => {
                 let v = lddw_imm(&insn, &self.insns[pc + 1]);
                 let d = REG[insn.dst as usize];
-                match self.pool_entry(v) {
-                    Some(m) => self.a.load(W::B64, d, m),
-                    None => self.a.mov_imm64(d, v),
+                match &mut self.blind {
+                    Some(b) if worth_blinding(v) => b.load64(&mut self.a, d, v, RAX),
+                    _ => self.a.mov_imm64(d, v),
                 }
             }
             _ => self.packet_load(pc, &insn),

@@ -112,25 +112,9 @@ unsafe fn unmap(ptr: *mut u8, len: usize) {
     unsafe { libc::munmap(ptr.sub(page).cast(), len + 2 * page) };
 }
 
-/// Where `with_data` puts the data after `code_len` bytes of code: the next page boundary, so
-/// that the data's pages can be readable and not executable.
-pub fn data_offset(code_len: usize) -> usize {
-    code_len.max(1).div_ceil(page_size()) * page_size()
-}
-
 impl ExecMem {
-    /// `code` alone (the tests' form; a program's code comes with its constant pool).
-    #[cfg(test)]
     pub fn new(code: &[u8]) -> Result<ExecMem, String> {
-        Self::with_data(code, &[])
-    }
-
-    /// `code`, read+execute, followed at `data_offset(code.len())` by `data` in pages that are
-    /// read-only and not executable (the JIT's constant pool: constants a program chose, which
-    /// must not lie in executable memory, see `jit::blind`).
-    pub fn with_data(code: &[u8], data: &[u8]) -> Result<ExecMem, String> {
-        let code_pages = data_offset(code.len());
-        let len = code_pages + data.len().div_ceil(page_size()) * page_size();
+        let len = code.len().max(1).div_ceil(page_size()) * page_size();
         let (ptr, len) = match take_pooled(len) {
             Some((ptr, len)) => (ptr as *mut u8, len),
             None => (map(len)?, len),
@@ -142,24 +126,14 @@ impl ExecMem {
             len,
             code_len: code.len(),
         };
-        // SAFETY: the mapping is `len >= code_pages + data.len()` bytes (a pooled one may be
-        // longer), read+write (fresh, or made so when it went into the pool) and used by
-        // nothing else; `code_pages >= code.len()` and is a whole number of pages.
+        // SAFETY: the mapping is `len >= code.len()` bytes, read+write (fresh, or made so when
+        // it went into the pool) and used by nothing else.
         unsafe {
             std::ptr::copy_nonoverlapping(code.as_ptr(), ptr, code.len());
             std::ptr::write_bytes(ptr.add(code.len()), PADDING, len - code.len());
-            std::ptr::copy_nonoverlapping(data.as_ptr(), ptr.add(code_pages), data.len());
-            let exec = if data.is_empty() { len } else { code_pages };
-            if libc::mprotect(ptr.cast(), exec, libc::PROT_READ | libc::PROT_EXEC) != 0 {
+            if libc::mprotect(ptr.cast(), len, libc::PROT_READ | libc::PROT_EXEC) != 0 {
                 return Err(format!(
                     "mprotect of JIT code to read+exec failed: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-            if exec < len && libc::mprotect(ptr.add(exec).cast(), len - exec, libc::PROT_READ) != 0
-            {
-                return Err(format!(
-                    "mprotect of JIT data to read-only failed: {}",
                     std::io::Error::last_os_error()
                 ));
             }
@@ -252,26 +226,6 @@ mod tests {
             );
             assert_eq!(perms(b.entry() as usize).as_deref(), Some("r-xp"));
         }
-    }
-
-    #[test]
-    fn data_after_the_code_is_readable_and_not_executable() {
-        let data = 0x1122_3344_5566_7788u64.to_le_bytes();
-        let a = ExecMem::with_data(&[0xc3], &data).unwrap();
-        let at = a.entry() as usize;
-        let d = data_offset(1);
-        assert_eq!(d, page_size());
-        assert_eq!(perms(at).as_deref(), Some("r-xp"));
-        assert_eq!(perms(at + d).as_deref(), Some("r--p"));
-        // SAFETY: inside the mapping, whose data pages are readable.
-        let held = unsafe { std::slice::from_raw_parts(a.entry().add(d), 8) };
-        assert_eq!(held, data);
-        drop(a);
-        // Recycled whole (read+write) or unmapped.
-        assert!(matches!(
-            perms(at + d).as_deref(),
-            None | Some("rw-p" | "r-xp" | "r--p")
-        ));
     }
 
     #[test]

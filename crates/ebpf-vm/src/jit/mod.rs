@@ -204,17 +204,7 @@ impl JitProgram {
     ) -> Result<JitProgram, LoadError> {
         let c = compile::compile(insns, analysis, options, entries, proved)
             .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
-        let mut code = c.code;
-        // The pool goes on the pages after the code: each reference is a rel32 to its entry.
-        let pool_at = exec_mem::data_offset(code.len());
-        for &(at, k) in &c.pool_fixups {
-            let rel = (pool_at + 8 * k as usize) as i64 - (at as i64 + 4);
-            let rel = i32::try_from(rel)
-                .map_err(|_| LoadError::new(ErrorCode::E2big, "JIT: constant pool out of reach"))?;
-            code[at..at + 4].copy_from_slice(&rel.to_le_bytes());
-        }
-        let pool: Vec<u8> = c.pool.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let mem = exec_mem::ExecMem::with_data(&code, &pool)
+        let mem = exec_mem::ExecMem::new(&c.code)
             .map_err(|m| LoadError::new(ErrorCode::E2big, format!("JIT: {m}")))?;
         Ok(JitProgram {
             mem,

@@ -41,10 +41,6 @@ impl W {
     }
 }
 
-/// `Mem::base` of an operand in the constant pool (`Asm::pool`): `[rip + disp32]`, the
-/// displacement patched at load to reach the pool's entry number `disp` (see `Asm::take_pool`).
-pub const POOL: u8 = 0xff;
-
 /// A memory operand `[base + index * 2^scale + disp]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mem {
@@ -150,8 +146,6 @@ pub struct Asm {
     labels: Vec<Option<usize>>,
     /// Positions of rel32 fields and the label each one refers to.
     fixups: Vec<(usize, Label)>,
-    /// Positions of the disp32 fields of `POOL` operands and the pool entry each one reads.
-    pool_fixups: Vec<(usize, u32)>,
 }
 
 /// The bytes of one instruction, written into the room past the end of the code.
@@ -198,12 +192,6 @@ impl Enc<'_> {
     }
 
     fn modrm_mem(&mut self, reg: u8, m: Mem) {
-        if m.base == POOL {
-            // mod 00, r/m 101: [rip + disp32], patched later (`Asm::op_rm`).
-            self.byte((reg & 7) << 3 | 5);
-            self.imm32(0);
-            return;
-        }
         let base = m.base & 7;
         // [rbp]/[r13] with mod 00 means RIP/disp32, so those bases always carry a displacement.
         let md = if m.disp == 0 && base != 5 {
@@ -242,8 +230,7 @@ impl Enc<'_> {
     fn op_rm(&mut self, w: W, opcode: &[u8], reg: u8, m: Mem) {
         let byte_regs = w == W::B8 && reg & 0xc == 4;
         let index = m.index.map(|(i, _)| i).unwrap_or(0);
-        let base = if m.base == POOL { 0 } else { m.base };
-        self.prefixes(w, reg, index, base, byte_regs);
+        self.prefixes(w, reg, index, m.base, byte_regs);
         self.bytes(opcode);
         self.modrm_mem(reg, m);
     }
@@ -336,17 +323,6 @@ impl Asm {
 
     fn op_rm(&mut self, w: W, opcode: &[u8], reg: u8, m: Mem) {
         self.put(|e| e.op_rm(w, opcode, reg, m));
-        if m.base == POOL {
-            // The displacement ends the instruction (no form with an immediate after it reads
-            // the pool: `store_imm` and `alu_mi8` are never given such an operand).
-            self.pool_fixups.push((self.end - 4, m.disp as u32));
-        }
-    }
-
-    /// The `POOL` operands' displacement fields and the pool entry each one reads, for the
-    /// loader to patch once it knows where the pool lies (`jit::exec_mem`).
-    pub fn take_pool(&mut self) -> Vec<(usize, u32)> {
-        std::mem::take(&mut self.pool_fixups)
     }
 
     // ---- data movement ----
@@ -550,16 +526,6 @@ impl Asm {
     /// `test al, imm8`.
     pub fn test_al(&mut self, imm: u8) {
         self.put(|e| e.bytes(&[0xa8, imm]));
-    }
-
-    /// `imul r, [m]`.
-    pub fn imul_rm(&mut self, w: W, dst: u8, m: Mem) {
-        self.op_rm(w, &[0x0f, 0xaf], dst, m);
-    }
-
-    /// `test [m], r`.
-    pub fn test_rm(&mut self, w: W, m: Mem, r: u8) {
-        self.op_rm(w, &[0x85], r, m);
     }
 
     pub fn imul_rr(&mut self, w: W, dst: u8, src: u8) {

@@ -127,6 +127,7 @@ impl Compiler<'_> {
         // Validation guarantees src <= 10 for register forms and 0 for immediate forms.
         let s = REG[insn.src as usize];
         let imm = insn.imm;
+        let (a, blind) = (&mut self.a, &mut self.blind);
         let simple = match op & 0xf0 {
             ALU_ADD => Some(Alu::Add),
             ALU_SUB => Some(Alu::Sub),
@@ -135,17 +136,11 @@ impl Compiler<'_> {
             ALU_XOR => Some(Alu::Xor),
             _ => None,
         };
-        let pooled = match op & 0xf0 {
-            _ if x => None,
-            ALU_ADD | ALU_SUB | ALU_OR | ALU_AND | ALU_XOR | ALU_MUL | ALU_MOV => self.pooled(imm),
-            _ => None,
-        };
-        let (a, blind) = (&mut self.a, &mut self.blind);
         if let Some(o) = simple {
             if x {
                 a.alu_rr(o, w, d, s);
-            } else if let Some(m) = pooled {
-                a.alu_rm(o, w, d, m);
+            } else if blinded(a, blind, w, RAX, imm) {
+                a.alu_rr(o, w, d, RAX);
             } else {
                 a.alu_ri(o, w, d, imm);
             }
@@ -155,8 +150,8 @@ impl Compiler<'_> {
             ALU_MUL => {
                 if x {
                     a.imul_rr(w, d, s);
-                } else if let Some(m) = pooled {
-                    a.imul_rm(w, d, m);
+                } else if blinded(a, blind, w, RAX, imm) {
+                    a.imul_rr(w, d, RAX);
                 } else {
                     a.imul_rri(w, d, d, imm);
                 }
@@ -193,9 +188,8 @@ impl Compiler<'_> {
                     if imm == 0 {
                         // No flags live across eBPF instructions: the short zeroing idiom.
                         a.alu_rr(Alu::Xor, W::B32, d, d);
-                    } else if let Some(m) = pooled {
-                        // A 32-bit load zero-extends, as a 32-bit mov does.
-                        a.load(w, d, m);
+                    } else if blinded(a, blind, w, d, imm) {
+                        // Loaded straight into the destination.
                     } else if wide {
                         a.mov_imm64(d, imm as i64 as u64);
                     } else {

@@ -117,11 +117,11 @@ impl Compiler<'_> {
                 } else if insn.imm == 0 && cond != JMP_JSET {
                     // Same flags as `cmp d, 0` for every condition (CF = OF = 0).
                     self.a.test_rr(w, d, d);
-                } else if let Some(m) = self.pooled(insn.imm) {
+                } else if blinded(&mut self.a, &mut self.blind, w, RAX, insn.imm) {
                     if cond == JMP_JSET {
-                        self.a.test_rm(w, m, d);
+                        self.a.test_rr(w, d, RAX);
                     } else {
-                        self.a.alu_rm(Alu::Cmp, w, d, m);
+                        self.a.alu_rr(Alu::Cmp, w, d, RAX);
                     }
                 } else if cond == JMP_JSET {
                     self.a.test_ri(w, d, insn.imm);

@@ -183,9 +183,7 @@ impl Compiler<'_> {
         let m = self.operand(pc, insn.dst, insn.off, size, true);
         let w = W::of_size(size);
         if class(insn.opcode) == CLASS_ST {
-            if let Some(c) = self.pooled(insn.imm) {
-                // The sign-extended constant; the store writes its low `size` bytes.
-                self.a.load(W::B64, RAX, c);
+            if blinded(&mut self.a, &mut self.blind, w, RAX, insn.imm) {
                 self.a.store(w, m, RAX);
             } else {
                 self.a.store_imm(w, m, insn.imm);
