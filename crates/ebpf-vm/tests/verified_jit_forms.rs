@@ -1,7 +1,7 @@
 //! The machine-code forms the JIT emits only for proved accesses (mode verified), against values
 //! computed by hand: `t = b; t += x` followed by loads and stores through `t`, after which `t` is
 //! dead (the last loads into `t`, or liveness says so), addresses `[b + x + off]` with no `lea`
-//! (`jit/compile/alu.rs`, `fold`); and the constants that blinding reads from the constant pool. Each program
+//! (`jit/compile/alu.rs`, `fold`); and blinded constants in each immediate form. Each program
 //! runs on both engines in both modes; the interpreter in mode checked is the reference, and the
 //! expected r0 and memory below are worked out from the instructions and the input.
 
@@ -235,9 +235,9 @@ fn a_sum_read_at_a_jump_target_is_kept() {
 }
 
 #[test]
-fn pooled_constants_in_every_form() {
-    // Constants worth blinding (more than one chosen byte) in each form that reads the pool,
-    // 64-bit and 32-bit, worked out by hand:
+fn blinded_constants_in_every_form() {
+    // Constants worth blinding (more than one chosen byte) in each immediate form, 64-bit and
+    // 32-bit, worked out by hand:
     // r0 = 0x12345678; r0 += 0x1000 -> 0x12346678; r0 -= 0x0f00 -> 0x12345778;
     // r0 |= 0x10000 -> 0x12355778; r0 &= 0x00ff_f0f0 -> 0x00355070; r0 ^= 0x1234 -> 0x00354244;
     // r0 *= 0x101 -> 0x00354244 * 0x101 = 0x35778644 (0x354244 * 0x100 = 0x35424400, plus
@@ -287,5 +287,27 @@ fn pooled_constants_in_every_form() {
     let mut memory = input();
     memory[0] = 0x21;
     memory[1] = 0x43;
-    check("pooled", &code, 0x1122_3344_e010_f1cc, &memory);
+    check("blinded", &code, 0x1122_3344_e010_f1cc, &memory);
+}
+
+#[test]
+fn a_continue_to_a_copied_latch() {
+    // for r2 in 0..6: if r2 & 1 { r0 += 1 } else { r0 += 10; continue } -- both ways reach the
+    // latch `r2 += 1; if r2 < 6 goto head`, the even one by a `ja` that the JIT (unmetered, mode
+    // verified) replaces by a copy of the latch. r0 = 3 * 10 + 3 * 1 = 33; then r0 += r2 = 39.
+    let code = [
+        mov64(0, 0),
+        mov64(2, 0),
+        // head:
+        Insn::new(CLASS_JMP | JMP_JSET | SRC_K, 2, 0, 2, 1),
+        alu64(ALU_ADD, 0, 10),
+        Insn::new(CLASS_JMP | JMP_JA, 0, 0, 1, 0),
+        alu64(ALU_ADD, 0, 1),
+        // latch:
+        alu64(ALU_ADD, 2, 1),
+        Insn::new(CLASS_JMP | JMP_JLT | SRC_K, 2, 0, -6, 6),
+        alu64_reg(ALU_ADD, 0, 2),
+        exit(),
+    ];
+    check("latch", &code, 39, &input());
 }

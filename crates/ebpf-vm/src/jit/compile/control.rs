@@ -12,6 +12,10 @@ use crate::isa::Insn;
 use crate::jit::frame::*;
 use crate::jit::x86::*;
 
+/// Most register instructions of a latch that `copy_latch` copies (its conditional jump aside):
+/// the copy stays within an instruction's bound on code (`MAX_INSN_BYTES`).
+const LATCH_COPY: usize = 3;
+
 /// Whether an instruction is a conditional jump: control may fall through to the next one.
 pub(super) fn is_cond_jump(insn: &Insn) -> bool {
     let op = insn.opcode;
@@ -85,8 +89,10 @@ impl Compiler<'_> {
         match op & 0xf0 {
             JMP_JA => {
                 let t = self.shape.target(pc).expect("ja has a target");
-                let l = self.label(t);
-                self.a.jmp(l);
+                if !self.copy_latch(t) {
+                    let l = self.label(t);
+                    self.a.jmp(l);
+                }
             }
             JMP_EXIT => {
                 // The exit record names the instruction the run leaves by (`RunOutput::exit_pc`).
@@ -205,6 +211,42 @@ impl Compiler<'_> {
                 }
             }
         }
+    }
+
+    /// `ja t` where t's chain is short, register arithmetic then a conditional jump (a loop's
+    /// latch: `i += 1; if i < n goto head`, which a `continue` or each case of a switch jumps
+    /// to): emits a copy of that chain in place of the jump, then a jump to what follows it, so
+    /// that the way round the loop takes one taken jump fewer (a switch's case goes straight back
+    /// to the head). Only in unmetered code without coverage, where the copy has no meter or
+    /// counter of its own to keep. Returns whether it did.
+    pub(super) fn copy_latch(&mut self, t: usize) -> bool {
+        if self.metered || self.coverage.is_some() || self.fast.is_some() {
+            return false;
+        }
+        let n = self.shape.chains[t] as usize;
+        let last = t + n.max(1) - 1;
+        if !(2..=LATCH_COPY + 1).contains(&n) || last + 1 >= self.insns.len() {
+            return false;
+        }
+        let arithmetic = |insn: &Insn| {
+            matches!(class(insn.opcode), CLASS_ALU | CLASS_ALU64)
+                && !matches!(insn.opcode & 0xf0, ALU_DIV | ALU_MOD)
+        };
+        if !self.insns[t..last].iter().all(arithmetic) || !is_cond_jump(&self.insns[last]) {
+            return false;
+        }
+        // The chain's own code may have folded an access's address; the copy emits all of it.
+        self.folded = None;
+        let (block_n, block_k) = (self.block_n, self.block_k);
+        self.block_n = n as u32;
+        for (k, p) in (t..=last).enumerate() {
+            self.block_k = k as u32;
+            self.insn(p);
+        }
+        (self.block_n, self.block_k) = (block_n, block_k);
+        let after = self.label(last + 1);
+        self.a.jmp(after);
+        true
     }
 
     /// rax = helper id; the stub passes r1-r5 to `interpreter::call_helper` and sets r0, and r12
