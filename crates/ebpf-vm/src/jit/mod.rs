@@ -95,7 +95,12 @@
 //! `dst = src; dst += x` inside a chain is one `lea` (the add is no jump target, so nothing can
 //! enter between the two); `mov r, 0` is `xor`, `cmp r, 0` is `test r, r` (no flags live across
 //! eBPF instructions); loop heads (targets of backward jumps) are aligned to 64 bytes, as the
-//! inline checks make hot loops long enough to be bound by instruction fetch.
+//! inline checks make hot loops long enough to be bound by instruction fetch. For accesses the
+//! verifier proved, `t = b; t += x` whose sum only those accesses read (dead after them: the last
+//! loads into `t`, or liveness says so) is no instruction at all: the accesses address
+//! `[b + x + off]` (`compile/alu.rs`, `fold`). In unmetered code a `ja` to a short latch
+//! (register arithmetic and a conditional jump: a `continue`, a switch's case) is a copy of the
+//! latch, one taken jump fewer per trip round the loop (`compile/control.rs`, `copy_latch`).
 //!
 //! # Constant blinding
 //!

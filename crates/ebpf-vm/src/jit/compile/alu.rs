@@ -78,10 +78,9 @@ impl Compiler<'_> {
                 mv.src
             },
         ];
-        let mut p = pc + 2;
         let mut last = None;
-        for _ in 0..WINDOW {
-            if p >= self.insns.len() || self.shape.chains[p] != 0 || !self.proved[p] {
+        for p in pc + 2..(pc + 2 + WINDOW).min(self.insns.len()) {
+            if self.shape.chains[p] != 0 || !self.proved[p] {
                 break;
             }
             let insn = &self.insns[p];
@@ -107,7 +106,6 @@ impl Compiler<'_> {
                     break;
                 }
             }
-            p += 1;
         }
         match last {
             Some(last) if self.live_after[last] & 1 << t == 0 => {
