@@ -1,4 +1,5 @@
-//! Register arithmetic: the ALU and ALU64 classes, and `dst = src; dst += x` fused into a `lea`.
+//! Register arithmetic: the ALU and ALU64 classes, and `dst = src; dst += x` fused into a `lea`
+//! or, before proved accesses through `dst` alone, into their addresses (`fold`).
 
 use super::{blinded, ctx, Compiler, Folded, DATA_NEG, REG};
 use crate::isa::opcodes::*;
