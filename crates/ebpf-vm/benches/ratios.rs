@@ -6,16 +6,22 @@
 //! that comes and goes between them skews the ratios. Here the engines take turns: each round
 //! times a small batch of runs on every engine, and each engine keeps its fastest batch (the
 //! run least disturbed). Prints Markdown: times, then ratios with the median over programs.
+//! Then the load latency, and a load cut into its parts (the JIT's part apart from validation,
+//! analysis and verification) beside rbpf's compile.
+//!
+//! A name given after `--` keeps the programs whose name holds it (`-- parse`: `parse` and
+//! `parse_fixed`); `-- load` keeps only the load tables.
 
 mod support;
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use ebpf_vm::{Engine, Program, ProgramOptions};
+use ebpf_vm::{Engine, Mode, Program, ProgramOptions};
 
 use support::engines::{self, compile_rbpf_jit, Runner, MEASURE_OUR_JIT};
 use support::inputs::programs;
+use support::load_parts;
 use support::native::NativeLib;
 use support::race::{fmt_ratio, fmt_time, median, race, Task};
 
@@ -33,12 +39,18 @@ const ENGINES: [&str; 8] = [
 const PER_PROGRAM: Duration = Duration::from_millis(3000);
 
 fn main() {
-    // `cargo bench` passes `--bench`; a name filter is not supported here.
+    // `cargo bench` passes `--bench`; any other argument is a name filter.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let loads_only = filter.as_deref() == Some("load");
+    let wanted = |name: &str| loads_only || filter.as_deref().is_none_or(|f| name.contains(f));
     let native = NativeLib::build()
         .map_err(|e| eprintln!("native left out: {e}"))
         .ok();
     let mut rows = vec![];
-    for prog in programs() {
+    for prog in programs()
+        .into_iter()
+        .filter(|p| !loads_only && wanted(p.name))
+    {
         let runners: Vec<Runner> = engines::all(&prog, native.as_ref());
         let tasks = runners
             .into_iter()
@@ -114,7 +126,7 @@ fn main() {
     println!("|{}", " --- |".repeat(7));
     for prog in programs()
         .into_iter()
-        .filter(|p| p.name == "big" || p.name == "parse")
+        .filter(|p| (p.name == "big" || p.name == "parse") && wanted(p.name))
     {
         let bytes = prog.bytecode;
         let opts = |engine| ProgramOptions {
@@ -194,6 +206,56 @@ fn main() {
             fmt_time(get("rbpf_jit")),
             fmt_time(get("rbpf_interp")),
             fmt_ratio(div(get("ebpf_jit"), get("rbpf_jit"))),
+        );
+    }
+
+    println!();
+    load_in_parts(&wanted);
+}
+
+/// The load of `parse` (mode checked) and `parse_fixed` (mode verified) cut into its parts, each
+/// timed beside rbpf's compile of the same bytecode in the same race (`support::load_parts`).
+fn load_in_parts(wanted: &dyn Fn(&str) -> bool) {
+    println!(
+        "| load in parts | validate | analyse | verify | jit_part | whole load | rbpf_jit | jit_part / rbpf_jit |"
+    );
+    println!("|{}", " --- |".repeat(8));
+    for prog in programs().into_iter().filter(|p| wanted(p.name)) {
+        let mode = match prog.name {
+            "parse" => Mode::Checked,
+            "parse_fixed" => Mode::Verified,
+            _ => continue,
+        };
+        let bytes = prog.bytecode;
+        let mut tasks = match load_parts::tasks(bytes, mode, (prog.input)().len()) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{} left out of the parts: {e}", prog.name);
+                continue;
+            }
+        };
+        if compile_rbpf_jit(bytes).is_ok() {
+            tasks.push((
+                "rbpf_jit",
+                Box::new(move || {
+                    black_box(compile_rbpf_jit(bytes).unwrap());
+                }),
+            ));
+        }
+        let times = race(tasks, Duration::from_millis(3000));
+        let get = |e: &str| times.iter().find(|(n, _)| *n == e).map(|(_, t)| *t);
+        let div = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+        println!(
+            "| {} ({mode:?}, {} insns) | {} | {} | {} | {} | {} | {} | {} |",
+            prog.name,
+            bytes.len() / 8,
+            fmt_time(get("validate")),
+            fmt_time(get("analyse")),
+            fmt_time(get("verify")),
+            fmt_time(get("jit_part")),
+            fmt_time(get("load")),
+            fmt_time(get("rbpf_jit")),
+            fmt_ratio(div(get("jit_part"), get("rbpf_jit"))),
         );
     }
 }
