@@ -67,7 +67,8 @@ pub struct Compiled {
     /// Where the out-of-line snippets and shared stubs begin.
     pub body_end: usize,
     /// The function prologue: sets up a run as the main prologue does, then jumps to
-    /// `Ctx::entry` (how a callback is entered).
+    /// `Ctx::entry` (how a callback is entered); only with callback `entries` (else the end of
+    /// the code, never entered).
     pub function_entry: usize,
     /// For each callback entry (ascending), the offset of its code.
     pub entries: Vec<(usize, u32)>,
@@ -109,6 +110,9 @@ struct Compiler<'a> {
     cond: Option<CondLayout>,
     /// In the main pass: the open group of accesses that one check covers (see `group`).
     group: Option<OpenGroup>,
+    /// While a metered copy is emitted (code a run enters at most once, see `metered_copy`):
+    /// memory checks call the check stub straight away, with no inline test and no snippet.
+    cold: bool,
     /// Draws the keys of blinded constants; `None` when constants are emitted as they are.
     blind: Option<Blinder>,
     /// Coverage counters (`coverage::CoverageCounters::addresses`): chain entries and
@@ -205,6 +209,7 @@ pub fn compile(
         fast: None,
         cond: None,
         group: None,
+        cold: false,
         blind: blind.then(Blinder::new),
         coverage,
         proved,
@@ -316,8 +321,11 @@ pub fn compile(
         return Err("out-of-line code over its bound".into());
     }
     c.emit_stubs();
+    // The function prologue enters callbacks only: without callback entries, none.
     let function_entry = c.a.pos();
-    c.prologue(true, checks);
+    if !entries.is_empty() {
+        c.prologue(true, checks);
+    }
     let entries = entries
         .iter()
         .map(|&pc| {
