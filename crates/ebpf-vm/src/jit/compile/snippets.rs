@@ -251,10 +251,10 @@ impl Compiler<'_> {
         self.cold = true;
         for (k, pc) in pcs().enumerate().take(last.0 + 1) {
             if observable(&insns[pc]) {
-                // if rem <= k: stop here.
-                self.a.lea(RAX, mem(BUDGET, n as i32));
-                self.a.alu_ri(Alu::Cmp, W::B64, RAX, k as i32);
-                self.a.jcc(Cond::Be, out);
+                // if rem <= k: stop here. r12 = rem - n lies in [-n, -1] (rem < n), so a
+                // signed compare with k - n tells.
+                self.a.alu_ri(Alu::Cmp, W::B64, BUDGET, k as i32 - n as i32);
+                self.a.jcc(Cond::Le, out);
             }
             self.block_k = k as u32;
             self.insn(pc);
