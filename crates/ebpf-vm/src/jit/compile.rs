@@ -73,7 +73,7 @@ pub struct Compiled {
     /// For each callback entry (ascending), the offset of its code.
     pub entries: Vec<(usize, u32)>,
     /// The code checks memory accesses inline, against the run block's fast-path fields (see
-    /// `Compiler::checks`); without, a run need not fill them in.
+    /// `checks`); without, a run need not fill them in.
     pub checks: bool,
 }
 
@@ -88,6 +88,14 @@ pub fn size_bound(insns: usize) -> usize {
 /// jump's fall-through), one in its metered copy, and in a fast loop's two copies one each, with
 /// the back jump's extra entry count and jumps around it.
 const COUNTER_BYTES: usize = 6 * 14 + 16;
+
+/// Whether the code may check a memory access inline (against `Ctx`'s fast-path fields, which
+/// the prologue then copies): some load, store or atomic the verifier did not prove.
+fn checks(insns: &[Insn], proved: &[bool]) -> bool {
+    insns.iter().zip(proved).any(|(insn, proved)| {
+        matches!(class(insn.opcode), CLASS_LDX | CLASS_ST | CLASS_STX) && !proved
+    })
+}
 
 fn is_lddw(insn: &Insn) -> bool {
     insn.opcode == OP_LDDW
@@ -192,8 +200,15 @@ pub fn compile(
         Some(p) => p.to_vec(),
         None => vec![false; insns.len()],
     };
-    // The bound is checked as code is emitted; the initial reservation is only a guess.
-    let mut a = Asm::with_capacity(insns.len() * 64 + MAX_FIXED_BYTES, 4 * insns.len() + 16);
+    let checks = checks(insns, &proved);
+    // The bound is checked as code is emitted; the initial reservation is only a guess (zeroed,
+    // so a generous one costs: the bench programs take 30-45 bytes an instruction with checks
+    // or metering, which add out-of-line code, and about 7 with neither).
+    let per_insn = if checks || metered { 48 } else { 16 };
+    let mut a = Asm::with_capacity(
+        insns.len() * per_insn + MAX_FIXED_BYTES,
+        4 * insns.len() + 16,
+    );
     let labels = (0..insns.len()).map(|_| a.new_label()).collect();
     let stubs = Stubs::new(&mut a);
     let mut c = Compiler {
@@ -215,7 +230,6 @@ pub fn compile(
         proved,
         metered,
     };
-    let checks = c.checks();
     c.prologue(false, checks);
     let mut offsets = vec![u32::MAX; insns.len()];
     let mut pc = 0;
@@ -348,14 +362,6 @@ pub fn compile(
 }
 
 impl Compiler<'_> {
-    /// Whether the code may check a memory access inline (against `Ctx`'s fast-path fields, which
-    /// the prologue then copies): some load, store or atomic the verifier did not prove.
-    fn checks(&self) -> bool {
-        self.insns.iter().zip(&self.proved).any(|(insn, proved)| {
-            matches!(class(insn.opcode), CLASS_LDX | CLASS_ST | CLASS_STX) && !proved
-        })
-    }
-
     fn label(&self, pc: usize) -> Label {
         self.labels[pc]
     }
