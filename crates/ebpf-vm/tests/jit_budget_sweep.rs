@@ -23,9 +23,12 @@ fn load(bytecode: &[u8], engine: Engine) -> Program {
     p
 }
 
+/// r0, count and exit pc; or the trap's kind and message, pc, size and count.
+type Outcome = Result<(u64, u64, usize), (String, usize, u32, u64)>;
+
 /// A run's outcome without the host address of a memory trap (which names the data buffer,
 /// different for each run).
-fn outcome(r: Result<RunOutput, Trap>) -> Result<(u64, u64, usize), (String, usize, u32, u64)> {
+fn outcome(r: Result<RunOutput, Trap>) -> Outcome {
     r.map(|o| (o.r0, o.insn_count, o.exit_pc)).map_err(|t| {
         (
             format!("{:?}: {}", t.kind, t.message),
