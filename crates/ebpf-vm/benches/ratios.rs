@@ -70,54 +70,56 @@ fn main() {
         eprintln!("{}: done", prog.name);
     }
 
-    println!("| program | {} |", ENGINES.join(" | "));
-    println!("|{}", " --- |".repeat(ENGINES.len() + 1));
-    for (name, t) in &rows {
-        let cells: Vec<String> = t.iter().map(|x| fmt_time(*x)).collect();
-        println!("| {name} | {} |", cells.join(" | "));
+    // Filtered to the load tables (`-- load`): no run tables.
+    if !rows.is_empty() {
+        println!("| program | {} |", ENGINES.join(" | "));
+        println!("|{}", " --- |".repeat(ENGINES.len() + 1));
+        for (name, t) in &rows {
+            let cells: Vec<String> = t.iter().map(|x| fmt_time(*x)).collect();
+            println!("| {name} | {} |", cells.join(" | "));
+        }
+        println!();
+        type RatioFn = fn(&[Option<f64>; 8]) -> Option<f64>;
+        let ratios: [(&str, RatioFn); 8] = [
+            ("ebpf_jit / native", |t| t[1].zip(t[0]).map(|(a, b)| a / b)),
+            ("ebpf_interp / native", |t| {
+                t[2].zip(t[0]).map(|(a, b)| a / b)
+            }),
+            ("ebpf_jit faster than rbpf_jit", |t| {
+                t[3].zip(t[1]).map(|(a, b)| a / b)
+            }),
+            ("ebpf_interp faster than rbpf_interp", |t| {
+                t[4].zip(t[2]).map(|(a, b)| a / b)
+            }),
+            // The cost of constant blinding: the default JIT against the same without it.
+            ("ebpf_jit / ebpf_jit_plain", |t| {
+                t[1].zip(t[5]).map(|(a, b)| a / b)
+            }),
+            // Mode verified (the programs that load so): the proved accesses unchecked.
+            ("ebpf_jit_verified / native", |t| {
+                t[6].zip(t[0]).map(|(a, b)| a / b)
+            }),
+            ("ebpf_jit_verified faster than rbpf_jit", |t| {
+                t[3].zip(t[6]).map(|(a, b)| a / b)
+            }),
+            ("ebpf_interp_verified / native", |t| {
+                t[7].zip(t[0]).map(|(a, b)| a / b)
+            }),
+        ];
+        let names: Vec<&str> = ratios.iter().map(|(n, _)| *n).collect();
+        println!("| program | {} |", names.join(" | "));
+        println!("|{}", " --- |".repeat(ratios.len() + 1));
+        for (name, t) in &rows {
+            let cells: Vec<String> = ratios.iter().map(|(_, f)| fmt_ratio(f(t))).collect();
+            println!("| {name} | {} |", cells.join(" | "));
+        }
+        let medians: Vec<String> = ratios
+            .iter()
+            .map(|(_, f)| fmt_ratio(median(rows.iter().filter_map(|(_, t)| f(t)).collect())))
+            .collect();
+        println!("| **median** | {} |", medians.join(" | "));
+        println!();
     }
-    println!();
-    type RatioFn = fn(&[Option<f64>; 8]) -> Option<f64>;
-    let div = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
-    let ratios: [(&str, RatioFn); 8] = [
-        ("ebpf_jit / native", |t| t[1].zip(t[0]).map(|(a, b)| a / b)),
-        ("ebpf_interp / native", |t| {
-            t[2].zip(t[0]).map(|(a, b)| a / b)
-        }),
-        ("ebpf_jit faster than rbpf_jit", |t| {
-            t[3].zip(t[1]).map(|(a, b)| a / b)
-        }),
-        ("ebpf_interp faster than rbpf_interp", |t| {
-            t[4].zip(t[2]).map(|(a, b)| a / b)
-        }),
-        // The cost of constant blinding: the default JIT against the same without it.
-        ("ebpf_jit / ebpf_jit_plain", |t| {
-            t[1].zip(t[5]).map(|(a, b)| a / b)
-        }),
-        // Mode verified (the programs that load so): the proved accesses unchecked.
-        ("ebpf_jit_verified / native", |t| {
-            t[6].zip(t[0]).map(|(a, b)| a / b)
-        }),
-        ("ebpf_jit_verified faster than rbpf_jit", |t| {
-            t[3].zip(t[6]).map(|(a, b)| a / b)
-        }),
-        ("ebpf_interp_verified / native", |t| {
-            t[7].zip(t[0]).map(|(a, b)| a / b)
-        }),
-    ];
-    let names: Vec<&str> = ratios.iter().map(|(n, _)| *n).collect();
-    println!("| program | {} |", names.join(" | "));
-    println!("|{}", " --- |".repeat(ratios.len() + 1));
-    for (name, t) in &rows {
-        let cells: Vec<String> = ratios.iter().map(|(_, f)| fmt_ratio(f(t))).collect();
-        println!("| {name} | {} |", cells.join(" | "));
-    }
-    let medians: Vec<String> = ratios
-        .iter()
-        .map(|(_, f)| fmt_ratio(median(rows.iter().filter_map(|(_, t)| f(t)).collect())))
-        .collect();
-    println!("| **median** | {} |", medians.join(" | "));
-    println!();
 
     // Load/compile latency, the same way.
     println!(
@@ -196,16 +198,17 @@ fn main() {
                 t
             }
         };
-        println!(
-            "| compile_{} ({} insns) | {} | {} | {} | {} | {} | {} |",
-            prog.name,
-            bytes.len() / 8,
-            fmt_time(get("ebpf_jit")),
-            fmt_time(get("ebpf_jit_plain")),
-            fmt_time(get("ebpf_interp")),
-            fmt_time(get("rbpf_jit")),
-            fmt_time(get("rbpf_interp")),
-            fmt_ratio(div(get("ebpf_jit"), get("rbpf_jit"))),
+        let cells = [
+            "ebpf_jit",
+            "ebpf_jit_plain",
+            "ebpf_interp",
+            "rbpf_jit",
+            "rbpf_interp",
+        ];
+        time_row(
+            &format!("compile_{} ({} insns)", prog.name, bytes.len() / 8),
+            &cells.map(get),
+            div(get("ebpf_jit"), get("rbpf_jit")),
         );
     }
 
@@ -253,18 +256,24 @@ fn load_in_parts(wanted: &dyn Fn(&str) -> bool) {
             times.extend(race(slow, Duration::from_millis(3000)));
         }
         let get = |e: &str| times.iter().find(|(n, _)| *n == e).map(|(_, t)| *t);
-        let div = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
-        println!(
-            "| {} ({mode:?}, {} insns) | {} | {} | {} | {} | {} | {} | {} |",
-            prog.name,
-            bytes.len() / 8,
-            fmt_time(get("validate")),
-            fmt_time(get("analyse")),
-            fmt_time(get("verify")),
-            fmt_time(get("jit_part")),
-            fmt_time(get("load")),
-            fmt_time(get("rbpf_jit")),
-            fmt_ratio(div(get("jit_part"), get("rbpf_jit"))),
+        let cells = [
+            "validate", "analyse", "verify", "jit_part", "load", "rbpf_jit",
+        ];
+        time_row(
+            &format!("{} ({mode:?}, {} insns)", prog.name, bytes.len() / 8),
+            &cells.map(get),
+            div(get("jit_part"), get("rbpf_jit")),
         );
     }
+}
+
+/// `a / b` where both were measured.
+fn div(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    a.zip(b).map(|(a, b)| a / b)
+}
+
+/// A Markdown row: `label`, the times, then `ratio`.
+fn time_row(label: &str, times: &[Option<f64>], ratio: Option<f64>) {
+    let cells: Vec<String> = times.iter().map(|t| fmt_time(*t)).collect();
+    println!("| {label} | {} | {} |", cells.join(" | "), fmt_ratio(ratio));
 }
