@@ -85,7 +85,7 @@
 //! the block start to name the pc. Blocks with nothing observable before their last
 //! instruction have no copy: they trap at once. A run enters a metered copy at most once, so
 //! the copy's memory accesses are checked by the `check` stub alone, with no inline test and no
-//! snippet of their own (the code a load emits is then a quarter smaller for `parse`).
+//! snippet of their own (with the copies cut short, `parse`'s code is a fifth smaller).
 //!
 //! Unmetered code (`JitOptions::meter` off: a verified program whose termination the verifier
 //! proved, `ProgramOptions::meter`) has none of this: no chain charges r12, nothing is given back
