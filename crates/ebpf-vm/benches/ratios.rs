@@ -6,16 +6,22 @@
 //! that comes and goes between them skews the ratios. Here the engines take turns: each round
 //! times a small batch of runs on every engine, and each engine keeps its fastest batch (the
 //! run least disturbed). Prints Markdown: times, then ratios with the median over programs.
+//! Then the load latency, and a load cut into its parts (the JIT's part apart from validation,
+//! analysis and verification) beside rbpf's compile.
+//!
+//! A name given after `--` keeps the programs whose name holds it (`-- parse`: `parse` and
+//! `parse_fixed`); `-- load` keeps only the load tables.
 
 mod support;
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use ebpf_vm::{Engine, Program, ProgramOptions};
+use ebpf_vm::{Engine, Mode, Program, ProgramOptions};
 
 use support::engines::{self, compile_rbpf_jit, Runner, MEASURE_OUR_JIT};
 use support::inputs::programs;
+use support::load_parts;
 use support::native::NativeLib;
 use support::race::{fmt_ratio, fmt_time, median, race, Task};
 
@@ -34,17 +40,24 @@ const PER_PROGRAM: Duration = Duration::from_millis(3000);
 
 fn main() {
     // `cargo bench` passes `--bench`; any other argument keeps only the programs whose names
-    // contain it (`cargo bench -p ebpf-vm --bench ratios -- _fixed`).
+    // contain it (`cargo bench -p ebpf-vm --bench ratios -- _fixed`); `load` prints only the load
+    // tables.
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f));
+    let loads_only = filters.iter().any(|f| f == "load");
+    let wanted = |name: &str| {
+        loads_only || filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+    };
     let native = NativeLib::build()
         .map_err(|e| eprintln!("native left out: {e}"))
         .ok();
     let mut rows = vec![];
-    for prog in programs().into_iter().filter(|p| wanted(p.name)) {
+    for prog in programs()
+        .into_iter()
+        .filter(|p| !loads_only && wanted(p.name))
+    {
         let runners: Vec<Runner> = engines::all(&prog, native.as_ref());
         let tasks = runners
             .into_iter()
@@ -64,54 +77,56 @@ fn main() {
         eprintln!("{}: done", prog.name);
     }
 
-    println!("| program | {} |", ENGINES.join(" | "));
-    println!("|{}", " --- |".repeat(ENGINES.len() + 1));
-    for (name, t) in &rows {
-        let cells: Vec<String> = t.iter().map(|x| fmt_time(*x)).collect();
-        println!("| {name} | {} |", cells.join(" | "));
+    // Filtered to the load tables (`-- load`): no run tables.
+    if !rows.is_empty() {
+        println!("| program | {} |", ENGINES.join(" | "));
+        println!("|{}", " --- |".repeat(ENGINES.len() + 1));
+        for (name, t) in &rows {
+            let cells: Vec<String> = t.iter().map(|x| fmt_time(*x)).collect();
+            println!("| {name} | {} |", cells.join(" | "));
+        }
+        println!();
+        type RatioFn = fn(&[Option<f64>; 8]) -> Option<f64>;
+        let ratios: [(&str, RatioFn); 8] = [
+            ("ebpf_jit / native", |t| t[1].zip(t[0]).map(|(a, b)| a / b)),
+            ("ebpf_interp / native", |t| {
+                t[2].zip(t[0]).map(|(a, b)| a / b)
+            }),
+            ("ebpf_jit faster than rbpf_jit", |t| {
+                t[3].zip(t[1]).map(|(a, b)| a / b)
+            }),
+            ("ebpf_interp faster than rbpf_interp", |t| {
+                t[4].zip(t[2]).map(|(a, b)| a / b)
+            }),
+            // The cost of constant blinding: the default JIT against the same without it.
+            ("ebpf_jit / ebpf_jit_plain", |t| {
+                t[1].zip(t[5]).map(|(a, b)| a / b)
+            }),
+            // Mode verified (the programs that load so): the proved accesses unchecked.
+            ("ebpf_jit_verified / native", |t| {
+                t[6].zip(t[0]).map(|(a, b)| a / b)
+            }),
+            ("ebpf_jit_verified faster than rbpf_jit", |t| {
+                t[3].zip(t[6]).map(|(a, b)| a / b)
+            }),
+            ("ebpf_interp_verified / native", |t| {
+                t[7].zip(t[0]).map(|(a, b)| a / b)
+            }),
+        ];
+        let names: Vec<&str> = ratios.iter().map(|(n, _)| *n).collect();
+        println!("| program | {} |", names.join(" | "));
+        println!("|{}", " --- |".repeat(ratios.len() + 1));
+        for (name, t) in &rows {
+            let cells: Vec<String> = ratios.iter().map(|(_, f)| fmt_ratio(f(t))).collect();
+            println!("| {name} | {} |", cells.join(" | "));
+        }
+        let medians: Vec<String> = ratios
+            .iter()
+            .map(|(_, f)| fmt_ratio(median(rows.iter().filter_map(|(_, t)| f(t)).collect())))
+            .collect();
+        println!("| **median** | {} |", medians.join(" | "));
+        println!();
     }
-    println!();
-    type RatioFn = fn(&[Option<f64>; 8]) -> Option<f64>;
-    let div = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
-    let ratios: [(&str, RatioFn); 8] = [
-        ("ebpf_jit / native", |t| t[1].zip(t[0]).map(|(a, b)| a / b)),
-        ("ebpf_interp / native", |t| {
-            t[2].zip(t[0]).map(|(a, b)| a / b)
-        }),
-        ("ebpf_jit faster than rbpf_jit", |t| {
-            t[3].zip(t[1]).map(|(a, b)| a / b)
-        }),
-        ("ebpf_interp faster than rbpf_interp", |t| {
-            t[4].zip(t[2]).map(|(a, b)| a / b)
-        }),
-        // The cost of constant blinding: the default JIT against the same without it.
-        ("ebpf_jit / ebpf_jit_plain", |t| {
-            t[1].zip(t[5]).map(|(a, b)| a / b)
-        }),
-        // Mode verified (the programs that load so): the proved accesses unchecked.
-        ("ebpf_jit_verified / native", |t| {
-            t[6].zip(t[0]).map(|(a, b)| a / b)
-        }),
-        ("ebpf_jit_verified faster than rbpf_jit", |t| {
-            t[3].zip(t[6]).map(|(a, b)| a / b)
-        }),
-        ("ebpf_interp_verified / native", |t| {
-            t[7].zip(t[0]).map(|(a, b)| a / b)
-        }),
-    ];
-    let names: Vec<&str> = ratios.iter().map(|(n, _)| *n).collect();
-    println!("| program | {} |", names.join(" | "));
-    println!("|{}", " --- |".repeat(ratios.len() + 1));
-    for (name, t) in &rows {
-        let cells: Vec<String> = ratios.iter().map(|(_, f)| fmt_ratio(f(t))).collect();
-        println!("| {name} | {} |", cells.join(" | "));
-    }
-    let medians: Vec<String> = ratios
-        .iter()
-        .map(|(_, f)| fmt_ratio(median(rows.iter().filter_map(|(_, t)| f(t)).collect())))
-        .collect();
-    println!("| **median** | {} |", medians.join(" | "));
-    println!();
 
     // Load/compile latency, the same way.
     println!(
@@ -190,16 +205,82 @@ fn main() {
                 t
             }
         };
-        println!(
-            "| compile_{} ({} insns) | {} | {} | {} | {} | {} | {} |",
-            prog.name,
-            bytes.len() / 8,
-            fmt_time(get("ebpf_jit")),
-            fmt_time(get("ebpf_jit_plain")),
-            fmt_time(get("ebpf_interp")),
-            fmt_time(get("rbpf_jit")),
-            fmt_time(get("rbpf_interp")),
-            fmt_ratio(div(get("ebpf_jit"), get("rbpf_jit"))),
+        let cells = [
+            "ebpf_jit",
+            "ebpf_jit_plain",
+            "ebpf_interp",
+            "rbpf_jit",
+            "rbpf_interp",
+        ];
+        time_row(
+            &format!("compile_{} ({} insns)", prog.name, bytes.len() / 8),
+            &cells.map(get),
+            div(get("ebpf_jit"), get("rbpf_jit")),
         );
     }
+
+    println!();
+    load_in_parts(&wanted);
+}
+
+/// The load of `parse` (mode checked) and `parse_fixed` (mode verified) cut into its parts, each
+/// timed beside rbpf's compile of the same bytecode in the same race (`support::load_parts`).
+fn load_in_parts(wanted: &dyn Fn(&str) -> bool) {
+    println!(
+        "| load in parts | validate | analyse | verify | jit_part | whole load | rbpf_jit | jit_part / rbpf_jit |"
+    );
+    println!("|{}", " --- |".repeat(8));
+    for prog in programs().into_iter().filter(|p| wanted(p.name)) {
+        let mode = match prog.name {
+            "parse" => Mode::Checked,
+            "parse_fixed" => Mode::Verified,
+            _ => continue,
+        };
+        let bytes = prog.bytecode;
+        let mut tasks = match load_parts::tasks(bytes, mode, (prog.input)().len()) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{} left out of the parts: {e}", prog.name);
+                continue;
+            }
+        };
+        if compile_rbpf_jit(bytes).is_ok() {
+            tasks.push((
+                "rbpf_jit",
+                Box::new(move || {
+                    black_box(compile_rbpf_jit(bytes).unwrap());
+                }),
+            ));
+        }
+        // The verifier takes milliseconds where the rest takes microseconds: raced with them,
+        // it would leave each of their batches on cold caches. It (and a whole load that runs
+        // it) races on its own.
+        let (slow, fast): (Vec<Task>, Vec<Task>) = tasks
+            .into_iter()
+            .partition(|(n, _)| *n == "verify" || (mode == Mode::Verified && *n == "load"));
+        let mut times = race(fast, Duration::from_millis(3000));
+        if !slow.is_empty() {
+            times.extend(race(slow, Duration::from_millis(3000)));
+        }
+        let get = |e: &str| times.iter().find(|(n, _)| *n == e).map(|(_, t)| *t);
+        let cells = [
+            "validate", "analyse", "verify", "jit_part", "load", "rbpf_jit",
+        ];
+        time_row(
+            &format!("{} ({mode:?}, {} insns)", prog.name, bytes.len() / 8),
+            &cells.map(get),
+            div(get("jit_part"), get("rbpf_jit")),
+        );
+    }
+}
+
+/// `a / b` where both were measured.
+fn div(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    a.zip(b).map(|(a, b)| a / b)
+}
+
+/// A Markdown row: `label`, the times, then `ratio`.
+fn time_row(label: &str, times: &[Option<f64>], ratio: Option<f64>) {
+    let cells: Vec<String> = times.iter().map(|t| fmt_time(*t)).collect();
+    println!("| {label} | {} | {} |", cells.join(" | "), fmt_ratio(ratio));
 }

@@ -4,5 +4,6 @@
 
 pub mod engines;
 pub mod inputs;
+pub mod load_parts;
 pub mod native;
 pub mod race;

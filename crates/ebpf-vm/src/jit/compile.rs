@@ -67,12 +67,13 @@ pub struct Compiled {
     /// Where the out-of-line snippets and shared stubs begin.
     pub body_end: usize,
     /// The function prologue: sets up a run as the main prologue does, then jumps to
-    /// `Ctx::entry` (how a callback is entered).
+    /// `Ctx::entry` (how a callback is entered); only with callback `entries` (else the end of
+    /// the code, never entered).
     pub function_entry: usize,
     /// For each callback entry (ascending), the offset of its code.
     pub entries: Vec<(usize, u32)>,
     /// The code checks memory accesses inline, against the run block's fast-path fields (see
-    /// `Compiler::checks`); without, a run need not fill them in.
+    /// `checks`); without, a run need not fill them in.
     pub checks: bool,
 }
 
@@ -100,6 +101,14 @@ fn live_after(analysis: &Analysis) -> Vec<u16> {
     after
 }
 
+/// Whether the code may check a memory access inline (against `Ctx`'s fast-path fields, which
+/// the prologue then copies): some load, store or atomic the verifier did not prove.
+fn checks(insns: &[Insn], proved: &[bool]) -> bool {
+    insns.iter().zip(proved).any(|(insn, proved)| {
+        matches!(class(insn.opcode), CLASS_LDX | CLASS_ST | CLASS_STX) && !proved
+    })
+}
+
 fn is_lddw(insn: &Insn) -> bool {
     insn.opcode == OP_LDDW
 }
@@ -121,6 +130,9 @@ struct Compiler<'a> {
     cond: Option<CondLayout>,
     /// In the main pass: the open group of accesses that one check covers (see `group`).
     group: Option<OpenGroup>,
+    /// While a metered copy is emitted (code a run enters at most once, see `metered_copy`):
+    /// memory checks call the check stub straight away, with no inline test and no snippet.
+    cold: bool,
     /// Draws the keys of blinded constants; `None` when constants are emitted as they are.
     blind: Option<Blinder>,
     /// Coverage counters (`coverage::CoverageCounters::addresses`): chain entries and
@@ -214,8 +226,15 @@ pub fn compile(
         Some(p) => p.to_vec(),
         None => vec![false; insns.len()],
     };
-    // The bound is checked as code is emitted; the initial reservation is only a guess.
-    let mut a = Asm::with_capacity(insns.len() * 64 + MAX_FIXED_BYTES, 4 * insns.len() + 16);
+    let checks = checks(insns, &proved);
+    // The bound is checked as code is emitted; the initial reservation is only a guess (zeroed,
+    // so a generous one costs: the bench programs take 30-45 bytes an instruction with checks
+    // or metering, which add out-of-line code, and about 7 with neither).
+    let per_insn = if checks || metered { 48 } else { 16 };
+    let mut a = Asm::with_capacity(
+        insns.len() * per_insn + MAX_FIXED_BYTES,
+        4 * insns.len() + 16,
+    );
     let labels = (0..insns.len()).map(|_| a.new_label()).collect();
     let stubs = Stubs::new(&mut a);
     let mut c = Compiler {
@@ -231,6 +250,7 @@ pub fn compile(
         fast: None,
         cond: None,
         group: None,
+        cold: false,
         blind: blind.then(Blinder::new),
         coverage,
         live_after: if proved.contains(&true) {
@@ -242,7 +262,6 @@ pub fn compile(
         metered,
         folded: None,
     };
-    let checks = c.checks();
     c.prologue(false, checks);
     let mut offsets = vec![u32::MAX; insns.len()];
     let mut pc = 0;
@@ -348,8 +367,11 @@ pub fn compile(
         return Err("out-of-line code over its bound".into());
     }
     c.emit_stubs();
+    // The function prologue enters callbacks only: without callback entries, none.
     let function_entry = c.a.pos();
-    c.prologue(true, checks);
+    if !entries.is_empty() {
+        c.prologue(true, checks);
+    }
     let entries = entries
         .iter()
         .map(|&pc| {
@@ -372,14 +394,6 @@ pub fn compile(
 }
 
 impl Compiler<'_> {
-    /// Whether the code may check a memory access inline (against `Ctx`'s fast-path fields, which
-    /// the prologue then copies): some load, store or atomic the verifier did not prove.
-    fn checks(&self) -> bool {
-        self.insns.iter().zip(&self.proved).any(|(insn, proved)| {
-            matches!(class(insn.opcode), CLASS_LDX | CLASS_ST | CLASS_STX) && !proved
-        })
-    }
-
     fn label(&self, pc: usize) -> Label {
         self.labels[pc]
     }

@@ -53,14 +53,25 @@ fn take_pooled(len: usize) -> Option<(usize, usize)> {
     Some(pool.swap_remove(i))
 }
 
-/// Keeps an idle read+write mapping for a later load, or says it did not fit.
-fn give_back(ptr: usize, len: usize) -> bool {
+/// Keeps the mapping of `len` bytes at `ptr` (read+execute, run by nothing any more) for a later
+/// load, made read+write first (so no longer executable), or says it did not: the pool was full
+/// (checked before the `mprotect`, which a mapping about to be unmapped need not pay for) or the
+/// `mprotect` failed. The lock is held across the `mprotect`, so that the room found is still
+/// there when the mapping goes in.
+///
+/// # Safety
+/// `ptr` and `len` must be those of a mapping from `map`, which nothing uses any more.
+unsafe fn keep(ptr: *mut u8, len: usize) -> bool {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
     let held: usize = pool.iter().map(|&(_, l)| l).sum();
     if pool.len() >= POOL_MAPPINGS || held + len > POOL_BYTES {
         return false;
     }
-    pool.push((ptr, len));
+    // SAFETY: per the contract, a whole mapping of ours that nothing uses.
+    if unsafe { libc::mprotect(ptr.cast(), len, libc::PROT_READ | libc::PROT_WRITE) } != 0 {
+        return false;
+    }
+    pool.push((ptr as usize, len));
     true
 }
 
@@ -156,15 +167,9 @@ impl Drop for ExecMem {
     fn drop(&mut self) {
         // SAFETY: the mapping is exactly what `new` took or mapped, and nothing runs the code any
         // more (runs borrow the program that owns this value). Made read+write (not executable)
-        // before another load may take it; unmapped if that fails or the pool is full.
+        // before another load may take it; unmapped if the pool is full or that fails.
         unsafe {
-            let writable = self.len <= POOL_BYTES
-                && libc::mprotect(
-                    self.ptr.cast(),
-                    self.len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                ) == 0;
-            if !(writable && give_back(self.ptr as usize, self.len)) {
+            if !keep(self.ptr, self.len) {
                 unmap(self.ptr, self.len);
             }
         }

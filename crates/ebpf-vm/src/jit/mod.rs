@@ -80,9 +80,12 @@
 //! instructions run exactly when k < rem, in order, with their own traps taking precedence;
 //! register arithmetic and frame-local stack traffic may run past the stopping point because
 //! their effects die with the trapping run. The copy ends in the budget trap (the block's own
-//! jump/call/exit is never reached, as rem < n); `runtime::run` walks `rem` instructions from
+//! jump/call/exit is never reached, as rem < n), right after the last observable instruction
+//! before it (what follows could not be seen); `runtime::run` walks `rem` instructions from
 //! the block start to name the pc. Blocks with nothing observable before their last
-//! instruction have no copy: they trap at once. A run enters a metered copy at most once.
+//! instruction have no copy: they trap at once. A run enters a metered copy at most once, so
+//! the copy's memory accesses are checked by the `check` stub alone, with no inline test and no
+//! snippet of their own (with the copies cut short, `parse`'s code is a fifth smaller).
 //!
 //! Unmetered code (`JitOptions::meter` off: a verified program whose termination the verifier
 //! proved, `ProgramOptions::meter`) has none of this: no chain charges r12, nothing is given back

@@ -132,6 +132,7 @@ pub struct Label(pub u32);
 /// writes exceeds 15 bytes (lock, operand-size and REX prefixes, a two-byte opcode, ModRM, SIB,
 /// disp32, imm32), the architecture's limit.
 const ROOM: usize = 16;
+const _: () = assert!(ROOM.is_power_of_two());
 
 /// Machine code under construction.
 ///
@@ -155,8 +156,11 @@ struct Enc<'a> {
 }
 
 impl Enc<'_> {
+    /// One byte. The index is masked to the room (no form is longer, see `ROOM`), which spares
+    /// a bounds check per byte.
     fn byte(&mut self, b: u8) {
-        self.room[self.n] = b;
+        debug_assert!(self.n < ROOM, "an instruction longer than ROOM");
+        self.room[self.n & (ROOM - 1)] = b;
         self.n += 1;
     }
 
@@ -167,8 +171,9 @@ impl Enc<'_> {
     }
 
     fn imm32(&mut self, v: i32) {
-        self.room[self.n..self.n + 4].copy_from_slice(&v.to_le_bytes());
-        self.n += 4;
+        for b in v.to_le_bytes() {
+            self.byte(b);
+        }
     }
 
     /// REX prefix; `force` emits an empty one so that byte registers 4-7 mean spl..dil.

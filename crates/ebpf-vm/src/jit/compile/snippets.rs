@@ -193,11 +193,7 @@ impl Compiler<'_> {
                 self.a
                     .alu_rm(Alu::Cmp, W::B64, RCX, ctx(fast_bound(region, bi)));
                 self.a.jcc(Cond::B, back);
-                self.a.lea(RAX, m);
-                self.a.mov_r32_imm(RDX, info);
-                let stub = self.stubs.check;
-                self.with_count(adj, |a| a.call(stub));
-                self.a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+                self.slow_check(m, info, adj);
                 self.a.jmp(back);
             }
             Snippet::Misaligned { at, info, adj } => {
@@ -217,12 +213,25 @@ impl Compiler<'_> {
         }
     }
 
+    /// The check of the access at `m` by the stub, which walks the whole region table and traps
+    /// on failure (`info`: `access_info`; `adj`: what the chain charged ahead). Clobbers rax and
+    /// rcx; rdx (`DATA_NEG`) is reloaded.
+    pub(super) fn slow_check(&mut self, m: Mem, info: u32, adj: u32) {
+        self.a.lea(RAX, m);
+        self.a.mov_r32_imm(RDX, info);
+        let stub = self.stubs.check;
+        self.with_count(adj, |a| a.call(stub));
+        self.a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+    }
+
     /// The block at `pc` of `n` instructions, for a run whose budget ends inside it: r12 is
     /// `rem - n` (wrapped), `rem < n`. The interpreter would execute the first `rem` instructions
     /// and trap before the next; so each observable instruction `k` runs only if `k < rem`, and
     /// the others (register arithmetic, frame-local stack traffic: invisible once the run traps)
     /// may run regardless. Falls through to the budget trap; the block's last instruction (its
-    /// jump, call or exit, if it has one) is never reached, as `rem <= n - 1`.
+    /// jump, call or exit, if it has one) is never reached, as `rem <= n - 1`. Nor is what
+    /// follows the last observable instruction before it: the run traps before anything it
+    /// does can be seen, so the copy ends there.
     pub(super) fn metered_copy(&mut self, start: usize, n: u32) {
         // The slots of the block's instructions but its last.
         let insns = self.insns;
@@ -232,21 +241,27 @@ impl Compiler<'_> {
             })
             .take(n as usize - 1)
         };
-        if !pcs().any(|pc| observable(&insns[pc])) {
+        let Some(last) = pcs()
+            .enumerate()
+            .filter(|&(_, pc)| observable(&insns[pc]))
+            .last()
+        else {
             return;
-        }
+        };
         let out = self.a.new_label();
         self.block_n = n;
-        for (k, pc) in pcs().enumerate() {
+        self.cold = true;
+        for (k, pc) in pcs().enumerate().take(last.0 + 1) {
             if observable(&insns[pc]) {
-                // if rem <= k: stop here.
-                self.a.lea(RAX, mem(BUDGET, n as i32));
-                self.a.alu_ri(Alu::Cmp, W::B64, RAX, k as i32);
-                self.a.jcc(Cond::Be, out);
+                // if rem <= k: stop here. r12 = rem - n lies in [-n, -1] (rem < n), so a
+                // signed compare with k - n tells.
+                self.a.alu_ri(Alu::Cmp, W::B64, BUDGET, k as i32 - n as i32);
+                self.a.jcc(Cond::Le, out);
             }
             self.block_k = k as u32;
             self.insn(pc);
         }
+        self.cold = false;
         self.a.bind(out);
     }
 }
