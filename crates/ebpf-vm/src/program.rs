@@ -355,6 +355,10 @@ impl Program {
             _ => v.proved.clone(),
         });
         let metered = verifier.is_none() || options.meter;
+        let arrays = match &verifier {
+            Some(_) => crate::helpers::maps::inline_arrays(&helpers, maps.maps()),
+            None => Vec::new(),
+        };
         let prepared = PreparedEngine::select(
             options.engine,
             &Validated {
@@ -366,6 +370,7 @@ impl Program {
                 blind_constants: options.blind_constants,
                 meter: metered,
                 coverage: coverage.as_deref(),
+                arrays: &arrays,
             },
         )?;
         #[cfg(target_arch = "x86_64")]

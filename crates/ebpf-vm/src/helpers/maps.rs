@@ -265,6 +265,37 @@ pub(crate) fn lookup_proved(
     Some(admit_in(maps, regions, state, found, area, h))
 }
 
+/// The maps of `maps` whose lookups compiled code may do inline at a proved call site
+/// (`vm::env::InlineArray`): plain arrays, when helper 1 is this module's lookup (an embedder's
+/// own lookup must see every call). Their lookup is `ArrayMap::prog_lookup`: the value at
+/// `index * value_stride` in one block that never moves, NULL for an index past `max_entries`.
+pub(crate) fn inline_arrays(
+    helpers: &HelperTable,
+    maps: &[Arc<dyn Map>],
+) -> Vec<crate::vm::env::InlineArray> {
+    let ours = helpers
+        .get(BPF_MAP_LOOKUP_ELEM)
+        .is_some_and(|f| std::ptr::eq(f, &**LOOKUP));
+    if !ours {
+        return Vec::new();
+    }
+    (maps.iter())
+        .filter_map(|m| {
+            let def = &m.common().def;
+            if def.map_type != MapType::Array || def.key_size != 4 {
+                return None;
+            }
+            let (base, _) = m.value_area()?;
+            Some(crate::vm::env::InlineArray {
+                handle: crate::maps::handle(m),
+                base,
+                max_entries: def.max_entries,
+                stride: i32::try_from(def.value_stride()).ok()? as u32,
+            })
+        })
+        .collect()
+}
+
 /// `bpf_map_lookup_percpu_elem(map, key, cpu)`: the value of another CPU slot of a per-CPU map,
 /// NULL when the key is absent or `cpu` is not below `possible_cpus()`.
 fn lookup_percpu(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {

@@ -209,7 +209,6 @@ impl Compiler<'_> {
     /// instruction after it was charged in advance.
     pub(super) fn call_helper(&mut self, pc: usize) {
         debug_assert_eq!(self.adj(), 0, "a helper call ends its chain");
-        self.a.mov_r32_imm(RDX, pc as u32);
         // A map lookup the verifier proved (its map and key, `Proved`) skips the checks of the
         // general path; `runtime::lookup_entry` takes that path for anything else.
         let insn = &self.insns[pc];
@@ -221,9 +220,24 @@ impl Compiler<'_> {
         } else {
             self.stubs.helper
         };
+        // An array's lookup in a batch is done inline (`lookup.rs`), the stub's call the way
+        // out for anything else.
+        let done = match proved_lookup.then(|| self.inline_array(pc)).flatten() {
+            Some(array) => {
+                let (slow, done) = (self.a.new_label(), self.a.new_label());
+                self.inline_lookup(&array, slow, done);
+                self.a.bind(slow);
+                Some(done)
+            }
+            None => None,
+        };
+        self.a.mov_r32_imm(RDX, pc as u32);
         self.a.call(l);
         // The helper may have moved the regions: the stub's call refreshed the context.
         self.a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+        if let Some(done) = done {
+            self.a.bind(done);
+        }
     }
 
     /// Instructions of the current block after the one being emitted. The block was charged in
