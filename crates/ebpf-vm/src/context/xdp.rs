@@ -195,7 +195,8 @@ pub(crate) fn ctx_out(frame: &XdpFrame) -> Vec<u8> {
 /// The frame of the run before, made the frame of a run on `data` (a batch's next packet; no
 /// metadata, the default `xdp_md`, as `prepare` builds them without a context image): the bytes
 /// the last run may have written (`touched`: a verified program's stores and the helpers' lie
-/// there) are zeroed, the packet is written at the headroom and the bounds are reset. `None`
+/// there) are zeroed where the packet is not written over them, the packet is written at the
+/// headroom and the bounds are reset. `None`
 /// when `prepare` must build the frame instead: no frame yet, a frame a checked program wrote
 /// (it may have stored anywhere in it), fragments, or a packet that does not fit the linear part
 /// or is shorter than an Ethernet header.
@@ -208,9 +209,14 @@ pub(crate) fn refill(state: &mut RunState, data: &[u8]) -> Option<Entry> {
     {
         return None;
     }
+    // What the packet is written over needs no zeroing: only the touched bytes before and after.
     let (lo, hi) = frame.touched;
-    if lo < hi {
-        frame.buf.zero(lo, hi - lo);
+    let (p0, p1) = (XDP_PACKET_HEADROOM, XDP_PACKET_HEADROOM + len);
+    if lo < hi.min(p0) {
+        frame.buf.zero(lo, hi.min(p0) - lo);
+    }
+    if lo.max(p1) < hi {
+        frame.buf.zero(lo.max(p1), hi - lo.max(p1));
     }
     frame.buf.write(XDP_PACKET_HEADROOM, data);
     frame.data = frame.hard_start + XDP_PACKET_HEADROOM;

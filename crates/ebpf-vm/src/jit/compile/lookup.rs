@@ -11,10 +11,10 @@
 //! at run time, so a site reached with another map on some path only takes the stub there.
 
 use super::{ctx, Compiler, REG};
+use crate::isa::lddw_imm;
 use crate::isa::opcodes::{
     class, CLASS_ALU, CLASS_ALU64, CLASS_JMP, CLASS_LD, CLASS_LDX, CLASS_STX, OP_LDDW,
 };
-use crate::isa::lddw_imm;
 use crate::jit::frame::OFF_STANDING;
 use crate::jit::x86::*;
 use crate::vm::env::InlineArray;
