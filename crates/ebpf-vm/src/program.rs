@@ -355,8 +355,8 @@ impl Program {
             _ => v.proved.clone(),
         });
         let metered = verifier.is_none() || options.meter;
-        let arrays = match &verifier {
-            Some(_) => crate::helpers::maps::inline_arrays(&helpers, maps.maps()),
+        let lookups = match &verifier {
+            Some(_) => crate::helpers::maps::inline_lookups(&helpers, maps.maps()),
             None => Vec::new(),
         };
         let prepared = PreparedEngine::select(
@@ -370,7 +370,7 @@ impl Program {
                 blind_constants: options.blind_constants,
                 meter: metered,
                 coverage: coverage.as_deref(),
-                arrays: &arrays,
+                lookups: &lookups,
             },
         )?;
         #[cfg(target_arch = "x86_64")]

@@ -9,7 +9,7 @@
 //! - `memory`: loads, stores, atomics, packet loads and their checks (groups included);
 //! - `control`: jumps, exits, calls, the budget meter and refunds;
 //! - `fast_loop`: counted loops, their head check and unchecked copy;
-//! - `lookup`: array lookups done inline at proved call sites;
+//! - `lookup`: map lookups without the stub at proved call sites;
 //! - `snippets`: the out-of-line code of each site;
 //! - `stubs`: the prologues and the shared stubs.
 
@@ -123,8 +123,8 @@ struct Compiler<'a> {
     /// and nothing gives back (`adj` is 0): r12 keeps what the run started with, moved only by
     /// what helpers charge (callbacks).
     metered: bool,
-    /// The program's arrays whose proved lookups may be done inline (`lookup`).
-    arrays: &'a [crate::vm::env::InlineArray],
+    /// The program's maps whose proved lookups may skip the lookup stub (`lookup`).
+    lookups: &'a [crate::helpers::maps::InlineLookup],
 }
 
 /// The fast loop whose copy is being emitted: back jumps to `head` go to `top`; `accesses` are
@@ -178,7 +178,7 @@ pub fn compile(
     options: JitOptions,
     entries: &[usize],
     proved: Option<&[bool]>,
-    arrays: &[crate::vm::env::InlineArray],
+    lookups: &[crate::helpers::maps::InlineLookup],
 ) -> Result<Compiled, String> {
     let JitOptions {
         blind_constants: blind,
@@ -214,7 +214,7 @@ pub fn compile(
         coverage,
         proved,
         metered,
-        arrays,
+        lookups,
     };
     let checks = c.checks();
     c.prologue(false, checks);

@@ -47,7 +47,7 @@ pub struct Ctx {
     pub self_ptr: u64,
     /// 1 when the value areas of the program's maps are regions of the run from its start
     /// (`RunMaps::standing_areas`: a batch), so that an array lookup can be done inline
-    /// (`vm::env::InlineArray`); 0 otherwise.
+    /// (`helpers::maps::InlineLookup`); 0 otherwise.
     pub standing: u64,
     // The fields above are the run's inputs, of which the prologue copies what compiled code
     // reads on the host stack (`CTX_COPIED`); those below are written by compiled code before it

@@ -194,7 +194,7 @@ impl JitProgram {
     /// `stack_frames` frames of the stack, or all of them (`stack_reach::reachable_frames`).
     /// `proved` (mode verified: `VerifierReport::proved`, by slot) names the loads and stores
     /// the verifier proved in bounds: they are compiled as direct accesses, with no check;
-    /// proved lookups into `arrays` are done inline in a batch (see `InlineArray`).
+    /// proved lookups into `lookups` skip the lookup stub in a batch (see `InlineLookup`).
     pub fn compile_program(
         insns: &[Insn],
         analysis: &Analysis,
@@ -202,9 +202,9 @@ impl JitProgram {
         entries: &[usize],
         stack_frames: usize,
         proved: Option<&[bool]>,
-        arrays: &[crate::vm::env::InlineArray],
+        lookups: &[crate::helpers::maps::InlineLookup],
     ) -> Result<JitProgram, LoadError> {
-        let c = compile::compile(insns, analysis, options, entries, proved, arrays)
+        let c = compile::compile(insns, analysis, options, entries, proved, lookups)
             .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
         let mem = exec_mem::ExecMem::new(&c.code)
             .map_err(|m| LoadError::new(ErrorCode::E2big, format!("JIT: {m}")))?;
@@ -347,7 +347,7 @@ impl ExecutionEngine for JitProgram {
             p.callbacks,
             p.stack_frames,
             p.proved,
-            p.arrays,
+            p.lookups,
         )
     }
 

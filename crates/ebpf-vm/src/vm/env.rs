@@ -179,23 +179,9 @@ pub struct Validated<'a> {
     pub meter: bool,
     /// The program's coverage counters, for an engine whose code counts into them.
     pub coverage: Option<&'a CoverageCounters>,
-    /// Mode verified: the program's arrays whose proved lookups the JIT may emit inline
-    /// (`InlineArray`); empty otherwise.
-    pub arrays: &'a [InlineArray],
-}
-
-/// An array map of the program (`BPF_MAP_TYPE_ARRAY`, one value per index) whose lookups, at a
-/// call site the verifier proved, compiled code may do itself, as the kernel's JIT inlines
-/// `array_map_gen_lookup`: r1 = `handle` and the run's value areas standing as regions from its
-/// start (a batch, `program/xdp_batch.rs`) give r0 = `base + index * stride` for an index (the
-/// u32 at r2) below `max_entries`, and 0 (NULL) past it; anything else takes the lookup stub.
-/// The values never move (`maps::array`), so their address can be part of the code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InlineArray {
-    pub handle: u64,
-    pub base: u64,
-    pub max_entries: u32,
-    pub stride: u32,
+    /// Mode verified: the program's maps whose proved lookups the JIT may do without the lookup
+    /// stub (`helpers::maps::InlineLookup`); empty otherwise.
+    pub lookups: &'a [crate::helpers::maps::InlineLookup],
 }
 
 /// Where a run of an engine starts.

@@ -220,12 +220,12 @@ impl Compiler<'_> {
         } else {
             self.stubs.helper
         };
-        // An array's lookup in a batch is done inline (`lookup.rs`), the stub's call the way
-        // out for anything else.
-        let done = match proved_lookup.then(|| self.inline_array(pc)).flatten() {
-            Some(array) => {
+        // A lookup in a batch into an array (inline) or a hash map or trie (a direct call)
+        // skips the stub (`lookup.rs`); the stub's call is the way out for anything else.
+        let done = match proved_lookup.then(|| self.inline_lookup_at(pc)).flatten() {
+            Some(lookup) => {
                 let (slow, done) = (self.a.new_label(), self.a.new_label());
-                self.inline_lookup(&array, slow, done);
+                self.inline_lookup(&lookup, slow, done);
                 self.a.bind(slow);
                 Some(done)
             }

@@ -1,31 +1,38 @@
-//! Array lookups done by compiled code itself, as the kernel's JIT inlines
-//! `array_map_gen_lookup`: at a `bpf_map_lookup_elem` call site the verifier proved (its map a
-//! map of the program, its key readable for that map's key size on every path), when r1 is the
-//! handle of one of the program's plain arrays (`vm::env::InlineArray`) and the run's value areas
-//! stand as regions from its start (`Ctx::standing`: a batch), r0 is the value's address, or 0
-//! for an index past `max_entries`, without leaving the code. Anything else (another map, a
-//! single run, which adds the value area as a region per lookup) calls the lookup stub as before.
+//! Map lookups without the lookup stub, at a `bpf_map_lookup_elem` call site the verifier proved
+//! (its map a map of the program, its key readable for that map's key size on every path), when
+//! r1 is the handle of one of the program's maps that allow it (`helpers::maps::InlineLookup`) and the
+//! run's value areas stand as regions from its start (`Ctx::standing`: a batch), as the kernel's
+//! JIT does them:
+//! - a plain array inline (`array_map_gen_lookup`): r0 = the value's address, or 0 for an index
+//!   past `max_entries`;
+//! - a hash map or LPM trie by a direct call of its lookup (`helpers::maps::lookup_direct`),
+//!   without the stub's saves and the helper path's checks. The verifier makes r1-r5 unreadable
+//!   after a call, so the call may clobber them; r2 is kept only for the stub, which runs when
+//!   the direct lookup gives up.
 //!
-//! Which array a site looks into is read off the code before it (the last `lddw` into r1 in the
-//! few instructions before the call: what compilers emit); the code compares r1 with that handle
-//! at run time, so a site reached with another map on some path only takes the stub there.
+//! Anything else (another map, a single run, which adds the value area as a region per lookup)
+//! calls the lookup stub as before. Which map a site looks into is read off the code before it
+//! (the last `lddw` into r1 in the few instructions before the call: what compilers emit); the
+//! code compares r1 with that handle at run time, so a site reached with another map on some
+//! path takes the stub there.
 
-use super::{ctx, Compiler, REG};
+use super::{ctx, Compiler, DATA_NEG, REG};
+use crate::helpers::maps::{InlineLookup, LookupHow};
 use crate::isa::lddw_imm;
 use crate::isa::opcodes::{
     class, CLASS_ALU, CLASS_ALU64, CLASS_JMP, CLASS_LD, CLASS_LDX, CLASS_STX, OP_LDDW,
 };
-use crate::jit::frame::OFF_STANDING;
+use crate::jit::frame::{OFF_DATA_NEG, OFF_STANDING};
 use crate::jit::x86::*;
-use crate::vm::env::InlineArray;
 
 /// How far back from the call the `lddw` of r1 is looked for.
 const LOOK_BACK: usize = 8;
 
 impl Compiler<'_> {
-    /// The array of the program whose handle the code before the call at `pc` loads into r1.
-    pub(super) fn inline_array(&self, pc: usize) -> Option<InlineArray> {
-        if self.arrays.is_empty() {
+    /// The map of the program whose handle the code before the call at `pc` loads into r1, if
+    /// its lookups may skip the stub.
+    pub(super) fn inline_lookup_at(&self, pc: usize) -> Option<InlineLookup> {
+        if self.lookups.is_empty() {
             return None;
         }
         let mut handle = None;
@@ -53,27 +60,62 @@ impl Compiler<'_> {
             j += 1;
         }
         let handle = handle?;
-        self.arrays.iter().find(|a| a.handle == handle).copied()
+        self.lookups.iter().find(|l| l.handle == handle).copied()
     }
 
-    /// The inline lookup into `array` (see the module's comment); falls into `slow` (the stub's
-    /// call, emitted by the caller right after) when r1 is another map or the value areas do not
-    /// stand, and jumps to `done` (bound by the caller after the stub's call) otherwise.
-    pub(super) fn inline_lookup(&mut self, array: &InlineArray, slow: Label, done: Label) {
+    /// The lookup of `lookup` without the stub (see the module's comment); jumps to `slow` (the
+    /// stub's call, which the caller binds and emits right after) when r1 is another map, the
+    /// value areas do not stand or the direct lookup gives up, and to `done` (bound by the
+    /// caller after the stub's call) with r0 set otherwise.
+    pub(super) fn inline_lookup(&mut self, lookup: &InlineLookup, slow: Label, done: Label) {
         let a = &mut self.a;
-        a.mov_imm64(RAX, array.handle);
+        a.mov_imm64(RAX, lookup.handle);
         a.alu_rr(Alu::Cmp, W::B64, REG[1], RAX);
         a.jcc(Cond::Ne, slow);
         a.alu_mi8(Alu::Cmp, W::B64, ctx(OFF_STANDING), 0);
         a.jcc(Cond::E, slow);
-        // The index (the key is 4 bytes, readable: the proof), zero-extended.
-        a.load(W::B32, RAX, mem(REG[2], 0));
-        a.alu_rr(Alu::Xor, W::B32, REG[0], REG[0]);
-        a.alu_ri(Alu::Cmp, W::B32, RAX, array.max_entries as i32);
-        a.jcc(Cond::Ae, done);
-        a.imul_rri(W::B64, RAX, RAX, array.stride as i32);
-        a.mov_imm64(REG[0], array.base);
-        a.alu_rr(Alu::Add, W::B64, REG[0], RAX);
-        a.jmp(done);
+        match lookup.how {
+            LookupHow::Array {
+                base,
+                max_entries,
+                stride,
+            } => {
+                // The index (the key is 4 bytes, readable: the proof), zero-extended.
+                a.load(W::B32, RAX, mem(REG[2], 0));
+                a.alu_rr(Alu::Xor, W::B32, REG[0], REG[0]);
+                a.alu_ri(Alu::Cmp, W::B32, RAX, max_entries as i32);
+                a.jcc(Cond::Ae, done);
+                a.imul_rri(W::B64, RAX, RAX, stride as i32);
+                a.mov_imm64(REG[0], base);
+                a.alu_rr(Alu::Add, W::B64, REG[0], RAX);
+                a.jmp(done);
+            }
+            LookupHow::Call {
+                func,
+                map,
+                key_size,
+            } => {
+                // r2 (the key) for the stub, twice so that rsp stays 16-byte aligned at the call.
+                a.push(REG[2]);
+                a.push(REG[2]);
+                a.mov_imm64(RDI, map);
+                a.mov_rr(W::B64, RSI, REG[2]);
+                a.mov_r32_imm(RDX, key_size);
+                a.mov_imm64(RAX, func);
+                a.call_r(RAX);
+                a.pop(REG[2]);
+                a.pop(REG[2]);
+                let gave_up = a.new_label();
+                a.alu_ri(Alu::Cmp, W::B64, RAX, -1);
+                a.jcc(Cond::E, gave_up);
+                a.mov_rr(W::B64, REG[0], RAX);
+                a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+                a.jmp(done);
+                // The stub wants r1 back (the call clobbered it); r2 was restored above.
+                a.bind(gave_up);
+                a.mov_imm64(REG[1], lookup.handle);
+                a.jmp(slow);
+            }
+        }
     }
 }
