@@ -183,32 +183,42 @@ fn atomics_on_map_values_and_the_stack_agree_in_every_mode() {
     }
 }
 
-/// Looks up the key in the packet's first four bytes (on the stack) in map 0: its value's first
-/// eight bytes, 0xdead when the lookup gives NULL, 0xbad when the packet is too short.
-fn lookup_packet_key() -> Vec<u8> {
+/// Looks up the packet's first four bytes (on the stack) in map 0: as a u32 key, or with `lpm`
+/// as a /32 IPv4 key (`{ u32 prefixlen; u8 addr[4] }`); runs `on_value` with the value's address
+/// in r0, returns 0xdead when the lookup gives NULL, 0xbad when the packet is too short.
+fn packet_key_lookup(lpm: bool, on_value: &[Insn]) -> Vec<u8> {
     let mut v = vec![
         i(CLASS_LDX | MODE_MEM | SIZE_W, 2, 1, 0, 0), // data
         i(CLASS_LDX | MODE_MEM | SIZE_W, 3, 1, 4, 0), // data_end
         mov_reg(4, 2),
         add_imm(4, 4),
-        i(CLASS_JMP | JMP_JGT | SRC_X, 4, 3, 12, 0),
+        i(CLASS_JMP | JMP_JGT | SRC_X, 4, 3, 0, 0), // to the end: offset set below
         i(CLASS_LDX | MODE_MEM | SIZE_W, 5, 2, 0, 0),
         i(CLASS_STX | MODE_MEM | SIZE_W, 10, 5, -4, 0),
-        mov_reg(2, 10),
-        add_imm(2, -4),
     ];
+    if lpm {
+        v.push(i(CLASS_ST | MODE_MEM | SIZE_W, 10, 0, -8, 32));
+    }
+    v.extend([mov_reg(2, 10), add_imm(2, if lpm { -8 } else { -4 })]);
     v.extend(ld_map(1, 0));
     v.extend([
         i(OP_CALL, 0, 0, 0, 1),
         i(CLASS_JNE_K, 0, 0, 2, 0),
         mov_imm(0, 0xdead),
         exit(),
-        i(CLASS_LDX | MODE_MEM | SIZE_DW, 0, 0, 0, 0),
-        exit(),
-        mov_imm(0, 0xbad),
-        exit(),
     ]);
+    v.extend_from_slice(on_value);
+    v[4].off = (v.len() - 5) as i16;
+    v.extend([mov_imm(0, 0xbad), exit()]);
     bytes(&v)
+}
+
+/// The value's first eight bytes.
+fn lookup_packet_key() -> Vec<u8> {
+    packet_key_lookup(
+        false,
+        &[i(CLASS_LDX | MODE_MEM | SIZE_DW, 0, 0, 0, 0), exit()],
+    )
 }
 
 const CLASS_JNE_K: u8 = CLASS_JMP | JMP_JNE | SRC_K;
@@ -291,37 +301,41 @@ fn a_helper_registered_as_lookup_is_called_at_proved_call_sites() {
         let p = load_with(&code, vec![map], engine, Mode::Verified, helpers.clone());
         assert!(p.verifier_report().expect("verified").proved[CALL_SLOT]);
         assert_eq!(run(&p, &packet(0)), 0xdead, "{engine:?}");
+        // In a batch too (no inline lookup bypasses it).
+        assert_eq!(run_batch(&p, &[0, 1]), [0xdead, 0xdead], "{engine:?}");
     }
 }
 
-/// Looks up the key in the packet's first four bytes in map 0 (an array of 12-byte values: a
-/// u64 count, a u32 tag); adds 1 to the count and returns the tag, 0xdead for NULL.
+/// r0 of each run of a batch of `packet(key)` for `keys` (a trap fails the test).
+fn run_batch(p: &Program, keys: &[u32]) -> Vec<u64> {
+    let packets: Vec<u8> = keys.iter().flat_map(|&k| packet(k)).collect();
+    let lengths = vec![64u32; keys.len()];
+    let input = ebpf_vm::BatchInput {
+        packets: &packets,
+        lengths: &lengths,
+        r0_only: true,
+        ..ebpf_vm::BatchInput::default()
+    };
+    let mut got = vec![0u64; keys.len()];
+    p.run_batch(&input, |r| {
+        got[r.index] = r.result.as_ref().expect("no trap").0.r0;
+    })
+    .unwrap();
+    got
+}
+
+/// With map 0 an array of 12-byte values (a u64 count, a u32 tag): adds 1 to the count and
+/// returns the tag.
 fn count_packet_key() -> Vec<u8> {
-    let mut v = vec![
-        i(CLASS_LDX | MODE_MEM | SIZE_W, 2, 1, 0, 0), // data
-        i(CLASS_LDX | MODE_MEM | SIZE_W, 3, 1, 4, 0), // data_end
-        mov_reg(4, 2),
-        add_imm(4, 4),
-        i(CLASS_JMP | JMP_JGT | SRC_X, 4, 3, 14, 0),
-        i(CLASS_LDX | MODE_MEM | SIZE_W, 5, 2, 0, 0),
-        i(CLASS_STX | MODE_MEM | SIZE_W, 10, 5, -4, 0),
-        mov_reg(2, 10),
-        add_imm(2, -4),
-    ];
-    v.extend(ld_map(1, 0));
-    v.extend([
-        i(OP_CALL, 0, 0, 0, 1),
-        i(CLASS_JNE_K, 0, 0, 2, 0),
-        mov_imm(0, 0xdead),
-        exit(),
-        mov_imm(1, 1),
-        atomic(SIZE_DW, 0, 1, 0, ATOMIC_ADD),
-        i(CLASS_LDX | MODE_MEM | SIZE_W, 0, 0, 8, 0),
-        exit(),
-        mov_imm(0, 0xbad),
-        exit(),
-    ]);
-    bytes(&v)
+    packet_key_lookup(
+        false,
+        &[
+            mov_imm(1, 1),
+            atomic(SIZE_DW, 0, 1, 0, ATOMIC_ADD),
+            i(CLASS_LDX | MODE_MEM | SIZE_W, 0, 0, 8, 0),
+            exit(),
+        ],
+    )
 }
 
 /// Batches of a verified program do proved array lookups inline in the JIT (as the kernel's
@@ -345,30 +359,16 @@ fn array_lookups_in_a_batch_give_the_values_and_null_by_hand() {
     let want = [100u64, 104, 0xdead, 102, 104, 0xdead, 0xdead, 100, 0xdead];
     // Counts by index: 0 twice, 2 once, 4 twice.
     let counts = [2u64, 0, 1, 0, 2];
-    let packets: Vec<u8> = keys.iter().flat_map(|&k| packet(k)).collect();
-    let lengths = vec![64u32; keys.len()];
     for engine in ENGINES {
         for mode in MODES {
             for batch in [true, false] {
                 let map = make();
                 let p = load(&code, vec![map.clone()], engine, mode);
-                let mut got = vec![0u64; keys.len()];
-                if batch {
-                    let input = ebpf_vm::BatchInput {
-                        packets: &packets,
-                        lengths: &lengths,
-                        r0_only: true,
-                        ..ebpf_vm::BatchInput::default()
-                    };
-                    p.run_batch(&input, |r| {
-                        got[r.index] = r.result.as_ref().expect("no trap").0.r0;
-                    })
-                    .unwrap();
+                let got: Vec<u64> = if batch {
+                    run_batch(&p, &keys)
                 } else {
-                    for (g, &k) in got.iter_mut().zip(&keys) {
-                        *g = run(&p, &packet(k));
-                    }
-                }
+                    keys.iter().map(|&k| run(&p, &packet(k))).collect()
+                };
                 let what = format!("{engine:?} {mode:?} batch {batch}");
                 assert_eq!(got, want, "{what}");
                 for (k, &count) in counts.iter().enumerate() {
@@ -381,62 +381,12 @@ fn array_lookups_in_a_batch_give_the_values_and_null_by_hand() {
     }
 }
 
-/// In a batch too, an embedder's helper 1 is called at a proved call site into an array (no
-/// inline lookup bypasses it).
-#[test]
-fn an_embedders_lookup_is_called_in_a_batch() {
-    let mut helpers = HelperTable::new();
-    helpers.register_with_prototype(
-        1,
-        "my_lookup",
-        ebpf_vm::helpers::kernel_prototypes::kernel_prototype(1).unwrap(),
-        |_, _| Ok(0),
-    );
-    let code = lookup_packet_key();
-    let packets: Vec<u8> = [0u32, 1].iter().flat_map(|&k| packet(k)).collect();
-    for engine in ENGINES {
-        let map = maps::create(MapDef::new(MapType::Array, 4, 8, 4)).unwrap();
-        let p = load_with(&code, vec![map], engine, Mode::Verified, helpers.clone());
-        let input = ebpf_vm::BatchInput {
-            packets: &packets,
-            lengths: &[64, 64],
-            r0_only: true,
-            ..ebpf_vm::BatchInput::default()
-        };
-        let mut got = vec![];
-        p.run_batch(&input, |r| got.push(r.result.as_ref().unwrap().0.r0))
-            .unwrap();
-        assert_eq!(got, [0xdead, 0xdead], "{engine:?}");
-    }
-}
-
-/// Looks up the packet's first four bytes as a /32 in map 0 (an LPM trie of IPv4 keys): the
-/// value's first eight bytes, 0xdead for NULL.
+/// With map 0 an LPM trie of IPv4 keys: the value's first eight bytes.
 fn lpm_packet_key() -> Vec<u8> {
-    let mut v = vec![
-        i(CLASS_LDX | MODE_MEM | SIZE_W, 2, 1, 0, 0), // data
-        i(CLASS_LDX | MODE_MEM | SIZE_W, 3, 1, 4, 0), // data_end
-        mov_reg(4, 2),
-        add_imm(4, 4),
-        i(CLASS_JMP | JMP_JGT | SRC_X, 4, 3, 13, 0),
-        i(CLASS_LDX | MODE_MEM | SIZE_W, 5, 2, 0, 0),
-        i(CLASS_STX | MODE_MEM | SIZE_W, 10, 5, -4, 0),
-        i(CLASS_ST | MODE_MEM | SIZE_W, 10, 0, -8, 32),
-        mov_reg(2, 10),
-        add_imm(2, -8),
-    ];
-    v.extend(ld_map(1, 0));
-    v.extend([
-        i(OP_CALL, 0, 0, 0, 1),
-        i(CLASS_JNE_K, 0, 0, 2, 0),
-        mov_imm(0, 0xdead),
-        exit(),
-        i(CLASS_LDX | MODE_MEM | SIZE_DW, 0, 0, 0, 0),
-        exit(),
-        mov_imm(0, 0xbad),
-        exit(),
-    ]);
-    bytes(&v)
+    packet_key_lookup(
+        true,
+        &[i(CLASS_LDX | MODE_MEM | SIZE_DW, 0, 0, 0, 0), exit()],
+    )
 }
 
 /// A program, its map and the keys with what it returns for each.
@@ -486,25 +436,12 @@ fn hash_and_lpm_lookups_in_a_batch_give_the_values_by_hand() {
         (lpm_packet_key(), &lpm, &lpm_keys),
     ];
     for (code, make, keys) in cases {
-        let packets: Vec<u8> = keys.iter().flat_map(|&(k, _)| packet(k)).collect();
-        let lengths = vec![64u32; keys.len()];
-        let want: Vec<u64> = keys.iter().map(|&(_, v)| v).collect();
+        let (keys, want): (Vec<u32>, Vec<u64>) = keys.iter().copied().unzip();
         for engine in ENGINES {
             for mode in MODES {
                 let p = load(&code, vec![make()], engine, mode);
-                let mut got = vec![0u64; keys.len()];
-                let input = ebpf_vm::BatchInput {
-                    packets: &packets,
-                    lengths: &lengths,
-                    r0_only: true,
-                    ..ebpf_vm::BatchInput::default()
-                };
-                p.run_batch(&input, |r| {
-                    got[r.index] = r.result.as_ref().expect("no trap").0.r0;
-                })
-                .unwrap();
-                assert_eq!(got, want, "{engine:?} {mode:?} batch");
-                let single: Vec<u64> = keys.iter().map(|&(k, _)| run(&p, &packet(k))).collect();
+                assert_eq!(run_batch(&p, &keys), want, "{engine:?} {mode:?} batch");
+                let single: Vec<u64> = keys.iter().map(|&k| run(&p, &packet(k))).collect();
                 assert_eq!(single, want, "{engine:?} {mode:?} single");
             }
         }
