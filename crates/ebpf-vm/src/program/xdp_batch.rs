@@ -14,7 +14,9 @@
 //! Only verified programs come here: their stores into the frame are proved to lie inside the
 //! packet and its metadata (so `refill` need zero only those bytes), and every access through a map
 //! value pointer is proved to follow a lookup of this run, so the value areas being regions from the
-//! run's start changes no outcome. Helpers that move the packet (`bpf_xdp_adjust_head`, `_tail`,
+//! run's start changes no outcome. With the areas standing, a lookup need add no region, so the
+//! JIT's code looks into an array itself and calls a hash map's or LPM trie's lookup directly, as
+//! the kernel's JIT does (`jit/compile/lookup.rs`; `RunMaps::standing_areas` tells it). Helpers that move the packet (`bpf_xdp_adjust_head`, `_tail`,
 //! `_meta`) work as in a single run: they move the bounds of this run's frame, which `refill` resets
 //! and whose bytes it zeroes (`touched` follows every move). Everything else takes the general road
 //! (`run_on` per packet): checked programs, programs that tail-call, call functions through
