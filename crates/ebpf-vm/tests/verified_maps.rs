@@ -398,33 +398,42 @@ fn lpm_packet_key() -> Vec<u8> {
 /// A program, its map and the keys with what it returns for each.
 type Case<'a> = (Vec<u8>, &'a MakeMap, &'a [(u32, u64)]);
 
+/// A map of `t` with u32 keys and u64 values holding `entries`.
+fn map_of(t: MapType, entries: &[(u32, u64)]) -> Arc<dyn Map> {
+    let m = maps::create(MapDef::new(t, 4, 8, 4)).unwrap();
+    for (k, v) in entries {
+        m.update_elem(&k.to_ne_bytes(), &v.to_ne_bytes(), 0)
+            .unwrap();
+    }
+    m
+}
+
+/// An LPM trie of IPv4 keys and u64 values holding the prefixes `entries` (length, address,
+/// value).
+fn lpm_v4(entries: &[(u32, [u8; 4], u64)]) -> Arc<dyn Map> {
+    let mut def = MapDef::new(MapType::LpmTrie, 8, 8, 8);
+    def.flags = ebpf_vm::maps::def::flags::BPF_F_NO_PREALLOC;
+    let m = maps::create(def).unwrap();
+    for (plen, addr, v) in entries {
+        let mut k = plen.to_ne_bytes().to_vec();
+        k.extend(addr);
+        m.update_elem(&k, &v.to_ne_bytes(), 0).unwrap();
+    }
+    m
+}
+
 /// Hash maps and LPM tries: in a batch, proved lookups call the map's lookup directly (no stub);
 /// the verdicts are those worked out by hand, on both engines and modes, batch and single runs.
 #[test]
 fn hash_and_lpm_lookups_in_a_batch_give_the_values_by_hand() {
-    let hash = || {
-        let m = maps::create(MapDef::new(MapType::Hash, 4, 8, 4)).unwrap();
-        m.update_elem(&7u32.to_ne_bytes(), &77u64.to_ne_bytes(), 0)
-            .unwrap();
-        m.update_elem(&9u32.to_ne_bytes(), &99u64.to_ne_bytes(), 0)
-            .unwrap();
-        m
-    };
+    let hash = || map_of(MapType::Hash, &[(7, 77), (9, 99)]);
+    // 10.0.0.0/8 -> 8, 10.1.0.0/16 -> 16, 10.1.2.128/25 -> 25.
     let lpm = || {
-        let mut def = MapDef::new(MapType::LpmTrie, 8, 8, 8);
-        def.flags = ebpf_vm::maps::def::flags::BPF_F_NO_PREALLOC;
-        let m = maps::create(def).unwrap();
-        // 10.0.0.0/8 -> 8, 10.1.0.0/16 -> 16, 10.1.2.128/25 -> 25.
-        for (plen, addr, v) in [
-            (8u32, [10, 0, 0, 0], 8u64),
+        lpm_v4(&[
+            (8, [10, 0, 0, 0], 8),
             (16, [10, 1, 0, 0], 16),
             (25, [10, 1, 2, 128], 25),
-        ] {
-            let mut k = plen.to_ne_bytes().to_vec();
-            k.extend(addr);
-            m.update_elem(&k, &v.to_ne_bytes(), 0).unwrap();
-        }
-        m
+        ])
     };
     let key = |a: [u8; 4]| u32::from_ne_bytes(a);
     // 10.1.2.200: bit 24 is 1 (200 >= 128), so the /25; 10.1.2.3: the /16; 10.2.0.0: the /8;
@@ -462,27 +471,16 @@ fn hash_and_lpm_lookups_in_a_batch_give_the_values_by_hand() {
 fn lookups_without_the_stub_at_a_chain_head_in_metered_code() {
     let value = [i(CLASS_LDX | MODE_MEM | SIZE_DW, 0, 0, 0, 0), exit()];
     let ja = [i(CLASS_JMP | JMP_JA, 0, 0, 0, 0)];
-    let array = || {
-        let m = maps::create(MapDef::new(MapType::Array, 4, 8, 2)).unwrap();
-        m.update_elem(&1u32.to_ne_bytes(), &5u64.to_ne_bytes(), 0)
-            .unwrap();
-        m
-    };
-    let lpm = || {
-        let mut def = MapDef::new(MapType::LpmTrie, 8, 8, 2);
-        def.flags = ebpf_vm::maps::def::flags::BPF_F_NO_PREALLOC;
-        let m = maps::create(def).unwrap();
-        m.update_elem(&[8, 0, 0, 0, 10, 0, 0, 0], &6u64.to_ne_bytes(), 0)
-            .unwrap();
-        m
-    };
+    let array = || map_of(MapType::Array, &[(1, 5)]);
+    let lpm = || lpm_v4(&[(8, [10, 0, 0, 0], 6)]);
     let ip = |a: [u8; 4]| u32::from_ne_bytes(a);
-    // Array: index 1 holds 5, 0 holds 0, 2 is past the end. LPM: 10.x.x.x is under 10.0.0.0/8.
+    // Array (4 elements): index 1 holds 5, 0 holds 0, 4 is past the end. LPM: 10.x.x.x is under
+    // 10.0.0.0/8.
     let cases: [Case; 2] = [
         (
             packet_key_lookup_with(false, &ja, &value),
             &array,
-            &[(1, 5), (0, 0), (2, 0xdead)],
+            &[(1, 5), (0, 0), (4, 0xdead)],
         ),
         (
             packet_key_lookup_with(true, &ja, &value),
