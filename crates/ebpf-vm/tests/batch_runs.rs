@@ -598,3 +598,41 @@ fn an_unmetered_xdp_batch_is_not_stopped_by_the_budget_as_a_single_run_is_not() 
         assert_eq!(r0s, vec![Ok(2); 3], "{engine:?}: batch");
     }
 }
+
+#[test]
+fn a_verified_xdp_batch_zeroes_again_the_stack_its_runs_reach() {
+    // Verified, r10 copied (so the whole frame is zeroed before a single run): reads the stack
+    // word at r10 - 16 before anything wrote it (as the kernel allows privileged programs), then
+    // stores the packet's first byte there when it is odd; r0 = 2 + the word read. Single runs
+    // read 0 there (a fresh stack), so every packet gives 2; a batch zeroes again, after its
+    // first run, only the bytes under the program's stack depth (16), which the store lies in.
+    let insns = prog![
+        movr(6, 10),
+        ldx(SIZE_W, 2, 1, 0),
+        ldx(SIZE_W, 3, 1, 4),
+        movr(4, 2),
+        add(4, 1),
+        jr(JMP_JGT, 4, 3, 8),
+        ldx(SIZE_B, 5, 2, 0),
+        ldx(SIZE_DW, 0, 10, -16),
+        add(0, 2),
+        stx(SIZE_DW, 10, 5, -8),
+        ji(JMP_JSET, 5, 1, 1),
+        exit(),
+        stx(SIZE_DW, 6, 5, -16),
+        exit(),
+        mov(0, 1),
+        exit(),
+    ];
+    for engine in ENGINES {
+        let p = load_verified_xdp(&insns, engine, Vec::new());
+        assert_eq!(
+            p.verifier_report().expect("verified").stack_depth,
+            [16],
+            "{engine:?}"
+        );
+        let packets: Vec<Vec<u8>> = [1u8, 3, 2, 5, 4].iter().map(|&b| vec![b; 64]).collect();
+        let r0s = batch_equals_single_runs(&p, &packets, None);
+        assert_eq!(r0s, [2, 2, 2, 2, 2], "{engine:?}");
+    }
+}
