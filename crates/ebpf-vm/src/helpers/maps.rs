@@ -293,11 +293,11 @@ pub enum LookupHow {
 }
 
 /// The maps of `maps` whose lookups compiled code may do without the lookup stub at a proved call
-/// site (`InlineLookup`), when helper 1 is this module's lookup (an embedder's own
-/// lookup must see every call): plain arrays inline (`ArrayMap::prog_lookup`: the value at
+/// site (`InlineLookup`), when helper 1 is this module's lookup (an embedder's own lookup must
+/// see every call): plain arrays inline (`ArrayMap::prog_lookup`: the value at
 /// `index * value_stride` in one block that never moves, NULL for an index past `max_entries`),
-/// hash maps and LPM tries through `lookup_direct`. `maps` must outlive the code (the program's
-/// list: `LookupHow::Call` names its elements).
+/// hash maps through `lookup_direct`, LPM tries through `lookup_direct_lpm`. `maps` must outlive
+/// the code (the program's list: `LookupHow::Call` names its elements).
 pub(crate) fn inline_lookups(helpers: &HelperTable, maps: &[Arc<dyn Map>]) -> Vec<InlineLookup> {
     let ours = helpers
         .get(BPF_MAP_LOOKUP_ELEM)
@@ -314,7 +314,12 @@ pub(crate) fn inline_lookups(helpers: &HelperTable, maps: &[Arc<dyn Map>]) -> Ve
                     max_entries: def.max_entries,
                     stride: i32::try_from(def.value_stride()).ok()? as u32,
                 },
-                MapType::Hash | MapType::LpmTrie => LookupHow::Call {
+                MapType::LpmTrie => LookupHow::Call {
+                    func: lookup_direct_lpm as *const () as u64,
+                    map: std::ptr::from_ref(m.downcast::<crate::maps::lpm::LpmTrie>()?) as u64,
+                    key_size: def.key_size,
+                },
+                MapType::Hash => LookupHow::Call {
                     func: lookup_direct as *const () as u64,
                     map: std::ptr::from_ref(m) as u64,
                     key_size: def.key_size,
@@ -351,6 +356,25 @@ pub(crate) unsafe extern "C" fn lookup_direct(
             Ok(ProgLookup::Value(addr)) => addr,
             _ => u64::MAX,
         }
+    }))
+    .unwrap_or(u64::MAX)
+}
+
+/// `lookup_direct` for an LPM trie, its lookup inline (no virtual call): r0 for the key.
+///
+/// # Safety
+/// `map` points at an `LpmTrie` alive for the call (in an `Arc` of the program's map list);
+/// `key` is readable for `key_size` bytes (the verifier's proof at the call site).
+pub(crate) unsafe extern "C" fn lookup_direct_lpm(
+    map: *const crate::maps::lpm::LpmTrie,
+    key: *const u8,
+    key_size: u64,
+) -> u64 {
+    // A panic must not unwind into compiled code.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: as the function's contract says.
+        let (map, key) = unsafe { (&*map, std::slice::from_raw_parts(key, key_size as usize)) };
+        map.value_addr(key)
     }))
     .unwrap_or(u64::MAX)
 }

@@ -153,6 +153,7 @@ impl Short {
     }
 
     /// The slot of the longest prefix of at most `plen` bits that `data` begins with.
+    #[inline]
     fn longest_match(&self, plen: u32, data: &[u8]) -> Option<u32> {
         let b = bits(data);
         (self.longest_first.iter())
@@ -244,6 +245,7 @@ impl LpmTrie {
     }
 
     /// The slot of the longest matching prefix.
+    #[inline]
     fn longest_match(inner: &Inner, max_prefixlen: u32, key: &[u8]) -> Option<u32> {
         let plen = u32::from_ne_bytes(key[..4].try_into().expect("4-byte prefixlen"));
         if plen > max_prefixlen {
@@ -286,6 +288,20 @@ impl LpmTrie {
                 found
             })
             .map(|e| e.slot)
+    }
+}
+
+impl LpmTrie {
+    /// A program's lookup (`prog_lookup`): the address of the longest matching prefix's value,
+    /// 0 when none matches. Called directly by compiled code in batches
+    /// (`helpers::maps::lookup_direct_lpm`), so it stays inline there.
+    #[inline]
+    pub fn value_addr(&self, key: &[u8]) -> u64 {
+        let inner = self.read();
+        match LpmTrie::longest_match(&inner, self.max_prefixlen(), key) {
+            None => 0,
+            Some(slot) => self.pool.addr(slot, 0),
+        }
     }
 }
 
@@ -415,13 +431,10 @@ impl Map for LpmTrie {
     }
 
     fn prog_lookup(&self, key: &[u8], _cpu: usize) -> MapResult<ProgLookup> {
-        let inner = self.read();
-        Ok(
-            match LpmTrie::longest_match(&inner, self.max_prefixlen(), key) {
-                None => ProgLookup::Null,
-                Some(slot) => ProgLookup::Value(self.pool.addr(slot, 0)),
-            },
-        )
+        Ok(match self.value_addr(key) {
+            0 => ProgLookup::Null,
+            addr => ProgLookup::Value(addr),
+        })
     }
 
     fn value_area(&self) -> Option<(u64, u64)> {

@@ -1,14 +1,14 @@
 //! Map lookups without the lookup stub, at a `bpf_map_lookup_elem` call site the verifier proved
 //! (its map a map of the program, its key readable for that map's key size on every path), when
-//! r1 is the handle of one of the program's maps that allow it (`helpers::maps::InlineLookup`) and the
-//! run's value areas stand as regions from its start (`Ctx::standing`: a batch), as the kernel's
-//! JIT does them:
+//! r1 is the handle of one of the program's maps that allow it (`helpers::maps::InlineLookup`)
+//! and the run's value areas stand as regions from its start (`Ctx::standing`: a batch), as the
+//! kernel's JIT does them:
 //! - a plain array inline (`array_map_gen_lookup`): r0 = the value's address, or 0 for an index
 //!   past `max_entries`;
-//! - a hash map or LPM trie by a direct call of its lookup (`helpers::maps::lookup_direct`),
-//!   without the stub's saves and the helper path's checks. The verifier makes r1-r5 unreadable
-//!   after a call, so the call may clobber r3-r5; r1 and r2 are kept only for the stub, which
-//!   runs when the direct lookup gives up.
+//! - a hash map or LPM trie by a direct call of its lookup (`helpers::maps::lookup_direct`,
+//!   `lookup_direct_lpm`), without the stub's saves and the helper path's checks. The verifier
+//!   makes r1-r5 unreadable after a call, so the call may clobber r3-r5; r1 and r2 are kept
+//!   only for the stub, which runs when the direct lookup gives up.
 //!
 //! Anything else (another map, a single run, which adds the value area as a region per lookup)
 //! calls the lookup stub as before. Which map a site looks into is read off the code before it
