@@ -199,7 +199,8 @@ pub(crate) fn ctx_out(frame: &XdpFrame) -> Vec<u8> {
 /// headroom and the bounds are reset. `None`
 /// when `prepare` must build the frame instead: no frame yet, a frame a checked program wrote
 /// (it may have stored anywhere in it), fragments, or a packet that does not fit the linear part
-/// or is shorter than an Ethernet header.
+/// or is shorter than an Ethernet header. Inline: it runs once per packet of a batch.
+#[inline]
 pub(crate) fn refill(state: &mut RunState, data: &[u8]) -> Option<Entry> {
     let len = data.len() as u64;
     let frame = state.xdp.as_deref_mut()?;
