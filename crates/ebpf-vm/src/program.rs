@@ -351,7 +351,9 @@ impl Program {
         let stack_zero = crate::stack_reach::zeroed_bytes(&analysis, stack_frames);
         let coverage = (options.coverage).then(|| Arc::new(CoverageCounters::new(insns.len())));
         let direct = verifier.as_ref().map(|v| match options.prog_type {
-            ProgramType::Xdp => context::xdp::direct_accesses(&insns, &v.proved, &v.ctx_bases),
+            ProgramType::Xdp => {
+                context::xdp::direct_accesses(&insns, &v.packet_proved, &v.ctx_bases)
+            }
             _ => v.proved.clone(),
         });
         let metered = verifier.is_none() || options.meter;

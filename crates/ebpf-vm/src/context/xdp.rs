@@ -232,7 +232,11 @@ pub(crate) fn refill(state: &mut RunState, data: &[u8]) -> Option<Entry> {
 }
 
 /// Mode verified: the loads and stores the engines run without a check, by slot: those the
-/// verifier proved (`proved`), and the loads of an XDP program whose base is the unmodified
+/// verifier proved (`proved`: `VerifierReport::packet_proved`, the packet's accesses included:
+/// the verifier proved them against `data_end` or `data`, as the kernel's JIT trusts, and the
+/// packet lies in the frame, memory of the whole run whose linear part `data_end` never passes;
+/// a helper that moves the packet makes the verifier forget every packet pointer, as the
+/// kernel's does), and the loads of an XDP program whose base is the unmodified
 /// context pointer on every path (`ctx_bases`) and that, as the context rewrite left them in
 /// `insns`, lie inside the context buffer: every XDP run's r1 points to `BUFFER_SIZE` bytes of
 /// it (`prepare`), a region of the run, so their check could only succeed.
