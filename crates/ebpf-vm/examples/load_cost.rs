@@ -56,6 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     &[],
                     stack_frames,
                     proved.as_deref(),
+                    &[],
                 )?;
                 bytes = jit.code_len();
             }

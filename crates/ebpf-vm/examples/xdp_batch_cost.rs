@@ -169,9 +169,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut best = f64::INFINITY;
     for _ in 0..batches.parse::<usize>()? {
         let mut bad = 0;
-        let summary = prog.run_batch(&input, |run| {
-            let want = if run.index % 2 == 1 { 1 } else { 2 };
-            if run.result.as_ref().map(|(out, _)| out.r0) != Ok(want) {
+        // What `runBatchRetvals` calls.
+        let summary = prog.run_batch_r0(&input, |index, result| {
+            let want = if index % 2 == 1 { 1 } else { 2 };
+            if result.map(|out| out.r0) != Ok(want) {
                 bad += 1;
             }
         })?;

@@ -351,10 +351,16 @@ impl Program {
         let stack_zero = crate::stack_reach::zeroed_bytes(&analysis, stack_frames);
         let coverage = (options.coverage).then(|| Arc::new(CoverageCounters::new(insns.len())));
         let direct = verifier.as_ref().map(|v| match options.prog_type {
-            ProgramType::Xdp => context::xdp::direct_accesses(&insns, &v.proved, &v.ctx_bases),
+            ProgramType::Xdp => {
+                context::xdp::direct_accesses(&insns, &v.packet_proved, &v.ctx_bases)
+            }
             _ => v.proved.clone(),
         });
         let metered = verifier.is_none() || options.meter;
+        let lookups = match &verifier {
+            Some(_) => crate::helpers::maps::inline_lookups(&helpers, maps.maps()),
+            None => Vec::new(),
+        };
         let prepared = PreparedEngine::select(
             options.engine,
             &Validated {
@@ -366,6 +372,7 @@ impl Program {
                 blind_constants: options.blind_constants,
                 meter: metered,
                 coverage: coverage.as_deref(),
+                lookups: &lookups,
             },
         )?;
         #[cfg(target_arch = "x86_64")]
@@ -418,15 +425,35 @@ impl Program {
     /// `stack_top` is the top of a stack area of `STACK_SIZE` bytes that the caller owns.
     #[inline(always)]
     pub(super) unsafe fn zero_stack(&self, stack_top: u64) {
-        let (below_top, zeroed) = self.stack_zero;
-        // (A call of `memset` for no bytes costs more than the test.)
-        if zeroed != 0 {
-            // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area
-            // (`zeroed_bytes` keeps them inside the reachable frames).
-            unsafe { std::ptr::write_bytes((stack_top - below_top as u64) as *mut u8, 0, zeroed) }
-        }
+        // SAFETY: as this function's.
+        unsafe { zero_stack_bytes(stack_top, self.stack_zero) }
     }
 
+    /// The bytes of `stack_zero` among the `depth` bytes under the stack's top.
+    pub(super) fn stack_zero_within(&self, depth: usize) -> (usize, usize) {
+        let (below_top, zeroed) = self.stack_zero;
+        let end = below_top - zeroed;
+        let below_top = below_top.min(depth);
+        (below_top, below_top.saturating_sub(end))
+    }
+}
+
+/// Zeroes `zeroed` bytes from `below_top` bytes under `stack_top` (a `Program::stack_zero`, or
+/// part of it).
+///
+/// # Safety
+/// As `Program::zero_stack`'s, and the bytes are inside those of `stack_zero`.
+#[inline(always)]
+pub(super) unsafe fn zero_stack_bytes(stack_top: u64, (below_top, zeroed): (usize, usize)) {
+    // (A call of `memset` for no bytes costs more than the test.)
+    if zeroed != 0 {
+        // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area
+        // (`zeroed_bytes` keeps them inside the reachable frames).
+        unsafe { std::ptr::write_bytes((stack_top - below_top as u64) as *mut u8, 0, zeroed) }
+    }
+}
+
+impl Program {
     /// An unmetered run reports no count: its engine's figure is what helpers charged (the JIT)
     /// or a count the other engine has not (the interpreter), so both report 0.
     pub(super) fn clear_unmetered_count(&self, result: &mut Result<RunOutput, Trap>) {

@@ -598,3 +598,75 @@ fn an_unmetered_xdp_batch_is_not_stopped_by_the_budget_as_a_single_run_is_not() 
         assert_eq!(r0s, vec![Ok(2); 3], "{engine:?}: batch");
     }
 }
+
+#[test]
+fn a_verified_xdp_batch_zeroes_again_the_stack_its_runs_reach() {
+    // Verified, r10 copied (so the whole frame is zeroed before a single run): reads the stack
+    // word at r10 - 16 before anything wrote it (as the kernel allows privileged programs), then
+    // stores the packet's first byte there when it is odd; r0 = 2 + the word read. Single runs
+    // read 0 there (a fresh stack), so every packet gives 2; a batch zeroes again, after its
+    // first run, only the bytes under the program's stack depth (16), which the store lies in.
+    let insns = prog![
+        movr(6, 10),
+        ldx(SIZE_W, 2, 1, 0),
+        ldx(SIZE_W, 3, 1, 4),
+        movr(4, 2),
+        add(4, 1),
+        jr(JMP_JGT, 4, 3, 8),
+        ldx(SIZE_B, 5, 2, 0),
+        ldx(SIZE_DW, 0, 10, -16),
+        add(0, 2),
+        stx(SIZE_DW, 10, 5, -8),
+        ji(JMP_JSET, 5, 1, 1),
+        exit(),
+        stx(SIZE_DW, 6, 5, -16),
+        exit(),
+        mov(0, 1),
+        exit(),
+    ];
+    for engine in ENGINES {
+        let p = load_verified_xdp(&insns, engine, Vec::new());
+        assert_eq!(
+            p.verifier_report().expect("verified").stack_depth,
+            [16],
+            "{engine:?}"
+        );
+        let packets: Vec<Vec<u8>> = [1u8, 3, 2, 5, 4].iter().map(|&b| vec![b; 64]).collect();
+        let r0s = batch_equals_single_runs(&p, &packets, None);
+        assert_eq!(r0s, [2, 2, 2, 2, 2], "{engine:?}");
+    }
+}
+
+#[test]
+fn a_verified_xdp_programs_packet_accesses_run_without_checks_as_proved() {
+    // Verified: after `data + 16 <= data_end`, loads the packet's bytes 8-15, stores 0x42 at
+    // byte 9 and loads it back: r0 = the u64 + 0x42; a shorter packet gives 7. The verifier
+    // proves the three packet accesses against `data_end` (`packet_proved`), so XDP's engines
+    // run them unchecked; `proved` (the stack, map values, sized memory) leaves them out.
+    let insns = prog![
+        ldx(SIZE_W, 2, 1, 0),
+        ldx(SIZE_W, 3, 1, 4),
+        movr(4, 2),
+        add(4, 16),
+        jr(JMP_JGT, 4, 3, 5),
+        ldx(SIZE_DW, 0, 2, 8),
+        st(SIZE_B, 2, 9, 0x42),
+        ldx(SIZE_B, 5, 2, 9),
+        addr(0, 5),
+        exit(),
+        mov(0, 7),
+        exit(),
+    ];
+    for engine in ENGINES {
+        let p = load_verified_xdp(&insns, engine, Vec::new());
+        let report = p.verifier_report().expect("verified");
+        for slot in [5, 6, 7] {
+            assert!(report.packet_proved[slot], "{engine:?}: slot {slot}");
+            assert!(!report.proved[slot], "{engine:?}: slot {slot}");
+        }
+        let packets = vec![(0..64u8).collect::<Vec<u8>>(), vec![1u8; 14]];
+        let r0s = batch_equals_single_runs(&p, &packets, None);
+        // Bytes 8-15 are 8..=15 little-endian, byte 9 then 0x42: 0x0f0e0d0c0b0a0908 + 0x42.
+        assert_eq!(r0s, [0x0f0e_0d0c_0b0a_0908 + 0x42, 7], "{engine:?}");
+    }
+}

@@ -621,3 +621,64 @@ fn lpm_batches_continue_after_a_deleted_cursor() {
     );
     assert_eq!(b2.next, None);
 }
+
+/// A key of `plen` and `data` for an LPM trie of `data.len()` data bytes.
+fn lpm_key_of(plen: u32, data: &[u8]) -> Vec<u8> {
+    let mut k = plen.to_ne_bytes().to_vec();
+    k.extend_from_slice(data);
+    k
+}
+
+/// Longest-prefix lookups of tries whose keys have 3, 16 (IPv6) and 20 data bytes (the first
+/// two through the index by length, the last through the sorted entries), with a default route
+/// (/0), prefixes that share bits, a prefix updated with other bits past its length, and deletes
+/// that take the last prefix of a length away. Each expected slot is worked out by hand from the
+/// bits: the longest stored prefix, no longer than the key's, whose bits the key's data begins
+/// with.
+#[test]
+fn lpm_longest_prefix_by_hand_for_each_key_size() {
+    for data_len in [3usize, 16, 20] {
+        let m = maps::create(
+            MapDef::new(MapType::LpmTrie, 4 + data_len as u32, 4, 8).with_flags(BPF_F_NO_PREALLOC),
+        )
+        .unwrap();
+        // Data whose first bytes are `head`, the rest `fill`.
+        let data = |head: &[u8], fill: u8| {
+            let mut d = vec![fill; data_len];
+            d[..head.len()].copy_from_slice(head);
+            d
+        };
+        let put = |plen: u32, d: Vec<u8>, v: u32| m.update(&lpm_key_of(plen, &d), &k32(v), BPF_ANY);
+        let get = |plen: u32, d: Vec<u8>| m.lookup(&lpm_key_of(plen, &d)).ok();
+        put(0, data(&[], 0), 100).unwrap(); // default route
+        put(8, data(&[0xab], 0), 8).unwrap(); // 0xab/8
+        put(12, data(&[0xab, 0xc0], 0), 12).unwrap(); // 0xabc/12
+        put(9, data(&[0xab, 0x80], 0), 9).unwrap(); // 0xab then bit 1 /9
+                                                    // The same /12 with other bits past its length: an update, not a new prefix.
+        put(12, data(&[0xab, 0xcf], 0xff), 13).unwrap();
+        assert_eq!(m.len(), 4, "{data_len}");
+        // 0xab 0xcd ...: bits 0xabc match /12 (13), /9 (bit 8 of 0xcd is 1), /8, /0.
+        assert_eq!(get(24, data(&[0xab, 0xcd], 0x11)), Some(k32(13).to_vec()));
+        // 0xab 0xbd: bit 8 is 1, so /9; the /12 needs 0xabc.
+        assert_eq!(get(24, data(&[0xab, 0xbd], 0)), Some(k32(9).to_vec()));
+        // 0xab 0x3d: bit 8 is 0: /8.
+        assert_eq!(get(24, data(&[0xab, 0x3d], 0)), Some(k32(8).to_vec()));
+        // The key's own length bounds the match: 0xab 0xcd /11 cannot take the /12: /9.
+        assert_eq!(get(11, data(&[0xab, 0xcd], 0)), Some(k32(9).to_vec()));
+        // 0xaa: only the default route; a key of length 0 too.
+        assert_eq!(get(24, data(&[0xaa], 0)), Some(k32(100).to_vec()));
+        assert_eq!(get(0, data(&[0xab, 0xcd], 0)), Some(k32(100).to_vec()));
+        // Deleting the /12 (the last of its length) and the /0 leaves /9 and /8.
+        m.delete(&lpm_key_of(12, &data(&[0xab, 0xc0], 0))).unwrap();
+        m.delete(&lpm_key_of(0, &data(&[], 0))).unwrap();
+        assert_eq!(get(24, data(&[0xab, 0xcd], 0)), Some(k32(9).to_vec()));
+        assert_eq!(get(24, data(&[0xaa], 0)), None);
+        // A full-length prefix matches only its own data.
+        let full = 8 * data_len as u32;
+        put(full, data(&[0xab, 0xcd], 0x5a), 77).unwrap();
+        assert_eq!(get(full, data(&[0xab, 0xcd], 0x5a)), Some(k32(77).to_vec()));
+        let mut other = data(&[0xab, 0xcd], 0x5a);
+        *other.last_mut().unwrap() ^= 1;
+        assert_eq!(get(full, other), Some(k32(9).to_vec()));
+    }
+}

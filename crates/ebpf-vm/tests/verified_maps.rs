@@ -183,32 +183,48 @@ fn atomics_on_map_values_and_the_stack_agree_in_every_mode() {
     }
 }
 
-/// Looks up the key in the packet's first four bytes (on the stack) in map 0: its value's first
-/// eight bytes, 0xdead when the lookup gives NULL, 0xbad when the packet is too short.
-fn lookup_packet_key() -> Vec<u8> {
+/// Looks up the packet's first four bytes (on the stack) in map 0: as a u32 key, or with `lpm`
+/// as a /32 IPv4 key (`{ u32 prefixlen; u8 addr[4] }`); runs `on_value` with the value's address
+/// in r0, returns 0xdead when the lookup gives NULL, 0xbad when the packet is too short.
+fn packet_key_lookup(lpm: bool, on_value: &[Insn]) -> Vec<u8> {
+    packet_key_lookup_with(lpm, &[], on_value)
+}
+
+/// As `packet_key_lookup`, with `before_call` just before the call.
+fn packet_key_lookup_with(lpm: bool, before_call: &[Insn], on_value: &[Insn]) -> Vec<u8> {
     let mut v = vec![
         i(CLASS_LDX | MODE_MEM | SIZE_W, 2, 1, 0, 0), // data
         i(CLASS_LDX | MODE_MEM | SIZE_W, 3, 1, 4, 0), // data_end
         mov_reg(4, 2),
         add_imm(4, 4),
-        i(CLASS_JMP | JMP_JGT | SRC_X, 4, 3, 12, 0),
+        i(CLASS_JMP | JMP_JGT | SRC_X, 4, 3, 0, 0), // to the end: offset set below
         i(CLASS_LDX | MODE_MEM | SIZE_W, 5, 2, 0, 0),
         i(CLASS_STX | MODE_MEM | SIZE_W, 10, 5, -4, 0),
-        mov_reg(2, 10),
-        add_imm(2, -4),
     ];
+    if lpm {
+        v.push(i(CLASS_ST | MODE_MEM | SIZE_W, 10, 0, -8, 32));
+    }
+    v.extend([mov_reg(2, 10), add_imm(2, if lpm { -8 } else { -4 })]);
     v.extend(ld_map(1, 0));
+    v.extend_from_slice(before_call);
     v.extend([
         i(OP_CALL, 0, 0, 0, 1),
         i(CLASS_JNE_K, 0, 0, 2, 0),
         mov_imm(0, 0xdead),
         exit(),
-        i(CLASS_LDX | MODE_MEM | SIZE_DW, 0, 0, 0, 0),
-        exit(),
-        mov_imm(0, 0xbad),
-        exit(),
     ]);
+    v.extend_from_slice(on_value);
+    v[4].off = (v.len() - 5) as i16;
+    v.extend([mov_imm(0, 0xbad), exit()]);
     bytes(&v)
+}
+
+/// The value's first eight bytes.
+fn lookup_packet_key() -> Vec<u8> {
+    packet_key_lookup(
+        false,
+        &[i(CLASS_LDX | MODE_MEM | SIZE_DW, 0, 0, 0, 0), exit()],
+    )
 }
 
 const CLASS_JNE_K: u8 = CLASS_JMP | JMP_JNE | SRC_K;
@@ -291,5 +307,203 @@ fn a_helper_registered_as_lookup_is_called_at_proved_call_sites() {
         let p = load_with(&code, vec![map], engine, Mode::Verified, helpers.clone());
         assert!(p.verifier_report().expect("verified").proved[CALL_SLOT]);
         assert_eq!(run(&p, &packet(0)), 0xdead, "{engine:?}");
+        // In a batch too (no inline lookup bypasses it).
+        assert_eq!(run_batch(&p, &[0, 1]), [0xdead, 0xdead], "{engine:?}");
+    }
+}
+
+/// r0 of each run of a batch of `packet(key)` for `keys` (a trap fails the test).
+fn run_batch(p: &Program, keys: &[u32]) -> Vec<u64> {
+    let packets: Vec<u8> = keys.iter().flat_map(|&k| packet(k)).collect();
+    let lengths = vec![64u32; keys.len()];
+    let input = ebpf_vm::BatchInput {
+        packets: &packets,
+        lengths: &lengths,
+        r0_only: true,
+        ..ebpf_vm::BatchInput::default()
+    };
+    let mut got = vec![0u64; keys.len()];
+    p.run_batch(&input, |r| {
+        got[r.index] = r.result.as_ref().expect("no trap").0.r0;
+    })
+    .unwrap();
+    got
+}
+
+/// With map 0 an array of 12-byte values (a u64 count, a u32 tag): adds 1 to the count and
+/// returns the tag.
+fn count_packet_key() -> Vec<u8> {
+    packet_key_lookup(
+        false,
+        &[
+            mov_imm(1, 1),
+            atomic(SIZE_DW, 0, 1, 0, ATOMIC_ADD),
+            i(CLASS_LDX | MODE_MEM | SIZE_W, 0, 0, 8, 0),
+            exit(),
+        ],
+    )
+}
+
+/// Batches of a verified program do proved array lookups inline in the JIT (as the kernel's
+/// `array_map_gen_lookup`: the value at `index * stride`, NULL at or past `max_entries`): each
+/// packet's verdict and the map after the batch are those computed by hand, on both engines, in
+/// both modes, in a batch and in single runs (which take the lookup stub).
+#[test]
+fn array_lookups_in_a_batch_give_the_values_and_null_by_hand() {
+    let code = count_packet_key();
+    // Five elements of 12 bytes (stride 16): tag 100 + k.
+    let make = || {
+        let m = maps::create(MapDef::new(MapType::Array, 4, 12, 5)).unwrap();
+        for k in 0..5u32 {
+            let mut v = [0u8; 12];
+            v[8..].copy_from_slice(&(100 + k).to_ne_bytes());
+            m.update_elem(&k.to_ne_bytes(), &v, 0).unwrap();
+        }
+        m
+    };
+    let keys = [0u32, 4, 5, 2, 4, 9, u32::MAX, 0, 0x8000_0004];
+    let want = [100u64, 104, 0xdead, 102, 104, 0xdead, 0xdead, 100, 0xdead];
+    // Counts by index: 0 twice, 2 once, 4 twice.
+    let counts = [2u64, 0, 1, 0, 2];
+    for engine in ENGINES {
+        for mode in MODES {
+            for batch in [true, false] {
+                let map = make();
+                let p = load(&code, vec![map.clone()], engine, mode);
+                let got: Vec<u64> = if batch {
+                    run_batch(&p, &keys)
+                } else {
+                    keys.iter().map(|&k| run(&p, &packet(k))).collect()
+                };
+                let what = format!("{engine:?} {mode:?} batch {batch}");
+                assert_eq!(got, want, "{what}");
+                for (k, &count) in counts.iter().enumerate() {
+                    let v = map.lookup_elem(&(k as u32).to_ne_bytes()).unwrap();
+                    assert_eq!(v[..8], count.to_ne_bytes(), "{what}: count of {k}");
+                    assert_eq!(v[8..], (100 + k as u32).to_ne_bytes(), "{what}: tag of {k}");
+                }
+            }
+        }
+    }
+}
+
+/// With map 0 an LPM trie of IPv4 keys: the value's first eight bytes.
+fn lpm_packet_key() -> Vec<u8> {
+    packet_key_lookup(
+        true,
+        &[i(CLASS_LDX | MODE_MEM | SIZE_DW, 0, 0, 0, 0), exit()],
+    )
+}
+
+/// A program, its map and the keys with what it returns for each.
+type Case<'a> = (Vec<u8>, &'a MakeMap, &'a [(u32, u64)]);
+
+/// A map of `t` with u32 keys and u64 values holding `entries`.
+fn map_of(t: MapType, entries: &[(u32, u64)]) -> Arc<dyn Map> {
+    let m = maps::create(MapDef::new(t, 4, 8, 4)).unwrap();
+    for (k, v) in entries {
+        m.update_elem(&k.to_ne_bytes(), &v.to_ne_bytes(), 0)
+            .unwrap();
+    }
+    m
+}
+
+/// An LPM trie of IPv4 keys and u64 values holding the prefixes `entries` (length, address,
+/// value).
+fn lpm_v4(entries: &[(u32, [u8; 4], u64)]) -> Arc<dyn Map> {
+    let mut def = MapDef::new(MapType::LpmTrie, 8, 8, 8);
+    def.flags = ebpf_vm::maps::def::flags::BPF_F_NO_PREALLOC;
+    let m = maps::create(def).unwrap();
+    for (plen, addr, v) in entries {
+        let mut k = plen.to_ne_bytes().to_vec();
+        k.extend(addr);
+        m.update_elem(&k, &v.to_ne_bytes(), 0).unwrap();
+    }
+    m
+}
+
+/// Hash maps and LPM tries: in a batch, proved lookups call the map's lookup directly (no stub);
+/// the verdicts are those worked out by hand, on both engines and modes, batch and single runs.
+#[test]
+fn hash_and_lpm_lookups_in_a_batch_give_the_values_by_hand() {
+    let hash = || map_of(MapType::Hash, &[(7, 77), (9, 99)]);
+    // 10.0.0.0/8 -> 8, 10.1.0.0/16 -> 16, 10.1.2.128/25 -> 25.
+    let lpm = || {
+        lpm_v4(&[
+            (8, [10, 0, 0, 0], 8),
+            (16, [10, 1, 0, 0], 16),
+            (25, [10, 1, 2, 128], 25),
+        ])
+    };
+    let key = |a: [u8; 4]| u32::from_ne_bytes(a);
+    // 10.1.2.200: bit 24 is 1 (200 >= 128), so the /25; 10.1.2.3: the /16; 10.2.0.0: the /8;
+    // 11.1.2.3: nothing.
+    let lpm_keys = [
+        (key([10, 1, 2, 200]), 25),
+        (key([10, 1, 2, 3]), 16),
+        (key([10, 2, 0, 0]), 8),
+        (key([11, 1, 2, 3]), 0xdead),
+        (key([10, 1, 2, 128]), 25),
+    ];
+    let hash_keys = [(7, 77), (8, 0xdead), (9, 99), (0, 0xdead), (7, 77)];
+    let cases: [Case; 2] = [
+        (lookup_packet_key(), &hash, &hash_keys),
+        (lpm_packet_key(), &lpm, &lpm_keys),
+    ];
+    for (code, make, keys) in cases {
+        let (keys, want): (Vec<u32>, Vec<u64>) = keys.iter().copied().unzip();
+        for engine in ENGINES {
+            for mode in MODES {
+                let p = load(&code, vec![make()], engine, mode);
+                assert_eq!(run_batch(&p, &keys), want, "{engine:?} {mode:?} batch");
+                let single: Vec<u64> = keys.iter().map(|&k| run(&p, &packet(k))).collect();
+                assert_eq!(single, want, "{engine:?} {mode:?} single");
+            }
+        }
+    }
+}
+
+/// Metered code (`meter`) charges the budget at the head of each chain: a lookup call that heads
+/// a chain (a `ja +0` before it makes it a jump target) has the budget's check and the lookup
+/// without the stub in one instruction's code, which must stay within the JIT's bound; the
+/// results are those worked out by hand, in a batch, on both engines.
+#[test]
+fn lookups_without_the_stub_at_a_chain_head_in_metered_code() {
+    let value = [i(CLASS_LDX | MODE_MEM | SIZE_DW, 0, 0, 0, 0), exit()];
+    let ja = [i(CLASS_JMP | JMP_JA, 0, 0, 0, 0)];
+    let array = || map_of(MapType::Array, &[(1, 5)]);
+    let lpm = || lpm_v4(&[(8, [10, 0, 0, 0], 6)]);
+    let ip = |a: [u8; 4]| u32::from_ne_bytes(a);
+    // Array (4 elements): index 1 holds 5, 0 holds 0, 4 is past the end. LPM: 10.x.x.x is under
+    // 10.0.0.0/8.
+    let cases: [Case; 2] = [
+        (
+            packet_key_lookup_with(false, &ja, &value),
+            &array,
+            &[(1, 5), (0, 0), (4, 0xdead)],
+        ),
+        (
+            packet_key_lookup_with(true, &ja, &value),
+            &lpm,
+            &[(ip([10, 9, 8, 7]), 6), (ip([11, 0, 0, 0]), 0xdead)],
+        ),
+    ];
+    for (code, make, keys) in cases {
+        let (keys, want): (Vec<u32>, Vec<u64>) = keys.iter().copied().unzip();
+        for engine in ENGINES {
+            let p = Program::load(
+                &code,
+                ProgramOptions {
+                    engine,
+                    mode: Mode::Verified,
+                    meter: true,
+                    maps: vec![make()],
+                    prog_type: ProgramType::Xdp,
+                    ..ProgramOptions::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{engine:?}: {e}"));
+            assert_eq!(run_batch(&p, &keys), want, "{engine:?}");
+        }
     }
 }

@@ -113,6 +113,7 @@ pub fn tasks(
                     &[],
                     stack_frames,
                     proved.as_deref(),
+                    &[],
                 )
                 .unwrap(),
             );

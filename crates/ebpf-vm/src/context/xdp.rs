@@ -195,10 +195,12 @@ pub(crate) fn ctx_out(frame: &XdpFrame) -> Vec<u8> {
 /// The frame of the run before, made the frame of a run on `data` (a batch's next packet; no
 /// metadata, the default `xdp_md`, as `prepare` builds them without a context image): the bytes
 /// the last run may have written (`touched`: a verified program's stores and the helpers' lie
-/// there) are zeroed, the packet is written at the headroom and the bounds are reset. `None`
+/// there) are zeroed where the packet is not written over them, the packet is written at the
+/// headroom and the bounds are reset. `None`
 /// when `prepare` must build the frame instead: no frame yet, a frame a checked program wrote
 /// (it may have stored anywhere in it), fragments, or a packet that does not fit the linear part
-/// or is shorter than an Ethernet header.
+/// or is shorter than an Ethernet header. Inline: it runs once per packet of a batch.
+#[inline]
 pub(crate) fn refill(state: &mut RunState, data: &[u8]) -> Option<Entry> {
     let len = data.len() as u64;
     let frame = state.xdp.as_deref_mut()?;
@@ -208,9 +210,14 @@ pub(crate) fn refill(state: &mut RunState, data: &[u8]) -> Option<Entry> {
     {
         return None;
     }
+    // What the packet is written over needs no zeroing: only the touched bytes before and after.
     let (lo, hi) = frame.touched;
-    if lo < hi {
-        frame.buf.zero(lo, hi - lo);
+    let (p0, p1) = (XDP_PACKET_HEADROOM, XDP_PACKET_HEADROOM + len);
+    if lo < hi.min(p0) {
+        frame.buf.zero(lo, hi.min(p0) - lo);
+    }
+    if lo.max(p1) < hi {
+        frame.buf.zero(lo.max(p1), hi - lo.max(p1));
     }
     frame.buf.write(XDP_PACKET_HEADROOM, data);
     frame.data = frame.hard_start + XDP_PACKET_HEADROOM;
@@ -225,7 +232,11 @@ pub(crate) fn refill(state: &mut RunState, data: &[u8]) -> Option<Entry> {
 }
 
 /// Mode verified: the loads and stores the engines run without a check, by slot: those the
-/// verifier proved (`proved`), and the loads of an XDP program whose base is the unmodified
+/// verifier proved (`proved`: `VerifierReport::packet_proved`, the packet's accesses included:
+/// the verifier proved them against `data_end` or `data`, as the kernel's JIT trusts, and the
+/// packet lies in the frame, memory of the whole run whose linear part `data_end` never passes;
+/// a helper that moves the packet makes the verifier forget every packet pointer, as the
+/// kernel's does), and the loads of an XDP program whose base is the unmodified
 /// context pointer on every path (`ctx_bases`) and that, as the context rewrite left them in
 /// `insns`, lie inside the context buffer: every XDP run's r1 points to `BUFFER_SIZE` bytes of
 /// it (`prepare`), a region of the run, so their check could only succeed.

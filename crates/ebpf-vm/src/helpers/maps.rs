@@ -265,6 +265,120 @@ pub(crate) fn lookup_proved(
     Some(admit_in(maps, regions, state, found, area, h))
 }
 
+/// A map of the program whose lookups, at a call site the verifier proved, compiled code may do
+/// without the lookup stub when r1 = `handle` and the run's value areas stand as regions from its
+/// start (a batch, `program/xdp_batch.rs`), so that the lookup need add none; anything else takes
+/// the stub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InlineLookup {
+    pub handle: u64,
+    pub how: LookupHow,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LookupHow {
+    /// A plain array (one value per index), as the kernel's JIT inlines `array_map_gen_lookup`:
+    /// r0 = `base + index * stride` for an index (the u32 at r2) below `max_entries`, 0 (NULL)
+    /// past it. The values never move (`maps::array`), so their address can be part of the code.
+    Array {
+        base: u64,
+        max_entries: u32,
+        stride: u32,
+    },
+    /// A map whose lookup changes nothing (hash, LPM trie), called directly as the kernel's JIT
+    /// calls a map's `map_lookup_elem`: `func(map, key, key_size)` (SysV) gives r0, or all ones
+    /// when the stub must run instead (the lookup failed or panicked: the stub does it again).
+    /// `map` stays valid as long as the program (its map list holds it).
+    Call { func: u64, map: u64, key_size: u32 },
+}
+
+/// The maps of `maps` whose lookups compiled code may do without the lookup stub at a proved call
+/// site (`InlineLookup`), when helper 1 is this module's lookup (an embedder's own lookup must
+/// see every call): plain arrays inline (`ArrayMap::prog_lookup`: the value at
+/// `index * value_stride` in one block that never moves, NULL for an index past `max_entries`),
+/// hash maps through `lookup_direct`, LPM tries through `lookup_direct_lpm`. `maps` must outlive
+/// the code (the program's list: `LookupHow::Call` names its elements).
+pub(crate) fn inline_lookups(helpers: &HelperTable, maps: &[Arc<dyn Map>]) -> Vec<InlineLookup> {
+    let ours = helpers
+        .get(BPF_MAP_LOOKUP_ELEM)
+        .is_some_and(|f| std::ptr::eq(f, &**LOOKUP));
+    if !ours {
+        return Vec::new();
+    }
+    (maps.iter())
+        .filter_map(|m| {
+            let def = &m.common().def;
+            let how = match def.map_type {
+                MapType::Array if def.key_size == 4 => LookupHow::Array {
+                    base: m.value_area()?.0,
+                    max_entries: def.max_entries,
+                    stride: i32::try_from(def.value_stride()).ok()? as u32,
+                },
+                MapType::LpmTrie => LookupHow::Call {
+                    func: lookup_direct_lpm as *const () as u64,
+                    map: std::ptr::from_ref(m.downcast::<crate::maps::lpm::LpmTrie>()?) as u64,
+                    key_size: def.key_size,
+                },
+                MapType::Hash => LookupHow::Call {
+                    func: lookup_direct as *const () as u64,
+                    map: std::ptr::from_ref(m) as u64,
+                    key_size: def.key_size,
+                },
+                _ => return None,
+            };
+            Some(InlineLookup {
+                handle: crate::maps::handle(m),
+                how,
+            })
+        })
+        .collect()
+}
+
+/// The lookup of `LookupHow::Call`: `map`'s program lookup of the `key_size` bytes at `key`, as
+/// r0 (the value's address or 0), or all ones when it failed or panicked (the caller then takes
+/// the lookup stub, which does it again and reports what went wrong). Only for maps whose
+/// lookup changes nothing (hash maps, LPM tries: no per-CPU slot, no LRU order).
+///
+/// # Safety
+/// `map` points at an `Arc<dyn Map>` alive for the call; `key` is readable for `key_size` bytes
+/// (the verifier's proof at the call site).
+pub(crate) unsafe extern "C" fn lookup_direct(
+    map: *const Arc<dyn Map>,
+    key: *const u8,
+    key_size: u64,
+) -> u64 {
+    // A panic must not unwind into compiled code.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: as the function's contract says.
+        let (map, key) = unsafe { (&*map, std::slice::from_raw_parts(key, key_size as usize)) };
+        match map.prog_lookup(key, 0) {
+            Ok(ProgLookup::Null) => 0,
+            Ok(ProgLookup::Value(addr)) => addr,
+            _ => u64::MAX,
+        }
+    }))
+    .unwrap_or(u64::MAX)
+}
+
+/// `lookup_direct` for an LPM trie, its lookup inline (no virtual call): r0 for the key.
+///
+/// # Safety
+/// `map` points at an `LpmTrie` alive for the call (in an `Arc` of the program's map list);
+/// `key` is readable for `key_size` bytes (the verifier's proof at the call site).
+pub(crate) unsafe extern "C" fn lookup_direct_lpm(
+    map: *const crate::maps::lpm::LpmTrie,
+    key: *const u8,
+    key_size: u64,
+) -> u64 {
+    // A panic must not unwind into compiled code.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: as the function's contract says.
+        let (map, key) = unsafe { (&*map, std::slice::from_raw_parts(key, key_size as usize)) };
+        map.value_addr(key)
+    }))
+    .unwrap_or(u64::MAX)
+}
+
 /// `bpf_map_lookup_percpu_elem(map, key, cpu)`: the value of another CPU slot of a per-CPU map,
 /// NULL when the key is absent or `cpu` is not below `possible_cpus()`.
 fn lookup_percpu(cx: &mut HelperContext<'_>, a: [u64; 5]) -> Result<u64, HelperError> {

@@ -9,12 +9,14 @@
 //! - `memory`: loads, stores, atomics, packet loads and their checks (groups included);
 //! - `control`: jumps, exits, calls, the budget meter and refunds;
 //! - `fast_loop`: counted loops, their head check and unchecked copy;
+//! - `lookup`: map lookups without the stub at proved call sites;
 //! - `snippets`: the out-of-line code of each site;
 //! - `stubs`: the prologues and the shared stubs.
 
 mod alu;
 mod control;
 mod fast_loop;
+mod lookup;
 mod memory;
 mod shape;
 mod snippets;
@@ -151,6 +153,8 @@ struct Compiler<'a> {
     /// and nothing gives back (`adj` is 0): r12 keeps what the run started with, moved only by
     /// what helpers charge (callbacks).
     metered: bool,
+    /// The program's maps whose proved lookups may skip the lookup stub (`lookup`).
+    lookups: &'a [crate::helpers::maps::InlineLookup],
 }
 
 /// A folded `t = b; t += x` (see `Compiler::fold`): `t` as the accesses up to `last` see it.
@@ -212,6 +216,7 @@ pub fn compile(
     options: JitOptions,
     entries: &[usize],
     proved: Option<&[bool]>,
+    lookups: &[crate::helpers::maps::InlineLookup],
 ) -> Result<Compiled, String> {
     let JitOptions {
         blind_constants: blind,
@@ -261,6 +266,7 @@ pub fn compile(
         proved,
         metered,
         folded: None,
+        lookups,
     };
     c.prologue(false, checks);
     let mut offsets = vec![u32::MAX; insns.len()];

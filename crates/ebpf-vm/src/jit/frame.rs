@@ -45,6 +45,10 @@ pub struct Ctx {
     pub state: u64,
     /// The Rust-side copy of this block, where the exit stubs write the results.
     pub self_ptr: u64,
+    /// 1 when the value areas of the program's maps are regions of the run from its start
+    /// (`RunMaps::standing_areas`: a batch), so that an array lookup can be done inline
+    /// (`helpers::maps::InlineLookup`); 0 otherwise.
+    pub standing: u64,
     // The fields above are the run's inputs, of which the prologue copies what compiled code
     // reads on the host stack (`CTX_COPIED`); those below are written by compiled code before it
     // reads them.
@@ -75,15 +79,17 @@ pub const CTX_BYTES: i32 = {
 };
 /// Offsets of the inputs that the prologue copies onto the host stack in every program: those
 /// compiled code and the Rust entry points read there (the stubs reload `data_neg`, legacy packet
-/// loads read the packet, the entry points the run state; the exit stubs find the Rust-side block).
+/// loads read the packet, the entry points the run state; the exit stubs find the Rust-side block;
+/// inline array lookups test `standing`).
 /// The fast-path fields before `data_neg` are copied only for code with inline checks; r1-r5, r10
 /// and the budget are loaded into registers from the Rust-side block.
-pub const CTX_COPIED: [i32; 5] = [
+pub const CTX_COPIED: [i32; 6] = [
     OFF_DATA_NEG,
     OFF_PACKET_START,
     OFF_PACKET_LEN,
     OFF_STATE,
     OFF_SELF,
+    OFF_STANDING,
 ];
 const _: () = assert!(OFF_FAST_START == 0 && OFF_HULL_BOUND + 48 == OFF_DATA_NEG);
 
@@ -103,6 +109,7 @@ pub const OFF_STACK_TOP: i32 = offset_of!(Ctx, stack_top) as i32;
 pub const OFF_BUDGET: i32 = offset_of!(Ctx, budget) as i32;
 pub const OFF_STATE: i32 = offset_of!(Ctx, state) as i32;
 pub const OFF_SELF: i32 = offset_of!(Ctx, self_ptr) as i32;
+pub const OFF_STANDING: i32 = offset_of!(Ctx, standing) as i32;
 pub const OFF_R0: i32 = offset_of!(Ctx, r0) as i32;
 pub const OFF_REM: i32 = offset_of!(Ctx, rem) as i32;
 pub const OFF_EXIT_KIND: i32 = offset_of!(Ctx, exit_kind) as i32;

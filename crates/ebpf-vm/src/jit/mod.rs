@@ -194,14 +194,15 @@ impl JitProgram {
     /// expose the whole stack area.
     pub fn compile_with(insns: &[Insn], options: JitOptions) -> Result<JitProgram, LoadError> {
         let analysis = analyse(insns, &AnalysisOptions::default())?;
-        Self::compile_program(insns, &analysis, options, &[], MAX_CALL_FRAMES, None)
+        Self::compile_program(insns, &analysis, options, &[], MAX_CALL_FRAMES, None, &[])
     }
 
     /// Compiles validated instructions whose analysis is `analysis`; `entries` are the
     /// program's callback entries (sorted), which `run_function` may start at; a run exposes
     /// `stack_frames` frames of the stack, or all of them (`stack_reach::reachable_frames`).
     /// `proved` (mode verified: `VerifierReport::proved`, by slot) names the loads and stores
-    /// the verifier proved in bounds: they are compiled as direct accesses, with no check.
+    /// the verifier proved in bounds: they are compiled as direct accesses, with no check;
+    /// proved lookups into `lookups` skip the lookup stub in a batch (see `InlineLookup`).
     pub fn compile_program(
         insns: &[Insn],
         analysis: &Analysis,
@@ -209,8 +210,9 @@ impl JitProgram {
         entries: &[usize],
         stack_frames: usize,
         proved: Option<&[bool]>,
+        lookups: &[crate::helpers::maps::InlineLookup],
     ) -> Result<JitProgram, LoadError> {
-        let c = compile::compile(insns, analysis, options, entries, proved)
+        let c = compile::compile(insns, analysis, options, entries, proved, lookups)
             .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
         let mem = exec_mem::ExecMem::new(&c.code)
             .map_err(|m| LoadError::new(ErrorCode::E2big, format!("JIT: {m}")))?;
@@ -353,6 +355,7 @@ impl ExecutionEngine for JitProgram {
             p.callbacks,
             p.stack_frames,
             p.proved,
+            p.lookups,
         )
     }
 

@@ -322,6 +322,7 @@ fn new_ctx(env: &RunEnv<'_>, args: [u64; 5], target: u64, checks: bool) -> Ctx {
         budget: 0,
         state: 0,
         self_ptr: 0,
+        standing: 0,
         depth: 0,
         frames: std::mem::MaybeUninit::uninit(),
         r0: 0,
@@ -484,6 +485,7 @@ impl Repeat {
             refresh_fast_path(&mut self.ctx, env);
         }
         self.ctx.args = args;
+        self.ctx.standing = env.maps.standing_areas() as u64;
         let result = enter(&mut self.ctx, self.entry, insns, env);
         // What the block's bounds are of now: a helper call that moved a region refreshed them.
         self.hot = hot_key(env);

@@ -16,12 +16,16 @@
 //!
 //! Storage: a `BTreeMap` whose key is the post-order sort key (one byte per prefix bit, then a
 //! terminator larger than any bit), so iteration is in order and exact lookups are direct; the
-//! longest-prefix lookup probes the prefix lengths present, longest first. Values live in a
+//! longest-prefix lookup probes the prefix lengths present, longest first: for keys of at most 16
+//! data bytes (IPv4, IPv6) in a hash table of the prefixes as (length, bits), one probe per
+//! length present (`Short`), as routing tables of a few prefix lengths want; for longer keys in the
+//! `BTreeMap`. Values live in a
 //! preallocated pool of `max_entries` slots, as hash maps' do (`pool`): the kernel allocates trie
 //! nodes on demand (`BPF_F_NO_PREALLOC`) and frees them after a grace period, which here would mean
 //! keeping each value a run looked up alive per run; a pool bounds the memory by the map's size.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -46,6 +50,116 @@ struct Inner {
     /// How many entries have each prefix length.
     lengths: BTreeMap<u32, usize>,
     free: FreeSlots,
+    /// Keys of at most 16 data bytes: the prefixes and their lengths present.
+    short: Short,
+}
+
+/// The index of a trie whose keys have at most 16 data bytes: each prefix as its length and its
+/// first `length` bits (as a u128, the data's first byte most significant, the rest zero), and
+/// the lengths present, longest first. A lookup masks the key's bits to each length in turn and
+/// probes the table: no allocation, and one probe per length present.
+#[derive(Default)]
+struct Short {
+    prefixes: HashMap<(u32, u128), u32, Seeded>,
+    longest_first: Vec<u32>,
+}
+
+/// The data's bits as a u128, the first byte most significant (`data` has at most 16 bytes).
+fn bits(data: &[u8]) -> u128 {
+    // IPv4 and IPv6 keys in a load or two (a copy of a length known only at run time is a call).
+    match data.len() {
+        4 => (u32::from_be_bytes(data.try_into().expect("4 bytes")) as u128) << 96,
+        16 => u128::from_be_bytes(data.try_into().expect("16 bytes")),
+        n => {
+            let mut b = [0u8; 16];
+            b[..n].copy_from_slice(data);
+            u128::from_be_bytes(b)
+        }
+    }
+}
+
+/// `bits` with only its first `len` bits kept.
+fn masked(bits: u128, len: u32) -> u128 {
+    match len {
+        0 => 0,
+        l => bits & (u128::MAX << (128 - l)),
+    }
+}
+
+/// A multiply-rotate hash of the index's words (a few instructions, where SipHash takes about a
+/// hundred per probe), keyed per map from the standard library's random state, so that the
+/// prefixes user space inserts cannot be chosen to collide without knowing the key.
+#[derive(Clone)]
+struct Seeded(u64);
+
+impl Default for Seeded {
+    fn default() -> Self {
+        Seeded(std::collections::hash_map::RandomState::new().hash_one(0u64) | 1)
+    }
+}
+
+struct SeededHasher(u64);
+
+impl SeededHasher {
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(26) ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl Hasher for SeededHasher {
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.add(v as u64);
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.add(v as u64);
+        self.add((v >> 64) as u64);
+    }
+}
+
+impl BuildHasher for Seeded {
+    type Hasher = SeededHasher;
+    fn build_hasher(&self) -> SeededHasher {
+        SeededHasher(self.0)
+    }
+}
+
+impl Short {
+    /// Most data bytes a key may have to be indexed here.
+    const MAX_DATA: usize = 16;
+
+    fn insert(&mut self, plen: u32, data: &[u8], slot: u32) {
+        self.prefixes.insert((plen, masked(bits(data), plen)), slot);
+        if let Err(at) = self.longest_first.binary_search_by(|l| plen.cmp(l)) {
+            self.longest_first.insert(at, plen);
+        }
+    }
+
+    /// Removes the prefix; `last`: it was the last of its length.
+    fn remove(&mut self, plen: u32, data: &[u8], last: bool) {
+        self.prefixes.remove(&(plen, masked(bits(data), plen)));
+        if last {
+            self.longest_first.retain(|&l| l != plen);
+        }
+    }
+
+    /// The slot of the longest prefix of at most `plen` bits that `data` begins with.
+    #[inline]
+    fn longest_match(&self, plen: u32, data: &[u8]) -> Option<u32> {
+        let b = bits(data);
+        (self.longest_first.iter())
+            .skip_while(|&&l| l > plen)
+            .find_map(|&l| self.prefixes.get(&(l, masked(b, l))).copied())
+    }
 }
 
 pub struct LpmTrie {
@@ -131,6 +245,7 @@ impl LpmTrie {
     }
 
     /// The slot of the longest matching prefix.
+    #[inline]
     fn longest_match(inner: &Inner, max_prefixlen: u32, key: &[u8]) -> Option<u32> {
         let plen = u32::from_ne_bytes(key[..4].try_into().expect("4-byte prefixlen"));
         if plen > max_prefixlen {
@@ -138,6 +253,9 @@ impl LpmTrie {
             return None;
         }
         let data = &key[4..];
+        if data.len() <= Short::MAX_DATA {
+            return inner.short.longest_match(plen, data);
+        }
         // The key's bits as sort-key bytes, once, in a buffer on the stack (a lookup is on the hot
         // path of programs: no allocation); each length tried ends its prefix with the terminator
         // in place, and puts the bit back after.
@@ -170,6 +288,20 @@ impl LpmTrie {
                 found
             })
             .map(|e| e.slot)
+    }
+}
+
+impl LpmTrie {
+    /// A program's lookup (`prog_lookup`): the address of the longest matching prefix's value,
+    /// 0 when none matches. Called directly by compiled code in batches
+    /// (`helpers::maps::lookup_direct_lpm`), so it stays inline there.
+    #[inline]
+    pub fn value_addr(&self, key: &[u8]) -> u64 {
+        let inner = self.read();
+        match LpmTrie::longest_match(&inner, self.max_prefixlen(), key) {
+            None => 0,
+            Some(slot) => self.pool.addr(slot, 0),
+        }
     }
 }
 
@@ -231,6 +363,9 @@ impl Map for LpmTrie {
             },
         );
         *inner.lengths.entry(plen).or_insert(0) += 1;
+        if data.len() <= Short::MAX_DATA {
+            inner.short.insert(plen, data, taken.slot);
+        }
         Ok(())
     }
 
@@ -241,11 +376,16 @@ impl Map for LpmTrie {
             return Err(MapError::new(ErrorCode::Enoent, "no such prefix"));
         };
         inner.free.give(e.slot);
+        let mut last = false;
         if let Some(n) = inner.lengths.get_mut(&plen) {
             *n -= 1;
             if *n == 0 {
                 inner.lengths.remove(&plen);
+                last = true;
             }
+        }
+        if data.len() <= Short::MAX_DATA {
+            inner.short.remove(plen, data, last);
         }
         Ok(())
     }
@@ -291,13 +431,10 @@ impl Map for LpmTrie {
     }
 
     fn prog_lookup(&self, key: &[u8], _cpu: usize) -> MapResult<ProgLookup> {
-        let inner = self.read();
-        Ok(
-            match LpmTrie::longest_match(&inner, self.max_prefixlen(), key) {
-                None => ProgLookup::Null,
-                Some(slot) => ProgLookup::Value(self.pool.addr(slot, 0)),
-            },
-        )
+        Ok(match self.value_addr(key) {
+            0 => ProgLookup::Null,
+            addr => ProgLookup::Value(addr),
+        })
     }
 
     fn value_area(&self) -> Option<(u64, u64)> {

@@ -133,6 +133,11 @@ impl RunMaps {
         self.standing_areas && (self.extra.is_empty() || !self.extra.contains_key(&h))
     }
 
+    /// Whether `set_standing_areas` holds (until `end_run`).
+    pub fn standing_areas(&self) -> bool {
+        self.standing_areas
+    }
+
     /// Says that every run on this table, until `end_run`, has the value areas of the program's
     /// maps among its regions from its start.
     pub fn set_standing_areas(&mut self) {

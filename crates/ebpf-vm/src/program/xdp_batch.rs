@@ -14,7 +14,9 @@
 //! Only verified programs come here: their stores into the frame are proved to lie inside the
 //! packet and its metadata (so `refill` need zero only those bytes), and every access through a map
 //! value pointer is proved to follow a lookup of this run, so the value areas being regions from the
-//! run's start changes no outcome. Helpers that move the packet (`bpf_xdp_adjust_head`, `_tail`,
+//! run's start changes no outcome. With the areas standing, a lookup need add no region, so the
+//! JIT's code looks into an array itself and calls a hash map's or LPM trie's lookup directly, as
+//! the kernel's JIT does (`jit/compile/lookup.rs`; `RunMaps::standing_areas` tells it). Helpers that move the packet (`bpf_xdp_adjust_head`, `_tail`,
 //! `_meta`) work as in a single run: they move the bounds of this run's frame, which `refill` resets
 //! and whose bytes it zeroes (`touched` follows every move). Everything else takes the general road
 //! (`run_on` per packet): checked programs, programs that tail-call, call functions through
@@ -83,8 +85,23 @@ impl Program {
         let reach = self.stack_frames * STACK_FRAME_SIZE;
         let stack_top = stack_bytes + STACK_SIZE as u64;
         let stack = Region::new(stack_top - reach as u64, reach as u64, true);
-        // SAFETY: the top of the stack area `space` owns.
-        let zero_stack = || unsafe { self.zero_stack(stack_top) };
+        // After the first run, only the stack a run can touch is zeroed again: a verified program
+        // with one frame reaches (reads, writes, hands to helpers) no byte below its stack depth
+        // (the verifier's, which counts every access as the kernel's does), so the bytes under
+        // it stay as the first run's zeroing left them.
+        let later_zero = match &self.verifier {
+            Some(v) if self.stack_frames == 1 && v.stack_depth.len() == 1 => {
+                self.stack_zero_within(v.stack_depth[0] as usize)
+            }
+            _ => self.stack_zero,
+        };
+        // SAFETY: the top of the stack area `space` owns; `later_zero` is part of `stack_zero`.
+        let zero_stack = |first: bool| unsafe {
+            match first {
+                true => self.zero_stack(stack_top),
+                false => super::zero_stack_bytes(stack_top, later_zero),
+            }
+        };
         let RunSpace {
             state,
             regions,
@@ -156,11 +173,12 @@ impl Program {
                 each(index, data, Err(trap));
                 continue;
             }
+            let first = entry.is_some();
             let entry = match entry.take() {
                 Some(first) => first,
                 None => context::xdp::refill(env.state, data).expect("a frame of the batch"),
             };
-            zero_stack();
+            zero_stack(first);
             env.packet = entry.packet;
             let result = runs_on_env.run(self, &mut env, entry.args);
             let held = env.state.release_lock();

@@ -49,6 +49,10 @@ pub struct VerifierReport {
     /// By instruction slot: whether a load or store goes through the context pointer, as the
     /// verifier proved it (`verifier::env::Verified::ctx_bases`).
     pub ctx_bases: Vec<crate::context::rewrite::CtxBase>,
+    /// By instruction slot: as `proved`, the loads and stores through the packet too, proved
+    /// against `data_end` (`verifier::env::Proved::direct_or_packet`); XDP's engines run them
+    /// without a check (`context::xdp::direct_accesses`).
+    pub packet_proved: Vec<bool>,
 }
 
 /// The highest log level (2: the state after every instruction).
@@ -191,6 +195,7 @@ pub fn verify_load(
             proved: v.proved,
             exit_r0: v.exit_r0,
             ctx_bases: v.ctx_bases,
+            packet_proved: v.packet_proved,
         }),
         Err(rejection) => {
             // Level 0 kept no log: walk again with one (the verdict cannot change).

@@ -118,6 +118,9 @@ pub struct Verified {
     /// walk took: the context pointer on all of them, on some, or on none (also for every other
     /// instruction). The load-time context rewrite reads it instead of finding it again.
     pub ctx_bases: Vec<CtxBase>,
+    /// By instruction slot: as `proved`, the accesses through the packet too
+    /// (`Proved::direct_or_packet`).
+    pub packet_proved: Vec<bool>,
 }
 
 /// Bounds of a value, signed and unsigned (see [`Verified::exit_r0`]).
@@ -158,7 +161,12 @@ impl Proved {
     pub const MAP_VALUE: u8 = 4;
     /// The context (`PTR_TO_CTX`): keeps its run-time check; the context rewrite reads it.
     pub const CTX: u8 = 8;
-    /// Anything else (packet, socket, map key): keeps its run-time check.
+    /// The packet (`PTR_TO_PACKET`, `PTR_TO_PACKET_META`), proved against `data_end` (or
+    /// `data`): keeps its run-time check, but where a program type's packet lies in one block
+    /// of run memory for the whole run (XDP's frame) the engines may drop it
+    /// (`Proved::direct_or_packet`, `context::xdp::direct_accesses`).
+    pub const PACKET: u8 = 16;
+    /// Anything else (socket, map key): keeps its run-time check.
     pub const OTHER: u8 = 0x80;
     const DIRECT: u8 = Self::STACK | Self::MEM | Self::MAP_VALUE;
 
@@ -167,6 +175,11 @@ impl Proved {
     /// memory every run provides at the addresses the registers hold.
     pub fn direct(mask: u8) -> bool {
         mask != 0 && mask & !Self::DIRECT == 0
+    }
+
+    /// As `direct`, the packet too.
+    pub fn direct_or_packet(mask: u8) -> bool {
+        mask != 0 && mask & !(Self::DIRECT | Self::PACKET) == 0
     }
 
     /// What the base register of the access seen with `mask` held, as the context rewrite

@@ -142,6 +142,9 @@ pub fn verify(analysis: &Analysis, options: &VerifyOptions<'_>) -> Result<Verifi
         ctx_bases: (env.proved.iter())
             .map(|&m| super::env::Proved::ctx_base(m))
             .collect(),
+        packet_proved: (env.proved.iter())
+            .map(|&m| super::env::Proved::direct_or_packet(m))
+            .collect(),
     })
 }
 
@@ -843,6 +846,7 @@ pub(super) fn access_kind(base: &RegState) -> u8 {
         BaseType::Mem => Proved::MEM,
         BaseType::MapValue => Proved::MAP_VALUE,
         BaseType::Ctx => Proved::CTX,
+        BaseType::Packet | BaseType::PacketMeta => Proved::PACKET,
         _ => Proved::OTHER,
     }
 }

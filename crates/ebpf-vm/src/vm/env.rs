@@ -179,6 +179,9 @@ pub struct Validated<'a> {
     pub meter: bool,
     /// The program's coverage counters, for an engine whose code counts into them.
     pub coverage: Option<&'a CoverageCounters>,
+    /// Mode verified: the program's maps whose proved lookups the JIT may do without the lookup
+    /// stub (`helpers::maps::InlineLookup`); empty otherwise.
+    pub lookups: &'a [crate::helpers::maps::InlineLookup],
 }
 
 /// Where a run of an engine starts.

@@ -254,7 +254,6 @@ impl Compiler<'_> {
     /// instruction after it was charged in advance.
     pub(super) fn call_helper(&mut self, pc: usize) {
         debug_assert_eq!(self.adj(), 0, "a helper call ends its chain");
-        self.a.mov_r32_imm(RDX, pc as u32);
         // A map lookup the verifier proved (its map and key, `Proved`) skips the checks of the
         // general path; `runtime::lookup_entry` takes that path for anything else.
         let insn = &self.insns[pc];
@@ -266,9 +265,24 @@ impl Compiler<'_> {
         } else {
             self.stubs.helper
         };
+        // A lookup in a batch into an array (inline) or a hash map or trie (a direct call)
+        // skips the stub (`lookup.rs`); the stub's call is the way out for anything else.
+        let done = match proved_lookup.then(|| self.inline_lookup_at(pc)).flatten() {
+            Some(lookup) => {
+                let (slow, done) = (self.a.new_label(), self.a.new_label());
+                self.inline_lookup(&lookup, slow, done);
+                self.a.bind(slow);
+                Some(done)
+            }
+            None => None,
+        };
+        self.a.mov_r32_imm(RDX, pc as u32);
         self.a.call(l);
         // The helper may have moved the regions: the stub's call refreshed the context.
         self.a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+        if let Some(done) = done {
+            self.a.bind(done);
+        }
     }
 
     /// Instructions of the current block after the one being emitted. The block was charged in
