@@ -109,7 +109,7 @@ impl Compiler<'_> {
             }
         }
         match last {
-            Some(last) if self.live_after[last] & 1 << t == 0 => {
+            Some(last) if !self.live_after(last, t) => {
                 self.folded = Some(Folded { t, at, last });
                 true
             }
