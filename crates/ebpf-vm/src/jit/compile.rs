@@ -167,9 +167,13 @@ fn live_in_line(analysis: &Analysis, slot: usize, r: u8) -> Option<bool> {
 /// Whether the code may check a memory access inline (against `Ctx`'s fast-path fields, which
 /// the prologue then copies): some load, store or atomic the verifier did not prove.
 fn checks(insns: &[Insn], proved: &[bool]) -> bool {
-    insns.iter().zip(proved).any(|(insn, proved)| {
-        matches!(class(insn.opcode), CLASS_LDX | CLASS_ST | CLASS_STX) && !proved
-    })
+    insns.iter().zip(proved).any(|(insn, &proved)| checked(insn, proved))
+}
+
+/// Whether `insn` is a load, store or atomic the verifier did not prove (`proved`): one the code
+/// may check.
+fn checked(insn: &Insn, proved: bool) -> bool {
+    matches!(class(insn.opcode), CLASS_LDX | CLASS_ST | CLASS_STX) && !proved
 }
 
 fn is_lddw(insn: &Insn) -> bool {
@@ -399,7 +403,8 @@ pub fn compile(
             // The `ja` after it went out of line (its label is bound there).
             offsets[pc + 1] = c.a.pos() as u32;
         } else {
-            if c.group.is_none() {
+            // Only a checked access opens a group (tested here: `group` is not inlined).
+            if c.group.is_none() && checked(&insns[pc], c.proved[pc]) {
                 c.group(pc);
             }
             c.insn(pc);
