@@ -14,13 +14,14 @@ impl Compiler<'_> {
     /// Asked of every instruction: the test of the first opcode is inlined into the caller, so
     /// that the others pay no call (a tenth of a verified load's JIT part went to calls that
     /// returned false at once).
-    #[inline]
+    #[inline(always)]
     pub(super) fn mov_add(&mut self, pc: usize) -> bool {
         let op = self.insns[pc].opcode;
         (op == CLASS_ALU64 | ALU_MOV | SRC_X || op == CLASS_ALU | ALU_MOV | SRC_X)
             && self.mov_add_pair(pc)
     }
 
+    #[inline(never)]
     fn mov_add_pair(&mut self, pc: usize) -> bool {
         let (mv, add) = (self.insns[pc], self.insns[pc + 1]);
         let cls = class(mv.opcode);

@@ -43,11 +43,12 @@ impl Compiler<'_> {
     /// `if !c goto back`, then the way to t. Returns whether it emitted the pair.
     /// Asked of every instruction (as `jump_over_ja` is): the test of the opcode is inlined into
     /// the caller, the rest is not.
-    #[inline]
+    #[inline(always)]
     pub(super) fn cond_over_ja(&mut self, pc: usize) -> bool {
         is_cond_jump(&self.insns[pc]) && self.cond_over_ja_at(pc)
     }
 
+    #[inline(never)]
     fn cond_over_ja_at(&mut self, pc: usize) -> bool {
         let (cond, ja) = (self.insns[pc], self.insns[pc + 1]);
         if !is_cond_jump(&cond) || self.block_k + 2 != self.block_n {
@@ -67,11 +68,12 @@ impl Compiler<'_> {
     /// head: emits `if !c goto <the ja>` and puts the `ja` chain out of line, so that the jump
     /// over it (a loop going on, as clang lays loops out) costs no taken branch. Returns whether
     /// it did (the caller then skips `pc + 1`).
-    #[inline]
+    #[inline(always)]
     pub(super) fn jump_over_ja(&mut self, pc: usize) -> bool {
         is_cond_jump(&self.insns[pc]) && self.jump_over_ja_at(pc)
     }
 
+    #[inline(never)]
     fn jump_over_ja_at(&mut self, pc: usize) -> bool {
         let insn = self.insns[pc];
         let next = pc + 1;
