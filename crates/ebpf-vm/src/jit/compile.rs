@@ -167,7 +167,10 @@ fn live_in_line(analysis: &Analysis, slot: usize, r: u8) -> Option<bool> {
 /// Whether the code may check a memory access inline (against `Ctx`'s fast-path fields, which
 /// the prologue then copies): some load, store or atomic the verifier did not prove.
 fn checks(insns: &[Insn], proved: &[bool]) -> bool {
-    insns.iter().zip(proved).any(|(insn, &proved)| checked(insn, proved))
+    insns
+        .iter()
+        .zip(proved)
+        .any(|(insn, &proved)| checked(insn, proved))
 }
 
 /// Whether `insn` is a load, store or atomic the verifier did not prove (`proved`): one the code
