@@ -188,7 +188,8 @@ struct Compiler<'a> {
     insns: &'a [Insn],
     /// Targets, loop heads and chains, from the analysis.
     shape: Shape,
-    labels: Vec<Label>,
+    /// The label of slot 0; slot `pc` has the `pc`th after it (`label`).
+    labels: Label,
     stubs: Stubs,
     snippets: Vec<Snippet>,
     /// Size of the block being emitted and the index in it of the instruction being emitted.
@@ -310,7 +311,7 @@ pub fn compile(
         insns.len() * per_insn + MAX_FIXED_BYTES,
         4 * insns.len() + 16,
     );
-    let labels = (0..insns.len()).map(|_| a.new_label()).collect();
+    let labels = a.new_labels(insns.len());
     let stubs = Stubs::new(&mut a);
     let mut c = Compiler {
         a,
@@ -355,7 +356,7 @@ pub fn compile(
         }
         let start = c.a.pos();
         offsets[pc] = start as u32;
-        c.a.bind(c.labels[pc]);
+        c.a.bind(c.label(pc));
         let mut start = start;
         if n > 0 {
             if let Some((chain_entries, _)) = c.coverage {
@@ -400,7 +401,7 @@ pub fn compile(
         if fused {
             // The second one is no jump target (it is inside a chain): nothing can start at it.
             offsets[pc + 1] = c.a.pos() as u32;
-            c.a.bind(c.labels[pc + 1]);
+            c.a.bind(c.label(pc + 1));
             c.block_k += 1;
         } else if lone {
             // The `ja` after it went out of line (its label is bound there).
@@ -431,7 +432,7 @@ pub fn compile(
     // Second slots of lddw are never jumped to (validation), but bind them so no label dangles.
     for (pc, off) in offsets.iter().enumerate() {
         if *off == u32::MAX {
-            let l = c.labels[pc];
+            let l = c.label(pc);
             c.a.bind(l);
         }
     }
@@ -450,7 +451,7 @@ pub fn compile(
         .iter()
         .map(|&pc| {
             let at =
-                c.a.label_pos(c.labels[pc])
+                c.a.label_pos(c.label(pc))
                     .ok_or("callback entry without code")?;
             Ok((pc, at as u32))
         })
@@ -480,8 +481,10 @@ impl Compiler<'_> {
         after[slot] & 1 << r != 0
     }
 
+    /// The label of slot `pc`'s code.
     fn label(&self, pc: usize) -> Label {
-        self.labels[pc]
+        debug_assert!(pc < self.insns.len());
+        Label(self.labels.0 + pc as u32)
     }
 
     /// Adds one to the coverage counter of `slot` in the array at `base` (no lock: see

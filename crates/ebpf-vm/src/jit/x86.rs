@@ -261,6 +261,13 @@ impl Asm {
         Label(self.labels.len() as u32 - 1)
     }
 
+    /// `n` new labels, numbered on from the one returned.
+    pub fn new_labels(&mut self, n: usize) -> Label {
+        let first = self.labels.len();
+        self.labels.resize(first + n, None);
+        Label(first as u32)
+    }
+
     pub fn bind(&mut self, l: Label) {
         debug_assert!(self.labels[l.0 as usize].is_none(), "label bound twice");
         self.labels[l.0 as usize] = Some(self.end);
