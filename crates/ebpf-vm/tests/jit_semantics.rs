@@ -9,7 +9,7 @@ use common::*;
 use ebpf_vm::helpers::HelperTable;
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::Insn;
-use ebpf_vm::{Engine, Program, ProgramOptions, RunInput, TrapKind};
+use ebpf_vm::{Engine, Program, ProgramOptions, RunInput, RunOutput, Trap, TrapKind};
 
 fn jit_r0(insns: &[Insn]) -> u64 {
     run_with(insns, Engine::Jit, &mut [], None)
@@ -964,4 +964,157 @@ fn a_loop_checked_once_that_starts_below_the_data_traps_at_once() {
         (TrapKind::OutOfBounds, 3, addr, 1, 3)
     );
     assert_eq!(data, [0; 16]);
+}
+
+/// `r2 = 0; loop: r3 = r1; r3 += r2; *(u8 *)(r3 + 0) = 7; r2 += 1; if r2 <cmp> limit goto out;
+/// ja loop; out: exit`: `fill_loop` as clang rotates it (the compare leaves, a `ja` goes back),
+/// whose store the JIT may check once, at the loop head. `cmp` is the leaving compare's opcode
+/// (`JMP | JEQ`: back while `r2 != limit`; `JMP32 | JGE`: back while `w2 < limit`).
+fn rotated_fill_loop(cmp: u8, limit: i32) -> Vec<Insn> {
+    vec![
+        mov64_imm(2, 0),                             // 0
+        mov64_reg(3, 1),                             // 1: loop head
+        alu64_reg(ALU_ADD, 3, 2),                    // 2
+        i(CLASS_ST | MODE_MEM | SIZE_B, 3, 0, 0, 7), // 3
+        alu64_imm(ALU_ADD, 2, 1),                    // 4
+        i(cmp, 2, 0, 1, limit),                      // 5: out to 7
+        i(OP_JA, 0, 0, -6, 0),                       // 6: back to 1
+        exit(),                                      // 7
+    ]
+}
+
+/// Runs `p` on both engines and checks that they give the same (hand-worked) result.
+fn both(p: &[Insn], len: usize, budget: Option<u64>) -> (Result<RunOutput, Trap>, Vec<u8>) {
+    let mut seen = vec![];
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        let mut data = vec![0u8; len];
+        let base = data.as_ptr() as u64;
+        let r = run_with(p, engine, &mut data, budget).map_err(|mut t| {
+            // Addresses as offsets into the data, so that the two runs compare.
+            if t.kind == TrapKind::OutOfBounds {
+                t.addr = t.addr.wrapping_sub(base);
+            }
+            t
+        });
+        seen.push((r, data));
+    }
+    let jit = seen.pop().unwrap();
+    let interp = seen.pop().unwrap();
+    assert_eq!(
+        format!("{:?}", jit.0),
+        format!("{:?}", interp.0),
+        "JIT and interpreter differ"
+    );
+    assert_eq!(jit.1, interp.1, "JIT and interpreter leave different data");
+    jit
+}
+
+#[test]
+fn a_rotated_loop_checked_once_stores_what_each_iteration_stores() {
+    // Limits of one byte (left as they are) and of two (blinded: the JIT rebuilds the bound once,
+    // at the head check). Per iteration pcs 1-6, the last one leaves at pc 5.
+    for cmp in [
+        CLASS_JMP | JMP_JEQ,
+        CLASS_JMP32 | JMP_JGE,
+        CLASS_JMP | JMP_JGE,
+    ] {
+        // Odd counts end in the first half of the JIT's unrolled copy, even ones in the second.
+        for n in [15usize, 16, 0x1234, 0x1235] {
+            let all = 1 + (n as u64 - 1) * 6 + 5 + 1;
+            let (out, data) = both(&rotated_fill_loop(cmp, n as i32), n, None);
+            let out = out.unwrap();
+            assert_eq!((out.r0, out.insn_count), (0, all), "{cmp:#x} {n}");
+            assert_eq!(data, vec![7; n]);
+            // Over n - 3 bytes: the store at i = n - 3 is outside, after 1 + (n - 3) * 6 + 2
+            // instructions; the n - 3 stores before it happened.
+            let (t, data) = both(&rotated_fill_loop(cmp, n as i32), n - 3, None);
+            let t = t.unwrap_err();
+            assert_eq!(
+                (t.kind, t.pc, t.addr, t.size, t.insn_count),
+                (
+                    TrapKind::OutOfBounds,
+                    3,
+                    n as u64 - 3,
+                    1,
+                    1 + (n as u64 - 3) * 6 + 2
+                ),
+                "{cmp:#x} {n}"
+            );
+            assert_eq!(data, vec![7; n - 3]);
+        }
+    }
+}
+
+#[test]
+fn every_budget_inside_a_rotated_loop_checked_once_counts_exactly() {
+    // rotated_fill_loop(n) runs pc 0, pcs 1-6 n - 1 times, pcs 1-5, the exit (6n + 1). With
+    // budget b < 6n + 1 the budget ends at position b + 1 (1-based), and the stores at positions
+    // 4 + 6k <= b (k < n) happened. n = 15 and 16 end in either half of the JIT's unrolled copy;
+    // with the bound 0x1234 (blinded), budgets around the copy's two halves, far into the loop.
+    for cmp in [CLASS_JMP | JMP_JEQ, CLASS_JMP32 | JMP_JGE] {
+        let budgets = [15, 16]
+            .into_iter()
+            .flat_map(|n| (0..6 * n + 1).map(move |b| (n, b)));
+        let far = (6000..6013u64).map(|b| (0x1234, b));
+        for (n, budget) in budgets.chain(far) {
+            let all = 1 + (n - 1) * 6 + 5 + 1;
+            let pos = budget + 1;
+            let pc = match pos {
+                1 => 0,
+                _ if pos == all => 7,
+                _ => 1 + ((pos - 2) % 6) as usize,
+            };
+            let stores = if budget >= 4 {
+                ((budget - 4) / 6 + 1).min(n)
+            } else {
+                0
+            };
+            let (t, data) = both(&rotated_fill_loop(cmp, n as i32), n as usize, Some(budget));
+            let t = t.unwrap_err();
+            assert_eq!(
+                (t.kind, t.pc, t.insn_count),
+                (TrapKind::BudgetExhausted, pc, budget),
+                "{cmp:#x} {n} budget {budget}"
+            );
+            let want: Vec<u8> = (0..n).map(|k| if k < stores { 7 } else { 0 }).collect();
+            assert_eq!(data, want, "{cmp:#x} {n} budget {budget}");
+        }
+    }
+}
+
+#[test]
+fn a_rotated_loop_counting_up_from_past_its_bound_runs_off_the_data() {
+    // r2 = i0; r0 = 0; loop: r3 = r1; r3 += r2; r4 = *(u8 *)(r3 + 0); r0 += r4; r2 += 1;
+    // if r2 == 4 goto out; ja loop; out: exit. Data: 1..=8.
+    let p = |i0| {
+        let mut data = [1u8, 2, 3, 4, 5, 6, 7, 8];
+        let p = [
+            mov64_imm(2, i0),                             // 0
+            mov64_imm(0, 0),                              // 1
+            mov64_reg(3, 1),                              // 2: loop head
+            alu64_reg(ALU_ADD, 3, 2),                     // 3
+            i(CLASS_LDX | MODE_MEM | SIZE_B, 4, 3, 0, 0), // 4
+            alu64_reg(ALU_ADD, 0, 4),                     // 5
+            alu64_imm(ALU_ADD, 2, 1),                     // 6
+            i(CLASS_JMP | JMP_JEQ, 2, 0, 1, 4),           // 7: out to 9
+            i(OP_JA, 0, 0, -7, 0),                        // 8: back to 2
+            exit(),                                       // 9
+        ];
+        let base = data.as_ptr() as u64;
+        let mut results = vec![];
+        for engine in [Engine::Interpreter, Engine::Jit] {
+            results.push(
+                run_with(&p, engine, &mut data, None)
+                    .map(|o| (o.r0, o.insn_count))
+                    .map_err(|t| (t.kind, t.pc, t.addr - base, t.insn_count)),
+            );
+        }
+        assert_eq!(results[0], results[1]);
+        results.pop().unwrap()
+    };
+    // From 0: bytes 0-3, 1 + 2 + 3 + 4; 2 + 3 * 7 + 6 + 1 instructions.
+    assert_eq!(p(0), Ok((10, 30)));
+    // From 6 the index passes 4 by and runs off the end: bytes 6 and 7, then the load at 8 traps
+    // after 2 + 2 * 7 + 2 instructions.
+    assert_eq!(p(6), Err((TrapKind::OutOfBounds, 4, 8, 18)));
 }

@@ -54,8 +54,9 @@ pub const MAX_SNIPPET_BYTES: usize =
 /// code such as the inline checks is front-end bound; measured: strcmp 16.2 -> 13.9 us).
 pub const LOOP_ALIGN: usize = 64;
 /// Upper bound on the check a fast loop does at its head (see `loops`); its fixed part has room
-/// for a blinded bound (13 bytes where the plain one takes up to 7).
-pub const MAX_GUARD_BYTES: usize = 48 + 40 * loops::MAX_ACCESSES;
+/// for a blinded bound (14 bytes where the plain one takes up to 7) and its store in
+/// `Ctx::loop_limit` (8).
+pub const MAX_GUARD_BYTES: usize = 56 + 40 * loops::MAX_ACCESSES;
 /// Upper bound on the two prologues and the shared stubs.
 pub const MAX_FIXED_BYTES: usize = 2048;
 
@@ -124,11 +125,13 @@ struct Compiler<'a> {
 }
 
 /// The fast loop whose copy is being emitted: back jumps to `head` go to `top`; `accesses` are
-/// those its head check covered.
+/// those its head check covered; `limit_at`, the compare whose blinded bound the head check left
+/// in `Ctx::loop_limit`.
 struct FastCopy {
     head: usize,
     top: Label,
     accesses: Vec<usize>,
+    limit_at: Option<usize>,
 }
 
 /// Where a conditional jump goes when it is emitted inverted, for a layout around it.
@@ -136,6 +139,8 @@ struct FastCopy {
 enum CondLayout {
     /// In the first half of an unrolled fast loop: its back jump, inverted, leaves the loop here.
     UnrollExit(Label),
+    /// In the first half of an unrolled rotated fast loop: its compare leaves the loop here.
+    UnrollLeave(Label),
     /// Followed by the `ja` that ends its chain: the inverted jump goes to the `ja`'s target
     /// (see `cond_over_ja`).
     OverJa(Label),
@@ -221,7 +226,9 @@ pub fn compile(
         let fast = if n > 0 && loop_head {
             // Its proved accesses are left out of the head check (see `guard`); the copy, unrolled
             // twice and metered once per two iterations, is worth having all the same.
-            loops::fast_loop(insns, pc, n)
+            // A rotated loop's copy lays its compare out around the `ja` (`cond_over_ja`), which
+            // coverage does without (see `layouts` below).
+            loops::fast_loop(insns, pc, n).filter(|fl| !fl.rotated || c.coverage.is_none())
         } else {
             None
         };
@@ -242,14 +249,15 @@ pub fn compile(
             // A fast loop's head check comes first: its copy meters itself.
             let guarded = fast.map(|fl| {
                 let g = c.a.pos();
-                let top = c.guard(&fl);
+                let (top, stored) = c.guard(&fl);
                 let accesses = fl.accesses.iter().map(|acc| acc.pc).collect::<Vec<_>>();
-                (top, c.a.pos() - g, accesses)
+                let limit_at = stored.then_some(fl.cmp);
+                (top, c.a.pos() - g, accesses, fl.rotated, limit_at)
             });
             let slow = c.meter(pc, n);
             c.block_n = n;
             c.block_k = 0;
-            if let Some((top, bytes, accesses)) = guarded {
+            if let Some((top, bytes, accesses, rotated, limit_at)) = guarded {
                 if bytes > MAX_GUARD_BYTES {
                     return Err(format!("loop check at {pc} over its bound"));
                 }
@@ -263,6 +271,8 @@ pub fn compile(
                     slow,
                     checked,
                     accesses,
+                    rotated,
+                    limit_at,
                 });
             }
         }

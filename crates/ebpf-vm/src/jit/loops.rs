@@ -15,6 +15,11 @@
 //! The loop may also end in `if i != n goto head` (64-bit) when the only write to `i` in the
 //! chain is `i += 1`: if `i0 < n` (which the head check requires), the head sees `i0, i0 + 1, ...`
 //! and the back jump is taken only while `i + 1 != n`, so every head value is below `n` (`m = n`).
+//!
+//! Clang often rotates such a loop to end in `if i == n goto out; goto head` (or `if i >= n`),
+//! where `out` is the instruction after the `goto`: the back jump is then the `goto`, taken
+//! exactly when the compare is not, so it is the loop above with its compare inverted (`==` for
+//! `!=`, `>=` for `<`) and the same argument holds (`FastLoop::rotated`).
 
 use crate::isa::opcodes::*;
 use crate::isa::{jump_target, Insn};
@@ -47,6 +52,11 @@ pub struct FastLoop {
     pub wide: bool,
     /// `if i != n` with `i += 1` the only write to `i` (rather than `if i < n`).
     pub counts_up: bool,
+    /// The chain ends in `if i == n goto out; goto head` (or `>=`): the compare, one before the
+    /// last instruction, leaves the loop, and the last (a `ja`) goes back.
+    pub rotated: bool,
+    /// Where the compare is.
+    pub cmp: usize,
     pub accesses: Vec<Access>,
 }
 
@@ -97,18 +107,25 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
         pc += if insns[pc].opcode == OP_LDDW { 2 } else { 1 };
     }
     let &last = pcs.last()?;
-    let l = &insns[last];
+    // The rotated form: the compare before a last `ja` to the head leaves to just after it.
+    let rotated = pcs.len() >= 2
+        && insns[last].opcode == OP_JA
+        && jump_target(last, insns[last].off as i64) == head as i64;
+    let cmp = if rotated { pcs[pcs.len() - 2] } else { last };
+    let l = &insns[cmp];
     let wide = match class(l.opcode) {
         CLASS_JMP => true,
         CLASS_JMP32 => false,
         _ => return None,
     };
-    let counts_up = match l.opcode & 0xf0 {
-        JMP_JLT => false,
-        JMP_JNE if wide => true,
+    // How the back jump is taken, as a compare of `i` with `n`: `<` or `!=`.
+    let counts_up = match (l.opcode & 0xf0, rotated) {
+        (JMP_JLT, false) | (JMP_JGE, true) => false,
+        (JMP_JNE, false) | (JMP_JEQ, true) if wide => true,
         _ => return None,
     };
-    if jump_target(last, l.off as i64) != head as i64 {
+    let to = if rotated { last + 1 } else { head };
+    if jump_target(cmp, l.off as i64) != to as i64 {
         return None;
     }
     let i = l.dst;
@@ -117,7 +134,7 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
     } else {
         Limit::Imm(l.imm)
     };
-    let body = &pcs[..pcs.len() - 1];
+    let body = &pcs[..pcs.len() - 1 - rotated as usize];
     if counts_up {
         let steps: Vec<&Insn> = body
             .iter()
@@ -223,6 +240,8 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
         limit,
         wide,
         counts_up,
+        rotated,
+        cmp,
         accesses,
     })
 }

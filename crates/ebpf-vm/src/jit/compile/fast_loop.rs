@@ -14,8 +14,9 @@ impl Compiler<'_> {
     /// At the head of a fast loop (before its meter: the copy meters itself): if one check shows
     /// that every covered access of every iteration is in the data region, go to the copy
     /// without their checks; otherwise fall through to the ordinary chain. Clobbers rax and
-    /// rcx; reads registers only, so it is invisible to the budget. See `loops`.
-    pub(super) fn guard(&mut self, fl: &FastLoop) -> Label {
+    /// rcx; reads registers only, so it is invisible to the budget. See `loops`. Returns where
+    /// the copy starts, and whether the bound, a blinded constant, was left in `Ctx::loop_limit`.
+    pub(super) fn guard(&mut self, fl: &FastLoop) -> (Label, bool) {
         let fail = self.a.new_label();
         let top = self.a.new_label();
         let a = &mut self.a;
@@ -25,6 +26,7 @@ impl Compiler<'_> {
             match &mut self.blind {
                 Some(b) if worth_blinding(v as i64 as u64) => {
                     b.load(a, W::B64, RCX, v);
+                    a.store(W::B64, ctx(OFF_LOOP_LIMIT), RCX);
                     a.alu_rr(Alu::Cmp, W::B64, i, RCX);
                     a.jcc(Cond::Ae, fail);
                 }
@@ -61,7 +63,9 @@ impl Compiler<'_> {
         }
         a.jmp(top);
         a.bind(fail);
-        top
+        let stored = matches!(fl.limit, Limit::Imm(v) if worth_blinding(v as i64 as u64))
+            && self.blind.is_some();
+        (top, stored)
     }
 
     /// rcx = m (see `loops`) for the head check, or a jump to `fail` when it cannot be had.
@@ -76,7 +80,11 @@ impl Compiler<'_> {
         let w = if fl.wide { W::B64 } else { W::B32 };
         match (fl.limit, fl.wide, blind) {
             (Limit::Reg(r), _, _) => a.mov_rr(w, RAX, REG[r as usize]),
-            (Limit::Imm(v), _, Some(b)) if worth_blinding(v as i64 as u64) => b.load(a, w, RAX, v),
+            (Limit::Imm(v), _, Some(b)) if worth_blinding(v as i64 as u64) => {
+                b.load(a, w, RAX, v);
+                // For the copy's compare (`FastCopy::limit_at`).
+                a.store(W::B64, ctx(OFF_LOOP_LIMIT), RAX);
+            }
             (Limit::Imm(v), true, _) => a.mov_imm64(RAX, v as i64 as u64),
             (Limit::Imm(v), false, _) => a.mov_r32_imm(RAX, v as u32),
         }
@@ -99,13 +107,18 @@ impl Compiler<'_> {
     /// first half's back jump becomes a jump out when the loop ends (giving back the second
     /// half), the second half's goes back to the top; the covered accesses go unchecked. With
     /// less than `2n` of budget left it runs the ordinary chain instead (checked, or metered
-    /// through `slow` when even `n` is not left).
+    /// through `slow` when even `n` is not left). A `rotated` chain (see `loops`) leaves by its
+    /// compare, one before its last instruction: the first half's compare jumps out (giving back
+    /// the `ja` too) and its `ja` falls into the second half; the second half's compare, inverted,
+    /// goes back to the top, and its fall-through leaves (`CondLayout::OverJa`).
     pub(super) fn fast_copy(
         &mut self,
         head: usize,
         n: u32,
         labels: [Label; 3],
         accesses: Vec<usize>,
+        rotated: bool,
+        limit_at: Option<usize>,
     ) {
         let [top, slow, checked] = labels;
         let slow2 = self.a.new_label();
@@ -120,11 +133,14 @@ impl Compiler<'_> {
             head,
             top,
             accesses,
+            limit_at,
         });
         self.block_n = 2 * n;
         self.block_k = 0;
         let mut next = head;
         let mut back = head;
+        // The instruction that leaves the loop or goes back: the compare.
+        let cmp_k = n - 1 - rotated as u32;
         for half in 0..2 {
             if let (1, Some((entries, _))) = (half, self.coverage) {
                 // The first half's back jump was taken: the chain is entered again.
@@ -138,12 +154,26 @@ impl Compiler<'_> {
                     self.block_k += 1;
                     k += 1;
                 } else {
-                    if half == 0 && k == n - 1 {
-                        self.cond = Some(CondLayout::UnrollExit(exit));
-                        back = pc;
+                    if k == cmp_k {
+                        self.cond = match (half, rotated) {
+                            (0, false) => Some(CondLayout::UnrollExit(exit)),
+                            (0, true) => Some(CondLayout::UnrollLeave(exit)),
+                            (_, true) => Some(CondLayout::OverJa(top)),
+                            (_, false) => None,
+                        };
+                        if half == 0 {
+                            back = pc;
+                        }
                     }
                     self.insn(pc);
                     self.cond = None;
+                    if rotated && k == cmp_k {
+                        // The `ja`: the first half's falls into the second, the second's was
+                        // laid out with the compare.
+                        self.block_k += 1;
+                        k += 1;
+                        pc += 1;
+                    }
                 }
                 self.block_k += 1;
                 k += 1;
@@ -159,7 +189,8 @@ impl Compiler<'_> {
         // The chain ended with its back jump, not taken: on to the instruction after it.
         let after = self.label(next);
         self.a.jmp(after);
-        // The loop ended after the first half: the second half's n were charged, not run.
+        // The loop ended after the first half: the second half's n were charged, not run (nor
+        // the first half's `ja` in a rotated chain).
         self.a.bind(exit);
         if let Some((_, fall)) = self.coverage {
             // The first half's back jump fell through.
@@ -169,7 +200,8 @@ impl Compiler<'_> {
             self.a.jmp(after);
             return;
         }
-        self.a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
+        self.a
+            .alu_ri(Alu::Add, W::B64, BUDGET, (n + rotated as u32) as i32);
         self.a.jmp(after);
         // Less than 2n left: r12 = rem - 2n. Charge one chain instead (r12 = rem - n) and run
         // it checked, or metered if rem < n.

@@ -71,6 +71,8 @@ pub(super) enum Snippet {
         slow: Label,
         checked: Label,
         accesses: Vec<usize>,
+        rotated: bool,
+        limit_at: Option<usize>,
     },
     /// A group's check failed: run its accesses (and what lies between them) with their own
     /// checks, then rejoin the ordinary code after the last of them.
@@ -133,7 +135,9 @@ impl Compiler<'_> {
                 slow,
                 checked,
                 accesses,
-            } => self.fast_copy(head, n, [top, slow, checked], accesses),
+                rotated,
+                limit_at,
+            } => self.fast_copy(head, n, [top, slow, checked], accesses, rotated, limit_at),
             Snippet::Group {
                 at,
                 first,
