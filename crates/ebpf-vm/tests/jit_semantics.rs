@@ -1118,3 +1118,109 @@ fn a_rotated_loop_counting_up_from_past_its_bound_runs_off_the_data() {
     // after 2 + 2 * 7 + 2 instructions.
     assert_eq!(p(6), Err((TrapKind::OutOfBounds, 4, 8, 18)));
 }
+
+/// A byte-fill loop over the data (r1): `i = i0; [v = 0xab;] loop: t = r1; t += i;
+/// *(u8 *)(t + 0) = v (or the immediate 0xab); i += 1; if i < n goto loop` (or rotated: `if i == n
+/// goto out; ja loop`), then `r0 = (t - r1) << 32 | i; exit`, with i = r2. The JIT may run the
+/// iterations as one `rep stosb` (`loops::Fill`) once its head check passes; `t` and `v` may be
+/// r0, which that instruction's own register holds.
+fn fill_prog(t: u8, v: Option<u8>, i0: i32, n: i32, rotated: bool) -> Vec<Insn> {
+    let mut p = vec![mov64_imm(2, i0)];
+    if let Some(v) = v {
+        p.push(mov64_imm(v, 0xab));
+    }
+    p.extend_from_slice(&[mov64_reg(t, 1), alu64_reg(ALU_ADD, t, 2)]);
+    p.push(match v {
+        Some(v) => i(CLASS_STX | MODE_MEM | SIZE_B, t, v, 0, 0),
+        None => i(CLASS_ST | MODE_MEM | SIZE_B, t, 0, 0, 0x1ab),
+    });
+    p.push(alu64_imm(ALU_ADD, 2, 1));
+    if rotated {
+        p.push(i(CLASS_JMP | JMP_JEQ, 2, 0, 1, n));
+        p.push(i(OP_JA, 0, 0, -6, 0));
+    } else {
+        p.push(i(CLASS_JMP | JMP_JLT, 2, 0, -5, n));
+    }
+    p.extend_from_slice(&[
+        mov64_reg(0, t),
+        alu64_reg(ALU_SUB, 0, 1),
+        alu64_imm(ALU_LSH, 0, 32),
+        alu64_reg(ALU_ADD, 0, 2),
+        exit(),
+    ]);
+    p
+}
+
+#[test]
+fn a_fill_loop_stores_counts_and_leaves_its_registers_as_each_iteration_would() {
+    let shapes = [(3, Some(4)), (0, Some(4)), (3, Some(0)), (0, None)];
+    for (t, v) in shapes {
+        for rotated in [false, true] {
+            for (i0, n) in [(0i32, 300i32), (10, 300), (0, 20)] {
+                let p = fill_prog(t, v, i0, n, rotated);
+                let setup = 1 + v.is_some() as u64;
+                let k = (n - i0) as u64;
+                let per = 5 + rotated as u64;
+                let all = setup + per * k - rotated as u64 + 5;
+                let what = format!("t r{t} v {v:?} rotated {rotated} from {i0} to {n}");
+                // Bytes i0..n are 0xab, the rest as they were; t ends at r1 + n - 1, i at n.
+                let (out, data) = both(&p, 320, None);
+                let out = out.unwrap();
+                assert_eq!(
+                    (out.r0, out.insn_count),
+                    (((n as u64 - 1) << 32) + n as u64, all),
+                    "{what}"
+                );
+                let want: Vec<u8> = (0..320)
+                    .map(|k| if k >= i0 && k < n { 0xab } else { 0 })
+                    .collect();
+                assert_eq!(data, want, "{what}");
+                // Over n - 3 bytes: the store at n - 3 traps, after setup + per * (n - 3 - i0) + 2
+                // instructions, with the bytes before it stored.
+                let len = (n - 3) as usize;
+                let (t, data) = both(&p, len, None);
+                let t = t.unwrap_err();
+                assert_eq!(
+                    (t.kind, t.pc, t.addr, t.insn_count),
+                    (
+                        TrapKind::OutOfBounds,
+                        setup as usize + 2,
+                        len as u64,
+                        setup + per * (len as u64 - i0 as u64) + 2
+                    ),
+                    "{what}"
+                );
+                assert!(data[i0 as usize..].iter().all(|&b| b == 0xab), "{what}");
+                // Budgets around the whole loop's count: one short of it ends inside the last
+                // iteration; exactly it runs the loop and ends at the first instruction after;
+                // the whole count runs to the end.
+                // The loop's last instruction to run is its compare (pc setup + 4), the tail
+                // starts after the chain.
+                let tail = setup as usize + 5 + rotated as usize;
+                let loop_end = setup + per * k - rotated as u64;
+                for (budget, pc) in [
+                    (loop_end - 1, setup as usize + 4),
+                    (loop_end, tail),
+                    (loop_end + 2, tail + 2),
+                ] {
+                    let (t, data) = both(&p, 320, Some(budget));
+                    let t = t.unwrap_err();
+                    assert_eq!(
+                        (t.kind, t.pc, t.insn_count),
+                        (TrapKind::BudgetExhausted, pc, budget),
+                        "{what} budget {budget}"
+                    );
+                    assert_eq!(data, want, "{what} budget {budget}");
+                }
+                let (out, _) = both(&p, 320, Some(all));
+                assert_eq!(out.unwrap().insn_count, all, "{what}");
+                // A budget that ends halfway: the stores before it happened, none after.
+                let half = setup + per * (k / 2);
+                let (t, data) = both(&p, 320, Some(half));
+                assert_eq!(t.unwrap_err().insn_count, half, "{what}");
+                let stored = data.iter().filter(|&&b| b == 0xab).count() as u64;
+                assert_eq!(stored, k / 2, "{what}");
+            }
+        }
+    }
+}

@@ -249,15 +249,16 @@ pub fn compile(
             // A fast loop's head check comes first: its copy meters itself.
             let guarded = fast.map(|fl| {
                 let g = c.a.pos();
-                let (top, stored) = c.guard(&fl);
+                let (top, fill_at, stored) = c.guard(&fl);
                 let accesses = fl.accesses.iter().map(|acc| acc.pc).collect::<Vec<_>>();
                 let limit_at = stored.then_some(fl.cmp);
-                (top, c.a.pos() - g, accesses, fl.rotated, limit_at)
+                let fill = fill_at.zip(fl.fill);
+                (top, c.a.pos() - g, accesses, fl.rotated, limit_at, fill)
             });
             let slow = c.meter(pc, n);
             c.block_n = n;
             c.block_k = 0;
-            if let Some((top, bytes, accesses, rotated, limit_at)) = guarded {
+            if let Some((top, bytes, accesses, rotated, limit_at, fill)) = guarded {
                 if bytes > MAX_GUARD_BYTES {
                     return Err(format!("loop check at {pc} over its bound"));
                 }
@@ -273,6 +274,7 @@ pub fn compile(
                     accesses,
                     rotated,
                     limit_at,
+                    fill,
                 });
             }
         }

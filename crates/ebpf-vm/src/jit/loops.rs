@@ -58,6 +58,63 @@ pub struct FastLoop {
     /// Where the compare is.
     pub cmp: usize,
     pub accesses: Vec<Access>,
+    /// The loop is a byte fill (see `Fill`).
+    pub fill: Option<Fill>,
+}
+
+/// A counted loop that only fills bytes: `t = b; t += i; *(u8 *)(t + off) = v; i += 1;` then the
+/// compare (64-bit), with `v` neither `t` nor `i` (so the same byte every iteration). From `i0`
+/// it runs `k = m - i0` iterations (`m` as above: `n` when counting up to it, else
+/// `max(i0 + 1, n)`), stores `v` at `b + off + i0 .. b + off + m` and leaves `i = m` and
+/// `t = b + m - 1`: what one `rep stosb` and three moves do, once the head check has shown
+/// the bytes are in the data region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fill {
+    pub t: u8,
+    pub b: u8,
+    pub i: u8,
+    pub off: i16,
+    pub value: FillValue,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FillValue {
+    Reg(u8),
+    /// The low byte of the store's immediate.
+    Imm(u8),
+}
+
+/// The fill form of the loop `fl` (chain of `n` at `head`), if it is one (see `Fill`).
+fn fill(insns: &[Insn], head: usize, n: u32, fl: &FastLoop) -> Option<Fill> {
+    if !fl.wide || n != 5 + fl.rotated as u32 || fl.cmp != head + 4 {
+        return None;
+    }
+    let (mv, add, st, inc) = (
+        &insns[head],
+        &insns[head + 1],
+        &insns[head + 2],
+        &insns[head + 3],
+    );
+    let t = mv.dst;
+    let acc = fl.accesses.iter().find(|a| a.pc == head + 2)?;
+    let value = match st.opcode {
+        op if op == CLASS_STX | MODE_MEM | SIZE_B => FillValue::Reg(st.src),
+        op if op == CLASS_ST | MODE_MEM | SIZE_B => FillValue::Imm(st.imm as u8),
+        _ => return None,
+    };
+    let ok = mv.opcode == CLASS_ALU64 | ALU_MOV | SRC_X
+        && add.opcode == CLASS_ALU64 | ALU_ADD | SRC_X
+        && add.dst == t
+        && st.dst == t
+        && *inc == Insn::new(CLASS_ALU64 | ALU_ADD, fl.i, 0, 0, 1)
+        && !matches!(value, FillValue::Reg(v) if v == t || v == fl.i);
+    ok.then_some(Fill {
+        t,
+        b: acc.b,
+        i: fl.i,
+        off: st.off,
+        value,
+    })
 }
 
 /// Most accesses one head check covers (bounds the check's code size).
@@ -235,7 +292,7 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
     if accesses.is_empty() {
         return None;
     }
-    Some(FastLoop {
+    let mut fl = FastLoop {
         i,
         limit,
         wide,
@@ -243,5 +300,8 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
         rotated,
         cmp,
         accesses,
-    })
+        fill: None,
+    };
+    fl.fill = fill(insns, head, n, &fl);
+    Some(fl)
 }

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::jit::blind::{worth_blinding, Blinder};
 use crate::jit::frame::*;
-use crate::jit::loops::{FastLoop, Limit};
+use crate::jit::loops::{FastLoop, Fill, FillValue, Limit};
 use crate::jit::x86::*;
 
 impl Compiler<'_> {
@@ -15,10 +15,13 @@ impl Compiler<'_> {
     /// that every covered access of every iteration is in the data region, go to the copy
     /// without their checks; otherwise fall through to the ordinary chain. Clobbers rax and
     /// rcx; reads registers only, so it is invisible to the budget. See `loops`. Returns where
-    /// the copy starts, and whether the bound, a blinded constant, was left in `Ctx::loop_limit`.
-    pub(super) fn guard(&mut self, fl: &FastLoop) -> (Label, bool) {
+    /// the copy starts, where its fill starts (a fill loop's, see `fill`), and whether the bound,
+    /// a blinded constant, was left in `Ctx::loop_limit`.
+    pub(super) fn guard(&mut self, fl: &FastLoop) -> (Label, Option<Label>, bool) {
         let fail = self.a.new_label();
         let top = self.a.new_label();
+        // Coverage counts chain entries, which a fill does not make.
+        let fill = (fl.fill.is_some() && self.coverage.is_none()).then(|| self.a.new_label());
         let a = &mut self.a;
         let i = REG[fl.i as usize];
         if let (true, Limit::Imm(v)) = (fl.counts_up, fl.limit) {
@@ -61,11 +64,64 @@ impl Compiler<'_> {
             a.alu_rm(Alu::Cmp, W::B64, RAX, len);
             a.jcc(Cond::A, fail);
         }
-        a.jmp(top);
+        // The fill, when there is one, starts with rcx = m.
+        a.jmp(fill.unwrap_or(top));
         a.bind(fail);
         let stored = matches!(fl.limit, Limit::Imm(v) if worth_blinding(v as i64 as u64))
             && self.blind.is_some();
-        (top, stored)
+        (top, fill, stored)
+    }
+
+    /// A fill loop (`loops::Fill`) entered from its head check, with rcx = m: when `k = m - i0`
+    /// is worth it (the copy is faster for a few bytes) and the budget has all `k` iterations,
+    /// charges them, stores the `k` bytes with one `rep stosb` and sets `i` and `t` as the last
+    /// iteration leaves them, then goes on after the loop; otherwise runs the copy from `top`.
+    /// Clobbers rax, rcx and (reloaded) rdx.
+    fn fill(&mut self, f: Fill, n: u32, rotated: bool, top: Label, after: Label) {
+        /// Fewer bytes than this are filled by the copy (`rep stosb` has a start-up cost).
+        const MIN_FILL: i32 = 64;
+        let a = &mut self.a;
+        let copy = a.new_label();
+        let (t, b, i) = (REG[f.t as usize], REG[f.b as usize], REG[f.i as usize]);
+        // rax = k >= 1.
+        a.mov_rr(W::B64, RAX, RCX);
+        a.alu_rr(Alu::Sub, W::B64, RAX, i);
+        a.alu_ri(Alu::Cmp, W::B64, RAX, MIN_FILL);
+        a.jcc(Cond::B, copy);
+        if self.metered {
+            // rdx = k * n instructions (the `ja` of a rotated loop's last iteration does not run).
+            a.imul_rri(W::B64, RDX, RAX, n as i32);
+            if rotated {
+                a.alu_ri(Alu::Sub, W::B64, RDX, 1);
+            }
+            a.alu_rr(Alu::Cmp, W::B64, BUDGET, RDX);
+            a.jcc(Cond::B, copy);
+            a.alu_rr(Alu::Sub, W::B64, BUDGET, RDX);
+        }
+        // rdx = the first byte; then t and i as the last iteration leaves them (t, b and i are
+        // three registers; the stored one is neither t nor i).
+        a.lea(RDX, mem_idx(b, i, 0, f.off as i32));
+        a.lea(t, mem_idx(b, RCX, 0, -1));
+        a.mov_rr(W::B64, i, RCX);
+        a.mov_rr(W::B64, RCX, RAX);
+        match f.value {
+            FillValue::Reg(v) => a.mov_rr(W::B32, RAX, REG[v as usize]),
+            FillValue::Imm(v) => a.mov_r32_imm(RAX, v as u32),
+        }
+        // `rep stosb` stores al at [rdi], rcx times (the direction flag is clear, as the ABI
+        // keeps it); rdi holds r0, kept in the slot the copy would read its bound from (the copy
+        // does not run after a fill).
+        a.store(W::B64, ctx(OFF_LOOP_LIMIT), RDI);
+        a.mov_rr(W::B64, RDI, RDX);
+        a.raw(&[0xf3, 0xaa]);
+        a.load(W::B64, RDI, ctx(OFF_LOOP_LIMIT));
+        a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+        a.jmp(after);
+        a.bind(copy);
+        if self.metered {
+            a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+        }
+        a.jmp(top);
     }
 
     /// rcx = m (see `loops`) for the head check, or a jump to `fail` when it cannot be had.
@@ -119,8 +175,18 @@ impl Compiler<'_> {
         accesses: Vec<usize>,
         rotated: bool,
         limit_at: Option<usize>,
+        fill: Option<(Label, Fill)>,
     ) {
         let [top, slow, checked] = labels;
+        if let Some((at, f)) = fill {
+            self.a.bind(at);
+            // The chain's end: the instruction after it.
+            let end = (0..n).fold(head, |pc, _| {
+                pc + if is_lddw(&self.insns[pc]) { 2 } else { 1 }
+            });
+            let after = self.label(end);
+            self.fill(f, n, rotated, top, after);
+        }
         let slow2 = self.a.new_label();
         let exit = self.a.new_label();
         self.a.align(LOOP_ALIGN);

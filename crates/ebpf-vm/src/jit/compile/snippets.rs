@@ -73,6 +73,8 @@ pub(super) enum Snippet {
         accesses: Vec<usize>,
         rotated: bool,
         limit_at: Option<usize>,
+        /// A fill loop's entry from its head check, and its fill.
+        fill: Option<(Label, crate::jit::loops::Fill)>,
     },
     /// A group's check failed: run its accesses (and what lies between them) with their own
     /// checks, then rejoin the ordinary code after the last of them.
@@ -137,7 +139,16 @@ impl Compiler<'_> {
                 accesses,
                 rotated,
                 limit_at,
-            } => self.fast_copy(head, n, [top, slow, checked], accesses, rotated, limit_at),
+                fill,
+            } => self.fast_copy(
+                head,
+                n,
+                [top, slow, checked],
+                accesses,
+                rotated,
+                limit_at,
+                fill,
+            ),
             Snippet::Group {
                 at,
                 first,
