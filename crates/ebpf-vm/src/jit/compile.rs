@@ -31,6 +31,7 @@ use crate::analysis::Analysis;
 use crate::isa::opcodes::*;
 use crate::isa::{lddw_imm, Insn};
 use crate::vm::{MAX_CALL_FRAMES, STACK_FRAME_SIZE};
+use fast_loop::LoopCopy;
 use shape::Shape;
 use snippets::Snippet;
 use stubs::Stubs;
@@ -265,7 +266,7 @@ pub fn compile(
                 start += bytes;
                 let checked = c.a.new_label();
                 c.a.bind(checked);
-                c.snippets.push(Snippet::FastLoop {
+                c.snippets.push(Snippet::FastLoop(LoopCopy {
                     head: pc,
                     n,
                     top,
@@ -275,7 +276,7 @@ pub fn compile(
                     rotated,
                     limit_at,
                     fill,
-                });
+                }));
             }
         }
         // With coverage, conditional jumps keep their own layout: a fall-through is counted

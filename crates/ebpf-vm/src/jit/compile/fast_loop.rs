@@ -10,6 +10,23 @@ use crate::jit::frame::*;
 use crate::jit::loops::{FastLoop, Fill, FillValue, Limit};
 use crate::jit::x86::*;
 
+/// What the copy of a fast loop's chain needs (`Snippet::FastLoop`): the chain (`head`, `n`
+/// instructions), entered at `top` once the check at the head passed; `slow` is the chain's
+/// budget exit, `checked` the ordinary chain after its head check; `accesses` those the check
+/// covered; whether the chain is `rotated`; the compare whose blinded bound is in
+/// `Ctx::loop_limit` (`limit_at`); a fill loop's entry from its head check, and its fill.
+pub(super) struct LoopCopy {
+    pub head: usize,
+    pub n: u32,
+    pub top: Label,
+    pub slow: Label,
+    pub checked: Label,
+    pub accesses: Vec<usize>,
+    pub rotated: bool,
+    pub limit_at: Option<usize>,
+    pub fill: Option<(Label, Fill)>,
+}
+
 impl Compiler<'_> {
     /// At the head of a fast loop (before its meter: the copy meters itself): if one check shows
     /// that every covered access of every iteration is in the data region, go to the copy
@@ -167,17 +184,18 @@ impl Compiler<'_> {
     /// compare, one before its last instruction: the first half's compare jumps out (giving back
     /// the `ja` too) and its `ja` falls into the second half; the second half's compare, inverted,
     /// goes back to the top, and its fall-through leaves (`CondLayout::OverJa`).
-    pub(super) fn fast_copy(
-        &mut self,
-        head: usize,
-        n: u32,
-        labels: [Label; 3],
-        accesses: Vec<usize>,
-        rotated: bool,
-        limit_at: Option<usize>,
-        fill: Option<(Label, Fill)>,
-    ) {
-        let [top, slow, checked] = labels;
+    pub(super) fn fast_copy(&mut self, copy: LoopCopy) {
+        let LoopCopy {
+            head,
+            n,
+            top,
+            slow,
+            checked,
+            accesses,
+            rotated,
+            limit_at,
+            fill,
+        } = copy;
         if let Some((at, f)) = fill {
             self.a.bind(at);
             // The chain's end: the instruction after it.
