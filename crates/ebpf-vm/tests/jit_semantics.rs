@@ -1224,3 +1224,55 @@ fn a_fill_loop_stores_counts_and_leaves_its_registers_as_each_iteration_would() 
         }
     }
 }
+
+#[test]
+fn a_loops_blinded_constants_rebuilt_once_per_run_compute_what_they_say() {
+    // A loop of ten constants worth blinding (more than the JIT rebuilds once per run: the
+    // rest are rebuilt at each use), in 64- and 32-bit ALU operations, a compare and a store:
+    // r0 = 1; r3 = 0; r2 = 0; loop: r0 *= 0x01000193; w3 ^= 0x811c9dc5 (zero-extends);
+    // r3 += -0x12345; r0 ^= 0x7fff1234; r0 += 0x31337; r3 -= 0x4242; w3 |= 0x10100; r3 &= 0x7ffffff;
+    // *(u32 *)(r10 - 8) = 0x5eadbeef; r2 += 0x10001; if r2 != 0x30003 goto loop;
+    // r0 ^= r3; r4 = *(u32 *)(r10 - 8); r0 += r4; exit. Worked out in Rust's wrapping arithmetic.
+    let alu64 = |op, imm| i(CLASS_ALU64 | op, 0, 0, 0, imm);
+    let alu3 = |class, op, imm| i(class | op, 3, 0, 0, imm);
+    let p = [
+        mov64_imm(0, 1),
+        mov64_imm(3, 0),
+        mov64_imm(2, 0),
+        alu64(ALU_MUL, 0x0100_0193), // 3: loop head
+        alu3(CLASS_ALU, ALU_XOR, 0x811c_9dc5_u32 as i32),
+        alu3(CLASS_ALU64, ALU_ADD, -0x12345),
+        alu64(ALU_XOR, 0x7fff_1234),
+        alu64(ALU_ADD, 0x31337),
+        alu3(CLASS_ALU64, ALU_SUB, 0x4242),
+        alu3(CLASS_ALU, ALU_OR, 0x10100),
+        alu3(CLASS_ALU64, ALU_AND, 0x7ff_ffff),
+        i(CLASS_ST | MODE_MEM | SIZE_W, 10, 0, -8, 0x5ead_beef),
+        alu64_imm(ALU_ADD, 2, 0x10001),
+        i(CLASS_JMP | JMP_JNE, 2, 0, -11, 0x30003), // 13: back to 3
+        alu64_reg(ALU_XOR, 0, 3),
+        i(CLASS_LDX | MODE_MEM | SIZE_W, 4, 10, -8, 0),
+        alu64_reg(ALU_ADD, 0, 4),
+        exit(),
+    ];
+    let (mut r0, mut r3) = (1u64, 0u64);
+    for _ in 0..3 {
+        r0 = r0.wrapping_mul(0x0100_0193);
+        r3 = (r3 as u32 ^ 0x811c_9dc5) as u64;
+        r3 = r3.wrapping_add(-0x12345i64 as u64);
+        r0 ^= 0x7fff_1234;
+        r0 = r0.wrapping_add(0x31337);
+        r3 = r3.wrapping_sub(0x4242);
+        r3 = (r3 as u32 | 0x10100) as u64;
+        r3 &= 0x7ff_ffff;
+    }
+    let want = (r0 ^ r3).wrapping_add(0x5ead_beef);
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        let out = run_with(&p, engine, &mut [], None).unwrap();
+        assert_eq!(
+            (out.r0, out.insn_count),
+            (want, 3 + 3 * 11 + 4),
+            "{engine:?}"
+        );
+    }
+}

@@ -58,8 +58,8 @@ pub const LOOP_ALIGN: usize = 64;
 /// for a blinded bound (14 bytes where the plain one takes up to 7) and its store in
 /// `Ctx::loop_limit` (8).
 pub const MAX_GUARD_BYTES: usize = 56 + 40 * loops::MAX_ACCESSES;
-/// Upper bound on the two prologues and the shared stubs.
-pub const MAX_FIXED_BYTES: usize = 2048;
+/// Upper bound on the two prologues, the pool's fill (22 bytes a constant) and the shared stubs.
+pub const MAX_FIXED_BYTES: usize = 2048 + 24 * POOL_SLOTS;
 
 /// Compiled code and, for each instruction slot, the offset of its code (`u32::MAX` for the
 /// second slot of `lddw`).
@@ -218,6 +218,14 @@ pub fn compile(
     };
     let checks = c.checks();
     c.prologue(false, checks);
+    // A run enters here or (a callback) at an entry of its own: only without those may the code
+    // rebuild its loops' constants once, here, for all of the run.
+    if entries.is_empty() {
+        let pooled = pooled(insns, &c.shape);
+        if let Some(b) = c.blind.as_mut().filter(|_| !pooled.is_empty()) {
+            b.fill_pool(&mut c.a, &pooled);
+        }
+    }
     let mut offsets = vec![u32::MAX; insns.len()];
     let mut pc = 0;
     while pc < insns.len() {
@@ -392,6 +400,46 @@ impl Compiler<'_> {
             _ => self.packet_load(pc, &insn),
         }
     }
+}
+
+/// The constants worth blinding that instructions inside loops (between a backward jump's
+/// target and the jump) use most often, at most `POOL_SLOTS`: those the code rebuilds once per
+/// run into `Ctx::pool` rather than at every use.
+fn pooled(insns: &[Insn], shape: &Shape) -> Vec<i32> {
+    // +1 where a loop's range starts, -1 after it ends.
+    let mut depth = vec![0i32; insns.len() + 1];
+    for pc in 0..insns.len() {
+        let op = insns[pc].opcode;
+        let jump = matches!(class(op), CLASS_JMP | CLASS_JMP32) && op & 0xf0 != JMP_CALL;
+        if let Some(t) = shape.target(pc).filter(|&t| jump && t <= pc) {
+            depth[t] += 1;
+            depth[pc + 1] -= 1;
+        }
+    }
+    let mut counts: Vec<(i32, u32)> = Vec::new();
+    let mut inside = 0;
+    let mut pc = 0;
+    while pc < insns.len() {
+        inside += depth[pc];
+        let insn = &insns[pc];
+        if is_lddw(insn) {
+            inside += depth[pc + 1];
+            pc += 2;
+            continue;
+        }
+        if inside > 0 && worth_blinding(insn.imm as i64 as u64) {
+            match counts.iter().position(|&(c, _)| c == insn.imm) {
+                Some(k) => counts[k].1 += 1,
+                // Bounded, so that the search stays constant per instruction.
+                None if counts.len() < 4 * POOL_SLOTS => counts.push((insn.imm, 1)),
+                None => {}
+            }
+        }
+        pc += 1;
+    }
+    counts.sort_by_key(|&(c, n)| (std::cmp::Reverse(n), c));
+    counts.truncate(POOL_SLOTS);
+    counts.into_iter().map(|(c, _)| c).collect()
 }
 
 /// With blinding, for a constant worth it, `reg = imm` as a `w`-wide instruction sees its
