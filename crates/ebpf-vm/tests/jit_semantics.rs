@@ -791,23 +791,32 @@ fn a_32_bit_loop_bound_says_nothing_of_the_upper_half() {
     );
 }
 
+/// `r2 = i0; r0 = 0; loop: r3 = r1; r3 += r2; r4 = *(u8 *)(r3 + 0); r0 += r4; r2 += 1;
+/// if r2 != 4 goto loop; exit`, or `rotated` as clang lays it out: `if r2 == 4 goto out; ja loop;
+/// out: exit`.
+fn sum_up_to_4(i0: i32, rotated: bool) -> Vec<Insn> {
+    let mut p = vec![
+        mov64_imm(2, i0),                             // 0
+        mov64_imm(0, 0),                              // 1
+        mov64_reg(3, 1),                              // 2: loop head
+        alu64_reg(ALU_ADD, 3, 2),                     // 3
+        i(CLASS_LDX | MODE_MEM | SIZE_B, 4, 3, 0, 0), // 4
+        alu64_reg(ALU_ADD, 0, 4),                     // 5
+        alu64_imm(ALU_ADD, 2, 1),                     // 6
+    ];
+    if rotated {
+        p.push(i(CLASS_JMP | JMP_JEQ, 2, 0, 1, 4)); // 7: out to 9
+        p.push(i(OP_JA, 0, 0, -7, 0)); // 8: back to 2
+    } else {
+        p.push(i(CLASS_JMP | JMP_JNE, 2, 0, -6, 4)); // 7: back to 2
+    }
+    p.push(exit());
+    p
+}
+
 #[test]
 fn a_loop_counting_up_to_a_bound_checked_once() {
-    // r2 = i0; r0 = 0; loop: r3 = r1; r3 += r2; r4 = *(u8 *)(r3 + 0); r0 += r4; r2 += 1;
-    // if r2 != 4 goto loop; exit. Data: 1..=8.
-    let p = |i0| {
-        vec![
-            mov64_imm(2, i0),                             // 0
-            mov64_imm(0, 0),                              // 1
-            mov64_reg(3, 1),                              // 2: loop head
-            alu64_reg(ALU_ADD, 3, 2),                     // 3
-            i(CLASS_LDX | MODE_MEM | SIZE_B, 4, 3, 0, 0), // 4
-            alu64_reg(ALU_ADD, 0, 4),                     // 5
-            alu64_imm(ALU_ADD, 2, 1),                     // 6
-            i(CLASS_JMP | JMP_JNE, 2, 0, -6, 4),          // 7: back to 2
-            exit(),                                       // 8
-        ]
-    };
+    let p = |i0| sum_up_to_4(i0, false);
     let mut data = [1u8, 2, 3, 4, 5, 6, 7, 8];
     // From 0: bytes 0-3, 1 + 2 + 3 + 4; 2 + 4 * 6 + 1 instructions.
     let out = run_with(&p(0), Engine::Jit, &mut data, None).unwrap();
@@ -1084,22 +1093,10 @@ fn every_budget_inside_a_rotated_loop_checked_once_counts_exactly() {
 
 #[test]
 fn a_rotated_loop_counting_up_from_past_its_bound_runs_off_the_data() {
-    // r2 = i0; r0 = 0; loop: r3 = r1; r3 += r2; r4 = *(u8 *)(r3 + 0); r0 += r4; r2 += 1;
-    // if r2 == 4 goto out; ja loop; out: exit. Data: 1..=8.
+    // sum_up_to_4, rotated. Data: 1..=8.
     let p = |i0| {
         let mut data = [1u8, 2, 3, 4, 5, 6, 7, 8];
-        let p = [
-            mov64_imm(2, i0),                             // 0
-            mov64_imm(0, 0),                              // 1
-            mov64_reg(3, 1),                              // 2: loop head
-            alu64_reg(ALU_ADD, 3, 2),                     // 3
-            i(CLASS_LDX | MODE_MEM | SIZE_B, 4, 3, 0, 0), // 4
-            alu64_reg(ALU_ADD, 0, 4),                     // 5
-            alu64_imm(ALU_ADD, 2, 1),                     // 6
-            i(CLASS_JMP | JMP_JEQ, 2, 0, 1, 4),           // 7: out to 9
-            i(OP_JA, 0, 0, -7, 0),                        // 8: back to 2
-            exit(),                                       // 9
-        ];
+        let p = sum_up_to_4(i0, true);
         let base = data.as_ptr() as u64;
         let mut results = vec![];
         for engine in [Engine::Interpreter, Engine::Jit] {
