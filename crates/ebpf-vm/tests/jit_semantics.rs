@@ -980,16 +980,11 @@ fn a_loop_checked_once_that_starts_below_the_data_traps_at_once() {
 /// whose store the JIT may check once, at the loop head. `cmp` is the leaving compare's opcode
 /// (`JMP | JEQ`: back while `r2 != limit`; `JMP32 | JGE`: back while `w2 < limit`).
 fn rotated_fill_loop(cmp: u8, limit: i32) -> Vec<Insn> {
-    vec![
-        mov64_imm(2, 0),                             // 0
-        mov64_reg(3, 1),                             // 1: loop head
-        alu64_reg(ALU_ADD, 3, 2),                    // 2
-        i(CLASS_ST | MODE_MEM | SIZE_B, 3, 0, 0, 7), // 3
-        alu64_imm(ALU_ADD, 2, 1),                    // 4
-        i(cmp, 2, 0, 1, limit),                      // 5: out to 7
-        i(OP_JA, 0, 0, -6, 0),                       // 6: back to 1
-        exit(),                                      // 7
-    ]
+    // fill_loop's pcs 0-4, then the compare that leaves (5: out to 7), the `ja` back to 1 (6).
+    let mut p = fill_loop(limit);
+    p.truncate(5);
+    p.extend_from_slice(&[i(cmp, 2, 0, 1, limit), i(OP_JA, 0, 0, -6, 0), exit()]);
+    p
 }
 
 /// Runs `p` on both engines and checks that they give the same (hand-worked) result.
