@@ -324,6 +324,8 @@ fn new_ctx(env: &RunEnv<'_>, args: [u64; 5], target: u64, checks: bool) -> Ctx {
         self_ptr: 0,
         standing: 0,
         depth: 0,
+        loop_limit: 0,
+        pool: std::mem::MaybeUninit::uninit(),
         frames: std::mem::MaybeUninit::uninit(),
         r0: 0,
         rem: 0,
