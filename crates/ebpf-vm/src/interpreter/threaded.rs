@@ -291,16 +291,47 @@ pub(super) fn build(insns: &[Insn], ops: &[Op]) -> Vec<Slot> {
         .collect()
 }
 
-/// What reaches a slot in `acc` (`Slot::acc`), as `arrivals` finds it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Arrival {
-    /// Nothing known yet.
-    Unknown,
-    /// The value of this register, whichever way the chain comes.
-    Reg(u8),
-    /// Different registers by different ways (or none known): handlers read every operand from
-    /// `State::reg`.
-    Mixed,
+// What reaches a slot in `acc` (`Slot::acc`), as `arrivals` finds it: a register number (the
+// value of that register, whichever way the chain comes), or one of these.
+/// Nothing known yet.
+const UNKNOWN: u8 = 0xff;
+/// Different registers by different ways (or nothing known): handlers read every operand from
+/// `State::reg`.
+const MIXED: u8 = 0xfe;
+
+/// The slots a handler may go on to after slot `pc` (`usize::MAX` for none), as `arrivals`
+/// follows them.
+#[inline(always)]
+fn successors(insns: &[Insn], ops: &[Op], pc: usize) -> [usize; 2] {
+    let op = &ops[pc];
+    let target = (pc as i64 + op.off as i64 + 1) as usize;
+    let next = |k: usize| {
+        if pc + k < ops.len() {
+            pc + k
+        } else {
+            usize::MAX
+        }
+    };
+    match op.code {
+        Code::Exit => [usize::MAX; 2],
+        _ if insns[pc].opcode & 0xf7 == 0x85 => [usize::MAX; 2],
+        Code::Lddw => [next(2), usize::MAX],
+        Code::Ja => [target, usize::MAX],
+        code if is_cond_jump(code) => [next(1), target],
+        _ => [next(1), usize::MAX],
+    }
+}
+
+/// `arrive` with what comes in by one more way, `carry`.
+#[inline(always)]
+fn join(arrive: u8, carry: u8) -> u8 {
+    if carry == UNKNOWN || arrive == carry {
+        arrive
+    } else if arrive == UNKNOWN {
+        carry
+    } else {
+        MIXED
+    }
 }
 
 /// For each slot, the register whose value the handler before it hands on in `acc`, where all
@@ -308,83 +339,59 @@ enum Arrival {
 /// one that does not (a store, a jump) hands on what it received. Only a handler's step to the
 /// next one needs this: `run`, where a chain starts, reads `acc` from `State::reg`, so a slot
 /// entered there (or after an instruction the fast loop ran) has the right value whatever it
-/// is. A worklist over a lattice of height three: each slot changes at most twice, so the pass
-/// is linear in the program.
+/// is. Each slot's value only rises (unknown, a register, mixed), at most twice, so the pass
+/// is linear in the program: one sweep in program order settles the forward edges, a worklist
+/// what back edges change.
 fn arrivals(insns: &[Insn], ops: &[Op]) -> Vec<Option<u8>> {
     let n = ops.len();
-    let successors = |pc: usize| -> [Option<usize>; 2] {
-        let code = ops[pc].code;
-        let opcode = insns[pc].opcode;
-        let target = (pc as i64 + ops[pc].off as i64 + 1) as usize;
-        let next = |k: usize| (pc + k < n).then_some(pc + k);
-        if code == Code::Exit || opcode & 0xf7 == 0x85 {
-            [None, None]
-        } else if code == Code::Lddw {
-            [next(2), None]
-        } else if is_cond_jump(code) {
-            [next(1), Some(target)]
-        } else if code == Code::Ja {
-            [Some(target), None]
-        } else {
-            [next(1), None]
-        }
-    };
-    let writes = |pc: usize| {
-        matches!(class(insns[pc].opcode), CLASS_ALU | CLASS_ALU64 | CLASS_LDX)
+    let mut arrive = vec![UNKNOWN; n];
+    // Joins what `pc` hands on into its successors; calls `changed` with those that changed.
+    let hand_on = |arrive: &mut [u8], pc: usize, changed: &mut dyn FnMut(usize)| {
+        let carry = if matches!(class(insns[pc].opcode), CLASS_ALU | CLASS_ALU64 | CLASS_LDX)
             || ops[pc].code == Code::Lddw
-    };
-    let mut arrive = vec![Arrival::Unknown; n];
-    let mut has_pred = vec![false; n];
-    for pc in 0..n {
-        for t in successors(pc).into_iter().flatten() {
-            has_pred[t] = true;
-        }
-    }
-    let mut work: Vec<usize> = (0..n).filter(|&pc| writes(pc) || !has_pred[pc]).collect();
-    for pc in 0..n {
-        if !has_pred[pc] {
-            arrive[pc] = Arrival::Mixed;
-        }
-    }
-    loop {
-        while let Some(pc) = work.pop() {
-            let carry = if writes(pc) {
-                Arrival::Reg(insns[pc].dst)
-            } else {
-                arrive[pc]
-            };
-            for t in successors(pc).into_iter().flatten() {
-                let joined = match (arrive[t], carry) {
-                    (a, Arrival::Unknown) => a,
-                    (Arrival::Unknown, c) => c,
-                    (a, c) if a == c => a,
-                    _ => Arrival::Mixed,
-                };
+        {
+            insns[pc].dst
+        } else {
+            arrive[pc]
+        };
+        for t in successors(insns, ops, pc) {
+            if t != usize::MAX {
+                let joined = join(arrive[t], carry);
                 if joined != arrive[t] {
                     arrive[t] = joined;
-                    work.push(t);
+                    changed(t);
                 }
             }
         }
-        // Slots still unknown sit on cycles of instructions that write nothing, entered only
-        // from `run`: nothing is known of what they hand on.
-        work = (0..n)
-            .filter(|&pc| arrive[pc] == Arrival::Unknown)
-            .collect();
+    };
+    let mut work = vec![];
+    for pc in 0..n {
+        hand_on(&mut arrive, pc, &mut |t| {
+            if t <= pc {
+                work.push(t)
+            }
+        });
+    }
+    loop {
+        while let Some(pc) = work.pop() {
+            let mut more = [usize::MAX; 2];
+            hand_on(&mut arrive, pc, &mut |t| {
+                more[(more[0] != usize::MAX) as usize] = t
+            });
+            work.extend(more.into_iter().filter(|&t| t != usize::MAX));
+        }
+        // Slots still unknown have no way in from a handler that hands on a known register (no
+        // way in at all, or only from instructions that write nothing and are themselves
+        // unknown): entered from `run`, nothing is known of what they hand on.
+        work.extend((0..n).filter(|&pc| arrive[pc] == UNKNOWN));
         if work.is_empty() {
             break;
         }
         for &pc in &work {
-            arrive[pc] = Arrival::Mixed;
+            arrive[pc] = MIXED;
         }
     }
-    arrive
-        .into_iter()
-        .map(|a| match a {
-            Arrival::Reg(r) => Some(r),
-            _ => None,
-        })
-        .collect()
+    arrive.into_iter().map(|a| (a < 16).then_some(a)).collect()
 }
 
 fn is_alu(code: Code) -> bool {
@@ -564,8 +571,8 @@ fn alu_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot> 
     if !alu_at(insns, ops, next) {
         return None;
     }
-    let same = ops[next].dst == ops[pc].dst;
-    let handler = by_paired_alu!(first, alu_alu_for [] (insns[next].opcode, same))??;
+    let link = link(insns, ops, pc);
+    let handler = by_paired_alu!(first, alu_alu_for [] (insns[next].opcode, link))??;
     Some(with_second(base, handler, &ops[next]))
 }
 
@@ -587,8 +594,11 @@ fn load_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot>
         return None;
     }
     let check = check_of(ops[pc].ends_segment & DIRECT != 0, ops[pc].src);
+    if let Some(slot) = load_shift_or(insns, ops, pc, check, base) {
+        return Some(slot);
+    }
     let alu = insns[next].opcode;
-    let same = ops[next].dst == ops[pc].dst;
+    let same = link(insns, ops, pc);
     macro_rules! for_check {
         ($size:literal) => {
             match check {
@@ -607,10 +617,73 @@ fn load_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot>
     Some(with_second(base, handler, &ops[next]))
 }
 
-// Whether the second operation of a pair works on the register the first wrote (`second_dst`),
-// as a const argument of handlers.
-const SAME: bool = true;
-const OTHER: bool = false;
+/// The load at `pc` (checked as `check`), a left shift of the loaded register by an immediate
+/// and an or of it into another register (`rT |= rD`), as clang assembles a big-endian field
+/// byte by byte: one op, `imm2` the shift and `t` the register or-ed into.
+fn load_shift_or(insns: &[Insn], ops: &[Op], pc: usize, check: u8, base: &Slot) -> Option<Slot> {
+    if pc + 2 >= ops.len() || !alu_at(insns, ops, pc + 1) || !alu_at(insns, ops, pc + 2) {
+        return None;
+    }
+    let (load, shift, or) = (&ops[pc], &ops[pc + 1], &ops[pc + 2]);
+    let (shift_op, or_op) = (insns[pc + 1].opcode, insns[pc + 2].opcode);
+    if !matches!(shift_op, 0x64 | 0x67)
+        || !matches!(or_op, 0x4c | 0x4f)
+        || shift.dst != load.dst
+        || or.src != load.dst
+        || or.dst == load.dst
+    {
+        return None;
+    }
+    macro_rules! shaped {
+        ($size:literal, $check:ident) => {
+            match (shift_op, or_op) {
+                (0x64, 0x4c) => load_shift_or_op::<$size, $check, 0x64, 0x4c> as Handler,
+                (0x64, _) => load_shift_or_op::<$size, $check, 0x64, 0x4f>,
+                (_, 0x4c) => load_shift_or_op::<$size, $check, 0x67, 0x4c>,
+                _ => load_shift_or_op::<$size, $check, 0x67, 0x4f>,
+            }
+        };
+    }
+    macro_rules! for_check {
+        ($size:literal) => {
+            match check {
+                PROVED => shaped!($size, PROVED),
+                STACK => shaped!($size, STACK),
+                _ => shaped!($size, DATA),
+            }
+        };
+    }
+    let handler = match load.code {
+        Code::LdxW => for_check!(4),
+        Code::LdxH => for_check!(2),
+        Code::LdxB => for_check!(1),
+        _ => for_check!(8),
+    };
+    Some(Slot {
+        handler,
+        imm2: shift.imm,
+        t: or.dst,
+        ..*base
+    })
+}
+
+// How the ALU operation of a pair that comes second reads the register the first wrote (the
+// `LINK` argument of handlers, see `second`): as its destination, as its source, or not at all.
+const SAME: u8 = 0;
+const FROM: u8 = 1;
+const OTHER: u8 = 2;
+
+/// The `LINK` of the pair of slot `pc` and the ALU operation after it.
+fn link(insns: &[Insn], ops: &[Op], pc: usize) -> u8 {
+    let (first, second) = (&ops[pc], &ops[pc + 1]);
+    if second.dst == first.dst {
+        SAME
+    } else if insns[pc + 1].opcode & SRC_X != 0 && second.src == first.dst {
+        FROM
+    } else {
+        OTHER
+    }
+}
 
 /// The taken and fall-through targets of the conditional jump at `pc`, relative to it, and the
 /// instructions counted on the fall-through besides its segment: a jump over an unconditional
@@ -668,12 +741,6 @@ impl<const OPCODE: u8> Alu<OPCODE> {
         }
     }
 
-    /// The operation on the value `dst` (of rD) with rS or the immediate `imm`.
-    #[inline(always)]
-    fn apply(st: &State, dst: u64, s: u8, imm: u64) -> u64 {
-        Self::of(dst, source::<0, OPCODE>(st, s, imm, 0))
-    }
-
     /// Runs the operation on rD, its operands read as `ACC` says; returns the new value.
     #[inline(always)]
     fn exec<const ACC: u8>(st: &mut State, d: u8, s: u8, imm: u64, acc: u64) -> u64 {
@@ -707,29 +774,29 @@ fn alu_ja_handler<const OPCODE: u8>() -> Handler {
     alu_ja::<OPCODE>
 }
 
-fn alu_alu_for<const FIRST: u8>(second: u8, same: bool) -> Option<Handler> {
-    if same {
-        by_alu!(second, alu_alu_handler [SAME FIRST] ())
-    } else {
-        by_alu!(second, alu_alu_handler [OTHER FIRST] ())
+fn alu_alu_for<const FIRST: u8>(second: u8, link: u8) -> Option<Handler> {
+    match link {
+        SAME => by_alu!(second, alu_alu_handler [SAME FIRST] ()),
+        FROM => by_alu!(second, alu_alu_handler [FROM FIRST] ()),
+        _ => by_alu!(second, alu_alu_handler [OTHER FIRST] ()),
     }
 }
 
-fn alu_alu_handler<const SAME: bool, const FIRST: u8, const SECOND: u8>() -> Handler {
-    alu_alu::<SAME, FIRST, SECOND>
+fn alu_alu_handler<const LINK: u8, const FIRST: u8, const SECOND: u8>() -> Handler {
+    alu_alu::<LINK, FIRST, SECOND>
 }
 
-fn ldx_alu_for<const SIZE: u32, const CHECK: u8>(alu: u8, same: bool) -> Option<Handler> {
-    if same {
-        by_alu_after_load!(alu, ldx_alu_handler [SAME SIZE CHECK] ())
-    } else {
-        by_alu_after_load!(alu, ldx_alu_handler [OTHER SIZE CHECK] ())
+fn ldx_alu_for<const SIZE: u32, const CHECK: u8>(alu: u8, link: u8) -> Option<Handler> {
+    match link {
+        SAME => by_alu_after_load!(alu, ldx_alu_handler [SAME SIZE CHECK] ()),
+        FROM => by_alu_after_load!(alu, ldx_alu_handler [FROM SIZE CHECK] ()),
+        _ => by_alu_after_load!(alu, ldx_alu_handler [OTHER SIZE CHECK] ()),
     }
 }
 
-fn ldx_alu_handler<const SAME: bool, const SIZE: u32, const CHECK: u8, const OPCODE: u8>() -> Handler
+fn ldx_alu_handler<const LINK: u8, const SIZE: u32, const CHECK: u8, const OPCODE: u8>() -> Handler
 {
-    ldx_alu::<SAME, SIZE, CHECK, OPCODE>
+    ldx_alu::<LINK, SIZE, CHECK, OPCODE>
 }
 
 fn jump_handler<const ACC: u8, const OPCODE: u8>() -> Handler {
@@ -784,28 +851,31 @@ fn alu<const ACC: u8, const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32, ac
     go(st, at(op, 1), fuel, v)
 }
 
-/// The value of rT for the second operation of a pair whose first wrote `v` to rD: `v` itself
-/// when `SAME` (rT = rD, as `slot` found), so that a dependent pair does not wait for the value
-/// to come back from memory.
+/// The ALU operation `OPCODE` on rT with rX or `imm2`, the second of a pair whose first wrote
+/// `v` to rD: `v` itself stands for rT (`SAME`: rT = rD, as `link` found) or rX (`FROM`), so
+/// that a dependent pair does not wait for the value to come back from memory.
 #[inline(always)]
-fn second_dst<const SAME: bool>(st: &State, op: &Slot, v: u64) -> u64 {
-    if SAME {
+fn second<const LINK: u8, const OPCODE: u8>(st: &State, op: &Slot, v: u64) -> u64 {
+    let dst = if LINK == SAME { v } else { st.reg[reg(op.t)] };
+    let src = if OPCODE & SRC_X == 0 {
+        op.imm2 as i64 as u64
+    } else if LINK == FROM {
         v
     } else {
-        st.reg[reg(op.t)]
-    }
+        st.reg[reg(op.x)]
+    };
+    Alu::<OPCODE>::of(dst, src)
 }
 
 /// Two ALU operations: `FIRST` on rD with rS or `imm`, then `SECOND` on rT with rX or `imm2`.
-fn alu_alu<const SAME: bool, const FIRST: u8, const SECOND: u8>(
+fn alu_alu<const LINK: u8, const FIRST: u8, const SECOND: u8>(
     st: &mut State,
     op: &Slot,
     fuel: u32,
     _: u64,
 ) -> Next {
     let v = Alu::<FIRST>::exec::<0>(st, op.d, op.s, op.imm, 0);
-    let dst = second_dst::<SAME>(st, op, v);
-    let w = Alu::<SECOND>::apply(st, dst, op.x, op.imm2 as i64 as u64);
+    let w = second::<LINK, SECOND>(st, op, v);
     st.reg[reg(op.t)] = w;
     go(st, at(op, 2), fuel, w)
 }
@@ -819,7 +889,7 @@ fn alu_ja<const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32, _: u64) -> Nex
 }
 
 /// A load and the ALU operation `OPCODE` after it (on rT with rX or `imm2`).
-fn ldx_alu<const SAME: bool, const SIZE: u32, const CHECK: u8, const OPCODE: u8>(
+fn ldx_alu<const LINK: u8, const SIZE: u32, const CHECK: u8, const OPCODE: u8>(
     st: &mut State,
     op: &Slot,
     fuel: u32,
@@ -832,10 +902,28 @@ fn ldx_alu<const SAME: bool, const SIZE: u32, const CHECK: u8, const OPCODE: u8>
     // SAFETY: as for `access`.
     let v = unsafe { load(addr, SIZE) };
     st.reg[reg(op.d)] = v;
-    let dst = second_dst::<SAME>(st, op, v);
-    let w = Alu::<OPCODE>::apply(st, dst, op.x, op.imm2 as i64 as u64);
+    let w = second::<LINK, OPCODE>(st, op, v);
     st.reg[reg(op.t)] = w;
     go(st, at(op, 2), fuel, w)
+}
+
+/// A load into rD, `rD <<= imm2` (`SHIFT`) and `rT |= rD` (`OR`), as `load_shift_or` found.
+fn load_shift_or_op<const SIZE: u32, const CHECK: u8, const SHIFT: u8, const OR: u8>(
+    st: &mut State,
+    op: &Slot,
+    fuel: u32,
+    _: u64,
+) -> Next {
+    let addr = st.reg[reg(op.s)].wrapping_add(op.off as i64 as u64);
+    if !readable::<SIZE, CHECK>(st, addr) {
+        return stop(op);
+    }
+    // SAFETY: as for `access`.
+    let v = Alu::<SHIFT>::of(unsafe { load(addr, SIZE) }, op.imm2 as i64 as u64);
+    st.reg[reg(op.d)] = v;
+    let w = Alu::<OR>::of(st.reg[reg(op.t)], v);
+    st.reg[reg(op.t)] = w;
+    go(st, at(op, 3), fuel, w)
 }
 
 /// A byte-order operation (`le`/`be` of ALU32, `bswap` of ALU64), its width the immediate.
