@@ -468,7 +468,8 @@ fn slot(insns: &[Insn], ops: &[Op], pc: usize, acc: Option<u8>) -> Slot {
                     };
                 }
             }
-            if let Some(slot) = alu_pair(insns, ops, pc, &base) {
+            let src_acc = from_acc(op.dst, src_reg) & ACC_2;
+            if let Some(slot) = alu_pair(insns, ops, pc, &base, src_acc) {
                 return slot;
             }
             by_acc!(from_acc(op.dst, src_reg), A => by_alu!(opcode, alu_handler [A] ()))
@@ -558,8 +559,9 @@ fn alu_at(insns: &[Insn], ops: &[Op], pc: usize) -> bool {
 }
 
 /// The ALU operation at `pc` fused with an ALU operation or an unconditional jump after it,
-/// where `by_paired_alu` (or any ALU operation, before the jump) has it.
-fn alu_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot> {
+/// where `by_paired_alu` (or any ALU operation, before the jump) has it; `src_acc` (0 or `ACC_2`)
+/// says whether the first reads its source from `acc`.
+fn alu_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot, src_acc: u8) -> Option<Slot> {
     let (first, next) = (insns[pc].opcode, pc + 1);
     if next < ops.len() && ops[next].code == Code::Ja && insns[next].opcode == 0x05 {
         return Some(Slot {
@@ -572,7 +574,12 @@ fn alu_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot> 
         return None;
     }
     let link = link(insns, ops, pc);
-    let handler = by_paired_alu!(first, alu_alu_for [] (insns[next].opcode, link))??;
+    let second = insns[next].opcode;
+    let handler = if src_acc != 0 {
+        by_paired_alu!(first, alu_alu_for[ACC_2](second, link))
+    } else {
+        by_paired_alu!(first, alu_alu_for[NO_ACC](second, link))
+    }??;
     Some(with_second(base, handler, &ops[next]))
 }
 
@@ -702,6 +709,7 @@ fn jump_targets(insns: &[Insn], ops: &[Op], pc: usize) -> (i32, i32, u8) {
 // (the `ACC` argument of handlers, a set of these bits): the first and the second register it
 // reads (rD and rS for ALU operations and jumps; rD and rS for stores, rS for loads; rS and rT
 // for `rD = rS; rD += rT`).
+const NO_ACC: u8 = 0;
 const ACC_1: u8 = 1;
 const ACC_2: u8 = 2;
 
@@ -774,16 +782,16 @@ fn alu_ja_handler<const OPCODE: u8>() -> Handler {
     alu_ja::<OPCODE>
 }
 
-fn alu_alu_for<const FIRST: u8>(second: u8, link: u8) -> Option<Handler> {
+fn alu_alu_for<const ACC: u8, const FIRST: u8>(second: u8, link: u8) -> Option<Handler> {
     match link {
-        SAME => by_alu!(second, alu_alu_handler [SAME FIRST] ()),
-        FROM => by_alu!(second, alu_alu_handler [FROM FIRST] ()),
-        _ => by_alu!(second, alu_alu_handler [OTHER FIRST] ()),
+        SAME => by_alu!(second, alu_alu_handler [ACC SAME FIRST] ()),
+        FROM => by_alu!(second, alu_alu_handler [ACC FROM FIRST] ()),
+        _ => by_alu!(second, alu_alu_handler [ACC OTHER FIRST] ()),
     }
 }
 
-fn alu_alu_handler<const LINK: u8, const FIRST: u8, const SECOND: u8>() -> Handler {
-    alu_alu::<LINK, FIRST, SECOND>
+fn alu_alu_handler<const ACC: u8, const LINK: u8, const FIRST: u8, const SECOND: u8>() -> Handler {
+    alu_alu::<ACC, LINK, FIRST, SECOND>
 }
 
 fn ldx_alu_for<const SIZE: u32, const CHECK: u8>(alu: u8, link: u8) -> Option<Handler> {
@@ -867,14 +875,15 @@ fn second<const LINK: u8, const OPCODE: u8>(st: &State, op: &Slot, v: u64) -> u6
     Alu::<OPCODE>::of(dst, src)
 }
 
-/// Two ALU operations: `FIRST` on rD with rS or `imm`, then `SECOND` on rT with rX or `imm2`.
-fn alu_alu<const LINK: u8, const FIRST: u8, const SECOND: u8>(
+/// Two ALU operations: `FIRST` on rD with rS or `imm` (rS from `acc` where `ACC` says), then
+/// `SECOND` on rT with rX or `imm2`.
+fn alu_alu<const ACC: u8, const LINK: u8, const FIRST: u8, const SECOND: u8>(
     st: &mut State,
     op: &Slot,
     fuel: u32,
-    _: u64,
+    acc: u64,
 ) -> Next {
-    let v = Alu::<FIRST>::exec::<0>(st, op.d, op.s, op.imm, 0);
+    let v = Alu::<FIRST>::exec::<ACC>(st, op.d, op.s, op.imm, acc);
     let w = second::<LINK, SECOND>(st, op, v);
     st.reg[reg(op.t)] = w;
     go(st, at(op, 2), fuel, w)
