@@ -423,7 +423,7 @@ fn slot(insns: &[Insn], ops: &[Op], pc: usize, acc: Option<u8>) -> Slot {
     };
     // The `ACC` bits of a handler whose first and second registers read are `a` and `b`.
     let from_acc = |a: u8, b: Option<u8>| match acc {
-        Some(r) => (r == a) as u8 * ACC_1 | (b == Some(r)) as u8 * ACC_2,
+        Some(r) => ((r == a) as u8 * ACC_1) | ((b == Some(r)) as u8 * ACC_2),
         None => 0,
     };
     // The second register an ALU operation or jump reads: rS, if its source is a register.
