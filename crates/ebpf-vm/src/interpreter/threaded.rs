@@ -9,8 +9,15 @@
 //! layout, and the cost, of all the rest: BENCHMARKS.md, "Interpreter at 15x native"), and each
 //! ends in its own indirect jump, predicted on its own. That makes fused ops cheap to add: an
 //! ALU operation and the conditional jump after it, a conditional jump over a `goto` (as clang
-//! closes loops), ALU pairs, a load and the ALU operation after it, an ALU operation and a
-//! `goto`. The later slots of a fused op keep their own handlers, for jumps into them.
+//! closes loops), ALU pairs, a load and the ALU operation after it, a load, shift and or, an ALU
+//! operation and a `goto`. The later slots of a fused op keep their own handlers, for jumps into
+//! them.
+//!
+//! Registers live in `State::reg`, but the value last written also goes on to the next handler
+//! as an argument (`Slot::acc`, `arrivals`), so that a dependent instruction does not wait for it
+//! to come back from memory; and accesses are checked in one compare against the region their
+//! base names first (`State::set_hot`). BENCHMARKS.md, "Interpreter: values handed on in host
+//! registers".
 //!
 //! A handler does only the common case. Whenever it cannot finish an instruction at no risk (an
 //! access outside the stack and the data, a segment the budget in hand does not cover, an exit,
@@ -113,6 +120,8 @@ pub(super) struct Slot {
     /// of through a store and a reload (about 5 cycles of latency for each dependent step).
     acc: u8,
 }
+
+const _: () = assert!(size_of::<Slot>() == 40);
 
 impl Default for Slot {
     fn default() -> Self {
@@ -904,12 +913,9 @@ fn ldx_alu<const LINK: u8, const SIZE: u32, const CHECK: u8, const OPCODE: u8>(
     fuel: u32,
     _: u64,
 ) -> Next {
-    let addr = st.reg[reg(op.s)].wrapping_add(op.off as i64 as u64);
-    if !readable::<SIZE, CHECK>(st, addr) {
+    let Some(v) = load_at::<SIZE, CHECK>(st, st.reg[reg(op.s)], op.off) else {
         return stop(op);
-    }
-    // SAFETY: as for `access`.
-    let v = unsafe { load(addr, SIZE) };
+    };
     st.reg[reg(op.d)] = v;
     let w = second::<LINK, OPCODE>(st, op, v);
     st.reg[reg(op.t)] = w;
@@ -923,12 +929,10 @@ fn load_shift_or_op<const SIZE: u32, const CHECK: u8, const SHIFT: u8, const OR:
     fuel: u32,
     _: u64,
 ) -> Next {
-    let addr = st.reg[reg(op.s)].wrapping_add(op.off as i64 as u64);
-    if !readable::<SIZE, CHECK>(st, addr) {
+    let Some(v) = load_at::<SIZE, CHECK>(st, st.reg[reg(op.s)], op.off) else {
         return stop(op);
-    }
-    // SAFETY: as for `access`.
-    let v = Alu::<SHIFT>::of(unsafe { load(addr, SIZE) }, op.imm2 as i64 as u64);
+    };
+    let v = Alu::<SHIFT>::of(v, op.imm2 as i64 as u64);
     st.reg[reg(op.d)] = v;
     let w = Alu::<OR>::of(st.reg[reg(op.t)], v);
     st.reg[reg(op.t)] = w;
@@ -1028,6 +1032,14 @@ fn writable<const SIZE: u32, const CHECK: u8>(st: &State, addr: u64) -> bool {
     (in0 & (h0.writable != 0)) | (!in0 & fits(h1, addr, SIZE as u64) & (h1.writable != 0))
 }
 
+/// The `SIZE` bytes at `base + off`, or `None` where `readable` cannot vouch for them.
+#[inline(always)]
+fn load_at<const SIZE: u32, const CHECK: u8>(st: &State, base: u64, off: i32) -> Option<u64> {
+    let addr = base.wrapping_add(off as i64 as u64);
+    // SAFETY: inside a region of the run (checked first, or proved by the verifier).
+    readable::<SIZE, CHECK>(st, addr).then(|| unsafe { load(addr, SIZE) })
+}
+
 // What a plain memory op does (`access`).
 const LOAD: u8 = 0;
 const STORE_IMM: u8 = 1;
@@ -1042,12 +1054,9 @@ fn access<const ACC: u8, const SIZE: u32, const CHECK: u8, const KIND: u8>(
     acc: u64,
 ) -> Next {
     if KIND == LOAD {
-        let addr = get::<ACC, ACC_2>(st, op.s, acc).wrapping_add(op.off as i64 as u64);
-        if !readable::<SIZE, CHECK>(st, addr) {
+        let Some(v) = load_at::<SIZE, CHECK>(st, get::<ACC, ACC_2>(st, op.s, acc), op.off) else {
             return stop(op);
-        }
-        // SAFETY: inside a region of the run (checked just above, or proved by the verifier).
-        let v = unsafe { load(addr, SIZE) };
+        };
         st.reg[reg(op.d)] = v;
         go(st, at(op, 1), fuel, v)
     } else {
