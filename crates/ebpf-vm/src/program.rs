@@ -997,6 +997,27 @@ impl PreparedEngine {
         }
     }
 
+    /// `run_from` of the main program, a run of `home`'s run space that is no callback: the JIT
+    /// runs it on the space's block (`jit::Home`).
+    #[inline(always)]
+    fn run_main(
+        &self,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+        home: &mut crate::run_space::JitHome,
+    ) -> Result<RunOutput, Trap> {
+        #[cfg(target_arch = "x86_64")]
+        if let PreparedEngine::Jit(j) = self {
+            if env.state.trace.is_none() {
+                return j.run_home(home, insns, env, args);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let () = *home;
+        self.run_from(insns, env, args, Entry::Main)
+    }
+
     /// Runs the program (or one of its callbacks) on this engine; a traced run takes the
     /// interpreter's traced loop on either engine.
     fn run_from(
