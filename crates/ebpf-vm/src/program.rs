@@ -712,7 +712,8 @@ impl Program {
             Some(maps) if maps.is_for(self.maps.list()) => maps,
             slot => slot.insert(self.maps.run()),
         };
-        let result = self.run_chain(regions, maps, state, stack_top, budget, &entry);
+        let home = &mut space.jit_home;
+        let result = self.run_chain(regions, maps, state, home, stack_top, budget, &entry);
         let held = state.release_lock();
         let trace = state.trace.take();
         let outcome = Program::finish(state, result, held, outputs);
@@ -796,12 +797,15 @@ impl Program {
 
     /// Runs this program, then the programs it tail-calls, on the same memory and run state.
     /// `regions` is the run's table (left as the run left it), `maps` this program's map table
-    /// (left with `end_run` done, for the next run to reuse).
+    /// (left with `end_run` done, for the next run to reuse); `home` the run space's JIT block,
+    /// which each program of the chain runs on in turn (callbacks build their own).
+    #[allow(clippy::too_many_arguments)]
     fn run_chain(
         &self,
         regions: &mut Regions,
         maps: &mut crate::maps::RunMaps,
         state: &mut RunState,
+        home: &mut crate::run_space::JitHome,
         stack_top: u64,
         budget: u64,
         entry: &context::Entry,
@@ -839,7 +843,7 @@ impl Program {
             state,
             function_runner: Some(&runner),
         };
-        let mut result = (self.prepared).run_from(&self.insns, &mut env, entry.args, Entry::Main);
+        let mut result = (self.prepared).run_main(&self.insns, &mut env, entry.args, home);
         if let Some(c) = counting {
             // Where the run stopped: its chain's instructions after it were not reached.
             c.stop(match &result {
@@ -880,6 +884,7 @@ impl Program {
             regions,
             &mut next_maps,
             &mut *state,
+            home,
             stack_top,
             budget.saturating_sub(used),
             entry,

@@ -151,3 +151,36 @@ fn a_run_on_another_thread_has_its_own_block() {
         assert_eq!(run(&checked_15, &mut buf, None), Ok(15), "{engine:?}");
     }
 }
+
+/// `r6 = r1; call bpf_ktime_get_ns; r0 = *(u8 *)(r6 + 15)`: a helper call, so runs take the
+/// general path (`run_on`, where tail-call chains run) rather than the plain one; its read is
+/// checked against the data of its own run.
+fn byte_15_after_a_helper() -> Vec<Insn> {
+    prog![movr(6, 1), call(5), ldx(SIZE_B, 0, 6, 15), exit()]
+}
+
+#[test]
+fn runs_through_the_general_path_and_plain_runs_interleave() {
+    for engine in engines() {
+        let general = load_on(&byte_15_after_a_helper(), engine, Mode::Checked, None);
+        let plain = load_on(&byte_15(), engine, Mode::Checked, None);
+        let mut buf: [u8; 16] = std::array::from_fn(|i| 50 + i as u8);
+        for _ in 0..2 {
+            assert_eq!(run(&general, &mut buf, None), Ok(65), "{engine:?}");
+            assert_eq!(run(&plain, &mut buf, None), Ok(65), "{engine:?}");
+            let trap = run(&general, &mut buf[..15], None).expect_err("byte 15 of 15");
+            assert_eq!(
+                (trap.kind, trap.pc),
+                (TrapKind::OutOfBounds, 2),
+                "{engine:?}"
+            );
+            let trap = run(&plain, &mut buf[..15], None).expect_err("byte 15 of 15");
+            assert_eq!(
+                (trap.kind, trap.pc),
+                (TrapKind::OutOfBounds, 0),
+                "{engine:?}"
+            );
+            assert_eq!(run(&general, &mut buf, None), Ok(65), "{engine:?}");
+        }
+    }
+}

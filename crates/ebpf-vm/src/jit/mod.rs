@@ -241,8 +241,9 @@ impl JitProgram {
     }
 
     /// `run` on `home`'s block (a run space's, for its runs of main programs one after another;
-    /// see `Home`).
-    #[inline]
+    /// see `Home`). Inlined into its two callers (single runs, tail-call chains): a call and
+    /// a copy of the result fewer per run.
+    #[inline(always)]
     pub fn run_home(
         &self,
         home: &mut Home,
