@@ -1164,7 +1164,7 @@ export class Program {
     const native = this.native
     let ran: boolean
     try {
-      ran = data === NO_DATA ? native.runNoData() : native.runInPlace(data, this.#scratch)
+      ran = data === NO_DATA ? native.runNoData() : native.runInPlace(data)
     } catch (e) {
       throw fromCodedError(e, LoadError, 'data')
     }
