@@ -33,18 +33,18 @@ const ENGINES: [&str; 8] = [
 const PER_PROGRAM: Duration = Duration::from_millis(3000);
 
 fn main() {
-    // `cargo bench` passes `--bench`; other arguments name the programs to measure (all when
-    // none is named): `cargo bench -p ebpf-vm --bench ratios -- big`.
-    let names: Vec<String> = std::env::args()
+    // `cargo bench` passes `--bench`; any other argument keeps only the programs whose names
+    // contain it (`cargo bench -p ebpf-vm --bench ratios -- _fixed`).
+    let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let chosen = |name: &str| names.is_empty() || names.iter().any(|n| n == name);
+    let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f));
     let native = NativeLib::build()
         .map_err(|e| eprintln!("native left out: {e}"))
         .ok();
     let mut rows = vec![];
-    for prog in programs().into_iter().filter(|p| chosen(p.name)) {
+    for prog in programs().into_iter().filter(|p| wanted(p.name)) {
         let runners: Vec<Runner> = engines::all(&prog, native.as_ref());
         let tasks = runners
             .into_iter()
@@ -120,7 +120,7 @@ fn main() {
     println!("|{}", " --- |".repeat(7));
     for prog in programs()
         .into_iter()
-        .filter(|p| (p.name == "big" || p.name == "parse") && chosen(p.name))
+        .filter(|p| (p.name == "big" || p.name == "parse") && wanted(p.name))
     {
         let bytes = prog.bytecode;
         let opts = |engine| ProgramOptions {

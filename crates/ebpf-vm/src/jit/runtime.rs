@@ -463,8 +463,8 @@ fn exit_trap(out: &Ctx, state: &mut RunState, insns: &[Insn], env: &RunEnv<'_>) 
 pub struct Home {
     ctx: Ctx,
     /// The hot regions (`hot_key`) the block's region-dependent fields are of: `data_neg`, and
-    /// the inline-check bounds when `bounds`; no regions' before the first run (a writable
-    /// stack of `u64::MAX` bytes).
+    /// the inline-check bounds when `bounds`. All ones before the first run: regions of
+    /// `u64::MAX` bytes at `u64::MAX`, which no run has.
     hot: [u64; 6],
     bounds: bool,
 }
