@@ -128,7 +128,7 @@ mod loops;
 mod runtime;
 mod x86;
 
-pub use runtime::Repeat;
+pub use runtime::{Home, Repeat};
 
 use crate::analysis::{analyse, Analysis, AnalysisOptions};
 use crate::error::{ErrorCode, LoadError, Trap};
@@ -249,6 +249,23 @@ impl JitProgram {
         let start = runtime::Start::Main(self.mem.entry());
         // SAFETY: the code was compiled from `insns` (same program; length checked above).
         unsafe { runtime::run(start, insns, env, args, self.stack_frames, self.checks) }
+    }
+
+    /// `run` on `home`'s block (a run space's, for its runs of main programs one after another;
+    /// see `Home`). Inlined into its two callers (single runs, tail-call chains): a call and
+    /// a copy of the result fewer per run.
+    #[inline(always)]
+    pub fn run_home(
+        &self,
+        home: &mut Home,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+    ) -> Result<RunOutput, Trap> {
+        self.check_insns(insns);
+        let (entry, frames, checks) = (self.mem.entry(), self.stack_frames, self.checks);
+        // SAFETY: the main entry of this code, compiled from `insns` (length checked above).
+        unsafe { home.run(entry, insns, env, args, frames, checks) }
     }
 
     /// The block for runs of the main program repeated on `env` (see `Repeat`), or `None` where
