@@ -477,9 +477,8 @@ impl Repeat {
         }
         // The bounds only where the hot regions moved (the packet moves from run to run; an XDP
         // frame or a socket filter's stack stays).
-        // (Compared word by word: `==` on the arrays calls `bcmp`.)
         let hot = hot_key(env);
-        if hot.iter().zip(&self.hot).fold(0, |d, (a, b)| d | (a ^ b)) == 0 {
+        if hot == self.hot {
             self.ctx.packet_start = env.packet.0;
             self.ctx.packet_len = env.packet.1;
         } else {
