@@ -355,9 +355,10 @@ pub fn compile(
             && (c.mov_add(pc) || (layouts && c.cond_over_ja(pc)));
         let lone = idiom == 0 && !fused && layouts && c.jump_over_ja(pc);
         if idiom > 0 {
-            for p in pc + 1..pc + idiom {
-                offsets[p] = c.a.pos() as u32;
-                c.a.bind(c.labels[p]);
+            let at = c.a.pos() as u32;
+            offsets[pc + 1..pc + idiom].fill(at);
+            for &l in &c.labels[pc + 1..pc + idiom] {
+                c.a.bind(l);
             }
             c.block_k += idiom as u32 - 1;
         } else if fused {
