@@ -347,11 +347,21 @@ pub fn compile(
         // With coverage, conditional jumps keep their own layout: a fall-through is counted
         // after the jump (see `jump`), which the layouts around a `ja` would move elsewhere.
         let layouts = c.coverage.is_none();
-        let fused = pc + 1 < insns.len()
+        // An idiom's instructions after its first are no jump targets (`idiom` checks).
+        let idiom = c.idiom(pc, usize::MAX);
+        let fused = idiom == 0
+            && pc + 1 < insns.len()
             && c.shape.chains[pc + 1] == 0
             && (c.mov_add(pc) || (layouts && c.cond_over_ja(pc)));
-        let lone = !fused && layouts && c.jump_over_ja(pc);
-        if fused {
+        let lone = idiom == 0 && !fused && layouts && c.jump_over_ja(pc);
+        if idiom > 0 {
+            let at = c.a.pos() as u32;
+            offsets[pc + 1..pc + idiom].fill(at);
+            for &l in &c.labels[pc + 1..pc + idiom] {
+                c.a.bind(l);
+            }
+            c.block_k += idiom as u32 - 1;
+        } else if fused {
             // The second one is no jump target (it is inside a chain): nothing can start at it.
             offsets[pc + 1] = c.a.pos() as u32;
             c.a.bind(c.labels[pc + 1]);
@@ -375,7 +385,9 @@ pub fn compile(
                 "instruction {pc} needed {used} bytes, over the bound of {MAX_INSN_BYTES}"
             ));
         }
-        pc += if is_lddw(&insns[pc]) || fused || lone {
+        pc += if idiom > 0 {
+            idiom
+        } else if is_lddw(&insns[pc]) || fused || lone {
             2
         } else {
             1

@@ -233,8 +233,12 @@ impl Compiler<'_> {
             let mut pc = head;
             let mut k = 0;
             while k < n {
-                let fused = k + 1 < n && self.mov_add(pc);
-                if fused {
+                let idiom = self.idiom(pc, (n - k) as usize);
+                let fused = idiom == 0 && k + 1 < n && self.mov_add(pc);
+                if idiom > 0 {
+                    self.block_k += idiom as u32 - 1;
+                    k += idiom as u32 - 1;
+                } else if fused {
                     self.block_k += 1;
                     k += 1;
                 } else {
@@ -261,7 +265,9 @@ impl Compiler<'_> {
                 }
                 self.block_k += 1;
                 k += 1;
-                pc += if is_lddw(&self.insns[pc]) || fused {
+                pc += if idiom > 0 {
+                    idiom
+                } else if is_lddw(&self.insns[pc]) || fused {
                     2
                 } else {
                     1
