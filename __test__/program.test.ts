@@ -243,3 +243,40 @@ describe('run() without data (the native call without arguments)', () => {
     })
   }
 })
+
+describe('run() reads its report from the scratch words', () => {
+  for (const engine of ['interpreter', 'jit'] as const) {
+    it(`${engine}: r0 whose halves change from run to run, and the count`, () => {
+      // r0 = the u64 at the data (little-endian): each run's r0 is its own, not the last run's.
+      const prog = new Program({ instructions: assemble('r0 = *(u64 *)(r1 + 0)\nexit'), engine })
+      const u64 = (v: bigint) => {
+        const b = new Uint8Array(8)
+        new DataView(b.buffer).setBigUint64(0, v, true)
+        return b
+      }
+      const cases: Array<[bigint, number]> = [
+        [5n, 5],
+        [0x1_0000_0005n, 5],
+        [0x1_0000_0000n, 0],
+        [5n, 5],
+        [5n, 5],
+        [0xffff_ffff_ffff_ffffn, 0xffffffff],
+        [0x8000_0000n, 0x8000_0000],
+        [0n, 0],
+      ]
+      for (const [r0, retval] of cases) {
+        const res = prog.run({ data: u64(r0) })
+        expect([res.r0, res.retval, res.insnCount]).toEqual([r0, retval, 2])
+      }
+      // 1 + 100,000 * 2 + 1 instructions.
+      const loop = new Program({
+        instructions: assemble('r0 = 0\nr0 += 1\nif r0 < 100000 goto -2\nexit'),
+        engine,
+      })
+      const res = loop.run()
+      expect([res.r0, res.retval, res.insnCount]).toEqual([100000n, 100000, 200002])
+      expect(res.durationNs).toBeGreaterThan(0)
+      expect(Number.isInteger(res.durationNs)).toBe(true)
+    })
+  }
+})

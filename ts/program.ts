@@ -628,6 +628,10 @@ async function engineAsync<T>(what: string, call: () => Promise<T>): Promise<T> 
 /** The data of runs without data. */
 const NO_DATA = new Uint8Array(0)
 
+/** Where the low and the high 32 bits of a u64 are in a `Uint32Array` over its bytes (host order). */
+const LOW = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1
+const HIGH = 1 - LOW
+
 const view = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 
 /** `trace`/`traceLimit` of run options: the steps to keep, or undefined for an untraced run. */
@@ -949,6 +953,15 @@ export class Program {
   /** Whether JavaScript helpers may run during a run (then typed-array views must not be lent to it). */
   readonly #jsHelpers: boolean
   readonly #scratch = new BigUint64Array(3)
+  /**
+   * The scratch array's words as 32-bit halves (little-endian): the count and the time are read
+   * as numbers without a BigInt each, and r0's halves tell whether it is the last run's r0.
+   */
+  readonly #scratchWords = new Uint32Array(this.#scratch.buffer)
+  /** The last r0 read from the scratch array, as a bigint, and its halves: reused when equal. */
+  #lastR0 = 0n
+  #lastR0Low = 0
+  #lastR0High = 0
   #texts: string[] | undefined
 
   constructor(options: ProgramOptions) {
@@ -1111,7 +1124,12 @@ export class Program {
   }
 
   /** Runs the program (`repeat` times) on the calling thread. Throws `TrapError` if a run stops abnormally. */
-  run(options: RunOptions = {}): RunResult {
+  run(options?: RunOptions): RunResult {
+    // No options: no object to look into (nor a default one to make).
+    if (options === undefined) {
+      if (this.#fastPath) return this.#runInPlace(undefined)
+      options = {}
+    }
     if (
       this.#fastPath &&
       options !== null &&
@@ -1143,12 +1161,31 @@ export class Program {
     // No data shares one empty array: nothing can be written to it, and a fresh typed array per
     // run costs V8 a backing-store allocation when the engine asks for its memory.
     const data = input === undefined || input.byteLength === 0 ? NO_DATA : new Uint8Array(input)
-    const out = this.#scratch
     const native = this.native
-    if (!engine('data', () => (data === NO_DATA ? native.runNoData() : native.runInPlace(data, out))))
-      throw this.#located(fromNative(native.takeError()!))
-    const r0 = out[0]!
-    return { r0, retval: Number(r0 & 0xffffffffn), data, insnCount: Number(out[1]), durationNs: Number(out[2]) }
+    let ran: boolean
+    try {
+      ran = data === NO_DATA ? native.runNoData() : native.runInPlace(data)
+    } catch (e) {
+      throw fromCodedError(e, LoadError, 'data')
+    }
+    if (!ran) throw this.#located(fromNative(native.takeError()!))
+    // [r0, instructions, nanoseconds] as u64 words: the numbers from their halves (the same
+    // rounding as Number(bigint) above 2^53: hi * 2^32 is exact, the sum rounded once).
+    const w = this.#scratchWords
+    const low = w[LOW]!
+    const high = w[HIGH]!
+    if (low !== this.#lastR0Low || high !== this.#lastR0High) {
+      this.#lastR0 = this.#scratch[0]!
+      this.#lastR0Low = low
+      this.#lastR0High = high
+    }
+    return {
+      r0: this.#lastR0,
+      retval: low,
+      data,
+      insnCount: w[2 + LOW]! + w[2 + HIGH]! * 0x1_0000_0000,
+      durationNs: w[4 + LOW]! + w[4 + HIGH]! * 0x1_0000_0000,
+    }
   }
 
   /**

@@ -1,6 +1,7 @@
 //! `NativeProgram`: a loaded program and its test runs (on the calling thread, on the thread pool,
 //! one packet or a batch). Converts options and results; the engine does the work.
 
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -686,8 +687,11 @@ pub struct NativeProgram {
     perf: SharedPerf,
     /// The trap of the last failed `run_in_place` / `run_no_data`.
     last_error: Mutex<Option<Trap>>,
-    /// Where `run_no_data` reports (`set_scratch`).
+    /// The array `set_scratch` was given, kept alive for `scratch_words`.
     scratch: Mutex<Option<BigUint64Array>>,
+    /// Its three elements, where `run_no_data` reports (null before `set_scratch`): read with no
+    /// lock, as a lock and its release cost a trivial run a tenth of its time.
+    scratch_words: AtomicPtr<u64>,
 }
 
 fn next_program_id() -> u32 {
@@ -863,44 +867,45 @@ impl NativeProgram {
     }
 
     /// The fast path of one `raw` run with nothing but data: runs in place on `data` (the caller's
-    /// private copy), writes `[r0, instructions, nanoseconds]` into `out` and returns true; on a trap
-    /// returns false and keeps the error for `takeError`. No objects are created per call. The
-    /// TypeScript layer uses it only for programs without JavaScript helpers (a helper could detach
-    /// `data` while the program runs).
+    /// private copy), writes `[r0, instructions, nanoseconds]` into the array given to
+    /// `set_scratch` and returns true; on a trap returns false and keeps the error for
+    /// `takeError`. No objects are created per call, and the one typed-array argument is all the
+    /// borrow bookkeeping napi-rs does. The TypeScript layer uses it only for programs without
+    /// JavaScript helpers (a helper could detach `data` while the program runs).
     #[napi(catch_unwind)]
-    pub fn run_in_place(
-        &self,
-        mut data: Uint8ArraySlice<'_>,
-        mut out: BigUint64ArraySlice<'_>,
-    ) -> bool {
+    pub fn run_in_place(&self, mut data: Uint8ArraySlice<'_>) -> bool {
         let start = Instant::now();
-        // SAFETY: borrowed views (no reference is created: this is the hot path) of typed arrays
-        // that are alive for this call; no JavaScript runs during it (the program has no
+        // SAFETY: a borrowed view (no reference is created: this is the hot path) of a typed
+        // array that is alive for this call; no JavaScript runs during it (the program has no
         // JavaScript helpers), and `data` is the caller's own, unshared copy.
-        let (data, out) = unsafe { (data.as_mut(), out.as_mut()) };
+        let data = unsafe { data.as_mut() };
         let outcome = self.inner.run(&mut RunInput { data, budget: None });
         let ns = start.elapsed().as_nanos() as u64;
-        self.report(outcome, ns, out)
+        self.report(outcome, ns)
     }
 
     /// Keeps `out` (the TypeScript layer's private `BigUint64Array` of three elements, alive as
-    /// long as this object) for `run_no_data` to report into.
+    /// long as this object) for `run_in_place` and `run_no_data` to report into.
     #[napi(catch_unwind)]
-    pub fn set_scratch(&self, out: BigUint64Array) -> Result<(), Code> {
+    pub fn set_scratch(&self, mut out: BigUint64Array) -> Result<(), Code> {
         if out.len() < 3 {
             return Err(einval(format!(
                 "the scratch array has {} elements; 3 are needed",
                 out.len()
             )));
         }
-        *self.scratch.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+        // SAFETY: the array's elements, which stay where they are while `scratch` holds it (its
+        // data pointer was taken when it came from JavaScript, which moves it out of V8's heap).
+        let words = unsafe { out.as_mut() }.as_mut_ptr();
+        let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        self.scratch_words.store(words, Ordering::Release);
+        *scratch = Some(out);
         Ok(())
     }
 
-    /// `run_in_place` of a run without data, reporting into the array given to `set_scratch`:
-    /// a call without arguments, for which napi-rs does none of the borrow bookkeeping that
-    /// typed-array arguments cost (about half of a trivial run's instructions). False, with the
-    /// error kept for `takeError`, when the run trapped or no scratch array was set.
+    /// `run_in_place` of a run without data: a call without arguments, for which napi-rs does
+    /// none of the borrow bookkeeping that typed-array arguments cost. False, with the error kept
+    /// for `takeError`, when the run trapped or no scratch array was set.
     #[napi(catch_unwind)]
     pub fn run_no_data(&self) -> bool {
         let start = Instant::now();
@@ -909,40 +914,27 @@ impl NativeProgram {
             budget: None,
         });
         let ns = start.elapsed().as_nanos() as u64;
-        let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-        match scratch.as_mut() {
-            // SAFETY: the array is alive (this object holds a reference to it) and private to
-            // the TypeScript layer, and no JavaScript runs during this call.
-            Some(out) => self.report(outcome, ns, unsafe { out.as_mut() }),
-            None => {
-                let message = "runNoData before setScratch";
-                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(Trap::invalid_input(message));
-                false
-            }
-        }
+        self.report(outcome, ns)
     }
 
-    /// Writes `[r0, instructions, nanoseconds]` of a successful run into `out` and returns true,
-    /// or keeps the trap for `takeError` and returns false.
-    fn report(
-        &self,
-        outcome: std::result::Result<ebpf_vm::RunOutput, Trap>,
-        ns: u64,
-        out: &mut [u64],
-    ) -> bool {
-        match outcome {
-            Ok(o) => {
-                if let [r0, count, time, ..] = out {
-                    (*r0, *count, *time) = (o.r0, o.insn_count, ns);
-                }
-                true
+    /// Writes `[r0, instructions, nanoseconds]` of a successful run into the scratch array
+    /// (`set_scratch`) and returns true, or keeps the trap (or the want of a scratch array) for
+    /// `takeError` and returns false.
+    fn report(&self, outcome: std::result::Result<ebpf_vm::RunOutput, Trap>, ns: u64) -> bool {
+        let words = self.scratch_words.load(Ordering::Acquire);
+        let error = match outcome {
+            Ok(o) if !words.is_null() => {
+                // SAFETY: the three elements of the array `scratch` holds alive (`set_scratch`),
+                // private to the TypeScript layer; no JavaScript runs during this call.
+                let out = unsafe { std::slice::from_raw_parts_mut(words, 3) };
+                (out[0], out[1], out[2]) = (o.r0, o.insn_count, ns);
+                return true;
             }
-            Err(trap) => {
-                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(trap);
-                false
-            }
-        }
+            Ok(_) => Trap::invalid_input("a run on the fast path before setScratch"),
+            Err(trap) => trap,
+        };
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+        false
     }
 
     /// The trap of the last `runInPlace` that returned false.
@@ -1359,6 +1351,7 @@ pub fn load_program(
             perf,
             last_error: Mutex::new(None),
             scratch: Mutex::new(None),
+            scratch_words: AtomicPtr::new(std::ptr::null_mut()),
         }),
         Err(e) => Either::B(NativeLoadResult { error: Some(*e) }),
     })

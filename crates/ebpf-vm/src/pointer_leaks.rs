@@ -36,7 +36,7 @@ pub enum PointerLeaks {
 
 /// Values below this are never host addresses: page zero is mapped on no supported host, so the
 /// common small return values and counters cost one comparison.
-const FIRST_PAGE: u64 = 4096;
+pub(crate) const FIRST_PAGE: u64 = 4096;
 
 /// Whether `v` is an address of this run: inside or one past the end of a region, the stack area
 /// or a map object the run may name.

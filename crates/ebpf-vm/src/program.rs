@@ -739,7 +739,8 @@ impl Program {
             Some(maps) if maps.is_for(self.maps.list()) => maps,
             slot => slot.insert(self.maps.run()),
         };
-        let result = self.run_chain(regions, maps, state, stack_top, budget, &entry);
+        let home = &mut space.jit_home;
+        let result = self.run_chain(regions, maps, state, home, stack_top, budget, &entry);
         let held = state.release_lock();
         let trace = state.trace.take();
         let outcome = Program::finish(state, result, held, outputs);
@@ -823,12 +824,15 @@ impl Program {
 
     /// Runs this program, then the programs it tail-calls, on the same memory and run state.
     /// `regions` is the run's table (left as the run left it), `maps` this program's map table
-    /// (left with `end_run` done, for the next run to reuse).
+    /// (left with `end_run` done, for the next run to reuse); `home` the run space's JIT block,
+    /// which each program of the chain runs on in turn (callbacks build their own).
+    #[allow(clippy::too_many_arguments)]
     fn run_chain(
         &self,
         regions: &mut Regions,
         maps: &mut crate::maps::RunMaps,
         state: &mut RunState,
+        home: &mut crate::run_space::JitHome,
         stack_top: u64,
         budget: u64,
         entry: &context::Entry,
@@ -866,7 +870,7 @@ impl Program {
             state,
             function_runner: Some(&runner),
         };
-        let mut result = (self.prepared).run_from(&self.insns, &mut env, entry.args, Entry::Main);
+        let mut result = (self.prepared).run_main(&self.insns, &mut env, entry.args, home);
         if let Some(c) = counting {
             // Where the run stopped: its chain's instructions after it were not reached.
             c.stop(match &result {
@@ -907,6 +911,7 @@ impl Program {
             regions,
             &mut next_maps,
             &mut *state,
+            home,
             stack_top,
             budget.saturating_sub(used),
             entry,
@@ -1022,6 +1027,27 @@ impl PreparedEngine {
             #[cfg(target_arch = "x86_64")]
             PreparedEngine::Jit(_) => Engine::Jit,
         }
+    }
+
+    /// `run_from` of the main program, a run of `home`'s run space that is no callback: the JIT
+    /// runs it on the space's block (`jit::Home`).
+    #[inline(always)]
+    fn run_main(
+        &self,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+        home: &mut crate::run_space::JitHome,
+    ) -> Result<RunOutput, Trap> {
+        #[cfg(target_arch = "x86_64")]
+        if let PreparedEngine::Jit(j) = self {
+            if env.state.trace.is_none() {
+                return j.run_home(home, insns, env, args);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let () = *home;
+        self.run_from(insns, env, args, Entry::Main)
     }
 
     /// Runs the program (or one of its callbacks) on this engine; a traced run takes the

@@ -14,6 +14,12 @@ use crate::maps::RunMaps;
 use crate::memory::Regions;
 use crate::vm::STACK_SIZE;
 
+/// The JIT's block for the runs of a run space (`jit::Home`), where there is a JIT.
+#[cfg(target_arch = "x86_64")]
+pub(crate) type JitHome = crate::jit::Home;
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) type JitHome = ();
+
 /// The reusable part of a run. Boxed: the stack is 4 KiB, and addresses into it must not change
 /// while a run uses it (a run borrows the box, so it cannot move then).
 pub struct RunSpace {
@@ -23,6 +29,8 @@ pub struct RunSpace {
     pub(crate) regions: Regions,
     /// The map table of the last run of a batch (`RunMaps::end_run` was called on it).
     pub(crate) maps: Option<RunMaps>,
+    /// The JIT's context block for this space's runs of main programs (`jit::Home`).
+    pub(crate) jit_home: JitHome,
     /// u64 for alignment. Zeroed once at creation; each run zeroes the frames it can reach.
     stack: [u64; STACK_SIZE / 8],
 }
@@ -33,6 +41,7 @@ impl RunSpace {
             state: RunState::default(),
             regions: Regions::new(),
             maps: None,
+            jit_home: JitHome::default(),
             stack: [0; STACK_SIZE / 8],
         })
     }

@@ -193,6 +193,46 @@ fn generate(r: &mut Rng, ops: &[u8], h: &HelperTable) -> Option<Vec<Insn>> {
             insns[at - 1] = Insn::new(step, d, src, 0, imm);
         }
     }
+    // Chains that hand a value on: a pointer copied into rD, moved by an add, then an
+    // instruction that reads rD (the threaded form passes the register the instruction before
+    // wrote to the next handler in a host register, and reads it from there).
+    for _ in 0..r.below(3) {
+        if len < 3 {
+            break;
+        }
+        let at = r.below(len as u64 - 2) as usize;
+        let d = r.below(10) as u8;
+        let e = r.below(10) as u8;
+        let (base, off) = if r.below(2) == 0 {
+            (10u8, -8 * (1 + r.below(8) as i32))
+        } else {
+            (1, 8 * r.below(12) as i32)
+        };
+        insns[at] = Insn::new(0xbf, d, base, 0, 0);
+        insns[at + 1] = Insn::new(r.pick(&[0x07u8, 0x04]), d, 0, 0, off);
+        insns[at + 2] = match r.below(8) {
+            0 => Insn::new(r.pick(&[0x79u8, 0x61, 0x71]), e, d, 0, 0),
+            1 => Insn::new(r.pick(&[0x7bu8, 0x63, 0x73]), d, e, 0, 0),
+            2 => Insn::new(0x7b, e, d, -8, 0),
+            3 => Insn::new(0x72, d, 0, 0, r.next() as i32),
+            4 => Insn::new(r.pick(&[0x0fu8, 0xaf, 0x4c, 0xbf]), e, d, 0, 0),
+            5 => Insn::new(r.pick(&[0x5du8, 0x2d, 0xbd, 0x1e]), d, e, 1, 0),
+            6 => Insn::new(
+                r.pick(&[0x15u8, 0x55, 0xa5, 0x16]),
+                d,
+                0,
+                1,
+                r.below(8) as i32,
+            ),
+            _ => Insn::new(
+                r.pick(&[0x67u8, 0x77, 0x57, 0x24]),
+                d,
+                0,
+                0,
+                r.below(8) as i32,
+            ),
+        };
+    }
     let mut i = 0;
     while i < insns.len() {
         if insns[i].opcode == 0x18 {

@@ -9,7 +9,7 @@ use common::*;
 use ebpf_vm::helpers::HelperTable;
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::Insn;
-use ebpf_vm::{Engine, Program, ProgramOptions, RunInput, TrapKind};
+use ebpf_vm::{Engine, Program, ProgramOptions, RunInput, RunOutput, Trap, TrapKind};
 
 fn jit_r0(insns: &[Insn]) -> u64 {
     run_with(insns, Engine::Jit, &mut [], None)
@@ -791,23 +791,32 @@ fn a_32_bit_loop_bound_says_nothing_of_the_upper_half() {
     );
 }
 
+/// `r2 = i0; r0 = 0; loop: r3 = r1; r3 += r2; r4 = *(u8 *)(r3 + 0); r0 += r4; r2 += 1;
+/// if r2 != 4 goto loop; exit`, or `rotated` as clang lays it out: `if r2 == 4 goto out; ja loop;
+/// out: exit`.
+fn sum_up_to_4(i0: i32, rotated: bool) -> Vec<Insn> {
+    let mut p = vec![
+        mov64_imm(2, i0),                             // 0
+        mov64_imm(0, 0),                              // 1
+        mov64_reg(3, 1),                              // 2: loop head
+        alu64_reg(ALU_ADD, 3, 2),                     // 3
+        i(CLASS_LDX | MODE_MEM | SIZE_B, 4, 3, 0, 0), // 4
+        alu64_reg(ALU_ADD, 0, 4),                     // 5
+        alu64_imm(ALU_ADD, 2, 1),                     // 6
+    ];
+    if rotated {
+        p.push(i(CLASS_JMP | JMP_JEQ, 2, 0, 1, 4)); // 7: out to 9
+        p.push(i(OP_JA, 0, 0, -7, 0)); // 8: back to 2
+    } else {
+        p.push(i(CLASS_JMP | JMP_JNE, 2, 0, -6, 4)); // 7: back to 2
+    }
+    p.push(exit());
+    p
+}
+
 #[test]
 fn a_loop_counting_up_to_a_bound_checked_once() {
-    // r2 = i0; r0 = 0; loop: r3 = r1; r3 += r2; r4 = *(u8 *)(r3 + 0); r0 += r4; r2 += 1;
-    // if r2 != 4 goto loop; exit. Data: 1..=8.
-    let p = |i0| {
-        vec![
-            mov64_imm(2, i0),                             // 0
-            mov64_imm(0, 0),                              // 1
-            mov64_reg(3, 1),                              // 2: loop head
-            alu64_reg(ALU_ADD, 3, 2),                     // 3
-            i(CLASS_LDX | MODE_MEM | SIZE_B, 4, 3, 0, 0), // 4
-            alu64_reg(ALU_ADD, 0, 4),                     // 5
-            alu64_imm(ALU_ADD, 2, 1),                     // 6
-            i(CLASS_JMP | JMP_JNE, 2, 0, -6, 4),          // 7: back to 2
-            exit(),                                       // 8
-        ]
-    };
+    let p = |i0| sum_up_to_4(i0, false);
     let mut data = [1u8, 2, 3, 4, 5, 6, 7, 8];
     // From 0: bytes 0-3, 1 + 2 + 3 + 4; 2 + 4 * 6 + 1 instructions.
     let out = run_with(&p(0), Engine::Jit, &mut data, None).unwrap();
@@ -964,4 +973,298 @@ fn a_loop_checked_once_that_starts_below_the_data_traps_at_once() {
         (TrapKind::OutOfBounds, 3, addr, 1, 3)
     );
     assert_eq!(data, [0; 16]);
+}
+
+/// `r2 = 0; loop: r3 = r1; r3 += r2; *(u8 *)(r3 + 0) = 7; r2 += 1; if r2 <cmp> limit goto out;
+/// ja loop; out: exit`: `fill_loop` as clang rotates it (the compare leaves, a `ja` goes back),
+/// whose store the JIT may check once, at the loop head. `cmp` is the leaving compare's opcode
+/// (`JMP | JEQ`: back while `r2 != limit`; `JMP32 | JGE`: back while `w2 < limit`).
+fn rotated_fill_loop(cmp: u8, limit: i32) -> Vec<Insn> {
+    // fill_loop's pcs 0-4, then the compare that leaves (5: out to 7), the `ja` back to 1 (6).
+    let mut p = fill_loop(limit);
+    p.truncate(5);
+    p.extend_from_slice(&[i(cmp, 2, 0, 1, limit), i(OP_JA, 0, 0, -6, 0), exit()]);
+    p
+}
+
+/// Runs `p` on both engines and checks that they give the same (hand-worked) result.
+fn both(p: &[Insn], len: usize, budget: Option<u64>) -> (Result<RunOutput, Trap>, Vec<u8>) {
+    let mut seen = vec![];
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        let mut data = vec![0u8; len];
+        let base = data.as_ptr() as u64;
+        let r = run_with(p, engine, &mut data, budget).map_err(|mut t| {
+            // Addresses as offsets into the data, so that the two runs compare.
+            if t.kind == TrapKind::OutOfBounds {
+                t.addr = t.addr.wrapping_sub(base);
+            }
+            t
+        });
+        seen.push((r, data));
+    }
+    let jit = seen.pop().unwrap();
+    let interp = seen.pop().unwrap();
+    assert_eq!(
+        format!("{:?}", jit.0),
+        format!("{:?}", interp.0),
+        "JIT and interpreter differ"
+    );
+    assert_eq!(jit.1, interp.1, "JIT and interpreter leave different data");
+    jit
+}
+
+#[test]
+fn a_rotated_loop_checked_once_stores_what_each_iteration_stores() {
+    // Limits of one byte (left as they are) and of two (blinded: the JIT rebuilds the bound once,
+    // at the head check). Per iteration pcs 1-6, the last one leaves at pc 5.
+    for cmp in [
+        CLASS_JMP | JMP_JEQ,
+        CLASS_JMP32 | JMP_JGE,
+        CLASS_JMP | JMP_JGE,
+    ] {
+        // Odd counts end in the first half of the JIT's unrolled copy, even ones in the second.
+        for n in [15usize, 16, 0x1234, 0x1235] {
+            let all = 1 + (n as u64 - 1) * 6 + 5 + 1;
+            let (out, data) = both(&rotated_fill_loop(cmp, n as i32), n, None);
+            let out = out.unwrap();
+            assert_eq!((out.r0, out.insn_count), (0, all), "{cmp:#x} {n}");
+            assert_eq!(data, vec![7; n]);
+            // Over n - 3 bytes: the store at i = n - 3 is outside, after 1 + (n - 3) * 6 + 2
+            // instructions; the n - 3 stores before it happened.
+            let (t, data) = both(&rotated_fill_loop(cmp, n as i32), n - 3, None);
+            let t = t.unwrap_err();
+            assert_eq!(
+                (t.kind, t.pc, t.addr, t.size, t.insn_count),
+                (
+                    TrapKind::OutOfBounds,
+                    3,
+                    n as u64 - 3,
+                    1,
+                    1 + (n as u64 - 3) * 6 + 2
+                ),
+                "{cmp:#x} {n}"
+            );
+            assert_eq!(data, vec![7; n - 3]);
+        }
+    }
+}
+
+#[test]
+fn every_budget_inside_a_rotated_loop_checked_once_counts_exactly() {
+    // rotated_fill_loop(n) runs pc 0, pcs 1-6 n - 1 times, pcs 1-5, the exit (6n + 1). With
+    // budget b < 6n + 1 the budget ends at position b + 1 (1-based), and the stores at positions
+    // 4 + 6k <= b (k < n) happened. n = 15 and 16 end in either half of the JIT's unrolled copy;
+    // with the bound 0x1234 (blinded), budgets around the copy's two halves, far into the loop.
+    for cmp in [CLASS_JMP | JMP_JEQ, CLASS_JMP32 | JMP_JGE] {
+        let budgets = [15, 16]
+            .into_iter()
+            .flat_map(|n| (0..6 * n + 1).map(move |b| (n, b)));
+        let far = (6000..6013u64).map(|b| (0x1234, b));
+        for (n, budget) in budgets.chain(far) {
+            let all = 1 + (n - 1) * 6 + 5 + 1;
+            let pos = budget + 1;
+            let pc = match pos {
+                1 => 0,
+                _ if pos == all => 7,
+                _ => 1 + ((pos - 2) % 6) as usize,
+            };
+            let stores = if budget >= 4 {
+                ((budget - 4) / 6 + 1).min(n)
+            } else {
+                0
+            };
+            let (t, data) = both(&rotated_fill_loop(cmp, n as i32), n as usize, Some(budget));
+            let t = t.unwrap_err();
+            assert_eq!(
+                (t.kind, t.pc, t.insn_count),
+                (TrapKind::BudgetExhausted, pc, budget),
+                "{cmp:#x} {n} budget {budget}"
+            );
+            let want: Vec<u8> = (0..n).map(|k| if k < stores { 7 } else { 0 }).collect();
+            assert_eq!(data, want, "{cmp:#x} {n} budget {budget}");
+        }
+    }
+}
+
+#[test]
+fn a_rotated_loop_counting_up_from_past_its_bound_runs_off_the_data() {
+    // sum_up_to_4, rotated. Data: 1..=8.
+    let p = |i0| {
+        let mut data = [1u8, 2, 3, 4, 5, 6, 7, 8];
+        let p = sum_up_to_4(i0, true);
+        let base = data.as_ptr() as u64;
+        let mut results = vec![];
+        for engine in [Engine::Interpreter, Engine::Jit] {
+            results.push(
+                run_with(&p, engine, &mut data, None)
+                    .map(|o| (o.r0, o.insn_count))
+                    .map_err(|t| (t.kind, t.pc, t.addr - base, t.insn_count)),
+            );
+        }
+        assert_eq!(results[0], results[1]);
+        results.pop().unwrap()
+    };
+    // From 0: bytes 0-3, 1 + 2 + 3 + 4; 2 + 3 * 7 + 6 + 1 instructions.
+    assert_eq!(p(0), Ok((10, 30)));
+    // From 6 the index passes 4 by and runs off the end: bytes 6 and 7, then the load at 8 traps
+    // after 2 + 2 * 7 + 2 instructions.
+    assert_eq!(p(6), Err((TrapKind::OutOfBounds, 4, 8, 18)));
+}
+
+/// A byte-fill loop over the data (r1): `i = i0; [v = 0xab;] loop: t = r1; t += i;
+/// *(u8 *)(t + 0) = v (or the immediate 0xab); i += 1; if i < n goto loop` (or rotated: `if i == n
+/// goto out; ja loop`), then `r0 = (t - r1) << 32 | i; exit`, with i = r2. The JIT may run the
+/// iterations as one `rep stosb` (`loops::Fill`) once its head check passes; `t` and `v` may be
+/// r0, which that instruction's own register holds.
+fn fill_prog(t: u8, v: Option<u8>, i0: i32, n: i32, rotated: bool) -> Vec<Insn> {
+    let mut p = vec![mov64_imm(2, i0)];
+    if let Some(v) = v {
+        p.push(mov64_imm(v, 0xab));
+    }
+    p.extend_from_slice(&[mov64_reg(t, 1), alu64_reg(ALU_ADD, t, 2)]);
+    p.push(match v {
+        Some(v) => i(CLASS_STX | MODE_MEM | SIZE_B, t, v, 0, 0),
+        None => i(CLASS_ST | MODE_MEM | SIZE_B, t, 0, 0, 0x1ab),
+    });
+    p.push(alu64_imm(ALU_ADD, 2, 1));
+    if rotated {
+        p.push(i(CLASS_JMP | JMP_JEQ, 2, 0, 1, n));
+        p.push(i(OP_JA, 0, 0, -6, 0));
+    } else {
+        p.push(i(CLASS_JMP | JMP_JLT, 2, 0, -5, n));
+    }
+    p.extend_from_slice(&[
+        mov64_reg(0, t),
+        alu64_reg(ALU_SUB, 0, 1),
+        alu64_imm(ALU_LSH, 0, 32),
+        alu64_reg(ALU_ADD, 0, 2),
+        exit(),
+    ]);
+    p
+}
+
+#[test]
+fn a_fill_loop_stores_counts_and_leaves_its_registers_as_each_iteration_would() {
+    let shapes = [(3, Some(4)), (0, Some(4)), (3, Some(0)), (0, None)];
+    for (t, v) in shapes {
+        for rotated in [false, true] {
+            for (i0, n) in [(0i32, 300i32), (10, 300), (0, 20)] {
+                let p = fill_prog(t, v, i0, n, rotated);
+                let setup = 1 + v.is_some() as u64;
+                let k = (n - i0) as u64;
+                let per = 5 + rotated as u64;
+                let all = setup + per * k - rotated as u64 + 5;
+                let what = format!("t r{t} v {v:?} rotated {rotated} from {i0} to {n}");
+                // Bytes i0..n are 0xab, the rest as they were; t ends at r1 + n - 1, i at n.
+                let (out, data) = both(&p, 320, None);
+                let out = out.unwrap();
+                assert_eq!(
+                    (out.r0, out.insn_count),
+                    (((n as u64 - 1) << 32) + n as u64, all),
+                    "{what}"
+                );
+                let want: Vec<u8> = (0..320)
+                    .map(|k| if k >= i0 && k < n { 0xab } else { 0 })
+                    .collect();
+                assert_eq!(data, want, "{what}");
+                // Over n - 3 bytes: the store at n - 3 traps, after setup + per * (n - 3 - i0) + 2
+                // instructions, with the bytes before it stored.
+                let len = (n - 3) as usize;
+                let (t, data) = both(&p, len, None);
+                let t = t.unwrap_err();
+                assert_eq!(
+                    (t.kind, t.pc, t.addr, t.insn_count),
+                    (
+                        TrapKind::OutOfBounds,
+                        setup as usize + 2,
+                        len as u64,
+                        setup + per * (len as u64 - i0 as u64) + 2
+                    ),
+                    "{what}"
+                );
+                assert!(data[i0 as usize..].iter().all(|&b| b == 0xab), "{what}");
+                // Budgets around the whole loop's count: one short of it ends inside the last
+                // iteration; exactly it runs the loop and ends at the first instruction after;
+                // the whole count runs to the end.
+                // The loop's last instruction to run is its compare (pc setup + 4), the tail
+                // starts after the chain.
+                let tail = setup as usize + 5 + rotated as usize;
+                let loop_end = setup + per * k - rotated as u64;
+                for (budget, pc) in [
+                    (loop_end - 1, setup as usize + 4),
+                    (loop_end, tail),
+                    (loop_end + 2, tail + 2),
+                ] {
+                    let (t, data) = both(&p, 320, Some(budget));
+                    let t = t.unwrap_err();
+                    assert_eq!(
+                        (t.kind, t.pc, t.insn_count),
+                        (TrapKind::BudgetExhausted, pc, budget),
+                        "{what} budget {budget}"
+                    );
+                    assert_eq!(data, want, "{what} budget {budget}");
+                }
+                let (out, _) = both(&p, 320, Some(all));
+                assert_eq!(out.unwrap().insn_count, all, "{what}");
+                // A budget that ends halfway: the stores before it happened, none after.
+                let half = setup + per * (k / 2);
+                let (t, data) = both(&p, 320, Some(half));
+                assert_eq!(t.unwrap_err().insn_count, half, "{what}");
+                let stored = data.iter().filter(|&&b| b == 0xab).count() as u64;
+                assert_eq!(stored, k / 2, "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_loops_blinded_constants_rebuilt_once_per_run_compute_what_they_say() {
+    // A loop of ten constants worth blinding (more than the JIT rebuilds once per run: the
+    // rest are rebuilt at each use), in 64- and 32-bit ALU operations, a compare and a store:
+    // r0 = 1; r3 = 0; r2 = 0; loop: r0 *= 0x01000193; w3 ^= 0x811c9dc5 (zero-extends);
+    // r3 += -0x12345; r0 ^= 0x7fff1234; r0 += 0x31337; r3 -= 0x4242; w3 |= 0x10100; r3 &= 0x7ffffff;
+    // *(u32 *)(r10 - 8) = 0x5eadbeef; r2 += 0x10001; if r2 != 0x30003 goto loop;
+    // r0 ^= r3; r4 = *(u32 *)(r10 - 8); r0 += r4; exit. Worked out in Rust's wrapping arithmetic.
+    let alu64 = |op, imm| i(CLASS_ALU64 | op, 0, 0, 0, imm);
+    let alu3 = |class, op, imm| i(class | op, 3, 0, 0, imm);
+    let p = [
+        mov64_imm(0, 1),
+        mov64_imm(3, 0),
+        mov64_imm(2, 0),
+        alu64(ALU_MUL, 0x0100_0193), // 3: loop head
+        alu3(CLASS_ALU, ALU_XOR, 0x811c_9dc5_u32 as i32),
+        alu3(CLASS_ALU64, ALU_ADD, -0x12345),
+        alu64(ALU_XOR, 0x7fff_1234),
+        alu64(ALU_ADD, 0x31337),
+        alu3(CLASS_ALU64, ALU_SUB, 0x4242),
+        alu3(CLASS_ALU, ALU_OR, 0x10100),
+        alu3(CLASS_ALU64, ALU_AND, 0x7ff_ffff),
+        i(CLASS_ST | MODE_MEM | SIZE_W, 10, 0, -8, 0x5ead_beef),
+        alu64_imm(ALU_ADD, 2, 0x10001),
+        i(CLASS_JMP | JMP_JNE, 2, 0, -11, 0x30003), // 13: back to 3
+        alu64_reg(ALU_XOR, 0, 3),
+        i(CLASS_LDX | MODE_MEM | SIZE_W, 4, 10, -8, 0),
+        alu64_reg(ALU_ADD, 0, 4),
+        exit(),
+    ];
+    let (mut r0, mut r3) = (1u64, 0u64);
+    for _ in 0..3 {
+        r0 = r0.wrapping_mul(0x0100_0193);
+        r3 = (r3 as u32 ^ 0x811c_9dc5) as u64;
+        r3 = r3.wrapping_add(-0x12345i64 as u64);
+        r0 ^= 0x7fff_1234;
+        r0 = r0.wrapping_add(0x31337);
+        r3 = r3.wrapping_sub(0x4242);
+        r3 = (r3 as u32 | 0x10100) as u64;
+        r3 &= 0x7ff_ffff;
+    }
+    let want = (r0 ^ r3).wrapping_add(0x5ead_beef);
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        let out = run_with(&p, engine, &mut [], None).unwrap();
+        assert_eq!(
+            (out.r0, out.insn_count),
+            (want, 3 + 3 * 11 + 4),
+            "{engine:?}"
+        );
+    }
 }

@@ -337,6 +337,119 @@ fn lpm_longest_prefix_and_order() {
 }
 
 #[test]
+fn lpm_lengths_0_and_32_overlapping_prefixes_and_deletes() {
+    let m =
+        maps::create(MapDef::new(MapType::LpmTrie, 8, 4, 8).with_flags(BPF_F_NO_PREALLOC)).unwrap();
+    // Nested prefixes of 10.1.2.3: /0, /8, /16, /31, /32 (hand-computed matches below).
+    for (plen, ip) in [
+        (0, [0, 0, 0, 0]),
+        (8, [10, 0, 0, 0]),
+        (16, [10, 1, 0, 0]),
+        (31, [10, 1, 2, 2]),
+        (32, [10, 1, 2, 3]),
+    ] {
+        m.update(&lpm_key(plen, ip), &k32(plen), BPF_ANY).unwrap();
+    }
+    let at = |plen: u32, ip: [u8; 4]| m.lookup(&lpm_key(plen, ip)).unwrap();
+    assert_eq!(at(32, [10, 1, 2, 3]), k32(32));
+    // 10.1.2.2 differs from 10.1.2.3 in the last bit only: the /31 holds both.
+    assert_eq!(at(32, [10, 1, 2, 2]), k32(31));
+    // A key of 31 bits cannot use the /32.
+    assert_eq!(at(31, [10, 1, 2, 3]), k32(31));
+    assert_eq!(at(32, [10, 1, 2, 4]), k32(16));
+    assert_eq!(at(32, [10, 2, 0, 0]), k32(8));
+    assert_eq!(at(32, [11, 0, 0, 0]), k32(0));
+    // A key of 0 bits matches the /0 only.
+    assert_eq!(at(0, [10, 1, 2, 3]), k32(0));
+    // Deletes take out one length at a time; the next shorter prefix answers.
+    m.delete(&lpm_key(32, [10, 1, 2, 3])).unwrap();
+    assert_eq!(at(32, [10, 1, 2, 3]), k32(31));
+    m.delete(&lpm_key(31, [10, 1, 2, 2])).unwrap();
+    assert_eq!(at(32, [10, 1, 2, 3]), k32(16));
+    m.delete(&lpm_key(0, [0, 0, 0, 0])).unwrap();
+    assert_eq!(
+        code(m.lookup(&lpm_key(32, [11, 0, 0, 0]))),
+        ErrorCode::Enoent
+    );
+    assert_eq!(at(32, [10, 1, 2, 3]), k32(16));
+    // Deleting again is ENOENT; inserting again answers again.
+    assert_eq!(
+        code(m.delete(&lpm_key(32, [10, 1, 2, 3]))),
+        ErrorCode::Enoent
+    );
+    m.update(&lpm_key(32, [10, 1, 2, 3]), &k32(99), BPF_ANY)
+        .unwrap();
+    assert_eq!(at(32, [10, 1, 2, 3]), k32(99));
+    assert_eq!(at(32, [10, 1, 2, 2]), k32(16));
+}
+
+/// Many prefixes inserted and half of them deleted (the index grows and closes the gaps deletes
+/// leave): every lookup gives what a scan of the prefixes left finds, the longest whose bits the
+/// key begins with.
+#[test]
+fn lpm_many_prefixes_match_a_scan_of_the_entries() {
+    let m = maps::create(MapDef::new(MapType::LpmTrie, 8, 4, 2000).with_flags(BPF_F_NO_PREALLOC))
+        .unwrap();
+    // A linear congruential sequence: prefixes of lengths 0-32 with few distinct high bits, so
+    // that they overlap.
+    let mut x: u32 = 12345;
+    let mut next = || {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        x
+    };
+    let mask = |plen: u32| {
+        if plen == 0 {
+            0
+        } else {
+            u32::MAX << (32 - plen)
+        }
+    };
+    let mut live: Vec<(u32, u32, u32)> = Vec::new();
+    for i in 0..1500u32 {
+        let plen = next() % 33;
+        let addr = (next() & 0xff0f_0f0f) & mask(plen);
+        if live.iter().any(|&(p, a, _)| p == plen && a == addr) {
+            continue;
+        }
+        m.update(&lpm_key(plen, addr.to_be_bytes()), &k32(i), BPF_ANY)
+            .unwrap();
+        live.push((plen, addr, i));
+    }
+    let mut removed = 0;
+    let mut i = 0;
+    while i < live.len() {
+        if next() % 2 == 0 {
+            let (plen, addr, _) = live.swap_remove(i);
+            m.delete(&lpm_key(plen, addr.to_be_bytes())).unwrap();
+            removed += 1;
+        } else {
+            i += 1;
+        }
+    }
+    assert!(removed > 300 && live.len() > 300);
+    for _ in 0..3000 {
+        let plen = 32 - next() % 4;
+        let addr = next() & 0xff0f_0f0f;
+        let want = (live.iter())
+            .filter(|&&(p, a, _)| p <= plen && addr & mask(p) == a)
+            .max_by_key(|&&(p, _, _)| p)
+            .copied();
+        match want {
+            None => assert_eq!(
+                code(m.lookup(&lpm_key(plen, addr.to_be_bytes()))),
+                ErrorCode::Enoent
+            ),
+            Some((p, a, v)) => assert_eq!(
+                m.lookup(&lpm_key(plen, addr.to_be_bytes())).unwrap(),
+                k32(v),
+                "key {addr:#x}/{plen}: expected {a:#x}/{p}"
+            ),
+        }
+    }
+    assert_eq!(m.keys().unwrap().len(), live.len());
+}
+
+#[test]
 fn lpm_bits_after_the_prefix_do_not_matter() {
     let m =
         maps::create(MapDef::new(MapType::LpmTrie, 8, 1, 8).with_flags(BPF_F_NO_PREALLOC)).unwrap();

@@ -311,3 +311,207 @@ fn a_continue_to_a_copied_latch() {
     ];
     check("latch", &code, 39, &input());
 }
+
+// ---- Rotates and multiplications by 3, 5 and 9 (`jit/compile/alu.rs`, `idiom`) ----
+
+/// X, the value rotated below, and the expected rotations worked out by hand: rol(X, 32) swaps
+/// the halves; rol(X, 1) and rol(X, 63) shift by one bit with the bit that falls off carried
+/// in; rol(X, 13) = (X << 13) | (X >> 51), X >> 51 = the top 13 bits 0x0123 >> 3 = 0x24.
+const X: u64 = 0x0123_4567_89ab_cdef;
+const ROL_X: [(u8, u64); 5] = [
+    (1, 0x0246_8acf_1357_9bde),
+    (13, 0x68ac_f135_79bd_e024),
+    (31, 0xc4d5_e6f7_8091_a2b3),
+    (32, 0x89ab_cdef_0123_4567),
+    (63, 0x8091_a2b3_c4d5_e6f7),
+];
+/// Y, whose low half 0x87654321 the 32-bit forms rotate (the high half must not show).
+const Y: u64 = 0xdead_beef_8765_4321;
+
+fn lddw(dst: u8, v: u64) -> [Insn; 2] {
+    [
+        Insn::new(OP_LDDW, dst, 0, 0, v as u32 as i32),
+        Insn::new(0, 0, 0, 0, (v >> 32) as u32 as i32),
+    ]
+}
+fn alu32(op: u8, dst: u8, imm: i32) -> Insn {
+    Insn::new(CLASS_ALU | op | SRC_K, dst, 0, 0, imm)
+}
+fn alu32_reg(op: u8, dst: u8, src: u8) -> Insn {
+    Insn::new(CLASS_ALU | op | SRC_X, dst, src, 0, 0)
+}
+
+/// `prefix`, then `body`, then `r0 = result; exit`.
+fn program(prefix: &[Insn], body: &[Insn], result: u8) -> Vec<Insn> {
+    let mut code = prefix.to_vec();
+    code.extend_from_slice(body);
+    code.extend([mov64_reg(0, result), exit()]);
+    code
+}
+
+/// Checks `code` as `check` does, and that the JIT's code (both modes) has a `rol` (or, on a
+/// CPU with BMI2, `rorx`) exactly when `fused`.
+fn check_rotate(name: &str, code: &[Insn], r0: u64, fused: bool) {
+    check(name, code, r0, &input());
+    for mode in [Mode::Checked, Mode::Verified] {
+        let text = load(code, Engine::Jit, mode).jited_disassembly();
+        let rotates = text.contains("rol ") || text.contains("rorx ");
+        assert_eq!(rotates, fused, "{name} {mode:?}:\n{text}");
+    }
+}
+
+#[test]
+fn rotates_with_the_temporary_dead() {
+    // t = x; t >>= 64 - k; d = x; d <<= k; d |= t (clang's order), and the pairs swapped.
+    for (k, rol) in ROL_X {
+        let k = k as i32;
+        let body = [
+            mov64_reg(4, 5),
+            alu64(ALU_RSH, 4, 64 - k),
+            mov64_reg(6, 5),
+            alu64(ALU_LSH, 6, k),
+            alu64_reg(ALU_OR, 6, 4),
+        ];
+        check_rotate("rol", &program(&lddw(5, X), &body, 6), rol, true);
+        let swapped = [body[2], body[3], body[0], body[1], alu64_reg(ALU_OR, 4, 6)];
+        check_rotate("swapped", &program(&lddw(5, X), &swapped, 4), rol, true);
+    }
+}
+
+#[test]
+fn rotates_in_place_with_the_temporary_read_after() {
+    // t = x; t <<= 13; x >>= 51; x |= t; then r0 = x ^ t = rol(X, 13) ^ (X << 13) = X >> 51 =
+    // 0x24 (the temporary keeps X << 13).
+    let mut body = vec![
+        mov64_reg(4, 5),
+        alu64(ALU_LSH, 4, 13),
+        alu64(ALU_RSH, 5, 51),
+        alu64_reg(ALU_OR, 5, 4),
+    ];
+    body.push(alu64_reg(ALU_XOR, 5, 4));
+    check_rotate("in place", &program(&lddw(5, X), &body, 5), 0x24, true);
+    // d = x; d <<= 13; x >>= 51; d ^= x (xor: the same on disjoint bits); r0 = d + x, x now
+    // X >> 51 = 0x24: 0x68acf13579bde024 + 0x24 = 0x68acf13579bde048.
+    let body = [
+        mov64_reg(6, 5),
+        alu64(ALU_LSH, 6, 13),
+        alu64(ALU_RSH, 5, 51),
+        alu64_reg(ALU_XOR, 6, 5),
+        alu64_reg(ALU_ADD, 6, 5),
+    ];
+    check_rotate(
+        "x is t",
+        &program(&lddw(5, X), &body, 6),
+        0x68ac_f135_79bd_e048,
+        true,
+    );
+}
+
+#[test]
+fn rotates_32_bit() {
+    // Of Y's low half 0x87654321: rol 1 = 0x0eca8643, rol 13 = 0xa86430ec, rol 16 = 0x43218765
+    // (halves swapped), rol 31 = ror 1 = 0xc3b2a190; the result zero-extended.
+    for (k, rol) in [
+        (1, 0x0eca_8643),
+        (13, 0xa864_30ec),
+        (16, 0x4321_8765),
+        (31, 0xc3b2_a190),
+    ] {
+        let body = [
+            alu32_reg(ALU_MOV, 4, 5),
+            alu32(ALU_RSH, 4, 32 - k),
+            alu32_reg(ALU_MOV, 6, 5),
+            alu32(ALU_LSH, 6, k),
+            alu32_reg(ALU_OR, 6, 4),
+        ];
+        check_rotate("rol32", &program(&lddw(5, Y), &body, 6), rol, true);
+    }
+    // In place, the temporary read after: t = 0x87654321 >> 19 = 0x10ec; r0 = rol 13 ^ t =
+    // 0xa86430ec ^ 0x10ec = 0xa8642000.
+    let body = [
+        alu32_reg(ALU_MOV, 4, 5),
+        alu32(ALU_RSH, 4, 19),
+        alu32(ALU_LSH, 5, 13),
+        alu32_reg(ALU_OR, 5, 4),
+        alu64_reg(ALU_XOR, 5, 4),
+    ];
+    check_rotate(
+        "rol32 t",
+        &program(&lddw(5, Y), &body, 5),
+        0xa864_2000,
+        true,
+    );
+    // A 64-bit shift among 32-bit ones is no rotate: w4 = w5 >> 19 (0x10ec); r6 = (u32)Y << 13
+    // (64-bit: 0x87654321 << 13 = 0x10eca8642000); w6 |= w4 -> low half 0xa8642000 | 0x10ec.
+    let body = [
+        alu32_reg(ALU_MOV, 4, 5),
+        alu32(ALU_RSH, 4, 19),
+        alu32_reg(ALU_MOV, 6, 5),
+        alu64(ALU_LSH, 6, 13),
+        alu32_reg(ALU_OR, 6, 4),
+    ];
+    check_rotate("mixed", &program(&lddw(5, Y), &body, 6), 0xa864_30ec, false);
+}
+
+#[test]
+fn a_rotate_split_by_a_jump_target_is_not_fused() {
+    // r4 = 0x100; r6 = 1; r2 = data[0] = 0x10; if r2 == c goto L; r4 = r5; r4 >>= 51; r6 = r5;
+    // L: r6 <<= 13; r6 |= r4. Taken (c = 0x10): r6 = 1 << 13 | 0x100 = 0x2100. Not taken
+    // (c = 0x11): rol(X, 13).
+    for (c, r0) in [(0x10, 0x2100), (0x11, 0x68ac_f135_79bd_e024)] {
+        let mut prefix = lddw(5, X).to_vec();
+        prefix.extend([
+            mov64(4, 0x100),
+            mov64(6, 1),
+            ldx(SIZE_B, 2, 1, 0),
+            Insn::new(CLASS_JMP | JMP_JEQ | SRC_K, 2, 0, 3, c),
+        ]);
+        let body = [
+            mov64_reg(4, 5),
+            alu64(ALU_RSH, 4, 51),
+            mov64_reg(6, 5),
+            alu64(ALU_LSH, 6, 13),
+            alu64_reg(ALU_OR, 6, 4),
+        ];
+        check_rotate("split", &program(&prefix, &body, 6), r0, false);
+    }
+}
+
+#[test]
+fn rotates_in_a_counted_loop() {
+    // Five times x = rol(x, 13): rol(X, 65) = rol(X, 1).
+    let mut code = lddw(5, X).to_vec();
+    code.extend([
+        mov64(2, 0),
+        mov64_reg(4, 5),
+        alu64(ALU_LSH, 4, 13),
+        alu64(ALU_RSH, 5, 51),
+        alu64_reg(ALU_OR, 5, 4),
+        alu64(ALU_ADD, 2, 1),
+        Insn::new(CLASS_JMP | JMP_JLT | SRC_K, 2, 0, -6, 5),
+        mov64_reg(0, 5),
+        exit(),
+    ]);
+    check_rotate("loop", &code, ROL_X[0].1, true);
+}
+
+#[test]
+fn multiplies_by_3_5_and_9() {
+    // r6 = r5 * 5 (the pair) = 0x05b05b05b05b05ab; w6 = w5 * 9 = 0x87654321 * 9 mod 2^32 =
+    // 0xc28f5c29; r5 *= 3 alone = 0x0369d0369d0369cd. r0 = their xor.
+    let mut code = lddw(5, X).to_vec();
+    code.extend(lddw(7, Y));
+    code.extend([
+        mov64_reg(6, 5),
+        alu64(ALU_MUL, 6, 5),
+        alu32_reg(ALU_MOV, 8, 7),
+        alu32(ALU_MUL, 8, 9),
+        alu64(ALU_MUL, 5, 3),
+        alu64_reg(ALU_XOR, 6, 8),
+        alu64_reg(ALU_XOR, 6, 5),
+        mov64_reg(0, 6),
+        exit(),
+    ]);
+    let r0 = 0x05b0_5b05_b05b_05ab ^ 0xc28f_5c29 ^ 0x0369_d036_9d03_69cd;
+    check("mul", &code, r0, &input());
+}

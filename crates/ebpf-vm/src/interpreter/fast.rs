@@ -58,12 +58,8 @@ pub(super) fn run_from<const COUNT: bool>(
     // Budget in hand: in the fast loop, what is left once the current segment has run to its end;
     // the count is `meter.count(st.left)` (`budget - left` without limits).
     let (mut meter, left) = Meter::start(budget, &env.state.limits);
-    let mut st = State {
-        reg: entry_registers(args, env.stack_top),
-        // Set when the fast loop starts (empty regions fit nothing).
-        hot: Default::default(),
-        left,
-    };
+    // The hot regions are set when the fast loop starts (empty regions fit nothing).
+    let mut st = State::new(entry_registers(args, env.stack_top), left);
     let coverage = if COUNT {
         env.state.coverage.clone()
     } else {
@@ -85,7 +81,7 @@ pub(super) fn run_from<const COUNT: bool>(
         }
         let ops = &p.ops[..];
         // Refreshed after every helper call, the only thing that can add regions during a run.
-        st.hot = env.regions.hot();
+        st.set_hot(env.regions.hot());
 
         // Enters the segment at `$t`; if the budget in hand does not cover it, takes the next
         // slice, and leaves for the reference loop if the whole budget ends in it.
@@ -378,7 +374,7 @@ pub(super) fn run_from<const COUNT: bool>(
                             // A call ends its segment, so `st.left` is exact here.
                             st.left = meter.take(st.left, charged);
                             // A helper may have handed the program new regions.
-                            st.hot = env.regions.hot();
+                            st.set_hot(env.regions.hot());
                             enter!(next);
                         }
                         Step::Exit(out) => return Ok(out),

@@ -9,8 +9,15 @@
 //! layout, and the cost, of all the rest: BENCHMARKS.md, "Interpreter at 15x native"), and each
 //! ends in its own indirect jump, predicted on its own. That makes fused ops cheap to add: an
 //! ALU operation and the conditional jump after it, a conditional jump over a `goto` (as clang
-//! closes loops), ALU pairs, a load and the ALU operation after it, an ALU operation and a
-//! `goto`. The later slots of a fused op keep their own handlers, for jumps into them.
+//! closes loops), ALU pairs, a load and the ALU operation after it, a load, shift and or, an ALU
+//! operation and a `goto`. The later slots of a fused op keep their own handlers, for jumps into
+//! them.
+//!
+//! Registers live in `State::reg`, but the value last written also goes on to the next handler
+//! as an argument (`Slot::acc`, `arrivals`), so that a dependent instruction does not wait for it
+//! to come back from memory; and accesses are checked in one compare against the region their
+//! base names first (`State::set_hot`). BENCHMARKS.md, "Interpreter: values handed on in host
+//! registers".
 //!
 //! A handler does only the common case. Whenever it cannot finish an instruction at no risk (an
 //! access outside the stack and the data, a segment the budget in hand does not cover, an exit,
@@ -32,13 +39,54 @@ use crate::memory::Region;
 /// fast loop).
 pub(super) struct State {
     pub(super) reg: [u64; 16],
+    /// Set by `set_hot`.
     pub(super) hot: [Region; 2],
     pub(super) left: u64,
+    /// Of each of `hot`, the start and, by access size (1, 2, 4, 8 bytes), the bound below
+    /// which `addr - start` keeps a load (`load`) or a store (`store`) inside it: a check in one
+    /// compare, against the region the handler expects first (`STACK`, `DATA`). `store` is 0
+    /// (nothing fits) for a read-only region, and for the second region where it overlaps the
+    /// first (which decides a store there); the full check follows where this one fails.
+    start: [u64; 2],
+    load: [[u64; 4]; 2],
+    store: [[u64; 4]; 2],
+}
+
+impl State {
+    pub(super) fn new(reg: [u64; 16], left: u64) -> State {
+        State {
+            reg,
+            hot: Default::default(),
+            left,
+            start: [0; 2],
+            load: [[0; 4]; 2],
+            store: [[0; 4]; 2],
+        }
+    }
+
+    /// Sets the two regions tried inline (`Regions::hot`), and the bounds derived from them.
+    pub(super) fn set_hot(&mut self, hot: [Region; 2]) {
+        let [h0, h1] = &hot;
+        let end = |r: &Region| r.start as u128 + r.len as u128;
+        let apart = end(h0) <= h1.start as u128 || end(h1) <= h0.start as u128;
+        for (k, r) in hot.iter().enumerate() {
+            self.start[k] = r.start;
+            let stores = r.writable != 0 && (k == 0 || apart);
+            for (i, size) in [1u64, 2, 4, 8].into_iter().enumerate() {
+                // `fits`: off < len and len - off >= size, that is off < len - size + 1.
+                let lim = if r.len >= size { r.len - size + 1 } else { 0 };
+                self.load[k][i] = lim;
+                self.store[k][i] = if stores { lim } else { 0 };
+            }
+        }
+        self.hot = hot;
+    }
 }
 
 /// Runs the slot `op` and goes on with the next one (see `go`), or stops at `op` having changed
 /// nothing, to leave it to the fast loop; the last argument is the fuel left (see `FUEL`).
-pub(super) type Handler = fn(&mut State, &Slot, u32) -> Next;
+/// The last argument is the value of the slot's `acc` register, in a host register (see `acc`).
+pub(super) type Handler = fn(&mut State, &Slot, u32, u64) -> Next;
 
 /// One instruction slot of the threaded form (40 bytes).
 #[derive(Clone, Copy, Debug)]
@@ -65,7 +113,15 @@ pub(super) struct Slot {
     /// Instructions counted on the fall-through besides the segment entered: 1 when a
     /// conditional jump over an unconditional one (`if c goto +1; goto L`) falls through to `L`.
     extra: u8,
+    /// The register whose value the handler receives as its last argument (`acc`): the one
+    /// the instruction before wrote, where every way into the slot agrees on it (`arrivals`).
+    /// Handlers built for it (`ACC`) read that operand from the argument instead of from
+    /// `State::reg`, so that a value goes on to the next instruction in a host register instead
+    /// of through a store and a reload (about 5 cycles of latency for each dependent step).
+    acc: u8,
 }
+
+const _: () = assert!(size_of::<Slot>() == 40);
 
 impl Default for Slot {
     fn default() -> Self {
@@ -81,6 +137,7 @@ impl Default for Slot {
             t: 0,
             x: 0,
             extra: 0,
+            acc: 0,
         }
     }
 }
@@ -100,7 +157,8 @@ pub(super) fn run(st: &mut State, slots: &[Slot], pc: usize) -> usize {
     // SAFETY: `pc` is a slot the fast loop was about to run, inside the program.
     let mut op = unsafe { slots.get_unchecked(pc) };
     loop {
-        let next = (op.handler)(st, op, FUEL);
+        let acc = st.reg[reg(op.acc)];
+        let next = (op.handler)(st, op, FUEL, acc);
         // SAFETY: a handler returns the address of a slot of `slots`.
         op = unsafe { &*((next & !1) as *const Slot) };
         if next & 1 != 0 {
@@ -110,13 +168,14 @@ pub(super) fn run(st: &mut State, slots: &[Slot], pc: usize) -> usize {
     (op as *const Slot as usize - slots.as_ptr() as usize) / size_of::<Slot>()
 }
 
-/// Goes on at `op`: runs its handler, or returns it to `run` when the fuel is out.
+/// Goes on at `op` with `acc` the value of its `acc` register: runs its handler, or returns it
+/// to `run` (which reads `acc` back from `State::reg`) when the fuel is out.
 #[inline(always)]
-fn go(st: &mut State, op: &Slot, fuel: u32) -> Next {
+fn go(st: &mut State, op: &Slot, fuel: u32, acc: u64) -> Next {
     if fuel == 0 {
         op as *const Slot as usize
     } else {
-        (op.handler)(st, op, fuel - 1)
+        (op.handler)(st, op, fuel - 1, acc)
     }
 }
 
@@ -124,6 +183,31 @@ fn go(st: &mut State, op: &Slot, fuel: u32) -> Next {
 #[inline(always)]
 fn stop(op: &Slot) -> Next {
     op as *const Slot as usize | 1
+}
+
+/// `$e` with `$name` a constant equal to `$acc` (0 to 3): the way a run-time `ACC` picks a
+/// handler compiled for it.
+macro_rules! by_acc {
+    ($acc:expr, $name:ident => $e:expr) => {
+        match $acc {
+            0 => {
+                const $name: u8 = 0;
+                $e
+            }
+            1 => {
+                const $name: u8 = 1;
+                $e
+            }
+            2 => {
+                const $name: u8 = 2;
+                $e
+            }
+            _ => {
+                const $name: u8 = 3;
+                $e
+            }
+        }
+    };
 }
 
 /// Calls `$f::<$pre.., OPCODE>$args` for the opcode `$opcode`, one of the listed ones (`None`
@@ -169,10 +253,11 @@ macro_rules! by_alu {
 }
 
 /// The ALU opcodes fused with any ALU operation that follows (the first of the frequent pairs
-/// of the bench programs: clang's three-address `rD = rS; rD op= X`, and shifts before an or).
+/// of the bench programs: clang's three-address `rD = rS; rD op= X`, shifts before an or, and
+/// the 32-bit or, xor, multiply and shifts of a hash's mixing steps, each feeding the next).
 macro_rules! by_paired_alu {
     ($opcode:expr, $f:ident $pre:tt $args:tt) => {
-        by_opcode!($opcode, $f $pre $args, [0xbf 0xbc])
+        by_opcode!($opcode, $f $pre $args, [0xbf 0xbc 0x64 0x4c 0xac 0x24 0x74])
     };
 }
 
@@ -208,7 +293,114 @@ macro_rules! by_jump {
 /// The threaded form of prepared ops (`fast` only: every successor lands in the program and
 /// registers are at most r10).
 pub(super) fn build(insns: &[Insn], ops: &[Op]) -> Vec<Slot> {
-    (0..ops.len()).map(|pc| slot(insns, ops, pc)).collect()
+    arrivals(insns, ops)
+        .into_iter()
+        .enumerate()
+        .map(|(pc, acc)| slot(insns, ops, pc, acc))
+        .collect()
+}
+
+// What reaches a slot in `acc` (`Slot::acc`), as `arrivals` finds it: a register number (the
+// value of that register, whichever way the chain comes), or one of these.
+/// Nothing known yet.
+const UNKNOWN: u8 = 0xff;
+/// Different registers by different ways (or nothing known): handlers read every operand from
+/// `State::reg`.
+const MIXED: u8 = 0xfe;
+
+/// The slots a handler may go on to after slot `pc` (`usize::MAX` for none), as `arrivals`
+/// follows them.
+#[inline(always)]
+fn successors(insns: &[Insn], ops: &[Op], pc: usize) -> [usize; 2] {
+    let op = &ops[pc];
+    let target = (pc as i64 + op.off as i64 + 1) as usize;
+    let next = |k: usize| {
+        if pc + k < ops.len() {
+            pc + k
+        } else {
+            usize::MAX
+        }
+    };
+    match op.code {
+        Code::Exit => [usize::MAX; 2],
+        _ if insns[pc].opcode & 0xf7 == 0x85 => [usize::MAX; 2],
+        Code::Lddw => [next(2), usize::MAX],
+        Code::Ja => [target, usize::MAX],
+        code if is_cond_jump(code) => [next(1), target],
+        _ => [next(1), usize::MAX],
+    }
+}
+
+/// `arrive` with what comes in by one more way, `carry`.
+#[inline(always)]
+fn join(arrive: u8, carry: u8) -> u8 {
+    if carry == UNKNOWN || arrive == carry {
+        arrive
+    } else if arrive == UNKNOWN {
+        carry
+    } else {
+        MIXED
+    }
+}
+
+/// For each slot, the register whose value the handler before it hands on in `acc`, where all
+/// the ways into the slot agree on one. An instruction that writes a register hands that one on;
+/// one that does not (a store, a jump) hands on what it received. Only a handler's step to the
+/// next one needs this: `run`, where a chain starts, reads `acc` from `State::reg`, so a slot
+/// entered there (or after an instruction the fast loop ran) has the right value whatever it
+/// is. Each slot's value only rises (unknown, a register, mixed), at most twice, so the pass
+/// is linear in the program: one sweep in program order settles the forward edges, a worklist
+/// what back edges change.
+fn arrivals(insns: &[Insn], ops: &[Op]) -> Vec<Option<u8>> {
+    let n = ops.len();
+    let mut arrive = vec![UNKNOWN; n];
+    // Joins what `pc` hands on into its successors; calls `changed` with those that changed.
+    let hand_on = |arrive: &mut [u8], pc: usize, changed: &mut dyn FnMut(usize)| {
+        let carry = if matches!(class(insns[pc].opcode), CLASS_ALU | CLASS_ALU64 | CLASS_LDX)
+            || ops[pc].code == Code::Lddw
+        {
+            insns[pc].dst
+        } else {
+            arrive[pc]
+        };
+        for t in successors(insns, ops, pc) {
+            if t != usize::MAX {
+                let joined = join(arrive[t], carry);
+                if joined != arrive[t] {
+                    arrive[t] = joined;
+                    changed(t);
+                }
+            }
+        }
+    };
+    let mut work = vec![];
+    for pc in 0..n {
+        hand_on(&mut arrive, pc, &mut |t| {
+            if t <= pc {
+                work.push(t)
+            }
+        });
+    }
+    loop {
+        while let Some(pc) = work.pop() {
+            let mut more = [usize::MAX; 2];
+            hand_on(&mut arrive, pc, &mut |t| {
+                more[(more[0] != usize::MAX) as usize] = t
+            });
+            work.extend(more.into_iter().filter(|&t| t != usize::MAX));
+        }
+        // Slots still unknown have no way in from a handler that hands on a known register (no
+        // way in at all, or only from instructions that write nothing and are themselves
+        // unknown): entered from `run`, nothing is known of what they hand on.
+        work.extend((0..n).filter(|&pc| arrive[pc] == UNKNOWN));
+        if work.is_empty() {
+            break;
+        }
+        for &pc in &work {
+            arrive[pc] = MIXED;
+        }
+    }
+    arrive.into_iter().map(|a| (a < 16).then_some(a)).collect()
 }
 
 fn is_alu(code: Code) -> bool {
@@ -224,32 +416,46 @@ fn is_cond_jump(code: Code) -> bool {
     (Code::JeqImm as u8..=Code::Jsle32Reg as u8).contains(&(code as u8)) && code != Code::Exit
 }
 
-fn slot(insns: &[Insn], ops: &[Op], pc: usize) -> Slot {
+/// The slot of `pc`, `acc` the register that reaches it in the `acc` argument (`arrivals`).
+fn slot(insns: &[Insn], ops: &[Op], pc: usize, acc: Option<u8>) -> Slot {
     let op = &ops[pc];
     let opcode = insns[pc].opcode;
-    let direct = op.ends_segment & DIRECT != 0;
+    let proved = op.ends_segment & DIRECT != 0;
     let base = Slot {
         imm: op.imm as i64 as u64,
         off: op.off,
         run: op.run,
         d: op.dst,
         s: op.src,
+        acc: acc.unwrap_or(0),
         ..Slot::default()
     };
-    // `$f` for the access size of the op's code and the verifier's proof.
+    // The `ACC` bits of a handler whose first and second registers read are `a` and `b`.
+    let from_acc = |a: u8, b: Option<u8>| match acc {
+        Some(r) => ((r == a) as u8 * ACC_1) | ((b == Some(r)) as u8 * ACC_2),
+        None => 0,
+    };
+    // The second register an ALU operation or jump reads: rS, if its source is a register.
+    let src_reg = (opcode & SRC_X != 0).then_some(op.src);
+    // `$f` for `ACC` `$acc`, the access size of the op's code, and the check of an access
+    // through `$base` (`check_of`).
     let size = access_size(op.code);
     macro_rules! sized {
-        ($f:ident, $kind:expr) => {
-            match (size, direct) {
-                (1, false) => $f::<1, false, $kind> as Handler,
-                (2, false) => $f::<2, false, $kind>,
-                (4, false) => $f::<4, false, $kind>,
-                (8, false) => $f::<8, false, $kind>,
-                (1, true) => $f::<1, true, $kind>,
-                (2, true) => $f::<2, true, $kind>,
-                (4, true) => $f::<4, true, $kind>,
-                _ => $f::<8, true, $kind>,
-            }
+        ($f:ident, $acc:expr, $base:expr, $kind:expr) => {
+            by_acc!($acc, A => match (size, check_of(proved, $base)) {
+                (1, PROVED) => $f::<A, 1, PROVED, $kind> as Handler,
+                (2, PROVED) => $f::<A, 2, PROVED, $kind>,
+                (4, PROVED) => $f::<A, 4, PROVED, $kind>,
+                (8, PROVED) => $f::<A, 8, PROVED, $kind>,
+                (1, STACK) => $f::<A, 1, STACK, $kind>,
+                (2, STACK) => $f::<A, 2, STACK, $kind>,
+                (4, STACK) => $f::<A, 4, STACK, $kind>,
+                (8, STACK) => $f::<A, 8, STACK, $kind>,
+                (1, _) => $f::<A, 1, DATA, $kind>,
+                (2, _) => $f::<A, 2, DATA, $kind>,
+                (4, _) => $f::<A, 4, DATA, $kind>,
+                _ => $f::<A, 8, DATA, $kind>,
+            })
         };
     }
     let handler: Handler = match op.code {
@@ -271,10 +477,12 @@ fn slot(insns: &[Insn], ops: &[Op], pc: usize) -> Slot {
                     };
                 }
             }
-            if let Some(slot) = alu_pair(insns, ops, pc, &base) {
+            let src_acc = from_acc(op.dst, src_reg) & ACC_2;
+            if let Some(slot) = alu_pair(insns, ops, pc, &base, src_acc) {
                 return slot;
             }
-            by_alu!(opcode, alu_handler [] ()).expect("an ALU code has an ALU opcode")
+            by_acc!(from_acc(op.dst, src_reg), A => by_alu!(opcode, alu_handler [A] ()))
+                .expect("an ALU code has an ALU opcode")
         }
         Code::General if matches!(opcode, 0xd4 | 0xdc | 0xd7) => match opcode {
             0xd4 => end::<0xd4>,
@@ -284,8 +492,9 @@ fn slot(insns: &[Insn], ops: &[Op], pc: usize) -> Slot {
         code if is_cond_jump(code) => {
             let (off, off2, extra) = jump_targets(insns, ops, pc);
             return Slot {
-                handler: by_jump!(opcode, jump_handler [] ())
-                    .expect("a jump code has a jump opcode"),
+                handler:
+                    by_acc!(from_acc(op.dst, src_reg), A => by_jump!(opcode, jump_handler [A] ()))
+                        .expect("a jump code has a jump opcode"),
                 off,
                 off2,
                 extra,
@@ -303,10 +512,14 @@ fn slot(insns: &[Insn], ops: &[Op], pc: usize) -> Slot {
             if let Some(slot) = load_pair(insns, ops, pc, &base) {
                 return slot;
             }
-            sized!(access, LOAD)
+            sized!(access, from_acc(0xff, Some(op.src)), op.src, LOAD)
         }
-        Code::StW | Code::StH | Code::StB | Code::StDw => sized!(access, STORE_IMM),
-        Code::StxW | Code::StxH | Code::StxB | Code::StxDw => sized!(access, STORE_REG),
+        Code::StW | Code::StH | Code::StB | Code::StDw => {
+            sized!(access, from_acc(op.dst, None), op.dst, STORE_IMM)
+        }
+        Code::StxW | Code::StxH | Code::StxB | Code::StxDw => {
+            sized!(access, from_acc(op.dst, Some(op.src)), op.dst, STORE_REG)
+        }
         Code::Lddw => {
             let hi = ops[pc + 1].imm;
             return Slot {
@@ -316,18 +529,20 @@ fn slot(insns: &[Insn], ops: &[Op], pc: usize) -> Slot {
             };
         }
         code if code == Code::MovAdd || code.is_mov_add_access() => {
-            let handler = match op.code {
-                Code::MovAdd => mov_add,
-                Code::MovAddStxW | Code::MovAddStxH | Code::MovAddStxB | Code::MovAddStxDw => {
-                    sized!(mov_add_access, true)
-                }
-                _ => sized!(mov_add_access, false),
-            };
             let t = t_of(op) as u8;
+            // `rD = rS; rD += rT` with rT = rD adds rS to itself.
+            let t = if t == op.dst { op.src } else { t };
+            let bits = from_acc(op.src, Some(t));
+            let handler = match op.code {
+                Code::MovAdd => by_acc!(bits, A => mov_add::<A> as Handler),
+                Code::MovAddStxW | Code::MovAddStxH | Code::MovAddStxB | Code::MovAddStxDw => {
+                    sized!(mov_add_access, bits, op.src, true)
+                }
+                _ => sized!(mov_add_access, bits, op.src, false),
+            };
             return Slot {
                 handler,
-                // `rD = rS; rD += rT` with rT = rD adds rS to itself.
-                t: if t == op.dst { op.src } else { t },
+                t,
                 x: x_of(op) as u8,
                 ..base
             };
@@ -353,8 +568,9 @@ fn alu_at(insns: &[Insn], ops: &[Op], pc: usize) -> bool {
 }
 
 /// The ALU operation at `pc` fused with an ALU operation or an unconditional jump after it,
-/// where `by_paired_alu` (or any ALU operation, before the jump) has it.
-fn alu_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot> {
+/// where `by_paired_alu` (or any ALU operation, before the jump) has it; `src_acc` (0 or `ACC_2`)
+/// says whether the first reads its source from `acc`.
+fn alu_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot, src_acc: u8) -> Option<Slot> {
     let (first, next) = (insns[pc].opcode, pc + 1);
     if next < ops.len() && ops[next].code == Code::Ja && insns[next].opcode == 0x05 {
         return Some(Slot {
@@ -366,8 +582,13 @@ fn alu_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot> 
     if !alu_at(insns, ops, next) {
         return None;
     }
-    let same = ops[next].dst == ops[pc].dst;
-    let handler = by_paired_alu!(first, alu_alu_for [] (insns[next].opcode, same))??;
+    let link = link(insns, ops, pc);
+    let second = insns[next].opcode;
+    let handler = if src_acc != 0 {
+        by_paired_alu!(first, alu_alu_for[ACC_2](second, link))
+    } else {
+        by_paired_alu!(first, alu_alu_for[NO_ACC](second, link))
+    }??;
     Some(with_second(base, handler, &ops[next]))
 }
 
@@ -388,26 +609,97 @@ fn load_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot>
     if !alu_at(insns, ops, next) {
         return None;
     }
-    let direct = ops[pc].ends_segment & DIRECT != 0;
+    let check = check_of(ops[pc].ends_segment & DIRECT != 0, ops[pc].src);
+    if let Some(slot) = load_shift_or(insns, ops, pc, check, base) {
+        return Some(slot);
+    }
     let alu = insns[next].opcode;
-    let same = ops[next].dst == ops[pc].dst;
-    let handler = match (ops[pc].code, direct) {
-        (Code::LdxW, false) => ldx_alu_for::<4, false>(alu, same),
-        (Code::LdxH, false) => ldx_alu_for::<2, false>(alu, same),
-        (Code::LdxB, false) => ldx_alu_for::<1, false>(alu, same),
-        (_, false) => ldx_alu_for::<8, false>(alu, same),
-        (Code::LdxW, true) => ldx_alu_for::<4, true>(alu, same),
-        (Code::LdxH, true) => ldx_alu_for::<2, true>(alu, same),
-        (Code::LdxB, true) => ldx_alu_for::<1, true>(alu, same),
-        (_, true) => ldx_alu_for::<8, true>(alu, same),
+    let same = link(insns, ops, pc);
+    macro_rules! for_check {
+        ($size:literal) => {
+            match check {
+                PROVED => ldx_alu_for::<$size, PROVED>(alu, same),
+                STACK => ldx_alu_for::<$size, STACK>(alu, same),
+                _ => ldx_alu_for::<$size, DATA>(alu, same),
+            }
+        };
+    }
+    let handler = match ops[pc].code {
+        Code::LdxW => for_check!(4),
+        Code::LdxH => for_check!(2),
+        Code::LdxB => for_check!(1),
+        _ => for_check!(8),
     }?;
     Some(with_second(base, handler, &ops[next]))
 }
 
-// Whether the second operation of a pair works on the register the first wrote (`second_dst`),
-// as a const argument of handlers.
-const SAME: bool = true;
-const OTHER: bool = false;
+/// The load at `pc` (checked as `check`), a left shift of the loaded register by an immediate
+/// and an or of it into another register (`rT |= rD`), as clang assembles a big-endian field
+/// byte by byte: one op, `imm2` the shift and `t` the register or-ed into.
+fn load_shift_or(insns: &[Insn], ops: &[Op], pc: usize, check: u8, base: &Slot) -> Option<Slot> {
+    if pc + 2 >= ops.len() || !alu_at(insns, ops, pc + 1) || !alu_at(insns, ops, pc + 2) {
+        return None;
+    }
+    let (load, shift, or) = (&ops[pc], &ops[pc + 1], &ops[pc + 2]);
+    let (shift_op, or_op) = (insns[pc + 1].opcode, insns[pc + 2].opcode);
+    if !matches!(shift_op, 0x64 | 0x67)
+        || !matches!(or_op, 0x4c | 0x4f)
+        || shift.dst != load.dst
+        || or.src != load.dst
+        || or.dst == load.dst
+    {
+        return None;
+    }
+    macro_rules! shaped {
+        ($size:literal, $check:ident) => {
+            match (shift_op, or_op) {
+                (0x64, 0x4c) => load_shift_or_op::<$size, $check, 0x64, 0x4c> as Handler,
+                (0x64, _) => load_shift_or_op::<$size, $check, 0x64, 0x4f>,
+                (_, 0x4c) => load_shift_or_op::<$size, $check, 0x67, 0x4c>,
+                _ => load_shift_or_op::<$size, $check, 0x67, 0x4f>,
+            }
+        };
+    }
+    macro_rules! for_check {
+        ($size:literal) => {
+            match check {
+                PROVED => shaped!($size, PROVED),
+                STACK => shaped!($size, STACK),
+                _ => shaped!($size, DATA),
+            }
+        };
+    }
+    let handler = match load.code {
+        Code::LdxW => for_check!(4),
+        Code::LdxH => for_check!(2),
+        Code::LdxB => for_check!(1),
+        _ => for_check!(8),
+    };
+    Some(Slot {
+        handler,
+        imm2: shift.imm,
+        t: or.dst,
+        ..*base
+    })
+}
+
+// How the ALU operation of a pair that comes second reads the register the first wrote (the
+// `LINK` argument of handlers, see `second`): as its destination, as its source, or not at all.
+const SAME: u8 = 0;
+const FROM: u8 = 1;
+const OTHER: u8 = 2;
+
+/// The `LINK` of the pair of slot `pc` and the ALU operation after it.
+fn link(insns: &[Insn], ops: &[Op], pc: usize) -> u8 {
+    let (first, second) = (&ops[pc], &ops[pc + 1]);
+    if second.dst == first.dst {
+        SAME
+    } else if insns[pc + 1].opcode & SRC_X != 0 && second.src == first.dst {
+        FROM
+    } else {
+        OTHER
+    }
+}
 
 /// The taken and fall-through targets of the conditional jump at `pc`, relative to it, and the
 /// instructions counted on the fall-through besides its segment: a jump over an unconditional
@@ -422,11 +714,31 @@ fn jump_targets(insns: &[Insn], ops: &[Op], pc: usize) -> (i32, i32, u8) {
     }
 }
 
-/// The source operand of an ALU operation or jump `OPCODE`: rS, or the immediate `imm`.
+// Which operands a handler built for its slot's `acc` register reads from its `acc` argument
+// (the `ACC` argument of handlers, a set of these bits): the first and the second register it
+// reads (rD and rS for ALU operations and jumps; rD and rS for stores, rS for loads; rS and rT
+// for `rD = rS; rD += rT`).
+const NO_ACC: u8 = 0;
+const ACC_1: u8 = 1;
+const ACC_2: u8 = 2;
+
+/// Register `r`, or `acc` when `BIT` is in `ACC` (`slot` sets it only where `r` is the slot's
+/// `acc` register).
 #[inline(always)]
-fn source<const OPCODE: u8>(st: &State, s: u8, imm: u64) -> u64 {
+fn get<const ACC: u8, const BIT: u8>(st: &State, r: u8, acc: u64) -> u64 {
+    if ACC & BIT != 0 {
+        acc
+    } else {
+        st.reg[reg(r)]
+    }
+}
+
+/// The source operand of an ALU operation or jump `OPCODE`: rS (see `get`), or the immediate
+/// `imm`.
+#[inline(always)]
+fn source<const ACC: u8, const OPCODE: u8>(st: &State, s: u8, imm: u64, acc: u64) -> u64 {
     if OPCODE & SRC_X != 0 {
-        st.reg[reg(s)]
+        get::<ACC, ACC_2>(st, s, acc)
     } else {
         imm
     }
@@ -436,10 +748,9 @@ fn source<const OPCODE: u8>(st: &State, s: u8, imm: u64) -> u64 {
 struct Alu<const OPCODE: u8>;
 
 impl<const OPCODE: u8> Alu<OPCODE> {
-    /// The operation on the value `dst` (of rD) with rS or the immediate `imm`.
+    /// The operation on the value `dst` with the value `src`.
     #[inline(always)]
-    fn apply(st: &State, dst: u64, s: u8, imm: u64) -> u64 {
-        let src = source::<OPCODE>(st, s, imm);
+    fn of(dst: u64, src: u64) -> u64 {
         if class(OPCODE) == CLASS_ALU64 {
             alu64(OPCODE & 0xf0, 0, dst, src)
         } else {
@@ -447,12 +758,14 @@ impl<const OPCODE: u8> Alu<OPCODE> {
         }
     }
 
-    /// Runs the operation on rD; returns the new value.
+    /// Runs the operation on rD, its operands read as `ACC` says; returns the new value.
     #[inline(always)]
-    fn exec(st: &mut State, d: u8, s: u8, imm: u64) -> u64 {
-        let d = reg(d);
-        let v = Self::apply(st, st.reg[d], s, imm);
-        st.reg[d] = v;
+    fn exec<const ACC: u8>(st: &mut State, d: u8, s: u8, imm: u64, acc: u64) -> u64 {
+        let v = Self::of(
+            get::<ACC, ACC_1>(st, d, acc),
+            source::<ACC, OPCODE>(st, s, imm, acc),
+        );
+        st.reg[reg(d)] = v;
         v
     }
 }
@@ -461,48 +774,50 @@ impl<const OPCODE: u8> Alu<OPCODE> {
 struct Cond<const OPCODE: u8>;
 
 impl<const OPCODE: u8> Cond<OPCODE> {
+    /// The test on rD and rS or `imm`, read as `ACC` says.
     #[inline(always)]
-    fn taken(st: &State, d: u8, s: u8, imm: u64) -> bool {
-        let b = source::<OPCODE>(st, s, imm);
-        condition(OPCODE & 0xf0, st.reg[reg(d)], b, class(OPCODE) == CLASS_JMP)
+    fn taken<const ACC: u8>(st: &State, d: u8, s: u8, imm: u64, acc: u64) -> bool {
+        let b = source::<ACC, OPCODE>(st, s, imm, acc);
+        let a = get::<ACC, ACC_1>(st, d, acc);
+        condition(OPCODE & 0xf0, a, b, class(OPCODE) == CLASS_JMP)
     }
 }
 
-fn alu_handler<const OPCODE: u8>() -> Handler {
-    alu::<OPCODE>
+fn alu_handler<const ACC: u8, const OPCODE: u8>() -> Handler {
+    alu::<ACC, OPCODE>
 }
 
 fn alu_ja_handler<const OPCODE: u8>() -> Handler {
     alu_ja::<OPCODE>
 }
 
-fn alu_alu_for<const FIRST: u8>(second: u8, same: bool) -> Option<Handler> {
-    if same {
-        by_alu!(second, alu_alu_handler [SAME FIRST] ())
-    } else {
-        by_alu!(second, alu_alu_handler [OTHER FIRST] ())
+fn alu_alu_for<const ACC: u8, const FIRST: u8>(second: u8, link: u8) -> Option<Handler> {
+    match link {
+        SAME => by_alu!(second, alu_alu_handler [ACC SAME FIRST] ()),
+        FROM => by_alu!(second, alu_alu_handler [ACC FROM FIRST] ()),
+        _ => by_alu!(second, alu_alu_handler [ACC OTHER FIRST] ()),
     }
 }
 
-fn alu_alu_handler<const SAME: bool, const FIRST: u8, const SECOND: u8>() -> Handler {
-    alu_alu::<SAME, FIRST, SECOND>
+fn alu_alu_handler<const ACC: u8, const LINK: u8, const FIRST: u8, const SECOND: u8>() -> Handler {
+    alu_alu::<ACC, LINK, FIRST, SECOND>
 }
 
-fn ldx_alu_for<const SIZE: u32, const DIRECT: bool>(alu: u8, same: bool) -> Option<Handler> {
-    if same {
-        by_alu_after_load!(alu, ldx_alu_handler [SAME SIZE DIRECT] ())
-    } else {
-        by_alu_after_load!(alu, ldx_alu_handler [OTHER SIZE DIRECT] ())
+fn ldx_alu_for<const SIZE: u32, const CHECK: u8>(alu: u8, link: u8) -> Option<Handler> {
+    match link {
+        SAME => by_alu_after_load!(alu, ldx_alu_handler [SAME SIZE CHECK] ()),
+        FROM => by_alu_after_load!(alu, ldx_alu_handler [FROM SIZE CHECK] ()),
+        _ => by_alu_after_load!(alu, ldx_alu_handler [OTHER SIZE CHECK] ()),
     }
 }
 
-fn ldx_alu_handler<const SAME: bool, const SIZE: u32, const DIRECT: bool, const OPCODE: u8>(
-) -> Handler {
-    ldx_alu::<SAME, SIZE, DIRECT, OPCODE>
+fn ldx_alu_handler<const LINK: u8, const SIZE: u32, const CHECK: u8, const OPCODE: u8>() -> Handler
+{
+    ldx_alu::<LINK, SIZE, CHECK, OPCODE>
 }
 
-fn jump_handler<const OPCODE: u8>() -> Handler {
-    jump::<OPCODE>
+fn jump_handler<const ACC: u8, const OPCODE: u8>() -> Handler {
+    jump::<ACC, OPCODE>
 }
 
 fn alu_jump_for<const ALU: u8>(jump: u8) -> Option<Handler> {
@@ -530,7 +845,7 @@ fn reg(r: u8) -> usize {
 }
 
 /// Leaves the slot to the fast loop.
-fn bail(_: &mut State, op: &Slot, _: u32) -> Next {
+fn bail(_: &mut State, op: &Slot, _: u32, _: u64) -> Next {
     stop(op)
 }
 
@@ -548,71 +863,94 @@ fn enter<'a>(st: &mut State, t: &'a Slot, extra: u64) -> Option<&'a Slot> {
     }
 }
 
-fn alu<const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32) -> Next {
-    Alu::<OPCODE>::exec(st, op.d, op.s, op.imm);
-    go(st, at(op, 1), fuel)
+fn alu<const ACC: u8, const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32, acc: u64) -> Next {
+    let v = Alu::<OPCODE>::exec::<ACC>(st, op.d, op.s, op.imm, acc);
+    go(st, at(op, 1), fuel, v)
 }
 
-/// The value of rT for the second operation of a pair whose first wrote `v` to rD: `v` itself
-/// when `SAME` (rT = rD, as `slot` found), so that a dependent pair does not wait for the value
-/// to come back from memory.
+/// The ALU operation `OPCODE` on rT with rX or `imm2`, the second of a pair whose first wrote
+/// `v` to rD: `v` itself stands for rT (`SAME`: rT = rD, as `link` found) or rX (`FROM`), so
+/// that a dependent pair does not wait for the value to come back from memory.
 #[inline(always)]
-fn second_dst<const SAME: bool>(st: &State, op: &Slot, v: u64) -> u64 {
-    if SAME {
+fn second<const LINK: u8, const OPCODE: u8>(st: &State, op: &Slot, v: u64) -> u64 {
+    let dst = if LINK == SAME { v } else { st.reg[reg(op.t)] };
+    let src = if OPCODE & SRC_X == 0 {
+        op.imm2 as i64 as u64
+    } else if LINK == FROM {
         v
     } else {
-        st.reg[reg(op.t)]
-    }
+        st.reg[reg(op.x)]
+    };
+    Alu::<OPCODE>::of(dst, src)
 }
 
-/// Two ALU operations: `FIRST` on rD with rS or `imm`, then `SECOND` on rT with rX or `imm2`.
-fn alu_alu<const SAME: bool, const FIRST: u8, const SECOND: u8>(
+/// Two ALU operations: `FIRST` on rD with rS or `imm` (rS from `acc` where `ACC` says), then
+/// `SECOND` on rT with rX or `imm2`.
+fn alu_alu<const ACC: u8, const LINK: u8, const FIRST: u8, const SECOND: u8>(
     st: &mut State,
     op: &Slot,
     fuel: u32,
+    acc: u64,
 ) -> Next {
-    let v = Alu::<FIRST>::exec(st, op.d, op.s, op.imm);
-    let dst = second_dst::<SAME>(st, op, v);
-    st.reg[reg(op.t)] = Alu::<SECOND>::apply(st, dst, op.x, op.imm2 as i64 as u64);
-    go(st, at(op, 2), fuel)
+    let v = Alu::<FIRST>::exec::<ACC>(st, op.d, op.s, op.imm, acc);
+    let w = second::<LINK, SECOND>(st, op, v);
+    st.reg[reg(op.t)] = w;
+    go(st, at(op, 2), fuel, w)
 }
 
 /// An ALU operation and the unconditional jump after it (`off`: its target, relative to `op`).
 /// Where the jump cannot enter its target, the jump's own slot goes on.
-fn alu_ja<const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32) -> Next {
-    Alu::<OPCODE>::exec(st, op.d, op.s, op.imm);
+fn alu_ja<const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32, _: u64) -> Next {
+    let v = Alu::<OPCODE>::exec::<0>(st, op.d, op.s, op.imm, 0);
     let next = enter(st, at(op, op.off as isize), 0).unwrap_or(at(op, 1));
-    go(st, next, fuel)
+    go(st, next, fuel, v)
 }
 
 /// A load and the ALU operation `OPCODE` after it (on rT with rX or `imm2`).
-fn ldx_alu<const SAME: bool, const SIZE: u32, const DIRECT: bool, const OPCODE: u8>(
+fn ldx_alu<const LINK: u8, const SIZE: u32, const CHECK: u8, const OPCODE: u8>(
     st: &mut State,
     op: &Slot,
     fuel: u32,
+    _: u64,
 ) -> Next {
-    let addr = st.reg[reg(op.s)].wrapping_add(op.off as i64 as u64);
-    if !readable::<SIZE, DIRECT>(st, addr) {
+    let Some(v) = load_at::<SIZE, CHECK>(st, st.reg[reg(op.s)], op.off) else {
         return stop(op);
-    }
-    // SAFETY: as for `access`.
-    let v = unsafe { load(addr, SIZE) };
+    };
     st.reg[reg(op.d)] = v;
-    let dst = second_dst::<SAME>(st, op, v);
-    st.reg[reg(op.t)] = Alu::<OPCODE>::apply(st, dst, op.x, op.imm2 as i64 as u64);
-    go(st, at(op, 2), fuel)
+    let w = second::<LINK, OPCODE>(st, op, v);
+    st.reg[reg(op.t)] = w;
+    go(st, at(op, 2), fuel, w)
+}
+
+/// A load into rD, `rD <<= imm2` (`SHIFT`) and `rT |= rD` (`OR`), as `load_shift_or` found.
+fn load_shift_or_op<const SIZE: u32, const CHECK: u8, const SHIFT: u8, const OR: u8>(
+    st: &mut State,
+    op: &Slot,
+    fuel: u32,
+    _: u64,
+) -> Next {
+    let Some(v) = load_at::<SIZE, CHECK>(st, st.reg[reg(op.s)], op.off) else {
+        return stop(op);
+    };
+    let v = Alu::<SHIFT>::of(v, op.imm2 as i64 as u64);
+    st.reg[reg(op.d)] = v;
+    let w = Alu::<OR>::of(st.reg[reg(op.t)], v);
+    st.reg[reg(op.t)] = w;
+    go(st, at(op, 3), fuel, w)
 }
 
 /// A byte-order operation (`le`/`be` of ALU32, `bswap` of ALU64), its width the immediate.
-fn end<const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32) -> Next {
+fn end<const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32, _: u64) -> Next {
     let d = reg(op.d);
-    st.reg[d] = byte_order(OPCODE, op.imm as i32, st.reg[d]);
-    go(st, at(op, 1), fuel)
+    let v = byte_order(OPCODE, op.imm as i32, st.reg[d]);
+    st.reg[d] = v;
+    go(st, at(op, 1), fuel, v)
 }
 
-fn ja(st: &mut State, op: &Slot, fuel: u32) -> Next {
+/// An unconditional jump; the value of `acc` goes on (a jump writes no register).
+fn ja(st: &mut State, op: &Slot, fuel: u32, acc: u64) -> Next {
     match enter(st, at(op, op.off as isize), 0) {
-        Some(t) => go(st, t, fuel),
+        Some(t) => go(st, t, fuel, acc),
         None => stop(op),
     }
 }
@@ -630,34 +968,63 @@ fn branch<'a>(st: &mut State, op: &'a Slot, taken: bool) -> Option<&'a Slot> {
     }
 }
 
-fn jump<const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32) -> Next {
-    let taken = Cond::<OPCODE>::taken(st, op.d, op.s, op.imm);
+/// A conditional jump; the value of `acc` goes on either way.
+fn jump<const ACC: u8, const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32, acc: u64) -> Next {
+    let taken = Cond::<OPCODE>::taken::<ACC>(st, op.d, op.s, op.imm, acc);
     match branch(st, op, taken) {
-        Some(t) => go(st, t, fuel),
+        Some(t) => go(st, t, fuel, acc),
         None => stop(op),
     }
 }
 
 /// An add or move and the conditional jump after it (`t`, `x`, `imm2`: the jump's registers and
 /// immediate). Where the jump cannot enter its target, the jump's own slot goes on.
-fn alu_jump<const ALU: u8, const JUMP: u8>(st: &mut State, op: &Slot, fuel: u32) -> Next {
-    Alu::<ALU>::exec(st, op.d, op.s, op.imm);
-    let taken = Cond::<JUMP>::taken(st, op.t, op.x, op.imm2 as i64 as u64);
+fn alu_jump<const ALU: u8, const JUMP: u8>(st: &mut State, op: &Slot, fuel: u32, _: u64) -> Next {
+    let v = Alu::<ALU>::exec::<0>(st, op.d, op.s, op.imm, 0);
+    let taken = Cond::<JUMP>::taken::<0>(st, op.t, op.x, op.imm2 as i64 as u64, 0);
     let next = branch(st, op, taken).unwrap_or(at(op, 1));
-    go(st, next, fuel)
+    go(st, next, fuel, v)
+}
+
+// How a handler checks an access (its `CHECK` argument): not at all (the verifier proved it),
+// or against the stack first (a base of r10), or the data first (any other base).
+const PROVED: u8 = 0;
+const STACK: u8 = 1;
+const DATA: u8 = 2;
+
+/// The `CHECK` of an access through `base`, proved or not.
+fn check_of(proved: bool, base: u8) -> u8 {
+    match (proved, base) {
+        (true, _) => PROVED,
+        (false, 10) => STACK,
+        _ => DATA,
+    }
+}
+
+/// The index of `SIZE` in `State::load` and `State::store`.
+const fn size_index(size: u32) -> usize {
+    size.trailing_zeros() as usize
 }
 
 /// Whether a load of `SIZE` bytes at `addr` is inside the stack or the data (the fast loop's
-/// inline check; the verifier's proof when `DIRECT`).
+/// inline check, the region `CHECK` names tried first; the verifier's proof when `PROVED`).
 #[inline(always)]
-fn readable<const SIZE: u32, const DIRECT: bool>(st: &State, addr: u64) -> bool {
-    DIRECT || fits(&st.hot[0], addr, SIZE as u64) | fits(&st.hot[1], addr, SIZE as u64)
+fn readable<const SIZE: u32, const CHECK: u8>(st: &State, addr: u64) -> bool {
+    let first = (CHECK == DATA) as usize;
+    let i = size_index(SIZE);
+    CHECK == PROVED
+        || addr.wrapping_sub(st.start[first]) < st.load[first][i]
+        || fits(&st.hot[1 - first], addr, SIZE as u64)
 }
 
 /// As `readable`, for a store: the first of the two regions that holds it decides.
 #[inline(always)]
-fn writable<const SIZE: u32, const DIRECT: bool>(st: &State, addr: u64) -> bool {
-    if DIRECT {
+fn writable<const SIZE: u32, const CHECK: u8>(st: &State, addr: u64) -> bool {
+    if CHECK == PROVED {
+        return true;
+    }
+    let first = (CHECK == DATA) as usize;
+    if addr.wrapping_sub(st.start[first]) < st.store[first][size_index(SIZE)] {
         return true;
     }
     let [h0, h1] = &st.hot;
@@ -665,68 +1032,80 @@ fn writable<const SIZE: u32, const DIRECT: bool>(st: &State, addr: u64) -> bool 
     (in0 & (h0.writable != 0)) | (!in0 & fits(h1, addr, SIZE as u64) & (h1.writable != 0))
 }
 
+/// The `SIZE` bytes at `base + off`, or `None` where `readable` cannot vouch for them.
+#[inline(always)]
+fn load_at<const SIZE: u32, const CHECK: u8>(st: &State, base: u64, off: i32) -> Option<u64> {
+    let addr = base.wrapping_add(off as i64 as u64);
+    // SAFETY: inside a region of the run (checked first, or proved by the verifier).
+    readable::<SIZE, CHECK>(st, addr).then(|| unsafe { load(addr, SIZE) })
+}
+
 // What a plain memory op does (`access`).
 const LOAD: u8 = 0;
 const STORE_IMM: u8 = 1;
 const STORE_REG: u8 = 2;
 
-/// A load (rD = *(rS + off)) or a store of the immediate or of rS (*(rD + off) = ...).
-fn access<const SIZE: u32, const DIRECT: bool, const KIND: u8>(
+/// A load (rD = *(rS + off)) or a store of the immediate or of rS (*(rD + off) = ...). A load
+/// hands the value loaded on; a store, `acc` (it writes no register).
+fn access<const ACC: u8, const SIZE: u32, const CHECK: u8, const KIND: u8>(
     st: &mut State,
     op: &Slot,
     fuel: u32,
+    acc: u64,
 ) -> Next {
-    let base = if KIND == LOAD { op.s } else { op.d };
-    let addr = st.reg[reg(base)].wrapping_add(op.off as i64 as u64);
     if KIND == LOAD {
-        if !readable::<SIZE, DIRECT>(st, addr) {
+        let Some(v) = load_at::<SIZE, CHECK>(st, get::<ACC, ACC_2>(st, op.s, acc), op.off) else {
             return stop(op);
-        }
-        // SAFETY: inside a region of the run (checked just above, or proved by the verifier).
-        st.reg[reg(op.d)] = unsafe { load(addr, SIZE) };
+        };
+        st.reg[reg(op.d)] = v;
+        go(st, at(op, 1), fuel, v)
     } else {
-        if !writable::<SIZE, DIRECT>(st, addr) {
+        let addr = get::<ACC, ACC_1>(st, op.d, acc).wrapping_add(op.off as i64 as u64);
+        if !writable::<SIZE, CHECK>(st, addr) {
             return stop(op);
         }
         let v = if KIND == STORE_IMM {
             op.imm
         } else {
-            st.reg[reg(op.s)]
+            get::<ACC, ACC_2>(st, op.s, acc)
         };
         // SAFETY: inside a writable region of the run (as for a load).
         unsafe { store(addr, SIZE, v) };
+        go(st, at(op, 1), fuel, acc)
     }
-    go(st, at(op, 1), fuel)
 }
 
-fn lddw(st: &mut State, op: &Slot, fuel: u32) -> Next {
+fn lddw(st: &mut State, op: &Slot, fuel: u32, _: u64) -> Next {
     st.reg[reg(op.d)] = op.imm;
-    go(st, at(op, 2), fuel)
+    go(st, at(op, 2), fuel, op.imm)
 }
 
-/// `rD = rS + rT` (`t` already rewritten for rT = rD, see `slot`).
+/// `rD = rS + rT` (`t` already rewritten for rT = rD, see `slot`), read as `ACC` says.
 #[inline(always)]
-fn sum(st: &State, op: &Slot) -> u64 {
-    st.reg[reg(op.s)].wrapping_add(st.reg[reg(op.t)])
+fn sum<const ACC: u8>(st: &State, op: &Slot, acc: u64) -> u64 {
+    get::<ACC, ACC_1>(st, op.s, acc).wrapping_add(get::<ACC, ACC_2>(st, op.t, acc))
 }
 
-fn mov_add(st: &mut State, op: &Slot, fuel: u32) -> Next {
-    st.reg[reg(op.d)] = sum(st, op);
-    go(st, at(op, 2), fuel)
+fn mov_add<const ACC: u8>(st: &mut State, op: &Slot, fuel: u32, acc: u64) -> Next {
+    let v = sum::<ACC>(st, op, acc);
+    st.reg[reg(op.d)] = v;
+    go(st, at(op, 2), fuel, v)
 }
 
 /// `rD = rS; rD += rT` and the load into rX or the store of rX through rD (`WRITE`) after it.
-fn mov_add_access<const SIZE: u32, const DIRECT: bool, const WRITE: bool>(
+/// Hands on the value loaded, or after a store the sum (rD, the last register written).
+fn mov_add_access<const ACC: u8, const SIZE: u32, const CHECK: u8, const WRITE: bool>(
     st: &mut State,
     op: &Slot,
     fuel: u32,
+    acc: u64,
 ) -> Next {
-    let base = sum(st, op);
+    let base = sum::<ACC>(st, op, acc);
     let addr = base.wrapping_add(op.off as i64 as u64);
     let ok = if WRITE {
-        writable::<SIZE, DIRECT>(st, addr)
+        writable::<SIZE, CHECK>(st, addr)
     } else {
-        readable::<SIZE, DIRECT>(st, addr)
+        readable::<SIZE, CHECK>(st, addr)
     };
     if !ok {
         return stop(op);
@@ -735,9 +1114,11 @@ fn mov_add_access<const SIZE: u32, const DIRECT: bool, const WRITE: bool>(
     if WRITE {
         // SAFETY: as for `access`; the value is read after rD is set, as the third slot reads it.
         unsafe { store(addr, SIZE, st.reg[reg(op.x)]) };
+        go(st, at(op, 3), fuel, base)
     } else {
         // SAFETY: as for `access`.
-        st.reg[reg(op.x)] = unsafe { load(addr, SIZE) };
+        let v = unsafe { load(addr, SIZE) };
+        st.reg[reg(op.x)] = v;
+        go(st, at(op, 3), fuel, v)
     }
-    go(st, at(op, 3), fuel)
 }

@@ -22,7 +22,8 @@
 
 use std::hash::{BuildHasher, RandomState};
 
-use super::x86::{Alu, Asm, W};
+use super::frame::{OFF_POOL, POOL_SLOTS};
+use super::x86::{mem, Alu, Asm, RAX, RSP, W};
 
 /// Whether a constant (as the instruction sees it, 64 bits) lets the program choose more than one
 /// byte of the code: what is worth blinding (sbpf's rule).
@@ -42,13 +43,19 @@ pub fn worth_blinding(v: u64) -> bool {
 /// `RandomState`, a new one per program).
 pub struct Blinder {
     state: u64,
+    /// Constants that the code's entry rebuilt once into `Ctx::pool` (their slot is their
+    /// index): `load` reads them from there, one load instead of two instructions each time.
+    pool: Vec<i32>,
 }
 
 impl Blinder {
     pub fn new() -> Blinder {
         // A xorshift state must not be 0.
         let seed = RandomState::new().hash_one(0x9e37_79b9_u64) | 1;
-        Blinder { state: seed }
+        Blinder {
+            state: seed,
+            pool: Vec::new(),
+        }
     }
 
     fn next(&mut self) -> u64 {
@@ -73,6 +80,27 @@ impl Blinder {
     /// `reg = imm` as an instruction of width `w` sees its immediate: sign-extended to 64 bits
     /// (`W::B64`), or the 32-bit value zero-extended (any narrower width).
     pub fn load(&mut self, a: &mut Asm, w: W, reg: u8, imm: i32) {
+        if let Some(k) = self.pool.iter().position(|&c| c == imm) {
+            // The slot holds the constant sign-extended; a 32-bit load zero-extends its low half.
+            let w = if w == W::B64 { W::B64 } else { W::B32 };
+            a.load(w, reg, mem(RSP, OFF_POOL + 8 * k as i32));
+            return;
+        }
+        self.rebuild(a, w, reg, imm);
+    }
+
+    /// Emits, where the code starts, the rebuilding of `consts` (at most `POOL_SLOTS`) into
+    /// `Ctx::pool`, and has `load` read them from there from now on. Clobbers rax.
+    pub fn fill_pool(&mut self, a: &mut Asm, consts: &[i32]) {
+        debug_assert!(consts.len() <= POOL_SLOTS);
+        for (k, &c) in consts.iter().enumerate() {
+            self.rebuild(a, W::B64, RAX, c);
+            a.store(W::B64, mem(RSP, OFF_POOL + 8 * k as i32), RAX);
+        }
+        self.pool = consts.to_vec();
+    }
+
+    fn rebuild(&mut self, a: &mut Asm, w: W, reg: u8, imm: i32) {
         let key = self.key32();
         if w == W::B64 {
             // sext(imm ^ key) ^ sext(key) = sext(imm).

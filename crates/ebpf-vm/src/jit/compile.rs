@@ -33,6 +33,7 @@ use crate::analysis::Analysis;
 use crate::isa::opcodes::*;
 use crate::isa::{lddw_imm, Insn};
 use crate::vm::{MAX_CALL_FRAMES, STACK_FRAME_SIZE};
+use fast_loop::LoopCopy;
 use shape::Shape;
 use snippets::Snippet;
 use stubs::Stubs;
@@ -56,10 +57,11 @@ pub const MAX_SNIPPET_BYTES: usize =
 /// code such as the inline checks is front-end bound; measured: strcmp 16.2 -> 13.9 us).
 pub const LOOP_ALIGN: usize = 64;
 /// Upper bound on the check a fast loop does at its head (see `loops`); its fixed part has room
-/// for a blinded bound (13 bytes where the plain one takes up to 7).
-pub const MAX_GUARD_BYTES: usize = 48 + 40 * loops::MAX_ACCESSES;
-/// Upper bound on the two prologues and the shared stubs.
-pub const MAX_FIXED_BYTES: usize = 2048;
+/// for a blinded bound (14 bytes where the plain one takes up to 7) and its store in
+/// `Ctx::loop_limit` (8).
+pub const MAX_GUARD_BYTES: usize = 56 + 40 * loops::MAX_ACCESSES;
+/// Upper bound on the two prologues, the pool's fill (22 bytes a constant) and the shared stubs.
+pub const MAX_FIXED_BYTES: usize = 2048 + 24 * POOL_SLOTS;
 
 /// Compiled code and, for each instruction slot, the offset of its code (`u32::MAX` for the
 /// second slot of `lddw`).
@@ -237,11 +239,13 @@ struct Folded {
 }
 
 /// The fast loop whose copy is being emitted: back jumps to `head` go to `top`; `accesses` are
-/// those its head check covered.
+/// those its head check covered; `limit_at`, the compare whose blinded bound the head check left
+/// in `Ctx::loop_limit`.
 struct FastCopy {
     head: usize,
     top: Label,
     accesses: Vec<usize>,
+    limit_at: Option<usize>,
 }
 
 /// Where a conditional jump goes when it is emitted inverted, for a layout around it.
@@ -249,6 +253,8 @@ struct FastCopy {
 enum CondLayout {
     /// In the first half of an unrolled fast loop: its back jump, inverted, leaves the loop here.
     UnrollExit(Label),
+    /// In the first half of an unrolled rotated fast loop: its compare leaves the loop here.
+    UnrollLeave(Label),
     /// Followed by the `ja` that ends its chain: the inverted jump goes to the `ja`'s target
     /// (see `cond_over_ja`).
     OverJa(Label),
@@ -337,6 +343,14 @@ pub fn compile(
         lookups,
     };
     c.prologue(false, checks);
+    // A run enters here or (a callback) at an entry of its own: only without those may the code
+    // rebuild its loops' constants once, here, for all of the run.
+    if entries.is_empty() {
+        let pooled = pooled(insns, &c.shape);
+        if let Some(b) = c.blind.as_mut().filter(|_| !pooled.is_empty()) {
+            b.fill_pool(&mut c.a, &pooled);
+        }
+    }
     let mut offsets = vec![u32::MAX; insns.len()];
     let mut pc = 0;
     while pc < insns.len() {
@@ -346,7 +360,9 @@ pub fn compile(
         let fast = if n > 0 && loop_head {
             // Its proved accesses are left out of the head check (see `guard`); the copy, unrolled
             // twice and metered once per two iterations, is worth having all the same.
-            loops::fast_loop(insns, pc, n)
+            // A rotated loop's copy lays its compare out around the `ja` (`cond_over_ja`), which
+            // coverage does without (see `layouts` below).
+            loops::fast_loop(insns, pc, n).filter(|fl| !fl.rotated || c.coverage.is_none())
         } else {
             None
         };
@@ -367,38 +383,53 @@ pub fn compile(
             // A fast loop's head check comes first: its copy meters itself.
             let guarded = fast.map(|fl| {
                 let g = c.a.pos();
-                let top = c.guard(&fl);
+                let (top, fill_at, stored) = c.guard(&fl);
                 let accesses = fl.accesses.iter().map(|acc| acc.pc).collect::<Vec<_>>();
-                (top, c.a.pos() - g, accesses)
+                let limit_at = stored.then_some(fl.cmp);
+                let fill = fill_at.zip(fl.fill);
+                (top, c.a.pos() - g, accesses, fl.rotated, limit_at, fill)
             });
             let slow = c.meter(pc, n);
             c.block_n = n;
             c.block_k = 0;
-            if let Some((top, bytes, accesses)) = guarded {
+            if let Some((top, bytes, accesses, rotated, limit_at, fill)) = guarded {
                 if bytes > MAX_GUARD_BYTES {
                     return Err(format!("loop check at {pc} over its bound"));
                 }
                 start += bytes;
                 let checked = c.a.new_label();
                 c.a.bind(checked);
-                c.snippets.push(Snippet::FastLoop {
+                c.snippets.push(Snippet::FastLoop(LoopCopy {
                     head: pc,
                     n,
                     top,
                     slow,
                     checked,
                     accesses,
-                });
+                    rotated,
+                    limit_at,
+                    fill,
+                }));
             }
         }
         // With coverage, conditional jumps keep their own layout: a fall-through is counted
         // after the jump (see `jump`), which the layouts around a `ja` would move elsewhere.
         let layouts = c.coverage.is_none();
-        let fused = pc + 1 < insns.len()
+        // An idiom's instructions after its first are no jump targets (`idiom` checks).
+        let idiom = c.idiom(pc, usize::MAX);
+        let fused = idiom == 0
+            && pc + 1 < insns.len()
             && c.shape.chains[pc + 1] == 0
             && (c.mov_add(pc) || (layouts && c.cond_over_ja(pc)));
-        let lone = !fused && layouts && c.jump_over_ja(pc);
-        if fused {
+        let lone = idiom == 0 && !fused && layouts && c.jump_over_ja(pc);
+        if idiom > 0 {
+            let at = c.a.pos() as u32;
+            offsets[pc + 1..pc + idiom].fill(at);
+            for p in pc + 1..pc + idiom {
+                c.a.bind(c.label(p));
+            }
+            c.block_k += idiom as u32 - 1;
+        } else if fused {
             // The second one is no jump target (it is inside a chain): nothing can start at it.
             offsets[pc + 1] = c.a.pos() as u32;
             c.a.bind(c.label(pc + 1));
@@ -423,7 +454,9 @@ pub fn compile(
                 "instruction {pc} needed {used} bytes, over the bound of {MAX_INSN_BYTES}"
             ));
         }
-        pc += if is_lddw(&insns[pc]) || fused || lone {
+        pc += if idiom > 0 {
+            idiom
+        } else if is_lddw(&insns[pc]) || fused || lone {
             2
         } else {
             1
@@ -514,6 +547,46 @@ impl Compiler<'_> {
             _ => self.packet_load(pc, &insn),
         }
     }
+}
+
+/// The constants worth blinding that instructions inside loops (between a backward jump's
+/// target and the jump) use most often, at most `POOL_SLOTS`: those the code rebuilds once per
+/// run into `Ctx::pool` rather than at every use.
+fn pooled(insns: &[Insn], shape: &Shape) -> Vec<i32> {
+    // +1 where a loop's range starts, -1 after it ends.
+    let mut depth = vec![0i32; insns.len() + 1];
+    for pc in 0..insns.len() {
+        let op = insns[pc].opcode;
+        let jump = matches!(class(op), CLASS_JMP | CLASS_JMP32) && op & 0xf0 != JMP_CALL;
+        if let Some(t) = shape.target(pc).filter(|&t| jump && t <= pc) {
+            depth[t] += 1;
+            depth[pc + 1] -= 1;
+        }
+    }
+    let mut counts: Vec<(i32, u32)> = Vec::new();
+    let mut inside = 0;
+    let mut pc = 0;
+    while pc < insns.len() {
+        inside += depth[pc];
+        let insn = &insns[pc];
+        if is_lddw(insn) {
+            inside += depth[pc + 1];
+            pc += 2;
+            continue;
+        }
+        if inside > 0 && worth_blinding(insn.imm as i64 as u64) {
+            match counts.iter().position(|&(c, _)| c == insn.imm) {
+                Some(k) => counts[k].1 += 1,
+                // Bounded, so that the search stays constant per instruction.
+                None if counts.len() < 4 * POOL_SLOTS => counts.push((insn.imm, 1)),
+                None => {}
+            }
+        }
+        pc += 1;
+    }
+    counts.sort_by_key(|&(c, n)| (std::cmp::Reverse(n), c));
+    counts.truncate(POOL_SLOTS);
+    counts.into_iter().map(|(c, _)| c).collect()
 }
 
 /// With blinding, for a constant worth it, `reg = imm` as a `w`-wide instruction sees its

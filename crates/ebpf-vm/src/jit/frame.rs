@@ -54,6 +54,13 @@ pub struct Ctx {
     // reads them.
     /// Live bpf-to-bpf calls (0 in the main program; the prologue sets it).
     pub depth: u64,
+    /// A fast loop's bound when it is a blinded constant (see `blind`): the check at the loop's
+    /// head rebuilds it and leaves it here, so that the loop's compare in its unrolled copy reads
+    /// it rather than rebuilding it on every iteration (no constant of the program in the code).
+    pub loop_limit: u64,
+    /// Blinded constants of the program's loops, rebuilt once by the code's entry (see
+    /// `Blinder::fill_pool`): never read on the Rust side, so left uninitialised there.
+    pub pool: MaybeUninit<[u64; POOL_SLOTS]>,
     // Results.
     pub r0: u64,
     /// Budget left (r12) when the run stopped.
@@ -103,6 +110,10 @@ pub const OFF_DATA_NEG: i32 = offset_of!(Ctx, data_neg) as i32;
 pub const OFF_PACKET_START: i32 = offset_of!(Ctx, packet_start) as i32;
 pub const OFF_PACKET_LEN: i32 = offset_of!(Ctx, packet_len) as i32;
 pub const OFF_DEPTH: i32 = offset_of!(Ctx, depth) as i32;
+pub const OFF_LOOP_LIMIT: i32 = offset_of!(Ctx, loop_limit) as i32;
+pub const OFF_POOL: i32 = offset_of!(Ctx, pool) as i32;
+/// How many blinded constants `Ctx::pool` holds.
+pub const POOL_SLOTS: usize = 8;
 pub const OFF_FRAMES: i32 = offset_of!(Ctx, frames) as i32;
 pub const OFF_ARGS: i32 = offset_of!(Ctx, args) as i32;
 pub const OFF_STACK_TOP: i32 = offset_of!(Ctx, stack_top) as i32;

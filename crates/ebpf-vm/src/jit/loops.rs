@@ -15,6 +15,11 @@
 //! The loop may also end in `if i != n goto head` (64-bit) when the only write to `i` in the
 //! chain is `i += 1`: if `i0 < n` (which the head check requires), the head sees `i0, i0 + 1, ...`
 //! and the back jump is taken only while `i + 1 != n`, so every head value is below `n` (`m = n`).
+//!
+//! Clang often rotates such a loop to end in `if i == n goto out; goto head` (or `if i >= n`),
+//! where `out` is the instruction after the `goto`: the back jump is then the `goto`, taken
+//! exactly when the compare is not, so it is the loop above with its compare inverted (`==` for
+//! `!=`, `>=` for `<`) and the same argument holds (`FastLoop::rotated`).
 
 use crate::isa::opcodes::*;
 use crate::isa::{jump_target, Insn};
@@ -47,7 +52,69 @@ pub struct FastLoop {
     pub wide: bool,
     /// `if i != n` with `i += 1` the only write to `i` (rather than `if i < n`).
     pub counts_up: bool,
+    /// The chain ends in `if i == n goto out; goto head` (or `>=`): the compare, one before the
+    /// last instruction, leaves the loop, and the last (a `ja`) goes back.
+    pub rotated: bool,
+    /// Where the compare is.
+    pub cmp: usize,
     pub accesses: Vec<Access>,
+    /// The loop is a byte fill (see `Fill`).
+    pub fill: Option<Fill>,
+}
+
+/// A counted loop that only fills bytes: `t = b; t += i; *(u8 *)(t + off) = v; i += 1;` then the
+/// compare (64-bit), with `v` neither `t` nor `i` (so the same byte every iteration). From `i0`
+/// it runs `k = m - i0` iterations (`m` as above: `n` when counting up to it, else
+/// `max(i0 + 1, n)`), stores `v` at `b + off + i0 .. b + off + m` and leaves `i = m` and
+/// `t = b + m - 1`: what one `rep stosb` and three moves do, once the head check has shown
+/// the bytes are in the data region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fill {
+    pub t: u8,
+    pub b: u8,
+    pub i: u8,
+    pub off: i16,
+    pub value: FillValue,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FillValue {
+    Reg(u8),
+    /// The low byte of the store's immediate.
+    Imm(u8),
+}
+
+/// The fill form of the loop `fl` (chain of `n` at `head`), if it is one (see `Fill`).
+fn fill(insns: &[Insn], head: usize, n: u32, fl: &FastLoop) -> Option<Fill> {
+    if !fl.wide || n != 5 + fl.rotated as u32 || fl.cmp != head + 4 {
+        return None;
+    }
+    let (mv, add, st, inc) = (
+        &insns[head],
+        &insns[head + 1],
+        &insns[head + 2],
+        &insns[head + 3],
+    );
+    let t = mv.dst;
+    let acc = fl.accesses.iter().find(|a| a.pc == head + 2)?;
+    let value = match st.opcode {
+        op if op == CLASS_STX | MODE_MEM | SIZE_B => FillValue::Reg(st.src),
+        op if op == CLASS_ST | MODE_MEM | SIZE_B => FillValue::Imm(st.imm as u8),
+        _ => return None,
+    };
+    let ok = mv.opcode == CLASS_ALU64 | ALU_MOV | SRC_X
+        && add.opcode == CLASS_ALU64 | ALU_ADD | SRC_X
+        && add.dst == t
+        && st.dst == t
+        && *inc == Insn::new(CLASS_ALU64 | ALU_ADD, fl.i, 0, 0, 1)
+        && !matches!(value, FillValue::Reg(v) if v == t || v == fl.i);
+    ok.then_some(Fill {
+        t,
+        b: acc.b,
+        i: fl.i,
+        off: st.off,
+        value,
+    })
 }
 
 /// Most accesses one head check covers (bounds the check's code size).
@@ -97,18 +164,25 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
         pc += if insns[pc].opcode == OP_LDDW { 2 } else { 1 };
     }
     let &last = pcs.last()?;
-    let l = &insns[last];
+    // The rotated form: the compare before a last `ja` to the head leaves to just after it.
+    let rotated = pcs.len() >= 2
+        && insns[last].opcode == OP_JA
+        && jump_target(last, insns[last].off as i64) == head as i64;
+    let cmp = if rotated { pcs[pcs.len() - 2] } else { last };
+    let l = &insns[cmp];
     let wide = match class(l.opcode) {
         CLASS_JMP => true,
         CLASS_JMP32 => false,
         _ => return None,
     };
-    let counts_up = match l.opcode & 0xf0 {
-        JMP_JLT => false,
-        JMP_JNE if wide => true,
+    // How the back jump is taken, as a compare of `i` with `n`: `<` or `!=`.
+    let counts_up = match (l.opcode & 0xf0, rotated) {
+        (JMP_JLT, false) | (JMP_JGE, true) => false,
+        (JMP_JNE, false) | (JMP_JEQ, true) if wide => true,
         _ => return None,
     };
-    if jump_target(last, l.off as i64) != head as i64 {
+    let to = if rotated { last + 1 } else { head };
+    if jump_target(cmp, l.off as i64) != to as i64 {
         return None;
     }
     let i = l.dst;
@@ -117,7 +191,7 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
     } else {
         Limit::Imm(l.imm)
     };
-    let body = &pcs[..pcs.len() - 1];
+    let body = &pcs[..pcs.len() - 1 - rotated as usize];
     if counts_up {
         let steps: Vec<&Insn> = body
             .iter()
@@ -218,11 +292,16 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
     if accesses.is_empty() {
         return None;
     }
-    Some(FastLoop {
+    let mut fl = FastLoop {
         i,
         limit,
         wide,
         counts_up,
+        rotated,
+        cmp,
         accesses,
-    })
+        fill: None,
+    };
+    fl.fill = fill(insns, head, n, &fl);
+    Some(fl)
 }

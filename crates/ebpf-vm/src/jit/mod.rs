@@ -50,11 +50,12 @@
 //! Accesses through one base register within 64 bytes of each other in a chain, with nothing
 //! writing that register or calling out between them, share one check of the span they cover
 //! (`Compiler::group` in `compile/memory.rs`); if it fails, a copy of those instructions with their own checks runs.
-//! Counted loops (`t = b; t += i; access [t + off]; ...; if i < n goto head`, one chain, no
-//! helper calls) check every covered access of every iteration once at their head and then run
-//! an out-of-line copy of the chain without those checks (`loops.rs` has the argument), unrolled
-//! twice and metered as one chain of twice the length; when that check fails, or less than two
-//! iterations of budget are left, the ordinary chain runs.
+//! Counted loops (`t = b; t += i; access [t + off]; ...; if i < n goto head`, or as clang rotates
+//! it `if i == n goto out; goto head`; one chain, no helper calls) check every covered access of
+//! every iteration once at their head and then run an out-of-line copy of the chain without those
+//! checks (`loops.rs` has the argument), unrolled twice and metered as one chain of twice the
+//! length (a blinded bound is rebuilt once, by the head check, into `Ctx::loop_limit`); when that
+//! check fails, or less than two iterations of budget are left, the ordinary chain runs.
 //! The fast regions and the packet are re-read from the environment after every helper call.
 //!
 //! # Budget scheme
@@ -127,7 +128,7 @@ mod loops;
 mod runtime;
 mod x86;
 
-pub use runtime::Repeat;
+pub use runtime::{Home, Repeat};
 
 use crate::analysis::{analyse, Analysis, AnalysisOptions};
 use crate::error::{ErrorCode, LoadError, Trap};
@@ -248,6 +249,23 @@ impl JitProgram {
         let start = runtime::Start::Main(self.mem.entry());
         // SAFETY: the code was compiled from `insns` (same program; length checked above).
         unsafe { runtime::run(start, insns, env, args, self.stack_frames, self.checks) }
+    }
+
+    /// `run` on `home`'s block (a run space's, for its runs of main programs one after another;
+    /// see `Home`). Inlined into its two callers (single runs, tail-call chains): a call and
+    /// a copy of the result fewer per run.
+    #[inline(always)]
+    pub fn run_home(
+        &self,
+        home: &mut Home,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+    ) -> Result<RunOutput, Trap> {
+        self.check_insns(insns);
+        let (entry, frames, checks) = (self.mem.entry(), self.stack_frames, self.checks);
+        // SAFETY: the main entry of this code, compiled from `insns` (length checked above).
+        unsafe { home.run(entry, insns, env, args, frames, checks) }
     }
 
     /// The block for runs of the main program repeated on `env` (see `Repeat`), or `None` where

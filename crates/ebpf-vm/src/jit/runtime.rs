@@ -25,6 +25,8 @@ struct RunState {
     panic: Option<Box<dyn Any + Send>>,
     /// What the block's inline-check fields were last filled in from (`FastInputs`).
     fast_inputs: FastInputs,
+    /// A helper call refilled them (`refresh_fast_path`).
+    refreshed: bool,
 }
 
 /// What `refresh_fast_path` reads from the environment: of the two hot regions their start,
@@ -32,11 +34,18 @@ struct RunState {
 /// (most: a map lookup) needs no refresh.
 type FastInputs = ([u64; 6], (u64, u64));
 
-/// What `fast_path` reads of the hot regions, as words: compared in a few instructions.
+/// What `fast_path` reads of the hot regions, as words: compared in a few instructions
+/// (`same_words`).
 #[inline(always)]
 fn hot_key(env: &RunEnv<'_>) -> [u64; 6] {
     let [s, d] = env.regions.hot();
     [s.start, s.len, s.writable, d.start, d.len, d.writable]
+}
+
+/// `a == b` without a branch per word or a call of `bcmp` (what `==` on arrays compiles to).
+#[inline(always)]
+fn same_words<const N: usize>(a: &[u64; N], b: &[u64; N]) -> bool {
+    a.iter().zip(b).fold(0, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 fn fast_inputs(env: &RunEnv<'_>) -> FastInputs {
@@ -113,6 +122,7 @@ pub(super) unsafe extern "C" fn helper_entry(
     if now != state.fast_inputs {
         refresh_fast_path(&mut *ctx, &*state.env);
         state.fast_inputs = now;
+        state.refreshed = true;
     }
     match outcome {
         Ok(Ok(ret)) => return TwoWords(ret.r0, state.meter.take(rem, ret.charged)),
@@ -286,7 +296,7 @@ pub(super) unsafe fn run(
         )));
     }
     let mut ctx = new_ctx(env, args, target, checks);
-    enter(&mut ctx, entry, insns, env)
+    enter(&mut ctx, entry, insns, env, fast_inputs(env)).0
 }
 
 /// Compiled code accesses [r10 - 512, r10) without checks, which is sound only when every frame
@@ -319,43 +329,68 @@ fn new_ctx(env: &RunEnv<'_>, args: [u64; 5], target: u64, checks: bool) -> Ctx {
         packet_len: env.packet.1,
         args,
         stack_top: env.stack_top,
+        entry: target,
+        ..new_block()
+    }
+}
+
+/// A block of nothing yet: the fields a run does not fill in are 0 (`depth` and the results
+/// are written by compiled code, `frames` never read on the Rust side).
+#[inline(always)]
+fn new_block() -> Ctx {
+    Ctx {
+        fast_start: [0; 2],
+        fast_bound: [[0; 8]; 2],
+        hull_bound: [0; 6],
+        data_neg: 0,
+        packet_start: 0,
+        packet_len: 0,
+        args: [0; 5],
+        stack_top: 0,
         budget: 0,
         state: 0,
         self_ptr: 0,
         standing: 0,
         depth: 0,
+        loop_limit: 0,
+        pool: std::mem::MaybeUninit::uninit(),
         frames: std::mem::MaybeUninit::uninit(),
         r0: 0,
         rem: 0,
         exit_kind: EXIT_NORMAL,
         exit_a: 0,
         exit_b: 0,
-        entry: target,
+        entry: 0,
     }
 }
 
 /// Enters compiled code at `entry` with `ctx` (filled in for `env`) under `env`'s budget, and
-/// turns the way it left into the run's output or trap.
+/// turns the way it left into the run's output or trap; and whether a helper call refilled the
+/// block's region-dependent fields (`refresh_fast_path`). Inlined: a run's result is then built
+/// where its caller wants it, and the caller's words (r1-r5, the hot regions) are not copied
+/// again on the way in.
 ///
 /// # Safety
-/// As `run`'s; `ctx` is filled in for `env` (`new_ctx`, `refresh_fast_path`) and `entry` is
-/// where `run` would enter.
+/// As `run`'s; `ctx` is filled in for `env` (`new_ctx`, `refresh_fast_path`), `entry` is where
+/// `run` would enter, and `inputs` is `fast_inputs(env)`.
+#[inline(always)]
 unsafe fn enter(
     ctx: &mut Ctx,
     entry: *const u8,
     insns: &[Insn],
     env: &mut RunEnv<'_>,
-) -> Result<RunOutput, Trap> {
+    inputs: FastInputs,
+) -> (Result<RunOutput, Trap>, bool) {
     let (meter, in_hand) = Meter::start(env.budget, &env.state.limits);
     ctx.budget = in_hand;
     ctx.exit_kind = EXIT_NORMAL;
-    let budget = env.budget;
     let mut state = RunState {
         env: std::ptr::from_mut(env).cast::<RunEnv<'static>>(),
         meter,
         trap: None,
         panic: None,
-        fast_inputs: fast_inputs(env),
+        fast_inputs: inputs,
+        refreshed: false,
     };
     ctx.state = &mut state as *mut RunState as u64;
     let ctx_ptr: *mut Ctx = ctx;
@@ -364,16 +399,28 @@ unsafe fn enter(
     code(ctx_ptr);
     // The exit stubs wrote the results through `self_ptr`.
     let out = &*ctx_ptr;
+    let result = if out.exit_kind == EXIT_NORMAL && state.panic.is_none() {
+        Ok(RunOutput {
+            r0: out.r0,
+            insn_count: state.meter.count(out.rem),
+            exit_pc: out.exit_a as usize,
+        })
+    } else {
+        Err(exit_trap(out, &mut state, insns, env))
+    };
+    (result, state.refreshed)
+}
+
+/// The trap of a run that did not leave normally (`enter`), from its exit record and run state;
+/// a panic caught in a helper is resumed here.
+#[cold]
+#[inline(never)]
+fn exit_trap(out: &Ctx, state: &mut RunState, insns: &[Insn], env: &RunEnv<'_>) -> Trap {
     if let Some(p) = state.panic.take() {
         resume_unwind(p);
     }
     let count_before = state.count_before(out.rem);
     match out.exit_kind {
-        EXIT_NORMAL => Ok(RunOutput {
-            r0: out.r0,
-            insn_count: state.meter.count(out.rem),
-            exit_pc: out.exit_a as usize,
-        }),
         EXIT_BUDGET => {
             // The block starting at exit_a had only `rem` instructions of budget left (and no
             // reserve: the last refill handed it all over): the budget ends before the
@@ -382,9 +429,9 @@ unsafe fn enter(
             for _ in 0..out.rem {
                 pc += if insns[pc].opcode == OP_LDDW { 2 } else { 1 };
             }
-            Err(budget_trap(pc, budget))
+            budget_trap(pc, env.budget)
         }
-        EXIT_CALL_DEPTH => Err(Trap {
+        EXIT_CALL_DEPTH => Trap {
             kind: TrapKind::CallDepth,
             pc: out.exit_a as usize,
             addr: 0,
@@ -392,10 +439,10 @@ unsafe fn enter(
             insn_count: count_before,
             message: format!("call depth exceeds {MAX_CALL_FRAMES} frames"),
             place: None,
-        }),
+        },
         EXIT_MISALIGNED => {
             let (pc, size, write) = decode_access_info(out.exit_b);
-            Err(memory_trap(
+            memory_trap(
                 TrapKind::Misaligned,
                 pc,
                 out.exit_a,
@@ -403,27 +450,94 @@ unsafe fn enter(
                 count_before,
                 write,
                 env,
-            ))
+            )
         }
-        _ => Err(state
-            .trap
-            .take()
-            .expect("compiled code reported a recorded trap")),
+        _ => (state.trap.take()).expect("compiled code reported a recorded trap"),
+    }
+}
+
+/// The context block of the runs of main programs on one run space, one after another (a
+/// thread's single runs, `Program::run`; a batch's packets, `Repeat`): kept between runs, so
+/// that a run writes only what changes from one run to the next (r1-r5, r10, the packet and
+/// the budget) and fills the region-dependent fields (`data_neg`, the inline-check bounds) only
+/// where the run's stack or data moved. Nested runs (callbacks, which a helper runs inside a
+/// run) never use it: they build their own block (`run`); a tail call's run follows the one
+/// before it, which has left by then.
+pub struct Home {
+    ctx: Ctx,
+    /// The hot regions (`hot_key`) the block's region-dependent fields are of: `data_neg`, and
+    /// the inline-check bounds when `bounds`. All ones before the first run: regions of
+    /// `u64::MAX` bytes at `u64::MAX`, which no run has.
+    hot: [u64; 6],
+    bounds: bool,
+}
+
+impl Default for Home {
+    fn default() -> Home {
+        Home {
+            ctx: new_block(),
+            hot: [u64::MAX; 6],
+            bounds: false,
+        }
+    }
+}
+
+impl Home {
+    /// One run of the main program whose code starts at `entry`, as `run` gives it (`stack_frames`
+    /// and `checks` as there).
+    ///
+    /// # Safety
+    /// `entry` is the main entry of code that `compile::compile` produced from exactly `insns`.
+    #[inline(always)]
+    pub(super) unsafe fn run(
+        &mut self,
+        entry: *const u8,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+        stack_frames: usize,
+        checks: bool,
+    ) -> Result<RunOutput, Trap> {
+        if !main_stack_ok(env, stack_frames) {
+            // The refusal, as `run` words it.
+            return run(Start::Main(entry), insns, env, args, stack_frames, checks);
+        }
+        let hot = hot_key(env);
+        if !same_words(&hot, &self.hot) || (checks && !self.bounds) {
+            let ctx = &mut self.ctx;
+            if checks {
+                (ctx.fast_start, ctx.fast_bound, ctx.hull_bound, ctx.data_neg) = fast_path(env);
+            } else {
+                ctx.data_neg = env.regions.hot()[1].start.wrapping_neg();
+            }
+            self.hot = hot;
+            self.bounds = checks;
+        }
+        let ctx = &mut self.ctx;
+        (ctx.packet_start, ctx.packet_len) = env.packet;
+        ctx.args = args;
+        ctx.stack_top = env.stack_top;
+        // 1 in a batch, whose maps' value areas stand as regions for the whole run: the inline
+        // array lookups may then skip the stub (`jit/compile/lookup.rs`).
+        ctx.standing = env.maps.standing_areas() as u64;
+        let (result, refreshed) = enter(ctx, entry, insns, env, (hot, env.packet));
+        if refreshed {
+            // A helper moved a region: the block is of the regions as they are now, bounds and all.
+            self.hot = hot_key(env);
+            self.bounds = true;
+        }
+        result
     }
 }
 
 /// Runs of the main program one after another on one environment whose stack and stack top stay
-/// the same (a batch of helper-free socket filters, `program/straight.rs`): the block is filled
-/// once, and each run writes again only r1-r5 and the inline-check fields of the packet
-/// (`refresh_fast_path`). A run whose stack or stack top changed anyway takes `run`.
+/// the same (a batch of helper-free socket filters, `program/straight.rs`; an XDP batch): a
+/// `Home` for one program's code.
 pub struct Repeat {
-    ctx: Ctx,
+    home: Home,
     entry: *const u8,
-    stack: Region,
     stack_frames: usize,
     checks: bool,
-    /// The hot regions (`hot_key`) the block's inline-check bounds are of.
-    hot: [u64; 6],
 }
 
 impl Repeat {
@@ -435,18 +549,11 @@ impl Repeat {
         stack_frames: usize,
         checks: bool,
     ) -> Option<Repeat> {
-        if !main_stack_ok(env, stack_frames) {
-            return None;
-        }
-        let stack = env.regions.stack();
-        let ctx = new_ctx(env, [0; 5], 0, checks);
-        Some(Repeat {
-            ctx,
+        main_stack_ok(env, stack_frames).then(|| Repeat {
+            home: Home::default(),
             entry,
-            stack,
             stack_frames,
             checks,
-            hot: hot_key(env),
         })
     }
 
@@ -465,30 +572,7 @@ impl Repeat {
         env: &mut RunEnv<'_>,
         args: [u64; 5],
     ) -> Result<RunOutput, Trap> {
-        if env.regions.stack() != self.stack || env.stack_top != self.ctx.stack_top {
-            return run(
-                Start::Main(self.entry),
-                insns,
-                env,
-                args,
-                self.stack_frames,
-                self.checks,
-            );
-        }
-        // The bounds only where the hot regions moved (the packet moves from run to run; an XDP
-        // frame or a socket filter's stack stays).
-        let hot = hot_key(env);
-        if hot == self.hot {
-            self.ctx.packet_start = env.packet.0;
-            self.ctx.packet_len = env.packet.1;
-        } else {
-            refresh_fast_path(&mut self.ctx, env);
-        }
-        self.ctx.args = args;
-        self.ctx.standing = env.maps.standing_areas() as u64;
-        let result = enter(&mut self.ctx, self.entry, insns, env);
-        // What the block's bounds are of now: a helper call that moved a region refreshed them.
-        self.hot = hot_key(env);
-        result
+        let (entry, frames, checks) = (self.entry, self.stack_frames, self.checks);
+        self.home.run(entry, insns, env, args, frames, checks)
     }
 }

@@ -42,6 +42,17 @@ fn encodings_decode_to_what_was_meant() {
             "shr r13d,1Fh",
         ),
         (asm(|a| a.shift_ri(Shift::Rol, W::B16, RSI, 8)), "rol si,8"),
+        (asm(|a| a.rorx(W::B64, RBX, R11, 51)), "rorx rbx,r11,33h"),
+        (asm(|a| a.rorx(W::B64, R14, RSI, 1)), "rorx r14,rsi,1"),
+        (asm(|a| a.rorx(W::B32, R9, R15, 19)), "rorx r9d,r15d,13h"),
+        (
+            asm(|a| a.lea(R11, mem_idx(R10, R10, 2, 0))),
+            "lea r11,[r10+r10*4]",
+        ),
+        (
+            asm(|a| a.lea32(RDI, mem_idx(R13, R13, 3, 0))),
+            "lea edi,[r13+r13*8]",
+        ),
         (asm(|a| a.movzx16_rr(R9, R9)), "movzx r9d,r9w"),
         (asm(|a| a.movsx_rr(W::B64, RDI, RSI, 1)), "movsx rdi,sil"),
         (asm(|a| a.movsx_rr(W::B32, RBX, RDI, 1)), "movsx ebx,dil"),

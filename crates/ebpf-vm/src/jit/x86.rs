@@ -586,6 +586,21 @@ impl Asm {
         });
     }
 
+    /// `rorx dst, src, n` (BMI2; the caller checks the CPU has it): dst = src rotated right by
+    /// n, flags untouched, with no copy into dst first. VEX.LZ.F2.0F3A.W(64-bit) F0 /r ib.
+    pub fn rorx(&mut self, w: W, dst: u8, src: u8, n: u8) {
+        self.put(|e| {
+            // VEX's R and B are inverted; X (no index) is 1, the map 0F3A is 3.
+            e.byte(0xc4);
+            e.byte((!dst >> 3 & 1) << 7 | 1 << 6 | (!src >> 3 & 1) << 5 | 0x03);
+            // W, vvvv unused (1111), L = 0, pp = F2 (3).
+            e.byte(((w == W::B64) as u8) << 7 | 0x7b);
+            e.byte(0xf0);
+            e.modrm_reg(dst, src);
+            e.byte(n);
+        });
+    }
+
     pub fn bswap(&mut self, w: W, r: u8) {
         self.put(|e| {
             e.rex(w == W::B64, 0, 0, r, false);

@@ -17,15 +17,15 @@
 //! Storage: a `BTreeMap` whose key is the post-order sort key (one byte per prefix bit, then a
 //! terminator larger than any bit), so iteration is in order and exact lookups are direct; the
 //! longest-prefix lookup probes the prefix lengths present, longest first: for keys of at most 16
-//! data bytes (IPv4, IPv6) in a hash table of the prefixes as (length, bits), one probe per
-//! length present (`Short`), as routing tables of a few prefix lengths want; for longer keys in the
-//! `BTreeMap`. Values live in a
+//! data bytes (IPv4, IPv6) in an open-addressing table of the prefixes as (length, bits), one
+//! probe per length present (`Short`), as routing tables of a few prefix lengths want; for longer
+//! keys in the `BTreeMap`. Values live in a
 //! preallocated pool of `max_entries` slots, as hash maps' do (`pool`): the kernel allocates trie
 //! nodes on demand (`BPF_F_NO_PREALLOC`) and frees them after a grace period, which here would mean
 //! keeping each value a run looked up alive per run; a pool bounds the memory by the map's size.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -55,14 +55,40 @@ struct Inner {
 }
 
 /// The index of a trie whose keys have at most 16 data bytes: each prefix as its length and its
-/// first `length` bits (as a u128, the data's first byte most significant, the rest zero), and
-/// the lengths present, longest first. A lookup masks the key's bits to each length in turn and
-/// probes the table: no allocation, and one probe per length present.
+/// first `length` bits (as a u128, the data's first byte most significant, the rest zero), in an
+/// open-addressing table of its own (linear probing, at most half full, deletion by shifting the
+/// run back, so no tombstones), and the lengths present, longest first. A lookup masks the key's
+/// bits to each length in turn and probes the table: no allocation, one probe per length present,
+/// each a hash of two words and, mostly, one slot compared (a general hash table's probe, with its
+/// hasher over the tuple and its control bytes, took about twice the instructions).
 #[derive(Default)]
 struct Short {
-    prefixes: HashMap<(u32, u128), u32, Seeded>,
+    /// A power of two of slots (none before the first insert).
+    slots: Vec<ShortSlot>,
+    /// Prefixes held.
+    count: usize,
+    /// The hash's key, per map from the standard library's random state, so that the prefixes
+    /// user space inserts cannot be chosen to collide without knowing it (odd).
+    seed: Seed,
     longest_first: Vec<u32>,
 }
+
+/// One slot of `Short`: a prefix and its value's slot; `len == EMPTY` for a free slot.
+#[derive(Clone, Copy)]
+struct ShortSlot {
+    bits: u128,
+    len: u32,
+    slot: u32,
+}
+
+/// `ShortSlot::len` of a free slot (no prefix is that long).
+const EMPTY: u32 = u32::MAX;
+
+const FREE: ShortSlot = ShortSlot {
+    bits: 0,
+    len: EMPTY,
+    slot: 0,
+};
 
 /// The data's bits as a u128, the first byte most significant (`data` has at most 16 bytes).
 fn bits(data: &[u8]) -> u128 {
@@ -86,50 +112,13 @@ fn masked(bits: u128, len: u32) -> u128 {
     }
 }
 
-/// A multiply-rotate hash of the index's words (a few instructions, where SipHash takes about a
-/// hundred per probe), keyed per map from the standard library's random state, so that the
-/// prefixes user space inserts cannot be chosen to collide without knowing the key.
-#[derive(Clone)]
-struct Seeded(u64);
+/// The key of `Short`'s multiply-rotate hash (a few instructions, where SipHash takes about a
+/// hundred per probe).
+struct Seed(u64);
 
-impl Default for Seeded {
+impl Default for Seed {
     fn default() -> Self {
-        Seeded(std::collections::hash_map::RandomState::new().hash_one(0u64) | 1)
-    }
-}
-
-struct SeededHasher(u64);
-
-impl SeededHasher {
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(26) ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-impl Hasher for SeededHasher {
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 29)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.add(v as u64);
-    }
-    fn write_u128(&mut self, v: u128) {
-        self.add(v as u64);
-        self.add((v >> 64) as u64);
-    }
-}
-
-impl BuildHasher for Seeded {
-    type Hasher = SeededHasher;
-    fn build_hasher(&self) -> SeededHasher {
-        SeededHasher(self.0)
+        Seed(std::collections::hash_map::RandomState::new().hash_one(0u64) | 1)
     }
 }
 
@@ -137,8 +126,62 @@ impl Short {
     /// Most data bytes a key may have to be indexed here.
     const MAX_DATA: usize = 16;
 
+    /// The slot where the probe for `len`/`bits` starts (`slots` is not empty).
+    #[inline(always)]
+    fn home(&self, len: u32, bits: u128) -> usize {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let h = ((bits >> 64) as u64 ^ self.seed.0).wrapping_mul(K);
+        let h = (h.rotate_left(26) ^ bits as u64 ^ len as u64).wrapping_mul(K);
+        // The high bits, the best mixed.
+        (h >> 32) as usize & (self.slots.len() - 1)
+    }
+
+    /// Where `len`/`bits` is held, if it is.
+    #[inline(always)]
+    fn find(&self, len: u32, bits: u128) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(len, bits);
+        loop {
+            let s = &self.slots[i];
+            if s.len == len && s.bits == bits {
+                return Some(i);
+            }
+            if s.len == EMPTY {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Puts `len`/`bits` -> `slot` in a table known to have room and not to hold it.
+    fn place(&mut self, len: u32, bits: u128, slot: u32) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(len, bits);
+        while self.slots[i].len != EMPTY {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = ShortSlot { bits, len, slot };
+    }
+
     fn insert(&mut self, plen: u32, data: &[u8], slot: u32) {
-        self.prefixes.insert((plen, masked(bits(data), plen)), slot);
+        let b = masked(bits(data), plen);
+        if let Some(i) = self.find(plen, b) {
+            self.slots[i].slot = slot;
+            return;
+        }
+        // At most half full: a miss ends at a free slot after a probe or two.
+        if 2 * (self.count + 1) > self.slots.len() {
+            let size = (2 * self.slots.len()).max(16);
+            let old = std::mem::replace(&mut self.slots, vec![FREE; size]);
+            for s in old.into_iter().filter(|s| s.len != EMPTY) {
+                self.place(s.len, s.bits, s.slot);
+            }
+        }
+        self.place(plen, b, slot);
+        self.count += 1;
         if let Err(at) = self.longest_first.binary_search_by(|l| plen.cmp(l)) {
             self.longest_first.insert(at, plen);
         }
@@ -146,7 +189,28 @@ impl Short {
 
     /// Removes the prefix; `last`: it was the last of its length.
     fn remove(&mut self, plen: u32, data: &[u8], last: bool) {
-        self.prefixes.remove(&(plen, masked(bits(data), plen)));
+        if let Some(mut hole) = self.find(plen, masked(bits(data), plen)) {
+            self.count -= 1;
+            // Linear probing's deletion: each later slot of the run whose probe starts at or
+            // before the hole (cyclically) moves into it, and leaves the next hole.
+            let mask = self.slots.len() - 1;
+            let mut j = hole;
+            loop {
+                j = (j + 1) & mask;
+                let s = self.slots[j];
+                if s.len == EMPTY {
+                    break;
+                }
+                let home = self.home(s.len, s.bits);
+                // Distances from the slot's home: it may move back when the hole is no farther
+                // from its home than it is.
+                if (hole.wrapping_sub(home) & mask) < (j.wrapping_sub(home) & mask) {
+                    self.slots[hole] = s;
+                    hole = j;
+                }
+            }
+            self.slots[hole] = FREE;
+        }
         if last {
             self.longest_first.retain(|&l| l != plen);
         }
@@ -158,7 +222,7 @@ impl Short {
         let b = bits(data);
         (self.longest_first.iter())
             .skip_while(|&&l| l > plen)
-            .find_map(|&l| self.prefixes.get(&(l, masked(b, l))).copied())
+            .find_map(|&l| self.find(l, masked(b, l)).map(|i| self.slots[i].slot))
     }
 }
 
@@ -256,6 +320,13 @@ impl LpmTrie {
         if data.len() <= Short::MAX_DATA {
             return inner.short.longest_match(plen, data);
         }
+        LpmTrie::longest_match_long(inner, plen, data)
+    }
+
+    /// `longest_match` for keys of more than 16 data bytes, out of line: its buffers would make
+    /// every lookup of a short key save registers and open a frame of 264 bytes.
+    #[inline(never)]
+    fn longest_match_long(inner: &Inner, plen: u32, data: &[u8]) -> Option<u32> {
         // The key's bits as sort-key bytes, once, in a buffer on the stack (a lookup is on the hot
         // path of programs: no allocation); each length tried ends its prefix with the terminator
         // in place, and puts the bit back after.

@@ -196,9 +196,18 @@ impl RunMaps {
     }
 
     /// Ends one run of a batch (on one thread, with the same standing areas): what `end_run`
-    /// lets go of, keeping the CPU slot and the standing areas for the batch's next run.
+    /// lets go of, keeping the CPU slot and the standing areas for the batch's next run. Most
+    /// runs leave nothing: the test is inline, the letting go out of line.
+    #[inline(always)]
     pub fn end_batch_run(&mut self) {
-        // Most runs leave none: an empty drain still costs its set-up and drop.
+        if !self.reservations.is_empty() || !self.extra.is_empty() {
+            self.let_go_of_batch_run();
+        }
+    }
+
+    #[inline(never)]
+    fn let_go_of_batch_run(&mut self) {
+        // An empty drain still costs its set-up and drop.
         if !self.reservations.is_empty() {
             for (addr, _, ring) in self.reservations.drain(..) {
                 if let Some(rb) = ring.as_any().downcast_ref::<RingBuf>() {
@@ -206,7 +215,7 @@ impl RunMaps {
                 }
             }
         }
-        // Most runs admit no inner map: clearing an empty B-tree still walks it.
+        // Clearing an empty B-tree still walks it.
         if !self.extra.is_empty() {
             self.extra.clear();
             self.extra_areas.clear();

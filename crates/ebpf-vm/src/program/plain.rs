@@ -13,7 +13,7 @@ use crate::analysis::Flow;
 use crate::error::Trap;
 use crate::memory::Region;
 use crate::pointer_leaks::PointerLeaks;
-use crate::vm::env::{Entry, RunEnv};
+use crate::vm::env::RunEnv;
 use crate::vm::{RunOutput, STACK_FRAME_SIZE, STACK_SIZE};
 
 use super::{refuse_exit_leak, Program, ProgramType};
@@ -81,7 +81,8 @@ impl Program {
                 function_runner: None,
             };
             let args = [addr, len, 0, 0, 0];
-            let mut result = (self.prepared).run_from(&self.insns, &mut env, args, Entry::Main);
+            let home = &mut space.jit_home;
+            let mut result = (self.prepared).run_main(&self.insns, &mut env, args, home);
             if refuse {
                 refuse_exit_leak(&mut result, &env);
             }

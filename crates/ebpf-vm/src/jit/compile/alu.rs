@@ -1,5 +1,7 @@
 //! Register arithmetic: the ALU and ALU64 classes, and `dst = src; dst += x` fused into a `lea`
-//! or, before proved accesses through `dst` alone, into their addresses (`fold`).
+//! or, before proved accesses through `dst` alone, into their addresses (`fold`); the rotate
+//! idiom `x << k | x >> (64 - k)` fused into a `rol` (`rotate`), and multiplications by 3, 5 and
+//! 9 (`dst = src; dst *= 5` as well) into a `lea`.
 
 use super::{blinded, ctx, Compiler, Folded, DATA_NEG, REG};
 use crate::isa::opcodes::*;
@@ -128,6 +130,96 @@ impl Compiler<'_> {
         }
     }
 
+    /// The rotate idiom starting at `pc` (see `rotate_idiom`), within the `avail` instructions
+    /// left in its block, as one `rol` (and the temporary's value, if it is read after), or the
+    /// pair `dst = src; dst *= 3, 5 or 9` as one `lea`. Returns how many instructions it emitted
+    /// (0: none, nothing was emitted). eBPF instructions stay the unit of metering: the caller
+    /// counts all of them in the block, and none of them can trap.
+    pub(super) fn idiom(&mut self, pc: usize, avail: usize) -> usize {
+        let within = |n: usize| {
+            n <= avail
+                && pc + n <= self.insns.len()
+                && (pc + 1..pc + n).all(|p| self.shape.chains[p] == 0)
+        };
+        if let Some(r) = (4..=ROTATE_WINDOW)
+            .filter(|&n| within(n))
+            .find_map(|n| rotate_idiom(self.insns, pc, n))
+        {
+            self.rotate(pc, &r);
+            return r.n;
+        }
+        let (mv, mul) = match self.insns.get(pc..pc + 2) {
+            Some(&[mv, mul]) if within(2) => (mv, mul),
+            _ => return 0,
+        };
+        let cls = class(mv.opcode);
+        match lea_scale(&mul) {
+            Some(scale)
+                if matches!(cls, CLASS_ALU | CLASS_ALU64)
+                    && mv.opcode == cls | ALU_MOV | SRC_X
+                    && mv.off == 0
+                    && mul.opcode == cls | ALU_MUL
+                    && mul.dst == mv.dst =>
+            {
+                let (d, s) = (REG[mv.dst as usize], REG[mv.src as usize]);
+                self.lea_mul(cls == CLASS_ALU64, d, s, scale);
+                2
+            }
+            _ => 0,
+        }
+    }
+
+    /// `d = x * (2^scale + 1)` as `lea d, [x + x * 2^scale]` (one cycle where `imul` takes three).
+    fn lea_mul(&mut self, wide: bool, d: u8, x: u8, scale: u8) {
+        let m = mem_idx(x, x, scale, 0);
+        if wide {
+            self.a.lea(d, m);
+        } else {
+            self.a.lea32(d, m);
+        }
+    }
+
+    /// Emits a matched rotate idiom: `d = rol(x, left)`, and `t` as the idiom left it when it is
+    /// read after (without liveness, in mode checked, always).
+    fn rotate(&mut self, pc: usize, r: &Rotate) {
+        let w = if r.wide { W::B64 } else { W::B32 };
+        let (d, t, x) = (REG[r.d as usize], REG[r.t as usize], REG[r.x as usize]);
+        let last = pc + r.n - 1;
+        // No liveness without a proved access (mode checked): `t` counts as live.
+        let t_live = !self.proved.contains(&true) || self.live_after(last, r.t);
+        let a = &mut self.a;
+        let bits = if r.wide { 64 } else { 32 };
+        let rol = |a: &mut Asm| {
+            if d != x && bmi2() {
+                a.rorx(w, d, x, bits - r.left);
+            } else {
+                if d != x {
+                    a.mov_rr(w, d, x);
+                }
+                a.shift_ri(Shift::Rol, w, d, r.left);
+            }
+        };
+        let temp = |a: &mut Asm| {
+            if t != x {
+                a.mov_rr(w, t, x);
+            }
+            a.shift_ri(r.t_shift, w, t, r.t_count);
+        };
+        // Neither may overwrite x before the other reads it: t first unless t is x (d is not t,
+        // so writing t leaves a d that is x intact).
+        if r.x == r.t {
+            rol(a);
+            if t_live {
+                temp(a);
+            }
+        } else {
+            if t_live {
+                temp(a);
+            }
+            rol(a);
+        }
+    }
+
     pub(super) fn alu(&mut self, insn: &Insn) {
         let op = insn.opcode;
         let wide = class(op) == CLASS_ALU64;
@@ -158,7 +250,9 @@ impl Compiler<'_> {
         }
         match op & 0xf0 {
             ALU_MUL => {
-                if x {
+                if let Some(scale) = lea_scale(insn) {
+                    self.lea_mul(wide, d, d, scale);
+                } else if x {
                     a.imul_rr(w, d, s);
                 } else if blinded(a, blind, w, RAX, imm) {
                     a.imul_rr(w, d, RAX);
@@ -289,4 +383,106 @@ impl Compiler<'_> {
         }
         a.bind(done);
     }
+}
+
+/// Whether this CPU has BMI2 (`rorx`); std detects it once and caches it.
+fn bmi2() -> bool {
+    std::arch::is_x86_feature_detected!("bmi2")
+}
+
+/// Most instructions a rotate idiom spans: two copies of x, their two shifts, the `or`.
+const ROTATE_WINDOW: usize = 5;
+
+/// For `dst *= 3, 5 or 9` (immediate form), the `lea` scale that computes it (1, 2 or 3).
+fn lea_scale(insn: &Insn) -> Option<u8> {
+    if !matches!(class(insn.opcode), CLASS_ALU | CLASS_ALU64) || insn.opcode & 0xf8 != ALU_MUL {
+        return None;
+    }
+    match insn.imm {
+        3 => Some(1),
+        5 => Some(2),
+        9 => Some(3),
+        _ => None,
+    }
+}
+
+/// A register's value within a rotate idiom, in terms of the values registers had before it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Val {
+    Reg(u8),
+    Shl(u8, u8),
+    Shr(u8, u8),
+}
+
+/// A matched rotate idiom: after its `n` instructions, `d = rol(x, left)` and `t` (the `or`'s
+/// source) holds x's value before them shifted by `t_shift` `t_count`; no other register changed.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Rotate {
+    pub n: usize,
+    pub wide: bool,
+    pub d: u8,
+    pub t: u8,
+    pub x: u8,
+    pub left: u8,
+    pub t_shift: Shift,
+    pub t_count: u8,
+}
+
+/// Whether the `n` instructions at `pc` (all ALU64, or all ALU) are copies between registers and
+/// shifts by an immediate, ending with `d |= t` (or `^=`, `+=`: the same on disjoint bits) where
+/// one of d and t holds `x << k` and the other `x >> (64 - k)` (32 for ALU), for the value x
+/// had before them: clang's form of `x << k | x >> (64 - k)`, e.g. `t = x; t >>= 51; d = x;
+/// d <<= 13; d |= t` or `t = x; t <<= 13; x >>= 51; x |= t`. The caller checks that no jump
+/// lands inside.
+pub(super) fn rotate_idiom(insns: &[Insn], pc: usize, n: usize) -> Option<Rotate> {
+    let (last, body) = insns.get(pc..pc + n)?.split_last()?;
+    let cls = class(last.opcode);
+    if !matches!(cls, CLASS_ALU | CLASS_ALU64)
+        || !matches!(last.opcode ^ cls, op if op == ALU_OR | SRC_X || op == ALU_XOR | SRC_X || op == ALU_ADD | SRC_X)
+    {
+        return None;
+    }
+    let bits = if cls == CLASS_ALU64 { 64 } else { 32 };
+    let mut val: [Val; 11] = std::array::from_fn(|r| Val::Reg(r as u8));
+    let mut written = 0u16;
+    for insn in body {
+        let d = insn.dst as usize;
+        let k = u8::try_from(insn.imm)
+            .ok()
+            .filter(|k| (1..bits).contains(k));
+        val[d] = match (insn.opcode ^ cls, val[d], k) {
+            (op, _, _) if op == ALU_MOV | SRC_X && insn.off == 0 => val[insn.src as usize],
+            (ALU_LSH, Val::Reg(x), Some(k)) => Val::Shl(x, k),
+            (ALU_RSH, Val::Reg(x), Some(k)) => Val::Shr(x, k),
+            _ => return None,
+        };
+        written |= 1 << d;
+    }
+    let (d, t) = (last.dst, last.src);
+    if d == t || written & !(1 << d | 1 << t) != 0 {
+        return None;
+    }
+    let (x, left) = match (val[d as usize], val[t as usize]) {
+        (Val::Shl(x, l), Val::Shr(y, r)) | (Val::Shr(y, r), Val::Shl(x, l))
+            if x == y && l + r == bits =>
+        {
+            (x, l)
+        }
+        _ => return None,
+    };
+    let (t_shift, t_count) = match val[t as usize] {
+        Val::Shl(_, k) => (Shift::Shl, k),
+        Val::Shr(_, k) => (Shift::Shr, k),
+        Val::Reg(_) => return None,
+    };
+    Some(Rotate {
+        n,
+        wide: cls == CLASS_ALU64,
+        d,
+        t,
+        x,
+        left,
+        t_shift,
+        t_count,
+    })
 }

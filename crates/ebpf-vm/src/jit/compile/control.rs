@@ -137,6 +137,9 @@ impl Compiler<'_> {
                 } else if insn.imm == 0 && cond != JMP_JSET {
                     // Same flags as `cmp d, 0` for every condition (CF = OF = 0).
                     self.a.test_rr(w, d, d);
+                } else if self.fast.as_ref().is_some_and(|f| f.limit_at == Some(pc)) {
+                    // A fast loop's blinded bound, rebuilt once by its head check.
+                    self.a.alu_rm(Alu::Cmp, w, d, ctx(OFF_LOOP_LIMIT));
                 } else if blinded(&mut self.a, &mut self.blind, w, RAX, insn.imm) {
                     if cond == JMP_JSET {
                         self.a.test_rr(w, d, RAX);
@@ -168,6 +171,10 @@ impl Compiler<'_> {
                     Some(CondLayout::UnrollExit(exit)) => {
                         // The first half of an unrolled fast loop: leave when the loop ends.
                         self.a.jcc(invert(cc), exit);
+                        return;
+                    }
+                    Some(CondLayout::UnrollLeave(exit)) => {
+                        self.a.jcc(cc, exit);
                         return;
                     }
                     Some(CondLayout::ToLoneJa(ja)) => {

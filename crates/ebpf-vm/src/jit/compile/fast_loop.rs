@@ -7,17 +7,38 @@ use super::{
 };
 use crate::jit::blind::{worth_blinding, Blinder};
 use crate::jit::frame::*;
-use crate::jit::loops::{FastLoop, Limit};
+use crate::jit::loops::{FastLoop, Fill, FillValue, Limit};
 use crate::jit::x86::*;
+
+/// What the copy of a fast loop's chain needs (`Snippet::FastLoop`): the chain (`head`, `n`
+/// instructions), entered at `top` once the check at the head passed; `slow` is the chain's
+/// budget exit, `checked` the ordinary chain after its head check; `accesses` those the check
+/// covered; whether the chain is `rotated`; the compare whose blinded bound is in
+/// `Ctx::loop_limit` (`limit_at`); a fill loop's entry from its head check, and its fill.
+pub(super) struct LoopCopy {
+    pub head: usize,
+    pub n: u32,
+    pub top: Label,
+    pub slow: Label,
+    pub checked: Label,
+    pub accesses: Vec<usize>,
+    pub rotated: bool,
+    pub limit_at: Option<usize>,
+    pub fill: Option<(Label, Fill)>,
+}
 
 impl Compiler<'_> {
     /// At the head of a fast loop (before its meter: the copy meters itself): if one check shows
     /// that every covered access of every iteration is in the data region, go to the copy
     /// without their checks; otherwise fall through to the ordinary chain. Clobbers rax and
-    /// rcx; reads registers only, so it is invisible to the budget. See `loops`.
-    pub(super) fn guard(&mut self, fl: &FastLoop) -> Label {
+    /// rcx; reads registers only, so it is invisible to the budget. See `loops`. Returns where
+    /// the copy starts, where its fill starts (a fill loop's, see `fill`), and whether the bound,
+    /// a blinded constant, was left in `Ctx::loop_limit`.
+    pub(super) fn guard(&mut self, fl: &FastLoop) -> (Label, Option<Label>, bool) {
         let fail = self.a.new_label();
         let top = self.a.new_label();
+        // Coverage counts chain entries, which a fill does not make.
+        let fill = (fl.fill.is_some() && self.coverage.is_none()).then(|| self.a.new_label());
         let a = &mut self.a;
         let i = REG[fl.i as usize];
         if let (true, Limit::Imm(v)) = (fl.counts_up, fl.limit) {
@@ -25,6 +46,7 @@ impl Compiler<'_> {
             match &mut self.blind {
                 Some(b) if worth_blinding(v as i64 as u64) => {
                     b.load(a, W::B64, RCX, v);
+                    a.store(W::B64, ctx(OFF_LOOP_LIMIT), RCX);
                     a.alu_rr(Alu::Cmp, W::B64, i, RCX);
                     a.jcc(Cond::Ae, fail);
                 }
@@ -59,9 +81,64 @@ impl Compiler<'_> {
             a.alu_rm(Alu::Cmp, W::B64, RAX, len);
             a.jcc(Cond::A, fail);
         }
-        a.jmp(top);
+        // The fill, when there is one, starts with rcx = m.
+        a.jmp(fill.unwrap_or(top));
         a.bind(fail);
-        top
+        let stored = matches!(fl.limit, Limit::Imm(v) if worth_blinding(v as i64 as u64))
+            && self.blind.is_some();
+        (top, fill, stored)
+    }
+
+    /// A fill loop (`loops::Fill`) entered from its head check, with rcx = m: when `k = m - i0`
+    /// is worth it (the copy is faster for a few bytes) and the budget has all `k` iterations,
+    /// charges them, stores the `k` bytes with one `rep stosb` and sets `i` and `t` as the last
+    /// iteration leaves them, then goes on after the loop; otherwise runs the copy from `top`.
+    /// Clobbers rax, rcx and (reloaded) rdx.
+    fn fill(&mut self, f: Fill, n: u32, rotated: bool, top: Label, after: Label) {
+        /// Fewer bytes than this are filled by the copy (`rep stosb` has a start-up cost).
+        const MIN_FILL: i32 = 64;
+        let a = &mut self.a;
+        let copy = a.new_label();
+        let (t, b, i) = (REG[f.t as usize], REG[f.b as usize], REG[f.i as usize]);
+        // rax = k >= 1.
+        a.mov_rr(W::B64, RAX, RCX);
+        a.alu_rr(Alu::Sub, W::B64, RAX, i);
+        a.alu_ri(Alu::Cmp, W::B64, RAX, MIN_FILL);
+        a.jcc(Cond::B, copy);
+        if self.metered {
+            // rdx = k * n instructions (the `ja` of a rotated loop's last iteration does not run).
+            a.imul_rri(W::B64, RDX, RAX, n as i32);
+            if rotated {
+                a.alu_ri(Alu::Sub, W::B64, RDX, 1);
+            }
+            a.alu_rr(Alu::Cmp, W::B64, BUDGET, RDX);
+            a.jcc(Cond::B, copy);
+            a.alu_rr(Alu::Sub, W::B64, BUDGET, RDX);
+        }
+        // rdx = the first byte; then t and i as the last iteration leaves them (t, b and i are
+        // three registers; the stored one is neither t nor i).
+        a.lea(RDX, mem_idx(b, i, 0, f.off as i32));
+        a.lea(t, mem_idx(b, RCX, 0, -1));
+        a.mov_rr(W::B64, i, RCX);
+        a.mov_rr(W::B64, RCX, RAX);
+        match f.value {
+            FillValue::Reg(v) => a.mov_rr(W::B32, RAX, REG[v as usize]),
+            FillValue::Imm(v) => a.mov_r32_imm(RAX, v as u32),
+        }
+        // `rep stosb` stores al at [rdi], rcx times (the direction flag is clear, as the ABI
+        // keeps it); rdi holds r0, kept in the slot the copy would read its bound from (the copy
+        // does not run after a fill).
+        a.store(W::B64, ctx(OFF_LOOP_LIMIT), RDI);
+        a.mov_rr(W::B64, RDI, RDX);
+        a.raw(&[0xf3, 0xaa]);
+        a.load(W::B64, RDI, ctx(OFF_LOOP_LIMIT));
+        a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+        a.jmp(after);
+        a.bind(copy);
+        if self.metered {
+            a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+        }
+        a.jmp(top);
     }
 
     /// rcx = m (see `loops`) for the head check, or a jump to `fail` when it cannot be had.
@@ -76,7 +153,11 @@ impl Compiler<'_> {
         let w = if fl.wide { W::B64 } else { W::B32 };
         match (fl.limit, fl.wide, blind) {
             (Limit::Reg(r), _, _) => a.mov_rr(w, RAX, REG[r as usize]),
-            (Limit::Imm(v), _, Some(b)) if worth_blinding(v as i64 as u64) => b.load(a, w, RAX, v),
+            (Limit::Imm(v), _, Some(b)) if worth_blinding(v as i64 as u64) => {
+                b.load(a, w, RAX, v);
+                // For the copy's compare (`FastCopy::limit_at`).
+                a.store(W::B64, ctx(OFF_LOOP_LIMIT), RAX);
+            }
             (Limit::Imm(v), true, _) => a.mov_imm64(RAX, v as i64 as u64),
             (Limit::Imm(v), false, _) => a.mov_r32_imm(RAX, v as u32),
         }
@@ -99,15 +180,31 @@ impl Compiler<'_> {
     /// first half's back jump becomes a jump out when the loop ends (giving back the second
     /// half), the second half's goes back to the top; the covered accesses go unchecked. With
     /// less than `2n` of budget left it runs the ordinary chain instead (checked, or metered
-    /// through `slow` when even `n` is not left).
-    pub(super) fn fast_copy(
-        &mut self,
-        head: usize,
-        n: u32,
-        labels: [Label; 3],
-        accesses: Vec<usize>,
-    ) {
-        let [top, slow, checked] = labels;
+    /// through `slow` when even `n` is not left). A `rotated` chain (see `loops`) leaves by its
+    /// compare, one before its last instruction: the first half's compare jumps out (giving back
+    /// the `ja` too) and its `ja` falls into the second half; the second half's compare, inverted,
+    /// goes back to the top, and its fall-through leaves (`CondLayout::OverJa`).
+    pub(super) fn fast_copy(&mut self, copy: LoopCopy) {
+        let LoopCopy {
+            head,
+            n,
+            top,
+            slow,
+            checked,
+            accesses,
+            rotated,
+            limit_at,
+            fill,
+        } = copy;
+        if let Some((at, f)) = fill {
+            self.a.bind(at);
+            // The chain's end: the instruction after it.
+            let end = (0..n).fold(head, |pc, _| {
+                pc + if is_lddw(&self.insns[pc]) { 2 } else { 1 }
+            });
+            let after = self.label(end);
+            self.fill(f, n, rotated, top, after);
+        }
         let slow2 = self.a.new_label();
         let exit = self.a.new_label();
         self.a.align(LOOP_ALIGN);
@@ -120,11 +217,14 @@ impl Compiler<'_> {
             head,
             top,
             accesses,
+            limit_at,
         });
         self.block_n = 2 * n;
         self.block_k = 0;
         let mut next = head;
         let mut back = head;
+        // The instruction that leaves the loop or goes back: the compare.
+        let cmp_k = n - 1 - rotated as u32;
         for half in 0..2 {
             if let (1, Some((entries, _))) = (half, self.coverage) {
                 // The first half's back jump was taken: the chain is entered again.
@@ -133,21 +233,41 @@ impl Compiler<'_> {
             let mut pc = head;
             let mut k = 0;
             while k < n {
-                let fused = k + 1 < n && self.mov_add(pc);
-                if fused {
+                let idiom = self.idiom(pc, (n - k) as usize);
+                let fused = idiom == 0 && k + 1 < n && self.mov_add(pc);
+                if idiom > 0 {
+                    self.block_k += idiom as u32 - 1;
+                    k += idiom as u32 - 1;
+                } else if fused {
                     self.block_k += 1;
                     k += 1;
                 } else {
-                    if half == 0 && k == n - 1 {
-                        self.cond = Some(CondLayout::UnrollExit(exit));
-                        back = pc;
+                    if k == cmp_k {
+                        self.cond = match (half, rotated) {
+                            (0, false) => Some(CondLayout::UnrollExit(exit)),
+                            (0, true) => Some(CondLayout::UnrollLeave(exit)),
+                            (_, true) => Some(CondLayout::OverJa(top)),
+                            (_, false) => None,
+                        };
+                        if half == 0 {
+                            back = pc;
+                        }
                     }
                     self.insn(pc);
                     self.cond = None;
+                    if rotated && k == cmp_k {
+                        // The `ja`: the first half's falls into the second, the second's was
+                        // laid out with the compare.
+                        self.block_k += 1;
+                        k += 1;
+                        pc += 1;
+                    }
                 }
                 self.block_k += 1;
                 k += 1;
-                pc += if is_lddw(&self.insns[pc]) || fused {
+                pc += if idiom > 0 {
+                    idiom
+                } else if is_lddw(&self.insns[pc]) || fused {
                     2
                 } else {
                     1
@@ -159,7 +279,8 @@ impl Compiler<'_> {
         // The chain ended with its back jump, not taken: on to the instruction after it.
         let after = self.label(next);
         self.a.jmp(after);
-        // The loop ended after the first half: the second half's n were charged, not run.
+        // The loop ended after the first half: the second half's n were charged, not run (nor
+        // the first half's `ja` in a rotated chain).
         self.a.bind(exit);
         if let Some((_, fall)) = self.coverage {
             // The first half's back jump fell through.
@@ -169,7 +290,8 @@ impl Compiler<'_> {
             self.a.jmp(after);
             return;
         }
-        self.a.alu_ri(Alu::Add, W::B64, BUDGET, n as i32);
+        self.a
+            .alu_ri(Alu::Add, W::B64, BUDGET, (n + rotated as u32) as i32);
         self.a.jmp(after);
         // Less than 2n left: r12 = rem - 2n. Charge one chain instead (r12 = rem - n) and run
         // it checked, or metered if rem < n.

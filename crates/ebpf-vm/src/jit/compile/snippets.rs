@@ -2,6 +2,7 @@
 //! of chains, second-region checks, trap exits, refunds, and the copies of fast loops and of
 //! groups whose shared check failed.
 
+use super::fast_loop::LoopCopy;
 use super::memory::frame_local;
 use super::{ctx, fast_bound, fast_start, is_lddw, Compiler, BUDGET, DATA_NEG};
 use crate::isa::opcodes::*;
@@ -62,16 +63,8 @@ pub(super) enum Snippet {
         target: Label,
     },
     /// The copy of a loop chain whose covered accesses go unchecked (see `loops`), unrolled
-    /// twice, entered at `top` once the check at the head passed; `slow` is the chain's budget
-    /// exit, `checked` the ordinary chain after its head check.
-    FastLoop {
-        head: usize,
-        n: u32,
-        top: Label,
-        slow: Label,
-        checked: Label,
-        accesses: Vec<usize>,
-    },
+    /// twice (`LoopCopy` has what it needs).
+    FastLoop(LoopCopy),
     /// A group's check failed: run its accesses (and what lies between them) with their own
     /// checks, then rejoin the ordinary code after the last of them.
     Group {
@@ -128,14 +121,7 @@ impl Compiler<'_> {
                 let l = self.stubs.budget;
                 self.a.jmp(l);
             }
-            Snippet::FastLoop {
-                head,
-                n,
-                top,
-                slow,
-                checked,
-                accesses,
-            } => self.fast_copy(head, n, [top, slow, checked], accesses),
+            Snippet::FastLoop(copy) => self.fast_copy(copy),
             Snippet::Group {
                 at,
                 first,

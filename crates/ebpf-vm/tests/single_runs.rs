@@ -1,0 +1,186 @@
+//! Single runs (`Program::run`) one after another on one thread: the JIT keeps its context block
+//! in the thread's run space between them (`jit::Home`) and fills in its region-dependent fields
+//! only where the run's data or stack moved. Runs of other programs, of other data lengths at the
+//! same address, traps and budgets in between must not leak into a run: every run gives what the
+//! program computes on its own input (worked out by hand below), on both engines.
+
+mod context_support;
+
+use context_support::*;
+use ebpf_vm::isa::opcodes::*;
+use ebpf_vm::isa::Insn;
+use ebpf_vm::{Engine, Mode, Program, ProgramOptions, ProgramType, RunInput, Trap, TrapKind};
+
+fn engines() -> Vec<Engine> {
+    let mut v = vec![Engine::Interpreter];
+    if cfg!(target_arch = "x86_64") {
+        v.push(Engine::Jit);
+    }
+    v
+}
+
+/// `r0 = *(u8 *)(r1 + 15)`: the 16th byte of the data, or an out-of-bounds trap at pc 0 when
+/// the data is shorter (mode checked: the access is checked inline, against the data's length).
+fn byte_15() -> Vec<Insn> {
+    prog![ldx(SIZE_B, 0, 1, 15), exit()]
+}
+
+/// `r0 = *(u8 *)(r1 + r2 - 1)`: the last byte of the data, whatever its length.
+fn last_byte() -> Vec<Insn> {
+    prog![movr(3, 1), addr(3, 2), ldx(SIZE_B, 0, 3, -1), exit()]
+}
+
+/// `*(u64 *)(r10 - 8) = r2; r0 = *(u64 *)(r10 - 8) + 1`: the data's length plus one, through the
+/// stack (one frame; its accesses are frame-local, so unchecked).
+fn length_through_stack() -> Vec<Insn> {
+    prog![
+        stx(SIZE_DW, 10, 2, -8),
+        ldx(SIZE_DW, 0, 10, -8),
+        add(0, 1),
+        exit()
+    ]
+}
+
+/// A loop of 1,000 rounds: 2 + 1,000 * 2 + 1 = 2,003 instructions, so a budget of 100 stops it.
+fn long_loop() -> Vec<Insn> {
+    prog![
+        mov(0, 0),
+        mov(2, 0),
+        add(2, 1),
+        ji(JMP_JLT, 2, 1000, -2),
+        exit()
+    ]
+}
+
+fn load_on(insns: &[Insn], engine: Engine, mode: Mode, data_size: Option<u32>) -> Program {
+    let p = load_with(
+        insns,
+        ProgramOptions {
+            engine,
+            mode,
+            data_size,
+            ..options(ProgramType::Raw)
+        },
+    )
+    .expect("loads");
+    assert_eq!(p.engine(), engine);
+    p
+}
+
+fn run(p: &Program, data: &mut [u8], budget: Option<u64>) -> Result<u64, Trap> {
+    p.run(&mut RunInput { data, budget }).map(|out| out.r0)
+}
+
+#[test]
+fn runs_of_several_programs_on_one_thread_each_see_their_own_data_and_stack() {
+    for engine in engines() {
+        let checked_15 = load_on(&byte_15(), engine, Mode::Checked, None);
+        let checked_last = load_on(&last_byte(), engine, Mode::Checked, None);
+        // Verified for 16 bytes: its access is proved, so its code has no inline check.
+        let verified_15 = load_on(&byte_15(), engine, Mode::Verified, Some(16));
+        let stack = load_on(&length_through_stack(), engine, Mode::Checked, None);
+        let looping = load_on(&long_loop(), engine, Mode::Checked, None);
+        let mut buf: [u8; 32] = std::array::from_fn(|i| 100 + i as u8);
+        let mut other: [u8; 16] = std::array::from_fn(|i| 200 + i as u8);
+
+        for _ in 0..2 {
+            assert_eq!(
+                run(&checked_15, &mut buf[..16], None),
+                Ok(115),
+                "{engine:?}"
+            );
+            // The same address, 8 bytes: the bound is of 8 bytes now.
+            let trap = run(&checked_15, &mut buf[..8], None).expect_err("byte 15 of 8");
+            assert_eq!(
+                (trap.kind, trap.pc),
+                (TrapKind::OutOfBounds, 0),
+                "{engine:?}"
+            );
+            assert_eq!(run(&verified_15, &mut other, None), Ok(215), "{engine:?}");
+            let trap = run(&checked_15, &mut buf[..15], None).expect_err("byte 15 of 15");
+            assert_eq!(
+                (trap.kind, trap.pc),
+                (TrapKind::OutOfBounds, 0),
+                "{engine:?}"
+            );
+            assert_eq!(
+                run(&checked_last, &mut buf[..32], None),
+                Ok(131),
+                "{engine:?}"
+            );
+            assert_eq!(
+                run(&checked_last, &mut buf[..3], None),
+                Ok(102),
+                "{engine:?}"
+            );
+            assert_eq!(run(&stack, &mut buf[..5], None), Ok(6), "{engine:?}");
+            let trap = run(&looping, &mut other, Some(100)).expect_err("the budget stops it");
+            assert_eq!(trap.kind, TrapKind::BudgetExhausted, "{engine:?}");
+            assert_eq!(run(&looping, &mut other, None), Ok(0), "{engine:?}");
+            assert_eq!(run(&stack, &mut other, None), Ok(17), "{engine:?}");
+            assert_eq!(run(&checked_15, &mut other, None), Ok(215), "{engine:?}");
+            assert_eq!(
+                run(&checked_last, &mut other[..1], None),
+                Ok(200),
+                "{engine:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_run_on_another_thread_has_its_own_block() {
+    for engine in engines() {
+        let checked_15 = std::sync::Arc::new(load_on(&byte_15(), engine, Mode::Checked, None));
+        let mut buf: [u8; 16] = std::array::from_fn(|i| i as u8);
+        assert_eq!(run(&checked_15, &mut buf, None), Ok(15));
+        let p = checked_15.clone();
+        let other = std::thread::spawn(move || {
+            let mut short = [7u8; 4];
+            let trap = run(&p, &mut short, None).expect_err("byte 15 of 4");
+            let mut long = [9u8; 16];
+            (trap.kind, run(&p, &mut long, None))
+        })
+        .join()
+        .expect("the thread ends");
+        assert_eq!(other, (TrapKind::OutOfBounds, Ok(9)), "{engine:?}");
+        assert_eq!(
+            run(&checked_15, &mut buf[..8], None).map_err(|t| t.kind),
+            Err(TrapKind::OutOfBounds)
+        );
+        assert_eq!(run(&checked_15, &mut buf, None), Ok(15), "{engine:?}");
+    }
+}
+
+/// `r6 = r1; call bpf_ktime_get_ns; r0 = *(u8 *)(r6 + 15)`: a helper call, so runs take the
+/// general path (`run_on`, where tail-call chains run) rather than the plain one; its read is
+/// checked against the data of its own run.
+fn byte_15_after_a_helper() -> Vec<Insn> {
+    prog![movr(6, 1), call(5), ldx(SIZE_B, 0, 6, 15), exit()]
+}
+
+#[test]
+fn runs_through_the_general_path_and_plain_runs_interleave() {
+    for engine in engines() {
+        let general = load_on(&byte_15_after_a_helper(), engine, Mode::Checked, None);
+        let plain = load_on(&byte_15(), engine, Mode::Checked, None);
+        let mut buf: [u8; 16] = std::array::from_fn(|i| 50 + i as u8);
+        for _ in 0..2 {
+            assert_eq!(run(&general, &mut buf, None), Ok(65), "{engine:?}");
+            assert_eq!(run(&plain, &mut buf, None), Ok(65), "{engine:?}");
+            let trap = run(&general, &mut buf[..15], None).expect_err("byte 15 of 15");
+            assert_eq!(
+                (trap.kind, trap.pc),
+                (TrapKind::OutOfBounds, 2),
+                "{engine:?}"
+            );
+            let trap = run(&plain, &mut buf[..15], None).expect_err("byte 15 of 15");
+            assert_eq!(
+                (trap.kind, trap.pc),
+                (TrapKind::OutOfBounds, 0),
+                "{engine:?}"
+            );
+            assert_eq!(run(&general, &mut buf, None), Ok(65), "{engine:?}");
+        }
+    }
+}
