@@ -610,6 +610,9 @@ fn load_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot>
         return None;
     }
     let check = check_of(ops[pc].ends_segment & DIRECT != 0, ops[pc].src);
+    if let Some(slot) = load_alu_store(insns, ops, pc, check, base) {
+        return Some(slot);
+    }
     if let Some(slot) = load_pair_or(insns, ops, pc, check, base) {
         return Some(slot);
     }
@@ -684,6 +687,53 @@ fn load_shift_or(insns: &[Insn], ops: &[Op], pc: usize, check: u8, base: &Slot) 
         t: or.dst,
         ..*base
     })
+}
+
+/// A load, an ALU operation on the loaded register and a store of it back where it came from
+/// (`rX = *(b + o); rX op= Y; *(b + o) = rX`: a counter or a flag word kept on the stack), where
+/// the ALU operation is an add or an or, of 32 or 64 bits: one op, `imm2`/`x` the ALU
+/// operation's immediate and source.
+fn load_alu_store(insns: &[Insn], ops: &[Op], pc: usize, check: u8, base: &Slot) -> Option<Slot> {
+    if pc + 2 >= ops.len() {
+        return None;
+    }
+    let [load, alu, st] = [0, 1, 2].map(|k| &ops[pc + k]);
+    let alu_op = insns[pc + 1].opcode;
+    if !matches!(st.code, Code::StxW | Code::StxH | Code::StxB | Code::StxDw)
+        || access_size(st.code) != access_size(load.code)
+        || check_of(st.ends_segment & DIRECT != 0, st.dst) != check
+        || check == DATA
+        || st.dst != load.src
+        || st.off != load.off
+        || st.src != load.dst
+        || load.dst == load.src
+        || alu.dst != load.dst
+        || (alu_op & SRC_X != 0 && alu.src == load.dst)
+    {
+        return None;
+    }
+    macro_rules! for_check {
+        ($size:literal) => {
+            match check {
+                PROVED => load_alu_store_for::<$size, PROVED>(alu_op),
+                _ => load_alu_store_for::<$size, STACK>(alu_op),
+            }
+        };
+    }
+    let handler = match load.code {
+        Code::LdxW => for_check!(4),
+        Code::LdxDw => for_check!(8),
+        _ => None,
+    }?;
+    Some(with_second(base, handler, alu))
+}
+
+fn load_alu_store_for<const SIZE: u32, const CHECK: u8>(alu: u8) -> Option<Handler> {
+    by_opcode!(alu, load_alu_store_handler [SIZE CHECK] (), [0x07 0x04 0x0f 0x0c 0x4c 0x4f])
+}
+
+fn load_alu_store_handler<const SIZE: u32, const CHECK: u8, const OPCODE: u8>() -> Handler {
+    load_alu_store_op::<SIZE, CHECK, OPCODE>
 }
 
 /// Two loads of the same size through the same base, each shifted left by an immediate, and
@@ -1020,6 +1070,39 @@ fn load_shift_or_op<const SIZE: u32, const CHECK: u8, const SHIFT: u8, const OR:
     st.reg[reg(op.d)] = v;
     let w = Alu::<OR>::of(st.reg[reg(op.t)], v);
     st.reg[reg(op.t)] = w;
+    go(st, at(op, 3), fuel, w)
+}
+
+/// A load, the ALU operation `OPCODE` on the loaded register and the store of it back, as
+/// `load_alu_store` found: the store's bound (`State::store`) vouches for the load too. Where
+/// it fails, the load and the ALU operation run as `ldx_alu` would, and the store's own slot
+/// goes on.
+fn load_alu_store_op<const SIZE: u32, const CHECK: u8, const OPCODE: u8>(
+    st: &mut State,
+    op: &Slot,
+    fuel: u32,
+    _: u64,
+) -> Next {
+    let addr = off_by(st.reg[reg(op.s)], op.off);
+    let first = (CHECK == DATA) as usize;
+    let stored =
+        CHECK == PROVED || addr.wrapping_sub(st.start[first]) < st.store[first][size_index(SIZE)];
+    let v = if stored {
+        // SAFETY: inside a writable region of the run (checked above, or proved by the verifier).
+        unsafe { load(addr, SIZE) }
+    } else {
+        let Some(v) = load_at::<SIZE, CHECK>(st, st.reg[reg(op.s)], op.off) else {
+            return stop(op);
+        };
+        v
+    };
+    let w = second::<SAME, OPCODE>(st, op, v);
+    st.reg[reg(op.d)] = w;
+    if !stored {
+        return go(st, at(op, 2), fuel, w);
+    }
+    // SAFETY: as above.
+    unsafe { store(addr, SIZE, w) };
     go(st, at(op, 3), fuel, w)
 }
 
