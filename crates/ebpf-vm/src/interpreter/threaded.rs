@@ -9,8 +9,9 @@
 //! layout, and the cost, of all the rest: BENCHMARKS.md, "Interpreter at 15x native"), and each
 //! ends in its own indirect jump, predicted on its own. That makes fused ops cheap to add: an
 //! ALU operation and the conditional jump after it, a conditional jump over a `goto` (as clang
-//! closes loops), ALU pairs, a load and the ALU operation after it, a load, shift and or, an ALU
-//! operation and a `goto`. The later slots of a fused op keep their own handlers, for jumps into
+//! closes loops), ALU pairs, a load and the ALU operation after it, a load, shift and or, two
+//! loads, shifts and an or (a big-endian field), a load, an add or or and the store back (a
+//! counter kept on the stack), an ALU operation and a `goto`. The later slots of a fused op keep their own handlers, for jumps into
 //! them.
 //!
 //! Registers live in `State::reg`, but the value last written also goes on to the next handler
@@ -656,37 +657,51 @@ fn load_shift_or(insns: &[Insn], ops: &[Op], pc: usize, check: u8, base: &Slot) 
     {
         return None;
     }
-    macro_rules! shaped {
-        ($size:literal, $check:ident) => {
-            match (shift_op, or_op) {
-                (0x64, 0x4c) => load_shift_or_op::<$size, $check, 0x64, 0x4c> as Handler,
-                (0x64, _) => load_shift_or_op::<$size, $check, 0x64, 0x4f>,
-                (_, 0x4c) => load_shift_or_op::<$size, $check, 0x67, 0x4c>,
-                _ => load_shift_or_op::<$size, $check, 0x67, 0x4f>,
-            }
-        };
-    }
-    macro_rules! for_check {
-        ($size:literal) => {
-            match check {
-                PROVED => shaped!($size, PROVED),
-                STACK => shaped!($size, STACK),
-                _ => shaped!($size, DATA),
-            }
-        };
-    }
-    let handler = match load.code {
-        Code::LdxW => for_check!(4),
-        Code::LdxH => for_check!(2),
-        Code::LdxB => for_check!(1),
-        _ => for_check!(8),
-    };
+    let handler = shift_or_handler(false, load.code, check, shift_op, or_op);
     Some(Slot {
         handler,
         imm2: shift.imm,
         t: or.dst,
         ..*base
     })
+}
+
+/// The handler of a load of `code` checked as `check`, a shift `shift_op` and an or `or_op`:
+/// `load_pair_or_op` for two loads and shifts (`pair`), `load_shift_or_op` for one.
+fn shift_or_handler(pair: bool, code: Code, check: u8, shift_op: u8, or_op: u8) -> Handler {
+    macro_rules! for_check {
+        ($size:literal) => {
+            match check {
+                PROVED => shift_or_for::<$size, PROVED>(pair, shift_op, or_op),
+                STACK => shift_or_for::<$size, STACK>(pair, shift_op, or_op),
+                _ => shift_or_for::<$size, DATA>(pair, shift_op, or_op),
+            }
+        };
+    }
+    match code {
+        Code::LdxW => for_check!(4),
+        Code::LdxH => for_check!(2),
+        Code::LdxB => for_check!(1),
+        _ => for_check!(8),
+    }
+}
+
+fn shift_or_for<const SIZE: u32, const CHECK: u8>(pair: bool, shift_op: u8, or_op: u8) -> Handler {
+    macro_rules! pick {
+        ($shift:literal, $or:literal) => {
+            if pair {
+                load_pair_or_op::<SIZE, CHECK, $shift, $or> as Handler
+            } else {
+                load_shift_or_op::<SIZE, CHECK, $shift, $or>
+            }
+        };
+    }
+    match (shift_op, or_op) {
+        (0x64, 0x4c) => pick!(0x64, 0x4c),
+        (0x64, _) => pick!(0x64, 0x4f),
+        (_, 0x4c) => pick!(0x67, 0x4c),
+        _ => pick!(0x67, 0x4f),
+    }
 }
 
 /// A load, an ALU operation on the loaded register and a store of it back where it came from
@@ -765,31 +780,7 @@ fn load_pair_or(insns: &[Insn], ops: &[Op], pc: usize, check: u8, base: &Slot) -
     {
         return None;
     }
-    macro_rules! shaped {
-        ($size:literal, $check:ident) => {
-            match (shift_op, or_op) {
-                (0x64, 0x4c) => load_pair_or_op::<$size, $check, 0x64, 0x4c> as Handler,
-                (0x64, _) => load_pair_or_op::<$size, $check, 0x64, 0x4f>,
-                (_, 0x4c) => load_pair_or_op::<$size, $check, 0x67, 0x4c>,
-                _ => load_pair_or_op::<$size, $check, 0x67, 0x4f>,
-            }
-        };
-    }
-    macro_rules! for_check {
-        ($size:literal) => {
-            match check {
-                PROVED => shaped!($size, PROVED),
-                STACK => shaped!($size, STACK),
-                _ => shaped!($size, DATA),
-            }
-        };
-    }
-    let handler = match l1.code {
-        Code::LdxW => for_check!(4),
-        Code::LdxH => for_check!(2),
-        Code::LdxB => for_check!(1),
-        _ => for_check!(8),
-    };
+    let handler = shift_or_handler(true, l1.code, check, shift_op, or_op);
     Some(Slot {
         handler,
         imm: s1.imm as i64 as u64,
