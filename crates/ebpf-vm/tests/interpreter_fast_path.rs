@@ -233,6 +233,57 @@ fn generate(r: &mut Rng, ops: &[u8], h: &HelperTable) -> Option<Vec<Insn>> {
             ),
         };
     }
+    // Big-endian fields built two loads at a time, as clang assembles them (one op in the
+    // threaded form): `rA = *(b + o1); rA <<= k1; rC = *(b + o2); rC <<= k2; rC |= rA`, the
+    // offsets near each other or apart, some past the end of the region, and at times the base
+    // or the registers overlapping.
+    for _ in 0..r.below(3) {
+        if len < 5 {
+            break;
+        }
+        let at = r.below(len as u64 - 4) as usize;
+        let load = r.pick(&[0x71u8, 0x69, 0x61, 0x79]);
+        let shift = r.pick(&[0x64u8, 0x67]);
+        let b = r.pick(&[1u8, 10, 2]);
+        let (a, c) = (r.below(10) as u8, r.below(10) as u8);
+        let o1 = if b == 10 {
+            -(r.below(72) as i16) - 1
+        } else {
+            r.below(80) as i16 - 8
+        };
+        let o2 = o1 + r.below(12) as i16 - 4;
+        insns[at] = Insn::new(load, a, b, o1, 0);
+        insns[at + 1] = Insn::new(shift, a, 0, 0, r.below(40) as i32);
+        insns[at + 2] = Insn::new(load, c, b, o2, 0);
+        insns[at + 3] = Insn::new(shift, c, 0, 0, r.below(40) as i32);
+        insns[at + 4] = Insn::new(r.pick(&[0x4cu8, 0x4f]), c, a, 0, 0);
+    }
+    // A value kept in memory, loaded, changed and stored back (`rX = *(b + o); rX op= Y;
+    // *(b + o) = rX`, one op in the threaded form), on the stack or in the data, some past the
+    // end, at times through a read-only region or with the registers overlapping.
+    for _ in 0..r.below(3) {
+        if len < 3 {
+            break;
+        }
+        let at = r.below(len as u64 - 2) as usize;
+        let (load, store) = r.pick(&[(0x61u8, 0x63u8), (0x79, 0x7b), (0x71, 0x73)]);
+        let b = r.pick(&[10u8, 10, 1, 2]);
+        let x = r.below(10) as u8;
+        let off = if b == 10 {
+            -8 * (1 + r.below(9) as i16)
+        } else {
+            r.below(80) as i16 - 8
+        };
+        let alu = r.pick(&[0x07u8, 0x04, 0x0f, 0x0c, 0x4c, 0x4f, 0xaf]);
+        let (src, imm) = if alu & 8 != 0 {
+            (r.below(10) as u8, 0)
+        } else {
+            (0, r.below(5) as i32 - 2)
+        };
+        insns[at] = Insn::new(load, x, b, off, 0);
+        insns[at + 1] = Insn::new(alu, x, src, 0, imm);
+        insns[at + 2] = Insn::new(store, b, x, off, 0);
+    }
     let mut i = 0;
     while i < insns.len() {
         if insns[i].opcode == 0x18 {

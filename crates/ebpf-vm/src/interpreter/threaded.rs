@@ -9,8 +9,9 @@
 //! layout, and the cost, of all the rest: BENCHMARKS.md, "Interpreter at 15x native"), and each
 //! ends in its own indirect jump, predicted on its own. That makes fused ops cheap to add: an
 //! ALU operation and the conditional jump after it, a conditional jump over a `goto` (as clang
-//! closes loops), ALU pairs, a load and the ALU operation after it, a load, shift and or, an ALU
-//! operation and a `goto`. The later slots of a fused op keep their own handlers, for jumps into
+//! closes loops), ALU pairs, a load and the ALU operation after it, a load, shift and or, two
+//! loads, shifts and an or (a big-endian field), a load, an add or or and the store back (a
+//! counter kept on the stack), an ALU operation and a `goto`. The later slots of a fused op keep their own handlers, for jumps into
 //! them.
 //!
 //! Registers live in `State::reg`, but the value last written also goes on to the next handler
@@ -610,6 +611,12 @@ fn load_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot>
         return None;
     }
     let check = check_of(ops[pc].ends_segment & DIRECT != 0, ops[pc].src);
+    if let Some(slot) = load_alu_store(insns, ops, pc, check, base) {
+        return Some(slot);
+    }
+    if let Some(slot) = load_pair_or(insns, ops, pc, check, base) {
+        return Some(slot);
+    }
     if let Some(slot) = load_shift_or(insns, ops, pc, check, base) {
         return Some(slot);
     }
@@ -650,35 +657,137 @@ fn load_shift_or(insns: &[Insn], ops: &[Op], pc: usize, check: u8, base: &Slot) 
     {
         return None;
     }
-    macro_rules! shaped {
-        ($size:literal, $check:ident) => {
-            match (shift_op, or_op) {
-                (0x64, 0x4c) => load_shift_or_op::<$size, $check, 0x64, 0x4c> as Handler,
-                (0x64, _) => load_shift_or_op::<$size, $check, 0x64, 0x4f>,
-                (_, 0x4c) => load_shift_or_op::<$size, $check, 0x67, 0x4c>,
-                _ => load_shift_or_op::<$size, $check, 0x67, 0x4f>,
+    let handler = shift_or_handler(false, load.code, check, shift_op, or_op);
+    Some(Slot {
+        handler,
+        imm2: shift.imm,
+        t: or.dst,
+        ..*base
+    })
+}
+
+/// The handler of a load of `code` checked as `check`, a shift `shift_op` and an or `or_op`:
+/// `load_pair_or_op` for two loads and shifts (`pair`), `load_shift_or_op` for one.
+fn shift_or_handler(pair: bool, code: Code, check: u8, shift_op: u8, or_op: u8) -> Handler {
+    macro_rules! for_check {
+        ($size:literal) => {
+            match check {
+                PROVED => shift_or_for::<$size, PROVED>(pair, shift_op, or_op),
+                STACK => shift_or_for::<$size, STACK>(pair, shift_op, or_op),
+                _ => shift_or_for::<$size, DATA>(pair, shift_op, or_op),
             }
         };
+    }
+    match code {
+        Code::LdxW => for_check!(4),
+        Code::LdxH => for_check!(2),
+        Code::LdxB => for_check!(1),
+        _ => for_check!(8),
+    }
+}
+
+fn shift_or_for<const SIZE: u32, const CHECK: u8>(pair: bool, shift_op: u8, or_op: u8) -> Handler {
+    macro_rules! pick {
+        ($shift:literal, $or:literal) => {
+            if pair {
+                load_pair_or_op::<SIZE, CHECK, $shift, $or> as Handler
+            } else {
+                load_shift_or_op::<SIZE, CHECK, $shift, $or>
+            }
+        };
+    }
+    match (shift_op, or_op) {
+        (0x64, 0x4c) => pick!(0x64, 0x4c),
+        (0x64, _) => pick!(0x64, 0x4f),
+        (_, 0x4c) => pick!(0x67, 0x4c),
+        _ => pick!(0x67, 0x4f),
+    }
+}
+
+/// A load, an ALU operation on the loaded register and a store of it back where it came from
+/// (`rX = *(b + o); rX op= Y; *(b + o) = rX`: a counter or a flag word kept on the stack), where
+/// the ALU operation is an add or an or, of 32 or 64 bits: one op, `imm2`/`x` the ALU
+/// operation's immediate and source.
+fn load_alu_store(insns: &[Insn], ops: &[Op], pc: usize, check: u8, base: &Slot) -> Option<Slot> {
+    if pc + 2 >= ops.len() {
+        return None;
+    }
+    let [load, alu, st] = [0, 1, 2].map(|k| &ops[pc + k]);
+    let alu_op = insns[pc + 1].opcode;
+    if !matches!(st.code, Code::StxW | Code::StxH | Code::StxB | Code::StxDw)
+        || access_size(st.code) != access_size(load.code)
+        || check_of(st.ends_segment & DIRECT != 0, st.dst) != check
+        || check == DATA
+        || st.dst != load.src
+        || st.off != load.off
+        || st.src != load.dst
+        || load.dst == load.src
+        || alu.dst != load.dst
+        || (alu_op & SRC_X != 0 && alu.src == load.dst)
+    {
+        return None;
     }
     macro_rules! for_check {
         ($size:literal) => {
             match check {
-                PROVED => shaped!($size, PROVED),
-                STACK => shaped!($size, STACK),
-                _ => shaped!($size, DATA),
+                PROVED => load_alu_store_for::<$size, PROVED>(alu_op),
+                _ => load_alu_store_for::<$size, STACK>(alu_op),
             }
         };
     }
     let handler = match load.code {
         Code::LdxW => for_check!(4),
-        Code::LdxH => for_check!(2),
-        Code::LdxB => for_check!(1),
-        _ => for_check!(8),
-    };
+        Code::LdxDw => for_check!(8),
+        _ => None,
+    }?;
+    Some(with_second(base, handler, alu))
+}
+
+fn load_alu_store_for<const SIZE: u32, const CHECK: u8>(alu: u8) -> Option<Handler> {
+    by_opcode!(alu, load_alu_store_handler [SIZE CHECK] (), [0x07 0x04 0x0f 0x0c 0x4c 0x4f])
+}
+
+fn load_alu_store_handler<const SIZE: u32, const CHECK: u8, const OPCODE: u8>() -> Handler {
+    load_alu_store_op::<SIZE, CHECK, OPCODE>
+}
+
+/// Two loads of the same size through the same base, each shifted left by an immediate, and
+/// the first or-ed into the second (`rA = *(b + o1); rA <<= k1; rC = *(b + o2); rC <<= k2;
+/// rC |= rA`): how clang assembles a big-endian field two bytes at a time. One op: `d`, `off`
+/// and `imm` the first load and shift, `t`, `off2` and `imm2` the second.
+fn load_pair_or(insns: &[Insn], ops: &[Op], pc: usize, check: u8, base: &Slot) -> Option<Slot> {
+    if pc + 4 >= ops.len() || !(1..=4).all(|k| k == 2 || alu_at(insns, ops, pc + k)) {
+        return None;
+    }
+    let [l1, s1, l2, s2, or] = [0, 1, 2, 3, 4].map(|k| &ops[pc + k]);
+    let [shift_op, shift2_op, or_op] = [1, 3, 4].map(|k| insns[pc + k].opcode);
+    let (a, c) = (l1.dst, l2.dst);
+    // The bytes both loads read, from the lower offset, rounded up to an access size.
+    let span = (l1.off.abs_diff(l2.off) + access_size(l1.code)).next_power_of_two();
+    if l2.code != l1.code
+        || span > 8
+        || check_of(l2.ends_segment & DIRECT != 0, l2.src) != check
+        || !matches!(shift_op, 0x64 | 0x67)
+        || shift2_op != shift_op
+        || !matches!(or_op, 0x4c | 0x4f)
+        || l2.src != l1.src
+        || a == l1.src
+        || a == c
+        || s1.dst != a
+        || s2.dst != c
+        || or.dst != c
+        || or.src != a
+    {
+        return None;
+    }
+    let handler = shift_or_handler(true, l1.code, check, shift_op, or_op);
     Some(Slot {
         handler,
-        imm2: shift.imm,
-        t: or.dst,
+        imm: s1.imm as i64 as u64,
+        off2: l2.off,
+        t: c,
+        x: size_index(span) as u8,
+        imm2: s2.imm,
         ..*base
     })
 }
@@ -884,6 +993,14 @@ fn second<const LINK: u8, const OPCODE: u8>(st: &State, op: &Slot, v: u64) -> u6
     Alu::<OPCODE>::of(dst, src)
 }
 
+/// Whether the second ALU operation `OPCODE` of a pair linked by `LINK` writes the first's
+/// register without reading it from `State::reg` (`SAME`, with an immediate source): then the
+/// first need not store its value, the second's store replaces it.
+#[inline(always)]
+const fn overwrites<const LINK: u8, const OPCODE: u8>() -> bool {
+    LINK == SAME && OPCODE & SRC_X == 0
+}
+
 /// Two ALU operations: `FIRST` on rD with rS or `imm` (rS from `acc` where `ACC` says), then
 /// `SECOND` on rT with rX or `imm2`.
 fn alu_alu<const ACC: u8, const LINK: u8, const FIRST: u8, const SECOND: u8>(
@@ -892,7 +1009,13 @@ fn alu_alu<const ACC: u8, const LINK: u8, const FIRST: u8, const SECOND: u8>(
     fuel: u32,
     acc: u64,
 ) -> Next {
-    let v = Alu::<FIRST>::exec::<ACC>(st, op.d, op.s, op.imm, acc);
+    let v = Alu::<FIRST>::of(
+        get::<ACC, ACC_1>(st, op.d, acc),
+        source::<ACC, FIRST>(st, op.s, op.imm, acc),
+    );
+    if !overwrites::<LINK, SECOND>() {
+        st.reg[reg(op.d)] = v;
+    }
     let w = second::<LINK, SECOND>(st, op, v);
     st.reg[reg(op.t)] = w;
     go(st, at(op, 2), fuel, w)
@@ -916,7 +1039,9 @@ fn ldx_alu<const LINK: u8, const SIZE: u32, const CHECK: u8, const OPCODE: u8>(
     let Some(v) = load_at::<SIZE, CHECK>(st, st.reg[reg(op.s)], op.off) else {
         return stop(op);
     };
-    st.reg[reg(op.d)] = v;
+    if !overwrites::<LINK, OPCODE>() {
+        st.reg[reg(op.d)] = v;
+    }
     let w = second::<LINK, OPCODE>(st, op, v);
     st.reg[reg(op.t)] = w;
     go(st, at(op, 2), fuel, w)
@@ -937,6 +1062,83 @@ fn load_shift_or_op<const SIZE: u32, const CHECK: u8, const SHIFT: u8, const OR:
     let w = Alu::<OR>::of(st.reg[reg(op.t)], v);
     st.reg[reg(op.t)] = w;
     go(st, at(op, 3), fuel, w)
+}
+
+/// A load, the ALU operation `OPCODE` on the loaded register and the store of it back, as
+/// `load_alu_store` found: the store's bound (`State::store`) vouches for the load too. Where
+/// it fails, the load and the ALU operation run as `ldx_alu` would, and the store's own slot
+/// goes on.
+fn load_alu_store_op<const SIZE: u32, const CHECK: u8, const OPCODE: u8>(
+    st: &mut State,
+    op: &Slot,
+    fuel: u32,
+    _: u64,
+) -> Next {
+    let addr = off_by(st.reg[reg(op.s)], op.off);
+    let first = (CHECK == DATA) as usize;
+    let stored =
+        CHECK == PROVED || addr.wrapping_sub(st.start[first]) < st.store[first][size_index(SIZE)];
+    let v = if stored {
+        // SAFETY: inside a writable region of the run (checked above, or proved by the verifier).
+        unsafe { load(addr, SIZE) }
+    } else {
+        let Some(v) = load_at::<SIZE, CHECK>(st, st.reg[reg(op.s)], op.off) else {
+            return stop(op);
+        };
+        v
+    };
+    let w = second::<SAME, OPCODE>(st, op, v);
+    st.reg[reg(op.d)] = w;
+    if !stored {
+        return go(st, at(op, 2), fuel, w);
+    }
+    // SAFETY: as above.
+    unsafe { store(addr, SIZE, w) };
+    go(st, at(op, 3), fuel, w)
+}
+
+/// Two loads, shifts and an or, as `load_pair_or` found: both loads checked in one compare,
+/// against the bytes from the lower offset through the end of the higher one, rounded up to the
+/// access size whose bound is `x` (`State::load`). Where that fails, each load is checked on
+/// its own; where the second cannot finish, the first load and shift are done and the second
+/// load's own slot goes on.
+fn load_pair_or_op<const SIZE: u32, const CHECK: u8, const SHIFT: u8, const OR: u8>(
+    st: &mut State,
+    op: &Slot,
+    fuel: u32,
+    _: u64,
+) -> Next {
+    let b = st.reg[reg(op.s)];
+    let (a1, a2) = (off_by(b, op.off), off_by(b, op.off2));
+    let first = (CHECK == DATA) as usize;
+    let (v, w) = if CHECK == PROVED
+        || off_by(b, op.off.min(op.off2)).wrapping_sub(st.start[first])
+            < st.load[first][op.x as usize & 3]
+    {
+        // SAFETY: both inside one region of the run (checked above, or proved by the verifier).
+        unsafe { (load(a1, SIZE), load(a2, SIZE)) }
+    } else {
+        let Some(v) = load_at::<SIZE, CHECK>(st, b, op.off) else {
+            return stop(op);
+        };
+        let Some(w) = load_at::<SIZE, CHECK>(st, b, op.off2) else {
+            let v = Alu::<SHIFT>::of(v, op.imm);
+            st.reg[reg(op.d)] = v;
+            return go(st, at(op, 2), fuel, v);
+        };
+        (v, w)
+    };
+    let v = Alu::<SHIFT>::of(v, op.imm);
+    st.reg[reg(op.d)] = v;
+    let w = Alu::<OR>::of(Alu::<SHIFT>::of(w, op.imm2 as i64 as u64), v);
+    st.reg[reg(op.t)] = w;
+    go(st, at(op, 5), fuel, w)
+}
+
+/// `base + off`, wrapping as eBPF addresses do.
+#[inline(always)]
+fn off_by(base: u64, off: i32) -> u64 {
+    base.wrapping_add(off as i64 as u64)
 }
 
 /// A byte-order operation (`le`/`be` of ALU32, `bswap` of ALU64), its width the immediate.
