@@ -2,8 +2,10 @@
 //! around the stack, the data (r1) and an extra region (r3), atomics, jumps and counted loops,
 //! local calls, `callx` and helper calls. `differential.rs` runs them as they are;
 //! `fuzz_engines.rs` adds map, callback, lock, ring-buffer and packet helper calls through the
-//! `Extra` hook of `function`.
+//! `Extra` hook of `function`. `xdp` holds random XDP programs around direct packet access.
 #![allow(dead_code)]
+
+pub mod xdp;
 
 use super::rng::{Random, Rng};
 use ebpf_vm::isa::opcodes::*;
