@@ -136,14 +136,24 @@ impl Compiler<'_> {
     /// (0: none, nothing was emitted). eBPF instructions stay the unit of metering: the caller
     /// counts all of them in the block, and none of them can trap.
     pub(super) fn idiom(&mut self, pc: usize, avail: usize) -> usize {
+        // Both idioms start with a register move, and a rotate may start with a shift by an
+        // immediate: most instructions are neither (this runs for every instruction at load).
+        let first = self.insns[pc].opcode;
+        let cls = class(first);
+        if !matches!(cls, CLASS_ALU | CLASS_ALU64)
+            || !matches!(first ^ cls, op if op == ALU_MOV | SRC_X || op == ALU_LSH || op == ALU_RSH)
+        {
+            return 0;
+        }
         let within = |n: usize| {
             n <= avail
                 && pc + n <= self.insns.len()
                 && (pc + 1..pc + n).all(|p| self.shape.chains[p] == 0)
         };
-        if let Some(r) = (4..=ROTATE_WINDOW)
-            .filter(|&n| within(n))
-            .find_map(|n| rotate_idiom(self.insns, pc, n))
+        // The idiom's own test first: it looks at one instruction before anything else, and most
+        // instructions are no rotate's end (`within` walks the shape's chains).
+        if let Some(r) =
+            (4..=ROTATE_WINDOW).find_map(|n| rotate_idiom(self.insns, pc, n).filter(|_| within(n)))
         {
             self.rotate(pc, &r);
             return r.n;
