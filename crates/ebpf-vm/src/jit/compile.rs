@@ -345,9 +345,10 @@ pub fn compile(
     c.prologue(false, checks);
     // A run enters here or (a callback) at an entry of its own: only without those may the code
     // rebuild its loops' constants once, here, for all of the run.
-    if entries.is_empty() {
+    // Without blinding there is no pool, and no need to count constants.
+    if let Some(b) = c.blind.as_mut().filter(|_| entries.is_empty()) {
         let pooled = pooled(insns, &c.shape);
-        if let Some(b) = c.blind.as_mut().filter(|_| !pooled.is_empty()) {
+        if !pooled.is_empty() {
             b.fill_pool(&mut c.a, &pooled);
         }
     }

@@ -135,6 +135,9 @@ impl Compiler<'_> {
     /// pair `dst = src; dst *= 3, 5 or 9` as one `lea`. Returns how many instructions it emitted
     /// (0: none, nothing was emitted). eBPF instructions stay the unit of metering: the caller
     /// counts all of them in the block, and none of them can trap.
+    /// Asked of every instruction: the test of the first opcode is inlined into the caller (as
+    /// `mov_add`'s), the rest is not.
+    #[inline(always)]
     pub(super) fn idiom(&mut self, pc: usize, avail: usize) -> usize {
         // Both idioms start with a register move, and a rotate may start with a shift by an
         // immediate: most instructions are neither (this runs for every instruction at load).
@@ -145,18 +148,27 @@ impl Compiler<'_> {
         {
             return 0;
         }
+        self.idiom_at(pc, avail)
+    }
+
+    #[inline(never)]
+    fn idiom_at(&mut self, pc: usize, avail: usize) -> usize {
         let within = |n: usize| {
             n <= avail
                 && pc + n <= self.insns.len()
                 && (pc + 1..pc + n).all(|p| self.shape.chains[p] == 0)
         };
         // The idiom's own test first: it looks at one instruction before anything else, and most
-        // instructions are no rotate's end (`within` walks the shape's chains).
-        if let Some(r) =
-            (4..=ROTATE_WINDOW).find_map(|n| rotate_idiom(self.insns, pc, n).filter(|_| within(n)))
-        {
-            self.rotate(pc, &r);
-            return r.n;
+        // instructions are no rotate's end (`within` walks the shape's chains); the last
+        // instruction's opcode is tested here, before the call.
+        for n in 4..=ROTATE_WINDOW {
+            if !self.insns.get(pc + n - 1).is_some_and(ends_rotate) {
+                continue;
+            }
+            if let Some(r) = rotate_idiom(self.insns, pc, n).filter(|_| within(n)) {
+                self.rotate(pc, &r);
+                return r.n;
+            }
         }
         let (mv, mul) = match self.insns.get(pc..pc + 2) {
             Some(&[mv, mul]) if within(2) => (mv, mul),
@@ -438,6 +450,14 @@ pub(super) struct Rotate {
     pub t_count: u8,
 }
 
+/// Whether `insn` may end a rotate idiom: a register `or`, `xor` or `add` (ALU64 or ALU).
+#[inline(always)]
+fn ends_rotate(insn: &Insn) -> bool {
+    let cls = class(insn.opcode);
+    matches!(cls, CLASS_ALU | CLASS_ALU64)
+        && matches!(insn.opcode ^ cls, op if op == ALU_OR | SRC_X || op == ALU_XOR | SRC_X || op == ALU_ADD | SRC_X)
+}
+
 /// Whether the `n` instructions at `pc` (all ALU64, or all ALU) are copies between registers and
 /// shifts by an immediate, ending with `d |= t` (or `^=`, `+=`: the same on disjoint bits) where
 /// one of d and t holds `x << k` and the other `x >> (64 - k)` (32 for ALU), for the value x
@@ -446,12 +466,10 @@ pub(super) struct Rotate {
 /// lands inside.
 pub(super) fn rotate_idiom(insns: &[Insn], pc: usize, n: usize) -> Option<Rotate> {
     let (last, body) = insns.get(pc..pc + n)?.split_last()?;
-    let cls = class(last.opcode);
-    if !matches!(cls, CLASS_ALU | CLASS_ALU64)
-        || !matches!(last.opcode ^ cls, op if op == ALU_OR | SRC_X || op == ALU_XOR | SRC_X || op == ALU_ADD | SRC_X)
-    {
+    if !ends_rotate(last) {
         return None;
     }
+    let cls = class(last.opcode);
     let bits = if cls == CLASS_ALU64 { 64 } else { 32 };
     let mut val: [Val; 11] = std::array::from_fn(|r| Val::Reg(r as u8));
     let mut written = 0u16;
