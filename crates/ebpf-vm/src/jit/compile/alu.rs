@@ -208,7 +208,7 @@ impl Compiler<'_> {
         let (d, t, x) = (REG[r.d as usize], REG[r.t as usize], REG[r.x as usize]);
         let last = pc + r.n - 1;
         // No liveness without a proved access (mode checked): `t` counts as live.
-        let t_live = !self.proved.contains(&true) || self.live_after(last, r.t);
+        let t_live = !self.any_proved || self.live_after(last, r.t);
         let a = &mut self.a;
         let bits = if r.wide { 64 } else { 32 };
         let rol = |a: &mut Asm| {
