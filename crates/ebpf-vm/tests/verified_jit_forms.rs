@@ -5,24 +5,15 @@
 //! runs on both engines in both modes; the interpreter in mode checked is the reference, and the
 //! expected r0 and memory below are worked out from the instructions and the input.
 
+mod common;
+
+use common::*;
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::{encode_all, Insn};
 use ebpf_vm::{Engine, Mode, Program, ProgramOptions, RunInput};
 
 const DATA: usize = 32;
 
-fn mov64(dst: u8, imm: i32) -> Insn {
-    Insn::new(CLASS_ALU64 | ALU_MOV | SRC_K, dst, 0, 0, imm)
-}
-fn mov64_reg(dst: u8, src: u8) -> Insn {
-    Insn::new(CLASS_ALU64 | ALU_MOV | SRC_X, dst, src, 0, 0)
-}
-fn alu64_reg(op: u8, dst: u8, src: u8) -> Insn {
-    Insn::new(CLASS_ALU64 | op | SRC_X, dst, src, 0, 0)
-}
-fn alu64(op: u8, dst: u8, imm: i32) -> Insn {
-    Insn::new(CLASS_ALU64 | op | SRC_K, dst, 0, 0, imm)
-}
 fn ldx(size: u8, dst: u8, src: u8, off: i16) -> Insn {
     Insn::new(CLASS_LDX | MODE_MEM | size, dst, src, off, 0)
 }
@@ -34,9 +25,6 @@ fn st(size: u8, dst: u8, off: i16, imm: i32) -> Insn {
 }
 fn stx(size: u8, dst: u8, src: u8, off: i16) -> Insn {
     Insn::new(CLASS_STX | MODE_MEM | size, dst, src, off, 0)
-}
-fn exit() -> Insn {
-    Insn::new(OP_EXIT, 0, 0, 0, 0)
 }
 
 /// data[k] = 0x10 + k, with data[8] = 0xf0 (a byte with its sign bit set).
@@ -91,13 +79,13 @@ fn check(name: &str, code: &[Insn], r0: u64, memory: &[u8]) {
 fn loads_through_a_sum_overwritten_by_the_last() {
     // t = r1 + 3; r4 = data[4]; t = data[3]; r0 = t << 8 | r4 = 0x13 << 8 | 0x14.
     let code = [
-        mov64(2, 3),
+        mov64_imm(2, 3),
         mov64_reg(3, 1),
         alu64_reg(ALU_ADD, 3, 2),
         ldx(SIZE_B, 4, 3, 1),
         ldx(SIZE_B, 3, 3, 0),
         mov64_reg(0, 3),
-        alu64(ALU_LSH, 0, 8),
+        alu64_imm(ALU_LSH, 0, 8),
         alu64_reg(ALU_OR, 0, 4),
         exit(),
     ];
@@ -109,9 +97,9 @@ fn stores_through_an_immediate_sum() {
     // t = r1 + 5; data[5] = 0xaa; data[6..8] = 0x1234 (little-endian: 0x34, 0x12);
     // t = u32 at data[4..8] = [0x14, 0xaa, 0x34, 0x12] = 0x1234aa14.
     let code = [
-        mov64(2, 0x1234),
+        mov64_imm(2, 0x1234),
         mov64_reg(3, 1),
-        alu64(ALU_ADD, 3, 5),
+        alu64_imm(ALU_ADD, 3, 5),
         st(SIZE_B, 3, 0, 0xaa),
         stx(SIZE_H, 3, 2, 1),
         ldx(SIZE_W, 3, 3, -1),
@@ -130,13 +118,13 @@ fn a_load_into_the_index_ends_nothing_early() {
     // t = r1 + r2 (r2 = 2); r2 = data[2] = 0x12 (the index changes); t = data[3] = 0x13 (the
     // sum before the change, +1); r0 = t << 8 | r2 = 0x1312.
     let code = [
-        mov64(2, 2),
+        mov64_imm(2, 2),
         mov64_reg(3, 1),
         alu64_reg(ALU_ADD, 3, 2),
         ldx(SIZE_B, 2, 3, 0),
         ldx(SIZE_B, 3, 3, 1),
         mov64_reg(0, 3),
-        alu64(ALU_LSH, 0, 8),
+        alu64_imm(ALU_LSH, 0, 8),
         alu64_reg(ALU_OR, 0, 2),
         exit(),
     ];
@@ -147,7 +135,7 @@ fn a_load_into_the_index_ends_nothing_early() {
 fn a_scalar_base_and_a_sign_extending_load() {
     // t = 8 + r1; r4 = (s8)data[8] = (s8)0xf0 = -16; t = data[8] = 0xf0; r0 = -16 + 240 = 224.
     let code = [
-        mov64(2, 8),
+        mov64_imm(2, 8),
         mov64_reg(3, 2),
         alu64_reg(ALU_ADD, 3, 1),
         ldxs(SIZE_B, 4, 3, 0),
@@ -164,7 +152,7 @@ fn a_sum_still_read_after_the_loads_is_kept() {
     // t = r1 + 2; r4 = data[2] = 0x12; r0 = t - r1 + r4 = 2 + 0x12 = 0x14.
     let code = [
         mov64_reg(3, 1),
-        alu64(ALU_ADD, 3, 2),
+        alu64_imm(ALU_ADD, 3, 2),
         ldx(SIZE_B, 4, 3, 0),
         mov64_reg(0, 3),
         alu64_reg(ALU_SUB, 0, 1),
@@ -179,14 +167,14 @@ fn a_counted_loop_summing_bytes() {
     // r0 = sum of data[0..16] = 16 * 0x10 + (0 + 1 + ... + 15) = 256 + 120 = 376, with data[8]
     // = 0xf0 in place of 0x18: 376 - 0x18 + 0xf0 = 592.
     let code = [
-        mov64(0, 0),
-        mov64(2, 0),
+        mov64_imm(0, 0),
+        mov64_imm(2, 0),
         // loop:
         mov64_reg(3, 1),
         alu64_reg(ALU_ADD, 3, 2),
         ldx(SIZE_B, 3, 3, 0),
         alu64_reg(ALU_ADD, 0, 3),
-        alu64(ALU_ADD, 2, 1),
+        alu64_imm(ALU_ADD, 2, 1),
         Insn::new(CLASS_JMP | JMP_JLT | SRC_K, 2, 0, -6, 16),
         exit(),
     ];
@@ -198,15 +186,15 @@ fn stores_through_a_sum_dead_after_them_in_a_loop() {
     // for r2 in 0..8: data[16 + r2] = 0x55, then data[24 + r2] = r2 (t is dead at the loop's
     // head, where it is written again, and after the loop); r0 = 0.
     let code = [
-        mov64(2, 0),
+        mov64_imm(2, 0),
         // loop:
         mov64_reg(3, 1),
         alu64_reg(ALU_ADD, 3, 2),
         st(SIZE_B, 3, 16, 0x55),
         stx(SIZE_B, 3, 2, 24),
-        alu64(ALU_ADD, 2, 1),
+        alu64_imm(ALU_ADD, 2, 1),
         Insn::new(CLASS_JMP | JMP_JLT | SRC_K, 2, 0, -6, 8),
-        mov64(0, 0),
+        mov64_imm(0, 0),
         exit(),
     ];
     let mut memory = input();
@@ -222,10 +210,10 @@ fn a_sum_read_at_a_jump_target_is_kept() {
     // t = r1 + 2; r4 = data[2] = 0x12; the jump to the end is taken, where r0 = t - r1 = 2.
     let code = [
         mov64_reg(3, 1),
-        alu64(ALU_ADD, 3, 2),
+        alu64_imm(ALU_ADD, 3, 2),
         ldx(SIZE_B, 4, 3, 0),
         Insn::new(CLASS_JMP | JMP_JEQ | SRC_K, 4, 0, 2, 0x12),
-        mov64(0, 7),
+        mov64_imm(0, 7),
         exit(),
         mov64_reg(0, 3),
         alu64_reg(ALU_SUB, 0, 1),
@@ -251,16 +239,16 @@ fn blinded_constants_in_every_form() {
         ]
     };
     let mut code = vec![
-        mov64(0, 0x1234_5678),
-        alu64(ALU_ADD, 0, 0x1000),
-        alu64(ALU_SUB, 0, 0x0f00),
-        alu64(ALU_OR, 0, 0x1_0000),
-        alu64(ALU_AND, 0, 0x00ff_f0f0),
-        alu64(ALU_XOR, 0, 0x1234),
-        alu64(ALU_MUL, 0, 0x101),
+        mov64_imm(0, 0x1234_5678),
+        alu64_imm(ALU_ADD, 0, 0x1000),
+        alu64_imm(ALU_SUB, 0, 0x0f00),
+        alu64_imm(ALU_OR, 0, 0x1_0000),
+        alu64_imm(ALU_AND, 0, 0x00ff_f0f0),
+        alu64_imm(ALU_XOR, 0, 0x1234),
+        alu64_imm(ALU_MUL, 0, 0x101),
         Insn::new(CLASS_ALU | ALU_ADD | SRC_K, 0, 0, 0, 0x7fff_0000),
         // r5 = -0x1234; if r5 != -0x1234 goto fail (64-bit compare of the sign-extended value)
-        mov64(5, -0x1234),
+        mov64_imm(5, -0x1234),
         Insn::new(CLASS_JMP | JMP_JNE | SRC_K, 5, 0, 8, -0x1234),
         // if w0 != 0xb5768644 goto fail (32-bit compare)
         Insn::new(
@@ -281,7 +269,7 @@ fn blinded_constants_in_every_form() {
         alu64_reg(ALU_XOR, 0, 6),
         exit(),
         // fail:
-        mov64(0, 0),
+        mov64_imm(0, 0),
         exit(),
     ]);
     let mut memory = input();
@@ -296,15 +284,15 @@ fn a_continue_to_a_copied_latch() {
     // latch `r2 += 1; if r2 < 6 goto head`, the even one by a `ja` that the JIT (unmetered, mode
     // verified) replaces by a copy of the latch. r0 = 3 * 10 + 3 * 1 = 33; then r0 += r2 = 39.
     let code = [
-        mov64(0, 0),
-        mov64(2, 0),
+        mov64_imm(0, 0),
+        mov64_imm(2, 0),
         // head:
         Insn::new(CLASS_JMP | JMP_JSET | SRC_K, 2, 0, 2, 1),
-        alu64(ALU_ADD, 0, 10),
+        alu64_imm(ALU_ADD, 0, 10),
         Insn::new(CLASS_JMP | JMP_JA, 0, 0, 1, 0),
-        alu64(ALU_ADD, 0, 1),
+        alu64_imm(ALU_ADD, 0, 1),
         // latch:
-        alu64(ALU_ADD, 2, 1),
+        alu64_imm(ALU_ADD, 2, 1),
         Insn::new(CLASS_JMP | JMP_JLT | SRC_K, 2, 0, -6, 6),
         alu64_reg(ALU_ADD, 0, 2),
         exit(),
@@ -327,19 +315,6 @@ const ROL_X: [(u8, u64); 5] = [
 ];
 /// Y, whose low half 0x87654321 the 32-bit forms rotate (the high half must not show).
 const Y: u64 = 0xdead_beef_8765_4321;
-
-fn lddw(dst: u8, v: u64) -> [Insn; 2] {
-    [
-        Insn::new(OP_LDDW, dst, 0, 0, v as u32 as i32),
-        Insn::new(0, 0, 0, 0, (v >> 32) as u32 as i32),
-    ]
-}
-fn alu32(op: u8, dst: u8, imm: i32) -> Insn {
-    Insn::new(CLASS_ALU | op | SRC_K, dst, 0, 0, imm)
-}
-fn alu32_reg(op: u8, dst: u8, src: u8) -> Insn {
-    Insn::new(CLASS_ALU | op | SRC_X, dst, src, 0, 0)
-}
 
 /// `prefix`, then `body`, then `r0 = result; exit`.
 fn program(prefix: &[Insn], body: &[Insn], result: u8) -> Vec<Insn> {
@@ -367,9 +342,9 @@ fn rotates_with_the_temporary_dead() {
         let k = k as i32;
         let body = [
             mov64_reg(4, 5),
-            alu64(ALU_RSH, 4, 64 - k),
+            alu64_imm(ALU_RSH, 4, 64 - k),
             mov64_reg(6, 5),
-            alu64(ALU_LSH, 6, k),
+            alu64_imm(ALU_LSH, 6, k),
             alu64_reg(ALU_OR, 6, 4),
         ];
         check_rotate("rol", &program(&lddw(5, X), &body, 6), rol, true);
@@ -384,8 +359,8 @@ fn rotates_in_place_with_the_temporary_read_after() {
     // 0x24 (the temporary keeps X << 13).
     let mut body = vec![
         mov64_reg(4, 5),
-        alu64(ALU_LSH, 4, 13),
-        alu64(ALU_RSH, 5, 51),
+        alu64_imm(ALU_LSH, 4, 13),
+        alu64_imm(ALU_RSH, 5, 51),
         alu64_reg(ALU_OR, 5, 4),
     ];
     body.push(alu64_reg(ALU_XOR, 5, 4));
@@ -394,8 +369,8 @@ fn rotates_in_place_with_the_temporary_read_after() {
     // X >> 51 = 0x24: 0x68acf13579bde024 + 0x24 = 0x68acf13579bde048.
     let body = [
         mov64_reg(6, 5),
-        alu64(ALU_LSH, 6, 13),
-        alu64(ALU_RSH, 5, 51),
+        alu64_imm(ALU_LSH, 6, 13),
+        alu64_imm(ALU_RSH, 5, 51),
         alu64_reg(ALU_XOR, 6, 5),
         alu64_reg(ALU_ADD, 6, 5),
     ];
@@ -419,9 +394,9 @@ fn rotates_32_bit() {
     ] {
         let body = [
             alu32_reg(ALU_MOV, 4, 5),
-            alu32(ALU_RSH, 4, 32 - k),
+            alu32_imm(ALU_RSH, 4, 32 - k),
             alu32_reg(ALU_MOV, 6, 5),
-            alu32(ALU_LSH, 6, k),
+            alu32_imm(ALU_LSH, 6, k),
             alu32_reg(ALU_OR, 6, 4),
         ];
         check_rotate("rol32", &program(&lddw(5, Y), &body, 6), rol, true);
@@ -430,8 +405,8 @@ fn rotates_32_bit() {
     // 0xa86430ec ^ 0x10ec = 0xa8642000.
     let body = [
         alu32_reg(ALU_MOV, 4, 5),
-        alu32(ALU_RSH, 4, 19),
-        alu32(ALU_LSH, 5, 13),
+        alu32_imm(ALU_RSH, 4, 19),
+        alu32_imm(ALU_LSH, 5, 13),
         alu32_reg(ALU_OR, 5, 4),
         alu64_reg(ALU_XOR, 5, 4),
     ];
@@ -445,9 +420,9 @@ fn rotates_32_bit() {
     // (64-bit: 0x87654321 << 13 = 0x10eca8642000); w6 |= w4 -> low half 0xa8642000 | 0x10ec.
     let body = [
         alu32_reg(ALU_MOV, 4, 5),
-        alu32(ALU_RSH, 4, 19),
+        alu32_imm(ALU_RSH, 4, 19),
         alu32_reg(ALU_MOV, 6, 5),
-        alu64(ALU_LSH, 6, 13),
+        alu64_imm(ALU_LSH, 6, 13),
         alu32_reg(ALU_OR, 6, 4),
     ];
     check_rotate("mixed", &program(&lddw(5, Y), &body, 6), 0xa864_30ec, false);
@@ -461,16 +436,16 @@ fn a_rotate_split_by_a_jump_target_is_not_fused() {
     for (c, r0) in [(0x10, 0x2100), (0x11, 0x68ac_f135_79bd_e024)] {
         let mut prefix = lddw(5, X).to_vec();
         prefix.extend([
-            mov64(4, 0x100),
-            mov64(6, 1),
+            mov64_imm(4, 0x100),
+            mov64_imm(6, 1),
             ldx(SIZE_B, 2, 1, 0),
             Insn::new(CLASS_JMP | JMP_JEQ | SRC_K, 2, 0, 3, c),
         ]);
         let body = [
             mov64_reg(4, 5),
-            alu64(ALU_RSH, 4, 51),
+            alu64_imm(ALU_RSH, 4, 51),
             mov64_reg(6, 5),
-            alu64(ALU_LSH, 6, 13),
+            alu64_imm(ALU_LSH, 6, 13),
             alu64_reg(ALU_OR, 6, 4),
         ];
         check_rotate("split", &program(&prefix, &body, 6), r0, false);
@@ -482,12 +457,12 @@ fn rotates_in_a_counted_loop() {
     // Five times x = rol(x, 13): rol(X, 65) = rol(X, 1).
     let mut code = lddw(5, X).to_vec();
     code.extend([
-        mov64(2, 0),
+        mov64_imm(2, 0),
         mov64_reg(4, 5),
-        alu64(ALU_LSH, 4, 13),
-        alu64(ALU_RSH, 5, 51),
+        alu64_imm(ALU_LSH, 4, 13),
+        alu64_imm(ALU_RSH, 5, 51),
         alu64_reg(ALU_OR, 5, 4),
-        alu64(ALU_ADD, 2, 1),
+        alu64_imm(ALU_ADD, 2, 1),
         Insn::new(CLASS_JMP | JMP_JLT | SRC_K, 2, 0, -6, 5),
         mov64_reg(0, 5),
         exit(),
@@ -503,10 +478,10 @@ fn multiplies_by_3_5_and_9() {
     code.extend(lddw(7, Y));
     code.extend([
         mov64_reg(6, 5),
-        alu64(ALU_MUL, 6, 5),
+        alu64_imm(ALU_MUL, 6, 5),
         alu32_reg(ALU_MOV, 8, 7),
-        alu32(ALU_MUL, 8, 9),
-        alu64(ALU_MUL, 5, 3),
+        alu32_imm(ALU_MUL, 8, 9),
+        alu64_imm(ALU_MUL, 5, 3),
         alu64_reg(ALU_XOR, 6, 8),
         alu64_reg(ALU_XOR, 6, 5),
         mov64_reg(0, 6),

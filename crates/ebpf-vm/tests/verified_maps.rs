@@ -6,24 +6,18 @@
 //! 32 bits; `cmpxchg` compares with r0 and loads the old value into r0) and the kernel's lookup
 //! rules (an array index at or past `max_entries` gives NULL).
 
+mod common;
+
 use std::sync::Arc;
 
+use common::*;
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::Insn;
 use ebpf_vm::maps::{self, Map, MapDef, MapType};
 use ebpf_vm::{Engine, HelperTable, Mode, Program, ProgramOptions, ProgramType, RunInput};
 
-fn i(opcode: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn::new(opcode, dst, src, off, imm)
-}
 fn ld_map(dst: u8, index: i32) -> [Insn; 2] {
     [i(OP_LDDW, dst, PSEUDO_MAP_IDX, 0, index), i(0, 0, 0, 0, 0)]
-}
-fn mov_imm(dst: u8, imm: i32) -> Insn {
-    i(CLASS_ALU64 | ALU_MOV | SRC_K, dst, 0, 0, imm)
-}
-fn mov_reg(dst: u8, src: u8) -> Insn {
-    i(CLASS_ALU64 | ALU_MOV | SRC_X, dst, src, 0, 0)
 }
 fn add_imm(dst: u8, imm: i32) -> Insn {
     i(CLASS_ALU64 | ALU_ADD | SRC_K, dst, 0, 0, imm)
@@ -33,13 +27,6 @@ fn add_reg(dst: u8, src: u8) -> Insn {
 }
 fn atomic(size: u8, dst: u8, src: u8, off: i16, op: i32) -> Insn {
     i(CLASS_STX | MODE_ATOMIC | size, dst, src, off, op)
-}
-fn exit() -> Insn {
-    i(OP_EXIT, 0, 0, 0, 0)
-}
-
-fn bytes(insns: &[Insn]) -> Vec<u8> {
-    insns.iter().flat_map(|x| x.encode()).collect()
 }
 
 fn load(code: &[u8], maps: Vec<Arc<dyn Map>>, engine: Engine, mode: Mode) -> Program {
@@ -86,16 +73,16 @@ const MODES: [Mode; 2] = [Mode::Checked, Mode::Verified];
 fn lookup_key0() -> Vec<Insn> {
     let mut v = vec![
         i(CLASS_ST | MODE_MEM | SIZE_W, 10, 0, -4, 0),
-        mov_reg(2, 10),
+        mov64_reg(2, 10),
         add_imm(2, -4),
     ];
     v.extend(ld_map(1, 0));
     v.extend([
         i(OP_CALL, 0, 0, 0, 1),
         i(CLASS_JMP | JMP_JNE | SRC_K, 0, 0, 2, 0),
-        mov_imm(0, 1),
+        mov64_imm(0, 1),
         exit(),
-        mov_reg(6, 0),
+        mov64_reg(6, 0),
     ]);
     v
 }
@@ -106,52 +93,52 @@ fn atomics_on_map_values_and_the_stack_agree_in_every_mode() {
     let mut code = lookup_key0();
     // The value (16 bytes, zero): u64 at 0, u32 at 8 and 12. r7 sums what the fetches return.
     code.extend([
-        mov_imm(1, 5),
+        mov64_imm(1, 5),
         atomic(dw, 6, 1, 0, ATOMIC_ADD), // v0 = 5
-        mov_imm(1, 7),
+        mov64_imm(1, 7),
         atomic(dw, 6, 1, 0, ATOMIC_ADD | ATOMIC_FETCH), // r1 = 5, v0 = 12
-        mov_reg(7, 1),                                  // r7 = 5
-        mov_imm(1, 0xf0),
+        mov64_reg(7, 1),                                // r7 = 5
+        mov64_imm(1, 0xf0),
         atomic(dw, 6, 1, 0, ATOMIC_OR), // v0 = 0xfc
-        mov_imm(1, 0x3c),
+        mov64_imm(1, 0x3c),
         atomic(dw, 6, 1, 0, ATOMIC_AND | ATOMIC_FETCH), // r1 = 0xfc, v0 = 0x3c
         add_reg(7, 1),                                  // r7 = 0x101
-        mov_imm(1, 0xff),
+        mov64_imm(1, 0xff),
         atomic(dw, 6, 1, 0, ATOMIC_XOR | ATOMIC_FETCH), // r1 = 0x3c, v0 = 0xc3
         add_reg(7, 1),                                  // r7 = 0x13d
-        mov_imm(1, 9),
+        mov64_imm(1, 9),
         atomic(dw, 6, 1, 0, ATOMIC_XCHG), // r1 = 0xc3, v0 = 9
         add_reg(7, 1),                    // r7 = 0x200
-        mov_imm(0, 9),
-        mov_imm(1, 100),
+        mov64_imm(0, 9),
+        mov64_imm(1, 100),
         atomic(dw, 6, 1, 0, ATOMIC_CMPXCHG), // equal: v0 = 100, r0 = 9
         add_reg(7, 0),                       // r7 = 0x209
-        mov_imm(0, 1),
-        mov_imm(1, 200),
+        mov64_imm(0, 1),
+        mov64_imm(1, 200),
         atomic(dw, 6, 1, 0, ATOMIC_CMPXCHG), // unequal: v0 stays 100, r0 = 100
         add_reg(7, 0),                       // r7 = 0x26d
-        mov_imm(1, -1),
+        mov64_imm(1, -1),
         atomic(w, 6, 1, 8, ATOMIC_ADD | ATOMIC_FETCH), // r1 = 0, v8 = 0xffffffff
         add_reg(7, 1),                                 // r7 = 0x26d
-        mov_imm(1, 3),
+        mov64_imm(1, 3),
         atomic(w, 6, 1, 8, ATOMIC_ADD), // v8 = 2 (wraps)
-        mov_imm(1, 0),
+        mov64_imm(1, 0),
         atomic(w, 6, 1, 8, ATOMIC_OR | ATOMIC_FETCH), // r1 = 2
         add_reg(7, 1),                                // r7 = 0x26f
-        mov_imm(0, 2),
-        mov_imm(1, -1),
+        mov64_imm(0, 2),
+        mov64_imm(1, -1),
         atomic(w, 6, 1, 8, ATOMIC_CMPXCHG), // equal: v8 = 0xffffffff, r0 = 2
         add_reg(7, 0),                      // r7 = 0x271
-        mov_imm(1, 0x10),
+        mov64_imm(1, 0x10),
         atomic(w, 6, 1, 12, ATOMIC_XCHG), // r1 = 0 (zero-extended), v12 = 0x10
         add_reg(7, 1),                    // r7 = 0x271
         // On the stack: 40 + 2 = 42 at r10-16.
         i(CLASS_ST | MODE_MEM | SIZE_DW, 10, 0, -16, 40),
-        mov_imm(1, 2),
+        mov64_imm(1, 2),
         atomic(dw, 10, 1, -16, ATOMIC_ADD),
         i(CLASS_LDX | MODE_MEM | SIZE_DW, 1, 10, -16, 0),
         add_reg(7, 1), // r7 = 0x29b
-        mov_reg(0, 7),
+        mov64_reg(0, 7),
         exit(),
     ]);
     let code = bytes(&code);
@@ -195,7 +182,7 @@ fn packet_key_lookup_with(lpm: bool, before_call: &[Insn], on_value: &[Insn]) ->
     let mut v = vec![
         i(CLASS_LDX | MODE_MEM | SIZE_W, 2, 1, 0, 0), // data
         i(CLASS_LDX | MODE_MEM | SIZE_W, 3, 1, 4, 0), // data_end
-        mov_reg(4, 2),
+        mov64_reg(4, 2),
         add_imm(4, 4),
         i(CLASS_JMP | JMP_JGT | SRC_X, 4, 3, 0, 0), // to the end: offset set below
         i(CLASS_LDX | MODE_MEM | SIZE_W, 5, 2, 0, 0),
@@ -204,18 +191,18 @@ fn packet_key_lookup_with(lpm: bool, before_call: &[Insn], on_value: &[Insn]) ->
     if lpm {
         v.push(i(CLASS_ST | MODE_MEM | SIZE_W, 10, 0, -8, 32));
     }
-    v.extend([mov_reg(2, 10), add_imm(2, if lpm { -8 } else { -4 })]);
+    v.extend([mov64_reg(2, 10), add_imm(2, if lpm { -8 } else { -4 })]);
     v.extend(ld_map(1, 0));
     v.extend_from_slice(before_call);
     v.extend([
         i(OP_CALL, 0, 0, 0, 1),
         i(CLASS_JNE_K, 0, 0, 2, 0),
-        mov_imm(0, 0xdead),
+        mov64_imm(0, 0xdead),
         exit(),
     ]);
     v.extend_from_slice(on_value);
     v[4].off = (v.len() - 5) as i16;
-    v.extend([mov_imm(0, 0xbad), exit()]);
+    v.extend([mov64_imm(0, 0xbad), exit()]);
     bytes(&v)
 }
 
@@ -336,7 +323,7 @@ fn count_packet_key() -> Vec<u8> {
     packet_key_lookup(
         false,
         &[
-            mov_imm(1, 1),
+            mov64_imm(1, 1),
             atomic(SIZE_DW, 0, 1, 0, ATOMIC_ADD),
             i(CLASS_LDX | MODE_MEM | SIZE_W, 0, 0, 8, 0),
             exit(),
