@@ -99,7 +99,7 @@ impl Program {
         let zero_stack = |first: bool| unsafe {
             match first {
                 true => self.zero_stack(stack_top),
-                false => zero_few_stack_bytes(stack_top, later_zero),
+                false => super::zero_stack_bytes(stack_top, later_zero),
             }
         };
         let RunSpace {
@@ -201,28 +201,5 @@ impl Program {
         if let Some(maps) = &mut space.maps {
             maps.end_run();
         }
-    }
-}
-
-/// `zero_stack_bytes` for the few bytes a batch's later runs zero (the firewall's 8): whole words
-/// stored in place, where `write_bytes` of a length known only at run time calls `memset`.
-///
-/// # Safety
-/// As `zero_stack_bytes`.
-#[inline(always)]
-unsafe fn zero_few_stack_bytes(stack_top: u64, (below_top, zeroed): (usize, usize)) {
-    if zeroed > 64 {
-        // SAFETY: as the caller's.
-        return unsafe { super::zero_stack_bytes(stack_top, (below_top, zeroed)) };
-    }
-    let start = stack_top - below_top as u64;
-    let words = zeroed / 8;
-    for w in 0..words {
-        // SAFETY: inside the `zeroed` bytes from `start` (the caller's).
-        unsafe { ((start + 8 * w as u64) as *mut u64).write_unaligned(0) };
-    }
-    for b in 8 * words..zeroed {
-        // SAFETY: as above.
-        unsafe { ((start + b as u64) as *mut u8).write(0) };
     }
 }
