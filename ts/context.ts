@@ -92,12 +92,20 @@ const SK_BUFF = {
 /** `struct __sk_buff` as tc programs and their test runs use it: also the `u64` time stamps. */
 const TC_SK_BUFF = { ...SK_BUFF, u64: { tstamp: 152, hwtstamp: 184 } as Record<string, number> }
 
-/** The fields of each layout as a list, made once: decoding runs for every packet of a batch. */
-const FIELD_LISTS = new Map<object, Array<[string, number]>>([
-  [XDP_MD, Object.entries(XDP_MD.fields)],
-  [SK_BUFF, Object.entries(SK_BUFF.fields)],
-  [TC_SK_BUFF, Object.entries(SK_BUFF.fields)],
-])
+/**
+ * The u32 fields of each layout as two lists (names, offsets) and its u64 fields as a list, made
+ * once: decoding runs for every packet of a batch.
+ */
+interface FieldList {
+  names: string[]
+  offsets: number[]
+  u64: Array<[string, number]>
+}
+
+function fieldList(layout: Layout): FieldList {
+  const u32 = Object.entries(layout.fields)
+  return { names: u32.map(([n]) => n), offsets: u32.map(([, o]) => o), u64: Object.entries(layout.u64 ?? {}) }
+}
 
 interface Layout {
   size: number
@@ -151,16 +159,46 @@ export function encodeContext(type: ProgramType, ctx: Uint8Array | ContextValue 
   return out
 }
 
+const FIELD_LISTS = new Map<Layout, FieldList>([
+  [XDP_MD, fieldList(XDP_MD)],
+  [SK_BUFF, fieldList(SK_BUFF)],
+  [TC_SK_BUFF, fieldList(TC_SK_BUFF)],
+])
+
 /** Named fields of a context image the engine returned. */
 export function decodeContext(type: ProgramType, bytes: Uint8Array): ContextValue | undefined {
+  return decodeContextAt(type, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0, bytes.byteLength)
+}
+
+/**
+ * `decodeContext` of the `size` bytes at `at` in `view`: a batch reads all its images through one
+ * DataView (one made per packet costs more than the decoding).
+ */
+export function decodeContextAt(type: ProgramType, view: DataView, at: number, size: number): ContextValue | undefined {
   const layout = layoutOf(type)
-  if (!layout || bytes.length < layout.size) return undefined
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  if (!layout || size < layout.size) return undefined
+  if (layout === XDP_MD) return decodeXdpMd(view, at)
+  const { names, offsets, u64 } = FIELD_LISTS.get(layout)!
   const out: Record<string, unknown> = {}
-  for (const [name, off] of FIELD_LISTS.get(layout)!) out[name] = view.getUint32(off, true)
-  if (layout.cb !== undefined) out.cb = Array.from({ length: 5 }, (_, i) => view.getUint32(layout.cb! + 4 * i, true))
-  for (const [name, off] of Object.entries(layout.u64 ?? {})) out[name] = view.getBigUint64(off, true)
+  for (let i = 0; i < names.length; i++) out[names[i]!] = view.getUint32(at + offsets[i]!, true)
+  const cb = layout.cb
+  if (cb !== undefined) out.cb = Array.from({ length: 5 }, (_, i) => view.getUint32(at + cb + 4 * i, true))
+  for (const [name, off] of u64) out[name] = view.getBigUint64(at + off, true)
   return out as ContextValue
+}
+
+/**
+ * XDP's fields as one object literal, in the order of `XDP_MD.fields`: the batches' common case,
+ * a fifth of the generic loop's time (whose stores by computed name V8 cannot specialize).
+ */
+function decodeXdpMd(view: DataView, at: number): XdpContext {
+  const f = XDP_MD.fields
+  return {
+    data_meta: view.getUint32(at + f.data_meta, true),
+    ingress_ifindex: view.getUint32(at + f.ingress_ifindex, true),
+    rx_queue_index: view.getUint32(at + f.rx_queue_index, true),
+    egress_ifindex: view.getUint32(at + f.egress_ifindex, true),
+  } satisfies Record<keyof typeof f, number>
 }
 
 function u32(what: string, v: unknown): number {

@@ -3,6 +3,7 @@
 //! the TypeScript layer to turn into typed JavaScript errors. Nothing here may panic across the
 //! boundary: the engine reports errors as values, and every conversion is checked.
 
+pub mod batch;
 pub mod coverage;
 pub mod errors;
 pub mod file_io;

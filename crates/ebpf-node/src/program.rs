@@ -17,6 +17,7 @@ use ebpf_vm::context::net::{Interface, Network, Route, RouteKind};
 use ebpf_vm::context::redirect::{Redirect, Via};
 use ebpf_vm::context::tunnel::TunnelInfo;
 
+use crate::batch::{check_lengths, run_packets, NativeBatch, NativeBatchError, PackedRuns};
 use crate::errors::{einval, thrown, Code};
 use crate::names::{AttachTypeName, EngineName, ProgramTypeName, SafetyMode};
 use crate::{invalid, NativeError};
@@ -979,13 +980,15 @@ impl NativeProgram {
     pub fn run_batch(
         &self,
         packets: &[u8],
-        lengths: Vec<u32>,
+        lengths: Uint32ArraySlice<'_>,
         input: NativeRunInput,
     ) -> Result<NativeBatch, Code> {
+        // A copy of the lengths (4 bytes a packet): JavaScript helpers run during the call.
+        let lengths = lengths.to_vec();
         check_lengths(packets.len(), &lengths)?;
         let limits = run_limits(&input, None);
         let input = test_input(&input, &[], &limits);
-        Ok(pack(run_packets(&self.inner, packets, &lengths, &input)?))
+        Ok(run_packets(&self.inner, packets, &lengths, &input)?.into_js())
     }
 
     /// The lean batch of `runBatchRetvals` (runs that need nothing but the packet): one run per
@@ -1002,19 +1005,11 @@ impl NativeProgram {
     ) -> Result<NativeBatchRetvals, Code> {
         // Typed arrays, not lists: no conversion per packet. Nothing runs JavaScript during the
         // call (programs with JavaScript helpers take `run_batch`), so the views stay valid.
+        // The engine checks that the lengths add up and that the wire lengths are one per packet.
         let lengths: &[u32] = lengths.as_ref();
         let wire_lengths: Option<&[u32]> = wire_lengths.as_ref().map(|w| w.as_ref());
-        check_lengths(packets.len(), lengths)?;
-        if let Some(w) = wire_lengths {
-            if w.len() != lengths.len() {
-                return Err(einval(format!(
-                    "{} wire lengths for {} packets",
-                    w.len(),
-                    lengths.len()
-                )));
-            }
-        }
-        let mut retvals = Vec::with_capacity(lengths.len());
+        // Zeroed up front (0 is a trapped run's retval): a store per run, no push.
+        let mut retvals = vec![0u32; lengths.len()];
         let mut errors = Vec::new();
         let input = BatchInput {
             packets,
@@ -1026,14 +1021,11 @@ impl NativeProgram {
         let summary = self
             .inner
             .run_batch_r0(&input, |index, result| match result {
-                Ok(out) => retvals.push(out.r0 as u32),
-                Err(trap) => {
-                    retvals.push(0);
-                    errors.push(NativeBatchError {
-                        index: index as u32,
-                        error: trap.into(),
-                    });
-                }
+                Ok(out) => retvals[index] = out.r0 as u32,
+                Err(trap) => errors.push(NativeBatchError {
+                    index: index as u32,
+                    error: trap.into(),
+                }),
             })
             .map_err(|e| einval(e.message))?;
         Ok(NativeBatchRetvals {
@@ -1050,10 +1042,11 @@ impl NativeProgram {
     pub fn run_batch_async(
         &self,
         packets: Buffer,
-        lengths: Vec<u32>,
+        lengths: Uint32ArraySlice<'_>,
         input: NativeRunInput,
         cancel: Option<&NativeCancelToken>,
     ) -> Result<AsyncTask<BatchTask>, Code> {
+        let lengths = lengths.to_vec();
         check_lengths(packets.len(), &lengths)?;
         let limits = run_limits(&input, cancel);
         Ok(AsyncTask::new(BatchTask {
@@ -1065,150 +1058,12 @@ impl NativeProgram {
     }
 }
 
-/// The results of a batch, packed: entry `i` of each array belongs to packet `i`.
-#[napi(object)]
-pub struct NativeBatch {
-    /// r0 of each run, 8 bytes little-endian each (0 where the run trapped).
-    pub r0: Buffer,
-    /// Instructions executed, f64 little-endian each.
-    pub insn_counts: Buffer,
-    /// Nanoseconds of each run, f64 little-endian each.
-    pub durations: Buffer,
-    /// The data each run left, concatenated, `data_lengths[i]` bytes each.
-    pub data: Buffer,
-    pub data_lengths: Vec<u32>,
-    /// Context images, concatenated (empty when the type has none).
-    pub ctx: Buffer,
-    pub ctx_lengths: Vec<u32>,
-    /// XDP metadata, concatenated.
-    pub meta: Buffer,
-    pub meta_lengths: Vec<u32>,
-    /// tc: each run's whole `__sk_buff` (`RunResult.skb`), concatenated (empty for other types).
-    pub skb: Buffer,
-    pub skb_lengths: Vec<u32>,
-    /// tc: each run's redirect target and flags; flags -1 where the run redirected nowhere.
-    pub redirect_ifindexes: Vec<u32>,
-    pub redirect_flags: Vec<i32>,
-    /// The runs that trapped.
-    pub errors: Vec<NativeBatchError>,
-}
-
 #[napi(object)]
 pub struct NativeBatchRetvals {
     pub retvals: Uint32Array,
     pub errors: Vec<NativeBatchError>,
     /// Nanoseconds of the whole batch inside the engine (one clock reading at each end).
     pub duration_ns: f64,
-}
-
-#[napi(object)]
-pub struct NativeBatchError {
-    pub index: u32,
-    pub error: NativeError,
-}
-
-/// `EINVAL` unless `lengths` add up to the `total` bytes of the packets.
-fn check_lengths(total: usize, lengths: &[u32]) -> Result<(), Code> {
-    let sum: u64 = lengths.iter().map(|&l| l as u64).sum();
-    if sum != total as u64 {
-        return Err(einval(format!(
-            "packet lengths add up to {sum} bytes, the packets have {total}"
-        )));
-    }
-    Ok(())
-}
-
-/// Runs each packet of `packets` (`lengths[i]` bytes each, checked by `check_lengths`) in order,
-/// with the other inputs of `input`, as one batch of the engine (`Program::run_batch`). A batch
-/// records no traces (one per packet would be a trace per run of a whole capture).
-fn run_packets(
-    program: &Program,
-    packets: &[u8],
-    lengths: &[u32],
-    input: &TestRunInput,
-) -> Result<Vec<TestRunOutput>, Code> {
-    let batch = BatchInput {
-        packets,
-        lengths,
-        offsets: None,
-        wire_lengths: None,
-        ctx: input.ctx.as_deref(),
-        process: input.process,
-        memory: Some(&input.memory),
-        network: input.network.as_ref(),
-        tunnel: input.tunnel,
-        budget: input.budget,
-        limits: input.limits.clone(),
-        r0_only: false,
-        prefetch_ahead: 0,
-    };
-    let mut outputs = Vec::with_capacity(lengths.len());
-    program
-        .run_batch(&batch, |run| {
-            outputs.push(TestRunOutput::from_outcome(
-                run.result,
-                run.data,
-                run.duration_ns,
-                run.perf_lost,
-                None,
-            ))
-        })
-        .map_err(|e| einval(e.message))?;
-    Ok(outputs)
-}
-
-fn pack(outputs: Vec<TestRunOutput>) -> NativeBatch {
-    let (mut r0, mut counts, mut durations) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut data, mut data_lengths) = (Vec::new(), Vec::new());
-    let (mut ctx, mut ctx_lengths) = (Vec::new(), Vec::new());
-    let (mut meta, mut meta_lengths) = (Vec::new(), Vec::new());
-    let (mut skb, mut skb_lengths) = (Vec::new(), Vec::new());
-    let (mut redirect_ifindexes, mut redirect_flags) = (Vec::new(), Vec::new());
-    let mut errors = Vec::new();
-    for (i, out) in outputs.into_iter().enumerate() {
-        let value = match out.result {
-            Ok(v) => v,
-            Err(trap) => {
-                errors.push(NativeBatchError {
-                    index: i as u32,
-                    error: trap.into(),
-                });
-                0
-            }
-        };
-        r0.extend_from_slice(&value.to_le_bytes());
-        counts.extend_from_slice(&(out.insn_count as f64).to_le_bytes());
-        durations.extend_from_slice(&out.duration_ns.to_le_bytes());
-        data_lengths.push(out.data.len() as u32);
-        data.extend_from_slice(&out.data);
-        let c = out.ctx.unwrap_or_default();
-        ctx_lengths.push(c.len() as u32);
-        ctx.extend_from_slice(&c);
-        let m = out.meta.unwrap_or_default();
-        meta_lengths.push(m.len() as u32);
-        meta.extend_from_slice(&m);
-        let k = out.skb.unwrap_or_default();
-        skb_lengths.push(k.len() as u32);
-        skb.extend_from_slice(&k);
-        redirect_ifindexes.push(out.redirect.as_ref().map_or(0, |r| r.ifindex));
-        redirect_flags.push(out.redirect.as_ref().map_or(-1, |r| r.flags as i32));
-    }
-    NativeBatch {
-        r0: r0.into(),
-        insn_counts: counts.into(),
-        durations: durations.into(),
-        data: data.into(),
-        data_lengths,
-        ctx: ctx.into(),
-        ctx_lengths,
-        meta: meta.into(),
-        meta_lengths,
-        skb: skb.into(),
-        skb_lengths,
-        redirect_ifindexes,
-        redirect_flags,
-        errors,
-    }
 }
 
 /// Work on the thread pool, where `#[napi(catch_unwind)]` does not reach: a panic of the engine
@@ -1247,7 +1102,7 @@ pub struct BatchTask {
 }
 
 impl Task for BatchTask {
-    type Output = Vec<TestRunOutput>;
+    type Output = PackedRuns;
     type JsValue = NativeBatch;
 
     fn compute(&mut self) -> Result<Self::Output> {
@@ -1265,7 +1120,7 @@ impl Task for BatchTask {
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(pack(output))
+        Ok(output.into_js())
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
