@@ -116,9 +116,18 @@ export function checkUnsigned64(Kind: ErrorClass, what: string, v: unknown): big
 
 /** An array of any length whose every slot holds a value (a sparse array's holes are named). */
 export function checkDenseArray<T>(Kind: ErrorClass, what: string, v: unknown): readonly T[] {
+  const a = checkArray<T>(Kind, what, v)
+  for (let i = 0; i < a.length; i++) checkSlot(Kind, what, a, i)
+  return a
+}
+
+/** An array, its slots not looked at (a caller that checks each element itself: `checkSlot`). */
+export function checkArray<T>(Kind: ErrorClass, what: string, v: unknown): readonly T[] {
   if (!Array.isArray(v)) throw new Kind('EINVAL', `${what} must be an array, got ${describeValue(v)}`)
-  for (let i = 0; i < v.length; i++) {
-    if (!(i in v)) throw new Kind('EINVAL', `${what}[${i}] is missing (a sparse array)`)
-  }
   return v as T[]
+}
+
+/** Slot `i` of `a` holds a value (is not a hole of a sparse array). */
+export function checkSlot(Kind: ErrorClass, what: string, a: readonly unknown[], i: number): void {
+  if (!(i in a)) throw new Kind('EINVAL', `${what}[${i}] is missing (a sparse array)`)
 }

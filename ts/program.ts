@@ -5,11 +5,13 @@
 
 import type { Writable } from 'node:stream'
 import {
+  checkArray,
   checkBoolean,
   checkBytes,
   checkDenseArray,
   checkFunction,
   checkObject,
+  checkSlot,
   checkString,
   checkU32 as checkU32Of,
   checkUnsigned64,
@@ -756,7 +758,8 @@ let lengthsScratch = new Uint32Array(0)
  * its typed-array info.
  */
 function concatPacked(packets: readonly Uint8Array[], reuse = false): { all: Buffer; lengths: Uint32Array } {
-  checkDenseArray(LoadError, 'packets', packets)
+  // Holes are found as each packet is read (`packetAt`), not in a pass of their own.
+  checkArray(LoadError, 'packets', packets)
   const count = packets.length
   if (!reuse) {
     const lengths = new Uint32Array(count)
@@ -783,10 +786,12 @@ function concatPacked(packets: readonly Uint8Array[], reuse = false): { all: Buf
   return { all: scratch.subarray(0, at), lengths: lengths.subarray(0, count) }
 }
 
-/** `packets[i]`, checked to be bytes (a `Uint8Array`, or a `Buffer`). */
+/** `packets[i]`, checked to be bytes (a `Uint8Array`, or a `Buffer`) and not a hole. */
 function packetAt(packets: readonly Uint8Array[], i: number): Uint8Array {
   const p = packets[i]
-  return p instanceof Uint8Array ? p : checkBytes(LoadError, `packets[${i}]`, p)
+  if (p instanceof Uint8Array) return p
+  checkSlot(LoadError, 'packets', packets, i)
+  return checkBytes(LoadError, `packets[${i}]`, p)
 }
 
 /** `packScratch` grown to hold at least `need` bytes, its first `used` bytes kept. */
