@@ -1,6 +1,7 @@
 // XDP throughput over a batch of packets: the firewall fixture on our JIT and interpreter, and the
 // same object test-run by the Linux kernel (its JIT, BPF_PROG_TEST_RUN with repeat) as the peer.
 // Run after `npm run build`:  node bench/xdp.bench.mjs   (the kernel column needs root and bpftool)
+// XDP_PACKET_BYTES=1500 node bench/xdp.bench.mjs: packets of that size (default 64, at least 34).
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -13,9 +14,10 @@ const { Collection, loadCollectionSpec } = require('../dist')
 const OBJECT = join(import.meta.dirname, '..', '__test__', 'fixtures', 'xdp_firewall.bpf.o')
 const BATCH = 10_000
 const ROUNDS = 5
+const PACKET_BYTES = Number(process.env.XDP_PACKET_BYTES ?? 64)
 
 function packet(src) {
-  const p = new Uint8Array(64)
+  const p = new Uint8Array(PACKET_BYTES)
   p[12] = 0x08
   p[14] = 0x45
   p[23] = 17
