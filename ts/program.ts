@@ -3,6 +3,7 @@
  * checks options, converts results and turns error data from the engine into typed errors.
  */
 
+import { constants } from 'node:buffer'
 import type { Writable } from 'node:stream'
 import {
   checkArray,
@@ -747,6 +748,7 @@ export type BatchEntry = ({ ok: true } & RunResult) | { ok: false; error: LoadEr
  */
 let packScratch: Buffer = Buffer.alloc(0)
 let lengthsScratch = new Uint32Array(0)
+const MAX_LENGTH = constants.MAX_LENGTH
 
 /**
  * The packets concatenated, with their lengths. `reuse`: into `packScratch` and `lengthsScratch`
@@ -796,7 +798,8 @@ function packetAt(packets: readonly Uint8Array[], i: number): Uint8Array {
 
 /** `packScratch` grown to hold at least `need` bytes, its first `used` bytes kept. */
 function grownScratch(used: number, need: number): Buffer {
-  const next = Buffer.allocUnsafeSlow(Math.max(need, 2 * packScratch.length, 4096))
+  // Doubled, but never past the largest Buffer when `need` itself fits in one.
+  const next = Buffer.allocUnsafeSlow(Math.max(need, Math.min(2 * packScratch.length, MAX_LENGTH), 4096))
   next.set(packScratch.subarray(0, used))
   packScratch = next
   return next
