@@ -21,6 +21,7 @@ mod memory;
 mod shape;
 mod snippets;
 mod stubs;
+mod switch;
 
 pub use shape::{blocks, chains};
 
@@ -232,6 +233,8 @@ struct Compiler<'a> {
     metered: bool,
     /// The program's maps whose proved lookups may skip the lookup stub (`lookup`).
     lookups: &'a [crate::helpers::maps::InlineLookup],
+    /// Jump tables of compare trees (`switch`), placed after all code.
+    tables: Vec<switch::JumpTable>,
 }
 
 /// A folded `t = b; t += x` (see `Compiler::fold`): `t` as the accesses up to `last` see it.
@@ -346,6 +349,7 @@ pub fn compile(
         metered,
         folded: None,
         lookups,
+        tables: Vec::new(),
     };
     c.prologue(false, checks);
     // A run enters here or (a callback) at an entry of its own: only without those may the code
@@ -422,13 +426,17 @@ pub fn compile(
         // after the jump (see `jump`), which the layouts around a `ja` would move elsewhere.
         let layouts = c.coverage.is_none();
         // An idiom's instructions after its first are no jump targets (`idiom` checks).
-        let idiom = c.idiom(pc, usize::MAX);
+        let table = c.switch_table(pc);
+        let idiom = if table { 0 } else { c.idiom(pc, usize::MAX) };
         let fused = idiom == 0
+            && !table
             && pc + 1 < insns.len()
             && c.shape.chains[pc + 1] == 0
             && (c.mov_add(pc) || (layouts && c.cond_over_ja(pc)));
-        let lone = idiom == 0 && !fused && layouts && c.jump_over_ja(pc);
-        if idiom > 0 {
+        let lone = idiom == 0 && !table && !fused && layouts && c.jump_over_ja(pc);
+        if table {
+            // The tree's jumps after the root keep their code (other jumps may enter them).
+        } else if idiom > 0 {
             let at = c.a.pos() as u32;
             offsets[pc + 1..pc + idiom].fill(at);
             for p in pc + 1..pc + idiom {
@@ -495,6 +503,7 @@ pub fn compile(
             Ok((pc, at as u32))
         })
         .collect::<Result<Vec<_>, String>>()?;
+    c.emit_tables();
     let code = c.a.finish()?;
     debug_assert!(code.len() <= size_bound(insns.len()));
     Ok(Compiled {
@@ -593,6 +602,13 @@ fn pooled(insns: &[Insn], shape: &Shape) -> Vec<i32> {
     counts.sort_by_key(|&(c, n)| (std::cmp::Reverse(n), c));
     counts.truncate(POOL_SLOTS);
     counts.into_iter().map(|(c, _)| c).collect()
+}
+
+/// With blinding, a constant the code's entry rebuilt into `Ctx::pool` (see `Blinder::pooled`):
+/// the slot an instruction may read it from as its operand (`cmp r, [slot]`), one instruction
+/// where `blinded` and a register operand take two.
+fn pool_slot(blind: &Option<Blinder>, imm: i32) -> Option<Mem> {
+    blind.as_ref()?.pooled(imm)
 }
 
 /// With blinding, for a constant worth it, `reg = imm` as a `w`-wide instruction sees its
