@@ -298,10 +298,12 @@ fn pooled_constants_as_operands() {
     // that the code's entry rebuilds them once and the loop reads them from the pool:
     //   r3 += 0x1234 (the bound below is 5 * 0x1234 = 0x5b04, 64-bit compare);
     //   w0 ^= 0x0f0f0f0f (32-bit: r0 = -1 becomes 0xf0f0f0f0 after an odd number of trips,
-    //   zero-extended); r5 -= 0x1000 (64-bit: -0x5000); w7 -= -0x2000 (32-bit: 0xa000);
+    //   zero-extended); r5 -= 0x5b04 (64-bit: -0x1c714); w7 -= -0x2000 (32-bit: 0xa000);
     //   r8 += -0x3000 (64-bit, sign-extended: -0xf000); if w8 == -0xf000 (32-bit compare,
-    //   0xffff1000: the last trip only) skip r9 += 1 (r9 = 4).
-    // r0 = 0xf0f0f0f0 - 0x5000 + 0xa000 - 0xf000 + 4 = 0xf0f050f4.
+    //   0xffff1000: the last trip only) skip r9 += 1 (r9 = 4); r6 *= 0x100 (64-bit: 2^40);
+    //   w4 *= 0x10001 (32-bit: (1 + 2^16)^5 = 1 + 5 * 2^16 + 10 * 2^32 + .. = 0x50001 mod 2^32).
+    // r0 = 0xf0f0f0f0 - 0x1c714 = 0xf0ef29dc; + 0xa000 = 0xf0efc9dc; - 0xf000 = 0xf0eed9dc;
+    // + 4 = 0xf0eed9e0; + 0x50001 = 0xf0f3d9e1; + 2^40 = 0x100_f0f3_d9e1.
     let code = assemble(&[
         I(mov64_imm(0, -1)),
         I(mov64_imm(3, 0)),
@@ -309,10 +311,14 @@ fn pooled_constants_as_operands() {
         I(mov64_imm(7, 0)),
         I(mov64_imm(8, 0)),
         I(mov64_imm(9, 0)),
+        I(mov64_imm(6, 1)),
+        I(mov64_imm(4, 1)),
         At("head"),
         I(alu64_imm(ALU_ADD, 3, 0x1234)),
         I(alu32_imm(ALU_XOR, 0, 0x0f0f_0f0f)),
-        I(alu64_imm(ALU_SUB, 5, 0x1000)),
+        I(alu64_imm(ALU_SUB, 5, 0x5b04)),
+        I(alu64_imm(ALU_MUL, 6, 0x100)),
+        I(alu32_imm(ALU_MUL, 4, 0x10001)),
         I(alu32_imm(ALU_SUB, 7, -0x2000)),
         I(alu64_imm(ALU_ADD, 8, -0x3000)),
         J(CLASS_JMP32 | JMP_JEQ | SRC_K, 8, -0xf000, "skip"),
@@ -323,14 +329,16 @@ fn pooled_constants_as_operands() {
         I(alu64_reg(ALU_ADD, 0, 7)),
         I(alu64_reg(ALU_ADD, 0, 8)),
         I(alu64_reg(ALU_ADD, 0, 9)),
+        I(alu64_reg(ALU_ADD, 0, 6)),
+        I(alu64_reg(ALU_ADD, 0, 4)),
         I(exit()),
     ]);
-    check("pool", &code, [0; DATA], 0xf0f0_50f4);
+    check("pool", &code, [0; DATA], 0x100_f0f3_d9e1);
     // The loop's compare and ALU instructions read their constants from the pool
-    // (`cmp r, [rsp+...]`, `xor r, [rsp+...]`), in both modes.
+    // (`cmp r, [rsp+...]`, `xor r, [rsp+...]`, `imul r, [rsp+...]`), in both modes.
     for mode in [Mode::Checked, Mode::Verified] {
         let text = load(&code, Engine::Jit, mode).jited_disassembly();
-        for op in ["cmp ", "xor ", "sub ", "add "] {
+        for op in ["cmp ", "xor ", "sub ", "add ", "imul "] {
             let folded = text.lines().any(|l| l.contains(op) && l.contains(",[rsp+"));
             assert!(folded, "{mode:?}: no {op}from the pool:\n{text}");
         }

@@ -553,6 +553,11 @@ impl Asm {
         self.op_rr(w, &[0x0f, 0xaf], dst, src);
     }
 
+    /// `imul r, [m]`.
+    pub fn imul_rm(&mut self, w: W, dst: u8, m: Mem) {
+        self.op_rm(w, &[0x0f, 0xaf], dst, m);
+    }
+
     pub fn imul_rri(&mut self, w: W, dst: u8, src: u8, imm: i32) {
         self.put(|e| {
             e.op_rr(w, &[0x69], dst, src);

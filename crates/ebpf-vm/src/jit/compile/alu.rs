@@ -278,6 +278,8 @@ impl Compiler<'_> {
                     self.lea_mul(wide, d, d, scale);
                 } else if x {
                     a.imul_rr(w, d, s);
+                } else if let Some(slot) = pool_slot(blind, imm) {
+                    a.imul_rm(w, d, slot);
                 } else if blinded(a, blind, w, RAX, imm) {
                     a.imul_rr(w, d, RAX);
                 } else {
