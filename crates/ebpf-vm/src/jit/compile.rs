@@ -80,6 +80,8 @@ pub struct Compiled {
     /// The code checks memory accesses inline, against the run block's fast-path fields (see
     /// `checks`); without, a run need not fill them in.
     pub checks: bool,
+    /// Where the code ends and the jump tables (`switch`, data) begin.
+    pub code_end: usize,
 }
 
 /// The code-size bound, known before emission (compilation fails rather than exceed it).
@@ -503,6 +505,7 @@ pub fn compile(
             Ok((pc, at as u32))
         })
         .collect::<Result<Vec<_>, String>>()?;
+    let code_end = c.a.pos();
     c.emit_tables();
     let code = c.a.finish()?;
     debug_assert!(code.len() <= size_bound(insns.len()));
@@ -513,6 +516,7 @@ pub fn compile(
         function_entry,
         entries,
         checks,
+        code_end,
     })
 }
 
