@@ -612,7 +612,11 @@ fn pooled(insns: &[Insn], shape: &Shape) -> Vec<i32> {
 /// the slot an instruction may read it from as its operand (`cmp r, [slot]`), one instruction
 /// where `blinded` and a register operand take two.
 fn pool_slot(blind: &Option<Blinder>, imm: i32) -> Option<Mem> {
-    blind.as_ref()?.pooled(imm)
+    // Most constants are small, never pooled: no search of the pool for them.
+    match blind {
+        Some(b) if worth_blinding(imm as i64 as u64) => b.pooled(imm),
+        _ => None,
+    }
 }
 
 /// With blinding, for a constant worth it, `reg = imm` as a `w`-wide instruction sees its

@@ -120,13 +120,14 @@ impl Compiler<'_> {
     /// At a conditional jump `pc` (main pass): when it roots a tree on a register masked just
     /// before (see the module's comment), the jump through a table to where the register's value
     /// goes, and true; otherwise nothing, and false. Clobbers rax and rcx.
-    /// Asked of every instruction: the opcode tests are inlined into the caller, the rest not.
+    /// Asked of every instruction: the one opcode test (an `and` with an immediate before, which
+    /// few instructions follow) is inlined into the caller, the rest not.
     #[inline(always)]
     pub(super) fn switch_table(&mut self, pc: usize) -> bool {
-        !self.metered
-            && pc > 0
-            && super::control::is_cond_jump(&self.insns[pc])
-            && mask(&self.insns[pc - 1]).is_some()
+        const AND: [u8; 2] = [CLASS_ALU | ALU_AND | SRC_K, CLASS_ALU64 | ALU_AND | SRC_K];
+        pc > 0
+            && AND.contains(&self.insns[pc - 1].opcode)
+            && !self.metered
             && self.switch_table_at(pc)
     }
 
