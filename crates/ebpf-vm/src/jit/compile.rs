@@ -428,17 +428,13 @@ pub fn compile(
         // after the jump (see `jump`), which the layouts around a `ja` would move elsewhere.
         let layouts = c.coverage.is_none();
         // An idiom's instructions after its first are no jump targets (`idiom` checks).
-        let table = c.switch_table(pc);
-        let idiom = if table { 0 } else { c.idiom(pc, usize::MAX) };
+        let idiom = c.idiom(pc, usize::MAX);
         let fused = idiom == 0
-            && !table
             && pc + 1 < insns.len()
             && c.shape.chains[pc + 1] == 0
             && (c.mov_add(pc) || (layouts && c.cond_over_ja(pc)));
-        let lone = idiom == 0 && !table && !fused && layouts && c.jump_over_ja(pc);
-        if table {
-            // The tree's jumps after the root keep their code (other jumps may enter them).
-        } else if idiom > 0 {
+        let lone = idiom == 0 && !fused && layouts && c.jump_over_ja(pc);
+        if idiom > 0 {
             let at = c.a.pos() as u32;
             offsets[pc + 1..pc + idiom].fill(at);
             for p in pc + 1..pc + idiom {

@@ -126,6 +126,7 @@ impl Compiler<'_> {
                 }
                 self.call_helper(pc);
             }
+            _ if self.switch_table(pc) => {}
             cond => {
                 let d = REG[insn.dst as usize];
                 if x {

@@ -117,26 +117,23 @@ pub(super) fn leaves(
 }
 
 impl Compiler<'_> {
-    /// At a conditional jump `pc` (main pass): when it roots a tree on a register masked just
-    /// before (see the module's comment), the jump through a table to where the register's value
-    /// goes, and true; otherwise nothing, and false. Clobbers rax and rcx.
-    /// Asked of every instruction: the one opcode test (an `and` with an immediate before, which
-    /// few instructions follow) is inlined into the caller, the rest not.
-    #[inline(always)]
+    /// At a conditional jump `pc`, emitted with no layout of its own: when it roots a tree on
+    /// a register masked just before (see the module's comment), the jump through a table to
+    /// where the register's value goes, and true; otherwise nothing, and false. Clobbers rax and
+    /// rcx. (Asked of jumps only: the instructions after the root keep their code, which other
+    /// jumps may enter; where a copy of the root is emitted, in a latch's copy, it jumps through
+    /// a table of its own, as exact.)
     pub(super) fn switch_table(&mut self, pc: usize) -> bool {
-        const AND: [u8; 2] = [CLASS_ALU | ALU_AND | SRC_K, CLASS_ALU64 | ALU_AND | SRC_K];
-        pc > 0
-            && AND.contains(&self.insns[pc - 1].opcode)
-            && !self.metered
-            && self.switch_table_at(pc)
-    }
-
-    #[inline(never)]
-    fn switch_table_at(&mut self, pc: usize) -> bool {
-        let Some((r, k)) = mask(&self.insns[pc - 1]) else {
+        let Some((r, k)) = pc.checked_sub(1).and_then(|p| mask(&self.insns[p])) else {
             return false;
         };
-        if self.coverage.is_some() || self.shape.chains[pc] != 0 || !compares(&self.insns[pc], r) {
+        if self.metered
+            || self.coverage.is_some()
+            || self.cond.is_some()
+            || self.fast.is_some()
+            || self.shape.chains[pc] != 0
+            || !compares(&self.insns[pc], r)
+        {
             return false;
         }
         let shape = &self.shape;
