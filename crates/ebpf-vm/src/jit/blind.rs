@@ -23,7 +23,7 @@
 use std::hash::{BuildHasher, RandomState};
 
 use super::frame::{OFF_POOL, POOL_SLOTS};
-use super::x86::{mem, Alu, Asm, RAX, RSP, W};
+use super::x86::{mem, Alu, Asm, Mem, RAX, RSP, W};
 
 /// Whether a constant (as the instruction sees it, 64 bits) lets the program choose more than one
 /// byte of the code: what is worth blinding (sbpf's rule).
@@ -80,13 +80,21 @@ impl Blinder {
     /// `reg = imm` as an instruction of width `w` sees its immediate: sign-extended to 64 bits
     /// (`W::B64`), or the 32-bit value zero-extended (any narrower width).
     pub fn load(&mut self, a: &mut Asm, w: W, reg: u8, imm: i32) {
-        if let Some(k) = self.pool.iter().position(|&c| c == imm) {
+        if let Some(slot) = self.pooled(imm) {
             // The slot holds the constant sign-extended; a 32-bit load zero-extends its low half.
             let w = if w == W::B64 { W::B64 } else { W::B32 };
-            a.load(w, reg, mem(RSP, OFF_POOL + 8 * k as i32));
+            a.load(w, reg, slot);
             return;
         }
         self.rebuild(a, w, reg, imm);
+    }
+
+    /// Where the code's entry left `imm` in `Ctx::pool` (sign-extended to 64 bits), if it did:
+    /// an instruction can take it as a memory operand, in place of `load` and a register one
+    /// (a 32-bit operand reads its low half, the constant as a 32-bit instruction sees it).
+    pub fn pooled(&self, imm: i32) -> Option<Mem> {
+        let k = self.pool.iter().position(|&c| c == imm)?;
+        Some(mem(RSP, OFF_POOL + 8 * k as i32))
     }
 
     /// Emits, where the code starts, the rebuilding of `consts` (at most `POOL_SLOTS`) into

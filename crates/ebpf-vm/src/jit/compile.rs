@@ -21,6 +21,7 @@ mod memory;
 mod shape;
 mod snippets;
 mod stubs;
+mod switch;
 
 pub use shape::{blocks, chains};
 
@@ -79,6 +80,8 @@ pub struct Compiled {
     /// The code checks memory accesses inline, against the run block's fast-path fields (see
     /// `checks`); without, a run need not fill them in.
     pub checks: bool,
+    /// Where the code ends and the jump tables (`switch`, data) begin.
+    pub code_end: usize,
 }
 
 /// The code-size bound, known before emission (compilation fails rather than exceed it).
@@ -232,6 +235,8 @@ struct Compiler<'a> {
     metered: bool,
     /// The program's maps whose proved lookups may skip the lookup stub (`lookup`).
     lookups: &'a [crate::helpers::maps::InlineLookup],
+    /// Jump tables of compare trees (`switch`), placed after all code.
+    tables: Vec<switch::JumpTable>,
 }
 
 /// A folded `t = b; t += x` (see `Compiler::fold`): `t` as the accesses up to `last` see it.
@@ -346,6 +351,7 @@ pub fn compile(
         metered,
         folded: None,
         lookups,
+        tables: Vec::new(),
     };
     c.prologue(false, checks);
     // A run enters here or (a callback) at an entry of its own: only without those may the code
@@ -495,6 +501,8 @@ pub fn compile(
             Ok((pc, at as u32))
         })
         .collect::<Result<Vec<_>, String>>()?;
+    let code_end = c.a.pos();
+    c.emit_tables();
     let code = c.a.finish()?;
     debug_assert!(code.len() <= size_bound(insns.len()));
     Ok(Compiled {
@@ -504,6 +512,7 @@ pub fn compile(
         function_entry,
         entries,
         checks,
+        code_end,
     })
 }
 
@@ -593,6 +602,17 @@ fn pooled(insns: &[Insn], shape: &Shape) -> Vec<i32> {
     counts.sort_by_key(|&(c, n)| (std::cmp::Reverse(n), c));
     counts.truncate(POOL_SLOTS);
     counts.into_iter().map(|(c, _)| c).collect()
+}
+
+/// With blinding, a constant the code's entry rebuilt into `Ctx::pool` (see `Blinder::pooled`):
+/// the slot an instruction may read it from as its operand (`cmp r, [slot]`), one instruction
+/// where `blinded` and a register operand take two.
+fn pool_slot(blind: &Option<Blinder>, imm: i32) -> Option<Mem> {
+    // Most constants are small, never pooled: no search of the pool for them.
+    match blind {
+        Some(b) if worth_blinding(imm as i64 as u64) => b.pooled(imm),
+        _ => None,
+    }
 }
 
 /// With blinding, for a constant worth it, `reg = imm` as a `w`-wide instruction sees its

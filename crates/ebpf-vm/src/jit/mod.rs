@@ -152,6 +152,8 @@ pub struct JitProgram {
     stack_frames: usize,
     /// The code checks memory accesses inline (`compile::Compiled::checks`).
     checks: bool,
+    /// Where the instructions end: jump tables (data) follow (`compile::Compiled::code_end`).
+    code_end: usize,
 }
 
 /// How the JIT compiles.
@@ -225,6 +227,7 @@ impl JitProgram {
             entries: c.entries,
             stack_frames,
             checks: c.checks,
+            code_end: c.code_end,
         })
     }
 
@@ -341,7 +344,7 @@ impl JitProgram {
     /// function, marked where its code begins).
     pub fn disassembly(&self, functions: &[usize]) -> String {
         disasm::disassemble(
-            self.mem.code(),
+            &self.mem.code()[..self.code_end],
             self.mem.entry() as u64,
             &self.offsets,
             self.body_end,
@@ -353,7 +356,12 @@ impl JitProgram {
     /// the first slot of each, ascending) and one for the shared out-of-line code, each decoded
     /// from address 0 (see [`JitedFunction`]).
     pub fn listing(&self, functions: &[usize]) -> Vec<disasm::JitedFunction> {
-        disasm::listing(self.mem.code(), &self.offsets, self.body_end, functions)
+        disasm::listing(
+            &self.mem.code()[..self.code_end],
+            &self.offsets,
+            self.body_end,
+            functions,
+        )
     }
 }
 

@@ -147,6 +147,9 @@ pub struct Asm {
     labels: Vec<Option<usize>>,
     /// Positions of rel32 fields and the label each one refers to.
     fixups: Vec<(usize, Label)>,
+    /// Positions of 4-byte data fields holding the offset of a label from another (jump
+    /// tables' entries, see `offset32`).
+    offsets: Vec<(usize, Label, Label)>,
 }
 
 /// The bytes of one instruction, written into the room past the end of the code.
@@ -284,6 +287,12 @@ impl Asm {
             let target = self.labels[l.0 as usize].ok_or("jump to an unbound label")?;
             let rel = target as i64 - (at as i64 + 4);
             let rel = i32::try_from(rel).map_err(|_| "jump out of rel32 range")?;
+            self.buf[at..at + 4].copy_from_slice(&rel.to_le_bytes());
+        }
+        for &(at, l, base) in &self.offsets {
+            let pos = |l: Label| self.labels[l.0 as usize].ok_or("offset of an unbound label");
+            let rel = pos(l)? as i64 - pos(base)? as i64;
+            let rel = i32::try_from(rel).map_err(|_| "offset out of rel32 range")?;
             self.buf[at..at + 4].copy_from_slice(&rel.to_le_bytes());
         }
         self.buf.truncate(self.end);
@@ -544,6 +553,11 @@ impl Asm {
         self.op_rr(w, &[0x0f, 0xaf], dst, src);
     }
 
+    /// `imul r, [m]`.
+    pub fn imul_rm(&mut self, w: W, dst: u8, m: Mem) {
+        self.op_rm(w, &[0x0f, 0xaf], dst, m);
+    }
+
     pub fn imul_rri(&mut self, w: W, dst: u8, src: u8, imm: i32) {
         self.put(|e| {
             e.op_rr(w, &[0x69], dst, src);
@@ -677,6 +691,12 @@ impl Asm {
             self.put(|e| e.bytes(NOPS[n - 1]));
             pad -= n;
         }
+    }
+
+    /// Four bytes of data: the offset of label `l` from label `base` (a jump table's entry).
+    pub fn offset32(&mut self, l: Label, base: Label) {
+        self.put(|e| e.imm32(0));
+        self.offsets.push((self.end - 4, l, base));
     }
 
     /// `int3`: padding that traps if ever executed.

@@ -3,7 +3,7 @@
 //! idiom `x << k | x >> (64 - k)` fused into a `rol` (`rotate`), and multiplications by 3, 5 and
 //! 9 (`dst = src; dst *= 5` as well) into a `lea`.
 
-use super::{blinded, ctx, Compiler, Folded, DATA_NEG, REG};
+use super::{blinded, ctx, pool_slot, Compiler, Folded, DATA_NEG, REG};
 use crate::isa::opcodes::*;
 use crate::isa::Insn;
 use crate::jit::blind::worth_blinding;
@@ -263,6 +263,8 @@ impl Compiler<'_> {
         if let Some(o) = simple {
             if x {
                 a.alu_rr(o, w, d, s);
+            } else if let Some(slot) = pool_slot(blind, imm) {
+                a.alu_rm(o, w, d, slot);
             } else if blinded(a, blind, w, RAX, imm) {
                 a.alu_rr(o, w, d, RAX);
             } else {
@@ -276,6 +278,8 @@ impl Compiler<'_> {
                     self.lea_mul(wide, d, d, scale);
                 } else if x {
                     a.imul_rr(w, d, s);
+                } else if let Some(slot) = pool_slot(blind, imm) {
+                    a.imul_rm(w, d, slot);
                 } else if blinded(a, blind, w, RAX, imm) {
                     a.imul_rr(w, d, RAX);
                 } else {

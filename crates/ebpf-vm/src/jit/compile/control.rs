@@ -5,7 +5,8 @@
 use super::snippets::Snippet;
 use super::stubs::frame_slot;
 use super::{
-    blinded, ctx, Compiler, CondLayout, BUDGET, DATA_NEG, MAX_CALL_FRAMES, REG, STACK_FRAME_SIZE,
+    blinded, ctx, pool_slot, Compiler, CondLayout, BUDGET, DATA_NEG, MAX_CALL_FRAMES, REG,
+    STACK_FRAME_SIZE,
 };
 use crate::isa::opcodes::*;
 use crate::isa::Insn;
@@ -125,6 +126,7 @@ impl Compiler<'_> {
                 }
                 self.call_helper(pc);
             }
+            _ if self.switch_table(pc) => {}
             cond => {
                 let d = REG[insn.dst as usize];
                 if x {
@@ -140,6 +142,10 @@ impl Compiler<'_> {
                 } else if self.fast.as_ref().is_some_and(|f| f.limit_at == Some(pc)) {
                     // A fast loop's blinded bound, rebuilt once by its head check.
                     self.a.alu_rm(Alu::Cmp, w, d, ctx(OFF_LOOP_LIMIT));
+                } else if let Some(slot) =
+                    pool_slot(&self.blind, insn.imm).filter(|_| cond != JMP_JSET)
+                {
+                    self.a.alu_rm(Alu::Cmp, w, d, slot);
                 } else if blinded(&mut self.a, &mut self.blind, w, RAX, insn.imm) {
                     if cond == JMP_JSET {
                         self.a.test_rr(w, d, RAX);
