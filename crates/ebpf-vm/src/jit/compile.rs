@@ -66,7 +66,7 @@ pub const MAX_FIXED_BYTES: usize = 2048 + 24 * POOL_SLOTS;
 /// Compiled code and, for each instruction slot, the offset of its code (`u32::MAX` for the
 /// second slot of `lddw`).
 pub struct Compiled {
-    pub code: Vec<u8>,
+    pub code: Code,
     pub offsets: Vec<u32>,
     /// Where the out-of-line snippets and shared stubs begin.
     pub body_end: usize,
@@ -232,6 +232,8 @@ struct Compiler<'a> {
     metered: bool,
     /// The program's maps whose proved lookups may skip the lookup stub (`lookup`).
     lookups: &'a [crate::helpers::maps::InlineLookup],
+    /// Scratch of `metered_copy`: the slots of a block and whether each is observable.
+    copy_pcs: Vec<(usize, bool)>,
 }
 
 /// A folded `t = b; t += x` (see `Compiler::fold`): `t` as the accesses up to `last` see it.
@@ -270,7 +272,10 @@ enum CondLayout {
 /// Accesses a group check covers and where the group's last one ends (its pc, and the label to
 /// bind after its code).
 struct OpenGroup {
-    members: Vec<usize>,
+    /// The first `count` are the members, ascending (an array: a group opens at most once per
+    /// checked access, and a vector was an allocation each).
+    members: [usize; memory::GROUP_MAX_MEMBERS],
+    count: usize,
     last: usize,
     rejoin: Label,
 }
@@ -313,9 +318,9 @@ pub fn compile(
         None => vec![false; insns.len()],
     };
     let checks = checks(insns, &proved);
-    // The bound is checked as code is emitted; the initial reservation is only a guess (zeroed,
-    // so a generous one costs: the bench programs take 30-45 bytes an instruction with checks
-    // or metering, which add out-of-line code, and about 7 with neither).
+    // The bound is checked as code is emitted; the initial reservation is only a guess (the
+    // bench programs take 30-45 bytes an instruction with checks or metering, which add
+    // out-of-line code, and about 7 with neither), and the last compile's buffer when larger.
     let per_insn = if checks || metered { 48 } else { 16 };
     let mut a = Asm::with_capacity(
         insns.len() * per_insn + MAX_FIXED_BYTES,
@@ -346,6 +351,7 @@ pub fn compile(
         metered,
         folded: None,
         lookups,
+        copy_pcs: Vec::new(),
     };
     c.prologue(false, checks);
     // A run enters here or (a callback) at an entry of its own: only without those may the code
@@ -495,7 +501,7 @@ pub fn compile(
             Ok((pc, at as u32))
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let code = c.a.finish()?;
+    let code = c.a.finish_code()?;
     debug_assert!(code.len() <= size_bound(insns.len()));
     Ok(Compiled {
         code,
