@@ -171,6 +171,16 @@ impl Enc<'_> {
         }
     }
 
+    /// An opcode of one or two bytes (every form `op_rr` and `op_rm` write): two stores, where
+    /// the loop of `bytes` over a slice of unknown length became a call of `memcpy`.
+    fn opcode(&mut self, op: &[u8]) {
+        debug_assert!(matches!(op.len(), 1 | 2), "opcode of {} bytes", op.len());
+        self.byte(op[0]);
+        if let Some(&b) = op.get(1) {
+            self.byte(b);
+        }
+    }
+
     fn imm32(&mut self, v: i32) {
         for b in v.to_le_bytes() {
             self.byte(b);
@@ -227,7 +237,7 @@ impl Enc<'_> {
     fn op_rr(&mut self, w: W, opcode: &[u8], reg: u8, rm: u8) {
         let byte_regs = w == W::B8 && (reg & 0xc == 4 || rm & 0xc == 4);
         self.prefixes(w, reg, 0, rm, byte_regs);
-        self.bytes(opcode);
+        self.opcode(opcode);
         self.modrm_reg(reg, rm);
     }
 
@@ -237,7 +247,7 @@ impl Enc<'_> {
         let byte_regs = w == W::B8 && reg & 0xc == 4;
         let index = m.index.map(|(i, _)| i).unwrap_or(0);
         self.prefixes(w, reg, index, m.base, byte_regs);
-        self.bytes(opcode);
+        self.opcode(opcode);
         self.modrm_mem(reg, m);
     }
 }
