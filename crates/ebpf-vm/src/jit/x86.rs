@@ -134,6 +134,10 @@ pub struct Label(pub u32);
 const ROOM: usize = 16;
 const _: () = assert!(ROOM.is_power_of_two());
 
+/// Where an unbound label is (code positions fit in 32 bits: see `compile::size_bound`, far
+/// below; labels and fixups held as `u32` take a quarter and a half of the room).
+const UNBOUND: u32 = u32::MAX;
+
 /// Machine code under construction.
 ///
 /// Each instruction is written in place into room past the end of the code (see `put`), so
@@ -145,9 +149,9 @@ pub struct Asm {
     /// whenever an instruction is written.
     buf: Vec<u8>,
     end: usize,
-    labels: Vec<Option<usize>>,
+    labels: Vec<u32>,
     /// Positions of rel32 fields and the label each one refers to.
-    fixups: Vec<(usize, Label)>,
+    fixups: Vec<(u32, Label)>,
 }
 
 /// The bytes of one instruction, written into the room past the end of the code.
@@ -257,8 +261,8 @@ impl Enc<'_> {
 /// program in mode checked, was a twentieth of its JIT part under callgrind).
 struct Spare {
     buf: Vec<u8>,
-    labels: Vec<Option<usize>>,
-    fixups: Vec<(usize, Label)>,
+    labels: Vec<u32>,
+    fixups: Vec<(u32, Label)>,
 }
 
 thread_local! {
@@ -280,8 +284,8 @@ const SPARE_BYTES: usize = 1 << 20;
 pub struct Code {
     buf: Vec<u8>,
     len: usize,
-    labels: Vec<Option<usize>>,
-    fixups: Vec<(usize, Label)>,
+    labels: Vec<u32>,
+    fixups: Vec<(u32, Label)>,
 }
 
 impl Code {
@@ -362,25 +366,26 @@ impl Asm {
     }
 
     pub fn new_label(&mut self) -> Label {
-        self.labels.push(None);
+        self.labels.push(UNBOUND);
         Label(self.labels.len() as u32 - 1)
     }
 
     /// `n` new labels, numbered on from the one returned.
     pub fn new_labels(&mut self, n: usize) -> Label {
         let first = self.labels.len();
-        self.labels.resize(first + n, None);
+        self.labels.resize(first + n, UNBOUND);
         Label(first as u32)
     }
 
     pub fn bind(&mut self, l: Label) {
-        debug_assert!(self.labels[l.0 as usize].is_none(), "label bound twice");
-        self.labels[l.0 as usize] = Some(self.end);
+        debug_assert!(self.labels[l.0 as usize] == UNBOUND, "label bound twice");
+        self.labels[l.0 as usize] = self.end as u32;
     }
 
     /// Where label `l` was bound, if it was.
     pub fn label_pos(&self, l: Label) -> Option<usize> {
-        self.labels[l.0 as usize]
+        let at = self.labels[l.0 as usize];
+        (at != UNBOUND).then_some(at as usize)
     }
 
     /// Patches every rel32 field; fails if a label was never bound (a compiler bug).
@@ -398,9 +403,13 @@ impl Asm {
             fixups: self.fixups,
         };
         for &(at, l) in &code.fixups {
-            let target = code.labels[l.0 as usize].ok_or("jump to an unbound label")?;
+            let target = code.labels[l.0 as usize];
+            if target == UNBOUND {
+                return Err("jump to an unbound label".into());
+            }
             let rel = target as i64 - (at as i64 + 4);
             let rel = i32::try_from(rel).map_err(|_| "jump out of rel32 range")?;
+            let at = at as usize;
             code.buf[at..at + 4].copy_from_slice(&rel.to_le_bytes());
         }
         Ok(code)
@@ -442,7 +451,7 @@ impl Asm {
             f(e);
             e.imm32(0);
         });
-        self.fixups.push((self.end - 4, l));
+        self.fixups.push((self.end as u32 - 4, l));
     }
 
     fn op_rr(&mut self, w: W, opcode: &[u8], reg: u8, rm: u8) {

@@ -172,7 +172,10 @@ impl Compiler<'_> {
         }
         let m = mem(REG[base as usize], off as i32);
         let covered = self.fast.as_ref().is_some_and(|f| f.accesses.contains(&pc))
-            || self.group.as_ref().is_some_and(|g| g.members[..g.count].contains(&pc));
+            || self
+                .group
+                .as_ref()
+                .is_some_and(|g| g.members[..g.count].contains(&pc));
         if !covered {
             self.check(pc, base, m, size, write);
         }
