@@ -67,7 +67,7 @@ pub const MAX_FIXED_BYTES: usize = 2048 + 24 * POOL_SLOTS;
 /// Compiled code and, for each instruction slot, the offset of its code (`u32::MAX` for the
 /// second slot of `lddw`).
 pub struct Compiled {
-    pub code: Vec<u8>,
+    pub code: Code,
     pub offsets: Vec<u32>,
     /// Where the out-of-line snippets and shared stubs begin.
     pub body_end: usize,
@@ -184,6 +184,58 @@ fn checked(insn: &Insn, proved: bool) -> bool {
     matches!(class(insn.opcode), CLASS_LDX | CLASS_ST | CLASS_STX) && !proved
 }
 
+/// What the main pass asks of an instruction before it emits it alone, as bits of `STARTS`
+/// by opcode: one lookup, and an instruction with no bit (most of them) goes straight to
+/// `Compiler::insn` without the tests of the forms it cannot start. A new fused form that
+/// starts at an opcode none of these bits covers must add its opcodes here (to `IDIOM` if
+/// `Compiler::idiom` tests it).
+mod starts {
+    use crate::isa::opcodes::*;
+
+    /// May start an idiom (`Compiler::idiom`): a register move or a shift by an immediate, of
+    /// ALU or ALU64; register moves also start `mov_add`.
+    pub const IDIOM: u8 = 1;
+    /// A conditional jump: may start a layout around a `ja` (`cond_over_ja`, `jump_over_ja`).
+    pub const COND: u8 = 2;
+    /// A load, store or atomic: may open a group check (unless proved; see `checked`).
+    pub const ACCESS: u8 = 4;
+    /// `lddw`, two slots.
+    pub const LDDW: u8 = 8;
+
+    pub(super) const fn of(op: u8) -> u8 {
+        let cls = class(op);
+        let alu = cls == CLASS_ALU || cls == CLASS_ALU64;
+        let rest = op ^ cls;
+        let mut bits = 0;
+        if alu && (rest == ALU_MOV | SRC_X || rest == ALU_LSH || rest == ALU_RSH) {
+            bits |= IDIOM;
+        }
+        let jmp = cls == CLASS_JMP || cls == CLASS_JMP32;
+        let kind = op & 0xf0;
+        if jmp && kind != JMP_JA && kind != JMP_CALL && kind != JMP_EXIT {
+            bits |= COND;
+        }
+        if cls == CLASS_LDX || cls == CLASS_ST || cls == CLASS_STX {
+            bits |= ACCESS;
+        }
+        if op == OP_LDDW {
+            bits |= LDDW;
+        }
+        bits
+    }
+}
+
+/// `starts::of` of every opcode.
+static STARTS: [u8; 256] = {
+    let mut t = [0; 256];
+    let mut op = 0;
+    while op < 256 {
+        t[op] = starts::of(op as u8);
+        op += 1;
+    }
+    t
+};
+
 fn is_lddw(insn: &Insn) -> bool {
     insn.opcode == OP_LDDW
 }
@@ -237,6 +289,8 @@ struct Compiler<'a> {
     lookups: &'a [crate::helpers::maps::InlineLookup],
     /// Jump tables of compare trees (`switch`), placed after all code.
     tables: Vec<switch::JumpTable>,
+    /// Scratch of `metered_copy`: the slots of a block and whether each is observable.
+    copy_pcs: Vec<(usize, bool)>,
 }
 
 /// A folded `t = b; t += x` (see `Compiler::fold`): `t` as the accesses up to `last` see it.
@@ -275,7 +329,10 @@ enum CondLayout {
 /// Accesses a group check covers and where the group's last one ends (its pc, and the label to
 /// bind after its code).
 struct OpenGroup {
-    members: Vec<usize>,
+    /// The first `count` are the members, ascending (an array: a group opens at most once per
+    /// checked access, and a vector was an allocation each).
+    members: [usize; memory::GROUP_MAX_MEMBERS],
+    count: usize,
     last: usize,
     rejoin: Label,
 }
@@ -318,9 +375,9 @@ pub fn compile(
         None => vec![false; insns.len()],
     };
     let checks = checks(insns, &proved);
-    // The bound is checked as code is emitted; the initial reservation is only a guess (zeroed,
-    // so a generous one costs: the bench programs take 30-45 bytes an instruction with checks
-    // or metering, which add out-of-line code, and about 7 with neither).
+    // The bound is checked as code is emitted; the initial reservation is only a guess (the
+    // bench programs take 30-45 bytes an instruction with checks or metering, which add
+    // out-of-line code, and about 7 with neither), and the last compile's buffer when larger.
     let per_insn = if checks || metered { 48 } else { 16 };
     let mut a = Asm::with_capacity(
         insns.len() * per_insn + MAX_FIXED_BYTES,
@@ -352,6 +409,7 @@ pub fn compile(
         folded: None,
         lookups,
         tables: Vec::new(),
+        copy_pcs: Vec::new(),
     };
     c.prologue(false, checks);
     // A run enters here or (a callback) at an entry of its own: only without those may the code
@@ -424,16 +482,23 @@ pub fn compile(
                 }));
             }
         }
+        let starts = STARTS[insns[pc].opcode as usize];
         // With coverage, conditional jumps keep their own layout: a fall-through is counted
         // after the jump (see `jump`), which the layouts around a `ja` would move elsewhere.
         let layouts = c.coverage.is_none();
-        // An idiom's instructions after its first are no jump targets (`idiom` checks).
-        let idiom = c.idiom(pc, usize::MAX);
-        let fused = idiom == 0
-            && pc + 1 < insns.len()
-            && c.shape.chains[pc + 1] == 0
-            && (c.mov_add(pc) || (layouts && c.cond_over_ja(pc)));
-        let lone = idiom == 0 && !fused && layouts && c.jump_over_ja(pc);
+        let (idiom, fused, lone) = if starts & (starts::IDIOM | starts::COND) == 0 {
+            // Most instructions start nothing: no test of each form below.
+            (0, false, false)
+        } else {
+            // An idiom's instructions after its first are no jump targets (`idiom` checks).
+            let idiom = c.idiom(pc, usize::MAX);
+            let fused = idiom == 0
+                && pc + 1 < insns.len()
+                && c.shape.chains[pc + 1] == 0
+                && (c.mov_add(pc) || (layouts && c.cond_over_ja(pc)));
+            let lone = idiom == 0 && !fused && layouts && c.jump_over_ja(pc);
+            (idiom, fused, lone)
+        };
         if idiom > 0 {
             let at = c.a.pos() as u32;
             offsets[pc + 1..pc + idiom].fill(at);
@@ -451,7 +516,7 @@ pub fn compile(
             offsets[pc + 1] = c.a.pos() as u32;
         } else {
             // Only a checked access opens a group (tested here: `group` is not inlined).
-            if c.group.is_none() && checked(&insns[pc], c.proved[pc]) {
+            if starts & starts::ACCESS != 0 && c.group.is_none() && !c.proved[pc] {
                 c.group(pc);
             }
             c.insn(pc);
@@ -468,7 +533,7 @@ pub fn compile(
         }
         pc += if idiom > 0 {
             idiom
-        } else if is_lddw(&insns[pc]) || fused || lone {
+        } else if starts & starts::LDDW != 0 || fused || lone {
             2
         } else {
             1
@@ -503,7 +568,7 @@ pub fn compile(
         .collect::<Result<Vec<_>, String>>()?;
     let code_end = c.a.pos();
     c.emit_tables();
-    let code = c.a.finish()?;
+    let code = c.a.finish_code()?;
     debug_assert!(code.len() <= size_bound(insns.len()));
     Ok(Compiled {
         code,

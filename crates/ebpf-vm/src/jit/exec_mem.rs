@@ -33,14 +33,18 @@ pub struct ExecMem {
 unsafe impl Send for ExecMem {}
 unsafe impl Sync for ExecMem {}
 
+/// The page size, asked of the system once (a `sysconf` per load was measurable).
 fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if page > 0 {
-        page as usize
-    } else {
-        4096
-    }
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if page > 0 {
+            page as usize
+        } else {
+            4096
+        }
+    })
 }
 
 /// An idle mapping of `len` bytes or more but less than twice that (a larger one would hold
@@ -125,7 +129,8 @@ unsafe fn unmap(ptr: *mut u8, len: usize) {
 
 impl ExecMem {
     pub fn new(code: &[u8]) -> Result<ExecMem, String> {
-        let len = code.len().max(1).div_ceil(page_size()) * page_size();
+        let page = page_size();
+        let len = code.len().max(1).div_ceil(page) * page;
         let (ptr, len) = match take_pooled(len) {
             Some((ptr, len)) => (ptr as *mut u8, len),
             None => (map(len)?, len),

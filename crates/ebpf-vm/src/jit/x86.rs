@@ -134,22 +134,27 @@ pub struct Label(pub u32);
 const ROOM: usize = 16;
 const _: () = assert!(ROOM.is_power_of_two());
 
+/// Where an unbound label is (code positions fit in 32 bits: see `compile::size_bound`, far
+/// below; labels and fixups held as `u32` take a quarter and a half of the room).
+const UNBOUND: u32 = u32::MAX;
+
 /// Machine code under construction.
 ///
-/// Each instruction is written in place into zeroed room past the end of the code (see `put`),
-/// so that writing a byte is one store: no capacity check and no length update per byte (byte
+/// Each instruction is written in place into room past the end of the code (see `put`), so
+/// that writing a byte is one store: no capacity check and no length update per byte (byte
 /// pushes onto a `Vec` were the top of a profile of the JIT's compile).
 #[derive(Default)]
 pub struct Asm {
-    /// The code (`..end`), then zeros: at least `ROOM` of them whenever an instruction is written.
+    /// The code (`..end`), then initialised bytes of no meaning: at least `ROOM` of them
+    /// whenever an instruction is written.
     buf: Vec<u8>,
     end: usize,
-    labels: Vec<Option<usize>>,
+    labels: Vec<u32>,
     /// Positions of rel32 fields and the label each one refers to.
-    fixups: Vec<(usize, Label)>,
+    fixups: Vec<(u32, Label)>,
     /// Positions of 4-byte data fields holding the offset of a label from another (jump
     /// tables' entries, see `offset32`).
-    offsets: Vec<(usize, Label, Label)>,
+    offsets: Vec<(u32, Label, Label)>,
 }
 
 /// The bytes of one instruction, written into the room past the end of the code.
@@ -169,6 +174,16 @@ impl Enc<'_> {
 
     fn bytes(&mut self, b: &[u8]) {
         for &b in b {
+            self.byte(b);
+        }
+    }
+
+    /// An opcode of one or two bytes (every form `op_rr` and `op_rm` write): two stores, where
+    /// the loop of `bytes` over a slice of unknown length became a call of `memcpy`.
+    fn opcode(&mut self, op: &[u8]) {
+        debug_assert!(matches!(op.len(), 1 | 2), "opcode of {} bytes", op.len());
+        self.byte(op[0]);
+        if let Some(&b) = op.get(1) {
             self.byte(b);
         }
     }
@@ -229,7 +244,7 @@ impl Enc<'_> {
     fn op_rr(&mut self, w: W, opcode: &[u8], reg: u8, rm: u8) {
         let byte_regs = w == W::B8 && (reg & 0xc == 4 || rm & 0xc == 4);
         self.prefixes(w, reg, 0, rm, byte_regs);
-        self.bytes(opcode);
+        self.opcode(opcode);
         self.modrm_reg(reg, rm);
     }
 
@@ -239,19 +254,114 @@ impl Enc<'_> {
         let byte_regs = w == W::B8 && reg & 0xc == 4;
         let index = m.index.map(|(i, _)| i).unwrap_or(0);
         self.prefixes(w, reg, index, m.base, byte_regs);
-        self.bytes(opcode);
+        self.opcode(opcode);
         self.modrm_mem(reg, m);
     }
 }
 
+/// A code buffer a compile on this thread finished with (see `Code`), for the next one: a load
+/// then allocates and zeroes no buffer (zeroing a fresh one, about 18 KB for a 316-instruction
+/// program in mode checked, was a twentieth of its JIT part under callgrind).
+struct Spare {
+    buf: Vec<u8>,
+    labels: Vec<u32>,
+    fixups: Vec<(u32, Label)>,
+}
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Spare> = const {
+        std::cell::RefCell::new(Spare {
+            buf: Vec::new(),
+            labels: Vec::new(),
+            fixups: Vec::new(),
+        })
+    };
+}
+
+/// The largest buffer kept for the next compile: what a program of a few thousand instructions
+/// needs (a larger one is freed, not held by the thread for as long as it lives).
+const SPARE_BYTES: usize = 1 << 20;
+
+/// Finished machine code, in the buffer it was assembled in (`bytes`); dropped, the buffer goes
+/// back to its thread for the next compile.
+pub struct Code {
+    buf: Vec<u8>,
+    len: usize,
+    labels: Vec<u32>,
+    fixups: Vec<(u32, Label)>,
+}
+
+impl Code {
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::ops::Deref for Code {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        if self.buf.len() > SPARE_BYTES {
+            return;
+        }
+        let (buf, labels, fixups) = (
+            std::mem::take(&mut self.buf),
+            std::mem::take(&mut self.labels),
+            std::mem::take(&mut self.fixups),
+        );
+        // A thread being torn down keeps nothing.
+        let _ = SPARE.try_with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                if buf.len() >= s.buf.len() {
+                    s.buf = buf;
+                }
+                if labels.capacity() >= s.labels.capacity() {
+                    s.labels = labels;
+                }
+                if fixups.capacity() >= s.fixups.capacity() {
+                    s.fixups = fixups;
+                }
+            }
+        });
+    }
+}
+
 impl Asm {
+    /// An assembler with room for `bytes` of code and `labels` labels, in the buffers the last
+    /// compile on this thread left (`Code`), grown if they are short.
     pub fn with_capacity(bytes: usize, labels: usize) -> Self {
+        let spare = SPARE
+            .try_with(|s| {
+                s.try_borrow_mut().ok().map(|mut s| {
+                    (
+                        std::mem::take(&mut s.buf),
+                        std::mem::take(&mut s.labels),
+                        std::mem::take(&mut s.fixups),
+                    )
+                })
+            })
+            .ok()
+            .flatten();
+        let (mut buf, mut labels_v, mut fixups) = spare.unwrap_or_default();
+        if buf.len() < bytes + ROOM {
+            buf = vec![0; bytes + ROOM];
+        }
+        labels_v.clear();
+        labels_v.reserve(labels);
+        fixups.clear();
+        // Most labels are jumped to once or twice.
+        fixups.reserve(2 * labels);
         Asm {
-            buf: vec![0; bytes + ROOM],
-            labels: Vec::with_capacity(labels),
-            // Most labels are jumped to once or twice.
-            fixups: Vec::with_capacity(2 * labels),
-            ..Asm::default()
+            buf,
+            end: 0,
+            labels: labels_v,
+            fixups,
+            offsets: Vec::new(),
         }
     }
 
@@ -260,43 +370,63 @@ impl Asm {
     }
 
     pub fn new_label(&mut self) -> Label {
-        self.labels.push(None);
+        self.labels.push(UNBOUND);
         Label(self.labels.len() as u32 - 1)
     }
 
     /// `n` new labels, numbered on from the one returned.
     pub fn new_labels(&mut self, n: usize) -> Label {
         let first = self.labels.len();
-        self.labels.resize(first + n, None);
+        self.labels.resize(first + n, UNBOUND);
         Label(first as u32)
     }
 
     pub fn bind(&mut self, l: Label) {
-        debug_assert!(self.labels[l.0 as usize].is_none(), "label bound twice");
-        self.labels[l.0 as usize] = Some(self.end);
+        debug_assert!(self.labels[l.0 as usize] == UNBOUND, "label bound twice");
+        self.labels[l.0 as usize] = self.end as u32;
     }
 
     /// Where label `l` was bound, if it was.
     pub fn label_pos(&self, l: Label) -> Option<usize> {
-        self.labels[l.0 as usize]
+        let at = self.labels[l.0 as usize];
+        (at != UNBOUND).then_some(at as usize)
     }
 
     /// Patches every rel32 field; fails if a label was never bound (a compiler bug).
-    pub fn finish(mut self) -> Result<Vec<u8>, String> {
-        for &(at, l) in &self.fixups {
-            let target = self.labels[l.0 as usize].ok_or("jump to an unbound label")?;
+    pub fn finish(self) -> Result<Vec<u8>, String> {
+        self.finish_code().map(|c| c.bytes().to_vec())
+    }
+
+    /// `finish`, the code left in the buffer it was assembled in (which goes back to the thread
+    /// when the `Code` is dropped).
+    pub fn finish_code(self) -> Result<Code, String> {
+        let mut code = Code {
+            buf: self.buf,
+            len: self.end,
+            labels: self.labels,
+            fixups: self.fixups,
+        };
+        for &(at, l) in &code.fixups {
+            let target = code.labels[l.0 as usize];
+            if target == UNBOUND {
+                return Err("jump to an unbound label".into());
+            }
             let rel = target as i64 - (at as i64 + 4);
             let rel = i32::try_from(rel).map_err(|_| "jump out of rel32 range")?;
-            self.buf[at..at + 4].copy_from_slice(&rel.to_le_bytes());
+            let at = at as usize;
+            code.buf[at..at + 4].copy_from_slice(&rel.to_le_bytes());
         }
         for &(at, l, base) in &self.offsets {
-            let pos = |l: Label| self.labels[l.0 as usize].ok_or("offset of an unbound label");
+            let pos = |l: Label| match code.labels[l.0 as usize] {
+                UNBOUND => Err("offset of an unbound label"),
+                p => Ok(p),
+            };
             let rel = pos(l)? as i64 - pos(base)? as i64;
             let rel = i32::try_from(rel).map_err(|_| "offset out of rel32 range")?;
-            self.buf[at..at + 4].copy_from_slice(&rel.to_le_bytes());
+            let at = at as usize;
+            code.buf[at..at + 4].copy_from_slice(&rel.to_le_bytes());
         }
-        self.buf.truncate(self.end);
-        Ok(self.buf)
+        Ok(code)
     }
 
     /// Appends code encoded elsewhere (naming no label).
@@ -335,7 +465,7 @@ impl Asm {
             f(e);
             e.imm32(0);
         });
-        self.fixups.push((self.end - 4, l));
+        self.fixups.push((self.end as u32 - 4, l));
     }
 
     fn op_rr(&mut self, w: W, opcode: &[u8], reg: u8, rm: u8) {
@@ -696,7 +826,7 @@ impl Asm {
     /// Four bytes of data: the offset of label `l` from label `base` (a jump table's entry).
     pub fn offset32(&mut self, l: Label, base: Label) {
         self.put(|e| e.imm32(0));
-        self.offsets.push((self.end - 4, l, base));
+        self.offsets.push((self.end as u32 - 4, l, base));
     }
 
     /// `int3`: padding that traps if ever executed.

@@ -158,10 +158,16 @@ impl Compiler<'_> {
                 && pc + n <= self.insns.len()
                 && (pc + 1..pc + n).all(|p| self.shape.chains[p] == 0)
         };
+        // A rotate's instructions but its last are copies and shifts of one class, at least
+        // three of them: without two more after this one, none starts here (most moves are
+        // followed by something else, and this test spares the search below).
+        let cls = class(self.insns[pc].opcode);
+        let in_body = |p: usize| self.insns.get(p).is_some_and(|i| rotate_body(i, cls));
+        let rotates = in_body(pc + 1) && in_body(pc + 2);
         // The idiom's own test first: it looks at one instruction before anything else, and most
         // instructions are no rotate's end (`within` walks the shape's chains); the last
         // instruction's opcode is tested here, before the call.
-        for n in 4..=ROTATE_WINDOW {
+        for n in (4..=ROTATE_WINDOW).filter(|_| rotates) {
             if !self.insns.get(pc + n - 1).is_some_and(ends_rotate) {
                 continue;
             }
@@ -452,6 +458,13 @@ pub(super) struct Rotate {
     pub left: u8,
     pub t_shift: Shift,
     pub t_count: u8,
+}
+
+/// Whether `insn` may be in a rotate idiom of class `cls` before its last instruction: a copy
+/// between registers or a shift by an immediate (`rotate_idiom` checks the rest).
+#[inline(always)]
+fn rotate_body(insn: &Insn, cls: u8) -> bool {
+    matches!(insn.opcode ^ cls, op if op == ALU_MOV | SRC_X || op == ALU_LSH || op == ALU_RSH)
 }
 
 /// Whether `insn` may end a rotate idiom: a register `or`, `xor` or `add` (ALU64 or ALU).

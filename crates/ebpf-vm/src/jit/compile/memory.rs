@@ -17,7 +17,7 @@ use crate::jit::x86::*;
 /// the most accesses one group check covers: both bound the work per access (and the group's
 /// out-of-line copy), so that compilation stays linear in the program's length.
 const GROUP_WINDOW: u32 = 64;
-const GROUP_MAX_MEMBERS: usize = 16;
+pub(super) const GROUP_MAX_MEMBERS: usize = 16;
 
 /// Whether `[r10 + off, r10 + off + size)` is inside the current frame: r10 is always the top of
 /// a 512-byte frame inside the stack area (it only moves by whole frames, at most 7 of them), so
@@ -43,14 +43,16 @@ impl Compiler<'_> {
         }
         let (mut lo, mut hi) = (off as i64, off as i64 + size as i64);
         let mut any_write = write;
-        let mut members = vec![pc];
+        let mut members = [0; GROUP_MAX_MEMBERS];
+        members[0] = pc;
+        let mut count = 1;
         let mut p = pc;
         // A bounded look-ahead, so that the scan (and `covered`, searched per access) stays
         // constant per access: a straight line of a million loads through one base is one
         // group per window rather than one scan of the whole chain per load.
         let window = (self.block_n - self.block_k - 1).min(GROUP_WINDOW);
         for _ in 0..window {
-            if members.len() == GROUP_MAX_MEMBERS {
+            if count == GROUP_MAX_MEMBERS {
                 break;
             }
             let prev = &self.insns[p];
@@ -63,11 +65,12 @@ impl Compiler<'_> {
                 if b == base && h - l <= *HULL_SIZES.last().unwrap() as i64 {
                     (lo, hi) = (l, h);
                     any_write |= w;
-                    members.push(p);
+                    members[count] = p;
+                    count += 1;
                 }
             }
         }
-        if members.len() < 2 {
+        if count < 2 {
             return;
         }
         let span = (hi - lo) as u32;
@@ -86,7 +89,7 @@ impl Compiler<'_> {
             .lea(RCX, mem_idx(REG[base as usize], DATA_NEG, 0, lo as i32));
         self.a.alu_rm(Alu::Cmp, W::B64, RCX, bound);
         self.a.jcc(Cond::Ae, at);
-        let last = *members.last().unwrap();
+        let last = members[count - 1];
         self.snippets.push(Snippet::Group {
             at,
             first: pc,
@@ -97,6 +100,7 @@ impl Compiler<'_> {
         });
         self.group = Some(OpenGroup {
             members,
+            count,
             last,
             rejoin,
         });
@@ -168,7 +172,10 @@ impl Compiler<'_> {
         }
         let m = mem(REG[base as usize], off as i32);
         let covered = self.fast.as_ref().is_some_and(|f| f.accesses.contains(&pc))
-            || self.group.as_ref().is_some_and(|g| g.members.contains(&pc));
+            || self
+                .group
+                .as_ref()
+                .is_some_and(|g| g.members[..g.count].contains(&pc));
         if !covered {
             self.check(pc, base, m, size, write);
         }

@@ -35,12 +35,9 @@ const NO_TARGET: u32 = u32::MAX;
 impl Shape {
     pub fn of(analysis: &Analysis) -> Shape {
         let p = &analysis.program;
+        // The targets are found in the chains' walk over the flows (one walk, not two).
         let mut target = vec![NO_TARGET; p.slot_count()];
-        for (i, flow) in analysis.cfg.flows.iter().enumerate() {
-            if let Some(t) = flow_target(*flow) {
-                target[p.slot(i)] = p.slot(t) as u32;
-            }
-        }
+        let head = chain_heads(analysis, |i, t| target[p.slot(i)] = p.slot(t) as u32);
         let mut loop_heads = vec![false; p.slot_count()];
         for b in analysis.loops.first_blocks() {
             loop_heads[p.slot(analysis.cfg.blocks[b].start)] = true;
@@ -48,7 +45,7 @@ impl Shape {
         Shape {
             target,
             loop_heads,
-            chains: chains(analysis),
+            chains: count_runs(p, &head),
         }
     }
 
@@ -81,6 +78,12 @@ pub(super) fn flow_target(flow: Flow) -> Option<usize> {
 /// time; any split of the blocks into chains is exact. Functions start chains (callbacks are
 /// entered there too).
 pub fn chains(analysis: &Analysis) -> Vec<u32> {
+    count_runs(&analysis.program, &chain_heads(analysis, |_, _| {}))
+}
+
+/// By slot, whether a metered chain starts there (see `chains`); `jump(i, t)` is called for
+/// each jump or local call, at logical index `i`, to `t`.
+fn chain_heads(analysis: &Analysis, mut jump: impl FnMut(usize, usize)) -> Vec<bool> {
     let (p, cfg, loops) = (&analysis.program, &analysis.cfg, &analysis.loops);
     // A conditional jump joins its chain to the next block when it leaves the innermost loop
     // holding it.
@@ -97,13 +100,14 @@ pub fn chains(analysis: &Analysis) -> Vec<u32> {
         let t = flow_target(flow);
         if let Some(t) = t {
             head[p.slot(t)] = true;
+            jump(i, t);
         }
         let joins = matches!(flow, Flow::Branch { .. }) && t.is_some_and(|t| leaves_loop(i, t));
         if ends_block(flow) && !joins && i + 1 < p.len() {
             head[p.slot(i + 1)] = true;
         }
     }
-    count_runs(p, &head)
+    head
 }
 
 /// For each `true` slot of `head`, the number of instructions up to the next one.

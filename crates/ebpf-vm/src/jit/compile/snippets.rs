@@ -219,35 +219,38 @@ impl Compiler<'_> {
     /// follows the last observable instruction before it: the run traps before anything it
     /// does can be seen, so the copy ends there.
     pub(super) fn metered_copy(&mut self, start: usize, n: u32) {
-        // The slots of the block's instructions but its last.
+        // The slots of the block's instructions but its last, and whether each is observable,
+        // found in one walk (into a buffer kept for every copy of the compile).
         let insns = self.insns;
-        let pcs = || {
-            std::iter::successors(Some(start), |&pc| {
-                Some(pc + if is_lddw(&insns[pc]) { 2 } else { 1 })
-            })
-            .take(n as usize - 1)
-        };
-        let Some(last) = pcs()
-            .enumerate()
-            .filter(|&(_, pc)| observable(&insns[pc]))
-            .last()
-        else {
-            return;
-        };
-        let out = self.a.new_label();
-        self.block_n = n;
-        self.cold = true;
-        for (k, pc) in pcs().enumerate().take(last.0 + 1) {
-            if observable(&insns[pc]) {
-                // if rem <= k: stop here. r12 = rem - n lies in [-n, -1] (rem < n), so a
-                // signed compare with k - n tells.
-                self.a.alu_ri(Alu::Cmp, W::B64, BUDGET, k as i32 - n as i32);
-                self.a.jcc(Cond::Le, out);
+        let mut pcs = std::mem::take(&mut self.copy_pcs);
+        pcs.clear();
+        let mut last = None;
+        let mut pc = start;
+        for k in 0..n as usize - 1 {
+            let seen = observable(&insns[pc]);
+            if seen {
+                last = Some(k);
             }
-            self.block_k = k as u32;
-            self.insn(pc);
+            pcs.push((pc, seen));
+            pc += if is_lddw(&insns[pc]) { 2 } else { 1 };
         }
-        self.cold = false;
-        self.a.bind(out);
+        if let Some(last) = last {
+            let out = self.a.new_label();
+            self.block_n = n;
+            self.cold = true;
+            for (k, &(pc, seen)) in pcs[..=last].iter().enumerate() {
+                if seen {
+                    // if rem <= k: stop here. r12 = rem - n lies in [-n, -1] (rem < n), so a
+                    // signed compare with k - n tells.
+                    self.a.alu_ri(Alu::Cmp, W::B64, BUDGET, k as i32 - n as i32);
+                    self.a.jcc(Cond::Le, out);
+                }
+                self.block_k = k as u32;
+                self.insn(pc);
+            }
+            self.cold = false;
+            self.a.bind(out);
+        }
+        self.copy_pcs = pcs;
     }
 }
