@@ -510,18 +510,13 @@ impl Home {
             return run(Start::Main(entry), insns, env, args, stack_frames, checks);
         }
         let hot = hot_key(env);
-        if !same_words(&hot, &self.inputs.0) || (checks && !self.bounds) {
-            self.fill(env, hot, checks);
-        }
-        let ctx = &mut self.ctx;
-        (ctx.packet_start, ctx.packet_len) = env.packet;
-        ctx.args = args;
-        ctx.stack_top = env.stack_top;
         // 1 in a batch, whose maps' value areas stand as regions for the whole run: the inline
         // array lookups may then skip the stub (`jit/compile/lookup.rs`).
-        ctx.standing = env.maps.standing_areas() as u64;
+        let standing = env.maps.standing_areas() as u64;
+        self.set_inputs(env, args, hot, checks, standing);
         self.inputs.1 = env.packet;
         let meter = Meter::start(env.budget, &env.state.limits);
+        let ctx = &mut self.ctx;
         let (result, refreshed) = enter(ctx, entry, insns, env, &mut self.inputs, meter);
         if refreshed {
             // A helper moved a region, and updated `inputs` to the regions as they are now: the
@@ -532,16 +527,41 @@ impl Home {
         result
     }
 
-    /// Fills the block's region-dependent fields from `env`'s hot regions (`hot`, their
-    /// `hot_key`): `data_neg`, and the inline-check bounds when the code has inline checks. Out
-    /// of line: runs one after another mostly find the block filled for their regions already.
-    #[inline(never)]
+    /// Writes the run's inputs into the block: r1-r5 (`args`), r10, the packet and `standing`;
+    /// and its region-dependent fields where the block is not of the run's hot regions `hot`
+    /// (`hot_key`) already (`fill`).
+    #[inline(always)]
+    fn set_inputs(
+        &mut self,
+        env: &RunEnv<'_>,
+        args: [u64; 5],
+        hot: [u64; 6],
+        checks: bool,
+        standing: u64,
+    ) {
+        if !same_words(&hot, &self.inputs.0) || (checks && !self.bounds) {
+            self.fill(env, hot, checks);
+        }
+        let ctx = &mut self.ctx;
+        (ctx.packet_start, ctx.packet_len) = env.packet;
+        ctx.args = args;
+        ctx.stack_top = env.stack_top;
+        ctx.standing = standing;
+    }
+
+    /// Fills the block's region-dependent fields for the hot regions `hot` (`hot_key`):
+    /// `data_neg` from `hot` itself, and the inline-check bounds from `env`'s regions when the
+    /// code has inline checks (a run that leaves the region table unset has none: see
+    /// `run_plain`). Inlined: an XDP batch's packets each fill it (each has its own data).
+    #[inline(always)]
     fn fill(&mut self, env: &RunEnv<'_>, hot: [u64; 6], checks: bool) {
         let ctx = &mut self.ctx;
         if checks {
+            debug_assert!(hot == hot_key(env));
             (ctx.fast_start, ctx.fast_bound, ctx.hull_bound, ctx.data_neg) = fast_path(env);
         } else {
-            ctx.data_neg = env.regions.hot()[1].start.wrapping_neg();
+            // The data's start (`hot_key`: the second region's start, its fourth word).
+            ctx.data_neg = hot[3].wrapping_neg();
         }
         self.inputs.0 = hot;
         self.bounds = checks;
@@ -554,7 +574,7 @@ impl Home {
     /// its limits are inactive (the whole budget is in hand from the start). A plain single run
     /// (`Program::run`, `program/plain.rs`) knows all of this without reading it back; it may
     /// even leave `env`'s region table as another run left it when nothing of this run reads
-    /// it (`Program::bare`).
+    /// it (`Program::bare`: code without inline checks, whose block is filled from `hot` alone).
     ///
     /// # Safety
     /// As `run`'s, and the run's memory is as above (the stack above all: compiled code
@@ -571,14 +591,7 @@ impl Home {
     ) -> Result<RunOutput, Trap> {
         debug_assert!(!env.state.limits.is_active() && !env.maps.standing_areas());
         let _ = stack_frames;
-        if !same_words(&hot, &self.inputs.0) || (checks && !self.bounds) {
-            self.fill(env, hot, checks);
-        }
-        let ctx = &mut self.ctx;
-        (ctx.packet_start, ctx.packet_len) = env.packet;
-        ctx.args = args;
-        ctx.stack_top = env.stack_top;
-        ctx.standing = 0;
+        self.set_inputs(env, args, hot, checks, 0);
         let meter = Meter {
             budget: env.budget,
             reserve: 0,
@@ -587,6 +600,7 @@ impl Home {
         // No helper call reads `inputs` or refreshes the block (`refreshed` stays false); its
         // packet is left as it is, for the next `run` to set.
         let inputs = std::ptr::null_mut();
+        let ctx = &mut self.ctx;
         enter(ctx, entry, insns, env, inputs, (meter, env.budget)).0
     }
 }
