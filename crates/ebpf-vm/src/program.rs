@@ -224,6 +224,11 @@ pub struct Program {
     metered: bool,
     /// Whether `run` takes `run_plain` (`plain_runs`, decided at load).
     plain: bool,
+    /// Whether those runs leave the region table and the run state's fields unset (`bare_runs`).
+    bare: bool,
+    /// The one data length a run may have (`unverified_input`): a verified raw program's
+    /// `data_size`.
+    data_len: Option<usize>,
     /// Coverage counters (`options.coverage`), and the JIT's chain lengths by head slot when
     /// its code counts into them (see `coverage`).
     coverage: Option<Arc<CoverageCounters>>,
@@ -395,10 +400,17 @@ impl Program {
             verifier,
             metered,
             plain: false,
+            bare: false,
+            data_len: None,
             coverage,
             coverage_chains,
         };
         program.plain = program.plain_runs();
+        program.bare = program.bare_runs();
+        program.data_len = (program.verifier.is_some()
+            && program.options.prog_type == ProgramType::Raw)
+            .then_some(program.options.data_size.map(|n| n as usize))
+            .flatten();
         Ok(program)
     }
 
@@ -445,6 +457,10 @@ impl Program {
 /// As `Program::zero_stack`'s, and the bytes are inside those of `stack_zero`.
 #[inline(always)]
 pub(super) unsafe fn zero_stack_bytes(stack_top: u64, (below_top, zeroed): (usize, usize)) {
+    if zeroed == 0 {
+        // Most programs write the stack before they read it (`stack_reach`): one test.
+        return;
+    }
     let start = stack_top - below_top as u64;
     if zeroed > 64 {
         // SAFETY: `zeroed` bytes from `below_top` bytes under the top of the stack area
@@ -943,9 +959,14 @@ impl Program {
 }
 
 /// A run that ends with a host address in r0 traps instead (pointer leaks refused).
+/// Inlined, with `is_host_address`'s first test before its call: most programs return small
+/// values.
+#[inline(always)]
 fn refuse_exit_leak(result: &mut Result<RunOutput, Trap>, env: &RunEnv<'_>) {
     if let Ok(out) = &*result {
-        if pointer_leaks::is_host_address(out.r0, env.regions, env.state, env.maps) {
+        if out.r0 >= pointer_leaks::FIRST_PAGE
+            && pointer_leaks::is_host_address(out.r0, env.regions, env.state, env.maps)
+        {
             // (0 - 1 wraps for an unmetered run, whose count is cleared after this.)
             let count = out.insn_count.wrapping_sub(1);
             let what = "r0 at exit";

@@ -184,3 +184,90 @@ fn runs_through_the_general_path_and_plain_runs_interleave() {
         }
     }
 }
+
+/// `r0 = r1`: the data's address, which a run refusing pointer leaks (the default) must not
+/// return.
+fn data_address() -> Vec<Insn> {
+    prog![movr(0, 1), exit()]
+}
+
+/// `r0 = r10`: the stack's top, one past the stack's last byte (an address of the run too).
+fn stack_top() -> Vec<Insn> {
+    prog![movr(0, 10), exit()]
+}
+
+/// Verified, unmetered programs whose accesses are all proved run without setting the region
+/// table (`Program::bare`, JIT): the pointer-leak check at exit must still see the run's stack
+/// and data, and the runs after them (checked ones, which read the table) their own memory.
+#[test]
+fn runs_that_leave_the_region_table_unset_still_refuse_leaks_and_leave_nothing_behind() {
+    for engine in engines() {
+        let address = load_on(&data_address(), engine, Mode::Verified, Some(16));
+        let top = load_on(&stack_top(), engine, Mode::Verified, Some(16));
+        let verified_15 = load_on(&byte_15(), engine, Mode::Verified, Some(16));
+        let checked_15 = load_on(&byte_15(), engine, Mode::Checked, None);
+        let allowed = load_with(
+            &data_address(),
+            ProgramOptions {
+                engine,
+                mode: Mode::Verified,
+                data_size: Some(16),
+                pointer_leaks: ebpf_vm::PointerLeaks::Allow,
+                ..options(ProgramType::Raw)
+            },
+        )
+        .expect("loads");
+        let mut buf: [u8; 16] = std::array::from_fn(|i| 30 + i as u8);
+        let mut other: [u8; 16] = std::array::from_fn(|i| 60 + i as u8);
+        for _ in 0..2 {
+            let trap = run(&address, &mut buf, None).expect_err("the data's address");
+            assert_eq!(
+                (trap.kind, trap.pc),
+                (TrapKind::PointerLeak, 1),
+                "{engine:?}"
+            );
+            let trap = run(&top, &mut other, None).expect_err("the stack's top");
+            assert_eq!(
+                (trap.kind, trap.pc),
+                (TrapKind::PointerLeak, 1),
+                "{engine:?}"
+            );
+            // Allowed, the address comes back as it is.
+            let at = buf.as_ptr() as u64;
+            assert_eq!(run(&allowed, &mut buf, None), Ok(at), "{engine:?}");
+            assert_eq!(run(&verified_15, &mut other, None), Ok(75), "{engine:?}");
+            // A checked run after them reads the table: its own data, 8 bytes, no byte 15.
+            let trap = run(&checked_15, &mut buf[..8], None).expect_err("byte 15 of 8");
+            assert_eq!(
+                (trap.kind, trap.pc),
+                (TrapKind::OutOfBounds, 0),
+                "{engine:?}"
+            );
+            assert_eq!(run(&verified_15, &mut buf, None), Ok(45), "{engine:?}");
+            // A verified program refuses other lengths before it runs.
+            let trap = run(&verified_15, &mut buf[..8], None).expect_err("8 bytes, not 16");
+            assert_eq!(trap.kind, TrapKind::InvalidInput, "{engine:?}");
+            assert_eq!(run(&checked_15, &mut other, None), Ok(75), "{engine:?}");
+        }
+        // The first run of a new thread (a new run space) of such a program.
+        let p = std::sync::Arc::new(verified_15);
+        let q = p.clone();
+        let on_thread = std::thread::spawn(move || {
+            let mut data: [u8; 16] = std::array::from_fn(|i| 90 + i as u8);
+            let leak = std::sync::Arc::new(address);
+            let mut again = data;
+            (
+                run(&q, &mut data, None),
+                run(&leak, &mut again, None).map_err(|t| t.kind),
+            )
+        })
+        .join()
+        .expect("the thread ends");
+        assert_eq!(
+            on_thread,
+            (Ok(105), Err(TrapKind::PointerLeak)),
+            "{engine:?}"
+        );
+        assert_eq!(run(&p, &mut other, None), Ok(75), "{engine:?}");
+    }
+}

@@ -271,6 +271,34 @@ impl JitProgram {
         unsafe { home.run(entry, insns, env, args, frames, checks) }
     }
 
+    /// `run_home` for a plain single run (`Home::run_plain`): `env` set up as that says, its hot
+    /// regions `hot`.
+    ///
+    /// # Safety
+    /// `env`'s stack region is the `stack_frames` frames this code was compiled for, under
+    /// `env.stack_top`, and the rest of `env` is as `Home::run_plain` says.
+    #[inline(always)]
+    pub(crate) unsafe fn run_plain(
+        &self,
+        home: &mut Home,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+        hot: [u64; 6],
+    ) -> Result<RunOutput, Trap> {
+        self.check_insns(insns);
+        let how = (self.stack_frames, self.checks);
+        // SAFETY: the main entry of this code, compiled from `insns` (length checked above);
+        // `env` as this function's caller promises.
+        unsafe { home.run_plain(self.mem.entry(), insns, env, args, how, hot) }
+    }
+
+    /// Whether the code checks memory accesses inline, or calls the check stub: some load,
+    /// store or atomic of the program was not proved (`compile::Compiled::checks`).
+    pub(crate) fn checks(&self) -> bool {
+        self.checks
+    }
+
     /// The block for runs of the main program repeated on `env` (see `Repeat`), or `None` where
     /// a run falls back to the interpreter.
     pub fn repeat(&self, env: &RunEnv<'_>) -> Option<Repeat> {

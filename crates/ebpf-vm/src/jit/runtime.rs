@@ -23,8 +23,10 @@ struct RunState {
     meter: Meter,
     trap: Option<Trap>,
     panic: Option<Box<dyn Any + Send>>,
-    /// What the block's inline-check fields were last filled in from (`FastInputs`).
-    fast_inputs: FastInputs,
+    /// What the block's inline-check fields were last filled in from (`FastInputs`): the
+    /// run's own copy, or its `Home`'s, which a refresh then updates in place. Read only by
+    /// helper calls (so unset, dangling, in a run of code that makes none).
+    fast_inputs: *mut FastInputs,
     /// A helper call refilled them (`refresh_fast_path`).
     refreshed: bool,
 }
@@ -119,9 +121,9 @@ pub(super) unsafe extern "C" fn helper_entry(
     // A helper may have changed the run's memory (a packet resized, a frame moved): the inline
     // checks must see it as it is now.
     let now = fast_inputs(&*state.env);
-    if now != state.fast_inputs {
+    if now != *state.fast_inputs {
         refresh_fast_path(&mut *ctx, &*state.env);
-        state.fast_inputs = now;
+        *state.fast_inputs = now;
         state.refreshed = true;
     }
     match outcome {
@@ -164,7 +166,7 @@ pub(super) unsafe extern "C" fn lookup_entry(
     };
     // A lookup adds at most a value area to the region table: the hot regions (stack, data or
     // context) and the packet, which the inline checks read, are as they were.
-    debug_assert!(fast_inputs(&*state.env) == state.fast_inputs);
+    debug_assert!(fast_inputs(&*state.env) == *state.fast_inputs);
     TwoWords(r0, state.meter.take(rem, 0))
 }
 
@@ -296,7 +298,9 @@ pub(super) unsafe fn run(
         )));
     }
     let mut ctx = new_ctx(env, args, target, checks);
-    enter(&mut ctx, entry, insns, env, fast_inputs(env)).0
+    let meter = Meter::start(env.budget, &env.state.limits);
+    let mut inputs = fast_inputs(env);
+    enter(&mut ctx, entry, insns, env, &mut inputs, meter).0
 }
 
 /// Compiled code accesses [r10 - 512, r10) without checks, which is sound only when every frame
@@ -372,16 +376,18 @@ fn new_block() -> Ctx {
 ///
 /// # Safety
 /// As `run`'s; `ctx` is filled in for `env` (`new_ctx`, `refresh_fast_path`), `entry` is where
-/// `run` would enter, and `inputs` is `fast_inputs(env)`.
+/// `run` would enter, `inputs` holds `fast_inputs(env)` (or points nowhere when the code calls
+/// no helper: only helper calls read it), and `(meter, in_hand)` is
+/// `Meter::start` of `env`'s budget and limits.
 #[inline(always)]
 unsafe fn enter(
     ctx: &mut Ctx,
     entry: *const u8,
     insns: &[Insn],
     env: &mut RunEnv<'_>,
-    inputs: FastInputs,
+    inputs: *mut FastInputs,
+    (meter, in_hand): (Meter, u64),
 ) -> (Result<RunOutput, Trap>, bool) {
-    let (meter, in_hand) = Meter::start(env.budget, &env.state.limits);
     ctx.budget = in_hand;
     ctx.exit_kind = EXIT_NORMAL;
     let mut state = RunState {
@@ -466,9 +472,10 @@ fn exit_trap(out: &Ctx, state: &mut RunState, insns: &[Insn], env: &RunEnv<'_>) 
 pub struct Home {
     ctx: Ctx,
     /// The hot regions (`hot_key`) the block's region-dependent fields are of: `data_neg`, and
-    /// the inline-check bounds when `bounds`. All ones before the first run: regions of
-    /// `u64::MAX` bytes at `u64::MAX`, which no run has.
-    hot: [u64; 6],
+    /// the inline-check bounds when `bounds`; and the packet of the run (what a helper call
+    /// compares with, `FastInputs`). All ones before the first run: regions of `u64::MAX`
+    /// bytes at `u64::MAX`, which no run has.
+    inputs: FastInputs,
     bounds: bool,
 }
 
@@ -476,7 +483,7 @@ impl Default for Home {
     fn default() -> Home {
         Home {
             ctx: new_block(),
-            hot: [u64::MAX; 6],
+            inputs: ([u64::MAX; 6], (u64::MAX, u64::MAX)),
             bounds: false,
         }
     }
@@ -503,30 +510,98 @@ impl Home {
             return run(Start::Main(entry), insns, env, args, stack_frames, checks);
         }
         let hot = hot_key(env);
-        if !same_words(&hot, &self.hot) || (checks && !self.bounds) {
-            let ctx = &mut self.ctx;
-            if checks {
-                (ctx.fast_start, ctx.fast_bound, ctx.hull_bound, ctx.data_neg) = fast_path(env);
-            } else {
-                ctx.data_neg = env.regions.hot()[1].start.wrapping_neg();
-            }
-            self.hot = hot;
-            self.bounds = checks;
+        // 1 in a batch, whose maps' value areas stand as regions for the whole run: the inline
+        // array lookups may then skip the stub (`jit/compile/lookup.rs`).
+        let standing = env.maps.standing_areas() as u64;
+        self.set_inputs(env, args, hot, checks, standing);
+        self.inputs.1 = env.packet;
+        let meter = Meter::start(env.budget, &env.state.limits);
+        let ctx = &mut self.ctx;
+        let (result, refreshed) = enter(ctx, entry, insns, env, &mut self.inputs, meter);
+        if refreshed {
+            // A helper moved a region, and updated `inputs` to the regions as they are now: the
+            // block is of those, bounds and all.
+            debug_assert!(self.inputs.0 == hot_key(env));
+            self.bounds = true;
+        }
+        result
+    }
+
+    /// Writes the run's inputs into the block: r1-r5 (`args`), r10, the packet and `standing`;
+    /// and its region-dependent fields where the block is not of the run's hot regions `hot`
+    /// (`hot_key`) already (`fill`).
+    #[inline(always)]
+    fn set_inputs(
+        &mut self,
+        env: &RunEnv<'_>,
+        args: [u64; 5],
+        hot: [u64; 6],
+        checks: bool,
+        standing: u64,
+    ) {
+        if !same_words(&hot, &self.inputs.0) || (checks && !self.bounds) {
+            self.fill(env, hot, checks);
         }
         let ctx = &mut self.ctx;
         (ctx.packet_start, ctx.packet_len) = env.packet;
         ctx.args = args;
         ctx.stack_top = env.stack_top;
-        // 1 in a batch, whose maps' value areas stand as regions for the whole run: the inline
-        // array lookups may then skip the stub (`jit/compile/lookup.rs`).
-        ctx.standing = env.maps.standing_areas() as u64;
-        let (result, refreshed) = enter(ctx, entry, insns, env, (hot, env.packet));
-        if refreshed {
-            // A helper moved a region: the block is of the regions as they are now, bounds and all.
-            self.hot = hot_key(env);
-            self.bounds = true;
+        ctx.standing = standing;
+    }
+
+    /// Fills the block's region-dependent fields for the hot regions `hot` (`hot_key`):
+    /// `data_neg` from `hot` itself, and the inline-check bounds from `env`'s regions when the
+    /// code has inline checks (a run that leaves the region table unset has none: see
+    /// `run_plain`). Inlined: an XDP batch's packets each fill it (each has its own data).
+    #[inline(always)]
+    fn fill(&mut self, env: &RunEnv<'_>, hot: [u64; 6], checks: bool) {
+        let ctx = &mut self.ctx;
+        if checks {
+            debug_assert!(hot == hot_key(env));
+            (ctx.fast_start, ctx.fast_bound, ctx.hull_bound, ctx.data_neg) = fast_path(env);
+        } else {
+            // The data's start (`hot_key`: the second region's start, its fourth word).
+            ctx.data_neg = hot[3].wrapping_neg();
         }
-        result
+        self.inputs.0 = hot;
+        self.bounds = checks;
+    }
+
+    /// `run` of a program that calls no helper (so nothing in the run moves a region or the
+    /// packet) on an environment its caller has just set up: the run's stack is the
+    /// `stack_frames` frames under `env.stack_top`, writable (what `run` checks first), its hot
+    /// regions are `hot` (`hot_key` of the run's stack and data), its maps stand for no run, and
+    /// its limits are inactive (the whole budget is in hand from the start). A plain single run
+    /// (`Program::run`, `program/plain.rs`) knows all of this without reading it back; it may
+    /// even leave `env`'s region table as another run left it when nothing of this run reads
+    /// it (`Program::bare`: code without inline checks, whose block is filled from `hot` alone).
+    ///
+    /// # Safety
+    /// As `run`'s, and the run's memory is as above (the stack above all: compiled code
+    /// accesses the frames under r10 unchecked).
+    #[inline(always)]
+    pub(super) unsafe fn run_plain(
+        &mut self,
+        entry: *const u8,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+        (stack_frames, checks): (usize, bool),
+        hot: [u64; 6],
+    ) -> Result<RunOutput, Trap> {
+        debug_assert!(!env.state.limits.is_active() && !env.maps.standing_areas());
+        let _ = stack_frames;
+        self.set_inputs(env, args, hot, checks, 0);
+        let meter = Meter {
+            budget: env.budget,
+            reserve: 0,
+            stopped: None,
+        };
+        // No helper call reads `inputs` or refreshes the block (`refreshed` stays false); its
+        // packet is left as it is, for the next `run` to set.
+        let inputs = std::ptr::null_mut();
+        let ctx = &mut self.ctx;
+        enter(ctx, entry, insns, env, inputs, (meter, env.budget)).0
     }
 }
 

@@ -10,13 +10,42 @@
 //! `run_on` gives (tests/metering.rs compares the two).
 
 use crate::analysis::Flow;
+use crate::context::RunState;
 use crate::error::Trap;
-use crate::memory::Region;
+use crate::isa::opcodes::{CLASS_STX, MODE_ATOMIC};
+use crate::memory::{Region, Regions};
 use crate::pointer_leaks::PointerLeaks;
-use crate::vm::env::RunEnv;
+use crate::pointer_leaks::FIRST_PAGE;
+use crate::vm::env::{Entry, RunEnv};
 use crate::vm::{RunOutput, STACK_FRAME_SIZE, STACK_SIZE};
 
-use super::{refuse_exit_leak, Program, ProgramType};
+use super::{refuse_exit_leak, PreparedEngine, Program, ProgramType};
+
+/// What a plain run's memory is, in the region table and the run state's fields: its stack (the
+/// frames it can reach) and data as regions, the stack area and the data as the state names them
+/// (`places`, `pointer_leaks`), and whether it refuses pointer leaks.
+struct RunMemory {
+    stack: Region,
+    data: Region,
+    stack_area: (u64, u64),
+    packet: (u64, u64),
+    refuse: bool,
+}
+
+impl RunMemory {
+    /// Sets the region table to this memory alone, and the state's fields to it (the rest of
+    /// the state is recycled: the last run's `recycle`, or new).
+    #[inline(always)]
+    fn set(&self, regions: &mut Regions, state: &mut RunState) {
+        regions.clear();
+        regions.set_stack(self.stack);
+        regions.set_data(self.data);
+        state.prog_type = ProgramType::Raw;
+        state.stack = self.stack_area;
+        state.data = self.packet;
+        state.refuse_pointer_leaks = self.refuse;
+    }
+}
 
 impl Program {
     /// Whether single runs of this program can take `run_plain`: a raw program with no helper
@@ -30,6 +59,28 @@ impl Program {
                 .any(|f| matches!(f, Flow::Helper { .. } | Flow::CallX))
     }
 
+    /// Whether plain runs of this program can leave the region table and the run state's
+    /// fields unset (`bare`, decided at load): nothing of such a run reads them. The program is
+    /// verified and unmetered, and compiled with every load and store proved (no check of
+    /// either kind) and no atomic (no misalignment trap, which names its address by the run's
+    /// memory): its code reaches no Rust entry point (no helper, no memory check, no budget
+    /// refill) and can leave only normally or past the call depth, which names no address. The
+    /// pointer-leak check of r0 at exit, the one reader left, sets them first when r0 may be
+    /// an address.
+    pub(super) fn bare_runs(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if let PreparedEngine::Jit(jit) = &self.prepared {
+            // Class and mode (any size: validation refuses all but words and double words).
+            let atomic = |i: &crate::isa::Insn| i.opcode & 0xe7 == CLASS_STX | MODE_ATOMIC;
+            return self.plain
+                && self.verifier.is_some()
+                && !self.metered
+                && !jit.checks()
+                && !self.insns.iter().any(atomic);
+        }
+        false
+    }
+
     /// One run on `data`, as `run` gives it (r0 and the count). Only for a program whose
     /// `plain` is set (`plain_runs`).
     pub(super) fn run_plain(
@@ -38,10 +89,13 @@ impl Program {
         budget: Option<u64>,
     ) -> Result<RunOutput, Trap> {
         debug_assert!(self.plain);
-        if let Some(trap) = self.unverified_input(data.len(), None) {
-            return Err(trap);
+        if self.data_len.is_some_and(|n| n != data.len()) {
+            return Err((self.unverified_input(data.len(), None))
+                .expect("a verified raw program refuses other lengths"));
         }
-        crate::run_space::with_run_space(|space| {
+        // The closure hands its trap back boxed: a run's outcome is then four words, not a
+        // whole `Trap`, on its way out of the run space (a copy per run fewer).
+        let result = crate::run_space::with_run_space(|space| {
             let stack_bytes = space.stack_bytes();
             let stack_top = stack_bytes + STACK_SIZE as u64;
             let reach = (self.stack_frames * STACK_FRAME_SIZE) as u64;
@@ -53,19 +107,21 @@ impl Program {
                 data.as_mut_ptr() as u64
             };
             let len = data.len() as u64;
-            let regions = &mut space.regions;
-            regions.clear();
-            regions.set_stack(Region::new(stack_top - reach, reach, true));
-            regions.set_data(Region::from_mut_slice(data));
-            // A recycled state (the last run's `recycle`, or a new one) but for these, which are
-            // put back below.
-            let state = &mut space.state;
-            debug_assert!(!state.limits.is_active() && state.trace.is_none());
-            state.prog_type = ProgramType::Raw;
-            state.stack = (stack_bytes, STACK_SIZE as u64);
-            state.data = (addr, len);
+            let stack = Region::new(stack_top - reach, reach, true);
+            let data = Region::from_mut_slice(data);
             let refuse = self.options.pointer_leaks == PointerLeaks::Refuse;
-            state.refuse_pointer_leaks = refuse;
+            let memory = RunMemory {
+                stack,
+                data,
+                stack_area: (stack_bytes, STACK_SIZE as u64),
+                packet: (addr, len),
+                refuse,
+            };
+            let (regions, state) = (&mut space.regions, &mut space.state);
+            debug_assert!(!state.limits.is_active() && state.trace.is_none());
+            if !self.bare {
+                memory.set(regions, state);
+            }
             let maps = match &mut space.maps {
                 Some(maps) if maps.is_for(None) => maps,
                 slot => slot.insert(self.maps.run()),
@@ -81,17 +137,38 @@ impl Program {
                 function_runner: None,
             };
             let args = [addr, len, 0, 0, 0];
-            let home = &mut space.jit_home;
-            let mut result = (self.prepared).run_main(&self.insns, &mut env, args, home);
-            if refuse {
+            let mut result = match &self.prepared {
+                // The hot regions are the two set above (`Regions::hot`: the data, as there is
+                // no context), which the block is compared with as they are, not read back.
+                #[cfg(target_arch = "x86_64")]
+                PreparedEngine::Jit(jit) => {
+                    let hot = [stack.start, stack.len, 1, data.start, data.len, 1];
+                    debug_assert!(self.bare || env.regions.hot() == [stack, data]);
+                    let home = &mut space.jit_home;
+                    // SAFETY: the stack region is the program's `stack_frames` frames under
+                    // `stack_top` (above), which it was compiled for (`PreparedEngine::select`);
+                    // a plain program calls no helper and has no maps, and `Program::run` runs
+                    // have no limits.
+                    unsafe { jit.run_plain(home, &self.insns, &mut env, args, hot) }
+                }
+                _ => (self.prepared).run_from(&self.insns, &mut env, args, Entry::Main),
+            };
+            // (`refuse_exit_leak` without its first test, made here.)
+            if refuse && result.as_ref().is_ok_and(|out| out.r0 >= FIRST_PAGE) {
+                // What the check reads, for a run that did not set it.
+                if self.bare {
+                    memory.set(env.regions, env.state);
+                }
                 refuse_exit_leak(&mut result, &env);
             }
             self.clear_unmetered_count(&mut result);
+            // Put back as a recycled state has them (a bare run that set nothing finds them so).
             let state = env.state;
             state.stack = (0, 0);
             state.data = (0, 0);
             state.refuse_pointer_leaks = false;
-            result
-        })
+            result.map_err(Box::new)
+        });
+        result.map_err(|trap| *trap)
     }
 }
