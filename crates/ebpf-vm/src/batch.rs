@@ -13,7 +13,7 @@ use std::time::Instant;
 use crate::context::{AddressSpace, ContextInput, ContextOutput, ProcessInfo, RunData};
 use crate::error::{ErrorCode, LoadError, Trap};
 use crate::limits::RunLimits;
-use crate::program::{Outputs, Program, ProgramType, RunHow, XdpBatchShared};
+use crate::program::{Outputs, Program, ProgramType, RunHow, XdpBatchShared, XdpPackets};
 use crate::run_space::with_run_space;
 use crate::vm::RunOutput;
 
@@ -251,8 +251,7 @@ impl Program {
         starts: &[usize],
         each: impl FnMut(usize, &'p [u8], Result<RunOutput, Trap>),
     ) {
-        let packets = input.packets;
-        let packet = |i: usize| &packets[starts[i]..][..input.lengths[i] as usize];
+        let packets = XdpPackets::new(input.packets, input.lengths, starts);
         let shared = XdpBatchShared {
             process: input.process,
             network: input.network,
@@ -260,7 +259,7 @@ impl Program {
             limits: &input.limits,
         };
         with_run_space(|space| {
-            self.run_xdp_batch(space, input.lengths.len(), packet, &shared, each);
+            self.run_xdp_batch(space, packets, &shared, each);
         });
     }
 

@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
+use super::batch_loop::{self, Loop, LoopEnd};
 use super::frame::*;
 use crate::error::{Trap, TrapKind};
 use crate::isa::opcodes::OP_LDDW;
@@ -27,6 +28,9 @@ struct RunState {
     fast_inputs: FastInputs,
     /// A helper call refilled them (`refresh_fast_path`).
     refreshed: bool,
+    /// Calls of `helper_entry` and `lookup_entry`: a batch's loop of machine code hands a run
+    /// that made one back to Rust (`batch_loop`).
+    calls_out: u64,
 }
 
 /// What `refresh_fast_path` reads from the environment: of the two hot regions their start,
@@ -110,6 +114,7 @@ pub(super) unsafe extern "C" fn helper_entry(
     args: *const [u64; 5],
 ) -> TwoWords {
     let state = &mut *((*ctx).state as *mut RunState);
+    state.calls_out += 1;
     let env = &mut *state.env;
     let count = state.count_before(rem);
     let args = *args;
@@ -147,6 +152,7 @@ pub(super) unsafe extern "C" fn lookup_entry(
     args: *const [u64; 5],
 ) -> TwoWords {
     let state = &mut *((*ctx).state as *mut RunState);
+    state.calls_out += 1;
     let env = &mut *state.env;
     let [map, key, ..] = *args;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -391,6 +397,7 @@ unsafe fn enter(
         panic: None,
         fast_inputs: inputs,
         refreshed: false,
+        calls_out: 0,
     };
     ctx.state = &mut state as *mut RunState as u64;
     let ctx_ptr: *mut Ctx = ctx;
@@ -398,17 +405,27 @@ unsafe fn enter(
     let code: unsafe extern "C" fn(*mut Ctx) = std::mem::transmute(entry);
     code(ctx_ptr);
     // The exit stubs wrote the results through `self_ptr`.
-    let out = &*ctx_ptr;
-    let result = if out.exit_kind == EXIT_NORMAL && state.panic.is_none() {
+    let result = outcome(&*ctx_ptr, &mut state, insns, env);
+    (result, state.refreshed)
+}
+
+/// The output or trap of the run whose exit record `out` holds.
+#[inline(always)]
+fn outcome(
+    out: &Ctx,
+    state: &mut RunState,
+    insns: &[Insn],
+    env: &RunEnv<'_>,
+) -> Result<RunOutput, Trap> {
+    if out.exit_kind == EXIT_NORMAL && state.panic.is_none() {
         Ok(RunOutput {
             r0: out.r0,
             insn_count: state.meter.count(out.rem),
             exit_pc: out.exit_a as usize,
         })
     } else {
-        Err(exit_trap(out, &mut state, insns, env))
-    };
-    (result, state.refreshed)
+        Err(exit_trap(out, state, insns, env))
+    }
 }
 
 /// The trap of a run that did not leave normally (`enter`), from its exit record and run state;
@@ -574,5 +591,58 @@ impl Repeat {
     ) -> Result<RunOutput, Trap> {
         let (entry, frames, checks) = (self.entry, self.stack_frames, self.checks);
         self.home.run(entry, insns, env, args, frames, checks)
+    }
+}
+
+impl Repeat {
+    /// Runs packets `lp.index..lp.end` of a batch in the loop of machine code (`batch_loop`) on
+    /// the block of the run before, which `run` set up: `None` (nothing ran) when that block is
+    /// not of `env`'s hot regions as they are. The loop records the runs it can in `lp.out`; the
+    /// first it cannot ends it, and its output or trap is returned (`LoopEnd::Left`). Only for
+    /// unmetered code run without limits: the block's budget is filled in once for all the runs.
+    ///
+    /// # Safety
+    /// As `run`'s, and `lp` describes the batch's frame, packets and stack (`batch_loop::Loop`).
+    pub(super) unsafe fn run_loop(
+        &mut self,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        lp: &mut Loop,
+    ) -> Option<LoopEnd> {
+        let hot = hot_key(env);
+        let home = &mut self.home;
+        if !same_words(&hot, &home.hot) || (self.checks && !home.bounds) {
+            return None;
+        }
+        let (meter, in_hand) = Meter::start(env.budget, &env.state.limits);
+        let ctx = &mut home.ctx;
+        ctx.budget = in_hand;
+        ctx.exit_kind = EXIT_NORMAL;
+        let mut state = RunState {
+            env: std::ptr::from_mut(env).cast::<RunEnv<'static>>(),
+            meter,
+            trap: None,
+            panic: None,
+            fast_inputs: (hot, env.packet),
+            refreshed: false,
+            calls_out: 0,
+        };
+        let sp: *mut RunState = &mut state;
+        ctx.state = sp as u64;
+        let ctx_ptr: *mut Ctx = ctx;
+        (*ctx_ptr).self_ptr = ctx_ptr as u64;
+        lp.entry = self.entry as u64;
+        lp.block = ctx_ptr as u64;
+        lp.calls_out = std::ptr::addr_of!((*sp).calls_out) as u64;
+        let left = batch_loop::driver()(lp) != 0;
+        let state = &mut *sp;
+        if state.refreshed {
+            home.hot = hot_key(env);
+            home.bounds = true;
+        }
+        Some(match left {
+            false => LoopEnd::Done,
+            true => LoopEnd::Left(outcome(&*ctx_ptr, state, insns, env)),
+        })
     }
 }

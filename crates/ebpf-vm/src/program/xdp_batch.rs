@@ -33,7 +33,7 @@ use crate::context::{self, ContextInput, ProcessInfo, RunData};
 use crate::error::Trap;
 use crate::helpers::tail_call::BPF_TAIL_CALL;
 use crate::maps::added_regions::Added;
-use crate::memory::Region;
+use crate::memory::{Region, Regions};
 use crate::pointer_leaks::PointerLeaks;
 use crate::run_space::RunSpace;
 use crate::run_state::xdp::{ETH_HLEN, XDP_LINEAR_MAX};
@@ -72,14 +72,15 @@ impl Program {
     pub(crate) fn run_xdp_batch<'p>(
         &self,
         space: &mut RunSpace,
-        runs: usize,
-        packet: impl Fn(usize) -> &'p [u8],
+        packets: XdpPackets<'p, '_>,
         shared: &XdpBatchShared<'_>,
         mut each: impl FnMut(usize, &'p [u8], Result<RunOutput, Trap>),
     ) {
+        let runs = packets.lengths.len();
         if runs == 0 {
             return;
         }
+        let packet = |i: usize| packets.packet(i);
         let limits = shared.limits;
         let stack_bytes = space.stack_bytes();
         let reach = self.stack_frames * STACK_FRAME_SIZE;
@@ -169,11 +170,36 @@ impl Program {
         // needs no call to tell.
         let mut runs_on_env = RepeatedRuns::default();
         runs_on_env.no_leak_below = crate::pointer_leaks::FIRST_PAGE;
+        let packets = XdpPackets {
+            later_zero,
+            ..packets
+        };
         let mut entry = Some(first);
-        for index in 0..runs {
+        // After the first packet, the runs go through the JIT's loop of machine code where it can
+        // (see `loop_packets`), and one by one below where it cannot.
+        let mut looped = self.loops_xdp_batch(limits, stack_top);
+        let mut index = 0;
+        while index < runs {
+            #[cfg(target_arch = "x86_64")]
+            if looped && entry.is_none() {
+                let ran = self.loop_packets(&mut runs_on_env, &mut env, &packets, index, &mut each);
+                if let Some((next, left)) = ran {
+                    index = next;
+                    if let Some(result) = left {
+                        let held = env.state.release_lock();
+                        each(index, packet(index), Program::unlocked(result, held));
+                        after_run(&mut env, &standing);
+                        index += 1;
+                    }
+                    continue;
+                }
+                // No block to loop on: the rest one by one.
+                looped = false;
+            }
             let data = packet(index);
             if let Err(trap) = limits.check(0, 0) {
                 each(index, data, Err(trap));
+                index += 1;
                 continue;
             }
             let first = entry.is_some();
@@ -186,20 +212,140 @@ impl Program {
             let result = runs_on_env.run(self, &mut env, entry.args);
             let held = env.state.release_lock();
             each(index, data, Program::unlocked(result, held));
-            // What a run may leave behind that the next must not see.
-            env.maps.end_batch_run();
-            let state = &mut *env.state;
-            state.redirect = None;
-            state.pending_trap = None;
-            state.perf_lost = 0;
-            if state.added.len() != standing.1 {
-                env.regions.clone_from(&standing.0);
-                state.added.truncate(standing.1);
-            }
+            after_run(&mut env, &standing);
+            index += 1;
         }
         space.state.recycle(self.options.prog_type);
         if let Some(maps) = &mut space.maps {
             maps.end_run();
         }
+    }
+}
+
+/// What a run may leave behind that the next must not see, let go of; `standing`: the region
+/// table every run starts with and the count of its added regions.
+fn after_run(env: &mut RunEnv<'_>, standing: &(Regions, usize)) {
+    env.maps.end_batch_run();
+    let state = &mut *env.state;
+    state.redirect = None;
+    state.pending_trap = None;
+    state.perf_lost = 0;
+    if state.added.len() != standing.1 {
+        env.regions.clone_from(&standing.0);
+        state.added.truncate(standing.1);
+    }
+}
+
+/// The packets of an XDP batch: packet `i` is `lengths[i]` bytes at `starts[i]` in `bytes` (the
+/// caller checked that each lies inside it).
+#[derive(Clone, Copy)]
+pub(crate) struct XdpPackets<'p, 's> {
+    pub bytes: &'p [u8],
+    pub lengths: &'p [u32],
+    pub starts: &'s [usize],
+    /// The stack bytes zeroed before each run after the first (`Program::stack_zero_within`).
+    later_zero: (usize, usize),
+}
+
+impl<'p, 's> XdpPackets<'p, 's> {
+    pub(crate) fn new(bytes: &'p [u8], lengths: &'p [u32], starts: &'s [usize]) -> Self {
+        XdpPackets {
+            bytes,
+            lengths,
+            starts,
+            later_zero: (0, 0),
+        }
+    }
+
+    fn packet(&self, i: usize) -> &'p [u8] {
+        &self.bytes[self.starts[i]..][..self.lengths[i] as usize]
+    }
+}
+
+/// Packets the JIT's loop of machine code runs per entry: its results wait in an array of this
+/// many on the stack before they are handed on.
+#[cfg(target_arch = "x86_64")]
+const LOOP_CHUNK: usize = 256;
+
+impl Program {
+    /// Whether the packets after the first of a batch on `run_xdp_batch`'s road can go through
+    /// the JIT's loop of machine code (`jit::Loop`): compiled code, unmetered (the loop fills in
+    /// the budget once and reports no count), no run limits (checked before each packet by the
+    /// Rust loop), a stack top on a word (the loop zeroes whole words).
+    fn loops_xdp_batch(&self, limits: &crate::limits::RunLimits, stack_top: u64) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        let jit = matches!(self.prepared, super::PreparedEngine::Jit(_));
+        #[cfg(not(target_arch = "x86_64"))]
+        let jit = false;
+        jit && !self.metered && !limits.is_active() && stack_top.is_multiple_of(8)
+    }
+
+    /// Packets from `index` on (at most `LOOP_CHUNK`) through the JIT's loop of machine code,
+    /// each recorded run handed to `each`: the index of the first packet not handed on, and the
+    /// result of its run when it ran (the loop left it to Rust: the caller hands it on and lets
+    /// go of what it left behind). `None` when nothing ran (no block to loop on).
+    #[cfg(target_arch = "x86_64")]
+    fn loop_packets<'p>(
+        &self,
+        runs_on_env: &mut RepeatedRuns,
+        env: &mut RunEnv<'_>,
+        packets: &XdpPackets<'p, '_>,
+        index: usize,
+        each: &mut impl FnMut(usize, &'p [u8], Result<RunOutput, Trap>),
+    ) -> Option<(usize, Option<Result<RunOutput, Trap>>)> {
+        let frame = context::xdp::loop_frame(env.state)?;
+        let mut out = [(0u64, 0u64); LOOP_CHUNK];
+        let end = packets.lengths.len().min(index + LOOP_CHUNK);
+        // The words over the bytes to zero (inside the stack area: its top is on a word).
+        let (below_top, zeroed) = packets.later_zero;
+        let start = (env.stack_top - below_top as u64) & !7;
+        let stop = (env.stack_top - below_top as u64 + zeroed as u64 + 7) & !7;
+        let leak_below = match self.options.pointer_leaks {
+            PointerLeaks::Refuse => runs_on_env.no_leak_below,
+            _ => u64::MAX,
+        };
+        let mut lp = crate::jit::Loop {
+            index: index as u64,
+            end: end as u64,
+            lengths: packets.lengths.as_ptr() as u64,
+            starts: packets.starts.as_ptr() as u64,
+            packets: packets.bytes.as_ptr() as u64,
+            data: frame.data,
+            written_end: frame.written_end,
+            ctx_data_end: frame.ctx_data_end,
+            frame_data_end: frame.frame_data_end,
+            stack: start,
+            stack_words: if zeroed == 0 { 0 } else { (stop - start) / 8 },
+            leak_below,
+            out: out.as_mut_ptr() as u64,
+            memcpy: libc::memcpy as *const () as u64,
+            memset: libc::memset as *const () as u64,
+            ..Default::default()
+        };
+        // SAFETY: the packets lie in `bytes` (the caller checked), each of 14 to 3,520 bytes
+        // (`runs_xdp_batch`), so that it fits the frame's linear part from `data`; the stack
+        // words lie in the stack area (whole words around bytes of `stack_zero`); the frame and
+        // its context are the run state's, alive for the batch.
+        let ended = unsafe { runs_on_env.run_loop(self, env, &mut lp) };
+        if let Some(packet) = context::xdp::after_loop(env.state, lp.written_end) {
+            env.packet = packet;
+        }
+        let ended = ended?;
+        let next = lp.index as usize;
+        for (k, &(r0, pc)) in (index..next).zip(&out) {
+            let run = RunOutput {
+                r0,
+                insn_count: 0,
+                exit_pc: pc as usize,
+            };
+            each(k, packets.packet(k), Ok(run));
+        }
+        Some((
+            next,
+            match ended {
+                crate::jit::LoopEnd::Done => None,
+                crate::jit::LoopEnd::Left(result) => Some(result),
+            },
+        ))
     }
 }
