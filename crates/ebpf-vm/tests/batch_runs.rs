@@ -835,3 +835,117 @@ fn an_xdp_batch_sees_the_map_updates_of_the_packets_before_and_traps_mid_batch()
         assert_eq!(count, 600u64.to_le_bytes(), "{engine:?}");
     }
 }
+
+/// Verified XDP over map 0, an LPM trie of IPv4 /32 keys with u64 values: looks up the packet's
+/// first four bytes as an address; r0 = the value found, or, on a miss, 2 after inserting the
+/// address with the value 7; 1 for a packet too short.
+fn lpm_insert_on_miss() -> Vec<Insn> {
+    prog![
+        ldx(SIZE_W, 2, 1, 0),
+        ldx(SIZE_W, 3, 1, 4),
+        movr(4, 2),
+        add(4, 4),
+        jr(JMP_JGT, 4, 3, 22),
+        ldx(SIZE_W, 5, 2, 0),
+        st(SIZE_W, 10, -8, 32),
+        stx(SIZE_W, 10, 5, -4),
+        ld_map(1, 0),
+        movr(2, 10),
+        add(2, -8),
+        call(1),
+        ji(JMP_JNE, 0, 0, 11),
+        st(SIZE_DW, 10, -16, 7),
+        ld_map(1, 0),
+        movr(2, 10),
+        add(2, -8),
+        movr(3, 10),
+        add(3, -16),
+        mov(4, 0),
+        call(2),
+        mov(0, 2),
+        exit(),
+        ldx(SIZE_DW, 0, 0, 0),
+        exit(),
+        mov(0, 1),
+        exit(),
+    ]
+}
+
+fn lpm_trie() -> std::sync::Arc<dyn maps::Map> {
+    let mut def = MapDef::new(MapType::LpmTrie, 8, 8, 256);
+    def.flags = ebpf_vm::maps::def::flags::BPF_F_NO_PREALLOC;
+    maps::create(def).unwrap()
+}
+
+/// A packet of 64 bytes whose first four are the address `a`.
+fn addressed(a: [u8; 4]) -> Vec<u8> {
+    let mut p = vec![0u8; 64];
+    p[..4].copy_from_slice(&a);
+    p
+}
+
+#[test]
+fn an_xdp_batch_inserts_into_the_lpm_trie_it_looks_up_and_later_packets_find_it() {
+    // The JIT's loop holds the trie's read lock for its trips (`LpmTrie::pin_for_batch`): the
+    // update helper on the same thread must find it let go of (a write under its own read lock
+    // would never return), and the packets after it must find the new prefix.
+    for engine in ENGINES {
+        let trie = lpm_trie();
+        let p = load_verified_xdp(&lpm_insert_on_miss(), engine, vec![trie.clone()]);
+        let packets: Vec<Vec<u8>> = (0..700)
+            .map(|k| addressed([10, 0, (k % 3) as u8, (k % 300 / 7) as u8]))
+            .collect();
+        // On a thread of its own, so that a batch that never returns fails the test.
+        let (done, got) = std::sync::mpsc::channel();
+        let (program, batch) = (std::sync::Arc::new(p), packets.clone());
+        std::thread::spawn(move || done.send(lean_r0s(&program, &batch)));
+        let got = (got.recv_timeout(std::time::Duration::from_secs(60)))
+            .expect("the batch returns (no deadlock on the trie's lock)");
+        let mut seen = std::collections::HashSet::new();
+        for (k, packet) in packets.iter().enumerate() {
+            // The first packet of an address misses and inserts it; the later ones find 7.
+            let want = if seen.insert(packet[..4].to_vec()) {
+                2
+            } else {
+                7
+            };
+            assert_eq!(got[k], Ok(want), "{engine:?}: packet {k}");
+        }
+        assert_eq!(trie.len(), seen.len(), "{engine:?}");
+    }
+}
+
+#[test]
+fn an_xdp_batch_and_a_writer_on_another_thread_share_an_lpm_trie() {
+    // 10.0.0.0/8 -> 7 stays; another thread puts 10.1.0.0/16 -> 9 in and takes it out while
+    // batches of packets to 10.1.2.3 run: each packet finds one of the two, and both threads
+    // finish (the batch's read lock is held a trip of the loop at a time, never across a
+    // write of its own thread).
+    let trie = lpm_trie();
+    trie.update_elem(&[8, 0, 0, 0, 10, 0, 0, 0], &7u64.to_le_bytes(), 0)
+        .unwrap();
+    let p = load_verified_xdp(&lpm_insert_on_miss(), Engine::Jit, vec![trie.clone()]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (trie, stop) = (trie.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let key = [16, 0, 0, 0, 10, 1, 0, 0];
+            let mut rounds = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || rounds < 100 {
+                trie.update_elem(&key, &9u64.to_le_bytes(), 0).unwrap();
+                trie.delete_elem(&key).unwrap();
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    let packets = vec![addressed([10, 1, 2, 3]); 2000];
+    for _ in 0..20 {
+        for (k, r) in lean_r0s(&p, &packets).into_iter().enumerate() {
+            assert!(matches!(r, Ok(7) | Ok(9)), "packet {k}: {r:?}");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(writer.join().unwrap() >= 100);
+    assert_eq!(trie.len(), 1);
+}

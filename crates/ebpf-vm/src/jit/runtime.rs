@@ -115,6 +115,8 @@ pub(super) unsafe extern "C" fn helper_entry(
 ) -> TwoWords {
     let state = &mut *((*ctx).state as *mut RunState);
     state.calls_out += 1;
+    // A helper may take a trie's lock that a batch's loop holds on this thread.
+    crate::maps::lpm::unpin_batch();
     let env = &mut *state.env;
     let count = state.count_before(rem);
     let args = *args;
@@ -153,6 +155,7 @@ pub(super) unsafe extern "C" fn lookup_entry(
 ) -> TwoWords {
     let state = &mut *((*ctx).state as *mut RunState);
     state.calls_out += 1;
+    crate::maps::lpm::unpin_batch();
     let env = &mut *state.env;
     let [map, key, ..] = *args;
     let outcome = catch_unwind(AssertUnwindSafe(|| {

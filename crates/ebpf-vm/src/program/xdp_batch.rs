@@ -294,7 +294,8 @@ impl Program {
         each: &mut impl FnMut(usize, &'p [u8], Result<RunOutput, Trap>),
     ) -> Option<(usize, Option<Result<RunOutput, Trap>>)> {
         let frame = context::xdp::loop_frame(env.state)?;
-        let mut out = [(0u64, 0u64); LOOP_CHUNK];
+        // Written by the loop before it is read (no zeroing: it was a `memset` per trip).
+        let mut out = [std::mem::MaybeUninit::<(u64, u64)>::uninit(); LOOP_CHUNK];
         let end = packets.lengths.len().min(index + LOOP_CHUNK);
         // The words over the bytes to zero (inside the stack area: its top is on a word).
         let (below_top, zeroed) = packets.later_zero;
@@ -322,17 +323,26 @@ impl Program {
             memset: libc::memset as *const () as u64,
             ..Default::default()
         };
-        // SAFETY: the packets lie in `bytes` (the caller checked), each of 14 to 3,520 bytes
-        // (`runs_xdp_batch`), so that it fits the frame's linear part from `data`; the stack
-        // words lie in the stack area (whole words around bytes of `stack_zero`); the frame and
-        // its context are the run state's, alive for the batch.
-        let ended = unsafe { runs_on_env.run_loop(self, env, &mut lp) };
+        let ended = {
+            // The first LPM trie's read lock for the trip (its lookups take none of their own;
+            // see `LpmTrie::pin_for_batch`), let go of before any result is handed on.
+            let _pin = (self.maps.maps().iter())
+                .find_map(|m| m.downcast::<crate::maps::lpm::LpmTrie>())
+                .map(crate::maps::lpm::LpmTrie::pin_for_batch);
+            // SAFETY: the packets lie in `bytes` (the caller checked), each of 14 to 3,520 bytes
+            // (`runs_xdp_batch`), so that it fits the frame's linear part from `data`; the stack
+            // words lie in the stack area (whole words around bytes of `stack_zero`); the frame and
+            // its context are the run state's, alive for the batch.
+            unsafe { runs_on_env.run_loop(self, env, &mut lp) }
+        };
         if let Some(packet) = context::xdp::after_loop(env.state, lp.written_end) {
             env.packet = packet;
         }
         let ended = ended?;
         let next = lp.index as usize;
-        for (k, &(r0, pc)) in (index..next).zip(&out) {
+        for (k, out) in (index..next).zip(&out) {
+            // SAFETY: the loop wrote a result for each packet it recorded (`index..next`).
+            let (r0, pc) = unsafe { out.assume_init() };
             let run = RunOutput {
                 r0,
                 insn_count: 0,
