@@ -234,6 +234,7 @@ pub(crate) fn refill(state: &mut RunState, data: &[u8]) -> Option<Entry> {
 /// Where the loop of machine code that runs a batch's packets (`jit::Loop`) finds the frame:
 /// `data` (each packet is copied there), the end of what the runs before may have written from
 /// `data` on, and the two words that hold `data_end` (the context's hidden word, the frame's).
+#[cfg(target_arch = "x86_64")]
 pub(crate) struct LoopFrame {
     pub data: u64,
     pub written_end: u64,
@@ -246,6 +247,7 @@ pub(crate) struct LoopFrame {
 /// (see `refill`, which it does the work of): the bytes before `data` a run may have written (its
 /// metadata, a moved head) zeroed, `data` and `data_meta` put back at the headroom's end. `None`
 /// where `refill` would give up (no frame, a checked program's frame, fragments).
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn loop_frame(state: &mut RunState) -> Option<LoopFrame> {
     let frame = state.xdp.as_deref_mut()?;
     if !state.packet_stores_proved || !frame.frags.is_empty() {
@@ -272,6 +274,7 @@ pub(crate) fn loop_frame(state: &mut RunState) -> Option<LoopFrame> {
 /// After the loop of machine code: what it wrote (up to `written_end`) counts as touched, for the
 /// zeroing before the next packet (`refill`, `loop_frame`); `data_end` is where the loop or a
 /// helper left it.
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn after_loop(state: &mut RunState, written_end: u64) -> Option<(u64, u64)> {
     let frame = state.xdp.as_deref_mut()?;
     let (lo, hi) = frame.touched;

@@ -371,14 +371,24 @@ impl LpmTrie {
     #[inline]
     pub fn value_addr(&self, key: &[u8]) -> u64 {
         let (pinned, inner) = PINNED.get();
-        let slot = if std::ptr::eq(pinned, self) {
-            // SAFETY: the read guard `pin_for_batch` keeps in `PIN_GUARD` is alive while
-            // `PINNED` names this trie (`unpin_batch` clears the one before dropping the other).
-            LpmTrie::longest_match(unsafe { &*inner }, self.max_prefixlen(), key)
-        } else {
-            LpmTrie::longest_match(&self.read(), self.max_prefixlen(), key)
-        };
-        match slot {
+        if !std::ptr::eq(pinned, self) {
+            return self.value_addr_locked(key);
+        }
+        // SAFETY: the read guard `pin_for_batch` keeps in `PIN_GUARD` is alive while `PINNED`
+        // names this trie (`unpin_batch` clears the one before dropping the other).
+        self.value_addr_in(unsafe { &*inner }, key)
+    }
+
+    /// `value_addr` under a read lock of its own; out of line, so that the pinned lookup saves
+    /// no registers for it.
+    #[inline(never)]
+    fn value_addr_locked(&self, key: &[u8]) -> u64 {
+        self.value_addr_in(&self.read(), key)
+    }
+
+    #[inline(always)]
+    fn value_addr_in(&self, inner: &Inner, key: &[u8]) -> u64 {
+        match LpmTrie::longest_match(inner, self.max_prefixlen(), key) {
             None => 0,
             Some(slot) => self.pool.addr(slot, 0),
         }
@@ -393,6 +403,7 @@ impl LpmTrie {
     /// compiled code into Rust but the direct lookups) must call `unpin_batch` first: a write
     /// under this thread's own read lock would never return, nor would a second read with a
     /// writer waiting.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn pin_for_batch(&self) -> BatchPin<'_> {
         unpin_batch();
         let guard = self.read();

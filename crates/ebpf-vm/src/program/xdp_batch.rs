@@ -177,6 +177,7 @@ impl Program {
         let mut entry = Some(first);
         // After the first packet, the runs go through the JIT's loop of machine code where it can
         // (see `loop_packets`), and one by one below where it cannot.
+        #[cfg(target_arch = "x86_64")]
         let mut looped = self.loops_xdp_batch(limits, stack_top);
         let mut index = 0;
         while index < runs {
@@ -244,6 +245,7 @@ pub(crate) struct XdpPackets<'p, 's> {
     pub lengths: &'p [u32],
     pub starts: &'s [usize],
     /// The stack bytes zeroed before each run after the first (`Program::stack_zero_within`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     later_zero: (usize, usize),
 }
 
@@ -268,15 +270,13 @@ impl<'p, 's> XdpPackets<'p, 's> {
 const LOOP_CHUNK: usize = 256;
 
 impl Program {
+    #[cfg(target_arch = "x86_64")]
     /// Whether the packets after the first of a batch on `run_xdp_batch`'s road can go through
     /// the JIT's loop of machine code (`jit::Loop`): compiled code, unmetered (the loop fills in
     /// the budget once and reports no count), no run limits (checked before each packet by the
     /// Rust loop), a stack top on a word (the loop zeroes whole words).
     fn loops_xdp_batch(&self, limits: &crate::limits::RunLimits, stack_top: u64) -> bool {
-        #[cfg(target_arch = "x86_64")]
         let jit = matches!(self.prepared, super::PreparedEngine::Jit(_));
-        #[cfg(not(target_arch = "x86_64"))]
-        let jit = false;
         jit && !self.metered && !limits.is_active() && stack_top.is_multiple_of(8)
     }
 
