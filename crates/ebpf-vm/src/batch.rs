@@ -125,8 +125,8 @@ impl Program {
             });
         }
         if input.r0_only && self.takes_xdp_batch(input) {
-            self.xdp_batch(input, &starts, |index, data, result| {
-                each(BatchRun::r0_only(index, data, result))
+            self.xdp_batch(input, &starts, |index, result| {
+                each(BatchRun::r0_only(index, packet(index), result))
             });
             return Ok(BatchSummary {
                 runs: input.lengths.len(),
@@ -207,7 +207,7 @@ impl Program {
             check_packets(input)?;
             let starts = starts(input);
             let start = Instant::now();
-            self.xdp_batch(input, &starts, |index, _, result| each(index, result));
+            self.xdp_batch(input, &starts, each);
             return Ok(BatchSummary {
                 runs: input.lengths.len(),
                 duration_ns: start.elapsed().as_nanos() as f64,
@@ -245,11 +245,11 @@ impl Program {
 
     /// The runs of a batch that `takes_xdp_batch` (`program/xdp_batch.rs`), packet `i` at
     /// `starts[i]`.
-    fn xdp_batch<'p>(
+    fn xdp_batch(
         &self,
-        input: &BatchInput<'p>,
+        input: &BatchInput<'_>,
         starts: &[usize],
-        each: impl FnMut(usize, &'p [u8], Result<RunOutput, Trap>),
+        each: impl FnMut(usize, Result<RunOutput, Trap>),
     ) {
         let packets = XdpPackets::new(input.packets, input.lengths, starts);
         let shared = XdpBatchShared {

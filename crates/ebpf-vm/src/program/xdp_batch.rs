@@ -69,12 +69,12 @@ impl Program {
 
     /// Runs `runs` packets (`packet(i)`) with what every run of the batch shares (`shared`)
     /// and hands each outcome to `each`. Only for a batch that `runs_xdp_batch`.
-    pub(crate) fn run_xdp_batch<'p>(
+    pub(crate) fn run_xdp_batch(
         &self,
         space: &mut RunSpace,
-        packets: XdpPackets<'p, '_>,
+        packets: XdpPackets<'_>,
         shared: &XdpBatchShared<'_>,
-        mut each: impl FnMut(usize, &'p [u8], Result<RunOutput, Trap>),
+        mut each: impl FnMut(usize, Result<RunOutput, Trap>),
     ) {
         let runs = packets.lengths.len();
         if runs == 0 {
@@ -188,7 +188,7 @@ impl Program {
                     index = next;
                     if let Some(result) = left {
                         let held = env.state.release_lock();
-                        each(index, packet(index), Program::unlocked(result, held));
+                        each(index, Program::unlocked(result, held));
                         after_run(&mut env, &standing);
                         index += 1;
                     }
@@ -199,7 +199,7 @@ impl Program {
             }
             let data = packet(index);
             if let Err(trap) = limits.check(0, 0) {
-                each(index, data, Err(trap));
+                each(index, Err(trap));
                 index += 1;
                 continue;
             }
@@ -212,7 +212,7 @@ impl Program {
             env.packet = entry.packet;
             let result = runs_on_env.run(self, &mut env, entry.args);
             let held = env.state.release_lock();
-            each(index, data, Program::unlocked(result, held));
+            each(index, Program::unlocked(result, held));
             after_run(&mut env, &standing);
             index += 1;
         }
@@ -240,17 +240,17 @@ fn after_run(env: &mut RunEnv<'_>, standing: &(Regions, usize)) {
 /// The packets of an XDP batch: packet `i` is `lengths[i]` bytes at `starts[i]` in `bytes` (the
 /// caller checked that each lies inside it).
 #[derive(Clone, Copy)]
-pub(crate) struct XdpPackets<'p, 's> {
-    pub bytes: &'p [u8],
-    pub lengths: &'p [u32],
-    pub starts: &'s [usize],
+pub(crate) struct XdpPackets<'a> {
+    pub bytes: &'a [u8],
+    pub lengths: &'a [u32],
+    pub starts: &'a [usize],
     /// The stack bytes zeroed before each run after the first (`Program::stack_zero_within`).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     later_zero: (usize, usize),
 }
 
-impl<'p, 's> XdpPackets<'p, 's> {
-    pub(crate) fn new(bytes: &'p [u8], lengths: &'p [u32], starts: &'s [usize]) -> Self {
+impl<'a> XdpPackets<'a> {
+    pub(crate) fn new(bytes: &'a [u8], lengths: &'a [u32], starts: &'a [usize]) -> Self {
         XdpPackets {
             bytes,
             lengths,
@@ -259,7 +259,7 @@ impl<'p, 's> XdpPackets<'p, 's> {
         }
     }
 
-    fn packet(&self, i: usize) -> &'p [u8] {
+    fn packet(&self, i: usize) -> &'a [u8] {
         &self.bytes[self.starts[i]..][..self.lengths[i] as usize]
     }
 }
@@ -285,13 +285,13 @@ impl Program {
     /// result of its run when it ran (the loop left it to Rust: the caller hands it on and lets
     /// go of what it left behind). `None` when nothing ran (no block to loop on).
     #[cfg(target_arch = "x86_64")]
-    fn loop_packets<'p>(
+    fn loop_packets(
         &self,
         runs_on_env: &mut RepeatedRuns,
         env: &mut RunEnv<'_>,
-        packets: &XdpPackets<'p, '_>,
+        packets: &XdpPackets<'_>,
         index: usize,
-        each: &mut impl FnMut(usize, &'p [u8], Result<RunOutput, Trap>),
+        each: &mut impl FnMut(usize, Result<RunOutput, Trap>),
     ) -> Option<(usize, Option<Result<RunOutput, Trap>>)> {
         let frame = context::xdp::loop_frame(env.state)?;
         // Written by the loop before it is read (no zeroing: it was a `memset` per trip).
@@ -348,7 +348,7 @@ impl Program {
                 insn_count: 0,
                 exit_pc: pc as usize,
             };
-            each(k, packets.packet(k), Ok(run));
+            each(k, Ok(run));
         }
         Some((
             next,
