@@ -146,6 +146,8 @@ pub use disasm::{JitedFunction, JitedInsn};
 pub struct JitProgram {
     mem: exec_mem::ExecMem,
     offsets: Vec<u32>,
+    /// Where the main prologue ends (see `compile::Compiled::body_start`).
+    body_start: usize,
     body_end: usize,
     /// The function prologue (how callbacks are entered) and each callback entry's code.
     function_entry: usize,
@@ -222,6 +224,7 @@ impl JitProgram {
         Ok(JitProgram {
             mem,
             offsets: c.offsets,
+            body_start: c.body_start,
             body_end: c.body_end,
             function_entry: c.function_entry,
             entries: c.entries,
@@ -315,6 +318,8 @@ impl JitProgram {
             "a block made for other code"
         );
         assert!(!env.state.limits.is_active(), "a loop run with limits");
+        // SAFETY: inside the code (the prologue's end).
+        lp.body = unsafe { self.mem.entry().add(self.body_start) } as u64;
         // SAFETY: as `run_repeat`'s; `lp` as this function's contract says.
         unsafe { repeat.run_loop(insns, env, lp) }
     }

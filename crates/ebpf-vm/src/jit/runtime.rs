@@ -360,6 +360,7 @@ fn new_block() -> Ctx {
         state: 0,
         self_ptr: 0,
         standing: 0,
+        resume: 0,
         depth: 0,
         loop_limit: 0,
         pool: std::mem::MaybeUninit::uninit(),
@@ -632,20 +633,27 @@ impl Repeat {
         };
         let sp: *mut RunState = &mut state;
         ctx.state = sp as u64;
+        let (driver, resume) = batch_loop::driver();
+        lp.resume = resume;
+        lp.left = 0;
+        // The main program's exit goes back to the loop while it runs, and only then.
+        ctx.resume = std::ptr::from_mut(lp) as u64;
         let ctx_ptr: *mut Ctx = ctx;
         (*ctx_ptr).self_ptr = ctx_ptr as u64;
-        lp.entry = self.entry as u64;
         lp.block = ctx_ptr as u64;
         lp.calls_out = std::ptr::addr_of!((*sp).calls_out) as u64;
-        let left = batch_loop::driver()(lp) != 0;
+        driver(lp);
+        (*ctx_ptr).resume = 0;
         let state = &mut *sp;
         if state.refreshed {
             home.hot = hot_key(env);
             home.bounds = true;
         }
-        Some(match left {
-            false => LoopEnd::Done,
-            true => LoopEnd::Left(outcome(&*ctx_ptr, state, insns, env)),
+        let out = &*ctx_ptr;
+        let done = out.exit_kind == EXIT_NORMAL && lp.left == 0 && state.panic.is_none();
+        Some(match done {
+            true => LoopEnd::Done,
+            false => LoopEnd::Left(outcome(out, state, insns, env)),
         })
     }
 }
