@@ -15,7 +15,7 @@
 //!   zeroed, as the prologue leaves them, and a jump to the code after the program's prologue;
 //!   the program's exit comes back here (`Ctx::resume`: the exit stub jumps to `Loop::resume`);
 //! - the result: r0 and the exit's pc into `Loop::out`, when the run called no Rust entry point
-//!   (`Loop::calls_out`: a helper, the lookup stub) and returned a value no leak check need look
+//!   (`Loop::called_out`: a helper, the lookup stub) and returned a value no leak check need look
 //!   at (below `Loop::leak_below`).
 //!
 //! Any other run ends the loop with that run done but not recorded: a trap leaves through the
@@ -60,8 +60,8 @@ pub struct Loop {
     /// The stack words zeroed before each run: the first, and how many.
     pub stack: u64,
     pub stack_words: u64,
-    /// A count the Rust entry points raise (`*const u64`): not 0 after a run that called one.
-    pub calls_out: u64,
+    /// A flag the Rust entry points set (`*const bool`): true after a run that called one.
+    pub called_out: u64,
     /// Results with a value at or above this go back to Rust (the leak check).
     pub leak_below: u64,
     /// Where the next run's `(r0, exit pc)` is written (advanced by the loop).
@@ -138,8 +138,9 @@ fn emit() -> (Vec<u8>, usize) {
     // A program's exit (the exit stub: rax = the `Loop`, r0 and rcx = the exit's pc).
     let resume = a.pos();
     a.mov_rr(W::B64, D, RAX);
-    a.load(W::B64, RAX, mem(D, field!(calls_out)));
-    a.alu_mi8(Alu::Cmp, W::B64, mem(RAX, 0), 0);
+    a.load(W::B64, RAX, mem(D, field!(called_out)));
+    a.load_zx(1, RAX, mem(RAX, 0));
+    a.test_rr(W::B32, RAX, RAX);
     a.jcc(Cond::Ne, left);
     a.alu_rm(Alu::Cmp, W::B64, REG_R0, mem(D, field!(leak_below)));
     a.jcc(Cond::Ae, left);

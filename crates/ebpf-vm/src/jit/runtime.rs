@@ -28,9 +28,9 @@ struct RunState {
     fast_inputs: FastInputs,
     /// A helper call refilled them (`refresh_fast_path`).
     refreshed: bool,
-    /// Calls of `helper_entry` and `lookup_entry`: a batch's loop of machine code hands a run
-    /// that made one back to Rust (`batch_loop`).
-    calls_out: u64,
+    /// `helper_entry` or `lookup_entry` was called: a batch's loop of machine code hands such a
+    /// run back to Rust (`batch_loop`). Next to `refreshed`, so that a run sets both in one store.
+    called_out: bool,
 }
 
 /// What `refresh_fast_path` reads from the environment: of the two hot regions their start,
@@ -114,7 +114,7 @@ pub(super) unsafe extern "C" fn helper_entry(
     args: *const [u64; 5],
 ) -> TwoWords {
     let state = &mut *((*ctx).state as *mut RunState);
-    state.calls_out += 1;
+    state.called_out = true;
     // A helper may take a trie's lock that a batch's loop holds on this thread.
     crate::maps::lpm::unpin_batch();
     let env = &mut *state.env;
@@ -154,7 +154,7 @@ pub(super) unsafe extern "C" fn lookup_entry(
     args: *const [u64; 5],
 ) -> TwoWords {
     let state = &mut *((*ctx).state as *mut RunState);
-    state.calls_out += 1;
+    state.called_out = true;
     crate::maps::lpm::unpin_batch();
     let env = &mut *state.env;
     let [map, key, ..] = *args;
@@ -401,7 +401,7 @@ unsafe fn enter(
         panic: None,
         fast_inputs: inputs,
         refreshed: false,
-        calls_out: 0,
+        called_out: false,
     };
     ctx.state = &mut state as *mut RunState as u64;
     let ctx_ptr: *mut Ctx = ctx;
@@ -629,7 +629,7 @@ impl Repeat {
             panic: None,
             fast_inputs: (hot, env.packet),
             refreshed: false,
-            calls_out: 0,
+            called_out: false,
         };
         let sp: *mut RunState = &mut state;
         ctx.state = sp as u64;
@@ -641,7 +641,7 @@ impl Repeat {
         let ctx_ptr: *mut Ctx = ctx;
         (*ctx_ptr).self_ptr = ctx_ptr as u64;
         lp.block = ctx_ptr as u64;
-        lp.calls_out = std::ptr::addr_of!((*sp).calls_out) as u64;
+        lp.called_out = std::ptr::addr_of!((*sp).called_out) as u64;
         driver(lp);
         (*ctx_ptr).resume = 0;
         let state = &mut *sp;
