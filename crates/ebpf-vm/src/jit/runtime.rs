@@ -391,18 +391,9 @@ unsafe fn enter(
     env: &mut RunEnv<'_>,
     inputs: FastInputs,
 ) -> (Result<RunOutput, Trap>, bool) {
-    let (meter, in_hand) = Meter::start(env.budget, &env.state.limits);
+    let (mut state, in_hand) = run_state(env, inputs);
     ctx.budget = in_hand;
     ctx.exit_kind = EXIT_NORMAL;
-    let mut state = RunState {
-        env: std::ptr::from_mut(env).cast::<RunEnv<'static>>(),
-        meter,
-        trap: None,
-        panic: None,
-        fast_inputs: inputs,
-        refreshed: false,
-        called_out: false,
-    };
     ctx.state = &mut state as *mut RunState as u64;
     let ctx_ptr: *mut Ctx = ctx;
     (*ctx_ptr).self_ptr = ctx_ptr as u64;
@@ -411,6 +402,23 @@ unsafe fn enter(
     // The exit stubs wrote the results through `self_ptr`.
     let result = outcome(&*ctx_ptr, &mut state, insns, env);
     (result, state.refreshed)
+}
+
+/// The run state of a run on `env` (`inputs`: `fast_inputs(env)`) under its budget, and the
+/// budget in hand its block starts with.
+#[inline(always)]
+fn run_state(env: &mut RunEnv<'_>, inputs: FastInputs) -> (RunState, u64) {
+    let (meter, in_hand) = Meter::start(env.budget, &env.state.limits);
+    let state = RunState {
+        env: std::ptr::from_mut(env).cast::<RunEnv<'static>>(),
+        meter,
+        trap: None,
+        panic: None,
+        fast_inputs: inputs,
+        refreshed: false,
+        called_out: false,
+    };
+    (state, in_hand)
 }
 
 /// The output or trap of the run whose exit record `out` holds.
@@ -618,19 +626,10 @@ impl Repeat {
         if !same_words(&hot, &home.hot) || (self.checks && !home.bounds) {
             return None;
         }
-        let (meter, in_hand) = Meter::start(env.budget, &env.state.limits);
+        let (mut state, in_hand) = run_state(env, (hot, env.packet));
         let ctx = &mut home.ctx;
         ctx.budget = in_hand;
         ctx.exit_kind = EXIT_NORMAL;
-        let mut state = RunState {
-            env: std::ptr::from_mut(env).cast::<RunEnv<'static>>(),
-            meter,
-            trap: None,
-            panic: None,
-            fast_inputs: (hot, env.packet),
-            refreshed: false,
-            called_out: false,
-        };
         let sp: *mut RunState = &mut state;
         ctx.state = sp as u64;
         let (driver, resume) = batch_loop::driver();
