@@ -551,9 +551,10 @@ impl Home {
         ctx.standing = env.maps.standing_areas() as u64;
         let (result, refreshed) = enter(ctx, entry, insns, env, (hot, env.packet));
         if refreshed {
-            // A helper moved a region: the block is of the regions as they are now, bounds and all.
-            self.hot = hot_key(env);
-            self.bounds = true;
+            // A helper moved a region and refilled the region-dependent fields of the host stack's
+            // copy of the block (`helper_entry`), not this block's: the next run fills them in
+            // again, whatever its regions.
+            self.hot = [u64::MAX; 6];
         }
         result
     }
@@ -645,8 +646,9 @@ impl Repeat {
         (*ctx_ptr).resume = 0;
         let state = &mut *sp;
         if state.refreshed {
-            home.hot = hot_key(env);
-            home.bounds = true;
+            // A helper refilled the region-dependent fields of the host stack's copy of the block,
+            // not the block's: the next run fills them in again.
+            home.hot = [u64::MAX; 6];
         }
         let out = &*ctx_ptr;
         let done = out.exit_kind == EXIT_NORMAL && lp.left == 0 && state.panic.is_none();

@@ -178,7 +178,7 @@ impl Program {
         // After the first packet, the runs go through the JIT's loop of machine code where it can
         // (see `loop_packets`), and one by one below where it cannot.
         #[cfg(target_arch = "x86_64")]
-        let mut looped = self.loops_xdp_batch(limits, stack_top);
+        let looped = self.loops_xdp_batch(limits, stack_top);
         let mut index = 0;
         while index < runs {
             #[cfg(target_arch = "x86_64")]
@@ -194,8 +194,8 @@ impl Program {
                     }
                     continue;
                 }
-                // No block to loop on: the rest one by one.
-                looped = false;
+                // The block is not of the run's regions (a helper moved one): this packet runs
+                // through `Home::run`, which fills it in again.
             }
             let data = packet(index);
             if let Err(trap) = limits.check(0, 0) {
