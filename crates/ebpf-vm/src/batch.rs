@@ -13,7 +13,7 @@ use std::time::Instant;
 use crate::context::{AddressSpace, ContextInput, ContextOutput, ProcessInfo, RunData};
 use crate::error::{ErrorCode, LoadError, Trap};
 use crate::limits::RunLimits;
-use crate::program::{Outputs, Program, ProgramType, RunHow, XdpBatchShared};
+use crate::program::{Outputs, Program, ProgramType, RunHow, XdpBatchShared, XdpPackets};
 use crate::run_space::with_run_space;
 use crate::vm::RunOutput;
 
@@ -125,8 +125,8 @@ impl Program {
             });
         }
         if input.r0_only && self.takes_xdp_batch(input) {
-            self.xdp_batch(input, &starts, |index, data, result| {
-                each(BatchRun::r0_only(index, data, result))
+            self.xdp_batch(input, &starts, |index, result| {
+                each(BatchRun::r0_only(index, packet(index), result))
             });
             return Ok(BatchSummary {
                 runs: input.lengths.len(),
@@ -207,7 +207,7 @@ impl Program {
             check_packets(input)?;
             let starts = starts(input);
             let start = Instant::now();
-            self.xdp_batch(input, &starts, |index, _, result| each(index, result));
+            self.xdp_batch(input, &starts, each);
             return Ok(BatchSummary {
                 runs: input.lengths.len(),
                 duration_ns: start.elapsed().as_nanos() as f64,
@@ -245,14 +245,13 @@ impl Program {
 
     /// The runs of a batch that `takes_xdp_batch` (`program/xdp_batch.rs`), packet `i` at
     /// `starts[i]`.
-    fn xdp_batch<'p>(
+    fn xdp_batch(
         &self,
-        input: &BatchInput<'p>,
+        input: &BatchInput<'_>,
         starts: &[usize],
-        each: impl FnMut(usize, &'p [u8], Result<RunOutput, Trap>),
+        each: impl FnMut(usize, Result<RunOutput, Trap>),
     ) {
-        let packets = input.packets;
-        let packet = |i: usize| &packets[starts[i]..][..input.lengths[i] as usize];
+        let packets = XdpPackets::new(input.packets, input.lengths, starts);
         let shared = XdpBatchShared {
             process: input.process,
             network: input.network,
@@ -260,7 +259,7 @@ impl Program {
             limits: &input.limits,
         };
         with_run_space(|space| {
-            self.run_xdp_batch(space, input.lengths.len(), packet, &shared, each);
+            self.run_xdp_batch(space, packets, &shared, each);
         });
     }
 

@@ -7,7 +7,7 @@ mod plain;
 mod straight;
 mod xdp_batch;
 
-pub(crate) use xdp_batch::XdpBatchShared;
+pub(crate) use xdp_batch::{XdpBatchShared, XdpPackets};
 
 use crate::analysis::{self, Analysis, AnalysisOptions, Flow, Imm64, LogicalProgram};
 use crate::context::{self, ContextInput, ContextOutput, RunData, RunState};

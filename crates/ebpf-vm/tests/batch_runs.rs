@@ -5,6 +5,8 @@
 //! dirty it again, and every packet's outcome must equal a single run's on both engines.
 
 mod context_support;
+mod random_programs;
+mod rng;
 
 use context_support::*;
 use ebpf_vm::isa::opcodes::*;
@@ -669,4 +671,281 @@ fn a_verified_xdp_programs_packet_accesses_run_without_checks_as_proved() {
         // Bytes 8-15 are 8..=15 little-endian, byte 9 then 0x42: 0x0f0e0d0c0b0a0908 + 0x42.
         assert_eq!(r0s, [0x0f0e_0d0c_0b0a_0908 + 0x42, 7], "{engine:?}");
     }
+}
+
+/// r0 (or the trap's kind) of each packet of a batch of `packets` in the lean form
+/// (`run_batch_r0`, what `runBatchRetvals` calls: a verified XDP program on the JIT takes the
+/// JIT's loop of machine code after its first packet, `jit::Loop`).
+fn lean_r0s(p: &Program, packets: &[Vec<u8>]) -> Vec<Result<u64, ebpf_vm::TrapKind>> {
+    let lengths: Vec<u32> = packets.iter().map(|d| d.len() as u32).collect();
+    let all: Vec<u8> = packets.concat();
+    let input = BatchInput {
+        packets: &all,
+        lengths: &lengths,
+        r0_only: true,
+        ..BatchInput::default()
+    };
+    let mut got = Vec::new();
+    let summary = p
+        .run_batch_r0(&input, |index, result| {
+            assert_eq!(index, got.len(), "runs handed on in order");
+            got.push(result.map(|out| out.r0).map_err(|t| t.kind));
+        })
+        .expect("lengths add up");
+    assert_eq!(summary.runs, packets.len());
+    got
+}
+
+/// r0 (or the trap's kind) of a single run of `packet` alone.
+fn single_r0(p: &Program, packet: &[u8]) -> Result<u64, ebpf_vm::TrapKind> {
+    let mut d = packet.to_vec();
+    (p.run(&mut RunInput {
+        data: &mut d,
+        budget: None,
+    }))
+    .map(|out| out.r0)
+    .map_err(|t| t.kind)
+}
+
+#[test]
+fn random_verified_xdp_programs_give_in_a_batch_what_single_runs_give() {
+    // hsound's random XDP programs around packet access (reads and writes through packet
+    // pointers checked against `data_end` every way round) that the verifier accepts, loaded on
+    // the JIT: a batch of 300 packets (more than one trip of the JIT's loop, 256) of lengths from
+    // 14 to 3,520 bytes in an order where packets grow and shrink, and batches of 0, 1 and 2
+    // packets, each packet's r0 or trap as the interpreter's single run of it gives.
+    let mut rng = rng::Rng::new(0x0b47_c400);
+    let lengths = [14usize, 15, 20, 34, 60, 64, 100, 1500, 3520, 64, 14, 200];
+    let mut loaded = 0;
+    for _ in 0..4000 {
+        let code = random_programs::xdp::random_xdp_program(&mut rng, 20);
+        let load = |engine| {
+            load_with(
+                &code,
+                ProgramOptions {
+                    prog_type: ProgramType::Xdp,
+                    engine,
+                    mode: ebpf_vm::Mode::Verified,
+                    ..ProgramOptions::default()
+                },
+            )
+        };
+        let Ok(reference) = load(Engine::Interpreter) else {
+            continue;
+        };
+        let jit = load(Engine::Jit).expect("verified loads on the JIT");
+        loaded += 1;
+        let packets: Vec<Vec<u8>> = (0..300)
+            .map(|k| {
+                let len = lengths[(k * 7 + k / 5) % lengths.len()];
+                (0..len)
+                    .map(|_| rng::Random::next(&mut rng) as u8)
+                    .collect()
+            })
+            .collect();
+        let want: Vec<_> = packets.iter().map(|d| single_r0(&reference, d)).collect();
+        assert_eq!(lean_r0s(&jit, &packets), want, "{code:?}");
+        for n in [0, 1, 2] {
+            assert_eq!(lean_r0s(&jit, &packets[..n]), want[..n], "{n} packets");
+        }
+    }
+    assert!(loaded >= 20, "too few programs load verified ({loaded})");
+}
+
+/// Verified XDP: the array map 0's value at index 0 counted up by an atomic fetch-add, r0 = the
+/// count before it (the lookup is inline in a batch: no Rust entry point runs); packets whose
+/// first byte is odd also call helper 1000 with that byte, which fails for bytes of 0x81 or more.
+fn counting_with_a_failing_helper() -> Vec<Insn> {
+    prog![
+        ldx(SIZE_W, 2, 1, 0),
+        ldx(SIZE_W, 3, 1, 4),
+        movr(4, 2),
+        add(4, 1),
+        jr(JMP_JGT, 4, 3, 21),
+        ldx(SIZE_B, 6, 2, 0),
+        st(SIZE_W, 10, -4, 0),
+        ld_map(1, 0),
+        movr(2, 10),
+        add(2, -4),
+        call(1),
+        ji(JMP_JEQ, 0, 0, 13),
+        mov(7, 1),
+        Insn::new(
+            CLASS_STX | SIZE_DW | MODE_ATOMIC,
+            0,
+            7,
+            0,
+            ATOMIC_ADD | ATOMIC_FETCH
+        ),
+        ji(JMP_JSET, 6, 1, 2),
+        movr(0, 7),
+        exit(),
+        movr(1, 6),
+        mov(2, 0),
+        mov(3, 0),
+        mov(4, 0),
+        mov(5, 0),
+        call(1000),
+        movr(0, 7),
+        exit(),
+        mov(0, 1),
+        exit(),
+    ]
+}
+
+#[test]
+fn an_xdp_batch_sees_the_map_updates_of_the_packets_before_and_traps_mid_batch() {
+    for engine in ENGINES {
+        let counter = maps::create(MapDef::new(MapType::Array, 4, 8, 1)).unwrap();
+        let mut helpers = ebpf_vm::HelperTable::standard();
+        helpers.register(1000, "fails_past_0x80", |_, a| match a[0] {
+            0x81.. => Err(ebpf_vm::helpers::HelperError("byte past 0x80".into())),
+            _ => Ok(0),
+        });
+        let p = load_with(
+            &counting_with_a_failing_helper(),
+            ProgramOptions {
+                prog_type: ProgramType::Xdp,
+                engine,
+                mode: ebpf_vm::Mode::Verified,
+                maps: vec![counter.clone()],
+                helpers,
+                ..ProgramOptions::default()
+            },
+        )
+        .expect("the verifier accepts it");
+        // 600 packets: even first bytes (no helper), odd ones below 0x81 (the helper returns),
+        // and odd ones of 0x81 or more (the helper fails: a trap, after the count went up).
+        let first = |k: usize| match k % 10 {
+            3 => 0x11u8,
+            7 => 0x83,
+            _ => 2 * (k % 50) as u8,
+        };
+        let packets: Vec<Vec<u8>> = (0..600).map(|k| vec![first(k); 14 + k % 70]).collect();
+        let got = lean_r0s(&p, &packets);
+        for (k, r) in got.iter().enumerate() {
+            // Every packet counted, those before it included: r0 = k, the count before its add.
+            let want = match first(k) {
+                0x83 => Err(ebpf_vm::TrapKind::HelperError),
+                _ => Ok(k as u64),
+            };
+            assert_eq!(*r, want, "{engine:?}: packet {k}");
+        }
+        let count = counter.lookup_elem(&0u32.to_le_bytes()).unwrap();
+        assert_eq!(count, 600u64.to_le_bytes(), "{engine:?}");
+    }
+}
+
+/// Verified XDP over map 0, an LPM trie of IPv4 /32 keys with u64 values: looks up the packet's
+/// first four bytes as an address; r0 = the value found, or, on a miss, 2 after inserting the
+/// address with the value 7; 1 for a packet too short.
+fn lpm_insert_on_miss() -> Vec<Insn> {
+    prog![
+        ldx(SIZE_W, 2, 1, 0),
+        ldx(SIZE_W, 3, 1, 4),
+        movr(4, 2),
+        add(4, 4),
+        jr(JMP_JGT, 4, 3, 22),
+        ldx(SIZE_W, 5, 2, 0),
+        st(SIZE_W, 10, -8, 32),
+        stx(SIZE_W, 10, 5, -4),
+        ld_map(1, 0),
+        movr(2, 10),
+        add(2, -8),
+        call(1),
+        ji(JMP_JNE, 0, 0, 11),
+        st(SIZE_DW, 10, -16, 7),
+        ld_map(1, 0),
+        movr(2, 10),
+        add(2, -8),
+        movr(3, 10),
+        add(3, -16),
+        mov(4, 0),
+        call(2),
+        mov(0, 2),
+        exit(),
+        ldx(SIZE_DW, 0, 0, 0),
+        exit(),
+        mov(0, 1),
+        exit(),
+    ]
+}
+
+fn lpm_trie() -> std::sync::Arc<dyn maps::Map> {
+    let mut def = MapDef::new(MapType::LpmTrie, 8, 8, 256);
+    def.flags = ebpf_vm::maps::def::flags::BPF_F_NO_PREALLOC;
+    maps::create(def).unwrap()
+}
+
+/// A packet of 64 bytes whose first four are the address `a`.
+fn addressed(a: [u8; 4]) -> Vec<u8> {
+    let mut p = vec![0u8; 64];
+    p[..4].copy_from_slice(&a);
+    p
+}
+
+#[test]
+fn an_xdp_batch_inserts_into_the_lpm_trie_it_looks_up_and_later_packets_find_it() {
+    // The JIT's loop holds the trie's read lock for its trips (`LpmTrie::pin_for_batch`): the
+    // update helper on the same thread must find it let go of (a write under its own read lock
+    // would never return), and the packets after it must find the new prefix.
+    for engine in ENGINES {
+        let trie = lpm_trie();
+        let p = load_verified_xdp(&lpm_insert_on_miss(), engine, vec![trie.clone()]);
+        let packets: Vec<Vec<u8>> = (0..700)
+            .map(|k| addressed([10, 0, (k % 3) as u8, (k % 300 / 7) as u8]))
+            .collect();
+        // On a thread of its own, so that a batch that never returns fails the test.
+        let (done, got) = std::sync::mpsc::channel();
+        let (program, batch) = (std::sync::Arc::new(p), packets.clone());
+        std::thread::spawn(move || done.send(lean_r0s(&program, &batch)));
+        let got = (got.recv_timeout(std::time::Duration::from_secs(60)))
+            .expect("the batch returns (no deadlock on the trie's lock)");
+        let mut seen = std::collections::HashSet::new();
+        for (k, packet) in packets.iter().enumerate() {
+            // The first packet of an address misses and inserts it; the later ones find 7.
+            let want = if seen.insert(packet[..4].to_vec()) {
+                2
+            } else {
+                7
+            };
+            assert_eq!(got[k], Ok(want), "{engine:?}: packet {k}");
+        }
+        assert_eq!(trie.len(), seen.len(), "{engine:?}");
+    }
+}
+
+#[test]
+fn an_xdp_batch_and_a_writer_on_another_thread_share_an_lpm_trie() {
+    // 10.0.0.0/8 -> 7 stays; another thread puts 10.1.0.0/16 -> 9 in and takes it out while
+    // batches of packets to 10.1.2.3 run: each packet finds one of the two, and both threads
+    // finish (the batch's read lock is held a trip of the loop at a time, never across a
+    // write of its own thread).
+    let trie = lpm_trie();
+    trie.update_elem(&[8, 0, 0, 0, 10, 0, 0, 0], &7u64.to_le_bytes(), 0)
+        .unwrap();
+    let p = load_verified_xdp(&lpm_insert_on_miss(), Engine::Jit, vec![trie.clone()]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (trie, stop) = (trie.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let key = [16, 0, 0, 0, 10, 1, 0, 0];
+            let mut rounds = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || rounds < 100 {
+                trie.update_elem(&key, &9u64.to_le_bytes(), 0).unwrap();
+                trie.delete_elem(&key).unwrap();
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    let packets = vec![addressed([10, 1, 2, 3]); 2000];
+    for _ in 0..20 {
+        for (k, r) in lean_r0s(&p, &packets).into_iter().enumerate() {
+            assert!(matches!(r, Ok(7) | Ok(9)), "packet {k}: {r:?}");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(writer.join().unwrap() >= 100);
+    assert_eq!(trie.len(), 1);
 }

@@ -231,6 +231,60 @@ pub(crate) fn refill(state: &mut RunState, data: &[u8]) -> Option<Entry> {
     })
 }
 
+/// Where the loop of machine code that runs a batch's packets (`jit::Loop`) finds the frame:
+/// `data` (each packet is copied there), the end of what the runs before may have written from
+/// `data` on, and the two words that hold `data_end` (the context's hidden word, the frame's).
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct LoopFrame {
+    pub data: u64,
+    pub written_end: u64,
+    pub ctx_data_end: u64,
+    pub frame_data_end: u64,
+}
+
+/// The frame of the run before, made ready for the loop of machine code, which per packet writes
+/// only the packet at `data` and `data_end` and zeroes what the run before wrote past the packet
+/// (see `refill`, which it does the work of): the bytes before `data` a run may have written (its
+/// metadata, a moved head) zeroed, `data` and `data_meta` put back at the headroom's end. `None`
+/// where `refill` would give up (no frame, a checked program's frame, fragments).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn loop_frame(state: &mut RunState) -> Option<LoopFrame> {
+    let frame = state.xdp.as_deref_mut()?;
+    if !state.packet_stores_proved || !frame.frags.is_empty() {
+        return None;
+    }
+    let (lo, hi) = frame.touched;
+    if lo < hi.min(XDP_PACKET_HEADROOM) {
+        frame.buf.zero(lo, hi.min(XDP_PACKET_HEADROOM) - lo);
+    }
+    let data = frame.hard_start + XDP_PACKET_HEADROOM;
+    (frame.data, frame.data_meta) = (data, data);
+    let ctx = frame.ctx.as_ref()?;
+    ctx.write_u64(off::HIDDEN_DATA, data);
+    ctx.write_u64(off::HIDDEN_DATA_META, data);
+    frame.touched = (XDP_PACKET_HEADROOM, hi.max(XDP_PACKET_HEADROOM));
+    Some(LoopFrame {
+        data,
+        written_end: frame.hard_start + frame.touched.1,
+        ctx_data_end: ctx.addr + off::HIDDEN_DATA_END as u64,
+        frame_data_end: std::ptr::addr_of_mut!(frame.data_end) as u64,
+    })
+}
+
+/// After the loop of machine code: what it wrote (up to `written_end`) counts as touched, for the
+/// zeroing before the next packet (`refill`, `loop_frame`); `data_end` is where the loop or a
+/// helper left it.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn after_loop(state: &mut RunState, written_end: u64) -> Option<(u64, u64)> {
+    let frame = state.xdp.as_deref_mut()?;
+    let (lo, hi) = frame.touched;
+    frame.touched = (
+        lo.min(XDP_PACKET_HEADROOM),
+        hi.max(written_end - frame.hard_start),
+    );
+    Some((frame.data, frame.data_end - frame.data))
+}
+
 /// Mode verified: the loads and stores the engines run without a check, by slot: those the
 /// verifier proved (`proved`: `VerifierReport::packet_proved`, the packet's accesses included:
 /// the verifier proved them against `data_end` or `data`, as the kernel's JIT trusts, and the

@@ -69,6 +69,9 @@ pub const MAX_FIXED_BYTES: usize = 2048 + 24 * POOL_SLOTS;
 pub struct Compiled {
     pub code: Code,
     pub offsets: Vec<u32>,
+    /// Where the main prologue ends: the code of a run whose registers and block are set up
+    /// (a batch's loop of machine code jumps here, `batch_loop`).
+    pub body_start: usize,
     /// Where the out-of-line snippets and shared stubs begin.
     pub body_end: usize,
     /// The function prologue: sets up a run as the main prologue does, then jumps to
@@ -412,6 +415,7 @@ pub fn compile(
         copy_pcs: Vec::new(),
     };
     c.prologue(false, checks);
+    let body_start = c.a.pos();
     // A run enters here or (a callback) at an entry of its own: only without those may the code
     // rebuild its loops' constants once, here, for all of the run.
     // Without blinding there is no pool, and no need to count constants.
@@ -573,6 +577,7 @@ pub fn compile(
     Ok(Compiled {
         code,
         offsets,
+        body_start,
         body_end,
         function_entry,
         entries,

@@ -49,6 +49,10 @@ pub struct Ctx {
     /// (`RunMaps::standing_areas`: a batch), so that an array lookup can be done inline
     /// (`helpers::maps::InlineLookup`); 0 otherwise.
     pub standing: u64,
+    /// A batch's loop of machine code (`batch_loop::Loop`, whose first word is where it goes on)
+    /// when the main program's exit must go back to it rather than leave; 0 otherwise. Read by
+    /// the exit stub from the Rust-side block only, never copied.
+    pub resume: u64,
     // The fields above are the run's inputs, of which the prologue copies what compiled code
     // reads on the host stack (`CTX_COPIED`); those below are written by compiled code before it
     // reads them.
@@ -121,6 +125,7 @@ pub const OFF_BUDGET: i32 = offset_of!(Ctx, budget) as i32;
 pub const OFF_STATE: i32 = offset_of!(Ctx, state) as i32;
 pub const OFF_SELF: i32 = offset_of!(Ctx, self_ptr) as i32;
 pub const OFF_STANDING: i32 = offset_of!(Ctx, standing) as i32;
+pub const OFF_RESUME: i32 = offset_of!(Ctx, resume) as i32;
 pub const OFF_R0: i32 = offset_of!(Ctx, r0) as i32;
 pub const OFF_REM: i32 = offset_of!(Ctx, rem) as i32;
 pub const OFF_EXIT_KIND: i32 = offset_of!(Ctx, exit_kind) as i32;

@@ -119,6 +119,7 @@
 //! see a zero divisor or INT_MIN / -1; call depth is bounded by 8 frames in `Ctx::frames`, and
 //! the host stack use is fixed.
 
+mod batch_loop;
 mod blind;
 mod compile;
 mod disasm;
@@ -128,6 +129,7 @@ mod loops;
 mod runtime;
 mod x86;
 
+pub use batch_loop::{Loop, LoopEnd};
 pub use runtime::{Home, Repeat};
 
 use crate::analysis::{analyse, Analysis, AnalysisOptions};
@@ -144,6 +146,8 @@ pub use disasm::{JitedFunction, JitedInsn};
 pub struct JitProgram {
     mem: exec_mem::ExecMem,
     offsets: Vec<u32>,
+    /// Where the main prologue ends (see `compile::Compiled::body_start`).
+    body_start: usize,
     body_end: usize,
     /// The function prologue (how callbacks are entered) and each callback entry's code.
     function_entry: usize,
@@ -222,6 +226,7 @@ impl JitProgram {
         Ok(JitProgram {
             mem,
             offsets: c.offsets,
+            body_start: c.body_start,
             body_end: c.body_end,
             function_entry: c.function_entry,
             entries: c.entries,
@@ -322,6 +327,32 @@ impl JitProgram {
         // SAFETY: `repeat` enters this code's main entry (checked above), which was compiled
         // from `insns` (length checked above).
         unsafe { repeat.run(insns, env, args) }
+    }
+
+    /// Packets of a batch on `repeat`'s block in the loop of machine code (see `Repeat::run_loop`;
+    /// the block must have run this code before). `insns` must be the instructions the code was
+    /// compiled from; the code must be unmetered and the run without limits.
+    ///
+    /// # Safety
+    /// `lp` describes the batch as `batch_loop::Loop` says: its packets, frame and stack are
+    /// memory of the batch's runs, of the lengths it gives.
+    pub unsafe fn run_loop(
+        &self,
+        repeat: &mut Repeat,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        lp: &mut Loop,
+    ) -> Option<LoopEnd> {
+        self.check_insns(insns);
+        assert!(
+            repeat.entry() == self.mem.entry(),
+            "a block made for other code"
+        );
+        assert!(!env.state.limits.is_active(), "a loop run with limits");
+        // SAFETY: inside the code (the prologue's end).
+        lp.body = unsafe { self.mem.entry().add(self.body_start) } as u64;
+        // SAFETY: as `run_repeat`'s; `lp` as this function's contract says.
+        unsafe { repeat.run_loop(insns, env, lp) }
     }
 
     /// Runs the function at callback entry `pc` (one of the `entries` given to `compile`) until

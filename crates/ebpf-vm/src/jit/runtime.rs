@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
+use super::batch_loop::{self, Loop, LoopEnd};
 use super::frame::*;
 use crate::error::{Trap, TrapKind};
 use crate::isa::opcodes::OP_LDDW;
@@ -29,6 +30,9 @@ struct RunState {
     fast_inputs: *mut FastInputs,
     /// A helper call refilled them (`refresh_fast_path`).
     refreshed: bool,
+    /// `helper_entry` or `lookup_entry` was called: a batch's loop of machine code hands such a
+    /// run back to Rust (`batch_loop`). Next to `refreshed`, so that a run sets both in one store.
+    called_out: bool,
 }
 
 /// What `refresh_fast_path` reads from the environment: of the two hot regions their start,
@@ -112,6 +116,9 @@ pub(super) unsafe extern "C" fn helper_entry(
     args: *const [u64; 5],
 ) -> TwoWords {
     let state = &mut *((*ctx).state as *mut RunState);
+    state.called_out = true;
+    // A helper may take a trie's lock that a batch's loop holds on this thread.
+    crate::maps::lpm::unpin_batch();
     let env = &mut *state.env;
     let count = state.count_before(rem);
     let args = *args;
@@ -149,6 +156,8 @@ pub(super) unsafe extern "C" fn lookup_entry(
     args: *const [u64; 5],
 ) -> TwoWords {
     let state = &mut *((*ctx).state as *mut RunState);
+    state.called_out = true;
+    crate::maps::lpm::unpin_batch();
     let env = &mut *state.env;
     let [map, key, ..] = *args;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -355,6 +364,7 @@ fn new_block() -> Ctx {
         state: 0,
         self_ptr: 0,
         standing: 0,
+        resume: 0,
         depth: 0,
         loop_limit: 0,
         pool: std::mem::MaybeUninit::uninit(),
@@ -388,33 +398,50 @@ unsafe fn enter(
     inputs: *mut FastInputs,
     (meter, in_hand): (Meter, u64),
 ) -> (Result<RunOutput, Trap>, bool) {
+    let mut state = run_state(env, inputs, meter);
     ctx.budget = in_hand;
     ctx.exit_kind = EXIT_NORMAL;
-    let mut state = RunState {
-        env: std::ptr::from_mut(env).cast::<RunEnv<'static>>(),
-        meter,
-        trap: None,
-        panic: None,
-        fast_inputs: inputs,
-        refreshed: false,
-    };
     ctx.state = &mut state as *mut RunState as u64;
     let ctx_ptr: *mut Ctx = ctx;
     (*ctx_ptr).self_ptr = ctx_ptr as u64;
     let code: unsafe extern "C" fn(*mut Ctx) = std::mem::transmute(entry);
     code(ctx_ptr);
     // The exit stubs wrote the results through `self_ptr`.
-    let out = &*ctx_ptr;
-    let result = if out.exit_kind == EXIT_NORMAL && state.panic.is_none() {
+    let result = outcome(&*ctx_ptr, &mut state, insns, env);
+    (result, state.refreshed)
+}
+
+/// The run state of a run on `env` (`inputs` as `enter`'s) under `meter`.
+#[inline(always)]
+fn run_state(env: &mut RunEnv<'_>, inputs: *mut FastInputs, meter: Meter) -> RunState {
+    RunState {
+        env: std::ptr::from_mut(env).cast::<RunEnv<'static>>(),
+        meter,
+        trap: None,
+        panic: None,
+        fast_inputs: inputs,
+        refreshed: false,
+        called_out: false,
+    }
+}
+
+/// The output or trap of the run whose exit record `out` holds.
+#[inline(always)]
+fn outcome(
+    out: &Ctx,
+    state: &mut RunState,
+    insns: &[Insn],
+    env: &RunEnv<'_>,
+) -> Result<RunOutput, Trap> {
+    if out.exit_kind == EXIT_NORMAL && state.panic.is_none() {
         Ok(RunOutput {
             r0: out.r0,
             insn_count: state.meter.count(out.rem),
             exit_pc: out.exit_a as usize,
         })
     } else {
-        Err(exit_trap(out, &mut state, insns, env))
-    };
-    (result, state.refreshed)
+        Err(exit_trap(out, state, insns, env))
+    }
 }
 
 /// The trap of a run that did not leave normally (`enter`), from its exit record and run state;
@@ -519,10 +546,10 @@ impl Home {
         let ctx = &mut self.ctx;
         let (result, refreshed) = enter(ctx, entry, insns, env, &mut self.inputs, meter);
         if refreshed {
-            // A helper moved a region, and updated `inputs` to the regions as they are now: the
-            // block is of those, bounds and all.
-            debug_assert!(self.inputs.0 == hot_key(env));
-            self.bounds = true;
+            // A helper moved a region and refilled the region-dependent fields of the host stack's
+            // copy of the block (`helper_entry`), not this block's: the next run fills them in
+            // again, whatever its regions.
+            self.inputs.0 = [u64::MAX; 6];
         }
         result
     }
@@ -649,5 +676,60 @@ impl Repeat {
     ) -> Result<RunOutput, Trap> {
         let (entry, frames, checks) = (self.entry, self.stack_frames, self.checks);
         self.home.run(entry, insns, env, args, frames, checks)
+    }
+}
+
+impl Repeat {
+    /// Runs packets `lp.index..lp.end` of a batch in the loop of machine code (`batch_loop`) on
+    /// the block of the run before, which `run` set up: `None` (nothing ran) when that block is
+    /// not of `env`'s hot regions as they are. The loop records the runs it can in `lp.out`; the
+    /// first it cannot ends it, and its output or trap is returned (`LoopEnd::Left`). Only for
+    /// unmetered code run without limits: the block's budget is filled in once for all the runs.
+    ///
+    /// # Safety
+    /// As `run`'s, and `lp` describes the batch's frame, packets and stack (`batch_loop::Loop`).
+    pub(super) unsafe fn run_loop(
+        &mut self,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        lp: &mut Loop,
+    ) -> Option<LoopEnd> {
+        let hot = hot_key(env);
+        let home = &mut self.home;
+        if !same_words(&hot, &home.inputs.0) || (self.checks && !home.bounds) {
+            return None;
+        }
+        home.inputs.1 = env.packet;
+        let inputs: *mut FastInputs = &mut home.inputs;
+        let (meter, in_hand) = Meter::start(env.budget, &env.state.limits);
+        let mut state = run_state(env, inputs, meter);
+        let ctx = &mut home.ctx;
+        ctx.budget = in_hand;
+        ctx.exit_kind = EXIT_NORMAL;
+        let sp: *mut RunState = &mut state;
+        ctx.state = sp as u64;
+        let (driver, resume) = batch_loop::driver();
+        lp.resume = resume;
+        lp.left = 0;
+        // The main program's exit goes back to the loop while it runs, and only then.
+        ctx.resume = std::ptr::from_mut(lp) as u64;
+        let ctx_ptr: *mut Ctx = ctx;
+        (*ctx_ptr).self_ptr = ctx_ptr as u64;
+        lp.block = ctx_ptr as u64;
+        lp.called_out = std::ptr::addr_of!((*sp).called_out) as u64;
+        driver(lp);
+        (*ctx_ptr).resume = 0;
+        let state = &mut *sp;
+        if state.refreshed {
+            // A helper refilled the region-dependent fields of the host stack's copy of the block,
+            // not the block's: the next run fills them in again.
+            home.inputs.0 = [u64::MAX; 6];
+        }
+        let out = &*ctx_ptr;
+        let done = out.exit_kind == EXIT_NORMAL && lp.left == 0 && state.panic.is_none();
+        Some(match done {
+            true => LoopEnd::Done,
+            false => LoopEnd::Left(outcome(out, state, insns, env)),
+        })
     }
 }

@@ -365,15 +365,97 @@ impl LpmTrie {
 impl LpmTrie {
     /// A program's lookup (`prog_lookup`): the address of the longest matching prefix's value,
     /// 0 when none matches. Called directly by compiled code in batches
-    /// (`helpers::maps::lookup_direct_lpm`), so it stays inline there.
+    /// (`helpers::maps::lookup_direct_lpm`), so it stays inline there. Under the read lock this
+    /// thread holds for a batch's loop when it holds one on this trie (`pin_for_batch`),
+    /// otherwise under its own.
     #[inline]
     pub fn value_addr(&self, key: &[u8]) -> u64 {
-        let inner = self.read();
-        match LpmTrie::longest_match(&inner, self.max_prefixlen(), key) {
+        let (pinned, inner) = PINNED.get();
+        if !std::ptr::eq(pinned, self) {
+            return self.value_addr_locked(key);
+        }
+        // SAFETY: the read guard `pin_for_batch` keeps in `PIN_GUARD` is alive while `PINNED`
+        // names this trie (`unpin_batch` clears the one before dropping the other).
+        self.value_addr_in(unsafe { &*inner }, key)
+    }
+
+    /// `value_addr` under a read lock of its own; out of line, so that the pinned lookup saves
+    /// no registers for it.
+    #[inline(never)]
+    fn value_addr_locked(&self, key: &[u8]) -> u64 {
+        self.value_addr_in(&self.read(), key)
+    }
+
+    #[inline(always)]
+    fn value_addr_in(&self, inner: &Inner, key: &[u8]) -> u64 {
+        match LpmTrie::longest_match(inner, self.max_prefixlen(), key) {
             None => 0,
             Some(slot) => self.pool.addr(slot, 0),
         }
     }
+
+    /// Takes this trie's read lock for a stretch of a batch's runs on this thread (the JIT's loop
+    /// of machine code, `program/xdp_batch.rs`), so that its lookups there (`value_addr`) take no
+    /// lock of their own: two atomic operations per lookup fewer. Until the pin is dropped, or
+    /// `unpin_batch` is called, whichever comes first. A writer on another thread waits for the
+    /// stretch to end (at most a few hundred runs: the loop's trip); readers do not. Anything on
+    /// this thread that may take the lock again (a helper, the lookup stub: every way from
+    /// compiled code into Rust but the direct lookups) must call `unpin_batch` first: a write
+    /// under this thread's own read lock would never return, nor would a second read with a
+    /// writer waiting.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn pin_for_batch(&self) -> BatchPin<'_> {
+        unpin_batch();
+        let guard = self.read();
+        let inner: *const Inner = &*guard;
+        // SAFETY: the guard borrows `self`, which outlives the returned pin (its lifetime), and
+        // the pin's drop (or an earlier `unpin_batch`) drops the guard: it never outlives `self`.
+        let guard = unsafe {
+            std::mem::transmute::<RwLockReadGuard<'_, Inner>, RwLockReadGuard<'static, Inner>>(
+                guard,
+            )
+        };
+        PIN_GUARD.with(|g| *g.borrow_mut() = Some(guard));
+        PINNED.set((self, inner));
+        BatchPin(std::marker::PhantomData)
+    }
+}
+
+thread_local! {
+    /// The trie whose read lock this thread holds for a batch (`pin_for_batch`), and its contents
+    /// under that lock; null when none.
+    static PINNED: std::cell::Cell<(*const LpmTrie, *const Inner)> =
+        const { std::cell::Cell::new((std::ptr::null(), std::ptr::null())) };
+    /// The read guard of `PINNED`'s trie.
+    static PIN_GUARD: std::cell::RefCell<Option<RwLockReadGuard<'static, Inner>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The read lock of an LPM trie held for a stretch of a batch (`LpmTrie::pin_for_batch`): let go
+/// of when dropped. Must not be forgotten (`mem::forget`): the lock would stay held past the
+/// trie's borrow.
+pub(crate) struct BatchPin<'a>(std::marker::PhantomData<&'a LpmTrie>);
+
+impl Drop for BatchPin<'_> {
+    fn drop(&mut self) {
+        unpin_batch();
+    }
+}
+
+/// Lets go of the read lock this thread holds on a trie for a batch, if it holds one (see
+/// `LpmTrie::pin_for_batch`). Cheap when it holds none: one thread-local word read.
+#[inline]
+pub(crate) fn unpin_batch() {
+    if !PINNED.get().0.is_null() {
+        let_go_of_pin();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn let_go_of_pin() {
+    PINNED.set((std::ptr::null(), std::ptr::null()));
+    PIN_GUARD.with(|g| drop(g.borrow_mut().take()));
 }
 
 impl Map for LpmTrie {

@@ -163,8 +163,44 @@ impl RepeatedRuns {
         };
         #[cfg(not(target_arch = "x86_64"))]
         let repeated = None;
-        let mut result =
-            repeated.unwrap_or_else(|| prepared.run_from(insns, env, args, Entry::Main));
+        let result = repeated.unwrap_or_else(|| prepared.run_from(insns, env, args, Entry::Main));
+        self.finish(program, env, result)
+    }
+
+    /// Packets of an XDP batch in the JIT's loop of machine code on the block of the runs
+    /// before (`jit::JitProgram::run_loop`; the run that went back to Rust finished as `run`
+    /// finishes it); `None` where there is no such block (the interpreter, or a block the JIT
+    /// would not make) or it is not of the run's regions.
+    ///
+    /// # Safety
+    /// As `JitProgram::run_loop`'s.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) unsafe fn run_loop(
+        &mut self,
+        program: &Program,
+        env: &mut RunEnv<'_>,
+        lp: &mut crate::jit::Loop,
+    ) -> Option<crate::jit::LoopEnd> {
+        let (PreparedEngine::Jit(jit), Some(block)) = (&program.prepared, self.block.as_mut())
+        else {
+            return None;
+        };
+        // SAFETY: as this function's.
+        match unsafe { jit.run_loop(block, &program.insns, env, lp) }? {
+            crate::jit::LoopEnd::Left(result) => {
+                Some(crate::jit::LoopEnd::Left(self.finish(program, env, result)))
+            }
+            done => Some(done),
+        }
+    }
+
+    /// What every run's result goes through: the leak check, the count of an unmetered run.
+    fn finish(
+        &self,
+        program: &Program,
+        env: &mut RunEnv<'_>,
+        mut result: Result<RunOutput, Trap>,
+    ) -> Result<RunOutput, Trap> {
         if program.options.pointer_leaks == PointerLeaks::Refuse
             && result
                 .as_ref()

@@ -33,7 +33,7 @@ use crate::context::{self, ContextInput, ProcessInfo, RunData};
 use crate::error::Trap;
 use crate::helpers::tail_call::BPF_TAIL_CALL;
 use crate::maps::added_regions::Added;
-use crate::memory::Region;
+use crate::memory::{Region, Regions};
 use crate::pointer_leaks::PointerLeaks;
 use crate::run_space::RunSpace;
 use crate::run_state::xdp::{ETH_HLEN, XDP_LINEAR_MAX};
@@ -69,17 +69,18 @@ impl Program {
 
     /// Runs `runs` packets (`packet(i)`) with what every run of the batch shares (`shared`)
     /// and hands each outcome to `each`. Only for a batch that `runs_xdp_batch`.
-    pub(crate) fn run_xdp_batch<'p>(
+    pub(crate) fn run_xdp_batch(
         &self,
         space: &mut RunSpace,
-        runs: usize,
-        packet: impl Fn(usize) -> &'p [u8],
+        packets: XdpPackets<'_>,
         shared: &XdpBatchShared<'_>,
-        mut each: impl FnMut(usize, &'p [u8], Result<RunOutput, Trap>),
+        mut each: impl FnMut(usize, Result<RunOutput, Trap>),
     ) {
+        let runs = packets.lengths.len();
         if runs == 0 {
             return;
         }
+        let packet = |i: usize| packets.packet(i);
         let limits = shared.limits;
         let stack_bytes = space.stack_bytes();
         let reach = self.stack_frames * STACK_FRAME_SIZE;
@@ -169,11 +170,37 @@ impl Program {
         // needs no call to tell.
         let mut runs_on_env = RepeatedRuns::default();
         runs_on_env.no_leak_below = crate::pointer_leaks::FIRST_PAGE;
+        let packets = XdpPackets {
+            later_zero,
+            ..packets
+        };
         let mut entry = Some(first);
-        for index in 0..runs {
+        // After the first packet, the runs go through the JIT's loop of machine code where it can
+        // (see `loop_packets`), and one by one below where it cannot.
+        #[cfg(target_arch = "x86_64")]
+        let looped = self.loops_xdp_batch(limits, stack_top);
+        let mut index = 0;
+        while index < runs {
+            #[cfg(target_arch = "x86_64")]
+            if looped && entry.is_none() {
+                let ran = self.loop_packets(&mut runs_on_env, &mut env, &packets, index, &mut each);
+                if let Some((next, left)) = ran {
+                    index = next;
+                    if let Some(result) = left {
+                        let held = env.state.release_lock();
+                        each(index, Program::unlocked(result, held));
+                        after_run(&mut env, &standing);
+                        index += 1;
+                    }
+                    continue;
+                }
+                // The block is not of the run's regions (a helper moved one): this packet runs
+                // through `Home::run`, which fills it in again.
+            }
             let data = packet(index);
             if let Err(trap) = limits.check(0, 0) {
-                each(index, data, Err(trap));
+                each(index, Err(trap));
+                index += 1;
                 continue;
             }
             let first = entry.is_some();
@@ -185,21 +212,150 @@ impl Program {
             env.packet = entry.packet;
             let result = runs_on_env.run(self, &mut env, entry.args);
             let held = env.state.release_lock();
-            each(index, data, Program::unlocked(result, held));
-            // What a run may leave behind that the next must not see.
-            env.maps.end_batch_run();
-            let state = &mut *env.state;
-            state.redirect = None;
-            state.pending_trap = None;
-            state.perf_lost = 0;
-            if state.added.len() != standing.1 {
-                env.regions.clone_from(&standing.0);
-                state.added.truncate(standing.1);
-            }
+            each(index, Program::unlocked(result, held));
+            after_run(&mut env, &standing);
+            index += 1;
         }
         space.state.recycle(self.options.prog_type);
         if let Some(maps) = &mut space.maps {
             maps.end_run();
         }
+    }
+}
+
+/// What a run may leave behind that the next must not see, let go of; `standing`: the region
+/// table every run starts with and the count of its added regions.
+fn after_run(env: &mut RunEnv<'_>, standing: &(Regions, usize)) {
+    env.maps.end_batch_run();
+    let state = &mut *env.state;
+    state.redirect = None;
+    state.pending_trap = None;
+    state.perf_lost = 0;
+    if state.added.len() != standing.1 {
+        env.regions.clone_from(&standing.0);
+        state.added.truncate(standing.1);
+    }
+}
+
+/// The packets of an XDP batch: packet `i` is `lengths[i]` bytes at `starts[i]` in `bytes` (the
+/// caller checked that each lies inside it).
+#[derive(Clone, Copy)]
+pub(crate) struct XdpPackets<'a> {
+    pub bytes: &'a [u8],
+    pub lengths: &'a [u32],
+    pub starts: &'a [usize],
+    /// The stack bytes zeroed before each run after the first (`Program::stack_zero_within`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    later_zero: (usize, usize),
+}
+
+impl<'a> XdpPackets<'a> {
+    pub(crate) fn new(bytes: &'a [u8], lengths: &'a [u32], starts: &'a [usize]) -> Self {
+        XdpPackets {
+            bytes,
+            lengths,
+            starts,
+            later_zero: (0, 0),
+        }
+    }
+
+    fn packet(&self, i: usize) -> &'a [u8] {
+        &self.bytes[self.starts[i]..][..self.lengths[i] as usize]
+    }
+}
+
+/// Packets the JIT's loop of machine code runs per entry: its results wait in an array of this
+/// many on the stack before they are handed on.
+#[cfg(target_arch = "x86_64")]
+const LOOP_CHUNK: usize = 256;
+
+impl Program {
+    #[cfg(target_arch = "x86_64")]
+    /// Whether the packets after the first of a batch on `run_xdp_batch`'s road can go through
+    /// the JIT's loop of machine code (`jit::Loop`): compiled code, unmetered (the loop fills in
+    /// the budget once and reports no count), no run limits (checked before each packet by the
+    /// Rust loop), a stack top on a word (the loop zeroes whole words).
+    fn loops_xdp_batch(&self, limits: &crate::limits::RunLimits, stack_top: u64) -> bool {
+        let jit = matches!(self.prepared, super::PreparedEngine::Jit(_));
+        jit && !self.metered && !limits.is_active() && stack_top.is_multiple_of(8)
+    }
+
+    /// Packets from `index` on (at most `LOOP_CHUNK`) through the JIT's loop of machine code,
+    /// each recorded run handed to `each`: the index of the first packet not handed on, and the
+    /// result of its run when it ran (the loop left it to Rust: the caller hands it on and lets
+    /// go of what it left behind). `None` when nothing ran (no block to loop on).
+    #[cfg(target_arch = "x86_64")]
+    fn loop_packets(
+        &self,
+        runs_on_env: &mut RepeatedRuns,
+        env: &mut RunEnv<'_>,
+        packets: &XdpPackets<'_>,
+        index: usize,
+        each: &mut impl FnMut(usize, Result<RunOutput, Trap>),
+    ) -> Option<(usize, Option<Result<RunOutput, Trap>>)> {
+        let frame = context::xdp::loop_frame(env.state)?;
+        // Written by the loop before it is read (no zeroing: it was a `memset` per trip).
+        let mut out = [std::mem::MaybeUninit::<(u64, u64)>::uninit(); LOOP_CHUNK];
+        let end = packets.lengths.len().min(index + LOOP_CHUNK);
+        // The words over the bytes to zero (inside the stack area: its top is on a word).
+        let (below_top, zeroed) = packets.later_zero;
+        let start = (env.stack_top - below_top as u64) & !7;
+        let stop = (env.stack_top - below_top as u64 + zeroed as u64 + 7) & !7;
+        let leak_below = match self.options.pointer_leaks {
+            PointerLeaks::Refuse => runs_on_env.no_leak_below,
+            _ => u64::MAX,
+        };
+        let mut lp = crate::jit::Loop {
+            index: index as u64,
+            end: end as u64,
+            lengths: packets.lengths.as_ptr() as u64,
+            starts: packets.starts.as_ptr() as u64,
+            packets: packets.bytes.as_ptr() as u64,
+            data: frame.data,
+            written_end: frame.written_end,
+            ctx_data_end: frame.ctx_data_end,
+            frame_data_end: frame.frame_data_end,
+            stack: start,
+            stack_words: if zeroed == 0 { 0 } else { (stop - start) / 8 },
+            leak_below,
+            out: out.as_mut_ptr() as u64,
+            memcpy: libc::memcpy as *const () as u64,
+            memset: libc::memset as *const () as u64,
+            ..Default::default()
+        };
+        let ended = {
+            // The first LPM trie's read lock for the trip (its lookups take none of their own;
+            // see `LpmTrie::pin_for_batch`), let go of before any result is handed on.
+            let _pin = (self.maps.maps().iter())
+                .find_map(|m| m.downcast::<crate::maps::lpm::LpmTrie>())
+                .map(crate::maps::lpm::LpmTrie::pin_for_batch);
+            // SAFETY: the packets lie in `bytes` (the caller checked), each of 14 to 3,520 bytes
+            // (`runs_xdp_batch`), so that it fits the frame's linear part from `data`; the stack
+            // words lie in the stack area (whole words around bytes of `stack_zero`); the frame and
+            // its context are the run state's, alive for the batch.
+            unsafe { runs_on_env.run_loop(self, env, &mut lp) }
+        };
+        if let Some(packet) = context::xdp::after_loop(env.state, lp.written_end) {
+            env.packet = packet;
+        }
+        let ended = ended?;
+        let next = lp.index as usize;
+        for (k, out) in (index..next).zip(&out) {
+            // SAFETY: the loop wrote a result for each packet it recorded (`index..next`).
+            let (r0, pc) = unsafe { out.assume_init() };
+            let run = RunOutput {
+                r0,
+                insn_count: 0,
+                exit_pc: pc as usize,
+            };
+            each(k, Ok(run));
+        }
+        Some((
+            next,
+            match ended {
+                crate::jit::LoopEnd::Done => None,
+                crate::jit::LoopEnd::Left(result) => Some(result),
+            },
+        ))
     }
 }

@@ -83,9 +83,17 @@ impl Compiler<'_> {
         // The results go straight to the Rust-side block, through rsi (r1, dead at any exit).
         a.bind(st.main_exit);
         a.load(W::B64, OUT, ctx(OFF_SELF));
+        // In a batch's loop of machine code, back to the loop (`batch_loop`): rax = its `Loop`,
+        // whose first word is where it goes on, r0 and rcx (the exit's pc) as they are.
+        let resume = a.new_label();
+        a.load(W::B64, RAX, mem(OUT, OFF_RESUME));
+        a.test_rr(W::B64, RAX, RAX);
+        a.jcc(Cond::Ne, resume);
         a.store(W::B64, mem(OUT, OFF_R0), REG[0]);
         a.store(W::B64, mem(OUT, OFF_EXIT_A), RCX);
         exit_with(a, EXIT_NORMAL, st.epilogue);
+        a.bind(resume);
+        a.jmp_m(mem(RAX, 0));
 
         // Traps whose details are in rax (and rdx); the budget left is in r12.
         a.bind(st.budget);
