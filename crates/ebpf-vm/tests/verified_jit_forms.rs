@@ -490,3 +490,254 @@ fn multiplies_by_3_5_and_9() {
     let r0 = 0x05b0_5b05_b05b_05ab ^ 0xc28f_5c29 ^ 0x0369_d036_9d03_69cd;
     check("mul", &code, r0, &input());
 }
+
+// ---- Masked selects `t = -t; t &= y; t ^= a` (`jit/compile/select.rs`) ----
+
+/// Y >> 7, the `y` of the selects below.
+const Y7: u64 = 0x01bd_5b7d_df0e_ca86;
+
+/// r5 = X (a), r6 = Y, r2 = data[k] (0x10 + k: odd for k = 1, even for k = 0), then `body`,
+/// then data[8..16] = r2, data[16..24] = r4, data[24..32] = r5 (t, y and a as the body left
+/// them), r0 = r3; exit.
+fn select_program(k: i16, body: &[Insn]) -> Vec<Insn> {
+    let mut code = lddw(5, X).to_vec();
+    code.extend(lddw(6, Y));
+    code.push(ldx(SIZE_B, 2, 1, k));
+    code.extend_from_slice(body);
+    code.extend([
+        stx(SIZE_DW, 1, 2, 8),
+        stx(SIZE_DW, 1, 4, 16),
+        stx(SIZE_DW, 1, 5, 24),
+        mov64_reg(0, 3),
+        exit(),
+    ]);
+    code
+}
+
+/// The input with data[8..32] = t, y, a (little-endian).
+fn select_memory(t: u64, y: u64, a: u64) -> Vec<u8> {
+    let mut m = input();
+    for (at, v) in [(8, t), (16, y), (24, a)] {
+        m[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    m
+}
+
+/// Checks `code` as `check` does, that the JIT's code (both modes) has no `neg` exactly when
+/// `fused` (in the main body: metered copies out of line keep each instruction), and that in mode checked (metered) the JIT counts as many instructions as the
+/// interpreter.
+fn check_select(name: &str, code: &[Insn], r0: u64, memory: &[u8], fused: bool) {
+    check(name, code, r0, memory);
+    for mode in [Mode::Checked, Mode::Verified] {
+        let text = load(code, Engine::Jit, mode).jited_disassembly();
+        let body = text.split("; out-of-line").next().unwrap_or_default();
+        assert_eq!(!body.contains("neg "), fused, "{name} {mode:?}:\n{text}");
+    }
+    let count = |engine| {
+        load(code, engine, Mode::Checked)
+            .run(&mut RunInput {
+                data: &mut input(),
+                budget: None,
+            })
+            .unwrap_or_else(|t| panic!("{name} {engine:?}: {t}"))
+            .insn_count
+    };
+    assert_eq!(
+        count(Engine::Jit),
+        count(Engine::Interpreter),
+        "{name}: count"
+    );
+}
+
+/// `t &= 1; r3 = 0x100; if <test> goto +1; r3 = 0x200; r4 = r6; t = -t; r4 >>= 7; t &= r4;
+/// t ^= r5` (clang's order in `big`), with `test` a jump on t over `r3 = 0x200`.
+fn branched_select(test: Insn, last: Insn) -> Vec<Insn> {
+    vec![
+        alu64_imm(ALU_AND, 2, 1),
+        mov64_imm(3, 0x100),
+        test,
+        mov64_imm(3, 0x200),
+        mov64_reg(4, 6),
+        alu64_imm(ALU_NEG, 2, 0),
+        alu64_imm(ALU_RSH, 4, 7),
+        alu64_reg(ALU_AND, 2, 4),
+        last,
+    ]
+}
+
+fn jump_imm(op: u8, dst: u8, off: i16, imm: i32) -> Insn {
+    Insn::new(op | SRC_K, dst, 0, off, imm)
+}
+
+#[test]
+fn selects_after_a_jump_on_the_same_bit() {
+    // Odd (k = 1): t = 1, -t = all ones, t = Y7 ^ X = 0x009e1e1a56a50769; the jump on t == 0
+    // falls through, r3 = 0x200. Even (k = 0): t = 0 & Y7 ^ X = X; r3 stays 0x100. Each of
+    // the jumps below is taken exactly when t is 0.
+    let xor = alu64_reg(ALU_XOR, 2, 5);
+    for test in [
+        jump_imm(CLASS_JMP | JMP_JEQ, 2, 1, 0),
+        jump_imm(CLASS_JMP32 | JMP_JEQ, 2, 1, 0),
+        jump_imm(CLASS_JMP | JMP_JNE, 2, 1, 1),
+    ] {
+        let odd = select_program(1, &branched_select(test, xor));
+        let memory = select_memory(0x009e_1e1a_56a5_0769, Y7, X);
+        check_select("odd", &odd, 0x200, &memory, true);
+        let even = select_program(0, &branched_select(test, xor));
+        check_select("even", &even, 0x100, &select_memory(X, Y7, X), true);
+    }
+    // `if t & 1 goto` is taken when t is 1: r3 = 0x200 when even, 0x100 when odd.
+    let jset = jump_imm(CLASS_JMP | JMP_JSET, 2, 1, 1);
+    let memory = select_memory(0x009e_1e1a_56a5_0769, Y7, X);
+    check_select(
+        "jset",
+        &select_program(1, &branched_select(jset, xor)),
+        0x100,
+        &memory,
+        true,
+    );
+}
+
+#[test]
+fn selects_with_or_and_add() {
+    // Odd: t = Y7 | X = 0x01bf5f7fdfafcfef (or), Y7 + X = 0x02e0a0e568ba9875 (add). Even: X.
+    let test = jump_imm(CLASS_JMP | JMP_JEQ, 2, 1, 0);
+    for (op, odd) in [
+        (ALU_OR, 0x01bf_5f7f_dfaf_cfef),
+        (ALU_ADD, 0x02e0_a0e5_68ba_9875),
+    ] {
+        let body = branched_select(test, alu64_reg(op, 2, 5));
+        let memory = select_memory(odd, Y7, X);
+        check_select("odd", &select_program(1, &body), 0x200, &memory, true);
+        let memory = select_memory(X, Y7, X);
+        check_select("even", &select_program(0, &body), 0x100, &memory, true);
+    }
+}
+
+#[test]
+fn selects_32_bit_and_from_a_top_bit() {
+    // w2 &= 1; ...; w2 = -w2; r4 >>= 7 (64-bit, between); w2 &= w4; w2 ^= w5: odd, the low
+    // halves' xor 0x89abcdef ^ 0xdf0eca86 = 0x56a50769; even, X's low half 0x89abcdef; both
+    // zero-extended.
+    let test = jump_imm(CLASS_JMP32 | JMP_JNE, 2, 1, 0);
+    let body = [
+        alu32_imm(ALU_AND, 2, 1),
+        mov64_imm(3, 0x100),
+        test,
+        mov64_imm(3, 0x200),
+        mov64_reg(4, 6),
+        alu32_imm(ALU_NEG, 2, 0),
+        alu64_imm(ALU_RSH, 4, 7),
+        alu32_reg(ALU_AND, 2, 4),
+        alu32_reg(ALU_XOR, 2, 5),
+    ];
+    // `if w2 != 0 goto` is taken when odd: r3 = 0x100 when odd, 0x200 when even.
+    let memory = select_memory(0x56a5_0769, Y7, X);
+    check_select("w odd", &select_program(1, &body), 0x100, &memory, true);
+    let memory = select_memory(0x89ab_cdef, Y7, X);
+    check_select("w even", &select_program(0, &body), 0x200, &memory, true);
+    // t = data[k] << 63 >> 63 (the low bit, set by a shift), no instruction between the `neg`
+    // and the `and`, `if t == 0` tested: odd X ^ Y7, even X.
+    let body = [
+        alu64_imm(ALU_LSH, 2, 63),
+        alu64_imm(ALU_RSH, 2, 63),
+        mov64_imm(3, 0x100),
+        jump_imm(CLASS_JMP | JMP_JEQ, 2, 1, 0),
+        mov64_imm(3, 0x200),
+        mov64_reg(4, 6),
+        alu64_imm(ALU_RSH, 4, 7),
+        alu64_imm(ALU_NEG, 2, 0),
+        alu64_reg(ALU_AND, 2, 4),
+        alu64_reg(ALU_XOR, 2, 5),
+    ];
+    let memory = select_memory(0x009e_1e1a_56a5_0769, Y7, X);
+    check_select("shift odd", &select_program(1, &body), 0x200, &memory, true);
+    let memory = select_memory(X, Y7, X);
+    check_select(
+        "shift even",
+        &select_program(0, &body),
+        0x100,
+        &memory,
+        true,
+    );
+}
+
+#[test]
+fn selects_left_as_masks() {
+    let xor = alu64_reg(ALU_XOR, 2, 5);
+    let test = jump_imm(CLASS_JMP | JMP_JEQ, 2, 1, 0);
+    // No jump on t before the select (the branch would be new): r3 = 0x100 both ways.
+    let mut body = branched_select(test, xor);
+    body[2] = jump_imm(CLASS_JMP | JMP_JEQ, 3, 1, 0x55);
+    let memory = select_memory(0x009e_1e1a_56a5_0769, Y7, X);
+    check_select(
+        "untested odd",
+        &select_program(1, &body),
+        0x200,
+        &memory,
+        false,
+    );
+    check_select(
+        "untested even",
+        &select_program(0, &body),
+        0x200,
+        &select_memory(X, Y7, X),
+        false,
+    );
+    // t = data[3] & 3 = 3, not 0 or 1: -3 & Y7 ^ X = 0x009e1e1a56a5076b (Y7's bit 1 kept, bit 0
+    // cleared: ...86 & ...fd = ...84, ^ ...ef = ...6b).
+    let mut body = branched_select(test, xor);
+    body[0] = alu64_imm(ALU_AND, 2, 3);
+    let memory = select_memory(0x009e_1e1a_56a5_076b, Y7, X);
+    check_select("t = 3", &select_program(3, &body), 0x200, &memory, false);
+    // A path around the jump on t: `if r3 == 0x100 goto` (taken) over it to the `r4 = r6`.
+    // Odd: X ^ Y7, r3 = 0x100.
+    let mut body = branched_select(jump_imm(CLASS_JMP | JMP_JEQ, 2, 1, 0), xor);
+    body.insert(2, jump_imm(CLASS_JMP | JMP_JEQ, 3, 2, 0x100));
+    let memory = select_memory(0x009e_1e1a_56a5_0769, Y7, X);
+    check_select("around", &select_program(1, &body), 0x100, &memory, false);
+    // The instruction between reads t: r4 = -t (all ones when odd), then t &= r4 = -1 & -1,
+    // t ^= X = !X = 0xfedcba9876543210; r4 stays all ones.
+    let mut body = branched_select(test, xor);
+    body[6] = mov64_reg(4, 2);
+    let memory = select_memory(0xfedc_ba98_7654_3210, u64::MAX, X);
+    check_select(
+        "t read between",
+        &select_program(1, &body),
+        0x200,
+        &memory,
+        false,
+    );
+}
+
+#[test]
+fn a_select_split_by_a_jump_target_is_not_fused() {
+    // `if t == 0 goto` lands on the `t &= r4` (after the `neg` and the shift): when even t = 0
+    // & Y ^ X = X with r4 = Y (the shift skipped), r3 = 0x100; when odd X ^ Y7, r3 = 0x200.
+    let body = [
+        alu64_imm(ALU_AND, 2, 1),
+        mov64_imm(3, 0x100),
+        mov64_reg(4, 6),
+        jump_imm(CLASS_JMP | JMP_JEQ, 2, 4, 0),
+        mov64_imm(3, 0x200),
+        alu64_imm(ALU_NEG, 2, 0),
+        alu64_imm(ALU_RSH, 4, 7),
+        alu64_reg(ALU_AND, 2, 4),
+        alu64_reg(ALU_XOR, 2, 5),
+    ];
+    let memory = select_memory(0x009e_1e1a_56a5_0769, Y7, X);
+    check_select(
+        "target odd",
+        &select_program(1, &body),
+        0x200,
+        &memory,
+        false,
+    );
+    check_select(
+        "target even",
+        &select_program(0, &body),
+        0x100,
+        &select_memory(X, Y, X),
+        false,
+    );
+}

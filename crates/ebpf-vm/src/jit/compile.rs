@@ -6,6 +6,7 @@
 //! class); each job has its own file below it:
 //! - `shape`: what the JIT reads of the analysis (targets, loop heads, blocks, chains);
 //! - `alu`: register arithmetic;
+//! - `select`: the masked select `t = -t; t &= y; t ^= a` as a test and a short jump;
 //! - `memory`: loads, stores, atomics, packet loads and their checks (groups included);
 //! - `control`: jumps, exits, calls, the budget meter and refunds;
 //! - `fast_loop`: counted loops, their head check and unchecked copy;
@@ -18,6 +19,7 @@ mod control;
 mod fast_loop;
 mod lookup;
 mod memory;
+mod select;
 mod shape;
 mod snippets;
 mod stubs;

@@ -141,12 +141,16 @@ impl Compiler<'_> {
     pub(super) fn idiom(&mut self, pc: usize, avail: usize) -> usize {
         // Both idioms start with a register move, and a rotate may start with a shift by an
         // immediate: most instructions are neither (this runs for every instruction at load).
+        // A masked select starts with a `neg` (`select`).
         let first = self.insns[pc].opcode;
         let cls = class(first);
         if !matches!(cls, CLASS_ALU | CLASS_ALU64)
-            || !matches!(first ^ cls, op if op == ALU_MOV | SRC_X || op == ALU_LSH || op == ALU_RSH)
+            || !matches!(first ^ cls, op if op == ALU_MOV | SRC_X || op == ALU_LSH || op == ALU_RSH || op == ALU_NEG)
         {
             return 0;
+        }
+        if first ^ cls == ALU_NEG {
+            return self.select(pc, avail);
         }
         self.idiom_at(pc, avail)
     }
