@@ -23,7 +23,7 @@
 use std::hash::{BuildHasher, RandomState};
 
 use super::frame::{OFF_POOL, POOL_SLOTS};
-use super::x86::{mem, Alu, Asm, RAX, RSP, W};
+use super::x86::{mem, Alu, Asm, Mem, RAX, RSP, W};
 
 /// Whether a constant (as the instruction sees it, 64 bits) lets the program choose more than one
 /// byte of the code: what is worth blinding (sbpf's rule).
@@ -87,6 +87,14 @@ impl Blinder {
             return;
         }
         self.rebuild(a, w, reg, imm);
+    }
+
+    /// Where the code's entry rebuilt `imm` (sign-extended to 64 bits), if it is in the pool: an
+    /// operand an instruction of any width can read in place of the immediate (a 32-bit one
+    /// reads the low half, the immediate as it is).
+    pub fn pooled(&self, imm: i32) -> Option<Mem> {
+        let k = self.pool.iter().position(|&c| c == imm)?;
+        Some(mem(RSP, OFF_POOL + 8 * k as i32))
     }
 
     /// Emits, where the code starts, the rebuilding of `consts` (at most `POOL_SLOTS`) into

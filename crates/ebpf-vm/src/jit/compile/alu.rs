@@ -267,6 +267,9 @@ impl Compiler<'_> {
         if let Some(o) = simple {
             if x {
                 a.alu_rr(o, w, d, s);
+            } else if let Some(m) = blind.as_ref().and_then(|b| b.pooled(imm)) {
+                // A loop's pooled constant, read in place (no load into rax first).
+                a.alu_rm(o, w, d, m);
             } else if blinded(a, blind, w, RAX, imm) {
                 a.alu_rr(o, w, d, RAX);
             } else {

@@ -140,6 +140,14 @@ impl Compiler<'_> {
                 } else if self.fast.as_ref().is_some_and(|f| f.limit_at == Some(pc)) {
                     // A fast loop's blinded bound, rebuilt once by its head check.
                     self.a.alu_rm(Alu::Cmp, w, d, ctx(OFF_LOOP_LIMIT));
+                } else if let Some(m) = self
+                    .blind
+                    .as_ref()
+                    .and_then(|b| b.pooled(insn.imm))
+                    .filter(|_| cond != JMP_JSET)
+                {
+                    // A loop's pooled bound, compared in place (no load into rax first).
+                    self.a.alu_rm(Alu::Cmp, w, d, m);
                 } else if blinded(&mut self.a, &mut self.blind, w, RAX, insn.imm) {
                     if cond == JMP_JSET {
                         self.a.test_rr(w, d, RAX);
