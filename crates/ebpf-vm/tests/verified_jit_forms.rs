@@ -35,10 +35,15 @@ fn input() -> Vec<u8> {
 }
 
 fn load(code: &[Insn], engine: Engine, mode: Mode) -> Program {
+    load_sized(code, engine, mode, DATA)
+}
+
+/// As `load`, with `dataSize` `size` in mode verified.
+fn load_sized(code: &[Insn], engine: Engine, mode: Mode, size: usize) -> Program {
     let options = ProgramOptions {
         engine,
         mode,
-        data_size: (mode == Mode::Verified).then_some(DATA as u32),
+        data_size: (mode == Mode::Verified).then_some(size as u32),
         ..ProgramOptions::default()
     };
     let p = Program::load(&encode_all(code), options)
@@ -50,9 +55,14 @@ fn load(code: &[Insn], engine: Engine, mode: Mode) -> Program {
 /// Runs `code` on both engines in both modes and checks r0 and the memory against `r0` and
 /// `memory` (computed by hand).
 fn check(name: &str, code: &[Insn], r0: u64, memory: &[u8]) {
+    check_on(name, code, &input(), r0, memory);
+}
+
+/// As `check`, on the data `given` (its length the `dataSize`).
+fn check_on(name: &str, code: &[Insn], given: &[u8], r0: u64, memory: &[u8]) {
     for engine in [Engine::Interpreter, Engine::Jit] {
         for mode in [Mode::Checked, Mode::Verified] {
-            let p = load(code, engine, mode);
+            let p = load_sized(code, engine, mode, given.len());
             if mode == Mode::Verified {
                 let proved = &p.verifier_report().expect("verified").proved;
                 let accesses = code.iter().enumerate().filter(|(_, i)| {
@@ -62,7 +72,7 @@ fn check(name: &str, code: &[Insn], r0: u64, memory: &[u8]) {
                     assert!(proved[slot], "{name}: access at {slot} not proved");
                 }
             }
-            let mut data = input();
+            let mut data = given.to_vec();
             let out = p
                 .run(&mut RunInput {
                     data: &mut data,
@@ -740,4 +750,163 @@ fn a_select_split_by_a_jump_target_is_not_fused() {
         &select_memory(X, Y, X),
         false,
     );
+}
+
+// ---- Proved word-copy loops as `rep movsq` (`jit/compile/copy_loop.rs`) ----
+
+/// COPY bytes of data, data[k] = k * 7 + 1 (mod 256).
+const COPY: usize = 640;
+
+fn copy_input() -> Vec<u8> {
+    (0..COPY).map(|k| (k * 7 + 1) as u8).collect()
+}
+
+/// `r2 = i0; head: r3 = r2; r4 = r1; r4 += r3; r5 = *(u64 *)(r4 + so); *(u64 *)(r4 + do) = r5;
+/// r2 += 8; if r3 < k goto head`, then `tail`, then r0 = r2 << 32 | r3 << 16 | the byte at r4
+/// (i, c and t as the loop leaves them), plus r0 from `tail`.
+fn copy_program(i0: i32, so: i16, dof: i16, k: i32, tail: &[Insn]) -> Vec<Insn> {
+    let mut code = vec![
+        mov64_imm(2, i0),
+        mov64_reg(3, 2),
+        mov64_reg(4, 1),
+        alu64_reg(ALU_ADD, 4, 3),
+        ldx(SIZE_DW, 5, 4, so),
+        stx(SIZE_DW, 4, 5, dof),
+        alu64_imm(ALU_ADD, 2, 8),
+        Insn::new(CLASS_JMP | JMP_JLT | SRC_K, 3, 0, -7, k),
+        mov64_imm(0, 0),
+    ];
+    code.extend_from_slice(tail);
+    code.extend([
+        ldx(SIZE_B, 6, 4, 0),
+        alu64_reg(ALU_OR, 0, 6),
+        alu64_imm(ALU_LSH, 3, 16),
+        alu64_reg(ALU_OR, 0, 3),
+        alu64_imm(ALU_LSH, 2, 32),
+        alu64_reg(ALU_OR, 0, 2),
+        exit(),
+    ]);
+    code
+}
+
+/// Checks `code` on `copy_input` as `check_on` does, and that the JIT's code in mode verified
+/// has a `rep movsq` exactly when `fused` (never in mode checked, whose code is metered).
+fn check_copy(name: &str, code: &[Insn], r0: u64, memory: &[u8], fused: bool) {
+    check_on(name, code, &copy_input(), r0, memory);
+    for (mode, fused) in [(Mode::Checked, false), (Mode::Verified, fused)] {
+        let text = load_sized(code, Engine::Jit, mode, COPY).jited_disassembly();
+        assert_eq!(
+            text.contains("rep movsq"),
+            fused,
+            "{name} {mode:?}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn copies_words_with_a_string_copy() {
+    // From 0: c = 0, 8, ..., 312 (the first not below 312): 40 words, data[0..320) copied to
+    // data[320..640); then i = 320, c = 312, t = r1 + 312, whose byte is now data[312] =
+    // 312 * 7 + 1 = 2185 = 0x89 (mod 256).
+    let mut memory = copy_input();
+    memory.copy_within(0..320, 320);
+    let r0 = 320 << 32 | 312 << 16 | 0x89;
+    check_copy(
+        "aligned",
+        &copy_program(0, 0, 320, 312, &[]),
+        r0,
+        &memory,
+        true,
+    );
+    // From 4 to below 300: c = 4, 12, ..., 300: 38 words, data[4..308) to data[324..628); i =
+    // 308, c = 300, the byte at 300 = 2101 mod 256 = 0x35.
+    let mut memory = copy_input();
+    memory.copy_within(4..308, 324);
+    let r0 = 308 << 32 | 300 << 16 | 0x35;
+    check_copy(
+        "from 4",
+        &copy_program(4, 0, 320, 300, &[]),
+        r0,
+        &memory,
+        true,
+    );
+}
+
+#[test]
+fn copies_words_forward_over_their_own_source() {
+    // *(r4 + 8) = *(r4 + 0) for c = 0, 8, ..., 600: each word copies the one just written, so
+    // data[8..616) becomes 76 copies of the first word data[0..8); i = 608, c = 600, the byte at
+    // 600 is data[0] = 1.
+    let mut memory = copy_input();
+    for w in 1..77 {
+        memory.copy_within(0..8, 8 * w);
+    }
+    let r0 = 608 << 32 | 600 << 16 | 1;
+    check_copy(
+        "overlap",
+        &copy_program(0, 0, 8, 600, &[]),
+        r0,
+        &memory,
+        true,
+    );
+}
+
+#[test]
+fn copy_loops_left_as_loops() {
+    // A short copy (6 words, c = 0..40) runs the loop itself, after the same preamble: data[0..48)
+    // to data[320..368); i = 48, c = 40, the byte at 40 = 281 mod 256 = 0x19.
+    let mut memory = copy_input();
+    memory.copy_within(0..48, 320);
+    let r0 = 48 << 32 | 40 << 16 | 0x19;
+    check_copy(
+        "short",
+        &copy_program(0, 0, 320, 40, &[]),
+        r0,
+        &memory,
+        true,
+    );
+    // The last word loaded (r5) read after the loop: no string copy. r0 = that word, the bytes
+    // data[312..320) = 0x89, 0x90, ..., 0xba (k * 7 + 1), then i, c and t's byte as above.
+    let mut memory = copy_input();
+    memory.copy_within(0..320, 320);
+    let word = u64::from_le_bytes(copy_input()[312..320].try_into().unwrap());
+    let r0 = word | 320 << 32 | 312 << 16 | 0x89;
+    let tail = [mov64_reg(0, 5)];
+    check_copy(
+        "v read",
+        &copy_program(0, 0, 320, 312, &tail),
+        r0,
+        &memory,
+        false,
+    );
+}
+
+#[test]
+fn pooled_constants_read_in_place() {
+    // Constants used in a loop are rebuilt once per run into the pool, and its compares and ALU
+    // operations read them there (`jit/blind.rs`, `pooled`). Three iterations (i = 0x10000,
+    // 0x20000, 0x30000): w3 = 3 * -0x1234567 mod 2^32 = 0xfc962fcb (32-bit, the low half of the
+    // slot), r4 = -0x1234567 sign-extended (xored three times) = 0xfffffffffedcba99, and
+    // `if w2 > 0x7654321` (32-bit, never taken). r0 = r3 ^ r4 = 0xffffffff024a9552.
+    let code = [
+        mov64_imm(2, 0),
+        mov64_imm(3, 0),
+        mov64_imm(4, 0),
+        alu32_imm(ALU_ADD, 3, -0x123_4567),
+        alu64_imm(ALU_XOR, 4, -0x123_4567),
+        alu64_imm(ALU_ADD, 2, 0x10000),
+        Insn::new(CLASS_JMP32 | JMP_JGT | SRC_K, 2, 0, 3, 0x765_4321),
+        Insn::new(CLASS_JMP | JMP_JLT | SRC_K, 2, 0, -5, 0x30000),
+        mov64_reg(0, 3),
+        alu64_reg(ALU_XOR, 0, 4),
+        exit(),
+    ];
+    check("pool", &code, 0xffff_ffff_024a_9552, &input());
+    for mode in [Mode::Checked, Mode::Verified] {
+        let text = load(&code, Engine::Jit, mode).jited_disassembly();
+        // r3 is r9 and r2 r8 (`jit/compile.rs`, `REG`).
+        for read in ["add r9d,[rsp+", "cmp r8d,[rsp+"] {
+            assert!(text.contains(read), "{read} {mode:?}:\n{text}");
+        }
+    }
 }

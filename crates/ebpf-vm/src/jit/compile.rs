@@ -10,12 +10,14 @@
 //! - `memory`: loads, stores, atomics, packet loads and their checks (groups included);
 //! - `control`: jumps, exits, calls, the budget meter and refunds;
 //! - `fast_loop`: counted loops, their head check and unchecked copy;
+//! - `copy_loop`: a proved word-copy loop as one `rep movsq` (unmetered code);
 //! - `lookup`: map lookups without the stub at proved call sites;
 //! - `snippets`: the out-of-line code of each site;
 //! - `stubs`: the prologues and the shared stubs.
 
 mod alu;
 mod control;
+mod copy_loop;
 mod fast_loop;
 mod lookup;
 mod memory;
@@ -374,6 +376,14 @@ pub fn compile(
         } else {
             None
         };
+        // A proved copy loop's preamble copies with `rep movsq` and goes on after the loop (it
+        // takes no more than a head check would: the bound below counts it so).
+        if loop_head && fast.is_none() && n == 7 {
+            let pre = c.a.pos();
+            if c.copy_loop(pc) && c.a.pos() - pre > MAX_GUARD_BYTES {
+                return Err(format!("copy loop at {pc} over its bound"));
+            }
+        }
         // A fast loop runs in its aligned copy; here only its head check runs, once per entry.
         if loop_head && fast.is_none() {
             c.a.align(LOOP_ALIGN);
