@@ -11,6 +11,7 @@
 //! - `control`: jumps, exits, calls, the budget meter and refunds;
 //! - `fast_loop`: counted loops, their head check and unchecked copy;
 //! - `copy_loop`: a proved word-copy loop as one `rep movsq` (unmetered code);
+//! - `sum_loop`: a proved byte-sum loop as `psadbw` over 16 bytes at a time (unmetered code);
 //! - `lookup`: map lookups without the stub at proved call sites;
 //! - `snippets`: the out-of-line code of each site;
 //! - `stubs`: the prologues and the shared stubs.
@@ -25,6 +26,7 @@ mod select;
 mod shape;
 mod snippets;
 mod stubs;
+mod sum_loop;
 
 pub use shape::{blocks, chains};
 
@@ -376,12 +378,15 @@ pub fn compile(
         } else {
             None
         };
-        // A proved copy loop's preamble copies with `rep movsq` and goes on after the loop (it
-        // takes no more than a head check would: the bound below counts it so).
-        if loop_head && fast.is_none() && n == 7 {
+        // A proved copy loop's preamble copies with `rep movsq` and goes on after the loop; so
+        // does a proved byte-sum loop's, with `psadbw`. Outside a fast loop the loop's own back
+        // jump comes to its head, so the preamble goes before it: only falling into the loop
+        // runs it. (It takes no more than a head check would: the bound below counts it so.)
+        if loop_head && fast.is_none() && (n == 6 || n == 7) {
             let pre = c.a.pos();
-            if c.copy_loop(pc) && c.a.pos() - pre > MAX_GUARD_BYTES {
-                return Err(format!("copy loop at {pc} over its bound"));
+            let done = (n == 7 && c.copy_loop(pc)) || c.sum_loop(pc);
+            if done && c.a.pos() - pre > MAX_GUARD_BYTES {
+                return Err(format!("copy or sum loop at {pc} over its bound"));
             }
         }
         // A fast loop runs in its aligned copy; here only its head check runs, once per entry.
@@ -392,6 +397,14 @@ pub fn compile(
         offsets[pc] = start as u32;
         c.a.bind(c.label(pc));
         let mut start = start;
+        // A fast loop's back jumps go to its copy: the preamble of a byte-sum loop (see above)
+        // goes at its head, where every entry to the loop comes, before the head check.
+        if fast.is_some() && (n == 6 || n == 7) && c.sum_loop(pc) {
+            if c.a.pos() - start > MAX_GUARD_BYTES {
+                return Err(format!("sum loop at {pc} over its bound"));
+            }
+            start = c.a.pos();
+        }
         if n > 0 {
             if let Some((chain_entries, _)) = c.coverage {
                 let counted = c.a.pos();
