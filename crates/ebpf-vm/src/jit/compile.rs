@@ -64,8 +64,8 @@ pub const MAX_SNIPPET_BYTES: usize =
 pub const LOOP_ALIGN: usize = 64;
 /// Upper bound on the check a fast loop does at its head (see `loops`); its fixed part has room
 /// for a blinded bound (14 bytes where the plain one takes up to 7) and its store in
-/// `Ctx::loop_limit` (8).
-pub const MAX_GUARD_BYTES: usize = 56 + 40 * loops::MAX_ACCESSES;
+/// `Ctx::loop_limit` (8), and for a byte-sum loop's preamble before it (`sum_loop`).
+pub const MAX_GUARD_BYTES: usize = 56 + 40 * loops::MAX_ACCESSES + sum_loop::PREAMBLE_BYTES;
 /// Upper bound on the two prologues, the pool's fill (22 bytes a constant) and the shared stubs.
 pub const MAX_FIXED_BYTES: usize = 2048 + 24 * POOL_SLOTS;
 
@@ -378,33 +378,22 @@ pub fn compile(
         } else {
             None
         };
-        // A proved copy loop's preamble copies with `rep movsq` and goes on after the loop; so
-        // does a proved byte-sum loop's, with `psadbw`. Outside a fast loop the loop's own back
-        // jump comes to its head, so the preamble goes before it: only falling into the loop
-        // runs it. (It takes no more than a head check would: the bound below counts it so.)
-        if loop_head && fast.is_none() && (n == 6 || n == 7) {
-            let pre = c.a.pos();
-            let done = (n == 7 && c.copy_loop(pc)) || c.sum_loop(pc);
-            if done && c.a.pos() - pre > MAX_GUARD_BYTES {
-                return Err(format!("copy or sum loop at {pc} over its bound"));
-            }
-        }
         // A fast loop runs in its aligned copy; here only its head check runs, once per entry.
         if loop_head && fast.is_none() {
+            // A proved copy loop's preamble copies with `rep movsq` and goes on after the loop;
+            // so does a proved byte-sum loop's, with `psadbw` (in a fast loop, its head check
+            // starts with it: `guard`). The loop's own back jump comes to its head, so the
+            // preamble goes before it: only falling into the loop runs it. (It takes no more
+            // than a head check would: the bound below counts it so.)
+            if n == 6 || n == 7 {
+                c.loop_preamble(pc, n)?;
+            }
             c.a.align(LOOP_ALIGN);
         }
         let start = c.a.pos();
         offsets[pc] = start as u32;
         c.a.bind(c.label(pc));
         let mut start = start;
-        // A fast loop's back jumps go to its copy: the preamble of a byte-sum loop (see above)
-        // goes at its head, where every entry to the loop comes, before the head check.
-        if fast.is_some() && (n == 6 || n == 7) && c.sum_loop(pc) {
-            if c.a.pos() - start > MAX_GUARD_BYTES {
-                return Err(format!("sum loop at {pc} over its bound"));
-            }
-            start = c.a.pos();
-        }
         if n > 0 {
             if let Some((chain_entries, _)) = c.coverage {
                 let counted = c.a.pos();
@@ -533,6 +522,20 @@ pub fn compile(
 }
 
 impl Compiler<'_> {
+    /// Before the head of a loop of `n` instructions that is no fast loop, the preamble of a
+    /// copy loop or a byte-sum loop (see the caller), if it is one. Not inlined: it runs at few
+    /// loop heads, and the main pass stays lean (a call there cost a verified `parse_fixed`
+    /// load's JIT part ~2.7k of its ~174k instructions under callgrind).
+    #[inline(never)]
+    fn loop_preamble(&mut self, pc: usize, n: u32) -> Result<(), String> {
+        let pre = self.a.pos();
+        let done = (n == 7 && self.copy_loop(pc)) || self.sum_loop(pc);
+        if done && self.a.pos() - pre > MAX_GUARD_BYTES {
+            return Err(format!("copy or sum loop at {pc} over its bound"));
+        }
+        Ok(())
+    }
+
     /// Whether register `r` is live after the instruction at `slot`, which falls through.
     fn live_after(&mut self, slot: usize, r: u8) -> bool {
         let analysis = self.analysis;
@@ -618,6 +621,16 @@ fn pooled(insns: &[Insn], shape: &Shape) -> Vec<i32> {
     counts.sort_by_key(|&(c, n)| (std::cmp::Reverse(n), c));
     counts.truncate(POOL_SLOTS);
     counts.into_iter().map(|(c, _)| c).collect()
+}
+
+/// With blinding, for a constant worth it that the code's entry rebuilt into the pool, where it
+/// is (an operand any width reads: see `Blinder::pooled`); tested after `worth_blinding`, so
+/// that most immediates cost no search of the pool.
+fn pool_slot(blind: &Option<Blinder>, imm: i32) -> Option<Mem> {
+    match blind {
+        Some(b) if worth_blinding(imm as i64 as u64) => b.pooled(imm),
+        _ => None,
+    }
 }
 
 /// With blinding, for a constant worth it, `reg = imm` as a `w`-wide instruction sees its

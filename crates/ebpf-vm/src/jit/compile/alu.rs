@@ -3,7 +3,7 @@
 //! idiom `x << k | x >> (64 - k)` fused into a `rol` (`rotate`), and multiplications by 3, 5 and
 //! 9 (`dst = src; dst *= 5` as well) into a `lea`.
 
-use super::{blinded, ctx, Compiler, Folded, DATA_NEG, REG};
+use super::{blinded, ctx, pool_slot, Compiler, Folded, DATA_NEG, REG};
 use crate::isa::opcodes::*;
 use crate::isa::Insn;
 use crate::jit::blind::worth_blinding;
@@ -149,14 +149,15 @@ impl Compiler<'_> {
         {
             return 0;
         }
-        if first ^ cls == ALU_NEG {
-            return self.select(pc, avail);
-        }
         self.idiom_at(pc, avail)
     }
 
     #[inline(never)]
     fn idiom_at(&mut self, pc: usize, avail: usize) -> usize {
+        let first = self.insns[pc].opcode;
+        if first ^ class(first) == ALU_NEG {
+            return self.select(pc, avail);
+        }
         let within = |n: usize| {
             n <= avail
                 && pc + n <= self.insns.len()
@@ -267,7 +268,7 @@ impl Compiler<'_> {
         if let Some(o) = simple {
             if x {
                 a.alu_rr(o, w, d, s);
-            } else if let Some(m) = blind.as_ref().and_then(|b| b.pooled(imm)) {
+            } else if let Some(m) = pool_slot(blind, imm) {
                 // A loop's pooled constant, read in place (no load into rax first).
                 a.alu_rm(o, w, d, m);
             } else if blinded(a, blind, w, RAX, imm) {

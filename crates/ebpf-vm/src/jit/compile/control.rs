@@ -5,7 +5,8 @@
 use super::snippets::Snippet;
 use super::stubs::frame_slot;
 use super::{
-    blinded, ctx, Compiler, CondLayout, BUDGET, DATA_NEG, MAX_CALL_FRAMES, REG, STACK_FRAME_SIZE,
+    blinded, ctx, pool_slot, Compiler, CondLayout, BUDGET, DATA_NEG, MAX_CALL_FRAMES, REG,
+    STACK_FRAME_SIZE,
 };
 use crate::isa::opcodes::*;
 use crate::isa::Insn;
@@ -140,11 +141,8 @@ impl Compiler<'_> {
                 } else if self.fast.as_ref().is_some_and(|f| f.limit_at == Some(pc)) {
                     // A fast loop's blinded bound, rebuilt once by its head check.
                     self.a.alu_rm(Alu::Cmp, w, d, ctx(OFF_LOOP_LIMIT));
-                } else if let Some(m) = self
-                    .blind
-                    .as_ref()
-                    .and_then(|b| b.pooled(insn.imm))
-                    .filter(|_| cond != JMP_JSET)
+                } else if let Some(m) =
+                    pool_slot(&self.blind, insn.imm).filter(|_| cond != JMP_JSET)
                 {
                     // A loop's pooled bound, compared in place (no load into rax first).
                     self.a.alu_rm(Alu::Cmp, w, d, m);

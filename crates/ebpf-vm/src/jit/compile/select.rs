@@ -88,6 +88,7 @@ impl Compiler<'_> {
     /// The masked select at `pc` (see the file's comment) within the `avail` instructions left
     /// in its block, when t is 0 or 1 and was branched on; returns how many instructions it
     /// emitted (0: none, nothing was emitted).
+    #[inline(never)]
     pub(super) fn select(&mut self, pc: usize, avail: usize) -> usize {
         let Some(s) = select_idiom(self.insns, pc) else {
             return 0;
@@ -102,8 +103,8 @@ impl Compiler<'_> {
             return 0;
         }
         if s.between {
-            let insn = self.insns[pc + 1];
-            self.alu(&insn);
+            // Through `insn`, `alu`'s one caller (kept so, it stays inlined there).
+            self.insn(pc + 1);
         }
         let w = if s.wide { W::B64 } else { W::B32 };
         let (t, y, a) = (REG[s.t as usize], REG[s.y as usize], REG[s.a as usize]);

@@ -27,6 +27,8 @@ use crate::jit::x86::*;
 
 /// Fewer bytes than this are summed by the loop itself.
 const MIN_BYTES: i32 = 64;
+/// Upper bound on the preamble's bytes (about 175 with a blinded bound rebuilt in place).
+pub const PREAMBLE_BYTES: usize = 192;
 
 /// A matched byte-sum loop; registers are eBPF registers.
 #[derive(Debug, PartialEq, Eq)]
@@ -104,7 +106,7 @@ impl Compiler<'_> {
             REG[s.i as usize],
             REG[s.acc as usize],
         );
-        let after = self.label(head + s.n);
+        let (after, pre) = (self.label(head + s.n), self.a.pos());
         let (a, blind) = (&mut self.a, &mut self.blind);
         let (plain, wide, tail, done) =
             (a.new_label(), a.new_label(), a.new_label(), a.new_label());
@@ -152,6 +154,7 @@ impl Compiler<'_> {
         a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
         a.jmp(after);
         a.bind(plain);
+        debug_assert!(a.pos() - pre <= PREAMBLE_BYTES);
         true
     }
 }
