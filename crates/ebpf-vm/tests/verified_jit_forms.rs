@@ -524,39 +524,36 @@ fn select_program(k: i16, body: &[Insn]) -> Vec<Insn> {
     code
 }
 
-/// The input with data[8..32] = t, y, a (little-endian).
-fn select_memory(t: u64, y: u64, a: u64) -> Vec<u8> {
-    let mut m = input();
-    for (at, v) in [(8, t), (16, y), (24, a)] {
-        m[at..at + 8].copy_from_slice(&v.to_le_bytes());
+/// Runs `select_program(k, body)` for each `(k, t, y, r3)` of `runs` (worked out by hand: t and
+/// y as the body leaves r2 and r4, r3 its r0; a stays X) as `check` does; checks that the JIT's
+/// code (both modes) has no `neg` exactly when `fused` (in the main body: metered copies out of
+/// line keep each instruction), and that in mode checked (metered) the JIT counts as many
+/// instructions as the interpreter.
+fn check_select(name: &str, body: &[Insn], runs: &[(i16, u64, u64, u64)], fused: bool) {
+    for &(k, t, y, r3) in runs {
+        let code = select_program(k, body);
+        let mut memory = input();
+        for (at, v) in [(8, t), (16, y), (24, X)] {
+            memory[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        check(name, &code, r3, &memory);
+        for mode in [Mode::Checked, Mode::Verified] {
+            let text = load(&code, Engine::Jit, mode).jited_disassembly();
+            let main = text.split("; out-of-line").next().unwrap_or_default();
+            assert_eq!(!main.contains("neg "), fused, "{name} {mode:?}:\n{text}");
+        }
+        let count = |engine| {
+            load(&code, engine, Mode::Checked)
+                .run(&mut RunInput {
+                    data: &mut input(),
+                    budget: None,
+                })
+                .unwrap_or_else(|t| panic!("{name} {engine:?}: {t}"))
+                .insn_count
+        };
+        let counts = (count(Engine::Jit), count(Engine::Interpreter));
+        assert_eq!(counts.0, counts.1, "{name}: count");
     }
-    m
-}
-
-/// Checks `code` as `check` does, that the JIT's code (both modes) has no `neg` exactly when
-/// `fused` (in the main body: metered copies out of line keep each instruction), and that in mode checked (metered) the JIT counts as many instructions as the
-/// interpreter.
-fn check_select(name: &str, code: &[Insn], r0: u64, memory: &[u8], fused: bool) {
-    check(name, code, r0, memory);
-    for mode in [Mode::Checked, Mode::Verified] {
-        let text = load(code, Engine::Jit, mode).jited_disassembly();
-        let body = text.split("; out-of-line").next().unwrap_or_default();
-        assert_eq!(!body.contains("neg "), fused, "{name} {mode:?}:\n{text}");
-    }
-    let count = |engine| {
-        load(code, engine, Mode::Checked)
-            .run(&mut RunInput {
-                data: &mut input(),
-                budget: None,
-            })
-            .unwrap_or_else(|t| panic!("{name} {engine:?}: {t}"))
-            .insn_count
-    };
-    assert_eq!(
-        count(Engine::Jit),
-        count(Engine::Interpreter),
-        "{name}: count"
-    );
 }
 
 /// `t &= 1; r3 = 0x100; if <test> goto +1; r3 = 0x200; r4 = r6; t = -t; r4 >>= 7; t &= r4;
@@ -579,31 +576,29 @@ fn jump_imm(op: u8, dst: u8, off: i16, imm: i32) -> Insn {
     Insn::new(op | SRC_K, dst, 0, off, imm)
 }
 
+/// X ^ Y7, the select's result when t is 1.
+const X_Y7: u64 = 0x009e_1e1a_56a5_0769;
+
 #[test]
 fn selects_after_a_jump_on_the_same_bit() {
     // Odd (k = 1): t = 1, -t = all ones, t = Y7 ^ X = 0x009e1e1a56a50769; the jump on t == 0
     // falls through, r3 = 0x200. Even (k = 0): t = 0 & Y7 ^ X = X; r3 stays 0x100. Each of
     // the jumps below is taken exactly when t is 0.
     let xor = alu64_reg(ALU_XOR, 2, 5);
+    let runs = [(1, X_Y7, Y7, 0x200), (0, X, Y7, 0x100)];
     for test in [
         jump_imm(CLASS_JMP | JMP_JEQ, 2, 1, 0),
         jump_imm(CLASS_JMP32 | JMP_JEQ, 2, 1, 0),
         jump_imm(CLASS_JMP | JMP_JNE, 2, 1, 1),
     ] {
-        let odd = select_program(1, &branched_select(test, xor));
-        let memory = select_memory(0x009e_1e1a_56a5_0769, Y7, X);
-        check_select("odd", &odd, 0x200, &memory, true);
-        let even = select_program(0, &branched_select(test, xor));
-        check_select("even", &even, 0x100, &select_memory(X, Y7, X), true);
+        check_select("jump", &branched_select(test, xor), &runs, true);
     }
     // `if t & 1 goto` is taken when t is 1: r3 = 0x200 when even, 0x100 when odd.
-    let jset = jump_imm(CLASS_JMP | JMP_JSET, 2, 1, 1);
-    let memory = select_memory(0x009e_1e1a_56a5_0769, Y7, X);
+    let jset = branched_select(jump_imm(CLASS_JMP | JMP_JSET, 2, 1, 1), xor);
     check_select(
         "jset",
-        &select_program(1, &branched_select(jset, xor)),
-        0x100,
-        &memory,
+        &jset,
+        &[(1, X_Y7, Y7, 0x100), (0, X, Y7, 0x200)],
         true,
     );
 }
@@ -617,10 +612,7 @@ fn selects_with_or_and_add() {
         (ALU_ADD, 0x02e0_a0e5_68ba_9875),
     ] {
         let body = branched_select(test, alu64_reg(op, 2, 5));
-        let memory = select_memory(odd, Y7, X);
-        check_select("odd", &select_program(1, &body), 0x200, &memory, true);
-        let memory = select_memory(X, Y7, X);
-        check_select("even", &select_program(0, &body), 0x100, &memory, true);
+        check_select("op", &body, &[(1, odd, Y7, 0x200), (0, X, Y7, 0x100)], true);
     }
 }
 
@@ -628,12 +620,11 @@ fn selects_with_or_and_add() {
 fn selects_32_bit_and_from_a_top_bit() {
     // w2 &= 1; ...; w2 = -w2; r4 >>= 7 (64-bit, between); w2 &= w4; w2 ^= w5: odd, the low
     // halves' xor 0x89abcdef ^ 0xdf0eca86 = 0x56a50769; even, X's low half 0x89abcdef; both
-    // zero-extended.
-    let test = jump_imm(CLASS_JMP32 | JMP_JNE, 2, 1, 0);
+    // zero-extended. `if w2 != 0 goto` is taken when odd: r3 = 0x100 when odd, 0x200 when even.
     let body = [
         alu32_imm(ALU_AND, 2, 1),
         mov64_imm(3, 0x100),
-        test,
+        jump_imm(CLASS_JMP32 | JMP_JNE, 2, 1, 0),
         mov64_imm(3, 0x200),
         mov64_reg(4, 6),
         alu32_imm(ALU_NEG, 2, 0),
@@ -641,11 +632,8 @@ fn selects_32_bit_and_from_a_top_bit() {
         alu32_reg(ALU_AND, 2, 4),
         alu32_reg(ALU_XOR, 2, 5),
     ];
-    // `if w2 != 0 goto` is taken when odd: r3 = 0x100 when odd, 0x200 when even.
-    let memory = select_memory(0x56a5_0769, Y7, X);
-    check_select("w odd", &select_program(1, &body), 0x100, &memory, true);
-    let memory = select_memory(0x89ab_cdef, Y7, X);
-    check_select("w even", &select_program(0, &body), 0x200, &memory, true);
+    let runs = [(1, 0x56a5_0769, Y7, 0x100), (0, 0x89ab_cdef, Y7, 0x200)];
+    check_select("w", &body, &runs, true);
     // t = data[k] << 63 >> 63 (the low bit, set by a shift), no instruction between the `neg`
     // and the `and`, `if t == 0` tested: odd X ^ Y7, even X.
     let body = [
@@ -660,14 +648,10 @@ fn selects_32_bit_and_from_a_top_bit() {
         alu64_reg(ALU_AND, 2, 4),
         alu64_reg(ALU_XOR, 2, 5),
     ];
-    let memory = select_memory(0x009e_1e1a_56a5_0769, Y7, X);
-    check_select("shift odd", &select_program(1, &body), 0x200, &memory, true);
-    let memory = select_memory(X, Y7, X);
     check_select(
-        "shift even",
-        &select_program(0, &body),
-        0x100,
-        &memory,
+        "shift",
+        &body,
+        &[(1, X_Y7, Y7, 0x200), (0, X, Y7, 0x100)],
         true,
     );
 }
@@ -676,48 +660,32 @@ fn selects_32_bit_and_from_a_top_bit() {
 fn selects_left_as_masks() {
     let xor = alu64_reg(ALU_XOR, 2, 5);
     let test = jump_imm(CLASS_JMP | JMP_JEQ, 2, 1, 0);
-    // No jump on t before the select (the branch would be new): r3 = 0x100 both ways.
+    // No jump on t before the select (the branch would be new): r3 = 0x200 both ways.
     let mut body = branched_select(test, xor);
     body[2] = jump_imm(CLASS_JMP | JMP_JEQ, 3, 1, 0x55);
-    let memory = select_memory(0x009e_1e1a_56a5_0769, Y7, X);
-    check_select(
-        "untested odd",
-        &select_program(1, &body),
-        0x200,
-        &memory,
-        false,
-    );
-    check_select(
-        "untested even",
-        &select_program(0, &body),
-        0x200,
-        &select_memory(X, Y7, X),
-        false,
-    );
+    let runs = [(1, X_Y7, Y7, 0x200), (0, X, Y7, 0x200)];
+    check_select("untested", &body, &runs, false);
     // t = data[3] & 3 = 3, not 0 or 1: -3 & Y7 ^ X = 0x009e1e1a56a5076b (Y7's bit 1 kept, bit 0
     // cleared: ...86 & ...fd = ...84, ^ ...ef = ...6b).
     let mut body = branched_select(test, xor);
     body[0] = alu64_imm(ALU_AND, 2, 3);
-    let memory = select_memory(0x009e_1e1a_56a5_076b, Y7, X);
-    check_select("t = 3", &select_program(3, &body), 0x200, &memory, false);
+    check_select(
+        "t = 3",
+        &body,
+        &[(3, 0x009e_1e1a_56a5_076b, Y7, 0x200)],
+        false,
+    );
     // A path around the jump on t: `if r3 == 0x100 goto` (taken) over it to the `r4 = r6`.
     // Odd: X ^ Y7, r3 = 0x100.
-    let mut body = branched_select(jump_imm(CLASS_JMP | JMP_JEQ, 2, 1, 0), xor);
+    let mut body = branched_select(test, xor);
     body.insert(2, jump_imm(CLASS_JMP | JMP_JEQ, 3, 2, 0x100));
-    let memory = select_memory(0x009e_1e1a_56a5_0769, Y7, X);
-    check_select("around", &select_program(1, &body), 0x100, &memory, false);
+    check_select("around", &body, &[(1, X_Y7, Y7, 0x100)], false);
     // The instruction between reads t: r4 = -t (all ones when odd), then t &= r4 = -1 & -1,
     // t ^= X = !X = 0xfedcba9876543210; r4 stays all ones.
     let mut body = branched_select(test, xor);
     body[6] = mov64_reg(4, 2);
-    let memory = select_memory(0xfedc_ba98_7654_3210, u64::MAX, X);
-    check_select(
-        "t read between",
-        &select_program(1, &body),
-        0x200,
-        &memory,
-        false,
-    );
+    let runs = [(1, 0xfedc_ba98_7654_3210, u64::MAX, 0x200)];
+    check_select("t read between", &body, &runs, false);
 }
 
 #[test]
@@ -735,21 +703,8 @@ fn a_select_split_by_a_jump_target_is_not_fused() {
         alu64_reg(ALU_AND, 2, 4),
         alu64_reg(ALU_XOR, 2, 5),
     ];
-    let memory = select_memory(0x009e_1e1a_56a5_0769, Y7, X);
-    check_select(
-        "target odd",
-        &select_program(1, &body),
-        0x200,
-        &memory,
-        false,
-    );
-    check_select(
-        "target even",
-        &select_program(0, &body),
-        0x100,
-        &select_memory(X, Y, X),
-        false,
-    );
+    let runs = [(1, X_Y7, Y7, 0x200), (0, X, Y, 0x100)];
+    check_select("target", &body, &runs, false);
 }
 
 // ---- Proved word-copy loops as `rep movsq` (`jit/compile/copy_loop.rs`) ----
@@ -803,33 +758,24 @@ fn check_copy(name: &str, code: &[Insn], r0: u64, memory: &[u8], fused: bool) {
     }
 }
 
+/// `copy_program(i0, 0, 320, k)` falling in, with `end` (the last c, plus 8) and `byte` (the
+/// data's byte at the last c, which t addresses after the loop) worked out by hand: data[i0..end)
+/// copied to data[320 + i0..], i = end, c = end - 8.
+fn check_copied(name: &str, (i0, k, end, byte): (i32, i32, usize, u64), fused: bool) {
+    let mut memory = copy_input();
+    memory.copy_within(i0 as usize..end, 320 + i0 as usize);
+    let r0 = (end as u64) << 32 | ((end - 8) as u64) << 16 | byte;
+    check_copy(name, &copy_program(i0, 0, 320, k, &[]), r0, &memory, fused);
+}
+
 #[test]
 fn copies_words_with_a_string_copy() {
     // From 0: c = 0, 8, ..., 312 (the first not below 312): 40 words, data[0..320) copied to
-    // data[320..640); then i = 320, c = 312, t = r1 + 312, whose byte is now data[312] =
-    // 312 * 7 + 1 = 2185 = 0x89 (mod 256).
-    let mut memory = copy_input();
-    memory.copy_within(0..320, 320);
-    let r0 = 320 << 32 | 312 << 16 | 0x89;
-    check_copy(
-        "aligned",
-        &copy_program(0, 0, 320, 312, &[]),
-        r0,
-        &memory,
-        true,
-    );
-    // From 4 to below 300: c = 4, 12, ..., 300: 38 words, data[4..308) to data[324..628); i =
-    // 308, c = 300, the byte at 300 = 2101 mod 256 = 0x35.
-    let mut memory = copy_input();
-    memory.copy_within(4..308, 324);
-    let r0 = 308 << 32 | 300 << 16 | 0x35;
-    check_copy(
-        "from 4",
-        &copy_program(4, 0, 320, 300, &[]),
-        r0,
-        &memory,
-        true,
-    );
+    // data[320..640); t = r1 + 312, whose byte is data[312] = 312 * 7 + 1 = 2185 = 0x89 (mod
+    // 256). From 4 to below 300: c = 4, 12, ..., 300: 38 words, data[4..308) to
+    // data[324..628); the byte at 300 = 2101 mod 256 = 0x35.
+    check_copied("aligned", (0, 312, 320, 0x89), true);
+    check_copied("from 4", (4, 300, 308, 0x35), true);
 }
 
 #[test]
@@ -854,17 +800,8 @@ fn copies_words_forward_over_their_own_source() {
 #[test]
 fn copy_loops_left_as_loops() {
     // A short copy (6 words, c = 0..40) runs the loop itself, after the same preamble: data[0..48)
-    // to data[320..368); i = 48, c = 40, the byte at 40 = 281 mod 256 = 0x19.
-    let mut memory = copy_input();
-    memory.copy_within(0..48, 320);
-    let r0 = 48 << 32 | 40 << 16 | 0x19;
-    check_copy(
-        "short",
-        &copy_program(0, 0, 320, 40, &[]),
-        r0,
-        &memory,
-        true,
-    );
+    // to data[320..368); the byte at 40 = 281 mod 256 = 0x19.
+    check_copied("short", (0, 40, 48, 0x19), true);
     // The last word loaded (r5) read after the loop: no string copy. r0 = that word, the bytes
     // data[312..320) = 0x89, 0x90, ..., 0xba (k * 7 + 1), then i, c and t's byte as above.
     let mut memory = copy_input();

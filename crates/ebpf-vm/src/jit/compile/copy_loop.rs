@@ -95,12 +95,7 @@ impl Compiler<'_> {
         if !self.proved[head + 3] || !self.proved[head + 4] || self.live_after(head + 6, cl.v) {
             return false;
         }
-        let (i, c, b, t) = (
-            REG[cl.i as usize],
-            REG[cl.c as usize],
-            REG[cl.b as usize],
-            REG[cl.t as usize],
-        );
+        let [i, c, b, t] = [cl.i, cl.c, cl.b, cl.t].map(|r| REG[r as usize]);
         let after = self.label(head + 7);
         let (a, blind) = (&mut self.a, &mut self.blind);
         let (one, count, plain) = (a.new_label(), a.new_label(), a.new_label());

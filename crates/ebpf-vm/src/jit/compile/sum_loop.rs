@@ -100,12 +100,7 @@ impl Compiler<'_> {
         if self.shape.chains[head] as usize != s.n || !self.proved[head + 2] {
             return false;
         }
-        let (t, b, i, acc) = (
-            REG[s.t as usize],
-            REG[s.b as usize],
-            REG[s.i as usize],
-            REG[s.acc as usize],
-        );
+        let [t, b, i, acc] = [s.t, s.b, s.i, s.acc].map(|r| REG[r as usize]);
         let (after, pre) = (self.label(head + s.n), self.a.pos());
         let (a, blind) = (&mut self.a, &mut self.blind);
         let (plain, wide, tail, done) =
