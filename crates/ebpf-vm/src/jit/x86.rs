@@ -778,6 +778,19 @@ impl Asm {
         self.put_rel32(l, |e| e.bytes(&[0x0f, 0x80 | c as u8]));
     }
 
+    /// `jcc rel8` to a place a few bytes on, bound later with `bind_short`: for a jump over one
+    /// short instruction, 2 bytes where `jcc` takes 6 (and no fixup). Returns where its offset is.
+    pub fn jcc_short(&mut self, c: Cond) -> usize {
+        self.put(|e| e.bytes(&[0x70 | c as u8, 0]));
+        self.end - 1
+    }
+
+    /// Points the `jcc_short` whose offset is at `at` here.
+    pub fn bind_short(&mut self, at: usize) {
+        let rel = i8::try_from(self.end - (at + 1)).expect("a short jump within 127 bytes");
+        self.buf[at] = rel as u8;
+    }
+
     pub fn call(&mut self, l: Label) {
         self.put_rel32(l, |e| e.byte(0xe8));
     }
@@ -949,5 +962,18 @@ mod tests {
             code,
             [0xe9, 1, 0, 0, 0, 0xcc, 0x0f, 0x84, 0xfa, 0xff, 0xff, 0xff]
         );
+    }
+
+    #[test]
+    fn short_jumps_over_what_follows() {
+        // je +3 over `xor r8, r9` (4d 31 c8); jne +0.
+        let code = enc(|a| {
+            let at = a.jcc_short(Cond::E);
+            a.alu_rr(Alu::Xor, W::B64, R8, R9);
+            a.bind_short(at);
+            let at = a.jcc_short(Cond::Ne);
+            a.bind_short(at);
+        });
+        assert_eq!(code, [0x74, 3, 0x4d, 0x31, 0xc8, 0x75, 0]);
     }
 }

@@ -141,10 +141,11 @@ impl Compiler<'_> {
     pub(super) fn idiom(&mut self, pc: usize, avail: usize) -> usize {
         // Both idioms start with a register move, and a rotate may start with a shift by an
         // immediate: most instructions are neither (this runs for every instruction at load).
+        // A masked select starts with a `neg` (`select`).
         let first = self.insns[pc].opcode;
         let cls = class(first);
         if !matches!(cls, CLASS_ALU | CLASS_ALU64)
-            || !matches!(first ^ cls, op if op == ALU_MOV | SRC_X || op == ALU_LSH || op == ALU_RSH)
+            || !matches!(first ^ cls, op if op == ALU_MOV | SRC_X || op == ALU_LSH || op == ALU_RSH || op == ALU_NEG)
         {
             return 0;
         }
@@ -153,6 +154,10 @@ impl Compiler<'_> {
 
     #[inline(never)]
     fn idiom_at(&mut self, pc: usize, avail: usize) -> usize {
+        let first = self.insns[pc].opcode;
+        if first ^ class(first) == ALU_NEG {
+            return self.select(pc, avail);
+        }
         let within = |n: usize| {
             n <= avail
                 && pc + n <= self.insns.len()

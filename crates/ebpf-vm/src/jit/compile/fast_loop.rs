@@ -35,6 +35,11 @@ impl Compiler<'_> {
     /// the copy starts, where its fill starts (a fill loop's, see `fill`), and whether the bound,
     /// a blinded constant, was left in `Ctx::loop_limit`.
     pub(super) fn guard(&mut self, fl: &FastLoop) -> (Label, Option<Label>, bool) {
+        // A byte-sum loop's preamble comes first (its compare is the fifth after the head):
+        // every entry to the loop comes here, its back jumps go to the copy.
+        if let Some(head) = fl.cmp.checked_sub(5) {
+            self.sum_loop(head);
+        }
         let fail = self.a.new_label();
         let top = self.a.new_label();
         // Coverage counts chain entries, which a fill does not make.
