@@ -9,6 +9,7 @@
 //! - `memory`: loads, stores, atomics, packet loads and their checks (groups included);
 //! - `control`: jumps, exits, calls, the budget meter and refunds;
 //! - `fast_loop`: counted loops, their head check and unchecked copy;
+//! - `select`: a conditional jump over one register instruction, as a conditional move;
 //! - `lookup`: map lookups without the stub at proved call sites;
 //! - `snippets`: the out-of-line code of each site;
 //! - `stubs`: the prologues and the shared stubs.
@@ -18,6 +19,7 @@ mod control;
 mod fast_loop;
 mod lookup;
 mod memory;
+mod select;
 mod shape;
 mod snippets;
 mod stubs;
@@ -500,7 +502,8 @@ pub fn compile(
                 && pc + 1 < insns.len()
                 && c.shape.chains[pc + 1] == 0
                 && (c.mov_add(pc) || (layouts && c.cond_over_ja(pc)));
-            let lone = idiom == 0 && !fused && layouts && c.jump_over_ja(pc);
+            // Both put `pc + 1` out of line, for the jumps to it.
+            let lone = idiom == 0 && !fused && layouts && (c.jump_over_ja(pc) || c.select(pc));
             (idiom, fused, lone)
         };
         if idiom > 0 {
@@ -516,7 +519,8 @@ pub fn compile(
             c.a.bind(c.label(pc + 1));
             c.block_k += 1;
         } else if lone {
-            // The `ja` after it went out of line (its label is bound there).
+            // The `ja` or the select's instruction after it went out of line (its label is bound
+            // there).
             offsets[pc + 1] = c.a.pos() as u32;
         } else {
             // Only a checked access opens a group (tested here: `group` is not inlined).
