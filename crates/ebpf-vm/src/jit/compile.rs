@@ -281,6 +281,9 @@ struct Compiler<'a> {
     /// A `t = b; t += x` left unemitted (see `fold`): the proved accesses through `t` up to slot
     /// `last` address `[b + x + off]` instead.
     folded: Option<Folded>,
+    /// While the head check of a fast loop whose copy follows it is emitted: where the check's
+    /// failure goes (the ordinary chain), bound after the copy (see `guard`).
+    inline_fail: Option<Label>,
     analysis: &'a Analysis,
     /// By slot, for an instruction that falls through: the registers live after it (bit r for
     /// r); computed when a fold first needs it and the code after does not decide it
@@ -412,6 +415,7 @@ pub fn compile(
         proved,
         metered,
         folded: None,
+        inline_fail: None,
         lookups,
         tables: Vec::new(),
         copy_pcs: Vec::new(),
@@ -457,7 +461,13 @@ pub fn compile(
                 start += c.a.pos() - counted;
             }
             // A fast loop's head check comes first: its copy meters itself.
+            // Unmetered, a fast loop's copy follows its head check, which falls into it (one
+            // taken jump fewer per entry; clang falls into its loops); a fill jumps elsewhere.
+            let inline = !c.metered
+                && c.coverage.is_none()
+                && fast.as_ref().is_some_and(|fl| fl.fill.is_none());
             let guarded = fast.map(|fl| {
+                c.inline_fail = inline.then(|| c.a.new_label());
                 let g = c.a.pos();
                 let (top, fill_at, stored) = c.guard(&fl);
                 let accesses = fl.accesses.iter().map(|acc| acc.pc).collect::<Vec<_>>();
@@ -474,8 +484,7 @@ pub fn compile(
                 }
                 start += bytes;
                 let checked = c.a.new_label();
-                c.a.bind(checked);
-                c.snippets.push(Snippet::FastLoop(LoopCopy {
+                let copy = LoopCopy {
                     head: pc,
                     n,
                     top,
@@ -485,7 +494,19 @@ pub fn compile(
                     rotated,
                     limit_at,
                     fill,
-                }));
+                };
+                if let Some(fail) = c.inline_fail.take() {
+                    let at = c.a.pos();
+                    c.fast_copy(copy);
+                    c.folded = None;
+                    c.a.bind(fail);
+                    c.block_n = n;
+                    c.block_k = 0;
+                    start += c.a.pos() - at;
+                } else {
+                    c.snippets.push(Snippet::FastLoop(copy));
+                }
+                c.a.bind(checked);
             }
         }
         let starts = STARTS[insns[pc].opcode as usize];

@@ -81,9 +81,14 @@ impl Compiler<'_> {
             a.alu_rm(Alu::Cmp, W::B64, RAX, len);
             a.jcc(Cond::A, fail);
         }
-        // The fill, when there is one, starts with rcx = m.
-        a.jmp(fill.unwrap_or(top));
-        a.bind(fail);
+        // The fill, when there is one, starts with rcx = m. A copy that follows is fallen into,
+        // and the ordinary chain after it is where a failed check goes.
+        if self.inline_fail.is_some() {
+            self.inline_fail = Some(fail);
+        } else {
+            a.jmp(fill.unwrap_or(top));
+            a.bind(fail);
+        }
         let stored = matches!(fl.limit, Limit::Imm(v) if worth_blinding(v as i64 as u64))
             && self.blind.is_some();
         (top, fill, stored)
