@@ -1,9 +1,13 @@
-//! Two forms of the JIT's unmetered code (mode verified), against values worked out by hand:
+//! Three forms of the JIT's unmetered code (mode verified), against values worked out by hand:
 //! a tree of conditional jumps on a register masked just before, run through a jump table
-//! (`jit/compile/switch.rs`); and constants that the code's entry rebuilt once (blinded, in
-//! `Ctx::pool`) taken as a memory operand by compares and ALU instructions (`cmp r, [slot]`).
-//! Every program runs on both engines in both modes (the table applies to mode verified only;
-//! mode checked meters, and keeps its compares).
+//! (`jit/compile/switch.rs`); constants that the code's entry rebuilt once (blinded, in
+//! `Ctx::pool`) taken as a memory operand by compares and ALU instructions (`cmp r, [slot]`);
+//! and a conditional jump over one register instruction (`if c goto +1; r += k`, `r -= k`,
+//! `r = s`) as a conditional move (`jit/compile/select.rs`): each compare width and kind, both
+//! ways of each jump, 32-bit results (the upper half cleared when the instruction runs, kept when
+//! it is jumped over), the compared register itself moved, another jump into the instruction, and
+//! a loop counting with it. Every program runs on both engines in both modes (these forms apply
+//! to mode verified only; mode checked meters, and keeps its compares and jumps).
 
 mod common;
 
@@ -343,4 +347,205 @@ fn pooled_constants_as_operands() {
             assert!(folded, "{mode:?}: no {op}from the pool:\n{text}");
         }
     }
+}
+
+/// Whether the JIT's code in mode verified has a conditional move, and never in mode checked.
+fn selects(code: &[Insn]) -> bool {
+    let checked = load(code, Engine::Jit, Mode::Checked).jited_disassembly();
+    assert!(!checked.contains("cmov"), "mode checked:\n{checked}");
+    let text = load(code, Engine::Jit, Mode::Verified).jited_disassembly();
+    text.contains("cmov")
+}
+
+/// `if dst <op> src goto +off` (register form) of class `cls`.
+fn jx(cls: u8, op: u8, dst: u8, src: u8, off: i16) -> Insn {
+    Insn::new(cls | op | SRC_X, dst, src, off, 0)
+}
+
+/// `if dst <op> imm goto +off` of class `cls`.
+fn jk(cls: u8, op: u8, dst: u8, imm: i32, off: i16) -> Insn {
+    Insn::new(cls | op | SRC_K, dst, 0, off, imm)
+}
+
+/// r2 = data[0], r3 = data[1], r0 = `r0`, then `jump` over `body`, then exit.
+fn hammock(r0: u64, jump: Insn, body: Insn) -> Vec<Insn> {
+    let mut code = vec![ldxb(2, 1, 0), ldxb(3, 1, 1)];
+    code.extend(lddw(0, r0));
+    code.extend([jump, body, exit()]);
+    code
+}
+
+#[test]
+fn add_runs_unless_jumped_over() {
+    // if r2 > r3 goto +1; r0 += 1 (r0 = 5).
+    let code = hammock(5, jx(CLASS_JMP, JMP_JGT, 2, 3, 1), alu64_imm(ALU_ADD, 0, 1));
+    assert!(selects(&code));
+    // 3 > 7 is false: the add runs.
+    check("jgt, not taken", &code, [3, 7, 0, 0, 0, 0, 0, 0], 6);
+    // 9 > 7: jumped over.
+    check("jgt, taken", &code, [9, 7, 0, 0, 0, 0, 0, 0], 5);
+    // Equal: 7 > 7 is false.
+    check("jgt, equal", &code, [7, 7, 0, 0, 0, 0, 0, 0], 6);
+}
+
+#[test]
+fn add32_clears_the_upper_half_only_when_it_runs() {
+    // if w2 <= 5 goto +1; w0 += 0x20, r0 = 0xffff_ffff_ffff_fff0.
+    let code = hammock(
+        0xffff_ffff_ffff_fff0,
+        jk(CLASS_JMP32, JMP_JLE, 2, 5, 1),
+        alu32_imm(ALU_ADD, 0, 0x20),
+    );
+    assert!(selects(&code));
+    // 9 <= 5 is false: w0 = 0xffff_fff0 + 0x20 = 0x1_0000_0010, truncated and zero-extended.
+    check("w0 += 0x20 runs", &code, [9, 0, 0, 0, 0, 0, 0, 0], 0x10);
+    // 3 <= 5: r0 keeps all 64 bits.
+    check(
+        "w0 += 0x20 jumped over",
+        &code,
+        [3, 0, 0, 0, 0, 0, 0, 0],
+        0xffff_ffff_ffff_fff0,
+    );
+}
+
+#[test]
+fn sub_after_a_signed_compare() {
+    // r2 = data[0] - 100; if r2 s> r3 goto +1; r0 -= 3 (r0 = 10).
+    let mut code = vec![ldxb(2, 1, 0), alu64_imm(ALU_ADD, 2, -100), ldxb(3, 1, 1)];
+    code.extend(lddw(0, 10));
+    code.extend([
+        jx(CLASS_JMP, JMP_JSGT, 2, 3, 1),
+        alu64_imm(ALU_SUB, 0, 3),
+        exit(),
+    ]);
+    assert!(selects(&code));
+    // -50 s> 7 is false (unsigned it would be true): 10 - 3.
+    check("jsgt, negative", &code, [50, 7, 0, 0, 0, 0, 0, 0], 7);
+    // 100 s> 7: jumped over.
+    check("jsgt, positive", &code, [200, 7, 0, 0, 0, 0, 0, 0], 10);
+    // r0 = 1: 1 - 3 wraps to 2^64 - 2.
+    let mut wraps = code.clone();
+    wraps[3..5].copy_from_slice(&lddw(0, 1));
+    check(
+        "jsgt, wraps",
+        &wraps,
+        [50, 7, 0, 0, 0, 0, 0, 0],
+        u64::MAX - 1,
+    );
+}
+
+#[test]
+fn moves_of_both_widths() {
+    // if r2 & 4 goto +1; r0 = r3 (r0 = 0x1122_3344_5566_7788).
+    let code = hammock(
+        0x1122_3344_5566_7788,
+        jk(CLASS_JMP, JMP_JSET, 2, 4, 1),
+        mov64_reg(0, 3),
+    );
+    assert!(selects(&code));
+    check(
+        "jset, taken",
+        &code,
+        [4, 9, 0, 0, 0, 0, 0, 0],
+        0x1122_3344_5566_7788,
+    );
+    check("jset, not taken", &code, [3, 9, 0, 0, 0, 0, 0, 0], 9);
+    // r4 = 0xaaaa_bbbb_cccc_dddd; if r2 == r3 goto +1; w0 = w4.
+    let mut code = lddw(4, 0xaaaa_bbbb_cccc_dddd).to_vec();
+    code.extend(hammock(
+        0x1122_3344_5566_7788,
+        jx(CLASS_JMP, JMP_JEQ, 2, 3, 1),
+        alu32_reg(ALU_MOV, 0, 4),
+    ));
+    assert!(selects(&code));
+    check("w0 = w4 runs", &code, [1, 2, 0, 0, 0, 0, 0, 0], 0xcccc_dddd);
+    check(
+        "w0 = w4 jumped over",
+        &code,
+        [2, 2, 0, 0, 0, 0, 0, 0],
+        0x1122_3344_5566_7788,
+    );
+}
+
+#[test]
+fn the_compared_register_itself() {
+    // r0 = data[0]; if r0 > 3 goto +1; r0 += 10.
+    let code = [
+        ldxb(0, 1, 0),
+        jk(CLASS_JMP, JMP_JGT, 0, 3, 1),
+        alu64_imm(ALU_ADD, 0, 10),
+        exit(),
+    ];
+    assert!(selects(&code));
+    check("r0 <= 3", &code, [2, 0, 0, 0, 0, 0, 0, 0], 12);
+    check("r0 > 3", &code, [5, 0, 0, 0, 0, 0, 0, 0], 5);
+    check("r0 = 3", &code, [3, 0, 0, 0, 0, 0, 0, 0], 13);
+}
+
+#[test]
+fn another_jump_into_the_instruction() {
+    // As strcmp's loop leaves for `ordered++` when the strings match to the end: the add is a
+    // jump target as well, and that jump runs it.
+    let code = [
+        ldxb(2, 1, 0),
+        ldxb(3, 1, 1),
+        mov64_imm(0, 100),
+        // 3: if r2 == 0 goto 6 (the add).
+        jk(CLASS_JMP, JMP_JEQ, 2, 0, 2),
+        mov64_imm(0, 200),
+        // 5: if r2 > r3 goto 7, over the add.
+        jx(CLASS_JMP, JMP_JGT, 2, 3, 1),
+        alu64_imm(ALU_ADD, 0, 1),
+        exit(),
+    ];
+    assert!(selects(&code));
+    check("jumped into", &code, [0, 3, 0, 0, 0, 0, 0, 0], 101);
+    check("jumped over", &code, [5, 3, 0, 0, 0, 0, 0, 0], 200);
+    check("falls into", &code, [2, 3, 0, 0, 0, 0, 0, 0], 201);
+}
+
+#[test]
+fn counting_in_a_loop() {
+    // r0 = the number of data[i] <= 0x80, i < 8.
+    let code = [
+        mov64_imm(0, 0),
+        mov64_imm(2, 0),
+        // 2: loop head.
+        mov64_reg(3, 1),
+        alu64_reg(ALU_ADD, 3, 2),
+        ldxb(4, 3, 0),
+        // 5: if r4 > 0x80 goto 7.
+        jk(CLASS_JMP, JMP_JGT, 4, 0x80, 1),
+        alu64_imm(ALU_ADD, 0, 1),
+        alu64_imm(ALU_ADD, 2, 1),
+        // 8: if r2 < 8 goto 2.
+        jk(CLASS_JMP, JMP_JLT, 2, 8, -7),
+        exit(),
+    ];
+    assert!(selects(&code));
+    // <= 0x80: 0x10, 0x80, 0x00, 0x7f, 0x20.
+    check(
+        "count",
+        &code,
+        [0x10, 0x90, 0x80, 0x81, 0x00, 0xff, 0x7f, 0x20],
+        5,
+    );
+    check("none", &code, [0xff; DATA], 0);
+    check("all", &code, [0; DATA], 8);
+}
+
+#[test]
+fn not_over_more_than_one_instruction() {
+    // if r2 > r3 goto +2; r0 += 1; r0 += 2: two instructions, a jump as before.
+    let mut code = vec![ldxb(2, 1, 0), ldxb(3, 1, 1)];
+    code.extend(lddw(0, 0));
+    code.extend([
+        jx(CLASS_JMP, JMP_JGT, 2, 3, 2),
+        alu64_imm(ALU_ADD, 0, 1),
+        alu64_imm(ALU_ADD, 0, 2),
+        exit(),
+    ]);
+    assert!(!selects(&code));
+    check("over two, taken", &code, [9, 3, 0, 0, 0, 0, 0, 0], 0);
+    check("over two, not taken", &code, [1, 3, 0, 0, 0, 0, 0, 0], 3);
 }

@@ -12,11 +12,13 @@
 //! - `fast_loop`: counted loops, their head check and unchecked copy;
 //! - `copy_loop`: a proved word-copy loop as one `rep movsq` (unmetered code);
 //! - `sum_loop`: a proved byte-sum loop as `psadbw` over 16 bytes at a time (unmetered code);
+//! - `cmov`: a conditional jump over one register instruction, as a conditional move;
 //! - `lookup`: map lookups without the stub at proved call sites;
 //! - `snippets`: the out-of-line code of each site;
 //! - `stubs`: the prologues and the shared stubs.
 
 mod alu;
+mod cmov;
 mod control;
 mod copy_loop;
 mod fast_loop;
@@ -286,6 +288,9 @@ struct Compiler<'a> {
     /// A `t = b; t += x` left unemitted (see `fold`): the proved accesses through `t` up to slot
     /// `last` address `[b + x + off]` instead.
     folded: Option<Folded>,
+    /// While the head check of a fast loop whose copy follows it is emitted: where the check's
+    /// failure goes (the ordinary chain), bound after the copy (see `guard`).
+    inline_fail: Option<Label>,
     analysis: &'a Analysis,
     /// By slot, for an instruction that falls through: the registers live after it (bit r for
     /// r); computed when a fold first needs it and the code after does not decide it
@@ -417,6 +422,7 @@ pub fn compile(
         proved,
         metered,
         folded: None,
+        inline_fail: None,
         lookups,
         tables: Vec::new(),
         copy_pcs: Vec::new(),
@@ -470,7 +476,13 @@ pub fn compile(
                 start += c.a.pos() - counted;
             }
             // A fast loop's head check comes first: its copy meters itself.
+            // Unmetered, a fast loop's copy follows its head check, which falls into it (one
+            // taken jump fewer per entry; clang falls into its loops); a fill jumps elsewhere.
+            let inline = !c.metered
+                && c.coverage.is_none()
+                && fast.as_ref().is_some_and(|fl| fl.fill.is_none());
             let guarded = fast.map(|fl| {
+                c.inline_fail = inline.then(|| c.a.new_label());
                 let g = c.a.pos();
                 let (top, fill_at, stored) = c.guard(&fl);
                 let accesses = fl.accesses.iter().map(|acc| acc.pc).collect::<Vec<_>>();
@@ -487,8 +499,7 @@ pub fn compile(
                 }
                 start += bytes;
                 let checked = c.a.new_label();
-                c.a.bind(checked);
-                c.snippets.push(Snippet::FastLoop(LoopCopy {
+                let copy = LoopCopy {
                     head: pc,
                     n,
                     top,
@@ -498,7 +509,19 @@ pub fn compile(
                     rotated,
                     limit_at,
                     fill,
-                }));
+                };
+                if let Some(fail) = c.inline_fail.take() {
+                    let at = c.a.pos();
+                    c.fast_copy(copy);
+                    c.folded = None;
+                    c.a.bind(fail);
+                    c.block_n = n;
+                    c.block_k = 0;
+                    start += c.a.pos() - at;
+                } else {
+                    c.snippets.push(Snippet::FastLoop(copy));
+                }
+                c.a.bind(checked);
             }
         }
         let starts = STARTS[insns[pc].opcode as usize];
@@ -515,7 +538,9 @@ pub fn compile(
                 && pc + 1 < insns.len()
                 && c.shape.chains[pc + 1] == 0
                 && (c.mov_add(pc) || (layouts && c.cond_over_ja(pc)));
-            let lone = idiom == 0 && !fused && layouts && c.jump_over_ja(pc);
+            // Both put `pc + 1` out of line, for the jumps to it.
+            let lone =
+                idiom == 0 && !fused && layouts && (c.jump_over_ja(pc) || c.jump_as_cmov(pc));
             (idiom, fused, lone)
         };
         if idiom > 0 {
@@ -531,7 +556,8 @@ pub fn compile(
             c.a.bind(c.label(pc + 1));
             c.block_k += 1;
         } else if lone {
-            // The `ja` after it went out of line (its label is bound there).
+            // The `ja` or the conditional move's instruction after it went out of line (its label is bound
+            // there).
             offsets[pc + 1] = c.a.pos() as u32;
         } else {
             // Only a checked access opens a group (tested here: `group` is not inlined).

@@ -52,8 +52,9 @@
 //! (`Compiler::group` in `compile/memory.rs`); if it fails, a copy of those instructions with their own checks runs.
 //! Counted loops (`t = b; t += i; access [t + off]; ...; if i < n goto head`, or as clang rotates
 //! it `if i == n goto out; goto head`; one chain, no helper calls) check every covered access of
-//! every iteration once at their head and then run an out-of-line copy of the chain without those
-//! checks (`loops.rs` has the argument), unrolled twice and metered as one chain of twice the
+//! every iteration once at their head and then run a copy of the chain without those checks
+//! (`loops.rs` has the argument; out of line, or in unmetered code right after the head check,
+//! which falls into it), unrolled twice and metered as one chain of twice the
 //! length (a blinded bound is rebuilt once, by the head check, into `Ctx::loop_limit`); when that
 //! check fails, or less than two iterations of budget are left, the ordinary chain runs.
 //! The fast regions and the packet are re-read from the environment after every helper call.

@@ -98,8 +98,6 @@ impl Compiler<'_> {
 
     pub(super) fn jump(&mut self, pc: usize, insn: &Insn) {
         let op = insn.opcode;
-        let wide = class(op) == CLASS_JMP;
-        let w = if wide { W::B64 } else { W::B32 };
         let x = op & SRC_X != 0;
         match op & 0xf0 {
             JMP_JA => {
@@ -127,48 +125,8 @@ impl Compiler<'_> {
                 self.call_helper(pc);
             }
             _ if self.switch_table(pc) => {}
-            cond => {
-                let d = REG[insn.dst as usize];
-                if x {
-                    let s = REG[insn.src as usize];
-                    if cond == JMP_JSET {
-                        self.a.test_rr(w, d, s);
-                    } else {
-                        self.a.alu_rr(Alu::Cmp, w, d, s);
-                    }
-                } else if insn.imm == 0 && cond != JMP_JSET {
-                    // Same flags as `cmp d, 0` for every condition (CF = OF = 0).
-                    self.a.test_rr(w, d, d);
-                } else if self.fast.as_ref().is_some_and(|f| f.limit_at == Some(pc)) {
-                    // A fast loop's blinded bound, rebuilt once by its head check.
-                    self.a.alu_rm(Alu::Cmp, w, d, ctx(OFF_LOOP_LIMIT));
-                } else if let Some(slot) =
-                    pool_slot(&self.blind, insn.imm).filter(|_| cond != JMP_JSET)
-                {
-                    self.a.alu_rm(Alu::Cmp, w, d, slot);
-                } else if blinded(&mut self.a, &mut self.blind, w, RAX, insn.imm) {
-                    if cond == JMP_JSET {
-                        self.a.test_rr(w, d, RAX);
-                    } else {
-                        self.a.alu_rr(Alu::Cmp, w, d, RAX);
-                    }
-                } else if cond == JMP_JSET {
-                    self.a.test_ri(w, d, insn.imm);
-                } else {
-                    self.a.alu_ri(Alu::Cmp, w, d, insn.imm);
-                }
-                let cc = match cond {
-                    JMP_JEQ => Cond::E,
-                    JMP_JNE | JMP_JSET => Cond::Ne,
-                    JMP_JGT => Cond::A,
-                    JMP_JGE => Cond::Ae,
-                    JMP_JLT => Cond::B,
-                    JMP_JLE => Cond::Be,
-                    JMP_JSGT => Cond::G,
-                    JMP_JSGE => Cond::Ge,
-                    JMP_JSLT => Cond::L,
-                    _ => Cond::Le,
-                };
+            _ => {
+                let cc = self.compare(pc, insn);
                 let t = self
                     .shape
                     .target(pc)
@@ -237,6 +195,57 @@ impl Compiler<'_> {
                     self.count(fall, pc);
                 }
             }
+        }
+    }
+
+    /// The compare of the conditional jump at `pc`, and the condition on which it is taken.
+    pub(super) fn compare(&mut self, pc: usize, insn: &Insn) -> Cond {
+        let op = insn.opcode;
+        let w = if class(op) == CLASS_JMP {
+            W::B64
+        } else {
+            W::B32
+        };
+        let x = op & SRC_X != 0;
+        let cond = op & 0xf0;
+        let d = REG[insn.dst as usize];
+        if x {
+            let s = REG[insn.src as usize];
+            if cond == JMP_JSET {
+                self.a.test_rr(w, d, s);
+            } else {
+                self.a.alu_rr(Alu::Cmp, w, d, s);
+            }
+        } else if insn.imm == 0 && cond != JMP_JSET {
+            // Same flags as `cmp d, 0` for every condition (CF = OF = 0).
+            self.a.test_rr(w, d, d);
+        } else if self.fast.as_ref().is_some_and(|f| f.limit_at == Some(pc)) {
+            // A fast loop's blinded bound, rebuilt once by its head check.
+            self.a.alu_rm(Alu::Cmp, w, d, ctx(OFF_LOOP_LIMIT));
+        } else if let Some(slot) = pool_slot(&self.blind, insn.imm).filter(|_| cond != JMP_JSET) {
+            self.a.alu_rm(Alu::Cmp, w, d, slot);
+        } else if blinded(&mut self.a, &mut self.blind, w, RAX, insn.imm) {
+            if cond == JMP_JSET {
+                self.a.test_rr(w, d, RAX);
+            } else {
+                self.a.alu_rr(Alu::Cmp, w, d, RAX);
+            }
+        } else if cond == JMP_JSET {
+            self.a.test_ri(w, d, insn.imm);
+        } else {
+            self.a.alu_ri(Alu::Cmp, w, d, insn.imm);
+        }
+        match cond {
+            JMP_JEQ => Cond::E,
+            JMP_JNE | JMP_JSET => Cond::Ne,
+            JMP_JGT => Cond::A,
+            JMP_JGE => Cond::Ae,
+            JMP_JLT => Cond::B,
+            JMP_JLE => Cond::Be,
+            JMP_JSGT => Cond::G,
+            JMP_JSGE => Cond::Ge,
+            JMP_JSLT => Cond::L,
+            _ => Cond::Le,
         }
     }
 

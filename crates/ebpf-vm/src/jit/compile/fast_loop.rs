@@ -1,6 +1,7 @@
 //! Emission of counted loops (`jit::loops`): the check at the head that covers every access of
-//! every iteration, and the out-of-line copy of the chain, unrolled twice, that runs them
-//! unchecked.
+//! every iteration, and the copy of the chain, unrolled twice, that runs them unchecked: out of
+//! line in metered code, right after the check (which falls into it) in unmetered code without
+//! coverage (`Compiler::inline_fail`).
 
 use super::{
     ctx, fast_bound, is_lddw, Compiler, CondLayout, FastCopy, BUDGET, DATA_NEG, LOOP_ALIGN, REG,
@@ -30,7 +31,8 @@ pub(super) struct LoopCopy {
 impl Compiler<'_> {
     /// At the head of a fast loop (before its meter: the copy meters itself): if one check shows
     /// that every covered access of every iteration is in the data region, go to the copy
-    /// without their checks; otherwise fall through to the ordinary chain. Clobbers rax and
+    /// without their checks; otherwise fall through to the ordinary chain (or, when the copy
+    /// follows, `Compiler::inline_fail`, jump to it past the copy). Clobbers rax and
     /// rcx; reads registers only, so it is invisible to the budget. See `loops`. Returns where
     /// the copy starts, where its fill starts (a fill loop's, see `fill`), and whether the bound,
     /// a blinded constant, was left in `Ctx::loop_limit`.
@@ -86,9 +88,14 @@ impl Compiler<'_> {
             a.alu_rm(Alu::Cmp, W::B64, RAX, len);
             a.jcc(Cond::A, fail);
         }
-        // The fill, when there is one, starts with rcx = m.
-        a.jmp(fill.unwrap_or(top));
-        a.bind(fail);
+        // The fill, when there is one, starts with rcx = m. A copy that follows is fallen into,
+        // and the ordinary chain after it is where a failed check goes.
+        if self.inline_fail.is_some() {
+            self.inline_fail = Some(fail);
+        } else {
+            a.jmp(fill.unwrap_or(top));
+            a.bind(fail);
+        }
         let stored = matches!(fl.limit, Limit::Imm(v) if worth_blinding(v as i64 as u64))
             && self.blind.is_some();
         (top, fill, stored)

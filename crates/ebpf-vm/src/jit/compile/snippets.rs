@@ -55,6 +55,11 @@ pub(super) enum Snippet {
     LoneJa {
         pc: usize,
     },
+    /// The instruction a conditional move stands for (see `cmov`), for the jumps to it: the
+    /// instruction, then on to the one after it.
+    Selected {
+        pc: usize,
+    },
     /// A conditional jump taken out of the middle of a chain: give back the `adj` instructions
     /// of the chain that it skips, then go to the target.
     Refund {
@@ -151,6 +156,15 @@ impl Compiler<'_> {
                 self.block_n = 1;
                 self.block_k = 0;
                 self.insn(pc);
+            }
+            Snippet::Selected { pc } => {
+                let l = self.label(pc);
+                self.a.bind(l);
+                self.block_n = 1;
+                self.block_k = 0;
+                self.insn(pc);
+                let next = self.label(pc + 1);
+                self.a.jmp(next);
             }
             Snippet::Refund { at, adj, target } => {
                 self.a.bind(at);
