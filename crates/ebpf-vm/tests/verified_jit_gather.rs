@@ -264,3 +264,40 @@ fn bytes_through_a_moved_base_or_apart_stay_bytes() {
     ];
     check("apart", &code, 0x1416, &input(), false);
 }
+
+#[test]
+fn a_spill_between_is_passed_unless_the_bytes_are_the_stacks() {
+    // A spill of another value (r4 = 0x77) between the loads: the read is fused all the same;
+    // r0 = 0x1415 + 0x77 (read back) = 0x148c.
+    let code = [
+        mov64_imm(4, 0x77),
+        ldxb(2, 1, 5),
+        stxdw(10, 4, -8),
+        ldxb(0, 1, 4),
+        alu32_imm(ALU_LSH, 0, 8),
+        alu32_reg(ALU_OR, 0, 2),
+        ldxdw(3, 10, -8),
+        alu64_reg(ALU_ADD, 0, 3),
+        exit(),
+    ];
+    check("spill between", &code, 0x148c, &input(), true);
+    // The same where a register holds a stack address (r5 = r10, unused): a store to the stack
+    // may then be one to bytes read through another register, and ends the search.
+    let mut escaped = vec![mov64_reg(5, 10)];
+    escaped.extend(code);
+    check("stack address held", &escaped, 0x148c, &input(), false);
+    // Bytes of the stack itself: 0x0807060504030201 at r10 - 8; r3 = its first byte (0x01), then
+    // that byte is overwritten (0x99), then r0 = the second (0x02): 0x01 << 8 | 0x02 = 0x0102.
+    let mut code = lddw(2, 0x0807_0605_0403_0201).to_vec();
+    code.extend([
+        stxdw(10, 2, -8),
+        ldxb(3, 10, -8),
+        stb(10, -8, 0x99),
+        ldxb(0, 10, -7),
+        alu32_imm(ALU_LSH, 3, 8),
+        alu32_reg(ALU_OR, 3, 0),
+        mov64_reg(0, 3),
+        exit(),
+    ]);
+    check("stack bytes", &code, 0x0102, &input(), false);
+}

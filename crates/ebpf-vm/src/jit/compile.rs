@@ -12,7 +12,8 @@
 //! - `gather`: reads assembled from byte loads, as one load (proved accesses);
 //! - `lookup`: map lookups without the stub at proved call sites;
 //! - `snippets`: the out-of-line code of each site;
-//! - `stubs`: the prologues and the shared stubs.
+//! - `stubs`: the prologues and the shared stubs;
+//! - `xor_shift`: a hash's mixing step with its `xor`s reordered, off the chain's latency.
 
 mod alu;
 mod control;
@@ -24,6 +25,7 @@ mod shape;
 mod snippets;
 mod stubs;
 mod switch;
+mod xor_shift;
 
 pub use shape::{blocks, chains};
 
@@ -198,7 +200,7 @@ mod starts {
     use crate::isa::opcodes::*;
 
     /// May start an idiom (`Compiler::idiom`): a register move or a shift by an immediate, of
-    /// ALU or ALU64; register moves also start `mov_add`.
+    /// ALU or ALU64; register moves also start `mov_add` and `xor_shift`.
     pub const IDIOM: u8 = 1;
     /// A conditional jump: may start a layout around a `ja` (`cond_over_ja`, `jump_over_ja`).
     pub const COND: u8 = 2;
@@ -288,6 +290,8 @@ struct Compiler<'a> {
     folded: Option<Folded>,
     /// In the main pass: the read assembled from bytes being emitted (see `gather`).
     gather: Option<gather::Gather>,
+    /// Whether no register ever points into the stack (`gather`), found when first asked.
+    stack_private: Option<bool>,
     analysis: &'a Analysis,
     /// By slot, for an instruction that falls through: the registers live after it (bit r for
     /// r); computed when a fold first needs it and the code after does not decide it
@@ -420,6 +424,7 @@ pub fn compile(
         metered,
         folded: None,
         gather: None,
+        stack_private: None,
         lookups,
         tables: Vec::new(),
         copy_pcs: Vec::new(),
@@ -508,7 +513,10 @@ pub fn compile(
             (0, false, false)
         } else {
             // An idiom's instructions after its first are no jump targets (`idiom` checks).
-            let idiom = c.idiom(pc, usize::MAX);
+            let idiom = match c.idiom(pc, usize::MAX) {
+                0 if starts & starts::IDIOM != 0 => c.xor_shift(pc),
+                n => n,
+            };
             let fused = idiom == 0
                 && pc + 1 < insns.len()
                 && c.shape.chains[pc + 1] == 0

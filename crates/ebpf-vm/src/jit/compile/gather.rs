@@ -23,8 +23,8 @@
 
 use super::*;
 
-/// Most instructions a gather's window spans (bit masks of its slots fit a u32).
-const WINDOW: usize = 24;
+/// Most instructions a gather's window spans (bit masks of its slots fit a u64).
+const WINDOW: usize = 40;
 /// No write of a register in the window yet: its value is from before the window.
 const BEFORE: u8 = u8::MAX;
 
@@ -35,12 +35,24 @@ pub(super) struct Gather {
     end: usize,
     at: usize,
     /// Bit k: slot `first + k` is a part.
-    parts: u32,
+    parts: u64,
     dst: u8,
     base: u8,
     off: i16,
     size: u32,
     swap: bool,
+}
+
+/// What the search knows of a window so far.
+struct Scan {
+    /// By register: its last write in the window (`BEFORE`: none).
+    def: [u8; 11],
+    /// By window index: the writes a gathering instruction read (its dependencies).
+    deps: [[u8; 2]; WINDOW],
+    /// The gathering instructions (bits by window index).
+    gathered: u64,
+    /// By window index: the registers the instruction reads (bits).
+    regs: [u16; WINDOW],
 }
 
 /// What a register holds within the window: bytes `off + k` of the base at bit `shift[k]`
@@ -108,6 +120,29 @@ impl Bytes {
     }
 }
 
+/// The register an instruction of a window writes (a bit), none for a store.
+fn writes(insn: &Insn) -> u16 {
+    match class(insn.opcode) {
+        CLASS_ST | CLASS_STX => 0,
+        _ => 1 << insn.dst,
+    }
+}
+
+/// Whether no register of `insns` ever holds an address in the stack: r10 is read only as the
+/// base of a load or store (no `r = r10`, `r += r10`, store of r10, atomic with it). Then only
+/// accesses through r10 reach the stack, and a store there changes no byte a load through another
+/// register reads.
+fn stack_private(insns: &[Insn]) -> bool {
+    insns.iter().all(|i| {
+        let cls = class(i.opcode);
+        match cls {
+            CLASS_ALU | CLASS_ALU64 => i.dst != 10 && (i.opcode & SRC_X == 0 || i.src != 10),
+            CLASS_STX => i.src != 10,
+            _ => true,
+        }
+    })
+}
+
 /// Whether `op` is a byte load (`starts::GATHER`).
 pub(super) const fn byte_load(op: u8) -> bool {
     op == CLASS_LDX | MODE_MEM | SIZE_B
@@ -120,25 +155,27 @@ impl Compiler<'_> {
     pub(super) fn gather_start(&mut self, pc: usize) -> bool {
         let insns = self.insns;
         let b = insns[pc].src;
-        // By register: its last write in the window (`BEFORE`) and what it holds.
-        let mut def = [BEFORE; 11];
+        let mut w = Scan {
+            def: [BEFORE; 11],
+            deps: [[BEFORE; 2]; WINDOW],
+            gathered: 0,
+            regs: [0; WINDOW],
+        };
+        // By register: what it holds.
         let mut val: [Option<Bytes>; 11] = [None; 11];
-        // By window index: the writes a gathering instruction read (its dependencies), and the
-        // registers each instruction reads (bits).
-        let mut deps = [[BEFORE; 2]; WINDOW];
-        let mut gathered = 0u32;
-        let mut regs = [0u16; WINDOW];
+        // The registers whose value has the first byte in it: when none has, or something other
+        // than a gathering reads one, no read can start here.
+        let mut start = 0u16;
         let end = (pc + WINDOW).min(insns.len());
-        for p in pc..end {
-            let k = p - pc;
+        for (k, &insn) in insns[pc..end].iter().enumerate() {
+            let p = pc + k;
             if k > 0 && self.shape.chains[p] != 0 {
                 return false;
             }
-            let insn = insns[p];
             let (op, d, s) = (insn.opcode, insn.dst as usize, insn.src as usize);
             let cls = class(op);
             let alu = cls == CLASS_ALU || cls == CLASS_ALU64;
-            let part = if byte_load(op) && self.proved[p] && s == b as usize && def[s] == BEFORE {
+            let part = if byte_load(op) && self.proved[p] && s == b as usize && w.def[s] == BEFORE {
                 Some(Bytes::byte(insn.off))
             } else if alu && op ^ cls == ALU_LSH {
                 val[d].and_then(|v| v.shl(insn.imm))
@@ -148,9 +185,10 @@ impl Compiler<'_> {
                 None
             };
             let code = op & 0xf0;
-            let reads = match cls {
+            // The registers it reads and writes (bits).
+            let (reads, writes) = match cls {
                 CLASS_LDX if self.proved[p] && matches!(op & 0xe0, MODE_MEM | MODE_MEMSX) => {
-                    1 << s
+                    (1 << s, 1 << d)
                 }
                 // Arithmetic (no call: that is `CLASS_JMP`); a move reads no `dst`, `end` no
                 // `src`.
@@ -160,27 +198,49 @@ impl Compiler<'_> {
                     } else {
                         0
                     };
-                    if code == ALU_MOV {
-                        x
-                    } else {
-                        x | 1 << d
-                    }
+                    (if code == ALU_MOV { x } else { x | 1 << d }, 1 << d)
+                }
+                // A store to the stack frame, when no register ever points into the stack and
+                // the bytes are not the stack's (a spill, which the byte loads cannot see).
+                CLASS_ST | CLASS_STX
+                    if op & 0xe0 == MODE_MEM && d == 10 && b != 10 && self.stack_private() =>
+                {
+                    (
+                        if cls == CLASS_STX {
+                            1 << s | 1 << d
+                        } else {
+                            1 << d
+                        },
+                        0,
+                    )
                 }
                 _ => return false,
             };
-            regs[k] = reads;
+            w.regs[k] = reads;
             if part.is_some() {
-                deps[k] = if cls == CLASS_LDX {
+                w.deps[k] = if cls == CLASS_LDX {
                     [BEFORE; 2]
                 } else {
-                    [def[d], if op & SRC_X != 0 { def[s] } else { BEFORE }]
+                    [w.def[d], if op & SRC_X != 0 { w.def[s] } else { BEFORE }]
                 };
-                gathered |= 1 << k;
+                w.gathered |= 1 << k;
+                let from_start = k == 0 || (reads & start) != 0;
+                start = start & !writes | if from_start { writes } else { 0 };
+            } else if reads & start != 0 {
+                // Something else reads the first byte's value: it can be in no read.
+                return false;
+            } else {
+                start &= !writes;
             }
-            val[d] = part;
-            def[d] = k as u8;
+            if start == 0 {
+                return false;
+            }
+            if writes != 0 {
+                val[d] = part;
+                w.def[d] = k as u8;
+            }
             if let Some(read) = part.and_then(|v| v.read()) {
-                if self.gather_found(pc, k, read, &def, &deps, gathered, &regs) {
+                if self.gather_found(pc, k, read, &w) {
                     return true;
                 }
             }
@@ -190,20 +250,17 @@ impl Compiler<'_> {
 
     /// Checks that the read in register `dst` of window index `k` (written there) may be
     /// emitted as one load (see the module's comment); if so keeps it in `self.gather`.
-    fn gather_found(
-        &mut self,
-        pc: usize,
-        k: usize,
-        (size, swap): (u32, bool),
-        def: &[u8; 11],
-        deps: &[[u8; 2]; WINDOW],
-        gathered: u32,
-        regs: &[u16; WINDOW],
-    ) -> bool {
+    fn gather_found(&mut self, pc: usize, k: usize, (size, swap): (u32, bool), w: &Scan) -> bool {
+        let Scan {
+            def,
+            deps,
+            gathered,
+            regs,
+        } = w;
         let insns = self.insns;
         let dst = insns[pc + k].dst;
         // The parts: what the read came from, back to the byte loads.
-        let mut parts = 1u32 << k;
+        let mut parts = 1u64 << k;
         for j in (0..=k).rev() {
             if parts & 1 << j != 0 {
                 for &d in deps[j].iter().filter(|&&d| d != BEFORE) {
@@ -214,7 +271,8 @@ impl Compiler<'_> {
         if parts & 1 == 0 || parts & !gathered != 0 {
             return false;
         }
-        let loads = (0..=k).filter(|&j| parts & 1 << j != 0 && class(insns[pc + j].opcode) == CLASS_LDX);
+        let loads =
+            (0..=k).filter(|&j| parts & 1 << j != 0 && class(insns[pc + j].opcode) == CLASS_LDX);
         let at = loads.clone().max().unwrap_or(0);
         let off = loads.map(|j| insns[pc + j].off).min().unwrap_or(0);
         // Every other instruction: reads no part's value, and after `at` leaves `dst` alone.
@@ -223,7 +281,7 @@ impl Compiler<'_> {
         for j in 0..=k {
             let insn = insns[pc + j];
             if parts & 1 << j == 0 {
-                let (reads, writes) = (regs[j], 1u16 << insn.dst);
+                let (reads, writes) = (regs[j], writes(&insn));
                 for r in (0..11).filter(|r| reads & 1 << r != 0) {
                     if cur[r] != BEFORE && parts & 1 << cur[r] != 0 {
                         return false;
@@ -233,7 +291,9 @@ impl Compiler<'_> {
                     return false;
                 }
             }
-            cur[insn.dst as usize] = j as u8;
+            if writes(&insn) != 0 {
+                cur[insn.dst as usize] = j as u8;
+            }
         }
         // Registers left holding a part's value (the read's aside) must be dead after.
         for r in (0..11u8).filter(|&r| r != dst) {
@@ -254,6 +314,13 @@ impl Compiler<'_> {
             swap,
         });
         true
+    }
+
+    /// `stack_private` of the program, found once.
+    fn stack_private(&mut self) -> bool {
+        *self
+            .stack_private
+            .get_or_insert_with(|| stack_private(self.insns))
     }
 
     /// Emits slot `pc` of the gather being emitted: nothing for a part, the read for the last
