@@ -290,8 +290,6 @@ struct Compiler<'a> {
     folded: Option<Folded>,
     /// In the main pass: the read assembled from bytes being emitted (see `gather`).
     gather: Option<gather::Gather>,
-    /// Whether no register ever points into the stack (`gather`), found when first asked.
-    stack_private: Option<bool>,
     analysis: &'a Analysis,
     /// By slot, for an instruction that falls through: the registers live after it (bit r for
     /// r); computed when a fold first needs it and the code after does not decide it
@@ -424,7 +422,6 @@ pub fn compile(
         metered,
         folded: None,
         gather: None,
-        stack_private: None,
         lookups,
         tables: Vec::new(),
         copy_pcs: Vec::new(),

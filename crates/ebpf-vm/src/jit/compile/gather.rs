@@ -6,7 +6,8 @@
 //! three shifts and three `or`s (parse_fixed's headers).
 //!
 //! The search looks at the straight code after a proved byte load (no jump target, jump, store,
-//! call or unproved access inside), following what each register holds: a gather of bytes of
+//! call or unproved access inside, at most `WINDOW` instructions, the first byte's value waiting
+//! at most `IDLE` of them: the search runs at every proved byte load the JIT meets), following what each register holds: a gather of bytes of
 //! `[b + o..]` at bit positions, or something else. When some register comes to hold the whole
 //! read and its bytes include the first load's, the instructions it came from (its parts) emit
 //! nothing but the last byte load, which emits the word load into the read's register; every
@@ -15,7 +16,7 @@
 //! - after the last byte load, no other instruction reads or writes the read's register (it
 //!   holds the whole read from there on);
 //! - every other register whose last write in the window is a part's is dead after it
-//!   (`live_after`), and `b` keeps its value over the byte loads (checked: loads through `b`
+//!   (`live_in_line`: the search near the read, not the whole program's liveness), and `b` keeps its value over the byte loads (checked: loads through `b`
 //!   after another write of `b` are no part).
 //!
 //! Moving the earlier byte loads to the last one is sound: there is no store in between, and
@@ -24,7 +25,10 @@
 use super::*;
 
 /// Most instructions a gather's window spans (bit masks of its slots fit a u64).
-const WINDOW: usize = 40;
+const WINDOW: usize = 20;
+/// Most instructions between two that gather the first byte's value (parse_fixed's IPv4
+/// addresses: 9).
+const IDLE: usize = 10;
 /// No write of a register in the window yet: its value is from before the window.
 const BEFORE: u8 = u8::MAX;
 
@@ -55,92 +59,93 @@ struct Scan {
     regs: [u16; WINDOW],
 }
 
-/// What a register holds within the window: bytes `off + k` of the base at bit `shift[k]`
-/// (`NONE`: not in it).
+/// What a register holds within the window: in each byte lane of its low 32 bits (the lane's
+/// 8 bits of `lanes`), 1 + which byte of the base from `off` on it holds (0: none). A u32 is
+/// read big-endian from `off` when `lanes` is 0x01020304, little-endian when 0x04030201.
 #[derive(Clone, Copy)]
 struct Bytes {
-    shift: [u8; 4],
+    lanes: u32,
     off: i16,
 }
 
-const NONE: u8 = u8::MAX;
-
 impl Bytes {
     fn byte(off: i16) -> Self {
-        Bytes {
-            shift: [0, NONE, NONE, NONE],
-            off,
-        }
+        Bytes { lanes: 1, off }
     }
 
     /// Shifted left by `n`, if every byte stays within the low 32 bits.
     fn shl(self, n: i32) -> Option<Self> {
-        let mut out = self;
-        for s in out.shift.iter_mut().filter(|s| **s != NONE) {
-            let t = *s as i32 + n;
-            if n < 0 || n % 8 != 0 || t > 24 {
-                return None;
-            }
-            *s = t as u8;
+        match n {
+            8 | 16 | 24 if self.lanes >> (32 - n) == 0 => Some(Bytes {
+                lanes: self.lanes << n,
+                ..self
+            }),
+            _ => None,
         }
-        Some(out)
     }
 
-    /// The `or` of two gathers whose bytes and bit positions are disjoint, within 4 bytes.
+    /// The `or` of two gathers whose lanes are disjoint, of bytes within 4 of each other.
     fn or(self, other: Self) -> Option<Self> {
-        let off = self.off.min(other.off);
-        let mut shift = [NONE; 4];
-        let mut bits = 0u32;
-        for g in [self, other] {
-            for (k, &s) in g.shift.iter().enumerate().filter(|(_, s)| **s != NONE) {
-                let at = (g.off - off) as usize + k;
-                if at >= 4 || shift[at] != NONE || bits & 0xff << s != 0 {
+        let (lo, hi) = if self.off <= other.off {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        let d = (hi.off as i32 - lo.off as i32) as u32;
+        if d > 3 {
+            return None;
+        }
+        // 0x01 in each lane of `hi` that holds a byte.
+        let mut add = 0;
+        for k in 0..4 {
+            let lane = hi.lanes >> (8 * k) & 0xff;
+            if lane != 0 {
+                if lo.lanes >> (8 * k) & 0xff != 0 {
                     return None;
                 }
-                shift[at] = s;
-                bits |= 0xff << s;
+                add |= 1 << (8 * k);
             }
         }
-        Some(Bytes { shift, off })
+        Some(Bytes {
+            lanes: lo.lanes | (hi.lanes + d * add),
+            off: lo.off,
+        })
     }
 
     /// A whole read: its size and whether it is big-endian (a u16 or u32 of bytes `off..`).
     fn read(&self) -> Option<(u32, bool)> {
-        let n = self.shift.iter().take_while(|&&s| s != NONE).count();
-        if !(n == 2 || n == 4) || self.shift[n..].iter().any(|&s| s != NONE) {
-            return None;
-        }
-        let le = (0..n).all(|k| self.shift[k] as usize == 8 * k);
-        let be = (0..n).all(|k| self.shift[k] as usize == 8 * (n - 1 - k));
-        match (le, be) {
-            (true, _) => Some((n as u32, false)),
-            (_, true) => Some((n as u32, true)),
+        match self.lanes {
+            0x0102 => Some((2, true)),
+            0x0201 => Some((2, false)),
+            0x0102_0304 => Some((4, true)),
+            0x0403_0201 => Some((4, false)),
             _ => None,
         }
     }
 }
 
-/// The register an instruction of a window writes (a bit), none for a store.
-fn writes(insn: &Insn) -> u16 {
-    match class(insn.opcode) {
-        CLASS_ST | CLASS_STX => 0,
-        _ => 1 << insn.dst,
-    }
-}
-
-/// Whether no register of `insns` ever holds an address in the stack: r10 is read only as the
-/// base of a load or store (no `r = r10`, `r += r10`, store of r10, atomic with it). Then only
-/// accesses through r10 reach the stack, and a store there changes no byte a load through another
-/// register reads.
-fn stack_private(insns: &[Insn]) -> bool {
-    insns.iter().all(|i| {
-        let cls = class(i.opcode);
-        match cls {
-            CLASS_ALU | CLASS_ALU64 => i.dst != 10 && (i.opcode & SRC_X == 0 || i.src != 10),
-            CLASS_STX => i.src != 10,
-            _ => true,
+/// Whether the byte load at `pc` starts a read as clang orders one: its byte shifted to the top
+/// of a u32 next (`r = b[o]; r <<= 24`), or a u16's second byte loaded first
+/// (`s = b[o + 1]; r = b[o]; r <<= 8`). Other byte loads (most are a read's later bytes) are
+/// not searched from: a search costs at every byte load, and a load later in a read fails it.
+fn opens(insns: &[Insn], pc: usize) -> bool {
+    let (l, next) = (insns[pc], insns.get(pc + 1..pc + 3));
+    let lsh = |i: &Insn, r: u8, n: i32| {
+        i.dst == r
+            && i.imm == n
+            && matches!(i.opcode, o if o == CLASS_ALU | ALU_LSH || o == CLASS_ALU64 | ALU_LSH)
+    };
+    match next {
+        Some(&[a, b]) => {
+            lsh(&a, l.dst, 24)
+                || (byte_load(a.opcode)
+                    && a.src == l.src
+                    && a.dst != l.dst
+                    && a.off as i32 + 1 == l.off as i32
+                    && lsh(&b, a.dst, 8))
         }
-    })
+        _ => false,
+    }
 }
 
 /// Whether `op` is a byte load (`starts::GATHER`).
@@ -154,6 +159,9 @@ impl Compiler<'_> {
     #[inline(never)]
     pub(super) fn gather_start(&mut self, pc: usize) -> bool {
         let insns = self.insns;
+        if !opens(insns, pc) {
+            return false;
+        }
         let b = insns[pc].src;
         let mut w = Scan {
             def: [BEFORE; 11],
@@ -166,6 +174,7 @@ impl Compiler<'_> {
         // The registers whose value has the first byte in it: when none has, or something other
         // than a gathering reads one, no read can start here.
         let mut start = 0u16;
+        let mut last_part = 0;
         let end = (pc + WINDOW).min(insns.len());
         for (k, &insn) in insns[pc..end].iter().enumerate() {
             let p = pc + k;
@@ -200,23 +209,14 @@ impl Compiler<'_> {
                     };
                     (if code == ALU_MOV { x } else { x | 1 << d }, 1 << d)
                 }
-                // A store to the stack frame, when no register ever points into the stack and
-                // the bytes are not the stack's (a spill, which the byte loads cannot see).
-                CLASS_ST | CLASS_STX
-                    if op & 0xe0 == MODE_MEM && d == 10 && b != 10 && self.stack_private() =>
-                {
-                    (
-                        if cls == CLASS_STX {
-                            1 << s | 1 << d
-                        } else {
-                            1 << d
-                        },
-                        0,
-                    )
-                }
                 _ => return false,
             };
             w.regs[k] = reads;
+            if k > last_part + IDLE {
+                // The first byte's value has waited too long: a read that far apart is rare, and
+                // the search costs at every byte load.
+                return false;
+            }
             if part.is_some() {
                 w.deps[k] = if cls == CLASS_LDX {
                     [BEFORE; 2]
@@ -225,6 +225,9 @@ impl Compiler<'_> {
                 };
                 w.gathered |= 1 << k;
                 let from_start = k == 0 || (reads & start) != 0;
+                if from_start {
+                    last_part = k;
+                }
                 start = start & !writes | if from_start { writes } else { 0 };
             } else if reads & start != 0 {
                 // Something else reads the first byte's value: it can be in no read.
@@ -235,10 +238,8 @@ impl Compiler<'_> {
             if start == 0 {
                 return false;
             }
-            if writes != 0 {
-                val[d] = part;
-                w.def[d] = k as u8;
-            }
+            val[d] = part;
+            w.def[d] = k as u8;
             if let Some(read) = part.and_then(|v| v.read()) {
                 if self.gather_found(pc, k, read, &w) {
                     return true;
@@ -281,7 +282,7 @@ impl Compiler<'_> {
         for j in 0..=k {
             let insn = insns[pc + j];
             if parts & 1 << j == 0 {
-                let (reads, writes) = (regs[j], writes(&insn));
+                let (reads, writes) = (regs[j], 1u16 << insn.dst);
                 for r in (0..11).filter(|r| reads & 1 << r != 0) {
                     if cur[r] != BEFORE && parts & 1 << cur[r] != 0 {
                         return false;
@@ -291,14 +292,15 @@ impl Compiler<'_> {
                     return false;
                 }
             }
-            if writes(&insn) != 0 {
-                cur[insn.dst as usize] = j as u8;
-            }
+            cur[insn.dst as usize] = j as u8;
         }
         // Registers left holding a part's value (the read's aside) must be dead after.
         for r in (0..11u8).filter(|&r| r != dst) {
             let w = def[r as usize];
-            if w != BEFORE && parts & 1 << w != 0 && self.live_after(pc + k, r) {
+            // Only as far as the code near enough decides it: the whole program's liveness
+            // would cost more than the read saves at load.
+            let dead = || live_in_line(self.analysis, pc + k, r) == Some(false);
+            if w != BEFORE && parts & 1 << w != 0 && !dead() {
                 return false;
             }
         }
@@ -316,15 +318,9 @@ impl Compiler<'_> {
         true
     }
 
-    /// `stack_private` of the program, found once.
-    fn stack_private(&mut self) -> bool {
-        *self
-            .stack_private
-            .get_or_insert_with(|| stack_private(self.insns))
-    }
-
     /// Emits slot `pc` of the gather being emitted: nothing for a part, the read for the last
     /// byte load, and any other instruction as it is.
+    #[inline(never)]
     pub(super) fn gather_emit(&mut self, pc: usize) {
         let Some(g) = self.gather.as_ref() else {
             return;

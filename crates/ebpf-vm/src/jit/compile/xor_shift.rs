@@ -15,6 +15,7 @@ use crate::jit::x86::*;
 impl Compiler<'_> {
     /// The step starting at `pc` (a register move), emitted reordered; returns how many
     /// instructions it emitted (0: not the step, nothing emitted).
+    #[inline(never)]
     pub(super) fn xor_shift(&mut self, pc: usize) -> usize {
         let insns = self.insns;
         let Some(&[mv, sh]) = insns.get(pc..pc + 2) else {
