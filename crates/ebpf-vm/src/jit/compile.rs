@@ -9,7 +9,6 @@
 //! - `memory`: loads, stores, atomics, packet loads and their checks (groups included);
 //! - `control`: jumps, exits, calls, the budget meter and refunds;
 //! - `fast_loop`: counted loops, their head check and unchecked copy;
-//! - `gather`: reads assembled from byte loads, as one load (proved accesses);
 //! - `lookup`: map lookups without the stub at proved call sites;
 //! - `snippets`: the out-of-line code of each site;
 //! - `stubs`: the prologues and the shared stubs;
@@ -18,7 +17,6 @@
 mod alu;
 mod control;
 mod fast_loop;
-mod gather;
 mod lookup;
 mod memory;
 mod shape;
@@ -208,8 +206,6 @@ mod starts {
     pub const ACCESS: u8 = 4;
     /// `lddw`, two slots.
     pub const LDDW: u8 = 8;
-    /// A byte load: may start a read assembled from bytes (`gather`, proved loads only).
-    pub const GATHER: u8 = 16;
 
     pub(super) const fn of(op: u8) -> u8 {
         let cls = class(op);
@@ -229,9 +225,6 @@ mod starts {
         }
         if op == OP_LDDW {
             bits |= LDDW;
-        }
-        if super::gather::byte_load(op) {
-            bits |= GATHER;
         }
         bits
     }
@@ -288,8 +281,6 @@ struct Compiler<'a> {
     /// A `t = b; t += x` left unemitted (see `fold`): the proved accesses through `t` up to slot
     /// `last` address `[b + x + off]` instead.
     folded: Option<Folded>,
-    /// In the main pass: the read assembled from bytes being emitted (see `gather`).
-    gather: Option<gather::Gather>,
     analysis: &'a Analysis,
     /// By slot, for an instruction that falls through: the registers live after it (bit r for
     /// r); computed when a fold first needs it and the code after does not decide it
@@ -421,7 +412,6 @@ pub fn compile(
         proved,
         metered,
         folded: None,
-        gather: None,
         lookups,
         tables: Vec::new(),
         copy_pcs: Vec::new(),
@@ -502,10 +492,7 @@ pub fn compile(
         // With coverage, conditional jumps keep their own layout: a fall-through is counted
         // after the jump (see `jump`), which the layouts around a `ja` would move elsewhere.
         let layouts = c.coverage.is_none();
-        // Inside a gather's window every instruction is its own (no other form starts there).
-        let gathered = c.gather.is_some()
-            || (starts & starts::GATHER != 0 && c.proved[pc] && c.gather_start(pc));
-        let (idiom, fused, lone) = if gathered || starts & (starts::IDIOM | starts::COND) == 0 {
+        let (idiom, fused, lone) = if starts & (starts::IDIOM | starts::COND) == 0 {
             // Most instructions start nothing: no test of each form below.
             (0, false, false)
         } else {
@@ -536,8 +523,6 @@ pub fn compile(
         } else if lone {
             // The `ja` after it went out of line (its label is bound there).
             offsets[pc + 1] = c.a.pos() as u32;
-        } else if gathered {
-            c.gather_emit(pc);
         } else {
             // Only a checked access opens a group (tested here: `group` is not inlined).
             if starts & starts::ACCESS != 0 && c.group.is_none() && !c.proved[pc] {
