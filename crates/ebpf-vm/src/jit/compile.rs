@@ -15,7 +15,8 @@
 //! - `cmov`: a conditional jump over one register instruction, as a conditional move;
 //! - `lookup`: map lookups without the stub at proved call sites;
 //! - `snippets`: the out-of-line code of each site;
-//! - `stubs`: the prologues and the shared stubs.
+//! - `stubs`: the prologues and the shared stubs;
+//! - `xor_shift`: a hash's mixing step with its `xor`s reordered, off the chain's latency.
 
 mod alu;
 mod cmov;
@@ -30,6 +31,7 @@ mod snippets;
 mod stubs;
 mod sum_loop;
 mod switch;
+mod xor_shift;
 
 pub use shape::{blocks, chains};
 
@@ -204,7 +206,8 @@ mod starts {
     use crate::isa::opcodes::*;
 
     /// May start an idiom (`Compiler::idiom`): a register move, a shift by an immediate or a
-    /// `neg` (a masked select, `select`), of ALU or ALU64; register moves also start `mov_add`.
+    /// `neg` (a masked select, `select`), of ALU or ALU64; register moves also start `mov_add`
+    /// and `xor_shift`.
     pub const IDIOM: u8 = 1;
     /// A conditional jump: may start a layout around a `ja` (`cond_over_ja`, `jump_over_ja`).
     pub const COND: u8 = 2;
@@ -533,7 +536,10 @@ pub fn compile(
             (0, false, false)
         } else {
             // An idiom's instructions after its first are no jump targets (`idiom` checks).
-            let idiom = c.idiom(pc, usize::MAX);
+            let idiom = match c.idiom(pc, usize::MAX) {
+                0 if starts & starts::IDIOM != 0 => c.xor_shift(pc),
+                n => n,
+            };
             let fused = idiom == 0
                 && pc + 1 < insns.len()
                 && c.shape.chains[pc + 1] == 0
