@@ -286,6 +286,8 @@ struct Compiler<'a> {
     /// Found once here: a rotate asked it of all of `proved` (big, 48 rotates and 1,011 slots:
     /// ~240k of its ~990k-instruction JIT part under callgrind).
     any_proved: bool,
+    /// The program calls between functions (an `exit` may return to a caller).
+    local_calls: bool,
     /// A `t = b; t += x` left unemitted (see `fold`): the proved accesses through `t` up to slot
     /// `last` address `[b + x + off]` instead.
     folded: Option<Folded>,
@@ -417,6 +419,7 @@ pub fn compile(
         analysis,
         live_after: None,
         any_proved: proved.contains(&true),
+        local_calls: (insns.iter()).any(|i| i.opcode == OP_CALL && i.src == CALL_LOCAL),
         proved,
         metered,
         folded: None,

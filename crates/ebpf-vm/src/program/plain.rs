@@ -196,29 +196,30 @@ impl Program {
             data.as_mut_ptr() as u64
         };
         let len = data.len() as u64;
-        crate::run_space::with_run_space(|space| {
-            let stack_top = space.stack_bytes() + STACK_SIZE as u64;
-            // SAFETY: the top of the stack area `space` owns, whose `stack_frames` frames the
-            // code was compiled for (the whole area holds them all); `data` is `len` bytes the
-            // run may write, the length it was verified for (`data_len`, checked by the caller).
-            let exit = unsafe {
-                self.zero_stack(stack_top);
-                entry(addr, len, stack_top)
-            };
-            let out = RunOutput {
-                r0: exit.r0,
-                insn_count: 0,
-                exit_pc: exit.exit_pc as usize,
-            };
-            if out.r0 < FIRST_PAGE || self.options.pointer_leaks != PointerLeaks::Refuse {
-                return Ok(out);
-            }
-            self.bare_leak(space, data, out)
-        })
+        let stack_bytes = crate::run_space::bare_stack_bytes();
+        let stack_top = stack_bytes + STACK_SIZE as u64;
+        // SAFETY: the top of this thread's bare-run stack area, which no other run holds (a
+        // bare run calls nothing out), whose `stack_frames` frames the code was compiled for
+        // (the whole area holds them all); `data` is `len` bytes the run may write, the length
+        // it was verified for (`data_len`, checked by the caller).
+        let exit = unsafe {
+            self.zero_stack(stack_top);
+            entry(addr, len, stack_top)
+        };
+        let out = RunOutput {
+            r0: exit.r0,
+            insn_count: 0,
+            exit_pc: exit.exit_pc as usize,
+        };
+        if out.r0 < FIRST_PAGE || self.options.pointer_leaks != PointerLeaks::Refuse {
+            return Ok(out);
+        }
+        crate::run_space::with_run_space(|space| self.bare_leak(space, stack_bytes, data, out))
     }
 
     /// The pointer-leak check of a bare run's r0 at exit (`run_bare`), when it may be an
-    /// address: the region table and the run state's fields set to the run's memory for it to
+    /// address: the region table and the run state's fields of the thread's run space `space`
+    /// set to the run's memory (its stack the bare-run stack area at `stack_bytes`) for it to
     /// read, and put back after.
     #[cfg(target_arch = "x86_64")]
     #[cold]
@@ -226,10 +227,11 @@ impl Program {
     fn bare_leak(
         &self,
         space: &mut crate::run_space::RunSpace,
+        stack_bytes: u64,
         data: &mut [u8],
         out: RunOutput,
     ) -> Result<RunOutput, Trap> {
-        let memory = self.memory(space.stack_bytes(), data);
+        let memory = self.memory(stack_bytes, data);
         let (regions, state) = (&mut space.regions, &mut space.state);
         memory.set(regions, state);
         let maps = match &mut space.maps {
