@@ -167,8 +167,10 @@ impl Compiler<'_> {
     /// A bare run's entry (`bare_fits`), called as `extern "C" fn(data, len, stack_top) ->
     /// (r0, exit pc)` (rax:rdx): r1 = data, r2 = len, r10 = stack_top, the registers r6-r9 in
     /// `used` (bits 6-9) zeroed and saved with r10's, and of the block on the host stack only
-    /// what code without checks, calls or legacy packet loads reads there (`data_neg`, reloaded
-    /// after a division; the depth; the exit's way out). The main exit goes on through
+    /// what code without checks, calls or legacy packet loads reads there: the exit's way out.
+    /// (`data_neg`, which such code still reloads into rdx after a division, is read only by
+    /// the inline checks of accesses not proved; the depth only by calls and the exit stub of
+    /// code with calls.) The main exit goes on through
     /// `Ctx::resume`, which here is the block's own: the entry points it at a word of the block
     /// holding the address of an exit of its own, which returns r0 and the exit's pc (rcx)
     /// without writing any exit record. r12 (the budget) and r0-r5 are neither set nor saved:
@@ -190,10 +192,6 @@ impl Compiler<'_> {
         a.mov_rr(W::B64, REG[10], RDX);
         a.mov_rr(W::B64, REG[2], RSI);
         a.mov_rr(W::B64, REG[1], RDI);
-        a.mov_rr(W::B64, DATA_NEG, RDI);
-        a.neg(W::B64, DATA_NEG);
-        a.store(W::B64, ctx(OFF_DATA_NEG), DATA_NEG);
-        a.store_imm(W::B64, ctx(OFF_DEPTH), 0);
         let exit = a.new_label();
         a.store(W::B64, ctx(OFF_SELF), RSP);
         a.lea(RAX, ctx(OFF_ENTRY));
