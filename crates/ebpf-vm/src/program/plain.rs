@@ -89,14 +89,7 @@ impl Program {
         budget: Option<u64>,
     ) -> Result<RunOutput, Trap> {
         debug_assert!(self.plain);
-        if self.data_len.is_some_and(|n| n != data.len()) {
-            return Err((self.unverified_input(data.len(), None))
-                .expect("a verified raw program refuses other lengths"));
-        }
-        #[cfg(target_arch = "x86_64")]
-        if let Some(entry) = self.bare_entry {
-            return self.run_bare(entry, data);
-        }
+        self.check_data_len(data.len())?;
         // The closure hands its trap back boxed: a run's outcome is then four words, not a
         // whole `Trap`, on its way out of the run space (a copy per run fewer).
         let result = crate::run_space::with_run_space(|space| {
@@ -162,6 +155,16 @@ impl Program {
         result.map_err(|trap| *trap)
     }
 
+    /// Refuses data of another length than a verified raw program's `data_size`.
+    #[inline(always)]
+    fn check_data_len(&self, len: usize) -> Result<(), Trap> {
+        if self.data_len.is_some_and(|n| n != len) {
+            return Err((self.unverified_input(len, None))
+                .expect("a verified raw program refuses other lengths"));
+        }
+        Ok(())
+    }
+
     /// The memory of a plain run on `data` with the run space's stack area at `stack_bytes`.
     #[inline(always)]
     fn memory(&self, stack_bytes: u64, data: &mut [u8]) -> RunMemory {
@@ -188,8 +191,13 @@ impl Program {
     /// (`jit::JitProgram::bare_entry`), and the run is unmetered (its count is 0).
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn run_bare(&self, entry: crate::jit::BareEntry, data: &mut [u8]) -> Result<RunOutput, Trap> {
+    pub(super) fn run_bare(
+        &self,
+        entry: crate::jit::BareEntry,
+        data: &mut [u8],
+    ) -> Result<RunOutput, Trap> {
         debug_assert!(self.bare && !self.metered);
+        self.check_data_len(data.len())?;
         let addr = if data.is_empty() {
             0
         } else {
