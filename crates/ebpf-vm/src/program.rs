@@ -636,10 +636,6 @@ impl Program {
     }
 
     pub fn run(&self, input: &mut RunInput<'_>) -> Result<RunOutput, Trap> {
-        #[cfg(target_arch = "x86_64")]
-        if let Some(entry) = self.bare_entry {
-            return self.run_bare(entry, input.data);
-        }
         if self.plain {
             return self.run_plain(input.data, input.budget);
         }

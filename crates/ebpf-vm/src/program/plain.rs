@@ -45,6 +45,14 @@ impl RunMemory {
         state.data = self.packet;
         state.refuse_pointer_leaks = self.refuse;
     }
+
+    /// Puts the state's fields `set` sets back as a recycled state has them.
+    #[inline(always)]
+    fn unset(state: &mut RunState) {
+        state.stack = (0, 0);
+        state.data = (0, 0);
+        state.refuse_pointer_leaks = false;
+    }
 }
 
 impl Program {
@@ -90,6 +98,10 @@ impl Program {
     ) -> Result<RunOutput, Trap> {
         debug_assert!(self.plain);
         self.check_data_len(data.len())?;
+        #[cfg(target_arch = "x86_64")]
+        if let Some(entry) = self.bare_entry {
+            return self.run_bare(entry, data);
+        }
         // The closure hands its trap back boxed: a run's outcome is then four words, not a
         // whole `Trap`, on its way out of the run space (a copy per run fewer).
         let result = crate::run_space::with_run_space(|space| {
@@ -145,11 +157,8 @@ impl Program {
                 refuse_exit_leak(&mut result, &env);
             }
             self.clear_unmetered_count(&mut result);
-            // Put back as a recycled state has them (a bare run that set nothing finds them so).
-            let state = env.state;
-            state.stack = (0, 0);
-            state.data = (0, 0);
-            state.refuse_pointer_leaks = false;
+            // (A bare run that set nothing finds them as `unset` leaves them.)
+            RunMemory::unset(env.state);
             result.map_err(Box::new)
         });
         result.map_err(|trap| *trap)
@@ -191,13 +200,8 @@ impl Program {
     /// (`jit::JitProgram::bare_entry`), and the run is unmetered (its count is 0).
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    pub(super) fn run_bare(
-        &self,
-        entry: crate::jit::BareEntry,
-        data: &mut [u8],
-    ) -> Result<RunOutput, Trap> {
+    fn run_bare(&self, entry: crate::jit::BareEntry, data: &mut [u8]) -> Result<RunOutput, Trap> {
         debug_assert!(self.bare && !self.metered);
-        self.check_data_len(data.len())?;
         let addr = if data.is_empty() {
             0
         } else {
@@ -242,10 +246,10 @@ impl Program {
         let memory = self.memory(stack_bytes, data);
         let (regions, state) = (&mut space.regions, &mut space.state);
         memory.set(regions, state);
-        let maps = match &mut space.maps {
-            Some(maps) if maps.is_for(None) => maps,
-            slot => slot.insert(self.maps.run()),
-        };
+        if space.maps.as_ref().is_some_and(|maps| !maps.is_for(None)) {
+            space.maps = None;
+        }
+        let maps = space.maps.get_or_insert_with(|| self.maps.run());
         let env = RunEnv {
             helpers: &self.helpers,
             regions,
@@ -259,10 +263,7 @@ impl Program {
         let mut result = Ok(out);
         refuse_exit_leak(&mut result, &env);
         self.clear_unmetered_count(&mut result);
-        let state = env.state;
-        state.stack = (0, 0);
-        state.data = (0, 0);
-        state.refuse_pointer_leaks = false;
+        RunMemory::unset(env.state);
         result
     }
 }
