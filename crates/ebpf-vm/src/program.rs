@@ -226,6 +226,10 @@ pub struct Program {
     plain: bool,
     /// Whether those runs leave the region table and the run state's fields unset (`bare_runs`).
     bare: bool,
+    /// A bare program's entry of its own into its compiled code (`jit::JitProgram::bare_entry`),
+    /// which `run` calls straight: set at load for a `bare` program whose code has one.
+    #[cfg(target_arch = "x86_64")]
+    bare_entry: Option<crate::jit::BareEntry>,
     /// The one data length a run may have (`unverified_input`): a verified raw program's
     /// `data_size`.
     data_len: Option<usize>,
@@ -401,12 +405,18 @@ impl Program {
             metered,
             plain: false,
             bare: false,
+            #[cfg(target_arch = "x86_64")]
+            bare_entry: None,
             data_len: None,
             coverage,
             coverage_chains,
         };
         program.plain = program.plain_runs();
         program.bare = program.bare_runs();
+        #[cfg(target_arch = "x86_64")]
+        if let (true, PreparedEngine::Jit(jit)) = (program.bare, &program.prepared) {
+            program.bare_entry = jit.bare_entry();
+        }
         program.data_len = (program.verifier.is_some()
             && program.options.prog_type == ProgramType::Raw)
             .then_some(program.options.data_size.map(|n| n as usize))

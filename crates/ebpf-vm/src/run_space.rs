@@ -7,7 +7,7 @@
 //! Nothing of one run is visible to the next: every byte a run can read is zeroed or written by
 //! its preparation (the reachable stack frames, the context, the frame), as with fresh memory.
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 
 use crate::context::RunState;
 use crate::maps::RunMaps;
@@ -76,4 +76,23 @@ pub fn with_run_space<R>(f: impl FnOnce(&mut RunSpace) -> R) -> R {
     // A thread being torn down has no slot: the space is then dropped.
     let _ = SPARE.try_with(|s| s.set(Some(space)));
     result
+}
+
+/// The stack area of this thread's bare runs (`Program::run_bare`): code that calls nothing
+/// out, so no run of this thread can start while one holds it, and that needs nothing else of a
+/// run space. Zeroed once (a thread's first run finds it so); each run zeroes what it reads
+/// before writing, as with a run space's stack. A constant without `Drop`: its address is one
+/// instruction, where taking and putting back the run space is a score.
+#[repr(C, align(16))]
+struct BareStack(UnsafeCell<[u64; STACK_SIZE / 8]>);
+
+thread_local! {
+    static BARE_STACK: BareStack = const { BareStack(UnsafeCell::new([0; STACK_SIZE / 8])) };
+}
+
+/// The address of the first byte of this thread's bare-run stack area (`STACK_SIZE` bytes,
+/// valid while the thread lives).
+#[inline(always)]
+pub(crate) fn bare_stack_bytes() -> u64 {
+    BARE_STACK.with(|s| s.0.get() as u64)
 }

@@ -271,3 +271,106 @@ fn runs_that_leave_the_region_table_unset_still_refuse_leaks_and_leave_nothing_b
         assert_eq!(run(&p, &mut other, None), Ok(75), "{engine:?}");
     }
 }
+
+/// A program that uses every register the host must get back (r6-r9 are its callee-saved rbx,
+/// r13-r15; r10 its rbp), writes its data and its stack, divides by zero and has two exits:
+/// with d0, d1 the data's first two bytes, r9 = (d0 + d1) << 4, the data's byte 2 = r9's low
+/// byte, r0 = r9 + d0 + (r0 / 0 = 0) + (d0 % 0 = d0), less d1 when d1 > 100 (the exit at 20,
+/// else at 18).
+fn callee_saved() -> Vec<Insn> {
+    let div = Insn::new(CLASS_ALU64 | ALU_DIV | SRC_X, 4, 3, 0, 0);
+    let modulo = Insn::new(CLASS_ALU64 | ALU_MOD | SRC_X, 5, 3, 0, 0);
+    prog![
+        ldx(SIZE_B, 6, 1, 0),
+        ldx(SIZE_B, 7, 1, 1),
+        movr(8, 6),
+        addr(8, 7),
+        movr(9, 8),
+        lsh(9, 4),
+        stx(SIZE_B, 1, 9, 2),
+        stx(SIZE_DW, 10, 9, -8),
+        ldx(SIZE_DW, 0, 10, -8),
+        addr(0, 6),
+        mov(3, 0),
+        movr(4, 0),
+        div,
+        addr(0, 4),
+        movr(5, 6),
+        modulo,
+        addr(0, 5),
+        ji(JMP_JGT, 7, 100, 1),
+        exit(),
+        subr(0, 7),
+        exit()
+    ]
+}
+
+/// `r0 = f() + 1` with `f` a function returning 41: a verified program whose code calls between
+/// functions, so its runs take the block's entry (a call's depth is kept there), not the bare one.
+fn local_call() -> Vec<Insn> {
+    prog![call_local(2), add(0, 1), exit(), mov(0, 41), exit()]
+}
+
+/// r0, the exit's pc and the count of one run.
+fn output(p: &Program, data: &mut [u8]) -> Result<(u64, usize, u64), Trap> {
+    (p.run(&mut RunInput { data, budget: None })).map(|o| (o.r0, o.exit_pc, o.insn_count))
+}
+
+/// A verified program's bare runs (`Program::bare`: the JIT's entry of its own, which sets up
+/// only registers and returns r0 and the exit's pc) give the program's results, hand-worked in
+/// `callee_saved`, on different buffers, between checked runs and runs that enter through the
+/// block, on a new thread too; the host's registers come back whole (the runs and the test go
+/// on), and an unmetered run counts nothing.
+#[test]
+fn bare_runs_give_r0_the_exit_and_the_data_written_and_the_host_its_registers() {
+    for engine in engines() {
+        let bare = load_on(&callee_saved(), engine, Mode::Verified, Some(16));
+        let checked = load_on(&callee_saved(), engine, Mode::Checked, None);
+        let called = load_on(&local_call(), engine, Mode::Verified, Some(16));
+        let stack = load_on(&length_through_stack(), engine, Mode::Checked, None);
+        for round in 0..3 {
+            // d0 = 3, d1 = 5: r9 = 128, byte 2 = 128, r0 = 128 + 3 + 0 + 3 = 134, exit at 18.
+            let mut low = [0u8; 16];
+            (low[0], low[1]) = (3, 5);
+            // d0 = 1, d1 = 200: r9 = 3,216 (0xc90), byte 2 = 0x90, r0 = 3,216 + 1 + 0 + 1 -
+            // 200 = 3,018, exit at 20.
+            let mut high = [7u8; 16];
+            (high[0], high[1]) = (1, 200);
+            assert_eq!(
+                output(&bare, &mut low),
+                Ok((134, 18, 0)),
+                "{engine:?} {round}"
+            );
+            assert_eq!(low[2], 128, "{engine:?}");
+            assert_eq!(output(&called, &mut low), Ok((42, 2, 0)), "{engine:?}");
+            assert_eq!(output(&bare, &mut high), Ok((3018, 20, 0)), "{engine:?}");
+            assert_eq!(high[2], 0x90, "{engine:?}");
+            // The checked program computes the same, counting its 19 and 20 instructions
+            // (0-18; 0-17, 19 and 20).
+            (high[2], low[2]) = (7, 0);
+            assert_eq!(
+                output(&checked, &mut high),
+                Ok((3018, 20, 20)),
+                "{engine:?}"
+            );
+            assert_eq!(run(&stack, &mut [0u8; 40], None), Ok(41), "{engine:?}");
+            assert_eq!(output(&checked, &mut low), Ok((134, 18, 19)), "{engine:?}");
+            // 17 bytes: refused before the run, the data untouched.
+            let mut longer = [9u8; 17];
+            let trap = output(&bare, &mut longer).expect_err("17 bytes, not 16");
+            assert_eq!(trap.kind, TrapKind::InvalidInput, "{engine:?}");
+            assert_eq!(longer, [9u8; 17], "{engine:?}");
+        }
+        let p = std::sync::Arc::new(bare);
+        let q = p.clone();
+        let on_thread = std::thread::spawn(move || {
+            let mut data = [0u8; 16];
+            (data[0], data[1]) = (10, 101);
+            // r9 = 111 << 4 = 1,776 (0x6f0), r0 = 1,776 + 10 + 0 + 10 - 101 = 1,695.
+            (output(&q, &mut data), data[2])
+        })
+        .join()
+        .expect("the thread ends");
+        assert_eq!(on_thread, (Ok((1695, 20, 0)), 0xf0), "{engine:?}");
+    }
+}

@@ -95,6 +95,9 @@ pub struct Compiled {
     pub checks: bool,
     /// Where the code ends and the jump tables (`switch`, data) begin.
     pub code_end: usize,
+    /// A bare run's own entry (`Compiler::bare_entry`), for code that can leave only by its
+    /// exits (`bare_fits`); `None` otherwise.
+    pub bare_entry: Option<usize>,
 }
 
 /// The code-size bound, known before emission (compilation fails rather than exceed it).
@@ -288,6 +291,8 @@ struct Compiler<'a> {
     /// Found once here: a rotate asked it of all of `proved` (big, 48 rotates and 1,011 slots:
     /// ~240k of its ~990k-instruction JIT part under callgrind).
     any_proved: bool,
+    /// The program calls between functions (an `exit` may return to a caller).
+    local_calls: bool,
     /// A `t = b; t += x` left unemitted (see `fold`): the proved accesses through `t` up to slot
     /// `last` address `[b + x + off]` instead.
     folded: Option<Folded>,
@@ -422,6 +427,7 @@ pub fn compile(
         analysis,
         live_after: None,
         any_proved: proved.contains(&true),
+        local_calls: (insns.iter()).any(|i| i.opcode == OP_CALL && i.src == CALL_LOCAL),
         proved,
         metered,
         folded: None,
@@ -432,6 +438,8 @@ pub fn compile(
     };
     c.prologue(false, checks);
     let body_start = c.a.pos();
+    let body = c.a.new_label();
+    c.a.bind(body);
     // A run enters here or (a callback) at an entry of its own: only without those may the code
     // rebuild its loops' constants once, here, for all of the run.
     // Without blinding there is no pool, and no need to count constants.
@@ -617,6 +625,11 @@ pub fn compile(
             Ok((pc, at as u32))
         })
         .collect::<Result<Vec<_>, String>>()?;
+    let bare_entry = bare_fits(insns, checks, metered, &entries, coverage.is_some()).map(|used| {
+        let at = c.a.pos();
+        c.bare_entry(body, used);
+        at
+    });
     let code_end = c.a.pos();
     c.emit_tables();
     let code = c.a.finish_code()?;
@@ -630,7 +643,38 @@ pub fn compile(
         entries,
         checks,
         code_end,
+        bare_entry,
     })
+}
+
+/// Whether the code compiled from `insns` can leave only by its exits, with no Rust entry point
+/// reached on the way (no memory check, budget, helper, callback or coverage counter) and no trap
+/// (no call between functions, whose depth can run out, no atomic, whose misalignment traps, no
+/// legacy packet load, which reads the block's packet): then a run may enter it at an entry that
+/// sets up only the registers (`Compiler::bare_entry`). `Some` of the eBPF registers r6-r9 the
+/// instructions name (bits 6-9), which that entry saves and zeroes; `None` where it does not fit.
+fn bare_fits(
+    insns: &[Insn],
+    checks: bool,
+    metered: bool,
+    entries: &[(usize, u32)],
+    coverage: bool,
+) -> Option<u16> {
+    if checks || metered || coverage || !entries.is_empty() {
+        return None;
+    }
+    let mut used = 0u16;
+    for insn in insns {
+        let op = insn.opcode;
+        let call = class(op) == CLASS_JMP && op & 0xf0 == JMP_CALL;
+        let atomic = matches!(class(op), CLASS_STX) && op & 0xe0 == MODE_ATOMIC;
+        let legacy = class(op) == CLASS_LD && matches!(op & 0xe0, MODE_ABS | MODE_IND);
+        if call || atomic || legacy {
+            return None;
+        }
+        used |= 1 << (insn.dst & 15) | 1 << (insn.src & 15);
+    }
+    Some(used & 0x3c0)
 }
 
 impl Compiler<'_> {

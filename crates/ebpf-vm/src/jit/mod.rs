@@ -159,6 +159,19 @@ pub struct JitProgram {
     checks: bool,
     /// Where the instructions end: jump tables (data) follow (`compile::Compiled::code_end`).
     code_end: usize,
+    /// A bare run's entry (`compile::Compiled::bare_entry`).
+    bare_entry: Option<usize>,
+}
+
+/// A bare run's entry into compiled code (`JitProgram::bare_entry`): r1 = `data`, r2 = `len`,
+/// r10 = `stack_top`; returns r0 and the pc of the exit it left by.
+pub(crate) type BareEntry = unsafe extern "C" fn(data: u64, len: u64, stack_top: u64) -> BareExit;
+
+/// What a bare run returns (in rax and rdx).
+#[repr(C)]
+pub(crate) struct BareExit {
+    pub r0: u64,
+    pub exit_pc: u64,
 }
 
 /// How the JIT compiles.
@@ -234,6 +247,7 @@ impl JitProgram {
             stack_frames,
             checks: c.checks,
             code_end: c.code_end,
+            bare_entry: c.bare_entry,
         })
     }
 
@@ -297,6 +311,19 @@ impl JitProgram {
         // SAFETY: the main entry of this code, compiled from `insns` (length checked above);
         // `env` as this function's caller promises.
         unsafe { home.run_plain(self.mem.entry(), insns, env, args, how, hot) }
+    }
+
+    /// The code's bare entry, where the code can leave only by its exits (no memory check,
+    /// budget, call out, trap or legacy packet load: `compile::Compiled::bare_entry`).
+    ///
+    /// Calling it is safe when the run's stack is the `stack_frames` frames under `stack_top`
+    /// (writable, with the bytes the program reads before writing zeroed), `data` is `len`
+    /// writable bytes, and the program was verified for that memory: its code accesses both
+    /// unchecked.
+    pub(crate) fn bare_entry(&self) -> Option<BareEntry> {
+        let at = self.bare_entry?;
+        // SAFETY: the offset of code emitted with that signature (`Compiler::bare_entry`).
+        Some(unsafe { std::mem::transmute::<*const u8, BareEntry>(self.mem.entry().add(at)) })
     }
 
     /// Whether the code checks memory accesses inline, or calls the check stub: some load,

@@ -45,6 +45,14 @@ impl RunMemory {
         state.data = self.packet;
         state.refuse_pointer_leaks = self.refuse;
     }
+
+    /// Puts the state's fields `set` sets back as a recycled state has them.
+    #[inline(always)]
+    fn unset(state: &mut RunState) {
+        state.stack = (0, 0);
+        state.data = (0, 0);
+        state.refuse_pointer_leaks = false;
+    }
 }
 
 impl Program {
@@ -89,34 +97,21 @@ impl Program {
         budget: Option<u64>,
     ) -> Result<RunOutput, Trap> {
         debug_assert!(self.plain);
-        if self.data_len.is_some_and(|n| n != data.len()) {
-            return Err((self.unverified_input(data.len(), None))
-                .expect("a verified raw program refuses other lengths"));
+        self.check_data_len(data.len())?;
+        #[cfg(target_arch = "x86_64")]
+        if let Some(entry) = self.bare_entry {
+            return self.run_bare(entry, data);
         }
         // The closure hands its trap back boxed: a run's outcome is then four words, not a
         // whole `Trap`, on its way out of the run space (a copy per run fewer).
         let result = crate::run_space::with_run_space(|space| {
-            let stack_bytes = space.stack_bytes();
-            let stack_top = stack_bytes + STACK_SIZE as u64;
-            let reach = (self.stack_frames * STACK_FRAME_SIZE) as u64;
+            let stack_top = space.stack_bytes() + STACK_SIZE as u64;
             // SAFETY: the top of the stack area `space` owns.
             unsafe { self.zero_stack(stack_top) };
-            let addr = if data.is_empty() {
-                0
-            } else {
-                data.as_mut_ptr() as u64
-            };
-            let len = data.len() as u64;
-            let stack = Region::new(stack_top - reach, reach, true);
-            let data = Region::from_mut_slice(data);
-            let refuse = self.options.pointer_leaks == PointerLeaks::Refuse;
-            let memory = RunMemory {
-                stack,
-                data,
-                stack_area: (stack_bytes, STACK_SIZE as u64),
-                packet: (addr, len),
-                refuse,
-            };
+            let memory = self.memory(space.stack_bytes(), data);
+            let (addr, len) = memory.packet;
+            let (stack, data) = (memory.stack, memory.data);
+            let refuse = memory.refuse;
             let (regions, state) = (&mut space.regions, &mut space.state);
             debug_assert!(!state.limits.is_active() && state.trace.is_none());
             if !self.bare {
@@ -162,13 +157,113 @@ impl Program {
                 refuse_exit_leak(&mut result, &env);
             }
             self.clear_unmetered_count(&mut result);
-            // Put back as a recycled state has them (a bare run that set nothing finds them so).
-            let state = env.state;
-            state.stack = (0, 0);
-            state.data = (0, 0);
-            state.refuse_pointer_leaks = false;
+            // (A bare run that set nothing finds them as `unset` leaves them.)
+            RunMemory::unset(env.state);
             result.map_err(Box::new)
         });
         result.map_err(|trap| *trap)
+    }
+
+    /// Refuses data of another length than a verified raw program's `data_size`.
+    #[inline(always)]
+    fn check_data_len(&self, len: usize) -> Result<(), Trap> {
+        if self.data_len.is_some_and(|n| n != len) {
+            return Err((self.unverified_input(len, None))
+                .expect("a verified raw program refuses other lengths"));
+        }
+        Ok(())
+    }
+
+    /// The memory of a plain run on `data` with the run space's stack area at `stack_bytes`.
+    #[inline(always)]
+    fn memory(&self, stack_bytes: u64, data: &mut [u8]) -> RunMemory {
+        let stack_top = stack_bytes + STACK_SIZE as u64;
+        let reach = (self.stack_frames * STACK_FRAME_SIZE) as u64;
+        let addr = if data.is_empty() {
+            0
+        } else {
+            data.as_mut_ptr() as u64
+        };
+        RunMemory {
+            stack: Region::new(stack_top - reach, reach, true),
+            packet: (addr, data.len() as u64),
+            data: Region::from_mut_slice(data),
+            stack_area: (stack_bytes, STACK_SIZE as u64),
+            refuse: self.options.pointer_leaks == PointerLeaks::Refuse,
+        }
+    }
+
+    /// `run_plain` of a bare program through its own entry into its code (`bare_entry`): the
+    /// stack zeroed as a run needs it, the code called with the data and the stack's top, and r0
+    /// checked as a pointer leak (inline when it is no address, `r0 < 4096`). Nothing else of
+    /// the run space or the JIT's block is set or read: the code can leave only by its exits
+    /// (`jit::JitProgram::bare_entry`), and the run is unmetered (its count is 0).
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn run_bare(&self, entry: crate::jit::BareEntry, data: &mut [u8]) -> Result<RunOutput, Trap> {
+        debug_assert!(self.bare && !self.metered);
+        let addr = if data.is_empty() {
+            0
+        } else {
+            data.as_mut_ptr() as u64
+        };
+        let len = data.len() as u64;
+        let stack_bytes = crate::run_space::bare_stack_bytes();
+        let stack_top = stack_bytes + STACK_SIZE as u64;
+        // SAFETY: the top of this thread's bare-run stack area, which no other run holds (a
+        // bare run calls nothing out), whose `stack_frames` frames the code was compiled for
+        // (the whole area holds them all); `data` is `len` bytes the run may write, the length
+        // it was verified for (`data_len`, checked by the caller).
+        let exit = unsafe {
+            self.zero_stack(stack_top);
+            entry(addr, len, stack_top)
+        };
+        let out = RunOutput {
+            r0: exit.r0,
+            insn_count: 0,
+            exit_pc: exit.exit_pc as usize,
+        };
+        if out.r0 < FIRST_PAGE || self.options.pointer_leaks != PointerLeaks::Refuse {
+            return Ok(out);
+        }
+        crate::run_space::with_run_space(|space| self.bare_leak(space, stack_bytes, data, out))
+    }
+
+    /// The pointer-leak check of a bare run's r0 at exit (`run_bare`), when it may be an
+    /// address: the region table and the run state's fields of the thread's run space `space`
+    /// set to the run's memory (its stack the bare-run stack area at `stack_bytes`) for it to
+    /// read, and put back after.
+    #[cfg(target_arch = "x86_64")]
+    #[cold]
+    #[inline(never)]
+    fn bare_leak(
+        &self,
+        space: &mut crate::run_space::RunSpace,
+        stack_bytes: u64,
+        data: &mut [u8],
+        out: RunOutput,
+    ) -> Result<RunOutput, Trap> {
+        let memory = self.memory(stack_bytes, data);
+        let (regions, state) = (&mut space.regions, &mut space.state);
+        memory.set(regions, state);
+        if space.maps.as_ref().is_some_and(|maps| !maps.is_for(None)) {
+            space.maps = None;
+        }
+        let maps = space.maps.get_or_insert_with(|| self.maps.run());
+        let env = RunEnv {
+            helpers: &self.helpers,
+            regions,
+            stack_top: memory.stack.start + memory.stack.len,
+            budget: self.engine_budget(self.options.budget),
+            packet: memory.packet,
+            maps,
+            state,
+            function_runner: None,
+        };
+        let mut result = Ok(out);
+        refuse_exit_leak(&mut result, &env);
+        self.clear_unmetered_count(&mut result);
+        RunMemory::unset(env.state);
+        result
     }
 }

@@ -110,7 +110,12 @@ impl Compiler<'_> {
             JMP_EXIT => {
                 // The exit record names the instruction the run leaves by (`RunOutput::exit_pc`).
                 self.a.mov_r32_imm(RCX, pc as u32);
-                let l = self.stubs.exit;
+                // Without calls between functions every exit is the main program's: it skips
+                // the test of the call depth (always 0).
+                let l = match self.local_calls {
+                    true => self.stubs.exit,
+                    false => self.stubs.main_exit,
+                };
                 self.a.jmp(l);
             }
             JMP_CALL if x => {

@@ -163,6 +163,60 @@ impl Compiler<'_> {
     }
 }
 
+impl Compiler<'_> {
+    /// A bare run's entry (`bare_fits`), called as `extern "C" fn(data, len, stack_top) ->
+    /// (r0, exit pc)` (rax:rdx): r1 = data, r2 = len, r10 = stack_top, the registers r6-r9 in
+    /// `used` (bits 6-9) zeroed and saved with r10's, and of the block on the host stack only
+    /// what code without checks, calls or legacy packet loads reads there: the exit's way out.
+    /// (`data_neg`, which such code still reloads into rdx after a division, is read only by
+    /// the inline checks of accesses not proved; the depth only by calls and the exit stub of
+    /// code with calls.) The main exit goes on through
+    /// `Ctx::resume`, which here is the block's own: the entry points it at a word of the block
+    /// holding the address of an exit of its own, which returns r0 and the exit's pc (rcx)
+    /// without writing any exit record. r12 (the budget) and r0-r5 are neither set nor saved:
+    /// unmetered code never reads r12, and r0-r5 are the host's caller-saved registers.
+    pub(super) fn bare_entry(&mut self, body: Label, used: u16) {
+        let a = &mut self.a;
+        let saved: Vec<u8> = (6..10)
+            .filter(|r| used & 1 << r != 0)
+            .map(|r| REG[r])
+            .chain([REG[10]])
+            .collect();
+        for &r in &saved {
+            a.push(r);
+        }
+        // The block at rsp, which stays 16-byte aligned as the prologue keeps it (8 mod 16 at
+        // entry): a word of padding above the block after an odd number of pushes.
+        let frame = CTX_BYTES + 8 * (saved.len() as i32 % 2);
+        a.alu_ri(Alu::Sub, W::B64, RSP, frame);
+        a.mov_rr(W::B64, REG[10], RDX);
+        a.mov_rr(W::B64, REG[2], RSI);
+        a.mov_rr(W::B64, REG[1], RDI);
+        let exit = a.new_label();
+        a.store(W::B64, ctx(OFF_SELF), RSP);
+        a.lea(RAX, ctx(OFF_ENTRY));
+        a.store(W::B64, ctx(OFF_RESUME), RAX);
+        a.lea_label(RAX, exit);
+        a.store(W::B64, ctx(OFF_ENTRY), RAX);
+        for r in (6..10).filter(|r| used & 1 << r != 0) {
+            a.alu_rr(Alu::Xor, W::B32, REG[r], REG[r]);
+        }
+        for r in [REG[0], REG[3], REG[4], REG[5]] {
+            a.alu_rr(Alu::Xor, W::B32, r, r);
+        }
+        a.jmp(body);
+        a.bind(exit);
+        a.mov_rr(W::B64, RAX, REG[0]);
+        a.mov_rr(W::B64, RDX, RCX);
+        a.alu_ri(Alu::Add, W::B64, RSP, frame);
+        for &r in saved.iter().rev() {
+            a.pop(r);
+        }
+        a.ret();
+        a.int3();
+    }
+}
+
 /// In a stub entered by `call`: pushes rax and the caller-saved eBPF registers r0-r5 (rsp ends
 /// 64 bytes below the body's, 16-byte aligned) and calls `f(ctx, rax, rdx, r12)` (SysV: rdi,
 /// rsi, rdx, rcx), whose result is in rax:rdx. The stub pops them back.
