@@ -180,7 +180,9 @@ impl Compiler<'_> {
         let saved: Vec<u8> = (6..10)
             .filter(|r| used & 1 << r != 0)
             .map(|r| REG[r])
-            .chain([REG[10]])
+            // r12 too, though code that fits a bare entry is unmetered and never moves the
+            // budget register: one push keeps a later change from clobbering the caller's r12.
+            .chain([REG[10], BUDGET])
             .collect();
         for &r in &saved {
             a.push(r);
