@@ -272,6 +272,58 @@ fn runs_that_leave_the_region_table_unset_still_refuse_leaks_and_leave_nothing_b
     }
 }
 
+/// `r0 = r1 + r2 + k`: an address k bytes past the data's end.
+fn past_the_data(k: i32) -> Vec<Insn> {
+    prog![movr(0, 1), addr(0, 2), add(0, k), exit()]
+}
+
+/// Large values of r0 that are no address of the run come back as they are, while the data's
+/// one-past-the-end address is refused (as `r0 = r10` is): a bare run tells them apart without
+/// the region table, and both engines give the same.
+#[test]
+fn large_values_of_r0_come_back_and_addresses_of_the_run_do_not() {
+    for engine in engines() {
+        let big = load_on(
+            &prog![lddw(0, 0x1234_5678_9abc_def0), exit()],
+            engine,
+            Mode::Verified,
+            Some(16),
+        );
+        let end = load_on(&past_the_data(0), engine, Mode::Verified, Some(16));
+        // About 512 MiB past the data's end (the verifier's largest offset): neither the data nor
+        // the run's stack area (a few KiB that are not 512 MiB after the caller's buffer).
+        let beyond = load_on(
+            &past_the_data((1 << 29) - 1),
+            engine,
+            Mode::Verified,
+            Some(16),
+        );
+        let top = load_on(&stack_top(), engine, Mode::Verified, Some(16));
+        let mut data = vec![7u8; 16];
+        for _ in 0..2 {
+            assert_eq!(
+                run(&big, &mut data, None),
+                Ok(0x1234_5678_9abc_def0),
+                "{engine:?}"
+            );
+            let trap = run(&end, &mut data, None).expect_err("one past the data's end");
+            assert_eq!(
+                (trap.kind, trap.pc),
+                (TrapKind::PointerLeak, 3),
+                "{engine:?}"
+            );
+            let at = data.as_ptr() as u64 + 16 + (1 << 29) - 1;
+            assert_eq!(run(&beyond, &mut data, None), Ok(at), "{engine:?}");
+            let trap = run(&top, &mut data, None).expect_err("the stack's top");
+            assert_eq!(
+                (trap.kind, trap.pc),
+                (TrapKind::PointerLeak, 1),
+                "{engine:?}"
+            );
+        }
+    }
+}
+
 /// A program that uses every register the host must get back (r6-r9 are its callee-saved rbx,
 /// r13-r15; r10 its rbp), writes its data and its stack, divides by zero and has two exits:
 /// with d0, d1 the data's first two bytes, r9 = (d0 + d1) << 4, the data's byte 2 = r9's low

@@ -226,6 +226,14 @@ impl Program {
         if out.r0 < FIRST_PAGE || self.options.pointer_leaks != PointerLeaks::Refuse {
             return Ok(out);
         }
+        // A plain run's memory is its stack area and its data alone (no maps, no helpers): r0
+        // in neither, one past the end included as `is_host_address` counts it, is no address
+        // of the run (a hash or a large count), and needs no region table to tell.
+        let in_stack = out.r0.wrapping_sub(stack_bytes) <= STACK_SIZE as u64;
+        let in_data = len != 0 && out.r0.wrapping_sub(addr) <= len;
+        if !in_stack && !in_data {
+            return Ok(out);
+        }
         crate::run_space::with_run_space(|space| self.bare_leak(space, stack_bytes, data, out))
     }
 
