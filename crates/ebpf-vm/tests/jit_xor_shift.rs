@@ -8,19 +8,13 @@ mod common;
 
 use common::*;
 use ebpf_vm::isa::opcodes::*;
-use ebpf_vm::isa::{encode_all, Insn};
-use ebpf_vm::{Engine, Mode, Program, ProgramOptions, RunInput};
+use ebpf_vm::isa::Insn;
+use ebpf_vm::{Engine, Mode, Program, RunInput};
 
 const DATA: usize = 16;
 
 fn load(code: &[Insn], engine: Engine, mode: Mode) -> Program {
-    let options = ProgramOptions {
-        engine,
-        mode,
-        data_size: (mode == Mode::Verified).then_some(DATA as u32),
-        ..ProgramOptions::default()
-    };
-    Program::load(&encode_all(code), options).unwrap_or_else(|e| panic!("{engine:?} {mode:?}: {e}"))
+    load_sized(code, engine, mode, DATA)
 }
 
 /// Whether the program's own code (before the snippets and stubs) shifts rax or eax: the

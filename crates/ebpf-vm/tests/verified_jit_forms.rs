@@ -9,8 +9,8 @@ mod common;
 
 use common::*;
 use ebpf_vm::isa::opcodes::*;
-use ebpf_vm::isa::{encode_all, Insn};
-use ebpf_vm::{Engine, Mode, Program, ProgramOptions, RunInput};
+use ebpf_vm::isa::Insn;
+use ebpf_vm::{Engine, Mode, Program, RunInput};
 
 const DATA: usize = 32;
 
@@ -36,20 +36,6 @@ fn input() -> Vec<u8> {
 
 fn load(code: &[Insn], engine: Engine, mode: Mode) -> Program {
     load_sized(code, engine, mode, DATA)
-}
-
-/// As `load`, with `dataSize` `size` in mode verified.
-fn load_sized(code: &[Insn], engine: Engine, mode: Mode, size: usize) -> Program {
-    let options = ProgramOptions {
-        engine,
-        mode,
-        data_size: (mode == Mode::Verified).then_some(size as u32),
-        ..ProgramOptions::default()
-    };
-    let p = Program::load(&encode_all(code), options)
-        .unwrap_or_else(|e| panic!("{engine:?} {mode:?}: {e}"));
-    assert_eq!(p.engine(), engine);
-    p
 }
 
 /// Runs `code` on both engines in both modes and checks r0 and the memory against `r0` and

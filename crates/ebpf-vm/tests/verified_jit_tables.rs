@@ -13,8 +13,8 @@ mod common;
 
 use common::*;
 use ebpf_vm::isa::opcodes::*;
-use ebpf_vm::isa::{encode_all, Insn};
-use ebpf_vm::{Engine, Mode, Program, ProgramOptions, RunInput};
+use ebpf_vm::isa::Insn;
+use ebpf_vm::{Engine, Mode, Program, RunInput};
 
 const DATA: usize = 8;
 
@@ -54,13 +54,7 @@ fn assemble(items: &[Item]) -> Vec<Insn> {
 }
 
 fn load(code: &[Insn], engine: Engine, mode: Mode) -> Program {
-    let options = ProgramOptions {
-        engine,
-        mode,
-        data_size: (mode == Mode::Verified).then_some(DATA as u32),
-        ..ProgramOptions::default()
-    };
-    Program::load(&encode_all(code), options).unwrap_or_else(|e| panic!("{engine:?} {mode:?}: {e}"))
+    load_sized(code, engine, mode, DATA)
 }
 
 /// Runs `code` on `data` on both engines in both modes; checks r0 against `r0` (by hand).

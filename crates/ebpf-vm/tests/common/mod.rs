@@ -3,7 +3,7 @@
 
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::{encode_all, Insn};
-use ebpf_vm::{Engine, LoadError, Program, ProgramOptions, RunInput, RunOutput, Trap};
+use ebpf_vm::{Engine, LoadError, Mode, Program, ProgramOptions, RunInput, RunOutput, Trap};
 
 pub fn i(opcode: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     Insn::new(opcode, dst, src, off, imm)
@@ -46,6 +46,21 @@ pub fn exit() -> Insn {
 
 pub fn bytes(insns: &[Insn]) -> Vec<u8> {
     encode_all(insns)
+}
+
+/// `code` loaded on `engine` in mode `mode`, with `dataSize` `size` in mode verified (a raw
+/// program's data length, fixed at load); panics if it does not load on that engine.
+pub fn load_sized(code: &[Insn], engine: Engine, mode: Mode, size: usize) -> Program {
+    let options = ProgramOptions {
+        engine,
+        mode,
+        data_size: (mode == Mode::Verified).then_some(size as u32),
+        ..ProgramOptions::default()
+    };
+    let p = Program::load(&encode_all(code), options)
+        .unwrap_or_else(|e| panic!("{engine:?} {mode:?}: {e}"));
+    assert_eq!(p.engine(), engine);
+    p
 }
 
 pub fn load(insns: &[Insn], engine: Engine) -> Result<Program, LoadError> {
