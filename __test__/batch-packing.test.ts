@@ -5,7 +5,7 @@
  * wherever their bytes lie. Expected values are worked by hand from the programs below.
  */
 import { describe, expect, it } from 'vitest'
-import { assemble, LoadError, Program, type TrapError } from '../ts/index'
+import { assemble, BpfMap, LoadError, Program, type TrapError } from '../ts/index'
 
 // XDP: r0 = bpf_xdp_get_buff_len(ctx) << 8 | byte 13 of the packet (0 when the linear part is
 // shorter than 14 bytes; the engine refuses such runts before the run anyway).
@@ -250,6 +250,58 @@ describe('with JavaScript helpers, the engine reads a copy of the packets', () =
         },
       })
       expect(q.runBatch(packets).map((e) => (e.ok ? e.retval : -1))).toEqual([1, 2, 3])
+    })
+
+    it(`${engine}: so does a program without helpers that tail-calls into one with them`, () => {
+      // Four 14-byte packets whose first bytes are 10, 20, 30, 40.
+      const bytes = new Uint8Array(4 * 14)
+      for (let k = 0; k < 4; k++) bytes[14 * k] = 10 * (k + 1)
+      const lengths = [14, 14, 14, 14]
+      let calls = 0
+      // The target: r0 = the packet's first byte, read after the helper ran.
+      const target = new Program({
+        engine,
+        type: 'xdp',
+        instructions: assemble(`
+          r6 = r1
+          r2 = 0
+          r3 = 0
+          r4 = 0
+          r5 = 0
+          call 1000
+          r2 = *(u32 *)(r6 + 0)
+          r3 = *(u32 *)(r6 + 4)
+          r0 = 0
+          r4 = r2
+          r4 += 1
+          if r4 > r3 goto out
+          r0 = *(u8 *)(r2 + 0)
+        out:
+          exit`),
+        helpers: {
+          1000: () => {
+            calls++
+            if (calls === 2 && bytes.buffer.byteLength > 0) {
+              bytes.fill(99)
+              structuredClone(bytes.buffer, { transfer: [bytes.buffer] })
+            }
+            return 0n
+          },
+        },
+      })
+      const slots = new BpfMap({ type: 'prog_array', keySize: 4, valueSize: 4, maxEntries: 1 })
+      slots.setProgram(0, target)
+      // The caller: no helpers of its own, a tail call to slot 0 (77 if it were empty).
+      const caller = new Program({
+        engine,
+        type: 'xdp',
+        maps: [slots],
+        instructions: assemble('r2 = map[0] ll\nr3 = 0\ncall 12\nr0 = 77\nexit'),
+      })
+      const { retvals, errors } = caller.runBatchRetvals({ bytes, lengths })
+      expect(errors).toEqual([])
+      expect(retvals).toEqual(Uint32Array.of(10, 20, 30, 40))
+      expect(bytes.byteLength).toBe(0)
     })
   }
 })

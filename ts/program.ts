@@ -294,6 +294,17 @@ function helperDeclaration(key: string, h: HelperDeclaration): { args?: string[]
   return out
 }
 
+/** Whether `code` calls `bpf_tail_call` (helper 12): a run may go on in another program. */
+function callsTailCall(code: Uint8Array): boolean {
+  for (let at = 0; at + 8 <= code.length; at += 8) {
+    // `call imm` (0x85) of a helper (src 0) whose little-endian imm is 12.
+    if (code[at] === 0x85 && code[at + 1]! >> 4 === 0 && code[at + 4] === 12 && code[at + 5] === 0) {
+      if (code[at + 6] === 0 && code[at + 7] === 0) return true
+    }
+  }
+  return false
+}
+
 /** The dispatcher the engine calls for JavaScript helpers, and the ids and names it serves. */
 function jsHelpers(helpers: ProgramOptions['helpers']):
   | {
@@ -1022,7 +1033,7 @@ export class Program {
   /** `run({ data })` of a raw program without JavaScript helpers takes `runInPlace`. */
   readonly #fastPath: boolean
   /** Whether JavaScript helpers may run during a run (then typed-array views must not be lent to it). */
-  readonly #jsHelpers: boolean
+  readonly #jsMayRun: boolean
   readonly #scratch = new BigUint64Array(3)
   /**
    * The scratch array's words as 32-bit halves (little-endian): the count and the time are read
@@ -1151,7 +1162,9 @@ export class Program {
     // Runs without data report into the scratch array the native side keeps: a call with no
     // arguments costs napi-rs no typed-array bookkeeping.
     if (this.#fastPath) this.native.setScratch(this.#scratch)
-    this.#jsHelpers = js !== undefined
+    // JavaScript may run during a call when the program has JavaScript helpers, or when it can
+    // tail-call into a program that has (the prog array's programs are set at run time).
+    this.#jsMayRun = js !== undefined || callsTailCall(instructions)
     this.id = this.native.id
   }
 
@@ -1277,7 +1290,7 @@ export class Program {
   runBatch(packets: readonly Uint8Array[], options: Omit<RunOptions, 'data' | 'repeat'> = {}): BatchEntry[] {
     // Without JavaScript helpers nothing runs JavaScript during the engine's call: the packets
     // may be packed into the reused buffer.
-    const { all, lengths } = concatPacked(packets, !this.#jsHelpers)
+    const { all, lengths } = concatPacked(packets, !this.#jsMayRun)
     const input = batchInput(this.type, options)
     checkSignal(options?.signal)
     const out = this.#entries(engine('run option', () => this.native.runBatch(all, lengths, input)))
@@ -1300,13 +1313,13 @@ export class Program {
   ): { retvals: Uint32Array; errors: Array<{ index: number; error: LoadError | TrapError }>; durationNs?: number } {
     // Without JavaScript helpers nothing runs JavaScript during the engine's call: the packets
     // may be packed into the reused buffer.
-    const { all, lengths } = packed(packets, !this.#jsHelpers)
+    const { all, lengths } = packed(packets, !this.#jsMayRun)
     checkObject(LoadError, 'runBatchRetvals options', options)
     const { wireLengths, ...rest } = options
     const wire = wireLengths === undefined ? undefined : this.#wireLengths(wireLengths, lengths.length)
     const located = (errors: Array<{ index: number; error: NativeError }>) =>
       errors.map((e) => ({ index: e.index, error: this.#located(fromNative(e.error)) }))
-    if (!this.#jsHelpers && Object.values(rest).every((v) => v === undefined)) {
+    if (!this.#jsMayRun && Object.values(rest).every((v) => v === undefined)) {
       const b = engine('run option', () => this.native.runBatchRetvals(bufferOf(all), lengths, wire))
       this.#deliverPerfRecords()
       return { retvals: b.retvals, errors: located(b.errors), durationNs: b.durationNs }
@@ -1322,7 +1335,7 @@ export class Program {
 
   /** @internal Whether `filterPcapRecords` can run this program: it has no JavaScript helpers. */
   filtersPcapRecords(): boolean {
-    return !this.#jsHelpers
+    return !this.#jsMayRun
   }
 
   /**
@@ -1358,7 +1371,7 @@ export class Program {
     dataLengths: Uint32Array
     errors: Array<{ index: number; error: LoadError | TrapError }>
   } {
-    const { all, lengths } = packed(packets, !this.#jsHelpers)
+    const { all, lengths } = packed(packets, !this.#jsMayRun)
     checkObject(LoadError, 'runBatchData options', options)
     const input = batchInput(this.type, options)
     checkSignal(options.signal)
