@@ -307,10 +307,9 @@ impl JitProgram {
         hot: [u64; 6],
     ) -> Result<RunOutput, Trap> {
         self.check_insns(insns);
-        let how = (self.stack_frames, self.checks);
         // SAFETY: the main entry of this code, compiled from `insns` (length checked above);
         // `env` as this function's caller promises.
-        unsafe { home.run_plain(self.mem.entry(), insns, env, args, how, hot) }
+        unsafe { home.run_plain(self.mem.entry(), insns, env, args, self.checks, hot) }
     }
 
     /// The code's bare entry, where the code can leave only by its exits (no memory check,

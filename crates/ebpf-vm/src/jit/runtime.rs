@@ -399,16 +399,27 @@ unsafe fn enter(
     (meter, in_hand): (Meter, u64),
 ) -> (Result<RunOutput, Trap>, bool) {
     let mut state = run_state(env, inputs, meter);
-    ctx.budget = in_hand;
-    ctx.exit_kind = EXIT_NORMAL;
-    ctx.state = &mut state as *mut RunState as u64;
-    let ctx_ptr: *mut Ctx = ctx;
-    (*ctx_ptr).self_ptr = ctx_ptr as u64;
+    let ctx_ptr = arm(ctx, &mut state, in_hand);
     let code: unsafe extern "C" fn(*mut Ctx) = std::mem::transmute(entry);
     code(ctx_ptr);
     // The exit stubs wrote the results through `self_ptr`.
     let result = outcome(&*ctx_ptr, &mut state, insns, env);
     (result, state.refreshed)
+}
+
+/// Readies `ctx` for a run under `state` with `in_hand` of budget: the budget, a normal exit
+/// until the code says otherwise, the run state and the block's own address (through which the
+/// exit stubs write the results). Returns that address.
+#[inline(always)]
+fn arm(ctx: &mut Ctx, state: *mut RunState, in_hand: u64) -> *mut Ctx {
+    ctx.budget = in_hand;
+    ctx.exit_kind = EXIT_NORMAL;
+    ctx.state = state as u64;
+    let ctx_ptr: *mut Ctx = ctx;
+    // SAFETY: `ctx`'s own address, written through the pointer the code will be given (not
+    // through `ctx`, which would retire that pointer).
+    unsafe { (*ctx_ptr).self_ptr = ctx_ptr as u64 };
+    ctx_ptr
 }
 
 /// The run state of a run on `env` (`inputs` as `enter`'s) under `meter`.
@@ -545,13 +556,26 @@ impl Home {
         let meter = Meter::start(env.budget, &env.state.limits);
         let ctx = &mut self.ctx;
         let (result, refreshed) = enter(ctx, entry, insns, env, &mut self.inputs, meter);
+        self.after(refreshed);
+        result
+    }
+
+    /// Whether the block's region-dependent fields are of the hot regions `hot` (`hot_key`),
+    /// the inline-check bounds included where the code has inline checks (`checks`).
+    #[inline(always)]
+    fn is_of(&self, hot: &[u64; 6], checks: bool) -> bool {
+        same_words(hot, &self.inputs.0) && (!checks || self.bounds)
+    }
+
+    /// After a run (or a batch loop's trip) on the block: where a helper moved a region
+    /// (`refreshed`), it refilled the region-dependent fields of the host stack's copy of the
+    /// block (`helper_entry`), not this block's, so the next run fills them in again, whatever
+    /// its regions.
+    #[inline(always)]
+    fn after(&mut self, refreshed: bool) {
         if refreshed {
-            // A helper moved a region and refilled the region-dependent fields of the host stack's
-            // copy of the block (`helper_entry`), not this block's: the next run fills them in
-            // again, whatever its regions.
             self.inputs.0 = [u64::MAX; 6];
         }
-        result
     }
 
     /// Writes the run's inputs into the block: r1-r5 (`args`), r10, the packet and `standing`;
@@ -566,7 +590,7 @@ impl Home {
         checks: bool,
         standing: u64,
     ) {
-        if !same_words(&hot, &self.inputs.0) || (checks && !self.bounds) {
+        if !self.is_of(&hot, checks) {
             self.fill(env, hot, checks);
         }
         let ctx = &mut self.ctx;
@@ -595,8 +619,8 @@ impl Home {
     }
 
     /// `run` of a program that calls no helper (so nothing in the run moves a region or the
-    /// packet) on an environment its caller has just set up: the run's stack is the
-    /// `stack_frames` frames under `env.stack_top`, writable (what `run` checks first), its hot
+    /// packet) on an environment its caller has just set up: the run's stack is the frames the
+    /// code was compiled for under `env.stack_top`, writable (what `run` checks first), its hot
     /// regions are `hot` (`hot_key` of the run's stack and data), its maps stand for no run, and
     /// its limits are inactive (the whole budget is in hand from the start). A plain single run
     /// (`Program::run`, `program/plain.rs`) knows all of this without reading it back; it may
@@ -613,11 +637,10 @@ impl Home {
         insns: &[Insn],
         env: &mut RunEnv<'_>,
         args: [u64; 5],
-        (stack_frames, checks): (usize, bool),
+        checks: bool,
         hot: [u64; 6],
     ) -> Result<RunOutput, Trap> {
         debug_assert!(!env.state.limits.is_active() && !env.maps.standing_areas());
-        let _ = stack_frames;
         self.set_inputs(env, args, hot, checks, 0);
         let meter = Meter {
             budget: env.budget,
@@ -696,35 +719,26 @@ impl Repeat {
     ) -> Option<LoopEnd> {
         let hot = hot_key(env);
         let home = &mut self.home;
-        if !same_words(&hot, &home.inputs.0) || (self.checks && !home.bounds) {
+        if !home.is_of(&hot, self.checks) {
             return None;
         }
         home.inputs.1 = env.packet;
         let inputs: *mut FastInputs = &mut home.inputs;
         let (meter, in_hand) = Meter::start(env.budget, &env.state.limits);
         let mut state = run_state(env, inputs, meter);
-        let ctx = &mut home.ctx;
-        ctx.budget = in_hand;
-        ctx.exit_kind = EXIT_NORMAL;
         let sp: *mut RunState = &mut state;
-        ctx.state = sp as u64;
+        let ctx_ptr = arm(&mut home.ctx, sp, in_hand);
         let (driver, resume) = batch_loop::driver();
         lp.resume = resume;
         lp.left = 0;
         // The main program's exit goes back to the loop while it runs, and only then.
-        ctx.resume = std::ptr::from_mut(lp) as u64;
-        let ctx_ptr: *mut Ctx = ctx;
-        (*ctx_ptr).self_ptr = ctx_ptr as u64;
+        (*ctx_ptr).resume = std::ptr::from_mut(lp) as u64;
         lp.block = ctx_ptr as u64;
         lp.called_out = std::ptr::addr_of!((*sp).called_out) as u64;
         driver(lp);
         (*ctx_ptr).resume = 0;
         let state = &mut *sp;
-        if state.refreshed {
-            // A helper refilled the region-dependent fields of the host stack's copy of the block,
-            // not the block's: the next run fills them in again.
-            home.inputs.0 = [u64::MAX; 6];
-        }
+        home.after(state.refreshed);
         let out = &*ctx_ptr;
         let done = out.exit_kind == EXIT_NORMAL && lp.left == 0 && state.panic.is_none();
         Some(match done {
