@@ -317,13 +317,20 @@ pub fn prepare_run(
     }
 }
 
-/// A raw run: r1 = the data (a writable region), r2 = its length.
-fn prepare_raw(data: &mut [u8], state: &mut RunState, regions: &mut Regions) -> Entry {
-    let addr = if data.is_empty() {
+/// r1 of a raw run on `data`: its address, or 0 for no data (an empty slice's pointer is
+/// dangling, no address of the run).
+#[inline(always)]
+pub(crate) fn raw_data_address(data: &mut [u8]) -> u64 {
+    if data.is_empty() {
         0
     } else {
         data.as_mut_ptr() as u64
-    };
+    }
+}
+
+/// A raw run: r1 = the data (a writable region), r2 = its length.
+fn prepare_raw(data: &mut [u8], state: &mut RunState, regions: &mut Regions) -> Entry {
+    let addr = raw_data_address(data);
     regions.set_data(Region::from_mut_slice(data));
     state.data = (addr, data.len() as u64);
     Entry {

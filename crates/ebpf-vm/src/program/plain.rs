@@ -179,11 +179,7 @@ impl Program {
     fn memory(&self, stack_bytes: u64, data: &mut [u8]) -> RunMemory {
         let stack_top = stack_bytes + STACK_SIZE as u64;
         let reach = (self.stack_frames * STACK_FRAME_SIZE) as u64;
-        let addr = if data.is_empty() {
-            0
-        } else {
-            data.as_mut_ptr() as u64
-        };
+        let addr = crate::context::raw_data_address(data);
         RunMemory {
             stack: Region::new(stack_top - reach, reach, true),
             packet: (addr, data.len() as u64),
@@ -202,11 +198,7 @@ impl Program {
     #[inline(always)]
     fn run_bare(&self, entry: crate::jit::BareEntry, data: &mut [u8]) -> Result<RunOutput, Trap> {
         debug_assert!(self.bare && !self.metered);
-        let addr = if data.is_empty() {
-            0
-        } else {
-            data.as_mut_ptr() as u64
-        };
+        let addr = crate::context::raw_data_address(data);
         let len = data.len() as u64;
         let stack_bytes = crate::run_space::bare_stack_bytes();
         let stack_top = stack_bytes + STACK_SIZE as u64;
