@@ -207,34 +207,36 @@ describe('bad packets are EINVAL LoadErrors naming the packet', () => {
   }
 })
 
+/** Helper 1000: on its second call, fills `bytes` with 99 and detaches its buffer (its memory
+ * goes to the clone); returns 0. */
+function rewriteAndDetachOnSecondCall(bytes: Uint8Array): () => bigint {
+  let calls = 0
+  return () => {
+    calls++
+    if (calls === 2 && bytes.buffer.byteLength > 0) {
+      bytes.fill(99)
+      structuredClone(bytes.buffer, { transfer: [bytes.buffer] })
+    }
+    return 0n
+  }
+}
+
 describe('with JavaScript helpers, the engine reads a copy of the packets', () => {
   for (const engine of engines) {
     it(`${engine}: a helper that rewrites and detaches the caller's buffer mid-batch changes no result`, () => {
       const bytes = Uint8Array.of(10, 20, 30, 40)
       const lengths = [1, 1, 1, 1]
-      let calls = 0
       // r0 = the packet's byte, read after the helper ran.
       const p = new Program({
         engine,
         instructions: assemble('r6 = r1\ncall 1000\nr0 = *(u8 *)(r6 + 0)\nexit'),
-        helpers: {
-          1000: () => {
-            calls++
-            if (calls === 2 && bytes.buffer.byteLength > 0) {
-              bytes.fill(99)
-              // Detaches `bytes.buffer` (its memory goes to the clone).
-              structuredClone(bytes.buffer, { transfer: [bytes.buffer] })
-            }
-            return 0n
-          },
-        },
+        helpers: { 1000: rewriteAndDetachOnSecondCall(bytes) },
       })
       const { retvals, errors } = p.runBatchRetvals({ bytes, lengths })
       expect(errors).toEqual([])
       expect(retvals).toEqual(Uint32Array.of(10, 20, 30, 40))
       expect(bytes.byteLength).toBe(0)
       // Arrays of packets too, in each form.
-      calls = 0
       const packets = [Uint8Array.of(1), Uint8Array.of(2), Uint8Array.of(3)]
       const detachAll = () => {
         for (const q of packets) if (q.byteLength) structuredClone(q.buffer, { transfer: [q.buffer] })
@@ -257,7 +259,6 @@ describe('with JavaScript helpers, the engine reads a copy of the packets', () =
       const bytes = new Uint8Array(4 * 14)
       for (let k = 0; k < 4; k++) bytes[14 * k] = 10 * (k + 1)
       const lengths = [14, 14, 14, 14]
-      let calls = 0
       // The target: r0 = the packet's first byte, read after the helper ran.
       const target = new Program({
         engine,
@@ -278,16 +279,7 @@ describe('with JavaScript helpers, the engine reads a copy of the packets', () =
           r0 = *(u8 *)(r2 + 0)
         out:
           exit`),
-        helpers: {
-          1000: () => {
-            calls++
-            if (calls === 2 && bytes.buffer.byteLength > 0) {
-              bytes.fill(99)
-              structuredClone(bytes.buffer, { transfer: [bytes.buffer] })
-            }
-            return 0n
-          },
-        },
+        helpers: { 1000: rewriteAndDetachOnSecondCall(bytes) },
       })
       const slots = new BpfMap({ type: 'prog_array', keySize: 4, valueSize: 4, maxEntries: 1 })
       slots.setProgram(0, target)

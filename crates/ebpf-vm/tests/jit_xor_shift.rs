@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::Insn;
-use ebpf_vm::{Engine, Mode, Program, RunInput};
+use ebpf_vm::{Engine, Mode, Program};
 
 const DATA: usize = 16;
 
@@ -43,12 +43,7 @@ fn check(name: &str, code: &[Insn], r0: u64, fused: &[Mode]) {
                 );
             }
             let mut data = input.clone();
-            let out = p
-                .run(&mut RunInput {
-                    data: &mut data,
-                    budget: None,
-                })
-                .unwrap_or_else(|t| panic!("{name} {engine:?} {mode:?}: {t}"));
+            let out = run_ok(&p, &mut data, &format!("{name} {engine:?} {mode:?}"));
             assert_eq!(out.r0, r0, "{name}: r0, {engine:?} {mode:?}");
         }
     }

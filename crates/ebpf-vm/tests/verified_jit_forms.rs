@@ -59,12 +59,7 @@ fn check_on(name: &str, code: &[Insn], given: &[u8], r0: u64, memory: &[u8]) {
                 }
             }
             let mut data = given.to_vec();
-            let out = p
-                .run(&mut RunInput {
-                    data: &mut data,
-                    budget: None,
-                })
-                .unwrap_or_else(|t| panic!("{name} {engine:?} {mode:?}: {t}"));
+            let out = run_ok(&p, &mut data, &format!("{name} {engine:?} {mode:?}"));
             assert_eq!(out.r0, r0, "{name}: r0, {engine:?} {mode:?}");
             assert_eq!(data, memory, "{name}: memory, {engine:?} {mode:?}");
         }

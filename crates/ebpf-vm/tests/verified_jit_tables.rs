@@ -14,7 +14,7 @@ mod common;
 use common::*;
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::Insn;
-use ebpf_vm::{Engine, Mode, Program, RunInput};
+use ebpf_vm::{Engine, Mode, Program};
 
 const DATA: usize = 8;
 
@@ -63,12 +63,7 @@ fn check(name: &str, code: &[Insn], data: [u8; DATA], r0: u64) {
         for mode in [Mode::Checked, Mode::Verified] {
             let p = load(code, engine, mode);
             let mut mem = data;
-            let out = p
-                .run(&mut RunInput {
-                    data: &mut mem,
-                    budget: None,
-                })
-                .unwrap_or_else(|t| panic!("{name} {engine:?} {mode:?}: {t}"));
+            let out = run_ok(&p, &mut mem, &format!("{name} {engine:?} {mode:?}"));
             assert_eq!(out.r0, r0, "{name} {data:?}: r0, {engine:?} {mode:?}");
         }
     }

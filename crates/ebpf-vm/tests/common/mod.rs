@@ -73,6 +73,12 @@ pub fn load(insns: &[Insn], engine: Engine) -> Result<Program, LoadError> {
     )
 }
 
+/// One run of `p` on `data` without a budget; panics, naming `what`, if it traps.
+pub fn run_ok(p: &Program, data: &mut [u8], what: &str) -> RunOutput {
+    p.run(&mut RunInput { data, budget: None })
+        .unwrap_or_else(|t| panic!("{what}: {t}"))
+}
+
 pub fn run_with(
     insns: &[Insn],
     engine: Engine,
