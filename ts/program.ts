@@ -298,9 +298,8 @@ function helperDeclaration(key: string, h: HelperDeclaration): { args?: string[]
 function callsTailCall(code: Uint8Array): boolean {
   for (let at = 0; at + 8 <= code.length; at += 8) {
     // `call imm` (0x85) of a helper (src 0) whose little-endian imm is 12.
-    if (code[at] === 0x85 && code[at + 1]! >> 4 === 0 && code[at + 4] === 12 && code[at + 5] === 0) {
-      if (code[at + 6] === 0 && code[at + 7] === 0) return true
-    }
+    const imm = code[at + 4]! | (code[at + 5]! << 8) | (code[at + 6]! << 16) | (code[at + 7]! << 24)
+    if (code[at] === 0x85 && code[at + 1]! >> 4 === 0 && imm === 12) return true
   }
   return false
 }
