@@ -15,7 +15,7 @@ use ebpf_vm::{Engine, Mode, Program, ProgramOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: load_cost FILE checked|verified whole|jit COUNT [DATA_SIZE]";
+    let usage = "usage: load_cost FILE checked|verified whole|jit|rbpf COUNT [DATA_SIZE]";
     let (file, mode, part, count, data_size) = match &args[..] {
         [_, f, m, p, c] => (f, m, p, c, 8256),
         [_, f, m, p, c, d] => (f, m, p, c, d.parse()?),
@@ -59,6 +59,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     &[],
                 )?;
                 bytes = jit.code_len();
+            }
+            // rbpf 0.4's compile of the same bytecode, as the `load` bench times it (its
+            // verifier, then `jit_compile`): the instruction count to compare with.
+            "rbpf" => {
+                let leaked: &'static [u8] = Box::leak(bytecode.clone().into_boxed_slice());
+                let mut vm = rbpf::EbpfVmRaw::new(Some(leaked))?;
+                vm.jit_compile()?;
+                std::hint::black_box(vm);
             }
             _ => return Err(usage.into()),
         }
