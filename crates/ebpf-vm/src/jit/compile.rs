@@ -279,6 +279,9 @@ struct Compiler<'a> {
     /// While a metered copy is emitted (code a run enters at most once, see `metered_copy`):
     /// memory checks call the check stub straight away, with no inline test and no snippet.
     cold: bool,
+    /// The second-region stubs that checks use, by region tried second and bound index
+    /// (`emit_second_region_stubs`).
+    second: [[Option<Label>; 8]; 2],
     /// Draws the keys of blinded constants; `None` when constants are emitted as they are.
     blind: Option<Blinder>,
     /// Coverage counters (`coverage::CoverageCounters::addresses`): chain entries and
@@ -422,6 +425,7 @@ pub fn compile(
         cond: None,
         group: None,
         cold: false,
+        second: [[None; 8]; 2],
         blind: blind.then(Blinder::new),
         coverage,
         analysis,
@@ -610,6 +614,7 @@ pub fn compile(
     if c.a.pos() - body_end > MAX_SNIPPET_BYTES * insns.len() {
         return Err("out-of-line code over its bound".into());
     }
+    c.emit_second_region_stubs();
     c.emit_stubs();
     // The function prologue enters callbacks only: without callback entries, none.
     let function_entry = c.a.pos();

@@ -78,17 +78,20 @@ unsafe fn record_exit(ctx: *mut Ctx) {
 }
 
 /// Slow path of a memory access check: walks the whole region table (it may have grown since the
-/// run started). Returns 0 when the access is allowed; otherwise records the trap and returns 1.
+/// run started). `info` is the access's `access_info` in its low 32 bits and, in its high 32, what
+/// the chain charged ahead of it (`Compiler::adj`), which the count of a trap gives back (the code
+/// leaves r12 as it is, so that an access allowed here needs no undoing). Returns 0 when the
+/// access is allowed; otherwise records the trap and returns 1.
 ///
 /// # Safety
 /// `ctx` is the context block of a live run, as compiled code passes it.
 pub(super) unsafe extern "C" fn check_entry(ctx: *mut Ctx, addr: u64, info: u64, rem: u64) -> u64 {
     let state = &mut *((*ctx).state as *mut RunState);
-    let (pc, size, write) = decode_access_info(info);
+    let (pc, size, write) = decode_access_info(info & u64::from(u32::MAX));
     match (*state.env).regions.check(addr, size as u64, write) {
         Ok(()) => 0,
         Err(kind) => {
-            let count = state.count_before(rem);
+            let count = state.count_before(rem.wrapping_add(info >> 32));
             let env = &*state.env;
             state.trap = Some(memory_trap(kind, pc, addr, size, count, write, env));
             record_exit(ctx);

@@ -346,17 +346,6 @@ impl Compiler<'_> {
         }
     }
 
-    /// Emits `f` with r12 raised by `adj` around it (for stubs that count instructions).
-    pub(super) fn with_count(&mut self, adj: u32, f: impl FnOnce(&mut Asm)) {
-        if adj > 0 {
-            self.a.alu_ri(Alu::Add, W::B64, BUDGET, adj as i32);
-        }
-        f(&mut self.a);
-        if adj > 0 {
-            self.a.alu_ri(Alu::Sub, W::B64, BUDGET, adj as i32);
-        }
-    }
-
     /// A bpf-to-bpf call: saves r6-r10 and the return address in the next frame slot of the
     /// context, moves r10 down one frame and jumps. `exit` in the callee comes back through the
     /// exit stub. Host `call`/`ret` are not used so that rsp stays fixed and the context stays at

@@ -138,15 +138,53 @@ impl Compiler<'_> {
             .alu_rm(Alu::Cmp, W::B64, RCX, ctx(fast_bound(first, bi)));
         self.a.jcc(Cond::Ae, slow);
         self.a.bind(ok);
+        let stub = *self.second[second][bi].get_or_insert_with(|| self.a.new_label());
         self.snippets.push(Snippet::Check {
             at: slow,
             back: ok,
-            m,
-            region: second,
-            bi,
+            stub,
             info: access_info(pc, size, write),
             adj: self.adj(),
         });
+    }
+
+    /// The second-region stubs that sites use (`Compiler::second`): one per region tried second
+    /// and bound index, entered by call from a site's `Snippet::Check` with rcx as the inline
+    /// check left it (`addr - start` of the region tried first) and rax = access info |
+    /// charge-ahead << 32. An access inside the second region returns at once (rdx intact);
+    /// otherwise the stub rebuilds the address in rcx and goes on into the check stub, which
+    /// returns to the site.
+    pub(super) fn emit_second_region_stubs(&mut self) {
+        // Entered by call: the context block is 8 bytes further up.
+        let start = |region| ctx(fast_start(region) + 8);
+        let data_neg = ctx(OFF_DATA_NEG + 8);
+        for (region, stubs) in self.second.iter().enumerate() {
+            for (bi, stub) in stubs.iter().enumerate() {
+                let Some(stub) = *stub else { continue };
+                let a = &mut self.a;
+                a.bind(stub);
+                let miss = a.new_label();
+                if region == 0 {
+                    // From a data check: rcx = addr - data start, rdx = -data start.
+                    a.alu_rr(Alu::Sub, W::B64, RCX, DATA_NEG);
+                    a.alu_rm(Alu::Sub, W::B64, RCX, start(0));
+                } else {
+                    // From a stack check (through r10): rcx = addr - stack start.
+                    a.alu_rm(Alu::Add, W::B64, RCX, start(0));
+                    a.alu_rm(Alu::Add, W::B64, RCX, data_neg);
+                }
+                a.alu_rm(Alu::Cmp, W::B64, RCX, ctx(fast_bound(region, bi) + 8));
+                a.jcc(Cond::Ae, miss);
+                a.ret();
+                a.bind(miss);
+                if region == 0 {
+                    a.alu_rm(Alu::Add, W::B64, RCX, start(0));
+                } else {
+                    a.alu_rm(Alu::Sub, W::B64, RCX, data_neg);
+                }
+                a.jmp(self.stubs.check);
+            }
+        }
     }
 
     /// A load or store at `pc` that carries a check (`checked_access`, and not proved).

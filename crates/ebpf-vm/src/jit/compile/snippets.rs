@@ -4,10 +4,9 @@
 
 use super::fast_loop::LoopCopy;
 use super::memory::frame_local;
-use super::{ctx, fast_bound, fast_start, is_lddw, Compiler, BUDGET, DATA_NEG};
+use super::{is_lddw, Compiler, BUDGET};
 use crate::isa::opcodes::*;
 use crate::isa::Insn;
-use crate::jit::frame::*;
 use crate::jit::x86::*;
 
 /// Whether an instruction can have an effect that outlives a trap of the run: it may trap
@@ -80,16 +79,22 @@ pub(super) enum Snippet {
         block_k: u32,
         rejoin: Label,
     },
-    /// The inline check against one fast region failed: try the other, then the stub.
+    /// The inline check against one fast region failed: call the second-region stub (`stub`,
+    /// see `emit_second_region_stubs`) with what the check stub needs of this site, and go
+    /// back.
     Check {
         at: Label,
         back: Label,
-        m: Mem,
-        region: usize,
-        bi: usize,
+        stub: Label,
         info: u32,
         adj: u32,
     },
+}
+
+/// What the check stub takes in rax: the access's `access_info`, and what the chain charged
+/// ahead of it in the high half (see `runtime::check_entry`).
+fn check_info(info: u32, adj: u32) -> u64 {
+    u64::from(adj) << 32 | u64::from(info)
 }
 
 impl Compiler<'_> {
@@ -180,20 +185,14 @@ impl Compiler<'_> {
             Snippet::Check {
                 at,
                 back,
-                m,
-                region,
-                bi,
+                stub,
                 info,
                 adj,
             } => {
+                // All but what differs between sites is in the second-region stub.
                 self.a.bind(at);
-                self.a.lea(RCX, m);
-                self.a
-                    .alu_rm(Alu::Sub, W::B64, RCX, ctx(fast_start(region)));
-                self.a
-                    .alu_rm(Alu::Cmp, W::B64, RCX, ctx(fast_bound(region, bi)));
-                self.a.jcc(Cond::B, back);
-                self.slow_check(m, info, adj);
+                self.a.mov_imm64(RAX, check_info(info, adj));
+                self.a.call(stub);
                 self.a.jmp(back);
             }
             Snippet::Misaligned { at, info, adj } => {
@@ -215,13 +214,12 @@ impl Compiler<'_> {
 
     /// The check of the access at `m` by the stub, which walks the whole region table and traps
     /// on failure (`info`: `access_info`; `adj`: what the chain charged ahead). Clobbers rax and
-    /// rcx; rdx (`DATA_NEG`) is reloaded.
+    /// rcx; rdx (`DATA_NEG`) is reloaded by the stub.
     pub(super) fn slow_check(&mut self, m: Mem, info: u32, adj: u32) {
-        self.a.lea(RAX, m);
-        self.a.mov_r32_imm(RDX, info);
+        self.a.lea(RCX, m);
+        self.a.mov_imm64(RAX, check_info(info, adj));
         let stub = self.stubs.check;
-        self.with_count(adj, |a| a.call(stub));
-        self.a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG));
+        self.a.call(stub);
     }
 
     /// The block at `pc` of `n` instructions, for a run whose budget ends inside it: r12 is

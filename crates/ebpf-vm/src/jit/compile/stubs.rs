@@ -110,9 +110,13 @@ impl Compiler<'_> {
         a.store(W::B64, mem(OUT, OFF_EXIT_B), RDX);
         exit_with(a, EXIT_MISALIGNED, st.epilogue);
 
-        // Slow memory check (entered by call; rax = address, edx = access info). Saves the
-        // caller-saved eBPF registers and rax, calls `runtime::check_entry`.
+        // Slow memory check (entered by call, or by a jump from a second-region stub, which a
+        // site called; rcx = address, rax = access info | charge-ahead << 32, see
+        // `runtime::check_entry`). Saves the caller-saved eBPF registers, calls
+        // `runtime::check_entry`; back in the code, rdx holds `data_neg` again.
         a.bind(st.check);
+        a.mov_rr(W::B64, RDX, RAX);
+        a.mov_rr(W::B64, RAX, RCX);
         save_and_call(a, runtime::check_entry as *const () as u64);
         a.test_rr(W::B64, RAX, RAX);
         for r in [REG[5], REG[4], REG[3], REG[2], REG[1], REG[0]] {
@@ -121,6 +125,7 @@ impl Compiler<'_> {
         let check_failed = a.new_label();
         a.jcc(Cond::Ne, check_failed);
         a.pop(RAX);
+        a.load(W::B64, DATA_NEG, ctx(OFF_DATA_NEG + 8));
         a.ret();
         a.bind(check_failed);
         a.lea(RSP, mem(RSP, 16));
