@@ -190,3 +190,77 @@ fn a_failing_check_in_a_metered_copy_counts_what_ran_before_it() {
         );
     }
 }
+
+#[test]
+fn a_group_of_loads_on_a_stack_pointer_checks_each_and_traps_at_the_member_outside() {
+    // [r10 - 16] = 7, [r10 - 8] = 5 (frame-local); r2 = r10 - 16; then a group of loads through r2
+    // with arithmetic between them (nothing a trap would show): [r2 + 0] = 7, [r2 + 8] = 5, and
+    // [r2 + 16] (r10 + 0, just above the frame): a trap at pc 8 with eight counted. As a store,
+    // the last member traps the same way.
+    let head = [
+        st(SIZE_DW, 10, -16, 7),
+        st(SIZE_DW, 10, -8, 5),
+        mov64_reg(2, 10),
+        alu64_imm(ALU_ADD, 2, -16),
+        ldx(SIZE_DW, 0, 2, 0),
+        alu64_imm(ALU_ADD, 0, 1),
+        ldx(SIZE_W, 3, 2, 8),
+        alu64_reg(ALU_ADD, 0, 3),
+    ];
+    let tail = [alu64_imm(ALU_ADD, 0, 1), exit()];
+    let ok = [&head[..], &tail[..]].concat();
+    for last in [ldx(SIZE_B, 3, 2, 16), st(SIZE_B, 2, 16, 1)] {
+        let p = [&head[..], &[last], &tail[..]].concat();
+        for engine in ENGINES {
+            // Without the last member: 7 + 1 + 5 + 1.
+            let out = run_with(&ok, engine, &mut [], None).expect("runs");
+            assert_eq!((out.r0, out.insn_count), (14, 10), "{engine:?}");
+            let t = run_with(&p, engine, &mut [], None).unwrap_err();
+            assert_eq!(
+                (t.kind, t.pc, t.size, t.insn_count),
+                (TrapKind::OutOfBounds, 8, 1, 8),
+                "{engine:?} {last:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_group_of_loads_whose_span_check_fails_checks_each_member_in_the_data() {
+    // Loads at 0, 8 and 12 (8 bytes each) through r1: a span of 20, checked as one against the
+    // data with a 32-byte bound, which a 24-byte buffer fails though every load fits; each
+    // member then passes its own check. On a 16-byte buffer the third traps (pc 4, four
+    // counted), and with the loads in the other order the first does (pc 0, none counted).
+    let p = [
+        ldx(SIZE_DW, 0, 1, 0),
+        alu64_imm(ALU_ADD, 0, 1),
+        ldx(SIZE_DW, 3, 1, 8),
+        alu64_reg(ALU_ADD, 0, 3),
+        ldx(SIZE_DW, 3, 1, 12),
+        alu64_reg(ALU_ADD, 0, 3),
+        exit(),
+    ];
+    let mut reversed = p;
+    reversed.swap(0, 4);
+    reversed[0].dst = 0;
+    reversed[4].dst = 3;
+    for engine in ENGINES {
+        let mut data = [0u8; 24];
+        data[0] = 1;
+        data[8] = 2;
+        data[12] = 4;
+        // 1 + 1 + (2 + 4 << 32) + (4 + 0): the loads are little-endian.
+        let out = run_with(&p, engine, &mut data, None).expect("runs");
+        assert_eq!((out.r0, out.insn_count), (8 + (4 << 32), 7), "{engine:?}");
+        for (prog, pc) in [(&p, 4), (&reversed, 0)] {
+            let mut data = [0u8; 16];
+            let addr = data.as_ptr() as u64 + 12;
+            let t = run_with(prog, engine, &mut data, None).unwrap_err();
+            assert_eq!(
+                (t.kind, t.pc, t.addr, t.size, t.insn_count),
+                (TrapKind::OutOfBounds, pc, addr, 8, pc as u64),
+                "{engine:?}"
+            );
+        }
+    }
+}

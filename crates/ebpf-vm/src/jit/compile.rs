@@ -282,6 +282,8 @@ struct Compiler<'a> {
     /// The second-region stubs that checks use, by region tried second and bound index
     /// (`emit_second_region_stubs`).
     second: [[Option<Label>; 8]; 2],
+    /// The full stubs (data, then the stack), by bound index, that quiet groups' checks use.
+    full: [Option<Label>; 8],
     /// Draws the keys of blinded constants; `None` when constants are emitted as they are.
     blind: Option<Blinder>,
     /// Coverage counters (`coverage::CoverageCounters::addresses`): chain entries and
@@ -426,6 +428,7 @@ pub fn compile(
         group: None,
         cold: false,
         second: [[None; 8]; 2],
+        full: [None; 8],
         blind: blind.then(Blinder::new),
         coverage,
         analysis,

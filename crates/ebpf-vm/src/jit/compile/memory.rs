@@ -2,7 +2,7 @@
 //! fast region, out of line against the other (`Snippet::Check`), shared by a group of nearby
 //! accesses (`group`), or none at all for frame-local and verifier-proved accesses.
 
-use super::snippets::Snippet;
+use super::snippets::{check_info, observable, Snippet};
 use super::{
     blinded, ctx, fast_bound, fast_start, is_lddw, Compiler, OpenGroup, DATA_NEG, REG,
     STACK_FRAME_SIZE,
@@ -34,6 +34,14 @@ impl Compiler<'_> {
     /// with their own checks runs instead (`Snippet::Group`). Accesses that fit in the data
     /// region are exactly those that pass their own inline check there, so this changes no
     /// outcome. Clobbers rcx.
+    ///
+    /// A *quiet* group (nothing between its first and last member can be seen after a trap:
+    /// its members but the last are loads, and every other instruction there is register
+    /// arithmetic or frame-local: `observable`, which jumps are) needs no copy: as the base does
+    /// not change between its members, each member's address is known at the group check, and
+    /// a trap at a member would leave nothing seen of the instructions before it. So when the
+    /// group check fails, each member is checked in turn, in order, with its own trap (pc,
+    /// count), and the group's code runs unchecked after them.
     pub(super) fn group(&mut self, pc: usize) {
         let Some((base, off, size, write)) = self.checked_access(pc) else {
             return;
@@ -43,6 +51,8 @@ impl Compiler<'_> {
         }
         let (mut lo, mut hi) = (off as i64, off as i64 + size as i64);
         let mut any_write = write;
+        // Quiet so far, and at the last member so far (see above).
+        let (mut quiet, mut quiet_to_last) = (true, true);
         let mut members = [0; GROUP_MAX_MEMBERS];
         members[0] = pc;
         let mut count = 1;
@@ -64,11 +74,16 @@ impl Compiler<'_> {
                 let (l, h) = (lo.min(o as i64), hi.max(o as i64 + sz as i64));
                 if b == base && h - l <= *HULL_SIZES.last().unwrap() as i64 {
                     (lo, hi) = (l, h);
+                    // A store before this member would be seen after a trap here.
+                    quiet &= !any_write;
+                    quiet_to_last = quiet;
                     any_write |= w;
                     members[count] = p;
                     count += 1;
+                    continue;
                 }
             }
+            quiet &= !observable(&self.insns[p]);
         }
         if count < 2 {
             return;
@@ -90,13 +105,20 @@ impl Compiler<'_> {
         self.a.alu_rm(Alu::Cmp, W::B64, RCX, bound);
         self.a.jcc(Cond::Ae, at);
         let last = members[count - 1];
+        // A quiet group's checks go back to just after the group check.
+        let back = quiet_to_last.then(|| {
+            let back = self.a.new_label();
+            self.a.bind(back);
+            back
+        });
         self.snippets.push(Snippet::Group {
             at,
             first: pc,
             last,
             block_n: self.block_n,
             block_k: self.block_k,
-            rejoin,
+            rejoin: back.unwrap_or(rejoin),
+            recheck: back.is_some(),
         });
         self.group = Some(OpenGroup {
             members,
@@ -154,6 +176,10 @@ impl Compiler<'_> {
     /// charge-ahead << 32. An access inside the second region returns at once (rdx intact);
     /// otherwise the stub rebuilds the address in rcx and goes on into the check stub, which
     /// returns to the site.
+    ///
+    /// Before the stack's stub for a bound index, the full stub (`Compiler::full`), which a
+    /// quiet group's checks call with rcx = addr - data start: the data's check, then on into
+    /// the stack's stub.
     pub(super) fn emit_second_region_stubs(&mut self) {
         // Entered by call: the context block is 8 bytes further up.
         let start = |region| ctx(fast_start(region) + 8);
@@ -162,6 +188,12 @@ impl Compiler<'_> {
             for (bi, stub) in stubs.iter().enumerate() {
                 let Some(stub) = *stub else { continue };
                 let a = &mut self.a;
+                if let Some(full) = self.full[bi].filter(|_| region == 0) {
+                    a.bind(full);
+                    a.alu_rm(Alu::Cmp, W::B64, RCX, ctx(fast_bound(1, bi) + 8));
+                    a.jcc(Cond::Ae, stub);
+                    a.ret();
+                }
                 a.bind(stub);
                 let miss = a.new_label();
                 if region == 0 {
@@ -184,6 +216,32 @@ impl Compiler<'_> {
                 }
                 a.jmp(self.stubs.check);
             }
+        }
+    }
+
+    /// The checks of a quiet group's members (see `group`), from `first` to `last` (the chain's
+    /// instructions `block_k..`), each in full: against the data, then the stack, then the
+    /// region table, whose trap names the member. Then back to the group's code.
+    pub(super) fn group_checks(&mut self, first: usize, last: usize, block_k: u32) {
+        let mut pc = first;
+        self.block_k = block_k;
+        loop {
+            if let Some((base, off, size, write)) = self.checked_access(pc) {
+                let bi = bound_index(size, write);
+                // Both stubs: the full one falls into the stack's.
+                self.second[0][bi].get_or_insert_with(|| self.a.new_label());
+                let stub = *self.full[bi].get_or_insert_with(|| self.a.new_label());
+                let m = mem_idx(REG[base as usize], DATA_NEG, 0, off as i32);
+                self.a.lea(RCX, m);
+                let info = access_info(pc, size, write);
+                self.a.mov_imm64(RAX, check_info(info, self.adj()));
+                self.a.call(stub);
+            }
+            if pc == last {
+                break;
+            }
+            self.block_k += 1;
+            pc += if is_lddw(&self.insns[pc]) { 2 } else { 1 };
         }
     }
 

@@ -70,7 +70,8 @@ pub(super) enum Snippet {
     /// twice (`LoopCopy` has what it needs).
     FastLoop(LoopCopy),
     /// A group's check failed: run its accesses (and what lies between them) with their own
-    /// checks, then rejoin the ordinary code after the last of them.
+    /// checks, then rejoin the ordinary code after the last of them; or for a quiet group
+    /// (`recheck`, see `group`), check its accesses in turn and rejoin it after its check.
     Group {
         at: Label,
         first: usize,
@@ -78,6 +79,7 @@ pub(super) enum Snippet {
         block_n: u32,
         block_k: u32,
         rejoin: Label,
+        recheck: bool,
     },
     /// The inline check against one fast region failed: call the second-region stub (`stub`,
     /// see `emit_second_region_stubs`) with what the check stub needs of this site, and go
@@ -93,7 +95,7 @@ pub(super) enum Snippet {
 
 /// What the check stub takes in rax: the access's `access_info`, and what the chain charged
 /// ahead of it in the high half (see `runtime::check_entry`).
-fn check_info(info: u32, adj: u32) -> u64 {
+pub(super) fn check_info(info: u32, adj: u32) -> u64 {
     u64::from(adj) << 32 | u64::from(info)
 }
 
@@ -139,9 +141,15 @@ impl Compiler<'_> {
                 block_n,
                 block_k,
                 rejoin,
+                recheck,
             } => {
                 self.a.bind(at);
                 self.block_n = block_n;
+                if recheck {
+                    self.group_checks(first, last, block_k);
+                    self.a.jmp(rejoin);
+                    return;
+                }
                 self.block_k = block_k;
                 let mut pc = first;
                 loop {
