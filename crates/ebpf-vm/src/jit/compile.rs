@@ -7,7 +7,8 @@
 //! - `shape`: what the JIT reads of the analysis (targets, loop heads, blocks, chains);
 //! - `alu`: register arithmetic;
 //! - `select`: the masked select `t = -t; t &= y; t ^= a` as a test and a short jump;
-//! - `memory`: loads, stores, atomics, packet loads and their checks (groups included);
+//! - `memory`: loads, stores, atomics, packet loads and their checks (groups included), and the
+//!   second-region stubs the checks share;
 //! - `control`: jumps, exits, calls, the budget meter and refunds;
 //! - `fast_loop`: counted loops, their head check and unchecked copy;
 //! - `copy_loop`: a proved word-copy loop as one `rep movsq` (unmetered code);

@@ -1,6 +1,7 @@
 //! Loads, stores, atomics and legacy packet loads, with their memory checks: inline against one
-//! fast region, out of line against the other (`Snippet::Check`), shared by a group of nearby
-//! accesses (`group`), or none at all for frame-local and verifier-proved accesses.
+//! fast region, out of line against the other (`Snippet::Check`, which calls one of the shared
+//! second-region stubs emitted here), shared by a group of nearby accesses (`group`), or none at
+//! all for frame-local and verifier-proved accesses.
 
 use super::snippets::{check_info, observable, Snippet};
 use super::{
@@ -129,8 +130,9 @@ impl Compiler<'_> {
     }
 
     /// Checks the access at `m` (the address `base + off`): inline against one fast region,
-    /// out of line against the other and then through the stub, which walks the whole region
-    /// table and traps on failure. Clobbers rax, rcx and rdx.
+    /// out of line against the other (a second-region stub, shared by all sites of the same
+    /// region order and bound index) and then through the check stub, which walks the whole
+    /// region table and traps on failure. Clobbers rax and rcx (rdx holds `data_neg` after).
     ///
     /// The two fast regions may be tried in either order: a load is allowed by any region that
     /// contains it, and `runtime::bounds` gives the data no store bound when the stack is
