@@ -12,8 +12,40 @@ use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::Insn;
 use ebpf_vm::{Engine, TrapKind};
 
+/// What a trap names.
+type Trapped = (TrapKind, usize, u64, u32, u64);
+
 const ENGINES: [Engine; 2] = [Engine::Interpreter, Engine::Jit];
 const SIZES: [(u8, u32); 4] = [(SIZE_B, 1), (SIZE_H, 2), (SIZE_W, 4), (SIZE_DW, 8)];
+
+/// The trap of a run of `p` on `engine`: kind, pc, address, size and count.
+fn trap(p: &[Insn], engine: Engine, data: &mut [u8], budget: Option<u64>) -> Trapped {
+    let t = run_with(p, engine, data, budget).expect_err("traps");
+    (t.kind, t.pc, t.addr, t.size, t.insn_count)
+}
+
+/// On both engines with no data (the accesses are on the stack): `ok` runs to `(r0, count)`, and
+/// `p`, `ok` with one more access, traps out of bounds naming `(pc, size, count)`.
+fn passes_then_traps(ok: &[Insn], p: &[Insn], ran: (u64, u64), trapped: (usize, u32, u64)) {
+    for engine in ENGINES {
+        let out = run_with(ok, engine, &mut [], None).expect("runs");
+        assert_eq!((out.r0, out.insn_count), ran, "{engine:?}");
+        let (kind, pc, _, size, count) = trap(p, engine, &mut [], None);
+        assert_eq!(
+            (kind, (pc, size, count)),
+            (TrapKind::OutOfBounds, trapped),
+            "{engine:?}"
+        );
+    }
+}
+
+/// `r0 = 5; access; r0 += 1` `adds` times; `exit`: one chain, the access at pc 1.
+fn access_in_a_chain(access: Insn, adds: usize) -> Vec<Insn> {
+    let mut p = vec![mov64_imm(0, 5), access];
+    p.extend(std::iter::repeat_n(alu64_imm(ALU_ADD, 0, 1), adds));
+    p.push(exit());
+    p
+}
 
 fn ldx(size: u8, dst: u8, src: u8, off: i16) -> Insn {
     i(CLASS_LDX | MODE_MEM | size, dst, src, off, 0)
@@ -79,21 +111,12 @@ fn a_failing_check_of_every_size_and_direction_counts_what_ran_before_it() {
             } else {
                 ldx(size, 0, 1, off)
             };
-            let p = [
-                mov64_imm(0, 5),
-                access,
-                alu64_imm(ALU_ADD, 0, 1),
-                alu64_imm(ALU_ADD, 0, 1),
-                alu64_imm(ALU_ADD, 0, 1),
-                alu64_imm(ALU_ADD, 0, 1),
-                exit(),
-            ];
+            let p = access_in_a_chain(access, 4);
             for engine in ENGINES {
                 let mut data = [0u8; 16];
                 let addr = data.as_ptr() as u64 + off as u64;
-                let t = run_with(&p, engine, &mut data, None).unwrap_err();
                 assert_eq!(
-                    (t.kind, t.pc, t.addr, t.size, t.insn_count),
+                    trap(&p, engine, &mut data, None),
                     (TrapKind::OutOfBounds, 1, addr, bytes, 1),
                     "{engine:?} size {bytes} write {write}"
                 );
@@ -126,10 +149,10 @@ fn a_check_failing_in_both_fast_regions_traps_with_the_address() {
             ];
             for engine in ENGINES {
                 let mut data = [0u8; 8];
-                let t = run_with(&p, engine, &mut data, None).unwrap_err();
+                let t = trap(&p, engine, &mut data, None);
                 let r10 = u64::from_le_bytes(data);
                 assert_eq!(
-                    (t.kind, t.pc, t.addr, t.size, t.insn_count),
+                    t,
                     (TrapKind::OutOfBounds, 3, r10 + 8, 8, 3),
                     "{engine:?} through r10 {through_r10} write {write}"
                 );
@@ -154,37 +177,19 @@ fn a_group_on_a_stack_pointer_runs_its_copy_and_traps_at_the_member_outside() {
     ];
     // Without the last load, the group passes and r0 = 7.
     let ok = [&p[..4], &p[5..]].concat();
-    for engine in ENGINES {
-        let out = run_with(&ok, engine, &mut [], None).expect("runs");
-        assert_eq!((out.r0, out.insn_count), (7, 6), "{engine:?}");
-        let mut data = [0u8; 8];
-        let t = run_with(&p, engine, &mut data, None).unwrap_err();
-        assert_eq!(
-            (t.kind, t.pc, t.size, t.insn_count),
-            (TrapKind::OutOfBounds, 4, 4, 4),
-            "{engine:?}"
-        );
-    }
+    passes_then_traps(&ok, &p, (7, 6), (4, 4, 4));
 }
 
 #[test]
 fn a_failing_check_in_a_metered_copy_counts_what_ran_before_it() {
     // The budget ends inside the chain (its metered copy runs, with the check stub alone
     // checking): with a budget of 3 the access (pc 1) runs and traps before the budget does.
-    let p = [
-        mov64_imm(0, 5),
-        ldx(SIZE_W, 0, 1, 14),
-        alu64_imm(ALU_ADD, 0, 1),
-        alu64_imm(ALU_ADD, 0, 1),
-        alu64_imm(ALU_ADD, 0, 1),
-        exit(),
-    ];
+    let p = access_in_a_chain(ldx(SIZE_W, 0, 1, 14), 3);
     for engine in ENGINES {
         let mut data = [0u8; 16];
         let addr = data.as_ptr() as u64 + 14;
-        let t = run_with(&p, engine, &mut data, Some(3)).unwrap_err();
         assert_eq!(
-            (t.kind, t.pc, t.addr, t.size, t.insn_count),
+            trap(&p, engine, &mut data, Some(3)),
             (TrapKind::OutOfBounds, 1, addr, 4, 1),
             "{engine:?}"
         );
@@ -211,17 +216,8 @@ fn a_group_of_loads_on_a_stack_pointer_checks_each_and_traps_at_the_member_outsi
     let ok = [&head[..], &tail[..]].concat();
     for last in [ldx(SIZE_B, 3, 2, 16), st(SIZE_B, 2, 16, 1)] {
         let p = [&head[..], &[last], &tail[..]].concat();
-        for engine in ENGINES {
-            // Without the last member: 7 + 1 + 5 + 1.
-            let out = run_with(&ok, engine, &mut [], None).expect("runs");
-            assert_eq!((out.r0, out.insn_count), (14, 10), "{engine:?}");
-            let t = run_with(&p, engine, &mut [], None).unwrap_err();
-            assert_eq!(
-                (t.kind, t.pc, t.size, t.insn_count),
-                (TrapKind::OutOfBounds, 8, 1, 8),
-                "{engine:?} {last:?}"
-            );
-        }
+        // Without the last member: 7 + 1 + 5 + 1.
+        passes_then_traps(&ok, &p, (14, 10), (8, 1, 8));
     }
 }
 
@@ -255,9 +251,8 @@ fn a_group_of_loads_whose_span_check_fails_checks_each_member_in_the_data() {
         for (prog, pc) in [(&p, 4), (&reversed, 0)] {
             let mut data = [0u8; 16];
             let addr = data.as_ptr() as u64 + 12;
-            let t = run_with(prog, engine, &mut data, None).unwrap_err();
             assert_eq!(
-                (t.kind, t.pc, t.addr, t.size, t.insn_count),
+                trap(prog, engine, &mut data, None),
                 (TrapKind::OutOfBounds, pc, addr, 8, pc as u64),
                 "{engine:?}"
             );
