@@ -247,7 +247,10 @@ impl Compiler<'_> {
         }
     }
 
-    /// A load or store at `pc` that carries a check (`checked_access`, and not proved).
+    /// A load or store at `pc` that carries a check (`checked_access`, and not proved). Inlined:
+    /// `group`'s scan asks it of every instruction it passes (`parse`, mode checked: 246.7k ->
+    /// 242.3k instructions a load under callgrind; `parse_fixed` verified 145.8k -> 146.4k).
+    #[inline]
     pub(super) fn checked_access(&self, pc: usize) -> Option<(u8, i16, u32, bool)> {
         checked_access(&self.insns[pc]).filter(|_| !self.proved[pc])
     }
