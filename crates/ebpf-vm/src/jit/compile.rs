@@ -62,7 +62,10 @@ const DATA_NEG: u8 = RDX;
 pub const MAX_INSN_BYTES: usize = 144;
 /// Upper bound on the out-of-line bytes one instruction adds: its copy in the metered version of
 /// its block with a budget probe, and for each of its two copies a second-region check or a trap
-/// snippet, plus its block's budget exit (the request for the next slice included).
+/// snippet, plus its block's budget exit (the request for the next slice included). A check's
+/// snippet (at most 20 bytes) and the second-region and full stubs it may be the first to use
+/// (at most 41 and 15, emitted after the snippets) fit in its two copies' 72-byte shares (a
+/// metered copy checks through the stub, with no snippet).
 pub const MAX_SNIPPET_BYTES: usize =
     4 * MAX_INSN_BYTES + 32 + 4 * 72 + 24 + 2 * LOOP_ALIGN + 64 + 40;
 /// Loop heads start on a cache line, so that a short loop is fetched and decoded whole (dense
