@@ -1,7 +1,11 @@
 //! The x86-64 JIT. It must agree with `interpreter.rs` bit for bit: r0, memory,
 //! the trap (kind, pc, addr, size, message) and the instruction count, for every validated
-//! program. Compiled at load time; the code lives in W^X memory (`exec_mem`), which goes back
-//! to a small bounded pool (read+write, no longer executable) when the program is dropped.
+//! program. Compiled at load time; the code lives in W^X memory (`exec_mem`): written through a
+//! read+write view of a shared memory file and run from a read+execute view of it at another
+//! address (no mapping is ever writable and executable), in chunks that a load and a drop take
+//! and give back with no system call; freed code is overwritten with `int3`. Where such a file
+//! cannot be mapped, each program has pages of its own, switched between read+write and
+//! read+execute with `mprotect` at load and drop.
 //!
 //! # Register assignment
 //!
@@ -140,6 +144,14 @@ use crate::vm::env::{Entry, ExecutionEngine, RunEnv, Validated};
 use crate::vm::{RunOutput, MAX_CALL_FRAMES};
 
 pub use compile::{blocks, chains};
+
+/// Makes every later load of this process put its code in pages of its own switched with
+/// `mprotect` (the fallback where no arena can be mapped), if no load has chosen yet; says
+/// whether that is now the choice. For tests of the fallback.
+#[doc(hidden)]
+pub fn force_mprotect_exec_memory() -> bool {
+    exec_mem::force_fallback()
+}
 pub use disasm::{JitedFunction, JitedInsn};
 
 /// A program compiled to x86-64.
