@@ -9,7 +9,6 @@
 mod common;
 
 use common::*;
-use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::jit::{JitOptions, JitProgram};
 use ebpf_vm::{Engine, Program};
 use std::sync::Mutex;
@@ -20,13 +19,10 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A JIT program that returns `value`: `r0 = value - adds`, then `adds` times `r0 += 1` (its code
-/// grows with `adds`).
+/// `counted`'s program on the JIT, and the value it returns.
 fn sized(value: u32, adds: u32) -> (Program, u64) {
-    let mut p = vec![mov64_imm(0, (value - adds) as i32)];
-    p.extend((0..adds).map(|_| alu64_imm(ALU_ADD, 0, 1)));
-    p.push(exit());
-    (load(&p, Engine::Jit).expect("loads"), value as u64)
+    let p = load(&counted(value, adds), Engine::Jit).expect("loads");
+    (p, value as u64)
 }
 
 /// Runs each program and compares its r0 with the value it was built to return.
@@ -53,29 +49,14 @@ fn churn(base: u32, n: u32, keep: u32) -> Result<Vec<(Program, u64)>, String> {
     Ok(kept)
 }
 
-/// The mapping holding `addr` in /proc/self/maps: (permissions, path).
-fn mapping(addr: usize) -> Option<(String, String)> {
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    maps.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        let (lo, hi) = f[0].split_once('-')?;
-        let lo = usize::from_str_radix(lo, 16).ok()?;
-        let hi = usize::from_str_radix(hi, 16).ok()?;
-        (lo <= addr && addr < hi).then(|| (f[1].to_string(), f[5..].join(" ")))
-    })
-}
-
-/// `sized`'s program, compiled alone (for its code's address), constants as they are (so the
+/// `counted`'s program, compiled alone (for its code's address), constants as they are (so the
 /// same program compiles to the same bytes).
 fn compiled(value: u32, adds: u32) -> JitProgram {
-    let mut p = vec![mov64_imm(0, (value - adds) as i32)];
-    p.extend((0..adds).map(|_| alu64_imm(ALU_ADD, 0, 1)));
-    p.push(exit());
     let options = JitOptions {
         blind_constants: false,
         ..JitOptions::default()
     };
-    JitProgram::compile_with(&p, options).expect("compiles")
+    JitProgram::compile_with(&counted(value, adds), options).expect("compiles")
 }
 
 /// The code as it runs (its read+execute view is readable).
