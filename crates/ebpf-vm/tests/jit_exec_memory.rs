@@ -203,3 +203,28 @@ fn after_a_fork_neither_process_writes_code_the_other_runs() {
     // Loads go on as before.
     check(&churn(90_000, 60, 2).unwrap(), "parent: later loads").unwrap();
 }
+
+/// The arenas mapped now (their read+execute views).
+fn arenas() -> usize {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    (maps.lines())
+        .filter(|l| l.contains("memfd:ebpf-jit-code") && l.contains(" r-xs "))
+        .count()
+}
+
+#[test]
+fn arenas_no_program_uses_are_given_back_but_one() {
+    let _serial = serial();
+    let before = arenas();
+    // About 4 KB of code each: more than one 1 MiB arena's worth.
+    let held: Vec<JitProgram> = (0..300).map(|i| compiled(5000 + i, 700)).collect();
+    assert!(held.iter().map(|p| p.code_len()).sum::<usize>() > 1 << 20);
+    assert!(arenas() >= 2, "{} arenas", arenas());
+    drop(held);
+    // The arenas these programs filled are unmapped, but for one kept for the next load.
+    assert!(
+        arenas() <= before + 1,
+        "{before} arenas before, {} after",
+        arenas()
+    );
+}
