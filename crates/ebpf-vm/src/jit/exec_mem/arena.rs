@@ -1,8 +1,8 @@
 //! The main scheme for executable memory (`super`): arenas of one memory file (`memfd_create`)
 //! mapped twice, a read+execute view that code runs from and a read+write view that loads write
 //! through. No mapping is ever writable and executable; a load or a drop makes no system call
-//! once an arena is mapped (the `mprotect` pair of the fallback, `paged.rs`, with its TLB
-//! flushes, was a fifth to a quarter of the JIT's load of the bench programs).
+//! once an arena is mapped (the kernel's part of the fallback's `mprotect` pair, `paged.rs`, was
+//! 14-20% of the samples of the JIT's load of the bench programs under `perf`).
 //!
 //! Chunks are handed out first fit from each arena's sorted, coalesced free list, in multiples of
 //! `GRANULE` bytes (the compiler aligns loop heads relative to the code's start, so a chunk
