@@ -24,6 +24,11 @@
 //! unmapped, in this process only, when its last chunk is freed). Only `fork` (which runs the
 //! handlers) is covered; a raw `clone` without `CLONE_VM` is not.
 //!
+//! Code written through one view and run through the other needs no cache maintenance on x86-64:
+//! instruction fetch stays coherent with stores to the same physical memory, whatever the
+//! virtual address; a program reaches another thread only through the synchronisation that
+//! hands it over.
+//!
 //! Valgrind translates code once and, for file-backed memory such as these views, does not
 //! watch it for writes: reused code addresses are announced with its client request
 //! `DISCARD_TRANSLATIONS` (a few register rotations, a no-op on hardware).
@@ -239,7 +244,13 @@ fn map_arena() -> std::io::Result<Arena> {
     // SAFETY: plain system calls on a file this function owns; every result is checked, and
     // the file is closed whatever happens (the mappings keep its memory).
     unsafe {
-        let fd = libc::memfd_create(c"ebpf-jit-code".as_ptr(), libc::MFD_CLOEXEC);
+        // The system call itself rather than glibc's wrapper (2.27 and later): a binary built
+        // against an older glibc still links, and a kernel without it answers ENOSYS.
+        let fd = libc::syscall(
+            libc::SYS_memfd_create,
+            c"ebpf-jit-code".as_ptr(),
+            libc::MFD_CLOEXEC,
+        ) as libc::c_int;
         if fd < 0 {
             return Err(err());
         }
