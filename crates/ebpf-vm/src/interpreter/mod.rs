@@ -28,19 +28,11 @@ pub use crate::vm::{
 mod fast;
 mod observe;
 mod prepared;
-mod semantics;
 mod threaded;
 
 use fast::run_from;
 pub use observe::run_traced;
 pub use prepared::{prepare, prepare_analysed, prepare_proved, Prepared};
-
-/// A caller's frame, saved across a bpf-to-bpf call.
-struct Frame {
-    return_pc: usize,
-    saved: [u64; 4],
-    saved_fp: u64,
-}
 
 /// The interpreter's side of the run ABI: its prepared form, run by the fast loop (the counting
 /// loop when the run counts coverage).
