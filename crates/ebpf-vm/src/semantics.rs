@@ -440,7 +440,7 @@ pub(crate) fn taken(insn: &Insn, reg: &[u64; 16]) -> bool {
 }
 
 /// How `reference_loop` counts coverage: each engine by its own runs of instructions (see
-/// `coverage`). Runs without coverage use `()`, which counts nothing.
+/// `coverage`). Runs without coverage pass `None`.
 pub(crate) trait Counting {
     /// Control is at `pc`, before the budget check (the instruction a run stops at counts as
     /// reached).
@@ -449,11 +449,20 @@ pub(crate) trait Counting {
     fn run(&mut self, pc: usize, insn: &Insn, reg: &[u64; 16]);
 }
 
-impl Counting for () {
+impl<C: Counting> Counting for Option<C> {
     #[inline(always)]
-    fn arrive(&mut self, _: usize) {}
+    fn arrive(&mut self, pc: usize) {
+        if let Some(c) = self {
+            c.arrive(pc);
+        }
+    }
+
     #[inline(always)]
-    fn run(&mut self, _: usize, _: &Insn, _: &[u64; 16]) {}
+    fn run(&mut self, pc: usize, insn: &Insn, reg: &[u64; 16]) {
+        if let Some(c) = self {
+            c.run(pc, insn, reg);
+        }
+    }
 }
 
 /// Runs from `pc` with registers `reg` and the callers' `frames`, one instruction at a time

@@ -393,36 +393,25 @@ pub(super) fn run_from<const COUNT: bool>(
     // whole program that `prepare` could not vouch for, and otherwise the last, partial segment.
     // Counting, it enters a segment at its start and after each instruction that ends one (the
     // fast loop has counted the segment it left in).
-    let (insns, reg) = (&p.insns[..], &mut st.reg);
-    match coverage.as_deref().filter(|_| COUNT) {
-        Some(counters) => {
-            let mut segments = Segments {
-                ops: &p.ops,
-                counters,
-                fresh: !p.fast,
-            };
-            reference_loop(
-                insns,
-                pc,
-                reg,
-                &mut frames,
-                env,
-                &mut meter,
-                st.left,
-                &mut segments,
-            )
-        }
-        None => reference_loop(
-            insns,
-            pc,
-            reg,
-            &mut frames,
-            env,
-            &mut meter,
-            st.left,
-            &mut (),
-        ),
-    }
+    let mut segments = coverage
+        .as_deref()
+        .filter(|_| COUNT)
+        .map(|counters| Segments {
+            ops: &p.ops,
+            counters,
+            fresh: !p.fast,
+        });
+    let (insns, left) = (&p.insns[..], st.left);
+    reference_loop(
+        insns,
+        pc,
+        &mut st.reg,
+        &mut frames,
+        env,
+        &mut meter,
+        left,
+        &mut segments,
+    )
 }
 
 /// The interpreter's coverage in the reference loop: an entry where a segment starts (after an

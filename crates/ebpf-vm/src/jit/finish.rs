@@ -85,28 +85,23 @@ pub(super) fn finish(
             saved_fp: f[4],
         })
         .collect();
+    let mut chains = (layout.coverage.as_ref()).map(|&((entries, fall), ref chains)| Chains {
+        entries,
+        fall,
+        chains,
+        first: true,
+    });
     let (pc, left) = (paused.pc, paused.left);
-    match &layout.coverage {
-        Some(((entries, fall), chains)) => {
-            let mut counting = Chains {
-                entries: *entries,
-                fall: *fall,
-                chains,
-                first: true,
-            };
-            reference_loop(
-                insns,
-                pc,
-                &mut reg,
-                &mut frames,
-                env,
-                meter,
-                left,
-                &mut counting,
-            )
-        }
-        None => reference_loop(insns, pc, &mut reg, &mut frames, env, meter, left, &mut ()),
-    }
+    reference_loop(
+        insns,
+        pc,
+        &mut reg,
+        &mut frames,
+        env,
+        meter,
+        left,
+        &mut chains,
+    )
 }
 
 /// The slot a saved host return address goes back to: the code of a call's next slot

@@ -282,17 +282,23 @@ impl JitProgram {
         self.check_insns(insns);
         let start = runtime::Start::Main(self.mem.entry());
         // SAFETY: the code was compiled from `insns` (same program; length checked above).
-        unsafe {
-            runtime::run(
-                start,
-                insns,
-                &self.layout,
-                env,
-                args,
-                self.stack_frames,
-                self.checks,
-            )
-        }
+        unsafe { self.run_at(start, insns, env, args) }
+    }
+
+    /// `runtime::run` of this code from `start`.
+    ///
+    /// # Safety
+    /// `start`'s addresses are in this code, and `insns` are the instructions it was compiled
+    /// from.
+    unsafe fn run_at(
+        &self,
+        start: runtime::Start,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+    ) -> Result<RunOutput, Trap> {
+        let (frames, checks) = (self.stack_frames, self.checks);
+        runtime::run(start, insns, &self.layout, env, args, frames, checks)
     }
 
     /// `run` on `home`'s block (a run space's, for its runs of main programs one after another;
@@ -437,17 +443,7 @@ impl JitProgram {
             )
         };
         // SAFETY: as above.
-        unsafe {
-            runtime::run(
-                start,
-                insns,
-                &self.layout,
-                env,
-                args,
-                self.stack_frames,
-                self.checks,
-            )
-        }
+        unsafe { self.run_at(start, insns, env, args) }
     }
 
     /// Address of the first byte of machine code (the entry point).
