@@ -114,15 +114,7 @@ impl Compiler<'_> {
     /// contains it, and `runtime::bounds` gives the data no store bound when the stack is
     /// read-only, so a store accepted inline is one the first containing region accepts. Accesses
     /// through r10 try the stack (`fast_start[0]`) first, all others the data (`fast_start[1]`).
-    ///
-    /// In a metered copy (`cold`) the stub alone checks: the copy runs at most once per run, so
-    /// its accesses are not worth an inline test and an out-of-line snippet each.
     pub(super) fn check(&mut self, pc: usize, base: u8, m: Mem, size: u32, write: bool) {
-        if self.cold {
-            let adj = self.adj();
-            self.slow_check(m, access_info(pc, size, write), adj);
-            return;
-        }
         let bi = bound_index(size, write);
         let (first, second) = if base == FP { (0, 1) } else { (1, 0) };
         let slow = self.a.new_label();
