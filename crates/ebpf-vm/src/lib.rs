@@ -24,7 +24,9 @@
 //!    one, the helper call path both engines take, the memory trap); above them [`pointer_leaks`]
 //!    (the run-time refusal of addresses in a program's output), then [`verifier`] (the static
 //!    safety proof: abstract interpretation of register and stack states, and its kernel-format
-//!    log).
+//!    log); then [`semantics`] (what one instruction does, the reference code both engines run
+//!    it by: the interpreter for every instruction it has no faster arm for, the JIT to finish a
+//!    run whose budget ends inside a chain).
 //! 6. the engines, peers: [`interpreter`] (the reference semantics) and `jit` (x86-64 code
 //!    generation, x86-64 hosts only).
 //! 7. [`verification`]: the verifier run on a load (mode `Verified`), its rejection a load error;
@@ -71,6 +73,7 @@ pub mod program;
 pub mod run_space;
 pub mod run_state;
 pub mod run_trace;
+pub mod semantics;
 pub mod stack_reach;
 pub mod test_run;
 pub mod verification;

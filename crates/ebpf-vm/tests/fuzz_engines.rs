@@ -43,6 +43,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ebpf_vm::coverage::CoverageReport;
 use ebpf_vm::helpers::output::PerfSink;
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::{encode_all, Insn};
@@ -867,6 +868,8 @@ struct Case {
     fill: u64,
     data: Vec<u8>,
     budget: u64,
+    /// Count coverage (and compare its report).
+    coverage: bool,
 }
 
 /// A trap without its host address (which differs between the engines' maps).
@@ -889,6 +892,8 @@ struct Outcome {
     maps: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
     perf: Vec<(u32, Vec<u8>)>,
     trace: String,
+    /// The main program's coverage, where the case counts it.
+    coverage: Option<CoverageReport>,
 }
 
 /// Resources a run used, for the bounds (not compared between engines).
@@ -911,6 +916,7 @@ fn options(case: &Case, engine: Engine, maps: Vec<Arc<dyn Map>>) -> ProgramOptio
         prog_type: case.kind.prog_type(),
         engine,
         budget: case.budget,
+        coverage: case.coverage,
         helpers: helpers(),
         maps,
         perf_buffer_bytes: PERF_BUFFER,
@@ -987,8 +993,10 @@ fn run_on(engine: Engine, case: &Case, shift: usize) -> Result<(Outcome, Used), 
         }
     };
     let mut trace = String::new();
+    let mut coverage = None;
     if let Ok(p) = &loaded {
         trace += &p.take_trace_log();
+        coverage = p.coverage();
     }
     if let Some(t) = &tail {
         trace += &t.take_trace_log();
@@ -1005,6 +1013,7 @@ fn run_on(engine: Engine, case: &Case, shift: usize) -> Result<(Outcome, Used), 
             maps: dumps,
             perf,
             trace,
+            coverage,
         },
         used,
     ))
@@ -1067,6 +1076,7 @@ fn make_case(seed: u64, seeds: &[Vec<u8>]) -> (Case, bool) {
         fill: r.next(),
         data,
         budget,
+        coverage: false,
     };
     (case, mutated)
 }
@@ -1130,6 +1140,9 @@ fn check(case: &Case, stats: &mut Stats) -> Result<(), String> {
         }
         if want.trace != got.trace {
             diff += &format!("trace: {:?} / {:?}\n", want.trace, got.trace);
+        }
+        if want.coverage != got.coverage {
+            diff += &format!("coverage: {:?}\n  / {:?}\n", want.coverage, got.coverage);
         }
         return Err(format!("engines disagree ({:?})\n{diff}", case.kind));
     }
@@ -1203,8 +1216,13 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
+/// The suites of this binary one at a time: the heap and region bounds are read from counters
+/// every thread adds to.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 #[test]
 fn both_engines_agree_on_hostile_programs_and_stay_within_their_bounds() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // One per-CPU slot, shared by every thread: the address check's runs on other threads then
     // see the same per-CPU values (the number is read once, before the first map is made).
     std::env::set_var("EBPF_NR_CPUS", "1");
@@ -1266,4 +1284,86 @@ fn both_engines_agree_on_hostile_programs_and_stay_within_their_bounds() {
         stats.load_messages
     );
     assert!(stats.failures.is_empty(), "{}", stats.failures.join("\n"));
+}
+
+/// Longest run (in instructions, at a budget that does not stop it) whose every budget
+/// `every_budget_ends_both_engines_alike` tries.
+const SWEEP_LONGEST: u64 = 400;
+
+/// Generated cases (local calls, helpers, `bpf_loop` and `bpf_for_each_map_elem` callbacks,
+/// tail calls, packet access), each run with every budget from 1 to one past its whole count,
+/// coverage counted, on both engines: every run must give the same outcome (r0, count and exit,
+/// or the trap with its place and count), data, maps, records, trace output and coverage report.
+/// The JIT's budget ends inside one of its metered chains at most of these budgets, where the
+/// code leaves for Rust to finish the run (`jit/finish.rs`), in a callback as often as not.
+/// `EBPF_SWEEP_CASES` (default 200) cases from `EBPF_SWEEP_SEED` (default 1).
+#[test]
+fn every_budget_ends_both_engines_alike() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    std::env::set_var("EBPF_NR_CPUS", "1");
+    let first = env_u64("EBPF_SWEEP_SEED").unwrap_or(1);
+    let cases = env_u64("EBPF_SWEEP_CASES").unwrap_or(200);
+    let (mut swept, mut runs, mut long, mut refused, mut address_dependent) = (0, 0, 0, 0, 0);
+    // Runs the budget stopped.
+    let mut stopped = 0;
+    let mut failures = Vec::new();
+    for seed in first..first + cases {
+        let (mut case, _) = make_case(seed, &[]);
+        case.coverage = true;
+        case.budget = 100_000;
+        let full = match run_on(Engine::Interpreter, &case, 0).map(|(o, _)| o.run) {
+            Ok(Some(Ok((out, _)))) => out.insn_count,
+            Ok(Some(Err(t))) => t.insn_count,
+            Ok(None) => {
+                refused += 1;
+                continue;
+            }
+            Err(e) => panic!("seed {seed}: {e}"),
+        };
+        if full > SWEEP_LONGEST {
+            long += 1;
+            continue;
+        }
+        swept += 1;
+        for budget in 1..=full + 1 {
+            case.budget = budget;
+            let want = run_on(Engine::Interpreter, &case, 0).map(|(o, _)| o);
+            let got = run_on(Engine::Jit, &case, 0).map(|(o, _)| o);
+            runs += 1;
+            let (want, got) = match (want, got) {
+                (Ok(w), Ok(g)) => (w, g),
+                (w, g) => panic!(
+                    "seed {seed}, budget {budget}: {:?} / {:?}",
+                    w.err(),
+                    g.err()
+                ),
+            };
+            if let Some(Err(t)) = &want.run {
+                stopped += u64::from(t.kind == ebpf_vm::TrapKind::BudgetExhausted);
+            }
+            if want == got {
+                continue;
+            }
+            if depends_on_addresses(&case, &want, &got).unwrap_or(false) {
+                address_dependent += 1;
+                break;
+            }
+            failures.push(format!(
+                "seed {seed}, budget {budget}:\n{:?}\n  / {:?}\n{:?}\n  / {:?}",
+                want.run, got.run, want.coverage, got.coverage
+            ));
+            break;
+        }
+    }
+    println!(
+        "every budget: {swept} cases swept ({runs} budgets on each engine, {stopped} runs \
+         stopped by the budget); {long} longer than \
+         {SWEEP_LONGEST} instructions and {refused} refused at load, not swept; \
+         {address_dependent} address-dependent"
+    );
+    assert!(
+        swept >= cases / 4,
+        "too few cases swept: {swept} of {cases}"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -1,8 +1,8 @@
 //! The JIT against the interpreter (the reference semantics) on the bench programs, compiled C
 //! (`bench/programs/bpf/*.bin`), with budgets that end the run at instruction after instruction:
-//! each budget that ends inside a metered chain runs that chain's metered copy (the out-of-line
-//! code that runs exactly as many instructions as the budget allows, `jit/compile/snippets.rs`),
-//! so that every copy of these programs is entered at many of its instructions. Both engines must
+//! each budget that ends inside a metered chain leaves the code at that chain's head for Rust to
+//! finish the run (exactly as many instructions as the budget allows, `jit/finish.rs`), so that
+//! every chain of these programs is left at many of its instructions. Both engines must
 //! give the same result (r0 and count, or the trap with its place and count) and leave the same
 //! data behind.
 #![cfg(target_arch = "x86_64")]

@@ -181,9 +181,9 @@ fn a_group_on_a_stack_pointer_runs_its_copy_and_traps_at_the_member_outside() {
 }
 
 #[test]
-fn a_failing_check_in_a_metered_copy_counts_what_ran_before_it() {
-    // The budget ends inside the chain (its metered copy runs, with the check stub alone
-    // checking): with a budget of 3 the access (pc 1) runs and traps before the budget does.
+fn a_failing_check_in_a_chain_the_budget_ends_in_counts_what_ran_before_it() {
+    // The budget ends inside the chain (Rust finishes the run, `jit::finish`): with a budget of 3
+    // the access (pc 1) runs and traps before the budget does.
     let p = access_in_a_chain(ldx(SIZE_W, 0, 1, 14), 3);
     for engine in ENGINES {
         let mut data = [0u8; 16];

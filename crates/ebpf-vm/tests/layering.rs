@@ -28,6 +28,7 @@ const LAYERS: &[&[&str]] = &[
     &["vm::env"],
     &["pointer_leaks"],
     &["verifier"],
+    &["semantics"],
     &["interpreter", "jit"],
     &["verification"],
     &["run_space"],

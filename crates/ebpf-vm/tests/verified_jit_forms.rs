@@ -507,8 +507,8 @@ fn select_program(k: i16, body: &[Insn]) -> Vec<Insn> {
 
 /// Runs `select_program(k, body)` for each `(k, t, y, r3)` of `runs` (worked out by hand: t and
 /// y as the body leaves r2 and r4, r3 its r0; a stays X) as `check` does; checks that the JIT's
-/// code (both modes) has no `neg` exactly when `fused` (in the main body: metered copies out of
-/// line keep each instruction), and that in mode checked (metered) the JIT counts as many
+/// code (both modes) has no `neg` exactly when `fused` (in the main body: copies out of line
+/// keep each instruction), and that in mode checked (metered) the JIT counts as many
 /// instructions as the interpreter.
 fn check_select(name: &str, body: &[Insn], runs: &[(i16, u64, u64, u64)], fused: bool) {
     for &(k, t, y, r3) in runs {

@@ -5,14 +5,16 @@
 //! with the primitives of `semantics`, so that an operation's meaning is written once.
 
 use super::prepared::*;
-use super::semantics::*;
 use super::threaded::{self, State};
-use super::{observe, Frame, Prepared};
+use super::Prepared;
+use crate::coverage::CoverageCounters;
 use crate::error::Trap;
 use crate::isa::opcodes::*;
+use crate::isa::Insn;
 use crate::limits::Meter;
+use crate::semantics::*;
 use crate::vm::env::{memory_trap, RunEnv};
-use crate::vm::{budget_trap, RunOutput};
+use crate::vm::RunOutput;
 
 /// Nothing, in a way the optimiser cannot see through: called on one side of a branch, it keeps
 /// the branch from becoming a conditional move (see `branch!` in `run_prepared`).
@@ -391,42 +393,47 @@ pub(super) fn run_from<const COUNT: bool>(
     // whole program that `prepare` could not vouch for, and otherwise the last, partial segment.
     // Counting, it enters a segment at its start and after each instruction that ends one (the
     // fast loop has counted the segment it left in).
-    let mut fresh = !p.fast;
-    loop {
-        // Counted before the budget check: the instruction a run stops at counts as reached
-        // (see `coverage`), but a jump the budget stopped at did not fall through.
-        if COUNT && fresh {
-            count!(enter, pc);
+    let mut segments = coverage
+        .as_deref()
+        .filter(|_| COUNT)
+        .map(|counters| Segments {
+            ops: &p.ops,
+            counters,
+            fresh: !p.fast,
+        });
+    let (insns, left) = (&p.insns[..], st.left);
+    reference_loop(
+        insns,
+        pc,
+        &mut st.reg,
+        &mut frames,
+        env,
+        &mut meter,
+        left,
+        &mut segments,
+    )
+}
+
+/// The interpreter's coverage in the reference loop: an entry where a segment starts (after an
+/// instruction that ends one, or at the loop's first instruction when the fast loop ran none of
+/// it), and each conditional jump's fall-through.
+struct Segments<'a> {
+    ops: &'a [Op],
+    counters: &'a CoverageCounters,
+    fresh: bool,
+}
+
+impl Counting for Segments<'_> {
+    fn arrive(&mut self, pc: usize) {
+        if self.fresh {
+            self.counters.enter(pc);
         }
-        if st.left == 0 {
-            st.left = meter.refill(&env.state.limits, 0, 1, pc)?;
-            if st.left == 0 {
-                return Err(budget_trap(pc, budget));
-            }
-        }
-        st.left -= 1;
-        let insn = p.insns[pc];
-        if COUNT {
-            fresh = p.ops[pc].ends_segment & ENDS != 0;
-            if observe::is_cond_jump(&insn) && !observe::taken(&insn, &st.reg) {
-                count!(fall_through, pc);
-            }
-        }
-        match general(
-            &p.insns,
-            pc,
-            insn,
-            &mut st.reg,
-            &mut frames,
-            env,
-            meter.count(st.left),
-        )? {
-            Step::Next(next) => pc = next,
-            Step::Call(next, charged) => {
-                st.left = meter.take(st.left, charged);
-                pc = next;
-            }
-            Step::Exit(out) => return Ok(out),
+    }
+
+    fn run(&mut self, pc: usize, insn: &Insn, reg: &[u64; 16]) {
+        self.fresh = self.ops[pc].ends_segment & ENDS != 0;
+        if is_cond_jump(insn) && !taken(insn, reg) {
+            self.counters.fall_through(pc);
         }
     }
 }

@@ -2,13 +2,15 @@
 //! another engine does must agree with this module, bit for bit: r0, memory, the trap (kind,
 //! instruction index, address, size) and the instruction count.
 //!
-//! Four parts: `semantics` (each operation written once, and `general`, the reference code by
-//! instruction class), `prepared` (the form made once at load: per-slot ops, segments, fused
-//! idioms), `threaded` (a handler per slot, chained by tail calls, for the common cases) and
-//! `fast` (the fast loop over prepared ops, whose arms call the primitives of `semantics`, runs
-//! the threaded form first and whatever it leaves; and the reference loop). The reference is `general` driven one instruction at a
-//! time (`run_reference`); `run`/`run_prepared` take the fast loop, which must give the same
-//! results (`tests/interpreter_fast_path.rs` checks it against the reference loop).
+//! On `crate::semantics` (each operation written once, `general`, the reference code by
+//! instruction class, and `reference_loop`, which runs it one instruction at a time; below both
+//! engines, as the JIT finishes budget-stopped runs with it), three parts: `prepared` (the form
+//! made once at load: per-slot ops, segments, fused idioms), `threaded` (a handler per slot,
+//! chained by tail calls, for the common cases) and `fast` (the fast loop over prepared ops, whose
+//! arms call the primitives of `semantics`, runs the threaded form first and whatever it leaves,
+//! then the reference loop for the last, partial segment). The reference is `general` driven one
+//! instruction at a time (`run_reference`); `run`/`run_prepared` take the fast loop, which must
+//! give the same results (`tests/interpreter_fast_path.rs` checks it against the reference loop).
 //!
 //! Semantics fixed here where RFC 9669 leaves a choice to the implementation:
 //! - helper calls leave r1-r5 as they were (as the kernel's own interpreter does);
@@ -28,19 +30,11 @@ pub use crate::vm::{
 mod fast;
 mod observe;
 mod prepared;
-mod semantics;
 mod threaded;
 
 use fast::run_from;
 pub use observe::run_traced;
 pub use prepared::{prepare, prepare_analysed, prepare_proved, Prepared};
-
-/// A caller's frame, saved across a bpf-to-bpf call.
-struct Frame {
-    return_pc: usize,
-    saved: [u64; 4],
-    saved_fp: u64,
-}
 
 /// The interpreter's side of the run ABI: its prepared form, run by the fast loop (the counting
 /// loop when the run counts coverage).

@@ -4,8 +4,7 @@
 //! takes it only for a run that asked for a trace (on both engines: a JIT program runs its traced
 //! runs here). Traced runs count no coverage.
 
-use super::semantics::{condition, entry_registers, general, Step};
-use super::{budget_trap, Frame, RunEnv, RunOutput};
+use super::{budget_trap, RunEnv, RunOutput};
 use crate::context::places::locate;
 use crate::error::{Place, Trap};
 use crate::isa::opcodes::*;
@@ -13,6 +12,7 @@ use crate::isa::Insn;
 use crate::limits::Meter;
 use crate::pointer_leaks::is_host_address;
 use crate::run_trace::{TraceAccess, TraceStep, TraceValue};
+use crate::semantics::{entry_registers, general, Frame, Step};
 
 /// Runs validated instructions from slot `entry` with r1-r5 = `args`, recording each step in
 /// `env.state.trace` (which must be set).
@@ -67,24 +67,6 @@ pub fn run_traced(
             Step::Exit(out) => return Ok(out),
         }
     }
-}
-
-/// Whether `insn` is a conditional jump (for coverage's fall-through counts).
-pub(super) fn is_cond_jump(insn: &Insn) -> bool {
-    matches!(class(insn.opcode), CLASS_JMP | CLASS_JMP32)
-        && !matches!(insn.opcode & 0xf0, JMP_JA | JMP_CALL | JMP_EXIT)
-}
-
-/// Whether the conditional jump `insn` is taken with these registers (decided apart from the
-/// target, so that a jump to the next instruction still counts as taken when it is).
-pub(super) fn taken(insn: &Insn, reg: &[u64; 16]) -> bool {
-    let b = if insn.opcode & SRC_X != 0 {
-        reg[(insn.src & 0x0f) as usize]
-    } else {
-        insn.imm as i64 as u64
-    };
-    let wide = class(insn.opcode) == CLASS_JMP;
-    condition(insn.opcode & 0xf0, reg[(insn.dst & 0x0f) as usize], b, wide)
 }
 
 /// The memory an instruction is about to access: (address, size, write).

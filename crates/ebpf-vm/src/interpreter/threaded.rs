@@ -30,10 +30,10 @@
 
 use super::fast::keep_branch;
 use super::prepared::{t_of, x_of, Code, Op, DIRECT};
-use super::semantics::*;
 use crate::isa::opcodes::*;
 use crate::isa::Insn;
 use crate::memory::Region;
+use crate::semantics::*;
 
 /// What the handlers work on: the registers, the two regions tried inline (`Regions::hot`) and
 /// the budget in hand (instructions left once the current segment has run to its end, as in the

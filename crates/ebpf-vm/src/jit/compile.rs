@@ -1,6 +1,5 @@
 //! Translation of validated eBPF into x86-64 machine code: one pass over the instructions in
-//! their order, then the out-of-line snippets (among them the metered copies of blocks) and the
-//! shared stubs. The layout, register assignment and budget scheme are described in `jit/mod.rs`.
+//! their order, then the out-of-line snippets and the shared stubs. The layout, register assignment and budget scheme are described in `jit/mod.rs`.
 //!
 //! This file is the driver (the main pass, the state it carries, the dispatch by instruction
 //! class); each job has its own file below it:
@@ -37,6 +36,7 @@ mod xor_shift;
 pub use shape::{blocks, chains};
 
 use super::blind::{worth_blinding, Blinder};
+use super::finish::Layout;
 use super::frame::*;
 use super::loops;
 use super::x86::*;
@@ -60,12 +60,11 @@ const DATA_NEG: u8 = RDX;
 
 /// Upper bound on the bytes one instruction emits inline, its block's budget check included.
 pub const MAX_INSN_BYTES: usize = 144;
-/// Upper bound on the out-of-line bytes one instruction adds: its copy in the metered version of
-/// its block with a budget probe, and for each of its two copies a second-region check or a trap
-/// snippet, plus its block's budget exit (the request for the next slice included). A check's
-/// snippet (at most 20 bytes) and the second-region and full stubs it may be the first to use
-/// (at most 41 and 15, emitted after the snippets) fit in its two copies' 72-byte shares (a
-/// metered copy checks through the stub, with no snippet).
+/// Upper bound on the out-of-line bytes one instruction adds: its copies (a group's, a fast
+/// loop's) and for each a second-region check or a trap snippet, plus its block's budget exit
+/// (the request for the next slice). Loose since blocks have no metered copy (`jit::finish`).
+/// A check's snippet (at most 20 bytes) and the second-region and full stubs it may be the
+/// first to use (at most 41 and 15, emitted after the snippets) fit in two of its 72-byte shares.
 pub const MAX_SNIPPET_BYTES: usize =
     4 * MAX_INSN_BYTES + 32 + 4 * 72 + 24 + 2 * LOOP_ALIGN + 64 + 40;
 /// Loop heads start on a cache line, so that a short loop is fetched and decoded whole (dense
@@ -79,10 +78,11 @@ pub const MAX_GUARD_BYTES: usize = 56 + 40 * loops::MAX_ACCESSES + sum_loop::PRE
 pub const MAX_FIXED_BYTES: usize = 2048 + 24 * POOL_SLOTS;
 
 /// Compiled code and, for each instruction slot, the offset of its code (`u32::MAX` for the
-/// second slot of `lddw`).
+/// second slot of `lddw`), in what a finish of a run needs of the code (`finish::Layout`; its
+/// `base` is set once the code is in place).
 pub struct Compiled {
     pub code: Code,
-    pub offsets: Vec<u32>,
+    pub layout: Layout,
     /// Where the main prologue ends: the code of a run whose registers and block are set up
     /// (a batch's loop of machine code jumps here, `batch_loop`).
     pub body_start: usize,
@@ -112,7 +112,7 @@ pub fn size_bound(insns: usize) -> usize {
 
 /// Bytes of the coverage counters' increments (`count`: `mov rax, imm64; add qword [rax], 1`,
 /// 14 bytes) one instruction may add: one in its main code (a chain head's, or a conditional
-/// jump's fall-through), one in its metered copy, and in a fast loop's two copies one each, with
+/// jump's fall-through), one in a copy of it (a group's), and in a fast loop's two copies one each, with
 /// the back jump's extra entry count and jumps around it.
 const COUNTER_BYTES: usize = 6 * 14 + 16;
 
@@ -280,9 +280,6 @@ struct Compiler<'a> {
     cond: Option<CondLayout>,
     /// In the main pass: the open group of accesses that one check covers (see `group`).
     group: Option<OpenGroup>,
-    /// While a metered copy is emitted (code a run enters at most once, see `metered_copy`):
-    /// memory checks call the check stub straight away, with no inline test and no snippet.
-    cold: bool,
     /// The second-region stubs that checks use, by region tried second and bound index
     /// (`emit_second_region_stubs`).
     second: [[Option<Label>; 8]; 2],
@@ -321,8 +318,6 @@ struct Compiler<'a> {
     lookups: &'a [crate::helpers::maps::InlineLookup],
     /// Jump tables of compare trees (`switch`), placed after all code.
     tables: Vec<switch::JumpTable>,
-    /// Scratch of `metered_copy`: the slots of a block and whether each is observable.
-    copy_pcs: Vec<(usize, bool)>,
 }
 
 /// A folded `t = b; t += x` (see `Compiler::fold`): `t` as the accesses up to `last` see it.
@@ -430,7 +425,6 @@ pub fn compile(
         fast: None,
         cond: None,
         group: None,
-        cold: false,
         second: [[None; 8]; 2],
         full: [None; 8],
         blind: blind.then(Blinder::new),
@@ -445,7 +439,6 @@ pub fn compile(
         inline_fail: None,
         lookups,
         tables: Vec::new(),
-        copy_pcs: Vec::new(),
     };
     c.prologue(false, checks);
     let body_start = c.a.pos();
@@ -646,9 +639,14 @@ pub fn compile(
     c.emit_tables();
     let code = c.a.finish_code()?;
     debug_assert!(code.len() <= size_bound(insns.len()));
+    let layout = Layout {
+        offsets,
+        base: 0,
+        coverage: coverage.map(|counters| (counters, std::mem::take(&mut c.shape.chains))),
+    };
     Ok(Compiled {
         code,
-        offsets,
+        layout,
         body_start,
         body_end,
         function_entry,

@@ -13,8 +13,9 @@ pub const FRAME_WORDS: usize = 6;
 pub const EXIT_NORMAL: u64 = 0;
 /// A Rust trampoline built the trap (memory check, helper error) and stored it in the run state.
 pub const EXIT_RECORDED: u64 = 1;
-/// The budget ran out; `exit_a` = first pc of the block, `rem` = budget left at its start.
-pub const EXIT_BUDGET: u64 = 2;
+/// The budget ends inside the chain the run was entering: its state is in the run state
+/// (`finish::Paused`), for Rust to finish the run (`runtime::refill_entry`).
+pub const EXIT_FINISH: u64 = 2;
 /// Call depth exceeded; `exit_a` = pc of the call.
 pub const EXIT_CALL_DEPTH: u64 = 3;
 /// Misaligned atomic; `exit_a` = address, `exit_b` = access info (see `access_info`).

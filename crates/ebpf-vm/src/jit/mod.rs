@@ -1,7 +1,11 @@
 //! The x86-64 JIT. It must agree with `interpreter.rs` bit for bit: r0, memory,
 //! the trap (kind, pc, addr, size, message) and the instruction count, for every validated
-//! program. Compiled at load time; the code lives in W^X memory (`exec_mem`), which goes back
-//! to a small bounded pool (read+write, no longer executable) when the program is dropped.
+//! program. Compiled at load time; the code lives in W^X memory (`exec_mem`): written through a
+//! read+write view of a shared memory file and run from a read+execute view of it at another
+//! address (no mapping is ever writable and executable), in chunks that a load and a drop take
+//! and give back with no system call; freed code is overwritten with `int3`. Where such a file
+//! cannot be mapped, each program has pages of its own, switched between read+write and
+//! read+execute with `mprotect` at load and drop.
 //!
 //! # Register assignment
 //!
@@ -28,8 +32,8 @@
 //! `prologue | body: one block per instruction, in order | out-of-line snippets | shared stubs`.
 //! Fast-loop copies are snippets too.
 //!
-//! - Snippets (per site): the budget slow path of each block (its metered copy, then `add r12,
-//!   n; mov eax, pc; jmp budget`), the way out of a failed inline memory check (`mov rax, info |
+//! - Snippets (per site): the budget slow path of each block (`mov eax, pc; mov edx, n; call
+//!   refill; jmp back`), the way out of a failed inline memory check (`mov rax, info |
 //!   charge-ahead << 32; call second-region stub; jmp back`), call-depth traps (`mov eax, pc`),
 //!   misaligned-atomic traps (`mov edx, info`) and packet-load misses.
 //! - Second-region stubs (after the snippets, one per region tried second and size/direction
@@ -38,8 +42,9 @@
 //!   rebuild the address and go on into `check`, which returns to the site. Before the stack's
 //!   stub of a bound index, when a quiet group uses it, the full stub: the data's check first.
 //! - Shared stubs: `exit` (returns from a bpf-to-bpf frame, or leaves from the main one),
-//!   `packet_miss` (legacy packet load outside the packet: r0 = 0, leave), `budget`,
+//!   `packet_miss` (legacy packet load outside the packet: r0 = 0, leave),
 //!   `call_depth`, `misaligned` (write the exit record straight to the Rust-side block),
+//!   `refill` (the next slice of the budget, or the way out for Rust to finish the run),
 //!   `check` (slow memory check: saves the caller-saved eBPF registers, calls
 //!   `runtime::check_entry`, which walks the whole region table as it is now and, on a trap,
 //!   counts with the charge-ahead that came in rax's high half, so r12 is never moved around
@@ -47,7 +52,7 @@
 //!   r1-r5 as the argument array, calls `runtime::helper_entry` -> `interpreter::call_helper`,
 //!   pops them back, sets r0) and the epilogue (restores host registers). Traps built in Rust
 //!   are recorded in the run state; the others are rebuilt in `runtime::run` from the
-//!   exit record with the interpreter's own `memory_trap` / `budget_trap`.
+//!   exit record with the interpreter's own `memory_trap`.
 //!
 //! Memory checks: each load/store compares `addr - start` against a per-size, per-direction bound
 //! of one fast region inline (the data for most bases: `lea rcx, [base + rdx + off]; cmp rcx,
@@ -91,23 +96,29 @@
 //! `helper`, `misaligned`, `packet_miss`), so a trap's `insn_count` is `budget - r12 - 1` and a
 //! normal exit's `budget - r12`, exactly. (Below, "block" means a chain.)
 //!
-//! `slow` (rem = r12 + n < n: the budget ends inside this block) jumps to the block's *metered
-//! copy*, emitted out of line: the block's instructions again, each observable one (checked
-//! memory access, atomic, helper call, packet load) preceded by a probe `if rem <= k: stop`.
-//! The interpreter would execute the first `rem` instructions and then trap, so observable
-//! instructions run exactly when k < rem, in order, with their own traps taking precedence;
-//! register arithmetic and frame-local stack traffic may run past the stopping point because
-//! their effects die with the trapping run. The copy ends in the budget trap (the block's own
-//! jump/call/exit is never reached, as rem < n), right after the last observable instruction
-//! before it (what follows could not be seen); `runtime::run` walks `rem` instructions from
-//! the block start to name the pc. Blocks with nothing observable before their last
-//! instruction have no copy: they trap at once. A run enters a metered copy at most once, so
-//! the copy's memory accesses are checked by the `check` stub alone, with no inline test and no
-//! snippet of their own (with the copies cut short, `parse`'s code is a fifth smaller).
-//!
+//! `slow` (rem = r12 + n < n: the budget in hand ends inside this block) is a snippet of four
+//! instructions that calls the `refill` stub with the block's pc and n. The stub pushes r0-r10
+//! and calls `runtime::refill_entry`, which takes the next slice of the budget (`limits::Meter`:
+//! with run limits the budget comes in slices, and the limits are checked here). If that covers
+//! the block, r12 is set with the block charged and the block runs. If not, the whole budget is
+//! in hand and ends inside this block, of which no instruction has run yet: the run's state is
+//! captured (`finish::Paused`: the block's pc, r0-r10 as pushed, `rem`, and the live calls'
+//! frames from `Ctx::frames`) and the code leaves through the epilogue (`EXIT_FINISH`). Rust then
+//! finishes the run from that state in the reference semantics (`semantics::reference_loop`, the
+//! interpreter's own code): at most `rem` more instructions, following jumps, calls and helper
+//! calls anywhere (on the same memory, maps and `RunEnv`), then the budget trap, or the end of
+//! the run if an exit or another trap comes first. So every outcome of a run the budget stops
+//! (r0, memory, trap kind, pc, address, size, count) is the interpreter's by construction, and
+//! no block needs a second, metered copy of its code (which was 15% of `parse`'s checked load
+//! and 24% of its code). The frames' host return addresses go back to pcs through the slots'
+//! code offsets (`finish::Layout`, which every run is handed); a callback's run (entered through
+//! the function prologue) finishes the same way, as the callback's own run, whose result goes
+//! back to the helper that called it; with coverage, the finish counts chain entries and
+//! fall-throughs into the same counters as the code (`finish::Chains`).
+
 //! Unmetered code (`JitOptions::meter` off: a verified program whose termination the verifier
 //! proved, `ProgramOptions::meter`) has none of this: no chain charges r12, nothing is given back
-//! (`adj` is 0), no metered copies are made, and fast loops' copies charge nothing. r12 keeps
+//! (`adj` is 0), no budget snippet is made, and fast loops' copies charge nothing. r12 keeps
 //! what the run started with, moved only by what helpers charge (callbacks), so the count a run
 //! reports is theirs alone (`Program` reports 0 for such runs) and no budget trap can happen.
 //!
@@ -141,6 +152,7 @@ mod blind;
 mod compile;
 mod disasm;
 mod exec_mem;
+mod finish;
 mod frame;
 mod loops;
 mod runtime;
@@ -156,13 +168,22 @@ use crate::vm::env::{Entry, ExecutionEngine, RunEnv, Validated};
 use crate::vm::{RunOutput, MAX_CALL_FRAMES};
 
 pub use compile::{blocks, chains};
+
+/// Makes every later load of this process put its code in pages of its own switched with
+/// `mprotect` (the fallback where no arena can be mapped), if no load has chosen yet; says
+/// whether that is now the choice. For tests of the fallback.
+#[doc(hidden)]
+pub fn force_mprotect_exec_memory() -> bool {
+    exec_mem::force_fallback()
+}
 pub use disasm::{JitedFunction, JitedInsn};
 
 /// A program compiled to x86-64.
 #[derive(Debug)]
 pub struct JitProgram {
     mem: exec_mem::ExecMem,
-    offsets: Vec<u32>,
+    /// The offset of each slot's code, and what a finish of a run needs (see `finish`).
+    layout: finish::Layout,
     /// Where the main prologue ends (see `compile::Compiled::body_start`).
     body_start: usize,
     body_end: usize,
@@ -253,9 +274,11 @@ impl JitProgram {
             .map_err(|m| LoadError::new(ErrorCode::Einval, format!("JIT: {m}")))?;
         let mem = exec_mem::ExecMem::new(&c.code)
             .map_err(|m| LoadError::new(ErrorCode::E2big, format!("JIT: {m}")))?;
+        let mut layout = c.layout;
+        layout.base = mem.entry() as u64;
         Ok(JitProgram {
             mem,
-            offsets: c.offsets,
+            layout,
             body_start: c.body_start,
             body_end: c.body_end,
             function_entry: c.function_entry,
@@ -272,7 +295,7 @@ impl JitProgram {
     fn check_insns(&self, insns: &[Insn]) {
         assert_eq!(
             insns.len(),
-            self.offsets.len(),
+            self.layout.offsets.len(),
             "JIT code run with other instructions"
         );
     }
@@ -287,7 +310,23 @@ impl JitProgram {
         self.check_insns(insns);
         let start = runtime::Start::Main(self.mem.entry());
         // SAFETY: the code was compiled from `insns` (same program; length checked above).
-        unsafe { runtime::run(start, insns, env, args, self.stack_frames, self.checks) }
+        unsafe { self.run_at(start, insns, env, args) }
+    }
+
+    /// `runtime::run` of this code from `start`.
+    ///
+    /// # Safety
+    /// `start`'s addresses are in this code, and `insns` are the instructions it was compiled
+    /// from.
+    unsafe fn run_at(
+        &self,
+        start: runtime::Start,
+        insns: &[Insn],
+        env: &mut RunEnv<'_>,
+        args: [u64; 5],
+    ) -> Result<RunOutput, Trap> {
+        let (frames, checks) = (self.stack_frames, self.checks);
+        runtime::run(start, insns, &self.layout, env, args, frames, checks)
     }
 
     /// `run` on `home`'s block (a run space's, for its runs of main programs one after another;
@@ -304,7 +343,7 @@ impl JitProgram {
         self.check_insns(insns);
         let (entry, frames, checks) = (self.mem.entry(), self.stack_frames, self.checks);
         // SAFETY: the main entry of this code, compiled from `insns` (length checked above).
-        unsafe { home.run(entry, insns, env, args, frames, checks) }
+        unsafe { home.run(entry, (insns, &self.layout), env, args, frames, checks) }
     }
 
     /// `run_home` for a plain single run (`Home::run_plain`): `env` set up as that says, its hot
@@ -325,7 +364,10 @@ impl JitProgram {
         self.check_insns(insns);
         // SAFETY: the main entry of this code, compiled from `insns` (length checked above);
         // `env` as this function's caller promises.
-        unsafe { home.run_plain(self.mem.entry(), insns, env, args, self.checks, hot) }
+        unsafe {
+            let code = (insns, &self.layout);
+            home.run_plain(self.mem.entry(), code, env, args, self.checks, hot)
+        }
     }
 
     /// The code's bare entry, where the code can leave only by its exits (no memory check,
@@ -369,7 +411,7 @@ impl JitProgram {
         );
         // SAFETY: `repeat` enters this code's main entry (checked above), which was compiled
         // from `insns` (length checked above).
-        unsafe { repeat.run(insns, env, args) }
+        unsafe { repeat.run((insns, &self.layout), env, args) }
     }
 
     /// Packets of a batch on `repeat`'s block in the loop of machine code (see `Repeat::run_loop`;
@@ -395,7 +437,7 @@ impl JitProgram {
         // SAFETY: inside the code (the prologue's end).
         lp.body = unsafe { self.mem.entry().add(self.body_start) } as u64;
         // SAFETY: as `run_repeat`'s; `lp` as this function's contract says.
-        unsafe { repeat.run_loop(insns, env, lp) }
+        unsafe { repeat.run_loop((insns, &self.layout), env, lp) }
     }
 
     /// Runs the function at callback entry `pc` (one of the `entries` given to `compile`) until
@@ -429,7 +471,7 @@ impl JitProgram {
             )
         };
         // SAFETY: as above.
-        unsafe { runtime::run(start, insns, env, args, self.stack_frames, self.checks) }
+        unsafe { self.run_at(start, insns, env, args) }
     }
 
     /// Address of the first byte of machine code (the entry point).
@@ -448,7 +490,7 @@ impl JitProgram {
         disasm::disassemble(
             &self.mem.code()[..self.code_end],
             self.mem.entry() as u64,
-            &self.offsets,
+            &self.layout.offsets,
             self.body_end,
             functions,
         )
@@ -460,7 +502,7 @@ impl JitProgram {
     pub fn listing(&self, functions: &[usize]) -> Vec<disasm::JitedFunction> {
         disasm::listing(
             &self.mem.code()[..self.code_end],
-            &self.offsets,
+            &self.layout.offsets,
             self.body_end,
             functions,
         )

@@ -6,14 +6,14 @@ use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use super::batch_loop::{self, Loop, LoopEnd};
+use super::finish::{finish, Layout, Paused};
 use super::frame::*;
 use crate::error::{Trap, TrapKind};
-use crate::isa::opcodes::OP_LDDW;
 use crate::isa::Insn;
 use crate::limits::Meter;
 use crate::memory::Region;
 use crate::vm::env::{call_helper, memory_trap, RunEnv};
-use crate::vm::{budget_trap, RunOutput, MAX_CALL_FRAMES, STACK_FRAME_SIZE};
+use crate::vm::{RunOutput, MAX_CALL_FRAMES, STACK_FRAME_SIZE};
 
 /// What the Rust entry points need during a run (behind `Ctx::state`).
 struct RunState {
@@ -33,6 +33,10 @@ struct RunState {
     /// `helper_entry` or `lookup_entry` was called: a batch's loop of machine code hands such a
     /// run back to Rust (`batch_loop`). Next to `refreshed`, so that a run sets both in one store.
     called_out: bool,
+    /// The run's state where its budget ended inside a chain (`EXIT_FINISH`), for Rust to finish.
+    finish: Option<Box<Paused>>,
+    /// What a finish needs of the program's code.
+    layout: *const Layout,
 }
 
 /// What `refresh_fast_path` reads from the environment: of the two hot regions their start,
@@ -182,26 +186,37 @@ pub(super) unsafe extern "C" fn lookup_entry(
     TwoWords(r0, state.meter.take(rem, 0))
 }
 
-/// The budget in hand (`rem`) does not cover the block at `pc` of `need` instructions: checks the
-/// run's limits and hands over the next slice (`limits::Meter::refill`). Returns the new budget
-/// in hand and 0, or 1 in rdx when a limit stopped the run (the trap is recorded).
+/// The budget in hand does not cover the chain at `pc` of `need` instructions (`r12` is the
+/// budget in hand less `need`, wrapped): checks the run's limits and hands over the next slice
+/// (`limits::Meter::refill`). Returns the budget in hand with the chain charged and 0; or 1 in
+/// rdx when the run must leave: a limit stopped it (the trap is recorded), or the budget ends
+/// inside the chain, none of whose instructions has run, and the run is left for Rust to finish
+/// (`finish`) from its registers (r0-r10 at `reg`) and frames.
 ///
 /// # Safety
-/// `ctx` is the context block of a live run.
+/// `ctx` is the context block of a live run; `reg` points at the run's registers r0-r10.
 pub(super) unsafe extern "C" fn refill_entry(
     ctx: *mut Ctx,
     pc: u64,
     need: u64,
-    rem: u64,
+    r12: u64,
+    reg: *const [u64; 11],
 ) -> TwoWords {
     let state = &mut *((*ctx).state as *mut RunState);
     let limits = &(*state.env).state.limits;
+    let rem = r12.wrapping_add(need);
     match state.meter.refill(limits, rem, need, pc as usize) {
-        Ok(in_hand) => TwoWords(in_hand, 0),
+        Ok(in_hand) if in_hand >= need => TwoWords(in_hand - need, 0),
+        Ok(in_hand) => {
+            let paused = Paused::capture(ctx, pc as usize, reg, in_hand);
+            state.finish = Some(Box::new(paused));
+            (*((*ctx).self_ptr as *mut Ctx)).exit_kind = EXIT_FINISH;
+            TwoWords(0, 1)
+        }
         Err(trap) => {
             state.trap = Some(trap);
             record_exit(ctx);
-            TwoWords(rem, 1)
+            TwoWords(0, 1)
         }
     }
 }
@@ -289,6 +304,7 @@ pub(super) enum Start {
 pub(super) unsafe fn run(
     start: Start,
     insns: &[Insn],
+    layout: &Layout,
     env: &mut RunEnv<'_>,
     args: [u64; 5],
     stack_frames: usize,
@@ -312,7 +328,7 @@ pub(super) unsafe fn run(
     let mut ctx = new_ctx(env, args, target, checks);
     let meter = Meter::start(env.budget, &env.state.limits);
     let mut inputs = fast_inputs(env);
-    enter(&mut ctx, entry, insns, env, &mut inputs, meter).0
+    enter(&mut ctx, entry, (insns, layout), env, &mut inputs, meter).0
 }
 
 /// Compiled code accesses [r10 - 512, r10) without checks, which is sound only when every frame
@@ -396,12 +412,12 @@ fn new_block() -> Ctx {
 unsafe fn enter(
     ctx: &mut Ctx,
     entry: *const u8,
-    insns: &[Insn],
+    (insns, layout): (&[Insn], &Layout),
     env: &mut RunEnv<'_>,
     inputs: *mut FastInputs,
     (meter, in_hand): (Meter, u64),
 ) -> (Result<RunOutput, Trap>, bool) {
-    let mut state = run_state(env, inputs, meter);
+    let mut state = run_state(env, inputs, meter, layout);
     let ctx_ptr = arm(ctx, &mut state, in_hand);
     let code: unsafe extern "C" fn(*mut Ctx) = std::mem::transmute(entry);
     code(ctx_ptr);
@@ -427,8 +443,14 @@ fn arm(ctx: &mut Ctx, state: *mut RunState, in_hand: u64) -> *mut Ctx {
 
 /// The run state of a run on `env` (`inputs` as `enter`'s) under `meter`.
 #[inline(always)]
-fn run_state(env: &mut RunEnv<'_>, inputs: *mut FastInputs, meter: Meter) -> RunState {
+fn run_state(
+    env: &mut RunEnv<'_>,
+    inputs: *mut FastInputs,
+    meter: Meter,
+    layout: &Layout,
+) -> RunState {
     RunState {
+        layout,
         env: std::ptr::from_mut(env).cast::<RunEnv<'static>>(),
         meter,
         trap: None,
@@ -436,16 +458,20 @@ fn run_state(env: &mut RunEnv<'_>, inputs: *mut FastInputs, meter: Meter) -> Run
         fast_inputs: inputs,
         refreshed: false,
         called_out: false,
+        finish: None,
     }
 }
 
 /// The output or trap of the run whose exit record `out` holds.
+///
+/// # Safety
+/// The program whose code ran is alive, and `insns` are the instructions it was compiled from.
 #[inline(always)]
-fn outcome(
+unsafe fn outcome(
     out: &Ctx,
     state: &mut RunState,
     insns: &[Insn],
-    env: &RunEnv<'_>,
+    env: &mut RunEnv<'_>,
 ) -> Result<RunOutput, Trap> {
     if out.exit_kind == EXIT_NORMAL && state.panic.is_none() {
         Ok(RunOutput {
@@ -454,29 +480,32 @@ fn outcome(
             exit_pc: out.exit_a as usize,
         })
     } else {
-        Err(exit_trap(out, state, insns, env))
+        exit_other(out, state, insns, env)
     }
 }
 
-/// The trap of a run that did not leave normally (`enter`), from its exit record and run state;
-/// a panic caught in a helper is resumed here.
+/// The outcome of a run that did not leave normally (`enter`), from its exit record and run
+/// state: a trap, or the end of a run its budget left to Rust to finish (`finish`); a panic
+/// caught in a helper is resumed here.
+///
+/// # Safety
+/// As `outcome`'s.
 #[cold]
 #[inline(never)]
-fn exit_trap(out: &Ctx, state: &mut RunState, insns: &[Insn], env: &RunEnv<'_>) -> Trap {
+unsafe fn exit_other(
+    out: &Ctx,
+    state: &mut RunState,
+    insns: &[Insn],
+    env: &mut RunEnv<'_>,
+) -> Result<RunOutput, Trap> {
     if let Some(p) = state.panic.take() {
         resume_unwind(p);
     }
     let count_before = state.count_before(out.rem);
-    match out.exit_kind {
-        EXIT_BUDGET => {
-            // The block starting at exit_a had only `rem` instructions of budget left (and no
-            // reserve: the last refill handed it all over): the budget ends before the
-            // instruction `rem` places into it.
-            let mut pc = out.exit_a as usize;
-            for _ in 0..out.rem {
-                pc += if insns[pc].opcode == OP_LDDW { 2 } else { 1 };
-            }
-            budget_trap(pc, env.budget)
+    Err(match out.exit_kind {
+        EXIT_FINISH => {
+            let paused = *(state.finish.take()).expect("a run left to finish has its state");
+            return finish(paused, (insns, &*state.layout), env, &mut state.meter);
         }
         EXIT_CALL_DEPTH => Trap {
             kind: TrapKind::CallDepth,
@@ -500,7 +529,7 @@ fn exit_trap(out: &Ctx, state: &mut RunState, insns: &[Insn], env: &RunEnv<'_>) 
             )
         }
         _ => (state.trap.take()).expect("compiled code reported a recorded trap"),
-    }
+    })
 }
 
 /// The context block of the runs of main programs on one run space, one after another (a
@@ -540,7 +569,7 @@ impl Home {
     pub(super) unsafe fn run(
         &mut self,
         entry: *const u8,
-        insns: &[Insn],
+        (insns, layout): (&[Insn], &Layout),
         env: &mut RunEnv<'_>,
         args: [u64; 5],
         stack_frames: usize,
@@ -548,7 +577,15 @@ impl Home {
     ) -> Result<RunOutput, Trap> {
         if !main_stack_ok(env, stack_frames) {
             // The refusal, as `run` words it.
-            return run(Start::Main(entry), insns, env, args, stack_frames, checks);
+            return run(
+                Start::Main(entry),
+                insns,
+                layout,
+                env,
+                args,
+                stack_frames,
+                checks,
+            );
         }
         let hot = hot_key(env);
         // 1 in a batch, whose maps' value areas stand as regions for the whole run: the inline
@@ -558,7 +595,8 @@ impl Home {
         self.inputs.1 = env.packet;
         let meter = Meter::start(env.budget, &env.state.limits);
         let ctx = &mut self.ctx;
-        let (result, refreshed) = enter(ctx, entry, insns, env, &mut self.inputs, meter);
+        let code = (insns, layout);
+        let (result, refreshed) = enter(ctx, entry, code, env, &mut self.inputs, meter);
         self.after(refreshed);
         result
     }
@@ -637,7 +675,7 @@ impl Home {
     pub(super) unsafe fn run_plain(
         &mut self,
         entry: *const u8,
-        insns: &[Insn],
+        code: (&[Insn], &Layout),
         env: &mut RunEnv<'_>,
         args: [u64; 5],
         checks: bool,
@@ -654,7 +692,7 @@ impl Home {
         // packet is left as it is, for the next `run` to set.
         let inputs = std::ptr::null_mut();
         let ctx = &mut self.ctx;
-        enter(ctx, entry, insns, env, inputs, (meter, env.budget)).0
+        enter(ctx, entry, code, env, inputs, (meter, env.budget)).0
     }
 }
 
@@ -696,12 +734,12 @@ impl Repeat {
     /// `entry` (given to `new`) is the main entry of code compiled from exactly `insns`.
     pub(super) unsafe fn run(
         &mut self,
-        insns: &[Insn],
+        code: (&[Insn], &Layout),
         env: &mut RunEnv<'_>,
         args: [u64; 5],
     ) -> Result<RunOutput, Trap> {
         let (entry, frames, checks) = (self.entry, self.stack_frames, self.checks);
-        self.home.run(entry, insns, env, args, frames, checks)
+        self.home.run(entry, code, env, args, frames, checks)
     }
 }
 
@@ -716,7 +754,7 @@ impl Repeat {
     /// As `run`'s, and `lp` describes the batch's frame, packets and stack (`batch_loop::Loop`).
     pub(super) unsafe fn run_loop(
         &mut self,
-        insns: &[Insn],
+        (insns, layout): (&[Insn], &Layout),
         env: &mut RunEnv<'_>,
         lp: &mut Loop,
     ) -> Option<LoopEnd> {
@@ -728,7 +766,7 @@ impl Repeat {
         home.inputs.1 = env.packet;
         let inputs: *mut FastInputs = &mut home.inputs;
         let (meter, in_hand) = Meter::start(env.budget, &env.state.limits);
-        let mut state = run_state(env, inputs, meter);
+        let mut state = run_state(env, inputs, meter, layout);
         let sp: *mut RunState = &mut state;
         let ctx_ptr = arm(&mut home.ctx, sp, in_hand);
         let (driver, resume) = batch_loop::driver();

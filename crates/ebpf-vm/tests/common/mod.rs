@@ -95,3 +95,24 @@ pub fn r0(insns: &[Insn]) -> u64 {
         .expect("program runs")
         .r0
 }
+
+/// A program that returns `value` worked out by hand: `r0 = value - adds`, then `adds` times
+/// `r0 += 1` (its code grows with `adds`).
+pub fn counted(value: u32, adds: u32) -> Vec<Insn> {
+    let mut p = vec![mov64_imm(0, value.wrapping_sub(adds) as i32)];
+    p.extend((0..adds).map(|_| alu64_imm(ALU_ADD, 0, 1)));
+    p.push(exit());
+    p
+}
+
+/// The permissions and path of the mapping holding `addr`, from /proc/self/maps.
+pub fn mapping(addr: usize) -> Option<(String, String)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (lo, hi) = f[0].split_once('-')?;
+        let lo = usize::from_str_radix(lo, 16).ok()?;
+        let hi = usize::from_str_radix(hi, 16).ok()?;
+        (lo <= addr && addr < hi).then(|| (f[1].to_string(), f[5..].join(" ")))
+    })
+}

@@ -3,7 +3,7 @@
 //! second-region stubs emitted here), shared by a group of nearby accesses (`group`), or none at
 //! all for frame-local and verifier-proved accesses.
 
-use super::snippets::{check_info, observable, Snippet};
+use super::snippets::{check_info, Snippet};
 use super::{
     blinded, ctx, fast_bound, fast_start, is_lddw, Compiler, OpenGroup, DATA_NEG, REG,
     STACK_FRAME_SIZE,
@@ -138,15 +138,7 @@ impl Compiler<'_> {
     /// contains it, and `runtime::bounds` gives the data no store bound when the stack is
     /// read-only, so a store accepted inline is one the first containing region accepts. Accesses
     /// through r10 try the stack (`fast_start[0]`) first, all others the data (`fast_start[1]`).
-    ///
-    /// In a metered copy (`cold`) the stub alone checks: the copy runs at most once per run, so
-    /// its accesses are not worth an inline test and an out-of-line snippet each.
     pub(super) fn check(&mut self, pc: usize, base: u8, m: Mem, size: u32, write: bool) {
-        if self.cold {
-            let adj = self.adj();
-            self.slow_check(m, access_info(pc, size, write), adj);
-            return;
-        }
         let bi = bound_index(size, write);
         let (first, second) = if base == FP { (0, 1) } else { (1, 0) };
         let slow = self.a.new_label();
@@ -417,6 +409,21 @@ impl Compiler<'_> {
             _ => {}
         }
         a.mov_rr(W::B64, REG[0], RAX);
+    }
+}
+
+/// Whether an instruction can have an effect that outlives a trap of the run: it may trap
+/// itself, end the run, or change memory other than the current stack frame. Register
+/// arithmetic, `lddw` and frame-local stack accesses cannot.
+fn observable(insn: &Insn) -> bool {
+    let op = insn.opcode;
+    match class(op) {
+        CLASS_ALU | CLASS_ALU64 => false,
+        CLASS_LD => !is_lddw(insn),
+        CLASS_LDX => !frame_local(insn.src, insn.off, access_size(op)),
+        CLASS_ST => !frame_local(insn.dst, insn.off, access_size(op)),
+        CLASS_STX => op & 0xe0 == MODE_ATOMIC || !frame_local(insn.dst, insn.off, access_size(op)),
+        _ => true,
     }
 }
 

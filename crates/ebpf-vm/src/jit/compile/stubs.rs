@@ -16,7 +16,6 @@ pub(super) struct Stubs {
     pub(super) helper: Label,
     /// A map lookup whose arguments the verifier proved (`runtime::lookup_entry`).
     pub(super) lookup: Label,
-    pub(super) budget: Label,
     pub(super) call_depth: Label,
     pub(super) misaligned: Label,
     pub(super) packet_miss: Label,
@@ -33,7 +32,6 @@ impl Stubs {
             check: a.new_label(),
             helper: a.new_label(),
             lookup: a.new_label(),
-            budget: a.new_label(),
             call_depth: a.new_label(),
             misaligned: a.new_label(),
             packet_miss: a.new_label(),
@@ -96,10 +94,6 @@ impl Compiler<'_> {
         a.jmp_m(mem(RAX, 0));
 
         // Traps whose details are in rax (and rdx); the budget left is in r12.
-        a.bind(st.budget);
-        a.load(W::B64, OUT, ctx(OFF_SELF));
-        a.store(W::B64, mem(OUT, OFF_EXIT_A), RAX);
-        exit_with(a, EXIT_BUDGET, st.epilogue);
         a.bind(st.call_depth);
         a.load(W::B64, OUT, ctx(OFF_SELF));
         a.store(W::B64, mem(OUT, OFF_EXIT_A), RAX);
@@ -137,15 +131,27 @@ impl Compiler<'_> {
         a.bind(st.lookup);
         helper_stub(a, runtime::lookup_entry as *const () as u64, st.epilogue);
 
-        // Next slice of the budget (entered by call; eax = pc of the block, edx = its length,
-        // r12 = the budget in hand). Saves the caller-saved eBPF registers, calls
-        // `runtime::refill_entry`, which checks the run's limits and returns the new budget in
-        // hand; sets r12 to it, or leaves through the epilogue with the trap recorded.
+        // Next slice of the budget (entered by call at a chain's head; eax = its pc, edx = its
+        // length n, r12 = the budget in hand less n, wrapped). Pushes r10 down to r0, so that they
+        // lie in order at rsp (rsp then 16-byte aligned), and calls `runtime::refill_entry`, which
+        // checks the run's limits and returns the budget in hand with the chain charged: r12 is
+        // set to it and the chain runs; or the chain is not covered, and the run leaves through
+        // the epilogue for Rust to finish it (or with a limit's trap recorded).
         a.bind(st.refill);
-        save_and_call(a, runtime::refill_entry as *const () as u64);
-        for r in [REG[5], REG[4], REG[3], REG[2], REG[1], REG[0], RCX] {
-            a.pop(r);
+        for r in REG.iter().rev() {
+            a.push(*r);
         }
+        a.mov_rr(W::B64, RSI, RAX);
+        a.mov_rr(W::B64, RCX, BUDGET);
+        a.mov_rr(W::B64, R8, RSP);
+        a.lea(RDI, mem(RSP, 8 * REG.len() as i32 + 8));
+        a.mov_imm64(RAX, runtime::refill_entry as *const () as u64);
+        a.call_r(RAX);
+        for r in &REG[..6] {
+            a.pop(*r);
+        }
+        // r6-r10 are callee-saved: the call kept them.
+        a.lea(RSP, mem(RSP, 8 * (REG.len() as i32 - 6)));
         let refill_failed = a.new_label();
         a.test_rr(W::B64, RDX, RDX);
         a.jcc(Cond::Ne, refill_failed);

@@ -1,22 +1,32 @@
 //! The semantics of one instruction, written once: the ALU, byte-order and condition primitives
-//! (`#[inline(always)]`, so that the fast loop's arms, which call them with constant operations,
-//! compile to the one operation each), memory access and atomics, and `general`, the reference
-//! code by instruction class that the reference loop runs for every instruction and the fast loop
-//! for those without an arm of their own.
+//! (`#[inline(always)]`, so that the interpreter's fast loop's arms, which call them with constant
+//! operations, compile to the one operation each), memory access and atomics, `general`, the
+//! reference code by instruction class, and `reference_loop`, which runs it one instruction at a
+//! time with the budget checked before each. The interpreter runs the reference loop for what its
+//! fast loop leaves (and its fast loop runs `general` for the instructions without an arm of
+//! their own); the JIT runs it to finish a run whose budget ends inside a metered chain
+//! (`jit::finish`). Below both engines, so that they share one meaning of every instruction.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use super::Frame;
 use crate::error::{Trap, TrapKind};
 use crate::isa::opcodes::*;
 use crate::isa::{jump_target, lddw_imm, Insn};
+use crate::limits::Meter;
 use crate::memory::Region;
 use crate::vm::env::{call_helper, memory_trap, RunEnv};
-use crate::vm::{trap, RunOutput, MAX_CALL_FRAMES, STACK_FRAME_SIZE};
+use crate::vm::{budget_trap, trap, RunOutput, MAX_CALL_FRAMES, STACK_FRAME_SIZE};
+
+/// A caller's frame, saved across a bpf-to-bpf call.
+pub(crate) struct Frame {
+    pub(crate) return_pc: usize,
+    pub(crate) saved: [u64; 4],
+    pub(crate) saved_fp: u64,
+}
 
 /// The registers at entry: r1-r5 the arguments, r10 the top of the stack, the rest zero. Sixteen
 /// slots so that a validated register nibble indexes without a bounds check.
-pub(super) fn entry_registers(args: [u64; 5], stack_top: u64) -> [u64; 16] {
+pub(crate) fn entry_registers(args: [u64; 5], stack_top: u64) -> [u64; 16] {
     let mut reg = [0u64; 16];
     reg[1..6].copy_from_slice(&args);
     reg[FP as usize] = stack_top;
@@ -24,7 +34,7 @@ pub(super) fn entry_registers(args: [u64; 5], stack_top: u64) -> [u64; 16] {
 }
 
 #[inline(always)]
-pub(super) fn alu64(op: u8, off: i16, dst: u64, src: u64) -> u64 {
+pub(crate) fn alu64(op: u8, off: i16, dst: u64, src: u64) -> u64 {
     match op {
         ALU_ADD => dst.wrapping_add(src),
         ALU_SUB => dst.wrapping_sub(src),
@@ -57,7 +67,7 @@ pub(super) fn alu64(op: u8, off: i16, dst: u64, src: u64) -> u64 {
 }
 
 #[inline(always)]
-pub(super) fn alu32(op: u8, off: i16, dst: u32, src: u32) -> u32 {
+pub(crate) fn alu32(op: u8, off: i16, dst: u32, src: u32) -> u32 {
     match op {
         ALU_ADD => dst.wrapping_add(src),
         ALU_SUB => dst.wrapping_sub(src),
@@ -91,7 +101,7 @@ pub(super) fn alu32(op: u8, off: i16, dst: u32, src: u32) -> u32 {
 /// `END` instructions: `le`/`be` convert from host (little-endian) order, `bswap` always swaps;
 /// the result is truncated to the width and zero-extended.
 #[inline(always)]
-pub(super) fn byte_order(opcode: u8, width: i32, v: u64) -> u64 {
+pub(crate) fn byte_order(opcode: u8, width: i32, v: u64) -> u64 {
     let swap = opcode == (CLASS_ALU | ALU_END | SRC_X) || opcode == (CLASS_ALU64 | ALU_END);
     match (width, swap) {
         (16, false) => v as u16 as u64,
@@ -104,7 +114,7 @@ pub(super) fn byte_order(opcode: u8, width: i32, v: u64) -> u64 {
 }
 
 #[inline(always)]
-pub(super) fn condition(op: u8, a: u64, b: u64, wide: bool) -> bool {
+pub(crate) fn condition(op: u8, a: u64, b: u64, wide: bool) -> bool {
     let (a, b) = if wide {
         (a, b)
     } else {
@@ -133,7 +143,7 @@ pub(super) fn condition(op: u8, a: u64, b: u64, wide: bool) -> bool {
 
 /// Reads `size` bytes at a checked address, zero-extended.
 #[inline(always)]
-pub(super) unsafe fn load(addr: u64, size: u32) -> u64 {
+pub(crate) unsafe fn load(addr: u64, size: u32) -> u64 {
     let p = addr as *const u8;
     match size {
         1 => *p as u64,
@@ -144,7 +154,7 @@ pub(super) unsafe fn load(addr: u64, size: u32) -> u64 {
 }
 
 #[inline(always)]
-pub(super) unsafe fn store(addr: u64, size: u32, v: u64) {
+pub(crate) unsafe fn store(addr: u64, size: u32, v: u64) {
     let p = addr as *mut u8;
     match size {
         1 => *p = v as u8,
@@ -155,7 +165,7 @@ pub(super) unsafe fn store(addr: u64, size: u32, v: u64) {
 }
 
 /// One atomic read-modify-write; returns the old value (zero-extended for 32-bit).
-pub(super) unsafe fn atomic(addr: u64, size: u32, op: i32, src: u64, r0: u64) -> u64 {
+pub(crate) unsafe fn atomic(addr: u64, size: u32, op: i32, src: u64, r0: u64) -> u64 {
     // The fetch bit changes only where the old value goes, not the operation.
     let op = if op == ATOMIC_XCHG || op == ATOMIC_CMPXCHG {
         op
@@ -193,13 +203,13 @@ pub(super) unsafe fn atomic(addr: u64, size: u32, op: i32, src: u64, r0: u64) ->
 /// Whether `[addr, addr + size)` lies inside `r` (`size` >= 1): `Region::contains` with one
 /// branch fewer. Below the start `off` wraps to a huge value, which the first test rejects.
 #[inline(always)]
-pub(super) fn fits(r: &Region, addr: u64, size: u64) -> bool {
+pub(crate) fn fits(r: &Region, addr: u64, size: u64) -> bool {
     let off = addr.wrapping_sub(r.start);
     (off < r.len) & (r.len.wrapping_sub(off) >= size)
 }
 
 /// What the general path did with one instruction.
-pub(super) enum Step {
+pub(crate) enum Step {
     /// Go on at this slot.
     Next(usize),
     /// A helper call: go on at this slot, with the instructions the helper charged to the budget
@@ -212,7 +222,7 @@ pub(super) enum Step {
 /// Executes any instruction (`count` already includes it): the reference code by instruction
 /// class, used for the instructions the fast arms of `run` leave out.
 #[inline(never)]
-pub(super) fn general(
+pub(crate) fn general(
     insns: &[Insn],
     pc: usize,
     insn: Insn,
@@ -409,4 +419,85 @@ pub(super) fn general(
         }
     }
     Ok(Step::Next(next))
+}
+
+/// Whether `insn` is a conditional jump (for coverage's fall-through counts).
+pub(crate) fn is_cond_jump(insn: &Insn) -> bool {
+    matches!(class(insn.opcode), CLASS_JMP | CLASS_JMP32)
+        && !matches!(insn.opcode & 0xf0, JMP_JA | JMP_CALL | JMP_EXIT)
+}
+
+/// Whether the conditional jump `insn` is taken with these registers (decided apart from the
+/// target, so that a jump to the next instruction still counts as taken when it is).
+pub(crate) fn taken(insn: &Insn, reg: &[u64; 16]) -> bool {
+    let b = if insn.opcode & SRC_X != 0 {
+        reg[(insn.src & 0x0f) as usize]
+    } else {
+        insn.imm as i64 as u64
+    };
+    let wide = class(insn.opcode) == CLASS_JMP;
+    condition(insn.opcode & 0xf0, reg[(insn.dst & 0x0f) as usize], b, wide)
+}
+
+/// How `reference_loop` counts coverage: each engine by its own runs of instructions (see
+/// `coverage`). Runs without coverage pass `None`.
+pub(crate) trait Counting {
+    /// Control is at `pc`, before the budget check (the instruction a run stops at counts as
+    /// reached).
+    fn arrive(&mut self, pc: usize);
+    /// The instruction at `pc` is about to run with these registers.
+    fn run(&mut self, pc: usize, insn: &Insn, reg: &[u64; 16]);
+}
+
+impl<C: Counting> Counting for Option<C> {
+    #[inline(always)]
+    fn arrive(&mut self, pc: usize) {
+        if let Some(c) = self {
+            c.arrive(pc);
+        }
+    }
+
+    #[inline(always)]
+    fn run(&mut self, pc: usize, insn: &Insn, reg: &[u64; 16]) {
+        if let Some(c) = self {
+            c.run(pc, insn, reg);
+        }
+    }
+}
+
+/// Runs from `pc` with registers `reg` and the callers' `frames`, one instruction at a time
+/// through `general`, the budget checked before each: `left` instructions in hand and what
+/// `meter` holds back (its slices handed over as they run out). Ends at the main frame's exit,
+/// a trap, or the budget trap of the instruction the budget ends before.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn reference_loop(
+    insns: &[Insn],
+    mut pc: usize,
+    reg: &mut [u64; 16],
+    frames: &mut Vec<Frame>,
+    env: &mut RunEnv<'_>,
+    meter: &mut Meter,
+    mut left: u64,
+    counting: &mut impl Counting,
+) -> Result<RunOutput, Trap> {
+    loop {
+        counting.arrive(pc);
+        if left == 0 {
+            left = meter.refill(&env.state.limits, 0, 1, pc)?;
+            if left == 0 {
+                return Err(budget_trap(pc, meter.budget));
+            }
+        }
+        left -= 1;
+        let insn = insns[pc];
+        counting.run(pc, &insn, reg);
+        match general(insns, pc, insn, reg, frames, env, meter.count(left))? {
+            Step::Next(next) => pc = next,
+            Step::Call(next, charged) => {
+                left = meter.take(left, charged);
+                pc = next;
+            }
+            Step::Exit(out) => return Ok(out),
+        }
+    }
 }
