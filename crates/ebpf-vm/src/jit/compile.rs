@@ -769,24 +769,36 @@ impl Compiler<'_> {
 /// target and the jump) use most often, at most `POOL_SLOTS`: those the code rebuilds once per
 /// run into `Ctx::pool` rather than at every use.
 fn pooled(insns: &[Insn], shape: &Shape) -> Vec<i32> {
-    // +1 where a loop's range starts, -1 after it ends.
-    let mut depth = vec![0i32; insns.len() + 1];
-    for pc in 0..insns.len() {
-        let op = insns[pc].opcode;
-        let jump = matches!(class(op), CLASS_JMP | CLASS_JMP32) && op & 0xf0 != JMP_CALL;
-        if let Some(t) = shape.target(pc).filter(|&t| jump && t <= pc) {
-            depth[t] += 1;
-            depth[pc + 1] -= 1;
-        }
+    // The backward jumps (local calls back are no loops), and the slots from the first one's
+    // target to the last one: only those can be inside a loop.
+    let loops = || {
+        shape.back.iter().filter(|&&(_, pc)| {
+            let op = insns[pc as usize].opcode;
+            matches!(class(op), CLASS_JMP | CLASS_JMP32) && op & 0xf0 != JMP_CALL
+        })
+    };
+    let Some(first) = loops().map(|&(t, _)| t as usize).min() else {
+        return Vec::new();
+    };
+    let end = loops()
+        .map(|&(_, pc)| pc as usize + 1)
+        .max()
+        .unwrap_or(first);
+    // +1 where a loop's range starts, -1 after it ends (indexed from `first`).
+    let mut depth = vec![0i32; end - first + 1];
+    for &(t, pc) in loops() {
+        depth[t as usize - first] += 1;
+        depth[pc as usize + 1 - first] -= 1;
     }
     let mut counts: Vec<(i32, u32)> = Vec::new();
     let mut inside = 0;
-    let mut pc = 0;
-    while pc < insns.len() {
-        inside += depth[pc];
+    // A jump target: an instruction's first slot.
+    let mut pc = first;
+    while pc < end {
+        inside += depth[pc - first];
         let insn = &insns[pc];
         if is_lddw(insn) {
-            inside += depth[pc + 1];
+            inside += depth[pc + 1 - first];
             pc += 2;
             continue;
         }

@@ -28,6 +28,10 @@ pub struct Shape {
     pub loop_heads: Vec<bool>,
     /// For each slot starting a metered chain, its number of instructions (0 elsewhere).
     pub chains: Vec<u32>,
+    /// The jumps and local calls that go back (to their own slot or before it), as (target
+    /// slot, slot): where the pool looks for loops' constants (`compile::pooled`) without a walk
+    /// over all the jumps.
+    pub back: Vec<(u32, u32)>,
 }
 
 const NO_TARGET: u32 = u32::MAX;
@@ -37,7 +41,14 @@ impl Shape {
         let p = &analysis.program;
         // The targets are found in the chains' walk over the flows (one walk, not two).
         let mut target = vec![NO_TARGET; p.slot_count()];
-        let head = chain_heads(analysis, |i, t| target[p.slot(i)] = p.slot(t) as u32);
+        let mut back = Vec::new();
+        let head = chain_heads(analysis, |i, t| {
+            let (from, to) = (p.slot(i) as u32, p.slot(t) as u32);
+            target[from as usize] = to;
+            if to <= from {
+                back.push((to, from));
+            }
+        });
         let mut loop_heads = vec![false; p.slot_count()];
         for b in analysis.loops.first_blocks() {
             loop_heads[p.slot(analysis.cfg.blocks[b].start)] = true;
@@ -46,6 +57,7 @@ impl Shape {
             target,
             loop_heads,
             chains: count_runs(p, &head),
+            back,
         }
     }
 
