@@ -122,17 +122,24 @@ fn chain_heads(analysis: &Analysis, mut jump: impl FnMut(usize, usize)) -> Vec<b
     head
 }
 
-/// For each `true` slot of `head`, the number of instructions up to the next one.
+/// For each `true` slot of `head`, the number of instructions up to the next one (those before
+/// the first are counted at slot 0). Found from the heads alone, as the difference of their
+/// instruction indices: a scan of `head` and one lookup per head, where counting instruction by
+/// instruction took three indexed accesses each (~15 machine instructions a slot).
 pub(super) fn count_runs(p: &LogicalProgram, head: &[bool]) -> Vec<u32> {
     let mut count = vec![0u32; p.slot_count()];
-    let mut current = 0;
-    for i in 0..p.len() {
-        let pc = p.slot(i);
-        if head[pc] {
-            current = pc;
-        }
-        count[current] += 1;
+    if p.is_empty() {
+        return count;
     }
+    // The run being counted: its slot and its first instruction's index.
+    let (mut current, mut first) = (0, 0);
+    for (pc, _) in head.iter().enumerate().skip(1).filter(|&(_, &h)| h) {
+        // A head is an instruction's first slot (no jump lands inside an `lddw`).
+        let i = p.index_of_slot(pc).expect("a run starts at an instruction");
+        count[current] = (i - first) as u32;
+        (current, first) = (pc, i);
+    }
+    count[current] = (p.len() - first) as u32;
     count
 }
 
