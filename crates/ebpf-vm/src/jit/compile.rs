@@ -317,8 +317,9 @@ struct Compiler<'a> {
     /// conditional jumps' fall-throughs, a u64 per slot each.
     coverage: Option<(u64, u64)>,
     /// By slot: a load or store the verifier proved in bounds (mode verified), emitted as a
-    /// direct access with no check; all false in mode checked.
-    proved: Vec<bool>,
+    /// direct access with no check; all false in mode checked. Borrowed when the caller has it
+    /// (a copy was an allocation and a copy per load).
+    proved: std::borrow::Cow<'a, [bool]>,
     /// Some slot of `proved` is true: without, there is no liveness to ask (mode checked).
     /// Found once here: a rotate asked it of all of `proved` (big, 48 rotates and 1,011 slots:
     /// ~240k of its ~990k-instruction JIT part under callgrind).
@@ -426,8 +427,8 @@ pub fn compile(
     }
     let proved = match proved {
         Some(p) if p.len() != insns.len() => return Err("the proof is of another program".into()),
-        Some(p) => p.to_vec(),
-        None => vec![false; insns.len()],
+        Some(p) => std::borrow::Cow::Borrowed(p),
+        None => std::borrow::Cow::Owned(vec![false; insns.len()]),
     };
     let checks = checks(insns, &proved);
     // The bound is checked as code is emitted; the initial reservation is only a guess (the
@@ -466,7 +467,9 @@ pub fn compile(
         inline_fail: None,
         lookups,
         tables: Vec::new(),
-        copy_pcs: Vec::new(),
+        // Room for the longest block, so that the metered copies grow it no more (it grew five
+        // or six times a load in mode checked).
+        copy_pcs: Vec::with_capacity(if metered { insns.len() } else { 0 }),
     };
     c.prologue(false, checks);
     let body_start = c.a.pos();
@@ -796,7 +799,7 @@ fn pooled(insns: &[Insn], shape: &Shape) -> Vec<i32> {
         depth[t as usize - first] += 1;
         depth[pc as usize + 1 - first] -= 1;
     }
-    let mut counts: Vec<(i32, u32)> = Vec::new();
+    let mut counts: Vec<(i32, u32)> = Vec::with_capacity(4 * POOL_SLOTS);
     let mut inside = 0;
     // A jump target: an instruction's first slot.
     let mut pc = first;
