@@ -620,6 +620,11 @@ pub fn compile(
             if let Some(g) = c.group.take_if(|g| g.last == pc) {
                 c.a.bind(g.rejoin);
             }
+            if starts & starts::LDDW != 0 {
+                // Its second slot is never jumped to (validation), but bound so that no label
+                // dangles (here, not in a walk over all slots after the pass).
+                c.a.bind(c.label(pc + 1));
+            }
         }
         c.block_k += 1;
         let used = c.a.pos() - start;
@@ -635,13 +640,6 @@ pub fn compile(
         } else {
             1
         };
-    }
-    // Second slots of lddw are never jumped to (validation), but bind them so no label dangles.
-    for (pc, off) in offsets.iter().enumerate() {
-        if *off == u32::MAX {
-            let l = c.label(pc);
-            c.a.bind(l);
-        }
     }
     let body_end = c.a.pos();
     c.emit_snippets();
