@@ -208,7 +208,7 @@ fn checked(insn: &Insn, proved: bool) -> bool {
 /// by opcode: one lookup, and an instruction with no bit (most of them) goes straight to
 /// `Compiler::insn` without the tests of the forms it cannot start. A new fused form that
 /// starts at an opcode none of these bits covers must add its opcodes here (to `IDIOM` if
-/// `Compiler::idiom` tests it).
+/// `Compiler::idiom` tests it). (`NOT_BARE` is for `bare_fits`, which the same lookup serves.)
 mod starts {
     use crate::isa::opcodes::*;
 
@@ -222,6 +222,9 @@ mod starts {
     pub const ACCESS: u8 = 4;
     /// `lddw`, two slots.
     pub const LDDW: u8 = 8;
+    /// A call (helper or local), an atomic or a legacy packet load: the code may leave other
+    /// than by its exits (see `bare_fits`).
+    pub const NOT_BARE: u8 = 16;
 
     pub(super) const fn of(op: u8) -> u8 {
         let cls = class(op);
@@ -243,6 +246,12 @@ mod starts {
         if op == OP_LDDW {
             bits |= LDDW;
         }
+        let call = cls == CLASS_JMP && kind == JMP_CALL;
+        let atomic = cls == CLASS_STX && op & 0xe0 == MODE_ATOMIC;
+        let legacy = cls == CLASS_LD && (op & 0xe0 == MODE_ABS || op & 0xe0 == MODE_IND);
+        if call || atomic || legacy {
+            bits |= NOT_BARE;
+        }
         bits
     }
 }
@@ -257,6 +266,29 @@ static STARTS: [u8; 256] = {
     }
     t
 };
+
+/// For an instruction that may start an idiom (`starts::IDIOM`: a register move, a shift by an
+/// immediate or a `neg`), whether the instruction after it may be the second of one: every form
+/// a move or a shift starts has, of the move's or shift's class, a register move or a shift by
+/// an immediate next (a rotate's body, `xor_shift`'s shift), a multiplication by an immediate
+/// (`lea_mul`) or an add (`mov_add`); a `neg` is left to `select`. Tested inline before the calls
+/// of those searches, which most moves made for nothing (parse_fixed, mode verified: ~75 per
+/// load, ~110 instructions each).
+#[inline(always)]
+fn may_pair(insns: &[Insn], pc: usize) -> bool {
+    let first = insns[pc].opcode;
+    let cls = class(first);
+    first ^ cls == ALU_NEG
+        || insns.get(pc + 1).is_some_and(|next| {
+            matches!(next.opcode ^ cls, op if op == ALU_MOV | SRC_X
+                || op == ALU_LSH
+                || op == ALU_RSH
+                || op == ALU_ARSH
+                || op == ALU_MUL
+                || op == ALU_ADD
+                || op == ALU_ADD | SRC_X)
+        })
+}
 
 fn is_lddw(insn: &Insn) -> bool {
     insn.opcode == OP_LDDW
@@ -291,8 +323,9 @@ struct Compiler<'a> {
     /// conditional jumps' fall-throughs, a u64 per slot each.
     coverage: Option<(u64, u64)>,
     /// By slot: a load or store the verifier proved in bounds (mode verified), emitted as a
-    /// direct access with no check; all false in mode checked.
-    proved: Vec<bool>,
+    /// direct access with no check; all false in mode checked. Borrowed when the caller has it
+    /// (a copy was an allocation and a copy per load).
+    proved: std::borrow::Cow<'a, [bool]>,
     /// Some slot of `proved` is true: without, there is no liveness to ask (mode checked).
     /// Found once here: a rotate asked it of all of `proved` (big, 48 rotates and 1,011 slots:
     /// ~240k of its ~990k-instruction JIT part under callgrind).
@@ -398,8 +431,8 @@ pub fn compile(
     }
     let proved = match proved {
         Some(p) if p.len() != insns.len() => return Err("the proof is of another program".into()),
-        Some(p) => p.to_vec(),
-        None => vec![false; insns.len()],
+        Some(p) => std::borrow::Cow::Borrowed(p),
+        None => std::borrow::Cow::Owned(vec![false; insns.len()]),
     };
     let checks = checks(insns, &proved);
     // The bound is checked as code is emitted; the initial reservation is only a guess (the
@@ -543,8 +576,11 @@ pub fn compile(
         // With coverage, conditional jumps keep their own layout: a fall-through is counted
         // after the jump (see `jump`), which the layouts around a `ja` would move elsewhere.
         let layouts = c.coverage.is_none();
-        let (idiom, fused, lone) = if starts & (starts::IDIOM | starts::COND) == 0 {
-            // Most instructions start nothing: no test of each form below.
+        let alone = starts & (starts::IDIOM | starts::COND) == 0
+            || (starts & starts::IDIOM != 0 && !may_pair(insns, pc));
+        let (idiom, fused, lone) = if alone {
+            // Most instructions start nothing, and most moves and shifts are followed by no
+            // second instruction of a form: no test of each form below.
             (0, false, false)
         } else {
             // An idiom's instructions after its first are no jump targets (`idiom` checks).
@@ -586,6 +622,11 @@ pub fn compile(
             if let Some(g) = c.group.take_if(|g| g.last == pc) {
                 c.a.bind(g.rejoin);
             }
+            if starts & starts::LDDW != 0 {
+                // Its second slot is never jumped to (validation), but bound so that no label
+                // dangles (here, not in a walk over all slots after the pass).
+                c.a.bind(c.label(pc + 1));
+            }
         }
         c.block_k += 1;
         let used = c.a.pos() - start;
@@ -601,13 +642,6 @@ pub fn compile(
         } else {
             1
         };
-    }
-    // Second slots of lddw are never jumped to (validation), but bind them so no label dangles.
-    for (pc, off) in offsets.iter().enumerate() {
-        if *off == u32::MAX {
-            let l = c.label(pc);
-            c.a.bind(l);
-        }
     }
     let body_end = c.a.pos();
     c.emit_snippets();
@@ -675,11 +709,8 @@ fn bare_fits(
     }
     let mut used = 0u16;
     for insn in insns {
-        let op = insn.opcode;
-        let call = class(op) == CLASS_JMP && op & 0xf0 == JMP_CALL;
-        let atomic = matches!(class(op), CLASS_STX) && op & 0xe0 == MODE_ATOMIC;
-        let legacy = class(op) == CLASS_LD && matches!(op & 0xe0, MODE_ABS | MODE_IND);
-        if call || atomic || legacy {
+        // One lookup (`starts::NOT_BARE`), where the three tests took ~13 instructions each.
+        if STARTS[insn.opcode as usize] & starts::NOT_BARE != 0 {
             return None;
         }
         used |= 1 << (insn.dst & 15) | 1 << (insn.src & 15);
@@ -753,24 +784,36 @@ impl Compiler<'_> {
 /// target and the jump) use most often, at most `POOL_SLOTS`: those the code rebuilds once per
 /// run into `Ctx::pool` rather than at every use.
 fn pooled(insns: &[Insn], shape: &Shape) -> Vec<i32> {
-    // +1 where a loop's range starts, -1 after it ends.
-    let mut depth = vec![0i32; insns.len() + 1];
-    for pc in 0..insns.len() {
-        let op = insns[pc].opcode;
-        let jump = matches!(class(op), CLASS_JMP | CLASS_JMP32) && op & 0xf0 != JMP_CALL;
-        if let Some(t) = shape.target(pc).filter(|&t| jump && t <= pc) {
-            depth[t] += 1;
-            depth[pc + 1] -= 1;
-        }
+    // The backward jumps (local calls back are no loops), and the slots from the first one's
+    // target to the last one: only those can be inside a loop.
+    let loops = || {
+        shape.back.iter().filter(|&&(_, pc)| {
+            let op = insns[pc as usize].opcode;
+            matches!(class(op), CLASS_JMP | CLASS_JMP32) && op & 0xf0 != JMP_CALL
+        })
+    };
+    let Some(first) = loops().map(|&(t, _)| t as usize).min() else {
+        return Vec::new();
+    };
+    let end = loops()
+        .map(|&(_, pc)| pc as usize + 1)
+        .max()
+        .unwrap_or(first);
+    // +1 where a loop's range starts, -1 after it ends (indexed from `first`).
+    let mut depth = vec![0i32; end - first + 1];
+    for &(t, pc) in loops() {
+        depth[t as usize - first] += 1;
+        depth[pc as usize + 1 - first] -= 1;
     }
-    let mut counts: Vec<(i32, u32)> = Vec::new();
+    let mut counts: Vec<(i32, u32)> = Vec::with_capacity(4 * POOL_SLOTS);
     let mut inside = 0;
-    let mut pc = 0;
-    while pc < insns.len() {
-        inside += depth[pc];
+    // A jump target: an instruction's first slot.
+    let mut pc = first;
+    while pc < end {
+        inside += depth[pc - first];
         let insn = &insns[pc];
         if is_lddw(insn) {
-            inside += depth[pc + 1];
+            inside += depth[pc + 1 - first];
             pc += 2;
             continue;
         }

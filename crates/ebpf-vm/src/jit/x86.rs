@@ -128,11 +128,15 @@ pub enum Shift {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Label(pub u32);
 
-/// Room kept past the end of the code for the instruction being written: no form this encoder
-/// writes exceeds 15 bytes (lock, operand-size and REX prefixes, a two-byte opcode, ModRM, SIB,
-/// disp32, imm32), the architecture's limit.
-const ROOM: usize = 16;
-const _: () = assert!(ROOM.is_power_of_two());
+/// Bound on the instruction being written, which byte indices are masked to: no form this
+/// encoder writes exceeds 15 bytes (lock, operand-size and REX prefixes, a two-byte opcode,
+/// ModRM, SIB, disp32, imm32), the architecture's limit.
+const MAX_LEN: usize = 16;
+const _: () = assert!(MAX_LEN.is_power_of_two());
+/// Room kept past the end of the code for the instruction being written: twice its bound, so
+/// that a 4-byte field at any masked index is in it, written as one store with no bounds check
+/// (`Enc::imm32`; four masked byte stores before).
+const ROOM: usize = 2 * MAX_LEN;
 
 /// Where an unbound label is (code positions fit in 32 bits: see `compile::size_bound`, far
 /// below; labels and fixups held as `u32` take a quarter and a half of the room).
@@ -143,10 +147,9 @@ const UNBOUND: u32 = u32::MAX;
 /// Each instruction is written in place into room past the end of the code (see `put`), so
 /// that writing a byte is one store: no capacity check and no length update per byte (byte
 /// pushes onto a `Vec` were the top of a profile of the JIT's compile).
-#[derive(Default)]
 pub struct Asm {
-    /// The code (`..end`), then initialised bytes of no meaning: at least `ROOM` of them
-    /// whenever an instruction is written.
+    /// The code (`..end`), then initialised bytes of no meaning: at least `ROOM` of them, always
+    /// (each write that ends the code nearer grows the buffer after it, see `put`).
     buf: Vec<u8>,
     end: usize,
     labels: Vec<u32>,
@@ -164,11 +167,11 @@ struct Enc<'a> {
 }
 
 impl Enc<'_> {
-    /// One byte. The index is masked to the room (no form is longer, see `ROOM`), which spares
-    /// a bounds check per byte.
+    /// One byte. The index is masked to the instruction's bound (no form is longer, see
+    /// `MAX_LEN`), which spares a bounds check per byte.
     fn byte(&mut self, b: u8) {
-        debug_assert!(self.n < ROOM, "an instruction longer than ROOM");
-        self.room[self.n & (ROOM - 1)] = b;
+        debug_assert!(self.n < MAX_LEN, "an instruction longer than MAX_LEN");
+        self.room[self.n & (MAX_LEN - 1)] = b;
         self.n += 1;
     }
 
@@ -189,9 +192,10 @@ impl Enc<'_> {
     }
 
     fn imm32(&mut self, v: i32) {
-        for b in v.to_le_bytes() {
-            self.byte(b);
-        }
+        debug_assert!(self.n + 4 <= MAX_LEN, "an instruction longer than MAX_LEN");
+        let at = self.n & (MAX_LEN - 1);
+        self.room[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        self.n += 4;
     }
 
     /// REX prefix; `force` emits an empty one so that byte registers 4-7 mean spl..dil.
@@ -331,6 +335,19 @@ impl Drop for Code {
     }
 }
 
+impl Default for Asm {
+    /// An empty assembler (with the `ROOM` bytes `put` counts on).
+    fn default() -> Self {
+        Asm {
+            buf: vec![0; ROOM],
+            end: 0,
+            labels: Vec::new(),
+            fixups: Vec::new(),
+            offsets: Vec::new(),
+        }
+    }
+}
+
 impl Asm {
     /// An assembler with room for `bytes` of code and `labels` labels, in the buffers the last
     /// compile on this thread left (`Code`), grown if they are short.
@@ -438,12 +455,12 @@ impl Asm {
         self.end += code.len();
     }
 
-    /// Writes one instruction (`f` writes its bytes, at most `ROOM`).
+    /// Writes one instruction (`f` writes its bytes, at most `MAX_LEN`) into the room past the
+    /// end, then grows the buffer if less than `ROOM` is left for the next one: tested after the
+    /// write, where nothing else is live, the rare call to `grow` costs the common path no saved
+    /// registers (tested before, it made each instruction's encoding save and restore six).
     #[inline]
     fn put(&mut self, f: impl FnOnce(&mut Enc<'_>)) {
-        if self.buf.len() - self.end < ROOM {
-            self.grow();
-        }
         let room = (&mut self.buf[self.end..self.end + ROOM]).try_into();
         let mut e = Enc {
             room: room.expect("ROOM bytes"),
@@ -451,6 +468,9 @@ impl Asm {
         };
         f(&mut e);
         self.end += e.n;
+        if self.buf.len() - self.end < ROOM {
+            self.grow();
+        }
     }
 
     #[cold]
