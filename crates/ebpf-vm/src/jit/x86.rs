@@ -461,11 +461,17 @@ impl Asm {
     /// registers (tested before, it made each instruction's encoding save and restore six).
     #[inline]
     fn put(&mut self, f: impl FnOnce(&mut Enc<'_>)) {
-        let room = (&mut self.buf[self.end..self.end + ROOM]).try_into();
-        let mut e = Enc {
-            room: room.expect("ROOM bytes"),
-            n: 0,
-        };
+        debug_assert!(
+            self.buf.len() - self.end >= ROOM,
+            "less than ROOM past the end"
+        );
+        // SAFETY: `ROOM` bytes past the end are always in the buffer (`with_capacity` and
+        // `default` make them, `raw` and this function grow the buffer whenever fewer are left),
+        // and the `&mut self` borrow makes the reference the only one into them. A bounds check
+        // here instead (a slice of the buffer) was a few instructions on every instruction
+        // written.
+        let room = unsafe { &mut *self.buf.as_mut_ptr().add(self.end).cast::<[u8; ROOM]>() };
+        let mut e = Enc { room, n: 0 };
         f(&mut e);
         self.end += e.n;
         if self.buf.len() - self.end < ROOM {
