@@ -547,6 +547,7 @@ impl Asm {
     }
 
     /// Zero-extending load of `size` bytes into a 64-bit register.
+    #[inline]
     pub fn load_zx(&mut self, size: u32, dst: u8, m: Mem) {
         match size {
             1 => self.op_rm(W::B32, &[0x0f, 0xb6], dst, m),
@@ -565,6 +566,7 @@ impl Asm {
         }
     }
 
+    #[inline]
     pub fn store(&mut self, w: W, m: Mem, src: u8) {
         let op = if w == W::B8 { 0x88 } else { 0x89 };
         self.op_rm(w, &[op], src, m);
@@ -588,6 +590,7 @@ impl Asm {
         });
     }
 
+    #[inline]
     pub fn lea(&mut self, dst: u8, m: Mem) {
         self.op_rm(W::B64, &[0x8d], dst, m);
     }
