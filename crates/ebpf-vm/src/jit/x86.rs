@@ -423,15 +423,21 @@ impl Asm {
             labels: self.labels,
             fixups: self.fixups,
         };
+        // Every field and every bound label is at or before the end: with the end in i32's
+        // range (tested once here, not per jump), each rel32 is the difference of two positions
+        // in it and fits.
+        if i32::try_from(code.len).is_err() {
+            return Err("jump out of rel32 range".into());
+        }
+        let buf = &mut code.buf[..code.len];
         for &(at, l) in &code.fixups {
             let target = code.labels[l.0 as usize];
             if target == UNBOUND {
                 return Err("jump to an unbound label".into());
             }
-            let rel = target as i64 - (at as i64 + 4);
-            let rel = i32::try_from(rel).map_err(|_| "jump out of rel32 range")?;
+            let rel = target.wrapping_sub(at + 4) as i32;
             let at = at as usize;
-            code.buf[at..at + 4].copy_from_slice(&rel.to_le_bytes());
+            buf[at..at + 4].copy_from_slice(&rel.to_le_bytes());
         }
         for &(at, l, base) in &self.offsets {
             let pos = |l: Label| match code.labels[l.0 as usize] {
