@@ -553,7 +553,7 @@ impl Asm {
     }
 
     /// Zero-extending load of `size` bytes into a 64-bit register.
-    #[inline]
+    #[inline(always)]
     pub fn load_zx(&mut self, size: u32, dst: u8, m: Mem) {
         match size {
             1 => self.op_rm(W::B32, &[0x0f, 0xb6], dst, m),
