@@ -152,6 +152,8 @@ pub struct Asm {
     /// (each write that ends the code nearer grows the buffer after it, see `put`).
     buf: Vec<u8>,
     end: usize,
+    /// `buf.len() - ROOM`: the end is never past it (`put` tests one field, not a difference).
+    limit: usize,
     labels: Vec<u32>,
     /// Positions of rel32 fields and the label each one refers to.
     fixups: Vec<(u32, Label)>,
@@ -341,6 +343,7 @@ impl Default for Asm {
         Asm {
             buf: vec![0; ROOM],
             end: 0,
+            limit: 0,
             labels: Vec::new(),
             fixups: Vec::new(),
             offsets: Vec::new(),
@@ -374,6 +377,7 @@ impl Asm {
         // Most labels are jumped to once or twice.
         fixups.reserve(2 * labels);
         Asm {
+            limit: buf.len() - ROOM,
             buf,
             end: 0,
             labels: labels_v,
@@ -454,7 +458,7 @@ impl Asm {
 
     /// Appends code encoded elsewhere (naming no label).
     pub fn raw(&mut self, code: &[u8]) {
-        while self.buf.len() - self.end < code.len() + ROOM {
+        while self.end + code.len() > self.limit {
             self.grow();
         }
         self.buf[self.end..self.end + code.len()].copy_from_slice(code);
@@ -468,11 +472,12 @@ impl Asm {
     #[inline]
     fn put(&mut self, f: impl FnOnce(&mut Enc<'_>)) {
         debug_assert!(
-            self.buf.len() - self.end >= ROOM,
+            self.end <= self.limit && self.limit == self.buf.len() - ROOM,
             "less than ROOM past the end"
         );
-        // SAFETY: `ROOM` bytes past the end are always in the buffer (`with_capacity` and
-        // `default` make them, `raw` and this function grow the buffer whenever fewer are left),
+        // SAFETY: `ROOM` bytes past the end are always in the buffer (the end is at or before
+        // `limit`, the buffer's length less `ROOM`: `with_capacity` and `default` start so,
+        // `raw` and this function grow the buffer, and `grow` sets `limit`, whenever it passes),
         // and the `&mut self` borrow makes the reference the only one into them. A bounds check
         // here instead (a slice of the buffer) was a few instructions on every instruction
         // written.
@@ -480,7 +485,7 @@ impl Asm {
         let mut e = Enc { room, n: 0 };
         f(&mut e);
         self.end += e.n;
-        if self.buf.len() - self.end < ROOM {
+        if self.end > self.limit {
             self.grow();
         }
     }
@@ -489,6 +494,7 @@ impl Asm {
     fn grow(&mut self) {
         let len = (2 * self.buf.len()).max(self.end + ROOM).max(256);
         self.buf.resize(len, 0);
+        self.limit = len - ROOM;
     }
 
     /// An instruction that ends with a rel32 field referring to `l`.
