@@ -265,7 +265,9 @@ impl Compiler<'_> {
     }
 
     /// The memory operand of a load/store at `base + off`, checked unless frame-local or
-    /// proved in bounds by the verifier.
+    /// proved in bounds by the verifier. Inlined into `load` and `store` (most accesses are
+    /// frame-local or covered: the call cost more than the tests).
+    #[inline(always)]
     pub(super) fn operand(&mut self, pc: usize, base: u8, off: i16, size: u32, write: bool) -> Mem {
         if frame_local(base, off, size) {
             return mem(REG[10], off as i32);
