@@ -85,7 +85,7 @@ impl Compiler<'_> {
                 if b == base
                     && h - l <= *HULL_SIZES.last().unwrap() as i64
                     && !frame_local(b, o, sz)
-                    && !self.proved[p]
+                    && !self.is_proved(p)
                 {
                     (lo, hi) = (l, h);
                     // A store before this member would be seen after a trap here.
@@ -261,7 +261,14 @@ impl Compiler<'_> {
     /// 242.3k instructions a load under callgrind; `parse_fixed` verified 145.8k -> 146.4k).
     #[inline]
     pub(super) fn checked_access(&self, pc: usize) -> Option<(u8, i16, u32, bool)> {
-        checked_access(&self.insns[pc]).filter(|_| !self.proved[pc])
+        checked_access(&self.insns[pc]).filter(|_| !self.is_proved(pc))
+    }
+
+    /// Whether the verifier proved the access at `pc` in bounds: `any_proved` first, which mode
+    /// checked (none proved) answers without the look-up.
+    #[inline(always)]
+    pub(super) fn is_proved(&self, pc: usize) -> bool {
+        self.any_proved && self.proved[pc]
     }
 
     /// The memory operand of a load/store at `base + off`, checked unless frame-local or
@@ -272,7 +279,7 @@ impl Compiler<'_> {
         if frame_local(base, off, size) {
             return mem(REG[10], off as i32);
         }
-        if self.proved[pc] {
+        if self.is_proved(pc) {
             return match self.folded {
                 // `base + off` with base's `lea` left out (see `fold`).
                 Some(f) if f.t == base && pc <= f.last => Mem {
