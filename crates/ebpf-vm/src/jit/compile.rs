@@ -615,7 +615,7 @@ pub fn compile(
             offsets[pc + 1] = c.a.pos() as u32;
         } else {
             // Only a checked access opens a group (tested here: `group` is not inlined).
-            if starts & starts::ACCESS != 0 && c.group.is_none() && !c.proved[pc] {
+            if starts & starts::ACCESS != 0 && c.group.is_none() && !c.is_proved(pc) {
                 c.group(pc);
             }
             c.insn(pc);

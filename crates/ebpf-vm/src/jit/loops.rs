@@ -150,7 +150,9 @@ pub(super) fn writes(insn: &Insn, r: u8) -> bool {
     matches!(effect(insn), Effect::Writes(w) if w == r)
 }
 
-/// Whether an instruction calls out (so the regions may change), exits or is atomic.
+/// Whether an instruction calls out (so the regions may change), exits or is atomic. (`group`'s
+/// scan asks its table, `SCAN`; a test holds the two equal.)
+#[cfg(test)]
 pub(super) fn opaque(insn: &Insn) -> bool {
     matches!(effect(insn), Effect::Opaque)
 }

@@ -27,6 +27,8 @@ pub(super) fn is_cond_jump(insn: &Insn) -> bool {
 impl Compiler<'_> {
     /// Charges a block of `n` instructions; if fewer are left, goes out of line to run exactly as
     /// many as the budget allows. Unmetered code charges nothing (the label is then never used).
+    /// Inlined (the main pass asks it once per chain; the call cost more than its tests).
+    #[inline(always)]
     pub(super) fn meter(&mut self, pc: usize, n: u32) -> Label {
         let at = self.a.new_label();
         if !self.metered {

@@ -5,13 +5,11 @@
 
 use super::snippets::{check_info, Snippet};
 use super::{
-    blinded, ctx, fast_bound, fast_start, is_lddw, Compiler, OpenGroup, DATA_NEG, REG,
-    STACK_FRAME_SIZE,
+    blinded, ctx, fast_bound, fast_start, Compiler, OpenGroup, DATA_NEG, REG, STACK_FRAME_SIZE,
 };
 use crate::isa::opcodes::*;
 use crate::isa::Insn;
 use crate::jit::frame::*;
-use crate::jit::loops;
 use crate::jit::x86::*;
 
 /// Instructions after an access that `group` looks at for more accesses through its base, and
@@ -62,18 +60,33 @@ impl Compiler<'_> {
         // constant per access: a straight line of a million loads through one base is one
         // group per window rather than one scan of the whole chain per load.
         let window = (self.block_n - self.block_k - 1).min(GROUP_WINDOW);
+        // Each instruction's opcode is looked up once (`SCAN`), as the one after the last and
+        // then as the one whose effect may end the scan.
+        let insns = self.insns;
+        let (mut kind, mut dst) = (SCAN[insns[pc].opcode as usize], insns[pc].dst);
         for _ in 0..window {
             if count == GROUP_MAX_MEMBERS {
                 break;
             }
-            let prev = &self.insns[p];
-            if loops::writes(prev, base) || loops::opaque(prev) {
+            if kind & scan::OPAQUE != 0 || (kind & scan::WRITES_DST != 0 && dst == base) {
                 break;
             }
-            p += if is_lddw(prev) { 2 } else { 1 };
-            if let Some((b, o, sz, w)) = self.checked_access(p) {
+            p += 1 + (kind & scan::LDDW) as usize;
+            let insn = &insns[p];
+            (kind, dst) = (SCAN[insn.opcode as usize], insn.dst);
+            if kind & (scan::LOAD | scan::STORE) != 0 {
+                let (b, w) = if kind & scan::LOAD != 0 {
+                    (insn.src, false)
+                } else {
+                    (insn.dst, true)
+                };
+                let (o, sz) = (insn.off, access_size(insn.opcode));
                 let (l, h) = (lo.min(o as i64), hi.max(o as i64 + sz as i64));
-                if b == base && h - l <= *HULL_SIZES.last().unwrap() as i64 {
+                if b == base
+                    && h - l <= *HULL_SIZES.last().unwrap() as i64
+                    && !frame_local(b, o, sz)
+                    && !self.is_proved(p)
+                {
                     (lo, hi) = (l, h);
                     // A store before this member would be seen after a trap here.
                     quiet &= !any_write;
@@ -84,7 +97,7 @@ impl Compiler<'_> {
                     continue;
                 }
             }
-            quiet &= !observable(&self.insns[p]);
+            quiet = quiet && !observable(kind, insn);
         }
         if count < 2 {
             return;
@@ -220,7 +233,11 @@ impl Compiler<'_> {
         let mut pc = first;
         self.block_k = block_k;
         loop {
-            if let Some((base, off, size, write)) = self.checked_access(pc) {
+            let kind = SCAN[self.insns[pc].opcode as usize];
+            let access = (kind & (scan::LOAD | scan::STORE) != 0)
+                .then(|| self.checked_access(pc))
+                .flatten();
+            if let Some((base, off, size, write)) = access {
                 let bi = bound_index(size, write);
                 // Both stubs: the full one falls into the stack's.
                 self.second[0][bi].get_or_insert_with(|| self.a.new_label());
@@ -235,7 +252,7 @@ impl Compiler<'_> {
                 break;
             }
             self.block_k += 1;
-            pc += if is_lddw(&self.insns[pc]) { 2 } else { 1 };
+            pc += 1 + (kind & scan::LDDW) as usize;
         }
     }
 
@@ -244,16 +261,25 @@ impl Compiler<'_> {
     /// 242.3k instructions a load under callgrind; `parse_fixed` verified 145.8k -> 146.4k).
     #[inline]
     pub(super) fn checked_access(&self, pc: usize) -> Option<(u8, i16, u32, bool)> {
-        checked_access(&self.insns[pc]).filter(|_| !self.proved[pc])
+        checked_access(&self.insns[pc]).filter(|_| !self.is_proved(pc))
+    }
+
+    /// Whether the verifier proved the access at `pc` in bounds: `any_proved` first, which mode
+    /// checked (none proved) answers without the look-up.
+    #[inline(always)]
+    pub(super) fn is_proved(&self, pc: usize) -> bool {
+        self.any_proved && self.proved[pc]
     }
 
     /// The memory operand of a load/store at `base + off`, checked unless frame-local or
-    /// proved in bounds by the verifier.
+    /// proved in bounds by the verifier. Inlined into `load` and `store` (most accesses are
+    /// frame-local or covered: the call cost more than the tests).
+    #[inline(always)]
     pub(super) fn operand(&mut self, pc: usize, base: u8, off: i16, size: u32, write: bool) -> Mem {
         if frame_local(base, off, size) {
             return mem(REG[10], off as i32);
         }
-        if self.proved[pc] {
+        if self.is_proved(pc) {
             return match self.folded {
                 // `base + off` with base's `lea` left out (see `fold`).
                 Some(f) if f.t == base && pc <= f.last => Mem {
@@ -412,19 +438,65 @@ impl Compiler<'_> {
     }
 }
 
-/// Whether an instruction can have an effect that outlives a trap of the run: it may trap
-/// itself, end the run, or change memory other than the current stack frame. Register
-/// arithmetic, `lddw` and frame-local stack accesses cannot.
-fn observable(insn: &Insn) -> bool {
-    let op = insn.opcode;
-    match class(op) {
-        CLASS_ALU | CLASS_ALU64 => false,
-        CLASS_LD => !is_lddw(insn),
-        CLASS_LDX => !frame_local(insn.src, insn.off, access_size(op)),
-        CLASS_ST => !frame_local(insn.dst, insn.off, access_size(op)),
-        CLASS_STX => op & 0xe0 == MODE_ATOMIC || !frame_local(insn.dst, insn.off, access_size(op)),
-        _ => true,
+/// What `group`'s scan asks of an instruction, as bits of `SCAN` by opcode: one lookup in place
+/// of `loops::writes` and `loops::opaque`, `checked_access`'s and `observable`'s matches, each of
+/// which took the opcode apart again (`parse`, mode checked: ~170 instructions scanned a load).
+mod scan {
+    /// `lddw`, two slots (bit 0: the scan adds it to its step).
+    pub const LDDW: u8 = 1;
+    /// Writes `dst` (`loops::writes`).
+    pub const WRITES_DST: u8 = 2;
+    /// Calls out, exits, touches the packet or is atomic (`loops::opaque`).
+    pub const OPAQUE: u8 = 4;
+    /// A plain load through `src` (`checked_access`, unless frame-local).
+    pub const LOAD: u8 = 8;
+    /// A plain store through `dst` (`checked_access`, unless frame-local).
+    pub const STORE: u8 = 16;
+    /// Can always be seen after a trap (`observable`).
+    pub const SEEN: u8 = 32;
+    /// Can be seen after a trap unless frame-local through `src` / through `dst`.
+    pub const SEEN_SRC: u8 = 64;
+    pub const SEEN_DST: u8 = 128;
+
+    use crate::isa::opcodes::*;
+
+    pub(super) const fn of(op: u8) -> u8 {
+        let mode = op & 0xe0;
+        let jump = matches!(class(op), CLASS_JMP | CLASS_JMP32);
+        match class(op) {
+            CLASS_ALU | CLASS_ALU64 => WRITES_DST,
+            CLASS_LD if op == OP_LDDW => LDDW | WRITES_DST,
+            CLASS_LD => OPAQUE | SEEN,
+            CLASS_LDX if mode == MODE_MEM || mode == MODE_MEMSX => WRITES_DST | LOAD | SEEN_SRC,
+            CLASS_LDX => WRITES_DST | SEEN_SRC,
+            CLASS_ST | CLASS_STX if mode == MODE_MEM => STORE | SEEN_DST,
+            CLASS_STX if mode == MODE_ATOMIC => OPAQUE | SEEN,
+            CLASS_ST | CLASS_STX => SEEN_DST,
+            _ if jump && matches!(op & 0xf0, JMP_CALL | JMP_EXIT) => OPAQUE | SEEN,
+            _ => SEEN,
+        }
     }
+}
+
+/// `scan::of` of every opcode.
+static SCAN: [u8; 256] = {
+    let mut t = [0; 256];
+    let mut op = 0;
+    while op < 256 {
+        t[op] = scan::of(op as u8);
+        op += 1;
+    }
+    t
+};
+
+/// Whether an instruction (of `SCAN` bits `kind`) can have an effect that outlives a trap of the
+/// run: it may trap itself, end the run, or change memory other than the current stack frame.
+/// Register arithmetic, `lddw` and frame-local stack accesses cannot.
+fn observable(kind: u8, insn: &Insn) -> bool {
+    let size = access_size(insn.opcode);
+    kind & scan::SEEN != 0
+        || (kind & scan::SEEN_SRC != 0 && !frame_local(insn.src, insn.off, size))
+        || (kind & scan::SEEN_DST != 0 && !frame_local(insn.dst, insn.off, size))
 }
 
 /// Base register, offset, size and direction of a plain load or store (not atomic, not legacy
@@ -439,4 +511,61 @@ pub(super) fn checked_access(insn: &Insn) -> Option<(u8, i16, u32, bool)> {
     };
     let size = access_size(op);
     (!frame_local(base, insn.off, size)).then_some((base, insn.off, size, write))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::is_lddw;
+    use super::*;
+
+    /// `SCAN` says of every opcode what the functions it stands in for say (`observable` as it
+    /// was written before the table).
+    #[test]
+    fn scan_bits_agree_with_the_tests_they_replace() {
+        let reference = |insn: &Insn| {
+            let op = insn.opcode;
+            let local = |r| frame_local(r, insn.off, access_size(op));
+            match class(op) {
+                CLASS_ALU | CLASS_ALU64 => false,
+                CLASS_LD => !is_lddw(insn),
+                CLASS_LDX => !local(insn.src),
+                CLASS_ST => !local(insn.dst),
+                CLASS_STX => op & 0xe0 == MODE_ATOMIC || !local(insn.dst),
+                _ => true,
+            }
+        };
+        for op in 0..=255u8 {
+            let kind = SCAN[op as usize];
+            for (dst, src, off) in [
+                (1, 2, 0),
+                (10, 2, -8),
+                (2, 10, -16),
+                (10, 10, 4),
+                (3, 3, -600),
+            ] {
+                let insn = Insn::new(op, dst, src, off, 0);
+                for r in 0..11 {
+                    let writes = kind & scan::WRITES_DST != 0 && insn.dst == r;
+                    assert_eq!(writes, crate::jit::loops::writes(&insn, r), "{op:#x}");
+                }
+                assert_eq!(
+                    kind & scan::OPAQUE != 0,
+                    crate::jit::loops::opaque(&insn),
+                    "{op:#x}"
+                );
+                assert_eq!(kind & scan::LDDW != 0, is_lddw(&insn), "{op:#x}");
+                let access = (kind & (scan::LOAD | scan::STORE) != 0).then(|| {
+                    let (b, w) = if kind & scan::LOAD != 0 {
+                        (src, false)
+                    } else {
+                        (dst, true)
+                    };
+                    (b, off, access_size(op), w)
+                });
+                let access = access.filter(|&(b, o, sz, _)| !frame_local(b, o, sz));
+                assert_eq!(access, checked_access(&insn), "{op:#x}");
+                assert_eq!(observable(kind, &insn), reference(&insn), "{op:#x}");
+            }
+        }
+    }
 }
