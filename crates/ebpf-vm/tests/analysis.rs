@@ -11,7 +11,7 @@ mod rng;
 use std::collections::{BTreeMap, BTreeSet};
 
 use analysis_support::generated;
-use common::{exit, i, lddw, mov64_imm, mov64_reg};
+use common::{exit, i, lddw, ldx, mov64_imm, mov64_reg, st, stx};
 use ebpf_vm::analysis::*;
 use ebpf_vm::isa::opcodes::*;
 use ebpf_vm::isa::{encode_all, validate, Insn};
@@ -37,15 +37,6 @@ fn call_helper(id: i32) -> Insn {
 }
 fn add64(dst: u8, imm: i32) -> Insn {
     i(CLASS_ALU64 | ALU_ADD | SRC_K, dst, 0, 0, imm)
-}
-fn stx(size: u8, dst: u8, src: u8, off: i16) -> Insn {
-    i(CLASS_STX | MODE_MEM | size, dst, src, off, 0)
-}
-fn st(size: u8, dst: u8, off: i16, imm: i32) -> Insn {
-    i(CLASS_ST | MODE_MEM | size, dst, 0, off, imm)
-}
-fn ldx(size: u8, dst: u8, src: u8, off: i16) -> Insn {
-    i(CLASS_LDX | MODE_MEM | size, dst, src, off, 0)
 }
 fn lddw_src(dst: u8, src: u8, low: i32, high: i32) -> [Insn; 2] {
     [i(OP_LDDW, dst, src, 0, low), i(0, 0, 0, 0, high)]

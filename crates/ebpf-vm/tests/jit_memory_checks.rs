@@ -47,18 +47,6 @@ fn access_in_a_chain(access: Insn, adds: usize) -> Vec<Insn> {
     p
 }
 
-fn ldx(size: u8, dst: u8, src: u8, off: i16) -> Insn {
-    i(CLASS_LDX | MODE_MEM | size, dst, src, off, 0)
-}
-
-fn st(size: u8, dst: u8, off: i16, imm: i32) -> Insn {
-    i(CLASS_ST | MODE_MEM | size, dst, 0, off, imm)
-}
-
-fn stx(size: u8, dst: u8, src: u8, off: i16) -> Insn {
-    i(CLASS_STX | MODE_MEM | size, dst, src, off, 0)
-}
-
 /// Stores of each size through a pointer into the stack (not r10, so its inline check is against
 /// the data and fails), then loads of each size back: all pass in the second region. `apart`:
 /// the pointer moves between accesses, so that no two share a group check.

@@ -14,17 +14,8 @@ use ebpf_vm::{Engine, Mode, Program, RunInput};
 
 const DATA: usize = 32;
 
-fn ldx(size: u8, dst: u8, src: u8, off: i16) -> Insn {
-    Insn::new(CLASS_LDX | MODE_MEM | size, dst, src, off, 0)
-}
 fn ldxs(size: u8, dst: u8, src: u8, off: i16) -> Insn {
     Insn::new(CLASS_LDX | MODE_MEMSX | size, dst, src, off, 0)
-}
-fn st(size: u8, dst: u8, off: i16, imm: i32) -> Insn {
-    Insn::new(CLASS_ST | MODE_MEM | size, dst, 0, off, imm)
-}
-fn stx(size: u8, dst: u8, src: u8, off: i16) -> Insn {
-    Insn::new(CLASS_STX | MODE_MEM | size, dst, src, off, 0)
 }
 
 /// data[k] = 0x10 + k, with data[8] = 0xf0 (a byte with its sign bit set).

@@ -40,6 +40,21 @@ pub fn lddw(dst: u8, v: u64) -> [Insn; 2] {
     ]
 }
 
+/// `dst = *(size *)(src + off)`.
+pub fn ldx(size: u8, dst: u8, src: u8, off: i16) -> Insn {
+    i(CLASS_LDX | MODE_MEM | size, dst, src, off, 0)
+}
+
+/// `*(size *)(dst + off) = imm`.
+pub fn st(size: u8, dst: u8, off: i16, imm: i32) -> Insn {
+    i(CLASS_ST | MODE_MEM | size, dst, 0, off, imm)
+}
+
+/// `*(size *)(dst + off) = src`.
+pub fn stx(size: u8, dst: u8, src: u8, off: i16) -> Insn {
+    i(CLASS_STX | MODE_MEM | size, dst, src, off, 0)
+}
+
 pub fn exit() -> Insn {
     i(OP_EXIT, 0, 0, 0, 0)
 }
