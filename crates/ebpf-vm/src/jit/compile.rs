@@ -754,7 +754,7 @@ impl Compiler<'_> {
     /// Adds one to the coverage counter of `slot` in the array at `base` (no lock: see
     /// `coverage`). Clobbers rax and the flags, which no instruction leaves live for the next.
     fn count(&mut self, base: u64, slot: usize) {
-        self.a.mov_imm64(RAX, base + 8 * slot as u64);
+        self.a.mov_addr64(RAX, base + 8 * slot as u64);
         self.a.alu_mi8(Alu::Add, W::B64, mem(RAX, 0), 1);
     }
 

@@ -538,18 +538,26 @@ impl Asm {
     }
 
     /// The shortest exact load of a 64-bit constant.
+    /// `movabs dst, v`: always the 10-byte form, for host addresses (maps, values, counters,
+    /// functions), so that the code's size and layout do not depend on where the allocator put
+    /// them (a listing of the same program from two processes has the same bytes but those
+    /// immediates; `mov_imm64` picks a shorter form for an address below 4 GiB).
+    pub fn mov_addr64(&mut self, dst: u8, v: u64) {
+        self.put(|e| {
+            e.rex(true, 0, 0, dst, false);
+            e.byte(0xb8 + (dst & 7));
+            e.imm32(v as u32 as i32);
+            e.imm32((v >> 32) as u32 as i32);
+        });
+    }
+
     pub fn mov_imm64(&mut self, dst: u8, v: u64) {
         if v <= u32::MAX as u64 {
             self.mov_r32_imm(dst, v as u32);
         } else if v as i64 >= i32::MIN as i64 && v as i64 <= i32::MAX as i64 {
             self.mov_r64_simm(dst, v as i64 as i32);
         } else {
-            self.put(|e| {
-                e.rex(true, 0, 0, dst, false);
-                e.byte(0xb8 + (dst & 7));
-                e.imm32(v as u32 as i32);
-                e.imm32((v >> 32) as u32 as i32);
-            });
+            self.mov_addr64(dst, v);
         }
     }
 

@@ -73,7 +73,7 @@ impl Compiler<'_> {
     /// caller after the stub's call) with r0 set otherwise.
     pub(super) fn inline_lookup(&mut self, lookup: &InlineLookup, slow: Label, done: Label) {
         let a = &mut self.a;
-        a.mov_imm64(RAX, lookup.handle);
+        a.mov_addr64(RAX, lookup.handle);
         a.alu_rr(Alu::Cmp, W::B64, REG[1], RAX);
         a.jcc(Cond::Ne, slow);
         a.alu_mi8(Alu::Cmp, W::B64, ctx(OFF_STANDING), 0);
@@ -90,7 +90,7 @@ impl Compiler<'_> {
                 a.alu_ri(Alu::Cmp, W::B32, RAX, max_entries as i32);
                 a.jcc(Cond::Ae, done);
                 a.imul_rri(W::B64, RAX, RAX, stride as i32);
-                a.mov_imm64(REG[0], base);
+                a.mov_addr64(REG[0], base);
                 a.alu_rr(Alu::Add, W::B64, REG[0], RAX);
                 a.jmp(done);
             }
@@ -102,10 +102,10 @@ impl Compiler<'_> {
                 // r1 and r2 for the stub (two words: rsp stays 16-byte aligned at the call).
                 a.push(REG[1]);
                 a.push(REG[2]);
-                a.mov_imm64(RDI, map);
+                a.mov_addr64(RDI, map);
                 a.mov_rr(W::B64, RSI, REG[2]);
                 a.mov_r32_imm(RDX, key_size);
-                a.mov_imm64(RAX, func);
+                a.mov_addr64(RAX, func);
                 a.call_r(RAX);
                 a.pop(REG[2]);
                 a.pop(REG[1]);

@@ -145,7 +145,7 @@ impl Compiler<'_> {
         a.mov_rr(W::B64, RCX, BUDGET);
         a.mov_rr(W::B64, R8, RSP);
         a.lea(RDI, mem(RSP, 8 * REG.len() as i32 + 8));
-        a.mov_imm64(RAX, runtime::refill_entry as *const () as u64);
+        a.mov_addr64(RAX, runtime::refill_entry as *const () as u64);
         a.call_r(RAX);
         for r in &REG[..6] {
             a.pop(*r);
@@ -240,7 +240,7 @@ pub(super) fn save_and_call(a: &mut Asm, f: u64) {
     a.mov_rr(W::B64, RSI, RAX);
     a.mov_rr(W::B64, RCX, BUDGET);
     a.lea(RDI, mem(RSP, 64));
-    a.mov_imm64(RAX, f);
+    a.mov_addr64(RAX, f);
     a.call_r(RAX);
 }
 
@@ -313,7 +313,7 @@ fn helper_stub(a: &mut Asm, entry: u64, epilogue: Label) {
     a.mov_rr(W::B64, RCX, BUDGET);
     a.mov_rr(W::B64, R8, RSP);
     a.lea(RDI, mem(RSP, 48));
-    a.mov_imm64(RAX, entry);
+    a.mov_addr64(RAX, entry);
     a.call_r(RAX);
     for r in [REG[1], REG[2], REG[3], REG[4], REG[5]] {
         a.pop(r);
