@@ -18,6 +18,20 @@
 //! - `stubs`: the prologues and the shared stubs;
 //! - `xor_shift`: a hash's mixing step with its `xor`s reordered, off the chain's latency.
 
+/// A table of `$of(opcode)` for each of the 256 opcodes, built at compile time (`STARTS`,
+/// `memory::SCAN`): one lookup where the main pass and the group scan would take an opcode apart.
+macro_rules! by_opcode {
+    ($of:path) => {{
+        let mut t = [0; 256];
+        let mut op = 0;
+        while op < 256 {
+            t[op] = $of(op as u8);
+            op += 1;
+        }
+        t
+    }};
+}
+
 mod alu;
 mod cmov;
 mod control;
@@ -257,15 +271,7 @@ mod starts {
 }
 
 /// `starts::of` of every opcode.
-static STARTS: [u8; 256] = {
-    let mut t = [0; 256];
-    let mut op = 0;
-    while op < 256 {
-        t[op] = starts::of(op as u8);
-        op += 1;
-    }
-    t
-};
+static STARTS: [u8; 256] = by_opcode!(starts::of);
 
 /// For an instruction that may start an idiom (`starts::IDIOM`: a register move, a shift by an
 /// immediate or a `neg`), whether the instruction after it may be the second of one: every form

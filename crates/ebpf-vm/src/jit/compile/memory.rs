@@ -479,15 +479,7 @@ mod scan {
 }
 
 /// `scan::of` of every opcode.
-static SCAN: [u8; 256] = {
-    let mut t = [0; 256];
-    let mut op = 0;
-    while op < 256 {
-        t[op] = scan::of(op as u8);
-        op += 1;
-    }
-    t
-};
+static SCAN: [u8; 256] = by_opcode!(scan::of);
 
 /// Whether an instruction (of `SCAN` bits `kind`) can have an effect that outlives a trap of the
 /// run: it may trap itself, end the run, or change memory other than the current stack frame.
