@@ -1269,3 +1269,165 @@ fn a_loops_blinded_constants_rebuilt_once_per_run_compute_what_they_say() {
         );
     }
 }
+
+/// memcopy.c's word copy as clang lays it out (`loops`, the stride form): `i` (r6) and its twin
+/// `j` (r4) start at `i0` and `j0`, words are copied from data to data + 64 while `i + 16 <= n`,
+/// `j += 8; c = i + 16; i = j` and a rotated compare; r0 = i at the end.
+fn stride_copy(i0: i32, j0: i32, n: i32) -> Vec<Insn> {
+    vec![
+        mov64_imm(6, i0),                           // 0
+        mov64_imm(4, j0),                           // 1
+        mov64_imm(2, n),                            // 2
+        mov64_reg(3, 1),                            // 3
+        alu64_imm(ALU_ADD, 3, 64),                  // 4
+        mov64_reg(7, 3),                            // 5: loop head
+        alu64_reg(ALU_ADD, 7, 6),                   // 6
+        mov64_reg(8, 1),                            // 7
+        alu64_reg(ALU_ADD, 8, 6),                   // 8
+        ldx(SIZE_DW, 8, 8, 0),                      // 9
+        stx(SIZE_DW, 7, 8, 0),                      // 10
+        alu64_imm(ALU_ADD, 4, 8),                   // 11
+        mov64_reg(7, 6),                            // 12
+        alu64_imm(ALU_ADD, 7, 16),                  // 13
+        mov64_reg(6, 4),                            // 14
+        i(CLASS_JMP | JMP_JGT | SRC_X, 7, 2, 1, 0), // 15: out to 17
+        i(OP_JA, 0, 0, -12, 0),                     // 16: back to 5
+        mov64_reg(0, 6),                            // 17
+        exit(),                                     // 18
+    ]
+}
+
+fn numbered(len: usize) -> Vec<u8> {
+    (0..len).map(|k| k as u8 + 1).collect()
+}
+
+#[test]
+fn a_stride_loop_checked_once_copies_what_each_iteration_copies() {
+    // n = 64: head values 0, 8, ..., 56 (the back jump needs i + 16 <= 64): eight words, the
+    // first 64 bytes onto the last 64. 5 + 8 * 12 - 1 (the last `ja`) + 2 instructions.
+    let mut data = numbered(128);
+    let out = run_with(&stride_copy(0, 0, 64), Engine::Jit, &mut data, None).unwrap();
+    assert_eq!((out.r0, out.insn_count), (64, 102));
+    assert_eq!(data[64..], numbered(64)[..]);
+    // n = 72: a ninth head value, 64, whose store at data + 128 is outside: after 5 + 8 * 12
+    // instructions and pcs 5-9 of the ninth iteration (its load of data[64..72] ran).
+    let mut data = numbered(128);
+    let addr = data.as_ptr() as u64 + 128;
+    let t = run_with(&stride_copy(0, 0, 72), Engine::Jit, &mut data, None).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.addr, t.size, t.insn_count),
+        (TrapKind::OutOfBounds, 10, addr, 8, 106)
+    );
+    assert_eq!(data[64..], numbered(64)[..]);
+}
+
+#[test]
+fn a_stride_loop_whose_twin_differs_at_the_head_steps_as_the_twin_says() {
+    // j0 = 8, i0 = 0: the first iteration copies word 0 and sets i = 16; then 16, 24, ..., 56
+    // (seven iterations): word 8 is never copied. 5 + 7 * 12 - 1 + 2 instructions, r0 = 64.
+    let mut data = numbered(128);
+    let out = run_with(&stride_copy(0, 8, 64), Engine::Jit, &mut data, None).unwrap();
+    assert_eq!((out.r0, out.insn_count), (64, 90));
+    let mut want = numbered(128);
+    want.copy_within(0..8, 64);
+    want.copy_within(16..64, 80);
+    assert_eq!(data, want);
+    // j0 = 1000: the second head value is 1008, whose load at data + 1008 traps, after 5 + 12
+    // instructions and pcs 5-8 of the second iteration.
+    let mut data = numbered(128);
+    let addr = data.as_ptr() as u64 + 1008;
+    let t = run_with(&stride_copy(0, 1000, 64), Engine::Jit, &mut data, None).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.addr, t.insn_count),
+        (TrapKind::OutOfBounds, 9, addr, 21)
+    );
+}
+
+#[test]
+fn stride_loops_comparing_a_copy_of_the_index_or_the_index_less_a_constant_check_once() {
+    // memcopy_fixed's forms: `c = i` indexes the copy and `if c < 56 goto head` (head values
+    // 0, 8, ..., 56: eight words onto data + 64; 1 + 8 * 7 + 2 instructions, r0 = 64).
+    let copy = |k: i32| {
+        vec![
+            mov64_imm(2, 0),                     // 0
+            mov64_reg(3, 2),                     // 1: loop head
+            mov64_reg(4, 1),                     // 2
+            alu64_reg(ALU_ADD, 4, 3),            // 3
+            ldx(SIZE_DW, 5, 4, 0),               // 4
+            stx(SIZE_DW, 4, 5, 64),              // 5
+            alu64_imm(ALU_ADD, 2, 8),            // 6
+            i(CLASS_JMP | JMP_JLT, 3, 0, -7, k), // 7: back to 1
+            mov64_reg(0, 2),                     // 8
+            exit(),                              // 9
+        ]
+    };
+    // 136 bytes: room for the head check's bound, 7 bytes past the last store (`loops`).
+    let mut data = numbered(136);
+    let out = run_with(&copy(56), Engine::Jit, &mut data, None).unwrap();
+    assert_eq!((out.r0, out.insn_count), (64, 59));
+    let mut want = numbered(136);
+    want.copy_within(0..64, 64);
+    assert_eq!(data, want);
+    // if c < 64: a ninth iteration, whose store at data + 128 is outside a 128-byte buffer,
+    // after 1 + 8 * 7 instructions and pcs 1-4 of the ninth.
+    let mut data = numbered(128);
+    let addr = data.as_ptr() as u64 + 128;
+    let t = run_with(&copy(64), Engine::Jit, &mut data, None).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.addr, t.insn_count),
+        (TrapKind::OutOfBounds, 5, addr, 61)
+    );
+    // `c = i - 100` with a twin: r0 sums the words at i - 100 while `i - 100 < 56`, from i0.
+    let sum = |i0: i32| {
+        vec![
+            mov64_imm(0, 0),                      // 0
+            mov64_imm(3, i0),                     // 1
+            mov64_imm(4, i0),                     // 2
+            mov64_reg(5, 1),                      // 3: loop head
+            alu64_reg(ALU_ADD, 5, 3),             // 4
+            ldx(SIZE_DW, 6, 5, -100),             // 5
+            alu64_reg(ALU_ADD, 0, 6),             // 6
+            alu64_imm(ALU_ADD, 4, 8),             // 7
+            mov64_reg(7, 3),                      // 8
+            alu64_imm(ALU_ADD, 7, -100),          // 9
+            mov64_reg(3, 4),                      // 10
+            i(CLASS_JMP | JMP_JLT, 7, 0, -9, 56), // 11: back to 3
+            exit(),                               // 12
+        ]
+    };
+    // From 100: the eight words of 64 bytes of 1s (each 0x0101010101010101); 3 + 8 * 9 + 1.
+    let mut data = vec![1u8; 72];
+    let out = run_with(&sum(100), Engine::Jit, &mut data, None).unwrap();
+    assert_eq!((out.r0, out.insn_count), (8 * 0x0101_0101_0101_0101, 76));
+    // From 0: `c` wraps (0 - 100 is not below 56), one iteration, whose load at data - 100
+    // traps after pcs 0-4.
+    let addr = data.as_ptr() as u64 - 100;
+    let t = run_with(&sum(0), Engine::Jit, &mut data, None).unwrap_err();
+    assert_eq!(
+        (t.kind, t.pc, t.addr, t.insn_count),
+        (TrapKind::OutOfBounds, 5, addr, 5)
+    );
+}
+
+#[test]
+fn every_budget_inside_a_stride_loop_ends_as_the_interpreter_ends() {
+    // The reference semantics is the interpreter's (RFC 9669 with an instruction budget): for
+    // every budget below the run's 102 instructions, the same trap, count and bytes copied.
+    let p = stride_copy(0, 0, 64);
+    for budget in 0..=102u64 {
+        let run = |engine| {
+            let mut data = numbered(128);
+            let r = run_with(&p, engine, &mut data, Some(budget));
+            (
+                r.map(|o| (o.r0, o.insn_count))
+                    .map_err(|t| (t.kind, t.pc, t.insn_count)),
+                data,
+            )
+        };
+        assert_eq!(
+            run(Engine::Jit),
+            run(Engine::Interpreter),
+            "budget {budget}"
+        );
+    }
+}

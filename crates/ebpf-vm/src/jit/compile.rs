@@ -86,8 +86,9 @@ pub const MAX_SNIPPET_BYTES: usize =
 pub const LOOP_ALIGN: usize = 64;
 /// Upper bound on the check a fast loop does at its head (see `loops`); its fixed part has room
 /// for a blinded bound (14 bytes where the plain one takes up to 7) and its store in
-/// `Ctx::loop_limit` (8), and for a byte-sum loop's preamble before it (`sum_loop`).
-pub const MAX_GUARD_BYTES: usize = 56 + 40 * loops::MAX_ACCESSES + sum_loop::PREAMBLE_BYTES;
+/// `Ctx::loop_limit` (8), for a stride loop's twin check and offset of its bound (22), and for
+/// a byte-sum loop's preamble before it (`sum_loop`).
+pub const MAX_GUARD_BYTES: usize = 78 + 40 * loops::MAX_ACCESSES + sum_loop::PREAMBLE_BYTES;
 /// Upper bound on the two prologues, the pool's fill (22 bytes a constant) and the shared stubs.
 pub const MAX_FIXED_BYTES: usize = 2048 + 24 * POOL_SLOTS;
 
@@ -503,7 +504,12 @@ pub fn compile(
             // twice and metered once per two iterations, is worth having all the same.
             // A rotated loop's copy lays its compare out around the `ja` (`cond_over_ja`), which
             // coverage does without (see `layouts` below).
-            loops::fast_loop(insns, pc, n).filter(|fl| !fl.rotated || c.coverage.is_none())
+            // A stride loop is taken for its head check only: with every access proved it stays
+            // as it is (a proved copy loop's preamble may take it).
+            loops::fast_loop(insns, pc, n).filter(|fl| {
+                (!fl.rotated || c.coverage.is_none())
+                    && (fl.stride.is_none() || fl.accesses.iter().any(|a| !c.proved[a.pc]))
+            })
         } else {
             None
         };

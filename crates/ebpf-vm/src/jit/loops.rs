@@ -20,6 +20,27 @@
 //! where `out` is the instruction after the `goto`: the back jump is then the `goto`, taken
 //! exactly when the compare is not, so it is the loop above with its compare inverted (`==` for
 //! `!=`, `>=` for `<`) and the same argument holds (`FastLoop::rotated`).
+//!
+//! Clang also writes `for (; i + 8 <= len; i += 8)` as a compare of a temporary, with the next
+//! index made in a second register first (memcopy's loops):
+//!
+//! ```text
+//! head: t = b; t += i; ... accesses through t ...; j += 8; c = i; c += 16; i = j;
+//!       if c > n goto out; goto head
+//! ```
+//!
+//! That is the *stride* form (`Stride`): the compare reads `c = i + k` (the last two writes to
+//! `c`, made from `i`'s head value; or `c = i` alone, `k = 0`, and then `c` may index accesses as
+//! `i` does), the back jump is taken while `c <= n` (or `c < n`), and `i` steps by `s > 0` an
+//! iteration, either by its only write `i += s` or through a *twin* `j` whose only write is `j
+//! += s`, before `i`'s only write `i = j`. With `j == i` at the head (checked there, at run
+//! time), the next head sees `i = j = h + s` again, `h` being the head value before. The back
+//! jump after head value `h` is taken only when `h + k <= n` (or `< n`), `k` and `s` below 2^20
+//! in magnitude. The check bounds every head value by the data region's length (below 2^47), so
+//! for `k >= 0` the sum does not wrap and the next head value is at most `n - k + s` (one less
+//! for `<`); for `k < 0` a sum that wraps leaves `h < -k`, and the next value below `-k + s`, no
+//! more than that bound. So `m = max(i0 + 1, n - d)` with `d = k - s - 1` (`k - s` for
+//! `<`), the check failing where `n - d` wraps.
 
 use crate::isa::opcodes::*;
 use crate::isa::{jump_target, Insn};
@@ -60,6 +81,96 @@ pub struct FastLoop {
     pub accesses: Vec<Access>,
     /// The loop is a byte fill (see `Fill`).
     pub fill: Option<Fill>,
+    /// The compare reads `c = i + k` rather than `i` (see the module's notes).
+    pub stride: Option<Stride>,
+}
+
+/// How a stride loop's compare and index move (see the module's notes): the compare reads
+/// `i + k`, and `i` steps by `step`, through `twin` when there is one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stride {
+    pub k: i32,
+    pub step: i32,
+    /// The back jump is taken while `c <= n` (rather than `c < n`).
+    pub inclusive: bool,
+    /// `j` (`j += step; i = j`), equal to `i` at the head.
+    pub twin: Option<u8>,
+}
+
+impl Stride {
+    /// Every head value after the first is below `n - d` (see the module's notes).
+    pub fn d(&self) -> i64 {
+        self.k as i64 - self.step as i64 - self.inclusive as i64
+    }
+}
+
+/// Bound on `|k|` and `step` of a stride loop (see the module's notes).
+const MAX_STRIDE: u32 = 1 << 20;
+
+/// The stride form of a loop whose compare reads `c` (`body`: the chain before its compare), as
+/// the index register, its `Stride`, and, when `k` is 0, where `c` took `i`'s head value (`c`
+/// may then index accesses after that, as `i` does).
+fn stride(
+    insns: &[Insn],
+    body: &[usize],
+    c: u8,
+    limit: Limit,
+    inclusive: bool,
+) -> Option<(u8, Stride, Option<usize>)> {
+    let writes_of = |r: u8| -> Vec<usize> {
+        (0..body.len())
+            .filter(|&k| writes(&insns[body[k]], r))
+            .collect()
+    };
+    let add_imm = |insn: &Insn| {
+        insn.opcode == CLASS_ALU64 | ALU_ADD | SRC_K && insn.imm.unsigned_abs() < MAX_STRIDE
+    };
+    let copy = |insn: &Insn| insn.opcode == CLASS_ALU64 | ALU_MOV | SRC_X && insn.off == 0;
+    let free = |r: u8| r != c && r != 10 && Limit::Reg(r) != limit;
+    // `c = i; c += k` or `c = i` (k = 0): the last writes to `c`.
+    let cs = writes_of(c);
+    let (at, k) = match cs[..] {
+        [.., at, add_at] if add_at == at + 1 && add_imm(&insns[body[add_at]]) => {
+            (at, insns[body[add_at]].imm)
+        }
+        [.., at] => (at, 0),
+        [] => return None,
+    };
+    let mv = &insns[body[at]];
+    let i = mv.src;
+    if !copy(mv) || !free(i) {
+        return None;
+    }
+    // `i`'s only write comes after `c` read its head value.
+    let &[step_at] = &writes_of(i)[..] else {
+        return None;
+    };
+    if step_at < at {
+        return None;
+    }
+    let step = &insns[body[step_at]];
+    let (twin, s) = if add_imm(step) {
+        (None, step.imm)
+    } else if copy(step) {
+        let j = step.src;
+        let &[j_at] = &writes_of(j)[..] else {
+            return None;
+        };
+        let add_j = &insns[body[j_at]];
+        if j == i || !free(j) || j_at > step_at || !add_imm(add_j) {
+            return None;
+        }
+        (Some(j), add_j.imm)
+    } else {
+        return None;
+    };
+    let stride = Stride {
+        k,
+        step: s,
+        inclusive,
+        twin,
+    };
+    (s > 0).then_some((i, stride, (k == 0).then_some(at)))
 }
 
 /// A counted loop that only fills bytes: `t = b; t += i; *(u8 *)(t + off) = v; i += 1;` then the
@@ -177,30 +288,76 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
         CLASS_JMP32 => false,
         _ => return None,
     };
-    // How the back jump is taken, as a compare of `i` with `n`: `<` or `!=`.
-    let counts_up = match (l.opcode & 0xf0, rotated) {
-        (JMP_JLT, false) | (JMP_JGE, true) => false,
-        (JMP_JNE, false) | (JMP_JEQ, true) if wide => true,
+    // How the back jump is taken, as a compare of `i` (or, in the stride form, of `i + k`) with
+    // `n`: `<`, `<=` or `!=`.
+    let (counts_up, inclusive) = match (l.opcode & 0xf0, rotated) {
+        (JMP_JLT, false) | (JMP_JGE, true) => (false, false),
+        (JMP_JLE, false) | (JMP_JGT, true) if wide => (false, true),
+        (JMP_JNE, false) | (JMP_JEQ, true) if wide => (true, false),
         _ => return None,
     };
     let to = if rotated { last + 1 } else { head };
     if jump_target(cmp, l.off as i64) != to as i64 {
         return None;
     }
-    let i = l.dst;
     let limit = if l.opcode & SRC_X != 0 {
         Limit::Reg(l.src)
     } else {
         Limit::Imm(l.imm)
     };
     let body = &pcs[..pcs.len() - 1 - rotated as usize];
+    // The plain form first; a `<` loop whose compared register indexes nothing may be a stride
+    // loop, as every `<=` loop must be.
+    let plain = (!inclusive)
+        .then(|| with_index(insns, body, l.dst, None, limit, wide, counts_up))
+        .flatten();
+    let (i, accesses, stride) = match plain {
+        Some(accesses) => (l.dst, accesses, None),
+        None if wide && !counts_up => {
+            let (i, s, copy_at) = stride(insns, body, l.dst, limit, inclusive)?;
+            let alias = copy_at.map(|at| (l.dst, at));
+            let accesses = with_index(insns, body, i, alias, limit, wide, false)?;
+            (i, accesses, Some(s))
+        }
+        None => return None,
+    };
+    let mut fl = FastLoop {
+        i,
+        limit,
+        wide,
+        counts_up,
+        rotated,
+        cmp,
+        accesses,
+        fill: None,
+        stride,
+    };
+    if stride.is_none() {
+        fl.fill = fill(insns, head, n, &fl);
+    }
+    Some(fl)
+}
+
+/// The accesses a head check covers in a loop (`body`: its chain before the compare) indexed by
+/// `i`, if the loop is one for that index (the conditions of the module's notes but those on the
+/// compare). `alias`: a register and the body index of its last write, a copy of `i`'s head
+/// value, which indexes accesses after it as `i` does.
+fn with_index(
+    insns: &[Insn],
+    body: &[usize],
+    i: u8,
+    alias: Option<(u8, usize)>,
+    limit: Limit,
+    wide: bool,
+    counts_up: bool,
+) -> Option<Vec<Access>> {
     if counts_up {
         let steps: Vec<&Insn> = body
             .iter()
             .map(|&p| &insns[p])
-            .filter(|insn| writes(insn, l.dst))
+            .filter(|insn| writes(insn, i))
             .collect();
-        let inc = Insn::new(CLASS_ALU64 | ALU_ADD, l.dst, 0, 0, 1);
+        let inc = Insn::new(CLASS_ALU64 | ALU_ADD, i, 0, 0, 1);
         if steps.len() != 1 || *steps[0] != inc {
             return None;
         }
@@ -254,16 +411,17 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
             continue;
         }
         let t = mv.dst;
+        // Whether `r` holds `i`'s head value when body index `at` reads it.
+        let index = |r: u8, at: usize| {
+            (r == i && first_write_of_i > at) || alias.is_some_and(|(a, from)| r == a && at > from)
+        };
         let b = match (mv.src, add.src) {
-            (x, y) if x == i && y != i => y,
-            (x, y) if y == i && x != i => x,
+            (x, y) if index(x, k) => y,
+            (x, y) if index(y, k + 1) => x,
             _ => continue,
         };
-        if t == i || t == b || b == 10 {
-            continue;
-        }
-        // `b` is invariant; `i` still holds its value from the head when the add reads it.
-        if written[(b & 0x0f) as usize] || first_write_of_i <= k + 1 {
+        // `b` is invariant (so neither `i` nor its alias, both written in the body).
+        if t == i || t == b || b == i || b == 10 || written[(b & 0x0f) as usize] {
             continue;
         }
         // Accesses through `t` are looked for in a window after the add (bounded, so that many
@@ -291,19 +449,145 @@ pub fn fast_loop(insns: &[Insn], head: usize, n: u32) -> Option<FastLoop> {
             }
         }
     }
-    if accesses.is_empty() {
-        return None;
+    (!accesses.is_empty()).then_some(accesses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mov(dst: u8, src: u8) -> Insn {
+        Insn::new(CLASS_ALU64 | ALU_MOV | SRC_X, dst, src, 0, 0)
     }
-    let mut fl = FastLoop {
-        i,
-        limit,
-        wide,
-        counts_up,
-        rotated,
-        cmp,
-        accesses,
-        fill: None,
-    };
-    fl.fill = fill(insns, head, n, &fl);
-    Some(fl)
+    fn add(dst: u8, src: u8) -> Insn {
+        Insn::new(CLASS_ALU64 | ALU_ADD | SRC_X, dst, src, 0, 0)
+    }
+    fn addi(dst: u8, imm: i32) -> Insn {
+        Insn::new(CLASS_ALU64 | ALU_ADD, dst, 0, 0, imm)
+    }
+    fn ldxdw(dst: u8, src: u8, off: i16) -> Insn {
+        Insn::new(CLASS_LDX | MODE_MEM | SIZE_DW, dst, src, off, 0)
+    }
+    fn stxdw(dst: u8, src: u8, off: i16) -> Insn {
+        Insn::new(CLASS_STX | MODE_MEM | SIZE_DW, dst, src, off, 0)
+    }
+    fn access(pc: usize, b: u8, off: i16, write: bool) -> Access {
+        Access {
+            pc,
+            b,
+            off,
+            size: 8,
+            write,
+        }
+    }
+
+    /// memcopy.c's copy loop as clang-19 emits it (bench/programs/bpf/memcopy.o, pcs 12-23 at
+    /// 0-11 here): `i` = r6, its twin r4, `c = i + 16` in r7, `n` = r2.
+    fn memcopy_copy_loop() -> Vec<Insn> {
+        vec![
+            mov(7, 3),
+            add(7, 6),
+            mov(8, 0),
+            add(8, 6),
+            ldxdw(8, 8, 0),
+            stxdw(7, 8, 0),
+            addi(4, 8),
+            mov(7, 6),
+            addi(7, 16),
+            mov(6, 4),
+            Insn::new(CLASS_JMP | JMP_JGT | SRC_X, 7, 2, 1, 0),
+            Insn::new(OP_JA, 0, 0, -12, 0),
+        ]
+    }
+
+    #[test]
+    fn a_compare_of_the_index_plus_a_constant_with_a_twin_is_a_stride_loop() {
+        let fl = fast_loop(&memcopy_copy_loop(), 0, 12).expect("a fast loop");
+        assert_eq!(
+            (fl.i, fl.limit, fl.rotated, fl.cmp),
+            (6, Limit::Reg(2), true, 10)
+        );
+        let s = Stride {
+            k: 16,
+            step: 8,
+            inclusive: true,
+            twin: Some(4),
+        };
+        assert_eq!(fl.stride, Some(s));
+        // Head values after the first at most n - 16 + 8: below n - 7.
+        assert_eq!(s.d(), 7);
+        assert_eq!(fl.accesses, [access(5, 3, 0, true), access(4, 0, 0, false)]);
+    }
+
+    #[test]
+    fn a_compare_of_a_copy_of_the_index_and_one_of_the_index_less_a_constant_are_stride_loops() {
+        // memcopy_fixed.o's two word loops (pcs 1-7 and 24-34): the first compares `c = i`
+        // (r3 = r2) and indexes by c; the second compares `i - 8264` with a twin.
+        let copy = [
+            mov(3, 2),
+            mov(4, 1),
+            add(4, 3),
+            ldxdw(5, 4, 0x40),
+            stxdw(4, 5, 0x2048),
+            addi(2, 8),
+            Insn::new(CLASS_JMP | JMP_JLT, 3, 0, -7, 0x1ff6),
+        ];
+        let fl = fast_loop(&copy, 0, 7).expect("a fast loop");
+        assert_eq!((fl.i, fl.limit, fl.rotated), (2, Limit::Imm(0x1ff6), false));
+        let s = Stride {
+            k: 0,
+            step: 8,
+            inclusive: false,
+            twin: None,
+        };
+        assert_eq!((fl.stride, s.d()), (Some(s), -8));
+        assert_eq!(
+            fl.accesses,
+            [access(3, 1, 0x40, false), access(4, 1, 0x2048, true)]
+        );
+        let mut hash = vec![mov(0, 1), add(0, 3), ldxdw(0, 0, 0)];
+        hash.extend([
+            Insn::new(CLASS_ALU64 | ALU_XOR | SRC_X, 0, 5, 0, 0),
+            Insn::new(CLASS_ALU64 | ALU_MUL | SRC_X, 0, 2, 0, 0),
+            addi(4, 8),
+            mov(6, 3),
+            addi(6, -0x2048),
+            mov(3, 4),
+            mov(5, 0),
+            Insn::new(CLASS_JMP | JMP_JLT, 6, 0, -11, 0x1ff6),
+        ]);
+        let fl = fast_loop(&hash, 0, 11).expect("a fast loop");
+        let s = Stride {
+            k: -0x2048,
+            step: 8,
+            inclusive: false,
+            twin: Some(4),
+        };
+        assert_eq!((fl.i, fl.stride, s.d()), (3, Some(s), -0x2050));
+        assert_eq!(fl.accesses, [access(2, 1, 0, false)]);
+    }
+
+    #[test]
+    fn stride_loops_whose_index_may_move_otherwise_are_not_taken() {
+        let base = memcopy_copy_loop();
+        let not_taken = |edit: &dyn Fn(&mut Vec<Insn>)| {
+            let mut p = base.clone();
+            edit(&mut p);
+            fast_loop(&p, 0, 12).is_none()
+        };
+        // The twin stepped twice (a second `r4 += 8` in place of the load's base copy).
+        assert!(not_taken(&|p| p[2] = addi(4, 8)));
+        // The twin stepped by a register.
+        assert!(not_taken(&|p| p[6] = add(4, 5)));
+        // The index written before `c` reads it (`r6 = r4` moved before `r7 = r6`).
+        assert!(not_taken(&|p| p.swap(7, 9)));
+        // `c` made from another register.
+        assert!(not_taken(&|p| p[7] = mov(7, 5)));
+        // `c = i + k` with k beyond the bound.
+        assert!(not_taken(&|p| p[8] = addi(7, 1 << 20)));
+        // The limit written in the chain.
+        assert!(not_taken(&|p| p[6] = addi(2, 8)));
+        // A 32-bit compare.
+        assert!(not_taken(&|p| p[10].opcode = CLASS_JMP32 | JMP_JGT | SRC_X));
+    }
 }

@@ -179,6 +179,21 @@ impl Compiler<'_> {
             a.jcc(Cond::Ae, fail);
             a.mov_rr(W::B64, RCX, RAX);
         } else {
+            if let Some(s) = fl.stride {
+                // A stride loop (see `loops`): its twin equals `i` here, and rax = n - d.
+                if let Some(j) = s.twin {
+                    a.alu_rr(Alu::Cmp, W::B64, REG[j as usize], i);
+                    a.jcc(Cond::Ne, fail);
+                }
+                match s.d() {
+                    0 => {}
+                    d if d > 0 => a.alu_ri(Alu::Sub, W::B64, RAX, d as i32),
+                    d => a.alu_ri(Alu::Add, W::B64, RAX, d.unsigned_abs() as i32),
+                }
+                if s.d() != 0 {
+                    a.jcc(Cond::B, fail);
+                }
+            }
             // rcx = m = max(i + 1, n), unsigned; i + 1 must not wrap.
             a.mov_rr(W::B64, RCX, i);
             a.alu_ri(Alu::Add, W::B64, RCX, 1);
