@@ -421,6 +421,23 @@ fn memory_arguments_read_or_written_as_the_kernel_checks_them() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// Whether the kernel refused the helper to the program type altogether. Builds of one release
+/// differ there (6.18.44-fc-v1300 offers XDP no `bpf_xdp_adjust_meta`, v1252 does); which types
+/// are offered which helper is `helper_prototypes`' table test, held to the build it was
+/// recorded on, so here such a helper is left unasked and named.
+fn not_offered(log: &str) -> bool {
+    log.contains("program of this type cannot use helper")
+}
+
+fn report_unoffered(unoffered: &[String]) {
+    if !unoffered.is_empty() {
+        eprintln!(
+            "not asked: this kernel does not offer {} to the program type the recorded table gives",
+            unoffered.join(", ")
+        );
+    }
+}
+
 /// What r0 is after the call, as the verifier's refusal of a read through it names it.
 fn ret_type_in_log(log: &str) -> Option<RetType> {
     if log.contains("R0 !read_ok") {
@@ -445,6 +462,7 @@ fn return_types_as_the_kernel_types_r0() {
     }
     let mut asked = Vec::new();
     let mut wrong = Vec::new();
+    let mut unoffered = Vec::new();
     for (id, (name, p)) in implemented() {
         let Some(prog_type) = kernel_type(&p) else {
             continue;
@@ -457,6 +475,10 @@ fn return_types_as_the_kernel_types_r0() {
         let kernel_says = match kernel::load(prog_type as u32, &insns) {
             // Only a trusted BTF pointer (the current task) may be read without a check.
             Ok(()) => RetType::PtrToBtfIdTrusted,
+            Err(log) if not_offered(&log) => {
+                unoffered.push(format!("{id} {name}"));
+                continue;
+            }
             Err(log) => ret_type_in_log(&log)
                 .unwrap_or_else(|| panic!("{id} {name}: unexpected refusal:\n{log}")),
         };
@@ -471,7 +493,8 @@ fn return_types_as_the_kernel_types_r0() {
     // Every helper whose arguments the probe can supply: all but spin_lock/unlock (a map value
     // with a BTF-described lock), ringbuf_submit/discard (a reserved record), for_each_map_elem
     // and loop (a callback) and snprintf (a constant string).
-    assert_eq!(asked.len(), 73, "{asked:?}");
+    report_unoffered(&unoffered);
+    assert_eq!(asked.len() + unoffered.len(), 73, "{asked:?}");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
@@ -514,6 +537,7 @@ fn argument_kinds_as_the_kernel_expects_them() {
     }
     let mut asked = 0;
     let mut wrong = Vec::new();
+    let (mut unoffered, mut unasked) = (Vec::new(), 0);
     for (id, (name, p)) in implemented() {
         let Some(prog_type) = kernel_type(&p) else {
             continue;
@@ -537,6 +561,14 @@ fn argument_kinds_as_the_kernel_expects_them() {
                     "{id} {name} arg{}: the kernel took an argument of the wrong kind",
                     i + 1
                 ),
+                Err(log) if not_offered(&log) => {
+                    unoffered.push(format!("{id} {name}"));
+                    unasked += p.args[i..p.arg_count()]
+                        .iter()
+                        .filter(|a| **a != ArgType::Anything)
+                        .count();
+                    break;
+                }
                 Err(log) => log,
             };
             let Some(kernel_says) = expected_kind(&log, i + 1) else {
@@ -554,6 +586,7 @@ fn argument_kinds_as_the_kernel_expects_them() {
     }
     // Every argument but ARG_ANYTHING up to the first this probe cannot supply well-formed (a
     // callback, a reserved ring buffer record, a constant string, a lock in a map value).
-    assert_eq!(asked, 118);
+    report_unoffered(&unoffered);
+    assert_eq!(asked + unasked, 118);
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
