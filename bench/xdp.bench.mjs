@@ -67,11 +67,22 @@ async function ours(engine, lean = false, mode = undefined, input = packets) {
 function kernel() {
   if (process.getuid?.() !== 0) return { skipped: 'not root' }
   const mounts = readFileSync('/proc/mounts', 'utf8')
-  const fs = mounts
+  let fs = mounts
     .split('\n')
     .map((l) => l.split(' '))
     .find((f) => f[2] === 'bpf')?.[1]
-  if (!fs) return { skipped: 'no bpffs mounted' }
+  // Without a bpf filesystem mounted, one of our own for the pins (unmounted below).
+  let ours
+  if (!fs) {
+    ours = mkdtempSync(join(tmpdir(), 'ebpf-bench-bpffs-'))
+    try {
+      execFileSync('mount', ['-t', 'bpf', 'bpf', ours])
+    } catch (e) {
+      rmSync(ours, { recursive: true, force: true })
+      return { skipped: `no bpffs mounted, and mounting one failed: ${String(e.message).split('\n')[0]}` }
+    }
+    fs = ours
+  }
   const dir = join(fs, `ebpf-bench-${process.pid}`)
   const scratch = mkdtempSync(join(tmpdir(), 'ebpf-bench-'))
   try {
@@ -106,6 +117,14 @@ function kernel() {
   } finally {
     rmSync(dir, { recursive: true, force: true })
     rmSync(scratch, { recursive: true, force: true })
+    if (ours) {
+      try {
+        execFileSync('umount', [ours])
+        rmSync(ours, { recursive: true, force: true })
+      } catch {
+        // Best effort.
+      }
+    }
   }
 }
 
