@@ -37,6 +37,7 @@ mod cmov;
 mod control;
 mod copy_loop;
 mod fast_loop;
+mod gather;
 mod lookup;
 mod memory;
 mod select;
@@ -494,6 +495,8 @@ pub fn compile(
         }
     }
     let mut offsets = vec![u32::MAX; insns.len()];
+    // Byte gathers are loaded whole in proved code that nothing observes between instructions.
+    let gathers = c.any_proved && !metered && c.coverage.is_none();
     let mut pc = 0;
     while pc < insns.len() {
         let n = c.shape.chains[pc];
@@ -582,6 +585,19 @@ pub fn compile(
                     c.snippets.push(Snippet::FastLoop(copy));
                 }
                 c.a.bind(checked);
+            }
+        }
+        if gathers && insns[pc].opcode == CLASS_LDX | MODE_MEM | SIZE_B && c.proved[pc] {
+            let n = c.gather(pc);
+            if n > 0 {
+                let at = c.a.pos() as u32;
+                offsets[pc + 1..pc + n].fill(at);
+                for p in pc + 1..pc + n {
+                    c.a.bind(c.label(p));
+                }
+                c.block_k += n as u32;
+                pc += n;
+                continue;
             }
         }
         let starts = STARTS[insns[pc].opcode as usize];
