@@ -34,6 +34,7 @@ use crate::isa::opcodes::*;
 use crate::isa::Insn;
 use crate::memory::Region;
 use crate::semantics::*;
+use std::hint::cold_path;
 
 /// What the handlers work on: the registers, the two regions tried inline (`Regions::hot`) and
 /// the budget in hand (instructions left once the current segment has run to its end, as in the
@@ -98,10 +99,10 @@ pub(super) struct Slot {
     imm: u64,
     /// The immediate of the jump of an ALU-and-jump op.
     imm2: i32,
-    /// A load's or store's offset; a jump's target relative to this slot.
+    /// A load's or store's offset; a jump's target relative to this slot, in bytes (`bytes`).
     off: i32,
-    /// A conditional jump's fall-through relative to this slot (past an unconditional jump the
-    /// jump skips, see `extra`).
+    /// A conditional jump's fall-through relative to this slot, in bytes (past an unconditional
+    /// jump the jump skips, see `extra`).
     off2: i32,
     /// Instructions from this slot through the end of its segment (`Op::run`).
     run: u32,
@@ -147,9 +148,14 @@ impl Default for Slot {
 /// left to the fast loop (slots are 8-aligned), clear when the chain only ran out of `fuel`.
 pub(super) type Next = usize;
 
-/// Handlers a chain runs before it returns to `run`. Each handler calls the next one in tail
-/// position, which the optimiser turns into a jump (one indirect jump per handler, each
-/// predicted on its own); the fuel bounds the stack where it does not (unoptimised builds).
+/// Handlers a chain runs before it returns to `run`, in builds with debug assertions. Each
+/// handler calls the next one in tail position, which the optimiser turns into a jump (one
+/// indirect jump per handler, each predicted on its own); the fuel bounds the stack where it
+/// does not (unoptimised builds, which the default profiles pair with debug assertions).
+/// Optimised builds (release, bench) count no fuel: the count and its test were 3 of the ~10
+/// instructions of a short handler, and leaving them out made `parse` 6% and `big` 10% faster
+/// on Zen 4 (BENCHMARKS.md, "Interpreter: tuned for Zen 4"). A build with optimisation off and
+/// debug assertions off as well would grow the stack with every handler run.
 const FUEL: u32 = 64;
 
 /// Runs handlers from slot `pc` until one leaves its slot to the fast loop; returns that slot.
@@ -170,13 +176,14 @@ pub(super) fn run(st: &mut State, slots: &[Slot], pc: usize) -> usize {
 }
 
 /// Goes on at `op` with `acc` the value of its `acc` register: runs its handler, or returns it
-/// to `run` (which reads `acc` back from `State::reg`) when the fuel is out.
+/// to `run` (which reads `acc` back from `State::reg`) when the fuel is out (with debug
+/// assertions only, see `FUEL`).
 #[inline(always)]
 fn go(st: &mut State, op: &Slot, fuel: u32, acc: u64) -> Next {
-    if fuel == 0 {
+    if cfg!(debug_assertions) && fuel == 0 {
         op as *const Slot as usize
     } else {
-        (op.handler)(st, op, fuel - 1, acc)
+        (op.handler)(st, op, fuel - cfg!(debug_assertions) as u32, acc)
     }
 }
 
@@ -253,12 +260,17 @@ macro_rules! by_alu {
     };
 }
 
-/// The ALU opcodes fused with any ALU operation that follows (the first of the frequent pairs
-/// of the bench programs: clang's three-address `rD = rS; rD op= X`, shifts before an or, and
-/// the 32-bit or, xor, multiply and shifts of a hash's mixing steps, each feeding the next).
+/// The ALU opcodes fused with an ALU operation that follows and reads their result (the first
+/// of the frequent pairs of the bench programs: clang's three-address `rD = rS; rD op= X`,
+/// shifts before an or, the 32-bit or, xor, multiply and shifts of a hash's mixing steps, each
+/// feeding the next, and the 64-bit adds, logic, shifts and negation of address arithmetic and
+/// of `big`'s mixing).
 macro_rules! by_paired_alu {
     ($opcode:expr, $f:ident $pre:tt $args:tt) => {
-        by_opcode!($opcode, $f $pre $args, [0xbf 0xbc 0x64 0x4c 0xac 0x24 0x74])
+        by_opcode!($opcode, $f $pre $args, [
+            0xbf 0xbc 0x64 0x4c 0xac 0x24 0x74
+            0x07 0x0f 0x4f 0x57 0x5f 0x67 0x77 0x87 0xaf
+        ])
     };
 }
 
@@ -469,8 +481,8 @@ fn slot(insns: &[Insn], ops: &[Op], pc: usize, acc: Option<u8>) -> Slot {
                     return Slot {
                         handler,
                         imm2: ops[pc + 1].imm,
-                        off: off + 1,
-                        off2: off2 + 1,
+                        off: bytes(off + 1),
+                        off2: bytes(off2 + 1),
                         extra,
                         t: ops[pc + 1].dst,
                         x: ops[pc + 1].src,
@@ -478,8 +490,8 @@ fn slot(insns: &[Insn], ops: &[Op], pc: usize, acc: Option<u8>) -> Slot {
                     };
                 }
             }
-            let src_acc = from_acc(op.dst, src_reg) & ACC_2;
-            if let Some(slot) = alu_pair(insns, ops, pc, &base, src_acc) {
+            let bits = from_acc(op.dst, src_reg);
+            if let Some(slot) = alu_pair(insns, ops, pc, &base, bits) {
                 return slot;
             }
             by_acc!(from_acc(op.dst, src_reg), A => by_alu!(opcode, alu_handler [A] ()))
@@ -496,8 +508,8 @@ fn slot(insns: &[Insn], ops: &[Op], pc: usize, acc: Option<u8>) -> Slot {
                 handler:
                     by_acc!(from_acc(op.dst, src_reg), A => by_jump!(opcode, jump_handler [A] ()))
                         .expect("a jump code has a jump opcode"),
-                off,
-                off2,
+                off: bytes(off),
+                off2: bytes(off2),
                 extra,
                 ..base
             };
@@ -505,7 +517,7 @@ fn slot(insns: &[Insn], ops: &[Op], pc: usize, acc: Option<u8>) -> Slot {
         Code::Ja => {
             return Slot {
                 handler: ja,
-                off: op.off + 1,
+                off: bytes(op.off + 1),
                 ..base
             }
         }
@@ -569,14 +581,14 @@ fn alu_at(insns: &[Insn], ops: &[Op], pc: usize) -> bool {
 }
 
 /// The ALU operation at `pc` fused with an ALU operation or an unconditional jump after it,
-/// where `by_paired_alu` (or any ALU operation, before the jump) has it; `src_acc` (0 or `ACC_2`)
-/// says whether the first reads its source from `acc`.
-fn alu_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot, src_acc: u8) -> Option<Slot> {
+/// where `by_paired_alu` (or any ALU operation, before the jump) has it; `bits` (`ACC`) says
+/// which of the first's operands it reads from `acc`.
+fn alu_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot, bits: u8) -> Option<Slot> {
     let (first, next) = (insns[pc].opcode, pc + 1);
     if next < ops.len() && ops[next].code == Code::Ja && insns[next].opcode == 0x05 {
         return Some(Slot {
             handler: by_alu!(first, alu_ja_handler [] ())?,
-            off: ops[next].off + 2,
+            off: bytes(ops[next].off + 2),
             ..*base
         });
     }
@@ -584,12 +596,15 @@ fn alu_pair(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot, src_acc: u8) -> 
         return None;
     }
     let link = link(insns, ops, pc);
+    // Two independent operations stay apart: the pair would hand on only the second's value,
+    // and an operation after it that reads the first's would wait for it to come back from
+    // `State::reg` (on Zen 4, pairing them made `big` 1.5-3% slower, BENCHMARKS.md "Interpreter:
+    // tuned for Zen 4").
+    if link == OTHER {
+        return None;
+    }
     let second = insns[next].opcode;
-    let handler = if src_acc != 0 {
-        by_paired_alu!(first, alu_alu_for[ACC_2](second, link))
-    } else {
-        by_paired_alu!(first, alu_alu_for[NO_ACC](second, link))
-    }??;
+    let handler = by_acc!(bits, A => by_paired_alu!(first, alu_alu_for[A](second, link)))??;
     Some(with_second(base, handler, &ops[next]))
 }
 
@@ -811,12 +826,13 @@ fn link(insns: &[Insn], ops: &[Op], pc: usize) -> u8 {
 }
 
 /// The taken and fall-through targets of the conditional jump at `pc`, relative to it, and the
-/// instructions counted on the fall-through besides its segment: a jump over an unconditional
-/// jump (`if c goto +1; goto L`, as clang closes loops) falls through straight to `L`, counting
-/// the `goto` (a segment of its own).
+/// instructions counted on the fall-through besides its segment: a jump that falls through to
+/// an unconditional jump (`if c goto +1; goto L`, as clang closes loops, or a loop's test
+/// jumping back, then `goto` its exit) falls through straight to `L`, counting the `goto` (a
+/// segment of its own).
 fn jump_targets(insns: &[Insn], ops: &[Op], pc: usize) -> (i32, i32, u8) {
     let off = ops[pc].off + 1;
-    if off == 2 && ops[pc + 1].code == Code::Ja && insns[pc + 1].opcode == 0x05 {
+    if pc + 1 < ops.len() && ops[pc + 1].code == Code::Ja && insns[pc + 1].opcode == 0x05 {
         (off, ops[pc + 1].off + 2, 1)
     } else {
         (off, 1, 0)
@@ -826,8 +842,7 @@ fn jump_targets(insns: &[Insn], ops: &[Op], pc: usize) -> (i32, i32, u8) {
 // Which operands a handler built for its slot's `acc` register reads from its `acc` argument
 // (the `ACC` argument of handlers, a set of these bits): the first and the second register it
 // reads (rD and rS for ALU operations and jumps; rD and rS for stores, rS for loads; rS and rT
-// for `rD = rS; rD += rT`).
-const NO_ACC: u8 = 0;
+// for `rD = rS; rD += rT`); none is 0.
 const ACC_1: u8 = 1;
 const ACC_2: u8 = 2;
 
@@ -904,7 +919,8 @@ fn alu_alu_for<const ACC: u8, const FIRST: u8>(second: u8, link: u8) -> Option<H
     match link {
         SAME => by_alu!(second, alu_alu_handler [ACC SAME FIRST] ()),
         FROM => by_alu!(second, alu_alu_handler [ACC FROM FIRST] ()),
-        _ => by_alu!(second, alu_alu_handler [ACC OTHER FIRST] ()),
+        // `alu_pair` leaves independent operations apart.
+        _ => None,
     }
 }
 
@@ -945,6 +961,19 @@ fn at(op: &Slot, k: isize) -> &Slot {
     unsafe { &*(op as *const Slot).offset(k) }
 }
 
+/// The slot `b` bytes after `op` (a jump's `off` or `off2`).
+#[inline(always)]
+fn at_bytes(op: &Slot, b: i32) -> &Slot {
+    // SAFETY: as for `at`; `slot` wrote `b` as a number of slots times their size (`bytes`).
+    unsafe { &*(op as *const Slot).byte_offset(b as isize) }
+}
+
+/// `k` slots as a distance in bytes, for `at_bytes`: a jump's handler adds it to its slot's
+/// address as it is, without a multiply (a conditional jump is a fifth of the handlers run).
+fn bytes(k: i32) -> i32 {
+    k * size_of::<Slot>() as i32
+}
+
 /// Register `r` of `st`.
 #[inline(always)]
 fn reg(r: u8) -> usize {
@@ -968,6 +997,8 @@ fn enter<'a>(st: &mut State, t: &'a Slot, extra: u64) -> Option<&'a Slot> {
         st.left -= run;
         Some(t)
     } else {
+        // Only where the budget runs out (or comes in slices): off the straight path.
+        cold_path();
         None
     }
 }
@@ -1025,7 +1056,7 @@ fn alu_alu<const ACC: u8, const LINK: u8, const FIRST: u8, const SECOND: u8>(
 /// Where the jump cannot enter its target, the jump's own slot goes on.
 fn alu_ja<const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32, _: u64) -> Next {
     let v = Alu::<OPCODE>::exec::<0>(st, op.d, op.s, op.imm, 0);
-    let next = enter(st, at(op, op.off as isize), 0).unwrap_or(at(op, 1));
+    let next = enter(st, at_bytes(op, op.off), 0).unwrap_or(at(op, 1));
     go(st, next, fuel, v)
 }
 
@@ -1151,7 +1182,7 @@ fn end<const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32, _: u64) -> Next {
 
 /// An unconditional jump; the value of `acc` goes on (a jump writes no register).
 fn ja(st: &mut State, op: &Slot, fuel: u32, acc: u64) -> Next {
-    match enter(st, at(op, op.off as isize), 0) {
+    match enter(st, at_bytes(op, op.off), 0) {
         Some(t) => go(st, t, fuel, acc),
         None => stop(op),
     }
@@ -1164,9 +1195,9 @@ fn ja(st: &mut State, op: &Slot, fuel: u32, acc: u64) -> Next {
 fn branch<'a>(st: &mut State, op: &'a Slot, taken: bool) -> Option<&'a Slot> {
     if taken {
         keep_branch();
-        enter(st, at(op, op.off as isize), 0)
+        enter(st, at_bytes(op, op.off), 0)
     } else {
-        enter(st, at(op, op.off2 as isize), op.extra as u64)
+        enter(st, at_bytes(op, op.off2), op.extra as u64)
     }
 }
 
@@ -1214,9 +1245,11 @@ const fn size_index(size: u32) -> usize {
 fn readable<const SIZE: u32, const CHECK: u8>(st: &State, addr: u64) -> bool {
     let first = (CHECK == DATA) as usize;
     let i = size_index(SIZE);
-    CHECK == PROVED
-        || addr.wrapping_sub(st.start[first]) < st.load[first][i]
-        || fits(&st.hot[1 - first], addr, SIZE as u64)
+    CHECK == PROVED || addr.wrapping_sub(st.start[first]) < st.load[first][i] || {
+        // The second region: off the handlers' straight path (see `writable`).
+        cold_path();
+        fits(&st.hot[1 - first], addr, SIZE as u64)
+    }
 }
 
 /// As `readable`, for a store: the first of the two regions that holds it decides.
@@ -1226,12 +1259,15 @@ fn writable<const SIZE: u32, const CHECK: u8>(st: &State, addr: u64) -> bool {
         return true;
     }
     let first = (CHECK == DATA) as usize;
-    if addr.wrapping_sub(st.start[first]) < st.store[first][size_index(SIZE)] {
-        return true;
+    addr.wrapping_sub(st.start[first]) < st.store[first][size_index(SIZE)] || {
+        // Accesses outside the region tried first are rare in the programs measured (an
+        // access through a copy of r10, or a base that is neither): laid out as the
+        // branch not taken, the common case falls through.
+        cold_path();
+        let [h0, h1] = &st.hot;
+        let in0 = fits(h0, addr, SIZE as u64);
+        (in0 & (h0.writable != 0)) | (!in0 & fits(h1, addr, SIZE as u64) & (h1.writable != 0))
     }
-    let [h0, h1] = &st.hot;
-    let in0 = fits(h0, addr, SIZE as u64);
-    (in0 & (h0.writable != 0)) | (!in0 & fits(h1, addr, SIZE as u64) & (h1.writable != 0))
 }
 
 /// The `SIZE` bytes at `base + off`, or `None` where `readable` cannot vouch for them.
