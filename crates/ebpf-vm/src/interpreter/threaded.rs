@@ -148,14 +148,15 @@ impl Default for Slot {
 /// left to the fast loop (slots are 8-aligned), clear when the chain only ran out of `fuel`.
 pub(super) type Next = usize;
 
-/// Handlers a chain runs before it returns to `run`, in builds with debug assertions. Each
-/// handler calls the next one in tail position, which the optimiser turns into a jump (one
-/// indirect jump per handler, each predicted on its own); the fuel bounds the stack where it
-/// does not (unoptimised builds, which the default profiles pair with debug assertions).
-/// Optimised builds (release, bench) count no fuel: the count and its test were 3 of the ~10
-/// instructions of a short handler, and leaving them out made `parse` 6% and `big` 10% faster
-/// on Zen 4 (BENCHMARKS.md, "Interpreter: tuned for Zen 4"). A build with optimisation off and
-/// debug assertions off as well would grow the stack with every handler run.
+/// Handlers a chain runs before it returns to `run`, in unoptimised builds. Each handler calls
+/// the next one in tail position, which an optimising compile turns into a jump (one indirect
+/// jump per handler, each predicted on its own); without optimisation the calls nest, and the
+/// fuel bounds the stack. Optimised builds (`cfg(ebpf_optimized)`, set by `build.rs` from the
+/// profile's `opt-level`) count no fuel: the count and its test were 3 of the ~10 instructions
+/// of a short handler, and leaving them out made `parse` 6% and `big` 10% faster on Zen 4
+/// (BENCHMARKS.md, "Interpreter: tuned for Zen 4"). `__test__/interpreter-stack.test.ts` runs
+/// 60 million handlers on the release build, which would overflow the stack were one of them
+/// a call.
 const FUEL: u32 = 64;
 
 /// Runs handlers from slot `pc` until one leaves its slot to the fast loop; returns that slot.
@@ -176,14 +177,15 @@ pub(super) fn run(st: &mut State, slots: &[Slot], pc: usize) -> usize {
 }
 
 /// Goes on at `op` with `acc` the value of its `acc` register: runs its handler, or returns it
-/// to `run` (which reads `acc` back from `State::reg`) when the fuel is out (with debug
-/// assertions only, see `FUEL`).
+/// to `run` (which reads `acc` back from `State::reg`) when the fuel is out (unoptimised
+/// builds only, see `FUEL`).
 #[inline(always)]
 fn go(st: &mut State, op: &Slot, fuel: u32, acc: u64) -> Next {
-    if cfg!(debug_assertions) && fuel == 0 {
+    let counted = !cfg!(ebpf_optimized);
+    if counted && fuel == 0 {
         op as *const Slot as usize
     } else {
-        (op.handler)(st, op, fuel - cfg!(debug_assertions) as u32, acc)
+        (op.handler)(st, op, fuel - counted as u32, acc)
     }
 }
 
