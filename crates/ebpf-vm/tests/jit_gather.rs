@@ -1,6 +1,6 @@
 //! Values gathered from byte loads (`jit/compile/gather.rs`): in mode verified the JIT loads
-//! `p[0] << 8 | p[1]` and `p[0] << 24 | ... | p[3]`, written as consecutive instructions, as one
-//! load and a byte swap. Expected values
+//! `p[0] << 8 | p[1]` and `p[0] << 24 | ... | p[3]`, its pieces consecutive or with other work
+//! between them, as one load and a byte swap. Expected values
 //! are worked out by hand from the bytes (RFC 9669: byte loads zero-extend, 32-bit ALU results
 //! are zero-extended); the generated cases compare the JIT with the interpreter, the reference.
 #![cfg(target_arch = "x86_64")]
@@ -99,13 +99,13 @@ fn four_bytes_are_one_load_and_a_bswap_when_consecutive() {
         exit(),
     ];
     assert_eq!(r0_and_listing(&code, " bswap "), (0xa1b2c3dc, true));
-    // The same bytes with other work in between (64-bit shifts too): the same value, byte by
-    // byte (only consecutive gathers are taken).
+    // The same bytes with other work in between (64-bit shifts too; r3's first piece or-ed in
+    // before r3 is loaded again): the same value, one load.
     let code = [
         ldx(SIZE_B, 3, 1, 4),
         alu64_imm(ALU_LSH, 3, 24),
-        mov64_imm(4, 7),
         ldx(SIZE_B, 5, 1, 5),
+        mov64_imm(4, 7),
         lsh32(5, 16),
         alu64_imm(ALU_ADD, 4, 1),
         or32(5, 3),
@@ -118,7 +118,120 @@ fn four_bytes_are_one_load_and_a_bswap_when_consecutive() {
         alu64_reg(ALU_ADD, 0, 4),
         exit(),
     ];
-    assert_eq!(r0_and_listing(&code, " bswap "), (0xa1b2c3dc, false));
+    assert_eq!(r0_and_listing(&code, " bswap "), (0xa1b2c3dc, true));
+}
+
+#[test]
+fn two_gathers_whose_pieces_alternate_as_clang_writes_ipv4_addresses() {
+    // parse_fixed's IPv4 path (pcs 268-285): the first address's three high bytes, then three of
+    // the second's, then the first's last byte. The first is one load (0x12345678); the second
+    // gets its fourth byte only later (here: never), so it stays byte by byte: 0xa1b2c3 << 8 =
+    // 0xa1b2c300. r0 = the first + the second's upper half, worked by hand.
+    let code = [
+        ldx(SIZE_B, 4, 1, 0),
+        lsh32(4, 24),
+        ldx(SIZE_B, 2, 1, 1),
+        lsh32(2, 16),
+        or32(2, 4),
+        ldx(SIZE_B, 4, 1, 2),
+        lsh32(4, 8),
+        or32(2, 4),
+        ldx(SIZE_B, 4, 1, 4),
+        lsh32(4, 24),
+        ldx(SIZE_B, 6, 1, 5),
+        lsh32(6, 16),
+        or32(6, 4),
+        ldx(SIZE_B, 4, 1, 6),
+        lsh32(4, 8),
+        or32(6, 4),
+        ldx(SIZE_B, 3, 1, 3),
+        or32(2, 3),
+        mov64_reg(0, 6),
+        alu64_imm(ALU_RSH, 0, 16),
+        alu64_reg(ALU_ADD, 0, 2),
+        exit(),
+    ];
+    let (r0, fused) = r0_and_listing(&code, " bswap ");
+    assert_eq!((r0, fused), (0x1234_5678 + 0xa1b2, true));
+    let (_, _, listing) = run(&code, Engine::Jit, &bytes());
+    assert_eq!(listing.matches(" bswap ").count(), 1, "{listing}");
+}
+
+#[test]
+fn other_work_between_pieces_that_would_see_them_keeps_the_tree_byte_by_byte() {
+    // Each case: 0x1234 gathered as p[0] << 8 | p[1], with one instruction of other work between
+    // the pieces; r0 worked by hand from the bytes (12 34 56 78 ...).
+    let gather_with = |other: Insn, at: usize, tail: &[Insn]| {
+        let mut code = vec![
+            mov64_imm(5, 1),
+            ldx(SIZE_B, 2, 1, 1),
+            ldx(SIZE_B, 0, 1, 0),
+            lsh32(0, 8),
+            or32(0, 2),
+        ];
+        code.insert(at, other);
+        code.extend_from_slice(tail);
+        code.push(exit());
+        code
+    };
+    // Reads the second byte's register: 0x1234 + 0x34.
+    let code = gather_with(mov64_reg(5, 2), 3, &[alu64_reg(ALU_ADD, 0, 5)]);
+    assert_eq!(r0_and_listing(&code, " rol "), (0x1268, false));
+    // Reads the shifted first byte: 0x1234 + 0x1200.
+    let code = gather_with(mov64_reg(5, 0), 4, &[alu64_reg(ALU_ADD, 0, 5)]);
+    assert_eq!(r0_and_listing(&code, " rol "), (0x2434, false));
+    // Overwrites the second byte's register before it is or-ed in: 0x1200 | 7.
+    let code = gather_with(mov64_imm(2, 7), 3, &[]);
+    assert_eq!(r0_and_listing(&code, " rol "), (0x1207, false));
+    // Moves the base: the second load reads byte 3 (0x78): 0x7834.
+    let code = gather_with(alu64_imm(ALU_ADD, 1, 3), 2, &[]);
+    assert_eq!(r0_and_listing(&code, " rol "), (0x7834, false));
+    // Stores over byte 1 after both loads: still 0x1234 (one load at the root would see 0x55).
+    let code = gather_with(st(SIZE_B, 1, 1, 0x55), 3, &[]);
+    assert_eq!(r0_and_listing(&code, " rol "), (0x1234, false));
+    // Any store, even of another register to the stack (it might alias a base into the stack):
+    // 0x1234 + 1 + 1.
+    let code = gather_with(
+        stx(SIZE_DW, 10, 5, -8),
+        2,
+        &[
+            ldx(SIZE_DW, 5, 10, -8),
+            alu64_reg(ALU_ADD, 0, 5),
+            alu64_reg(ALU_ADD, 0, 5),
+        ],
+    );
+    assert_eq!(r0_and_listing(&code, " rol "), (0x1236, false));
+    // Arithmetic on another register (r5 = 1 + 6) and a reload from the stack (r7 = 1, stored
+    // before the gather) between the pieces touch none of them: one load, 0x1234 + 7 + 1.
+    let mut code = gather_with(alu64_imm(ALU_ADD, 5, 6), 3, &[alu64_reg(ALU_ADD, 0, 5)]);
+    code.insert(0, stx(SIZE_DW, 10, 5, -8));
+    code.insert(0, mov64_imm(5, 1));
+    code.insert(6, ldx(SIZE_DW, 7, 10, -8));
+    code.insert(code.len() - 1, alu64_reg(ALU_ADD, 0, 7));
+    assert_eq!(r0_and_listing(&code, " rol "), (0x1234 + 7 + 1, true));
+}
+
+#[test]
+fn a_piece_register_written_again_after_it_was_or_ed_in_is_other_work() {
+    // 0x12345678 with r4 (the second byte's) set to 9 once or-ed in, and r4 read after: one
+    // load, 0x12345678 + 9.
+    let code = [
+        ldx(SIZE_B, 3, 1, 0),
+        lsh32(3, 24),
+        ldx(SIZE_B, 4, 1, 1),
+        lsh32(4, 16),
+        or32(3, 4),
+        mov64_imm(4, 9),
+        ldx(SIZE_B, 2, 1, 2),
+        lsh32(2, 8),
+        or32(3, 2),
+        ldx(SIZE_B, 2, 1, 3),
+        or32(3, 2),
+        mov64_reg(0, 3),
+        alu64_reg(ALU_ADD, 0, 4),
+        exit(),
+    ];
+    assert_eq!(r0_and_listing(&code, " bswap "), (0x1234_5678 + 9, true));
 }
 
 #[test]

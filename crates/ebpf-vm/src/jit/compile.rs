@@ -359,6 +359,11 @@ struct Compiler<'a> {
     lookups: &'a [crate::helpers::maps::InlineLookup],
     /// Jump tables of compare trees (`switch`), placed after all code.
     tables: Vec<switch::JumpTable>,
+    /// A byte gather found at its first load and loaded at its root (see `gather`).
+    pending: Option<gather::Gather>,
+    /// The last byte gather walk that found nothing: its first slot and its byte loads, as bits
+    /// from there (see `gather`).
+    walked: (usize, u32),
 }
 
 /// A folded `t = b; t += x` (see `Compiler::fold`): `t` as the accesses up to `last` see it.
@@ -480,6 +485,8 @@ pub fn compile(
         inline_fail: None,
         lookups,
         tables: Vec::new(),
+        pending: None,
+        walked: (0, 0),
     };
     c.prologue(false, checks);
     let body_start = c.a.pos();
@@ -587,25 +594,23 @@ pub fn compile(
                 c.a.bind(checked);
             }
         }
-        if gathers && insns[pc].opcode == CLASS_LDX | MODE_MEM | SIZE_B && c.proved[pc] {
-            let n = c.gather(pc);
-            if n > 0 {
-                let at = c.a.pos() as u32;
-                offsets[pc + 1..pc + n].fill(at);
-                for p in pc + 1..pc + n {
-                    c.a.bind(c.label(p));
-                }
-                c.block_k += n as u32;
-                pc += n;
-                continue;
-            }
+        // A gather's instructions but its root emit nothing; other work between them is emitted
+        // alone (no idiom may take a piece of the tree).
+        let pending = c.pending.is_some();
+        if (pending || gathers && insns[pc].opcode == CLASS_LDX | MODE_MEM | SIZE_B && c.proved[pc])
+            && c.gathered(pc)
+        {
+            c.block_k += 1;
+            pc += 1;
+            continue;
         }
         let starts = STARTS[insns[pc].opcode as usize];
         // With coverage, conditional jumps keep their own layout: a fall-through is counted
         // after the jump (see `jump`), which the layouts around a `ja` would move elsewhere.
         let layouts = c.coverage.is_none();
         let alone = starts & (starts::IDIOM | starts::COND) == 0
-            || (starts & starts::IDIOM != 0 && !may_pair(insns, pc));
+            || (starts & starts::IDIOM != 0 && !may_pair(insns, pc))
+            || pending;
         let (idiom, fused, lone) = if alone {
             // Most instructions start nothing, and most moves and shifts are followed by no
             // second instruction of a form: no test of each form below.

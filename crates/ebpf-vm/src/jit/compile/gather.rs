@@ -5,35 +5,48 @@
 //! a byte swap (`movzx` and `rol` by 8, or `mov` and `bswap`), or the load alone when the bytes
 //! are or-ed in little-endian order.
 //!
-//! Only trees whose instructions follow one another are taken: 4 (two bytes: two loads, a shift,
-//! an `or`) or 10 (four bytes) starting at a proved byte load, each instruction a part of the
-//! tree, which is what can be found at no cost to loads without one (a test of the opcodes after
-//! the byte load). clang also interleaves gathers with other work and spills halves of them to
-//! the stack; a pass following values through whole runs found more (parse_fixed 405 -> 375 ns a
-//! run, against 388 ns for these alone) but cost a third of the JIT's part of a verified load
-//! (BENCHMARKS.md, "The machine of session 14").
+//! The tree is found by a walk from a proved byte load over the rest of its chain (at most
+//! `WINDOW` instructions), started only where the next instruction loads another byte through
+//! the same base, or shifts this one and the one after loads another (most byte loads cost a
+//! test or two), and not at a byte load that the last walk took in and found nothing with.
+//! clang interleaves gathers with other work (parse_fixed's IPv4 addresses: two gathers whose
+//! pieces alternate); the walk steps over an instruction of other work when it reads no register
+//! a piece of the tree wrote, writes no base and no piece not yet or-ed in, stores nothing and
+//! cannot trap or leave the chain. Gathers whose halves clang spills to the stack (parse_fixed's
+//! IPv6 addresses) are not taken: a pass over whole runs found them too, but cost a third of the
+//! JIT's part of a verified load (BENCHMARKS.md, "The machine of session 14"); these walks cost
+//! about a twelfth (parse_fixed: 129.8k -> 140.1k instructions per load, callgrind).
 //!
 //! The tree is taken when
-//! - its loads are proved and go through one base register not written before the last of them,
-//!   at offsets `o..o + n`, each shifted (`<<=` by an immediate, 32 or 64 bits: the values are
-//!   below 2^32 either way) by `8 * (n - 1 - i)` for offset `o + i` (big-endian) or by `8 * i`
-//!   (little-endian);
-//! - every instruction's result is read once, by a later one of the tree, but the last one's
-//!   (an `or`, the root): with `n - 1` reads among `n` results, the instructions form one tree;
-//! - the registers the pieces leave behind are not live after it.
+//! - its loads are proved and go through one base register, written by nothing before the last
+//!   of them, at offsets `o..o + n` (n = 2 or 4), each shifted (`<<=` by an immediate, 32 or 64
+//!   bits: the values are below 2^32 either way) by `8 * (n - 1 - i)` for offset `o + i`
+//!   (big-endian) or by `8 * i` (little-endian);
+//! - every piece's result is read once, by a later instruction of the tree, but the root's (the
+//!   `or` that joins the last two pieces): the instructions form one tree;
+//! - the registers the pieces leave behind (where other work did not write them since) are not
+//!   live after the root.
 //!
-//! Then the load goes at the first instruction's place into the root's register (the base holds
-//! there what every byte load read), and the others emit nothing: their registers hold results
-//! nobody reads, and no instruction in proved unmetered code can trap, so no trap or budget stop
-//! sees the registers in between.
+//! Then the root's instruction loads into its register (the base holds there what every byte
+//! load read: nothing wrote it and nothing stored in between) and the tree's other instructions
+//! emit nothing: their registers hold results nobody reads, and no instruction in proved
+//! unmetered code can trap, so no trap or budget stop sees the registers in between.
 
 use crate::isa::opcodes::*;
+use crate::isa::Insn;
 
+use super::memory::frame_local;
 use super::{Compiler, REG};
-use crate::jit::x86::{Shift, W};
+use crate::jit::x86::{Mem, Shift, W};
 
-/// No tree result held (`holds`).
+/// Most instructions a walk looks at from the first byte load (a gather of four bytes takes 10
+/// and clang puts up to another gather's worth of work between its pieces).
+const WINDOW: usize = 24;
+
+/// No piece held (`holds`).
 const NONE: u8 = u8::MAX;
+
+const LDXB: u8 = CLASS_LDX | MODE_MEM | SIZE_B;
 
 #[derive(Clone, Copy)]
 enum Part {
@@ -42,161 +55,213 @@ enum Part {
     Or,
 }
 
-/// The load a gather becomes: `size` bytes at `base + off` into `dst`, swapped when `swap`.
-struct Load {
-    base: u8,
-    off: i16,
+/// A gather found at its first byte load, emitted at its root (`Compiler::pending`).
+#[derive(Clone, Copy)]
+pub(super) struct Gather {
+    /// The first byte load's slot.
+    first: usize,
+    /// The root's slot: the load goes there.
+    root: usize,
+    /// The tree's other instructions, as bits from `first` on: they emit nothing.
+    skip: u32,
+    /// Where the bytes are, as the first load addressed them.
+    at: Mem,
     size: u32,
     swap: bool,
     dst: u8,
 }
 
+/// A shift left by an immediate (32 or 64 bits).
+fn shift(insn: &Insn) -> bool {
+    matches!(class(insn.opcode), CLASS_ALU | CLASS_ALU64) && insn.opcode & 0xf8 == ALU_LSH
+}
+
+/// The registers (bit r for r) an instruction of other work between a tree's pieces reads and
+/// writes; `None` for what the walk does not step over: jumps, calls and exits, stores and
+/// atomics (they may write the bytes), 64-bit immediates, and loads that may trap.
+fn other_work(insn: &Insn, proved: bool) -> Option<(u16, u16)> {
+    let op = insn.opcode;
+    let (d, s) = (1u16 << (insn.dst & 15), 1u16 << (insn.src & 15));
+    match class(op) {
+        CLASS_LDX if matches!(op & 0xe0, MODE_MEM | MODE_MEMSX) => {
+            let size = access_size(op);
+            (proved || frame_local(insn.src, insn.off, size)).then_some((s, d))
+        }
+        CLASS_ALU | CLASS_ALU64 => Some(match op & 0xf0 {
+            ALU_MOV if op & SRC_X != 0 => (s, d),
+            ALU_MOV => (0, d),
+            ALU_NEG | ALU_END => (d, d),
+            _ if op & SRC_X != 0 => (d | s, d),
+            _ => (d, d),
+        }),
+        _ => None,
+    }
+}
+
 impl Compiler<'_> {
-    /// At a proved byte load: a gather of the 4 or 10 instructions from `pc` on, emitted as one
-    /// load; how many instructions it took (0: none, nothing emitted).
+    /// At a proved byte load, or while a gather is pending: whether slot `pc` emits nothing (the
+    /// first load of a gather found here, or a piece of the pending one) or its root's load.
     #[inline(never)]
-    pub(super) fn gather(&mut self, pc: usize) -> usize {
-        for n in [4, 10] {
-            if let Some(g) = self.gather_of(pc, n) {
-                let m = self.operand(pc, g.base, g.off, g.size, false);
+    pub(super) fn gathered(&mut self, pc: usize) -> bool {
+        match self.pending {
+            Some(g) if pc == g.root => {
+                self.pending = None;
                 let d = REG[g.dst as usize];
-                self.a.load_zx(g.size, d, m);
+                self.a.load_zx(g.size, d, g.at);
                 match (g.swap, g.size) {
                     (true, 2) => self.a.shift_ri(Shift::Rol, W::B16, d, 8),
                     (true, _) => self.a.bswap(W::B32, d),
                     _ => {}
                 }
-                return n;
+                true
+            }
+            Some(g) => g.skip >> (pc - g.first) & 1 != 0,
+            None => {
+                self.pending = self.gather_at(pc);
+                self.pending.is_some()
             }
         }
-        0
     }
 
-    /// The gather that the `n` instructions from `pc` on are, if they are one (see the module's
-    /// notes).
-    fn gather_of(&mut self, pc: usize, n: usize) -> Option<Load> {
-        let insns = self.insns.get(pc..pc + n)?;
-        let bytes = n.div_ceil(3);
-        // The second instruction loads the other byte or shifts this one, the last is an `or`:
-        // most byte loads are turned away here.
-        let alu_or =
-            |op: u8| matches!(class(op), CLASS_ALU | CLASS_ALU64) && op & 0xf8 == ALU_OR | SRC_X;
-        let second = insns[1].opcode;
-        if !alu_or(insns[n - 1].opcode)
-            || !(second == CLASS_LDX | MODE_MEM | SIZE_B
-                || matches!(class(second), CLASS_ALU | CLASS_ALU64) && second & 0xf8 == ALU_LSH)
-        {
+    /// The gather whose first byte load is at `pc`, if there is one (see the module's notes): the
+    /// first complete tree of four bytes, else of two (clang builds a be32's halves first).
+    fn gather_at(&mut self, pc: usize) -> Option<Gather> {
+        let insns = self.insns;
+        let first = insns[pc];
+        let base = first.src;
+        // The next instruction loads another byte, or shifts this one and the one after loads
+        // another: most byte loads stop here, and so do the spilled halves of clang's gathers.
+        let another = |at: usize| {
+            insns
+                .get(at)
+                .is_some_and(|i| i.opcode == LDXB && i.src == base)
+        };
+        let next = insns.get(pc + 1)?;
+        if !(another(pc + 1) || shift(next) && next.dst == first.dst && another(pc + 2)) {
             return None;
         }
-        // The opcodes first: `bytes` byte loads, `bytes - 1` register `or`s, shifts by an
-        // immediate; no jump lands inside.
-        let mut counts = [0usize; 2];
-        for (i, insn) in insns.iter().enumerate() {
-            match (insn.opcode, class(insn.opcode)) {
-                (op, _) if op == CLASS_LDX | MODE_MEM | SIZE_B => counts[0] += 1,
-                (op, CLASS_ALU | CLASS_ALU64) if op & 0xf8 == ALU_OR | SRC_X => counts[1] += 1,
-                (op, CLASS_ALU | CLASS_ALU64) if op & 0xf8 == ALU_LSH => {}
-                _ => return None,
-            }
-            if i > 0 && self.shape.chains[pc + i] != 0 {
-                return None;
-            }
-        }
-        if counts != [bytes, bytes - 1] {
+        // A byte load taken in by the last walk, which found nothing, starts none of its own
+        // (clang's gathers that do not fold are mostly spilled: each walk would fail alike).
+        let (last, loads) = self.walked;
+        if pc > last && pc - last < 32 && loads >> (pc - last) & 1 != 0 {
             return None;
         }
-        // Follow the values: which part each register holds, how often each part is read.
-        let mut parts = [(Part::Or, 0u8, 0u32); 10];
+        // A base folded into an address (`fold`) holds for the first load's operand only while
+        // nothing but the tree has run.
+        let folded = self.folded.is_some_and(|f| f.t == base && pc <= f.last);
+        // Follow the values: the pieces (each byte load, shift and `or` of the tree), which one
+        // each register holds (`holds`, bit r of `held`), and which of those no instruction of the
+        // tree has read yet (`unread`).
+        let mut parts = [(Part::Or, 0u8); 10];
+        let mut count = 0;
+        let mut open = 0;
         let mut holds = [NONE; 16];
-        let mut written = 0u16;
-        let base = insns[0].src;
-        for (j, insn) in insns.iter().enumerate() {
+        let (mut held, mut unread) = (0u16, 0u16);
+        let mut skip = 1u32;
+        let mut loads = 0u32;
+        // The bytes loaded and their shifts' sum: a tree in place has 2 and 8, or 4 and 48.
+        let (mut bytes, mut shifted) = (0, 0);
+        let mut base_written = false;
+        let mut found: Option<Gather> = None;
+        let end = (pc + WINDOW).min(insns.len());
+        for (p, insn) in insns[..end].iter().enumerate().skip(pc) {
+            if p > pc && self.shape.chains[p] != 0 {
+                break;
+            }
+            let op = insn.opcode;
             let (d, s) = ((insn.dst & 15) as usize, (insn.src & 15) as usize);
-            let part = match class(insn.opcode) {
-                CLASS_LDX => {
-                    if insn.src != base || written & 1 << s != 0 || !self.proved[pc + j] {
-                        return None;
-                    }
-                    Part::Byte { off: insn.off }
-                }
-                _ if insn.opcode & 0xf0 == ALU_LSH => {
-                    let of = holds[d];
-                    if of == NONE || !matches!(parts[of as usize].0, Part::Byte { .. }) {
-                        return None;
-                    }
-                    if !matches!(insn.imm, 8 | 16 | 24) {
-                        return None;
-                    }
-                    parts[of as usize].2 += 1;
-                    Part::Shl {
-                        of,
-                        k: insn.imm as u32,
-                    }
-                }
-                _ => {
-                    let (a, b) = (holds[d], holds[s]);
-                    if a == NONE || b == NONE || d == s {
-                        return None;
-                    }
-                    parts[a as usize].2 += 1;
-                    parts[b as usize].2 += 1;
-                    Part::Or
-                }
-            };
-            parts[j] = (part, insn.dst, 0);
-            holds[d] = j as u8;
-            written |= 1 << d;
-        }
-        let parts = &parts[..n];
-        if !matches!(parts[n - 1].0, Part::Or) || parts[..n - 1].iter().any(|p| p.2 != 1) {
-            return None;
-        }
-        // Each byte's place: its shift, if a shift reads it.
-        let mut shift_of = [0u32; 10];
-        for &(part, _, _) in parts {
-            if let Part::Shl { of, k } = part {
-                shift_of[of as usize] = k;
-            }
-        }
-        let first = parts
-            .iter()
-            .filter_map(|p| match p.0 {
-                Part::Byte { off } => Some(off as i32),
-                _ => None,
-            })
-            .min()?;
-        let mut at_byte = [None; 4];
-        for (j, &(part, _, _)) in parts.iter().enumerate() {
-            if let Part::Byte { off } = part {
-                let i = (off as i32 - first) as usize;
-                if i >= bytes || at_byte[i].is_some() {
-                    return None;
-                }
-                at_byte[i] = Some(shift_of[j]);
-            }
-        }
-        let big = (0..bytes).all(|i| at_byte[i] == Some(8 * (bytes - 1 - i) as u32));
-        let little = (0..bytes).all(|i| at_byte[i] == Some(8 * i as u32));
-        if !big && !little {
-            return None;
-        }
-        // What the pieces leave in registers must be dead after the tree.
-        let last = pc + n - 1;
-        for (j, &(_, dst, _)) in parts[..n - 1].iter().enumerate() {
-            if holds[dst as usize] == j as u8
-                && !self.overwritten_next(last + 1, dst)
-                && self.live_after(last, dst)
+            let (bd, bs) = (1u16 << d, 1u16 << s);
+            let part = if op == LDXB
+                && insn.src == base
+                && !base_written
+                && (insn.off as i32 - first.off as i32).abs() <= 3
             {
-                return None;
+                if !self.proved[p] || unread & bd != 0 {
+                    break;
+                }
+                open += 1;
+                loads |= 1 << (p - pc);
+                bytes += 1;
+                Part::Byte { off: insn.off }
+            } else if shift(insn) && held & bd != 0 {
+                let of = holds[d];
+                if !matches!(parts[of as usize].0, Part::Byte { .. })
+                    || unread & bd == 0
+                    || !matches!(insn.imm, 8 | 16 | 24)
+                {
+                    break;
+                }
+                shifted += insn.imm;
+                Part::Shl {
+                    of,
+                    k: insn.imm as u32,
+                }
+            } else if matches!(class(op), CLASS_ALU | CLASS_ALU64)
+                && op & 0xf8 == ALU_OR | SRC_X
+                && held & (bd | bs) != 0
+            {
+                if unread & bd == 0 || unread & bs == 0 || d == s {
+                    break;
+                }
+                // The source's piece is read once: by this one (the destination's becomes this).
+                unread &= !bs;
+                open -= 1;
+                Part::Or
+            } else {
+                // Other work: it must not see or lose a piece, nor move the base.
+                let Some((reads, writes)) = other_work(insn, self.proved[p]) else {
+                    break;
+                };
+                // (A piece lost so would keep `open` above 1 for good: `unread` only stops early.)
+                if folded || reads & held != 0 || writes & (1 << base | unread) != 0 {
+                    break;
+                }
+                held &= !writes;
+                continue;
+            };
+            if count == parts.len() {
+                break;
             }
+            parts[count] = (part, insn.dst);
+            holds[d] = count as u8;
+            held |= bd;
+            unread |= bd;
+            count += 1;
+            base_written |= d == base as usize;
+            if !matches!(part, Part::Or)
+                || open != 1
+                || !matches!((bytes, shifted), (2, 8) | (4, 48))
+            {
+                skip |= 1 << (p - pc);
+                continue;
+            }
+            // One tree: taken if its bytes are in place and its pieces dead after the root.
+            if let Some((size, swap, off)) = placed(&parts[..count]) {
+                let left = held & !bd;
+                let dead = (0..16u8)
+                    .filter(|&r| left & 1 << r != 0)
+                    .all(|r| self.overwritten_next(p + 1, r) || !self.live_after(p, r));
+                if dead {
+                    found = Some(Gather {
+                        first: pc,
+                        root: p,
+                        skip,
+                        at: self.operand(pc, base, off, size, false),
+                        size,
+                        swap,
+                        dst: insn.dst,
+                    });
+                    if size == 4 {
+                        break;
+                    }
+                }
+            }
+            skip |= 1 << (p - pc);
         }
-        Some(Load {
-            base,
-            off: i16::try_from(first).ok()?,
-            size: bytes as u32,
-            swap: big,
-            dst: parts[n - 1].1,
-        })
+        if found.is_none() {
+            self.walked = (pc, loads);
+        }
+        found
     }
 
     /// Whether one of the few instructions from `at` on, straight on in one chain, writes `r`
@@ -226,4 +291,38 @@ impl Compiler<'_> {
         }
         false
     }
+}
+
+/// The load a complete tree is (its size, whether its bytes are swapped: big-endian, its first
+/// byte's offset), if its bytes are 2 or 4 consecutive ones each shifted to its place.
+fn placed(parts: &[(Part, u8)]) -> Option<(u32, bool, i16)> {
+    // Each byte's place: its shift, if a shift reads it.
+    let mut shift_of = [0u32; 10];
+    for &(part, _) in parts {
+        if let Part::Shl { of, k } = part {
+            shift_of[of as usize] = k;
+        }
+    }
+    let offs = || {
+        parts.iter().enumerate().filter_map(|(j, p)| match p.0 {
+            Part::Byte { off } => Some((j, off)),
+            _ => None,
+        })
+    };
+    let bytes = offs().count();
+    if bytes != 2 && bytes != 4 {
+        return None;
+    }
+    let first = offs().map(|(_, off)| off).min()?;
+    let mut at_byte = [None; 4];
+    for (j, off) in offs() {
+        let i = (off as i32 - first as i32) as usize;
+        if i >= bytes || at_byte[i].is_some() {
+            return None;
+        }
+        at_byte[i] = Some(shift_of[j]);
+    }
+    let big = (0..bytes).all(|i| at_byte[i] == Some(8 * (bytes - 1 - i) as u32));
+    let little = (0..bytes).all(|i| at_byte[i] == Some(8 * i as u32));
+    (big || little).then_some((bytes as u32, big, first))
 }
