@@ -596,8 +596,10 @@ pub fn compile(
         }
         // A gather's instructions but its root emit nothing; other work between them is emitted
         // alone (no idiom may take a piece of the tree).
-        let pending = c.pending.is_some();
-        if (pending || gathers && insns[pc].opcode == CLASS_LDX | MODE_MEM | SIZE_B && c.proved[pc])
+        // (Only with `gathers` is one ever pending: mode checked tests one flag.)
+        let pending = gathers && c.pending.is_some();
+        if gathers
+            && (pending || insns[pc].opcode == CLASS_LDX | MODE_MEM | SIZE_B && c.proved[pc])
             && c.gathered(pc)
         {
             c.block_k += 1;
