@@ -5,5 +5,6 @@ export default defineConfig({
     include: ['__test__/**/*.test.ts'],
     testTimeout: 60_000,
     pool: 'forks',
+    globalSetup: ['__test__/helpers/bpffs-setup.ts'],
   },
 })

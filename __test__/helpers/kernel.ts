@@ -23,6 +23,11 @@ function bpftool(args: string[]): string {
 /** A bpf filesystem to pin into: an existing mount, or one mounted for this process. */
 function bpfFs(): string {
   if (bpffs) return bpffs
+  // The run's own (bpffs-setup.ts), mounted where none was.
+  if (process.env.EBPF_TEST_BPFFS) {
+    bpffs = process.env.EBPF_TEST_BPFFS
+    return bpffs
+  }
   const mounts = readFileSync('/proc/mounts', 'utf8')
   const existing = mounts
     .split('\n')
