@@ -27,6 +27,22 @@ pub fn all_five(_id: u32) -> u8 {
     5
 }
 
+/// The registers a load (`CLASS_LDX`) or an ALU operation with these fields reads and writes:
+/// the part of `uses_and_defs` that needs no flow (the JIT's byte gathers ask it of single
+/// instructions).
+pub fn data_uses_and_defs(op: u8, dst: u8, src: u8) -> (RegSet, RegSet) {
+    let (d, s): (RegSet, RegSet) = (1 << (dst & 0x0f), 1 << (src & 0x0f));
+    let x = op & SRC_X != 0;
+    match (class(op), op & 0xf0) {
+        (CLASS_LDX, _) => (s, d),
+        (_, ALU_MOV) if x => (s, d),
+        (_, ALU_MOV) => (0, d),
+        (_, ALU_NEG | ALU_END) => (d, d),
+        _ if x => (d | s, d),
+        _ => (d, d),
+    }
+}
+
 /// The registers instruction `index` reads and writes.
 pub fn uses_and_defs(
     program: &LogicalProgram,
@@ -46,7 +62,7 @@ pub fn uses_and_defs(
             let indirect = if op & 0xe0 == MODE_IND { src } else { 0 };
             (1 << 6 | indirect, CALLER_SAVED)
         }
-        CLASS_LDX => (src, dst),
+        CLASS_LDX | CLASS_ALU | CLASS_ALU64 => data_uses_and_defs(op, insn.dst, insn.src),
         CLASS_ST => (dst, 0),
         CLASS_STX if op & 0xe0 == MODE_ATOMIC => match insn.imm() {
             ATOMIC_LOAD_ACQ => (src, dst),
@@ -55,13 +71,6 @@ pub fn uses_and_defs(
             _ => (dst | src, 0),
         },
         CLASS_STX => (dst | src, 0),
-        CLASS_ALU | CLASS_ALU64 => match op & 0xf0 {
-            ALU_MOV if x => (src, dst),
-            ALU_MOV => (0, dst),
-            ALU_NEG | ALU_END => (dst, dst),
-            _ if x => (dst | src, dst),
-            _ => (dst, dst),
-        },
         _ => match flow {
             Flow::Exit => (1, 0),
             Flow::Jump { .. } => (0, 0),

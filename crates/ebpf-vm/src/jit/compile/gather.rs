@@ -32,6 +32,7 @@
 //! emit nothing: their registers hold results nobody reads, and no instruction in proved
 //! unmetered code can trap, so no trap or budget stop sees the registers in between.
 
+use crate::analysis::liveness::data_uses_and_defs;
 use crate::isa::opcodes::*;
 use crate::isa::Insn;
 
@@ -81,21 +82,12 @@ fn shift(insn: &Insn) -> bool {
 /// atomics (they may write the bytes), 64-bit immediates, and loads that may trap.
 fn other_work(insn: &Insn, proved: bool) -> Option<(u16, u16)> {
     let op = insn.opcode;
-    let (d, s) = (1u16 << (insn.dst & 15), 1u16 << (insn.src & 15));
-    match class(op) {
-        CLASS_LDX if matches!(op & 0xe0, MODE_MEM | MODE_MEMSX) => {
-            let size = access_size(op);
-            (proved || frame_local(insn.src, insn.off, size)).then_some((s, d))
-        }
-        CLASS_ALU | CLASS_ALU64 => Some(match op & 0xf0 {
-            ALU_MOV if op & SRC_X != 0 => (s, d),
-            ALU_MOV => (0, d),
-            ALU_NEG | ALU_END => (d, d),
-            _ if op & SRC_X != 0 => (d | s, d),
-            _ => (d, d),
-        }),
-        _ => None,
-    }
+    let steps_over = match class(op) {
+        CLASS_LDX => proved || frame_local(insn.src, insn.off, access_size(op)),
+        CLASS_ALU | CLASS_ALU64 => true,
+        _ => false,
+    };
+    steps_over.then(|| data_uses_and_defs(op, insn.dst, insn.src))
 }
 
 impl Compiler<'_> {
