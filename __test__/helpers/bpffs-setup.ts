@@ -5,16 +5,14 @@
  * vitest's workers do not always reach, and the mounts were left behind.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { mountedBpfFs } from './kernel'
 
 export default function setup(): (() => void) | undefined {
   if (process.platform !== 'linux' || process.getuid?.() !== 0) return undefined
-  const mounted = readFileSync('/proc/mounts', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[2] === 'bpf')
-  if (mounted) return undefined
+  if (mountedBpfFs()) return undefined
   const dir = mkdtempSync(join(tmpdir(), 'ebpf-bpffs-'))
   try {
     execFileSync('mount', ['-t', 'bpf', 'bpf', dir], { stdio: 'ignore' })

@@ -20,6 +20,14 @@ function bpftool(args: string[]): string {
   return execFileSync('bpftool', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
 }
 
+/** Where a bpf filesystem is mounted, if one is (/proc/mounts). */
+export function mountedBpfFs(): string | undefined {
+  return readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .find((f) => f[2] === 'bpf')?.[1]
+}
+
 /** A bpf filesystem to pin into: an existing mount, or one mounted for this process. */
 function bpfFs(): string {
   if (bpffs) return bpffs
@@ -28,11 +36,7 @@ function bpfFs(): string {
     bpffs = process.env.EBPF_TEST_BPFFS
     return bpffs
   }
-  const mounts = readFileSync('/proc/mounts', 'utf8')
-  const existing = mounts
-    .split('\n')
-    .map((l) => l.split(' '))
-    .find((f) => f[2] === 'bpf')?.[1]
+  const existing = mountedBpfFs()
   if (existing) {
     bpffs = existing
   } else {
