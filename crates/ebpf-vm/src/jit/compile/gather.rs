@@ -263,21 +263,17 @@ impl Compiler<'_> {
         for p in at..(at + LOOK).min(self.insns.len()) {
             let insn = &self.insns[p];
             let op = insn.opcode;
-            let x = op & SRC_X != 0;
+            let (d, s): (u16, u16) = (1 << (insn.dst & 15), 1 << (insn.src & 15));
             let (reads, writes) = match class(op) {
-                CLASS_LDX => (insn.src == r, insn.dst == r),
-                CLASS_ALU | CLASS_ALU64 if op & 0xf0 == ALU_MOV => {
-                    (x && insn.src == r, insn.dst == r)
-                }
-                CLASS_ALU | CLASS_ALU64 => (insn.dst == r || x && insn.src == r, insn.dst == r),
-                CLASS_ST => (insn.dst == r, false),
-                CLASS_STX if op & 0xe0 != MODE_ATOMIC => (insn.dst == r || insn.src == r, false),
+                CLASS_LDX | CLASS_ALU | CLASS_ALU64 => data_uses_and_defs(op, insn.dst, insn.src),
+                CLASS_ST => (d, 0),
+                CLASS_STX if op & 0xe0 != MODE_ATOMIC => (d | s, 0),
                 _ => return false,
             };
-            if reads || (p > at && self.shape.chains[p] != 0) {
+            if reads & 1 << r != 0 || (p > at && self.shape.chains[p] != 0) {
                 return false;
             }
-            if writes {
+            if writes & 1 << r != 0 {
                 return true;
             }
         }
