@@ -59,7 +59,39 @@ fn kernel_available() -> Result<(), String> {
     if unsafe { geteuid() } != 0 {
         return Err("not root: the bpf syscall needs CAP_BPF".into());
     }
-    Ok(())
+    bpffs_mounted()
+}
+
+/// Mounts a bpffs on /sys/fs/bpf once for all the tests where none is, as bpftool itself would.
+/// Left to bpftool, the tests' concurrent `map create`s each mounted one on a fresh machine: a pin
+/// made under the first mount was then hidden by the second, and the next `map update` on it
+/// failed (seen in a CI run: `update ... flags 1`, kernel `Err(1)`).
+fn bpffs_mounted() -> Result<(), String> {
+    static MOUNTED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    MOUNTED
+        .get_or_init(|| {
+            let mounts = std::fs::read_to_string("/proc/mounts").map_err(|e| e.to_string())?;
+            let is_bpffs = |l: &str| {
+                let f: Vec<&str> = l.split(' ').collect();
+                f.get(1) == Some(&"/sys/fs/bpf") && f.get(2) == Some(&"bpf")
+            };
+            if mounts.lines().any(is_bpffs) {
+                return Ok(());
+            }
+            let out = Command::new("mount")
+                .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+                .output()
+                .map_err(|e| format!("mount: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "no bpffs on /sys/fs/bpf, and mounting one failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        })
+        .clone()
 }
 
 macro_rules! kernel_or_skip {
