@@ -193,6 +193,36 @@ fn generate(r: &mut Rng, ops: &[u8], h: &HelperTable) -> Option<Vec<Insn>> {
             insns[at - 1] = Insn::new(step, d, src, 0, imm);
         }
     }
+    // Selects as clang writes them, which the threaded form runs as one op without a branch:
+    // a conditional jump over one move (`if c goto +1; rT = X`), rT at times a register the
+    // jump tests or the move's source, and an instruction after that reads rT.
+    for _ in 0..r.below(3) {
+        if len < 3 {
+            break;
+        }
+        let at = r.below(len as u64 - 2) as usize;
+        let (d, other, any) = (r.below(10) as u8, r.below(10) as u8, r.below(11) as u8);
+        let t = r.pick(&[other, d]);
+        let test = r.pick(&[0x15u8, 0x55, 0x1d, 0x2d, 0xa5, 0x16, 0x56, 0x6e, 0x45, 0xc5]);
+        let (src, imm) = if test & 8 != 0 {
+            (r.pick(&[other, t]), 0)
+        } else {
+            (0, r.below(4) as i32)
+        };
+        insns[at] = Insn::new(test, d, src, 1, imm);
+        let mov = r.pick(&[0xb7u8, 0xbf, 0xb4, 0xbc]);
+        insns[at + 1] = if mov & 8 != 0 {
+            Insn::new(mov, t, r.pick(&[any, t, d]), 0, 0)
+        } else {
+            Insn::new(mov, t, 0, 0, r.next() as i32)
+        };
+        let e = r.below(10) as u8;
+        insns[at + 2] = match r.below(3) {
+            0 => Insn::new(0x0f, e, t, 0, 0),
+            1 => Insn::new(0xaf, e, t, 0, 0),
+            _ => Insn::new(0x67, t, 0, 0, 3),
+        };
+    }
     // Chains that hand a value on: a pointer copied into rD, moved by an add, then an
     // instruction that reads rD (the threaded form passes the register the instruction before
     // wrote to the next handler in a host register, and reads it from there).

@@ -11,8 +11,9 @@
 //! ALU operation and the conditional jump after it, a conditional jump over a `goto` (as clang
 //! closes loops), ALU pairs, a load and the ALU operation after it, a load, shift and or, two
 //! loads, shifts and an or (a big-endian field), a load, an add or or and the store back (a
-//! counter kept on the stack), an ALU operation and a `goto`. The later slots of a fused op keep their own handlers, for jumps into
-//! them.
+//! counter kept on the stack), an ALU operation and a `goto`, a conditional jump over one move (a
+//! select, run without a branch). The later slots of a fused op keep their own handlers, for
+//! jumps into them.
 //!
 //! Registers live in `State::reg`, but the value last written also goes on to the next handler
 //! as an argument (`Slot::acc`, `arrivals`), so that a dependent instruction does not wait for it
@@ -505,6 +506,9 @@ fn slot(insns: &[Insn], ops: &[Op], pc: usize, acc: Option<u8>) -> Slot {
             _ => end::<0xd7>,
         },
         code if is_cond_jump(code) => {
+            if let Some(slot) = jump_over_mov(insns, ops, pc, &base) {
+                return slot;
+            }
             let (off, off2, extra) = jump_targets(insns, ops, pc);
             return Slot {
                 handler:
@@ -827,6 +831,31 @@ fn link(insns: &[Insn], ops: &[Op], pc: usize) -> u8 {
     }
 }
 
+/// The conditional jump at `pc` over one move (`if c goto +1; rD = X`, as clang writes a
+/// select): one op that moves or not without a branch (`std::hint::select_unpredictable`), as
+/// the JIT makes it a `cmov` (`jit/compile/cmov.rs`). `t`, `x`, `imm2`: the move's registers and
+/// immediate.
+fn jump_over_mov(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot> {
+    let mov = insns.get(pc + 1)?;
+    if ops[pc].off != 1 || pc + 2 >= ops.len() || !matches!(mov.opcode, 0xb7 | 0xbf | 0xb4 | 0xbc) {
+        return None;
+    }
+    let jump = insns[pc].opcode;
+    let handler = match mov.opcode {
+        0xb7 => jump_mov_for::<0xb7>(jump),
+        0xbf => jump_mov_for::<0xbf>(jump),
+        0xb4 => jump_mov_for::<0xb4>(jump),
+        _ => jump_mov_for::<0xbc>(jump),
+    }?;
+    Some(Slot {
+        handler,
+        imm2: mov.imm,
+        t: mov.dst,
+        x: mov.src,
+        ..*base
+    })
+}
+
 /// The taken and fall-through targets of the conditional jump at `pc`, relative to it, and the
 /// instructions counted on the fall-through besides its segment: a jump that falls through to
 /// an unconditional jump (`if c goto +1; goto L`, as clang closes loops, or a loop's test
@@ -941,6 +970,14 @@ fn ldx_alu_for<const SIZE: u32, const CHECK: u8>(alu: u8, link: u8) -> Option<Ha
 fn ldx_alu_handler<const LINK: u8, const SIZE: u32, const CHECK: u8, const OPCODE: u8>() -> Handler
 {
     ldx_alu::<LINK, SIZE, CHECK, OPCODE>
+}
+
+fn jump_mov_for<const MOV: u8>(jump: u8) -> Option<Handler> {
+    by_jump!(jump, jump_mov_handler[MOV]())
+}
+
+fn jump_mov_handler<const MOV: u8, const JUMP: u8>() -> Handler {
+    jump_mov::<MOV, JUMP>
 }
 
 fn jump_handler<const ACC: u8, const OPCODE: u8>() -> Handler {
@@ -1210,6 +1247,26 @@ fn jump<const ACC: u8, const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32, a
         Some(t) => go(st, t, fuel, acc),
         None => stop(op),
     }
+}
+
+/// A conditional jump over one move, as `jump_over_mov` found: rT is moved rX or `imm2` where
+/// the jump falls through, kept where it is taken, without a branch; either way the chain goes
+/// on after the move, counting it only where it ran. Where the budget in hand does not cover
+/// that, the jump's own slot is left to the fast loop, nothing changed.
+fn jump_mov<const MOV: u8, const JUMP: u8>(st: &mut State, op: &Slot, fuel: u32, _: u64) -> Next {
+    let taken = Cond::<JUMP>::taken::<0>(st, op.d, op.s, op.imm, 0);
+    let old = st.reg[reg(op.t)];
+    let moved = Alu::<MOV>::of(old, source::<0, MOV>(st, op.x, op.imm2 as i64 as u64, 0));
+    let t = at(op, 2);
+    let run = t.run as u64 + !taken as u64;
+    if st.left < run {
+        cold_path();
+        return stop(op);
+    }
+    st.left -= run;
+    let v = std::hint::select_unpredictable(taken, old, moved);
+    st.reg[reg(op.t)] = v;
+    go(st, t, fuel, v)
 }
 
 /// An add or move and the conditional jump after it (`t`, `x`, `imm2`: the jump's registers and
