@@ -194,8 +194,9 @@ fn generate(r: &mut Rng, ops: &[u8], h: &HelperTable) -> Option<Vec<Insn>> {
         }
     }
     // Selects as clang writes them, which the threaded form runs as one op without a branch:
-    // a conditional jump over one move (`if c goto +1; rT = X`), rT at times a register the
-    // jump tests or the move's source, and an instruction after that reads rT.
+    // a conditional jump over one move, add or subtract (`if c goto +1; rT = X`, `rT += k`), rT
+    // at times a register the jump tests or the move's source, and an instruction after that
+    // reads rT.
     for _ in 0..r.below(3) {
         if len < 3 {
             break;
@@ -210,7 +211,7 @@ fn generate(r: &mut Rng, ops: &[u8], h: &HelperTable) -> Option<Vec<Insn>> {
             (0, r.below(4) as i32)
         };
         insns[at] = Insn::new(test, d, src, 1, imm);
-        let mov = r.pick(&[0xb7u8, 0xbf, 0xb4, 0xbc]);
+        let mov = r.pick(&[0xb7u8, 0xbf, 0xb4, 0xbc, 0x07, 0x04, 0x17, 0x14]);
         insns[at + 1] = if mov & 8 != 0 {
             Insn::new(mov, t, r.pick(&[any, t, d]), 0, 0)
         } else {

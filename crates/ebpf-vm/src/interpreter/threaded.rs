@@ -11,9 +11,9 @@
 //! ALU operation and the conditional jump after it, a conditional jump over a `goto` (as clang
 //! closes loops), ALU pairs, a load and the ALU operation after it, a load, shift and or, two
 //! loads, shifts and an or (a big-endian field), a load, an add or or and the store back (a
-//! counter kept on the stack), an ALU operation and a `goto`, a conditional jump over one move (a
-//! select, run without a branch). The later slots of a fused op keep their own handlers, for
-//! jumps into them.
+//! counter kept on the stack), an ALU operation and a `goto`, a conditional jump over one move,
+//! add or subtract (a select, run without a branch). The later slots of a fused op keep their own
+//! handlers, for jumps into them.
 //!
 //! Registers live in `State::reg`, but the value last written also goes on to the next handler
 //! as an argument (`Slot::acc`, `arrivals`), so that a dependent instruction does not wait for it
@@ -285,6 +285,14 @@ macro_rules! by_alu_after_load {
     };
 }
 
+/// The ALU opcodes a conditional jump over them runs without a branch (`jump_over_alu`): moves,
+/// and adds and subtracts of an immediate.
+macro_rules! by_selected {
+    ($opcode:expr, $f:ident $pre:tt $args:tt) => {
+        by_opcode!($opcode, $f $pre $args, [0xb7 0xbf 0xb4 0xbc 0x07 0x04 0x17 0x14])
+    };
+}
+
 /// The ALU opcodes fused with a conditional jump that follows (loop steps and copies before the
 /// loop's test, and masks before a test): add and move, both widths, immediate and register,
 /// and `and` with an immediate.
@@ -506,7 +514,7 @@ fn slot(insns: &[Insn], ops: &[Op], pc: usize, acc: Option<u8>) -> Slot {
             _ => end::<0xd7>,
         },
         code if is_cond_jump(code) => {
-            if let Some(slot) = jump_over_mov(insns, ops, pc, &base) {
+            if let Some(slot) = jump_over_alu(insns, ops, pc, &base) {
                 return slot;
             }
             let (off, off2, extra) = jump_targets(insns, ops, pc);
@@ -831,27 +839,22 @@ fn link(insns: &[Insn], ops: &[Op], pc: usize) -> u8 {
     }
 }
 
-/// The conditional jump at `pc` over one move (`if c goto +1; rD = X`, as clang writes a
-/// select): one op that moves or not without a branch (`std::hint::select_unpredictable`), as
-/// the JIT makes it a `cmov` (`jit/compile/cmov.rs`). `t`, `x`, `imm2`: the move's registers and
+/// The conditional jump at `pc` over one move, or add or subtract of an immediate (`if c goto
+/// +1; rD = X`, as clang writes a select, or `rD += k`, a count of what a test finds): one op
+/// that does it or not without a branch (`std::hint::select_unpredictable`), as the JIT makes it
+/// a `cmov` (`jit/compile/cmov.rs`). `t`, `x`, `imm2`: the ALU operation's registers and
 /// immediate.
-fn jump_over_mov(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot> {
-    let mov = insns.get(pc + 1)?;
-    if ops[pc].off != 1 || pc + 2 >= ops.len() || !matches!(mov.opcode, 0xb7 | 0xbf | 0xb4 | 0xbc) {
+fn jump_over_alu(insns: &[Insn], ops: &[Op], pc: usize, base: &Slot) -> Option<Slot> {
+    let alu = insns.get(pc + 1)?;
+    if ops[pc].off != 1 || pc + 2 >= ops.len() {
         return None;
     }
-    let jump = insns[pc].opcode;
-    let handler = match mov.opcode {
-        0xb7 => jump_mov_for::<0xb7>(jump),
-        0xbf => jump_mov_for::<0xbf>(jump),
-        0xb4 => jump_mov_for::<0xb4>(jump),
-        _ => jump_mov_for::<0xbc>(jump),
-    }?;
+    let handler = by_selected!(alu.opcode, jump_alu_for [] (insns[pc].opcode))??;
     Some(Slot {
         handler,
-        imm2: mov.imm,
-        t: mov.dst,
-        x: mov.src,
+        imm2: alu.imm,
+        t: alu.dst,
+        x: alu.src,
         ..*base
     })
 }
@@ -972,12 +975,12 @@ fn ldx_alu_handler<const LINK: u8, const SIZE: u32, const CHECK: u8, const OPCOD
     ldx_alu::<LINK, SIZE, CHECK, OPCODE>
 }
 
-fn jump_mov_for<const MOV: u8>(jump: u8) -> Option<Handler> {
-    by_jump!(jump, jump_mov_handler[MOV]())
+fn jump_alu_for<const ALU: u8>(jump: u8) -> Option<Handler> {
+    by_jump!(jump, jump_alu_handler[ALU]())
 }
 
-fn jump_mov_handler<const MOV: u8, const JUMP: u8>() -> Handler {
-    jump_mov::<MOV, JUMP>
+fn jump_alu_handler<const ALU: u8, const JUMP: u8>() -> Handler {
+    jump_alu::<ALU, JUMP>
 }
 
 fn jump_handler<const ACC: u8, const OPCODE: u8>() -> Handler {
@@ -1249,14 +1252,15 @@ fn jump<const ACC: u8, const OPCODE: u8>(st: &mut State, op: &Slot, fuel: u32, a
     }
 }
 
-/// A conditional jump over one move, as `jump_over_mov` found: rT is moved rX or `imm2` where
-/// the jump falls through, kept where it is taken, without a branch; either way the chain goes
-/// on after the move, counting it only where it ran. Where the budget in hand does not cover
-/// that, the jump's own slot is left to the fast loop, nothing changed.
-fn jump_mov<const MOV: u8, const JUMP: u8>(st: &mut State, op: &Slot, fuel: u32, _: u64) -> Next {
+/// A conditional jump over one ALU operation, as `jump_over_alu` found: rT gets the operation's
+/// result (with rX or `imm2`) where the jump falls through and keeps its value where it is
+/// taken, without a branch; either way the chain goes on after the operation, counting it only
+/// where it ran. Where the budget in hand does not cover that, the jump's own slot is left to
+/// the fast loop, nothing changed.
+fn jump_alu<const ALU: u8, const JUMP: u8>(st: &mut State, op: &Slot, fuel: u32, _: u64) -> Next {
     let taken = Cond::<JUMP>::taken::<0>(st, op.d, op.s, op.imm, 0);
     let old = st.reg[reg(op.t)];
-    let moved = Alu::<MOV>::of(old, source::<0, MOV>(st, op.x, op.imm2 as i64 as u64, 0));
+    let done = Alu::<ALU>::of(old, source::<0, ALU>(st, op.x, op.imm2 as i64 as u64, 0));
     let t = at(op, 2);
     let run = t.run as u64 + !taken as u64;
     if st.left < run {
@@ -1264,7 +1268,7 @@ fn jump_mov<const MOV: u8, const JUMP: u8>(st: &mut State, op: &Slot, fuel: u32,
         return stop(op);
     }
     st.left -= run;
-    let v = std::hint::select_unpredictable(taken, old, moved);
+    let v = std::hint::select_unpredictable(taken, old, done);
     st.reg[reg(op.t)] = v;
     go(st, t, fuel, v)
 }
