@@ -1261,13 +1261,10 @@ fn jump_alu<const ALU: u8, const JUMP: u8>(st: &mut State, op: &Slot, fuel: u32,
     let taken = Cond::<JUMP>::taken::<0>(st, op.d, op.s, op.imm, 0);
     let old = st.reg[reg(op.t)];
     let done = Alu::<ALU>::of(old, source::<0, ALU>(st, op.x, op.imm2 as i64 as u64, 0));
-    let t = at(op, 2);
-    let run = t.run as u64 + !taken as u64;
-    if st.left < run {
-        cold_path();
+    // The operation counts as an instruction besides the segment after it where it ran.
+    let Some(t) = enter(st, at(op, 2), !taken as u64) else {
         return stop(op);
-    }
-    st.left -= run;
+    };
     let v = std::hint::select_unpredictable(taken, old, done);
     st.reg[reg(op.t)] = v;
     go(st, t, fuel, v)
